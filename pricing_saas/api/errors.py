@@ -1,0 +1,97 @@
+"""One error shape everywhere: {"type", "code", "detail", "attr"}.
+
+type is validation_error (400 with a field), client_error (other 4xx), server_error (5xx).
+A validation error reports its first field error; `attr` names the field (dotted for nested
+fields, with list indexes: `rows.3.price`), or is null for errors about the whole request.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from tenants.context import TenantNotSet
+from tenants.services import ServiceError
+
+logger = logging.getLogger(__name__)
+
+
+def error_body(*, type_: str, code: str, detail: str, attr: str | None = None) -> dict:
+    return {"type": type_, "code": code, "detail": detail, "attr": attr}
+
+
+def _first_error(detail, path: list[str]) -> tuple[str | None, exceptions.ErrorDetail | str]:
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            sub = path if key in ("non_field_errors", "__all__") else [*path, str(key)]
+            return _first_error(value, sub)
+    if isinstance(detail, list):
+        for index, value in enumerate(detail):
+            if isinstance(value, dict | list):
+                if value:
+                    return _first_error(value, [*path, str(index)])
+                continue
+            return (".".join(path) or None), value
+    return (".".join(path) or None), detail
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, ServiceError):
+        return Response(
+            error_body(
+                type_="validation_error" if exc.status == 400 else "client_error",
+                code=exc.code,
+                detail=exc.detail,
+                attr=exc.attr,
+            ),
+            status=exc.status,
+        )
+    if isinstance(exc, TenantNotSet):
+        exc = exceptions.NotFound()
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    if isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        logger.exception("unhandled API error", exc_info=exc)
+        return Response(
+            error_body(type_="server_error", code="error", detail="A server error occurred."),
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    if isinstance(exc, exceptions.ValidationError):
+        attr, detail = _first_error(exc.detail, [])
+        response.data = error_body(
+            type_="validation_error",
+            code=getattr(detail, "code", "invalid"),
+            detail=str(detail),
+            attr=attr,
+        )
+    else:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        if isinstance(detail, dict | list):
+            _, detail = _first_error(detail, [])
+        response.data = error_body(
+            type_="client_error" if response.status_code < 500 else "server_error",
+            code=getattr(detail, "code", None) or getattr(exc, "default_code", "error"),
+            detail=str(detail),
+        )
+    return response
+
+
+def json_not_found(request, exception=None):
+    return JsonResponse(
+        error_body(type_="client_error", code="not_found", detail="Not found."), status=404
+    )
+
+
+def json_server_error(request):
+    return JsonResponse(
+        error_body(type_="server_error", code="error", detail="A server error occurred."),
+        status=500,
+    )

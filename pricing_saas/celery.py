@@ -1,0 +1,40 @@
+"""The Celery app: queues by kind of work, safe task defaults, beat from the database."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pricing_saas.settings.local")
+
+QUEUES = ("default", "ingest", "reprice", "ml_train", "publish")
+
+app = Celery("pricing_saas")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+
+app.conf.update(
+    task_queues=[Queue(name) for name in QUEUES],
+    task_default_queue="default",
+    task_routes={
+        "catalog.*": {"queue": "ingest"},
+        "pricing.reprice*": {"queue": "reprice"},
+        "ml.train*": {"queue": "ml_train"},
+        "integrations.publish*": {"queue": "publish"},
+    },
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_time_limit=60 * 60,
+    task_soft_time_limit=55 * 60,
+    task_serializer="json",
+    accept_content=["json"],
+    result_expires=24 * 3600,
+    broker_connection_retry_on_startup=True,
+    timezone="UTC",
+)
+
+
+app.autodiscover_tasks()

@@ -1,0 +1,243 @@
+"""The merchant portal shell: signup, tenant switcher, dashboard, team and API keys.
+
+Views parse and format; every write goes through tenants.services. The tenant comes from the
+portal middleware (session choice checked against membership); objects are looked up through
+scoped managers, so another tenant's id is a 404.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import Http404, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from tenants import services
+from tenants.emails import send_invitation
+from tenants.middleware import SESSION_KEY
+from tenants.models import ApiKey, Invitation, Membership
+from tenants.roles import Perm, has_perm
+
+from .forms import AcceptInvitationForm, ApiKeyForm, InviteForm, RoleForm, SignupForm
+
+
+def tenant_view(perm: str = Perm.VIEW):
+    """Login required, a current tenant required, and the role must grant `perm`."""
+
+    def decorator(view):
+        @login_required
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if request.tenant is None:
+                return render(request, "portal/no_tenant.html", status=403)
+            if not has_perm(request.membership.role, perm):
+                raise PermissionDenied(f"your role may not do this (needs {perm})")
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def _fail(request, exc: services.ServiceError) -> None:
+    messages.error(request, exc.detail)
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request):
+    if request.user.is_authenticated:
+        return redirect("portal:dashboard")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user, tenant = services.signup(**form.cleaned_data)
+        except services.ServiceError as exc:
+            form.add_error(exc.attr, exc.detail)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            request.session[SESSION_KEY] = tenant.pk
+            messages.success(request, f"Welcome! {tenant.name} is ready.")
+            return redirect("portal:dashboard")
+    return render(
+        request, "registration/signup.html", {"form": form}, status=400 if form.errors else 200
+    )
+
+
+@login_required
+@require_POST
+def switch_tenant(request):
+    slug = request.POST.get("tenant", "")
+    membership = next((m for m in request.memberships if m.tenant.slug == slug), None)
+    if membership is None:
+        raise Http404("no such tenant")
+    request.session[SESSION_KEY] = membership.tenant_id
+    messages.info(request, f"Now working in {membership.tenant.name}.")
+    return redirect("portal:dashboard")
+
+
+@tenant_view()
+def dashboard(request):
+    context = {
+        "member_count": Membership.objects.count(),
+        "key_count": ApiKey.objects.filter(revoked_at__isnull=True).count(),
+    }
+    return render(request, "portal/dashboard.html", context)
+
+
+# --- team ------------------------------------------------------------------------------------
+
+
+@tenant_view()
+def team(request):
+    members = Membership.objects.select_related("user").order_by("user__email")
+    invitations = Invitation.objects.filter(accepted_at__isnull=True, revoked_at__isnull=True)
+    can_manage = has_perm(request.membership.role, Perm.MANAGE_MEMBERS)
+    return render(
+        request,
+        "portal/team.html",
+        {
+            "members": members,
+            "invitations": invitations.order_by("-created_at") if can_manage else [],
+            "can_manage": can_manage,
+            "invite_form": InviteForm(),
+            "roles": RoleForm.base_fields["role"].choices,
+        },
+    )
+
+
+@tenant_view(Perm.MANAGE_MEMBERS)
+@require_POST
+def invite(request):
+    form = InviteForm(request.POST)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            messages.error(request, f"{field}: {' '.join(errors)}")
+        return redirect("portal:team")
+    try:
+        issued = services.invite_member(
+            tenant=request.tenant,
+            actor=request.user,
+            actor_role=request.membership.role,
+            **form.cleaned_data,
+        )
+    except services.ServiceError as exc:
+        _fail(request, exc)
+        return redirect("portal:team")
+    transaction.on_commit(lambda: send_invitation(issued))
+    messages.success(request, f"Invitation sent to {issued.invitation.email}.")
+    return redirect("portal:team")
+
+
+@tenant_view(Perm.MANAGE_MEMBERS)
+@require_POST
+def change_role(request, pk: int):
+    membership = get_object_or_404(Membership.objects.all(), pk=pk)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest("unknown role")
+    try:
+        services.change_role(
+            actor_role=request.membership.role,
+            membership=membership,
+            role=form.cleaned_data["role"],
+        )
+    except services.ServiceError as exc:
+        _fail(request, exc)
+    else:
+        messages.success(request, f"{membership.user.email} is now {form.cleaned_data['role']}.")
+    return redirect("portal:team")
+
+
+@tenant_view(Perm.MANAGE_MEMBERS)
+@require_POST
+def remove_member(request, pk: int):
+    membership = get_object_or_404(Membership.objects.select_related("user"), pk=pk)
+    try:
+        services.remove_member(actor_role=request.membership.role, membership=membership)
+    except services.ServiceError as exc:
+        _fail(request, exc)
+    else:
+        messages.success(request, f"{membership.user.email} was removed.")
+    return redirect("portal:team")
+
+
+@tenant_view(Perm.MANAGE_MEMBERS)
+@require_POST
+def revoke_invitation(request, pk: int):
+    invitation = get_object_or_404(Invitation.objects.all(), pk=pk)
+    services.revoke_invitation(actor_role=request.membership.role, invitation=invitation)
+    messages.success(request, f"Invitation to {invitation.email} revoked.")
+    return redirect("portal:team")
+
+
+@require_http_methods(["GET", "POST"])
+def accept_invitation(request, token: str):
+    try:
+        invitation = services.find_invitation(token)
+    except services.NotFoundError as exc:
+        return render(request, "portal/invitation_invalid.html", {"detail": exc.detail}, status=404)
+    user = request.user if request.user.is_authenticated else None
+    form = None if user else AcceptInvitationForm(request.POST or None)
+    if request.method == "POST":
+        try:
+            if user is None:
+                if not form.is_valid():
+                    raise services.ServiceError("please correct the form", code="invalid")
+                user, membership = services.signup_from_invitation(token=token, **form.cleaned_data)
+                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            else:
+                membership = services.accept_invitation(token=token, user=user)
+        except services.ServiceError as exc:
+            messages.error(request, exc.detail)
+        else:
+            request.session[SESSION_KEY] = membership.tenant_id
+            messages.success(request, f"You joined {invitation.tenant.name}.")
+            return redirect("portal:dashboard")
+    return render(
+        request, "portal/accept_invitation.html", {"invitation": invitation, "form": form}
+    )
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+
+@tenant_view(Perm.MANAGE_KEYS)
+@require_http_methods(["GET", "POST"])
+def api_keys(request):
+    form = ApiKeyForm(request.POST or None)
+    new_key = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            issued = services.create_api_key(
+                tenant=request.tenant,
+                actor=request.user,
+                actor_role=request.membership.role,
+                **form.cleaned_data,
+            )
+        except services.ServiceError as exc:
+            form.add_error(exc.attr, exc.detail)
+        else:
+            new_key = issued.key  # shown once, in this response only
+            form = ApiKeyForm()
+    keys = ApiKey.objects.order_by("-created_at")
+    return render(
+        request,
+        "portal/api_keys.html",
+        {"keys": keys, "form": form, "new_key": new_key},
+        status=400 if form.errors else 200,
+    )
+
+
+@tenant_view(Perm.MANAGE_KEYS)
+@require_POST
+def revoke_api_key(request, pk: int):
+    api_key = get_object_or_404(ApiKey.objects.all(), pk=pk)
+    services.revoke_api_key(actor_role=request.membership.role, api_key=api_key)
+    messages.success(request, f"Key {api_key.prefix} revoked.")
+    return redirect("portal:api_keys")

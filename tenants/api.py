@@ -1,0 +1,185 @@
+"""REST API of the tenants app: the current tenant, members, invitations and API keys."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.response import Response
+
+from pricing_saas.api.base import TenantAPIView, TenantViewSet
+
+from . import services
+from .emails import send_invitation
+from .models import ApiKey, Invitation, Membership
+from .roles import Perm, Role
+
+
+class TenantOut(serializers.Serializer):
+    name = serializers.CharField()
+    slug = serializers.CharField()
+    default_currency = serializers.CharField()
+    timezone = serializers.CharField()
+    status = serializers.CharField()
+    role = serializers.CharField()
+
+
+class CurrentTenantView(TenantAPIView):
+    """The tenant this request acts for, and the caller's role in it."""
+
+    @extend_schema(responses=TenantOut)
+    def get(self, request):
+        tenant = self.tenant
+        data = {
+            "name": tenant.name,
+            "slug": tenant.slug,
+            "default_currency": tenant.default_currency,
+            "timezone": tenant.timezone,
+            "status": tenant.status,
+            "role": self.role,
+        }
+        return Response(TenantOut(data).data)
+
+
+class MemberOut(serializers.ModelSerializer):
+    email = serializers.EmailField(source="user.email")
+    full_name = serializers.CharField(source="user.full_name")
+
+    class Meta:
+        model = Membership
+        fields = ["id", "email", "full_name", "role", "created_at"]
+
+
+class MemberIn(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MemberViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    TenantViewSet,
+):
+    model = Membership
+    serializer_class = MemberOut
+    input_serializer_class = MemberIn
+    write_perm = Perm.MANAGE_MEMBERS
+    http_method_names = ["get", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        return Membership.objects.select_related("user").order_by("id")
+
+    @extend_schema(request=MemberIn, responses=MemberOut)
+    def partial_update(self, request, *args, **kwargs):
+        membership = self.get_object()
+        data = MemberIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services.change_role(
+            actor_role=self.role, membership=membership, role=data.validated_data["role"]
+        )
+        return Response(MemberOut(membership).data)
+
+    def perform_destroy(self, instance):
+        services.remove_member(actor_role=self.role, membership=instance)
+
+
+class InvitationOut(serializers.ModelSerializer):
+    class Meta:
+        model = Invitation
+        fields = ["id", "email", "role", "created_at", "expires_at", "accepted_at", "revoked_at"]
+
+
+class InvitationIn(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class InvitationCreatedOut(InvitationOut):
+    token = serializers.CharField(help_text="The invitation token, shown once.")
+
+    class Meta(InvitationOut.Meta):
+        fields = [*InvitationOut.Meta.fields, "token"]
+
+
+class InvitationViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    TenantViewSet,
+):
+    model = Invitation
+    serializer_class = InvitationOut
+    input_serializer_class = InvitationIn
+    write_perm = Perm.MANAGE_MEMBERS
+    action_perms = {"list": Perm.MANAGE_MEMBERS, "retrieve": Perm.MANAGE_MEMBERS}
+
+    def get_queryset(self):
+        return Invitation.objects.order_by("-created_at")
+
+    @extend_schema(request=InvitationIn, responses={201: InvitationCreatedOut})
+    def create(self, request, *args, **kwargs):
+        data = InvitationIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = request.user if request.user.is_authenticated else None
+        issued = services.invite_member(
+            tenant=self.tenant, actor=user, actor_role=self.role, **data.validated_data
+        )
+        transaction.on_commit(lambda: send_invitation(issued))
+        body = {**InvitationOut(issued.invitation).data, "token": issued.token}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        services.revoke_invitation(actor_role=self.role, invitation=instance)
+
+
+class ApiKeyOut(serializers.ModelSerializer):
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "prefix", "role", "created_at", "last_used_at", "revoked_at"]
+
+
+class ApiKeyIn(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    role = serializers.ChoiceField(choices=[c for c in Role.choices if c[0] != Role.OWNER])
+
+
+class ApiKeyCreatedOut(ApiKeyOut):
+    key = serializers.CharField(help_text="The full key, shown once; store it now.")
+
+    class Meta(ApiKeyOut.Meta):
+        fields = [*ApiKeyOut.Meta.fields, "key"]
+
+
+class ApiKeyViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    TenantViewSet,
+):
+    """API keys. DELETE revokes a key (kept for the audit trail, never usable again)."""
+
+    model = ApiKey
+    serializer_class = ApiKeyOut
+    input_serializer_class = ApiKeyIn
+    write_perm = Perm.MANAGE_KEYS
+    action_perms = {"list": Perm.MANAGE_KEYS, "retrieve": Perm.MANAGE_KEYS}
+
+    def get_queryset(self):
+        return ApiKey.objects.order_by("-created_at")
+
+    @extend_schema(request=ApiKeyIn, responses={201: ApiKeyCreatedOut})
+    def create(self, request, *args, **kwargs):
+        data = ApiKeyIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = request.user if request.user.is_authenticated else None
+        issued = services.create_api_key(
+            tenant=self.tenant, actor=user, actor_role=self.role, **data.validated_data
+        )
+        body = {**ApiKeyOut(issued.api_key).data, "key": issued.key}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        services.revoke_api_key(actor_role=self.role, api_key=instance)

@@ -1,0 +1,64 @@
+"""Layer 4 of tenant isolation: Postgres row-level security, fed by the tenant context.
+
+A thin subclass of Django's PostgreSQL backend. Every statement is sent as one simple query
+prefixed with `SELECT set_config('app.tenant_id', ..., true)`: Postgres runs a multi-statement
+simple query as one implicit transaction, so the setting is transaction-local and can never
+leak to the next request on a pooled connection, whether or not the statement runs inside an
+explicit transaction. The policies (tenants/rls.py) compare each row's tenant_id with it.
+
+The backend also refuses a connection as a superuser or BYPASSRLS role (row-level security
+would silently not apply) unless REQUIRE_RLS_SAFE_DB_ROLE is off.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db.backends.postgresql import base
+
+from tenants.context import rls_settings
+
+
+def _prefix() -> str:
+    # Values are ints or [A-Za-z0-9_-] identifiers (validated in tenants.context), so quoting
+    # them as literals is safe; '%' never appears, so psycopg2's parameter formatting is unaffected.
+    parts = ", ".join(
+        f"set_config('{name}', '{value}', true)" for name, value in rls_settings().items()
+    )
+    return f"SELECT {parts}; "
+
+
+# Statements that Postgres refuses inside a transaction block get no prefix; none reads rows.
+_NO_PREFIX = re.compile(
+    r"^\s*((CREATE|DROP)\s+DATABASE|VACUUM|ALTER\s+SYSTEM)|\bCONCURRENTLY\b", re.IGNORECASE
+)
+
+
+def rls_execute_wrapper(execute, sql, params, many, context):
+    if isinstance(sql, str) and not _NO_PREFIX.search(sql):
+        sql = _prefix() + sql
+    return execute(sql, params, many, context)
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.execute_wrappers.append(rls_execute_wrapper)
+
+    def init_connection_state(self):
+        super().init_connection_state()
+        if getattr(settings, "REQUIRE_RLS_SAFE_DB_ROLE", True):
+            with self.connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT current_user, rolsuper, rolbypassrls FROM pg_roles "
+                    "WHERE rolname = current_user"
+                )
+                user, superuser, bypass = cursor.fetchone()
+            if superuser or bypass:
+                raise ImproperlyConfigured(
+                    f"The database role {user!r} is a superuser or has BYPASSRLS, so Postgres "
+                    "row-level security would not isolate tenants. Connect as a role created "
+                    "by `python -m pricing_saas.dbsetup` (NOSUPERUSER NOBYPASSRLS)."
+                )

@@ -1,0 +1,46 @@
+"""Roles and the one permission map that every check (portal, API, services) reads."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    APPROVER = "approver", "Approver"
+    ANALYST = "analyst", "Analyst"
+    VIEWER = "viewer", "Viewer"
+
+
+class Perm:
+    VIEW = "view"  # read everything of the tenant
+    IMPORT_DATA = "import_data"  # upload catalog, sales, competitor prices
+    EDIT_RULES = "edit_rules"  # pricing rules, schedules
+    TRAIN_MODELS = "train_models"  # start training, promote and roll back models
+    RUN_JOBS = "run_jobs"  # start reprice jobs
+    APPROVE = "approve"  # approve or reject recommendations
+    PUBLISH = "publish"  # publish, roll back, kill switch
+    MANAGE_SETTINGS = "manage_settings"  # tenant settings, approval policy, integrations
+    MANAGE_MEMBERS = "manage_members"  # invite, change roles, remove members
+    MANAGE_KEYS = "manage_keys"  # create and revoke API keys
+    VIEW_AUDIT = "view_audit"  # read and export the audit log
+
+
+_VIEWER = {Perm.VIEW}
+_ANALYST = _VIEWER | {Perm.IMPORT_DATA, Perm.EDIT_RULES, Perm.TRAIN_MODELS, Perm.RUN_JOBS}
+_APPROVER = _VIEWER | {Perm.APPROVE, Perm.PUBLISH}
+_ADMIN = _ANALYST | _APPROVER | {Perm.MANAGE_SETTINGS}
+_OWNER = _ADMIN | {Perm.MANAGE_MEMBERS, Perm.MANAGE_KEYS, Perm.VIEW_AUDIT}
+
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    Role.OWNER: frozenset(_OWNER),
+    Role.ADMIN: frozenset(_ADMIN),
+    Role.APPROVER: frozenset(_APPROVER),
+    Role.ANALYST: frozenset(_ANALYST),
+    Role.VIEWER: frozenset(_VIEWER),
+}
+
+
+def has_perm(role: str | None, perm: str) -> bool:
+    return role is not None and perm in ROLE_PERMISSIONS.get(role, frozenset())

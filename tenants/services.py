@@ -1,0 +1,316 @@
+"""Every write of the tenants app: keyword-only arguments, one transaction each."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from .context import rls_lookup, tenant_context
+from .models import ApiKey, Invitation, Membership, Tenant, User
+from .roles import Perm, Role, has_perm
+
+
+class ServiceError(Exception):
+    """A request that the business rules refuse; the API maps it to 400 (or `status`)."""
+
+    status = 400
+
+    def __init__(self, detail: str, *, code: str = "invalid", attr: str | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.code = code
+        self.attr = attr
+
+
+class PermissionDeniedError(ServiceError):
+    status = 403
+
+
+class NotFoundError(ServiceError):
+    status = 404
+
+
+def require_perm(membership_role: str | None, perm: str) -> None:
+    if not has_perm(membership_role, perm):
+        raise PermissionDeniedError(
+            f"your role ({membership_role or 'none'}) may not do this (needs {perm})",
+            code="permission_denied",
+        )
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+# --- tenants and signup ----------------------------------------------------------------------
+
+
+def unique_slug(name: str) -> str:
+    base = slugify(name)[:40].strip("-") or "merchant"
+    slug, n = base, 1
+    while Tenant.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+@transaction.atomic
+def create_tenant(
+    *,
+    name: str,
+    slug: str | None = None,
+    owner: User | None = None,
+    default_currency: str = "USD",
+    timezone_name: str = "UTC",
+) -> Tenant:
+    slug = slug or unique_slug(name)
+    tenant = Tenant(name=name, slug=slug, default_currency=default_currency, timezone=timezone_name)
+    tenant.full_clean()
+    tenant.save()
+    if owner is not None:
+        with tenant_context(tenant):
+            Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
+    return tenant
+
+
+@transaction.atomic
+def signup(*, email: str, password: str, company: str, full_name: str = "") -> tuple[User, Tenant]:
+    email = User.objects.normalize_email(email).lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise ServiceError(
+            "an account with this e-mail already exists", code="exists", attr="email"
+        )
+    user = User.objects.create_user(email=email, password=password, full_name=full_name)
+    tenant = create_tenant(name=company, owner=user)
+    return user, tenant
+
+
+# --- members ---------------------------------------------------------------------------------
+
+
+def memberships_of(user: User):
+    """The user's memberships across tenants (the tenant switcher), via the narrow RLS lookup."""
+    with rls_lookup(user_id=user.pk):
+        return list(
+            Membership.unscoped.filter(user=user, tenant__status=Tenant.Status.ACTIVE)
+            .select_related("tenant")
+            .order_by("tenant__name")
+        )
+
+
+def membership_for(user: User, tenant: Tenant) -> Membership | None:
+    with rls_lookup(user_id=user.pk):
+        return Membership.unscoped.filter(user=user, tenant=tenant).first()
+
+
+def _owner_count(tenant: Tenant) -> int:
+    return Membership.objects.filter(tenant=tenant, role=Role.OWNER).count()
+
+
+@transaction.atomic
+def change_role(*, actor_role: str, membership: Membership, role: str) -> Membership:
+    require_perm(actor_role, Perm.MANAGE_MEMBERS)
+    if role not in Role.values:
+        raise ServiceError(f"unknown role {role!r}", code="invalid_choice", attr="role")
+    locked = Membership.objects.select_for_update().get(pk=membership.pk)
+    if locked.role == Role.OWNER and role != Role.OWNER and _owner_count(locked.tenant) <= 1:
+        raise ServiceError("a tenant must keep at least one owner", code="last_owner", attr="role")
+    locked.role = role
+    locked.save(update_fields=["role"])
+    return locked
+
+
+@transaction.atomic
+def remove_member(*, actor_role: str, membership: Membership) -> None:
+    require_perm(actor_role, Perm.MANAGE_MEMBERS)
+    locked = Membership.objects.select_for_update().get(pk=membership.pk)
+    if locked.role == Role.OWNER and _owner_count(locked.tenant) <= 1:
+        raise ServiceError("a tenant must keep at least one owner", code="last_owner")
+    locked.delete()
+
+
+# --- invitations -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedInvitation:
+    invitation: Invitation
+    token: str  # `<lookup_id>.<secret>`, shown once (in the e-mail)
+
+
+@transaction.atomic
+def invite_member(
+    *, tenant: Tenant, actor: User | None, actor_role: str, email: str, role: str
+) -> IssuedInvitation:
+    require_perm(actor_role, Perm.MANAGE_MEMBERS)
+    if role not in Role.values:
+        raise ServiceError(f"unknown role {role!r}", code="invalid_choice", attr="role")
+    email = User.objects.normalize_email(email).lower()
+    if Membership.objects.filter(user__email__iexact=email).exists():
+        raise ServiceError("this person is already a member", code="already_member", attr="email")
+    lookup_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        tenant=tenant,
+        email=email,
+        role=role,
+        lookup_id=lookup_id,
+        token_hash=_digest(secret),
+        invited_by=actor,
+        expires_at=timezone.now() + settings.TENANT_INVITATION_TTL,
+    )
+    return IssuedInvitation(invitation=invitation, token=f"{lookup_id}.{secret}")
+
+
+_TOKEN = re.compile(r"^([0-9a-f]{16})\.([A-Za-z0-9_-]{20,100})$")
+
+
+def find_invitation(token: str) -> Invitation:
+    """The open invitation a token names, or NotFoundError (same answer for every failure)."""
+    match = _TOKEN.match(token or "")
+    if not match:
+        raise NotFoundError("this invitation link is not valid", code="invalid_invitation")
+    lookup_id, secret = match.groups()
+    with rls_lookup(invitation=lookup_id):
+        invitation = (
+            Invitation.unscoped.select_related("tenant").filter(lookup_id=lookup_id).first()
+        )
+    if (
+        invitation is None
+        or not hmac.compare_digest(invitation.token_hash, _digest(secret))
+        or not invitation.is_open
+    ):
+        raise NotFoundError(
+            "this invitation link is not valid or has expired", code="invalid_invitation"
+        )
+    return invitation
+
+
+@transaction.atomic
+def accept_invitation(*, token: str, user: User) -> Membership:
+    invitation = find_invitation(token)
+    if invitation.email.lower() != user.email.lower():
+        raise PermissionDeniedError(
+            "this invitation was sent to another e-mail address", code="wrong_recipient"
+        )
+    with tenant_context(invitation.tenant):
+        invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+        if not invitation.is_open:
+            raise NotFoundError("this invitation has already been used", code="invalid_invitation")
+        membership, _ = Membership.objects.get_or_create(
+            tenant=invitation.tenant, user=user, defaults={"role": invitation.role}
+        )
+        invitation.accepted_at = timezone.now()
+        invitation.save(update_fields=["accepted_at"])
+    return membership
+
+
+@transaction.atomic
+def signup_from_invitation(
+    *, token: str, password: str, full_name: str = ""
+) -> tuple[User, Membership]:
+    """A new person accepts an invitation: the account is created for the invited address."""
+    invitation = find_invitation(token)
+    if User.objects.filter(email__iexact=invitation.email).exists():
+        raise ServiceError(
+            "an account with this e-mail exists: log in first, then open the link again",
+            code="exists",
+            attr="email",
+        )
+    user = User.objects.create_user(email=invitation.email, password=password, full_name=full_name)
+    return user, accept_invitation(token=token, user=user)
+
+
+@transaction.atomic
+def revoke_invitation(*, actor_role: str, invitation: Invitation) -> None:
+    require_perm(actor_role, Perm.MANAGE_MEMBERS)
+    invitation.revoked_at = timezone.now()
+    invitation.save(update_fields=["revoked_at"])
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedApiKey:
+    api_key: ApiKey
+    key: str  # `<prefix>.<secret>`, shown once
+
+
+@transaction.atomic
+def create_api_key(
+    *, tenant: Tenant, actor: User | None, actor_role: str, name: str, role: str
+) -> IssuedApiKey:
+    require_perm(actor_role, Perm.MANAGE_KEYS)
+    if role not in Role.values:
+        raise ServiceError(f"unknown role {role!r}", code="invalid_choice", attr="role")
+    if role == Role.OWNER:
+        raise ServiceError(
+            "API keys cannot hold the owner role; use admin or lower",
+            code="invalid_choice",
+            attr="role",
+        )
+    if not name or len(name) > 100:
+        raise ServiceError("name must be 1-100 characters", code="invalid", attr="name")
+    for _ in range(5):
+        prefix = "pk_" + secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        try:
+            with transaction.atomic():
+                api_key = ApiKey.objects.create(
+                    tenant=tenant,
+                    name=name,
+                    prefix=prefix,
+                    secret_hash=_digest(secret),
+                    role=role,
+                    created_by=actor,
+                )
+            return IssuedApiKey(api_key=api_key, key=f"{prefix}.{secret}")
+        except IntegrityError:  # a prefix collision: 48 random bits, practically never
+            continue
+    raise ServiceError("could not allocate a key prefix, try again", code="conflict")
+
+
+@transaction.atomic
+def revoke_api_key(*, actor_role: str, api_key: ApiKey) -> ApiKey:
+    require_perm(actor_role, Perm.MANAGE_KEYS)
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key
+
+
+_KEY = re.compile(r"^(pk_[0-9a-f]{12})\.([A-Za-z0-9_-]{20,100})$")
+
+
+def authenticate_api_key(raw: str) -> ApiKey | None:
+    """The active key that `raw` names, or None. Constant-time comparison of the secret hash."""
+    match = _KEY.match(raw or "")
+    if not match:
+        return None
+    prefix, secret = match.groups()
+    with rls_lookup(key_prefix=prefix):
+        api_key = ApiKey.unscoped.select_related("tenant").filter(prefix=prefix).first()
+    if api_key is None or not hmac.compare_digest(api_key.secret_hash, _digest(secret)):
+        return None
+    if api_key.revoked_at is not None or not api_key.tenant.is_active:
+        return None
+    return api_key
+
+
+def touch_api_key(api_key: ApiKey) -> None:
+    """Record use, at most once a minute per key, so reads don't turn into a write each."""
+    now = timezone.now()
+    if api_key.last_used_at and (now - api_key.last_used_at).total_seconds() < 60:
+        return
+    with tenant_context(api_key.tenant):
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    api_key.last_used_at = now
