@@ -12,6 +12,7 @@ Usage as a script (what `make setup` and `.ci/run` do)::
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -35,6 +36,9 @@ def start_embedded_postgres(pgdata: Path = DEFAULT_PGDATA) -> str:
     between commands (cleanup_mode=None), so the second start is a cheap liveness check.
     """
     import pgserver  # imported lazily: production never needs it
+
+    # pgserver logs every handle it releases at exit, after logging has shut down.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
 
     pgdata.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(pgdata, cleanup_mode=None)
