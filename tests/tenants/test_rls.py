@@ -71,14 +71,13 @@ def test_raw_insert_for_another_tenant_is_refused(world_a, world_b):
     user_id = world_b.users["viewer"].pk
     with (
         tenant_context(world_a.tenant),
-        pytest.raises(ProgrammingError, match="row-level security"),
+        pytest.raises(ProgrammingError, match="row-level security"),connection.cursor() as cursor
     ):
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO tenants_membership (tenant_id, user_id, role, created_at) "
-                "VALUES (%s, %s, 'owner', now())",
-                [world_b.tenant.pk, user_id],
-            )
+        cursor.execute(
+            "INSERT INTO tenants_membership (tenant_id, user_id, role, created_at) "
+            "VALUES (%s, %s, 'owner', now())",
+            [world_b.tenant.pk, user_id],
+        )
 
 
 def test_raw_update_and_delete_of_another_tenant_touch_nothing(world_a, world_b):

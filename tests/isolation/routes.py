@@ -1,0 +1,123 @@
+"""Every URL pattern of the project, enumerated from the resolver, and what each one serves.
+
+A new route is covered without anyone remembering: the isolation tests walk `all_routes()`,
+and a route that is neither public nor classified below makes them fail with its name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from tenants.models import ApiKey, Invitation, Membership
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str  # namespaced url name, e.g. "api:member-detail"
+    pattern: str  # e.g. "api/v1/members/<pk>/"
+    kwargs: tuple[str, ...]
+    callback: object
+
+    @property
+    def is_api(self) -> bool:
+        return self.pattern.startswith("api/")
+
+    @property
+    def view_class(self):
+        return getattr(self.callback, "cls", None)
+
+    def path(self, **values) -> str:
+        path = "/" + self.pattern
+        for name in self.kwargs:
+            path = path.replace(f"<{name}>", str(values[name]))
+        return path
+
+
+def _walk(patterns, prefix: str = "", namespace: str = ""):
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            ns = entry.namespace or ""
+            full_ns = f"{namespace}:{ns}" if namespace and ns else (ns or namespace)
+            yield from _walk(entry.url_patterns, prefix + str(entry.pattern), full_ns)
+        elif isinstance(entry, URLPattern):
+            pattern = prefix + str(entry.pattern)
+            name = f"{namespace}:{entry.name}" if namespace and entry.name else entry.name or ""
+            yield pattern, name, entry
+
+
+def all_routes() -> list[Route]:
+    routes = []
+    for raw, name, entry in _walk(get_resolver().url_patterns):
+        if raw.startswith("admin/"):
+            continue  # Django admin: staff only, sees no tenant rows (RLS), tested separately
+        if "(?P<format>" in raw or raw.endswith(r"\.(?P<format>[a-z0-9]+)/?$"):
+            continue
+        pattern = _normalise(raw)
+        kwargs = (
+            tuple(sorted(entry.pattern.converters)) if hasattr(entry.pattern, "converters") else ()
+        )
+        if not kwargs:
+            kwargs = tuple(_regex_groups(raw))
+        routes.append(Route(name=name, pattern=pattern, kwargs=kwargs, callback=entry.callback))
+    return routes
+
+
+def _normalise(raw: str) -> str:
+    """Turn `<int:pk>` and `(?P<pk>[^/.]+)` into `<pk>`; drop regex anchors."""
+    import re
+
+    text = re.sub(r"<(?:\w+:)?(\w+)>", r"<\1>", raw)
+    text = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"<\1>", text)
+    return text.replace("^", "").replace("$", "")
+
+
+def _regex_groups(raw: str) -> list[str]:
+    import re
+
+    return sorted(set(re.findall(r"\(\?P<(\w+)>", raw)))
+
+
+# Routes anyone may call: authentication pages and the public API description.
+PUBLIC = {
+    "login",
+    "logout",
+    "signup",
+    "password_change",
+    "password_change_done",
+    "password_reset",
+    "password_reset_done",
+    "password_reset_confirm",
+    "password_reset_complete",
+    "accept_invitation",
+    "api:schema",
+    "api:docs",
+}
+
+# Portal routes that take an object id, and the model that id names.
+PORTAL_OBJECT_ROUTES = {
+    "portal:change_role": Membership,
+    "portal:remove_member": Membership,
+    "portal:revoke_invitation": Invitation,
+    "portal:revoke_api_key": ApiKey,
+}
+
+# Portal pages without ids: each must show only the current tenant's data.
+PORTAL_PAGES = {"portal:dashboard", "portal:team", "portal:api_keys", "portal:switch_tenant"}
+PORTAL_POSTS_WITHOUT_ID = {
+    # name: a form that, sent by tenant A, names tenant B's objects or identifiers
+    "portal:invite": lambda b: {"email": b.users["viewer"].email, "role": "owner"},
+    "portal:switch_tenant": lambda b: {"tenant": b.tenant.slug},
+    "portal:api_keys": lambda b: {"name": "sneaky", "role": "admin", "tenant": b.tenant.pk},
+}
+
+# API collection routes that accept POST: a hostile payload naming tenant B's ids.
+API_CREATE_PAYLOADS = {
+    "api:invitation-list": lambda b: {
+        "email": "x@example.com",
+        "role": "viewer",
+        "tenant": b.tenant.pk,
+    },
+    "api:api-key-list": lambda b: {"name": "x", "role": "viewer", "tenant": b.tenant.pk},
+}

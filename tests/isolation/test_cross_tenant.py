@@ -1,0 +1,219 @@
+"""Tenant A can neither read, list, change nor delete tenant B's objects, on every route.
+
+Routes come from the resolver (routes.py), so a new endpoint is walked automatically; one that is
+not classified fails `test_every_route_is_classified` until someone decides what it serves.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.apps import apps
+from django.forms.models import model_to_dict
+from django.test import Client
+from rest_framework.test import APIClient
+
+from tenants.context import tenant_context
+from tenants.models import ApiKey, Invitation, Membership, TenantOwned
+from tenants.roles import Role
+from tenants.services import invite_member
+
+from .routes import (
+    API_CREATE_PAYLOADS,
+    PORTAL_OBJECT_ROUTES,
+    PORTAL_PAGES,
+    PORTAL_POSTS_WITHOUT_ID,
+    PUBLIC,
+    all_routes,
+)
+
+pytestmark = pytest.mark.django_db
+
+UNSAFE = ("post", "put", "patch", "delete")
+
+
+@pytest.fixture
+def world_b(world_b):
+    """Tenant B with at least one object of every tenant-owned model, before any snapshot."""
+    for model in tenant_models():
+        object_of(world_b, model)
+    return world_b
+
+
+def tenant_models():
+    return [m for m in apps.get_models() if issubclass(m, TenantOwned)]
+
+
+VOLATILE = {"last_used_at"}  # bookkeeping of a key's own use, not a change by the caller
+
+
+def snapshot(world) -> dict:
+    """Every tenant-owned row of a tenant, as plain values."""
+    with tenant_context(world.tenant):
+        return {
+            model.__name__: [
+                {k: v for k, v in model_to_dict(obj).items() if k not in VOLATILE}
+                for obj in model.objects.order_by("pk")
+            ]
+            for model in tenant_models()
+        }
+
+
+def object_of(world, model):
+    """One object of `model` belonging to `world`'s tenant (created when there is none)."""
+    with tenant_context(world.tenant):
+        if model is Membership:
+            return Membership.objects.get(user=world.users[Role.VIEWER])
+        if model is ApiKey:
+            return ApiKey.objects.get(name="viewer key")
+        if model is Invitation:
+            obj = Invitation.objects.first()
+            if obj is None:
+                obj = invite_member(
+                    tenant=world.tenant,
+                    actor=None,
+                    actor_role=Role.OWNER,
+                    email="invitee@bravo.example.com",
+                    role=Role.VIEWER,
+                ).invitation
+            return obj
+    raise AssertionError(f"no object factory for {model.__name__}: add one to object_of()")
+
+
+def secrets_of(world) -> list[str]:
+    """Strings that identify tenant B and must never appear in A's responses."""
+    with tenant_context(world.tenant):
+        prefixes = list(ApiKey.objects.values_list("prefix", flat=True))
+        invitations = list(Invitation.objects.values_list("email", flat=True))
+    emails = [u.email for u in world.users.values()]
+    return [world.tenant.name, world.tenant.slug, *emails, *prefixes, *invitations]
+
+
+def api_clients(world) -> dict[str, APIClient]:
+    session = APIClient()
+    session.force_login(world.users[Role.OWNER])
+    return {"admin key": world.api(Role.ADMIN), "owner session": session}
+
+
+def test_every_route_is_classified():
+    unclassified = []
+    for route in all_routes():
+        if route.name in PUBLIC:
+            continue
+        if route.is_api:
+            if route.kwargs and getattr(route.view_class, "model", None) is None:
+                unclassified.append(f"{route.name}: API object route without a `model`")
+            actions = getattr(route.callback, "actions", None) or {}
+            posts = "post" in actions or (not actions and hasattr(route.view_class, "post"))
+            if posts and not route.kwargs and route.name not in API_CREATE_PAYLOADS:
+                unclassified.append(f"{route.name}: POST route without a hostile payload")
+        elif route.kwargs:
+            if route.name not in PORTAL_OBJECT_ROUTES:
+                unclassified.append(
+                    f"{route.name}: portal object route not in PORTAL_OBJECT_ROUTES"
+                )
+        elif route.name not in PORTAL_PAGES and route.name not in PORTAL_POSTS_WITHOUT_ID:
+            unclassified.append(f"{route.name}: portal route not classified")
+    assert not unclassified, "classify these routes in tests/isolation/routes.py:\n" + "\n".join(
+        unclassified
+    )
+
+
+def test_api_object_routes_answer_404_and_change_nothing(world_a, world_b):
+    routes = [r for r in all_routes() if r.is_api and r.kwargs and r.name not in PUBLIC]
+    assert routes, "expected API object routes"
+    before = snapshot(world_b)
+    for route in routes:
+        target = object_of(world_b, route.view_class.model)
+        path = route.path(pk=target.pk)
+        missing = route.path(pk=10**9)
+        for label, client in api_clients(world_a).items():
+            for method in ("get", *UNSAFE):
+                response = getattr(client, method)(path, {"role": "viewer"}, format="json")
+                # 403 only where A's role lacks the permission whatever the object is; the
+                # answer must be the same as for an id that exists nowhere (no oracle).
+                assert response.status_code in (403, 404, 405), (
+                    f"{label} {method.upper()} {path}: {response.status_code}"
+                )
+                control = getattr(client, method)(missing, {"role": "viewer"}, format="json")
+                assert response.status_code == control.status_code, f"{method} {path}"
+                assert response.json() == control.json()
+    assert snapshot(world_b) == before
+
+
+def test_api_lists_show_nothing_of_b(world_a, world_b):
+    hidden = secrets_of(world_b)
+    for route in all_routes():
+        if not route.is_api or route.kwargs or route.name in PUBLIC:
+            continue
+        for label, client in api_clients(world_a).items():
+            response = client.get(route.path())
+            assert response.status_code in (200, 403, 405), f"{label} GET {route.pattern}"
+            text = response.content.decode()
+            for secret in hidden:
+                assert secret not in text, f"{label} GET {route.pattern} shows {secret!r}"
+
+
+def test_api_writes_naming_b_create_nothing_in_b(world_a, world_b):
+    before = snapshot(world_b)
+    for route in all_routes():
+        if route.name not in API_CREATE_PAYLOADS:
+            continue
+        payload = API_CREATE_PAYLOADS[route.name](world_b)
+        for client in api_clients(world_a).values():
+            client.post(route.path(), payload, format="json")
+    assert snapshot(world_b) == before
+    # Whatever was created went to A, the caller's own tenant.
+    with tenant_context(world_a.tenant):
+        assert ApiKey.objects.filter(name="x").count() <= 1
+    for model in tenant_models():
+        assert model.unscoped.count() == 0  # no tenant set: RLS shows nothing at all
+
+
+def test_portal_object_routes_answer_404_and_change_nothing(world_a, world_b):
+    client = Client()
+    client.force_login(world_a.users[Role.OWNER])
+    before = snapshot(world_b)
+    for route in all_routes():
+        if route.name not in PORTAL_OBJECT_ROUTES:
+            continue
+        target = object_of(world_b, PORTAL_OBJECT_ROUTES[route.name])
+        path = route.path(pk=target.pk)
+        assert client.post(path, {"role": "viewer"}).status_code == 404, path
+        assert client.get(path).status_code in (404, 405), path
+    assert snapshot(world_b) == before
+
+
+def test_portal_pages_show_nothing_of_b(world_a, world_b):
+    hidden = secrets_of(world_b)
+    client = Client()
+    client.force_login(world_a.users[Role.OWNER])
+    for route in all_routes():
+        if route.name not in PORTAL_PAGES:
+            continue
+        response = client.get(route.path())
+        assert response.status_code in (200, 405), route.pattern
+        for secret in hidden:
+            assert secret not in response.content.decode(), f"{route.pattern} shows {secret!r}"
+
+
+def test_portal_posts_naming_b_change_nothing_in_b(world_a, world_b):
+    client = Client()
+    client.force_login(world_a.users[Role.OWNER])
+    before = snapshot(world_b)
+    for route in all_routes():
+        if route.name in PORTAL_POSTS_WITHOUT_ID:
+            client.post(route.path(), PORTAL_POSTS_WITHOUT_ID[route.name](world_b))
+    assert snapshot(world_b) == before
+    # Switching to B's slug is refused: A's owner still works in A.
+    assert client.post("/switch/", {"tenant": world_b.tenant.slug}).status_code == 404
+    assert world_a.tenant.name in client.get("/").content.decode()
+
+
+def test_key_of_b_never_acts_in_a(world_a, world_b):
+    before = snapshot(world_a)
+    client = world_b.api(Role.ADMIN)
+    response = client.get("/api/v1/tenant/", HTTP_X_TENANT=world_a.tenant.slug)
+    assert response.json()["slug"] == world_b.tenant.slug  # the key decides, not the header
+    target = object_of(world_a, Membership)
+    assert client.get(f"/api/v1/members/{target.pk}/").status_code == 404
+    assert snapshot(world_a) == before
