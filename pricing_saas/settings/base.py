@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import environ
 
@@ -77,6 +78,8 @@ TEMPLATES = [
 if env("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
     DATABASES["default"]["ENGINE"] = "tenants.db_backend"
+    # A Unix-socket folder may be given percent-encoded as the host: postgres://u@%2Ftmp/db
+    DATABASES["default"]["HOST"] = unquote(DATABASES["default"].get("HOST") or "")
 else:
     from pricing_saas.dbsetup import embedded_database_settings
 

@@ -7,7 +7,7 @@ from .base import *  # noqa: F403
 from .base import env
 
 REQUIRED = {
-    "SECRET_KEY": "50+ random characters: python -c 'import secrets; print(secrets.token_urlsafe())'",
+    "SECRET_KEY": "50+ random characters, e.g. from secrets.token_urlsafe(50)",
     "DATABASE_URL": "postgres://ROLE:PASSWORD@HOST:5432/DB, ROLE neither superuser nor BYPASSRLS",
     "ALLOWED_HOSTS": "the comma-separated host names the portal and API are served on",
     "CELERY_BROKER_URL": "redis://HOST:6379/0 or amqp://USER:PASSWORD@HOST:5672//",

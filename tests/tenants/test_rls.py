@@ -71,7 +71,8 @@ def test_raw_insert_for_another_tenant_is_refused(world_a, world_b):
     user_id = world_b.users["viewer"].pk
     with (
         tenant_context(world_a.tenant),
-        pytest.raises(ProgrammingError, match="row-level security"),connection.cursor() as cursor
+        pytest.raises(ProgrammingError, match="row-level security"),
+        connection.cursor() as cursor,
     ):
         cursor.execute(
             "INSERT INTO tenants_membership (tenant_id, user_id, role, created_at) "
