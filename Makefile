@@ -1,0 +1,53 @@
+# The two commands of the README: `make demo` and `make test`. Everything else supports them.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+.PHONY: setup setup-ml demo test lint db migrate worker beat serve clean
+
+$(VENV)/.installed: requirements/base.txt requirements/dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements/dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed
+
+# torch is pinned to the CPU build (2.13.0); see requirements/ml.txt.
+setup-ml: setup
+	$(PIP) install --quiet -r requirements/ml.txt
+
+db: setup
+	$(PY) -m pricing_saas.dbsetup
+
+migrate: db
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py demo
+
+test: db
+	$(VENV)/bin/pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+worker:
+	$(VENV)/bin/celery -A pricing_saas worker -Q default,ingest,reprice,ml_train,publish -l INFO
+
+beat:
+	$(VENV)/bin/celery -A pricing_saas beat -l INFO
+
+serve: migrate
+	$(PY) manage.py runserver 127.0.0.1:8000
+
+clean:
+	rm -rf $(VENV) node_modules staticfiles .celery-fs .logs
