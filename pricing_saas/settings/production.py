@@ -19,9 +19,9 @@ if _missing:
 
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY")
-if len(SECRET_KEY) < 32 or SECRET_KEY.startswith("insecure"):
+if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("insecure"):
     raise ImproperlyConfigured(
-        "SECRET_KEY is too short or a development value; use 32+ random characters."
+        "SECRET_KEY is too short or a development value; use 50+ random characters."
     )
 REQUIRE_RLS_SAFE_DB_ROLE = True  # never switched off in production
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
