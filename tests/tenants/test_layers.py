@@ -75,3 +75,11 @@ def test_task_decorator_sets_and_resets_tenant(world_a, world_b):
 
 def test_task_for_unknown_tenant_does_nothing(db):
     assert ping.delay(999_999).get() is None
+
+
+def test_portal_and_api_requests_leave_no_tenant_behind(world_a, client):
+    client.force_login(world_a.users[Role.OWNER])
+    assert client.get("/team/").status_code == 200
+    assert get_current_tenant() is None
+    assert world_a.api(Role.VIEWER).get("/api/v1/members/").status_code == 200
+    assert get_current_tenant() is None
