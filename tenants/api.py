@@ -12,7 +12,7 @@ from pricing_saas.api.base import TenantAPIView, TenantViewSet
 from . import services
 from .emails import send_invitation
 from .models import ApiKey, Invitation, Membership
-from .roles import Perm, Role
+from .roles import API_KEY_ROLE_CHOICES, Perm, Role
 
 
 class TenantOut(serializers.Serializer):
@@ -67,7 +67,7 @@ class MemberViewSet(
     write_perm = Perm.MANAGE_MEMBERS
     http_method_names = ["get", "patch", "delete", "head", "options"]
 
-    def get_queryset(self):
+    def get_tenant_queryset(self):
         return Membership.objects.select_related("user").order_by("id")
 
     @extend_schema(request=MemberIn, responses=MemberOut)
@@ -115,7 +115,7 @@ class InvitationViewSet(
     write_perm = Perm.MANAGE_MEMBERS
     action_perms = {"list": Perm.MANAGE_MEMBERS, "retrieve": Perm.MANAGE_MEMBERS}
 
-    def get_queryset(self):
+    def get_tenant_queryset(self):
         return Invitation.objects.order_by("-created_at")
 
     @extend_schema(request=InvitationIn, responses={201: InvitationCreatedOut})
@@ -142,7 +142,7 @@ class ApiKeyOut(serializers.ModelSerializer):
 
 class ApiKeyIn(serializers.Serializer):
     name = serializers.CharField(max_length=100)
-    role = serializers.ChoiceField(choices=[c for c in Role.choices if c[0] != Role.OWNER])
+    role = serializers.ChoiceField(choices=API_KEY_ROLE_CHOICES)
 
 
 class ApiKeyCreatedOut(ApiKeyOut):
@@ -167,7 +167,7 @@ class ApiKeyViewSet(
     write_perm = Perm.MANAGE_KEYS
     action_perms = {"list": Perm.MANAGE_KEYS, "retrieve": Perm.MANAGE_KEYS}
 
-    def get_queryset(self):
+    def get_tenant_queryset(self):
         return ApiKey.objects.order_by("-created_at")
 
     @extend_schema(request=ApiKeyIn, responses={201: ApiKeyCreatedOut})

@@ -105,6 +105,10 @@ class TenantScopedManager(models.Manager):
     def get_queryset(self):
         return super().get_queryset().filter(tenant=require_current_tenant())
 
+    def none(self):
+        # An empty queryset reads nothing, so it needs no tenant (schema generation uses it).
+        return super().get_queryset().none()
+
 
 class TenantOwned(models.Model):
     """Abstract base of every tenant-owned model.

@@ -44,3 +44,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
 
 def has_perm(role: str | None, perm: str) -> bool:
     return role is not None and perm in ROLE_PERMISSIONS.get(role, frozenset())
+
+
+# API keys act for integrations, never as an owner.
+API_KEY_ROLE_CHOICES = [c for c in Role.choices if c[0] != Role.OWNER]

@@ -45,6 +45,12 @@ class TenantScopedMixin:
         return self.request.auth_context.role
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # OpenAPI generation: no tenant, no query
+            return self.model.unscoped.none()
+        return self.get_tenant_queryset()
+
+    def get_tenant_queryset(self):
+        """The rows this view serves; override this, not get_queryset. Always `objects`."""
         return self.model.objects.all()
 
 
@@ -56,6 +62,7 @@ class TenantViewSet(TenantScopedMixin, viewsets.GenericViewSet):
     """Base for tenant-owned resources; add the mixins for the actions a resource offers."""
 
     input_serializer_class = None
+    lookup_value_converter = "int"  # ids are integers: /members/<int:pk>/
 
     def get_serializer_class(self):
         if self.action in ("create", "update", "partial_update") and self.input_serializer_class:

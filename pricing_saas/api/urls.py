@@ -4,7 +4,7 @@ from rest_framework.routers import SimpleRouter
 
 from tenants.api import ApiKeyViewSet, CurrentTenantView, InvitationViewSet, MemberViewSet
 
-router = SimpleRouter()
+router = SimpleRouter(use_regex_path=False)
 router.register("members", MemberViewSet, basename="member")
 router.register("invitations", InvitationViewSet, basename="invitation")
 router.register("api-keys", ApiKeyViewSet, basename="api-key")

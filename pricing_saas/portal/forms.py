@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth.password_validation import validate_password
 
-from tenants.roles import Role
+from tenants.roles import API_KEY_ROLE_CHOICES, Role
 
 
 class SignupForm(forms.Form):
@@ -44,6 +44,4 @@ class RoleForm(forms.Form):
 
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100)
-    role = forms.ChoiceField(
-        choices=[c for c in Role.choices if c[0] != Role.OWNER], initial=Role.VIEWER
-    )
+    role = forms.ChoiceField(choices=API_KEY_ROLE_CHOICES, initial=Role.VIEWER)

@@ -170,12 +170,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {
-            "ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "Authorization"}
-        }
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "tenants.roles.Role",
+        "ApiKeyRoleEnum": "tenants.roles.API_KEY_ROLE_CHOICES",
     },
-    "SECURITY": [{"ApiKeyAuth": []}],
 }
 
 # --- Celery ----------------------------------------------------------------------------------

@@ -175,3 +175,12 @@ def test_openapi_schema_is_served(db):
     response = APIClient().get("/api/v1/schema/")
     assert response.status_code == 200
     assert b"/api/v1/api-keys/" in response.content
+
+
+def test_openapi_schema_validates_without_warnings(tmp_path):
+    from django.core.management import call_command
+
+    target = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
+    text = target.read_text()
+    assert "ApiKeyAuth" in text and "/api/v1/members/{id}/" in text
