@@ -17,3 +17,5 @@ REST_FRAMEWORK = {
     **REST_FRAMEWORK,
     "DEFAULT_THROTTLE_RATES": {"api_key": env("API_THROTTLE_RATE", default="100000/minute")},
 }
+# Live-server threads must not keep connections open past a test (the test DB is dropped after).
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405

@@ -1,0 +1,84 @@
+"""The portal in a real browser (Debian's Chromium driven by Playwright): log in, see the
+team, create an API key, switch tenant. Saves screenshots for a person to look at."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tenants.roles import Role
+from tests.factories import MembershipFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+SHOTS = Path(
+    os.environ.get("SCREENSHOT_DIR", Path(__file__).resolve().parents[2] / "benchmarks" / "out")
+)
+
+
+@pytest.fixture
+def owner_in_two_tenants(world_a, world_b):
+    owner = world_a.users[Role.OWNER]
+    MembershipFactory(tenant=world_b.tenant, user=owner, role=Role.VIEWER)
+    return owner
+
+
+@pytest.fixture
+def page(live_server):
+    """A browser page. Request this fixture last: all database set-up must happen before it,
+    since Playwright's event loop in this thread would give Django a different connection."""
+    from django.db import connections
+    from playwright.sync_api import sync_playwright
+
+    connections.close_all()
+
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's loop runs in this thread
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.base = live_server.url
+        yield page
+        browser.close()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def test_owner_logs_in_creates_key_and_switches_tenant(world_b, owner_in_two_tenants, page):
+    owner = owner_in_two_tenants
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    page.goto(page.base + "/")
+    page.fill("input[name=username]", owner.email)
+    page.fill("input[name=password]", "correct horse battery")
+    page.click("button[type=submit]")
+    page.wait_for_selector("h1:has-text('Alpha Store')")
+    assert page.evaluate("typeof htmx") == "object"  # the registry-installed library loaded
+
+    page.click("nav >> text=Team")
+    page.wait_for_selector("table.grid")
+    assert page.locator("table.grid tbody tr").count() == 5
+    page.screenshot(path=str(SHOTS / "portal_team.png"), full_page=True)
+
+    page.click("nav >> text=API keys")
+    page.fill("input[name=name]", "Shopify connector")
+    page.select_option("select[name=role]", "analyst")
+    page.click("button:has-text('Create key')")
+    key = page.text_content("#new-key").strip()
+    assert key.startswith("pk_")
+    page.screenshot(path=str(SHOTS / "portal_api_key.png"), full_page=True)
+
+    with page.expect_navigation():
+        page.select_option("#tenant-switch", world_b.tenant.slug)
+    page.wait_for_selector("h1:has-text('Bravo Store')")
+    assert "Viewer" in page.text_content(".who")
+    assert page.locator("nav >> text=API keys").count() == 0  # a viewer does not manage keys
