@@ -62,7 +62,8 @@ def test_owner_logs_in_creates_key_and_switches_tenant(world_b, owner_in_two_ten
     page.fill("input[name=password]", "correct horse battery")
     page.click("button[type=submit]")
     page.wait_for_selector("h1:has-text('Alpha Store')")
-    assert page.evaluate("typeof htmx") == "object"  # the registry-installed library loaded
+    # The registry-installed library loads (deferred, so wait for it rather than race it).
+    page.wait_for_function("typeof htmx === 'object'", timeout=10_000)
 
     page.click("nav >> text=Team")
     page.wait_for_selector("table.grid")
