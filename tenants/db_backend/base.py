@@ -30,9 +30,14 @@ def _prefix() -> str:
     return f"SELECT {parts}; "
 
 
-# Statements that Postgres refuses inside a transaction block get no prefix; none reads rows.
+# No prefix for statements that Postgres refuses inside a transaction block, nor for transaction
+# control: after an error, "ROLLBACK TO SAVEPOINT" must be the only statement sent (a prefixed
+# SELECT would fail in the aborted transaction and the savepoint could never be rolled back).
+# None of them reads rows.
 _NO_PREFIX = re.compile(
-    r"^\s*((CREATE|DROP)\s+DATABASE|VACUUM|ALTER\s+SYSTEM)|\bCONCURRENTLY\b", re.IGNORECASE
+    r"^\s*((CREATE|DROP)\s+DATABASE|VACUUM|ALTER\s+SYSTEM|SAVEPOINT|RELEASE|ROLLBACK|BEGIN"
+    r"|COMMIT|START\s+TRANSACTION)|\bCONCURRENTLY\b",
+    re.IGNORECASE,
 )
 
 

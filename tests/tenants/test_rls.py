@@ -113,3 +113,17 @@ def test_backend_refuses_a_superuser_connection():
     with pytest.raises(ImproperlyConfigured, match="superuser or has BYPASSRLS"):
         wrapper.ensure_connection()
     wrapper.close()
+
+
+def test_a_failed_savepoint_rolls_back_and_the_transaction_goes_on(world_a, user):
+    """After an error inside a nested atomic block the outer transaction stays usable
+    (the backend sends ROLLBACK TO SAVEPOINT without the tenant prefix)."""
+    from django.db import IntegrityError, transaction
+
+    from tenants.models import Membership
+
+    with tenant_context(world_a.tenant), transaction.atomic():
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Membership.objects.create(user=world_a.users["viewer"], role="viewer")  # duplicate
+        Membership.objects.create(user=user, role="viewer")
+        assert Membership.objects.count() == 6
