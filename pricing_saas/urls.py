@@ -9,6 +9,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("invite/<str:token>/", portal_views.accept_invitation, name="accept_invitation"),
     path("admin/", admin.site.urls),
+    path("catalog/", include("pricing_saas.catalog.urls")),
     path("", include("pricing_saas.portal.urls")),
 ]
 

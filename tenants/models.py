@@ -99,15 +99,71 @@ class Tenant(models.Model):
         return self.status == self.Status.ACTIVE
 
 
-class TenantScopedManager(models.Manager):
-    """Default manager of tenant-owned models: filters by the current tenant, raises without one."""
+class TenantQuerySet(models.QuerySet):
+    """A queryset that was built with no tenant in the context: it may be composed (libraries
+    inspect `.query` at import time) but raises TenantNotSet as soon as it would touch the
+    database. Fail closed, lazily."""
+
+    _tenant_missing = False
+
+    def _clone(self):
+        clone = super()._clone()
+        clone._tenant_missing = self._tenant_missing
+        return clone
+
+    def _refuse_unscoped(self) -> None:
+        if self._tenant_missing:
+            require_current_tenant()  # raises TenantNotSet with the explanation
+
+    def _fetch_all(self):
+        self._refuse_unscoped()
+        super()._fetch_all()
+
+    def iterator(self, *args, **kwargs):
+        self._refuse_unscoped()
+        return super().iterator(*args, **kwargs)
+
+    def count(self):
+        self._refuse_unscoped()
+        return super().count()
+
+    def exists(self):
+        self._refuse_unscoped()
+        return super().exists()
+
+    def aggregate(self, *args, **kwargs):
+        self._refuse_unscoped()
+        return super().aggregate(*args, **kwargs)
+
+    def update(self, **kwargs):
+        self._refuse_unscoped()
+        return super().update(**kwargs)
+
+    def delete(self):
+        self._refuse_unscoped()
+        return super().delete()
+
+    def explain(self, *args, **kwargs):
+        self._refuse_unscoped()
+        return super().explain(*args, **kwargs)
+
+
+class TenantScopedManager(models.Manager.from_queryset(TenantQuerySet)):
+    """Default manager of tenant-owned models: filters by the current tenant; without one, the
+    queryset raises TenantNotSet when it is evaluated (fail closed)."""
 
     def get_queryset(self):
-        return super().get_queryset().filter(tenant=require_current_tenant())
+        queryset = super().get_queryset()
+        tenant = get_current_tenant()
+        if tenant is None:
+            queryset._tenant_missing = True
+            return queryset
+        return queryset.filter(tenant=tenant)
 
     def none(self):
         # An empty queryset reads nothing, so it needs no tenant (schema generation uses it).
-        return super().get_queryset().none()
+        queryset = super().get_queryset().none()
+        return queryset
 
 
 class TenantOwned(models.Model):

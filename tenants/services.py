@@ -93,6 +93,22 @@ def signup(*, email: str, password: str, company: str, full_name: str = "") -> t
     return user, tenant
 
 
+def delete_tenant(*, tenant: Tenant) -> None:
+    """Delete a tenant and every row it owns (set-based, table by table, under its own RLS)."""
+    from django.apps import apps
+    from django.db import connection
+
+    from .models import TenantOwned
+
+    with transaction.atomic(), tenant_context(tenant), connection.cursor() as cursor:
+        tables = [m._meta.db_table for m in apps.get_models() if issubclass(m, TenantOwned)]
+        for table in tables:
+            cursor.execute(
+                f"DELETE FROM {connection.ops.quote_name(table)} WHERE tenant_id = %s", [tenant.pk]
+            )
+        Tenant.objects.filter(pk=tenant.pk).delete()
+
+
 # --- members ---------------------------------------------------------------------------------
 
 

@@ -3,6 +3,8 @@ that tenant's context (row-level security would refuse them otherwise)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import factory
 
 from tenants.context import tenant_context
@@ -51,3 +53,51 @@ class MembershipFactory(TenantOwnedFactory):
     tenant = factory.SubFactory(TenantFactory)
     user = factory.SubFactory(UserFactory)
     role = Role.VIEWER
+
+
+class ProductFactory(TenantOwnedFactory):
+    class Meta:
+        model = "catalog.Product"
+
+    tenant = factory.SubFactory(TenantFactory)
+    sku = factory.Sequence(lambda n: f"SKU-{n:05d}")
+    title = factory.Sequence(lambda n: f"Product {n}")
+    price = "19.99"
+    cost = "11.00"
+    currency = "USD"
+
+
+class SalesRecordFactory(TenantOwnedFactory):
+    class Meta:
+        model = "catalog.SalesRecord"
+
+    tenant = factory.SubFactory(TenantFactory)
+    product = factory.SubFactory(ProductFactory, tenant=factory.SelfAttribute("..tenant"))
+    date = factory.Sequence(lambda n: dt.date(2024, 1, 1) + dt.timedelta(days=n))
+    units = 3
+    price = "19.99"
+    revenue = "59.97"
+
+
+class CompetitorOfferFactory(TenantOwnedFactory):
+    class Meta:
+        model = "catalog.CompetitorOffer"
+
+    tenant = factory.SubFactory(TenantFactory)
+    product = factory.SubFactory(ProductFactory, tenant=factory.SelfAttribute("..tenant"))
+    competitor = "ShopRival"
+    price = "18.49"
+    observed_at = factory.Sequence(
+        lambda n: dt.datetime(2024, 1, 1, tzinfo=dt.UTC) + dt.timedelta(hours=n)
+    )
+
+
+class ImportJobFactory(TenantOwnedFactory):
+    class Meta:
+        model = "catalog.ImportJob"
+
+    tenant = factory.SubFactory(TenantFactory)
+    kind = "products"
+    status = "needs_mapping"
+    original_name = "secret-bravo-file.csv"
+    headers = ["sku", "titel", "price"]

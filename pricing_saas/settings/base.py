@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "tenants",
     "ml",
+    "pricing_saas.catalog",
     "pricing_saas.api",
     "pricing_saas.portal",
 ]

@@ -19,3 +19,4 @@ REST_FRAMEWORK = {
 }
 # Live-server threads must not keep connections open past a test (the test DB is dropped after).
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+MEDIA_ROOT = str(BASE_DIR / ".test-media")  # noqa: F405

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from pricing_saas.catalog.models import ImportJob
 from tenants.models import ApiKey, Invitation, Membership
 
 
@@ -101,16 +103,69 @@ PORTAL_OBJECT_ROUTES = {
     "portal:remove_member": Membership,
     "portal:revoke_invitation": Invitation,
     "portal:revoke_api_key": ApiKey,
+    "catalog:import_detail": ImportJob,
+    "catalog:import_progress": ImportJob,
+    "catalog:import_mapping": ImportJob,
 }
 
+# Routes whose URL parameters are not object ids: every listed combination is fetched by A and
+# must show nothing of B.
+EXPORT_KINDS = ("products", "sales", "competitor_prices")
+PORTAL_PARAM_PAGES = {
+    "catalog:export": [{"kind": k, "fmt": f} for k in EXPORT_KINDS for f in ("csv", "xlsx")],
+}
+API_PARAM_PAGES = {"api:export": [{"kind": k} for k in EXPORT_KINDS]}
+
 # Portal pages without ids: each must show only the current tenant's data.
-PORTAL_PAGES = {"portal:dashboard", "portal:team", "portal:api_keys", "portal:switch_tenant"}
+PORTAL_PAGES = {
+    "portal:dashboard",
+    "portal:team",
+    "portal:api_keys",
+    "portal:switch_tenant",
+    "catalog:catalog",
+    "catalog:imports",
+}
 PORTAL_POSTS_WITHOUT_ID = {
     # name: a form that, sent by tenant A, names tenant B's objects or identifiers
     "portal:invite": lambda b: {"email": b.users["viewer"].email, "role": "owner"},
     "portal:switch_tenant": lambda b: {"tenant": b.tenant.slug},
     "portal:api_keys": lambda b: {"name": "sneaky", "role": "admin", "tenant": b.tenant.pk},
+    "catalog:imports": lambda b: {
+        "kind": "products",
+        "tenant": b.tenant.pk,
+        "file": SimpleUploadedFile("p.csv", hostile_products_csv(b).encode()),
+    },
 }
+
+
+def hostile_products_csv(b) -> str:
+    """Products that name B's SKU and ids: they may only ever land in the caller's tenant."""
+    from pricing_saas.catalog.models import Product
+    from tenants.context import tenant_context
+
+    with tenant_context(b.tenant):
+        product = Product.objects.first()
+    return f"sku,title,price,tenant_id,id\n{product.sku},hijacked,1.00,{b.tenant.pk},{product.pk}\n"
+
+
+def hostile_rows(b, kind: str) -> list[dict]:
+    from pricing_saas.catalog.models import Product
+    from tenants.context import tenant_context
+
+    with tenant_context(b.tenant):
+        product = Product.objects.first()
+    base = {
+        "sku": product.sku,
+        "tenant": b.tenant.pk,
+        "tenant_id": b.tenant.pk,
+        "product_id": product.pk,
+    }
+    if kind == "products":
+        return [{**base, "title": "hijacked", "price": "1.00"}]
+    if kind == "sales":
+        return [{"date": "2024-01-01", "units": 1, "price": "1.00", **base}]
+    return [{"competitor": "X", "price": "1.00", "observed_at": "2024-01-01T00:00:00Z", **base}]
+
 
 # API collection routes that accept POST: a hostile payload naming tenant B's ids.
 API_CREATE_PAYLOADS = {
@@ -120,4 +175,8 @@ API_CREATE_PAYLOADS = {
         "tenant": b.tenant.pk,
     },
     "api:api-key-list": lambda b: {"name": "x", "role": "viewer", "tenant": b.tenant.pk},
+    "api:import-list": lambda b: {"kind": "products", "tenant": b.tenant.pk},
+    "api:product-bulk": lambda b: hostile_rows(b, "products"),
+    "api:sales-bulk": lambda b: hostile_rows(b, "sales"),
+    "api:competitor-offer-bulk": lambda b: hostile_rows(b, "competitor_prices"),
 }

@@ -1,0 +1,152 @@
+"""Ingest benchmark: `import_csv` of N generated sales rows beside a raw `psql \\copy` of the same
+file into a bare table with the same columns, in one run, on the same database.
+
+    .venv/bin/python benchmarks/ingest.py [--rows 1000000] [--skus 10000]
+
+Prints wall time of each, the ratio, and the peak memory (max RSS) of the import process.
+Uses DATABASE_URL when set, else the embedded Postgres (like the app).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pricing_saas.settings.local")
+
+
+def generate(folder: Path, rows: int, skus: int) -> tuple[Path, Path]:
+    rng = random.Random(0)
+    products = folder / "products.csv"
+    with open(products, "w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["sku", "title", "category", "brand", "cost", "price", "currency"])
+        for i in range(skus):
+            price = round(rng.uniform(2, 200), 2)
+            writer.writerow([f"SKU{i:06d}", f"Product {i}", f"cat{i % 40}", f"brand{i % 90}",
+                             round(price * 0.6, 2), price, "USD"])  # fmt: skip
+    sales = folder / "sales.csv"
+    days = -(-rows // skus)
+    start = date(2023, 1, 1)
+    with open(sales, "w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["date", "sku", "units", "price", "revenue", "promo"])
+        written = 0
+        for d in range(days):
+            day = (start + timedelta(days=d)).isoformat()
+            for i in range(skus):
+                if written == rows:
+                    break
+                units = rng.randint(0, 20)
+                price = round(1 + (i % 200) + rng.random(), 2)
+                writer.writerow([day, f"SKU{i:06d}", units, price, round(units * price, 2),
+                                 "true" if rng.random() < 0.05 else "false"])  # fmt: skip
+                written += 1
+    return products, sales
+
+
+def run_child(cmd: list[str], env: dict | None = None) -> tuple[float, str]:
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return elapsed, proc.stdout.strip()
+
+
+def max_rss_mb_of(cmd: list[str]) -> tuple[float, float, str]:
+    """Run cmd in a fresh child and return (seconds, peak RSS of that child in MB, stdout)."""
+    wrapper = (
+        "import resource, subprocess, sys, json, time;"
+        "t=time.perf_counter();p=subprocess.run(sys.argv[1:],capture_output=True,text=True);"
+        "e=time.perf_counter()-t;"
+        "print(json.dumps([e, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024,"
+        " p.returncode, p.stdout[-500:], p.stderr[-2000:]]))"
+    )
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-c", wrapper, *cmd], cwd=ROOT, capture_output=True, text=True
+    )
+    elapsed, rss, code, stdout, stderr = json.loads(out.stdout)
+    if code != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{stdout}\n{stderr}")
+    return elapsed, rss, stdout.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--skus", type=int, default=10_000)
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    s = connection.settings_dict
+    psql_env = {
+        **os.environ,
+        "PGHOST": s["HOST"] or "localhost",
+        "PGPORT": str(s["PORT"] or 5432),
+        "PGUSER": s["USER"],
+        "PGDATABASE": s["NAME"],
+        "PGPASSWORD": s["PASSWORD"] or "",
+    }
+    slug = f"bench-ingest-{os.getpid()}"
+    py = sys.executable
+    run_child([py, "manage.py", "create_tenant", slug, "--name", "Ingest benchmark"])
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        t = time.perf_counter()
+        products, sales = generate(folder, args.rows, args.skus)
+        size_mb = sales.stat().st_size / 1e6
+        took = time.perf_counter() - t
+        print(f"generated {args.rows:,} sales rows ({size_mb:.0f} MB) in {took:.1f}s")
+        run_child([py, "manage.py", "import_csv", slug, "products", str(products)])
+
+        table = f"bench_raw_{os.getpid()}"
+        run_child(["psql", "-v", "ON_ERROR_STOP=1", "-qc",
+                   f"CREATE TABLE {table} (date date, sku text, units int, price numeric(14,4), "
+                   f"revenue numeric(16,4), promo boolean)"], psql_env)  # fmt: skip
+        try:
+            raw_s, _ = run_child(["psql", "-v", "ON_ERROR_STOP=1", "-qc",
+                                  f"\\copy {table} FROM '{sales}' WITH (FORMAT csv, HEADER true)"],
+                                 psql_env)  # fmt: skip
+            imp_s, rss_mb, out = max_rss_mb_of(
+                [py, "manage.py", "import_csv", slug, "sales", str(sales)]
+            )
+            again_s, _, again = max_rss_mb_of(
+                [py, "manage.py", "import_csv", slug, "sales", str(sales)]
+            )
+            start_s, _, _ = max_rss_mb_of([py, "manage.py", "check"])
+        finally:
+            run_child(["psql", "-qc", f"DROP TABLE IF EXISTS {table}"], psql_env)
+    print(f"raw psql \\copy into a bare table : {raw_s:7.2f} s")
+    print(f"import_csv (first import)         : {imp_s:7.2f} s   -> {out}")
+    print(f"  of which Django start-up        : {start_s:7.2f} s (manage.py check)")
+    print(f"ratio import_csv / raw copy       : {imp_s / raw_s:7.2f} x")
+    print(f"import_csv again (all unchanged)  : {again_s:7.2f} s   -> {again}")
+    print(f"peak memory of import_csv process : {rss_mb:7.0f} MB")
+    print(f"rows/s through import_csv         : {args.rows / imp_s:,.0f}")
+    if not args.keep:
+        from tenants.models import Tenant
+        from tenants.services import delete_tenant
+
+        delete_tenant(tenant=Tenant.objects.get(slug=slug))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from pricing_saas.catalog.formats import FORMATS
+from pricing_saas.catalog.importer import ImportFailed, ImportOptions, import_file
+from tenants.context import tenant_context
+from tenants.models import Tenant
+
+
+class Command(BaseCommand):
+    help = (
+        "Import a CSV or XLSX file (products, sales or competitor_prices) for a tenant. "
+        "All or nothing: on any invalid row, prints the errors, writes nothing, exits 1."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug")
+        parser.add_argument("kind", help=" | ".join(FORMATS))
+        parser.add_argument("file")
+        parser.add_argument(
+            "--decimal-comma", action="store_true", help='numbers like "1.299,00 €"'
+        )
+        parser.add_argument(
+            "--create-missing-products",
+            action="store_true",
+            help="sales/offers for unknown SKUs create stub products instead of failing",
+        )
+        parser.add_argument(
+            "--skip-invalid", action="store_true", help="land the valid rows, report the rest"
+        )
+        parser.add_argument(
+            "--map",
+            action="append",
+            default=[],
+            metavar="HEADER=COLUMN",
+            help="map a file header to a canonical column (or to __ignore__); repeatable",
+        )
+
+    def handle(
+        self,
+        *args,
+        slug,
+        kind,
+        file,
+        decimal_comma,
+        create_missing_products,
+        skip_invalid,
+        map,
+        **options,
+    ):
+        tenant = Tenant.objects.filter(slug=slug).first()
+        if tenant is None:
+            raise CommandError(f"unknown tenant {slug!r}")
+        if kind not in FORMATS:
+            raise CommandError(f"unknown kind {kind!r}: use one of {', '.join(FORMATS)}")
+        column_map = {}
+        for item in map:
+            header, sep, column = item.partition("=")
+            if not sep:
+                raise CommandError(f"--map expects HEADER=COLUMN, got {item!r}")
+            column_map[header] = column
+        opts = ImportOptions(
+            decimal_comma=decimal_comma,
+            create_missing_products=create_missing_products,
+            skip_invalid=skip_invalid,
+            column_map=column_map,
+        )
+        try:
+            with tenant_context(tenant):
+                result = import_file(kind=kind, path=file, options=opts)
+        except FileNotFoundError as exc:
+            raise CommandError(f"no such file: {file}") from exc
+        except ImportFailed as exc:
+            for error in exc.result.errors:
+                self.stderr.write(str(error))
+            shown = len(exc.result.errors)
+            if exc.result.error_count > shown:
+                self.stderr.write(f"... and {exc.result.error_count - shown} more")
+            self.stderr.write(f"{exc.result.error_count} error(s); nothing was imported.")
+            sys.exit(1)
+        for error in result.errors:
+            self.stderr.write(f"skipped: {error}")
+        self.stdout.write(
+            f"created {result.created}, updated {result.updated}, unchanged {result.unchanged}"
+            + (f", skipped {result.skipped}" if result.skipped else "")
+        )

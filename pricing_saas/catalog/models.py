@@ -1,0 +1,146 @@
+"""A merchant's data: products, daily sales, competitor offers, and the import jobs that load them.
+
+Sales and competitor offers are the high-volume tables (millions of rows per tenant). Their
+product link has no database-level foreign-key constraint: a per-row RI trigger would dominate bulk
+import time, and the import service only writes rows whose product it has just joined. Deleting
+a product still cascades through the ORM.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from tenants.models import TenantOwned
+
+
+class Product(TenantOwned):
+    sku = models.CharField(max_length=64)
+    title = models.CharField(max_length=500)
+    description = models.TextField(blank=True, default="")
+    category = models.CharField(max_length=200, blank=True, default="")
+    brand = models.CharField(max_length=200, blank=True, default="")
+    attributes = models.JSONField(default=dict, blank=True)
+    cost = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    price = models.DecimalField(max_digits=14, decimal_places=4)
+    currency = models.CharField(max_length=3)
+    stock = models.IntegerField(null=True, blank=True)
+    min_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    max_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    map_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "sku"], name="product_unique_sku"),
+            models.CheckConstraint(condition=models.Q(price__gt=0), name="product_price_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "category"], name="product_tenant_category_idx"),
+            models.Index(fields=["tenant", "active"], name="product_tenant_active_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku} {self.title[:40]}"
+
+
+class SalesRecord(TenantOwned):
+    """Units sold of one product on one day (optionally per channel) at the unit price paid."""
+
+    product = models.ForeignKey(
+        Product, on_delete=models.CASCADE, db_constraint=False, db_index=False, related_name="+"
+    )
+    date = models.DateField()
+    channel = models.CharField(max_length=64, blank=True, default="")
+    units = models.IntegerField()
+    price = models.DecimalField(max_digits=14, decimal_places=4)
+    revenue = models.DecimalField(max_digits=16, decimal_places=4)
+    promo = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "product", "date", "channel"], name="sales_unique_day"
+            ),
+        ]
+        # No other index: the unique one serves reads by tenant, SKU and date range, and every
+        # extra index costs each bulk import (benchmarks/RESULTS.md).
+
+    def __str__(self) -> str:
+        return f"{self.product_id} {self.date} {self.units}"
+
+
+class CompetitorOffer(TenantOwned):
+    product = models.ForeignKey(
+        Product, on_delete=models.CASCADE, db_constraint=False, db_index=False, related_name="+"
+    )
+    competitor = models.CharField(max_length=200)
+    price = models.DecimalField(max_digits=14, decimal_places=4)
+    observed_at = models.DateTimeField()
+    in_stock = models.BooleanField(default=True)
+    url = models.URLField(max_length=1000, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "product", "competitor", "observed_at"],
+                name="offer_unique_observation",
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "observed_at"], name="offer_tenant_observed_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.competitor} {self.product_id} {self.price}"
+
+
+class ImportJob(TenantOwned):
+    """One import of a file (portal or API upload) or a JSON batch, with its report."""
+
+    class Kind(models.TextChoices):
+        PRODUCTS = "products", "Products"
+        SALES = "sales", "Sales"
+        COMPETITOR_PRICES = "competitor_prices", "Competitor prices"
+
+    class Status(models.TextChoices):
+        NEEDS_MAPPING = "needs_mapping", "Needs column mapping"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    source = models.CharField(max_length=16, default="upload")  # upload | api | command
+    file = models.FileField(upload_to="imports/%Y/%m/", blank=True)
+    original_name = models.CharField(max_length=255, blank=True, default="")
+    options = models.JSONField(default=dict, blank=True)
+    headers = models.JSONField(default=list, blank=True)
+    preview = models.JSONField(default=list, blank=True)
+    column_map = models.JSONField(default=dict, blank=True)
+    progress = models.FloatField(default=0.0)
+    phase = models.CharField(max_length=32, blank=True, default="")
+    rows = models.IntegerField(default=0)
+    created = models.IntegerField(default=0)
+    updated = models.IntegerField(default=0)
+    unchanged = models.IntegerField(default=0)
+    error_count = models.IntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    message = models.TextField(blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="import_tenant_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} import {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)

@@ -1,0 +1,255 @@
+"""Writes of the catalog app: import jobs (upload, column mapping, run) and JSON bulk upserts."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from django.core.cache import cache
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+
+from tenants.context import require_current_tenant
+from tenants.services import ServiceError
+
+from .formats import FORMATS, get_format
+from .importer import (
+    IGNORE,
+    ImportFailed,
+    ImportOptions,
+    ImportResult,
+    map_headers,
+    sniff,
+    xlsx_to_csv,
+)
+from .models import ImportJob
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx"}
+MAX_BULK_ROWS = 10_000
+MAX_UPLOAD_BYTES = 2 * 1024**3
+
+
+def options_from(data: dict) -> ImportOptions:
+    def flag(name: str) -> bool:
+        value = data.get(name, False)
+        return value in (True, "true", "True", "1", "on", "yes", 1)
+
+    return ImportOptions(
+        decimal_comma=flag("decimal_comma"),
+        create_missing_products=flag("create_missing_products"),
+        skip_invalid=flag("skip_invalid"),
+        column_map=dict(data.get("column_map") or {}),
+    )
+
+
+def _options_dict(options: ImportOptions) -> dict:
+    return {
+        "decimal_comma": options.decimal_comma,
+        "create_missing_products": options.create_missing_products,
+        "skip_invalid": options.skip_invalid,
+    }
+
+
+def _errors_json(result: ImportResult) -> list[dict]:
+    return [e.as_dict() for e in result.errors]
+
+
+@transaction.atomic
+def create_import_job(
+    *,
+    kind: str,
+    upload: UploadedFile,
+    options: ImportOptions,
+    user=None,
+    source: str = "upload",
+) -> ImportJob:
+    """Store an uploaded file and queue its import, or ask for a column mapping first."""
+    if kind not in FORMATS:
+        raise ServiceError(
+            f"unknown kind {kind!r}: use one of {', '.join(FORMATS)}",
+            code="invalid_choice",
+            attr="kind",
+        )
+    suffix = Path(upload.name or "").suffix.lower()
+    if suffix not in ALLOWED_SUFFIXES:
+        raise ServiceError(
+            f"unsupported file type {suffix or '(none)'}: upload .csv or .xlsx",
+            code="unsupported_file",
+            attr="file",
+        )
+    if upload.size == 0:
+        raise ServiceError("the file is empty", code="empty_file", attr="file")
+    if upload.size > MAX_UPLOAD_BYTES:
+        raise ServiceError("the file is larger than 2 GB", code="too_large", attr="file")
+    job = ImportJob.objects.create(
+        tenant=require_current_tenant(),
+        kind=kind,
+        source=source,
+        original_name=(upload.name or "")[:255],
+        options=_options_dict(options),
+        column_map=options.column_map,
+        created_by=user,
+        status=ImportJob.Status.QUEUED,
+    )
+    job.file.save(f"{job.pk}{suffix}", upload, save=False)
+    _inspect(job, options)
+    job.save()
+    if job.status == ImportJob.Status.QUEUED:
+        _enqueue(job)
+    return job
+
+
+def _readable_path(job: ImportJob) -> tuple[Path, Path | None]:
+    """The job's file as a CSV path (XLSX is converted to a sibling CSV once)."""
+    path = Path(job.file.path)
+    if path.suffix.lower() == ".xlsx":
+        converted = path.with_suffix(".converted.csv")
+        if not converted.exists():
+            xlsx_to_csv(path, converted, job.kind)
+        return converted, converted
+    return path, None
+
+
+def _inspect(job: ImportJob, options: ImportOptions) -> None:
+    """Read the header and a preview; park the job for mapping if the header does not fit."""
+    try:
+        path, _ = _readable_path(job)
+        sniffed = sniff(path, job.kind)
+    except ImportFailed as exc:
+        _finish(job, exc.result, failed=True)
+        return
+    job.headers = sniffed.headers
+    job.preview = sniffed.preview
+    try:
+        map_headers(get_format(job.kind), sniffed.headers, options.column_map)
+    except ImportFailed as exc:
+        job.status = ImportJob.Status.NEEDS_MAPPING
+        job.errors = _errors_json(exc.result)
+        job.error_count = exc.result.error_count
+        job.message = "Map the file's columns to the expected ones."
+
+
+def _enqueue(job: ImportJob) -> None:
+    from .tasks import run_import
+
+    tenant_id, job_id = job.tenant_id, job.pk
+    transaction.on_commit(lambda: run_import.delay(tenant_id, job_id))
+
+
+@transaction.atomic
+def set_column_map(*, job: ImportJob, column_map: dict[str, str]) -> ImportJob:
+    job = ImportJob.objects.select_for_update().get(pk=job.pk)
+    if job.status != ImportJob.Status.NEEDS_MAPPING:
+        raise ServiceError("this import is not waiting for a column mapping", code="invalid_state")
+    allowed = set(get_format(job.kind).names) | {IGNORE, ""}
+    for header, target in column_map.items():
+        if header not in job.headers:
+            raise ServiceError(
+                f"the file has no column {header!r}", code="invalid", attr="column_map"
+            )
+        if target not in allowed:
+            raise ServiceError(
+                f"unknown target column {target!r} for {header!r}",
+                code="invalid",
+                attr="column_map",
+            )
+    try:
+        map_headers(get_format(job.kind), job.headers, column_map)
+    except ImportFailed as exc:
+        job.errors = _errors_json(exc.result)
+        job.error_count = exc.result.error_count
+        job.save(update_fields=["errors", "error_count"])
+        raise ServiceError(
+            str(exc.result.errors[0]), code="invalid_mapping", attr="column_map"
+        ) from exc
+    job.column_map = column_map
+    job.status = ImportJob.Status.QUEUED
+    job.errors, job.error_count, job.message = [], 0, ""
+    job.save()
+    _enqueue(job)
+    return job
+
+
+def progress_key(job_id: int) -> str:
+    return f"import-progress:{job_id}"
+
+
+def job_progress(job: ImportJob) -> dict:
+    """Phase and share done: live from the cache while running, else from the job row."""
+    if job.status == ImportJob.Status.RUNNING:
+        live = cache.get(progress_key(job.pk))
+        if live:
+            return live
+    return {"phase": job.phase or job.status, "progress": job.progress}
+
+
+def run_import_job(*, job_id: int) -> ImportJob | None:
+    """Run a queued import (idempotent: a job that is not queued is left alone)."""
+    from .importer import import_file
+
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status != ImportJob.Status.QUEUED:
+            return job
+        job.status, job.started_at, job.phase = ImportJob.Status.RUNNING, timezone.now(), "reading"
+        job.save(update_fields=["status", "started_at", "phase"])
+
+    def report(phase: str, share: float) -> None:
+        cache.set(progress_key(job.pk), {"phase": phase, "progress": round(share, 3)}, 3600)
+
+    options = ImportOptions(**{**job.options, "column_map": job.column_map})
+    converted = None
+    try:
+        path, converted = _readable_path(job)
+        result = import_file(kind=job.kind, path=path, options=options, progress=report)
+    except ImportFailed as exc:
+        _finish(job, exc.result, failed=True)
+    except Exception as exc:
+        logger.exception("import job %s crashed", job.pk)
+        job.refresh_from_db()
+        job.status, job.message = (
+            ImportJob.Status.FAILED,
+            f"internal error: {exc.__class__.__name__}",
+        )
+        job.finished_at = timezone.now()
+        job.save()
+        raise
+    else:
+        _finish(job, result, failed=False)
+    finally:
+        cache.delete(progress_key(job.pk))
+        if converted is not None:
+            converted.unlink(missing_ok=True)
+    job.save()
+    return job
+
+
+def _finish(job: ImportJob, result: ImportResult, *, failed: bool) -> None:
+    job.status = ImportJob.Status.FAILED if failed else ImportJob.Status.SUCCEEDED
+    job.rows, job.created, job.updated = result.rows, result.created, result.updated
+    job.unchanged, job.error_count = result.unchanged, result.error_count
+    job.errors = _errors_json(result)
+    job.progress, job.phase = (0.0 if failed else 1.0), ("failed" if failed else "done")
+    job.finished_at = timezone.now()
+    if failed:
+        job.message = f"{result.error_count} error(s); nothing was imported."
+    else:
+        job.message = result.summary()
+
+
+def bulk_upsert(*, kind: str, rows, options: ImportOptions) -> ImportResult:
+    """The API's JSON bulk upsert: up to 10,000 rows, all or nothing, idempotent."""
+    from .importer import import_rows
+
+    if not isinstance(rows, list):
+        raise ServiceError("the body must be a JSON array of row objects", code="invalid")
+    if len(rows) > MAX_BULK_ROWS:
+        raise ServiceError(
+            f"at most {MAX_BULK_ROWS:,} rows per request (got {len(rows):,}); "
+            "split the batch or upload a file",
+            code="too_many_rows",
+        )
+    return import_rows(kind=kind, rows=rows, options=options)
