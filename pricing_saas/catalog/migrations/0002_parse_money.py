@@ -19,10 +19,19 @@ BEGIN
     IF m IS NULL THEN
         RETURN 'NaN';
     END IF;
+    -- Thousands separators must group digits (3s, or 2s as in Indian lakhs: 1,29,999) and
+    -- come before the decimal mark: "1.299,00" is refused unless decimal_comma is set.
+    digits := regexp_replace(m[2], '[ \u00a0'']', '', 'g');
     IF decimal_comma THEN
-        digits := replace(regexp_replace(m[2], '[.'' \u00a0]', '', 'g'), ',', '.');
+        IF digits !~ '^[0-9]+(,[0-9]+)?$' AND digits !~ '^[0-9]{1,3}(\.[0-9]{2,3})*(,[0-9]+)?$' THEN
+            RETURN 'NaN';
+        END IF;
+        digits := replace(replace(digits, '.', ''), ',', '.');
     ELSE
-        digits := regexp_replace(m[2], '[,'' \u00a0]', '', 'g');
+        IF digits !~ '^[0-9]+(\.[0-9]+)?$' AND digits !~ '^[0-9]{1,3}(,[0-9]{2,3})*(\.[0-9]+)?$' THEN
+            RETURN 'NaN';
+        END IF;
+        digits := replace(digits, ',', '');
     END IF;
     IF digits !~ '^[0-9]+(\.[0-9]+)?$' THEN
         RETURN 'NaN';

@@ -1,0 +1,406 @@
+"""The import service and import_csv/export_csv, through the real Postgres: every bad input of
+the merchant-data issue is one test here."""
+
+from __future__ import annotations
+
+import csv
+import io
+import tracemalloc
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from pricing_saas.catalog.exporter import export_csv, export_xlsx
+from pricing_saas.catalog.importer import ImportFailed, ImportOptions, import_file, import_rows
+from pricing_saas.catalog.models import CompetitorOffer, Product, SalesRecord
+from tenants.context import tenant_context
+from tests.factories import TenantFactory
+
+pytestmark = pytest.mark.django_db
+
+PRODUCTS = "sku,title,description,category,brand,cost,price,currency,stock\n"
+
+
+@pytest.fixture
+def shop(db):
+    tenant = TenantFactory(slug="shop", default_currency="EUR", timezone="Europe/Berlin")
+    with tenant_context(tenant):
+        yield tenant
+
+
+def write(tmp_path: Path, text: str | bytes, name: str = "f.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return path
+
+
+def run(tmp_path, kind: str, text, **options):
+    return import_file(kind=kind, path=write(tmp_path, text), options=ImportOptions(**options))
+
+
+def fails(tmp_path, kind: str, text, **options):
+    with pytest.raises(ImportFailed) as info:
+        run(tmp_path, kind, text, **options)
+    return info.value.result
+
+
+def base_products(tmp_path):
+    return run(
+        tmp_path,
+        "products",
+        PRODUCTS + "A1,Red shirt,,Shirts,Acme,5,12.50,,10\nA2,Blue shirt,,Shirts,Acme,6,14,,\n",
+    )
+
+
+# --- happy path, counts and idempotency -------------------------------------------------------
+
+
+def test_products_created_updated_unchanged_and_idempotent(shop, tmp_path):
+    result = base_products(tmp_path)
+    assert (result.created, result.updated, result.unchanged) == (2, 0, 0)
+    again = base_products(tmp_path)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
+    changed = run(tmp_path, "products", "sku,title,price\nA1,Red shirt,13\nA3,Cap,5\n")
+    assert (changed.created, changed.updated, changed.unchanged) == (1, 1, 0)
+    a1 = Product.objects.get(sku="A1")
+    assert a1.price == Decimal("13") and a1.category == "Shirts"  # absent columns untouched
+    assert a1.currency == "EUR"  # the tenant's default
+
+
+def test_extra_product_columns_become_attributes(shop, tmp_path):
+    run(tmp_path, "products", "sku,title,price,Colour,Size\nA1,Shirt,10,red,M\n")
+    assert Product.objects.get(sku="A1").attributes == {"Colour": "red", "Size": "M"}
+
+
+def test_column_order_is_free_and_headers_case_insensitive(shop, tmp_path):
+    run(tmp_path, "products", " PRICE ,Title,SKU\n9.5,Mug,M1\n")
+    assert Product.objects.get(sku="M1").price == Decimal("9.5")
+
+
+def test_sales_and_competitor_prices_import(shop, tmp_path):
+    base_products(tmp_path)
+    result = run(
+        tmp_path,
+        "sales",
+        "date,sku,units,price,promo,channel\n2024-03-01,A1,4,12.5,yes,web\n2024-03-01,A1,1,12.5,no,store\n",
+    )
+    assert result.created == 2
+    web = SalesRecord.objects.get(channel="web")
+    assert web.units == 4 and web.revenue == Decimal("50") and web.promo is True
+    result = run(
+        tmp_path,
+        "competitor_prices",
+        "sku,competitor,price,observed_at,in_stock,url\nA1,ShopRival,11.99,2024-03-01T10:00:00Z,true,https://rival.example/a1\nA1,ShopRival,11.49,2024-03-02 09:30,0,\n",
+    )
+    assert result.created == 2
+    naive = CompetitorOffer.objects.get(price=Decimal("11.49"))
+    assert naive.observed_at.isoformat() == "2024-03-02T08:30:00+00:00"  # tenant's time zone
+    assert naive.in_stock is False
+
+
+def test_json_rows_are_idempotent(shop, tmp_path):
+    rows = [
+        {"sku": "J1", "title": "Jug", "price": 7},
+        {"sku": "J2", "title": "Jar", "price": "3.5"},
+    ]
+    assert import_rows(kind="products", rows=rows).created == 2
+    again = import_rows(kind="products", rows=rows)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
+
+
+# --- bad input: headers, kinds, empty files ----------------------------------------------------
+
+
+def test_missing_header_names_the_column(shop, tmp_path):
+    result = fails(tmp_path, "products", "sku,title\nA1,Shirt\n")
+    assert [(e.row, e.column) for e in result.errors] == [(1, "price")]
+    assert "missing required column" in result.errors[0].reason
+
+
+def test_misspelled_header_gets_a_suggestion(shop, tmp_path):
+    result = fails(tmp_path, "sales", "date,sku,unitz,price\n2024-01-01,A1,1,1\n")
+    reasons = " ".join(e.reason for e in result.errors)
+    assert "did you mean 'units'" in reasons
+    assert Product.objects.count() == 0
+
+
+def test_unknown_kind(shop, tmp_path):
+    with pytest.raises(ValueError, match="unknown kind 'stock'"):
+        run(tmp_path, "stock", PRODUCTS)
+
+
+def test_empty_file(shop, tmp_path):
+    assert fails(tmp_path, "products", "").errors[0].reason == "the file is empty"
+    assert fails(tmp_path, "products", "\n  \n").errors[0].reason == "the file is empty"
+
+
+def test_header_only(shop, tmp_path):
+    assert "no data rows" in fails(tmp_path, "products", PRODUCTS).errors[0].reason
+
+
+# --- bad input: encodings and delimiters -------------------------------------------------------
+
+
+def test_latin1_file(shop, tmp_path):
+    run(tmp_path, "products", "sku,title,price\nL1,Café crème brûlée,4\n".encode("latin-1"))
+    assert Product.objects.get(sku="L1").title == "Café crème brûlée"
+
+
+def test_windows_1252_euro_sign(shop, tmp_path):
+    run(tmp_path, "products", "sku,title,price\nE1,Price in €,4\n".encode("cp1252"))
+    assert Product.objects.get(sku="E1").title == "Price in €"
+
+
+def test_utf8_with_bom(shop, tmp_path):
+    run(tmp_path, "products", "\ufeffsku,title,price\nB1,Ümlaut,4\n".encode())
+    assert Product.objects.get(sku="B1").title == "Ümlaut"
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_other_delimiters(shop, tmp_path, delimiter):
+    text = (
+        delimiter.join(["sku", "title", "price"])
+        + "\n"
+        + delimiter.join(["D1", "Desk, oak", "120"])
+        + "\n"
+    )
+    run(tmp_path, "products", text)
+    assert Product.objects.get(sku="D1").title == "Desk, oak"
+
+
+def test_broken_row_structure_names_the_line(shop, tmp_path):
+    result = fails(tmp_path, "products", "sku,title,price\nA1,Shirt,1\nA2,Shirt\n")
+    assert result.errors[0].row == 3 and result.errors[0].column == "price"
+
+
+# --- bad input: values ------------------------------------------------------------------------
+
+
+def test_prices_with_currency_symbols_and_thousands_separators(shop, tmp_path):
+    run(
+        tmp_path,
+        "products",
+        'sku,title,price,cost\nP1,TV,"₹32,999","₹1,29,999"\nP2,Laptop,"$1,299.00",USD 800\n',
+    )
+    assert Product.objects.get(sku="P1").price == Decimal("32999")
+    assert Product.objects.get(sku="P1").cost == Decimal("129999")
+    assert Product.objects.get(sku="P2").price == Decimal("1299")
+    assert Product.objects.get(sku="P2").cost == Decimal("800")
+
+
+def test_decimal_comma_only_with_the_option(shop, tmp_path):
+    text = "sku;title;price\nC1;Chair;1.299,00 €\n"
+    result = fails(tmp_path, "products", text)
+    assert result.errors[0].column == "price" and result.errors[0].value == "1.299,00 €"
+    run(tmp_path, "products", text, decimal_comma=True)
+    assert Product.objects.get(sku="C1").price == Decimal("1299.00")
+
+
+@pytest.mark.parametrize("price", ["0", "-5", "-$1.00"])
+def test_negative_or_zero_price(shop, tmp_path, price):
+    result = fails(tmp_path, "products", f'sku,title,price\nZ1,Zero,"{price}"\n')
+    assert result.errors[0].reason == "must be greater than 0" and result.errors[0].row == 2
+
+
+def test_non_numeric_price_and_units(shop, tmp_path):
+    base_products(tmp_path)
+    result = fails(
+        tmp_path, "sales", "date,sku,units,price\n2024-01-01,A1,three,abc\n2024-01-02,A1,2.5,1\n"
+    )
+    got = {(e.row, e.column, e.value): e.reason for e in result.errors}
+    assert got[(2, "units", "three")] == "not a whole number"
+    assert got[(2, "price", "abc")].startswith("not a number")
+    assert got[(3, "units", "2.5")] == "not a whole number"
+    assert SalesRecord.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "value", ["2024-02-30", "2023-13-01", "2024-00-10", "31/01/2024", "yesterday"]
+)
+def test_impossible_dates(shop, tmp_path, value):
+    base_products(tmp_path)
+    result = fails(tmp_path, "sales", f"date,sku,units,price\n{value},A1,1,1\n")
+    assert result.errors[0].column == "date" and result.errors[0].value == value
+
+
+def test_impossible_timestamps(shop, tmp_path):
+    base_products(tmp_path)
+    text = (
+        "sku,competitor,price,observed_at\nA1,R,1,2024-01-01T25:00:00Z\nA1,R,1,2024-02-31T10:00\n"
+    )
+    result = fails(tmp_path, "competitor_prices", text)
+    assert [(e.row, e.column) for e in result.errors] == [(2, "observed_at"), (3, "observed_at")]
+
+
+def test_duplicate_keys_in_one_file(shop, tmp_path):
+    result = fails(tmp_path, "products", "sku,title,price\nA1,One,1\nA2,Two,2\nA1,Again,3\n")
+    assert result.errors[0].row == 4 and "same as row 2" in result.errors[0].reason
+    base_products(tmp_path)
+    result = fails(
+        tmp_path, "sales", "date,sku,units,price\n2024-01-01,A1,1,1\n2024-01-01,A1,2,1\n"
+    )
+    assert result.errors[0].row == 3
+    assert SalesRecord.objects.count() == 0
+
+
+def test_sales_for_unknown_skus_rejected_with_their_list(shop, tmp_path):
+    base_products(tmp_path)
+    result = fails(
+        tmp_path,
+        "sales",
+        "date,sku,units,price\n2024-01-01,A1,1,1\n2024-01-01,NOPE,1,1\n2024-01-01,GONE,1,2\n",
+    )
+    assert [(e.row, e.value) for e in result.errors] == [(3, "NOPE"), (4, "GONE")]
+    assert SalesRecord.objects.count() == 0
+
+
+def test_unknown_skus_become_stub_products_with_the_option(shop, tmp_path):
+    base_products(tmp_path)
+    result = run(
+        tmp_path,
+        "sales",
+        "date,sku,units,price\n2024-01-01,NEW1,1,4.5\n",
+        create_missing_products=True,
+    )
+    assert result.created == 1
+    stub = Product.objects.get(sku="NEW1")
+    assert stub.attributes == {"stub": True} and stub.price == Decimal("4.5")
+
+
+def test_report_names_row_column_value_reason_and_caps_at_1000(shop, tmp_path):
+    lines = "".join(f"S{i},Title,-1\n" for i in range(1500))
+    result = fails(tmp_path, "products", "sku,title,price\n" + lines)
+    assert result.error_count == 1500 and len(result.errors) == 1000
+    first = result.errors[0]
+    assert (first.row, first.column, first.value, first.reason) == (
+        2,
+        "price",
+        "-1",
+        "must be greater than 0",
+    )
+
+
+def test_import_is_atomic_by_default_and_skip_invalid_lands_the_rest(shop, tmp_path):
+    text = "sku,title,price\nG1,Good,1\nB1,Bad,0\nG2,Good,2\n"
+    fails(tmp_path, "products", text)
+    assert Product.objects.count() == 0
+    result = run(tmp_path, "products", text, skip_invalid=True)
+    assert result.created == 2 and result.skipped == 1 and result.error_count == 1
+    assert set(Product.objects.values_list("sku", flat=True)) == {"G1", "G2"}
+
+
+def test_oversize_text_cells(shop, tmp_path):
+    result = fails(tmp_path, "products", f"sku,title,price\n{'S' * 65},T,1\n")
+    assert result.errors[0].reason == "longer than 64 characters"
+
+
+def test_xlsx_import(shop, tmp_path):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["sku", "title", "price", "stock"])
+    sheet.append(["X1", "From Excel", 19.9, 3])
+    workbook.save(tmp_path / "p.xlsx")
+    import_file(kind="products", path=tmp_path / "p.xlsx")
+    product = Product.objects.get(sku="X1")
+    assert product.price == Decimal("19.9") and product.stock == 3
+
+
+def test_not_an_xlsx(shop, tmp_path):
+    path = write(tmp_path, b"this is not a zip", "p.xlsx")
+    with pytest.raises(ImportFailed, match="not a readable .xlsx"):
+        import_file(kind="products", path=path)
+
+
+def test_large_file_is_streamed_not_loaded(shop, tmp_path):
+    path = tmp_path / "big.csv"
+    with open(path, "w") as out:
+        out.write("sku,title,price\n")
+        for i in range(150_000):
+            out.write(f"SKU{i:07d},A reasonably long product title number {i},{i % 500 + 1}.99\n")
+    size = path.stat().st_size
+    tracemalloc.start()
+    result = import_file(kind="products", path=path)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert result.created == 150_000
+    assert peak < size / 4, f"peak {peak / 1e6:.1f} MB for a {size / 1e6:.1f} MB file"
+
+
+# --- tenants -------------------------------------------------------------------------------------
+
+
+def test_another_tenants_skus_are_unknown(shop, tmp_path):
+    other = TenantFactory()
+    with tenant_context(other):
+        run(tmp_path, "products", "sku,title,price\nOTHER1,Theirs,1\n")
+    result = fails(tmp_path, "sales", "date,sku,units,price\n2024-01-01,OTHER1,1,1\n")
+    assert result.errors[0].value == "OTHER1"
+    with tenant_context(other):
+        assert Product.objects.count() == 1
+    assert Product.objects.count() == 0
+
+
+# --- exports -------------------------------------------------------------------------------------
+
+
+def test_exports_neutralise_formulas_in_csv_and_xlsx(shop, tmp_path):
+    run(
+        tmp_path,
+        "products",
+        'sku,title,brand,price,note\nF1,"=HYPERLINK(""http://evil"")",+brand,1,@cmd\nF2,-2+3,ok,2,fine\n',
+    )
+    buffer = io.BytesIO()
+    export_csv("products", buffer)
+    rows = list(csv.DictReader(io.StringIO(buffer.getvalue().decode())))
+    assert rows[0]["title"].startswith("'=") and rows[0]["brand"] == "'+brand"
+    assert rows[0]["note"] == "'@cmd" and rows[1]["title"] == "'-2+3"
+    export_xlsx("products", tmp_path / "out.xlsx")
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(tmp_path / "out.xlsx").active
+    values = [c.value for row in sheet.iter_rows() for c in row if isinstance(c.value, str)]
+    assert not any(v.startswith(("=", "+", "-", "@")) for v in values)
+    assert all(c.data_type != "f" for row in sheet.iter_rows() for c in row)
+
+
+def test_export_then_import_round_trips_to_another_tenant(shop, tmp_path):
+    base_products(tmp_path)
+    run(tmp_path, "sales", "date,sku,units,price\n2024-03-01,A1,4,12.5\n")
+    files = {}
+    for kind in ("products", "sales"):
+        buffer = io.BytesIO()
+        export_csv(kind, buffer)
+        files[kind] = write(tmp_path, buffer.getvalue(), f"{kind}.csv")
+    twin = TenantFactory(default_currency="EUR")
+    with tenant_context(twin):
+        assert import_file(kind="products", path=files["products"]).created == 2
+        assert import_file(kind="sales", path=files["sales"]).created == 1
+        assert SalesRecord.objects.get().revenue == Decimal("50")
+
+
+def test_import_csv_command_exit_codes_and_counts(shop, tmp_path, capsys):
+    good = write(tmp_path, "sku,title,price\nA1,Shirt,1\n", "good.csv")
+    call_command("import_csv", "shop", "products", str(good))
+    assert "created 1, updated 0, unchanged 0" in capsys.readouterr().out
+    bad = write(tmp_path, "sku,title,price\nA2,Shirt,0\n", "bad.csv")
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("import_csv", "shop", "products", str(bad))
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert (
+        "row 2, column price ('0'): must be greater than 0" in err and "nothing was imported" in err
+    )
+    assert not Product.objects.filter(sku="A2").exists()
+
+
+def test_export_csv_command_writes_canonical_csv(shop, tmp_path):
+    base_products(tmp_path)
+    out = io.StringIO()
+    call_command("export_csv", "shop", "products", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("sku,title,description,category,brand,cost,price,currency,stock")
+    assert lines[1].startswith("A1,Red shirt,")
