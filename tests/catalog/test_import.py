@@ -311,7 +311,7 @@ def test_xlsx_import(shop, tmp_path):
 
 def test_not_an_xlsx(shop, tmp_path):
     path = write(tmp_path, b"this is not a zip", "p.xlsx")
-    with pytest.raises(ImportFailed, match="not a readable .xlsx"):
+    with pytest.raises(ImportFailed, match=r"not a readable \.xlsx"):
         import_file(kind="products", path=path)
 
 
