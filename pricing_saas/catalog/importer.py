@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg2
-from django.db import IntegrityError, ProgrammingError, connection, transaction
+from django.db import DataError, IntegrityError, ProgrammingError, connection, transaction
 
 from tenants.context import require_current_tenant
 
@@ -282,9 +282,31 @@ def parse_sql(col: Column, r: str, *, decimal_comma: bool, tz: str) -> str:
     raise ValueError(col.type)
 
 
-def checks_for(col: Column, r: str, v: str) -> list[tuple[str, str]]:
-    """(SQL condition that is true when the cell is invalid, reason) for one column."""
+def _fast_date(r: str) -> str:
+    s = f"btrim({r})"
+    return (
+        f"CASE WHEN length({s}) = 10 AND substr({s},5,1) = '-' AND substr({s},8,1) = '-' "
+        f"AND {s} ~ {_q(_DATE)} THEN {s}::date END"
+    )
+
+
+def checks_for(col: Column, r: str, v: str, *, native: bool = False) -> list[tuple[str, str]]:
+    """(SQL condition that is true when the cell is invalid, reason) for one column.
+
+    `native`: the staging column already has the column's type (the fast path), so the only
+    possible problems are emptiness and the value's range.
+    """
     out: list[tuple[str, str]] = []
+    if native:
+        if col.required:
+            out.append((f"{r} IS NULL", "is required"))
+        if col.type == "money":
+            out.append((f"{v} = 'NaN'", "not a number (e.g. 1299.00, $1,299.00 or ₹32,999)"))
+            out.append((f"{v} <> 'NaN' AND abs({v}) >= 1e10", "is too large"))
+        if col.minimum:
+            guard = f"{v} <> 'NaN' AND " if col.type == "money" else ""
+            out.append((f"{guard}NOT ({col.minimum.replace('v', v)})", col.minimum_reason))
+        return out
     if col.required:
         out.append((_empty(r), "is required"))
     if col.type == "money":
@@ -328,6 +350,13 @@ class _ProgressReader(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.done = self.next_report = 0
+        return self.handle.seek(offset, whence)
 
     def read(self, size: int = -1) -> bytes:
         chunk = self.handle.read(size if size and size > 0 else 1 << 16)
@@ -441,37 +470,39 @@ class _Invalid(Exception):
     """Internal: roll the transaction back; the errors are in the result."""
 
 
+# Fast path: columns that Postgres can type while copying. A file whose every cell fits (most
+# files) is parsed by COPY itself; any cell that does not ("$1,299", "three", an impossible date)
+# makes the fast path fail, and the file is read again through the text path that reports it.
+TYPED = {"money": "numeric", "int": "integer", "bool": "boolean"}
+
+
+def _stage_type(mapping: Mapping, fmt: Format, index: int, typed: bool) -> str:
+    role, name = mapping.targets[index]
+    if typed and role == "column":
+        return TYPED.get(fmt.column(name).type, "text")
+    return "text"
+
+
 def _pipeline(fmt, mapping, reader, encoding, delimiter, options, progress, tenant, result):
     suffix = secrets.token_hex(4)
     stage, clean = f"import_stage_{suffix}", f"import_clean_{suffix}"
-    ncols = len(mapping.targets)
-    cols = [f"c{i}" for i in range(ncols)]
     with connection.cursor() as cur:
-        cur.execute(
-            f"CREATE TEMP TABLE {stage} (line bigint GENERATED ALWAYS AS IDENTITY (START 2), "
-            + ", ".join(f"{c} text" for c in cols)
-            + ") ON COMMIT DROP"
-        )
-        copy = (
-            f"COPY {stage} ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv, HEADER true, "
-            f"DELIMITER {_q(delimiter)}, ENCODING {_q(encoding)})"
-        )
-        try:
-            with transaction.atomic():
-                cur.cursor.copy_expert(copy, reader, size=1 << 16)
-        except psycopg2.Error as exc:
-            result.error_count = 1
-            result.errors = [_copy_error(exc, mapping)]
-            raise _Invalid from exc
-        cur.execute(f"SELECT count(*) FROM {stage}")
-        result.rows = cur.fetchone()[0]
-        if result.rows == 0:
-            result.error_count = 1
-            result.errors = [RowError(None, None, None, "the file has a header but no data rows")]
-            raise _Invalid
-        if progress:
-            progress("validating", 0.0)
-        checks = _build_clean(fmt, mapping, stage, clean, options, tenant, cur)
+        checks = None
+        if not options.decimal_comma:
+            try:
+                with transaction.atomic():
+                    checks = _stage_and_clean(
+                        fmt, mapping, reader, encoding, delimiter, options, progress, tenant,
+                        result, cur, stage, clean, typed=True,
+                    )  # fmt: skip
+            except (psycopg2.DataError, DataError, psycopg2.errors.BadCopyFileFormat):
+                reader.seek(0)
+                checks = None
+        if checks is None:
+            checks = _stage_and_clean(
+                fmt, mapping, reader, encoding, delimiter, options, progress, tenant, result,
+                cur, stage, clean, typed=False,
+            )  # fmt: skip
         _collect_errors(cur, clean, stage, checks, mapping, result)
         if result.error_count and not options.skip_invalid:
             raise _Invalid
@@ -497,6 +528,55 @@ def _pipeline(fmt, mapping, reader, encoding, delimiter, options, progress, tena
         cur.execute(f"DROP TABLE IF EXISTS {clean}, {stage}")
 
 
+def _stage_and_clean(
+    fmt,
+    mapping,
+    reader,
+    encoding,
+    delimiter,
+    options,
+    progress,
+    tenant,
+    result,
+    cur,
+    stage,
+    clean,
+    *,
+    typed: bool,
+) -> list[tuple[str, str]]:
+    """COPY the file into a staging table and parse it into the clean table; the checks."""
+    cols = [f"c{i}" for i in range(len(mapping.targets))]
+    types = [_stage_type(mapping, fmt, i, typed) for i in range(len(cols))]
+    cur.execute(
+        f"CREATE TEMP TABLE {stage} (line bigint GENERATED ALWAYS AS IDENTITY (START 2), "
+        + ", ".join(f"{c} {t}" for c, t in zip(cols, types, strict=True))
+        + ") ON COMMIT DROP"
+    )
+    copy = (
+        f"COPY {stage} ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv, HEADER true, "
+        f"DELIMITER {_q(delimiter)}, ENCODING {_q(encoding)})"
+    )
+    if typed:
+        cur.cursor.copy_expert(copy, reader, size=1 << 16)  # a failure sends us to the text path
+    else:
+        try:
+            with transaction.atomic():
+                cur.cursor.copy_expert(copy, reader, size=1 << 16)
+        except psycopg2.Error as exc:
+            result.error_count = 1
+            result.errors = [_copy_error(exc, mapping)]
+            raise _Invalid from exc
+    cur.execute(f"SELECT count(*) FROM {stage}")
+    result.rows = cur.fetchone()[0]
+    if result.rows == 0:
+        result.error_count = 1
+        result.errors = [RowError(None, None, None, "the file has a header but no data rows")]
+        raise _Invalid
+    if progress:
+        progress("validating", 0.0)
+    return _build_clean(fmt, mapping, stage, clean, options, tenant, cur, typed=typed)
+
+
 def _copy_error(exc: psycopg2.Error, mapping: Mapping) -> RowError:
     diag = exc.diag
     primary = (diag.message_primary or str(exc)).strip()
@@ -515,17 +595,23 @@ def _copy_error(exc: psycopg2.Error, mapping: Mapping) -> RowError:
     return RowError(int(line.group(1)) if line else None, name, None, primary)
 
 
-def _build_clean(fmt, mapping, stage, clean, options, tenant, cur) -> list[tuple[str, str]]:
+def _build_clean(fmt, mapping, stage, clean, options, tenant, cur, *, typed=False):
     raw = {name: f"s.c{i}" for i, (role, name) in enumerate(mapping.targets) if role == "column"}
     inner, outer, checks = [], ["p.line"], []
     for col in fmt.columns:
         if col.name not in raw:
             continue
         r = raw[col.name]
-        expr = parse_sql(col, r, decimal_comma=options.decimal_comma, tz=tenant.timezone)
+        native = typed and col.type in TYPED  # COPY already parsed it
+        if native:
+            expr = r
+        elif typed and col.type == "date":
+            expr = _fast_date(r)  # ISO-shaped text cast directly; an impossible day raises
+        else:
+            expr = parse_sql(col, r, decimal_comma=options.decimal_comma, tz=tenant.timezone)
         inner += [f"{r} AS r_{col.name}", f"{expr} AS v_{col.name}"]
         outer.append(f"p.v_{col.name}")
-        for cond, reason in checks_for(col, f"p.r_{col.name}", f"p.v_{col.name}"):
+        for cond, reason in checks_for(col, f"p.r_{col.name}", f"p.v_{col.name}", native=native):
             checks.append((col.name, cond, reason))
     joins = ""
     if fmt.kind == "products":
@@ -579,10 +665,12 @@ def _collect_errors(cur, clean, stage, checks, mapping, result) -> None:
     )
     errors: list[RowError] = []
     for line, codes, raw in cur.fetchall():
-        raw = json.loads(raw) if isinstance(raw, str) else raw
+        raw = json.loads(raw, parse_float=str, parse_int=str) if isinstance(raw, str) else raw
         for code in codes:
             column, reason = checks[code]
             value = raw.get(f"c{index[column]}") if column in index else None
+            if value is not None and not isinstance(value, str):
+                value = json.dumps(value)  # a typed cell of the fast path (true/false)
             errors.append(RowError(line, column, value, reason))
     result.errors = errors[:MAX_REPORTED_ERRORS]
 

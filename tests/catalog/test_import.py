@@ -404,3 +404,19 @@ def test_export_csv_command_writes_canonical_csv(shop, tmp_path):
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("sku,title,description,category,brand,cost,price,currency,stock")
     assert lines[1].startswith("A1,Red shirt,")
+
+
+def test_clean_files_take_the_typed_fast_path_and_others_fall_back(shop, tmp_path):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    base_products(tmp_path)
+    with CaptureQueriesContext(connection) as queries:
+        run(tmp_path, "sales", "date,sku,units,price\n2024-01-01,A1,2,12.5\n")
+    stages = [q["sql"] for q in queries if "CREATE TEMP TABLE import_stage" in q["sql"]]
+    assert len(stages) == 1 and "c2 integer" in stages[0] and "c3 numeric" in stages[0]
+    with CaptureQueriesContext(connection) as queries:
+        run(tmp_path, "sales", 'date,sku,units,price\n2024-01-02,A1,2,"$1,299.00"\n')
+    stages = [q["sql"] for q in queries if "CREATE TEMP TABLE import_stage" in q["sql"]]
+    assert len(stages) == 2 and "c3 text" in stages[1]  # typed COPY refused "$1,299.00"
+    assert SalesRecord.objects.get(date="2024-01-02").price == Decimal("1299")
