@@ -38,7 +38,8 @@ def main() -> None:
             seconds, rss, out = max_rss_mb_of(
                 [py, "manage.py", "import_csv", slug, kind, str(path)]
             )
-            rows = sum(1 for _ in open(path)) - 1
+            with open(path) as handle:
+                rows = sum(1 for _ in handle) - 1
             print(f"import_csv {kind:8s}: {rows:>9,} rows in {seconds:6.2f}s "
                   f"({rows / seconds:,.0f} rows/s, peak {rss:.0f} MB) -> {out}")  # fmt: skip
     from tenants.models import Tenant
