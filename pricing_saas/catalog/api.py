@@ -139,7 +139,7 @@ class SalesOut(serializers.ModelSerializer):
 
     class Meta:
         model = SalesRecord
-        fields = ["id", "date", "sku", "channel", "units", "price", "revenue", "promo"]
+        fields = ["date", "sku", "channel", "units", "price", "revenue", "promo"]
 
 
 class SalesFilter(django_filters.FilterSet):
@@ -152,7 +152,9 @@ class SalesFilter(django_filters.FilterSet):
         fields = ["channel", "promo"]
 
 
-class SalesViewSet(BulkMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
+class SalesViewSet(BulkMixin, mixins.ListModelMixin, TenantViewSet):
+    """Daily sales, listed with filters (a row's key is its SKU, date and channel)."""
+
     model = SalesRecord
     kind = "sales"
     serializer_class = SalesOut

@@ -748,6 +748,7 @@ def _upsert(fmt, mapping, clean, tenant, cur) -> tuple[int, int]:
                 price, revenue, promo)
             SELECT {t}, product_id, v_date, {channel}, v_units, v_price, {revenue}, {promo}
             FROM {clean} WHERE errs = '{{}}'
+            ORDER BY product_id, v_date
         """
         if fresh:  # nothing to update: a plain INSERT is about twice as fast as ON CONFLICT
             cur.execute(sql)

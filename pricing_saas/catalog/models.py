@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from tenants.models import TenantOwned
+from tenants.models import Tenant, TenantOwned
 
 
 class Product(TenantOwned):
@@ -47,8 +47,20 @@ class Product(TenantOwned):
 
 
 class SalesRecord(TenantOwned):
-    """Units sold of one product on one day (optionally per channel) at the unit price paid."""
+    """Units sold of one product on one day (optionally per channel) at the unit price paid.
 
+    The natural key is the primary key: one index instead of a surrogate id plus a unique
+    constraint makes bulk imports about twice as fast (benchmarks/RESULTS.md), and it serves
+    every read by tenant, SKU and date range.
+    """
+
+    pk = models.CompositePrimaryKey("tenant", "product", "date", "channel")
+    # No database FK constraint on tenant either: its deferred per-row check doubled the commit
+    # of a 1M-row import. Row-level security already forces tenant_id to the current tenant on
+    # every write, and delete_tenant() removes a tenant's rows.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, db_constraint=False, db_index=False, related_name="+"
+    )
     product = models.ForeignKey(
         Product, on_delete=models.CASCADE, db_constraint=False, db_index=False, related_name="+"
     )
@@ -58,15 +70,6 @@ class SalesRecord(TenantOwned):
     price = models.DecimalField(max_digits=14, decimal_places=4)
     revenue = models.DecimalField(max_digits=16, decimal_places=4)
     promo = models.BooleanField(default=False)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["tenant", "product", "date", "channel"], name="sales_unique_day"
-            ),
-        ]
-        # No other index: the unique one serves reads by tenant, SKU and date range, and every
-        # extra index costs each bulk import (benchmarks/RESULTS.md).
 
     def __str__(self) -> str:
         return f"{self.product_id} {self.date} {self.units}"
