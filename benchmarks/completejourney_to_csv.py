@@ -8,6 +8,7 @@ Writes OUT_FOLDER/products.csv and OUT_FOLDER/sales.csv:
 - sales: one row per product and day, units = sum(quantity), revenue = sum(sales_value),
   price = shelf price = (sales_value + retail_disc + coupon_match_disc) / quantity over the day,
   promo = a retail discount was given that day. Lines with quantity <= 0 are dropped.
+  Rows of products that the products table lacks are dropped (and counted).
 - products: every product with at least one sale (the price needs one); price = the median daily
   shelf price, title built from brand, type and package size, category = product_category,
   department / manufacturer / type / package size as extra columns (attributes).
@@ -61,8 +62,10 @@ def convert(out: Path) -> dict:
             "promo": (daily["promo"] > 0).map({True: "true", False: "false"}),
         }
     )
-    prices = daily.groupby("product_id")["price"].median().round(2)
     products = load("products").set_index("product_id")
+    unknown = ~daily["product_id"].isin(products.index)  # sold but missing from products
+    daily, sales = daily[~unknown], sales[~unknown.values]
+    prices = daily.groupby("product_id")["price"].median().round(2)
     products = products[products.index.isin(prices.index)]
     kind = (
         products["product_type"].fillna(products["product_category"]).fillna(products["department"])
@@ -95,6 +98,7 @@ def convert(out: Path) -> dict:
         "products_in_data_set": len(load("products")),
         "products_with_sales": len(catalog),
         "daily_sales_rows": len(sales),
+        "daily_rows_dropped_unknown_product": int(unknown.sum()),
         "first_day": sales["date"].min(),
         "last_day": sales["date"].max(),
     }
