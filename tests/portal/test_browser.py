@@ -83,3 +83,36 @@ def test_owner_logs_in_creates_key_and_switches_tenant(world_b, owner_in_two_ten
     page.wait_for_selector("h1:has-text('Bravo Store')")
     assert "Viewer" in page.text_content(".who")
     assert page.locator("nav >> text=API keys").count() == 0  # a viewer does not manage keys
+
+
+@pytest.fixture
+def analyst_user(world_a):
+    return world_a.users[Role.ANALYST]
+
+
+def test_analyst_uploads_maps_columns_and_reads_the_report(world_a, analyst_user, page, tmp_path):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    csv_path = tmp_path / "shop-export.csv"
+    csv_path.write_text(
+        "Artikel;Name;Preis\nA-1;Wool socks;4,50\nA-2;Cotton cap;0\n", encoding="utf-8"
+    )
+    page.goto(page.base + "/accounts/login/")
+    page.fill("input[name=username]", analyst_user.email)
+    page.fill("input[name=password]", "correct horse battery")
+    page.click("button[type=submit]")
+    page.click("nav >> text=Imports")
+    page.select_option("select[name=kind]", "products")
+    page.set_input_files("input[name=file]", str(csv_path))
+    page.check("input[name=decimal_comma]")
+    page.click("button:has-text('Upload and check')")
+    page.wait_for_selector("h2:has-text('Map your columns')")
+    assert "Wool socks" in page.text_content("body")  # the preview
+    page.select_option("select[name=map_0]", "sku")
+    page.select_option("select[name=map_1]", "title")
+    page.select_option("select[name=map_2]", "price")
+    page.screenshot(path=str(SHOTS / "portal_import_mapping.png"), full_page=True)
+    page.click("button:has-text('Import with this mapping')")
+    page.wait_for_selector("h2:has-text('Validation report')", timeout=20_000)
+    report = page.text_content("section:has(h2:has-text('Validation report')) table")
+    assert "must be greater than 0" in report and "price" in report
+    page.screenshot(path=str(SHOTS / "portal_import_report.png"), full_page=True)
