@@ -1,1 +1,109 @@
-"""The Django side of ml: the per-tenant model registry lives here (see the ml issues)."""
+"""The Django side of ml: the per-tenant model registry and stored reference prices."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from tenants.models import TenantOwned
+
+
+class ModelVersion(TenantOwned):
+    """One training run and the model it produced. At most one version per tenant and kind is
+    promoted; it stays in force until another is promoted, whatever a later run does."""
+
+    class Kind(models.TextChoices):
+        TEXT = "text", "Reference price (text)"
+        DEMAND = "demand", "Demand"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        TRAINING = "training", "Training"
+        READY = "ready", "Ready"
+        PROMOTED = "promoted", "Promoted"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+        RETIRED = "retired", "Retired"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.TEXT)
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    requested_trainer = models.CharField(max_length=32)
+    trainer = models.CharField(max_length=32, blank=True, default="")  # the one that won
+    base_model = models.CharField(max_length=200, blank=True, default="")
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    data_size = models.IntegerField(default=0)
+    metrics = models.JSONField(default=dict, blank=True)
+    progress = models.JSONField(default=dict, blank=True)
+    message = models.TextField(blank=True, default="")
+    artifact = models.FileField(upload_to="models/%Y/%m/", blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "kind", "version"], name="model_version_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "kind"],
+                condition=models.Q(status="promoted"),
+                name="model_one_promoted_per_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} v{self.version} ({self.status})"
+
+    @property
+    def is_running(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.TRAINING)
+
+    @property
+    def rmsle(self) -> float | None:
+        chosen = self.metrics.get("chosen")
+        return self.metrics.get(chosen, {}).get("rmsle") if chosen else None
+
+
+class ReferencePrice(TenantOwned):
+    """What the promoted text model says the market pays for a product, with its interval."""
+
+    product = models.ForeignKey(
+        "catalog.Product", on_delete=models.CASCADE, db_constraint=False, related_name="+"
+    )
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    price = models.DecimalField(max_digits=14, decimal_places=4)
+    low = models.DecimalField(max_digits=14, decimal_places=4)
+    high = models.DecimalField(max_digits=14, decimal_places=4)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "product"], name="reference_price_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_id}: {self.price}"
+
+
+class TextModelConfig(TenantOwned):
+    """A tenant's choice of encoder and trainer (e.g. a multilingual checkpoint for a catalog
+    not in English). Base models are named by the operator in ML_BASE_MODELS; a tenant picks a
+    name, never a server path."""
+
+    base_model = models.CharField(max_length=64, default="minilm")
+    trainer = models.CharField(max_length=32, default="finetune")
+    epochs = models.PositiveSmallIntegerField(default=3)
+    auto_promote = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="text_model_config_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.base_model}/{self.trainer}"

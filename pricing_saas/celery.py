@@ -15,6 +15,22 @@ app = Celery("pricing_saas")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
 
+def _ensure_filesystem_transport_folders() -> None:
+    """The fallback transport needs its folders before the first message is sent."""
+    from django.conf import settings
+
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}) or {}
+    if str(getattr(settings, "CELERY_BROKER_URL", "")).startswith("filesystem"):
+        for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+            if options.get(key):
+                os.makedirs(options[key], exist_ok=True)
+
+
+@app.on_after_configure.connect
+def _on_configured(sender, **kwargs) -> None:
+    _ensure_filesystem_transport_folders()
+
+
 app.conf.update(
     task_queues=[Queue(name) for name in QUEUES],
     task_default_queue="default",

@@ -10,6 +10,7 @@ urlpatterns = [
     path("invite/<str:token>/", portal_views.accept_invitation, name="accept_invitation"),
     path("admin/", admin.site.urls),
     path("catalog/", include("pricing_saas.catalog.urls")),
+    path("models/", include("ml.urls")),
     path("", include("pricing_saas.portal.urls")),
 ]
 

@@ -101,3 +101,33 @@ class ImportJobFactory(TenantOwnedFactory):
     status = "needs_mapping"
     original_name = "secret-bravo-file.csv"
     headers = ["sku", "titel", "price"]
+
+
+class ModelVersionFactory(TenantOwnedFactory):
+    class Meta:
+        model = "ml.ModelVersion"
+
+    tenant = factory.SubFactory(TenantFactory)
+    kind = "text"
+    version = factory.Sequence(lambda n: n + 1)
+    status = "ready"
+    requested_trainer = "baseline"
+    trainer = "baseline"
+    message = "secret-bravo-training-note"
+
+
+class ReferencePriceFactory(TenantOwnedFactory):
+    class Meta:
+        model = "ml.ReferencePrice"
+
+    tenant = factory.SubFactory(TenantFactory)
+    price = "150.00"
+    low = "100.00"
+    high = "200.00"
+
+
+class TextModelConfigFactory(TenantOwnedFactory):
+    class Meta:
+        model = "ml.TextModelConfig"
+
+    tenant = factory.SubFactory(TenantFactory)

@@ -212,7 +212,7 @@ class ImportJobOut(serializers.ModelSerializer):
 
 
 class ImportJobIn(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=list(FORMATS))
+    kind = serializers.ChoiceField(choices=ImportJob.Kind.choices)
     file = serializers.FileField()
     decimal_comma = serializers.BooleanField(default=False)
     create_missing_products = serializers.BooleanField(default=False)

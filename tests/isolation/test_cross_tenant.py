@@ -19,8 +19,11 @@ from tenants.services import invite_member
 from tests.factories import (
     CompetitorOfferFactory,
     ImportJobFactory,
+    ModelVersionFactory,
     ProductFactory,
+    ReferencePriceFactory,
     SalesRecordFactory,
+    TextModelConfigFactory,
 )
 
 from .routes import (
@@ -89,6 +92,9 @@ def object_of(world, model):
         "SalesRecord": SalesRecordFactory,
         "CompetitorOffer": CompetitorOfferFactory,
         "ImportJob": ImportJobFactory,
+        "ModelVersion": ModelVersionFactory,
+        "ReferencePrice": ReferencePriceFactory,
+        "TextModelConfig": TextModelConfigFactory,
     }
     if model.__name__ in factories:
         with tenant_context(world.tenant):
@@ -97,10 +103,14 @@ def object_of(world, model):
             return existing
         factory = factories[model.__name__]
         extra = {}
-        if model.__name__ in ("SalesRecord", "CompetitorOffer"):
-            from pricing_saas.catalog.models import Product
+        from pricing_saas.catalog.models import Product
 
+        if model.__name__ in ("SalesRecord", "CompetitorOffer", "ReferencePrice"):
             extra["product"] = object_of(world, Product)
+        if model.__name__ == "ReferencePrice":
+            from ml.models import ModelVersion
+
+            extra["model_version"] = object_of(world, ModelVersion)
         return factory(tenant=world.tenant, **extra)
     raise AssertionError(f"no object factory for {model.__name__}: add one to object_of()")
 
@@ -114,6 +124,9 @@ def secrets_of(world) -> list[str]:
 
         products = [v for p in Product.objects.values_list("sku", "title") for v in p]
         files = list(ImportJob.objects.values_list("original_name", flat=True))
+        from ml.models import ModelVersion
+
+        files += list(ModelVersion.objects.values_list("message", flat=True))
     emails = [u.email for u in world.users.values()]
     return [
         world.tenant.name,

@@ -13,6 +13,7 @@ from .routes import (
     PORTAL_OBJECT_ROUTES,
     PORTAL_POSTS_WITHOUT_ID,
     PUBLIC,
+    READ_ONLY_POSTS,
     all_routes,
 )
 from .test_cross_tenant import UNSAFE, object_of, snapshot, tenant_models
@@ -41,6 +42,8 @@ def test_viewer_key_cannot_change_anything_through_the_api(world):
             path = route.path()
         payload = API_CREATE_PAYLOADS.get(route.name, lambda w: {"role": "owner"})(world)
         for method in UNSAFE:
+            if method == "post" and route.name in READ_ONLY_POSTS:
+                continue  # a read; the snapshot below still proves nothing changed
             response = getattr(client, method)(path, payload, format="json")
             assert response.status_code in (403, 405), (
                 f"viewer {method.upper()} {path}: {response.status_code}"

@@ -1,0 +1,385 @@
+"""Writes of the ml app: start, run, cancel, promote and roll back training runs; store
+reference prices. The science itself lives in the pure module ml.text_price."""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import tempfile
+import threading
+import time
+import zipfile
+from decimal import Decimal
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from tenants.context import require_current_tenant
+from tenants.services import NotFoundError, ServiceError
+
+from .models import ModelVersion, ReferencePrice, TextModelConfig
+
+logger = logging.getLogger(__name__)
+TRAINERS = ("baseline", "embed_ridge", "finetune", "lora")
+
+
+def base_model_path(name: str) -> str | None:
+    """The folder of a named base model; None means the packaged MiniLM."""
+    if name in ("", "minilm"):
+        return None
+    try:
+        return settings.ML_BASE_MODELS[name]
+    except KeyError:
+        known = ", ".join(["minilm", *settings.ML_BASE_MODELS]) or "minilm"
+        raise ServiceError(
+            f"unknown base model {name!r}; the operator has configured: {known}",
+            code="invalid_choice",
+            attr="base_model",
+        ) from None
+
+
+def text_config() -> TextModelConfig:
+    config = TextModelConfig.objects.first()
+    return config or TextModelConfig(tenant=require_current_tenant())
+
+
+@transaction.atomic
+def start_training(
+    *,
+    kind: str = ModelVersion.Kind.TEXT,
+    user=None,
+    trainer: str | None = None,
+    epochs: int | None = None,
+    base_model: str | None = None,
+    enqueue: bool = True,
+) -> ModelVersion:
+    """Queue a training run (idempotent: a run already queued or training is returned)."""
+    from ml.text_price import BaseModelError, check_base_model
+
+    if kind != ModelVersion.Kind.TEXT:
+        raise ServiceError(
+            f"training the {kind!r} model is not available yet", code="invalid_choice", attr="kind"
+        )
+    tenant = require_current_tenant()
+    running = (
+        ModelVersion.objects.select_for_update()
+        .filter(kind=kind, status__in=[ModelVersion.Status.QUEUED, ModelVersion.Status.TRAINING])
+        .first()
+    )
+    if running is not None and _is_stale(running):
+        _end(
+            running,
+            ModelVersion.Status.FAILED,
+            "the worker was lost (no result within the time limit)",
+        )
+        running = None
+    if running is not None:
+        return running
+    config = text_config()
+    trainer = trainer or config.trainer
+    if trainer not in TRAINERS:
+        raise ServiceError(
+            f"unknown trainer {trainer!r}: use {', '.join(TRAINERS)}",
+            code="invalid_choice",
+            attr="trainer",
+        )
+    name = base_model or config.base_model
+    path = base_model_path(name)
+    if trainer != "baseline":
+        try:
+            folder = check_base_model(path)  # a clear error before any work starts
+        except BaseModelError as exc:
+            raise ServiceError(str(exc), code="invalid_base_model", attr="base_model") from exc
+    else:
+        folder = None
+    epochs = epochs or config.epochs
+    if not 1 <= epochs <= 50:
+        raise ServiceError("epochs must be between 1 and 50", code="invalid", attr="epochs")
+    latest = ModelVersion.objects.filter(kind=kind).aggregate(v=Max("version"))["v"] or 0
+    version = ModelVersion.objects.create(
+        tenant=tenant,
+        kind=kind,
+        version=latest + 1,
+        requested_trainer=trainer,
+        base_model=f"{name} ({folder})" if folder else name,
+        hyperparameters={"trainer": trainer, "epochs": epochs, "base_model": name},
+        created_by=user,
+    )
+    if enqueue:
+        from .tasks import train_text_model
+
+        tenant_id, version_id = tenant.pk, version.pk
+        transaction.on_commit(lambda: train_text_model.delay(tenant_id, version_id))
+    return version
+
+
+def _is_stale(version: ModelVersion) -> bool:
+    limit = timezone.timedelta(seconds=settings.ML_TRAIN_TIME_LIMIT_S + 600)
+    since = version.started_at or version.created_at
+    return since < timezone.now() - limit
+
+
+def _training_data() -> tuple[list[int], list[str], list]:
+    from pricing_saas.catalog.models import Product
+
+    from .text_price import product_text
+
+    ids, texts, prices = [], [], []
+    rows = Product.objects.filter(active=True).values_list(
+        "pk", "title", "description", "brand", "category", "attributes", "price"
+    )
+    for pk, title, description, brand, category, attributes, price in rows.iterator(
+        chunk_size=5000
+    ):
+        ids.append(pk)
+        texts.append(product_text(title, description, brand, category, attributes))
+        prices.append(price)
+    return ids, texts, prices
+
+
+def run_training(*, version_id: int, on_progress=None) -> ModelVersion | None:
+    """Train a queued version (idempotent: anything not queued is left alone)."""
+    from .text_price import (
+        TooFewProducts,
+        TrainConfig,
+        TrainingCancelled,
+        save_predictor,
+        train_text_model,
+    )
+
+    with transaction.atomic():
+        version = ModelVersion.objects.select_for_update().filter(pk=version_id).first()
+        if version is None or version.status != ModelVersion.Status.QUEUED:
+            return version
+        version.status, version.started_at = ModelVersion.Status.TRAINING, timezone.now()
+        version.save(update_fields=["status", "started_at"])
+    params = version.hyperparameters
+    config = TrainConfig(
+        trainer=params.get("trainer", "finetune"),
+        base_model=base_model_path(params.get("base_model", "minilm")),
+        epochs=int(params.get("epochs", 3)),
+        time_limit_s=settings.ML_TRAIN_TIME_LIMIT_S * 0.9,
+    )
+    checked = {"at": 0.0, "cancel": False}
+    lock = threading.Lock()
+
+    def progress(state: dict) -> None:
+        with lock:
+            ModelVersion.objects.filter(pk=version.pk).update(progress=state)
+        if on_progress:
+            on_progress(state)
+
+    def cancelled() -> bool:
+        now = time.monotonic()
+        if now - checked["at"] > 3:
+            checked["at"] = now
+            checked["cancel"] = ModelVersion.objects.filter(
+                pk=version.pk, cancel_requested=True
+            ).exists()
+        return checked["cancel"]
+
+    ids, texts, prices = _training_data()
+    version.data_size = len(ids)
+    try:
+        outcome = train_text_model(texts, prices, config, progress=progress, cancelled=cancelled)
+    except TooFewProducts as exc:
+        return _end(version, ModelVersion.Status.FAILED, str(exc))
+    except TrainingCancelled:
+        return _end(version, ModelVersion.Status.CANCELLED, "cancelled by a user")
+    except Exception as exc:
+        logger.exception("training %s failed", version.pk)
+        _end(
+            version, ModelVersion.Status.FAILED, f"training failed: {exc.__class__.__name__}: {exc}"
+        )
+        raise
+    folder = Path(tempfile.mkdtemp(prefix="model-"))
+    try:
+        save_predictor(outcome.predictor, folder, {"version": version.version})
+        version.artifact.save(f"{version.tenant_id}-{version.kind}-v{version.version}.zip",
+                              ContentFile(_zip(folder)), save=False)  # fmt: skip
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    version.metrics = outcome.metrics
+    version.trainer = outcome.chosen
+    note = outcome.metrics.get("note", "")
+    _end(
+        version,
+        ModelVersion.Status.READY,
+        f"{outcome.chosen} won on the held-out products. {note}".strip(),
+    )
+    if text_config().auto_promote:
+        promote(version=version, refresh_now=on_progress is not None)
+    return version
+
+
+def _end(version: ModelVersion, status: str, message: str) -> ModelVersion:
+    version.status, version.message, version.finished_at = status, message, timezone.now()
+    version.save()
+    return version
+
+
+def _zip(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(folder))
+    return buffer.getvalue()
+
+
+@transaction.atomic
+def cancel(*, version: ModelVersion) -> ModelVersion:
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    if version.status == ModelVersion.Status.QUEUED:
+        return _end(version, ModelVersion.Status.CANCELLED, "cancelled before it started")
+    if version.status != ModelVersion.Status.TRAINING:
+        raise ServiceError(
+            "only a queued or running training can be cancelled", code="invalid_state"
+        )
+    version.cancel_requested = True
+    version.save(update_fields=["cancel_requested"])
+    return version
+
+
+@transaction.atomic
+def promote(*, version: ModelVersion, refresh_now: bool = False) -> ModelVersion:
+    """Put a trained version in force; its reference prices are recomputed after commit (on the
+    ml_train queue, or right here with refresh_now)."""
+    versions = ModelVersion.objects.select_for_update().filter(kind=version.kind)
+    target = versions.get(pk=version.pk)
+    if target.status == ModelVersion.Status.PROMOTED:
+        return target
+    if (
+        target.status not in (ModelVersion.Status.READY, ModelVersion.Status.RETIRED)
+        or not target.artifact
+    ):
+        raise ServiceError(
+            f"version {target.version} is {target.status}: only a trained model can be promoted",
+            code="invalid_state",
+        )
+    versions.filter(status=ModelVersion.Status.PROMOTED).update(status=ModelVersion.Status.READY)
+    target.status, target.promoted_at = ModelVersion.Status.PROMOTED, timezone.now()
+    target.save(update_fields=["status", "promoted_at"])
+    if refresh_now:
+        transaction.on_commit(lambda: refresh_reference_prices(version_id=target.pk))
+    else:
+        transaction.on_commit(lambda: refresh_reference_prices_async(target))
+    return target
+
+
+@transaction.atomic
+def rollback(*, kind: str = ModelVersion.Kind.TEXT) -> ModelVersion:
+    """Promote the version that was in force before the current one."""
+    current = ModelVersion.objects.filter(kind=kind, status=ModelVersion.Status.PROMOTED).first()
+    if current is None:
+        raise NotFoundError("no promoted model to roll back from", code="nothing_to_roll_back")
+    previous = (
+        ModelVersion.objects.filter(kind=kind, promoted_at__isnull=False, artifact__gt="")
+        .exclude(pk=current.pk)
+        .exclude(status__in=[ModelVersion.Status.FAILED, ModelVersion.Status.CANCELLED])
+        .order_by("-promoted_at")
+        .first()
+    )
+    if previous is None:
+        raise ServiceError(
+            "no earlier promoted version to roll back to", code="nothing_to_roll_back"
+        )
+    return promote(version=previous)
+
+
+# --- prediction ----------------------------------------------------------------------------------
+
+_PREDICTORS: dict[tuple[int, int], object] = {}
+
+
+def promoted_version(kind: str = ModelVersion.Kind.TEXT) -> ModelVersion | None:
+    return ModelVersion.objects.filter(kind=kind, status=ModelVersion.Status.PROMOTED).first()
+
+
+def load_version_predictor(version: ModelVersion):
+    """The version's predictor, unpacked once per process (cache keyed by tenant and version)."""
+    from .text_price import load_predictor
+
+    key = (version.tenant_id, version.pk)
+    if key not in _PREDICTORS:
+        target = Path(settings.ML_MODEL_CACHE) / f"{version.tenant_id}-{version.pk}"
+        if not (target / "meta.json").exists():
+            target.mkdir(parents=True, exist_ok=True)
+            with version.artifact.open("rb") as handle, zipfile.ZipFile(handle) as archive:
+                archive.extractall(target)
+        _PREDICTORS[key] = load_predictor(target)
+    return _PREDICTORS[key]
+
+
+def predict_texts(texts: list[str]):
+    version = promoted_version()
+    if version is None:
+        raise NotFoundError(
+            "no reference-price model is promoted yet: train one first", code="no_model"
+        )
+    return version, load_version_predictor(version).predict(texts)
+
+
+def refresh_reference_prices_async(version: ModelVersion) -> None:
+    from .tasks import refresh_reference_prices as task
+
+    task.delay(version.tenant_id, version.pk)
+
+
+def refresh_reference_prices(*, version_id: int) -> int:
+    """Predict every active product with the promoted model and store the results, in batches."""
+    from pricing_saas.catalog.models import Product
+
+    from .text_price import product_text
+
+    version = ModelVersion.objects.filter(
+        pk=version_id, status=ModelVersion.Status.PROMOTED
+    ).first()
+    if version is None:
+        return 0
+    predictor = load_version_predictor(version)
+    tenant = require_current_tenant()
+    done = 0
+    products = Product.objects.filter(active=True).order_by("pk")
+    batch: list = []
+
+    def flush() -> None:
+        nonlocal done
+        prediction = predictor.predict([product_text(*row[1:6]) for row in batch])
+        objects = [
+            ReferencePrice(
+                tenant=tenant,
+                product_id=row[0],
+                model_version=version,
+                price=_money(p),
+                low=_money(lo),
+                high=_money(hi),
+            )
+            for row, p, lo, hi in zip(
+                batch, prediction.price, prediction.low, prediction.high, strict=True
+            )
+        ]
+        ReferencePrice.objects.bulk_create(
+            objects, update_conflicts=True, unique_fields=["tenant", "product"],
+            update_fields=["model_version", "price", "low", "high", "computed_at"],
+        )  # fmt: skip
+        done += len(objects)
+        batch.clear()
+
+    rows = products.values_list("pk", "title", "description", "brand", "category", "attributes")
+    for row in rows.iterator(chunk_size=2000):
+        batch.append(row)
+        if len(batch) >= 2000:
+            flush()
+    if batch:
+        flush()
+    return done
+
+
+def _money(value: float) -> Decimal:
+    return Decimal(str(round(min(float(value), 9_999_999_999.0), 4)))

