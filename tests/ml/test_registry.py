@@ -1,0 +1,235 @@
+"""The model registry through the service layer, the commands, the API and the portal."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+
+from ml import services
+from ml.models import ModelVersion, ReferencePrice, TextModelConfig
+from pricing_saas.catalog.importer import import_rows
+from pricing_saas.catalog.models import Product
+from tenants.context import tenant_context
+from tenants.roles import Role
+
+from .conftest import synthetic_catalog
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def run_on_commit_at_once(monkeypatch):
+    from django.db import transaction
+
+    monkeypatch.setattr(transaction, "on_commit", lambda fn, *a, **k: fn())
+
+
+@pytest.fixture
+def stocked(world_a):
+    texts, prices = synthetic_catalog(150)
+    rows = [
+        {"sku": f"S{i}", "title": t, "price": p}
+        for i, (t, p) in enumerate(zip(texts, prices, strict=True))
+    ]
+    with tenant_context(world_a.tenant):
+        import_rows(kind="products", rows=rows)
+    return world_a
+
+
+def train(world, trainer="baseline", **kwargs):
+    with tenant_context(world.tenant):
+        version = services.start_training(trainer=trainer, **kwargs)
+        version.refresh_from_db()
+        return version
+
+
+def refresh(world, version):
+    with tenant_context(world.tenant):
+        version.refresh_from_db()
+    return version
+
+
+def test_training_promotes_and_stores_reference_prices(stocked):
+    version = train(stocked)
+    assert version.status == "promoted" and version.trainer == "baseline"
+    assert version.metrics["baseline"]["rmsle"] > 0 and version.data_size == 150
+    assert version.artifact.name.endswith(".zip")
+    with tenant_context(stocked.tenant):
+        assert ReferencePrice.objects.count() == 150
+
+
+def test_second_run_while_one_is_queued_returns_it(stocked):
+    with tenant_context(stocked.tenant):
+        first = services.start_training(trainer="baseline", enqueue=False)
+        again = services.start_training(trainer="baseline", enqueue=False)
+    assert first.pk == again.pk
+
+
+def test_a_failed_run_leaves_the_promoted_model_in_force(stocked):
+    good = train(stocked)
+    with tenant_context(stocked.tenant):
+        Product.objects.update(active=False)  # the next run has no data
+    bad = train(stocked)
+    refresh(stocked, good)
+    assert bad.status == "failed" and "at least 10" in bad.message
+    assert good.status == "promoted"
+
+
+def test_promote_and_roll_back(stocked):
+    v1 = train(stocked)
+    with tenant_context(stocked.tenant):
+        Product.objects.filter(sku="S1").update(price=999)
+    v2 = train(stocked)
+    refresh(stocked, v1)
+    assert v1.status == "ready"
+    with tenant_context(stocked.tenant):
+        back = services.rollback()
+        assert back.pk == v1.pk and ModelVersion.objects.get(pk=v2.pk).status == "ready"
+        assert ModelVersion.objects.filter(status="promoted").count() == 1
+
+
+def test_cancel_a_queued_run(stocked):
+    with tenant_context(stocked.tenant):
+        version = services.start_training(trainer="baseline", enqueue=False)
+        services.cancel(version=version)
+        version.refresh_from_db()
+        assert version.status == "cancelled"
+        assert services.run_training(version_id=version.pk).status == "cancelled"  # idempotent
+
+
+def test_unknown_base_model_name_is_refused(stocked):
+    with (
+        tenant_context(stocked.tenant),
+        pytest.raises(services.ServiceError, match="unknown base model"),
+    ):
+        services.start_training(trainer="finetune", base_model="klingon")
+
+
+def test_configured_base_model_must_be_a_bert_folder(stocked, settings, tmp_path):
+    settings.ML_BASE_MODELS = {"broken": str(tmp_path)}
+    with (
+        tenant_context(stocked.tenant),
+        pytest.raises(services.ServiceError, match="no config.json"),
+    ):
+        services.start_training(trainer="finetune", base_model="broken")
+    with tenant_context(stocked.tenant):
+        assert ModelVersion.objects.count() == 0
+
+
+def test_per_tenant_base_model_and_trainer(stocked, settings, tiny_bert):
+    settings.ML_BASE_MODELS = {"tiny": str(tiny_bert)}
+    with tenant_context(stocked.tenant):
+        TextModelConfig.objects.create(
+            tenant=stocked.tenant, base_model="tiny", trainer="embed_ridge"
+        )
+        version = services.start_training()
+        version.refresh_from_db()
+    assert version.requested_trainer == "embed_ridge" and "tiny" in version.base_model
+    assert "embed_ridge" in version.metrics or "note" in version.metrics
+
+
+def test_train_and_predict_commands(stocked, tmp_path):
+    out = io.StringIO()
+    call_command(
+        "train",
+        stocked.tenant.slug,
+        "--model",
+        "text",
+        "--sync",
+        "--trainer",
+        "baseline",
+        stdout=out,
+    )
+    assert "promoted" in out.getvalue()
+    source = tmp_path / "new.csv"
+    source.write_text("sku,title\nN1,nova television model 5\nN2,acme sock model 2\n")
+    out = io.StringIO()
+    call_command("predict_prices", stocked.tenant.slug, str(source), stdout=out)
+    lines = out.getvalue().strip().splitlines()
+    assert lines[0] == "sku,predicted_price,low,high" and len(lines) == 3
+    tv, sock = (float(line.split(",")[1]) for line in lines[1:])
+    assert tv > sock
+
+
+def test_predict_without_a_model_is_a_clear_error(stocked, tmp_path):
+    source = tmp_path / "new.csv"
+    source.write_text("sku,title\nN1,x\n")
+    with pytest.raises(CommandError, match="no reference-price model is promoted"):
+        call_command("predict_prices", stocked.tenant.slug, str(source))
+
+
+def test_train_command_refuses_demand_for_now(stocked):
+    with pytest.raises(CommandError, match="not available yet"):
+        call_command("train", stocked.tenant.slug, "--model", "demand", "--sync")
+
+
+def test_api_train_list_promote_rollback_predict(stocked):
+    client = stocked.api(Role.ANALYST)
+    response = client.post("/api/v1/model-versions/train/", {"trainer": "baseline"}, format="json")
+    assert response.status_code == 202
+    listed = client.get("/api/v1/model-versions/").json()["results"]
+    assert listed[0]["status"] == "promoted" and listed[0]["rmsle"] is not None
+    prediction = stocked.api(Role.VIEWER).post(
+        "/api/v1/predictions/reference-prices/",
+        {"products": [{"sku": "X", "title": "zenith laptop model 4"}]},
+        format="json",
+    )
+    assert (
+        prediction.status_code == 200 and prediction.json()["predictions"][0]["predicted_price"] > 0
+    )
+    assert (
+        client.post("/api/v1/model-versions/rollback/", {}, format="json").status_code == 400
+    )  # nothing earlier
+    assert (
+        stocked.api(Role.VIEWER)
+        .post("/api/v1/model-versions/train/", {}, format="json")
+        .status_code
+        == 403
+    )
+
+
+def test_api_bad_input(stocked):
+    client = stocked.api(Role.ANALYST)
+    assert (
+        client.post(
+            "/api/v1/model-versions/train/", {"trainer": "magic"}, format="json"
+        ).status_code
+        == 400
+    )
+    assert (
+        client.post("/api/v1/model-versions/train/", {"epochs": 0}, format="json").status_code
+        == 400
+    )
+    response = client.post("/api/v1/predictions/reference-prices/", {"products": []}, format="json")
+    assert response.status_code == 400 and response.json()["attr"] == "products"
+
+
+def test_portal_models_page_progress_and_mispricing(stocked):
+    with tenant_context(stocked.tenant):
+        Product.objects.filter(sku="S0").update(price=50_000)  # far above its peers
+    train(stocked)
+    client = Client()
+    client.force_login(stocked.users[Role.VIEWER])
+    page = client.get("/models/").content.decode()
+    assert "in force" in page and "baseline" in page and "Train now" not in page
+    mispriced = client.get("/models/mispricing/?direction=above").content.decode()
+    assert "S0" in mispriced
+    with tenant_context(stocked.tenant):
+        running = ModelVersion.objects.create(
+            tenant=stocked.tenant, version=99, status="training", requested_trainer="finetune",
+            progress={"step": 5, "total_steps": 20, "epoch": 1, "epochs": 2, "loss": 0.5, "eta_s": 30},
+        )  # fmt: skip
+    fragment = client.get(f"/models/{running.pk}/progress/").content.decode()
+    assert 'hx-trigger="every 2s"' in fragment and 'value="5"' in fragment
+
+
+def test_portal_analyst_trains_and_cancels(stocked):
+    client = Client()
+    client.force_login(stocked.users[Role.ANALYST])
+    assert client.post("/models/train/", {"trainer": "baseline"}).status_code == 302
+    with tenant_context(stocked.tenant):
+        assert ModelVersion.objects.get().status == "promoted"
+    assert client.post("/models/rollback/").status_code == 302  # refused with a message, no crash
