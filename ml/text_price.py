@@ -479,6 +479,32 @@ def _load_state(model: EncoderRegressor, state: dict) -> None:
     model.head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
 
 
+class Blend(Predictor):
+    """A weighted average, in log space, of the baseline and a neural predictor. The weight is
+    fitted on the validation split; the blend is scored, like the others, on held-out products."""
+
+    kind = "blend"
+
+    def __init__(self, baseline: Predictor, neural: Predictor, weight: float):
+        self.baseline, self.neural, self.weight = baseline, neural, weight
+
+    def predict_log(self, texts):
+        texts = list(texts)
+        w = self.weight
+        return w * self.baseline.predict_log(texts) + (1 - w) * self.neural.predict_log(texts)
+
+    @classmethod
+    def fit(cls, baseline: Predictor, neural: Predictor, texts, log_prices) -> Blend:
+        a, b = baseline.predict_log(list(texts)), neural.predict_log(list(texts))
+        grid = np.linspace(0.0, 1.0, 21)
+        errors = [np.mean((w * a + (1 - w) * b - log_prices) ** 2) for w in grid]
+        return cls(baseline, neural, float(grid[int(np.argmin(errors))]))
+
+    def save(self, folder: Path) -> None:
+        for name, part in (("baseline", self.baseline), ("neural", self.neural)):
+            save_predictor(part, folder / name)
+
+
 # --- training and selection ----------------------------------------------------------------------
 
 
@@ -596,6 +622,14 @@ def train_text_model(
              "base_model": str(folder)}
         )  # fmt: skip
         candidates[neural] = predictor
+        blend = Blend.fit(baseline, predictor, pick(val_idx), log[val_idx])
+        blend.calibrate(pick(val_idx), log[val_idx], config.coverage)
+        metrics["blend"] = {
+            **_score(blend, pick(test_idx), prices[test_idx]),
+            "baseline_weight": blend.weight,
+            "of": ["baseline", neural],
+        }
+        candidates["blend"] = blend
     chosen = min(candidates, key=lambda name: metrics[name]["rmsle"])
     metrics["chosen"] = chosen
     return Outcome(predictor=candidates[chosen], chosen=chosen, metrics=metrics)
@@ -621,6 +655,8 @@ def save_predictor(predictor: Predictor, folder: str | Path, extra: dict | None 
     folder.mkdir(parents=True, exist_ok=True)
     predictor.save(folder)
     meta = {"kind": predictor.kind, "interval_q": predictor.interval_q, **(extra or {})}
+    if isinstance(predictor, Blend):
+        meta["weight"] = predictor.weight
     if isinstance(predictor, FineTuned | EmbedRidge):
         meta.update(
             {"max_length": predictor.model.max_length, "y_mean": predictor.model.y_mean,
@@ -634,6 +670,14 @@ def load_predictor(folder: str | Path, device: str = "cpu") -> Predictor:
     folder = Path(folder)
     meta = json.loads((folder / "meta.json").read_text())
     kind = meta["kind"]
+    if kind == "blend":
+        predictor = Blend(
+            load_predictor(folder / "baseline", device),
+            load_predictor(folder / "neural", device),
+            float(meta["weight"]),
+        )
+        predictor.interval_q = float(meta["interval_q"])
+        return predictor
     if kind == "baseline":
         predictor: Predictor = TfidfRidge()
         with open(folder / "baseline.pkl", "rb") as handle:

@@ -112,7 +112,7 @@ def test_configured_base_model_must_be_a_bert_folder(stocked, settings, tmp_path
     settings.ML_BASE_MODELS = {"broken": str(tmp_path)}
     with (
         tenant_context(stocked.tenant),
-        pytest.raises(services.ServiceError, match="no config.json"),
+        pytest.raises(services.ServiceError, match=r"no config\.json"),
     ):
         services.start_training(trainer="finetune", base_model="broken")
     with tenant_context(stocked.tenant):

@@ -35,7 +35,7 @@ def test_missing_base_model_folder(tmp_path):
 
 
 def test_not_a_checkpoint_folder(tmp_path):
-    with pytest.raises(BaseModelError, match="no config.json"):
+    with pytest.raises(BaseModelError, match=r"no config\.json"):
         check_base_model(tmp_path)
 
 
@@ -140,3 +140,19 @@ def test_product_text_and_rmsle():
     )
     assert rmsle(np.array([100.0]), np.array([100.0])) == 0.0
     assert rmsle(np.array([0.0]), np.array([-5.0])) == 0.0  # negative predictions clip at 0
+
+
+def test_blend_is_scored_and_round_trips(tiny_bert, tmp_path):
+    texts, prices = synthetic_catalog(240)
+    config = TrainConfig(trainer="embed_ridge", base_model=str(tiny_bert), threads=1)
+    outcome = train_text_model(texts, prices, config)
+    blend = outcome.metrics["blend"]
+    assert 0.0 <= blend["baseline_weight"] <= 1.0 and blend["of"] == ["baseline", "embed_ridge"]
+    from ml.text_price import Blend
+
+    predictor = outcome.predictor
+    if outcome.chosen != "blend":
+        predictor = Blend.fit(predictor, predictor, texts[:20], np.log1p(prices[:20]))
+    save_predictor(predictor, tmp_path / "blend")
+    loaded = load_predictor(tmp_path / "blend")
+    assert np.allclose(predictor.predict(texts[:5]).price, loaded.predict(texts[:5]).price, rtol=1e-3)
