@@ -142,8 +142,9 @@ def _training_data() -> tuple[list[int], list[str], list]:
     return ids, texts, prices
 
 
-def run_training(*, version_id: int, on_progress=None) -> ModelVersion | None:
-    """Train a queued version (idempotent: anything not queued is left alone)."""
+def run_training(*, version_id: int, on_progress=None, sync: bool = False) -> ModelVersion | None:
+    """Train a queued version (idempotent: anything not queued is left alone). With `sync`,
+    the promoted model's reference prices are computed here too, not on the queue."""
     from .text_price import (
         TooFewProducts,
         TrainConfig,
@@ -213,7 +214,7 @@ def run_training(*, version_id: int, on_progress=None) -> ModelVersion | None:
         f"{outcome.chosen} won on the held-out products. {note}".strip(),
     )
     if text_config().auto_promote:
-        promote(version=version, refresh_now=on_progress is not None)
+        version = promote(version=version, refresh_now=sync)
     return version
 
 

@@ -155,4 +155,6 @@ def test_blend_is_scored_and_round_trips(tiny_bert, tmp_path):
         predictor = Blend.fit(predictor, predictor, texts[:20], np.log1p(prices[:20]))
     save_predictor(predictor, tmp_path / "blend")
     loaded = load_predictor(tmp_path / "blend")
-    assert np.allclose(predictor.predict(texts[:5]).price, loaded.predict(texts[:5]).price, rtol=1e-3)
+    assert np.allclose(
+        predictor.predict(texts[:5]).price, loaded.predict(texts[:5]).price, rtol=1e-3
+    )

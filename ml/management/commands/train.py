@@ -52,7 +52,7 @@ class Command(BaseCommand):
                         f"loss {state['loss']} eta {state['eta_s']}s"
                     )
 
-            version = services.run_training(version_id=version.pk, on_progress=echo)
+            version = services.run_training(version_id=version.pk, on_progress=echo, sync=True)
             version.refresh_from_db()
         self.stdout.write(f"{version}: {version.message}")
         self.stdout.write(json.dumps(version.metrics, indent=2, default=str))

@@ -51,6 +51,7 @@ class Command(BaseCommand):
         logs.mkdir(exist_ok=True)
         password = os.environ.get("DEMO_PASSWORD", "demo-pricing-2026")
         tenant = self._demo_tenant(password)
+        self._demo_data(tenant)
         env = {**os.environ}
         children: list[subprocess.Popen] = []
         broker, pool = self._broker(base, env)
@@ -116,6 +117,41 @@ class Command(BaseCommand):
             )
         self.stdout.write(f"demo tenant: {tenant.name} ({tenant.slug})")
         return tenant
+
+    def _demo_data(self, tenant: Tenant) -> None:
+        """Import the real product list and train the reference-price baseline (once)."""
+        import tempfile
+
+        from ml import services as ml_services
+        from pricing_saas.catalog.importer import ImportOptions, import_file
+        from pricing_saas.catalog.models import Product
+
+        from ...demo_data import AMAZON, amazon_products_csv
+
+        with tenant_context(tenant):
+            if Product.objects.exists():
+                self.stdout.write("demo data already imported")
+                return
+            if not AMAZON.exists():
+                self.stdout.write(f"no demo data at {AMAZON}: the demo merchant starts empty")
+                return
+            started = time.monotonic()
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / "products.csv"
+                amazon_products_csv(path)
+                result = import_file(
+                    kind="products", path=path, options=ImportOptions(skip_invalid=True)
+                )
+            took = time.monotonic() - started
+            self.stdout.write(
+                f"imported {result.created} products from {AMAZON.name} "
+                f"({result.skipped} rows without a usable price skipped) in {took:.1f}s"
+            )
+            version = ml_services.start_training(trainer="baseline", enqueue=False)
+            version = ml_services.run_training(
+                version_id=version.pk, on_progress=lambda state: None
+            )
+            self.stdout.write(f"reference-price model: {version} ({version.message})")
 
     def _broker(self, base: Path, env: dict) -> tuple[str, str]:
         if os.environ.get("CELERY_BROKER_URL"):
