@@ -193,6 +193,7 @@ if not CELERY_BROKER_URL:
         "data_folder_in": str(CELERY_FILESYSTEM_FOLDER / "queue"),
         "data_folder_out": str(CELERY_FILESYSTEM_FOLDER / "queue"),
         "processed_folder": str(CELERY_FILESYSTEM_FOLDER / "processed"),
+        "control_folder": str(CELERY_FILESYSTEM_FOLDER / "control"),
         "store_processed": False,
     }
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=None)
