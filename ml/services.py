@@ -333,53 +333,46 @@ def refresh_reference_prices_async(version: ModelVersion) -> None:
 
 
 def refresh_reference_prices(*, version_id: int) -> int:
-    """Predict every active product with the promoted model and store the results, in batches."""
-    from pricing_saas.catalog.models import Product
+    """Store a reference price for every active product.
 
-    from .text_price import product_text
+    Products with a price were part of the training data, so they get out-of-fold prices
+    (5-fold cross-fitting of the text baseline): no product is judged by a model that memorised
+    it. The promoted model prices text it has not seen (new products, predict_prices, the API).
+    """
+    from .text_price import cross_fitted
 
     version = ModelVersion.objects.filter(
         pk=version_id, status=ModelVersion.Status.PROMOTED
     ).first()
     if version is None:
         return 0
-    predictor = load_version_predictor(version)
     tenant = require_current_tenant()
-    done = 0
-    products = Product.objects.filter(active=True).order_by("pk")
-    batch: list = []
-
-    def flush() -> None:
-        nonlocal done
-        prediction = predictor.predict([product_text(*row[1:6]) for row in batch])
-        objects = [
-            ReferencePrice(
-                tenant=tenant,
-                product_id=row[0],
-                model_version=version,
-                price=_money(p),
-                low=_money(lo),
-                high=_money(hi),
-            )
-            for row, p, lo, hi in zip(
-                batch, prediction.price, prediction.low, prediction.high, strict=True
-            )
-        ]
+    ids, texts, prices = _training_data()
+    if not ids:
+        return 0
+    prediction = cross_fitted(texts, [float(p) for p in prices])
+    objects = [
+        ReferencePrice(
+            tenant=tenant,
+            product_id=pk,
+            model_version=version,
+            price=_money(p),
+            low=_money(lo),
+            high=_money(hi),
+        )
+        for pk, p, lo, hi in zip(
+            ids, prediction.price, prediction.low, prediction.high, strict=True
+        )
+    ]
+    with transaction.atomic():
         ReferencePrice.objects.bulk_create(
-            objects, update_conflicts=True, unique_fields=["tenant", "product"],
+            objects,
+            batch_size=2000,
+            update_conflicts=True,
+            unique_fields=["tenant", "product"],
             update_fields=["model_version", "price", "low", "high", "computed_at"],
-        )  # fmt: skip
-        done += len(objects)
-        batch.clear()
-
-    rows = products.values_list("pk", "title", "description", "brand", "category", "attributes")
-    for row in rows.iterator(chunk_size=2000):
-        batch.append(row)
-        if len(batch) >= 2000:
-            flush()
-    if batch:
-        flush()
-    return done
+        )
+    return len(objects)
 
 
 def _money(value: float) -> Decimal:

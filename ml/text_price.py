@@ -647,6 +647,30 @@ def _score(predictor: Predictor, texts, prices) -> dict:
     }
 
 
+def cross_fitted(texts: Sequence[str], prices: Sequence, folds: int = 5, coverage: float = 0.8,
+                 seed: int = 0) -> Prediction:  # fmt: skip
+    """Out-of-fold reference prices for products with known prices (TF-IDF baseline, k folds):
+    each product is priced by a model that never saw it, so a product is not judged by a model
+    that memorised its own price. The interval is split-conformal on the out-of-fold errors."""
+    texts = list(texts)
+    log = np.log1p(np.asarray(prices, float))
+    n = len(texts)
+    out = np.zeros(n)
+    if n < MIN_PRODUCTS_BASELINE:
+        raise TooFewProducts(f"{n} products: at least {MIN_PRODUCTS_BASELINE} are needed")
+    order = np.random.default_rng(seed).permutation(n)
+    for k in range(folds):
+        held = order[k::folds]
+        mask = np.ones(n, bool)
+        mask[held] = False
+        model = TfidfRidge().fit([texts[i] for i in np.flatnonzero(mask)], log[mask])
+        out[held] = model.predict_log([texts[i] for i in held])
+    residuals = np.abs(out - log)
+    q = float(np.quantile(residuals, min(1.0, math.ceil((n + 1) * coverage) / n)))
+    return Prediction(price=np.expm1(out).clip(min=0), low=np.expm1(out - q).clip(min=0),
+                      high=np.expm1(out + q))  # fmt: skip
+
+
 # --- artifacts -----------------------------------------------------------------------------------
 
 

@@ -158,3 +158,16 @@ def test_blend_is_scored_and_round_trips(tiny_bert, tmp_path):
     assert np.allclose(
         predictor.predict(texts[:5]).price, loaded.predict(texts[:5]).price, rtol=1e-3
     )
+
+
+def test_cross_fitted_prices_never_come_from_a_model_that_saw_the_product():
+    from ml.text_price import cross_fitted
+
+    texts, prices = synthetic_catalog(300)
+    prices[0] = 50_000.0  # wildly mispriced: an in-sample model would echo it back
+    prediction = cross_fitted(texts, prices)
+    assert prediction.price[0] < 5_000 and prices[0] > prediction.high[0]
+    inside = np.mean(
+        (np.asarray(prices) >= prediction.low) & (np.asarray(prices) <= prediction.high)
+    )
+    assert 0.7 <= inside <= 0.95  # the 80% interval holds out of sample
