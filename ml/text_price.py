@@ -89,13 +89,13 @@ def check_base_model(path: str | Path | None) -> Path:
 class TrainConfig:
     trainer: str = "finetune"  # embed_ridge | finetune | lora
     base_model: str | None = None  # a local checkpoint folder; None = the packaged MiniLM
-    epochs: int = 4
+    epochs: int = 6
     batch_size: int = 32
     learning_rate: float = 8e-5
     head_learning_rate: float = 2e-3
     weight_decay: float = 0.01
     warmup_share: float = 0.06
-    patience: int = 1  # epochs without validation improvement before stopping
+    patience: int = 2  # epochs without validation improvement before stopping
     max_length_cap: int = 128
     length_quantile: float = 0.98  # max length = this quantile of the training texts' tokens
     validation_share: float = 0.1
