@@ -105,11 +105,11 @@ class Command(BaseCommand):
         tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
         if tenant is None:
             tenant = create_tenant(
-                name="Demo Outfitters",
+                name="Demo Bazaar",
                 slug=DEMO_SLUG,
                 owner=user,
-                default_currency="EUR",
-                timezone_name="Europe/Berlin",
+                default_currency="INR",  # the demo catalog is priced in rupees
+                timezone_name="Asia/Kolkata",
             )
         with tenant_context(tenant):
             Membership.objects.get_or_create(
