@@ -400,6 +400,7 @@ def fine_tune(
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total * config.warmup_share), total)
     rng = np.random.default_rng(config.seed)
     best, best_state, bad_epochs, step, seen = math.inf, None, 0, 0, 0
+    swa_state, swa_n = None, 0
     started = time.monotonic()
     history = []
     stopped = "completed"
@@ -451,11 +452,29 @@ def fine_tune(
             best_state = {k: v.detach().clone() for k, v in _state(model).items()}
         else:
             bad_epochs += 1
+        if epoch + 1 > config.epochs // 2:  # weight averaging over the second half (SWA)
+            current = _state(model)
+            swa_n += 1
+            if swa_state is None:
+                swa_state = {k: v.detach().clone().float() for k, v in current.items()}
+            else:
+                for k, v in current.items():
+                    if v.is_floating_point():
+                        swa_state[k] += (v.detach().float() - swa_state[k]) / swa_n
         if stopped == "time_limit":
             break
         if bad_epochs > config.patience:
             stopped = "early_stopping"
             break
+    swa_score = None
+    if swa_state is not None and swa_n > 1:
+        kept = {k: v.detach().clone() for k, v in _state(model).items()}
+        _load_state(model, {k: swa_state[k].to(kept[k].dtype) for k in kept})
+        swa_score = rmsle(np.expm1(val_log), np.expm1(FineTuned(model).predict_log(val_texts)))
+        if swa_score < best:
+            best, best_state = swa_score, None  # keep the averaged weights loaded
+        else:
+            _load_state(model, kept)
     if best_state is not None:
         _load_state(model, best_state)
     elapsed = time.monotonic() - started
@@ -463,6 +482,8 @@ def fine_tune(
         "epochs_run": len(history),
         "history": history,
         "stopped": stopped,
+        "weight_averaged_val_rmsle": None if swa_score is None else round(swa_score, 4),
+        "weights": "averaged" if swa_score is not None and swa_score <= best else "best epoch",
         "train_seconds": round(elapsed, 1),
         "train_samples_per_s": round(seen / max(elapsed, 1e-9), 1),
     }
