@@ -99,7 +99,7 @@ class TextModelConfig(TenantOwned):
 
     base_model = models.CharField(max_length=64, default="minilm")
     trainer = models.CharField(max_length=32, default="finetune")
-    epochs = models.PositiveSmallIntegerField(default=6)
+    epochs = models.PositiveSmallIntegerField(default=10)
     auto_promote = models.BooleanField(default=True)
 
     class Meta:

@@ -163,7 +163,7 @@ def run_training(*, version_id: int, on_progress=None, sync: bool = False) -> Mo
     config = TrainConfig(
         trainer=params.get("trainer", "finetune"),
         base_model=base_model_path(params.get("base_model", "minilm")),
-        epochs=int(params.get("epochs", 6)),
+        epochs=int(params.get("epochs", 10)),
         time_limit_s=settings.ML_TRAIN_TIME_LIMIT_S * 0.9,
     )
     checked = {"at": 0.0, "cancel": False}

@@ -89,7 +89,7 @@ def check_base_model(path: str | Path | None) -> Path:
 class TrainConfig:
     trainer: str = "finetune"  # embed_ridge | finetune | lora
     base_model: str | None = None  # a local checkpoint folder; None = the packaged MiniLM
-    epochs: int = 6
+    epochs: int = 10
     batch_size: int = 32
     learning_rate: float = 8e-5
     head_learning_rate: float = 2e-3
