@@ -1,0 +1,249 @@
+"""The price optimiser: for every SKU at once (numpy, no Python loop over SKUs), the price that
+maximises the objective inside the merchant's hard rules.
+
+Pure module. Demand around today's price follows the estimated elasticity (constant-elasticity
+curve through today's expected units). Hard rules are floors and ceilings:
+- minimum margin over cost (default 10 %), absolute min / max price, MAP (a floor);
+- the maximum step per reprice (default ±20 %), which yields to a hard rule: a SKU whose price
+  today breaks a hard rule gets the nearest price that restores it;
+- an optional competitor position (at most x % above the lowest competitor), which yields to
+  the hard floors (a flagged conflict, never a violation of a floor);
+- optional price endings (e.g. .99), applied inside the bounds.
+Where the elasticity is uncertain the move shrinks toward today's price. Contradictory rules
+(a floor above a ceiling) give no recommendation and name the rule. Non-finite estimates never
+reach a recommendation: the SKU keeps today's price, clamped to its hard rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Bit flags of the rules that bind a recommendation (an int per SKU).
+RULES = {
+    "min_margin": 1,
+    "max_step": 2,
+    "min_price": 4,
+    "max_price": 8,
+    "map": 16,
+    "competitor": 32,
+    "ending": 64,
+    "uncertainty": 128,
+    "no_estimate": 256,
+    "conflict": 512,  # contradictory hard rules: no recommendation
+    "restores_rule": 1024,  # today's price breaks a hard rule; the step limit yielded
+}
+
+
+@dataclass
+class Rules:
+    min_margin: float | np.ndarray = 0.10
+    max_step: float | np.ndarray = 0.20
+    min_price: float | np.ndarray = np.nan
+    max_price: float | np.ndarray = np.nan
+    map_price: float | np.ndarray = np.nan
+    competitor_price: float | np.ndarray = np.nan  # lowest competitor price
+    max_above_competitor: float | np.ndarray = np.nan  # e.g. 0.05 = at most 5 % above it
+    ending: float | None = None  # e.g. 0.99
+    objective: str = "profit"  # profit | revenue
+    method: str = "analytic"  # analytic (exact for the constant-elasticity curve) | grid
+    candidates: int = 41  # grid only
+
+
+@dataclass
+class Recommendation:
+    price: np.ndarray  # NaN where no recommendation (conflict)
+    binding: np.ndarray  # int bit flags (RULES)
+    units_now: np.ndarray
+    units_new: np.ndarray
+    revenue_now: np.ndarray
+    revenue_new: np.ndarray
+    profit_now: np.ndarray
+    profit_new: np.ndarray
+    floor: np.ndarray
+    ceiling: np.ndarray
+    conflicts: list[str] = field(default_factory=list)
+
+    def rules_of(self, i: int) -> list[str]:
+        return [name for name, bit in RULES.items() if self.binding[i] & bit]
+
+
+def _arr(value, n: int) -> np.ndarray:
+    out = np.asarray(value, dtype=np.float64)
+    return (
+        np.broadcast_to(out, (n,)).astype(np.float64, copy=True)
+        if out.ndim == 0
+        else out.astype(np.float64)
+    )
+
+
+def _nanmax(*arrays: np.ndarray) -> np.ndarray:
+    stacked = np.vstack(arrays)
+    empty = np.all(np.isnan(stacked), axis=0)
+    return np.where(empty, np.nan, np.max(np.where(np.isnan(stacked), -np.inf, stacked), axis=0))
+
+
+def _nanmin(*arrays: np.ndarray) -> np.ndarray:
+    stacked = np.vstack(arrays)
+    empty = np.all(np.isnan(stacked), axis=0)
+    return np.where(empty, np.nan, np.min(np.where(np.isnan(stacked), np.inf, stacked), axis=0))
+
+
+def hard_bounds(price, cost, rules: Rules) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hard floor and ceiling per SKU (NaN = none) and which rule set the floor (bit flags)."""
+    n = len(price)
+    cost = _arr(cost, n)
+    margin_floor = np.where(cost > 0, cost * (1 + _arr(rules.min_margin, n)), np.nan)
+    min_price, map_price = _arr(rules.min_price, n), _arr(rules.map_price, n)
+    floor = _nanmax(margin_floor, min_price, map_price)
+    ceiling = _arr(rules.max_price, n)
+    return floor, ceiling, margin_floor
+
+
+def optimise(
+    price,
+    cost,
+    units,
+    elasticity,
+    elasticity_sd=None,
+    rules: Rules | None = None,
+    chunk: int = 100_000,
+) -> Recommendation:
+    """Recommend a price per SKU. `units` are the expected units at today's price."""
+    rules = rules or Rules()
+    p0 = np.asarray(price, dtype=np.float64)
+    n = len(p0)
+    c = _arr(cost, n)
+    q0 = _arr(units, n)
+    e = _arr(elasticity, n)
+    sd = _arr(np.nan if elasticity_sd is None else elasticity_sd, n)
+    binding = np.zeros(n, dtype=np.int64)
+
+    floor, ceiling, margin_floor = hard_bounds(p0, c, rules)
+    conflict = ~np.isnan(floor) & ~np.isnan(ceiling) & (floor > ceiling + 1e-9)
+    conflicts = []
+    for i in np.flatnonzero(conflict)[:100]:
+        conflicts.append(
+            f"SKU #{i}: floor {floor[i]:.2f} (margin, min or MAP) is above "
+            f"the max price {ceiling[i]:.2f}"
+        )
+    binding[conflict] |= RULES["conflict"]
+
+    # Soft bounds: the step limit and the competitor position, both yielding to hard rules.
+    step = _arr(rules.max_step, n)
+    lo = p0 * (1 - step)
+    hi = p0 * (1 + step)
+    comp_cap = _arr(rules.competitor_price, n) * (1 + _arr(rules.max_above_competitor, n))
+    hi = np.maximum(_nanmin(hi, comp_cap), lo)  # the competitor cannot force a bigger step
+    # Hard rules win: raise to the floor, lower to the ceiling.
+    lo_final = _nanmax(lo, floor)
+    hi_final = _nanmin(hi, ceiling)
+    hi_final = np.where(np.isnan(floor), hi_final, np.maximum(hi_final, floor))
+    lo_final = np.where(np.isnan(ceiling), lo_final, np.minimum(lo_final, ceiling))
+    breaks_now = (~np.isnan(floor) & (p0 < floor - 1e-9)) | (
+        ~np.isnan(ceiling) & (p0 > ceiling + 1e-9)
+    )
+    binding[breaks_now] |= RULES["restores_rule"]
+
+    valid = np.isfinite(e) & np.isfinite(q0) & (q0 >= 0) & np.isfinite(p0) & (p0 > 0) & (e < 0)
+    binding[~valid & ~conflict] |= RULES["no_estimate"]
+    best = np.clip(p0, lo_final, hi_final)  # the fallback: today's price inside the hard rules
+    if rules.method == "analytic":
+        best = np.where(valid, _analytic(p0, c, e, lo_final, hi_final, rules.objective), best)
+    else:
+        best = _grid(p0, c, q0, e, lo_final, hi_final, valid & ~conflict, best, rules, chunk)
+
+    # Uncertainty: shrink the move toward today's price (kept inside the hard bounds).
+    with np.errstate(all="ignore"):
+        rel_sd = np.where(np.isfinite(sd) & (np.abs(e) > 0), sd / np.maximum(np.abs(e), 1e-9), 0.0)
+    weight = 1.0 / (1.0 + rel_sd**2)
+    shrunk = p0 + weight * (best - p0)
+    moved_less = valid & (weight < 0.999) & (np.abs(shrunk - best) > 1e-6)
+    binding[moved_less] |= RULES["uncertainty"]
+    best = np.where(valid, np.clip(shrunk, lo_final, hi_final), best)
+
+    tol = 1e-6 * np.maximum(1.0, np.abs(best))
+    at_lo, at_hi = np.abs(best - lo_final) <= tol, np.abs(best - hi_final) <= tol
+    binding[at_lo & ~np.isnan(margin_floor) & (np.abs(lo_final - margin_floor) <= tol)] |= RULES[
+        "min_margin"
+    ]
+    binding[at_lo & (np.abs(lo_final - _arr(rules.map_price, n)) <= tol)] |= RULES["map"]
+    binding[at_lo & (np.abs(lo_final - _arr(rules.min_price, n)) <= tol)] |= RULES["min_price"]
+    binding[at_hi & (np.abs(hi_final - ceiling) <= tol)] |= RULES["max_price"]
+    binding[at_hi & ~np.isnan(comp_cap) & (comp_cap <= p0 * (1 + step) + tol)] |= RULES[
+        "competitor"
+    ]
+    step_edge = (at_lo & (np.abs(lo_final - p0 * (1 - step)) <= tol)) | (
+        at_hi & (np.abs(hi_final - p0 * (1 + step)) <= tol)
+    )
+    binding[step_edge] |= RULES["max_step"]
+
+    if rules.ending is not None:  # after the flags: the bound that shaped the price still binds
+        best, snapped = _apply_ending(best, lo_final, hi_final, rules.ending)
+        binding[snapped] |= RULES["ending"]
+
+    best = np.where(conflict, np.nan, best)
+    with np.errstate(all="ignore"):
+        units_new = np.where(valid, q0 * np.power(best / p0, e), q0)
+        unit_cost = np.nan_to_num(c, nan=0.0)
+        return Recommendation(
+            price=best, binding=binding, units_now=q0, units_new=units_new,
+            revenue_now=p0 * q0, revenue_new=best * units_new,
+            profit_now=(p0 - unit_cost) * q0, profit_new=(best - unit_cost) * units_new,
+            floor=floor, ceiling=ceiling, conflicts=conflicts,
+        )  # fmt: skip
+
+
+def _analytic(p0, c, e, lo, hi, objective: str) -> np.ndarray:
+    """The exact optimum of the constant-elasticity curve q = q0 (p / p0)^e inside [lo, hi].
+
+    Profit (p - c) q is unimodal: with e < -1 its peak is c e / (1 + e); with -1 <= e < 0 it
+    rises with price. Revenue p q falls with price when e < -1 and rises when e > -1. Without a
+    cost, profit is revenue.
+    """
+    unit_cost = np.nan_to_num(c, nan=0.0)
+    with np.errstate(all="ignore"):
+        peak = np.where(e < -1, unit_cost * e / (1 + e), np.inf)
+    if objective == "revenue":
+        peak = np.where(e < -1, 0.0, np.where(e > -1, np.inf, p0))
+    else:
+        peak = np.where((e < -1) & (unit_cost <= 0), 0.0, peak)
+    low = np.where(np.isnan(lo), 0.0, lo)
+    high = np.where(np.isnan(hi), np.maximum(p0, low), hi)
+    return np.clip(peak, low, high)
+
+
+def _grid(p0, c, q0, e, lo, hi, ok_all, best, rules: Rules, chunk: int) -> np.ndarray:
+    """Evaluate a candidate grid per SKU (any curve shape), in chunks of SKUs."""
+    steps = np.linspace(0.0, 1.0, max(3, int(rules.candidates)))
+    best = best.copy()
+    for start in range(0, len(p0), chunk):
+        sl = slice(start, min(len(p0), start + chunk))
+        ok = ok_all[sl]
+        if not ok.any():
+            continue
+        a, b = lo[sl][ok], hi[sl][ok]
+        cand = a[:, None] + (b - a)[:, None] * steps[None, :]
+        with np.errstate(all="ignore"):
+            demand = q0[sl][ok][:, None] * np.power(cand / p0[sl][ok][:, None], e[sl][ok][:, None])
+        if rules.objective == "revenue":
+            value = cand * demand
+        else:
+            value = (cand - np.nan_to_num(c[sl][ok], nan=0.0)[:, None]) * demand
+        best[np.flatnonzero(ok) + start] = cand[np.arange(len(cand)), np.argmax(value, axis=1)]
+    return best
+
+
+def _apply_ending(price, lo, hi, ending: float) -> tuple[np.ndarray, np.ndarray]:
+    """Snap to the nearest price ending in `ending` (e.g. x.99) that stays inside [lo, hi]."""
+    down = np.floor(price - ending) + ending
+    up = down + 1.0
+    inside_down = (
+        (np.isnan(lo) | (down >= lo - 1e-9)) & (np.isnan(hi) | (down <= hi + 1e-9)) & (down > 0)
+    )
+    inside_up = (np.isnan(lo) | (up >= lo - 1e-9)) & (np.isnan(hi) | (up <= hi + 1e-9))
+    prefer_down = np.abs(price - down) <= np.abs(up - price)
+    out = np.where(inside_down & (prefer_down | ~inside_up), down, np.where(inside_up, up, price))
+    snapped = np.isfinite(out) & (np.abs(out - price) > 1e-9)
+    return out, snapped

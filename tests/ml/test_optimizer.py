@@ -1,0 +1,119 @@
+"""The optimiser: guardrails as properties (hypothesis), and the decisions it makes."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ml.optimizer import RULES, Rules, optimise
+
+finite_or_nan = lambda lo, hi: st.one_of(st.just(np.nan), st.floats(lo, hi))  # noqa: E731
+estimate = st.one_of(st.floats(-6, 0.5), st.just(np.nan), st.just(np.inf), st.just(-np.inf))
+
+
+@st.composite
+def markets(draw):
+    n = draw(st.integers(1, 30))
+    arrays = lambda strategy: np.array(draw(st.lists(strategy, min_size=n, max_size=n)), float)  # noqa: E731
+    price = arrays(st.floats(0.5, 1000))
+    cost = arrays(finite_or_nan(0.01, 1200))
+    units = arrays(st.one_of(st.floats(0, 500), st.just(np.nan)))
+    elasticity = arrays(estimate)
+    sd = arrays(st.one_of(st.floats(0, 5), st.just(np.nan), st.just(np.inf)))
+    rules = Rules(
+        min_margin=draw(st.floats(0, 0.6)),
+        max_step=draw(st.floats(0.01, 0.5)),
+        min_price=arrays(finite_or_nan(0.5, 800)),
+        max_price=arrays(finite_or_nan(0.5, 1500)),
+        map_price=arrays(finite_or_nan(0.5, 800)),
+        competitor_price=arrays(finite_or_nan(0.5, 1200)),
+        max_above_competitor=draw(st.floats(0, 0.3)),
+        ending=draw(st.sampled_from([None, 0.99, 0.0, 0.49])),
+        objective=draw(st.sampled_from(["profit", "revenue"])),
+    )
+    return price, cost, units, elasticity, sd, rules
+
+
+@settings(max_examples=300, deadline=None)
+@given(markets())
+def test_no_recommendation_ever_breaks_a_hard_rule(market):
+    price, cost, units, elasticity, sd, rules = market
+    rec = optimise(price, cost, units, elasticity, sd, rules)
+    floor, ceiling = rec.floor, rec.ceiling
+    conflict = (rec.binding & RULES["conflict"]) > 0
+    assert np.array_equal(
+        conflict, ~np.isnan(floor) & ~np.isnan(ceiling) & (floor > ceiling + 1e-9)
+    )
+    assert np.all(np.isnan(rec.price[conflict]))
+    ok = ~conflict
+    p = rec.price[ok]
+    assert np.all(np.isfinite(p)) and np.all(p > 0)  # NaN or infinite estimates never leak
+    tol = 1e-6 * np.maximum(1, p)
+    f, c = floor[ok], ceiling[ok]
+    assert np.all(np.isnan(f) | (p >= f - tol)), "below a floor (margin, min price or MAP)"
+    assert np.all(np.isnan(c) | (p <= c + tol)), "above the max price"
+    margin = np.where(cost[ok] > 0, cost[ok] * (1 + rules.min_margin), np.nan)
+    assert np.all(np.isnan(margin) | (p >= margin - tol))
+    # The step limit holds unless today's price breaks a hard rule and has to be restored.
+    inside = (np.isnan(f) | (price[ok] >= f)) & (np.isnan(c) | (price[ok] <= c))
+    step = np.abs(p / price[ok] - 1)
+    assert np.all(~inside | (step <= rules.max_step + 1e-6)), "step limit broken"
+
+
+def test_profit_optimum_of_a_known_curve():
+    # Constant elasticity -2, cost 10: the unconstrained optimum is cost * e / (1 + e) = 20.
+    rec = optimise(
+        [18.0], [10.0], [100.0], [-2.0], rules=Rules(max_step=0.5, min_margin=0.0, candidates=401)
+    )
+    assert abs(rec.price[0] - 20.0) < 0.05 and rec.profit_new[0] > rec.profit_now[0]
+
+
+def test_step_limit_binds_and_says_so():
+    rec = optimise([10.0], [9.0], [100.0], [-1.5], rules=Rules(max_step=0.05))
+    assert abs(rec.price[0] - 10.5) < 1e-6 and "max_step" in rec.rules_of(0)
+
+
+def test_price_below_margin_floor_is_restored_beyond_the_step():
+    rec = optimise([10.0], [12.0], [100.0], [-3.0], rules=Rules(max_step=0.05, min_margin=0.1))
+    assert abs(rec.price[0] - 13.2) < 1e-6
+    assert {"min_margin", "restores_rule"} <= set(rec.rules_of(0))
+
+
+def test_uncertain_elasticity_moves_less():
+    sure = optimise([10.0], [5.0], [100.0], [-1.2], [0.0], Rules(max_step=0.3))
+    unsure = optimise([10.0], [5.0], [100.0], [-1.2], [2.0], Rules(max_step=0.3))
+    assert abs(unsure.price[0] - 10) < abs(sure.price[0] - 10)
+    assert "uncertainty" in unsure.rules_of(0)
+
+
+def test_competitor_cap_and_endings():
+    rec = optimise(
+        [10.0],
+        [5.0],
+        [100.0],
+        [-0.5],
+        rules=Rules(max_step=0.2, competitor_price=[10.5], max_above_competitor=0.0, ending=0.99),
+    )
+    assert rec.price[0] <= 10.5 and abs(rec.price[0] % 1 - 0.99) < 1e-6
+    assert {"competitor", "ending"} <= set(rec.rules_of(0))
+
+
+def test_contradictory_rules_give_no_recommendation_and_name_the_rule():
+    rec = optimise(
+        [10.0, 10.0],
+        [5.0, 5.0],
+        [10.0, 10.0],
+        [-2.0, -2.0],
+        rules=Rules(min_price=[20.0, np.nan], max_price=[15.0, np.nan]),
+    )
+    assert np.isnan(rec.price[0]) and np.isfinite(rec.price[1])
+    assert "max price 15.00" in rec.conflicts[0] and "conflict" in rec.rules_of(0)
+
+
+def test_missing_estimates_keep_todays_price_inside_the_rules():
+    rec = optimise(
+        [10.0, 10.0, 10.0], [np.nan, 5.0, 5.0], [np.nan, 3.0, 3.0], [-2.0, np.nan, np.inf]
+    )
+    assert np.allclose(rec.price, 10.0)
+    assert all("no_estimate" in rec.rules_of(i) for i in range(3))
