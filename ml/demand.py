@@ -1,0 +1,230 @@
+"""The demand model: how each SKU's daily units respond to its own price.
+
+Pure module (numpy only). A Poisson model of daily counts with a fixed effect per SKU:
+
+    E[units_it] = exp(alpha_i + b_i * log(price_it / typical_price_i) + gamma' x_it)
+
+x holds the controls shared by all SKUs: day of week, yearly seasonality (two harmonics), a
+trend, promotions (so that a promotion's lift is not read as the effect of its price cut), the
+log price gap to the lowest competitor and the log gap to the reference price, where known.
+
+Fitting:
+1. The pooled model (one price slope b for all SKUs) by Newton steps on the shared coefficients,
+   with the SKU intercepts profiled out in closed form (for Poisson, alpha_i = log(sum y_i /
+   sum mu_i without alpha)). Standard errors from the Fisher information.
+2. Each SKU's own slope by Newton steps with everything else held at the pooled fit, with its
+   standard error; SKUs whose prices barely move get huge standard errors.
+3. Empirical-Bayes shrinkage, SKU -> category -> tenant: each slope is pulled toward its
+   category's mean in proportion to its noise (w = tau^2 / (tau^2 + se^2)), the category toward
+   the pooled slope likewise. SKUs with no sales history get their category's prior.
+Every elasticity carries a standard error. Estimates are clipped to a plausible range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+ELASTICITY_RANGE = (-8.0, 0.5)
+
+
+@dataclass
+class Panel:
+    """One row per SKU and day (days without a sales row are zero units while active)."""
+
+    sku: np.ndarray  # int index 0..n_skus-1
+    day: np.ndarray  # int day number (e.g. date.toordinal())
+    units: np.ndarray
+    price: np.ndarray
+    promo: np.ndarray | None = None  # 0/1
+    competitor_price: np.ndarray | None = None  # NaN where unknown
+    reference_price: np.ndarray | None = None  # NaN where unknown
+    category: np.ndarray | None = None  # per SKU (length n_skus), int index
+    time_effects: bool = False  # a dummy per period instead of weekday/season/trend (panels)
+
+    @property
+    def n_skus(self) -> int:
+        return int(self.sku.max()) + 1 if len(self.sku) else 0
+
+
+@dataclass
+class DemandFit:
+    elasticity: np.ndarray  # per SKU, after shrinkage
+    elasticity_se: np.ndarray
+    raw_elasticity: np.ndarray  # per SKU, before shrinkage (NaN without data)
+    raw_se: np.ndarray
+    pooled_elasticity: float
+    pooled_se: float
+    category_elasticity: dict[int, float]
+    typical_price: np.ndarray  # per SKU
+    intercept: np.ndarray  # per SKU (log scale, at typical price, controls at zero)
+    coef_names: list[str]
+    coef: np.ndarray
+
+    def expected_units(self, sku: np.ndarray, price: np.ndarray) -> np.ndarray:
+        """Expected daily units at `price`, controls at their average day."""
+        ratio = np.asarray(price, float) / self.typical_price[sku]
+        return np.exp(self.intercept[sku] + self.elasticity[sku] * np.log(ratio))
+
+
+def _controls(panel: Panel) -> tuple[np.ndarray, list[str]]:
+    day = panel.day.astype(float)
+    names, cols = [], []
+    if panel.time_effects:
+        for period in np.unique(panel.day)[1:]:
+            cols.append((panel.day == period).astype(float))
+            names.append(f"period_{period}")
+    else:
+        dow = (panel.day % 7).astype(int)
+        for k in range(1, 7):
+            cols.append((dow == k).astype(float))
+            names.append(f"dow_{k}")
+        for h in (1, 2):
+            angle = 2 * np.pi * h * day / 365.25
+            cols += [np.sin(angle), np.cos(angle)]
+            names += [f"year_sin_{h}", f"year_cos_{h}"]
+        span = max(day.max() - day.min(), 1.0)
+        cols.append((day - day.min()) / span)
+        names.append("trend")
+    if panel.promo is not None:
+        cols.append(np.asarray(panel.promo, float))
+        names.append("promo")
+    for label, other in (
+        ("competitor_gap", panel.competitor_price),
+        ("reference_gap", panel.reference_price),
+    ):
+        if other is not None and np.isfinite(other).any():
+            gap = np.log(np.asarray(panel.price, float) / np.asarray(other, float))
+            known = np.isfinite(gap)
+            cols += [np.where(known, gap, 0.0), (~known).astype(float)]
+            names += [label, f"{label}_unknown"]
+    return np.column_stack(cols), names
+
+
+def _profile_alpha(y, eta, sku, n):
+    """Closed-form SKU intercepts of a Poisson model given the rest of the linear predictor."""
+    sum_y = np.bincount(sku, weights=y, minlength=n)
+    sum_mu = np.bincount(sku, weights=np.exp(eta), minlength=n)
+    with np.errstate(divide="ignore"):
+        alpha = np.log(np.maximum(sum_y, 1e-12)) - np.log(np.maximum(sum_mu, 1e-300))
+    return np.where(sum_y > 0, alpha, -30.0)  # a SKU that never sold: rate ~ 0
+
+
+def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
+    n = panel.n_skus
+    y = np.asarray(panel.units, float)
+    price = np.asarray(panel.price, float)
+    sku = np.asarray(panel.sku, int)
+    valid = np.isfinite(y) & (y >= 0) & np.isfinite(price) & (price > 0)
+    sku, y, price = sku[valid], y[valid], price[valid]
+    keep = lambda values: None if values is None else np.asarray(values)[valid]  # noqa: E731
+    sub = Panel(
+        sku=sku,
+        day=np.asarray(panel.day)[valid],
+        units=y,
+        price=price,
+        promo=keep(panel.promo),
+        competitor_price=keep(panel.competitor_price),
+        reference_price=keep(panel.reference_price),
+        time_effects=panel.time_effects,
+    )
+    # Typical price per SKU: the unit-weighted geometric mean (today's scale for each SKU).
+    log_p = np.log(price)
+    weight = np.bincount(sku, minlength=n).astype(float)
+    typical = np.exp(np.bincount(sku, weights=log_p, minlength=n) / np.maximum(weight, 1))
+    lp = log_p - np.log(typical[sku])
+    controls, names = _controls(sub)
+    X = np.column_stack([lp, controls])
+    beta = np.zeros(X.shape[1])
+    beta[0] = -1.0
+    alpha = _profile_alpha(y, X @ beta, sku, n)
+    for _ in range(iterations):
+        eta = X @ beta + alpha[sku]
+        mu = np.exp(np.clip(eta, -30, 30))
+        # Newton step on beta with the intercepts profiled: demean X within SKU (mu-weighted).
+        w_sum = np.bincount(sku, weights=mu, minlength=n)
+        sums = np.vstack(
+            [np.bincount(sku, weights=mu * X[:, j], minlength=n) for j in range(X.shape[1])]
+        )
+        Xc = X - (sums.T / np.maximum(w_sum, 1e-12)[:, None])[sku]
+        grad = Xc.T @ (y - mu)
+        info = (Xc * mu[:, None]).T @ Xc + 1e-8 * np.eye(X.shape[1])
+        step = np.linalg.solve(info, grad)
+        beta = beta + step
+        alpha = _profile_alpha(y, X @ beta, sku, n)
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    cov = np.linalg.pinv(info)
+    pooled, pooled_se = float(beta[0]), float(np.sqrt(max(cov[0, 0], 0.0)))
+
+    # Per-SKU slopes, everything else at the pooled fit.
+    offset = controls @ beta[1:]
+    raw = np.full(n, np.nan)
+    raw_se = np.full(n, np.inf)
+    b = np.full(n, pooled)
+    a = alpha.copy()
+    for _ in range(iterations):
+        mu = np.exp(np.clip(a[sku] + b[sku] * lp + offset, -30, 30))
+        s0 = np.bincount(sku, weights=mu, minlength=n)
+        s1 = np.bincount(sku, weights=mu * lp, minlength=n)
+        s2 = np.bincount(sku, weights=mu * lp * lp, minlength=n)
+        g = np.bincount(sku, weights=(y - mu) * lp, minlength=n)
+        info_b = s2 - s1 * s1 / np.maximum(s0, 1e-12)
+        step = np.where(info_b > 1e-9, g / np.maximum(info_b, 1e-9), 0.0)
+        b = np.clip(b + np.clip(step, -1, 1), -20, 5)
+        a = _profile_alpha(y, b[sku] * lp + offset, sku, n)
+        if np.max(np.abs(step)) < 1e-7:
+            break
+    has = (info_b > 1e-9) & (np.bincount(sku, weights=y, minlength=n) > 0)
+    raw[has] = b[has]
+    raw_se[has] = 1 / np.sqrt(info_b[has])
+
+    # Empirical Bayes: SKU -> category -> pooled.
+    category = np.zeros(n, int) if panel.category is None else np.asarray(panel.category, int)
+    shrunk, shrunk_se, by_cat = _shrink(raw, raw_se, category, pooled, pooled_se)
+    shrunk = np.clip(shrunk, *ELASTICITY_RANGE)
+    mu_day_controls = 0.0  # the intercept is reported at the average day: controls ~ mean 0
+    intercept = a + mu_day_controls + np.mean(offset)
+    return DemandFit(
+        elasticity=shrunk, elasticity_se=shrunk_se, raw_elasticity=raw, raw_se=raw_se,
+        pooled_elasticity=pooled, pooled_se=pooled_se, category_elasticity=by_cat,
+        typical_price=typical, intercept=intercept, coef_names=["log_price", *names], coef=beta,
+    )  # fmt: skip
+
+
+def _tau2(est: np.ndarray, se: np.ndarray, centre: float) -> float:
+    """Between-unit variance by the method of moments (never below a small floor)."""
+    if len(est) < 2:
+        return 0.25
+    return float(max(np.mean((est - centre) ** 2 - se**2), 0.01))
+
+
+def _shrink(raw, raw_se, category, pooled, pooled_se):
+    n = len(raw)
+    known = np.isfinite(raw) & np.isfinite(raw_se)
+    out = np.full(n, pooled)
+    out_se = np.full(n, max(pooled_se, 0.5))
+    by_cat: dict[int, float] = {}
+    tau_all = _tau2(raw[known], raw_se[known], pooled)
+    for cat in np.unique(category):
+        members = category == cat
+        k = members & known
+        if k.sum() >= 2:
+            prec = 1 / (raw_se[k] ** 2 + tau_all)
+            cat_mean = float(np.sum(prec * raw[k]) / np.sum(prec))
+            cat_se = float(np.sqrt(1 / np.sum(prec)))
+            # The category's own estimate is pulled toward the pooled slope too.
+            w_cat = tau_all / (tau_all + cat_se**2)
+            cat_mean = w_cat * cat_mean + (1 - w_cat) * pooled
+        else:
+            cat_mean, cat_se = pooled, max(pooled_se, np.sqrt(tau_all))
+        by_cat[int(cat)] = cat_mean
+        tau = _tau2(raw[k], raw_se[k], cat_mean) if k.sum() >= 3 else tau_all
+        w = tau / (tau + raw_se[k] ** 2)
+        out[k] = w * raw[k] + (1 - w) * cat_mean
+        out_se[k] = np.sqrt(w * raw_se[k] ** 2)
+        cold = members & ~known  # no usable history: the category's prior
+        out[cold] = cat_mean
+        out_se[cold] = np.sqrt(cat_se**2 + tau)
+    return out, out_se, by_cat

@@ -1,0 +1,86 @@
+"""The demand model recovers known elasticities, shrinks the noisy ones, keeps promotions apart
+from price, and gives SKUs without history their category's prior."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ml.demand import Panel, fit_demand
+
+
+def simulate(n=120, days=200, seed=0, price_noise=0.08, promo_lift=0.6, base=(0.3, 15.0)):
+    rng = np.random.default_rng(seed)
+    true = -rng.uniform(0.5, 3.0, n)
+    rate = rng.uniform(*base, n)
+    sku = np.repeat(np.arange(n), days)
+    day = np.tile(np.arange(738000, 738000 + days), n)
+    p0 = rng.uniform(5, 50, n)
+    price = p0[sku] * np.exp(rng.normal(0, price_noise, n * days))
+    promo = (rng.random(n * days) < 0.07).astype(float)
+    price = np.where(promo > 0, price * 0.8, price)  # promotions come with a price cut
+    weekly = 1 + 0.3 * (day % 7 == 5)
+    mu = rate[sku] * (price / p0[sku]) ** true[sku] * np.exp(promo_lift * promo) * weekly
+    units = rng.poisson(mu)
+    return Panel(
+        sku=sku, day=day, units=units, price=price, promo=promo, category=np.arange(n) % 4
+    ), true
+
+
+def test_recovers_pooled_and_per_sku_elasticities_with_honest_uncertainty():
+    panel, true = simulate()
+    fit = fit_demand(panel)
+    assert abs(fit.pooled_elasticity - true.mean()) < 0.15
+    assert np.mean(np.abs(fit.elasticity - true)) < 0.3
+    covered = np.mean(np.abs(fit.elasticity - true) <= 1.96 * fit.elasticity_se)
+    assert covered >= 0.85
+
+
+def test_many_zero_days_are_handled_as_counts():
+    panel, true = simulate(base=(0.02, 0.4), days=300)
+    assert np.mean(panel.units == 0) > 0.6
+    fit = fit_demand(panel)
+    assert np.all(np.isfinite(fit.elasticity)) and abs(fit.pooled_elasticity - true.mean()) < 0.3
+
+
+def test_promotions_are_not_mistaken_for_price_effects():
+    panel, true = simulate(promo_lift=1.2)
+    fit = fit_demand(panel)
+    assert abs(fit.coef[fit.coef_names.index("promo")] - 1.2) < 0.15
+    assert abs(fit.pooled_elasticity - true.mean()) < 0.15
+    naive = fit_demand(Panel(sku=panel.sku, day=panel.day, units=panel.units, price=panel.price))
+    assert naive.pooled_elasticity < fit.pooled_elasticity - 0.3  # without the control: biased
+
+
+def test_a_sku_with_a_single_price_borrows_from_its_category():
+    panel, _ = simulate()
+    one = panel.sku == 7
+    price = panel.price.copy()
+    price[one] = 19.99  # never changed
+    fit = fit_demand(Panel(sku=panel.sku, day=panel.day, units=panel.units, price=price,
+                           promo=np.where(one, 0, panel.promo), category=panel.category))  # fmt: skip
+    cat = int(panel.category[7])
+    assert np.isnan(fit.raw_elasticity[7])
+    assert fit.elasticity[7] == pytest.approx(fit.category_elasticity[cat])
+    assert fit.elasticity_se[7] > np.median(fit.elasticity_se)
+
+
+def test_a_sku_without_sales_gets_the_category_prior_and_bad_rows_are_ignored():
+    panel, _ = simulate(n=40)
+    units = panel.units.astype(float)
+    units[panel.sku == 3] = 0
+    units[:5] = np.nan
+    price = panel.price.copy()
+    price[5:10] = 0.0
+    fit = fit_demand(Panel(sku=panel.sku, day=panel.day, units=units, price=price,
+                           promo=panel.promo, category=panel.category))  # fmt: skip
+    assert fit.elasticity[3] == pytest.approx(fit.category_elasticity[int(panel.category[3])])
+    assert np.all(np.isfinite(fit.elasticity)) and np.all(np.isfinite(fit.elasticity_se))
+
+
+def test_expected_units_follow_the_curve():
+    panel, _ = simulate(n=20)
+    fit = fit_demand(panel)
+    sku = np.array([0, 0])
+    at, above = fit.expected_units(sku, fit.typical_price[sku] * np.array([1.0, 1.1]))
+    assert above == pytest.approx(at * 1.1 ** fit.elasticity[0])
