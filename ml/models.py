@@ -107,3 +107,27 @@ class TextModelConfig(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.base_model}/{self.trainer}"
+
+
+class Elasticity(TenantOwned):
+    """A product's price elasticity from a demand-model version, with its uncertainty and the
+    expected daily units at its typical price."""
+
+    product = models.ForeignKey(
+        "catalog.Product", on_delete=models.CASCADE, db_constraint=False, related_name="+"
+    )
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    elasticity = models.FloatField()
+    elasticity_se = models.FloatField()
+    raw_elasticity = models.FloatField(null=True, blank=True)  # before shrinkage; None: no data
+    typical_price = models.DecimalField(max_digits=14, decimal_places=4)
+    units_per_day = models.FloatField()  # expected at the typical price
+    days_observed = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "product"], name="elasticity_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_id}: {self.elasticity:.2f} ± {self.elasticity_se:.2f}"

@@ -26,6 +26,8 @@ from .models import ModelVersion, ReferencePrice, TextModelConfig
 
 logger = logging.getLogger(__name__)
 TRAINERS = ("baseline", "embed_ridge", "finetune", "lora")
+DEMAND_TRAINER = "poisson_eb"
+MIN_SALES_ROWS = 30
 
 
 def base_model_path(name: str) -> str | None:
@@ -61,10 +63,8 @@ def start_training(
     """Queue a training run (idempotent: a run already queued or training is returned)."""
     from ml.text_price import BaseModelError, check_base_model
 
-    if kind != ModelVersion.Kind.TEXT:
-        raise ServiceError(
-            f"training the {kind!r} model is not available yet", code="invalid_choice", attr="kind"
-        )
+    if kind not in ModelVersion.Kind.values:
+        raise ServiceError(f"unknown model kind {kind!r}", code="invalid_choice", attr="kind")
     tenant = require_current_tenant()
     running = (
         ModelVersion.objects.select_for_update()
@@ -80,6 +80,8 @@ def start_training(
         running = None
     if running is not None:
         return running
+    if kind == ModelVersion.Kind.DEMAND:
+        return _queue(kind, DEMAND_TRAINER, "", {"trainer": DEMAND_TRAINER}, user, tenant, enqueue)
     config = text_config()
     trainer = trainer or config.trainer
     if trainer not in TRAINERS:
@@ -100,14 +102,20 @@ def start_training(
     epochs = epochs or config.epochs
     if not 1 <= epochs <= 50:
         raise ServiceError("epochs must be between 1 and 50", code="invalid", attr="epochs")
+    label = f"{name} ({folder})" if folder else name
+    params = {"trainer": trainer, "epochs": epochs, "base_model": name}
+    return _queue(kind, trainer, label, params, user, tenant, enqueue)
+
+
+def _queue(kind, trainer, base_model, params, user, tenant, enqueue) -> ModelVersion:
     latest = ModelVersion.objects.filter(kind=kind).aggregate(v=Max("version"))["v"] or 0
     version = ModelVersion.objects.create(
         tenant=tenant,
         kind=kind,
         version=latest + 1,
         requested_trainer=trainer,
-        base_model=f"{name} ({folder})" if folder else name,
-        hyperparameters={"trainer": trainer, "epochs": epochs, "base_model": name},
+        base_model=base_model,
+        hyperparameters=params,
         created_by=user,
     )
     if enqueue:
@@ -159,6 +167,8 @@ def run_training(*, version_id: int, on_progress=None, sync: bool = False) -> Mo
             return version
         version.status, version.started_at = ModelVersion.Status.TRAINING, timezone.now()
         version.save(update_fields=["status", "started_at"])
+    if version.kind == ModelVersion.Kind.DEMAND:
+        return _run_demand(version)
     params = version.hyperparameters
     config = TrainConfig(
         trainer=params.get("trainer", "finetune"),
@@ -218,6 +228,136 @@ def run_training(*, version_id: int, on_progress=None, sync: bool = False) -> Mo
     return version
 
 
+def demand_panel():
+    """Daily units per product (channels summed), zero-filled between a product's first and last
+    sale while it is active, with the day's price (carried forward on days without a sale)."""
+    import numpy as np
+    from django.contrib.postgres.aggregates import BoolOr
+    from django.db.models import Sum
+
+    from pricing_saas.catalog.models import Product, SalesRecord
+
+    from .demand import Panel
+
+    rows = (
+        SalesRecord.objects.values("product_id", "date")
+        .annotate(units=Sum("units"), revenue=Sum("revenue"), promo=BoolOr("promo"))
+        .order_by("product_id", "date")
+        .values_list("product_id", "date", "units", "revenue", "promo")
+    )
+    data = np.array(
+        [
+            (p, d.toordinal(), u, float(r), int(bool(pr)))
+            for p, d, u, r, pr in rows.iterator(chunk_size=20000)
+        ],
+        dtype=float,
+    ).reshape(-1, 5)
+    if len(data) == 0:
+        return None, [], {}
+    active = dict(Product.objects.values_list("pk", "active"))
+    categories = dict(Product.objects.values_list("pk", "category"))
+    products, sku = np.unique(data[:, 0].astype(int), return_inverse=True)
+    days, units, revenue, promo = data[:, 1].astype(int), data[:, 2], data[:, 3], data[:, 4]
+    price = np.where(units > 0, revenue / np.maximum(units, 1), np.nan)
+    out_sku, out_day, out_units, out_price, out_promo = [], [], [], [], []
+    starts = np.flatnonzero(np.r_[True, sku[1:] != sku[:-1]])
+    ends = np.r_[starts[1:], len(sku)]
+    for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
+        span = (
+            np.arange(days[a], days[b - 1] + 1) if active.get(int(products[i]), True) else days[a:b]
+        )
+        u = np.zeros(len(span))
+        p = np.full(len(span), np.nan)
+        pr = np.zeros(len(span))
+        idx = days[a:b] - span[0]
+        u[idx], p[idx], pr[idx] = units[a:b], price[a:b], promo[a:b]
+        known = np.flatnonzero(np.isfinite(p))
+        if len(known) == 0:
+            continue
+        carry = np.maximum.accumulate(np.where(np.isfinite(p), np.arange(len(p)), 0))
+        p = p[carry]
+        p[: known[0]] = p[known[0]]
+        out_sku.append(np.full(len(span), i))
+        out_day.append(span)
+        out_units.append(u)
+        out_price.append(p)
+        out_promo.append(pr)
+    names = sorted({categories.get(int(pk), "") for pk in products})
+    cat_index = {name: j for j, name in enumerate(names)}
+    category = np.array([cat_index[categories.get(int(pk), "")] for pk in products])
+    panel = Panel(
+        sku=np.concatenate(out_sku), day=np.concatenate(out_day), units=np.concatenate(out_units),
+        price=np.concatenate(out_price), promo=np.concatenate(out_promo), category=category,
+    )  # fmt: skip
+    return panel, [int(pk) for pk in products], {"zero_share": float(np.mean(panel.units == 0))}
+
+
+def _run_demand(version: ModelVersion) -> ModelVersion:
+    import numpy as np
+
+    from .demand import fit_demand
+    from .models import Elasticity
+
+    panel, product_ids, stats = demand_panel()
+    if panel is None or len(panel.units) < MIN_SALES_ROWS:
+        n = 0 if panel is None else len(panel.units)
+        return _end(version, ModelVersion.Status.FAILED,
+                    f"{n} product-days of sales: at least {MIN_SALES_ROWS} are needed")  # fmt: skip
+    try:
+        fit = fit_demand(panel)
+    except Exception as exc:
+        logger.exception("demand fit %s failed", version.pk)
+        _end(
+            version,
+            ModelVersion.Status.FAILED,
+            f"demand fit failed: {exc.__class__.__name__}: {exc}",
+        )
+        raise
+    tenant = require_current_tenant()
+    observed = np.bincount(panel.sku, minlength=len(product_ids))
+    rate = np.exp(fit.intercept)
+    objects = [
+        Elasticity(
+            tenant=tenant,
+            product_id=pk,
+            model_version=version,
+            elasticity=float(fit.elasticity[i]),
+            elasticity_se=float(fit.elasticity_se[i]),
+            raw_elasticity=None
+            if not np.isfinite(fit.raw_elasticity[i])
+            else float(fit.raw_elasticity[i]),
+            typical_price=_money(fit.typical_price[i]),
+            units_per_day=float(rate[i]),
+            days_observed=int(observed[i]),
+        )
+        for i, pk in enumerate(product_ids)
+    ]
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, product_id=np.array(product_ids), elasticity=fit.elasticity,
+                        elasticity_se=fit.elasticity_se, coef=fit.coef)  # fmt: skip
+    with transaction.atomic():
+        Elasticity.objects.bulk_create(
+            objects, batch_size=5000, update_conflicts=True, unique_fields=["tenant", "product"],
+            update_fields=["model_version", "elasticity", "elasticity_se", "raw_elasticity",
+                           "typical_price", "units_per_day", "days_observed"],
+        )  # fmt: skip
+        version.artifact.save(f"{version.tenant_id}-demand-v{version.version}.npz",
+                              ContentFile(buffer.getvalue()), save=False)  # fmt: skip
+        version.trainer = DEMAND_TRAINER
+        version.data_size = len(panel.units)
+        version.metrics = {
+            "chosen": DEMAND_TRAINER,
+            DEMAND_TRAINER: {"pooled_elasticity": round(fit.pooled_elasticity, 4),
+                             "pooled_se": round(fit.pooled_se, 4)},
+            "n_skus": len(product_ids), "product_days": len(panel.units), **stats,
+            "coefficients": dict(zip(fit.coef_names, np.round(fit.coef, 4).tolist(), strict=True)),
+        }  # fmt: skip
+        summary = f"pooled elasticity {fit.pooled_elasticity:.2f} ± {fit.pooled_se:.2f}"
+        _end(version, ModelVersion.Status.READY, f"{summary} over {len(product_ids)} SKUs")
+        version = promote(version=version)
+    return version
+
+
 def _end(version: ModelVersion, status: str, message: str) -> ModelVersion:
     version.status, version.message, version.finished_at = status, message, timezone.now()
     version.save()
@@ -266,6 +406,8 @@ def promote(*, version: ModelVersion, refresh_now: bool = False) -> ModelVersion
     versions.filter(status=ModelVersion.Status.PROMOTED).update(status=ModelVersion.Status.READY)
     target.status, target.promoted_at = ModelVersion.Status.PROMOTED, timezone.now()
     target.save(update_fields=["status", "promoted_at"])
+    if target.kind != ModelVersion.Kind.TEXT:
+        return target  # a demand version's elasticities were stored when it was trained
     if refresh_now:
         transaction.on_commit(lambda: refresh_reference_prices(version_id=target.pk))
     else:

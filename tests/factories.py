@@ -131,3 +131,14 @@ class TextModelConfigFactory(TenantOwnedFactory):
         model = "ml.TextModelConfig"
 
     tenant = factory.SubFactory(TenantFactory)
+
+
+class ElasticityFactory(TenantOwnedFactory):
+    class Meta:
+        model = "ml.Elasticity"
+
+    tenant = factory.SubFactory(TenantFactory)
+    elasticity = -1.4
+    elasticity_se = 0.3
+    typical_price = "19.99"
+    units_per_day = 2.5

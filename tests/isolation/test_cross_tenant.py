@@ -18,6 +18,7 @@ from tenants.roles import Role
 from tenants.services import invite_member
 from tests.factories import (
     CompetitorOfferFactory,
+    ElasticityFactory,
     ImportJobFactory,
     ModelVersionFactory,
     ProductFactory,
@@ -95,6 +96,7 @@ def object_of(world, model):
         "ModelVersion": ModelVersionFactory,
         "ReferencePrice": ReferencePriceFactory,
         "TextModelConfig": TextModelConfigFactory,
+        "Elasticity": ElasticityFactory,
     }
     if model.__name__ in factories:
         with tenant_context(world.tenant):
@@ -105,9 +107,9 @@ def object_of(world, model):
         extra = {}
         from pricing_saas.catalog.models import Product
 
-        if model.__name__ in ("SalesRecord", "CompetitorOffer", "ReferencePrice"):
+        if model.__name__ in ("SalesRecord", "CompetitorOffer", "ReferencePrice", "Elasticity"):
             extra["product"] = object_of(world, Product)
-        if model.__name__ == "ReferencePrice":
+        if model.__name__ in ("ReferencePrice", "Elasticity"):
             from ml.models import ModelVersion
 
             extra["model_version"] = object_of(world, ModelVersion)

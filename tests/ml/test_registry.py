@@ -161,9 +161,43 @@ def test_predict_without_a_model_is_a_clear_error(stocked, tmp_path):
         call_command("predict_prices", stocked.tenant.slug, str(source))
 
 
-def test_train_command_refuses_demand_for_now(stocked):
-    with pytest.raises(CommandError, match="not available yet"):
+def test_demand_training_needs_sales(stocked):
+    with pytest.raises(CommandError, match="training ended failed"):
         call_command("train", stocked.tenant.slug, "--model", "demand", "--sync")
+
+
+def test_demand_training_stores_elasticities(stocked):
+    """Sales simulated from a known curve: the command trains, stores and promotes."""
+    import datetime as dt
+
+    import numpy as np
+
+    from ml.models import Elasticity
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(20):
+        true = -1.0 - 0.1 * i
+        for day in range(120):
+            price = 20 * float(np.exp(rng.normal(0, 0.1)))
+            units = int(rng.poisson(5 * (price / 20) ** true))
+            if units:
+                date = (dt.date(2024, 1, 1) + dt.timedelta(days=day)).isoformat()
+                rows.append(
+                    {"date": date, "sku": f"S{i}", "units": units, "price": round(price, 2)}
+                )
+    with tenant_context(stocked.tenant):
+        for start in range(0, len(rows), 5000):
+            import_rows(kind="sales", rows=rows[start : start + 5000])
+    out = io.StringIO()
+    call_command("train", stocked.tenant.slug, "--model", "demand", "--sync", stdout=out)
+    assert "promoted" in out.getvalue()
+    with tenant_context(stocked.tenant):
+        fitted = dict(Elasticity.objects.values_list("product__sku", "elasticity"))
+        version = ModelVersion.objects.get(kind="demand")
+    assert len(fitted) == 20 and version.status == "promoted"
+    assert abs(version.metrics["poisson_eb"]["pooled_elasticity"] - (-1.95)) < 0.3
+    assert fitted["S19"] < fitted["S0"]
 
 
 def test_api_train_list_promote_rollback_predict(stocked):
