@@ -142,3 +142,22 @@ class ElasticityFactory(TenantOwnedFactory):
     elasticity_se = 0.3
     typical_price = "19.99"
     units_per_day = 2.5
+
+
+class RepriceJobFactory(TenantOwnedFactory):
+    class Meta:
+        model = "pricing.RepriceJob"
+
+    tenant = factory.SubFactory(TenantFactory)
+    status = "succeeded"
+    message = "secret-bravo-reprice"
+
+
+class RecommendationFactory(TenantOwnedFactory):
+    class Meta:
+        model = "pricing.Recommendation"
+
+    tenant = factory.SubFactory(TenantFactory)
+    current_price = "19.99"
+    recommended_price = "21.49"
+    explanation = "secret-bravo-explanation"

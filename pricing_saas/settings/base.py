@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "tenants",
     "ml",
     "pricing_saas.catalog",
+    "pricing_saas.pricing",
     "pricing_saas.api",
     "pricing_saas.portal",
 ]

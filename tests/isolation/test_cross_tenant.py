@@ -22,7 +22,9 @@ from tests.factories import (
     ImportJobFactory,
     ModelVersionFactory,
     ProductFactory,
+    RecommendationFactory,
     ReferencePriceFactory,
+    RepriceJobFactory,
     SalesRecordFactory,
     TextModelConfigFactory,
 )
@@ -97,6 +99,8 @@ def object_of(world, model):
         "ReferencePrice": ReferencePriceFactory,
         "TextModelConfig": TextModelConfigFactory,
         "Elasticity": ElasticityFactory,
+        "RepriceJob": RepriceJobFactory,
+        "Recommendation": RecommendationFactory,
     }
     if model.__name__ in factories:
         with tenant_context(world.tenant):
@@ -107,8 +111,14 @@ def object_of(world, model):
         extra = {}
         from pricing_saas.catalog.models import Product
 
-        if model.__name__ in ("SalesRecord", "CompetitorOffer", "ReferencePrice", "Elasticity"):
+        if model.__name__ in (
+            "SalesRecord", "CompetitorOffer", "ReferencePrice", "Elasticity", "Recommendation"
+        ):  # fmt: skip
             extra["product"] = object_of(world, Product)
+        if model.__name__ == "Recommendation":
+            from pricing_saas.pricing.models import RepriceJob
+
+            extra["job"] = object_of(world, RepriceJob)
         if model.__name__ in ("ReferencePrice", "Elasticity"):
             from ml.models import ModelVersion
 

@@ -1,0 +1,59 @@
+import csv
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from pricing_saas.pricing.models import Recommendation, RepriceJob
+from tenants.context import tenant_context
+from tenants.models import Tenant
+
+COLUMNS = [
+    "sku", "current_price", "recommended_price", "elasticity", "elasticity_low",
+    "elasticity_high", "expected_units", "expected_revenue", "expected_profit", "binding_rules",
+    "status", "explanation",
+]  # fmt: skip
+
+
+def _cell(value):
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") and not _number(text) else text
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+class Command(BaseCommand):
+    help = "The latest reprice job's recommendations as CSV on stdout."
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug")
+
+    def handle(self, *args, slug, **options):
+        tenant = Tenant.objects.filter(slug=slug).first()
+        if tenant is None:
+            raise CommandError(f"unknown tenant {slug!r}")
+        with tenant_context(tenant):
+            job = RepriceJob.objects.filter(status="succeeded").order_by("-finished_at").first()
+            if job is None:
+                raise CommandError("no finished reprice job: run `manage.py reprice SLUG --sync`")
+            rows = (
+                Recommendation.objects.filter(job=job)
+                .select_related("product")
+                .order_by("product__sku")
+            )
+            out = csv.writer(sys.stdout if self.stdout._out is sys.stdout else self.stdout._out)
+            out.writerow(COLUMNS)
+            for r in rows.iterator(chunk_size=5000):
+                profit = None if r.expected_profit is None else round(r.expected_profit, 2)
+                values = (
+                    r.product.sku, r.current_price, r.recommended_price, round(r.elasticity, 4),
+                    round(r.elasticity_low, 4), round(r.elasticity_high, 4),
+                    round(r.expected_units, 4), round(r.expected_revenue, 2), profit,
+                    " ".join(r.binding_rules), r.status, r.explanation,
+                )  # fmt: skip
+                out.writerow([_cell(v) for v in values])

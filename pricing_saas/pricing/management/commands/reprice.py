@@ -1,0 +1,33 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from pricing_saas.pricing import services
+from tenants.context import tenant_context
+from tenants.models import Tenant
+from tenants.services import ServiceError
+
+
+class Command(BaseCommand):
+    help = "Recommend prices for every active SKU of a tenant (queued on reprice, or --sync)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug")
+        parser.add_argument("--sync", action="store_true")
+
+    def handle(self, *args, slug, sync, **options):
+        tenant = Tenant.objects.filter(slug=slug).first()
+        if tenant is None:
+            raise CommandError(f"unknown tenant {slug!r}")
+        with tenant_context(tenant):
+            job = services.start_reprice(trigger="command", enqueue=not sync)
+            if not sync:
+                self.stdout.write(f"queued {job}")
+                return
+            try:
+                job = services.run_reprice(job_id=job.pk)
+            except ServiceError as exc:
+                raise CommandError(exc.detail) from exc
+        for line in job.log:
+            self.stderr.write(line)
+        self.stdout.write(f"{job}: {job.message}")
+        if job.status != "succeeded":
+            raise CommandError(f"reprice ended {job.status}")

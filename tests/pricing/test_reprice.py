@@ -1,0 +1,109 @@
+"""The reprice job end to end: sales -> demand model -> optimiser -> stored recommendations ->
+export, with the rules holding and explanations written."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+
+from pricing_saas.catalog.importer import import_rows
+from pricing_saas.pricing import services
+from pricing_saas.pricing.models import Recommendation, RepriceJob
+from tenants.context import tenant_context
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def run_on_commit_at_once(monkeypatch):
+    from django.db import transaction
+
+    monkeypatch.setattr(transaction, "on_commit", lambda fn, *a, **k: fn())
+
+
+@pytest.fixture
+def shop(world_a):
+    rng = np.random.default_rng(3)
+    products = [
+        {"sku": f"P{i}", "title": f"Product {i}", "price": 20, "cost": 8 + i % 5,
+         "category": "a" if i < 10 else "b"}
+        for i in range(20)
+    ]  # fmt: skip
+    products.append({"sku": "NEW", "title": "No history", "price": 30, "cost": 12, "category": "a"})
+    # The margin floor (40 x 1.1 = 44) above the max price: contradictory rules.
+    products.append(
+        {"sku": "BAD", "title": "Broken rules", "price": 30, "cost": 40, "max_price": 40}
+    )
+    sales = []
+    for i in range(20):
+        true = -0.6 if i < 10 else -2.5
+        for day in range(150):
+            price = 20 * float(np.exp(rng.normal(0, 0.1)))
+            units = int(rng.poisson(6 * (price / 20) ** true))
+            if units:
+                date = (dt.date(2024, 1, 1) + dt.timedelta(days=day)).isoformat()
+                sales.append(
+                    {"date": date, "sku": f"P{i}", "units": units, "price": round(price, 2)}
+                )
+    with tenant_context(world_a.tenant):
+        import_rows(kind="products", rows=products)
+        import_rows(kind="sales", rows=sales)
+    return world_a
+
+
+def test_reprice_trains_demand_first_and_respects_the_rules(shop):
+    out = io.StringIO()
+    call_command("reprice", shop.tenant.slug, "--sync", stdout=out)
+    assert "price changes recommended for 22 SKUs" in out.getvalue()
+    with tenant_context(shop.tenant):
+        recs = {r.product.sku: r for r in Recommendation.objects.select_related("product")}
+        job = RepriceJob.objects.get()
+    assert job.status == "succeeded" and job.demand_version_id is not None
+    inelastic, elastic = recs["P0"], recs["P15"]
+    assert inelastic.recommended_price > inelastic.current_price  # inelastic: raise
+    assert float(inelastic.recommended_price) <= 20 * 1.2 + 1e-6  # within the step
+    assert "step limit" in inelastic.explanation or "uncertain" in inelastic.explanation
+    assert inelastic.explanation.startswith("+") and inelastic.elasticity > -1
+    assert elastic.elasticity < -1.5
+    for r in recs.values():
+        if r.recommended_price is not None:
+            assert float(r.recommended_price) >= float(r.product.cost) * 1.1 - 1e-4  # margin floor
+    assert recs["NEW"].elasticity_high - recs["NEW"].elasticity_low > 3  # a wide category prior
+    assert recs["BAD"].status == "conflict" and recs["BAD"].recommended_price is None
+    assert job.expected_profit_new >= job.expected_profit_now
+
+
+def test_a_new_job_supersedes_pending_recommendations_and_only_one_runs(shop):
+    with tenant_context(shop.tenant):
+        first = services.start_reprice(enqueue=False)
+        assert services.start_reprice(enqueue=False).pk == first.pk  # never two at once
+        services.run_reprice(job_id=first.pk)
+        second = services.start_reprice(enqueue=False)
+        services.run_reprice(job_id=second.pk)
+        old = Recommendation.objects.filter(job=first, status="superseded").count()
+        assert (
+            old
+            == Recommendation.objects.filter(job=first)
+            .exclude(status__in=["no_change", "conflict"])
+            .count()
+        )
+
+
+def test_export_recommendations(shop):
+    call_command("reprice", shop.tenant.slug, "--sync", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("export_recommendations", shop.tenant.slug, stdout=out)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert len(rows) == 22
+    assert {"sku", "current_price", "recommended_price", "elasticity", "elasticity_low", "elasticity_high",
+            "expected_units", "expected_profit", "binding_rules", "explanation"} <= set(rows[0])  # fmt: skip
+
+
+def test_export_without_a_job_is_a_clear_error(world_a):
+    with pytest.raises(CommandError, match="no finished reprice job"):
+        call_command("export_recommendations", world_a.tenant.slug)
