@@ -33,6 +33,7 @@ RULES = {
     "no_estimate": 256,
     "conflict": 512,  # contradictory hard rules: no recommendation
     "restores_rule": 1024,  # today's price breaks a hard rule; the step limit yielded
+    "no_cost": 2048,  # profit objective without a cost: revenue was optimised instead
 }
 
 
@@ -147,6 +148,8 @@ def optimise(
     binding[breaks_now] |= RULES["restores_rule"]
 
     valid = np.isfinite(e) & np.isfinite(q0) & (q0 >= 0) & np.isfinite(p0) & (p0 > 0) & (e < 0)
+    if rules.objective == "profit":
+        binding[valid & ~(c > 0)] |= RULES["no_cost"]
     binding[~valid & ~conflict] |= RULES["no_estimate"]
     best = np.clip(p0, lo_final, hi_final)  # the fallback: today's price inside the hard rules
     if rules.method == "analytic":

@@ -33,6 +33,7 @@ RULE_WORDS = {
     "uncertainty": "moved less because the estimate is uncertain",
     "no_estimate": "kept: no usable demand estimate",
     "restores_rule": "restores a rule today's price breaks",
+    "no_cost": "no cost known, so revenue was maximised instead of profit",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -117,3 +118,16 @@ def test_missing_estimates_keep_todays_price_inside_the_rules():
     )
     assert np.allclose(rec.price, 10.0)
     assert all("no_estimate" in rec.rules_of(i) for i in range(3))
+
+
+def test_without_a_cost_profit_falls_back_to_revenue_and_says_so():
+    rec = optimise(
+        [10.0, 10.0], [np.nan, 4.0], [50.0, 50.0], [-0.7, -0.7], rules=Rules(max_step=0.1)
+    )
+    assert "no_cost" in rec.rules_of(0) and "no_cost" not in rec.rules_of(1)
+    assert rec.price[0] == pytest.approx(11.0)  # inelastic: revenue rises with price
+
+
+def test_a_price_of_zero_gets_no_estimate_and_no_crash():
+    rec = optimise([0.0, 10.0], [1.0, 4.0], [5.0, 5.0], [-2.0, -2.0])
+    assert "no_estimate" in rec.rules_of(0) and np.isfinite(rec.price[1])
