@@ -186,6 +186,7 @@ def optimise(
         best, snapped = _apply_ending(best, lo_final, hi_final, rules.ending)
         binding[snapped] |= RULES["ending"]
 
+    best = _to_cents(best, lo_final, hi_final)
     best = np.where(conflict, np.nan, best)
     with np.errstate(all="ignore"):
         units_new = np.where(valid, q0 * np.power(best / p0, e), q0)
@@ -236,6 +237,14 @@ def _grid(p0, c, q0, e, lo, hi, ok_all, best, rules: Rules, chunk: int) -> np.nd
             value = (cand - np.nan_to_num(c[sl][ok], nan=0.0)[:, None]) * demand
         best[np.flatnonzero(ok) + start] = cand[np.arange(len(cand)), np.argmax(value, axis=1)]
     return best
+
+
+def _to_cents(price, lo, hi) -> np.ndarray:
+    """Prices are money: round to cents without leaving [lo, hi] (unless it is narrower)."""
+    low = np.where(np.isnan(lo), 0.0, np.ceil(lo * 100 - 1e-6) / 100)
+    high = np.where(np.isnan(hi), np.inf, np.floor(hi * 100 + 1e-6) / 100)
+    cents = np.clip(np.round(price, 2), low, high)
+    return np.where(low <= high, cents, price)
 
 
 def _apply_ending(price, lo, hi, ending: float) -> tuple[np.ndarray, np.ndarray]:

@@ -131,3 +131,17 @@ def test_without_a_cost_profit_falls_back_to_revenue_and_says_so():
 def test_a_price_of_zero_gets_no_estimate_and_no_crash():
     rec = optimise([0.0, 10.0], [1.0, 4.0], [5.0, 5.0], [-2.0, -2.0])
     assert "no_estimate" in rec.rules_of(0) and np.isfinite(rec.price[1])
+
+
+def test_recommendations_are_whole_cents_inside_the_rules():
+    rng = np.random.default_rng(0)
+    price = rng.uniform(1, 100, 500)
+    rec = optimise(
+        price,
+        price * 0.5,
+        np.full(500, 5.0),
+        -rng.uniform(0.3, 3, 500),
+        rules=Rules(max_step=0.137),
+    )
+    assert np.allclose(rec.price * 100, np.round(rec.price * 100))
+    assert np.all(np.abs(rec.price / price - 1) <= 0.137 + 1e-9)
