@@ -53,13 +53,15 @@ def main() -> None:
     parser.add_argument("--max-train", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--lr", type=float, default=TrainConfig.learning_rate)
     args = parser.parse_args()
     texts, prices = load()
     print(f"{len(texts)} rows, {sum(p is not None for p in prices)} with a price")
     results = {}
     for trainer in args.trainers.split(","):
         config = TrainConfig(trainer=trainer, epochs=args.epochs, max_train_samples=args.max_train,
-                             batch_size=args.batch_size, device=args.device)  # fmt: skip
+                             batch_size=args.batch_size, device=args.device,
+                             learning_rate=args.lr)  # fmt: skip
         started = time.monotonic()
         outcome = train_text_model(texts, prices, config, progress=None)
         metrics = outcome.metrics
