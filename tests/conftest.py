@@ -69,3 +69,12 @@ def user(db) -> User:
 @pytest.fixture
 def tenant(db) -> Tenant:
     return TenantFactory()
+
+
+@pytest.fixture
+def run_on_commit_at_once(monkeypatch):
+    """Tests run in one transaction that never commits: run on-commit work (enqueueing the
+    eager Celery tasks) right away. Opt in with `pytestmark` or a module-level autouse."""
+    from django.db import transaction
+
+    monkeypatch.setattr(transaction, "on_commit", lambda fn, *a, **k: fn())

@@ -12,16 +12,7 @@ from pricing_saas.catalog.models import ImportJob, Product, SalesRecord
 from tenants.context import tenant_context
 from tenants.roles import Role
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def run_tasks_at_once(monkeypatch):
-    """Tests run inside one transaction that never commits: run on-commit work right away
-    (the task itself runs eagerly, as Celery is eager in tests)."""
-    from pricing_saas.catalog import services
-
-    monkeypatch.setattr(services.transaction, "on_commit", lambda fn, *a, **k: fn())
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_once")]
 
 
 def analyst(world):

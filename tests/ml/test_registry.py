@@ -17,14 +17,7 @@ from tenants.roles import Role
 
 from .conftest import synthetic_catalog
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def run_on_commit_at_once(monkeypatch):
-    from django.db import transaction
-
-    monkeypatch.setattr(transaction, "on_commit", lambda fn, *a, **k: fn())
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_once")]
 
 
 @pytest.fixture

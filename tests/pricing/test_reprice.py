@@ -16,14 +16,7 @@ from pricing_saas.pricing import services
 from pricing_saas.pricing.models import Recommendation, RepriceJob
 from tenants.context import tenant_context
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def run_on_commit_at_once(monkeypatch):
-    from django.db import transaction
-
-    monkeypatch.setattr(transaction, "on_commit", lambda fn, *a, **k: fn())
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_once")]
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from ml.text_price import product_text
 from pricing_saas.catalog.formats import normalise_header
 from pricing_saas.catalog.importer import ImportFailed, sniff
 from tenants.context import tenant_context
-from tenants.models import Tenant
+from tenants.management.commands import tenant_or_error
 from tenants.services import ServiceError
 
 KNOWN = {"sku", "title", "description", "category", "brand", "price", "cost", "currency", "stock"}
@@ -25,9 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("file")
 
     def handle(self, *args, slug, file, **options):
-        tenant = Tenant.objects.filter(slug=slug).first()
-        if tenant is None:
-            raise CommandError(f"unknown tenant {slug!r}")
+        tenant = tenant_or_error(slug)
         try:
             sniffed = sniff(file, "products")
         except FileNotFoundError as exc:

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from ml import services
 from ml.models import ModelVersion
 from tenants.context import tenant_context
-from tenants.models import Tenant
+from tenants.management.commands import tenant_or_error
 from tenants.services import ServiceError
 
 
@@ -21,9 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--base-model", help="a name from ML_BASE_MODELS (default: minilm)")
 
     def handle(self, *args, slug, model, sync, trainer, epochs, base_model, **options):
-        tenant = Tenant.objects.filter(slug=slug).first()
-        if tenant is None:
-            raise CommandError(f"unknown tenant {slug!r}")
+        tenant = tenant_or_error(slug)
         with tenant_context(tenant):
             try:
                 version = services.start_training(

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from tenants.context import tenant_context
-from tenants.models import Tenant
+from tenants.management.commands import tenant_or_error
 from tenants.roles import Role
 from tenants.services import ServiceError, create_api_key
 
@@ -17,9 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="integration")
 
     def handle(self, *args, slug, role, name, **options):
-        tenant = Tenant.objects.filter(slug=slug).first()
-        if tenant is None:
-            raise CommandError(f"unknown tenant {slug!r}")
+        tenant = tenant_or_error(slug)
         with tenant_context(tenant):
             try:
                 issued = create_api_key(

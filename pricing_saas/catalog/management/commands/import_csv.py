@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from pricing_saas.catalog.formats import FORMATS
 from pricing_saas.catalog.importer import ImportFailed, ImportOptions, import_file
 from tenants.context import tenant_context
-from tenants.models import Tenant
+from tenants.management.commands import tenant_or_error
 
 
 class Command(BaseCommand):
@@ -49,9 +49,7 @@ class Command(BaseCommand):
         map,
         **options,
     ):
-        tenant = Tenant.objects.filter(slug=slug).first()
-        if tenant is None:
-            raise CommandError(f"unknown tenant {slug!r}")
+        tenant = tenant_or_error(slug)
         if kind not in FORMATS:
             raise CommandError(f"unknown kind {kind!r}: use one of {', '.join(FORMATS)}")
         column_map = {}

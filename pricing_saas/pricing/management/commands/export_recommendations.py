@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from pricing_saas.pricing.models import Recommendation, RepriceJob
 from tenants.context import tenant_context
-from tenants.models import Tenant
+from tenants.management.commands import tenant_or_error
 
 COLUMNS = [
     "sku", "current_price", "recommended_price", "elasticity", "elasticity_low",
@@ -34,9 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("slug")
 
     def handle(self, *args, slug, **options):
-        tenant = Tenant.objects.filter(slug=slug).first()
-        if tenant is None:
-            raise CommandError(f"unknown tenant {slug!r}")
+        tenant = tenant_or_error(slug)
         with tenant_context(tenant):
             job = RepriceJob.objects.filter(status="succeeded").order_by("-finished_at").first()
             if job is None:

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from pricing_saas.pricing import services
 from tenants.context import tenant_context
-from tenants.models import Tenant
+from tenants.management.commands import tenant_or_error
 from tenants.services import ServiceError
 
 
@@ -14,9 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("--sync", action="store_true")
 
     def handle(self, *args, slug, sync, **options):
-        tenant = Tenant.objects.filter(slug=slug).first()
-        if tenant is None:
-            raise CommandError(f"unknown tenant {slug!r}")
+        tenant = tenant_or_error(slug)
         with tenant_context(tenant):
             job = services.start_reprice(trigger="command", enqueue=not sync)
             if not sync:
