@@ -103,8 +103,15 @@ def _reprice(job: RepriceJob) -> None:
     ids = np.array([p[0] for p in products])
     col = lambda i: np.array([np.nan if p[i] is None else float(p[i]) for p in products])  # noqa: E731
     price, cost = col(1), col(2)
-    fits = {row[0]: row[1:] for row in Elasticity.objects.values_list(
+    # Only the estimates of the version in force: after a rollback, rows written by a newer
+    # (not promoted) run must not be used; those SKUs fall back to their category's prior.
+    fits = {row[0]: row[1:] for row in Elasticity.objects.filter(model_version=demand).values_list(
         "product_id", "elasticity", "elasticity_se", "units_per_day", "typical_price")}  # fmt: skip
+    if len(fits) < len(products):
+        _log(
+            job,
+            f"{len(products) - len(fits)} SKUs without an estimate from v{demand.version}: priors",
+        )
     by_category: dict[str, list[float]] = {}
     for pk, *_rest, category in products:
         if pk in fits:

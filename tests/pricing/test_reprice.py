@@ -100,3 +100,17 @@ def test_export_recommendations(shop):
 def test_export_without_a_job_is_a_clear_error(world_a):
     with pytest.raises(CommandError, match="no finished reprice job"):
         call_command("export_recommendations", world_a.tenant.slug)
+
+
+def test_after_a_demand_rollback_only_the_version_in_force_is_used(shop):
+    from ml import services as ml_services
+
+    with tenant_context(shop.tenant):
+        for _ in range(2):
+            version = ml_services.start_training(kind="demand", enqueue=False)
+            ml_services.run_training(version_id=version.pk, sync=True)
+        back = ml_services.rollback(kind="demand")  # v1 in force; the stored rows are v2's
+        job = services.start_reprice(enqueue=False)
+        job = services.run_reprice(job_id=job.pk)
+    assert job.demand_version_id == back.pk
+    assert any("22 SKUs without an estimate from v1" in line for line in job.log)
