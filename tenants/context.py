@@ -80,3 +80,24 @@ def rls_settings() -> dict[str, str]:
         "app.key_prefix": lookup.get("key_prefix", ""),
         "app.invitation": lookup.get("invitation", ""),
     }
+
+
+# Who is acting (for the audit log): set next to the tenant by the portal middleware, the API
+# base and management commands; "system" when nothing set it (scheduler, worker).
+_current_actor: ContextVar[tuple[int | None, str] | None] = ContextVar(
+    "current_actor", default=None
+)
+
+
+def get_current_actor() -> tuple[int | None, str]:
+    """(user id or None, label), e.g. (3, "ana@shop.com") or (None, "api key pk_1a2b (ERP)")."""
+    return _current_actor.get() or (None, "system")
+
+
+@contextmanager
+def actor_context(user_id: int | None, label: str) -> Iterator[None]:
+    token = _current_actor.set((user_id, label))
+    try:
+        yield
+    finally:
+        _current_actor.reset(token)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .context import tenant_context
+from .context import actor_context, tenant_context
 from .services import memberships_of
 
 SESSION_KEY = "tenant_id"
@@ -30,5 +30,5 @@ class TenantMiddleware:
             return self.get_response(request)
         request.tenant = membership.tenant
         request.membership = membership
-        with tenant_context(membership.tenant):
+        with tenant_context(membership.tenant), actor_context(user.pk, user.email):
             return self.get_response(request)

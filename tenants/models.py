@@ -263,3 +263,28 @@ class ApiKey(TenantOwned):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class AuditEvent(TenantOwned):
+    """One recorded change: who, when, what, and the state before and after. Append-only."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    actor_user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor = models.CharField(max_length=200)  # e-mail, "api key pk_… (name)" or "system"
+    action = models.CharField(max_length=64)  # e.g. rules.update, recommendation.approve
+    target_type = models.CharField(max_length=64, blank=True, default="")
+    target_id = models.CharField(max_length=64, blank=True, default="")
+    summary = models.CharField(max_length=500, blank=True, default="")
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="audit_tenant_created_idx"),
+            models.Index(fields=["tenant", "action"], name="audit_tenant_action_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor} {self.action}"

@@ -13,7 +13,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from .context import rls_lookup, tenant_context
+from . import audit
+from .context import actor_context, rls_lookup, tenant_context
 from .models import ApiKey, Invitation, Membership, Tenant, User
 from .roles import Perm, Role, has_perm
 
@@ -36,6 +37,12 @@ class PermissionDeniedError(ServiceError):
 
 class NotFoundError(ServiceError):
     status = 404
+
+
+class ConflictError(ServiceError):
+    """Valid, but the current state forbids it (a superseded item, the kill switch): 409."""
+
+    status = 409
 
 
 def require_perm(membership_role: str | None, perm: str) -> None:
@@ -139,8 +146,16 @@ def change_role(*, actor_role: str, membership: Membership, role: str) -> Member
     locked = Membership.objects.select_for_update().get(pk=membership.pk)
     if locked.role == Role.OWNER and role != Role.OWNER and _owner_count(locked.tenant) <= 1:
         raise ServiceError("a tenant must keep at least one owner", code="last_owner", attr="role")
+    before = locked.role
     locked.role = role
     locked.save(update_fields=["role"])
+    audit.record(
+        "member.role",
+        target=locked,
+        summary=f"{locked.user.email}: {before} -> {role}",
+        before={"role": before},
+        after={"role": role},
+    )
     return locked
 
 
@@ -150,6 +165,12 @@ def remove_member(*, actor_role: str, membership: Membership) -> None:
     locked = Membership.objects.select_for_update().get(pk=membership.pk)
     if locked.role == Role.OWNER and _owner_count(locked.tenant) <= 1:
         raise ServiceError("a tenant must keep at least one owner", code="last_owner")
+    audit.record(
+        "member.remove",
+        target=locked,
+        summary=f"{locked.user.email} removed",
+        before={"email": locked.user.email, "role": locked.role},
+    )
     locked.delete()
 
 
@@ -182,6 +203,12 @@ def invite_member(
         token_hash=_digest(secret),
         invited_by=actor,
         expires_at=timezone.now() + settings.TENANT_INVITATION_TTL,
+    )
+    audit.record(
+        "invitation.create",
+        target=invitation,
+        summary=f"invited {email} as {role}",
+        after={"email": email, "role": role},
     )
     return IssuedInvitation(invitation=invitation, token=f"{lookup_id}.{secret}")
 
@@ -226,6 +253,13 @@ def accept_invitation(*, token: str, user: User) -> Membership:
         )
         invitation.accepted_at = timezone.now()
         invitation.save(update_fields=["accepted_at"])
+        with actor_context(user.pk, user.email):
+            audit.record(
+                "member.join",
+                target=membership,
+                summary=f"{user.email} joined as {membership.role}",
+                after={"email": user.email, "role": membership.role},
+            )
     return membership
 
 
@@ -250,6 +284,9 @@ def revoke_invitation(*, actor_role: str, invitation: Invitation) -> None:
     require_perm(actor_role, Perm.MANAGE_MEMBERS)
     invitation.revoked_at = timezone.now()
     invitation.save(update_fields=["revoked_at"])
+    audit.record(
+        "invitation.revoke", target=invitation, summary=f"invitation of {invitation.email} revoked"
+    )
 
 
 # --- API keys --------------------------------------------------------------------------------
@@ -289,6 +326,12 @@ def create_api_key(
                     role=role,
                     created_by=actor,
                 )
+                audit.record(
+                    "api_key.create",
+                    target=api_key,
+                    summary=f"key {prefix} ({name}) as {role}",
+                    after={"name": name, "prefix": prefix, "role": role},
+                )
             return IssuedApiKey(api_key=api_key, key=f"{prefix}.{secret}")
         except IntegrityError:  # a prefix collision: 48 random bits, practically never
             continue
@@ -301,6 +344,13 @@ def revoke_api_key(*, actor_role: str, api_key: ApiKey) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        audit.record(
+            "api_key.revoke",
+            target=api_key,
+            summary=f"key {api_key.prefix} ({api_key.name}) revoked",
+            before={"active": True},
+            after={"active": False},
+        )
     return api_key
 
 

@@ -23,6 +23,7 @@ class AuthContext:
     role: str
     api_key_id: int | None = None
     user_id: int | None = None
+    actor: str = ""  # who acts, for the audit log
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -45,7 +46,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             )
         touch_api_key(api_key)
         request.auth_context = AuthContext(
-            tenant=api_key.tenant, role=api_key.role, api_key_id=api_key.pk
+            tenant=api_key.tenant,
+            role=api_key.role,
+            api_key_id=api_key.pk,
+            actor=f"api key {api_key.prefix} ({api_key.name})",
         )
         return (AnonymousUser(), api_key)
 
@@ -72,6 +76,6 @@ class TenantSessionAuthentication(authentication.SessionAuthentication):
         if membership is None:
             raise exceptions.NotFound("no such tenant", code="tenant_not_found")
         request.auth_context = AuthContext(
-            tenant=membership.tenant, role=membership.role, user_id=user.pk
+            tenant=membership.tenant, role=membership.role, user_id=user.pk, actor=user.email
         )
         return result

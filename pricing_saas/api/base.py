@@ -9,10 +9,12 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 from rest_framework import mixins, viewsets
 from rest_framework.views import APIView
 
-from tenants.context import require_current_tenant, tenant_context
+from tenants.context import actor_context, require_current_tenant, tenant_context
 
 
 class TenantScopedMixin:
@@ -25,8 +27,9 @@ class TenantScopedMixin:
         self.perform_authentication(request)
         context = getattr(request, "auth_context", None)
         if context is not None:
-            self._tenant_cm = tenant_context(context.tenant)
-            self._tenant_cm.__enter__()
+            self._tenant_cm = ExitStack()
+            self._tenant_cm.enter_context(tenant_context(context.tenant))
+            self._tenant_cm.enter_context(actor_context(context.user_id, context.actor))
         super().initial(request, *args, **kwargs)
 
     def finalize_response(self, request, response, *args, **kwargs):

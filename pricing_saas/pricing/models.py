@@ -17,6 +17,12 @@ class RepriceJob(TenantOwned):
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     trigger = models.CharField(max_length=16, default="manual")  # manual | schedule | api
+    started_by = models.CharField(max_length=200, blank=True, default="")
+    progress = models.FloatField(default=0.0)
+    phase = models.CharField(max_length=64, blank=True, default="")
+    cancel_requested = models.BooleanField(default=False)
+    auto_approved = models.IntegerField(default=0)
+    flagged = models.IntegerField(default=0)
     skus = models.IntegerField(default=0)
     changed = models.IntegerField(default=0)
     conflicts = models.IntegerField(default=0)
@@ -49,7 +55,10 @@ class RepriceJob(TenantOwned):
 
 class Recommendation(TenantOwned):
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
+        PENDING = "pending", "Waiting for approval"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        PUBLISHED = "published", "Published"
         SUPERSEDED = "superseded", "Superseded"
         NO_CHANGE = "no_change", "No change"
         CONFLICT = "conflict", "Contradictory rules"
@@ -73,14 +82,221 @@ class Recommendation(TenantOwned):
     competitor_price = models.DecimalField(max_digits=14, decimal_places=4, null=True)
     reference_price = models.DecimalField(max_digits=14, decimal_places=4, null=True)
     binding_rules = models.JSONField(default=list, blank=True)
+    rule_sets = models.JSONField(default=list, blank=True)  # names of the rule sets applied
     explanation = models.TextField(blank=True, default="")
+    # Stored for filtering and sorting: relative change and expected profit impact.
+    change = models.FloatField(default=0.0)
+    profit_delta = models.FloatField(null=True)
+    confident = models.BooleanField(default=False)
+    # The hard bounds of the rules in force: an edited price must stay inside them.
+    price_floor = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    price_ceiling = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    flag = models.CharField(max_length=200, blank=True, default="")  # e.g. the price-war guard
+    approved_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    auto_approved = models.BooleanField(default=False)
+    decided_by = models.CharField(max_length=200, blank=True, default="")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         indexes = [
             models.Index(fields=["tenant", "status"], name="recommendation_status_idx"),
             models.Index(fields=["tenant", "job"], name="recommendation_job_idx"),
+            models.Index(fields=["tenant", "product"], name="recommendation_product_idx"),
         ]
+
+    @property
+    def final_price(self):
+        return self.approved_price if self.approved_price is not None else self.recommended_price
 
     def __str__(self) -> str:
         return f"{self.product_id}: {self.current_price} -> {self.recommended_price}"
+
+
+class RuleSet(TenantOwned):
+    """Pricing rules for a scope of products. Fields left empty inherit from rule sets of lower
+    precedence (higher `priority` first, then the more specific scope), then the defaults."""
+
+    class Scope(models.TextChoices):
+        ALL = "all", "All products"
+        CATEGORY = "category", "Categories"
+        BRAND = "brand", "Brands"
+        SKUS = "skus", "SKU list"
+
+    class Objective(models.TextChoices):
+        PROFIT = "profit", "Profit"
+        REVENUE = "revenue", "Revenue"
+
+    name = models.CharField(max_length=100)
+    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.ALL)
+    scope_values = models.JSONField(default=list, blank=True)  # categories, brands or SKUs
+    priority = models.IntegerField(default=0)
+    active = models.BooleanField(default=True)
+    objective = models.CharField(max_length=16, choices=Objective.choices, blank=True, default="")
+    min_margin = models.DecimalField(max_digits=6, decimal_places=4, null=True, blank=True)
+    max_step = models.DecimalField(max_digits=6, decimal_places=4, null=True, blank=True)
+    min_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    max_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    map_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    max_above_competitor = models.DecimalField(
+        max_digits=6, decimal_places=4, null=True, blank=True
+    )
+    ending = models.DecimalField(max_digits=3, decimal_places=2, null=True, blank=True)
+    version = models.IntegerField(default=1)
+    updated_by = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    RULE_FIELDS = (
+        "objective", "min_margin", "max_step", "min_price", "max_price", "map_price",
+        "max_above_competitor", "ending",
+    )  # fmt: skip
+    SPECIFICITY = {"all": 0, "category": 1, "brand": 2, "skus": 3}
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="ruleset_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RuleSetVersion(TenantOwned):
+    """The state of a rule set after each change (who, when, what)."""
+
+    rule_set = models.ForeignKey(RuleSet, on_delete=models.CASCADE, related_name="versions")
+    version = models.IntegerField()
+    data = models.JSONField()
+    changed_by = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "rule_set", "version"], name="rulesetversion_unique"
+            )
+        ]
+
+
+class PricingPolicy(TenantOwned):
+    """The tenant's approval policy, kill switch, price-war guard and publisher (one row)."""
+
+    auto_approve = models.BooleanField(default=True)
+    auto_approve_max_change = models.DecimalField(max_digits=6, decimal_places=4, default="0.05")
+    # "Confident": the elasticity's standard error is at most this share of its size.
+    auto_approve_max_relative_se = models.DecimalField(
+        max_digits=6, decimal_places=4, default="0.50"
+    )
+    auto_publish = models.BooleanField(default=False)
+    publisher = models.CharField(max_length=32, default="csv")
+    kill_switch = models.BooleanField(default=False)
+    kill_switch_changed_by = models.CharField(max_length=200, blank=True, default="")
+    kill_switch_changed_at = models.DateTimeField(null=True, blank=True)
+    price_war_window_days = models.IntegerField(default=14)
+    price_war_max_cuts = models.IntegerField(default=3)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="pricingpolicy_one")]
+
+
+class RepriceSchedule(TenantOwned):
+    """A cron schedule for reprice jobs, mirrored into a django-celery-beat PeriodicTask."""
+
+    name = models.CharField(max_length=100, default="Reprice")
+    cron = models.CharField(max_length=120)  # minute hour day-of-month month day-of-week
+    timezone = models.CharField(max_length=64, default="UTC")
+    enabled = models.BooleanField(default=True)
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    updated_by = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.cron} ({self.timezone})"
+
+
+class Publication(TenantOwned):
+    """One push of price changes through a publisher (CSV / XLSX file, later shop connectors)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        PARTIAL = "partial", "Partly failed"
+        FAILED = "failed", "Failed"
+
+    publisher = models.CharField(max_length=32)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    kind = models.CharField(max_length=16, default="approval")  # approval | rollback
+    file = models.FileField(upload_to="publications/%Y/%m/", blank=True)
+    changes = models.IntegerField(default=0)
+    published = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    attempts = models.IntegerField(default=0)
+    message = models.TextField(blank=True, default="")
+    created_by = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="publication_created_idx")]
+
+    def __str__(self) -> str:
+        return f"publication {self.pk} ({self.status})"
+
+
+class PriceChange(TenantOwned):
+    """A price change of one SKU: from an approved recommendation or a rollback. The published
+    ones are the SKU's price history."""
+
+    class Kind(models.TextChoices):
+        RECOMMENDATION = "recommendation", "Recommendation"
+        ROLLBACK = "rollback", "Rollback"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PUBLISHED = "published", "Published"
+        FAILED = "failed", "Failed"
+
+    product = models.ForeignKey(
+        "catalog.Product", on_delete=models.CASCADE, db_constraint=False, related_name="+"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.RECOMMENDATION)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    old_price = models.DecimalField(max_digits=14, decimal_places=4)
+    new_price = models.DecimalField(max_digits=14, decimal_places=4)
+    recommendation = models.ForeignKey(
+        Recommendation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    job = models.ForeignKey(
+        RepriceJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    publication = models.ForeignKey(
+        Publication, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reverts = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reverted = models.BooleanField(default=False)
+    error = models.TextField(blank=True, default="")
+    created_by = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "product", "-created_at"], name="pricechange_sku_idx"),
+            models.Index(fields=["tenant", "status"], name="pricechange_status_idx"),
+            models.Index(fields=["tenant", "job"], name="pricechange_job_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_id}: {self.old_price} -> {self.new_price} ({self.status})"

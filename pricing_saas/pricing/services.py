@@ -15,10 +15,12 @@ from ml import services as ml_services
 from ml.models import Elasticity, ModelVersion, ReferencePrice
 from ml.optimizer import RULES, Rules, optimise
 from pricing_saas.catalog.models import CompetitorOffer, Product
-from tenants.context import require_current_tenant
-from tenants.services import ServiceError
+from tenants.context import get_current_actor, require_current_tenant
+from tenants.services import ConflictError, ServiceError
 
-from .models import Recommendation, RepriceJob
+from . import approvals
+from .models import Recommendation, RepriceJob, RuleSet
+from .rules import resolve
 
 logger = logging.getLogger(__name__)
 COMPETITOR_WINDOW = timedelta(days=30)
@@ -45,7 +47,9 @@ def start_reprice(*, trigger: str = "manual", enqueue: bool = True) -> RepriceJo
         return active
     try:
         with transaction.atomic():
-            job = RepriceJob.objects.create(tenant=require_current_tenant(), trigger=trigger)
+            job = RepriceJob.objects.create(
+                tenant=require_current_tenant(), trigger=trigger, started_by=get_current_actor()[1]
+            )
     except IntegrityError:  # another request created it a moment ago
         return RepriceJob.objects.filter(status__in=["queued", "running"]).first()
     if enqueue:
@@ -65,6 +69,12 @@ def run_reprice(*, job_id: int) -> RepriceJob | None:
         job.save(update_fields=["status", "started_at"])
     try:
         _reprice(job)
+    except JobCancelled:
+        _log(job, "cancelled")
+        job.status, job.finished_at = RepriceJob.Status.CANCELLED, timezone.now()
+        job.message = "cancelled by a user"
+        job.save()
+        return job
     except Exception as exc:
         logger.exception("reprice %s failed", job.pk)
         _log(job, f"failed: {exc.__class__.__name__}: {exc}")
@@ -78,15 +88,42 @@ def run_reprice(*, job_id: int) -> RepriceJob | None:
     return job
 
 
-def _log(job: RepriceJob, line: str) -> None:
+class JobCancelled(Exception):
+    pass
+
+
+@transaction.atomic
+def cancel_reprice(*, job: RepriceJob) -> RepriceJob:
+    """A queued job is cancelled at once; a running one stops at its next step."""
+    job = RepriceJob.objects.select_for_update().get(pk=job.pk)
+    if job.status == RepriceJob.Status.QUEUED:
+        job.status, job.finished_at = RepriceJob.Status.CANCELLED, timezone.now()
+        job.message = "cancelled before it started"
+        job.save()
+    elif job.status == RepriceJob.Status.RUNNING:
+        job.cancel_requested = True
+        job.save(update_fields=["cancel_requested"])
+    else:
+        raise ConflictError(f"reprice job {job.pk} has {job.status}: nothing to cancel",
+                            code="not_active")  # fmt: skip
+    return job
+
+
+def _log(job: RepriceJob, line: str, progress: float | None = None) -> None:
     job.log = [*job.log, f"{timezone.now():%H:%M:%S} {line}"]
-    RepriceJob.objects.filter(pk=job.pk).update(log=job.log)
+    fields = {"log": job.log}
+    if progress is not None:
+        job.progress, job.phase = progress, line[:64]
+        fields.update(progress=progress, phase=job.phase)
+    RepriceJob.objects.filter(pk=job.pk).update(**fields)
+    if RepriceJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
+        raise JobCancelled()
 
 
 def _reprice(job: RepriceJob) -> None:
     demand = ml_services.promoted_version(ModelVersion.Kind.DEMAND)
     if demand is None:
-        _log(job, "no demand model in force: training one first")
+        _log(job, "no demand model in force: training one first", 0.05)
         version = ml_services.start_training(kind=ModelVersion.Kind.DEMAND, enqueue=False)
         demand = ml_services.run_training(version_id=version.pk, sync=True)
         if demand is None or demand.status != ModelVersion.Status.PROMOTED:
@@ -94,9 +131,12 @@ def _reprice(job: RepriceJob) -> None:
     products = list(
         Product.objects.filter(active=True)
         .order_by("pk")
-        .values_list("pk", "price", "cost", "min_price", "max_price", "map_price", "category")
-    )
-    _log(job, f"{len(products)} active products; demand model v{demand.version}")
+        .values_list(
+            "pk", "price", "cost", "min_price", "max_price", "map_price", "category", "sku",
+            "brand",
+        )
+    )  # fmt: skip
+    _log(job, f"{len(products)} active products; demand model v{demand.version}", 0.4)
     if not products:
         _finish(job, demand, 0, 0, 0, Decimal(0), Decimal(0), "no active products")
         return
@@ -113,12 +153,12 @@ def _reprice(job: RepriceJob) -> None:
             f"{len(products) - len(fits)} SKUs without an estimate from v{demand.version}: priors",
         )
     by_category: dict[str, list[float]] = {}
-    for pk, *_rest, category in products:
+    for pk, *_rest, category, _sku, _brand in products:
         if pk in fits:
             by_category.setdefault(category, []).append(fits[pk][0])
     pooled = demand.metrics.get(demand.trainer, {}).get("pooled_elasticity", -1.5)
     e, se, units = np.empty(len(ids)), np.empty(len(ids)), np.empty(len(ids))
-    for i, (pk, p0, *_r, category) in enumerate(products):
+    for i, (pk, p0, *_r, category, _sku, _brand) in enumerate(products):
         if pk in fits:
             el, s, rate, typical = fits[pk]
             e[i], se[i] = el, s
@@ -136,10 +176,76 @@ def _reprice(job: RepriceJob) -> None:
     )
     comp = np.array([float(competitor[pk]) if pk in competitor else np.nan for pk in ids])
     reference = dict(ReferencePrice.objects.values_list("product_id", "price"))
-    rules = Rules(min_price=col(3), max_price=col(4), map_price=col(5), competitor_price=comp)
-    rec = optimise(price, cost, units, e, se, rules)
-    _log(job, f"optimised {len(ids)} SKUs; {len(rec.conflicts)} with contradictory rules")
-    _store(job, demand, products, rec, e, se, comp, reference)
+    resolved = resolve(
+        list(RuleSet.objects.filter(active=True)),
+        skus=[p[7] for p in products], categories=[p[6] for p in products],
+        brands=[p[8] for p in products],
+    )  # fmt: skip
+    _log(job, "rules resolved; optimising", 0.6)
+    rec = _optimise_by_rules(price, cost, units, e, se, comp, col, resolved)
+    _log(job, f"optimised {len(ids)} SKUs; {len(rec.conflicts)} with contradictory rules", 0.75)
+    _store(job, demand, products, rec, e, se, comp, reference, resolved)
+    approved = approvals.auto_approve(job)
+    _log(job, f"{approved} auto-approved by the policy", 0.95)
+    RepriceJob.objects.filter(pk=job.pk).update(auto_approved=approved)
+    job.auto_approved = approved
+    current = approvals.policy()
+    if approved and current.auto_publish and not current.kill_switch:
+        from .publishing import publish
+
+        ids = list(
+            Recommendation.objects.filter(job=job, status=Recommendation.Status.APPROVED)
+            .values_list("pk", flat=True)
+        )  # fmt: skip
+        publication = publish(recommendation_ids=ids)
+        _log(job, f"auto-publish: publication {publication.pk} queued")
+
+
+def _optimise_by_rules(price, cost, units, e, se, comp, col, resolved):
+    """The optimiser per group of SKUs that share an objective and a price ending (each group
+    vectorised); the product's own min / max / MAP combine with the rule sets' (the stricter
+    wins)."""
+    v = resolved.values
+    min_price = np.fmax(col(3), v["min_price"])
+    max_price = np.fmin(col(4), v["max_price"])
+    map_price = np.fmax(col(5), v["map_price"])
+    n = len(price)
+    out = None
+    keys = np.array([f"{o}|{x}" for o, x in zip(v["objective"], v["ending"], strict=True)])
+    for key in np.unique(keys):
+        idx = np.flatnonzero(keys == key)
+        objective, ending = key.split("|")
+        rules = Rules(
+            min_margin=v["min_margin"][idx], max_step=v["max_step"][idx],
+            min_price=min_price[idx], max_price=max_price[idx], map_price=map_price[idx],
+            competitor_price=comp[idx], max_above_competitor=v["max_above_competitor"][idx],
+            ending=None if ending == "nan" else float(ending), objective=objective,
+        )  # fmt: skip
+        part = optimise(price[idx], cost[idx], units[idx], e[idx], se[idx], rules)
+        if out is None:
+            out = OptimiserResult.empty(n)
+        out.put(idx, part)
+    return out
+
+
+class OptimiserResult:
+    """The optimiser's per-SKU arrays, assembled from several groups."""
+
+    ARRAYS = ("price", "binding", "units_now", "units_new", "revenue_now", "revenue_new",
+              "profit_now", "profit_new", "floor", "ceiling")  # fmt: skip
+
+    @classmethod
+    def empty(cls, n: int) -> OptimiserResult:
+        self = cls()
+        for name in cls.ARRAYS:
+            setattr(self, name, np.zeros(n, dtype=np.int64 if name == "binding" else np.float64))
+        self.conflicts = []
+        return self
+
+    def put(self, idx, part) -> None:
+        for name in self.ARRAYS:
+            getattr(self, name)[idx] = getattr(part, name)
+        self.conflicts.extend(part.conflicts)
 
 
 def _money(value) -> Decimal | None:
@@ -151,9 +257,8 @@ def _money(value) -> Decimal | None:
 def explain(i: int, rec, e: float, se: float, competitor: float, price: float) -> str:
     if rec.binding[i] & RULES["conflict"]:
         return (
-            "No recommendation: " + "; ".join(rec.conflicts[:1])
-            if rec.conflicts
-            else "No recommendation: contradictory rules."
+            f"No recommendation: the floor {rec.floor[i]:.2f} (minimum margin, min price or MAP) "
+            f"is above the maximum price {rec.ceiling[i]:.2f}; fix the rules or the product."
         )
     new = rec.price[i]
     change = new / price - 1
@@ -176,11 +281,19 @@ def explain(i: int, rec, e: float, se: float, competitor: float, price: float) -
 
 
 @transaction.atomic
-def _store(job, demand, products, rec, e, se, comp, reference) -> None:
+def _store(job, demand, products, rec, e, se, comp, reference, resolved) -> None:
     tenant = require_current_tenant()
     Recommendation.objects.filter(status=Recommendation.Status.PENDING).update(
         status=Recommendation.Status.SUPERSEDED
     )
+    candidates = {
+        pk: (float(p0), float(rec.price[i]), bool(rec.binding[i] & RULES["competitor"]))
+        for i, (pk, p0, *_r) in enumerate(products)
+        if np.isfinite(rec.price[i]) and abs(rec.price[i] - float(p0)) > 0.005
+    }
+    flags = approvals.price_war_flags(candidates, approvals.policy())
+    current_policy = approvals.policy()
+    max_rel_se = float(current_policy.auto_approve_max_relative_se)
     objects, changed = [], 0
     for i, (pk, price, *_rest) in enumerate(products):
         p0 = float(price)
@@ -193,6 +306,14 @@ def _store(job, demand, products, rec, e, se, comp, reference) -> None:
             else Recommendation.Status.PENDING if moved else Recommendation.Status.NO_CHANGE
         )  # fmt: skip
         profit_known = np.isfinite(rec.profit_now[i]) and _rest[0] is not None
+        confident = bool(
+            np.isfinite(e[i]) and e[i] < 0 and np.isfinite(se[i])
+            and se[i] <= max_rel_se * abs(e[i]) and e[i] + 1.96 * se[i] < 0
+            and not rec.binding[i] & RULES["no_estimate"]
+        )  # fmt: skip
+        profit_delta = (
+            float(np.nan_to_num(rec.profit_new[i]) - rec.profit_now[i]) if profit_known else None
+        )
         objects.append(Recommendation(
             tenant=tenant, job=job, product_id=pk, status=status, current_price=price,
             recommended_price=_money(new), elasticity=float(e[i]),
@@ -205,7 +326,11 @@ def _store(job, demand, products, rec, e, se, comp, reference) -> None:
             expected_profit=float(np.nan_to_num(rec.profit_new[i])) if profit_known else None,
             competitor_price=_money(comp[i]), reference_price=reference.get(pk),
             binding_rules=[n for n, bit in RULES.items() if rec.binding[i] & bit],
+            rule_sets=[x for x in str(resolved.names[i]).split(", ") if x],
             explanation=explain(i, rec, float(e[i]), float(se[i]), float(comp[i]), p0),
+            change=float(new / p0 - 1) if moved else 0.0, profit_delta=profit_delta,
+            confident=confident, flag=flags.get(pk, "") if moved else "",
+            price_floor=_money(rec.floor[i]), price_ceiling=_money(rec.ceiling[i]),
         ))  # fmt: skip
     Recommendation.objects.bulk_create(objects, batch_size=5000)
     ok = np.isfinite(rec.profit_new) & np.isfinite(rec.profit_now)
@@ -222,5 +347,6 @@ def _finish(job, demand, skus, changed, conflicts, now, new, message) -> None:
     job.expected_profit_now, job.expected_profit_new = now, new
     job.demand_version = demand
     job.status, job.message, job.finished_at = RepriceJob.Status.SUCCEEDED, message, timezone.now()
+    job.progress, job.phase = 1.0, "done"
     job.save()
     _log(job, message)

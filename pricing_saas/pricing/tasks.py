@@ -1,6 +1,7 @@
+from pricing_saas.integrations.publishers import TransientPublishError
 from tenants.tasks import tenant_task
 
-from . import services
+from . import publishing, services
 
 
 @tenant_task(
@@ -9,3 +10,22 @@ from . import services
 def reprice(self, tenant, job_id: int) -> str | None:
     job = services.run_reprice(job_id=job_id)
     return job.status if job else None
+
+
+@tenant_task(name="pricing.scheduled_reprice", queue="reprice", time_limit=3600, max_retries=0)
+def scheduled_reprice(self, tenant, schedule_id: int | None = None) -> str | None:
+    """Fired by celery beat: a new job unless one is queued or running for the tenant."""
+    job = services.start_reprice(trigger="schedule", enqueue=False)
+    if job.trigger != "schedule" or job.status != job.Status.QUEUED:
+        return f"skipped: job {job.pk} is {job.status}"
+    job = services.run_reprice(job_id=job.pk)
+    return job.status if job else None
+
+
+@tenant_task(
+    name="pricing.publish", queue="publish", time_limit=900, soft_time_limit=870,
+    autoretry_for=(TransientPublishError,), max_retries=5, rate_limit="30/m",
+)  # fmt: skip
+def publish(self, tenant, publication_id: int) -> str | None:
+    publication = publishing.run_publication(publication_id=publication_id)
+    return publication.status if publication else None

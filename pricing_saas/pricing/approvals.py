@@ -1,0 +1,342 @@
+"""The approval policy, the kill switch, the price-war guard, and approving or rejecting
+recommendations one at a time or in bulk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from itertools import pairwise
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Abs
+from django.utils import timezone
+
+from tenants import audit
+from tenants.context import get_current_actor, require_current_tenant
+from tenants.services import ConflictError as Conflict
+from tenants.services import NotFoundError, ServiceError
+
+from .models import PriceChange, PricingPolicy, Recommendation
+
+POLICY_FIELDS = [
+    "auto_approve",
+    "auto_approve_max_change",
+    "auto_approve_max_relative_se",
+    "auto_publish",
+    "publisher",
+    "price_war_window_days",
+    "price_war_max_cuts",
+]
+AUTO_ACTOR = "auto-approval policy"
+
+
+def policy() -> PricingPolicy:
+    found = PricingPolicy.objects.first()
+    if found is not None:
+        return found
+    try:
+        with transaction.atomic():
+            return PricingPolicy.objects.create(tenant=require_current_tenant())
+    except IntegrityError:  # created concurrently
+        return PricingPolicy.objects.get()
+
+
+@transaction.atomic
+def update_policy(**values) -> PricingPolicy:
+    from pricing_saas.integrations.publishers import PUBLISHERS
+
+    current = PricingPolicy.objects.select_for_update().get(pk=policy().pk)
+    before = audit.snapshot(current, POLICY_FIELDS)
+    for name, value in values.items():
+        if name not in POLICY_FIELDS:
+            raise ServiceError(f"unknown setting {name!r}", attr=name)
+        setattr(current, name, value)
+    if current.publisher not in PUBLISHERS:
+        raise ServiceError(
+            f"unknown publisher {current.publisher!r}; use one of {', '.join(PUBLISHERS)}",
+            attr="publisher",
+        )
+    if not Decimal(0) <= Decimal(current.auto_approve_max_change) <= Decimal(1):
+        raise ServiceError("auto_approve_max_change must be between 0 and 1", attr=name)
+    if current.price_war_window_days < 1 or current.price_war_max_cuts < 2:
+        raise ServiceError(
+            "the price-war window is at least 1 day and the cut count at least 2",
+            attr="price_war_max_cuts",
+        )
+    current.save()
+    after = audit.snapshot(current, POLICY_FIELDS)
+    if after != before:
+        audit.record(
+            "policy.update",
+            target=current,
+            summary="approval policy changed",
+            before=before,
+            after=after,
+        )
+    return current
+
+
+@transaction.atomic
+def set_kill_switch(*, on: bool, reason: str = "") -> PricingPolicy:
+    current = PricingPolicy.objects.select_for_update().get(pk=policy().pk)
+    if current.kill_switch == on:
+        return current
+    _user, actor = get_current_actor()
+    current.kill_switch = on
+    current.kill_switch_changed_by, current.kill_switch_changed_at = actor, timezone.now()
+    current.save()
+    audit.record(
+        "kill_switch.on" if on else "kill_switch.off",
+        target=current,
+        summary=("stopped all automatic approval and publishing" if on else "resumed")
+        + (f": {reason}" if reason else ""),
+        before={"kill_switch": not on},
+        after={"kill_switch": on},
+    )
+    return current
+
+
+def require_switch_off(what: str) -> None:
+    if policy().kill_switch:
+        raise Conflict(
+            f"the kill switch is on: {what} is stopped until an approver turns it off",
+            code="kill_switch_on",
+        )
+
+
+# --- the price-war guard ---------------------------------------------------------------------
+
+
+def price_war_flags(candidates: dict[int, tuple[float, float, bool]], current) -> dict[int, str]:
+    """SKUs whose automatic approval must stop: {product id: reason}.
+
+    `candidates` maps product id -> (today's price, recommended price, follows a competitor).
+    A SKU is flagged when this cut would be the N-th within the window while following a
+    competitor (a price war), or when its published prices went up and down repeatedly in the
+    window and this change turns again (oscillation).
+    """
+    if not candidates:
+        return {}
+    window = timedelta(days=current.price_war_window_days)
+    since = timezone.now() - window
+    history: dict[int, list[int]] = {}
+    rows = (
+        PriceChange.objects.filter(
+            status=PriceChange.Status.PUBLISHED,
+            published_at__gte=since,
+            product_id__in=list(candidates),
+        )
+        .order_by("product_id", "published_at")
+        .values_list("product_id", "old_price", "new_price")
+    )
+    for pk, old, new in rows:
+        history.setdefault(pk, []).append(1 if new > old else -1 if new < old else 0)
+    flags = {}
+    for pk, (price, new, follows_competitor) in candidates.items():
+        moves = [m for m in history.get(pk, []) if m]
+        direction = 1 if new > price else -1 if new < price else 0
+        if not direction:
+            continue
+        cuts = sum(1 for m in moves if m < 0) + (direction < 0)
+        if direction < 0 and follows_competitor and cuts >= current.price_war_max_cuts:
+            flags[pk] = (
+                f"price war: cut {cuts} times in {current.price_war_window_days} days "
+                "following a competitor"
+            )
+            continue
+        sequence = [*moves, direction]
+        turns = sum(1 for a, b in pairwise(sequence) if a != b)
+        if turns >= 3:
+            flags[pk] = (
+                f"oscillating price: changed direction {turns} times in "
+                f"{current.price_war_window_days} days"
+            )
+    return flags
+
+
+# --- approving --------------------------------------------------------------------------------
+
+
+def auto_approve(job) -> int:
+    """Approve the job's pending recommendations that the policy allows; returns the count."""
+    current = policy()
+    if current.kill_switch or not current.auto_approve:
+        return 0
+    limit = float(current.auto_approve_max_change)
+    with transaction.atomic():
+        queryset = (
+            Recommendation.objects.filter(
+                job=job,
+                status=Recommendation.Status.PENDING,
+                confident=True,
+                flag="",
+            )
+            .annotate(size=Abs(F("change")))
+            .filter(size__lte=limit + 1e-12)
+        )
+        ids = list(queryset.values_list("pk", flat=True))
+        if not ids:
+            return 0
+        Recommendation.objects.filter(pk__in=ids).update(
+            status=Recommendation.Status.APPROVED,
+            auto_approved=True,
+            decided_by=AUTO_ACTOR,
+            decided_at=timezone.now(),
+        )
+        audit.record(
+            "recommendation.auto_approve",
+            target=job,
+            target_type="RepriceJob",
+            summary=f"{len(ids)} recommendations within ±{limit:.1%} and confident",
+            after={"status": "approved", "ids": ids[:1000], "count": len(ids)},
+        )
+    return len(ids)
+
+
+def _check_price(rec: Recommendation, price) -> Decimal:
+    try:
+        value = Decimal(str(price)).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError):
+        raise ServiceError(f"price {price!r} is not a number", attr="price") from None
+    if not value.is_finite() or value <= 0:
+        raise ServiceError("the price must be positive", attr="price")
+    if rec.price_floor is not None and value < rec.price_floor - Decimal("0.005"):
+        raise ServiceError(
+            f"{value} is below the floor {rec.price_floor:.2f} of the rules in force "
+            "(minimum margin, min price or MAP)",
+            code="breaks_rule",
+            attr="price",
+        )
+    if rec.price_ceiling is not None and value > rec.price_ceiling + Decimal("0.005"):
+        raise ServiceError(
+            f"{value} is above the maximum price {rec.price_ceiling:.2f} of the rules in force",
+            code="breaks_rule",
+            attr="price",
+        )
+    return value
+
+
+def _not_pending(rec: Recommendation) -> Conflict:
+    return Conflict(
+        f"recommendation {rec.pk} is {rec.get_status_display().lower()}: only recommendations "
+        "waiting for approval can be approved or rejected",
+        code="not_pending",
+    )
+
+
+@transaction.atomic
+def decide(*, recommendation: Recommendation, approve: bool, price=None, comment: str = ""):
+    rec = Recommendation.objects.select_for_update().get(pk=recommendation.pk)
+    if rec.status != Recommendation.Status.PENDING:
+        raise _not_pending(rec)
+    before = {"status": rec.status, "price": str(rec.recommended_price)}
+    _user, actor = get_current_actor()
+    if approve and price not in (None, ""):
+        rec.approved_price = _check_price(rec, price)
+    rec.status = Recommendation.Status.APPROVED if approve else Recommendation.Status.REJECTED
+    rec.decided_by, rec.decided_at, rec.comment = actor, timezone.now(), comment[:2000]
+    rec.save()
+    audit.record(
+        f"recommendation.{'approve' if approve else 'reject'}",
+        target=rec,
+        summary=f"SKU #{rec.product_id}: {rec.current_price:.2f} -> {rec.final_price:.2f}"
+        + (" (edited)" if rec.approved_price is not None else ""),
+        before=before,
+        after={"status": rec.status, "price": str(rec.final_price), "comment": rec.comment},
+    )
+    return rec
+
+
+@dataclass
+class BulkFilter:
+    category: str = ""
+    min_change: float | None = None  # absolute relative change, e.g. 0.02
+    max_change: float | None = None
+    min_profit_delta: float | None = None
+    job_id: int | None = None
+
+
+def filtered(queryset, f: BulkFilter):
+    if f.category:
+        queryset = queryset.filter(product__category=f.category)
+    if f.min_change is not None or f.max_change is not None:
+        queryset = queryset.annotate(size=Abs(F("change")))
+        if f.min_change is not None:
+            queryset = queryset.filter(size__gte=f.min_change)
+        if f.max_change is not None:
+            queryset = queryset.filter(size__lte=f.max_change)
+    if f.min_profit_delta is not None:
+        queryset = queryset.filter(profit_delta__gte=f.min_profit_delta)
+    if f.job_id is not None:
+        queryset = queryset.filter(job_id=f.job_id)
+    return queryset
+
+
+@transaction.atomic
+def bulk_decide(
+    *,
+    approve: bool,
+    ids: list[int] | None = None,
+    where: BulkFilter | None = None,
+    comment: str = "",
+) -> int:
+    """Approve or reject many: by ids (all must be this tenant's and pending, else nothing
+    changes) or by filters over the pending ones."""
+    if ids is not None:
+        wanted = set(ids)
+        found = dict(
+            Recommendation.objects.select_for_update()
+            .filter(pk__in=wanted)
+            .values_list("pk", "status")
+        )
+        missing = sorted(wanted - set(found))
+        if missing:
+            raise NotFoundError(
+                f"no such recommendation: {', '.join(map(str, missing[:20]))}", code="not_found"
+            )
+        stale = sorted(
+            pk for pk, status in found.items() if status != Recommendation.Status.PENDING
+        )
+        if stale:
+            raise Conflict(
+                "only recommendations waiting for approval can be decided; not: "
+                + ", ".join(f"{pk} ({found[pk]})" for pk in stale[:20]),
+                code="not_pending",
+            )
+        queryset = Recommendation.objects.filter(pk__in=wanted)
+    else:
+        if where is None:
+            raise ServiceError("name the recommendations: ids or filters", attr="ids")
+        queryset = filtered(
+            Recommendation.objects.select_for_update().filter(status=Recommendation.Status.PENDING),
+            where,
+        )
+    chosen = list(queryset.values_list("pk", flat=True))
+    if not chosen:
+        return 0
+    _user, actor = get_current_actor()
+    status = Recommendation.Status.APPROVED if approve else Recommendation.Status.REJECTED
+    Recommendation.objects.filter(pk__in=chosen).update(
+        status=status, decided_by=actor, decided_at=timezone.now(), comment=comment[:2000]
+    )
+    audit.record(
+        f"recommendation.bulk_{'approve' if approve else 'reject'}",
+        target_type="Recommendation",
+        summary=f"{len(chosen)} recommendations {status}",
+        before={"status": "pending"},
+        after={"status": status, "ids": chosen[:1000], "count": len(chosen), "comment": comment},
+    )
+    return len(chosen)
+
+
+def pending_summary() -> dict:
+    from django.db.models import Count, Sum
+
+    row = Recommendation.objects.filter(status=Recommendation.Status.PENDING).aggregate(
+        count=Count("pk"),
+        impact=Sum("profit_delta"),
+        flagged=Count("pk", filter=~Q(flag="")),
+    )
+    return {k: v or 0 for k, v in row.items()}

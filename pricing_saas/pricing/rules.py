@@ -1,0 +1,177 @@
+"""Rule sets: validation, versioned writes, and their resolution into per-SKU optimiser rules.
+
+Precedence: a rule set with a higher `priority` wins; at equal priority the more specific scope
+wins (SKU list > brand > category > all products), then the newer set. A field left empty in a
+rule set inherits from the sets below it, and finally from DEFAULTS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+from django.db import IntegrityError, transaction
+
+from tenants import audit
+from tenants.context import get_current_actor, require_current_tenant
+from tenants.services import ServiceError
+
+from .models import RuleSet, RuleSetVersion
+
+DEFAULTS = {
+    "objective": "profit",
+    "min_margin": 0.10,
+    "max_step": 0.20,
+    "min_price": np.nan,
+    "max_price": np.nan,
+    "map_price": np.nan,
+    "max_above_competitor": np.nan,
+    "ending": np.nan,
+}
+LIMITS = {  # field: (lowest, highest, what it means)
+    "min_margin": (Decimal("-0.5"), Decimal("10"), "a share of cost, e.g. 0.10 for 10 %"),
+    "max_step": (Decimal("0.001"), Decimal("1"), "a share of today's price, e.g. 0.20"),
+    "max_above_competitor": (Decimal("-0.5"), Decimal("2"), "a share, e.g. 0.05 for 5 % above"),
+    "ending": (Decimal("0"), Decimal("0.99"), "the cents a price ends in, e.g. 0.99"),
+    "min_price": (Decimal("0.01"), Decimal("1e10"), "a price"),
+    "max_price": (Decimal("0.01"), Decimal("1e10"), "a price"),
+    "map_price": (Decimal("0.01"), Decimal("1e10"), "a price"),
+}
+EDITABLE = ("name", "scope", "scope_values", "priority", "active", *RuleSet.RULE_FIELDS)
+
+
+def _data(rule_set: RuleSet) -> dict:
+    return audit.snapshot(rule_set, list(EDITABLE))
+
+
+def validate(values: dict) -> dict:
+    """Clean and check the editable fields; raises ServiceError naming the field."""
+    out = {"scope": RuleSet.Scope.ALL, "priority": 0, "active": True, **values}
+    try:
+        out["priority"] = int(out["priority"] or 0)
+    except (TypeError, ValueError):
+        raise ServiceError("priority must be a whole number", attr="priority") from None
+    out["active"] = out["active"] not in (False, "false", "0", "off", "")
+    name = str(out.get("name", "")).strip()
+    if not name or len(name) > 100:
+        raise ServiceError("a rule set needs a name of 1-100 characters", attr="name")
+    out["name"] = name
+    scope = out.get("scope", RuleSet.Scope.ALL)
+    if scope not in RuleSet.Scope.values:
+        raise ServiceError(
+            f"unknown scope {scope!r}; use one of {', '.join(RuleSet.Scope.values)}", attr="scope"
+        )
+    raw = out.get("scope_values") or []
+    if isinstance(raw, str):
+        raw = [v for v in (part.strip() for part in raw.replace("\n", ",").split(",")) if v]
+    values_list = sorted({str(v).strip() for v in raw if str(v).strip()})
+    if scope != RuleSet.Scope.ALL and not values_list:
+        raise ServiceError(f"a {scope} scope needs at least one value", attr="scope_values")
+    out["scope_values"] = values_list if scope != RuleSet.Scope.ALL else []
+    objective = out.get("objective") or ""
+    if objective and objective not in RuleSet.Objective.values:
+        raise ServiceError(f"unknown objective {objective!r}", attr="objective")
+    out["objective"] = objective
+    for field, (low, high, meaning) in LIMITS.items():
+        value = out.get(field)
+        if value in (None, ""):
+            out[field] = None
+            continue
+        try:
+            value = Decimal(str(value))
+        except Exception:
+            raise ServiceError(f"{field} must be a number ({meaning})", attr=field) from None
+        if not value.is_finite() or not low <= value <= high:
+            raise ServiceError(
+                f"{field} must be between {low} and {high} ({meaning}); got {value}", attr=field
+            )
+        out[field] = value
+    if out.get("min_price") and out.get("max_price") and out["min_price"] > out["max_price"]:
+        raise ServiceError("min_price is above max_price", attr="min_price")
+    return out
+
+
+@transaction.atomic
+def save_rule_set(*, rule_set: RuleSet | None = None, values: dict) -> RuleSet:
+    """Create or update a rule set; each save is a new version and an audit event."""
+    current = {f: getattr(rule_set, f) for f in EDITABLE} if rule_set else {}
+    clean = validate({**current, **values})
+    before = _data(rule_set) if rule_set else None
+    _user, actor = get_current_actor()
+    if rule_set is None:
+        rule_set = RuleSet(tenant=require_current_tenant(), version=1)
+    else:
+        rule_set = RuleSet.objects.select_for_update().get(pk=rule_set.pk)
+        if all(clean[f] == getattr(rule_set, f) for f in EDITABLE):
+            return rule_set  # nothing changed: no new version
+        rule_set.version += 1
+    for field in EDITABLE:
+        setattr(rule_set, field, clean[field])
+    rule_set.updated_by = actor
+    try:
+        with transaction.atomic():
+            rule_set.save()
+    except IntegrityError:
+        raise ServiceError(
+            f"a rule set named {clean['name']!r} exists already", code="exists", attr="name"
+        ) from None
+    after = _data(rule_set)
+    RuleSetVersion.objects.create(
+        rule_set=rule_set, version=rule_set.version, data=audit._plain(after), changed_by=actor
+    )
+    audit.record(
+        "rules.create" if before is None else "rules.update",
+        target=rule_set,
+        summary=f"{rule_set.name} v{rule_set.version}",
+        before=before,
+        after=after,
+    )
+    return rule_set
+
+
+@transaction.atomic
+def delete_rule_set(*, rule_set: RuleSet) -> None:
+    audit.record("rules.delete", target=rule_set, summary=rule_set.name, before=_data(rule_set))
+    rule_set.delete()
+
+
+@dataclass
+class Resolved:
+    """Per-SKU rule values (arrays) and the names of the rule sets that shaped each SKU."""
+
+    values: dict[str, np.ndarray]
+    names: np.ndarray  # object array of "Set A, Set B" strings
+
+
+def precedence(rule_set: RuleSet) -> tuple:
+    return (rule_set.priority, RuleSet.SPECIFICITY[rule_set.scope], rule_set.pk or 0)
+
+
+def resolve(rule_sets, skus, categories, brands) -> Resolved:
+    """Vectorised: one numpy mask per rule set, applied lowest precedence first."""
+    n = len(skus)
+    values: dict[str, np.ndarray] = {
+        f: np.full(n, DEFAULTS[f], dtype=object if f == "objective" else np.float64)
+        for f in RuleSet.RULE_FIELDS
+    }
+    names = np.full(n, "", dtype=object)
+    columns = {
+        RuleSet.Scope.CATEGORY: np.asarray(categories, dtype=object),
+        RuleSet.Scope.BRAND: np.asarray(brands, dtype=object),
+        RuleSet.Scope.SKUS: np.asarray(skus, dtype=object),
+    }
+    for rule_set in sorted((r for r in rule_sets if r.active), key=precedence):
+        if rule_set.scope == RuleSet.Scope.ALL:
+            mask = np.ones(n, dtype=bool)
+        else:
+            mask = np.isin(columns[rule_set.scope], list(rule_set.scope_values))
+        if not mask.any():
+            continue
+        for field in RuleSet.RULE_FIELDS:
+            value = getattr(rule_set, field)
+            if value in (None, ""):
+                continue
+            values[field][mask] = value if field == "objective" else float(value)
+        names[mask] = np.where(names[mask] == "", rule_set.name, names[mask] + ", " + rule_set.name)
+    return Resolved(values=values, names=names)

@@ -1,0 +1,287 @@
+"""The pricing workflow through the service layer: rules -> reprice -> approve -> publish ->
+rollback, with the kill switch, the price-war guard, schedules and the audit log."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from pricing_saas.catalog.models import Product
+from pricing_saas.pricing import approvals, publishing, rules, schedules, services
+from pricing_saas.pricing.models import PriceChange, Publication, Recommendation
+from tenants.context import actor_context, tenant_context
+from tenants.models import AuditEvent
+from tenants.services import ConflictError, NotFoundError, ServiceError
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_once")]
+
+
+def reprice():
+    job = services.start_reprice(enqueue=False)
+    return services.run_reprice(job_id=job.pk)
+
+
+def test_rule_sets_resolve_by_precedence_and_shape_recommendations(shop):
+    with tenant_context(shop.tenant), actor_context(None, "ana@shop.test"):
+        base = rules.save_rule_set(values={"name": "Default", "max_step": "0.10"})
+        rules.save_rule_set(
+            values={"name": "Category a", "scope": "category", "scope_values": "a",
+                    "max_step": "0.02", "ending": "0.99"}
+        )  # fmt: skip
+        rules.save_rule_set(rule_set=base, values={"max_step": "0.05"})  # a new version
+        reprice()
+        recs = {r.product.sku: r for r in Recommendation.objects.select_related("product")}
+        base.refresh_from_db()
+        assert base.version == 2 and base.versions.count() == 2
+        assert Decimal(base.versions.get(version=1).data["max_step"]) == Decimal("0.1")
+        assert AuditEvent.objects.filter(action="rules.update", actor="ana@shop.test").exists()
+    p0, p15 = recs["P0"], recs["P15"]  # category a (2 % step, .99) and b (5 % from Default)
+    assert p0.rule_sets == ["Default", "Category a"] and p15.rule_sets == ["Default"]
+    assert abs(p0.recommended_price / p0.current_price - 1) <= Decimal("0.02") + Decimal("0.01")
+    assert str(p0.recommended_price).split(".")[1].startswith("99")
+    assert abs(p15.recommended_price / p15.current_price - 1) <= Decimal("0.0501")
+
+
+@pytest.mark.parametrize(
+    "values, attr",
+    [
+        ({"name": ""}, "name"),
+        ({"name": "x", "scope": "brand"}, "scope_values"),
+        ({"name": "x", "max_step": "2"}, "max_step"),
+        ({"name": "x", "ending": "abc"}, "ending"),
+        ({"name": "x", "min_price": "10", "max_price": "5"}, "min_price"),
+        ({"name": "x", "objective": "market share"}, "objective"),
+    ],
+)
+def test_bad_rule_sets_name_the_field(world_a, values, attr):
+    with tenant_context(world_a.tenant), pytest.raises(ServiceError) as err:
+        rules.save_rule_set(values=values)
+    assert err.value.attr == attr
+
+
+def test_full_path_approve_publish_and_roll_back(shop):
+    with tenant_context(shop.tenant), actor_context(None, "ana@shop.test"):
+        approvals.update_policy(auto_approve=False)
+        job = reprice()
+        pending = list(Recommendation.objects.filter(job=job, status="pending").order_by("pk"))
+        assert len(pending) >= 5
+        first, second, third, *rest = pending
+        edited = approvals.decide(
+            recommendation=first, approve=True, price=first.price_floor or first.current_price,
+            comment="round number",
+        )  # fmt: skip
+        assert edited.approved_price is not None and edited.decided_by == "ana@shop.test"
+        approvals.decide(recommendation=second, approve=False, comment="not now")
+        with pytest.raises(ConflictError):  # already rejected
+            approvals.decide(recommendation=second, approve=True)
+        assert (
+            approvals.bulk_decide(approve=True, ids=[third.pk] + [r.pk for r in rest])
+            == len(rest) + 1
+        )
+        publication = publishing.publish()
+        publication.refresh_from_db()
+        assert publication.status == "succeeded", publication.message
+        assert publication.published == len(rest) + 2
+        rows = list(csv.DictReader(io.StringIO(publication.file.read().decode())))
+        assert {r["sku"] for r in rows} == {
+            c.product.sku for c in PriceChange.objects.filter(publication=publication)
+        }
+        product = Product.objects.get(pk=third.product_id)
+        assert product.price == third.recommended_price  # the catalog follows the shop
+        assert Recommendation.objects.get(pk=third.pk).status == "published"
+        with pytest.raises(ConflictError):  # nothing approved left
+            publishing.publish()
+
+        back = publishing.rollback(job=job, comment="bad day")
+        back.refresh_from_db()
+        assert back.kind == "rollback" and back.status == "succeeded"
+        product.refresh_from_db()
+        assert product.price == third.current_price
+        history = list(
+            PriceChange.objects.filter(product=product, status="published").order_by("pk")
+        )
+        assert [c.kind for c in history] == ["recommendation", "rollback"]
+        with pytest.raises(ConflictError):  # rolled back already
+            publishing.rollback(job=job)
+        actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {
+        "policy.update", "recommendation.approve", "recommendation.reject",
+        "recommendation.bulk_approve", "publication.create", "publication.finish",
+        "rollback.create",
+    } <= actions  # fmt: skip
+
+
+def test_rolling_back_a_change_never_published_is_refused(shop):
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        job = reprice()
+        with pytest.raises(ConflictError) as err:
+            publishing.rollback(job=job)
+        assert err.value.code == "not_published"
+        rec = Recommendation.objects.filter(status="pending").first()
+        approvals.decide(recommendation=rec, approve=True)
+        publication = publishing.publish(enqueue=False)  # queued, not yet pushed
+        change = PriceChange.objects.get(publication=publication)
+        with pytest.raises(ConflictError) as err:
+            publishing.rollback(change_ids=[change.pk])
+        assert err.value.code == "not_published"
+        with pytest.raises(NotFoundError):
+            publishing.rollback(change_ids=[change.pk + 10_000])
+
+
+def test_edited_price_must_keep_the_rules(shop):
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        reprice()
+        rec = Recommendation.objects.filter(status="pending", price_floor__isnull=False).first()
+        with pytest.raises(ServiceError) as err:
+            approvals.decide(recommendation=rec, approve=True, price=rec.price_floor / 2)
+        assert err.value.code == "breaks_rule"
+        assert Recommendation.objects.get(pk=rec.pk).status == "pending"
+
+
+def test_auto_approval_within_policy_and_superseded_cannot_be_approved(shop):
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve_max_change=Decimal("0.05"))
+        job = reprice()
+        auto = Recommendation.objects.filter(job=job, auto_approved=True)
+        assert job.auto_approved == auto.count() > 0
+        assert all(abs(r.change) <= 0.05 + 1e-9 and r.confident for r in auto)
+        assert not Recommendation.objects.filter(
+            job=job, status="pending", confident=True, change__gte=-0.05, change__lte=0.05,
+            flag="",
+        ).exists()  # fmt: skip
+        old = Recommendation.objects.filter(job=job, status="pending").first()
+        reprice()
+        old.refresh_from_db()
+        assert old.status == "superseded"
+        with pytest.raises(ConflictError) as err:
+            approvals.decide(recommendation=old, approve=True)
+        assert "superseded" in err.value.detail
+
+
+def test_kill_switch_stops_auto_approval_and_publishing(shop):
+    with tenant_context(shop.tenant), actor_context(None, "owner@shop.test"):
+        approvals.set_kill_switch(on=True, reason="bad feed")
+        job = reprice()
+        assert job.auto_approved == 0
+        rec = Recommendation.objects.filter(job=job, status="pending").first()
+        approvals.decide(recommendation=rec, approve=True)  # people may still approve
+        with pytest.raises(ConflictError) as err:
+            publishing.publish()
+        assert err.value.code == "kill_switch_on"
+        assert not Publication.objects.exists()
+        approvals.set_kill_switch(on=False)
+        publication = publishing.publish()
+        publication.refresh_from_db()
+        assert publication.status == "succeeded"
+        events = list(AuditEvent.objects.filter(action__startswith="kill_switch").order_by("pk"))
+    assert [e.action for e in events] == ["kill_switch.on", "kill_switch.off"]
+    assert events[0].actor == "owner@shop.test" and "bad feed" in events[0].summary
+
+
+def test_price_war_guard_flags_repeated_competitor_cuts_and_oscillation(shop):
+    with tenant_context(shop.tenant):
+        policy = approvals.policy()
+        product = Product.objects.get(sku="P1")
+        wobble = Product.objects.get(sku="P2")
+        now = timezone.now()
+        for i, (old, new) in enumerate([(22, 21), (21, 20)]):
+            PriceChange.objects.create(
+                product=product, old_price=old, new_price=new, status="published",
+                published_at=now - timedelta(days=3 - i),
+            )  # fmt: skip
+        for i, (old, new) in enumerate([(20, 21), (21, 20), (20, 21)]):
+            PriceChange.objects.create(
+                product=wobble, old_price=old, new_price=new, status="published",
+                published_at=now - timedelta(days=5 - i),
+            )  # fmt: skip
+        flags = approvals.price_war_flags(
+            {product.pk: (20.0, 19.0, True), wobble.pk: (21.0, 20.0, False)}, policy
+        )
+        assert "price war: cut 3 times" in flags[product.pk]
+        assert "oscillating" in flags[wobble.pk]
+        # a cut that does not follow a competitor, or outside the window, is not a war
+        assert product.pk not in approvals.price_war_flags(
+            {product.pk: (20.0, 19.0, False)}, policy
+        )
+
+
+def test_bulk_actions_by_filter_and_foreign_ids_change_nothing(shop, world_b):
+    with tenant_context(world_b.tenant):
+        from tests.factories import ProductFactory
+
+        foreign = Recommendation.objects.create(
+            job=services.start_reprice(enqueue=False), product=ProductFactory(),
+            current_price=10, recommended_price=11,
+        )  # fmt: skip
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        job = reprice()
+        mine = list(Recommendation.objects.filter(status="pending").values_list("pk", flat=True))
+        with pytest.raises(NotFoundError):
+            approvals.bulk_decide(approve=True, ids=[*mine, foreign.pk])
+        assert Recommendation.objects.filter(status="pending").count() == len(mine)
+        small = approvals.bulk_decide(
+            approve=True, where=approvals.BulkFilter(category="a", max_change=0.5, job_id=job.pk)
+        )
+        assert small == Recommendation.objects.filter(status="approved").count() > 0
+        assert (
+            not Recommendation.objects.filter(status="approved")
+            .exclude(product__category="a")
+            .exists()
+        )
+    with tenant_context(world_b.tenant):
+        assert Recommendation.objects.get(pk=foreign.pk).status == "pending"
+
+
+def test_schedules_validate_and_mirror_into_celery_beat(world_a):
+    with tenant_context(world_a.tenant):
+        schedule = schedules.save_schedule(
+            values={"cron": "30 6 * * 1-5", "timezone": "Asia/Kolkata"}
+        )
+        task = PeriodicTask.objects.get(pk=schedule.periodic_task_id)
+        assert task.task == "pricing.scheduled_reprice" and task.queue == "reprice"
+        assert task.crontab.hour == "6" and str(task.crontab.timezone) == "Asia/Kolkata"
+        assert schedules.next_run(schedule).hour == 6
+        for values, code in [
+            ({"cron": "61 * * * *"}, "invalid_cron"),
+            ({"cron": "every day"}, "invalid_cron"),
+            ({"cron": "0 6 * * *", "timezone": "Mars/Olympus"}, "invalid_timezone"),
+        ]:
+            with pytest.raises(ServiceError) as err:
+                schedules.save_schedule(schedule=schedule, values=values)
+            assert err.value.code == code
+        schedule.refresh_from_db()
+        assert schedule.cron == "30 6 * * 1-5"
+        schedules.save_schedule(schedule=schedule, values={"enabled": False})
+        assert not PeriodicTask.objects.get(pk=schedule.periodic_task_id).enabled
+        schedules.delete_schedule(schedule=schedule)
+        assert not PeriodicTask.objects.filter(
+            name__startswith=f"tenant-{world_a.tenant.pk}-"
+        ).exists()
+
+
+def test_scheduled_task_runs_a_job_for_its_tenant(shop):
+    from pricing_saas.pricing.tasks import scheduled_reprice
+
+    assert scheduled_reprice.apply(args=[shop.tenant.pk]).get() == "succeeded"
+    with tenant_context(shop.tenant):
+        assert services.RepriceJob.objects.get().trigger == "schedule"
+
+
+def test_cancel_a_queued_job(shop):
+    with tenant_context(shop.tenant):
+        job = services.start_reprice(enqueue=False)
+        services.cancel_reprice(job=job)
+        job.refresh_from_db()
+        assert job.status == "cancelled"
+        assert services.run_reprice(job_id=job.pk).status == "cancelled"  # never runs
+        with pytest.raises(ConflictError):
+            services.cancel_reprice(job=job)
