@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("catalog/", include("pricing_saas.catalog.urls")),
     path("models/", include("ml.urls")),
+    path("pricing/", include("pricing_saas.pricing.urls")),
     path("", include("pricing_saas.portal.urls")),
 ]
 

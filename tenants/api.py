@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
+import django_filters
 from django.db import transaction
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from pricing_saas.api.base import TenantAPIView, TenantViewSet
 
 from . import services
+from .audit import export_rows
 from .emails import send_invitation
-from .models import ApiKey, Invitation, Membership
+from .models import ApiKey, AuditEvent, Invitation, Membership
 from .roles import API_KEY_ROLE_CHOICES, Perm, Role
 
 
@@ -183,3 +191,47 @@ class ApiKeyViewSet(
 
     def perform_destroy(self, instance):
         services.revoke_api_key(actor_role=self.role, api_key=instance)
+
+
+# --- audit log ---------------------------------------------------------------------------------
+
+
+class AuditEventOut(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id", "created_at", "actor", "action", "target_type", "target_id", "summary",
+            "before", "after",
+        ]  # fmt: skip
+
+
+class AuditEventFilter(django_filters.FilterSet):
+    action = django_filters.CharFilter(field_name="action", lookup_expr="startswith")
+    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = AuditEvent
+        fields = ["target_type", "target_id", "actor"]
+
+
+class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
+    """The audit log (owners): every change to rules, approvals, publications, rollbacks, the
+    kill switch, members and API keys. GET /export/ streams it as CSV (same filters)."""
+
+    model = AuditEvent
+    serializer_class = AuditEventOut
+    filterset_class = AuditEventFilter
+    action_perms = {"list": Perm.VIEW_AUDIT, "retrieve": Perm.VIEW_AUDIT, "export": Perm.VIEW_AUDIT}
+
+    def get_tenant_queryset(self):
+        return AuditEvent.objects.order_by("-created_at", "-pk")
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
+    @action(detail=False, methods=["get"])
+    def export(self, request):
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows(export_rows(self.filter_queryset(self.get_queryset())))
+        response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="audit-{self.tenant.slug}.csv"'
+        return response

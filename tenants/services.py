@@ -38,6 +38,9 @@ class PermissionDeniedError(ServiceError):
 class NotFoundError(ServiceError):
     status = 404
 
+    def __init__(self, detail: str, *, code: str = "not_found", attr: str | None = None):
+        super().__init__(detail, code=code, attr=attr)
+
 
 class ConflictError(ServiceError):
     """Valid, but the current state forbids it (a superseded item, the kill switch): 409."""

@@ -161,3 +161,68 @@ class RecommendationFactory(TenantOwnedFactory):
     current_price = "19.99"
     recommended_price = "21.49"
     explanation = "secret-bravo-explanation"
+
+
+class RuleSetFactory(TenantOwnedFactory):
+    class Meta:
+        model = "pricing.RuleSet"
+
+    tenant = factory.SubFactory(TenantFactory)
+    name = factory.Sequence(lambda n: f"secret-bravo-rules-{n}")
+    max_step = "0.10"
+
+
+class RuleSetVersionFactory(TenantOwnedFactory):
+    class Meta:
+        model = "pricing.RuleSetVersion"
+
+    tenant = factory.SubFactory(TenantFactory)
+    version = 1
+    data = factory.LazyFunction(lambda: {"name": "secret-bravo-rules"})
+
+
+class PricingPolicyFactory(TenantOwnedFactory):
+    class Meta:
+        model = "pricing.PricingPolicy"
+
+    tenant = factory.SubFactory(TenantFactory)
+
+
+class RepriceScheduleFactory(TenantOwnedFactory):
+    class Meta:
+        model = "pricing.RepriceSchedule"
+
+    tenant = factory.SubFactory(TenantFactory)
+    name = "secret-bravo-schedule"
+    cron = "0 5 * * *"
+
+
+class PublicationFactory(TenantOwnedFactory):
+    class Meta:
+        model = "pricing.Publication"
+
+    tenant = factory.SubFactory(TenantFactory)
+    publisher = "csv"
+    status = "failed"
+    message = "secret-bravo-publication"
+
+
+class PriceChangeFactory(TenantOwnedFactory):
+    class Meta:
+        model = "pricing.PriceChange"
+
+    tenant = factory.SubFactory(TenantFactory)
+    old_price = "20.00"
+    new_price = "21.00"
+    status = "published"
+    created_by = "secret-bravo-change"
+
+
+class AuditEventFactory(TenantOwnedFactory):
+    class Meta:
+        model = "tenants.AuditEvent"
+
+    tenant = factory.SubFactory(TenantFactory)
+    actor = "secret-bravo-actor"
+    action = "rules.update"
+    summary = "secret-bravo-audit"

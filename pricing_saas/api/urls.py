@@ -10,7 +10,23 @@ from pricing_saas.catalog.api import (
     ProductViewSet,
     SalesViewSet,
 )
-from tenants.api import ApiKeyViewSet, CurrentTenantView, InvitationViewSet, MemberViewSet
+from pricing_saas.pricing.api import (
+    KillSwitchView,
+    PolicyView,
+    PriceChangeViewSet,
+    PublicationViewSet,
+    RecommendationViewSet,
+    RepriceJobViewSet,
+    RuleSetViewSet,
+    ScheduleViewSet,
+)
+from tenants.api import (
+    ApiKeyViewSet,
+    AuditEventViewSet,
+    CurrentTenantView,
+    InvitationViewSet,
+    MemberViewSet,
+)
 
 router = SimpleRouter(use_regex_path=False)
 router.register("members", MemberViewSet, basename="member")
@@ -21,6 +37,13 @@ router.register("sales", SalesViewSet, basename="sales")
 router.register("competitor-offers", CompetitorOfferViewSet, basename="competitor-offer")
 router.register("imports", ImportJobViewSet, basename="import")
 router.register("model-versions", ModelVersionViewSet, basename="model-version")
+router.register("rule-sets", RuleSetViewSet, basename="rule-set")
+router.register("schedules", ScheduleViewSet, basename="schedule")
+router.register("reprice-jobs", RepriceJobViewSet, basename="reprice-job")
+router.register("recommendations", RecommendationViewSet, basename="recommendation")
+router.register("publications", PublicationViewSet, basename="publication")
+router.register("price-changes", PriceChangeViewSet, basename="price-change")
+router.register("audit-events", AuditEventViewSet, basename="audit-event")
 
 app_name = "api"
 
@@ -32,6 +55,8 @@ urlpatterns = [
         ReferencePricePredictView.as_view(),
         name="reference-price-predictions",
     ),
+    path("pricing-policy/", PolicyView.as_view(), name="pricing-policy"),
+    path("kill-switch/", KillSwitchView.as_view(), name="kill-switch"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("", include(router.urls)),

@@ -168,13 +168,15 @@ def complete_journey_csvs(
     factor = np.clip(rng.normal(1.0, 0.08, count), 0.8, 1.25)
     wobble = rng.normal(1.0, 0.01, (count, OFFER_WEEKS))
     offer_prices = np.maximum((price[:, None] * factor[:, None] * wobble).round(2), 0.01)
-    days = [today - datetime.timedelta(days=7 * week) for week in range(OFFER_WEEKS, 0, -1)]
+    offer_days = [today - datetime.timedelta(days=7 * week) for week in range(OFFER_WEEKS, 0, -1)]
     offers = pd.DataFrame(
         {
             "sku": np.repeat(product_rows["sku"].to_numpy(), OFFER_WEEKS),
             "competitor": DERIVED_COMPETITOR,
             "price": offer_prices.ravel(),
-            "observed_at": np.tile([f"{day.isoformat()}T09:00:00+00:00" for day in days], count),
+            "observed_at": np.tile(
+                [f"{day.isoformat()}T09:00:00+00:00" for day in offer_days], count
+            ),
             "in_stock": "true",
         }
     )

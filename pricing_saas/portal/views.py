@@ -83,11 +83,52 @@ def switch_tenant(request):
 
 @tenant_view()
 def dashboard(request):
+    from pricing_saas.catalog.models import Product
+    from pricing_saas.pricing.approvals import pending_summary, policy
+    from pricing_saas.pricing.models import Publication, RepriceJob
+
     context = {
         "member_count": Membership.objects.count(),
         "key_count": ApiKey.objects.filter(revoked_at__isnull=True).count(),
+        "product_count": Product.objects.filter(active=True).count(),
+        "pending": pending_summary(),
+        "last_job": RepriceJob.objects.order_by("-created_at").first(),
+        "last_publication": Publication.objects.order_by("-created_at").first(),
+        "policy": policy(),
     }
     return render(request, "portal/dashboard.html", context)
+
+
+@tenant_view(Perm.VIEW_AUDIT)
+def audit(request):
+    from django.core.paginator import Paginator
+
+    from tenants.models import AuditEvent
+
+    action = request.GET.get("action", "")[:64]
+    events = AuditEvent.objects.order_by("-created_at", "-pk")
+    if action:
+        events = events.filter(action__startswith=action)
+    page = Paginator(events, 100).get_page(request.GET.get("page"))
+    return render(request, "portal/audit.html", {"page": page, "action": action})
+
+
+@tenant_view(Perm.VIEW_AUDIT)
+def audit_export(request):
+    import csv
+
+    from django.http import HttpResponse
+
+    from tenants.audit import export_rows
+    from tenants.models import AuditEvent
+
+    events = AuditEvent.objects.all()
+    if request.GET.get("action"):
+        events = events.filter(action__startswith=request.GET["action"][:64])
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="audit-{request.tenant.slug}.csv"'
+    csv.writer(response).writerows(export_rows(events))
+    return response
 
 
 # --- team ------------------------------------------------------------------------------------

@@ -80,6 +80,7 @@ class Recommendation(TenantOwned):
     expected_profit_now = models.FloatField(null=True)
     expected_profit = models.FloatField(null=True)
     competitor_price = models.DecimalField(max_digits=14, decimal_places=4, null=True)
+    competitor_name = models.CharField(max_length=200, blank=True, default="")
     reference_price = models.DecimalField(max_digits=14, decimal_places=4, null=True)
     binding_rules = models.JSONField(default=list, blank=True)
     rule_sets = models.JSONField(default=list, blank=True)  # names of the rule sets applied

@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import numpy as np
 from django.db import IntegrityError, transaction
-from django.db.models import Min
 from django.utils import timezone
 
 from ml import services as ml_services
@@ -116,7 +115,8 @@ def _log(job: RepriceJob, line: str, progress: float | None = None) -> None:
         job.progress, job.phase = progress, line[:64]
         fields.update(progress=progress, phase=job.phase)
     RepriceJob.objects.filter(pk=job.pk).update(**fields)
-    if RepriceJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
+    running = job.status == RepriceJob.Status.RUNNING
+    if running and RepriceJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
         raise JobCancelled()
 
 
@@ -168,13 +168,15 @@ def _reprice(job: RepriceJob) -> None:
             e[i] = float(np.mean(prior)) if prior else pooled
             se[i], units[i] = 1.0, 0.0
     since = timezone.now() - COMPETITOR_WINDOW
-    competitor = dict(
-        CompetitorOffer.objects.filter(observed_at__gte=since, in_stock=True)
-        .values("product_id")
-        .annotate(p=Min("price"))
-        .values_list("product_id", "p")
-    )
-    comp = np.array([float(competitor[pk]) if pk in competitor else np.nan for pk in ids])
+    lowest = {  # the lowest in-stock offer of the window per SKU, and whose it is
+        pk: (name, price)
+        for pk, name, price in CompetitorOffer.objects.filter(observed_at__gte=since, in_stock=True)
+        .order_by("product_id", "price")
+        .distinct("product_id")
+        .values_list("product_id", "competitor", "price")
+    }
+    comp = np.array([float(lowest[pk][1]) if pk in lowest else np.nan for pk in ids])
+    comp_names = [lowest[pk][0] if pk in lowest else "" for pk in ids]
     reference = dict(ReferencePrice.objects.values_list("product_id", "price"))
     resolved = resolve(
         list(RuleSet.objects.filter(active=True)),
@@ -184,9 +186,9 @@ def _reprice(job: RepriceJob) -> None:
     _log(job, "rules resolved; optimising", 0.6)
     rec = _optimise_by_rules(price, cost, units, e, se, comp, col, resolved)
     _log(job, f"optimised {len(ids)} SKUs; {len(rec.conflicts)} with contradictory rules", 0.75)
-    _store(job, demand, products, rec, e, se, comp, reference, resolved)
+    _store(job, demand, products, rec, e, se, comp, reference, resolved, comp_names)
     approved = approvals.auto_approve(job)
-    _log(job, f"{approved} auto-approved by the policy", 0.95)
+    _log(job, f"{approved} auto-approved by the policy", 1.0)
     RepriceJob.objects.filter(pk=job.pk).update(auto_approved=approved)
     job.auto_approved = approved
     current = approvals.policy()
@@ -254,7 +256,9 @@ def _money(value) -> Decimal | None:
     return Decimal(str(round(float(value), 4)))
 
 
-def explain(i: int, rec, e: float, se: float, competitor: float, price: float) -> str:
+def explain(
+    i: int, rec, e: float, se: float, competitor: float, price: float, competitor_name: str = ""
+) -> str:
     if rec.binding[i] & RULES["conflict"]:
         return (
             f"No recommendation: the floor {rec.floor[i]:.2f} (minimum margin, min price or MAP) "
@@ -264,11 +268,12 @@ def explain(i: int, rec, e: float, se: float, competitor: float, price: float) -
     change = new / price - 1
     kind = "inelastic" if e > -1 else "elastic"
     parts = [f"{change:+.0%}: demand is {kind} ({e:.1f} ± {1.96 * se:.1f})"]
+    if rec.binding[i] & RULES["no_estimate"]:
+        parts = [f"{change:+.0%}: no usable demand estimate ({e:+.1f}), today's price kept"]
     if np.isfinite(competitor):
         gap = price / competitor - 1
-        parts.append(
-            f"you are {abs(gap):.0%} {'above' if gap > 0 else 'below'} the lowest competitor"
-        )
+        who = competitor_name or "the lowest competitor"
+        parts.append(f"you are {abs(gap):.0%} {'above' if gap > 0 else 'below'} {who}")
     reasons = [
         RULE_WORDS[name]
         for name, bit in RULES.items()
@@ -281,7 +286,7 @@ def explain(i: int, rec, e: float, se: float, competitor: float, price: float) -
 
 
 @transaction.atomic
-def _store(job, demand, products, rec, e, se, comp, reference, resolved) -> None:
+def _store(job, demand, products, rec, e, se, comp, reference, resolved, comp_names) -> None:
     tenant = require_current_tenant()
     Recommendation.objects.filter(status=Recommendation.Status.PENDING).update(
         status=Recommendation.Status.SUPERSEDED
@@ -327,7 +332,9 @@ def _store(job, demand, products, rec, e, se, comp, reference, resolved) -> None
             competitor_price=_money(comp[i]), reference_price=reference.get(pk),
             binding_rules=[n for n, bit in RULES.items() if rec.binding[i] & bit],
             rule_sets=[x for x in str(resolved.names[i]).split(", ") if x],
-            explanation=explain(i, rec, float(e[i]), float(se[i]), float(comp[i]), p0),
+            competitor_name=comp_names[i][:200],
+            explanation=explain(i, rec, float(e[i]), float(se[i]), float(comp[i]), p0,
+                                comp_names[i]),
             change=float(new / p0 - 1) if moved else 0.0, profit_delta=profit_delta,
             confident=confident, flag=flags.get(pk, "") if moved else "",
             price_floor=_money(rec.floor[i]), price_ceiling=_money(rec.ceiling[i]),

@@ -69,6 +69,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "tenants.context_processors.tenant",
+                "pricing_saas.pricing.context_processors.kill_switch",
             ],
         },
     },
@@ -122,6 +123,7 @@ STATICFILES_DIRS = [
     BASE_DIR / "static",
     # Front-end libraries come from the npm registry at install time (package.json).
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
+    ("vendor/chartjs", BASE_DIR / "node_modules" / "chart.js" / "dist"),
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

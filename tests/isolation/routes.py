@@ -12,7 +12,15 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from ml.models import ModelVersion
-from pricing_saas.catalog.models import ImportJob
+from pricing_saas.catalog.models import ImportJob, Product
+from pricing_saas.pricing.models import (
+    PriceChange,
+    Publication,
+    Recommendation,
+    RepriceJob,
+    RepriceSchedule,
+    RuleSet,
+)
 from tenants.models import ApiKey, Invitation, Membership
 
 
@@ -110,6 +118,18 @@ PORTAL_OBJECT_ROUTES = {
     "ml:progress": ModelVersion,
     "ml:promote": ModelVersion,
     "ml:cancel": ModelVersion,
+    "pricing:decide": Recommendation,
+    "pricing:sku": Product,
+    "pricing:rule_edit": RuleSet,
+    "pricing:rule_delete": RuleSet,
+    "pricing:job_detail": RepriceJob,
+    "pricing:job_cancel": RepriceJob,
+    "pricing:job_rollback": RepriceJob,
+    "pricing:schedule_edit": RepriceSchedule,
+    "pricing:schedule_delete": RepriceSchedule,
+    "pricing:publication_download": Publication,
+    "pricing:publication_retry": Publication,
+    "pricing:change_rollback": PriceChange,
 }
 
 # Routes whose URL parameters are not object ids: every listed combination is fetched by A and
@@ -130,6 +150,14 @@ PORTAL_PAGES = {
     "catalog:imports",
     "ml:models",
     "ml:mispricing",
+    "pricing:recommendations",
+    "pricing:rules",
+    "pricing:rule_new",
+    "pricing:jobs",
+    "pricing:publications",
+    "pricing:settings",
+    "portal:audit",
+    "portal:audit_export",
 }
 PORTAL_POSTS_WITHOUT_ID = {
     # name: a form that, sent by tenant A, names tenant B's objects or identifiers
@@ -138,6 +166,22 @@ PORTAL_POSTS_WITHOUT_ID = {
     "portal:api_keys": lambda b: {"name": "sneaky", "role": "admin", "tenant": b.tenant.pk},
     "ml:train": lambda b: {"trainer": "baseline", "tenant": b.tenant.pk},
     "ml:rollback": lambda b: {"kind": "text", "tenant": b.tenant.pk},
+    "pricing:recommendations": lambda b: {
+        "action": "approve",
+        "ids": [_id_of(b, "Recommendation")],
+        "tenant": b.tenant.pk,
+    },
+    "pricing:rule_new": lambda b: {
+        "name": "x",
+        "scope": "all",
+        "priority": 0,
+        "tenant": b.tenant.pk,
+    },
+    "pricing:jobs": lambda b: {"tenant": b.tenant.pk},
+    "pricing:schedule_new": lambda b: {"cron": "0 5 * * *", "name": "x", "timezone": "UTC"},
+    "pricing:publications": lambda b: {"tenant": b.tenant.pk},
+    "pricing:settings": lambda b: {"auto_approve": "on", "tenant": b.tenant.pk},
+    "pricing:kill_switch": lambda b: {"on": "1", "tenant": b.tenant.pk},
     "catalog:imports": lambda b: {
         "kind": "products",
         "tenant": b.tenant.pk,
@@ -197,4 +241,22 @@ API_CREATE_PAYLOADS = {
     },
     "api:model-version-rollback": lambda b: {"kind": "text", "tenant": b.tenant.pk},
     "api:reference-price-predictions": lambda b: {"products": hostile_rows(b, "products")},
+    "api:kill-switch": lambda b: {"on": True, "tenant": b.tenant.pk},
+    "api:rule-set-list": lambda b: {"name": "x", "tenant": b.tenant.pk},
+    "api:schedule-list": lambda b: {"cron": "0 5 * * *", "tenant": b.tenant.pk},
+    "api:reprice-job-run": lambda b: {"tenant": b.tenant.pk},
+    "api:recommendation-bulk": lambda b: {
+        "action": "approve",
+        "ids": [_id_of(b, "Recommendation")],
+        "tenant": b.tenant.pk,
+    },
+    "api:publication-list": lambda b: {"recommendation_ids": [_id_of(b, "Recommendation")]},
+    "api:price-change-rollback": lambda b: {"ids": [_id_of(b, "PriceChange")]},
 }
+
+
+def _id_of(b, model_name: str) -> int:
+    from pricing_saas.pricing import models
+    from tests.isolation.test_cross_tenant import object_of
+
+    return object_of(b, getattr(models, model_name)).pk

@@ -17,14 +17,21 @@ from tenants.models import ApiKey, Invitation, Membership, TenantOwned
 from tenants.roles import Role
 from tenants.services import invite_member
 from tests.factories import (
+    AuditEventFactory,
     CompetitorOfferFactory,
     ElasticityFactory,
     ImportJobFactory,
     ModelVersionFactory,
+    PriceChangeFactory,
+    PricingPolicyFactory,
     ProductFactory,
+    PublicationFactory,
     RecommendationFactory,
     ReferencePriceFactory,
     RepriceJobFactory,
+    RepriceScheduleFactory,
+    RuleSetFactory,
+    RuleSetVersionFactory,
     SalesRecordFactory,
     TextModelConfigFactory,
 )
@@ -101,6 +108,13 @@ def object_of(world, model):
         "Elasticity": ElasticityFactory,
         "RepriceJob": RepriceJobFactory,
         "Recommendation": RecommendationFactory,
+        "RuleSet": RuleSetFactory,
+        "RuleSetVersion": RuleSetVersionFactory,
+        "PricingPolicy": PricingPolicyFactory,
+        "RepriceSchedule": RepriceScheduleFactory,
+        "Publication": PublicationFactory,
+        "PriceChange": PriceChangeFactory,
+        "AuditEvent": AuditEventFactory,
     }
     if model.__name__ in factories:
         with tenant_context(world.tenant):
@@ -112,13 +126,22 @@ def object_of(world, model):
         from pricing_saas.catalog.models import Product
 
         if model.__name__ in (
-            "SalesRecord", "CompetitorOffer", "ReferencePrice", "Elasticity", "Recommendation"
+            "SalesRecord", "CompetitorOffer", "ReferencePrice", "Elasticity", "Recommendation",
+            "PriceChange",
         ):  # fmt: skip
             extra["product"] = object_of(world, Product)
         if model.__name__ == "Recommendation":
             from pricing_saas.pricing.models import RepriceJob
 
             extra["job"] = object_of(world, RepriceJob)
+        if model.__name__ == "RuleSetVersion":
+            from pricing_saas.pricing.models import RuleSet
+
+            extra["rule_set"] = object_of(world, RuleSet)
+        if model.__name__ == "PriceChange":
+            from pricing_saas.pricing.models import Publication
+
+            extra["publication"] = object_of(world, Publication)
         if model.__name__ in ("ReferencePrice", "Elasticity"):
             from ml.models import ModelVersion
 

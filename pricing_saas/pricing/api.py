@@ -1,0 +1,509 @@
+"""REST API of the pricing workflow: rule sets, the approval policy and kill switch, schedules,
+reprice jobs, recommendations (approve, reject, edit, bulk), publications, price changes
+(price history, rollback). Serializers parse and format; every write is a service call."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import F
+from django.db.models.functions import Abs
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+
+from pricing_saas.api.base import TenantAPIView, TenantViewSet
+from pricing_saas.integrations.publishers import PUBLISHERS
+from tenants.roles import Perm
+
+from . import approvals, publishing, rules, schedules, services
+from .models import (
+    PriceChange,
+    PricingPolicy,
+    Publication,
+    Recommendation,
+    RepriceJob,
+    RepriceSchedule,
+    RuleSet,
+    RuleSetVersion,
+)
+
+# --- rule sets -------------------------------------------------------------------------------
+
+
+class RuleSetOut(serializers.ModelSerializer):
+    class Meta:
+        model = RuleSet
+        fields = ["id", *rules.EDITABLE, "version", "updated_by", "created_at", "updated_at"]
+
+
+class RuleSetIn(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    scope = serializers.ChoiceField(choices=RuleSet.Scope.choices, default="all")
+    scope_values = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, max_length=10000
+    )
+    priority = serializers.IntegerField(required=False, min_value=-1000, max_value=1000)
+    active = serializers.BooleanField(required=False)
+    objective = serializers.ChoiceField(
+        choices=[("", "inherit"), *RuleSet.Objective.choices], required=False, allow_blank=True
+    )
+    min_margin = serializers.DecimalField(12, 4, required=False, allow_null=True)
+    max_step = serializers.DecimalField(12, 4, required=False, allow_null=True)
+    min_price = serializers.DecimalField(18, 4, required=False, allow_null=True)
+    max_price = serializers.DecimalField(18, 4, required=False, allow_null=True)
+    map_price = serializers.DecimalField(18, 4, required=False, allow_null=True)
+    max_above_competitor = serializers.DecimalField(12, 4, required=False, allow_null=True)
+    ending = serializers.DecimalField(6, 2, required=False, allow_null=True)
+
+
+class RuleSetVersionOut(serializers.ModelSerializer):
+    class Meta:
+        model = RuleSetVersion
+        fields = ["version", "data", "changed_by", "created_at"]
+
+
+class RuleSetViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, TenantViewSet
+):
+    """Rule sets with scopes and precedence (analyst and above edit). Every change is a new
+    version (GET /{id}/versions/) and an audit event."""
+
+    model = RuleSet
+    serializer_class = RuleSetOut
+    write_perm = Perm.EDIT_RULES
+
+    def get_tenant_queryset(self):
+        return RuleSet.objects.order_by("-priority", "name")
+
+    def _save(self, request, rule_set=None, partial=False):
+        data = RuleSetIn(data=request.data, partial=partial)
+        data.is_valid(raise_exception=True)
+        saved = rules.save_rule_set(rule_set=rule_set, values=dict(data.validated_data))
+        return RuleSetOut(saved).data
+
+    @extend_schema(request=RuleSetIn, responses={201: RuleSetOut})
+    def create(self, request):
+        return Response(self._save(request), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=RuleSetIn, responses=RuleSetOut)
+    def update(self, request, pk=None):
+        return Response(self._save(request, self.get_object()))
+
+    @extend_schema(request=RuleSetIn, responses=RuleSetOut)
+    def partial_update(self, request, pk=None):
+        return Response(self._save(request, self.get_object(), partial=True))
+
+    def perform_destroy(self, instance):
+        rules.delete_rule_set(rule_set=instance)
+
+    @extend_schema(responses=RuleSetVersionOut(many=True))
+    @action(detail=True, methods=["get"])
+    def versions(self, request, pk=None):
+        rule_set = self.get_object()
+        return Response(RuleSetVersionOut(rule_set.versions.order_by("-version"), many=True).data)
+
+
+# --- policy and kill switch -------------------------------------------------------------------
+
+
+class PolicyOut(serializers.ModelSerializer):
+    class Meta:
+        model = PricingPolicy
+        fields = [*approvals.POLICY_FIELDS, "kill_switch", "kill_switch_changed_by",
+                  "kill_switch_changed_at", "updated_at"]  # fmt: skip
+
+
+class PolicyIn(serializers.Serializer):
+    auto_approve = serializers.BooleanField(required=False)
+    auto_approve_max_change = serializers.DecimalField(
+        6, 4, min_value=0, max_value=1, required=False
+    )
+    auto_approve_max_relative_se = serializers.DecimalField(
+        6, 4, min_value=0, max_value=10, required=False
+    )
+    auto_publish = serializers.BooleanField(required=False)
+    publisher = serializers.ChoiceField(choices=sorted(PUBLISHERS), required=False)
+    price_war_window_days = serializers.IntegerField(min_value=1, max_value=365, required=False)
+    price_war_max_cuts = serializers.IntegerField(min_value=2, max_value=100, required=False)
+
+
+class PolicyView(TenantAPIView):
+    """The approval policy: auto-approve within a change threshold when the estimate is
+    confident; auto-publish; the publisher; the price-war guard. PATCH needs manage_settings."""
+
+    write_perm = Perm.MANAGE_SETTINGS
+
+    @extend_schema(responses=PolicyOut)
+    def get(self, request):
+        return Response(PolicyOut(approvals.policy()).data)
+
+    @extend_schema(request=PolicyIn, responses=PolicyOut)
+    def patch(self, request):
+        data = PolicyIn(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        return Response(PolicyOut(approvals.update_policy(**data.validated_data)).data)
+
+
+class KillSwitchIn(serializers.Serializer):
+    on = serializers.BooleanField()
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+
+class KillSwitchView(TenantAPIView):
+    """One tenant-wide toggle that stops all automatic approval and publishing at once."""
+
+    write_perm = Perm.PUBLISH
+
+    @extend_schema(request=KillSwitchIn, responses=PolicyOut)
+    def post(self, request):
+        data = KillSwitchIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(PolicyOut(approvals.set_kill_switch(**data.validated_data)).data)
+
+
+# --- schedules --------------------------------------------------------------------------------
+
+
+class ScheduleOut(serializers.ModelSerializer):
+    next_run = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RepriceSchedule
+        fields = ["id", "name", "cron", "timezone", "enabled", "next_run", "updated_by",
+                  "created_at"]  # fmt: skip
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_next_run(self, schedule):
+        return schedules.next_run(schedule)
+
+
+class ScheduleIn(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False)
+    cron = serializers.CharField(max_length=120, help_text="e.g. '30 6 * * 1-5'")
+    timezone = serializers.CharField(max_length=64, required=False, help_text="IANA name")
+    enabled = serializers.BooleanField(required=False)
+
+
+class ScheduleViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, TenantViewSet
+):
+    """Reprice schedules: a cron expression in a timezone (stored with django-celery-beat)."""
+
+    model = RepriceSchedule
+    serializer_class = ScheduleOut
+    write_perm = Perm.EDIT_RULES
+
+    def get_tenant_queryset(self):
+        return RepriceSchedule.objects.order_by("pk")
+
+    def _save(self, request, schedule=None, partial=False):
+        data = ScheduleIn(data=request.data, partial=partial)
+        data.is_valid(raise_exception=True)
+        saved = schedules.save_schedule(schedule=schedule, values=dict(data.validated_data))
+        return ScheduleOut(saved).data
+
+    @extend_schema(request=ScheduleIn, responses={201: ScheduleOut})
+    def create(self, request):
+        return Response(self._save(request), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ScheduleIn, responses=ScheduleOut)
+    def partial_update(self, request, pk=None):
+        return Response(self._save(request, self.get_object(), partial=True))
+
+    def perform_destroy(self, instance):
+        schedules.delete_schedule(schedule=instance)
+
+
+# --- reprice jobs -----------------------------------------------------------------------------
+
+
+class RepriceJobOut(serializers.ModelSerializer):
+    class Meta:
+        model = RepriceJob
+        fields = [
+            "id", "status", "trigger", "started_by", "progress", "phase", "skus", "changed",
+            "conflicts", "auto_approved", "expected_profit_now", "expected_profit_new",
+            "demand_version", "message", "log", "created_at", "started_at", "finished_at",
+        ]  # fmt: skip
+
+
+class CommentIn(serializers.Serializer):
+    comment = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+
+class RepriceJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
+    """Reprice jobs. POST /run/ queues one (never two at once per tenant: the active one is
+    returned); /{id}/cancel/ stops it; /{id}/rollback/ reverts its published prices."""
+
+    model = RepriceJob
+    serializer_class = RepriceJobOut
+    filterset_fields = ["status", "trigger"]
+    action_perms = {"run": Perm.RUN_JOBS, "cancel": Perm.RUN_JOBS, "rollback": Perm.PUBLISH}
+
+    def get_tenant_queryset(self):
+        return RepriceJob.objects.order_by("-created_at")
+
+    @extend_schema(request=None, responses={202: RepriceJobOut})
+    @action(detail=False, methods=["post"])
+    def run(self, request):
+        job = services.start_reprice(trigger="api")
+        return Response(RepriceJobOut(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses=RepriceJobOut)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        return Response(RepriceJobOut(services.cancel_reprice(job=self.get_object())).data)
+
+    @extend_schema(request=CommentIn, responses={202: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, pk=None):
+        data = CommentIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        publication = publishing.rollback(job=self.get_object(), **data.validated_data)
+        return Response(PublicationOut(publication).data, status=status.HTTP_202_ACCEPTED)
+
+
+# --- recommendations --------------------------------------------------------------------------
+
+
+class RecommendationOut(serializers.ModelSerializer):
+    sku = serializers.CharField(source="product.sku")
+    title = serializers.CharField(source="product.title")
+    category = serializers.CharField(source="product.category")
+
+    class Meta:
+        model = Recommendation
+        fields = [
+            "id", "job", "sku", "title", "category", "status", "current_price",
+            "recommended_price", "approved_price", "change", "elasticity", "elasticity_low",
+            "elasticity_high", "expected_units_now", "expected_units", "expected_revenue_now",
+            "expected_revenue", "expected_profit_now", "expected_profit", "profit_delta",
+            "competitor_price", "competitor_name", "reference_price", "price_floor",
+            "price_ceiling", "binding_rules", "rule_sets", "explanation", "confident", "flag",
+            "auto_approved",
+            "decided_by", "decided_at", "comment", "created_at",
+        ]  # fmt: skip
+
+
+class RecommendationFilter(django_filters.FilterSet):
+    sku = django_filters.CharFilter(field_name="product__sku")
+    category = django_filters.CharFilter(field_name="product__category")
+    min_change = django_filters.NumberFilter(method="_min_change", label="|change| at least")
+    max_change = django_filters.NumberFilter(method="_max_change", label="|change| at most")
+    min_profit_delta = django_filters.NumberFilter(field_name="profit_delta", lookup_expr="gte")
+    flagged = django_filters.BooleanFilter(method="_flagged")
+
+    class Meta:
+        model = Recommendation
+        fields = ["status", "job", "auto_approved"]
+
+    def _min_change(self, queryset, name, value):
+        return queryset.annotate(size=Abs(F("change"))).filter(size__gte=value)
+
+    def _max_change(self, queryset, name, value):
+        return queryset.annotate(size=Abs(F("change"))).filter(size__lte=value)
+
+    def _flagged(self, queryset, name, value):
+        return queryset.exclude(flag="") if value else queryset.filter(flag="")
+
+
+class DecideIn(CommentIn):
+    price = serializers.DecimalField(
+        18, 4, required=False, allow_null=True, help_text="edit and approve: the price to use"
+    )
+
+
+class BulkFilterIn(serializers.Serializer):
+    category = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    min_change = serializers.FloatField(required=False, min_value=0)
+    max_change = serializers.FloatField(required=False, min_value=0)
+    min_profit_delta = serializers.FloatField(required=False)
+    job_id = serializers.IntegerField(required=False)
+
+
+class BulkIn(CommentIn):
+    action = serializers.ChoiceField(choices=["approve", "reject"])
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, max_length=100_000,
+        allow_empty=False,
+    )  # fmt: skip
+    filters = BulkFilterIn(required=False)
+
+    def validate(self, attrs):
+        if ("ids" in attrs) == ("filters" in attrs):
+            raise serializers.ValidationError("give either ids or filters")
+        return attrs
+
+
+class BulkResultOut(serializers.Serializer):
+    action = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
+    """Price recommendations with their explanations. Approvers approve (optionally at an
+    edited price inside the rules), reject, or do either in bulk by ids or by filters."""
+
+    model = Recommendation
+    serializer_class = RecommendationOut
+    filterset_class = RecommendationFilter
+    write_perm = Perm.APPROVE
+
+    def get_tenant_queryset(self):
+        return Recommendation.objects.select_related("product").order_by("-created_at", "pk")
+
+    def _decide(self, request, approve: bool):
+        data = DecideIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        rec = approvals.decide(
+            recommendation=self.get_object(), approve=approve, **data.validated_data
+        )
+        return Response(RecommendationOut(rec).data)
+
+    @extend_schema(request=DecideIn, responses=RecommendationOut)
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        return self._decide(request, True)
+
+    @extend_schema(request=CommentIn, responses=RecommendationOut)
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        return self._decide(request, False)
+
+    @extend_schema(request=BulkIn, responses=BulkResultOut)
+    @action(detail=False, methods=["post"])
+    def bulk(self, request):
+        data = BulkIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        where = approvals.BulkFilter(**values["filters"]) if "filters" in values else None
+        count = approvals.bulk_decide(
+            approve=values["action"] == "approve", ids=values.get("ids"), where=where,
+            comment=values.get("comment", ""),
+        )  # fmt: skip
+        return Response({"action": values["action"], "count": count})
+
+
+# --- publications and price changes -----------------------------------------------------------
+
+
+class PublicationOut(serializers.ModelSerializer):
+    download = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Publication
+        fields = [
+            "id",
+            "publisher",
+            "kind",
+            "status",
+            "changes",
+            "published",
+            "failed",
+            "attempts",
+            "message",
+            "created_by",
+            "created_at",
+            "finished_at",
+            "download",
+        ]
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_download(self, publication):
+        return f"/api/v1/publications/{publication.pk}/download/" if publication.file else None
+
+
+class PublishIn(serializers.Serializer):
+    recommendation_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, max_length=100_000,
+        help_text="default: every approved recommendation not yet published",
+    )  # fmt: skip
+
+
+class PublicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
+    """Publications: POST publishes approved prices through the tenant's publisher (refused
+    while the kill switch is on); /{id}/retry/ sends failed changes again; /{id}/download/
+    returns a file publisher's CSV or XLSX."""
+
+    model = Publication
+    serializer_class = PublicationOut
+    write_perm = Perm.PUBLISH
+    filterset_fields = ["status", "kind"]
+
+    def get_tenant_queryset(self):
+        return Publication.objects.order_by("-created_at")
+
+    @extend_schema(request=PublishIn, responses={202: PublicationOut})
+    def create(self, request):
+        data = PublishIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        publication = publishing.publish(**data.validated_data)
+        return Response(PublicationOut(publication).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: PublicationOut})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        publication = publishing.retry_publication(publication=self.get_object())
+        return Response(PublicationOut(publication).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        publication = self.get_object()
+        if not publication.file:
+            raise NotFound("this publication has no file")
+        return FileResponse(
+            publication.file.open("rb"), as_attachment=True,
+            filename=publication.file.name.rsplit("/", 1)[-1],
+        )  # fmt: skip
+
+
+class PriceChangeOut(serializers.ModelSerializer):
+    sku = serializers.CharField(source="product.sku")
+
+    class Meta:
+        model = PriceChange
+        fields = ["id", "sku", "kind", "status", "old_price", "new_price", "recommendation",
+                  "job", "publication", "reverts", "reverted", "error", "created_by",
+                  "created_at", "published_at"]  # fmt: skip
+
+
+class PriceChangeFilter(django_filters.FilterSet):
+    sku = django_filters.CharFilter(field_name="product__sku")
+
+    class Meta:
+        model = PriceChange
+        fields = ["status", "kind", "job", "publication"]
+
+
+class PriceRollbackIn(CommentIn):
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), max_length=100_000, allow_empty=False
+    )
+
+
+class PriceChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
+    """Price changes; the published ones are each SKU's price history (?sku=...&status=
+    published). POST /rollback/ reverts the named changes to their previous prices."""
+
+    model = PriceChange
+    serializer_class = PriceChangeOut
+    filterset_class = PriceChangeFilter
+    write_perm = Perm.PUBLISH
+
+    def get_tenant_queryset(self):
+        return PriceChange.objects.select_related("product").order_by("-created_at", "-pk")
+
+    @extend_schema(request=PriceRollbackIn, responses={202: PublicationOut})
+    @action(detail=False, methods=["post"])
+    def rollback(self, request):
+        data = PriceRollbackIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        publication = publishing.rollback(
+            change_ids=data.validated_data["ids"], comment=data.validated_data.get("comment", "")
+        )
+        return Response(PublicationOut(publication).data, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from django import forms
+
+from pricing_saas.integrations.publishers import PUBLISHERS
+
+from .models import RuleSet
+
+PCT_HELP = "a share: 0.10 = 10 %"
+
+
+class RuleSetForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    scope = forms.ChoiceField(choices=RuleSet.Scope.choices)
+    scope_values = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="categories, brands or SKUs, separated by commas or lines",
+    )  # fmt: skip
+    priority = forms.IntegerField(initial=0, help_text="higher wins")
+    active = forms.BooleanField(required=False, initial=True)
+    objective = forms.ChoiceField(
+        choices=[("", "inherit"), *RuleSet.Objective.choices], required=False
+    )
+    min_margin = forms.DecimalField(required=False, help_text=PCT_HELP + " over cost")
+    max_step = forms.DecimalField(required=False, help_text=PCT_HELP + " per reprice")
+    min_price = forms.DecimalField(required=False)
+    max_price = forms.DecimalField(required=False)
+    map_price = forms.DecimalField(required=False, label="MAP")
+    max_above_competitor = forms.DecimalField(
+        required=False, help_text=PCT_HELP + " above the lowest competitor"
+    )
+    ending = forms.DecimalField(required=False, help_text="e.g. 0.99")
+
+
+class ScheduleForm(forms.Form):
+    name = forms.CharField(max_length=100, initial="Nightly reprice")
+    cron = forms.CharField(max_length=120, initial="0 3 * * *", help_text="m h dom mon dow")
+    timezone = forms.CharField(max_length=64, initial="UTC")
+    enabled = forms.BooleanField(required=False, initial=True)
+
+
+class PolicyForm(forms.Form):
+    auto_approve = forms.BooleanField(required=False)
+    auto_approve_max_change = forms.DecimalField(min_value=0, max_value=1, help_text=PCT_HELP)
+    auto_approve_max_relative_se = forms.DecimalField(
+        min_value=0, max_value=10, label="Confident when s.e. / |elasticity| ≤"
+    )
+    auto_publish = forms.BooleanField(required=False)
+    publisher = forms.ChoiceField(choices=[(k, p.label) for k, p in PUBLISHERS.items()])
+    price_war_window_days = forms.IntegerField(min_value=1, max_value=365)
+    price_war_max_cuts = forms.IntegerField(min_value=2, max_value=100)

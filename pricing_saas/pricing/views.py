@@ -1,0 +1,415 @@
+"""Portal pages of the pricing workflow. Views parse and format; writes are service calls."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import numpy as np
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Min
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from pricing_saas.catalog.models import CompetitorOffer, Product, SalesRecord
+from pricing_saas.portal.views import tenant_view
+from tenants.roles import Perm, has_perm
+from tenants.services import ServiceError
+
+from . import approvals, publishing, rules, schedules, services
+from .forms import PolicyForm, RuleSetForm, ScheduleForm
+from .models import (
+    PriceChange,
+    Publication,
+    Recommendation,
+    RepriceJob,
+    RepriceSchedule,
+    RuleSet,
+)
+
+FILTERS = ("status", "category", "min_change", "max_change", "min_profit_delta", "flagged", "job")
+
+
+def _float(value):
+    try:
+        return float(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _bulk_filter(params) -> approvals.BulkFilter:
+    def pct(name):
+        value = _float(params.get(name))
+        return None if value is None else value / 100
+
+    job = params.get("job")
+    return approvals.BulkFilter(
+        category=params.get("category", ""), min_change=pct("min_change"),
+        max_change=pct("max_change"), min_profit_delta=_float(params.get("min_profit_delta")),
+        job_id=int(job) if job and job.isdigit() else None,
+    )  # fmt: skip
+
+
+@tenant_view()
+@require_http_methods(["GET", "POST"])
+def recommendations(request):
+    if request.method == "POST":
+        return _bulk(request)
+    params = request.GET
+    status = params.get("status", "pending")
+    queryset = Recommendation.objects.select_related("product").order_by("-profit_delta", "pk")
+    if status:
+        queryset = queryset.filter(status=status)
+    queryset = approvals.filtered(queryset, _bulk_filter(params))
+    if params.get("flagged") == "1":
+        queryset = queryset.exclude(flag="")
+    page = Paginator(queryset, 100).get_page(params.get("page"))
+    categories = (
+        Product.objects.filter(active=True).exclude(category="")
+        .values_list("category", flat=True).distinct().order_by("category")[:500]
+    )  # fmt: skip
+    keep = {k: params[k] for k in FILTERS if params.get(k)}
+    return render(request, "pricing/recommendations.html", {
+        "page": page, "status": status, "params": params, "categories": categories,
+        "statuses": Recommendation.Status.choices, "summary": approvals.pending_summary(),
+        "query": urlencode(keep), "can_approve": has_perm(request.membership.role, Perm.APPROVE),
+        "last_job": RepriceJob.objects.order_by("-created_at").first(),
+    })  # fmt: skip
+
+
+def _bulk(request):
+    if not has_perm(request.membership.role, Perm.APPROVE):
+        raise PermissionDenied("your role may not approve")
+    post = request.POST
+    approve = post.get("action") == "approve"
+    comment = post.get("comment", "")
+    try:
+        if post.get("scope") == "filtered":
+            count = approvals.bulk_decide(
+                approve=approve, where=_bulk_filter(post), comment=comment
+            )
+        else:
+            ids = [int(x) for x in post.getlist("ids") if x.isdigit()]
+            if not ids:
+                raise ServiceError("tick at least one recommendation", attr="ids")
+            count = approvals.bulk_decide(approve=approve, ids=ids, comment=comment)
+    except ServiceError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(
+            request, f"{count} recommendations {'approved' if approve else 'rejected'}."
+        )
+    return redirect(reverse("pricing:recommendations") + "?" + post.get("query", ""))
+
+
+@tenant_view(Perm.APPROVE)
+@require_POST
+def decide(request, pk: int):
+    rec = get_object_or_404(Recommendation.objects.all(), pk=pk)
+    approve = request.POST.get("action") != "reject"
+    try:
+        approvals.decide(
+            recommendation=rec, approve=approve, price=request.POST.get("price") or None,
+            comment=request.POST.get("comment", ""),
+        )  # fmt: skip
+    except ServiceError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"Recommendation {'approved' if approve else 'rejected'}.")
+    return redirect(request.POST.get("next") or reverse("pricing:sku", args=[rec.product_id]))
+
+
+def _curve(rec: Recommendation, cost) -> dict | None:
+    """The demand and profit curves around today's price, from the stored estimate."""
+    if rec is None or rec.elasticity is None or not rec.expected_units_now:
+        return None
+    p0, e, q0 = float(rec.current_price), rec.elasticity, rec.expected_units_now
+    prices = np.linspace(0.6 * p0, 1.4 * p0, 41)
+    c = float(cost) if cost else 0.0
+    profit = (prices - c) * q0 * (prices / p0) ** e
+    best = float(prices[int(np.argmax(profit))])
+
+    def at(price):
+        return round(float((price - c) * q0 * (price / p0) ** e), 2)
+
+    marks = {"today": p0, "best": best}
+    if rec.final_price is not None:
+        marks["recommended"] = float(rec.final_price)
+    return {
+        "points": [
+            {"x": round(float(p), 2), "y": round(float(v), 2)}
+            for p, v in zip(prices, profit, strict=True)
+        ],
+        "marks": {name: {"x": round(price, 2), "y": at(price)} for name, price in marks.items()},
+    }
+
+
+@tenant_view()
+@require_GET
+def sku(request, pk: int):
+    product = get_object_or_404(Product.objects.all(), pk=pk)
+    rec = Recommendation.objects.filter(product=product).order_by("-created_at").first()
+    changes = list(PriceChange.objects.filter(product=product).order_by("-created_at")[:50])
+    sales = list(
+        SalesRecord.objects.filter(product=product).order_by("-date")
+        .values_list("date", "price", "units")[:365]
+    )[::-1]  # fmt: skip
+    offers = list(
+        CompetitorOffer.objects.filter(product=product).order_by("observed_at")
+        .values_list("competitor", "observed_at", "price")[:2000]
+    )  # fmt: skip
+    by_competitor: dict[str, list] = {}
+    for name, at, price in offers:
+        by_competitor.setdefault(name, []).append({"x": at.date().isoformat(), "y": float(price)})
+    published = [c for c in reversed(changes) if c.status == PriceChange.Status.PUBLISHED]
+    charts = {
+        "history": {
+            "sales": [{"x": d.isoformat(), "y": float(p)} for d, p, _u in sales],
+            "units": [{"x": d.isoformat(), "y": u} for d, _p, u in sales],
+            "changes": [
+                {"x": c.published_at.date().isoformat(), "y": float(c.new_price)} for c in published
+            ],
+        },
+        "competitors": by_competitor,
+        "curve": _curve(rec, product.cost),
+    }
+    return render(request, "pricing/sku.html", {
+        "product": product, "rec": rec, "changes": changes, "charts": charts,
+        "cost_derived": str(product.attributes.get("cost_source", "")).startswith("derived"),
+        "cost_source": product.attributes.get("cost_source", ""),
+        "lowest": CompetitorOffer.objects.filter(product=product).aggregate(p=Min("price"))["p"],
+        "can_approve": has_perm(request.membership.role, Perm.APPROVE),
+        "can_publish": has_perm(request.membership.role, Perm.PUBLISH),
+    })  # fmt: skip
+
+
+# --- rules -------------------------------------------------------------------------------------
+
+
+@tenant_view()
+@require_GET
+def rule_list(request):
+    return render(request, "pricing/rules.html", {
+        "rule_sets": RuleSet.objects.order_by("-priority", "name"),
+        "defaults": rules.DEFAULTS, "can_edit": has_perm(request.membership.role, Perm.EDIT_RULES),
+    })  # fmt: skip
+
+
+@tenant_view(Perm.EDIT_RULES)
+@require_http_methods(["GET", "POST"])
+def rule_edit(request, pk: int | None = None):
+    rule_set = get_object_or_404(RuleSet.objects.all(), pk=pk) if pk else None
+    initial = {f: getattr(rule_set, f) for f in rules.EDITABLE} if rule_set else None
+    if initial:
+        initial["scope_values"] = ", ".join(initial["scope_values"])
+    form = RuleSetForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            saved = rules.save_rule_set(rule_set=rule_set, values=form.cleaned_data)
+        except ServiceError as exc:
+            form.add_error(exc.attr if exc.attr in form.fields else None, exc.detail)
+        else:
+            messages.success(request, f"Rule set {saved.name} saved (version {saved.version}).")
+            return redirect("pricing:rules")
+    versions = rule_set.versions.order_by("-version")[:20] if rule_set else []
+    return render(
+        request, "pricing/rule_edit.html",
+        {"form": form, "rule_set": rule_set, "versions": versions},
+        status=400 if form.errors else 200,
+    )  # fmt: skip
+
+
+@tenant_view(Perm.EDIT_RULES)
+@require_POST
+def rule_delete(request, pk: int):
+    rule_set = get_object_or_404(RuleSet.objects.all(), pk=pk)
+    rules.delete_rule_set(rule_set=rule_set)
+    messages.success(request, f"Rule set {rule_set.name} deleted.")
+    return redirect("pricing:rules")
+
+
+# --- jobs and schedules -----------------------------------------------------------------------
+
+
+@tenant_view()
+@require_http_methods(["GET", "POST"])
+def jobs(request):
+    if request.method == "POST":
+        if not has_perm(request.membership.role, Perm.RUN_JOBS):
+            raise PermissionDenied("your role may not do this (needs run_jobs)")
+        job = services.start_reprice(trigger="manual")
+        messages.success(request, f"Reprice job {job.pk} is {job.status}.")
+        return redirect("pricing:job_detail", pk=job.pk)
+    form = ScheduleForm(initial={"timezone": request.tenant.timezone})
+    return render(request, "pricing/jobs.html", _jobs_context(request, form))
+
+
+def _jobs_context(request, form):
+    items = list(RepriceSchedule.objects.order_by("pk"))
+    for item in items:
+        item.next = schedules.next_run(item)
+    return {
+        "jobs": RepriceJob.objects.order_by("-created_at")[:50], "schedules": items,
+        "form": form, "can_run": has_perm(request.membership.role, Perm.RUN_JOBS),
+        "can_edit": has_perm(request.membership.role, Perm.EDIT_RULES),
+    }  # fmt: skip
+
+
+@tenant_view()
+@require_GET
+def job_detail(request, pk: int):
+    job = get_object_or_404(RepriceJob.objects.all(), pk=pk)
+    template = "pricing/_job_progress.html" if request.htmx else "pricing/job_detail.html"
+    published = PriceChange.objects.filter(
+        job=job, status=PriceChange.Status.PUBLISHED, reverted=False, kind="recommendation"
+    ).count()
+    return render(request, template, {
+        "job": job, "published": published,
+        "can_run": has_perm(request.membership.role, Perm.RUN_JOBS),
+        "can_publish": has_perm(request.membership.role, Perm.PUBLISH),
+    })  # fmt: skip
+
+
+@tenant_view(Perm.RUN_JOBS)
+@require_POST
+def job_cancel(request, pk: int):
+    job = get_object_or_404(RepriceJob.objects.all(), pk=pk)
+    try:
+        services.cancel_reprice(job=job)
+        messages.success(request, f"Job {job.pk}: cancellation requested.")
+    except ServiceError as exc:
+        messages.error(request, exc.detail)
+    return redirect("pricing:job_detail", pk=pk)
+
+
+@tenant_view(Perm.PUBLISH)
+@require_POST
+def job_rollback(request, pk: int):
+    job = get_object_or_404(RepriceJob.objects.all(), pk=pk)
+    try:
+        publication = publishing.rollback(job=job, comment=request.POST.get("comment", ""))
+        messages.success(request, f"Rolling back job {job.pk}: publication {publication.pk}.")
+    except ServiceError as exc:
+        messages.error(request, exc.detail)
+    return redirect("pricing:job_detail", pk=pk)
+
+
+@tenant_view(Perm.EDIT_RULES)
+@require_POST
+def schedule_save(request, pk: int | None = None):
+    schedule = get_object_or_404(RepriceSchedule.objects.all(), pk=pk) if pk else None
+    form = ScheduleForm(request.POST)
+    if form.is_valid():
+        try:
+            saved = schedules.save_schedule(schedule=schedule, values=form.cleaned_data)
+        except ServiceError as exc:
+            form.add_error(exc.attr if exc.attr in form.fields else None, exc.detail)
+        else:
+            messages.success(request, f"Schedule saved: {saved}.")
+            return redirect("pricing:jobs")
+    return render(request, "pricing/jobs.html", _jobs_context(request, form), status=400)
+
+
+@tenant_view(Perm.EDIT_RULES)
+@require_POST
+def schedule_delete(request, pk: int):
+    schedules.delete_schedule(schedule=get_object_or_404(RepriceSchedule.objects.all(), pk=pk))
+    messages.success(request, "Schedule deleted.")
+    return redirect("pricing:jobs")
+
+
+# --- publishing, policy, kill switch ----------------------------------------------------------
+
+
+@tenant_view()
+@require_http_methods(["GET", "POST"])
+def publications(request):
+    if request.method == "POST":
+        if not has_perm(request.membership.role, Perm.PUBLISH):
+            raise PermissionDenied("your role may not do this (needs publish)")
+        try:
+            publication = publishing.publish()
+            messages.success(
+                request, f"Publication {publication.pk}: {publication.changes} prices."
+            )
+        except ServiceError as exc:
+            messages.error(request, exc.detail)
+        return redirect("pricing:publications")
+    return render(request, "pricing/publications.html", {
+        "publications": Publication.objects.order_by("-created_at")[:100],
+        "approved": Recommendation.objects.filter(status="approved").count(),
+        "can_publish": has_perm(request.membership.role, Perm.PUBLISH),
+    })  # fmt: skip
+
+
+@tenant_view()
+@require_GET
+def publication_download(request, pk: int):
+    publication = get_object_or_404(Publication.objects.all(), pk=pk)
+    if not publication.file:
+        raise Http404("no file")
+    return FileResponse(
+        publication.file.open("rb"), as_attachment=True,
+        filename=publication.file.name.rsplit("/", 1)[-1],
+    )  # fmt: skip
+
+
+@tenant_view(Perm.PUBLISH)
+@require_POST
+def publication_retry(request, pk: int):
+    publication = get_object_or_404(Publication.objects.all(), pk=pk)
+    try:
+        retry = publishing.retry_publication(publication=publication)
+        messages.success(request, f"Retrying as publication {retry.pk}.")
+    except ServiceError as exc:
+        messages.error(request, exc.detail)
+    return redirect("pricing:publications")
+
+
+@tenant_view(Perm.PUBLISH)
+@require_POST
+def change_rollback(request, pk: int):
+    change = get_object_or_404(PriceChange.objects.all(), pk=pk)
+    try:
+        publishing.rollback(change_ids=[change.pk], comment=request.POST.get("comment", ""))
+        messages.success(request, "Rolled back to the previous price.")
+    except ServiceError as exc:
+        messages.error(request, exc.detail)
+    return redirect("pricing:sku", pk=change.product_id)
+
+
+@tenant_view()
+@require_http_methods(["GET", "POST"])
+def policy_settings(request):
+    current = approvals.policy()
+    form = PolicyForm(
+        request.POST or None, initial={f: getattr(current, f) for f in approvals.POLICY_FIELDS}
+    )
+    can_manage = has_perm(request.membership.role, Perm.MANAGE_SETTINGS)
+    if request.method == "POST":
+        if not can_manage:
+            raise PermissionDenied("your role may not change the policy (needs manage_settings)")
+        if form.is_valid():
+            try:
+                approvals.update_policy(**form.cleaned_data)
+            except ServiceError as exc:
+                form.add_error(exc.attr if exc.attr in form.fields else None, exc.detail)
+            else:
+                messages.success(request, "Policy saved.")
+                return redirect("pricing:settings")
+    return render(request, "pricing/settings.html", {
+        "form": form, "policy": current, "can_manage": can_manage,
+        "can_switch": has_perm(request.membership.role, Perm.PUBLISH),
+    }, status=400 if form.errors else 200)  # fmt: skip
+
+
+@tenant_view(Perm.PUBLISH)
+@require_POST
+def kill_switch(request):
+    on = request.POST.get("on") == "1"
+    approvals.set_kill_switch(on=on, reason=request.POST.get("reason", "")[:500])
+    messages.success(request, "Kill switch ON." if on else "Kill switch off: automation resumed.")
+    return redirect(request.POST.get("next") or "pricing:settings")

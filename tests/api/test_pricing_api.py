@@ -1,0 +1,147 @@
+"""The pricing workflow through the REST API: rules, run, review, bulk approve, publish,
+download, price history, rollback, kill switch, schedules, audit; roles on every action."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from rest_framework.test import APIClient
+
+from tenants.roles import Role
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_once")]
+
+
+def owner_api(world) -> APIClient:
+    client = APIClient()
+    client.force_login(world.users[Role.OWNER])
+    return client
+
+
+def test_end_to_end_through_the_api(shop):
+    analyst, approver, admin = shop.api(Role.ANALYST), shop.api(Role.APPROVER), shop.api(Role.ADMIN)
+    policy = admin.patch("/api/v1/pricing-policy/", {"auto_approve": False}, format="json")
+    assert policy.status_code == 200 and policy.json()["auto_approve"] is False
+    made = analyst.post(
+        "/api/v1/rule-sets/", {"name": "Careful", "max_step": "0.08", "ending": "0.99"},
+        format="json",
+    )  # fmt: skip
+    assert made.status_code == 201, made.json()
+    run = analyst.post("/api/v1/reprice-jobs/run/")
+    assert run.status_code == 202
+    job = analyst.get(f"/api/v1/reprice-jobs/{run.json()['id']}/").json()
+    assert job["status"] == "succeeded" and job["progress"] == 1.0
+    pending = approver.get("/api/v1/recommendations/?status=pending&limit=500").json()["results"]
+    assert pending and all(r["rule_sets"] == ["Careful"] for r in pending)
+    assert all(r["explanation"] and r["elasticity_low"] <= r["elasticity"] for r in pending)
+    one, *rest = pending
+    single = approver.post(
+        f"/api/v1/recommendations/{one['id']}/approve/", {"comment": "ok"}, format="json"
+    )
+    assert single.status_code == 200 and single.json()["decided_by"].startswith("api key")
+    bulk = approver.post(
+        "/api/v1/recommendations/bulk/",
+        {"action": "approve", "ids": [r["id"] for r in rest], "comment": "weekly review"},
+        format="json",
+    )
+    assert bulk.json() == {"action": "approve", "count": len(rest)}
+    again = approver.post(f"/api/v1/recommendations/{one['id']}/reject/", format="json")
+    assert again.status_code == 409 and again.json()["code"] == "not_pending"
+
+    published = approver.post("/api/v1/publications/", {}, format="json")
+    assert published.status_code == 202
+    pub = approver.get(f"/api/v1/publications/{published.json()['id']}/").json()
+    assert pub["status"] == "succeeded" and pub["published"] == len(pending)
+    download = approver.get(pub["download"])
+    rows = list(csv.DictReader(io.StringIO(b"".join(download.streaming_content).decode())))
+    assert len(rows) == len(pending) and rows[0]["new_price"].endswith(".99")
+    history = approver.get(f"/api/v1/price-changes/?sku={one['sku']}&status=published").json()
+    assert history["count"] == 1 and history["results"][0]["new_price"].startswith(
+        one["recommended_price"][:-2]
+    )
+
+    back = approver.post(f"/api/v1/reprice-jobs/{job['id']}/rollback/", {}, format="json")
+    assert back.status_code == 202, back.json()
+    history = approver.get(f"/api/v1/price-changes/?sku={one['sku']}").json()["results"]
+    assert [h["kind"] for h in history] == ["rollback", "recommendation"]
+    assert history[0]["new_price"] == one["current_price"]
+
+    audit = owner_api(shop).get("/api/v1/audit-events/?limit=100").json()["results"]
+    actions = {e["action"] for e in audit}
+    assert {"rules.create", "recommendation.approve", "recommendation.bulk_approve",
+            "publication.create", "rollback.create", "policy.update"} <= actions  # fmt: skip
+    export = owner_api(shop).get("/api/v1/audit-events/export/")
+    assert export.status_code == 200 and b"rollback.create" in export.content
+
+
+def test_kill_switch_blocks_publishing_through_the_api(shop):
+    approver = shop.api(Role.APPROVER)
+    shop.api(Role.ANALYST).post("/api/v1/reprice-jobs/run/")
+    pending = approver.get("/api/v1/recommendations/?status=pending").json()["results"]
+    approver.post(f"/api/v1/recommendations/{pending[0]['id']}/approve/", format="json")
+    assert approver.post("/api/v1/kill-switch/", {"on": True, "reason": "feed broken"},
+                         format="json").json()["kill_switch"]  # fmt: skip
+    refused = approver.post("/api/v1/publications/", {}, format="json")
+    assert refused.status_code == 409 and refused.json()["code"] == "kill_switch_on"
+    assert "kill switch" in refused.json()["detail"]
+    assert approver.get("/api/v1/publications/").json()["count"] == 0
+
+
+@pytest.mark.parametrize(
+    "path, payload, code",
+    [
+        ("/api/v1/schedules/", {"cron": "0 25 * * *"}, "invalid_cron"),
+        ("/api/v1/schedules/", {"cron": "0 5 * * *", "timezone": "Europe/Atlantis"},
+         "invalid_timezone"),
+        ("/api/v1/rule-sets/", {"name": "x", "scope": "sku"}, "invalid_choice"),
+        ("/api/v1/rule-sets/", {"name": "x", "max_step": "7"}, "invalid"),
+        ("/api/v1/price-changes/rollback/", {"ids": [999999]}, "not_found"),
+        ("/api/v1/recommendations/bulk/", {"action": "approve"}, "invalid"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_a_clear_4xx(world_a, path, payload, code):
+    response = world_a.api(Role.ADMIN).post(path, payload, format="json")
+    assert 400 <= response.status_code < 500
+    body = response.json()
+    assert body["code"] == code and body["detail"], body
+
+
+def test_schedule_through_the_api_shows_the_next_run(world_a):
+    made = world_a.api(Role.ANALYST).post(
+        "/api/v1/schedules/", {"cron": "15 2 * * *", "timezone": "Europe/Berlin"}, format="json"
+    )
+    assert made.status_code == 201, made.json()
+    assert (
+        "T02:15:00+01:00" in made.json()["next_run"] or "T02:15:00+02:00" in made.json()["next_run"]
+    )
+
+
+ACTIONS = [  # (method, path, the least role allowed)
+    ("post", "/api/v1/rule-sets/", Role.ANALYST),
+    ("post", "/api/v1/schedules/", Role.ANALYST),
+    ("post", "/api/v1/reprice-jobs/run/", Role.ANALYST),
+    ("post", "/api/v1/recommendations/bulk/", Role.APPROVER),
+    ("post", "/api/v1/publications/", Role.APPROVER),
+    ("post", "/api/v1/price-changes/rollback/", Role.APPROVER),
+    ("post", "/api/v1/kill-switch/", Role.APPROVER),
+    ("patch", "/api/v1/pricing-policy/", Role.ADMIN),
+    ("get", "/api/v1/audit-events/", Role.OWNER),
+]
+ALLOWED = {
+    Role.ANALYST: {Role.ANALYST, Role.ADMIN, Role.OWNER},
+    Role.APPROVER: {Role.APPROVER, Role.ADMIN, Role.OWNER},
+    Role.ADMIN: {Role.ADMIN, Role.OWNER},
+    Role.OWNER: {Role.OWNER},
+}
+
+
+@pytest.mark.parametrize("method, path, least", ACTIONS)
+def test_roles_are_enforced_on_every_action(world_a, method, path, least):
+    for role in (Role.VIEWER, Role.ANALYST, Role.APPROVER, Role.ADMIN):
+        response = getattr(world_a.api(role), method)(path, {}, format="json")
+        if role in ALLOWED[least]:
+            assert response.status_code != 403, (role, response.json())
+        else:
+            assert response.status_code == 403, (role, response.status_code)

@@ -1,0 +1,128 @@
+"""The pricing pages of the portal: every page renders with data, bad input answers with a
+message and changes nothing, roles decide what is shown and allowed, the kill-switch banner."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from pricing_saas.pricing import approvals, services
+from pricing_saas.pricing.models import Publication, Recommendation, RepriceSchedule, RuleSet
+from tenants.context import tenant_context
+from tenants.roles import Role
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_once")]
+
+
+@pytest.fixture
+def repriced(shop):
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
+    return shop
+
+
+def client_for(world, role=Role.OWNER) -> Client:
+    client = Client()
+    client.force_login(world.users[role])
+    return client
+
+
+def test_every_pricing_page_renders(repriced):
+    client = client_for(repriced)
+    with tenant_context(repriced.tenant):
+        rec = Recommendation.objects.filter(status="pending").first()
+        job = rec.job
+    for path in [
+        "/", "/pricing/recommendations/", "/pricing/recommendations/?status=&min_change=1",
+        f"/pricing/sku/{rec.product_id}/", "/pricing/rules/", "/pricing/rules/new/",
+        "/pricing/jobs/", f"/pricing/jobs/{job.pk}/", "/pricing/publications/",
+        "/pricing/settings/", "/audit/",
+    ]:  # fmt: skip
+        response = client.get(path)
+        assert response.status_code == 200, path
+    page = client.get(f"/pricing/sku/{rec.product_id}/").content.decode()
+    assert "curve-chart" in page and "chart.umd.min.js" in page and rec.explanation[:20] in page
+
+
+def test_review_approve_publish_and_rollback_in_the_portal(repriced):
+    client = client_for(repriced, Role.ADMIN)
+    with tenant_context(repriced.tenant):
+        ids = list(Recommendation.objects.filter(status="pending").values_list("pk", flat=True))
+    response = client.post(
+        "/pricing/recommendations/", {"action": "approve", "ids": ids[:2], "comment": "ok"}
+    )
+    assert response.status_code == 302
+    response = client.post(
+        f"/pricing/recommendations/{ids[2]}/decide/", {"action": "approve", "price": "0.01"}
+    )
+    assert response.status_code == 302
+    with tenant_context(repriced.tenant):
+        assert Recommendation.objects.get(pk=ids[2]).status == "pending"  # below the floor
+    assert client.post("/pricing/publications/").status_code == 302
+    with tenant_context(repriced.tenant):
+        publication = Publication.objects.get()
+        job = Recommendation.objects.get(pk=ids[0]).job
+    assert publication.status == "succeeded" and publication.published == 2
+    download = client.get(f"/pricing/publications/{publication.pk}/download/")
+    assert download.status_code == 200
+    client.post(f"/pricing/jobs/{job.pk}/rollback/", {"comment": "undo"})
+    with tenant_context(repriced.tenant):
+        assert Publication.objects.filter(kind="rollback", status="succeeded").count() == 1
+    audit = client_for(repriced).get("/audit/export/").content.decode()
+    assert "rollback.create" in audit and "recommendation.bulk_approve" in audit
+
+
+def test_bad_rules_and_schedules_show_a_message_and_change_nothing(world_a):
+    client = client_for(world_a, Role.ANALYST)
+    bad_rule = client.post(
+        "/pricing/rules/new/",
+        {"name": "Too big", "scope": "all", "priority": 0, "max_step": "3"},
+    )
+    assert bad_rule.status_code == 400 and "max_step must be between" in bad_rule.content.decode()
+    bad_cron = client.post(
+        "/pricing/schedules/", {"name": "x", "cron": "99 * * * *", "timezone": "UTC"}
+    )
+    assert bad_cron.status_code == 400 and "does not parse" in bad_cron.content.decode()
+    bad_tz = client.post(
+        "/pricing/schedules/", {"name": "x", "cron": "0 5 * * *", "timezone": "Moon/Base"}
+    )
+    assert bad_tz.status_code == 400 and "unknown timezone" in bad_tz.content.decode()
+    with tenant_context(world_a.tenant):
+        assert not RuleSet.objects.exists() and not RepriceSchedule.objects.exists()
+    ok = client.post(
+        "/pricing/schedules/", {"name": "Nightly", "cron": "0 3 * * *", "timezone": "UTC",
+                                "enabled": "on"},
+    )  # fmt: skip
+    assert ok.status_code == 302
+    assert "Nightly" in client.get("/pricing/jobs/").content.decode()
+
+
+def test_kill_switch_banner_on_every_page_and_publishing_refused(repriced):
+    client = client_for(repriced, Role.APPROVER)
+    client.post("/pricing/kill-switch/", {"on": "1", "reason": "supplier feed broken"})
+    for path in ["/", "/pricing/recommendations/", "/catalog/", "/models/", "/team/"]:
+        assert "Kill switch ON" in client.get(path).content.decode(), path
+    with tenant_context(repriced.tenant):
+        rec = Recommendation.objects.filter(status="pending").first()
+    client.post(f"/pricing/recommendations/{rec.pk}/decide/", {"action": "approve"})
+    response = client.post("/pricing/publications/", follow=True)
+    assert "the kill switch is on" in response.content.decode()
+    with tenant_context(repriced.tenant):
+        assert not Publication.objects.exists()
+
+
+def test_viewers_see_no_actions_and_cannot_post(repriced):
+    client = client_for(repriced, Role.VIEWER)
+    page = client.get("/pricing/recommendations/").content.decode()
+    assert "bulk-approve" not in page
+    with tenant_context(repriced.tenant):
+        ids = list(Recommendation.objects.filter(status="pending").values_list("pk", flat=True))
+    assert (
+        client.post("/pricing/recommendations/", {"action": "approve", "ids": ids}).status_code
+        == 403
+    )
+    assert client.post("/pricing/jobs/").status_code == 403
+    assert client.post("/pricing/kill-switch/", {"on": "1"}).status_code == 403
+    with tenant_context(repriced.tenant):
+        assert Recommendation.objects.filter(status="approved").count() == 0
