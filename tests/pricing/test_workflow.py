@@ -13,6 +13,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from pricing_saas.catalog.models import Product
+from pricing_saas.integrations import publishers
 from pricing_saas.pricing import approvals, publishing, rules, schedules, services
 from pricing_saas.pricing.models import PriceChange, Publication, Recommendation
 from tenants.context import actor_context, tenant_context
@@ -285,3 +286,86 @@ def test_cancel_a_queued_job(shop):
         assert services.run_reprice(job_id=job.pk).status == "cancelled"  # never runs
         with pytest.raises(ConflictError):
             services.cancel_reprice(job=job)
+
+
+class FlakyPublisher(publishers.Publisher):
+    """A shop connector stand-in: the first push times out, then one SKU is refused."""
+
+    name, label = "flaky-test", "flaky"
+
+    def __init__(self):
+        self.calls = 0
+        self.refused = set()
+
+    def push(self, rows, *, reference):
+        self.calls += 1
+        if self.calls == 1:
+            raise publishers.TransientPublishError("shop API timed out")
+        refused = rows[0].change_id if not self.refused else None
+        self.refused.add(refused)
+        return publishers.PushOutcome(
+            results=[publishers.PushResult(r.change_id, r.change_id != refused, "unknown SKU")
+                     for r in rows]
+        )  # fmt: skip
+
+
+def test_a_failing_publisher_is_retried_and_partial_failures_can_be_sent_again(shop):
+    flaky = FlakyPublisher()
+    publishers.register(flaky)
+    try:
+        with tenant_context(shop.tenant):
+            approvals.update_policy(auto_approve=False, publisher="flaky-test")
+            reprice()
+            approvals.bulk_decide(
+                approve=True, ids=list(Recommendation.objects.filter(status="pending")
+                                       .values_list("pk", flat=True)[:3]),
+            )  # fmt: skip
+            publication = publishing.publish(enqueue=False)
+            with pytest.raises(publishers.TransientPublishError):
+                publishing.run_publication(publication_id=publication.pk)
+            publication.refresh_from_db()
+            assert publication.status == "queued" and publication.attempts == 1  # for the retry
+            publishing.run_publication(publication_id=publication.pk)
+            publication.refresh_from_db()
+            assert publication.status == "partial" and (
+                publication.published,
+                publication.failed,
+            ) == (2, 1)
+            failed = PriceChange.objects.get(publication=publication, status="failed")
+            assert failed.error == "unknown SKU"
+            product = Product.objects.get(pk=failed.product_id)
+            assert product.price == failed.old_price  # the catalog keeps the shop's price
+            retry = publishing.retry_publication(publication=publication, enqueue=False)
+            publishing.run_publication(publication_id=retry.pk)
+            retry.refresh_from_db()
+            assert retry.status == "succeeded" and retry.published == 1
+    finally:
+        publishers.PUBLISHERS.pop("flaky-test", None)
+
+
+def test_flagged_skus_are_never_auto_approved(shop):
+    with tenant_context(shop.tenant):
+        approvals.update_policy(
+            auto_approve_max_change=Decimal("1"), auto_approve_max_relative_se=Decimal("10")
+        )
+        product = Product.objects.get(sku="P2")
+        now = timezone.now()
+        for i, (old, new) in enumerate([(20, 21), (21, 20), (20, 21), (21, 20)]):
+            PriceChange.objects.create(
+                product=product, old_price=old, new_price=new, status="published",
+                published_at=now - timedelta(days=6 - i),
+            )  # fmt: skip
+        job = reprice()
+        rec = Recommendation.objects.get(job=job, product=product)
+    assert rec.flag and rec.status == "pending" and not rec.auto_approved
+
+
+def test_auto_publish_sends_auto_approved_prices_unless_the_kill_switch_is_on(shop):
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_publish=True)
+        job = reprice()
+        publication = Publication.objects.get()
+        assert publication.published == job.auto_approved > 0
+        approvals.set_kill_switch(on=True)
+        reprice()
+        assert Publication.objects.count() == 1

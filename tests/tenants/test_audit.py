@@ -1,0 +1,40 @@
+"""The audit log records member and API-key changes with who did them, and only owners read it."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from tenants.context import tenant_context
+from tenants.models import AuditEvent
+from tenants.roles import Role
+
+pytestmark = pytest.mark.django_db
+
+
+def test_member_and_key_changes_are_recorded_with_the_actor(world_a, world_b):
+    owner = APIClient()
+    owner.force_login(world_a.users[Role.OWNER])
+    created = owner.post("/api/v1/api-keys/", {"name": "ERP", "role": "analyst"}, format="json")
+    assert created.status_code == 201
+    owner.delete(f"/api/v1/api-keys/{created.json()['id']}/")
+    member = owner.get("/api/v1/members/").json()["results"]
+    viewer = next(m for m in member if m["role"] == "viewer")
+    owner.patch(f"/api/v1/members/{viewer['id']}/", {"role": "analyst"}, format="json")
+    with tenant_context(world_a.tenant):
+        events = {e.action: e for e in AuditEvent.objects.all()}
+    assert {"api_key.create", "api_key.revoke", "member.role"} <= set(events)
+    assert events["member.role"].before == {"role": "viewer"}
+    assert events["member.role"].after == {"role": "analyst"}
+    assert events["api_key.create"].actor == world_a.users[Role.OWNER].email
+    email = world_a.users[Role.OWNER].email
+    listed = owner.get(f"/api/v1/audit-events/?action=api_key&actor={email}").json()
+    assert listed["count"] == 2  # the world's own keys were made by "system"
+    with tenant_context(world_b.tenant):
+        assert not AuditEvent.objects.filter(actor=email).exists()  # nothing of A lands in B
+
+
+def test_only_owners_read_the_audit_log(world_a):
+    for role in (Role.ADMIN, Role.APPROVER, Role.ANALYST, Role.VIEWER):
+        assert world_a.api(role).get("/api/v1/audit-events/").status_code == 403
+        assert world_a.api(role).get("/api/v1/audit-events/export/").status_code == 403
