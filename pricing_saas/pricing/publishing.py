@@ -358,7 +358,9 @@ def rollback(
         "rollback",
         f"""SELECT c.tenant_id, c.product_id, 'rollback', 'pending', c.new_price, c.old_price,
                    NULL, c.job_id, %(publication)s, c.id, false, '', %(actor)s, now()
-            FROM {PriceChange._meta.db_table} AS c WHERE c.id = ANY(%(ids)s) ORDER BY c.id""",
+            FROM unnest(%(ids)s::bigint[]) AS v(id)
+            JOIN {PriceChange._meta.db_table} AS c ON c.id = v.id
+            ORDER BY c.id""",
         {"ids": [c.pk for c in targets]},
         enqueue,
     )
