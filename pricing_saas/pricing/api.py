@@ -482,8 +482,24 @@ class PriceChangeFilter(django_filters.FilterSet):
 
 class PriceRollbackIn(CommentIn):
     ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), max_length=100_000, allow_empty=False
+        child=serializers.IntegerField(min_value=1),
+        max_length=100_000,
+        allow_empty=False,
+        required=False,
+        help_text="price change ids",
     )
+    skus = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        max_length=100_000,
+        allow_empty=False,
+        required=False,
+        help_text="SKUs: each one's latest published change is rolled back",
+    )
+
+    def validate(self, attrs):
+        if ("ids" in attrs) == ("skus" in attrs):
+            raise serializers.ValidationError("give either ids or skus")
+        return attrs
 
 
 class PriceChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
@@ -503,7 +519,7 @@ class PriceChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenan
     def rollback(self, request):
         data = PriceRollbackIn(data=request.data)
         data.is_valid(raise_exception=True)
-        publication = publishing.rollback(
-            change_ids=data.validated_data["ids"], comment=data.validated_data.get("comment", "")
-        )
+        values = data.validated_data
+        ids = values.get("ids") or publishing.latest_changes_of(values["skus"])
+        publication = publishing.rollback(change_ids=ids, comment=values.get("comment", ""))
         return Response(PublicationOut(publication).data, status=status.HTTP_202_ACCEPTED)

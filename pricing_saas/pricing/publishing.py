@@ -290,6 +290,26 @@ def retry_publication(*, publication: Publication, enqueue: bool = True) -> Publ
     return retry
 
 
+def latest_changes_of(skus: list[str]) -> list[int]:
+    """The latest published change of each SKU (for "roll these SKUs back"); NotFoundError names
+    SKUs that do not exist or have no published change."""
+    found = dict(Product.objects.filter(sku__in=set(skus)).values_list("sku", "pk"))
+    latest = dict(
+        PriceChange.objects.filter(
+            product_id__in=found.values(), status=PriceChange.Status.PUBLISHED
+        )
+        .order_by("product_id", "-published_at", "-pk")
+        .distinct("product_id")
+        .values_list("product_id", "pk")
+    )
+    missing = [sku for sku in skus if found.get(sku) not in latest]
+    if missing:
+        raise NotFoundError(
+            "no published price change for SKU: " + ", ".join(missing[:20]), attr="skus"
+        )
+    return [latest[found[sku]] for sku in dict.fromkeys(skus)]
+
+
 @transaction.atomic
 def rollback(
     *,

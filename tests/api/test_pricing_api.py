@@ -62,7 +62,15 @@ def test_end_to_end_through_the_api(shop):
         one["recommended_price"][:-2]
     )
 
-    back = approver.post(f"/api/v1/reprice-jobs/{job['id']}/rollback/", {}, format="json")
+    unknown = approver.post("/api/v1/price-changes/rollback/", {"skus": ["NOPE"]}, format="json")
+    assert unknown.status_code == 404 and "NOPE" in unknown.json()["detail"]
+    by_sku = approver.post(
+        "/api/v1/price-changes/rollback/", {"skus": [rest[0]["sku"]]}, format="json"
+    )
+    assert by_sku.status_code == 202 and by_sku.json()["changes"] == 1
+    partial = approver.post(f"/api/v1/reprice-jobs/{job['id']}/rollback/", {}, format="json")
+    assert partial.status_code == 202 and partial.json()["changes"] == len(pending) - 1
+    back = partial
     assert back.status_code == 202, back.json()
     history = approver.get(f"/api/v1/price-changes/?sku={one['sku']}").json()["results"]
     assert [h["kind"] for h in history] == ["rollback", "recommendation"]
@@ -128,6 +136,17 @@ ACTIONS = [  # (method, path, the least role allowed)
     ("post", "/api/v1/kill-switch/", Role.APPROVER),
     ("patch", "/api/v1/pricing-policy/", Role.ADMIN),
     ("get", "/api/v1/audit-events/", Role.OWNER),
+    ("get", "/api/v1/audit-events/export/", Role.OWNER),
+    # detail actions: the role is checked before the object is looked up (403, else 404)
+    ("post", "/api/v1/recommendations/999999/approve/", Role.APPROVER),
+    ("post", "/api/v1/recommendations/999999/reject/", Role.APPROVER),
+    ("post", "/api/v1/reprice-jobs/999999/cancel/", Role.ANALYST),
+    ("post", "/api/v1/reprice-jobs/999999/rollback/", Role.APPROVER),
+    ("post", "/api/v1/publications/999999/retry/", Role.APPROVER),
+    ("patch", "/api/v1/rule-sets/999999/", Role.ANALYST),
+    ("delete", "/api/v1/rule-sets/999999/", Role.ANALYST),
+    ("patch", "/api/v1/schedules/999999/", Role.ANALYST),
+    ("delete", "/api/v1/schedules/999999/", Role.ANALYST),
 ]
 ALLOWED = {
     Role.ANALYST: {Role.ANALYST, Role.ADMIN, Role.OWNER},
