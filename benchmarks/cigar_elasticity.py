@@ -39,6 +39,11 @@ def main() -> None:
         fit = fit_demand(Panel(sku=sku, day=year, units=sales, price=price,
                                competitor_price=competitor, time_effects=True))  # fmt: skip
         spread = np.percentile(fit.elasticity, [10, 50, 90])
+        gap = dict(zip(fit.coef_names, fit.coef, strict=True)).get("competitor_gap")
+        if gap is not None:  # log(p / pimin) moves with p: the own-price effect is the sum
+            print(f"  own-price elasticity with the neighbour price held fixed: "
+                  f"{fit.pooled_elasticity + gap:.3f} (slope {fit.pooled_elasticity:.3f} + "
+                  f"gap coefficient {gap:.3f})")  # fmt: skip
         print(f"{label}: pooled elasticity {fit.pooled_elasticity:.3f} "
               f"(model s.e. {fit.pooled_se:.3f}); per-state after shrinkage "
               f"p10/p50/p90 {spread.round(2).tolist()}")  # fmt: skip

@@ -45,8 +45,9 @@ def run_once(forms: tuple[str, ...], seed: int, skus: int, days: int) -> dict:
                 )
             )
         recommended = np.array([float(got[s]) for s in market.sku])
-        p0 = market.price_today
-        floor = np.maximum(market.cost * 1.1, p0 * 0.8)
+        # The rules hold for the catalog the merchant imported: prices and costs in cents.
+        p0, cost = np.round(market.price_today, 2), np.round(market.cost, 2)
+        floor = np.maximum(cost * 1.1, p0 * 0.8)
         ceiling = np.maximum(p0 * 1.2, floor)
         return score(market, recommended, floor, ceiling)
     finally:

@@ -17,6 +17,9 @@ Fitting:
 3. Empirical-Bayes shrinkage, SKU -> category -> tenant: each slope is pulled toward its
    category's mean in proportion to its noise (w = tau^2 / (tau^2 + se^2)), the category toward
    the pooled slope likewise. SKUs with no sales history get their category's prior.
+4. The reported elasticity is the effect of the own price with competitor and reference prices
+   held fixed: the SKU's slope plus the coefficients of the two price gaps (which move with the
+   own price), weighted by the share of the SKU's days on which each gap is known.
 Every elasticity carries a standard error. Estimates are clipped to a plausible range.
 """
 
@@ -42,6 +45,9 @@ class Panel:
     reference_price: np.ndarray | None = None  # NaN where unknown
     category: np.ndarray | None = None  # per SKU (length n_skus), int index
     time_effects: bool = False  # a dummy per period instead of weekday/season/trend (panels)
+    # Rows that are in the data only because something sold that day (the price of a day
+    # without a sale is unknown when prices moved): their likelihood is zero-truncated.
+    truncated: np.ndarray | None = None
 
     @property
     def n_skus(self) -> int:
@@ -102,12 +108,35 @@ def _controls(panel: Panel) -> tuple[np.ndarray, list[str]]:
     return np.column_stack(cols), names
 
 
-def _profile_alpha(y, eta, sku, n):
-    """Closed-form SKU intercepts of a Poisson model given the rest of the linear predictor."""
+def _mean_weight(eta, truncated):
+    """E[y] and Var[y] (the IRLS weight) per row: Poisson, or zero-truncated Poisson where
+    `truncated` (mean mu / (1 - e^-mu), variance m (1 - m e^-mu))."""
+    mu = np.exp(np.clip(eta, -30, 30))
+    if truncated is None:
+        return mu, mu
+    tail = np.exp(-mu)
+    m = np.where(truncated, mu / np.maximum(-np.expm1(-mu), 1e-12), mu)
+    w = np.where(truncated, m * (1 - m * tail), mu)
+    return m, np.maximum(w, 1e-12)
+
+
+def _profile_alpha(y, eta, sku, n, truncated=None, alpha=None):
+    """SKU intercepts given the rest of the linear predictor: closed form for Poisson; with
+    truncated rows, Newton steps from there."""
     sum_y = np.bincount(sku, weights=y, minlength=n)
-    sum_mu = np.bincount(sku, weights=np.exp(eta), minlength=n)
-    with np.errstate(divide="ignore"):
-        alpha = np.log(np.maximum(sum_y, 1e-12)) - np.log(np.maximum(sum_mu, 1e-300))
+    if alpha is None or truncated is None:
+        sum_mu = np.bincount(sku, weights=np.exp(eta), minlength=n)
+        with np.errstate(divide="ignore"):
+            alpha = np.log(np.maximum(sum_y, 1e-12)) - np.log(np.maximum(sum_mu, 1e-300))
+    if truncated is not None:
+        for _ in range(8):
+            m, w = _mean_weight(eta + alpha[sku], truncated)
+            step = np.bincount(sku, weights=y - m, minlength=n) / np.maximum(
+                np.bincount(sku, weights=w, minlength=n), 1e-12
+            )
+            alpha = alpha + np.clip(step, -2, 2)
+            if np.max(np.abs(step)) < 1e-8:
+                break
     return np.where(sum_y > 0, alpha, -30.0)  # a SKU that never sold: rate ~ 0
 
 
@@ -119,6 +148,11 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     valid = np.isfinite(y) & (y >= 0) & np.isfinite(price) & (price > 0)
     sku, y, price = sku[valid], y[valid], price[valid]
     keep = lambda values: None if values is None else np.asarray(values)[valid]  # noqa: E731
+    trunc = keep(panel.truncated)
+    if trunc is not None:
+        trunc = trunc.astype(bool)
+        if not trunc.any():
+            trunc = None
     sub = Panel(
         sku=sku,
         day=np.asarray(panel.day)[valid],
@@ -135,24 +169,28 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     typical = np.exp(np.bincount(sku, weights=log_p, minlength=n) / np.maximum(weight, 1))
     lp = log_p - np.log(typical[sku])
     controls, names = _controls(sub)
+    varies = np.ptp(controls, axis=0) > 0  # e.g. a promo column without any promotion
+    controls, names = controls[:, varies], [n for n, v in zip(names, varies, strict=True) if v]
     X = np.column_stack([lp, controls])
     beta = np.zeros(X.shape[1])
     beta[0] = -1.0
-    alpha = _profile_alpha(y, X @ beta, sku, n)
+    alpha = _profile_alpha(y, X @ beta, sku, n, trunc)
     for _ in range(iterations):
         eta = X @ beta + alpha[sku]
-        mu = np.exp(np.clip(eta, -30, 30))
-        # Newton step on beta with the intercepts profiled: demean X within SKU (mu-weighted).
-        w_sum = np.bincount(sku, weights=mu, minlength=n)
+        m, wt = _mean_weight(eta, trunc)
+        # Newton step on beta with the intercepts profiled: demean X within SKU (weighted).
+        w_sum = np.bincount(sku, weights=wt, minlength=n)
         sums = np.vstack(
-            [np.bincount(sku, weights=mu * X[:, j], minlength=n) for j in range(X.shape[1])]
+            [np.bincount(sku, weights=wt * X[:, j], minlength=n) for j in range(X.shape[1])]
         )
         Xc = X - (sums.T / np.maximum(w_sum, 1e-12)[:, None])[sku]
-        grad = Xc.T @ (y - mu)
-        info = (Xc * mu[:, None]).T @ Xc + 1e-8 * np.eye(X.shape[1])
+        grad = Xc.T @ (y - m)
+        info = (Xc * wt[:, None]).T @ Xc + 1e-8 * np.eye(X.shape[1])
         step = np.linalg.solve(info, grad)
+        if trunc is not None:  # damped, direction kept: the truncated likelihood is less tame
+            step = step / max(1.0, float(np.max(np.abs(step))))
         beta = beta + step
-        alpha = _profile_alpha(y, X @ beta, sku, n)
+        alpha = _profile_alpha(y, X @ beta, sku, n, trunc, alpha)
         if np.max(np.abs(step)) < 1e-8:
             break
     cov = np.linalg.pinv(info)
@@ -165,15 +203,15 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     b = np.full(n, pooled)
     a = alpha.copy()
     for _ in range(iterations):
-        mu = np.exp(np.clip(a[sku] + b[sku] * lp + offset, -30, 30))
-        s0 = np.bincount(sku, weights=mu, minlength=n)
-        s1 = np.bincount(sku, weights=mu * lp, minlength=n)
-        s2 = np.bincount(sku, weights=mu * lp * lp, minlength=n)
-        g = np.bincount(sku, weights=(y - mu) * lp, minlength=n)
+        m, wt = _mean_weight(a[sku] + b[sku] * lp + offset, trunc)
+        s0 = np.bincount(sku, weights=wt, minlength=n)
+        s1 = np.bincount(sku, weights=wt * lp, minlength=n)
+        s2 = np.bincount(sku, weights=wt * lp * lp, minlength=n)
+        g = np.bincount(sku, weights=(y - m) * lp, minlength=n)
         info_b = s2 - s1 * s1 / np.maximum(s0, 1e-12)
         step = np.where(info_b > 1e-9, g / np.maximum(info_b, 1e-9), 0.0)
         b = np.clip(b + np.clip(step, -1, 1), -20, 5)
-        a = _profile_alpha(y, b[sku] * lp + offset, sku, n)
+        a = _profile_alpha(y, b[sku] * lp + offset, sku, n, trunc, a)
         if np.max(np.abs(step)) < 1e-7:
             break
     has = (info_b > 1e-9) & (np.bincount(sku, weights=y, minlength=n) > 0)
@@ -183,6 +221,18 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     # Empirical Bayes: SKU -> category -> pooled.
     category = np.zeros(n, int) if panel.category is None else np.asarray(panel.category, int)
     shrunk, shrunk_se, by_cat = _shrink(raw, raw_se, category, pooled, pooled_se)
+    # The competitor and reference gaps are log(price / other): moving the own price moves them
+    # too. The own-price elasticity (other prices held fixed) is the slope plus the gaps'
+    # coefficients, for the share of each SKU's days on which the gap is known.
+    rows = np.maximum(np.bincount(sku, minlength=n), 1)
+    for label in ("competitor_gap", "reference_gap"):
+        if label in names:
+            j = 1 + names.index(label)
+            flag = f"{label}_unknown"  # dropped when the gap is known on every day
+            unknown = controls[:, names.index(flag)] if flag in names else np.zeros(len(sku))
+            share = 1.0 - np.bincount(sku, weights=unknown, minlength=n) / rows
+            shrunk = shrunk + beta[j] * share
+            shrunk_se = np.sqrt(shrunk_se**2 + (share**2) * max(cov[j, j], 0.0))
     shrunk = np.clip(shrunk, *ELASTICITY_RANGE)
     mu_day_controls = 0.0  # the intercept is reported at the average day: controls ~ mean 0
     intercept = a + mu_day_controls + np.mean(offset)

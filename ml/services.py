@@ -228,9 +228,13 @@ def run_training(*, version_id: int, on_progress=None, sync: bool = False) -> Mo
     return version
 
 
+PRICE_TOLERANCE = 0.005  # prices within 0.5 % count as the same price
+
+
 def demand_panel():
-    """Daily units per product (channels summed), zero-filled between a product's first and last
-    sale while it is active, with the day's price (carried forward on days without a sale)."""
+    """Daily units per product (channels summed) between its first and last sale. Days without a
+    sale count as zero units while the product is active and its price is known (unchanged
+    between the sales around them); see the comment in the loop."""
     import numpy as np
     from django.contrib.postgres.aggregates import BoolOr
     from django.db.models import Sum
@@ -259,37 +263,54 @@ def demand_panel():
     products, sku = np.unique(data[:, 0].astype(int), return_inverse=True)
     days, units, revenue, promo = data[:, 1].astype(int), data[:, 2], data[:, 3], data[:, 4]
     price = np.where(units > 0, revenue / np.maximum(units, 1), np.nan)
-    out_sku, out_day, out_units, out_price, out_promo = [], [], [], [], []
+    out_sku, out_day, out_units, out_price, out_promo, out_trunc = [], [], [], [], [], []
     starts = np.flatnonzero(np.r_[True, sku[1:] != sku[:-1]])
     ends = np.r_[starts[1:], len(sku)]
     for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
-        span = (
-            np.arange(days[a], days[b - 1] + 1) if active.get(int(products[i]), True) else days[a:b]
-        )
-        u = np.zeros(len(span))
-        p = np.full(len(span), np.nan)
-        pr = np.zeros(len(span))
-        idx = days[a:b] - span[0]
-        u[idx], p[idx], pr[idx] = units[a:b], price[a:b], promo[a:b]
-        known = np.flatnonzero(np.isfinite(p))
-        if len(known) == 0:
+        sold = np.isfinite(price[a:b])
+        if not sold.any():
             continue
-        carry = np.maximum.accumulate(np.where(np.isfinite(p), np.arange(len(p)), 0))
-        p = p[carry]
-        p[: known[0]] = p[known[0]]
-        out_sku.append(np.full(len(span), i))
-        out_day.append(span)
+        d, u, p, pr = days[a:b][sold], units[a:b][sold], price[a:b][sold], promo[a:b][sold]
+        # A day without a sale has no price. Where the price was the same at the sales before
+        # and after it, the day had that price: it counts as zero units. Where the price moved
+        # in between, the day is left out, and the sales days whose inclusion depended on
+        # selling (their price differs from a neighbour's) get a zero-truncated likelihood.
+        same_next = np.r_[np.abs(p[1:] / p[:-1] - 1) <= PRICE_TOLERANCE, True]
+        same_prev = np.r_[True, same_next[:-1]]
+        out_sku.append(np.full(len(d), i))
+        out_day.append(d)
         out_units.append(u)
         out_price.append(p)
         out_promo.append(pr)
+        out_trunc.append(~(same_prev & same_next))
+        if active.get(int(products[i]), True):
+            gaps = np.diff(d) - 1  # days without a sale between consecutive sales
+            fill = np.flatnonzero((gaps > 0) & same_next[:-1])
+            if len(fill):
+                zero_days = np.concatenate([np.arange(d[k] + 1, d[k + 1]) for k in fill])
+                zero_price = np.repeat(p[fill], gaps[fill])
+                out_sku.append(np.full(len(zero_days), i))
+                out_day.append(zero_days)
+                out_units.append(np.zeros(len(zero_days)))
+                out_price.append(zero_price)
+                out_promo.append(np.zeros(len(zero_days)))
+                out_trunc.append(np.zeros(len(zero_days), dtype=bool))
     names = sorted({categories.get(int(pk), "") for pk in products})
     cat_index = {name: j for j, name in enumerate(names)}
     category = np.array([cat_index[categories.get(int(pk), "")] for pk in products])
     panel = Panel(
         sku=np.concatenate(out_sku), day=np.concatenate(out_day), units=np.concatenate(out_units),
         price=np.concatenate(out_price), promo=np.concatenate(out_promo), category=category,
+        truncated=np.concatenate(out_trunc),
     )  # fmt: skip
-    return panel, [int(pk) for pk in products], {"zero_share": float(np.mean(panel.units == 0))}
+    return (
+        panel,
+        [int(pk) for pk in products],
+        {
+            "zero_share": float(np.mean(panel.units == 0)),
+            "truncated_share": float(np.mean(panel.truncated)),
+        },
+    )
 
 
 def _run_demand(version: ModelVersion) -> ModelVersion:

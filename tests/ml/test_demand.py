@@ -84,3 +84,31 @@ def test_expected_units_follow_the_curve():
     sku = np.array([0, 0])
     at, above = fit.expected_units(sku, fit.typical_price[sku] * np.array([1.0, 1.1]))
     assert above == pytest.approx(at * 1.1 ** fit.elasticity[0])
+
+
+def _daily_price_tests(seed: int = 4, skus: int = 40, days: int = 200, true: float = -2.0):
+    """Prices that move every day and slow sellers (many days without a sale)."""
+    rng = np.random.default_rng(seed)
+    sku = np.repeat(np.arange(skus), days)
+    day = np.tile(738000 + np.arange(days), skus)
+    price = 10 * np.exp(rng.normal(0, 0.12, skus * days))
+    units = rng.poisson(1.5 * (price / 10) ** true)
+    return sku, day, units, price
+
+
+def test_days_without_a_sale_and_an_unknown_price_do_not_flatten_the_slope():
+    sku, day, units, price = _daily_price_tests()
+    sold = units > 0
+    # What the sales records show: a price only on days with a sale.
+    truncated = fit_demand(
+        Panel(sku=sku[sold], day=day[sold], units=units[sold], price=price[sold],
+              truncated=np.ones(sold.sum(), bool))
+    )  # fmt: skip
+    assert abs(truncated.pooled_elasticity - (-2.0)) < 0.2
+    # The old reading: a day without a sale at the previous sale's price.
+    carried = price.copy()
+    for i in range(1, len(price)):
+        if not sold[i] and sku[i] == sku[i - 1]:
+            carried[i] = carried[i - 1]
+    flat = fit_demand(Panel(sku=sku, day=day, units=units, price=carried))
+    assert flat.pooled_elasticity > truncated.pooled_elasticity + 0.2  # biased toward zero

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
@@ -260,3 +261,25 @@ def test_portal_analyst_trains_and_cancels(stocked):
     with tenant_context(stocked.tenant):
         assert ModelVersion.objects.get().status == "promoted"
     assert client.post("/models/rollback/").status_code == 302  # refused with a message, no crash
+
+
+def test_demand_panel_counts_zero_days_only_where_the_price_is_known(stocked):
+    from ml.services import demand_panel
+
+    rows = [  # day 2 lies between two sales at 10.00: zero units at 10.00; day 4 is unknown
+        {"date": "2024-03-01", "sku": "S0", "units": 2, "price": "10.00"},
+        {"date": "2024-03-03", "sku": "S0", "units": 1, "price": "10.00"},
+        {"date": "2024-03-05", "sku": "S0", "units": 3, "price": "12.00"},
+        {"date": "2024-03-06", "sku": "S0", "units": 1, "price": "12.00"},
+    ]
+    with tenant_context(stocked.tenant):
+        import_rows(kind="sales", rows=rows)
+        panel, _ids, stats = demand_panel()
+    order = np.argsort(panel.day)
+    days = panel.day[order] - panel.day.min() + 1
+    assert days.tolist() == [1, 2, 3, 5, 6]
+    assert panel.units[order].tolist() == [2, 0, 1, 3, 1]
+    assert panel.price[order].tolist() == [10, 10, 10, 12, 12]
+    # Days 3 and 5 are in the data because they sold (a zero there would have been dropped).
+    assert panel.truncated[order].tolist() == [False, False, True, True, False]
+    assert stats["truncated_share"] == 0.4
