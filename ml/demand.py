@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 ELASTICITY_RANGE = (-8.0, 0.5)
+CURVATURE_RANGE = (-15.0, 2.0)
 
 
 @dataclass
@@ -67,11 +68,21 @@ class DemandFit:
     intercept: np.ndarray  # per SKU (log scale, at typical price, controls at zero)
     coef_names: list[str]
     coef: np.ndarray
+    curvature: np.ndarray | None = None  # per SKU: d² log units / d(log price)², shrunk
+    curvature_se: np.ndarray | None = None
+    raw_curvature: np.ndarray | None = None
 
     def expected_units(self, sku: np.ndarray, price: np.ndarray) -> np.ndarray:
         """Expected daily units at `price`, controls at their average day."""
-        ratio = np.asarray(price, float) / self.typical_price[sku]
-        return np.exp(self.intercept[sku] + self.elasticity[sku] * np.log(ratio))
+        x = np.log(np.asarray(price, float) / self.typical_price[sku])
+        c = 0.0 if self.curvature is None else self.curvature[sku]
+        return np.exp(self.intercept[sku] + self.elasticity[sku] * x + c * x * x)
+
+    def elasticity_at(self, sku: np.ndarray, price: np.ndarray) -> np.ndarray:
+        """The elasticity at `price` (the slope of the curve there)."""
+        x = np.log(np.asarray(price, float) / self.typical_price[sku])
+        c = 0.0 if self.curvature is None else self.curvature[sku]
+        return self.elasticity[sku] + 2 * c * x
 
 
 def _controls(panel: Panel) -> tuple[np.ndarray, list[str]]:
@@ -217,10 +228,26 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     has = (info_b > 1e-9) & (np.bincount(sku, weights=y, minlength=n) > 0)
     raw[has] = b[has]
     raw_se[has] = 1 / np.sqrt(info_b[has])
+    sold = np.bincount(sku, weights=y, minlength=n) > 0
+
+    # Curvature: log units quadratic in log price, the slope and the curvature per SKU together
+    # (SKUs whose prices take too few values to show a curve keep the straight fit above).
+    raw_c, raw_c_se, b2, b2_se = _curvature(y, lp, offset, sku, n, trunc, b, a, iterations)
+    curved = sold & np.isfinite(raw_c) & np.isfinite(b2)
+    raw[curved], raw_se[curved] = b2[curved], b2_se[curved]
 
     # Empirical Bayes: SKU -> category -> pooled.
     category = np.zeros(n, int) if panel.category is None else np.asarray(panel.category, int)
     shrunk, shrunk_se, by_cat = _shrink(raw, raw_se, category, pooled, pooled_se)
+    known_c = np.isfinite(raw_c)
+    if known_c.any():
+        prec = 1 / raw_c_se[known_c] ** 2
+        pooled_c = float(np.sum(prec * raw_c[known_c]) / np.sum(prec))
+        pooled_c_se = float(np.sqrt(1 / np.sum(prec)))
+        curvature, curvature_se, _ = _shrink(raw_c, raw_c_se, category, pooled_c, pooled_c_se)
+    else:
+        curvature, curvature_se = np.zeros(n), np.full(n, np.inf)
+    curvature = np.clip(curvature, *CURVATURE_RANGE)
     # The competitor and reference gaps are log(price / other): moving the own price moves them
     # too. The own-price elasticity (other prices held fixed) is the slope plus the gaps'
     # coefficients, for the share of each SKU's days on which the gap is known.
@@ -239,8 +266,44 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     return DemandFit(
         elasticity=shrunk, elasticity_se=shrunk_se, raw_elasticity=raw, raw_se=raw_se,
         pooled_elasticity=pooled, pooled_se=pooled_se, category_elasticity=by_cat,
+        curvature=curvature, curvature_se=curvature_se, raw_curvature=raw_c,
         typical_price=typical, intercept=intercept, coef_names=["log_price", *names], coef=beta,
     )  # fmt: skip
+
+
+def _curvature(y, x, offset, sku, n, trunc, b0, a0, iterations):
+    """Per-SKU Newton steps on (slope, curvature) of log units in x = log(price / typical),
+    intercepts profiled. Returns curvature, its s.e., slope, its s.e. (NaN where the prices
+    do not identify a curve)."""
+    x2 = x * x
+    b, c, a = b0.copy(), np.zeros(n), a0.copy()
+    ok = np.zeros(n, bool)
+    i11 = i12 = i22 = det = np.zeros(n)
+    for _ in range(iterations):
+        m, w = _mean_weight(a[sku] + b[sku] * x + c[sku] * x2 + offset, trunc)
+        s0 = np.maximum(np.bincount(sku, weights=w, minlength=n), 1e-12)
+        s1 = np.bincount(sku, weights=w * x, minlength=n)
+        s2 = np.bincount(sku, weights=w * x2, minlength=n)
+        i11 = np.bincount(sku, weights=w * x * x, minlength=n) - s1 * s1 / s0
+        i12 = np.bincount(sku, weights=w * x * x2, minlength=n) - s1 * s2 / s0
+        i22 = np.bincount(sku, weights=w * x2 * x2, minlength=n) - s2 * s2 / s0
+        g1 = np.bincount(sku, weights=(y - m) * x, minlength=n)
+        g2 = np.bincount(sku, weights=(y - m) * x2, minlength=n)
+        det = i11 * i22 - i12 * i12
+        ok = (i11 > 1e-9) & (i22 > 1e-12) & (det > 1e-6 * np.maximum(i11 * i22, 1e-300))
+        safe = np.where(ok, det, 1.0)
+        step_b = np.where(ok, (i22 * g1 - i12 * g2) / safe, 0.0)
+        step_c = np.where(ok, (i11 * g2 - i12 * g1) / safe, 0.0)
+        scale = np.maximum(1.0, np.maximum(np.abs(step_b), np.abs(step_c) / 5))
+        b = np.clip(b + step_b / scale, -20, 5)
+        c = np.clip(c + step_c / scale, -40, 10)
+        a = _profile_alpha(y, b[sku] * x + c[sku] * x2 + offset, sku, n, trunc, a)
+        if np.max(np.abs(step_b / scale)) < 1e-7 and np.max(np.abs(step_c / scale)) < 1e-6:
+            break
+    safe = np.where(ok, det, 1.0)
+    c_se = np.where(ok, np.sqrt(np.maximum(i11 / safe, 0)), np.inf)
+    b_se = np.where(ok, np.sqrt(np.maximum(i22 / safe, 0)), np.inf)
+    return np.where(ok, c, np.nan), c_se, np.where(ok, b, np.nan), b_se
 
 
 def _tau2(est: np.ndarray, se: np.ndarray, centre: float) -> float:

@@ -117,9 +117,11 @@ class Elasticity(TenantOwned):
         "catalog.Product", on_delete=models.CASCADE, db_constraint=False, related_name="+"
     )
     model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
-    elasticity = models.FloatField()
+    elasticity = models.FloatField()  # at the typical price
     elasticity_se = models.FloatField()
     raw_elasticity = models.FloatField(null=True, blank=True)  # before shrinkage; None: no data
+    # d² log units / d(log price)²: the curve bends (0 = constant elasticity).
+    curvature = models.FloatField(default=0.0)
     typical_price = models.DecimalField(max_digits=14, decimal_places=4)
     units_per_day = models.FloatField()  # expected at the typical price
     days_observed = models.IntegerField(default=0)

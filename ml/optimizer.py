@@ -49,7 +49,7 @@ class Rules:
     ending: float | None = None  # e.g. 0.99
     objective: str = "profit"  # profit | revenue
     method: str = "analytic"  # analytic (exact for the constant-elasticity curve) | grid
-    candidates: int = 41  # grid only
+    candidates: int = 41  # grid (and SKUs with a curvature)
 
 
 @dataclass
@@ -110,8 +110,14 @@ def optimise(
     elasticity_sd=None,
     rules: Rules | None = None,
     chunk: int = 100_000,
+    curvature=None,
 ) -> Recommendation:
-    """Recommend a price per SKU. `units` are the expected units at today's price."""
+    """Recommend a price per SKU. `units` are the expected units at today's price.
+
+    `curvature` (optional, per SKU): log units are quadratic in log price around today's,
+    log q(p) = log q0 + e d + curvature d^2 with d = log(p / p0); SKUs with a curvature are
+    optimised on the candidate grid (the analytic optimum holds for constant elasticity only).
+    """
     rules = rules or Rules()
     p0 = np.asarray(price, dtype=np.float64)
     n = len(p0)
@@ -119,6 +125,7 @@ def optimise(
     q0 = _arr(units, n)
     e = _arr(elasticity, n)
     sd = _arr(np.nan if elasticity_sd is None else elasticity_sd, n)
+    curv = np.nan_to_num(_arr(0.0 if curvature is None else curvature, n))
     binding = np.zeros(n, dtype=np.int64)
 
     floor, ceiling, margin_floor = hard_bounds(p0, c, rules)
@@ -154,8 +161,11 @@ def optimise(
     best = np.clip(p0, lo_final, hi_final)  # the fallback: today's price inside the hard rules
     if rules.method == "analytic":
         best = np.where(valid, _analytic(p0, c, e, lo_final, hi_final, rules.objective), best)
+        curved = valid & ~conflict & (curv != 0)
+        if curved.any():
+            best = _grid(p0, c, q0, e, lo_final, hi_final, curved, best, rules, chunk, curv)
     else:
-        best = _grid(p0, c, q0, e, lo_final, hi_final, valid & ~conflict, best, rules, chunk)
+        best = _grid(p0, c, q0, e, lo_final, hi_final, valid & ~conflict, best, rules, chunk, curv)
 
     # Uncertainty: shrink the move toward today's price (kept inside the hard bounds).
     with np.errstate(all="ignore"):
@@ -189,7 +199,8 @@ def optimise(
     best = _to_cents(best, lo_final, hi_final)
     best = np.where(conflict, np.nan, best)
     with np.errstate(all="ignore"):
-        units_new = np.where(valid, q0 * np.power(best / p0, e), q0)
+        d = np.log(best / p0)
+        units_new = np.where(valid, q0 * np.exp(e * d + curv * d * d), q0)
         unit_cost = np.nan_to_num(c, nan=0.0)
         return Recommendation(
             price=best, binding=binding, units_now=q0, units_new=units_new,
@@ -218,8 +229,9 @@ def _analytic(p0, c, e, lo, hi, objective: str) -> np.ndarray:
     return np.clip(peak, low, high)
 
 
-def _grid(p0, c, q0, e, lo, hi, ok_all, best, rules: Rules, chunk: int) -> np.ndarray:
+def _grid(p0, c, q0, e, lo, hi, ok_all, best, rules: Rules, chunk: int, curv=None) -> np.ndarray:
     """Evaluate a candidate grid per SKU (any curve shape), in chunks of SKUs."""
+    curv = np.zeros(len(p0)) if curv is None else curv
     steps = np.linspace(0.0, 1.0, max(3, int(rules.candidates)))
     best = best.copy()
     for start in range(0, len(p0), chunk):
@@ -230,7 +242,10 @@ def _grid(p0, c, q0, e, lo, hi, ok_all, best, rules: Rules, chunk: int) -> np.nd
         a, b = lo[sl][ok], hi[sl][ok]
         cand = a[:, None] + (b - a)[:, None] * steps[None, :]
         with np.errstate(all="ignore"):
-            demand = q0[sl][ok][:, None] * np.power(cand / p0[sl][ok][:, None], e[sl][ok][:, None])
+            d = np.log(cand / p0[sl][ok][:, None])
+            demand = q0[sl][ok][:, None] * np.exp(
+                e[sl][ok][:, None] * d + curv[sl][ok][:, None] * d * d
+            )
         if rules.objective == "revenue":
             value = cand * demand
         else:

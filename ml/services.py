@@ -348,6 +348,7 @@ def _run_demand(version: ModelVersion) -> ModelVersion:
             if not np.isfinite(fit.raw_elasticity[i])
             else float(fit.raw_elasticity[i]),
             typical_price=_money(fit.typical_price[i]),
+            curvature=float(fit.curvature[i]) if fit.curvature is not None else 0.0,
             units_per_day=float(rate[i]),
             days_observed=int(observed[i]),
         )

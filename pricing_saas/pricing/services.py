@@ -146,7 +146,8 @@ def _reprice(job: RepriceJob) -> None:
     # Only the estimates of the version in force: after a rollback, rows written by a newer
     # (not promoted) run must not be used; those SKUs fall back to their category's prior.
     fits = {row[0]: row[1:] for row in Elasticity.objects.filter(model_version=demand).values_list(
-        "product_id", "elasticity", "elasticity_se", "units_per_day", "typical_price")}  # fmt: skip
+        "product_id", "elasticity", "elasticity_se", "units_per_day", "typical_price",
+        "curvature")}  # fmt: skip
     if len(fits) < len(products):
         _log(
             job,
@@ -158,11 +159,13 @@ def _reprice(job: RepriceJob) -> None:
             by_category.setdefault(category, []).append(fits[pk][0])
     pooled = demand.metrics.get(demand.trainer, {}).get("pooled_elasticity", -1.5)
     e, se, units = np.empty(len(ids)), np.empty(len(ids)), np.empty(len(ids))
+    curve = np.zeros(len(ids))
     for i, (pk, p0, *_r, category, _sku, _brand) in enumerate(products):
         if pk in fits:
-            el, s, rate, typical = fits[pk]
-            e[i], se[i] = el, s
-            units[i] = rate * (float(p0) / float(typical)) ** el
+            el, s, rate, typical, c = fits[pk]
+            x = float(np.log(float(p0) / float(typical)))
+            e[i], se[i], curve[i] = el + 2 * c * x, s, c  # the slope at today's price
+            units[i] = rate * float(np.exp(el * x + c * x * x))
         else:  # no sales history: the category's prior (or the tenant's), and no volume yet
             prior = by_category.get(category)
             e[i] = float(np.mean(prior)) if prior else pooled
@@ -184,7 +187,7 @@ def _reprice(job: RepriceJob) -> None:
         brands=[p[8] for p in products],
     )  # fmt: skip
     _log(job, "rules resolved; optimising", 0.6)
-    rec = _optimise_by_rules(price, cost, units, e, se, comp, col, resolved)
+    rec = _optimise_by_rules(price, cost, units, e, se, comp, col, resolved, curve)
     _log(job, f"optimised {len(ids)} SKUs; {len(rec.conflicts)} with contradictory rules", 0.75)
     _store(job, demand, products, rec, e, se, comp, reference, resolved, comp_names)
     approved = approvals.auto_approve(job)
@@ -203,7 +206,7 @@ def _reprice(job: RepriceJob) -> None:
         _log(job, f"auto-publish: publication {publication.pk} queued")
 
 
-def _optimise_by_rules(price, cost, units, e, se, comp, col, resolved):
+def _optimise_by_rules(price, cost, units, e, se, comp, col, resolved, curve):
     """The optimiser per group of SKUs that share an objective and a price ending (each group
     vectorised); the product's own min / max / MAP combine with the rule sets' (the stricter
     wins)."""
@@ -223,7 +226,9 @@ def _optimise_by_rules(price, cost, units, e, se, comp, col, resolved):
             competitor_price=comp[idx], max_above_competitor=v["max_above_competitor"][idx],
             ending=None if ending == "nan" else float(ending), objective=objective,
         )  # fmt: skip
-        part = optimise(price[idx], cost[idx], units[idx], e[idx], se[idx], rules)
+        part = optimise(
+            price[idx], cost[idx], units[idx], e[idx], se[idx], rules, curvature=curve[idx]
+        )
         if out is None:
             out = OptimiserResult.empty(n)
         out.put(idx, part)

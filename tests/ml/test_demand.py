@@ -83,7 +83,9 @@ def test_expected_units_follow_the_curve():
     fit = fit_demand(panel)
     sku = np.array([0, 0])
     at, above = fit.expected_units(sku, fit.typical_price[sku] * np.array([1.0, 1.1]))
-    assert above == pytest.approx(at * 1.1 ** fit.elasticity[0])
+    x = np.log(1.1)
+    assert above == pytest.approx(at * np.exp(fit.elasticity[0] * x + fit.curvature[0] * x * x))
+    assert fit.elasticity_at(sku, fit.typical_price[sku])[0] == pytest.approx(fit.elasticity[0])
 
 
 def _daily_price_tests(seed: int = 4, skus: int = 40, days: int = 200, true: float = -2.0):
@@ -112,3 +114,17 @@ def test_days_without_a_sale_and_an_unknown_price_do_not_flatten_the_slope():
             carried[i] = carried[i - 1]
     flat = fit_demand(Panel(sku=sku, day=day, units=units, price=carried))
     assert flat.pooled_elasticity > truncated.pooled_elasticity + 0.2  # biased toward zero
+
+
+def test_the_curvature_of_a_bending_curve_is_recovered():
+    rng = np.random.default_rng(5)
+    skus, days, e = 30, 365, -2.0
+    sku = np.repeat(np.arange(skus), days)
+    day = np.tile(738000 + np.arange(days), skus)
+    ratio = np.exp(rng.normal(0, 0.15, skus * days))
+    units = rng.poisson(8 * np.maximum(1 + e * (ratio - 1), 0))  # linear demand
+    fit = fit_demand(Panel(sku=sku, day=day, units=units, price=10 * ratio))
+    # log(1 + e (r - 1)) bends with d2/dx2 = (e - e^2) / 2 = -3 at r = 1
+    assert -4.5 < np.median(fit.curvature) < -1.5
+    flat = fit_demand(simulate(n=30)[0])  # constant elasticity: no bend
+    assert abs(np.median(flat.curvature)) < 1.0

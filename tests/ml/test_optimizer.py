@@ -145,3 +145,16 @@ def test_recommendations_are_whole_cents_inside_the_rules():
     )
     assert np.allclose(rec.price * 100, np.round(rec.price * 100))
     assert np.all(np.abs(rec.price / price - 1) <= 0.137 + 1e-9)
+
+
+def test_a_bending_curve_stops_inside_the_step_limit():
+    from ml.optimizer import Rules, optimise
+
+    price, cost, units = np.array([10.0, 10.0]), np.array([5.0, 5.0]), np.array([10.0, 10.0])
+    straight = optimise(price, cost, units, np.array([-0.5, -0.5]), None, Rules())
+    bent = optimise(price, cost, units, np.array([-0.5, -0.5]), None, Rules(),
+                    curvature=np.array([0.0, -6.0]))  # fmt: skip
+    assert straight.price.tolist() == [12.0, 12.0]  # inelastic: up to the +20 % step
+    assert bent.price[0] == 12.0 and 10.0 < bent.price[1] < 11.9  # the bend caps the rise
+    d = np.log(bent.price[1] / 10)
+    assert bent.units_new[1] == pytest.approx(10 * np.exp(-0.5 * d - 6 * d * d))
