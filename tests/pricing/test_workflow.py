@@ -369,3 +369,15 @@ def test_auto_publish_sends_auto_approved_prices_unless_the_kill_switch_is_on(sh
         approvals.set_kill_switch(on=True)
         reprice()
         assert Publication.objects.count() == 1
+
+
+def test_deleting_a_tenant_removes_its_beat_schedules(world_a, world_b):
+    from tenants.services import delete_tenant
+
+    for world in (world_a, world_b):
+        with tenant_context(world.tenant):
+            schedules.save_schedule(values={"cron": "0 4 * * *"})
+    delete_tenant(tenant=world_a.tenant)
+    names = list(PeriodicTask.objects.values_list("name", flat=True))
+    assert not [n for n in names if n.startswith(f"tenant-{world_a.tenant.pk}-")]
+    assert [n for n in names if n.startswith(f"tenant-{world_b.tenant.pk}-")]
