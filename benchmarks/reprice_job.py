@@ -39,6 +39,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--skus", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--keep", action="store_true", help="keep the tenant (for profiling)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     n, days = args.skus, args.days
@@ -88,6 +89,9 @@ def main() -> None:
     print(f"reprice job incl. training the demand model: {first:.1f}s -> {out1}")
     second, out2 = run([py, "manage.py", "reprice", slug, "--sync"])
     print(f"reprice job with the demand model in force:   {second:.1f}s -> {out2}")
+    if args.keep:
+        print(f"kept tenant {slug}")
+        return
     import django
 
     django.setup()

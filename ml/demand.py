@@ -30,7 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 
 ELASTICITY_RANGE = (-8.0, 0.5)
-CURVATURE_RANGE = (-15.0, 2.0)
+# Demand may only bend downward (more elastic as the price rises, the usual shape); an upward
+# bend would send the optimiser to the edges of its range on noise.
+CURVATURE_RANGE = (-15.0, 0.0)
+CURVATURE_PRIOR_SD = 8.0
 
 
 @dataclass
@@ -93,15 +96,17 @@ def _controls(panel: Panel) -> tuple[np.ndarray, list[str]]:
             cols.append((panel.day == period).astype(float))
             names.append(f"period_{period}")
     else:
-        dow = (panel.day % 7).astype(int)
-        for k in range(1, 7):
-            cols.append((dow == k).astype(float))
-            names.append(f"dow_{k}")
-        for h in (1, 2):
-            angle = 2 * np.pi * h * day / 365.25
-            cols += [np.sin(angle), np.cos(angle)]
-            names += [f"year_sin_{h}", f"year_cos_{h}"]
         span = max(day.max() - day.min(), 1.0)
+        if span >= 14:  # two weeks at least to tell weekdays apart
+            dow = (panel.day % 7).astype(int)
+            for k in range(1, 7):
+                cols.append((dow == k).astype(float))
+                names.append(f"dow_{k}")
+        if span >= 365:  # a yearly cycle only from a year of history (else it mimics a trend)
+            for h in (1, 2):
+                angle = 2 * np.pi * h * day / 365.25
+                cols += [np.sin(angle), np.cos(angle)]
+                names += [f"year_sin_{h}", f"year_cos_{h}"]
         cols.append((day - day.min()) / span)
         names.append("trend")
     if panel.promo is not None:
@@ -140,13 +145,13 @@ def _profile_alpha(y, eta, sku, n, truncated=None, alpha=None):
         with np.errstate(divide="ignore"):
             alpha = np.log(np.maximum(sum_y, 1e-12)) - np.log(np.maximum(sum_mu, 1e-300))
     if truncated is not None:
-        for _ in range(8):
+        for _ in range(4):  # warm-started by the caller: a few steps are enough
             m, w = _mean_weight(eta + alpha[sku], truncated)
             step = np.bincount(sku, weights=y - m, minlength=n) / np.maximum(
                 np.bincount(sku, weights=w, minlength=n), 1e-12
             )
             alpha = alpha + np.clip(step, -2, 2)
-            if np.max(np.abs(step)) < 1e-8:
+            if np.max(np.abs(step)) < 1e-6:
                 break
     return np.where(sum_y > 0, alpha, -30.0)  # a SKU that never sold: rate ~ 0
 
@@ -198,11 +203,11 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
         grad = Xc.T @ (y - m)
         info = (Xc * wt[:, None]).T @ Xc + 1e-8 * np.eye(X.shape[1])
         step = np.linalg.solve(info, grad)
-        if trunc is not None:  # damped, direction kept: the truncated likelihood is less tame
-            step = step / max(1.0, float(np.max(np.abs(step))))
+        if trunc is not None:  # damped on the price slope only (controls may be near-collinear)
+            step = step / max(1.0, abs(float(step[0])))
         beta = beta + step
         alpha = _profile_alpha(y, X @ beta, sku, n, trunc, alpha)
-        if np.max(np.abs(step)) < 1e-8:
+        if np.max(np.abs(step)) < (1e-6 if trunc is not None else 1e-8):
             break
     cov = np.linalg.pinv(info)
     pooled, pooled_se = float(beta[0]), float(np.sqrt(max(cov[0, 0], 0.0)))
@@ -230,11 +235,12 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     raw_se[has] = 1 / np.sqrt(info_b[has])
     sold = np.bincount(sku, weights=y, minlength=n) > 0
 
-    # Curvature: log units quadratic in log price, the slope and the curvature per SKU together
-    # (SKUs whose prices take too few values to show a curve keep the straight fit above).
-    raw_c, raw_c_se, b2, b2_se = _curvature(y, lp, offset, sku, n, trunc, b, a, iterations)
-    curved = sold & np.isfinite(raw_c) & np.isfinite(b2)
-    raw[curved], raw_se[curved] = b2[curved], b2_se[curved]
+    # Curvature: log units quadratic in log price, slope and curvature per SKU fitted together
+    # (SKUs whose prices do not show a curve get their category's).
+    # The slope stays the straight fit's (the average slope over the SKU's prices: steadier
+    # than the joint fit's slope when the history is short); the curvature bends it.
+    raw_c, raw_c_se, _b2, _b2_se = _curvature(y, lp, offset, sku, n, trunc, b, a, iterations)
+    raw_c = np.where(sold, raw_c, np.nan)
 
     # Empirical Bayes: SKU -> category -> pooled.
     category = np.zeros(n, int) if panel.category is None else np.asarray(panel.category, int)
@@ -287,8 +293,11 @@ def _curvature(y, x, offset, sku, n, trunc, b0, a0, iterations):
         i11 = np.bincount(sku, weights=w * x * x, minlength=n) - s1 * s1 / s0
         i12 = np.bincount(sku, weights=w * x * x2, minlength=n) - s1 * s2 / s0
         i22 = np.bincount(sku, weights=w * x2 * x2, minlength=n) - s2 * s2 / s0
+        # A weak prior on the curvature, N(0, CURVATURE_PRIOR_SD^2): where the prices hardly
+        # move, the data cannot pin a bend down, and the likelihood alone would let it drift.
+        i22 = i22 + 1 / CURVATURE_PRIOR_SD**2
         g1 = np.bincount(sku, weights=(y - m) * x, minlength=n)
-        g2 = np.bincount(sku, weights=(y - m) * x2, minlength=n)
+        g2 = np.bincount(sku, weights=(y - m) * x2, minlength=n) - c / CURVATURE_PRIOR_SD**2
         det = i11 * i22 - i12 * i12
         ok = (i11 > 1e-9) & (i22 > 1e-12) & (det > 1e-6 * np.maximum(i11 * i22, 1e-300))
         safe = np.where(ok, det, 1.0)
@@ -303,7 +312,9 @@ def _curvature(y, x, offset, sku, n, trunc, b0, a0, iterations):
     safe = np.where(ok, det, 1.0)
     c_se = np.where(ok, np.sqrt(np.maximum(i11 / safe, 0)), np.inf)
     b_se = np.where(ok, np.sqrt(np.maximum(i22 / safe, 0)), np.inf)
-    return np.where(ok, c, np.nan), c_se, np.where(ok, b, np.nan), b_se
+    # Informative only where the data, not the prior, set the curvature.
+    ok = ok & (c_se < 0.7 * CURVATURE_PRIOR_SD) & (np.abs(c) < 39) & (np.abs(b) < 19)
+    return np.where(ok, c, np.nan), np.where(ok, c_se, np.inf), np.where(ok, b, np.nan), b_se
 
 
 def _tau2(est: np.ndarray, se: np.ndarray, centre: float) -> float:

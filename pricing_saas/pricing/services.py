@@ -14,6 +14,7 @@ from ml import services as ml_services
 from ml.models import Elasticity, ModelVersion, ReferencePrice
 from ml.optimizer import RULES, Rules, optimise
 from pricing_saas.catalog.models import CompetitorOffer, Product
+from tenants.bulk import copy_insert
 from tenants.context import get_current_actor, require_current_tenant
 from tenants.services import ConflictError, ServiceError
 
@@ -324,8 +325,8 @@ def _store(job, demand, products, rec, e, se, comp, reference, resolved, comp_na
         profit_delta = (
             float(np.nan_to_num(rec.profit_new[i]) - rec.profit_now[i]) if profit_known else None
         )
-        objects.append(Recommendation(
-            tenant=tenant, job=job, product_id=pk, status=status, current_price=price,
+        objects.append(dict(
+            tenant_id=tenant.pk, job_id=job.pk, product_id=pk, status=status, current_price=price,
             recommended_price=_money(new), elasticity=float(e[i]),
             elasticity_low=float(e[i] - 1.96 * se[i]), elasticity_high=float(e[i] + 1.96 * se[i]),
             expected_units_now=float(rec.units_now[i]),
@@ -344,7 +345,7 @@ def _store(job, demand, products, rec, e, se, comp, reference, resolved, comp_na
             confident=confident, flag=flags.get(pk, "") if moved else "",
             price_floor=_money(rec.floor[i]), price_ceiling=_money(rec.ceiling[i]),
         ))  # fmt: skip
-    Recommendation.objects.bulk_create(objects, batch_size=5000)
+    copy_insert(Recommendation, objects)
     ok = np.isfinite(rec.profit_new) & np.isfinite(rec.profit_now)
     _finish(
         job, demand, len(objects), changed, len(rec.conflicts),

@@ -1,0 +1,66 @@
+"""Fast inserts of many rows into a tenant table: COPY into a temporary table, then one
+INSERT … SELECT. (COPY FROM straight into a table with row-level security is not allowed; the
+INSERT goes through the table's policies like any other.) Much faster than Django's bulk_create for
+wide rows, and no model instances."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import secrets
+from datetime import date, datetime
+
+from django.db import connection, models, transaction
+
+NULL = r"\N"
+
+
+def _cell(value):
+    if value is None:
+        return NULL
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, float) and value != value:  # NaN
+        return "NaN"
+    return value
+
+
+def copy_insert(model: type[models.Model], rows: list[dict]) -> int:
+    """Insert `rows` (dicts of field attnames, e.g. `product_id`) into `model`'s table; fields
+    a row leaves out take the field's default. Returns the number of rows inserted."""
+    if not rows:
+        return 0
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key and not f.generated]
+    defaults = {f.attname: f.get_default() for f in fields if f.has_default()}
+    for f in fields:
+        if getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False):
+            defaults[f.attname] = None  # filled below with the database's now()
+    columns = [f.attname for f in fields]
+    stamped = [
+        f.attname
+        for f in fields
+        if getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False)
+    ]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for row in rows:
+        writer.writerow([_cell(row[c] if c in row else defaults.get(c)) for c in columns])
+    buffer.seek(0)
+    table = model._meta.db_table
+    stage = f"_stage_{secrets.token_hex(4)}"
+    quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
+    select = ", ".join("now()" if c in stamped else connection.ops.quote_name(c) for c in columns)
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(
+            f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {quoted} FROM {table} WITH NO DATA"
+        )
+        cur.cursor.copy_expert(
+            f"COPY {stage} ({quoted}) FROM STDIN WITH (FORMAT csv, NULL '{NULL}')", buffer
+        )
+        cur.execute(f"INSERT INTO {table} ({quoted}) SELECT {select} FROM {stage}")
+        return cur.rowcount
