@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
+from django.utils import timezone
+
 from .context import actor_context, tenant_context
 from .services import memberships_of
 
@@ -31,4 +35,8 @@ class TenantMiddleware:
         request.tenant = membership.tenant
         request.membership = membership
         with tenant_context(membership.tenant), actor_context(user.pk, user.email):
-            return self.get_response(request)
+            timezone.activate(ZoneInfo(membership.tenant.timezone))  # times in the shop's zone
+            try:
+                return self.get_response(request)
+            finally:
+                timezone.deactivate()

@@ -126,3 +126,19 @@ def test_viewers_see_no_actions_and_cannot_post(repriced):
     assert client.post("/pricing/kill-switch/", {"on": "1"}).status_code == 403
     with tenant_context(repriced.tenant):
         assert Recommendation.objects.filter(status="approved").count() == 0
+
+
+def test_portal_times_are_shown_in_the_tenants_timezone(world_a):
+    import datetime as dt
+
+    from pricing_saas.pricing.models import RepriceJob
+
+    world_a.tenant.timezone = "Asia/Kolkata"
+    world_a.tenant.save()
+    with tenant_context(world_a.tenant):
+        job = RepriceJob.objects.create(status="succeeded")
+        RepriceJob.objects.filter(pk=job.pk).update(
+            created_at=dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC)
+        )
+    page = client_for(world_a).get("/pricing/jobs/").content.decode()
+    assert "2026-01-05 17:30" in page  # 12:00 UTC in India
