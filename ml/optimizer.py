@@ -34,6 +34,8 @@ RULES = {
     "conflict": 512,  # contradictory hard rules: no recommendation
     "restores_rule": 1024,  # today's price breaks a hard rule; the step limit yielded
     "no_cost": 2048,  # profit objective without a cost: revenue was optimised instead
+    "min_units": 4096,  # lowered to sell at least the minimum units (volume, clearance)
+    "min_revenue": 8192,  # moved to keep at least the minimum revenue
 }
 
 
@@ -47,6 +49,11 @@ class Rules:
     competitor_price: float | np.ndarray = np.nan  # lowest competitor price
     max_above_competitor: float | np.ndarray = np.nan  # e.g. 0.05 = at most 5 % above it
     ending: float | None = None  # e.g. 0.99
+    # Optional per-day floors on expected units and revenue (e.g. keep 90 % of today's volume,
+    # or sell the stock within N days): the objective is maximised among prices that meet them,
+    # else the price that comes closest (the most units) is taken.
+    min_units: float | np.ndarray = np.nan
+    min_revenue: float | np.ndarray = np.nan
     objective: str = "profit"  # profit | revenue
     method: str = "analytic"  # analytic (exact for the constant-elasticity curve) | grid
     candidates: int = 41  # grid (and SKUs with a curvature)
@@ -159,18 +166,40 @@ def optimise(
         binding[valid & ~(c > 0)] |= RULES["no_cost"]
     binding[~valid & ~conflict] |= RULES["no_estimate"]
     best = np.clip(p0, lo_final, hi_final)  # the fallback: today's price inside the hard rules
+    min_u, min_r = _arr(rules.min_units, n), _arr(rules.min_revenue, n)
+    floors = valid & ~conflict & (np.isfinite(min_u) | np.isfinite(min_r))
     if rules.method == "analytic":
         best = np.where(valid, _analytic(p0, c, e, lo_final, hi_final, rules.objective), best)
-        curved = valid & ~conflict & (curv != 0)
+        curved = valid & ~conflict & ((curv != 0) | floors)
         if curved.any():
             best = _grid(p0, c, q0, e, lo_final, hi_final, curved, best, rules, chunk, curv)
     else:
         best = _grid(p0, c, q0, e, lo_final, hi_final, valid & ~conflict, best, rules, chunk, curv)
+    held = np.zeros(n, dtype=bool)  # a volume or revenue floor moved the price
+    if floors.any():
+        floored = _grid(
+            p0, c, q0, e, lo_final, hi_final, floors, best, rules, chunk, curv, min_u, min_r
+        )
+        held = floors & (np.abs(floored - best) > 1e-9)
+        with np.errstate(all="ignore"):
+            d = np.log(floored / p0)
+            q_new = q0 * np.exp(e * d + curv * d * d)
+        revenue = floored * q_new
+        for name, floor_, got in (("min_units", min_u, q_new), ("min_revenue", min_r, revenue)):
+            known = np.isfinite(floor_)
+            unmet = known & (got < floor_ * (1 - 1e-6))  # the floor cannot be reached: say so
+            at_floor = known & (got <= floor_ * (1 + 1e-3))
+            binding[floors & (unmet | (held & at_floor))] |= RULES[name]
+        untold = held & ((binding & (RULES["min_units"] | RULES["min_revenue"])) == 0)
+        binding[untold] |= np.where(
+            np.isfinite(min_u[untold]), RULES["min_units"], RULES["min_revenue"]
+        )
+        best = floored
 
     # Uncertainty: shrink the move toward today's price (kept inside the hard bounds).
     with np.errstate(all="ignore"):
         rel_sd = np.where(np.isfinite(sd) & (np.abs(e) > 0), sd / np.maximum(np.abs(e), 1e-9), 0.0)
-    weight = 1.0 / (1.0 + rel_sd**2)
+    weight = np.where(held, 1.0, 1.0 / (1.0 + rel_sd**2))  # a floor the merchant set is kept
     shrunk = p0 + weight * (best - p0)
     moved_less = valid & (weight < 0.999) & (np.abs(shrunk - best) > 1e-6)
     binding[moved_less] |= RULES["uncertainty"]
@@ -229,8 +258,12 @@ def _analytic(p0, c, e, lo, hi, objective: str) -> np.ndarray:
     return np.clip(peak, low, high)
 
 
-def _grid(p0, c, q0, e, lo, hi, ok_all, best, rules: Rules, chunk: int, curv=None) -> np.ndarray:
-    """Evaluate a candidate grid per SKU (any curve shape), in chunks of SKUs."""
+def _grid(
+    p0, c, q0, e, lo, hi, ok_all, best, rules: Rules, chunk: int, curv=None, min_u=None,
+    min_r=None,
+) -> np.ndarray:  # fmt: skip
+    """Evaluate a candidate grid per SKU (any curve shape), in chunks of SKUs; with floors on
+    units or revenue, the best candidate that meets them (else the one with the most units)."""
     curv = np.zeros(len(p0)) if curv is None else curv
     steps = np.linspace(0.0, 1.0, max(3, int(rules.candidates)))
     best = best.copy()
@@ -250,7 +283,16 @@ def _grid(p0, c, q0, e, lo, hi, ok_all, best, rules: Rules, chunk: int, curv=Non
             value = cand * demand
         else:
             value = (cand - np.nan_to_num(c[sl][ok], nan=0.0)[:, None]) * demand
-        best[np.flatnonzero(ok) + start] = cand[np.arange(len(cand)), np.argmax(value, axis=1)]
+        if min_u is not None:
+            need_u = np.nan_to_num(min_u[sl][ok], nan=-np.inf)[:, None]
+            need_r = np.nan_to_num(min_r[sl][ok], nan=-np.inf)[:, None]
+            meets = (demand >= need_u * (1 - 1e-9)) & (cand * demand >= need_r * (1 - 1e-9))
+            value = np.where(meets, value, -np.inf)
+            closest = np.argmax(np.where(need_u > -np.inf, demand, cand * demand), axis=1)
+            pick = np.where(meets.any(axis=1), np.argmax(value, axis=1), closest)
+        else:
+            pick = np.argmax(value, axis=1)
+        best[np.flatnonzero(ok) + start] = cand[np.arange(len(cand)), pick]
     return best
 
 

@@ -58,6 +58,16 @@ class RuleSetIn(serializers.Serializer):
     map_price = serializers.DecimalField(18, 4, required=False, allow_null=True)
     max_above_competitor = serializers.DecimalField(12, 4, required=False, allow_null=True)
     ending = serializers.DecimalField(6, 2, required=False, allow_null=True)
+    min_units_share = serializers.DecimalField(
+        8, 4, required=False, allow_null=True, help_text="keep this share of today's units"
+    )
+    min_revenue_share = serializers.DecimalField(
+        8, 4, required=False, allow_null=True, help_text="keep this share of today's revenue"
+    )
+    clearance_days = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=3650,
+        help_text="sell today's stock within this many days",
+    )  # fmt: skip
 
 
 class RuleSetVersionOut(serializers.ModelSerializer):

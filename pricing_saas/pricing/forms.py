@@ -30,6 +30,15 @@ class RuleSetForm(forms.Form):
         required=False, help_text=PCT_HELP + " above the lowest competitor"
     )
     ending = forms.DecimalField(required=False, help_text="e.g. 0.99")
+    min_units_share = forms.DecimalField(
+        required=False, label="Keep units", help_text="share of today's expected units, e.g. 0.9"
+    )
+    min_revenue_share = forms.DecimalField(
+        required=False, label="Keep revenue", help_text="share of today's revenue, e.g. 0.95"
+    )
+    clearance_days = forms.IntegerField(
+        required=False, min_value=1, help_text="sell today's stock within this many days"
+    )
 
 
 class ScheduleForm(forms.Form):

@@ -144,6 +144,11 @@ class RuleSet(TenantOwned):
         max_digits=6, decimal_places=4, null=True, blank=True
     )
     ending = models.DecimalField(max_digits=3, decimal_places=2, null=True, blank=True)
+    # Volume and clearance: keep at least this share of today's expected units or revenue, or
+    # sell today's stock within this many days (a floor on expected daily units).
+    min_units_share = models.DecimalField(max_digits=6, decimal_places=4, null=True, blank=True)
+    min_revenue_share = models.DecimalField(max_digits=6, decimal_places=4, null=True, blank=True)
+    clearance_days = models.PositiveIntegerField(null=True, blank=True)
     version = models.IntegerField(default=1)
     updated_by = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -151,7 +156,7 @@ class RuleSet(TenantOwned):
 
     RULE_FIELDS = (
         "objective", "min_margin", "max_step", "min_price", "max_price", "map_price",
-        "max_above_competitor", "ending",
+        "max_above_competitor", "ending", "min_units_share", "min_revenue_share", "clearance_days",
     )  # fmt: skip
     SPECIFICITY = {"all": 0, "category": 1, "brand": 2, "skus": 3}
 

@@ -28,6 +28,9 @@ DEFAULTS = {
     "map_price": np.nan,
     "max_above_competitor": np.nan,
     "ending": np.nan,
+    "min_units_share": np.nan,
+    "min_revenue_share": np.nan,
+    "clearance_days": np.nan,
 }
 LIMITS = {  # field: (lowest, highest, what it means)
     "min_margin": (Decimal("-0.5"), Decimal("10"), "a share of cost, e.g. 0.10 for 10 %"),
@@ -37,6 +40,9 @@ LIMITS = {  # field: (lowest, highest, what it means)
     "min_price": (Decimal("0.01"), Decimal("1e10"), "a price"),
     "max_price": (Decimal("0.01"), Decimal("1e10"), "a price"),
     "map_price": (Decimal("0.01"), Decimal("1e10"), "a price"),
+    "min_units_share": (Decimal("0"), Decimal("2"), "a share of today's expected units, e.g. 0.9"),
+    "min_revenue_share": (Decimal("0"), Decimal("2"), "a share of today's revenue, e.g. 0.95"),
+    "clearance_days": (Decimal("1"), Decimal("3650"), "days to sell today's stock"),
 }
 EDITABLE = ("name", "scope", "scope_values", "priority", "active", *RuleSet.RULE_FIELDS)
 
@@ -87,6 +93,12 @@ def validate(values: dict) -> dict:
                 f"{field} must be between {low} and {high} ({meaning}); got {value}", attr=field
             )
         out[field] = value
+    if out.get("clearance_days") is not None:
+        if out["clearance_days"] != out["clearance_days"].to_integral_value():
+            raise ServiceError(
+                "clearance_days must be a whole number of days", attr="clearance_days"
+            )
+        out["clearance_days"] = int(out["clearance_days"])
     if out.get("min_price") and out.get("max_price") and out["min_price"] > out["max_price"]:
         raise ServiceError("min_price is above max_price", attr="min_price")
     return out

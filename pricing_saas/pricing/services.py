@@ -36,6 +36,8 @@ RULE_WORDS = {
     "no_estimate": "kept: no usable demand estimate",
     "restores_rule": "restores a rule today's price breaks",
     "no_cost": "no cost known, so revenue was maximised instead of profit",
+    "min_units": "held to the volume floor (minimum units or stock clearance)",
+    "min_revenue": "held to the revenue floor",
 }
 
 
@@ -134,7 +136,7 @@ def _reprice(job: RepriceJob) -> None:
         .order_by("pk")
         .values_list(
             "pk", "price", "cost", "min_price", "max_price", "map_price", "category", "sku",
-            "brand",
+            "brand", "stock",
         )
     )  # fmt: skip
     _log(job, f"{len(products)} active products; demand model v{demand.version}", 0.4)
@@ -155,13 +157,13 @@ def _reprice(job: RepriceJob) -> None:
             f"{len(products) - len(fits)} SKUs without an estimate from v{demand.version}: priors",
         )
     by_category: dict[str, list[float]] = {}
-    for pk, *_rest, category, _sku, _brand in products:
+    for pk, *_rest, category, _sku, _brand, _stock in products:
         if pk in fits:
             by_category.setdefault(category, []).append(fits[pk][0])
     pooled = demand.metrics.get(demand.trainer, {}).get("pooled_elasticity", -1.5)
     e, se, units = np.empty(len(ids)), np.empty(len(ids)), np.empty(len(ids))
     curve = np.zeros(len(ids))
-    for i, (pk, p0, *_r, category, _sku, _brand) in enumerate(products):
+    for i, (pk, p0, *_r, category, _sku, _brand, _stock) in enumerate(products):
         if pk in fits:
             el, s, rate, typical, c = fits[pk]
             x = float(np.log(float(p0) / float(typical)))
@@ -212,6 +214,12 @@ def _optimise_by_rules(price, cost, units, e, se, comp, col, resolved, curve):
     vectorised); the product's own min / max / MAP combine with the rule sets' (the stricter
     wins)."""
     v = resolved.values
+    # Volume floors: a share of today's expected units or revenue, or the daily units that sell
+    # today's stock within the clearance days (where the stock is known).
+    with np.errstate(all="ignore"):
+        clear = col(9) / v["clearance_days"]
+    min_units = np.fmax(v["min_units_share"] * units, np.where(clear > 0, clear, np.nan))
+    min_revenue = v["min_revenue_share"] * units * price
     min_price = np.fmax(col(3), v["min_price"])
     max_price = np.fmin(col(4), v["max_price"])
     map_price = np.fmax(col(5), v["map_price"])
@@ -226,6 +234,7 @@ def _optimise_by_rules(price, cost, units, e, se, comp, col, resolved, curve):
             min_price=min_price[idx], max_price=max_price[idx], map_price=map_price[idx],
             competitor_price=comp[idx], max_above_competitor=v["max_above_competitor"][idx],
             ending=None if ending == "nan" else float(ending), objective=objective,
+            min_units=min_units[idx], min_revenue=min_revenue[idx],
         )  # fmt: skip
         part = optimise(
             price[idx], cost[idx], units[idx], e[idx], se[idx], rules, curvature=curve[idx]

@@ -158,3 +158,21 @@ def test_a_bending_curve_stops_inside_the_step_limit():
     assert bent.price[0] == 12.0 and 10.0 < bent.price[1] < 11.9  # the bend caps the rise
     d = np.log(bent.price[1] / 10)
     assert bent.units_new[1] == pytest.approx(10 * np.exp(-0.5 * d - 6 * d * d))
+
+
+def test_volume_and_revenue_floors_hold_the_price_down():
+    from ml.optimizer import RULES, Rules, optimise
+
+    price, cost, units = np.full(3, 10.0), np.full(3, 5.0), np.full(3, 10.0)
+    e = np.full(3, -0.5)  # inelastic: profit says "raise to the step limit"
+    free = optimise(price, cost, units, e, None, Rules())
+    held = optimise(
+        price, cost, units, e, None,
+        Rules(min_units=np.array([np.nan, 9.8, np.nan]), min_revenue=np.array([np.nan, np.nan, 1e9])),
+    )  # fmt: skip
+    assert free.price.tolist() == [12.0, 12.0, 12.0]
+    assert held.price[0] == 12.0
+    assert held.units_new[1] >= 9.8 - 1e-6 and held.price[1] < 12.0  # volume kept
+    assert held.binding[1] & RULES["min_units"]
+    # An unreachable revenue floor: the price with the most revenue is taken, and says so.
+    assert held.binding[2] & RULES["min_revenue"] and held.price[2] == 12.0

@@ -381,3 +381,35 @@ def test_deleting_a_tenant_removes_its_beat_schedules(world_a, world_b):
     names = list(PeriodicTask.objects.values_list("name", flat=True))
     assert not [n for n in names if n.startswith(f"tenant-{world_a.tenant.pk}-")]
     assert [n for n in names if n.startswith(f"tenant-{world_b.tenant.pk}-")]
+
+
+def test_clearance_and_volume_floors_through_the_reprice_job(shop):
+    """Inelastic SKUs (P0-P9) would rise; a volume floor holds them, a clearance rule cuts the
+    price of an overstocked SKU until its expected sales clear the stock in time."""
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        Product.objects.filter(sku="P1").update(stock=100_000)  # years of stock
+        rules.save_rule_set(values={
+            "name": "Keep volume", "scope": "skus", "scope_values": ["P0"],
+            "min_units_share": "0.99",
+        })  # fmt: skip
+        rules.save_rule_set(values={
+            "name": "Clear P1", "scope": "skus", "scope_values": ["P1"], "clearance_days": 30,
+        })  # fmt: skip
+        job = reprice()
+        recs = {
+            r.product.sku: r
+            for r in Recommendation.objects.filter(job=job).select_related("product")
+        }
+    free, kept, cleared = recs["P2"], recs["P0"], recs["P1"]
+    assert free.recommended_price > free.current_price  # inelastic: up
+    assert kept.expected_units >= 0.99 * kept.expected_units_now - 1e-6
+    assert "min_units" in kept.binding_rules and "volume floor" in kept.explanation
+    assert cleared.recommended_price < cleared.current_price  # clearance: down (to the step)
+    assert "min_units" in cleared.binding_rules
+
+
+def test_clearance_days_must_be_whole(world_a):
+    with tenant_context(world_a.tenant), pytest.raises(ServiceError) as err:
+        rules.save_rule_set(values={"name": "x", "clearance_days": "2.5"})
+    assert err.value.attr == "clearance_days"
