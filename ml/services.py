@@ -267,7 +267,7 @@ def demand_panel():
     starts = np.flatnonzero(np.r_[True, sku[1:] != sku[:-1]])
     ends = np.r_[starts[1:], len(sku)]
     for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
-        sold = np.isfinite(price[a:b])
+        sold = np.isfinite(price[a:b]) & (price[a:b] > 0)  # free (fully discounted) sales: no price
         if not sold.any():
             continue
         d, u, p, pr = days[a:b][sold], units[a:b][sold], price[a:b][sold], promo[a:b][sold]
