@@ -34,6 +34,8 @@ ELASTICITY_RANGE = (-8.0, 0.5)
 # bend would send the optimiser to the edges of its range on noise.
 CURVATURE_RANGE = (-15.0, 0.0)
 CURVATURE_PRIOR_SD = 8.0
+LEVEL_WINDOW_DAYS = 56  # the recent level: sales against the forecast over the last 8 weeks
+LEVEL_PRIOR = 10.0  # units of prior weight on "the year's level holds" (factor 1)
 
 
 @dataclass
@@ -269,12 +271,29 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     shrunk = np.clip(shrunk, *ELASTICITY_RANGE)
     mu_day_controls = 0.0  # the intercept is reported at the average day: controls ~ mean 0
     intercept = a + mu_day_controls + np.mean(offset)
+    if not panel.time_effects:
+        intercept = intercept + np.log(
+            _recent_level(y, sub.day, lp, sku, n, trunc, intercept, shrunk, curvature)
+        )
     return DemandFit(
         elasticity=shrunk, elasticity_se=shrunk_se, raw_elasticity=raw, raw_se=raw_se,
         pooled_elasticity=pooled, pooled_se=pooled_se, category_elasticity=by_cat,
         curvature=curvature, curvature_se=curvature_se, raw_curvature=raw_c,
         typical_price=typical, intercept=intercept, coef_names=["log_price", *names], coef=beta,
     )  # fmt: skip
+
+
+def _recent_level(y, day, x, sku, n, trunc, intercept, slope, curvature) -> np.ndarray:
+    """Per SKU, sold over forecast in the last LEVEL_WINDOW_DAYS of the history (at the prices
+    charged), pulled toward 1 by LEVEL_PRIOR units: the level of the near future, where the
+    year's average day lags a trend or a season (backtest: 17 % too few units without it)."""
+    recent = day > day.max() - LEVEL_WINDOW_DAYS
+    s, xr = sku[recent], x[recent]
+    eta = intercept[s] + slope[s] * xr + curvature[s] * xr * xr
+    m, _w = _mean_weight(eta, None if trunc is None else trunc[recent])
+    sold = np.bincount(s, weights=y[recent], minlength=n)
+    expected = np.bincount(s, weights=m, minlength=n)
+    return (sold + LEVEL_PRIOR) / (expected + LEVEL_PRIOR)
 
 
 def _curvature(y, x, offset, sku, n, trunc, b0, a0, iterations):

@@ -128,3 +128,17 @@ def test_the_curvature_of_a_bending_curve_is_recovered():
     assert -4.5 < np.median(fit.curvature) < -1.5
     flat = fit_demand(simulate(n=30)[0])  # constant elasticity: no bend
     assert abs(np.median(flat.curvature)) < 1.0
+
+
+def test_expected_units_follow_the_recent_level_not_the_years_average():
+    rng = np.random.default_rng(9)
+    skus, days = 30, 300
+    sku = np.repeat(np.arange(skus), days)
+    t = np.tile(np.arange(days), skus)
+    price = 10 * np.exp(rng.normal(0, 0.1, skus * days))
+    level = 2.0 * (1 + t / days)  # demand doubles over the history
+    units = rng.poisson(level * (price / 10) ** -1.5)
+    fit = fit_demand(Panel(sku=sku, day=738000 + t, units=units, price=price))
+    now = fit.expected_units(np.arange(skus), fit.typical_price)
+    # the last eight weeks run at about 3.7 units a day; the year's average day is 3.0
+    assert np.median(now) == pytest.approx(3.7, rel=0.12)
