@@ -36,6 +36,7 @@ RULES = {
     "no_cost": 2048,  # profit objective without a cost: revenue was optimised instead
     "min_units": 4096,  # lowered to sell at least the minimum units (volume, clearance)
     "min_revenue": 8192,  # moved to keep at least the minimum revenue
+    "reference": 16384,  # no sales yet: moved into the market's reference-price interval
 }
 
 
@@ -54,6 +55,10 @@ class Rules:
     # else the price that comes closest (the most units) is taken.
     min_units: float | np.ndarray = np.nan
     min_revenue: float | np.ndarray = np.nan
+    # What the market pays for items like it (the reference-price model's interval): a SKU with
+    # no sales yet (expected units 0) is moved into it; without one it keeps today's price.
+    reference_low: float | np.ndarray = np.nan
+    reference_high: float | np.ndarray = np.nan
     objective: str = "profit"  # profit | revenue
     method: str = "analytic"  # analytic (exact for the constant-elasticity curve) | grid
     candidates: int = 41  # grid (and SKUs with a curvature)
@@ -161,11 +166,18 @@ def optimise(
     )
     binding[breaks_now] |= RULES["restores_rule"]
 
-    valid = np.isfinite(e) & np.isfinite(q0) & (q0 >= 0) & np.isfinite(p0) & (p0 > 0) & (e < 0)
+    # Cold start: no volume to weigh a price against. Into the reference interval, or keep.
+    cold = np.isfinite(q0) & (q0 == 0) & np.isfinite(p0) & (p0 > 0) & ~conflict
+    valid = np.isfinite(e) & np.isfinite(q0) & (q0 > 0) & np.isfinite(p0) & (p0 > 0) & (e < 0)
     if rules.objective == "profit":
         binding[valid & ~(c > 0)] |= RULES["no_cost"]
-    binding[~valid & ~conflict] |= RULES["no_estimate"]
+    ref_low, ref_high = _arr(rules.reference_low, n), _arr(rules.reference_high, n)
+    guided = cold & np.isfinite(ref_low) & np.isfinite(ref_high)
+    binding[~valid & ~conflict & ~guided] |= RULES["no_estimate"]
     best = np.clip(p0, lo_final, hi_final)  # the fallback: today's price inside the hard rules
+    toward = np.clip(np.clip(p0, ref_low, ref_high), lo_final, hi_final)
+    guided_moved = guided & (np.abs(toward - best) > 1e-9)
+    binding[guided_moved] |= RULES["reference"]
     min_u, min_r = _arr(rules.min_units, n), _arr(rules.min_revenue, n)
     floors = valid & ~conflict & (np.isfinite(min_u) | np.isfinite(min_r))
     if rules.method == "analytic":
@@ -195,6 +207,7 @@ def optimise(
             np.isfinite(min_u[untold]), RULES["min_units"], RULES["min_revenue"]
         )
         best = floored
+    best = np.where(guided, toward, best)
 
     # Uncertainty: shrink the move toward today's price (kept inside the hard bounds).
     with np.errstate(all="ignore"):

@@ -38,6 +38,7 @@ RULE_WORDS = {
     "no_cost": "no cost known, so revenue was maximised instead of profit",
     "min_units": "held to the volume floor (minimum units or stock clearance)",
     "min_revenue": "held to the revenue floor",
+    "reference": "no sales yet: moved into what the market pays for items like it",
 }
 
 
@@ -183,14 +184,24 @@ def _reprice(job: RepriceJob) -> None:
     }
     comp = np.array([float(lowest[pk][1]) if pk in lowest else np.nan for pk in ids])
     comp_names = [lowest[pk][0] if pk in lowest else "" for pk in ids]
-    reference = dict(ReferencePrice.objects.values_list("product_id", "price"))
+    references = {
+        pk: (price_, low, high)
+        for pk, price_, low, high in ReferencePrice.objects.values_list(
+            "product_id", "price", "low", "high"
+        )
+    }
+    reference = {pk: r[0] for pk, r in references.items()}
+    ref_low = np.array([float(references[pk][1]) if pk in references else np.nan for pk in ids])
+    ref_high = np.array([float(references[pk][2]) if pk in references else np.nan for pk in ids])
     resolved = resolve(
         list(RuleSet.objects.filter(active=True)),
         skus=[p[7] for p in products], categories=[p[6] for p in products],
         brands=[p[8] for p in products],
     )  # fmt: skip
     _log(job, "rules resolved; optimising", 0.6)
-    rec = _optimise_by_rules(price, cost, units, e, se, comp, col, resolved, curve)
+    rec = _optimise_by_rules(
+        price, cost, units, e, se, comp, col, resolved, curve, ref_low, ref_high
+    )
     _log(job, f"optimised {len(ids)} SKUs; {len(rec.conflicts)} with contradictory rules", 0.75)
     _store(job, demand, products, rec, e, se, comp, reference, resolved, comp_names)
     approved = approvals.auto_approve(job)
@@ -209,7 +220,7 @@ def _reprice(job: RepriceJob) -> None:
         _log(job, f"auto-publish: publication {publication.pk} queued")
 
 
-def _optimise_by_rules(price, cost, units, e, se, comp, col, resolved, curve):
+def _optimise_by_rules(price, cost, units, e, se, comp, col, resolved, curve, ref_low, ref_high):
     """The optimiser per group of SKUs that share an objective and a price ending (each group
     vectorised); the product's own min / max / MAP combine with the rule sets' (the stricter
     wins)."""
@@ -235,6 +246,7 @@ def _optimise_by_rules(price, cost, units, e, se, comp, col, resolved, curve):
             competitor_price=comp[idx], max_above_competitor=v["max_above_competitor"][idx],
             ending=None if ending == "nan" else float(ending), objective=objective,
             min_units=min_units[idx], min_revenue=min_revenue[idx],
+            reference_low=ref_low[idx], reference_high=ref_high[idx],
         )  # fmt: skip
         part = optimise(
             price[idx], cost[idx], units[idx], e[idx], se[idx], rules, curvature=curve[idx]
@@ -285,6 +297,8 @@ def explain(
     parts = [f"{change:+.0%}: demand is {kind} ({e:.1f} ± {1.96 * se:.1f})"]
     if rec.binding[i] & RULES["no_estimate"]:
         parts = [f"{change:+.0%}: no usable demand estimate ({e:+.1f}), today's price kept"]
+    elif rec.binding[i] & RULES["reference"] or rec.units_now[i] == 0:
+        parts = [f"{change:+.0%}: no sales history yet"]
     if np.isfinite(competitor):
         gap = price / competitor - 1
         who = competitor_name or "the lowest competitor"

@@ -413,3 +413,29 @@ def test_clearance_days_must_be_whole(world_a):
     with tenant_context(world_a.tenant), pytest.raises(ServiceError) as err:
         rules.save_rule_set(values={"name": "x", "clearance_days": "2.5"})
     assert err.value.attr == "clearance_days"
+
+
+def test_a_product_without_sales_moves_into_its_reference_interval(shop):
+    from tests.factories import ModelVersionFactory, ReferencePriceFactory
+
+    with tenant_context(shop.tenant):
+        new = Product.objects.get(sku="NEW")  # 30.00, no sales
+        version = ModelVersionFactory(tenant=shop.tenant)
+        ReferencePriceFactory(
+            tenant=shop.tenant, product=new, model_version=version, price="20.00", low="18.00",
+            high="22.00",
+        )  # fmt: skip
+        job = reprice()
+        rec = Recommendation.objects.get(job=job, product=new)
+        other = Recommendation.objects.get(job=job, product__sku="BAD")  # conflict, untouched
+    assert rec.recommended_price == Decimal("24.00")  # toward 22.00, held by the 20 % step
+    assert "reference" in rec.binding_rules and "max_step" in rec.binding_rules
+    assert "no sales history yet" in rec.explanation
+    assert other.status == "conflict"
+
+
+def test_a_product_without_sales_or_reference_keeps_its_price(shop):
+    with tenant_context(shop.tenant):
+        job = reprice()
+        rec = Recommendation.objects.get(job=job, product__sku="NEW")
+    assert rec.recommended_price == rec.current_price and "no_estimate" in rec.binding_rules
