@@ -12,6 +12,7 @@ from django.db.models import Min
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pricing_saas.catalog.models import CompetitorOffer, Product, SalesRecord
@@ -31,6 +32,16 @@ from .models import (
 )
 
 FILTERS = ("status", "category", "min_change", "max_change", "min_profit_delta", "flagged", "job")
+
+
+def _next(request, default: str) -> str:
+    """Where to go after a form: `next` only when it is a path on this site (no open redirect)."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return default
 
 
 def _float(value):
@@ -119,7 +130,7 @@ def decide(request, pk: int):
         messages.error(request, exc.detail)
     else:
         messages.success(request, f"Recommendation {'approved' if approve else 'rejected'}.")
-    return redirect(request.POST.get("next") or reverse("pricing:sku", args=[rec.product_id]))
+    return redirect(_next(request, reverse("pricing:sku", args=[rec.product_id])))
 
 
 def _curve(rec: Recommendation, cost) -> dict | None:
@@ -412,4 +423,4 @@ def kill_switch(request):
     on = request.POST.get("on") == "1"
     approvals.set_kill_switch(on=on, reason=request.POST.get("reason", "")[:500])
     messages.success(request, "Kill switch ON." if on else "Kill switch off: automation resumed.")
-    return redirect(request.POST.get("next") or "pricing:settings")
+    return redirect(_next(request, reverse("pricing:settings")))

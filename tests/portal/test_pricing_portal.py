@@ -142,3 +142,13 @@ def test_portal_times_are_shown_in_the_tenants_timezone(world_a):
         )
     page = client_for(world_a).get("/pricing/jobs/").content.decode()
     assert "2026-01-05 17:30" in page  # 12:00 UTC in India
+
+
+def test_after_a_decision_next_never_leaves_the_site(repriced):
+    client = client_for(repriced, Role.APPROVER)
+    response = client.post(
+        "/pricing/kill-switch/", {"on": "1", "next": "https://evil.example.com/"}
+    )
+    assert response.status_code == 302 and response["Location"] == "/pricing/settings/"
+    response = client.post("/pricing/kill-switch/", {"on": "0", "next": "/pricing/jobs/"})
+    assert response["Location"] == "/pricing/jobs/"
