@@ -81,4 +81,4 @@ def export_rows(queryset):
             json.dumps(event.before, ensure_ascii=False) if event.before is not None else "",
             json.dumps(event.after, ensure_ascii=False) if event.after is not None else "",
         ]  # fmt: skip
-        yield ["'" + v if isinstance(v, str) and v[:1] in "=+-@\t\r" else v for v in row]
+        yield ["'" + v if isinstance(v, str) and v and v[0] in "=+-@\t\r" else v for v in row]

@@ -333,6 +333,7 @@ class BulkFilterIn(serializers.Serializer):
     max_change = serializers.FloatField(required=False, min_value=0)
     min_profit_delta = serializers.FloatField(required=False)
     job_id = serializers.IntegerField(required=False)
+    flagged = serializers.BooleanField(required=False, allow_null=True, default=None)
 
 
 class BulkIn(CommentIn):

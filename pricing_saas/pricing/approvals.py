@@ -256,6 +256,7 @@ class BulkFilter:
     max_change: float | None = None
     min_profit_delta: float | None = None
     job_id: int | None = None
+    flagged: bool | None = None  # only flagged (True) or only unflagged (False)
 
 
 def filtered(queryset, f: BulkFilter):
@@ -271,6 +272,8 @@ def filtered(queryset, f: BulkFilter):
         queryset = queryset.filter(profit_delta__gte=f.min_profit_delta)
     if f.job_id is not None:
         queryset = queryset.filter(job_id=f.job_id)
+    if f.flagged is not None:
+        queryset = queryset.exclude(flag="") if f.flagged else queryset.filter(flag="")
     return queryset
 
 

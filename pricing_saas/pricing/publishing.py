@@ -17,7 +17,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from pricing_saas.catalog.models import Product
-from pricing_saas.integrations.publishers import ChangeRow, TransientPublishError, get_publisher
+from pricing_saas.integrations.publishers import (
+    ChangeRow,
+    PushResult,
+    TransientPublishError,
+    get_publisher,
+)
 from tenants import audit
 from tenants.context import get_current_actor, require_current_tenant
 from tenants.services import ConflictError, NotFoundError, ServiceError
@@ -42,6 +47,17 @@ def _enqueue(publication: Publication) -> None:
 _INSERT = """INSERT INTO {table} (tenant_id, product_id, kind, status, old_price, new_price,
     recommendation_id, job_id, publication_id, reverts_id, reverted, error, created_by, created_at)
     """
+
+
+def in_flight_recommendations() -> set[int]:
+    """Recommendations already handed to a publication: pending, or failed (those go again
+    through a retry, never through a second publication)."""
+    return set(
+        PriceChange.objects.filter(
+            status__in=[PriceChange.Status.PENDING, PriceChange.Status.FAILED],
+            recommendation_id__isnull=False,
+        ).values_list("recommendation_id", flat=True)
+    )
 
 
 def _new_publication(kind: str, select_sql: str, params: dict, enqueue: bool) -> Publication:
@@ -89,13 +105,15 @@ def publish(*, recommendation_ids: list[int] | None = None, enqueue: bool = True
                 code="not_approved",
             )
         queryset = queryset.filter(pk__in=wanted)
-    # Approved but already handed to a publication that has not finished: not twice.
-    in_flight = set(
-        PriceChange.objects.filter(status=PriceChange.Status.PENDING).values_list(
-            "recommendation_id", flat=True
-        )
-    )
-    ids = [pk for pk in queryset.order_by("pk").values_list("pk", flat=True) if pk not in in_flight]
+    # Lock first, then look for changes in flight: a concurrent publish of the same rows waits
+    # here and, once the first commits, sees its pending changes (no price is sent twice).
+    locked = list(queryset.order_by("pk").values_list("pk", "product_id"))
+    in_flight = in_flight_recommendations()
+    newest: dict[int, int] = {}  # one change per product: the newest recommendation wins
+    for pk, product_id in locked:
+        if pk not in in_flight:
+            newest[product_id] = max(pk, newest.get(product_id, 0))
+    ids = sorted(newest.values())
     if not ids:
         raise ConflictError(
             "nothing approved is waiting to be published", code="nothing_to_publish"
@@ -154,12 +172,15 @@ def run_publication(*, publication_id: int) -> Publication | None:
         .values_list(*_Change._fields)
     ]
     products = {
-        pk: (sku, title, currency)
+        pk: (sku, title, currency, price)
         for chunk in _chunks([c.product_id for c in changes])
-        for pk, sku, title, currency in Product.objects.filter(pk__in=chunk).values_list(
-            "pk", "sku", "title", "currency"
+        for pk, sku, title, currency, price in Product.objects.filter(pk__in=chunk).values_list(
+            "pk", "sku", "title", "currency", "price"
         )
     }
+    # A change made against a price that has moved since (a retry days later, a second
+    # rollback) would overwrite the newer price: it fails instead, and says why.
+    stale = {c.pk for c in changes if products.get(c.product_id, (0, 0, 0, None))[3] != c.old_price}
     if policy().kill_switch:
         _finish(publication, changes, {}, "stopped: the kill switch was turned on")
         return publication
@@ -175,6 +196,7 @@ def run_publication(*, publication_id: int) -> Publication | None:
         )
         for c in changes
     ]
+    rows = [r for r in rows if r.change_id not in stale]
     publisher = get_publisher(publication.publisher)
     try:
         outcome = publisher.push(rows, reference=f"{publication.tenant.slug}-{publication.pk}")
@@ -184,7 +206,10 @@ def run_publication(*, publication_id: int) -> Publication | None:
             publication.status = Publication.Status.QUEUED
             publication.save(update_fields=["status"])
         raise  # the task retries with backoff
-    results = {}
+    results = {
+        pk: PushResult(pk, False, "the price changed since this change was made; not sent")
+        for pk in stale
+    }
     for result in outcome.results:
         if result.ok and result.change_id in confirmed and not confirmed[result.change_id].ok:
             result = confirmed[result.change_id]
@@ -255,6 +280,26 @@ def _finish(publication, changes, results, stopped: str) -> None:
         summary=publication.message,
         after={"status": publication.status, "published": len(done), "failed": n_failed},
     )
+
+
+def give_up(*, publication_id: int, reason: str) -> Publication | None:
+    """The publisher kept failing: the publication's pending changes fail (retry them later)."""
+    with transaction.atomic():
+        publication = Publication.objects.select_for_update().filter(pk=publication_id).first()
+        if publication is None or publication.status not in (
+            Publication.Status.QUEUED, Publication.Status.RUNNING,
+        ):  # fmt: skip
+            return publication
+        changes = [
+            _Change(*row)
+            for row in PriceChange.objects.filter(
+                publication=publication, status=PriceChange.Status.PENDING
+            ).values_list(*_Change._fields)
+        ]
+        _finish(
+            publication, changes, {}, f"gave up after {publication.attempts} attempts: {reason}"
+        )
+    return publication
 
 
 @transaction.atomic
@@ -364,6 +409,17 @@ def rollback(
                 "already rolled back: " + ", ".join(str(c.pk) for c in done[:20]),
                 code="already_reverted",
             )
+    pending = set(
+        PriceChange.objects.filter(
+            status=PriceChange.Status.PENDING, reverts_id__in=[c.pk for c in targets]
+        ).values_list("reverts_id", flat=True)
+    )
+    if pending:
+        raise ConflictError(
+            "a rollback of these changes is already on its way: "
+            + ", ".join(f"change {pk}" for pk in sorted(pending)[:20]),
+            code="rollback_pending",
+        )
     prices = dict(
         Product.objects.filter(pk__in=[c.product_id for c in targets]).values_list("pk", "price")
     )

@@ -37,9 +37,9 @@ LIMITS = {  # field: (lowest, highest, what it means)
     "max_step": (Decimal("0.001"), Decimal("1"), "a share of today's price, e.g. 0.20"),
     "max_above_competitor": (Decimal("-0.5"), Decimal("2"), "a share, e.g. 0.05 for 5 % above"),
     "ending": (Decimal("0"), Decimal("0.99"), "the cents a price ends in, e.g. 0.99"),
-    "min_price": (Decimal("0.01"), Decimal("1e10"), "a price"),
-    "max_price": (Decimal("0.01"), Decimal("1e10"), "a price"),
-    "map_price": (Decimal("0.01"), Decimal("1e10"), "a price"),
+    "min_price": (Decimal("0.01"), Decimal("9999999999.99"), "a price"),
+    "max_price": (Decimal("0.01"), Decimal("9999999999.99"), "a price"),
+    "map_price": (Decimal("0.01"), Decimal("9999999999.99"), "a price"),
     "min_units_share": (Decimal("0"), Decimal("2"), "a share of today's expected units, e.g. 0.9"),
     "min_revenue_share": (Decimal("0"), Decimal("2"), "a share of today's revenue, e.g. 0.95"),
     "clearance_days": (Decimal("1"), Decimal("3650"), "days to sell today's stock"),
@@ -58,6 +58,8 @@ def validate(values: dict) -> dict:
         out["priority"] = int(out["priority"] or 0)
     except (TypeError, ValueError):
         raise ServiceError("priority must be a whole number", attr="priority") from None
+    if not -1000 <= out["priority"] <= 1000:
+        raise ServiceError("priority must be between -1000 and 1000", attr="priority")
     out["active"] = out["active"] not in (False, "false", "0", "off", "")
     name = str(out.get("name", "")).strip()
     if not name or len(name) > 100:
@@ -107,6 +109,8 @@ def validate(values: dict) -> dict:
 @transaction.atomic
 def save_rule_set(*, rule_set: RuleSet | None = None, values: dict) -> RuleSet:
     """Create or update a rule set; each save is a new version and an audit event."""
+    if rule_set is not None:  # lock, then merge: concurrent partial edits never undo each other
+        rule_set = RuleSet.objects.select_for_update().get(pk=rule_set.pk)
     current = {f: getattr(rule_set, f) for f in EDITABLE} if rule_set else {}
     clean = validate({**current, **values})
     before = _data(rule_set) if rule_set else None
@@ -114,7 +118,6 @@ def save_rule_set(*, rule_set: RuleSet | None = None, values: dict) -> RuleSet:
     if rule_set is None:
         rule_set = RuleSet(tenant=require_current_tenant(), version=1)
     else:
-        rule_set = RuleSet.objects.select_for_update().get(pk=rule_set.pk)
         if all(clean[f] == getattr(rule_set, f) for f in EDITABLE):
             return rule_set  # nothing changed: no new version
         rule_set.version += 1

@@ -45,7 +45,10 @@ RULE_WORDS = {
 @transaction.atomic
 def start_reprice(*, trigger: str = "manual", enqueue: bool = True) -> RepriceJob:
     """Queue a reprice job; never two at once for one tenant (the running one is returned)."""
-    active = RepriceJob.objects.filter(status__in=["queued", "running"]).first()
+    active = RepriceJob.objects.select_for_update().filter(status__in=["queued", "running"]).first()
+    if active is not None and _is_stale(active):
+        _mark_lost(active)
+        active = None
     if active is not None:
         return active
     try:
@@ -95,6 +98,22 @@ class JobCancelled(Exception):
     pass
 
 
+STALE_AFTER = timedelta(seconds=3600 + 300)  # the reprice task's time limit, and some slack
+
+
+def _is_stale(job: RepriceJob) -> bool:
+    """A job whose worker died (a hard time limit, a lost machine) stays 'running' forever:
+    past the task's time limit it cannot still be running."""
+    since = job.started_at if job.status == RepriceJob.Status.RUNNING else job.created_at
+    return since is not None and timezone.now() - since > STALE_AFTER
+
+
+def _mark_lost(job: RepriceJob) -> None:
+    job.status, job.finished_at = RepriceJob.Status.FAILED, timezone.now()
+    job.message = "the worker running it stopped (time limit or lost); marked failed"
+    job.save()
+
+
 @transaction.atomic
 def cancel_reprice(*, job: RepriceJob) -> RepriceJob:
     """A queued job is cancelled at once; a running one stops at its next step."""
@@ -103,6 +122,8 @@ def cancel_reprice(*, job: RepriceJob) -> RepriceJob:
         job.status, job.finished_at = RepriceJob.Status.CANCELLED, timezone.now()
         job.message = "cancelled before it started"
         job.save()
+    elif job.status == RepriceJob.Status.RUNNING and _is_stale(job):
+        _mark_lost(job)
     elif job.status == RepriceJob.Status.RUNNING:
         job.cancel_requested = True
         job.save(update_fields=["cancel_requested"])
@@ -317,9 +338,16 @@ def explain(
 @transaction.atomic
 def _store(job, demand, products, rec, e, se, comp, reference, resolved, comp_names) -> None:
     tenant = require_current_tenant()
+    # A newer job supersedes what waits: pending recommendations, and approved ones not yet
+    # handed to a publication (else an old approval could later overwrite the new price).
+    from .publishing import in_flight_recommendations
+
     Recommendation.objects.filter(status=Recommendation.Status.PENDING).update(
         status=Recommendation.Status.SUPERSEDED
     )
+    Recommendation.objects.filter(status=Recommendation.Status.APPROVED).exclude(
+        pk__in=in_flight_recommendations()
+    ).update(status=Recommendation.Status.SUPERSEDED)
     candidates = {
         pk: (float(p0), float(rec.price[i]), bool(rec.binding[i] & RULES["competitor"]))
         for i, (pk, p0, *_r) in enumerate(products)

@@ -12,7 +12,10 @@ def reprice(self, tenant, job_id: int) -> str | None:
     return job.status if job else None
 
 
-@tenant_task(name="pricing.scheduled_reprice", queue="reprice", time_limit=3600, max_retries=0)
+@tenant_task(
+    name="pricing.scheduled_reprice", queue="reprice", time_limit=3600, soft_time_limit=3500,
+    max_retries=0,
+)  # fmt: skip
 def scheduled_reprice(self, tenant, schedule_id: int | None = None) -> str | None:
     """Fired by celery beat: a new job unless one is queued or running for the tenant."""
     job = services.start_reprice(trigger="schedule", enqueue=False)
@@ -23,9 +26,17 @@ def scheduled_reprice(self, tenant, schedule_id: int | None = None) -> str | Non
 
 
 @tenant_task(
-    name="pricing.publish", queue="publish", time_limit=900, soft_time_limit=870,
-    autoretry_for=(TransientPublishError,), max_retries=5, rate_limit="30/m",
+    name="pricing.publish", queue="publish", time_limit=900, soft_time_limit=870, max_retries=5,
+    rate_limit="30/m",
 )  # fmt: skip
 def publish(self, tenant, publication_id: int) -> str | None:
-    publication = publishing.run_publication(publication_id=publication_id)
+    """Push a publication; a transient failure of the publisher (network, rate limit) is retried
+    with backoff, and after the last retry its changes fail (retry them from the portal/API)."""
+    try:
+        publication = publishing.run_publication(publication_id=publication_id)
+    except TransientPublishError as exc:
+        if self.request.retries >= self.max_retries:
+            publication = publishing.give_up(publication_id=publication_id, reason=str(exc))
+            return publication.status if publication else None
+        raise self.retry(exc=exc, countdown=min(600, 30 * 2**self.request.retries)) from exc
     return publication.status if publication else None

@@ -61,6 +61,7 @@ def _bulk_filter(params) -> approvals.BulkFilter:
         category=params.get("category", ""), min_change=pct("min_change"),
         max_change=pct("max_change"), min_profit_delta=_float(params.get("min_profit_delta")),
         job_id=int(job) if job and job.isdigit() else None,
+        flagged=True if params.get("flagged") == "1" else None,
     )  # fmt: skip
 
 
@@ -75,8 +76,6 @@ def recommendations(request):
     if status:
         queryset = queryset.filter(status=status)
     queryset = approvals.filtered(queryset, _bulk_filter(params))
-    if params.get("flagged") == "1":
-        queryset = queryset.exclude(flag="")
     page = Paginator(queryset, 100).get_page(params.get("page"))
     categories = (
         Product.objects.filter(active=True).exclude(category="")

@@ -439,3 +439,96 @@ def test_a_product_without_sales_or_reference_keeps_its_price(shop):
         job = reprice()
         rec = Recommendation.objects.get(job=job, product__sku="NEW")
     assert rec.recommended_price == rec.current_price and "no_estimate" in rec.binding_rules
+
+
+# --- found in review: double sends, stale approvals, stuck jobs ------------------------------
+
+
+def _approve_some(count: int = 3) -> list[int]:
+    ids = list(
+        Recommendation.objects.filter(status="pending").order_by("pk").values_list("pk", flat=True)
+    )[:count]
+    approvals.bulk_decide(approve=True, ids=ids)
+    return ids
+
+
+def test_a_newer_job_supersedes_approved_prices_not_yet_sent(shop):
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        reprice()
+        old = _approve_some()
+        reprice()
+        assert set(Recommendation.objects.filter(pk__in=old).values_list("status", flat=True)) == {
+            "superseded"
+        }
+        with pytest.raises(ConflictError):  # nothing approved is left to send
+            publishing.publish()
+
+
+def test_a_price_change_in_flight_or_failed_is_never_sent_twice(shop):
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        reprice()
+        _approve_some()
+        first = publishing.publish(enqueue=False)  # queued, not pushed yet
+        with pytest.raises(ConflictError):
+            publishing.publish(enqueue=False)
+        publishing.give_up(publication_id=first.pk, reason="shop API down")
+        first.refresh_from_db()
+        assert first.status == "failed" and "gave up" in first.message
+        assert set(PriceChange.objects.values_list("status", flat=True)) == {"failed"}
+        with pytest.raises(ConflictError):  # failed changes go again through a retry only
+            publishing.publish(enqueue=False)
+        retry = publishing.retry_publication(publication=first, enqueue=False)
+        publishing.run_publication(publication_id=retry.pk)
+        retry.refresh_from_db()
+        assert retry.status == "succeeded" and retry.published == 3
+
+
+def test_a_change_against_a_moved_price_fails_instead_of_overwriting_it(shop):
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        reprice()
+        ids = _approve_some(1)
+        publication = publishing.publish(enqueue=False)
+        rec = Recommendation.objects.get(pk=ids[0])
+        Product.objects.filter(pk=rec.product_id).update(price=Decimal("99.00"))  # moved since
+        publishing.run_publication(publication_id=publication.pk)
+        change = PriceChange.objects.get(publication=publication)
+        assert change.status == "failed" and "price changed" in change.error
+        assert Product.objects.get(pk=rec.product_id).price == Decimal("99.00")
+
+
+def test_a_second_rollback_of_the_same_change_is_refused_while_the_first_is_on_its_way(shop):
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        job = reprice()
+        _approve_some(2)
+        publishing.publish()
+        publishing.rollback(job=job, enqueue=False)
+        with pytest.raises(ConflictError) as err:
+            publishing.rollback(job=job, enqueue=False)
+        assert err.value.code == "rollback_pending"
+
+
+def test_a_job_whose_worker_died_does_not_block_the_tenant(shop):
+    with tenant_context(shop.tenant):
+        stuck = services.start_reprice(enqueue=False)
+        services.RepriceJob.objects.filter(pk=stuck.pk).update(
+            status="running", started_at=timezone.now() - timedelta(hours=2)
+        )
+        fresh = services.start_reprice(enqueue=False)
+        stuck.refresh_from_db()
+    assert fresh.pk != stuck.pk and fresh.status == "queued"
+    assert stuck.status == "failed" and "stopped" in stuck.message
+
+
+def test_bulk_by_filter_respects_flagged_only(shop):
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        reprice()
+        flagged = Recommendation.objects.filter(status="pending").first()
+        Recommendation.objects.filter(pk=flagged.pk).update(flag="price war: test")
+        count = approvals.bulk_decide(approve=False, where=approvals.BulkFilter(flagged=True))
+        assert count == 1 and Recommendation.objects.get(pk=flagged.pk).status == "rejected"
+        assert Recommendation.objects.filter(status="pending").count() > 0

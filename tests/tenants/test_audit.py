@@ -38,3 +38,13 @@ def test_only_owners_read_the_audit_log(world_a):
     for role in (Role.ADMIN, Role.APPROVER, Role.ANALYST, Role.VIEWER):
         assert world_a.api(role).get("/api/v1/audit-events/").status_code == 403
         assert world_a.api(role).get("/api/v1/audit-events/export/").status_code == 403
+
+
+def test_the_export_keeps_empty_cells_empty_and_neutralises_formulas(world_a):
+    from tenants import audit
+    from tenants.context import actor_context
+
+    with tenant_context(world_a.tenant), actor_context(None, "=HYPERLINK(1)"):
+        audit.record("rules.create", target_type="RuleSet", summary="")
+        rows = list(audit.export_rows(AuditEvent.objects.filter(action="rules.create")))
+    assert rows[1][1] == "'=HYPERLINK(1)" and rows[1][5] == "" and rows[1][6] == ""
