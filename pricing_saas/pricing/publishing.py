@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import namedtuple
+from datetime import timedelta
 
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
@@ -31,6 +32,7 @@ from .approvals import policy, require_switch_off
 from .models import PriceChange, Publication, Recommendation, RepriceJob
 
 logger = logging.getLogger(__name__)
+PUBLISH_STALE_AFTER = timedelta(seconds=900 + 300)  # the publish task's time limit, and slack
 _Target = namedtuple("_Target", "pk product_id new_price status reverted")
 _Change = namedtuple(
     "_Change", "pk product_id old_price new_price kind recommendation_id reverts_id"
@@ -155,14 +157,22 @@ def publish(*, recommendation_ids: list[int] | None = None, enqueue: bool = True
 
 
 def run_publication(*, publication_id: int) -> Publication | None:
-    """Push a queued publication (idempotent: only a queued one runs)."""
+    """Push a queued publication (idempotent: only a queued one runs, or one left running by a
+    worker that died: past the task's time limit its pending changes are pushed again; setting
+    a price twice is harmless)."""
     with transaction.atomic():
         publication = Publication.objects.select_for_update().filter(pk=publication_id).first()
-        if publication is None or publication.status != Publication.Status.QUEUED:
+        if publication is None:
+            return None
+        abandoned = publication.status == Publication.Status.RUNNING and (
+            publication.started_at is None
+            or timezone.now() - publication.started_at > PUBLISH_STALE_AFTER
+        )
+        if publication.status != Publication.Status.QUEUED and not abandoned:
             return publication
-        publication.status = Publication.Status.RUNNING
+        publication.status, publication.started_at = Publication.Status.RUNNING, timezone.now()
         publication.attempts += 1
-        publication.save(update_fields=["status", "attempts"])
+        publication.save(update_fields=["status", "attempts", "started_at"])
     changes = [  # plain tuples: a publication may carry 100,000 changes
         _Change(*row)
         for row in PriceChange.objects.filter(

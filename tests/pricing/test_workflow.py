@@ -532,3 +532,22 @@ def test_bulk_by_filter_respects_flagged_only(shop):
         count = approvals.bulk_decide(approve=False, where=approvals.BulkFilter(flagged=True))
         assert count == 1 and Recommendation.objects.get(pk=flagged.pk).status == "rejected"
         assert Recommendation.objects.filter(status="pending").count() > 0
+
+
+def test_a_publication_left_running_by_a_dead_worker_is_pushed_again(shop):
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        reprice()
+        _approve_some(2)
+        publication = publishing.publish(enqueue=False)
+        Publication.objects.filter(pk=publication.pk).update(
+            status="running", started_at=timezone.now() - timedelta(minutes=5)
+        )
+        publishing.run_publication(publication_id=publication.pk)  # still within its time
+        assert Publication.objects.get(pk=publication.pk).status == "running"
+        Publication.objects.filter(pk=publication.pk).update(
+            started_at=timezone.now() - timedelta(hours=1)
+        )
+        publishing.run_publication(publication_id=publication.pk)
+        publication.refresh_from_db()
+    assert publication.status == "succeeded" and publication.published == 2
