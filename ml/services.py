@@ -287,8 +287,11 @@ def demand_panel():
             gaps = np.diff(d) - 1  # days without a sale between consecutive sales
             fill = np.flatnonzero((gaps > 0) & same_next[:-1])
             if len(fill):
-                zero_days = np.concatenate([np.arange(d[k] + 1, d[k + 1]) for k in fill])
-                zero_price = np.repeat(p[fill], gaps[fill])
+                # every day strictly between the sales k and k + 1, for each k in fill
+                run = gaps[fill]
+                first = np.repeat(d[fill] + 1, run)
+                zero_days = first + np.arange(run.sum()) - np.repeat(np.cumsum(run) - run, run)
+                zero_price = np.repeat(p[fill], run)
                 out_sku.append(np.full(len(zero_days), i))
                 out_day.append(zero_days)
                 out_units.append(np.zeros(len(zero_days)))

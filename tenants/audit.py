@@ -15,7 +15,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from .context import get_current_actor, require_current_tenant
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """JSON-safe copy (Decimal, dates, ...) of a before/after state."""
     if value is None:
         return None
@@ -46,8 +46,8 @@ def record(
         target_type=target_type,
         target_id=str(target_id),
         summary=summary[:500],
-        before=_plain(before),
-        after=_plain(after),
+        before=plain(before),
+        after=plain(after),
     )
 
 

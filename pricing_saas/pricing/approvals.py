@@ -59,7 +59,9 @@ def update_policy(**values) -> PricingPolicy:
             attr="publisher",
         )
     if not Decimal(0) <= Decimal(current.auto_approve_max_change) <= Decimal(1):
-        raise ServiceError("auto_approve_max_change must be between 0 and 1", attr=name)
+        raise ServiceError(
+            "auto_approve_max_change must be between 0 and 1", attr="auto_approve_max_change"
+        )
     if current.price_war_window_days < 1 or current.price_war_max_cuts < 2:
         raise ServiceError(
             "the price-war window is at least 1 day and the cut count at least 2",

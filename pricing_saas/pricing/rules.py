@@ -133,7 +133,7 @@ def save_rule_set(*, rule_set: RuleSet | None = None, values: dict) -> RuleSet:
         ) from None
     after = _data(rule_set)
     RuleSetVersion.objects.create(
-        rule_set=rule_set, version=rule_set.version, data=audit._plain(after), changed_by=actor
+        rule_set=rule_set, version=rule_set.version, data=audit.plain(after), changed_by=actor
     )
     audit.record(
         "rules.create" if before is None else "rules.update",

@@ -353,8 +353,8 @@ def _store(job, demand, products, rec, e, se, comp, reference, resolved, comp_na
         for i, (pk, p0, *_r) in enumerate(products)
         if np.isfinite(rec.price[i]) and abs(rec.price[i] - float(p0)) > 0.005
     }
-    flags = approvals.price_war_flags(candidates, approvals.policy())
     current_policy = approvals.policy()
+    flags = approvals.price_war_flags(candidates, current_policy)
     max_rel_se = float(current_policy.auto_approve_max_relative_se)
     objects, changed = [], 0
     for i, (pk, price, *_rest) in enumerate(products):

@@ -283,3 +283,20 @@ def test_demand_panel_counts_zero_days_only_where_the_price_is_known(stocked):
     # Days 3 and 5 are in the data because they sold (a zero there would have been dropped).
     assert panel.truncated[order].tolist() == [False, False, True, True, False]
     assert stats["truncated_share"] == 0.4
+
+
+def test_demand_panel_fills_every_day_of_longer_gaps(stocked):
+    from ml.services import demand_panel
+
+    rows = [
+        {"date": "2024-03-01", "sku": "S1", "units": 2, "price": "10.00"},
+        {"date": "2024-03-05", "sku": "S1", "units": 1, "price": "10.00"},
+        {"date": "2024-03-08", "sku": "S1", "units": 1, "price": "10.00"},
+    ]
+    with tenant_context(stocked.tenant):
+        import_rows(kind="sales", rows=rows)
+        panel, _ids, _stats = demand_panel()
+    order = np.argsort(panel.day)
+    assert (panel.day[order] - panel.day.min() + 1).tolist() == list(range(1, 9))
+    assert panel.units[order].tolist() == [2, 0, 0, 0, 1, 0, 0, 1]
+    assert not panel.truncated.any()

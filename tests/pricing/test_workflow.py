@@ -551,3 +551,11 @@ def test_a_publication_left_running_by_a_dead_worker_is_pushed_again(shop):
         publishing.run_publication(publication_id=publication.pk)
         publication.refresh_from_db()
     assert publication.status == "succeeded" and publication.published == 2
+
+
+def test_a_bad_policy_value_names_its_field_and_changes_nothing(world_a):
+    with tenant_context(world_a.tenant):
+        with pytest.raises(ServiceError) as err:
+            approvals.update_policy(auto_publish=True, auto_approve_max_change=Decimal("2"))
+        assert err.value.attr == "auto_approve_max_change"
+        assert approvals.policy().auto_publish is False
