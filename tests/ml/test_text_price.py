@@ -9,6 +9,8 @@ import pytest
 
 from ml.text_price import (
     BaseModelError,
+    TfidfKnn,
+    TfidfRidge,
     TooFewProducts,
     TrainConfig,
     TrainingCancelled,
@@ -103,7 +105,10 @@ def test_neural_trainers_run_and_are_scored_beside_the_baseline(tiny_bert, train
     )
     outcome = train_text_model(texts, prices, config, progress=events.append)
     metrics = outcome.metrics
-    assert {"baseline", trainer} <= set(metrics) and metrics["chosen"] in ("baseline", trainer)
+    candidates = ("baseline", "tfidf_knn", trainer, "blend")
+    assert set(candidates) <= set(metrics)
+    best = min(candidates, key=lambda name: metrics[name]["rmsle"])
+    assert metrics["chosen"] == outcome.chosen == best  # the best on held-out products is kept
     assert metrics[trainer]["rmsle"] > 0 and metrics[trainer]["max_length"] <= 128
     if trainer != "embed_ridge":
         assert events and {"step", "total_steps", "epoch", "loss", "eta_s"} <= set(events[-1])
@@ -147,17 +152,65 @@ def test_blend_is_scored_and_round_trips(tiny_bert, tmp_path):
     config = TrainConfig(trainer="embed_ridge", base_model=str(tiny_bert), threads=1)
     outcome = train_text_model(texts, prices, config)
     blend = outcome.metrics["blend"]
-    assert 0.0 <= blend["baseline_weight"] <= 1.0 and blend["of"] == ["baseline", "embed_ridge"]
+    assert blend["of"] == ["baseline", "tfidf_knn", "embed_ridge"]
+    assert min(blend["weights"].values()) >= 0 and sum(blend["weights"].values()) == 1.0
+    assert {"baseline", "tfidf_knn", "embed_ridge", "blend"} <= set(outcome.metrics)
     from ml.text_price import Blend
 
     predictor = outcome.predictor
     if outcome.chosen != "blend":
-        predictor = Blend.fit(predictor, predictor, texts[:20], np.log1p(prices[:20]))
+        parts = {"baseline": predictor, "neighbours": TfidfKnn().fit(texts, np.log1p(prices))}
+        predictor = Blend(parts, {"baseline": 0.4, "neighbours": 0.6})
     save_predictor(predictor, tmp_path / "blend")
     loaded = load_predictor(tmp_path / "blend")
     assert np.allclose(
         predictor.predict(texts[:5]).price, loaded.predict(texts[:5]).price, rtol=1e-3
     )
+
+
+def test_blend_weights_minimise_validation_error_on_the_simplex():
+    from ml.text_price import Blend, Predictor
+
+    class Fixed(Predictor):
+        def __init__(self, values):
+            self.values = np.asarray(values, float)
+
+        def predict_log(self, texts):
+            return self.values[: len(texts)]
+
+    truth = np.array([1.0, 2.0, 3.0, 4.0])
+    good, bad = Fixed(truth), Fixed(truth[::-1])
+    blend = Blend.fit({"good": good, "bad": bad, "noise": Fixed([9, 9, 9, 9])}, list("abcd"), truth)
+    assert blend.weights == {"good": 1.0, "bad": 0.0, "noise": 0.0}
+    half = Blend.fit({"up": Fixed(truth + 1), "down": Fixed(truth - 1)}, list("abcd"), truth)
+    assert half.weights == {"up": 0.5, "down": 0.5}
+    assert np.allclose(half.predict_log(list("abcd")), truth)
+
+
+def test_neighbours_read_the_price_of_near_identical_listings(tmp_path):
+    texts = [f"Acme kettle {c} {n} litre" for c in ("red", "blue", "green") for n in (1, 2, 3)]
+    texts += [f"Zeta phone case model {m}" for m in "ABCDEFGHIJ"]
+    log = np.log1p([500.0] * 9 + [120.0] * 10)
+    knn = TfidfKnn().fit(texts, log).tune(["Acme kettle black 2 litre", "Zeta phone case model K"],
+                                          np.log1p([500.0, 120.0]))  # fmt: skip
+    price = np.expm1(knn.predict_log(["Acme kettle white 3 litre", "Zeta phone case model Q"]))
+    assert abs(price[0] - 500) < 5 and abs(price[1] - 120) < 2
+    save_predictor(knn, tmp_path / "knn")
+    loaded = load_predictor(tmp_path / "knn")
+    assert (loaded.k, loaded.power) == (knn.k, knn.power)
+    assert np.allclose(loaded.predict_log(texts[:3]), knn.predict_log(texts[:3]))
+
+
+def test_a_blend_saved_in_the_old_two_part_layout_still_loads(tmp_path):
+    texts, prices = synthetic_catalog(60)
+    baseline = TfidfRidge().fit(texts, np.log1p(prices))
+    for name in ("baseline", "neural"):
+        save_predictor(baseline, tmp_path / name)
+    (tmp_path / "meta.json").write_text(json.dumps({"kind": "blend", "interval_q": 0.3,
+                                                    "weight": 0.25}))  # fmt: skip
+    loaded = load_predictor(tmp_path)
+    assert loaded.weights == {"baseline": 0.25, "neural": 0.75}
+    assert np.allclose(loaded.predict_log(texts[:4]), baseline.predict_log(texts[:4]))
 
 
 def test_cross_fitted_prices_never_come_from_a_model_that_saw_the_product():
