@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.special import ndtr
 
 # Bit flags of the rules that bind a recommendation (an int per SKU).
 RULES = {
@@ -212,7 +213,14 @@ def optimise(
     # Uncertainty: shrink the move toward today's price (kept inside the hard bounds).
     with np.errstate(all="ignore"):
         rel_sd = np.where(np.isfinite(sd) & (np.abs(e) > 0), sd / np.maximum(np.abs(e), 1e-9), 0.0)
-    weight = np.where(held, 1.0, 1.0 / (1.0 + rel_sd**2))  # a floor the merchant set is kept
+    # The move is scaled by the probability that demand does fall as the price rises
+    # (normal posterior: Phi(|e| / sd)): a sure estimate moves all the way, one whose interval
+    # reaches zero moves part of the way (s.e. = |e| -> 84 %, 2 |e| -> 69 %). The estimate is
+    # already shrunk toward its category, so a confident one is not held back twice (the
+    # simulator: 1/(1 + (sd/e)^2) cost 1 % of the attainable lift, benchmarks/RESULTS.md).
+    with np.errstate(all="ignore"):
+        z = np.where(rel_sd > 0, 1.0 / np.maximum(rel_sd, 1e-12), np.inf)
+    weight = np.where(held, 1.0, ndtr(z))  # a floor the merchant set is kept
     shrunk = p0 + weight * (best - p0)
     moved_less = valid & (weight < 0.999) & (np.abs(shrunk - best) > 1e-6)
     binding[moved_less] |= RULES["uncertainty"]

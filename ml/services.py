@@ -233,11 +233,12 @@ PRICE_TOLERANCE = 0.005  # prices within 0.5 % count as the same price
 
 def demand_panel():
     """Daily units per product (channels summed) between its first and last sale. Days without a
-    sale count as zero units while the product is active and its price is known (unchanged
-    between the sales around them); see the comment in the loop."""
+    sale count as zero units while the product is active and its price is known: recorded as a
+    row with 0 units and the day's price, or unchanged between the sales around them; see the
+    comments in the loop."""
     import numpy as np
     from django.contrib.postgres.aggregates import BoolOr
-    from django.db.models import Sum
+    from django.db.models import Max, Sum
 
     from pricing_saas.catalog.models import Product, SalesRecord
 
@@ -245,24 +246,31 @@ def demand_panel():
 
     rows = (
         SalesRecord.objects.values("product_id", "date")
-        .annotate(units=Sum("units"), revenue=Sum("revenue"), promo=BoolOr("promo"))
+        .annotate(
+            units=Sum("units"), revenue=Sum("revenue"), promo=BoolOr("promo"), listed=Max("price")
+        )
         .order_by("product_id", "date")
-        .values_list("product_id", "date", "units", "revenue", "promo")
+        .values_list("product_id", "date", "units", "revenue", "promo", "listed")
     )
     data = np.array(
         [
-            (p, d.toordinal(), u, float(r), int(bool(pr)))
-            for p, d, u, r, pr in rows.iterator(chunk_size=20000)
+            (p, d.toordinal(), u, float(r), int(bool(pr)), float(lp))
+            for p, d, u, r, pr, lp in rows.iterator(chunk_size=20000)
         ],
         dtype=float,
-    ).reshape(-1, 5)
+    ).reshape(-1, 6)
     if len(data) == 0:
         return None, [], {}
     active = dict(Product.objects.values_list("pk", "active"))
     categories = dict(Product.objects.values_list("pk", "category"))
     products, sku = np.unique(data[:, 0].astype(int), return_inverse=True)
     days, units, revenue, promo = data[:, 1].astype(int), data[:, 2], data[:, 3], data[:, 4]
-    price = np.where(units > 0, revenue / np.maximum(units, 1), np.nan)
+    # A row with 0 units and a price is a day on sale without a sale (a daily report): the
+    # price it lists is the price nobody bought at, an observed zero.
+    recorded_zero = (units == 0) & (data[:, 5] > 0)
+    price = np.where(
+        units > 0, revenue / np.maximum(units, 1), np.where(recorded_zero, data[:, 5], np.nan)
+    )
     out_sku, out_day, out_units, out_price, out_promo, out_trunc = [], [], [], [], [], []
     starts = np.flatnonzero(np.r_[True, sku[1:] != sku[:-1]])
     ends = np.r_[starts[1:], len(sku)]
@@ -271,6 +279,16 @@ def demand_panel():
         if not sold.any():
             continue
         d, u, p, pr = days[a:b][sold], units[a:b][sold], price[a:b][sold], promo[a:b][sold]
+        if recorded_zero[a:b].any():
+            # The merchant reports this SKU's days without a sale: every day on sale is in the
+            # data (none is there because it sold) and a missing day was not on sale.
+            out_sku.append(np.full(len(d), i))
+            out_day.append(d)
+            out_units.append(u)
+            out_price.append(p)
+            out_promo.append(pr)
+            out_trunc.append(np.zeros(len(d), dtype=bool))
+            continue
         # A day without a sale has no price. Where the price was the same at the sales before
         # and after it, the day had that price: it counts as zero units. Where the price moved
         # in between, the day is left out, and the sales days whose inclusion depended on

@@ -83,8 +83,14 @@ def make_market(n: int = 200, forms=FORMS, seed: int = 0) -> Market:
     )
 
 
-def write_csv(market: Market, folder: Path, days: int = 180, seed: int = 0) -> dict:
-    """products.csv, sales.csv and competitor_prices.csv in the canonical formats."""
+def write_csv(
+    market: Market, folder: Path, days: int = 180, seed: int = 0, zero_days: bool = False
+) -> dict:
+    """products.csv, sales.csv and competitor_prices.csv in the canonical formats.
+
+    By default sales.csv has rows only for days with a sale (an order export: the price of a
+    day without a sale is unknown). With `zero_days`, it is a daily report that lists every
+    day on sale, a day without a sale as 0 units at that day's price."""
     rng = np.random.default_rng(seed + 1)
     folder.mkdir(parents=True, exist_ok=True)
     n = len(market.sku)
@@ -113,7 +119,7 @@ def write_csv(market: Market, folder: Path, days: int = 180, seed: int = 0) -> d
             price = np.where(promo, price * 0.85, price)
             comp = market.competitor_today * np.exp(rng.normal(0, 0.03, n))
             units = rng.poisson(market.demand(idx, price, comp, day.toordinal(), promo))
-            for i in np.flatnonzero(units):
+            for i in idx if zero_days else np.flatnonzero(units):
                 flag = "true" if promo[i] else "false"
                 paid = round(float(price[i]), 2)
                 ws.writerow([day.isoformat(), market.sku[i], int(units[i]), paid, flag])

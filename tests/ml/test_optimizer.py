@@ -88,6 +88,19 @@ def test_uncertain_elasticity_moves_less():
     assert "uncertainty" in unsure.rules_of(0)
 
 
+def test_the_move_scales_with_the_probability_that_demand_falls_with_price():
+    # e = -3 wants the lowest price (cost 0, revenue-like): 10 -> 8 with the 20 % step.
+    e, rules = [-3.0], Rules(max_step=0.2, min_margin=0.0)
+    moves = {
+        sd: 10 - optimise([10.0], [0.0], [100.0], e, [sd], rules).price[0]
+        for sd in (0.0, 0.3, 3.0, 6.0)
+    }
+    assert moves[0.0] == pytest.approx(2.0)
+    assert moves[0.3] == pytest.approx(2.0, abs=0.01)  # sure of the sign: not held back
+    assert moves[3.0] == pytest.approx(2.0 * 0.8413, abs=0.01)  # s.e. = |e|: Phi(1)
+    assert moves[6.0] == pytest.approx(2.0 * 0.6915, abs=0.01)  # s.e. = 2 |e|: Phi(0.5)
+
+
 def test_competitor_cap_and_endings():
     rec = optimise(
         [10.0],

@@ -300,3 +300,34 @@ def test_demand_panel_fills_every_day_of_longer_gaps(stocked):
     assert (panel.day[order] - panel.day.min() + 1).tolist() == list(range(1, 9))
     assert panel.units[order].tolist() == [2, 0, 0, 0, 1, 0, 0, 1]
     assert not panel.truncated.any()
+
+
+def test_demand_panel_reads_reported_zero_days_at_their_price(stocked):
+    """A daily report lists days on sale without a sale as 0 units at the day's price: those
+    zeros are observed (at a known price, even where the price moved), nothing is truncated,
+    and a day missing from such a report was not on sale. A SKU reported by orders only keeps
+    the old rules beside it."""
+    from ml.services import demand_panel
+
+    rows = [
+        {"date": "2024-03-01", "sku": "S0", "units": 2, "price": "10.00"},
+        {"date": "2024-03-02", "sku": "S0", "units": 0, "price": "11.00"},
+        {"date": "2024-03-03", "sku": "S0", "units": 1, "price": "12.00"},
+        {"date": "2024-03-05", "sku": "S0", "units": 0, "price": "12.00"},
+        {"date": "2024-03-06", "sku": "S0", "units": 1, "price": "9.00"},
+        {"date": "2024-03-01", "sku": "S1", "units": 2, "price": "10.00"},
+        {"date": "2024-03-03", "sku": "S1", "units": 1, "price": "12.00"},
+    ]
+    with tenant_context(stocked.tenant):
+        import_rows(kind="sales", rows=rows)
+        panel, ids, _stats = demand_panel()
+        s0 = ids.index(Product.objects.get(sku="S0").pk)
+    mine = panel.sku == s0
+    order = np.argsort(panel.day[mine])
+    days = panel.day[mine][order] - panel.day[mine].min() + 1
+    assert days.tolist() == [1, 2, 3, 5, 6]  # day 4 is not in the report: not on sale
+    assert panel.units[mine][order].tolist() == [2, 0, 1, 0, 1]
+    assert panel.price[mine][order].tolist() == [10, 11, 12, 12, 9]
+    assert not panel.truncated[mine].any()
+    other = ~mine  # orders only, price moved between its sales: day 2 unknown, both truncated
+    assert panel.units[other].tolist() == [2, 1] and panel.truncated[other].all()
