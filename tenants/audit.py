@@ -12,6 +12,8 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 
+from pricing_saas.spreadsheet import safe_cell
+
 from .context import get_current_actor, require_current_tenant
 
 
@@ -81,4 +83,4 @@ def export_rows(queryset):
             json.dumps(event.before, ensure_ascii=False) if event.before is not None else "",
             json.dumps(event.after, ensure_ascii=False) if event.after is not None else "",
         ]  # fmt: skip
-        yield ["'" + v if isinstance(v, str) and v and v[0] in "=+-@\t\r" else v for v in row]
+        yield [safe_cell(v) for v in row]

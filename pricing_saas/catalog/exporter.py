@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from django.db import connection, transaction
 
+from pricing_saas.spreadsheet import SQL_FORMULA_PATTERN
 from tenants.context import require_current_tenant
 
 from .formats import EXPORT_COLUMNS, get_format
 
 MAX_ATTRIBUTE_COLUMNS = 200
-FORMULA_START = "^[=+\\-@\\t\\r]"
 
 
 def _neutral(expr: str) -> str:
-    return f"CASE WHEN {expr} ~ '{FORMULA_START}' THEN '''' || {expr} ELSE {expr} END"
+    return f"CASE WHEN {expr} ~ '{SQL_FORMULA_PATTERN}' THEN '''' || {expr} ELSE {expr} END"
 
 
 def _money(expr: str) -> str:

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from decimal import Decimal
+
+from pricing_saas.spreadsheet import safe_cell
 
 
 class TransientPublishError(Exception):
@@ -64,18 +65,12 @@ class Publisher(ABC):
         return [PushResult(row.change_id, True) for row in rows]
 
 
-_FORMULA = re.compile(r"^[=+\-@\t\r]")
 HEADER = ["sku", "title", "old_price", "new_price", "currency", "change_id", "kind"]
-
-
-def _safe(text: str) -> str:
-    """Spreadsheets run cells that start like a formula: prefix them with a quote."""
-    return "'" + text if _FORMULA.match(text) else text
 
 
 def _cells(row: ChangeRow) -> list:
     return [
-        _safe(row.sku), _safe(row.title), f"{row.old_price:.2f}", f"{row.new_price:.2f}",
+        safe_cell(row.sku), safe_cell(row.title), f"{row.old_price:.2f}", f"{row.new_price:.2f}",
         row.currency, row.change_id, row.kind,
     ]  # fmt: skip
 

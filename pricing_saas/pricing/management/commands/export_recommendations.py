@@ -4,6 +4,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from pricing_saas.pricing.models import Recommendation, RepriceJob
+from pricing_saas.spreadsheet import safe_cell
 from tenants.context import tenant_context
 from tenants.management.commands import tenant_or_error
 
@@ -12,19 +13,6 @@ COLUMNS = [
     "elasticity_high", "expected_units", "expected_revenue", "expected_profit", "binding_rules",
     "status", "explanation",
 ]  # fmt: skip
-
-
-def _cell(value):
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@") and not _number(text) else text
-
-
-def _number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 class Command(BaseCommand):
@@ -54,4 +42,4 @@ class Command(BaseCommand):
                     round(r.expected_units, 4), round(r.expected_revenue, 2), profit,
                     " ".join(r.binding_rules), r.status, r.explanation,
                 )  # fmt: skip
-                out.writerow([_cell(v) for v in values])
+                out.writerow([safe_cell("" if v is None else str(v)) for v in values])
