@@ -200,6 +200,8 @@ class TfidfRidge(Predictor):
         )  # fmt: skip
         self.pipeline = make_pipeline(features, Ridge(alpha=self.alpha))
         self.pipeline.fit(list(texts), log_prices)
+        for part in features.transformer_list:
+            part[1].stop_words_ = None  # the pruned terms: only for introspection, large
         return self
 
     def predict_log(self, texts):
@@ -222,6 +224,7 @@ class TfidfKnn(Predictor):
     def __init__(self, k: int = 20, power: float = 8.0):
         self.k, self.power = k, power
         self.features = None
+        self.texts: list[str] = []
         self.matrix = None
         self.log_prices = None
 
@@ -235,8 +238,11 @@ class TfidfKnn(Predictor):
                 analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, max_features=500_000,
             ),
         )  # fmt: skip
-        self.matrix = self._normalised(self.features.fit_transform(list(texts)))
+        self.texts = list(texts)
+        self.matrix = self._normalised(self.features.fit_transform(self.texts))
         self.log_prices = np.asarray(log_prices, float)
+        for part in self.features.transformer_list:
+            part[1].stop_words_ = None  # the pruned terms: only for introspection, large
         return self
 
     @staticmethod
@@ -289,7 +295,7 @@ class TfidfKnn(Predictor):
         with open(folder / "knn.pkl", "wb") as out:
             pickle.dump(
                 {"k": self.k, "power": self.power, "features": self.features,
-                 "matrix": self.matrix, "log_prices": self.log_prices}, out,
+                 "texts": self.texts, "log_prices": self.log_prices}, out,
             )  # fmt: skip
 
 
@@ -839,7 +845,9 @@ def load_predictor(folder: str | Path, device: str = "cpu") -> Predictor:
         with open(folder / "knn.pkl", "rb") as handle:
             state = pickle.load(handle)  # noqa: S301 (our own artifact)
         predictor = TfidfKnn(state["k"], state["power"])
-        predictor.features, predictor.matrix = state["features"], state["matrix"]
+        # The texts are kept, not their vectors (a tenth of the size); vectorised on load.
+        predictor.features, predictor.texts = state["features"], state["texts"]
+        predictor.matrix = predictor._normalised(predictor.features.transform(state["texts"]))
         predictor.log_prices = state["log_prices"]
         predictor.interval_q = float(meta["interval_q"])
         return predictor
