@@ -1,5 +1,5 @@
 """Decision quality through the real path: simulated market -> canonical CSVs -> import_csv's
-service -> demand training -> reprice job -> stored recommendations, scored against an oracle
+service -> demand training -> reprice job -> export_recommendations' CSV, scored against an oracle
 that knows the true demand curves (share of the attainable profit lift captured, and rule
 violations), for several seeds and demand forms.
 
@@ -15,6 +15,8 @@ file: "orders" (rows only for days with a sale, the price of other days unknown)
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import os
 import secrets
 import sys
@@ -29,10 +31,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pricing_saas.settings.local")
 
 
 def run_once(forms: tuple[str, ...], seed: int, skus: int, days: int, daily: bool) -> dict:
+    from django.core.management import call_command
+
     from ml.simulator import make_market, score, write_csv
     from pricing_saas.catalog.importer import import_file
     from pricing_saas.pricing import services as pricing
-    from pricing_saas.pricing.models import Recommendation
     from tenants.context import tenant_context
     from tenants.services import create_tenant, delete_tenant
 
@@ -44,12 +47,13 @@ def run_once(forms: tuple[str, ...], seed: int, skus: int, days: int, daily: boo
             for kind in ("products", "sales", "competitor_prices"):
                 import_file(kind=kind, path=Path(tmp) / f"{kind}.csv")
             job = pricing.start_reprice(enqueue=False)
-            job = pricing.run_reprice(job_id=job.pk)
-            got = dict(
-                Recommendation.objects.filter(job=job).values_list(
-                    "product__sku", "recommended_price"
-                )
-            )
+            pricing.run_reprice(job_id=job.pk)
+        exported = io.StringIO()  # the merchant's view: the export command's CSV
+        call_command("export_recommendations", tenant.slug, stdout=exported)
+        got = {
+            row["sku"]: row["recommended_price"]
+            for row in csv.DictReader(io.StringIO(exported.getvalue()))
+        }
         recommended = np.array([float(got[s]) for s in market.sku])
         # The rules hold for the catalog the merchant imported: prices and costs in cents.
         p0, cost = np.round(market.price_today, 2), np.round(market.cost, 2)
