@@ -38,7 +38,9 @@ RULES = {
     "min_units": 4096,  # lowered to sell at least the minimum units (volume, clearance)
     "min_revenue": 8192,  # moved to keep at least the minimum revenue
     "reference": 16384,  # no sales yet: moved into the market's reference-price interval
+    "no_cost_kept": 32768,  # profit objective without a cost: today's price kept (configured)
 }
+NO_COST_FALLBACKS = ("revenue", "keep")
 
 
 @dataclass
@@ -61,6 +63,9 @@ class Rules:
     reference_low: float | np.ndarray = np.nan
     reference_high: float | np.ndarray = np.nan
     objective: str = "profit"  # profit | revenue
+    # Profit needs a cost. Without one: "revenue" (maximise revenue instead) or "keep" (today's
+    # price, moved only to restore a hard rule). Either way the recommendation says so.
+    no_cost: str = "revenue"
     method: str = "analytic"  # analytic (exact for the constant-elasticity curve) | grid
     candidates: int = 41  # grid (and SKUs with a curvature)
 
@@ -170,11 +175,19 @@ def optimise(
     # Cold start: no volume to weigh a price against. Into the reference interval, or keep.
     cold = np.isfinite(q0) & (q0 == 0) & np.isfinite(p0) & (p0 > 0) & ~conflict
     valid = np.isfinite(e) & np.isfinite(q0) & (q0 > 0) & np.isfinite(p0) & (p0 > 0) & (e < 0)
+    if rules.no_cost not in NO_COST_FALLBACKS:
+        raise ValueError(f"no_cost must be one of {NO_COST_FALLBACKS}, not {rules.no_cost!r}")
+    estimated = valid.copy()  # a usable estimate (for the expected units, whatever the price)
     if rules.objective == "profit":
-        binding[valid & ~(c > 0)] |= RULES["no_cost"]
+        costless = valid & ~(c > 0)
+        if rules.no_cost == "keep":
+            binding[costless] |= RULES["no_cost_kept"]
+            valid = valid & ~costless  # keeps the fallback below: today's price, hard rules kept
+        else:
+            binding[costless] |= RULES["no_cost"]
     ref_low, ref_high = _arr(rules.reference_low, n), _arr(rules.reference_high, n)
     guided = cold & np.isfinite(ref_low) & np.isfinite(ref_high)
-    binding[~valid & ~conflict & ~guided] |= RULES["no_estimate"]
+    binding[~estimated & ~conflict & ~guided] |= RULES["no_estimate"]
     best = np.clip(p0, lo_final, hi_final)  # the fallback: today's price inside the hard rules
     toward = np.clip(np.clip(p0, ref_low, ref_high), lo_final, hi_final)
     guided_moved = guided & (np.abs(toward - best) > 1e-9)
@@ -250,7 +263,7 @@ def optimise(
     best = np.where(conflict, np.nan, best)
     with np.errstate(all="ignore"):
         d = np.log(best / p0)
-        units_new = np.where(valid, q0 * np.exp(e * d + curv * d * d), q0)
+        units_new = np.where(estimated, q0 * np.exp(e * d + curv * d * d), q0)
         unit_cost = np.nan_to_num(c, nan=0.0)
         return Recommendation(
             price=best, binding=binding, units_now=q0, units_new=units_new,

@@ -139,6 +139,9 @@ class PolicyIn(serializers.Serializer):
     publisher = serializers.ChoiceField(choices=sorted(PUBLISHERS), required=False)
     price_war_window_days = serializers.IntegerField(min_value=1, max_value=365, required=False)
     price_war_max_cuts = serializers.IntegerField(min_value=2, max_value=100, required=False)
+    no_cost_fallback = serializers.ChoiceField(
+        choices=PricingPolicy._meta.get_field("no_cost_fallback").choices, required=False
+    )
 
 
 class PolicyView(TenantAPIView):

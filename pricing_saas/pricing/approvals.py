@@ -13,6 +13,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Abs
 from django.utils import timezone
 
+from ml.optimizer import NO_COST_FALLBACKS
 from tenants import audit
 from tenants.context import get_current_actor, require_current_tenant
 from tenants.services import ConflictError as Conflict
@@ -28,6 +29,7 @@ POLICY_FIELDS = [
     "publisher",
     "price_war_window_days",
     "price_war_max_cuts",
+    "no_cost_fallback",
 ]
 AUTO_ACTOR = "auto-approval policy"
 
@@ -61,6 +63,11 @@ def update_policy(**values) -> PricingPolicy:
     if not Decimal(0) <= Decimal(current.auto_approve_max_change) <= Decimal(1):
         raise ServiceError(
             "auto_approve_max_change must be between 0 and 1", attr="auto_approve_max_change"
+        )
+    if current.no_cost_fallback not in NO_COST_FALLBACKS:
+        raise ServiceError(
+            f"no_cost_fallback must be one of {', '.join(NO_COST_FALLBACKS)}",
+            attr="no_cost_fallback",
         )
     if current.price_war_window_days < 1 or current.price_war_max_cuts < 2:
         raise ServiceError(

@@ -4,7 +4,7 @@ from django import forms
 
 from pricing_saas.integrations.publishers import PUBLISHERS
 
-from .models import RuleSet
+from .models import PricingPolicy, RuleSet
 
 PCT_HELP = "a share: 0.10 = 10 %"
 
@@ -58,3 +58,7 @@ class PolicyForm(forms.Form):
     publisher = forms.ChoiceField(choices=[(k, p.label) for k, p in PUBLISHERS.items()])
     price_war_window_days = forms.IntegerField(min_value=1, max_value=365)
     price_war_max_cuts = forms.IntegerField(min_value=2, max_value=100)
+    no_cost_fallback = forms.ChoiceField(
+        choices=PricingPolicy._meta.get_field("no_cost_fallback").choices,
+        label="Products without a cost (profit objective)",
+    )

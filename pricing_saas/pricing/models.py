@@ -202,6 +202,13 @@ class PricingPolicy(TenantOwned):
     kill_switch_changed_at = models.DateTimeField(null=True, blank=True)
     price_war_window_days = models.IntegerField(default=14)
     price_war_max_cuts = models.IntegerField(default=3)
+    # A product without a cost under the profit objective: maximise revenue instead, or keep
+    # today's price (moved only to restore a hard rule). The recommendation says which.
+    no_cost_fallback = models.CharField(
+        max_length=16,
+        choices=[("revenue", "maximise revenue"), ("keep", "keep today's price")],
+        default="revenue",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -36,6 +36,7 @@ RULE_WORDS = {
     "no_estimate": "kept: no usable demand estimate",
     "restores_rule": "restores a rule today's price breaks",
     "no_cost": "no cost known, so revenue was maximised instead of profit",
+    "no_cost_kept": "no cost known, so today's price was kept (the policy's fallback)",
     "min_units": "held to the volume floor (minimum units or stock clearance)",
     "min_revenue": "held to the revenue floor",
     "reference": "no sales yet: moved into what the market pays for items like it",
@@ -220,8 +221,9 @@ def _reprice(job: RepriceJob) -> None:
         brands=[p[8] for p in products],
     )  # fmt: skip
     _log(job, "rules resolved; optimising", 0.6)
+    no_cost = approvals.policy().no_cost_fallback
     rec = _optimise_by_rules(
-        price, cost, units, e, se, comp, col, resolved, curve, ref_low, ref_high
+        price, cost, units, e, se, comp, col, resolved, curve, ref_low, ref_high, no_cost
     )
     _log(job, f"optimised {len(ids)} SKUs; {len(rec.conflicts)} with contradictory rules", 0.75)
     _store(job, demand, products, rec, e, se, comp, reference, resolved, comp_names)
@@ -241,7 +243,9 @@ def _reprice(job: RepriceJob) -> None:
         _log(job, f"auto-publish: publication {publication.pk} queued")
 
 
-def _optimise_by_rules(price, cost, units, e, se, comp, col, resolved, curve, ref_low, ref_high):
+def _optimise_by_rules(
+    price, cost, units, e, se, comp, col, resolved, curve, ref_low, ref_high, no_cost="revenue"
+):
     """The optimiser per group of SKUs that share an objective and a price ending (each group
     vectorised); the product's own min / max / MAP combine with the rule sets' (the stricter
     wins)."""
@@ -267,7 +271,7 @@ def _optimise_by_rules(price, cost, units, e, se, comp, col, resolved, curve, re
             competitor_price=comp[idx], max_above_competitor=v["max_above_competitor"][idx],
             ending=None if ending == "nan" else float(ending), objective=objective,
             min_units=min_units[idx], min_revenue=min_revenue[idx],
-            reference_low=ref_low[idx], reference_high=ref_high[idx],
+            reference_low=ref_low[idx], reference_high=ref_high[idx], no_cost=no_cost,
         )  # fmt: skip
         part = optimise(
             price[idx], cost[idx], units[idx], e[idx], se[idx], rules, curvature=curve[idx]

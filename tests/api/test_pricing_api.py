@@ -24,6 +24,9 @@ def test_end_to_end_through_the_api(shop):
     analyst, approver, admin = shop.api(Role.ANALYST), shop.api(Role.APPROVER), shop.api(Role.ADMIN)
     policy = admin.patch("/api/v1/pricing-policy/", {"auto_approve": False}, format="json")
     assert policy.status_code == 200 and policy.json()["auto_approve"] is False
+    assert policy.json()["no_cost_fallback"] == "revenue"
+    bad = admin.patch("/api/v1/pricing-policy/", {"no_cost_fallback": "guess"}, format="json")
+    assert bad.status_code == 400 and bad.json()["attr"] == "no_cost_fallback"
     made = analyst.post(
         "/api/v1/rule-sets/", {"name": "Careful", "max_step": "0.08", "ending": "0.99"},
         format="json",

@@ -141,6 +141,18 @@ def test_without_a_cost_profit_falls_back_to_revenue_and_says_so():
     assert rec.price[0] == pytest.approx(11.0)  # inelastic: revenue rises with price
 
 
+def test_without_a_cost_the_configured_fallback_can_keep_todays_price():
+    rules = Rules(max_step=0.1, no_cost="keep", min_price=[np.nan, 12.0, np.nan])
+    rec = optimise([10.0, 10.0, 10.0], [np.nan, np.nan, 4.0], [50.0] * 3, [-0.7] * 3, None, rules)
+    assert rec.price[0] == 10.0 and rec.rules_of(0) == ["no_cost_kept"]
+    assert rec.price[1] == 12.0  # kept, except to restore a hard rule (past the step limit)
+    assert "no_cost_kept" in rec.rules_of(1) and "restores_rule" in rec.rules_of(1)
+    assert rec.price[2] == pytest.approx(11.0) and rec.rules_of(2) == ["max_step"]
+    assert rec.units_new[1] < rec.units_now[1]  # expected units still follow the estimate
+    with pytest.raises(ValueError, match="no_cost"):
+        optimise([10.0], [np.nan], [5.0], [-2.0], rules=Rules(no_cost="guess"))
+
+
 def test_a_price_of_zero_gets_no_estimate_and_no_crash():
     rec = optimise([0.0, 10.0], [1.0, 4.0], [5.0, 5.0], [-2.0, -2.0])
     assert "no_estimate" in rec.rules_of(0) and np.isfinite(rec.price[1])

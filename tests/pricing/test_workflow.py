@@ -559,3 +559,28 @@ def test_a_bad_policy_value_names_its_field_and_changes_nothing(world_a):
             approvals.update_policy(auto_publish=True, auto_approve_max_change=Decimal("2"))
         assert err.value.attr == "auto_approve_max_change"
         assert approvals.policy().auto_publish is False
+
+
+def test_products_without_a_cost_follow_the_policys_fallback(shop):
+    with tenant_context(shop.tenant), actor_context(None, "owner@shop.test"):
+        Product.objects.filter(sku__in=["P0", "P15"]).update(cost=None)
+        approvals.update_policy(no_cost_fallback="keep")
+        job = reprice()
+        kept = Recommendation.objects.filter(job=job, product__sku__in=["P0", "P15"])
+        assert {r.recommended_price for r in kept} == {Decimal("20")}
+        assert all(r.binding_rules == ["no_cost_kept"] for r in kept)
+        assert all("today's price was kept" in r.explanation for r in kept)
+        other = Recommendation.objects.get(job=job, product__sku="P16")
+        assert other.recommended_price != other.current_price  # costed products still move
+        approvals.update_policy(no_cost_fallback="revenue")
+        job = reprice()
+        moved = Recommendation.objects.get(job=job, product__sku="P15")  # elastic: revenue
+        assert "no_cost" in moved.binding_rules and moved.recommended_price < Decimal("20")
+        assert "revenue was maximised" in moved.explanation
+        with pytest.raises(ServiceError) as err:
+            approvals.update_policy(no_cost_fallback="guess")
+        assert err.value.attr == "no_cost_fallback"
+        assert approvals.policy().no_cost_fallback == "revenue"
+        event = AuditEvent.objects.filter(action="policy.update").order_by("-created_at").first()
+        assert event.before["no_cost_fallback"] == "keep"
+        assert event.after["no_cost_fallback"] == "revenue"
