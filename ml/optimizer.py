@@ -178,11 +178,12 @@ def optimise(
     if rules.no_cost not in NO_COST_FALLBACKS:
         raise ValueError(f"no_cost must be one of {NO_COST_FALLBACKS}, not {rules.no_cost!r}")
     estimated = valid.copy()  # a usable estimate (for the expected units, whatever the price)
+    kept = np.zeros(n, dtype=bool)
     if rules.objective == "profit":
         costless = valid & ~(c > 0)
         if rules.no_cost == "keep":
-            binding[costless] |= RULES["no_cost_kept"]
-            valid = valid & ~costless  # keeps the fallback below: today's price, hard rules kept
+            kept = costless & ~conflict  # today's price, moved only by a hard rule (below)
+            valid = valid & ~kept
         else:
             binding[costless] |= RULES["no_cost"]
     ref_low, ref_high = _arr(rules.reference_low, n), _arr(rules.reference_high, n)
@@ -226,14 +227,15 @@ def optimise(
     # Uncertainty: shrink the move toward today's price (kept inside the hard bounds).
     with np.errstate(all="ignore"):
         rel_sd = np.where(np.isfinite(sd) & (np.abs(e) > 0), sd / np.maximum(np.abs(e), 1e-9), 0.0)
-    # The move is scaled by the probability that demand does fall as the price rises
-    # (normal posterior: Phi(|e| / sd)): a sure estimate moves all the way, one whose interval
-    # reaches zero moves part of the way (s.e. = |e| -> 84 %, 2 |e| -> 69 %). The estimate is
-    # already shrunk toward its category, so a confident one is not held back twice (the
-    # simulator: 1/(1 + (sd/e)^2) cost 1 % of the attainable lift, benchmarks/RESULTS.md).
+    # The move is scaled by how sure the estimate is that demand falls as the price rises:
+    # 2 P(e < 0) - 1 under a normal posterior, i.e. 2 Phi(|e| / sd) - 1. A sure estimate moves
+    # all the way (s.e. <= |e| / 3: 99.7 %), one whose interval reaches zero part of the way
+    # (s.e. = |e| / 2: 95 %, = |e|: 68 %) and a coin flip not at all. The estimate is already
+    # shrunk toward its category, so a confident one is not held back twice (the simulator:
+    # 1 / (1 + (sd / e)^2) cost 1 % of the attainable lift, benchmarks/RESULTS.md).
     with np.errstate(all="ignore"):
         z = np.where(rel_sd > 0, 1.0 / np.maximum(rel_sd, 1e-12), np.inf)
-    weight = np.where(held, 1.0, ndtr(z))  # a floor the merchant set is kept
+    weight = np.where(held, 1.0, 2 * ndtr(z) - 1)  # a floor the merchant set is kept
     shrunk = p0 + weight * (best - p0)
     moved_less = valid & (weight < 0.999) & (np.abs(shrunk - best) > 1e-6)
     binding[moved_less] |= RULES["uncertainty"]
@@ -260,6 +262,13 @@ def optimise(
         binding[snapped] |= RULES["ending"]
 
     best = _to_cents(best, lo_final, hi_final)
+    if kept.any():
+        # "keep" (no cost, profit objective): today's price, moved only to restore a hard
+        # rule (margin, min, max, MAP); no step, competitor position, ending or volume floor.
+        hard_lo, hard_hi = np.nan_to_num(floor, nan=0.0), np.nan_to_num(ceiling, nan=np.inf)
+        held_today = _to_cents(np.clip(p0, hard_lo, hard_hi), floor, ceiling)
+        best = np.where(kept, held_today, best)
+        binding[kept] = RULES["no_cost_kept"] | (binding[kept] & RULES["restores_rule"])
     best = np.where(conflict, np.nan, best)
     with np.errstate(all="ignore"):
         d = np.log(best / p0)

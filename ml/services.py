@@ -229,6 +229,10 @@ def run_training(*, version_id: int, on_progress=None, sync: bool = False) -> Mo
 
 
 PRICE_TOLERANCE = 0.005  # prices within 0.5 % count as the same price
+# A SKU's sales rows are a daily report (days without a sale listed as 0 units) when it has
+# 0-unit rows with a price and rows on at least this share of the days between its first and
+# last row; otherwise an order export, whose 0-unit rows (refunds, empty channels) are dropped.
+DAILY_REPORT_COVERAGE = 0.8
 
 
 def demand_panel():
@@ -272,16 +276,27 @@ def demand_panel():
         units > 0, revenue / np.maximum(units, 1), np.where(recorded_zero, data[:, 5], np.nan)
     )
     out_sku, out_day, out_units, out_price, out_promo, out_trunc = [], [], [], [], [], []
+    kept: list[int] = []  # products with at least one sale, in panel index order
     starts = np.flatnonzero(np.r_[True, sku[1:] != sku[:-1]])
     ends = np.r_[starts[1:], len(sku)]
-    for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
-        sold = np.isfinite(price[a:b]) & (price[a:b] > 0)  # free (fully discounted) sales: no price
-        if not sold.any():
-            continue
-        d, u, p, pr = days[a:b][sold], units[a:b][sold], price[a:b][sold], promo[a:b][sold]
-        if recorded_zero[a:b].any():
-            # The merchant reports this SKU's days without a sale: every day on sale is in the
-            # data (none is there because it sold) and a missing day was not on sale.
+    for j, (a, b) in enumerate(zip(starts, ends, strict=True)):
+        priced = np.isfinite(price[a:b]) & (
+            price[a:b] > 0
+        )  # free (fully discounted) sales: no price
+        if not (priced & (units[a:b] > 0)).any():
+            continue  # never sold at a price: no volume to learn from (cold start)
+        zeros = recorded_zero[a:b]
+        span = days[b - 1] - days[a] + 1
+        # A daily report: 0-unit rows, and rows on most days of the SKU's span. A stray 0-unit
+        # row in an order export (a refunded line) does not make one: it is dropped instead.
+        daily = zeros.any() and priced.sum() >= DAILY_REPORT_COVERAGE * span
+        rows = priced if daily else priced & ~zeros
+        i = len(kept)
+        kept.append(int(products[j]))
+        d, u, p, pr = days[a:b][rows], units[a:b][rows], price[a:b][rows], promo[a:b][rows]
+        if daily:
+            # Every day on sale is in the data (none is there because it sold) and a missing
+            # day was not on sale.
             out_sku.append(np.full(len(d), i))
             out_day.append(d)
             out_units.append(u)
@@ -301,7 +316,7 @@ def demand_panel():
         out_price.append(p)
         out_promo.append(pr)
         out_trunc.append(~(same_prev & same_next))
-        if active.get(int(products[i]), True):
+        if active.get(int(products[j]), True):
             gaps = np.diff(d) - 1  # days without a sale between consecutive sales
             fill = np.flatnonzero((gaps > 0) & same_next[:-1])
             if len(fill):
@@ -316,9 +331,11 @@ def demand_panel():
                 out_price.append(zero_price)
                 out_promo.append(np.zeros(len(zero_days)))
                 out_trunc.append(np.zeros(len(zero_days), dtype=bool))
-    names = sorted({categories.get(int(pk), "") for pk in products})
+    if not kept:
+        return None, [], {}
+    names = sorted({categories.get(pk, "") for pk in kept})
     cat_index = {name: j for j, name in enumerate(names)}
-    category = np.array([cat_index[categories.get(int(pk), "")] for pk in products])
+    category = np.array([cat_index[categories.get(pk, "")] for pk in kept])
     panel = Panel(
         sku=np.concatenate(out_sku), day=np.concatenate(out_day), units=np.concatenate(out_units),
         price=np.concatenate(out_price), promo=np.concatenate(out_promo), category=category,
@@ -326,7 +343,7 @@ def demand_panel():
     )  # fmt: skip
     return (
         panel,
-        [int(pk) for pk in products],
+        kept,
         {
             "zero_share": float(np.mean(panel.units == 0)),
             "truncated_share": float(np.mean(panel.truncated)),

@@ -88,17 +88,20 @@ def test_uncertain_elasticity_moves_less():
     assert "uncertainty" in unsure.rules_of(0)
 
 
-def test_the_move_scales_with_the_probability_that_demand_falls_with_price():
+def test_the_move_scales_with_how_sure_the_estimate_is_that_demand_falls_with_price():
     # e = -3 wants the lowest price (cost 0, revenue-like): 10 -> 8 with the 20 % step.
+    # The move is scaled by 2 Phi(|e| / sd) - 1: all of it when sure, none for a coin flip.
     e, rules = [-3.0], Rules(max_step=0.2, min_margin=0.0)
     moves = {
         sd: 10 - optimise([10.0], [0.0], [100.0], e, [sd], rules).price[0]
-        for sd in (0.0, 0.3, 3.0, 6.0)
+        for sd in (0.0, 0.3, 1.0, 3.0, 6.0, 300.0)
     }
     assert moves[0.0] == pytest.approx(2.0)
-    assert moves[0.3] == pytest.approx(2.0, abs=0.01)  # sure of the sign: not held back
-    assert moves[3.0] == pytest.approx(2.0 * 0.8413, abs=0.01)  # s.e. = |e|: Phi(1)
-    assert moves[6.0] == pytest.approx(2.0 * 0.6915, abs=0.01)  # s.e. = 2 |e|: Phi(0.5)
+    assert moves[0.3] == pytest.approx(2.0, abs=0.01)  # sure of the sign: not held back twice
+    assert moves[1.0] == pytest.approx(2.0 * 0.9973, abs=0.01)  # s.e. = |e| / 3
+    assert moves[3.0] == pytest.approx(2.0 * 0.6827, abs=0.01)  # s.e. = |e|
+    assert moves[6.0] == pytest.approx(2.0 * 0.3829, abs=0.01)  # s.e. = 2 |e|
+    assert moves[300.0] == pytest.approx(0.0, abs=0.02)  # no idea of the sign: no move
 
 
 def test_competitor_cap_and_endings():
@@ -149,6 +152,13 @@ def test_without_a_cost_the_configured_fallback_can_keep_todays_price():
     assert "no_cost_kept" in rec.rules_of(1) and "restores_rule" in rec.rules_of(1)
     assert rec.price[2] == pytest.approx(11.0) and rec.rules_of(2) == ["max_step"]
     assert rec.units_new[1] < rec.units_now[1]  # expected units still follow the estimate
+    # Soft rules do not move a kept price: no competitor position, ending or volume floor
+    # (found in review: the step-limited fallback moved it to the competitor cap and x.99).
+    soft = Rules(max_step=0.1, no_cost="keep", competitor_price=8.0, max_above_competitor=0.0,
+                 ending=0.99, min_units=80.0)  # fmt: skip
+    rec = optimise([10.0, 10.0], [np.nan, 4.0], [50.0, 50.0], [-0.7, -0.7], None, soft)
+    assert rec.price[0] == 10.0 and rec.rules_of(0) == ["no_cost_kept"]
+    assert rec.price[1] < 10.0  # the costed product still follows every rule
     with pytest.raises(ValueError, match="no_cost"):
         optimise([10.0], [np.nan], [5.0], [-2.0], rules=Rules(no_cost="guess"))
 

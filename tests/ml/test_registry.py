@@ -331,3 +331,44 @@ def test_demand_panel_reads_reported_zero_days_at_their_price(stocked):
     assert not panel.truncated[mine].any()
     other = ~mine  # orders only, price moved between its sales: day 2 unknown, both truncated
     assert panel.units[other].tolist() == [2, 1] and panel.truncated[other].all()
+
+
+def test_a_stray_zero_row_in_an_order_export_is_dropped_not_read_as_a_daily_report(stocked):
+    """One 0-unit row (a refunded line) in an order export must not switch the SKU's history
+    to 'every day is listed': its other days keep the order-export rules (found in review)."""
+    from ml.services import demand_panel
+
+    rows = [  # sales on 4 of 20 days, one refunded line: far from a daily report
+        {"date": "2024-03-01", "sku": "S0", "units": 2, "price": "10.00"},
+        {"date": "2024-03-05", "sku": "S0", "units": 0, "price": "10.00"},
+        {"date": "2024-03-08", "sku": "S0", "units": 1, "price": "10.00"},
+        {"date": "2024-03-14", "sku": "S0", "units": 1, "price": "12.00"},
+        {"date": "2024-03-20", "sku": "S0", "units": 3, "price": "12.00"},
+    ]
+    with tenant_context(stocked.tenant):
+        import_rows(kind="sales", rows=rows)
+        panel, ids, _stats = demand_panel()
+    assert len(ids) == 1
+    order = np.argsort(panel.day)
+    days = (panel.day[order] - panel.day.min() + 1).tolist()
+    # days 2-7 between the two sales at 10.00 are zeros; 9-13 (price moved) are unknown
+    assert days == [1, 2, 3, 4, 5, 6, 7, 8, 14, 15, 16, 17, 18, 19, 20]
+    assert panel.units[order].sum() == 7 and panel.truncated[order].tolist()[7:9] == [True, True]
+
+
+def test_products_that_never_sold_stay_out_of_the_panel_and_keep_the_cold_start(stocked):
+    """A daily report lists a product that never sold (0 units every day): it has no volume to
+    learn from, so it gets no estimate and keeps the cold-start path (found in review); so does
+    one whose only sales were free, wherever it falls in the product order."""
+    from ml.services import demand_panel
+
+    rows = [{"date": f"2024-03-{d:02d}", "sku": "S0", "units": 0, "price": "10.00"}
+            for d in range(1, 11)]  # fmt: skip
+    rows += [{"date": f"2024-03-{d:02d}", "sku": "S1", "units": 1 + d % 2, "price": "9.00"}
+             for d in range(1, 11)]  # fmt: skip
+    rows += [{"date": "2024-03-01", "sku": "S2", "units": 1, "price": "5.00", "revenue": "0"}]
+    with tenant_context(stocked.tenant):
+        import_rows(kind="sales", rows=rows)
+        panel, ids, _stats = demand_panel()
+        skus = dict(Product.objects.values_list("pk", "sku"))
+    assert [skus[pk] for pk in ids] == ["S1"] and panel.n_skus == 1
