@@ -220,10 +220,12 @@ class TfidfKnn(Predictor):
 
     kind = "tfidf_knn"
     GRID = ((5, 4), (10, 4), (10, 8), (20, 8), (40, 8), (20, 16))
+    CHUNK_CELLS = 4_000_000
 
     def __init__(self, k: int = 20, power: float = 8.0):
         self.k, self.power = k, power
         self.features = None
+        self._last = None  # the neighbours of the last texts asked about (one entry)
         self.texts: list[str] = []
         self.matrix = None
         self.log_prices = None
@@ -239,6 +241,7 @@ class TfidfKnn(Predictor):
             ),
         )  # fmt: skip
         self.texts = list(texts)
+        self._last = None
         self.matrix = self._normalised(self.features.fit_transform(self.texts))
         self.log_prices = np.asarray(log_prices, float)
         for part in self.features.transformer_list:
@@ -252,29 +255,47 @@ class TfidfKnn(Predictor):
         return normalize(matrix.astype(np.float32)).tocsr()
 
     def _neighbours(self, texts, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Similarities and training indices of each text's k nearest neighbours, in chunks
-        small enough that a chunk's dense similarity block stays near 64 MB."""
-        queries = self._normalised(self.features.transform(list(texts)))
+        """Similarities and training indices of each text's k nearest neighbours, in chunks of
+        about CHUNK_CELLS similarities (the sparse product of TF-IDF rows is nearly dense:
+        ~30 bytes a cell at its peak, so ~120 MB a chunk)."""
+        texts = list(texts)
+        key = (k, hash(tuple(texts)))
+        if self._last is not None and self._last[0] == key:  # tuning, calibration, blending
+            return self._last[1]
+        queries = self._normalised(self.features.transform(texts))
         n_train = self.matrix.shape[0]
         k = max(1, min(k, n_train))
-        chunk = max(1, 16_000_000 // max(n_train, 1))
-        sims, idx = [], []
-        for start in range(0, queries.shape[0], chunk):
+        chunk = max(1, self.CHUNK_CELLS // max(n_train, 1))
+        sims = np.zeros((len(texts), k), dtype=np.float32)
+        idx = np.zeros((len(texts), k), dtype=np.int64)
+        for start in range(0, len(texts), chunk):
             block = (queries[start : start + chunk] @ self.matrix.T).toarray()
-            top = np.argpartition(-block, k - 1, axis=1)[:, :k] if k < n_train else (
-                np.tile(np.arange(n_train), (block.shape[0], 1)))  # fmt: skip
-            sims.append(np.take_along_axis(block, top, axis=1))
-            idx.append(top)
-        if not sims:
-            return np.zeros((0, k)), np.zeros((0, k), int)
-        return np.vstack(sims), np.vstack(idx)
+            if k < n_train:
+                block *= -1  # argpartition takes the smallest: negate in place, no copy
+                top = np.argpartition(block, k - 1, axis=1)[:, :k]
+                block *= -1
+            else:
+                top = np.tile(np.arange(n_train), (block.shape[0], 1))
+            sims[start : start + len(block)] = np.take_along_axis(block, top, axis=1)
+            idx[start : start + len(block)] = top
+        self._last = (key, (sims, idx))
+        return sims, idx
 
     def _average(self, sims, idx, k: int, power: float) -> np.ndarray:
+        """Similarity^power weighted mean of the neighbours' log prices. Similarities are
+        scaled by each text's best one (so the weights do not depend on how similar the best
+        match is in absolute terms); a text that shares no n-gram with any training product
+        gets the training median."""
         if sims.shape[1] > k:
             order = np.argsort(-sims, axis=1)[:, :k]
             sims, idx = np.take_along_axis(sims, order, 1), np.take_along_axis(idx, order, 1)
-        weights = np.clip(sims, 0.0, None).astype(float) ** power + 1e-12
-        return (weights * self.log_prices[idx]).sum(axis=1) / weights.sum(axis=1)
+        sims = np.clip(sims.astype(float), 0.0, None)
+        best = sims.max(axis=1, initial=0.0)
+        known = best > 1e-9
+        weights = (sims / np.where(known, best, 1.0)[:, None]) ** power
+        weights = np.where(known[:, None], weights, 1.0)
+        average = (weights * self.log_prices[idx]).sum(axis=1) / weights.sum(axis=1)
+        return np.where(known, average, float(np.median(self.log_prices)))
 
     def tune(self, texts, log_prices) -> TfidfKnn:
         """Pick (k, power) from the grid by squared error on held-out texts."""
@@ -288,7 +309,10 @@ class TfidfKnn(Predictor):
         return self
 
     def predict_log(self, texts):
-        sims, idx = self._neighbours(texts, self.k)
+        texts = list(texts)
+        if not texts:
+            return np.zeros(0)
+        sims, idx = self._neighbours(texts, max(k for k, _ in self.GRID))
         return self._average(sims, idx, self.k, self.power)
 
     def save(self, folder: Path) -> None:
@@ -626,7 +650,8 @@ class Blend(Predictor):
         grid = np.column_stack([grid, steps - grid.sum(axis=1)]) / steps
         errors = ((columns @ grid.T - np.asarray(log_prices)[:, None]) ** 2).mean(axis=0)
         best = grid[int(np.argmin(errors))]
-        return cls(parts, {n: round(float(w), 4) for n, w in zip(names, best, strict=True)})
+        weights = {n: round(float(w), 4) for n, w in zip(names, best, strict=True) if w > 0}
+        return cls({n: parts[n] for n in weights}, weights)  # a part weighing 0 is not kept
 
     def save(self, folder: Path) -> None:
         for name, part in self.parts.items():
@@ -761,12 +786,13 @@ def train_text_model(
              "base_model": str(folder)}
         )  # fmt: skip
         candidates[neural] = predictor
+        considered = list(candidates)
         blend = Blend.fit(candidates, pick(val_idx), log[val_idx])
         blend.calibrate(pick(val_idx), log[val_idx], config.coverage)
         metrics["blend"] = {
             **_score(blend, pick(test_idx), prices[test_idx]),
-            "weights": blend.weights,
-            "of": list(blend.parts),
+            "weights": {name: blend.weights.get(name, 0.0) for name in considered},
+            "of": considered,
         }
         candidates["blend"] = blend
     chosen = min(candidates, key=lambda name: metrics[name]["rmsle"])

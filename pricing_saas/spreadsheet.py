@@ -2,22 +2,31 @@
 
 A spreadsheet runs a cell that starts like a formula (=, +, -, @, tab, carriage return), so a
 product title such as `=HYPERLINK(...)` from an imported catalog would run on the merchant's
-machine. Such text gets a leading apostrophe (shown as text, never run); plain numbers such as
--1.2 are left as they are. One rule for every export: the SQL exports use the same pattern.
+machine. Such text gets a leading apostrophe (shown as text, never run); a plain number such
+as -1.2 or +5 cannot call anything and is left as it is (a SKU like -0012 re-imports unchanged).
+One rule for every export: the SQL exports use `sql_safe`, built from the same two patterns
+(both are valid as Python and as Postgres regular expressions).
 """
 
 from __future__ import annotations
 
-FORMULA_CHARS = "=+-@\t\r"
-SQL_FORMULA_PATTERN = "^[=+\\-@\\t\\r]"  # POSIX regex for Postgres' ~ operator
+import re
+
+FORMULA_START = r"^[=+\-@\t\r]"
+PLAIN_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_formula, _number = re.compile(FORMULA_START), re.compile(PLAIN_NUMBER)
 
 
 def safe_cell(value):
     """The value to write in a cell: formula-like text quoted, everything else unchanged."""
-    if not isinstance(value, str) or not value or value[0] not in FORMULA_CHARS:
-        return value
-    try:
-        float(value)
-    except ValueError:
+    if isinstance(value, str) and _formula.match(value) and not _number.match(value):
         return "'" + value
     return value
+
+
+def sql_safe(expr: str) -> str:
+    """The same rule as a Postgres expression over a text column (COPY ... TO exports)."""
+    return (
+        f"CASE WHEN {expr} ~ '{FORMULA_START}' AND {expr} !~ '{PLAIN_NUMBER}' "
+        f"THEN '''' || {expr} ELSE {expr} END"
+    )

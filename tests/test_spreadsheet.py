@@ -18,6 +18,10 @@ from pricing_saas.spreadsheet import safe_cell
         ("\rReturn", "'\rReturn"),
         ("-1.2", "-1.2"),  # a negative number stays a number
         ("+5", "+5"),
+        ("-0012", "-0012"),  # a SKU that looks like a number re-imports unchanged
+        ("1e5", "1e5"),
+        ("-inf", "'-inf"),  # not a plain number: quoted
+        ("\t1", "'\t1"),
         ("Mug = cup", "Mug = cup"),
         ("", ""),
         (None, None),
@@ -26,3 +30,20 @@ from pricing_saas.spreadsheet import safe_cell
 )
 def test_formula_like_text_is_quoted_and_nothing_else(value, expected):
     assert safe_cell(value) == expected
+
+
+@pytest.mark.django_db
+def test_the_sql_exports_apply_the_same_rule():
+    from django.db import connection
+
+    from pricing_saas.spreadsheet import sql_safe
+
+    values = ["=HYPERLINK(1)", "+cmd", "-2+3", "@SUM(A1)", "\tTab", "\rCR", "-1.2", "+5",
+              "-0012", "1e5", "-inf", "Mug = cup", ""]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {sql_safe('v')} FROM unnest(%s::text[]) WITH ORDINALITY AS t(v, i) ORDER BY i",
+            [values],
+        )
+        got = [row[0] for row in cursor.fetchall()]
+    assert got == [safe_cell(v) for v in values]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.db import connection, transaction
 
-from pricing_saas.spreadsheet import SQL_FORMULA_PATTERN
+from pricing_saas.spreadsheet import sql_safe
 from tenants.context import require_current_tenant
 
 from .formats import EXPORT_COLUMNS, get_format
@@ -14,7 +14,7 @@ MAX_ATTRIBUTE_COLUMNS = 200
 
 
 def _neutral(expr: str) -> str:
-    return f"CASE WHEN {expr} ~ '{SQL_FORMULA_PATTERN}' THEN '''' || {expr} ELSE {expr} END"
+    return sql_safe(expr)
 
 
 def _money(expr: str) -> str:

@@ -181,7 +181,7 @@ def test_blend_weights_minimise_validation_error_on_the_simplex():
     truth = np.array([1.0, 2.0, 3.0, 4.0])
     good, bad = Fixed(truth), Fixed(truth[::-1])
     blend = Blend.fit({"good": good, "bad": bad, "noise": Fixed([9, 9, 9, 9])}, list("abcd"), truth)
-    assert blend.weights == {"good": 1.0, "bad": 0.0, "noise": 0.0}
+    assert blend.weights == {"good": 1.0} and list(blend.parts) == ["good"]  # zeros dropped
     half = Blend.fit({"up": Fixed(truth + 1), "down": Fixed(truth - 1)}, list("abcd"), truth)
     assert half.weights == {"up": 0.5, "down": 0.5}
     assert np.allclose(half.predict_log(list("abcd")), truth)
@@ -224,3 +224,25 @@ def test_cross_fitted_prices_never_come_from_a_model_that_saw_the_product():
         (np.asarray(prices) >= prediction.low) & (np.asarray(prices) <= prediction.high)
     )
     assert 0.7 <= inside <= 0.95  # the 80% interval holds out of sample
+
+
+def test_neighbours_edge_cases_found_in_review():
+    texts = [f"Acme kettle {c} {n} litre" for c in ("red", "blue", "green") for n in (1, 2, 3)]
+    texts += [f"Zeta phone case model {m}" for m in "ABCDEFGHIJ"]
+    log = np.log1p([500.0] * 9 + [120.0] * 10)
+    knn = TfidfKnn(k=5, power=8).fit(texts, log)
+    # A text sharing no n-gram with the catalog: the training median, not arbitrary rows.
+    assert knn.predict_log(["ÿÿÿÿ"])[0] == pytest.approx(float(np.median(log)))
+    assert knn.predict_log([]).shape == (0,)
+    # The weights depend on how the neighbours compare, not on the best match's absolute size.
+    sims = np.array([[0.2, 0.15, 0.1], [1.0, 0.75, 0.5]])
+    idx = np.array([[0, 9, 10], [0, 9, 10]])
+    low, high = knn._average(sims, idx, 3, 16)
+    assert low == pytest.approx(high)
+    # Small chunks give the same answer as one block; a refit forgets the cached neighbours.
+    whole = knn.predict_log(texts)
+    knn.CHUNK_CELLS = len(texts) * 2  # two queries a chunk
+    knn._last = None
+    assert np.allclose(knn.predict_log(texts), whole)
+    knn.fit(texts, log + 1.0)
+    assert np.allclose(knn.predict_log(texts), whole + 1.0)
