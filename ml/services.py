@@ -280,9 +280,8 @@ def demand_panel():
     starts = np.flatnonzero(np.r_[True, sku[1:] != sku[:-1]])
     ends = np.r_[starts[1:], len(sku)]
     for j, (a, b) in enumerate(zip(starts, ends, strict=True)):
-        priced = np.isfinite(price[a:b]) & (
-            price[a:b] > 0
-        )  # free (fully discounted) sales: no price
+        # Free (fully discounted) sales have no price.
+        priced = np.isfinite(price[a:b]) & (price[a:b] > 0)
         if not (priced & (units[a:b] > 0)).any():
             continue  # never sold at a price: no volume to learn from (cold start)
         zeros = recorded_zero[a:b]
