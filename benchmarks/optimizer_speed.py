@@ -36,8 +36,12 @@ def loop_optimise(price, cost, units, elasticity, sd, comp, rules: Rules) -> lis
             value = (candidate - c) * q0 * (candidate / p0) ** e
             if value > best_value:
                 best, best_value = candidate, value
-        weight = 1.0 / (1.0 + (s / abs(e)) ** 2)
+        # how sure the estimate is that demand falls with price: 2 Phi(|e| / s) - 1
+        weight = math.erf(abs(e) / (s * math.sqrt(2))) if s > 0 else 1.0
         best = min(max(p0 + weight * (best - p0), lo), hi)
+        # prices are money: whole cents, still inside the bounds
+        low, high = math.ceil(lo * 100 - 1e-6) / 100, math.floor(hi * 100 + 1e-6) / 100
+        best = min(max(round(best, 2), low), high) if low <= high else low
         out.append(best)
     return out
 

@@ -16,7 +16,9 @@ reach a recommendation: the SKU keeps today's price, clamped to its hard rules.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 from scipy.special import ndtr
@@ -120,6 +122,10 @@ def hard_bounds(price, cost, rules: Rules) -> tuple[np.ndarray, np.ndarray, np.n
     return floor, ceiling, margin_floor
 
 
+BLOCK = 65_536  # SKUs per block: a block's arrays stay in the CPU cache
+THREADS = max(1, min(8, os.cpu_count() or 1))  # numpy releases the GIL on large array maths
+
+
 def optimise(
     price,
     cost,
@@ -135,8 +141,48 @@ def optimise(
     `curvature` (optional, per SKU): log units are quadratic in log price around today's,
     log q(p) = log q0 + e d + curvature d^2 with d = log(p / p0); SKUs with a curvature are
     optimised on the candidate grid (the analytic optimum holds for constant elasticity only).
+
+    Large inputs are cut into blocks of BLOCK SKUs optimised on THREADS threads (every SKU is
+    independent of the others): cache-sized blocks on all cores.
     """
     rules = rules or Rules()
+    n = len(price)
+    if n <= 2 * BLOCK:
+        return _optimise(price, cost, units, elasticity, elasticity_sd, rules, chunk, curvature)
+    blocks = [slice(start, min(n, start + BLOCK)) for start in range(0, n, BLOCK)]
+
+    def part(value, sl):
+        array = np.asarray(value) if value is not None else None
+        return value if array is None or array.ndim == 0 else array[sl]
+
+    def run(sl):
+        sliced = replace(
+            rules, **{f.name: part(getattr(rules, f.name), sl) for f in fields(rules)
+                      if isinstance(getattr(rules, f.name), np.ndarray | list)}
+        )  # fmt: skip
+        return _optimise(
+            part(price, sl), part(cost, sl), part(units, sl), part(elasticity, sl),
+            part(elasticity_sd, sl), sliced, chunk, part(curvature, sl), offset=sl.start,
+        )  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        parts = list(pool.map(run, blocks))
+    arrays = {
+        f.name: np.concatenate([getattr(p, f.name) for p in parts])
+        for f in fields(Recommendation)
+        if f.name != "conflicts"
+    }
+    conflicts = [c for p in parts for c in p.conflicts][:MAX_CONFLICTS]
+    return Recommendation(**arrays, conflicts=conflicts)
+
+
+MAX_CONFLICTS = 100  # messages kept (the flags mark every SKU)
+
+
+def _optimise(
+    price, cost, units, elasticity, elasticity_sd, rules: Rules, chunk: int, curvature,
+    offset: int = 0,
+) -> Recommendation:  # fmt: skip
     p0 = np.asarray(price, dtype=np.float64)
     n = len(p0)
     c = _arr(cost, n)
@@ -149,9 +195,9 @@ def optimise(
     floor, ceiling, margin_floor = hard_bounds(p0, c, rules)
     conflict = ~np.isnan(floor) & ~np.isnan(ceiling) & (floor > ceiling + 1e-9)
     conflicts = []
-    for i in np.flatnonzero(conflict)[:100]:
+    for i in np.flatnonzero(conflict)[:MAX_CONFLICTS]:
         conflicts.append(
-            f"SKU #{i}: floor {floor[i]:.2f} (margin, min or MAP) is above "
+            f"SKU #{offset + i}: floor {floor[i]:.2f} (margin, min or MAP) is above "
             f"the max price {ceiling[i]:.2f}"
         )
     binding[conflict] |= RULES["conflict"]
@@ -261,12 +307,12 @@ def optimise(
         best, snapped = _apply_ending(best, lo_final, hi_final, rules.ending)
         binding[snapped] |= RULES["ending"]
 
-    best = _to_cents(best, lo_final, hi_final)
+    best = _to_cents(best, lo_final, hi_final, ceiling)
     if kept.any():
         # "keep" (no cost, profit objective): today's price, moved only to restore a hard
         # rule (margin, min, max, MAP); no step, competitor position, ending or volume floor.
         hard_lo, hard_hi = np.nan_to_num(floor, nan=0.0), np.nan_to_num(ceiling, nan=np.inf)
-        held_today = _to_cents(np.clip(p0, hard_lo, hard_hi), floor, ceiling)
+        held_today = _to_cents(np.clip(p0, hard_lo, hard_hi), floor, ceiling, ceiling)
         best = np.where(kept, held_today, best)
         binding[kept] = RULES["no_cost_kept"] | (binding[kept] & RULES["restores_rule"])
     best = np.where(conflict, np.nan, best)
@@ -339,12 +385,18 @@ def _grid(
     return best
 
 
-def _to_cents(price, lo, hi) -> np.ndarray:
-    """Prices are money: round to cents without leaving [lo, hi] (unless it is narrower)."""
+def _to_cents(price, lo, hi, hard_ceiling=None) -> np.ndarray:
+    """Prices are money: round to cents without leaving [lo, hi]. Where [lo, hi] holds no
+    whole cent (a margin floor such as 146.137 that a soft cap was raised to), the cent above
+    lo, unless that breaks the hard ceiling; then the price is left as it is."""
     low = np.where(np.isnan(lo), 0.0, np.ceil(lo * 100 - 1e-6) / 100)
     high = np.where(np.isnan(hi), np.inf, np.floor(hi * 100 + 1e-6) / 100)
     cents = np.clip(np.round(price, 2), low, high)
-    return np.where(low <= high, cents, price)
+    limit = (
+        np.inf if hard_ceiling is None else np.where(np.isnan(hard_ceiling), np.inf, hard_ceiling)
+    )
+    narrow = np.where(low <= limit + 1e-9, low, price)
+    return np.where(low <= high, cents, narrow)
 
 
 def _apply_ending(price, lo, hi, ending: float) -> tuple[np.ndarray, np.ndarray]:

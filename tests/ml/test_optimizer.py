@@ -211,3 +211,34 @@ def test_volume_and_revenue_floors_hold_the_price_down():
     assert held.binding[1] & RULES["min_units"]
     # An unreachable revenue floor: the price with the most revenue is taken, and says so.
     assert held.binding[2] & RULES["min_revenue"] and held.price[2] == 12.0
+
+
+def test_large_inputs_run_in_blocks_with_the_same_answer(monkeypatch):
+    from ml import optimizer
+
+    rng = np.random.default_rng(5)
+    n = 5_000
+    price = rng.uniform(1, 100, n)
+    cost = price * rng.uniform(0.3, 1.2, n)  # some floors above the max price: conflicts
+    args = (price, cost, rng.gamma(2.0, 5.0, n), -rng.uniform(0.3, 4.0, n), rng.uniform(0, 1, n))
+    rules = Rules(max_price=price * 1.05, competitor_price=price * rng.uniform(0.8, 1.3, n),
+                  max_above_competitor=0.05, ending=0.99)  # fmt: skip
+    curvature = np.where(rng.random(n) < 0.3, -2.0, 0.0)
+    whole = optimise(*args, rules, curvature=curvature)
+    monkeypatch.setattr(optimizer, "BLOCK", 700)  # 8 blocks on the thread pool
+    blocked = optimise(*args, rules, curvature=curvature)
+    assert np.array_equal(whole.price, blocked.price, equal_nan=True)
+    assert np.array_equal(whole.binding, blocked.binding)
+    assert np.allclose(whole.units_new, blocked.units_new, equal_nan=True)
+    assert whole.conflicts == blocked.conflicts and len(whole.conflicts) == 100
+
+
+def test_a_floor_between_two_cents_rounds_up_to_the_next_cent():
+    # margin floor 132.8499 x 1.1 = 146.13489, above a competitor cap of 140: the floor wins,
+    # and the price is a whole cent at or above it (was left at 146.13489).
+    rules = Rules(competitor_price=140.0, max_above_competitor=0.0)
+    rec = optimise([150.0], [132.8499], [10.0], [-3.0], [0.0], rules)
+    assert rec.price[0] == 146.14 and "min_margin" in rec.rules_of(0)
+    capped = Rules(competitor_price=140.0, max_above_competitor=0.0, max_price=146.135)
+    rec = optimise([150.0], [132.8499], [10.0], [-3.0], [0.0], capped)
+    assert 146.13489 <= rec.price[0] <= 146.135  # no whole cent fits: the hard rules win
