@@ -191,7 +191,9 @@ def run_publication(*, publication_id: int) -> Publication | None:
     # A change made against a price that has moved since (a retry days later, a second
     # rollback) would overwrite the newer price: it fails instead, and says why.
     stale = {c.pk for c in changes if products.get(c.product_id, (0, 0, 0, None))[3] != c.old_price}
-    if policy().kill_switch:
+    # The kill switch stops new prices; a rollback (restoring the prices before) still goes:
+    # it is how an operator undoes the damage the switch was pulled for.
+    if policy().kill_switch and publication.kind != "rollback":
         _finish(publication, changes, {}, "stopped: the kill switch was turned on")
         return publication
     rows = [
@@ -314,8 +316,10 @@ def give_up(*, publication_id: int, reason: str) -> Publication | None:
 
 @transaction.atomic
 def retry_publication(*, publication: Publication, enqueue: bool = True) -> Publication:
-    """Send a publication's failed changes again, as a new publication."""
-    require_switch_off("publishing")
+    """Send a publication's failed changes again, as a new publication (a rollback's also
+    while the kill switch is on)."""
+    if publication.kind != "rollback":
+        require_switch_off("publishing")
     failed = list(
         PriceChange.objects.select_for_update().filter(
             publication=publication, status=PriceChange.Status.FAILED
@@ -373,8 +377,8 @@ def rollback(
     comment: str = "",
     enqueue: bool = True,
 ) -> Publication:
-    """Revert published changes (all of a job's, or the ids named) to the previous price."""
-    require_switch_off("publishing (and so rolling back)")
+    """Revert published changes (all of a job's, or the ids named) to the previous price.
+    Allowed while the kill switch is on: the switch stops new prices, not the way back."""
     if (job is None) == (change_ids is None):
         raise ServiceError("name a job or the price changes to roll back", attr="change_ids")
     fields = ("pk", "product_id", "new_price", "status", "reverted")

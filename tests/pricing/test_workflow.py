@@ -584,3 +584,34 @@ def test_products_without_a_cost_follow_the_policys_fallback(shop):
         event = AuditEvent.objects.filter(action="policy.update").order_by("-created_at").first()
         assert event.before["no_cost_fallback"] == "keep"
         assert event.after["no_cost_fallback"] == "revenue"
+
+
+def test_rollbacks_go_while_the_kill_switch_is_on_and_new_prices_do_not(shop):
+    """The switch is pulled because bad prices went out: the way back must stay open (an
+    operator should not have to turn the switch off, and let auto-publish loose, to undo)."""
+    with tenant_context(shop.tenant), actor_context(None, "ops@shop.test"):
+        approvals.update_policy(auto_approve=False)
+        job = reprice()
+        ids = _approve_some(3)
+        publishing.publish()
+        published = Recommendation.objects.filter(pk__in=ids)
+        assert {r.status for r in published} == {"published"}
+        queued = _approve_some(2)  # approved, about to go out when the switch is pulled
+        in_flight = publishing.publish(enqueue=False)
+        approvals.set_kill_switch(on=True, reason="prices look wrong")
+        publishing.run_publication(publication_id=in_flight.pk)
+        in_flight.refresh_from_db()
+        assert in_flight.published == 0 and "kill switch" in in_flight.message
+        back = publishing.rollback(job=job, comment="undo while stopped")
+        back.refresh_from_db()
+        assert back.kind == "rollback" and back.status == "succeeded" and back.published == 3
+        for rec in published:
+            assert Product.objects.get(pk=rec.product_id).price == rec.current_price
+        assert not Product.objects.filter(
+            pk__in=Recommendation.objects.filter(pk__in=queued).values("product_id"),
+            price__in=Recommendation.objects.filter(pk__in=queued).values("recommended_price"),
+        ).exists()  # the stopped publication sent nothing
+        with pytest.raises(ConflictError) as err:
+            publishing.retry_publication(publication=in_flight)  # new prices: still refused
+        assert err.value.code == "kill_switch_on"
+        assert AuditEvent.objects.filter(action="rollback.create", actor="ops@shop.test").exists()
