@@ -828,8 +828,9 @@ def _duplicate_errors(fmt, cur, clean, stage, mapping, result) -> None:
 # --- XLSX --------------------------------------------------------------------------------------
 
 
-def xlsx_to_csv(source: Path, target: Path, kind: str = "") -> None:
-    """Stream the first worksheet into a UTF-8 CSV (openpyxl read-only mode, row by row)."""
+def xlsx_to_csv(source: Path, target: Path, kind: str = "", max_rows: int | None = None) -> None:
+    """Stream the first worksheet into a UTF-8 CSV (openpyxl read-only mode, row by row);
+    `max_rows` stops after that many non-empty rows (the header and a preview)."""
     from openpyxl import load_workbook
 
     try:
@@ -840,10 +841,14 @@ def xlsx_to_csv(source: Path, target: Path, kind: str = "") -> None:
         sheet = workbook.worksheets[0]
         with open(target, "w", encoding="utf-8", newline="") as out:
             writer = csv.writer(out)
+            written = 0
             for row in sheet.iter_rows(values_only=True):
                 if row is None or all(v is None for v in row):
                     continue
                 writer.writerow(["" if v is None else _xlsx_cell(v) for v in row])
+                written += 1
+                if max_rows is not None and written >= max_rows:
+                    break
     finally:
         workbook.close()
 

@@ -113,14 +113,25 @@ def _readable_path(job: ImportJob) -> tuple[Path, Path | None]:
     return path, None
 
 
+PREVIEW_ROWS = 10
+
+
 def _inspect(job: ImportJob, options: ImportOptions) -> None:
-    """Read the header and a preview; park the job for mapping if the header does not fit."""
+    """Read the header and a preview; park the job for mapping if the header does not fit.
+    Runs in the web request: a workbook is read only as far as the header and the preview
+    (the whole sheet is converted by the import task)."""
+    path = Path(job.file.path)
+    head = path.with_suffix(".head.csv") if path.suffix.lower() == ".xlsx" else None
     try:
-        path, _ = _readable_path(job)
-        sniffed = sniff(path, job.kind)
+        if head is not None:
+            xlsx_to_csv(path, head, job.kind, max_rows=PREVIEW_ROWS + 1)
+        sniffed = sniff(head or path, job.kind, preview_rows=PREVIEW_ROWS)
     except ImportFailed as exc:
         _finish(job, exc.result, failed=True)
         return
+    finally:
+        if head is not None:
+            head.unlink(missing_ok=True)
     job.headers = sniffed.headers
     job.preview = sniffed.preview
     try:

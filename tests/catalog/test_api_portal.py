@@ -220,3 +220,38 @@ def test_viewer_cannot_upload_in_portal(world_a):
     upload = SimpleUploadedFile("p.csv", b"sku,title,price\nV1,v,1\n")
     assert client.post("/catalog/imports/", {"kind": "products", "file": upload}).status_code == 403
     assert "Upload a file" not in client.get("/catalog/imports/").content.decode()
+
+
+def test_a_workbook_upload_reads_only_its_head_in_the_request(world_a, monkeypatch):
+    """The web request reads the header and a preview; the whole sheet is converted by the
+    import task (a large workbook used to be converted in full inside the request)."""
+    import io
+
+    from openpyxl import Workbook
+
+    from pricing_saas.catalog import importer, services
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["sku", "title", "price"])
+    for i in range(300):
+        sheet.append([f"W{i}", f"Workbook item {i}", 5 + i])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    reads = []
+    real = importer.xlsx_to_csv
+
+    def spy(source, target, kind="", max_rows=None):
+        reads.append(max_rows)
+        return real(source, target, kind, max_rows)
+
+    monkeypatch.setattr(services, "xlsx_to_csv", spy)
+    upload = SimpleUploadedFile("products.xlsx", buffer.getvalue())
+    client = analyst(world_a)
+    response = client.post(
+        "/api/v1/imports/", {"kind": "products", "file": upload}, format="multipart"
+    )
+    assert response.status_code == 202, response.json()
+    job = client.get(f"/api/v1/imports/{response.json()['id']}/").json()
+    assert job["status"] == "succeeded" and job["created"] == 300  # the task read it all
+    assert reads == [services.PREVIEW_ROWS + 1, None]  # request: the head; task: the sheet
