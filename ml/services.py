@@ -340,14 +340,57 @@ def demand_panel():
         price=np.concatenate(out_price), promo=np.concatenate(out_promo), category=category,
         truncated=np.concatenate(out_trunc),
     )  # fmt: skip
+    competitor = _competitor_prices(kept, panel.sku, panel.day)
+    if np.isfinite(competitor).any():
+        panel.competitor_price = competitor
     return (
         panel,
         kept,
         {
             "zero_share": float(np.mean(panel.units == 0)),
             "truncated_share": float(np.mean(panel.truncated)),
+            "competitor_share": float(np.mean(np.isfinite(competitor))),
         },
     )
+
+
+COMPETITOR_CARRY_DAYS = 14  # an observed competitor price holds for two weeks, then unknown
+
+
+def _competitor_prices(product_ids: list[int], sku, day):
+    """The lowest in-stock competitor price per panel row (SKU, day): the day's lowest
+    observation, else the latest of the COMPETITOR_CARRY_DAYS before it, else NaN. The demand
+    model controls for the gap to it (buyers drift away when a competitor is cheaper)."""
+    import numpy as np
+    from django.db.models import Min
+    from django.db.models.functions import TruncDate
+
+    from pricing_saas.catalog.models import CompetitorOffer
+
+    rows = (
+        CompetitorOffer.objects.filter(in_stock=True)
+        .annotate(day=TruncDate("observed_at"))
+        .values("product_id", "day")
+        .annotate(low=Min("price"))
+        .values_list("product_id", "day", "low")
+    )
+    index = {pk: i for i, pk in enumerate(product_ids)}
+    seen = [(index[p], d.toordinal(), float(low)) for p, d, low in rows.iterator(chunk_size=20000)
+            if p in index]  # fmt: skip
+    out = np.full(len(sku), np.nan)
+    if not seen:
+        return out
+    obs = np.array(seen)
+    span = 1 << 22  # day ordinals stay below it until the year 11,000
+    obs_key = obs[:, 0].astype(np.int64) * span + obs[:, 1].astype(np.int64)
+    order = np.argsort(obs_key)
+    obs_key, obs_day, obs_price = obs_key[order], obs[order, 1], obs[order, 2]
+    row_key = np.asarray(sku, np.int64) * span + np.asarray(day, np.int64)
+    pos = np.searchsorted(obs_key, row_key, side="right") - 1
+    safe = np.maximum(pos, 0)
+    same_sku = (pos >= 0) & (obs_key[safe] // span == row_key // span)
+    recent = (np.asarray(day) - obs_day[safe]) <= COMPETITOR_CARRY_DAYS
+    return np.where(same_sku & recent, obs_price[safe], np.nan)
 
 
 def _run_demand(version: ModelVersion) -> ModelVersion:

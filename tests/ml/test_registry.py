@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from ml import services
-from ml.models import ModelVersion, ReferencePrice, TextModelConfig
+from ml.models import Elasticity, ModelVersion, ReferencePrice, TextModelConfig
 from pricing_saas.catalog.importer import import_rows
 from pricing_saas.catalog.models import Product
 from tenants.context import tenant_context
@@ -372,3 +372,65 @@ def test_products_that_never_sold_stay_out_of_the_panel_and_keep_the_cold_start(
         panel, ids, _stats = demand_panel()
         skus = dict(Product.objects.values_list("pk", "sku"))
     assert [skus[pk] for pk in ids] == ["S1"] and panel.n_skus == 1
+
+
+def test_demand_panel_carries_competitor_prices_forward_two_weeks(stocked):
+    from ml.services import demand_panel
+
+    sales = [{"date": f"2024-03-{d:02d}", "sku": s, "units": 1, "price": "10.00"}
+             for s in ("S0", "S1") for d in range(1, 31)]  # fmt: skip
+    offers = [
+        {"sku": "S0", "competitor": "A", "price": "9.00", "observed_at": "2024-03-03T09:00:00Z"},
+        {"sku": "S0", "competitor": "B", "price": "8.50", "observed_at": "2024-03-03T18:00:00Z"},
+        {"sku": "S0", "competitor": "A", "price": "7.00", "observed_at": "2024-03-10T09:00:00Z",
+         "in_stock": "false"},  # out of stock: not a price anyone can buy at
+        {"sku": "S0", "competitor": "A", "price": "9.50", "observed_at": "2024-03-20T09:00:00Z"},
+    ]  # fmt: skip
+    with tenant_context(stocked.tenant):
+        import_rows(kind="sales", rows=sales)
+        import_rows(kind="competitor_prices", rows=offers)
+        panel, ids, stats = demand_panel()
+        s0 = ids.index(Product.objects.get(sku="S0").pk)
+    day = panel.day - panel.day.min() + 1
+    comp = {int(d): c for d, c, s in zip(day, panel.competitor_price, panel.sku, strict=True)
+            if s == s0}  # fmt: skip
+    assert np.isnan(comp[1]) and np.isnan(comp[2])  # nothing observed yet
+    assert comp[3] == 8.5 and comp[17] == 8.5  # the day's lowest, held for 14 days
+    assert np.isnan(comp[18]) and np.isnan(comp[19])  # 15 and 16 days after: unknown
+    assert comp[20] == 9.5 and comp[30] == 9.5
+    assert np.isnan(panel.competitor_price[panel.sku != s0]).all()  # S1: never observed
+    assert 0 < stats["competitor_share"] < 0.5
+
+
+def test_demand_model_controls_for_the_competitor_gap(stocked):
+    """Units respond to the own price (-2) and to the gap to a competitor whose price moves
+    on its own (-1): the gap's coefficient is recovered through the real path, and the
+    own-price elasticity (competitor held fixed) is their sum."""
+    import datetime as dt
+
+    rng = np.random.default_rng(11)
+    sales, offers = [], []
+    for i in range(12):
+        for week in range(20):
+            comp = 20 * float(np.exp(rng.normal(0, 0.25)))
+            day0 = dt.date(2024, 1, 1) + dt.timedelta(days=7 * week)
+            offers.append({"sku": f"S{i}", "competitor": "Rival", "price": round(comp, 2),
+                           "observed_at": f"{day0.isoformat()}T06:00:00Z"})  # fmt: skip
+            for d in range(7):
+                price = 20 * float(np.exp(rng.normal(0, 0.1)))
+                mean = 8 * (price / 20) ** -2.0 * (price / comp) ** -1.0
+                units = int(rng.poisson(mean))
+                if units:
+                    date = (day0 + dt.timedelta(days=d)).isoformat()
+                    sales.append({"date": date, "sku": f"S{i}", "units": units,
+                                  "price": round(price, 2)})  # fmt: skip
+    with tenant_context(stocked.tenant):
+        import_rows(kind="sales", rows=sales)
+        import_rows(kind="competitor_prices", rows=offers)
+    call_command("train", stocked.tenant.slug, "--model", "demand", "--sync", stdout=io.StringIO())
+    with tenant_context(stocked.tenant):
+        version = ModelVersion.objects.get(kind="demand")
+        fitted = list(Elasticity.objects.values_list("elasticity", flat=True))
+    assert version.metrics["competitor_share"] > 0.9
+    assert abs(version.metrics["coefficients"]["competitor_gap"] - (-1.0)) < 0.25
+    assert abs(float(np.median(fitted)) - (-3.0)) < 0.4
