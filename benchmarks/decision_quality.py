@@ -4,12 +4,14 @@ that knows the true demand curves (share of the attainable profit lift captured,
 violations), for several seeds and demand forms.
 
     .venv/bin/python benchmarks/decision_quality.py [--skus 200] [--days 365] [--seeds 0,1]
-        [--reports orders,daily]
+        [--reports orders,daily] [--no-competitor-moves]
 
 A year of history by default: the demand model controls for yearly seasonality (the simulated
 market has a yearly cycle), which a shorter history cannot tell from a trend. Two kinds of sales
 file: "orders" (rows only for days with a sale, the price of other days unknown) and "daily"
-(a daily report listing days without a sale as 0 units at the day's price).
+(a daily report listing days without a sale as 0 units at the day's price). The competitor
+re-prices now and then and the merchant follows half of each move (`--no-competitor-moves`:
+competitor prices only jitter).
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pricing_saas.settings.local")
 
 
-def run_once(forms: tuple[str, ...], seed: int, skus: int, days: int, daily: bool) -> dict:
+def run_once(
+    forms: tuple[str, ...], seed: int, skus: int, days: int, daily: bool, moves: bool = True
+) -> dict:
     from django.core.management import call_command
 
     from ml.simulator import make_market, score, write_csv
@@ -43,7 +47,7 @@ def run_once(forms: tuple[str, ...], seed: int, skus: int, days: int, daily: boo
     tenant = create_tenant(name="Decision quality", slug=f"dq-{secrets.token_hex(4)}")
     try:
         with tempfile.TemporaryDirectory() as tmp, tenant_context(tenant):
-            write_csv(market, Path(tmp), days, seed, zero_days=daily)
+            write_csv(market, Path(tmp), days, seed, zero_days=daily, competitor_moves=moves)
             for kind in ("products", "sales", "competitor_prices"):
                 import_file(kind=kind, path=Path(tmp) / f"{kind}.csv")
             job = pricing.start_reprice(enqueue=False)
@@ -70,6 +74,11 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--reports", default="orders,daily")
+    parser.add_argument(
+        "--no-competitor-moves",
+        action="store_true",
+        help="competitor prices only jitter; the merchant never follows them",
+    )
     args = parser.parse_args()
     import django
 
@@ -85,7 +94,8 @@ def main() -> None:
         for seed in (int(s) for s in args.seeds.split(",")):
             cells = []
             for report in reports:
-                result = run_once(forms, seed, args.skus, args.days, report == "daily")
+                result = run_once(forms, seed, args.skus, args.days, report == "daily",
+                                  not args.no_competitor_moves)  # fmt: skip
                 shares[report].append(result["captured"])
                 cells += [f"{result['captured']:.3f}", str(result["violations"])]
             print(f"| {'+'.join(forms)} | {seed} | " + " | ".join(cells) + " |", flush=True)

@@ -84,13 +84,20 @@ def make_market(n: int = 200, forms=FORMS, seed: int = 0) -> Market:
 
 
 def write_csv(
-    market: Market, folder: Path, days: int = 180, seed: int = 0, zero_days: bool = False
+    market: Market,
+    folder: Path,
+    days: int = 180,
+    seed: int = 0,
+    zero_days: bool = False,
+    competitor_moves: bool = True,
 ) -> dict:
     """products.csv, sales.csv and competitor_prices.csv in the canonical formats.
 
     By default sales.csv has rows only for days with a sale (an order export: the price of a
     day without a sale is unknown). With `zero_days`, it is a daily report that lists every
-    day on sale, a day without a sale as 0 units at that day's price."""
+    day on sale, a day without a sale as 0 units at that day's price. With `competitor_moves`
+    the competitor re-prices now and then and the merchant follows half of each move, so the
+    own price and the competitor's move together (as when a merchant watches a rival)."""
     rng = np.random.default_rng(seed + 1)
     folder.mkdir(parents=True, exist_ok=True)
     n = len(market.sku)
@@ -112,12 +119,23 @@ def write_csv(
         ws, wo = csv.writer(sales), csv.writer(offers)
         ws.writerow(["date", "sku", "units", "price", "promo"])
         wo.writerow(["sku", "competitor", "price", "observed_at"])
+        moves = np.random.default_rng(seed + 2)  # its own stream: the rest stays comparable
+        regime = np.ones(n)
         for d in range(days):
             day = start + timedelta(days=d)
+            if competitor_moves and d % 7 == 0:
+                # Each week a competitor re-prices with probability 0.2 (to 0.8-1.2 of today's
+                # price), and is back at today's price for the last two weeks; the merchant
+                # follows half of the move (so own and competitor prices move together).
+                jump = moves.random(n) < 0.2
+                regime = np.where(jump, moves.uniform(0.8, 1.2, n), regime)
+                if d >= days - 14:
+                    regime = np.ones(n)
             price = market.price_today * np.exp(rng.normal(0, 0.1, n))  # tests and drift
+            price = price * regime**0.5  # the merchant follows half of a competitor's move
             promo = rng.random(n) < 0.05
             price = np.where(promo, price * 0.85, price)
-            comp = market.competitor_today * np.exp(rng.normal(0, 0.03, n))
+            comp = market.competitor_today * regime * np.exp(rng.normal(0, 0.03, n))
             units = rng.poisson(market.demand(idx, price, comp, day.toordinal(), promo))
             for i in idx if zero_days else np.flatnonzero(units):
                 flag = "true" if promo[i] else "false"

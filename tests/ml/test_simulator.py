@@ -33,3 +33,30 @@ def test_oracle_is_the_best_and_scores_are_consistent():
     assert score(market, best, floor, ceiling)["captured"] == 1.0
     assert score(market, np.clip(p0, floor, ceiling), floor, ceiling)["captured"] < 1.0
     assert score(market, ceiling * 2, floor, ceiling)["violations"] == 30
+
+
+def test_daily_reports_list_every_day_and_competitor_moves_are_followed(tmp_path):
+    market = make_market(10, FORMS, seed=2)
+    write_csv(market, tmp_path / "orders", days=70, seed=2)
+    write_csv(market, tmp_path / "daily", days=70, seed=2, zero_days=True)
+    read = lambda folder, name: list(csv.DictReader(open(tmp_path / folder / name)))  # noqa: E731,SIM115
+    orders, daily = read("orders", "sales.csv"), read("daily", "sales.csv")
+    assert len(daily) == 70 * 10 and all(int(r["units"]) > 0 for r in orders)
+    sold = {(r["date"], r["sku"]): r for r in daily if int(r["units"]) > 0}
+    assert sold == {(r["date"], r["sku"]): r for r in orders}  # same market, same days
+    offers = read("daily", "competitor_prices.csv")
+    ratio = (
+        np.array([float(r["price"]) for r in offers])
+        / np.repeat(market.competitor_today, 1)[[int(r["sku"][3:]) for r in offers]]
+    )
+    assert ratio.max() / ratio.min() > 1.25  # the competitor re-prices, not only jitters
+    last = [
+        r for r in offers if r["observed_at"][:10] == max(o["observed_at"][:10] for o in offers)
+    ]
+    assert all(0.9 < float(r["price"]) / market.competitor_today[int(r["sku"][3:])] < 1.1
+               for r in last)  # fmt: skip  # back at today's price at the end
+    still = tmp_path / "still"
+    write_csv(market, still, days=70, seed=2, competitor_moves=False)
+    calm = [float(r["price"]) / market.competitor_today[int(r["sku"][3:])]
+            for r in read("still", "competitor_prices.csv")]  # fmt: skip
+    assert max(calm) / min(calm) < 1.25
