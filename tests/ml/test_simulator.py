@@ -45,10 +45,8 @@ def test_daily_reports_list_every_day_and_competitor_moves_are_followed(tmp_path
     sold = {(r["date"], r["sku"]): r for r in daily if int(r["units"]) > 0}
     assert sold == {(r["date"], r["sku"]): r for r in orders}  # same market, same days
     offers = read("daily", "competitor_prices.csv")
-    ratio = (
-        np.array([float(r["price"]) for r in offers])
-        / np.repeat(market.competitor_today, 1)[[int(r["sku"][3:]) for r in offers]]
-    )
+    index = [int(r["sku"][3:]) for r in offers]  # SIM00042 -> 42
+    ratio = np.array([float(r["price"]) for r in offers]) / market.competitor_today[index]
     assert ratio.max() / ratio.min() > 1.25  # the competitor re-prices, not only jitters
     last = [
         r for r in offers if r["observed_at"][:10] == max(o["observed_at"][:10] for o in offers)
