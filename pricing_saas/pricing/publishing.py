@@ -33,7 +33,7 @@ from .models import PriceChange, Publication, Recommendation, RepriceJob
 
 logger = logging.getLogger(__name__)
 PUBLISH_STALE_AFTER = timedelta(seconds=900 + 300)  # the publish task's time limit, and slack
-_Target = namedtuple("_Target", "pk product_id new_price status reverted")
+_Target = namedtuple("_Target", "pk product_id new_price status reverted kind")
 _Change = namedtuple(
     "_Change", "pk product_id old_price new_price kind recommendation_id reverts_id"
 )
@@ -193,9 +193,19 @@ def run_publication(*, publication_id: int) -> Publication | None:
     stale = {c.pk for c in changes if products.get(c.product_id, (0, 0, 0, None))[3] != c.old_price}
     # The kill switch stops new prices; a rollback (restoring the prices before) still goes:
     # it is how an operator undoes the damage the switch was pulled for.
-    if policy().kill_switch and publication.kind != "rollback":
+    switched_off = policy().kill_switch
+    if switched_off and publication.kind != "rollback":
         _finish(publication, changes, {}, "stopped: the kill switch was turned on")
         return publication
+    # Nor does the undoing of a rollback (it would publish again the price the rollback
+    # removed), even if it was queued before the switch was turned on.
+    forward = set()
+    if switched_off:
+        for chunk in _chunks([c.pk for c in changes]):
+            forward.update(
+                PriceChange.objects.filter(pk__in=chunk, reverts__kind=PriceChange.Kind.ROLLBACK)
+                .values_list("pk", flat=True)
+            )  # fmt: skip
     rows = [
         ChangeRow(
             change_id=c.pk,
@@ -208,7 +218,7 @@ def run_publication(*, publication_id: int) -> Publication | None:
         )
         for c in changes
     ]
-    rows = [r for r in rows if r.change_id not in stale]
+    rows = [r for r in rows if r.change_id not in stale and r.change_id not in forward]
     publisher = get_publisher(publication.publisher)
     try:
         outcome = publisher.push(rows, reference=f"{publication.tenant.slug}-{publication.pk}")
@@ -222,6 +232,9 @@ def run_publication(*, publication_id: int) -> Publication | None:
         pk: PushResult(pk, False, "the price changed since this change was made; not sent")
         for pk in stale
     }
+    for pk in forward:
+        results[pk] = PushResult(pk, False, "stopped: the kill switch is on and this change "
+                                 "would undo a rollback")  # fmt: skip
     for result in outcome.results:
         if result.ok and result.change_id in confirmed and not confirmed[result.change_id].ok:
             result = confirmed[result.change_id]
@@ -381,7 +394,7 @@ def rollback(
     Allowed while the kill switch is on: the switch stops new prices, not the way back."""
     if (job is None) == (change_ids is None):
         raise ServiceError("name a job or the price changes to roll back", attr="change_ids")
-    fields = ("pk", "product_id", "new_price", "status", "reverted")
+    fields = ("pk", "product_id", "new_price", "status", "reverted", "kind")
     if job is not None:
         targets = [
             _Target(*row)
@@ -423,6 +436,15 @@ def rollback(
                 "already rolled back: " + ", ".join(str(c.pk) for c in done[:20]),
                 code="already_reverted",
             )
+    # Rolling a rollback back would publish again the price it removed: not while the kill
+    # switch is on (the switch lets only the way back through, never the way forward again).
+    undoing = [c for c in targets if c.kind == PriceChange.Kind.ROLLBACK]
+    if undoing and policy().kill_switch:
+        raise ConflictError(
+            "the kill switch is on: rolling back a rollback would publish again the price it "
+            "removed; changes: " + ", ".join(str(c.pk) for c in undoing[:20]),
+            code="kill_switch_on",
+        )
     pending = set(
         PriceChange.objects.filter(
             status=PriceChange.Status.PENDING, reverts_id__in=[c.pk for c in targets]

@@ -615,3 +615,36 @@ def test_rollbacks_go_while_the_kill_switch_is_on_and_new_prices_do_not(shop):
             publishing.retry_publication(publication=in_flight)  # new prices: still refused
         assert err.value.code == "kill_switch_on"
         assert AuditEvent.objects.filter(action="rollback.create", actor="ops@shop.test").exists()
+
+
+def test_under_the_kill_switch_a_rollback_is_never_undone(shop):
+    """Rolling a rollback back publishes again the price it removed: refused while the switch
+    is on, and one queued before the switch was turned on does not go either (found in
+    review: an idempotent 'roll back these SKUs' call repeated twice did it)."""
+    with tenant_context(shop.tenant), actor_context(None, "ops@shop.test"):
+        approvals.update_policy(auto_approve=False)
+        reprice()
+        ids = _approve_some(2)
+        publishing.publish()
+        skus = list(
+            Recommendation.objects.filter(pk__in=ids).values_list("product__sku", flat=True)
+        )
+        approvals.set_kill_switch(on=True)
+        back = publishing.rollback(change_ids=publishing.latest_changes_of(skus))
+        back.refresh_from_db()
+        assert back.status == "succeeded"
+        prices = dict(Product.objects.filter(sku__in=skus).values_list("sku", "price"))
+        with pytest.raises(ConflictError) as err:  # the same call again: now a rollback's
+            publishing.rollback(change_ids=publishing.latest_changes_of(skus))
+        assert err.value.code == "kill_switch_on"
+        approvals.set_kill_switch(on=False)
+        redo = publishing.rollback(
+            change_ids=publishing.latest_changes_of(skus[:1]), enqueue=False
+        )  # queued while the switch is off ...
+        approvals.set_kill_switch(on=True)  # ... and the switch goes on before it is pushed
+        publishing.run_publication(publication_id=redo.pk)
+        redo.refresh_from_db()
+        assert redo.published == 0
+        change = PriceChange.objects.get(publication=redo)
+        assert change.status == "failed" and "undo a rollback" in change.error
+        assert dict(Product.objects.filter(sku__in=skus).values_list("sku", "price")) == prices
