@@ -151,19 +151,26 @@ def optimise(
         return _optimise(price, cost, units, elasticity, elasticity_sd, rules, chunk, curvature)
     blocks = [slice(start, min(n, start + BLOCK)) for start in range(0, n, BLOCK)]
 
-    def part(value, sl):
-        array = np.asarray(value) if value is not None else None
-        return value if array is None or array.ndim == 0 else array[sl]
+    def per_sku(value):
+        """One value per SKU (a scalar or a length-1 array broadcast; any other length is an
+        error, as in the one-block path); None and text stay as they are."""
+        if value is None or isinstance(value, str):
+            return value
+        array = np.asarray(value, dtype=np.float64)
+        return value if array.ndim == 0 else np.broadcast_to(array, (n,))
+
+    inputs = [per_sku(v) for v in (price, cost, units, elasticity, elasticity_sd, curvature)]
+    per_rule = {f.name: per_sku(getattr(rules, f.name)) for f in fields(rules)}
+    per_rule = {k: v for k, v in per_rule.items() if isinstance(v, np.ndarray)}
+    errors = np.geterr()  # numpy's error state is per thread: the caller's holds in each block
 
     def run(sl):
-        sliced = replace(
-            rules, **{f.name: part(getattr(rules, f.name), sl) for f in fields(rules)
-                      if isinstance(getattr(rules, f.name), np.ndarray | list)}
-        )  # fmt: skip
-        return _optimise(
-            part(price, sl), part(cost, sl), part(units, sl), part(elasticity, sl),
-            part(elasticity_sd, sl), sliced, chunk, part(curvature, sl), offset=sl.start,
-        )  # fmt: skip
+        cut = [v[sl] if isinstance(v, np.ndarray) else v for v in inputs]
+        with np.errstate(**errors):
+            return _optimise(
+                *cut[:5], replace(rules, **{k: v[sl] for k, v in per_rule.items()}), chunk,
+                cut[5], offset=sl.start,
+            )  # fmt: skip
 
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
         parts = list(pool.map(run, blocks))
@@ -307,12 +314,16 @@ def _optimise(
         best, snapped = _apply_ending(best, lo_final, hi_final, rules.ending)
         binding[snapped] |= RULES["ending"]
 
-    best = _to_cents(best, lo_final, hi_final, ceiling)
+    # In a range narrower than a cent, rounding may give way only on the competitor position.
+    restoring = (binding & RULES["restores_rule"]) > 0
+    upper = _nanmin(ceiling, np.where(restoring, np.nan, p0 * (1 + step)))
+    lower = _nanmax(floor, np.where(restoring, np.nan, p0 * (1 - step)))
+    best = _to_cents(best, lo_final, hi_final, lower - 1e-9, upper + 1e-9)
     if kept.any():
         # "keep" (no cost, profit objective): today's price, moved only to restore a hard
         # rule (margin, min, max, MAP); no step, competitor position, ending or volume floor.
         hard_lo, hard_hi = np.nan_to_num(floor, nan=0.0), np.nan_to_num(ceiling, nan=np.inf)
-        held_today = _to_cents(np.clip(p0, hard_lo, hard_hi), floor, ceiling, ceiling)
+        held_today = _to_cents(np.clip(p0, hard_lo, hard_hi), floor, ceiling, floor, ceiling)
         best = np.where(kept, held_today, best)
         binding[kept] = RULES["no_cost_kept"] | (binding[kept] & RULES["restores_rule"])
     best = np.where(conflict, np.nan, best)
@@ -385,17 +396,18 @@ def _grid(
     return best
 
 
-def _to_cents(price, lo, hi, hard_ceiling=None) -> np.ndarray:
+def _to_cents(price, lo, hi, lower_limit=None, upper_limit=None) -> np.ndarray:
     """Prices are money: round to cents without leaving [lo, hi]. Where [lo, hi] holds no
-    whole cent (a margin floor such as 146.137 that a soft cap was raised to), the cent above
-    lo, unless that breaks the hard ceiling; then the price is left as it is."""
+    whole cent (a margin floor such as 146.137 that a lower competitor cap was raised to), the
+    cent above lo if it stays within `upper_limit` (the hard ceiling and the step limit: only
+    the competitor position, the weakest rule, gives), else the cent below hi if it stays
+    within `lower_limit`; if neither does, the price is left as it is."""
     low = np.where(np.isnan(lo), 0.0, np.ceil(lo * 100 - 1e-6) / 100)
     high = np.where(np.isnan(hi), np.inf, np.floor(hi * 100 + 1e-6) / 100)
     cents = np.clip(np.round(price, 2), low, high)
-    limit = (
-        np.inf if hard_ceiling is None else np.where(np.isnan(hard_ceiling), np.inf, hard_ceiling)
-    )
-    narrow = np.where(low <= limit + 1e-9, low, price)
+    up_ok = low <= (np.inf if upper_limit is None else np.nan_to_num(upper_limit, nan=np.inf))
+    down_ok = high >= (-np.inf if lower_limit is None else np.nan_to_num(lower_limit, nan=-np.inf))
+    narrow = np.where(up_ok, low, np.where(down_ok & np.isfinite(high), high, price))
     return np.where(low <= high, cents, narrow)
 
 

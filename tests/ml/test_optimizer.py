@@ -242,3 +242,31 @@ def test_a_floor_between_two_cents_rounds_up_to_the_next_cent():
     capped = Rules(competitor_price=140.0, max_above_competitor=0.0, max_price=146.135)
     rec = optimise([150.0], [132.8499], [10.0], [-3.0], [0.0], capped)
     assert 146.13489 <= rec.price[0] <= 146.135  # no whole cent fits: the hard rules win
+
+
+def test_blocks_take_any_per_sku_input_the_single_block_takes(monkeypatch):
+    """Found in review: blocks sliced only lists and arrays (a tuple failed, a length-1 array
+    broke the second block, a too-long array was cut silently) and dropped the caller's numpy
+    error state (it is per thread)."""
+    from ml import optimizer
+
+    n = 2_000
+    price = tuple(np.linspace(5, 50, n))
+    args = (price, 0.4 * np.array(price), 10.0, [-2.0] * n)
+    rules = Rules(max_step=np.array([0.1]), min_price=tuple(np.full(n, 4.0)))
+    whole = optimise(*args, None, rules)
+    monkeypatch.setattr(optimizer, "BLOCK", 300)
+    blocked = optimise(*args, None, rules)
+    assert np.array_equal(whole.price, blocked.price)
+    with pytest.raises(ValueError):
+        optimise(price, np.zeros(n + 5), 10.0, -2.0, None, rules)
+    with np.errstate(all="raise"), pytest.raises(FloatingPointError):
+        optimise(price, 0.4 * np.array(price), 10.0, -2.0, None, Rules(min_price=np.inf))
+
+
+def test_a_range_narrower_than_a_cent_gives_way_only_on_the_competitor_position():
+    # 1.50 with a 25 % step: 1.125 at least; a competitor cap of 1.00 lowers the top to that:
+    # no whole cent fits, so the cap gives (1.13), never the step limit (1.12).
+    rules = Rules(max_step=0.25, min_margin=0.0, competitor_price=1.0, max_above_competitor=0.0)
+    rec = optimise([1.5], [0.1], [10.0], [-3.0], [0.0], rules)
+    assert rec.price[0] == 1.13 and "competitor" in rec.rules_of(0)
