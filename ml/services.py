@@ -358,39 +358,66 @@ COMPETITOR_CARRY_DAYS = 14  # an observed competitor price holds for two weeks, 
 
 
 def _competitor_prices(product_ids: list[int], sku, day):
-    """The lowest in-stock competitor price per panel row (SKU, day): the day's lowest
-    observation, else the latest of the COMPETITOR_CARRY_DAYS before it, else NaN. The demand
-    model controls for the gap to it (buyers drift away when a competitor is cheaper)."""
+    """The lowest competitor price per panel row (SKU, day): each competitor's price holds from
+    its observation for COMPETITOR_CARRY_DAYS, or until the competitor is seen out of stock,
+    and the row takes the lowest of those in force (NaN where none is). Days are the tenant's
+    local days, as sales dates are. The demand model controls for the gap to it (buyers drift
+    away when a competitor is cheaper)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
     import numpy as np
-    from django.db.models import Min
+    from django.db.models import Min, Q
     from django.db.models.functions import TruncDate
 
     from pricing_saas.catalog.models import CompetitorOffer
 
+    out = np.full(len(sku), np.nan)
+    if not len(sku):
+        return out
+    zone = ZoneInfo(require_current_tenant().timezone)
+    day = np.asarray(day, np.int64)
+    first = dt.date.fromordinal(int(day.min()) - COMPETITOR_CARRY_DAYS)
+    after = dt.date.fromordinal(int(day.max()) + 1)
     rows = (
-        CompetitorOffer.objects.filter(in_stock=True)
-        .annotate(day=TruncDate("observed_at"))
-        .values("product_id", "day")
-        .annotate(low=Min("price"))
-        .values_list("product_id", "day", "low")
+        CompetitorOffer.objects.filter(
+            observed_at__gte=dt.datetime.combine(first, dt.time(), zone),
+            observed_at__lt=dt.datetime.combine(after, dt.time(), zone),
+        )
+        .annotate(day=TruncDate("observed_at", tzinfo=zone))
+        .values("competitor", "product_id", "day")
+        .annotate(low=Min("price", filter=Q(in_stock=True)))  # NULL: seen out of stock
+        .order_by("competitor")
+        .values_list("competitor", "product_id", "day", "low")
     )
     index = {pk: i for i, pk in enumerate(product_ids)}
-    seen = [(index[p], d.toordinal(), float(low)) for p, d, low in rows.iterator(chunk_size=20000)
-            if p in index]  # fmt: skip
-    out = np.full(len(sku), np.nan)
-    if not seen:
-        return out
-    obs = np.array(seen)
     span = 1 << 22  # day ordinals stay below it until the year 11,000
-    obs_key = obs[:, 0].astype(np.int64) * span + obs[:, 1].astype(np.int64)
-    order = np.argsort(obs_key)
-    obs_key, obs_day, obs_price = obs_key[order], obs[order, 1], obs[order, 2]
-    row_key = np.asarray(sku, np.int64) * span + np.asarray(day, np.int64)
-    pos = np.searchsorted(obs_key, row_key, side="right") - 1
-    safe = np.maximum(pos, 0)
-    same_sku = (pos >= 0) & (obs_key[safe] // span == row_key // span)
-    recent = (np.asarray(day) - obs_day[safe]) <= COMPETITOR_CARRY_DAYS
-    return np.where(same_sku & recent, obs_price[safe], np.nan)
+    row_key = np.asarray(sku, np.int64) * span + day
+
+    def carry(seen):
+        """Fold one competitor's observations into `out`."""
+        obs = np.array(seen, dtype=float).reshape(-1, 3)
+        obs_key = obs[:, 0].astype(np.int64) * span + obs[:, 1].astype(np.int64)
+        order = np.argsort(obs_key)
+        obs_key, obs_day, obs_price = obs_key[order], obs[order, 1], obs[order, 2]
+        pos = np.searchsorted(obs_key, row_key, side="right") - 1
+        safe = np.maximum(pos, 0)
+        valid = (pos >= 0) & (obs_key[safe] // span == row_key // span)
+        valid &= (day - obs_day[safe]) <= COMPETITOR_CARRY_DAYS
+        price = np.where(valid, obs_price[safe], np.nan)  # NaN also where seen out of stock
+        np.fmin(out, price, out=out)
+
+    current, seen = None, []
+    for competitor, product, on, low in rows.iterator(chunk_size=20000):
+        if competitor != current:
+            if seen:
+                carry(seen)
+            current, seen = competitor, []
+        if product in index:
+            seen.append((index[product], on.toordinal(), np.nan if low is None else float(low)))
+    if seen:
+        carry(seen)
+    return out
 
 
 def _run_demand(version: ModelVersion) -> ModelVersion:

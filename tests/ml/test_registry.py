@@ -402,6 +402,37 @@ def test_demand_panel_carries_competitor_prices_forward_two_weeks(stocked):
     assert 0 < stats["competitor_share"] < 0.5
 
 
+def test_each_competitor_holds_its_own_price_on_the_tenants_local_days(stocked):
+    """Found in review: the panel carried forward only the latest day's lowest price, so a
+    dearer competitor seen later hid a cheaper one still in force, and days were cut in UTC
+    whatever the tenant's time zone."""
+    from ml.services import demand_panel
+
+    stocked.tenant.timezone = "America/Los_Angeles"
+    stocked.tenant.save(update_fields=["timezone"])
+    sales = [{"date": f"2024-03-{d:02d}", "sku": "S0", "units": 1, "price": "10.00"}
+             for d in range(1, 31)]  # fmt: skip
+    offers = [
+        {"sku": "S0", "competitor": "A", "price": "8.00", "observed_at": "2024-03-02T20:00:00Z"},
+        {"sku": "S0", "competitor": "B", "price": "9.00", "observed_at": "2024-03-04T20:00:00Z"},
+        # 03:00 UTC on the 11th is the evening of the 10th in Los Angeles
+        {"sku": "S0", "competitor": "B", "price": "7.00", "observed_at": "2024-03-11T03:00:00Z"},
+        {"sku": "S0", "competitor": "A", "price": "8.00", "observed_at": "2024-03-12T20:00:00Z",
+         "in_stock": "false"},  # A sold out: its price no longer holds
+        {"sku": "S0", "competitor": "C", "price": "1.00", "observed_at": "2023-01-01T20:00:00Z"},
+    ]  # fmt: skip
+    with tenant_context(stocked.tenant):
+        import_rows(kind="sales", rows=sales)
+        import_rows(kind="competitor_prices", rows=offers)
+        panel, _ids, _stats = demand_panel()
+    comp = dict(zip((panel.day - panel.day.min() + 1).tolist(), panel.competitor_price,
+                    strict=True))  # fmt: skip
+    assert np.isnan(comp[1])
+    assert comp[2] == 8.0 and comp[4] == 8.0 and comp[9] == 8.0  # B's 9.00 does not hide A
+    assert comp[10] == 7.0 and comp[11] == 7.0  # B's cut lands on the local 10th
+    assert comp[24] == 7.0 and np.isnan(comp[25])  # 14 days, then unknown (A sold out)
+
+
 def test_demand_model_controls_for_the_competitor_gap(stocked):
     """Units respond to the own price (-2) and to the gap to a competitor whose price moves
     on its own (-1): the gap's coefficient is recovered through the real path, and the
