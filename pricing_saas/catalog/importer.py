@@ -830,26 +830,44 @@ def _duplicate_errors(fmt, cur, clean, stage, mapping, result) -> None:
 
 def xlsx_to_csv(source: Path, target: Path, kind: str = "", max_rows: int | None = None) -> None:
     """Stream the first worksheet into a UTF-8 CSV (openpyxl read-only mode, row by row);
-    `max_rows` stops after that many non-empty rows (the header and a preview)."""
+    `max_rows` stops after that many non-empty rows (the header and a preview).
+
+    The CSV appears at `target` only when complete (written beside it, then renamed), so a
+    crash or a workbook that breaks half-way never leaves a partial file to be imported later;
+    a workbook that cannot be read raises ImportFailed with the reason."""
     from openpyxl import load_workbook
 
     try:
         workbook = load_workbook(source, read_only=True, data_only=True)
     except Exception as exc:  # zipfile.BadZipFile, KeyError, InvalidFileException ...
         raise _fail(kind, f"not a readable .xlsx workbook ({exc.__class__.__name__})") from exc
+    partial = target.with_name(target.name + ".part")
+    written = 0
     try:
-        sheet = workbook.worksheets[0]
-        with open(target, "w", encoding="utf-8", newline="") as out:
+        if not workbook.worksheets:
+            raise _fail(kind, "the workbook has no worksheet")
+        with open(partial, "w", encoding="utf-8", newline="") as out:
             writer = csv.writer(out)
-            written = 0
-            for row in sheet.iter_rows(values_only=True):
-                if row is None or all(v is None for v in row):
+            rows = workbook.worksheets[0].iter_rows(values_only=True)
+            while max_rows is None or written < max_rows:
+                try:
+                    row = next(rows, None)
+                except Exception as exc:  # a damaged sheet: bad XML, a truncated zip member
+                    raise _fail(
+                        kind,
+                        f"the workbook's first sheet could not be read after {written} rows "
+                        f"({exc.__class__.__name__}: {exc})"[:300],
+                        row=written + 1,
+                    ) from exc
+                if row is None:
+                    break
+                if all(v is None for v in row):
                     continue
                 writer.writerow(["" if v is None else _xlsx_cell(v) for v in row])
                 written += 1
-                if max_rows is not None and written >= max_rows:
-                    break
+        os.replace(partial, target)
     finally:
+        partial.unlink(missing_ok=True)
         workbook.close()
 
 

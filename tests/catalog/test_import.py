@@ -315,6 +315,41 @@ def test_not_an_xlsx(shop, tmp_path):
         import_file(kind="products", path=path)
 
 
+def test_a_workbook_damaged_half_way_fails_clearly_and_leaves_no_partial_csv(shop, tmp_path):
+    """Found in review: a sheet that broke after some rows crashed the job with 'internal
+    error' and could leave a half-converted CSV that a retry would have imported."""
+    import zipfile
+
+    from openpyxl import Workbook
+
+    from pricing_saas.catalog.importer import xlsx_to_csv
+
+    workbook = Workbook()
+    workbook.active.append(["sku", "title", "price"])
+    for i in range(2000):
+        workbook.active.append([f"X{i}", f"Item {i}", 10 + i])
+    good = tmp_path / "good.xlsx"
+    workbook.save(good)
+    damaged = tmp_path / "damaged.xlsx"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(damaged, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data[: len(data) // 2] + b'<row r="x"><c><<</c>'  # broken XML
+            dst.writestr(item, data)
+    target = tmp_path / "sheet.csv"
+    with pytest.raises(ImportFailed, match=r"could not be read after \d+ rows") as failed:
+        xlsx_to_csv(damaged, target, "products")
+    error = failed.value.result.errors[0]
+    assert 1 < error.row <= 2001 and str(error.row - 1) in error.reason
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.xlsx", "good.xlsx"]
+    with pytest.raises(ImportFailed, match="could not be read"):
+        import_file(kind="products", path=damaged)
+    assert Product.objects.count() == 0
+    xlsx_to_csv(good, target, "products", max_rows=3)
+    assert target.read_text().splitlines() == ["sku,title,price", "X0,Item 0,10", "X1,Item 1,11"]
+
+
 def test_large_file_is_streamed_not_loaded(shop, tmp_path):
     path = tmp_path / "big.csv"
     with open(path, "w") as out:
