@@ -129,8 +129,8 @@ def write_csv(
                 # follows half of the move (so own and competitor prices move together).
                 jump = moves.random(n) < 0.2
                 regime = np.where(jump, moves.uniform(0.8, 1.2, n), regime)
-                if d >= days - 14:
-                    regime = np.ones(n)
+            if competitor_moves and d >= days - 14:
+                regime = np.ones(n)  # every day of the last two weeks, not from the next week
             price = market.price_today * np.exp(rng.normal(0, 0.1, n))  # tests and drift
             price = price * regime**0.5  # the merchant follows half of a competitor's move
             promo = rng.random(n) < 0.05

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from datetime import date
 
 import numpy as np
 
@@ -58,3 +59,19 @@ def test_daily_reports_list_every_day_and_competitor_moves_are_followed(tmp_path
     calm = [float(r["price"]) / market.competitor_today[int(r["sku"][3:])]
             for r in read("still", "competitor_prices.csv")]  # fmt: skip
     assert max(calm) / min(calm) < 1.25
+
+
+def test_the_merchant_is_back_at_todays_price_on_every_one_of_the_last_two_weeks(tmp_path):
+    """Found in review: the competitor (and the merchant's half-follow) went back to today's
+    price only at the next weekly re-price inside the last two weeks, up to six days late.
+    Days 64-69 of 78 lie before that weekly step: their prices scatter only by the daily
+    price tests (sd 0.1 in logs), with no competitor regime on top."""
+    market = make_market(500, FORMS, seed=3)
+    write_csv(market, tmp_path, days=78, seed=3, zero_days=True)
+    rows = list(csv.DictReader(open(tmp_path / "sales.csv")))  # noqa: SIM115
+    first = min(r["date"] for r in rows)
+    late = [r for r in rows if r["promo"] == "false"
+            and 64 <= (date.fromisoformat(r["date"]) - date.fromisoformat(first)).days < 70]  # fmt: skip
+    index = [int(r["sku"][3:]) for r in late]
+    spread = np.std(np.log(np.array([float(r["price"]) for r in late]) / market.price_today[index]))
+    assert 0.09 < spread < 0.106
