@@ -111,7 +111,8 @@ class TextModelConfig(TenantOwned):
 
 class Elasticity(TenantOwned):
     """A product's price elasticity from a demand-model version, with its uncertainty and the
-    expected daily units at its typical price."""
+    expected daily units at its typical price. Rows are kept for the last few promoted versions
+    (ml.services.ELASTICITY_VERSIONS_KEPT); older ones live on in the version's artifact."""
 
     product = models.ForeignKey(
         "catalog.Product", on_delete=models.CASCADE, db_constraint=False, related_name="+"
@@ -128,7 +129,10 @@ class Elasticity(TenantOwned):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "product"], name="elasticity_unique")
+            # one row per product and version: a rollback finds the older estimates in place
+            models.UniqueConstraint(
+                fields=["tenant", "model_version", "product"], name="elasticity_version_unique"
+            )
         ]
 
     def __str__(self) -> str:

@@ -424,7 +424,6 @@ def _run_demand(version: ModelVersion) -> ModelVersion:
     import numpy as np
 
     from .demand import fit_demand
-    from .models import Elasticity
 
     panel, product_ids, stats = demand_panel()
     if panel is None or len(panel.units) < MIN_SALES_ROWS:
@@ -441,35 +440,22 @@ def _run_demand(version: ModelVersion) -> ModelVersion:
             f"demand fit failed: {exc.__class__.__name__}: {exc}",
         )
         raise
-    tenant = require_current_tenant()
     observed = np.bincount(panel.sku, minlength=len(product_ids))
-    rate = np.exp(fit.intercept)
-    objects = [
-        Elasticity(
-            tenant=tenant,
-            product_id=pk,
-            model_version=version,
-            elasticity=float(fit.elasticity[i]),
-            elasticity_se=float(fit.elasticity_se[i]),
-            raw_elasticity=None
-            if not np.isfinite(fit.raw_elasticity[i])
-            else float(fit.raw_elasticity[i]),
-            typical_price=_money(fit.typical_price[i]),
-            curvature=float(fit.curvature[i]) if fit.curvature is not None else 0.0,
-            units_per_day=float(rate[i]),
-            days_observed=int(observed[i]),
-        )
-        for i, pk in enumerate(product_ids)
-    ]
+    estimates = {
+        "product_id": np.asarray(product_ids, dtype=np.int64),
+        "elasticity": fit.elasticity,
+        "elasticity_se": fit.elasticity_se,
+        "raw_elasticity": fit.raw_elasticity,
+        "curvature": fit.curvature if fit.curvature is not None else np.zeros(len(product_ids)),
+        "typical_price": fit.typical_price,
+        "units_per_day": np.exp(fit.intercept),
+        "days_observed": observed,
+    }
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, product_id=np.array(product_ids), elasticity=fit.elasticity,
-                        elasticity_se=fit.elasticity_se, coef=fit.coef)  # fmt: skip
+    # The artifact holds every estimate, so a version whose rows were pruned can be restored.
+    np.savez_compressed(buffer, coef=fit.coef, **estimates)
     with transaction.atomic():
-        Elasticity.objects.bulk_create(
-            objects, batch_size=5000, update_conflicts=True, unique_fields=["tenant", "product"],
-            update_fields=["model_version", "elasticity", "elasticity_se", "raw_elasticity",
-                           "typical_price", "units_per_day", "days_observed"],
-        )  # fmt: skip
+        _store_elasticities(version, estimates)
         version.artifact.save(f"{version.tenant_id}-demand-v{version.version}.npz",
                               ContentFile(buffer.getvalue()), save=False)  # fmt: skip
         version.trainer = DEMAND_TRAINER
@@ -484,7 +470,88 @@ def _run_demand(version: ModelVersion) -> ModelVersion:
         summary = f"pooled elasticity {fit.pooled_elasticity:.2f} ± {fit.pooled_se:.2f}"
         _end(version, ModelVersion.Status.READY, f"{summary} over {len(product_ids)} SKUs")
         version = promote(version=version)
+        _prune_elasticities()
     return version
+
+
+ELASTICITY_VERSIONS_KEPT = 5  # demand versions whose estimates stay as rows (rollback targets)
+ESTIMATE_FIELDS = ("product_id", "elasticity", "elasticity_se", "raw_elasticity", "curvature",
+                   "typical_price", "units_per_day", "days_observed")  # fmt: skip
+
+
+def _store_elasticities(version: ModelVersion, estimates) -> int:
+    """One Elasticity row per product of `estimates` (arrays by ESTIMATE_FIELDS), for `version`."""
+    import numpy as np
+
+    from tenants.bulk import copy_insert
+
+    from .models import Elasticity
+
+    def number(value):
+        return None if not np.isfinite(value) else float(value)
+
+    tenant = require_current_tenant()
+    columns = [np.asarray(estimates[name]) for name in ESTIMATE_FIELDS]
+    rows = [
+        {
+            "tenant_id": tenant.pk,
+            "model_version_id": version.pk,
+            "product_id": int(pk),
+            "elasticity": float(e),
+            "elasticity_se": float(se),
+            "raw_elasticity": number(raw),
+            "curvature": float(c),
+            "typical_price": _money(typical),
+            "units_per_day": float(rate),
+            "days_observed": int(days),
+        }
+        for pk, e, se, raw, c, typical, rate, days in zip(*columns, strict=True)
+    ]  # fmt: skip
+    return copy_insert(Elasticity, rows)
+
+
+def _prune_elasticities() -> None:
+    """Keep the estimate rows of the ELASTICITY_VERSIONS_KEPT most recently promoted demand
+    versions (the one in force and the rollback targets); older versions are retired, their
+    estimates kept in their artifacts (promoting one restores its rows)."""
+    from .models import Elasticity
+
+    promoted = ModelVersion.objects.filter(kind=ModelVersion.Kind.DEMAND, promoted_at__isnull=False)
+    keep = list(promoted.order_by("-promoted_at").values_list("pk", flat=True)[
+        :ELASTICITY_VERSIONS_KEPT])  # fmt: skip
+    stale = set(Elasticity.objects.exclude(model_version__in=keep)
+                .values_list("model_version", flat=True).distinct())  # fmt: skip
+    if not stale:
+        return
+    Elasticity.objects.filter(model_version__in=stale).delete()
+    ModelVersion.objects.filter(pk__in=stale, status=ModelVersion.Status.READY).update(
+        status=ModelVersion.Status.RETIRED
+    )
+
+
+def _restore_elasticities(version: ModelVersion) -> None:
+    """Rows for a demand version being promoted again after its rows were pruned."""
+    import numpy as np
+
+    from pricing_saas.catalog.models import Product
+
+    from .models import Elasticity
+
+    if Elasticity.objects.filter(model_version=version).exists():
+        return
+    with version.artifact.open("rb") as handle, np.load(handle) as archive:
+        missing = [name for name in ESTIMATE_FIELDS if name not in archive.files]
+        if missing:
+            raise ServiceError(
+                f"version {version.version} was trained before its estimates were archived in "
+                "full and its rows are gone: train a new demand model instead",
+                code="invalid_state",
+            )
+        estimates = {name: archive[name] for name in ESTIMATE_FIELDS}
+    known = set(Product.objects.filter(pk__in=estimates["product_id"].tolist())
+                .values_list("pk", flat=True))  # fmt: skip
+    alive = np.isin(estimates["product_id"], list(known))
+    _store_elasticities(version, {k: np.asarray(v)[alive] for k, v in estimates.items()})
 
 
 def _end(version: ModelVersion, status: str, message: str) -> ModelVersion:
@@ -536,7 +603,8 @@ def promote(*, version: ModelVersion, refresh_now: bool = False) -> ModelVersion
     target.status, target.promoted_at = ModelVersion.Status.PROMOTED, timezone.now()
     target.save(update_fields=["status", "promoted_at"])
     if target.kind != ModelVersion.Kind.TEXT:
-        return target  # a demand version's elasticities were stored when it was trained
+        _restore_elasticities(target)  # stored when trained, unless pruned since
+        return target
     if refresh_now:
         transaction.on_commit(lambda: refresh_reference_prices(version_id=target.pk))
     else:

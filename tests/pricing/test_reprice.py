@@ -69,15 +69,69 @@ def test_export_without_a_job_is_a_clear_error(world_a):
         call_command("export_recommendations", world_a.tenant.slug)
 
 
-def test_after_a_demand_rollback_only_the_version_in_force_is_used(shop):
+def test_a_demand_rollback_brings_back_the_older_estimates(shop):
+    """Estimates are kept per version: after a rollback the reprice uses the estimates of the
+    version in force (before, rows were one per product and the older version's were gone)."""
     from ml import services as ml_services
+    from ml.models import Elasticity
 
     with tenant_context(shop.tenant):
+        first = ml_services.start_training(kind="demand", enqueue=False)
+        ml_services.run_training(version_id=first.pk, sync=True)
+        Elasticity.objects.filter(model_version=first).update(elasticity=-0.55, curvature=0.0)
+        second = ml_services.start_training(kind="demand", enqueue=False)
+        ml_services.run_training(version_id=second.pk, sync=True)
+        fitted = set(
+            Elasticity.objects.filter(model_version=first).values_list("product_id", flat=True)
+        )
+        assert len(fitted) == 20  # two of the 22 products never sold
+        assert not Elasticity.objects.filter(model_version=second, elasticity=-0.55).exists()
+        back = ml_services.rollback(kind="demand")
+        job = services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
+        used = set(Recommendation.objects.filter(job=job, product__in=fitted)
+                   .values_list("elasticity", flat=True))  # fmt: skip
+    assert back.pk == first.pk and job.demand_version_id == first.pk
+    assert any("2 SKUs without an estimate from v1" in line for line in job.log)
+    assert used == {-0.55}
+
+
+def test_estimates_of_older_versions_are_pruned_and_restored_on_promotion(shop, monkeypatch):
+    from ml import services as ml_services
+    from ml.models import Elasticity, ModelVersion
+    from tenants.services import ServiceError
+
+    monkeypatch.setattr(ml_services, "ELASTICITY_VERSIONS_KEPT", 1)
+    with tenant_context(shop.tenant):
+        versions = []
         for _ in range(2):
             version = ml_services.start_training(kind="demand", enqueue=False)
-            ml_services.run_training(version_id=version.pk, sync=True)
-        back = ml_services.rollback(kind="demand")  # v1 in force; the stored rows are v2's
-        job = services.start_reprice(enqueue=False)
-        job = services.run_reprice(job_id=job.pk)
-    assert job.demand_version_id == back.pk
-    assert any("22 SKUs without an estimate from v1" in line for line in job.log)
+            versions.append(ml_services.run_training(version_id=version.pk, sync=True))
+        first, second = (ModelVersion.objects.get(pk=v.pk) for v in versions)
+        assert first.status == "retired" and second.status == "promoted"
+        assert set(Elasticity.objects.values_list("model_version", flat=True)) == {second.pk}
+        expected = dict(Elasticity.objects.values_list("product_id", "elasticity"))
+        ml_services.rollback(kind="demand")  # v1 again: its rows come back from its artifact
+        restored = dict(Elasticity.objects.filter(model_version=first)
+                        .values_list("product_id", "elasticity"))  # fmt: skip
+        assert restored.keys() == expected.keys()  # same data: the same estimates
+        assert all(abs(restored[k] - expected[k]) < 1e-9 for k in expected)
+        job = services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
+        assert job.demand_version_id == first.pk
+        assert any("2 SKUs without an estimate from v1" in line for line in job.log)
+        # An artifact from before estimates were archived in full cannot be restored.
+        ml_services.promote(version=second)
+        third = ml_services.start_training(kind="demand", enqueue=False)
+        ml_services.run_training(version_id=third.pk, sync=True)
+        import io
+
+        import numpy as np
+        from django.core.files.base import ContentFile
+
+        old = io.BytesIO()
+        np.savez_compressed(old, product_id=np.array([1]), elasticity=np.array([-1.0]))
+        first.refresh_from_db()
+        first.artifact.save("old.npz", ContentFile(old.getvalue()))
+        Elasticity.objects.filter(model_version=first).delete()
+        with pytest.raises(ServiceError, match="train a new demand model"):
+            ml_services.promote(version=first)
+        assert ModelVersion.objects.get(status="promoted").pk == third.pk
