@@ -1,7 +1,10 @@
-"""Fast inserts of many rows into a tenant table: COPY into a temporary table, then one
+"""Bulk moves of tenant rows through COPY, under row-level security.
+
+`copy_insert`: fast inserts of many rows into a tenant table: COPY into a temporary table, then one
 INSERT … SELECT. (COPY FROM straight into a table with row-level security is not allowed; the
 INSERT goes through the table's policies like any other.) Much faster than Django's bulk_create for
-wide rows, and no model instances."""
+wide rows, and no model instances.
+`copy_out`: a query's rows streamed out with COPY TO STDOUT (exports, model training)."""
 
 from __future__ import annotations
 
@@ -64,3 +67,14 @@ def copy_insert(model: type[models.Model], rows: list[dict]) -> int:
         )
         cur.execute(f"INSERT INTO {table} ({quoted}) SELECT {select} FROM {stage}")
         return cur.rowcount
+
+
+def copy_out(cur, sql: str, out, options: str = "FORMAT csv") -> None:
+    """Stream `COPY (sql) TO STDOUT` into the file-like `out`, under the current tenant's
+    row-level security. Call inside a transaction: a raw COPY bypasses the backend's statement
+    prefix, so a plain statement first sets the tenant for the transaction (without it, a COPY
+    that opened the transaction saw no rows at all)."""
+    if connection.get_autocommit():
+        raise RuntimeError("copy_out needs a transaction (wrap it in transaction.atomic())")
+    cur.execute("SELECT 1")
+    cur.cursor.copy_expert(f"COPY ({sql}) TO STDOUT WITH ({options})", out)

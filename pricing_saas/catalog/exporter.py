@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.db import connection, transaction
 
 from pricing_saas.spreadsheet import sql_safe
+from tenants.bulk import copy_out
 from tenants.context import require_current_tenant
 
 from .formats import EXPORT_COLUMNS, get_format
@@ -77,9 +78,9 @@ def export_query(kind: str, cur) -> tuple[str, list[str]]:
 def export_csv(kind: str, out) -> None:
     """Write the export as UTF-8 CSV to the binary file-like `out` (streamed by COPY)."""
     with transaction.atomic(), connection.cursor() as cur:
-        sql, header = export_query(kind, cur)  # sets the tenant for this transaction
+        sql, header = export_query(kind, cur)
         out.write((",".join(_csv_header(h) for h in header) + "\n").encode())
-        cur.cursor.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", out)
+        copy_out(cur, sql, out)
 
 
 def _csv_header(name: str) -> str:

@@ -455,3 +455,25 @@ def test_clean_files_take_the_typed_fast_path_and_others_fall_back(shop, tmp_pat
     stages = [q["sql"] for q in queries if "CREATE TEMP TABLE import_stage" in q["sql"]]
     assert len(stages) == 2 and "c3 text" in stages[1]  # typed COPY refused "$1,299.00"
     assert SalesRecord.objects.get(date="2024-01-02").price == Decimal("1299")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_exports_see_the_tenants_rows_when_the_copy_opens_the_transaction():
+    """Found while profiling: outside a test's wrapping transaction, a COPY that opened the
+    transaction ran before anything set the tenant for row-level security, so the sales and
+    competitor-price exports held only their header (the products export ran a query first)."""
+    tenant, other = TenantFactory(), TenantFactory()
+    for owner, n in ((tenant, 3), (other, 5)):
+        with tenant_context(owner):
+            import_rows(kind="products", rows=[{"sku": f"A{i}", "title": "T", "price": "2"}
+                                                for i in range(n)])  # fmt: skip
+            import_rows(kind="sales", rows=[{"date": "2024-03-01", "sku": f"A{i}", "units": 1,
+                                             "price": "2"} for i in range(n)])  # fmt: skip
+            import_rows(kind="competitor_prices", rows=[
+                {"sku": f"A{i}", "competitor": "R", "price": "1.5",
+                 "observed_at": "2024-03-01T10:00:00Z"} for i in range(n)])  # fmt: skip
+    with tenant_context(tenant):
+        for kind in ("products", "sales", "competitor_prices"):
+            buffer = io.BytesIO()
+            export_csv(kind, buffer)
+            assert buffer.getvalue().decode().count("\n") == 1 + 3, kind  # header + its 3 rows
