@@ -21,18 +21,33 @@ from .models import ModelVersion, ReferencePrice
 @require_GET
 def models_page(request):
     versions = ModelVersion.objects.filter(kind="text").order_by("-version")[:50]
-    running = next((v for v in versions if v.is_running), None)
+    demand = list(ModelVersion.objects.filter(kind="demand").order_by("-version")[:50])
+    for version in demand:  # the few figures the table shows, read once
+        fit = version.metrics.get(version.trainer or "", {})
+        version.pooled = fit.get("pooled_elasticity")
+        version.pooled_se = fit.get("pooled_se")
     return render(
         request,
         "ml/models.html",
         {
             "versions": versions,
             "promoted": next((v for v in versions if v.status == "promoted"), None),
-            "running": running,
+            "running": next((v for v in versions if v.is_running), None),
             "config": services.text_config(),
             "trainers": services.TRAINERS,
+            "demand_versions": demand,
+            "demand_promoted": next((v for v in demand if v.status == "promoted"), None),
+            "demand_running": next((v for v in demand if v.is_running), None),
         },
     )
+
+
+def _kind(request) -> str:
+    """The model kind a form names (the reference-price model when it names none)."""
+    kind = request.POST.get("kind") or ModelVersion.Kind.TEXT
+    if kind not in ModelVersion.Kind.values:
+        raise ServiceError(f"unknown model kind {kind!r}", code="invalid_choice")
+    return kind
 
 
 @tenant_view()
@@ -61,7 +76,11 @@ def train(request):
     trainer = request.POST.get("trainer") or None
     return _act(
         request,
-        lambda: services.start_training(user=request.user, trainer=trainer),
+        lambda: services.start_training(
+            kind=_kind(request),
+            user=request.user,
+            trainer=trainer if _kind(request) == ModelVersion.Kind.TEXT else None,
+        ),
         "Training queued: the progress bar below follows it.",
     )
 
@@ -88,7 +107,9 @@ def cancel(request, pk: int):
 @require_POST
 def rollback(request):
     return _act(
-        request, lambda: services.rollback(kind="text"), "Rolled back to the previous version."
+        request,
+        lambda: services.rollback(kind=_kind(request)),
+        "Rolled back to the previous version.",
     )
 
 

@@ -135,3 +135,29 @@ def test_estimates_of_older_versions_are_pruned_and_restored_on_promotion(shop, 
         with pytest.raises(ServiceError, match="train a new demand model"):
             ml_services.promote(version=first)
         assert ModelVersion.objects.get(status="promoted").pk == third.pk
+
+
+def test_the_models_page_trains_shows_and_rolls_back_the_demand_model(shop, client):
+    from ml.models import ModelVersion
+    from tenants.roles import Role
+
+    shop.portal(client, Role.VIEWER)
+    page = client.get("/models/").content.decode()
+    assert "No demand model trained yet" in page and "Train the demand model now" not in page
+    assert client.post("/models/train/", {"kind": "demand"}).status_code == 403
+    shop.portal(client, Role.ANALYST)
+    for _ in range(2):
+        assert client.post("/models/train/", {"kind": "demand"}).status_code == 302
+    with tenant_context(shop.tenant):
+        assert list(ModelVersion.objects.filter(kind="demand").order_by("version")
+                    .values_list("status", flat=True)) == ["ready", "promoted"]  # fmt: skip
+        assert not ModelVersion.objects.filter(kind="text").exists()
+    page = client.get("/models/").content.decode()
+    assert "Roll back the demand model" in page and "products with sales" in page
+    assert page.count("± ") >= 3  # the version in force and both rows carry their elasticity
+    client.post("/models/rollback/", {"kind": "demand"})
+    with tenant_context(shop.tenant):
+        promoted = ModelVersion.objects.get(kind="demand", status="promoted")
+    assert promoted.version == 1
+    response = client.post("/models/rollback/", {"kind": "nonsense"}, follow=True)
+    assert "unknown model kind" in response.content.decode()
