@@ -241,28 +241,20 @@ def demand_panel():
     row with 0 units and the day's price, or unchanged between the sales around them; see the
     comments in the loop."""
     import numpy as np
-    from django.contrib.postgres.aggregates import BoolOr
-    from django.db.models import Max, Sum
 
     from pricing_saas.catalog.models import Product, SalesRecord
 
     from .demand import Panel
 
-    rows = (
-        SalesRecord.objects.values("product_id", "date")
-        .annotate(
-            units=Sum("units"), revenue=Sum("revenue"), promo=BoolOr("promo"), listed=Max("price")
-        )
-        .order_by("product_id", "date")
-        .values_list("product_id", "date", "units", "revenue", "promo", "listed")
+    # Channels summed per product and day, read with one binary COPY straight into numpy (the
+    # ORM built 2 million Python tuples for a 100,000-SKU tenant: 30 s of a 100 s training).
+    data = _copy_columns(
+        "SELECT product_id, (date - DATE '0001-01-01') + 1, SUM(units), "
+        "COALESCE(SUM(revenue), 0), BOOL_OR(promo)::int, MAX(price) "
+        f"FROM {SalesRecord._meta.db_table} WHERE tenant_id = {int(require_current_tenant().pk)} "
+        "GROUP BY product_id, date ORDER BY product_id, date",
+        6,
     )
-    data = np.array(
-        [
-            (p, d.toordinal(), u, float(r), int(bool(pr)), float(lp))
-            for p, d, u, r, pr, lp in rows.iterator(chunk_size=20000)
-        ],
-        dtype=float,
-    ).reshape(-1, 6)
     if len(data) == 0:
         return None, [], {}
     active = dict(Product.objects.values_list("pk", "active"))
@@ -352,6 +344,34 @@ def demand_panel():
             "competitor_share": float(np.mean(np.isfinite(competitor))),
         },
     )
+
+
+def _copy_columns(query: str, width: int):
+    """The rows of `query` (`width` columns of numbers or booleans, none NULL) as a float64
+    array of shape (rows, width), read with one binary COPY and parsed by numpy: every column
+    is cast to float8 in SQL, so each row has the same layout (a 2-byte field count, then a
+    4-byte length and 8 bytes of value per column, big-endian)."""
+    import numpy as np
+    from django.db import connection
+
+    from tenants.bulk import copy_out
+
+    columns = ", ".join(f"c{i}::float8" for i in range(width))
+    names = ", ".join(f"c{i}" for i in range(width))
+    buffer = io.BytesIO()
+    with transaction.atomic(), connection.cursor() as cur:
+        copy_out(cur, f"SELECT {columns} FROM ({query}) AS q ({names})", buffer, "FORMAT binary")
+    raw = buffer.getbuffer()
+    start = 19 + int.from_bytes(raw[15:19], "big")  # signature, flags, header extension
+    row = [("n", ">i2")] + [(f, t) for i in range(width) for f, t in
+                            ((f"l{i}", ">i4"), (f"v{i}", ">f8"))]  # fmt: skip
+    dtype = np.dtype(row)
+    count = (len(raw) - start - 2) // dtype.itemsize  # the file ends with a 2-byte -1
+    records = np.frombuffer(raw, dtype=dtype, count=count, offset=start)
+    if count and ((records["n"] != width).any() or any((records[f"l{i}"] != 8).any()
+                                                       for i in range(width))):  # fmt: skip
+        raise ValueError("a NULL or an unexpected column in a numeric COPY")
+    return np.stack([records[f"v{i}"].astype(np.float64) for i in range(width)], axis=1)
 
 
 COMPETITOR_CARRY_DAYS = 14  # an observed competitor price holds for two weeks, then unknown

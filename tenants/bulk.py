@@ -13,10 +13,16 @@ import io
 import json
 import secrets
 from datetime import date, datetime
+from decimal import Decimal
 
 from django.db import connection, models, transaction
 
 NULL = r"\N"
+
+
+# Written by csv as Postgres reads them (float NaN and infinities as nan / inf, which float8
+# and numeric accept); everything else goes through _cell.
+_AS_IS = frozenset({int, float, str, Decimal})
 
 
 def _cell(value):
@@ -51,8 +57,13 @@ def copy_insert(model: type[models.Model], rows: list[dict]) -> int:
     ]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
+    missing = object()
     for row in rows:
-        writer.writerow([_cell(row[c] if c in row else defaults.get(c)) for c in columns])
+        writer.writerow([
+            v if type(v := row.get(c, missing)) in _AS_IS
+            else _cell(defaults.get(c) if v is missing else v)
+            for c in columns
+        ])  # fmt: skip
     buffer.seek(0)
     table = model._meta.db_table
     stage = f"_stage_{secrets.token_hex(4)}"

@@ -360,46 +360,73 @@ def _store(job, demand, products, rec, e, se, comp, reference, resolved, comp_na
     current_policy = approvals.policy()
     flags = approvals.price_war_flags(candidates, current_policy)
     max_rel_se = float(current_policy.auto_approve_max_relative_se)
-    objects, changed = [], 0
-    for i, (pk, price, *_rest) in enumerate(products):
-        p0 = float(price)
-        new = rec.price[i]
-        conflict = bool(rec.binding[i] & RULES["conflict"])
-        moved = not conflict and abs(new - p0) > 0.005
-        changed += moved
-        status = (
-            Recommendation.Status.CONFLICT if conflict
-            else Recommendation.Status.PENDING if moved else Recommendation.Status.NO_CHANGE
-        )  # fmt: skip
-        profit_known = np.isfinite(rec.profit_now[i]) and _rest[0] is not None
-        confident = bool(
-            np.isfinite(e[i]) and e[i] < 0 and np.isfinite(se[i])
-            and se[i] <= max_rel_se * abs(e[i]) and e[i] + 1.96 * se[i] < 0
-            and not rec.binding[i] & RULES["no_estimate"]
-        )  # fmt: skip
-        profit_delta = (
-            float(np.nan_to_num(rec.profit_new[i]) - rec.profit_now[i]) if profit_known else None
-        )
-        objects.append(dict(
-            tenant_id=tenant.pk, job_id=job.pk, product_id=pk, status=status, current_price=price,
-            recommended_price=_money(new), elasticity=float(e[i]),
-            elasticity_low=float(e[i] - 1.96 * se[i]), elasticity_high=float(e[i] + 1.96 * se[i]),
-            expected_units_now=float(rec.units_now[i]),
-            expected_units=float(np.nan_to_num(rec.units_new[i])),
-            expected_revenue_now=float(rec.revenue_now[i]),
-            expected_revenue=float(np.nan_to_num(rec.revenue_new[i])),
-            expected_profit_now=float(rec.profit_now[i]) if profit_known else None,
-            expected_profit=float(np.nan_to_num(rec.profit_new[i])) if profit_known else None,
-            competitor_price=_money(comp[i]), reference_price=reference.get(pk),
-            binding_rules=[n for n, bit in RULES.items() if rec.binding[i] & bit],
+    # Every per-SKU figure as a plain Python list once (numpy scalars one at a time cost most
+    # of a 100,000-SKU job); money rounded to the column's 4 decimals, None where unknown.
+    n = len(products)
+
+    def money(values) -> list:
+        values = np.asarray(values, dtype=float)
+        return np.where(np.isfinite(values), np.round(values, 4), np.nan).astype(object).tolist()
+
+    def nulls(values: list) -> list:
+        return [None if v != v else v for v in values]  # NaN -> NULL
+
+    e_, se_ = np.asarray(e, dtype=float), np.asarray(se, dtype=float)
+    p0s = np.array([float(p[1]) for p in products])
+    conflict = (rec.binding & RULES["conflict"]) > 0
+    moved = ~conflict & (np.abs(rec.price - p0s) > 0.005)
+    has_cost = np.array([p[2] is not None for p in products], dtype=bool)
+    profit_known = np.isfinite(rec.profit_now) & has_cost
+    confident = (
+        np.isfinite(e_) & (e_ < 0) & np.isfinite(se_) & (se_ <= max_rel_se * np.abs(e_))
+        & (e_ + 1.96 * se_ < 0) & ((rec.binding & RULES["no_estimate"]) == 0)
+    )  # fmt: skip
+    profit_new = np.nan_to_num(rec.profit_new)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        change = np.where(moved, rec.price / p0s - 1, 0.0)
+    columns = {
+        "recommended_price": nulls(money(rec.price)),
+        "elasticity": e_.tolist(),
+        "elasticity_low": (e_ - 1.96 * se_).tolist(),
+        "elasticity_high": (e_ + 1.96 * se_).tolist(),
+        "expected_units_now": np.asarray(rec.units_now, dtype=float).tolist(),
+        "expected_units": np.nan_to_num(rec.units_new).tolist(),
+        "expected_revenue_now": np.asarray(rec.revenue_now, dtype=float).tolist(),
+        "expected_revenue": np.nan_to_num(rec.revenue_new).tolist(),
+        "expected_profit_now": np.where(profit_known, rec.profit_now, np.nan).tolist(),
+        "expected_profit": np.where(profit_known, profit_new, np.nan).tolist(),
+        "profit_delta": np.where(profit_known, profit_new - rec.profit_now, np.nan).tolist(),
+        "competitor_price": nulls(money(comp)),
+        "price_floor": nulls(money(rec.floor)),
+        "price_ceiling": nulls(money(rec.ceiling)),
+        "change": change.tolist(),
+        "confident": confident.tolist(),
+    }
+    for name in ("expected_profit_now", "expected_profit", "profit_delta"):
+        columns[name] = nulls(columns[name])
+    rule_names = {int(mask): [name for name, bit in RULES.items() if mask & bit]
+                  for mask in np.unique(rec.binding)}  # fmt: skip
+    binding = rec.binding.tolist()
+    status = np.where(
+        conflict, Recommendation.Status.CONFLICT,
+        np.where(moved, Recommendation.Status.PENDING, Recommendation.Status.NO_CHANGE),
+    ).tolist()  # fmt: skip
+    moved_list, changed = moved.tolist(), int(moved.sum())
+    objects = []
+    for i in range(n):
+        pk, price = products[i][0], products[i][1]
+        row = {name: values[i] for name, values in columns.items()}
+        row.update(
+            tenant_id=tenant.pk, job_id=job.pk, product_id=pk, status=status[i],
+            current_price=price, reference_price=reference.get(pk),
+            binding_rules=rule_names[binding[i]],
             rule_sets=[x for x in str(resolved.names[i]).split(", ") if x],
             competitor_name=comp_names[i][:200],
-            explanation=explain(i, rec, float(e[i]), float(se[i]), float(comp[i]), p0,
-                                comp_names[i]),
-            change=float(new / p0 - 1) if moved else 0.0, profit_delta=profit_delta,
-            confident=confident, flag=flags.get(pk, "") if moved else "",
-            price_floor=_money(rec.floor[i]), price_ceiling=_money(rec.ceiling[i]),
-        ))  # fmt: skip
+            explanation=explain(i, rec, row["elasticity"], se_[i].item(), float(comp[i]),
+                                float(price), comp_names[i]),
+            flag=flags.get(pk, "") if moved_list[i] else "",
+        )  # fmt: skip
+        objects.append(row)
     copy_insert(Recommendation, objects)
     ok = np.isfinite(rec.profit_new) & np.isfinite(rec.profit_now)
     _finish(
