@@ -267,71 +267,60 @@ def demand_panel():
     price = np.where(
         units > 0, revenue / np.maximum(units, 1), np.where(recorded_zero, data[:, 5], np.nan)
     )
-    out_sku, out_day, out_units, out_price, out_promo, out_trunc = [], [], [], [], [], []
-    kept: list[int] = []  # products with at least one sale, in panel index order
+    # Per product (rows are sorted by product, then day), all at once:
     starts = np.flatnonzero(np.r_[True, sku[1:] != sku[:-1]])
-    ends = np.r_[starts[1:], len(sku)]
-    for j, (a, b) in enumerate(zip(starts, ends, strict=True)):
-        # Free (fully discounted) sales have no price.
-        priced = np.isfinite(price[a:b]) & (price[a:b] > 0)
-        if not (priced & (units[a:b] > 0)).any():
-            continue  # never sold at a price: no volume to learn from (cold start)
-        zeros = recorded_zero[a:b]
-        span = days[b - 1] - days[a] + 1
-        # A daily report: 0-unit rows, and rows on most days of the SKU's span. A stray 0-unit
-        # row in an order export (a refunded line) does not make one: it is dropped instead.
-        daily = zeros.any() and priced.sum() >= DAILY_REPORT_COVERAGE * span
-        rows = priced if daily else priced & ~zeros
-        i = len(kept)
-        kept.append(int(products[j]))
-        d, u, p, pr = days[a:b][rows], units[a:b][rows], price[a:b][rows], promo[a:b][rows]
-        if daily:
-            # Every day on sale is in the data (none is there because it sold) and a missing
-            # day was not on sale.
-            out_sku.append(np.full(len(d), i))
-            out_day.append(d)
-            out_units.append(u)
-            out_price.append(p)
-            out_promo.append(pr)
-            out_trunc.append(np.zeros(len(d), dtype=bool))
-            continue
-        # A day without a sale has no price. Where the price was the same at the sales before
-        # and after it, the day had that price: it counts as zero units. Where the price moved
-        # in between, the day is left out, and the sales days whose inclusion depended on
-        # selling (their price differs from a neighbour's) get a zero-truncated likelihood.
-        same_next = np.r_[np.abs(p[1:] / p[:-1] - 1) <= PRICE_TOLERANCE, True]
-        same_prev = np.r_[True, same_next[:-1]]
-        out_sku.append(np.full(len(d), i))
-        out_day.append(d)
-        out_units.append(u)
-        out_price.append(p)
-        out_promo.append(pr)
-        out_trunc.append(~(same_prev & same_next))
-        if active.get(int(products[j]), True):
-            gaps = np.diff(d) - 1  # days without a sale between consecutive sales
-            fill = np.flatnonzero((gaps > 0) & same_next[:-1])
-            if len(fill):
-                # every day strictly between the sales k and k + 1, for each k in fill
-                run = gaps[fill]
-                first = np.repeat(d[fill] + 1, run)
-                zero_days = first + np.arange(run.sum()) - np.repeat(np.cumsum(run) - run, run)
-                zero_price = np.repeat(p[fill], run)
-                out_sku.append(np.full(len(zero_days), i))
-                out_day.append(zero_days)
-                out_units.append(np.zeros(len(zero_days)))
-                out_price.append(zero_price)
-                out_promo.append(np.zeros(len(zero_days)))
-                out_trunc.append(np.zeros(len(zero_days), dtype=bool))
+    n_products = len(products)
+    priced = np.isfinite(price) & (price > 0)  # free (fully discounted) sales have no price
+    # Never sold at a price: no volume to learn from (cold start), left out of the panel.
+    sold = np.bincount(sku, weights=priced & (units > 0), minlength=n_products) > 0
+    # A daily report: 0-unit rows, and rows on most days of the SKU's span. A stray 0-unit row
+    # in an order export (a refunded line) does not make one: it is dropped instead.
+    span = days[np.r_[starts[1:], len(sku)] - 1] - days[starts] + 1
+    daily = (np.bincount(sku, weights=recorded_zero, minlength=n_products) > 0) & (
+        np.bincount(sku, weights=priced, minlength=n_products) >= DAILY_REPORT_COVERAGE * span
+    )
+    rows = priced & sold[sku] & (daily[sku] | ~recorded_zero)
+    kept = [int(pk) for pk in products[sold]]  # panel index order
+    index = np.cumsum(sold) - 1  # product -> panel index
+    owner = sku[rows]
+    d, u, p, pr = days[rows], units[rows], price[rows], promo[rows]
+    on_daily = daily[owner]
+    # A daily report lists every day on sale (none is there because it sold) and a missing day
+    # was not on sale. An order export has a price only on days with a sale: where the price
+    # was the same at the sales before and after a day without one, the day had that price and
+    # counts as zero units; where the price moved in between, the day is left out, and the
+    # sales days whose inclusion depended on selling (their price differs from a neighbour's)
+    # get a zero-truncated likelihood.
+    same_owner = owner[1:] == owner[:-1]
+    same_price = np.abs(p[1:] / p[:-1] - 1) <= PRICE_TOLERANCE
+    same_next = np.r_[same_price | ~same_owner, True]  # the last row of a product: True
+    same_prev = np.r_[True, same_next[:-1]]
+    truncated = ~on_daily & ~(same_prev & same_next)
+    is_active = np.array([active.get(int(pk), True) for pk in products], dtype=bool)[owner]
+    gaps = np.diff(d) - 1  # days without a sale between consecutive sales of a product
+    fill = np.flatnonzero(same_owner & ~on_daily[:-1] & is_active[:-1] & (gaps > 0)
+                          & same_next[:-1])  # fmt: skip
+    run = gaps[fill]  # every day strictly between the sales k and k + 1, for each k in fill
+    zero_days = (
+        np.repeat(d[fill] + 1, run) + np.arange(run.sum()) - np.repeat(np.cumsum(run) - run, run)
+    )
+    # Each product's sales rows, then its zero days (the order the fit has always seen).
+    both_owner = np.r_[owner, np.repeat(owner[fill], run)]
+    order = np.lexsort((np.r_[np.zeros(len(owner)), np.ones(len(zero_days))], both_owner))
     if not kept:
         return None, [], {}
     names = sorted({categories.get(pk, "") for pk in kept})
     cat_index = {name: j for j, name in enumerate(names)}
     category = np.array([cat_index[categories.get(pk, "")] for pk in kept])
     panel = Panel(
-        sku=np.concatenate(out_sku), day=np.concatenate(out_day), units=np.concatenate(out_units),
-        price=np.concatenate(out_price), promo=np.concatenate(out_promo), category=category,
-        truncated=np.concatenate(out_trunc),
-    )  # fmt: skip
+        sku=index[both_owner][order],
+        day=np.r_[d, zero_days][order],
+        units=np.r_[u, np.zeros(len(zero_days))][order],
+        price=np.r_[p, np.repeat(p[fill], run)][order],
+        promo=np.r_[pr, np.zeros(len(zero_days))][order],
+        category=category,
+        truncated=np.r_[truncated, np.zeros(len(zero_days), dtype=bool)][order],
+    )
     competitor = _competitor_prices(kept, panel.sku, panel.day)
     if np.isfinite(competitor).any():
         panel.competitor_price = competitor
