@@ -25,9 +25,9 @@ NULL = r"\N"
 _AS_IS = frozenset({int, float, str, Decimal})
 
 
-def _cell(value):
+def _cell(value, null: str = NULL):
     if value is None:
-        return NULL
+        return null
     if isinstance(value, bool):
         return "t" if value else "f"
     if isinstance(value, (dict, list)):
@@ -57,11 +57,13 @@ def copy_insert(model: type[models.Model], rows: list[dict]) -> int:
     ]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    missing = object()
+    # NULL is a marker no text can be by chance (with the usual \N, a text "\N" from a shop
+    # or an integrator would have been stored as NULL, or failed a NOT NULL column).
+    null, missing = f"NULL-{secrets.token_hex(12)}", object()
     for row in rows:
         writer.writerow([
             v if type(v := row.get(c, missing)) in _AS_IS
-            else _cell(defaults.get(c) if v is missing else v)
+            else _cell(defaults.get(c) if v is missing else v, null)
             for c in columns
         ])  # fmt: skip
     buffer.seek(0)
@@ -74,7 +76,7 @@ def copy_insert(model: type[models.Model], rows: list[dict]) -> int:
             f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {quoted} FROM {table} WITH NO DATA"
         )
         cur.cursor.copy_expert(
-            f"COPY {stage} ({quoted}) FROM STDIN WITH (FORMAT csv, NULL '{NULL}')", buffer
+            f"COPY {stage} ({quoted}) FROM STDIN WITH (FORMAT csv, NULL '{null}')", buffer
         )
         cur.execute(f"INSERT INTO {table} ({quoted}) SELECT {select} FROM {stage}")
         return cur.rowcount

@@ -161,3 +161,20 @@ def test_the_models_page_trains_shows_and_rolls_back_the_demand_model(shop, clie
     assert promoted.version == 1
     response = client.post("/models/rollback/", {"kind": "nonsense"}, follow=True)
     assert "unknown model kind" in response.content.decode()
+
+
+def test_a_competitor_named_like_a_copy_null_marker_is_kept_as_text(shop):
+    r"""Recommendations are written with COPY, whose usual NULL marker is \N: a competitor of
+    that name (any text an integrator sends) must be stored as it is, not as NULL."""
+    from django.utils import timezone
+
+    from pricing_saas.catalog.importer import import_rows
+
+    now = timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    with tenant_context(shop.tenant):
+        import_rows(kind="competitor_prices",
+                    rows=[{"sku": "P0", "competitor": "\\N", "price": "19.00", "observed_at": now}])  # fmt: skip
+        job = services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
+        rec = Recommendation.objects.get(job=job, product__sku="P0")
+    assert job.status == "succeeded"
+    assert rec.competitor_name == "\\N" and float(rec.competitor_price) == 19.0
