@@ -335,11 +335,11 @@ def demand_panel():
     )
 
 
-def _copy_columns(query: str, width: int):
-    """The rows of `query` (`width` columns of numbers or booleans, none NULL) as a float64
-    array of shape (rows, width), read with one binary COPY and parsed by numpy: every column
-    is cast to float8 in SQL, so each row has the same layout (a 2-byte field count, then a
-    4-byte length and 8 bytes of value per column, big-endian)."""
+def _copy_columns(query: str, width: int, params=()):
+    """The rows of `query` (`width` columns of numbers or booleans, none NULL; `params` bound
+    as in cursor.execute) as a float64 array of shape (rows, width), read with one binary COPY
+    and parsed by numpy: every column is cast to float8 in SQL, so each row has the same layout
+    (a 2-byte field count, then a 4-byte length and 8 bytes of value per column, big-endian)."""
     import numpy as np
     from django.db import connection
 
@@ -349,16 +349,19 @@ def _copy_columns(query: str, width: int):
     names = ", ".join(f"c{i}" for i in range(width))
     buffer = io.BytesIO()
     with transaction.atomic(), connection.cursor() as cur:
-        copy_out(cur, f"SELECT {columns} FROM ({query}) AS q ({names})", buffer, "FORMAT binary")
+        sql = cur.mogrify(f"SELECT {columns} FROM ({query}) AS q ({names})", params).decode()
+        copy_out(cur, sql, buffer, "FORMAT binary")
     raw = buffer.getbuffer()
     start = 19 + int.from_bytes(raw[15:19], "big")  # signature, flags, header extension
     row = [("n", ">i2")] + [(f, t) for i in range(width) for f, t in
                             ((f"l{i}", ">i4"), (f"v{i}", ">f8"))]  # fmt: skip
     dtype = np.dtype(row)
-    count = (len(raw) - start - 2) // dtype.itemsize  # the file ends with a 2-byte -1
-    records = np.frombuffer(raw, dtype=dtype, count=count, offset=start)
-    if count and ((records["n"] != width).any() or any((records[f"l{i}"] != 8).any()
-                                                       for i in range(width))):  # fmt: skip
+    body = len(raw) - start - 2  # the file ends with a 2-byte -1
+    if body < 0 or body % dtype.itemsize or bytes(raw[-2:]) != b"\xff\xff":
+        raise ValueError("a NULL or an unexpected column in a numeric COPY")
+    records = np.frombuffer(raw, dtype=dtype, count=body // dtype.itemsize, offset=start)
+    if len(records) and ((records["n"] != width).any() or any(
+            (records[f"l{i}"] != 8).any() for i in range(width))):  # fmt: skip
         raise ValueError("a NULL or an unexpected column in a numeric COPY")
     return np.stack([records[f"v{i}"].astype(np.float64) for i in range(width)], axis=1)
 
@@ -368,64 +371,71 @@ COMPETITOR_CARRY_DAYS = 14  # an observed competitor price holds for two weeks, 
 
 def _competitor_prices(product_ids: list[int], sku, day):
     """The lowest competitor price per panel row (SKU, day): each competitor's price holds from
-    its observation for COMPETITOR_CARRY_DAYS, or until the competitor is seen out of stock,
-    and the row takes the lowest of those in force (NaN where none is). Days are the tenant's
-    local days, as sales dates are. The demand model controls for the gap to it (buyers drift
-    away when a competitor is cheaper)."""
+    its observation for COMPETITOR_CARRY_DAYS, until its next observation, or until it is seen
+    out of stock (on the day itself when its last observation that day was out of stock), and
+    the row takes the lowest of those in force (NaN where none is). Days are the tenant's local
+    days, as sales dates are. All competitors at once, so a marketplace feed with many sellers
+    costs what one does. The demand model controls for the gap to it (buyers drift away when a
+    competitor is cheaper)."""
     import datetime as dt
     from zoneinfo import ZoneInfo
 
     import numpy as np
-    from django.db.models import Min, Q
-    from django.db.models.functions import TruncDate
 
     from pricing_saas.catalog.models import CompetitorOffer
 
     out = np.full(len(sku), np.nan)
-    if not len(sku):
+    if not len(sku) or not len(product_ids):
         return out
-    zone = ZoneInfo(require_current_tenant().timezone)
+    tenant = require_current_tenant()
+    zone = ZoneInfo(tenant.timezone)
     day = np.asarray(day, np.int64)
     first = dt.date.fromordinal(int(day.min()) - COMPETITOR_CARRY_DAYS)
     after = dt.date.fromordinal(int(day.max()) + 1)
-    rows = (
-        CompetitorOffer.objects.filter(
-            observed_at__gte=dt.datetime.combine(first, dt.time(), zone),
-            observed_at__lt=dt.datetime.combine(after, dt.time(), zone),
-        )
-        .annotate(day=TruncDate("observed_at", tzinfo=zone))
-        .values("competitor", "product_id", "day")
-        .annotate(low=Min("price", filter=Q(in_stock=True)))  # NULL: seen out of stock
-        .order_by("competitor")
-        .values_list("competitor", "product_id", "day", "low")
+    # Per competitor (numbered), product and local day: the day's lowest in-stock price (NaN if
+    # only seen out of stock) and whether the last observation of the day was out of stock.
+    obs = _copy_columns(
+        "SELECT DENSE_RANK() OVER (ORDER BY competitor), product_id, "
+        "(d - DATE '0001-01-01') + 1, COALESCE(low, 'NaN'), "
+        "(last_out IS NOT NULL AND (last_in IS NULL OR last_out > last_in))::int "
+        "FROM (SELECT competitor, product_id, (observed_at AT TIME ZONE %s)::date AS d, "
+        "MIN(price) FILTER (WHERE in_stock)::float8 AS low, "
+        "MAX(observed_at) FILTER (WHERE in_stock) AS last_in, "
+        "MAX(observed_at) FILTER (WHERE NOT in_stock) AS last_out "
+        f"FROM {CompetitorOffer._meta.db_table} WHERE tenant_id = %s "
+        "AND observed_at >= %s AND observed_at < %s GROUP BY 1, 2, 3) AS g",
+        5,
+        [tenant.timezone, int(tenant.pk), dt.datetime.combine(first, dt.time(), zone),
+         dt.datetime.combine(after, dt.time(), zone)],
+    )  # fmt: skip
+    known = np.asarray(product_ids, np.int64)  # ascending, as the panel numbers them
+    pos = np.minimum(np.searchsorted(known, obs[:, 1].astype(np.int64)), len(known) - 1)
+    obs = obs[known[pos] == obs[:, 1]]
+    if not len(obs):
+        return out
+    comp, ident = obs[:, 0].astype(np.int64), np.searchsorted(known, obs[:, 1].astype(np.int64))
+    on, price, sold_out = obs[:, 2].astype(np.int64), obs[:, 3], obs[:, 4] > 0
+    order = np.lexsort((on, ident, comp))
+    comp, ident, on, price, sold_out = (a[order] for a in (comp, ident, on, price, sold_out))
+    # An observation holds until the same competitor's next one for the product, for at most
+    # COMPETITOR_CARRY_DAYS, and only its own day when the competitor sold out that day.
+    same = np.r_[(comp[1:] == comp[:-1]) & (ident[1:] == ident[:-1]), False]
+    next_on = np.where(same, np.r_[on[1:], 0], np.iinfo(np.int64).max)
+    until = np.where(sold_out, on, np.minimum(on + COMPETITOR_CARRY_DAYS, next_on - 1))
+    holds = np.isfinite(price)
+    length = np.where(holds, until - on + 1, 0)
+    days_in_force = (
+        np.repeat(on, length)
+        + np.arange(length.sum())
+        - np.repeat(np.cumsum(length) - length, length)
     )
-    index = {pk: i for i, pk in enumerate(product_ids)}
     span = 1 << 22  # day ordinals stay below it until the year 11,000
-    row_key = np.asarray(sku, np.int64) * span + day
-
-    def carry(seen):
-        """Fold one competitor's observations into `out`."""
-        obs = np.array(seen, dtype=float).reshape(-1, 3)
-        obs_key = obs[:, 0].astype(np.int64) * span + obs[:, 1].astype(np.int64)
-        order = np.argsort(obs_key)
-        obs_key, obs_day, obs_price = obs_key[order], obs[order, 1], obs[order, 2]
-        pos = np.searchsorted(obs_key, row_key, side="right") - 1
-        safe = np.maximum(pos, 0)
-        valid = (pos >= 0) & (obs_key[safe] // span == row_key // span)
-        valid &= (day - obs_day[safe]) <= COMPETITOR_CARRY_DAYS
-        price = np.where(valid, obs_price[safe], np.nan)  # NaN also where seen out of stock
-        np.fmin(out, price, out=out)
-
-    current, seen = None, []
-    for competitor, product, on, low in rows.iterator(chunk_size=20000):
-        if competitor != current:
-            if seen:
-                carry(seen)
-            current, seen = competitor, []
-        if product in index:
-            seen.append((index[product], on.toordinal(), np.nan if low is None else float(low)))
-    if seen:
-        carry(seen)
+    key = np.repeat(ident, length) * span + days_in_force
+    row_key = np.asarray(sku, np.int64) * span + day  # one panel row per product and day
+    rows = np.argsort(row_key)
+    at = np.minimum(np.searchsorted(row_key[rows], key), len(rows) - 1)
+    match = row_key[rows][at] == key
+    np.fmin.at(out, rows[at[match]], np.repeat(price, length)[match])
     return out
 
 
@@ -546,10 +556,15 @@ def _restore_elasticities(version: ModelVersion) -> None:
 
     from .models import Elasticity
 
-    if Elasticity.objects.filter(model_version=version).exists():
+    stored = Elasticity.objects.filter(model_version=version).count()
+    if stored and stored >= int(version.metrics.get("n_skus", 0)):
         return
     with version.artifact.open("rb") as handle, np.load(handle) as archive:
         missing = [name for name in ESTIMATE_FIELDS if name not in archive.files]
+        if missing and stored:
+            # Trained before estimates were kept per version: the rows it still has (the
+            # products it was the last to estimate) are all there is; the rest get priors.
+            return
         if missing:
             raise ServiceError(
                 f"version {version.version} was trained before its estimates were archived in "
@@ -560,6 +575,7 @@ def _restore_elasticities(version: ModelVersion) -> None:
     known = set(Product.objects.filter(pk__in=estimates["product_id"].tolist())
                 .values_list("pk", flat=True))  # fmt: skip
     alive = np.isin(estimates["product_id"], list(known))
+    Elasticity.objects.filter(model_version=version).delete()  # a partial set, if any
     _store_elasticities(version, {k: np.asarray(v)[alive] for k, v in estimates.items()})
 
 
@@ -597,7 +613,13 @@ def promote(*, version: ModelVersion, refresh_now: bool = False) -> ModelVersion
     """Put a trained version in force; its reference prices are recomputed after commit (on the
     ml_train queue, or right here with refresh_now)."""
     versions = ModelVersion.objects.select_for_update().filter(kind=version.kind)
-    target = versions.get(pk=version.pk)
+    # Every version of the kind is locked, in one order, before any write: two promotions (or a
+    # promotion and a training run's pruning) wait for each other instead of deadlocking or
+    # leaving two versions promoted.
+    locked = {v.pk: v for v in versions.order_by("pk")}
+    if version.pk not in locked:
+        raise NotFoundError(f"no {version.kind} model version {version.pk}", code="not_found")
+    target = locked[version.pk]
     if target.status == ModelVersion.Status.PROMOTED:
         return target
     if (

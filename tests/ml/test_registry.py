@@ -420,6 +420,10 @@ def test_each_competitor_holds_its_own_price_on_the_tenants_local_days(stocked):
         {"sku": "S0", "competitor": "A", "price": "8.00", "observed_at": "2024-03-12T20:00:00Z",
          "in_stock": "false"},  # A sold out: its price no longer holds
         {"sku": "S0", "competitor": "C", "price": "1.00", "observed_at": "2023-01-01T20:00:00Z"},
+        # D in stock at 6.00 in the morning of the 15th, sold out that evening (local time)
+        {"sku": "S0", "competitor": "D", "price": "6.00", "observed_at": "2024-03-15T16:00:00Z"},
+        {"sku": "S0", "competitor": "D", "price": "6.00", "observed_at": "2024-03-16T01:00:00Z",
+         "in_stock": "false"},
     ]  # fmt: skip
     with tenant_context(stocked.tenant):
         import_rows(kind="sales", rows=sales)
@@ -430,6 +434,7 @@ def test_each_competitor_holds_its_own_price_on_the_tenants_local_days(stocked):
     assert np.isnan(comp[1])
     assert comp[2] == 8.0 and comp[4] == 8.0 and comp[9] == 8.0  # B's 9.00 does not hide A
     assert comp[10] == 7.0 and comp[11] == 7.0  # B's cut lands on the local 10th
+    assert comp[15] == 6.0 and comp[16] == 7.0  # D's price held only on the day it sold out
     assert comp[24] == 7.0 and np.isnan(comp[25])  # 14 days, then unknown (A sold out)
 
 
