@@ -841,12 +841,15 @@ def xlsx_to_csv(source: Path, target: Path, kind: str = "", max_rows: int | None
         workbook = load_workbook(source, read_only=True, data_only=True)
     except Exception as exc:  # zipfile.BadZipFile, KeyError, InvalidFileException ...
         raise _fail(kind, f"not a readable .xlsx workbook ({exc.__class__.__name__})") from exc
-    partial = target.with_name(target.name + ".part")
-    written = 0
+    # A file of its own beside the target (two conversions of one upload, e.g. a redelivered
+    # task, never write into each other), renamed into place when complete.
+    handle, name = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".part")
+    partial = Path(name)
+    written = seen = 0  # rows written; rows of the sheet read, empty ones included
     try:
         if not workbook.worksheets:
             raise _fail(kind, "the workbook has no worksheet")
-        with open(partial, "w", encoding="utf-8", newline="") as out:
+        with open(handle, "w", encoding="utf-8", newline="") as out:
             writer = csv.writer(out)
             rows = workbook.worksheets[0].iter_rows(values_only=True)
             while max_rows is None or written < max_rows:
@@ -855,12 +858,13 @@ def xlsx_to_csv(source: Path, target: Path, kind: str = "", max_rows: int | None
                 except Exception as exc:  # a damaged sheet: bad XML, a truncated zip member
                     raise _fail(
                         kind,
-                        f"the workbook's first sheet could not be read after {written} rows "
+                        f"the workbook's first sheet could not be read past row {seen} "
                         f"({exc.__class__.__name__}: {exc})"[:300],
-                        row=written + 1,
+                        row=seen + 1,
                     ) from exc
                 if row is None:
                     break
+                seen += 1
                 if all(v is None for v in row):
                     continue
                 writer.writerow(["" if v is None else _xlsx_cell(v) for v in row])

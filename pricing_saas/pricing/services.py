@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from datetime import timedelta
 from decimal import Decimal
 
@@ -364,9 +365,10 @@ def _store(job, demand, products, rec, e, se, comp, reference, resolved, comp_na
     # of a 100,000-SKU job); money rounded to the column's 4 decimals, None where unknown.
     n = len(products)
 
-    def money(values) -> list:
-        values = np.asarray(values, dtype=float)
-        return np.where(np.isfinite(values), np.round(values, 4), np.nan).astype(object).tolist()
+    def money(values) -> list:  # Python's round (correctly rounded), as the column had it
+        return [
+            round(v, 4) if math.isfinite(v) else None for v in np.asarray(values, float).tolist()
+        ]
 
     def nulls(values: list) -> list:
         return [None if v != v else v for v in values]  # NaN -> NULL
@@ -385,7 +387,7 @@ def _store(job, demand, products, rec, e, se, comp, reference, resolved, comp_na
     with np.errstate(invalid="ignore", divide="ignore"):
         change = np.where(moved, rec.price / p0s - 1, 0.0)
     columns = {
-        "recommended_price": nulls(money(rec.price)),
+        "recommended_price": money(rec.price),
         "elasticity": e_.tolist(),
         "elasticity_low": (e_ - 1.96 * se_).tolist(),
         "elasticity_high": (e_ + 1.96 * se_).tolist(),
@@ -396,9 +398,9 @@ def _store(job, demand, products, rec, e, se, comp, reference, resolved, comp_na
         "expected_profit_now": np.where(profit_known, rec.profit_now, np.nan).tolist(),
         "expected_profit": np.where(profit_known, profit_new, np.nan).tolist(),
         "profit_delta": np.where(profit_known, profit_new - rec.profit_now, np.nan).tolist(),
-        "competitor_price": nulls(money(comp)),
-        "price_floor": nulls(money(rec.floor)),
-        "price_ceiling": nulls(money(rec.ceiling)),
+        "competitor_price": money(comp),
+        "price_floor": money(rec.floor),
+        "price_ceiling": money(rec.ceiling),
         "change": change.tolist(),
         "confident": confident.tolist(),
     }

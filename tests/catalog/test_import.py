@@ -338,7 +338,7 @@ def test_a_workbook_damaged_half_way_fails_clearly_and_leaves_no_partial_csv(sho
                 data = data[: len(data) // 2] + b'<row r="x"><c><<</c>'  # broken XML
             dst.writestr(item, data)
     target = tmp_path / "sheet.csv"
-    with pytest.raises(ImportFailed, match=r"could not be read after \d+ rows") as failed:
+    with pytest.raises(ImportFailed, match=r"could not be read past row \d+") as failed:
         xlsx_to_csv(damaged, target, "products")
     error = failed.value.result.errors[0]
     assert 1 < error.row <= 2001 and str(error.row - 1) in error.reason

@@ -178,3 +178,23 @@ def test_a_competitor_named_like_a_copy_null_marker_is_kept_as_text(shop):
         rec = Recommendation.objects.get(job=job, product__sku="P0")
     assert job.status == "succeeded"
     assert rec.competitor_name == "\\N" and float(rec.competitor_price) == 19.0
+
+
+def test_a_version_left_with_part_of_its_estimates_gets_all_of_them_back(shop):
+    """Found in review: before estimates were kept per version, a product's row belonged to the
+    last run that estimated it, so an older version could keep only some rows; a rollback then
+    found rows and restored nothing. Rows short of the version's SKU count are restored in full
+    from its artifact."""
+    from ml import services as ml_services
+    from ml.models import Elasticity
+
+    with tenant_context(shop.tenant):
+        first = ml_services.start_training(kind="demand", enqueue=False)
+        first = ml_services.run_training(version_id=first.pk, sync=True)
+        full = Elasticity.objects.filter(model_version=first).count()
+        keep = list(Elasticity.objects.filter(model_version=first).values_list("pk", flat=True))
+        Elasticity.objects.filter(pk__in=keep[: full // 2]).delete()
+        second = ml_services.start_training(kind="demand", enqueue=False)
+        ml_services.run_training(version_id=second.pk, sync=True)
+        ml_services.rollback(kind="demand")
+        assert Elasticity.objects.filter(model_version=first).count() == full == 20
