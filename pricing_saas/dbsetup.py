@@ -25,6 +25,7 @@ from psycopg2 import sql
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_PGDATA = BASE_DIR / ".pgdata"
 APP_ROLE = "pricing_app"
+OWNER_ROLE = "pricing_owner"  # owns the schema and runs migrations; the app role only reads/writes
 APP_DATABASE = "pricing_saas"
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -45,57 +46,117 @@ def start_embedded_postgres(pgdata: Path = DEFAULT_PGDATA) -> str:
     return str(server.pgdata)
 
 
-def ensure_role_and_database(
-    admin_dsn: str, *, role: str, database: str, password: str | None = None
-) -> None:
-    """Create the application role (LOGIN, CREATEDB, NOSUPERUSER, NOBYPASSRLS) and its database.
+def _ensure_role(cur, role: str, password: str | None) -> None:
+    """A LOGIN role that is neither superuser nor BYPASSRLS (a leftover with dangerous
+    attributes is corrected, never trusted). CREATEDB lets the test runner create its
+    throw-away database; it grants no way around row-level security."""
+    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
+    verb = "ALTER" if cur.fetchone() else "CREATE"
+    cur.execute(
+        sql.SQL(verb + " ROLE {} LOGIN CREATEDB NOSUPERUSER NOBYPASSRLS NOCREATEROLE").format(
+            sql.Identifier(role)
+        )
+    )
+    if password:
+        cur.execute(sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(role)), [password])
 
-    Idempotent. CREATEDB lets the test runner create its throw-away database; it grants no way
-    around row-level security.
+
+def ensure_role_and_database(
+    admin_dsn: str,
+    *,
+    role: str,
+    database: str,
+    password: str | None = None,
+    owner: str | None = None,
+    owner_password: str | None = None,
+) -> None:
+    """Create the application role (LOGIN, NOSUPERUSER, NOBYPASSRLS) and its database.
+
+    With `owner`, a second such role owns the database, its schema and every table (and runs
+    the migrations); the application role only gets SELECT, INSERT, UPDATE and DELETE, so it
+    can never switch row-level security off or alter a table (an owner can). Without it, the
+    application role owns everything (the layout before owners existed). Idempotent; an
+    existing database owned by the application role is handed over to the owner.
     """
-    for name in (role, database):
+    for name in (role, database, owner or role):
         if not _IDENT.match(name):
             raise ValueError(f"unsafe SQL identifier: {name!r}")
+    owner_role = owner or role
     conn = psycopg2.connect(admin_dsn)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
-            if cur.fetchone() is None:
+            _ensure_role(cur, role, password)
+            if owner:
+                _ensure_role(cur, owner, owner_password)
+            cur.execute(
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", [database]
+            )
+            found = cur.fetchone()
+            if found is None or found[0] != owner_role:
+                verb = "ALTER DATABASE {} OWNER TO {}" if found else "CREATE DATABASE {} OWNER {}"
                 cur.execute(
-                    sql.SQL(
-                        "CREATE ROLE {} LOGIN CREATEDB NOSUPERUSER NOBYPASSRLS NOCREATEROLE"
-                    ).format(sql.Identifier(role))
-                )
-            else:
-                # A role left over with dangerous attributes is corrected, never trusted.
-                cur.execute(
-                    sql.SQL("ALTER ROLE {} LOGIN CREATEDB NOSUPERUSER NOBYPASSRLS").format(
-                        sql.Identifier(role)
-                    )
-                )
-            if password:
-                cur.execute(
-                    sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(role)), [password]
-                )
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database])
-            if cur.fetchone() is None:
-                cur.execute(
-                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                        sql.Identifier(database), sql.Identifier(role)
-                    )
+                    sql.SQL(verb).format(sql.Identifier(database), sql.Identifier(owner_role))
                 )
     finally:
         conn.close()
-    # Postgres 15+ no longer lets every role create in `public`; the owner of the database
-    # owns its own schema here so migrations can create tables.
+    # Postgres 15+ no longer lets every role create in `public`; the owner owns the schema
+    # here so migrations can create tables.
     conn = psycopg2.connect(_with_database(admin_dsn, database))
     conn.autocommit = True
+    if owner and _owned_by(conn, owner):
+        conn.close()
+        return  # done before: settings call this on every start, let concurrent starts be
     try:
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(role)))
+            ident = sql.Identifier(owner_role)
+            cur.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(ident))
+            if owner:
+                app = sql.Identifier(role)
+                # Tables made before owners existed belong to the application role: hand over.
+                cur.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(app, ident))
+                cur.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+                    sql.Identifier(database), app))  # fmt: skip
+                cur.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(app))
+                cur.execute(sql.SQL("REVOKE CREATE ON SCHEMA public FROM {}").format(app))
+                for statement in app_grants(role):
+                    cur.execute(statement)
+                default = "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT "
+                for rights in ("SELECT, INSERT, UPDATE, DELETE ON TABLES",
+                               "USAGE, SELECT, UPDATE ON SEQUENCES"):  # fmt: skip
+                    cur.execute(sql.SQL(default + rights + " TO {}").format(ident, app))
     finally:
         conn.close()
+
+
+def _owned_by(conn, owner: str) -> bool:
+    """Whether the schema and every table and sequence in it already belong to `owner`."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT pg_get_userbyid(n.nspowner) = %s AND NOT EXISTS (SELECT 1 FROM pg_class c "
+            "WHERE c.relnamespace = n.oid AND pg_get_userbyid(c.relowner) <> %s) "
+            "FROM pg_namespace n WHERE n.nspname = 'public'",
+            [owner, owner],
+        )
+        row = cur.fetchone()
+    return bool(row and row[0])
+
+
+def app_grants(role: str, *, truncate: bool = False) -> list:
+    """What the application role may do on every table and sequence (run by the owner after
+    each migrate, so new tables are covered). TRUNCATE ignores row-level security, so it is
+    granted only where asked (the test suite's flush between transactional tests)."""
+    if not _IDENT.match(role):
+        raise ValueError(f"unsafe SQL identifier: {role!r}")
+    rights = "SELECT, INSERT, UPDATE, DELETE" + (", TRUNCATE" if truncate else "")
+    return [
+        sql.SQL(f"GRANT {rights} ON ALL TABLES IN SCHEMA public TO {{}}").format(
+            sql.Identifier(role)
+        ),
+        sql.SQL("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {}").format(
+            sql.Identifier(role)
+        ),
+    ]
 
 
 def _with_database(dsn: str, database: str) -> str:
@@ -112,6 +173,7 @@ def embedded_database_settings(pgdata: Path = DEFAULT_PGDATA) -> dict:
         f"host={socket_dir} user=postgres dbname=postgres",
         role=APP_ROLE,
         database=APP_DATABASE,
+        owner=OWNER_ROLE,
     )
     return {
         "ENGINE": "tenants.db_backend",
@@ -141,13 +203,17 @@ def main() -> int:
     parsed = urlparse(database_url)
     role = unquote(parsed.username or "")
     database = parsed.path.lstrip("/")
+    owner_url = urlparse(os.environ.get("DATABASE_OWNER_URL", ""))
+    owner = unquote(owner_url.username or "") or None
     ensure_role_and_database(
         admin_url,
         role=role,
         database=database,
         password=unquote(parsed.password) if parsed.password else None,
+        owner=owner,
+        owner_password=unquote(owner_url.password) if owner_url.password else None,
     )
-    print(f"role {role} and database {database} ready")
+    print(f"role {role} and database {database} ready" + (f" (owner {owner})" if owner else ""))
     return 0
 
 

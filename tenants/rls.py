@@ -9,6 +9,8 @@ may add narrow SELECT-only conditions (`rls_extra_select`) for lookups before a 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from django.apps import apps
 from django.db import connections
 
@@ -64,4 +66,50 @@ def apply_row_level_security(using: str = "default") -> list[str]:
 
 def on_post_migrate(sender, using="default", **kwargs) -> None:
     # Connected for the tenants app only: Django sends it once all migrations have run.
+    from django.conf import settings
+
+    owner = getattr(settings, "DATABASE_OWNER", None)
+    if owner and connections[using].settings_dict["USER"] != owner["USER"]:
+        return  # a flush run as the application role (tests): the policies stay in place
     apply_row_level_security(using)
+    grant_application_role(using)
+
+
+@contextmanager
+def as_owner(using: str = "default"):
+    """Run the block connected as the role that owns the tables (settings.DATABASE_OWNER), then
+    reconnect as the application role; without an owner, nothing changes."""
+    from django.conf import settings
+
+    owner = getattr(settings, "DATABASE_OWNER", None)
+    connection = connections[using]
+    if not owner or connection.settings_dict["USER"] == owner["USER"]:
+        yield
+        return
+    saved = {key: connection.settings_dict.get(key) for key in ("USER", "PASSWORD")}
+    connection.close()
+    connection.settings_dict.update(owner)
+    connection.settings_dict["APP_USER"] = saved["USER"]
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict.update(saved)
+        connection.settings_dict.pop("APP_USER", None)
+
+
+def grant_application_role(using: str = "default") -> None:
+    """Give the application role its rights on every table and sequence (after a migrate run
+    as the owner, so new tables are covered)."""
+    from django.conf import settings
+
+    from pricing_saas.dbsetup import app_grants
+
+    connection = connections[using]
+    app = connection.settings_dict.get("APP_USER")
+    if not app:
+        return  # migrated as the application role itself: it owns what it made
+    truncate = getattr(settings, "DATABASE_APP_MAY_TRUNCATE", False)
+    with connection.cursor() as cursor:
+        for statement in app_grants(app, truncate=truncate):
+            cursor.execute(statement.as_string(cursor.cursor))

@@ -16,6 +16,28 @@ from tenants.services import create_api_key
 from .factories import MembershipFactory, TenantFactory, UserFactory
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(request, django_test_environment, django_db_blocker):
+    """pytest-django's set-up, with the test database created and migrated by the role that
+    owns the tables (as `migrate` does in production); the tests then run as the application
+    role, which only reads and writes rows."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    from tenants.rls import as_owner
+
+    verbosity = request.config.option.verbose
+    with django_db_blocker.unblock(), as_owner():
+        config = setup_databases(verbosity=verbosity, interactive=False)
+    yield
+    with django_db_blocker.unblock(), as_owner():
+        try:
+            teardown_databases(config, verbosity=verbosity)
+        except Exception as exc:  # as pytest-django does: e.g. a worker still connected
+            request.node.warn(
+                pytest.PytestWarning(f"Error when trying to teardown test databases: {exc!r}")
+            )
+
+
 @dataclass
 class World:
     """One tenant with a member of each role and an API key per role."""

@@ -78,15 +78,25 @@ TEMPLATES = [
 # --- Database: Postgres, always -------------------------------------------------------------
 # DATABASE_URL selects the server; the role in it must be neither superuser nor BYPASSRLS.
 # Without DATABASE_URL (quick start) the embedded Postgres of pgserver runs under .pgdata/.
+# The role that owns the tables and runs `migrate` (DATABASE_OWNER_URL, same server and
+# database): the application role then only reads and writes rows, so it can never switch
+# row-level security off. Without it the application role owns the tables (older layout).
+DATABASE_OWNER: dict | None = None
 if env("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
     DATABASES["default"]["ENGINE"] = "tenants.db_backend"
     # A Unix-socket folder may be given percent-encoded as the host: postgres://u@%2Ftmp/db
     DATABASES["default"]["HOST"] = unquote(DATABASES["default"].get("HOST") or "")
+    if env("DATABASE_OWNER_URL", default=""):
+        _owner = env.db("DATABASE_OWNER_URL")
+        DATABASE_OWNER = {"USER": _owner["USER"], "PASSWORD": _owner.get("PASSWORD", "")}
 else:
-    from pricing_saas.dbsetup import embedded_database_settings
+    from pricing_saas.dbsetup import OWNER_ROLE, embedded_database_settings
 
     DATABASES = {"default": embedded_database_settings()}
+    DATABASE_OWNER = {"USER": OWNER_ROLE, "PASSWORD": ""}
+# TRUNCATE ignores row-level security: only the test suite's flush gets it.
+DATABASE_APP_MAY_TRUNCATE = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Server-side cursors would run outside the per-statement tenant setting of row-level security

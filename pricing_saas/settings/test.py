@@ -19,4 +19,6 @@ REST_FRAMEWORK = {
 }
 # Live-server threads must not keep connections open past a test (the test DB is dropped after).
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# Transactional tests end with a flush (TRUNCATE) run as the application role.
+DATABASE_APP_MAY_TRUNCATE = True
 MEDIA_ROOT = str(BASE_DIR / ".test-media")  # noqa: F405

@@ -40,6 +40,34 @@ def test_application_role_cannot_bypass_rls():
         assert cursor.fetchone() == (False, False)
 
 
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "ALTER TABLE catalog_product NO FORCE ROW LEVEL SECURITY",
+        "ALTER TABLE catalog_product DISABLE ROW LEVEL SECURITY",
+        "DROP POLICY tenant_isolation ON catalog_product",
+        "CREATE POLICY open_door ON catalog_product USING (true)",
+        "CREATE TABLE stray (id int)",
+    ],
+)
+def test_the_application_role_owns_nothing_so_it_cannot_switch_rls_off(statement):
+    """Layer 4 holds even if the application's own SQL were subverted: the tables belong to the
+    owner role that runs migrations, and the application role only reads and writes rows."""
+    from django.conf import settings
+    from django.db import ProgrammingError, transaction
+
+    assert settings.DATABASE_OWNER, "the suite runs with an owner role (DATABASE_OWNER_URL)"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tableowner <> current_user FROM pg_tables WHERE tablename = %s",
+                       ["catalog_product"])  # fmt: skip
+        assert cursor.fetchone() == (True,)
+        with (
+            pytest.raises(ProgrammingError, match=r"must be owner|permission denied"),
+            transaction.atomic(),
+        ):
+            cursor.execute(statement)
+
+
 def _raw_count(sql: str, tenant_id: str = "") -> int:
     """Count through the raw psycopg2 connection: no Django wrapper, only our own setting."""
     connection.ensure_connection()
