@@ -66,6 +66,12 @@ class ModelVersion(TenantOwned):
         return self.status in (self.Status.QUEUED, self.Status.TRAINING)
 
     @property
+    def promotable(self) -> bool:
+        """Trained and not in force: ready, or retired (a demand version whose estimate rows
+        were pruned; promoting it restores them from its artifact)."""
+        return self.status in (self.Status.READY, self.Status.RETIRED)
+
+    @property
     def rmsle(self) -> float | None:
         chosen = self.metrics.get("chosen")
         return self.metrics.get(chosen, {}).get("rmsle") if chosen else None

@@ -74,15 +74,14 @@ def _act(request, action, success: str):
 @require_POST
 def train(request):
     trainer = request.POST.get("trainer") or None
-    return _act(
-        request,
-        lambda: services.start_training(
-            kind=_kind(request),
-            user=request.user,
-            trainer=trainer if _kind(request) == ModelVersion.Kind.TEXT else None,
-        ),
-        "Training queued: the progress bar below follows it.",
-    )
+
+    def start():
+        kind = _kind(request)  # the trainer choice belongs to the reference-price model
+        text = kind == ModelVersion.Kind.TEXT
+        return services.start_training(kind=kind, user=request.user,
+                                       trainer=trainer if text else None)  # fmt: skip
+
+    return _act(request, start, "Training queued: the progress bar below follows it.")
 
 
 @tenant_view(Perm.TRAIN_MODELS)

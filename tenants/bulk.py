@@ -17,15 +17,12 @@ from decimal import Decimal
 
 from django.db import connection, models, transaction
 
-NULL = r"\N"
-
-
 # Written by csv as Postgres reads them (float NaN and infinities as nan / inf, which float8
 # and numeric accept); everything else goes through _cell.
 _AS_IS = frozenset({int, float, str, Decimal})
 
 
-def _cell(value, null: str = NULL):
+def _cell(value, null: str):
     if value is None:
         return null
     if isinstance(value, bool):

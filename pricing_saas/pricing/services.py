@@ -303,12 +303,6 @@ class OptimiserResult:
         self.conflicts.extend(part.conflicts)
 
 
-def _money(value) -> Decimal | None:
-    if value is None or not np.isfinite(value):
-        return None
-    return Decimal(str(round(float(value), 4)))
-
-
 def explain(
     i: int, rec, e: float, se: float, competitor: float, price: float, competitor_name: str = ""
 ) -> str:
