@@ -49,6 +49,9 @@ class Panel:
     promo: np.ndarray | None = None  # 0/1
     competitor_price: np.ndarray | None = None  # NaN where unknown
     reference_price: np.ndarray | None = None  # NaN where unknown
+    # log(paid / shelf price) of the day (<= 0; 0 without a discount): the depth of a promotion
+    # or coupon, apart from the shelf price the merchant sets (which `price` holds).
+    discount: np.ndarray | None = None
     category: np.ndarray | None = None  # per SKU (length n_skus), int index
     time_effects: bool = False  # a dummy per period instead of weekday/season/trend (panels)
     # Rows that are in the data only because something sold that day (the price of a day
@@ -76,6 +79,14 @@ class DemandFit:
     curvature: np.ndarray | None = None  # per SKU: d² log units / d(log price)², shrunk
     curvature_se: np.ndarray | None = None
     raw_curvature: np.ndarray | None = None
+    # The prices each SKU was seen at (its evidence): recommendations stay near this range.
+    price_low: np.ndarray | None = None
+    price_high: np.ndarray | None = None
+    # SKUs whose own estimate had the wrong sign (demand rising with price: confounded) and
+    # that took their category's (or the tenant's) elasticity with its wider uncertainty.
+    from_prior: np.ndarray | None = None
+    dispersion: float = 1.0  # the tenant's Pearson dispersion (1 = Poisson)
+    competitor_above: float = 0.0  # extra slope of log units above the lowest competitor
 
     def expected_units(self, sku: np.ndarray, price: np.ndarray) -> np.ndarray:
         """Expected daily units at `price`, controls at their average day."""
@@ -114,6 +125,10 @@ def _controls(panel: Panel) -> tuple[np.ndarray, list[str]]:
     if panel.promo is not None:
         cols.append(np.asarray(panel.promo, float))
         names.append("promo")
+    if panel.discount is not None:
+        depth = np.nan_to_num(np.clip(np.asarray(panel.discount, float), -3.0, 0.0))
+        cols.append(depth)
+        names.append("discount_depth")
     for label, other in (
         ("competitor_gap", panel.competitor_price),
         ("reference_gap", panel.reference_price),
@@ -123,6 +138,11 @@ def _controls(panel: Panel) -> tuple[np.ndarray, list[str]]:
             known = np.isfinite(gap)
             cols += [np.where(known, gap, 0.0), (~known).astype(float)]
             names += [label, f"{label}_unknown"]
+            if label == "competitor_gap":
+                # Demand may fall faster once the price passes the competitor's: the extra
+                # slope above it (a hinge at the competitor's price).
+                cols.append(np.where(known, np.maximum(gap, 0.0), 0.0))
+                names.append("competitor_above")
     return np.column_stack(cols), names
 
 
@@ -188,8 +208,10 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
         promo=keep(panel.promo),
         competitor_price=keep(panel.competitor_price),
         reference_price=keep(panel.reference_price),
+        discount=keep(panel.discount),
         time_effects=panel.time_effects,
     )
+    day = sub.day
     # Typical price per SKU: the unit-weighted geometric mean (today's scale for each SKU).
     log_p = np.log(price)
     weight = np.bincount(sku, minlength=n).astype(float)
@@ -220,7 +242,18 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
         alpha = _profile_alpha(y, X @ beta, sku, n, trunc, alpha)
         if np.max(np.abs(step)) < (1e-6 if trunc is not None else 1e-8):
             break
-    cov = np.linalg.pinv(info)
+    # Standard errors that hold under overdispersion and correlation within a SKU: the
+    # sandwich clustered by SKU (every SKU's days are one cluster), never below the model's.
+    bread = np.linalg.pinv(info)
+    residual = y - m
+    scores = np.column_stack(
+        [np.bincount(sku, weights=Xc[:, j] * residual, minlength=n) for j in range(X.shape[1])]
+    )
+    clusters = int(np.count_nonzero(np.bincount(sku, minlength=n)))
+    meat = scores.T @ scores * (clusters / max(clusters - 1, 1))
+    robust = bread @ meat @ bread
+    diagonal = np.maximum(np.diag(robust), np.diag(bread))
+    cov = np.where(np.eye(len(beta), dtype=bool), diagonal, robust)
     pooled, pooled_se = float(beta[0]), float(np.sqrt(max(cov[0, 0], 0.0)))
 
     # Per-SKU slopes, everything else at the pooled fit.
@@ -243,7 +276,10 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
             break
     has = (info_b > 1e-9) & (np.bincount(sku, weights=y, minlength=n) > 0)
     raw[has] = b[has]
-    raw_se[has] = 1 / np.sqrt(info_b[has])
+    variance, phi, dispersion = _honest_variance(
+        y, m, wt, lp, sku, day, n, s0, s1, np.maximum(info_b, 1e-12)
+    )
+    raw_se[has] = np.sqrt(variance[has])
     sold = np.bincount(sku, weights=y, minlength=n) > 0
 
     # Curvature: log units quadratic in log price, slope and curvature per SKU fitted together
@@ -252,6 +288,7 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     # than the joint fit's slope when the history is short); the curvature bends it.
     raw_c, raw_c_se, _b2, _b2_se = _curvature(y, lp, offset, sku, n, trunc, b, a, iterations)
     raw_c = np.where(sold, raw_c, np.nan)
+    raw_c_se = raw_c_se * np.sqrt(phi)  # overdispersion widens the curvature's interval too
 
     # Empirical Bayes: SKU -> category -> pooled.
     category = np.zeros(n, int) if panel.category is None else np.asarray(panel.category, int)
@@ -278,6 +315,12 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
             shrunk = shrunk + beta[j] * share
             shrunk_se = np.sqrt(shrunk_se**2 + (share**2) * max(cov[j, j], 0.0))
     shrunk = np.clip(shrunk, *ELASTICITY_RANGE)
+    # Demand that rises with the price is confounding (promotions, seasons, display), not a
+    # curve to price on: such a SKU takes its category's elasticity (else the tenant's, else a
+    # weak default) with the category's spread as its uncertainty, instead of no estimate.
+    shrunk, shrunk_se, from_prior = _sign_fallback(
+        shrunk, shrunk_se, category, by_cat, pooled, pooled_se, names, beta, cov
+    )
     mu_day_controls = 0.0  # the intercept is reported at the average day: controls ~ mean 0
     intercept = a + mu_day_controls + np.mean(offset)
     if not panel.time_effects:
@@ -289,7 +332,75 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
         pooled_elasticity=pooled, pooled_se=pooled_se, category_elasticity=by_cat,
         curvature=curvature, curvature_se=curvature_se, raw_curvature=raw_c,
         typical_price=typical, intercept=intercept, coef_names=["log_price", *names], coef=beta,
+        price_low=np.where(weight > 0, _per_sku(np.minimum, price, sku, n, np.inf), np.nan),
+        price_high=np.where(weight > 0, _per_sku(np.maximum, price, sku, n, -np.inf), np.nan),
+        from_prior=from_prior, dispersion=dispersion,
+        competitor_above=float(beta[1 + names.index("competitor_above")])
+        if "competitor_above" in names else 0.0,
     )  # fmt: skip
+
+
+WRONG_SIGN = -0.05  # an elasticity above this is no usable price response
+DEFAULT_PRIOR = (-1.5, 1.0)  # where not even the tenant's slope is negative: weak, wide
+DISPERSION_PRIOR_ROWS = 30.0  # rows of weight on the tenant's dispersion for each SKU's
+SE_BLOCK_DAYS = 14  # days whose errors may be correlated (a shock, a display, a season)
+SHRINK_FLOOR = 0.5  # a SKU keeps at least this weight on its own data (see _shrink)
+
+
+def _per_sku(reduce, values, sku, n, empty):
+    out = np.full(n, empty, float)
+    reduce.at(out, sku, values)
+    return out
+
+
+def _honest_variance(y, m, w, x, sku, day, n, s0, s1, info):
+    """Per SKU, the variance of its own price slope that holds when counts are overdispersed
+    and errors correlate over nearby days: the larger of (a) the model variance scaled by the
+    SKU's Pearson dispersion (shrunk toward the tenant's) and (b) the sandwich clustered by
+    blocks of SE_BLOCK_DAYS days. Returns the variance, each SKU's dispersion and the tenant's.
+    """
+    rows = np.bincount(sku, minlength=n).astype(float)
+    pearson = np.bincount(sku, weights=(y - m) ** 2 / np.maximum(w, 1e-12), minlength=n)
+    df = np.maximum(rows - 2, 0)
+    tenant = float(max(pearson.sum() / max(df.sum(), 1.0), 1.0))
+    phi = (pearson + DISPERSION_PRIOR_ROWS * tenant) / (df + DISPERSION_PRIOR_ROWS)
+    phi = np.maximum(phi, 1.0)
+    block = (day - day.min()) // SE_BLOCK_DAYS
+    width = int(block.max()) + 1
+    key = sku.astype(np.int64) * width + block
+    uniq, inverse = np.unique(key, return_inverse=True)
+    score = (y - m) * (x - (s1 / np.maximum(s0, 1e-12))[sku])
+    sums = np.bincount(inverse, weights=score)
+    owner = uniq // width
+    meat = np.bincount(owner, weights=sums**2, minlength=n)
+    groups = np.bincount(owner, minlength=n).astype(float)
+    meat = meat * np.where(groups > 1, groups / np.maximum(groups - 1, 1), 1.0)
+    return np.maximum(phi / info, meat / info**2), phi, tenant
+
+
+def _sign_fallback(e, se, category, by_cat, pooled, pooled_se, names, beta, cov):
+    """Wrong-sign SKUs take the nearest negative prior: category, tenant, then DEFAULT_PRIOR."""
+    gaps = sum(
+        float(beta[1 + names.index(label)])
+        for label in ("competitor_gap", "reference_gap")
+        if label in names
+    )
+    total = pooled + gaps
+    spread = float(np.std(e[e < WRONG_SIGN])) if np.sum(e < WRONG_SIGN) > 2 else 0.5
+    tenant = (total, max(pooled_se, spread)) if total < WRONG_SIGN else DEFAULT_PRIOR
+    wrong = ~(e < WRONG_SIGN)
+    out, out_se = e.copy(), se.copy()
+    for cat in np.unique(category[wrong]):
+        members = wrong & (category == cat)
+        ok = (category == cat) & ~wrong
+        centre = by_cat.get(int(cat), pooled) + gaps
+        if centre < WRONG_SIGN:
+            width = float(np.std(e[ok])) if ok.sum() > 2 else tenant[1]
+            out[members] = centre
+            out_se[members] = max(width, tenant[1], 0.25)
+        else:
+            out[members], out_se[members] = tenant[0], max(tenant[1], 0.25)
+    return out, out_se, wrong
 
 
 def _recent_level(y, day, x, sku, n, trunc, intercept, slope, curvature) -> np.ndarray:
@@ -373,9 +484,10 @@ def _shrink(raw, raw_se, category, pooled, pooled_se):
             cat_mean, cat_se = pooled, max(pooled_se, np.sqrt(tau_all))
         by_cat[int(cat)] = cat_mean
         tau = _tau2(raw[k], raw_se[k], cat_mean) if k.sum() >= 3 else tau_all
-        w = tau / (tau + raw_se[k] ** 2)
+        w = np.maximum(tau / (tau + raw_se[k] ** 2), SHRINK_FLOOR)
         out[k] = w * raw[k] + (1 - w) * cat_mean
-        out_se[k] = np.sqrt(w * raw_se[k] ** 2)
+        # the posterior spread, plus what is unsure about the category's own mean
+        out_se[k] = np.sqrt(w * raw_se[k] ** 2 + (1 - w) ** 2 * cat_se**2)
         cold = members & ~known  # no usable history: the category's prior
         out[cold] = cat_mean
         out_se[cold] = np.sqrt(cat_se**2 + tau)

@@ -1,17 +1,25 @@
 """The price optimiser: for every SKU at once (numpy, no Python loop over SKUs), the price that
-maximises the objective inside the merchant's hard rules.
+maximises the objective inside the merchant's rules, on the one demand curve (ml.curve).
 
-Pure module. Demand around today's price follows the estimated elasticity (constant-elasticity
-curve through today's expected units). Hard rules are floors and ceilings:
+Pure module. Hard rules are floors and ceilings:
 - minimum margin over cost (default 10 %), absolute min / max price, MAP (a floor);
 - the maximum step per reprice (default ±20 %), which yields to a hard rule: a SKU whose price
   today breaks a hard rule gets the nearest price that restores it;
 - an optional competitor position (at most x % above the lowest competitor), which yields to
-  the hard floors (a flagged conflict, never a violation of a floor);
-- optional price endings (e.g. .99), applied inside the bounds.
-Where the elasticity is uncertain the move shrinks toward today's price. Contradictory rules
-(a floor above a ceiling) give no recommendation and name the rule. Non-finite estimates never
-reach a recommendation: the SKU keeps today's price, clamped to its hard rules.
+  the hard floors (a flagged conflict, never a violation of a floor).
+Soft limits keep the curve where it is known and stop a ratchet: the prices the SKU was seen at,
+widened by a margin (no extrapolation); a cumulative change per window; no second move in the
+same direction before the last one has been observed. None of them ever forces a move.
+
+A change is recommended only when its expected objective beats keeping today's price by the
+minimum gain (absolute per day and relative), and still beats it with the elasticity at the
+unfavourable end of its interval (`gain_z` standard errors); otherwise today's price is kept.
+Where a rule forces a move, the smallest move that satisfies it is the baseline instead.
+Price endings (e.g. .99) are candidates inside the search: the better of the nearest allowed
+endings below and above, judged on the curve. Where the elasticity is uncertain the move
+shrinks toward today's price. Contradictory rules (a floor above a ceiling) give no
+recommendation and name the rule. Non-finite estimates never reach a recommendation: the SKU
+keeps today's price, clamped to its hard rules.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 from scipy.special import ndtr
+
+from .curve import DemandCurve
 
 # Bit flags of the rules that bind a recommendation (an int per SKU).
 RULES = {
@@ -41,6 +51,10 @@ RULES = {
     "min_revenue": 8192,  # moved to keep at least the minimum revenue
     "reference": 16384,  # no sales yet: moved into the market's reference-price interval
     "no_cost_kept": 32768,  # profit objective without a cost: today's price kept (configured)
+    "min_gain": 65536,  # the best move gains less than the minimum: today's price kept
+    "evidence": 131072,  # held inside the prices the SKU was seen at (no extrapolation)
+    "window": 262144,  # held by the cumulative change allowed per window
+    "wait": 524288,  # moved this way recently: waits for sales at that price first
 }
 NO_COST_FALLBACKS = ("revenue", "keep")
 
@@ -69,7 +83,23 @@ class Rules:
     # price, moved only to restore a hard rule). Either way the recommendation says so.
     no_cost: str = "revenue"
     method: str = "analytic"  # analytic (exact for the constant-elasticity curve) | grid
-    candidates: int = 41  # grid (and SKUs with a curvature)
+    candidates: int = 41  # grid (and SKUs with a curvature or a competitor kink)
+    # No extrapolation: the prices seen (per SKU; NaN unknown), widened by the margin.
+    evidence_low: float | np.ndarray = np.nan
+    evidence_high: float | np.ndarray = np.nan
+    evidence_margin: float | np.ndarray = 0.05
+    # The cumulative change allowed in the window, as absolute bounds (from the price history).
+    window_low: float | np.ndarray = np.nan
+    window_high: float | np.ndarray = np.nan
+    # Moved up (down) recently and not observed since: no further move that way (0/1 per SKU).
+    hold_up: float | np.ndarray = 0.0
+    hold_down: float | np.ndarray = 0.0
+    # A change must gain at least this much objective per day over keeping today's price (or
+    # the smallest move a rule forces), and this share of it, ...
+    min_gain_abs: float | np.ndarray = 0.01
+    min_gain_rel: float | np.ndarray = 0.01
+    # ... and still gain with the elasticity gain_z standard errors toward the unfavourable side.
+    gain_z: float = 1.0
 
 
 @dataclass
@@ -84,6 +114,10 @@ class Recommendation:
     profit_new: np.ndarray
     floor: np.ndarray
     ceiling: np.ndarray
+    low: np.ndarray  # the range searched (every rule, soft and hard)
+    high: np.ndarray
+    value_now: np.ndarray  # the objective per day at today's price (profit, or revenue)
+    value_new: np.ndarray
     conflicts: list[str] = field(default_factory=list)
 
     def rules_of(self, i: int) -> list[str]:
@@ -135,11 +169,13 @@ def optimise(
     rules: Rules | None = None,
     chunk: int = 100_000,
     curvature=None,
+    competitor_slope=None,
 ) -> Recommendation:
     """Recommend a price per SKU. `units` are the expected units at today's price.
 
     `curvature` (optional, per SKU): log units are quadratic in log price around today's,
-    log q(p) = log q0 + e d + curvature d^2 with d = log(p / p0); SKUs with a curvature are
+    log q(p) = log q0 + e d + curvature d^2 with d = log(p / p0); `competitor_slope` (optional,
+    <= 0): the extra slope above the competitor's price (ml.curve). SKUs with either are
     optimised on the candidate grid (the analytic optimum holds for constant elasticity only).
 
     Large inputs are cut into blocks of BLOCK SKUs optimised on THREADS threads (every SKU is
@@ -148,7 +184,10 @@ def optimise(
     rules = rules or Rules()
     n = len(price)
     if n <= 2 * BLOCK:
-        return _optimise(price, cost, units, elasticity, elasticity_sd, rules, chunk, curvature)
+        return _optimise(
+            price, cost, units, elasticity, elasticity_sd, rules, chunk, curvature,
+            competitor_slope,
+        )  # fmt: skip
     blocks = [slice(start, min(n, start + BLOCK)) for start in range(0, n, BLOCK)]
 
     def per_sku(value):
@@ -159,7 +198,10 @@ def optimise(
         array = np.asarray(value, dtype=np.float64)
         return value if array.ndim == 0 else np.broadcast_to(array, (n,))
 
-    inputs = [per_sku(v) for v in (price, cost, units, elasticity, elasticity_sd, curvature)]
+    inputs = [
+        per_sku(v)
+        for v in (price, cost, units, elasticity, elasticity_sd, curvature, competitor_slope)
+    ]
     per_rule = {f.name: per_sku(getattr(rules, f.name)) for f in fields(rules)}
     per_rule = {k: v for k, v in per_rule.items() if isinstance(v, np.ndarray)}
     errors = np.geterr()  # numpy's error state is per thread: the caller's holds in each block
@@ -169,7 +211,7 @@ def optimise(
         with np.errstate(**errors):
             return _optimise(
                 *cut[:5], replace(rules, **{k: v[sl] for k, v in per_rule.items()}), chunk,
-                cut[5], offset=sl.start,
+                cut[5], cut[6], offset=sl.start,
             )  # fmt: skip
 
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
@@ -188,7 +230,7 @@ MAX_CONFLICTS = 100  # messages kept (the flags mark every SKU)
 
 def _optimise(
     price, cost, units, elasticity, elasticity_sd, rules: Rules, chunk: int, curvature,
-    offset: int = 0,
+    competitor_slope=None, offset: int = 0,
 ) -> Recommendation:  # fmt: skip
     p0 = np.asarray(price, dtype=np.float64)
     n = len(p0)
@@ -196,7 +238,11 @@ def _optimise(
     q0 = _arr(units, n)
     e = _arr(elasticity, n)
     sd = _arr(np.nan if elasticity_sd is None else elasticity_sd, n)
-    curv = np.nan_to_num(_arr(0.0 if curvature is None else curvature, n))
+    curve = DemandCurve.build(
+        p0, q0, e, sd, 0.0 if curvature is None else curvature,
+        competitor_price=rules.competitor_price, competitor_slope=competitor_slope,
+        evidence_low=rules.evidence_low, evidence_high=rules.evidence_high,
+    )  # fmt: skip
     binding = np.zeros(n, dtype=np.int64)
 
     floor, ceiling, margin_floor = hard_bounds(p0, c, rules)
@@ -209,10 +255,26 @@ def _optimise(
         )
     binding[conflict] |= RULES["conflict"]
 
-    # Soft bounds: the step limit and the competitor position, both yielding to hard rules.
+    # Soft bounds. The step limit, the evidence range, the window and the wait for evidence
+    # only ever narrow the range around today's price; the competitor position may push the
+    # price down (within the others). All of them yield to the hard rules.
     step = _arr(rules.max_step, n)
-    lo = p0 * (1 - step)
-    hi = p0 * (1 + step)
+    margin = _arr(rules.evidence_margin, n)
+    with np.errstate(invalid="ignore"):
+        soft_lo = {
+            "max_step": p0 * (1 - step),
+            "evidence": np.minimum(curve.evidence_low, p0) * (1 - margin),
+            "window": np.minimum(_arr(rules.window_low, n), p0),
+            "wait": np.where(_arr(rules.hold_down, n) > 0, p0, np.nan),
+        }
+        soft_hi = {
+            "max_step": p0 * (1 + step),
+            "evidence": np.maximum(curve.evidence_high, p0) * (1 + margin),
+            "window": np.maximum(_arr(rules.window_high, n), p0),
+            "wait": np.where(_arr(rules.hold_up, n) > 0, p0, np.nan),
+        }
+    lo = _nanmax(*soft_lo.values())
+    hi = _nanmin(*soft_hi.values())
     comp_cap = _arr(rules.competitor_price, n) * (1 + _arr(rules.max_above_competitor, n))
     hi = np.maximum(_nanmin(hi, comp_cap), lo)  # the competitor cannot force a bigger step
     # Hard rules win: raise to the floor, lower to the ceiling.
@@ -227,43 +289,42 @@ def _optimise(
 
     # Cold start: no volume to weigh a price against. Into the reference interval, or keep.
     cold = np.isfinite(q0) & (q0 == 0) & np.isfinite(p0) & (p0 > 0) & ~conflict
-    valid = np.isfinite(e) & np.isfinite(q0) & (q0 > 0) & np.isfinite(p0) & (p0 > 0) & (e < 0)
+    valid = curve.usable
     if rules.no_cost not in NO_COST_FALLBACKS:
         raise ValueError(f"no_cost must be one of {NO_COST_FALLBACKS}, not {rules.no_cost!r}")
     estimated = valid.copy()  # a usable estimate (for the expected units, whatever the price)
     kept = np.zeros(n, dtype=bool)
+    costless = ~(c > 0)
     if rules.objective == "profit":
-        costless = valid & ~(c > 0)
         if rules.no_cost == "keep":
-            kept = costless & ~conflict  # today's price, moved only by a hard rule (below)
+            kept = valid & costless & ~conflict  # today's price, moved only by a hard rule
             valid = valid & ~kept
         else:
-            binding[costless] |= RULES["no_cost"]
+            binding[valid & costless] |= RULES["no_cost"]
+    by_revenue = np.full(n, rules.objective == "revenue") | costless
     ref_low, ref_high = _arr(rules.reference_low, n), _arr(rules.reference_high, n)
     guided = cold & np.isfinite(ref_low) & np.isfinite(ref_high)
     binding[~estimated & ~conflict & ~guided] |= RULES["no_estimate"]
-    best = np.clip(p0, lo_final, hi_final)  # the fallback: today's price inside the hard rules
+    best = np.clip(p0, lo_final, hi_final)  # the fallback: today's price inside the rules
     toward = np.clip(np.clip(p0, ref_low, ref_high), lo_final, hi_final)
-    guided_moved = guided & (np.abs(toward - best) > 1e-9)
-    binding[guided_moved] |= RULES["reference"]
     min_u, min_r = _arr(rules.min_units, n), _arr(rules.min_revenue, n)
     floors = valid & ~conflict & (np.isfinite(min_u) | np.isfinite(min_r))
+    kinked = np.isfinite(curve.competitor_price) & (curve.competitor_slope < 0)
     if rules.method == "analytic":
         best = np.where(valid, _analytic(p0, c, e, lo_final, hi_final, rules.objective), best)
-        curved = valid & ~conflict & ((curv != 0) | floors)
+        curved = valid & ~conflict & ((curve.curvature != 0) | kinked | floors)
         if curved.any():
-            best = _grid(p0, c, q0, e, lo_final, hi_final, curved, best, rules, chunk, curv)
+            best = _grid(curve, c, lo_final, hi_final, curved, best, rules, chunk, by_revenue)
     else:
-        best = _grid(p0, c, q0, e, lo_final, hi_final, valid & ~conflict, best, rules, chunk, curv)
+        best = _grid(curve, c, lo_final, hi_final, valid & ~conflict, best, rules, chunk,
+                     by_revenue)  # fmt: skip
     held = np.zeros(n, dtype=bool)  # a volume or revenue floor moved the price
     if floors.any():
         floored = _grid(
-            p0, c, q0, e, lo_final, hi_final, floors, best, rules, chunk, curv, min_u, min_r
+            curve, c, lo_final, hi_final, floors, best, rules, chunk, by_revenue, min_u, min_r
         )
         held = floors & (np.abs(floored - best) > 1e-9)
-        with np.errstate(all="ignore"):
-            d = np.log(floored / p0)
-            q_new = q0 * np.exp(e * d + curv * d * d)
+        q_new = curve.units(floored)
         revenue = floored * q_new
         for name, floor_, got in (("min_units", min_u, q_new), ("min_revenue", min_r, revenue)):
             known = np.isfinite(floor_)
@@ -275,9 +336,8 @@ def _optimise(
             np.isfinite(min_u[untold]), RULES["min_units"], RULES["min_revenue"]
         )
         best = floored
-    best = np.where(guided, toward, best)
 
-    # Uncertainty: shrink the move toward today's price (kept inside the hard bounds).
+    # Uncertainty: shrink the move toward today's price (kept inside the bounds).
     with np.errstate(all="ignore"):
         rel_sd = np.where(np.isfinite(sd) & (np.abs(e) > 0), sd / np.maximum(np.abs(e), 1e-9), 0.0)
     # The move is scaled by how sure the estimate is that demand falls as the price rises:
@@ -291,52 +351,110 @@ def _optimise(
     weight = np.where(held, 1.0, 2 * ndtr(z) - 1)  # a floor the merchant set is kept
     shrunk = p0 + weight * (best - p0)
     moved_less = valid & (weight < 0.999) & (np.abs(shrunk - best) > 1e-6)
-    binding[moved_less] |= RULES["uncertainty"]
     best = np.where(valid, np.clip(shrunk, lo_final, hi_final), best)
 
-    tol = 1e-6 * np.maximum(1.0, np.abs(best))
-    at_lo, at_hi = np.abs(best - lo_final) <= tol, np.abs(best - hi_final) <= tol
-    binding[at_lo & ~np.isnan(margin_floor) & (np.abs(lo_final - margin_floor) <= tol)] |= RULES[
-        "min_margin"
-    ]
-    binding[at_lo & (np.abs(lo_final - _arr(rules.map_price, n)) <= tol)] |= RULES["map"]
-    binding[at_lo & (np.abs(lo_final - _arr(rules.min_price, n)) <= tol)] |= RULES["min_price"]
-    binding[at_hi & (np.abs(hi_final - ceiling) <= tol)] |= RULES["max_price"]
-    binding[at_hi & ~np.isnan(comp_cap) & (comp_cap <= p0 * (1 + step) + tol)] |= RULES[
-        "competitor"
-    ]
-    step_edge = (at_lo & (np.abs(lo_final - p0 * (1 - step)) <= tol)) | (
-        at_hi & (np.abs(hi_final - p0 * (1 + step)) <= tol)
-    )
-    binding[step_edge] |= RULES["max_step"]
-
-    if rules.ending is not None:  # after the flags: the bound that shaped the price still binds
-        best, snapped = _apply_ending(best, lo_final, hi_final, rules.ending)
-        binding[snapped] |= RULES["ending"]
-
-    # In a range narrower than a cent, rounding may give way only on the competitor position.
-    restoring = (binding & RULES["restores_rule"]) > 0
+    # Candidates in whole cents: the best price, or the best allowed ending near it.
+    restoring = breaks_now
     upper = _nanmin(ceiling, np.where(restoring, np.nan, p0 * (1 + step)))
     lower = _nanmax(floor, np.where(restoring, np.nan, p0 * (1 - step)))
-    best = _to_cents(best, lo_final, hi_final, lower - 1e-9, upper + 1e-9)
+    cents = lambda x: _to_cents(x, lo_final, hi_final, lower - 1e-9, upper + 1e-9)  # noqa: E731
+    candidate = cents(np.where(guided, toward, best))
+    snapped = np.zeros(n, dtype=bool)
+    if rules.ending is not None:
+        candidate, snapped = _best_ending(
+            curve, c, by_revenue, np.where(guided, toward, best), candidate, lo_final, hi_final,
+            rules.ending, estimated,
+        )  # fmt: skip
+    # The baseline: today's price, or the smallest move that satisfies every rule.
+    base = cents(np.clip(p0, lo_final, hi_final))
+    inside = ~(p0 < lo_final - 1e-9) & ~(p0 > hi_final + 1e-9)  # today's price is allowed
+    base = np.where(inside, p0, base)
+    forced = ~conflict & (np.abs(base - p0) >= 0.005)
+    binding[forced & ~breaks_now & (base < p0)] |= RULES["competitor"]
+    binding[forced] |= RULES["restores_rule"]
+    # Never a loss by construction: a candidate replaces the baseline only when it gains the
+    # minimum on the curve, and still gains with the elasticity at the unfavourable end.
+    with np.errstate(invalid="ignore"):
+        value_base = curve.value(base, c, by_revenue)
+        gain = curve.value(candidate, c, by_revenue) - value_base
+    need = np.maximum(_arr(rules.min_gain_abs, n), _arr(rules.min_gain_rel, n) * np.abs(value_base))
+    sd0 = np.where(np.isnan(sd), 0.0, sd)  # no interval given: the point estimate
+    with np.errstate(invalid="ignore"):
+        pessimistic = e - np.sign(candidate - base) * rules.gain_z * sd0
+    with np.errstate(invalid="ignore"):
+        gain_low = curve.value(candidate, c, by_revenue, pessimistic) - curve.value(
+            base, c, by_revenue, pessimistic
+        )
+    differs = np.abs(candidate - base) >= 0.005
+    accept = valid & ~conflict & differs & (
+        held | ((gain >= need) & np.nan_to_num(gain_low >= 0))
+    )  # fmt: skip
+    binding[valid & ~conflict & differs & ~accept] |= RULES["min_gain"]
+    final = np.where(accept | guided, candidate, base)
+    moved = ~conflict & (np.abs(final - base) >= 0.005)
+    binding[guided & moved] |= RULES["reference"]
+    binding[moved & moved_less] |= RULES["uncertainty"]
+    binding[moved & snapped] |= RULES["ending"]
+
+    # Which bound shaped a moved price (cents away at most, or the ending's snap).
+    tol = np.where(snapped, 1.0, 0.006)
+    shifted = ~conflict & (np.abs(final - p0) >= 0.005)  # by the optimiser or by a rule
+    at_lo = shifted & (np.abs(final - lo_final) <= tol)
+    at_hi = shifted & (np.abs(final - hi_final) <= tol)
+    near = lambda a, b: np.abs(a - b) <= 1e-6 * np.maximum(1.0, np.abs(a))  # noqa: E731
+    binding[at_lo & ~np.isnan(margin_floor) & near(lo_final, margin_floor)] |= RULES["min_margin"]
+    binding[at_lo & near(lo_final, _arr(rules.map_price, n))] |= RULES["map"]
+    binding[at_lo & near(lo_final, _arr(rules.min_price, n))] |= RULES["min_price"]
+    binding[at_hi & near(hi_final, ceiling)] |= RULES["max_price"]
+    binding[at_hi & ~np.isnan(comp_cap) & near(hi_final, comp_cap)] |= RULES["competitor"]
+    for name in ("max_step", "evidence", "window", "wait"):
+        binding[at_lo & near(lo_final, soft_lo[name])] |= RULES[name]
+        binding[at_hi & near(hi_final, soft_hi[name])] |= RULES[name]
+
     if kept.any():
         # "keep" (no cost, profit objective): today's price, moved only to restore a hard
         # rule (margin, min, max, MAP); no step, competitor position, ending or volume floor.
         hard_lo, hard_hi = np.nan_to_num(floor, nan=0.0), np.nan_to_num(ceiling, nan=np.inf)
         held_today = _to_cents(np.clip(p0, hard_lo, hard_hi), floor, ceiling, floor, ceiling)
-        best = np.where(kept, held_today, best)
-        binding[kept] = RULES["no_cost_kept"] | (binding[kept] & RULES["restores_rule"])
-    best = np.where(conflict, np.nan, best)
+        final = np.where(kept, held_today, final)
+        binding[kept] = RULES["no_cost_kept"] | np.where(
+            breaks_now[kept], RULES["restores_rule"], 0
+        )
+    final = np.where(conflict, np.nan, final)
     with np.errstate(all="ignore"):
-        d = np.log(best / p0)
-        units_new = np.where(estimated, q0 * np.exp(e * d + curv * d * d), q0)
+        units_new = np.where(estimated, curve.units(final), q0)
         unit_cost = np.nan_to_num(c, nan=0.0)
+        value_now = curve.value(p0, c, by_revenue)
+        value_new = np.where(estimated, curve.value(final, c, by_revenue), value_now)
         return Recommendation(
-            price=best, binding=binding, units_now=q0, units_new=units_new,
-            revenue_now=p0 * q0, revenue_new=best * units_new,
-            profit_now=(p0 - unit_cost) * q0, profit_new=(best - unit_cost) * units_new,
-            floor=floor, ceiling=ceiling, conflicts=conflicts,
+            price=final, binding=binding, units_now=q0, units_new=units_new,
+            revenue_now=p0 * q0, revenue_new=final * units_new,
+            profit_now=(p0 - unit_cost) * q0, profit_new=(final - unit_cost) * units_new,
+            floor=floor, ceiling=ceiling, low=lo_final, high=hi_final, value_now=value_now,
+            value_new=value_new, conflicts=conflicts,
         )  # fmt: skip
+
+
+def _best_ending(curve, cost, by_revenue, price, fallback, lo, hi, ending, estimated):
+    """The better of the nearest prices ending in `ending` below and above `price` that lie
+    inside [lo, hi], judged on the curve (the nearer one where there is no estimate); where
+    neither fits, `fallback`. Returns the prices and where an ending was taken."""
+    down = np.floor(price - ending) + ending
+    up = down + 1.0
+    fits = lambda x: (np.isnan(lo) | (x >= lo - 1e-9)) & (np.isnan(hi) | (x <= hi + 1e-9)) & (x > 0)  # noqa: E731
+    ok_down, ok_up = fits(down), fits(up)
+    with np.errstate(all="ignore"):
+        v_down = np.where(ok_down, curve.value(down, cost, by_revenue), -np.inf)
+        v_up = np.where(ok_up, curve.value(up, cost, by_revenue), -np.inf)
+    nearer_up = np.abs(up - price) < np.abs(price - down)
+    pick_up = np.where(
+        estimated & np.isfinite(v_down) & np.isfinite(v_up), v_up > v_down,
+        np.where(ok_up & ok_down, nearer_up, ok_up),
+    )  # fmt: skip
+    chosen = np.where(pick_up, up, down)
+    snapped = (ok_up | ok_down) & np.isfinite(price)
+    out = np.where(snapped, np.round(chosen, 2), fallback)
+    return out, snapped & (np.abs(out - fallback) > 1e-9)
 
 
 def _analytic(p0, c, e, lo, hi, objective: str) -> np.ndarray:
@@ -359,40 +477,39 @@ def _analytic(p0, c, e, lo, hi, objective: str) -> np.ndarray:
 
 
 def _grid(
-    p0, c, q0, e, lo, hi, ok_all, best, rules: Rules, chunk: int, curv=None, min_u=None,
-    min_r=None,
+    curve: DemandCurve, c, lo, hi, ok_all, best, rules: Rules, chunk: int, by_revenue,
+    min_u=None, min_r=None,
 ) -> np.ndarray:  # fmt: skip
-    """Evaluate a candidate grid per SKU (any curve shape), in chunks of SKUs; with floors on
-    units or revenue, the best candidate that meets them (else the one with the most units)."""
-    curv = np.zeros(len(p0)) if curv is None else curv
+    """Evaluate a candidate grid per SKU on the curve (any shape), in chunks of SKUs, then a
+    finer grid around the best point; with floors on units or revenue, the best candidate that
+    meets them (else the one with the most units)."""
     steps = np.linspace(0.0, 1.0, max(3, int(rules.candidates)))
     best = best.copy()
-    for start in range(0, len(p0), chunk):
-        sl = slice(start, min(len(p0), start + chunk))
-        ok = ok_all[sl]
-        if not ok.any():
+    for start in range(0, len(best), chunk):
+        sl = slice(start, min(len(best), start + chunk))
+        ok = np.flatnonzero(ok_all[sl]) + start
+        if not len(ok):
             continue
-        a, b = lo[sl][ok], hi[sl][ok]
-        cand = a[:, None] + (b - a)[:, None] * steps[None, :]
-        with np.errstate(all="ignore"):
-            d = np.log(cand / p0[sl][ok][:, None])
-            demand = q0[sl][ok][:, None] * np.exp(
-                e[sl][ok][:, None] * d + curv[sl][ok][:, None] * d * d
-            )
-        if rules.objective == "revenue":
-            value = cand * demand
-        else:
-            value = (cand - np.nan_to_num(c[sl][ok], nan=0.0)[:, None]) * demand
-        if min_u is not None:
-            need_u = np.nan_to_num(min_u[sl][ok], nan=-np.inf)[:, None]
-            need_r = np.nan_to_num(min_r[sl][ok], nan=-np.inf)[:, None]
-            meets = (demand >= need_u * (1 - 1e-9)) & (cand * demand >= need_r * (1 - 1e-9))
-            value = np.where(meets, value, -np.inf)
-            closest = np.argmax(np.where(need_u > -np.inf, demand, cand * demand), axis=1)
-            pick = np.where(meets.any(axis=1), np.argmax(value, axis=1), closest)
-        else:
-            pick = np.argmax(value, axis=1)
-        best[np.flatnonzero(ok) + start] = cand[np.arange(len(cand)), pick]
+        part = curve.subset(ok)
+        a, b = lo[ok], hi[ok]
+        for _round in range(2):  # the grid, then a grid as fine again around its best
+            cand = a[:, None] + (b - a)[:, None] * steps[None, :]
+            demand = part.units(cand)
+            unit_cost = np.where(by_revenue[ok], 0.0, np.nan_to_num(c[ok], nan=0.0))
+            value = (cand - unit_cost[:, None]) * demand
+            if min_u is not None:
+                need_u = np.nan_to_num(min_u[ok], nan=-np.inf)[:, None]
+                need_r = np.nan_to_num(min_r[ok], nan=-np.inf)[:, None]
+                meets = (demand >= need_u * (1 - 1e-9)) & (cand * demand >= need_r * (1 - 1e-9))
+                value = np.where(meets, value, -np.inf)
+                closest = np.argmax(np.where(need_u > -np.inf, demand, cand * demand), axis=1)
+                pick = np.where(meets.any(axis=1), np.argmax(value, axis=1), closest)
+                best[ok] = cand[np.arange(len(cand)), pick]
+                break
+            pick = np.argmax(np.nan_to_num(value, nan=-np.inf), axis=1)
+            best[ok] = cand[np.arange(len(cand)), pick]
+            width = (b - a) / (len(steps) - 1)
+            a, b = np.maximum(best[ok] - width, lo[ok]), np.minimum(best[ok] + width, hi[ok])
     return best
 
 
@@ -409,17 +526,3 @@ def _to_cents(price, lo, hi, lower_limit=None, upper_limit=None) -> np.ndarray:
     down_ok = high >= (-np.inf if lower_limit is None else np.nan_to_num(lower_limit, nan=-np.inf))
     narrow = np.where(up_ok, low, np.where(down_ok & np.isfinite(high), high, price))
     return np.where(low <= high, cents, narrow)
-
-
-def _apply_ending(price, lo, hi, ending: float) -> tuple[np.ndarray, np.ndarray]:
-    """Snap to the nearest price ending in `ending` (e.g. x.99) that stays inside [lo, hi]."""
-    down = np.floor(price - ending) + ending
-    up = down + 1.0
-    inside_down = (
-        (np.isnan(lo) | (down >= lo - 1e-9)) & (np.isnan(hi) | (down <= hi + 1e-9)) & (down > 0)
-    )
-    inside_up = (np.isnan(lo) | (up >= lo - 1e-9)) & (np.isnan(hi) | (up <= hi + 1e-9))
-    prefer_down = np.abs(price - down) <= np.abs(up - price)
-    out = np.where(inside_down & (prefer_down | ~inside_up), down, np.where(inside_up, up, price))
-    snapped = np.isfinite(out) & (np.abs(out - price) > 1e-9)
-    return out, snapped

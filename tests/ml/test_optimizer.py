@@ -60,6 +60,15 @@ def test_no_recommendation_ever_breaks_a_hard_rule(market):
     inside = (np.isnan(f) | (price[ok] >= f)) & (np.isnan(c) | (price[ok] <= c))
     step = np.abs(p / price[ok] - 1)
     assert np.all(~inside | (step <= rules.max_step + 1e-6)), "step limit broken"
+    # Never a loss by construction: no change has a negative expected gain on the curve,
+    # except where a rule forces the move (then it is flagged as a restore).
+    restore = (rec.binding & RULES["restores_rule"]) > 0
+    changed = np.abs(rec.price - price) >= 0.005
+    gain = rec.value_new - rec.value_now
+    judged = ok & changed & ~restore & np.isfinite(gain)
+    assert np.all(gain[judged] >= -1e-9 * np.maximum(1, np.abs(rec.value_now[judged]))), (
+        "a change that loses money"
+    )
 
 
 def test_profit_optimum_of_a_known_curve():
@@ -82,8 +91,9 @@ def test_price_below_margin_floor_is_restored_beyond_the_step():
 
 
 def test_uncertain_elasticity_moves_less():
-    sure = optimise([10.0], [5.0], [100.0], [-1.2], [0.0], Rules(max_step=0.3))
-    unsure = optimise([10.0], [5.0], [100.0], [-1.2], [2.0], Rules(max_step=0.3))
+    # gain_z=0: the shrinkage alone (the pessimistic gain test is covered below)
+    sure = optimise([10.0], [5.0], [100.0], [-1.2], [0.0], Rules(max_step=0.3, gain_z=0.0))
+    unsure = optimise([10.0], [5.0], [100.0], [-1.2], [2.0], Rules(max_step=0.3, gain_z=0.0))
     assert abs(unsure.price[0] - 10) < abs(sure.price[0] - 10)
     assert "uncertainty" in unsure.rules_of(0)
 
@@ -91,7 +101,7 @@ def test_uncertain_elasticity_moves_less():
 def test_the_move_scales_with_how_sure_the_estimate_is_that_demand_falls_with_price():
     # e = -3 wants the lowest price (cost 0, revenue-like): 10 -> 8 with the 20 % step.
     # The move is scaled by 2 Phi(|e| / sd) - 1: all of it when sure, none for a coin flip.
-    e, rules = [-3.0], Rules(max_step=0.2, min_margin=0.0)
+    e, rules = [-3.0], Rules(max_step=0.2, min_margin=0.0, gain_z=0.0)
     moves = {
         sd: 10 - optimise([10.0], [0.0], [100.0], e, [sd], rules).price[0]
         for sd in (0.0, 0.3, 1.0, 3.0, 6.0, 300.0)
@@ -110,9 +120,9 @@ def test_competitor_cap_and_endings():
         [5.0],
         [100.0],
         [-0.5],
-        rules=Rules(max_step=0.2, competitor_price=[10.5], max_above_competitor=0.0, ending=0.99),
+        rules=Rules(max_step=0.2, competitor_price=[10.5], max_above_competitor=0.0, ending=0.49),
     )
-    assert rec.price[0] <= 10.5 and abs(rec.price[0] % 1 - 0.99) < 1e-6
+    assert rec.price[0] <= 10.5 and abs(rec.price[0] % 1 - 0.49) < 1e-6
     assert {"competitor", "ending"} <= set(rec.rules_of(0))
 
 
@@ -178,7 +188,9 @@ def test_recommendations_are_whole_cents_inside_the_rules():
         -rng.uniform(0.3, 3, 500),
         rules=Rules(max_step=0.137),
     )
-    assert np.allclose(rec.price * 100, np.round(rec.price * 100))
+    moved = rec.price != price  # a kept price stays today's, whatever its decimals
+    assert moved.sum() > 100
+    assert np.allclose(rec.price[moved] * 100, np.round(rec.price[moved] * 100))
     assert np.all(np.abs(rec.price / price - 1) <= 0.137 + 1e-9)
 
 
@@ -270,3 +282,54 @@ def test_a_range_narrower_than_a_cent_gives_way_only_on_the_competitor_position(
     rules = Rules(max_step=0.25, min_margin=0.0, competitor_price=1.0, max_above_competitor=0.0)
     rec = optimise([1.5], [0.1], [10.0], [-3.0], [0.0], rules)
     assert rec.price[0] == 1.13 and "competitor" in rec.rules_of(0)
+
+
+def test_a_change_must_beat_todays_price_by_the_minimum_gain():
+    # e = -1.6, cost 5: the optimum (13.3) is far above 10, so a 5 % step gains plenty ...
+    rec = optimise([10.0], [5.0], [100.0], [-1.6], [0.1], Rules(max_step=0.05))
+    assert rec.price[0] == pytest.approx(10.5) and rec.value_new[0] > rec.value_now[0]
+    # ... unless the merchant asks for more than that gain.
+    need = float(rec.value_new[0] - rec.value_now[0]) * 1.5
+    kept = optimise([10.0], [5.0], [100.0], [-1.6], [0.1], Rules(max_step=0.05, min_gain_abs=need))
+    assert kept.price[0] == 10.0 and kept.rules_of(0) == ["min_gain"]
+    # A wide interval: with the elasticity one s.e. toward the unfavourable side the raise
+    # loses, so today's price is kept.
+    unsure = optimise([10.0], [5.0], [100.0], [-1.6], [1.5], Rules(max_step=0.05))
+    assert unsure.price[0] == 10.0 and "min_gain" in unsure.rules_of(0)
+
+
+def test_endings_are_candidates_not_a_snap_after_the_optimum():
+    # Inelastic (-0.5): raising pays, cutting loses. The nearest .99 below today's 10.00 is
+    # a cut (a loss): the ending above (10.99, inside the step) is taken instead.
+    rec = optimise([10.0], [5.0], [100.0], [-0.5], [0.05], Rules(max_step=0.15, ending=0.99))
+    assert rec.price[0] == pytest.approx(10.99) and "ending" in rec.rules_of(0)
+    # No ending above fits (step 5 % -> 10.50): cutting to 9.99 would lose, so keep 10.00.
+    rec = optimise([10.0], [5.0], [100.0], [-0.5], [0.05], Rules(max_step=0.05, ending=0.99))
+    assert rec.price[0] == 10.0 and "min_gain" in rec.rules_of(0)
+
+
+def test_no_move_outside_the_prices_seen_nor_past_the_window_nor_before_evidence():
+    base = dict(max_step=0.5, min_margin=0.0)
+    # inelastic: the curve says raise as far as allowed
+    free = optimise([10.0], [5.0], [100.0], [-0.5], [0.05], Rules(**base))
+    assert free.price[0] == pytest.approx(15.0)
+    seen = optimise([10.0], [5.0], [100.0], [-0.5], [0.05],
+                    Rules(**base, evidence_low=9.0, evidence_high=11.0, evidence_margin=0.05))  # fmt: skip
+    assert seen.price[0] == pytest.approx(11.55) and "evidence" in seen.rules_of(0)
+    window = optimise([10.0], [5.0], [100.0], [-0.5], [0.05],
+                      Rules(**base, window_low=8.5, window_high=11.5))  # fmt: skip
+    assert window.price[0] == pytest.approx(11.5) and "window" in window.rules_of(0)
+    wait = optimise([10.0], [5.0], [100.0], [-0.5], [0.05], Rules(**base, hold_up=1.0))
+    assert wait.price[0] == 10.0
+    # a price outside the evidence never forces a move back into it
+    outside = optimise([10.0], [5.0], [100.0], [-2.0], [0.05],
+                       Rules(**base, evidence_low=12.0, evidence_high=14.0))  # fmt: skip
+    assert outside.price[0] >= 10.0 * 0.95 - 1e-9
+
+
+def test_demand_falls_faster_above_the_competitor():
+    # Inelastic below the competitor (12), steep above it: the best price is the competitor's.
+    rec = optimise([10.0], [5.0], [100.0], [-0.5], [0.05],
+                   Rules(max_step=0.5, min_margin=0.0, competitor_price=12.0),
+                   competitor_slope=[-6.0])  # fmt: skip
+    assert rec.price[0] == pytest.approx(12.0, abs=0.05)

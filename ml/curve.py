@@ -1,0 +1,136 @@
+"""The demand curve: expected daily units, revenue and profit of a set of SKUs at any price.
+
+Pure module (numpy). This is the one curve of the product: the optimiser searches it, the
+reprice job stores its figures, the SKU chart draws it, the explanations quote it and the KPI
+forecasts read it. `ml.services.demand_curve` builds it from a stored demand-model version.
+
+Around each SKU's anchor price p_ref (today's price) the log of expected units is
+
+    log q(p) = log q_ref + e d + c d^2 + h (max(log(p / comp), 0) - max(log(p_ref / comp), 0))
+
+with d = log(p / p_ref): e is the elasticity at p_ref with the competitor's price held fixed,
+c the curvature (demand bends down as the price rises), and h <= 0 the extra slope above the
+lowest competitor's price, where one is known (demand may fall faster once the price passes the
+competitor's). The curve is trusted only between `evidence_low` and `evidence_high` (the prices
+the SKU was seen at): the optimiser does not leave that range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+
+def _column(value, n: int, fill: float = np.nan) -> np.ndarray:
+    if value is None:
+        return np.full(n, fill)
+    out = np.asarray(value, dtype=np.float64)
+    return np.broadcast_to(out, (n,)).astype(np.float64, copy=True) if out.ndim == 0 else out
+
+
+@dataclass
+class DemandCurve:
+    price_ref: np.ndarray  # the anchor: today's price
+    units_ref: np.ndarray  # expected units per day at price_ref (0: no volume to learn from)
+    elasticity: np.ndarray  # d log q / d log p at price_ref (competitor's price held fixed)
+    elasticity_se: np.ndarray
+    curvature: np.ndarray  # d² log q / d(log p)²
+    competitor_price: np.ndarray  # lowest competitor price (NaN: unknown)
+    competitor_slope: np.ndarray  # extra slope above the competitor (<= 0; 0: none)
+    evidence_low: np.ndarray  # lowest price seen (NaN: unknown)
+    evidence_high: np.ndarray  # highest price seen
+
+    @classmethod
+    def build(
+        cls, price_ref, units_ref, elasticity, elasticity_se=None, curvature=None,
+        competitor_price=None, competitor_slope=None, evidence_low=None, evidence_high=None,
+    ) -> DemandCurve:  # fmt: skip
+        p = np.asarray(price_ref, dtype=np.float64)
+        n = len(p)
+        return cls(
+            price_ref=p, units_ref=_column(units_ref, n), elasticity=_column(elasticity, n),
+            elasticity_se=_column(elasticity_se, n),
+            curvature=np.nan_to_num(_column(curvature, n, 0.0)),
+            competitor_price=_column(competitor_price, n),
+            competitor_slope=np.minimum(np.nan_to_num(_column(competitor_slope, n, 0.0)), 0.0),
+            evidence_low=_column(evidence_low, n), evidence_high=_column(evidence_high, n),
+        )  # fmt: skip
+
+    @classmethod
+    def from_estimates(
+        cls, price, units_per_day, elasticity, typical_price, curvature=None, **rest
+    ) -> DemandCurve:
+        """Anchored at `price` from a fit stated at each SKU's typical price (what the demand
+        model stores): the slope and level carried along the curve to today's price."""
+        p = np.asarray(price, dtype=np.float64)
+        c = np.nan_to_num(_column(curvature, len(p), 0.0))
+        with np.errstate(all="ignore"):
+            x = np.log(p / np.asarray(typical_price, dtype=np.float64))
+            e = np.asarray(elasticity, dtype=np.float64)
+            units = np.asarray(units_per_day, dtype=np.float64) * np.exp(e * x + c * x * x)
+        return cls.build(p, units, e + 2 * c * x, curvature=c, **rest)
+
+    def __len__(self) -> int:
+        return len(self.price_ref)
+
+    def subset(self, index) -> DemandCurve:
+        return DemandCurve(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    @property
+    def usable(self) -> np.ndarray:
+        """A price response to price on: a finite, falling slope and some volume."""
+        return (
+            np.isfinite(self.elasticity) & (self.elasticity < 0) & np.isfinite(self.units_ref)
+            & (self.units_ref > 0) & np.isfinite(self.price_ref) & (self.price_ref > 0)
+        )  # fmt: skip
+
+    def _per_sku(self, values: np.ndarray, shape) -> np.ndarray:
+        return values if len(shape) == 1 else values[:, None]
+
+    def log_ratio(self, price, elasticity=None) -> np.ndarray:
+        """log(q(price) / q_ref); `price` is (n,) or (n, k) (k candidate prices per SKU).
+        `elasticity` replaces the slope (e.g. a pessimistic one) where given."""
+        price = np.asarray(price, dtype=np.float64)
+        col = lambda v: self._per_sku(v, price.shape)  # noqa: E731
+        e = self.elasticity if elasticity is None else elasticity
+        with np.errstate(all="ignore"):
+            d = np.log(price / col(self.price_ref))
+            out = col(e) * d + col(self.curvature) * d * d
+            comp = col(self.competitor_price)
+            kink = np.isfinite(comp) & (col(self.competitor_slope) < 0)
+            above = np.maximum(np.log(price / comp), 0.0) - np.maximum(
+                np.log(col(self.price_ref) / comp), 0.0
+            )
+        return np.where(kink, out + col(self.competitor_slope) * above, out)
+
+    def units(self, price, elasticity=None) -> np.ndarray:
+        price = np.asarray(price, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            return self._per_sku(self.units_ref, price.shape) * np.exp(
+                self.log_ratio(price, elasticity)
+            )
+
+    def revenue(self, price) -> np.ndarray:
+        return np.asarray(price, dtype=np.float64) * self.units(price)
+
+    def profit(self, price, cost) -> np.ndarray:
+        """Profit per day; a SKU without a cost counts its revenue."""
+        price = np.asarray(price, dtype=np.float64)
+        unit_cost = self._per_sku(np.nan_to_num(_column(cost, len(self)), nan=0.0), price.shape)
+        return (price - unit_cost) * self.units(price)
+
+    def value(self, price, cost, revenue_mask, elasticity=None) -> np.ndarray:
+        """The objective per SKU: revenue where `revenue_mask`, else profit."""
+        price = np.asarray(price, dtype=np.float64)
+        col = lambda v: self._per_sku(v, price.shape)  # noqa: E731
+        unit_cost = np.where(col(revenue_mask), 0.0, col(np.nan_to_num(_column(cost, len(self)))))
+        return (price - unit_cost) * self.units(price, elasticity)
+
+    def slope_at(self, price) -> np.ndarray:
+        """The elasticity at `price` (the slope of log units in log price there)."""
+        price = np.asarray(price, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            d = np.log(price / self.price_ref)
+            above = np.isfinite(self.competitor_price) & (price > self.competitor_price)
+        return self.elasticity + 2 * self.curvature * d + np.where(above, self.competitor_slope, 0)
