@@ -24,6 +24,7 @@ class BacktestResult:
     deviance_model: float  # mean Poisson deviance per held-out row (lower is better)
     deviance_no_price: float
     deviance_average: float
+    deviance_recent: float  # each SKU's average day over the last RECENT_DAYS before the cut
     mae_model: float
     mae_average: float
     units_actual: float  # total held-out units
@@ -34,8 +35,15 @@ class BacktestResult:
         return 1 - self.deviance_model / self.deviance_average
 
     @property
+    def gain_over_recent(self) -> float:
+        return 1 - self.deviance_model / self.deviance_recent
+
+    @property
     def gain_from_price(self) -> float:
         return 1 - self.deviance_model / self.deviance_no_price
+
+
+RECENT_DAYS = 28  # the naive forecast: each SKU's average day over the last four weeks
 
 
 def _deviance(y, m) -> np.ndarray:
@@ -51,7 +59,8 @@ def _subset(panel: Panel, rows: np.ndarray) -> Panel:
         sku=panel.sku[rows], day=panel.day[rows], units=panel.units[rows],
         price=panel.price[rows], promo=pick(panel.promo),
         competitor_price=pick(panel.competitor_price),
-        reference_price=pick(panel.reference_price), category=panel.category,
+        reference_price=pick(panel.reference_price), discount=pick(panel.discount),
+        category=panel.category,
         time_effects=panel.time_effects, truncated=pick(panel.truncated),
     )  # fmt: skip
 
@@ -74,21 +83,32 @@ def backtest(panel: Panel, holdout_days: int = 28) -> BacktestResult:
     model = np.log(np.maximum(fit.expected_units(sku, price), 1e-12))
     no_price = fit.intercept[sku]  # the same SKU level, the price held at its typical value
     train_y = np.asarray(panel.units, float)[train_rows]
-    average = np.log(
+    average_all = np.log(
         np.maximum(
             np.bincount(panel.sku[train_rows], weights=train_y, minlength=n)
             / np.maximum(np.bincount(panel.sku[train_rows], minlength=n), 1),
             1e-12,
         )
-    )[sku]
+    )
+    average = average_all[sku]
+    window = train_rows & (day > cut - RECENT_DAYS)
+    recent_sum = np.bincount(panel.sku[window], weights=np.asarray(panel.units, float)[window],
+                             minlength=n)  # fmt: skip
+    recent_days = np.bincount(panel.sku[window], minlength=n)
+    per_day = np.where(
+        recent_days > 0, recent_sum / np.maximum(recent_days, 1), np.exp(average_all)
+    )
+    recent = np.log(np.maximum(per_day, 1e-12))[sku]
     means = {name: _mean_weight(eta, trunc)[0] for name, eta in
-             (("model", model), ("no_price", no_price), ("average", average))}  # fmt: skip
+             (("model", model), ("no_price", no_price), ("average", average),
+              ("recent", recent))}  # fmt: skip
     return BacktestResult(
         train_days=int(cut - day.min() + 1), test_days=holdout_days, skus=len(np.unique(sku)),
         test_rows=len(y),
         deviance_model=float(np.mean(_deviance(y, means["model"]))),
         deviance_no_price=float(np.mean(_deviance(y, means["no_price"]))),
         deviance_average=float(np.mean(_deviance(y, means["average"]))),
+        deviance_recent=float(np.mean(_deviance(y, means["recent"]))),
         mae_model=float(np.mean(np.abs(y - means["model"]))),
         mae_average=float(np.mean(np.abs(y - means["average"]))),
         units_actual=float(y.sum()), units_forecast=float(means["model"].sum()),

@@ -87,6 +87,10 @@ class ReferencePrice(TenantOwned):
     price = models.DecimalField(max_digits=14, decimal_places=4)
     low = models.DecimalField(max_digits=14, decimal_places=4)
     high = models.DecimalField(max_digits=14, decimal_places=4)
+    # Far outside the prices of the product's category (below a third of their 1st percentile
+    # or above three times their 99th; ml.text_price.outside_category_range): implausible, kept
+    # for inspection, never used as a reference.
+    outside_category_range = models.BooleanField(default=False)
     computed_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -132,6 +136,11 @@ class Elasticity(TenantOwned):
     typical_price = models.DecimalField(max_digits=14, decimal_places=4)
     units_per_day = models.FloatField()  # expected at the typical price
     days_observed = models.IntegerField(default=0)
+    # The prices the product was seen at (its evidence; None: unknown, e.g. older versions).
+    price_low = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    price_high = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    # The product's own estimate had the wrong sign: this is its category's (or the tenant's).
+    from_prior = models.BooleanField(default=False)
 
     class Meta:
         constraints = [

@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 TRAINERS = ("baseline", "embed_ridge", "finetune", "lora")
 DEMAND_TRAINER = "poisson_eb"
 MIN_SALES_ROWS = 30
+MIN_SALES_DAYS = 14  # two weeks at least before a price response is learnt
+NOT_ENOUGH_HISTORY = "not enough sales history"
 
 
 def base_model_path(name: str) -> str | None:
@@ -197,7 +199,9 @@ def run_training(*, version_id: int, on_progress=None, sync: bool = False) -> Mo
     ids, texts, prices = _training_data()
     version.data_size = len(ids)
     try:
-        outcome = train_text_model(texts, prices, config, progress=progress, cancelled=cancelled)
+        outcome = train_text_model(
+            texts, prices, config, progress=progress, cancelled=cancelled, keys=ids
+        )
     except TooFewProducts as exc:
         return _end(version, ModelVersion.Status.FAILED, str(exc))
     except TrainingCancelled:
@@ -211,6 +215,7 @@ def run_training(*, version_id: int, on_progress=None, sync: bool = False) -> Mo
     folder = Path(tempfile.mkdtemp(prefix="model-"))
     try:
         save_predictor(outcome.predictor, folder, {"version": version.version})
+        _save_held_out(folder, outcome.held_out)
         version.artifact.save(f"{version.tenant_id}-{version.kind}-v{version.version}.zip",
                               ContentFile(_zip(folder)), save=False)  # fmt: skip
     finally:
@@ -218,14 +223,95 @@ def run_training(*, version_id: int, on_progress=None, sync: bool = False) -> Mo
     version.metrics = outcome.metrics
     version.trainer = outcome.chosen
     note = outcome.metrics.get("note", "")
-    _end(
-        version,
-        ModelVersion.Status.READY,
-        f"{outcome.chosen} won on the held-out products. {note}".strip(),
-    )
-    if text_config().auto_promote:
+    refit = outcome.metrics.get("refit")
+    if refit:
+        note += f" Refitted on all {refit['products']} products: {', '.join(refit['refitted'])}"
+        note += f" (kept as trained: {', '.join(refit['kept'])})." if refit["kept"] else "."
+    message = f"{outcome.chosen} won on the held-out products. {note.strip()}".strip()
+    if not text_config().auto_promote:
+        return _end(version, ModelVersion.Status.READY, message)
+    verdict = _against_version_in_force(outcome.held_out)
+    if verdict is not None:
+        version.metrics = {**outcome.metrics, "against_in_force": verdict}
+        message += " " + verdict["message"]
+    version = _end(version, ModelVersion.Status.READY, message)
+    if verdict is None or verdict["promoted"]:
         version = promote(version=version, refresh_now=sync)
     return version
+
+
+HELD_OUT_FILE = "held_out.json"
+
+
+def _save_held_out(folder: Path, held_out: dict) -> None:
+    """The chosen model's log prices for its held-out products, by product id, beside the
+    artifact: a later version is compared with this one on the products both held out."""
+    import json
+
+    pairs = zip(held_out["keys"], held_out["log_predicted"], strict=True)
+    rows = {str(key): round(float(value), 6) for key, value in pairs}
+    (folder / HELD_OUT_FILE).write_text(json.dumps({"log_predicted": rows}))
+
+
+def _held_out_of(version: ModelVersion) -> dict[str, float] | None:
+    import json
+
+    try:
+        with version.artifact.open("rb") as handle, zipfile.ZipFile(handle) as archive:
+            if HELD_OUT_FILE not in archive.namelist():
+                return None
+            return json.loads(archive.read(HELD_OUT_FILE))["log_predicted"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
+
+
+def _against_version_in_force(held_out: dict) -> dict | None:
+    """How a newly trained text version compares with the version in force on the same
+    held-out products (None: none is in force). The version in force answers with the
+    predictions it made for its own held-out products before its refit (the split is by
+    product id, so both held out the same products and neither saw them); a version trained
+    before these were kept is scored now on the new run's held-out texts. The new version
+    wins only with a lower RMSLE (to 4 decimals)."""
+    import numpy as np
+
+    current = promoted_version(ModelVersion.Kind.TEXT)
+    if current is None:
+        return None
+    keys = [str(key) for key in held_out["keys"]]
+    actual = np.asarray(held_out["log_actual"], float)
+    new = np.asarray(held_out["log_predicted"], float)
+    kept = _held_out_of(current) or {}
+    common = [i for i, key in enumerate(keys) if key in kept]
+    if common and len(common) >= len(keys) / 2:
+        rows = np.asarray(common)
+        old = np.asarray([kept[keys[i]] for i in common], float)
+        how = "its predictions for the products it held out"
+    else:
+        try:
+            predictor = load_version_predictor(current)
+            old = np.log1p(predictor.predict(held_out["texts"]).price)
+        except Exception as exc:  # an artifact that cannot be read must not block the new one
+            logger.exception("scoring version %s in force failed", current.pk)
+            return {"version": current.version, "promoted": True,
+                    "message": f"Promoted: v{current.version} in force could not be scored "
+                               f"({exc.__class__.__name__})."}  # fmt: skip
+        rows = np.arange(len(keys))
+        how = "scored now (it predates held-out records; it may have seen some of them)"
+    new_rmsle = round(float(np.sqrt(np.mean((new[rows] - actual[rows]) ** 2))), 4)
+    old_rmsle = round(float(np.sqrt(np.mean((old - actual[rows]) ** 2))), 4)
+    wins = new_rmsle < old_rmsle
+    figures = (
+        f"held-out RMSLE {new_rmsle:.4f} against {old_rmsle:.4f} for v{current.version} in "
+        f"force, on the same {len(rows)} products"
+    )
+    message = (
+        f"Promoted: {figures}."
+        if wins
+        else f"Not promoted: {figures}; it stays ready (promote it by hand to use it anyway)."
+    )
+    return {"version": current.version, "products": len(rows), "rmsle": new_rmsle,
+            "in_force_rmsle": old_rmsle, "in_force_scored_by": how, "promoted": wins,
+            "message": message}  # fmt: skip
 
 
 PRICE_TOLERANCE = 0.005  # prices within 0.5 % count as the same price
@@ -264,9 +350,18 @@ def demand_panel():
     # A row with 0 units and a price is a day on sale without a sale (a daily report): the
     # price it lists is the price nobody bought at, an observed zero.
     recorded_zero = (units == 0) & (data[:, 5] > 0)
-    price = np.where(
-        units > 0, revenue / np.maximum(units, 1), np.where(recorded_zero, data[:, 5], np.nan)
-    )
+    # The own price is the listed (shelf) price the merchant sets; what buyers paid below it
+    # (a promotion, a coupon) is the discount depth, a control of its own: the two move demand
+    # differently (a discount comes with display and advertising). Where the file lists the
+    # paid price only, the depth is 0 and the price is the paid one.
+    paid = np.where(units > 0, revenue / np.maximum(units, 1), np.nan)
+    listed = data[:, 5]
+    price = np.where(listed > 0, listed, paid)
+    price = np.where((units > 0) | recorded_zero, price, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = np.where(
+            (units > 0) & (paid > 0) & (listed > 0), np.minimum(np.log(paid / listed), 0.0), 0.0
+        )
     # Per product (rows are sorted by product, then day), all at once:
     starts = np.flatnonzero(np.r_[True, sku[1:] != sku[:-1]])
     n_products = len(products)
@@ -283,7 +378,7 @@ def demand_panel():
     kept = [int(pk) for pk in products[sold]]  # panel index order
     index = np.cumsum(sold) - 1  # product -> panel index
     owner = sku[rows]
-    d, u, p, pr = days[rows], units[rows], price[rows], promo[rows]
+    d, u, p, pr, dp = days[rows], units[rows], price[rows], promo[rows], depth[rows]
     on_daily = daily[owner]
     # A daily report lists every day on sale (none is there because it sold) and a missing day
     # was not on sale. An order export has a price only on days with a sale: where the price
@@ -318,6 +413,7 @@ def demand_panel():
         units=np.r_[u, np.zeros(len(zero_days))][order],
         price=np.r_[p, np.repeat(p[fill], run)][order],
         promo=np.r_[pr, np.zeros(len(zero_days))][order],
+        discount=np.r_[dp, np.zeros(len(zero_days))][order],
         category=category,
         truncated=np.r_[truncated, np.zeros(len(zero_days), dtype=bool)][order],
     )
@@ -331,6 +427,7 @@ def demand_panel():
             "zero_share": float(np.mean(panel.units == 0)),
             "truncated_share": float(np.mean(panel.truncated)),
             "competitor_share": float(np.mean(np.isfinite(competitor))),
+            "discounted_share": float(np.mean(panel.discount < -0.01)),
         },
     )
 
@@ -445,10 +542,13 @@ def _run_demand(version: ModelVersion) -> ModelVersion:
     from .demand import fit_demand
 
     panel, product_ids, stats = demand_panel()
-    if panel is None or len(panel.units) < MIN_SALES_ROWS:
+    days = 0 if panel is None else len(np.unique(panel.day))
+    if panel is None or len(panel.units) < MIN_SALES_ROWS or days < MIN_SALES_DAYS:
         n = 0 if panel is None else len(panel.units)
         return _end(version, ModelVersion.Status.FAILED,
-                    f"{n} product-days of sales: at least {MIN_SALES_ROWS} are needed")  # fmt: skip
+                    f"{NOT_ENOUGH_HISTORY}: {n} product-days on {days} days; at least "
+                    f"{MIN_SALES_ROWS} product-days on {MIN_SALES_DAYS} days are "
+                    "needed")  # fmt: skip
     try:
         fit = fit_demand(panel)
     except Exception as exc:
@@ -469,6 +569,9 @@ def _run_demand(version: ModelVersion) -> ModelVersion:
         "typical_price": fit.typical_price,
         "units_per_day": np.exp(fit.intercept),
         "days_observed": observed,
+        "price_low": fit.price_low,
+        "price_high": fit.price_high,
+        "from_prior": fit.from_prior.astype(bool),
     }
     buffer = io.BytesIO()
     # The artifact holds every estimate, so a version whose rows were pruned can be restored.
@@ -482,7 +585,10 @@ def _run_demand(version: ModelVersion) -> ModelVersion:
         version.metrics = {
             "chosen": DEMAND_TRAINER,
             DEMAND_TRAINER: {"pooled_elasticity": round(fit.pooled_elasticity, 4),
-                             "pooled_se": round(fit.pooled_se, 4)},
+                             "pooled_se": round(fit.pooled_se, 4),
+                             "dispersion": round(fit.dispersion, 3),
+                             "competitor_above": round(fit.competitor_above, 4),
+                             "from_prior": int(fit.from_prior.sum())},
             "n_skus": len(product_ids), "product_days": len(panel.units), **stats,
             "coefficients": dict(zip(fit.coef_names, np.round(fit.coef, 4).tolist(), strict=True)),
         }  # fmt: skip
@@ -496,6 +602,8 @@ def _run_demand(version: ModelVersion) -> ModelVersion:
 ELASTICITY_VERSIONS_KEPT = 5  # demand versions whose estimates stay as rows (rollback targets)
 ESTIMATE_FIELDS = ("product_id", "elasticity", "elasticity_se", "raw_elasticity", "curvature",
                    "typical_price", "units_per_day", "days_observed")  # fmt: skip
+# Kept since the evidence range: absent from older artifacts (restored as unknown).
+OPTIONAL_FIELDS = ("price_low", "price_high", "from_prior")
 
 
 def _store_elasticities(version: ModelVersion, estimates) -> int:
@@ -511,6 +619,10 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
 
     tenant = require_current_tenant()
     columns = [np.asarray(estimates[name]) for name in ESTIMATE_FIELDS]
+    size = len(columns[0])
+    low, high = (np.asarray(estimates.get(k, np.full(size, np.nan)), float)
+                 for k in ("price_low", "price_high"))  # fmt: skip
+    prior = np.asarray(estimates.get("from_prior", np.zeros(size, bool)), bool)
     rows = [
         {
             "tenant_id": tenant.pk,
@@ -523,8 +635,13 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
             "typical_price": _money(typical),
             "units_per_day": float(rate),
             "days_observed": int(days),
+            "price_low": None if not np.isfinite(lo) else _money(lo),
+            "price_high": None if not np.isfinite(hi) else _money(hi),
+            "from_prior": bool(fp),
         }
-        for pk, e, se, raw, c, typical, rate, days in zip(*columns, strict=True)
+        for pk, e, se, raw, c, typical, rate, days, lo, hi, fp in zip(
+            *columns, low.tolist(), high.tolist(), prior.tolist(), strict=True
+        )
     ]  # fmt: skip
     return copy_insert(Elasticity, rows)
 
@@ -572,6 +689,7 @@ def _restore_elasticities(version: ModelVersion) -> None:
                 code="invalid_state",
             )
         estimates = {name: archive[name] for name in ESTIMATE_FIELDS}
+        estimates.update({k: archive[k] for k in OPTIONAL_FIELDS if k in archive.files})
     known = set(Product.objects.filter(pk__in=estimates["product_id"].tolist())
                 .values_list("pk", flat=True))  # fmt: skip
     alive = np.isin(estimates["product_id"], list(known))
@@ -705,8 +823,12 @@ def refresh_reference_prices(*, version_id: int) -> int:
     Products with a price were part of the training data, so they get out-of-fold prices
     (5-fold cross-fitting of the text baseline): no product is judged by a model that memorised
     it. The promoted model prices text it has not seen (new products, predict_prices, the API).
+    A reference far outside its category's prices is stored flagged (outside_category_range)
+    and is not to be used.
     """
-    from .text_price import cross_fitted
+    from pricing_saas.catalog.models import Product
+
+    from .text_price import cross_fitted, outside_category_range
 
     version = ModelVersion.objects.filter(
         pk=version_id, status=ModelVersion.Status.PROMOTED
@@ -718,6 +840,10 @@ def refresh_reference_prices(*, version_id: int) -> int:
     if not ids:
         return 0
     prediction = cross_fitted(texts, [float(p) for p in prices])
+    category = dict(Product.objects.filter(pk__in=ids).values_list("pk", "category"))
+    flagged = outside_category_range(
+        prediction.price, [category.get(pk, "") for pk in ids], [float(p) for p in prices]
+    )
     objects = [
         ReferencePrice(
             tenant=tenant,
@@ -726,9 +852,10 @@ def refresh_reference_prices(*, version_id: int) -> int:
             price=_money(p),
             low=_money(lo),
             high=_money(hi),
+            outside_category_range=bool(flag),
         )
-        for pk, p, lo, hi in zip(
-            ids, prediction.price, prediction.low, prediction.high, strict=True
+        for pk, p, lo, hi, flag in zip(
+            ids, prediction.price, prediction.low, prediction.high, flagged, strict=True
         )
     ]
     with transaction.atomic():
@@ -737,10 +864,65 @@ def refresh_reference_prices(*, version_id: int) -> int:
             batch_size=2000,
             update_conflicts=True,
             unique_fields=["tenant", "product"],
-            update_fields=["model_version", "price", "low", "high", "computed_at"],
+            update_fields=[
+                *("model_version", "price", "low", "high"),
+                *("outside_category_range", "computed_at"),
+            ],
         )
     return len(objects)
 
 
 def _money(value: float) -> Decimal:
     return Decimal(str(round(min(float(value), 9_999_999_999.0), 4)))
+
+
+# --- the demand curve ----------------------------------------------------------------------------
+
+
+def demand_curve(version: ModelVersion | None, product_ids, prices, categories=None,
+                 competitor_price=None):  # fmt: skip
+    """The one demand curve (ml.curve.DemandCurve) of `product_ids` at today's `prices`, from
+    the estimates of a stored demand-model version. Products the version has no estimate for
+    take the mean elasticity of their category (else the version's pooled one) with no volume
+    (units 0: a cold start). Returns the curve and a mask of the products with an estimate."""
+    import numpy as np
+
+    from .curve import DemandCurve
+    from .models import Elasticity
+
+    ids = [int(pk) for pk in product_ids]
+    n = len(ids)
+    rows = Elasticity.objects.none() if version is None else Elasticity.objects.filter(
+        model_version=version)  # fmt: skip
+    if n <= 1000:
+        rows = rows.filter(product_id__in=ids)
+    fits = {r[0]: r[1:] for r in rows.values_list(
+        "product_id", "elasticity", "elasticity_se", "units_per_day", "typical_price",
+        "curvature", "price_low", "price_high")}  # fmt: skip
+    known = np.array([pk in fits for pk in ids], dtype=bool)
+    get = lambda j, default=np.nan: np.array(  # noqa: E731
+        [default if pk not in fits or fits[pk][j] is None else float(fits[pk][j]) for pk in ids]
+    )
+    e, se, rate, typical, curv = get(0), get(1), get(2, 0.0), get(3, 1.0), get(4, 0.0)
+    low, high = get(5), get(6)
+    if not known.all():
+        metrics = version.metrics.get(version.trainer, {}) if version is not None else {}
+        pooled = float(metrics.get("pooled_elasticity", -1.5))
+        pooled = pooled if pooled < 0 else -1.5
+        cats = list(categories) if categories is not None else [""] * n
+        by_category: dict[str, list[float]] = {}
+        for i in np.flatnonzero(known):
+            by_category.setdefault(cats[i], []).append(e[i])
+        for i in np.flatnonzero(~known):
+            prior = by_category.get(cats[i])
+            e[i] = float(np.mean(prior)) if prior else pooled
+            se[i], rate[i], typical[i], curv[i] = 1.0, 0.0, 1.0, 0.0
+    slope = 0.0
+    if version is not None:
+        slope = float(version.metrics.get(version.trainer, {}).get("competitor_above", 0.0))
+    price = np.asarray(prices, dtype=float)
+    typical = np.where(known, typical, price)
+    return DemandCurve.from_estimates(
+        price, rate, e, typical, curv, elasticity_se=se, competitor_price=competitor_price,
+        competitor_slope=min(slope, 0.0), evidence_low=low, evidence_high=high,
+    ), known  # fmt: skip

@@ -4,6 +4,8 @@ reprice jobs, recommendations (approve, reject, edit, bulk), publications, price
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import django_filters
 from django.db.models import F
 from django.db.models.functions import Abs
@@ -67,6 +69,26 @@ class RuleSetIn(serializers.Serializer):
     clearance_days = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, max_value=3650,
         help_text="sell today's stock within this many days",
+    )  # fmt: skip
+    min_gain_abs = serializers.DecimalField(
+        14, 4, required=False, allow_null=True, min_value=0,
+        help_text="a change must gain at least this much per day (money)",
+    )  # fmt: skip
+    min_gain_rel = serializers.DecimalField(
+        8, 4, required=False, allow_null=True, min_value=0, max_value=1,
+        help_text="... and at least this share of today's daily profit (or revenue)",
+    )  # fmt: skip
+    evidence_margin = serializers.DecimalField(
+        8, 4, required=False, allow_null=True, min_value=0, max_value=1,
+        help_text="how far beyond the prices seen a price may go (share)",
+    )  # fmt: skip
+    window_change = serializers.DecimalField(
+        8, 4, required=False, allow_null=True, min_value=Decimal("0.001"), max_value=1,
+        help_text="the most a price may move in total within window_days (share)",
+    )  # fmt: skip
+    window_days = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=365,
+        help_text="the window of the cumulative change limit, in days",
     )  # fmt: skip
 
 

@@ -168,6 +168,22 @@ def price_war_flags(candidates: dict[int, tuple[float, float, bool]], current) -
 # --- approving --------------------------------------------------------------------------------
 
 
+def _replace_older_approvals(approved_ids: list[int]) -> int:
+    """An approval of a newer recommendation replaces an older approved price of the same
+    product that still waits to be published (a newer job keeps such approvals, flagged)."""
+    from .publishing import in_flight_recommendations
+
+    products = Recommendation.objects.filter(pk__in=approved_ids).values("product_id")
+    return (
+        Recommendation.objects.filter(status=Recommendation.Status.APPROVED,
+                                      product_id__in=products)
+        .exclude(pk__in=approved_ids)
+        .exclude(pk__in=in_flight_recommendations())
+        .filter(pk__lt=max(approved_ids))
+        .update(status=Recommendation.Status.SUPERSEDED)
+    )  # fmt: skip
+
+
 def auto_approve(job) -> int:
     """Approve the job's pending recommendations that the policy allows; returns the count."""
     current = policy()
@@ -184,6 +200,11 @@ def auto_approve(job) -> int:
             )
             .annotate(size=Abs(F("change")))
             .filter(size__lte=limit + 1e-12)
+            # never a change without a positive expected gain (profit, or revenue without a cost)
+            .filter(
+                Q(profit_delta__gt=0)
+                | Q(profit_delta__isnull=True, expected_revenue__gt=F("expected_revenue_now"))
+            )
         )
         ids = list(queryset.values_list("pk", flat=True))
         if not ids:
@@ -247,6 +268,8 @@ def decide(*, recommendation: Recommendation, approve: bool, price=None, comment
     rec.status = Recommendation.Status.APPROVED if approve else Recommendation.Status.REJECTED
     rec.decided_by, rec.decided_at, rec.comment = actor, timezone.now(), comment[:2000]
     rec.save()
+    if approve:
+        _replace_older_approvals([rec.pk])
     audit.record(
         f"recommendation.{'approve' if approve else 'reject'}",
         target=rec,
@@ -333,6 +356,8 @@ def bulk_decide(
     Recommendation.objects.filter(pk__in=chosen).update(
         status=status, decided_by=actor, decided_at=timezone.now(), comment=comment[:2000]
     )
+    if approve:
+        _replace_older_approvals(chosen)
     audit.record(
         f"recommendation.bulk_{'approve' if approve else 'reject'}",
         target_type="Recommendation",

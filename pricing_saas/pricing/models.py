@@ -149,6 +149,14 @@ class RuleSet(TenantOwned):
     min_units_share = models.DecimalField(max_digits=6, decimal_places=4, null=True, blank=True)
     min_revenue_share = models.DecimalField(max_digits=6, decimal_places=4, null=True, blank=True)
     clearance_days = models.PositiveIntegerField(null=True, blank=True)
+    # When a change is worth making: its expected gain per day over keeping today's price, in
+    # money and as a share of today's figure; how far past the prices seen a price may go; and
+    # how much a price may move in total within a window of days (stops a nightly ratchet).
+    min_gain_abs = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    min_gain_rel = models.DecimalField(max_digits=6, decimal_places=4, null=True, blank=True)
+    evidence_margin = models.DecimalField(max_digits=6, decimal_places=4, null=True, blank=True)
+    window_change = models.DecimalField(max_digits=6, decimal_places=4, null=True, blank=True)
+    window_days = models.PositiveIntegerField(null=True, blank=True)
     version = models.IntegerField(default=1)
     updated_by = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -157,6 +165,7 @@ class RuleSet(TenantOwned):
     RULE_FIELDS = (
         "objective", "min_margin", "max_step", "min_price", "max_price", "map_price",
         "max_above_competitor", "ending", "min_units_share", "min_revenue_share", "clearance_days",
+        "min_gain_abs", "min_gain_rel", "evidence_margin", "window_change", "window_days",
     )  # fmt: skip
     SPECIFICITY = {"all": 0, "category": 1, "brand": 2, "skus": 3}
 

@@ -31,6 +31,13 @@ DEFAULTS = {
     "min_units_share": np.nan,
     "min_revenue_share": np.nan,
     "clearance_days": np.nan,
+    # A change is worth making from a gain of 1 % of today's daily figure and a cent a day; a
+    # price stays within 10 % of the prices seen and moves at most 20 % (one full step) in 28 days.
+    "min_gain_abs": 0.01,
+    "min_gain_rel": 0.01,
+    "evidence_margin": 0.10,
+    "window_change": 0.20,
+    "window_days": 28,
 }
 LIMITS = {  # field: (lowest, highest, what it means)
     "min_margin": (Decimal("-0.5"), Decimal("10"), "a share of cost, e.g. 0.10 for 10 %"),
@@ -43,6 +50,11 @@ LIMITS = {  # field: (lowest, highest, what it means)
     "min_units_share": (Decimal("0"), Decimal("2"), "a share of today's expected units, e.g. 0.9"),
     "min_revenue_share": (Decimal("0"), Decimal("2"), "a share of today's revenue, e.g. 0.95"),
     "clearance_days": (Decimal("1"), Decimal("3650"), "days to sell today's stock"),
+    "min_gain_abs": (Decimal("0"), Decimal("99999999"), "money per day, e.g. 0.50"),
+    "min_gain_rel": (Decimal("0"), Decimal("1"), "a share of today's daily figure, e.g. 0.01"),
+    "evidence_margin": (Decimal("0"), Decimal("1"), "a share beyond the prices seen, e.g. 0.10"),
+    "window_change": (Decimal("0.001"), Decimal("1"), "a share of the price, e.g. 0.15"),
+    "window_days": (Decimal("1"), Decimal("365"), "days, e.g. 28"),
 }
 EDITABLE = ("name", "scope", "scope_values", "priority", "active", *RuleSet.RULE_FIELDS)
 
@@ -95,12 +107,11 @@ def validate(values: dict) -> dict:
                 f"{field} must be between {low} and {high} ({meaning}); got {value}", attr=field
             )
         out[field] = value
-    if out.get("clearance_days") is not None:
-        if out["clearance_days"] != out["clearance_days"].to_integral_value():
-            raise ServiceError(
-                "clearance_days must be a whole number of days", attr="clearance_days"
-            )
-        out["clearance_days"] = int(out["clearance_days"])
+    for field in ("clearance_days", "window_days"):
+        if out.get(field) is not None:
+            if out[field] != out[field].to_integral_value():
+                raise ServiceError(f"{field} must be a whole number of days", attr=field)
+            out[field] = int(out[field])
     if out.get("min_price") and out.get("max_price") and out["min_price"] > out["max_price"]:
         raise ServiceError("min_price is above max_price", attr="min_price")
     return out

@@ -4,44 +4,50 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
 import numpy as np
 from django.db import IntegrityError, transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ml import services as ml_services
-from ml.models import Elasticity, ModelVersion, ReferencePrice
+from ml.models import ModelVersion, ReferencePrice
 from ml.optimizer import RULES, Rules, optimise
-from pricing_saas.catalog.models import CompetitorOffer, Product
+from pricing_saas.catalog.models import CompetitorOffer, Product, SalesRecord
 from tenants.bulk import copy_insert
 from tenants.context import get_current_actor, require_current_tenant
 from tenants.services import ConflictError, ServiceError
 
 from . import approvals
-from .models import Recommendation, RepriceJob, RuleSet
+from .models import PriceChange, Recommendation, RepriceJob, RuleSet
 from .rules import resolve
 
 logger = logging.getLogger(__name__)
 COMPETITOR_WINDOW = timedelta(days=30)
+# One plain sentence per rule that shaped a price (see explain()).
 RULE_WORDS = {
-    "min_margin": "held at the minimum margin",
-    "max_step": "capped by the step limit",
-    "min_price": "held at the minimum price",
-    "max_price": "capped by the maximum price",
-    "map": "held at the MAP",
-    "competitor": "capped by the competitor position",
-    "ending": "rounded to the price ending",
-    "uncertainty": "moved less because the estimate is uncertain",
-    "no_estimate": "kept: no usable demand estimate",
-    "restores_rule": "restores a rule today's price breaks",
-    "no_cost": "no cost known, so revenue was maximised instead of profit",
-    "no_cost_kept": "no cost known, so today's price was kept (the policy's fallback)",
-    "min_units": "held to the volume floor (minimum units or stock clearance)",
-    "min_revenue": "held to the revenue floor",
-    "reference": "no sales yet: moved into what the market pays for items like it",
+    "restores_rule": "Today's price breaks a rule; this is the smallest move that restores it.",
+    "min_margin": "The minimum margin over cost sets the lowest allowed price.",
+    "map": "The minimum advertised price (MAP) sets the lowest allowed price.",
+    "min_price": "The minimum price set for it holds the price up.",
+    "max_price": "The maximum price set for it caps the price.",
+    "competitor": "The competitor position (how far above the lowest competitor it may be) "
+    "caps the price.",
+    "max_step": "The step limit caps how far one reprice may move the price.",
+    "evidence": "The price stays near the prices it has sold at, where demand is known.",
+    "window": "The limit on the total change within the window caps the move.",
+    "ending": "The price ends in the ending the rules ask for.",
+    "uncertainty": "The move is smaller than the estimate alone suggests, because the "
+    "estimate is uncertain.",
+    "no_cost": "The product has no cost, so revenue was maximised instead of profit.",
+    "min_units": "The price is held down to keep the minimum units (a volume floor or stock "
+    "clearance).",
+    "min_revenue": "The price is held to keep the minimum revenue.",
 }
+RULE_ORDER = tuple(RULE_WORDS)
 
 
 @transaction.atomic
@@ -147,87 +153,205 @@ def _log(job: RepriceJob, line: str, progress: float | None = None) -> None:
         raise JobCancelled()
 
 
+@dataclass
+class Catalog:
+    """The active products of a reprice, as named per-product arrays (one row per product)."""
+
+    ids: np.ndarray
+    price: np.ndarray
+    cost: np.ndarray
+    min_price: np.ndarray
+    max_price: np.ndarray
+    map_price: np.ndarray
+    stock: np.ndarray
+    category: list[str]
+    sku: list[str]
+    brand: list[str]
+
+    @classmethod
+    def load(cls) -> Catalog:
+        rows = list(
+            Product.objects.filter(active=True).order_by("pk").values_list(
+                "pk", "price", "cost", "min_price", "max_price", "map_price", "stock",
+                "category", "sku", "brand",
+            )
+        )  # fmt: skip
+        col = lambda i: np.array([np.nan if r[i] is None else float(r[i]) for r in rows])  # noqa: E731
+        return cls(
+            ids=np.array([r[0] for r in rows], dtype=np.int64), price=col(1), cost=col(2),
+            min_price=col(3), max_price=col(4), map_price=col(5), stock=col(6),
+            category=[r[7] for r in rows], sku=[r[8] for r in rows], brand=[r[9] for r in rows],
+        )  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class Market:
+    """What the reprice knows of the market per product: the lowest competitor and the
+    reference-price model's interval."""
+
+    competitor_price: np.ndarray
+    competitor_name: list[str]
+    reference: dict[int, Decimal]
+    reference_low: np.ndarray
+    reference_high: np.ndarray
+
+    @classmethod
+    def load(cls, ids: np.ndarray) -> Market:
+        since = timezone.now() - COMPETITOR_WINDOW
+        lowest = {  # the lowest in-stock offer of the window per SKU, and whose it is
+            pk: (name, price)
+            for pk, name, price in CompetitorOffer.objects.filter(
+                observed_at__gte=since, in_stock=True
+            )
+            .order_by("product_id", "price")
+            .distinct("product_id")
+            .values_list("product_id", "competitor", "price")
+        }
+        references = {
+            pk: (price_, low, high)
+            for pk, price_, low, high in ReferencePrice.objects.filter(**_usable_reference())
+            .values_list("product_id", "price", "low", "high")
+        }  # fmt: skip
+        pick = lambda table, j: np.array(  # noqa: E731
+            [float(table[pk][j]) if pk in table else np.nan for pk in ids.tolist()]
+        )
+        return cls(
+            competitor_price=pick(lowest, 1),
+            competitor_name=[lowest[pk][0] if pk in lowest else "" for pk in ids.tolist()],
+            reference={pk: r[0] for pk, r in references.items()},
+            reference_low=pick(references, 1), reference_high=pick(references, 2),
+        )  # fmt: skip
+
+
+def _usable_reference() -> dict:
+    """A reference price flagged as far outside its category's prices is not used."""
+    fields = {f.name for f in ReferencePrice._meta.get_fields()}
+    return {"flagged": False} if "flagged" in fields else {}
+
+
+MIN_EVIDENCE_DAYS = 7  # days of sales after a change before the price moves that way again
+HISTORY_DAYS = 366  # the longest window a rule set may set, and some
+
+
+@dataclass
+class History:
+    """Per product, from the published price changes: the bounds of the cumulative change
+    allowed in each product's window, and whether it waits for evidence before moving up or
+    down again."""
+
+    window_low: np.ndarray
+    window_high: np.ndarray
+    hold_up: np.ndarray
+    hold_down: np.ndarray
+
+    @classmethod
+    def load(cls, catalog: Catalog, window_change, window_days) -> History:
+        n = len(catalog)
+        now = timezone.now()
+        index = {int(pk): i for i, pk in enumerate(catalog.ids.tolist())}
+        changes = PriceChange.objects.filter(
+            status=PriceChange.Status.PUBLISHED, published_at__gte=now - timedelta(HISTORY_DAYS)
+        ).order_by("product_id", "published_at")
+        anchor = catalog.price.copy()  # no change in the window: today's price
+        seen = np.zeros(n, dtype=bool)
+        last_at: dict[int, object] = {}
+        last_dir = np.zeros(n)
+        days = np.nan_to_num(np.asarray(window_days, float), nan=28.0)
+        for pk, old, new, at in changes.values_list(
+            "product_id", "old_price", "new_price", "published_at"
+        ).iterator(chunk_size=5000):
+            i = index.get(pk)
+            if i is None:
+                continue
+            if not seen[i] and at >= now - timedelta(days=float(days[i])):
+                anchor[i], seen[i] = float(old), True  # the price before the window's first
+            last_at[i], last_dir[i] = at, np.sign(float(new) - float(old))
+        limit = np.nan_to_num(np.asarray(window_change, float), nan=np.inf)
+        with np.errstate(invalid="ignore"):
+            low, high = anchor * (1 - limit), anchor * (1 + limit)
+        waiting = np.zeros(n, dtype=bool)
+        if last_at:
+            waiting[list(last_at)] = _sales_days_since(catalog.ids, last_at) < MIN_EVIDENCE_DAYS
+        return cls(
+            window_low=np.where(np.isfinite(low), low, np.nan),
+            window_high=np.where(np.isfinite(high), high, np.nan),
+            hold_up=(waiting & (last_dir > 0)).astype(float),
+            hold_down=(waiting & (last_dir < 0)).astype(float),
+        )
+
+
+def _sales_days_since(ids: np.ndarray, last_at: dict) -> np.ndarray:
+    """Per product index in `last_at`, the days with a sales row after its last change."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(require_current_tenant().timezone)
+    since = {int(ids[i]): at.astimezone(zone).date() for i, at in last_at.items()}
+    counts = _count_days_after(since)
+    out = np.zeros(len(ids), dtype=np.int64)
+    for i in last_at:
+        out[i] = counts.get(int(ids[i]), 0)
+    return out[list(last_at)]
+
+
+def _count_days_after(since: dict) -> dict[int, int]:
+    """Days with sales after each product's own date (one query, all products)."""
+    from django.db import connection
+
+    if not since:
+        return {}
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT s.product_id, COUNT(DISTINCT s.date) FROM "
+            f"{SalesRecord._meta.db_table} s JOIN unnest(%s::bigint[], %s::date[]) AS c(pk, d) "
+            "ON s.product_id = c.pk AND s.date > c.d WHERE s.tenant_id = %s GROUP BY 1",
+            [list(since), list(since.values()), require_current_tenant().pk],
+        )
+        return dict(cur.fetchall())
+
+
 def _reprice(job: RepriceJob) -> None:
     demand = ml_services.promoted_version(ModelVersion.Kind.DEMAND)
     if demand is None:
         _log(job, "no demand model in force: training one first", 0.05)
         version = ml_services.start_training(kind=ModelVersion.Kind.DEMAND, enqueue=False)
-        demand = ml_services.run_training(version_id=version.pk, sync=True)
-        if demand is None or demand.status != ModelVersion.Status.PROMOTED:
-            raise ServiceError(f"demand training failed: {demand.message if demand else ''}")
-    products = list(
-        Product.objects.filter(active=True)
-        .order_by("pk")
-        .values_list(
-            "pk", "price", "cost", "min_price", "max_price", "map_price", "category", "sku",
-            "brand", "stock",
-        )
-    )  # fmt: skip
-    _log(job, f"{len(products)} active products; demand model v{demand.version}", 0.4)
-    if not products:
+        trained = ml_services.run_training(version_id=version.pk, sync=True)
+        if trained is None or trained.status != ModelVersion.Status.PROMOTED:
+            reason = trained.message if trained else "no result"
+            if trained is None or not reason.startswith(ml_services.NOT_ENOUGH_HISTORY):
+                raise ServiceError(f"demand training failed: {reason}")
+            # Too little history to learn a price response: every price is kept, with why.
+            _log(job, f"not enough sales history to price on ({reason}): prices kept", 0.1)
+        else:
+            demand = trained
+    catalog = Catalog.load()
+    version_name = f"v{demand.version}" if demand else "none"
+    _log(job, f"{len(catalog)} active products; demand model {version_name}", 0.4)
+    if not len(catalog):
         _finish(job, demand, 0, 0, 0, Decimal(0), Decimal(0), "no active products")
         return
-    ids = np.array([p[0] for p in products])
-    col = lambda i: np.array([np.nan if p[i] is None else float(p[i]) for p in products])  # noqa: E731
-    price, cost = col(1), col(2)
-    # Only the estimates of the version in force: after a rollback, rows written by a newer
-    # (not promoted) run must not be used; those SKUs fall back to their category's prior.
-    fits = {row[0]: row[1:] for row in Elasticity.objects.filter(model_version=demand).values_list(
-        "product_id", "elasticity", "elasticity_se", "units_per_day", "typical_price",
-        "curvature")}  # fmt: skip
-    if len(fits) < len(products):
-        _log(
-            job,
-            f"{len(products) - len(fits)} SKUs without an estimate from v{demand.version}: priors",
-        )
-    by_category: dict[str, list[float]] = {}
-    for pk, *_rest, category, _sku, _brand, _stock in products:
-        if pk in fits:
-            by_category.setdefault(category, []).append(fits[pk][0])
-    pooled = demand.metrics.get(demand.trainer, {}).get("pooled_elasticity", -1.5)
-    e, se, units = np.empty(len(ids)), np.empty(len(ids)), np.empty(len(ids))
-    curve = np.zeros(len(ids))
-    for i, (pk, p0, *_r, category, _sku, _brand, _stock) in enumerate(products):
-        if pk in fits:
-            el, s, rate, typical, c = fits[pk]
-            x = float(np.log(float(p0) / float(typical)))
-            e[i], se[i], curve[i] = el + 2 * c * x, s, c  # the slope at today's price
-            units[i] = rate * float(np.exp(el * x + c * x * x))
-        else:  # no sales history: the category's prior (or the tenant's), and no volume yet
-            prior = by_category.get(category)
-            e[i] = float(np.mean(prior)) if prior else pooled
-            se[i], units[i] = 1.0, 0.0
-    since = timezone.now() - COMPETITOR_WINDOW
-    lowest = {  # the lowest in-stock offer of the window per SKU, and whose it is
-        pk: (name, price)
-        for pk, name, price in CompetitorOffer.objects.filter(observed_at__gte=since, in_stock=True)
-        .order_by("product_id", "price")
-        .distinct("product_id")
-        .values_list("product_id", "competitor", "price")
-    }
-    comp = np.array([float(lowest[pk][1]) if pk in lowest else np.nan for pk in ids])
-    comp_names = [lowest[pk][0] if pk in lowest else "" for pk in ids]
-    references = {
-        pk: (price_, low, high)
-        for pk, price_, low, high in ReferencePrice.objects.values_list(
-            "product_id", "price", "low", "high"
-        )
-    }
-    reference = {pk: r[0] for pk, r in references.items()}
-    ref_low = np.array([float(references[pk][1]) if pk in references else np.nan for pk in ids])
-    ref_high = np.array([float(references[pk][2]) if pk in references else np.nan for pk in ids])
+    market = Market.load(catalog.ids)
+    curve, known = ml_services.demand_curve(
+        demand, catalog.ids, catalog.price, catalog.category, market.competitor_price
+    )
+    if demand is not None and not known.all():
+        _log(job, f"{int((~known).sum())} SKUs without an estimate from {version_name}: priors")
+    if demand is None:  # no model: no price response to act on
+        curve.elasticity[:] = np.nan
     resolved = resolve(
         list(RuleSet.objects.filter(active=True)),
-        skus=[p[7] for p in products], categories=[p[6] for p in products],
-        brands=[p[8] for p in products],
+        skus=catalog.sku, categories=catalog.category, brands=catalog.brand,
     )  # fmt: skip
+    history = History.load(catalog, resolved.values["window_change"],
+                           resolved.values["window_days"])  # fmt: skip
     _log(job, "rules resolved; optimising", 0.6)
     no_cost = approvals.policy().no_cost_fallback
-    rec = _optimise_by_rules(
-        price, cost, units, e, se, comp, col, resolved, curve, ref_low, ref_high, no_cost
-    )
-    _log(job, f"optimised {len(ids)} SKUs; {len(rec.conflicts)} with contradictory rules", 0.75)
-    _store(job, demand, products, rec, e, se, comp, reference, resolved, comp_names)
+    rec = _optimise_by_rules(catalog, curve, market, history, resolved, no_cost)
+    _log(job, f"optimised {len(catalog)} SKUs; {len(rec.conflicts)} with contradictory rules",
+         0.75)  # fmt: skip
+    _store(job, demand, catalog, curve, market, rec, resolved, no_model=demand is None)
     approved = approvals.auto_approve(job)
     _log(job, f"{approved} auto-approved by the policy", 1.0)
     RepriceJob.objects.filter(pk=job.pk).update(auto_approved=approved)
@@ -244,39 +368,48 @@ def _reprice(job: RepriceJob) -> None:
         _log(job, f"auto-publish: publication {publication.pk} queued")
 
 
-def _optimise_by_rules(
-    price, cost, units, e, se, comp, col, resolved, curve, ref_low, ref_high, no_cost="revenue"
-):
+def _optimise_by_rules(catalog: Catalog, curve, market: Market, history: History, resolved,
+                       no_cost="revenue"):  # fmt: skip
     """The optimiser per group of SKUs that share an objective and a price ending (each group
     vectorised); the product's own min / max / MAP combine with the rule sets' (the stricter
     wins)."""
     v = resolved.values
+    units, price = curve.units_ref, catalog.price
     # Volume floors: a share of today's expected units or revenue, or the daily units that sell
     # today's stock within the clearance days (where the stock is known).
     with np.errstate(all="ignore"):
-        clear = col(9) / v["clearance_days"]
+        clear = catalog.stock / v["clearance_days"]
     min_units = np.fmax(v["min_units_share"] * units, np.where(clear > 0, clear, np.nan))
     min_revenue = v["min_revenue_share"] * units * price
-    min_price = np.fmax(col(3), v["min_price"])
-    max_price = np.fmin(col(4), v["max_price"])
-    map_price = np.fmax(col(5), v["map_price"])
+    min_price = np.fmax(catalog.min_price, v["min_price"])
+    max_price = np.fmin(catalog.max_price, v["max_price"])
+    map_price = np.fmax(catalog.map_price, v["map_price"])
     n = len(price)
     out = None
     keys = np.array([f"{o}|{x}" for o, x in zip(v["objective"], v["ending"], strict=True)])
     for key in np.unique(keys):
         idx = np.flatnonzero(keys == key)
         objective, ending = key.split("|")
+        part_curve = curve.subset(idx)
         rules = Rules(
             min_margin=v["min_margin"][idx], max_step=v["max_step"][idx],
             min_price=min_price[idx], max_price=max_price[idx], map_price=map_price[idx],
-            competitor_price=comp[idx], max_above_competitor=v["max_above_competitor"][idx],
+            competitor_price=market.competitor_price[idx],
+            max_above_competitor=v["max_above_competitor"][idx],
             ending=None if ending == "nan" else float(ending), objective=objective,
             min_units=min_units[idx], min_revenue=min_revenue[idx],
-            reference_low=ref_low[idx], reference_high=ref_high[idx], no_cost=no_cost,
+            reference_low=market.reference_low[idx], reference_high=market.reference_high[idx],
+            no_cost=no_cost, evidence_low=part_curve.evidence_low,
+            evidence_high=part_curve.evidence_high, evidence_margin=v["evidence_margin"][idx],
+            window_low=history.window_low[idx], window_high=history.window_high[idx],
+            hold_up=history.hold_up[idx], hold_down=history.hold_down[idx],
+            min_gain_abs=v["min_gain_abs"][idx], min_gain_rel=v["min_gain_rel"][idx],
         )  # fmt: skip
         part = optimise(
-            price[idx], cost[idx], units[idx], e[idx], se[idx], rules, curvature=curve[idx]
-        )
+            price[idx], catalog.cost[idx], part_curve.units_ref, part_curve.elasticity,
+            part_curve.elasticity_se, rules, curvature=part_curve.curvature,
+            competitor_slope=part_curve.competitor_slope,
+        )  # fmt: skip
         if out is None:
             out = OptimiserResult.empty(n)
         out.put(idx, part)
@@ -287,7 +420,8 @@ class OptimiserResult:
     """The optimiser's per-SKU arrays, assembled from several groups."""
 
     ARRAYS = ("price", "binding", "units_now", "units_new", "revenue_now", "revenue_new",
-              "profit_now", "profit_new", "floor", "ceiling")  # fmt: skip
+              "profit_now", "profit_new", "floor", "ceiling", "low", "high", "value_now",
+              "value_new")  # fmt: skip
 
     @classmethod
     def empty(cls, n: int) -> OptimiserResult:
@@ -302,77 +436,135 @@ class OptimiserResult:
             getattr(self, name)[idx] = getattr(part, name)
         self.conflicts.extend(part.conflicts)
 
+    def rules_of(self, i: int) -> list[str]:
+        return [name for name, bit in RULES.items() if self.binding[i] & bit]
 
-def explain(
-    i: int, rec, e: float, se: float, competitor: float, price: float, competitor_name: str = ""
-) -> str:
-    if rec.binding[i] & RULES["conflict"]:
+
+def _money_text(value: float) -> str:
+    return f"{value:,.2f}"
+
+
+def explain(i: int, rec, e: float, se: float, competitor: float, price: float,
+            competitor_name: str = "", no_model: bool = False) -> str:  # fmt: skip
+    """One plain sentence per reason: what happens to the price, why, and what binds it."""
+    flags = set(rec.rules_of(i))
+    if "conflict" in flags:
         return (
-            f"No recommendation: the floor {rec.floor[i]:.2f} (minimum margin, min price or MAP) "
-            f"is above the maximum price {rec.ceiling[i]:.2f}; fix the rules or the product."
+            f"No recommendation: the lowest price the rules allow ({rec.floor[i]:.2f}, from the "
+            f"minimum margin, minimum price or MAP) is above the highest ({rec.ceiling[i]:.2f}). "
+            "Fix the rules or the product."
         )
     new = rec.price[i]
-    change = new / price - 1
-    kind = "inelastic" if e > -1 else "elastic"
-    parts = [f"{change:+.0%}: demand is {kind} ({e:.1f} ± {1.96 * se:.1f})"]
-    if rec.binding[i] & RULES["no_estimate"]:
-        parts = [f"{change:+.0%}: no usable demand estimate ({e:+.1f}), today's price kept"]
-    elif rec.binding[i] & RULES["reference"] or rec.units_now[i] == 0:
-        parts = [f"{change:+.0%}: no sales history yet"]
-    if np.isfinite(competitor):
+    change = new / price - 1 if price else 0.0
+    sentences = []
+    if abs(new - price) < 0.005:
+        if no_model:
+            sentences.append("Today's price is kept: there is not enough sales history yet to "
+                             "learn how demand responds to price.")  # fmt: skip
+        elif "no_estimate" in flags:
+            sentences.append("Today's price is kept: there is no usable estimate of how demand "
+                             "responds to this product's price.")  # fmt: skip
+        elif "no_cost_kept" in flags:
+            sentences.append("Today's price is kept: the product has no cost, and the policy "
+                             "keeps such prices.")  # fmt: skip
+        elif "wait" in flags:
+            sentences.append("Today's price is kept: it was changed recently, and the system "
+                             "waits for a week of sales at that price before moving it again "
+                             "the same way.")  # fmt: skip
+        elif "min_gain" in flags:
+            sentences.append("Today's price is kept: no allowed price is expected to earn "
+                             "clearly more than it (the minimum gain), also when demand reacts "
+                             "more strongly than estimated.")  # fmt: skip
+        elif rec.units_now[i] == 0:
+            sentences.append("Today's price is kept: the product has no sales history yet.")
+        else:
+            sentences.append("Today's price is kept: it is already the best price the rules "
+                             "allow.")  # fmt: skip
+    else:
+        direction = "Raise" if change > 0 else "Lower"
+        sentences.append(f"{direction} the price by {abs(change):.0%}, from {price:.2f} to "
+                         f"{new:.2f}.")  # fmt: skip
+        if "reference" in flags:
+            sentences.append("The product has no sales yet: the price moves toward what the "
+                             "market pays for similar items.")  # fmt: skip
+        else:
+            gain = rec.value_new[i] - rec.value_now[i]
+            what = "revenue" if "no_cost" in flags else "profit"
+            if np.isfinite(gain) and abs(gain) >= 0.005:
+                sentences.append(f"Expected {what}: {gain:+,.2f} a day.")
+    if np.isfinite(e) and e < 0 and not no_model and "no_estimate" not in flags:
+        kind = "falls less than the price rises" if e > -1 else "falls more than the price rises"
+        low, high = e - 1.96 * se, e + 1.96 * se
+        sentences.append(
+            f"Demand {kind}: each 1 % on the price changes units by about {abs(e):.1f} % "
+            f"(95 % sure between {abs(high):.1f} % and {abs(low):.1f} %)."
+            if np.isfinite(se) and high < 0 else
+            f"Demand {kind}: each 1 % on the price changes units by about {abs(e):.1f} %, "
+            "but the data leave this uncertain."
+        )  # fmt: skip
+    if np.isfinite(competitor) and competitor > 0:
         gap = price / competitor - 1
         who = competitor_name or "the lowest competitor"
-        parts.append(f"you are {abs(gap):.0%} {'above' if gap > 0 else 'below'} {who}")
-    reasons = [
-        RULE_WORDS[name]
-        for name, bit in RULES.items()
-        if rec.binding[i] & bit and name in RULE_WORDS
-    ]
-    text = " and ".join(parts)
-    if reasons:
-        text += "; " + ", ".join(reasons)
-    return text
+        if abs(gap) < 0.005:
+            sentences.append(f"Today's price matches {who}.")
+        else:
+            where = "above" if gap > 0 else "below"
+            sentences.append(f"Today's price is {abs(gap):.0%} {where} {who}.")
+    moved = abs(new - price) >= 0.005
+    for name in RULE_ORDER:
+        if name in flags and (moved or name in ("restores_rule",)):
+            sentences.append(RULE_WORDS[name])
+    return " ".join(sentences)
 
 
 @transaction.atomic
-def _store(job, demand, products, rec, e, se, comp, reference, resolved, comp_names) -> None:
+def _store(job, demand, catalog: Catalog, curve, market: Market, rec, resolved,
+           no_model: bool = False) -> None:  # fmt: skip
     tenant = require_current_tenant()
-    # A newer job supersedes what waits: pending recommendations, and approved ones not yet
-    # handed to a publication (else an old approval could later overwrite the new price).
+    # A newer job supersedes the pending recommendations. An approved price not yet handed to
+    # a publication is a decision: it is kept, and flagged (on both sides) where the new job
+    # recommends something else; the new one is never auto-approved over it.
     from .publishing import in_flight_recommendations
 
     Recommendation.objects.filter(status=Recommendation.Status.PENDING).update(
         status=Recommendation.Status.SUPERSEDED
     )
-    Recommendation.objects.filter(status=Recommendation.Status.APPROVED).exclude(
-        pk__in=in_flight_recommendations()
-    ).update(status=Recommendation.Status.SUPERSEDED)
+    waiting = {
+        product: (pk, job_id, price)
+        for pk, product, job_id, price in Recommendation.objects.filter(
+            status=Recommendation.Status.APPROVED
+        )
+        .exclude(pk__in=in_flight_recommendations())
+        .annotate(final=Coalesce("approved_price", "recommended_price"))
+        .order_by("product_id", "pk")
+        .values_list("pk", "product_id", "job_id", "final")
+    }  # fmt: skip
+    ids, p0s = catalog.ids.tolist(), catalog.price
     candidates = {
-        pk: (float(p0), float(rec.price[i]), bool(rec.binding[i] & RULES["competitor"]))
-        for i, (pk, p0, *_r) in enumerate(products)
-        if np.isfinite(rec.price[i]) and abs(rec.price[i] - float(p0)) > 0.005
+        pk: (float(p0s[i]), float(rec.price[i]), bool(rec.binding[i] & RULES["competitor"]))
+        for i, pk in enumerate(ids)
+        if np.isfinite(rec.price[i]) and abs(rec.price[i] - float(p0s[i])) > 0.005
     }
     current_policy = approvals.policy()
     flags = approvals.price_war_flags(candidates, current_policy)
     max_rel_se = float(current_policy.auto_approve_max_relative_se)
     # Every per-SKU figure as a plain Python list once (numpy scalars one at a time cost most
     # of a 100,000-SKU job); money rounded to the column's 4 decimals, None where unknown.
-    n = len(products)
+    n = len(ids)
 
     def money(values) -> list:  # Python's round (correctly rounded), as the column had it
         return [
             round(v, 4) if math.isfinite(v) else None for v in np.asarray(values, float).tolist()
         ]
 
-    def nulls(values: list) -> list:
-        return [None if v != v else v for v in values]  # NaN -> NULL
+    def nulls(values) -> list:
+        return [None if v != v else v for v in np.asarray(values, float).tolist()]  # NaN: NULL
 
-    e_, se_ = np.asarray(e, dtype=float), np.asarray(se, dtype=float)
-    p0s = np.array([float(p[1]) for p in products])
+    e_ = np.asarray(curve.elasticity, dtype=float)
+    se_ = np.asarray(curve.elasticity_se, dtype=float)
     conflict = (rec.binding & RULES["conflict"]) > 0
     moved = ~conflict & (np.abs(rec.price - p0s) > 0.005)
-    has_cost = np.array([p[2] is not None for p in products], dtype=bool)
-    profit_known = np.isfinite(rec.profit_now) & has_cost
+    profit_known = np.isfinite(rec.profit_now) & np.isfinite(catalog.cost)
     confident = (
         np.isfinite(e_) & (e_ < 0) & np.isfinite(se_) & (se_ <= max_rel_se * np.abs(e_))
         & (e_ + 1.96 * se_ < 0) & ((rec.binding & RULES["no_estimate"]) == 0)
@@ -380,26 +572,25 @@ def _store(job, demand, products, rec, e, se, comp, reference, resolved, comp_na
     profit_new = np.nan_to_num(rec.profit_new)
     with np.errstate(invalid="ignore", divide="ignore"):
         change = np.where(moved, rec.price / p0s - 1, 0.0)
+    estimated = np.isfinite(e_) & ~no_model
     columns = {
         "recommended_price": money(rec.price),
-        "elasticity": e_.tolist(),
-        "elasticity_low": (e_ - 1.96 * se_).tolist(),
-        "elasticity_high": (e_ + 1.96 * se_).tolist(),
-        "expected_units_now": np.asarray(rec.units_now, dtype=float).tolist(),
+        "elasticity": nulls(np.where(estimated, e_, np.nan)),
+        "elasticity_low": nulls(np.where(estimated, e_ - 1.96 * se_, np.nan)),
+        "elasticity_high": nulls(np.where(estimated, e_ + 1.96 * se_, np.nan)),
+        "expected_units_now": np.nan_to_num(rec.units_now).tolist(),
         "expected_units": np.nan_to_num(rec.units_new).tolist(),
-        "expected_revenue_now": np.asarray(rec.revenue_now, dtype=float).tolist(),
+        "expected_revenue_now": np.nan_to_num(rec.revenue_now).tolist(),
         "expected_revenue": np.nan_to_num(rec.revenue_new).tolist(),
-        "expected_profit_now": np.where(profit_known, rec.profit_now, np.nan).tolist(),
-        "expected_profit": np.where(profit_known, profit_new, np.nan).tolist(),
-        "profit_delta": np.where(profit_known, profit_new - rec.profit_now, np.nan).tolist(),
-        "competitor_price": money(comp),
+        "expected_profit_now": nulls(np.where(profit_known, rec.profit_now, np.nan)),
+        "expected_profit": nulls(np.where(profit_known, profit_new, np.nan)),
+        "profit_delta": nulls(np.where(profit_known, profit_new - rec.profit_now, np.nan)),
+        "competitor_price": money(market.competitor_price),
         "price_floor": money(rec.floor),
         "price_ceiling": money(rec.ceiling),
         "change": change.tolist(),
         "confident": confident.tolist(),
     }
-    for name in ("expected_profit_now", "expected_profit", "profit_delta"):
-        columns[name] = nulls(columns[name])
     rule_names = {int(mask): [name for name, bit in RULES.items() if mask & bit]
                   for mask in np.unique(rec.binding)}  # fmt: skip
     binding = rec.binding.tolist()
@@ -408,28 +599,43 @@ def _store(job, demand, products, rec, e, se, comp, reference, resolved, comp_na
         np.where(moved, Recommendation.Status.PENDING, Recommendation.Status.NO_CHANGE),
     ).tolist()  # fmt: skip
     moved_list, changed = moved.tolist(), int(moved.sum())
-    objects = []
+    objects, differ = [], []
     for i in range(n):
-        pk, price = products[i][0], products[i][1]
+        pk, price = ids[i], float(p0s[i])
         row = {name: values[i] for name, values in columns.items()}
+        flag = flags.get(pk, "") if moved_list[i] else ""
+        if pk in waiting:
+            old_pk, old_job, old_price = waiting[pk]
+            new_price = row["recommended_price"] if moved_list[i] else price
+            if new_price is not None and abs(float(old_price) - new_price) > 0.005:
+                differ.append((old_pk, job.pk, new_price))
+                flag = (f"an approved price {float(old_price):.2f} (job {old_job}) waits to be "
+                        "published; approving this one replaces it")  # fmt: skip
         row.update(
             tenant_id=tenant.pk, job_id=job.pk, product_id=pk, status=status[i],
-            current_price=price, reference_price=reference.get(pk),
+            current_price=Decimal(str(price)), reference_price=market.reference.get(pk),
             binding_rules=rule_names[binding[i]],
             rule_sets=[x for x in str(resolved.names[i]).split(", ") if x],
-            competitor_name=comp_names[i][:200],
-            explanation=explain(i, rec, row["elasticity"], se_[i].item(), float(comp[i]),
-                                float(price), comp_names[i]),
-            flag=flags.get(pk, "") if moved_list[i] else "",
+            competitor_name=market.competitor_name[i][:200],
+            explanation=explain(i, rec, e_[i].item(), se_[i].item(),
+                                float(market.competitor_price[i]), price,
+                                market.competitor_name[i], no_model=no_model),
+            flag=flag[:200],
         )  # fmt: skip
         objects.append(row)
     copy_insert(Recommendation, objects)
+    for old_pk, new_job, new_price in differ:  # the kept approval says what changed since
+        Recommendation.objects.filter(pk=old_pk).update(
+            flag=f"job {new_job} now recommends {new_price:.2f}"
+        )
     ok = np.isfinite(rec.profit_new) & np.isfinite(rec.profit_now)
     _finish(
         job, demand, len(objects), changed, len(rec.conflicts),
         Decimal(str(round(float(rec.profit_now[ok].sum()), 2))),
         Decimal(str(round(float(rec.profit_new[ok].sum()), 2))),
-        f"{changed} price changes recommended for {len(objects)} SKUs",
+        f"{changed} price changes recommended for {len(objects)} SKUs"
+        + (f"; {len(differ)} approved prices wait to be published and differ from the new "
+           "recommendation" if differ else ""),
     )  # fmt: skip
 
 

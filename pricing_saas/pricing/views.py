@@ -132,28 +132,43 @@ def decide(request, pk: int):
     return redirect(_next(request, reverse("pricing:sku", args=[rec.product_id])))
 
 
-def _curve(rec: Recommendation, cost) -> dict | None:
-    """The demand and profit curves around today's price, from the stored estimate."""
+def _curve(rec: Recommendation, product) -> dict | None:
+    """Expected profit (revenue without a cost) per day over the prices the SKU was seen at,
+    from the one demand curve (ml.curve) of the job's demand model; its marks are today's
+    price and the recommendation, which is the optimiser's best on the same curve."""
+    from ml.services import demand_curve
+
     if rec is None or rec.elasticity is None or not rec.expected_units_now:
         return None
-    p0, e, q0 = float(rec.current_price), rec.elasticity, rec.expected_units_now
-    prices = np.linspace(0.6 * p0, 1.4 * p0, 41)
-    c = float(cost) if cost else 0.0
-    profit = (prices - c) * q0 * (prices / p0) ** e
-    best = float(prices[int(np.argmax(profit))])
+    job = RepriceJob.objects.filter(pk=rec.job_id).first()
+    if job is None or job.demand_version is None:
+        return None
+    p0 = float(rec.current_price)
+    competitor = float(rec.competitor_price) if rec.competitor_price is not None else np.nan
+    curve, known = demand_curve(
+        job.demand_version, [product.pk], [p0], [product.category], [competitor]
+    )
+    if not known[0]:
+        return None
+    final = float(rec.final_price) if rec.final_price is not None else p0
+    seen = [v for v in (curve.evidence_low[0], curve.evidence_high[0]) if np.isfinite(v)]
+    low, high = min([p0, final, *seen]) * 0.95, max([p0, final, *seen]) * 1.05
+    prices = np.linspace(low, high, 61)
+    cost = float(product.cost) if product.cost else np.nan
+    profit = curve.profit(prices[None, :], [cost])[0]
 
     def at(price):
-        return round(float((price - c) * q0 * (price / p0) ** e), 2)
+        return round(float(curve.profit(np.array([[price]]), [cost])[0, 0]), 2)
 
-    marks = {"today": p0, "best": best}
-    if rec.final_price is not None:
-        marks["recommended"] = float(rec.final_price)
+    marks = {"today": p0, "recommended": final}
     return {
         "points": [
             {"x": round(float(p), 2), "y": round(float(v), 2)}
             for p, v in zip(prices, profit, strict=True)
         ],
         "marks": {name: {"x": round(price, 2), "y": at(price)} for name, price in marks.items()},
+        "label": "profit per day" if product.cost else "revenue per day (no cost known)",
+        "seen": [round(float(v), 2) for v in seen],
     }
 
 
@@ -184,7 +199,7 @@ def sku(request, pk: int):
             ],
         },
         "competitors": by_competitor,
-        "curve": _curve(rec, product.cost),
+        "curve": _curve(rec, product),
     }
     return render(request, "pricing/sku.html", {
         "product": product, "rec": rec, "changes": changes, "charts": charts,

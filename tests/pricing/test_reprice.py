@@ -28,7 +28,7 @@ def test_reprice_trains_demand_first_and_respects_the_rules(shop):
     assert inelastic.recommended_price > inelastic.current_price  # inelastic: raise
     assert float(inelastic.recommended_price) <= 20 * 1.2 + 1e-6  # within the step
     assert "step limit" in inelastic.explanation or "uncertain" in inelastic.explanation
-    assert inelastic.explanation.startswith("+") and inelastic.elasticity > -1
+    assert inelastic.explanation.startswith("Raise the price") and inelastic.elasticity > -1
     assert elastic.elasticity < -1.5
     for r in recs.values():
         if r.recommended_price is not None:

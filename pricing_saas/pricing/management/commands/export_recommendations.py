@@ -10,9 +10,14 @@ from tenants.management.commands import tenant_or_error
 
 COLUMNS = [
     "sku", "current_price", "recommended_price", "elasticity", "elasticity_low",
-    "elasticity_high", "expected_units", "expected_revenue", "expected_profit", "binding_rules",
-    "status", "explanation",
+    "elasticity_high", "expected_units_now", "expected_units", "expected_revenue_now",
+    "expected_revenue", "expected_profit_now", "expected_profit", "binding_rules", "status",
+    "explanation",
 ]  # fmt: skip
+
+
+def _round(value, digits):
+    return None if value is None else round(value, digits)
 
 
 class Command(BaseCommand):
@@ -35,11 +40,13 @@ class Command(BaseCommand):
             out = csv.writer(sys.stdout if self.stdout._out is sys.stdout else self.stdout._out)
             out.writerow(COLUMNS)
             for r in rows.iterator(chunk_size=5000):
-                profit = None if r.expected_profit is None else round(r.expected_profit, 2)
                 values = (
-                    r.product.sku, r.current_price, r.recommended_price, round(r.elasticity, 4),
-                    round(r.elasticity_low, 4), round(r.elasticity_high, 4),
-                    round(r.expected_units, 4), round(r.expected_revenue, 2), profit,
-                    " ".join(r.binding_rules), r.status, r.explanation,
+                    r.product.sku, r.current_price, r.recommended_price,
+                    _round(r.elasticity, 4), _round(r.elasticity_low, 4),
+                    _round(r.elasticity_high, 4), _round(r.expected_units_now, 4),
+                    _round(r.expected_units, 4), _round(r.expected_revenue_now, 2),
+                    _round(r.expected_revenue, 2), _round(r.expected_profit_now, 2),
+                    _round(r.expected_profit, 2), " ".join(r.binding_rules), r.status,
+                    r.explanation,
                 )  # fmt: skip
                 out.writerow([safe_cell("" if v is None else str(v)) for v in values])
