@@ -1,17 +1,26 @@
 """Decision quality through the real path: simulated market -> canonical CSVs -> import_csv's
 service -> demand training -> reprice job -> export_recommendations' CSV, scored against an oracle
-that knows the true demand curves (share of the attainable profit lift captured, and rule
-violations), for several seeds and demand forms.
+that knows the true demand curves (share of the attainable profit lift captured, rule
+violations, the share of SKUs whose recommendation earns less than today's price, and how often
+the exported elasticity interval holds the true local elasticity at today's price), for several
+seeds and demand forms.
 
     .venv/bin/python benchmarks/decision_quality.py [--skus 200] [--days 365] [--seeds 0,1]
-        [--reports orders,daily] [--no-competitor-moves]
+        [--reports orders,daily] [--no-competitor-moves] [--traps]
 
 A year of history by default: the demand model controls for yearly seasonality (the simulated
 market has a yearly cycle), which a shorter history cannot tell from a trend. Two kinds of sales
 file: "orders" (rows only for days with a sale, the price of other days unknown) and "daily"
 (a daily report listing days without a sale as 0 units at the day's price). The competitor
 re-prices now and then and the merchant follows half of each move (`--no-competitor-moves`:
-competitor prices only jitter).
+competitor prices only jitter). `--traps` makes every market a trap market (`ml.simulator.TRAPS`:
+overdispersed, serially correlated demand; promotions of varying depth with a display lift;
+demand that collapses above the competitor's price for a share of SKUs).
+
+Per case: captured share, violations, losing share (SKUs whose true profit at the recommended
+price is more than 0.5 % below today's) and coverage (share of SKUs with a finite exported
+elasticity interval, `elasticity_low`..`elasticity_high`, that holds the true local elasticity
+at today's price with the competitor's price held fixed; n: how many SKUs were counted).
 """
 
 from __future__ import annotations
@@ -32,8 +41,19 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pricing_saas.settings.local")
 
 
+def _number(text: str | None) -> float:
+    """An exported cell as a number: NaN where empty (unknown)."""
+    return float(text) if text not in ("", None) else float("nan")
+
+
 def run_once(
-    forms: tuple[str, ...], seed: int, skus: int, days: int, daily: bool, moves: bool = True
+    forms: tuple[str, ...],
+    seed: int,
+    skus: int,
+    days: int,
+    daily: bool,
+    moves: bool = True,
+    traps: bool = False,
 ) -> dict:
     from django.core.management import call_command
 
@@ -43,7 +63,7 @@ def run_once(
     from tenants.context import tenant_context
     from tenants.services import create_tenant, delete_tenant
 
-    market = make_market(skus, forms, seed)
+    market = make_market(skus, forms, seed, traps=traps)
     tenant = create_tenant(name="Decision quality", slug=f"dq-{secrets.token_hex(4)}")
     try:
         with tempfile.TemporaryDirectory() as tmp, tenant_context(tenant):
@@ -54,16 +74,22 @@ def run_once(
             pricing.run_reprice(job_id=job.pk)
         exported = io.StringIO()  # the merchant's view: the export command's CSV
         call_command("export_recommendations", tenant.slug, stdout=exported)
-        got = {
-            row["sku"]: row["recommended_price"]
-            for row in csv.DictReader(io.StringIO(exported.getvalue()))
-        }
-        recommended = np.array([float(got[s]) for s in market.sku])
+        got = {row["sku"]: row for row in csv.DictReader(io.StringIO(exported.getvalue()))}
+        recommended = np.array([float(got[s]["recommended_price"]) for s in market.sku])
+        low = np.array([_number(got[s]["elasticity_low"]) for s in market.sku])
+        high = np.array([_number(got[s]["elasticity_high"]) for s in market.sku])
         # The rules hold for the catalog the merchant imported: prices and costs in cents.
         p0, cost = np.round(market.price_today, 2), np.round(market.cost, 2)
         floor = np.maximum(cost * 1.1, p0 * 0.8)
         ceiling = np.maximum(p0 * 1.2, floor)
-        return score(market, recommended, floor, ceiling)
+        result = score(market, recommended, floor, ceiling)
+        truth = market.local_elasticity(np.arange(skus), p0)  # competitor at today's price
+        counted = np.isfinite(low) & np.isfinite(high) & np.isfinite(truth)
+        inside = (low <= truth) & (truth <= high)
+        result["covered"] = int(np.sum(inside & counted))
+        result["counted"] = int(np.sum(counted))
+        result["coverage"] = result["covered"] / result["counted"] if counted.any() else np.nan
+        return result
     finally:
         delete_tenant(tenant=tenant)
 
@@ -79,28 +105,44 @@ def main() -> None:
         action="store_true",
         help="competitor prices only jitter; the merchant never follows them",
     )
+    parser.add_argument(
+        "--traps",
+        action="store_true",
+        help="trap markets: overdispersed, autocorrelated demand, promotions with a display "
+        "lift and varying depth, demand anchored to the competitor's price for some SKUs",
+    )
     args = parser.parse_args()
     import django
 
     django.setup()
     cases = [("constant",), ("linear",), ("logit",), ("constant", "linear", "logit")]
     reports = args.reports.split(",")
-    print(f"{args.skus} SKUs, {args.days} days of history\n")
+    traps = " (trap markets: ml.simulator.TRAPS)" if args.traps else ""
+    print(f"{args.skus} SKUs, {args.days} days of history{traps}\n")
     print("| demand forms | seed | " + " | ".join(
-        f"captured share ({r}) | violations ({r})" for r in reports) + " |")  # fmt: skip
-    print("| --- | --- |" + " --- | --- |" * len(reports))
+        f"captured share ({r}) | violations ({r}) | losing share ({r}) | coverage ({r}, n)"
+        for r in reports) + " |")  # fmt: skip
+    print("| --- | --- |" + " --- | --- | --- | --- |" * len(reports))
     shares: dict[str, list[float]] = {r: [] for r in reports}
+    losing: dict[str, list[float]] = {r: [] for r in reports}
+    coverage: dict[str, list[float]] = {r: [] for r in reports}
     for forms in cases:
         for seed in (int(s) for s in args.seeds.split(",")):
             cells = []
             for report in reports:
                 result = run_once(forms, seed, args.skus, args.days, report == "daily",
-                                  not args.no_competitor_moves)  # fmt: skip
+                                  not args.no_competitor_moves, args.traps)  # fmt: skip
                 shares[report].append(result["captured"])
-                cells += [f"{result['captured']:.3f}", str(result["violations"])]
+                losing[report].append(result["losing_share"])
+                coverage[report].append(result["coverage"])
+                cells += [f"{result['captured']:.3f}", str(result["violations"]),
+                          f"{result['losing_share']:.3f}",
+                          f"{result['coverage']:.3f} ({result['counted']})"]  # fmt: skip
             print(f"| {'+'.join(forms)} | {seed} | " + " | ".join(cells) + " |", flush=True)
     for report in reports:
         print(f"\nmean captured share ({report}): {np.mean(shares[report]):.3f}")
+        print(f"mean losing share ({report}): {np.mean(losing[report]):.3f}")
+        print(f"mean coverage ({report}): {np.nanmean(coverage[report]):.3f}")
 
 
 if __name__ == "__main__":

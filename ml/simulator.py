@@ -8,12 +8,28 @@ times weekly and yearly seasonality, a promotion lift, a competitor effect (buye
 when the competitor is cheaper), and Poisson noise. The merchant's price history varies around
 today's price (tests, promotions). `write_csv` produces the canonical import files; the oracle
 knows the truth and finds the best price under the same rules; `score` says what share of the
-oracle's profit lift over today's prices a set of recommendations captures.
+oracle's profit lift over today's prices a set of recommendations captures, how many SKUs a set
+of recommendations makes less profitable than today's prices, and how many it changes.
+
+The traps of real retail data, each off by default (`make_market(..., traps=True)` switches on
+all of `TRAPS`; a keyword such as `overdispersion=0.8` switches one):
+- overdispersion: gamma-Poisson (negative-binomial) counts, Var = mu + k mu^2;
+- shock_rho, shock_sd: a per-SKU demand shock, AR(1) in logs over the days (mean-one multiplier,
+  stationary sd `shock_sd` of its log);
+- display_lift: promotions lift demand by display on top of their price cut and of the baseline
+  `promo_lift` (both multiplicative, independent of the price), and their depth varies
+  (`promo_depth`, a range of discounts off the shelf price);
+- anchored_share, anchor_slope: for that share of SKUs, demand collapses once the own price
+  passes the competitor's: an extra slope (drawn from the range) on log(p / competitor) above
+  the competitor, bent smoothly over the first `anchor_bend` (in log price) past it.
+Expected demand (`Market.demand`, what the oracle and `score` use) includes the display lift and
+the anchoring; the noise and the shocks have mean one and show only in the simulated sales.
 """
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,6 +37,34 @@ from pathlib import Path
 import numpy as np
 
 FORMS = ("constant", "linear", "logit")
+
+# Every trap on at once: `make_market(n, forms, seed, traps=True)`.
+TRAPS = {
+    "overdispersion": 0.7,  # Var = mu + 0.7 mu^2
+    "shock_rho": 0.8,  # day-to-day autocorrelation of the log demand shock
+    "shock_sd": 0.3,  # its stationary sd
+    "display_lift": 0.6,  # exp(0.6) = 1.8x on promo days beyond the price cut and promo_lift
+    "promo_depth": (0.10, 0.35),  # promotion discounts off the shelf price
+    "anchored_share": 0.4,  # share of SKUs whose demand collapses above the competitor's price
+    "anchor_slope": (3.0, 6.0),  # their extra slope on log(p / competitor) above it
+}
+# Traps off: the market as it always was (Poisson, a flat 15 % promotion, no anchoring).
+NO_TRAPS = {
+    "overdispersion": 0.0,
+    "shock_rho": 0.0,
+    "shock_sd": 0.0,
+    "display_lift": 0.0,
+    "promo_depth": (0.15, 0.15),
+    "anchored_share": 0.0,
+    "anchor_slope": (3.0, 6.0),
+}
+
+
+def _bent_ramp(x: np.ndarray, width: float) -> np.ndarray:
+    """0 below 0, x - width/2 above `width`, a parabola between (smooth: continuous slope)."""
+    if width <= 0:
+        return np.maximum(x, 0.0)
+    return np.where(x <= 0, 0.0, np.where(x < width, x * x / (2 * width), x - width / 2))
 
 
 @dataclass
@@ -36,6 +80,20 @@ class Market:
     competitor_today: np.ndarray
     competitor_effect: float = 0.3
     promo_lift: float = 0.5
+    # The traps (see the module docstring); the defaults are the trap-free market.
+    overdispersion: float = 0.0
+    shock_rho: float = 0.0
+    shock_sd: float = 0.0
+    display_lift: float = 0.0
+    promo_depth: tuple[float, float] = (0.15, 0.15)
+    anchor_slope: np.ndarray | None = None  # per SKU, 0 where not anchored; None: none is
+    anchor_bend: float = 0.05
+
+    @property
+    def anchored(self) -> np.ndarray:
+        if self.anchor_slope is None:
+            return np.zeros(len(self.sku), dtype=bool)
+        return self.anchor_slope > 0
 
     def demand(self, i, price, competitor=None, day=None, promo=0.0) -> np.ndarray:
         """Expected units per day (the truth) of SKUs `i` at `price`."""
@@ -47,9 +105,10 @@ class Market:
         logit = a * 2 / (1 + np.exp(-e * (ratio - 1) * 2))
         q = np.where(form == 0, constant, np.where(form == 1, linear, logit))
         comp = self.competitor_today[i] if competitor is None else np.asarray(competitor, float)
-        q = q * np.exp(
-            -self.competitor_effect * np.clip(np.log(np.asarray(price, float) / comp), -1, 1)
-        )
+        gap = np.log(np.asarray(price, float) / comp)
+        q = q * np.exp(-self.competitor_effect * np.clip(gap, -1, 1))
+        if self.anchor_slope is not None:
+            q = q * np.exp(-self.anchor_slope[i] * _bent_ramp(gap, self.anchor_bend))
         if day is not None:
             d = np.asarray(day)
             q = (
@@ -57,20 +116,44 @@ class Market:
                 * (1 + 0.15 * np.sin(2 * np.pi * d / 7))
                 * (1 + 0.1 * np.sin(2 * np.pi * d / 365.25))
             )
+        if self.display_lift:
+            q = q * np.exp(self.display_lift * np.asarray(promo, float))
         return q * np.exp(self.promo_lift * np.asarray(promo, float))
 
     def profit(self, i, price) -> np.ndarray:
         return (np.asarray(price, float) - self.cost[i]) * self.demand(i, price)
 
+    def local_elasticity(self, i, price, competitor=None, step: float = 1e-4) -> np.ndarray:
+        """The true d log(expected units) / d log(own price) at `price`, the competitor's price
+        held fixed (today's by default), on the average day without a promotion: a central
+        difference in log price. NaN where expected demand is zero (a linear curve's end)."""
+        i = np.asarray(i)
+        price = np.asarray(price, float)
+        comp = self.competitor_today[i] if competitor is None else np.asarray(competitor, float)
+        up = self.demand(i, price * np.exp(step), comp)
+        down = self.demand(i, price * np.exp(-step), comp)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = (np.log(up) - np.log(down)) / (2 * step)
+        return np.where((up > 0) & (down > 0), slope, np.nan)
 
-def make_market(n: int = 200, forms=FORMS, seed: int = 0) -> Market:
+
+def make_market(
+    n: int = 200, forms=FORMS, seed: int = 0, traps: bool = False, **switches
+) -> Market:
+    """A market of `n` SKUs. `traps=True` switches on every trap of `TRAPS`; keywords named as
+    in `TRAPS` set single traps (on top of either). Without traps the market (and every file
+    `write_csv` makes of it) is the same as it always was for the same seed."""
+    unknown = set(switches) - set(TRAPS)
+    if unknown:
+        raise TypeError(f"unknown trap(s) {sorted(unknown)}: use {', '.join(TRAPS)}")
+    setting = {**(TRAPS if traps else NO_TRAPS), **switches}
     rng = np.random.default_rng(seed)
     form = rng.integers(0, len(forms), n)
     form = np.array([FORMS.index(forms[f]) for f in form])
     ref = rng.uniform(5, 120, n)
     elasticity = -rng.uniform(0.6, 3.0, n)
     cost = ref * rng.uniform(0.35, 0.75, n)
-    return Market(
+    market = Market(
         sku=[f"SIM{i:05d}" for i in range(n)],
         category=[f"cat{i % 6}" for i in range(n)],
         form=form,
@@ -80,7 +163,85 @@ def make_market(n: int = 200, forms=FORMS, seed: int = 0) -> Market:
         cost=cost,
         price_today=ref * rng.uniform(0.9, 1.15, n),
         competitor_today=ref * rng.uniform(0.9, 1.2, n),
+        overdispersion=float(setting["overdispersion"]),
+        shock_rho=float(setting["shock_rho"]),
+        shock_sd=float(setting["shock_sd"]),
+        display_lift=float(setting["display_lift"]),
+        promo_depth=tuple(float(x) for x in setting["promo_depth"]),
     )
+    if setting["anchored_share"] > 0:
+        pick = np.random.default_rng([seed, 7])  # its own stream: the rest stays as it was
+        anchored = pick.random(n) < setting["anchored_share"]
+        low, high = setting["anchor_slope"]
+        market.anchor_slope = np.where(anchored, pick.uniform(low, high, n), 0.0)
+    return market
+
+
+def make_trap_market(n: int = 200, forms=FORMS, seed: int = 0) -> Market:
+    """`make_market` with every trap of `TRAPS` on."""
+    return make_market(n, forms, seed, traps=True)
+
+
+@dataclass
+class Day:
+    """One simulated day of all SKUs."""
+
+    number: int  # 0 .. days-1
+    day: date
+    shelf: np.ndarray  # the shelf price (before a promotion's discount)
+    price: np.ndarray  # the price paid
+    promo: np.ndarray  # bool
+    depth: np.ndarray  # the promotion's discount off the shelf price (0 without one)
+    competitor: np.ndarray
+    expected: np.ndarray  # expected units (the truth, without the day's shock)
+    units: np.ndarray  # the counts sold
+
+
+def simulate(
+    market: Market, days: int = 180, seed: int = 0, competitor_moves: bool = True
+) -> Iterator[Day]:
+    """The market's days, oldest first, as `write_csv` writes them (same seed, same days)."""
+    rng = np.random.default_rng(seed + 1)
+    n = len(market.sku)
+    idx = np.arange(n)
+    start = date.today() - timedelta(days=days)
+    moves = np.random.default_rng(seed + 2)  # its own stream: the rest stays comparable
+    traps = np.random.default_rng([seed, 3])  # the traps' draws, apart from both
+    regime = np.ones(n)
+    low, high = market.promo_depth
+    rho, sd = market.shock_rho, market.shock_sd
+    shock = traps.normal(0, sd, n) if sd > 0 else np.zeros(n)  # stationary from day one
+    for d in range(days):
+        day = start + timedelta(days=d)
+        if competitor_moves and d % 7 == 0:
+            # Each week a competitor re-prices with probability 0.2 (to 0.8-1.2 of today's
+            # price), and is back at today's price for the last two weeks; the merchant
+            # follows half of the move (so own and competitor prices move together).
+            jump = moves.random(n) < 0.2
+            regime = np.where(jump, moves.uniform(0.8, 1.2, n), regime)
+        if competitor_moves and d >= days - 14:
+            regime = np.ones(n)  # every day of the last two weeks, not from the next week
+        shelf = market.price_today * np.exp(rng.normal(0, 0.1, n))  # tests and drift
+        shelf = shelf * regime**0.5  # the merchant follows half of a competitor's move
+        promo = rng.random(n) < 0.05
+        if low == high:
+            depth = np.where(promo, low, 0.0)
+            price = np.where(promo, shelf * (1 - low), shelf)
+        else:
+            depth = np.where(promo, traps.uniform(low, high, n), 0.0)
+            price = shelf * (1 - depth)
+        comp = market.competitor_today * regime * np.exp(rng.normal(0, 0.03, n))
+        expected = market.demand(idx, price, comp, day.toordinal(), promo)
+        mu = expected
+        if sd > 0:
+            if d > 0:
+                shock = rho * shock + np.sqrt(1 - rho**2) * traps.normal(0, sd, n)
+            mu = mu * np.exp(shock - sd**2 / 2)  # mean one
+        if market.overdispersion > 0:
+            k = market.overdispersion  # gamma(1/k, k): mean 1, variance k
+            mu = mu * traps.gamma(1 / k, k, n)
+        units = rng.poisson(mu)
+        yield Day(d, day, shelf, price, promo, depth, comp, expected, units)
 
 
 def write_csv(
@@ -97,8 +258,9 @@ def write_csv(
     day without a sale is unknown). With `zero_days`, it is a daily report that lists every
     day on sale, a day without a sale as 0 units at that day's price. With `competitor_moves`
     the competitor re-prices now and then and the merchant follows half of each move, so the
-    own price and the competitor's move together (as when a merchant watches a rival)."""
-    rng = np.random.default_rng(seed + 1)
+    own price and the competitor's move together (as when a merchant watches a rival).
+    A promotion's row says promo=true with the price paid (the canonical sales format has no
+    shelf-price or discount column); its depth is in `simulate`'s days."""
     folder.mkdir(parents=True, exist_ok=True)
     n = len(market.sku)
     idx = np.arange(n)
@@ -110,8 +272,7 @@ def write_csv(
             w.writerow(
                 [market.sku[i], f"Simulated item {i}", market.category[i], cost, price, "USD"]
             )
-    start = date.today() - timedelta(days=days)
-    rows = 0
+    rows = promo_rows = 0
     with (
         open(folder / "sales.csv", "w", newline="") as sales,
         open(folder / "competitor_prices.csv", "w", newline="") as offers,
@@ -119,40 +280,25 @@ def write_csv(
         ws, wo = csv.writer(sales), csv.writer(offers)
         ws.writerow(["date", "sku", "units", "price", "promo"])
         wo.writerow(["sku", "competitor", "price", "observed_at"])
-        moves = np.random.default_rng(seed + 2)  # its own stream: the rest stays comparable
-        regime = np.ones(n)
-        for d in range(days):
-            day = start + timedelta(days=d)
-            if competitor_moves and d % 7 == 0:
-                # Each week a competitor re-prices with probability 0.2 (to 0.8-1.2 of today's
-                # price), and is back at today's price for the last two weeks; the merchant
-                # follows half of the move (so own and competitor prices move together).
-                jump = moves.random(n) < 0.2
-                regime = np.where(jump, moves.uniform(0.8, 1.2, n), regime)
-            if competitor_moves and d >= days - 14:
-                regime = np.ones(n)  # every day of the last two weeks, not from the next week
-            price = market.price_today * np.exp(rng.normal(0, 0.1, n))  # tests and drift
-            price = price * regime**0.5  # the merchant follows half of a competitor's move
-            promo = rng.random(n) < 0.05
-            price = np.where(promo, price * 0.85, price)
-            comp = market.competitor_today * regime * np.exp(rng.normal(0, 0.03, n))
-            units = rng.poisson(market.demand(idx, price, comp, day.toordinal(), promo))
+        for today in simulate(market, days, seed, competitor_moves):
+            day, units, promo, price = today.day, today.units, today.promo, today.price
             for i in idx if zero_days else np.flatnonzero(units):
                 flag = "true" if promo[i] else "false"
                 paid = round(float(price[i]), 2)
                 ws.writerow([day.isoformat(), market.sku[i], int(units[i]), paid, flag])
                 rows += 1
-            if d % 7 == 0:
+                promo_rows += bool(promo[i])
+            if today.number % 7 == 0:
                 for i in idx:
                     wo.writerow(
                         [
                             market.sku[i],
                             "Rival",
-                            round(float(comp[i]), 2),
+                            round(float(today.competitor[i]), 2),
                             f"{day.isoformat()}T09:00:00Z",
                         ]
                     )
-    return {"skus": n, "sales_rows": rows, "days": days}
+    return {"skus": n, "sales_rows": rows, "days": days, "promo_rows": promo_rows}
 
 
 def oracle(
@@ -168,17 +314,27 @@ def oracle(
 
 
 def score(market: Market, recommended: np.ndarray, floor: np.ndarray, ceiling: np.ndarray) -> dict:
-    """Share of the oracle's attainable profit lift that the recommendations capture."""
+    """Share of the oracle's attainable profit lift that the recommendations capture; rule
+    violations; `losing_share`, the share of SKUs whose true profit at the recommended price
+    falls short of today's by more than 0.5 % of today's (recommendations that lose money);
+    `changed`, how many recommendations differ from today's price (in cents, as the merchant's
+    catalog has it) by more than 0.005."""
     idx = np.arange(len(market.sku))
+    recommended = np.asarray(recommended, float)
     best = oracle(market, floor, ceiling)
-    now = market.profit(idx, market.price_today).sum()
-    ours = market.profit(idx, recommended).sum()
+    today = market.profit(idx, market.price_today)
+    mine = market.profit(idx, recommended)
+    now, ours = today.sum(), mine.sum()
     top = market.profit(idx, best).sum()
     violations = int(np.sum((recommended < floor - 1e-6) | (recommended > ceiling + 1e-6)))
+    losing = mine < today - 0.005 * np.abs(today)
+    changed = np.abs(recommended - np.round(market.price_today, 2)) > 0.005 + 1e-9
     return {
         "profit_today": round(float(now), 2),
         "profit_recommended": round(float(ours), 2),
         "profit_oracle": round(float(top), 2),
         "captured": round(float((ours - now) / (top - now)), 4) if top > now else 1.0,
         "violations": violations,
+        "losing_share": round(float(np.mean(losing)), 4),
+        "changed": int(np.sum(changed)),
     }

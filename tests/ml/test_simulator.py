@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from datetime import date
 
 import numpy as np
 
-from ml.simulator import FORMS, make_market, oracle, score, write_csv
+from ml.simulator import (
+    FORMS,
+    TRAPS,
+    make_market,
+    make_trap_market,
+    oracle,
+    score,
+    simulate,
+    write_csv,
+)
 
 
 def test_market_files_are_in_the_canonical_formats(tmp_path):
@@ -75,3 +85,124 @@ def test_the_merchant_is_back_at_todays_price_on_every_one_of_the_last_two_weeks
     index = [int(r["sku"][3:]) for r in late]
     spread = np.std(np.log(np.array([float(r["price"]) for r in late]) / market.price_today[index]))
     assert 0.09 < spread < 0.106
+
+
+# --- the traps of real retail data ----------------------------------------------------------
+
+
+def _history(market, days=100, seed=0):
+    """Units sold and expected units (days x SKUs) of a simulated history."""
+    units, expected = [], []
+    for today in simulate(market, days, seed):
+        units.append(today.units)
+        expected.append(today.expected)
+    return np.array(units, float), np.array(expected)
+
+
+def test_without_traps_the_market_and_its_files_are_as_before(tmp_path):
+    """Pinned from the simulator before the traps: the same seed gives the same sales (the
+    traps draw from streams of their own), and counts are Poisson (variance = mean)."""
+    market = make_market(12, FORMS, seed=4)
+    assert not market.anchored.any() and market.display_lift == market.overdispersion == 0
+    write_csv(market, tmp_path, days=30, seed=4, zero_days=True)
+    rows = list(csv.DictReader(open(tmp_path / "sales.csv")))  # noqa: SIM115
+    assert sum(int(r["units"]) for r in rows) == 1645
+    assert sum(r["promo"] == "true" for r in rows) == 27
+    assert abs(sum(float(r["price"]) for r in rows) - 30792.46) < 1e-6
+    assert [r["price"] for r in rows[:3]] == ["100.41", "24.8", "98.38"]
+    y, mu = _history(make_market(200, FORMS, seed=0))
+    assert abs(((y - mu) ** 2 - y).sum() / (mu**2).sum()) < 0.05  # no extra-Poisson variance
+    assert 0.95 < ((y - mu) ** 2).sum() / mu.sum() < 1.05
+
+
+def test_overdispersion_is_negative_binomial_as_configured():
+    """Var = mu + k mu^2: the moment estimate of k recovers the setting."""
+    for k in (0.4, 0.8):
+        y, mu = _history(make_market(200, FORMS, seed=1, overdispersion=k), seed=1)
+        estimate = ((y - mu) ** 2 - y).sum() / (mu**2).sum()
+        assert abs(estimate - k) < 0.15 * k + 0.03
+        assert ((y - mu) ** 2).sum() / mu.sum() > 1 + 0.5 * k * (mu**2).sum() / mu.sum()
+
+
+def test_demand_shocks_are_serially_correlated():
+    def lag_one(market):
+        y, mu = _history(market, seed=2)
+        keep = mu.min(axis=0) > 2  # SKUs that always sell a few (the ratio is not noise only)
+        ratio = y[:, keep] / mu[:, keep] - 1
+        return np.corrcoef(ratio[1:].ravel(), ratio[:-1].ravel())[0, 1]
+
+    assert abs(lag_one(make_market(200, FORMS, seed=2))) < 0.05
+    assert lag_one(make_market(200, FORMS, seed=2, shock_rho=0.8, shock_sd=0.4)) > 0.3
+
+
+def test_promotions_lift_demand_by_display_at_equal_price_and_vary_in_depth():
+    plain, trap = make_market(20, FORMS, seed=3), make_trap_market(20, FORMS, seed=3)
+    idx, price, comp = np.arange(20), plain.price_today, plain.competitor_today
+
+    def lift(m):  # promo day over the same day without, at the same price
+        return m.demand(idx, price, comp, 739000, 1) / m.demand(idx, price, comp, 739000, 0)
+
+    assert np.allclose(lift(plain), np.exp(plain.promo_lift))
+    assert np.allclose(lift(trap), np.exp(trap.promo_lift + TRAPS["display_lift"]))
+    days = list(simulate(trap, 60, seed=3))
+    depth = np.concatenate([d.depth[d.promo] for d in days])
+    assert len(depth) > 30 and depth.min() >= 0.10 and depth.max() <= 0.35 and depth.std() > 0.05
+    assert all(np.allclose(d.price, d.shelf * (1 - d.depth)) for d in days)
+    assert {float(d) for day in simulate(plain, 60, seed=3) for d in day.depth[day.promo]} == {0.15}
+
+
+def test_anchored_skus_lose_demand_faster_above_the_competitor_than_below():
+    market = make_trap_market(400, FORMS, seed=4)
+    anchored = market.anchored
+    assert 0.3 < anchored.mean() < 0.5
+    assert np.all((market.anchor_slope[anchored] >= 3) & (market.anchor_slope[anchored] <= 6))
+    idx, comp = np.arange(400), market.competitor_today
+    free = replace(market, anchor_slope=None)  # the same curves without the anchoring
+
+    def bend(m):  # log units lost over the 10 % above the competitor less the 10 % below
+        with np.errstate(divide="ignore", invalid="ignore"):
+            at = np.log(m.demand(idx, comp))
+            return (at - np.log(m.demand(idx, comp * 1.1))) - (
+                np.log(m.demand(idx, comp * 0.9)) - at
+            )
+
+    sells = np.isfinite(bend(market))
+    assert sells.mean() > 0.9
+    assert np.all(bend(market)[anchored & sells] > 0.15)  # steeper above than below
+    # ... by at least the smallest extra slope (3) over log(1.1) less the bend's half width
+    extra = (bend(market) - bend(free))[sells]
+    assert np.all(extra[anchored[sells]] > 3 * (np.log(1.1) - market.anchor_bend / 2) - 1e-9)
+    assert np.all(extra[~anchored[sells]] == 0)
+    assert np.allclose(market.demand(idx, comp * 0.95), free.demand(idx, comp * 0.95))
+    # A smooth kink, not a cliff: the slope just above the competitor is close to just below.
+    near = market.local_elasticity(idx, comp * 1.001) - market.local_elasticity(idx, comp * 0.999)
+    assert np.nanmax(np.abs(near)) < 0.5
+    # Well above it, the extra slope is the SKU's own anchor slope.
+    steep = market.local_elasticity(idx, comp * 1.2) - free.local_elasticity(idx, comp * 1.2)
+    ok = np.isfinite(steep)  # (a linear curve may have run out of buyers)
+    assert ok.mean() > 0.8 and np.allclose(steep[ok], -market.anchor_slope[ok], atol=1e-4)
+
+
+def test_local_elasticity_matches_the_analytic_slope():
+    market = make_market(50, ("constant",), seed=5)
+    idx = np.arange(50)
+    e = market.local_elasticity(idx, market.price_today)
+    assert np.allclose(e, market.elasticity - market.competitor_effect, atol=1e-6)
+    linear = make_market(50, ("linear",), seed=5)
+    ratio = linear.price_today * 0.95 / linear.ref_price
+    slope = linear.elasticity * ratio / (1 + linear.elasticity * (ratio - 1))
+    got = linear.local_elasticity(idx, linear.price_today * 0.95)
+    sells = 1 + linear.elasticity * (ratio - 1) > 0.01
+    assert np.allclose(got[sells], slope[sells] - linear.competitor_effect, atol=1e-5)
+
+
+def test_score_counts_recommendations_that_lose_money_and_changes():
+    market = make_market(40, FORMS, seed=6)
+    p0 = market.price_today
+    floor, ceiling = np.minimum(market.cost, p0 * 0.8), p0 * 1.2
+    today = np.round(p0, 2)
+    kept = score(market, today, floor, ceiling)
+    assert kept["losing_share"] == 0.0 and kept["changed"] == 0
+    bad = np.where(np.arange(40) % 2 == 0, market.cost, today)  # at cost: no profit at all
+    result = score(market, bad, floor, ceiling)
+    assert result["losing_share"] == 0.5 and result["changed"] == 20
