@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .demand import Panel, _mean_weight, fit_demand
+from .demand import Panel, _controls, _mean_weight, fit_demand
 
 
 @dataclass
@@ -65,6 +65,23 @@ def _subset(panel: Panel, rows: np.ndarray) -> Panel:
     )  # fmt: skip
 
 
+KNOWN_IN_ADVANCE = ("dow_", "promo", "discount_depth")
+
+
+def _known_in_advance(panel: Panel, fit, train_rows, test) -> np.ndarray:
+    """Per held-out row, the fitted effect of its weekday, promotion and discount depth,
+    relative to the training days' average (the fit's intercept is the average day)."""
+    controls, names = _controls(_subset(panel, np.ones(len(panel.sku), dtype=bool)))
+    shift = np.zeros(int(test.sum()))
+    for j, name in enumerate(names):
+        if not name.startswith(KNOWN_IN_ADVANCE) or name not in fit.coef_names:
+            continue
+        coef = fit.coef[fit.coef_names.index(name)]
+        column = controls[:, j]
+        shift += coef * (column[test] - column[train_rows].mean())
+    return shift
+
+
 def backtest(panel: Panel, holdout_days: int = 28) -> BacktestResult:
     day = np.asarray(panel.day)
     cut = day.max() - holdout_days
@@ -79,8 +96,12 @@ def backtest(panel: Panel, holdout_days: int = 28) -> BacktestResult:
     sku, y = panel.sku[test], np.asarray(panel.units, float)[test]
     price = np.asarray(panel.price, float)[test]
     trunc = None if panel.truncated is None else np.asarray(panel.truncated, bool)[test]
-    # Forecasts on the log scale (average day), each turned into the expected value of the row.
-    model = np.log(np.maximum(fit.expected_units(sku, price), 1e-12))
+    # Forecasts on the log scale, each turned into the expected value of the row: the average
+    # day, moved by what is known of the held-out day in advance (its weekday, whether a
+    # promotion runs and how deep its discount is), as a merchant's forecast would be.
+    model = np.log(np.maximum(fit.expected_units(sku, price), 1e-12)) + _known_in_advance(
+        panel, fit, train_rows, test
+    )
     no_price = fit.intercept[sku]  # the same SKU level, the price held at its typical value
     train_y = np.asarray(panel.units, float)[train_rows]
     average_all = np.log(

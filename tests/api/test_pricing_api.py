@@ -9,6 +9,7 @@ import io
 import pytest
 from rest_framework.test import APIClient
 
+from tenants.context import tenant_context
 from tenants.roles import Role
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_once")]
@@ -167,3 +168,23 @@ def test_roles_are_enforced_on_every_action(world_a, method, path, least):
             assert response.status_code != 403, (role, response.json())
         else:
             assert response.status_code == 403, (role, response.status_code)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("min_gain_abs", "-1"), ("min_gain_rel", "NaN"), ("evidence_margin", "-0.1"),
+     ("window_change", "Infinity"), ("window_change", "abc"), ("window_days", "-3"),
+     ("min_gain_rel", "2")],
+)  # fmt: skip
+def test_a_bad_gain_evidence_or_window_field_is_a_4xx_naming_it_and_saves_nothing(
+    world_a, field, value
+):
+    from pricing_saas.pricing.models import RuleSet
+
+    response = world_a.api(Role.ADMIN).post(
+        "/api/v1/rule-sets/", {"name": "Bad", field: value}, format="json"
+    )
+    assert 400 <= response.status_code < 500, response.json()
+    assert field in str(response.json()), response.json()
+    with tenant_context(world_a.tenant):
+        assert not RuleSet.objects.filter(name="Bad").exists()

@@ -142,3 +142,51 @@ def test_expected_units_follow_the_recent_level_not_the_years_average():
     now = fit.expected_units(np.arange(skus), fit.typical_price)
     # the last eight weeks run at about 3.7 units a day; the year's average day is 3.0
     assert np.median(now) == pytest.approx(3.7, rel=0.12)
+
+
+def overdispersed(n=150, days=365, seed=0, k=0.8, rho=0.8, shock_sd=0.25):
+    """Negative-binomial daily counts (Var = mu + k mu^2) with an AR(1) demand shock over days,
+    weekly price regimes and promotions: the usual traps of real sales data."""
+    rng = np.random.default_rng(seed)
+    true = -rng.uniform(0.5, 3.0, n)
+    rate = rng.uniform(0.5, 15.0, n)
+    sku = np.repeat(np.arange(n), days)
+    day = np.tile(np.arange(738000, 738000 + days), n)
+    p0 = rng.uniform(5, 50, n)
+    steps = rng.normal(0, 0.08, (n, days // 7 + 1))
+    price = p0[sku] * np.exp(np.repeat(steps, 7, axis=1)[:, :days].ravel())
+    promo = (rng.random(n * days) < 0.05).astype(float)
+    price = np.where(promo > 0, price * 0.8, price)
+    shock = np.zeros((n, days))
+    eps = rng.normal(0, shock_sd * np.sqrt(1 - rho**2), (n, days))
+    for t in range(1, days):
+        shock[:, t] = rho * shock[:, t - 1] + eps[:, t]
+    mu = rate[sku] * (price / p0[sku]) ** true[sku] * np.exp(0.6 * promo + shock.ravel())
+    units = rng.poisson(rng.gamma(1 / k, k, n * days) * mu)
+    return Panel(sku=sku, day=day, units=units, price=price, promo=promo,
+                 category=np.arange(n) % 4), true  # fmt: skip
+
+
+def test_intervals_hold_under_overdispersed_and_correlated_demand():
+    covered, covered_raw, total = 0, 0, 0
+    for seed in (0, 1, 2):
+        panel, true = overdispersed(seed=seed)
+        fit = fit_demand(panel)
+        covered += int(np.sum(np.abs(fit.elasticity - true) <= 1.96 * fit.elasticity_se))
+        covered_raw += int(np.sum(np.abs(fit.raw_elasticity - true) <= 1.96 * fit.raw_se))
+        total += len(true)
+        assert fit.dispersion > 3  # the Pearson dispersion sees the extra variance
+    assert covered / total >= 0.90  # 95 % intervals (a Poisson s.e. covered about 43 %)
+    assert covered_raw / total >= 0.88
+
+
+def test_a_wrong_sign_estimate_takes_its_categorys_elasticity_not_no_estimate():
+    panel, true = simulate(n=40)
+    units = panel.units.astype(float).copy()
+    one = panel.sku == 5  # demand rises with price for this SKU (a promotion confound)
+    units[one] = np.random.default_rng(1).poisson(3 * (panel.price[one] / 20) ** 3)
+    fit = fit_demand(Panel(sku=panel.sku, day=panel.day, units=units, price=panel.price,
+                           promo=panel.promo, category=panel.category))  # fmt: skip
+    assert fit.raw_elasticity[5] > 0 and fit.from_prior[5]
+    assert fit.elasticity[5] < 0 and fit.elasticity_se[5] >= 0.25
+    assert np.all(fit.elasticity < 0)

@@ -77,6 +77,9 @@ def test_promote_and_roll_back(stocked):
     with tenant_context(stocked.tenant):
         Product.objects.filter(sku="S1").update(price=999)
     v2 = train(stocked)
+    with tenant_context(stocked.tenant):
+        if v2.status != "promoted":  # auto-promoted only if it beat v1: promoted by hand here
+            services.promote(version=v2)
     refresh(stocked, v1)
     assert v1.status == "ready"
     with tenant_context(stocked.tenant):
@@ -470,3 +473,145 @@ def test_demand_model_controls_for_the_competitor_gap(stocked):
     assert version.metrics["competitor_share"] > 0.9
     assert abs(version.metrics["coefficients"]["competitor_gap"] - (-1.0)) < 0.25
     assert abs(float(np.median(fitted)) - (-3.0)) < 0.4
+
+
+# --- a later version is promoted automatically only if it wins --------------------------------
+
+
+def _held_out_skus(world) -> set[str]:
+    """The SKUs every baseline run holds out (the split is by product id)."""
+    from ml.text_price import TrainConfig, held_out_split
+
+    with tenant_context(world.tenant):
+        pks, skus = zip(*Product.objects.values_list("pk", "sku"), strict=True)
+    held, _ = held_out_split(len(pks), TrainConfig().test_share, TrainConfig().seed, pks)
+    return {skus[i] for i in held}
+
+
+def _shuffle_prices(world, skus, seed=0) -> None:
+    rng = np.random.default_rng(seed)
+    with tenant_context(world.tenant):
+        rows = list(Product.objects.filter(sku__in=skus).values_list("pk", "price"))
+        prices = rng.permutation([price for _, price in rows])
+        for (pk, _), price in zip(rows, prices, strict=True):
+            Product.objects.filter(pk=pk).update(price=price)
+
+
+def test_a_later_version_that_does_worse_on_the_same_products_stays_ready(stocked):
+    """Observed: a newer version was promoted though its held-out RMSLE was worse than the
+    version in force. Now it stays ready, with both figures on the same held-out products."""
+    v1 = train(stocked)
+    held = _held_out_skus(stocked)
+    with tenant_context(stocked.tenant):
+        training = set(Product.objects.exclude(sku__in=held).values_list("sku", flat=True))
+    _shuffle_prices(stocked, training)  # the next run learns from scrambled prices
+    v2 = train(stocked)
+    refresh(stocked, v1)
+    verdict = v2.metrics["against_in_force"]
+    assert v1.status == "promoted" and v2.status == "ready"
+    assert verdict["version"] == v1.version and verdict["products"] == len(held)
+    assert verdict["products"] == v2.metrics["n_test"] and not verdict["promoted"]
+    assert verdict["rmsle"] > verdict["in_force_rmsle"]
+    assert verdict["in_force_scored_by"].startswith("its predictions")
+    assert "Not promoted: held-out RMSLE" in v2.message
+    assert f"{verdict['rmsle']:.4f} against {verdict['in_force_rmsle']:.4f} for v1" in v2.message
+    with tenant_context(stocked.tenant):
+        assert set(ReferencePrice.objects.values_list("model_version", flat=True)) == {v1.pk}
+        services.promote(version=v2)  # a person may still promote it
+        assert ModelVersion.objects.get(pk=v2.pk).status == "promoted"
+
+
+def test_a_later_version_that_does_better_is_promoted(stocked):
+    with tenant_context(stocked.tenant):
+        real = dict(Product.objects.values_list("pk", "price"))
+    _shuffle_prices(stocked, [f"S{i}" for i in range(150)])
+    v1 = train(stocked)  # learnt from scrambled prices: in force, but poor
+    with tenant_context(stocked.tenant):
+        for pk, price in real.items():
+            Product.objects.filter(pk=pk).update(price=price)
+    v2 = train(stocked)
+    refresh(stocked, v1)
+    verdict = v2.metrics["against_in_force"]
+    assert v2.status == "promoted" and v1.status == "ready" and verdict["promoted"]
+    assert verdict["rmsle"] < verdict["in_force_rmsle"] and v2.message.count("Promoted:") == 1
+
+
+def test_a_version_in_force_without_held_out_records_is_scored_on_the_new_held_out(stocked):
+    import zipfile
+
+    from django.core.files.base import ContentFile
+
+    v1 = train(stocked)
+    with tenant_context(stocked.tenant):  # as trained before held-out predictions were kept
+        with v1.artifact.open("rb") as handle, zipfile.ZipFile(handle) as archive:
+            files = {n: archive.read(n) for n in archive.namelist() if n != "held_out.json"}
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for name, data in files.items():
+                archive.writestr(name, data)
+        v1.artifact.save("legacy.zip", ContentFile(buffer.getvalue()))
+    v2 = train(stocked)
+    verdict = v2.metrics["against_in_force"]
+    assert verdict["in_force_scored_by"].startswith("scored now")
+    assert verdict["products"] == v2.metrics["n_test"]
+    # v1 was refitted on every product, held-out ones included: same data, v2 cannot beat it
+    assert v2.status == "ready" and not verdict["promoted"]
+
+
+def test_without_auto_promote_a_version_stays_ready(stocked):
+    with tenant_context(stocked.tenant):
+        TextModelConfig.objects.create(tenant=stocked.tenant, auto_promote=False)
+    version = train(stocked)
+    assert version.status == "ready" and "against_in_force" not in version.metrics
+
+
+def test_the_promoted_artifact_has_seen_every_product(stocked):
+    version = train(stocked)
+    refit = version.metrics["refit"]
+    assert refit["products"] == version.data_size == 150 and refit["refitted"] == ["baseline"]
+    assert "Refitted on all 150 products" in version.message
+    assert version.metrics["n_train"] + version.metrics["n_validation"] < 150
+
+
+def test_reference_prices_far_outside_their_category_are_flagged(world_a):
+    """A product listed among stationery whose text says it is a television: its reference
+    lies far above anything the category sells, so it is stored flagged, not to be used."""
+    texts, prices = synthetic_catalog(150)
+    rows = [
+        {"sku": f"S{i}", "title": t, "price": p, "category": "general"}
+        for i, (t, p) in enumerate(zip(texts, prices, strict=True))
+    ]
+    rows += [{"sku": f"P{i}", "title": f"acme pen model {i}", "price": 2.5 + 0.2 * i,
+              "category": "stationery"} for i in range(5)]  # fmt: skip
+    rows.append({"sku": "ODD", "title": "nova television model 7", "price": 3.0,
+                 "category": "stationery"})  # fmt: skip
+    with tenant_context(world_a.tenant):
+        import_rows(kind="products", rows=rows)
+    train(world_a)
+    with tenant_context(world_a.tenant):
+        odd = ReferencePrice.objects.get(product__sku="ODD")
+        flagged = set(
+            ReferencePrice.objects.filter(outside_category_range=True).values_list(
+                "product__sku", flat=True
+            )
+        )
+    assert odd.outside_category_range and float(odd.price) > 3 * 3.3
+    assert flagged == {"ODD"}
+
+
+def test_the_demo_queues_the_fine_tune_once_and_again_after_an_interrupted_run(stocked):
+    from pricing_saas.portal.management.commands.demo import Command
+
+    sent = []
+    command = Command(stdout=io.StringIO())
+    command._queue_central_model(stocked.tenant, {}, send=sent.append)
+    assert [v.requested_trainer for v in sent] == ["finetune"] and sent[0].status == "queued"
+    # A later demo finds it still queued: its worker went with the earlier demo.
+    command._queue_central_model(stocked.tenant, {}, send=sent.append)
+    with tenant_context(stocked.tenant):
+        first = ModelVersion.objects.get(pk=sent[0].pk)
+        assert first.status == "failed" and "interrupted" in first.message
+        assert len(sent) == 2 and ModelVersion.objects.get(pk=sent[1].pk).status == "queued"
+        ModelVersion.objects.filter(pk=sent[1].pk).update(status="ready", message="done")
+    command._queue_central_model(stocked.tenant, {}, send=sent.append)  # finished: kept
+    assert len(sent) == 2 and "fine-tuned reference-price model" in command.stdout.getvalue()

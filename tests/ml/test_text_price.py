@@ -246,3 +246,205 @@ def test_neighbours_edge_cases_found_in_review():
     assert np.allclose(knn.predict_log(texts), whole)
     knn.fit(texts, log + 1.0)
     assert np.allclose(knn.predict_log(texts), whole + 1.0)
+
+
+# --- pack sizes, brand and category, refit -------------------------------------------------------
+
+G_PER_OZ, G_PER_LB, ML_PER_GAL = 28.349523, 453.59237, 3785.411784
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Private Sugar 10 LB", {"mass": 10 * G_PER_LB}),
+        ("National Eggs - Large 1 DZ", {"count": 12}),
+        ("Orange Juice 64 OZ", {"mass": 64 * G_PER_OZ}),
+        ("Cola 6 x 330 ml", {"volume": 1980, "count": 6}),
+        ("Cola 2 x 6 x 330ml", {"volume": 3960, "count": 12}),
+        ("Soda 12 PK", {"count": 12}),
+        ("Water 1.5 L", {"volume": 1500}),
+        ("Water 1,5 L", {"volume": 1500}),
+        ("Rice 500 g", {"mass": 500}),
+        ("Batteries 2 ct", {"count": 2}),
+        ("Milk 1/2 GAL", {"volume": ML_PER_GAL / 2}),
+        ("Gum 3/4 OZ", {"mass": 0.75 * G_PER_OZ}),
+        ("Tuna 2 1/4 OZ", {"mass": 2.25 * G_PER_OZ}),
+        ("Yogurt 4 PK/4 OZ", {"mass": 16 * G_PER_OZ, "count": 4}),
+        ("Beer 12 OZ/12 PK", {"mass": 144 * G_PER_OZ, "count": 12}),
+        ("Water 24/16.9 OZ", {"mass": 24 * 16.9 * G_PER_OZ, "count": 24}),
+        ("Juice boxes 10-1 OZ", {"mass": 10 * G_PER_OZ, "count": 10}),
+        ("Granola bars 10 CT/12 OZ", {"mass": 12 * G_PER_OZ, "count": 10}),  # CT: the total
+        ("Shrimp 48-54 CT", {"count": 51}),  # a range: its middle
+        ("Cat food 85g (12 Pack)", {"mass": 1020, "count": 12}),
+        ("Cola 330 ml x 6", {"volume": 1980, "count": 6}),
+        ("Diet cola 12 fl oz", {"volume": 12 * 29.573530}),
+        ("Mugs, pack of 6", {"count": 6}),
+        ("Foil 75 SQ FT", {"area": 75 * 0.09290304}),
+        ("Cable 1.5 m", {"length": 1.5}),
+        ("Sugar (600) 4 LB", {"mass": 4 * G_PER_LB}),  # a number in brackets is no size
+        ("Cotton swabs 1,000 ct", {"count": 1000}),
+    ],
+)
+def test_pack_sizes_are_read_and_normalised(text, expected):
+    from ml.text_price import DIMENSIONS, parse_pack_size
+
+    size = parse_pack_size(text)
+    for dimension in DIMENSIONS:
+        if dimension in expected:
+            assert getattr(size, dimension) == pytest.approx(expected[dimension], rel=1e-6)
+        else:
+            assert getattr(size, dimension) is None, dimension
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "HP 680 Ink Cartridge",
+        "Canon EOS 1500D 24.1 MP camera",
+        "iPhone 14 Pro 128 GB",
+        "OnePlus Nord CE 2 Lite 5G (Blue Tide, 6GB RAM)",
+        "3M Car Interior Cleaner",
+        "Split AC (Copper, PM 2.5 Filter, 2023 M...",
+        "Private Bread 970632  PK",  # an article number before a unit: no 970,632 items
+        "Model 2000 blender, 500 W",
+        "Carton CTN",
+    ],
+)
+def test_numbers_that_are_not_sizes(text):
+    from ml.text_price import parse_pack_size
+
+    assert not parse_pack_size(text)
+
+
+def test_a_size_attribute_speaks_first_and_a_bare_unit_is_one_of_it():
+    from ml.text_price import parse_pack_size, text_fields
+
+    text = product_text("Sugar 4 LB", "Was 2 LB", "Acme", "Baking", {"package_size": "10 LB"})
+    assert text_fields(text) == {
+        "title": "Sugar 4 LB", "brand": "Acme", "category": "Baking", "package_size": "10 LB",
+        "description": "Was 2 LB",
+    }  # fmt: skip
+    assert parse_pack_size(text).mass == pytest.approx(10 * G_PER_LB)
+    assert parse_pack_size(product_text("Milk", attributes={"package_size": "GAL"})).volume == (
+        pytest.approx(ML_PER_GAL)
+    )
+    assert parse_pack_size(product_text("Sugar 4 LB", "Was 2 LB")).mass == pytest.approx(
+        4 * G_PER_LB
+    )  # the title before the description
+
+
+def _bulk_goods(sizes, seed=0):
+    """Goods sold by weight: the price grows with the pack (per-unit price by good, a small
+    bulk discount); the words differ only in the number."""
+    rng = np.random.default_rng(seed)
+    unit = {"sugar": 0.7, "flour": 0.5, "rice": 1.1, "oats": 1.6, "salt": 0.4, "honey": 4.0}
+    texts, prices = [], []
+    for good, per_lb in unit.items():
+        for brand in ("Acme", "Zenith", "Nova"):
+            for lb in sizes:
+                texts.append(product_text(f"{brand} {good.title()} {lb} LB", brand=brand,
+                                          category="Baking", attributes={"size": f"{lb} LB"}))  # fmt: skip
+                prices.append(round(per_lb * lb**0.9 * float(np.exp(rng.normal(0, 0.05))), 2))
+    return texts, np.asarray(prices)
+
+
+def test_the_baseline_prices_by_the_pack():
+    """Trained on packs of 1-5 lb, asked about 10 and 20 lb: the TF-IDF alone reads "10" and
+    "20" as unknown words; with pack sizes the price grows with the pack."""
+    texts, prices = _bulk_goods([1, 2, 3, 4, 5])
+    big, big_prices = _bulk_goods([10, 20], seed=1)
+    log = np.log1p(prices)
+    plain = TfidfRidge(structured=False).fit(texts, log)
+    sized = TfidfRidge().fit(texts, log)
+    error_plain = rmsle(big_prices, np.expm1(plain.predict_log(big)))
+    error_sized = rmsle(big_prices, np.expm1(sized.predict_log(big)))
+    assert error_sized < 0.5 * error_plain
+    ten, twenty = np.expm1(sized.predict_log(["Acme Sugar 10 LB | brand: Acme | category: "
+                                              "Baking | size: 10 LB",
+                                              "Acme Sugar 20 LB | brand: Acme | category: "
+                                              "Baking | size: 20 LB"]))  # fmt: skip
+    assert twenty > 1.4 * ten
+
+
+def test_brand_and_category_are_inputs_of_their_own():
+    from ml.text_price import ProductFeatures
+
+    texts = [product_text(f"item {i}", brand=b, category=c)
+             for i, (b, c) in enumerate([("Acme", "Tea"), ("Nova", "Tea"), ("Acme", "Oil")] * 3)]  # fmt: skip
+    features = ProductFeatures()
+    matrix = features.fit_transform(texts)
+    assert set(features.brands) == {"acme", "nova"} and set(features.categories) == {"tea", "oil"}
+    unknown = features.transform([product_text("item 1", brand="Other", category="Tea")])
+    assert matrix.shape[1] == unknown.shape[1]
+
+
+def test_the_winner_is_refitted_on_every_product_and_keeps_its_held_out_scores():
+    texts, prices = synthetic_catalog(200)
+    prices = np.asarray(prices)
+    keys = [f"P{i}" for i in range(len(texts))]
+    kept = train_text_model(texts, prices, TrainConfig(trainer="baseline", refit=False), keys=keys)
+    refit = train_text_model(texts, prices, TrainConfig(trainer="baseline"), keys=keys)
+    held = refit.held_out
+    assert held["keys"] == kept.held_out["keys"] and len(held["keys"]) == refit.metrics["n_test"]
+    assert refit.metrics["refit"]["products"] == 200 and refit.metrics["refit"]["refitted"] == [
+        "baseline"
+    ]
+    # The reported score is the held-out one, from the model fitted before the refit ...
+    assert refit.metrics["baseline"]["rmsle"] == kept.metrics["baseline"]["rmsle"]
+    assert refit.metrics["baseline"]["rmsle"] == pytest.approx(
+        float(np.sqrt(np.mean((held["log_predicted"] - held["log_actual"]) ** 2))), abs=1e-4
+    )
+    assert np.allclose(kept.predictor.predict_log(held["texts"]), held["log_predicted"])
+    # ... and the artifact has seen the held-out products too.
+    after = np.abs(refit.predictor.predict_log(held["texts"]) - held["log_actual"]).mean()
+    before = np.abs(held["log_predicted"] - held["log_actual"]).mean()
+    assert after < before
+    assert refit.predictor.interval_q == kept.predictor.interval_q
+
+
+def test_keys_hold_out_the_same_products_in_every_run():
+    from ml.text_price import held_out_split
+
+    keys = list(range(1000, 1500))
+    first, _ = held_out_split(500, 0.2, 0, keys)
+    grown, train = held_out_split(560, 0.2, 0, [*keys, *range(9000, 9060)])
+    assert set(first) <= set(grown) and 70 <= len(first) <= 130
+    assert not set(grown) & set(train) and len(grown) + len(train) == 560
+    shuffled = keys[::-1]
+    again, _ = held_out_split(500, 0.2, 0, shuffled)
+    assert {shuffled[i] for i in again} == {keys[i] for i in first}
+
+
+@pytest.mark.parametrize("refit_neural", [False, True])
+def test_the_neural_part_is_refitted_only_where_asked(tiny_bert, refit_neural):
+    texts, prices = synthetic_catalog(240)
+    config = TrainConfig(trainer="finetune", base_model=str(tiny_bert), epochs=1, batch_size=16,
+                         threads=1, refit_neural=refit_neural)  # fmt: skip
+    outcome = train_text_model(texts, prices, config)
+    refit = outcome.metrics["refit"]
+    names = {outcome.chosen} if outcome.chosen != "blend" else set(outcome.predictor.parts)
+    assert set(refit["refitted"]) | set(refit["kept"]) >= names
+    if "finetune" in names:
+        assert ("finetune" in refit["refitted"]) == refit_neural
+        assert ("finetune" in refit["kept"]) != refit_neural
+    assert "finetune" not in refit["kept"] or not refit_neural
+
+
+def test_references_far_outside_their_category_are_flagged():
+    from ml.text_price import category_price_bounds, outside_category_range
+
+    categories = ["Tea"] * 10 + ["Oil"] * 10 + ["Rare"] * 2 + [""]
+    prices = [2.0 + 0.1 * i for i in range(10)] + [20.0 + i for i in range(10)] + [5.0, 6.0, 3.0]
+    low, high = category_price_bounds(categories, prices)
+    assert low[0] == pytest.approx(np.quantile(prices[:10], 0.01) / 3)
+    assert high[10] == pytest.approx(np.quantile(prices[10:20], 0.99) * 3)
+    # a category with fewer than 5 priced products (and no category) takes the catalog's band
+    assert low[20] == low[22] == pytest.approx(np.quantile(prices, 0.01) / 3)
+    references = list(prices)
+    references[0] = 1.76  # low for tea, but plausible
+    references[1] = 0.5  # below a third of tea's 1st percentile
+    references[11] = 200.0  # above three times oil's 99th
+    references[21] = 80.0  # within the catalog's band
+    flagged = outside_category_range(references, categories, prices)
+    assert np.flatnonzero(flagged).tolist() == [1, 11]
+    assert not outside_category_range([5.0], ["x"], [None]).any()  # no prices: no band

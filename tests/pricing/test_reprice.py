@@ -61,7 +61,12 @@ def test_export_recommendations(shop):
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert len(rows) == 22
     assert {"sku", "current_price", "recommended_price", "elasticity", "elasticity_low", "elasticity_high",
-            "expected_units", "expected_profit", "binding_rules", "explanation"} <= set(rows[0])  # fmt: skip
+            "expected_units", "expected_profit", "binding_rules", "explanation",
+            "expected_units_now", "expected_revenue_now", "expected_profit_now"} <= set(rows[0])  # fmt: skip
+    kept = [r for r in rows if r["status"] == "no_change"]
+    assert kept and all("kept" in r["explanation"] for r in kept)  # the reason nothing changes
+    for row in rows:  # no internal codes in the sentences
+        assert not any(code in row["explanation"] for code in ("no_estimate", "max_step", "_"))
 
 
 def test_export_without_a_job_is_a_clear_error(world_a):

@@ -59,6 +59,11 @@ def test_rule_sets_resolve_by_precedence_and_shape_recommendations(shop):
         ({"name": "x", "ending": "abc"}, "ending"),
         ({"name": "x", "min_price": "10", "max_price": "5"}, "min_price"),
         ({"name": "x", "objective": "market share"}, "objective"),
+        ({"name": "x", "min_gain_abs": "-0.5"}, "min_gain_abs"),
+        ({"name": "x", "min_gain_rel": "NaN"}, "min_gain_rel"),
+        ({"name": "x", "evidence_margin": "-1"}, "evidence_margin"),
+        ({"name": "x", "window_change": "inf"}, "window_change"),
+        ({"name": "x", "window_days": "2.5"}, "window_days"),
     ],
 )
 def test_bad_rule_sets_name_the_field(world_a, values, attr):
@@ -661,3 +666,44 @@ def test_under_the_kill_switch_a_rollback_is_never_undone(shop):
         change = PriceChange.objects.get(publication=redo)
         assert change.status == "failed" and "undo a rollback" in change.error
         assert dict(Product.objects.filter(sku__in=skus).values_list("sku", "price")) == prices
+
+
+def test_nightly_runs_without_new_data_never_ratchet_a_price(shop):
+    """Every change approved and published, then the job again with no new sales: a SKU moved
+    up waits for sales at its new price before it moves up again (and likewise down)."""
+    with tenant_context(shop.tenant), actor_context(None, "ops@shop.test"):
+        approvals.update_policy(auto_approve=False)
+        start = dict(Product.objects.values_list("pk", "price"))
+        for _night in range(3):
+            job = reprice()
+            if not Recommendation.objects.filter(job=job, status="pending").exists():
+                break
+            approvals.bulk_decide(approve=True, where=approvals.BulkFilter(job_id=job.pk))
+            publication = publishing.publish(enqueue=False)
+            publishing.run_publication(publication_id=publication.pk)
+        end = dict(Product.objects.values_list("pk", "price"))
+        later = Recommendation.objects.filter(job=job)
+        moved = [pk for pk in start if end[pk] != start[pk]]
+        assert moved  # the first night did move prices
+        for rec in later.filter(product_id__in=moved):
+            first_way = end[rec.product_id] - start[rec.product_id]
+            again = (rec.recommended_price or rec.current_price) - rec.current_price
+            assert again * first_way <= 0, (rec.product_id, first_way, again)  # not the same way
+        assert all(abs(end[pk] / start[pk] - 1) <= Decimal("0.2001") for pk in start)
+
+
+def test_a_tenant_with_one_day_of_sales_keeps_every_price_and_says_why(world_a):
+    from pricing_saas.catalog.importer import import_rows
+
+    with tenant_context(world_a.tenant):
+        import_rows(kind="products", rows=[
+            {"sku": f"S{i}", "title": f"Item {i}", "price": 10 + i, "cost": 5} for i in range(40)
+        ])  # fmt: skip
+        import_rows(kind="sales", rows=[
+            {"date": "2026-11-30", "sku": f"S{i}", "units": 3, "price": 10 + i} for i in range(40)
+        ])  # fmt: skip
+        job = reprice()
+        recs = list(Recommendation.objects.filter(job=job))
+    assert job.status == "succeeded" and len(recs) == 40
+    assert all(r.recommended_price == r.current_price for r in recs)
+    assert all("not enough sales history" in r.explanation for r in recs)
