@@ -181,7 +181,7 @@ def test_intervals_hold_under_overdispersed_and_correlated_demand():
 
 
 def test_a_wrong_sign_estimate_takes_its_categorys_elasticity_not_no_estimate():
-    panel, true = simulate(n=40)
+    panel, _true = simulate(n=40)
     units = panel.units.astype(float).copy()
     one = panel.sku == 5  # demand rises with price for this SKU (a promotion confound)
     units[one] = np.random.default_rng(1).poisson(3 * (panel.price[one] / 20) ** 3)
