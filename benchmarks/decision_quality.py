@@ -46,6 +46,14 @@ def _number(text: str | None) -> float:
     return float(text) if text not in ("", None) else float("nan")
 
 
+TRAP_GROUPS = {  # --trap NAME switches on these keys of ml.simulator.TRAPS
+    "overdispersion": ("overdispersion",),
+    "shocks": ("shock_rho", "shock_sd"),
+    "promotions": ("display_lift", "promo_depth"),
+    "anchoring": ("anchored_share", "anchor_slope"),
+}
+
+
 def run_once(
     forms: tuple[str, ...],
     seed: int,
@@ -54,6 +62,7 @@ def run_once(
     daily: bool,
     moves: bool = True,
     traps: bool = False,
+    switches: dict | None = None,
 ) -> dict:
     from django.core.management import call_command
 
@@ -63,7 +72,7 @@ def run_once(
     from tenants.context import tenant_context
     from tenants.services import create_tenant, delete_tenant
 
-    market = make_market(skus, forms, seed, traps=traps)
+    market = make_market(skus, forms, seed, traps=traps, **(switches or {}))
     tenant = create_tenant(name="Decision quality", slug=f"dq-{secrets.token_hex(4)}")
     try:
         with tempfile.TemporaryDirectory() as tmp, tenant_context(tenant):
@@ -111,13 +120,22 @@ def main() -> None:
         help="trap markets: overdispersed, autocorrelated demand, promotions with a display "
         "lift and varying depth, demand anchored to the competitor's price for some SKUs",
     )
+    parser.add_argument(
+        "--trap", action="append", default=[], choices=sorted(TRAP_GROUPS),
+        help="switch on one trap (repeatable): " + ", ".join(sorted(TRAP_GROUPS)),
+    )  # fmt: skip
     args = parser.parse_args()
     import django
+
+    from ml.simulator import TRAPS
+
+    switches = {key: TRAPS[key] for name in args.trap for key in TRAP_GROUPS[name]}
 
     django.setup()
     cases = [("constant",), ("linear",), ("logit",), ("constant", "linear", "logit")]
     reports = args.reports.split(",")
     traps = " (trap markets: ml.simulator.TRAPS)" if args.traps else ""
+    traps += f" (traps: {', '.join(args.trap)})" if args.trap else ""
     print(f"{args.skus} SKUs, {args.days} days of history{traps}\n")
     print("| demand forms | seed | " + " | ".join(
         f"captured share ({r}) | violations ({r}) | losing share ({r}) | coverage ({r}, n)"
@@ -131,7 +149,8 @@ def main() -> None:
             cells = []
             for report in reports:
                 result = run_once(forms, seed, args.skus, args.days, report == "daily",
-                                  not args.no_competitor_moves, args.traps)  # fmt: skip
+                                  not args.no_competitor_moves, args.traps,
+                                  switches)  # fmt: skip
                 shares[report].append(result["captured"])
                 losing[report].append(result["losing_share"])
                 coverage[report].append(result["coverage"])

@@ -40,11 +40,14 @@ class DemandCurve:
     competitor_slope: np.ndarray  # extra slope above the competitor (<= 0; 0: none)
     evidence_low: np.ndarray  # lowest price seen (NaN: unknown)
     evidence_high: np.ndarray  # highest price seen
+    # The SKU's own estimate had the wrong sign: the slope is its category's (or the tenant's).
+    borrowed: np.ndarray | None = None
 
     @classmethod
     def build(
         cls, price_ref, units_ref, elasticity, elasticity_se=None, curvature=None,
         competitor_price=None, competitor_slope=None, evidence_low=None, evidence_high=None,
+        borrowed=None,
     ) -> DemandCurve:  # fmt: skip
         p = np.asarray(price_ref, dtype=np.float64)
         n = len(p)
@@ -55,6 +58,7 @@ class DemandCurve:
             competitor_price=_column(competitor_price, n),
             competitor_slope=np.minimum(np.nan_to_num(_column(competitor_slope, n, 0.0)), 0.0),
             evidence_low=_column(evidence_low, n), evidence_high=_column(evidence_high, n),
+            borrowed=np.zeros(n, bool) if borrowed is None else np.asarray(borrowed, bool),
         )  # fmt: skip
 
     @classmethod
@@ -75,7 +79,10 @@ class DemandCurve:
         return len(self.price_ref)
 
     def subset(self, index) -> DemandCurve:
-        return DemandCurve(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+        return DemandCurve(**{
+            f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[index]
+            for f in fields(self)
+        })  # fmt: skip
 
     @property
     def usable(self) -> np.ndarray:
@@ -93,10 +100,11 @@ class DemandCurve:
         `elasticity` replaces the slope (e.g. a pessimistic one) where given."""
         price = np.asarray(price, dtype=np.float64)
         col = lambda v: self._per_sku(v, price.shape)  # noqa: E731
-        e = self.elasticity if elasticity is None else elasticity
+        e = self.elasticity if elasticity is None else np.asarray(elasticity, dtype=np.float64)
+        slope = e if e.ndim == price.ndim == 2 else col(e)  # per candidate, or per SKU
         with np.errstate(all="ignore"):
             d = np.log(price / col(self.price_ref))
-            out = col(e) * d + col(self.curvature) * d * d
+            out = slope * d + col(self.curvature) * d * d
             comp = col(self.competitor_price)
             kink = np.isfinite(comp) & (col(self.competitor_slope) < 0)
             above = np.maximum(np.log(price / comp), 0.0) - np.maximum(

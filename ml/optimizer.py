@@ -116,6 +116,7 @@ class Recommendation:
     ceiling: np.ndarray
     low: np.ndarray  # the range searched (every rule, soft and hard)
     high: np.ndarray
+    by_revenue: np.ndarray  # the objective was revenue (by the rules, or for want of a cost)
     value_now: np.ndarray  # the objective per day at today's price (profit, or revenue)
     value_new: np.ndarray
     conflicts: list[str] = field(default_factory=list)
@@ -310,18 +311,37 @@ def _optimise(
     min_u, min_r = _arr(rules.min_units, n), _arr(rules.min_revenue, n)
     floors = valid & ~conflict & (np.isfinite(min_u) | np.isfinite(min_r))
     kinked = np.isfinite(curve.competitor_price) & (curve.competitor_slope < 0)
+    # The search is robust: a raise is judged with the elasticity gain_z standard errors more
+    # elastic, a cut with it that much less elastic (each side of today's price on its own
+    # pessimistic curve), so an uncertain SKU gets a smaller move that still pays, not none.
+    with np.errstate(invalid="ignore"):
+        doubt = rules.gain_z * np.where(np.isnan(sd), 0.0, sd)
     if rules.method == "analytic":
-        best = np.where(valid, _analytic(p0, c, e, lo_final, hi_final, rules.objective), best)
+        robust = _robust_analytic(curve, p0, c, e, doubt, lo_final, hi_final, rules.objective,
+                                  by_revenue)  # fmt: skip
+        best = np.where(valid, robust, best)
         curved = valid & ~conflict & ((curve.curvature != 0) | kinked | floors)
         if curved.any():
-            best = _grid(curve, c, lo_final, hi_final, curved, best, rules, chunk, by_revenue)
+            best = _grid(curve, c, lo_final, hi_final, curved, best, rules, chunk, by_revenue,
+                         doubt=doubt)  # fmt: skip
     else:
         best = _grid(curve, c, lo_final, hi_final, valid & ~conflict, best, rules, chunk,
-                     by_revenue)  # fmt: skip
+                     by_revenue, doubt=doubt)  # fmt: skip
     held = np.zeros(n, dtype=bool)  # a volume or revenue floor moved the price
     if floors.any():
         floored = _grid(
-            curve, c, lo_final, hi_final, floors, best, rules, chunk, by_revenue, min_u, min_r
+            curve,
+            c,
+            lo_final,
+            hi_final,
+            floors,
+            best,
+            rules,
+            chunk,
+            by_revenue,
+            min_u,
+            min_r,
+            doubt=doubt,
         )
         held = floors & (np.abs(floored - best) > 1e-9)
         q_new = curve.units(floored)
@@ -370,8 +390,6 @@ def _optimise(
     inside = ~(p0 < lo_final - 1e-9) & ~(p0 > hi_final + 1e-9)  # today's price is allowed
     base = np.where(inside, p0, base)
     forced = ~conflict & (np.abs(base - p0) >= 0.005)
-    binding[forced & ~breaks_now & (base < p0)] |= RULES["competitor"]
-    binding[forced] |= RULES["restores_rule"]
     # Never a loss by construction: a candidate replaces the baseline only when it gains the
     # minimum on the curve, and still gains with the elasticity at the unfavourable end.
     with np.errstate(invalid="ignore"):
@@ -392,6 +410,9 @@ def _optimise(
     binding[valid & ~conflict & differs & ~accept] |= RULES["min_gain"]
     final = np.where(accept | guided, candidate, base)
     moved = ~conflict & (np.abs(final - base) >= 0.005)
+    at_base = forced & ~moved  # the smallest move a rule forces, and no further
+    binding[at_base & ~breaks_now & (base < p0)] |= RULES["competitor"]
+    binding[at_base] |= RULES["restores_rule"]
     binding[guided & moved] |= RULES["reference"]
     binding[moved & moved_less] |= RULES["uncertainty"]
     binding[moved & snapped] |= RULES["ending"]
@@ -410,7 +431,26 @@ def _optimise(
     for name in ("max_step", "evidence", "window", "wait"):
         binding[at_lo & near(lo_final, soft_lo[name])] |= RULES[name]
         binding[at_hi & near(hi_final, soft_hi[name])] |= RULES[name]
-
+    # A kept price says which soft limit kept it: the one at today's price on the side where
+    # the curve (inside the hard rules alone) would have taken it.
+    kept_today = valid & ~conflict & ~shifted
+    if kept_today.any():
+        hard_lo = np.where(np.isnan(floor), p0 * 0.5, floor)
+        hard_hi = np.where(np.isnan(ceiling), p0 * 2.0, ceiling)
+        free = _robust_analytic(curve, p0, c, e, doubt, hard_lo, hard_hi, rules.objective,
+                                by_revenue)  # fmt: skip
+        wants_up, wants_down = kept_today & (free > p0 * 1.005), kept_today & (free < p0 * 0.995)
+        told = np.zeros(n, dtype=bool)
+        for name in ("wait", "window", "evidence"):
+            blocks = (wants_up & near(soft_hi[name], p0)) | (wants_down & near(soft_lo[name], p0))
+            binding[blocks] |= RULES[name]
+            binding[blocks] &= ~RULES["min_gain"]
+            told |= blocks
+        # Kept because the move does not pay once the estimate's uncertainty is allowed for
+        # (the point estimate alone would have moved it): the minimum-gain reason.
+        point = _analytic(p0, c, e, lo_final, hi_final, rules.objective)
+        doubtful = kept_today & ~told & (np.abs(point - p0) > 0.005 * p0)
+        binding[doubtful] |= RULES["min_gain"]
     if kept.any():
         # "keep" (no cost, profit objective): today's price, moved only to restore a hard
         # rule (margin, min, max, MAP); no step, competitor position, ending or volume floor.
@@ -430,7 +470,8 @@ def _optimise(
             price=final, binding=binding, units_now=q0, units_new=units_new,
             revenue_now=p0 * q0, revenue_new=final * units_new,
             profit_now=(p0 - unit_cost) * q0, profit_new=(final - unit_cost) * units_new,
-            floor=floor, ceiling=ceiling, low=lo_final, high=hi_final, value_now=value_now,
+            floor=floor, ceiling=ceiling, low=lo_final, high=hi_final, by_revenue=by_revenue,
+            value_now=value_now,
             value_new=value_new, conflicts=conflicts,
         )  # fmt: skip
 
@@ -476,9 +517,25 @@ def _analytic(p0, c, e, lo, hi, objective: str) -> np.ndarray:
     return np.clip(peak, low, high)
 
 
+def _robust_analytic(curve, p0, c, e, doubt, lo, hi, objective, by_revenue) -> np.ndarray:
+    """The constant-elasticity optimum on the pessimistic curve: above today's price with the
+    elasticity `doubt` more negative, below it with `doubt` less negative; the better side."""
+    low = np.where(np.isnan(lo), 0.0, lo)
+    high = np.where(np.isnan(hi), np.maximum(p0, low), hi)
+    e_up, e_down = e - doubt, e + doubt
+    anchor = np.clip(p0, low, high)
+    up = _analytic(p0, c, e_up, anchor, high, objective)
+    down = _analytic(p0, c, e_down, low, anchor, objective)
+    with np.errstate(all="ignore"):
+        v_up = curve.value(up, c, by_revenue, e_up)
+        v_down = curve.value(down, c, by_revenue, e_down)
+    return np.where(np.nan_to_num(v_down, nan=-np.inf) > np.nan_to_num(v_up, nan=-np.inf),
+                    down, up)  # fmt: skip
+
+
 def _grid(
     curve: DemandCurve, c, lo, hi, ok_all, best, rules: Rules, chunk: int, by_revenue,
-    min_u=None, min_r=None,
+    min_u=None, min_r=None, doubt=None,
 ) -> np.ndarray:  # fmt: skip
     """Evaluate a candidate grid per SKU on the curve (any shape), in chunks of SKUs, then a
     finer grid around the best point; with floors on units or revenue, the best candidate that
@@ -494,7 +551,11 @@ def _grid(
         a, b = lo[ok], hi[ok]
         for _round in range(2):  # the grid, then a grid as fine again around its best
             cand = a[:, None] + (b - a)[:, None] * steps[None, :]
-            demand = part.units(cand)
+            slope = None
+            if doubt is not None:  # each side of today's price on its pessimistic curve
+                e_ok, z_ok = part.elasticity[:, None], doubt[ok][:, None]
+                slope = np.where(cand > part.price_ref[:, None], e_ok - z_ok, e_ok + z_ok)
+            demand = part.units(cand, slope)
             unit_cost = np.where(by_revenue[ok], 0.0, np.nan_to_num(c[ok], nan=0.0))
             value = (cand - unit_cost[:, None]) * demand
             if min_u is not None:

@@ -898,13 +898,13 @@ def demand_curve(version: ModelVersion | None, product_ids, prices, categories=N
         rows = rows.filter(product_id__in=ids)
     fits = {r[0]: r[1:] for r in rows.values_list(
         "product_id", "elasticity", "elasticity_se", "units_per_day", "typical_price",
-        "curvature", "price_low", "price_high")}  # fmt: skip
+        "curvature", "price_low", "price_high", "from_prior")}  # fmt: skip
     known = np.array([pk in fits for pk in ids], dtype=bool)
     get = lambda j, default=np.nan: np.array(  # noqa: E731
         [default if pk not in fits or fits[pk][j] is None else float(fits[pk][j]) for pk in ids]
     )
     e, se, rate, typical, curv = get(0), get(1), get(2, 0.0), get(3, 1.0), get(4, 0.0)
-    low, high = get(5), get(6)
+    low, high, borrowed = get(5), get(6), get(7, 0.0) > 0
     if not known.all():
         metrics = version.metrics.get(version.trainer, {}) if version is not None else {}
         pooled = float(metrics.get("pooled_elasticity", -1.5))
@@ -925,4 +925,5 @@ def demand_curve(version: ModelVersion | None, product_ids, prices, categories=N
     return DemandCurve.from_estimates(
         price, rate, e, typical, curv, elasticity_se=se, competitor_price=competitor_price,
         competitor_slope=min(slope, 0.0), evidence_low=low, evidence_high=high,
+        borrowed=borrowed,
     ), known  # fmt: skip

@@ -174,14 +174,22 @@ def _replace_older_approvals(approved_ids: list[int]) -> int:
     from .publishing import in_flight_recommendations
 
     products = Recommendation.objects.filter(pk__in=approved_ids).values("product_id")
-    return (
-        Recommendation.objects.filter(status=Recommendation.Status.APPROVED,
-                                      product_id__in=products)
+    # Lock the older approvals (in pk order, as publish() does) before reading what is in
+    # flight: a publication that takes one of them commits first, and it is then left alone.
+    older = list(
+        Recommendation.objects.select_for_update()
+        .filter(status=Recommendation.Status.APPROVED, product_id__in=products,
+                pk__lt=max(approved_ids))
         .exclude(pk__in=approved_ids)
-        .exclude(pk__in=in_flight_recommendations())
-        .filter(pk__lt=max(approved_ids))
-        .update(status=Recommendation.Status.SUPERSEDED)
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )  # fmt: skip
+    if not older:
+        return 0
+    replace = set(older) - in_flight_recommendations()
+    return Recommendation.objects.filter(pk__in=replace).update(
+        status=Recommendation.Status.SUPERSEDED
+    )
 
 
 def auto_approve(job) -> int:
@@ -215,6 +223,7 @@ def auto_approve(job) -> int:
             decided_by=AUTO_ACTOR,
             decided_at=timezone.now(),
         )
+        _replace_older_approvals(ids)
         audit.record(
             "recommendation.auto_approve",
             target=job,

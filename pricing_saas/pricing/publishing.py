@@ -116,6 +116,11 @@ def publish(*, recommendation_ids: list[int] | None = None, enqueue: bool = True
         if pk not in in_flight:
             newest[product_id] = max(pk, newest.get(product_id, 0))
     ids = sorted(newest.values())
+    # An older approval of a product whose newer one goes out now is replaced, never sent later.
+    older = [pk for pk, product_id in locked
+             if pk not in in_flight and newest.get(product_id) not in (None, pk)]  # fmt: skip
+    if older:
+        Recommendation.objects.filter(pk__in=older).update(status=Recommendation.Status.SUPERSEDED)
     if not ids:
         raise ConflictError(
             "nothing approved is waiting to be published", code="nothing_to_publish"
@@ -125,7 +130,7 @@ def publish(*, recommendation_ids: list[int] | None = None, enqueue: bool = True
     rows = []
     for chunk in _chunks(ids):
         rows += Recommendation.objects.filter(pk__in=chunk).values_list(
-            "pk", "product_id", "job_id", "approved_price", "recommended_price"
+            "pk", "product_id", "job_id", "approved_price", "recommended_price", "current_price"
         )
     prices = {}
     for chunk in _chunks([r[1] for r in rows]):
@@ -141,7 +146,9 @@ def publish(*, recommendation_ids: list[int] | None = None, enqueue: bool = True
            ORDER BY v.rec_id""",
         {
             "rec_ids": [r[0] for r in rows], "product_ids": [r[1] for r in rows],
-            "job_ids": [r[2] for r in rows], "old": [prices[r[1]] for r in rows],
+            # the price the recommendation was made against: if the shop's price moved since,
+            # the push refuses it ("the price changed since") instead of sending a stale price
+            "job_ids": [r[2] for r in rows], "old": [r[5] for r in rows],
             "new": [r[3] if r[3] is not None else r[4] for r in rows],
         },
         enqueue,

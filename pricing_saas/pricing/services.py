@@ -228,12 +228,10 @@ class Market:
 
 def _usable_reference() -> dict:
     """A reference price flagged as far outside its category's prices is not used."""
-    fields = {f.name for f in ReferencePrice._meta.get_fields()}
-    return {"flagged": False} if "flagged" in fields else {}
+    return {"outside_category_range": False}
 
 
 MIN_EVIDENCE_DAYS = 7  # days of sales after a change before the price moves that way again
-HISTORY_DAYS = 366  # the longest window a rule set may set, and some
 
 
 @dataclass
@@ -249,37 +247,47 @@ class History:
 
     @classmethod
     def load(cls, catalog: Catalog, window_change, window_days) -> History:
+        """The prices each product had within its window (today's, and both sides of every
+        change published in it) bound the next one: all of them stay within window_change of
+        each other. The last change holds its direction until MIN_EVIDENCE_DAYS of sales at the
+        new price exist; a rollback holds the direction of the change it undid for the window."""
         n = len(catalog)
         now = timezone.now()
         index = {int(pk): i for i, pk in enumerate(catalog.ids.tolist())}
+        days = np.nan_to_num(np.asarray(window_days, float), nan=28.0)
+        since = now - timedelta(days=float(days.max()) if n else 28.0)
         changes = PriceChange.objects.filter(
-            status=PriceChange.Status.PUBLISHED, published_at__gte=now - timedelta(HISTORY_DAYS)
+            status=PriceChange.Status.PUBLISHED, published_at__gte=since
         ).order_by("product_id", "published_at")
-        anchor = catalog.price.copy()  # no change in the window: today's price
-        seen = np.zeros(n, dtype=bool)
+        low_seen, high_seen = catalog.price.copy(), catalog.price.copy()
         last_at: dict[int, object] = {}
         last_dir = np.zeros(n)
-        days = np.nan_to_num(np.asarray(window_days, float), nan=28.0)
-        for pk, old, new, at in changes.values_list(
-            "product_id", "old_price", "new_price", "published_at"
+        undone = np.zeros(n)  # direction of a change a rollback in the window undid
+        for pk, old, new, at, kind in changes.values_list(
+            "product_id", "old_price", "new_price", "published_at", "kind"
         ).iterator(chunk_size=5000):
             i = index.get(pk)
-            if i is None:
+            if i is None or at < now - timedelta(days=float(days[i])):
                 continue
-            if not seen[i] and at >= now - timedelta(days=float(days[i])):
-                anchor[i], seen[i] = float(old), True  # the price before the window's first
-            last_at[i], last_dir[i] = at, np.sign(float(new) - float(old))
+            old, new = float(old), float(new)
+            low_seen[i] = min(low_seen[i], old, new)
+            high_seen[i] = max(high_seen[i], old, new)
+            last_at[i], last_dir[i] = at, np.sign(new - old)
+            undone[i] = -np.sign(new - old) if kind == PriceChange.Kind.ROLLBACK else 0.0
         limit = np.nan_to_num(np.asarray(window_change, float), nan=np.inf)
         with np.errstate(invalid="ignore"):
-            low, high = anchor * (1 - limit), anchor * (1 + limit)
+            low, high = high_seen * (1 - limit), low_seen * (1 + limit)
         waiting = np.zeros(n, dtype=bool)
         if last_at:
             waiting[list(last_at)] = _sales_days_since(catalog.ids, last_at) < MIN_EVIDENCE_DAYS
+        rolled_back = undone != 0
+        up = (waiting & ~rolled_back & (last_dir > 0)) | (rolled_back & (undone > 0))
+        down = (waiting & ~rolled_back & (last_dir < 0)) | (rolled_back & (undone < 0))
         return cls(
             window_low=np.where(np.isfinite(low), low, np.nan),
             window_high=np.where(np.isfinite(high), high, np.nan),
-            hold_up=(waiting & (last_dir > 0)).astype(float),
-            hold_down=(waiting & (last_dir < 0)).astype(float),
+            hold_up=up.astype(float),
+            hold_down=down.astype(float),
         )
 
 
@@ -338,8 +346,10 @@ def _reprice(job: RepriceJob) -> None:
     )
     if demand is not None and not known.all():
         _log(job, f"{int((~known).sum())} SKUs without an estimate from {version_name}: priors")
-    if demand is None:  # no model: no price response to act on
+    if demand is None:  # no model: no price response to act on, and no cold-start guidance
         curve.elasticity[:] = np.nan
+        market.reference_low[:] = np.nan
+        market.reference_high[:] = np.nan
     resolved = resolve(
         list(RuleSet.objects.filter(active=True)),
         skus=catalog.sku, categories=catalog.category, brands=catalog.brand,
@@ -421,13 +431,14 @@ class OptimiserResult:
 
     ARRAYS = ("price", "binding", "units_now", "units_new", "revenue_now", "revenue_new",
               "profit_now", "profit_new", "floor", "ceiling", "low", "high", "value_now",
-              "value_new")  # fmt: skip
+              "value_new", "by_revenue")  # fmt: skip
 
     @classmethod
     def empty(cls, n: int) -> OptimiserResult:
         self = cls()
         for name in cls.ARRAYS:
-            setattr(self, name, np.zeros(n, dtype=np.int64 if name == "binding" else np.float64))
+            kind = {"binding": np.int64, "by_revenue": bool}.get(name, np.float64)
+            setattr(self, name, np.zeros(n, dtype=kind))
         self.conflicts = []
         return self
 
@@ -444,8 +455,15 @@ def _money_text(value: float) -> str:
     return f"{value:,.2f}"
 
 
+def _share(value: float) -> str:
+    """A percentage a merchant can read: one decimal below 1 %, none above."""
+    value = abs(value)
+    return f"{value:.1%}" if value < 0.01 else f"{value:.0%}"
+
+
 def explain(i: int, rec, e: float, se: float, competitor: float, price: float,
-            competitor_name: str = "", no_model: bool = False) -> str:  # fmt: skip
+            competitor_name: str = "", no_model: bool = False,
+            borrowed: bool = False) -> str:  # fmt: skip
     """One plain sentence per reason: what happens to the price, why, and what binds it."""
     flags = set(rec.rules_of(i))
     if "conflict" in flags:
@@ -473,8 +491,8 @@ def explain(i: int, rec, e: float, se: float, competitor: float, price: float,
                              "the same way.")  # fmt: skip
         elif "min_gain" in flags:
             sentences.append("Today's price is kept: no allowed price is expected to earn "
-                             "clearly more than it (the minimum gain), also when demand reacts "
-                             "more strongly than estimated.")  # fmt: skip
+                             "clearly more than it (the minimum gain), also if the estimate of "
+                             "how demand reacts to price is off by its uncertainty.")  # fmt: skip
         elif rec.units_now[i] == 0:
             sentences.append("Today's price is kept: the product has no sales history yet.")
         else:
@@ -482,17 +500,23 @@ def explain(i: int, rec, e: float, se: float, competitor: float, price: float,
                              "allow.")  # fmt: skip
     else:
         direction = "Raise" if change > 0 else "Lower"
-        sentences.append(f"{direction} the price by {abs(change):.0%}, from {price:.2f} to "
+        sentences.append(f"{direction} the price by {_share(change)}, from {price:.2f} to "
                          f"{new:.2f}.")  # fmt: skip
         if "reference" in flags:
             sentences.append("The product has no sales yet: the price moves toward what the "
                              "market pays for similar items.")  # fmt: skip
         else:
             gain = rec.value_new[i] - rec.value_now[i]
-            what = "revenue" if "no_cost" in flags else "profit"
+            what = "revenue" if rec.by_revenue[i] else "profit"
             if np.isfinite(gain) and abs(gain) >= 0.005:
                 sentences.append(f"Expected {what}: {gain:+,.2f} a day.")
-    if np.isfinite(e) and e < 0 and not no_model and "no_estimate" not in flags:
+    if borrowed and not no_model and "no_estimate" not in flags:
+        sentences.append(
+            "This product's own sales show demand rising with its price (promotions or seasons "
+            f"at work), so its category's response is used: about {abs(e):.1f} % fewer units "
+            "for each 1 % on the price, with a wide uncertainty."
+        )
+    elif np.isfinite(e) and e < 0 and not no_model and "no_estimate" not in flags:
         kind = "falls less than the price rises" if e > -1 else "falls more than the price rises"
         low, high = e - 1.96 * se, e + 1.96 * se
         sentences.append(
@@ -509,8 +533,10 @@ def explain(i: int, rec, e: float, se: float, competitor: float, price: float,
             sentences.append(f"Today's price matches {who}.")
         else:
             where = "above" if gap > 0 else "below"
-            sentences.append(f"Today's price is {abs(gap):.0%} {where} {who}.")
+            sentences.append(f"Today's price is {_share(gap)} {where} {who}.")
     moved = abs(new - price) >= 0.005
+    if "max_step" in flags:
+        flags.discard("window")  # the same bound said twice
     for name in RULE_ORDER:
         if name in flags and (moved or name in ("restores_rule",)):
             sentences.append(RULE_WORDS[name])
@@ -529,17 +555,39 @@ def _store(job, demand, catalog: Catalog, curve, market: Market, rec, resolved,
     Recommendation.objects.filter(status=Recommendation.Status.PENDING).update(
         status=Recommendation.Status.SUPERSEDED
     )
+    in_flight = in_flight_recommendations()
+    sending = set(
+        Recommendation.objects.filter(pk__in=in_flight).values_list("product_id", flat=True)
+    )
     waiting = {
-        product: (pk, job_id, price)
-        for pk, product, job_id, price in Recommendation.objects.filter(
+        product: (pk, job_id, price, made_at)
+        for pk, product, job_id, price, made_at in Recommendation.objects.filter(
             status=Recommendation.Status.APPROVED
         )
-        .exclude(pk__in=in_flight_recommendations())
+        .exclude(pk__in=in_flight)
         .annotate(final=Coalesce("approved_price", "recommended_price"))
         .order_by("product_id", "pk")
-        .values_list("pk", "product_id", "job_id", "final")
+        .values_list("pk", "product_id", "job_id", "final", "current_price")
     }  # fmt: skip
     ids, p0s = catalog.ids.tolist(), catalog.price
+    # An approval made against a price that has moved since, or that breaks the rules now in
+    # force, cannot be sent as it is: it is superseded (the new job's recommendation stands).
+    position = {pk: i for i, pk in enumerate(ids)}
+    stale = []
+    for product, (pk, _job, price, made_at) in list(waiting.items()):
+        i = position.get(product)
+        if i is None:
+            continue
+        value, floor, ceiling = float(price), rec.floor[i], rec.ceiling[i]
+        if (abs(float(made_at) - float(p0s[i])) > 0.005 or (np.isfinite(floor) and value < floor
+                - 0.005) or (np.isfinite(ceiling) and value > ceiling + 0.005)):  # fmt: skip
+            stale.append(pk)
+            del waiting[product]
+    if stale:
+        Recommendation.objects.filter(pk__in=stale).update(
+            status=Recommendation.Status.SUPERSEDED,
+            flag=f"superseded by job {job.pk}: the price or the rules changed since the approval",
+        )
     candidates = {
         pk: (float(p0s[i]), float(rec.price[i]), bool(rec.binding[i] & RULES["competitor"]))
         for i, pk in enumerate(ids)
@@ -568,6 +616,7 @@ def _store(job, demand, catalog: Catalog, curve, market: Market, rec, resolved,
     confident = (
         np.isfinite(e_) & (e_ < 0) & np.isfinite(se_) & (se_ <= max_rel_se * np.abs(e_))
         & (e_ + 1.96 * se_ < 0) & ((rec.binding & RULES["no_estimate"]) == 0)
+        & ~curve.borrowed  # a category's elasticity is no confident estimate of this SKU's
     )  # fmt: skip
     profit_new = np.nan_to_num(rec.profit_new)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -604,13 +653,16 @@ def _store(job, demand, catalog: Catalog, curve, market: Market, rec, resolved,
         pk, price = ids[i], float(p0s[i])
         row = {name: values[i] for name, values in columns.items()}
         flag = flags.get(pk, "") if moved_list[i] else ""
+        if pk in sending:
+            flag = "a price change for this product is being published; decide after it"
         if pk in waiting:
-            old_pk, old_job, old_price = waiting[pk]
+            old_pk, old_job, old_price, _made_at = waiting[pk]
             new_price = row["recommended_price"] if moved_list[i] else price
             if new_price is not None and abs(float(old_price) - new_price) > 0.005:
                 differ.append((old_pk, job.pk, new_price))
                 flag = (f"an approved price {float(old_price):.2f} (job {old_job}) waits to be "
-                        "published; approving this one replaces it")  # fmt: skip
+                        "published" + ("; approving this one replaces it" if moved_list[i]
+                                       else ""))  # fmt: skip
         row.update(
             tenant_id=tenant.pk, job_id=job.pk, product_id=pk, status=status[i],
             current_price=Decimal(str(price)), reference_price=market.reference.get(pk),
@@ -619,14 +671,15 @@ def _store(job, demand, catalog: Catalog, curve, market: Market, rec, resolved,
             competitor_name=market.competitor_name[i][:200],
             explanation=explain(i, rec, e_[i].item(), se_[i].item(),
                                 float(market.competitor_price[i]), price,
-                                market.competitor_name[i], no_model=no_model),
+                                market.competitor_name[i], no_model=no_model,
+                                borrowed=bool(curve.borrowed[i])),
             flag=flag[:200],
         )  # fmt: skip
         objects.append(row)
     copy_insert(Recommendation, objects)
     for old_pk, new_job, new_price in differ:  # the kept approval says what changed since
         Recommendation.objects.filter(pk=old_pk).update(
-            flag=f"job {new_job} now recommends {new_price:.2f}"
+            flag=f"job {new_job} now recommends {new_price:.2f}"[:200]
         )
     ok = np.isfinite(rec.profit_new) & np.isfinite(rec.profit_now)
     _finish(

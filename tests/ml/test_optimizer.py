@@ -333,3 +333,22 @@ def test_demand_falls_faster_above_the_competitor():
                    Rules(max_step=0.5, min_margin=0.0, competitor_price=12.0),
                    competitor_slope=[-6.0])  # fmt: skip
     assert rec.price[0] == pytest.approx(12.0, abs=0.05)
+
+
+def test_a_kept_price_says_which_limit_kept_it():
+    base = dict(max_step=0.5, min_margin=0.0)
+    wait = optimise([10.0], [5.0], [100.0], [-0.5], [0.05], Rules(**base, hold_up=1.0))
+    assert wait.price[0] == 10.0 and "wait" in wait.rules_of(0)
+    window = optimise([10.0], [5.0], [100.0], [-0.5], [0.05],
+                      Rules(**base, window_low=9.0, window_high=10.0))  # fmt: skip
+    assert window.price[0] == 10.0 and "window" in window.rules_of(0)
+
+
+def test_a_rule_forced_move_past_the_rule_is_not_called_a_restore():
+    # competitor cap 18 forces a cut from 20; the curve (elastic, low cost) wants lower still
+    rec = optimise([20.0], [2.0], [100.0], [-4.0], [0.05],
+                   Rules(max_step=0.2, competitor_price=18.0, max_above_competitor=0.0))  # fmt: skip
+    assert rec.price[0] < 18.0 and "restores_rule" not in rec.rules_of(0)
+    held = optimise([20.0], [15.0], [100.0], [-1.5], [0.05],
+                    Rules(max_step=0.2, competitor_price=18.0, max_above_competitor=0.0))  # fmt: skip
+    assert held.price[0] == 18.0 and "restores_rule" in held.rules_of(0)

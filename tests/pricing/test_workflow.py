@@ -707,3 +707,69 @@ def test_a_tenant_with_one_day_of_sales_keeps_every_price_and_says_why(world_a):
     assert job.status == "succeeded" and len(recs) == 40
     assert all(r.recommended_price == r.current_price for r in recs)
     assert all("not enough sales history" in r.explanation for r in recs)
+
+
+def test_a_kept_approval_whose_price_moved_since_is_superseded_not_sent(shop):
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        reprice()
+        old = _approve_some(1)
+        rec = Recommendation.objects.get(pk=old[0])
+        Product.objects.filter(pk=rec.product_id).update(price=Decimal("26.00"))  # shop moved
+        reprice()
+        rec.refresh_from_db()
+        assert rec.status == "superseded" and "changed since" in rec.flag
+
+
+def test_auto_approval_replaces_an_older_approval_of_the_same_product(shop):
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        job = reprice()
+        old = _approve_some(20)
+        approvals.update_policy(auto_approve=True, auto_approve_max_change=Decimal("0.5"))
+        Recommendation.objects.filter(pk__in=old).update(flag="")
+        newer = reprice()
+        auto = Recommendation.objects.filter(job=newer, auto_approved=True)
+        for rec in auto:
+            assert (
+                not Recommendation.objects.filter(product_id=rec.product_id, status="approved")
+                .exclude(pk=rec.pk)
+                .exists()
+            )
+        assert job.pk != newer.pk
+
+
+def test_without_a_demand_model_no_price_moves_toward_a_reference(world_a):
+    from pricing_saas.catalog.importer import import_rows
+    from tests.factories import ModelVersionFactory, ReferencePriceFactory
+
+    with tenant_context(world_a.tenant):
+        import_rows(kind="products", rows=[{"sku": "A", "title": "A", "price": 20, "cost": 5}])
+        import_rows(kind="sales", rows=[
+            {"date": f"2026-11-{d:02d}", "sku": "A", "units": 3, "price": 20} for d in (1, 2, 3)
+        ])  # fmt: skip
+        product = Product.objects.get(sku="A")
+        version = ModelVersionFactory(tenant=world_a.tenant)
+        ReferencePriceFactory(tenant=world_a.tenant, product=product, model_version=version,
+                              price="30.00", low="28.00", high="32.00")  # fmt: skip
+        job = reprice()
+        rec = Recommendation.objects.get(job=job)
+    assert rec.recommended_price == rec.current_price and "not enough sales" in rec.explanation
+
+
+def test_after_a_rollback_the_undone_direction_waits_for_the_window(shop):
+    with tenant_context(shop.tenant), actor_context(None, "ops@shop.test"):
+        product = Product.objects.get(sku="P0")
+        up = PriceChange.objects.create(
+            tenant=shop.tenant, product=product, old_price=Decimal("20"),
+            new_price=Decimal("24"), status="published",
+            published_at=timezone.now() - timedelta(days=20),
+        )  # fmt: skip
+        PriceChange.objects.create(
+            tenant=shop.tenant, product=product, kind="rollback", old_price=Decimal("24"),
+            new_price=Decimal("20"), status="published", reverts=up,
+            published_at=timezone.now() - timedelta(days=10),
+        )  # fmt: skip
+        job = reprice()
+        rec = Recommendation.objects.get(job=job, product=product)
+    assert rec.recommended_price <= rec.current_price  # the undone raise is not proposed again

