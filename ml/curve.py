@@ -12,7 +12,8 @@ with d = log(p / p_ref): e is the elasticity at p_ref with the competitor's pric
 c the curvature (demand bends down as the price rises), and h <= 0 the extra slope above the
 lowest competitor's price, where one is known (demand may fall faster once the price passes the
 competitor's). The curve is trusted only between `evidence_low` and `evidence_high` (the prices
-the SKU was seen at): the optimiser does not leave that range.
+the SKU was seen at) and, where a competitor's price is known, at the positions against it the
+SKU was seen at (`gap_low`, `gap_high`): the optimiser does not leave that range.
 """
 
 from __future__ import annotations
@@ -42,12 +43,15 @@ class DemandCurve:
     evidence_high: np.ndarray  # highest price seen
     # The SKU's own estimate had the wrong sign: the slope is its category's (or the tenant's).
     borrowed: np.ndarray | None = None
+    # The positions against the competitor seen, log(price / competitor) (NaN: unknown).
+    gap_low: np.ndarray | None = None
+    gap_high: np.ndarray | None = None
 
     @classmethod
     def build(
         cls, price_ref, units_ref, elasticity, elasticity_se=None, curvature=None,
         competitor_price=None, competitor_slope=None, evidence_low=None, evidence_high=None,
-        borrowed=None,
+        borrowed=None, gap_low=None, gap_high=None,
     ) -> DemandCurve:  # fmt: skip
         p = np.asarray(price_ref, dtype=np.float64)
         n = len(p)
@@ -59,6 +63,7 @@ class DemandCurve:
             competitor_slope=np.minimum(np.nan_to_num(_column(competitor_slope, n, 0.0)), 0.0),
             evidence_low=_column(evidence_low, n), evidence_high=_column(evidence_high, n),
             borrowed=np.zeros(n, bool) if borrowed is None else np.asarray(borrowed, bool),
+            gap_low=_column(gap_low, n), gap_high=_column(gap_high, n),
         )  # fmt: skip
 
     @classmethod

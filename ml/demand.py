@@ -86,7 +86,14 @@ class DemandFit:
     # that took their category's (or the tenant's) elasticity with its wider uncertainty.
     from_prior: np.ndarray | None = None
     dispersion: float = 1.0  # the tenant's Pearson dispersion (1 = Poisson)
-    competitor_above: float = 0.0  # extra slope of log units above the lowest competitor
+    # Per SKU, the extra slope of log units above the lowest competitor's price (<= 0; 0 where
+    # the SKU's prices do not show one) and its standard error.
+    competitor_above: np.ndarray | None = None
+    competitor_above_se: np.ndarray | None = None
+    # The SKU's observed position against the lowest competitor, log(price / competitor):
+    # lowest and highest (NaN where no competitor price was known on its days).
+    gap_low: np.ndarray | None = None
+    gap_high: np.ndarray | None = None
 
     def expected_units(self, sku: np.ndarray, price: np.ndarray) -> np.ndarray:
         """Expected daily units at `price`, controls at their average day."""
@@ -138,11 +145,7 @@ def _controls(panel: Panel) -> tuple[np.ndarray, list[str]]:
             known = np.isfinite(gap)
             cols += [np.where(known, gap, 0.0), (~known).astype(float)]
             names += [label, f"{label}_unknown"]
-            if label == "competitor_gap":
-                # Demand may fall faster once the price passes the competitor's: the extra
-                # slope above it (a hinge at the competitor's price).
-                cols.append(np.where(known, np.maximum(gap, 0.0), 0.0))
-                names.append("competitor_above")
+
     return np.column_stack(cols), names
 
 
@@ -262,12 +265,18 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     raw_se = np.full(n, np.inf)
     b = np.full(n, pooled)
     a = alpha.copy()
+    last = np.zeros(n)
+    order = np.lexsort((day, sku))
+    last[sku[order]] = lp[order]  # each SKU's latest price (rows sorted by day: the last wins)
+    kw = np.exp(-0.5 * ((lp - last[sku]) / LOCAL_BANDWIDTH) ** 2) if LOCAL_BANDWIDTH else 1.0
     for _ in range(iterations):
         m, wt = _mean_weight(a[sku] + b[sku] * lp + offset, trunc)
+        wt = wt * kw
         s0 = np.bincount(sku, weights=wt, minlength=n)
         s1 = np.bincount(sku, weights=wt * lp, minlength=n)
         s2 = np.bincount(sku, weights=wt * lp * lp, minlength=n)
-        g = np.bincount(sku, weights=(y - m) * lp, minlength=n)
+        r = (y - m) * kw
+        g = np.bincount(sku, weights=r * (lp - (s1 / np.maximum(s0, 1e-12))[sku]), minlength=n)
         info_b = s2 - s1 * s1 / np.maximum(s0, 1e-12)
         step = np.where(info_b > 1e-9, g / np.maximum(info_b, 1e-9), 0.0)
         b = np.clip(b + np.clip(step, -1, 1), -20, 5)
@@ -277,7 +286,7 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     has = (info_b > 1e-9) & (np.bincount(sku, weights=y, minlength=n) > 0)
     raw[has] = b[has]
     variance, phi, dispersion = _honest_variance(
-        y, m, wt, lp, sku, day, n, s0, s1, np.maximum(info_b, 1e-12)
+        y, m, wt, lp, sku, day, n, s0, s1, np.maximum(info_b, 1e-12), kw
     )
     raw_se[has] = np.sqrt(variance[has])
     sold = np.bincount(sku, weights=y, minlength=n) > 0
@@ -289,6 +298,22 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     raw_c, raw_c_se, _b2, _b2_se = _curvature(y, lp, offset, sku, n, trunc, b, a, iterations)
     raw_c = np.where(sold, raw_c, np.nan)
     raw_c_se = raw_c_se * np.sqrt(phi)  # overdispersion widens the curvature's interval too
+    # The hinge above the competitor, fitted together with the slope: where a SKU's demand
+    # clearly falls faster above the competitor's price, its slope is the one below it.
+    hinge, hinge_se = np.zeros(n), np.full(n, np.inf)
+    if sub.competitor_price is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = np.log(price / np.asarray(sub.competitor_price, float))
+        g = np.where(np.isfinite(g), np.maximum(g, 0.0), 0.0)
+        if (g > 0).any():
+            h, h_se, b_joint, b_joint_se = _curvature(
+                y, lp, offset, sku, n, trunc, b, a, iterations, z=g, prior_sd=HINGE_PRIOR_SD
+            )
+            h_se, b_joint_se = h_se * np.sqrt(phi), b_joint_se * np.sqrt(phi)
+            clear = has & np.isfinite(h) & (h + HINGE_Z * h_se < 0) & np.isfinite(b_joint)
+            hinge, hinge_se = np.where(clear, h, 0.0), np.where(clear, h_se, np.inf)
+            raw = np.where(clear, b_joint, raw)
+            raw_se = np.where(clear, np.maximum(raw_se, b_joint_se), raw_se)
 
     # Empirical Bayes: SKU -> category -> pooled.
     category = np.zeros(n, int) if panel.category is None else np.asarray(panel.category, int)
@@ -335,9 +360,25 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
         price_low=np.where(weight > 0, _per_sku(np.minimum, price, sku, n, np.inf), np.nan),
         price_high=np.where(weight > 0, _per_sku(np.maximum, price, sku, n, -np.inf), np.nan),
         from_prior=from_prior, dispersion=dispersion,
-        competitor_above=float(beta[1 + names.index("competitor_above")])
-        if "competitor_above" in names else 0.0,
+        competitor_above=hinge, competitor_above_se=hinge_se,
+        gap_low=_gap_range(price, sub.competitor_price, sku, n, np.minimum, np.inf),
+        gap_high=_gap_range(price, sub.competitor_price, sku, n, np.maximum, -np.inf),
     )  # fmt: skip
+
+
+def _gap_range(price, competitor, sku, n, reduce, empty):
+    if competitor is None:
+        return np.full(n, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap = np.log(price / np.asarray(competitor, float))
+    known = np.isfinite(gap)
+    out = _per_sku(reduce, gap[known], sku[known], n, empty)
+    return np.where(np.isfinite(out), out, np.nan)
+
+
+LOCAL_BANDWIDTH = 0.25  # log-price distance over which a SKU's slope is local to today's price
+HINGE_PRIOR_SD = 3.0  # prior on a SKU's extra slope above the competitor: N(0, 3^2)
+HINGE_Z = 2.0  # a hinge is used only where it is this many standard errors below zero
 
 
 WRONG_SIGN = -0.05  # an elasticity above this is no usable price response
@@ -353,14 +394,16 @@ def _per_sku(reduce, values, sku, n, empty):
     return out
 
 
-def _honest_variance(y, m, w, x, sku, day, n, s0, s1, info):
+def _honest_variance(y, m, w, x, sku, day, n, s0, s1, info, kw=1.0):
     """Per SKU, the variance of its own price slope that holds when counts are overdispersed
     and errors correlate over nearby days: the larger of (a) the model variance scaled by the
     SKU's Pearson dispersion (shrunk toward the tenant's) and (b) the sandwich clustered by
     blocks of SE_BLOCK_DAYS days. Returns the variance, each SKU's dispersion and the tenant's.
     """
     rows = np.bincount(sku, minlength=n).astype(float)
-    pearson = np.bincount(sku, weights=(y - m) ** 2 / np.maximum(w, 1e-12), minlength=n)
+    # w is the kernel-weighted model weight kw * Var: the Pearson residual uses Var alone
+    var = np.maximum(w / np.maximum(kw, 1e-12), 1e-12)
+    pearson = np.bincount(sku, weights=(y - m) ** 2 / var, minlength=n)
     df = np.maximum(rows - 2, 0)
     tenant = float(max(pearson.sum() / max(df.sum(), 1.0), 1.0))
     phi = (pearson + DISPERSION_PRIOR_ROWS * tenant) / (df + DISPERSION_PRIOR_ROWS)
@@ -369,13 +412,16 @@ def _honest_variance(y, m, w, x, sku, day, n, s0, s1, info):
     width = int(block.max()) + 1
     key = sku.astype(np.int64) * width + block
     uniq, inverse = np.unique(key, return_inverse=True)
-    score = (y - m) * (x - (s1 / np.maximum(s0, 1e-12))[sku])
+    centred = x - (s1 / np.maximum(s0, 1e-12))[sku]
+    score = kw * (y - m) * centred
     sums = np.bincount(inverse, weights=score)
     owner = uniq // width
     meat = np.bincount(owner, weights=sums**2, minlength=n)
     groups = np.bincount(owner, minlength=n).astype(float)
     meat = meat * np.where(groups > 1, groups / np.maximum(groups - 1, 1), 1.0)
-    return np.maximum(phi / info, meat / info**2), phi, tenant
+    # the model variance of a kernel-weighted score: phi * sum(kw^2 Var x^2) / info^2
+    model = phi * np.bincount(sku, weights=kw * w * centred**2, minlength=n) / info**2
+    return np.maximum(model, meat / info**2), phi, tenant
 
 
 def _sign_fallback(e, se, category, by_cat, pooled, pooled_se, names, beta, cov):
@@ -416,11 +462,13 @@ def _recent_level(y, day, x, sku, n, trunc, intercept, slope, curvature) -> np.n
     return (sold + LEVEL_PRIOR) / (expected + LEVEL_PRIOR)
 
 
-def _curvature(y, x, offset, sku, n, trunc, b0, a0, iterations):
+def _curvature(y, x, offset, sku, n, trunc, b0, a0, iterations, z=None,
+               prior_sd=CURVATURE_PRIOR_SD):  # fmt: skip
     """Per-SKU Newton steps on (slope, curvature) of log units in x = log(price / typical),
-    intercepts profiled. Returns curvature, its s.e., slope, its s.e. (NaN where the prices
-    do not identify a curve)."""
-    x2 = x * x
+    intercepts profiled; or on (slope, coefficient of `z`) for another regressor (the hinge
+    above the competitor). Returns the second coefficient, its s.e., the slope, its s.e. (NaN
+    where the prices do not identify it)."""
+    x2 = x * x if z is None else z
     b, c, a = b0.copy(), np.zeros(n), a0.copy()
     ok = np.zeros(n, bool)
     i11 = i12 = i22 = det = np.zeros(n)
@@ -432,11 +480,11 @@ def _curvature(y, x, offset, sku, n, trunc, b0, a0, iterations):
         i11 = np.bincount(sku, weights=w * x * x, minlength=n) - s1 * s1 / s0
         i12 = np.bincount(sku, weights=w * x * x2, minlength=n) - s1 * s2 / s0
         i22 = np.bincount(sku, weights=w * x2 * x2, minlength=n) - s2 * s2 / s0
-        # A weak prior on the curvature, N(0, CURVATURE_PRIOR_SD^2): where the prices hardly
+        # A weak prior on the curvature, N(0, prior_sd^2): where the prices hardly
         # move, the data cannot pin a bend down, and the likelihood alone would let it drift.
-        i22 = i22 + 1 / CURVATURE_PRIOR_SD**2
+        i22 = i22 + 1 / prior_sd**2
         g1 = np.bincount(sku, weights=(y - m) * x, minlength=n)
-        g2 = np.bincount(sku, weights=(y - m) * x2, minlength=n) - c / CURVATURE_PRIOR_SD**2
+        g2 = np.bincount(sku, weights=(y - m) * x2, minlength=n) - c / prior_sd**2
         det = i11 * i22 - i12 * i12
         ok = (i11 > 1e-9) & (i22 > 1e-12) & (det > 1e-6 * np.maximum(i11 * i22, 1e-300))
         safe = np.where(ok, det, 1.0)
@@ -452,7 +500,7 @@ def _curvature(y, x, offset, sku, n, trunc, b0, a0, iterations):
     c_se = np.where(ok, np.sqrt(np.maximum(i11 / safe, 0)), np.inf)
     b_se = np.where(ok, np.sqrt(np.maximum(i22 / safe, 0)), np.inf)
     # Informative only where the data, not the prior, set the curvature.
-    ok = ok & (c_se < 0.7 * CURVATURE_PRIOR_SD) & (np.abs(c) < 39) & (np.abs(b) < 19)
+    ok = ok & (c_se < 0.7 * prior_sd) & (np.abs(c) < 39) & (np.abs(b) < 19)
     return np.where(ok, c, np.nan), np.where(ok, c_se, np.inf), np.where(ok, b, np.nan), b_se
 
 

@@ -84,9 +84,12 @@ class Rules:
     no_cost: str = "revenue"
     method: str = "analytic"  # analytic (exact for the constant-elasticity curve) | grid
     candidates: int = 41  # grid (and SKUs with a curvature or a competitor kink)
-    # No extrapolation: the prices seen (per SKU; NaN unknown), widened by the margin.
+    # No extrapolation: the prices seen (per SKU; NaN unknown), widened by the margin, and the
+    # positions against the lowest competitor seen, log(price / competitor).
     evidence_low: float | np.ndarray = np.nan
     evidence_high: float | np.ndarray = np.nan
+    gap_low: float | np.ndarray = np.nan
+    gap_high: float | np.ndarray = np.nan
     evidence_margin: float | np.ndarray = 0.05
     # The cumulative change allowed in the window, as absolute bounds (from the price history).
     window_low: float | np.ndarray = np.nan
@@ -243,6 +246,7 @@ def _optimise(
         p0, q0, e, sd, 0.0 if curvature is None else curvature,
         competitor_price=rules.competitor_price, competitor_slope=competitor_slope,
         evidence_low=rules.evidence_low, evidence_high=rules.evidence_high,
+        gap_low=rules.gap_low, gap_high=rules.gap_high,
     )  # fmt: skip
     binding = np.zeros(n, dtype=np.int64)
 
@@ -261,16 +265,20 @@ def _optimise(
     # price down (within the others). All of them yield to the hard rules.
     step = _arr(rules.max_step, n)
     margin = _arr(rules.evidence_margin, n)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
+        # positions against today's competitor seen before (a price never seen below, or
+        # above, the competitor's is not taken there on a curve fitted elsewhere)
+        beside_lo = curve.competitor_price * np.exp(curve.gap_low) * (1 - margin)
+        beside_hi = curve.competitor_price * np.exp(curve.gap_high) * (1 + margin)
         soft_lo = {
             "max_step": p0 * (1 - step),
-            "evidence": np.minimum(curve.evidence_low, p0) * (1 - margin),
+            "evidence": np.minimum(_nanmax(curve.evidence_low * (1 - margin), beside_lo), p0),
             "window": np.minimum(_arr(rules.window_low, n), p0),
             "wait": np.where(_arr(rules.hold_down, n) > 0, p0, np.nan),
         }
         soft_hi = {
             "max_step": p0 * (1 + step),
-            "evidence": np.maximum(curve.evidence_high, p0) * (1 + margin),
+            "evidence": np.maximum(_nanmin(curve.evidence_high * (1 + margin), beside_hi), p0),
             "window": np.maximum(_arr(rules.window_high, n), p0),
             "wait": np.where(_arr(rules.hold_up, n) > 0, p0, np.nan),
         }

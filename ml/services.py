@@ -224,9 +224,11 @@ def run_training(*, version_id: int, on_progress=None, sync: bool = False) -> Mo
     version.trainer = outcome.chosen
     note = outcome.metrics.get("note", "")
     refit = outcome.metrics.get("refit")
-    if refit:
+    if refit and refit["refitted"]:
         note += f" Refitted on all {refit['products']} products: {', '.join(refit['refitted'])}"
-        note += f" (kept as trained: {', '.join(refit['kept'])})." if refit["kept"] else "."
+        note += f" ({', '.join(refit['kept'])} kept as trained)." if refit["kept"] else "."
+    elif refit:
+        note += f" {', '.join(refit['kept'])} kept as trained (a GPU refits it on all products)."
     message = f"{outcome.chosen} won on the held-out products. {note.strip()}".strip()
     if not text_config().auto_promote:
         return _end(version, ModelVersion.Status.READY, message)
@@ -336,7 +338,9 @@ def demand_panel():
     # ORM built 2 million Python tuples for a 100,000-SKU tenant: 30 s of a 100 s training).
     data = _copy_columns(
         "SELECT product_id, (date - DATE '0001-01-01') + 1, SUM(units), "
-        "COALESCE(SUM(revenue), 0), BOOL_OR(promo)::int, MAX(price) "
+        "COALESCE(SUM(revenue), 0), BOOL_OR(promo)::int, "
+        # the listed price of the day: units-weighted over channels (MAX for 0-unit rows)
+        "COALESCE(SUM(price * units) / NULLIF(SUM(units), 0), MAX(price)) "
         f"FROM {SalesRecord._meta.db_table} WHERE tenant_id = {int(require_current_tenant().pk)} "
         "GROUP BY product_id, date ORDER BY product_id, date",
         6,
@@ -357,7 +361,8 @@ def demand_panel():
     paid = np.where(units > 0, revenue / np.maximum(units, 1), np.nan)
     listed = data[:, 5]
     price = np.where(listed > 0, listed, paid)
-    price = np.where((units > 0) | recorded_zero, price, np.nan)
+    # a sale nobody paid for (fully discounted, free) has no price to learn from
+    price = np.where(recorded_zero | ((units > 0) & (paid > 0)), price, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         depth = np.where(
             (units > 0) & (paid > 0) & (listed > 0), np.minimum(np.log(paid / listed), 0.0), 0.0
@@ -572,6 +577,9 @@ def _run_demand(version: ModelVersion) -> ModelVersion:
         "price_low": fit.price_low,
         "price_high": fit.price_high,
         "from_prior": fit.from_prior.astype(bool),
+        "competitor_slope": fit.competitor_above,
+        "gap_low": fit.gap_low,
+        "gap_high": fit.gap_high,
     }
     buffer = io.BytesIO()
     # The artifact holds every estimate, so a version whose rows were pruned can be restored.
@@ -587,7 +595,7 @@ def _run_demand(version: ModelVersion) -> ModelVersion:
             DEMAND_TRAINER: {"pooled_elasticity": round(fit.pooled_elasticity, 4),
                              "pooled_se": round(fit.pooled_se, 4),
                              "dispersion": round(fit.dispersion, 3),
-                             "competitor_above": round(fit.competitor_above, 4),
+                             "competitor_hinges": int(np.sum(fit.competitor_above < 0)),
                              "from_prior": int(fit.from_prior.sum())},
             "n_skus": len(product_ids), "product_days": len(panel.units), **stats,
             "coefficients": dict(zip(fit.coef_names, np.round(fit.coef, 4).tolist(), strict=True)),
@@ -603,7 +611,8 @@ ELASTICITY_VERSIONS_KEPT = 5  # demand versions whose estimates stay as rows (ro
 ESTIMATE_FIELDS = ("product_id", "elasticity", "elasticity_se", "raw_elasticity", "curvature",
                    "typical_price", "units_per_day", "days_observed")  # fmt: skip
 # Kept since the evidence range: absent from older artifacts (restored as unknown).
-OPTIONAL_FIELDS = ("price_low", "price_high", "from_prior")
+OPTIONAL_FIELDS = ("price_low", "price_high", "from_prior", "competitor_slope", "gap_low",
+                   "gap_high")  # fmt: skip
 
 
 def _store_elasticities(version: ModelVersion, estimates) -> int:
@@ -623,6 +632,9 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
     low, high = (np.asarray(estimates.get(k, np.full(size, np.nan)), float)
                  for k in ("price_low", "price_high"))  # fmt: skip
     prior = np.asarray(estimates.get("from_prior", np.zeros(size, bool)), bool)
+    hinge = np.asarray(estimates.get("competitor_slope", np.zeros(size)), float)
+    gap_lo, gap_hi = (np.asarray(estimates.get(k, np.full(size, np.nan)), float)
+                      for k in ("gap_low", "gap_high"))  # fmt: skip
     rows = [
         {
             "tenant_id": tenant.pk,
@@ -638,9 +650,13 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
             "price_low": None if not np.isfinite(lo) else _money(lo),
             "price_high": None if not np.isfinite(hi) else _money(hi),
             "from_prior": bool(fp),
+            "competitor_slope": float(h) if np.isfinite(h) else 0.0,
+            "gap_low": number(gl),
+            "gap_high": number(gh),
         }
-        for pk, e, se, raw, c, typical, rate, days, lo, hi, fp in zip(
-            *columns, low.tolist(), high.tolist(), prior.tolist(), strict=True
+        for pk, e, se, raw, c, typical, rate, days, lo, hi, fp, h, gl, gh in zip(
+            *columns, low.tolist(), high.tolist(), prior.tolist(), hinge.tolist(),
+            gap_lo.tolist(), gap_hi.tolist(), strict=True,
         )
     ]  # fmt: skip
     return copy_insert(Elasticity, rows)
@@ -898,13 +914,15 @@ def demand_curve(version: ModelVersion | None, product_ids, prices, categories=N
         rows = rows.filter(product_id__in=ids)
     fits = {r[0]: r[1:] for r in rows.values_list(
         "product_id", "elasticity", "elasticity_se", "units_per_day", "typical_price",
-        "curvature", "price_low", "price_high", "from_prior")}  # fmt: skip
+        "curvature", "price_low", "price_high", "from_prior", "competitor_slope", "gap_low",
+        "gap_high")}  # fmt: skip
     known = np.array([pk in fits for pk in ids], dtype=bool)
     get = lambda j, default=np.nan: np.array(  # noqa: E731
         [default if pk not in fits or fits[pk][j] is None else float(fits[pk][j]) for pk in ids]
     )
     e, se, rate, typical, curv = get(0), get(1), get(2, 0.0), get(3, 1.0), get(4, 0.0)
-    low, high, borrowed = get(5), get(6), get(7, 0.0) > 0
+    low, high, borrowed, hinge = get(5), get(6), get(7, 0.0) > 0, get(8, 0.0)
+    gap_low, gap_high = get(9), get(10)
     if not known.all():
         metrics = version.metrics.get(version.trainer, {}) if version is not None else {}
         pooled = float(metrics.get("pooled_elasticity", -1.5))
@@ -917,13 +935,10 @@ def demand_curve(version: ModelVersion | None, product_ids, prices, categories=N
             prior = by_category.get(cats[i])
             e[i] = float(np.mean(prior)) if prior else pooled
             se[i], rate[i], typical[i], curv[i] = 1.0, 0.0, 1.0, 0.0
-    slope = 0.0
-    if version is not None:
-        slope = float(version.metrics.get(version.trainer, {}).get("competitor_above", 0.0))
     price = np.asarray(prices, dtype=float)
     typical = np.where(known, typical, price)
     return DemandCurve.from_estimates(
         price, rate, e, typical, curv, elasticity_se=se, competitor_price=competitor_price,
-        competitor_slope=min(slope, 0.0), evidence_low=low, evidence_high=high,
-        borrowed=borrowed,
+        competitor_slope=np.minimum(hinge, 0.0), evidence_low=low, evidence_high=high,
+        borrowed=borrowed, gap_low=gap_low, gap_high=gap_high,
     ), known  # fmt: skip

@@ -201,15 +201,19 @@ class Market:
     @classmethod
     def load(cls, ids: np.ndarray) -> Market:
         since = timezone.now() - COMPETITOR_WINDOW
-        lowest = {  # the lowest in-stock offer of the window per SKU, and whose it is
-            pk: (name, price)
-            for pk, name, price in CompetitorOffer.objects.filter(
-                observed_at__gte=since, in_stock=True
-            )
-            .order_by("product_id", "price")
-            .distinct("product_id")
-            .values_list("product_id", "competitor", "price")
-        }
+        # Each competitor's latest observation in the window (its price now, if in stock),
+        # then the lowest of those per SKU, and whose it is: an old low price a competitor has
+        # since left is not today's market.
+        latest = (
+            CompetitorOffer.objects.filter(observed_at__gte=since)
+            .order_by("product_id", "competitor", "-observed_at", "price")
+            .distinct("product_id", "competitor")
+            .values_list("product_id", "competitor", "price", "in_stock")
+        )
+        lowest: dict[int, tuple[str, Decimal]] = {}
+        for pk, name, price, in_stock in latest.iterator(chunk_size=10_000):
+            if in_stock and (pk not in lowest or price < lowest[pk][1]):
+                lowest[pk] = (name, price)
         references = {
             pk: (price_, low, high)
             for pk, price_, low, high in ReferencePrice.objects.filter(**_usable_reference())
@@ -411,6 +415,7 @@ def _optimise_by_rules(catalog: Catalog, curve, market: Market, history: History
             reference_low=market.reference_low[idx], reference_high=market.reference_high[idx],
             no_cost=no_cost, evidence_low=part_curve.evidence_low,
             evidence_high=part_curve.evidence_high, evidence_margin=v["evidence_margin"][idx],
+            gap_low=part_curve.gap_low, gap_high=part_curve.gap_high,
             window_low=history.window_low[idx], window_high=history.window_high[idx],
             hold_up=history.hold_up[idx], hold_down=history.hold_down[idx],
             min_gain_abs=v["min_gain_abs"][idx], min_gain_rel=v["min_gain_rel"][idx],

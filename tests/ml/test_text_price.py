@@ -415,19 +415,40 @@ def test_keys_hold_out_the_same_products_in_every_run():
     assert {shuffled[i] for i in again} == {keys[i] for i in first}
 
 
-@pytest.mark.parametrize("refit_neural", [False, True])
-def test_the_neural_part_is_refitted_only_where_asked(tiny_bert, refit_neural):
-    texts, prices = synthetic_catalog(240)
+@pytest.mark.parametrize("refit_neural", [None, False, True])
+def test_the_fine_tuned_part_is_refitted_only_where_asked(tiny_bert, refit_neural):
+    """A blend's cheap parts are always fitted again on every product; its fine-tuned encoder
+    only where config.refit_neural says so (None: on a GPU, so not here)."""
+    from ml.text_price import Blend, EncoderRegressor, FineTuned, _Refit, fine_tune, pick_device
+
+    texts, prices = synthetic_catalog(120)
+    log = np.log1p(np.asarray(prices))
+    fit_idx, val_idx, test_idx = np.arange(0, 80), np.arange(80, 100), np.arange(100, 120)
     config = TrainConfig(trainer="finetune", base_model=str(tiny_bert), epochs=1, batch_size=16,
-                         threads=1, refit_neural=refit_neural)  # fmt: skip
-    outcome = train_text_model(texts, prices, config)
-    refit = outcome.metrics["refit"]
-    names = {outcome.chosen} if outcome.chosen != "blend" else set(outcome.predictor.parts)
-    assert set(refit["refitted"]) | set(refit["kept"]) >= names
-    if "finetune" in names:
-        assert ("finetune" in refit["refitted"]) == refit_neural
-        assert ("finetune" in refit["kept"]) != refit_neural
-    assert "finetune" not in refit["kept"] or not refit_neural
+                         refit_neural=refit_neural)  # fmt: skip
+    model = EncoderRegressor(tiny_bert, pick_device(config), use_bf16=False)
+    fine_tune(model, [texts[i] for i in fit_idx], log[fit_idx], [texts[i] for i in val_idx],
+              log[val_idx], config)  # fmt: skip
+    parts = {"baseline": TfidfRidge().fit([texts[i] for i in fit_idx], log[fit_idx]),
+             "finetune": FineTuned(model)}  # fmt: skip
+    blend = Blend(parts, {"baseline": 0.6, "finetune": 0.4})
+    blend.interval_q, parts["finetune"].interval_q = 0.4, 0.5
+    events = []
+    refit = _Refit(texts, log, fit_idx, val_idx, test_idx, config, tiny_bert, events.append,
+                   None)  # fmt: skip
+    again = refit(blend, "blend")
+    assert again.weights == blend.weights and again.interval_q == 0.4
+    assert again.parts["baseline"] is not parts["baseline"]
+    if refit_neural:
+        assert refit.refitted == ["baseline", "finetune", "blend"] and refit.kept == []
+        assert again.parts["finetune"] is not parts["finetune"]
+        assert again.parts["finetune"].interval_q == 0.5
+        assert events and events[-1]["phase"] == "refit on all products"
+        assert events[-1]["total_steps"] == 7  # 100 products (fit + held out), batches of 16
+    else:
+        assert refit.refitted == ["baseline", "blend"] and refit.kept == ["finetune"]
+        assert again.parts["finetune"] is parts["finetune"] and not events
+    assert np.isfinite(again.predict_log(texts[:3])).all()
 
 
 def test_references_far_outside_their_category_are_flagged():

@@ -167,5 +167,5 @@ def test_approver_reviews_and_bulk_approves(repriced, page):
     page.goto(page.base + f"/pricing/sku/{approved[0].product_id}/")
     page.wait_for_function("typeof Chart === 'function'", timeout=10_000)
     page.wait_for_function("Chart.getChart('curve-chart') !== undefined", timeout=10_000)
-    assert "demand is" in page.text_content("#explanation")
+    assert "Demand falls" in page.text_content("#explanation")
     page.screenshot(path=str(SHOTS / "portal_sku.png"), full_page=True)
