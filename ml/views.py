@@ -115,9 +115,11 @@ def rollback(request):
 @tenant_view()
 @require_GET
 def mispricing(request):
-    """Products whose own price lies outside their reference-price interval, worst first."""
+    """Products whose own price lies outside their reference-price interval, worst first (a
+    reference far outside its category's prices is no evidence of mispricing: left out)."""
     rows = (
         ReferencePrice.objects.select_related("product")
+        .filter(outside_category_range=False)
         .filter(Q(product__price__lt=F("low")) | Q(product__price__gt=F("high")))
         .annotate(ratio=F("product__price") / F("price"))
         .order_by("-ratio")
