@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .demand import Panel, _controls, _mean_weight, fit_demand
+from .demand import Panel, Truncation, _controls, _mean_weight, fit_demand
 
 
 @dataclass
@@ -95,7 +95,11 @@ def backtest(panel: Panel, holdout_days: int = 28) -> BacktestResult:
     test = test_rows & seen[panel.sku] & priced
     sku, y = panel.sku[test], np.asarray(panel.units, float)[test]
     price = np.asarray(panel.price, float)[test]
-    trunc = None if panel.truncated is None else np.asarray(panel.truncated, bool)[test]
+    trunc = (
+        None
+        if panel.truncated is None
+        else Truncation(np.asarray(panel.truncated, bool)[test], fit.nb_k)
+    )
     # Forecasts on the log scale, each turned into the expected value of the row: the average
     # day, moved by what is known of the held-out day in advance (its weekday, whether a
     # promotion runs and how deep its discount is), as a merchant's forecast would be.

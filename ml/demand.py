@@ -86,6 +86,7 @@ class DemandFit:
     # that took their category's (or the tenant's) elasticity with its wider uncertainty.
     from_prior: np.ndarray | None = None
     dispersion: float = 1.0  # the tenant's Pearson dispersion (1 = Poisson)
+    nb_k: float = 0.0  # negative-binomial k behind the zero-truncated rows (0: Poisson)
     # Per SKU, the extra slope of log units above the lowest competitor's price (<= 0; 0 where
     # the SKU's prices do not show one) and its standard error.
     competitor_above: np.ndarray | None = None
@@ -149,12 +150,65 @@ def _controls(panel: Panel) -> tuple[np.ndarray, list[str]]:
     return np.column_stack(cols), names
 
 
+class Truncation(np.ndarray):
+    """The rows whose presence depended on a sale (a bool mask), with the dispersion k of the
+    counts behind them (Var = mu + k mu^2; 0: Poisson). Slicing keeps k."""
+
+    def __new__(cls, mask, k: float = 0.0):
+        out = np.asarray(mask, dtype=bool).view(cls)
+        out.k = float(k)
+        return out
+
+    def __array_finalize__(self, obj):
+        self.k = getattr(obj, "k", 0.0)
+
+
+NB_GRID = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+
+
+def _dispersion_k(y, mu, truncated) -> float:
+    """The negative-binomial dispersion k that best explains the counts (the likelihood on a
+    grid), truncated at zero where a row is there only because something sold. A zero-truncated
+    Poisson on overdispersed counts misreads how often a day has a sale at a high price, and
+    flattens every slope."""
+    from scipy.special import gammaln
+
+    best, best_ll = 0.0, -np.inf
+    mu = np.maximum(mu, 1e-9)
+    for k in NB_GRID:
+        if k == 0.0:
+            ll = y * np.log(mu) - mu - gammaln(y + 1)
+            p0 = np.exp(-mu)
+        else:
+            r = 1.0 / k
+            ll = (gammaln(y + r) - gammaln(r) - gammaln(y + 1) + y * np.log(k * mu / (1 + k * mu))
+                  - r * np.log1p(k * mu))  # fmt: skip
+            p0 = np.exp(-r * np.log1p(k * mu))
+        ll = np.where(truncated, ll - np.log(np.maximum(1 - p0, 1e-300)), ll)
+        total = float(np.sum(ll))
+        if total > best_ll:
+            best, best_ll = k, total
+    return best
+
+
 def _mean_weight(eta, truncated):
-    """E[y] and Var[y] (the IRLS weight) per row: Poisson, or zero-truncated Poisson where
-    `truncated` (mean mu / (1 - e^-mu), variance m (1 - m e^-mu))."""
+    """E[y] and dE[y]/d eta (the Newton weight) per row: Poisson, or zero-truncated where
+    `truncated` (a Truncation): Poisson, mean mu / (1 - e^-mu) and weight m (1 - m e^-mu); or
+    negative binomial with the mask's k, mean mu / (1 - P0), P0 = (1 + k mu)^(-1/k). The
+    estimating equations sum (y - m) x = 0 hold whatever the variance, so the slopes stay
+    unbiased; their standard errors come from the sandwich (_honest_variance)."""
     mu = np.exp(np.clip(eta, -30, 30))
     if truncated is None:
         return mu, mu
+    k = getattr(truncated, "k", 0.0)
+    if k > 0:
+        p0 = np.exp(-np.log1p(k * mu) / k)
+        d = np.maximum(1.0 - p0, 1e-12)
+        m = mu / d
+        w = mu * (d - mu * p0 / (1 + k * mu)) / (d * d)
+        m = np.where(truncated, m, mu)
+        w = np.where(truncated, w, mu)
+        return m, np.maximum(w, 1e-12)
     # Two transcendental passes instead of three (the fit calls this hundreds of times over
     # every row): d = 1 - e^-mu from expm1, and e^-mu as 1 - d where it only scales a term.
     d = np.expm1(-mu)
@@ -190,6 +244,31 @@ def _profile_alpha(y, eta, sku, n, truncated=None, alpha=None):
     return np.where(sum_y > 0, alpha, -30.0)  # a SKU that never sold: rate ~ 0
 
 
+def _pooled(y, X, sku, n, trunc, beta, alpha, iterations):
+    """Newton steps on the shared coefficients (the price slope and the controls) with the SKU
+    intercepts profiled out. Returns beta, alpha and the last step's m, weight, the within-SKU
+    demeaned design and the information matrix."""
+    for _ in range(iterations):
+        eta = X @ beta + alpha[sku]
+        m, wt = _mean_weight(eta, trunc)
+        # Newton step on beta with the intercepts profiled: demean X within SKU (weighted).
+        w_sum = np.bincount(sku, weights=wt, minlength=n)
+        sums = np.vstack(
+            [np.bincount(sku, weights=wt * X[:, j], minlength=n) for j in range(X.shape[1])]
+        )
+        Xc = X - (sums.T / np.maximum(w_sum, 1e-12)[:, None])[sku]
+        grad = Xc.T @ (y - m)
+        info = (Xc * wt[:, None]).T @ Xc + 1e-8 * np.eye(X.shape[1])
+        step = np.linalg.solve(info, grad)
+        if trunc is not None:  # damped on the price slope only (controls may be near-collinear)
+            step = step / max(1.0, abs(float(step[0])))
+        beta = beta + step
+        alpha = _profile_alpha(y, X @ beta, sku, n, trunc, alpha)
+        if np.max(np.abs(step)) < (1e-6 if trunc is not None else 1e-8):
+            break
+    return beta, alpha, m, wt, Xc, info
+
+
 def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     n = panel.n_skus
     y = np.asarray(panel.units, float)
@@ -200,7 +279,7 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     keep = lambda values: None if values is None else np.asarray(values)[valid]  # noqa: E731
     trunc = keep(panel.truncated)
     if trunc is not None:
-        trunc = trunc.astype(bool)
+        trunc = Truncation(trunc)
         if not trunc.any():
             trunc = None
     sub = Panel(
@@ -227,24 +306,13 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     beta = np.zeros(X.shape[1])
     beta[0] = -1.0
     alpha = _profile_alpha(y, X @ beta, sku, n, trunc)
-    for _ in range(iterations):
-        eta = X @ beta + alpha[sku]
-        m, wt = _mean_weight(eta, trunc)
-        # Newton step on beta with the intercepts profiled: demean X within SKU (weighted).
-        w_sum = np.bincount(sku, weights=wt, minlength=n)
-        sums = np.vstack(
-            [np.bincount(sku, weights=wt * X[:, j], minlength=n) for j in range(X.shape[1])]
-        )
-        Xc = X - (sums.T / np.maximum(w_sum, 1e-12)[:, None])[sku]
-        grad = Xc.T @ (y - m)
-        info = (Xc * wt[:, None]).T @ Xc + 1e-8 * np.eye(X.shape[1])
-        step = np.linalg.solve(info, grad)
-        if trunc is not None:  # damped on the price slope only (controls may be near-collinear)
-            step = step / max(1.0, abs(float(step[0])))
-        beta = beta + step
-        alpha = _profile_alpha(y, X @ beta, sku, n, trunc, alpha)
-        if np.max(np.abs(step)) < (1e-6 if trunc is not None else 1e-8):
-            break
+    beta, alpha, m, wt, Xc, info = _pooled(y, X, sku, n, trunc, beta, alpha, iterations)
+    if trunc is not None:  # sale-day rows: the dispersion matters for the truncation
+        k = _dispersion_k(y, np.exp(X @ beta + alpha[sku]), trunc)
+        if k > 0:
+            trunc = Truncation(trunc, k)
+            alpha = _profile_alpha(y, X @ beta, sku, n, trunc, alpha)
+            beta, alpha, m, wt, Xc, info = _pooled(y, X, sku, n, trunc, beta, alpha, iterations)
     # Standard errors that hold under overdispersion and correlation within a SKU: the
     # sandwich clustered by SKU (every SKU's days are one cluster), never below the model's.
     bread = np.linalg.pinv(info)
@@ -360,6 +428,7 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
         price_low=np.where(weight > 0, _per_sku(np.minimum, price, sku, n, np.inf), np.nan),
         price_high=np.where(weight > 0, _per_sku(np.maximum, price, sku, n, -np.inf), np.nan),
         from_prior=from_prior, dispersion=dispersion,
+        nb_k=float(getattr(trunc, "k", 0.0)) if trunc is not None else 0.0,
         competitor_above=hinge, competitor_above_se=hinge_se,
         gap_low=_gap_range(price, sub.competitor_price, sku, n, np.minimum, np.inf),
         gap_high=_gap_range(price, sub.competitor_price, sku, n, np.maximum, -np.inf),
