@@ -22,6 +22,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+HINGE_Z = 2.0  # a hinge is used where it is this many standard errors below zero
+
 
 def _column(value, n: int, fill: float = np.nan) -> np.ndarray:
     if value is None:
@@ -38,11 +40,15 @@ class DemandCurve:
     elasticity_se: np.ndarray
     curvature: np.ndarray  # d² log q / d(log p)²
     competitor_price: np.ndarray  # lowest competitor price (NaN: unknown)
-    competitor_slope: np.ndarray  # extra slope above the competitor (<= 0; 0: none)
+    competitor_slope: np.ndarray  # extra slope above the competitor used (<= 0; 0: none)
     evidence_low: np.ndarray  # lowest price seen (NaN: unknown)
     evidence_high: np.ndarray  # highest price seen
     # The SKU's own estimate had the wrong sign: the slope is its category's (or the tenant's).
     borrowed: np.ndarray | None = None
+    # The hinge as estimated and its s.e. (0 and 0 when given as a fact; s.e. inf: unknown):
+    # the search judges a raise past the competitor with its pessimistic end.
+    hinge_raw: np.ndarray | None = None
+    hinge_se: np.ndarray | None = None
     # The positions against the competitor seen, log(price / competitor) (NaN: unknown).
     gap_low: np.ndarray | None = None
     gap_high: np.ndarray | None = None
@@ -51,16 +57,23 @@ class DemandCurve:
     def build(
         cls, price_ref, units_ref, elasticity, elasticity_se=None, curvature=None,
         competitor_price=None, competitor_slope=None, evidence_low=None, evidence_high=None,
-        borrowed=None, gap_low=None, gap_high=None,
+        borrowed=None, gap_low=None, gap_high=None, competitor_slope_se=None,
     ) -> DemandCurve:  # fmt: skip
+        """`competitor_slope` with `competitor_slope_se` is an estimate, used where it is
+        clearly negative (HINGE_Z s.e.); without an s.e. it is taken as given."""
         p = np.asarray(price_ref, dtype=np.float64)
         n = len(p)
+        raw = np.nan_to_num(_column(competitor_slope, n, 0.0))
+        hinge_se = np.nan_to_num(_column(competitor_slope_se, n, 0.0), nan=np.inf)
+        with np.errstate(invalid="ignore", over="ignore"):
+            clear = raw + HINGE_Z * hinge_se < 0
+        used = np.minimum(np.where(clear, raw, 0.0), 0.0)
         return cls(
             price_ref=p, units_ref=_column(units_ref, n), elasticity=_column(elasticity, n),
             elasticity_se=_column(elasticity_se, n),
             curvature=np.nan_to_num(_column(curvature, n, 0.0)),
             competitor_price=_column(competitor_price, n),
-            competitor_slope=np.minimum(np.nan_to_num(_column(competitor_slope, n, 0.0)), 0.0),
+            competitor_slope=used, hinge_raw=raw, hinge_se=hinge_se,
             evidence_low=_column(evidence_low, n), evidence_high=_column(evidence_high, n),
             borrowed=np.zeros(n, bool) if borrowed is None else np.asarray(borrowed, bool),
             gap_low=_column(gap_low, n), gap_high=_column(gap_high, n),
@@ -100,28 +113,45 @@ class DemandCurve:
     def _per_sku(self, values: np.ndarray, shape) -> np.ndarray:
         return values if len(shape) == 1 else values[:, None]
 
-    def log_ratio(self, price, elasticity=None) -> np.ndarray:
+    def pessimistic_hinge(self, z: float, raise_: bool) -> np.ndarray:
+        """The hinge z s.e. toward the unfavourable side: steeper for a raise past the
+        competitor (even where it is not clearly there), flatter for a cut back below it."""
+        with np.errstate(invalid="ignore"):
+            if raise_:
+                # where the estimate leans negative (by one s.e.), though not clearly so
+                leaning = np.isfinite(self.hinge_se) & (self.hinge_raw + self.hinge_se < 0)
+                steep = np.where(leaning, self.hinge_raw - z * self.hinge_se,
+                                 self.competitor_slope)  # fmt: skip
+                return np.minimum(np.minimum(steep, self.competitor_slope), 0.0)
+            flat = np.where(np.isfinite(self.hinge_se), self.hinge_raw + z * self.hinge_se, 0.0)
+            return np.where(self.competitor_slope < 0, np.minimum(flat, 0.0), 0.0)
+
+    def log_ratio(self, price, elasticity=None, hinge=None) -> np.ndarray:
         """log(q(price) / q_ref); `price` is (n,) or (n, k) (k candidate prices per SKU).
-        `elasticity` replaces the slope (e.g. a pessimistic one) where given."""
+        `elasticity` and `hinge` replace the slope and the competitor hinge (e.g. pessimistic
+        ones) where given, per SKU or per candidate."""
         price = np.asarray(price, dtype=np.float64)
         col = lambda v: self._per_sku(v, price.shape)  # noqa: E731
+        per = lambda v: v if v.ndim == price.ndim == 2 else col(v)  # noqa: E731
         e = self.elasticity if elasticity is None else np.asarray(elasticity, dtype=np.float64)
-        slope = e if e.ndim == price.ndim == 2 else col(e)  # per candidate, or per SKU
+        h = self.competitor_slope if hinge is None else np.asarray(hinge, dtype=np.float64)
+        slope = per(e)
         with np.errstate(all="ignore"):
             d = np.log(price / col(self.price_ref))
             out = slope * d + col(self.curvature) * d * d
             comp = col(self.competitor_price)
-            kink = np.isfinite(comp) & (col(self.competitor_slope) < 0)
+            hinge = per(h)
+            kink = np.isfinite(comp) & (hinge < 0)
             above = np.maximum(np.log(price / comp), 0.0) - np.maximum(
                 np.log(col(self.price_ref) / comp), 0.0
             )
-        return np.where(kink, out + col(self.competitor_slope) * above, out)
+        return np.where(kink, out + hinge * above, out)
 
-    def units(self, price, elasticity=None) -> np.ndarray:
+    def units(self, price, elasticity=None, hinge=None) -> np.ndarray:
         price = np.asarray(price, dtype=np.float64)
         with np.errstate(all="ignore"):
             return self._per_sku(self.units_ref, price.shape) * np.exp(
-                self.log_ratio(price, elasticity)
+                self.log_ratio(price, elasticity, hinge)
             )
 
     def revenue(self, price) -> np.ndarray:
@@ -133,12 +163,12 @@ class DemandCurve:
         unit_cost = self._per_sku(np.nan_to_num(_column(cost, len(self)), nan=0.0), price.shape)
         return (price - unit_cost) * self.units(price)
 
-    def value(self, price, cost, revenue_mask, elasticity=None) -> np.ndarray:
+    def value(self, price, cost, revenue_mask, elasticity=None, hinge=None) -> np.ndarray:
         """The objective per SKU: revenue where `revenue_mask`, else profit."""
         price = np.asarray(price, dtype=np.float64)
         col = lambda v: self._per_sku(v, price.shape)  # noqa: E731
         unit_cost = np.where(col(revenue_mask), 0.0, col(np.nan_to_num(_column(cost, len(self)))))
-        return (price - unit_cost) * self.units(price, elasticity)
+        return (price - unit_cost) * self.units(price, elasticity, hinge)
 
     def slope_at(self, price) -> np.ndarray:
         """The elasticity at `price` (the slope of log units in log price there)."""

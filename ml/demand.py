@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .curve import HINGE_Z
+
 ELASTICITY_RANGE = (-8.0, 0.5)
 # Demand may only bend downward (more elastic as the price rises, the usual shape); an upward
 # bend would send the optimiser to the edges of its range on noise.
@@ -87,8 +89,9 @@ class DemandFit:
     from_prior: np.ndarray | None = None
     dispersion: float = 1.0  # the tenant's Pearson dispersion (1 = Poisson)
     nb_k: float = 0.0  # negative-binomial k behind the zero-truncated rows (0: Poisson)
-    # Per SKU, the extra slope of log units above the lowest competitor's price (<= 0; 0 where
-    # the SKU's prices do not show one) and its standard error.
+    # Per SKU, the extra slope of log units above the lowest competitor's price, as estimated
+    # (0 with an infinite s.e. where the SKU's prices do not identify it): the curve uses it
+    # where it is clearly negative (HINGE_Z s.e.), and its pessimistic end in the search.
     competitor_above: np.ndarray | None = None
     competitor_above_se: np.ndarray | None = None
     # The SKU's observed position against the lowest competitor, log(price / competitor):
@@ -379,7 +382,8 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
             )
             h_se, b_joint_se = h_se * np.sqrt(phi), b_joint_se * np.sqrt(phi)
             clear = has & np.isfinite(h) & (h + HINGE_Z * h_se < 0) & np.isfinite(b_joint)
-            hinge, hinge_se = np.where(clear, h, 0.0), np.where(clear, h_se, np.inf)
+            known = has & np.isfinite(h) & np.isfinite(h_se)
+            hinge, hinge_se = np.where(known, h, 0.0), np.where(known, h_se, np.inf)
             raw = np.where(clear, b_joint, raw)
             raw_se = np.where(clear, np.maximum(raw_se, b_joint_se), raw_se)
 
@@ -447,7 +451,6 @@ def _gap_range(price, competitor, sku, n, reduce, empty):
 
 LOCAL_BANDWIDTH = 0.25  # log-price distance over which a SKU's slope is local to today's price
 HINGE_PRIOR_SD = 3.0  # prior on a SKU's extra slope above the competitor: N(0, 3^2)
-HINGE_Z = 2.0  # a hinge is used only where it is this many standard errors below zero
 
 
 WRONG_SIGN = -0.05  # an elasticity above this is no usable price response

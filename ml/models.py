@@ -141,8 +141,10 @@ class Elasticity(TenantOwned):
     price_high = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
     # The product's own estimate had the wrong sign: this is its category's (or the tenant's).
     from_prior = models.BooleanField(default=False)
-    # How much faster demand falls above the lowest competitor's price (<= 0; 0: none shown).
+    # How much faster demand falls above the lowest competitor's price, as estimated, and its
+    # s.e. (None: the product's prices do not show it).
     competitor_slope = models.FloatField(default=0.0)
+    competitor_slope_se = models.FloatField(null=True, blank=True)
     # Its positions against the lowest competitor seen, log(price / competitor) (None: unknown).
     gap_low = models.FloatField(null=True, blank=True)
     gap_high = models.FloatField(null=True, blank=True)

@@ -174,12 +174,15 @@ def optimise(
     chunk: int = 100_000,
     curvature=None,
     competitor_slope=None,
+    competitor_slope_se=None,
 ) -> Recommendation:
     """Recommend a price per SKU. `units` are the expected units at today's price.
 
     `curvature` (optional, per SKU): log units are quadratic in log price around today's,
-    log q(p) = log q0 + e d + curvature d^2 with d = log(p / p0); `competitor_slope` (optional,
-    <= 0): the extra slope above the competitor's price (ml.curve). SKUs with either are
+    log q(p) = log q0 + e d + curvature d^2 with d = log(p / p0); `competitor_slope` (optional):
+    the extra slope above the competitor's price (ml.curve), an estimate with
+    `competitor_slope_se` (used where clearly negative; its pessimistic end judges a raise past
+    the competitor) or, without one, a given fact. SKUs with either are
     optimised on the candidate grid (the analytic optimum holds for constant elasticity only).
 
     Large inputs are cut into blocks of BLOCK SKUs optimised on THREADS threads (every SKU is
@@ -190,7 +193,7 @@ def optimise(
     if n <= 2 * BLOCK:
         return _optimise(
             price, cost, units, elasticity, elasticity_sd, rules, chunk, curvature,
-            competitor_slope,
+            competitor_slope, competitor_slope_se,
         )  # fmt: skip
     blocks = [slice(start, min(n, start + BLOCK)) for start in range(0, n, BLOCK)]
 
@@ -204,7 +207,16 @@ def optimise(
 
     inputs = [
         per_sku(v)
-        for v in (price, cost, units, elasticity, elasticity_sd, curvature, competitor_slope)
+        for v in (
+            price,
+            cost,
+            units,
+            elasticity,
+            elasticity_sd,
+            curvature,
+            competitor_slope,
+            competitor_slope_se,
+        )
     ]
     per_rule = {f.name: per_sku(getattr(rules, f.name)) for f in fields(rules)}
     per_rule = {k: v for k, v in per_rule.items() if isinstance(v, np.ndarray)}
@@ -215,7 +227,7 @@ def optimise(
         with np.errstate(**errors):
             return _optimise(
                 *cut[:5], replace(rules, **{k: v[sl] for k, v in per_rule.items()}), chunk,
-                cut[5], cut[6], offset=sl.start,
+                cut[5], cut[6], cut[7], offset=sl.start,
             )  # fmt: skip
 
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
@@ -234,7 +246,7 @@ MAX_CONFLICTS = 100  # messages kept (the flags mark every SKU)
 
 def _optimise(
     price, cost, units, elasticity, elasticity_sd, rules: Rules, chunk: int, curvature,
-    competitor_slope=None, offset: int = 0,
+    competitor_slope=None, competitor_slope_se=None, offset: int = 0,
 ) -> Recommendation:  # fmt: skip
     p0 = np.asarray(price, dtype=np.float64)
     n = len(p0)
@@ -245,6 +257,7 @@ def _optimise(
     curve = DemandCurve.build(
         p0, q0, e, sd, 0.0 if curvature is None else curvature,
         competitor_price=rules.competitor_price, competitor_slope=competitor_slope,
+        competitor_slope_se=competitor_slope_se,
         evidence_low=rules.evidence_low, evidence_high=rules.evidence_high,
         gap_low=rules.gap_low, gap_high=rules.gap_high,
     )  # fmt: skip
@@ -318,7 +331,10 @@ def _optimise(
     toward = np.clip(np.clip(p0, ref_low, ref_high), lo_final, hi_final)
     min_u, min_r = _arr(rules.min_units, n), _arr(rules.min_revenue, n)
     floors = valid & ~conflict & (np.isfinite(min_u) | np.isfinite(min_r))
-    kinked = np.isfinite(curve.competitor_price) & (curve.competitor_slope < 0)
+    # the competitor hinge in force, or one the data cannot rule out for a raise past it
+    kinked = np.isfinite(curve.competitor_price) & (
+        (curve.competitor_slope < 0) | (curve.pessimistic_hinge(rules.gain_z, True) < 0)
+    )
     # The search is robust: a raise is judged with the elasticity gain_z standard errors more
     # elastic, a cut with it that much less elastic (each side of today's price on its own
     # pessimistic curve), so an uncertain SKU gets a smaller move that still pays, not none.
@@ -407,9 +423,11 @@ def _optimise(
     sd0 = np.where(np.isnan(sd), 0.0, sd)  # no interval given: the point estimate
     with np.errstate(invalid="ignore"):
         pessimistic = e - np.sign(candidate - base) * rules.gain_z * sd0
+        hinge_low = np.where(candidate > base, curve.pessimistic_hinge(rules.gain_z, True),
+                             curve.pessimistic_hinge(rules.gain_z, False))  # fmt: skip
     with np.errstate(invalid="ignore"):
-        gain_low = curve.value(candidate, c, by_revenue, pessimistic) - curve.value(
-            base, c, by_revenue, pessimistic
+        gain_low = curve.value(candidate, c, by_revenue, pessimistic, hinge_low) - curve.value(
+            base, c, by_revenue, pessimistic, hinge_low
         )
     differs = np.abs(candidate - base) >= 0.005
     accept = valid & ~conflict & differs & (
@@ -530,7 +548,8 @@ def _robust_analytic(curve, p0, c, e, doubt, lo, hi, objective, by_revenue) -> n
     elasticity `doubt` more negative, below it with `doubt` less negative; the better side."""
     low = np.where(np.isnan(lo), 0.0, lo)
     high = np.where(np.isnan(hi), np.maximum(p0, low), hi)
-    e_up, e_down = e - doubt, e + doubt
+    with np.errstate(invalid="ignore"):  # an infinite s.e. against an infinite estimate
+        e_up, e_down = e - doubt, e + doubt
     anchor = np.clip(p0, low, high)
     up = _analytic(p0, c, e_up, anchor, high, objective)
     down = _analytic(p0, c, e_down, low, anchor, objective)
@@ -559,11 +578,14 @@ def _grid(
         a, b = lo[ok], hi[ok]
         for _round in range(2):  # the grid, then a grid as fine again around its best
             cand = a[:, None] + (b - a)[:, None] * steps[None, :]
-            slope = None
+            slope = hinge = None
             if doubt is not None:  # each side of today's price on its pessimistic curve
                 e_ok, z_ok = part.elasticity[:, None], doubt[ok][:, None]
-                slope = np.where(cand > part.price_ref[:, None], e_ok - z_ok, e_ok + z_ok)
-            demand = part.units(cand, slope)
+                up = cand > part.price_ref[:, None]
+                slope = np.where(up, e_ok - z_ok, e_ok + z_ok)
+                hinge = np.where(up, part.pessimistic_hinge(rules.gain_z, True)[:, None],
+                                 part.pessimistic_hinge(rules.gain_z, False)[:, None])  # fmt: skip
+            demand = part.units(cand, slope, hinge)
             unit_cost = np.where(by_revenue[ok], 0.0, np.nan_to_num(c[ok], nan=0.0))
             value = (cand - unit_cost[:, None]) * demand
             if min_u is not None:

@@ -423,7 +423,7 @@ def _optimise_by_rules(catalog: Catalog, curve, market: Market, history: History
         part = optimise(
             price[idx], catalog.cost[idx], part_curve.units_ref, part_curve.elasticity,
             part_curve.elasticity_se, rules, curvature=part_curve.curvature,
-            competitor_slope=part_curve.competitor_slope,
+            competitor_slope=part_curve.hinge_raw, competitor_slope_se=part_curve.hinge_se,
         )  # fmt: skip
         if out is None:
             out = OptimiserResult.empty(n)
