@@ -20,9 +20,12 @@ from ml.optimizer import Rules, optimise
 
 
 def loop_optimise(price, cost, units, elasticity, sd, comp, rules: Rules) -> list[float]:
-    """The straightforward version of the same rules: one SKU at a time, plain Python."""
+    """The straightforward version of the same rules: one SKU at a time, plain Python. The
+    search is robust (a raise judged with the elasticity gain_z s.e. more elastic, a cut with it
+    that much less), the move shrinks by how sure the sign is, prices are whole cents, and a
+    change must beat today's price by the minimum gain, also at the pessimistic elasticity."""
     out = []
-    k = rules.candidates
+    k, z = rules.candidates, rules.gain_z
     for p0, c, q0, e, s, cp in zip(price, cost, units, elasticity, sd, comp, strict=True):
         floor = c * (1 + rules.min_margin) if c > 0 else None
         lo, hi = p0 * (1 - rules.max_step), p0 * (1 + rules.max_step)
@@ -30,18 +33,29 @@ def loop_optimise(price, cost, units, elasticity, sd, comp, rules: Rules) -> lis
         hi = max(min(hi, cap), lo)
         if floor is not None:
             lo, hi = max(lo, floor), max(hi, floor)
+
+        def value(p, slope, c=c, q0=q0, p0=p0):
+            return (p - c) * q0 * (p / p0) ** slope
+
         best, best_value = p0, -math.inf
         for j in range(k):
             candidate = lo + (hi - lo) * j / (k - 1)
-            value = (candidate - c) * q0 * (candidate / p0) ** e
-            if value > best_value:
-                best, best_value = candidate, value
+            v = value(candidate, e - z * s if candidate > p0 else e + z * s)
+            if v > best_value:
+                best, best_value = candidate, v
         # how sure the estimate is that demand falls with price: 2 Phi(|e| / s) - 1
         weight = math.erf(abs(e) / (s * math.sqrt(2))) if s > 0 else 1.0
         best = min(max(p0 + weight * (best - p0), lo), hi)
         # prices are money: whole cents, still inside the bounds
         low, high = math.ceil(lo * 100 - 1e-6) / 100, math.floor(hi * 100 + 1e-6) / 100
         best = min(max(round(best, 2), low), high) if low <= high else low
+        base = p0 if lo - 1e-9 <= p0 <= hi + 1e-9 else min(max(round(p0, 2), low), high)
+        if abs(best - base) >= 0.005:
+            need = max(rules.min_gain_abs, rules.min_gain_rel * abs(value(base, e)))
+            worst = e - z * s if best > base else e + z * s
+            pays = value(best, e) - value(base, e) >= need
+            if not (pays and value(best, worst) - value(base, worst) >= 0):
+                best = base
         out.append(best)
     return out
 

@@ -138,10 +138,14 @@ class DemandCurve:
         slope = per(e)
         with np.errstate(all="ignore"):
             d = np.log(price / col(self.price_ref))
-            out = slope * d + col(self.curvature) * d * d
-            comp = col(self.competitor_price)
+            out = slope * d
+            if self.curvature.any():  # (each term only where some SKU has it: a hot path)
+                out += col(self.curvature) * d * d
             hinge = per(h)
-            kink = np.isfinite(comp) & (hinge < 0)
+            kink = np.isfinite(col(self.competitor_price)) & (hinge < 0)
+            if not kink.any():
+                return out
+            comp = col(self.competitor_price)
             above = np.maximum(np.log(price / comp), 0.0) - np.maximum(
                 np.log(col(self.price_ref) / comp), 0.0
             )

@@ -459,24 +459,26 @@ def _optimise(
         binding[at_hi & near(hi_final, soft_hi[name])] |= RULES[name]
     # A kept price says which soft limit kept it: the one at today's price on the side where
     # the curve (inside the hard rules alone) would have taken it.
-    kept_today = valid & ~conflict & ~shifted
-    if kept_today.any():
-        hard_lo = np.where(np.isnan(floor), p0 * 0.5, floor)
-        hard_hi = np.where(np.isnan(ceiling), p0 * 2.0, ceiling)
-        free = _robust_analytic(curve, p0, c, e, doubt, hard_lo, hard_hi, rules.objective,
-                                by_revenue)  # fmt: skip
-        wants_up, wants_down = kept_today & (free > p0 * 1.005), kept_today & (free < p0 * 0.995)
-        told = np.zeros(n, dtype=bool)
+    stay = np.flatnonzero(valid & ~conflict & ~shifted)
+    if len(stay):
+        k0, part = p0[stay], curve.subset(stay)
+        hard_lo = np.where(np.isnan(floor[stay]), k0 * 0.5, floor[stay])
+        hard_hi = np.where(np.isnan(ceiling[stay]), k0 * 2.0, ceiling[stay])
+        free = _robust_analytic(part, k0, c[stay], e[stay], doubt[stay], hard_lo, hard_hi,
+                                rules.objective, by_revenue[stay])  # fmt: skip
+        wants_up, wants_down = free > k0 * 1.005, free < k0 * 0.995
+        told = np.zeros(len(stay), dtype=bool)
         for name in ("wait", "window", "evidence"):
-            blocks = (wants_up & near(soft_hi[name], p0)) | (wants_down & near(soft_lo[name], p0))
-            binding[blocks] |= RULES[name]
-            binding[blocks] &= ~RULES["min_gain"]
+            blocks = (wants_up & near(soft_hi[name][stay], k0)) | (
+                wants_down & near(soft_lo[name][stay], k0)
+            )
+            binding[stay[blocks]] |= RULES[name]
+            binding[stay[blocks]] &= ~RULES["min_gain"]
             told |= blocks
         # Kept because the move does not pay once the estimate's uncertainty is allowed for
         # (the point estimate alone would have moved it): the minimum-gain reason.
-        point = _analytic(p0, c, e, lo_final, hi_final, rules.objective)
-        doubtful = kept_today & ~told & (np.abs(point - p0) > 0.005 * p0)
-        binding[doubtful] |= RULES["min_gain"]
+        point = _analytic(k0, c[stay], e[stay], lo_final[stay], hi_final[stay], rules.objective)
+        binding[stay[~told & (np.abs(point - k0) > 0.005 * k0)]] |= RULES["min_gain"]
     if kept.any():
         # "keep" (no cost, profit objective): today's price, moved only to restore a hard
         # rule (margin, min, max, MAP); no step, competitor position, ending or volume floor.
