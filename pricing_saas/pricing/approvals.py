@@ -173,17 +173,25 @@ def _replace_older_approvals(approved_ids: list[int]) -> int:
     product that still waits to be published (a newer job keeps such approvals, flagged)."""
     from .publishing import in_flight_recommendations
 
-    products = Recommendation.objects.filter(pk__in=approved_ids).values("product_id")
+    chosen = set(approved_ids)
+    products = set(
+        Recommendation.objects.filter(pk__in=approved_ids).values_list("product_id", flat=True)
+    )
+    # The approved ones first (a short list: the status index), then those of these products.
     # Lock the older approvals (in pk order, as publish() does) before reading what is in
     # flight: a publication that takes one of them commits first, and it is then left alone.
+    candidates = [
+        pk for pk, product in Recommendation.objects.filter(
+            status=Recommendation.Status.APPROVED, pk__lt=max(approved_ids)
+        ).values_list("pk", "product_id")
+        if product in products and pk not in chosen
+    ]  # fmt: skip
     older = list(
         Recommendation.objects.select_for_update()
-        .filter(status=Recommendation.Status.APPROVED, product_id__in=products,
-                pk__lt=max(approved_ids))
-        .exclude(pk__in=approved_ids)
+        .filter(pk__in=candidates, status=Recommendation.Status.APPROVED)
         .order_by("pk")
         .values_list("pk", flat=True)
-    )  # fmt: skip
+    ) if candidates else []  # fmt: skip
     if not older:
         return 0
     replace = set(older) - in_flight_recommendations()
