@@ -23,6 +23,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 HINGE_Z = 2.0  # a hinge is used where it is this many standard errors below zero
+CURVATURE_FLOOR = -15.0  # the most a curve may bend (ml.demand.CURVATURE_RANGE)
 
 
 def _column(value, n: int, fill: float = np.nan) -> np.ndarray:
@@ -49,6 +50,7 @@ class DemandCurve:
     # the search judges a raise past the competitor with its pessimistic end.
     hinge_raw: np.ndarray | None = None
     hinge_se: np.ndarray | None = None
+    curvature_se: np.ndarray | None = None  # 0: the curvature taken as given
     # The positions against the competitor seen, log(price / competitor) (NaN: unknown).
     gap_low: np.ndarray | None = None
     gap_high: np.ndarray | None = None
@@ -58,6 +60,7 @@ class DemandCurve:
         cls, price_ref, units_ref, elasticity, elasticity_se=None, curvature=None,
         competitor_price=None, competitor_slope=None, evidence_low=None, evidence_high=None,
         borrowed=None, gap_low=None, gap_high=None, competitor_slope_se=None,
+        curvature_se=None,
     ) -> DemandCurve:  # fmt: skip
         """`competitor_slope` with `competitor_slope_se` is an estimate, used where it is
         clearly negative (HINGE_Z s.e.); without an s.e. it is taken as given."""
@@ -74,6 +77,7 @@ class DemandCurve:
             curvature=np.nan_to_num(_column(curvature, n, 0.0)),
             competitor_price=_column(competitor_price, n),
             competitor_slope=used, hinge_raw=raw, hinge_se=hinge_se,
+            curvature_se=np.nan_to_num(_column(curvature_se, n, 0.0), nan=0.0, posinf=0.0),
             evidence_low=_column(evidence_low, n), evidence_high=_column(evidence_high, n),
             borrowed=np.zeros(n, bool) if borrowed is None else np.asarray(borrowed, bool),
             gap_low=_column(gap_low, n), gap_high=_column(gap_high, n),
@@ -113,6 +117,10 @@ class DemandCurve:
     def _per_sku(self, values: np.ndarray, shape) -> np.ndarray:
         return values if len(shape) == 1 else values[:, None]
 
+    def pessimistic_curvature(self, z: float) -> np.ndarray:
+        """The curvature z s.e. more bent (fewer units both above and below today's price)."""
+        return np.clip(self.curvature - z * self.curvature_se, CURVATURE_FLOOR, 0.0)
+
     def pessimistic_hinge(self, z: float, raise_: bool) -> np.ndarray:
         """The hinge z s.e. toward the unfavourable side: steeper for a raise past the
         competitor (even where it is not clearly there), flatter for a cut back below it."""
@@ -126,7 +134,7 @@ class DemandCurve:
             flat = np.where(np.isfinite(self.hinge_se), self.hinge_raw + z * self.hinge_se, 0.0)
             return np.where(self.competitor_slope < 0, np.minimum(flat, 0.0), 0.0)
 
-    def log_ratio(self, price, elasticity=None, hinge=None) -> np.ndarray:
+    def log_ratio(self, price, elasticity=None, hinge=None, curvature=None) -> np.ndarray:
         """log(q(price) / q_ref); `price` is (n,) or (n, k) (k candidate prices per SKU).
         `elasticity` and `hinge` replace the slope and the competitor hinge (e.g. pessimistic
         ones) where given, per SKU or per candidate."""
@@ -135,12 +143,13 @@ class DemandCurve:
         per = lambda v: v if v.ndim == price.ndim == 2 else col(v)  # noqa: E731
         e = self.elasticity if elasticity is None else np.asarray(elasticity, dtype=np.float64)
         h = self.competitor_slope if hinge is None else np.asarray(hinge, dtype=np.float64)
+        c = self.curvature if curvature is None else np.asarray(curvature, dtype=np.float64)
         slope = per(e)
         with np.errstate(all="ignore"):
             d = np.log(price / col(self.price_ref))
             out = slope * d
-            if self.curvature.any():  # (each term only where some SKU has it: a hot path)
-                out += col(self.curvature) * d * d
+            if c.any():  # (each term only where some SKU has it: a hot path)
+                out += col(c) * d * d
             hinge = per(h)
             kink = np.isfinite(col(self.competitor_price)) & (hinge < 0)
             if not kink.any():
@@ -151,11 +160,11 @@ class DemandCurve:
             )
         return np.where(kink, out + hinge * above, out)
 
-    def units(self, price, elasticity=None, hinge=None) -> np.ndarray:
+    def units(self, price, elasticity=None, hinge=None, curvature=None) -> np.ndarray:
         price = np.asarray(price, dtype=np.float64)
         with np.errstate(all="ignore"):
             return self._per_sku(self.units_ref, price.shape) * np.exp(
-                self.log_ratio(price, elasticity, hinge)
+                self.log_ratio(price, elasticity, hinge, curvature)
             )
 
     def revenue(self, price) -> np.ndarray:
@@ -167,12 +176,13 @@ class DemandCurve:
         unit_cost = self._per_sku(np.nan_to_num(_column(cost, len(self)), nan=0.0), price.shape)
         return (price - unit_cost) * self.units(price)
 
-    def value(self, price, cost, revenue_mask, elasticity=None, hinge=None) -> np.ndarray:
+    def value(self, price, cost, revenue_mask, elasticity=None, hinge=None,
+              curvature=None) -> np.ndarray:  # fmt: skip
         """The objective per SKU: revenue where `revenue_mask`, else profit."""
         price = np.asarray(price, dtype=np.float64)
         col = lambda v: self._per_sku(v, price.shape)  # noqa: E731
         unit_cost = np.where(col(revenue_mask), 0.0, col(np.nan_to_num(_column(cost, len(self)))))
-        return (price - unit_cost) * self.units(price, elasticity, hinge)
+        return (price - unit_cost) * self.units(price, elasticity, hinge, curvature)
 
     def slope_at(self, price) -> np.ndarray:
         """The elasticity at `price` (the slope of log units in log price there)."""

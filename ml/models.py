@@ -133,6 +133,7 @@ class Elasticity(TenantOwned):
     raw_elasticity = models.FloatField(null=True, blank=True)  # before shrinkage; None: no data
     # d² log units / d(log price)²: the curve bends (0 = constant elasticity).
     curvature = models.FloatField(default=0.0)
+    curvature_se = models.FloatField(null=True, blank=True)  # None: unknown (older versions)
     typical_price = models.DecimalField(max_digits=14, decimal_places=4)
     units_per_day = models.FloatField()  # expected at the typical price
     days_observed = models.IntegerField(default=0)

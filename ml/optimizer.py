@@ -175,6 +175,7 @@ def optimise(
     curvature=None,
     competitor_slope=None,
     competitor_slope_se=None,
+    curvature_se=None,
 ) -> Recommendation:
     """Recommend a price per SKU. `units` are the expected units at today's price.
 
@@ -193,7 +194,7 @@ def optimise(
     if n <= 2 * BLOCK:
         return _optimise(
             price, cost, units, elasticity, elasticity_sd, rules, chunk, curvature,
-            competitor_slope, competitor_slope_se,
+            competitor_slope, competitor_slope_se, curvature_se,
         )  # fmt: skip
     blocks = [slice(start, min(n, start + BLOCK)) for start in range(0, n, BLOCK)]
 
@@ -216,6 +217,7 @@ def optimise(
             curvature,
             competitor_slope,
             competitor_slope_se,
+            curvature_se,
         )
     ]
     per_rule = {f.name: per_sku(getattr(rules, f.name)) for f in fields(rules)}
@@ -227,7 +229,7 @@ def optimise(
         with np.errstate(**errors):
             return _optimise(
                 *cut[:5], replace(rules, **{k: v[sl] for k, v in per_rule.items()}), chunk,
-                cut[5], cut[6], cut[7], offset=sl.start,
+                cut[5], cut[6], cut[7], cut[8], offset=sl.start,
             )  # fmt: skip
 
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
@@ -246,7 +248,7 @@ MAX_CONFLICTS = 100  # messages kept (the flags mark every SKU)
 
 def _optimise(
     price, cost, units, elasticity, elasticity_sd, rules: Rules, chunk: int, curvature,
-    competitor_slope=None, competitor_slope_se=None, offset: int = 0,
+    competitor_slope=None, competitor_slope_se=None, curvature_se=None, offset: int = 0,
 ) -> Recommendation:  # fmt: skip
     p0 = np.asarray(price, dtype=np.float64)
     n = len(p0)
@@ -257,7 +259,7 @@ def _optimise(
     curve = DemandCurve.build(
         p0, q0, e, sd, 0.0 if curvature is None else curvature,
         competitor_price=rules.competitor_price, competitor_slope=competitor_slope,
-        competitor_slope_se=competitor_slope_se,
+        competitor_slope_se=competitor_slope_se, curvature_se=curvature_se,
         evidence_low=rules.evidence_low, evidence_high=rules.evidence_high,
         gap_low=rules.gap_low, gap_high=rules.gap_high,
     )  # fmt: skip
@@ -344,7 +346,11 @@ def _optimise(
         robust = _robust_analytic(curve, p0, c, e, doubt, lo_final, hi_final, rules.objective,
                                   by_revenue)  # fmt: skip
         best = np.where(valid, robust, best)
-        curved = valid & ~conflict & ((curve.curvature != 0) | kinked | floors)
+        curved = (
+            valid
+            & ~conflict
+            & ((curve.curvature != 0) | (curve.curvature_se > 0) | kinked | floors)
+        )
         if curved.any():
             best = _grid(curve, c, lo_final, hi_final, curved, best, rules, chunk, by_revenue,
                          doubt=doubt)  # fmt: skip
@@ -425,9 +431,10 @@ def _optimise(
         pessimistic = e - np.sign(candidate - base) * rules.gain_z * sd0
         hinge_low = np.where(candidate > base, curve.pessimistic_hinge(rules.gain_z, True),
                              curve.pessimistic_hinge(rules.gain_z, False))  # fmt: skip
+        bent = curve.pessimistic_curvature(rules.gain_z)
     with np.errstate(invalid="ignore"):
-        gain_low = curve.value(candidate, c, by_revenue, pessimistic, hinge_low) - curve.value(
-            base, c, by_revenue, pessimistic, hinge_low
+        gain_low = curve.value(candidate, c, by_revenue, pessimistic, hinge_low, bent) - (
+            curve.value(base, c, by_revenue, pessimistic, hinge_low, bent)
         )
     differs = np.abs(candidate - base) >= 0.005
     accept = valid & ~conflict & differs & (
@@ -580,14 +587,15 @@ def _grid(
         a, b = lo[ok], hi[ok]
         for _round in range(2):  # the grid, then a grid as fine again around its best
             cand = a[:, None] + (b - a)[:, None] * steps[None, :]
-            slope = hinge = None
+            slope = hinge = bend = None
             if doubt is not None:  # each side of today's price on its pessimistic curve
                 e_ok, z_ok = part.elasticity[:, None], doubt[ok][:, None]
                 up = cand > part.price_ref[:, None]
                 slope = np.where(up, e_ok - z_ok, e_ok + z_ok)
                 hinge = np.where(up, part.pessimistic_hinge(rules.gain_z, True)[:, None],
                                  part.pessimistic_hinge(rules.gain_z, False)[:, None])  # fmt: skip
-            demand = part.units(cand, slope, hinge)
+                bend = part.pessimistic_curvature(rules.gain_z)
+            demand = part.units(cand, slope, hinge, bend)
             unit_cost = np.where(by_revenue[ok], 0.0, np.nan_to_num(c[ok], nan=0.0))
             value = (cand - unit_cost[:, None]) * demand
             if min_u is not None:

@@ -579,6 +579,7 @@ def _run_demand(version: ModelVersion) -> ModelVersion:
         "from_prior": fit.from_prior.astype(bool),
         "competitor_slope": fit.competitor_above,
         "competitor_slope_se": fit.competitor_above_se,
+        "curvature_se": fit.curvature_se,
         "gap_low": fit.gap_low,
         "gap_high": fit.gap_high,
     }
@@ -613,7 +614,7 @@ ESTIMATE_FIELDS = ("product_id", "elasticity", "elasticity_se", "raw_elasticity"
                    "typical_price", "units_per_day", "days_observed")  # fmt: skip
 # Kept since the evidence range: absent from older artifacts (restored as unknown).
 OPTIONAL_FIELDS = ("price_low", "price_high", "from_prior", "competitor_slope",
-                   "competitor_slope_se", "gap_low", "gap_high")  # fmt: skip
+                   "competitor_slope_se", "gap_low", "gap_high", "curvature_se")  # fmt: skip
 
 
 def _store_elasticities(version: ModelVersion, estimates) -> int:
@@ -635,6 +636,7 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
     prior = np.asarray(estimates.get("from_prior", np.zeros(size, bool)), bool)
     hinge = np.asarray(estimates.get("competitor_slope", np.zeros(size)), float)
     hinge_se = np.asarray(estimates.get("competitor_slope_se", np.full(size, np.inf)), float)
+    curv_se = np.asarray(estimates.get("curvature_se", np.full(size, np.nan)), float)
     gap_lo, gap_hi = (np.asarray(estimates.get(k, np.full(size, np.nan)), float)
                       for k in ("gap_low", "gap_high"))  # fmt: skip
     rows = [
@@ -656,10 +658,11 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
             "competitor_slope_se": number(hs),
             "gap_low": number(gl),
             "gap_high": number(gh),
+            "curvature_se": number(cs),
         }
-        for pk, e, se, raw, c, typical, rate, days, lo, hi, fp, h, hs, gl, gh in zip(
+        for pk, e, se, raw, c, typical, rate, days, lo, hi, fp, h, hs, gl, gh, cs in zip(
             *columns, low.tolist(), high.tolist(), prior.tolist(), hinge.tolist(),
-            hinge_se.tolist(), gap_lo.tolist(), gap_hi.tolist(), strict=True,
+            hinge_se.tolist(), gap_lo.tolist(), gap_hi.tolist(), curv_se.tolist(), strict=True,
         )
     ]  # fmt: skip
     return copy_insert(Elasticity, rows)
@@ -918,7 +921,7 @@ def demand_curve(version: ModelVersion | None, product_ids, prices, categories=N
     fits = {r[0]: r[1:] for r in rows.values_list(
         "product_id", "elasticity", "elasticity_se", "units_per_day", "typical_price",
         "curvature", "price_low", "price_high", "from_prior", "competitor_slope", "gap_low",
-        "gap_high", "competitor_slope_se")}  # fmt: skip
+        "gap_high", "competitor_slope_se", "curvature_se")}  # fmt: skip
     known = np.array([pk in fits for pk in ids], dtype=bool)
     get = lambda j, default=np.nan: np.array(  # noqa: E731
         [default if pk not in fits or fits[pk][j] is None else float(fits[pk][j]) for pk in ids]
@@ -926,6 +929,7 @@ def demand_curve(version: ModelVersion | None, product_ids, prices, categories=N
     e, se, rate, typical, curv = get(0), get(1), get(2, 0.0), get(3, 1.0), get(4, 0.0)
     low, high, borrowed, hinge = get(5), get(6), get(7, 0.0) > 0, get(8, 0.0)
     gap_low, gap_high, hinge_se = get(9), get(10), get(11, np.inf)
+    curvature_se = np.where(known, get(12, 0.0), 0.0)
     hinge_se = np.where(np.isfinite(hinge_se), hinge_se, np.inf)
     if not known.all():
         metrics = version.metrics.get(version.trainer, {}) if version is not None else {}
@@ -943,7 +947,8 @@ def demand_curve(version: ModelVersion | None, product_ids, prices, categories=N
     typical = np.where(known, typical, price)
     return DemandCurve.from_estimates(
         price, rate, e, typical, curv, elasticity_se=se, competitor_price=competitor_price,
-        competitor_slope=hinge, competitor_slope_se=hinge_se, evidence_low=low,
+        competitor_slope=hinge, competitor_slope_se=hinge_se, curvature_se=curvature_se,
+        evidence_low=low,
         evidence_high=high,
         borrowed=borrowed, gap_low=gap_low, gap_high=gap_high,
     ), known  # fmt: skip

@@ -424,6 +424,7 @@ def _optimise_by_rules(catalog: Catalog, curve, market: Market, history: History
             price[idx], catalog.cost[idx], part_curve.units_ref, part_curve.elasticity,
             part_curve.elasticity_se, rules, curvature=part_curve.curvature,
             competitor_slope=part_curve.hinge_raw, competitor_slope_se=part_curve.hinge_se,
+            curvature_se=part_curve.curvature_se,
         )  # fmt: skip
         if out is None:
             out = OptimiserResult.empty(n)

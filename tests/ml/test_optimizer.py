@@ -352,3 +352,14 @@ def test_a_rule_forced_move_past_the_rule_is_not_called_a_restore():
     held = optimise([20.0], [15.0], [100.0], [-1.5], [0.05],
                     Rules(max_step=0.2, competitor_price=18.0, max_above_competitor=0.0))  # fmt: skip
     assert held.price[0] == 18.0 and "restores_rule" in held.rules_of(0)
+
+
+def test_an_uncertain_bend_of_the_curve_holds_a_move_back():
+    # Inelastic (-0.6) at today's price: a raise pays on the straight curve ...
+    straight = optimise([10.0], [5.0], [100.0], [-0.6], [0.05], Rules(max_step=0.2))
+    assert straight.price[0] > 10.5
+    # ... and less so when the curve may bend down (curvature -2 +- 6): a smaller raise.
+    bent = optimise([10.0], [5.0], [100.0], [-0.6], [0.05], Rules(max_step=0.2),
+                    curvature=[-2.0], curvature_se=[6.0])  # fmt: skip
+    assert 10.0 <= bent.price[0] < straight.price[0]
+    assert bent.value_new[0] >= bent.value_now[0]
