@@ -62,6 +62,7 @@ def _subset(panel: Panel, rows: np.ndarray) -> Panel:
         reference_price=pick(panel.reference_price), discount=pick(panel.discount),
         category=panel.category,
         time_effects=panel.time_effects, truncated=pick(panel.truncated),
+        current_price=panel.current_price,
     )  # fmt: skip
 
 

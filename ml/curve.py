@@ -67,7 +67,7 @@ class DemandCurve:
         p = np.asarray(price_ref, dtype=np.float64)
         n = len(p)
         raw = np.nan_to_num(_column(competitor_slope, n, 0.0))
-        hinge_se = np.nan_to_num(_column(competitor_slope_se, n, 0.0), nan=np.inf)
+        hinge_se = np.nan_to_num(_column(competitor_slope_se, n, 0.0), nan=np.inf, posinf=np.inf)
         with np.errstate(invalid="ignore", over="ignore"):
             clear = raw + HINGE_Z * hinge_se < 0
         used = np.minimum(np.where(clear, raw, 0.0), 0.0)

@@ -59,6 +59,8 @@ class Panel:
     # Rows that are in the data only because something sold that day (the price of a day
     # without a sale is unknown when prices moved): their likelihood is zero-truncated.
     truncated: np.ndarray | None = None
+    # Per SKU (length n_skus): today's price, where the slope is wanted (NaN: the latest seen).
+    current_price: np.ndarray | None = None
 
     @property
     def n_skus(self) -> int:
@@ -177,7 +179,7 @@ def _dispersion_k(y, mu, truncated) -> float:
     from scipy.special import gammaln
 
     best, best_ll = 0.0, -np.inf
-    mu = np.maximum(mu, 1e-9)
+    mu = np.clip(mu, 1e-9, np.exp(30.0))  # as _mean_weight clips the linear predictor
     for k in NB_GRID:
         if k == 0.0:
             ll = y * np.log(mu) - mu - gammaln(y + 1)
@@ -205,8 +207,9 @@ def _mean_weight(eta, truncated):
         return mu, mu
     k = getattr(truncated, "k", 0.0)
     if k > 0:
-        p0 = np.exp(-np.log1p(k * mu) / k)
-        d = np.maximum(1.0 - p0, 1e-12)
+        log_p0 = -np.log1p(k * mu) / k
+        p0 = np.exp(log_p0)
+        d = np.maximum(-np.expm1(log_p0), 1e-12)  # 1 - P0, precise where mu is small
         m = mu / d
         w = mu * (d - mu * p0 / (1 + k * mu)) / (d * d)
         m = np.where(truncated, m, mu)
@@ -337,12 +340,19 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     b = np.full(n, pooled)
     a = alpha.copy()
     last = np.zeros(n)
-    order = np.lexsort((day, sku))
-    last[sku[order]] = lp[order]  # each SKU's latest price (rows sorted by day: the last wins)
+    order = np.lexsort((day, sku))  # by SKU, then day: each SKU's run ends with its latest day
+    ends = np.flatnonzero(np.r_[sku[order][1:] != sku[order][:-1], True])
+    last[sku[order][ends]] = lp[order][ends]
+    if panel.current_price is not None:  # the slope where the decision is made: today's price,
+        with np.errstate(divide="ignore", invalid="ignore"):  # where the SKU's prices reach it
+            today = np.log(np.asarray(panel.current_price, float) / typical)
+        low = _per_sku(np.minimum, lp, sku, n, np.inf) - LOCAL_BANDWIDTH
+        high = _per_sku(np.maximum, lp, sku, n, -np.inf) + LOCAL_BANDWIDTH
+        last = np.where(np.isfinite(today) & (today >= low) & (today <= high), today, last)
     kw = np.exp(-0.5 * ((lp - last[sku]) / LOCAL_BANDWIDTH) ** 2) if LOCAL_BANDWIDTH else 1.0
     for _ in range(iterations):
-        m, wt = _mean_weight(a[sku] + b[sku] * lp + offset, trunc)
-        wt = wt * kw
+        m, var_b = _mean_weight(a[sku] + b[sku] * lp + offset, trunc)
+        wt = var_b * kw
         s0 = np.bincount(sku, weights=wt, minlength=n)
         s1 = np.bincount(sku, weights=wt * lp, minlength=n)
         s2 = np.bincount(sku, weights=wt * lp * lp, minlength=n)
@@ -357,7 +367,7 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     has = (info_b > 1e-9) & (np.bincount(sku, weights=y, minlength=n) > 0)
     raw[has] = b[has]
     variance, phi, dispersion = _honest_variance(
-        y, m, wt, lp, sku, day, n, s0, s1, np.maximum(info_b, 1e-12), kw
+        y, m, wt, lp, sku, day, n, s0, s1, np.maximum(info_b, 1e-12), kw, var_b
     )
     raw_se[has] = np.sqrt(variance[has])
     sold = np.bincount(sku, weights=y, minlength=n) > 0
@@ -376,11 +386,31 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
         with np.errstate(divide="ignore", invalid="ignore"):
             g = np.log(price / np.asarray(sub.competitor_price, float))
         g = np.where(np.isfinite(g), np.maximum(g, 0.0), 0.0)
-        if (g > 0).any():
+        # only SKUs seen both above and below the competitor can show a hinge
+        above = np.bincount(sku, weights=g > 0, minlength=n)
+        eligible = (above > 0) & (above < np.bincount(sku, minlength=n))
+        r = eligible[sku]
+        if r.any():
+            t = None if trunc is None else trunc[r]
             h, h_se, b_joint, b_joint_se = _curvature(
-                y, lp, offset, sku, n, trunc, b, a, iterations, z=g, prior_sd=HINGE_PRIOR_SD
+                y[r], lp[r], offset[r], sku[r], n, t, b, a, iterations, z=g[r],
+                prior_sd=HINGE_PRIOR_SD,
+            )  # fmt: skip
+            # its s.e. as honest as the slope's: dispersion and correlation over days
+            eta = np.where(np.isfinite(b_joint), b_joint, b)[sku[r]] * lp[r] + offset[r]
+            eta = eta + np.nan_to_num(h)[sku[r]] * g[r]
+            a_r = _profile_alpha(y[r], eta, sku[r], n, t, a)
+            m_r, w_r = _mean_weight(a_r[sku[r]] + eta, t)
+            s0 = np.bincount(sku[r], weights=w_r, minlength=n)
+            s1 = np.bincount(sku[r], weights=w_r * g[r], minlength=n)
+            info_h = np.bincount(sku[r], weights=w_r * g[r] ** 2, minlength=n) - s1**2 / np.maximum(
+                s0, 1e-12
             )
-            h_se, b_joint_se = h_se * np.sqrt(phi), b_joint_se * np.sqrt(phi)
+            robust, _phi_h, _tenant_h = _honest_variance(
+                y[r], m_r, w_r, g[r], sku[r], day[r], n, s0, s1, np.maximum(info_h, 1e-12)
+            )
+            h_se = np.maximum(h_se * np.sqrt(phi), np.sqrt(robust))
+            b_joint_se = b_joint_se * np.sqrt(phi)
             clear = has & np.isfinite(h) & (h + HINGE_Z * h_se < 0) & np.isfinite(b_joint)
             known = has & np.isfinite(h) & np.isfinite(h_se)
             hinge, hinge_se = np.where(known, h, 0.0), np.where(known, h_se, np.inf)
@@ -418,6 +448,13 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     shrunk, shrunk_se, from_prior = _sign_fallback(
         shrunk, shrunk_se, category, by_cat, pooled, pooled_se, names, beta, cov
     )
+    if LOCAL_BANDWIDTH:
+        # A SKU's own slope is local to its latest price: stated at the typical price (as the
+        # stored estimates and expected_units read it), the curvature carries it back along the
+        # curve, so the slope at the latest price is the local one again. (Priors are stated at
+        # the typical price already.)
+        own = np.isfinite(raw) & ~from_prior
+        shrunk = np.where(own, shrunk - 2 * curvature * last, shrunk)
     mu_day_controls = 0.0  # the intercept is reported at the average day: controls ~ mean 0
     intercept = a + mu_day_controls + np.mean(offset)
     if not panel.time_effects:
@@ -466,15 +503,17 @@ def _per_sku(reduce, values, sku, n, empty):
     return out
 
 
-def _honest_variance(y, m, w, x, sku, day, n, s0, s1, info, kw=1.0):
+def _honest_variance(y, m, w, x, sku, day, n, s0, s1, info, kw=1.0, var=None):
     """Per SKU, the variance of its own price slope that holds when counts are overdispersed
     and errors correlate over nearby days: the larger of (a) the model variance scaled by the
     SKU's Pearson dispersion (shrunk toward the tenant's) and (b) the sandwich clustered by
     blocks of SE_BLOCK_DAYS days. Returns the variance, each SKU's dispersion and the tenant's.
     """
     rows = np.bincount(sku, minlength=n).astype(float)
-    # w is the kernel-weighted model weight kw * Var: the Pearson residual uses Var alone
-    var = np.maximum(w / np.maximum(kw, 1e-12), 1e-12)
+    # w is the kernel-weighted model weight kw * Var: the Pearson residual uses Var alone (never
+    # w / kw: a row far from today's price has kw ~ 0, and one SKU's price jump would then
+    # inflate the whole tenant's dispersion)
+    var = np.maximum(w if var is None else var, 1e-12)
     pearson = np.bincount(sku, weights=(y - m) ** 2 / var, minlength=n)
     df = np.maximum(rows - 2, 0)
     tenant = float(max(pearson.sum() / max(df.sum(), 1.0), 1.0))

@@ -349,6 +349,7 @@ def demand_panel():
         return None, [], {}
     active = dict(Product.objects.values_list("pk", "active"))
     categories = dict(Product.objects.values_list("pk", "category"))
+    today = dict(Product.objects.values_list("pk", "price"))
     products, sku = np.unique(data[:, 0].astype(int), return_inverse=True)
     days, units, revenue, promo = data[:, 1].astype(int), data[:, 2], data[:, 3], data[:, 4]
     # A row with 0 units and a price is a day on sale without a sale (a daily report): the
@@ -361,8 +362,12 @@ def demand_panel():
     paid = np.where(units > 0, revenue / np.maximum(units, 1), np.nan)
     listed = data[:, 5]
     price = np.where(listed > 0, listed, paid)
-    # a sale nobody paid for (fully discounted, free) has no price to learn from
-    price = np.where(recorded_zero | ((units > 0) & (paid > 0)), price, np.nan)
+    # A sale nobody paid for (fully discounted, free) has no price to learn from; but where the
+    # tenant's files do not record revenue (0 on most sales), sales are at the listed price.
+    sold_rows = units > 0
+    tracks = bool(sold_rows.any()) and float(np.mean(revenue[sold_rows] > 0)) >= 0.5
+    free = sold_rows & ~(paid > 0) & tracks
+    price = np.where(recorded_zero | ((units > 0) & ~free & (price > 0)), price, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         depth = np.where(
             (units > 0) & (paid > 0) & (listed > 0), np.minimum(np.log(paid / listed), 0.0), 0.0
@@ -420,6 +425,7 @@ def demand_panel():
         promo=np.r_[pr, np.zeros(len(zero_days))][order],
         discount=np.r_[dp, np.zeros(len(zero_days))][order],
         category=category,
+        current_price=np.array([float(today[pk]) if today.get(pk) else np.nan for pk in kept]),
         truncated=np.r_[truncated, np.zeros(len(zero_days), dtype=bool)][order],
     )
     competitor = _competitor_prices(kept, panel.sku, panel.day)
@@ -928,9 +934,10 @@ def demand_curve(version: ModelVersion | None, product_ids, prices, categories=N
     )
     e, se, rate, typical, curv = get(0), get(1), get(2, 0.0), get(3, 1.0), get(4, 0.0)
     low, high, borrowed, hinge = get(5), get(6), get(7, 0.0) > 0, get(8, 0.0)
-    gap_low, gap_high, hinge_se = get(9), get(10), get(11, np.inf)
+    gap_low, gap_high, hinge_se = get(9), get(10), get(11)
+    # no s.e. stored: a hinge kept by an older version (a fact then: s.e. 0), else none known
+    hinge_se = np.where(np.isnan(hinge_se), np.where(hinge < 0, 0.0, np.inf), hinge_se)
     curvature_se = np.where(known, get(12, 0.0), 0.0)
-    hinge_se = np.where(np.isfinite(hinge_se), hinge_se, np.inf)
     if not known.all():
         metrics = version.metrics.get(version.trainer, {}) if version is not None else {}
         pooled = float(metrics.get("pooled_elasticity", -1.5))

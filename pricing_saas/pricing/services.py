@@ -26,7 +26,8 @@ from .models import PriceChange, Recommendation, RepriceJob, RuleSet
 from .rules import resolve
 
 logger = logging.getLogger(__name__)
-COMPETITOR_WINDOW = timedelta(days=30)
+# Today's competitor price: an observation holds this long, as it does in the demand model.
+COMPETITOR_WINDOW = timedelta(days=ml_services.COMPETITOR_CARRY_DAYS)
 # One plain sentence per rule that shaped a price (see explain()).
 RULE_WORDS = {
     "restores_rule": "Today's price breaks a rule; this is the smallest move that restores it.",

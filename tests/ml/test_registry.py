@@ -615,3 +615,16 @@ def test_the_demo_queues_the_fine_tune_once_and_again_after_an_interrupted_run(s
         ModelVersion.objects.filter(pk=sent[1].pk).update(status="ready", message="done")
     command._queue_central_model(stocked.tenant, {}, send=sent.append)  # finished: kept
     assert len(sent) == 2 and "fine-tuned reference-price model" in command.stdout.getvalue()
+
+
+def test_a_tenant_whose_files_record_no_revenue_prices_sales_at_the_listed_price(stocked):
+    """Revenue 0 on every row means revenue is not recorded, not that every sale was free."""
+    from ml.services import demand_panel
+
+    rows = [{"date": f"2024-03-{d:02d}", "sku": "S1", "units": 1 + d % 3, "price": "9.00",
+             "revenue": "0"} for d in range(1, 21)]  # fmt: skip
+    with tenant_context(stocked.tenant):
+        import_rows(kind="sales", rows=rows)
+        panel, ids, _stats = demand_panel()
+        skus = dict(Product.objects.values_list("pk", "sku"))
+    assert [skus[pk] for pk in ids] == ["S1"] and np.allclose(panel.price, 9.0)
