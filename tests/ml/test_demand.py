@@ -192,3 +192,19 @@ def test_a_wrong_sign_estimate_takes_its_categorys_elasticity_not_no_estimate():
     assert fit.raw_elasticity[5] > 0 and fit.from_prior[5]
     assert fit.elasticity[5] < 0 and fit.elasticity_se[5] >= 0.25
     assert np.all(fit.elasticity < 0)
+
+
+def test_one_skus_price_jump_does_not_inflate_everyones_uncertainty():
+    """A cents/units mix-up (one SKU priced 10x for months) sits far from today's price in the
+    local slope's kernel; the tenant's dispersion, and every other SKU's s.e., stay as they were
+    (found in review: the dispersion rose to 1e9 and no price moved)."""
+    panel, _true = simulate(n=60, days=200)
+    clean = fit_demand(panel)
+    price = panel.price.copy()
+    jump = (panel.sku == 0) & (panel.day < panel.day.min() + 150)
+    price[jump] *= 10
+    bumped = fit_demand(Panel(sku=panel.sku, day=panel.day, units=panel.units, price=price,
+                              promo=panel.promo, category=panel.category))  # fmt: skip
+    assert bumped.dispersion < 2 * clean.dispersion
+    others = np.arange(1, 60)
+    assert np.median(bumped.raw_se[others]) < 1.5 * np.median(clean.raw_se[others])
