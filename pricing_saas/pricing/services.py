@@ -205,16 +205,19 @@ class Market:
         # Each competitor's latest observation in the window (its price now, if in stock),
         # then the lowest of those per SKU, and whose it is: an old low price a competitor has
         # since left is not today's market.
-        latest = (
-            CompetitorOffer.objects.filter(observed_at__gte=since)
-            .order_by("product_id", "competitor", "-observed_at", "price")
-            .distinct("product_id", "competitor")
-            .values_list("product_id", "competitor", "price", "in_stock")
-        )
-        lowest: dict[int, tuple[str, Decimal]] = {}
-        for pk, name, price, in_stock in latest.iterator(chunk_size=10_000):
-            if in_stock and (pk not in lowest or price < lowest[pk][1]):
-                lowest[pk] = (name, price)
+        from django.db import connection
+
+        with connection.cursor() as cur:  # both steps in SQL: a feed may have many sellers
+            cur.execute(
+                "SELECT DISTINCT ON (product_id) product_id, competitor, price FROM ("
+                " SELECT DISTINCT ON (product_id, competitor) product_id, competitor, price,"
+                " in_stock FROM " + CompetitorOffer._meta.db_table +
+                " WHERE tenant_id = %s AND observed_at >= %s"
+                " ORDER BY product_id, competitor, observed_at DESC, price) AS latest"
+                " WHERE in_stock ORDER BY product_id, price",
+                [require_current_tenant().pk, since],
+            )  # fmt: skip
+            lowest = {pk: (name, price) for pk, name, price in cur.fetchall()}
         references = {
             pk: (price_, low, high)
             for pk, price_, low, high in ReferencePrice.objects.filter(**_usable_reference())

@@ -203,3 +203,30 @@ def test_a_version_left_with_part_of_its_estimates_gets_all_of_them_back(shop):
         ml_services.run_training(version_id=second.pk, sync=True)
         ml_services.rollback(kind="demand")
         assert Elasticity.objects.filter(model_version=first).count() == full == 20
+
+
+def test_todays_competitor_price_is_each_competitors_latest_in_stock_observation(shop):
+    """A low price a competitor has since left, or one it is now out of stock at, is not
+    today's market; an observation older than two weeks neither."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from pricing_saas.catalog.importer import import_rows
+
+    def at(days):
+        return (timezone.now() - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    offers = [
+        {"sku": "P0", "competitor": "A", "price": "15.00", "observed_at": at(10)},  # left since
+        {"sku": "P0", "competitor": "A", "price": "19.50", "observed_at": at(2)},
+        {"sku": "P0", "competitor": "B", "price": "18.00", "observed_at": at(5)},
+        {"sku": "P0", "competitor": "B", "price": "18.00", "observed_at": at(1),
+         "in_stock": "false"},  # sold out now
+        {"sku": "P0", "competitor": "C", "price": "12.00", "observed_at": at(20)},  # too old
+    ]  # fmt: skip
+    with tenant_context(shop.tenant):
+        import_rows(kind="competitor_prices", rows=offers)
+        job = services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
+        rec = Recommendation.objects.get(job=job, product__sku="P0")
+    assert float(rec.competitor_price) == 19.5 and rec.competitor_name == "A"
