@@ -40,6 +40,8 @@ RULE_WORDS = {
     "max_step": "The step limit caps how far one reprice may move the price.",
     "evidence": "The price stays near the prices it has sold at, where demand is known.",
     "window": "The limit on the total change within the window caps the move.",
+    "wait": "It moved this way recently, so it goes no further this way until a week of sales at "
+    "that price has been seen.",
     "ending": "The price ends in the ending the rules ask for.",
     "uncertainty": "The move is smaller than the estimate alone suggests, because the "
     "estimate is uncertain.",
