@@ -1,4 +1,6 @@
-"""Reprice jobs and the price recommendations they produce."""
+"""The pricing workflow's tables: reprice jobs and their recommendations, rule sets and their
+versions, the approval policy (one per tenant), reprice schedules, publications and the price
+changes they send (the price history)."""
 
 from __future__ import annotations
 

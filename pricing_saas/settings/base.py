@@ -100,7 +100,7 @@ DATABASE_APP_MAY_TRUNCATE = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Server-side cursors would run outside the per-statement tenant setting of row-level security
-# (see tenants/db_backend.py); .iterator() therefore fetches in chunks on the client.
+# (see tenants/db_backend/); .iterator() therefore fetches in chunks on the client.
 DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 # Refuse to run as a superuser or BYPASSRLS role (row-level security would not apply).
 REQUIRE_RLS_SAFE_DB_ROLE = env.bool("REQUIRE_RLS_SAFE_DB_ROLE", default=True)
