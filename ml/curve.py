@@ -167,14 +167,9 @@ class DemandCurve:
                 self.log_ratio(price, elasticity, hinge, curvature)
             )
 
-    def revenue(self, price) -> np.ndarray:
-        return np.asarray(price, dtype=np.float64) * self.units(price)
-
     def profit(self, price, cost) -> np.ndarray:
         """Profit per day; a SKU without a cost counts its revenue."""
-        price = np.asarray(price, dtype=np.float64)
-        unit_cost = self._per_sku(np.nan_to_num(_column(cost, len(self)), nan=0.0), price.shape)
-        return (price - unit_cost) * self.units(price)
+        return self.value(price, cost, np.zeros(len(self), dtype=bool))
 
     def value(self, price, cost, revenue_mask, elasticity=None, hinge=None,
               curvature=None) -> np.ndarray:  # fmt: skip
@@ -183,11 +178,3 @@ class DemandCurve:
         col = lambda v: self._per_sku(v, price.shape)  # noqa: E731
         unit_cost = np.where(col(revenue_mask), 0.0, col(np.nan_to_num(_column(cost, len(self)))))
         return (price - unit_cost) * self.units(price, elasticity, hinge, curvature)
-
-    def slope_at(self, price) -> np.ndarray:
-        """The elasticity at `price` (the slope of log units in log price there)."""
-        price = np.asarray(price, dtype=np.float64)
-        with np.errstate(all="ignore"):
-            d = np.log(price / self.price_ref)
-            above = np.isfinite(self.competitor_price) & (price > self.competitor_price)
-        return self.elasticity + 2 * self.curvature * d + np.where(above, self.competitor_slope, 0)

@@ -445,9 +445,7 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     # Demand that rises with the price is confounding (promotions, seasons, display), not a
     # curve to price on: such a SKU takes its category's elasticity (else the tenant's, else a
     # weak default) with the category's spread as its uncertainty, instead of no estimate.
-    shrunk, shrunk_se, from_prior = _sign_fallback(
-        shrunk, shrunk_se, category, by_cat, pooled, pooled_se, names, beta, cov
-    )
+    shrunk, shrunk_se, from_prior = _sign_fallback(shrunk, shrunk_se, category)
     if LOCAL_BANDWIDTH:
         # A SKU's own slope is local to its latest price: stated at the typical price (as the
         # stored estimates and expected_units read it), the curvature carries it back along the
@@ -535,28 +533,25 @@ def _honest_variance(y, m, w, x, sku, day, n, s0, s1, info, kw=1.0, var=None):
     return np.maximum(model, meat / info**2), phi, tenant
 
 
-def _sign_fallback(e, se, category, by_cat, pooled, pooled_se, names, beta, cov):
-    """Wrong-sign SKUs take the nearest negative prior: category, tenant, then DEFAULT_PRIOR."""
-    gaps = sum(
-        float(beta[1 + names.index(label)])
-        for label in ("competitor_gap", "reference_gap")
-        if label in names
-    )
-    total = pooled + gaps
-    spread = float(np.std(e[e < WRONG_SIGN])) if np.sum(e < WRONG_SIGN) > 2 else 0.5
-    tenant = (total, max(pooled_se, spread)) if total < WRONG_SIGN else DEFAULT_PRIOR
-    wrong = ~(e < WRONG_SIGN)
+def _sign_fallback(e, se, category):
+    """Wrong-sign SKUs take the mean elasticity of the right-sign SKUs of their category (their
+    spread as the s.e.), else of the tenant's, else DEFAULT_PRIOR. The means are of final
+    estimates, so they carry the competitor gap as every other SKU's does."""
+    good = e < WRONG_SIGN
+    wrong = ~good
+    if good.sum() > 2:
+        tenant = (float(np.mean(e[good])), max(float(np.std(e[good])), 0.25))
+    else:
+        tenant = DEFAULT_PRIOR
     out, out_se = e.copy(), se.copy()
     for cat in np.unique(category[wrong]):
         members = wrong & (category == cat)
-        ok = (category == cat) & ~wrong
-        centre = by_cat.get(int(cat), pooled) + gaps
-        if centre < WRONG_SIGN:
-            width = float(np.std(e[ok])) if ok.sum() > 2 else tenant[1]
-            out[members] = centre
-            out_se[members] = max(width, tenant[1], 0.25)
+        peers = good & (category == cat)
+        if peers.sum() > 2:
+            out[members] = float(np.mean(e[peers]))
+            out_se[members] = max(float(np.std(e[peers])), 0.25)
         else:
-            out[members], out_se[members] = tenant[0], max(tenant[1], 0.25)
+            out[members], out_se[members] = tenant
     return out, out_se, wrong
 
 

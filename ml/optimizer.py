@@ -125,7 +125,12 @@ class Recommendation:
     conflicts: list[str] = field(default_factory=list)
 
     def rules_of(self, i: int) -> list[str]:
-        return [name for name, bit in RULES.items() if self.binding[i] & bit]
+        return rule_names(self.binding[i])
+
+
+def rule_names(mask: int) -> list[str]:
+    """The names of the rules set in a binding mask."""
+    return [name for name, bit in RULES.items() if mask & bit]
 
 
 def _arr(value, n: int) -> np.ndarray:
@@ -404,9 +409,8 @@ def _optimise(
     best = np.where(valid, np.clip(shrunk, lo_final, hi_final), best)
 
     # Candidates in whole cents: the best price, or the best allowed ending near it.
-    restoring = breaks_now
-    upper = _nanmin(ceiling, np.where(restoring, np.nan, p0 * (1 + step)))
-    lower = _nanmax(floor, np.where(restoring, np.nan, p0 * (1 - step)))
+    upper = _nanmin(ceiling, np.where(breaks_now, np.nan, p0 * (1 + step)))
+    lower = _nanmax(floor, np.where(breaks_now, np.nan, p0 * (1 - step)))
     cents = lambda x: _to_cents(x, lo_final, hi_final, lower - 1e-9, upper + 1e-9)  # noqa: E731
     candidate = cents(np.where(guided, toward, best))
     snapped = np.zeros(n, dtype=bool)

@@ -924,20 +924,22 @@ def demand_curve(version: ModelVersion | None, product_ids, prices, categories=N
         model_version=version)  # fmt: skip
     if n <= 1000:
         rows = rows.filter(product_id__in=ids)
-    fits = {r[0]: r[1:] for r in rows.values_list(
-        "product_id", "elasticity", "elasticity_se", "units_per_day", "typical_price",
-        "curvature", "price_low", "price_high", "from_prior", "competitor_slope", "gap_low",
-        "gap_high", "competitor_slope_se", "curvature_se")}  # fmt: skip
+    names = ("elasticity", "elasticity_se", "units_per_day", "typical_price", "curvature",
+             "price_low", "price_high", "from_prior", "competitor_slope", "competitor_slope_se",
+             "curvature_se", "gap_low", "gap_high")  # fmt: skip
+    fits = {r[0]: dict(zip(names, r[1:], strict=True))
+            for r in rows.values_list("product_id", *names)}  # fmt: skip
     known = np.array([pk in fits for pk in ids], dtype=bool)
-    get = lambda j, default=np.nan: np.array(  # noqa: E731
-        [default if pk not in fits or fits[pk][j] is None else float(fits[pk][j]) for pk in ids]
-    )
-    e, se, rate, typical, curv = get(0), get(1), get(2, 0.0), get(3, 1.0), get(4, 0.0)
-    low, high, borrowed, hinge = get(5), get(6), get(7, 0.0) > 0, get(8, 0.0)
-    gap_low, gap_high, hinge_se = get(9), get(10), get(11)
+
+    def get(name: str, default: float = np.nan) -> np.ndarray:
+        return np.array([default if pk not in fits or fits[pk][name] is None
+                         else float(fits[pk][name]) for pk in ids])  # fmt: skip
+
+    e, se, rate = get("elasticity"), get("elasticity_se"), get("units_per_day", 0.0)
+    typical, curv = get("typical_price", 1.0), get("curvature", 0.0)
+    hinge, hinge_se = get("competitor_slope", 0.0), get("competitor_slope_se")
     # no s.e. stored: a hinge kept by an older version (a fact then: s.e. 0), else none known
     hinge_se = np.where(np.isnan(hinge_se), np.where(hinge < 0, 0.0, np.inf), hinge_se)
-    curvature_se = np.where(known, get(12, 0.0), 0.0)
     if not known.all():
         metrics = version.metrics.get(version.trainer, {}) if version is not None else {}
         pooled = float(metrics.get("pooled_elasticity", -1.5))
@@ -954,8 +956,8 @@ def demand_curve(version: ModelVersion | None, product_ids, prices, categories=N
     typical = np.where(known, typical, price)
     return DemandCurve.from_estimates(
         price, rate, e, typical, curv, elasticity_se=se, competitor_price=competitor_price,
-        competitor_slope=hinge, competitor_slope_se=hinge_se, curvature_se=curvature_se,
-        evidence_low=low,
-        evidence_high=high,
-        borrowed=borrowed, gap_low=gap_low, gap_high=gap_high,
+        competitor_slope=hinge, competitor_slope_se=hinge_se,
+        curvature_se=get("curvature_se", 0.0), evidence_low=get("price_low"),
+        evidence_high=get("price_high"), borrowed=get("from_prior", 0.0) > 0,
+        gap_low=get("gap_low"), gap_high=get("gap_high"),
     ), known  # fmt: skip

@@ -9,13 +9,13 @@ from datetime import timedelta
 from decimal import Decimal
 
 import numpy as np
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ml import services as ml_services
 from ml.models import ModelVersion, ReferencePrice
-from ml.optimizer import RULES, Rules, optimise
+from ml.optimizer import RULES, Rules, optimise, rule_names
 from pricing_saas.catalog.models import CompetitorOffer, Product, SalesRecord
 from tenants.bulk import copy_insert
 from tenants.context import get_current_actor, require_current_tenant
@@ -207,8 +207,6 @@ class Market:
         # Each competitor's latest observation in the window (its price now, if in stock),
         # then the lowest of those per SKU, and whose it is: an old low price a competitor has
         # since left is not today's market.
-        from django.db import connection
-
         with connection.cursor() as cur:  # both steps in SQL: a feed may have many sellers
             cur.execute(
                 "SELECT DISTINCT ON (product_id) product_id, competitor, price FROM ("
@@ -222,8 +220,10 @@ class Market:
             lowest = {pk: (name, price) for pk, name, price in cur.fetchall()}
         references = {
             pk: (price_, low, high)
-            for pk, price_, low, high in ReferencePrice.objects.filter(**_usable_reference())
-            .values_list("product_id", "price", "low", "high")
+            # a reference far outside its category's prices is not used
+            for pk, price_, low, high in ReferencePrice.objects.filter(
+                outside_category_range=False
+            ).values_list("product_id", "price", "low", "high")
         }  # fmt: skip
         pick = lambda table, j: np.array(  # noqa: E731
             [float(table[pk][j]) if pk in table else np.nan for pk in ids.tolist()]
@@ -234,11 +234,6 @@ class Market:
             reference={pk: r[0] for pk, r in references.items()},
             reference_low=pick(references, 1), reference_high=pick(references, 2),
         )  # fmt: skip
-
-
-def _usable_reference() -> dict:
-    """A reference price flagged as far outside its category's prices is not used."""
-    return {"outside_category_range": False}
 
 
 MIN_EVIDENCE_DAYS = 7  # days of sales after a change before the price moves that way again
@@ -308,16 +303,11 @@ def _sales_days_since(ids: np.ndarray, last_at: dict) -> np.ndarray:
     zone = ZoneInfo(require_current_tenant().timezone)
     since = {int(ids[i]): at.astimezone(zone).date() for i, at in last_at.items()}
     counts = _count_days_after(since)
-    out = np.zeros(len(ids), dtype=np.int64)
-    for i in last_at:
-        out[i] = counts.get(int(ids[i]), 0)
-    return out[list(last_at)]
+    return np.array([counts.get(int(ids[i]), 0) for i in last_at], dtype=np.int64)
 
 
 def _count_days_after(since: dict) -> dict[int, int]:
     """Days with sales after each product's own date (one query, all products)."""
-    from django.db import connection
-
     if not since:
         return {}
     with connection.cursor() as cur:
@@ -460,11 +450,7 @@ class OptimiserResult:
         self.conflicts.extend(part.conflicts)
 
     def rules_of(self, i: int) -> list[str]:
-        return [name for name, bit in RULES.items() if self.binding[i] & bit]
-
-
-def _money_text(value: float) -> str:
-    return f"{value:,.2f}"
+        return rule_names(self.binding[i])
 
 
 def _share(value: float) -> str:
@@ -652,8 +638,7 @@ def _store(job, demand, catalog: Catalog, curve, market: Market, rec, resolved,
         "change": change.tolist(),
         "confident": confident.tolist(),
     }
-    rule_names = {int(mask): [name for name, bit in RULES.items() if mask & bit]
-                  for mask in np.unique(rec.binding)}  # fmt: skip
+    names_of = {int(mask): rule_names(mask) for mask in np.unique(rec.binding)}
     binding = rec.binding.tolist()
     status = np.where(
         conflict, Recommendation.Status.CONFLICT,
@@ -678,7 +663,7 @@ def _store(job, demand, catalog: Catalog, curve, market: Market, rec, resolved,
         row.update(
             tenant_id=tenant.pk, job_id=job.pk, product_id=pk, status=status[i],
             current_price=Decimal(str(price)), reference_price=market.reference.get(pk),
-            binding_rules=rule_names[binding[i]],
+            binding_rules=names_of[binding[i]],
             rule_sets=[x for x in str(resolved.names[i]).split(", ") if x],
             competitor_name=market.competitor_name[i][:200],
             explanation=explain(i, rec, e_[i].item(), se_[i].item(),

@@ -168,7 +168,6 @@ def _curve(rec: Recommendation, product) -> dict | None:
         ],
         "marks": {name: {"x": round(price, 2), "y": at(price)} for name, price in marks.items()},
         "label": "profit per day" if product.cost else "revenue per day (no cost known)",
-        "seen": [round(float(v), 2) for v in seen],
     }
 
 
