@@ -114,6 +114,22 @@ class DemandCurve:
             & (self.units_ref > 0) & np.isfinite(self.price_ref) & (self.price_ref > 0)
         )  # fmt: skip
 
+    def local_elasticity(self) -> tuple[np.ndarray, np.ndarray]:
+        """The slope of the curve at today's price and its s.e.: the elasticity, plus the hinge
+        in force where today's price is above the competitor's (what a small move does)."""
+        with np.errstate(invalid="ignore"):
+            above = (
+                np.isfinite(self.competitor_price) & (self.price_ref > self.competitor_price)
+                & (self.competitor_slope < 0)
+            )  # fmt: skip
+            se = self.hinge_se if self.hinge_se is not None else np.zeros(len(self))
+            slope = np.where(above, self.elasticity + self.competitor_slope, self.elasticity)
+            spread = np.where(
+                above, np.sqrt(self.elasticity_se**2 + np.nan_to_num(se, posinf=0.0) ** 2),
+                self.elasticity_se,
+            )  # fmt: skip
+        return slope, spread
+
     def _per_sku(self, values: np.ndarray, shape) -> np.ndarray:
         return values if len(shape) == 1 else values[:, None]
 

@@ -366,6 +366,13 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
             break
     has = (info_b > 1e-9) & (np.bincount(sku, weights=y, minlength=n) > 0)
     raw[has] = b[has]
+    # Where the straight fit's slope sits on a bent curve: the weighted least-squares slope of
+    # log units that bend with log price is the curve's slope near the weighted mean log price
+    # of the SKU's days, and with Poisson weights (more units at lower prices, promotions) that
+    # mean lies below the kernel's centre. The curvature carries the slope from there (reading
+    # it at the centre made bent curves look less elastic at today's price: the simulator's
+    # S-shaped curves by 0.2).
+    centre = np.where(has, s1 / np.maximum(s0, 1e-12), last)
     variance, phi, dispersion = _honest_variance(
         y, m, wt, lp, sku, day, n, s0, s1, np.maximum(info_b, 1e-12), kw, var_b
     )
@@ -447,12 +454,15 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     # weak default) with the category's spread as its uncertainty, instead of no estimate.
     shrunk, shrunk_se, from_prior = _sign_fallback(shrunk, shrunk_se, category)
     if LOCAL_BANDWIDTH:
-        # A SKU's own slope is local to its latest price: stated at the typical price (as the
-        # stored estimates and expected_units read it), the curvature carries it back along the
-        # curve, so the slope at the latest price is the local one again. (Priors are stated at
-        # the typical price already.)
+        # A SKU's own slope is local to the weighted centre of its days near today's price:
+        # stated at the typical price (as the stored estimates and expected_units read it), the
+        # curvature carries it back along the curve, so the curve's slope at today's price is
+        # the local one again. (Priors are stated at the typical price already.)
         own = np.isfinite(raw) & ~from_prior
-        shrunk = np.where(own, shrunk - 2 * curvature * last, shrunk)
+        shrunk = np.where(own, shrunk - 2 * curvature * centre, shrunk)
+        # carried from the centre to today's price, the slope takes the curvature's doubt along
+        reach = 2 * (last - centre) * np.nan_to_num(curvature_se, posinf=0.0)
+        shrunk_se = np.where(own, np.sqrt(shrunk_se**2 + reach**2), shrunk_se)
     mu_day_controls = 0.0  # the intercept is reported at the average day: controls ~ mean 0
     intercept = a + mu_day_controls + np.mean(offset)
     if not panel.time_effects:

@@ -606,8 +606,7 @@ def _store(job, demand, catalog: Catalog, curve, market: Market, rec, resolved,
     def nulls(values) -> list:
         return [None if v != v else v for v in np.asarray(values, float).tolist()]  # NaN: NULL
 
-    e_ = np.asarray(curve.elasticity, dtype=float)
-    se_ = np.asarray(curve.elasticity_se, dtype=float)
+    e_, se_ = curve.local_elasticity()  # what a small move from today's price does
     conflict = (rec.binding & RULES["conflict"]) > 0
     moved = ~conflict & (np.abs(rec.price - p0s) > 0.005)
     profit_known = np.isfinite(rec.profit_now) & np.isfinite(catalog.cost)
