@@ -448,21 +448,25 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
             share = 1.0 - np.bincount(sku, weights=unknown, minlength=n) / rows
             shrunk = shrunk + beta[j] * share
             shrunk_se = np.sqrt(shrunk_se**2 + (share**2) * max(cov[j, j], 0.0))
+    own = np.isfinite(raw)
+    if LOCAL_BANDWIDTH:
+        # A SKU's own slope belongs to the weighted centre of its days near today's price: the
+        # curvature carries it to today's price (where the decision is made and its sign is
+        # judged), taking the curvature's doubt along that distance.
+        shrunk = np.where(own, shrunk + 2 * curvature * (last - centre), shrunk)
+        reach = 2 * (last - centre) * np.nan_to_num(curvature_se, posinf=0.0)
+        shrunk_se = np.where(own, np.sqrt(shrunk_se**2 + reach**2), shrunk_se)
     shrunk = np.clip(shrunk, *ELASTICITY_RANGE)
     # Demand that rises with the price is confounding (promotions, seasons, display), not a
     # curve to price on: such a SKU takes its category's elasticity (else the tenant's, else a
     # weak default) with the category's spread as its uncertainty, instead of no estimate.
     shrunk, shrunk_se, from_prior = _sign_fallback(shrunk, shrunk_se, category)
     if LOCAL_BANDWIDTH:
-        # A SKU's own slope is local to the weighted centre of its days near today's price:
-        # stated at the typical price (as the stored estimates and expected_units read it), the
-        # curvature carries it back along the curve, so the curve's slope at today's price is
-        # the local one again. (Priors are stated at the typical price already.)
-        own = np.isfinite(raw) & ~from_prior
-        shrunk = np.where(own, shrunk - 2 * curvature * centre, shrunk)
-        # carried from the centre to today's price, the slope takes the curvature's doubt along
-        reach = 2 * (last - centre) * np.nan_to_num(curvature_se, posinf=0.0)
-        shrunk_se = np.where(own, np.sqrt(shrunk_se**2 + reach**2), shrunk_se)
+        # Stated at the typical price (as the stored estimates and expected_units read it): the
+        # curve's slope at today's price is the local one again. (Priors are stated at the
+        # typical price already.)
+        own = own & ~from_prior
+        shrunk = np.where(own, shrunk - 2 * curvature * last, shrunk)
     mu_day_controls = 0.0  # the intercept is reported at the average day: controls ~ mean 0
     intercept = a + mu_day_controls + np.mean(offset)
     if not panel.time_effects:
