@@ -9,7 +9,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from pricing_saas.api.base import TenantAPIView, TenantViewSet
+from pricing_saas.web.base import TenantAPIView, TenantViewSet
 from tenants.roles import Perm
 
 from . import services

@@ -19,8 +19,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from pricing_saas.web.errors import NotFoundError, ServiceError
 from tenants.context import require_current_tenant
-from tenants.services import NotFoundError, ServiceError
 
 from .models import ModelVersion, ReferencePrice, TextModelConfig
 

@@ -9,9 +9,9 @@ from django.db.models import F, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from pricing_saas.portal.views import tenant_view
+from pricing_saas.web.errors import ServiceError
+from pricing_saas.web.views import tenant_view
 from tenants.roles import Perm
-from tenants.services import ServiceError
 
 from . import services
 from .models import ModelVersion, ReferencePrice

@@ -22,6 +22,8 @@ from urllib.parse import unquote, urlparse
 import psycopg2
 from psycopg2 import sql
 
+from tenants.grants import app_grants
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_PGDATA = BASE_DIR / ".pgdata"
 APP_ROLE = "pricing_app"
@@ -140,23 +142,6 @@ def _owned_by(conn, owner: str) -> bool:
         )
         row = cur.fetchone()
     return bool(row and row[0])
-
-
-def app_grants(role: str, *, truncate: bool = False) -> list:
-    """What the application role may do on every table and sequence (run by the owner after
-    each migrate, so new tables are covered). TRUNCATE ignores row-level security, so it is
-    granted only where asked (the test suite's flush between transactional tests)."""
-    if not _IDENT.match(role):
-        raise ValueError(f"unsafe SQL identifier: {role!r}")
-    rights = "SELECT, INSERT, UPDATE, DELETE" + (", TRUNCATE" if truncate else "")
-    return [
-        sql.SQL(f"GRANT {rights} ON ALL TABLES IN SCHEMA public TO {{}}").format(
-            sql.Identifier(role)
-        ),
-        sql.SQL("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {}").format(
-            sql.Identifier(role)
-        ),
-    ]
 
 
 def _with_database(dsn: str, database: str) -> str:

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from django.apps import apps
 from django.db import connections
 
+from .grants import app_grants
+
 TENANT_CONDITION = "tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::bigint"
 
 
@@ -102,8 +104,6 @@ def grant_application_role(using: str = "default") -> None:
     """Give the application role its rights on every table and sequence (after a migrate run
     as the owner, so new tables are covered)."""
     from django.conf import settings
-
-    from pricing_saas.dbsetup import app_grants
 
     connection = connections[using]
     app = connection.settings_dict.get("APP_USER")

@@ -1,66 +1,28 @@
-"""Every write of the tenants app: keyword-only arguments, one transaction each."""
+"""The tenancy core's writes and lookups: tenants, memberships, API-key authentication.
+
+Team management (signup, roles, invitations, issuing keys) is a feature above the web layer:
+pricing_saas.portal.services."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import re
-import secrets
-from dataclasses import dataclass
 
-from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import audit
-from .context import actor_context, rls_lookup, tenant_context
-from .models import ApiKey, Invitation, Membership, Tenant, User
-from .roles import Perm, Role, has_perm
+from .context import rls_lookup, tenant_context
+from .models import ApiKey, Membership, Tenant, User
+from .roles import Role
 
 
-class ServiceError(Exception):
-    """A request that the business rules refuse; the API maps it to 400 (or `status`)."""
-
-    status = 400
-
-    def __init__(self, detail: str, *, code: str = "invalid", attr: str | None = None):
-        super().__init__(detail)
-        self.detail = detail
-        self.code = code
-        self.attr = attr
-
-
-class PermissionDeniedError(ServiceError):
-    status = 403
-
-
-class NotFoundError(ServiceError):
-    status = 404
-
-    def __init__(self, detail: str, *, code: str = "not_found", attr: str | None = None):
-        super().__init__(detail, code=code, attr=attr)
-
-
-class ConflictError(ServiceError):
-    """Valid, but the current state forbids it (a superseded item, the kill switch): 409."""
-
-    status = 409
-
-
-def require_perm(membership_role: str | None, perm: str) -> None:
-    if not has_perm(membership_role, perm):
-        raise PermissionDeniedError(
-            f"your role ({membership_role or 'none'}) may not do this (needs {perm})",
-            code="permission_denied",
-        )
-
-
-def _digest(secret: str) -> str:
+def secret_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-# --- tenants and signup ----------------------------------------------------------------------
+# --- tenants --------- ----------------------------------------------------------------------
 
 
 def unique_slug(name: str) -> str:
@@ -89,18 +51,6 @@ def create_tenant(
         with tenant_context(tenant):
             Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
     return tenant
-
-
-@transaction.atomic
-def signup(*, email: str, password: str, company: str, full_name: str = "") -> tuple[User, Tenant]:
-    email = User.objects.normalize_email(email).lower()
-    if User.objects.filter(email__iexact=email).exists():
-        raise ServiceError(
-            "an account with this e-mail already exists", code="exists", attr="email"
-        )
-    user = User.objects.create_user(email=email, password=password, full_name=full_name)
-    tenant = create_tenant(name=company, owner=user)
-    return user, tenant
 
 
 def delete_tenant(*, tenant: Tenant) -> None:
@@ -137,224 +87,7 @@ def membership_for(user: User, tenant: Tenant) -> Membership | None:
         return Membership.unscoped.filter(user=user, tenant=tenant).first()
 
 
-def _owner_count(tenant: Tenant) -> int:
-    return Membership.objects.filter(tenant=tenant, role=Role.OWNER).count()
-
-
-@transaction.atomic
-def change_role(*, actor_role: str, membership: Membership, role: str) -> Membership:
-    require_perm(actor_role, Perm.MANAGE_MEMBERS)
-    if role not in Role.values:
-        raise ServiceError(f"unknown role {role!r}", code="invalid_choice", attr="role")
-    locked = Membership.objects.select_for_update().get(pk=membership.pk)
-    if locked.role == Role.OWNER and role != Role.OWNER and _owner_count(locked.tenant) <= 1:
-        raise ServiceError("a tenant must keep at least one owner", code="last_owner", attr="role")
-    before = locked.role
-    locked.role = role
-    locked.save(update_fields=["role"])
-    audit.record(
-        "member.role",
-        target=locked,
-        summary=f"{locked.user.email}: {before} -> {role}",
-        before={"role": before},
-        after={"role": role},
-    )
-    return locked
-
-
-@transaction.atomic
-def remove_member(*, actor_role: str, membership: Membership) -> None:
-    require_perm(actor_role, Perm.MANAGE_MEMBERS)
-    locked = Membership.objects.select_for_update().get(pk=membership.pk)
-    if locked.role == Role.OWNER and _owner_count(locked.tenant) <= 1:
-        raise ServiceError("a tenant must keep at least one owner", code="last_owner")
-    audit.record(
-        "member.remove",
-        target=locked,
-        summary=f"{locked.user.email} removed",
-        before={"email": locked.user.email, "role": locked.role},
-    )
-    locked.delete()
-
-
-# --- invitations -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IssuedInvitation:
-    invitation: Invitation
-    token: str  # `<lookup_id>.<secret>`, shown once (in the e-mail)
-
-
-@transaction.atomic
-def invite_member(
-    *, tenant: Tenant, actor: User | None, actor_role: str, email: str, role: str
-) -> IssuedInvitation:
-    require_perm(actor_role, Perm.MANAGE_MEMBERS)
-    if role not in Role.values:
-        raise ServiceError(f"unknown role {role!r}", code="invalid_choice", attr="role")
-    email = User.objects.normalize_email(email).lower()
-    if Membership.objects.filter(user__email__iexact=email).exists():
-        raise ServiceError("this person is already a member", code="already_member", attr="email")
-    lookup_id = secrets.token_hex(8)
-    secret = secrets.token_urlsafe(32)
-    invitation = Invitation.objects.create(
-        tenant=tenant,
-        email=email,
-        role=role,
-        lookup_id=lookup_id,
-        token_hash=_digest(secret),
-        invited_by=actor,
-        expires_at=timezone.now() + settings.TENANT_INVITATION_TTL,
-    )
-    audit.record(
-        "invitation.create",
-        target=invitation,
-        summary=f"invited {email} as {role}",
-        after={"email": email, "role": role},
-    )
-    return IssuedInvitation(invitation=invitation, token=f"{lookup_id}.{secret}")
-
-
-_TOKEN = re.compile(r"^([0-9a-f]{16})\.([A-Za-z0-9_-]{20,100})$")
-
-
-def find_invitation(token: str) -> Invitation:
-    """The open invitation a token names, or NotFoundError (same answer for every failure)."""
-    match = _TOKEN.match(token or "")
-    if not match:
-        raise NotFoundError("this invitation link is not valid", code="invalid_invitation")
-    lookup_id, secret = match.groups()
-    with rls_lookup(invitation=lookup_id):
-        invitation = (
-            Invitation.unscoped.select_related("tenant").filter(lookup_id=lookup_id).first()
-        )
-    if (
-        invitation is None
-        or not hmac.compare_digest(invitation.token_hash, _digest(secret))
-        or not invitation.is_open
-    ):
-        raise NotFoundError(
-            "this invitation link is not valid or has expired", code="invalid_invitation"
-        )
-    return invitation
-
-
-@transaction.atomic
-def accept_invitation(*, token: str, user: User) -> Membership:
-    invitation = find_invitation(token)
-    if invitation.email.lower() != user.email.lower():
-        raise PermissionDeniedError(
-            "this invitation was sent to another e-mail address", code="wrong_recipient"
-        )
-    with tenant_context(invitation.tenant):
-        invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
-        if not invitation.is_open:
-            raise NotFoundError("this invitation has already been used", code="invalid_invitation")
-        membership, _ = Membership.objects.get_or_create(
-            tenant=invitation.tenant, user=user, defaults={"role": invitation.role}
-        )
-        invitation.accepted_at = timezone.now()
-        invitation.save(update_fields=["accepted_at"])
-        with actor_context(user.pk, user.email):
-            audit.record(
-                "member.join",
-                target=membership,
-                summary=f"{user.email} joined as {membership.role}",
-                after={"email": user.email, "role": membership.role},
-            )
-    return membership
-
-
-@transaction.atomic
-def signup_from_invitation(
-    *, token: str, password: str, full_name: str = ""
-) -> tuple[User, Membership]:
-    """A new person accepts an invitation: the account is created for the invited address."""
-    invitation = find_invitation(token)
-    if User.objects.filter(email__iexact=invitation.email).exists():
-        raise ServiceError(
-            "an account with this e-mail exists: log in first, then open the link again",
-            code="exists",
-            attr="email",
-        )
-    user = User.objects.create_user(email=invitation.email, password=password, full_name=full_name)
-    return user, accept_invitation(token=token, user=user)
-
-
-@transaction.atomic
-def revoke_invitation(*, actor_role: str, invitation: Invitation) -> None:
-    require_perm(actor_role, Perm.MANAGE_MEMBERS)
-    invitation.revoked_at = timezone.now()
-    invitation.save(update_fields=["revoked_at"])
-    audit.record(
-        "invitation.revoke", target=invitation, summary=f"invitation of {invitation.email} revoked"
-    )
-
-
 # --- API keys --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IssuedApiKey:
-    api_key: ApiKey
-    key: str  # `<prefix>.<secret>`, shown once
-
-
-@transaction.atomic
-def create_api_key(
-    *, tenant: Tenant, actor: User | None, actor_role: str, name: str, role: str
-) -> IssuedApiKey:
-    require_perm(actor_role, Perm.MANAGE_KEYS)
-    if role not in Role.values:
-        raise ServiceError(f"unknown role {role!r}", code="invalid_choice", attr="role")
-    if role == Role.OWNER:
-        raise ServiceError(
-            "API keys cannot hold the owner role; use admin or lower",
-            code="invalid_choice",
-            attr="role",
-        )
-    if not name or len(name) > 100:
-        raise ServiceError("name must be 1-100 characters", code="invalid", attr="name")
-    for _ in range(5):
-        prefix = "pk_" + secrets.token_hex(6)
-        secret = secrets.token_urlsafe(32)
-        try:
-            with transaction.atomic():
-                api_key = ApiKey.objects.create(
-                    tenant=tenant,
-                    name=name,
-                    prefix=prefix,
-                    secret_hash=_digest(secret),
-                    role=role,
-                    created_by=actor,
-                )
-                audit.record(
-                    "api_key.create",
-                    target=api_key,
-                    summary=f"key {prefix} ({name}) as {role}",
-                    after={"name": name, "prefix": prefix, "role": role},
-                )
-            return IssuedApiKey(api_key=api_key, key=f"{prefix}.{secret}")
-        except IntegrityError:  # a prefix collision: 48 random bits, practically never
-            continue
-    raise ServiceError("could not allocate a key prefix, try again", code="conflict")
-
-
-@transaction.atomic
-def revoke_api_key(*, actor_role: str, api_key: ApiKey) -> ApiKey:
-    require_perm(actor_role, Perm.MANAGE_KEYS)
-    if api_key.revoked_at is None:
-        api_key.revoked_at = timezone.now()
-        api_key.save(update_fields=["revoked_at"])
-        audit.record(
-            "api_key.revoke",
-            target=api_key,
-            summary=f"key {api_key.prefix} ({api_key.name}) revoked",
-            before={"active": True},
-            after={"active": False},
-        )
-    return api_key
 
 
 _KEY = re.compile(r"^(pk_[0-9a-f]{12})\.([A-Za-z0-9_-]{20,100})$")
@@ -368,7 +101,7 @@ def authenticate_api_key(raw: str) -> ApiKey | None:
     prefix, secret = match.groups()
     with rls_lookup(key_prefix=prefix):
         api_key = ApiKey.unscoped.select_related("tenant").filter(prefix=prefix).first()
-    if api_key is None or not hmac.compare_digest(api_key.secret_hash, _digest(secret)):
+    if api_key is None or not hmac.compare_digest(api_key.secret_hash, secret_digest(secret)):
         return None
     if api_key.revoked_at is not None or not api_key.tenant.is_active:
         return None

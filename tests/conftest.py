@@ -8,10 +8,10 @@ import pytest
 from rest_framework.test import APIClient
 
 from pricing_saas.catalog.importer import import_rows
+from pricing_saas.portal.services import create_api_key
 from tenants.context import tenant_context
 from tenants.models import Tenant, User
 from tenants.roles import Role
-from tenants.services import create_api_key
 
 from .factories import MembershipFactory, TenantFactory, UserFactory
 

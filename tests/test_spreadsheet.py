@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pricing_saas.spreadsheet import safe_cell
+from pricing_saas.web.spreadsheet import safe_cell
 
 
 @pytest.mark.parametrize(
@@ -36,7 +36,7 @@ def test_formula_like_text_is_quoted_and_nothing_else(value, expected):
 def test_the_sql_exports_apply_the_same_rule():
     from django.db import connection
 
-    from pricing_saas.spreadsheet import sql_safe
+    from pricing_saas.web.spreadsheet import sql_safe
 
     values = ["=HYPERLINK(1)", "+cmd", "-2+3", "@SUM(A1)", "\tTab", "\rCR", "-1.2", "+5",
               "-0012", "1e5", "-inf", "Mug = cup", ""]  # fmt: skip

@@ -20,7 +20,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from pricing_saas.api.base import TenantAPIView, TenantViewSet
+from pricing_saas.web.base import TenantAPIView, TenantViewSet
 from tenants.roles import Perm
 
 from . import services

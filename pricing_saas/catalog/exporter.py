@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.db import connection, transaction
 
-from pricing_saas.spreadsheet import sql_safe
+from pricing_saas.web.spreadsheet import sql_safe
 from tenants.bulk import copy_out
 from tenants.context import require_current_tenant
 

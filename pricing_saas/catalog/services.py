@@ -10,8 +10,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
+from pricing_saas.web.errors import ServiceError
 from tenants.context import require_current_tenant
-from tenants.services import ServiceError
 
 from .formats import FORMATS, get_format
 from .importer import (

@@ -12,9 +12,9 @@ from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pricing_saas.portal.views import tenant_view
+from pricing_saas.web.errors import ServiceError
+from pricing_saas.web.views import tenant_view
 from tenants.roles import Perm, has_perm
-from tenants.services import ServiceError
 
 from . import services
 from .exporter import export_csv, export_xlsx

@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from decimal import Decimal
 
-from pricing_saas.spreadsheet import safe_cell
+from pricing_saas.web.spreadsheet import safe_cell
 
 
 class TransientPublishError(Exception):

@@ -1,51 +1,32 @@
 """The merchant portal shell: signup, tenant switcher, dashboard, team and API keys.
 
-Views parse and format; every write goes through tenants.services. The tenant comes from the
-portal middleware (session choice checked against membership); objects are looked up through
-scoped managers, so another tenant's id is a 404.
+Views parse and format; every write goes through pricing_saas.portal.services. The tenant
+comes from the portal middleware (session choice checked against membership); objects are
+looked up through scoped managers, so another tenant's id is a 404.
 """
 
 from __future__ import annotations
 
-from functools import wraps
-
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from tenants import services
+from pricing_saas.web.errors import NotFoundError, ServiceError
+from pricing_saas.web.views import tenant_view
 from tenants.emails import send_invitation
 from tenants.middleware import SESSION_KEY
 from tenants.models import ApiKey, Invitation, Membership
 from tenants.roles import Perm, has_perm
 
+from . import services
 from .forms import AcceptInvitationForm, ApiKeyForm, InviteForm, RoleForm, SignupForm
 
 
-def tenant_view(perm: str = Perm.VIEW):
-    """Login required, a current tenant required, and the role must grant `perm`."""
-
-    def decorator(view):
-        @login_required
-        @wraps(view)
-        def wrapped(request, *args, **kwargs):
-            if request.tenant is None:
-                return render(request, "portal/no_tenant.html", status=403)
-            if not has_perm(request.membership.role, perm):
-                raise PermissionDenied(f"your role may not do this (needs {perm})")
-            return view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorator
-
-
-def _fail(request, exc: services.ServiceError) -> None:
+def _fail(request, exc: ServiceError) -> None:
     messages.error(request, exc.detail)
 
 
@@ -57,7 +38,7 @@ def signup(request):
     if request.method == "POST" and form.is_valid():
         try:
             user, tenant = services.signup(**form.cleaned_data)
-        except services.ServiceError as exc:
+        except ServiceError as exc:
             form.add_error(exc.attr, exc.detail)
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
@@ -119,8 +100,9 @@ def audit_export(request):
 
     from django.http import HttpResponse
 
-    from tenants.audit import export_rows
     from tenants.models import AuditEvent
+
+    from .selectors import export_rows
 
     events = AuditEvent.objects.all()
     if request.GET.get("action"):
@@ -167,7 +149,7 @@ def invite(request):
             actor_role=request.membership.role,
             **form.cleaned_data,
         )
-    except services.ServiceError as exc:
+    except ServiceError as exc:
         _fail(request, exc)
         return redirect("portal:team")
     transaction.on_commit(lambda: send_invitation(issued))
@@ -188,7 +170,7 @@ def change_role(request, pk: int):
             membership=membership,
             role=form.cleaned_data["role"],
         )
-    except services.ServiceError as exc:
+    except ServiceError as exc:
         _fail(request, exc)
     else:
         messages.success(request, f"{membership.user.email} is now {form.cleaned_data['role']}.")
@@ -201,7 +183,7 @@ def remove_member(request, pk: int):
     membership = get_object_or_404(Membership.objects.select_related("user"), pk=pk)
     try:
         services.remove_member(actor_role=request.membership.role, membership=membership)
-    except services.ServiceError as exc:
+    except ServiceError as exc:
         _fail(request, exc)
     else:
         messages.success(request, f"{membership.user.email} was removed.")
@@ -221,7 +203,7 @@ def revoke_invitation(request, pk: int):
 def accept_invitation(request, token: str):
     try:
         invitation = services.find_invitation(token)
-    except services.NotFoundError as exc:
+    except NotFoundError as exc:
         return render(request, "portal/invitation_invalid.html", {"detail": exc.detail}, status=404)
     user = request.user if request.user.is_authenticated else None
     form = None if user else AcceptInvitationForm(request.POST or None)
@@ -229,12 +211,12 @@ def accept_invitation(request, token: str):
         try:
             if user is None:
                 if not form.is_valid():
-                    raise services.ServiceError("please correct the form", code="invalid")
+                    raise ServiceError("please correct the form", code="invalid")
                 user, membership = services.signup_from_invitation(token=token, **form.cleaned_data)
                 login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             else:
                 membership = services.accept_invitation(token=token, user=user)
-        except services.ServiceError as exc:
+        except ServiceError as exc:
             messages.error(request, exc.detail)
         else:
             request.session[SESSION_KEY] = membership.tenant_id
@@ -261,7 +243,7 @@ def api_keys(request):
                 actor_role=request.membership.role,
                 **form.cleaned_data,
             )
-        except services.ServiceError as exc:
+        except ServiceError as exc:
             form.add_error(exc.attr, exc.detail)
         else:
             new_key = issued.key  # shown once, in this response only

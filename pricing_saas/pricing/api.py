@@ -17,8 +17,8 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from pricing_saas.api.base import TenantAPIView, TenantViewSet
 from pricing_saas.integrations.publishers import PUBLISHERS
+from pricing_saas.web.base import TenantAPIView, TenantViewSet
 from tenants.roles import Perm
 
 from . import approvals, publishing, rules, schedules, services

@@ -14,10 +14,10 @@ from django.db.models.functions import Abs
 from django.utils import timezone
 
 from ml.optimizer import NO_COST_FALLBACKS
+from pricing_saas.web.errors import ConflictError as Conflict
+from pricing_saas.web.errors import NotFoundError, ServiceError
 from tenants import audit
 from tenants.context import get_current_actor, require_current_tenant
-from tenants.services import ConflictError as Conflict
-from tenants.services import NotFoundError, ServiceError
 
 from .models import PriceChange, PricingPolicy, Recommendation
 

@@ -24,9 +24,9 @@ from pricing_saas.integrations.publishers import (
     TransientPublishError,
     get_publisher,
 )
+from pricing_saas.web.errors import ConflictError, NotFoundError, ServiceError
 from tenants import audit
 from tenants.context import get_current_actor, require_current_tenant
-from tenants.services import ConflictError, NotFoundError, ServiceError
 
 from .approvals import policy, require_switch_off
 from .models import PriceChange, Publication, Recommendation, RepriceJob

@@ -13,9 +13,9 @@ from decimal import Decimal
 import numpy as np
 from django.db import IntegrityError, transaction
 
+from pricing_saas.web.errors import ServiceError
 from tenants import audit
 from tenants.context import get_current_actor, require_current_tenant
-from tenants.services import ServiceError
 
 from .models import RuleSet, RuleSetVersion
 

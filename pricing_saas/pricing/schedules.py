@@ -12,9 +12,9 @@ from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from pricing_saas.web.errors import ServiceError
 from tenants import audit
 from tenants.context import get_current_actor, require_current_tenant
-from tenants.services import ServiceError
 
 from .models import RepriceSchedule
 

@@ -17,9 +17,9 @@ from ml import services as ml_services
 from ml.models import ModelVersion, ReferencePrice
 from ml.optimizer import RULES, Rules, optimise, rule_names
 from pricing_saas.catalog.models import CompetitorOffer, Product, SalesRecord
+from pricing_saas.web.errors import ConflictError, ServiceError
 from tenants.bulk import copy_insert
 from tenants.context import get_current_actor, require_current_tenant
-from tenants.services import ConflictError, ServiceError
 
 from . import approvals
 from .models import PriceChange, Recommendation, RepriceJob, RuleSet

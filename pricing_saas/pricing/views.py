@@ -16,9 +16,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pricing_saas.catalog.models import CompetitorOffer, Product, SalesRecord
-from pricing_saas.portal.views import tenant_view
+from pricing_saas.web.errors import ServiceError
+from pricing_saas.web.views import tenant_view
 from tenants.roles import Perm, has_perm
-from tenants.services import ServiceError
 
 from . import approvals, publishing, rules, schedules, services
 from .forms import PolicyForm, RuleSetForm, ScheduleForm

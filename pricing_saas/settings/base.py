@@ -38,7 +38,7 @@ INSTALLED_APPS = [
     "ml",
     "pricing_saas.catalog",
     "pricing_saas.pricing",
-    "pricing_saas.api",
+    "pricing_saas.web",
     "pricing_saas.portal",
 ]
 
@@ -158,16 +158,16 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # --- REST API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "pricing_saas.api.auth.ApiKeyAuthentication",
-        "pricing_saas.api.auth.TenantSessionAuthentication",
+        "pricing_saas.web.auth.ApiKeyAuthentication",
+        "pricing_saas.web.auth.TenantSessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["pricing_saas.api.permissions.HasTenantRole"],
-    "DEFAULT_PAGINATION_CLASS": "pricing_saas.api.pagination.LimitOffsetPagination",
+    "DEFAULT_PERMISSION_CLASSES": ["pricing_saas.web.permissions.HasTenantRole"],
+    "DEFAULT_PAGINATION_CLASS": "pricing_saas.web.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "pricing_saas.api.errors.exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["pricing_saas.api.throttling.PerKeyRateThrottle"],
+    "EXCEPTION_HANDLER": "pricing_saas.web.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["pricing_saas.web.throttling.PerKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": env("API_THROTTLE_RATE", default="1200/minute")},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -12,10 +12,10 @@ from django.forms.models import model_to_dict
 from django.test import Client
 from rest_framework.test import APIClient
 
+from pricing_saas.portal.services import invite_member
 from tenants.context import tenant_context
 from tenants.models import ApiKey, Invitation, Membership, TenantOwned
 from tenants.roles import Role
-from tenants.services import invite_member
 from tests.factories import (
     AuditEventFactory,
     CompetitorOfferFactory,
@@ -339,7 +339,7 @@ def test_key_of_b_never_acts_in_a(world_a, world_b):
 def test_every_api_route_uses_the_tenant_base_and_scopes_in_sql(world_a, rf):
     """Layer 3 on its own: every API view derives from the tenant base, and the queryset it
     serves filters by the current tenant in SQL (not only through row-level security)."""
-    from pricing_saas.api.base import TenantScopedMixin
+    from pricing_saas.web.base import TenantScopedMixin
 
     for route in all_routes():
         if not route.is_api or route.name in PUBLIC:

@@ -103,7 +103,7 @@ def test_a_demand_rollback_brings_back_the_older_estimates(shop):
 def test_estimates_of_older_versions_are_pruned_and_restored_on_promotion(shop, monkeypatch):
     from ml import services as ml_services
     from ml.models import Elasticity, ModelVersion
-    from tenants.services import ServiceError
+    from pricing_saas.web.errors import ServiceError
 
     monkeypatch.setattr(ml_services, "ELASTICITY_VERSIONS_KEPT", 1)
     with tenant_context(shop.tenant):

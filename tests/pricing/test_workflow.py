@@ -16,9 +16,9 @@ from pricing_saas.catalog.models import Product
 from pricing_saas.integrations import publishers
 from pricing_saas.pricing import approvals, publishing, rules, schedules, services
 from pricing_saas.pricing.models import PriceChange, Publication, Recommendation
+from pricing_saas.web.errors import ConflictError, NotFoundError, ServiceError
 from tenants.context import actor_context, tenant_context
 from tenants.models import AuditEvent
-from tenants.services import ConflictError, NotFoundError, ServiceError
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_once")]
 

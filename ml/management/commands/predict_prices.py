@@ -7,9 +7,9 @@ from ml import services
 from ml.text_price import product_text
 from pricing_saas.catalog.formats import normalise_header
 from pricing_saas.catalog.importer import ImportFailed, sniff
+from pricing_saas.web.errors import ServiceError
 from tenants.context import tenant_context
 from tenants.management.commands import tenant_or_error
-from tenants.services import ServiceError
 
 KNOWN = {"sku", "title", "description", "category", "brand", "price", "cost", "currency", "stock"}
 

@@ -4,9 +4,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ml import services
 from ml.models import ModelVersion
+from pricing_saas.web.errors import ServiceError
 from tenants.context import tenant_context
 from tenants.management.commands import tenant_or_error
-from tenants.services import ServiceError
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from pricing_saas.pricing.models import Recommendation, RepriceJob
-from pricing_saas.spreadsheet import safe_cell
+from pricing_saas.web.spreadsheet import safe_cell
 from tenants.context import tenant_context
 from tenants.management.commands import tenant_or_error
 

@@ -14,13 +14,13 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from pricing_saas.api.base import TenantAPIView, TenantViewSet
+from pricing_saas.web.base import TenantAPIView, TenantViewSet
+from tenants.emails import send_invitation
+from tenants.models import ApiKey, AuditEvent, Invitation, Membership
+from tenants.roles import API_KEY_ROLE_CHOICES, Perm, Role
 
 from . import services
-from .audit import export_rows
-from .emails import send_invitation
-from .models import ApiKey, AuditEvent, Invitation, Membership
-from .roles import API_KEY_ROLE_CHOICES, Perm, Role
+from .selectors import export_rows
 
 
 class TenantOut(serializers.Serializer):

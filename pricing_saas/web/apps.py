@@ -1,9 +1,9 @@
 from django.apps import AppConfig
 
 
-class ApiConfig(AppConfig):
-    name = "pricing_saas.api"
-    label = "api"
+class WebConfig(AppConfig):
+    name = "pricing_saas.web"
+    label = "web"
 
     def ready(self) -> None:
         from . import schema  # noqa: F401 (registers the OpenAPI auth extensions)

@@ -1,9 +1,10 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from pricing_saas.portal.services import create_api_key
+from pricing_saas.web.errors import ServiceError
 from tenants.context import tenant_context
 from tenants.management.commands import tenant_or_error
 from tenants.roles import Role
-from tenants.services import ServiceError, create_api_key
 
 
 class Command(BaseCommand):

@@ -16,7 +16,45 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from tenants.context import TenantNotSet
-from tenants.services import ServiceError
+from tenants.roles import has_perm
+
+
+class ServiceError(Exception):
+    """A request that the business rules refuse; the API maps it to 400 (or `status`)."""
+
+    status = 400
+
+    def __init__(self, detail: str, *, code: str = "invalid", attr: str | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.code = code
+        self.attr = attr
+
+
+class PermissionDeniedError(ServiceError):
+    status = 403
+
+
+class NotFoundError(ServiceError):
+    status = 404
+
+    def __init__(self, detail: str, *, code: str = "not_found", attr: str | None = None):
+        super().__init__(detail, code=code, attr=attr)
+
+
+class ConflictError(ServiceError):
+    """Valid, but the current state forbids it (a superseded item, the kill switch): 409."""
+
+    status = 409
+
+
+def require_perm(membership_role: str | None, perm: str) -> None:
+    if not has_perm(membership_role, perm):
+        raise PermissionDeniedError(
+            f"your role ({membership_role or 'none'}) may not do this (needs {perm})",
+            code="permission_denied",
+        )
+
 
 logger = logging.getLogger(__name__)
 

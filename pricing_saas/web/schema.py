@@ -4,7 +4,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "pricing_saas.api.auth.ApiKeyAuthentication"
+    target_class = "pricing_saas.web.auth.ApiKeyAuthentication"
     name = "ApiKeyAuth"
 
     def get_security_definition(self, auto_schema):
@@ -17,7 +17,7 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
 
 class TenantSessionScheme(OpenApiAuthenticationExtension):
-    target_class = "pricing_saas.api.auth.TenantSessionAuthentication"
+    target_class = "pricing_saas.web.auth.TenantSessionAuthentication"
     name = "SessionAuth"
 
     def get_security_definition(self, auto_schema):
