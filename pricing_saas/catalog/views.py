@@ -6,7 +6,6 @@ from __future__ import annotations
 import tempfile
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from pricing_saas.web.errors import ServiceError
 from pricing_saas.web.views import tenant_view
-from tenants.roles import Perm, has_perm
+from tenants.roles import Perm
 
 from . import services
 from .exporter import export_csv, export_xlsx
@@ -39,12 +38,10 @@ def catalog(request):
     return render(request, "catalog/catalog.html", {"page": page, "q": query, "counts": counts})
 
 
-@tenant_view()
+@tenant_view(post=Perm.IMPORT_DATA)
 @require_http_methods(["GET", "POST"])
 def imports(request):
     if request.method == "POST":
-        if not has_perm(request.membership.role, Perm.IMPORT_DATA):
-            raise PermissionDenied("your role may not import data")
         kind = request.POST.get("kind", "")
         upload = request.FILES.get("file")
         if upload is None:

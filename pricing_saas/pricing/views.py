@@ -6,7 +6,6 @@ from urllib.parse import urlencode
 
 import numpy as np
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Min
 from django.http import FileResponse, Http404
@@ -65,7 +64,7 @@ def _bulk_filter(params) -> approvals.BulkFilter:
     )  # fmt: skip
 
 
-@tenant_view()
+@tenant_view(post=Perm.APPROVE)
 @require_http_methods(["GET", "POST"])
 def recommendations(request):
     if request.method == "POST":
@@ -91,8 +90,6 @@ def recommendations(request):
 
 
 def _bulk(request):
-    if not has_perm(request.membership.role, Perm.APPROVE):
-        raise PermissionDenied("your role may not approve")
     post = request.POST
     approve = post.get("action") == "approve"
     comment = post.get("comment", "")
@@ -258,12 +255,10 @@ def rule_delete(request, pk: int):
 # --- jobs and schedules -----------------------------------------------------------------------
 
 
-@tenant_view()
+@tenant_view(post=Perm.RUN_JOBS)
 @require_http_methods(["GET", "POST"])
 def jobs(request):
     if request.method == "POST":
-        if not has_perm(request.membership.role, Perm.RUN_JOBS):
-            raise PermissionDenied("your role may not do this (needs run_jobs)")
         job = services.start_reprice(trigger="manual")
         messages.success(request, f"Reprice job {job.pk} is {job.status}.")
         return redirect("pricing:job_detail", pk=job.pk)
@@ -348,12 +343,10 @@ def schedule_delete(request, pk: int):
 # --- publishing, policy, kill switch ----------------------------------------------------------
 
 
-@tenant_view()
+@tenant_view(post=Perm.PUBLISH)
 @require_http_methods(["GET", "POST"])
 def publications(request):
     if request.method == "POST":
-        if not has_perm(request.membership.role, Perm.PUBLISH):
-            raise PermissionDenied("your role may not do this (needs publish)")
         try:
             publication = publishing.publish()
             messages.success(
@@ -405,7 +398,7 @@ def change_rollback(request, pk: int):
     return redirect("pricing:sku", pk=change.product_id)
 
 
-@tenant_view()
+@tenant_view(post=Perm.MANAGE_SETTINGS)
 @require_http_methods(["GET", "POST"])
 def policy_settings(request):
     current = approvals.policy()
@@ -413,17 +406,14 @@ def policy_settings(request):
         request.POST or None, initial={f: getattr(current, f) for f in approvals.POLICY_FIELDS}
     )
     can_manage = has_perm(request.membership.role, Perm.MANAGE_SETTINGS)
-    if request.method == "POST":
-        if not can_manage:
-            raise PermissionDenied("your role may not change the policy (needs manage_settings)")
-        if form.is_valid():
-            try:
-                approvals.update_policy(**form.cleaned_data)
-            except ServiceError as exc:
-                form.add_error(exc.attr if exc.attr in form.fields else None, exc.detail)
-            else:
-                messages.success(request, "Policy saved.")
-                return redirect("pricing:settings")
+    if request.method == "POST" and form.is_valid():
+        try:
+            approvals.update_policy(**form.cleaned_data)
+        except ServiceError as exc:
+            form.add_error(exc.attr if exc.attr in form.fields else None, exc.detail)
+        else:
+            messages.success(request, "Policy saved.")
+            return redirect("pricing:settings")
     return render(request, "pricing/settings.html", {
         "form": form, "policy": current, "can_manage": can_manage,
         "can_switch": has_perm(request.membership.role, Perm.PUBLISH),

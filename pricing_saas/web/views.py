@@ -11,9 +11,13 @@ from django.shortcuts import render
 
 from tenants.roles import Perm, has_perm
 
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
-def tenant_view(perm: str = Perm.VIEW):
-    """Login required, a current tenant required, and the role must grant `perm`."""
+
+def tenant_view(perm: str = Perm.VIEW, *, post: str | None = None):
+    """Login required, a current tenant required, and the role must grant `perm`; a POST
+    (or any other write method) must also grant `post` where given: one declarative check per
+    view, as the API's permission classes do."""
 
     def decorator(view):
         @login_required
@@ -21,8 +25,11 @@ def tenant_view(perm: str = Perm.VIEW):
         def wrapped(request, *args, **kwargs):
             if request.tenant is None:
                 return render(request, "portal/no_tenant.html", status=403)
-            if not has_perm(request.membership.role, perm):
-                raise PermissionDenied(f"your role may not do this (needs {perm})")
+            role = request.membership.role
+            needed = [perm] + ([post] if post and request.method not in SAFE_METHODS else [])
+            for each in needed:
+                if not has_perm(role, each):
+                    raise PermissionDenied(f"your role may not do this (needs {each})")
             return view(request, *args, **kwargs)
 
         return wrapped
