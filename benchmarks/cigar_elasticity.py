@@ -17,7 +17,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ml.demand import Panel, fit_demand  # noqa: E402
+from ml.science.demand import Panel, fit_demand  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "cigar_panel.csv"
 

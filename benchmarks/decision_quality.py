@@ -13,9 +13,10 @@ market has a yearly cycle), which a shorter history cannot tell from a trend. Tw
 file: "orders" (rows only for days with a sale, the price of other days unknown) and "daily"
 (a daily report listing days without a sale as 0 units at the day's price). The competitor
 re-prices now and then and the merchant follows half of each move (`--no-competitor-moves`:
-competitor prices only jitter). `--traps` makes every market a trap market (`ml.simulator.TRAPS`:
-overdispersed, serially correlated demand; promotions of varying depth with a display lift;
-demand that collapses above the competitor's price for a share of SKUs).
+competitor prices only jitter). `--traps` makes every market a trap market
+(`ml.science.simulator.TRAPS`: overdispersed, serially correlated demand; promotions of
+varying depth with a display lift; demand that collapses above the competitor's price for a
+share of SKUs).
 
 Per case: captured share, violations, losing share (SKUs whose true profit at the recommended
 price is more than 0.5 % below today's) and coverage (share of SKUs with a finite exported
@@ -46,7 +47,7 @@ def _number(text: str | None) -> float:
     return float(text) if text not in ("", None) else float("nan")
 
 
-TRAP_GROUPS = {  # --trap NAME switches on these keys of ml.simulator.TRAPS
+TRAP_GROUPS = {  # --trap NAME switches on these keys of ml.science.simulator.TRAPS
     "overdispersion": ("overdispersion",),
     "shocks": ("shock_rho", "shock_sd"),
     "promotions": ("display_lift", "promo_depth"),
@@ -66,7 +67,7 @@ def run_once(
 ) -> dict:
     from django.core.management import call_command
 
-    from ml.simulator import make_market, score, write_csv
+    from ml.science.simulator import make_market, score, write_csv
     from pricing_saas.catalog.importer import import_file
     from pricing_saas.pricing import services as pricing
     from tenants.context import tenant_context
@@ -127,14 +128,14 @@ def main() -> None:
     args = parser.parse_args()
     import django
 
-    from ml.simulator import TRAPS
+    from ml.science.simulator import TRAPS
 
     switches = {key: TRAPS[key] for name in args.trap for key in TRAP_GROUPS[name]}
 
     django.setup()
     cases = [("constant",), ("linear",), ("logit",), ("constant", "linear", "logit")]
     reports = args.reports.split(",")
-    traps = " (trap markets: ml.simulator.TRAPS)" if args.traps else ""
+    traps = " (trap markets: ml.science.simulator.TRAPS)" if args.traps else ""
     traps += f" (traps: {', '.join(args.trap)})" if args.trap else ""
     print(f"{args.skus} SKUs, {args.days} days of history{traps}\n")
     print("| demand forms | seed | " + " | ".join(

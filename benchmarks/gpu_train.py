@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from text_price_accuracy import load  # noqa: E402
 
-from ml.text_price import TrainConfig, train_text_model  # noqa: E402
+from ml.science.text_price import TrainConfig, train_text_model  # noqa: E402
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ml.optimizer import Rules, optimise
+from ml.science.optimizer import Rules, optimise
 
 
 def loop_optimise(price, cost, units, elasticity, sd, comp, rules: Rules) -> list[float]:

@@ -53,7 +53,13 @@ def main() -> None:
     import django
 
     django.setup()
-    from ml.text_price import TrainConfig, cross_fitted, product_text, rmsle, train_text_model
+    from ml.science.text_price import (
+        TrainConfig,
+        cross_fitted,
+        product_text,
+        rmsle,
+        train_text_model,
+    )
 
     data = demo_products(args.products)
     texts = [product_text(r["title"], "", r["brand"], r["category"], r["attributes"])

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ml.text_price import TrainConfig, product_text, train_text_model  # noqa: E402
+from ml.science.text_price import TrainConfig, product_text, train_text_model  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "amazon_in_products.csv"
 

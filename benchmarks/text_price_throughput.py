@@ -5,8 +5,8 @@ measured in one run on the same texts (this machine's speed varies: compare only
         [--train-samples 1024] [--infer-samples 2048]
 
 Reference: a straightforward Hugging Face loop in fp32 with fixed padding to 128 tokens.
-Ours: ml.text_price (length-bucketed batches padded to their longest text, max length from the
-text-length distribution, bf16 autocast where the CPU supports it).
+Ours: ml.science.text_price (length-bucketed batches padded to their longest text, max length
+from the text-length distribution, bf16 autocast where the CPU supports it).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from text_price_accuracy import load  # noqa: E402
 
-from ml.text_price import (  # noqa: E402
+from ml.science.text_price import (  # noqa: E402
     EncoderRegressor,
     FineTuned,
     TrainConfig,

@@ -41,9 +41,9 @@ def main() -> None:
     import django
 
     django.setup()
-    from ml.backtest import backtest
     from ml.models import Elasticity
-    from ml.optimizer import RULES
+    from ml.science.backtest import backtest
+    from ml.science.optimizer import RULES
     from ml.services import demand_panel
     from pricing_saas.catalog.importer import ImportOptions, import_file
     from pricing_saas.catalog.models import Product

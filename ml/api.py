@@ -14,7 +14,7 @@ from tenants.roles import Perm
 
 from . import services
 from .models import ModelVersion
-from .text_price import product_text
+from .science.text_price import product_text
 
 
 class ModelVersionOut(serializers.ModelSerializer):

@@ -88,8 +88,8 @@ class ReferencePrice(TenantOwned):
     low = models.DecimalField(max_digits=14, decimal_places=4)
     high = models.DecimalField(max_digits=14, decimal_places=4)
     # Far outside the prices of the product's category (below a third of their 1st percentile
-    # or above three times their 99th; ml.text_price.outside_category_range): implausible, kept
-    # for inspection, never used as a reference.
+    # or above three times their 99th; ml.science.text_price.outside_category_range):
+    # implausible, kept for inspection, never used as a reference.
     outside_category_range = models.BooleanField(default=False)
     computed_at = models.DateTimeField(auto_now=True)
 

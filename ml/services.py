@@ -1,5 +1,5 @@
 """Writes of the ml app: start, run, cancel, promote and roll back training runs; store
-reference prices. The science itself lives in the pure module ml.text_price."""
+reference prices. The science itself lives in the pure module ml.science.text_price."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def start_training(
     enqueue: bool = True,
 ) -> ModelVersion:
     """Queue a training run (idempotent: a run already queued or training is returned)."""
-    from ml.text_price import BaseModelError, check_base_model
+    from ml.science.text_price import BaseModelError, check_base_model
 
     if kind not in ModelVersion.Kind.values:
         raise ServiceError(f"unknown model kind {kind!r}", code="invalid_choice", attr="kind")
@@ -137,7 +137,7 @@ def _is_stale(version: ModelVersion) -> bool:
 def _training_data() -> tuple[list[int], list[str], list]:
     from pricing_saas.catalog.models import Product
 
-    from .text_price import product_text
+    from .science.text_price import product_text
 
     ids, texts, prices = [], [], []
     rows = Product.objects.filter(active=True).values_list(
@@ -155,7 +155,7 @@ def _training_data() -> tuple[list[int], list[str], list]:
 def run_training(*, version_id: int, on_progress=None, sync: bool = False) -> ModelVersion | None:
     """Train a queued version (idempotent: anything not queued is left alone). With `sync`,
     the promoted model's reference prices are computed here too, not on the queue."""
-    from .text_price import (
+    from .science.text_price import (
         TooFewProducts,
         TrainConfig,
         TrainingCancelled,
@@ -332,7 +332,7 @@ def demand_panel():
 
     from pricing_saas.catalog.models import Product, SalesRecord
 
-    from .demand import Panel
+    from .science.demand import Panel
 
     # Channels summed per product and day, read with one binary COPY straight into numpy (the
     # ORM built 2 million Python tuples for a 100,000-SKU tenant: 30 s of a 100 s training).
@@ -550,7 +550,7 @@ def _competitor_prices(product_ids: list[int], sku, day):
 def _run_demand(version: ModelVersion) -> ModelVersion:
     import numpy as np
 
-    from .demand import fit_demand
+    from .science.demand import fit_demand
 
     panel, product_ids, stats = demand_panel()
     days = 0 if panel is None else len(np.unique(panel.day))
@@ -817,7 +817,7 @@ def promoted_version(kind: str = ModelVersion.Kind.TEXT) -> ModelVersion | None:
 
 def load_version_predictor(version: ModelVersion):
     """The version's predictor, unpacked once per process (cache keyed by tenant and version)."""
-    from .text_price import load_predictor
+    from .science.text_price import load_predictor
 
     key = (version.tenant_id, version.pk)
     if key not in _PREDICTORS:
@@ -856,7 +856,7 @@ def refresh_reference_prices(*, version_id: int) -> int:
     """
     from pricing_saas.catalog.models import Product
 
-    from .text_price import cross_fitted, outside_category_range
+    from .science.text_price import cross_fitted, outside_category_range
 
     version = ModelVersion.objects.filter(
         pk=version_id, status=ModelVersion.Status.PROMOTED
@@ -909,14 +909,15 @@ def _money(value: float) -> Decimal:
 
 def demand_curve(version: ModelVersion | None, product_ids, prices, categories=None,
                  competitor_price=None):  # fmt: skip
-    """The one demand curve (ml.curve.DemandCurve) of `product_ids` at today's `prices`, from
-    the estimates of a stored demand-model version. Products the version has no estimate for
-    take the mean elasticity of their category (else the version's pooled one) with no volume
-    (units 0: a cold start). Returns the curve and a mask of the products with an estimate."""
+    """The one demand curve (ml.science.curve.DemandCurve) of `product_ids` at today's
+    `prices`, from the estimates of a stored demand-model version. Products the version has no
+    estimate for take the mean elasticity of their category (else the version's pooled one)
+    with no volume (units 0: a cold start). Returns the curve and a mask of the products with
+    an estimate."""
     import numpy as np
 
-    from .curve import DemandCurve
     from .models import Elasticity
+    from .science.curve import DemandCurve
 
     ids = [int(pk) for pk in product_ids]
     n = len(ids)

@@ -13,7 +13,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Abs
 from django.utils import timezone
 
-from ml.optimizer import NO_COST_FALLBACKS
+from ml.science.optimizer import NO_COST_FALLBACKS
 from pricing_saas.web.errors import ConflictError as Conflict
 from pricing_saas.web.errors import NotFoundError, ServiceError
 from tenants import audit

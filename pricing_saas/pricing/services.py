@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from ml import services as ml_services
 from ml.models import ModelVersion, ReferencePrice
-from ml.optimizer import RULES, Rules, optimise, rule_names
+from ml.science.optimizer import RULES, Rules, optimise, rule_names
 from pricing_saas.catalog.models import CompetitorOffer, Product, SalesRecord
 from pricing_saas.web.errors import ConflictError, ServiceError
 from tenants.bulk import copy_insert

@@ -131,7 +131,7 @@ def decide(request, pk: int):
 
 def _curve(rec: Recommendation, product) -> dict | None:
     """Expected profit (revenue without a cost) per day over the prices the SKU was seen at,
-    from the one demand curve (ml.curve) of the job's demand model; its marks are today's
+    from the one demand curve (ml.science.curve) of the job's demand model; its marks are today's
     price and the recommendation, which is the optimiser's best on the same curve."""
     from ml.services import demand_curve
 

@@ -29,7 +29,7 @@ def tiny_bert(tmp_path_factory):
     """A 2-layer, 32-wide BERT with MiniLM's vocabulary, made here: nothing is downloaded."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    from ml.text_price import default_base_model
+    from ml.science.text_price import default_base_model
 
     folder = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = BertTokenizerFast(vocab_file=str(default_base_model() / "vocab.txt"))

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from ml.backtest import backtest
-from ml.demand import Panel
+from ml.science.backtest import backtest
+from ml.science.demand import Panel
 
 
 def _history(days: int = 150, skus: int = 40, true: float = -2.5, seed: int = 3) -> Panel:

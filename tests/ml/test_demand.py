@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.demand import Panel, fit_demand
+from ml.science.demand import Panel, fit_demand
 
 
 def simulate(n=120, days=200, seed=0, price_noise=0.08, promo_lift=0.6, base=(0.3, 15.0)):

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml.optimizer import RULES, Rules, optimise
+from ml.science.optimizer import RULES, Rules, optimise
 
 finite_or_nan = lambda lo, hi: st.one_of(st.just(np.nan), st.floats(lo, hi))  # noqa: E731
 estimate = st.one_of(st.floats(-6, 0.5), st.just(np.nan), st.just(np.inf), st.just(-np.inf))
@@ -195,7 +195,7 @@ def test_recommendations_are_whole_cents_inside_the_rules():
 
 
 def test_a_bending_curve_stops_inside_the_step_limit():
-    from ml.optimizer import Rules, optimise
+    from ml.science.optimizer import Rules, optimise
 
     price, cost, units = np.array([10.0, 10.0]), np.array([5.0, 5.0]), np.array([10.0, 10.0])
     straight = optimise(price, cost, units, np.array([-0.5, -0.5]), None, Rules())
@@ -208,7 +208,7 @@ def test_a_bending_curve_stops_inside_the_step_limit():
 
 
 def test_volume_and_revenue_floors_hold_the_price_down():
-    from ml.optimizer import RULES, Rules, optimise
+    from ml.science.optimizer import RULES, Rules, optimise
 
     price, cost, units = np.full(3, 10.0), np.full(3, 5.0), np.full(3, 10.0)
     e = np.full(3, -0.5)  # inelastic: profit says "raise to the step limit"
@@ -226,7 +226,7 @@ def test_volume_and_revenue_floors_hold_the_price_down():
 
 
 def test_large_inputs_run_in_blocks_with_the_same_answer(monkeypatch):
-    from ml import optimizer
+    from ml.science import optimizer
 
     rng = np.random.default_rng(5)
     n = 5_000
@@ -260,7 +260,7 @@ def test_blocks_take_any_per_sku_input_the_single_block_takes(monkeypatch):
     """Found in review: blocks sliced only lists and arrays (a tuple failed, a length-1 array
     broke the second block, a too-long array was cut silently) and dropped the caller's numpy
     error state (it is per thread)."""
-    from ml import optimizer
+    from ml.science import optimizer
 
     n = 2_000
     price = tuple(np.linspace(5, 50, n))
@@ -366,7 +366,7 @@ def test_an_uncertain_bend_of_the_curve_holds_a_move_back():
 
 
 def test_the_local_elasticity_includes_the_hinge_only_above_the_competitor():
-    from ml.curve import DemandCurve
+    from ml.science.curve import DemandCurve
 
     curve = DemandCurve.build(
         [10.0, 10.0, 10.0], [5.0, 5.0, 5.0], [-1.5, -1.5, -1.5], [0.2, 0.2, 0.2],

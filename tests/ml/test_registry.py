@@ -480,7 +480,7 @@ def test_demand_model_controls_for_the_competitor_gap(stocked):
 
 def _held_out_skus(world) -> set[str]:
     """The SKUs every baseline run holds out (the split is by product id)."""
-    from ml.text_price import TrainConfig, held_out_split
+    from ml.science.text_price import TrainConfig, held_out_split
 
     with tenant_context(world.tenant):
         pks, skus = zip(*Product.objects.values_list("pk", "sku"), strict=True)

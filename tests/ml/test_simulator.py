@@ -8,7 +8,7 @@ from datetime import date
 
 import numpy as np
 
-from ml.simulator import (
+from ml.science.simulator import (
     FORMS,
     TRAPS,
     make_market,

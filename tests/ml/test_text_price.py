@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from ml.text_price import (
+from ml.science.text_price import (
     BaseModelError,
     TfidfKnn,
     TfidfRidge,
@@ -116,7 +116,7 @@ def test_neural_trainers_run_and_are_scored_beside_the_baseline(tiny_bert, train
 
 
 def test_fine_tuned_artifact_round_trips(tiny_bert, tmp_path):
-    from ml.text_price import EncoderRegressor, FineTuned, fine_tune, pick_device
+    from ml.science.text_price import EncoderRegressor, FineTuned, fine_tune, pick_device
 
     texts, prices = synthetic_catalog(120)
     log = np.log1p(np.asarray(prices))
@@ -155,7 +155,7 @@ def test_blend_is_scored_and_round_trips(tiny_bert, tmp_path):
     assert blend["of"] == ["baseline", "tfidf_knn", "embed_ridge"]
     assert min(blend["weights"].values()) >= 0 and sum(blend["weights"].values()) == 1.0
     assert {"baseline", "tfidf_knn", "embed_ridge", "blend"} <= set(outcome.metrics)
-    from ml.text_price import Blend
+    from ml.science.text_price import Blend
 
     predictor = outcome.predictor
     if outcome.chosen != "blend":
@@ -169,7 +169,7 @@ def test_blend_is_scored_and_round_trips(tiny_bert, tmp_path):
 
 
 def test_blend_weights_minimise_validation_error_on_the_simplex():
-    from ml.text_price import Blend, Predictor
+    from ml.science.text_price import Blend, Predictor
 
     class Fixed(Predictor):
         def __init__(self, values):
@@ -214,7 +214,7 @@ def test_a_blend_saved_in_the_old_two_part_layout_still_loads(tmp_path):
 
 
 def test_cross_fitted_prices_never_come_from_a_model_that_saw_the_product():
-    from ml.text_price import cross_fitted
+    from ml.science.text_price import cross_fitted
 
     texts, prices = synthetic_catalog(300)
     prices[0] = 50_000.0  # wildly mispriced: an in-sample model would echo it back
@@ -286,7 +286,7 @@ G_PER_OZ, G_PER_LB, ML_PER_GAL = 28.349523, 453.59237, 3785.411784
     ],
 )
 def test_pack_sizes_are_read_and_normalised(text, expected):
-    from ml.text_price import DIMENSIONS, parse_pack_size
+    from ml.science.text_price import DIMENSIONS, parse_pack_size
 
     size = parse_pack_size(text)
     for dimension in DIMENSIONS:
@@ -311,13 +311,13 @@ def test_pack_sizes_are_read_and_normalised(text, expected):
     ],
 )
 def test_numbers_that_are_not_sizes(text):
-    from ml.text_price import parse_pack_size
+    from ml.science.text_price import parse_pack_size
 
     assert not parse_pack_size(text)
 
 
 def test_a_size_attribute_speaks_first_and_a_bare_unit_is_one_of_it():
-    from ml.text_price import parse_pack_size, text_fields
+    from ml.science.text_price import parse_pack_size, text_fields
 
     text = product_text("Sugar 4 LB", "Was 2 LB", "Acme", "Baking", {"package_size": "10 LB"})
     assert text_fields(text) == {
@@ -367,7 +367,7 @@ def test_the_baseline_prices_by_the_pack():
 
 
 def test_brand_and_category_are_inputs_of_their_own():
-    from ml.text_price import ProductFeatures
+    from ml.science.text_price import ProductFeatures
 
     texts = [product_text(f"item {i}", brand=b, category=c)
              for i, (b, c) in enumerate([("Acme", "Tea"), ("Nova", "Tea"), ("Acme", "Oil")] * 3)]  # fmt: skip
@@ -403,7 +403,7 @@ def test_the_winner_is_refitted_on_every_product_and_keeps_its_held_out_scores()
 
 
 def test_keys_hold_out_the_same_products_in_every_run():
-    from ml.text_price import held_out_split
+    from ml.science.text_price import held_out_split
 
     keys = list(range(1000, 1500))
     first, _ = held_out_split(500, 0.2, 0, keys)
@@ -419,7 +419,14 @@ def test_keys_hold_out_the_same_products_in_every_run():
 def test_the_fine_tuned_part_is_refitted_only_where_asked(tiny_bert, refit_neural):
     """A blend's cheap parts are always fitted again on every product; its fine-tuned encoder
     only where config.refit_neural says so (None: on a GPU, so not here)."""
-    from ml.text_price import Blend, EncoderRegressor, FineTuned, _Refit, fine_tune, pick_device
+    from ml.science.text_price import (
+        Blend,
+        EncoderRegressor,
+        FineTuned,
+        _Refit,
+        fine_tune,
+        pick_device,
+    )
 
     texts, prices = synthetic_catalog(120)
     log = np.log1p(np.asarray(prices))
@@ -452,7 +459,7 @@ def test_the_fine_tuned_part_is_refitted_only_where_asked(tiny_bert, refit_neura
 
 
 def test_references_far_outside_their_category_are_flagged():
-    from ml.text_price import category_price_bounds, outside_category_range
+    from ml.science.text_price import category_price_bounds, outside_category_range
 
     categories = ["Tea"] * 10 + ["Oil"] * 10 + ["Rare"] * 2 + [""]
     prices = [2.0 + 0.1 * i for i in range(10)] + [20.0 + i for i in range(10)] + [5.0, 6.0, 3.0]
@@ -469,3 +476,17 @@ def test_references_far_outside_their_category_are_flagged():
     flagged = outside_category_range(references, categories, prices)
     assert np.flatnonzero(flagged).tolist() == [1, 11]
     assert not outside_category_range([5.0], ["x"], [None]).any()  # no prices: no band
+
+
+def test_artifacts_pickled_under_the_old_module_paths_still_load():
+    import io
+    import pickle
+
+    from ml.science import text_price
+
+    config = text_price.TrainConfig()
+    old = pickle.dumps(config, protocol=0).replace(b"ml.science.text_price", b"ml.text_price")
+    assert b"cml.text_price\n" in old  # the class named by the path it had before the move
+    with pytest.raises(ModuleNotFoundError):
+        pickle.loads(old)  # noqa: S301 (bytes made just above)
+    assert text_price._unpickle(io.BytesIO(old)) == config

