@@ -4,22 +4,20 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-import numpy as np
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Min
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pricing_saas.catalog.models import CompetitorOffer, Product, SalesRecord
+from pricing_saas.catalog.models import Product
 from pricing_saas.web.errors import ServiceError
 from pricing_saas.web.views import tenant_view
 from tenants.roles import Perm, has_perm
 
-from . import approvals, publishing, rules, schedules, services
+from . import approvals, publishing, rules, schedules, selectors, services
 from .forms import PolicyForm, RuleSetForm, ScheduleForm
 from .models import (
     PriceChange,
@@ -71,21 +69,15 @@ def recommendations(request):
         return _bulk(request)
     params = request.GET
     status = params.get("status", "pending")
-    queryset = Recommendation.objects.select_related("product").order_by("-profit_delta", "pk")
-    if status:
-        queryset = queryset.filter(status=status)
-    queryset = approvals.filtered(queryset, _bulk_filter(params))
+    queryset = selectors.recommendations(status, _bulk_filter(params))
     page = Paginator(queryset, 100).get_page(params.get("page"))
-    categories = (
-        Product.objects.filter(active=True).exclude(category="")
-        .values_list("category", flat=True).distinct().order_by("category")[:500]
-    )  # fmt: skip
+    categories = selectors.categories()
     keep = {k: params[k] for k in FILTERS if params.get(k)}
     return render(request, "pricing/recommendations.html", {
         "page": page, "status": status, "params": params, "categories": categories,
         "statuses": Recommendation.Status.choices, "summary": approvals.pending_summary(),
         "query": urlencode(keep), "can_approve": has_perm(request.membership.role, Perm.APPROVE),
-        "last_job": RepriceJob.objects.order_by("-created_at").first(),
+        "last_job": selectors.latest_job(),
     })  # fmt: skip
 
 
@@ -129,59 +121,12 @@ def decide(request, pk: int):
     return redirect(_next(request, reverse("pricing:sku", args=[rec.product_id])))
 
 
-def _curve(rec: Recommendation, product) -> dict | None:
-    """Expected profit (revenue without a cost) per day over the prices the SKU was seen at,
-    from the one demand curve (ml.science.curve) of the job's demand model; its marks are today's
-    price and the recommendation, which is the optimiser's best on the same curve."""
-    from ml.services import demand_curve
-
-    if rec is None or rec.elasticity is None or not rec.expected_units_now:
-        return None
-    job = RepriceJob.objects.filter(pk=rec.job_id).first()
-    if job is None or job.demand_version is None:
-        return None
-    p0 = float(rec.current_price)
-    competitor = float(rec.competitor_price) if rec.competitor_price is not None else np.nan
-    curve, known = demand_curve(
-        job.demand_version, [product.pk], [p0], [product.category], [competitor]
-    )
-    if not known[0]:
-        return None
-    final = float(rec.final_price) if rec.final_price is not None else p0
-    seen = [v for v in (curve.evidence_low[0], curve.evidence_high[0]) if np.isfinite(v)]
-    low, high = min([p0, final, *seen]) * 0.95, max([p0, final, *seen]) * 1.05
-    prices = np.linspace(low, high, 61)
-    cost = float(product.cost) if product.cost else np.nan
-    profit = curve.profit(prices[None, :], [cost])[0]
-
-    def at(price):
-        return round(float(curve.profit(np.array([[price]]), [cost])[0, 0]), 2)
-
-    marks = {"today": p0, "recommended": final}
-    return {
-        "points": [
-            {"x": round(float(p), 2), "y": round(float(v), 2)}
-            for p, v in zip(prices, profit, strict=True)
-        ],
-        "marks": {name: {"x": round(price, 2), "y": at(price)} for name, price in marks.items()},
-        "label": "profit per day" if product.cost else "revenue per day (no cost known)",
-    }
-
-
 @tenant_view()
 @require_GET
 def sku(request, pk: int):
     product = get_object_or_404(Product.objects.all(), pk=pk)
-    rec = Recommendation.objects.filter(product=product).order_by("-created_at").first()
-    changes = list(PriceChange.objects.filter(product=product).order_by("-created_at")[:50])
-    sales = list(
-        SalesRecord.objects.filter(product=product).order_by("-date")
-        .values_list("date", "price", "units")[:365]
-    )[::-1]  # fmt: skip
-    offers = list(
-        CompetitorOffer.objects.filter(product=product).order_by("observed_at")
-        .values_list("competitor", "observed_at", "price")[:2000]
-    )  # fmt: skip
+    seen = selectors.sku_history(product)
+    rec, changes, sales, offers = seen["rec"], seen["changes"], seen["sales"], seen["offers"]
     by_competitor: dict[str, list] = {}
     for name, at, price in offers:
         by_competitor.setdefault(name, []).append({"x": at.date().isoformat(), "y": float(price)})
@@ -195,13 +140,13 @@ def sku(request, pk: int):
             ],
         },
         "competitors": by_competitor,
-        "curve": _curve(rec, product),
+        "curve": selectors.curve_chart(rec, product),
     }
     return render(request, "pricing/sku.html", {
         "product": product, "rec": rec, "changes": changes, "charts": charts,
         "cost_derived": str(product.attributes.get("cost_source", "")).startswith("derived"),
         "cost_source": product.attributes.get("cost_source", ""),
-        "lowest": CompetitorOffer.objects.filter(product=product).aggregate(p=Min("price"))["p"],
+        "lowest": seen["lowest"],
         "can_approve": has_perm(request.membership.role, Perm.APPROVE),
         "can_publish": has_perm(request.membership.role, Perm.PUBLISH),
     })  # fmt: skip
@@ -214,7 +159,7 @@ def sku(request, pk: int):
 @require_GET
 def rule_list(request):
     return render(request, "pricing/rules.html", {
-        "rule_sets": RuleSet.objects.order_by("-priority", "name"),
+        "rule_sets": selectors.rule_sets(),
         "defaults": rules.DEFAULTS, "can_edit": has_perm(request.membership.role, Perm.EDIT_RULES),
     })  # fmt: skip
 
@@ -267,11 +212,11 @@ def jobs(request):
 
 
 def _jobs_context(request, form):
-    items = list(RepriceSchedule.objects.order_by("pk"))
+    items = selectors.schedules()
     for item in items:
         item.next = schedules.next_run(item)
     return {
-        "jobs": RepriceJob.objects.order_by("-created_at")[:50], "schedules": items,
+        "jobs": selectors.recent_jobs(), "schedules": items,
         "form": form, "can_run": has_perm(request.membership.role, Perm.RUN_JOBS),
         "can_edit": has_perm(request.membership.role, Perm.EDIT_RULES),
     }  # fmt: skip
@@ -282,9 +227,7 @@ def _jobs_context(request, form):
 def job_detail(request, pk: int):
     job = get_object_or_404(RepriceJob.objects.all(), pk=pk)
     template = "pricing/_job_progress.html" if request.htmx else "pricing/job_detail.html"
-    published = PriceChange.objects.filter(
-        job=job, status=PriceChange.Status.PUBLISHED, reverted=False, kind="recommendation"
-    ).count()
+    published = selectors.published_from(job)
     return render(request, template, {
         "job": job, "published": published,
         "can_run": has_perm(request.membership.role, Perm.RUN_JOBS),
@@ -356,8 +299,8 @@ def publications(request):
             messages.error(request, exc.detail)
         return redirect("pricing:publications")
     return render(request, "pricing/publications.html", {
-        "publications": Publication.objects.order_by("-created_at")[:100],
-        "approved": Recommendation.objects.filter(status="approved").count(),
+        "publications": selectors.recent_publications(),
+        "approved": selectors.approved_count(),
         "can_publish": has_perm(request.membership.role, Perm.PUBLISH),
     })  # fmt: skip
 
