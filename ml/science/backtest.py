@@ -59,7 +59,7 @@ def _subset(panel: Panel, rows: np.ndarray) -> Panel:
         sku=panel.sku[rows], day=panel.day[rows], units=panel.units[rows],
         price=panel.price[rows], promo=pick(panel.promo),
         competitor_price=pick(panel.competitor_price),
-        reference_price=pick(panel.reference_price), discount=pick(panel.discount),
+        discount=pick(panel.discount),
         category=panel.category,
         time_effects=panel.time_effects, truncated=pick(panel.truncated),
         current_price=panel.current_price,

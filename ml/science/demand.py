@@ -5,8 +5,9 @@ Pure module (numpy only). A Poisson model of daily counts with a fixed effect pe
     E[units_it] = exp(alpha_i + b_i * log(price_it / typical_price_i) + gamma' x_it)
 
 x holds the controls shared by all SKUs: day of week, yearly seasonality (two harmonics), a
-trend, promotions (so that a promotion's lift is not read as the effect of its price cut), the
-log price gap to the lowest competitor and the log gap to the reference price, where known.
+trend, promotions and their discount depth (so that a promotion's lift is not read as the effect
+of its price cut), and the log price gap to the lowest competitor, where known. (A reference
+price is constant per product, so the SKU's fixed effect would absorb it: it is no control.)
 
 Fitting:
 1. The pooled model (one price slope b for all SKUs) by Newton steps on the shared coefficients,
@@ -17,9 +18,9 @@ Fitting:
 3. Empirical-Bayes shrinkage, SKU -> category -> tenant: each slope is pulled toward its
    category's mean in proportion to its noise (w = tau^2 / (tau^2 + se^2)), the category toward
    the pooled slope likewise. SKUs with no sales history get their category's prior.
-4. The reported elasticity is the effect of the own price with competitor and reference prices
-   held fixed: the SKU's slope plus the coefficients of the two price gaps (which move with the
-   own price), weighted by the share of the SKU's days on which each gap is known.
+4. The reported elasticity is the effect of the own price with the competitor's price held
+   fixed: the SKU's slope plus the coefficient of the price gap (which moves with the own
+   price), weighted by the share of the SKU's days on which the gap is known.
 Every elasticity carries a standard error. Estimates are clipped to a plausible range.
 """
 
@@ -50,7 +51,6 @@ class Panel:
     price: np.ndarray
     promo: np.ndarray | None = None  # 0/1
     competitor_price: np.ndarray | None = None  # NaN where unknown
-    reference_price: np.ndarray | None = None  # NaN where unknown
     # log(paid / shelf price) of the day (<= 0; 0 without a discount): the depth of a promotion
     # or coupon, apart from the shelf price the merchant sets (which `price` holds).
     discount: np.ndarray | None = None
@@ -142,15 +142,12 @@ def _controls(panel: Panel) -> tuple[np.ndarray, list[str]]:
         depth = np.nan_to_num(np.clip(np.asarray(panel.discount, float), -3.0, 0.0))
         cols.append(depth)
         names.append("discount_depth")
-    for label, other in (
-        ("competitor_gap", panel.competitor_price),
-        ("reference_gap", panel.reference_price),
-    ):
-        if other is not None and np.isfinite(other).any():
-            gap = np.log(np.asarray(panel.price, float) / np.asarray(other, float))
-            known = np.isfinite(gap)
-            cols += [np.where(known, gap, 0.0), (~known).astype(float)]
-            names += [label, f"{label}_unknown"]
+    other = panel.competitor_price
+    if other is not None and np.isfinite(other).any():
+        gap = np.log(np.asarray(panel.price, float) / np.asarray(other, float))
+        known = np.isfinite(gap)
+        cols += [np.where(known, gap, 0.0), (~known).astype(float)]
+        names += ["competitor_gap", "competitor_gap_unknown"]
 
     return np.column_stack(cols), names
 
@@ -295,7 +292,6 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
         price=price,
         promo=keep(panel.promo),
         competitor_price=keep(panel.competitor_price),
-        reference_price=keep(panel.reference_price),
         discount=keep(panel.discount),
         time_effects=panel.time_effects,
     )
@@ -436,18 +432,17 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     else:
         curvature, curvature_se = np.zeros(n), np.full(n, np.inf)
     curvature = np.clip(curvature, *CURVATURE_RANGE)
-    # The competitor and reference gaps are log(price / other): moving the own price moves them
-    # too. The own-price elasticity (other prices held fixed) is the slope plus the gaps'
-    # coefficients, for the share of each SKU's days on which the gap is known.
-    rows = np.maximum(np.bincount(sku, minlength=n), 1)
-    for label in ("competitor_gap", "reference_gap"):
-        if label in names:
-            j = 1 + names.index(label)
-            flag = f"{label}_unknown"  # dropped when the gap is known on every day
-            unknown = controls[:, names.index(flag)] if flag in names else np.zeros(len(sku))
-            share = 1.0 - np.bincount(sku, weights=unknown, minlength=n) / rows
-            shrunk = shrunk + beta[j] * share
-            shrunk_se = np.sqrt(shrunk_se**2 + (share**2) * max(cov[j, j], 0.0))
+    # The competitor gap is log(price / competitor): moving the own price moves it too. The
+    # own-price elasticity (the competitor's price held fixed) is the slope plus the gap's
+    # coefficient, for the share of each SKU's days on which the gap is known.
+    if "competitor_gap" in names:
+        rows = np.maximum(np.bincount(sku, minlength=n), 1)
+        j = 1 + names.index("competitor_gap")
+        flag = "competitor_gap_unknown"  # dropped when the gap is known on every day
+        unknown = controls[:, names.index(flag)] if flag in names else np.zeros(len(sku))
+        share = 1.0 - np.bincount(sku, weights=unknown, minlength=n) / rows
+        shrunk = shrunk + beta[j] * share
+        shrunk_se = np.sqrt(shrunk_se**2 + (share**2) * max(cov[j, j], 0.0))
     own = np.isfinite(raw)
     if LOCAL_BANDWIDTH:
         # A SKU's own slope belongs to the weighted centre of its days near today's price: the
