@@ -20,7 +20,6 @@ class RepriceJob(CancellableJob):
     progress = models.FloatField(default=0.0)
     phase = models.CharField(max_length=64, blank=True, default="")
     auto_approved = models.IntegerField(default=0)
-    flagged = models.IntegerField(default=0)
     skus = models.IntegerField(default=0)
     changed = models.IntegerField(default=0)
     conflicts = models.IntegerField(default=0)
