@@ -230,11 +230,13 @@ def run_import_job(*, job_id: int) -> ImportJob | None:
 
 def _finish(job: ImportJob, result: ImportResult, *, failed: bool) -> None:
     """End the job with the importer's report (and save it)."""
+    if failed:
+        status, message = job.states.failed, f"{result.error_count} error(s); nothing was imported."
+    else:
+        status, message = job.states.succeeded, result.summary()
     job.finish(
-        status=job.states.failed if failed else job.states.succeeded,
-        message=f"{result.error_count} error(s); nothing was imported."
-        if failed
-        else result.summary(),
+        status=status,
+        message=message,
         rows=result.rows,
         created=result.created,
         updated=result.updated,
