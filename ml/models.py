@@ -5,10 +5,23 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from tenants.jobs import CancellableJob, JobStates, TimeLimit
 from tenants.models import TenantOwned
 
 
-class ModelVersion(TenantOwned):
+class TrainingStatus(models.TextChoices):
+    """ModelVersion.Status (declared here so that its Meta can name a state)."""
+
+    QUEUED = "queued", "Queued"
+    TRAINING = "training", "Training"
+    READY = "ready", "Ready"
+    PROMOTED = "promoted", "Promoted"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    RETIRED = "retired", "Retired"
+
+
+class ModelVersion(CancellableJob):
     """One training run and the model it produced. At most one version per tenant and kind is
     promoted; it stays in force until another is promoted, whatever a later run does."""
 
@@ -16,14 +29,17 @@ class ModelVersion(TenantOwned):
         TEXT = "text", "Reference price (text)"
         DEMAND = "demand", "Demand"
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        TRAINING = "training", "Training"
-        READY = "ready", "Ready"
-        PROMOTED = "promoted", "Promoted"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
-        RETIRED = "retired", "Retired"
+    Status = TrainingStatus
+    # A training run is `training` while it runs and `ready` when it succeeds.
+    states = JobStates(
+        queued=Status.QUEUED, running=Status.TRAINING, succeeded=Status.READY,
+        failed=Status.FAILED, cancelled=Status.CANCELLED,
+    )  # fmt: skip
+    # The ml.train_text_model task's (both kinds): the trainer keeps the best model so far at
+    # 90 % of the soft limit, ML_TRAIN_TIME_LIMIT_S.
+    time_limit = TimeLimit(
+        hard_s=settings.ML_TRAIN_TIME_LIMIT_S + 300, soft_s=settings.ML_TRAIN_TIME_LIMIT_S
+    )
 
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.TEXT)
     version = models.PositiveIntegerField()
@@ -34,16 +50,11 @@ class ModelVersion(TenantOwned):
     hyperparameters = models.JSONField(default=dict, blank=True)
     data_size = models.IntegerField(default=0)
     metrics = models.JSONField(default=dict, blank=True)
-    progress = models.JSONField(default=dict, blank=True)
-    message = models.TextField(blank=True, default="")
+    progress = models.JSONField(default=dict, blank=True)  # the trainer's state while it runs
     artifact = models.FileField(upload_to="models/%Y/%m/", blank=True)
-    cancel_requested = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     promoted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -53,17 +64,13 @@ class ModelVersion(TenantOwned):
             ),
             models.UniqueConstraint(
                 fields=["tenant", "kind"],
-                condition=models.Q(status="promoted"),
+                condition=models.Q(status=TrainingStatus.PROMOTED),
                 name="model_one_promoted_per_kind",
             ),
         ]
 
     def __str__(self) -> str:
         return f"{self.kind} v{self.version} ({self.status})"
-
-    @property
-    def is_running(self) -> bool:
-        return self.status in (self.Status.QUEUED, self.Status.TRAINING)
 
     @property
     def promotable(self) -> bool:

@@ -68,18 +68,7 @@ def start_training(
     if kind not in ModelVersion.Kind.values:
         raise ServiceError(f"unknown model kind {kind!r}", code="invalid_choice", attr="kind")
     tenant = require_current_tenant()
-    running = (
-        ModelVersion.objects.select_for_update()
-        .filter(kind=kind, status__in=[ModelVersion.Status.QUEUED, ModelVersion.Status.TRAINING])
-        .first()
-    )
-    if running is not None and _is_stale(running):
-        _end(
-            running,
-            ModelVersion.Status.FAILED,
-            "the worker was lost (no result within the time limit)",
-        )
-        running = None
+    running = ModelVersion.lock_active(kind=kind)  # one past its time limit is marked lost
     if running is not None:
         return running
     if kind == ModelVersion.Kind.DEMAND:
@@ -128,12 +117,6 @@ def _queue(kind, trainer, base_model, params, user, tenant, enqueue) -> ModelVer
     return version
 
 
-def _is_stale(version: ModelVersion) -> bool:
-    limit = timezone.timedelta(seconds=settings.ML_TRAIN_TIME_LIMIT_S + 600)
-    since = version.started_at or version.created_at
-    return since < timezone.now() - limit
-
-
 def _training_data() -> tuple[list[int], list[str], list]:
     from pricing_saas.catalog.models import Product
 
@@ -163,12 +146,9 @@ def run_training(*, version_id: int, on_progress=None, sync: bool = False) -> Mo
         train_text_model,
     )
 
-    with transaction.atomic():
-        version = ModelVersion.objects.select_for_update().filter(pk=version_id).first()
-        if version is None or version.status != ModelVersion.Status.QUEUED:
-            return version
-        version.status, version.started_at = ModelVersion.Status.TRAINING, timezone.now()
-        version.save(update_fields=["status", "started_at"])
+    version, claimed = ModelVersion.claim(version_id)
+    if not claimed:
+        return version
     if version.kind == ModelVersion.Kind.DEMAND:
         return _run_demand(version)
     params = version.hyperparameters
@@ -176,14 +156,14 @@ def run_training(*, version_id: int, on_progress=None, sync: bool = False) -> Mo
         trainer=params.get("trainer", "finetune"),
         base_model=base_model_path(params.get("base_model", "minilm")),
         epochs=int(params.get("epochs", 10)),
-        time_limit_s=settings.ML_TRAIN_TIME_LIMIT_S * 0.9,
+        time_limit_s=ModelVersion.time_limit.soft_s * 0.9,
     )
     checked = {"at": 0.0, "cancel": False}
     lock = threading.Lock()
 
     def progress(state: dict) -> None:
         with lock:
-            ModelVersion.objects.filter(pk=version.pk).update(progress=state)
+            version.set_progress(progress=state)
         if on_progress:
             on_progress(state)
 
@@ -191,9 +171,7 @@ def run_training(*, version_id: int, on_progress=None, sync: bool = False) -> Mo
         now = time.monotonic()
         if now - checked["at"] > 3:
             checked["at"] = now
-            checked["cancel"] = ModelVersion.objects.filter(
-                pk=version.pk, cancel_requested=True
-            ).exists()
+            checked["cancel"] = version.cancel_was_requested()
         return checked["cancel"]
 
     ids, texts, prices = _training_data()
@@ -726,9 +704,9 @@ def _restore_elasticities(version: ModelVersion) -> None:
 
 
 def _end(version: ModelVersion, status: str, message: str) -> ModelVersion:
-    version.status, version.message, version.finished_at = status, message, timezone.now()
-    version.save()
-    return version
+    """A training run's end; the trainer's progress state is not kept (it is shown while the
+    run trains)."""
+    return version.finish(status=status, message=message, progress={})
 
 
 def _zip(folder: Path) -> bytes:
@@ -743,14 +721,10 @@ def _zip(folder: Path) -> bytes:
 @transaction.atomic
 def cancel(*, version: ModelVersion) -> ModelVersion:
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
-    if version.status == ModelVersion.Status.QUEUED:
-        return _end(version, ModelVersion.Status.CANCELLED, "cancelled before it started")
-    if version.status != ModelVersion.Status.TRAINING:
+    if not version.request_cancel():
         raise ServiceError(
             "only a queued or running training can be cancelled", code="invalid_state"
         )
-    version.cancel_requested = True
-    version.save(update_fields=["cancel_requested"])
     return version
 
 

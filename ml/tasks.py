@@ -1,20 +1,16 @@
 """Celery tasks of ml: thin wrappers that load by id and call a service."""
 
-from django.conf import settings
-
 from tenants.tasks import tenant_task
 
 from . import services
-
-LIMIT = settings.ML_TRAIN_TIME_LIMIT_S
+from .models import ModelVersion
 
 
 @tenant_task(
     name="ml.train_text_model",
     queue="ml_train",
-    time_limit=LIMIT + 300,
-    soft_time_limit=LIMIT,
     max_retries=0,
+    **ModelVersion.time_limit.task_options,
 )
 def train_text_model(self, tenant, version_id: int) -> str | None:
     version = services.run_training(version_id=version_id)

@@ -26,18 +26,19 @@ def models_page(request):
         fit = version.metrics.get(version.trainer or "", {})
         version.pooled = fit.get("pooled_elasticity")
         version.pooled_se = fit.get("pooled_se")
+    promoted = ModelVersion.Status.PROMOTED
     return render(
         request,
         "ml/models.html",
         {
             "versions": versions,
-            "promoted": next((v for v in versions if v.status == "promoted"), None),
-            "running": next((v for v in versions if v.is_running), None),
+            "promoted": next((v for v in versions if v.status == promoted), None),
+            "running": next((v for v in versions if v.is_active), None),
             "config": services.text_config(),
             "trainers": services.TRAINERS,
             "demand_versions": demand,
-            "demand_promoted": next((v for v in demand if v.status == "promoted"), None),
-            "demand_running": next((v for v in demand if v.is_running), None),
+            "demand_promoted": next((v for v in demand if v.status == promoted), None),
+            "demand_running": next((v for v in demand if v.is_active), None),
         },
     )
 
@@ -55,7 +56,7 @@ def _kind(request) -> str:
 def training_progress(request, pk: int):
     version = get_object_or_404(ModelVersion.objects.all(), pk=pk)
     response = render(request, "ml/_progress.html", {"version": version})
-    if not version.is_running and request.htmx:
+    if not version.is_active and request.htmx:
         response["HX-Refresh"] = "true"
     return response
 

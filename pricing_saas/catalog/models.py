@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from tenants.jobs import Job, JobStates, TimeLimit
 from tenants.models import Tenant, TenantOwned
 
 
@@ -98,7 +99,7 @@ class CompetitorOffer(TenantOwned):
         return f"{self.competitor} {self.product_id} {self.price}"
 
 
-class ImportJob(TenantOwned):
+class ImportJob(Job):
     """One import of a file (portal or API upload) or a JSON batch, with its report."""
 
     class Kind(models.TextChoices):
@@ -112,6 +113,12 @@ class ImportJob(TenantOwned):
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
+
+    states = JobStates(
+        queued=Status.QUEUED, running=Status.RUNNING, succeeded=Status.SUCCEEDED,
+        failed=Status.FAILED, waiting=(Status.NEEDS_MAPPING,),
+    )  # fmt: skip
+    time_limit = TimeLimit(hard_s=3 * 3600, soft_s=3 * 3600 - 60)  # the catalog.run_import task's
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
@@ -130,13 +137,9 @@ class ImportJob(TenantOwned):
     unchanged = models.IntegerField(default=0)
     error_count = models.IntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)
-    message = models.TextField(blank=True, default="")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "-created_at"], name="import_tenant_created_idx")]
@@ -144,6 +147,6 @@ class ImportJob(TenantOwned):
     def __str__(self) -> str:
         return f"{self.kind} import {self.pk} ({self.status})"
 
-    @property
-    def is_finished(self) -> bool:
-        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+    def on_claim(self) -> list[str]:
+        self.phase = "reading"
+        return ["phase"]

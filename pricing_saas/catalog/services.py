@@ -8,7 +8,6 @@ from pathlib import Path
 from django.core.cache import cache
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.utils import timezone
 
 from pricing_saas.web.errors import ServiceError
 from tenants.context import require_current_tenant
@@ -201,12 +200,9 @@ def run_import_job(*, job_id: int) -> ImportJob | None:
     """Run a queued import (idempotent: a job that is not queued is left alone)."""
     from .importer import import_file
 
-    with transaction.atomic():
-        job = ImportJob.objects.select_for_update().filter(pk=job_id).first()
-        if job is None or job.status != ImportJob.Status.QUEUED:
-            return job
-        job.status, job.started_at, job.phase = ImportJob.Status.RUNNING, timezone.now(), "reading"
-        job.save(update_fields=["status", "started_at", "phase"])
+    job, claimed = ImportJob.claim(job_id)
+    if not claimed:
+        return job
 
     def report(phase: str, share: float) -> None:
         cache.set(progress_key(job.pk), {"phase": phase, "progress": round(share, 3)}, 3600)
@@ -221,12 +217,7 @@ def run_import_job(*, job_id: int) -> ImportJob | None:
     except Exception as exc:
         logger.exception("import job %s crashed", job.pk)
         job.refresh_from_db()
-        job.status, job.message = (
-            ImportJob.Status.FAILED,
-            f"internal error: {exc.__class__.__name__}",
-        )
-        job.finished_at = timezone.now()
-        job.save()
+        job.fail(f"internal error: {exc.__class__.__name__}")
         raise
     else:
         _finish(job, result, failed=False)
@@ -234,21 +225,27 @@ def run_import_job(*, job_id: int) -> ImportJob | None:
         cache.delete(progress_key(job.pk))
         if converted is not None:
             converted.unlink(missing_ok=True)
-    job.save()
     return job
 
 
 def _finish(job: ImportJob, result: ImportResult, *, failed: bool) -> None:
-    job.status = ImportJob.Status.FAILED if failed else ImportJob.Status.SUCCEEDED
-    job.rows, job.created, job.updated = result.rows, result.created, result.updated
-    job.unchanged, job.error_count = result.unchanged, result.error_count
-    job.errors = _errors_json(result)
-    job.progress, job.phase = (0.0 if failed else 1.0), ("failed" if failed else "done")
-    job.finished_at = timezone.now()
+    """End the job with the importer's report (and save it)."""
     if failed:
-        job.message = f"{result.error_count} error(s); nothing was imported."
+        status, message = job.states.failed, f"{result.error_count} error(s); nothing was imported."
     else:
-        job.message = result.summary()
+        status, message = job.states.succeeded, result.summary()
+    job.finish(
+        status=status,
+        message=message,
+        rows=result.rows,
+        created=result.created,
+        updated=result.updated,
+        unchanged=result.unchanged,
+        error_count=result.error_count,
+        errors=_errors_json(result),
+        progress=0.0 if failed else 1.0,
+        phase="failed" if failed else "done",
+    )
 
 
 def bulk_upsert(*, kind: str, rows, options: ImportOptions) -> ImportResult:

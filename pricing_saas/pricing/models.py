@@ -6,25 +6,20 @@ from __future__ import annotations
 
 from django.db import models
 
+from tenants.jobs import CancellableJob, Job, JobStates, JobStatus, TimeLimit
 from tenants.models import TenantOwned
 
 
-class RepriceJob(TenantOwned):
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
+class RepriceJob(CancellableJob):
+    """One reprice of a tenant's catalog. Its states are JobStatus (`RepriceJob.Status`)."""
 
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    time_limit = TimeLimit(hard_s=3600, soft_s=3500)  # the pricing.reprice task's
+
     trigger = models.CharField(max_length=16, default="manual")  # manual | schedule | api
     started_by = models.CharField(max_length=200, blank=True, default="")
     progress = models.FloatField(default=0.0)
     phase = models.CharField(max_length=64, blank=True, default="")
-    cancel_requested = models.BooleanField(default=False)
     auto_approved = models.IntegerField(default=0)
-    flagged = models.IntegerField(default=0)
     skus = models.IntegerField(default=0)
     changed = models.IntegerField(default=0)
     conflicts = models.IntegerField(default=0)
@@ -34,10 +29,6 @@ class RepriceJob(TenantOwned):
         "ml.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     log = models.JSONField(default=list, blank=True)
-    message = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -46,7 +37,7 @@ class RepriceJob(TenantOwned):
         constraints = [
             models.UniqueConstraint(
                 fields=["tenant"],
-                condition=models.Q(status__in=["queued", "running"]),
+                condition=models.Q(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]),
                 name="reprice_one_active_per_tenant",
             )
         ]
@@ -247,8 +238,10 @@ class RepriceSchedule(TenantOwned):
         return f"{self.name}: {self.cron} ({self.timezone})"
 
 
-class Publication(TenantOwned):
-    """One push of price changes through a publisher (CSV / XLSX file, later shop connectors)."""
+class Publication(Job):
+    """One push of price changes through a publisher (CSV / XLSX file, later shop connectors).
+    A publication left running by a dead worker may be pushed again (setting a price twice is
+    harmless), so its task claims it with reclaim_stale."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -256,6 +249,12 @@ class Publication(TenantOwned):
         SUCCEEDED = "succeeded", "Succeeded"
         PARTIAL = "partial", "Partly failed"
         FAILED = "failed", "Failed"
+
+    states = JobStates(
+        queued=Status.QUEUED, running=Status.RUNNING, succeeded=Status.SUCCEEDED,
+        failed=Status.FAILED,
+    )  # fmt: skip
+    time_limit = TimeLimit(hard_s=900, soft_s=870)  # the pricing.publish task's
 
     publisher = models.CharField(max_length=32)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
@@ -265,17 +264,17 @@ class Publication(TenantOwned):
     published = models.IntegerField(default=0)
     failed = models.IntegerField(default=0)
     attempts = models.IntegerField(default=0)
-    message = models.TextField(blank=True, default="")
     created_by = models.CharField(max_length=200, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "-created_at"], name="publication_created_idx")]
 
     def __str__(self) -> str:
         return f"publication {self.pk} ({self.status})"
+
+    def on_claim(self) -> list[str]:
+        self.attempts += 1
+        return ["attempts"]
 
 
 class PriceChange(TenantOwned):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections import namedtuple
-from datetime import timedelta
 
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
@@ -32,7 +31,6 @@ from .approvals import policy, require_switch_off
 from .models import PriceChange, Publication, Recommendation, RepriceJob
 
 logger = logging.getLogger(__name__)
-PUBLISH_STALE_AFTER = timedelta(seconds=900 + 300)  # the publish task's time limit, and slack
 _Target = namedtuple("_Target", "pk product_id new_price status reverted kind")
 _Change = namedtuple(
     "_Change", "pk product_id old_price new_price kind recommendation_id reverts_id"
@@ -167,19 +165,9 @@ def run_publication(*, publication_id: int) -> Publication | None:
     """Push a queued publication (idempotent: only a queued one runs, or one left running by a
     worker that died: past the task's time limit its pending changes are pushed again; setting
     a price twice is harmless)."""
-    with transaction.atomic():
-        publication = Publication.objects.select_for_update().filter(pk=publication_id).first()
-        if publication is None:
-            return None
-        abandoned = publication.status == Publication.Status.RUNNING and (
-            publication.started_at is None
-            or timezone.now() - publication.started_at > PUBLISH_STALE_AFTER
-        )
-        if publication.status != Publication.Status.QUEUED and not abandoned:
-            return publication
-        publication.status, publication.started_at = Publication.Status.RUNNING, timezone.now()
-        publication.attempts += 1
-        publication.save(update_fields=["status", "attempts", "started_at"])
+    publication, claimed = Publication.claim(publication_id, reclaim_stale=True)
+    if not claimed:
+        return publication
     changes = [  # plain tuples: a publication may carry 100,000 changes
         _Change(*row)
         for row in PriceChange.objects.filter(
@@ -293,19 +281,17 @@ def _finish(publication, changes, results, stopped: str) -> None:
     for chunk in _chunks([c.reverts_id for c in done if c.reverts_id]):
         PriceChange.objects.filter(pk__in=chunk).update(reverted=True)
     n_failed = sum(len(ids) for ids in failed.values())
-    publication.published, publication.failed = len(done), n_failed
-    publication.status = (
+    status = (
         Publication.Status.SUCCEEDED
         if not n_failed
         else Publication.Status.PARTIAL
         if done
         else Publication.Status.FAILED
     )
-    publication.message = stopped or (
-        f"{len(done)} published" + (f", {n_failed} failed" if n_failed else "")
+    message = stopped or (f"{len(done)} published" + (f", {n_failed} failed" if n_failed else ""))
+    publication.finish(
+        status=status, message=message, published=len(done), failed=n_failed, finished_at=now
     )
-    publication.finished_at = now
-    publication.save()
     audit.record(
         "publication.finish",
         target=publication,
@@ -318,9 +304,7 @@ def give_up(*, publication_id: int, reason: str) -> Publication | None:
     """The publisher kept failing: the publication's pending changes fail (retry them later)."""
     with transaction.atomic():
         publication = Publication.objects.select_for_update().filter(pk=publication_id).first()
-        if publication is None or publication.status not in (
-            Publication.Status.QUEUED, Publication.Status.RUNNING,
-        ):  # fmt: skip
+        if publication is None or not publication.is_active:
             return publication
         changes = [
             _Change(*row)

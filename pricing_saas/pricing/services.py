@@ -55,11 +55,9 @@ RULE_ORDER = tuple(RULE_WORDS)
 
 @transaction.atomic
 def start_reprice(*, trigger: str = "manual", enqueue: bool = True) -> RepriceJob:
-    """Queue a reprice job; never two at once for one tenant (the running one is returned)."""
-    active = RepriceJob.objects.select_for_update().filter(status__in=["queued", "running"]).first()
-    if active is not None and _is_stale(active):
-        _mark_lost(active)
-        active = None
+    """Queue a reprice job; never two at once for one tenant (the running one is returned; one
+    past the task's time limit is marked lost and a new one queued)."""
+    active = RepriceJob.lock_active()
     if active is not None:
         return active
     try:
@@ -68,7 +66,7 @@ def start_reprice(*, trigger: str = "manual", enqueue: bool = True) -> RepriceJo
                 tenant=require_current_tenant(), trigger=trigger, started_by=get_current_actor()[1]
             )
     except IntegrityError:  # another request created it a moment ago
-        return RepriceJob.objects.filter(status__in=["queued", "running"]).first()
+        return RepriceJob.objects.filter(status__in=RepriceJob.states.active).first()
     if enqueue:
         from .tasks import reprice
 
@@ -78,29 +76,19 @@ def start_reprice(*, trigger: str = "manual", enqueue: bool = True) -> RepriceJo
 
 
 def run_reprice(*, job_id: int) -> RepriceJob | None:
-    with transaction.atomic():
-        job = RepriceJob.objects.select_for_update().filter(pk=job_id).first()
-        if job is None or job.status != RepriceJob.Status.QUEUED:
-            return job
-        job.status, job.started_at = RepriceJob.Status.RUNNING, timezone.now()
-        job.save(update_fields=["status", "started_at"])
+    job, claimed = RepriceJob.claim(job_id)
+    if not claimed:
+        return job
     try:
         _reprice(job)
     except JobCancelled:
+        job.cancel("cancelled by a user")
         _log(job, "cancelled")
-        job.status, job.finished_at = RepriceJob.Status.CANCELLED, timezone.now()
-        job.message = "cancelled by a user"
-        job.save()
         return job
     except Exception as exc:
         logger.exception("reprice %s failed", job.pk)
+        job.fail(str(exc))
         _log(job, f"failed: {exc.__class__.__name__}: {exc}")
-        job.status, job.message, job.finished_at = (
-            RepriceJob.Status.FAILED,
-            str(exc),
-            timezone.now(),
-        )
-        job.save()
         raise
     return job
 
@@ -109,50 +97,24 @@ class JobCancelled(Exception):
     pass
 
 
-STALE_AFTER = timedelta(seconds=3600 + 300)  # the reprice task's time limit, and some slack
-
-
-def _is_stale(job: RepriceJob) -> bool:
-    """A job whose worker died (a hard time limit, a lost machine) stays 'running' forever:
-    past the task's time limit it cannot still be running."""
-    since = job.started_at if job.status == RepriceJob.Status.RUNNING else job.created_at
-    return since is not None and timezone.now() - since > STALE_AFTER
-
-
-def _mark_lost(job: RepriceJob) -> None:
-    job.status, job.finished_at = RepriceJob.Status.FAILED, timezone.now()
-    job.message = "the worker running it stopped (time limit or lost); marked failed"
-    job.save()
-
-
 @transaction.atomic
 def cancel_reprice(*, job: RepriceJob) -> RepriceJob:
     """A queued job is cancelled at once; a running one stops at its next step."""
     job = RepriceJob.objects.select_for_update().get(pk=job.pk)
-    if job.status == RepriceJob.Status.QUEUED:
-        job.status, job.finished_at = RepriceJob.Status.CANCELLED, timezone.now()
-        job.message = "cancelled before it started"
-        job.save()
-    elif job.status == RepriceJob.Status.RUNNING and _is_stale(job):
-        _mark_lost(job)
-    elif job.status == RepriceJob.Status.RUNNING:
-        job.cancel_requested = True
-        job.save(update_fields=["cancel_requested"])
-    else:
+    if not job.request_cancel():
         raise ConflictError(f"reprice job {job.pk} has {job.status}: nothing to cancel",
                             code="not_active")  # fmt: skip
     return job
 
 
 def _log(job: RepriceJob, line: str, progress: float | None = None) -> None:
-    job.log = [*job.log, f"{timezone.now():%H:%M:%S} {line}"]
-    fields = {"log": job.log}
+    """Add a line to the job's log (with `progress`, also the share done and the phase); a
+    running job asked to stop stops here."""
+    values = {"log": [*job.log, f"{timezone.now():%H:%M:%S} {line}"]}
     if progress is not None:
-        job.progress, job.phase = progress, line[:64]
-        fields.update(progress=progress, phase=job.phase)
-    RepriceJob.objects.filter(pk=job.pk).update(**fields)
-    running = job.status == RepriceJob.Status.RUNNING
-    if running and RepriceJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
+        values.update(progress=progress, phase=line[:64])
+    job.set_progress(**values)
+    if job.status == RepriceJob.Status.RUNNING and job.cancel_was_requested():
         raise JobCancelled()
 
 
@@ -689,10 +651,9 @@ def _store(job, demand, catalog: Catalog, curve, market: Market, rec, resolved,
 
 
 def _finish(job, demand, skus, changed, conflicts, now, new, message) -> None:
-    job.skus, job.changed, job.conflicts = skus, changed, conflicts
-    job.expected_profit_now, job.expected_profit_new = now, new
-    job.demand_version = demand
-    job.status, job.message, job.finished_at = RepriceJob.Status.SUCCEEDED, message, timezone.now()
-    job.progress, job.phase = 1.0, "done"
-    job.save()
+    job.finish(
+        message=message, skus=skus, changed=changed, conflicts=conflicts,
+        expected_profit_now=now, expected_profit_new=new, demand_version=demand, progress=1.0,
+        phase="done",
+    )  # fmt: skip
     _log(job, message)

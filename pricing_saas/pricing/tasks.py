@@ -2,10 +2,11 @@ from pricing_saas.integrations.publishers import TransientPublishError
 from tenants.tasks import tenant_task
 
 from . import publishing, services
+from .models import Publication, RepriceJob
 
 
 @tenant_task(
-    name="pricing.reprice", queue="reprice", time_limit=3600, soft_time_limit=3500, max_retries=0
+    name="pricing.reprice", queue="reprice", max_retries=0, **RepriceJob.time_limit.task_options
 )
 def reprice(self, tenant, job_id: int) -> str | None:
     job = services.run_reprice(job_id=job_id)
@@ -13,8 +14,8 @@ def reprice(self, tenant, job_id: int) -> str | None:
 
 
 @tenant_task(
-    name="pricing.scheduled_reprice", queue="reprice", time_limit=3600, soft_time_limit=3500,
-    max_retries=0,
+    name="pricing.scheduled_reprice", queue="reprice", max_retries=0,
+    **RepriceJob.time_limit.task_options,
 )  # fmt: skip
 def scheduled_reprice(self, tenant, schedule_id: int | None = None) -> str | None:
     """Fired by celery beat: a new job unless one is queued or running for the tenant."""
@@ -26,8 +27,8 @@ def scheduled_reprice(self, tenant, schedule_id: int | None = None) -> str | Non
 
 
 @tenant_task(
-    name="pricing.publish", queue="publish", time_limit=900, soft_time_limit=870, max_retries=5,
-    rate_limit="30/m",
+    name="pricing.publish", queue="publish", max_retries=5, rate_limit="30/m",
+    **Publication.time_limit.task_options,
 )  # fmt: skip
 def publish(self, tenant, publication_id: int) -> str | None:
     """Push a publication; a transient failure of the publisher (network, rate limit) is retried

@@ -220,7 +220,7 @@ class Command(BaseCommand):
                     values={"name": "Nightly reprice", "cron": "0 3 * * *",
                             "timezone": tenant.timezone}
                 )  # fmt: skip
-            if not RepriceJob.objects.filter(status="succeeded").exists():
+            if not RepriceJob.objects.filter(status=RepriceJob.Status.SUCCEEDED).exists():
                 started = time.monotonic()
                 job = services.start_reprice(trigger="demo", enqueue=False)
                 job = services.run_reprice(job_id=job.pk)

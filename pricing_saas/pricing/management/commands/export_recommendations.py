@@ -29,7 +29,8 @@ class Command(BaseCommand):
     def handle(self, *args, slug, **options):
         tenant = tenant_or_error(slug)
         with tenant_context(tenant):
-            job = RepriceJob.objects.filter(status="succeeded").order_by("-finished_at").first()
+            succeeded = RepriceJob.objects.filter(status=RepriceJob.Status.SUCCEEDED)
+            job = succeeded.order_by("-finished_at").first()
             if job is None:
                 raise CommandError("no finished reprice job: run `manage.py reprice SLUG --sync`")
             rows = (

@@ -27,5 +27,5 @@ class Command(BaseCommand):
         for line in job.log:
             self.stderr.write(line)
         self.stdout.write(f"{job}: {job.message}")
-        if job.status != "succeeded":
+        if job.status != job.Status.SUCCEEDED:
             raise CommandError(f"reprice ended {job.status}")

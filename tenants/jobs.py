@@ -1,0 +1,224 @@
+"""The one abstract job model: a tenant-owned row that a Celery task moves through its states.
+
+Reprice jobs, training runs (`ModelVersion`), imports and publications inherit `Job` (or
+`CancellableJob`). What they share lives here, once:
+
+- the lifecycle fields: `status`, `message`, `created_at`, `started_at`, `finished_at`;
+- `claim(pk)`: the task's first step. It locks the row (`select_for_update`) and moves a queued
+  job to running; any other state is left alone, so a task delivered twice runs the job once;
+- `is_stale()`: an active job past its task's time limit. The worker that had it is gone (a hard
+  time limit, a lost machine), so it cannot still be running; `lock_active()` marks such a job
+  lost instead of letting it block the tenant, and `claim(pk, reclaim_stale=True)` takes it over
+  where running it again is harmless;
+- `set_progress(...)`, `finish(...)`, `fail(...)`, `cancel(...)`, `mark_lost()`, and for
+  `CancellableJob` `request_cancel()` / `cancel_was_requested()`.
+
+Each job model declares its task's `time_limit` once (a `TimeLimit`): the task decorator takes
+`Model.time_limit.task_options` and the stale check reads `Model.time_limit.stale_after`. Its
+states are `TextChoices`; where some are named otherwise (a training run is `training` while it
+runs and `ready` when it succeeds), `states` says which one plays which part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import ClassVar, Self
+
+from django.db import models, transaction
+from django.utils import timezone
+
+from .models import TenantOwned
+
+LOST_MESSAGE = "the worker running it stopped (time limit or lost); marked failed"
+
+
+@dataclass(frozen=True)
+class TimeLimit:
+    """A task's time limits, in seconds. Past the hard limit plus some slack no worker can still
+    be running the job: it is stale."""
+
+    hard_s: int
+    soft_s: int
+    slack_s: int = 300
+
+    @property
+    def task_options(self) -> dict[str, int]:
+        """The Celery task options: `@tenant_task(..., **Model.time_limit.task_options)`."""
+        return {"time_limit": self.hard_s, "soft_time_limit": self.soft_s}
+
+    @property
+    def stale_after(self) -> timedelta:
+        return timedelta(seconds=self.hard_s + self.slack_s)
+
+
+class JobStatus(models.TextChoices):
+    """The states of a job whose states have their plain names (a reprice job's)."""
+
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+@dataclass(frozen=True)
+class JobStates:
+    """Which of a job model's states the shared transitions use. Every other state of the model
+    (a publication's `partial`, a training run's `promoted`) is a finished one, except those in
+    `waiting`: states before the queue, such as an import waiting for its column mapping."""
+
+    queued: str
+    running: str
+    succeeded: str
+    failed: str
+    cancelled: str | None = None  # None: the job cannot be cancelled
+    waiting: tuple[str, ...] = ()
+
+    @property
+    def active(self) -> tuple[str, str]:
+        return (self.queued, self.running)
+
+
+class Job(TenantOwned):
+    """Abstract base of every job row. A concrete model sets `time_limit`, and, if its states are
+    not `JobStatus`, declares its own `Status`, overrides the `status` field with those choices
+    and sets `states`."""
+
+    Status: ClassVar[type[models.TextChoices]] = JobStatus
+    states: ClassVar[JobStates] = JobStates(
+        queued=JobStatus.QUEUED,
+        running=JobStatus.RUNNING,
+        succeeded=JobStatus.SUCCEEDED,
+        failed=JobStatus.FAILED,
+        cancelled=JobStatus.CANCELLED,
+    )
+    time_limit: ClassVar[TimeLimit]
+
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    message = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    # --- where it stands ---------------------------------------------------------------------
+
+    @property
+    def is_active(self) -> bool:
+        """Queued or running."""
+        return self.status in self.states.active
+
+    @property
+    def is_finished(self) -> bool:
+        return not self.is_active and self.status not in self.states.waiting
+
+    def is_stale(self, now: datetime | None = None) -> bool:
+        """Active for longer than its task's time limit allows: counted from its start while it
+        runs, from its creation while it waits in the queue."""
+        if not self.is_active:
+            return False
+        running = self.status == self.states.running and self.started_at is not None
+        since = self.started_at if running else self.created_at
+        return since is not None and (now or timezone.now()) - since > self.time_limit.stale_after
+
+    # --- claiming ------------------------------------------------------------------------------
+
+    @classmethod
+    def claim(cls, pk: int, *, reclaim_stale: bool = False) -> tuple[Self | None, bool]:
+        """Lock the job and move it from queued to running (with `reclaim_stale`, also a running
+        job past its time limit: for jobs that may safely run again). Returns the job (None if
+        the current tenant has no such job) and whether this caller claimed it; a job in any
+        other state is left alone, so a second claim, or a task delivered twice, is refused."""
+        with transaction.atomic():
+            job = cls.objects.select_for_update().filter(pk=pk).first()
+            if job is None:
+                return None, False
+            stale = job.status == cls.states.running and reclaim_stale and job.is_stale()
+            if job.status != cls.states.queued and not stale:
+                return job, False
+            job.status, job.started_at = cls.states.running, timezone.now()
+            job.save(update_fields=["status", "started_at", *job.on_claim()])
+        return job, True
+
+    def on_claim(self) -> list[str]:
+        """Changes a model makes as it is claimed (under the lock); returns the fields changed."""
+        return []
+
+    @classmethod
+    def lock_active(cls, **filters) -> Self | None:
+        """The active job matching `filters`, locked. One past its time limit is marked lost and
+        not returned, so a dead worker's job never blocks the next one. Call inside a
+        transaction."""
+        active = cls.objects.select_for_update().filter(status__in=cls.states.active, **filters)
+        job = active.first()
+        if job is not None and job.is_stale():
+            job.mark_lost()
+            return None
+        return job
+
+    # --- progress and the end ------------------------------------------------------------------
+
+    def set_progress(self, **values) -> None:
+        """Store progress fields (a share done, a phase, a log, a trainer's state) with an UPDATE
+        of those columns alone: a cancel request that came in meanwhile is not overwritten."""
+        for name, value in values.items():
+            setattr(self, name, value)
+        type(self).objects.filter(pk=self.pk).update(**values)
+
+    def finish(self, *, status: str | None = None, message: str | None = None, **fields) -> Self:
+        """End the job (succeeded, or the finished state named), set its message and result
+        fields, and save the row."""
+        status = status or self.states.succeeded
+        if status in self.states.active or status in self.states.waiting:
+            raise ValueError(f"{status!r} is not a finished state of {type(self).__name__}")
+        self.status, self.finished_at = status, timezone.now()
+        if message is not None:
+            self.message = message
+        for name, value in fields.items():
+            setattr(self, name, value)
+        self.save()
+        return self
+
+    def fail(self, message: str, **fields) -> Self:
+        return self.finish(status=self.states.failed, message=message, **fields)
+
+    def cancel(self, message: str, **fields) -> Self:
+        if self.states.cancelled is None:
+            raise ValueError(f"a {type(self).__name__} cannot be cancelled")
+        return self.finish(status=self.states.cancelled, message=message, **fields)
+
+    def mark_lost(self) -> Self:
+        """The job's worker is gone (see is_stale): it failed."""
+        return self.fail(LOST_MESSAGE)
+
+
+class CancellableJob(Job):
+    """A job a person may stop: a queued one is cancelled at once, a running one is asked to
+    stop and checks `cancel_was_requested()` at each step."""
+
+    cancel_requested = models.BooleanField(default=False)
+
+    class Meta:
+        abstract = True
+
+    def request_cancel(self) -> bool:
+        """Cancel a queued job; ask a running one to stop at its next step (one past its time
+        limit is marked lost: no worker would see the request). False: it had finished, nothing
+        to cancel. Call on a row locked with select_for_update."""
+        if self.status == self.states.queued:
+            self.cancel("cancelled before it started")
+        elif self.status == self.states.running and self.is_stale():
+            self.mark_lost()
+        elif self.status == self.states.running:
+            self.cancel_requested = True
+            self.save(update_fields=["cancel_requested"])
+        else:
+            return False
+        return True
+
+    def cancel_was_requested(self) -> bool:
+        """Whether a person asked the running job to stop (read from the row, not the instance)."""
+        return type(self).objects.filter(pk=self.pk, cancel_requested=True).exists()

@@ -1,0 +1,242 @@
+"""The shared job model (tenants/jobs.py), on the four real job tables: claiming under a lock,
+stale after the task's declared time limit, progress, finish / fail / cancel, and the time
+limits the Celery tasks run under."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from ml import tasks as ml_tasks
+from ml.models import ModelVersion
+from pricing_saas.catalog import tasks as catalog_tasks
+from pricing_saas.catalog.models import ImportJob
+from pricing_saas.pricing import services as pricing_services
+from pricing_saas.pricing import tasks as pricing_tasks
+from pricing_saas.pricing.models import Publication, RepriceJob
+from tenants.context import tenant_context
+from tenants.jobs import LOST_MESSAGE, CancellableJob, Job
+
+pytestmark = pytest.mark.django_db
+
+REQUIRED = {  # the fields each job table needs besides its tenant
+    RepriceJob: {},
+    ModelVersion: {"kind": ModelVersion.Kind.TEXT, "version": 1, "requested_trainer": "baseline"},
+    ImportJob: {"kind": ImportJob.Kind.PRODUCTS},
+    Publication: {"publisher": "csv"},
+}
+JOBS = pytest.mark.parametrize("model", list(REQUIRED), ids=lambda m: m.__name__)
+CANCELLABLE = pytest.mark.parametrize("model", [RepriceJob, ModelVersion], ids=lambda m: m.__name__)
+
+
+def make(model: type[Job], **fields) -> Job:
+    return model.objects.create(**{**REQUIRED[model], **fields})
+
+
+def set_row(job: Job, **fields) -> None:
+    """Change the row behind the job's back (another process, or time passing)."""
+    type(job).objects.filter(pk=job.pk).update(**fields)
+    job.refresh_from_db()
+
+
+def ago(limit: timedelta, seconds: float = 0):
+    """The moment `limit` plus `seconds` ago (negative seconds: still within the limit)."""
+    return timezone.now() - limit - timedelta(seconds=seconds)
+
+
+@JOBS
+def test_every_job_model_states_its_parts_among_its_choices(model):
+    assert issubclass(model, Job)
+    assert model._meta.get_field("status").choices == model.Status.choices
+    states = model.states
+    parts = [states.queued, states.running, states.succeeded, states.failed, *states.waiting]
+    assert set(parts) <= set(model.Status.values)
+    assert states.cancelled is None or states.cancelled in model.Status.values
+    assert (states.cancelled is not None) == issubclass(model, CancellableJob)
+
+
+@JOBS
+def test_claiming_twice_runs_the_job_once(model, world_a):
+    with tenant_context(world_a.tenant):
+        job = make(model)
+        assert job.is_active and not job.is_finished and job.started_at is None
+        claimed, ok = model.claim(job.pk)
+        assert ok and claimed.status == model.states.running and claimed.started_at is not None
+        again, ok_again = model.claim(job.pk)
+        assert not ok_again and again.status == model.states.running
+        assert again.started_at == claimed.started_at  # left alone
+        assert model.objects.get(pk=job.pk).status == model.states.running
+
+
+@JOBS
+def test_a_finished_job_is_never_claimed_nor_stale(model, world_a):
+    with tenant_context(world_a.tenant):
+        job = make(model)
+        job.finish(message="done")
+        set_row(job, created_at=ago(model.time_limit.stale_after, 60))
+        assert job.is_finished and not job.is_stale()
+        assert model.claim(job.pk) == (job, False)
+        assert model.claim(job.pk, reclaim_stale=True)[1] is False
+
+
+def test_an_import_waiting_for_its_mapping_is_neither_active_nor_finished(world_a):
+    with tenant_context(world_a.tenant):
+        job = make(ImportJob, status=ImportJob.Status.NEEDS_MAPPING)
+        assert not job.is_active and not job.is_finished and not job.is_stale()
+        assert ImportJob.claim(job.pk) == (job, False)
+        with pytest.raises(ValueError):
+            job.finish(status=ImportJob.Status.NEEDS_MAPPING)
+
+
+@JOBS
+def test_another_tenants_job_cannot_be_claimed(model, world_a, world_b):
+    with tenant_context(world_a.tenant):
+        job = make(model)
+    with tenant_context(world_b.tenant):
+        assert model.claim(job.pk) == (None, False)
+    with tenant_context(world_a.tenant):
+        assert model.objects.get(pk=job.pk).status == model.states.queued
+
+
+def test_a_claim_makes_the_models_own_changes_under_the_lock(world_a):
+    with tenant_context(world_a.tenant):
+        publication, _ok = Publication.claim(make(Publication).pk)
+        imported, _ok = ImportJob.claim(make(ImportJob).pk)
+        assert Publication.objects.get(pk=publication.pk).attempts == 1
+        assert ImportJob.objects.get(pk=imported.pk).phase == "reading"
+
+
+@JOBS
+def test_a_running_job_is_stale_after_its_declared_time_limit_and_then_reclaimable(model, world_a):
+    limit = model.time_limit.stale_after
+    assert limit == timedelta(seconds=model.time_limit.hard_s + model.time_limit.slack_s)
+    with tenant_context(world_a.tenant):
+        job, _ok = model.claim(make(model).pk)
+        set_row(job, started_at=ago(limit, -60))  # a minute short of the limit
+        assert not job.is_stale()
+        assert model.claim(job.pk, reclaim_stale=True)[1] is False
+        set_row(job, started_at=ago(limit, 1))
+        assert job.is_stale()
+        assert model.claim(job.pk)[1] is False  # only when the caller says running again is safe
+        again, ok = model.claim(job.pk, reclaim_stale=True)
+        assert ok and again.status == model.states.running and not again.is_stale()
+
+
+@JOBS
+def test_a_queued_job_is_stale_counted_from_its_creation(model, world_a):
+    with tenant_context(world_a.tenant):
+        job = make(model)
+        set_row(job, created_at=ago(model.time_limit.stale_after, -60))
+        assert not job.is_stale()
+        set_row(job, created_at=ago(model.time_limit.stale_after, 1))
+        assert job.is_stale()
+
+
+@JOBS
+def test_lock_active_marks_a_stale_job_lost_and_returns_a_live_one(model, world_a):
+    with tenant_context(world_a.tenant):
+        job, _ok = model.claim(make(model).pk)
+        assert model.lock_active() == job
+        set_row(job, started_at=ago(model.time_limit.stale_after, 1))
+        assert model.lock_active() is None
+        job.refresh_from_db()
+        assert job.status == model.states.failed and job.message == LOST_MESSAGE
+        assert job.finished_at is not None and job.is_finished
+
+
+@JOBS
+def test_finish_and_fail_end_the_job_with_its_message_and_results(model, world_a):
+    with tenant_context(world_a.tenant):
+        done, _ok = model.claim(make(model).pk)
+        done.finish(message="all good")
+        failed, _ok = model.claim(make(model, **_next_version(model)).pk)
+        failed.fail("it broke")
+    assert (done.status, done.message) == (model.states.succeeded, "all good")
+    assert (failed.status, failed.message) == (model.states.failed, "it broke")
+    for job in (done, failed):
+        assert job.finished_at >= job.started_at and job.is_finished and not job.is_active
+        with pytest.raises(ValueError):
+            job.finish(status=model.states.running)
+
+
+def _next_version(model) -> dict:
+    return {"version": 2} if model is ModelVersion else {}
+
+
+def test_finish_takes_other_finished_states_and_result_fields(world_a):
+    with tenant_context(world_a.tenant):
+        publication, _ok = Publication.claim(make(Publication, changes=3).pk)
+        publication.finish(status=Publication.Status.PARTIAL, published=2, failed=1)
+        row = Publication.objects.get(pk=publication.pk)
+    assert (row.status, row.published, row.failed) == (Publication.Status.PARTIAL, 2, 1)
+    with pytest.raises(ValueError):
+        publication.cancel("publications cannot be cancelled")
+
+
+def test_progress_is_written_alone_and_keeps_a_concurrent_cancel_request(world_a):
+    with tenant_context(world_a.tenant):
+        job, _ok = RepriceJob.claim(make(RepriceJob).pk)
+        other = RepriceJob.objects.get(pk=job.pk)  # a person pressing Cancel meanwhile
+        assert other.request_cancel() and other.status == RepriceJob.Status.RUNNING
+        job.set_progress(progress=0.5, phase="optimising")
+        row = RepriceJob.objects.get(pk=job.pk)
+        assert (row.progress, row.phase, row.cancel_requested) == (0.5, "optimising", True)
+        assert job.progress == 0.5 and job.cancel_was_requested()
+        version, _ok = ModelVersion.claim(make(ModelVersion).pk)
+        version.set_progress(progress={"step": 3, "total_steps": 10})
+        assert ModelVersion.objects.get(pk=version.pk).progress == {"step": 3, "total_steps": 10}
+
+
+@CANCELLABLE
+def test_request_cancel_by_state(model, world_a):
+    with tenant_context(world_a.tenant):
+        queued = make(model)
+        assert queued.request_cancel()
+        assert (queued.status, queued.message) == (
+            model.states.cancelled,
+            "cancelled before it started",
+        )
+        assert not queued.request_cancel()  # finished: nothing to cancel
+        running, _ok = model.claim(make(model, **_next_version(model)).pk)
+        assert running.request_cancel() and running.status == model.states.running
+        assert running.cancel_was_requested()
+        set_row(running, started_at=ago(model.time_limit.stale_after, 1))
+        assert running.request_cancel()  # no worker would see the request: marked lost
+        assert (running.status, running.message) == (model.states.failed, LOST_MESSAGE)
+
+
+@pytest.mark.parametrize(
+    "task, model",
+    [
+        (pricing_tasks.reprice, RepriceJob),
+        (pricing_tasks.scheduled_reprice, RepriceJob),
+        (pricing_tasks.publish, Publication),
+        (catalog_tasks.run_import, ImportJob),
+        (ml_tasks.train_text_model, ModelVersion),
+    ],
+    ids=lambda x: getattr(x, "name", None) or x.__name__,
+)
+def test_each_task_runs_under_the_time_limit_its_job_model_declares(task, model):
+    assert (task.time_limit, task.soft_time_limit) == (
+        model.time_limit.hard_s,
+        model.time_limit.soft_s,
+    )
+    assert model.time_limit.soft_s < model.time_limit.hard_s
+
+
+def test_a_running_reprice_asked_to_stop_ends_cancelled(world_a, monkeypatch):
+    def reprice_until_cancelled(job):
+        RepriceJob.objects.filter(pk=job.pk).update(cancel_requested=True)
+        pricing_services._log(job, "optimising", 0.6)  # a step checks for the request
+        raise AssertionError("the step did not stop the job")
+
+    monkeypatch.setattr(pricing_services, "_reprice", reprice_until_cancelled)
+    with tenant_context(world_a.tenant):
+        job = pricing_services.start_reprice(enqueue=False)
+        job = pricing_services.run_reprice(job_id=job.pk)
+        row = RepriceJob.objects.get(pk=job.pk)
+    assert (row.status, row.message) == (RepriceJob.Status.CANCELLED, "cancelled by a user")
+    assert row.finished_at is not None and row.log[-1].endswith("cancelled")
+    assert row.progress == 0.6 and row.phase == "optimising"
