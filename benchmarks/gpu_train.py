@@ -3,8 +3,9 @@ prints samples/s and RMSLE. Meant to finish in under 5 minutes on a data-centre 
 
     .venv/bin/python benchmarks/gpu_train.py [--epochs 10] [--batch-size 64] [--trainer finetune]
 
-A CPU smoke run of the script itself (not a measurement):
-    .venv/bin/python benchmarks/gpu_train.py --device cpu --max-train 300 --epochs 1
+A CPU smoke run of the script itself (not a measurement; `--max-products N` reads only the
+first N rows of the data set, at least 200 for the neural trainer to run):
+    .venv/bin/python benchmarks/gpu_train.py --device cpu --max-products 250 --epochs 1
 """
 
 from __future__ import annotations
@@ -33,12 +34,13 @@ def main() -> None:
     parser.add_argument("--trainer", default="finetune", choices=["finetune", "lora"])
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--max-train", type=int, default=None)
+    parser.add_argument("--max-products", type=int, default=None)
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: this benchmark needs a GPU (--device cpu: smoke run)")
     name = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu (smoke run)"
     print(f"device: {name}, torch {torch.__version__}")
-    texts, prices = load()
+    texts, prices = load(limit=args.max_products)
     config = TrainConfig(trainer=args.trainer, epochs=args.epochs, batch_size=args.batch_size,
                          device=args.device, learning_rate=1e-4,
                          max_train_samples=args.max_train)  # fmt: skip

@@ -2,9 +2,11 @@
 
     .venv/bin/python benchmarks/text_price_accuracy.py
         [--trainers baseline,embed_ridge,finetune,lora] [--epochs 3] [--max-train N]
+        [--max-products N]
 
 Text = product name + main category + sub-category; target = actual_price (rupees).
 Prints RMSLE of each trainer next to the training median, as JSON lines and a table.
+`--max-products N` reads only the first N rows of the data set (a quick run, not a measurement).
 """
 
 from __future__ import annotations
@@ -33,10 +35,13 @@ def parse_rupees(text: str) -> float | None:
         return None
 
 
-def load(path: Path = DATA) -> tuple[list[str], list[float | None]]:
+def load(path: Path = DATA, limit: int | None = None) -> tuple[list[str], list[float | None]]:
+    """Texts and prices of the data set's rows (the first `limit` rows only, where given)."""
     texts, prices = [], []
     with open(path, newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
+        for i, row in enumerate(csv.DictReader(handle)):
+            if limit is not None and i == limit:
+                break
             texts.append(
                 product_text(
                     row["name"], category=f"{row['main_category']} / {row['sub_category']}"
@@ -51,11 +56,12 @@ def main() -> None:
     parser.add_argument("--trainers", default="embed_ridge,finetune")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--max-train", type=int, default=None)
+    parser.add_argument("--max-products", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--lr", type=float, default=TrainConfig.learning_rate)
     args = parser.parse_args()
-    texts, prices = load()
+    texts, prices = load(limit=args.max_products)
     print(f"{len(texts)} rows, {sum(p is not None for p in prices)} with a price")
     results = {}
     for trainer in args.trainers.split(","):

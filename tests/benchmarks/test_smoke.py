@@ -1,0 +1,165 @@
+"""Every script in benchmarks/ runs to the end at a tiny size, so none can rot unnoticed.
+
+Each script runs as its own process, as a person would run it, with arguments that make it
+small (the figures it prints mean nothing at this size). Scripts that touch the database use the
+test database, as the application role, with the owner role known (DATABASE_URL and
+DATABASE_OWNER_URL), so a script that needs the owner's rights fails here as it would on a fresh
+clone. A script whose input is missing from this machine (the data sets in ../shared/data) is
+skipped with that reason; everything else is expected to run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = ROOT / "benchmarks"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+TIMEOUT_S = 300  # per script; together they take about 80 s of CPU time
+
+
+@dataclass(frozen=True)
+class Smoke:
+    args: str = ""  # split on spaces; {tmp} is a scratch folder
+    expect: tuple[str, ...] = ()  # each must appear in what the script prints
+    db: bool = False  # reads or writes the database
+    data: str | None = None  # a file of ../shared/data it reads
+
+
+SCRIPTS = {
+    "cigar_elasticity.py": Smoke(
+        expect=("pooled elasticity", "reference (state and year fixed effects"),
+        data="cigar_panel.csv",
+    ),
+    "completejourney_to_csv.py": Smoke(
+        args="{tmp} --products 20",
+        expect=("products_written: 20", "converted in"),
+    ),
+    "decision_quality.py": Smoke(
+        args="--skus 12 --days 60 --seeds 0 --reports orders",
+        expect=("| constant+linear+logit | 0 |", "mean captured share (orders)"),
+        db=True,
+    ),
+    "gpu_train.py": Smoke(  # its CPU path: the script, not a measurement
+        args="--device cpu --max-products 220 --max-train 24 --epochs 1 --batch-size 8",
+        expect=('"rmsle"', '"finetune"', '"chosen"'),
+        data="amazon_in_products.csv",
+    ),
+    "ingest.py": Smoke(
+        args="--rows 500 --skus 50",
+        expect=(
+            "raw psql \\copy into a bare table",
+            "ratio import_csv / raw copy",
+            "peak memory of import_csv process",
+        ),
+        db=True,
+    ),
+    "ingest_real.py": Smoke(
+        args="--products 20",
+        expect=("import_csv products:        20 rows", "import_csv sales"),
+        db=True,
+    ),
+    "optimizer_speed.py": Smoke(
+        args="--skus 2000 --loop-sample 200",
+        expect=("per-SKU Python loop", "vectorised grid", "vectorised analytic optimum"),
+    ),
+    "reference_prices_demo.py": Smoke(
+        args="--products 60 --seeds 0",
+        expect=("| before |", "| after |", "| product | sells at | before | after |"),
+    ),
+    "reprice_job.py": Smoke(
+        args="--skus 60 --days 7",
+        expect=(
+            "import sales",
+            "reprice job incl. training the demand model",
+            "reprice job with the demand model in force",
+        ),
+        db=True,
+    ),
+    "text_price_accuracy.py": Smoke(
+        args="--trainers baseline --max-products 200",
+        expect=("200 rows", "| baseline |", "| median |"),
+        data="amazon_in_products.csv",
+    ),
+    "text_price_throughput.py": Smoke(
+        args="--train-samples 6 --infer-samples 4 --batch-size 2",
+        expect=("reference training", "our training", "reference inference", "our inference"),
+        data="amazon_in_products.csv",
+    ),
+    "trust_demo.py": Smoke(
+        args="--products 30 --nights 2",
+        expect=("| SKUs repriced | 30 |", "| ratchet: 2 nightly runs, no new data | value |"),
+        db=True,
+    ),
+    "workflow.py": Smoke(
+        args="--skus 50",
+        expect=("publish every approved price", "50 SKUs:"),
+        db=True,
+    ),
+}
+
+
+def test_every_benchmark_has_a_smoke_run():
+    """A new script in benchmarks/ gets its tiny run here, or this fails."""
+    assert sorted(p.name for p in BENCHMARKS.glob("*.py")) == sorted(SCRIPTS)
+
+
+def _url(user: str, password: str | None, s: dict) -> str:
+    """A postgres:// URL for `user` on the database the tests run against."""
+    auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
+    host = s["HOST"] or "localhost"
+    if host.startswith("/"):
+        return f"postgres://{auth}@{quote(host, safe='')}/{s['NAME']}"
+    port = f":{s['PORT']}" if s.get("PORT") else ""
+    return f"postgres://{auth}@{host}{port}/{s['NAME']}"
+
+
+@pytest.fixture
+def test_database_env(request) -> dict:
+    """DATABASE_URL and DATABASE_OWNER_URL of the test database, for a child process."""
+    request.getfixturevalue("transactional_db")  # created, migrated, and flushed afterwards
+    from django.conf import settings
+    from django.db import connection
+
+    s = connection.settings_dict
+    env = {"DATABASE_URL": _url(s["USER"], s.get("PASSWORD"), s)}
+    if settings.DATABASE_OWNER:
+        owner = settings.DATABASE_OWNER
+        env["DATABASE_OWNER_URL"] = _url(owner["USER"], owner.get("PASSWORD"), s)
+    return env
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_benchmark_runs_at_a_tiny_size(script, tmp_path, request):
+    smoke = SCRIPTS[script]
+    if smoke.data and not (SHARED_DATA / smoke.data).is_file():
+        pytest.skip(f"{script} reads {SHARED_DATA / smoke.data}, which this machine lacks")
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "pricing_saas.settings.test",
+        "PYTHONWARNINGS": "ignore",
+    }
+    if smoke.db:
+        env.update(request.getfixturevalue("test_database_env"))
+    args = [a.format(tmp=tmp_path) for a in smoke.args.split()]
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(BENCHMARKS / script), *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"{script} ran past {TIMEOUT_S} s:\n{exc.stdout}\n{exc.stderr}")
+    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    for text in smoke.expect:
+        assert text in proc.stdout, f"{script} did not print {text!r}:\n{proc.stdout[-3000:]}"
