@@ -1,41 +1,22 @@
-"""The reprice job end to end: sales -> demand model -> optimiser -> stored recommendations ->
-export, with the rules holding and explanations written."""
+"""The reprice job (`pricing_saas/pricing/services.py`): one job at a time, cancelled or
+lost jobs, the demand version and the competitor prices it reads, SKUs without history or
+cost, and what a newer job does to approvals still waiting to be sent."""
 
 from __future__ import annotations
 
-import csv
-import io
+from datetime import timedelta
+from decimal import Decimal
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.utils import timezone
 
-from pricing_saas.pricing import services
-from pricing_saas.pricing.models import Recommendation, RepriceJob
-from tenants.context import tenant_context
+from pricing_saas.catalog.models import Product
+from pricing_saas.pricing import approvals, publishing, rules, services
+from pricing_saas.pricing.models import PriceChange, Recommendation
+from tenants.context import actor_context, tenant_context
+from tenants.services import ConflictError
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_once")]
-
-
-def test_reprice_trains_demand_first_and_respects_the_rules(shop):
-    out = io.StringIO()
-    call_command("reprice", shop.tenant.slug, "--sync", stdout=out)
-    assert "price changes recommended for 22 SKUs" in out.getvalue()
-    with tenant_context(shop.tenant):
-        recs = {r.product.sku: r for r in Recommendation.objects.select_related("product")}
-        job = RepriceJob.objects.get()
-    assert job.status == "succeeded" and job.demand_version_id is not None
-    inelastic, elastic = recs["P0"], recs["P15"]
-    assert inelastic.recommended_price > inelastic.current_price  # inelastic: raise
-    assert float(inelastic.recommended_price) <= 20 * 1.2 + 1e-6  # within the step
-    assert "step limit" in inelastic.explanation or "uncertain" in inelastic.explanation
-    assert inelastic.explanation.startswith("Raise the price") and inelastic.elasticity > -1
-    assert elastic.elasticity < -1.5
-    for r in recs.values():
-        if r.recommended_price is not None:
-            assert float(r.recommended_price) >= float(r.product.cost) * 1.1 - 1e-4  # margin floor
-    assert recs["NEW"].elasticity_high - recs["NEW"].elasticity_low > 3  # a wide category prior
-    assert recs["BAD"].status == "conflict" and recs["BAD"].recommended_price is None
-    assert job.expected_profit_new >= job.expected_profit_now
 
 
 def test_a_new_job_supersedes_pending_recommendations_and_only_one_runs(shop):
@@ -52,26 +33,6 @@ def test_a_new_job_supersedes_pending_recommendations_and_only_one_runs(shop):
             .exclude(status__in=["no_change", "conflict", "approved"])
             .count()
         )
-
-
-def test_export_recommendations(shop):
-    call_command("reprice", shop.tenant.slug, "--sync", stdout=io.StringIO())
-    out = io.StringIO()
-    call_command("export_recommendations", shop.tenant.slug, stdout=out)
-    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
-    assert len(rows) == 22
-    assert {"sku", "current_price", "recommended_price", "elasticity", "elasticity_low", "elasticity_high",
-            "expected_units", "expected_profit", "binding_rules", "explanation",
-            "expected_units_now", "expected_revenue_now", "expected_profit_now"} <= set(rows[0])  # fmt: skip
-    kept = [r for r in rows if r["status"] == "no_change"]
-    assert kept and all("kept" in r["explanation"] for r in kept)  # the reason nothing changes
-    for row in rows:  # no internal codes in the sentences
-        assert not any(code in row["explanation"] for code in ("no_estimate", "max_step", "_"))
-
-
-def test_export_without_a_job_is_a_clear_error(world_a):
-    with pytest.raises(CommandError, match="no finished reprice job"):
-        call_command("export_recommendations", world_a.tenant.slug)
 
 
 def test_a_demand_rollback_brings_back_the_older_estimates(shop):
@@ -142,32 +103,6 @@ def test_estimates_of_older_versions_are_pruned_and_restored_on_promotion(shop, 
         assert ModelVersion.objects.get(status="promoted").pk == third.pk
 
 
-def test_the_models_page_trains_shows_and_rolls_back_the_demand_model(shop, client):
-    from ml.models import ModelVersion
-    from tenants.roles import Role
-
-    shop.portal(client, Role.VIEWER)
-    page = client.get("/models/").content.decode()
-    assert "No demand model trained yet" in page and "Train the demand model now" not in page
-    assert client.post("/models/train/", {"kind": "demand"}).status_code == 403
-    shop.portal(client, Role.ANALYST)
-    for _ in range(2):
-        assert client.post("/models/train/", {"kind": "demand"}).status_code == 302
-    with tenant_context(shop.tenant):
-        assert list(ModelVersion.objects.filter(kind="demand").order_by("version")
-                    .values_list("status", flat=True)) == ["ready", "promoted"]  # fmt: skip
-        assert not ModelVersion.objects.filter(kind="text").exists()
-    page = client.get("/models/").content.decode()
-    assert "Roll back the demand model" in page and "products with sales" in page
-    assert page.count("± ") >= 3  # the version in force and both rows carry their elasticity
-    client.post("/models/rollback/", {"kind": "demand"})
-    with tenant_context(shop.tenant):
-        promoted = ModelVersion.objects.get(kind="demand", status="promoted")
-    assert promoted.version == 1
-    response = client.post("/models/rollback/", {"kind": "nonsense"}, follow=True)
-    assert "unknown model kind" in response.content.decode()
-
-
 def test_a_competitor_named_like_a_copy_null_marker_is_kept_as_text(shop):
     r"""Recommendations are written with COPY, whose usual NULL marker is \N: a competitor of
     that name (any text an integrator sends) must be stored as it is, not as NULL."""
@@ -183,26 +118,6 @@ def test_a_competitor_named_like_a_copy_null_marker_is_kept_as_text(shop):
         rec = Recommendation.objects.get(job=job, product__sku="P0")
     assert job.status == "succeeded"
     assert rec.competitor_name == "\\N" and float(rec.competitor_price) == 19.0
-
-
-def test_a_version_left_with_part_of_its_estimates_gets_all_of_them_back(shop):
-    """Found in review: before estimates were kept per version, a product's row belonged to the
-    last run that estimated it, so an older version could keep only some rows; a rollback then
-    found rows and restored nothing. Rows short of the version's SKU count are restored in full
-    from its artifact."""
-    from ml import services as ml_services
-    from ml.models import Elasticity
-
-    with tenant_context(shop.tenant):
-        first = ml_services.start_training(kind="demand", enqueue=False)
-        first = ml_services.run_training(version_id=first.pk, sync=True)
-        full = Elasticity.objects.filter(model_version=first).count()
-        keep = list(Elasticity.objects.filter(model_version=first).values_list("pk", flat=True))
-        Elasticity.objects.filter(pk__in=keep[: full // 2]).delete()
-        second = ml_services.start_training(kind="demand", enqueue=False)
-        ml_services.run_training(version_id=second.pk, sync=True)
-        ml_services.rollback(kind="demand")
-        assert Elasticity.objects.filter(model_version=first).count() == full == 20
 
 
 def test_todays_competitor_price_is_each_competitors_latest_in_stock_observation(shop):
@@ -230,3 +145,172 @@ def test_todays_competitor_price_is_each_competitors_latest_in_stock_observation
         job = services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
         rec = Recommendation.objects.get(job=job, product__sku="P0")
     assert float(rec.competitor_price) == 19.5 and rec.competitor_name == "A"
+
+
+def test_cancel_a_queued_job(shop):
+    with tenant_context(shop.tenant):
+        job = services.start_reprice(enqueue=False)
+        services.cancel_reprice(job=job)
+        job.refresh_from_db()
+        assert job.status == "cancelled"
+        assert services.run_reprice(job_id=job.pk).status == "cancelled"  # never runs
+        with pytest.raises(ConflictError):
+            services.cancel_reprice(job=job)
+
+
+def test_a_product_without_sales_moves_into_its_reference_interval(shop, reprice):
+    from tests.factories import ModelVersionFactory, ReferencePriceFactory
+
+    with tenant_context(shop.tenant):
+        new = Product.objects.get(sku="NEW")  # 30.00, no sales
+        version = ModelVersionFactory(tenant=shop.tenant)
+        ReferencePriceFactory(
+            tenant=shop.tenant, product=new, model_version=version, price="20.00", low="18.00",
+            high="22.00",
+        )  # fmt: skip
+        job = reprice()
+        rec = Recommendation.objects.get(job=job, product=new)
+        other = Recommendation.objects.get(job=job, product__sku="BAD")  # conflict, untouched
+    # toward 22.00, held by the 20 % step (and the cumulative change of 20 % per 28 days)
+    assert rec.recommended_price == Decimal("24.00")
+    assert "reference" in rec.binding_rules and "max_step" in rec.binding_rules
+    assert "no sales yet" in rec.explanation
+    assert other.status == "conflict"
+
+
+def test_a_product_without_sales_or_reference_keeps_its_price(shop, reprice):
+    with tenant_context(shop.tenant):
+        job = reprice()
+        rec = Recommendation.objects.get(job=job, product__sku="NEW")
+    assert rec.recommended_price == rec.current_price and "no_estimate" in rec.binding_rules
+
+
+# --- found in review: double sends, stale approvals, stuck jobs ------------------------------
+
+
+def test_a_newer_job_keeps_approved_prices_not_yet_sent_and_flags_a_difference(
+    shop, reprice, approve_some
+):
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        reprice()
+        old = approve_some()
+        # the merchant changes a rule: the next job recommends other prices for some SKUs
+        rules.save_rule_set(values={"name": "Tighter", "max_step": "0.03"})
+        job = reprice()
+        kept = Recommendation.objects.filter(pk__in=old)
+        assert {r.status for r in kept} == {"approved"}  # the decision is not lost
+        assert all(r.flag.startswith(f"job {job.pk} now recommends") for r in kept)
+        newer = Recommendation.objects.filter(job=job, product_id__in=[r.product_id for r in kept])
+        assert all("waits to be published" in r.flag for r in newer)
+        assert not any(r.auto_approved for r in newer)
+        # approving the newer recommendation replaces the older approval, never both sent
+        approvals.decide(recommendation=newer[0], approve=True)
+        older = kept.get(product_id=newer[0].product_id)
+        assert older.status == "superseded"
+        publication = publishing.publish()
+        sent = PriceChange.objects.filter(publication=publication)
+        assert sent.count() == 3 and sent.filter(recommendation=newer[0]).exists()
+
+
+def test_a_job_whose_worker_died_does_not_block_the_tenant(shop):
+    with tenant_context(shop.tenant):
+        stuck = services.start_reprice(enqueue=False)
+        services.RepriceJob.objects.filter(pk=stuck.pk).update(
+            status="running", started_at=timezone.now() - timedelta(hours=2)
+        )
+        fresh = services.start_reprice(enqueue=False)
+        stuck.refresh_from_db()
+    assert fresh.pk != stuck.pk and fresh.status == "queued"
+    assert stuck.status == "failed" and "stopped" in stuck.message
+
+
+def test_nightly_runs_without_new_data_never_ratchet_a_price(shop, reprice):
+    """Every change approved and published, then the job again with no new sales: a SKU moved
+    up waits for sales at its new price before it moves up again (and likewise down)."""
+    with tenant_context(shop.tenant), actor_context(None, "ops@shop.test"):
+        approvals.update_policy(auto_approve=False)
+        start = dict(Product.objects.values_list("pk", "price"))
+        for _night in range(3):
+            job = reprice()
+            if not Recommendation.objects.filter(job=job, status="pending").exists():
+                break
+            approvals.bulk_decide(approve=True, where=approvals.BulkFilter(job_id=job.pk))
+            publication = publishing.publish(enqueue=False)
+            publishing.run_publication(publication_id=publication.pk)
+        end = dict(Product.objects.values_list("pk", "price"))
+        later = Recommendation.objects.filter(job=job)
+        moved = [pk for pk in start if end[pk] != start[pk]]
+        assert moved  # the first night did move prices
+        for rec in later.filter(product_id__in=moved):
+            first_way = end[rec.product_id] - start[rec.product_id]
+            again = (rec.recommended_price or rec.current_price) - rec.current_price
+            assert again * first_way <= 0, (rec.product_id, first_way, again)  # not the same way
+        assert all(abs(end[pk] / start[pk] - 1) <= Decimal("0.2001") for pk in start)
+
+
+def test_a_tenant_with_one_day_of_sales_keeps_every_price_and_says_why(world_a, reprice):
+    from pricing_saas.catalog.importer import import_rows
+
+    with tenant_context(world_a.tenant):
+        import_rows(kind="products", rows=[
+            {"sku": f"S{i}", "title": f"Item {i}", "price": 10 + i, "cost": 5} for i in range(40)
+        ])  # fmt: skip
+        import_rows(kind="sales", rows=[
+            {"date": "2026-11-30", "sku": f"S{i}", "units": 3, "price": 10 + i} for i in range(40)
+        ])  # fmt: skip
+        job = reprice()
+        recs = list(Recommendation.objects.filter(job=job))
+    assert job.status == "succeeded" and len(recs) == 40
+    assert all(r.recommended_price == r.current_price for r in recs)
+    assert all("not enough sales history" in r.explanation for r in recs)
+
+
+def test_a_kept_approval_whose_price_moved_since_is_superseded_not_sent(
+    shop, reprice, approve_some
+):
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        reprice()
+        old = approve_some(1)
+        rec = Recommendation.objects.get(pk=old[0])
+        Product.objects.filter(pk=rec.product_id).update(price=Decimal("26.00"))  # shop moved
+        reprice()
+        rec.refresh_from_db()
+        assert rec.status == "superseded" and "changed since" in rec.flag
+
+
+def test_without_a_demand_model_no_price_moves_toward_a_reference(world_a, reprice):
+    from pricing_saas.catalog.importer import import_rows
+    from tests.factories import ModelVersionFactory, ReferencePriceFactory
+
+    with tenant_context(world_a.tenant):
+        import_rows(kind="products", rows=[{"sku": "A", "title": "A", "price": 20, "cost": 5}])
+        import_rows(kind="sales", rows=[
+            {"date": f"2026-11-{d:02d}", "sku": "A", "units": 3, "price": 20} for d in (1, 2, 3)
+        ])  # fmt: skip
+        product = Product.objects.get(sku="A")
+        version = ModelVersionFactory(tenant=world_a.tenant)
+        ReferencePriceFactory(tenant=world_a.tenant, product=product, model_version=version,
+                              price="30.00", low="28.00", high="32.00")  # fmt: skip
+        job = reprice()
+        rec = Recommendation.objects.get(job=job)
+    assert rec.recommended_price == rec.current_price and "not enough sales" in rec.explanation
+
+
+def test_after_a_rollback_the_undone_direction_waits_for_the_window(shop, reprice):
+    with tenant_context(shop.tenant), actor_context(None, "ops@shop.test"):
+        product = Product.objects.get(sku="P0")
+        up = PriceChange.objects.create(
+            tenant=shop.tenant, product=product, old_price=Decimal("20"),
+            new_price=Decimal("24"), status="published",
+            published_at=timezone.now() - timedelta(days=20),
+        )  # fmt: skip
+        PriceChange.objects.create(
+            tenant=shop.tenant, product=product, kind="rollback", old_price=Decimal("24"),
+            new_price=Decimal("20"), status="published", reverts=up,
+            published_at=timezone.now() - timedelta(days=10),
+        )  # fmt: skip
+        job = reprice()
+        rec = Recommendation.objects.get(job=job, product=product)
+    assert rec.recommended_price <= rec.current_price  # the undone raise is not proposed again
