@@ -9,11 +9,12 @@ from rest_framework.test import APIClient
 
 from pricing_saas.catalog.importer import import_rows
 from pricing_saas.portal.services import create_api_key
+from pricing_saas.pricing import approvals, services
 from tenants.context import tenant_context
 from tenants.models import Tenant, User
 from tenants.roles import Role
 
-from .factories import MembershipFactory, TenantFactory, UserFactory
+from .factories import MembershipFactory, TenantFactory, UserFactory, synthetic_catalog
 
 
 @pytest.fixture(scope="session")
@@ -87,6 +88,19 @@ def api_client() -> APIClient:
 
 
 @pytest.fixture
+def owner_session():
+    """`owner_session(world)`: an API client logged in (a session, not a key) as the world's
+    owner; owners have no API key."""
+
+    def owner_session(world) -> APIClient:
+        client = APIClient()
+        client.force_login(world.users[Role.OWNER])
+        return client
+
+    return owner_session
+
+
+@pytest.fixture
 def user(db) -> User:
     return UserFactory()
 
@@ -132,4 +146,28 @@ def shop(world_a):
     with tenant_context(world_a.tenant):
         import_rows(kind="products", rows=products)
         import_rows(kind="sales", rows=sales)
+    return world_a
+
+
+@pytest.fixture
+def repriced(shop):
+    """A shop with a finished reprice job whose recommendations all wait for a person."""
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        job = services.start_reprice(enqueue=False)
+        services.run_reprice(job_id=job.pk)
+    return shop
+
+
+@pytest.fixture
+def stocked(world_a):
+    """World A with 150 products whose titles say what they cost (`synthetic_catalog`), no
+    sales: what the reference-price model trains on."""
+    texts, prices = synthetic_catalog(150)
+    rows = [
+        {"sku": f"S{i}", "title": t, "price": p}
+        for i, (t, p) in enumerate(zip(texts, prices, strict=True))
+    ]
+    with tenant_context(world_a.tenant):
+        import_rows(kind="products", rows=rows)
     return world_a

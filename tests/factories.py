@@ -1,9 +1,11 @@
 """factory_boy factories. Tenant-owned rows are always created with an explicit tenant, inside
-that tenant's context (row-level security would refuse them otherwise)."""
+that tenant's context (row-level security would refuse them otherwise). And
+`synthetic_catalog()`: product texts that say what they cost."""
 
 from __future__ import annotations
 
 import datetime as dt
+import random
 
 import factory
 
@@ -226,3 +228,23 @@ class AuditEventFactory(TenantOwnedFactory):
     actor = "secret-bravo-actor"
     action = "rules.update"
     summary = "secret-bravo-audit"
+
+
+WORDS = {
+    "cheap": ["cable", "sticker", "pen", "sock", "spoon", "keychain", "eraser"],
+    "mid": ["kettle", "backpack", "headphones", "lamp", "shoes", "blender", "jacket"],
+    "dear": ["television", "laptop", "refrigerator", "sofa", "camera", "washing machine", "phone"],
+}
+PRICES = {"cheap": 3.0, "mid": 60.0, "dear": 900.0}
+
+
+def synthetic_catalog(n: int = 240, seed: int = 0) -> tuple[list[str], list[float]]:
+    """Texts whose words say what they cost, with noise: something any trainer can learn."""
+    rng = random.Random(seed)
+    texts, prices = [], []
+    for i in range(n):
+        tier = ("cheap", "mid", "dear")[i % 3]
+        item = rng.choice(WORDS[tier])
+        texts.append(f"{rng.choice(['acme', 'zenith', 'nova'])} {item} model {rng.randint(1, 99)}")
+        prices.append(round(PRICES[tier] * rng.uniform(0.7, 1.4), 2))
+    return texts, prices

@@ -7,17 +7,30 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from celery import Celery
+from django.db import connection
 
-from .conftest_helpers import database_url_of_tests
 from .factories import MembershipFactory, TenantFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKER = os.environ.get("CELERY_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
+
+
+def database_url_of_tests() -> str:
+    """DATABASE_URL of the database the tests run against (for a worker subprocess)."""
+    s = connection.settings_dict
+    user = quote(s["USER"] or "", safe="")
+    password = f":{quote(s['PASSWORD'], safe='')}" if s.get("PASSWORD") else ""
+    host = s["HOST"] or "localhost"
+    if host.startswith("/"):
+        return f"postgres://{user}{password}@{quote(host, safe='')}/{s['NAME']}"
+    port = f":{s['PORT']}" if s.get("PORT") else ""
+    return f"postgres://{user}{password}@{host}{port}/{s['NAME']}"
 
 
 @pytest.fixture

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import os
+
 import psycopg2
 import pytest
+from django.db import connection
 
 from pricing_saas.dbsetup import ensure_role_and_database
-
-from .conftest_helpers import admin_dsn
 
 pytestmark = pytest.mark.django_db
 
 ROLE, DB = "pricing_setup_probe", "pricing_setup_probe_db"
+
+
+def admin_dsn() -> str:
+    """A superuser connection to the same server (ADMIN_DATABASE_URL, or the embedded one)."""
+    if os.environ.get("ADMIN_DATABASE_URL"):
+        return os.environ["ADMIN_DATABASE_URL"]
+    s = connection.settings_dict
+    host = s["HOST"]
+    port = f" port={s['PORT']}" if s.get("PORT") else ""
+    return f"host={host}{port} user=postgres dbname=postgres"
 
 
 def _query(sql: str, params=()):

@@ -1,27 +1,11 @@
-from __future__ import annotations
+"""Fixtures of the ml tests."""
 
-import random
+from __future__ import annotations
 
 import pytest
 
-WORDS = {
-    "cheap": ["cable", "sticker", "pen", "sock", "spoon", "keychain", "eraser"],
-    "mid": ["kettle", "backpack", "headphones", "lamp", "shoes", "blender", "jacket"],
-    "dear": ["television", "laptop", "refrigerator", "sofa", "camera", "washing machine", "phone"],
-}
-PRICES = {"cheap": 3.0, "mid": 60.0, "dear": 900.0}
-
-
-def synthetic_catalog(n: int = 240, seed: int = 0) -> tuple[list[str], list[float]]:
-    """Texts whose words say what they cost, with noise: something any trainer can learn."""
-    rng = random.Random(seed)
-    texts, prices = [], []
-    for i in range(n):
-        tier = ("cheap", "mid", "dear")[i % 3]
-        item = rng.choice(WORDS[tier])
-        texts.append(f"{rng.choice(['acme', 'zenith', 'nova'])} {item} model {rng.randint(1, 99)}")
-        prices.append(round(PRICES[tier] * rng.uniform(0.7, 1.4), 2))
-    return texts, prices
+from ml import services
+from tenants.context import tenant_context
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +24,17 @@ def tiny_bert(tmp_path_factory):
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture
+def train():
+    """`train(world, trainer="baseline", **kwargs)`: a reference-price training run in the
+    world's tenant (eager Celery runs it at once); returns the version, refreshed."""
+
+    def train(world, trainer="baseline", **kwargs):
+        with tenant_context(world.tenant):
+            version = services.start_training(trainer=trainer, **kwargs)
+            version.refresh_from_db()
+            return version
+
+    return train

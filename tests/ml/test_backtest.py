@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
-from django.core.management import CommandError, call_command
 
 from ml.science.backtest import backtest
 from ml.science.demand import Panel
@@ -33,17 +30,3 @@ def test_the_price_response_beats_the_references_on_held_out_days():
 def test_a_history_shorter_than_the_holdout_is_refused():
     with pytest.raises(ValueError, match="longer than"):
         backtest(_history(days=20), holdout_days=28)
-
-
-@pytest.mark.django_db
-def test_the_command_reports_and_refuses_an_empty_history(world_a):
-    with pytest.raises(CommandError, match="no sales history"):
-        call_command("backtest", world_a.tenant.slug, stdout=io.StringIO())
-
-
-@pytest.mark.django_db
-def test_the_command_backtests_a_tenants_own_history(shop):
-    out = io.StringIO()
-    call_command("backtest", shop.tenant.slug, "--holdout-days", "21", stdout=out)
-    text = out.getvalue()
-    assert "held out the last 21" in text and "by the price response" in text

@@ -22,8 +22,7 @@ from ml.science.text_price import (
     save_predictor,
     train_text_model,
 )
-
-from .conftest import synthetic_catalog
+from tests.factories import synthetic_catalog
 
 
 def test_default_base_model_is_the_packaged_minilm():

@@ -118,19 +118,6 @@ def test_analyst_uploads_maps_columns_and_reads_the_report(world_a, analyst_user
     page.screenshot(path=str(SHOTS / "portal_import_report.png"), full_page=True)
 
 
-@pytest.fixture
-def repriced(shop):
-    """A shop with a finished reprice job whose recommendations all wait for a person."""
-    from pricing_saas.pricing import approvals, services
-    from tenants.context import tenant_context
-
-    with tenant_context(shop.tenant):
-        approvals.update_policy(auto_approve=False)
-        job = services.start_reprice(enqueue=False)
-        services.run_reprice(job_id=job.pk)
-    return shop
-
-
 def test_approver_reviews_and_bulk_approves(repriced, page):
     from pricing_saas.pricing.models import Recommendation
     from tenants.context import tenant_context

@@ -1,14 +1,13 @@
-"""Layer 4: Postgres row-level security, checked below the ORM with raw SQL."""
+"""Layer 4: Postgres row-level security (`tenants/rls.py`), checked below the ORM with raw
+SQL."""
 
 from __future__ import annotations
 
 import pytest
-from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.db.utils import ProgrammingError
 
 from tenants.context import tenant_context
-from tenants.db_backend.base import DatabaseWrapper
 from tenants.rls import tenant_tables
 
 pytestmark = pytest.mark.django_db
@@ -118,40 +117,3 @@ def test_raw_update_and_delete_of_another_tenant_touch_nothing(world_a, world_b)
         assert cursor.rowcount == 0
         cursor.execute("DELETE FROM tenants_apikey WHERE tenant_id = %s", [world_b.tenant.pk])
         assert cursor.rowcount == 0
-
-
-@pytest.mark.django_db(transaction=True)
-def test_tenant_setting_is_transaction_local(world_a):
-    """In autocommit the setting dies with its statement: a pooled connection never leaks it."""
-    with tenant_context(world_a.tenant), connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM tenants_membership")
-        assert cursor.fetchone()[0] == 5
-    with connection.connection.cursor() as raw:  # the same connection, no wrapper
-        raw.execute("SELECT current_setting('app.tenant_id', true)")
-        assert raw.fetchone()[0] in ("", None)
-        raw.execute("SELECT count(*) FROM tenants_membership")
-        assert raw.fetchone()[0] == 0
-
-
-def test_backend_refuses_a_superuser_connection():
-    params = dict(connection.settings_dict)
-    params["USER"] = "postgres"
-    params["PASSWORD"] = ""
-    wrapper = DatabaseWrapper(params, alias="superuser-check")
-    with pytest.raises(ImproperlyConfigured, match="superuser or has BYPASSRLS"):
-        wrapper.ensure_connection()
-    wrapper.close()
-
-
-def test_a_failed_savepoint_rolls_back_and_the_transaction_goes_on(world_a, user):
-    """After an error inside a nested atomic block the outer transaction stays usable
-    (the backend sends ROLLBACK TO SAVEPOINT without the tenant prefix)."""
-    from django.db import IntegrityError, transaction
-
-    from tenants.models import Membership
-
-    with tenant_context(world_a.tenant), transaction.atomic():
-        with pytest.raises(IntegrityError), transaction.atomic():
-            Membership.objects.create(user=world_a.users["viewer"], role="viewer")  # duplicate
-        Membership.objects.create(user=user, role="viewer")
-        assert Membership.objects.count() == 6

@@ -1,63 +1,39 @@
-"""The import service and import_csv/export_csv, through the real Postgres: every bad input of
-the merchant-data issue is one test here."""
+"""The importer (`pricing_saas/catalog/importer.py`), through the real Postgres: every bad
+input of the merchant-data issue is one test here."""
 
 from __future__ import annotations
 
-import csv
-import io
 import tracemalloc
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 
-from pricing_saas.catalog.exporter import export_csv, export_xlsx
-from pricing_saas.catalog.importer import ImportFailed, ImportOptions, import_file, import_rows
+from pricing_saas.catalog.importer import ImportFailed, import_file, import_rows
 from pricing_saas.catalog.models import CompetitorOffer, Product, SalesRecord
 from tenants.context import tenant_context
 from tests.factories import TenantFactory
 
-pytestmark = pytest.mark.django_db
+from .conftest import PRODUCTS
 
-PRODUCTS = "sku,title,description,category,brand,cost,price,currency,stock\n"
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def shop(db):
-    tenant = TenantFactory(slug="shop", default_currency="EUR", timezone="Europe/Berlin")
-    with tenant_context(tenant):
-        yield tenant
+def fails(run):
+    """`fails(tmp_path, kind, text, **options)`: the import must fail; returns its result."""
 
+    def fails(tmp_path, kind: str, text, **options):
+        with pytest.raises(ImportFailed) as info:
+            run(tmp_path, kind, text, **options)
+        return info.value.result
 
-def write(tmp_path: Path, text: str | bytes, name: str = "f.csv") -> Path:
-    path = tmp_path / name
-    path.write_bytes(text.encode() if isinstance(text, str) else text)
-    return path
-
-
-def run(tmp_path, kind: str, text, **options):
-    return import_file(kind=kind, path=write(tmp_path, text), options=ImportOptions(**options))
-
-
-def fails(tmp_path, kind: str, text, **options):
-    with pytest.raises(ImportFailed) as info:
-        run(tmp_path, kind, text, **options)
-    return info.value.result
-
-
-def base_products(tmp_path):
-    return run(
-        tmp_path,
-        "products",
-        PRODUCTS + "A1,Red shirt,,Shirts,Acme,5,12.50,,10\nA2,Blue shirt,,Shirts,Acme,6,14,,\n",
-    )
+    return fails
 
 
 # --- happy path, counts and idempotency -------------------------------------------------------
 
 
-def test_products_created_updated_unchanged_and_idempotent(shop, tmp_path):
+def test_products_created_updated_unchanged_and_idempotent(shop, tmp_path, run, base_products):
     result = base_products(tmp_path)
     assert (result.created, result.updated, result.unchanged) == (2, 0, 0)
     again = base_products(tmp_path)
@@ -69,17 +45,17 @@ def test_products_created_updated_unchanged_and_idempotent(shop, tmp_path):
     assert a1.currency == "EUR"  # the tenant's default
 
 
-def test_extra_product_columns_become_attributes(shop, tmp_path):
+def test_extra_product_columns_become_attributes(shop, tmp_path, run):
     run(tmp_path, "products", "sku,title,price,Colour,Size\nA1,Shirt,10,red,M\n")
     assert Product.objects.get(sku="A1").attributes == {"Colour": "red", "Size": "M"}
 
 
-def test_column_order_is_free_and_headers_case_insensitive(shop, tmp_path):
+def test_column_order_is_free_and_headers_case_insensitive(shop, tmp_path, run):
     run(tmp_path, "products", " PRICE ,Title,SKU\n9.5,Mug,M1\n")
     assert Product.objects.get(sku="M1").price == Decimal("9.5")
 
 
-def test_sales_and_competitor_prices_import(shop, tmp_path):
+def test_sales_and_competitor_prices_import(shop, tmp_path, run, base_products):
     base_products(tmp_path)
     result = run(
         tmp_path,
@@ -113,53 +89,53 @@ def test_json_rows_are_idempotent(shop, tmp_path):
 # --- bad input: headers, kinds, empty files ----------------------------------------------------
 
 
-def test_missing_header_names_the_column(shop, tmp_path):
+def test_missing_header_names_the_column(shop, tmp_path, fails):
     result = fails(tmp_path, "products", "sku,title\nA1,Shirt\n")
     assert [(e.row, e.column) for e in result.errors] == [(1, "price")]
     assert "missing required column" in result.errors[0].reason
 
 
-def test_misspelled_header_gets_a_suggestion(shop, tmp_path):
+def test_misspelled_header_gets_a_suggestion(shop, tmp_path, fails):
     result = fails(tmp_path, "sales", "date,sku,unitz,price\n2024-01-01,A1,1,1\n")
     reasons = " ".join(e.reason for e in result.errors)
     assert "did you mean 'units'" in reasons
     assert Product.objects.count() == 0
 
 
-def test_unknown_kind(shop, tmp_path):
+def test_unknown_kind(shop, tmp_path, run):
     with pytest.raises(ValueError, match="unknown kind 'stock'"):
         run(tmp_path, "stock", PRODUCTS)
 
 
-def test_empty_file(shop, tmp_path):
+def test_empty_file(shop, tmp_path, fails):
     assert fails(tmp_path, "products", "").errors[0].reason == "the file is empty"
     assert fails(tmp_path, "products", "\n  \n").errors[0].reason == "the file is empty"
 
 
-def test_header_only(shop, tmp_path):
+def test_header_only(shop, tmp_path, fails):
     assert "no data rows" in fails(tmp_path, "products", PRODUCTS).errors[0].reason
 
 
 # --- bad input: encodings and delimiters -------------------------------------------------------
 
 
-def test_latin1_file(shop, tmp_path):
+def test_latin1_file(shop, tmp_path, run):
     run(tmp_path, "products", "sku,title,price\nL1,Café crème brûlée,4\n".encode("latin-1"))
     assert Product.objects.get(sku="L1").title == "Café crème brûlée"
 
 
-def test_windows_1252_euro_sign(shop, tmp_path):
+def test_windows_1252_euro_sign(shop, tmp_path, run):
     run(tmp_path, "products", "sku,title,price\nE1,Price in €,4\n".encode("cp1252"))
     assert Product.objects.get(sku="E1").title == "Price in €"
 
 
-def test_utf8_with_bom(shop, tmp_path):
+def test_utf8_with_bom(shop, tmp_path, run):
     run(tmp_path, "products", "\ufeffsku,title,price\nB1,Ümlaut,4\n".encode())
     assert Product.objects.get(sku="B1").title == "Ümlaut"
 
 
 @pytest.mark.parametrize("delimiter", [";", "\t", "|"])
-def test_other_delimiters(shop, tmp_path, delimiter):
+def test_other_delimiters(shop, tmp_path, delimiter, run):
     text = (
         delimiter.join(["sku", "title", "price"])
         + "\n"
@@ -170,7 +146,7 @@ def test_other_delimiters(shop, tmp_path, delimiter):
     assert Product.objects.get(sku="D1").title == "Desk, oak"
 
 
-def test_broken_row_structure_names_the_line(shop, tmp_path):
+def test_broken_row_structure_names_the_line(shop, tmp_path, fails):
     result = fails(tmp_path, "products", "sku,title,price\nA1,Shirt,1\nA2,Shirt\n")
     assert result.errors[0].row == 3 and result.errors[0].column == "price"
 
@@ -178,7 +154,7 @@ def test_broken_row_structure_names_the_line(shop, tmp_path):
 # --- bad input: values ------------------------------------------------------------------------
 
 
-def test_prices_with_currency_symbols_and_thousands_separators(shop, tmp_path):
+def test_prices_with_currency_symbols_and_thousands_separators(shop, tmp_path, run):
     run(
         tmp_path,
         "products",
@@ -190,7 +166,7 @@ def test_prices_with_currency_symbols_and_thousands_separators(shop, tmp_path):
     assert Product.objects.get(sku="P2").cost == Decimal("800")
 
 
-def test_decimal_comma_only_with_the_option(shop, tmp_path):
+def test_decimal_comma_only_with_the_option(shop, tmp_path, run, fails):
     text = "sku;title;price\nC1;Chair;1.299,00 €\n"
     result = fails(tmp_path, "products", text)
     assert result.errors[0].column == "price" and result.errors[0].value == "1.299,00 €"
@@ -199,12 +175,12 @@ def test_decimal_comma_only_with_the_option(shop, tmp_path):
 
 
 @pytest.mark.parametrize("price", ["0", "-5", "-$1.00"])
-def test_negative_or_zero_price(shop, tmp_path, price):
+def test_negative_or_zero_price(shop, tmp_path, price, fails):
     result = fails(tmp_path, "products", f'sku,title,price\nZ1,Zero,"{price}"\n')
     assert result.errors[0].reason == "must be greater than 0" and result.errors[0].row == 2
 
 
-def test_non_numeric_price_and_units(shop, tmp_path):
+def test_non_numeric_price_and_units(shop, tmp_path, fails, base_products):
     base_products(tmp_path)
     result = fails(
         tmp_path, "sales", "date,sku,units,price\n2024-01-01,A1,three,abc\n2024-01-02,A1,2.5,1\n"
@@ -219,13 +195,13 @@ def test_non_numeric_price_and_units(shop, tmp_path):
 @pytest.mark.parametrize(
     "value", ["2024-02-30", "2023-13-01", "2024-00-10", "31/01/2024", "yesterday"]
 )
-def test_impossible_dates(shop, tmp_path, value):
+def test_impossible_dates(shop, tmp_path, value, fails, base_products):
     base_products(tmp_path)
     result = fails(tmp_path, "sales", f"date,sku,units,price\n{value},A1,1,1\n")
     assert result.errors[0].column == "date" and result.errors[0].value == value
 
 
-def test_impossible_timestamps(shop, tmp_path):
+def test_impossible_timestamps(shop, tmp_path, fails, base_products):
     base_products(tmp_path)
     text = (
         "sku,competitor,price,observed_at\nA1,R,1,2024-01-01T25:00:00Z\nA1,R,1,2024-02-31T10:00\n"
@@ -234,7 +210,7 @@ def test_impossible_timestamps(shop, tmp_path):
     assert [(e.row, e.column) for e in result.errors] == [(2, "observed_at"), (3, "observed_at")]
 
 
-def test_duplicate_keys_in_one_file(shop, tmp_path):
+def test_duplicate_keys_in_one_file(shop, tmp_path, fails, base_products):
     result = fails(tmp_path, "products", "sku,title,price\nA1,One,1\nA2,Two,2\nA1,Again,3\n")
     assert result.errors[0].row == 4 and "same as row 2" in result.errors[0].reason
     base_products(tmp_path)
@@ -245,7 +221,7 @@ def test_duplicate_keys_in_one_file(shop, tmp_path):
     assert SalesRecord.objects.count() == 0
 
 
-def test_sales_for_unknown_skus_rejected_with_their_list(shop, tmp_path):
+def test_sales_for_unknown_skus_rejected_with_their_list(shop, tmp_path, fails, base_products):
     base_products(tmp_path)
     result = fails(
         tmp_path,
@@ -256,7 +232,7 @@ def test_sales_for_unknown_skus_rejected_with_their_list(shop, tmp_path):
     assert SalesRecord.objects.count() == 0
 
 
-def test_unknown_skus_become_stub_products_with_the_option(shop, tmp_path):
+def test_unknown_skus_become_stub_products_with_the_option(shop, tmp_path, run, base_products):
     base_products(tmp_path)
     result = run(
         tmp_path,
@@ -269,7 +245,7 @@ def test_unknown_skus_become_stub_products_with_the_option(shop, tmp_path):
     assert stub.attributes == {"stub": True} and stub.price == Decimal("4.5")
 
 
-def test_report_names_row_column_value_reason_and_caps_at_1000(shop, tmp_path):
+def test_report_names_row_column_value_reason_and_caps_at_1000(shop, tmp_path, fails):
     lines = "".join(f"S{i},Title,-1\n" for i in range(1500))
     result = fails(tmp_path, "products", "sku,title,price\n" + lines)
     assert result.error_count == 1500 and len(result.errors) == 1000
@@ -282,7 +258,7 @@ def test_report_names_row_column_value_reason_and_caps_at_1000(shop, tmp_path):
     )
 
 
-def test_import_is_atomic_by_default_and_skip_invalid_lands_the_rest(shop, tmp_path):
+def test_import_is_atomic_by_default_and_skip_invalid_lands_the_rest(shop, tmp_path, run, fails):
     text = "sku,title,price\nG1,Good,1\nB1,Bad,0\nG2,Good,2\n"
     fails(tmp_path, "products", text)
     assert Product.objects.count() == 0
@@ -291,7 +267,7 @@ def test_import_is_atomic_by_default_and_skip_invalid_lands_the_rest(shop, tmp_p
     assert set(Product.objects.values_list("sku", flat=True)) == {"G1", "G2"}
 
 
-def test_oversize_text_cells(shop, tmp_path):
+def test_oversize_text_cells(shop, tmp_path, fails):
     result = fails(tmp_path, "products", f"sku,title,price\n{'S' * 65},T,1\n")
     assert result.errors[0].reason == "longer than 64 characters"
 
@@ -309,7 +285,7 @@ def test_xlsx_import(shop, tmp_path):
     assert product.price == Decimal("19.9") and product.stock == 3
 
 
-def test_not_an_xlsx(shop, tmp_path):
+def test_not_an_xlsx(shop, tmp_path, write):
     path = write(tmp_path, b"this is not a zip", "p.xlsx")
     with pytest.raises(ImportFailed, match=r"not a readable \.xlsx"):
         import_file(kind="products", path=path)
@@ -365,83 +341,9 @@ def test_large_file_is_streamed_not_loaded(shop, tmp_path):
     assert peak < size / 4, f"peak {peak / 1e6:.1f} MB for a {size / 1e6:.1f} MB file"
 
 
-# --- tenants -------------------------------------------------------------------------------------
-
-
-def test_another_tenants_skus_are_unknown(shop, tmp_path):
-    other = TenantFactory()
-    with tenant_context(other):
-        run(tmp_path, "products", "sku,title,price\nOTHER1,Theirs,1\n")
-    result = fails(tmp_path, "sales", "date,sku,units,price\n2024-01-01,OTHER1,1,1\n")
-    assert result.errors[0].value == "OTHER1"
-    with tenant_context(other):
-        assert Product.objects.count() == 1
-    assert Product.objects.count() == 0
-
-
-# --- exports -------------------------------------------------------------------------------------
-
-
-def test_exports_neutralise_formulas_in_csv_and_xlsx(shop, tmp_path):
-    run(
-        tmp_path,
-        "products",
-        'sku,title,brand,price,note\nF1,"=HYPERLINK(""http://evil"")",+brand,1,@cmd\nF2,-2+3,ok,2,fine\n',
-    )
-    buffer = io.BytesIO()
-    export_csv("products", buffer)
-    rows = list(csv.DictReader(io.StringIO(buffer.getvalue().decode())))
-    assert rows[0]["title"].startswith("'=") and rows[0]["brand"] == "'+brand"
-    assert rows[0]["note"] == "'@cmd" and rows[1]["title"] == "'-2+3"
-    export_xlsx("products", tmp_path / "out.xlsx")
-    from openpyxl import load_workbook
-
-    sheet = load_workbook(tmp_path / "out.xlsx").active
-    values = [c.value for row in sheet.iter_rows() for c in row if isinstance(c.value, str)]
-    assert not any(v.startswith(("=", "+", "-", "@")) for v in values)
-    assert all(c.data_type != "f" for row in sheet.iter_rows() for c in row)
-
-
-def test_export_then_import_round_trips_to_another_tenant(shop, tmp_path):
-    base_products(tmp_path)
-    run(tmp_path, "sales", "date,sku,units,price\n2024-03-01,A1,4,12.5\n")
-    files = {}
-    for kind in ("products", "sales"):
-        buffer = io.BytesIO()
-        export_csv(kind, buffer)
-        files[kind] = write(tmp_path, buffer.getvalue(), f"{kind}.csv")
-    twin = TenantFactory(default_currency="EUR")
-    with tenant_context(twin):
-        assert import_file(kind="products", path=files["products"]).created == 2
-        assert import_file(kind="sales", path=files["sales"]).created == 1
-        assert SalesRecord.objects.get().revenue == Decimal("50")
-
-
-def test_import_csv_command_exit_codes_and_counts(shop, tmp_path, capsys):
-    good = write(tmp_path, "sku,title,price\nA1,Shirt,1\n", "good.csv")
-    call_command("import_csv", "shop", "products", str(good))
-    assert "created 1, updated 0, unchanged 0" in capsys.readouterr().out
-    bad = write(tmp_path, "sku,title,price\nA2,Shirt,0\n", "bad.csv")
-    with pytest.raises(SystemExit) as exit_info:
-        call_command("import_csv", "shop", "products", str(bad))
-    assert exit_info.value.code == 1
-    err = capsys.readouterr().err
-    assert (
-        "row 2, column price ('0'): must be greater than 0" in err and "nothing was imported" in err
-    )
-    assert not Product.objects.filter(sku="A2").exists()
-
-
-def test_export_csv_command_writes_canonical_csv(shop, tmp_path):
-    base_products(tmp_path)
-    out = io.StringIO()
-    call_command("export_csv", "shop", "products", stdout=out)
-    lines = out.getvalue().splitlines()
-    assert lines[0].startswith("sku,title,description,category,brand,cost,price,currency,stock")
-    assert lines[1].startswith("A1,Red shirt,")
-
-
-def test_clean_files_take_the_typed_fast_path_and_others_fall_back(shop, tmp_path):
+def test_clean_files_take_the_typed_fast_path_and_others_fall_back(
+    shop, tmp_path, run, base_products
+):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -457,23 +359,15 @@ def test_clean_files_take_the_typed_fast_path_and_others_fall_back(shop, tmp_pat
     assert SalesRecord.objects.get(date="2024-01-02").price == Decimal("1299")
 
 
-@pytest.mark.django_db(transaction=True)
-def test_exports_see_the_tenants_rows_when_the_copy_opens_the_transaction():
-    """Found while profiling: outside a test's wrapping transaction, a COPY that opened the
-    transaction ran before anything set the tenant for row-level security, so the sales and
-    competitor-price exports held only their header (the products export ran a query first)."""
-    tenant, other = TenantFactory(), TenantFactory()
-    for owner, n in ((tenant, 3), (other, 5)):
-        with tenant_context(owner):
-            import_rows(kind="products", rows=[{"sku": f"A{i}", "title": "T", "price": "2"}
-                                                for i in range(n)])  # fmt: skip
-            import_rows(kind="sales", rows=[{"date": "2024-03-01", "sku": f"A{i}", "units": 1,
-                                             "price": "2"} for i in range(n)])  # fmt: skip
-            import_rows(kind="competitor_prices", rows=[
-                {"sku": f"A{i}", "competitor": "R", "price": "1.5",
-                 "observed_at": "2024-03-01T10:00:00Z"} for i in range(n)])  # fmt: skip
-    with tenant_context(tenant):
-        for kind in ("products", "sales", "competitor_prices"):
-            buffer = io.BytesIO()
-            export_csv(kind, buffer)
-            assert buffer.getvalue().decode().count("\n") == 1 + 3, kind  # header + its 3 rows
+# --- tenants -------------------------------------------------------------------------------------
+
+
+def test_another_tenants_skus_are_unknown(shop, tmp_path, run, fails):
+    other = TenantFactory()
+    with tenant_context(other):
+        run(tmp_path, "products", "sku,title,price\nOTHER1,Theirs,1\n")
+    result = fails(tmp_path, "sales", "date,sku,units,price\n2024-01-01,OTHER1,1,1\n")
+    assert result.errors[0].value == "OTHER1"
+    with tenant_context(other):
+        assert Product.objects.count() == 1
+    assert Product.objects.count() == 0

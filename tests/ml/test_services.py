@@ -1,4 +1,6 @@
-"""The model registry through the service layer, the commands, the API and the portal."""
+"""The Django side of `ml` (`ml/services.py`): training runs and the model registry
+(promote, roll back, cancel, base models, promotion only when a version wins), estimates
+kept per version, and the demand panel read from the sales and competitor prices."""
 
 from __future__ import annotations
 
@@ -6,38 +8,15 @@ import io
 
 import numpy as np
 import pytest
-from django.core.management import CommandError, call_command
-from django.test import Client
 
 from ml import services
-from ml.models import Elasticity, ModelVersion, ReferencePrice, TextModelConfig
+from ml.models import ModelVersion, ReferencePrice, TextModelConfig
 from pricing_saas.catalog.importer import import_rows
 from pricing_saas.catalog.models import Product
 from tenants.context import tenant_context
-from tenants.roles import Role
-
-from .conftest import synthetic_catalog
+from tests.factories import synthetic_catalog
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_once")]
-
-
-@pytest.fixture
-def stocked(world_a):
-    texts, prices = synthetic_catalog(150)
-    rows = [
-        {"sku": f"S{i}", "title": t, "price": p}
-        for i, (t, p) in enumerate(zip(texts, prices, strict=True))
-    ]
-    with tenant_context(world_a.tenant):
-        import_rows(kind="products", rows=rows)
-    return world_a
-
-
-def train(world, trainer="baseline", **kwargs):
-    with tenant_context(world.tenant):
-        version = services.start_training(trainer=trainer, **kwargs)
-        version.refresh_from_db()
-        return version
 
 
 def refresh(world, version):
@@ -46,7 +25,7 @@ def refresh(world, version):
     return version
 
 
-def test_training_promotes_and_stores_reference_prices(stocked):
+def test_training_promotes_and_stores_reference_prices(stocked, train):
     version = train(stocked)
     assert version.status == "promoted" and version.trainer == "baseline"
     assert version.metrics["baseline"]["rmsle"] > 0 and version.data_size == 150
@@ -62,7 +41,7 @@ def test_second_run_while_one_is_queued_returns_it(stocked):
     assert first.pk == again.pk
 
 
-def test_a_failed_run_leaves_the_promoted_model_in_force(stocked):
+def test_a_failed_run_leaves_the_promoted_model_in_force(stocked, train):
     good = train(stocked)
     with tenant_context(stocked.tenant):
         Product.objects.update(active=False)  # the next run has no data
@@ -72,7 +51,7 @@ def test_a_failed_run_leaves_the_promoted_model_in_force(stocked):
     assert good.status == "promoted"
 
 
-def test_promote_and_roll_back(stocked):
+def test_promote_and_roll_back(stocked, train):
     v1 = train(stocked)
     with tenant_context(stocked.tenant):
         Product.objects.filter(sku="S1").update(price=999)
@@ -126,144 +105,6 @@ def test_per_tenant_base_model_and_trainer(stocked, settings, tiny_bert):
         version.refresh_from_db()
     assert version.requested_trainer == "embed_ridge" and "tiny" in version.base_model
     assert "embed_ridge" in version.metrics or "note" in version.metrics
-
-
-def test_train_and_predict_commands(stocked, tmp_path):
-    out = io.StringIO()
-    call_command(
-        "train",
-        stocked.tenant.slug,
-        "--model",
-        "text",
-        "--sync",
-        "--trainer",
-        "baseline",
-        stdout=out,
-    )
-    assert "promoted" in out.getvalue()
-    source = tmp_path / "new.csv"
-    source.write_text("sku,title\nN1,nova television model 5\nN2,acme sock model 2\n")
-    out = io.StringIO()
-    call_command("predict_prices", stocked.tenant.slug, str(source), stdout=out)
-    lines = out.getvalue().strip().splitlines()
-    assert lines[0] == "sku,predicted_price,low,high" and len(lines) == 3
-    tv, sock = (float(line.split(",")[1]) for line in lines[1:])
-    assert tv > sock
-
-
-def test_predict_without_a_model_is_a_clear_error(stocked, tmp_path):
-    source = tmp_path / "new.csv"
-    source.write_text("sku,title\nN1,x\n")
-    with pytest.raises(CommandError, match="no reference-price model is promoted"):
-        call_command("predict_prices", stocked.tenant.slug, str(source))
-
-
-def test_demand_training_needs_sales(stocked):
-    with pytest.raises(CommandError, match="training ended failed"):
-        call_command("train", stocked.tenant.slug, "--model", "demand", "--sync")
-
-
-def test_demand_training_stores_elasticities(stocked):
-    """Sales simulated from a known curve: the command trains, stores and promotes."""
-    import datetime as dt
-
-    import numpy as np
-
-    from ml.models import Elasticity
-
-    rng = np.random.default_rng(1)
-    rows = []
-    for i in range(20):
-        true = -1.0 - 0.1 * i
-        for day in range(120):
-            price = 20 * float(np.exp(rng.normal(0, 0.1)))
-            units = int(rng.poisson(5 * (price / 20) ** true))
-            if units:
-                date = (dt.date(2024, 1, 1) + dt.timedelta(days=day)).isoformat()
-                rows.append(
-                    {"date": date, "sku": f"S{i}", "units": units, "price": round(price, 2)}
-                )
-    with tenant_context(stocked.tenant):
-        for start in range(0, len(rows), 5000):
-            import_rows(kind="sales", rows=rows[start : start + 5000])
-    out = io.StringIO()
-    call_command("train", stocked.tenant.slug, "--model", "demand", "--sync", stdout=out)
-    assert "promoted" in out.getvalue()
-    with tenant_context(stocked.tenant):
-        fitted = dict(Elasticity.objects.values_list("product__sku", "elasticity"))
-        version = ModelVersion.objects.get(kind="demand")
-    assert len(fitted) == 20 and version.status == "promoted"
-    assert abs(version.metrics["poisson_eb"]["pooled_elasticity"] - (-1.95)) < 0.3
-    assert fitted["S19"] < fitted["S0"]
-
-
-def test_api_train_list_promote_rollback_predict(stocked):
-    client = stocked.api(Role.ANALYST)
-    response = client.post("/api/v1/model-versions/train/", {"trainer": "baseline"}, format="json")
-    assert response.status_code == 202
-    listed = client.get("/api/v1/model-versions/").json()["results"]
-    assert listed[0]["status"] == "promoted" and listed[0]["rmsle"] is not None
-    prediction = stocked.api(Role.VIEWER).post(
-        "/api/v1/predictions/reference-prices/",
-        {"products": [{"sku": "X", "title": "zenith laptop model 4"}]},
-        format="json",
-    )
-    assert (
-        prediction.status_code == 200 and prediction.json()["predictions"][0]["predicted_price"] > 0
-    )
-    assert (
-        client.post("/api/v1/model-versions/rollback/", {}, format="json").status_code == 400
-    )  # nothing earlier
-    assert (
-        stocked.api(Role.VIEWER)
-        .post("/api/v1/model-versions/train/", {}, format="json")
-        .status_code
-        == 403
-    )
-
-
-def test_api_bad_input(stocked):
-    client = stocked.api(Role.ANALYST)
-    assert (
-        client.post(
-            "/api/v1/model-versions/train/", {"trainer": "magic"}, format="json"
-        ).status_code
-        == 400
-    )
-    assert (
-        client.post("/api/v1/model-versions/train/", {"epochs": 0}, format="json").status_code
-        == 400
-    )
-    response = client.post("/api/v1/predictions/reference-prices/", {"products": []}, format="json")
-    assert response.status_code == 400 and response.json()["attr"] == "products"
-
-
-def test_portal_models_page_progress_and_mispricing(stocked):
-    with tenant_context(stocked.tenant):
-        Product.objects.filter(sku="S0").update(price=50_000)  # far above its peers
-    train(stocked)
-    client = Client()
-    client.force_login(stocked.users[Role.VIEWER])
-    page = client.get("/models/").content.decode()
-    assert "in force" in page and "baseline" in page and "Train now" not in page
-    mispriced = client.get("/models/mispricing/?direction=above").content.decode()
-    assert "S0" in mispriced
-    with tenant_context(stocked.tenant):
-        running = ModelVersion.objects.create(
-            tenant=stocked.tenant, version=99, status="training", requested_trainer="finetune",
-            progress={"step": 5, "total_steps": 20, "epoch": 1, "epochs": 2, "loss": 0.5, "eta_s": 30},
-        )  # fmt: skip
-    fragment = client.get(f"/models/{running.pk}/progress/").content.decode()
-    assert 'hx-trigger="every 2s"' in fragment and 'value="5"' in fragment
-
-
-def test_portal_analyst_trains_and_cancels(stocked):
-    client = Client()
-    client.force_login(stocked.users[Role.ANALYST])
-    assert client.post("/models/train/", {"trainer": "baseline"}).status_code == 302
-    with tenant_context(stocked.tenant):
-        assert ModelVersion.objects.get().status == "promoted"
-    assert client.post("/models/rollback/").status_code == 302  # refused with a message, no crash
 
 
 def test_demand_panel_counts_zero_days_only_where_the_price_is_known(stocked):
@@ -441,40 +282,6 @@ def test_each_competitor_holds_its_own_price_on_the_tenants_local_days(stocked):
     assert comp[24] == 7.0 and np.isnan(comp[25])  # 14 days, then unknown (A sold out)
 
 
-def test_demand_model_controls_for_the_competitor_gap(stocked):
-    """Units respond to the own price (-2) and to the gap to a competitor whose price moves
-    on its own (-1): the gap's coefficient is recovered through the real path, and the
-    own-price elasticity (competitor held fixed) is their sum."""
-    import datetime as dt
-
-    rng = np.random.default_rng(11)
-    sales, offers = [], []
-    for i in range(12):
-        for week in range(20):
-            comp = 20 * float(np.exp(rng.normal(0, 0.25)))
-            day0 = dt.date(2024, 1, 1) + dt.timedelta(days=7 * week)
-            offers.append({"sku": f"S{i}", "competitor": "Rival", "price": round(comp, 2),
-                           "observed_at": f"{day0.isoformat()}T06:00:00Z"})  # fmt: skip
-            for d in range(7):
-                price = 20 * float(np.exp(rng.normal(0, 0.1)))
-                mean = 8 * (price / 20) ** -2.0 * (price / comp) ** -1.0
-                units = int(rng.poisson(mean))
-                if units:
-                    date = (day0 + dt.timedelta(days=d)).isoformat()
-                    sales.append({"date": date, "sku": f"S{i}", "units": units,
-                                  "price": round(price, 2)})  # fmt: skip
-    with tenant_context(stocked.tenant):
-        import_rows(kind="sales", rows=sales)
-        import_rows(kind="competitor_prices", rows=offers)
-    call_command("train", stocked.tenant.slug, "--model", "demand", "--sync", stdout=io.StringIO())
-    with tenant_context(stocked.tenant):
-        version = ModelVersion.objects.get(kind="demand")
-        fitted = list(Elasticity.objects.values_list("elasticity", flat=True))
-    assert version.metrics["competitor_share"] > 0.9
-    assert abs(version.metrics["coefficients"]["competitor_gap"] - (-1.0)) < 0.25
-    assert abs(float(np.median(fitted)) - (-3.0)) < 0.4
-
-
 # --- a later version is promoted automatically only if it wins --------------------------------
 
 
@@ -497,7 +304,7 @@ def _shuffle_prices(world, skus, seed=0) -> None:
             Product.objects.filter(pk=pk).update(price=price)
 
 
-def test_a_later_version_that_does_worse_on_the_same_products_stays_ready(stocked):
+def test_a_later_version_that_does_worse_on_the_same_products_stays_ready(stocked, train):
     """Observed: a newer version was promoted though its held-out RMSLE was worse than the
     version in force. Now it stays ready, with both figures on the same held-out products."""
     v1 = train(stocked)
@@ -521,7 +328,7 @@ def test_a_later_version_that_does_worse_on_the_same_products_stays_ready(stocke
         assert ModelVersion.objects.get(pk=v2.pk).status == "promoted"
 
 
-def test_a_later_version_that_does_better_is_promoted(stocked):
+def test_a_later_version_that_does_better_is_promoted(stocked, train):
     with tenant_context(stocked.tenant):
         real = dict(Product.objects.values_list("pk", "price"))
     _shuffle_prices(stocked, [f"S{i}" for i in range(150)])
@@ -536,7 +343,7 @@ def test_a_later_version_that_does_better_is_promoted(stocked):
     assert verdict["rmsle"] < verdict["in_force_rmsle"] and v2.message.count("Promoted:") == 1
 
 
-def test_a_version_in_force_without_held_out_records_is_scored_on_the_new_held_out(stocked):
+def test_a_version_in_force_without_held_out_records_is_scored_on_the_new_held_out(stocked, train):
     import zipfile
 
     from django.core.files.base import ContentFile
@@ -558,14 +365,14 @@ def test_a_version_in_force_without_held_out_records_is_scored_on_the_new_held_o
     assert v2.status == "ready" and not verdict["promoted"]
 
 
-def test_without_auto_promote_a_version_stays_ready(stocked):
+def test_without_auto_promote_a_version_stays_ready(stocked, train):
     with tenant_context(stocked.tenant):
         TextModelConfig.objects.create(tenant=stocked.tenant, auto_promote=False)
     version = train(stocked)
     assert version.status == "ready" and "against_in_force" not in version.metrics
 
 
-def test_the_promoted_artifact_has_seen_every_product(stocked):
+def test_the_promoted_artifact_has_seen_every_product(stocked, train):
     version = train(stocked)
     refit = version.metrics["refit"]
     assert refit["products"] == version.data_size == 150 and refit["refitted"] == ["baseline"]
@@ -573,7 +380,7 @@ def test_the_promoted_artifact_has_seen_every_product(stocked):
     assert version.metrics["n_train"] + version.metrics["n_validation"] < 150
 
 
-def test_reference_prices_far_outside_their_category_are_flagged(world_a):
+def test_reference_prices_far_outside_their_category_are_flagged(world_a, train):
     """A product listed among stationery whose text says it is a television: its reference
     lies far above anything the category sells, so it is stored flagged, not to be used."""
     texts, prices = synthetic_catalog(150)
@@ -599,24 +406,6 @@ def test_reference_prices_far_outside_their_category_are_flagged(world_a):
     assert flagged == {"ODD"}
 
 
-def test_the_demo_queues_the_fine_tune_once_and_again_after_an_interrupted_run(stocked):
-    from pricing_saas.portal.management.commands.demo import Command
-
-    sent = []
-    command = Command(stdout=io.StringIO())
-    command._queue_central_model(stocked.tenant, {}, send=sent.append)
-    assert [v.requested_trainer for v in sent] == ["finetune"] and sent[0].status == "queued"
-    # A later demo finds it still queued: its worker went with the earlier demo.
-    command._queue_central_model(stocked.tenant, {}, send=sent.append)
-    with tenant_context(stocked.tenant):
-        first = ModelVersion.objects.get(pk=sent[0].pk)
-        assert first.status == "failed" and "interrupted" in first.message
-        assert len(sent) == 2 and ModelVersion.objects.get(pk=sent[1].pk).status == "queued"
-        ModelVersion.objects.filter(pk=sent[1].pk).update(status="ready", message="done")
-    command._queue_central_model(stocked.tenant, {}, send=sent.append)  # finished: kept
-    assert len(sent) == 2 and "fine-tuned reference-price model" in command.stdout.getvalue()
-
-
 def test_a_tenant_whose_files_record_no_revenue_prices_sales_at_the_listed_price(stocked):
     """Revenue 0 on every row means revenue is not recorded, not that every sale was free."""
     from ml.services import demand_panel
@@ -628,3 +417,23 @@ def test_a_tenant_whose_files_record_no_revenue_prices_sales_at_the_listed_price
         panel, ids, _stats = demand_panel()
         skus = dict(Product.objects.values_list("pk", "sku"))
     assert [skus[pk] for pk in ids] == ["S1"] and np.allclose(panel.price, 9.0)
+
+
+def test_a_version_left_with_part_of_its_estimates_gets_all_of_them_back(shop):
+    """Found in review: before estimates were kept per version, a product's row belonged to the
+    last run that estimated it, so an older version could keep only some rows; a rollback then
+    found rows and restored nothing. Rows short of the version's SKU count are restored in full
+    from its artifact."""
+    from ml import services as ml_services
+    from ml.models import Elasticity
+
+    with tenant_context(shop.tenant):
+        first = ml_services.start_training(kind="demand", enqueue=False)
+        first = ml_services.run_training(version_id=first.pk, sync=True)
+        full = Elasticity.objects.filter(model_version=first).count()
+        keep = list(Elasticity.objects.filter(model_version=first).values_list("pk", flat=True))
+        Elasticity.objects.filter(pk__in=keep[: full // 2]).delete()
+        second = ml_services.start_training(kind="demand", enqueue=False)
+        ml_services.run_training(version_id=second.pk, sync=True)
+        ml_services.rollback(kind="demand")
+        assert Elasticity.objects.filter(model_version=first).count() == full == 20

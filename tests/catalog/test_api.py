@@ -1,25 +1,19 @@
-"""The merchant-data API (bulk upserts, file imports with polling, exports) and portal pages."""
+"""The merchant-data API (`pricing_saas/catalog/api.py`): bulk upserts, file imports with
+polling, exports."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 
-from pricing_saas.catalog.models import ImportJob, Product, SalesRecord
+from pricing_saas.catalog.models import Product
 from tenants.context import tenant_context
 from tenants.roles import Role
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_once")]
 
 
-def analyst(world):
-    return world.api(Role.ANALYST)
-
-
-def test_bulk_upsert_is_idempotent(world_a):
+def test_bulk_upsert_is_idempotent(world_a, analyst):
     rows = [{"sku": f"B{i}", "title": f"Bulk {i}", "price": 10 + i} for i in range(50)]
     first = analyst(world_a).post("/api/v1/products/bulk/", rows, format="json")
     assert first.status_code == 200, first.json()
@@ -35,7 +29,7 @@ def test_bulk_upsert_is_idempotent(world_a):
     }
 
 
-def test_bulk_invalid_rows_name_index_and_field_and_write_nothing(world_a):
+def test_bulk_invalid_rows_name_index_and_field_and_write_nothing(world_a, analyst):
     rows = [{"sku": "OK", "title": "Fine", "price": 1}, {"sku": "BAD", "title": "Bad", "price": -3}]
     response = analyst(world_a).post("/api/v1/products/bulk/", rows, format="json")
     assert response.status_code == 400
@@ -46,7 +40,7 @@ def test_bulk_invalid_rows_name_index_and_field_and_write_nothing(world_a):
         assert Product.objects.count() == 0
 
 
-def test_bulk_limits_and_shape(world_a):
+def test_bulk_limits_and_shape(world_a, analyst):
     client = analyst(world_a)
     too_many = [{"sku": str(i), "title": "t", "price": 1} for i in range(10_001)]
     response = client.post("/api/v1/products/bulk/", too_many, format="json")
@@ -56,7 +50,7 @@ def test_bulk_limits_and_shape(world_a):
     assert client.post("/api/v1/products/bulk/", ["nope"], format="json").status_code == 400
 
 
-def test_sales_bulk_with_stub_option(world_a):
+def test_sales_bulk_with_stub_option(world_a, analyst):
     rows = [{"date": "2024-01-01", "sku": "NEW", "units": 2, "price": "3.50"}]
     client = analyst(world_a)
     response = client.post("/api/v1/sales/bulk/", rows, format="json")
@@ -67,7 +61,7 @@ def test_sales_bulk_with_stub_option(world_a):
     assert listed["count"] == 1 and listed["results"][0]["revenue"] == "7.0000"
 
 
-def test_file_upload_creates_a_job_that_can_be_polled(world_a):
+def test_file_upload_creates_a_job_that_can_be_polled(world_a, analyst):
     client = analyst(world_a)
     upload = SimpleUploadedFile("products.csv", b"sku,title,price\nU1,Uploaded,5\n")
     response = client.post(
@@ -78,7 +72,7 @@ def test_file_upload_creates_a_job_that_can_be_polled(world_a):
     assert job["status"] == "succeeded" and job["created"] == 1  # eager Celery in tests
 
 
-def test_upload_with_bad_rows_reports_them(world_a):
+def test_upload_with_bad_rows_reports_them(world_a, analyst):
     upload = SimpleUploadedFile("p.csv", b"sku,title,price\nU1,Ok,5\nU2,Bad,zero\n")
     response = analyst(world_a).post(
         "/api/v1/imports/", {"kind": "products", "file": upload}, format="multipart"
@@ -93,7 +87,7 @@ def test_upload_with_bad_rows_reports_them(world_a):
     }
 
 
-def test_upload_needing_a_mapping_then_mapped(world_a):
+def test_upload_needing_a_mapping_then_mapped(world_a, analyst):
     client = analyst(world_a)
     upload = SimpleUploadedFile("p.csv", b"Article,Name,Cost EUR\nM1,Mapped,5\n")
     job = client.post(
@@ -115,7 +109,7 @@ def test_upload_needing_a_mapping_then_mapped(world_a):
     ("name", "content", "code"),
     [("p.pdf", b"%PDF", "unsupported_file"), ("p.csv", b"", "empty_file")],
 )
-def test_upload_bad_files(world_a, name, content, code):
+def test_upload_bad_files(world_a, name, content, code, analyst):
     upload = SimpleUploadedFile(name, content)
     response = analyst(world_a).post(
         "/api/v1/imports/", {"kind": "products", "file": upload}, format="multipart"
@@ -123,7 +117,7 @@ def test_upload_bad_files(world_a, name, content, code):
     assert response.status_code == 400 and response.json()["code"] in (code, "empty")
 
 
-def test_upload_unknown_kind(world_a):
+def test_upload_unknown_kind(world_a, analyst):
     upload = SimpleUploadedFile("p.csv", b"a,b\n1,2\n")
     response = analyst(world_a).post(
         "/api/v1/imports/", {"kind": "stock", "file": upload}, format="multipart"
@@ -131,7 +125,7 @@ def test_upload_unknown_kind(world_a):
     assert response.status_code == 400 and response.json()["attr"] == "kind"
 
 
-def test_api_export_is_canonical_csv(world_a):
+def test_api_export_is_canonical_csv(world_a, analyst):
     analyst(world_a).post(
         "/api/v1/products/bulk/", [{"sku": "E1", "title": "=cmd", "price": 2}], format="json"
     )
@@ -150,79 +144,7 @@ def test_viewer_reads_but_cannot_import(world_a):
     assert response.status_code == 403
 
 
-# --- portal --------------------------------------------------------------------------------------
-
-
-def test_portal_upload_mapping_progress_and_report(world_a):
-    client = Client()
-    client.force_login(world_a.users[Role.ANALYST])
-    upload = SimpleUploadedFile("shop.csv", b"Article;Name;Price\nP1;Portal product;4,50\n")
-    response = client.post(
-        "/catalog/imports/", {"kind": "products", "file": upload, "decimal_comma": "on"}
-    )
-    assert response.status_code == 302
-    detail = client.get(response["Location"]).content.decode()
-    assert "Map your columns" in detail and "Portal product" in detail  # preview
-    job_id = int(re.search(r"/catalog/imports/(\d+)/", response["Location"]).group(1))
-    client.post(
-        f"/catalog/imports/{job_id}/mapping/", {"map_0": "sku", "map_1": "title", "map_2": "price"}
-    )
-    detail = client.get(f"/catalog/imports/{job_id}/").content.decode()
-    assert "Succeeded" in detail and "created" in detail
-    with tenant_context(world_a.tenant):
-        assert str(Product.objects.get(sku="P1").price) == "4.5000"
-    fragment = client.get(f"/catalog/imports/{job_id}/progress/").content.decode()
-    assert "Succeeded" in fragment
-    history = client.get("/catalog/imports/").content.decode()
-    assert "shop.csv" in history
-    catalog = client.get("/catalog/?q=Portal").content.decode()
-    assert "P1" in catalog
-
-
-def test_portal_progress_fragment_polls_while_running(world_a):
-    with tenant_context(world_a.tenant):
-        job = ImportJob.objects.create(
-            tenant=world_a.tenant, kind="sales", status="running", phase="reading", progress=0.4
-        )
-    client = Client()
-    client.force_login(world_a.users[Role.VIEWER])
-    fragment = client.get(f"/catalog/imports/{job.pk}/progress/").content.decode()
-    assert 'hx-trigger="every 1s"' in fragment and "<progress" in fragment
-
-
-def test_portal_report_lists_errors(world_a):
-    client = Client()
-    client.force_login(world_a.users[Role.ANALYST])
-    upload = SimpleUploadedFile("bad.csv", b"date,sku,units,price\n2024-02-30,X,1,1\n")
-    response = client.post("/catalog/imports/", {"kind": "sales", "file": upload})
-    page = client.get(response["Location"]).content.decode()
-    assert "Validation report" in page and "2024-02-30" in page and "not a valid date" in page
-    with tenant_context(world_a.tenant):
-        assert SalesRecord.objects.count() == 0
-
-
-def test_portal_exports(world_a):
-    analyst(world_a).post(
-        "/api/v1/products/bulk/", [{"sku": "X1", "title": "@risky", "price": 2}], format="json"
-    )
-    client = Client()
-    client.force_login(world_a.users[Role.VIEWER])
-    csv_text = b"".join(client.get("/catalog/exports/products.csv").streaming_content).decode()
-    assert "X1,'@risky" in csv_text
-    xlsx = b"".join(client.get("/catalog/exports/products.xlsx").streaming_content)
-    assert xlsx.startswith(b"PK")
-    assert client.get("/catalog/exports/other.csv").status_code == 404
-
-
-def test_viewer_cannot_upload_in_portal(world_a):
-    client = Client()
-    client.force_login(world_a.users[Role.VIEWER])
-    upload = SimpleUploadedFile("p.csv", b"sku,title,price\nV1,v,1\n")
-    assert client.post("/catalog/imports/", {"kind": "products", "file": upload}).status_code == 403
-    assert "Upload a file" not in client.get("/catalog/imports/").content.decode()
-
-
-def test_a_workbook_upload_reads_only_its_head_in_the_request(world_a, monkeypatch):
+def test_a_workbook_upload_reads_only_its_head_in_the_request(world_a, monkeypatch, analyst):
     """The web request reads the header and a preview; the whole sheet is converted by the
     import task (a large workbook used to be converted in full inside the request)."""
     import io

@@ -1,6 +1,7 @@
-"""The demo's set-up path (without serving): a real grocer imported, both models trained, rules,
-policy and schedule created, a reprice job run and auto-approved; running it again changes
-nothing."""
+"""The `demo` command (`pricing_saas/portal/management/commands/demo.py`): its set-up path
+(without serving): a real grocer imported, both models trained, rules, policy and schedule
+created, a reprice job run and auto-approved; running it again changes nothing. And the
+fine-tune it queues."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import io
 
 import pytest
 
+from ml.models import ModelVersion
 from pricing_saas.catalog.models import CompetitorOffer, Product
 from pricing_saas.portal.management.commands.demo import Command
 from pricing_saas.pricing.models import Recommendation, RepriceJob, RepriceSchedule, RuleSet
@@ -38,3 +40,21 @@ def test_demo_sets_up_the_whole_path_once():
         assert recs.count() == 80
         assert job.auto_approved == recs.filter(auto_approved=True).count()
         assert recs.exclude(competitor_name="").exists()
+
+
+def test_the_demo_queues_the_fine_tune_once_and_again_after_an_interrupted_run(stocked):
+    from pricing_saas.portal.management.commands.demo import Command
+
+    sent = []
+    command = Command(stdout=io.StringIO())
+    command._queue_central_model(stocked.tenant, {}, send=sent.append)
+    assert [v.requested_trainer for v in sent] == ["finetune"] and sent[0].status == "queued"
+    # A later demo finds it still queued: its worker went with the earlier demo.
+    command._queue_central_model(stocked.tenant, {}, send=sent.append)
+    with tenant_context(stocked.tenant):
+        first = ModelVersion.objects.get(pk=sent[0].pk)
+        assert first.status == "failed" and "interrupted" in first.message
+        assert len(sent) == 2 and ModelVersion.objects.get(pk=sent[1].pk).status == "queued"
+        ModelVersion.objects.filter(pk=sent[1].pk).update(status="ready", message="done")
+    command._queue_central_model(stocked.tenant, {}, send=sent.append)  # finished: kept
+    assert len(sent) == 2 and "fine-tuned reference-price model" in command.stdout.getvalue()

@@ -1,25 +1,17 @@
-"""The pricing pages of the portal: every page renders with data, bad input answers with a
-message and changes nothing, roles decide what is shown and allowed, the kill-switch banner."""
+"""The pricing pages of the portal (`pricing_saas/pricing/views.py`): every page renders
+with data, bad input answers with a message and changes nothing, roles decide what is shown
+and allowed, the kill-switch banner."""
 
 from __future__ import annotations
 
 import pytest
 from django.test import Client
 
-from pricing_saas.pricing import approvals, services
 from pricing_saas.pricing.models import Publication, Recommendation, RepriceSchedule, RuleSet
 from tenants.context import tenant_context
 from tenants.roles import Role
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_once")]
-
-
-@pytest.fixture
-def repriced(shop):
-    with tenant_context(shop.tenant):
-        approvals.update_policy(auto_approve=False)
-        services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
-    return shop
 
 
 def client_for(world, role=Role.OWNER) -> Client:

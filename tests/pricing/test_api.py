@@ -1,5 +1,6 @@
-"""The pricing workflow through the REST API: rules, run, review, bulk approve, publish,
-download, price history, rollback, kill switch, schedules, audit; roles on every action."""
+"""The pricing REST API (`pricing_saas/pricing/api.py`): rules, run, review, bulk approve,
+publish, download, price history, rollback, kill switch, schedules, audit; roles on every
+action."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import csv
 import io
 
 import pytest
-from rest_framework.test import APIClient
 
 from tenants.context import tenant_context
 from tenants.roles import Role
@@ -15,13 +15,7 @@ from tenants.roles import Role
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_once")]
 
 
-def owner_api(world) -> APIClient:
-    client = APIClient()
-    client.force_login(world.users[Role.OWNER])
-    return client
-
-
-def test_end_to_end_through_the_api(shop):
+def test_end_to_end_through_the_api(shop, owner_session):
     analyst, approver, admin = shop.api(Role.ANALYST), shop.api(Role.APPROVER), shop.api(Role.ADMIN)
     policy = admin.patch("/api/v1/pricing-policy/", {"auto_approve": False}, format="json")
     assert policy.status_code == 200 and policy.json()["auto_approve"] is False
@@ -80,11 +74,11 @@ def test_end_to_end_through_the_api(shop):
     assert [h["kind"] for h in history] == ["rollback", "recommendation"]
     assert history[0]["new_price"] == one["current_price"]
 
-    audit = owner_api(shop).get("/api/v1/audit-events/?limit=100").json()["results"]
+    audit = owner_session(shop).get("/api/v1/audit-events/?limit=100").json()["results"]
     actions = {e["action"] for e in audit}
     assert {"rules.create", "recommendation.approve", "recommendation.bulk_approve",
             "publication.create", "rollback.create", "policy.update"} <= actions  # fmt: skip
-    export = owner_api(shop).get("/api/v1/audit-events/export/")
+    export = owner_session(shop).get("/api/v1/audit-events/export/")
     assert export.status_code == 200 and b"rollback.create" in export.content
 
 
@@ -152,6 +146,8 @@ ACTIONS = [  # (method, path, the least role allowed)
     ("patch", "/api/v1/schedules/999999/", Role.ANALYST),
     ("delete", "/api/v1/schedules/999999/", Role.ANALYST),
 ]
+
+
 ALLOWED = {
     Role.ANALYST: {Role.ANALYST, Role.ADMIN, Role.OWNER},
     Role.APPROVER: {Role.APPROVER, Role.ADMIN, Role.OWNER},

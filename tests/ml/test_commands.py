@@ -1,0 +1,140 @@
+"""The ml management commands: `train`, `predict_prices`, `backtest`."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+
+from ml.models import Elasticity, ModelVersion
+from pricing_saas.catalog.importer import import_rows
+from tenants.context import tenant_context
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("run_on_commit_at_once")
+def test_train_and_predict_commands(stocked, tmp_path):
+    out = io.StringIO()
+    call_command(
+        "train",
+        stocked.tenant.slug,
+        "--model",
+        "text",
+        "--sync",
+        "--trainer",
+        "baseline",
+        stdout=out,
+    )
+    assert "promoted" in out.getvalue()
+    source = tmp_path / "new.csv"
+    source.write_text("sku,title\nN1,nova television model 5\nN2,acme sock model 2\n")
+    out = io.StringIO()
+    call_command("predict_prices", stocked.tenant.slug, str(source), stdout=out)
+    lines = out.getvalue().strip().splitlines()
+    assert lines[0] == "sku,predicted_price,low,high" and len(lines) == 3
+    tv, sock = (float(line.split(",")[1]) for line in lines[1:])
+    assert tv > sock
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("run_on_commit_at_once")
+def test_predict_without_a_model_is_a_clear_error(stocked, tmp_path):
+    source = tmp_path / "new.csv"
+    source.write_text("sku,title\nN1,x\n")
+    with pytest.raises(CommandError, match="no reference-price model is promoted"):
+        call_command("predict_prices", stocked.tenant.slug, str(source))
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("run_on_commit_at_once")
+def test_demand_training_needs_sales(stocked):
+    with pytest.raises(CommandError, match="training ended failed"):
+        call_command("train", stocked.tenant.slug, "--model", "demand", "--sync")
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("run_on_commit_at_once")
+def test_demand_training_stores_elasticities(stocked):
+    """Sales simulated from a known curve: the command trains, stores and promotes."""
+    import datetime as dt
+
+    import numpy as np
+
+    from ml.models import Elasticity
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(20):
+        true = -1.0 - 0.1 * i
+        for day in range(120):
+            price = 20 * float(np.exp(rng.normal(0, 0.1)))
+            units = int(rng.poisson(5 * (price / 20) ** true))
+            if units:
+                date = (dt.date(2024, 1, 1) + dt.timedelta(days=day)).isoformat()
+                rows.append(
+                    {"date": date, "sku": f"S{i}", "units": units, "price": round(price, 2)}
+                )
+    with tenant_context(stocked.tenant):
+        for start in range(0, len(rows), 5000):
+            import_rows(kind="sales", rows=rows[start : start + 5000])
+    out = io.StringIO()
+    call_command("train", stocked.tenant.slug, "--model", "demand", "--sync", stdout=out)
+    assert "promoted" in out.getvalue()
+    with tenant_context(stocked.tenant):
+        fitted = dict(Elasticity.objects.values_list("product__sku", "elasticity"))
+        version = ModelVersion.objects.get(kind="demand")
+    assert len(fitted) == 20 and version.status == "promoted"
+    assert abs(version.metrics["poisson_eb"]["pooled_elasticity"] - (-1.95)) < 0.3
+    assert fitted["S19"] < fitted["S0"]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("run_on_commit_at_once")
+def test_demand_model_controls_for_the_competitor_gap(stocked):
+    """Units respond to the own price (-2) and to the gap to a competitor whose price moves
+    on its own (-1): the gap's coefficient is recovered through the real path, and the
+    own-price elasticity (competitor held fixed) is their sum."""
+    import datetime as dt
+
+    rng = np.random.default_rng(11)
+    sales, offers = [], []
+    for i in range(12):
+        for week in range(20):
+            comp = 20 * float(np.exp(rng.normal(0, 0.25)))
+            day0 = dt.date(2024, 1, 1) + dt.timedelta(days=7 * week)
+            offers.append({"sku": f"S{i}", "competitor": "Rival", "price": round(comp, 2),
+                           "observed_at": f"{day0.isoformat()}T06:00:00Z"})  # fmt: skip
+            for d in range(7):
+                price = 20 * float(np.exp(rng.normal(0, 0.1)))
+                mean = 8 * (price / 20) ** -2.0 * (price / comp) ** -1.0
+                units = int(rng.poisson(mean))
+                if units:
+                    date = (day0 + dt.timedelta(days=d)).isoformat()
+                    sales.append({"date": date, "sku": f"S{i}", "units": units,
+                                  "price": round(price, 2)})  # fmt: skip
+    with tenant_context(stocked.tenant):
+        import_rows(kind="sales", rows=sales)
+        import_rows(kind="competitor_prices", rows=offers)
+    call_command("train", stocked.tenant.slug, "--model", "demand", "--sync", stdout=io.StringIO())
+    with tenant_context(stocked.tenant):
+        version = ModelVersion.objects.get(kind="demand")
+        fitted = list(Elasticity.objects.values_list("elasticity", flat=True))
+    assert version.metrics["competitor_share"] > 0.9
+    assert abs(version.metrics["coefficients"]["competitor_gap"] - (-1.0)) < 0.25
+    assert abs(float(np.median(fitted)) - (-3.0)) < 0.4
+
+
+@pytest.mark.django_db
+def test_the_command_reports_and_refuses_an_empty_history(world_a):
+    with pytest.raises(CommandError, match="no sales history"):
+        call_command("backtest", world_a.tenant.slug, stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_the_command_backtests_a_tenants_own_history(shop):
+    out = io.StringIO()
+    call_command("backtest", shop.tenant.slug, "--holdout-days", "21", stdout=out)
+    text = out.getvalue()
+    assert "held out the last 21" in text and "by the price response" in text

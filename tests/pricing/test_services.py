@@ -1,0 +1,316 @@
+"""The reprice job (`pricing_saas/pricing/services.py`): one job at a time, cancelled or
+lost jobs, the demand version and the competitor prices it reads, SKUs without history or
+cost, and what a newer job does to approvals still waiting to be sent."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from pricing_saas.catalog.models import Product
+from pricing_saas.pricing import approvals, publishing, rules, services
+from pricing_saas.pricing.models import PriceChange, Recommendation
+from pricing_saas.web.errors import ConflictError
+from tenants.context import actor_context, tenant_context
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_once")]
+
+
+def test_a_new_job_supersedes_pending_recommendations_and_only_one_runs(shop):
+    with tenant_context(shop.tenant):
+        first = services.start_reprice(enqueue=False)
+        assert services.start_reprice(enqueue=False).pk == first.pk  # never two at once
+        services.run_reprice(job_id=first.pk)
+        second = services.start_reprice(enqueue=False)
+        services.run_reprice(job_id=second.pk)
+        old = Recommendation.objects.filter(job=first, status="superseded").count()
+        assert (
+            old
+            == Recommendation.objects.filter(job=first)
+            .exclude(status__in=["no_change", "conflict", "approved"])
+            .count()
+        )
+
+
+def test_a_demand_rollback_brings_back_the_older_estimates(shop):
+    """Estimates are kept per version: after a rollback the reprice uses the estimates of the
+    version in force (before, rows were one per product and the older version's were gone)."""
+    from ml import services as ml_services
+    from ml.models import Elasticity
+
+    with tenant_context(shop.tenant):
+        first = ml_services.start_training(kind="demand", enqueue=False)
+        ml_services.run_training(version_id=first.pk, sync=True)
+        Elasticity.objects.filter(model_version=first).update(elasticity=-0.55, curvature=0.0)
+        second = ml_services.start_training(kind="demand", enqueue=False)
+        ml_services.run_training(version_id=second.pk, sync=True)
+        fitted = set(
+            Elasticity.objects.filter(model_version=first).values_list("product_id", flat=True)
+        )
+        assert len(fitted) == 20  # two of the 22 products never sold
+        assert not Elasticity.objects.filter(model_version=second, elasticity=-0.55).exists()
+        back = ml_services.rollback(kind="demand")
+        job = services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
+        used = set(Recommendation.objects.filter(job=job, product__in=fitted)
+                   .values_list("elasticity", flat=True))  # fmt: skip
+    assert back.pk == first.pk and job.demand_version_id == first.pk
+    assert any("2 SKUs without an estimate from v1" in line for line in job.log)
+    assert used == {-0.55}
+
+
+def test_estimates_of_older_versions_are_pruned_and_restored_on_promotion(shop, monkeypatch):
+    from ml import services as ml_services
+    from ml.models import Elasticity, ModelVersion
+    from pricing_saas.web.errors import ServiceError
+
+    monkeypatch.setattr(ml_services, "ELASTICITY_VERSIONS_KEPT", 1)
+    with tenant_context(shop.tenant):
+        versions = []
+        for _ in range(2):
+            version = ml_services.start_training(kind="demand", enqueue=False)
+            versions.append(ml_services.run_training(version_id=version.pk, sync=True))
+        first, second = (ModelVersion.objects.get(pk=v.pk) for v in versions)
+        assert first.status == "retired" and second.status == "promoted"
+        assert set(Elasticity.objects.values_list("model_version", flat=True)) == {second.pk}
+        expected = dict(Elasticity.objects.values_list("product_id", "elasticity"))
+        ml_services.rollback(kind="demand")  # v1 again: its rows come back from its artifact
+        restored = dict(Elasticity.objects.filter(model_version=first)
+                        .values_list("product_id", "elasticity"))  # fmt: skip
+        assert restored.keys() == expected.keys()  # same data: the same estimates
+        assert all(abs(restored[k] - expected[k]) < 1e-9 for k in expected)
+        job = services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
+        assert job.demand_version_id == first.pk
+        assert any("2 SKUs without an estimate from v1" in line for line in job.log)
+        # An artifact from before estimates were archived in full cannot be restored.
+        ml_services.promote(version=second)
+        third = ml_services.start_training(kind="demand", enqueue=False)
+        ml_services.run_training(version_id=third.pk, sync=True)
+        import io
+
+        import numpy as np
+        from django.core.files.base import ContentFile
+
+        old = io.BytesIO()
+        np.savez_compressed(old, product_id=np.array([1]), elasticity=np.array([-1.0]))
+        first.refresh_from_db()
+        first.artifact.save("old.npz", ContentFile(old.getvalue()))
+        Elasticity.objects.filter(model_version=first).delete()
+        with pytest.raises(ServiceError, match="train a new demand model"):
+            ml_services.promote(version=first)
+        assert ModelVersion.objects.get(status="promoted").pk == third.pk
+
+
+def test_a_competitor_named_like_a_copy_null_marker_is_kept_as_text(shop):
+    r"""Recommendations are written with COPY, whose usual NULL marker is \N: a competitor of
+    that name (any text an integrator sends) must be stored as it is, not as NULL."""
+    from django.utils import timezone
+
+    from pricing_saas.catalog.importer import import_rows
+
+    now = timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    with tenant_context(shop.tenant):
+        import_rows(kind="competitor_prices",
+                    rows=[{"sku": "P0", "competitor": "\\N", "price": "19.00", "observed_at": now}])  # fmt: skip
+        job = services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
+        rec = Recommendation.objects.get(job=job, product__sku="P0")
+    assert job.status == "succeeded"
+    assert rec.competitor_name == "\\N" and float(rec.competitor_price) == 19.0
+
+
+def test_todays_competitor_price_is_each_competitors_latest_in_stock_observation(shop):
+    """A low price a competitor has since left, or one it is now out of stock at, is not
+    today's market; an observation older than two weeks neither."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from pricing_saas.catalog.importer import import_rows
+
+    def at(days):
+        return (timezone.now() - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    offers = [
+        {"sku": "P0", "competitor": "A", "price": "15.00", "observed_at": at(10)},  # left since
+        {"sku": "P0", "competitor": "A", "price": "19.50", "observed_at": at(2)},
+        {"sku": "P0", "competitor": "B", "price": "18.00", "observed_at": at(5)},
+        {"sku": "P0", "competitor": "B", "price": "18.00", "observed_at": at(1),
+         "in_stock": "false"},  # sold out now
+        {"sku": "P0", "competitor": "C", "price": "12.00", "observed_at": at(20)},  # too old
+    ]  # fmt: skip
+    with tenant_context(shop.tenant):
+        import_rows(kind="competitor_prices", rows=offers)
+        job = services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
+        rec = Recommendation.objects.get(job=job, product__sku="P0")
+    assert float(rec.competitor_price) == 19.5 and rec.competitor_name == "A"
+
+
+def test_cancel_a_queued_job(shop):
+    with tenant_context(shop.tenant):
+        job = services.start_reprice(enqueue=False)
+        services.cancel_reprice(job=job)
+        job.refresh_from_db()
+        assert job.status == "cancelled"
+        assert services.run_reprice(job_id=job.pk).status == "cancelled"  # never runs
+        with pytest.raises(ConflictError):
+            services.cancel_reprice(job=job)
+
+
+def test_a_product_without_sales_moves_into_its_reference_interval(shop, reprice):
+    from tests.factories import ModelVersionFactory, ReferencePriceFactory
+
+    with tenant_context(shop.tenant):
+        new = Product.objects.get(sku="NEW")  # 30.00, no sales
+        version = ModelVersionFactory(tenant=shop.tenant)
+        ReferencePriceFactory(
+            tenant=shop.tenant, product=new, model_version=version, price="20.00", low="18.00",
+            high="22.00",
+        )  # fmt: skip
+        job = reprice()
+        rec = Recommendation.objects.get(job=job, product=new)
+        other = Recommendation.objects.get(job=job, product__sku="BAD")  # conflict, untouched
+    # toward 22.00, held by the 20 % step (and the cumulative change of 20 % per 28 days)
+    assert rec.recommended_price == Decimal("24.00")
+    assert "reference" in rec.binding_rules and "max_step" in rec.binding_rules
+    assert "no sales yet" in rec.explanation
+    assert other.status == "conflict"
+
+
+def test_a_product_without_sales_or_reference_keeps_its_price(shop, reprice):
+    with tenant_context(shop.tenant):
+        job = reprice()
+        rec = Recommendation.objects.get(job=job, product__sku="NEW")
+    assert rec.recommended_price == rec.current_price and "no_estimate" in rec.binding_rules
+
+
+# --- found in review: double sends, stale approvals, stuck jobs ------------------------------
+
+
+def test_a_newer_job_keeps_approved_prices_not_yet_sent_and_flags_a_difference(
+    shop, reprice, approve_some
+):
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        reprice()
+        old = approve_some()
+        # the merchant changes a rule: the next job recommends other prices for some SKUs
+        rules.save_rule_set(values={"name": "Tighter", "max_step": "0.03"})
+        job = reprice()
+        kept = Recommendation.objects.filter(pk__in=old)
+        assert {r.status for r in kept} == {"approved"}  # the decision is not lost
+        assert all(r.flag.startswith(f"job {job.pk} now recommends") for r in kept)
+        newer = Recommendation.objects.filter(job=job, product_id__in=[r.product_id for r in kept])
+        assert all("waits to be published" in r.flag for r in newer)
+        assert not any(r.auto_approved for r in newer)
+        # approving the newer recommendation replaces the older approval, never both sent
+        approvals.decide(recommendation=newer[0], approve=True)
+        older = kept.get(product_id=newer[0].product_id)
+        assert older.status == "superseded"
+        publication = publishing.publish()
+        sent = PriceChange.objects.filter(publication=publication)
+        assert sent.count() == 3 and sent.filter(recommendation=newer[0]).exists()
+
+
+def test_a_job_whose_worker_died_does_not_block_the_tenant(shop):
+    with tenant_context(shop.tenant):
+        stuck = services.start_reprice(enqueue=False)
+        services.RepriceJob.objects.filter(pk=stuck.pk).update(
+            status="running", started_at=timezone.now() - timedelta(hours=2)
+        )
+        fresh = services.start_reprice(enqueue=False)
+        stuck.refresh_from_db()
+    assert fresh.pk != stuck.pk and fresh.status == "queued"
+    assert stuck.status == "failed" and "stopped" in stuck.message
+
+
+def test_nightly_runs_without_new_data_never_ratchet_a_price(shop, reprice):
+    """Every change approved and published, then the job again with no new sales: a SKU moved
+    up waits for sales at its new price before it moves up again (and likewise down)."""
+    with tenant_context(shop.tenant), actor_context(None, "ops@shop.test"):
+        approvals.update_policy(auto_approve=False)
+        start = dict(Product.objects.values_list("pk", "price"))
+        for _night in range(3):
+            job = reprice()
+            if not Recommendation.objects.filter(job=job, status="pending").exists():
+                break
+            approvals.bulk_decide(approve=True, where=approvals.BulkFilter(job_id=job.pk))
+            publication = publishing.publish(enqueue=False)
+            publishing.run_publication(publication_id=publication.pk)
+        end = dict(Product.objects.values_list("pk", "price"))
+        later = Recommendation.objects.filter(job=job)
+        moved = [pk for pk in start if end[pk] != start[pk]]
+        assert moved  # the first night did move prices
+        for rec in later.filter(product_id__in=moved):
+            first_way = end[rec.product_id] - start[rec.product_id]
+            again = (rec.recommended_price or rec.current_price) - rec.current_price
+            assert again * first_way <= 0, (rec.product_id, first_way, again)  # not the same way
+        assert all(abs(end[pk] / start[pk] - 1) <= Decimal("0.2001") for pk in start)
+
+
+def test_a_tenant_with_one_day_of_sales_keeps_every_price_and_says_why(world_a, reprice):
+    from pricing_saas.catalog.importer import import_rows
+
+    with tenant_context(world_a.tenant):
+        import_rows(kind="products", rows=[
+            {"sku": f"S{i}", "title": f"Item {i}", "price": 10 + i, "cost": 5} for i in range(40)
+        ])  # fmt: skip
+        import_rows(kind="sales", rows=[
+            {"date": "2026-11-30", "sku": f"S{i}", "units": 3, "price": 10 + i} for i in range(40)
+        ])  # fmt: skip
+        job = reprice()
+        recs = list(Recommendation.objects.filter(job=job))
+    assert job.status == "succeeded" and len(recs) == 40
+    assert all(r.recommended_price == r.current_price for r in recs)
+    assert all("not enough sales history" in r.explanation for r in recs)
+
+
+def test_a_kept_approval_whose_price_moved_since_is_superseded_not_sent(
+    shop, reprice, approve_some
+):
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        reprice()
+        old = approve_some(1)
+        rec = Recommendation.objects.get(pk=old[0])
+        Product.objects.filter(pk=rec.product_id).update(price=Decimal("26.00"))  # shop moved
+        reprice()
+        rec.refresh_from_db()
+        assert rec.status == "superseded" and "changed since" in rec.flag
+
+
+def test_without_a_demand_model_no_price_moves_toward_a_reference(world_a, reprice):
+    from pricing_saas.catalog.importer import import_rows
+    from tests.factories import ModelVersionFactory, ReferencePriceFactory
+
+    with tenant_context(world_a.tenant):
+        import_rows(kind="products", rows=[{"sku": "A", "title": "A", "price": 20, "cost": 5}])
+        import_rows(kind="sales", rows=[
+            {"date": f"2026-11-{d:02d}", "sku": "A", "units": 3, "price": 20} for d in (1, 2, 3)
+        ])  # fmt: skip
+        product = Product.objects.get(sku="A")
+        version = ModelVersionFactory(tenant=world_a.tenant)
+        ReferencePriceFactory(tenant=world_a.tenant, product=product, model_version=version,
+                              price="30.00", low="28.00", high="32.00")  # fmt: skip
+        job = reprice()
+        rec = Recommendation.objects.get(job=job)
+    assert rec.recommended_price == rec.current_price and "not enough sales" in rec.explanation
+
+
+def test_after_a_rollback_the_undone_direction_waits_for_the_window(shop, reprice):
+    with tenant_context(shop.tenant), actor_context(None, "ops@shop.test"):
+        product = Product.objects.get(sku="P0")
+        up = PriceChange.objects.create(
+            tenant=shop.tenant, product=product, old_price=Decimal("20"),
+            new_price=Decimal("24"), status="published",
+            published_at=timezone.now() - timedelta(days=20),
+        )  # fmt: skip
+        PriceChange.objects.create(
+            tenant=shop.tenant, product=product, kind="rollback", old_price=Decimal("24"),
+            new_price=Decimal("20"), status="published", reverts=up,
+            published_at=timezone.now() - timedelta(days=10),
+        )  # fmt: skip
+        job = reprice()
+        rec = Recommendation.objects.get(job=job, product=product)
+    assert rec.recommended_price <= rec.current_price  # the undone raise is not proposed again

@@ -1,0 +1,43 @@
+"""API authentication (`pricing_saas/api/auth.py`): an API key opens its own tenant only
+while it is valid; a session user picks a tenant it is a member of."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from tenants.context import tenant_context
+from tenants.models import ApiKey
+from tenants.roles import Role
+
+pytestmark = pytest.mark.django_db
+
+
+def test_api_key_authenticates_to_its_tenant(world_a):
+    response = world_a.api(Role.VIEWER).get("/api/v1/tenant/")
+    assert response.status_code == 200
+    assert response.json()["slug"] == world_a.tenant.slug
+    assert response.json()["role"] == Role.VIEWER
+    with tenant_context(world_a.tenant):
+        assert ApiKey.objects.get(name="viewer key").last_used_at is not None
+
+
+def test_right_prefix_wrong_secret_is_401(world_a):
+    prefix = world_a.keys[Role.ADMIN].split(".")[0]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {prefix}.{'A' * 43}")
+    assert client.get("/api/v1/tenant/").status_code == 401
+
+
+def test_revoked_key_is_401(world_a):
+    with tenant_context(world_a.tenant):
+        ApiKey.objects.filter(name="admin key").update(revoked_at="2026-01-01T00:00Z")
+    assert world_a.api(Role.ADMIN).get("/api/v1/tenant/").status_code == 401
+
+
+def test_session_user_can_pick_tenant_with_header_only_if_member(world_a, world_b, owner_session):
+    client = owner_session(world_a)
+    assert client.get("/api/v1/tenant/", HTTP_X_TENANT=world_a.tenant.slug).status_code == 200
+    response = client.get("/api/v1/tenant/", HTTP_X_TENANT=world_b.tenant.slug)
+    assert response.status_code == 404
+    assert client.get("/api/v1/tenant/", HTTP_X_TENANT="no-such-slug").status_code == 404
