@@ -42,9 +42,9 @@ def main() -> None:
 
     django.setup()
     from ml.models import Elasticity
+    from ml.panel import demand_panel
     from ml.science.backtest import backtest
     from ml.science.optimizer import RULES
-    from ml.services import demand_panel
     from pricing_saas.catalog.importer import ImportOptions, import_file
     from pricing_saas.catalog.models import Product
     from pricing_saas.portal.demo_data import complete_journey_csvs

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from pricing_saas.web.base import TenantAPIView, TenantViewSet
 from tenants.roles import Perm
 
-from . import services
+from . import selectors, services
 from .models import ModelVersion
 from .science.text_price import product_text
 
@@ -123,7 +123,7 @@ class ReferencePricePredictView(TenantAPIView):
             )
             for p in products
         ]  # fmt: skip
-        version, prediction = services.predict_texts(texts)
+        version, prediction = selectors.predict_texts(texts)
         triples = zip(prediction.price, prediction.low, prediction.high, strict=True)
         rows = [
             {

@@ -13,7 +13,7 @@ from pricing_saas.web.errors import ServiceError
 from pricing_saas.web.views import tenant_view
 from tenants.roles import Perm
 
-from . import services
+from . import selectors, services
 from .models import ModelVersion, ReferencePrice
 
 
@@ -134,5 +134,5 @@ def mispricing(request):
     return render(
         request,
         "ml/mispricing.html",
-        {"page": page, "direction": direction, "promoted": services.promoted_version()},
+        {"page": page, "direction": direction, "promoted": selectors.promoted_version()},
     )

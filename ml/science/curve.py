@@ -2,7 +2,7 @@
 
 Pure module (numpy). This is the one curve of the product: the optimiser searches it, the
 reprice job stores its figures, the SKU chart draws it, the explanations quote it and the KPI
-forecasts read it. `ml.services.demand_curve` builds it from a stored demand-model version.
+forecasts read it. `ml.selectors.demand_curve` builds it from a stored demand-model version.
 
 Around each SKU's anchor price p_ref (today's price) the log of expected units is
 

@@ -83,7 +83,7 @@ def curve_chart(rec: Recommendation | None, product: Product) -> dict | None:
     """Expected profit (revenue without a cost) per day over the prices the SKU was seen at,
     from the one demand curve (ml.science.curve) of the job's demand model; its marks are
     today's price and the recommendation, which is the optimiser's best on the same curve."""
-    from ml.services import demand_curve
+    from ml.selectors import demand_curve
 
     if rec is None or rec.elasticity is None or not rec.expected_units_now:
         return None

@@ -13,6 +13,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from ml import panel as ml_panel
+from ml import selectors as ml_selectors
 from ml import services as ml_services
 from ml.models import ModelVersion, ReferencePrice
 from ml.science.optimizer import RULES, Rules, optimise, rule_names
@@ -27,7 +29,7 @@ from .rules import resolve
 
 logger = logging.getLogger(__name__)
 # Today's competitor price: an observation holds this long, as it does in the demand model.
-COMPETITOR_WINDOW = timedelta(days=ml_services.COMPETITOR_CARRY_DAYS)
+COMPETITOR_WINDOW = timedelta(days=ml_panel.COMPETITOR_CARRY_DAYS)
 # One plain sentence per rule that shaped a price (see explain()).
 RULE_WORDS = {
     "restores_rule": "Today's price breaks a rule; this is the smallest move that restores it.",
@@ -283,7 +285,7 @@ def _count_days_after(since: dict) -> dict[int, int]:
 
 
 def _reprice(job: RepriceJob) -> None:
-    demand = ml_services.promoted_version(ModelVersion.Kind.DEMAND)
+    demand = ml_selectors.promoted_version(ModelVersion.Kind.DEMAND)
     if demand is None:
         _log(job, "no demand model in force: training one first", 0.05)
         version = ml_services.start_training(kind=ModelVersion.Kind.DEMAND, enqueue=False)
@@ -303,7 +305,7 @@ def _reprice(job: RepriceJob) -> None:
         _finish(job, demand, 0, 0, 0, Decimal(0), Decimal(0), "no active products")
         return
     market = Market.load(catalog.ids)
-    curve, known = ml_services.demand_curve(
+    curve, known = ml_selectors.demand_curve(
         demand, catalog.ids, catalog.price, catalog.category, market.competitor_price
     )
     if demand is not None and not known.all():

@@ -1,6 +1,6 @@
 """The Django side of `ml` (`ml/services.py`): training runs and the model registry
 (promote, roll back, cancel, base models, promotion only when a version wins), estimates
-kept per version, and the demand panel read from the sales and competitor prices."""
+kept per version."""
 
 from __future__ import annotations
 
@@ -105,181 +105,6 @@ def test_per_tenant_base_model_and_trainer(stocked, settings, tiny_bert):
         version.refresh_from_db()
     assert version.requested_trainer == "embed_ridge" and "tiny" in version.base_model
     assert "embed_ridge" in version.metrics or "note" in version.metrics
-
-
-def test_demand_panel_counts_zero_days_only_where_the_price_is_known(stocked):
-    from ml.services import demand_panel
-
-    rows = [  # day 2 lies between two sales at 10.00: zero units at 10.00; day 4 is unknown
-        {"date": "2024-03-01", "sku": "S0", "units": 2, "price": "10.00"},
-        {"date": "2024-03-03", "sku": "S0", "units": 1, "price": "10.00"},
-        {"date": "2024-03-05", "sku": "S0", "units": 3, "price": "12.00"},
-        {"date": "2024-03-06", "sku": "S0", "units": 1, "price": "12.00"},
-    ]
-    with tenant_context(stocked.tenant):
-        import_rows(kind="sales", rows=rows)
-        panel, _ids, stats = demand_panel()
-    order = np.argsort(panel.day)
-    days = panel.day[order] - panel.day.min() + 1
-    assert days.tolist() == [1, 2, 3, 5, 6]
-    assert panel.units[order].tolist() == [2, 0, 1, 3, 1]
-    assert panel.price[order].tolist() == [10, 10, 10, 12, 12]
-    # Days 3 and 5 are in the data because they sold (a zero there would have been dropped).
-    assert panel.truncated[order].tolist() == [False, False, True, True, False]
-    assert stats["truncated_share"] == 0.4
-
-
-def test_demand_panel_fills_every_day_of_longer_gaps(stocked):
-    from ml.services import demand_panel
-
-    rows = [
-        {"date": "2024-03-01", "sku": "S1", "units": 2, "price": "10.00"},
-        {"date": "2024-03-05", "sku": "S1", "units": 1, "price": "10.00"},
-        {"date": "2024-03-08", "sku": "S1", "units": 1, "price": "10.00"},
-    ]
-    with tenant_context(stocked.tenant):
-        import_rows(kind="sales", rows=rows)
-        panel, _ids, _stats = demand_panel()
-    order = np.argsort(panel.day)
-    assert (panel.day[order] - panel.day.min() + 1).tolist() == list(range(1, 9))
-    assert panel.units[order].tolist() == [2, 0, 0, 0, 1, 0, 0, 1]
-    assert not panel.truncated.any()
-
-
-def test_demand_panel_reads_reported_zero_days_at_their_price(stocked):
-    """A daily report lists days on sale without a sale as 0 units at the day's price: those
-    zeros are observed (at a known price, even where the price moved), nothing is truncated,
-    and a day missing from such a report was not on sale. A SKU reported by orders only keeps
-    the old rules beside it."""
-    from ml.services import demand_panel
-
-    rows = [
-        {"date": "2024-03-01", "sku": "S0", "units": 2, "price": "10.00"},
-        {"date": "2024-03-02", "sku": "S0", "units": 0, "price": "11.00"},
-        {"date": "2024-03-03", "sku": "S0", "units": 1, "price": "12.00"},
-        {"date": "2024-03-05", "sku": "S0", "units": 0, "price": "12.00"},
-        {"date": "2024-03-06", "sku": "S0", "units": 1, "price": "9.00"},
-        {"date": "2024-03-01", "sku": "S1", "units": 2, "price": "10.00"},
-        {"date": "2024-03-03", "sku": "S1", "units": 1, "price": "12.00"},
-    ]
-    with tenant_context(stocked.tenant):
-        import_rows(kind="sales", rows=rows)
-        panel, ids, _stats = demand_panel()
-        s0 = ids.index(Product.objects.get(sku="S0").pk)
-    mine = panel.sku == s0
-    order = np.argsort(panel.day[mine])
-    days = panel.day[mine][order] - panel.day[mine].min() + 1
-    assert days.tolist() == [1, 2, 3, 5, 6]  # day 4 is not in the report: not on sale
-    assert panel.units[mine][order].tolist() == [2, 0, 1, 0, 1]
-    assert panel.price[mine][order].tolist() == [10, 11, 12, 12, 9]
-    assert not panel.truncated[mine].any()
-    other = ~mine  # orders only, price moved between its sales: day 2 unknown, both truncated
-    assert panel.units[other].tolist() == [2, 1] and panel.truncated[other].all()
-
-
-def test_a_stray_zero_row_in_an_order_export_is_dropped_not_read_as_a_daily_report(stocked):
-    """One 0-unit row (a refunded line) in an order export must not switch the SKU's history
-    to 'every day is listed': its other days keep the order-export rules (found in review)."""
-    from ml.services import demand_panel
-
-    rows = [  # sales on 4 of 20 days, one refunded line: far from a daily report
-        {"date": "2024-03-01", "sku": "S0", "units": 2, "price": "10.00"},
-        {"date": "2024-03-05", "sku": "S0", "units": 0, "price": "10.00"},
-        {"date": "2024-03-08", "sku": "S0", "units": 1, "price": "10.00"},
-        {"date": "2024-03-14", "sku": "S0", "units": 1, "price": "12.00"},
-        {"date": "2024-03-20", "sku": "S0", "units": 3, "price": "12.00"},
-    ]
-    with tenant_context(stocked.tenant):
-        import_rows(kind="sales", rows=rows)
-        panel, ids, _stats = demand_panel()
-    assert len(ids) == 1
-    order = np.argsort(panel.day)
-    days = (panel.day[order] - panel.day.min() + 1).tolist()
-    # days 2-7 between the two sales at 10.00 are zeros; 9-13 (price moved) are unknown
-    assert days == [1, 2, 3, 4, 5, 6, 7, 8, 14, 15, 16, 17, 18, 19, 20]
-    assert panel.units[order].sum() == 7 and panel.truncated[order].tolist()[7:9] == [True, True]
-
-
-def test_products_that_never_sold_stay_out_of_the_panel_and_keep_the_cold_start(stocked):
-    """A daily report lists a product that never sold (0 units every day): it has no volume to
-    learn from, so it gets no estimate and keeps the cold-start path (found in review); so does
-    one whose only sales were free, wherever it falls in the product order."""
-    from ml.services import demand_panel
-
-    rows = [{"date": f"2024-03-{d:02d}", "sku": "S0", "units": 0, "price": "10.00"}
-            for d in range(1, 11)]  # fmt: skip
-    rows += [{"date": f"2024-03-{d:02d}", "sku": "S1", "units": 1 + d % 2, "price": "9.00"}
-             for d in range(1, 11)]  # fmt: skip
-    rows += [{"date": "2024-03-01", "sku": "S2", "units": 1, "price": "5.00", "revenue": "0"}]
-    with tenant_context(stocked.tenant):
-        import_rows(kind="sales", rows=rows)
-        panel, ids, _stats = demand_panel()
-        skus = dict(Product.objects.values_list("pk", "sku"))
-    assert [skus[pk] for pk in ids] == ["S1"] and panel.n_skus == 1
-
-
-def test_demand_panel_carries_competitor_prices_forward_two_weeks(stocked):
-    from ml.services import demand_panel
-
-    sales = [{"date": f"2024-03-{d:02d}", "sku": s, "units": 1, "price": "10.00"}
-             for s in ("S0", "S1") for d in range(1, 31)]  # fmt: skip
-    offers = [
-        {"sku": "S0", "competitor": "A", "price": "9.00", "observed_at": "2024-03-03T09:00:00Z"},
-        {"sku": "S0", "competitor": "B", "price": "8.50", "observed_at": "2024-03-03T18:00:00Z"},
-        {"sku": "S0", "competitor": "A", "price": "7.00", "observed_at": "2024-03-10T09:00:00Z",
-         "in_stock": "false"},  # out of stock: not a price anyone can buy at
-        {"sku": "S0", "competitor": "A", "price": "9.50", "observed_at": "2024-03-20T09:00:00Z"},
-    ]  # fmt: skip
-    with tenant_context(stocked.tenant):
-        import_rows(kind="sales", rows=sales)
-        import_rows(kind="competitor_prices", rows=offers)
-        panel, ids, stats = demand_panel()
-        s0 = ids.index(Product.objects.get(sku="S0").pk)
-    day = panel.day - panel.day.min() + 1
-    comp = {int(d): c for d, c, s in zip(day, panel.competitor_price, panel.sku, strict=True)
-            if s == s0}  # fmt: skip
-    assert np.isnan(comp[1]) and np.isnan(comp[2])  # nothing observed yet
-    assert comp[3] == 8.5 and comp[17] == 8.5  # the day's lowest, held for 14 days
-    assert np.isnan(comp[18]) and np.isnan(comp[19])  # 15 and 16 days after: unknown
-    assert comp[20] == 9.5 and comp[30] == 9.5
-    assert np.isnan(panel.competitor_price[panel.sku != s0]).all()  # S1: never observed
-    assert 0 < stats["competitor_share"] < 0.5
-
-
-def test_each_competitor_holds_its_own_price_on_the_tenants_local_days(stocked):
-    """Found in review: the panel carried forward only the latest day's lowest price, so a
-    dearer competitor seen later hid a cheaper one still in force, and days were cut in UTC
-    whatever the tenant's time zone."""
-    from ml.services import demand_panel
-
-    stocked.tenant.timezone = "America/Los_Angeles"
-    stocked.tenant.save(update_fields=["timezone"])
-    sales = [{"date": f"2024-03-{d:02d}", "sku": "S0", "units": 1, "price": "10.00"}
-             for d in range(1, 31)]  # fmt: skip
-    offers = [
-        {"sku": "S0", "competitor": "A", "price": "8.00", "observed_at": "2024-03-02T20:00:00Z"},
-        {"sku": "S0", "competitor": "B", "price": "9.00", "observed_at": "2024-03-04T20:00:00Z"},
-        # 03:00 UTC on the 11th is the evening of the 10th in Los Angeles
-        {"sku": "S0", "competitor": "B", "price": "7.00", "observed_at": "2024-03-11T03:00:00Z"},
-        {"sku": "S0", "competitor": "A", "price": "8.00", "observed_at": "2024-03-12T20:00:00Z",
-         "in_stock": "false"},  # A sold out: its price no longer holds
-        {"sku": "S0", "competitor": "C", "price": "1.00", "observed_at": "2023-01-01T20:00:00Z"},
-        # D in stock at 6.00 in the morning of the 15th, sold out that evening (local time)
-        {"sku": "S0", "competitor": "D", "price": "6.00", "observed_at": "2024-03-15T16:00:00Z"},
-        {"sku": "S0", "competitor": "D", "price": "6.00", "observed_at": "2024-03-16T01:00:00Z",
-         "in_stock": "false"},
-    ]  # fmt: skip
-    with tenant_context(stocked.tenant):
-        import_rows(kind="sales", rows=sales)
-        import_rows(kind="competitor_prices", rows=offers)
-        panel, _ids, _stats = demand_panel()
-    comp = dict(zip((panel.day - panel.day.min() + 1).tolist(), panel.competitor_price,
-                    strict=True))  # fmt: skip
-    assert np.isnan(comp[1])
-    assert comp[2] == 8.0 and comp[4] == 8.0 and comp[9] == 8.0  # B's 9.00 does not hide A
-    assert comp[10] == 7.0 and comp[11] == 7.0  # B's cut lands on the local 10th
-    assert comp[15] == 6.0 and comp[16] == 7.0  # D's price held only on the day it sold out
-    assert comp[24] == 7.0 and np.isnan(comp[25])  # 14 days, then unknown (A sold out)
 
 
 # --- a later version is promoted automatically only if it wins --------------------------------
@@ -404,19 +229,6 @@ def test_reference_prices_far_outside_their_category_are_flagged(world_a, train)
         )
     assert odd.outside_category_range and float(odd.price) > 3 * 3.3
     assert flagged == {"ODD"}
-
-
-def test_a_tenant_whose_files_record_no_revenue_prices_sales_at_the_listed_price(stocked):
-    """Revenue 0 on every row means revenue is not recorded, not that every sale was free."""
-    from ml.services import demand_panel
-
-    rows = [{"date": f"2024-03-{d:02d}", "sku": "S1", "units": 1 + d % 3, "price": "9.00",
-             "revenue": "0"} for d in range(1, 21)]  # fmt: skip
-    with tenant_context(stocked.tenant):
-        import_rows(kind="sales", rows=rows)
-        panel, ids, _stats = demand_panel()
-        skus = dict(Product.objects.values_list("pk", "sku"))
-    assert [skus[pk] for pk in ids] == ["S1"] and np.allclose(panel.price, 9.0)
 
 
 def test_a_version_left_with_part_of_its_estimates_gets_all_of_them_back(shop):

@@ -17,8 +17,8 @@ class Command(BaseCommand):
         parser.add_argument("--holdout-days", type=int, default=28)
 
     def handle(self, *args, slug: str, holdout_days: int, **options):
+        from ml.panel import demand_panel
         from ml.science.backtest import backtest
-        from ml.services import demand_panel
 
         tenant = tenant_or_error(slug)
         with tenant_context(tenant):

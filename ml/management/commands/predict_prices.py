@@ -3,7 +3,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ml import services
+from ml import selectors
 from ml.science.text_price import product_text
 from pricing_saas.catalog.formats import normalise_header
 from pricing_saas.catalog.importer import ImportFailed, sniff
@@ -50,7 +50,7 @@ class Command(BaseCommand):
         ]  # fmt: skip
         with tenant_context(tenant):
             try:
-                version, prediction = services.predict_texts(texts)
+                version, prediction = selectors.predict_texts(texts)
             except ServiceError as exc:
                 raise CommandError(exc.detail) from exc
         out = csv.writer(sys.stdout if self.stdout._out is sys.stdout else self.stdout._out)

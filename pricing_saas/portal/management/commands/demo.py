@@ -185,6 +185,7 @@ class Command(BaseCommand):
 
     def _demo_pricing(self, tenant: Tenant) -> None:
         """Models, rules, policy, schedule and a first reprice job (once)."""
+        from ml import selectors as ml_selectors
         from ml import services as ml_services
         from ml.models import ModelVersion
         from pricing_saas.pricing import approvals, rules, schedules, services
@@ -192,7 +193,7 @@ class Command(BaseCommand):
         from tenants.context import actor_context
 
         with tenant_context(tenant), actor_context(None, "demo set-up"):
-            if ml_services.promoted_version(ModelVersion.Kind.TEXT) is None:
+            if ml_selectors.promoted_version(ModelVersion.Kind.TEXT) is None:
                 started = time.monotonic()
                 version = ml_services.start_training(trainer="baseline", enqueue=False)
                 version = ml_services.run_training(

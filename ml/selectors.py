@@ -1,0 +1,100 @@
+"""Every read of the ml app: the promoted version, its reference-price predictor, and the one
+demand curve of a stored demand-model version (what pricing, the pages and the KPIs call)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from django.conf import settings
+
+from pricing_saas.web.errors import NotFoundError
+
+from .models import ModelVersion
+
+_PREDICTORS: dict[tuple[int, int], object] = {}
+
+
+def promoted_version(kind: str = ModelVersion.Kind.TEXT) -> ModelVersion | None:
+    return ModelVersion.objects.filter(kind=kind, status=ModelVersion.Status.PROMOTED).first()
+
+
+def load_version_predictor(version: ModelVersion):
+    """The version's predictor, unpacked once per process (cache keyed by tenant and version)."""
+    from .science.text_price import load_predictor
+
+    key = (version.tenant_id, version.pk)
+    if key not in _PREDICTORS:
+        target = Path(settings.ML_MODEL_CACHE) / f"{version.tenant_id}-{version.pk}"
+        if not (target / "meta.json").exists():
+            target.mkdir(parents=True, exist_ok=True)
+            with version.artifact.open("rb") as handle, zipfile.ZipFile(handle) as archive:
+                archive.extractall(target)
+        _PREDICTORS[key] = load_predictor(target)
+    return _PREDICTORS[key]
+
+
+def predict_texts(texts: list[str]):
+    version = promoted_version()
+    if version is None:
+        raise NotFoundError(
+            "no reference-price model is promoted yet: train one first", code="no_model"
+        )
+    return version, load_version_predictor(version).predict(texts)
+
+
+def demand_curve(version: ModelVersion | None, product_ids, prices, categories=None,
+                 competitor_price=None):  # fmt: skip
+    """The one demand curve (ml.science.curve.DemandCurve) of `product_ids` at today's
+    `prices`, from the estimates of a stored demand-model version. Products the version has no
+    estimate for take the mean elasticity of their category (else the version's pooled one)
+    with no volume (units 0: a cold start). Returns the curve and a mask of the products with
+    an estimate."""
+    import numpy as np
+
+    from .models import Elasticity
+    from .science.curve import DemandCurve
+
+    ids = [int(pk) for pk in product_ids]
+    n = len(ids)
+    rows = Elasticity.objects.none() if version is None else Elasticity.objects.filter(
+        model_version=version)  # fmt: skip
+    if n <= 1000:
+        rows = rows.filter(product_id__in=ids)
+    names = ("elasticity", "elasticity_se", "units_per_day", "typical_price", "curvature",
+             "price_low", "price_high", "from_prior", "competitor_slope", "competitor_slope_se",
+             "curvature_se", "gap_low", "gap_high")  # fmt: skip
+    fits = {r[0]: dict(zip(names, r[1:], strict=True))
+            for r in rows.values_list("product_id", *names)}  # fmt: skip
+    known = np.array([pk in fits for pk in ids], dtype=bool)
+
+    def get(name: str, default: float = np.nan) -> np.ndarray:
+        return np.array([default if pk not in fits or fits[pk][name] is None
+                         else float(fits[pk][name]) for pk in ids])  # fmt: skip
+
+    e, se, rate = get("elasticity"), get("elasticity_se"), get("units_per_day", 0.0)
+    typical, curv = get("typical_price", 1.0), get("curvature", 0.0)
+    hinge, hinge_se = get("competitor_slope", 0.0), get("competitor_slope_se")
+    # no s.e. stored: a hinge kept by an older version (a fact then: s.e. 0), else none known
+    hinge_se = np.where(np.isnan(hinge_se), np.where(hinge < 0, 0.0, np.inf), hinge_se)
+    if not known.all():
+        metrics = version.metrics.get(version.trainer, {}) if version is not None else {}
+        pooled = float(metrics.get("pooled_elasticity", -1.5))
+        pooled = pooled if pooled < 0 else -1.5
+        cats = list(categories) if categories is not None else [""] * n
+        by_category: dict[str, list[float]] = {}
+        for i in np.flatnonzero(known):
+            by_category.setdefault(cats[i], []).append(e[i])
+        for i in np.flatnonzero(~known):
+            prior = by_category.get(cats[i])
+            e[i] = float(np.mean(prior)) if prior else pooled
+            se[i], rate[i], typical[i], curv[i] = 1.0, 0.0, 1.0, 0.0
+    price = np.asarray(prices, dtype=float)
+    typical = np.where(known, typical, price)
+    return DemandCurve.from_estimates(
+        price, rate, e, typical, curv, elasticity_se=se, competitor_price=competitor_price,
+        competitor_slope=hinge, competitor_slope_se=hinge_se,
+        curvature_se=get("curvature_se", 0.0), evidence_low=get("price_low"),
+        evidence_high=get("price_high"), borrowed=get("from_prior", 0.0) > 0,
+        gap_low=get("gap_low"), gap_high=get("gap_high"),
+    ), known  # fmt: skip
