@@ -35,7 +35,7 @@ class ModelVersion(CancellableJob):
         queued=Status.QUEUED, running=Status.TRAINING, succeeded=Status.READY,
         failed=Status.FAILED, cancelled=Status.CANCELLED,
     )  # fmt: skip
-    # The ml.train_text_model task's (both kinds): the trainer keeps the best model so far at
+    # The ml.train_model_version task's (both kinds): the trainer keeps the best model so far at
     # 90 % of the soft limit, ML_TRAIN_TIME_LIMIT_S.
     time_limit = TimeLimit(
         hard_s=settings.ML_TRAIN_TIME_LIMIT_S + 300, soft_s=settings.ML_TRAIN_TIME_LIMIT_S

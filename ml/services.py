@@ -113,10 +113,10 @@ def _queue(kind, trainer, base_model, params, user, tenant, enqueue) -> ModelVer
         created_by=user,
     )
     if enqueue:
-        from .tasks import train_text_model
+        from .tasks import train_model_version
 
         tenant_id, version_id = tenant.pk, version.pk
-        transaction.on_commit(lambda: train_text_model.delay(tenant_id, version_id))
+        transaction.on_commit(lambda: train_model_version.delay(tenant_id, version_id))
     return version
 
 

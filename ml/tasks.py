@@ -7,12 +7,12 @@ from .models import ModelVersion
 
 
 @tenant_task(
-    name="ml.train_text_model",
+    name="ml.train_model_version",
     queue="ml_train",
     max_retries=0,
     **ModelVersion.time_limit.task_options,
 )
-def train_text_model(self, tenant, version_id: int) -> str | None:
+def train_model_version(self, tenant, version_id: int) -> str | None:
     version = services.run_training(version_id=version_id)
     return version.status if version else None
 

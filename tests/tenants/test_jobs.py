@@ -214,7 +214,7 @@ def test_request_cancel_by_state(model, world_a):
         (pricing_tasks.scheduled_reprice, RepriceJob),
         (pricing_tasks.publish, Publication),
         (catalog_tasks.run_import, ImportJob),
-        (ml_tasks.train_text_model, ModelVersion),
+        (ml_tasks.train_model_version, ModelVersion),
     ],
     ids=lambda x: getattr(x, "name", None) or x.__name__,
 )

@@ -279,7 +279,7 @@ class Command(BaseCommand):
         else:  # the filesystem transport of the settings
             from pricing_saas.celery import app as client
         client.send_task(
-            "ml.train_text_model", args=[version.tenant_id, version.pk], queue="ml_train"
+            "ml.train_model_version", args=[version.tenant_id, version.pk], queue="ml_train"
         )
 
     def _broker(self, base: Path, env: dict) -> tuple[str, str]:
