@@ -36,19 +36,33 @@ def main() -> None:
         ("own price only", None),
         ("with the neighbour price as competitor", neighbour),
     ):
-        fit = fit_demand(Panel(sku=sku, day=year, units=sales, price=price,
-                               competitor_price=competitor, time_effects=True))  # fmt: skip
+        fit = fit_demand(
+            Panel(
+                sku=sku,
+                day=year,
+                units=sales,
+                price=price,
+                competitor_price=competitor,
+                time_effects=True,
+            )
+        )
         spread = np.percentile(fit.elasticity, [10, 50, 90])
         gap = dict(zip(fit.coef_names, fit.coef, strict=True)).get("competitor_gap")
         if gap is not None:  # log(p / pimin) moves with p: the own-price effect is the sum
-            print(f"  own-price elasticity with the neighbour price held fixed: "
-                  f"{fit.pooled_elasticity + gap:.3f} (slope {fit.pooled_elasticity:.3f} + "
-                  f"gap coefficient {gap:.3f})")  # fmt: skip
-        print(f"{label}: pooled elasticity {fit.pooled_elasticity:.3f} "
-              f"(model s.e. {fit.pooled_se:.3f}); per-state after shrinkage "
-              f"p10/p50/p90 {spread.round(2).tolist()}")  # fmt: skip
-    print("reference (state and year fixed effects, OLS on logs, clustered s.e.): -1.10 (0.20); "
-          "-1.02 (0.22) with log real income and log real neighbour price")  # fmt: skip
+            print(
+                f"  own-price elasticity with the neighbour price held fixed: "
+                f"{fit.pooled_elasticity + gap:.3f} (slope {fit.pooled_elasticity:.3f} + "
+                f"gap coefficient {gap:.3f})"
+            )
+        print(
+            f"{label}: pooled elasticity {fit.pooled_elasticity:.3f} "
+            f"(model s.e. {fit.pooled_se:.3f}); per-state after shrinkage "
+            f"p10/p50/p90 {spread.round(2).tolist()}"
+        )
+    print(
+        "reference (state and year fixed effects, OLS on logs, clustered s.e.): -1.10 (0.20); "
+        "-1.02 (0.22) with log real income and log real neighbour price"
+    )
 
 
 if __name__ == "__main__":

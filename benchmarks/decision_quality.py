@@ -122,9 +122,12 @@ def main() -> None:
         "lift and varying depth, demand anchored to the competitor's price for some SKUs",
     )
     parser.add_argument(
-        "--trap", action="append", default=[], choices=sorted(TRAP_GROUPS),
+        "--trap",
+        action="append",
+        default=[],
+        choices=sorted(TRAP_GROUPS),
         help="switch on one trap (repeatable): " + ", ".join(sorted(TRAP_GROUPS)),
-    )  # fmt: skip
+    )
     args = parser.parse_args()
     import django
 
@@ -138,9 +141,14 @@ def main() -> None:
     traps = " (trap markets: ml.science.simulator.TRAPS)" if args.traps else ""
     traps += f" (traps: {', '.join(args.trap)})" if args.trap else ""
     print(f"{args.skus} SKUs, {args.days} days of history{traps}\n")
-    print("| demand forms | seed | " + " | ".join(
-        f"captured share ({r}) | violations ({r}) | losing share ({r}) | coverage ({r}, n)"
-        for r in reports) + " |")  # fmt: skip
+    print(
+        "| demand forms | seed | "
+        + " | ".join(
+            f"captured share ({r}) | violations ({r}) | losing share ({r}) | coverage ({r}, n)"
+            for r in reports
+        )
+        + " |"
+    )
     print("| --- | --- |" + " --- | --- | --- | --- |" * len(reports))
     shares: dict[str, list[float]] = {r: [] for r in reports}
     losing: dict[str, list[float]] = {r: [] for r in reports}
@@ -149,15 +157,25 @@ def main() -> None:
         for seed in (int(s) for s in args.seeds.split(",")):
             cells = []
             for report in reports:
-                result = run_once(forms, seed, args.skus, args.days, report == "daily",
-                                  not args.no_competitor_moves, args.traps,
-                                  switches)  # fmt: skip
+                result = run_once(
+                    forms,
+                    seed,
+                    args.skus,
+                    args.days,
+                    report == "daily",
+                    not args.no_competitor_moves,
+                    args.traps,
+                    switches,
+                )
                 shares[report].append(result["captured"])
                 losing[report].append(result["losing_share"])
                 coverage[report].append(result["coverage"])
-                cells += [f"{result['captured']:.3f}", str(result["violations"]),
-                          f"{result['losing_share']:.3f}",
-                          f"{result['coverage']:.3f} ({result['counted']})"]  # fmt: skip
+                cells += [
+                    f"{result['captured']:.3f}",
+                    str(result["violations"]),
+                    f"{result['losing_share']:.3f}",
+                    f"{result['coverage']:.3f} ({result['counted']})",
+                ]
             print(f"| {'+'.join(forms)} | {seed} | " + " | ".join(cells) + " |", flush=True)
     for report in reports:
         print(f"\nmean captured share ({report}): {np.mean(shares[report]):.3f}")

@@ -41,22 +41,34 @@ def main() -> None:
     name = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu (smoke run)"
     print(f"device: {name}, torch {torch.__version__}")
     texts, prices = load(limit=args.max_products)
-    config = TrainConfig(trainer=args.trainer, epochs=args.epochs, batch_size=args.batch_size,
-                         device=args.device, learning_rate=1e-4,
-                         max_train_samples=args.max_train)  # fmt: skip
+    config = TrainConfig(
+        trainer=args.trainer,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        device=args.device,
+        learning_rate=1e-4,
+        max_train_samples=args.max_train,
+    )
     started = time.monotonic()
     outcome = train_text_model(texts, prices, config)
     seconds = time.monotonic() - started
     neural = outcome.metrics[args.trainer]
     candidates = ("baseline", "tfidf_knn", args.trainer, "blend")
-    print(json.dumps({
-        "seconds": round(seconds, 1),
-        "train_samples_per_s": neural.get("train_samples_per_s"),
-        "predict_samples_per_s": neural.get("predict_samples_per_s"),
-        "rmsle": {k: outcome.metrics[k]["rmsle"] for k in candidates if k in outcome.metrics},
-        "chosen": outcome.chosen,
-        "under_5_minutes": seconds < 300,
-    }, indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "seconds": round(seconds, 1),
+                "train_samples_per_s": neural.get("train_samples_per_s"),
+                "predict_samples_per_s": neural.get("predict_samples_per_s"),
+                "rmsle": {
+                    k: outcome.metrics[k]["rmsle"] for k in candidates if k in outcome.metrics
+                },
+                "chosen": outcome.chosen,
+                "under_5_minutes": seconds < 300,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,17 @@ def generate(folder: Path, rows: int, skus: int) -> tuple[Path, Path]:
         writer.writerow(["sku", "title", "category", "brand", "cost", "price", "currency"])
         for i in range(skus):
             price = round(rng.uniform(2, 200), 2)
-            writer.writerow([f"SKU{i:06d}", f"Product {i}", f"cat{i % 40}", f"brand{i % 90}",
-                             round(price * 0.6, 2), price, "USD"])  # fmt: skip
+            writer.writerow(
+                [
+                    f"SKU{i:06d}",
+                    f"Product {i}",
+                    f"cat{i % 40}",
+                    f"brand{i % 90}",
+                    round(price * 0.6, 2),
+                    price,
+                    "USD",
+                ]
+            )
     sales = folder / "sales.csv"
     days = -(-rows // skus)
     start = date(2023, 1, 1)
@@ -52,8 +61,16 @@ def generate(folder: Path, rows: int, skus: int) -> tuple[Path, Path]:
                     break
                 units = rng.randint(0, 20)
                 price = round(1 + (i % 200) + rng.random(), 2)
-                writer.writerow([day, f"SKU{i:06d}", units, price, round(units * price, 2),
-                                 "true" if rng.random() < 0.05 else "false"])  # fmt: skip
+                writer.writerow(
+                    [
+                        day,
+                        f"SKU{i:06d}",
+                        units,
+                        price,
+                        round(units * price, 2),
+                        "true" if rng.random() < 0.05 else "false",
+                    ]
+                )
                 written += 1
     return products, sales
 
@@ -135,13 +152,28 @@ def measure(args: argparse.Namespace, slug: str, psql_env: dict) -> None:
         run_child([py, "manage.py", "import_csv", slug, "products", str(products)])
 
         table = f"bench_raw_{os.getpid()}"
-        run_child(["psql", "-v", "ON_ERROR_STOP=1", "-qc",
-                   f"CREATE TABLE {table} (date date, sku text, units int, price numeric(14,4), "
-                   f"revenue numeric(16,4), promo boolean)"], psql_env)  # fmt: skip
+        run_child(
+            [
+                "psql",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qc",
+                f"CREATE TABLE {table} (date date, sku text, units int, price numeric(14,4), "
+                f"revenue numeric(16,4), promo boolean)",
+            ],
+            psql_env,
+        )
         try:
-            raw_s, _ = run_child(["psql", "-v", "ON_ERROR_STOP=1", "-qc",
-                                  f"\\copy {table} FROM '{sales}' WITH (FORMAT csv, HEADER true)"],
-                                 psql_env)  # fmt: skip
+            raw_s, _ = run_child(
+                [
+                    "psql",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-qc",
+                    f"\\copy {table} FROM '{sales}' WITH (FORMAT csv, HEADER true)",
+                ],
+                psql_env,
+            )
             imp_s, rss_mb, out = max_rss_mb_of(
                 [py, "manage.py", "import_csv", slug, "sales", str(sales)]
             )

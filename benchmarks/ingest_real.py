@@ -47,8 +47,10 @@ def main() -> None:
                 )
                 with open(path) as handle:
                     rows = sum(1 for _ in handle) - 1
-                print(f"import_csv {kind:8s}: {rows:>9,} rows in {seconds:6.2f}s "
-                      f"({rows / seconds:,.0f} rows/s, peak {rss:.0f} MB) -> {out}")  # fmt: skip
+                print(
+                    f"import_csv {kind:8s}: {rows:>9,} rows in {seconds:6.2f}s "
+                    f"({rows / seconds:,.0f} rows/s, peak {rss:.0f} MB) -> {out}"
+                )
     finally:
         from tenants.models import Tenant
         from tenants.services import delete_tenant

@@ -99,10 +99,14 @@ def main() -> None:
     gain = profit(rec.price).sum() / profit(grid.price).sum() - 1
     k = rules.candidates
     print(f"per-SKU Python loop ({k} candidates), {m:,} SKUs, scaled to {n:,}: {loop_s:.1f} s")
-    print(f"vectorised grid ({k} candidates), {n:,} SKUs: {grid_s:.2f} s "
-          f"-> {loop_s / grid_s:.0f}x; same price as the loop on {agree:.1%}")  # fmt: skip
-    print(f"vectorised analytic optimum (default), {n:,} SKUs: {vector_s:.2f} s -> "
-          f"{loop_s / vector_s:.0f}x; profit {gain:+.3%} vs the grid")  # fmt: skip
+    print(
+        f"vectorised grid ({k} candidates), {n:,} SKUs: {grid_s:.2f} s "
+        f"-> {loop_s / grid_s:.0f}x; same price as the loop on {agree:.1%}"
+    )
+    print(
+        f"vectorised analytic optimum (default), {n:,} SKUs: {vector_s:.2f} s -> "
+        f"{loop_s / vector_s:.0f}x; profit {gain:+.3%} vs the grid"
+    )
 
 
 if __name__ == "__main__":

@@ -36,13 +36,15 @@ def demo_products(count: int) -> list[dict]:
             rows = list(csv.DictReader(handle))
     return [
         {
-            "sku": r["sku"], "title": r["title"], "brand": r["brand"],
-            "category": r["category"], "price": float(r["price"]),
-            "attributes": {k: v.strip() for k, v in r.items()
-                           if k not in CORE and v and v.strip()},
+            "sku": r["sku"],
+            "title": r["title"],
+            "brand": r["brand"],
+            "category": r["category"],
+            "price": float(r["price"]),
+            "attributes": {k: v.strip() for k, v in r.items() if k not in CORE and v and v.strip()},
         }
         for r in rows
-    ]  # fmt: skip
+    ]
 
 
 def main() -> None:
@@ -62,8 +64,7 @@ def main() -> None:
     )
 
     data = demo_products(args.products)
-    texts = [product_text(r["title"], "", r["brand"], r["category"], r["attributes"])
-             for r in data]  # fmt: skip
+    texts = [product_text(r["title"], "", r["brand"], r["category"], r["attributes"]) for r in data]
     prices = np.array([r["price"] for r in data])
     keys = [r["sku"] for r in data]
     watch = [i for i, r in enumerate(data) if r["category"] in WATCH]
@@ -81,8 +82,10 @@ def main() -> None:
         print(f"| {mode} | {np.mean(scores):.4f} | {rmsle(prices, fitted[mode].price):.4f} |")
     print("\n| product | sells at | before | after |\n| --- | --- | --- | --- |")
     for i in watch:
-        print(f"| {data[i]['title']} | {prices[i]:.2f} | {fitted['before'].price[i]:.2f} | "
-              f"{fitted['after'].price[i]:.2f} |")  # fmt: skip
+        print(
+            f"| {data[i]['title']} | {prices[i]:.2f} | {fitted['before'].price[i]:.2f} | "
+            f"{fitted['after'].price[i]:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -65,9 +65,14 @@ def main() -> None:
     print(f"{len(texts)} rows, {sum(p is not None for p in prices)} with a price")
     results = {}
     for trainer in args.trainers.split(","):
-        config = TrainConfig(trainer=trainer, epochs=args.epochs, max_train_samples=args.max_train,
-                             batch_size=args.batch_size, device=args.device,
-                             learning_rate=args.lr)  # fmt: skip
+        config = TrainConfig(
+            trainer=trainer,
+            epochs=args.epochs,
+            max_train_samples=args.max_train,
+            batch_size=args.batch_size,
+            device=args.device,
+            learning_rate=args.lr,
+        )
         started = time.monotonic()
         outcome = train_text_model(texts, prices, config, progress=None)
         metrics = outcome.metrics
@@ -75,8 +80,16 @@ def main() -> None:
         results["median"] = {"rmsle": round(metrics["median_rmsle"], 4)}
         if trainer in metrics:
             results[trainer] = metrics[trainer]
-        print(json.dumps({"trainer": trainer, "seconds": round(time.monotonic() - started, 1),
-                          "metrics": metrics}, default=str))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "trainer": trainer,
+                    "seconds": round(time.monotonic() - started, 1),
+                    "metrics": metrics,
+                },
+                default=str,
+            )
+        )
     print("\n| trainer | RMSLE (20% held out) | interval coverage (target 0.8) |")
     print("| --- | --- | --- |")
     for name, m in results.items():

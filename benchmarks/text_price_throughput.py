@@ -98,8 +98,10 @@ def main() -> None:
     train_texts = [t for t, _ in train]
     log = np.log1p(np.array([p for _, p in train]))
     targets = ((log - log.mean()) / log.std()).tolist()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"bf16 on this CPU: {bf16_supported(torch.device('cpu'))}")  # fmt: skip
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"bf16 on this CPU: {bf16_supported(torch.device('cpu'))}"
+    )
 
     ref_train = reference_train(train_texts, targets, args.batch_size)
     print(f"reference training : {ref_train:7.1f} samples/s (fp32, padded to 128)")
@@ -111,8 +113,10 @@ def main() -> None:
     events = []
     fine_tune(model, train_texts, log, train_texts[:64], log[:64], config, progress=events.append)
     ours_train = events[-1]["samples_per_s"]
-    print(f"our training       : {ours_train:7.1f} samples/s (bf16={model.use_bf16}, max length "
-          f"{model.max_length}, dynamic padding)  -> {ours_train / ref_train:.1f}x")  # fmt: skip
+    print(
+        f"our training       : {ours_train:7.1f} samples/s (bf16={model.use_bf16}, max length "
+        f"{model.max_length}, dynamic padding)  -> {ours_train / ref_train:.1f}x"
+    )
 
     ref_infer = reference_infer(infer, 64)
     print(f"reference inference: {ref_infer:7.1f} samples/s (fp32, padded to 128)")

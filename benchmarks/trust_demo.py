@@ -53,35 +53,63 @@ def main() -> None:
     from tenants.context import actor_context, tenant_context
     from tenants.services import create_tenant, delete_tenant
 
-    tenant = create_tenant(name="Trust benchmark", slug=f"trust-{secrets.token_hex(4)}",
-                           timezone_name="America/Chicago")  # fmt: skip
+    tenant = create_tenant(
+        name="Trust benchmark",
+        slug=f"trust-{secrets.token_hex(4)}",
+        timezone_name="America/Chicago",
+    )
     try:
         with tenant_context(tenant), actor_context(None, "benchmark"):
             started = time.monotonic()
             with tempfile.TemporaryDirectory() as folder:
                 complete_journey_csvs(Path(folder), products=args.products)
-                for kind, name in [("products", "products.csv"), ("sales", "sales.csv"),
-                                   ("competitor_prices", "competitor_offers.csv")]:  # fmt: skip
-                    import_file(kind=kind, path=Path(folder) / name,
-                                options=ImportOptions(skip_invalid=True))  # fmt: skip
+                for kind, name in [
+                    ("products", "products.csv"),
+                    ("sales", "sales.csv"),
+                    ("competitor_prices", "competitor_offers.csv"),
+                ]:
+                    import_file(
+                        kind=kind,
+                        path=Path(folder) / name,
+                        options=ImportOptions(skip_invalid=True),
+                    )
             # the demo's rules and policy (pricing_saas/portal/management/commands/demo.py)
-            rules.save_rule_set(values={"name": "Store default", "min_margin": "0.10",
-                                        "max_step": "0.10", "ending": "0.99"})  # fmt: skip
-            rules.save_rule_set(values={
-                "name": "Stay near the market", "scope": "category", "priority": 1,
-                "scope_values": ["SOFT DRINKS", "BAG SNACKS", "FLUID MILK PRODUCTS"],
-                "max_above_competitor": "0.05",
-            })  # fmt: skip
+            rules.save_rule_set(
+                values={
+                    "name": "Store default",
+                    "min_margin": "0.10",
+                    "max_step": "0.10",
+                    "ending": "0.99",
+                }
+            )
+            rules.save_rule_set(
+                values={
+                    "name": "Stay near the market",
+                    "scope": "category",
+                    "priority": 1,
+                    "scope_values": ["SOFT DRINKS", "BAG SNACKS", "FLUID MILK PRODUCTS"],
+                    "max_above_competitor": "0.05",
+                }
+            )
             approvals.update_policy(auto_approve=True, auto_approve_max_change="0.05")
-            print(f"imported {Product.objects.count()} products in "
-                  f"{time.monotonic() - started:.0f} s")  # fmt: skip
+            print(
+                f"imported {Product.objects.count()} products in {time.monotonic() - started:.0f} s"
+            )
             started = time.monotonic()
             job = services.start_reprice(enqueue=False)
             job = services.run_reprice(job_id=job.pk)
             print(f"reprice job: {job.message} ({time.monotonic() - started:.0f} s)\n")
-            recs = list(Recommendation.objects.filter(job=job).values_list(
-                "status", "binding_rules", "profit_delta", "expected_revenue",
-                "expected_revenue_now", "auto_approved", "elasticity"))  # fmt: skip
+            recs = list(
+                Recommendation.objects.filter(job=job).values_list(
+                    "status",
+                    "binding_rules",
+                    "profit_delta",
+                    "expected_revenue",
+                    "expected_revenue_now",
+                    "auto_approved",
+                    "elasticity",
+                )
+            )
             n = len(recs)
             changes = [r for r in recs if r[0] in ("pending", "approved")]
             restore = lambda r: "restores_rule" in r[1]  # noqa: E731
@@ -97,26 +125,36 @@ def main() -> None:
             print("| measure (demo data, one run) | value |\n| --- | --- |")
             print(f"| SKUs repriced | {n} |")
             print(f"| changes recommended | {len(changes)} ({len(changes) / n:.1%} of SKUs) |")
-            print(f"| changes with a negative expected gain, outside rule restores | "
-                  f"{len(negative)} ({len(negative) / max(len(changes), 1):.1%}) |")  # fmt: skip
+            print(
+                f"| changes with a negative expected gain, outside rule restores | "
+                f"{len(negative)} ({len(negative) / max(len(changes), 1):.1%}) |"
+            )
             print(f"| rule restores with a negative expected gain | {len(restores_negative)} |")
             print(f"| auto-approved changes with a gain <= 0 | {len(auto_negative)} |")
-            print(f"| SKUs without a usable estimate (price kept) | "
-                  f"{len(no_estimate)} ({len(no_estimate) / n:.1%}) |")  # fmt: skip
-            print(f"| SKUs whose own estimate had the wrong sign (category's elasticity used) | "
-                  f"{from_prior} ({from_prior / max(estimates.count(), 1):.1%}) |")  # fmt: skip
-            print(f"| changes at the step limit | {len(at_step)} "
-                  f"({len(at_step) / max(len(changes), 1):.1%}) |")  # fmt: skip
+            print(
+                f"| SKUs without a usable estimate (price kept) | "
+                f"{len(no_estimate)} ({len(no_estimate) / n:.1%}) |"
+            )
+            print(
+                f"| SKUs whose own estimate had the wrong sign (category's elasticity used) | "
+                f"{from_prior} ({from_prior / max(estimates.count(), 1):.1%}) |"
+            )
+            print(
+                f"| changes at the step limit | {len(at_step)} "
+                f"({len(at_step) / max(len(changes), 1):.1%}) |"
+            )
             print(f"| demand model | {version.message} |")
             panel, _ids, _stats = demand_panel()
             result = backtest(panel, holdout_days=28)
-            print(f"| backtest, last 28 days: deviance model / recent average day / year's "
-                  f"average day | {result.deviance_model:.4f} / {result.deviance_recent:.4f} / "
-                  f"{result.deviance_average:.4f} |")  # fmt: skip
-            print(f"| backtest gain over the recent average day | "
-                  f"{result.gain_over_recent:+.1%} |")  # fmt: skip
-            print(f"| backtest gain over the year's average day | "
-                  f"{result.gain_over_average:+.1%} |")  # fmt: skip
+            print(
+                f"| backtest, last 28 days: deviance model / recent average day / year's "
+                f"average day | {result.deviance_model:.4f} / {result.deviance_recent:.4f} / "
+                f"{result.deviance_average:.4f} |"
+            )
+            print(f"| backtest gain over the recent average day | {result.gain_over_recent:+.1%} |")
+            print(
+                f"| backtest gain over the year's average day | {result.gain_over_average:+.1%} |"
+            )
 
             # The ratchet: nightly runs with no new data, every change approved and published.
             approvals.update_policy(auto_approve=False)
@@ -131,9 +169,11 @@ def main() -> None:
                 try:
                     publication = publishing.publish(enqueue=False)
                     publishing.run_publication(publication_id=publication.pk)
-                    moved_per_night.append(publication.changes_count
-                                           if hasattr(publication, "changes_count") else
-                                           job.changed)  # fmt: skip
+                    moved_per_night.append(
+                        publication.changes_count
+                        if hasattr(publication, "changes_count")
+                        else job.changed
+                    )
                 except Exception:  # nothing approved: nothing moves
                     moved_per_night.append(0)
             end = dict(Product.objects.values_list("pk", "price"))
@@ -142,8 +182,10 @@ def main() -> None:
             print("| --- | --- |")
             print(f"| changes published per night | {', '.join(map(str, moved_per_night))} |")
             print(f"| largest cumulative change of a SKU | {np.max(np.abs(change)):.1%} |")
-            print(f"| SKUs beyond the window limit (20 % per 28 days) | "
-                  f"{int(np.sum(np.abs(change) > 0.20 + 0.005))} |")  # fmt: skip
+            print(
+                f"| SKUs beyond the window limit (20 % per 28 days) | "
+                f"{int(np.sum(np.abs(change) > 0.20 + 0.005))} |"
+            )
             print(f"| SKUs moved at all | {int(np.sum(np.abs(change) > 1e-9))} |")
             del RULES
     finally:

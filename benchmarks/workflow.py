@@ -71,15 +71,20 @@ def main() -> None:
                 Recommendation.objects.bulk_create(
                     [
                         Recommendation(
-                            job=job, product_id=pk, current_price=p0,
-                            recommended_price=round(float(p0) * (1 + c), 2), change=float(c),
-                            profit_delta=float(abs(c)), confident=True, elasticity=-1.5,
+                            job=job,
+                            product_id=pk,
+                            current_price=p0,
+                            recommended_price=round(float(p0) * (1 + c), 2),
+                            change=float(c),
+                            profit_delta=float(abs(c)),
+                            confident=True,
+                            elasticity=-1.5,
                             tenant=tenant,
                         )
                         for (pk, p0), c in zip(ids, change, strict=True)
                     ],
                     batch_size=10_000,
-                )  # fmt: skip
+                )
             auto, t_auto = timed(
                 "auto-approve (policy: within ±5 %, confident)", lambda: approvals.auto_approve(job)
             )

@@ -118,11 +118,14 @@ class ReferencePricePredictView(TenantAPIView):
         products = data.validated_data["products"]
         texts = [
             product_text(
-                p["title"], p.get("description", ""), p.get("brand", ""), p.get("category", ""),
+                p["title"],
+                p.get("description", ""),
+                p.get("brand", ""),
+                p.get("category", ""),
                 p.get("attributes") or {},
             )
             for p in products
-        ]  # fmt: skip
+        ]
         version, prediction = selectors.predict_texts(texts)
         triples = zip(prediction.price, prediction.low, prediction.high, strict=True)
         rows = [

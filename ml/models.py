@@ -32,9 +32,12 @@ class ModelVersion(CancellableJob):
     Status = TrainingStatus
     # A training run is `training` while it runs and `ready` when it succeeds.
     states = JobStates(
-        queued=Status.QUEUED, running=Status.TRAINING, succeeded=Status.READY,
-        failed=Status.FAILED, cancelled=Status.CANCELLED,
-    )  # fmt: skip
+        queued=Status.QUEUED,
+        running=Status.TRAINING,
+        succeeded=Status.READY,
+        failed=Status.FAILED,
+        cancelled=Status.CANCELLED,
+    )
     # The ml.train_model_version task's (both kinds): the trainer keeps the best model so far at
     # 90 % of the soft limit, ML_TRAIN_TIME_LIMIT_S.
     time_limit = TimeLimit(

@@ -95,8 +95,9 @@ def demand_panel():
     truncated = ~on_daily & ~(same_prev & same_next)
     is_active = np.array([active.get(int(pk), True) for pk in products], dtype=bool)[owner]
     gaps = np.diff(d) - 1  # days without a sale between consecutive sales of a product
-    fill = np.flatnonzero(same_owner & ~on_daily[:-1] & is_active[:-1] & (gaps > 0)
-                          & same_next[:-1])  # fmt: skip
+    fill = np.flatnonzero(
+        same_owner & ~on_daily[:-1] & is_active[:-1] & (gaps > 0) & same_next[:-1]
+    )
     run = gaps[fill]  # every day strictly between the sales k and k + 1, for each k in fill
     zero_days = (
         np.repeat(d[fill] + 1, run) + np.arange(run.sum()) - np.repeat(np.cumsum(run) - run, run)
@@ -174,9 +175,13 @@ def _competitor_prices(product_ids: list[int], sku, day):
         f"FROM {CompetitorOffer._meta.db_table} WHERE tenant_id = %s "
         "AND observed_at >= %s AND observed_at < %s GROUP BY 1, 2, 3) AS g",
         5,
-        [tenant.timezone, int(tenant.pk), dt.datetime.combine(first, dt.time(), zone),
-         dt.datetime.combine(after, dt.time(), zone)],
-    )  # fmt: skip
+        [
+            tenant.timezone,
+            int(tenant.pk),
+            dt.datetime.combine(first, dt.time(), zone),
+            dt.datetime.combine(after, dt.time(), zone),
+        ],
+    )
     known = np.asarray(product_ids, np.int64)  # ascending, as the panel numbers them
     pos = np.minimum(np.searchsorted(known, obs[:, 1].astype(np.int64)), len(known) - 1)
     obs = obs[known[pos] == obs[:, 1]]

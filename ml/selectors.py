@@ -43,8 +43,9 @@ def predict_texts(texts: list[str]):
     return version, load_version_predictor(version).predict(texts)
 
 
-def demand_curve(version: ModelVersion | None, product_ids, prices, categories=None,
-                 competitor_price=None):  # fmt: skip
+def demand_curve(
+    version: ModelVersion | None, product_ids, prices, categories=None, competitor_price=None
+):
     """The one demand curve (ml.science.curve.DemandCurve) of `product_ids` at today's
     `prices`, from the estimates of a stored demand-model version. Products the version has no
     estimate for take the mean elasticity of their category (else the version's pooled one)
@@ -57,20 +58,28 @@ def demand_curve(version: ModelVersion | None, product_ids, prices, categories=N
 
     ids = [int(pk) for pk in product_ids]
     n = len(ids)
-    rows = Elasticity.objects.none() if version is None else Elasticity.objects.filter(
-        model_version=version)  # fmt: skip
+    rows = (
+        Elasticity.objects.none()
+        if version is None
+        else Elasticity.objects.filter(model_version=version)
+    )
     if n <= 1000:
         rows = rows.filter(product_id__in=ids)
     names = ("elasticity", "elasticity_se", "units_per_day", "typical_price", "curvature",
              "price_low", "price_high", "from_prior", "competitor_slope", "competitor_slope_se",
              "curvature_se", "gap_low", "gap_high")  # fmt: skip
-    fits = {r[0]: dict(zip(names, r[1:], strict=True))
-            for r in rows.values_list("product_id", *names)}  # fmt: skip
+    fits = {
+        r[0]: dict(zip(names, r[1:], strict=True)) for r in rows.values_list("product_id", *names)
+    }
     known = np.array([pk in fits for pk in ids], dtype=bool)
 
     def get(name: str, default: float = np.nan) -> np.ndarray:
-        return np.array([default if pk not in fits or fits[pk][name] is None
-                         else float(fits[pk][name]) for pk in ids])  # fmt: skip
+        return np.array(
+            [
+                default if pk not in fits or fits[pk][name] is None else float(fits[pk][name])
+                for pk in ids
+            ]
+        )
 
     e, se, rate = get("elasticity"), get("elasticity_se"), get("units_per_day", 0.0)
     typical, curv = get("typical_price", 1.0), get("curvature", 0.0)
@@ -92,9 +101,19 @@ def demand_curve(version: ModelVersion | None, product_ids, prices, categories=N
     price = np.asarray(prices, dtype=float)
     typical = np.where(known, typical, price)
     return DemandCurve.from_estimates(
-        price, rate, e, typical, curv, elasticity_se=se, competitor_price=competitor_price,
-        competitor_slope=hinge, competitor_slope_se=hinge_se,
-        curvature_se=get("curvature_se", 0.0), evidence_low=get("price_low"),
-        evidence_high=get("price_high"), borrowed=get("from_prior", 0.0) > 0,
-        gap_low=get("gap_low"), gap_high=get("gap_high"),
-    ), known  # fmt: skip
+        price,
+        rate,
+        e,
+        typical,
+        curv,
+        elasticity_se=se,
+        competitor_price=competitor_price,
+        competitor_slope=hinge,
+        competitor_slope_se=hinge_se,
+        curvature_se=get("curvature_se", 0.0),
+        evidence_low=get("price_low"),
+        evidence_high=get("price_high"),
+        borrowed=get("from_prior", 0.0) > 0,
+        gap_low=get("gap_low"),
+        gap_high=get("gap_high"),
+    ), known

@@ -197,8 +197,11 @@ def run_training(*, version_id: int, on_progress=None, sync: bool = False) -> Mo
     try:
         save_predictor(outcome.predictor, folder, {"version": version.version})
         _save_held_out(folder, outcome.held_out)
-        version.artifact.save(f"{version.tenant_id}-{version.kind}-v{version.version}.zip",
-                              ContentFile(_zip(folder)), save=False)  # fmt: skip
+        version.artifact.save(
+            f"{version.tenant_id}-{version.kind}-v{version.version}.zip",
+            ContentFile(_zip(folder)),
+            save=False,
+        )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     version.metrics = outcome.metrics
@@ -275,9 +278,12 @@ def _against_version_in_force(held_out: dict) -> dict | None:
             old = np.log1p(predictor.predict(held_out["texts"]).price)
         except Exception as exc:  # an artifact that cannot be read must not block the new one
             logger.exception("scoring version %s in force failed", current.pk)
-            return {"version": current.version, "promoted": True,
-                    "message": f"Promoted: v{current.version} in force could not be scored "
-                               f"({exc.__class__.__name__})."}  # fmt: skip
+            return {
+                "version": current.version,
+                "promoted": True,
+                "message": f"Promoted: v{current.version} in force could not be scored "
+                f"({exc.__class__.__name__}).",
+            }
         rows = np.arange(len(keys))
         how = "scored now (it predates held-out records; it may have seen some of them)"
     new_rmsle = round(float(np.sqrt(np.mean((new[rows] - actual[rows]) ** 2))), 4)
@@ -292,9 +298,15 @@ def _against_version_in_force(held_out: dict) -> dict | None:
         if wins
         else f"Not promoted: {figures}; it stays ready (promote it by hand to use it anyway)."
     )
-    return {"version": current.version, "products": len(rows), "rmsle": new_rmsle,
-            "in_force_rmsle": old_rmsle, "in_force_scored_by": how, "promoted": wins,
-            "message": message}  # fmt: skip
+    return {
+        "version": current.version,
+        "products": len(rows),
+        "rmsle": new_rmsle,
+        "in_force_rmsle": old_rmsle,
+        "in_force_scored_by": how,
+        "promoted": wins,
+        "message": message,
+    }
 
 
 def _run_demand(version: ModelVersion) -> ModelVersion:
@@ -306,10 +318,13 @@ def _run_demand(version: ModelVersion) -> ModelVersion:
     days = 0 if panel is None else len(np.unique(panel.day))
     if panel is None or len(panel.units) < MIN_SALES_ROWS or days < MIN_SALES_DAYS:
         n = 0 if panel is None else len(panel.units)
-        return _end(version, ModelVersion.Status.FAILED,
-                    f"{NOT_ENOUGH_HISTORY}: {n} product-days on {days} days; at least "
-                    f"{MIN_SALES_ROWS} product-days on {MIN_SALES_DAYS} days are "
-                    "needed")  # fmt: skip
+        return _end(
+            version,
+            ModelVersion.Status.FAILED,
+            f"{NOT_ENOUGH_HISTORY}: {n} product-days on {days} days; at least "
+            f"{MIN_SALES_ROWS} product-days on {MIN_SALES_DAYS} days are "
+            "needed",
+        )
     try:
         fit = fit_demand(panel)
     except Exception as exc:
@@ -344,8 +359,11 @@ def _run_demand(version: ModelVersion) -> ModelVersion:
     np.savez_compressed(buffer, coef=fit.coef, **estimates)
     with transaction.atomic():
         _store_elasticities(version, estimates)
-        version.artifact.save(f"{version.tenant_id}-demand-v{version.version}.npz",
-                              ContentFile(buffer.getvalue()), save=False)  # fmt: skip
+        version.artifact.save(
+            f"{version.tenant_id}-demand-v{version.version}.npz",
+            ContentFile(buffer.getvalue()),
+            save=False,
+        )
         version.trainer = DEMAND_TRAINER
         version.data_size = len(panel.units)
         version.metrics = {
@@ -387,14 +405,17 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
     tenant = require_current_tenant()
     columns = [np.asarray(estimates[name]) for name in ESTIMATE_FIELDS]
     size = len(columns[0])
-    low, high = (np.asarray(estimates.get(k, np.full(size, np.nan)), float)
-                 for k in ("price_low", "price_high"))  # fmt: skip
+    low, high = (
+        np.asarray(estimates.get(k, np.full(size, np.nan)), float)
+        for k in ("price_low", "price_high")
+    )
     prior = np.asarray(estimates.get("from_prior", np.zeros(size, bool)), bool)
     hinge = np.asarray(estimates.get("competitor_slope", np.zeros(size)), float)
     hinge_se = np.asarray(estimates.get("competitor_slope_se", np.full(size, np.inf)), float)
     curv_se = np.asarray(estimates.get("curvature_se", np.full(size, np.nan)), float)
-    gap_lo, gap_hi = (np.asarray(estimates.get(k, np.full(size, np.nan)), float)
-                      for k in ("gap_low", "gap_high"))  # fmt: skip
+    gap_lo, gap_hi = (
+        np.asarray(estimates.get(k, np.full(size, np.nan)), float) for k in ("gap_low", "gap_high")
+    )
     rows = [
         {
             "tenant_id": tenant.pk,
@@ -417,10 +438,18 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
             "curvature_se": number(cs),
         }
         for pk, e, se, raw, c, typical, rate, days, lo, hi, fp, h, hs, gl, gh, cs in zip(
-            *columns, low.tolist(), high.tolist(), prior.tolist(), hinge.tolist(),
-            hinge_se.tolist(), gap_lo.tolist(), gap_hi.tolist(), curv_se.tolist(), strict=True,
+            *columns,
+            low.tolist(),
+            high.tolist(),
+            prior.tolist(),
+            hinge.tolist(),
+            hinge_se.tolist(),
+            gap_lo.tolist(),
+            gap_hi.tolist(),
+            curv_se.tolist(),
+            strict=True,
         )
-    ]  # fmt: skip
+    ]
     return copy_insert(Elasticity, rows)
 
 
@@ -431,10 +460,14 @@ def _prune_elasticities() -> None:
     from .models import Elasticity
 
     promoted = ModelVersion.objects.filter(kind=ModelVersion.Kind.DEMAND, promoted_at__isnull=False)
-    keep = list(promoted.order_by("-promoted_at").values_list("pk", flat=True)[
-        :ELASTICITY_VERSIONS_KEPT])  # fmt: skip
-    stale = set(Elasticity.objects.exclude(model_version__in=keep)
-                .values_list("model_version", flat=True).distinct())  # fmt: skip
+    keep = list(
+        promoted.order_by("-promoted_at").values_list("pk", flat=True)[:ELASTICITY_VERSIONS_KEPT]
+    )
+    stale = set(
+        Elasticity.objects.exclude(model_version__in=keep)
+        .values_list("model_version", flat=True)
+        .distinct()
+    )
     if not stale:
         return
     Elasticity.objects.filter(model_version__in=stale).delete()
@@ -468,8 +501,9 @@ def _restore_elasticities(version: ModelVersion) -> None:
             )
         estimates = {name: archive[name] for name in ESTIMATE_FIELDS}
         estimates.update({k: archive[k] for k in OPTIONAL_FIELDS if k in archive.files})
-    known = set(Product.objects.filter(pk__in=estimates["product_id"].tolist())
-                .values_list("pk", flat=True))  # fmt: skip
+    known = set(
+        Product.objects.filter(pk__in=estimates["product_id"].tolist()).values_list("pk", flat=True)
+    )
     alive = np.isin(estimates["product_id"], list(known))
     Elasticity.objects.filter(model_version=version).delete()  # a partial set, if any
     _store_elasticities(version, {k: np.asarray(v)[alive] for k, v in estimates.items()})

@@ -79,8 +79,9 @@ def train(request):
     def start():
         kind = _kind(request)  # the trainer choice belongs to the reference-price model
         text = kind == ModelVersion.Kind.TEXT
-        return services.start_training(kind=kind, user=request.user,
-                                       trainer=trainer if text else None)  # fmt: skip
+        return services.start_training(
+            kind=kind, user=request.user, trainer=trainer if text else None
+        )
 
     return _act(request, start, "Training queued: the progress bar below follows it.")
 

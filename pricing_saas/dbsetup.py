@@ -117,15 +117,20 @@ def ensure_role_and_database(
                 app = sql.Identifier(role)
                 # Tables made before owners existed belong to the application role: hand over.
                 cur.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(app, ident))
-                cur.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
-                    sql.Identifier(database), app))  # fmt: skip
+                cur.execute(
+                    sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+                        sql.Identifier(database), app
+                    )
+                )
                 cur.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(app))
                 cur.execute(sql.SQL("REVOKE CREATE ON SCHEMA public FROM {}").format(app))
                 for statement in app_grants(role):
                     cur.execute(statement)
                 default = "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT "
-                for rights in ("SELECT, INSERT, UPDATE, DELETE ON TABLES",
-                               "USAGE, SELECT, UPDATE ON SEQUENCES"):  # fmt: skip
+                for rights in (
+                    "SELECT, INSERT, UPDATE, DELETE ON TABLES",
+                    "USAGE, SELECT, UPDATE ON SEQUENCES",
+                ):
                     cur.execute(sql.SQL(default + rights + " TO {}").format(ident, app))
     finally:
         conn.close()

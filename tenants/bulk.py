@@ -58,11 +58,14 @@ def copy_insert(model: type[models.Model], rows: list[dict]) -> int:
     # or an integrator would have been stored as NULL, or failed a NOT NULL column).
     null, missing = f"NULL-{secrets.token_hex(12)}", object()
     for row in rows:
-        writer.writerow([
-            v if type(v := row.get(c, missing)) in _AS_IS
-            else _cell(defaults.get(c) if v is missing else v, null)
-            for c in columns
-        ])  # fmt: skip
+        writer.writerow(
+            [
+                v
+                if type(v := row.get(c, missing)) in _AS_IS
+                else _cell(defaults.get(c) if v is missing else v, null)
+                for c in columns
+            ]
+        )
     buffer.seek(0)
     table = model._meta.db_table
     stage = f"_stage_{secrets.token_hex(4)}"
@@ -106,14 +109,16 @@ def copy_columns(query: str, width: int, params=()):
         copy_out(cur, sql, buffer, "FORMAT binary")
     raw = buffer.getbuffer()
     start = 19 + int.from_bytes(raw[15:19], "big")  # signature, flags, header extension
-    row = [("n", ">i2")] + [(f, t) for i in range(width) for f, t in
-                            ((f"l{i}", ">i4"), (f"v{i}", ">f8"))]  # fmt: skip
+    row = [("n", ">i2")] + [
+        (f, t) for i in range(width) for f, t in ((f"l{i}", ">i4"), (f"v{i}", ">f8"))
+    ]
     dtype = np.dtype(row)
     body = len(raw) - start - 2  # the file ends with a 2-byte -1
     if body < 0 or body % dtype.itemsize or bytes(raw[-2:]) != b"\xff\xff":
         raise ValueError("a NULL or an unexpected column in a numeric COPY")
     records = np.frombuffer(raw, dtype=dtype, count=body // dtype.itemsize, offset=start)
-    if len(records) and ((records["n"] != width).any() or any(
-            (records[f"l{i}"] != 8).any() for i in range(width))):  # fmt: skip
+    if len(records) and (
+        (records["n"] != width).any() or any((records[f"l{i}"] != 8).any() for i in range(width))
+    ):
         raise ValueError("a NULL or an unexpected column in a numeric COPY")
     return np.stack([records[f"v{i}"].astype(np.float64) for i in range(width)], axis=1)

@@ -123,10 +123,15 @@ def run_on_commit_at_once(monkeypatch):
 def shop(world_a):
     rng = np.random.default_rng(3)
     products = [
-        {"sku": f"P{i}", "title": f"Product {i}", "price": 20, "cost": 8 + i % 5,
-         "category": "a" if i < 10 else "b"}
+        {
+            "sku": f"P{i}",
+            "title": f"Product {i}",
+            "price": 20,
+            "cost": 8 + i % 5,
+            "category": "a" if i < 10 else "b",
+        }
         for i in range(20)
-    ]  # fmt: skip
+    ]
     products.append({"sku": "NEW", "title": "No history", "price": 30, "cost": 12, "category": "a"})
     # The margin floor (40 x 1.1 = 44) above the max price: contradictory rules.
     products.append(

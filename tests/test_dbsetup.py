@@ -80,8 +80,9 @@ def _as(role: str, sql: str):
         from urllib.parse import urlparse
 
         parsed = urlparse(admin_dsn())
-        dsn = parsed._replace(netloc=f"{role}@{parsed.hostname}:{parsed.port or 5432}",
-                              path=f"/{DB}").geturl()  # fmt: skip
+        dsn = parsed._replace(
+            netloc=f"{role}@{parsed.hostname}:{parsed.port or 5432}", path=f"/{DB}"
+        ).geturl()
     else:
         dsn += f" dbname={DB}"
     conn = psycopg2.connect(dsn)
@@ -108,8 +109,12 @@ def test_an_owner_role_takes_over_the_tables_and_the_app_role_only_reads_and_wri
     _as(OWNER, "CREATE TABLE fresh (id int)")  # a table a later migration makes
     _as(ROLE, "INSERT INTO legacy VALUES (2); INSERT INTO fresh VALUES (1)")
     assert _as(ROLE, "SELECT count(*) FROM legacy") == [(2,)]
-    for statement in ("ALTER TABLE legacy ENABLE ROW LEVEL SECURITY", "DROP TABLE fresh",
-                      "CREATE TABLE stray (id int)", "TRUNCATE legacy"):  # fmt: skip
+    for statement in (
+        "ALTER TABLE legacy ENABLE ROW LEVEL SECURITY",
+        "DROP TABLE fresh",
+        "CREATE TABLE stray (id int)",
+        "TRUNCATE legacy",
+    ):
         with pytest.raises(psycopg2.Error, match=r"must be owner|permission denied"):
             _as(ROLE, statement)
     ensure_role_and_database(admin_dsn(), role=ROLE, database=DB, owner=OWNER)  # idempotent

@@ -56,14 +56,18 @@ def _deviance(y, m) -> np.ndarray:
 def _subset(panel: Panel, rows: np.ndarray) -> Panel:
     pick = lambda v: None if v is None else np.asarray(v)[rows]  # noqa: E731
     return Panel(
-        sku=panel.sku[rows], day=panel.day[rows], units=panel.units[rows],
-        price=panel.price[rows], promo=pick(panel.promo),
+        sku=panel.sku[rows],
+        day=panel.day[rows],
+        units=panel.units[rows],
+        price=panel.price[rows],
+        promo=pick(panel.promo),
         competitor_price=pick(panel.competitor_price),
         discount=pick(panel.discount),
         category=panel.category,
-        time_effects=panel.time_effects, truncated=pick(panel.truncated),
+        time_effects=panel.time_effects,
+        truncated=pick(panel.truncated),
         current_price=panel.current_price,
-    )  # fmt: skip
+    )
 
 
 KNOWN_IN_ADVANCE = ("dow_", "promo", "discount_depth")
@@ -118,18 +122,27 @@ def backtest(panel: Panel, holdout_days: int = 28) -> BacktestResult:
     )
     average = average_all[sku]
     window = train_rows & (day > cut - RECENT_DAYS)
-    recent_sum = np.bincount(panel.sku[window], weights=np.asarray(panel.units, float)[window],
-                             minlength=n)  # fmt: skip
+    recent_sum = np.bincount(
+        panel.sku[window], weights=np.asarray(panel.units, float)[window], minlength=n
+    )
     recent_days = np.bincount(panel.sku[window], minlength=n)
     per_day = np.where(
         recent_days > 0, recent_sum / np.maximum(recent_days, 1), np.exp(average_all)
     )
     recent = np.log(np.maximum(per_day, 1e-12))[sku]
-    means = {name: _mean_weight(eta, trunc)[0] for name, eta in
-             (("model", model), ("no_price", no_price), ("average", average),
-              ("recent", recent))}  # fmt: skip
+    means = {
+        name: _mean_weight(eta, trunc)[0]
+        for name, eta in (
+            ("model", model),
+            ("no_price", no_price),
+            ("average", average),
+            ("recent", recent),
+        )
+    }
     return BacktestResult(
-        train_days=int(cut - day.min() + 1), test_days=holdout_days, skus=len(np.unique(sku)),
+        train_days=int(cut - day.min() + 1),
+        test_days=holdout_days,
+        skus=len(np.unique(sku)),
         test_rows=len(y),
         deviance_model=float(np.mean(_deviance(y, means["model"]))),
         deviance_no_price=float(np.mean(_deviance(y, means["no_price"]))),
@@ -137,5 +150,6 @@ def backtest(panel: Panel, holdout_days: int = 28) -> BacktestResult:
         deviance_recent=float(np.mean(_deviance(y, means["recent"]))),
         mae_model=float(np.mean(np.abs(y - means["model"]))),
         mae_average=float(np.mean(np.abs(y - means["average"]))),
-        units_actual=float(y.sum()), units_forecast=float(means["model"].sum()),
-    )  # fmt: skip
+        units_actual=float(y.sum()),
+        units_forecast=float(means["model"].sum()),
+    )

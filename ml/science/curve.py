@@ -57,11 +57,22 @@ class DemandCurve:
 
     @classmethod
     def build(
-        cls, price_ref, units_ref, elasticity, elasticity_se=None, curvature=None,
-        competitor_price=None, competitor_slope=None, evidence_low=None, evidence_high=None,
-        borrowed=None, gap_low=None, gap_high=None, competitor_slope_se=None,
+        cls,
+        price_ref,
+        units_ref,
+        elasticity,
+        elasticity_se=None,
+        curvature=None,
+        competitor_price=None,
+        competitor_slope=None,
+        evidence_low=None,
+        evidence_high=None,
+        borrowed=None,
+        gap_low=None,
+        gap_high=None,
+        competitor_slope_se=None,
         curvature_se=None,
-    ) -> DemandCurve:  # fmt: skip
+    ) -> DemandCurve:
         """`competitor_slope` with `competitor_slope_se` is an estimate, used where it is
         clearly negative (HINGE_Z s.e.); without an s.e. it is taken as given."""
         p = np.asarray(price_ref, dtype=np.float64)
@@ -72,16 +83,22 @@ class DemandCurve:
             clear = raw + HINGE_Z * hinge_se < 0
         used = np.minimum(np.where(clear, raw, 0.0), 0.0)
         return cls(
-            price_ref=p, units_ref=_column(units_ref, n), elasticity=_column(elasticity, n),
+            price_ref=p,
+            units_ref=_column(units_ref, n),
+            elasticity=_column(elasticity, n),
             elasticity_se=_column(elasticity_se, n),
             curvature=np.nan_to_num(_column(curvature, n, 0.0)),
             competitor_price=_column(competitor_price, n),
-            competitor_slope=used, hinge_raw=raw, hinge_se=hinge_se,
+            competitor_slope=used,
+            hinge_raw=raw,
+            hinge_se=hinge_se,
             curvature_se=np.nan_to_num(_column(curvature_se, n, 0.0), nan=0.0, posinf=0.0),
-            evidence_low=_column(evidence_low, n), evidence_high=_column(evidence_high, n),
+            evidence_low=_column(evidence_low, n),
+            evidence_high=_column(evidence_high, n),
             borrowed=np.zeros(n, bool) if borrowed is None else np.asarray(borrowed, bool),
-            gap_low=_column(gap_low, n), gap_high=_column(gap_high, n),
-        )  # fmt: skip
+            gap_low=_column(gap_low, n),
+            gap_high=_column(gap_high, n),
+        )
 
     @classmethod
     def from_estimates(
@@ -101,33 +118,41 @@ class DemandCurve:
         return len(self.price_ref)
 
     def subset(self, index) -> DemandCurve:
-        return DemandCurve(**{
-            f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[index]
-            for f in fields(self)
-        })  # fmt: skip
+        return DemandCurve(
+            **{
+                f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[index]
+                for f in fields(self)
+            }
+        )
 
     @property
     def usable(self) -> np.ndarray:
         """A price response to price on: a finite, falling slope and some volume."""
         return (
-            np.isfinite(self.elasticity) & (self.elasticity < 0) & np.isfinite(self.units_ref)
-            & (self.units_ref > 0) & np.isfinite(self.price_ref) & (self.price_ref > 0)
-        )  # fmt: skip
+            np.isfinite(self.elasticity)
+            & (self.elasticity < 0)
+            & np.isfinite(self.units_ref)
+            & (self.units_ref > 0)
+            & np.isfinite(self.price_ref)
+            & (self.price_ref > 0)
+        )
 
     def local_elasticity(self) -> tuple[np.ndarray, np.ndarray]:
         """The slope of the curve at today's price and its s.e.: the elasticity, plus the hinge
         in force where today's price is above the competitor's (what a small move does)."""
         with np.errstate(invalid="ignore"):
             above = (
-                np.isfinite(self.competitor_price) & (self.price_ref > self.competitor_price)
+                np.isfinite(self.competitor_price)
+                & (self.price_ref > self.competitor_price)
                 & (self.competitor_slope < 0)
-            )  # fmt: skip
+            )
             se = self.hinge_se if self.hinge_se is not None else np.zeros(len(self))
             slope = np.where(above, self.elasticity + self.competitor_slope, self.elasticity)
             spread = np.where(
-                above, np.sqrt(self.elasticity_se**2 + np.nan_to_num(se, posinf=0.0) ** 2),
+                above,
+                np.sqrt(self.elasticity_se**2 + np.nan_to_num(se, posinf=0.0) ** 2),
                 self.elasticity_se,
-            )  # fmt: skip
+            )
         return slope, spread
 
     def _per_sku(self, values: np.ndarray, shape) -> np.ndarray:
@@ -144,8 +169,7 @@ class DemandCurve:
             if raise_:
                 # where the estimate leans negative (by one s.e.), though not clearly so
                 leaning = np.isfinite(self.hinge_se) & (self.hinge_raw + self.hinge_se < 0)
-                steep = np.where(leaning, self.hinge_raw - z * self.hinge_se,
-                                 self.competitor_slope)  # fmt: skip
+                steep = np.where(leaning, self.hinge_raw - z * self.hinge_se, self.competitor_slope)
                 return np.minimum(np.minimum(steep, self.competitor_slope), 0.0)
             flat = np.where(np.isfinite(self.hinge_se), self.hinge_raw + z * self.hinge_se, 0.0)
             return np.where(self.competitor_slope < 0, np.minimum(flat, 0.0), 0.0)
@@ -187,8 +211,9 @@ class DemandCurve:
         """Profit per day; a SKU without a cost counts its revenue."""
         return self.value(price, cost, np.zeros(len(self), dtype=bool))
 
-    def value(self, price, cost, revenue_mask, elasticity=None, hinge=None,
-              curvature=None) -> np.ndarray:  # fmt: skip
+    def value(
+        self, price, cost, revenue_mask, elasticity=None, hinge=None, curvature=None
+    ) -> np.ndarray:
         """The objective per SKU: revenue where `revenue_mask`, else profit."""
         price = np.asarray(price, dtype=np.float64)
         col = lambda v: self._per_sku(v, price.shape)  # noqa: E731

@@ -183,8 +183,13 @@ def _dispersion_k(y, mu, truncated) -> float:
             p0 = np.exp(-mu)
         else:
             r = 1.0 / k
-            ll = (gammaln(y + r) - gammaln(r) - gammaln(y + 1) + y * np.log(k * mu / (1 + k * mu))
-                  - r * np.log1p(k * mu))  # fmt: skip
+            ll = (
+                gammaln(y + r)
+                - gammaln(r)
+                - gammaln(y + 1)
+                + y * np.log(k * mu / (1 + k * mu))
+                - r * np.log1p(k * mu)
+            )
             p0 = np.exp(-r * np.log1p(k * mu))
         ll = np.where(truncated, ll - np.log(np.maximum(1 - p0, 1e-300)), ll)
         total = float(np.sum(ll))
@@ -396,9 +401,18 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
         if r.any():
             t = None if trunc is None else trunc[r]
             h, h_se, b_joint, b_joint_se = _curvature(
-                y[r], lp[r], offset[r], sku[r], n, t, b, a, iterations, z=g[r],
+                y[r],
+                lp[r],
+                offset[r],
+                sku[r],
+                n,
+                t,
+                b,
+                a,
+                iterations,
+                z=g[r],
                 prior_sd=HINGE_PRIOR_SD,
-            )  # fmt: skip
+            )
             # its s.e. as honest as the slope's: dispersion and correlation over days
             eta = np.where(np.isfinite(b_joint), b_joint, b)[sku[r]] * lp[r] + offset[r]
             eta = eta + np.nan_to_num(h)[sku[r]] * g[r]
@@ -469,18 +483,30 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
             _recent_level(y, sub.day, lp, sku, n, trunc, intercept, shrunk, curvature)
         )
     return DemandFit(
-        elasticity=shrunk, elasticity_se=shrunk_se, raw_elasticity=raw, raw_se=raw_se,
-        pooled_elasticity=pooled, pooled_se=pooled_se, category_elasticity=by_cat,
-        curvature=curvature, curvature_se=curvature_se, raw_curvature=raw_c,
-        typical_price=typical, intercept=intercept, coef_names=["log_price", *names], coef=beta,
+        elasticity=shrunk,
+        elasticity_se=shrunk_se,
+        raw_elasticity=raw,
+        raw_se=raw_se,
+        pooled_elasticity=pooled,
+        pooled_se=pooled_se,
+        category_elasticity=by_cat,
+        curvature=curvature,
+        curvature_se=curvature_se,
+        raw_curvature=raw_c,
+        typical_price=typical,
+        intercept=intercept,
+        coef_names=["log_price", *names],
+        coef=beta,
         price_low=np.where(weight > 0, _per_sku(np.minimum, price, sku, n, np.inf), np.nan),
         price_high=np.where(weight > 0, _per_sku(np.maximum, price, sku, n, -np.inf), np.nan),
-        from_prior=from_prior, dispersion=dispersion,
+        from_prior=from_prior,
+        dispersion=dispersion,
         nb_k=float(getattr(trunc, "k", 0.0)) if trunc is not None else 0.0,
-        competitor_above=hinge, competitor_above_se=hinge_se,
+        competitor_above=hinge,
+        competitor_above_se=hinge_se,
         gap_low=_gap_range(price, sub.competitor_price, sku, n, np.minimum, np.inf),
         gap_high=_gap_range(price, sub.competitor_price, sku, n, np.maximum, -np.inf),
-    )  # fmt: skip
+    )
 
 
 def _gap_range(price, competitor, sku, n, reduce, empty):
@@ -577,8 +603,9 @@ def _recent_level(y, day, x, sku, n, trunc, intercept, slope, curvature) -> np.n
     return (sold + LEVEL_PRIOR) / (expected + LEVEL_PRIOR)
 
 
-def _curvature(y, x, offset, sku, n, trunc, b0, a0, iterations, z=None,
-               prior_sd=CURVATURE_PRIOR_SD):  # fmt: skip
+def _curvature(
+    y, x, offset, sku, n, trunc, b0, a0, iterations, z=None, prior_sd=CURVATURE_PRIOR_SD
+):
     """Per-SKU Newton steps on (slope, curvature) of log units in x = log(price / typical),
     intercepts profiled; or on (slope, coefficient of `z`) for another regressor (the hinge
     above the competitor). Returns the second coefficient, its s.e., the slope, its s.e. (NaN

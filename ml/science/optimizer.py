@@ -198,9 +198,18 @@ def optimise(
     n = len(price)
     if n <= 2 * BLOCK:
         return _optimise(
-            price, cost, units, elasticity, elasticity_sd, rules, chunk, curvature,
-            competitor_slope, competitor_slope_se, curvature_se,
-        )  # fmt: skip
+            price,
+            cost,
+            units,
+            elasticity,
+            elasticity_sd,
+            rules,
+            chunk,
+            curvature,
+            competitor_slope,
+            competitor_slope_se,
+            curvature_se,
+        )
     blocks = [slice(start, min(n, start + BLOCK)) for start in range(0, n, BLOCK)]
 
     def per_sku(value):
@@ -233,9 +242,15 @@ def optimise(
         cut = [v[sl] if isinstance(v, np.ndarray) else v for v in inputs]
         with np.errstate(**errors):
             return _optimise(
-                *cut[:5], replace(rules, **{k: v[sl] for k, v in per_rule.items()}), chunk,
-                cut[5], cut[6], cut[7], cut[8], offset=sl.start,
-            )  # fmt: skip
+                *cut[:5],
+                replace(rules, **{k: v[sl] for k, v in per_rule.items()}),
+                chunk,
+                cut[5],
+                cut[6],
+                cut[7],
+                cut[8],
+                offset=sl.start,
+            )
 
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
         parts = list(pool.map(run, blocks))
@@ -252,9 +267,19 @@ MAX_CONFLICTS = 100  # messages kept (the flags mark every SKU)
 
 
 def _optimise(
-    price, cost, units, elasticity, elasticity_sd, rules: Rules, chunk: int, curvature,
-    competitor_slope=None, competitor_slope_se=None, curvature_se=None, offset: int = 0,
-) -> Recommendation:  # fmt: skip
+    price,
+    cost,
+    units,
+    elasticity,
+    elasticity_sd,
+    rules: Rules,
+    chunk: int,
+    curvature,
+    competitor_slope=None,
+    competitor_slope_se=None,
+    curvature_se=None,
+    offset: int = 0,
+) -> Recommendation:
     p0 = np.asarray(price, dtype=np.float64)
     n = len(p0)
     c = _arr(cost, n)
@@ -262,12 +287,20 @@ def _optimise(
     e = _arr(elasticity, n)
     sd = _arr(np.nan if elasticity_sd is None else elasticity_sd, n)
     curve = DemandCurve.build(
-        p0, q0, e, sd, 0.0 if curvature is None else curvature,
-        competitor_price=rules.competitor_price, competitor_slope=competitor_slope,
-        competitor_slope_se=competitor_slope_se, curvature_se=curvature_se,
-        evidence_low=rules.evidence_low, evidence_high=rules.evidence_high,
-        gap_low=rules.gap_low, gap_high=rules.gap_high,
-    )  # fmt: skip
+        p0,
+        q0,
+        e,
+        sd,
+        0.0 if curvature is None else curvature,
+        competitor_price=rules.competitor_price,
+        competitor_slope=competitor_slope,
+        competitor_slope_se=competitor_slope_se,
+        curvature_se=curvature_se,
+        evidence_low=rules.evidence_low,
+        evidence_high=rules.evidence_high,
+        gap_low=rules.gap_low,
+        gap_high=rules.gap_high,
+    )
     binding = np.zeros(n, dtype=np.int64)
 
     floor, ceiling, margin_floor = hard_bounds(p0, c, rules)
@@ -348,8 +381,9 @@ def _optimise(
     with np.errstate(invalid="ignore"):
         doubt = rules.gain_z * np.where(np.isnan(sd), 0.0, sd)
     if rules.method == "analytic":
-        robust = _robust_analytic(curve, p0, c, e, doubt, lo_final, hi_final, rules.objective,
-                                  by_revenue)  # fmt: skip
+        robust = _robust_analytic(
+            curve, p0, c, e, doubt, lo_final, hi_final, rules.objective, by_revenue
+        )
         best = np.where(valid, robust, best)
         curved = (
             valid
@@ -357,11 +391,22 @@ def _optimise(
             & ((curve.curvature != 0) | (curve.curvature_se > 0) | kinked | floors)
         )
         if curved.any():
-            best = _grid(curve, c, lo_final, hi_final, curved, best, rules, chunk, by_revenue,
-                         doubt=doubt)  # fmt: skip
+            best = _grid(
+                curve, c, lo_final, hi_final, curved, best, rules, chunk, by_revenue, doubt=doubt
+            )
     else:
-        best = _grid(curve, c, lo_final, hi_final, valid & ~conflict, best, rules, chunk,
-                     by_revenue, doubt=doubt)  # fmt: skip
+        best = _grid(
+            curve,
+            c,
+            lo_final,
+            hi_final,
+            valid & ~conflict,
+            best,
+            rules,
+            chunk,
+            by_revenue,
+            doubt=doubt,
+        )
     held = np.zeros(n, dtype=bool)  # a volume or revenue floor moved the price
     if floors.any():
         floored = _grid(
@@ -416,9 +461,16 @@ def _optimise(
     snapped = np.zeros(n, dtype=bool)
     if rules.ending is not None:
         candidate, snapped = _best_ending(
-            curve, c, by_revenue, np.where(guided, toward, best), candidate, lo_final, hi_final,
-            rules.ending, estimated,
-        )  # fmt: skip
+            curve,
+            c,
+            by_revenue,
+            np.where(guided, toward, best),
+            candidate,
+            lo_final,
+            hi_final,
+            rules.ending,
+            estimated,
+        )
     # The baseline: today's price, or the smallest move that satisfies every rule.
     base = cents(np.clip(p0, lo_final, hi_final))
     inside = ~(p0 < lo_final - 1e-9) & ~(p0 > hi_final + 1e-9)  # today's price is allowed
@@ -433,17 +485,18 @@ def _optimise(
     sd0 = np.where(np.isnan(sd), 0.0, sd)  # no interval given: the point estimate
     with np.errstate(invalid="ignore"):
         pessimistic = e - np.sign(candidate - base) * rules.gain_z * sd0
-        hinge_low = np.where(candidate > base, curve.pessimistic_hinge(rules.gain_z, True),
-                             curve.pessimistic_hinge(rules.gain_z, False))  # fmt: skip
+        hinge_low = np.where(
+            candidate > base,
+            curve.pessimistic_hinge(rules.gain_z, True),
+            curve.pessimistic_hinge(rules.gain_z, False),
+        )
         bent = curve.pessimistic_curvature(rules.gain_z)
     with np.errstate(invalid="ignore"):
         gain_low = curve.value(candidate, c, by_revenue, pessimistic, hinge_low, bent) - (
             curve.value(base, c, by_revenue, pessimistic, hinge_low, bent)
         )
     differs = np.abs(candidate - base) >= 0.005
-    accept = valid & ~conflict & differs & (
-        held | ((gain >= need) & np.nan_to_num(gain_low >= 0))
-    )  # fmt: skip
+    accept = valid & ~conflict & differs & (held | ((gain >= need) & np.nan_to_num(gain_low >= 0)))
     binding[valid & ~conflict & differs & ~accept] |= RULES["min_gain"]
     final = np.where(accept | guided, candidate, base)
     moved = ~conflict & (np.abs(final - base) >= 0.005)
@@ -475,8 +528,17 @@ def _optimise(
         k0, part = p0[stay], curve.subset(stay)
         hard_lo = np.where(np.isnan(floor[stay]), k0 * 0.5, floor[stay])
         hard_hi = np.where(np.isnan(ceiling[stay]), k0 * 2.0, ceiling[stay])
-        free = _robust_analytic(part, k0, c[stay], e[stay], doubt[stay], hard_lo, hard_hi,
-                                rules.objective, by_revenue[stay])  # fmt: skip
+        free = _robust_analytic(
+            part,
+            k0,
+            c[stay],
+            e[stay],
+            doubt[stay],
+            hard_lo,
+            hard_hi,
+            rules.objective,
+            by_revenue[stay],
+        )
         wants_up, wants_down = free > k0 * 1.005, free < k0 * 0.995
         told = np.zeros(len(stay), dtype=bool)
         for name in ("wait", "window", "evidence"):
@@ -506,13 +568,23 @@ def _optimise(
         value_now = curve.value(p0, c, by_revenue)
         value_new = np.where(estimated, curve.value(final, c, by_revenue), value_now)
         return Recommendation(
-            price=final, binding=binding, units_now=q0, units_new=units_new,
-            revenue_now=p0 * q0, revenue_new=final * units_new,
-            profit_now=(p0 - unit_cost) * q0, profit_new=(final - unit_cost) * units_new,
-            floor=floor, ceiling=ceiling, low=lo_final, high=hi_final, by_revenue=by_revenue,
+            price=final,
+            binding=binding,
+            units_now=q0,
+            units_new=units_new,
+            revenue_now=p0 * q0,
+            revenue_new=final * units_new,
+            profit_now=(p0 - unit_cost) * q0,
+            profit_new=(final - unit_cost) * units_new,
+            floor=floor,
+            ceiling=ceiling,
+            low=lo_final,
+            high=hi_final,
+            by_revenue=by_revenue,
             value_now=value_now,
-            value_new=value_new, conflicts=conflicts,
-        )  # fmt: skip
+            value_new=value_new,
+            conflicts=conflicts,
+        )
 
 
 def _best_ending(curve, cost, by_revenue, price, fallback, lo, hi, ending, estimated):
@@ -528,9 +600,10 @@ def _best_ending(curve, cost, by_revenue, price, fallback, lo, hi, ending, estim
         v_up = np.where(ok_up, curve.value(up, cost, by_revenue), -np.inf)
     nearer_up = np.abs(up - price) < np.abs(price - down)
     pick_up = np.where(
-        estimated & np.isfinite(v_down) & np.isfinite(v_up), v_up > v_down,
+        estimated & np.isfinite(v_down) & np.isfinite(v_up),
+        v_up > v_down,
         np.where(ok_up & ok_down, nearer_up, ok_up),
-    )  # fmt: skip
+    )
     chosen = np.where(pick_up, up, down)
     snapped = (ok_up | ok_down) & np.isfinite(price)
     out = np.where(snapped, np.round(chosen, 2), fallback)
@@ -569,14 +642,23 @@ def _robust_analytic(curve, p0, c, e, doubt, lo, hi, objective, by_revenue) -> n
     with np.errstate(all="ignore"):
         v_up = curve.value(up, c, by_revenue, e_up)
         v_down = curve.value(down, c, by_revenue, e_down)
-    return np.where(np.nan_to_num(v_down, nan=-np.inf) > np.nan_to_num(v_up, nan=-np.inf),
-                    down, up)  # fmt: skip
+    return np.where(np.nan_to_num(v_down, nan=-np.inf) > np.nan_to_num(v_up, nan=-np.inf), down, up)
 
 
 def _grid(
-    curve: DemandCurve, c, lo, hi, ok_all, best, rules: Rules, chunk: int, by_revenue,
-    min_u=None, min_r=None, doubt=None,
-) -> np.ndarray:  # fmt: skip
+    curve: DemandCurve,
+    c,
+    lo,
+    hi,
+    ok_all,
+    best,
+    rules: Rules,
+    chunk: int,
+    by_revenue,
+    min_u=None,
+    min_r=None,
+    doubt=None,
+) -> np.ndarray:
     """Evaluate a candidate grid per SKU on the curve (any shape), in chunks of SKUs, then a
     finer grid around the best point; with floors on units or revenue, the best candidate that
     meets them (else the one with the most units)."""
@@ -596,8 +678,11 @@ def _grid(
                 e_ok, z_ok = part.elasticity[:, None], doubt[ok][:, None]
                 up = cand > part.price_ref[:, None]
                 slope = np.where(up, e_ok - z_ok, e_ok + z_ok)
-                hinge = np.where(up, part.pessimistic_hinge(rules.gain_z, True)[:, None],
-                                 part.pessimistic_hinge(rules.gain_z, False)[:, None])  # fmt: skip
+                hinge = np.where(
+                    up,
+                    part.pessimistic_hinge(rules.gain_z, True)[:, None],
+                    part.pessimistic_hinge(rules.gain_z, False)[:, None],
+                )
                 bend = part.pessimistic_curvature(rules.gain_z)
             demand = part.units(cand, slope, hinge, bend)
             unit_cost = np.where(by_revenue[ok], 0.0, np.nan_to_num(c[ok], nan=0.0))

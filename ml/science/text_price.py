@@ -426,10 +426,13 @@ def _tfidf_union():
     return make_union(
         TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=200_000),
         TfidfVectorizer(
-            analyzer="char_wb", ngram_range=(3, 5), min_df=2, sublinear_tf=True,
+            analyzer="char_wb",
+            ngram_range=(3, 5),
+            min_df=2,
+            sublinear_tf=True,
             max_features=300_000,
         ),
-    )  # fmt: skip
+    )
 
 
 class ProductFeatures:
@@ -600,9 +603,12 @@ class TfidfKnn(Predictor):
         self.features = make_union(
             TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=300_000),
             TfidfVectorizer(
-                analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, max_features=500_000,
+                analyzer="char_wb",
+                ngram_range=(3, 5),
+                sublinear_tf=True,
+                max_features=500_000,
             ),
-        )  # fmt: skip
+        )
         self.texts = list(texts)
         self._last = None
         self.matrix = self._normalised(self.features.fit_transform(self.texts))
@@ -681,9 +687,15 @@ class TfidfKnn(Predictor):
     def save(self, folder: Path) -> None:
         with open(folder / "knn.pkl", "wb") as out:
             pickle.dump(
-                {"k": self.k, "power": self.power, "features": self.features,
-                 "texts": self.texts, "log_prices": self.log_prices}, out,
-            )  # fmt: skip
+                {
+                    "k": self.k,
+                    "power": self.power,
+                    "features": self.features,
+                    "texts": self.texts,
+                    "log_prices": self.log_prices,
+                },
+                out,
+            )
 
 
 # --- the encoder ---------------------------------------------------------------------------------
@@ -862,9 +874,13 @@ def fine_tune(
         targets = ["query", "value"] if "bert" in model.encoder.config.model_type else None
         model.encoder = get_peft_model(
             model.encoder,
-            LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.05,
-                       target_modules=targets),
-        )  # fmt: skip
+            LoraConfig(
+                r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                lora_dropout=0.05,
+                target_modules=targets,
+            ),
+        )
     model.y_mean, model.y_std = float(np.mean(log_prices)), float(np.std(log_prices) or 1.0)
     target = torch.tensor((log_prices - model.y_mean) / model.y_std, dtype=torch.float32)
     encodings = model.encode(texts)
@@ -912,12 +928,17 @@ def fine_tune(
             running = 0.9 * running + 0.1 * loss.item() if step > 1 else loss.item()
             elapsed = time.monotonic() - started
             if progress and (step % 5 == 0 or step == total):
-                progress({
-                    "step": step, "total_steps": total, "epoch": epoch + 1,
-                    "epochs": config.epochs, "loss": round(running, 4),
-                    "eta_s": round(elapsed / step * (total - step), 1),
-                    "samples_per_s": round(seen / max(elapsed, 1e-9), 1),
-                })  # fmt: skip
+                progress(
+                    {
+                        "step": step,
+                        "total_steps": total,
+                        "epoch": epoch + 1,
+                        "epochs": config.epochs,
+                        "loss": round(running, 4),
+                        "eta_s": round(elapsed / step * (total - step), 1),
+                        "samples_per_s": round(seen / max(elapsed, 1e-9), 1),
+                    }
+                )
             if config.time_limit_s and elapsed > config.time_limit_s:
                 stopped = "time_limit"
                 break
@@ -1007,9 +1028,12 @@ class Blend(Predictor):
         columns = np.column_stack([parts[n].predict_log(list(texts)) for n in names])
         steps = round(1 / cls.STEP)
         grid = np.array(
-            [c for c in itertools.product(range(steps + 1), repeat=len(names) - 1)
-             if sum(c) <= steps]
-        )  # fmt: skip
+            [
+                c
+                for c in itertools.product(range(steps + 1), repeat=len(names) - 1)
+                if sum(c) <= steps
+            ]
+        )
         grid = np.column_stack([grid, steps - grid.sum(axis=1)]) / steps
         errors = ((columns @ grid.T - np.asarray(log_prices)[:, None]) ** 2).mean(axis=0)
         best = grid[int(np.argmin(errors))]
@@ -1174,9 +1198,15 @@ def train_text_model(
             stats = {"train_seconds": round(time.monotonic() - started, 1)}
         else:
             stats = fine_tune(
-                model, pick(fit_idx), log[fit_idx], pick(val_idx), log[val_idx], config,
-                progress, cancelled,
-            )  # fmt: skip
+                model,
+                pick(fit_idx),
+                log[fit_idx],
+                pick(val_idx),
+                log[val_idx],
+                config,
+                progress,
+                cancelled,
+            )
             predictor = FineTuned(model, neural)
         predictor.calibrate(pick(val_idx), log[val_idx], config.coverage)
         metrics[neural] = {
@@ -1184,9 +1214,13 @@ def train_text_model(
             **stats,
         }
         metrics[neural].update(
-            {"device": device.type, "bf16": use_bf16, "max_length": model.max_length,
-             "base_model": str(folder)}
-        )  # fmt: skip
+            {
+                "device": device.type,
+                "bf16": use_bf16,
+                "max_length": model.max_length,
+                "base_model": str(folder),
+            }
+        )
         candidates[neural] = predictor
         considered = list(candidates)
         blend = Blend.fit(candidates, pick(val_idx), log[val_idx])
@@ -1226,8 +1260,7 @@ class _Refit:
     encoder (a second run on all but the validation tenth, which early stopping needs).
     Intervals keep their selection-time width."""
 
-    def __init__(self, texts, log, fit_idx, val_idx, test_idx, config, folder, progress,
-                 cancelled):  # fmt: skip
+    def __init__(self, texts, log, fit_idx, val_idx, test_idx, config, folder, progress, cancelled):
         self.texts, self.log, self.config = texts, log, config
         self.fit_idx, self.val_idx, self.test_idx = fit_idx, val_idx, test_idx
         self.folder, self.progress, self.cancelled = folder, progress, cancelled
@@ -1270,10 +1303,15 @@ class _Refit:
                 self.progress({**state, "phase": "refit on all products"})
 
         fine_tune(
-            model, [self.texts[i] for i in train], self.log[train],
-            [self.texts[i] for i in self.val_idx], self.log[self.val_idx], self.config,
-            progress, self.cancelled,
-        )  # fmt: skip
+            model,
+            [self.texts[i] for i in train],
+            self.log[train],
+            [self.texts[i] for i in self.val_idx],
+            self.log[self.val_idx],
+            self.config,
+            progress,
+            self.cancelled,
+        )
         return FineTuned(model, predictor.kind)
 
 
@@ -1291,8 +1329,14 @@ def _score(predictor: Predictor, texts, prices, predicted=None, name: str = "") 
     }
 
 
-def cross_fitted(texts: Sequence[str], prices: Sequence, folds: int = 5, coverage: float = 0.8,
-                 seed: int = 0, structured: bool = True) -> Prediction:  # fmt: skip
+def cross_fitted(
+    texts: Sequence[str],
+    prices: Sequence,
+    folds: int = 5,
+    coverage: float = 0.8,
+    seed: int = 0,
+    structured: bool = True,
+) -> Prediction:
     """Out-of-fold reference prices for products with known prices (TF-IDF baseline, k folds):
     each product is priced by a model that never saw it, so a product is not judged by a model
     that memorised its own price. The interval is split-conformal on the out-of-fold errors."""
@@ -1313,8 +1357,9 @@ def cross_fitted(texts: Sequence[str], prices: Sequence, folds: int = 5, coverag
         out[held] = model.predict_log([texts[i] for i in held])
     residuals = np.abs(out - log)
     q = float(np.quantile(residuals, min(1.0, math.ceil((n + 1) * coverage) / n)))
-    return Prediction(price=np.expm1(out).clip(min=0), low=np.expm1(out - q).clip(min=0),
-                      high=np.expm1(out + q))  # fmt: skip
+    return Prediction(
+        price=np.expm1(out).clip(min=0), low=np.expm1(out - q).clip(min=0), high=np.expm1(out + q)
+    )
 
 
 # --- plausibility ---------------------------------------------------------------------------------
@@ -1325,9 +1370,11 @@ MIN_CATEGORY_PRODUCTS = 5
 
 
 def category_price_bounds(
-    categories: Sequence[str], prices: Sequence, factor: float = RANGE_FACTOR,
+    categories: Sequence[str],
+    prices: Sequence,
+    factor: float = RANGE_FACTOR,
     min_products: int = MIN_CATEGORY_PRODUCTS,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+) -> tuple[np.ndarray, np.ndarray]:
     """Per product, the prices that are plausible in its category: from a third of the 1st
     percentile of the category's observed prices to three times the 99th. Percentiles, not the
     extremes, so one mistyped price does not widen the band; a factor of 3 leaves room for a
@@ -1379,9 +1426,12 @@ def save_predictor(predictor: Predictor, folder: str | Path, extra: dict | None 
         meta["weights"] = predictor.weights
     if isinstance(predictor, FineTuned | EmbedRidge):
         meta.update(
-            {"max_length": predictor.model.max_length, "y_mean": predictor.model.y_mean,
-             "y_std": predictor.model.y_std}
-        )  # fmt: skip
+            {
+                "max_length": predictor.model.max_length,
+                "y_mean": predictor.model.y_mean,
+                "y_std": predictor.model.y_std,
+            }
+        )
     (folder / "meta.json").write_text(json.dumps(meta, indent=2))
     return folder
 

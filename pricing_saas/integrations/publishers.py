@@ -70,9 +70,14 @@ HEADER = ["sku", "title", "old_price", "new_price", "currency", "change_id", "ki
 
 def _cells(row: ChangeRow) -> list:
     return [
-        safe_cell(row.sku), safe_cell(row.title), f"{row.old_price:.2f}", f"{row.new_price:.2f}",
-        row.currency, row.change_id, row.kind,
-    ]  # fmt: skip
+        safe_cell(row.sku),
+        safe_cell(row.title),
+        f"{row.old_price:.2f}",
+        f"{row.new_price:.2f}",
+        row.currency,
+        row.change_id,
+        row.kind,
+    ]
 
 
 class CsvPublisher(Publisher):

@@ -31,10 +31,17 @@ def amazon_products_csv(target: Path, source: Path = AMAZON) -> int:
             if asin in seen:  # the source lists some products twice
                 continue
             seen.add(asin)
-            writer.writerow([
-                asin, row["name"], f"{row['main_category']} / {row['sub_category']}",
-                row["actual_price"], "INR", row.get("ratings", ""), row.get("no_of_ratings", ""),
-            ])  # fmt: skip
+            writer.writerow(
+                [
+                    asin,
+                    row["name"],
+                    f"{row['main_category']} / {row['sub_category']}",
+                    row["actual_price"],
+                    "INR",
+                    row.get("ratings", ""),
+                    row.get("no_of_ratings", ""),
+                ]
+            )
             rows += 1
     return rows
 

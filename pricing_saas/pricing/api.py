@@ -67,29 +67,54 @@ class RuleSetIn(serializers.Serializer):
         8, 4, required=False, allow_null=True, help_text="keep this share of today's revenue"
     )
     clearance_days = serializers.IntegerField(
-        required=False, allow_null=True, min_value=1, max_value=3650,
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=3650,
         help_text="sell today's stock within this many days",
-    )  # fmt: skip
+    )
     min_gain_abs = serializers.DecimalField(
-        14, 4, required=False, allow_null=True, min_value=0,
+        14,
+        4,
+        required=False,
+        allow_null=True,
+        min_value=0,
         help_text="a change must gain at least this much per day (money)",
-    )  # fmt: skip
+    )
     min_gain_rel = serializers.DecimalField(
-        8, 4, required=False, allow_null=True, min_value=0, max_value=1,
+        8,
+        4,
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=1,
         help_text="... and at least this share of today's daily profit (or revenue)",
-    )  # fmt: skip
+    )
     evidence_margin = serializers.DecimalField(
-        8, 4, required=False, allow_null=True, min_value=0, max_value=1,
+        8,
+        4,
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=1,
         help_text="how far beyond the prices seen a price may go (share)",
-    )  # fmt: skip
+    )
     window_change = serializers.DecimalField(
-        8, 4, required=False, allow_null=True, min_value=Decimal("0.001"), max_value=1,
+        8,
+        4,
+        required=False,
+        allow_null=True,
+        min_value=Decimal("0.001"),
+        max_value=1,
         help_text="the most a price may move in total within window_days (share)",
-    )  # fmt: skip
+    )
     window_days = serializers.IntegerField(
-        required=False, allow_null=True, min_value=1, max_value=365,
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=365,
         help_text="the window of the cumulative change limit, in days",
-    )  # fmt: skip
+    )
 
 
 class RuleSetVersionOut(serializers.ModelSerializer):
@@ -364,9 +389,11 @@ class BulkFilterIn(serializers.Serializer):
 class BulkIn(CommentIn):
     action = serializers.ChoiceField(choices=["approve", "reject"])
     ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, max_length=100_000,
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        max_length=100_000,
         allow_empty=False,
-    )  # fmt: skip
+    )
     filters = BulkFilterIn(required=False)
 
     def validate(self, attrs):
@@ -418,9 +445,11 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Te
         values = data.validated_data
         where = approvals.BulkFilter(**values["filters"]) if "filters" in values else None
         count = approvals.bulk_decide(
-            approve=values["action"] == "approve", ids=values.get("ids"), where=where,
+            approve=values["action"] == "approve",
+            ids=values.get("ids"),
+            where=where,
             comment=values.get("comment", ""),
-        )  # fmt: skip
+        )
         return Response({"action": values["action"], "count": count})
 
 
@@ -455,9 +484,11 @@ class PublicationOut(serializers.ModelSerializer):
 
 class PublishIn(serializers.Serializer):
     recommendation_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, max_length=100_000,
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        max_length=100_000,
         help_text="default: every approved recommendation not yet published",
-    )  # fmt: skip
+    )
 
 
 class PublicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
@@ -493,9 +524,10 @@ class PublicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenan
         if not publication.file:
             raise NotFound("this publication has no file")
         return FileResponse(
-            publication.file.open("rb"), as_attachment=True,
+            publication.file.open("rb"),
+            as_attachment=True,
             filename=publication.file.name.rsplit("/", 1)[-1],
-        )  # fmt: skip
+        )
 
 
 class PriceChangeOut(serializers.ModelSerializer):

@@ -181,17 +181,22 @@ def _replace_older_approvals(approved_ids: list[int]) -> int:
     # Lock the older approvals (in pk order, as publish() does) before reading what is in
     # flight: a publication that takes one of them commits first, and it is then left alone.
     candidates = [
-        pk for pk, product in Recommendation.objects.filter(
+        pk
+        for pk, product in Recommendation.objects.filter(
             status=Recommendation.Status.APPROVED, pk__lt=max(approved_ids)
         ).values_list("pk", "product_id")
         if product in products and pk not in chosen
-    ]  # fmt: skip
-    older = list(
-        Recommendation.objects.select_for_update()
-        .filter(pk__in=candidates, status=Recommendation.Status.APPROVED)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    ) if candidates else []  # fmt: skip
+    ]
+    older = (
+        list(
+            Recommendation.objects.select_for_update()
+            .filter(pk__in=candidates, status=Recommendation.Status.APPROVED)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if candidates
+        else []
+    )
     if not older:
         return 0
     replace = set(older) - in_flight_recommendations()

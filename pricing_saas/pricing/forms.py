@@ -13,9 +13,10 @@ class RuleSetForm(forms.Form):
     name = forms.CharField(max_length=100)
     scope = forms.ChoiceField(choices=RuleSet.Scope.choices)
     scope_values = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
         help_text="categories, brands or SKUs, separated by commas or lines",
-    )  # fmt: skip
+    )
     priority = forms.IntegerField(initial=0, help_text="higher wins")
     active = forms.BooleanField(required=False, initial=True)
     objective = forms.ChoiceField(
@@ -40,21 +41,25 @@ class RuleSetForm(forms.Form):
         required=False, min_value=1, help_text="sell today's stock within this many days"
     )
     min_gain_abs = forms.DecimalField(
-        required=False, label="Minimum gain per day",
+        required=False,
+        label="Minimum gain per day",
         help_text="money per day a change must add over today's price (default 0.01)",
-    )  # fmt: skip
+    )
     min_gain_rel = forms.DecimalField(
-        required=False, label="Minimum gain share",
+        required=False,
+        label="Minimum gain share",
         help_text=PCT_HELP + " of today's daily profit (default 0.01)",
-    )  # fmt: skip
+    )
     evidence_margin = forms.DecimalField(
-        required=False, label="Beyond the prices seen",
+        required=False,
+        label="Beyond the prices seen",
         help_text=PCT_HELP + " past the lowest and highest price sold at (default 0.10)",
-    )  # fmt: skip
+    )
     window_change = forms.DecimalField(
-        required=False, label="Most change per window",
+        required=False,
+        label="Most change per window",
         help_text=PCT_HELP + " in total within the window (default 0.20)",
-    )  # fmt: skip
+    )
     window_days = forms.IntegerField(
         required=False, min_value=1, label="Window (days)", help_text="default 28"
     )

@@ -251,9 +251,11 @@ class Publication(Job):
         FAILED = "failed", "Failed"
 
     states = JobStates(
-        queued=Status.QUEUED, running=Status.RUNNING, succeeded=Status.SUCCEEDED,
+        queued=Status.QUEUED,
+        running=Status.RUNNING,
+        succeeded=Status.SUCCEEDED,
         failed=Status.FAILED,
-    )  # fmt: skip
+    )
     time_limit = TimeLimit(hard_s=900, soft_s=870)  # the pricing.publish task's
 
     publisher = models.CharField(max_length=32)

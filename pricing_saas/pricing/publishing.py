@@ -115,8 +115,11 @@ def publish(*, recommendation_ids: list[int] | None = None, enqueue: bool = True
             newest[product_id] = max(pk, newest.get(product_id, 0))
     ids = sorted(newest.values())
     # An older approval of a product whose newer one goes out now is replaced, never sent later.
-    older = [pk for pk, product_id in locked
-             if pk not in in_flight and newest.get(product_id) not in (None, pk)]  # fmt: skip
+    older = [
+        pk
+        for pk, product_id in locked
+        if pk not in in_flight and newest.get(product_id) not in (None, pk)
+    ]
     if older:
         Recommendation.objects.filter(pk__in=older).update(status=Recommendation.Status.SUPERSEDED)
     if not ids:
@@ -143,14 +146,16 @@ def publish(*, recommendation_ids: list[int] | None = None, enqueue: bool = True
                 AS v(rec_id, product_id, job_id, old_price, new_price)
            ORDER BY v.rec_id""",
         {
-            "rec_ids": [r[0] for r in rows], "product_ids": [r[1] for r in rows],
+            "rec_ids": [r[0] for r in rows],
+            "product_ids": [r[1] for r in rows],
             # the price the recommendation was made against: if the shop's price moved since,
             # the push refuses it ("the price changed since") instead of sending a stale price
-            "job_ids": [r[2] for r in rows], "old": [r[5] for r in rows],
+            "job_ids": [r[2] for r in rows],
+            "old": [r[5] for r in rows],
             "new": [r[3] if r[3] is not None else r[4] for r in rows],
         },
         enqueue,
-    )  # fmt: skip
+    )
     audit.record(
         "publication.create",
         target=publication,
@@ -198,9 +203,10 @@ def run_publication(*, publication_id: int) -> Publication | None:
     if switched_off:
         for chunk in _chunks([c.pk for c in changes]):
             forward.update(
-                PriceChange.objects.filter(pk__in=chunk, reverts__kind=PriceChange.Kind.ROLLBACK)
-                .values_list("pk", flat=True)
-            )  # fmt: skip
+                PriceChange.objects.filter(
+                    pk__in=chunk, reverts__kind=PriceChange.Kind.ROLLBACK
+                ).values_list("pk", flat=True)
+            )
     rows = [
         ChangeRow(
             change_id=c.pk,
@@ -228,8 +234,9 @@ def run_publication(*, publication_id: int) -> Publication | None:
         for pk in stale
     }
     for pk in forward:
-        results[pk] = PushResult(pk, False, "stopped: the kill switch is on and this change "
-                                 "would undo a rollback")  # fmt: skip
+        results[pk] = PushResult(
+            pk, False, "stopped: the kill switch is on and this change would undo a rollback"
+        )
     for result in outcome.results:
         if result.ok and result.change_id in confirmed and not confirmed[result.change_id].ok:
             result = confirmed[result.change_id]

@@ -23,9 +23,12 @@ def recommendations(status: str, bulk_filter: approvals.BulkFilter):
 def categories(limit: int = 500):
     """The categories of the active catalog, for filters."""
     return (
-        Product.objects.filter(active=True).exclude(category="")
-        .values_list("category", flat=True).distinct().order_by("category")[:limit]
-    )  # fmt: skip
+        Product.objects.filter(active=True)
+        .exclude(category="")
+        .values_list("category", flat=True)
+        .distinct()
+        .order_by("category")[:limit]
+    )
 
 
 def latest_job() -> RepriceJob | None:
@@ -63,13 +66,15 @@ def sku_history(product: Product) -> dict:
     """What the SKU page shows of one product: its latest recommendation, its last 50 price
     changes, a year of sales (oldest first), competitor observations and the lowest of them."""
     sales = list(
-        SalesRecord.objects.filter(product=product).order_by("-date")
+        SalesRecord.objects.filter(product=product)
+        .order_by("-date")
         .values_list("date", "price", "units")[:365]
-    )[::-1]  # fmt: skip
+    )[::-1]
     offers = list(
-        CompetitorOffer.objects.filter(product=product).order_by("observed_at")
+        CompetitorOffer.objects.filter(product=product)
+        .order_by("observed_at")
         .values_list("competitor", "observed_at", "price")[:2000]
-    )  # fmt: skip
+    )
     return {
         "rec": Recommendation.objects.filter(product=product).order_by("-created_at").first(),
         "changes": list(PriceChange.objects.filter(product=product).order_by("-created_at")[:50]),

@@ -104,8 +104,9 @@ def cancel_reprice(*, job: RepriceJob) -> RepriceJob:
     """A queued job is cancelled at once; a running one stops at its next step."""
     job = RepriceJob.objects.select_for_update().get(pk=job.pk)
     if not job.request_cancel():
-        raise ConflictError(f"reprice job {job.pk} has {job.status}: nothing to cancel",
-                            code="not_active")  # fmt: skip
+        raise ConflictError(
+            f"reprice job {job.pk} has {job.status}: nothing to cancel", code="not_active"
+        )
     return job
 
 
@@ -138,17 +139,34 @@ class Catalog:
     @classmethod
     def load(cls) -> Catalog:
         rows = list(
-            Product.objects.filter(active=True).order_by("pk").values_list(
-                "pk", "price", "cost", "min_price", "max_price", "map_price", "stock",
-                "category", "sku", "brand",
+            Product.objects.filter(active=True)
+            .order_by("pk")
+            .values_list(
+                "pk",
+                "price",
+                "cost",
+                "min_price",
+                "max_price",
+                "map_price",
+                "stock",
+                "category",
+                "sku",
+                "brand",
             )
-        )  # fmt: skip
+        )
         col = lambda i: np.array([np.nan if r[i] is None else float(r[i]) for r in rows])  # noqa: E731
         return cls(
-            ids=np.array([r[0] for r in rows], dtype=np.int64), price=col(1), cost=col(2),
-            min_price=col(3), max_price=col(4), map_price=col(5), stock=col(6),
-            category=[r[7] for r in rows], sku=[r[8] for r in rows], brand=[r[9] for r in rows],
-        )  # fmt: skip
+            ids=np.array([r[0] for r in rows], dtype=np.int64),
+            price=col(1),
+            cost=col(2),
+            min_price=col(3),
+            max_price=col(4),
+            map_price=col(5),
+            stock=col(6),
+            category=[r[7] for r in rows],
+            sku=[r[8] for r in rows],
+            brand=[r[9] for r in rows],
+        )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -175,12 +193,13 @@ class Market:
             cur.execute(
                 "SELECT DISTINCT ON (product_id) product_id, competitor, price FROM ("
                 " SELECT DISTINCT ON (product_id, competitor) product_id, competitor, price,"
-                " in_stock FROM " + CompetitorOffer._meta.db_table +
-                " WHERE tenant_id = %s AND observed_at >= %s"
+                " in_stock FROM "
+                + CompetitorOffer._meta.db_table
+                + " WHERE tenant_id = %s AND observed_at >= %s"
                 " ORDER BY product_id, competitor, observed_at DESC, price) AS latest"
                 " WHERE in_stock ORDER BY product_id, price",
                 [require_current_tenant().pk, since],
-            )  # fmt: skip
+            )
             lowest = {pk: (name, price) for pk, name, price in cur.fetchall()}
         references = {
             pk: (price_, low, high)
@@ -188,7 +207,7 @@ class Market:
             for pk, price_, low, high in ReferencePrice.objects.filter(
                 outside_category_range=False
             ).values_list("product_id", "price", "low", "high")
-        }  # fmt: skip
+        }
         pick = lambda table, j: np.array(  # noqa: E731
             [float(table[pk][j]) if pk in table else np.nan for pk in ids.tolist()]
         )
@@ -196,8 +215,9 @@ class Market:
             competitor_price=pick(lowest, 1),
             competitor_name=[lowest[pk][0] if pk in lowest else "" for pk in ids.tolist()],
             reference={pk: r[0] for pk, r in references.items()},
-            reference_low=pick(references, 1), reference_high=pick(references, 2),
-        )  # fmt: skip
+            reference_low=pick(references, 1),
+            reference_high=pick(references, 2),
+        )
 
 
 MIN_EVIDENCE_DAYS = 7  # days of sales after a change before the price moves that way again
@@ -316,15 +336,17 @@ def _reprice(job: RepriceJob) -> None:
         market.reference_high[:] = np.nan
     resolved = resolve(
         list(RuleSet.objects.filter(active=True)),
-        skus=catalog.sku, categories=catalog.category, brands=catalog.brand,
-    )  # fmt: skip
-    history = History.load(catalog, resolved.values["window_change"],
-                           resolved.values["window_days"])  # fmt: skip
+        skus=catalog.sku,
+        categories=catalog.category,
+        brands=catalog.brand,
+    )
+    history = History.load(
+        catalog, resolved.values["window_change"], resolved.values["window_days"]
+    )
     _log(job, "rules resolved; optimising", 0.6)
     no_cost = approvals.policy().no_cost_fallback
     rec = _optimise_by_rules(catalog, curve, market, history, resolved, no_cost)
-    _log(job, f"optimised {len(catalog)} SKUs; {len(rec.conflicts)} with contradictory rules",
-         0.75)  # fmt: skip
+    _log(job, f"optimised {len(catalog)} SKUs; {len(rec.conflicts)} with contradictory rules", 0.75)
     _store(job, demand, catalog, curve, market, rec, resolved, no_model=demand is None)
     approved = approvals.auto_approve(job)
     _log(job, f"{approved} auto-approved by the policy", 1.0)
@@ -335,15 +357,17 @@ def _reprice(job: RepriceJob) -> None:
         from .publishing import publish
 
         ids = list(
-            Recommendation.objects.filter(job=job, status=Recommendation.Status.APPROVED)
-            .values_list("pk", flat=True)
-        )  # fmt: skip
+            Recommendation.objects.filter(
+                job=job, status=Recommendation.Status.APPROVED
+            ).values_list("pk", flat=True)
+        )
         publication = publish(recommendation_ids=ids)
         _log(job, f"auto-publish: publication {publication.pk} queued")
 
 
-def _optimise_by_rules(catalog: Catalog, curve, market: Market, history: History, resolved,
-                       no_cost="revenue"):  # fmt: skip
+def _optimise_by_rules(
+    catalog: Catalog, curve, market: Market, history: History, resolved, no_cost="revenue"
+):
     """The optimiser per group of SKUs that share an objective and a price ending (each group
     vectorised); the product's own min / max / MAP combine with the rule sets' (the stricter
     wins)."""
@@ -366,26 +390,44 @@ def _optimise_by_rules(catalog: Catalog, curve, market: Market, history: History
         objective, ending = key.split("|")
         part_curve = curve.subset(idx)
         rules = Rules(
-            min_margin=v["min_margin"][idx], max_step=v["max_step"][idx],
-            min_price=min_price[idx], max_price=max_price[idx], map_price=map_price[idx],
+            min_margin=v["min_margin"][idx],
+            max_step=v["max_step"][idx],
+            min_price=min_price[idx],
+            max_price=max_price[idx],
+            map_price=map_price[idx],
             competitor_price=market.competitor_price[idx],
             max_above_competitor=v["max_above_competitor"][idx],
-            ending=None if ending == "nan" else float(ending), objective=objective,
-            min_units=min_units[idx], min_revenue=min_revenue[idx],
-            reference_low=market.reference_low[idx], reference_high=market.reference_high[idx],
-            no_cost=no_cost, evidence_low=part_curve.evidence_low,
-            evidence_high=part_curve.evidence_high, evidence_margin=v["evidence_margin"][idx],
-            gap_low=part_curve.gap_low, gap_high=part_curve.gap_high,
-            window_low=history.window_low[idx], window_high=history.window_high[idx],
-            hold_up=history.hold_up[idx], hold_down=history.hold_down[idx],
-            min_gain_abs=v["min_gain_abs"][idx], min_gain_rel=v["min_gain_rel"][idx],
-        )  # fmt: skip
+            ending=None if ending == "nan" else float(ending),
+            objective=objective,
+            min_units=min_units[idx],
+            min_revenue=min_revenue[idx],
+            reference_low=market.reference_low[idx],
+            reference_high=market.reference_high[idx],
+            no_cost=no_cost,
+            evidence_low=part_curve.evidence_low,
+            evidence_high=part_curve.evidence_high,
+            evidence_margin=v["evidence_margin"][idx],
+            gap_low=part_curve.gap_low,
+            gap_high=part_curve.gap_high,
+            window_low=history.window_low[idx],
+            window_high=history.window_high[idx],
+            hold_up=history.hold_up[idx],
+            hold_down=history.hold_down[idx],
+            min_gain_abs=v["min_gain_abs"][idx],
+            min_gain_rel=v["min_gain_rel"][idx],
+        )
         part = optimise(
-            price[idx], catalog.cost[idx], part_curve.units_ref, part_curve.elasticity,
-            part_curve.elasticity_se, rules, curvature=part_curve.curvature,
-            competitor_slope=part_curve.hinge_raw, competitor_slope_se=part_curve.hinge_se,
+            price[idx],
+            catalog.cost[idx],
+            part_curve.units_ref,
+            part_curve.elasticity,
+            part_curve.elasticity_se,
+            rules,
+            curvature=part_curve.curvature,
+            competitor_slope=part_curve.hinge_raw,
+            competitor_slope_se=part_curve.hinge_se,
             curvature_se=part_curve.curvature_se,
-        )  # fmt: skip
+        )
         if out is None:
             out = OptimiserResult.empty(n)
         out.put(idx, part)
@@ -423,9 +465,17 @@ def _share(value: float) -> str:
     return f"{value:.1%}" if value < 0.01 else f"{value:.0%}"
 
 
-def explain(i: int, rec, e: float, se: float, competitor: float, price: float,
-            competitor_name: str = "", no_model: bool = False,
-            borrowed: bool = False) -> str:  # fmt: skip
+def explain(
+    i: int,
+    rec,
+    e: float,
+    se: float,
+    competitor: float,
+    price: float,
+    competitor_name: str = "",
+    no_model: bool = False,
+    borrowed: bool = False,
+) -> str:
     """One plain sentence per reason: what happens to the price, why, and what binds it."""
     flags = set(rec.rules_of(i))
     if "conflict" in flags:
@@ -439,34 +489,45 @@ def explain(i: int, rec, e: float, se: float, competitor: float, price: float,
     sentences = []
     if abs(new - price) < 0.005:
         if no_model:
-            sentences.append("Today's price is kept: there is not enough sales history yet to "
-                             "learn how demand responds to price.")  # fmt: skip
+            sentences.append(
+                "Today's price is kept: there is not enough sales history yet to "
+                "learn how demand responds to price."
+            )
         elif "no_estimate" in flags:
-            sentences.append("Today's price is kept: there is no usable estimate of how demand "
-                             "responds to this product's price.")  # fmt: skip
+            sentences.append(
+                "Today's price is kept: there is no usable estimate of how demand "
+                "responds to this product's price."
+            )
         elif "no_cost_kept" in flags:
-            sentences.append("Today's price is kept: the product has no cost, and the policy "
-                             "keeps such prices.")  # fmt: skip
+            sentences.append(
+                "Today's price is kept: the product has no cost, and the policy keeps such prices."
+            )
         elif "wait" in flags:
-            sentences.append("Today's price is kept: it was changed recently, and the system "
-                             "waits for a week of sales at that price before moving it again "
-                             "the same way.")  # fmt: skip
+            sentences.append(
+                "Today's price is kept: it was changed recently, and the system "
+                "waits for a week of sales at that price before moving it again "
+                "the same way."
+            )
         elif "min_gain" in flags:
-            sentences.append("Today's price is kept: no allowed price is expected to earn "
-                             "clearly more than it (the minimum gain), also if the estimate of "
-                             "how demand reacts to price is off by its uncertainty.")  # fmt: skip
+            sentences.append(
+                "Today's price is kept: no allowed price is expected to earn "
+                "clearly more than it (the minimum gain), also if the estimate of "
+                "how demand reacts to price is off by its uncertainty."
+            )
         elif rec.units_now[i] == 0:
             sentences.append("Today's price is kept: the product has no sales history yet.")
         else:
-            sentences.append("Today's price is kept: it is already the best price the rules "
-                             "allow.")  # fmt: skip
+            sentences.append("Today's price is kept: it is already the best price the rules allow.")
     else:
         direction = "Raise" if change > 0 else "Lower"
-        sentences.append(f"{direction} the price by {_share(change)}, from {price:.2f} to "
-                         f"{new:.2f}.")  # fmt: skip
+        sentences.append(
+            f"{direction} the price by {_share(change)}, from {price:.2f} to {new:.2f}."
+        )
         if "reference" in flags:
-            sentences.append("The product has no sales yet: the price moves toward what the "
-                             "market pays for similar items.")  # fmt: skip
+            sentences.append(
+                "The product has no sales yet: the price moves toward what the "
+                "market pays for similar items."
+            )
         else:
             gain = rec.value_new[i] - rec.value_now[i]
             what = "revenue" if rec.by_revenue[i] else "profit"
@@ -484,10 +545,10 @@ def explain(i: int, rec, e: float, se: float, competitor: float, price: float,
         sentences.append(
             f"Demand {kind}: each 1 % on the price changes units by about {abs(e):.1f} % "
             f"(95 % sure between {abs(high):.1f} % and {abs(low):.1f} %)."
-            if np.isfinite(se) and high < 0 else
-            f"Demand {kind}: each 1 % on the price changes units by about {abs(e):.1f} %, "
+            if np.isfinite(se) and high < 0
+            else f"Demand {kind}: each 1 % on the price changes units by about {abs(e):.1f} %, "
             "but the data leave this uncertain."
-        )  # fmt: skip
+        )
     if np.isfinite(competitor) and competitor > 0:
         gap = price / competitor - 1
         who = competitor_name or "the lowest competitor"
@@ -506,8 +567,9 @@ def explain(i: int, rec, e: float, se: float, competitor: float, price: float,
 
 
 @transaction.atomic
-def _store(job, demand, catalog: Catalog, curve, market: Market, rec, resolved,
-           no_model: bool = False) -> None:  # fmt: skip
+def _store(
+    job, demand, catalog: Catalog, curve, market: Market, rec, resolved, no_model: bool = False
+) -> None:
     tenant = require_current_tenant()
     # A newer job supersedes the pending recommendations. An approved price not yet handed to
     # a publication is a decision: it is kept, and flagged (on both sides) where the new job
@@ -530,7 +592,7 @@ def _store(job, demand, catalog: Catalog, curve, market: Market, rec, resolved,
         .annotate(final=Coalesce("approved_price", "recommended_price"))
         .order_by("product_id", "pk")
         .values_list("pk", "product_id", "job_id", "final", "current_price")
-    }  # fmt: skip
+    }
     ids, p0s = catalog.ids.tolist(), catalog.price
     # An approval made against a price that has moved since, or that breaks the rules now in
     # force, cannot be sent as it is: it is superseded (the new job's recommendation stands).
@@ -541,8 +603,11 @@ def _store(job, demand, catalog: Catalog, curve, market: Market, rec, resolved,
         if i is None:
             continue
         value, floor, ceiling = float(price), rec.floor[i], rec.ceiling[i]
-        if (abs(float(made_at) - float(p0s[i])) > 0.005 or (np.isfinite(floor) and value < floor
-                - 0.005) or (np.isfinite(ceiling) and value > ceiling + 0.005)):  # fmt: skip
+        if (
+            abs(float(made_at) - float(p0s[i])) > 0.005
+            or (np.isfinite(floor) and value < floor - 0.005)
+            or (np.isfinite(ceiling) and value > ceiling + 0.005)
+        ):
             stale.append(pk)
             del waiting[product]
     if stale:
@@ -575,10 +640,14 @@ def _store(job, demand, catalog: Catalog, curve, market: Market, rec, resolved,
     moved = ~conflict & (np.abs(rec.price - p0s) > 0.005)
     profit_known = np.isfinite(rec.profit_now) & np.isfinite(catalog.cost)
     confident = (
-        np.isfinite(e_) & (e_ < 0) & np.isfinite(se_) & (se_ <= max_rel_se * np.abs(e_))
-        & (e_ + 1.96 * se_ < 0) & ((rec.binding & RULES["no_estimate"]) == 0)
+        np.isfinite(e_)
+        & (e_ < 0)
+        & np.isfinite(se_)
+        & (se_ <= max_rel_se * np.abs(e_))
+        & (e_ + 1.96 * se_ < 0)
+        & ((rec.binding & RULES["no_estimate"]) == 0)
         & ~curve.borrowed  # a category's elasticity is no confident estimate of this SKU's
-    )  # fmt: skip
+    )
     profit_new = np.nan_to_num(rec.profit_new)
     with np.errstate(invalid="ignore", divide="ignore"):
         change = np.where(moved, rec.price / p0s - 1, 0.0)
@@ -604,9 +673,10 @@ def _store(job, demand, catalog: Catalog, curve, market: Market, rec, resolved,
     names_of = {int(mask): rule_names(mask) for mask in np.unique(rec.binding)}
     binding = rec.binding.tolist()
     status = np.where(
-        conflict, Recommendation.Status.CONFLICT,
+        conflict,
+        Recommendation.Status.CONFLICT,
         np.where(moved, Recommendation.Status.PENDING, Recommendation.Status.NO_CHANGE),
-    ).tolist()  # fmt: skip
+    ).tolist()
     moved_list, changed = moved.tolist(), int(moved.sum())
     objects, differ = [], []
     for i in range(n):
@@ -620,21 +690,33 @@ def _store(job, demand, catalog: Catalog, curve, market: Market, rec, resolved,
             new_price = row["recommended_price"] if moved_list[i] else price
             if new_price is not None and abs(float(old_price) - new_price) > 0.005:
                 differ.append((old_pk, job.pk, new_price))
-                flag = (f"an approved price {float(old_price):.2f} (job {old_job}) waits to be "
-                        "published" + ("; approving this one replaces it" if moved_list[i]
-                                       else ""))  # fmt: skip
+                flag = (
+                    f"an approved price {float(old_price):.2f} (job {old_job}) waits to be "
+                    "published" + ("; approving this one replaces it" if moved_list[i] else "")
+                )
         row.update(
-            tenant_id=tenant.pk, job_id=job.pk, product_id=pk, status=status[i],
-            current_price=Decimal(str(price)), reference_price=market.reference.get(pk),
+            tenant_id=tenant.pk,
+            job_id=job.pk,
+            product_id=pk,
+            status=status[i],
+            current_price=Decimal(str(price)),
+            reference_price=market.reference.get(pk),
             binding_rules=names_of[binding[i]],
             rule_sets=[x for x in str(resolved.names[i]).split(", ") if x],
             competitor_name=market.competitor_name[i][:200],
-            explanation=explain(i, rec, e_[i].item(), se_[i].item(),
-                                float(market.competitor_price[i]), price,
-                                market.competitor_name[i], no_model=no_model,
-                                borrowed=bool(curve.borrowed[i])),
+            explanation=explain(
+                i,
+                rec,
+                e_[i].item(),
+                se_[i].item(),
+                float(market.competitor_price[i]),
+                price,
+                market.competitor_name[i],
+                no_model=no_model,
+                borrowed=bool(curve.borrowed[i]),
+            ),
             flag=flag[:200],
-        )  # fmt: skip
+        )
         objects.append(row)
     copy_insert(Recommendation, objects)
     for old_pk, new_job, new_price in differ:  # the kept approval says what changed since
@@ -643,19 +725,33 @@ def _store(job, demand, catalog: Catalog, curve, market: Market, rec, resolved,
         )
     ok = np.isfinite(rec.profit_new) & np.isfinite(rec.profit_now)
     _finish(
-        job, demand, len(objects), changed, len(rec.conflicts),
+        job,
+        demand,
+        len(objects),
+        changed,
+        len(rec.conflicts),
         Decimal(str(round(float(rec.profit_now[ok].sum()), 2))),
         Decimal(str(round(float(rec.profit_new[ok].sum()), 2))),
         f"{changed} price changes recommended for {len(objects)} SKUs"
-        + (f"; {len(differ)} approved prices wait to be published and differ from the new "
-           "recommendation" if differ else ""),
-    )  # fmt: skip
+        + (
+            f"; {len(differ)} approved prices wait to be published and differ from the new "
+            "recommendation"
+            if differ
+            else ""
+        ),
+    )
 
 
 def _finish(job, demand, skus, changed, conflicts, now, new, message) -> None:
     job.finish(
-        message=message, skus=skus, changed=changed, conflicts=conflicts,
-        expected_profit_now=now, expected_profit_new=new, demand_version=demand, progress=1.0,
+        message=message,
+        skus=skus,
+        changed=changed,
+        conflicts=conflicts,
+        expected_profit_now=now,
+        expected_profit_new=new,
+        demand_version=demand,
+        progress=1.0,
         phase="done",
-    )  # fmt: skip
+    )
     _log(job, message)

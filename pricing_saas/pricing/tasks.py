@@ -14,9 +14,11 @@ def reprice(self, tenant, job_id: int) -> str | None:
 
 
 @tenant_task(
-    name="pricing.scheduled_reprice", queue="reprice", max_retries=0,
+    name="pricing.scheduled_reprice",
+    queue="reprice",
+    max_retries=0,
     **RepriceJob.time_limit.task_options,
-)  # fmt: skip
+)
 def scheduled_reprice(self, tenant, schedule_id: int | None = None) -> str | None:
     """Fired by celery beat: a new job unless one is queued or running for the tenant."""
     job = services.start_reprice(trigger="schedule", enqueue=False)
@@ -27,9 +29,12 @@ def scheduled_reprice(self, tenant, schedule_id: int | None = None) -> str | Non
 
 
 @tenant_task(
-    name="pricing.publish", queue="publish", max_retries=5, rate_limit="30/m",
+    name="pricing.publish",
+    queue="publish",
+    max_retries=5,
+    rate_limit="30/m",
     **Publication.time_limit.task_options,
-)  # fmt: skip
+)
 def publish(self, tenant, publication_id: int) -> str | None:
     """Push a publication; a transient failure of the publisher (network, rate limit) is retried
     with backoff, and after the last retry its changes fail (retry them from the portal/API)."""

@@ -55,11 +55,13 @@ def _bulk_filter(params) -> approvals.BulkFilter:
 
     job = params.get("job")
     return approvals.BulkFilter(
-        category=params.get("category", ""), min_change=pct("min_change"),
-        max_change=pct("max_change"), min_profit_delta=_float(params.get("min_profit_delta")),
+        category=params.get("category", ""),
+        min_change=pct("min_change"),
+        max_change=pct("max_change"),
+        min_profit_delta=_float(params.get("min_profit_delta")),
         job_id=int(job) if job and job.isdigit() else None,
         flagged=True if params.get("flagged") == "1" else None,
-    )  # fmt: skip
+    )
 
 
 @tenant_view(post=Perm.APPROVE)
@@ -73,12 +75,21 @@ def recommendations(request):
     page = Paginator(queryset, 100).get_page(params.get("page"))
     categories = selectors.categories()
     keep = {k: params[k] for k in FILTERS if params.get(k)}
-    return render(request, "pricing/recommendations.html", {
-        "page": page, "status": status, "params": params, "categories": categories,
-        "statuses": Recommendation.Status.choices, "summary": approvals.pending_summary(),
-        "query": urlencode(keep), "can_approve": has_perm(request.membership.role, Perm.APPROVE),
-        "last_job": selectors.latest_job(),
-    })  # fmt: skip
+    return render(
+        request,
+        "pricing/recommendations.html",
+        {
+            "page": page,
+            "status": status,
+            "params": params,
+            "categories": categories,
+            "statuses": Recommendation.Status.choices,
+            "summary": approvals.pending_summary(),
+            "query": urlencode(keep),
+            "can_approve": has_perm(request.membership.role, Perm.APPROVE),
+            "last_job": selectors.latest_job(),
+        },
+    )
 
 
 def _bulk(request):
@@ -111,9 +122,11 @@ def decide(request, pk: int):
     approve = request.POST.get("action") != "reject"
     try:
         approvals.decide(
-            recommendation=rec, approve=approve, price=request.POST.get("price") or None,
+            recommendation=rec,
+            approve=approve,
+            price=request.POST.get("price") or None,
             comment=request.POST.get("comment", ""),
-        )  # fmt: skip
+        )
     except ServiceError as exc:
         messages.error(request, exc.detail)
     else:
@@ -142,14 +155,21 @@ def sku(request, pk: int):
         "competitors": by_competitor,
         "curve": selectors.curve_chart(rec, product),
     }
-    return render(request, "pricing/sku.html", {
-        "product": product, "rec": rec, "changes": changes, "charts": charts,
-        "cost_derived": str(product.attributes.get("cost_source", "")).startswith("derived"),
-        "cost_source": product.attributes.get("cost_source", ""),
-        "lowest": seen["lowest"],
-        "can_approve": has_perm(request.membership.role, Perm.APPROVE),
-        "can_publish": has_perm(request.membership.role, Perm.PUBLISH),
-    })  # fmt: skip
+    return render(
+        request,
+        "pricing/sku.html",
+        {
+            "product": product,
+            "rec": rec,
+            "changes": changes,
+            "charts": charts,
+            "cost_derived": str(product.attributes.get("cost_source", "")).startswith("derived"),
+            "cost_source": product.attributes.get("cost_source", ""),
+            "lowest": seen["lowest"],
+            "can_approve": has_perm(request.membership.role, Perm.APPROVE),
+            "can_publish": has_perm(request.membership.role, Perm.PUBLISH),
+        },
+    )
 
 
 # --- rules -------------------------------------------------------------------------------------
@@ -158,10 +178,15 @@ def sku(request, pk: int):
 @tenant_view()
 @require_GET
 def rule_list(request):
-    return render(request, "pricing/rules.html", {
-        "rule_sets": selectors.rule_sets(),
-        "defaults": rules.DEFAULTS, "can_edit": has_perm(request.membership.role, Perm.EDIT_RULES),
-    })  # fmt: skip
+    return render(
+        request,
+        "pricing/rules.html",
+        {
+            "rule_sets": selectors.rule_sets(),
+            "defaults": rules.DEFAULTS,
+            "can_edit": has_perm(request.membership.role, Perm.EDIT_RULES),
+        },
+    )
 
 
 @tenant_view(Perm.EDIT_RULES)
@@ -182,10 +207,11 @@ def rule_edit(request, pk: int | None = None):
             return redirect("pricing:rules")
     versions = rule_set.versions.order_by("-version")[:20] if rule_set else []
     return render(
-        request, "pricing/rule_edit.html",
+        request,
+        "pricing/rule_edit.html",
         {"form": form, "rule_set": rule_set, "versions": versions},
         status=400 if form.errors else 200,
-    )  # fmt: skip
+    )
 
 
 @tenant_view(Perm.EDIT_RULES)
@@ -216,10 +242,12 @@ def _jobs_context(request, form):
     for item in items:
         item.next = schedules.next_run(item)
     return {
-        "jobs": selectors.recent_jobs(), "schedules": items,
-        "form": form, "can_run": has_perm(request.membership.role, Perm.RUN_JOBS),
+        "jobs": selectors.recent_jobs(),
+        "schedules": items,
+        "form": form,
+        "can_run": has_perm(request.membership.role, Perm.RUN_JOBS),
         "can_edit": has_perm(request.membership.role, Perm.EDIT_RULES),
-    }  # fmt: skip
+    }
 
 
 @tenant_view()
@@ -228,11 +256,16 @@ def job_detail(request, pk: int):
     job = get_object_or_404(RepriceJob.objects.all(), pk=pk)
     template = "pricing/_job_progress.html" if request.htmx else "pricing/job_detail.html"
     published = selectors.published_from(job)
-    return render(request, template, {
-        "job": job, "published": published,
-        "can_run": has_perm(request.membership.role, Perm.RUN_JOBS),
-        "can_publish": has_perm(request.membership.role, Perm.PUBLISH),
-    })  # fmt: skip
+    return render(
+        request,
+        template,
+        {
+            "job": job,
+            "published": published,
+            "can_run": has_perm(request.membership.role, Perm.RUN_JOBS),
+            "can_publish": has_perm(request.membership.role, Perm.PUBLISH),
+        },
+    )
 
 
 @tenant_view(Perm.RUN_JOBS)
@@ -298,11 +331,15 @@ def publications(request):
         except ServiceError as exc:
             messages.error(request, exc.detail)
         return redirect("pricing:publications")
-    return render(request, "pricing/publications.html", {
-        "publications": selectors.recent_publications(),
-        "approved": selectors.approved_count(),
-        "can_publish": has_perm(request.membership.role, Perm.PUBLISH),
-    })  # fmt: skip
+    return render(
+        request,
+        "pricing/publications.html",
+        {
+            "publications": selectors.recent_publications(),
+            "approved": selectors.approved_count(),
+            "can_publish": has_perm(request.membership.role, Perm.PUBLISH),
+        },
+    )
 
 
 @tenant_view()
@@ -312,9 +349,10 @@ def publication_download(request, pk: int):
     if not publication.file:
         raise Http404("no file")
     return FileResponse(
-        publication.file.open("rb"), as_attachment=True,
+        publication.file.open("rb"),
+        as_attachment=True,
         filename=publication.file.name.rsplit("/", 1)[-1],
-    )  # fmt: skip
+    )
 
 
 @tenant_view(Perm.PUBLISH)
@@ -357,10 +395,17 @@ def policy_settings(request):
         else:
             messages.success(request, "Policy saved.")
             return redirect("pricing:settings")
-    return render(request, "pricing/settings.html", {
-        "form": form, "policy": current, "can_manage": can_manage,
-        "can_switch": has_perm(request.membership.role, Perm.PUBLISH),
-    }, status=400 if form.errors else 200)  # fmt: skip
+    return render(
+        request,
+        "pricing/settings.html",
+        {
+            "form": form,
+            "policy": current,
+            "can_manage": can_manage,
+            "can_switch": has_perm(request.membership.role, Perm.PUBLISH),
+        },
+        status=400 if form.errors else 200,
+    )
 
 
 @tenant_view(Perm.PUBLISH)

@@ -126,9 +126,13 @@ def object_of(world, model):
         from pricing_saas.catalog.models import Product
 
         if model.__name__ in (
-            "SalesRecord", "CompetitorOffer", "ReferencePrice", "Elasticity", "Recommendation",
+            "SalesRecord",
+            "CompetitorOffer",
+            "ReferencePrice",
+            "Elasticity",
+            "Recommendation",
             "PriceChange",
-        ):  # fmt: skip
+        ):
             extra["product"] = object_of(world, Product)
         if model.__name__ == "Recommendation":
             from pricing_saas.pricing.models import RepriceJob

@@ -18,9 +18,13 @@ def tiny_bert(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = BertTokenizerFast(vocab_file=str(default_base_model() / "vocab.txt"))
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128,
-    )  # fmt: skip
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

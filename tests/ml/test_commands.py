@@ -104,16 +104,23 @@ def test_demand_model_controls_for_the_competitor_gap(stocked):
         for week in range(20):
             comp = 20 * float(np.exp(rng.normal(0, 0.25)))
             day0 = dt.date(2024, 1, 1) + dt.timedelta(days=7 * week)
-            offers.append({"sku": f"S{i}", "competitor": "Rival", "price": round(comp, 2),
-                           "observed_at": f"{day0.isoformat()}T06:00:00Z"})  # fmt: skip
+            offers.append(
+                {
+                    "sku": f"S{i}",
+                    "competitor": "Rival",
+                    "price": round(comp, 2),
+                    "observed_at": f"{day0.isoformat()}T06:00:00Z",
+                }
+            )
             for d in range(7):
                 price = 20 * float(np.exp(rng.normal(0, 0.1)))
                 mean = 8 * (price / 20) ** -2.0 * (price / comp) ** -1.0
                 units = int(rng.poisson(mean))
                 if units:
                     date = (day0 + dt.timedelta(days=d)).isoformat()
-                    sales.append({"date": date, "sku": f"S{i}", "units": units,
-                                  "price": round(price, 2)})  # fmt: skip
+                    sales.append(
+                        {"date": date, "sku": f"S{i}", "units": units, "price": round(price, 2)}
+                    )
     with tenant_context(stocked.tenant):
         import_rows(kind="sales", rows=sales)
         import_rows(kind="competitor_prices", rows=offers)

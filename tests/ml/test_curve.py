@@ -10,10 +10,14 @@ def test_the_local_elasticity_includes_the_hinge_only_above_the_competitor():
     from ml.science.curve import DemandCurve
 
     curve = DemandCurve.build(
-        [10.0, 10.0, 10.0], [5.0, 5.0, 5.0], [-1.5, -1.5, -1.5], [0.2, 0.2, 0.2],
-        competitor_price=[9.5, 10.5, 9.5], competitor_slope=[-3.0, -3.0, -0.1],
+        [10.0, 10.0, 10.0],
+        [5.0, 5.0, 5.0],
+        [-1.5, -1.5, -1.5],
+        [0.2, 0.2, 0.2],
+        competitor_price=[9.5, 10.5, 9.5],
+        competitor_slope=[-3.0, -3.0, -0.1],
         competitor_slope_se=[0.5, 0.5, 0.5],
-    )  # fmt: skip
+    )
     slope, se = curve.local_elasticity()
     # above a clear hinge: a small move runs on the steeper slope, with both doubts
     assert slope[0] == pytest.approx(-4.5) and se[0] == pytest.approx(np.hypot(0.2, 0.5))

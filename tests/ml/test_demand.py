@@ -57,8 +57,16 @@ def test_a_sku_with_a_single_price_borrows_from_its_category():
     one = panel.sku == 7
     price = panel.price.copy()
     price[one] = 19.99  # never changed
-    fit = fit_demand(Panel(sku=panel.sku, day=panel.day, units=panel.units, price=price,
-                           promo=np.where(one, 0, panel.promo), category=panel.category))  # fmt: skip
+    fit = fit_demand(
+        Panel(
+            sku=panel.sku,
+            day=panel.day,
+            units=panel.units,
+            price=price,
+            promo=np.where(one, 0, panel.promo),
+            category=panel.category,
+        )
+    )
     cat = int(panel.category[7])
     assert np.isnan(fit.raw_elasticity[7])
     assert fit.elasticity[7] == pytest.approx(fit.category_elasticity[cat])
@@ -72,8 +80,16 @@ def test_a_sku_without_sales_gets_the_category_prior_and_bad_rows_are_ignored():
     units[:5] = np.nan
     price = panel.price.copy()
     price[5:10] = 0.0
-    fit = fit_demand(Panel(sku=panel.sku, day=panel.day, units=units, price=price,
-                           promo=panel.promo, category=panel.category))  # fmt: skip
+    fit = fit_demand(
+        Panel(
+            sku=panel.sku,
+            day=panel.day,
+            units=units,
+            price=price,
+            promo=panel.promo,
+            category=panel.category,
+        )
+    )
     assert fit.elasticity[3] == pytest.approx(fit.category_elasticity[int(panel.category[3])])
     assert np.all(np.isfinite(fit.elasticity)) and np.all(np.isfinite(fit.elasticity_se))
 
@@ -103,9 +119,14 @@ def test_days_without_a_sale_and_an_unknown_price_do_not_flatten_the_slope():
     sold = units > 0
     # What the sales records show: a price only on days with a sale.
     truncated = fit_demand(
-        Panel(sku=sku[sold], day=day[sold], units=units[sold], price=price[sold],
-              truncated=np.ones(sold.sum(), bool))
-    )  # fmt: skip
+        Panel(
+            sku=sku[sold],
+            day=day[sold],
+            units=units[sold],
+            price=price[sold],
+            truncated=np.ones(sold.sum(), bool),
+        )
+    )
     assert abs(truncated.pooled_elasticity - (-2.0)) < 0.2
     # The old reading: a day without a sale at the previous sale's price.
     carried = price.copy()
@@ -142,8 +163,16 @@ def test_the_slope_at_todays_price_is_unbiased_on_a_bending_curve_with_promotion
     promo = (rng.random(skus * days) < 0.08).astype(float)
     x = np.where(promo > 0, x - 0.25, x)
     units = rng.poisson(6 * np.exp(e * x + c * x * x + 0.4 * promo))
-    fit = fit_demand(Panel(sku=sku, day=day, units=units, price=10 * np.exp(x), promo=promo,
-                           current_price=np.full(skus, 10.0)))  # fmt: skip
+    fit = fit_demand(
+        Panel(
+            sku=sku,
+            day=day,
+            units=units,
+            price=10 * np.exp(x),
+            promo=promo,
+            current_price=np.full(skus, 10.0),
+        )
+    )
     slope = fit.elasticity_at(np.arange(skus), np.full(skus, 10.0))
     assert abs(np.median(slope) - e) < 0.08
     assert np.mean(np.abs(slope - e) <= 1.96 * fit.elasticity_se) >= 0.88
@@ -182,8 +211,9 @@ def overdispersed(n=150, days=365, seed=0, k=0.8, rho=0.8, shock_sd=0.25):
         shock[:, t] = rho * shock[:, t - 1] + eps[:, t]
     mu = rate[sku] * (price / p0[sku]) ** true[sku] * np.exp(0.6 * promo + shock.ravel())
     units = rng.poisson(rng.gamma(1 / k, k, n * days) * mu)
-    return Panel(sku=sku, day=day, units=units, price=price, promo=promo,
-                 category=np.arange(n) % 4), true  # fmt: skip
+    return Panel(
+        sku=sku, day=day, units=units, price=price, promo=promo, category=np.arange(n) % 4
+    ), true
 
 
 def test_intervals_hold_under_overdispersed_and_correlated_demand():
@@ -206,8 +236,16 @@ def test_a_wrong_sign_estimate_takes_its_categorys_elasticity_not_no_estimate():
     units = panel.units.astype(float).copy()
     one = panel.sku == 5  # demand rises with price for this SKU (a promotion confound)
     units[one] = np.random.default_rng(1).poisson(3 * (panel.price[one] / 20) ** 3)
-    fit = fit_demand(Panel(sku=panel.sku, day=panel.day, units=units, price=panel.price,
-                           promo=panel.promo, category=panel.category))  # fmt: skip
+    fit = fit_demand(
+        Panel(
+            sku=panel.sku,
+            day=panel.day,
+            units=units,
+            price=panel.price,
+            promo=panel.promo,
+            category=panel.category,
+        )
+    )
     assert fit.raw_elasticity[5] > 0 and fit.from_prior[5]
     assert fit.elasticity[5] < 0 and fit.elasticity_se[5] >= 0.25
     assert np.all(fit.elasticity < 0)
@@ -222,8 +260,16 @@ def test_one_skus_price_jump_does_not_inflate_everyones_uncertainty():
     price = panel.price.copy()
     jump = (panel.sku == 0) & (panel.day < panel.day.min() + 150)
     price[jump] *= 10
-    bumped = fit_demand(Panel(sku=panel.sku, day=panel.day, units=panel.units, price=price,
-                              promo=panel.promo, category=panel.category))  # fmt: skip
+    bumped = fit_demand(
+        Panel(
+            sku=panel.sku,
+            day=panel.day,
+            units=panel.units,
+            price=price,
+            promo=panel.promo,
+            category=panel.category,
+        )
+    )
     assert bumped.dispersion < 2 * clean.dispersion
     others = np.arange(1, 60)
     assert np.median(bumped.raw_se[others]) < 1.5 * np.median(clean.raw_se[others])

@@ -164,8 +164,14 @@ def test_without_a_cost_the_configured_fallback_can_keep_todays_price():
     assert rec.units_new[1] < rec.units_now[1]  # expected units still follow the estimate
     # Soft rules do not move a kept price: no competitor position, ending or volume floor
     # (found in review: the step-limited fallback moved it to the competitor cap and x.99).
-    soft = Rules(max_step=0.1, no_cost="keep", competitor_price=8.0, max_above_competitor=0.0,
-                 ending=0.99, min_units=80.0)  # fmt: skip
+    soft = Rules(
+        max_step=0.1,
+        no_cost="keep",
+        competitor_price=8.0,
+        max_above_competitor=0.0,
+        ending=0.99,
+        min_units=80.0,
+    )
     rec = optimise([10.0, 10.0], [np.nan, 4.0], [50.0, 50.0], [-0.7, -0.7], None, soft)
     assert rec.price[0] == 10.0 and rec.rules_of(0) == ["no_cost_kept"]
     assert rec.price[1] < 10.0  # the costed product still follows every rule
@@ -199,8 +205,9 @@ def test_a_bending_curve_stops_inside_the_step_limit():
 
     price, cost, units = np.array([10.0, 10.0]), np.array([5.0, 5.0]), np.array([10.0, 10.0])
     straight = optimise(price, cost, units, np.array([-0.5, -0.5]), None, Rules())
-    bent = optimise(price, cost, units, np.array([-0.5, -0.5]), None, Rules(),
-                    curvature=np.array([0.0, -6.0]))  # fmt: skip
+    bent = optimise(
+        price, cost, units, np.array([-0.5, -0.5]), None, Rules(), curvature=np.array([0.0, -6.0])
+    )
     assert straight.price.tolist() == [12.0, 12.0]  # inelastic: up to the +20 % step
     assert bent.price[0] == 12.0 and 10.0 < bent.price[1] < 11.9  # the bend caps the rise
     d = np.log(bent.price[1] / 10)
@@ -214,9 +221,15 @@ def test_volume_and_revenue_floors_hold_the_price_down():
     e = np.full(3, -0.5)  # inelastic: profit says "raise to the step limit"
     free = optimise(price, cost, units, e, None, Rules())
     held = optimise(
-        price, cost, units, e, None,
-        Rules(min_units=np.array([np.nan, 9.8, np.nan]), min_revenue=np.array([np.nan, np.nan, 1e9])),
-    )  # fmt: skip
+        price,
+        cost,
+        units,
+        e,
+        None,
+        Rules(
+            min_units=np.array([np.nan, 9.8, np.nan]), min_revenue=np.array([np.nan, np.nan, 1e9])
+        ),
+    )
     assert free.price.tolist() == [12.0, 12.0, 12.0]
     assert held.price[0] == 12.0
     assert held.units_new[1] >= 9.8 - 1e-6 and held.price[1] < 12.0  # volume kept
@@ -233,8 +246,12 @@ def test_large_inputs_run_in_blocks_with_the_same_answer(monkeypatch):
     price = rng.uniform(1, 100, n)
     cost = price * rng.uniform(0.3, 1.2, n)  # some floors above the max price: conflicts
     args = (price, cost, rng.gamma(2.0, 5.0, n), -rng.uniform(0.3, 4.0, n), rng.uniform(0, 1, n))
-    rules = Rules(max_price=price * 1.05, competitor_price=price * rng.uniform(0.8, 1.3, n),
-                  max_above_competitor=0.05, ending=0.99)  # fmt: skip
+    rules = Rules(
+        max_price=price * 1.05,
+        competitor_price=price * rng.uniform(0.8, 1.3, n),
+        max_above_competitor=0.05,
+        ending=0.99,
+    )
     curvature = np.where(rng.random(n) < 0.3, -2.0, 0.0)
     whole = optimise(*args, rules, curvature=curvature)
     monkeypatch.setattr(optimizer, "BLOCK", 700)  # 8 blocks on the thread pool
@@ -313,25 +330,39 @@ def test_no_move_outside_the_prices_seen_nor_past_the_window_nor_before_evidence
     # inelastic: the curve says raise as far as allowed
     free = optimise([10.0], [5.0], [100.0], [-0.5], [0.05], Rules(**base))
     assert free.price[0] == pytest.approx(15.0)
-    seen = optimise([10.0], [5.0], [100.0], [-0.5], [0.05],
-                    Rules(**base, evidence_low=9.0, evidence_high=11.0, evidence_margin=0.05))  # fmt: skip
+    seen = optimise(
+        [10.0],
+        [5.0],
+        [100.0],
+        [-0.5],
+        [0.05],
+        Rules(**base, evidence_low=9.0, evidence_high=11.0, evidence_margin=0.05),
+    )
     assert seen.price[0] == pytest.approx(11.55) and "evidence" in seen.rules_of(0)
-    window = optimise([10.0], [5.0], [100.0], [-0.5], [0.05],
-                      Rules(**base, window_low=8.5, window_high=11.5))  # fmt: skip
+    window = optimise(
+        [10.0], [5.0], [100.0], [-0.5], [0.05], Rules(**base, window_low=8.5, window_high=11.5)
+    )
     assert window.price[0] == pytest.approx(11.5) and "window" in window.rules_of(0)
     wait = optimise([10.0], [5.0], [100.0], [-0.5], [0.05], Rules(**base, hold_up=1.0))
     assert wait.price[0] == 10.0
     # a price outside the evidence never forces a move back into it
-    outside = optimise([10.0], [5.0], [100.0], [-2.0], [0.05],
-                       Rules(**base, evidence_low=12.0, evidence_high=14.0))  # fmt: skip
+    outside = optimise(
+        [10.0], [5.0], [100.0], [-2.0], [0.05], Rules(**base, evidence_low=12.0, evidence_high=14.0)
+    )
     assert outside.price[0] >= 10.0 * 0.95 - 1e-9
 
 
 def test_demand_falls_faster_above_the_competitor():
     # Inelastic below the competitor (12), steep above it: the best price is the competitor's.
-    rec = optimise([10.0], [5.0], [100.0], [-0.5], [0.05],
-                   Rules(max_step=0.5, min_margin=0.0, competitor_price=12.0),
-                   competitor_slope=[-6.0])  # fmt: skip
+    rec = optimise(
+        [10.0],
+        [5.0],
+        [100.0],
+        [-0.5],
+        [0.05],
+        Rules(max_step=0.5, min_margin=0.0, competitor_price=12.0),
+        competitor_slope=[-6.0],
+    )
     assert rec.price[0] == pytest.approx(12.0, abs=0.05)
 
 
@@ -339,18 +370,31 @@ def test_a_kept_price_says_which_limit_kept_it():
     base = dict(max_step=0.5, min_margin=0.0)
     wait = optimise([10.0], [5.0], [100.0], [-0.5], [0.05], Rules(**base, hold_up=1.0))
     assert wait.price[0] == 10.0 and "wait" in wait.rules_of(0)
-    window = optimise([10.0], [5.0], [100.0], [-0.5], [0.05],
-                      Rules(**base, window_low=9.0, window_high=10.0))  # fmt: skip
+    window = optimise(
+        [10.0], [5.0], [100.0], [-0.5], [0.05], Rules(**base, window_low=9.0, window_high=10.0)
+    )
     assert window.price[0] == 10.0 and "window" in window.rules_of(0)
 
 
 def test_a_rule_forced_move_past_the_rule_is_not_called_a_restore():
     # competitor cap 18 forces a cut from 20; the curve (elastic, low cost) wants lower still
-    rec = optimise([20.0], [2.0], [100.0], [-4.0], [0.05],
-                   Rules(max_step=0.2, competitor_price=18.0, max_above_competitor=0.0))  # fmt: skip
+    rec = optimise(
+        [20.0],
+        [2.0],
+        [100.0],
+        [-4.0],
+        [0.05],
+        Rules(max_step=0.2, competitor_price=18.0, max_above_competitor=0.0),
+    )
     assert rec.price[0] < 18.0 and "restores_rule" not in rec.rules_of(0)
-    held = optimise([20.0], [15.0], [100.0], [-1.5], [0.05],
-                    Rules(max_step=0.2, competitor_price=18.0, max_above_competitor=0.0))  # fmt: skip
+    held = optimise(
+        [20.0],
+        [15.0],
+        [100.0],
+        [-1.5],
+        [0.05],
+        Rules(max_step=0.2, competitor_price=18.0, max_above_competitor=0.0),
+    )
     assert held.price[0] == 18.0 and "restores_rule" in held.rules_of(0)
 
 
@@ -359,7 +403,15 @@ def test_an_uncertain_bend_of_the_curve_holds_a_move_back():
     straight = optimise([10.0], [5.0], [100.0], [-0.6], [0.05], Rules(max_step=0.2))
     assert straight.price[0] > 10.5
     # ... and less so when the curve may bend down (curvature -2 +- 6): a smaller raise.
-    bent = optimise([10.0], [5.0], [100.0], [-0.6], [0.05], Rules(max_step=0.2),
-                    curvature=[-2.0], curvature_se=[6.0])  # fmt: skip
+    bent = optimise(
+        [10.0],
+        [5.0],
+        [100.0],
+        [-0.6],
+        [0.05],
+        Rules(max_step=0.2),
+        curvature=[-2.0],
+        curvature_se=[6.0],
+    )
     assert 10.0 <= bent.price[0] < straight.price[0]
     assert bent.value_new[0] >= bent.value_now[0]

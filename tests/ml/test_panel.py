@@ -110,10 +110,14 @@ def test_products_that_never_sold_stay_out_of_the_panel_and_keep_the_cold_start(
     one whose only sales were free, wherever it falls in the product order."""
     from ml.panel import demand_panel
 
-    rows = [{"date": f"2024-03-{d:02d}", "sku": "S0", "units": 0, "price": "10.00"}
-            for d in range(1, 11)]  # fmt: skip
-    rows += [{"date": f"2024-03-{d:02d}", "sku": "S1", "units": 1 + d % 2, "price": "9.00"}
-             for d in range(1, 11)]  # fmt: skip
+    rows = [
+        {"date": f"2024-03-{d:02d}", "sku": "S0", "units": 0, "price": "10.00"}
+        for d in range(1, 11)
+    ]
+    rows += [
+        {"date": f"2024-03-{d:02d}", "sku": "S1", "units": 1 + d % 2, "price": "9.00"}
+        for d in range(1, 11)
+    ]
     rows += [{"date": "2024-03-01", "sku": "S2", "units": 1, "price": "5.00", "revenue": "0"}]
     with tenant_context(stocked.tenant):
         import_rows(kind="sales", rows=rows)
@@ -125,8 +129,11 @@ def test_products_that_never_sold_stay_out_of_the_panel_and_keep_the_cold_start(
 def test_demand_panel_carries_competitor_prices_forward_two_weeks(stocked):
     from ml.panel import demand_panel
 
-    sales = [{"date": f"2024-03-{d:02d}", "sku": s, "units": 1, "price": "10.00"}
-             for s in ("S0", "S1") for d in range(1, 31)]  # fmt: skip
+    sales = [
+        {"date": f"2024-03-{d:02d}", "sku": s, "units": 1, "price": "10.00"}
+        for s in ("S0", "S1")
+        for d in range(1, 31)
+    ]
     offers = [
         {"sku": "S0", "competitor": "A", "price": "9.00", "observed_at": "2024-03-03T09:00:00Z"},
         {"sku": "S0", "competitor": "B", "price": "8.50", "observed_at": "2024-03-03T18:00:00Z"},
@@ -140,8 +147,9 @@ def test_demand_panel_carries_competitor_prices_forward_two_weeks(stocked):
         panel, ids, stats = demand_panel()
         s0 = ids.index(Product.objects.get(sku="S0").pk)
     day = panel.day - panel.day.min() + 1
-    comp = {int(d): c for d, c, s in zip(day, panel.competitor_price, panel.sku, strict=True)
-            if s == s0}  # fmt: skip
+    comp = {
+        int(d): c for d, c, s in zip(day, panel.competitor_price, panel.sku, strict=True) if s == s0
+    }
     assert np.isnan(comp[1]) and np.isnan(comp[2])  # nothing observed yet
     assert comp[3] == 8.5 and comp[17] == 8.5  # the day's lowest, held for 14 days
     assert np.isnan(comp[18]) and np.isnan(comp[19])  # 15 and 16 days after: unknown
@@ -158,8 +166,10 @@ def test_each_competitor_holds_its_own_price_on_the_tenants_local_days(stocked):
 
     stocked.tenant.timezone = "America/Los_Angeles"
     stocked.tenant.save(update_fields=["timezone"])
-    sales = [{"date": f"2024-03-{d:02d}", "sku": "S0", "units": 1, "price": "10.00"}
-             for d in range(1, 31)]  # fmt: skip
+    sales = [
+        {"date": f"2024-03-{d:02d}", "sku": "S0", "units": 1, "price": "10.00"}
+        for d in range(1, 31)
+    ]
     offers = [
         {"sku": "S0", "competitor": "A", "price": "8.00", "observed_at": "2024-03-02T20:00:00Z"},
         {"sku": "S0", "competitor": "B", "price": "9.00", "observed_at": "2024-03-04T20:00:00Z"},
@@ -177,8 +187,9 @@ def test_each_competitor_holds_its_own_price_on_the_tenants_local_days(stocked):
         import_rows(kind="sales", rows=sales)
         import_rows(kind="competitor_prices", rows=offers)
         panel, _ids, _stats = demand_panel()
-    comp = dict(zip((panel.day - panel.day.min() + 1).tolist(), panel.competitor_price,
-                    strict=True))  # fmt: skip
+    comp = dict(
+        zip((panel.day - panel.day.min() + 1).tolist(), panel.competitor_price, strict=True)
+    )
     assert np.isnan(comp[1])
     assert comp[2] == 8.0 and comp[4] == 8.0 and comp[9] == 8.0  # B's 9.00 does not hide A
     assert comp[10] == 7.0 and comp[11] == 7.0  # B's cut lands on the local 10th
@@ -190,8 +201,16 @@ def test_a_tenant_whose_files_record_no_revenue_prices_sales_at_the_listed_price
     """Revenue 0 on every row means revenue is not recorded, not that every sale was free."""
     from ml.panel import demand_panel
 
-    rows = [{"date": f"2024-03-{d:02d}", "sku": "S1", "units": 1 + d % 3, "price": "9.00",
-             "revenue": "0"} for d in range(1, 21)]  # fmt: skip
+    rows = [
+        {
+            "date": f"2024-03-{d:02d}",
+            "sku": "S1",
+            "units": 1 + d % 3,
+            "price": "9.00",
+            "revenue": "0",
+        }
+        for d in range(1, 21)
+    ]
     with tenant_context(stocked.tenant):
         import_rows(kind="sales", rows=rows)
         panel, ids, _stats = demand_panel()

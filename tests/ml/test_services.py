@@ -213,10 +213,18 @@ def test_reference_prices_far_outside_their_category_are_flagged(world_a, train)
         {"sku": f"S{i}", "title": t, "price": p, "category": "general"}
         for i, (t, p) in enumerate(zip(texts, prices, strict=True))
     ]
-    rows += [{"sku": f"P{i}", "title": f"acme pen model {i}", "price": 2.5 + 0.2 * i,
-              "category": "stationery"} for i in range(5)]  # fmt: skip
-    rows.append({"sku": "ODD", "title": "nova television model 7", "price": 3.0,
-                 "category": "stationery"})  # fmt: skip
+    rows += [
+        {
+            "sku": f"P{i}",
+            "title": f"acme pen model {i}",
+            "price": 2.5 + 0.2 * i,
+            "category": "stationery",
+        }
+        for i in range(5)
+    ]
+    rows.append(
+        {"sku": "ODD", "title": "nova television model 7", "price": 3.0, "category": "stationery"}
+    )
     with tenant_context(world_a.tenant):
         import_rows(kind="products", rows=rows)
     train(world_a)

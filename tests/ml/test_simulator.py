@@ -66,8 +66,10 @@ def test_daily_reports_list_every_day_and_competitor_moves_are_followed(tmp_path
                for r in last)  # fmt: skip  # back at today's price at the end
     still = tmp_path / "still"
     write_csv(market, still, days=70, seed=2, competitor_moves=False)
-    calm = [float(r["price"]) / market.competitor_today[int(r["sku"][3:])]
-            for r in read("still", "competitor_prices.csv")]  # fmt: skip
+    calm = [
+        float(r["price"]) / market.competitor_today[int(r["sku"][3:])]
+        for r in read("still", "competitor_prices.csv")
+    ]
     assert max(calm) / min(calm) < 1.25
 
 
@@ -80,8 +82,12 @@ def test_the_merchant_is_back_at_todays_price_on_every_one_of_the_last_two_weeks
     write_csv(market, tmp_path, days=78, seed=3, zero_days=True)
     rows = list(csv.DictReader(open(tmp_path / "sales.csv")))  # noqa: SIM115
     first = min(r["date"] for r in rows)
-    late = [r for r in rows if r["promo"] == "false"
-            and 64 <= (date.fromisoformat(r["date"]) - date.fromisoformat(first)).days < 70]  # fmt: skip
+    late = [
+        r
+        for r in rows
+        if r["promo"] == "false"
+        and 64 <= (date.fromisoformat(r["date"]) - date.fromisoformat(first)).days < 70
+    ]
     index = [int(r["sku"][3:]) for r in late]
     spread = np.std(np.log(np.array([float(r["price"]) for r in late]) / market.price_today[index]))
     assert 0.09 < spread < 0.106

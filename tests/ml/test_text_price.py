@@ -190,8 +190,11 @@ def test_neighbours_read_the_price_of_near_identical_listings(tmp_path):
     texts = [f"Acme kettle {c} {n} litre" for c in ("red", "blue", "green") for n in (1, 2, 3)]
     texts += [f"Zeta phone case model {m}" for m in "ABCDEFGHIJ"]
     log = np.log1p([500.0] * 9 + [120.0] * 10)
-    knn = TfidfKnn().fit(texts, log).tune(["Acme kettle black 2 litre", "Zeta phone case model K"],
-                                          np.log1p([500.0, 120.0]))  # fmt: skip
+    knn = (
+        TfidfKnn()
+        .fit(texts, log)
+        .tune(["Acme kettle black 2 litre", "Zeta phone case model K"], np.log1p([500.0, 120.0]))
+    )
     price = np.expm1(knn.predict_log(["Acme kettle white 3 litre", "Zeta phone case model Q"]))
     assert abs(price[0] - 500) < 5 and abs(price[1] - 120) < 2
     save_predictor(knn, tmp_path / "knn")
@@ -205,8 +208,9 @@ def test_a_blend_saved_in_the_old_two_part_layout_still_loads(tmp_path):
     baseline = TfidfRidge().fit(texts, np.log1p(prices))
     for name in ("baseline", "neural"):
         save_predictor(baseline, tmp_path / name)
-    (tmp_path / "meta.json").write_text(json.dumps({"kind": "blend", "interval_q": 0.3,
-                                                    "weight": 0.25}))  # fmt: skip
+    (tmp_path / "meta.json").write_text(
+        json.dumps({"kind": "blend", "interval_q": 0.3, "weight": 0.25})
+    )
     loaded = load_predictor(tmp_path)
     assert loaded.weights == {"baseline": 0.25, "neural": 0.75}
     assert np.allclose(loaded.predict_log(texts[:4]), baseline.predict_log(texts[:4]))
@@ -320,9 +324,12 @@ def test_a_size_attribute_speaks_first_and_a_bare_unit_is_one_of_it():
 
     text = product_text("Sugar 4 LB", "Was 2 LB", "Acme", "Baking", {"package_size": "10 LB"})
     assert text_fields(text) == {
-        "title": "Sugar 4 LB", "brand": "Acme", "category": "Baking", "package_size": "10 LB",
+        "title": "Sugar 4 LB",
+        "brand": "Acme",
+        "category": "Baking",
+        "package_size": "10 LB",
         "description": "Was 2 LB",
-    }  # fmt: skip
+    }
     assert parse_pack_size(text).mass == pytest.approx(10 * G_PER_LB)
     assert parse_pack_size(product_text("Milk", attributes={"package_size": "GAL"})).volume == (
         pytest.approx(ML_PER_GAL)
@@ -341,8 +348,14 @@ def _bulk_goods(sizes, seed=0):
     for good, per_lb in unit.items():
         for brand in ("Acme", "Zenith", "Nova"):
             for lb in sizes:
-                texts.append(product_text(f"{brand} {good.title()} {lb} LB", brand=brand,
-                                          category="Baking", attributes={"size": f"{lb} LB"}))  # fmt: skip
+                texts.append(
+                    product_text(
+                        f"{brand} {good.title()} {lb} LB",
+                        brand=brand,
+                        category="Baking",
+                        attributes={"size": f"{lb} LB"},
+                    )
+                )
                 prices.append(round(per_lb * lb**0.9 * float(np.exp(rng.normal(0, 0.05))), 2))
     return texts, np.asarray(prices)
 
@@ -358,18 +371,24 @@ def test_the_baseline_prices_by_the_pack():
     error_plain = rmsle(big_prices, np.expm1(plain.predict_log(big)))
     error_sized = rmsle(big_prices, np.expm1(sized.predict_log(big)))
     assert error_sized < 0.5 * error_plain
-    ten, twenty = np.expm1(sized.predict_log(["Acme Sugar 10 LB | brand: Acme | category: "
-                                              "Baking | size: 10 LB",
-                                              "Acme Sugar 20 LB | brand: Acme | category: "
-                                              "Baking | size: 20 LB"]))  # fmt: skip
+    ten, twenty = np.expm1(
+        sized.predict_log(
+            [
+                "Acme Sugar 10 LB | brand: Acme | category: Baking | size: 10 LB",
+                "Acme Sugar 20 LB | brand: Acme | category: Baking | size: 20 LB",
+            ]
+        )
+    )
     assert twenty > 1.4 * ten
 
 
 def test_brand_and_category_are_inputs_of_their_own():
     from ml.science.text_price import ProductFeatures
 
-    texts = [product_text(f"item {i}", brand=b, category=c)
-             for i, (b, c) in enumerate([("Acme", "Tea"), ("Nova", "Tea"), ("Acme", "Oil")] * 3)]  # fmt: skip
+    texts = [
+        product_text(f"item {i}", brand=b, category=c)
+        for i, (b, c) in enumerate([("Acme", "Tea"), ("Nova", "Tea"), ("Acme", "Oil")] * 3)
+    ]
     features = ProductFeatures()
     matrix = features.fit_transform(texts)
     assert set(features.brands) == {"acme", "nova"} and set(features.categories) == {"tea", "oil"}
@@ -430,18 +449,28 @@ def test_the_fine_tuned_part_is_refitted_only_where_asked(tiny_bert, refit_neura
     texts, prices = synthetic_catalog(120)
     log = np.log1p(np.asarray(prices))
     fit_idx, val_idx, test_idx = np.arange(0, 80), np.arange(80, 100), np.arange(100, 120)
-    config = TrainConfig(trainer="finetune", base_model=str(tiny_bert), epochs=1, batch_size=16,
-                         refit_neural=refit_neural)  # fmt: skip
+    config = TrainConfig(
+        trainer="finetune",
+        base_model=str(tiny_bert),
+        epochs=1,
+        batch_size=16,
+        refit_neural=refit_neural,
+    )
     model = EncoderRegressor(tiny_bert, pick_device(config), use_bf16=False)
-    fine_tune(model, [texts[i] for i in fit_idx], log[fit_idx], [texts[i] for i in val_idx],
-              log[val_idx], config)  # fmt: skip
+    fine_tune(
+        model,
+        [texts[i] for i in fit_idx],
+        log[fit_idx],
+        [texts[i] for i in val_idx],
+        log[val_idx],
+        config,
+    )
     parts = {"baseline": TfidfRidge().fit([texts[i] for i in fit_idx], log[fit_idx]),
              "finetune": FineTuned(model)}  # fmt: skip
     blend = Blend(parts, {"baseline": 0.6, "finetune": 0.4})
     blend.interval_q, parts["finetune"].interval_q = 0.4, 0.5
     events = []
-    refit = _Refit(texts, log, fit_idx, val_idx, test_idx, config, tiny_bert, events.append,
-                   None)  # fmt: skip
+    refit = _Refit(texts, log, fit_idx, val_idx, test_idx, config, tiny_bert, events.append, None)
     again = refit(blend, "blend")
     assert again.weights == blend.weights and again.interval_q == 0.4
     assert again.parts["baseline"] is not parts["baseline"]

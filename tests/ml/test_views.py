@@ -26,9 +26,19 @@ def test_portal_models_page_progress_and_mispricing(stocked, train):
     assert "S0" in mispriced
     with tenant_context(stocked.tenant):
         running = ModelVersion.objects.create(
-            tenant=stocked.tenant, version=99, status="training", requested_trainer="finetune",
-            progress={"step": 5, "total_steps": 20, "epoch": 1, "epochs": 2, "loss": 0.5, "eta_s": 30},
-        )  # fmt: skip
+            tenant=stocked.tenant,
+            version=99,
+            status="training",
+            requested_trainer="finetune",
+            progress={
+                "step": 5,
+                "total_steps": 20,
+                "epoch": 1,
+                "epochs": 2,
+                "loss": 0.5,
+                "eta_s": 30,
+            },
+        )
     fragment = client.get(f"/models/{running.pk}/progress/").content.decode()
     assert 'hx-trigger="every 2s"' in fragment and 'value="5"' in fragment
 
@@ -54,8 +64,11 @@ def test_the_models_page_trains_shows_and_rolls_back_the_demand_model(shop, clie
     for _ in range(2):
         assert client.post("/models/train/", {"kind": "demand"}).status_code == 302
     with tenant_context(shop.tenant):
-        assert list(ModelVersion.objects.filter(kind="demand").order_by("version")
-                    .values_list("status", flat=True)) == ["ready", "promoted"]  # fmt: skip
+        assert list(
+            ModelVersion.objects.filter(kind="demand")
+            .order_by("version")
+            .values_list("status", flat=True)
+        ) == ["ready", "promoted"]
         assert not ModelVersion.objects.filter(kind="text").exists()
     page = client.get("/models/").content.decode()
     assert "Roll back the demand model" in page and "products with sales" in page

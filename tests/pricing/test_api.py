@@ -23,9 +23,10 @@ def test_end_to_end_through_the_api(shop, owner_session):
     bad = admin.patch("/api/v1/pricing-policy/", {"no_cost_fallback": "guess"}, format="json")
     assert bad.status_code == 400 and bad.json()["attr"] == "no_cost_fallback"
     made = analyst.post(
-        "/api/v1/rule-sets/", {"name": "Careful", "max_step": "0.08", "ending": "0.99"},
+        "/api/v1/rule-sets/",
+        {"name": "Careful", "max_step": "0.08", "ending": "0.99"},
         format="json",
-    )  # fmt: skip
+    )
     assert made.status_code == 201, made.json()
     run = analyst.post("/api/v1/reprice-jobs/run/")
     assert run.status_code == 202
@@ -76,8 +77,14 @@ def test_end_to_end_through_the_api(shop, owner_session):
 
     audit = owner_session(shop).get("/api/v1/audit-events/?limit=100").json()["results"]
     actions = {e["action"] for e in audit}
-    assert {"rules.create", "recommendation.approve", "recommendation.bulk_approve",
-            "publication.create", "rollback.create", "policy.update"} <= actions  # fmt: skip
+    assert {
+        "rules.create",
+        "recommendation.approve",
+        "recommendation.bulk_approve",
+        "publication.create",
+        "rollback.create",
+        "policy.update",
+    } <= actions
     export = owner_session(shop).get("/api/v1/audit-events/export/")
     assert export.status_code == 200 and b"rollback.create" in export.content
 
@@ -87,8 +94,9 @@ def test_kill_switch_blocks_publishing_through_the_api(shop):
     shop.api(Role.ANALYST).post("/api/v1/reprice-jobs/run/")
     pending = approver.get("/api/v1/recommendations/?status=pending").json()["results"]
     approver.post(f"/api/v1/recommendations/{pending[0]['id']}/approve/", format="json")
-    assert approver.post("/api/v1/kill-switch/", {"on": True, "reason": "feed broken"},
-                         format="json").json()["kill_switch"]  # fmt: skip
+    assert approver.post(
+        "/api/v1/kill-switch/", {"on": True, "reason": "feed broken"}, format="json"
+    ).json()["kill_switch"]
     refused = approver.post("/api/v1/publications/", {}, format="json")
     assert refused.status_code == 409 and refused.json()["code"] == "kill_switch_on"
     assert "kill switch" in refused.json()["detail"]
@@ -99,14 +107,17 @@ def test_kill_switch_blocks_publishing_through_the_api(shop):
     "path, payload, code",
     [
         ("/api/v1/schedules/", {"cron": "0 25 * * *"}, "invalid_cron"),
-        ("/api/v1/schedules/", {"cron": "0 5 * * *", "timezone": "Europe/Atlantis"},
-         "invalid_timezone"),
+        (
+            "/api/v1/schedules/",
+            {"cron": "0 5 * * *", "timezone": "Europe/Atlantis"},
+            "invalid_timezone",
+        ),
         ("/api/v1/rule-sets/", {"name": "x", "scope": "sku"}, "invalid_choice"),
         ("/api/v1/rule-sets/", {"name": "x", "max_step": "7"}, "invalid"),
         ("/api/v1/price-changes/rollback/", {"ids": [999999]}, "not_found"),
         ("/api/v1/recommendations/bulk/", {"action": "approve"}, "invalid"),
     ],
-)  # fmt: skip
+)
 def test_bad_input_is_a_clear_4xx(world_a, path, payload, code):
     response = world_a.api(Role.ADMIN).post(path, payload, format="json")
     assert 400 <= response.status_code < 500
@@ -168,10 +179,16 @@ def test_roles_are_enforced_on_every_action(world_a, method, path, least):
 
 @pytest.mark.parametrize(
     "field, value",
-    [("min_gain_abs", "-1"), ("min_gain_rel", "NaN"), ("evidence_margin", "-0.1"),
-     ("window_change", "Infinity"), ("window_change", "abc"), ("window_days", "-3"),
-     ("min_gain_rel", "2")],
-)  # fmt: skip
+    [
+        ("min_gain_abs", "-1"),
+        ("min_gain_rel", "NaN"),
+        ("evidence_margin", "-0.1"),
+        ("window_change", "Infinity"),
+        ("window_change", "abc"),
+        ("window_days", "-3"),
+        ("min_gain_rel", "2"),
+    ],
+)
 def test_a_bad_gain_evidence_or_window_field_is_a_4xx_naming_it_and_saves_nothing(
     world_a, field, value
 ):

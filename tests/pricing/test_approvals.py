@@ -40,9 +40,14 @@ def test_auto_approval_within_policy_and_superseded_cannot_be_approved(shop, rep
         assert all(abs(r.change) <= 0.20 + 1e-9 and r.confident for r in auto)
         assert all(r.profit_delta > 0 for r in auto)  # never a change without a gain
         assert not Recommendation.objects.filter(
-            job=job, status="pending", confident=True, change__gte=-0.20, change__lte=0.20,
-            flag="", profit_delta__gt=0,
-        ).exists()  # fmt: skip
+            job=job,
+            status="pending",
+            confident=True,
+            change__gte=-0.20,
+            change__lte=0.20,
+            flag="",
+            profit_delta__gt=0,
+        ).exists()
         old = Recommendation.objects.filter(job=job, status="pending").first()
         reprice()
         old.refresh_from_db()
@@ -80,14 +85,20 @@ def test_price_war_guard_flags_repeated_competitor_cuts_and_oscillation(shop):
         now = timezone.now()
         for i, (old, new) in enumerate([(22, 21), (21, 20)]):
             PriceChange.objects.create(
-                product=product, old_price=old, new_price=new, status="published",
+                product=product,
+                old_price=old,
+                new_price=new,
+                status="published",
                 published_at=now - timedelta(days=3 - i),
-            )  # fmt: skip
+            )
         for i, (old, new) in enumerate([(20, 21), (21, 20), (20, 21)]):
             PriceChange.objects.create(
-                product=wobble, old_price=old, new_price=new, status="published",
+                product=wobble,
+                old_price=old,
+                new_price=new,
+                status="published",
                 published_at=now - timedelta(days=5 - i),
-            )  # fmt: skip
+            )
         flags = approvals.price_war_flags(
             {product.pk: (20.0, 19.0, True), wobble.pk: (21.0, 20.0, False)}, policy
         )
@@ -104,9 +115,11 @@ def test_bulk_actions_by_filter_and_foreign_ids_change_nothing(shop, world_b, re
         from tests.factories import ProductFactory
 
         foreign = Recommendation.objects.create(
-            job=services.start_reprice(enqueue=False), product=ProductFactory(),
-            current_price=10, recommended_price=11,
-        )  # fmt: skip
+            job=services.start_reprice(enqueue=False),
+            product=ProductFactory(),
+            current_price=10,
+            recommended_price=11,
+        )
     with tenant_context(shop.tenant):
         approvals.update_policy(auto_approve=False)
         job = reprice()
@@ -136,9 +149,12 @@ def test_flagged_skus_are_never_auto_approved(shop, reprice):
         now = timezone.now()
         for i, (old, new) in enumerate([(20, 21), (21, 20), (20, 21), (21, 20)]):
             PriceChange.objects.create(
-                product=product, old_price=old, new_price=new, status="published",
+                product=product,
+                old_price=old,
+                new_price=new,
+                status="published",
                 published_at=now - timedelta(days=6 - i),
-            )  # fmt: skip
+            )
         job = reprice()
         rec = Recommendation.objects.get(job=job, product=product)
     assert rec.flag and rec.status == "pending" and not rec.auto_approved

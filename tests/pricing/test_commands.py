@@ -43,9 +43,21 @@ def test_export_recommendations(shop):
     call_command("export_recommendations", shop.tenant.slug, stdout=out)
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert len(rows) == 22
-    assert {"sku", "current_price", "recommended_price", "elasticity", "elasticity_low", "elasticity_high",
-            "expected_units", "expected_profit", "binding_rules", "explanation",
-            "expected_units_now", "expected_revenue_now", "expected_profit_now"} <= set(rows[0])  # fmt: skip
+    assert {
+        "sku",
+        "current_price",
+        "recommended_price",
+        "elasticity",
+        "elasticity_low",
+        "elasticity_high",
+        "expected_units",
+        "expected_profit",
+        "binding_rules",
+        "explanation",
+        "expected_units_now",
+        "expected_revenue_now",
+        "expected_profit_now",
+    } <= set(rows[0])
     kept = [r for r in rows if r["status"] == "no_change"]
     assert kept and all("kept" in r["explanation"] for r in kept)  # the reason nothing changes
     for row in rows:  # no internal codes in the sentences

@@ -31,9 +31,11 @@ def test_full_path_approve_publish_and_roll_back(shop, reprice):
         assert len(pending) >= 5
         first, second, third, *rest = pending
         edited = approvals.decide(
-            recommendation=first, approve=True, price=first.price_floor or first.current_price,
+            recommendation=first,
+            approve=True,
+            price=first.price_floor or first.current_price,
             comment="round number",
-        )  # fmt: skip
+        )
         assert edited.approved_price is not None and edited.decided_by == "ana@shop.test"
         approvals.decide(recommendation=second, approve=False, comment="not now")
         with pytest.raises(ConflictError):  # already rejected
@@ -69,10 +71,14 @@ def test_full_path_approve_publish_and_roll_back(shop, reprice):
             publishing.rollback(job=job)
         actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {
-        "policy.update", "recommendation.approve", "recommendation.reject",
-        "recommendation.bulk_approve", "publication.create", "publication.finish",
+        "policy.update",
+        "recommendation.approve",
+        "recommendation.reject",
+        "recommendation.bulk_approve",
+        "publication.create",
+        "publication.finish",
         "rollback.create",
-    } <= actions  # fmt: skip
+    } <= actions
 
 
 def test_rolling_back_a_change_never_published_is_refused(shop, reprice):
@@ -109,9 +115,11 @@ class FlakyPublisher(publishers.Publisher):
         refused = rows[0].change_id if not self.refused else None
         self.refused.add(refused)
         return publishers.PushOutcome(
-            results=[publishers.PushResult(r.change_id, r.change_id != refused, "unknown SKU")
-                     for r in rows]
-        )  # fmt: skip
+            results=[
+                publishers.PushResult(r.change_id, r.change_id != refused, "unknown SKU")
+                for r in rows
+            ]
+        )
 
 
 def test_a_failing_publisher_is_retried_and_partial_failures_can_be_sent_again(shop, reprice):
@@ -122,9 +130,11 @@ def test_a_failing_publisher_is_retried_and_partial_failures_can_be_sent_again(s
             approvals.update_policy(auto_approve=False, publisher="flaky-test")
             reprice()
             approvals.bulk_decide(
-                approve=True, ids=list(Recommendation.objects.filter(status="pending")
-                                       .values_list("pk", flat=True)[:3]),
-            )  # fmt: skip
+                approve=True,
+                ids=list(
+                    Recommendation.objects.filter(status="pending").values_list("pk", flat=True)[:3]
+                ),
+            )
             publication = publishing.publish(enqueue=False)
             with pytest.raises(publishers.TransientPublishError):
                 publishing.run_publication(publication_id=publication.pk)

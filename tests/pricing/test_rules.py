@@ -21,9 +21,14 @@ def test_rule_sets_resolve_by_precedence_and_shape_recommendations(shop, reprice
     with tenant_context(shop.tenant), actor_context(None, "ana@shop.test"):
         base = rules.save_rule_set(values={"name": "Default", "max_step": "0.10"})
         rules.save_rule_set(
-            values={"name": "Category a", "scope": "category", "scope_values": "a",
-                    "max_step": "0.06", "ending": "0.99"}
-        )  # fmt: skip
+            values={
+                "name": "Category a",
+                "scope": "category",
+                "scope_values": "a",
+                "max_step": "0.06",
+                "ending": "0.99",
+            }
+        )
         rules.save_rule_set(rule_set=base, values={"max_step": "0.05"})  # a new version
         reprice()
         recs = {r.product.sku: r for r in Recommendation.objects.select_related("product")}
@@ -67,13 +72,22 @@ def test_clearance_and_volume_floors_through_the_reprice_job(shop, reprice):
     with tenant_context(shop.tenant):
         approvals.update_policy(auto_approve=False)
         Product.objects.filter(sku="P1").update(stock=100_000)  # years of stock
-        rules.save_rule_set(values={
-            "name": "Keep volume", "scope": "skus", "scope_values": ["P0"],
-            "min_units_share": "0.99",
-        })  # fmt: skip
-        rules.save_rule_set(values={
-            "name": "Clear P1", "scope": "skus", "scope_values": ["P1"], "clearance_days": 30,
-        })  # fmt: skip
+        rules.save_rule_set(
+            values={
+                "name": "Keep volume",
+                "scope": "skus",
+                "scope_values": ["P0"],
+                "min_units_share": "0.99",
+            }
+        )
+        rules.save_rule_set(
+            values={
+                "name": "Clear P1",
+                "scope": "skus",
+                "scope_values": ["P1"],
+                "clearance_days": 30,
+            }
+        )
         job = reprice()
         recs = {
             r.product.sku: r

@@ -54,8 +54,11 @@ def test_a_demand_rollback_brings_back_the_older_estimates(shop):
         assert not Elasticity.objects.filter(model_version=second, elasticity=-0.55).exists()
         back = ml_services.rollback(kind="demand")
         job = services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
-        used = set(Recommendation.objects.filter(job=job, product__in=fitted)
-                   .values_list("elasticity", flat=True))  # fmt: skip
+        used = set(
+            Recommendation.objects.filter(job=job, product__in=fitted).values_list(
+                "elasticity", flat=True
+            )
+        )
     assert back.pk == first.pk and job.demand_version_id == first.pk
     assert any("2 SKUs without an estimate from v1" in line for line in job.log)
     assert used == {-0.55}
@@ -77,8 +80,9 @@ def test_estimates_of_older_versions_are_pruned_and_restored_on_promotion(shop, 
         assert set(Elasticity.objects.values_list("model_version", flat=True)) == {second.pk}
         expected = dict(Elasticity.objects.values_list("product_id", "elasticity"))
         ml_services.rollback(kind="demand")  # v1 again: its rows come back from its artifact
-        restored = dict(Elasticity.objects.filter(model_version=first)
-                        .values_list("product_id", "elasticity"))  # fmt: skip
+        restored = dict(
+            Elasticity.objects.filter(model_version=first).values_list("product_id", "elasticity")
+        )
         assert restored.keys() == expected.keys()  # same data: the same estimates
         assert all(abs(restored[k] - expected[k]) < 1e-9 for k in expected)
         job = services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
@@ -112,8 +116,10 @@ def test_a_competitor_named_like_a_copy_null_marker_is_kept_as_text(shop):
 
     now = timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ")
     with tenant_context(shop.tenant):
-        import_rows(kind="competitor_prices",
-                    rows=[{"sku": "P0", "competitor": "\\N", "price": "19.00", "observed_at": now}])  # fmt: skip
+        import_rows(
+            kind="competitor_prices",
+            rows=[{"sku": "P0", "competitor": "\\N", "price": "19.00", "observed_at": now}],
+        )
         job = services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
         rec = Recommendation.objects.get(job=job, product__sku="P0")
     assert job.status == "succeeded"
@@ -165,9 +171,13 @@ def test_a_product_without_sales_moves_into_its_reference_interval(shop, reprice
         new = Product.objects.get(sku="NEW")  # 30.00, no sales
         version = ModelVersionFactory(tenant=shop.tenant)
         ReferencePriceFactory(
-            tenant=shop.tenant, product=new, model_version=version, price="20.00", low="18.00",
+            tenant=shop.tenant,
+            product=new,
+            model_version=version,
+            price="20.00",
+            low="18.00",
             high="22.00",
-        )  # fmt: skip
+        )
         job = reprice()
         rec = Recommendation.objects.get(job=job, product=new)
         other = Recommendation.objects.get(job=job, product__sku="BAD")  # conflict, untouched
@@ -253,12 +263,20 @@ def test_a_tenant_with_one_day_of_sales_keeps_every_price_and_says_why(world_a, 
     from pricing_saas.catalog.importer import import_rows
 
     with tenant_context(world_a.tenant):
-        import_rows(kind="products", rows=[
-            {"sku": f"S{i}", "title": f"Item {i}", "price": 10 + i, "cost": 5} for i in range(40)
-        ])  # fmt: skip
-        import_rows(kind="sales", rows=[
-            {"date": "2026-11-30", "sku": f"S{i}", "units": 3, "price": 10 + i} for i in range(40)
-        ])  # fmt: skip
+        import_rows(
+            kind="products",
+            rows=[
+                {"sku": f"S{i}", "title": f"Item {i}", "price": 10 + i, "cost": 5}
+                for i in range(40)
+            ],
+        )
+        import_rows(
+            kind="sales",
+            rows=[
+                {"date": "2026-11-30", "sku": f"S{i}", "units": 3, "price": 10 + i}
+                for i in range(40)
+            ],
+        )
         job = reprice()
         recs = list(Recommendation.objects.filter(job=job))
     assert job.status == "succeeded" and len(recs) == 40
@@ -286,13 +304,22 @@ def test_without_a_demand_model_no_price_moves_toward_a_reference(world_a, repri
 
     with tenant_context(world_a.tenant):
         import_rows(kind="products", rows=[{"sku": "A", "title": "A", "price": 20, "cost": 5}])
-        import_rows(kind="sales", rows=[
-            {"date": f"2026-11-{d:02d}", "sku": "A", "units": 3, "price": 20} for d in (1, 2, 3)
-        ])  # fmt: skip
+        import_rows(
+            kind="sales",
+            rows=[
+                {"date": f"2026-11-{d:02d}", "sku": "A", "units": 3, "price": 20} for d in (1, 2, 3)
+            ],
+        )
         product = Product.objects.get(sku="A")
         version = ModelVersionFactory(tenant=world_a.tenant)
-        ReferencePriceFactory(tenant=world_a.tenant, product=product, model_version=version,
-                              price="30.00", low="28.00", high="32.00")  # fmt: skip
+        ReferencePriceFactory(
+            tenant=world_a.tenant,
+            product=product,
+            model_version=version,
+            price="30.00",
+            low="28.00",
+            high="32.00",
+        )
         job = reprice()
         rec = Recommendation.objects.get(job=job)
     assert rec.recommended_price == rec.current_price and "not enough sales" in rec.explanation
@@ -302,15 +329,23 @@ def test_after_a_rollback_the_undone_direction_waits_for_the_window(shop, repric
     with tenant_context(shop.tenant), actor_context(None, "ops@shop.test"):
         product = Product.objects.get(sku="P0")
         up = PriceChange.objects.create(
-            tenant=shop.tenant, product=product, old_price=Decimal("20"),
-            new_price=Decimal("24"), status="published",
+            tenant=shop.tenant,
+            product=product,
+            old_price=Decimal("20"),
+            new_price=Decimal("24"),
+            status="published",
             published_at=timezone.now() - timedelta(days=20),
-        )  # fmt: skip
+        )
         PriceChange.objects.create(
-            tenant=shop.tenant, product=product, kind="rollback", old_price=Decimal("24"),
-            new_price=Decimal("20"), status="published", reverts=up,
+            tenant=shop.tenant,
+            product=product,
+            kind="rollback",
+            old_price=Decimal("24"),
+            new_price=Decimal("20"),
+            status="published",
+            reverts=up,
             published_at=timezone.now() - timedelta(days=10),
-        )  # fmt: skip
+        )
         job = reprice()
         rec = Recommendation.objects.get(job=job, product=product)
     assert rec.recommended_price <= rec.current_price  # the undone raise is not proposed again

@@ -26,11 +26,18 @@ def test_every_pricing_page_renders(repriced):
         rec = Recommendation.objects.filter(status="pending").first()
         job = rec.job
     for path in [
-        "/", "/pricing/recommendations/", "/pricing/recommendations/?status=&min_change=1",
-        f"/pricing/sku/{rec.product_id}/", "/pricing/rules/", "/pricing/rules/new/",
-        "/pricing/jobs/", f"/pricing/jobs/{job.pk}/", "/pricing/publications/",
-        "/pricing/settings/", "/audit/",
-    ]:  # fmt: skip
+        "/",
+        "/pricing/recommendations/",
+        "/pricing/recommendations/?status=&min_change=1",
+        f"/pricing/sku/{rec.product_id}/",
+        "/pricing/rules/",
+        "/pricing/rules/new/",
+        "/pricing/jobs/",
+        f"/pricing/jobs/{job.pk}/",
+        "/pricing/publications/",
+        "/pricing/settings/",
+        "/audit/",
+    ]:
         response = client.get(path)
         assert response.status_code == 200, path
     page = client.get(f"/pricing/sku/{rec.product_id}/").content.decode()
@@ -83,9 +90,9 @@ def test_bad_rules_and_schedules_show_a_message_and_change_nothing(world_a):
     with tenant_context(world_a.tenant):
         assert not RuleSet.objects.exists() and not RepriceSchedule.objects.exists()
     ok = client.post(
-        "/pricing/schedules/", {"name": "Nightly", "cron": "0 3 * * *", "timezone": "UTC",
-                                "enabled": "on"},
-    )  # fmt: skip
+        "/pricing/schedules/",
+        {"name": "Nightly", "cron": "0 3 * * *", "timezone": "UTC", "enabled": "on"},
+    )
     assert ok.status_code == 302
     assert "Nightly" in client.get("/pricing/jobs/").content.decode()
 

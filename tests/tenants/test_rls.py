@@ -57,8 +57,10 @@ def test_the_application_role_owns_nothing_so_it_cannot_switch_rls_off(statement
 
     assert settings.DATABASE_OWNER, "the suite runs with an owner role (DATABASE_OWNER_URL)"
     with connection.cursor() as cursor:
-        cursor.execute("SELECT tableowner <> current_user FROM pg_tables WHERE tablename = %s",
-                       ["catalog_product"])  # fmt: skip
+        cursor.execute(
+            "SELECT tableowner <> current_user FROM pg_tables WHERE tablename = %s",
+            ["catalog_product"],
+        )
         assert cursor.fetchone() == (True,)
         with (
             pytest.raises(ProgrammingError, match=r"must be owner|permission denied"),

@@ -30,15 +30,23 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         w = self.stdout.write
-        w(f"trained on {result.train_days} days, held out the last {result.test_days} "
-          f"({result.test_rows:,} SKU-days of {result.skus:,} SKUs)")  # fmt: skip
-        w(f"mean Poisson deviance per SKU-day: model {result.deviance_model:.4f}, "
-          f"without the price response {result.deviance_no_price:.4f}, "
-          f"each SKU's average day {result.deviance_average:.4f}, "
-          f"its average day of the last 4 weeks {result.deviance_recent:.4f}")  # fmt: skip
-        w(f"deviance explained vs the average day: {result.gain_over_average:+.1%}; "
-          f"vs the recent average day: {result.gain_over_recent:+.1%}; "
-          f"by the price response: {result.gain_from_price:+.1%}")  # fmt: skip
-        w(f"mean absolute error: model {result.mae_model:.3f}, average day "
-          f"{result.mae_average:.3f} units; held-out units {result.units_actual:,.0f}, "
-          f"forecast {result.units_forecast:,.0f}")  # fmt: skip
+        w(
+            f"trained on {result.train_days} days, held out the last {result.test_days} "
+            f"({result.test_rows:,} SKU-days of {result.skus:,} SKUs)"
+        )
+        w(
+            f"mean Poisson deviance per SKU-day: model {result.deviance_model:.4f}, "
+            f"without the price response {result.deviance_no_price:.4f}, "
+            f"each SKU's average day {result.deviance_average:.4f}, "
+            f"its average day of the last 4 weeks {result.deviance_recent:.4f}"
+        )
+        w(
+            f"deviance explained vs the average day: {result.gain_over_average:+.1%}; "
+            f"vs the recent average day: {result.gain_over_recent:+.1%}; "
+            f"by the price response: {result.gain_from_price:+.1%}"
+        )
+        w(
+            f"mean absolute error: model {result.mae_model:.3f}, average day "
+            f"{result.mae_average:.3f} units; held-out units {result.units_actual:,.0f}, "
+            f"forecast {result.units_forecast:,.0f}"
+        )

@@ -47,7 +47,7 @@ class Command(BaseCommand):
                 {k: v for k, v in r.items() if k not in KNOWN},
             )
             for r in rows
-        ]  # fmt: skip
+        ]
         with tenant_context(tenant):
             try:
                 version, prediction = selectors.predict_texts(texts)

@@ -57,13 +57,16 @@ class Command(BaseCommand):
             "--no-serve", action="store_true", help="set everything up, check the worker, exit"
         )
         parser.add_argument(
-            "--products", type=int, default=int(os.environ.get("DEMO_PRODUCTS", 2000)),
+            "--products",
+            type=int,
+            default=int(os.environ.get("DEMO_PRODUCTS", 2000)),
             help="how many of the best-selling products to import (default 2000)",
-        )  # fmt: skip
+        )
         parser.add_argument(
-            "--no-finetune", action="store_true",
+            "--no-finetune",
+            action="store_true",
             help="do not queue the fine-tuned reference-price model once the portal is up",
-        )  # fmt: skip
+        )
 
     def handle(
         self, *args, port: int, no_serve: bool, products: int, no_finetune: bool = False, **options
@@ -171,13 +174,15 @@ class Command(BaseCommand):
                     f"{stats['competitor_offers']:,} derived competitor prices"
                 )
                 for kind, name in [
-                    ("products", "products.csv"), ("sales", "sales.csv"),
+                    ("products", "products.csv"),
+                    ("sales", "sales.csv"),
                     ("competitor_prices", "competitor_offers.csv"),
-                ]:  # fmt: skip
+                ]:
                     result = import_file(
-                        kind=kind, path=Path(folder) / name,
+                        kind=kind,
+                        path=Path(folder) / name,
                         options=ImportOptions(skip_invalid=True),
-                    )  # fmt: skip
+                    )
                     self.stdout.write(
                         f"  imported {kind}: {result.created} new, {result.skipped} skipped"
                     )
@@ -204,23 +209,34 @@ class Command(BaseCommand):
                     f"in {time.monotonic() - started:.0f}s"
                 )
             if not RuleSet.objects.exists():
-                rules.save_rule_set(values={
-                    "name": "Store default", "min_margin": "0.10", "max_step": "0.10",
-                    "ending": "0.99",
-                })  # fmt: skip
-                rules.save_rule_set(values={
-                    "name": "Stay near the market", "scope": "category", "priority": 1,
-                    "scope_values": ["SOFT DRINKS", "BAG SNACKS", "FLUID MILK PRODUCTS"],
-                    "max_above_competitor": "0.05",
-                })  # fmt: skip
+                rules.save_rule_set(
+                    values={
+                        "name": "Store default",
+                        "min_margin": "0.10",
+                        "max_step": "0.10",
+                        "ending": "0.99",
+                    }
+                )
+                rules.save_rule_set(
+                    values={
+                        "name": "Stay near the market",
+                        "scope": "category",
+                        "priority": 1,
+                        "scope_values": ["SOFT DRINKS", "BAG SNACKS", "FLUID MILK PRODUCTS"],
+                        "max_above_competitor": "0.05",
+                    }
+                )
                 approvals.update_policy(
                     auto_approve=True, auto_approve_max_change="0.05", auto_publish=False
                 )
             if not RepriceSchedule.objects.exists():
                 schedules.save_schedule(
-                    values={"name": "Nightly reprice", "cron": "0 3 * * *",
-                            "timezone": tenant.timezone}
-                )  # fmt: skip
+                    values={
+                        "name": "Nightly reprice",
+                        "cron": "0 3 * * *",
+                        "timezone": tenant.timezone,
+                    }
+                )
             if not RepriceJob.objects.filter(status=RepriceJob.Status.SUCCEEDED).exists():
                 started = time.monotonic()
                 job = services.start_reprice(trigger="demo", enqueue=False)
@@ -255,9 +271,10 @@ class Command(BaseCommand):
                 kind=ModelVersion.Kind.TEXT, requested_trainer="finetune"
             )
             runs.filter(status__in=[Status.QUEUED, Status.TRAINING], created_at__lt=began).update(
-                status=Status.FAILED, finished_at=timezone.now(),
+                status=Status.FAILED,
+                finished_at=timezone.now(),
                 message="interrupted: the demo stopped before it finished (queued again)",
-            )  # fmt: skip
+            )
             done = runs.filter(status__in=[Status.READY, Status.PROMOTED, Status.RETIRED]).first()
             if done is not None:
                 self.stdout.write(f"fine-tuned reference-price model: {done} ({done.message})")
@@ -292,11 +309,25 @@ class Command(BaseCommand):
                 folder = base / ".redis"
                 folder.mkdir(exist_ok=True)
                 subprocess.run(
-                    [redis_server, "--port", str(LOCAL_REDIS_PORT), "--bind", "127.0.0.1",
-                     "--daemonize", "yes", "--dir", str(folder), "--save", "", "--appendonly", "no",
-                     "--logfile", str(base / ".logs" / "redis.log")],
+                    [
+                        redis_server,
+                        "--port",
+                        str(LOCAL_REDIS_PORT),
+                        "--bind",
+                        "127.0.0.1",
+                        "--daemonize",
+                        "yes",
+                        "--dir",
+                        str(folder),
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--logfile",
+                        str(base / ".logs" / "redis.log"),
+                    ],
                     check=True,
-                )  # fmt: skip
+                )
                 for _ in range(50):
                     if _port_open(LOCAL_REDIS_PORT):
                         break
