@@ -316,6 +316,20 @@ class PriceChange(TenantOwned):
     created_by = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     published_at = models.DateTimeField(null=True, blank=True)
+    # The forecast when it went out, from the demand model of its job (the one curve): expected
+    # units per day at the new price and at the old one (the counterfactual), the new price's
+    # 95 % interval from the elasticity's, and the unit cost then (profit = (price - cost)
+    # units; null without a cost). What the change did is measured against these
+    # (pricing_saas.pricing.outcomes).
+    forecast_units_new = models.FloatField(null=True, blank=True)
+    forecast_units_old = models.FloatField(null=True, blank=True)
+    forecast_units_new_low = models.FloatField(null=True, blank=True)
+    forecast_units_new_high = models.FloatField(null=True, blank=True)
+    forecast_unit_cost = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    forecast_cost_derived = models.BooleanField(default=False, db_default=False)
+    forecast_version = models.ForeignKey(
+        "ml.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         indexes = [

@@ -156,6 +156,7 @@ def publish(*, recommendation_ids: list[int] | None = None, enqueue: bool = True
         },
         enqueue,
     )
+    store_forecasts(publication=publication)
     audit.record(
         "publication.create",
         target=publication,
@@ -164,6 +165,86 @@ def publish(*, recommendation_ids: list[int] | None = None, enqueue: bool = True
         after={"recommendations": ids[:1000], "count": publication.changes},
     )
     return publication
+
+
+Z95 = 1.959963984540054  # the 95 % interval of the elasticity
+
+
+def store_forecasts(*, publication: Publication) -> int:
+    """Each change's forecast as it goes out, from its job's demand model (the one curve,
+    anchored at the old price): expected units per day at the new price and at the old one
+    (the counterfactual), the new price's 95 % interval from the elasticity's, and the unit
+    cost then. Changes without an estimate (no model, a cold start) keep no forecast. Returns
+    how many were stored."""
+    import numpy as np
+
+    from ml.models import ModelVersion
+    from ml.selectors import demand_curve
+
+    changes = list(
+        PriceChange.objects.filter(publication=publication, kind=PriceChange.Kind.RECOMMENDATION)
+        .exclude(job=None)
+        .values_list("pk", "product_id", "job_id", "old_price", "new_price", "recommendation_id")
+    )
+    if not changes:
+        return 0
+    versions = dict(
+        RepriceJob.objects.filter(pk__in={c[2] for c in changes}).values_list(
+            "pk", "demand_version"
+        )
+    )
+    products = {}
+    for chunk in _chunks([c[1] for c in changes]):
+        products.update(
+            (pk, rest)
+            for pk, *rest in Product.objects.filter(pk__in=chunk).values_list(
+                "pk", "cost", "category", "attributes__cost_source"
+            )
+        )
+    competitor = {}
+    for chunk in _chunks([c[5] for c in changes]):
+        competitor.update(
+            Recommendation.objects.filter(pk__in=chunk).values_list("pk", "competitor_price")
+        )
+    out: list[tuple] = []
+    for version_id in {versions.get(c[2]) for c in changes} - {None}:
+        version = ModelVersion.objects.get(pk=version_id)
+        part = [c for c in changes if versions.get(c[2]) == version_id and c[1] in products]
+        old = np.array([float(c[3]) for c in part])
+        new = np.array([float(c[4]) for c in part])
+        comp = [competitor.get(c[5]) for c in part]
+        curve, known = demand_curve(
+            version, [c[1] for c in part], old, [products[c[1]][1] for c in part],
+            np.array([np.nan if v is None else float(v) for v in comp]),
+        )  # fmt: skip
+        with np.errstate(all="ignore"):
+            units_new = curve.units(new)
+            e, se = curve.elasticity, np.nan_to_num(curve.elasticity_se, nan=0.0)
+            ends = [curve.units(new, elasticity=e + z * Z95 * se) for z in (-1.0, 1.0)]
+        low, high = np.fmin(*ends), np.fmax(*ends)
+        for i, c in enumerate(part):
+            if not known[i] or not np.isfinite(units_new[i]) or not curve.units_ref[i] > 0:
+                continue
+            cost, _category, source = products[c[1]]
+            out.append((
+                c[0], float(units_new[i]), float(curve.units_ref[i]), float(low[i]),
+                float(high[i]), cost, str(source or "").startswith("derived"), version_id,
+            ))  # fmt: skip
+    if out:
+        columns = list(zip(*out, strict=True))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""UPDATE {PriceChange._meta.db_table} AS c SET forecast_units_new = v.new,
+                    forecast_units_old = v.old, forecast_units_new_low = v.low,
+                    forecast_units_new_high = v.high, forecast_unit_cost = v.cost,
+                    forecast_cost_derived = v.derived, forecast_version_id = v.version
+                FROM unnest(%s::bigint[], %s::float8[], %s::float8[], %s::float8[],
+                            %s::float8[], %s::numeric[], %s::boolean[], %s::bigint[])
+                     AS v(pk, new, old, low, high, cost, derived, version)
+                WHERE c.id = v.pk""",
+                [list(col) for col in columns],
+            )
+    return len(out)
 
 
 def run_publication(*, publication_id: int) -> Publication | None:

@@ -294,3 +294,34 @@ def test_under_the_kill_switch_a_rollback_is_never_undone(shop, reprice, approve
         change = PriceChange.objects.get(publication=redo)
         assert change.status == "failed" and "undo a rollback" in change.error
         assert dict(Product.objects.filter(sku__in=skus).values_list("sku", "price")) == prices
+
+
+def test_each_change_goes_out_with_its_forecast_at_the_new_and_the_old_price(
+    shop, reprice, approve_some
+):
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        reprice()
+        # a person's own price: the forecast is made at the price that goes out
+        first = Recommendation.objects.filter(status="pending").order_by("pk").first()
+        own = (first.current_price * Decimal("1.03")).quantize(Decimal("0.01"))
+        approvals.decide(recommendation=first, approve=True, price=own)
+        approve_some(2)
+        publishing.publish(enqueue=False)
+        changes = list(PriceChange.objects.select_related("recommendation").order_by("pk"))
+        costs = dict(Product.objects.values_list("pk", "cost"))
+    assert len(changes) == 3
+    for change in changes:
+        rec = change.recommendation
+        assert change.forecast_version_id is not None
+        # the counterfactual: what the model expected at the old price
+        assert change.forecast_units_old == pytest.approx(rec.expected_units_now, rel=1e-6)
+        low, high = change.forecast_units_new_low, change.forecast_units_new_high
+        assert low <= change.forecast_units_new <= high
+        assert change.forecast_unit_cost == costs[change.product_id]
+        if change.new_price == rec.recommended_price:
+            assert change.forecast_units_new == pytest.approx(rec.expected_units, rel=1e-6)
+    assert any(c.new_price == own for c in changes)
+    mine = next(c for c in changes if c.new_price == own)
+    # a raise sells less than at the old price, by the model's own curve
+    assert mine.forecast_units_new < mine.forecast_units_old
