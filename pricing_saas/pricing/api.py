@@ -21,7 +21,7 @@ from pricing_saas.integrations.publishers import PUBLISHERS
 from pricing_saas.web.base import TenantAPIView, TenantViewSet
 from tenants.roles import Perm
 
-from . import approvals, publishing, rules, schedules, services
+from . import approvals, outcomes, publishing, rules, schedules, services
 from .models import (
     PriceChange,
     PricingPolicy,
@@ -295,6 +295,56 @@ class CommentIn(serializers.Serializer):
     comment = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 
 
+class OutcomeQuery(serializers.Serializer):
+    window = serializers.IntegerField(min_value=7, max_value=365, default=14)
+
+
+class ChangeOutcomeOut(serializers.Serializer):
+    change_id = serializers.IntegerField()
+    sku = serializers.CharField()
+    category = serializers.CharField()
+    old_price = serializers.FloatField()
+    new_price = serializers.FloatField()
+    published_on = serializers.DateField()
+    days_observed = serializers.IntegerField()
+    units_actual = serializers.FloatField(help_text="units per day after the change")
+    units_counterfactual = serializers.FloatField(
+        help_text="units per day at the old price: the SKU's level before, moved as the "
+        "unchanged SKUs moved"
+    )
+    units_forecast = serializers.FloatField(allow_null=True)
+    profit_lift = serializers.FloatField(help_text="realised, per day (revenue without a cost)")
+    profit_low = serializers.FloatField(help_text="95 % interval")
+    profit_high = serializers.FloatField()
+    forecast_profit_lift = serializers.FloatField(allow_null=True)
+    by_revenue = serializers.BooleanField()
+
+
+class OutcomeOut(serializers.Serializer):
+    window = serializers.IntegerField()
+    measured = serializers.SerializerMethodField()
+    waiting = serializers.IntegerField(help_text="published too recently to be measured")
+    profit_lift = serializers.FloatField(source="total", help_text="per day, all measured")
+    profit_low = serializers.FloatField(source="total_low")
+    profit_high = serializers.FloatField(source="total_high")
+    forecast_profit_lift = serializers.FloatField(source="forecast_total")
+    controls = serializers.IntegerField(help_text="unchanged SKUs behind the market's drift")
+    by_category = serializers.SerializerMethodField()
+    changes = ChangeOutcomeOut(many=True)
+
+    def get_measured(self, obj) -> int:
+        return len(obj.changes)
+
+    def get_by_category(self, obj) -> dict:
+        return obj.by_category()
+
+
+def _outcome_response(request, changes):
+    query = OutcomeQuery(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    return Response(OutcomeOut(outcomes.outcome(changes, query.validated_data["window"])).data)
+
+
 class RepriceJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
     """Reprice jobs. POST /run/ queues one (never two at once per tenant: the active one is
     returned); /{id}/cancel/ stops it; /{id}/rollback/ reverts its published prices."""
@@ -325,6 +375,14 @@ class RepriceJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
         data.is_valid(raise_exception=True)
         publication = publishing.rollback(job=self.get_object(), **data.validated_data)
         return Response(PublicationOut(publication).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(parameters=[OutcomeQuery], responses=OutcomeOut)
+    @action(detail=True, methods=["get"])
+    def outcome(self, request, pk=None):
+        """What the job's published prices did: the realised lift per day against the
+        counterfactual (the SKUs' levels before, moved as unchanged SKUs moved), with a 95 %
+        interval, beside the forecast each change went out with; over `window` days."""
+        return _outcome_response(request, PriceChange.objects.filter(job=self.get_object()))
 
 
 # --- recommendations --------------------------------------------------------------------------
@@ -591,3 +649,9 @@ class PriceChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenan
         ids = values.get("ids") or publishing.latest_changes_of(values["skus"])
         publication = publishing.rollback(change_ids=ids, comment=values.get("comment", ""))
         return Response(PublicationOut(publication).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(parameters=[OutcomeQuery], responses=OutcomeOut)
+    @action(detail=True, methods=["get"])
+    def outcome(self, request, pk=None):
+        """What this change did (see the reprice job's outcome)."""
+        return _outcome_response(request, PriceChange.objects.filter(pk=self.get_object().pk))

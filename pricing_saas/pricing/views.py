@@ -17,7 +17,7 @@ from pricing_saas.web.errors import ServiceError
 from pricing_saas.web.views import tenant_view
 from tenants.roles import Perm, has_perm
 
-from . import approvals, publishing, rules, schedules, selectors, services
+from . import approvals, outcomes, publishing, rules, schedules, selectors, services
 from .forms import PolicyForm, RuleSetForm, ScheduleForm
 from .models import (
     PriceChange,
@@ -39,6 +39,12 @@ def _next(request, default: str) -> str:
     ):
         return target
     return default
+
+
+def _window(request) -> int:
+    """The outcome window of a page (?window=28), one of outcomes.WINDOWS."""
+    value = request.GET.get("window", "")
+    return int(value) if value.isdigit() and int(value) in outcomes.WINDOWS else outcomes.WINDOWS[0]
 
 
 def _float(value):
@@ -139,6 +145,8 @@ def decide(request, pk: int):
 def sku(request, pk: int):
     product = get_object_or_404(Product.objects.all(), pk=pk)
     seen = selectors.sku_history(product)
+    live = PriceChange.objects.filter(product=product, kind=PriceChange.Kind.RECOMMENDATION)
+    outcome = outcomes.outcome(live, _window(request)) if live.exists() else None
     rec, changes, sales, offers = seen["rec"], seen["changes"], seen["sales"], seen["offers"]
     by_competitor: dict[str, list] = {}
     for name, at, price in offers:
@@ -160,6 +168,7 @@ def sku(request, pk: int):
         "pricing/sku.html",
         {
             "product": product,
+            "outcome": outcome,
             "rec": rec,
             "changes": changes,
             "charts": charts,
@@ -256,12 +265,16 @@ def job_detail(request, pk: int):
     job = get_object_or_404(RepriceJob.objects.all(), pk=pk)
     template = "pricing/_job_progress.html" if request.htmx else "pricing/job_detail.html"
     published = selectors.published_from(job)
+    outcome = None
+    if published and not request.htmx:
+        outcome = outcomes.outcome(PriceChange.objects.filter(job=job), _window(request))
     return render(
         request,
         template,
         {
             "job": job,
             "published": published,
+            "outcome": outcome,
             "can_run": has_perm(request.membership.role, Perm.RUN_JOBS),
             "can_publish": has_perm(request.membership.role, Perm.PUBLISH),
         },

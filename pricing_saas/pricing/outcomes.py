@@ -1,0 +1,211 @@
+"""What published price changes did: per change, per job, per category, the realised lift
+against the counterfactual (ml.science.outcomes: a difference-in-differences against SKUs whose
+price did not change) beside the forecast the change went out with.
+
+Reads only. Days are the tenant's local days; a change is measured over the `window` days
+from the day it was published (fewer while the window is still running: `days_observed`),
+against the PRE_DAYS before it. Days without a sales row count as 0 units (the product was on
+sale). A change needs MIN_DAYS of post-change sales before it is measured.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from django.db import connection
+
+from ml.science.outcomes import drift, realised_lift
+from pricing_saas.catalog.models import Product, SalesRecord
+from tenants.context import require_current_tenant
+
+from .models import PriceChange
+
+WINDOWS = (14, 28)  # the windows a merchant reads (days after publication)
+PRE_DAYS = 28  # the level before a change, at its old price
+MIN_DAYS = 7  # a week of sales after a change before it is measured
+
+
+@dataclass
+class ChangeOutcome:
+    change_id: int
+    product_id: int
+    sku: str
+    category: str
+    old_price: float
+    new_price: float
+    published_on: date
+    days_observed: int
+    units_actual: float  # per day after the change
+    units_counterfactual: float  # per day, at the old price, moved with the market
+    units_forecast: float | None  # what the model expected at the new price
+    profit_lift: float  # per day, realised (revenue where no cost is known)
+    profit_low: float
+    profit_high: float
+    forecast_profit_lift: float | None  # per day, as forecast when it went out
+    by_revenue: bool  # no cost known: revenue, not profit
+
+
+@dataclass
+class Outcome:
+    window: int
+    changes: list[ChangeOutcome] = field(default_factory=list)
+    waiting: int = 0  # published too recently to be measured
+    total: float = 0.0  # per day, the sum over measured changes
+    total_low: float = 0.0
+    total_high: float = 0.0
+    forecast_total: float = 0.0
+    controls: int = 0
+
+    def by_category(self) -> dict[str, dict]:
+        out: dict[str, dict] = defaultdict(lambda: {"changes": 0, "profit_lift": 0.0})
+        for c in self.changes:
+            out[c.category]["changes"] += 1
+            out[c.category]["profit_lift"] += c.profit_lift
+        return dict(out)
+
+
+def _today() -> date:
+    from django.utils import timezone
+
+    return timezone.now().astimezone(ZoneInfo(require_current_tenant().timezone)).date()
+
+
+def _sums(product_ids: list[int], start: date, end: date, weekly: bool) -> dict:
+    """Units per product (and per week from `start` when `weekly`) over [start, end)."""
+    table = SalesRecord._meta.db_table
+    week = "(date - %s) / 7" if weekly else "0"
+    sql = (
+        f"SELECT product_id, {week} AS w, SUM(units) FROM {table} "
+        "WHERE tenant_id = %s AND date >= %s AND date < %s AND product_id = ANY(%s) "
+        "GROUP BY 1, 2"
+    )
+    params = ([start] if weekly else []) + [require_current_tenant().pk, start, end, product_ids]
+    out: dict = defaultdict(dict)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for pk, w, units in cursor.fetchall():
+            out[pk][int(w)] = float(units)
+    return out
+
+
+def _control_sums(exclude: set[int], start: date, split: date, end: date):
+    """Per product that did not change price: units before and after `split`."""
+    table = SalesRecord._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT product_id, COALESCE(SUM(units) FILTER (WHERE date < %s), 0), "
+            f"COALESCE(SUM(units) FILTER (WHERE date >= %s), 0) FROM {table} "
+            "WHERE tenant_id = %s AND date >= %s AND date < %s GROUP BY product_id",
+            [split, split, require_current_tenant().pk, start, end],
+        )
+        rows = [r for r in cursor.fetchall() if r[0] not in exclude]
+    return (
+        np.array([float(r[1]) for r in rows]),
+        np.array([float(r[2]) for r in rows]),
+    )
+
+
+def outcome(changes, window: int = WINDOWS[0]) -> Outcome:
+    """The realised lift of `changes` (a queryset of PriceChange; published, not undone ones
+    are measured) over `window` days after each was published."""
+    if window < MIN_DAYS or window > 365:
+        raise ValueError(f"window must be {MIN_DAYS}-365 days, not {window}")
+    zone = ZoneInfo(require_current_tenant().timezone)
+    today = _today()
+    live = list(
+        changes.filter(
+            status=PriceChange.Status.PUBLISHED, reverted=False, published_at__isnull=False
+        ).order_by("pk")
+    )
+    result = Outcome(window=window)
+    if not live:
+        return result
+    products = {
+        pk: (sku, category, cost)
+        for pk, sku, category, cost in Product.objects.filter(
+            pk__in={c.product_id for c in live}
+        ).values_list("pk", "sku", "category", "cost")
+    }
+    # Every product whose price moved near these changes is no control.
+    first = min(c.published_at for c in live).astimezone(zone).date() - timedelta(PRE_DAYS)
+    moved = set(
+        PriceChange.objects.filter(
+            status=PriceChange.Status.PUBLISHED, published_at__date__gte=first
+        ).values_list("product_id", flat=True)
+    )
+    groups: dict[date, list[PriceChange]] = defaultdict(list)
+    for change in live:
+        groups[change.published_at.astimezone(zone).date()].append(change)
+    spreads, sums, forecast = [], [], 0.0
+    for day, group in sorted(groups.items()):
+        observed = min(window, (today - day).days)  # whole days since, today still running
+        if observed < MIN_DAYS:
+            result.waiting += len(group)
+            continue
+        start, end = day - timedelta(PRE_DAYS), day + timedelta(observed)
+        ids = [c.product_id for c in group]
+        before = _sums(ids, start, day, weekly=True)
+        after = _sums(ids, day, end, weekly=False)
+        weeks = PRE_DAYS // 7
+        weekly = np.array(
+            [[before.get(pk, {}).get(w, 0.0) / 7 for w in range(weeks)] for pk in ids]
+        )
+        pre_mean = weekly.mean(axis=1)
+        pre_var = weekly.var(axis=1, ddof=1) * 7
+        post_mean = np.array([after.get(pk, {}).get(0, 0.0) / observed for pk in ids])
+        control_pre, control_post = _control_sums(moved, start, day, end)
+        market = drift(control_pre / PRE_DAYS, control_post / observed)
+        result.controls = max(result.controls, market.controls)
+        cost = np.array([
+            float(c.forecast_unit_cost) if c.forecast_unit_cost is not None
+            else float(products[c.product_id][2]) if products[c.product_id][2] else np.nan
+            for c in group
+        ])  # fmt: skip
+        old = np.array([float(c.old_price) for c in group])
+        new = np.array([float(c.new_price) for c in group])
+        lift = realised_lift(
+            pre_mean, pre_var, np.full(len(ids), PRE_DAYS), post_mean,
+            np.full(len(ids), observed), old, new, cost, market,
+        )  # fmt: skip
+        sums.append(lift.total)
+        spreads.append(lift.total_se)
+        for i, change in enumerate(group):
+            sku, category, _cost = products[change.product_id]
+            margin = 0.0 if np.isnan(cost[i]) else cost[i]
+            predicted = None
+            if change.forecast_units_new is not None and change.forecast_units_old is not None:
+                predicted = (new[i] - margin) * change.forecast_units_new - (
+                    old[i] - margin
+                ) * change.forecast_units_old
+                forecast += predicted
+            result.changes.append(
+                ChangeOutcome(
+                    change_id=change.pk,
+                    product_id=change.product_id,
+                    sku=sku,
+                    category=category,
+                    old_price=old[i],
+                    new_price=new[i],
+                    published_on=day,
+                    days_observed=observed,
+                    units_actual=float(lift.units_actual[i]),
+                    units_counterfactual=float(lift.units_counterfactual[i]),
+                    units_forecast=change.forecast_units_new,
+                    profit_lift=float(lift.profit_lift[i]),
+                    profit_low=float(lift.low[i]),
+                    profit_high=float(lift.high[i]),
+                    forecast_profit_lift=predicted,
+                    by_revenue=bool(np.isnan(cost[i])),
+                )
+            )
+    if sums:
+        # publication days are measured apart (their drifts are independent estimates)
+        result.total = float(np.sum(sums))
+        se = float(np.sqrt(np.sum(np.square(spreads))))
+        result.total_low, result.total_high = result.total - 1.96 * se, result.total + 1.96 * se
+        result.forecast_total = forecast
+    return result
