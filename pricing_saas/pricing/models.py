@@ -340,3 +340,21 @@ class PriceChange(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.product_id}: {self.old_price} -> {self.new_price} ({self.status})"
+
+
+class PriceLock(TenantOwned):
+    """A product whose price no reprice job may change until `until` (inclusive), e.g. the
+    SKUs of a running A/B price test: the test's prices hold for its duration."""
+
+    product = models.ForeignKey(
+        "catalog.Product", on_delete=models.CASCADE, db_constraint=False, related_name="+"
+    )
+    until = models.DateField()
+    reason = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "product", "until"], name="pricelock_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.product_id} locked until {self.until}: {self.reason}"

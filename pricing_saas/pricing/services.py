@@ -24,7 +24,7 @@ from tenants.bulk import copy_insert
 from tenants.context import get_current_actor, require_current_tenant
 
 from . import approvals
-from .models import PriceChange, Recommendation, RepriceJob, RuleSet
+from .models import PriceChange, PriceLock, Recommendation, RepriceJob, RuleSet
 from .rules import resolve
 
 logger = logging.getLogger(__name__)
@@ -121,6 +121,17 @@ def _log(job: RepriceJob, line: str, progress: float | None = None) -> None:
         raise JobCancelled()
 
 
+def locked_products():
+    """The products no reprice may change today (a running price test holds their prices)."""
+    return PriceLock.objects.filter(until__gte=_local_today()).values("product_id")
+
+
+def _local_today():
+    from zoneinfo import ZoneInfo
+
+    return timezone.now().astimezone(ZoneInfo(require_current_tenant().timezone)).date()
+
+
 @dataclass
 class Catalog:
     """The active products of a reprice, as named per-product arrays (one row per product)."""
@@ -140,6 +151,7 @@ class Catalog:
     def load(cls) -> Catalog:
         rows = list(
             Product.objects.filter(active=True)
+            .exclude(pk__in=locked_products())
             .order_by("pk")
             .values_list(
                 "pk",

@@ -349,3 +349,19 @@ def test_after_a_rollback_the_undone_direction_waits_for_the_window(shop, repric
         job = reprice()
         rec = Recommendation.objects.get(job=job, product=product)
     assert rec.recommended_price <= rec.current_price  # the undone raise is not proposed again
+
+
+def test_a_locked_product_is_left_out_of_a_reprice_until_its_lock_ends(shop, reprice):
+    import datetime as dt
+
+    from pricing_saas.pricing.models import PriceLock
+
+    with tenant_context(shop.tenant):
+        product = Product.objects.get(sku="P12")
+        PriceLock.objects.create(product=product, until=dt.date.today(), reason="price test 1")
+        job = reprice()
+        assert not Recommendation.objects.filter(job=job, product=product).exists()
+        assert Recommendation.objects.filter(job=job).exists()
+        PriceLock.objects.update(until=dt.date.today() - dt.timedelta(days=1))  # ended
+        job = reprice()
+        assert Recommendation.objects.filter(job=job, product=product).exists()
