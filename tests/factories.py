@@ -220,6 +220,16 @@ class PriceChangeFactory(TenantOwnedFactory):
     created_by = "secret-bravo-change"
 
 
+class PriceLockFactory(TenantOwnedFactory):
+    class Meta:
+        model = "pricing.PriceLock"
+
+    tenant = factory.SubFactory(TenantFactory)
+    product = factory.SubFactory(ProductFactory, tenant=factory.SelfAttribute("..tenant"))
+    until = factory.LazyFunction(dt.date.today)
+    reason = "secret-bravo-lock"
+
+
 class AuditEventFactory(TenantOwnedFactory):
     class Meta:
         model = "tenants.AuditEvent"

@@ -23,6 +23,7 @@ from tests.factories import (
     ImportJobFactory,
     ModelVersionFactory,
     PriceChangeFactory,
+    PriceLockFactory,
     PricingPolicyFactory,
     ProductFactory,
     PublicationFactory,
@@ -114,6 +115,7 @@ def object_of(world, model):
         "RepriceSchedule": RepriceScheduleFactory,
         "Publication": PublicationFactory,
         "PriceChange": PriceChangeFactory,
+        "PriceLock": PriceLockFactory,
         "AuditEvent": AuditEventFactory,
     }
     if model.__name__ in factories:
