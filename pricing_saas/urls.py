@@ -13,6 +13,7 @@ from pricing_saas.catalog.api import (
     ProductViewSet,
     SalesViewSet,
 )
+from pricing_saas.experiments.api import ExperimentViewSet
 from pricing_saas.portal import views as portal_views
 from pricing_saas.portal.api import (
     ApiKeyViewSet,
@@ -48,6 +49,7 @@ router.register("recommendations", RecommendationViewSet, basename="recommendati
 router.register("publications", PublicationViewSet, basename="publication")
 router.register("price-changes", PriceChangeViewSet, basename="price-change")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
+router.register("experiments", ExperimentViewSet, basename="experiment")
 
 api_patterns = [
     path("tenant/", CurrentTenantView.as_view(), name="current-tenant"),

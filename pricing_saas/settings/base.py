@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "pricing_saas.catalog",
     "pricing_saas.pricing",
     "pricing_saas.web",
+    "pricing_saas.experiments",
     "pricing_saas.portal",
 ]
 

@@ -252,7 +252,22 @@ API_CREATE_PAYLOADS = {
     },
     "api:publication-list": lambda b: {"recommendation_ids": [_id_of(b, "Recommendation")]},
     "api:price-change-rollback": lambda b: {"ids": [_id_of(b, "PriceChange")]},
+    "api:experiment-list": lambda b: {
+        "name": "x",
+        "days": 14,
+        "skus": hostile_skus(b),
+        "tenant": b.tenant.pk,
+    },
 }
+
+
+def hostile_skus(b) -> list[str]:
+    """B's SKUs, named from A: unknown there, so nothing is created."""
+    from pricing_saas.catalog.models import Product
+    from tenants.context import tenant_context
+
+    with tenant_context(b.tenant):
+        return list(Product.objects.values_list("sku", flat=True)[:5])
 
 
 def _id_of(b, model_name: str) -> int:

@@ -1,0 +1,273 @@
+"""A/B price tests, every write: start an experiment (stratified randomisation of the chosen
+SKUs, their prices held by locks), read its report (the stopping rule counts every look), stop
+it, roll the winning prices out or the test prices back. The statistics are pure:
+ml.science.experiments.
+
+Treatment SKUs get their recommended price through the usual approvals and publishing; control
+SKUs keep today's price (their pending recommendations are rejected); both are locked against
+other reprices until the test ends. A test with a past start records one that ran outside the
+platform: nothing is published or locked, its outcome comes from the imported sales.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from django.db import connection, transaction
+from django.utils import timezone
+
+from pricing_saas.catalog.models import Product, SalesRecord
+from pricing_saas.pricing.models import PriceLock, Recommendation
+from pricing_saas.web.errors import ConflictError, ServiceError
+from tenants import audit
+from tenants.context import get_current_actor, require_current_tenant
+
+from .models import Experiment, ExperimentUnit
+
+PRE_DAYS = 28  # the pre-period: its metric stratifies the assignment and reduces the variance
+MIN_DAYS = 7
+MAX_SKUS = 100_000
+
+
+def today() -> dt.date:
+    return timezone.now().astimezone(ZoneInfo(require_current_tenant().timezone)).date()
+
+
+def metric_per_day(metric: str, product_ids: list[int], start: dt.date, end: dt.date) -> dict:
+    """Per product: the metric summed over [start, end) divided by its days (days without a
+    sales row count as zero)."""
+    days = max((end - start).days, 1)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.product_id, SUM(s.units * s.price), SUM(s.units), "
+            f"SUM(s.units * COALESCE(p.cost, 0)) FROM {SalesRecord._meta.db_table} s "
+            f"JOIN {Product._meta.db_table} p ON p.id = s.product_id "
+            "WHERE s.tenant_id = %s AND s.date >= %s AND s.date < %s AND s.product_id = ANY(%s) "
+            "GROUP BY 1",
+            [require_current_tenant().pk, start, end, product_ids],
+        )
+        rows = cursor.fetchall()
+    pick = {
+        "revenue": lambda r, u, c: r,
+        "units": lambda r, u, c: u,
+        "profit": lambda r, u, c: r - c,
+    }[metric]
+    out = dict.fromkeys(product_ids, 0.0)
+    for pk, revenue, units, cost in rows:
+        out[pk] = float(pick(revenue or 0, units or 0, cost or 0)) / days
+    return out
+
+
+def _refuse(detail: str, attr: str, code: str = "invalid") -> ServiceError:
+    return ServiceError(detail, code=code, attr=attr)
+
+
+@transaction.atomic
+def start_experiment(
+    *,
+    name: str,
+    days: int,
+    categories: list[str] | None = None,
+    skus: list[str] | None = None,
+    share: float = 0.5,
+    seed: int = 0,
+    start: dt.date | None = None,
+    metric: str = Experiment.Metric.PROFIT,
+) -> Experiment:
+    """Randomise the chosen SKUs (by category, or a list; both: their intersection) into the
+    arms. Refused, with nothing created, when an input is wrong (the field is named)."""
+    from ml.science.experiments import assign
+
+    if not name or len(name) > 200:
+        raise _refuse("name must be 1-200 characters", "name")
+    if not isinstance(days, int) or days < MIN_DAYS or days > 365:
+        raise _refuse(f"days must be a whole number of {MIN_DAYS}-365 days", "days")
+    if not isinstance(share, int | float) or not 0 < share < 1:
+        raise _refuse("share must be strictly between 0 and 1", "share")
+    if metric not in Experiment.Metric.values:
+        raise _refuse(f"metric must be one of {', '.join(Experiment.Metric.values)}", "metric")
+    current = today()
+    start = start or current
+    products = Product.objects.filter(active=True)
+    if categories:
+        products = products.filter(category__in=categories)
+    if skus is not None:
+        wanted = {s.strip() for s in skus if s and s.strip()}
+        found = set(Product.objects.filter(sku__in=wanted).values_list("sku", flat=True))
+        unknown = sorted(wanted - found)
+        if unknown:  # another tenant's SKU is unknown here, like one that does not exist
+            raise _refuse(f"unknown SKUs: {', '.join(unknown[:20])}", "skus", "not_found")
+        products = products.filter(sku__in=wanted)
+    rows = list(products.order_by("pk").values_list("pk", "sku", "category", "price", "cost"))
+    if not rows:
+        raise _refuse("no SKUs chosen: give categories or a list of SKUs", "skus")
+    if len(rows) > MAX_SKUS:
+        raise _refuse(f"at most {MAX_SKUS} SKUs per experiment", "skus")
+    ids = [r[0] for r in rows]
+    busy = sorted(
+        ExperimentUnit.objects.filter(
+            product_id__in=ids, experiment__status=Experiment.Status.RUNNING
+        ).values_list("product__sku", flat=True)
+    )
+    if busy:
+        raise ConflictError(
+            f"already in a running experiment: {', '.join(busy[:20])}", code="busy", attr="skus"
+        )
+    recorded = start < current
+    excluded: list[dict] = []
+    recs: dict[int, Recommendation] = {}
+    if not recorded:
+        for rec in Recommendation.objects.filter(
+            product_id__in=ids,
+            status__in=[Recommendation.Status.PENDING, Recommendation.Status.APPROVED],
+        ).order_by("product_id", "-created_at"):
+            recs.setdefault(rec.product_id, rec)
+    keep = []
+    for pk, sku, category, price, cost in rows:
+        if metric == Experiment.Metric.PROFIT and not cost:
+            excluded.append({"sku": sku, "reason": "no cost: profit unknown"})
+            continue
+        rec = recs.get(pk)
+        test = rec and (rec.approved_price or rec.recommended_price)
+        if not recorded and (test is None or abs(test - price) < Decimal("0.005")):
+            excluded.append({"sku": sku, "reason": "no recommended price change to test"})
+            continue
+        keep.append((pk, sku, category, price, test if not recorded else price))
+    if len(keep) < 4:
+        raise _refuse(
+            f"{len(keep)} SKUs can be tested ({len(excluded)} left out: "
+            f"{excluded[0]['reason'] if excluded else 'none chosen'}); at least 4 are needed",
+            "skus",
+        )
+    kept_ids = [k[0] for k in keep]
+    pre = metric_per_day(metric, kept_ids, start - dt.timedelta(PRE_DAYS), start)
+    cats = sorted({k[2] for k in keep})
+    strata = np.array([cats.index(k[2]) for k in keep])
+    try:
+        treated = assign(strata, np.array([pre[k[0]] for k in keep]), share=share, seed=seed)
+    except ValueError as exc:
+        raise _refuse(str(exc), "share") from exc
+    experiment = Experiment.objects.create(
+        tenant=require_current_tenant(),
+        name=name,
+        metric=metric,
+        share=share,
+        seed=seed,
+        start=start,
+        days=days,
+        recorded=recorded,
+        excluded=excluded[:1000],
+        created_by=get_current_actor()[1],
+    )
+    units = [
+        ExperimentUnit(
+            tenant=experiment.tenant,
+            experiment=experiment,
+            product_id=pk,
+            arm=ExperimentUnit.Arm.TREATMENT if treated[i] else ExperimentUnit.Arm.CONTROL,
+            stratum=category,
+            price_before=price,
+            price_test=test if treated[i] else price,
+            pre_metric=pre[pk],
+            recommendation=recs.get(pk) if treated[i] else None,
+        )
+        for i, (pk, _sku, category, price, test) in enumerate(keep)
+    ]
+    ExperimentUnit.objects.bulk_create(units, batch_size=5000)
+    end = start + dt.timedelta(days)
+    if not recorded:
+        PriceLock.objects.bulk_create(
+            [
+                PriceLock(
+                    tenant=experiment.tenant,
+                    product_id=u.product_id,
+                    until=end - dt.timedelta(1),
+                    reason=f"price test {experiment.pk}",
+                )
+                for u in units
+            ],
+            batch_size=5000,
+        )
+        control = [u.product_id for u in units if u.arm == ExperimentUnit.Arm.CONTROL]
+        Recommendation.objects.filter(
+            product_id__in=control,
+            status__in=[Recommendation.Status.PENDING, Recommendation.Status.APPROVED],
+        ).update(status=Recommendation.Status.REJECTED)
+    audit.record(
+        "experiment.start",
+        target=experiment,
+        summary=f"{name}: {int(treated.sum())} treatment, {int((~treated).sum())} control SKUs "
+        f"for {days} days from {start}",
+    )
+    return experiment
+
+
+def report(*, experiment: Experiment, look: bool = True):
+    """The experiment's result so far (ml.science.experiments.analyse). `look`: this reading
+    counts as a look for the stopping rule (a person or a script read it); the last report is
+    stored on the experiment."""
+    from ml.science.experiments import analyse
+
+    units = list(experiment.units.order_by("pk").values_list("product_id", "arm", "pre_metric"))
+    end = experiment.start + dt.timedelta(experiment.days)
+    observed_end = min(end, today())
+    observed = (observed_end - experiment.start).days
+    if observed < 1:
+        raise ConflictError("the test has not started yet: no day to report", code="not_started")
+    ids = [u[0] for u in units]
+    post = metric_per_day(experiment.metric, ids, experiment.start, observed_end)
+    treated = np.array([u[1] == ExperimentUnit.Arm.TREATMENT for u in units])
+    strata = list(experiment.units.order_by("pk").values_list("stratum", flat=True))
+    earlier = [d for d in experiment.looks if d < observed]
+    result = analyse(
+        np.array([post[pk] for pk in ids]),
+        np.array([u[2] for u in units]),
+        treated,
+        days_observed=observed,
+        planned_days=experiment.days,
+        strata=strata,
+        metric=experiment.metric,
+        looks=earlier,
+    )
+    with transaction.atomic():
+        locked = Experiment.objects.select_for_update().get(pk=experiment.pk)
+        if look and observed not in locked.looks:
+            locked.looks = sorted([*locked.looks, observed])
+        locked.result = {k: _plain(v) for k, v in vars(result).items()}
+        if observed >= locked.days and locked.status == Experiment.Status.RUNNING:
+            locked.status = Experiment.Status.FINISHED
+        locked.save(update_fields=["looks", "result", "status"])
+    experiment.refresh_from_db()
+    return result
+
+
+def _plain(value):
+    """A JSON-safe value: numpy scalars as Python ones, an infinite bound (a look too early to
+    spend any error rate) as null."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+@transaction.atomic
+def stop(*, experiment: Experiment) -> Experiment:
+    """End a running test now: its locks go, its prices stay where they are."""
+    if experiment.status != Experiment.Status.RUNNING:
+        raise ConflictError(f"experiment {experiment.pk} is {experiment.status}", code="finished")
+    PriceLock.objects.filter(reason=f"price test {experiment.pk}").delete()
+    experiment.status = Experiment.Status.STOPPED
+    experiment.save(update_fields=["status"])
+    audit.record("experiment.stop", target=experiment, summary=f"{experiment.name} stopped")
+    return experiment
+
+
+def assignments(experiment: Experiment):
+    """(sku, arm, price_before, price_test) per SKU, in a stable order."""
+    return experiment.units.order_by("pk").values_list(
+        "product__sku", "arm", "price_before", "price_test"
+    )

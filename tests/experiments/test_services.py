@@ -1,0 +1,143 @@
+"""A/B price tests (`pricing_saas/experiments/services.py`): randomisation, locks, the report
+with its stopping rule, recorded tests from imported sales, and refusals that create nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from pricing_saas.catalog.importer import import_rows
+from pricing_saas.catalog.models import Product
+from pricing_saas.experiments import services
+from pricing_saas.experiments.models import Experiment, ExperimentUnit
+from pricing_saas.pricing import approvals
+from pricing_saas.pricing import services as pricing
+from pricing_saas.pricing.models import PriceLock, Recommendation
+from pricing_saas.web.errors import ConflictError, ServiceError
+from tenants.context import tenant_context
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_once")]
+
+N = 60
+
+
+def _catalog(world, days=120, lift=0.0, start=None, seed=1):
+    """N SKUs in two categories with `days` of sales ending yesterday; from `start` on, the
+    treatment SKUs of an experiment sell `lift` more (set afterwards by `_sell_after`)."""
+    rng = np.random.default_rng(seed)
+    today = dt.date.today()
+    with tenant_context(world.tenant):
+        import_rows(kind="products", rows=[
+            {"sku": f"E{i}", "title": f"Item {i}", "price": 20.0, "cost": 10.0,
+             "category": "x" if i % 2 else "y"} for i in range(N)
+        ])  # fmt: skip
+        level = rng.gamma(4.0, 2.0, N)
+        sales = [
+            {"date": (today - dt.timedelta(days - d)).isoformat(), "sku": f"E{i}",
+             "units": int(rng.poisson(level[i] * np.exp(rng.normal(0, 0.1)))),
+             "price": round(20 * float(np.exp(rng.normal(0, 0.1))), 2)}
+            for d in range(days) for i in range(N)
+        ]  # fmt: skip
+        import_rows(kind="sales", rows=sales)
+    return level
+
+
+def test_a_recorded_test_reports_the_lift_of_its_treatment_arm(world_a):
+    level = _catalog(world_a, days=90)
+    today = dt.date.today()
+    start = today - dt.timedelta(28)
+    with tenant_context(world_a.tenant):
+        experiment = services.start_experiment(
+            name="Summer test", days=28, categories=["x", "y"], start=start, seed=3
+        )
+        assert experiment.recorded and not PriceLock.objects.exists()  # it ran outside
+        units = list(experiment.units.values_list("product__sku", "arm"))
+        treated = {sku for sku, arm in units if arm == "treatment"}
+        assert len(units) == N and abs(len(treated) - N / 2) <= 2
+        # both arms hold both categories (stratified)
+        cats = dict(Product.objects.values_list("sku", "category"))
+        assert {cats[s] for s in treated} == {"x", "y"}
+        # the test's weeks: treatment SKUs sold 30 % more units at the same price
+        rng = np.random.default_rng(9)
+        rows = [
+            {"date": (start + dt.timedelta(d)).isoformat(), "sku": f"E{i}",
+             "units": int(rng.poisson(level[i] * (1.3 if f"E{i}" in treated else 1.0))),
+             "price": 20.0}
+            for d in range(28) for i in range(N)
+        ]  # fmt: skip
+        import_rows(kind="sales", rows=rows)  # the same days again: upserted, never doubled
+        result = services.report(experiment=experiment)
+        experiment.refresh_from_db()
+    assert result.days_observed == 28 and experiment.status == Experiment.Status.FINISHED
+    assert result.metric == "profit" and result.verdict == "treatment better"
+    truth = 0.3 * 10.0 * np.mean(level[[int(s[1:]) for s in treated]])
+    assert result.ci_low <= truth <= result.ci_high
+    assert experiment.looks == [28] and experiment.result["verdict"] == "treatment better"
+
+
+def test_a_live_test_locks_its_skus_rejects_controls_and_keeps_treatment_approvals(world_a):
+    _catalog(world_a, days=120)
+    with tenant_context(world_a.tenant):
+        approvals.update_policy(auto_approve=False)
+        pricing.run_reprice(job_id=pricing.start_reprice(enqueue=False).pk)
+        changing = Recommendation.objects.exclude(recommended_price=20).count()
+        assert changing >= 4
+        experiment = services.start_experiment(name="Live", days=14, categories=["x", "y"])
+        units = list(experiment.units.select_related("recommendation"))
+        assert len(units) == changing  # SKUs without a change to test are left out, with why
+        assert len(experiment.excluded) == N - changing
+        assert all(e["reason"].startswith("no recommended") for e in experiment.excluded)
+        for unit in units:
+            if unit.arm == ExperimentUnit.Arm.TREATMENT:
+                assert unit.price_test == unit.recommendation.recommended_price
+                assert unit.recommendation.status == "pending"  # goes through approvals
+            else:
+                assert unit.price_test == unit.price_before
+                assert not Recommendation.objects.filter(
+                    product=unit.product_id, status="pending"
+                ).exists()
+        locked = set(PriceLock.objects.values_list("product_id", flat=True))
+        assert locked == {u.product_id for u in units}
+        # the next reprice leaves them alone
+        job = pricing.run_reprice(job_id=pricing.start_reprice(enqueue=False).pk)
+        assert not Recommendation.objects.filter(job=job, product_id__in=locked).exists()
+        # a second test on the same SKUs is refused
+        with pytest.raises(ConflictError) as busy:
+            services.start_experiment(name="Again", days=14, categories=["x"])
+        assert busy.value.attr == "skus"
+        services.stop(experiment=experiment)
+        assert not PriceLock.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"share": 0.0}, "share"),
+        ({"share": 1.5}, "share"),
+        ({"days": 6}, "days"),
+        ({"categories": ["nowhere"]}, "skus"),
+        ({"skus": ["E1", "NOPE"]}, "skus"),
+        ({"name": ""}, "name"),
+        ({"metric": "clicks"}, "metric"),
+    ],
+)
+def test_bad_input_names_the_field_and_creates_nothing(world_a, change, field):
+    _catalog(world_a, days=40)
+    arguments = {"name": "Bad", "days": 14, "categories": ["x", "y"],
+                 "start": dt.date.today() - dt.timedelta(14), **change}  # fmt: skip
+    with tenant_context(world_a.tenant), pytest.raises(ServiceError) as refused:
+        services.start_experiment(**arguments)
+    assert refused.value.attr == field
+    with tenant_context(world_a.tenant):
+        assert not Experiment.objects.exists() and not ExperimentUnit.objects.exists()
+
+
+def test_another_tenants_skus_are_unknown_here(world_a, world_b):
+    _catalog(world_a, days=40)
+    with tenant_context(world_b.tenant), pytest.raises(ServiceError) as refused:
+        services.start_experiment(name="Theirs", days=14, skus=["E1", "E2", "E3", "E4"])
+    assert refused.value.attr == "skus" and "E1" in refused.value.detail
+    with tenant_context(world_b.tenant):
+        assert not Experiment.objects.exists()
