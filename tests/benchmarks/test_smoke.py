@@ -47,6 +47,10 @@ SCRIPTS = {
         expect=("| constant+linear+logit | 0 |", "mean captured share (orders)"),
         db=True,
     ),
+    "experiment_calibration.py": Smoke(
+        args="--experiments 6 --skus 30 --null-experiments 6",
+        expect=("coverage of 95 % CI", "| 5 % | 6 |", "false-positive rate under 5 looks"),
+    ),
     "gpu_train.py": Smoke(  # its CPU path: the script, not a measurement
         args="--device cpu --max-products 220 --max-train 24 --epochs 1 --batch-size 8",
         expect=('"rmsle"', '"finetune"', '"chosen"'),
