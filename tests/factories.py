@@ -230,6 +230,29 @@ class PriceLockFactory(TenantOwnedFactory):
     reason = "secret-bravo-lock"
 
 
+class ExperimentFactory(TenantOwnedFactory):
+    class Meta:
+        model = "experiments.Experiment"
+
+    tenant = factory.SubFactory(TenantFactory)
+    name = "secret-bravo-experiment"
+    start = factory.LazyFunction(dt.date.today)
+    days = 14
+
+
+class ExperimentUnitFactory(TenantOwnedFactory):
+    class Meta:
+        model = "experiments.ExperimentUnit"
+
+    tenant = factory.SubFactory(TenantFactory)
+    experiment = factory.SubFactory(ExperimentFactory, tenant=factory.SelfAttribute("..tenant"))
+    product = factory.SubFactory(ProductFactory, tenant=factory.SelfAttribute("..tenant"))
+    arm = "control"
+    stratum = "secret-bravo-stratum"
+    price_before = "20.00"
+    price_test = "20.00"
+
+
 class AuditEventFactory(TenantOwnedFactory):
     class Meta:
         model = "tenants.AuditEvent"

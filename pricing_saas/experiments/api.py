@@ -75,7 +75,9 @@ class ExperimentViewSet(
     model = Experiment
     serializer_class = ExperimentOut
     write_perm = Perm.RUN_JOBS
-    action_perms = {"report": Perm.VIEW, "assignments": Perm.VIEW, "stop": Perm.RUN_JOBS}
+    # a report is recomputed and counts as a look: those who run tests ask for it; anyone
+    # reads the latest one on the experiment
+    action_perms = {"report": Perm.RUN_JOBS, "assignments": Perm.VIEW, "stop": Perm.RUN_JOBS}
 
     def get_tenant_queryset(self):
         return Experiment.objects.order_by("-created_at")

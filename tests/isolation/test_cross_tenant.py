@@ -20,6 +20,8 @@ from tests.factories import (
     AuditEventFactory,
     CompetitorOfferFactory,
     ElasticityFactory,
+    ExperimentFactory,
+    ExperimentUnitFactory,
     ImportJobFactory,
     ModelVersionFactory,
     PriceChangeFactory,
@@ -116,6 +118,8 @@ def object_of(world, model):
         "Publication": PublicationFactory,
         "PriceChange": PriceChangeFactory,
         "PriceLock": PriceLockFactory,
+        "Experiment": ExperimentFactory,
+        "ExperimentUnit": ExperimentUnitFactory,
         "AuditEvent": AuditEventFactory,
     }
     if model.__name__ in factories:
