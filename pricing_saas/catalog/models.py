@@ -100,7 +100,8 @@ class CompetitorOffer(TenantOwned):
 
 
 class ImportJob(Job):
-    """One import of a file (portal or API upload) or a JSON batch, with its report."""
+    """One import of a file (portal or API upload, or the `import_csv` command), with its
+    report."""
 
     class Kind(models.TextChoices):
         PRODUCTS = "products", "Products"
@@ -115,9 +116,12 @@ class ImportJob(Job):
         FAILED = "failed", "Failed"
 
     states = JobStates(
-        queued=Status.QUEUED, running=Status.RUNNING, succeeded=Status.SUCCEEDED,
-        failed=Status.FAILED, waiting=(Status.NEEDS_MAPPING,),
-    )  # fmt: skip
+        queued=Status.QUEUED,
+        running=Status.RUNNING,
+        succeeded=Status.SUCCEEDED,
+        failed=Status.FAILED,
+        waiting=(Status.NEEDS_MAPPING,),
+    )
     time_limit = TimeLimit(hard_s=3 * 3600, soft_s=3 * 3600 - 60)  # the catalog.run_import task's
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
@@ -150,3 +154,11 @@ class ImportJob(Job):
     def on_claim(self) -> list[str]:
         self.phase = "reading"
         return ["phase"]
+
+    @property
+    def skipped(self) -> int:
+        """Invalid rows a `skip_invalid` import left out (the rows neither written nor found
+        unchanged)."""
+        if self.status != self.Status.SUCCEEDED:
+            return 0
+        return self.rows - self.created - self.updated - self.unchanged

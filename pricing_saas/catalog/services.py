@@ -1,4 +1,9 @@
-"""Writes of the catalog app: import jobs (upload, column mapping, run) and JSON bulk upserts."""
+"""Writes of the catalog app: import jobs (upload, column mapping, run) and JSON bulk upserts.
+
+Every file import has an ImportJob, its history row: an upload (portal or API) is stored and
+run by the `catalog.run_import` task (`create_import_job`, `run_import_job`); a file on this
+machine (the `import_csv` command) is run at once in the caller's process (`import_local_file`).
+Both end the same way (`_execute`)."""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from django.core.cache import cache
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
-from pricing_saas.web.errors import ServiceError
+from pricing_saas.web.errors import NotFoundError, ServiceError
 from tenants.context import require_current_tenant
 
 from .formats import FORMATS, get_format
@@ -66,12 +71,7 @@ def create_import_job(
     source: str = "upload",
 ) -> ImportJob:
     """Store an uploaded file and queue its import, or ask for a column mapping first."""
-    if kind not in FORMATS:
-        raise ServiceError(
-            f"unknown kind {kind!r}: use one of {', '.join(FORMATS)}",
-            code="invalid_choice",
-            attr="kind",
-        )
+    _check_kind(kind)
     suffix = Path(upload.name or "").suffix.lower()
     if suffix not in ALLOWED_SUFFIXES:
         raise ServiceError(
@@ -83,22 +83,51 @@ def create_import_job(
         raise ServiceError("the file is empty", code="empty_file", attr="file")
     if upload.size > MAX_UPLOAD_BYTES:
         raise ServiceError("the file is larger than 2 GB", code="too_large", attr="file")
-    job = ImportJob.objects.create(
-        tenant=require_current_tenant(),
-        kind=kind,
-        source=source,
-        original_name=(upload.name or "")[:255],
-        options=_options_dict(options),
-        column_map=options.column_map,
-        created_by=user,
-        status=ImportJob.Status.QUEUED,
-    )
+    job = _new_job(kind=kind, name=upload.name or "", options=options, user=user, source=source)
     job.file.save(f"{job.pk}{suffix}", upload, save=False)
     _inspect(job, options)
     job.save()
     if job.status == ImportJob.Status.QUEUED:
         _enqueue(job)
     return job
+
+
+def import_local_file(
+    *, kind: str, path: str | Path, options: ImportOptions, user=None, source: str = "command"
+) -> ImportJob:
+    """Import a file on this machine now, in this process (the `import_csv` command): a job row
+    like an upload's, claimed and run here instead of by a worker. Returns the job finished,
+    succeeded or failed with its report (a failed import wrote nothing)."""
+    _check_kind(kind)
+    if not Path(path).is_file():
+        raise NotFoundError(f"no such file: {path}", attr="file")
+    path = Path(path)
+    job = _new_job(kind=kind, name=path.name, options=options, user=user, source=source)
+    job, _ = ImportJob.claim(job.pk)
+    _execute(job, path=path)
+    return job
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in FORMATS:
+        raise ServiceError(
+            f"unknown kind {kind!r}: use one of {', '.join(FORMATS)}",
+            code="invalid_choice",
+            attr="kind",
+        )
+
+
+def _new_job(*, kind: str, name: str, options: ImportOptions, user, source: str) -> ImportJob:
+    return ImportJob.objects.create(
+        tenant=require_current_tenant(),
+        kind=kind,
+        source=source,
+        original_name=name[:255],
+        options=_options_dict(options),
+        column_map=options.column_map,
+        created_by=user,
+        status=ImportJob.Status.QUEUED,
+    )
 
 
 def _readable_path(job: ImportJob) -> tuple[Path, Path | None]:
@@ -198,11 +227,18 @@ def job_progress(job: ImportJob) -> dict:
 
 def run_import_job(*, job_id: int) -> ImportJob | None:
     """Run a queued import (idempotent: a job that is not queued is left alone)."""
-    from .importer import import_file
-
     job, claimed = ImportJob.claim(job_id)
     if not claimed:
         return job
+    _execute(job)
+    return job
+
+
+def _execute(job: ImportJob, *, path: Path | None = None) -> None:
+    """Run a claimed job's import, of `path` or else of its stored upload, with the options
+    the job records, and end the job with the importer's report. A crash fails the job and
+    is raised."""
+    from .importer import import_file
 
     def report(phase: str, share: float) -> None:
         cache.set(progress_key(job.pk), {"phase": phase, "progress": round(share, 3)}, 3600)
@@ -210,7 +246,8 @@ def run_import_job(*, job_id: int) -> ImportJob | None:
     options = ImportOptions(**{**job.options, "column_map": job.column_map})
     converted = None
     try:
-        path, converted = _readable_path(job)
+        if path is None:
+            path, converted = _readable_path(job)
         result = import_file(kind=job.kind, path=path, options=options, progress=report)
     except ImportFailed as exc:
         _finish(job, exc.result, failed=True)
@@ -219,13 +256,16 @@ def run_import_job(*, job_id: int) -> ImportJob | None:
         job.refresh_from_db()
         job.fail(f"internal error: {exc.__class__.__name__}")
         raise
+    except KeyboardInterrupt:  # a command stopped by hand: the import rolled back
+        job.refresh_from_db()
+        job.fail("interrupted; nothing was imported.")
+        raise
     else:
         _finish(job, result, failed=False)
     finally:
         cache.delete(progress_key(job.pk))
         if converted is not None:
             converted.unlink(missing_ok=True)
-    return job
 
 
 def _finish(job: ImportJob, result: ImportResult, *, failed: bool) -> None:

@@ -1,4 +1,4 @@
-"""The importer (`pricing_saas/catalog/importer.py`), through the real Postgres: every bad
+"""The importer (`pricing_saas/catalog/importer/`), through the real Postgres: every bad
 input of the merchant-data issue is one test here."""
 
 from __future__ import annotations

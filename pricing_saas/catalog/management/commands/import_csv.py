@@ -3,15 +3,18 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from pricing_saas.catalog.formats import FORMATS
-from pricing_saas.catalog.importer import ImportFailed, ImportOptions, import_file
+from pricing_saas.catalog.importer import ImportOptions, RowError
+from pricing_saas.catalog.services import import_local_file
+from pricing_saas.web.errors import ServiceError
 from tenants.context import tenant_context
 from tenants.management.commands import tenant_or_error
 
 
 class Command(BaseCommand):
     help = (
-        "Import a CSV or XLSX file (products, sales or competitor_prices) for a tenant. "
-        "All or nothing: on any invalid row, prints the errors, writes nothing, exits 1."
+        "Import a CSV or XLSX file (products, sales or competitor_prices) for a tenant, now, "
+        "as an import job (listed with the portal's and the API's). All or nothing: on any "
+        "invalid row, prints the errors, writes nothing, exits 1."
     )
 
     def add_arguments(self, parser):
@@ -66,20 +69,21 @@ class Command(BaseCommand):
         )
         try:
             with tenant_context(tenant):
-                result = import_file(kind=kind, path=file, options=opts)
-        except FileNotFoundError as exc:
-            raise CommandError(f"no such file: {file}") from exc
-        except ImportFailed as exc:
-            for error in exc.result.errors:
+                job = import_local_file(kind=kind, path=file, options=opts)
+        except ServiceError as exc:
+            raise CommandError(exc.detail) from exc
+        # What the job's history row says is what is printed.
+        errors = [RowError(**error) for error in job.errors]
+        if job.status == job.Status.FAILED:
+            for error in errors:
                 self.stderr.write(str(error))
-            shown = len(exc.result.errors)
-            if exc.result.error_count > shown:
-                self.stderr.write(f"... and {exc.result.error_count - shown} more")
-            self.stderr.write(f"{exc.result.error_count} error(s); nothing was imported.")
+            if job.error_count > len(errors):
+                self.stderr.write(f"... and {job.error_count - len(errors)} more")
+            self.stderr.write(job.message)
             sys.exit(1)
-        for error in result.errors:
+        for error in errors:
             self.stderr.write(f"skipped: {error}")
         self.stdout.write(
-            f"created {result.created}, updated {result.updated}, unchanged {result.unchanged}"
-            + (f", skipped {result.skipped}" if result.skipped else "")
+            f"created {job.created}, updated {job.updated}, unchanged {job.unchanged}"
+            + (f", skipped {job.skipped}" if job.skipped else "")
         )

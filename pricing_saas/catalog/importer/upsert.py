@@ -1,0 +1,145 @@
+"""Writing a run's clean rows: one set-based statement per import, built from the format.
+
+`INSERT ... ON CONFLICT (key) DO UPDATE ... WHERE (old) IS DISTINCT FROM (new)`, so a row that
+did not change is not rewritten, and `RETURNING (xmax = 0)` tells created from updated. The
+format says everything that differs per kind (formats.py): the table, the key, each column's
+value for a new row, which columns an update rewrites, the insert order, and when a plain
+INSERT is safe.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..formats import PRODUCTS
+from .parse import q
+from .results import MAX_REPORTED_ERRORS, RowError
+
+if TYPE_CHECKING:
+    from .run import ImportRun
+
+
+def create_stub_products(run: ImportRun) -> None:
+    """Products for SKUs that sales or offers name but the catalog lacks, marked as stubs."""
+    t, clean = int(run.tenant.pk), run.clean
+    run.cur.execute(
+        f"""
+        INSERT INTO {PRODUCTS.table} AS t (tenant_id, sku, title, description, category, brand,
+            attributes, price, currency, active, created_at, updated_at)
+        SELECT DISTINCT ON (v_sku) {t}, v_sku, v_sku, '', '', '',
+            '{{"stub": true}}'::jsonb, v_price, {q(run.tenant.default_currency)}, true, now(), now()
+        FROM {clean} WHERE product_id IS NULL AND errs = '{{}}'
+        ORDER BY v_sku, line DESC
+        ON CONFLICT (tenant_id, sku) DO NOTHING
+        """
+    )
+    run.cur.execute(
+        f"UPDATE {clean} c SET product_id = p.id FROM {PRODUCTS.table} p "
+        f"WHERE c.product_id IS NULL AND p.tenant_id = {t} AND p.sku = c.v_sku"
+    )
+
+
+def upsert(run: ImportRun) -> tuple[int, int]:
+    """Write the valid rows of the clean table; (created, updated)."""
+    fmt, cur, present = run.fmt, run.cur, set(run.mapping.present)
+    values = {c.name: f"v_{c.name}" for c in fmt.columns if c.name in present}
+    values["tenant_currency"] = q(run.tenant.default_currency)
+
+    def value(name: str) -> str:
+        """A file column's value for a new row: the cell, else its default, else NULL."""
+        if name == "sku" and fmt.names_product:
+            return "product_id"
+        default = fmt.column(name).default
+        default = default.format(**values) if default else None
+        if name not in present:
+            return default or "NULL"
+        return f"coalesce(v_{name}, {default})" if default else f"v_{name}"
+
+    # The key's columns first, then the others in the format's order.
+    names = [*fmt.key, *(c.name for c in fmt.columns if c.name not in fmt.key)]
+    columns, select = [fmt.target(n) for n in names], [value(n) for n in names]
+    rewritten = [
+        fmt.target(n)
+        for n in names
+        if n not in fmt.key and (n in present or not fmt.update_present_only)
+    ]
+    sets = [f"{c} = EXCLUDED.{c}" for c in rewritten]
+    old, new = [f"t.{c}" for c in rewritten], [f"EXCLUDED.{c}" for c in rewritten]
+    if fmt.extra_to_attributes:
+        columns.append("attributes")
+        select.append("v_attributes")
+        sets.append("attributes = t.attributes || EXCLUDED.attributes")
+        old.append("t.attributes")
+        new.append("t.attributes || EXCLUDED.attributes")
+    if fmt.timestamps:
+        columns += ["created_at", "updated_at"]
+        select += ["now()", "now()"]
+        sets.append("updated_at = now()")
+    order = ", ".join(_clean_column(run, n) for n in fmt.insert_order)
+    sql = f"""
+        INSERT INTO {fmt.table} AS t (tenant_id, {", ".join(columns)})
+        SELECT {int(run.tenant.pk)}, {", ".join(select)}
+        FROM {run.clean} WHERE errs = '{{}}'
+        {f"ORDER BY {order}" if order else ""}
+    """
+    if fmt.plain_insert_outside and _nothing_stored_in_range(run, fmt.plain_insert_outside):
+        cur.execute(sql)  # nothing to update: a plain INSERT is about twice as fast
+        return cur.rowcount, 0
+    conflict = ", ".join(["tenant_id", *(fmt.target(k) for k in fmt.key)])
+    sql += f"""
+        ON CONFLICT ({conflict}) DO UPDATE SET {", ".join(sets)}
+        WHERE ({", ".join(old)}) IS DISTINCT FROM ({", ".join(new)})
+        RETURNING (xmax = 0) AS inserted
+    """
+    cur.execute(
+        f"WITH ins AS ({sql}) SELECT count(*) FILTER (WHERE inserted), "
+        f"count(*) FILTER (WHERE NOT inserted) FROM ins"
+    )
+    created, updated = cur.fetchone()
+    return int(created), int(updated)
+
+
+def _clean_column(run: ImportRun, name: str) -> str:
+    """The clean table's column holding a file column's value."""
+    target = run.fmt.target(name)
+    return target if target != name else f"v_{name}"
+
+
+def _nothing_stored_in_range(run: ImportRun, column: str) -> bool:
+    """True when the tenant has no row at all in the file's range of `column` (a first
+    import of the period)."""
+    run.cur.execute(
+        f"SELECT NOT EXISTS (SELECT 1 FROM {run.fmt.table} WHERE tenant_id = {int(run.tenant.pk)} "
+        f"AND {column} BETWEEN (SELECT min(v_{column}) FROM {run.clean}) "
+        f"AND (SELECT max(v_{column}) FROM {run.clean}))"
+    )
+    return bool(run.cur.fetchone()[0])
+
+
+def duplicate_errors(run: ImportRun) -> None:
+    """Report the rows that repeat another row's key (ON CONFLICT refuses to touch a row twice)."""
+    fmt, cur, clean, result = run.fmt, run.cur, run.clean, run.result
+    names = [k for k in fmt.key if k in run.mapping.present]
+    key = ", ".join(_clean_column(run, k) for k in names)
+    cur.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM {clean} WHERE errs = '{{}}' GROUP BY {key} "
+        f"HAVING count(*) > 1) d"
+    )
+    groups = cur.fetchone()[0]
+    cur.execute(
+        f"""
+        SELECT lines FROM (
+            SELECT array_agg(line ORDER BY line) AS lines FROM {clean} WHERE errs = '{{}}'
+            GROUP BY {key} HAVING count(*) > 1) d
+        ORDER BY lines[1] LIMIT {MAX_REPORTED_ERRORS}
+        """
+    )
+    label = " + ".join(names)
+    errors = []
+    for (lines,) in cur.fetchall():
+        for line in lines[1:]:
+            errors.append(
+                RowError(line, fmt.key[0], None, f"duplicate {label}: same as row {lines[0]}")
+            )
+    result.error_count = max(len(errors), groups)
+    result.errors = errors[:MAX_REPORTED_ERRORS]
