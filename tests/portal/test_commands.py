@@ -58,3 +58,21 @@ def test_the_demo_queues_the_fine_tune_once_and_again_after_an_interrupted_run(s
         ModelVersion.objects.filter(pk=sent[1].pk).update(status="ready", message="done")
     command._queue_central_model(stocked.tenant, {}, send=sent.append)  # finished: kept
     assert len(sent) == 2 and "fine-tuned reference-price model" in command.stdout.getvalue()
+
+
+def test_the_demo_lab_shows_a_finished_price_test_and_what_its_prices_did(world_a):
+    from pricing_saas.experiments.models import Experiment
+    from pricing_saas.portal.demo_lab import TEST_DAYS, build_lab
+    from pricing_saas.pricing import outcomes
+    from pricing_saas.pricing.models import PriceChange
+    from tenants.context import tenant_context
+
+    with tenant_context(world_a.tenant):
+        made = build_lab(world_a.tenant, skus=60, seed=1)
+        experiment = Experiment.objects.get(pk=made["experiment"])
+        assert experiment.status == Experiment.Status.FINISHED and experiment.recorded
+        assert "Simulated" in experiment.name
+        assert experiment.result["days_observed"] == TEST_DAYS
+        assert made["published"] > 0
+        result = outcomes.outcome(PriceChange.objects.filter(job=made["job"]), window=TEST_DAYS)
+    assert len(result.changes) == made["published"] and result.total_low <= result.total_high

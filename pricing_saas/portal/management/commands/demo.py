@@ -80,6 +80,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         self._demo_data(tenant, products)
         self._demo_pricing(tenant)
+        self._demo_lab(password)
         self.stdout.write(f"demo merchant ready in {time.monotonic() - started:.0f}s")
         env = {**os.environ}
         children: list[subprocess.Popen] = []
@@ -149,6 +150,28 @@ class Command(BaseCommand):
             )
         self.stdout.write(f"demo tenant: {tenant.name} ({tenant.slug})")
         return tenant
+
+    def _demo_lab(self, password: str) -> None:
+        """The simulated lab merchant beside the grocer, once: the feedback loop end to end
+        (a finished A/B price test, what its published prices did), outcomes simulated."""
+        from pricing_saas.catalog.models import Product
+
+        from ...demo_lab import LAB_NAME, LAB_SLUG, build_lab
+
+        user = User.objects.get(email=DEMO_EMAIL)
+        lab = Tenant.objects.filter(slug=LAB_SLUG).first()
+        if lab is None:
+            lab = create_tenant(name=LAB_NAME, slug=LAB_SLUG, owner=user)
+        with tenant_context(lab):
+            if Product.objects.exists():
+                self.stdout.write(f"lab merchant: {lab.name} (already built)")
+                return
+        with tenant_context(lab):
+            made = build_lab(lab)
+        self.stdout.write(
+            f"lab merchant: {lab.name}: price test {made['experiment']} ({made['verdict']}), "
+            f"{made['published']} prices published 4 weeks ago"
+        )
 
     def _demo_data(self, tenant: Tenant, count: int) -> None:
         """Import the grocer's products, sales and (derived) competitor prices, once."""
