@@ -68,7 +68,10 @@ def start_reprice(*, trigger: str = "manual", enqueue: bool = True) -> RepriceJo
                 tenant=require_current_tenant(), trigger=trigger, started_by=get_current_actor()[1]
             )
     except IntegrityError:  # another request created it a moment ago
-        return RepriceJob.objects.filter(status__in=RepriceJob.states.active).first()
+        active = RepriceJob.objects.filter(status__in=RepriceJob.states.active).first()
+        if active is None:
+            raise  # not that race: a real integrity error, never a job of None
+        return active
     if enqueue:
         from .tasks import reprice
 
