@@ -63,6 +63,7 @@ class Lift:
     units_actual: np.ndarray  # per SKU, units per day after the change
     units_counterfactual: np.ndarray
     unit_lift: np.ndarray
+    unit_se: np.ndarray  # of unit_lift
     profit_lift: np.ndarray  # per day (revenue where no cost is known)
     profit_se: np.ndarray
     low: np.ndarray  # the 95 % interval of profit_lift
@@ -111,6 +112,7 @@ def realised_lift(
     own = m_new**2 * var_post + (m_old * market.ratio) ** 2 * var_pre
     shared = (m_old * pre_mean) ** 2 * market.var
     se = np.sqrt(own + shared)
+    unit_se = np.sqrt(var_post + market.ratio**2 * var_pre + pre_mean**2 * market.var)
     total = float(np.sum(profit_lift))
     # the drift is common to every SKU: its part of the sum's variance is (sum of weights)^2
     total_se = float(np.sqrt(np.sum(own) + np.sum(m_old * pre_mean) ** 2 * market.var))
@@ -118,6 +120,7 @@ def realised_lift(
         units_actual=post_mean,
         units_counterfactual=counterfactual,
         unit_lift=unit_lift,
+        unit_se=unit_se,
         profit_lift=profit_lift,
         profit_se=se,
         low=profit_lift - Z95 * se,
@@ -126,4 +129,47 @@ def realised_lift(
         total_se=total_se,
         total_low=total - Z95 * total_se,
         total_high=total + Z95 * total_se,
+    )
+
+
+@dataclass
+class Accuracy:
+    """How well forecasts of a price effect held: the model's predicted units after a change
+    are the counterfactual times its forecast ratio (units at the new price over units at the
+    old one), so a season both share does not count as the model's error."""
+
+    changes: int
+    wape: float  # sum |actual - predicted| / sum actual (units per day)
+    bias: float  # sum predicted / sum actual - 1
+    coverage: float  # share of changes whose actual lies in the 95 % predictive interval
+
+
+def forecast_accuracy(
+    actual: np.ndarray,
+    actual_se: np.ndarray,
+    counterfactual: np.ndarray,
+    forecast_new: np.ndarray,
+    forecast_old: np.ndarray,
+    forecast_low: np.ndarray,
+    forecast_high: np.ndarray,
+) -> Accuracy:
+    """Per measured change: units per day after it (`actual`, with the s.e. of its lift, which
+    holds the noise of the window and of the counterfactual), the counterfactual, and the
+    forecast at the new price (its 95 % interval) and at the old one."""
+    actual, counterfactual = np.asarray(actual, float), np.asarray(counterfactual, float)
+    old = np.maximum(np.asarray(forecast_old, float), 1e-12)
+    ratio = np.asarray(forecast_new, float) / old
+    predicted = counterfactual * ratio
+    half = (np.asarray(forecast_high, float) - np.asarray(forecast_low, float)) / 2
+    spread = counterfactual * half / old / Z95  # the forecast's own s.e., on this level
+    se = np.sqrt(np.asarray(actual_se, float) ** 2 + spread**2)
+    ok = np.isfinite(predicted) & np.isfinite(actual) & np.isfinite(se)
+    if not ok.any():
+        return Accuracy(0, float("nan"), float("nan"), float("nan"))
+    total = max(float(actual[ok].sum()), 1e-12)
+    return Accuracy(
+        changes=int(ok.sum()),
+        wape=float(np.abs(actual - predicted)[ok].sum() / total),
+        bias=float(predicted[ok].sum() / total - 1),
+        coverage=float(np.mean(np.abs(actual - predicted)[ok] <= Z95 * se[ok])),
     )

@@ -339,6 +339,15 @@ class OutcomeOut(serializers.Serializer):
         return obj.by_category()
 
 
+class AccuracyOut(serializers.Serializer):
+    model_version = serializers.IntegerField()
+    window = serializers.IntegerField()
+    changes = serializers.IntegerField()
+    wape = serializers.FloatField(allow_null=True)
+    bias = serializers.FloatField(allow_null=True)
+    coverage = serializers.FloatField(allow_null=True)
+
+
 def _outcome_response(request, changes):
     query = OutcomeQuery(data=request.query_params)
     query.is_valid(raise_exception=True)
@@ -649,6 +658,17 @@ class PriceChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenan
         ids = values.get("ids") or publishing.latest_changes_of(values["skus"])
         publication = publishing.rollback(change_ids=ids, comment=values.get("comment", ""))
         return Response(PublicationOut(publication).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(parameters=[OutcomeQuery], responses=AccuracyOut(many=True))
+    @action(detail=False, methods=["get"])
+    def accuracy(self, request):
+        """Forecast against actual per demand-model version, over the published changes it
+        forecast: WAPE and bias of the predicted units after a change (its price effect on
+        the counterfactual) and the coverage of the 95 % predictive interval."""
+        query = OutcomeQuery(data={"window": 28, **request.query_params.dict()})
+        query.is_valid(raise_exception=True)
+        rows = outcomes.accuracy(query.validated_data["window"])
+        return Response(AccuracyOut(rows, many=True).data)
 
     @extend_schema(parameters=[OutcomeQuery], responses=OutcomeOut)
     @action(detail=True, methods=["get"])

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from django.db import connection
 
-from ml.science.outcomes import drift, realised_lift
+from ml.science.outcomes import drift, forecast_accuracy, realised_lift
 from pricing_saas.catalog.models import Product, SalesRecord
 from tenants.context import require_current_tenant
 
@@ -42,6 +42,7 @@ class ChangeOutcome:
     units_actual: float  # per day after the change
     units_counterfactual: float  # per day, at the old price, moved with the market
     units_forecast: float | None  # what the model expected at the new price
+    units_se: float  # of the unit lift (window noise and the counterfactual's)
     profit_lift: float  # per day, realised (revenue where no cost is known)
     profit_low: float
     profit_high: float
@@ -168,9 +169,16 @@ def outcome(changes, window: int = WINDOWS[0]) -> Outcome:
         old = np.array([float(c.old_price) for c in group])
         new = np.array([float(c.new_price) for c in group])
         lift = realised_lift(
-            pre_mean, pre_var, np.full(len(ids), PRE_DAYS), post_mean,
-            np.full(len(ids), observed), old, new, cost, market,
-        )  # fmt: skip
+            pre_mean,
+            pre_var,
+            np.full(len(ids), PRE_DAYS),
+            post_mean,
+            np.full(len(ids), observed),
+            old,
+            new,
+            cost,
+            market,
+        )
         sums.append(lift.total)
         spreads.append(lift.total_se)
         for i, change in enumerate(group):
@@ -195,6 +203,7 @@ def outcome(changes, window: int = WINDOWS[0]) -> Outcome:
                     units_actual=float(lift.units_actual[i]),
                     units_counterfactual=float(lift.units_counterfactual[i]),
                     units_forecast=change.forecast_units_new,
+                    units_se=float(lift.unit_se[i]),
                     profit_lift=float(lift.profit_lift[i]),
                     profit_low=float(lift.low[i]),
                     profit_high=float(lift.high[i]),
@@ -209,3 +218,37 @@ def outcome(changes, window: int = WINDOWS[0]) -> Outcome:
         result.total_low, result.total_high = result.total - 1.96 * se, result.total + 1.96 * se
         result.forecast_total = forecast
     return result
+
+
+def accuracy(window: int = WINDOWS[-1]) -> list[dict]:
+    """Forecast against actual per demand-model version, over every measured published change
+    it forecast (ml.science.outcomes.forecast_accuracy: the predicted price effect applied to
+    the counterfactual; WAPE, bias and the 95 % predictive interval's coverage)."""
+    changes = PriceChange.objects.exclude(forecast_version=None)
+    measured = {c.change_id: c for c in outcome(changes, window).changes}
+    rows = list(
+        changes.filter(pk__in=measured).values_list(
+            "pk",
+            "forecast_version_id",
+            "forecast_units_new",
+            "forecast_units_old",
+            "forecast_units_new_low",
+            "forecast_units_new_high",
+        )
+    )
+    out = []
+    for version in sorted({r[1] for r in rows}):
+        part = [r for r in rows if r[1] == version]
+        got = [measured[r[0]] for r in part]
+        result = forecast_accuracy(
+            np.array([g.units_actual for g in got]),
+            np.array([g.units_se for g in got]),
+            np.array([g.units_counterfactual for g in got]),
+            np.array([r[2] for r in part]),
+            np.array([r[3] for r in part]),
+            np.array([r[4] for r in part]),
+            np.array([r[5] for r in part]),
+        )
+        figures = {k: None if v != v else v for k, v in vars(result).items()}  # NaN: null
+        out.append({"model_version": version, "window": window, **figures})
+    return out

@@ -77,3 +77,23 @@ def test_a_market_that_moved_is_not_read_as_the_changes_doing():
 def test_without_controls_the_drift_is_an_open_assumption_not_a_certainty():
     market = drift(np.array([]), np.array([]))
     assert market.ratio == 1.0 and market.var == pytest.approx(0.01) and market.controls == 0
+
+
+def test_forecast_accuracy_judges_the_price_effect_not_the_season():
+    from ml.science.outcomes import forecast_accuracy
+
+    rng = np.random.default_rng(8)
+    n = 400
+    counterfactual = rng.gamma(3.0, 2.0, n)
+    true_ratio = rng.uniform(0.8, 1.2, n)
+    se = np.sqrt(counterfactual / 28)
+    actual = counterfactual * true_ratio + rng.normal(0, 1, n) * se
+    # a right model (its interval on the ratio +-5 %) covers about 95 %
+    right = forecast_accuracy(actual, se, counterfactual, true_ratio * 10, np.full(n, 10.0),
+                              true_ratio * 9.5, true_ratio * 10.5)  # fmt: skip
+    assert 0.9 <= right.coverage <= 0.995 and abs(right.bias) < 0.02
+    # a model that expected twice the effect of each change is caught
+    wrong_ratio = 1 + 2 * (true_ratio - 1)
+    wrong = forecast_accuracy(actual, se, counterfactual, wrong_ratio * 10, np.full(n, 10.0),
+                              wrong_ratio * 9.9, wrong_ratio * 10.1)  # fmt: skip
+    assert wrong.coverage < right.coverage - 0.1 and wrong.wape > right.wape

@@ -118,6 +118,13 @@ def test_the_api_reports_a_jobs_outcome_and_refuses_a_bad_window(world_a, world_
     one = body["changes"][0]["change_id"]
     single = client.get(f"/api/v1/price-changes/{one}/outcome/?window=28").json()
     assert single["measured"] == 1
+    accuracy = client.get("/api/v1/price-changes/accuracy/?window=28")
+    assert accuracy.status_code == 200, accuracy.content
+    (version,) = accuracy.json()
+    assert version["changes"] == changed and 0 <= version["coverage"] <= 1
+    # the model's price effect on the counterfactual: the simulated curves are the model's
+    # own family, so its predictions hold within noise
+    assert version["wape"] < 0.5 and version["coverage"] >= 0.7
     bad = client.get(f"/api/v1/reprice-jobs/{job.pk}/outcome/?window=3")
     assert bad.status_code == 400 and bad.json()["attr"] == "window"
     # another tenant's job is not there
