@@ -472,9 +472,9 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     shrunk, shrunk_se, from_prior = _sign_fallback(shrunk, shrunk_se, category)
     if LOCAL_BANDWIDTH:
         # Stated at the typical price (as the stored estimates and expected_units read it): the
-        # curve's slope at today's price is the local one again. (Priors are stated at the
-        # typical price already.)
-        own = own & ~from_prior
+        # curve's slope at today's price is the local one again. A SKU that took its category's
+        # slope keeps its own curvature, so the borrowed slope is restated the same way: at
+        # today's price the curve gives the borrowed slope, never a bend back past zero.
         shrunk = np.where(own, shrunk - 2 * curvature * last, shrunk)
     mu_day_controls = 0.0  # the intercept is reported at the average day: controls ~ mean 0
     intercept = a + mu_day_controls + np.mean(offset)

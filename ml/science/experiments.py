@@ -233,7 +233,7 @@ class ExperimentResult:
     se: float  # HC2 standard error of the lift
     ci_low: float  # the repeated confidence interval at this look (ordinary at t >= 1)
     ci_high: float
-    lift_pct: float  # the lift in % of the control arm's adjusted mean
+    lift_pct: float  # the lift in % of the control arm's adjusted mean (NaN: not meaningful)
     control_mean: float  # the control arm's adjusted mean, metric per SKU per day
     p_value: float  # nominal two-sided p-value of this look's z; compare with nominal_alpha
     verdict: str  # one of VERDICTS
@@ -359,7 +359,9 @@ def analyse(
         se=se,
         ci_low=lift - half,
         ci_high=lift + half,
-        lift_pct=100 * lift / control_mean if control_mean != 0 else float("nan"),
+        # a percentage of a control mean that is not clearly positive (a loss-making arm, or
+        # one too small against the lift's s.e.) would be absurd or of the wrong sign: NaN
+        lift_pct=100 * lift / control_mean if control_mean > 2 * se else float("nan"),
         control_mean=control_mean,
         p_value=p_value,
         verdict=verdict,

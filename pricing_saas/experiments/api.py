@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 
+from django.db.models import Count, Q
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -30,7 +31,7 @@ class ExperimentIn(serializers.Serializer):
         child=serializers.CharField(max_length=100), required=False, max_length=services.MAX_SKUS
     )
     share = serializers.FloatField(default=0.5, min_value=0.0, max_value=1.0)
-    seed = serializers.IntegerField(default=0)
+    seed = serializers.IntegerField(default=0, min_value=0, max_value=2**31 - 1)
     start = serializers.DateField(required=False)
     metric = serializers.ChoiceField(choices=Experiment.Metric.choices, default="profit")
 
@@ -58,9 +59,13 @@ class ExperimentOut(serializers.ModelSerializer):
         ]  # fmt: skip
 
     def get_n_treatment(self, obj) -> int:
+        if hasattr(obj, "n_treatment"):
+            return obj.n_treatment
         return obj.units.filter(arm="treatment").count()
 
     def get_n_control(self, obj) -> int:
+        if hasattr(obj, "n_control"):
+            return obj.n_control
         return obj.units.filter(arm="control").count()
 
 
@@ -80,7 +85,10 @@ class ExperimentViewSet(
     action_perms = {"report": Perm.RUN_JOBS, "assignments": Perm.VIEW, "stop": Perm.RUN_JOBS}
 
     def get_tenant_queryset(self):
-        return Experiment.objects.order_by("-created_at")
+        return Experiment.objects.annotate(
+            n_treatment=Count("units", filter=Q(units__arm="treatment")),
+            n_control=Count("units", filter=Q(units__arm="control")),
+        ).order_by("-created_at")
 
     @extend_schema(request=ExperimentIn, responses={201: ExperimentOut})
     def create(self, request, *args, **kwargs):

@@ -20,13 +20,15 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from pricing_saas.catalog.models import Product, SalesRecord
-from pricing_saas.pricing.models import PriceLock, Recommendation
+from pricing_saas.pricing.models import PriceChange, PriceLock, Recommendation
 from pricing_saas.web.errors import ConflictError, ServiceError
 from tenants import audit
 from tenants.context import get_current_actor, require_current_tenant
 
 from .models import Experiment, ExperimentUnit
 
+MIN_SKUS = 6
+MAX_LEAD_DAYS = 30  # how far ahead a test may be scheduled to start
 PRE_DAYS = 28  # the pre-period: its metric stratifies the assignment and reduces the variance
 MIN_DAYS = 7
 MAX_SKUS = 100_000
@@ -91,6 +93,12 @@ def start_experiment(
         raise _refuse(f"metric must be one of {', '.join(Experiment.Metric.values)}", "metric")
     current = today()
     start = start or current
+    if start > current + dt.timedelta(MAX_LEAD_DAYS):
+        raise _refuse(f"start must be at most {MAX_LEAD_DAYS} days ahead", "start")
+    if start < current - dt.timedelta(365):
+        raise _refuse("start must be within the last year", "start")
+    if not isinstance(seed, int) or not 0 <= seed < 2**31:
+        raise _refuse("seed must be a whole number from 0 to 2147483647", "seed")
     products = Product.objects.filter(active=True)
     if categories:
         products = products.filter(category__in=categories)
@@ -107,16 +115,32 @@ def start_experiment(
     if len(rows) > MAX_SKUS:
         raise _refuse(f"at most {MAX_SKUS} SKUs per experiment", "skus")
     ids = [r[0] for r in rows]
+    # Two starts on the same SKUs at once: the product rows are locked first (in one order),
+    # so the second waits here and then sees the first's SKUs as busy.
+    list(Product.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk"))
     busy = sorted(
-        ExperimentUnit.objects.filter(
-            product_id__in=ids, experiment__status=Experiment.Status.RUNNING
-        ).values_list("product__sku", flat=True)
+        set(busy_units().filter(product_id__in=ids).values_list("product__sku", flat=True))
     )
     if busy:
         raise ConflictError(
             f"already in a running experiment: {', '.join(busy[:20])}", code="busy", attr="skus"
         )
     recorded = start < current
+    if not recorded:
+        sending = sorted(
+            PriceChange.objects.filter(
+                product_id__in=ids,
+                status__in=[PriceChange.Status.PENDING, PriceChange.Status.FAILED],
+            ).values_list("product__sku", flat=True)
+        )
+        if sending:
+            raise ConflictError(
+                "a price change is on its way for: "
+                + ", ".join(sending[:20])
+                + " (publish or retract it first)",
+                code="in_flight",
+                attr="skus",
+            )
     excluded: list[dict] = []
     recs: dict[int, Recommendation] = {}
     if not recorded:
@@ -136,13 +160,16 @@ def start_experiment(
             excluded.append({"sku": sku, "reason": "no recommended price change to test"})
             continue
         keep.append((pk, sku, category, price, test if not recorded else price))
-    if len(keep) < 4:
+    kept_ids = [k[0] for k in keep]
+    strata_count = len({k[2] for k in keep})
+    needed = max(MIN_SKUS, strata_count + 4)  # what the analysis needs: 2 per arm and a slope
+    if len(keep) < needed:
         raise _refuse(
             f"{len(keep)} SKUs can be tested ({len(excluded)} left out: "
-            f"{excluded[0]['reason'] if excluded else 'none chosen'}); at least 4 are needed",
+            f"{excluded[0]['reason'] if excluded else 'none'}); at least {needed} are needed "
+            f"for {strata_count} categories",
             "skus",
         )
-    kept_ids = [k[0] for k in keep]
     pre = metric_per_day(metric, kept_ids, start - dt.timedelta(PRE_DAYS), start)
     cats = sorted({k[2] for k in keep})
     strata = np.array([cats.index(k[2]) for k in keep])
@@ -186,6 +213,7 @@ def start_experiment(
                     product_id=u.product_id,
                     until=end - dt.timedelta(1),
                     reason=f"price test {experiment.pk}",
+                    allow_recommendation=u.recommendation,  # the treatment price may go out
                 )
                 for u in units
             ],
@@ -211,6 +239,10 @@ def report(*, experiment: Experiment, look: bool = True):
     stored on the experiment."""
     from ml.science.experiments import analyse
 
+    if experiment.status == Experiment.Status.STOPPED:
+        raise ConflictError(
+            f"experiment {experiment.pk} was stopped: its last report stands", code="stopped"
+        )
     units = list(experiment.units.order_by("pk").values_list("product_id", "arm", "pre_metric"))
     end = experiment.start + dt.timedelta(experiment.days)
     observed_end = min(end, today())
@@ -222,16 +254,19 @@ def report(*, experiment: Experiment, look: bool = True):
     treated = np.array([u[1] == ExperimentUnit.Arm.TREATMENT for u in units])
     strata = list(experiment.units.order_by("pk").values_list("stratum", flat=True))
     earlier = [d for d in experiment.looks if d < observed]
-    result = analyse(
-        np.array([post[pk] for pk in ids]),
-        np.array([u[2] for u in units]),
-        treated,
-        days_observed=observed,
-        planned_days=experiment.days,
-        strata=strata,
-        metric=experiment.metric,
-        looks=earlier,
-    )
+    try:
+        result = analyse(
+            np.array([post[pk] for pk in ids]),
+            np.array([u[2] for u in units]),
+            treated,
+            days_observed=observed,
+            planned_days=experiment.days,
+            strata=strata,
+            metric=experiment.metric,
+            looks=earlier,
+        )
+    except ValueError as exc:  # e.g. a look after the final one, an arm that lost its SKUs
+        raise ConflictError(f"cannot report: {exc}", code="cannot_report") from exc
     with transaction.atomic():
         locked = Experiment.objects.select_for_update().get(pk=experiment.pk)
         if look and observed not in locked.looks:
@@ -257,6 +292,7 @@ def _plain(value):
 @transaction.atomic
 def stop(*, experiment: Experiment) -> Experiment:
     """End a running test now: its locks go, its prices stay where they are."""
+    experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
     if experiment.status != Experiment.Status.RUNNING:
         raise ConflictError(f"experiment {experiment.pk} is {experiment.status}", code="finished")
     PriceLock.objects.filter(reason=f"price test {experiment.pk}").delete()
@@ -264,6 +300,18 @@ def stop(*, experiment: Experiment) -> Experiment:
     experiment.save(update_fields=["status"])
     audit.record("experiment.stop", target=experiment, summary=f"{experiment.name} stopped")
     return experiment
+
+
+def busy_units():
+    """The units of tests still running (a test whose days are over frees its SKUs even if
+    nobody read its final report)."""
+    return ExperimentUnit.objects.filter(experiment__status=Experiment.Status.RUNNING).exclude(
+        experiment__in=[
+            e.pk
+            for e in Experiment.objects.filter(status=Experiment.Status.RUNNING)
+            if e.start + dt.timedelta(e.days) <= today()
+        ]
+    )
 
 
 def assignments(experiment: Experiment):

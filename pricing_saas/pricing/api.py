@@ -320,6 +320,9 @@ class ChangeOutcomeOut(serializers.Serializer):
     by_revenue = serializers.BooleanField()
 
 
+MAX_CHANGES_LISTED = 1000  # per response; the totals and categories count every change
+
+
 class OutcomeOut(serializers.Serializer):
     window = serializers.IntegerField()
     measured = serializers.SerializerMethodField()
@@ -330,10 +333,14 @@ class OutcomeOut(serializers.Serializer):
     forecast_profit_lift = serializers.FloatField(source="forecast_total")
     controls = serializers.IntegerField(help_text="unchanged SKUs behind the market's drift")
     by_category = serializers.SerializerMethodField()
-    changes = ChangeOutcomeOut(many=True)
+    changes = serializers.SerializerMethodField(help_text=f"the first {MAX_CHANGES_LISTED}")
 
     def get_measured(self, obj) -> int:
         return len(obj.changes)
+
+    @extend_schema_field(ChangeOutcomeOut(many=True))
+    def get_changes(self, obj) -> list:
+        return ChangeOutcomeOut(obj.changes[:MAX_CHANGES_LISTED], many=True).data
 
     def get_by_category(self, obj) -> dict:
         return obj.by_category()

@@ -351,6 +351,15 @@ class PriceLock(TenantOwned):
     )
     until = models.DateField()
     reason = models.CharField(max_length=200)
+    # the one change that may still go out (a price test's treatment price); any other change
+    # of the product, a rollback included, fails at publication while the lock holds
+    allow_recommendation = models.ForeignKey(
+        "pricing.Recommendation",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

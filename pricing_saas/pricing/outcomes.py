@@ -94,13 +94,15 @@ def _sums(product_ids: list[int], start: date, end: date, weekly: bool) -> dict:
 
 
 def _control_sums(exclude: set[int], start: date, split: date, end: date):
-    """Per product that did not change price: units before and after `split`."""
+    """Per active product that did not change price: units before and after `split` (a
+    discontinued product's fall to zero is no market drift)."""
     table = SalesRecord._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT product_id, COALESCE(SUM(units) FILTER (WHERE date < %s), 0), "
-            f"COALESCE(SUM(units) FILTER (WHERE date >= %s), 0) FROM {table} "
-            "WHERE tenant_id = %s AND date >= %s AND date < %s GROUP BY product_id",
+            f"SELECT s.product_id, COALESCE(SUM(s.units) FILTER (WHERE s.date < %s), 0), "
+            f"COALESCE(SUM(s.units) FILTER (WHERE s.date >= %s), 0) FROM {table} s "
+            f"JOIN {Product._meta.db_table} p ON p.id = s.product_id AND p.active "
+            "WHERE s.tenant_id = %s AND s.date >= %s AND s.date < %s GROUP BY s.product_id",
             [split, split, require_current_tenant().pk, start, end],
         )
         rows = [r for r in cursor.fetchall() if r[0] not in exclude]
@@ -111,15 +113,19 @@ def _control_sums(exclude: set[int], start: date, split: date, end: date):
 
 
 def outcome(changes, window: int = WINDOWS[0]) -> Outcome:
-    """The realised lift of `changes` (a queryset of PriceChange; published, not undone ones
-    are measured) over `window` days after each was published."""
+    """The realised lift of `changes` (a queryset of PriceChange; the published price changes
+    a recommendation made are measured, rollbacks are not) over `window` days after each was
+    published, or until the SKU's next published change (a rollback of it included), so the
+    next change's effect is never credited to this one."""
     if window < MIN_DAYS or window > 365:
         raise ValueError(f"window must be {MIN_DAYS}-365 days, not {window}")
     zone = ZoneInfo(require_current_tenant().timezone)
     today = _today()
     live = list(
         changes.filter(
-            status=PriceChange.Status.PUBLISHED, reverted=False, published_at__isnull=False
+            status=PriceChange.Status.PUBLISHED,
+            kind=PriceChange.Kind.RECOMMENDATION,
+            published_at__isnull=False,
         ).order_by("pk")
     )
     result = Outcome(window=window)
@@ -138,15 +144,25 @@ def outcome(changes, window: int = WINDOWS[0]) -> Outcome:
             status=PriceChange.Status.PUBLISHED, published_at__date__gte=first
         ).values_list("product_id", flat=True)
     )
-    groups: dict[date, list[PriceChange]] = defaultdict(list)
+    # each SKU's published changes in order: a change's window ends at the next one
+    later: dict[int, list[date]] = defaultdict(list)
+    for product_id, at in PriceChange.objects.filter(
+        product_id__in=products, status=PriceChange.Status.PUBLISHED, published_at__isnull=False
+    ).values_list("product_id", "published_at"):
+        later[product_id].append(at.astimezone(zone).date())
+    groups: dict[tuple[date, int], list[PriceChange]] = defaultdict(list)
     for change in live:
-        groups[change.published_at.astimezone(zone).date()].append(change)
-    spreads, sums, forecast = [], [], 0.0
-    for day, group in sorted(groups.items()):
-        observed = min(window, (today - day).days)  # whole days since, today still running
+        day = change.published_at.astimezone(zone).date()
+        ends = [d for d in later[change.product_id] if d > day]
+        # whole days since it went out (today still running), up to the next change
+        observed = min(window, (today - day).days, *[(d - day).days for d in ends])
         if observed < MIN_DAYS:
-            result.waiting += len(group)
+            result.waiting += 1
             continue
+        groups[(day, observed)].append(change)
+    spreads, sums, forecast = [], [], 0.0
+    scans: dict[tuple, tuple] = {}
+    for (day, observed), group in sorted(groups.items()):
         start, end = day - timedelta(PRE_DAYS), day + timedelta(observed)
         ids = [c.product_id for c in group]
         before = _sums(ids, start, day, weekly=True)
@@ -158,7 +174,9 @@ def outcome(changes, window: int = WINDOWS[0]) -> Outcome:
         pre_mean = weekly.mean(axis=1)
         pre_var = weekly.var(axis=1, ddof=1) * 7
         post_mean = np.array([after.get(pk, {}).get(0, 0.0) / observed for pk in ids])
-        control_pre, control_post = _control_sums(moved, start, day, end)
+        if (start, day, end) not in scans:  # one scan per window shape, however many changes
+            scans[(start, day, end)] = _control_sums(moved, start, day, end)
+        control_pre, control_post = scans[(start, day, end)]
         market = drift(control_pre / PRE_DAYS, control_post / observed)
         result.controls = max(result.controls, market.controls)
         cost = np.array([

@@ -28,7 +28,7 @@ from tenants import audit
 from tenants.context import get_current_actor, require_current_tenant
 
 from .approvals import policy, require_switch_off
-from .models import PriceChange, Publication, Recommendation, RepriceJob
+from .models import PriceChange, PriceLock, Publication, Recommendation, RepriceJob
 
 logger = logging.getLogger(__name__)
 _Target = namedtuple("_Target", "pk product_id new_price status reverted kind")
@@ -241,8 +241,8 @@ def store_forecasts(*, publication: Publication) -> int:
                 FROM unnest(%s::bigint[], %s::float8[], %s::float8[], %s::float8[],
                             %s::float8[], %s::numeric[], %s::boolean[], %s::bigint[])
                      AS v(pk, new, old, low, high, cost, derived, version)
-                WHERE c.id = v.pk""",
-                [list(col) for col in columns],
+                WHERE c.id = v.pk AND c.tenant_id = %s""",
+                [*[list(col) for col in columns], publication.tenant_id],
             )
     return len(out)
 
@@ -272,6 +272,8 @@ def run_publication(*, publication_id: int) -> Publication | None:
     # A change made against a price that has moved since (a retry days later, a second
     # rollback) would overwrite the newer price: it fails instead, and says why.
     stale = {c.pk for c in changes if products.get(c.product_id, (0, 0, 0, None))[3] != c.old_price}
+    # A price test holds its SKUs' prices: only the test's own treatment price goes out.
+    held = _held_by_locks(changes)
     # The kill switch stops new prices; a rollback (restoring the prices before) still goes:
     # it is how an operator undoes the damage the switch was pulled for.
     switched_off = policy().kill_switch
@@ -300,7 +302,7 @@ def run_publication(*, publication_id: int) -> Publication | None:
         )
         for c in changes
     ]
-    rows = [r for r in rows if r.change_id not in stale and r.change_id not in forward]
+    rows = [r for r in rows if r.change_id not in stale and r.change_id not in forward | set(held)]
     publisher = get_publisher(publication.publisher)
     try:
         outcome = publisher.push(rows, reference=f"{publication.tenant.slug}-{publication.pk}")
@@ -314,6 +316,8 @@ def run_publication(*, publication_id: int) -> Publication | None:
         pk: PushResult(pk, False, "the price changed since this change was made; not sent")
         for pk in stale
     }
+    for pk, reason in held.items():
+        results[pk] = PushResult(pk, False, f"not sent: the price is held by {reason}")
     for pk in forward:
         results[pk] = PushResult(
             pk, False, "stopped: the kill switch is on and this change would undo a rollback"
@@ -326,6 +330,26 @@ def run_publication(*, publication_id: int) -> Publication | None:
         publication.file.save(outcome.file_name, ContentFile(outcome.file_bytes), save=False)
     _finish(publication, changes, results, "")
     return publication
+
+
+def _held_by_locks(changes) -> dict[int, str]:
+    """The changes a price lock holds back (the product is locked today and the change is not
+    the one the lock allows), with the lock's reason."""
+    from .services import _local_today
+
+    locks: dict[int, list] = {}
+    for chunk in _chunks([c.product_id for c in changes]):
+        for product_id, allowed, reason in PriceLock.objects.filter(
+            product_id__in=chunk, until__gte=_local_today()
+        ).values_list("product_id", "allow_recommendation_id", "reason"):
+            locks.setdefault(product_id, []).append((allowed, reason))
+    return {
+        c.pk: held[0][1]
+        for c in changes
+        if (
+            held := [lock for lock in locks.get(c.product_id, []) if lock[0] != c.recommendation_id]
+        )
+    }
 
 
 def _chunks(items: list, size: int = 20_000):

@@ -591,9 +591,11 @@ def _store(
     # recommends something else; the new one is never auto-approved over it.
     from .publishing import in_flight_recommendations
 
-    Recommendation.objects.filter(status=Recommendation.Status.PENDING).update(
-        status=Recommendation.Status.SUPERSEDED
-    )
+    # (a locked product was not repriced: its recommendation, a price test's treatment price,
+    # stays as it is)
+    Recommendation.objects.filter(status=Recommendation.Status.PENDING).exclude(
+        product_id__in=locked_products()
+    ).update(status=Recommendation.Status.SUPERSEDED)
     in_flight = in_flight_recommendations()
     sending = set(
         Recommendation.objects.filter(pk__in=in_flight).values_list("product_id", flat=True)

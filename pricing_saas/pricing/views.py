@@ -145,8 +145,18 @@ def decide(request, pk: int):
 def sku(request, pk: int):
     product = get_object_or_404(Product.objects.all(), pk=pk)
     seen = selectors.sku_history(product)
-    live = PriceChange.objects.filter(product=product, kind=PriceChange.Kind.RECOMMENDATION)
-    outcome = outcomes.outcome(live, _window(request)) if live.exists() else None
+    latest = (
+        PriceChange.objects.filter(
+            product=product,
+            kind=PriceChange.Kind.RECOMMENDATION,
+            status=PriceChange.Status.PUBLISHED,
+        )
+        .order_by("-published_at")
+        .first()
+    )  # the latest change only: a SKU's page stays as fast however long its history
+    outcome = None
+    if latest is not None:
+        outcome = outcomes.outcome(PriceChange.objects.filter(pk=latest.pk), _window(request))
     rec, changes, sales, offers = seen["rec"], seen["changes"], seen["sales"], seen["offers"]
     by_competitor: dict[str, list] = {}
     for name, at, price in offers:

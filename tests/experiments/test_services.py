@@ -12,9 +12,9 @@ from pricing_saas.catalog.importer import import_rows
 from pricing_saas.catalog.models import Product
 from pricing_saas.experiments import services
 from pricing_saas.experiments.models import Experiment, ExperimentUnit
-from pricing_saas.pricing import approvals
+from pricing_saas.pricing import approvals, publishing
 from pricing_saas.pricing import services as pricing
-from pricing_saas.pricing.models import PriceLock, Recommendation
+from pricing_saas.pricing.models import PriceChange, PriceLock, Recommendation
 from pricing_saas.web.errors import ConflictError, ServiceError
 from tenants.context import tenant_context
 
@@ -100,15 +100,35 @@ def test_a_live_test_locks_its_skus_rejects_controls_and_keeps_treatment_approva
                 ).exists()
         locked = set(PriceLock.objects.values_list("product_id", flat=True))
         assert locked == {u.product_id for u in units}
-        # the next reprice leaves them alone
+        # the next reprice leaves them alone, and the treatment prices still wait for approval
         job = pricing.run_reprice(job_id=pricing.start_reprice(enqueue=False).pk)
         assert not Recommendation.objects.filter(job=job, product_id__in=locked).exists()
+        treated = [u.recommendation_id for u in units if u.arm == ExperimentUnit.Arm.TREATMENT]
+        assert set(
+            Recommendation.objects.filter(pk__in=treated).values_list("status", flat=True)
+        ) == {"pending"}
+        # the treatment prices go out; any other change of a locked SKU is held back
+        approvals.bulk_decide(approve=True, ids=treated)
+        publication = publishing.publish(recommendation_ids=treated, enqueue=False)
+        publishing.run_publication(publication_id=publication.pk)
+        assert set(
+            PriceChange.objects.filter(publication=publication).values_list("status", flat=True)
+        ) == {"published"}
+        back = publishing.rollback(change_ids=list(
+            PriceChange.objects.filter(publication=publication).values_list("pk", flat=True)[:2]
+        ), enqueue=False)  # fmt: skip
+        publishing.run_publication(publication_id=back.pk)
+        held = PriceChange.objects.filter(publication=back)
+        assert set(held.values_list("status", flat=True)) == {"failed"}
+        assert all(f"price test {experiment.pk}" in e for e in held.values_list("error", flat=True))
         # a second test on the same SKUs is refused
         with pytest.raises(ConflictError) as busy:
             services.start_experiment(name="Again", days=14, categories=["x"])
         assert busy.value.attr == "skus"
         services.stop(experiment=experiment)
         assert not PriceLock.objects.exists()
+        with pytest.raises(ConflictError):  # a stopped test keeps its last report
+            services.report(experiment=experiment)
 
 
 @pytest.mark.parametrize(
@@ -121,6 +141,11 @@ def test_a_live_test_locks_its_skus_rejects_controls_and_keeps_treatment_approva
         ({"skus": ["E1", "NOPE"]}, "skus"),
         ({"name": ""}, "name"),
         ({"metric": "clicks"}, "metric"),
+        ({"start": dt.date.today() + dt.timedelta(days=400)}, "start"),
+        ({"start": dt.date.today() - dt.timedelta(days=400)}, "start"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 2**40}, "seed"),
+        ({"skus": ["E1", "E2", "E3", "E4", "E5"], "categories": None}, "skus"),
     ],
 )
 def test_bad_input_names_the_field_and_creates_nothing(world_a, change, field):
@@ -140,4 +165,18 @@ def test_another_tenants_skus_are_unknown_here(world_a, world_b):
         services.start_experiment(name="Theirs", days=14, skus=["E1", "E2", "E3", "E4"])
     assert refused.value.attr == "skus" and "E1" in refused.value.detail
     with tenant_context(world_b.tenant):
+        assert not Experiment.objects.exists()
+
+
+def test_a_live_test_waits_for_price_changes_already_on_their_way(world_a):
+    _catalog(world_a, days=120)
+    with tenant_context(world_a.tenant):
+        approvals.update_policy(auto_approve=False)
+        job = pricing.run_reprice(job_id=pricing.start_reprice(enqueue=False).pk)
+        ids = list(Recommendation.objects.filter(job=job).values_list("pk", flat=True)[:3])
+        approvals.bulk_decide(approve=True, ids=ids)
+        publishing.publish(recommendation_ids=ids, enqueue=False)  # queued, not pushed yet
+        with pytest.raises(ConflictError) as refused:
+            services.start_experiment(name="Too soon", days=14, categories=["x", "y"])
+        assert refused.value.attr == "skus" and "on its way" in refused.value.detail
         assert not Experiment.objects.exists()

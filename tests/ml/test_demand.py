@@ -273,3 +273,32 @@ def test_one_skus_price_jump_does_not_inflate_everyones_uncertainty():
     assert bumped.dispersion < 2 * clean.dispersion
     others = np.arange(1, 60)
     assert np.median(bumped.raw_se[others]) < 1.5 * np.median(clean.raw_se[others])
+
+
+def test_a_borrowed_slope_holds_at_todays_price_on_the_curve():
+    # inverted-U demand for every sixth SKU (rising with price below its typical price,
+    # falling steeply above), its last 20 days 15 % cheaper: a wrong-sign estimate that takes
+    # its category's slope but keeps its own strong curvature. The curve at today's price must
+    # give the borrowed (negative) slope, not bend it back past zero into "no estimate".
+    from ml.science.curve import DemandCurve
+
+    panel, _ = simulate(n=60, days=200, seed=3)
+    units, price = panel.units.astype(float).copy(), panel.price.copy()
+    rng = np.random.default_rng(2)
+    for s in np.flatnonzero(np.arange(60) % 6 == 0):
+        m = panel.sku == s
+        p = price[m]
+        typical = np.exp(np.log(p).mean())
+        p = np.where(np.arange(m.sum()) >= m.sum() - 20, p * 0.85, p)
+        price[m] = p
+        x = np.log(p / typical)
+        units[m] = rng.poisson(5 * np.exp(1.5 * x - 12 * x * x))
+    fit = fit_demand(Panel(sku=panel.sku, day=panel.day, units=units, price=price,
+                           promo=panel.promo, category=panel.category))  # fmt: skip
+    today = np.array([price[panel.sku == s][-1] for s in range(60)])
+    curve = DemandCurve.from_estimates(
+        today, np.exp(fit.intercept), fit.elasticity, fit.typical_price, fit.curvature
+    )
+    borrowed = fit.from_prior
+    assert borrowed.sum() >= 3
+    assert (curve.elasticity[borrowed] < 0).all()

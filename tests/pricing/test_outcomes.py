@@ -143,3 +143,25 @@ def test_the_job_and_sku_pages_show_what_the_changes_did(world_a):
         change = PriceChange.objects.filter(job=job).first()
     sku_page = client.get(f"/pricing/sku/{change.product_id}/").content.decode()
     assert "What the published prices did" in sku_page and "(14 days)" in sku_page
+
+
+def test_rollbacks_end_a_changes_window_and_are_not_measured_as_changes(world_a):
+    job, _truth, changed = _published_with_sales_after(world_a, seed=17)
+    with tenant_context(world_a.tenant):
+        first = list(PriceChange.objects.filter(job=job).order_by("pk")[:3])
+        back = publishing.rollback(change_ids=[c.pk for c in first], enqueue=False)
+        publishing.run_publication(publication_id=back.pk)
+        ten_days_later = first[0].published_at + dt.timedelta(days=10)
+        PriceChange.objects.filter(publication=back).update(published_at=ten_days_later)
+        # products no longer sold are no controls: their fall is no market drift
+        quiet = list(
+            Product.objects.exclude(pk__in=PriceChange.objects.values("product_id")).values_list(
+                "pk", flat=True
+            )[:5]
+        )
+        Product.objects.filter(pk__in=quiet).update(active=False)
+        result = outcomes.outcome(PriceChange.objects.filter(job=job), window=POST)
+    assert len(result.changes) == changed  # the rollbacks themselves are not measured
+    by_id = {c.change_id: c for c in result.changes}
+    assert all(by_id[c.pk].days_observed == 10 for c in first)  # cut at the rollback
+    assert result.controls == N - changed - 5

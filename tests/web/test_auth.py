@@ -1,4 +1,4 @@
-"""API authentication (`pricing_saas/api/auth.py`): an API key opens its own tenant only
+"""API authentication (`pricing_saas/web/auth.py`): an API key opens its own tenant only
 while it is valid; a session user picks a tenant it is a member of."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The one error shape (`pricing_saas/api/errors.py`): every failure, a bad key, no
+"""The one error shape (`pricing_saas/web/errors.py`): every failure, a bad key, no
 credentials or an unknown route, answers with the same keys."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The OpenAPI schema (`pricing_saas/api/schema.py`, drf-spectacular): served, and valid
+"""The OpenAPI schema (`pricing_saas/web/schema.py`, drf-spectacular): served, and valid
 without warnings."""
 
 from __future__ import annotations
