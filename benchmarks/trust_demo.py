@@ -49,6 +49,7 @@ def main() -> None:
     from pricing_saas.catalog.models import Product
     from pricing_saas.portal.demo_data import complete_journey_csvs
     from pricing_saas.pricing import approvals, publishing, rules, services
+    from pricing_saas.web.errors import ConflictError
     from pricing_saas.pricing.models import Recommendation
     from tenants.context import actor_context, tenant_context
     from tenants.services import create_tenant, delete_tenant
@@ -174,7 +175,7 @@ def main() -> None:
                         if hasattr(publication, "changes_count")
                         else job.changed
                     )
-                except Exception:  # nothing approved: nothing moves
+                except ConflictError:  # nothing approved: nothing moves
                     moved_per_night.append(0)
             end = dict(Product.objects.values_list("pk", "price"))
             change = np.array([float(end[pk]) / float(start[pk]) - 1 for pk in start])
