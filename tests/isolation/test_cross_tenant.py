@@ -19,6 +19,7 @@ from tenants.roles import Role
 from tests.factories import (
     AuditEventFactory,
     CompetitorOfferFactory,
+    DailyKpiFactory,
     ElasticityFactory,
     ImportJobFactory,
     ModelVersionFactory,
@@ -115,6 +116,7 @@ def object_of(world, model):
         "Publication": PublicationFactory,
         "PriceChange": PriceChangeFactory,
         "AuditEvent": AuditEventFactory,
+        "DailyKpi": DailyKpiFactory,
     }
     if model.__name__ in factories:
         with tenant_context(world.tenant):
@@ -132,6 +134,7 @@ def object_of(world, model):
             "Elasticity",
             "Recommendation",
             "PriceChange",
+            "DailyKpi",
         ):
             extra["product"] = object_of(world, Product)
         if model.__name__ == "Recommendation":
