@@ -49,8 +49,8 @@ def main() -> None:
     from pricing_saas.catalog.models import Product
     from pricing_saas.portal.demo_data import complete_journey_csvs
     from pricing_saas.pricing import approvals, publishing, rules, services
-    from pricing_saas.web.errors import ConflictError
     from pricing_saas.pricing.models import Recommendation
+    from pricing_saas.web.errors import ConflictError
     from tenants.context import actor_context, tenant_context
     from tenants.services import create_tenant, delete_tenant
 

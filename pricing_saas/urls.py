@@ -14,6 +14,7 @@ from pricing_saas.catalog.api import (
     SalesViewSet,
 )
 from pricing_saas.experiments.api import ExperimentViewSet
+from pricing_saas.kpi.api import DailyKpiView
 from pricing_saas.portal import views as portal_views
 from pricing_saas.portal.api import (
     ApiKeyViewSet,
@@ -61,6 +62,7 @@ api_patterns = [
     ),
     path("pricing-policy/", PolicyView.as_view(), name="pricing-policy"),
     path("kill-switch/", KillSwitchView.as_view(), name="kill-switch"),
+    path("kpis/daily/", DailyKpiView.as_view(), name="kpi-daily"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("", include(router.urls)),
@@ -75,6 +77,7 @@ urlpatterns = [
     path("catalog/", include("pricing_saas.catalog.urls")),
     path("models/", include("ml.urls")),
     path("pricing/", include("pricing_saas.pricing.urls")),
+    path("kpi/", include("pricing_saas.kpi.urls")),
     path("", include("pricing_saas.portal.urls")),
 ]
 

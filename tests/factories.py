@@ -253,6 +253,22 @@ class ExperimentUnitFactory(TenantOwnedFactory):
     price_test = "20.00"
 
 
+class DailyKpiFactory(TenantOwnedFactory):
+    class Meta:
+        model = "kpi.DailyKpi"
+
+    tenant = factory.SubFactory(TenantFactory)
+    product = factory.SubFactory(ProductFactory, tenant=factory.SelfAttribute("..tenant"))
+    date = factory.Sequence(lambda n: dt.date(2024, 1, 1) + dt.timedelta(days=n))
+    units = 3
+    revenue = "59.97"
+    unit_cost = "11.00"
+    cost_known = True
+    cost_derived = False
+    profit = "26.97"
+    competitor_price = "18.49"
+
+
 class AuditEventFactory(TenantOwnedFactory):
     class Meta:
         model = "tenants.AuditEvent"

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "ml",
     "pricing_saas.catalog",
     "pricing_saas.pricing",
+    "pricing_saas.kpi",
     "pricing_saas.web",
     "pricing_saas.experiments",
     "pricing_saas.portal",

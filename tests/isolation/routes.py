@@ -158,6 +158,7 @@ PORTAL_PAGES = {
     "pricing:settings",
     "portal:audit",
     "portal:audit_export",
+    "kpi:performance",
 }
 PORTAL_POSTS_WITHOUT_ID = {
     # name: a form that, sent by tenant A, names tenant B's objects or identifiers
@@ -182,6 +183,7 @@ PORTAL_POSTS_WITHOUT_ID = {
     "pricing:publications": lambda b: {"tenant": b.tenant.pk},
     "pricing:settings": lambda b: {"auto_approve": "on", "tenant": b.tenant.pk},
     "pricing:kill_switch": lambda b: {"on": "1", "tenant": b.tenant.pk},
+    "kpi:refresh": lambda b: {"tenant": b.tenant.pk, "since": "2024-01-01"},
     "catalog:imports": lambda b: {
         "kind": "products",
         "tenant": b.tenant.pk,

@@ -19,6 +19,7 @@ from tenants.roles import Role
 from tests.factories import (
     AuditEventFactory,
     CompetitorOfferFactory,
+    DailyKpiFactory,
     ElasticityFactory,
     ExperimentFactory,
     ExperimentUnitFactory,
@@ -121,6 +122,7 @@ def object_of(world, model):
         "Experiment": ExperimentFactory,
         "ExperimentUnit": ExperimentUnitFactory,
         "AuditEvent": AuditEventFactory,
+        "DailyKpi": DailyKpiFactory,
     }
     if model.__name__ in factories:
         with tenant_context(world.tenant):
@@ -138,6 +140,7 @@ def object_of(world, model):
             "Elasticity",
             "Recommendation",
             "PriceChange",
+            "DailyKpi",
         ):
             extra["product"] = object_of(world, Product)
         if model.__name__ == "Recommendation":

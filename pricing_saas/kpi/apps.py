@@ -1,0 +1,19 @@
+from django.apps import AppConfig
+
+
+class KpiConfig(AppConfig):
+    name = "pricing_saas.kpi"
+    label = "kpi"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # The catalog may not import this app (it sits below it), so the refresh after an
+        # import hangs on the ImportJob's own save signals.
+        from django.db.models.signals import post_init, post_save
+
+        from pricing_saas.catalog.models import ImportJob
+
+        from . import signals
+
+        post_init.connect(signals.remember_status, sender=ImportJob, dispatch_uid="kpi_status")
+        post_save.connect(signals.import_saved, sender=ImportJob, dispatch_uid="kpi_import_saved")
