@@ -78,6 +78,7 @@ urlpatterns = [
     path("models/", include("ml.urls")),
     path("pricing/", include("pricing_saas.pricing.urls")),
     path("kpi/", include("pricing_saas.kpi.urls")),
+    path("experiments/", include("pricing_saas.experiments.urls")),
     path("", include("pricing_saas.portal.urls")),
 ]
 

@@ -13,6 +13,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from ml.models import ModelVersion
 from pricing_saas.catalog.models import ImportJob, Product
+from pricing_saas.experiments.models import Experiment
 from pricing_saas.pricing.models import (
     PriceChange,
     Publication,
@@ -130,6 +131,9 @@ PORTAL_OBJECT_ROUTES = {
     "pricing:publication_download": Publication,
     "pricing:publication_retry": Publication,
     "pricing:change_rollback": PriceChange,
+    "experiments:detail": Experiment,
+    "experiments:report": Experiment,
+    "experiments:stop": Experiment,
 }
 
 # Routes whose URL parameters are not object ids: every listed combination is fetched by A and
@@ -159,6 +163,7 @@ PORTAL_PAGES = {
     "portal:audit",
     "portal:audit_export",
     "kpi:performance",
+    "experiments:list",
 }
 PORTAL_POSTS_WITHOUT_ID = {
     # name: a form that, sent by tenant A, names tenant B's objects or identifiers

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from . import views
+
+app_name = "experiments"
+
+urlpatterns = [
+    path("", views.experiment_list, name="list"),
+    path("<int:pk>/", views.experiment_detail, name="detail"),
+    path("<int:pk>/report/", views.experiment_report, name="report"),
+    path("<int:pk>/stop/", views.experiment_stop, name="stop"),
+]
