@@ -82,7 +82,13 @@ class ExperimentViewSet(
     write_perm = Perm.RUN_JOBS
     # a report is recomputed and counts as a look: those who run tests ask for it; anyone
     # reads the latest one on the experiment
-    action_perms = {"report": Perm.RUN_JOBS, "assignments": Perm.VIEW, "stop": Perm.RUN_JOBS}
+    action_perms = {
+        "report": Perm.RUN_JOBS,
+        "assignments": Perm.VIEW,
+        "stop": Perm.RUN_JOBS,
+        "roll_out": Perm.APPROVE,
+        "roll_back": Perm.PUBLISH,
+    }
 
     def get_tenant_queryset(self):
         return Experiment.objects.annotate(
@@ -118,3 +124,21 @@ class ExperimentViewSet(
     @action(detail=True, methods=["post"])
     def stop(self, request, pk=None):
         return Response(ExperimentOut(services.stop(experiment=self.get_object())).data)
+
+    @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["post"], url_path="roll-out")
+    def roll_out(self, request, pk=None):
+        """The treatment won: release the control SKUs and queue a reprice for them (its
+        prices go through approvals)."""
+        job = services.roll_out(experiment=self.get_object())
+        return Response({"reprice_job": job.pk}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["post"], url_path="roll-back")
+    def roll_back(self, request, pk=None):
+        """The control won: the treatment's published test prices go back."""
+        publication = services.roll_back(experiment=self.get_object())
+        return Response(
+            {"publication": publication.pk, "changes": publication.changes},
+            status=status.HTTP_202_ACCEPTED,
+        )

@@ -302,6 +302,67 @@ def stop(*, experiment: Experiment) -> Experiment:
     return experiment
 
 
+def _ended(experiment: Experiment) -> Experiment:
+    experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    if experiment.status == Experiment.Status.RUNNING:
+        if experiment.start + dt.timedelta(experiment.days) > today():
+            raise ConflictError(
+                f"price test {experiment.pk} is still running: stop it or let it finish first",
+                code="running",
+            )
+        experiment.status = Experiment.Status.FINISHED
+        experiment.save(update_fields=["status"])
+    PriceLock.objects.filter(reason=f"price test {experiment.pk}").delete()
+    return experiment
+
+
+@transaction.atomic
+def roll_out(*, experiment: Experiment):
+    """The treatment won: its SKUs keep their prices, and the control SKUs are released and
+    repriced (a reprice job is queued; its prices go through the usual approvals)."""
+    from pricing_saas.pricing import services as pricing
+
+    experiment = _ended(experiment)
+    job = pricing.start_reprice(trigger="experiment")
+    audit.record(
+        "experiment.roll_out",
+        target=experiment,
+        summary=f"{experiment.name}: control SKUs released, reprice job {job.pk} queued",
+    )
+    return job
+
+
+@transaction.atomic
+def roll_back(*, experiment: Experiment, enqueue: bool = True):
+    """The control won: the treatment's published test prices go back to the prices before."""
+    from pricing_saas.pricing import publishing
+
+    experiment = _ended(experiment)
+    recs = (
+        experiment.units.filter(arm=ExperimentUnit.Arm.TREATMENT)
+        .exclude(recommendation=None)
+        .values_list("recommendation_id", flat=True)
+    )
+    live = list(
+        PriceChange.objects.filter(
+            recommendation_id__in=list(recs),
+            status=PriceChange.Status.PUBLISHED,
+            reverted=False,
+        ).values_list("pk", flat=True)
+    )
+    if not live:
+        raise ConflictError("no published test price to roll back", code="nothing_published")
+    publication = publishing.rollback(
+        change_ids=live, comment=f"price test {experiment.pk} rolled back", enqueue=enqueue
+    )
+    audit.record(
+        "experiment.roll_back",
+        target=experiment,
+        summary=f"{experiment.name}: {len(live)} test prices rolled back",
+    )
+    return publication
+
+
 def busy_units():
     """The units of tests still running (a test whose days are over frees its SKUs even if
     nobody read its final report)."""

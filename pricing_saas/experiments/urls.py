@@ -9,4 +9,6 @@ urlpatterns = [
     path("<int:pk>/", views.experiment_detail, name="detail"),
     path("<int:pk>/report/", views.experiment_report, name="report"),
     path("<int:pk>/stop/", views.experiment_stop, name="stop"),
+    path("<int:pk>/roll-out/", views.experiment_roll_out, name="roll_out"),
+    path("<int:pk>/roll-back/", views.experiment_roll_back, name="roll_back"),
 ]

@@ -34,6 +34,8 @@ def experiment_detail(request, pk: int):
             "result": experiment.result,
             "units": units,
             "can_run": has_perm(request.membership.role, Perm.RUN_JOBS),
+            "can_approve": has_perm(request.membership.role, Perm.APPROVE),
+            "can_publish": has_perm(request.membership.role, Perm.PUBLISH),
         },
     )
 
@@ -56,6 +58,30 @@ def experiment_stop(request, pk: int):
     try:
         services.stop(experiment=experiment)
         messages.success(request, f"Price test {pk} stopped; its prices stay where they are.")
+    except ServiceError as exc:
+        messages.error(request, exc.detail)
+    return redirect("experiments:detail", pk=pk)
+
+
+@tenant_view(Perm.APPROVE)
+@require_POST
+def experiment_roll_out(request, pk: int):
+    experiment = get_object_or_404(Experiment.objects.all(), pk=pk)
+    try:
+        job = services.roll_out(experiment=experiment)
+        messages.success(request, f"Control SKUs released; reprice job {job.pk} queued.")
+    except ServiceError as exc:
+        messages.error(request, exc.detail)
+    return redirect("experiments:detail", pk=pk)
+
+
+@tenant_view(Perm.PUBLISH)
+@require_POST
+def experiment_roll_back(request, pk: int):
+    experiment = get_object_or_404(Experiment.objects.all(), pk=pk)
+    try:
+        publication = services.roll_back(experiment=experiment)
+        messages.success(request, f"Publication {publication.pk}: test prices rolled back.")
     except ServiceError as exc:
         messages.error(request, exc.detail)
     return redirect("experiments:detail", pk=pk)

@@ -53,3 +53,19 @@ def test_bad_input_is_a_4xx_naming_the_field(world_a, body, field):
     assert 400 <= got.status_code < 500 and got.json()["attr"] == field, got.content
     with tenant_context(world_a.tenant):
         assert not Experiment.objects.exists()
+
+
+def test_roll_out_releases_the_controls_and_reprices_through_approvals(world_a):
+    _catalog(world_a, days=60)
+    client = world_a.api("admin")
+    start = (dt.date.today() - dt.timedelta(14)).isoformat()
+    made = client.post("/api/v1/experiments/", {"name": "Done", "days": 14,
+                       "categories": ["x", "y"], "start": start}, format="json").json()  # fmt: skip
+    assert client.post(f"/api/v1/experiments/{made['id']}/report/").status_code == 200
+    # the analyst may not roll out (it sends prices to approval), the approver may
+    assert (
+        world_a.api("analyst").post(f"/api/v1/experiments/{made['id']}/roll-out/").status_code
+        == 403
+    )
+    out = world_a.api("approver").post(f"/api/v1/experiments/{made['id']}/roll-out/")
+    assert out.status_code == 202 and out.json()["reprice_job"] > 0

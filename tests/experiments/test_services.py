@@ -129,6 +129,16 @@ def test_a_live_test_locks_its_skus_rejects_controls_and_keeps_treatment_approva
         assert not PriceLock.objects.exists()
         with pytest.raises(ConflictError):  # a stopped test keeps its last report
             services.report(experiment=experiment)
+        # the control won: the treatment's test prices go back to the prices before
+        back = services.roll_back(experiment=experiment, enqueue=False)
+        publishing.run_publication(publication_id=back.pk)
+        before = {u.product_id: u.price_before for u in units}
+        for pk, price in Product.objects.filter(
+            pk__in=[u.product_id for u in units if u.arm == ExperimentUnit.Arm.TREATMENT]
+        ).values_list("pk", "price"):
+            assert price == before[pk]
+        with pytest.raises(ConflictError):  # nothing left to roll back
+            services.roll_back(experiment=experiment, enqueue=False)
 
 
 @pytest.mark.parametrize(

@@ -134,6 +134,8 @@ PORTAL_OBJECT_ROUTES = {
     "experiments:detail": Experiment,
     "experiments:report": Experiment,
     "experiments:stop": Experiment,
+    "experiments:roll_out": Experiment,
+    "experiments:roll_back": Experiment,
 }
 
 # Routes whose URL parameters are not object ids: every listed combination is fetched by A and
