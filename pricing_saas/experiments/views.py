@@ -40,48 +40,53 @@ def experiment_detail(request, pk: int):
     )
 
 
+def _act(request, pk: int, action, said=None):
+    """Run a service `action` on the tenant's experiment `pk`; a refusal becomes a message."""
+    experiment = get_object_or_404(Experiment.objects.all(), pk=pk)
+    try:
+        result = action(experiment=experiment)
+    except ServiceError as exc:
+        messages.error(request, exc.detail)
+    else:
+        if said:
+            messages.success(request, said(result))
+    return redirect("experiments:detail", pk=pk)
+
+
 @tenant_view(Perm.RUN_JOBS)
 @require_POST
 def experiment_report(request, pk: int):
-    experiment = get_object_or_404(Experiment.objects.all(), pk=pk)
-    try:
-        services.report(experiment=experiment)
-    except ServiceError as exc:
-        messages.error(request, exc.detail)
-    return redirect("experiments:detail", pk=pk)
+    return _act(request, pk, services.report)
 
 
 @tenant_view(Perm.RUN_JOBS)
 @require_POST
 def experiment_stop(request, pk: int):
-    experiment = get_object_or_404(Experiment.objects.all(), pk=pk)
-    try:
-        services.stop(experiment=experiment)
-        messages.success(request, f"Price test {pk} stopped; its prices stay where they are.")
-    except ServiceError as exc:
-        messages.error(request, exc.detail)
-    return redirect("experiments:detail", pk=pk)
+    return _act(
+        request,
+        pk,
+        services.stop,
+        lambda _: f"Price test {pk} stopped; its prices stay where they are.",
+    )
 
 
 @tenant_view(Perm.APPROVE)
 @require_POST
 def experiment_roll_out(request, pk: int):
-    experiment = get_object_or_404(Experiment.objects.all(), pk=pk)
-    try:
-        job = services.roll_out(experiment=experiment)
-        messages.success(request, f"Control SKUs released; reprice job {job.pk} queued.")
-    except ServiceError as exc:
-        messages.error(request, exc.detail)
-    return redirect("experiments:detail", pk=pk)
+    return _act(
+        request,
+        pk,
+        services.roll_out,
+        lambda job: f"Control SKUs released; reprice job {job.pk} queued.",
+    )
 
 
 @tenant_view(Perm.PUBLISH)
 @require_POST
 def experiment_roll_back(request, pk: int):
-    experiment = get_object_or_404(Experiment.objects.all(), pk=pk)
-    try:
-        publication = services.roll_back(experiment=experiment)
-        messages.success(request, f"Publication {publication.pk}: test prices rolled back.")
-    except ServiceError as exc:
-        messages.error(request, exc.detail)
-    return redirect("experiments:detail", pk=pk)
+    return _act(
+        request,
+        pk,
+        services.roll_back,
+        lambda pub: f"Publication {pub.pk}: test prices rolled back.",
+    )
