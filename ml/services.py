@@ -11,6 +11,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -64,8 +65,14 @@ def start_training(
     epochs: int | None = None,
     base_model: str | None = None,
     enqueue: bool = True,
+    gate: bool = False,
+    reason: str = "",
 ) -> ModelVersion:
-    """Queue a training run (idempotent: a run already queued or training is returned)."""
+    """Queue a training run (idempotent: a run already queued or training is returned).
+
+    A demand run with `gate` (a retraining the alert policy asked for, `reason` saying why) is
+    promoted only when it beats the version in force on the newest days that version never
+    saw (`_challenge`); without it a demand run is put in force when it succeeds."""
     from ml.science.text_price import BaseModelError, check_base_model
 
     if kind not in ModelVersion.Kind.values:
@@ -75,7 +82,10 @@ def start_training(
     if running is not None:
         return running
     if kind == ModelVersion.Kind.DEMAND:
-        return _queue(kind, DEMAND_TRAINER, "", {"trainer": DEMAND_TRAINER}, user, tenant, enqueue)
+        params = {"trainer": DEMAND_TRAINER}
+        if gate:
+            params.update(gate="backtest", reason=reason[:500])
+        return _queue(kind, DEMAND_TRAINER, "", params, user, tenant, enqueue)
     config = text_config()
     trainer = trainer or config.trainer
     if trainer not in TRAINERS:
@@ -374,13 +384,83 @@ def _run_demand(version: ModelVersion) -> ModelVersion:
                              "competitor_hinges": int(np.sum(fit.competitor_above < 0)),
                              "from_prior": int(fit.from_prior.sum())},
             "n_skus": len(product_ids), "product_days": len(panel.units), **stats,
+            "last_day": date.fromordinal(int(np.max(panel.day))).isoformat(),
             "coefficients": dict(zip(fit.coef_names, np.round(fit.coef, 4).tolist(), strict=True)),
         }  # fmt: skip
         summary = f"pooled elasticity {fit.pooled_elasticity:.2f} ± {fit.pooled_se:.2f}"
-        _end(version, ModelVersion.Status.READY, f"{summary} over {len(product_ids)} SKUs")
-        version = promote(version=version)
-        _prune_elasticities()
+        message = f"{summary} over {len(product_ids)} SKUs."
+        verdict = None
+        if version.hyperparameters.get("gate") == "backtest":
+            verdict = _challenge(panel, product_ids)
+            version.metrics = {**version.metrics, "against_in_force": verdict}
+            message += " " + verdict["message"]
+        _end(version, ModelVersion.Status.READY, message)
+        if verdict is None or verdict["promoted"]:
+            version = promote(version=version)
+        _prune_elasticities(also_keep=version.pk)
     return version
+
+
+def _challenge(panel, product_ids) -> dict:
+    """Whether a gated demand run may replace the version in force: the same method refitted
+    on all but the newest days, against the version in force, both forecasting those days
+    (ml.science.backtest.champion_challenger). The held-out days are only days the version in
+    force never saw; with fewer than MIN_NEW_DAYS of them nothing can be judged fairly and the
+    version in force stays."""
+    import numpy as np
+
+    from .science.backtest import MIN_NEW_DAYS, champion_challenger, holdout_for
+    from .selectors import demand_curve
+
+    current = promoted_version(ModelVersion.Kind.DEMAND)
+    if current is None:
+        return {"promoted": True, "message": "Promoted: no demand model was in force."}
+    seen = current.metrics.get("last_day")
+    seen_until = (
+        date.fromisoformat(seen)
+        if seen
+        else timezone.localtime(current.started_at or current.created_at).date()
+    )
+    last = int(np.max(panel.day))
+    holdout = holdout_for(last, seen_until.toordinal())
+    base = {"version": current.version, "in_force_saw_until": seen_until.isoformat()}
+    if holdout == 0:
+        return {
+            **base,
+            "promoted": False,
+            "message": f"Not promoted: v{current.version} in force has seen the sales up to "
+            f"{seen_until.isoformat()}; a fair backtest needs at least {MIN_NEW_DAYS} newer days "
+            f"(there are {max(last - seen_until.toordinal(), 0)}). It stays ready (promote it "
+            "by hand to use it anyway).",
+        }
+    latest = np.full(len(product_ids), np.nan)  # the anchor: each SKU's latest price
+    order = np.lexsort((panel.day, panel.sku))
+    latest[panel.sku[order]] = np.asarray(panel.price, float)[order]  # the last write wins
+    champion, _known = demand_curve(current, product_ids, np.nan_to_num(latest, nan=1.0))
+    try:
+        result = champion_challenger(panel, champion, holdout)
+    except ValueError as exc:
+        return {**base, "promoted": False, "message": f"Not promoted: {exc}."}
+    figures = (
+        f"on the last {holdout} days (neither model saw them; {result.skus} SKUs, "
+        f"{result.rows} SKU-days) the retrained model's deviance is "
+        f"{result.deviance_challenger:.4f} against {result.deviance_champion:.4f} for "
+        f"v{current.version} in force"
+    )
+    return {
+        **base,
+        "promoted": result.wins,
+        "holdout_days": holdout,
+        "skus": result.skus,
+        "rows": result.rows,
+        "deviance": round(result.deviance_challenger, 6),
+        "in_force_deviance": round(result.deviance_champion, 6),
+        "message": (
+            f"Promoted: {figures}."
+            if result.wins
+            else f"Not promoted: {figures}; it stays ready (promote it by hand to use it anyway)."
+        ),
+    }
 
 
 ELASTICITY_VERSIONS_KEPT = 5  # demand versions whose estimates stay as rows (rollback targets)
@@ -453,16 +533,17 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
     return copy_insert(Elasticity, rows)
 
 
-def _prune_elasticities() -> None:
+def _prune_elasticities(also_keep: int | None = None) -> None:
     """Keep the estimate rows of the ELASTICITY_VERSIONS_KEPT most recently promoted demand
-    versions (the one in force and the rollback targets); older versions are retired, their
-    estimates kept in their artifacts (promoting one restores its rows)."""
+    versions (the one in force and the rollback targets) and of `also_keep` (a run just trained
+    but not promoted); older versions are retired, their estimates kept in their artifacts
+    (promoting one restores its rows)."""
     from .models import Elasticity
 
     promoted = ModelVersion.objects.filter(kind=ModelVersion.Kind.DEMAND, promoted_at__isnull=False)
     keep = list(
         promoted.order_by("-promoted_at").values_list("pk", flat=True)[:ELASTICITY_VERSIONS_KEPT]
-    )
+    ) + ([also_keep] if also_keep else [])
     stale = set(
         Elasticity.objects.exclude(model_version__in=keep)
         .values_list("model_version", flat=True)

@@ -14,7 +14,12 @@ from pricing_saas.catalog.api import (
     SalesViewSet,
 )
 from pricing_saas.experiments.api import ExperimentViewSet
-from pricing_saas.kpi.api import DailyKpiView
+from pricing_saas.kpi.api import (
+    AlertPolicyView,
+    AlertViewSet,
+    AlertWebhookSecretView,
+    DailyKpiView,
+)
 from pricing_saas.portal import views as portal_views
 from pricing_saas.portal.api import (
     ApiKeyViewSet,
@@ -51,6 +56,7 @@ router.register("publications", PublicationViewSet, basename="publication")
 router.register("price-changes", PriceChangeViewSet, basename="price-change")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("experiments", ExperimentViewSet, basename="experiment")
+router.register("alerts", AlertViewSet, basename="alert")
 
 api_patterns = [
     path("tenant/", CurrentTenantView.as_view(), name="current-tenant"),
@@ -63,6 +69,12 @@ api_patterns = [
     path("pricing-policy/", PolicyView.as_view(), name="pricing-policy"),
     path("kill-switch/", KillSwitchView.as_view(), name="kill-switch"),
     path("kpis/daily/", DailyKpiView.as_view(), name="kpi-daily"),
+    path("alert-policy/", AlertPolicyView.as_view(), name="alert-policy"),
+    path(
+        "alert-policy/rotate-secret/",
+        AlertWebhookSecretView.as_view(),
+        name="alert-policy-rotate-secret",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("", include(router.urls)),

@@ -297,3 +297,22 @@ def synthetic_catalog(n: int = 240, seed: int = 0) -> tuple[list[str], list[floa
         texts.append(f"{rng.choice(['acme', 'zenith', 'nova'])} {item} model {rng.randint(1, 99)}")
         prices.append(round(PRICES[tier] * rng.uniform(0.7, 1.4), 2))
     return texts, prices
+
+
+class AlertPolicyFactory(TenantOwnedFactory):
+    class Meta:
+        model = "kpi.AlertPolicy"
+
+    tenant = factory.SubFactory(TenantFactory)
+    webhook_url = "https://hooks.bravo.example.com/secret-bravo-hook"
+    webhook_secret = "whsec_secret_bravo_key"
+
+
+class AlertFactory(TenantOwnedFactory):
+    class Meta:
+        model = "kpi.Alert"
+
+    tenant = factory.SubFactory(TenantFactory)
+    kind = "profit_shortfall"
+    subject = "secret-bravo-subject"
+    message = "secret-bravo-alert"

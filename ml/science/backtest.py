@@ -8,10 +8,11 @@ because something sold are scored with the zero-truncated mean, so the compariso
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .curve import DemandCurve
 from .demand import Panel, Truncation, _controls, _mean_weight, fit_demand
 
 
@@ -152,4 +153,115 @@ def backtest(panel: Panel, holdout_days: int = 28) -> BacktestResult:
         mae_average=float(np.mean(np.abs(y - means["average"]))),
         units_actual=float(y.sum()),
         units_forecast=float(means["model"].sum()),
+    )
+
+
+# --- champion and challenger: does a retrained version beat the one in force? ---------------
+
+MIN_NEW_DAYS = 14  # days the version in force has not seen, before a fair comparison is possible
+MAX_HOLDOUT_DAYS = 28
+
+
+@dataclass
+class Challenge:
+    """A retrained model (the challenger: the same method refitted on the history up to the
+    holdout) against the version in force (the champion), both forecasting the same held-out
+    days that neither saw."""
+
+    holdout_days: int
+    skus: int  # SKUs scored (both models give a usable curve and the SKU sold before the cut)
+    rows: int
+    deviance_challenger: float  # mean Poisson deviance per held-out row (lower is better)
+    deviance_champion: float
+
+    @property
+    def wins(self) -> bool:
+        return self.deviance_challenger < self.deviance_champion
+
+    @property
+    def improvement(self) -> float:
+        """Share of the champion's deviance the challenger removes (negative: worse)."""
+        return 1 - self.deviance_challenger / max(self.deviance_champion, 1e-12)
+
+
+def holdout_for(last_day: int, champion_last_day: int) -> int:
+    """Held-out days for a fair comparison: the newest days, no more than half of those the
+    champion never saw (so the challenger learns from at least as many new days as are held
+    out), at most MAX_HOLDOUT_DAYS; 0 when fewer than MIN_NEW_DAYS are new."""
+    new = int(last_day) - int(champion_last_day)
+    if new < MIN_NEW_DAYS:
+        return 0
+    return min(MAX_HOLDOUT_DAYS, new // 2)
+
+
+def curve_of_fit(fit) -> DemandCurve:
+    """A fit's demand curve per SKU, anchored at each SKU's typical price."""
+    typical = np.asarray(fit.typical_price, float)
+    return DemandCurve.from_estimates(
+        typical,
+        np.exp(np.asarray(fit.intercept, float)),
+        fit.elasticity,
+        typical,
+        fit.curvature,
+        competitor_slope=fit.competitor_above,
+        competitor_slope_se=fit.competitor_above_se,
+    )
+
+
+def _price_response_forecast(curve: DemandCurve, panel: Panel, ref, test) -> np.ndarray:
+    """Held-out units forecast by a curve: each SKU's level fitted on its reference rows (the
+    weeks just before the cut, at the prices then), moved along the curve to each held-out
+    day's price and competitor price. Both models get the same level method, so the comparison
+    is about what each says of price."""
+    n = panel.n_skus
+    rows = ref | test
+    sku = panel.sku[rows]
+    piece = replace(
+        curve.subset(sku),
+        competitor_price=(
+            np.full(len(sku), np.nan)
+            if panel.competitor_price is None
+            else np.asarray(panel.competitor_price, float)[rows]
+        ),
+    )
+    shape = np.exp(piece.log_ratio(np.asarray(panel.price, float)[rows]))
+    in_ref, in_test = ref[rows], test[rows]
+    y = np.asarray(panel.units, float)[rows]
+    sold = np.bincount(sku[in_ref], weights=y[in_ref], minlength=n)
+    expected = np.bincount(sku[in_ref], weights=np.nan_to_num(shape[in_ref]), minlength=n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        level = np.where(expected > 0, sold / expected, np.nan)
+    return level[sku[in_test]] * shape[in_test]
+
+
+def champion_challenger(panel: Panel, champion: DemandCurve, holdout_days: int) -> Challenge:
+    """Refit the demand model on all but the last `holdout_days` and compare its forecasts of
+    those days with the champion's (`champion`: one curve per panel SKU index), on the SKUs
+    both can forecast. Poisson deviance of the held-out daily units; the same level method for
+    both (`_price_response_forecast`)."""
+    day = np.asarray(panel.day)
+    cut = day.max() - holdout_days
+    train = day <= cut
+    if holdout_days < 1 or not train.any() or train.all():
+        raise ValueError(f"the history must be longer than the {holdout_days} held-out days")
+    challenger = curve_of_fit(fit_demand(_subset(panel, train)))
+    price = np.asarray(panel.price, float)
+    priced = np.isfinite(price) & (price > 0)
+    usable = challenger.usable & champion.usable
+    ref = train & (day > cut - RECENT_DAYS) & priced & usable[panel.sku]
+    sold_before = np.bincount(panel.sku[ref], minlength=panel.n_skus) > 0
+    test = ~train & priced & usable[panel.sku] & sold_before[panel.sku]
+    if not test.any():
+        raise ValueError("no SKU can be forecast by both models over the held-out days")
+    y = np.asarray(panel.units, float)[test]
+    scores = {}
+    for name, curve in (("challenger", challenger), ("champion", champion)):
+        forecast = _price_response_forecast(curve, panel, ref, test)
+        scores[name] = float(np.mean(_deviance(y, np.nan_to_num(forecast, nan=1e-12))))
+    return Challenge(
+        holdout_days=int(holdout_days),
+        skus=len(np.unique(panel.sku[test])),
+        rows=int(test.sum()),
+        deviance_challenger=scores["challenger"],
+        deviance_champion=scores["champion"],
     )

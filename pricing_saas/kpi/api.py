@@ -6,12 +6,15 @@ from __future__ import annotations
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from pricing_saas.web.base import TenantAPIView
+from pricing_saas.web.base import ReadOnlyTenantViewSet, TenantAPIView
+from pricing_saas.web.errors import ServiceError
+from tenants.roles import Perm, has_perm
 
-from . import selectors
-from .models import DailyKpi
+from . import alerts, selectors
+from .models import Alert, AlertPolicy, DailyKpi
 
 MONEY = {"max_digits": 20, "decimal_places": 2}
 
@@ -110,3 +113,127 @@ class DailyKpiView(TenantAPIView):
         filters = selectors.filters_from(request.query_params)
         data = selectors.performance(filters)
         return Response(PerformanceOut(data).data)
+
+
+# --- alerts ------------------------------------------------------------------------------------
+
+
+class AlertOut(serializers.ModelSerializer):
+    retraining = serializers.SerializerMethodField(
+        help_text="The demand-model version the alert started retraining (null: none)."
+    )
+
+    class Meta:
+        model = Alert
+        fields = [
+            "id", "kind", "subject", "status", "message", "figures", "opened_at", "checked_at",
+            "resolved_at", "acknowledged_at", "acknowledged_by", "retraining", "emailed_at",
+            "webhook_status", "webhook_attempts", "webhook_error",
+        ]  # fmt: skip
+
+    def get_retraining(self, alert) -> int | None:
+        return alert.retraining.version if alert.retraining_id else None
+
+
+class AlertViewSet(ReadOnlyTenantViewSet):
+    """Alerts of the KPI loop (forecast error, interval coverage, profit behind the forecast),
+    newest first; `?status=open` for those still in force. POST /{id}/acknowledge/ marks one
+    seen; POST /check/ runs the policy's checks now."""
+
+    model = Alert
+    serializer_class = AlertOut
+    action_perms = {"acknowledge": Perm.MANAGE_SETTINGS, "check": Perm.MANAGE_SETTINGS}
+
+    status_filter: str | None = None
+
+    def get_tenant_queryset(self):
+        rows = Alert.objects.select_related("retraining")
+        if self.status_filter:
+            rows = rows.filter(status=self.status_filter)
+        return rows.order_by("-opened_at", "-pk")
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, enum=Alert.Status.values, required=False)]
+    )
+    def list(self, request, *args, **kwargs):
+        wanted = request.query_params.get("status")
+        if wanted and wanted not in Alert.Status.values:
+            raise ServiceError(
+                f"status must be one of {', '.join(Alert.Status.values)}",
+                code="invalid_choice",
+                attr="status",
+            )
+        self.status_filter = wanted or None
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=None, responses=AlertOut)
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request, pk=None):
+        alert = alerts.acknowledge(
+            alert_id=self.get_object().pk,
+            user=request.user if request.user.is_authenticated else None,
+        )
+        return Response(AlertOut(alert).data)
+
+    @extend_schema(request=None, responses=AlertOut(many=True))
+    @action(detail=False, methods=["post"])
+    def check(self, request):
+        """Run the alert policy's checks now; answers the alerts this opened."""
+        return Response(AlertOut(alerts.evaluate(), many=True).data)
+
+
+class AlertPolicyOut(serializers.ModelSerializer):
+    webhook_secret = serializers.SerializerMethodField(
+        help_text="The key of the webhook's signature (shown to those who manage settings)."
+    )
+
+    class Meta:
+        model = AlertPolicy
+        fields = [*alerts.POLICY_FIELDS, "webhook_secret", "updated_at"]
+
+    def get_webhook_secret(self, obj) -> str | None:
+        role = self.context.get("role")
+        return obj.webhook_secret if has_perm(role, Perm.MANAGE_SETTINGS) else None
+
+
+class AlertPolicyIn(serializers.Serializer):
+    enabled = serializers.BooleanField(required=False)
+    window_days = serializers.IntegerField(required=False)
+    min_changes = serializers.IntegerField(required=False)
+    max_wape = serializers.DecimalField(6, 3, required=False)
+    min_coverage = serializers.DecimalField(6, 3, required=False)
+    max_profit_shortfall = serializers.DecimalField(6, 3, required=False)
+    retrain = serializers.BooleanField(required=False)
+    email_admins = serializers.BooleanField(required=False)
+    webhook_url = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+
+class AlertPolicyView(TenantAPIView):
+    """When alerts are raised and what follows (e-mail to admins, the signed webhook, a gated
+    retraining). PATCH needs manage_settings; the shares are fractions (0.5 is 50 %)."""
+
+    write_perm = Perm.MANAGE_SETTINGS
+
+    def _out(self, policy):
+        return AlertPolicyOut(policy, context={"role": self.role}).data
+
+    @extend_schema(responses=AlertPolicyOut)
+    def get(self, request):
+        return Response(self._out(alerts.policy()))
+
+    @extend_schema(request=AlertPolicyIn, responses=AlertPolicyOut)
+    def patch(self, request):
+        data = AlertPolicyIn(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        return Response(self._out(alerts.save_policy(**data.validated_data)))
+
+
+class AlertWebhookSecretView(TenantAPIView):
+    """Replace the webhook's signing key (the old one stops working at once)."""
+
+    write_perm = Perm.MANAGE_SETTINGS
+
+    @extend_schema(request=None, responses=AlertPolicyOut)
+    def post(self, request):
+        policy = alerts.rotate_webhook_secret()
+        return Response(AlertPolicyOut(policy, context={"role": self.role}).data)

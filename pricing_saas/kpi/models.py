@@ -8,6 +8,7 @@ read is fast enough (benchmarks/RESULTS.md, "KPI refresh").
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from tenants.models import Tenant, TenantOwned
@@ -52,3 +53,100 @@ class DailyKpi(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.product_id} {self.date}: {self.units} units, {self.revenue}"
+
+
+class AlertPolicy(TenantOwned):
+    """When the KPI loop raises an alert and what it does then (one per tenant; the defaults
+    apply until an admin saves one). Checked after each KPI refresh (`alerts.evaluate`)."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="+")
+    enabled = models.BooleanField(default=True)
+    window_days = models.PositiveSmallIntegerField(
+        default=28, help_text="Days after each published change that are measured (7-365)."
+    )
+    min_changes = models.PositiveIntegerField(
+        default=20, help_text="Measured changes needed before accuracy or profit is judged."
+    )
+    max_wape = models.DecimalField(
+        max_digits=5,
+        decimal_places=3,
+        default=0.5,
+        help_text="Forecast error (WAPE of units per day) above which an alert is raised.",
+    )
+    min_coverage = models.DecimalField(
+        max_digits=4,
+        decimal_places=3,
+        default=0.8,
+        help_text="Share of changes inside their 95 % forecast interval below which an alert "
+        "is raised (0.95 is what honest intervals give).",
+    )
+    max_profit_shortfall = models.DecimalField(
+        max_digits=5,
+        decimal_places=3,
+        default=0.5,
+        help_text="Alert when even the upper end of the realised profit lift's 95 % interval "
+        "is below the forecast lift by more than this share of it.",
+    )
+    retrain = models.BooleanField(
+        default=True,
+        help_text="On a new alert, retrain the demand model; the new version is promoted only "
+        "if it beats the version in force on a backtest.",
+    )
+    email_admins = models.BooleanField(default=True)
+    webhook_url = models.URLField(blank=True, default="", max_length=500)
+    # HMAC-SHA256 key of the webhook's signature; generated when a URL is first set, shown to
+    # admins so that the receiver can verify, replaced on request.
+    webhook_secret = models.CharField(max_length=64, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"alert policy of {self.tenant_id}"
+
+
+class Alert(TenantOwned):
+    """A condition of the KPI loop that needs a person: raised once when it starts (notified
+    then), updated while it lasts, resolved when a later check finds it cleared."""
+
+    class Kind(models.TextChoices):
+        FORECAST_ERROR = "forecast_error", "Forecast error above the policy's limit"
+        INTERVAL_COVERAGE = "interval_coverage", "Forecast intervals cover too few outcomes"
+        PROFIT_SHORTFALL = "profit_shortfall", "Realised profit behind the forecast"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    # What the alert is about (e.g. "demand v3"): one open alert per kind and subject.
+    subject = models.CharField(max_length=100)
+    message = models.TextField()
+    figures = models.JSONField(default=dict, blank=True)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    checked_at = models.DateTimeField(auto_now=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The retraining this alert started (the policy's `retrain`), if any.
+    retraining = models.ForeignKey(
+        "ml.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    webhook_status = models.CharField(max_length=16, blank=True, default="")  # "", sent, failed
+    webhook_attempts = models.PositiveSmallIntegerField(default=0)
+    webhook_error = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        ordering = ["-opened_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "kind", "subject"],
+                condition=models.Q(status="open"),
+                name="alert_one_open_per_subject",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.subject} ({self.status})"

@@ -1,11 +1,27 @@
 from __future__ import annotations
 
+import json
+import logging
 from datetime import date
 
+from django.conf import settings
+from django.core.mail import send_mail
+from django.utils import timezone
+
 from pricing_saas.catalog.models import ImportJob
+from tenants.models import Membership
+from tenants.roles import Role
 from tenants.tasks import tenant_task
 
-from . import services
+from . import alerts, services
+from .models import Alert
+
+logger = logging.getLogger(__name__)
+
+# Webhook delivery: retried on a transport error, 429 and 5xx with growing waits (30 s, 1 min,
+# 2 min, ... up to 1 h; 8 tries over about 2 h), never on another 4xx (the receiver refused).
+WEBHOOK_RETRIES = 7
+WEBHOOK_TIMEOUT_S = 10
 
 
 @tenant_task(name="kpi.refresh", queue="default", time_limit=3600, soft_time_limit=3500)
@@ -18,7 +34,8 @@ def refresh(
     product_ids: list[int] | None = None,
 ) -> dict | None:
     """Refresh the tenant's KPI facts: what a finished import touched (`import_job_id`), or the
-    days `since`..`until` (ISO dates, None: unbounded) of `product_ids` (None: all)."""
+    days `since`..`until` (ISO dates, None: unbounded) of `product_ids` (None: all); then check
+    the alert policy against the outcomes the new sales measure."""
     if import_job_id is not None:
         job = ImportJob.objects.filter(pk=import_job_id).first()
         if job is None or job.status != ImportJob.Status.SUCCEEDED:
@@ -30,6 +47,110 @@ def refresh(
             until=date.fromisoformat(until) if until else None,
             product_ids=None if product_ids is None else tuple(product_ids),
         )
-    return services.refresh_kpis(
+    result = services.refresh_kpis(
         since=scope.since, until=scope.until, product_ids=scope.product_ids
     ).as_dict()
+    opened = alerts.evaluate()
+    return {**result, "alerts_opened": [a.pk for a in opened]}
+
+
+@tenant_task(name="kpi.evaluate_alerts", queue="default")
+def evaluate_alerts(self, tenant) -> list[int]:
+    return [a.pk for a in alerts.evaluate()]
+
+
+@tenant_task(name="kpi.email_alert", queue="default", max_retries=5, default_retry_delay=120)
+def email_alert(self, tenant, alert_id: int) -> int:
+    """E-mail a newly opened alert to the tenant's owners and admins (once)."""
+    alert = Alert.objects.filter(pk=alert_id).first()
+    if alert is None or alert.emailed_at is not None:
+        return 0
+    recipients = sorted(
+        Membership.objects.filter(role__in=[Role.OWNER, Role.ADMIN], user__is_active=True)
+        .values_list("user__email", flat=True)
+        .distinct()
+    )
+    if not recipients:
+        return 0
+    link = f"{settings.PORTAL_URL.rstrip('/')}/kpi/alerts/" if settings.PORTAL_URL else ""
+    body = (
+        f"{alert.get_kind_display()} ({alert.subject}) for {tenant.name}.\n\n{alert.message}\n"
+        + (
+            f"\nA retraining of the demand model was started (v{alert.retraining.version}); it "
+            "replaces the version in force only if it beats it on a backtest.\n"
+            if alert.retraining
+            else ""
+        )
+        + (f"\nSee {link}\n" if link else "")
+    )
+    try:
+        sent = send_mail(
+            f"[{tenant.name}] Pricing alert: {alert.get_kind_display()}",
+            body,
+            settings.DEFAULT_FROM_EMAIL,
+            recipients,
+        )
+    except OSError as exc:  # the mail server is down: try again later
+        raise self.retry(exc=exc) from exc
+    Alert.objects.filter(pk=alert.pk).update(emailed_at=timezone.now())
+    return sent
+
+
+@tenant_task(name="kpi.deliver_alert_webhook", queue="default", max_retries=WEBHOOK_RETRIES)
+def deliver_alert_webhook(self, tenant, alert_id: int, event: str) -> str:
+    """POST the alert's event, signed, to the policy's webhook (see alerts.sign)."""
+    import httpx
+
+    from pricing_saas.web.errors import ServiceError
+
+    alert = Alert.objects.filter(pk=alert_id).first()
+    policy = alerts.policy()
+    if alert is None or not policy.webhook_url or not policy.webhook_secret:
+        return "skipped"
+    attempt = self.request.retries + 1
+
+    def done(status: str, error: str = "") -> str:
+        Alert.objects.filter(pk=alert.pk).update(
+            webhook_status=status, webhook_attempts=attempt, webhook_error=error[:300]
+        )
+        return status
+
+    try:
+        alerts.check_webhook_url(policy.webhook_url)  # again: DNS may have changed since saved
+    except ServiceError as exc:
+        return done("failed", exc.detail)
+    event_body = alerts.payload(alert, event)
+    body = json.dumps(event_body, sort_keys=True).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "pricing-saas-webhooks/1",
+        "X-Pricing-Event": event,
+        "X-Pricing-Delivery": event_body["id"],
+        alerts.SIGNATURE_HEADER: alerts.sign(policy.webhook_secret, body),
+    }
+    try:
+        response = httpx.post(
+            policy.webhook_url,
+            content=body,
+            headers=headers,
+            timeout=WEBHOOK_TIMEOUT_S,
+            follow_redirects=False,
+        )
+    except httpx.HTTPError as exc:
+        error = f"{exc.__class__.__name__}: {exc}"
+        return _retry_or_fail(self, done, attempt, error)
+    if 200 <= response.status_code < 300:
+        return done("sent")
+    error = f"HTTP {response.status_code}"
+    if response.status_code == 429 or response.status_code >= 500:
+        wait = response.headers.get("Retry-After", "")
+        return _retry_or_fail(self, done, attempt, error, int(wait) if wait.isdigit() else None)
+    return done("failed", error + " (the receiver refused it; not retried)")
+
+
+def _retry_or_fail(task, done, attempt: int, error: str, wait: int | None = None) -> str:
+    if attempt > WEBHOOK_RETRIES:
+        return done("failed", f"{error} (gave up after {attempt} tries)")
+    done("retrying", error)
+    countdown = wait if wait is not None else min(30 * 2 ** (attempt - 1), 3600)
+    raise task.retry(countdown=min(countdown, 3600))

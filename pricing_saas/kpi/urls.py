@@ -7,4 +7,5 @@ app_name = "kpi"
 urlpatterns = [
     path("performance/", views.performance, name="performance"),
     path("performance/refresh/", views.refresh, name="refresh"),
+    path("alerts/", views.alert_list, name="alerts"),
 ]

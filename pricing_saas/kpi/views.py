@@ -4,6 +4,7 @@ the published price changes marked, for the tenant, a category or a reprice job'
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
 from django.http import Http404
@@ -15,7 +16,8 @@ from pricing_saas.web.errors import NotFoundError, ServiceError
 from pricing_saas.web.views import tenant_view
 from tenants.roles import Perm, has_perm
 
-from . import selectors, services
+from . import alerts, selectors, services
+from .models import Alert
 
 
 def _num(value):
@@ -98,3 +100,76 @@ def refresh(request):
     services.request_refresh()
     messages.success(request, "The KPI facts are being recomputed; reload in a minute.")
     return redirect(reverse("kpi:performance"))
+
+
+# --- alerts ------------------------------------------------------------------------------------
+
+POLICY_FORM_FIELDS = ("window_days", "min_changes", "max_wape", "min_coverage",
+                      "max_profit_shortfall", "webhook_url")  # fmt: skip
+PERCENT_FIELDS = ("max_wape", "min_coverage", "max_profit_shortfall")  # typed as percentages
+
+
+def _policy_values(post) -> dict:
+    """The form's values for alerts.save_policy: shares are typed as percentages (20 = 20 %)."""
+    values: dict = {name: name in post for name in ("enabled", "retrain", "email_admins")}
+    for name in POLICY_FORM_FIELDS:
+        if name not in post:
+            continue
+        raw = post[name].strip()
+        if name in PERCENT_FIELDS:
+            try:
+                raw = str(Decimal(raw.rstrip("% ")) / 100)
+            except (InvalidOperation, ValueError):
+                raise ServiceError(f"{name}: {raw!r} is not a percentage", attr=name) from None
+        values[name] = raw
+    return values
+
+
+@tenant_view(post=Perm.MANAGE_SETTINGS)
+def alert_list(request):
+    """The alerts (open first) and, for those who manage settings, the policy that raises them:
+    save it, check now, acknowledge an alert, replace the webhook's key."""
+    if request.method == "POST":
+        what = request.POST.get("action", "")
+        try:
+            if what == "save":
+                alerts.save_policy(**_policy_values(request.POST))
+                messages.success(request, "Alert policy saved.")
+            elif what == "check":
+                opened = alerts.evaluate()
+                messages.success(
+                    request,
+                    f"Checked: {len(opened)} new alert{'s' if len(opened) != 1 else ''}.",
+                )
+            elif what == "acknowledge":
+                alerts.acknowledge(alert_id=_int(request.POST.get("alert")), user=request.user)
+                messages.success(request, "Alert marked as seen.")
+            elif what == "rotate":
+                alerts.rotate_webhook_secret()
+                messages.success(request, "Webhook key replaced: give the new one to the receiver.")
+            else:
+                messages.error(request, "Unknown action.")
+        except ServiceError as exc:
+            messages.error(request, f"{exc.attr}: {exc.detail}" if exc.attr else exc.detail)
+        return redirect(reverse("kpi:alerts"))
+    policy = alerts.policy()
+    rows = list(Alert.objects.select_related("retraining", "acknowledged_by")[:200])
+    return render(
+        request,
+        "kpi/alerts.html",
+        {
+            "open": [a for a in rows if a.status == Alert.Status.OPEN],
+            "closed": [a for a in rows if a.status != Alert.Status.OPEN][:50],
+            "policy": policy,
+            "percent": {name: 100 * float(getattr(policy, name)) for name in PERCENT_FIELDS},
+            "can_manage": has_perm(request.membership.role, Perm.MANAGE_SETTINGS),
+            "lookback": alerts.LOOKBACK_DAYS,
+        },
+    )
+
+
+def _int(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise NotFoundError("no such alert", code="not_found") from None

@@ -72,6 +72,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "tenants.context_processors.tenant",
                 "pricing_saas.pricing.context_processors.kill_switch",
+                "pricing_saas.kpi.context_processors.open_alerts",
             ],
         },
     },
@@ -147,6 +148,13 @@ MEDIA_URL = "media/"
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="pricing@localhost")
+
+# The portal's public address, for links in e-mails sent by workers (no request to build it from).
+PORTAL_URL = env("PORTAL_URL", default="")
+# Outgoing alert webhooks (pricing_saas.kpi.alerts): https only, and never to a private or local
+# address (the web and worker hosts' own networks), unless these are set (tests, on-premises).
+ALERT_WEBHOOK_ALLOW_HTTP = env.bool("ALERT_WEBHOOK_ALLOW_HTTP", default=False)
+ALERT_WEBHOOK_ALLOW_PRIVATE = env.bool("ALERT_WEBHOOK_ALLOW_PRIVATE", default=False)
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 

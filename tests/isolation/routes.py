@@ -165,6 +165,7 @@ PORTAL_PAGES = {
     "portal:audit",
     "portal:audit_export",
     "kpi:performance",
+    "kpi:alerts",
     "experiments:list",
 }
 PORTAL_POSTS_WITHOUT_ID = {
@@ -191,6 +192,7 @@ PORTAL_POSTS_WITHOUT_ID = {
     "pricing:settings": lambda b: {"auto_approve": "on", "tenant": b.tenant.pk},
     "pricing:kill_switch": lambda b: {"on": "1", "tenant": b.tenant.pk},
     "kpi:refresh": lambda b: {"tenant": b.tenant.pk, "since": "2024-01-01"},
+    "kpi:alerts": lambda b: {"action": "acknowledge", "alert": _alert_of(b), "tenant": b.tenant.pk},
     "catalog:imports": lambda b: {
         "kind": "products",
         "tenant": b.tenant.pk,
@@ -251,6 +253,8 @@ API_CREATE_PAYLOADS = {
     "api:model-version-rollback": lambda b: {"kind": "text", "tenant": b.tenant.pk},
     "api:reference-price-predictions": lambda b: {"products": hostile_rows(b, "products")},
     "api:kill-switch": lambda b: {"on": True, "tenant": b.tenant.pk},
+    "api:alert-check": lambda b: {"tenant": b.tenant.pk},
+    "api:alert-policy-rotate-secret": lambda b: {"tenant": b.tenant.pk},
     "api:rule-set-list": lambda b: {"name": "x", "tenant": b.tenant.pk},
     "api:schedule-list": lambda b: {"cron": "0 5 * * *", "tenant": b.tenant.pk},
     "api:reprice-job-run": lambda b: {"tenant": b.tenant.pk},
@@ -277,6 +281,13 @@ def hostile_skus(b) -> list[str]:
 
     with tenant_context(b.tenant):
         return list(Product.objects.values_list("sku", flat=True)[:5])
+
+
+def _alert_of(b) -> int:
+    from pricing_saas.kpi.models import Alert
+    from tests.isolation.test_cross_tenant import object_of
+
+    return object_of(b, Alert).pk
 
 
 def _id_of(b, model_name: str) -> int:

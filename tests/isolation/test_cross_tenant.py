@@ -17,6 +17,8 @@ from tenants.context import tenant_context
 from tenants.models import ApiKey, Invitation, Membership, TenantOwned
 from tenants.roles import Role
 from tests.factories import (
+    AlertFactory,
+    AlertPolicyFactory,
     AuditEventFactory,
     CompetitorOfferFactory,
     DailyKpiFactory,
@@ -123,6 +125,8 @@ def object_of(world, model):
         "ExperimentUnit": ExperimentUnitFactory,
         "AuditEvent": AuditEventFactory,
         "DailyKpi": DailyKpiFactory,
+        "Alert": AlertFactory,
+        "AlertPolicy": AlertPolicyFactory,
     }
     if model.__name__ in factories:
         with tenant_context(world.tenant):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.science.backtest import backtest
+from ml.science.backtest import backtest, champion_challenger, holdout_for
+from ml.science.curve import DemandCurve
 from ml.science.demand import Panel
 
 
@@ -30,3 +31,40 @@ def test_the_price_response_beats_the_references_on_held_out_days():
 def test_a_history_shorter_than_the_holdout_is_refused():
     with pytest.raises(ValueError, match="longer than"):
         backtest(_history(days=20), holdout_days=28)
+
+
+# --- champion and challenger ------------------------------------------------------------------
+
+
+def _champion(panel: Panel, elasticity: float) -> DemandCurve:
+    n = panel.n_skus
+    return DemandCurve.build(np.full(n, 10.0), np.full(n, 4.0), np.full(n, elasticity))
+
+
+def test_a_retrained_model_beats_a_champion_that_misreads_the_price_response():
+    panel = _history(days=150, true=-2.5)
+    result = champion_challenger(panel, _champion(panel, -0.3), holdout_days=28)
+    assert result.rows == 40 * 28 and result.skus == 40
+    assert result.wins and result.improvement > 0.05
+
+
+def test_a_champion_that_knows_the_truth_is_not_replaced_by_a_noisier_refit():
+    # The truth as the champion: a refit on the same process can at best tie with it.
+    panel = _history(days=150, true=-2.5)
+    result = champion_challenger(panel, _champion(panel, -2.5), holdout_days=28)
+    assert not result.wins
+
+
+def test_the_holdout_is_only_days_the_champion_never_saw():
+    assert holdout_for(last_day=1000, champion_last_day=990) == 0  # 10 new days: no judgement
+    assert holdout_for(last_day=1000, champion_last_day=986) == 7  # half of the 14 new days
+    assert holdout_for(last_day=1000, champion_last_day=800) == 28  # capped
+    assert holdout_for(last_day=1000, champion_last_day=1000) == 0
+
+
+def test_skus_neither_model_can_forecast_are_left_out():
+    panel = _history(days=150)
+    champion = _champion(panel, -2.5)
+    champion.units_ref[:10] = 0.0  # no estimate for ten SKUs in force
+    result = champion_challenger(panel, champion, holdout_days=28)
+    assert result.skus == 30 and result.rows == 30 * 28

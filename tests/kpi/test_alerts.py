@@ -1,0 +1,290 @@
+"""Alerts of the KPI loop (`pricing_saas/kpi/alerts.py`): a market that stops answering as the
+model forecast raises alerts (portal, e-mail, a signed webhook) and a gated retraining; a market
+that answers as forecast raises none; bad policies are refused; the webhook's delivery retries
+what can be retried and gives up on what cannot."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from celery.exceptions import Retry
+from django.core import mail
+from django.test import Client
+from pytest_httpserver import HTTPServer
+from werkzeug import Response
+
+from ml.models import ModelVersion
+from pricing_saas.catalog.importer import import_rows
+from pricing_saas.catalog.models import SalesRecord
+from pricing_saas.kpi import alerts
+from pricing_saas.kpi.models import Alert
+from pricing_saas.pricing.models import PriceChange
+from pricing_saas.web.errors import ServiceError
+from tenants.context import tenant_context
+from tests.pricing.test_outcomes import _published_with_sales_after
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_once")]
+
+LENIENT = {"min_changes": 5, "max_wape": "0.6", "min_coverage": "0.5"}
+
+
+@pytest.fixture
+def local_webhooks(settings):
+    settings.ALERT_WEBHOOK_ALLOW_HTTP = True
+    settings.ALERT_WEBHOOK_ALLOW_PRIVATE = True
+
+
+def _collapse_changed_skus(world, factor: float = 0.25) -> list[dict]:
+    """After publication, the SKUs whose price changed sell a quarter of what they did: a
+    market that punishes every move the model made. Returns the sales rows as they were."""
+    with tenant_context(world.tenant):
+        raised = list(
+            PriceChange.objects.filter(status="published").values_list("product_id", flat=True)
+        )
+        first = PriceChange.objects.order_by("published_at").first().published_at.date()
+        rows = [
+            {"date": r.date.isoformat(), "sku": r.product.sku, "units": r.units,
+             "price": str(r.price)}
+            for r in SalesRecord.objects.filter(product_id__in=raised, date__gte=first)
+            .select_related("product")
+        ]  # fmt: skip
+        import_rows(kind="sales", rows=[{**r, "units": int(r["units"] * factor)} for r in rows])
+    return rows
+
+
+def test_a_market_that_answers_as_forecast_raises_no_alert(world_a):
+    _published_with_sales_after(world_a, seed=7)
+    with tenant_context(world_a.tenant):
+        alerts.save_policy(**LENIENT)
+        assert alerts.evaluate() == []
+        assert not Alert.objects.exists()
+    assert mail.outbox == []
+
+
+def test_a_market_that_stops_answering_as_forecast_alerts_everyone_and_retrains(
+    world_a, world_b, httpserver: HTTPServer, local_webhooks
+):
+    _published_with_sales_after(world_a, seed=7)
+    original = _collapse_changed_skus(world_a)
+    assert len({r["sku"] for r in original}) >= 10
+    received = []
+
+    def handler(request):
+        received.append((request.get_data(), dict(request.headers)))
+        return Response("ok", status=200)
+
+    httpserver.expect_request("/hooks/pricing", method="POST").respond_with_handler(handler)
+    with tenant_context(world_a.tenant):
+        policy = alerts.save_policy(**LENIENT, webhook_url=httpserver.url_for("/hooks/pricing"))
+        assert policy.webhook_secret.startswith("whsec_")
+        in_force = ModelVersion.objects.get(kind="demand", status="promoted")
+        opened = alerts.evaluate()
+        kinds = {a.kind for a in opened}
+        assert Alert.Kind.PROFIT_SHORTFALL in kinds
+        assert kinds & {Alert.Kind.FORECAST_ERROR, Alert.Kind.INTERVAL_COVERAGE}
+        # one retraining for all of them, gated by the backtest against the version in force
+        retrained = {a.retraining_id for a in Alert.objects.all()}
+        assert len(retrained) == 1 and None not in retrained
+        version = ModelVersion.objects.get(pk=retrained.pop())
+        assert version.hyperparameters["gate"] == "backtest"
+        verdict = version.metrics["against_in_force"]
+        assert verdict["version"] == in_force.version and verdict["holdout_days"] == 14
+        assert verdict["promoted"] == (verdict["deviance"] < verdict["in_force_deviance"])
+        promoted = ModelVersion.objects.get(kind="demand", status="promoted")
+        assert promoted.pk == (version.pk if verdict["promoted"] else in_force.pk)
+        # a second check: nothing new is opened, nobody is e-mailed twice; the alerts about a
+        # version no longer in force close
+        assert alerts.evaluate() == []
+        still_open = set(Alert.objects.filter(status="open").values_list("kind", flat=True))
+        model_kinds = {Alert.Kind.FORECAST_ERROR, Alert.Kind.INTERVAL_COVERAGE}
+        closed = len(kinds & model_kinds) if verdict["promoted"] else 0
+        assert len(still_open) == len(opened) - closed
+    # e-mail to the owner and the admin, once per alert
+    assert len(mail.outbox) == len(opened)
+    to = set(mail.outbox[0].to)
+    assert to == {world_a.users["owner"].email, world_a.users["admin"].email}
+    assert "Pricing alert" in mail.outbox[0].subject
+    assert f"(v{version.version})" in mail.outbox[0].body  # the retraining is named
+    # the webhook: one signed event per alert opened (and per alert closed)
+    assert len(received) == len(opened) + closed
+    body, headers = received[0]
+    assert alerts.verify(policy.webhook_secret, body, headers["X-Pricing-Signature"])
+    assert not alerts.verify(policy.webhook_secret, body + b" ", headers["X-Pricing-Signature"])
+    event = json.loads(body)
+    assert event["type"] == "alert.opened" and event["tenant"] == world_a.tenant.slug
+    assert headers["X-Pricing-Delivery"] == event["id"]
+    with tenant_context(world_a.tenant):
+        assert set(Alert.objects.values_list("webhook_status", flat=True)) == {"sent"}
+    # the portal shows them to everyone of the tenant, nothing to another tenant
+    page = world_a.portal(Client(), "viewer").get("/kpi/alerts/").content.decode()
+    assert "Realised profit behind the forecast" in page and 'id="open-alerts"' in page
+    other = world_b.portal(Client(), "owner").get("/kpi/alerts/").content.decode()
+    assert "No open alerts." in other
+    listed = world_a.api("viewer").get("/api/v1/alerts/?status=open").json()
+    assert listed["count"] == len(opened) - closed
+    assert world_b.api("viewer").get("/api/v1/alerts/").json()["count"] == 0
+    one = next(a.pk for a in opened if a.kind == Alert.Kind.PROFIT_SHORTFALL)
+    assert world_b.api("admin").post(f"/api/v1/alerts/{one}/acknowledge/").status_code == 404
+    assert world_a.api("viewer").post(f"/api/v1/alerts/{one}/acknowledge/").status_code == 403
+    seen = world_a.api("admin").post(f"/api/v1/alerts/{one}/acknowledge/")
+    assert seen.status_code == 200 and seen.json()["acknowledged_at"]
+    # the sales were a misreport: corrected, the next check closes what no longer holds
+    with tenant_context(world_a.tenant):
+        import_rows(kind="sales", rows=original)
+        alerts.save_policy(max_wape="10", min_coverage="0")
+        alerts.evaluate()
+        assert not Alert.objects.filter(status="open").exists()
+    assert json.loads(received[-1][0])["type"] == "alert.resolved"
+
+
+def test_a_gated_retraining_without_new_days_leaves_the_version_in_force(world_a):
+    from ml import services as ml_services
+
+    _published_with_sales_after(world_a, seed=11)
+    with tenant_context(world_a.tenant):
+        # the version in force saw everything up to the last sales day: nothing to judge on
+        last = max(SalesRecord.objects.values_list("date", flat=True))
+        in_force = ModelVersion.objects.get(kind="demand", status="promoted")
+        in_force.metrics = {**in_force.metrics, "last_day": last.isoformat()}
+        in_force.save(update_fields=["metrics"])
+        version = ml_services.start_training(kind="demand", gate=True, reason="test")
+        version.refresh_from_db()
+        assert version.status == "ready"
+        assert version.metrics["against_in_force"]["promoted"] is False
+        assert "needs at least 14 newer days" in version.message
+        assert ModelVersion.objects.get(status="promoted", kind="demand").pk == in_force.pk
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("window_days", 3),
+        ("window_days", "x"),
+        ("min_changes", 0),
+        ("max_wape", "-0.1"),
+        ("min_coverage", "1.5"),
+        ("min_coverage", "NaN"),
+        ("max_profit_shortfall", "Infinity"),
+        ("webhook_url", "ftp://example.com/x"),
+        ("webhook_url", "http://example.com/x"),  # production: https only
+    ],
+)
+def test_a_bad_policy_is_refused_naming_the_field(world_a, field, value):
+    with tenant_context(world_a.tenant):
+        with pytest.raises(ServiceError) as caught:
+            alerts.save_policy(**{field: value})
+        assert caught.value.attr == field
+        assert alerts.policy().pk is None  # nothing saved
+    got = world_a.api("admin").patch("/api/v1/alert-policy/", {field: value}, format="json")
+    assert got.status_code == 400 and got.json()["attr"] == field
+
+
+def test_a_webhook_to_a_private_address_is_refused(world_a, settings):
+    settings.ALERT_WEBHOOK_ALLOW_HTTP = True
+    for url in ("http://127.0.0.1:9/x", "http://10.1.2.3/x", "http://[::1]/x"):
+        got = world_a.api("admin").patch("/api/v1/alert-policy/", {"webhook_url": url})
+        assert got.status_code == 400 and "private or local" in got.json()["detail"], url
+
+
+def test_the_policy_api_shows_the_key_only_to_those_who_manage_settings(
+    world_a, world_b, local_webhooks
+):
+    admin = world_a.api("admin")
+    saved = admin.patch("/api/v1/alert-policy/", {"webhook_url": "http://127.0.0.1:9/h"})
+    assert saved.status_code == 200, saved.content
+    secret = saved.json()["webhook_secret"]
+    assert secret.startswith("whsec_")
+    assert world_a.api("viewer").get("/api/v1/alert-policy/").json()["webhook_secret"] is None
+    assert (
+        world_a.api("approver").patch("/api/v1/alert-policy/", {"retrain": False}).status_code
+        == 403
+    )
+    rotated = admin.post("/api/v1/alert-policy/rotate-secret/").json()["webhook_secret"]
+    assert rotated != secret
+    # tenant B sees its own defaults, not A's webhook
+    other = world_b.api("admin").get("/api/v1/alert-policy/").json()
+    assert other["webhook_url"] == "" and other["webhook_secret"] == ""
+    with tenant_context(world_a.tenant):
+        from tenants.models import AuditEvent
+
+        assert AuditEvent.objects.filter(action="kpi.alert_policy_changed").exists()
+        assert AuditEvent.objects.filter(action="kpi.webhook_secret_rotated").exists()
+
+
+def _open_alert(world) -> Alert:
+    with tenant_context(world.tenant):
+        return Alert.objects.create(
+            kind=Alert.Kind.PROFIT_SHORTFALL, subject="test", message="profit behind"
+        )
+
+
+def _reload(world, alert: Alert) -> Alert:
+    with tenant_context(world.tenant):
+        return Alert.objects.get(pk=alert.pk)
+
+
+def test_a_webhook_answering_500_is_retried_then_given_up(
+    world_a, httpserver: HTTPServer, local_webhooks
+):
+    from pricing_saas.kpi.tasks import WEBHOOK_RETRIES, deliver_alert_webhook
+
+    httpserver.expect_request("/h").respond_with_data("busy", status=503)
+    alert = _open_alert(world_a)
+    with tenant_context(world_a.tenant):
+        alerts.save_policy(webhook_url=httpserver.url_for("/h"))
+    waits = []
+    for attempt in range(WEBHOOK_RETRIES + 1):  # what a worker does with each retry
+        try:
+            deliver_alert_webhook.apply(
+                args=[world_a.tenant.pk, alert.pk, "alert.opened"], retries=attempt
+            )
+        except Retry as retry:
+            waits.append(retry.when)
+            alert = _reload(world_a, alert)
+            assert alert.webhook_status == "retrying" and "HTTP 503" in alert.webhook_error
+    alert = _reload(world_a, alert)
+    assert alert.webhook_status == "failed" and "gave up" in alert.webhook_error
+    assert len(httpserver.log) == WEBHOOK_RETRIES + 1
+    assert waits == sorted(waits) and waits[0] == 30 and waits[-1] <= 3600
+
+
+def test_a_webhook_refused_with_400_is_not_retried(world_a, httpserver: HTTPServer, local_webhooks):
+    from pricing_saas.kpi.tasks import deliver_alert_webhook
+
+    httpserver.expect_request("/h").respond_with_data("no", status=400)
+    alert = _open_alert(world_a)
+    with tenant_context(world_a.tenant):
+        alerts.save_policy(webhook_url=httpserver.url_for("/h"))
+    deliver_alert_webhook.apply(args=[world_a.tenant.pk, alert.pk, "alert.opened"])
+    alert = _reload(world_a, alert)
+    assert alert.webhook_status == "failed" and "HTTP 400" in alert.webhook_error
+    assert len(httpserver.log) == 1
+
+
+def test_a_signature_out_of_its_time_window_is_rejected():
+    body = b'{"type": "alert.opened"}'
+    header = alerts.sign("whsec_x", body, at=1_000_000)
+    assert alerts.verify("whsec_x", body, header, now=1_000_000 + 60)
+    assert not alerts.verify("whsec_x", body, header, now=1_000_000 + 3600)
+    assert not alerts.verify("whsec_y", body, header, now=1_000_000)
+    assert not alerts.verify("whsec_x", body, "garbage", now=1_000_000)
+
+
+def test_the_portal_form_takes_percentages_and_names_a_bad_field(world_a):
+    client = world_a.portal(Client(), "admin")
+    got = client.post(
+        "/kpi/alerts/",
+        {"action": "save", "enabled": "on", "window_days": "14", "min_changes": "10",
+         "max_wape": "40", "min_coverage": "75 %", "max_profit_shortfall": "30"},
+        follow=True,
+    )  # fmt: skip
+    assert "Alert policy saved." in got.content.decode()
+    with tenant_context(world_a.tenant):
+        policy = alerts.policy()
+        assert (float(policy.max_wape), float(policy.min_coverage)) == (0.4, 0.75)
+        assert policy.retrain is False  # an unticked box
+    bad = client.post("/kpi/alerts/", {"action": "save", "min_coverage": "lots"}, follow=True)
+    assert "min_coverage" in bad.content.decode()
+    viewer = world_a.portal(Client(), "viewer").post("/kpi/alerts/", {"action": "check"})
+    assert viewer.status_code == 403
