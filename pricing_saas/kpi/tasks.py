@@ -72,7 +72,7 @@ def email_alert(self, tenant, alert_id: int) -> int:
     )
     if not recipients:
         return 0
-    link = f"{settings.PORTAL_URL.rstrip('/')}/kpi/alerts/" if settings.PORTAL_URL else ""
+    link = f"{settings.PUBLIC_BASE_URL.rstrip('/')}/kpi/alerts/"
     body = (
         f"{alert.get_kind_display()} ({alert.subject}) for {tenant.name}.\n\n{alert.message}\n"
         + (
@@ -81,7 +81,7 @@ def email_alert(self, tenant, alert_id: int) -> int:
             if alert.retraining
             else ""
         )
-        + (f"\nSee {link}\n" if link else "")
+        + f"\nSee {link}\n"
     )
     try:
         sent = send_mail(

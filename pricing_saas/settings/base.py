@@ -149,8 +149,6 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="pricing@localhost")
 
-# The portal's public address, for links in e-mails sent by workers (no request to build it from).
-PORTAL_URL = env("PORTAL_URL", default="")
 # Outgoing alert webhooks (pricing_saas.kpi.alerts): https only, and never to a private or local
 # address (the web and worker hosts' own networks), unless these are set (tests, on-premises).
 ALERT_WEBHOOK_ALLOW_HTTP = env.bool("ALERT_WEBHOOK_ALLOW_HTTP", default=False)

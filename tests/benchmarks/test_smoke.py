@@ -70,6 +70,11 @@ SCRIPTS = {
         expect=("import_csv products:        20 rows", "import_csv sales"),
         db=True,
     ),
+    "kpi_refresh.py": Smoke(
+        args="--skus 50 --days 14",
+        expect=("| first refresh (refresh_kpis) |", "x plain INSERT ... SELECT"),
+        db=True,
+    ),
     "optimizer_speed.py": Smoke(
         args="--skus 2000 --loop-sample 200",
         expect=("per-SKU Python loop", "vectorised grid", "vectorised analytic optimum"),
