@@ -300,4 +300,8 @@ def bulk_upsert(*, kind: str, rows, options: ImportOptions) -> ImportResult:
             "split the batch or upload a file",
             code="too_many_rows",
         )
-    return import_rows(kind=kind, rows=rows, options=options)
+    from .signals import rows_upserted
+
+    result = import_rows(kind=kind, rows=rows, options=options)
+    rows_upserted.send(sender=bulk_upsert, kind=kind, rows=rows)
+    return result

@@ -12,8 +12,10 @@ class KpiConfig(AppConfig):
         from django.db.models.signals import post_init, post_save
 
         from pricing_saas.catalog.models import ImportJob
+        from pricing_saas.catalog.signals import rows_upserted
 
         from . import signals
 
         post_init.connect(signals.remember_status, sender=ImportJob, dispatch_uid="kpi_status")
         post_save.connect(signals.import_saved, sender=ImportJob, dispatch_uid="kpi_import_saved")
+        rows_upserted.connect(signals.rows_upserted, dispatch_uid="kpi_rows_upserted")

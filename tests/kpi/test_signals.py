@@ -66,3 +66,33 @@ def test_failed_and_waiting_imports_queue_nothing(world_a, queued):
         job.fail("broken")
     ImportJobFactory(tenant=world_a.tenant, kind="sales", status="needs_mapping")
     assert queued == []
+
+
+def test_the_apis_json_sales_refresh_the_days_they_name(refreshed):
+    """Rows that come without an import job (POST /api/v1/sales/bulk/) refresh their days."""
+    with tenant_context(refreshed.tenant):
+        DailyKpi.objects.filter(date=MARCH[0]).update(units=99)  # another day: kept
+    rows = [{"date": "2024-03-02", "sku": "TEA-A", "units": 5, "price": "10"}]
+    got = refreshed.api("analyst").post("/api/v1/sales/bulk/", rows, format="json")
+    assert got.status_code == 200, got.content
+    with tenant_context(refreshed.tenant):
+        facts = {
+            (p, d): u for p, d, u in DailyKpi.objects.values_list("product_id", "date", "units")
+        }
+    assert facts[(refreshed.ids["TEA-A"], MARCH[1])] == 5
+    assert facts[(refreshed.ids["TEA-A"], MARCH[0])] == 99
+
+
+def test_the_apis_json_products_refresh_the_products_whose_cost_changed(refreshed, queued):
+    rows = [{"sku": "TEA-A", "title": "Green tea", "price": "10", "cost": "5"}]
+    got = refreshed.api("analyst").post("/api/v1/products/bulk/", rows, format="json")
+    assert got.status_code == 200, got.content
+    assert queued == [((refreshed.tenant.pk,), {"product_ids": [refreshed.ids["TEA-A"]]})]
+
+
+def test_the_apis_json_competitor_prices_refresh_the_days_their_price_holds(refreshed, queued):
+    rows = [{"sku": "TEA-A", "competitor": "Z", "price": "7", "observed_at": "2024-03-02T10:00Z"}]
+    got = refreshed.api("analyst").post("/api/v1/competitor-offers/bulk/", rows, format="json")
+    assert got.status_code == 200, got.content
+    (call,) = queued
+    assert call[1]["since"] == "2024-03-01" and call[1]["until"] > "2024-03-02"

@@ -76,3 +76,26 @@ def test_the_demo_lab_shows_a_finished_price_test_and_what_its_prices_did(world_
         assert made["published"] > 0
         result = outcomes.outcome(PriceChange.objects.filter(job=made["job"]), window=TEST_DAYS)
     assert len(result.changes) == made["published"] and result.total_low <= result.total_high
+
+
+def test_the_demo_computes_its_tenants_kpi_facts_and_checks_their_alerts(db):
+    from io import StringIO
+
+    from pricing_saas.kpi.models import DailyKpi
+    from pricing_saas.portal.demo_lab import LAB_SLUG, build_lab
+    from pricing_saas.portal.management.commands.demo import Command
+    from tenants.context import tenant_context
+    from tenants.services import create_tenant
+
+    lab = create_tenant(name="Lab", slug=LAB_SLUG)
+    with tenant_context(lab):
+        build_lab(lab, skus=40, seed=2)
+        assert not DailyKpi.objects.exists()  # its rows came without import jobs
+    command = Command(stdout=StringIO())
+    command._demo_kpis()
+    with tenant_context(lab):
+        assert DailyKpi.objects.count() > 40 * 28
+    out = command.stdout.getvalue()
+    assert f"KPI facts of {LAB_SLUG}:" in out and "alert(s) opened" in out
+    command._demo_kpis()  # again: nothing to rewrite
+    assert "0 new, 0 changed" in command.stdout.getvalue().splitlines()[-1]

@@ -81,6 +81,7 @@ class Command(BaseCommand):
         self._demo_data(tenant, products)
         self._demo_pricing(tenant)
         self._demo_lab(password)
+        self._demo_kpis()
         self.stdout.write(f"demo merchant ready in {time.monotonic() - started:.0f}s")
         env = {**os.environ}
         children: list[subprocess.Popen] = []
@@ -172,6 +173,23 @@ class Command(BaseCommand):
             f"lab merchant: {lab.name}: price test {made['experiment']} ({made['verdict']}), "
             f"{made['published']} prices published 4 weeks ago"
         )
+
+    def _demo_kpis(self) -> None:
+        """The demo tenants' KPI facts and alert checks (their data arrived without import
+        jobs, which queue these themselves); an unchanged tenant rewrites nothing."""
+        from pricing_saas.kpi import alerts
+        from pricing_saas.kpi.services import refresh_kpis
+
+        from ...demo_lab import LAB_SLUG
+
+        for tenant in Tenant.objects.filter(slug__in=[DEMO_SLUG, LAB_SLUG]).order_by("pk"):
+            with tenant_context(tenant):
+                done = refresh_kpis()
+                opened = alerts.evaluate()
+            self.stdout.write(
+                f"KPI facts of {tenant.slug}: {done.inserted:,} new, {done.updated:,} changed "
+                f"({done.seconds:.1f}s); {len(opened)} alert(s) opened"
+            )
 
     def _demo_data(self, tenant: Tenant, count: int) -> None:
         """Import the grocer's products, sales and (derived) competitor prices, once."""
