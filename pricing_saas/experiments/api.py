@@ -34,6 +34,14 @@ class ExperimentIn(serializers.Serializer):
     seed = serializers.IntegerField(default=0, min_value=0, max_value=2**31 - 1)
     start = serializers.DateField(required=False)
     metric = serializers.ChoiceField(choices=Experiment.Metric.choices, default="profit")
+    arms = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        max_length=services.MAX_SKUS,
+        help_text="A test that already ran (a past `start`): its own assignment, "
+        '[{"sku": ..., "arm": "treatment" | "control", "price_test": ...}], instead of a '
+        "randomisation here.",
+    )
 
     def validate_share(self, value):
         if not 0 < value < 1:
@@ -41,7 +49,7 @@ class ExperimentIn(serializers.Serializer):
         return value
 
     def validate(self, attrs):
-        if not attrs.get("categories") and not attrs.get("skus"):
+        if not attrs.get("categories") and not attrs.get("skus") and not attrs.get("arms"):
             raise serializers.ValidationError({"skus": "give categories or a list of SKUs"})
         return attrs
 

@@ -12,7 +12,7 @@ platform: nothing is published or locked, its outcome comes from the imported sa
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -78,9 +78,14 @@ def start_experiment(
     seed: int = 0,
     start: dt.date | None = None,
     metric: str = Experiment.Metric.PROFIT,
+    arms: list[dict] | None = None,
 ) -> Experiment:
     """Randomise the chosen SKUs (by category, or a list; both: their intersection) into the
-    arms. Refused, with nothing created, when an input is wrong (the field is named)."""
+    arms. Refused, with nothing created, when an input is wrong (the field is named).
+
+    `arms` records a test that already ran outside the platform (`start` in the past): its
+    own assignment, one {"sku", "arm" (treatment | control), "price_test" (optional: the price
+    the SKU had during the test; default its price)} per SKU, instead of a randomisation here."""
     from ml.science.experiments import assign
 
     if not name or len(name) > 200:
@@ -99,6 +104,16 @@ def start_experiment(
         raise _refuse("start must be within the last year", "start")
     if not isinstance(seed, int) or not 0 <= seed < 2**31:
         raise _refuse("seed must be a whole number from 0 to 2147483647", "seed")
+    given = None
+    if arms is not None:
+        if start >= current:
+            raise _refuse(
+                "arms are given only for a test that already ran (a start in the past); a "
+                "test from today on is randomised here",
+                "arms",
+            )
+        given = _given_arms(arms)
+        skus = list(given)
     products = Product.objects.filter(active=True)
     if categories:
         products = products.filter(category__in=categories)
@@ -107,7 +122,8 @@ def start_experiment(
         found = set(Product.objects.filter(sku__in=wanted).values_list("sku", flat=True))
         unknown = sorted(wanted - found)
         if unknown:  # another tenant's SKU is unknown here, like one that does not exist
-            raise _refuse(f"unknown SKUs: {', '.join(unknown[:20])}", "skus", "not_found")
+            field = "skus" if given is None else "arms"
+            raise _refuse(f"unknown SKUs: {', '.join(unknown[:20])}", field, "not_found")
         products = products.filter(sku__in=wanted)
     rows = list(products.order_by("pk").values_list("pk", "sku", "category", "price", "cost"))
     if not rows:
@@ -159,7 +175,9 @@ def start_experiment(
         if not recorded and (test is None or abs(test - price) < Decimal("0.005")):
             excluded.append({"sku": sku, "reason": "no recommended price change to test"})
             continue
-        keep.append((pk, sku, category, price, test if not recorded else price))
+        if given is not None:
+            test = given[sku][1] if given[sku][1] is not None else price
+        keep.append((pk, sku, category, price, test if not recorded or given else price))
     kept_ids = [k[0] for k in keep]
     strata_count = len({k[2] for k in keep})
     needed = max(MIN_SKUS, strata_count + 4)  # what the analysis needs: 2 per arm and a slope
@@ -173,10 +191,16 @@ def start_experiment(
     pre = metric_per_day(metric, kept_ids, start - dt.timedelta(PRE_DAYS), start)
     cats = sorted({k[2] for k in keep})
     strata = np.array([cats.index(k[2]) for k in keep])
-    try:
-        treated = assign(strata, np.array([pre[k[0]] for k in keep]), share=share, seed=seed)
-    except ValueError as exc:
-        raise _refuse(str(exc), "share") from exc
+    if given is not None:
+        treated = np.array([given[k[1]][0] == ExperimentUnit.Arm.TREATMENT for k in keep])
+        if treated.sum() < 2 or (~treated).sum() < 2:
+            raise _refuse("arms: each arm needs at least 2 SKUs that can be tested", "arms")
+        share = float(treated.mean())
+    else:
+        try:
+            treated = assign(strata, np.array([pre[k[0]] for k in keep]), share=share, seed=seed)
+        except ValueError as exc:
+            raise _refuse(str(exc), "share") from exc
     experiment = Experiment.objects.create(
         tenant=require_current_tenant(),
         name=name,
@@ -231,6 +255,40 @@ def start_experiment(
         f"for {days} days from {start}",
     )
     return experiment
+
+
+def _given_arms(arms) -> dict[str, tuple[str, Decimal | None]]:
+    """A merchant's own assignment, checked row by row (the row is named: 1 is the first)."""
+    if not isinstance(arms, list) or not arms:
+        raise _refuse("arms must be a non-empty list of {sku, arm, price_test}", "arms")
+    if len(arms) > MAX_SKUS:
+        raise _refuse(f"at most {MAX_SKUS} SKUs per experiment", "arms")
+    out: dict[str, tuple[str, Decimal | None]] = {}
+    for row_number, row in enumerate(arms, start=1):
+        where = f"arms row {row_number}"
+        if not isinstance(row, dict):
+            raise _refuse(f"{where}: must be an object with sku and arm", "arms")
+        sku = str(row.get("sku") or "").strip()
+        arm = str(row.get("arm") or "").strip().lower()
+        if not sku:
+            raise _refuse(f"{where}: sku is missing", "arms")
+        if arm not in ExperimentUnit.Arm.values:
+            raise _refuse(f"{where} ({sku}): arm must be treatment or control, not {arm!r}",
+                          "arms")  # fmt: skip
+        if sku in out:
+            raise _refuse(f"{where}: {sku} is listed twice", "arms")
+        price = row.get("price_test")
+        if price in (None, ""):
+            out[sku] = (arm, None)
+            continue
+        try:
+            value = Decimal(str(price).strip())
+        except (InvalidOperation, ValueError):
+            value = Decimal("NaN")
+        if not value.is_finite() or not Decimal("0") < value < Decimal("1e9"):
+            raise _refuse(f"{where} ({sku}): price_test must be a positive number", "arms")
+        out[sku] = (arm, value.quantize(Decimal("0.01")))
+    return out
 
 
 def report(*, experiment: Experiment, look: bool = True):

@@ -69,3 +69,24 @@ def test_roll_out_releases_the_controls_and_reprices_through_approvals(world_a):
     )
     out = world_a.api("approver").post(f"/api/v1/experiments/{made['id']}/roll-out/")
     assert out.status_code == 202 and out.json()["reprice_job"] > 0
+
+
+def test_a_recorded_test_takes_its_own_arms_and_names_a_bad_row(world_a, world_b):
+    _catalog(world_a, days=60)
+    client = world_a.api("analyst")
+    start = (dt.date.today() - dt.timedelta(14)).isoformat()
+    arms = [{"sku": f"E{i}", "arm": "treatment" if i < 20 else "control"} for i in range(40)]
+    made = client.post("/api/v1/experiments/", {"name": "Outside", "days": 14, "start": start,
+                       "arms": arms}, format="json")  # fmt: skip
+    assert made.status_code == 201, made.content
+    assert (made.json()["n_treatment"], made.json()["n_control"]) == (20, 20)
+    bad = [*arms[:3], {"sku": "E3", "arm": "maybe"}]
+    got = client.post("/api/v1/experiments/", {"name": "Bad", "days": 14, "start": start,
+                      "arms": bad}, format="json")  # fmt: skip
+    assert got.status_code == 400 and got.json()["attr"] == "arms"
+    assert "arms row 4 (E3)" in got.json()["detail"]
+    # another tenant's SKUs are unknown there
+    other = world_b.api("analyst").post("/api/v1/experiments/", {"name": "B", "days": 14,
+                                        "start": start, "arms": arms}, format="json")  # fmt: skip
+    assert other.status_code == 400 and other.json()["attr"] == "arms"
+    assert "unknown SKUs: E0" in other.json()["detail"]

@@ -57,3 +57,64 @@ def test_bad_arguments_name_the_option_and_create_nothing(world_a):
     with tenant_context(world_a.tenant):
         assert not Experiment.objects.exists()
     assert N == 60
+
+
+def test_a_test_run_outside_is_recorded_with_its_own_arms_file(world_a, tmp_path):
+    level = _catalog(world_a, days=90)
+    start = dt.date.today() - dt.timedelta(28)
+    # the merchant's own split: even SKUs were the treatment, at 22.00 instead of 20.00
+    arms = tmp_path / "arms.csv"
+    arms.write_text(
+        "sku,arm,price_test\n"
+        + "".join(
+            f"E{i},{'treatment' if i % 2 == 0 else 'control'},{'22.00' if i % 2 == 0 else ''}\n"
+            for i in range(N)
+        )
+    )
+    slug = world_a.tenant.slug
+    pk = int(_run("start", slug, "--name", "Outside", "--arms-file", str(arms), "--days", "28",
+                  "--start", start.isoformat()).strip())  # fmt: skip
+    rows = {r["sku"]: r for r in csv.DictReader(io.StringIO(_run("assignments", slug, str(pk))))}
+    assert all(rows[f"E{i}"]["arm"] == ("treatment" if i % 2 == 0 else "control") for i in range(N))
+    assert rows["E0"]["price_test"] == "22.00" and rows["E1"]["price_test"] == "20.00"
+    with tenant_context(world_a.tenant):
+        experiment = Experiment.objects.get(pk=pk)
+        assert experiment.recorded and experiment.share == 0.5
+    assert level is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "sku,arm\nE0,treatment\nE1,placebo\n",
+            "arms row 2 (E1): arm must be treatment or control",
+        ),
+        ("sku,arm\nE0,treatment\nE0,control\n", "arms row 2: E0 is listed twice"),
+        (
+            "sku,arm,price_test\nE0,treatment,abc\n",
+            "arms row 1 (E0): price_test must be a positive",
+        ),
+        ("sku,arm\nNOPE,treatment\nE1,control\n", "unknown SKUs: NOPE"),
+        ("sku,group\nE0,a\n", "the header needs sku and arm"),
+    ],
+)
+def test_a_bad_arms_file_names_the_row_and_creates_nothing(world_a, tmp_path, text, message):
+    _catalog(world_a, days=30)
+    arms = tmp_path / "arms.csv"
+    arms.write_text(text)
+    start = (dt.date.today() - dt.timedelta(14)).isoformat()
+    with pytest.raises(CommandError, match="arms") as caught:
+        _run("start", world_a.tenant.slug, "--name", "X", "--arms-file", str(arms),
+             "--days", "14", "--start", start)  # fmt: skip
+    assert message in str(caught.value)
+    with tenant_context(world_a.tenant):
+        assert not Experiment.objects.exists()
+
+
+def test_arms_are_refused_for_a_test_that_starts_now(world_a, tmp_path):
+    _catalog(world_a, days=30)
+    arms = tmp_path / "arms.csv"
+    arms.write_text("sku,arm\nE0,treatment\nE1,control\n")
+    with pytest.raises(CommandError, match="--arms: arms are given only for a test that already"):
+        _run("start", world_a.tenant.slug, "--name", "X", "--arms-file", str(arms), "--days", "14")

@@ -44,6 +44,12 @@ class Command(BaseCommand):
         start.add_argument("--seed", type=int, default=0)
         start.add_argument("--start", type=_date)
         start.add_argument("--metric", default="profit")
+        start.add_argument(
+            "--arms-file",
+            type=Path,
+            help="a test that already ran (with a past --start): CSV sku,arm[,price_test] of "
+            "its own assignment, instead of a randomisation here",
+        )
         for name in ("assignments", "report"):
             each = sub.add_parser(name)
             each.add_argument("slug")
@@ -60,8 +66,24 @@ class Command(BaseCommand):
                 field = f"--{exc.attr.replace('_', '-')}: " if exc.attr else ""
                 raise CommandError(f"{field}{exc.detail}") from exc
 
-    def _start(self, *, name, category, skus_file, days, share, seed, start, metric, **_):
+    def _start(
+        self, *, name, category, skus_file, days, share, seed, start, metric, arms_file, **_
+    ):
         skus = None
+        arms = None
+        if arms_file is not None:
+            try:
+                with open(arms_file, encoding="utf-8-sig", newline="") as handle:
+                    reader = csv.DictReader(handle)
+                    missing = {"sku", "arm"} - set(reader.fieldnames or [])
+                    if missing:
+                        raise CommandError(
+                            f"--arms-file: the header needs sku and arm (missing: "
+                            f"{', '.join(sorted(missing))})"
+                        )
+                    arms = [dict(row) for row in reader]
+            except (OSError, UnicodeDecodeError, csv.Error) as exc:
+                raise CommandError(f"--arms-file: cannot read {arms_file}: {exc}") from exc
         if skus_file is not None:
             try:
                 text = skus_file.read_text(encoding="utf-8")
@@ -78,6 +100,7 @@ class Command(BaseCommand):
             seed=seed,
             start=start,
             metric=metric,
+            arms=arms,
         )
         self.stdout.write(str(experiment.pk))
 
