@@ -325,16 +325,72 @@ def report(*, experiment: Experiment, look: bool = True):
         )
     except ValueError as exc:  # e.g. a look after the final one, an arm that lost its SKUs
         raise ConflictError(f"cannot report: {exc}", code="cannot_report") from exc
+    prices = compliance(experiment, observed_end)
     with transaction.atomic():
         locked = Experiment.objects.select_for_update().get(pk=experiment.pk)
         if look and observed not in locked.looks:
             locked.looks = sorted([*locked.looks, observed])
-        locked.result = {k: _plain(v) for k, v in vars(result).items()}
+        locked.result = {k: _plain(v) for k, v in vars(result).items()} | prices
         if observed >= locked.days and locked.status == Experiment.Status.RUNNING:
             locked.status = Experiment.Status.FINISHED
         locked.save(update_fields=["looks", "result", "status"])
     experiment.refresh_from_db()
     return result
+
+
+PRICE_TOLERANCE = 0.02  # a SKU sold "at" a price when its average price is within 2 % of it
+COMPLIANCE_WARNING = 0.9  # below this share of an arm at its price, the report says so
+
+
+def compliance(experiment: Experiment, until: dt.date) -> dict:
+    """Whether each arm really sold at its price during the test, read from the sales (the
+    average listed price of the SKU's days in the window): treatment SKUs at their test price,
+    control SKUs at their price before. A treatment price that never went live (an approval
+    still pending, a publication that failed) dilutes the lift toward zero: the result stays
+    the comparison of the arms as assigned, and says how many SKUs did not follow it."""
+    units = list(
+        experiment.units.values_list("product_id", "product__sku", "arm", "price_before",
+                                     "price_test")
+    )  # fmt: skip
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT product_id, avg(price) FROM {SalesRecord._meta.db_table} "
+            "WHERE tenant_id = %s AND product_id = ANY(%s) AND date >= %s AND date < %s "
+            "GROUP BY product_id",
+            [require_current_tenant().pk, [u[0] for u in units], experiment.start, until],
+        )
+        paid = {pk: float(price) for pk, price in cur.fetchall()}
+    out: dict = {}
+    off: list[str] = []
+    for arm, label in ((ExperimentUnit.Arm.TREATMENT, "treatment"), (ExperimentUnit.Arm.CONTROL,
+                                                                       "control")):  # fmt: skip
+        checked = at_price = 0
+        for pk, sku, unit_arm, before, test in units:
+            if unit_arm != arm or pk not in paid:
+                continue
+            target = float(test if arm == ExperimentUnit.Arm.TREATMENT else before)
+            checked += 1
+            if abs(paid[pk] / target - 1) <= PRICE_TOLERANCE:
+                at_price += 1
+            elif len(off) < 20:
+                off.append(sku)
+        out[f"{label}_checked"] = checked
+        out[f"{label}_at_price"] = at_price
+    shares = [
+        out[f"{label}_at_price"] / out[f"{label}_checked"]
+        for label in ("treatment", "control")
+        if out[f"{label}_checked"]
+    ]
+    warning = ""
+    if shares and min(shares) < COMPLIANCE_WARNING:
+        warning = (
+            f"Only {out['treatment_at_price']} of {out['treatment_checked']} treatment SKUs sold "
+            f"at their test price and {out['control_at_price']} of {out['control_checked']} "
+            "control SKUs at their price before (within 2 %): the arms did not get the prices "
+            "they were assigned, so the lift is diluted toward zero (e.g. "
+            f"{', '.join(off[:5])}). Check that the treatment prices were approved and published."
+        )
+    return {"prices": out, "prices_off": off, "warning": warning}
 
 
 def _plain(value):

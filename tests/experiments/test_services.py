@@ -190,3 +190,31 @@ def test_a_live_test_waits_for_price_changes_already_on_their_way(world_a):
             services.start_experiment(name="Too soon", days=14, categories=["x", "y"])
         assert refused.value.attr == "skus" and "on its way" in refused.value.detail
         assert not Experiment.objects.exists()
+
+
+def test_a_report_says_when_the_treatment_prices_never_went_live(world_a):
+    _catalog(world_a, days=90)
+    start = dt.date.today() - dt.timedelta(21)
+    with tenant_context(world_a.tenant):
+        arms = [
+            {"sku": f"E{i}", "arm": "treatment" if i % 2 else "control", "price_test": "24.00"}
+            for i in range(N)
+        ]
+        experiment = services.start_experiment(name="Late", days=21, start=start, arms=arms)
+        services.report(experiment=experiment)
+        experiment.refresh_from_db()
+        prices = experiment.result["prices"]
+        # the sales show about 20.00 for every SKU: the treatment's 24.00 never went live
+        assert prices["treatment_checked"] == N // 2 and prices["treatment_at_price"] == 0
+        assert "sold at their test price" in experiment.result["warning"]
+        # sold at the test price: no warning
+        rows = [
+            {"date": (start + dt.timedelta(d)).isoformat(), "sku": f"E{i}", "units": 3,
+             "price": "24.00" if i % 2 else "20.00"}
+            for d in range(21) for i in range(N)
+        ]  # fmt: skip
+        import_rows(kind="sales", rows=rows)
+        services.report(experiment=experiment)
+        experiment.refresh_from_db()
+        assert experiment.result["prices"]["treatment_at_price"] == N // 2
+        assert experiment.result["warning"] == ""
