@@ -86,6 +86,15 @@ class ModelVersion(CancellableJob):
         chosen = self.metrics.get("chosen")
         return self.metrics.get(chosen, {}).get("rmsle") if chosen else None
 
+    @property
+    def typical_error_pct(self) -> int | None:
+        """The RMSLE in plain words: a typical miss of ± this many percent of the price (an
+        error of e in log price is a factor exp(e))."""
+        import math
+
+        value = self.rmsle
+        return None if value is None else round(100 * (math.exp(float(value)) - 1))
+
 
 class ReferencePrice(TenantOwned):
     """What the promoted text model says the market pays for a product, with its interval."""

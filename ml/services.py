@@ -22,6 +22,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from pricing_saas.web.errors import NotFoundError, ServiceError
+from tenants import audit
 from tenants.context import require_current_tenant
 
 from .models import ModelVersion, ReferencePrice, TextModelConfig
@@ -121,6 +122,13 @@ def _queue(kind, trainer, base_model, params, user, tenant, enqueue) -> ModelVer
         base_model=base_model,
         hyperparameters=params,
         created_by=user,
+    )
+    why = f": {params['reason']}" if params.get("reason") else ""
+    audit.record(
+        "model.training_queued",
+        target=version,
+        summary=f"{version.get_kind_display()} v{version.version} ({trainer}){why}",
+        after=params,
     )
     if enqueue:
         from .tasks import train_model_version
@@ -634,9 +642,18 @@ def promote(*, version: ModelVersion, refresh_now: bool = False) -> ModelVersion
             f"version {target.version} is {target.status}: only a trained model can be promoted",
             code="invalid_state",
         )
+    before = next((v for v in locked.values() if v.status == ModelVersion.Status.PROMOTED), None)
     versions.filter(status=ModelVersion.Status.PROMOTED).update(status=ModelVersion.Status.READY)
     target.status, target.promoted_at = ModelVersion.Status.PROMOTED, timezone.now()
     target.save(update_fields=["status", "promoted_at"])
+    audit.record(
+        "model.promoted",
+        target=target,
+        summary=f"{target.get_kind_display()} v{target.version} in force"
+        + (f" (was v{before.version})" if before else ""),
+        before={"version": before.version} if before else None,
+        after={"version": target.version},
+    )
     if target.kind != ModelVersion.Kind.TEXT:
         _restore_elasticities(target)  # stored when trained, unless pruned since
         return target
@@ -664,6 +681,11 @@ def rollback(*, kind: str = ModelVersion.Kind.TEXT) -> ModelVersion:
         raise ServiceError(
             "no earlier promoted version to roll back to", code="nothing_to_roll_back"
         )
+    audit.record(
+        "model.rolled_back",
+        target=previous,
+        summary=f"{current.get_kind_display()}: v{current.version} back to v{previous.version}",
+    )
     return promote(version=previous)
 
 

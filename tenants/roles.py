@@ -47,4 +47,28 @@ def has_perm(role: str | None, perm: str) -> bool:
 
 
 # API keys act for integrations, never as an owner.
+# What each permission lets a member do, in the words the Team page uses.
+PERM_LABELS: dict[str, str] = {
+    Perm.VIEW: "see everything of the merchant: catalog, recommendations, jobs, performance",
+    Perm.IMPORT_DATA: "import products, sales and competitor prices",
+    Perm.EDIT_RULES: "edit pricing rules and reprice schedules",
+    Perm.TRAIN_MODELS: "train, promote and roll back models",
+    Perm.RUN_JOBS: "run reprice jobs and price tests",
+    Perm.APPROVE: "approve or reject recommended prices",
+    Perm.PUBLISH: "publish prices, roll them back, use the kill switch",
+    Perm.MANAGE_SETTINGS: "change the approval and alert policies and connections",
+    Perm.MANAGE_MEMBERS: "invite members, change their roles, remove them",
+    Perm.MANAGE_KEYS: "create and revoke API keys",
+    Perm.VIEW_AUDIT: "read and export the audit log",
+}
+
+
+def role_descriptions() -> list[tuple[str, list[str]]]:
+    """(role label, what it may do) for every role, most powerful first."""
+    return [
+        (label, [PERM_LABELS[p] for p in PERM_LABELS if p in ROLE_PERMISSIONS[value]])
+        for value, label in Role.choices
+    ]
+
+
 API_KEY_ROLE_CHOICES = [c for c in Role.choices if c[0] != Role.OWNER]

@@ -118,7 +118,9 @@ def _check_kind(kind: str) -> None:
 
 
 def _new_job(*, kind: str, name: str, options: ImportOptions, user, source: str) -> ImportJob:
-    return ImportJob.objects.create(
+    from tenants import audit
+
+    job = ImportJob.objects.create(
         tenant=require_current_tenant(),
         kind=kind,
         source=source,
@@ -128,6 +130,10 @@ def _new_job(*, kind: str, name: str, options: ImportOptions, user, source: str)
         created_by=user,
         status=ImportJob.Status.QUEUED,
     )
+    audit.record(
+        "import.queued", target=job, summary=f"{kind} import of {name[:200] or 'rows'} ({source})"
+    )
+    return job
 
 
 def _readable_path(job: ImportJob) -> tuple[Path, Path | None]:
@@ -286,6 +292,15 @@ def _finish(job: ImportJob, result: ImportResult, *, failed: bool) -> None:
         progress=0.0 if failed else 1.0,
         phase="failed" if failed else "done",
     )
+    from tenants import audit
+
+    audit.record(
+        "import.failed" if failed else "import.finished",
+        target=job,
+        summary=f"{job.kind}: {message}"[:500],
+        after={"rows": result.rows, "created": result.created, "updated": result.updated,
+               "errors": result.error_count},
+    )  # fmt: skip
 
 
 def bulk_upsert(*, kind: str, rows, options: ImportOptions) -> ImportResult:

@@ -20,10 +20,11 @@ from pricing_saas.web.views import tenant_view
 from tenants.emails import send_invitation
 from tenants.middleware import SESSION_KEY
 from tenants.models import ApiKey, Invitation, Membership
-from tenants.roles import Perm, has_perm
+from tenants.roles import Perm, has_perm, role_descriptions
 
 from . import services
 from .forms import AcceptInvitationForm, ApiKeyForm, InviteForm, RoleForm, SignupForm
+from .selectors import changes
 
 
 def _fail(request, exc: ServiceError) -> None:
@@ -91,6 +92,8 @@ def audit(request):
     if action:
         events = events.filter(action__startswith=action)
     page = Paginator(events, 100).get_page(request.GET.get("page"))
+    for event in page:
+        event.changes = changes(event.before, event.after)
     return render(request, "portal/audit.html", {"page": page, "action": action})
 
 
@@ -130,6 +133,7 @@ def team(request):
             "can_manage": can_manage,
             "invite_form": InviteForm(),
             "roles": RoleForm.base_fields["role"].choices,
+            "role_descriptions": role_descriptions(),
         },
     )
 

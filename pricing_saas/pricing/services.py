@@ -20,6 +20,7 @@ from ml.models import ModelVersion, ReferencePrice
 from ml.science.optimizer import RULES, Rules, optimise, rule_names
 from pricing_saas.catalog.models import CompetitorOffer, Product, SalesRecord
 from pricing_saas.web.errors import ConflictError, ServiceError
+from tenants import audit
 from tenants.bulk import copy_insert
 from tenants.context import get_current_actor, require_current_tenant
 
@@ -72,6 +73,7 @@ def start_reprice(*, trigger: str = "manual", enqueue: bool = True) -> RepriceJo
         if active is None:
             raise  # not that race: a real integrity error, never a job of None
         return active
+    audit.record("reprice.started", target=job, summary=f"reprice job #{job.pk} ({trigger})")
     if enqueue:
         from .tasks import reprice
 

@@ -156,3 +156,26 @@ def test_approver_reviews_and_bulk_approves(repriced, page):
     page.wait_for_function("Chart.getChart('curve-chart') !== undefined", timeout=10_000)
     assert "Demand falls" in page.text_content("#explanation")
     page.screenshot(path=str(SHOTS / "portal_sku.png"), full_page=True)
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def test_a_phone_sized_screen_shows_the_pages_without_widening_them(world_a, page):
+    """At 390 px the navigation is a strip above the page and wide tables scroll in their own
+    box: no page is wider than the screen."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size(PHONE)
+    page.goto(page.base + "/accounts/login/")
+    page.fill("input[name=username]", world_a.users[Role.OWNER].email)
+    page.fill("input[name=password]", "correct horse battery")
+    page.click("button[type=submit]")
+    page.wait_for_selector("h1:has-text('Alpha Store')")
+    for path in ("/", "/team/", "/audit/", "/kpi/alerts/", "/pricing/recommendations/"):
+        page.goto(page.base + path)
+        wide = page.evaluate("document.documentElement.scrollWidth")
+        assert wide <= PHONE["width"] + 1, f"{path} is {wide}px wide on a {PHONE['width']}px screen"
+        nav = page.locator("nav.sidenav").bounding_box()
+        assert nav["height"] < 120, f"{path}: the navigation is {nav['height']}px tall"
+    page.goto(page.base + "/team/")
+    page.screenshot(path=str(SHOTS / "portal_phone_team.png"), full_page=True)
