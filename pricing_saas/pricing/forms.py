@@ -7,6 +7,17 @@ from pricing_saas.integrations.publishers import PUBLISHERS
 from .models import PricingPolicy, RuleSet
 
 PCT_HELP = "a share: 0.10 = 10 %"
+# The rule fields the portal's form takes as percentages (the API and the model: shares).
+PERCENT_FIELDS = (
+    "min_margin",
+    "max_step",
+    "max_above_competitor",
+    "min_units_share",
+    "min_revenue_share",
+    "min_gain_rel",
+    "evidence_margin",
+    "window_change",
+)
 
 
 class RuleSetForm(forms.Form):
@@ -22,20 +33,29 @@ class RuleSetForm(forms.Form):
     objective = forms.ChoiceField(
         choices=[("", "inherit"), *RuleSet.Objective.choices], required=False
     )
-    min_margin = forms.DecimalField(required=False, help_text=PCT_HELP + " over cost")
-    max_step = forms.DecimalField(required=False, help_text=PCT_HELP + " per reprice")
+    min_margin = forms.DecimalField(
+        required=False,
+        label="Minimum markup over cost (%)",
+        help_text="the price at least this many % above the unit cost: 25 keeps a 20 % margin "
+        "of the price",
+    )
+    max_step = forms.DecimalField(
+        required=False, label="Largest change per reprice (%)", help_text="e.g. 10"
+    )
     min_price = forms.DecimalField(required=False)
     max_price = forms.DecimalField(required=False)
     map_price = forms.DecimalField(required=False, label="MAP")
     max_above_competitor = forms.DecimalField(
-        required=False, help_text=PCT_HELP + " above the lowest competitor"
+        required=False,
+        label="At most above the lowest competitor (%)",
+        help_text="e.g. 5; 0 matches it, a negative number stays below it",
     )
-    ending = forms.DecimalField(required=False, help_text="e.g. 0.99")
+    ending = forms.DecimalField(required=False, help_text="the cents a price ends in, e.g. 0.99")
     min_units_share = forms.DecimalField(
-        required=False, label="Keep units", help_text="share of today's expected units, e.g. 0.9"
+        required=False, label="Keep units (%)", help_text="of today's expected units, e.g. 90"
     )
     min_revenue_share = forms.DecimalField(
-        required=False, label="Keep revenue", help_text="share of today's revenue, e.g. 0.95"
+        required=False, label="Keep revenue (%)", help_text="of today's revenue, e.g. 95"
     )
     clearance_days = forms.IntegerField(
         required=False, min_value=1, help_text="sell today's stock within this many days"
@@ -47,18 +67,18 @@ class RuleSetForm(forms.Form):
     )
     min_gain_rel = forms.DecimalField(
         required=False,
-        label="Minimum gain share",
-        help_text=PCT_HELP + " of today's daily profit (default 0.01)",
+        label="Minimum gain (%)",
+        help_text="of today's daily profit (default 1)",
     )
     evidence_margin = forms.DecimalField(
         required=False,
-        label="Beyond the prices seen",
-        help_text=PCT_HELP + " past the lowest and highest price sold at (default 0.10)",
+        label="Beyond the prices seen (%)",
+        help_text="past the lowest and highest price sold at (default 10)",
     )
     window_change = forms.DecimalField(
         required=False,
-        label="Most change per window",
-        help_text=PCT_HELP + " in total within the window (default 0.20)",
+        label="Most change per window (%)",
+        help_text="in total within the window (default 20)",
     )
     window_days = forms.IntegerField(
         required=False, min_value=1, label="Window (days)", help_text="default 28"

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import numpy as np
 from django.db import IntegrityError, transaction
+from django.db.models import Count
 
 from pricing_saas.web.errors import ServiceError
 from tenants import audit
@@ -170,6 +171,44 @@ class Resolved:
     names: np.ndarray  # object array of "Set A, Set B" strings
 
 
+def _fold(value) -> str:
+    return str(value or "").strip().casefold()
+
+
+def scope_matches(rule_set: RuleSet) -> dict:
+    """How many of the tenant's active SKUs a rule set's scope takes in, the values that match
+    none (a typo, a category that does not exist) and the existing values they resemble."""
+    import difflib
+
+    from pricing_saas.catalog.models import Product
+
+    products = Product.objects.filter(active=True)
+    if rule_set.scope == RuleSet.Scope.ALL:
+        return {"skus": products.count(), "unmatched": [], "suggestions": []}
+    column = {RuleSet.Scope.CATEGORY: "category", RuleSet.Scope.BRAND: "brand",
+              RuleSet.Scope.SKUS: "sku"}[rule_set.scope]  # fmt: skip
+    if rule_set.scope == RuleSet.Scope.SKUS:
+        present = set(products.filter(sku__in=rule_set.scope_values).values_list("sku", flat=True))
+        unmatched = [v for v in rule_set.scope_values if v not in present]
+        return {"skus": len(present), "unmatched": unmatched, "suggestions": []}
+    counts: dict[str, int] = {}
+    names: dict[str, str] = {}
+    for value, n in products.values_list(column).annotate(n=Count("pk")).values_list(column, "n"):
+        counts[_fold(value)] = counts.get(_fold(value), 0) + n
+        names.setdefault(_fold(value), value)
+    wanted = {_fold(v): v for v in rule_set.scope_values}
+    unmatched = [v for key, v in wanted.items() if key not in counts]
+    suggestions = []
+    for value in unmatched:
+        for close in difflib.get_close_matches(_fold(value), list(names), n=2, cutoff=0.6):
+            suggestions.append(names[close])
+    return {
+        "skus": sum(counts.get(key, 0) for key in wanted),
+        "unmatched": unmatched,
+        "suggestions": suggestions,
+    }
+
+
 def precedence(rule_set: RuleSet) -> tuple:
     return (rule_set.priority, RuleSet.SPECIFICITY[rule_set.scope], rule_set.pk or 0)
 
@@ -182,16 +221,21 @@ def resolve(rule_sets, skus, categories, brands) -> Resolved:
         for f in RuleSet.RULE_FIELDS
     }
     names = np.full(n, "", dtype=object)
+    # categories and brands match whatever their case and surrounding spaces ("eggs" is the
+    # category EGGS); SKUs are identifiers and match exactly
     columns = {
-        RuleSet.Scope.CATEGORY: np.asarray(categories, dtype=object),
-        RuleSet.Scope.BRAND: np.asarray(brands, dtype=object),
+        RuleSet.Scope.CATEGORY: np.asarray([_fold(c) for c in categories], dtype=object),
+        RuleSet.Scope.BRAND: np.asarray([_fold(b) for b in brands], dtype=object),
         RuleSet.Scope.SKUS: np.asarray(skus, dtype=object),
     }
     for rule_set in sorted((r for r in rule_sets if r.active), key=precedence):
         if rule_set.scope == RuleSet.Scope.ALL:
             mask = np.ones(n, dtype=bool)
         else:
-            mask = np.isin(columns[rule_set.scope], list(rule_set.scope_values))
+            wanted = list(rule_set.scope_values)
+            if rule_set.scope != RuleSet.Scope.SKUS:
+                wanted = [_fold(v) for v in wanted]
+            mask = np.isin(columns[rule_set.scope], wanted)
         if not mask.any():
             continue
         for field in RuleSet.RULE_FIELDS:

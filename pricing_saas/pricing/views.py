@@ -18,7 +18,7 @@ from pricing_saas.web.views import tenant_view
 from tenants.roles import Perm, has_perm
 
 from . import approvals, outcomes, publishing, rules, schedules, selectors, services
-from .forms import PolicyForm, RuleSetForm, ScheduleForm
+from .forms import PERCENT_FIELDS, PolicyForm, RuleSetForm, ScheduleForm
 from .models import (
     PriceChange,
     Publication,
@@ -215,14 +215,40 @@ def rule_edit(request, pk: int | None = None):
     initial = {f: getattr(rule_set, f) for f in rules.EDITABLE} if rule_set else None
     if initial:
         initial["scope_values"] = ", ".join(initial["scope_values"])
+        for name in PERCENT_FIELDS:  # shares shown as percentages
+            if initial.get(name) is not None:
+                initial[name] = f"{(initial[name] * 100).normalize():f}"
     form = RuleSetForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
+        values = dict(form.cleaned_data)
+        for name in PERCENT_FIELDS:
+            if values.get(name) is not None:
+                values[name] = values[name] / 100
         try:
-            saved = rules.save_rule_set(rule_set=rule_set, values=form.cleaned_data)
+            saved = rules.save_rule_set(rule_set=rule_set, values=values)
         except ServiceError as exc:
-            form.add_error(exc.attr if exc.attr in form.fields else None, exc.detail)
+            detail = exc.detail
+            if exc.attr in PERCENT_FIELDS:
+                low, high, _meaning = rules.LIMITS[exc.attr]
+                detail = (
+                    f"{form.fields[exc.attr].label} must be between {float(low) * 100:g} and "
+                    f"{float(high) * 100:g} %"
+                )
+            form.add_error(exc.attr if exc.attr in form.fields else None, detail)
         else:
-            messages.success(request, f"Rule set {saved.name} saved (version {saved.version}).")
+            matched = rules.scope_matches(saved)
+            text = f"Rule set {saved.name} saved (version {saved.version}): applies to "
+            text += f"{matched['skus']:,} SKU{'s' if matched['skus'] != 1 else ''}."
+            if matched["unmatched"]:
+                messages.warning(
+                    request,
+                    text + " Nothing matches "
+                    + ", ".join(f"“{v}”" for v in matched["unmatched"][:10])
+                    + (f" (did you mean {', '.join(matched['suggestions'][:5])}?)"
+                       if matched["suggestions"] else ""),
+                )  # fmt: skip
+            else:
+                messages.success(request, text)
             return redirect("pricing:rules")
     versions = rule_set.versions.order_by("-version")[:20] if rule_set else []
     return render(

@@ -4,9 +4,12 @@ and allowed, the kill-switch banner."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.test import Client
 
+from pricing_saas.catalog.models import Product
 from pricing_saas.pricing.models import Publication, Recommendation, RepriceSchedule, RuleSet
 from tenants.context import tenant_context
 from tenants.roles import Role
@@ -76,9 +79,12 @@ def test_bad_rules_and_schedules_show_a_message_and_change_nothing(world_a):
     client = client_for(world_a, Role.ANALYST)
     bad_rule = client.post(
         "/pricing/rules/new/",
-        {"name": "Too big", "scope": "all", "priority": 0, "max_step": "3"},
+        {"name": "Too big", "scope": "all", "priority": 0, "max_step": "300"},
     )
-    assert bad_rule.status_code == 400 and "max_step must be between" in bad_rule.content.decode()
+    assert bad_rule.status_code == 400
+    assert (
+        "Largest change per reprice (%) must be between 0.1 and 100 %" in bad_rule.content.decode()
+    )
     bad_cron = client.post(
         "/pricing/schedules/", {"name": "x", "cron": "99 * * * *", "timezone": "UTC"}
     )
@@ -151,3 +157,36 @@ def test_after_a_decision_next_never_leaves_the_site(repriced):
     assert response.status_code == 302 and response["Location"] == "/pricing/settings/"
     response = client.post("/pricing/kill-switch/", {"on": "0", "next": "/pricing/jobs/"})
     assert response["Location"] == "/pricing/jobs/"
+
+
+def test_a_rule_form_takes_percentages_and_says_how_many_skus_it_touches(repriced):
+    client = client_for(repriced, Role.ANALYST)
+    with tenant_context(repriced.tenant):
+        category = Product.objects.exclude(category="").values_list("category", flat=True)[0]
+        in_it = Product.objects.filter(category=category, active=True).count()
+    saved = client.post(
+        "/pricing/rules/new/",
+        {"name": "Snacks", "scope": "category", "scope_values": f" {category.lower()} ",
+         "priority": 1, "active": "on", "max_step": "20", "min_margin": "25"},
+        follow=True,
+    )  # fmt: skip
+    page = saved.content.decode()
+    assert f"applies to {in_it:,} SKU" in page
+    with tenant_context(repriced.tenant):
+        rule = RuleSet.objects.get(name="Snacks")
+        assert (rule.max_step, rule.min_margin) == (Decimal("0.2"), Decimal("0.25"))
+        # a lower-case scope value takes in the category whatever its case
+        from pricing_saas.pricing.rules import resolve
+
+        rows = list(Product.objects.values_list("sku", "category", "brand"))
+        got = resolve([rule], [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+        assert sum(1 for n in got.names if n == "Snacks") == in_it
+    edit = client.get(f"/pricing/rules/{rule.pk}/").content.decode()
+    assert 'value="20"' in edit and 'value="25"' in edit  # shown back as percentages
+    typo = client.post(
+        "/pricing/rules/new/",
+        {"name": "Typo", "scope": "category", "scope_values": category + "x",
+         "priority": 1, "active": "on"},
+        follow=True,
+    ).content.decode()  # fmt: skip
+    assert "applies to 0 SKUs" in typo and "Nothing matches" in typo and "did you mean" in typo
