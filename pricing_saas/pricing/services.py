@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from django.db import IntegrityError, connection, transaction
@@ -118,7 +119,8 @@ def cancel_reprice(*, job: RepriceJob) -> RepriceJob:
 def _log(job: RepriceJob, line: str, progress: float | None = None) -> None:
     """Add a line to the job's log (with `progress`, also the share done and the phase); a
     running job asked to stop stops here."""
-    values = {"log": [*job.log, f"{timezone.now():%H:%M:%S} {line}"]}
+    local = timezone.localtime(timezone.now(), ZoneInfo(require_current_tenant().timezone))
+    values = {"log": [*job.log, f"{local:%H:%M:%S} {line}"]}  # the tenant's time, as the page
     if progress is not None:
         values.update(progress=progress, phase=line[:64])
     job.set_progress(**values)

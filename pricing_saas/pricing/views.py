@@ -278,7 +278,10 @@ def jobs(request):
         job = services.start_reprice(trigger="manual")
         messages.success(request, f"Reprice job {job.pk} is {job.status}.")
         return redirect("pricing:job_detail", pk=job.pk)
-    form = ScheduleForm(initial={"timezone": request.tenant.timezone})
+    initial = {"timezone": request.tenant.timezone}
+    if RepriceSchedule.objects.exists():  # a second schedule: no copy of the first's defaults
+        initial.update(name="", cron="")
+    form = ScheduleForm(initial=initial)
     return render(request, "pricing/jobs.html", _jobs_context(request, form))
 
 

@@ -190,3 +190,25 @@ def test_a_rule_form_takes_percentages_and_says_how_many_skus_it_touches(reprice
         follow=True,
     ).content.decode()  # fmt: skip
     assert "applies to 0 SKUs" in typo and "Nothing matches" in typo and "did you mean" in typo
+
+
+def test_a_finished_jobs_figures_and_buttons_come_with_its_live_part(repriced):
+    """The part the page re-reads every 2 s holds the figures and the Cancel button, so a job
+    that ends shows its figures and loses its Cancel without a reload."""
+    client = client_for(repriced, Role.ANALYST)
+    with tenant_context(repriced.tenant):
+        job = Recommendation.objects.first().job
+    live = client.get(f"/pricing/jobs/{job.pk}/", HTTP_HX_REQUEST="true").content.decode()
+    assert 'id="job-summary"' in live and f"{job.skus} SKUs" in live and "Cancel" not in live
+
+
+def test_a_second_schedule_form_does_not_copy_the_first(repriced):
+    client = client_for(repriced, Role.ANALYST)
+    client.post("/pricing/schedules/", {"name": "Nightly reprice", "cron": "0 3 * * *",
+                                        "timezone": "UTC", "enabled": "on"})  # fmt: skip
+    import re
+
+    page = client.get("/pricing/jobs/").content.decode()
+    for field in ("id_cron", "id_name"):  # the add form's inputs, not the schedule's own forms
+        (tag,) = re.findall(rf'<input[^>]*id="{field}"[^>]*>', page)
+        assert "value=" not in tag, tag
