@@ -180,6 +180,10 @@ def sku(request, pk: int):
             "product": product,
             "outcome": outcome,
             "rec": rec,
+            # its published change was rolled back since: the card says so, not "Published"
+            "rec_rolled_back": bool(
+                rec and any(c.recommendation_id == rec.pk and c.reverted for c in changes)
+            ),
             "changes": changes,
             "charts": charts,
             "cost_derived": str(product.attributes.get("cost_source", "")).startswith("derived"),

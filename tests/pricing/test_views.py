@@ -73,6 +73,10 @@ def test_review_approve_publish_and_rollback_in_the_portal(repriced):
         assert Publication.objects.filter(kind="rollback", status="succeeded").count() == 1
     audit = client_for(repriced).get("/audit/export/").content.decode()
     assert "rollback.create" in audit and "recommendation.bulk_approve" in audit
+    with tenant_context(repriced.tenant):
+        product_id = Recommendation.objects.get(pk=ids[0]).product_id
+    card = client.get(f"/pricing/sku/{product_id}/").content.decode()
+    assert "Published, then rolled back" in card
 
 
 def test_bad_rules_and_schedules_show_a_message_and_change_nothing(world_a):
