@@ -17,10 +17,11 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from pricing_saas.web.base import TenantAPIView, TenantViewSet
+from pricing_saas.web.parsers import JSONParser
 from tenants.roles import Perm
 
 from . import services
