@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 
 from pricing_saas.integrations.publishers import PUBLISHERS
+from pricing_saas.web.inputs import NumberFormField
 
 from .models import PricingPolicy, RuleSet
 
@@ -22,40 +23,40 @@ class RuleSetForm(forms.Form):
     objective = forms.ChoiceField(
         choices=[("", "inherit"), *RuleSet.Objective.choices], required=False
     )
-    min_margin = forms.DecimalField(required=False, help_text=PCT_HELP + " over cost")
-    max_step = forms.DecimalField(required=False, help_text=PCT_HELP + " per reprice")
-    min_price = forms.DecimalField(required=False)
-    max_price = forms.DecimalField(required=False)
-    map_price = forms.DecimalField(required=False, label="MAP")
-    max_above_competitor = forms.DecimalField(
+    min_margin = NumberFormField(required=False, help_text=PCT_HELP + " over cost")
+    max_step = NumberFormField(required=False, help_text=PCT_HELP + " per reprice")
+    min_price = NumberFormField(required=False)
+    max_price = NumberFormField(required=False)
+    map_price = NumberFormField(required=False, label="MAP")
+    max_above_competitor = NumberFormField(
         required=False, help_text=PCT_HELP + " above the lowest competitor"
     )
-    ending = forms.DecimalField(required=False, help_text="e.g. 0.99")
-    min_units_share = forms.DecimalField(
+    ending = NumberFormField(required=False, help_text="e.g. 0.99")
+    min_units_share = NumberFormField(
         required=False, label="Keep units", help_text="share of today's expected units, e.g. 0.9"
     )
-    min_revenue_share = forms.DecimalField(
+    min_revenue_share = NumberFormField(
         required=False, label="Keep revenue", help_text="share of today's revenue, e.g. 0.95"
     )
     clearance_days = forms.IntegerField(
         required=False, min_value=1, help_text="sell today's stock within this many days"
     )
-    min_gain_abs = forms.DecimalField(
+    min_gain_abs = NumberFormField(
         required=False,
         label="Minimum gain per day",
         help_text="money per day a change must add over today's price (default 0.01)",
     )
-    min_gain_rel = forms.DecimalField(
+    min_gain_rel = NumberFormField(
         required=False,
         label="Minimum gain share",
         help_text=PCT_HELP + " of today's daily profit (default 0.01)",
     )
-    evidence_margin = forms.DecimalField(
+    evidence_margin = NumberFormField(
         required=False,
         label="Beyond the prices seen",
         help_text=PCT_HELP + " past the lowest and highest price sold at (default 0.10)",
     )
-    window_change = forms.DecimalField(
+    window_change = NumberFormField(
         required=False,
         label="Most change per window",
         help_text=PCT_HELP + " in total within the window (default 0.20)",
@@ -74,8 +75,8 @@ class ScheduleForm(forms.Form):
 
 class PolicyForm(forms.Form):
     auto_approve = forms.BooleanField(required=False)
-    auto_approve_max_change = forms.DecimalField(min_value=0, max_value=1, help_text=PCT_HELP)
-    auto_approve_max_relative_se = forms.DecimalField(
+    auto_approve_max_change = NumberFormField(min_value=0, max_value=1, help_text=PCT_HELP)
+    auto_approve_max_relative_se = NumberFormField(
         min_value=0, max_value=10, label="Confident when s.e. / |elasticity| ≤"
     )
     auto_publish = forms.BooleanField(required=False)

@@ -40,6 +40,31 @@ def test_bulk_invalid_rows_name_index_and_field_and_write_nothing(world_a, analy
         assert Product.objects.count() == 0
 
 
+@pytest.mark.parametrize("value", ["0x10", "0b11", "NaN", "Infinity", "1e400", "99999999999"])
+def test_bulk_price_that_is_not_a_storable_decimal_names_row_and_field_and_writes_nothing(
+    world_a, analyst, value
+):
+    rows = [
+        {"sku": "OK", "title": "Fine", "price": 1},
+        {"sku": "H", "title": "Hex", "price": value},
+    ]
+    response = analyst(world_a).post("/api/v1/products/bulk/", rows, format="json")
+    assert response.status_code == 400, response.json()
+    assert response.json()["attr"] == "1.price" and response.json()["errors"][0]["reason"]
+    with tenant_context(world_a.tenant):
+        assert Product.objects.count() == 0
+
+
+def test_bulk_json_number_beyond_a_float_is_a_row_error(world_a, analyst):
+    response = analyst(world_a).post(
+        "/api/v1/products/bulk/",
+        data='[{"sku": "B", "title": "Big", "price": 1e400}]',
+        content_type="application/json",
+    )
+    assert response.status_code == 400 and response.json()["attr"] == "0.price"
+    assert response.json()["errors"][0]["reason"] == "is too large"
+
+
 def test_bulk_limits_and_shape(world_a, analyst):
     client = analyst(world_a)
     too_many = [{"sku": str(i), "title": "t", "price": 1} for i in range(10_001)]

@@ -151,3 +151,33 @@ def test_after_a_decision_next_never_leaves_the_site(repriced):
     assert response.status_code == 302 and response["Location"] == "/pricing/settings/"
     response = client.post("/pricing/kill-switch/", {"on": "0", "next": "/pricing/jobs/"})
     assert response["Location"] == "/pricing/jobs/"
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("max_change", "NaN"),
+        ("max_change", "Infinity"),
+        ("min_change", "0x10"),
+        ("min_profit_delta", "1e400"),
+        ("max_change", "abc"),  # was dropped silently: "the filtered ones" became all of them
+        ("job", "first"),
+    ],
+)
+def test_bulk_reject_of_the_filtered_with_a_bad_number_shows_a_message_and_rejects_nothing(
+    repriced, field, value
+):
+    client = client_for(repriced, Role.APPROVER)
+    with tenant_context(repriced.tenant):
+        pending = Recommendation.objects.filter(status="pending").count()
+    response = client.post(
+        "/pricing/recommendations/",
+        {"action": "reject", "scope": "filtered", field: value},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert field in page and ("finite" in page or "number" in page or "decimal" in page), page
+    with tenant_context(repriced.tenant):
+        assert Recommendation.objects.filter(status="pending").count() == pending
+    listing = client.get("/pricing/recommendations/", {field: value}).content.decode()
+    assert "Filters not applied" in listing and field in listing
