@@ -1,15 +1,19 @@
-"""Numbers from requests: what every API field, filter and page accepts, defined once, with
-the serializer fields, filters and form fields built on it.
+"""Numbers and date-times from requests: what every API field, filter and page accepts, defined
+once, with the serializer fields, filters and form fields built on it.
 
 A number is a JSON number or decimal text: an optional sign, digits, an optional fraction and
 exponent (`12`, `-0.5`, `1.2e3`). Refused, each with its reason: NaN and ±Infinity (compared with
 NaN, a filter matched every row), hexadecimal, octal or binary (`0x10`: Python and Postgres 16
 read 16), digit separators (`1_000`), and a value beyond what the field can hold (overflow:
 `1e400`, a price above its column's precision).
+
+A date-time is ISO 8601 whose time-zone offset lies within ±15:59 (Postgres refuses larger ones,
+which made `?since=...+16:00` a server error).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from decimal import Decimal, InvalidOperation
@@ -33,6 +37,10 @@ NOT_WHOLE = "must be a whole number"
 FLOAT_LIMIT = 1e15  # the magnitude a plain number field accepts (sizes, shares, money per day)
 INTEGER_LIMIT = 2**63 - 1  # a bigint column
 PRICE_LIMIT = Decimal("9999999999.9999")  # what a price column, numeric(14, 4), holds
+
+# Postgres accepts offsets of at most 15:59 (ISO 8601 allows more; no zone uses more than 14:00).
+MAX_UTC_OFFSET = dt.timedelta(hours=15, minutes=59)
+OFFSET_OUT_OF_RANGE = "the time-zone offset must be between -15:59 and +15:59"
 
 
 class BadInput(ValueError):
@@ -102,6 +110,13 @@ def out_of_range(limit) -> str:
     return f"out of range (at most {shown} in magnitude)"
 
 
+def check_utc_offset(value: dt.datetime) -> dt.datetime:
+    offset = value.utcoffset()
+    if offset is not None and abs(offset) > MAX_UTC_OFFSET:
+        raise BadInput(OFFSET_OUT_OF_RANGE, "offset_out_of_range")
+    return value
+
+
 def require_number(value, *, attr: str, limit: float = FLOAT_LIMIT) -> float:
     """`parse_float` for a service: a bad value is a ServiceError naming `attr`."""
     try:
@@ -156,8 +171,23 @@ class NumberFormField(forms.DecimalField):
             raise forms.ValidationError(exc.reason, code=exc.code) from None
 
 
+class IsoDateTimeFormField(django_filters.fields.IsoDateTimeField):
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is not None:
+            try:
+                check_utc_offset(parsed)
+            except BadInput as exc:
+                raise forms.ValidationError(exc.reason, code=exc.code) from None
+        return parsed
+
+
 class NumberFilter(django_filters.NumberFilter):
     field_class = NumberFormField
 
     def get_max_validator(self):
         return None  # parse_number's limit
+
+
+class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = IsoDateTimeFormField

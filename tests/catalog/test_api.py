@@ -65,6 +65,15 @@ def test_bulk_json_number_beyond_a_float_is_a_row_error(world_a, analyst):
     assert response.json()["errors"][0]["reason"] == "is too large"
 
 
+@pytest.mark.parametrize("offset", ["+16:00", "-16:00", "+23:00"])
+def test_observed_from_with_an_offset_of_16_hours_or_more_is_a_400_naming_it(world_a, offset):
+    response = world_a.api(Role.VIEWER).get(
+        "/api/v1/competitor-offers/", {"observed_from": f"2024-01-01T10:00:00{offset}"}
+    )
+    assert response.status_code == 400, response.json()
+    assert response.json()["attr"] == "observed_from" and "offset" in response.json()["detail"]
+
+
 def test_bulk_limits_and_shape(world_a, analyst):
     client = analyst(world_a)
     too_many = [{"sku": str(i), "title": "t", "price": 1} for i in range(10_001)]

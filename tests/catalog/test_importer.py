@@ -244,6 +244,18 @@ def test_an_exponent_reads_the_same_on_both_paths(shop, tmp_path, run, fails, ba
     assert result.errors[0].reason == "is too large"
 
 
+@pytest.mark.parametrize("offset", ["+16:00", "-16:00", "+23:59", "+05:99", "+1600"])
+def test_a_time_zone_offset_postgres_refuses_is_a_row_error_not_a_500(
+    shop, tmp_path, offset, fails, base_products
+):
+    base_products(tmp_path)
+    text = f"sku,competitor,price,observed_at\nA1,Rival,9,2024-05-01T10:00:00{offset}\n"
+    result = fails(tmp_path, "competitor_prices", text)
+    assert [(e.row, e.column) for e in result.errors] == [(2, "observed_at")]
+    assert "ISO 8601" in result.errors[0].reason
+    assert CompetitorOffer.objects.count() == 0
+
+
 @pytest.mark.parametrize(
     "value", ["2024-02-30", "2023-13-01", "2024-00-10", "31/01/2024", "yesterday"]
 )

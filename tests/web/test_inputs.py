@@ -1,8 +1,9 @@
-"""Numbers from requests (`pricing_saas/web/inputs.py`): one definition that
+"""Numbers and date-times from requests (`pricing_saas/web/inputs.py`): one definition that
 every API field, filter and page uses."""
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from pricing_saas.web.errors import ServiceError
 from pricing_saas.web.inputs import (
     BadInput,
+    check_utc_offset,
     parse_number,
     require_integer,
     require_number,
@@ -80,3 +82,18 @@ def test_require_integer_refuses_what_is_not_a_whole_number_in_range(value):
         require_integer(value, attr="job")
     assert refused.value.attr == "job"
     assert require_integer("42", attr="job") == 42
+
+
+@pytest.mark.parametrize("hours, minutes", [(16, 0), (-16, 0), (23, 59), (-15, -60)])
+def test_a_time_zone_offset_of_16_hours_or_more_is_refused(hours, minutes):
+    zone = dt.timezone(dt.timedelta(hours=hours, minutes=minutes))
+    with pytest.raises(BadInput) as refused:
+        check_utc_offset(dt.datetime(2024, 1, 1, 10, tzinfo=zone))
+    assert refused.value.code == "offset_out_of_range"
+
+
+@pytest.mark.parametrize("hours, minutes", [(15, 59), (-15, -59), (14, 0), (0, 0)])
+def test_a_time_zone_offset_within_15_59_is_accepted(hours, minutes):
+    zone = dt.timezone(dt.timedelta(hours=hours, minutes=minutes))
+    value = dt.datetime(2024, 1, 1, 10, tzinfo=zone)
+    assert check_utc_offset(value) is value
