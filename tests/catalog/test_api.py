@@ -151,6 +151,69 @@ def test_upload_bad_files(world_a, name, content, code, analyst):
     assert response.status_code == 400 and response.json()["code"] in (code, "empty")
 
 
+NUL_FILES = [
+    # (content, row, column): in the header, in a previewed cell, far beyond the sniffed head
+    (b"sku,ti\x00tle,price\nU1,Uploaded,5\n", 1, "title"),
+    (b"sku,title,price\nU1,Up\x00loaded,5\n", 2, "title"),
+    (
+        b"sku,title,price\n"
+        + b"".join(b"U%d,Product %d,5\n" % (i, i) for i in range(5000))
+        + b"X1,Bad,5\x00\n",
+        5002,
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize("content, row, column", NUL_FILES)
+def test_upload_with_a_nul_byte_fails_naming_row_and_reason_and_keeps_no_file(
+    world_a, analyst, stored_uploads, content, row, column
+):
+    before = stored_uploads()
+    client = analyst(world_a)
+    upload = SimpleUploadedFile("nul.csv", content)
+    response = client.post(
+        "/api/v1/imports/", {"kind": "products", "file": upload}, format="multipart"
+    )
+    assert response.status_code == 202, response.json()
+    job = client.get(f"/api/v1/imports/{response.json()['id']}/").json()
+    assert job["status"] == "failed" and job["error_count"] == 1
+    error = job["errors"][0]
+    assert error["row"] == row and "NUL byte" in error["reason"], error
+    assert error["column"] == column
+    assert stored_uploads() == before
+    with tenant_context(world_a.tenant):
+        assert Product.objects.count() == 0
+
+
+def test_an_upload_that_crashes_keeps_no_file(world_a, analyst, stored_uploads, monkeypatch):
+    from pricing_saas.catalog import services
+
+    def crash(job, options):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(services, "_inspect", crash)
+    before = stored_uploads()
+    upload = SimpleUploadedFile("p.csv", b"sku,title,price\nU1,Uploaded,5\n")
+    response = analyst(world_a).post(
+        "/api/v1/imports/", {"kind": "products", "file": upload}, format="multipart"
+    )
+    assert response.status_code == 500
+    assert stored_uploads() == before
+
+
+def test_an_import_that_fails_in_the_task_keeps_no_file(world_a, analyst, stored_uploads):
+    before = stored_uploads()
+    upload = SimpleUploadedFile("p.csv", b"sku,title,price\nU1,Ok,5\nU2,Bad,zero\n")
+    response = analyst(world_a).post(
+        "/api/v1/imports/", {"kind": "products", "file": upload}, format="multipart"
+    )
+    assert response.status_code == 202
+    job = analyst(world_a).get(f"/api/v1/imports/{response.json()['id']}/").json()
+    assert job["status"] == "failed" and job["errors"][0]["row"] == 3
+    assert stored_uploads() == before
+
+
 def test_upload_unknown_kind(world_a, analyst):
     upload = SimpleUploadedFile("p.csv", b"a,b\n1,2\n")
     response = analyst(world_a).post(

@@ -18,6 +18,7 @@ from ..formats import PRODUCTS
 from .headers import Mapping
 from .parse import TYPED, checks_for, empty, fast_date, parse_sql, q
 from .results import MAX_REPORTED_ERRORS, Invalid, RowError
+from .sniff import NUL_BYTE
 
 if TYPE_CHECKING:
     from .run import ImportRun
@@ -180,7 +181,9 @@ def _copy_error(exc: psycopg2.Error, mapping: Mapping) -> RowError:
         index = int(column.group(1)[1:])
         name = mapping.targets[index][1] if index < len(mapping.targets) else None
         primary = primary.replace(f'"{column.group(1)}"', repr(name))
-    if "invalid byte sequence" in primary:
+    if "invalid byte sequence" in primary and "0x00" in primary:
+        primary = NUL_BYTE
+    elif "invalid byte sequence" in primary:
         primary += " (the file mixes encodings: save it as UTF-8)"
     if "extra data after last expected column" in primary:
         primary = "more cells than the header has columns (check quoting and the delimiter)"
