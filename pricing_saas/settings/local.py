@@ -4,3 +4,6 @@ from .base import *  # noqa: F403
 from .base import env
 
 DEBUG = env.bool("DEBUG", default=True)
+# WhiteNoise serves static files straight from their folders (no collectstatic), also with DEBUG
+# off: how `make demo` serves the portal.
+WHITENOISE_USE_FINDERS = True

@@ -176,3 +176,23 @@ def test_the_worker_check_accepts_its_own_worker(world_a, monkeypatch):
     env = {"CELERY_BROKER_URL": "redis://127.0.0.1:1/0", "CELERY_RESULT_BACKEND": "redis://x"}
     command._check_worker(world_a.tenant, env)
     assert f"worker answered for tenant {world_a.tenant.slug}" in command.stdout.getvalue()
+
+
+def test_the_demo_serves_through_gunicorn_with_debug_off_whatever_the_shell_says():
+    """The development server with DEBUG showed tracebacks and, for an unknown address, every
+    URL of the project."""
+    from django.conf import settings
+
+    command = Command(stdout=io.StringIO())
+    cmd = command._server_cmd(8123)
+    assert cmd[1:4] == ["-m", "gunicorn", "pricing_saas.wsgi:application"]
+    assert "127.0.0.1:8123" in cmd and "runserver" not in cmd
+    assert command._server_env({"DEBUG": "true", "X": "1"}) == {"DEBUG": "false", "X": "1"}
+    assert "whitenoise.middleware.WhiteNoiseMiddleware" in settings.MIDDLEWARE
+
+
+def test_the_local_settings_let_whitenoise_serve_static_files_without_collectstatic():
+    import importlib
+
+    local = importlib.import_module("pricing_saas.settings.local")
+    assert local.WHITENOISE_USE_FINDERS is True

@@ -6,7 +6,8 @@ competitor prices are not in the data: they are derived and labelled so (the pro
 `cost_source`, the competitor "Derived market index (not observed)"). The command imports the
 data, trains the reference-price model (the TF-IDF baseline: seconds), sets rules, an approval
 policy and a nightly schedule, runs a reprice job (which trains the demand model first),
-auto-approves within the policy, and serves the portal. Once the portal answers it queues the
+auto-approves within the policy, and serves the portal (gunicorn with DEBUG off, static files by
+WhiteNoise, as in production). Once the portal answers it queues the
 product's central model, the fine-tuned BERT-family encoder, on the worker's ml_train queue: the
 Models page shows it training, with its progress, and it is promoted only if it beats the
 baseline in force on the same held-out products (else it stays ready, with both figures).
@@ -129,11 +130,7 @@ class Command(BaseCommand):
                 self.style.SUCCESS(f"\nPortal: {url}\nLog in: {DEMO_EMAIL} / {password}\n")
             )
             self.stdout.write(f"API docs: {url}api/v1/docs/   worker log: {logs / 'worker.log'}")
-            server = subprocess.Popen(
-                [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-                cwd=base,
-                env=env,
-            )
+            server = subprocess.Popen(self._server_cmd(port), cwd=base, env=self._server_env(env))
             children.append(server)
             if not no_finetune:
                 self._when_up(port, server)
@@ -397,6 +394,20 @@ class Command(BaseCommand):
         for sub in ("queue", "processed"):
             (Path(settings.CELERY_FILESYSTEM_FOLDER) / sub).mkdir(parents=True, exist_ok=True)
         return "filesystem:// (no redis-server installed; one solo worker)", "solo"
+
+    def _server_cmd(self, port: int) -> list[str]:
+        """gunicorn, as in production: the development server with DEBUG showed every error's
+        traceback and, for an unknown address, the list of every URL."""
+        return [
+            sys.executable, "-m", "gunicorn", "pricing_saas.wsgi:application",
+            "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
+            "--timeout", "120", "--access-logfile", "-",
+        ]  # fmt: skip
+
+    def _server_env(self, env: dict) -> dict:
+        """The server's environment: DEBUG off, whatever the shell says (static files come from
+        WhiteNoise, which the local settings let read them where they lie)."""
+        return {**env, "DEBUG": "false"}
 
     def _spawn(self, cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
         handle = open(log, "ab")  # noqa: SIM115 (kept open for the child's lifetime)
