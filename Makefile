@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: setup setup-bench demo test lint db migrate worker beat serve clean
+.PHONY: setup setup-bench demo test test-prerequisites lint db migrate worker beat serve clean
 
 $(VENV)/.installed: requirements/base.txt requirements/dev.txt requirements/ml.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,8 +32,22 @@ migrate: db
 demo: migrate
 	$(PY) manage.py demo
 
-test: db
+# Beyond Python, make and npm, the suite needs two system programs: the browser tests drive
+# Chromium (CHROMIUM_PATH, default /usr/bin/chromium) and the worker test a Redis (a
+# redis-server it starts on a free port, or CELERY_TEST_BROKER_URL). Said up front, not after
+# ten minutes of tests.
+test: test-prerequisites db
 	$(VENV)/bin/pytest
+
+test-prerequisites:
+	@missing=""; \
+	[ -x "$${CHROMIUM_PATH:-/usr/bin/chromium}" ] || missing="$$missing chromium"; \
+	[ -n "$$CELERY_TEST_BROKER_URL" ] || command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
+	  echo "make test needs:$$missing. Debian: sudo apt-get install$$missing" >&2; \
+	  echo "(or set CHROMIUM_PATH to a Chromium binary, CELERY_TEST_BROKER_URL to a running Redis)" >&2; \
+	  exit 1; \
+	fi
 
 lint: setup
 	$(VENV)/bin/ruff check .

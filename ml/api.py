@@ -9,6 +9,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from pricing_saas.web import inputs
 from pricing_saas.web.base import TenantAPIView, TenantViewSet
 from tenants.roles import Perm
 
@@ -36,7 +37,7 @@ class ModelVersionOut(serializers.ModelSerializer):
 class TrainIn(serializers.Serializer):
     kind = serializers.ChoiceField(choices=ModelVersion.Kind.choices, default="text")
     trainer = serializers.ChoiceField(choices=services.TRAINERS, required=False)
-    epochs = serializers.IntegerField(min_value=1, max_value=50, required=False)
+    epochs = inputs.IntegerField(min_value=1, max_value=50, required=False)
     base_model = serializers.CharField(max_length=64, required=False)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 from celery import shared_task
+from django.db import connection
 
 from .context import tenant_context
 from .models import Membership, Tenant
@@ -41,7 +42,19 @@ def tenant_task(name: str, **options):
     return decorator
 
 
+def database_label() -> str:
+    """The database this process reads (host, port, name): a caller compares it with a
+    worker's to know that the worker is its own, not one of another checkout on one broker."""
+    db = connection.settings_dict
+    return f"{db.get('HOST') or 'localhost'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
 @tenant_task(name="tenants.ping", queue="default")
 def ping(self, tenant, echo: str = "pong") -> dict:
     """Health check through the queue: proves a worker sees only its tenant's rows."""
-    return {"tenant": tenant.slug, "members": Membership.objects.count(), "echo": echo}
+    return {
+        "tenant": tenant.slug,
+        "members": Membership.objects.count(),
+        "echo": echo,
+        "database": database_label(),
+    }

@@ -1,8 +1,15 @@
-"""A real Celery worker on the real broker runs a tenant task with that tenant's context only."""
+"""A real Celery worker on the real broker runs a tenant task with that tenant's context only.
+
+The broker is CELERY_TEST_BROKER_URL when set (`.ci/run` sets the Redis it started), else a
+Redis of the test run's own that the `broker` fixture starts on a free port (the fixed 6379 of
+before needed a Redis running there, and two checkouts testing at once took each other's tasks).
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -13,10 +20,16 @@ import pytest
 from celery import Celery
 from django.db import connection
 
+from tenants.tasks import database_label
+
 from .factories import MembershipFactory, TenantFactory
 
 ROOT = Path(__file__).resolve().parent.parent
-BROKER = os.environ.get("CELERY_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
+MISSING_REDIS = (
+    "the worker test needs a Redis broker and this machine has no redis-server: install it "
+    "(Debian/Ubuntu: sudo apt-get install redis-server; the test starts its own on a free "
+    "port) or set CELERY_TEST_BROKER_URL=redis://HOST:PORT/15 to a running one"
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
@@ -33,14 +46,53 @@ def database_url_of_tests() -> str:
     return f"postgres://{user}{password}@{host}{port}/{s['NAME']}"
 
 
+def redis_server_or_fail() -> str:
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail(MISSING_REDIS, pytrace=False)
+    return server
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    """The broker URL: CELERY_TEST_BROKER_URL, else a private redis-server for this run."""
+    if os.environ.get("CELERY_TEST_BROKER_URL"):
+        yield os.environ["CELERY_TEST_BROKER_URL"]
+        return
+    server = redis_server_or_fail()
+    port = _free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(folder), "--logfile", str(folder / "redis.log")],
+    )  # fmt: skip
+    for _ in range(100):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail(f"redis-server did not start on port {port}: see {folder / 'redis.log'}")
+    yield f"redis://127.0.0.1:{port}/15"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
 @pytest.fixture
-def worker():
+def worker(broker):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "pricing_saas.settings.test",
         "DATABASE_URL": database_url_of_tests(),
-        "CELERY_BROKER_URL": BROKER,
-        "CELERY_RESULT_BACKEND": BROKER,
+        "CELERY_BROKER_URL": broker,
+        "CELERY_RESULT_BACKEND": broker,
         "CELERY_TASK_ALWAYS_EAGER": "false",
     }
     proc = subprocess.Popen(
@@ -74,22 +126,34 @@ def worker():
         proc.kill()
 
 
-def test_worker_runs_tenant_task_in_that_tenant_only(worker):
+def test_worker_runs_tenant_task_in_that_tenant_only(broker, worker):
     a, b = TenantFactory(), TenantFactory()
     for _ in range(3):
         MembershipFactory(tenant=a)
     MembershipFactory(tenant=b)
-    client = Celery(broker=BROKER, backend=BROKER)
+    client = Celery(broker=broker, backend=broker, set_as_current=False)
     started = time.monotonic()
     try:
         result_a = client.send_task(
             "tenants.ping", args=[a.pk], kwargs={"echo": "a"}, queue="default"
         )
         result_b = client.send_task("tenants.ping", args=[b.pk], queue="default")
-        assert result_a.get(timeout=90) == {"tenant": a.slug, "members": 3, "echo": "a"}
+        assert result_a.get(timeout=90) == {
+            "tenant": a.slug,
+            "members": 3,
+            "echo": "a",
+            "database": database_label(),  # the worker reads the tests' database
+        }
         assert result_b.get(timeout=30)["members"] == 1
     except Exception:
         worker.terminate()
         print(worker.stdout.read())
         raise
     assert time.monotonic() - started < 90
+
+
+@pytest.mark.django_db(transaction=False)
+def test_without_redis_server_the_worker_test_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(pytest.fail.Exception, match=r"sudo apt-get install redis-server"):
+        redis_server_or_fail()

@@ -17,10 +17,12 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
+from pricing_saas.web import inputs
 from pricing_saas.web.base import TenantAPIView, TenantViewSet
+from pricing_saas.web.parsers import JSONParser
 from tenants.roles import Perm
 
 from . import services
@@ -175,7 +177,7 @@ class OfferOut(serializers.ModelSerializer):
 
 class OfferFilter(django_filters.FilterSet):
     sku = django_filters.CharFilter(field_name="product__sku")
-    observed_from = django_filters.IsoDateTimeFilter(field_name="observed_at", lookup_expr="gte")
+    observed_from = inputs.IsoDateTimeFilter(field_name="observed_at", lookup_expr="gte")
 
     class Meta:
         model = CompetitorOffer

@@ -85,11 +85,23 @@ def create_import_job(
         raise ServiceError("the file is larger than 2 GB", code="too_large", attr="file")
     job = _new_job(kind=kind, name=upload.name or "", options=options, user=user, source=source)
     job.file.save(f"{job.pk}{suffix}", upload, save=False)
-    _inspect(job, options)
-    job.save()
+    try:
+        _inspect(job, options)
+        job.save()
+    except BaseException:
+        # The row rolls back with this transaction; the file on disk would not.
+        _discard_file(job)
+        raise
     if job.status == ImportJob.Status.QUEUED:
         _enqueue(job)
     return job
+
+
+def _discard_file(job: ImportJob) -> None:
+    """Delete a failed import's stored upload: nothing reads it again (the row keeps the
+    report and the file's name), so it would only fill media/imports/."""
+    if job.file:
+        job.file.delete(save=False)
 
 
 def import_local_file(
@@ -260,10 +272,12 @@ def _execute(job: ImportJob, *, path: Path | None = None) -> None:
     except Exception as exc:
         logger.exception("import job %s crashed", job.pk)
         job.refresh_from_db()
+        _discard_file(job)
         job.fail(f"internal error: {exc.__class__.__name__}")
         raise
     except KeyboardInterrupt:  # a command stopped by hand: the import rolled back
         job.refresh_from_db()
+        _discard_file(job)
         job.fail("interrupted; nothing was imported.")
         raise
     else:
@@ -277,6 +291,7 @@ def _execute(job: ImportJob, *, path: Path | None = None) -> None:
 def _finish(job: ImportJob, result: ImportResult, *, failed: bool) -> None:
     """End the job with the importer's report (and save it)."""
     if failed:
+        _discard_file(job)
         status, message = job.states.failed, f"{result.error_count} error(s); nothing was imported."
     else:
         status, message = job.states.succeeded, result.summary()

@@ -14,6 +14,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from pricing_saas.web import inputs
 from pricing_saas.web.base import TenantViewSet
 from tenants.roles import Perm
 
@@ -23,15 +24,15 @@ from .models import Experiment
 
 class ExperimentIn(serializers.Serializer):
     name = serializers.CharField(max_length=200)
-    days = serializers.IntegerField(min_value=services.MIN_DAYS, max_value=365)
+    days = inputs.IntegerField(min_value=services.MIN_DAYS, max_value=365)
     categories = serializers.ListField(
         child=serializers.CharField(max_length=200), required=False, max_length=1000
     )
     skus = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False, max_length=services.MAX_SKUS
     )
-    share = serializers.FloatField(default=0.5, min_value=0.0, max_value=1.0)
-    seed = serializers.IntegerField(default=0, min_value=0, max_value=2**31 - 1)
+    share = inputs.FloatField(default=0.5, min_value=0.0, max_value=1.0)
+    seed = inputs.IntegerField(default=0, min_value=0, max_value=2**31 - 1)
     start = serializers.DateField(required=False)
     metric = serializers.ChoiceField(choices=Experiment.Metric.choices, default="profit")
     arms = serializers.ListField(

@@ -26,6 +26,7 @@ from django.db.models.functions import Cast, TruncDate
 from pricing_saas.pricing import selectors as pricing_selectors
 from pricing_saas.pricing.models import PriceChange, RepriceJob
 from pricing_saas.web.errors import NotFoundError, ServiceError
+from pricing_saas.web.inputs import require_integer
 from tenants.context import require_current_tenant
 
 from .models import DailyKpi
@@ -58,10 +59,7 @@ def filters_from(params: Mapping) -> Filters:
         raise ServiceError("at most 200 characters", attr="category")
     job = None
     if params.get("job"):
-        try:
-            job_id = int(params["job"])
-        except (TypeError, ValueError):
-            raise ServiceError("a reprice job id (a whole number)", attr="job") from None
+        job_id = require_integer(params["job"], attr="job")
         job = RepriceJob.objects.filter(pk=job_id).first()
         if job is None:
             raise NotFoundError(f"no reprice job {job_id}", attr="job")

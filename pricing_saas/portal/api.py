@@ -14,6 +14,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from pricing_saas.web import inputs
 from pricing_saas.web.base import TenantAPIView, TenantViewSet
 from tenants.emails import send_invitation
 from tenants.models import ApiKey, AuditEvent, Invitation, Membership
@@ -207,8 +208,8 @@ class AuditEventOut(serializers.ModelSerializer):
 
 class AuditEventFilter(django_filters.FilterSet):
     action = django_filters.CharFilter(field_name="action", lookup_expr="startswith")
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = inputs.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = inputs.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AuditEvent

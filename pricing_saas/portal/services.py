@@ -37,8 +37,17 @@ def signup(*, email: str, password: str, company: str, full_name: str = "") -> t
     return user, tenant
 
 
-def _owner_count(tenant: Tenant) -> int:
-    return Membership.objects.filter(tenant=tenant, role=Role.OWNER).count()
+def _lock_owners(tenant_id: int) -> set[int]:
+    """Lock the tenant's owner memberships (in id order, so that two requests never wait on
+    each other crosswise) and return their ids.
+
+    Every change that could take away an owner takes these locks before counting, so two owners
+    demoting or removing each other at once are serialised: the second sees the first's change
+    (a row no longer an owner drops out of the locked set) and is refused as the last owner.
+    Locking only the target row let both counts see two owners and both commit.
+    """
+    owners = Membership.objects.select_for_update().filter(tenant_id=tenant_id, role=Role.OWNER)
+    return set(owners.order_by("pk").values_list("pk", flat=True))
 
 
 @transaction.atomic
@@ -46,8 +55,9 @@ def change_role(*, actor_role: str, membership: Membership, role: str) -> Member
     require_perm(actor_role, Perm.MANAGE_MEMBERS)
     if role not in Role.values:
         raise ServiceError(f"unknown role {role!r}", code="invalid_choice", attr="role")
+    owners = _lock_owners(membership.tenant_id)
     locked = Membership.objects.select_for_update().get(pk=membership.pk)
-    if locked.role == Role.OWNER and role != Role.OWNER and _owner_count(locked.tenant) <= 1:
+    if locked.role == Role.OWNER and role != Role.OWNER and owners <= {locked.pk}:
         raise ServiceError("a tenant must keep at least one owner", code="last_owner", attr="role")
     before = locked.role
     locked.role = role
@@ -65,8 +75,9 @@ def change_role(*, actor_role: str, membership: Membership, role: str) -> Member
 @transaction.atomic
 def remove_member(*, actor_role: str, membership: Membership) -> None:
     require_perm(actor_role, Perm.MANAGE_MEMBERS)
+    owners = _lock_owners(membership.tenant_id)
     locked = Membership.objects.select_for_update().get(pk=membership.pk)
-    if locked.role == Role.OWNER and _owner_count(locked.tenant) <= 1:
+    if locked.role == Role.OWNER and owners <= {locked.pk}:
         raise ServiceError("a tenant must keep at least one owner", code="last_owner")
     audit.record(
         "member.remove",

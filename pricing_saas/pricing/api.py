@@ -18,6 +18,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from pricing_saas.integrations.publishers import PUBLISHERS
+from pricing_saas.web import inputs
 from pricing_saas.web.base import TenantAPIView, TenantViewSet
 from tenants.roles import Perm
 
@@ -48,32 +49,32 @@ class RuleSetIn(serializers.Serializer):
     scope_values = serializers.ListField(
         child=serializers.CharField(max_length=200), required=False, max_length=10000
     )
-    priority = serializers.IntegerField(required=False, min_value=-1000, max_value=1000)
+    priority = inputs.IntegerField(required=False, min_value=-1000, max_value=1000)
     active = serializers.BooleanField(required=False)
     objective = serializers.ChoiceField(
         choices=[("", "inherit"), *RuleSet.Objective.choices], required=False, allow_blank=True
     )
-    min_margin = serializers.DecimalField(12, 4, required=False, allow_null=True)
-    max_step = serializers.DecimalField(12, 4, required=False, allow_null=True)
-    min_price = serializers.DecimalField(18, 4, required=False, allow_null=True)
-    max_price = serializers.DecimalField(18, 4, required=False, allow_null=True)
-    map_price = serializers.DecimalField(18, 4, required=False, allow_null=True)
-    max_above_competitor = serializers.DecimalField(12, 4, required=False, allow_null=True)
-    ending = serializers.DecimalField(6, 2, required=False, allow_null=True)
-    min_units_share = serializers.DecimalField(
+    min_margin = inputs.DecimalField(12, 4, required=False, allow_null=True)
+    max_step = inputs.DecimalField(12, 4, required=False, allow_null=True)
+    min_price = inputs.DecimalField(18, 4, required=False, allow_null=True)
+    max_price = inputs.DecimalField(18, 4, required=False, allow_null=True)
+    map_price = inputs.DecimalField(18, 4, required=False, allow_null=True)
+    max_above_competitor = inputs.DecimalField(12, 4, required=False, allow_null=True)
+    ending = inputs.DecimalField(6, 2, required=False, allow_null=True)
+    min_units_share = inputs.DecimalField(
         8, 4, required=False, allow_null=True, help_text="keep this share of today's units"
     )
-    min_revenue_share = serializers.DecimalField(
+    min_revenue_share = inputs.DecimalField(
         8, 4, required=False, allow_null=True, help_text="keep this share of today's revenue"
     )
-    clearance_days = serializers.IntegerField(
+    clearance_days = inputs.IntegerField(
         required=False,
         allow_null=True,
         min_value=1,
         max_value=3650,
         help_text="sell today's stock within this many days",
     )
-    min_gain_abs = serializers.DecimalField(
+    min_gain_abs = inputs.DecimalField(
         14,
         4,
         required=False,
@@ -81,7 +82,7 @@ class RuleSetIn(serializers.Serializer):
         min_value=0,
         help_text="a change must gain at least this much per day (money)",
     )
-    min_gain_rel = serializers.DecimalField(
+    min_gain_rel = inputs.DecimalField(
         8,
         4,
         required=False,
@@ -90,7 +91,7 @@ class RuleSetIn(serializers.Serializer):
         max_value=1,
         help_text="... and at least this share of today's daily profit (or revenue)",
     )
-    evidence_margin = serializers.DecimalField(
+    evidence_margin = inputs.DecimalField(
         8,
         4,
         required=False,
@@ -99,7 +100,7 @@ class RuleSetIn(serializers.Serializer):
         max_value=1,
         help_text="how far beyond the prices seen a price may go (share)",
     )
-    window_change = serializers.DecimalField(
+    window_change = inputs.DecimalField(
         8,
         4,
         required=False,
@@ -108,7 +109,7 @@ class RuleSetIn(serializers.Serializer):
         max_value=1,
         help_text="the most a price may move in total within window_days (share)",
     )
-    window_days = serializers.IntegerField(
+    window_days = inputs.IntegerField(
         required=False,
         allow_null=True,
         min_value=1,
@@ -176,16 +177,14 @@ class PolicyOut(serializers.ModelSerializer):
 
 class PolicyIn(serializers.Serializer):
     auto_approve = serializers.BooleanField(required=False)
-    auto_approve_max_change = serializers.DecimalField(
-        6, 4, min_value=0, max_value=1, required=False
-    )
-    auto_approve_max_relative_se = serializers.DecimalField(
+    auto_approve_max_change = inputs.DecimalField(6, 4, min_value=0, max_value=1, required=False)
+    auto_approve_max_relative_se = inputs.DecimalField(
         6, 4, min_value=0, max_value=10, required=False
     )
     auto_publish = serializers.BooleanField(required=False)
     publisher = serializers.ChoiceField(choices=sorted(PUBLISHERS), required=False)
-    price_war_window_days = serializers.IntegerField(min_value=1, max_value=365, required=False)
-    price_war_max_cuts = serializers.IntegerField(min_value=2, max_value=100, required=False)
+    price_war_window_days = inputs.IntegerField(min_value=1, max_value=365, required=False)
+    price_war_max_cuts = inputs.IntegerField(min_value=2, max_value=100, required=False)
     no_cost_fallback = serializers.ChoiceField(
         choices=PricingPolicy._meta.get_field("no_cost_fallback").choices, required=False
     )
@@ -296,7 +295,7 @@ class CommentIn(serializers.Serializer):
 
 
 class OutcomeQuery(serializers.Serializer):
-    window = serializers.IntegerField(min_value=7, max_value=365, default=14)
+    window = inputs.IntegerField(min_value=7, max_value=365, default=14)
 
 
 class ChangeOutcomeOut(serializers.Serializer):
@@ -426,9 +425,9 @@ class RecommendationOut(serializers.ModelSerializer):
 class RecommendationFilter(django_filters.FilterSet):
     sku = django_filters.CharFilter(field_name="product__sku")
     category = django_filters.CharFilter(field_name="product__category")
-    min_change = django_filters.NumberFilter(method="_min_change", label="|change| at least")
-    max_change = django_filters.NumberFilter(method="_max_change", label="|change| at most")
-    min_profit_delta = django_filters.NumberFilter(field_name="profit_delta", lookup_expr="gte")
+    min_change = inputs.NumberFilter(method="_min_change", label="|change| at least")
+    max_change = inputs.NumberFilter(method="_max_change", label="|change| at most")
+    min_profit_delta = inputs.NumberFilter(field_name="profit_delta", lookup_expr="gte")
     flagged = django_filters.BooleanFilter(method="_flagged")
 
     class Meta:
@@ -446,24 +445,24 @@ class RecommendationFilter(django_filters.FilterSet):
 
 
 class DecideIn(CommentIn):
-    price = serializers.DecimalField(
-        18, 4, required=False, allow_null=True, help_text="edit and approve: the price to use"
-    )
+    price = inputs.DecimalField(
+        14, 4, required=False, allow_null=True, help_text="edit and approve: the price to use"
+    )  # the price columns' precision: a larger price could not be stored
 
 
 class BulkFilterIn(serializers.Serializer):
     category = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    min_change = serializers.FloatField(required=False, min_value=0)
-    max_change = serializers.FloatField(required=False, min_value=0)
-    min_profit_delta = serializers.FloatField(required=False)
-    job_id = serializers.IntegerField(required=False)
+    min_change = inputs.FloatField(required=False, min_value=0)
+    max_change = inputs.FloatField(required=False, min_value=0)
+    min_profit_delta = inputs.FloatField(required=False)
+    job_id = inputs.IntegerField(required=False)
     flagged = serializers.BooleanField(required=False, allow_null=True, default=None)
 
 
 class BulkIn(CommentIn):
     action = serializers.ChoiceField(choices=["approve", "reject"])
     ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1),
+        child=inputs.IntegerField(min_value=1),
         required=False,
         max_length=100_000,
         allow_empty=False,
@@ -558,7 +557,7 @@ class PublicationOut(serializers.ModelSerializer):
 
 class PublishIn(serializers.Serializer):
     recommendation_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1),
+        child=inputs.IntegerField(min_value=1),
         required=False,
         max_length=100_000,
         help_text="default: every approved recommendation not yet published",
@@ -624,7 +623,7 @@ class PriceChangeFilter(django_filters.FilterSet):
 
 class PriceRollbackIn(CommentIn):
     ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1),
+        child=inputs.IntegerField(min_value=1),
         max_length=100_000,
         allow_empty=False,
         required=False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from itertools import pairwise
 
 from django.db import IntegrityError, transaction
@@ -16,6 +16,13 @@ from django.utils import timezone
 from ml.science.optimizer import NO_COST_FALLBACKS
 from pricing_saas.web.errors import ConflictError as Conflict
 from pricing_saas.web.errors import NotFoundError, ServiceError
+from pricing_saas.web.inputs import (
+    PRICE_LIMIT,
+    BadInput,
+    parse_number,
+    require_integer,
+    require_number,
+)
 from tenants import audit
 from tenants.context import get_current_actor, require_current_tenant
 
@@ -249,10 +256,10 @@ def auto_approve(job) -> int:
 
 def _check_price(rec: Recommendation, price) -> Decimal:
     try:
-        value = Decimal(str(price)).quantize(Decimal("0.01"))
-    except (InvalidOperation, ValueError):
-        raise ServiceError(f"price {price!r} is not a number", attr="price") from None
-    if not value.is_finite() or value <= 0:
+        value = parse_number(price, limit=PRICE_LIMIT).quantize(Decimal("0.01"))
+    except BadInput as exc:
+        raise ServiceError(f"price {price!r}: {exc.reason}", code=exc.code, attr="price") from None
+    if value <= 0:
         raise ServiceError("the price must be positive", attr="price")
     if rec.price_floor is not None and value < rec.price_floor - Decimal("0.005"):
         raise ServiceError(
@@ -311,6 +318,15 @@ class BulkFilter:
     min_profit_delta: float | None = None
     job_id: int | None = None
     flagged: bool | None = None  # only flagged (True) or only unflagged (False)
+
+    def __post_init__(self):
+        # Whoever builds it (the API, a page): NaN or Infinity would match every row
+        # (`|change| <= NaN` holds for all in Postgres), so a bulk decision would take them all.
+        for name in ("min_change", "max_change", "min_profit_delta"):
+            if getattr(self, name) is not None:
+                setattr(self, name, require_number(getattr(self, name), attr=name))
+        if self.job_id is not None:
+            self.job_id = require_integer(self.job_id, attr="job_id")
 
 
 def filtered(queryset, f: BulkFilter):

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 
 from pricing_saas.integrations.publishers import PUBLISHERS
+from pricing_saas.web.inputs import NumberFormField
 
 from .models import PricingPolicy, RuleSet
 
@@ -33,49 +34,49 @@ class RuleSetForm(forms.Form):
     objective = forms.ChoiceField(
         choices=[("", "inherit"), *RuleSet.Objective.choices], required=False
     )
-    min_margin = forms.DecimalField(
+    min_margin = NumberFormField(
         required=False,
         label="Minimum markup over cost (%)",
         help_text="the price at least this many % above the unit cost: 25 keeps a 20 % margin "
         "of the price",
     )
-    max_step = forms.DecimalField(
+    max_step = NumberFormField(
         required=False, label="Largest change per reprice (%)", help_text="e.g. 10"
     )
-    min_price = forms.DecimalField(required=False)
-    max_price = forms.DecimalField(required=False)
-    map_price = forms.DecimalField(required=False, label="MAP")
-    max_above_competitor = forms.DecimalField(
+    min_price = NumberFormField(required=False)
+    max_price = NumberFormField(required=False)
+    map_price = NumberFormField(required=False, label="MAP")
+    max_above_competitor = NumberFormField(
         required=False,
         label="At most above the lowest competitor (%)",
         help_text="e.g. 5; 0 matches it, a negative number stays below it",
     )
-    ending = forms.DecimalField(required=False, help_text="the cents a price ends in, e.g. 0.99")
-    min_units_share = forms.DecimalField(
+    ending = NumberFormField(required=False, help_text="the cents a price ends in, e.g. 0.99")
+    min_units_share = NumberFormField(
         required=False, label="Keep units (%)", help_text="of today's expected units, e.g. 90"
     )
-    min_revenue_share = forms.DecimalField(
+    min_revenue_share = NumberFormField(
         required=False, label="Keep revenue (%)", help_text="of today's revenue, e.g. 95"
     )
     clearance_days = forms.IntegerField(
         required=False, min_value=1, help_text="sell today's stock within this many days"
     )
-    min_gain_abs = forms.DecimalField(
+    min_gain_abs = NumberFormField(
         required=False,
         label="Minimum gain per day",
         help_text="money per day a change must add over today's price (default 0.01)",
     )
-    min_gain_rel = forms.DecimalField(
+    min_gain_rel = NumberFormField(
         required=False,
         label="Minimum gain (%)",
         help_text="of today's daily profit (default 1)",
     )
-    evidence_margin = forms.DecimalField(
+    evidence_margin = NumberFormField(
         required=False,
         label="Beyond the prices seen (%)",
         help_text="past the lowest and highest price sold at (default 10)",
     )
-    window_change = forms.DecimalField(
+    window_change = NumberFormField(
         required=False,
         label="Most change per window (%)",
         help_text="in total within the window (default 20)",
@@ -94,8 +95,8 @@ class ScheduleForm(forms.Form):
 
 class PolicyForm(forms.Form):
     auto_approve = forms.BooleanField(required=False)
-    auto_approve_max_change = forms.DecimalField(min_value=0, max_value=1, help_text=PCT_HELP)
-    auto_approve_max_relative_se = forms.DecimalField(
+    auto_approve_max_change = NumberFormField(min_value=0, max_value=1, help_text=PCT_HELP)
+    auto_approve_max_relative_se = NumberFormField(
         min_value=0, max_value=10, label="Confident when s.e. / |elasticity| ≤"
     )
     auto_publish = forms.BooleanField(required=False)

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from pricing_saas.catalog.models import Product
 from pricing_saas.web.errors import ServiceError
+from pricing_saas.web.inputs import require_integer, require_number
 from pricing_saas.web.views import tenant_view
 from tenants.roles import Perm, has_perm
 
@@ -47,25 +48,26 @@ def _window(request) -> int:
     return int(value) if value.isdigit() and int(value) in outcomes.WINDOWS else outcomes.WINDOWS[0]
 
 
-def _float(value):
-    try:
-        return float(value) if value not in (None, "") else None
-    except ValueError:
-        return None
-
-
 def _bulk_filter(params) -> approvals.BulkFilter:
+    """The filters of the recommendations page (changes in %). A value that is not a number
+    is a ServiceError naming it, never a filter dropped: a bulk decision over "the filtered
+    ones" would otherwise take them all."""
+
+    def number(name):
+        value = (params.get(name) or "").strip()
+        return require_number(value, attr=name) if value else None
+
     def pct(name):
-        value = _float(params.get(name))
+        value = number(name)
         return None if value is None else value / 100
 
-    job = params.get("job")
+    job = (params.get("job") or "").strip()
     return approvals.BulkFilter(
         category=params.get("category", ""),
         min_change=pct("min_change"),
         max_change=pct("max_change"),
-        min_profit_delta=_float(params.get("min_profit_delta")),
-        job_id=int(job) if job and job.isdigit() else None,
+        min_profit_delta=number("min_profit_delta"),
+        job_id=require_integer(job, attr="job") if job else None,
         flagged=True if params.get("flagged") == "1" else None,
     )
 
@@ -77,7 +79,12 @@ def recommendations(request):
         return _bulk(request)
     params = request.GET
     status = params.get("status", "pending")
-    queryset = selectors.recommendations(status, _bulk_filter(params))
+    try:
+        where = _bulk_filter(params)
+    except ServiceError as exc:
+        messages.error(request, f"Filters not applied: {exc.detail}")
+        where = approvals.BulkFilter()
+    queryset = selectors.recommendations(status, where)
     page = Paginator(queryset, 100).get_page(params.get("page"))
     categories = selectors.categories()
     keep = {k: params[k] for k in FILTERS if params.get(k)}

@@ -4,6 +4,9 @@ from .base import *  # noqa: F403
 from .base import env
 
 DEBUG = env.bool("DEBUG", default=True)
+# WhiteNoise serves static files straight from their folders (no collectstatic), also with DEBUG
+# off: how `make demo` serves the portal.
+WHITENOISE_USE_FINDERS = True
 
 # Webhooks to a receiver on this machine (a developer's own test endpoint).
 ALERT_WEBHOOK_ALLOW_HTTP = env.bool("ALERT_WEBHOOK_ALLOW_HTTP", default=True)

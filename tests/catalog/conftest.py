@@ -63,6 +63,17 @@ def base_products(run):
 
 
 @pytest.fixture
+def stored_uploads(settings):
+    """`stored_uploads()`: the set of files under MEDIA_ROOT/imports/ now (compare before and
+    after an upload to see what it left behind)."""
+
+    def stored_uploads() -> set[Path]:
+        return {p for p in (Path(settings.MEDIA_ROOT) / "imports").rglob("*") if p.is_file()}
+
+    return stored_uploads
+
+
+@pytest.fixture
 def analyst():
     """`analyst(world)`: an API client with the world's analyst key."""
 

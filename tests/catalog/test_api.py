@@ -40,6 +40,40 @@ def test_bulk_invalid_rows_name_index_and_field_and_write_nothing(world_a, analy
         assert Product.objects.count() == 0
 
 
+@pytest.mark.parametrize("value", ["0x10", "0b11", "NaN", "Infinity", "1e400", "99999999999"])
+def test_bulk_price_that_is_not_a_storable_decimal_names_row_and_field_and_writes_nothing(
+    world_a, analyst, value
+):
+    rows = [
+        {"sku": "OK", "title": "Fine", "price": 1},
+        {"sku": "H", "title": "Hex", "price": value},
+    ]
+    response = analyst(world_a).post("/api/v1/products/bulk/", rows, format="json")
+    assert response.status_code == 400, response.json()
+    assert response.json()["attr"] == "1.price" and response.json()["errors"][0]["reason"]
+    with tenant_context(world_a.tenant):
+        assert Product.objects.count() == 0
+
+
+def test_bulk_json_number_beyond_a_float_is_a_row_error(world_a, analyst):
+    response = analyst(world_a).post(
+        "/api/v1/products/bulk/",
+        data='[{"sku": "B", "title": "Big", "price": 1e400}]',
+        content_type="application/json",
+    )
+    assert response.status_code == 400 and response.json()["attr"] == "0.price"
+    assert response.json()["errors"][0]["reason"] == "is too large"
+
+
+@pytest.mark.parametrize("offset", ["+16:00", "-16:00", "+23:00"])
+def test_observed_from_with_an_offset_of_16_hours_or_more_is_a_400_naming_it(world_a, offset):
+    response = world_a.api(Role.VIEWER).get(
+        "/api/v1/competitor-offers/", {"observed_from": f"2024-01-01T10:00:00{offset}"}
+    )
+    assert response.status_code == 400, response.json()
+    assert response.json()["attr"] == "observed_from" and "offset" in response.json()["detail"]
+
+
 def test_bulk_limits_and_shape(world_a, analyst):
     client = analyst(world_a)
     too_many = [{"sku": str(i), "title": "t", "price": 1} for i in range(10_001)]
@@ -115,6 +149,69 @@ def test_upload_bad_files(world_a, name, content, code, analyst):
         "/api/v1/imports/", {"kind": "products", "file": upload}, format="multipart"
     )
     assert response.status_code == 400 and response.json()["code"] in (code, "empty")
+
+
+NUL_FILES = [
+    # (content, row, column): in the header, in a previewed cell, far beyond the sniffed head
+    (b"sku,ti\x00tle,price\nU1,Uploaded,5\n", 1, "title"),
+    (b"sku,title,price\nU1,Up\x00loaded,5\n", 2, "title"),
+    (
+        b"sku,title,price\n"
+        + b"".join(b"U%d,Product %d,5\n" % (i, i) for i in range(5000))
+        + b"X1,Bad,5\x00\n",
+        5002,
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize("content, row, column", NUL_FILES)
+def test_upload_with_a_nul_byte_fails_naming_row_and_reason_and_keeps_no_file(
+    world_a, analyst, stored_uploads, content, row, column
+):
+    before = stored_uploads()
+    client = analyst(world_a)
+    upload = SimpleUploadedFile("nul.csv", content)
+    response = client.post(
+        "/api/v1/imports/", {"kind": "products", "file": upload}, format="multipart"
+    )
+    assert response.status_code == 202, response.json()
+    job = client.get(f"/api/v1/imports/{response.json()['id']}/").json()
+    assert job["status"] == "failed" and job["error_count"] == 1
+    error = job["errors"][0]
+    assert error["row"] == row and "NUL byte" in error["reason"], error
+    assert error["column"] == column
+    assert stored_uploads() == before
+    with tenant_context(world_a.tenant):
+        assert Product.objects.count() == 0
+
+
+def test_an_upload_that_crashes_keeps_no_file(world_a, analyst, stored_uploads, monkeypatch):
+    from pricing_saas.catalog import services
+
+    def crash(job, options):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(services, "_inspect", crash)
+    before = stored_uploads()
+    upload = SimpleUploadedFile("p.csv", b"sku,title,price\nU1,Uploaded,5\n")
+    response = analyst(world_a).post(
+        "/api/v1/imports/", {"kind": "products", "file": upload}, format="multipart"
+    )
+    assert response.status_code == 500
+    assert stored_uploads() == before
+
+
+def test_an_import_that_fails_in_the_task_keeps_no_file(world_a, analyst, stored_uploads):
+    before = stored_uploads()
+    upload = SimpleUploadedFile("p.csv", b"sku,title,price\nU1,Ok,5\nU2,Bad,zero\n")
+    response = analyst(world_a).post(
+        "/api/v1/imports/", {"kind": "products", "file": upload}, format="multipart"
+    )
+    assert response.status_code == 202
+    job = analyst(world_a).get(f"/api/v1/imports/{response.json()['id']}/").json()
+    assert job["status"] == "failed" and job["errors"][0]["row"] == 3
+    assert stored_uploads() == before
 
 
 def test_upload_unknown_kind(world_a, analyst):

@@ -3,6 +3,7 @@ input of the merchant-data issue is one test here."""
 
 from __future__ import annotations
 
+import io
 import tracemalloc
 from decimal import Decimal
 
@@ -190,6 +191,69 @@ def test_non_numeric_price_and_units(shop, tmp_path, fails, base_products):
     assert got[(2, "price", "abc")].startswith("not a number")
     assert got[(3, "units", "2.5")] == "not a whole number"
     assert SalesRecord.objects.count() == 0
+
+
+@pytest.mark.parametrize("cell", ["0x10", "0X1F", "0o17", "0b11", " -0x10"])
+def test_a_hexadecimal_octal_or_binary_number_is_refused_not_read(
+    shop, tmp_path, cell, fails, base_products
+):
+    """Postgres 16 reads `0x10` as 16: the typed fast path stored it."""
+    base_products(tmp_path)
+    result = fails(tmp_path, "sales", f"date,sku,units,price\n2024-01-01,A1,1,{cell}\n")
+    assert [(e.row, e.column, e.value) for e in result.errors] == [(2, "price", cell)]
+    assert result.errors[0].reason.startswith("not a number")
+    result = fails(tmp_path, "products", f"sku,title,price,stock\nH1,Hex,1,{cell}\n")
+    assert [(e.row, e.column) for e in result.errors] == [(2, "stock")]
+    assert SalesRecord.objects.count() == 0 and not Product.objects.filter(sku="H1").exists()
+
+
+def test_a_hexadecimal_cell_far_into_a_file_is_found(shop, tmp_path, fails, base_products):
+    base_products(tmp_path)
+    rows = "".join(f"2024-01-{1 + i % 28:02d},A1,1,{i}.50\n" for i in range(8000))
+    result = fails(tmp_path, "sales", "date,sku,units,price\n" + rows + "2024-02-01,A1,1,0x10\n")
+    assert [(e.row, e.column) for e in result.errors] == [(8002, "price")]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 8])
+def test_a_hexadecimal_cell_cut_by_a_read_boundary_is_found(size):
+    from pricing_saas.catalog.importer.rows import NonDecimalGuard
+
+    text = b"date,sku,units,price\n2024-01-01,A1,1,9.5\n2024-01-02,A1,1,  0x10\n"
+    guard = NonDecimalGuard(io.BytesIO(text))
+    assert b"".join(iter(lambda: guard.read(size), b"")) == text
+    assert guard.found
+    clean = NonDecimalGuard(io.BytesIO(text.replace(b"0x10", b"10")))
+    while clean.read(size):
+        pass
+    assert not clean.found
+
+
+def test_a_text_cell_that_looks_hexadecimal_is_kept_as_text(shop, tmp_path, run):
+    run(tmp_path, "products", "sku,title,price\n0x10,Box 10x20,12\n")
+    assert Product.objects.get(sku="0x10").title == "Box 10x20"
+
+
+def test_an_exponent_reads_the_same_on_both_paths(shop, tmp_path, run, fails, base_products):
+    base_products(tmp_path)
+    run(tmp_path, "sales", "date,sku,units,price\n2024-01-01,A1,1,1.5e1\n")
+    assert SalesRecord.objects.get(date="2024-01-01").price == Decimal("15")
+    # An unknown currency text sends the file to the text path; the exponent still reads.
+    run(tmp_path, "sales", "date,sku,units,price\n2024-01-02,A1,1,2e1\n2024-01-03,A1,1,$3\n")
+    assert SalesRecord.objects.get(date="2024-01-02").price == Decimal("20")
+    result = fails(tmp_path, "sales", "date,sku,units,price\n2024-01-04,A1,1,1e400\n")
+    assert result.errors[0].reason == "is too large"
+
+
+@pytest.mark.parametrize("offset", ["+16:00", "-16:00", "+23:59", "+05:99", "+1600"])
+def test_a_time_zone_offset_postgres_refuses_is_a_row_error_not_a_500(
+    shop, tmp_path, offset, fails, base_products
+):
+    base_products(tmp_path)
+    text = f"sku,competitor,price,observed_at\nA1,Rival,9,2024-05-01T10:00:00{offset}\n"
+    result = fails(tmp_path, "competitor_prices", text)
+    assert [(e.row, e.column) for e in result.errors] == [(2, "observed_at")]
+    assert "ISO 8601" in result.errors[0].reason
+    assert CompetitorOffer.objects.count() == 0
 
 
 @pytest.mark.parametrize(

@@ -83,3 +83,20 @@ def test_viewer_cannot_upload_in_portal(world_a):
     upload = SimpleUploadedFile("p.csv", b"sku,title,price\nV1,v,1\n")
     assert client.post("/catalog/imports/", {"kind": "products", "file": upload}).status_code == 403
     assert "Upload a file" not in client.get("/catalog/imports/").content.decode()
+
+
+def test_portal_upload_with_a_nul_byte_reports_row_and_reason_and_keeps_no_file(
+    world_a, stored_uploads
+):
+    client = Client()
+    client.force_login(world_a.users[Role.ANALYST])
+    before = stored_uploads()
+    upload = SimpleUploadedFile("nul.csv", b"sku,title,price\nU1,Up\x00loaded,5\n")
+    response = client.post("/catalog/imports/", {"kind": "products", "file": upload})
+    assert response.status_code == 302
+    page = client.get(response["Location"]).content.decode()
+    assert "NUL byte" in page and "title" in page
+    with tenant_context(world_a.tenant):
+        job = ImportJob.objects.get()
+    assert job.status == "failed" and job.errors[0]["row"] == 2 and not job.file
+    assert stored_uploads() == before

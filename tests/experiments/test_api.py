@@ -41,6 +41,10 @@ def test_create_report_assignments_and_isolation(world_a, world_b):
     [
         ({"share": 0}, "share"),
         ({"share": 1}, "share"),
+        ({"share": "NaN"}, "share"),
+        ({"share": "1e400"}, "share"),
+        ({"days": "0x10"}, "days"),
+        ({"seed": "Infinity"}, "seed"),
         ({"days": 5}, "days"),
         ({"categories": [], "skus": []}, "skus"),
         ({"skus": ["E1", "GONE"], "categories": []}, "skus"),

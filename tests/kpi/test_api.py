@@ -78,6 +78,12 @@ def test_malformed_filters_answer_400_with_the_field(refreshed):
     assert response.json()["type"] == "validation_error" and response.json()["attr"] == "from"
 
 
+@pytest.mark.parametrize("job", ["NaN", "0x10", "1_0", "2.5", str(10**30)])
+def test_a_job_filter_that_is_not_a_whole_number_in_range_is_a_400_naming_it(refreshed, job):
+    response = refreshed.api(Role.VIEWER).get(URL, {"job": job})
+    assert response.status_code == 400 and response.json()["attr"] == "job", response.json()
+
+
 def test_another_tenants_job_answers_as_a_missing_one(refreshed, other_shop):
     theirs = RepriceJobFactory(tenant=other_shop.tenant)
     client = refreshed.api(Role.VIEWER)

@@ -47,5 +47,8 @@ def test_api_bad_input(stocked):
         client.post("/api/v1/model-versions/train/", {"epochs": 0}, format="json").status_code
         == 400
     )
+    for epochs in ("NaN", "0x10", "1e400"):
+        response = client.post("/api/v1/model-versions/train/", {"epochs": epochs}, format="json")
+        assert response.status_code == 400 and response.json()["attr"] == "epochs", epochs
     response = client.post("/api/v1/predictions/reference-prices/", {"products": []}, format="json")
     assert response.status_code == 400 and response.json()["attr"] == "products"

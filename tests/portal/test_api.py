@@ -101,3 +101,21 @@ def test_invitation_sends_mail_and_token_accepts(
     assert page.status_code == 302
     with tenant_context(world_a.tenant):
         assert Membership.objects.get(user=user).role == "approver"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/audit-events/", "/api/v1/audit-events/export/"])
+@pytest.mark.parametrize("name", ["since", "until"])
+@pytest.mark.parametrize("offset", ["+16:00", "-16:00", "+23:59"])
+def test_audit_since_or_until_with_an_offset_of_16_hours_or_more_is_a_400_naming_it(
+    world_a, owner_session, path, name, offset
+):
+    response = owner_session(world_a).get(path, {name: f"2024-01-01T10:00:00{offset}"})
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["attr"] == name and "offset" in response.json()["detail"]
+
+
+def test_audit_since_with_an_offset_within_range_filters(world_a, owner_session):
+    response = owner_session(world_a).get(
+        "/api/v1/audit-events/", {"since": "2024-01-01T10:00:00+15:59"}
+    )
+    assert response.status_code == 200

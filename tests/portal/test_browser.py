@@ -14,9 +14,25 @@ from tests.factories import MembershipFactory
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+MISSING_CHROMIUM = (
+    "the browser tests drive the system Chromium at {path}, which this machine lacks: install "
+    "it (Debian: sudo apt-get install chromium) or set CHROMIUM_PATH to a Chromium or "
+    "Chrome binary"
+)
 SHOTS = Path(
     os.environ.get("SCREENSHOT_DIR", Path(__file__).resolve().parents[2] / "benchmarks" / "out")
 )
+
+
+def chromium_or_fail(path: str) -> str:
+    if not os.access(path, os.X_OK):
+        pytest.fail(MISSING_CHROMIUM.format(path=path), pytrace=False)
+    return path
+
+
+def test_without_chromium_the_browser_tests_say_what_to_install(tmp_path):
+    with pytest.raises(pytest.fail.Exception, match=r"sudo apt-get install chromium"):
+        chromium_or_fail(str(tmp_path / "no-chromium"))
 
 
 @pytest.fixture
@@ -33,6 +49,7 @@ def page(live_server):
     from django.db import connections
     from playwright.sync_api import sync_playwright
 
+    chromium_or_fail(CHROMIUM)
     connections.close_all()
 
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's loop runs in this thread

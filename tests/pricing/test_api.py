@@ -201,3 +201,90 @@ def test_a_bad_gain_evidence_or_window_field_is_a_4xx_naming_it_and_saves_nothin
     assert field in str(response.json()), response.json()
     with tenant_context(world_a.tenant):
         assert not RuleSet.objects.filter(name="Bad").exists()
+
+
+def _pending(world) -> int:
+    from pricing_saas.pricing.models import Recommendation
+
+    with tenant_context(world.tenant):
+        return Recommendation.objects.filter(status="pending").count()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '"NaN"',
+        '"Infinity"',
+        '"-Infinity"',
+        '"0x10"',
+        '"1_0"',
+        '"1e400"',
+        "1e400",  # a JSON number beyond a float, which became Infinity
+    ],
+)
+def test_bulk_reject_by_a_max_change_that_is_not_a_finite_decimal_is_a_400_and_rejects_nothing(
+    repriced, body
+):
+    approver = repriced.api(Role.APPROVER)
+    job = approver.get("/api/v1/reprice-jobs/").json()["results"][0]["id"]
+    before = _pending(repriced)
+    assert before > 0
+    response = approver.post(
+        "/api/v1/recommendations/bulk/",
+        data=f'{{"action": "reject", "filters": {{"max_change": {body}, "job_id": {job}}}}}',
+        content_type="application/json",
+    )
+    assert response.status_code == 400, response.json()
+    assert response.json()["attr"] == "filters.max_change" and response.json()["detail"]
+    assert _pending(repriced) == before
+
+
+# Every numeric input of the pricing API: (method, path, field, the 400's attr).
+NUMERIC_INPUTS = [
+    ("post", "/api/v1/rule-sets/", {"name": "N"}, "max_step", "max_step"),
+    ("post", "/api/v1/rule-sets/", {"name": "N"}, "min_price", "min_price"),
+    ("post", "/api/v1/rule-sets/", {"name": "N"}, "priority", "priority"),
+    ("post", "/api/v1/rule-sets/", {"name": "N"}, "clearance_days", "clearance_days"),
+    ("patch", "/api/v1/pricing-policy/", {}, "auto_approve_max_change", "auto_approve_max_change"),
+    ("patch", "/api/v1/pricing-policy/", {}, "price_war_max_cuts", "price_war_max_cuts"),
+    ("post", "/api/v1/recommendations/bulk/", {"action": "reject"}, "ids", "ids.0"),
+    ("post", "/api/v1/price-changes/rollback/", {}, "ids", "ids.0"),
+    ("post", "/api/v1/publications/", {}, "recommendation_ids", "recommendation_ids.0"),
+]
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "0x10", "1e400"])
+@pytest.mark.parametrize("method, path, base, field, attr", NUMERIC_INPUTS)
+def test_every_numeric_input_refuses_nan_infinity_hex_and_overflow_by_name(
+    world_a, method, path, base, field, attr, value
+):
+    sent = [value] if field.endswith("ids") else value
+    response = getattr(world_a.api(Role.ADMIN), method)(path, {**base, field: sent}, format="json")
+    assert response.status_code == 400, (field, value, response.json())
+    assert response.json()["attr"] == attr, response.json()
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "0x10", "1e400", "1_0"])
+@pytest.mark.parametrize("name", ["min_change", "max_change", "min_profit_delta"])
+def test_every_numeric_filter_refuses_nan_infinity_hex_and_overflow_by_name(world_a, name, value):
+    response = world_a.api(Role.VIEWER).get("/api/v1/recommendations/", {name: value})
+    assert response.status_code == 400 and response.json()["attr"] == name, response.json()
+
+
+@pytest.mark.parametrize("price", ["NaN", "0x10", "1e400", "99999999999"])
+def test_approving_at_an_edited_price_that_is_not_a_storable_number_is_a_400(repriced, price):
+    approver = repriced.api(Role.APPROVER)
+    rec = approver.get("/api/v1/recommendations/?status=pending").json()["results"][0]
+    response = approver.post(
+        f"/api/v1/recommendations/{rec['id']}/approve/", {"price": price}, format="json"
+    )
+    assert response.status_code == 400 and response.json()["attr"] == "price", response.json()
+    assert approver.get(f"/api/v1/recommendations/{rec['id']}/").json()["status"] == "pending"
+
+
+@pytest.mark.parametrize("window", ["NaN", "0x10", "1e400"])
+def test_an_outcome_window_that_is_not_a_whole_number_is_a_400_naming_it(repriced, window):
+    viewer = repriced.api(Role.VIEWER)
+    job = viewer.get("/api/v1/reprice-jobs/").json()["results"][0]["id"]
+    response = viewer.get(f"/api/v1/reprice-jobs/{job}/outcome/", {"window": window})
+    assert response.status_code == 400 and response.json()["attr"] == "window", response.json()

@@ -216,3 +216,33 @@ def test_a_second_schedule_form_does_not_copy_the_first(repriced):
     for field in ("id_cron", "id_name"):  # the add form's inputs, not the schedule's own forms
         (tag,) = re.findall(rf'<input[^>]*id="{field}"[^>]*>', page)
         assert "value=" not in tag, tag
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("max_change", "NaN"),
+        ("max_change", "Infinity"),
+        ("min_change", "0x10"),
+        ("min_profit_delta", "1e400"),
+        ("max_change", "abc"),  # was dropped silently: "the filtered ones" became all of them
+        ("job", "first"),
+    ],
+)
+def test_bulk_reject_of_the_filtered_with_a_bad_number_shows_a_message_and_rejects_nothing(
+    repriced, field, value
+):
+    client = client_for(repriced, Role.APPROVER)
+    with tenant_context(repriced.tenant):
+        pending = Recommendation.objects.filter(status="pending").count()
+    response = client.post(
+        "/pricing/recommendations/",
+        {"action": "reject", "scope": "filtered", field: value},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert field in page and ("finite" in page or "number" in page or "decimal" in page), page
+    with tenant_context(repriced.tenant):
+        assert Recommendation.objects.filter(status="pending").count() == pending
+    listing = client.get("/pricing/recommendations/", {field: value}).content.decode()
+    assert "Filters not applied" in listing and field in listing

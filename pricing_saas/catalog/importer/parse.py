@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from ..formats import Column
 
-_NUM = r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"
+# An exponent as COPY reads it on the fast path, so both paths agree ("1e3" is 1000); at most
+# three digits, so the cast can never overflow (a larger one is reported, not a 500).
+_NUM = r"^\s*-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]{1,3})?\s*$"
 _NUM_DC = r"^\s*-?[0-9]+(,[0-9]+)?\s*$"
 _INT = r"^\s*-?[0-9]{1,9}(\.0+)?\s*$"
 _DATE = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\s*$"
 _TS = (
     r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?"
-    r"\s*(Z|[+-][0-9]{2}(:?[0-9]{2})?)?\s*$"
-)
+    r"\s*(Z|[+-](0[0-9]|1[0-5])(:?[0-5][0-9])?)?\s*$"
+)  # an offset beyond ±15:59 Postgres refuses (a 500 when it reached the cast)
 _TRUE = "('true','t','1','yes','y')"
 _FALSE = "('false','f','0','no','n')"
 

@@ -22,7 +22,7 @@ from tenants.models import Tenant
 from ..formats import Format, get_format
 from .headers import Mapping, map_headers
 from .results import ImportFailed, ImportResult, Invalid, RowError, failure
-from .rows import ProgressReader, collect_errors, count_invalid, load
+from .rows import NonDecimalNumbers, ProgressReader, collect_errors, count_invalid, load
 from .sniff import sniff
 from .upsert import create_stub_products, duplicate_errors, upsert
 from .xlsx import xlsx_to_csv
@@ -88,7 +88,12 @@ class ImportRun:
                 with transaction.atomic():
                     load(self, typed=True)
                 loaded = True
-            except (psycopg2.DataError, DataError, psycopg2.errors.BadCopyFileFormat):
+            except (
+                psycopg2.DataError,
+                DataError,
+                psycopg2.errors.BadCopyFileFormat,
+                NonDecimalNumbers,
+            ):
                 self.source.seek(0)
         if not loaded:
             load(self, typed=False)

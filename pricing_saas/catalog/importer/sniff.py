@@ -12,6 +12,10 @@ from .results import failure
 
 SAMPLE_BYTES = 64 * 1024
 DELIMITERS = (",", ";", "\t", "|")
+NUL_BYTE = (
+    "contains a NUL byte (0x00), which a text file never holds: the file is probably a "
+    "spreadsheet or export saved in another format; save it as CSV (UTF-8)"
+)
 
 
 @dataclass
@@ -51,9 +55,23 @@ def sniff(path: str | Path, kind: str = "", preview_rows: int = 10) -> Sniffed:
     delimiter = max(DELIMITERS, key=lambda d: len(next(csv.reader([header_line], delimiter=d))))
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     headers = next(reader, [])
+    nul = sample.find(b"\x00")
+    if nul != -1:
+        row, index = _where(sample[:nul].decode(python_encoding, errors="replace"), delimiter)
+        column = headers[index].replace("\x00", "") if index < len(headers) else None
+        raise failure(kind, NUL_BYTE, row=row, column=column)
     preview = []
     for row in reader:
         if len(preview) >= preview_rows:
             break
         preview.append(row)
     return Sniffed(encoding, python_encoding, delimiter, headers, preview)
+
+
+def _where(before: str, delimiter: str) -> tuple[int, int]:
+    """The row (line of the file, the header is 1) and column index of the character that
+    follows `before` (the file's text up to it; a quoted cell holding a line break counts as
+    the line it starts on)."""
+    rows = list(csv.reader(io.StringIO(before + "\uffff"), delimiter=delimiter))
+    line = sum(1 + sum(cell.count("\n") for cell in r) for r in rows[:-1]) + 1
+    return line, max(len(rows[-1]) - 1, 0) if rows else 0

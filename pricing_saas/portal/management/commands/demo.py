@@ -6,14 +6,17 @@ competitor prices are not in the data: they are derived and labelled so (the pro
 `cost_source`, the competitor "Derived market index (not observed)"). The command imports the
 data, trains the reference-price model (the TF-IDF baseline: seconds), sets rules, an approval
 policy and a nightly schedule, runs a reprice job (which trains the demand model first),
-auto-approves within the policy, and serves the portal. Once the portal answers it queues the
+auto-approves within the policy, and serves the portal (gunicorn with DEBUG off, static files by
+WhiteNoise, as in production). Once the portal answers it queues the
 product's central model, the fine-tuned BERT-family encoder, on the worker's ml_train queue: the
 Models page shows it training, with its progress, and it is promoted only if it beats the
 baseline in force on the same held-out products (else it stays ready, with both figures).
 
-Without CELERY_BROKER_URL it starts a project-local Redis when redis-server is installed, else
-one solo-pool worker on kombu's filesystem transport, so background work still runs off the
-request path. Ctrl-C stops everything it started.
+Without CELERY_BROKER_URL it starts a Redis of this checkout's own when redis-server is
+installed (its port is DEMO_REDIS_PORT, else one derived from the checkout's folder, so that two
+checkouts on one machine never share a broker and each other's workers), else one solo-pool
+worker on kombu's filesystem transport, so background work still runs off the request path.
+Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
@@ -26,26 +29,50 @@ import socket
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from tenants.context import tenant_context
 from tenants.models import Membership, Tenant, User
 from tenants.roles import Role
 from tenants.services import create_tenant
+from tenants.tasks import database_label
 
 DEMO_SLUG = "demo"
 DEMO_EMAIL = "demo@example.com"
-LOCAL_REDIS_PORT = 6390
+REDIS_PORTS = (6390, 500)  # a checkout's own port: first + (a hash of its folder) % count
+WORKER_WAIT_S = 120
+
+
+def redis_port(base: Path) -> int:
+    """DEMO_REDIS_PORT, else this checkout's own port (a fixed 6390 made two checkouts share
+    one Redis, and each one's ping could reach the other's worker)."""
+    if os.environ.get("DEMO_REDIS_PORT"):
+        return int(os.environ["DEMO_REDIS_PORT"])
+    first, count = REDIS_PORTS
+    return first + zlib.crc32(str(base.resolve()).encode()) % count
 
 
 def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.3)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _redis_folder(port: int) -> str | None:
+    """The data folder of the Redis answering on `port` (None: not a Redis, or it will not
+    say)."""
+    import redis
+
+    try:
+        client = redis.Redis(port=port, socket_timeout=2, socket_connect_timeout=2)
+        return client.config_get("dir").get("dir")
+    except redis.RedisError:
+        return None
 
 
 class Command(BaseCommand):
@@ -104,11 +131,7 @@ class Command(BaseCommand):
                 self.style.SUCCESS(f"\nPortal: {url}\nLog in: {DEMO_EMAIL} / {password}\n")
             )
             self.stdout.write(f"API docs: {url}api/v1/docs/   worker log: {logs / 'worker.log'}")
-            server = subprocess.Popen(
-                [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-                cwd=base,
-                env=env,
-            )
+            server = subprocess.Popen(self._server_cmd(port), cwd=base, env=self._server_env(env))
             children.append(server)
             if not no_finetune:
                 self._when_up(port, server)
@@ -333,7 +356,7 @@ class Command(BaseCommand):
         if env.get("CELERY_BROKER_URL"):  # the broker this command started (or was given)
             from celery import Celery
 
-            client = Celery(broker=env["CELERY_BROKER_URL"])
+            client = Celery(broker=env["CELERY_BROKER_URL"], set_as_current=False)
         else:  # the filesystem transport of the settings
             from pricing_saas.celery import app as client
         client.send_task(
@@ -345,15 +368,25 @@ class Command(BaseCommand):
             return os.environ["CELERY_BROKER_URL"], "prefork"
         redis_server = shutil.which("redis-server")
         if redis_server:
-            url = f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0"
-            if not _port_open(LOCAL_REDIS_PORT):
-                folder = base / ".redis"
+            port = redis_port(base)
+            url = f"redis://127.0.0.1:{port}/0"
+            folder = base / ".redis"
+            if _port_open(port):
+                found = _redis_folder(port)
+                if found is None or Path(found).resolve() != folder.resolve():
+                    raise CommandError(
+                        f"port {port} is taken by "
+                        + (f"the Redis of {found}" if found else "something that is not a Redis")
+                        + ", not this checkout's broker: its workers would take this demo's "
+                        "tasks. Set DEMO_REDIS_PORT to a free port (or stop it)."
+                    )
+            else:
                 folder.mkdir(exist_ok=True)
                 subprocess.run(
                     [
                         redis_server,
                         "--port",
-                        str(LOCAL_REDIS_PORT),
+                        str(port),
                         "--bind",
                         "127.0.0.1",
                         "--daemonize",
@@ -370,7 +403,7 @@ class Command(BaseCommand):
                     check=True,
                 )
                 for _ in range(50):
-                    if _port_open(LOCAL_REDIS_PORT):
+                    if _port_open(port):
                         break
                     time.sleep(0.1)
             env["CELERY_BROKER_URL"] = url
@@ -380,6 +413,20 @@ class Command(BaseCommand):
             (Path(settings.CELERY_FILESYSTEM_FOLDER) / sub).mkdir(parents=True, exist_ok=True)
         return "filesystem:// (no redis-server installed; one solo worker)", "solo"
 
+    def _server_cmd(self, port: int) -> list[str]:
+        """gunicorn, as in production: the development server with DEBUG showed every error's
+        traceback and, for an unknown address, the list of every URL."""
+        return [
+            sys.executable, "-m", "gunicorn", "pricing_saas.wsgi:application",
+            "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
+            "--timeout", "120", "--access-logfile", "-",
+        ]  # fmt: skip
+
+    def _server_env(self, env: dict) -> dict:
+        """The server's environment: DEBUG off, whatever the shell says (static files come from
+        WhiteNoise, which the local settings let read them where they lie)."""
+        return {**env, "DEBUG": "false"}
+
     def _spawn(self, cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
         handle = open(log, "ab")  # noqa: SIM115 (kept open for the child's lifetime)
         return subprocess.Popen(
@@ -387,17 +434,38 @@ class Command(BaseCommand):
         )
 
     def _check_worker(self, tenant: Tenant, env: dict) -> None:
-        """Round trip through the queue when a result backend exists."""
+        """Round trip through the queue when a result backend exists: the worker must answer,
+        from this demo's database (a worker of another checkout on the same broker answers
+        nothing for a tenant its database lacks)."""
         backend = env.get("CELERY_RESULT_BACKEND")
         if not backend:
             self.stdout.write("worker started (no result backend to confirm a round trip)")
             return
         from celery import Celery
+        from celery.exceptions import CeleryError
+        from kombu.exceptions import KombuError
 
-        client = Celery(broker=env["CELERY_BROKER_URL"], backend=backend)
+        broker = env["CELERY_BROKER_URL"]
+        log = Path(settings.BASE_DIR) / ".logs" / "worker.log"
+        client = Celery(broker=broker, backend=backend, set_as_current=False)
         started = time.monotonic()
-        result = client.send_task("tenants.ping", args=[tenant.pk], queue="default")
-        reply = result.get(timeout=120)
+        try:
+            reply = client.send_task(
+                "tenants.ping", args=[tenant.pk], queue="default", expires=WORKER_WAIT_S
+            ).get(timeout=WORKER_WAIT_S)
+        except (CeleryError, KombuError, OSError) as exc:
+            raise CommandError(
+                f"the worker did not answer through {broker} within {WORKER_WAIT_S} s "
+                f"({exc.__class__.__name__}: {exc}); see {log}"
+            ) from None
+        expected = {"tenant": tenant.slug, "database": database_label()}
+        if not isinstance(reply, dict) or any(reply.get(k) != v for k, v in expected.items()):
+            raise CommandError(
+                f"a worker that does not know this demo's database answered through {broker} "
+                f"(reply {reply!r}): another checkout's worker uses the same broker. Stop it, "
+                "or give this demo a broker of its own with DEMO_REDIS_PORT (or "
+                "CELERY_BROKER_URL)."
+            )
         self.stdout.write(
             f"worker answered for tenant {reply['tenant']} in {time.monotonic() - started:.1f}s"
         )
