@@ -103,7 +103,7 @@ def test_a_user_error_fails_only_that_variant_with_the_reason(
 
 def test_a_price_changed_in_the_shop_is_not_overwritten(world_a, shop_synced, fake_shop):
     fake_shop.variant("TEA")["price"] = "3.75"  # a person changed it in the Shopify admin
-    publication, changes = run(world_a, publication_of(world_a, {"TEA": "4.99"}))
+    _, changes = run(world_a, publication_of(world_a, {"TEA": "4.99"}))
     assert changes["TEA"][0] == "failed" and "changed in the shop" in changes["TEA"][1]
     assert fake_shop.variant("TEA")["price"] == "3.75"
     assert fake_shop.calls["VariantsBulkUpdate"] == 0
@@ -114,7 +114,7 @@ def test_an_unknown_sku_fails_with_the_reason(world_a, shop_synced):
         Product.objects.create(
             tenant=world_a.tenant, sku="LOCAL", title="x", price=5, currency="USD"
         )
-    publication, changes = run(world_a, publication_of(world_a, {"LOCAL": "6.00"}))
+    _, changes = run(world_a, publication_of(world_a, {"LOCAL": "6.00"}))
     assert changes["LOCAL"][0] == "failed" and "not a variant of" in changes["LOCAL"][1]
 
 
@@ -169,7 +169,7 @@ def test_no_connection_fails_every_change_with_the_reason(world_a, shop_synced):
 
     with tenant_context(world_a.tenant):
         services.disconnect(connection=shop_synced)
-    publication, changes = run(world_a, publication_of(world_a, {"TEA": "4.99"}))
+    _, changes = run(world_a, publication_of(world_a, {"TEA": "4.99"}))
     assert changes["TEA"][0] == "failed" and "no connected Shopify shop" in changes["TEA"][1]
 
 
