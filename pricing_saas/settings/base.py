@@ -206,6 +206,9 @@ SPECTACULAR_SETTINGS = {
         "ApiKeyRoleEnum": "tenants.roles.API_KEY_ROLE_CHOICES",
         "ImportKindEnum": "pricing_saas.catalog.models.ImportJob.Kind",
         "ModelKindEnum": "ml.models.ModelVersion.Kind",
+        "SyncKindEnum": "pricing_saas.integrations.models.SyncRun.Kind",
+        "JobStatusEnum": "tenants.jobs.JobStatus",
+        "ConnectionStatusEnum": "pricing_saas.integrations.models.Connection.Status",
     },
 }
 
