@@ -21,10 +21,17 @@ def connect_by_command(world, fake_shop, tmp_path, token=None):
     token_file.write_text((token or fake_shop.token) + "\n")
     out = []
     call_command(
-        "connect_shop", world.tenant.slug, "shopify", "--shop-url", "https://fake.myshopify.com",
-        "--token-file", str(token_file), "--api-base-url", fake_shop.url,
+        "connect_shop",
+        world.tenant.slug,
+        "shopify",
+        "--shop-url",
+        "https://fake.myshopify.com",
+        "--token-file",
+        str(token_file),
+        "--api-base-url",
+        fake_shop.url,
         stdout=type("W", (), {"write": lambda self, s: out.append(s)})(),
-    )  # fmt: skip
+    )
     return "".join(out)
 
 
@@ -42,9 +49,13 @@ def test_connect_sync_approve_publish_end_to_end(world_a, fake_shop, tmp_path):
         product = Product.objects.get(sku="TEA")
     job = RepriceJobFactory(tenant=world_a.tenant)
     RecommendationFactory(
-        tenant=world_a.tenant, job=job, product=product, status="approved",
-        current_price="4.50", recommended_price="4.79",
-    )  # fmt: skip
+        tenant=world_a.tenant,
+        job=job,
+        product=product,
+        status="approved",
+        current_price="4.50",
+        recommended_price="4.79",
+    )
     call_command("publish", world_a.tenant.slug, "--job", str(job.pk))
     assert fake_shop.variant("TEA")["price"] == "4.79"
     with tenant_context(world_a.tenant):
@@ -64,8 +75,15 @@ def test_wrong_token_is_a_clear_error_and_nothing_is_synced(world_a, fake_shop, 
 
 def test_missing_token_file_is_named(world_a, fake_shop, tmp_path):
     with pytest.raises(CommandError, match="--token-file"):
-        call_command("connect_shop", world_a.tenant.slug, "shopify", "--shop-url",
-                     "https://x.myshopify.com", "--token-file", str(tmp_path / "none"))  # fmt: skip
+        call_command(
+            "connect_shop",
+            world_a.tenant.slug,
+            "shopify",
+            "--shop-url",
+            "https://x.myshopify.com",
+            "--token-file",
+            str(tmp_path / "none"),
+        )
 
 
 def test_rotate_credentials_reencrypts_under_the_new_key(world_a, fake_shop, tmp_path, settings):

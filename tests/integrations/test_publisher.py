@@ -22,8 +22,13 @@ def shop_synced(world_a, connect, sync, fake_shop):
     Shopify publisher chosen in the policy."""
     fake_shop.add_product("Tea", [{"sku": "TEA", "price": "4.50"}])
     fake_shop.add_product("Mug", [{"sku": "MUG", "price": "9.00"}])
-    fake_shop.add_product("Shirt", [{"sku": "S", "title": "S", "price": "20.00"},
-                                    {"sku": "L", "title": "L", "price": "22.00"}])  # fmt: skip
+    fake_shop.add_product(
+        "Shirt",
+        [
+            {"sku": "S", "title": "S", "price": "20.00"},
+            {"sku": "L", "title": "L", "price": "22.00"},
+        ],
+    )
     connection = connect(world_a)
     sync(world_a, connection, kind="products")
     with tenant_context(world_a.tenant):
@@ -40,9 +45,12 @@ def publication_of(world, changes: dict[str, str]) -> Publication:
         for sku, price in changes.items():
             product = Product.objects.get(sku=sku)
             PriceChange.objects.create(
-                tenant=world.tenant, product=product, old_price=product.price,
-                new_price=Decimal(price), publication=publication,
-            )  # fmt: skip
+                tenant=world.tenant,
+                product=product,
+                old_price=product.price,
+                new_price=Decimal(price),
+                publication=publication,
+            )
     return publication
 
 

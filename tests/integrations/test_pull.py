@@ -17,16 +17,30 @@ pytestmark = pytest.mark.django_db
 
 def stock_shop(shop):
     shop.add_product(
-        "Tea", [{"sku": "TEA", "price": "4.50", "compareAtPrice": "5.00", "unitCost": "2.10",
-                 "inventoryQuantity": 12}],
-        vendor="Leaf & Co", productType="Drinks", description="Green tea",
-    )  # fmt: skip
+        "Tea",
+        [
+            {
+                "sku": "TEA",
+                "price": "4.50",
+                "compareAtPrice": "5.00",
+                "unitCost": "2.10",
+                "inventoryQuantity": 12,
+            }
+        ],
+        vendor="Leaf & Co",
+        productType="Drinks",
+        description="Green tea",
+    )
     shop.add_product(
         "Shirt",
-        [{"sku": "SHIRT-S", "title": "S", "price": "20.00"},
-         {"sku": "SHIRT-L", "title": "L", "price": "22.00"}, {"sku": "", "price": "1.00"}],
-        vendor="Cotton", productType="Apparel",
-    )  # fmt: skip
+        [
+            {"sku": "SHIRT-S", "title": "S", "price": "20.00"},
+            {"sku": "SHIRT-L", "title": "L", "price": "22.00"},
+            {"sku": "", "price": "1.00"},
+        ],
+        vendor="Cotton",
+        productType="Apparel",
+    )
 
 
 def test_products_arrive_with_their_fields(world_a, connect, sync, fake_shop):
@@ -111,8 +125,13 @@ def test_an_order_refunded_later_is_recounted_incrementally(world_a, connect, sy
     order = fake_shop.add_order(created="2025-03-01T10:00:00Z", lines=[("TEA", 5, "4.00")])
     connection = connect(world_a)
     sync(world_a, connection)
-    order["refunds"] = [{"refundLineItems": {"nodes": [
-        {"quantity": 2, "lineItem": {"id": order["lineItems"][0]["id"]}}]}}]  # fmt: skip
+    order["refunds"] = [
+        {
+            "refundLineItems": {
+                "nodes": [{"quantity": 2, "lineItem": {"id": order["lineItems"][0]["id"]}}]
+            }
+        }
+    ]
     order["updatedAt"] = "2025-03-02T09:00:00Z"
     with tenant_context(world_a.tenant):
         connection.refresh_from_db()

@@ -33,8 +33,18 @@ class Command(BaseCommand):
         parser.add_argument("--api-base-url", default="", help="another API address (tests)")
         parser.add_argument("--no-publish", action="store_true", help="never push prices here")
 
-    def handle(self, *args, slug, platform, shop_url, token_file, webhook_secret_file,
-               api_base_url, no_publish, **options):  # fmt: skip
+    def handle(
+        self,
+        *args,
+        slug,
+        platform,
+        shop_url,
+        token_file,
+        webhook_secret_file,
+        api_base_url,
+        no_publish,
+        **options,
+    ):
         tenant = tenant_or_error(slug)
         if platform != "shopify":
             raise CommandError("woocommerce is not supported yet; use shopify")
@@ -49,9 +59,13 @@ class Command(BaseCommand):
         with tenant_context(tenant), actor_context(None, "command connect_shop"):
             try:
                 connection = services.connect(
-                    platform=platform, shop_url=shop_url, access_token=token,
-                    app_secret=secret, api_base_url=api_base_url, publishes=not no_publish,
-                )  # fmt: skip
+                    platform=platform,
+                    shop_url=shop_url,
+                    access_token=token,
+                    app_secret=secret,
+                    api_base_url=api_base_url,
+                    publishes=not no_publish,
+                )
             except ServiceError as exc:
                 raise CommandError(f"{exc.attr or 'error'}: {exc.detail}") from exc
         self.stdout.write(

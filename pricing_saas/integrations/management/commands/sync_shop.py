@@ -33,8 +33,9 @@ class Command(BaseCommand):
                 )
             for conn in connections:
                 try:
-                    run = services.start_sync(connection=conn, kind=kind, full=full,
-                                              trigger="command", enqueue=False)  # fmt: skip
+                    run = services.start_sync(
+                        connection=conn, kind=kind, full=full, trigger="command", enqueue=False
+                    )
                     run = services.run_sync(run_id=run.pk)
                 except ServiceError as exc:
                     raise CommandError(exc.detail) from exc

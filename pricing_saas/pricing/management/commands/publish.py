@@ -44,8 +44,10 @@ class Command(BaseCommand):
                 publication = publishing.run_publication(publication_id=publication.pk)
             except TransientPublishError as exc:
                 publishing._enqueue(publication)
-                self.stdout.write(f"{publication}: the shop is not answering ({exc}); queued "
-                                  "for a retry on the publish queue")  # fmt: skip
+                self.stdout.write(
+                    f"{publication}: the shop is not answering ({exc}); queued "
+                    "for a retry on the publish queue"
+                )
                 return
         self.stdout.write(f"{publication}: {publication.message}")
         if publication.status == publication.Status.FAILED:
