@@ -318,8 +318,9 @@ def run_sync(*, run_id: int) -> SyncRun | None:
         run.refresh_from_db()
         run.fail(f"internal error: {exc.__class__.__name__}")
         raise
-    with transaction.atomic():  # the shop answered all along: it works again
-        locked = Connection.objects.select_for_update().get(pk=connection.pk)
-        if locked.status == Connection.Status.FAILING:
-            _set_status(locked, Connection.Status.CONNECTED, "")
+    else:
+        with transaction.atomic():  # the shop answered all along: it works again
+            locked = Connection.objects.select_for_update().get(pk=connection.pk)
+            if locked.status == Connection.Status.FAILING:
+                _set_status(locked, Connection.Status.CONNECTED, "")
     return run

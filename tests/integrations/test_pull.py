@@ -175,3 +175,17 @@ def test_one_tenants_sync_writes_nothing_in_another(world_a, world_b, connect, s
     with tenant_context(world_b.tenant):
         assert not Product.objects.exists() and not SalesRecord.objects.exists()
         assert not ShopVariant.objects.exists()
+
+
+def test_credentials_no_key_can_read_fail_the_sync_with_the_reason(
+    world_a, connect, sync, fake_shop, settings
+):
+    from cryptography.fernet import Fernet
+
+    connection = connect(world_a)
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # the old key dropped
+    run = sync(world_a, connection, kind="products")
+    assert run.status == "failed" and "cannot be decrypted" in run.message
+    with tenant_context(world_a.tenant):
+        connection.refresh_from_db()
+    assert connection.status == "failing" and "FIELD_ENCRYPTION_KEYS" in connection.status_reason

@@ -408,6 +408,11 @@ def pull_orders(*, run, connection, client, report) -> None:
                     f"order {order.get('name')}",
                     f"more than {queries.LINES_PAGE} lines: only the first were read",
                 )
+            if len(order.get("refunds") or []) >= queries.REFUNDS_PAGE:
+                report.skip(
+                    f"order {order.get('name')}",
+                    f"{queries.REFUNDS_PAGE} refunds or more: only the first were read",
+                )
             lines += kept
             pending_orders += 1
             newest = max(newest or "", order["updatedAt"])
