@@ -14,6 +14,7 @@ from pricing_saas.catalog.api import (
     SalesViewSet,
 )
 from pricing_saas.experiments.api import ExperimentViewSet
+from pricing_saas.integrations.api import ConnectionViewSet
 from pricing_saas.kpi.api import (
     AlertPolicyView,
     AlertViewSet,
@@ -57,6 +58,7 @@ router.register("price-changes", PriceChangeViewSet, basename="price-change")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("experiments", ExperimentViewSet, basename="experiment")
 router.register("alerts", AlertViewSet, basename="alert")
+router.register("connections", ConnectionViewSet, basename="connection")
 
 api_patterns = [
     path("tenant/", CurrentTenantView.as_view(), name="current-tenant"),
@@ -91,6 +93,7 @@ urlpatterns = [
     path("pricing/", include("pricing_saas.pricing.urls")),
     path("kpi/", include("pricing_saas.kpi.urls")),
     path("experiments/", include("pricing_saas.experiments.urls")),
+    path("webhooks/", include("pricing_saas.integrations.urls")),
     path("", include("pricing_saas.portal.urls")),
 ]
 

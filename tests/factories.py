@@ -316,3 +316,67 @@ class AlertFactory(TenantOwnedFactory):
     kind = "profit_shortfall"
     subject = "secret-bravo-subject"
     message = "secret-bravo-alert"
+
+
+class ConnectionFactory(TenantOwnedFactory):
+    class Meta:
+        model = "integrations.Connection"
+
+    tenant = factory.SubFactory(TenantFactory)
+    platform = "shopify"
+    shop_url = factory.Sequence(lambda n: f"https://secret-bravo-shop-{n}.myshopify.com")
+    name = "secret-bravo-shop"
+    currency = "USD"
+    credentials = factory.LazyFunction(
+        lambda: __import__("pricing_saas.integrations.crypto", fromlist=["encrypt"]).encrypt(
+            {"access_token": "shpat_secret_bravo_token", "app_secret": "bravo-app-secret"}
+        )
+    )
+
+
+class SyncRunFactory(TenantOwnedFactory):
+    class Meta:
+        model = "integrations.SyncRun"
+
+    tenant = factory.SubFactory(TenantFactory)
+    connection = factory.SubFactory(ConnectionFactory, tenant=factory.SelfAttribute("..tenant"))
+    status = "failed"
+    message = "secret-bravo-sync"
+
+
+class ShopVariantFactory(TenantOwnedFactory):
+    class Meta:
+        model = "integrations.ShopVariant"
+
+    tenant = factory.SubFactory(TenantFactory)
+    connection = factory.SubFactory(ConnectionFactory, tenant=factory.SelfAttribute("..tenant"))
+    sku = factory.Sequence(lambda n: f"SKU-{n:05d}")
+    product_ref = factory.Sequence(lambda n: f"gid://shopify/Product/{n}")
+    variant_ref = factory.Sequence(lambda n: f"gid://shopify/ProductVariant/{n}")
+    price = "19.99"
+
+
+class ShopOrderLineFactory(TenantOwnedFactory):
+    class Meta:
+        model = "integrations.ShopOrderLine"
+
+    tenant = factory.SubFactory(TenantFactory)
+    connection = factory.SubFactory(ConnectionFactory, tenant=factory.SelfAttribute("..tenant"))
+    order_ref = factory.Sequence(lambda n: f"gid://shopify/Order/{n}")
+    line_ref = factory.Sequence(lambda n: f"gid://shopify/LineItem/{n}")
+    sku = "SKU-00001"
+    date = dt.date(2024, 1, 1)
+    quantity = 2
+    unit_price = "9.99"
+    currency = "USD"
+    order_updated_at = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+class WebhookEventFactory(TenantOwnedFactory):
+    class Meta:
+        model = "integrations.WebhookEvent"
+
+    tenant = factory.SubFactory(TenantFactory)
+    connection = factory.SubFactory(ConnectionFactory, tenant=factory.SelfAttribute("..tenant"))
+    event_id = factory.Sequence(lambda n: f"event-{n}")
+    topic = "products/update"

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "tenants",
     "ml",
     "pricing_saas.catalog",
+    "pricing_saas.integrations",
     "pricing_saas.pricing",
     "pricing_saas.kpi",
     "pricing_saas.web",
@@ -154,6 +155,14 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="pricing@localhost")
 ALERT_WEBHOOK_ALLOW_HTTP = env.bool("ALERT_WEBHOOK_ALLOW_HTTP", default=False)
 ALERT_WEBHOOK_ALLOW_PRIVATE = env.bool("ALERT_WEBHOOK_ALLOW_PRIVATE", default=False)
 
+# Shop connections: their credentials are encrypted with these Fernet keys (the first encrypts,
+# all decrypt; rotation in README). Without them only development and tests derive a key from
+# SECRET_KEY; production refuses to store credentials.
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+FIELD_ENCRYPTION_DERIVE_FROM_SECRET = env.bool("FIELD_ENCRYPTION_DERIVE_FROM_SECRET", default=True)
+# Shop connectors: plain-http shop API addresses (local fake shops) and private addresses.
+CONNECTOR_ALLOW_HTTP = env.bool("CONNECTOR_ALLOW_HTTP", default=False)
+
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 SESSION_COOKIE_HTTPONLY = True
@@ -202,6 +211,9 @@ SPECTACULAR_SETTINGS = {
         "ApiKeyRoleEnum": "tenants.roles.API_KEY_ROLE_CHOICES",
         "ImportKindEnum": "pricing_saas.catalog.models.ImportJob.Kind",
         "ModelKindEnum": "ml.models.ModelVersion.Kind",
+        "SyncKindEnum": "pricing_saas.integrations.models.SyncRun.Kind",
+        "JobStatusEnum": "tenants.jobs.JobStatus",
+        "ConnectionStatusEnum": "pricing_saas.integrations.models.Connection.Status",
     },
 }
 

@@ -11,3 +11,6 @@ WHITENOISE_USE_FINDERS = True
 # Webhooks to a receiver on this machine (a developer's own test endpoint).
 ALERT_WEBHOOK_ALLOW_HTTP = env.bool("ALERT_WEBHOOK_ALLOW_HTTP", default=True)
 ALERT_WEBHOOK_ALLOW_PRIVATE = env.bool("ALERT_WEBHOOK_ALLOW_PRIVATE", default=True)
+
+# Shop connectors may talk to a local (fake) shop over plain http.
+CONNECTOR_ALLOW_HTTP = env.bool("CONNECTOR_ALLOW_HTTP", default=True)

@@ -24,6 +24,7 @@ if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("in
         "SECRET_KEY is too short or a development value; use 50+ random characters."
     )
 REQUIRE_RLS_SAFE_DB_ROLE = True  # never switched off in production
+FIELD_ENCRYPTION_DERIVE_FROM_SECRET = False  # shop credentials need FIELD_ENCRYPTION_KEYS
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

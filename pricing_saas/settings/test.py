@@ -22,3 +22,6 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 # Transactional tests end with a flush (TRUNCATE) run as the application role.
 DATABASE_APP_MAY_TRUNCATE = True
 MEDIA_ROOT = str(BASE_DIR / ".test-media")  # noqa: F405
+
+# Shop connectors may talk to a local (fake) shop over plain http.
+CONNECTOR_ALLOW_HTTP = env.bool("CONNECTOR_ALLOW_HTTP", default=True)

@@ -105,6 +105,8 @@ PUBLIC = {
     "accept_invitation",
     "api:schema",
     "api:docs",
+    # a shop's webhook: no session, the HMAC of the body under the connection's secret
+    "integrations:shopify_webhook",
 }
 
 # Portal routes that take an object id, and the model that id names.
@@ -265,6 +267,12 @@ API_CREATE_PAYLOADS = {
     },
     "api:publication-list": lambda b: {"recommendation_ids": [_id_of(b, "Recommendation")]},
     "api:price-change-rollback": lambda b: {"ids": [_id_of(b, "PriceChange")]},
+    "api:connection-list": lambda b: {
+        "platform": "shopify",
+        "shop_url": "http://127.0.0.1:9",  # nothing listens: refused before anything is stored
+        "access_token": "shpat_x",
+        "tenant": b.tenant.pk,
+    },
     "api:experiment-list": lambda b: {
         "name": "x",
         "days": 14,

@@ -21,6 +21,7 @@ from tests.factories import (
     AlertPolicyFactory,
     AuditEventFactory,
     CompetitorOfferFactory,
+    ConnectionFactory,
     DailyKpiFactory,
     ElasticityFactory,
     ExperimentFactory,
@@ -39,7 +40,11 @@ from tests.factories import (
     RuleSetFactory,
     RuleSetVersionFactory,
     SalesRecordFactory,
+    ShopOrderLineFactory,
+    ShopVariantFactory,
+    SyncRunFactory,
     TextModelConfigFactory,
+    WebhookEventFactory,
 )
 
 from .routes import (
@@ -127,6 +132,11 @@ def object_of(world, model):
         "DailyKpi": DailyKpiFactory,
         "Alert": AlertFactory,
         "AlertPolicy": AlertPolicyFactory,
+        "Connection": ConnectionFactory,
+        "SyncRun": SyncRunFactory,
+        "ShopVariant": ShopVariantFactory,
+        "ShopOrderLine": ShopOrderLineFactory,
+        "WebhookEvent": WebhookEventFactory,
     }
     if model.__name__ in factories:
         with tenant_context(world.tenant):
@@ -159,6 +169,10 @@ def object_of(world, model):
             from pricing_saas.pricing.models import Publication
 
             extra["publication"] = object_of(world, Publication)
+        if model.__name__ in ("SyncRun", "ShopVariant", "ShopOrderLine", "WebhookEvent"):
+            from pricing_saas.integrations.models import Connection
+
+            extra["connection"] = object_of(world, Connection)
         if model.__name__ in ("ReferencePrice", "Elasticity"):
             from ml.models import ModelVersion
 
@@ -179,6 +193,10 @@ def secrets_of(world) -> list[str]:
         from ml.models import ModelVersion
 
         files += list(ModelVersion.objects.values_list("message", flat=True))
+        from pricing_saas.integrations.models import Connection
+
+        files += [v for c in Connection.objects.values_list("shop_url", "name") for v in c]
+        files += ["shpat_secret_bravo_token", "bravo-app-secret"]
     emails = [u.email for u in world.users.values()]
     return [
         world.tenant.name,

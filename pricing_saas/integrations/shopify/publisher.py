@@ -1,0 +1,198 @@
+"""Approved prices out to Shopify: `productVariantsBulkUpdate`, one call per product.
+
+Only the changes publishing hands over (approved recommendations and rollbacks, past the kill
+switch, price locks and the "price changed since" check) reach this publisher. For each:
+
+1. its SKU must be a variant of the tenant's publishing Shopify connection (`ShopVariant`,
+   filled by product syncs), else it fails with the reason;
+2. the variant's live price is read first (`nodes`, 250 at a time): a variant the shop no
+   longer has fails ("removed"); a live price already equal to the new one counts as done
+   (a retry after a half-finished push sends nothing twice); a live price that is neither the
+   old nor the new one was changed in the shop by a person: the change fails and the shop's
+   price is not overwritten;
+3. the rest are sent grouped by product (`allowPartialUpdates`: a `userError` on one variant
+   fails only that change, with Shopify's message) and each counts as published only when the
+   answer returns the variant at the new price. The price written is remembered, so the
+   `products/update` webhook that echoes it is recognised.
+
+Network errors, 5xx and throttling past the client's retries raise `TransientPublishError`:
+the publish task retries with backoff. A refused token fails the changes and marks the
+connection failing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+
+from django.utils import timezone
+
+from ..publishers import ChangeRow, Publisher, PushOutcome, PushResult, TransientPublishError
+from . import queries
+from .client import ShopifyAuthError, ShopifyClient, ShopifyError, ShopifyTransientError
+
+CENT = Decimal("0.01")
+
+
+def publishing_connection():
+    from ..models import Connection
+
+    return (
+        Connection.objects.filter(platform=Connection.Platform.SHOPIFY, publishes=True)
+        .exclude(status=Connection.Status.DISCONNECTED)
+        .order_by("pk")
+        .first()
+    )
+
+
+class ShopifyPublisher(Publisher):
+    name, label = "shopify", "Shopify (the connected shop)"
+
+    def push(self, rows: list[ChangeRow], *, reference: str) -> PushOutcome:
+        from ..services import mark_failing
+        from .connector import client_for
+
+        if not rows:
+            return PushOutcome(results=[])
+        connection = publishing_connection()
+        if connection is None or not connection.has_credentials:
+            return _fail_all(
+                rows,
+                "no connected Shopify shop publishes prices: connect one "
+                "(Connections) or choose another publisher",
+            )
+        client = client_for(connection)
+        try:
+            return PushOutcome(results=push_changes(client, connection, rows))
+        except ShopifyAuthError as exc:
+            mark_failing(connection=connection, reason=str(exc))
+            return _fail_all(rows, str(exc))
+        except ShopifyTransientError as exc:
+            raise TransientPublishError(f"Shopify: {exc}") from exc
+        finally:
+            client.close()
+
+
+def _fail_all(rows, reason: str) -> PushOutcome:
+    return PushOutcome(results=[PushResult(r.change_id, False, reason) for r in rows])
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def live_prices(client: ShopifyClient, refs: list[str]) -> dict[str, tuple[Decimal, str]]:
+    live: dict[str, tuple[Decimal, str]] = {}
+    for chunk in _chunks(refs, queries.PRICES_PAGE):
+        variables = {"ids": chunk}
+        data = client.execute(
+            queries.VARIANT_PRICES,
+            variables,
+            operation=f"VariantPrices:{len(chunk)}",
+            estimate=queries.estimate("VariantPrices", variables),
+        )
+        for node in data.get("nodes") or []:
+            if node and node.get("id") and node.get("price") is not None:
+                live[node["id"]] = (Decimal(str(node["price"])), node["product"]["id"])
+    return live
+
+
+def push_changes(client: ShopifyClient, connection, rows: list[ChangeRow]) -> list[PushResult]:
+    from ..models import ShopVariant
+
+    variants = {
+        sku: (product_ref, variant_ref)
+        for sku, product_ref, variant_ref in ShopVariant.objects.filter(
+            connection=connection, sku__in={r.sku for r in rows}
+        ).values_list("sku", "product_ref", "variant_ref")
+    }
+    results: dict[int, PushResult] = {}
+    targets = []
+    for row in rows:
+        if row.sku not in variants:
+            results[row.change_id] = PushResult(
+                row.change_id,
+                False,
+                f"SKU {row.sku} is not a variant of {connection.shop_url} (sync its products "
+                "first)",
+            )
+        else:
+            targets.append((row, variants[row.sku][1]))
+    live = live_prices(client, sorted({ref for _, ref in targets}))
+    to_send: dict[str, list[tuple[ChangeRow, str]]] = defaultdict(list)
+    for row, ref in targets:
+        if ref not in live:
+            results[row.change_id] = PushResult(
+                row.change_id,
+                False,
+                "the shop no longer has this variant (product removed); not sent",
+            )
+            continue
+        price, product_ref = live[ref]
+        if price == row.new_price.quantize(CENT):
+            results[row.change_id] = PushResult(row.change_id, True)  # already there: not resent
+        elif price != row.old_price.quantize(CENT):
+            results[row.change_id] = PushResult(
+                row.change_id,
+                False,
+                f"the shop's price is {price}, not the {row.old_price.quantize(CENT)} this "
+                "change was made against (changed in the shop); not overwritten",
+            )
+        else:
+            to_send[product_ref].append((row, ref))
+    written: list[tuple[str, Decimal]] = []
+    for product_ref, items in to_send.items():
+        for chunk in _chunks(items, queries.PRICES_PAGE):
+            _send(client, product_ref, chunk, results, written)
+    if written:
+        now = timezone.now()
+        by_ref = {ref: price for ref, price in written}
+        objs = list(ShopVariant.objects.filter(connection=connection, variant_ref__in=by_ref))
+        for obj in objs:
+            obj.pushed_price = obj.price = by_ref[obj.variant_ref]
+            obj.pushed_at = now
+        ShopVariant.objects.bulk_update(objs, ["pushed_price", "price", "pushed_at"])
+    return [results[r.change_id] for r in rows]
+
+
+def _send(client, product_ref: str, chunk, results: dict, written: list) -> None:
+    variables = {
+        "productId": product_ref,
+        "variants": [{"id": ref, "price": f"{row.new_price.quantize(CENT)}"} for row, ref in chunk],
+    }
+    try:
+        data = client.execute(
+            queries.VARIANTS_BULK_UPDATE,
+            variables,
+            operation="VariantsBulkUpdate",
+            estimate=queries.MUTATION_COST,
+        )
+    except ShopifyTransientError:
+        raise
+    except ShopifyError as exc:
+        for row, _ref in chunk:
+            results[row.change_id] = PushResult(row.change_id, False, f"Shopify: {exc}")
+        return
+    payload = data.get("productVariantsBulkUpdate") or {}
+    failed: dict[int, str] = {}
+    for error in payload.get("userErrors") or []:
+        path = error.get("field") or []
+        message = error.get("message") or error.get("code") or "refused"
+        if len(path) >= 2 and path[0] == "variants" and str(path[1]).isdigit():
+            failed[int(path[1])] = message
+        else:  # about the whole call (the product is gone)
+            for i in range(len(chunk)):
+                failed.setdefault(i, message)
+    updated = {v["id"]: Decimal(str(v["price"])) for v in payload.get("productVariants") or []}
+    for i, (row, ref) in enumerate(chunk):
+        target = row.new_price.quantize(CENT)
+        if i in failed:
+            results[row.change_id] = PushResult(row.change_id, False, f"Shopify: {failed[i]}")
+        elif updated.get(ref) == target:
+            results[row.change_id] = PushResult(row.change_id, True)
+            written.append((ref, target))
+        else:
+            results[row.change_id] = PushResult(
+                row.change_id, False, "Shopify did not confirm the new price"
+            )

@@ -1,0 +1,72 @@
+"""The GraphQL operations the connector sends (Admin API, the version pinned in client.py),
+with the page sizes that keep each request's requested cost under Shopify's 1,000-point
+maximum for one query (a connection costs 2 + first x its node; an object 1; scalars 0)."""
+
+from __future__ import annotations
+
+SHOP = """query Shop { shop { name currencyCode myshopifyDomain } }"""
+
+VARIANTS_PAGE = 240  # node: variant 1 + inventoryItem 1 + unitCost 1 + product 1 = 4 -> 962
+VARIANTS = """query Variants($first: Int!, $after: String, $query: String) {
+  productVariants(first: $first, after: $after, query: $query, sortKey: ID) {
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      id sku title price compareAtPrice inventoryQuantity updatedAt
+      inventoryItem { unitCost { amount currencyCode } }
+      product { id title description vendor productType status updatedAt }
+    }
+  }
+}"""
+
+PRICES_PAGE = 250  # Shopify's largest input array
+VARIANT_PRICES = """query VariantPrices($ids: [ID!]!) {
+  nodes(ids: $ids) { ... on ProductVariant { id price product { id } } }
+}"""
+
+VARIANTS_BULK_UPDATE = """mutation VariantsBulkUpdate(
+  $productId: ID!, $variants: [ProductVariantsBulkInput!]!
+) {
+  productVariantsBulkUpdate(
+    productId: $productId, variants: $variants, allowPartialUpdates: true
+  ) {
+    productVariants { id price }
+    userErrors { field message code }
+  }
+}"""
+MUTATION_COST = 10
+
+LINES_PAGE, REFUNDS_PAGE = 25, 2
+ORDERS_PAGE = 5  # node: 1 + lineItems (2 + 25 x 3) + refunds 2 x (1 + 2 + 25 x 2) = 184 -> 922
+ORDERS = """query Orders($first: Int!, $after: String, $query: String) {
+  orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      id name createdAt updatedAt cancelledAt currencyCode
+      lineItems(first: 25) {
+        pageInfo { hasNextPage }
+        nodes {
+          id sku quantity
+          discountedUnitPriceAfterAllDiscountsSet { shopMoney { amount currencyCode } }
+        }
+      }
+      refunds(first: 2) {
+        createdAt
+        refundLineItems(first: 25) { nodes { quantity lineItem { id } } }
+      }
+    }
+  }
+}"""
+
+
+def estimate(operation: str, variables: dict) -> float:
+    """The requested cost before the shop has told us (it is learnt from each answer)."""
+    first = int(variables.get("first") or 1)
+    if operation == "Variants":
+        return 2 + first * 4
+    if operation == "Orders":
+        return 2 + first * (1 + (2 + LINES_PAGE * 3) + REFUNDS_PAGE * (1 + 2 + LINES_PAGE * 2))
+    if operation == "VariantPrices":
+        return 1 + 2 * len(variables.get("ids") or [])
+    if operation == "VariantsBulkUpdate":
+        return MUTATION_COST
+    return 1

@@ -1,0 +1,68 @@
+"""The shop webhook endpoints (no session, no CSRF: a shop's signature is the authentication)
+and, for the portal, nothing yet (connections are managed through the API and commands)."""
+
+from __future__ import annotations
+
+import json
+
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from tenants.context import actor_context, tenant_context
+from tenants.models import Tenant
+
+from .crypto import DecryptionError
+from .models import Connection
+from .shopify import webhooks
+
+MAX_BODY = 5 * 1024 * 1024
+
+
+@csrf_exempt
+@require_POST
+def shopify_webhook(request, slug: str, pk: int):
+    """Verify first (constant time, before parsing), store once per event id, queue, answer 200
+    at once. Any failure to verify answers 401 the same way whether the tenant, the connection
+    or the signature is wrong."""
+    raw = request.body[: MAX_BODY + 1]
+    header = request.headers.get("X-Shopify-Hmac-Sha256", "")
+    tenant = Tenant.objects.filter(slug=slug, status=Tenant.Status.ACTIVE).first()
+    denied = JsonResponse({"detail": "invalid signature"}, status=401)
+    if tenant is None or len(raw) > MAX_BODY:
+        webhooks.verify(raw, header, "")
+        return denied
+    with tenant_context(tenant), actor_context(None, "shopify webhook"):
+        connection = (
+            Connection.objects.select_related("tenant")
+            .filter(pk=pk, platform=Connection.Platform.SHOPIFY)
+            .exclude(status=Connection.Status.DISCONNECTED)
+            .first()
+        )
+        secret = ""
+        if connection is not None and connection.has_credentials:
+            try:
+                secret = connection.secrets().get("app_secret", "")
+            except DecryptionError:
+                secret = ""  # a key dropped too soon: nothing can be verified
+        if not webhooks.verify(raw, header, secret):
+            return denied
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            return JsonResponse({"detail": "the body is not JSON"}, status=400)
+        if not isinstance(payload, dict):
+            return JsonResponse({"detail": "the body is not a JSON object"}, status=400)
+        event_id = request.headers.get("X-Shopify-Event-Id") or request.headers.get(
+            "X-Shopify-Webhook-Id", ""
+        )
+        if not event_id:
+            return JsonResponse({"detail": "X-Shopify-Event-Id is missing"}, status=400)
+        outcome, _event = webhooks.receive(
+            connection=connection,
+            topic=request.headers.get("X-Shopify-Topic", ""),
+            event_id=event_id,
+            triggered_at=request.headers.get("X-Shopify-Triggered-At", ""),
+            payload=payload,
+        )
+    return JsonResponse({"status": outcome})

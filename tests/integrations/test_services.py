@@ -1,0 +1,94 @@
+"""Connections: test on save, encrypted credentials, audit, disconnect; the tenant boundary."""
+
+from __future__ import annotations
+
+import pytest
+
+from pricing_saas.integrations import services
+from pricing_saas.integrations.models import Connection
+from pricing_saas.web.errors import ConflictError, ServiceError
+from tenants.context import tenant_context
+from tenants.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def test_connect_tests_the_token_and_stores_it_encrypted(world_a, connect, fake_shop):
+    connection = connect(world_a)
+    assert connection.status == "connected" and connection.name == "Fake Shop"
+    assert fake_shop.token not in connection.credentials
+    with tenant_context(world_a.tenant):
+        assert Connection.objects.get().secrets()["access_token"] == fake_shop.token
+        event = AuditEvent.objects.get(action="connection.create")
+    assert fake_shop.token not in str(event.after) and "app-secret" not in str(event.after)
+    assert fake_shop.token not in repr(connection)
+
+
+def test_wrong_token_is_refused_and_nothing_is_stored(world_a, connect):
+    with pytest.raises(ServiceError, match="refused the access token") as exc:
+        connect(world_a, access_token="shpat_wrong")
+    assert exc.value.attr == "access_token"
+    with tenant_context(world_a.tenant):
+        assert not Connection.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "attr"),
+    [
+        ("shop_url", "ftp://x", "shop_url"),
+        ("shop_url", "https://u:p@x.com", "shop_url"),
+        ("access_token", "", "access_token"),
+        ("access_token", "a b", "access_token"),
+    ],
+)
+def test_bad_input_names_the_field(world_a, connect, field, value, attr):
+    with pytest.raises(ServiceError) as exc:
+        connect(world_a, **{field: value})
+    assert exc.value.attr == attr
+
+
+def test_a_shop_in_another_currency_is_refused(world_a, connect, fake_shop):
+    fake_shop.currency = "EUR"
+    with pytest.raises(ServiceError, match="sells in EUR") as exc:
+        connect(world_a)
+    assert exc.value.code == "currency_mismatch"
+
+
+def test_the_same_shop_twice_conflicts(world_a, connect):
+    connect(world_a)
+    with pytest.raises(ConflictError):
+        connect(world_a)
+
+
+def test_test_connection_marks_failing_then_connected(world_a, connect, fake_shop):
+    connection = connect(world_a)
+    real = fake_shop.token
+    fake_shop.revoke()
+    with tenant_context(world_a.tenant):
+        connection = services.test_connection(connection=connection)
+        assert connection.status == "failing" and "refused" in connection.status_reason
+        fake_shop.token = real
+        assert services.test_connection(connection=connection).status == "connected"
+        actions = list(AuditEvent.objects.values_list("action", flat=True))
+    assert actions.count("connection.status") == 2
+
+
+def test_disconnect_deletes_the_credentials(world_a, connect):
+    connection = connect(world_a)
+    with tenant_context(world_a.tenant):
+        connection = services.disconnect(connection=connection)
+        assert connection.credentials == "" and connection.status == "disconnected"
+        assert AuditEvent.objects.filter(action="connection.disconnect").exists()
+        with pytest.raises(ConflictError):
+            services.start_sync(connection=connection, enqueue=False)
+
+
+def test_connections_are_tenant_scoped_both_ways(world_a, world_b, connect):
+    a = connect(world_a)
+    b = connect(world_b, shop_url="https://other.myshopify.com")
+    with tenant_context(world_a.tenant):
+        assert list(Connection.objects.values_list("pk", flat=True)) == [a.pk]
+        with pytest.raises(Exception):  # noqa: B017 (NotFoundError)
+            services.get_connection(b.pk)
+    with tenant_context(world_b.tenant):
+        assert list(Connection.objects.values_list("pk", flat=True)) == [b.pk]
