@@ -172,9 +172,9 @@ class DemandCurve:
         competitor (even where it is not clearly there), flatter for a cut back below it."""
         with np.errstate(invalid="ignore"):
             if raise_:
-                # where the estimate leans negative (by one s.e.), though not clearly so
-                leaning = np.isfinite(self.hinge_se) & (self.hinge_raw + self.hinge_se < 0)
-                steep = np.where(leaning, self.hinge_raw - z * self.hinge_se, self.competitor_slope)
+                # wherever the data can estimate one (the SKU was seen on both sides)
+                known = np.isfinite(self.hinge_se)
+                steep = np.where(known, self.hinge_raw - z * self.hinge_se, self.competitor_slope)
                 return np.minimum(np.minimum(steep, self.competitor_slope), 0.0)
             flat = np.where(np.isfinite(self.hinge_se), self.hinge_raw + z * self.hinge_se, 0.0)
             return np.where(self.competitor_slope < 0, np.minimum(flat, 0.0), 0.0)
