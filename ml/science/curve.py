@@ -54,6 +54,9 @@ class DemandCurve:
     # The positions against the competitor seen, log(price / competitor) (NaN: unknown).
     gap_low: np.ndarray | None = None
     gap_high: np.ndarray | None = None
+    # How far today's competitor price may be off, in log price (the short-run jitter of the
+    # competitor's readings; 0: exact): the kink's position is judged at its pessimistic end.
+    competitor_sd: np.ndarray | None = None
 
     @classmethod
     def build(
@@ -72,6 +75,7 @@ class DemandCurve:
         gap_high=None,
         competitor_slope_se=None,
         curvature_se=None,
+        competitor_sd=None,
     ) -> DemandCurve:
         """`competitor_slope` with `competitor_slope_se` is an estimate, used where it is
         clearly negative (HINGE_Z s.e.); without an s.e. it is taken as given."""
@@ -98,6 +102,7 @@ class DemandCurve:
             borrowed=np.zeros(n, bool) if borrowed is None else np.asarray(borrowed, bool),
             gap_low=_column(gap_low, n),
             gap_high=_column(gap_high, n),
+            competitor_sd=np.nan_to_num(_column(competitor_sd, n, 0.0), nan=0.0, posinf=0.0),
         )
 
     @classmethod
@@ -167,14 +172,25 @@ class DemandCurve:
         competitor (even where it is not clearly there), flatter for a cut back below it."""
         with np.errstate(invalid="ignore"):
             if raise_:
-                # where the estimate leans negative (by one s.e.), though not clearly so
-                leaning = np.isfinite(self.hinge_se) & (self.hinge_raw + self.hinge_se < 0)
-                steep = np.where(leaning, self.hinge_raw - z * self.hinge_se, self.competitor_slope)
+                # wherever the data can estimate one (the SKU was seen on both sides)
+                known = np.isfinite(self.hinge_se)
+                steep = np.where(known, self.hinge_raw - z * self.hinge_se, self.competitor_slope)
                 return np.minimum(np.minimum(steep, self.competitor_slope), 0.0)
             flat = np.where(np.isfinite(self.hinge_se), self.hinge_raw + z * self.hinge_se, 0.0)
             return np.where(self.competitor_slope < 0, np.minimum(flat, 0.0), 0.0)
 
-    def log_ratio(self, price, elasticity=None, hinge=None, curvature=None) -> np.ndarray:
+    def pessimistic_kink(self, z: float, raise_) -> np.ndarray:
+        """The competitor's price z of its reading's s.d. toward the unfavourable side: lower for
+        a raise (the collapse starts sooner), higher for a cut (less of the move is above it)."""
+        sd = np.zeros(len(self)) if self.competitor_sd is None else self.competitor_sd
+        comp, raise_ = self.competitor_price, np.asarray(raise_, bool)
+        if raise_.ndim == 2:  # per candidate price
+            comp, sd = comp[:, None], sd[:, None]
+        return comp * np.exp(np.where(raise_, -1.0, 1.0) * z * sd)
+
+    def log_ratio(
+        self, price, elasticity=None, hinge=None, curvature=None, competitor=None
+    ) -> np.ndarray:
         """log(q(price) / q_ref); `price` is (n,) or (n, k) (k candidate prices per SKU).
         `elasticity` and `hinge` replace the slope and the competitor hinge (e.g. pessimistic
         ones) where given, per SKU or per candidate."""
@@ -194,17 +210,17 @@ class DemandCurve:
             kink = np.isfinite(col(self.competitor_price)) & (hinge < 0)
             if not kink.any():
                 return out
-            comp = col(self.competitor_price)
+            comp = col(self.competitor_price) if competitor is None else per(competitor)
             above = np.maximum(np.log(price / comp), 0.0) - np.maximum(
                 np.log(col(self.price_ref) / comp), 0.0
             )
         return np.where(kink, out + hinge * above, out)
 
-    def units(self, price, elasticity=None, hinge=None, curvature=None) -> np.ndarray:
+    def units(self, price, elasticity=None, hinge=None, curvature=None, competitor=None):
         price = np.asarray(price, dtype=np.float64)
         with np.errstate(all="ignore"):
             return self._per_sku(self.units_ref, price.shape) * np.exp(
-                self.log_ratio(price, elasticity, hinge, curvature)
+                self.log_ratio(price, elasticity, hinge, curvature, competitor)
             )
 
     def profit(self, price, cost) -> np.ndarray:
@@ -212,10 +228,17 @@ class DemandCurve:
         return self.value(price, cost, np.zeros(len(self), dtype=bool))
 
     def value(
-        self, price, cost, revenue_mask, elasticity=None, hinge=None, curvature=None
+        self,
+        price,
+        cost,
+        revenue_mask,
+        elasticity=None,
+        hinge=None,
+        curvature=None,
+        competitor=None,
     ) -> np.ndarray:
         """The objective per SKU: revenue where `revenue_mask`, else profit."""
         price = np.asarray(price, dtype=np.float64)
         col = lambda v: self._per_sku(v, price.shape)  # noqa: E731
         unit_cost = np.where(col(revenue_mask), 0.0, col(np.nan_to_num(_column(cost, len(self)))))
-        return (price - unit_cost) * self.units(price, elasticity, hinge, curvature)
+        return (price - unit_cost) * self.units(price, elasticity, hinge, curvature, competitor)

@@ -148,6 +148,9 @@ def _controls(panel: Panel) -> tuple[np.ndarray, list[str]]:
         known = np.isfinite(gap)
         cols += [np.where(known, gap, 0.0), (~known).astype(float)]
         names += ["competitor_gap", "competitor_gap_unknown"]
+        # the extra slope above the competitor, pooled: in the pooled fit only (see fit_demand)
+        cols.append(np.where(known, np.maximum(gap, 0.0), 0.0))
+        names.append("competitor_above")
 
     return np.column_stack(cols), names
 
@@ -335,7 +338,14 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     pooled, pooled_se = float(beta[0]), float(np.sqrt(max(cov[0, 0], 0.0)))
 
     # Per-SKU slopes, everything else at the pooled fit.
-    offset = controls @ beta[1:]
+    # The pooled extra slope above the competitor keeps the SKUs whose demand collapses there
+    # (anchored to the competitor's price) from loading their collapse on the gap's coefficient,
+    # which every SKU's elasticity carries; it is left out of the per-SKU fits, where each SKU's
+    # own hinge is fitted.
+    beta_offset = beta.copy()
+    if "competitor_above" in names:
+        beta_offset[1 + names.index("competitor_above")] = 0.0
+    offset = controls @ beta_offset[1:]
     raw = np.full(n, np.nan)
     raw_se = np.full(n, np.inf)
     b = np.full(n, pooled)

@@ -67,6 +67,10 @@ class Rules:
     max_price: float | np.ndarray = np.nan
     map_price: float | np.ndarray = np.nan
     competitor_price: float | np.ndarray = np.nan  # lowest competitor price
+    # How far that price may be off in log price (the short-run jitter of the competitor's
+    # readings): the pessimistic curve places the competitor's price gain_z of it toward the
+    # unfavourable side of each move (0: the reading taken as exact).
+    competitor_sd: float | np.ndarray = 0.0
     max_above_competitor: float | np.ndarray = np.nan  # e.g. 0.05 = at most 5 % above it
     ending: float | None = None  # e.g. 0.99
     # Optional per-day floors on expected units and revenue (e.g. keep 90 % of today's volume,
@@ -293,6 +297,7 @@ def _optimise(
         sd,
         0.0 if curvature is None else curvature,
         competitor_price=rules.competitor_price,
+        competitor_sd=rules.competitor_sd,
         competitor_slope=competitor_slope,
         competitor_slope_se=competitor_slope_se,
         curvature_se=curvature_se,
@@ -491,9 +496,10 @@ def _optimise(
             curve.pessimistic_hinge(rules.gain_z, False),
         )
         bent = curve.pessimistic_curvature(rules.gain_z)
+        kink = curve.pessimistic_kink(rules.gain_z, candidate > base)
     with np.errstate(invalid="ignore"):
-        gain_low = curve.value(candidate, c, by_revenue, pessimistic, hinge_low, bent) - (
-            curve.value(base, c, by_revenue, pessimistic, hinge_low, bent)
+        gain_low = curve.value(candidate, c, by_revenue, pessimistic, hinge_low, bent, kink) - (
+            curve.value(base, c, by_revenue, pessimistic, hinge_low, bent, kink)
         )
     differs = np.abs(candidate - base) >= 0.005
     accept = valid & ~conflict & differs & (held | ((gain >= need) & np.nan_to_num(gain_low >= 0)))
@@ -673,7 +679,7 @@ def _grid(
         a, b = lo[ok], hi[ok]
         for _round in range(2):  # the grid, then a grid as fine again around its best
             cand = a[:, None] + (b - a)[:, None] * steps[None, :]
-            slope = hinge = bend = None
+            slope = hinge = bend = kink = None
             if doubt is not None:  # each side of today's price on its pessimistic curve
                 e_ok, z_ok = part.elasticity[:, None], doubt[ok][:, None]
                 up = cand > part.price_ref[:, None]
@@ -684,7 +690,8 @@ def _grid(
                     part.pessimistic_hinge(rules.gain_z, False)[:, None],
                 )
                 bend = part.pessimistic_curvature(rules.gain_z)
-            demand = part.units(cand, slope, hinge, bend)
+                kink = part.pessimistic_kink(rules.gain_z, up)
+            demand = part.units(cand, slope, hinge, bend, kink)
             unit_cost = np.where(by_revenue[ok], 0.0, np.nan_to_num(c[ok], nan=0.0))
             value = (cand - unit_cost[:, None]) * demand
             if min_u is not None:

@@ -27,3 +27,44 @@ def test_the_local_elasticity_includes_the_hinge_only_above_the_competitor():
     # the number the curve itself gives for a small move up from today's price
     up = np.log(curve.units(np.full(3, 10.0 * np.exp(1e-4))) / curve.units_ref) / 1e-4
     assert up == pytest.approx(slope, abs=1e-3)
+
+
+def test_the_competitors_price_is_judged_at_its_pessimistic_end_for_each_move():
+    from ml.science.curve import DemandCurve
+
+    curve = DemandCurve.build(
+        [9.5, 9.5],
+        [5.0, 5.0],
+        [-1.5, -1.5],
+        competitor_price=[10.0, 10.0],
+        competitor_slope=[-4.0, -4.0],
+        competitor_slope_se=[0.5, 0.5],
+        competitor_sd=[0.03, 0.0],
+    )
+    # a raise: the collapse may start sooner; a cut: less of it may lie above the competitor
+    assert curve.pessimistic_kink(1.0, True) == pytest.approx([10 * np.exp(-0.03), 10.0])
+    assert curve.pessimistic_kink(1.0, False) == pytest.approx([10 * np.exp(0.03), 10.0])
+    # per candidate price (the grid): the side of each candidate decides
+    grid = curve.pessimistic_kink(1.0, np.array([[True, False], [True, False]]))
+    assert grid[0] == pytest.approx([10 * np.exp(-0.03), 10 * np.exp(0.03)])
+    # a raise to just under the competitor's reading already costs where the reading may be off
+    up = np.full(2, 9.99)
+    kink = curve.pessimistic_kink(1.0, True)
+    assert curve.units(up, competitor=kink)[0] < curve.units(up, competitor=kink)[1]
+
+
+def test_a_raise_past_the_competitor_takes_the_hinges_pessimistic_end_wherever_it_is_known():
+    from ml.science.curve import DemandCurve
+
+    curve = DemandCurve.build(
+        [10.0, 10.0, 10.0],
+        [5.0, 5.0, 5.0],
+        [-1.5, -1.5, -1.5],
+        competitor_price=[10.5, 10.5, 10.5],
+        # a hinge the data cannot confirm nor lean toward, one that is positive, none known
+        competitor_slope=[-0.5, 0.4, 0.0],
+        competitor_slope_se=[1.5, 1.5, np.inf],
+    )
+    assert curve.pessimistic_hinge(1.0, True) == pytest.approx([-2.0, -1.1, 0.0])
+    # a cut back below the competitor never counts on a hinge that is not in force
+    assert curve.pessimistic_hinge(1.0, False) == pytest.approx([0.0, 0.0, 0.0])
