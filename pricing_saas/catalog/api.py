@@ -21,6 +21,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from pricing_saas.web.base import TenantAPIView, TenantViewSet
+from pricing_saas.web.filters import query_bool
 from tenants.roles import Perm
 
 from . import services
@@ -94,11 +95,10 @@ class BulkMixin:
     )
     @action(detail=False, methods=["post"], parser_classes=[JSONParser])
     def bulk(self, request):
+        flags = {p.name: query_bool(request.query_params, p.name) for p in BULK_FLAGS}
         try:
             result = services.bulk_upsert(
-                kind=self.kind,
-                rows=request.data,
-                options=services.options_from(request.query_params),
+                kind=self.kind, rows=request.data, options=services.options_from(flags)
             )
         except ImportFailed as exc:
             return invalid_rows_response(exc.result)

@@ -9,6 +9,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from pricing_saas.web.base import TenantAPIView
+from pricing_saas.web.filters import refuse_blank
 
 from . import selectors
 from .models import DailyKpi
@@ -107,6 +108,7 @@ class DailyKpiView(TenantAPIView):
         responses=PerformanceOut,
     )
     def get(self, request):
+        refuse_blank(request.query_params, ("job", "from", "to"))
         filters = selectors.filters_from(request.query_params)
         data = selectors.performance(filters)
         return Response(PerformanceOut(data).data)

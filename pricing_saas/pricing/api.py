@@ -299,6 +299,18 @@ class OutcomeQuery(serializers.Serializer):
     window = serializers.IntegerField(min_value=7, max_value=365, default=14)
 
 
+class AccuracyQuery(serializers.Serializer):
+    window = serializers.IntegerField(min_value=7, max_value=365, default=28)
+
+
+def query_of(serializer_class, request) -> dict:
+    """The validated query parameters (a plain dict: an empty `?window=` is invalid, not the
+    default, as it would be read from a QueryDict)."""
+    query = serializer_class(data=request.query_params.dict())
+    query.is_valid(raise_exception=True)
+    return query.validated_data
+
+
 class ChangeOutcomeOut(serializers.Serializer):
     change_id = serializers.IntegerField()
     sku = serializers.CharField()
@@ -356,9 +368,8 @@ class AccuracyOut(serializers.Serializer):
 
 
 def _outcome_response(request, changes):
-    query = OutcomeQuery(data=request.query_params)
-    query.is_valid(raise_exception=True)
-    return Response(OutcomeOut(outcomes.outcome(changes, query.validated_data["window"])).data)
+    window = query_of(OutcomeQuery, request)["window"]
+    return Response(OutcomeOut(outcomes.outcome(changes, window)).data)
 
 
 class RepriceJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
@@ -666,15 +677,14 @@ class PriceChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenan
         publication = publishing.rollback(change_ids=ids, comment=values.get("comment", ""))
         return Response(PublicationOut(publication).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(parameters=[OutcomeQuery], responses=AccuracyOut(many=True))
-    @action(detail=False, methods=["get"])
+    @extend_schema(parameters=[AccuracyQuery], responses=AccuracyOut(many=True))
+    @action(detail=False, methods=["get"], pagination_class=None, filter_backends=[])
     def accuracy(self, request):
         """Forecast against actual per demand-model version, over the published changes it
         forecast: WAPE and bias of the predicted units after a change (its price effect on
-        the counterfactual) and the coverage of the 95 % predictive interval."""
-        query = OutcomeQuery(data={"window": 28, **request.query_params.dict()})
-        query.is_valid(raise_exception=True)
-        rows = outcomes.accuracy(query.validated_data["window"])
+        the counterfactual) and the coverage of the 95 % predictive interval. One row per
+        version: neither paginated nor filtered."""
+        rows = outcomes.accuracy(query_of(AccuracyQuery, request)["window"])
         return Response(AccuracyOut(rows, many=True).data)
 
     @extend_schema(parameters=[OutcomeQuery], responses=OutcomeOut)
