@@ -256,7 +256,7 @@ class ImportJobViewSet(
         return Response(ImportJobOut(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=ColumnMapIn, responses={202: ImportJobOut})
-    @action(detail=True, methods=["post"], url_path="mapping")
+    @action(detail=True, methods=["post"], url_path="mapping", parser_classes=[JSONParser])
     def mapping(self, request, pk=None):
         job = self.get_object()
         data = ColumnMapIn(data=request.data)

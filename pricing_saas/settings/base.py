@@ -172,6 +172,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["pricing_saas.web.throttling.PerKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": env("API_THROTTLE_RATE", default="1200/minute")},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON bodies only (file imports add multipart): DRF reads form bodies as HTML forms, where a
+    # missing boolean is false and an empty field is no field, which is not what the schema says.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
