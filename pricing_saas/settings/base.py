@@ -167,7 +167,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "pricing_saas.web.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_FILTER_BACKENDS": ["pricing_saas.web.filters.FilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "pricing_saas.web.schema.AutoSchema",
     "EXCEPTION_HANDLER": "pricing_saas.web.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["pricing_saas.web.throttling.PerKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": env("API_THROTTLE_RATE", default="1200/minute")},
@@ -194,6 +194,7 @@ SPECTACULAR_SETTINGS = {
         "ApiKeyRoleEnum": "tenants.roles.API_KEY_ROLE_CHOICES",
         "ImportKindEnum": "pricing_saas.catalog.models.ImportJob.Kind",
         "ModelKindEnum": "ml.models.ModelVersion.Kind",
+        "ErrorTypeEnum": "pricing_saas.web.schema.ERROR_TYPES",
     },
 }
 

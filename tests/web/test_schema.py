@@ -40,3 +40,32 @@ def test_request_bodies_are_json_but_the_file_import(document, world_a):
     assert bodies == {("/api/v1/imports/", "multipart/form-data")}
     form = world_a.api("admin").post("/api/v1/kill-switch/", {"on": "true"}, format="multipart")
     assert form.status_code == 415
+
+
+def test_every_operation_documents_its_errors_in_the_one_error_shape(document):
+    from pricing_saas.web.errors import error_body
+
+    error = document["components"]["schemas"]["Error"]
+    assert set(error["properties"]) == set(error_body(type_="t", code="c", detail="d"))
+    assert error["properties"]["attr"]["nullable"] is True
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            codes = set(operation["responses"])
+            expected = {"401", "404", "429"}
+            if method != "get":
+                expected |= {"400", "403", "409"}
+            if any(p["in"] == "query" for p in operation.get("parameters", [])):
+                expected.add("400")
+            if "requestBody" in operation:
+                expected.add("415")
+            assert expected <= codes, f"{method.upper()} {path}: {sorted(expected - codes)}"
+            for code in codes & {"400", "401", "403", "404", "409", "415", "429"}:
+                content = operation["responses"][code]["content"]
+                assert content == {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                }
+
+
+def test_reads_that_every_role_may_do_document_no_403(document):
+    assert "403" not in document["paths"]["/api/v1/products/"]["get"]["responses"]
+    assert "403" in document["paths"]["/api/v1/audit-events/"]["get"]["responses"]  # owners
