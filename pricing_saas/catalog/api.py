@@ -167,10 +167,24 @@ class SalesViewSet(BulkMixin, mixins.ListModelMixin, TenantViewSet):
 
 class OfferOut(serializers.ModelSerializer):
     sku = serializers.CharField(source="product.sku")
+    url = serializers.SerializerMethodField()
 
     class Meta:
         model = CompetitorOffer
         fields = ["id", "sku", "competitor", "price", "observed_at", "in_stock", "url"]
+
+    # What the importer checks of a URL (an http(s) prefix, 1,000 characters), not RFC 3986.
+    @extend_schema_field(
+        {
+            "type": "string",
+            "nullable": True,
+            "pattern": "^[hH][tT][tT][pP][sS]?://",
+            "maxLength": 1000,
+            "description": "The offer's page; null when not known.",
+        }
+    )
+    def get_url(self, offer) -> str | None:
+        return offer.url or None
 
 
 class OfferFilter(django_filters.FilterSet):

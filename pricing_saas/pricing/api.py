@@ -160,8 +160,9 @@ class RuleSetViewSet(
     @extend_schema(responses=RuleSetVersionOut(many=True))
     @action(detail=True, methods=["get"])
     def versions(self, request, pk=None):
-        rule_set = self.get_object()
-        return Response(RuleSetVersionOut(rule_set.versions.order_by("-version"), many=True).data)
+        """The rule set's versions, newest first; paginated like every list."""
+        page = self.paginate_queryset(self.get_object().versions.order_by("-version"))
+        return self.get_paginated_response(RuleSetVersionOut(page, many=True).data)
 
 
 # --- policy and kill switch -------------------------------------------------------------------
@@ -236,7 +237,9 @@ class ScheduleOut(serializers.ModelSerializer):
         fields = ["id", "name", "cron", "timezone", "enabled", "next_run", "updated_by",
                   "created_at"]  # fmt: skip
 
-    @extend_schema_field(OpenApiTypes.DATETIME)
+    @extend_schema_field(
+        serializers.DateTimeField(allow_null=True, help_text="null while the schedule is off")
+    )
     def get_next_run(self, schedule):
         return schedules.next_run(schedule)
 
@@ -562,9 +565,29 @@ class PublicationOut(serializers.ModelSerializer):
             "download",
         ]
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(
+        serializers.CharField(
+            allow_null=True, help_text="the path of the file to download; null without a file"
+        )
+    )
     def get_download(self, publication):
         return f"/api/v1/publications/{publication.pk}/download/" if publication.file else None
+
+
+# The media type of a publication's file, by its extension (the file publishers' CSV and XLSX;
+# a publisher added through `register` may write another kind: octet-stream).
+DOWNLOAD_TYPES = {
+    "text/csv": ".csv",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
+    "application/octet-stream": "",
+}
+
+
+def download_type(name: str) -> str:
+    return next(
+        (media for media, ext in DOWNLOAD_TYPES.items() if ext and name.lower().endswith(ext)),
+        "application/octet-stream",
+    )
 
 
 class PublishIn(serializers.Serializer):
@@ -602,16 +625,20 @@ class PublicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenan
         publication = publishing.retry_publication(publication=self.get_object())
         return Response(PublicationOut(publication).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(
+        responses={(200, media_type): OpenApiTypes.BINARY for media_type in DOWNLOAD_TYPES}
+    )
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
         publication = self.get_object()
         if not publication.file:
             raise NotFound("this publication has no file")
+        name = publication.file.name.rsplit("/", 1)[-1]
         return FileResponse(
             publication.file.open("rb"),
             as_attachment=True,
-            filename=publication.file.name.rsplit("/", 1)[-1],
+            filename=name,
+            content_type=download_type(name),
         )
 
 

@@ -69,3 +69,30 @@ def test_every_operation_documents_its_errors_in_the_one_error_shape(document):
 def test_reads_that_every_role_may_do_document_no_403(document):
     assert "403" not in document["paths"]["/api/v1/products/"]["get"]["responses"]
     assert "403" in document["paths"]["/api/v1/audit-events/"]["get"]["responses"]  # owners
+
+
+def test_fields_that_may_be_null_say_so(document):
+    schemas = document["components"]["schemas"]
+    for component, name in [
+        ("OfferOut", "url"),
+        ("ModelVersionOut", "rmsle"),
+        ("ScheduleOut", "next_run"),
+        ("PublicationOut", "download"),
+    ]:
+        assert schemas[component]["properties"][name]["nullable"] is True, (component, name)
+
+
+def test_lists_and_files_are_declared_as_they_are_answered(document):
+    paths = document["paths"]
+    versions = paths["/api/v1/rule-sets/{id}/versions/"]["get"]["responses"]["200"]
+    assert versions["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/PaginatedRuleSetVersionOutList"
+    )
+    accuracy = paths["/api/v1/price-changes/accuracy/"]["get"]
+    assert accuracy["responses"]["200"]["content"]["application/json"]["schema"]["type"] == "array"
+    assert [p["name"] for p in accuracy["parameters"]] == ["window"]
+    download = paths["/api/v1/publications/{id}/download/"]["get"]["responses"]["200"]
+    assert {"text/csv", "application/octet-stream"} < set(download["content"])
+    assert set(paths["/api/v1/exports/{kind}/"]["get"]["responses"]["200"]["content"]) == {
+        "text/csv"
+    }
