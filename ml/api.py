@@ -3,7 +3,6 @@ reference-price predictions."""
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -29,7 +28,11 @@ class ModelVersionOut(serializers.ModelSerializer):
             "created_at", "started_at", "finished_at", "promoted_at",
         ]  # fmt: skip
 
-    @extend_schema_field(OpenApiTypes.FLOAT)
+    @extend_schema_field(
+        serializers.FloatField(
+            allow_null=True, help_text="the chosen text model's held-out RMSLE; null without one"
+        )
+    )
     def get_rmsle(self, version) -> float | None:
         return version.rmsle
 

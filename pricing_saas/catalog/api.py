@@ -22,6 +22,7 @@ from rest_framework.response import Response
 
 from pricing_saas.web import inputs
 from pricing_saas.web.base import TenantAPIView, TenantViewSet
+from pricing_saas.web.filters import query_bool
 from pricing_saas.web.parsers import JSONParser
 from tenants.roles import Perm
 
@@ -96,11 +97,10 @@ class BulkMixin:
     )
     @action(detail=False, methods=["post"], parser_classes=[JSONParser])
     def bulk(self, request):
+        flags = {p.name: query_bool(request.query_params, p.name) for p in BULK_FLAGS}
         try:
             result = services.bulk_upsert(
-                kind=self.kind,
-                rows=request.data,
-                options=services.options_from(request.query_params),
+                kind=self.kind, rows=request.data, options=services.options_from(flags)
             )
         except ImportFailed as exc:
             return invalid_rows_response(exc.result)
@@ -169,10 +169,24 @@ class SalesViewSet(BulkMixin, mixins.ListModelMixin, TenantViewSet):
 
 class OfferOut(serializers.ModelSerializer):
     sku = serializers.CharField(source="product.sku")
+    url = serializers.SerializerMethodField()
 
     class Meta:
         model = CompetitorOffer
         fields = ["id", "sku", "competitor", "price", "observed_at", "in_stock", "url"]
+
+    # What the importer checks of a URL (an http(s) prefix, 1,000 characters), not RFC 3986.
+    @extend_schema_field(
+        {
+            "type": "string",
+            "nullable": True,
+            "pattern": "^[hH][tT][tT][pP][sS]?://",
+            "maxLength": 1000,
+            "description": "The offer's page; null when not known.",
+        }
+    )
+    def get_url(self, offer) -> str | None:
+        return offer.url or None
 
 
 class OfferFilter(django_filters.FilterSet):
@@ -258,7 +272,7 @@ class ImportJobViewSet(
         return Response(ImportJobOut(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=ColumnMapIn, responses={202: ImportJobOut})
-    @action(detail=True, methods=["post"], url_path="mapping")
+    @action(detail=True, methods=["post"], url_path="mapping", parser_classes=[JSONParser])
     def mapping(self, request, pk=None):
         job = self.get_object()
         data = ColumnMapIn(data=request.data)

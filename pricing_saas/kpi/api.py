@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from pricing_saas.web.base import ReadOnlyTenantViewSet, TenantAPIView
 from pricing_saas.web.errors import ServiceError
+from pricing_saas.web.filters import refuse_blank
 from tenants.roles import Perm, has_perm
 
 from . import alerts, selectors
@@ -110,6 +111,7 @@ class DailyKpiView(TenantAPIView):
         responses=PerformanceOut,
     )
     def get(self, request):
+        refuse_blank(request.query_params, ("job", "from", "to"))
         filters = selectors.filters_from(request.query_params)
         data = selectors.performance(filters)
         return Response(PerformanceOut(data).data)

@@ -228,7 +228,7 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
     def get_tenant_queryset(self):
         return AuditEvent.objects.order_by("-created_at", "-pk")
 
-    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
+    @extend_schema(filters=True, responses={(200, "text/csv"): OpenApiTypes.STR})
     @action(detail=False, methods=["get"])
     def export(self, request):
         buffer = io.StringIO()

@@ -161,8 +161,9 @@ class RuleSetViewSet(
     @extend_schema(responses=RuleSetVersionOut(many=True))
     @action(detail=True, methods=["get"])
     def versions(self, request, pk=None):
-        rule_set = self.get_object()
-        return Response(RuleSetVersionOut(rule_set.versions.order_by("-version"), many=True).data)
+        """The rule set's versions, newest first; paginated like every list."""
+        page = self.paginate_queryset(self.get_object().versions.order_by("-version"))
+        return self.get_paginated_response(RuleSetVersionOut(page, many=True).data)
 
 
 # --- policy and kill switch -------------------------------------------------------------------
@@ -235,7 +236,9 @@ class ScheduleOut(serializers.ModelSerializer):
         fields = ["id", "name", "cron", "timezone", "enabled", "next_run", "updated_by",
                   "created_at"]  # fmt: skip
 
-    @extend_schema_field(OpenApiTypes.DATETIME)
+    @extend_schema_field(
+        serializers.DateTimeField(allow_null=True, help_text="null while the schedule is off")
+    )
     def get_next_run(self, schedule):
         return schedules.next_run(schedule)
 
@@ -298,6 +301,18 @@ class OutcomeQuery(serializers.Serializer):
     window = inputs.IntegerField(min_value=7, max_value=365, default=14)
 
 
+class AccuracyQuery(serializers.Serializer):
+    window = serializers.IntegerField(min_value=7, max_value=365, default=28)
+
+
+def query_of(serializer_class, request) -> dict:
+    """The validated query parameters (a plain dict: an empty `?window=` is invalid, not the
+    default, as it would be read from a QueryDict)."""
+    query = serializer_class(data=request.query_params.dict())
+    query.is_valid(raise_exception=True)
+    return query.validated_data
+
+
 class ChangeOutcomeOut(serializers.Serializer):
     change_id = serializers.IntegerField()
     sku = serializers.CharField()
@@ -355,9 +370,8 @@ class AccuracyOut(serializers.Serializer):
 
 
 def _outcome_response(request, changes):
-    query = OutcomeQuery(data=request.query_params)
-    query.is_valid(raise_exception=True)
-    return Response(OutcomeOut(outcomes.outcome(changes, query.validated_data["window"])).data)
+    window = query_of(OutcomeQuery, request)["window"]
+    return Response(OutcomeOut(outcomes.outcome(changes, window)).data)
 
 
 class RepriceJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
@@ -550,9 +564,29 @@ class PublicationOut(serializers.ModelSerializer):
             "download",
         ]
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(
+        serializers.CharField(
+            allow_null=True, help_text="the path of the file to download; null without a file"
+        )
+    )
     def get_download(self, publication):
         return f"/api/v1/publications/{publication.pk}/download/" if publication.file else None
+
+
+# The media type of a publication's file, by its extension (the file publishers' CSV and XLSX;
+# a publisher added through `register` may write another kind: octet-stream).
+DOWNLOAD_TYPES = {
+    "text/csv": ".csv",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
+    "application/octet-stream": "",
+}
+
+
+def download_type(name: str) -> str:
+    return next(
+        (media for media, ext in DOWNLOAD_TYPES.items() if ext and name.lower().endswith(ext)),
+        "application/octet-stream",
+    )
 
 
 class PublishIn(serializers.Serializer):
@@ -590,16 +624,20 @@ class PublicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenan
         publication = publishing.retry_publication(publication=self.get_object())
         return Response(PublicationOut(publication).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(
+        responses={(200, media_type): OpenApiTypes.BINARY for media_type in DOWNLOAD_TYPES}
+    )
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
         publication = self.get_object()
         if not publication.file:
             raise NotFound("this publication has no file")
+        name = publication.file.name.rsplit("/", 1)[-1]
         return FileResponse(
             publication.file.open("rb"),
             as_attachment=True,
-            filename=publication.file.name.rsplit("/", 1)[-1],
+            filename=name,
+            content_type=download_type(name),
         )
 
 
@@ -665,15 +703,14 @@ class PriceChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenan
         publication = publishing.rollback(change_ids=ids, comment=values.get("comment", ""))
         return Response(PublicationOut(publication).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(parameters=[OutcomeQuery], responses=AccuracyOut(many=True))
-    @action(detail=False, methods=["get"])
+    @extend_schema(parameters=[AccuracyQuery], responses=AccuracyOut(many=True))
+    @action(detail=False, methods=["get"], pagination_class=None, filter_backends=[])
     def accuracy(self, request):
         """Forecast against actual per demand-model version, over the published changes it
         forecast: WAPE and bias of the predicted units after a change (its price effect on
-        the counterfactual) and the coverage of the 95 % predictive interval."""
-        query = OutcomeQuery(data={"window": 28, **request.query_params.dict()})
-        query.is_valid(raise_exception=True)
-        rows = outcomes.accuracy(query.validated_data["window"])
+        the counterfactual) and the coverage of the 95 % predictive interval. One row per
+        version: neither paginated nor filtered."""
+        rows = outcomes.accuracy(query_of(AccuracyQuery, request)["window"])
         return Response(AccuracyOut(rows, many=True).data)
 
     @extend_schema(parameters=[OutcomeQuery], responses=OutcomeOut)

@@ -181,17 +181,16 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["pricing_saas.web.permissions.HasTenantRole"],
     "DEFAULT_PAGINATION_CLASS": "pricing_saas.web.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["pricing_saas.web.filters.FilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "pricing_saas.web.schema.AutoSchema",
     "EXCEPTION_HANDLER": "pricing_saas.web.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["pricing_saas.web.throttling.PerKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": env("API_THROTTLE_RATE", default="1200/minute")},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": [
-        "pricing_saas.web.parsers.JSONParser",  # nesting depth and overflow limits
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON bodies only (file imports add multipart): DRF reads form bodies as HTML forms, where a
+    # missing boolean is false and an empty field is no field, which is not what the schema says.
+    # The parser refuses nesting deeper than 64 levels and keeps numbers beyond a float as text.
+    "DEFAULT_PARSER_CLASSES": ["pricing_saas.web.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -214,6 +213,7 @@ SPECTACULAR_SETTINGS = {
         "SyncKindEnum": "pricing_saas.integrations.models.SyncRun.Kind",
         "JobStatusEnum": "tenants.jobs.JobStatus",
         "ConnectionStatusEnum": "pricing_saas.integrations.models.Connection.Status",
+        "ErrorTypeEnum": "pricing_saas.web.schema.ERROR_TYPES",
     },
 }
 

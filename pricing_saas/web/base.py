@@ -5,6 +5,8 @@
 - Querysets come from the model's scoped manager, so another tenant's object is simply not
   found: "not yours" and "does not exist" both answer 404.
 - Roles are checked per action (HasTenantRole); writes go through services.
+- Every query parameter of the API takes one value: one given twice is a 400 naming it (rather
+  than the last one silently winning).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 
 from rest_framework import mixins, viewsets
+from rest_framework.exceptions import ValidationError
 from rest_framework.views import APIView
 
 from tenants.context import actor_context, require_current_tenant, tenant_context
@@ -30,7 +33,8 @@ class TenantScopedMixin:
             self._tenant_cm = ExitStack()
             self._tenant_cm.enter_context(tenant_context(context.tenant))
             self._tenant_cm.enter_context(actor_context(context.user_id, context.actor))
-        super().initial(request, *args, **kwargs)
+        super().initial(request, *args, **kwargs)  # then permissions and throttles
+        refuse_repeated_parameters(request)
 
     def finalize_response(self, request, response, *args, **kwargs):
         cm = getattr(self, "_tenant_cm", None)
@@ -55,6 +59,12 @@ class TenantScopedMixin:
     def get_tenant_queryset(self):
         """The rows this view serves; override this, not get_queryset. Always `objects`."""
         return self.model.objects.all()
+
+
+def refuse_repeated_parameters(request) -> None:
+    for name, values in request.query_params.lists():
+        if len(values) > 1:
+            raise ValidationError({name: [f"give {name} once"]}, code="repeated")
 
 
 class TenantAPIView(TenantScopedMixin, APIView):

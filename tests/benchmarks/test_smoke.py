@@ -92,6 +92,16 @@ SCRIPTS = {
         ),
         db=True,
     ),
+    "schemathesis_run.py": Smoke(
+        args="--max-examples 1 --phases examples,fuzzing --roles viewer",
+        expect=(
+            "| operations tested | 81 |",
+            "| server errors | 0 |",
+            "| response-schema violations | 0 |",
+            "| undocumented status codes | 0 |",
+        ),
+        db=True,
+    ),
     "text_price_accuracy.py": Smoke(
         args="--trainers baseline --max-products 200",
         expect=("200 rows", "| baseline |", "| median |"),

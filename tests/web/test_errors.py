@@ -42,3 +42,12 @@ def test_unknown_api_route_is_json_404(world_a):
     response = world_a.api().get("/api/v1/no-such-thing/")
     assert response.status_code == 404
     assert set(response.json()) == ERROR_KEYS
+
+
+def test_a_form_of_too_many_fields_is_a_400_not_a_server_error(world_a):
+    body = "&".join(f"f{i}=1" for i in range(1500))  # DATA_UPLOAD_MAX_NUMBER_FIELDS is 1,000
+    response = world_a.api("analyst").post(
+        "/api/v1/imports/", body, content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 400
+    assert set(response.json()) == ERROR_KEYS
