@@ -18,6 +18,9 @@ from .models import Connection, SyncRun
 
 
 class ConnectionOut(serializers.ModelSerializer):
+    api_base_url = serializers.CharField(
+        read_only=True, help_text="Where the API is called; empty: the platform's own address."
+    )
     has_credentials = serializers.BooleanField(read_only=True)
     has_webhook_secret = serializers.SerializerMethodField()
     webhook_url = serializers.SerializerMethodField()
@@ -170,8 +173,9 @@ class ConnectionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
     @action(detail=True, methods=["get"])
     def runs(self, request, pk=None):
         connection = self.get_object()
-        runs = SyncRun.objects.filter(connection=connection).order_by("-created_at")[:50]
-        return Response(SyncRunOut(runs, many=True).data)
+        runs = SyncRun.objects.filter(connection=connection).order_by("-created_at", "-pk")
+        page = self.paginate_queryset(runs)  # paginated like every list (the schema says so)
+        return self.get_paginated_response(SyncRunOut(page, many=True).data)
 
     @extend_schema(request=None, responses={200: ConnectionOut})
     @action(detail=True, methods=["post"])

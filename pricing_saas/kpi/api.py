@@ -137,6 +137,10 @@ class AlertOut(serializers.ModelSerializer):
         return alert.retraining.version if alert.retraining_id else None
 
 
+class AlertCheckOut(serializers.Serializer):
+    opened = AlertOut(many=True, help_text="The alerts this check opened (none: nothing new).")
+
+
 class AlertViewSet(ReadOnlyTenantViewSet):
     """Alerts of the KPI loop (forecast error, interval coverage, profit behind the forecast),
     newest first; `?status=open` for those still in force. POST /{id}/acknowledge/ marks one
@@ -177,14 +181,18 @@ class AlertViewSet(ReadOnlyTenantViewSet):
         )
         return Response(AlertOut(alert).data)
 
-    @extend_schema(request=None, responses=AlertOut(many=True))
+    @extend_schema(request=None, responses=AlertCheckOut)
     @action(detail=False, methods=["post"])
     def check(self, request):
         """Run the alert policy's checks now; answers the alerts this opened."""
-        return Response(AlertOut(alerts.evaluate(), many=True).data)
+        return Response(AlertCheckOut({"opened": alerts.evaluate()}).data)
 
 
 class AlertPolicyOut(serializers.ModelSerializer):
+    webhook_url = serializers.CharField(help_text="The webhook's address; empty: no webhook.")
+    updated_at = serializers.DateTimeField(
+        allow_null=True, read_only=True, help_text="Null: the defaults, never saved."
+    )
     webhook_secret = serializers.SerializerMethodField(
         help_text="The key of the webhook's signature (shown to those who manage settings)."
     )

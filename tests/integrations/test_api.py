@@ -63,7 +63,7 @@ def test_test_sync_runs_and_disconnect(world_a, fake_shop):
     assert client.post(f"/api/v1/connections/{pk}/test/").json()["status"] == "connected"
     run = client.post(f"/api/v1/connections/{pk}/sync/", {"kind": "products"}, format="json")
     assert run.status_code == 202
-    runs = client.get(f"/api/v1/connections/{pk}/runs/").json()
+    runs = client.get(f"/api/v1/connections/{pk}/runs/").json()["results"]
     assert runs[0]["status"] == "succeeded" and runs[0]["products"] == 1
     bad = client.post(f"/api/v1/connections/{pk}/sync/", {"kind": "nope"}, format="json")
     assert bad.status_code == 400 and bad.json()["attr"] == "kind"

@@ -157,6 +157,8 @@ def seed(tenant, owner) -> dict[tuple[str, str], int]:
         ids["experiments"] = experiment.pk
         ids["audit-events"] = f.AuditEventFactory(tenant=tenant).pk
         f.DailyKpiFactory(tenant=tenant, product=product)
+        ids["alerts"] = f.AlertFactory(tenant=tenant).pk
+        ids["connections"] = f.ConnectionFactory(tenant=tenant).pk
         ids["invitations"] = invite_member(
             tenant=tenant,
             actor=owner,
