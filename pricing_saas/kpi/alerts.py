@@ -85,7 +85,13 @@ def _share(name: str, value, low: float = 0.0, high: float = 1.0) -> Decimal:
 def check_webhook_url(url: str) -> None:
     """A webhook goes to an http(s) address outside this platform's own networks (unless
     ALERT_WEBHOOK_ALLOW_PRIVATE, for tests and on-premises set-ups); https in production."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port that is not a number of 0-65535
+    except ValueError:
+        raise ServiceError(
+            "webhook_url is not a valid address", code="invalid", attr="webhook_url"
+        ) from None
     allowed = ("http", "https") if settings.ALERT_WEBHOOK_ALLOW_HTTP else ("https",)
     if parts.scheme not in allowed or not parts.hostname:
         raise ServiceError(
@@ -95,8 +101,8 @@ def check_webhook_url(url: str) -> None:
     if settings.ALERT_WEBHOOK_ALLOW_PRIVATE:
         return
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except OSError:
+        infos = socket.getaddrinfo(parts.hostname, port or 443, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError, ValueError):
         raise ServiceError(
             f"webhook_url: host {parts.hostname!r} does not resolve",
             code="invalid",
@@ -115,8 +121,11 @@ def check_webhook_url(url: str) -> None:
 @transaction.atomic
 def save_policy(**values) -> AlertPolicy:
     """Change the policy (only the fields given); every change is an audit event."""
-    current = AlertPolicy.objects.select_for_update().first() or policy()
-    before = audit.snapshot(current, POLICY_FIELDS) if current.pk else None
+    existed = AlertPolicy.objects.exists()
+    # two first saves at once: one creates the row, both then edit it under its lock
+    AlertPolicy.objects.get_or_create(tenant=require_current_tenant())
+    current = AlertPolicy.objects.select_for_update().get()
+    before = audit.snapshot(current, POLICY_FIELDS) if existed else None
     unknown = set(values) - set(POLICY_FIELDS)
     if unknown:
         raise ServiceError(f"unknown setting {sorted(unknown)[0]!r}", code="invalid")
@@ -285,7 +294,9 @@ def evaluate() -> list[Alert]:
     current = policy()
     opened: list[Alert] = []
     open_alerts = {(a.kind, a.subject): a for a in Alert.objects.filter(status=Alert.Status.OPEN)}
-    if not current.enabled:
+    if not current.enabled:  # switched off: nothing stays open that nobody checks
+        for alert in open_alerts.values():
+            _resolve(alert, current, "the alert policy was switched off.")
         return opened
     seen = set()
     for check in checks(current):
@@ -307,6 +318,8 @@ def evaluate() -> list[Alert]:
             _resolve(alert, current, "cleared: " + check.message)
     if opened and current.retrain:  # one retraining, whatever number of alerts opened
         version = _retrain(opened)
+        if version is not None and version.hyperparameters.get("gate") != "backtest":
+            version = None  # a run someone else started, not gated: not this alert's
         Alert.objects.filter(pk__in=[a.pk for a in opened]).update(retraining=version)
         for alert in opened:
             alert.retraining = version

@@ -57,8 +57,7 @@ def rows_upserted(sender, kind: str, rows: list, **kwargs) -> None:
         try:
             days.append(date.fromisoformat(str(row.get(field, ""))[:10]))
         except ValueError:
-            days = []
-            break
+            continue  # a row the importer refused or skipped: it wrote no fact
     since = until = None
     if days:
         since, until = min(days), max(days)

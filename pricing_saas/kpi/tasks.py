@@ -100,7 +100,13 @@ def email_alert(self, tenant, alert_id: int) -> int:
     return sent
 
 
-@tenant_task(name="kpi.deliver_alert_webhook", queue="default", max_retries=WEBHOOK_RETRIES)
+@tenant_task(
+    name="kpi.deliver_alert_webhook",
+    queue="default",
+    max_retries=WEBHOOK_RETRIES,
+    time_limit=WEBHOOK_TIMEOUT_S * 6,
+    soft_time_limit=WEBHOOK_TIMEOUT_S * 5,
+)
 def deliver_alert_webhook(self, tenant, alert_id: int, event: str) -> str:
     """POST the alert's event, signed, to the policy's webhook (see alerts.sign)."""
     import httpx
@@ -133,21 +139,24 @@ def deliver_alert_webhook(self, tenant, alert_id: int, event: str) -> str:
         alerts.SIGNATURE_HEADER: alerts.sign(policy.webhook_secret, body),
     }
     try:
-        response = httpx.post(
-            policy.webhook_url,
-            content=body,
-            headers=headers,
-            timeout=WEBHOOK_TIMEOUT_S,
-            follow_redirects=False,
-        )
+        # the status is all that is read (a slow or huge body cannot hold the worker), no proxy
+        # from the environment, no redirect to follow
+        with (
+            httpx.Client(trust_env=False, timeout=WEBHOOK_TIMEOUT_S) as client,
+            client.stream(
+                "POST", policy.webhook_url, content=body, headers=headers, follow_redirects=False
+            ) as response,
+        ):
+            status_code = response.status_code
+            retry_after = response.headers.get("Retry-After", "")
     except httpx.HTTPError as exc:
         error = f"{exc.__class__.__name__}: {exc}"
         return _retry_or_fail(self, done, attempt, error)
-    if 200 <= response.status_code < 300:
+    if 200 <= status_code < 300:
         return done("sent")
-    error = f"HTTP {response.status_code}"
-    if response.status_code == 429 or response.status_code >= 500:
-        wait = response.headers.get("Retry-After", "")
+    error = f"HTTP {status_code}"
+    if status_code == 429 or status_code >= 500:
+        wait = retry_after
         return _retry_or_fail(self, done, attempt, error, int(wait) if wait.isdigit() else None)
     return done("failed", error + " (the receiver refused it; not retried)")
 

@@ -119,8 +119,8 @@ def _policy_values(post) -> dict:
         if name in PERCENT_FIELDS:
             try:
                 raw = str(Decimal(raw.rstrip("% ")) / 100)
-            except (InvalidOperation, ValueError):
-                raise ServiceError(f"{name}: {raw!r} is not a percentage", attr=name) from None
+            except (InvalidOperation, ValueError, ArithmeticError):
+                raise ServiceError(f"{name}: {raw[:40]!r} is not a percentage", attr=name) from None
         values[name] = raw
     return values
 

@@ -168,6 +168,10 @@ def test_a_gated_retraining_without_new_days_leaves_the_version_in_force(world_a
         ("max_profit_shortfall", "Infinity"),
         ("webhook_url", "ftp://example.com/x"),
         ("webhook_url", "http://example.com/x"),  # production: https only
+        ("webhook_url", "https://example.com:99999/x"),
+        ("webhook_url", "https://example.com:abc/x"),
+        ("webhook_url", "https://[::1"),
+        ("webhook_url", "https://" + "a" * 70 + ".example.com/x"),
     ],
 )
 def test_a_bad_policy_is_refused_naming_the_field(world_a, field, value):
@@ -183,7 +187,9 @@ def test_a_bad_policy_is_refused_naming_the_field(world_a, field, value):
 def test_a_webhook_to_a_private_address_is_refused(world_a, settings):
     settings.ALERT_WEBHOOK_ALLOW_HTTP = True
     for url in ("http://127.0.0.1:9/x", "http://10.1.2.3/x", "http://[::1]/x"):
-        got = world_a.api("admin").patch("/api/v1/alert-policy/", {"webhook_url": url})
+        got = world_a.api("admin").patch(
+            "/api/v1/alert-policy/", {"webhook_url": url}, format="json"
+        )
         assert got.status_code == 400 and "private or local" in got.json()["detail"], url
 
 
@@ -191,13 +197,17 @@ def test_the_policy_api_shows_the_key_only_to_those_who_manage_settings(
     world_a, world_b, local_webhooks
 ):
     admin = world_a.api("admin")
-    saved = admin.patch("/api/v1/alert-policy/", {"webhook_url": "http://127.0.0.1:9/h"})
+    saved = admin.patch(
+        "/api/v1/alert-policy/", {"webhook_url": "http://127.0.0.1:9/h"}, format="json"
+    )
     assert saved.status_code == 200, saved.content
     secret = saved.json()["webhook_secret"]
     assert secret.startswith("whsec_")
     assert world_a.api("viewer").get("/api/v1/alert-policy/").json()["webhook_secret"] is None
     assert (
-        world_a.api("approver").patch("/api/v1/alert-policy/", {"retrain": False}).status_code
+        world_a.api("approver")
+        .patch("/api/v1/alert-policy/", {"retrain": False}, format="json")
+        .status_code
         == 403
     )
     rotated = admin.post("/api/v1/alert-policy/rotate-secret/").json()["webhook_secret"]
@@ -288,3 +298,18 @@ def test_the_portal_form_takes_percentages_and_names_a_bad_field(world_a):
     assert "min_coverage" in bad.content.decode()
     viewer = world_a.portal(Client(), "viewer").post("/kpi/alerts/", {"action": "check"})
     assert viewer.status_code == 403
+
+
+def test_a_huge_percentage_in_the_portal_form_is_a_message_not_a_500(world_a):
+    client = world_a.portal(Client(), "admin")
+    got = client.post("/kpi/alerts/", {"action": "save", "max_wape": "1e1000002"}, follow=True)
+    assert got.status_code == 200 and "max_wape" in got.content.decode()
+
+
+def test_switching_the_policy_off_closes_its_open_alerts(world_a):
+    alert = _open_alert(world_a)
+    with tenant_context(world_a.tenant):
+        alerts.save_policy(enabled=False)
+        assert alerts.evaluate() == []
+        alert = Alert.objects.get(pk=alert.pk)
+    assert alert.status == "resolved" and "switched off" in alert.figures["resolved"]
