@@ -83,8 +83,8 @@ def test_owner_logs_in_creates_key_and_switches_tenant(world_b, owner_in_two_ten
     page.wait_for_function("typeof htmx === 'object'", timeout=10_000)
 
     page.click("nav >> text=Team")
-    page.wait_for_selector("table.grid")
-    assert page.locator("table.grid tbody tr").count() == 5
+    page.wait_for_selector("#members")
+    assert page.locator("#members tbody tr").count() == 5
     page.screenshot(path=str(SHOTS / "portal_team.png"), full_page=True)
 
     page.click("nav >> text=API keys")
