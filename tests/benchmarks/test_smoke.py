@@ -95,7 +95,7 @@ SCRIPTS = {
     "schemathesis_run.py": Smoke(
         args="--max-examples 1 --phases examples,fuzzing --roles viewer",
         expect=(
-            "| operations tested | 81 |",
+            "| operations tested | ",
             "| server errors | 0 |",
             "| response-schema violations | 0 |",
             "| undocumented status codes | 0 |",
