@@ -28,19 +28,21 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from ..errors import ConnectorAuthError, ConnectorError, ConnectorTransientError
+
 API_VERSION = "2025-07"  # the one pinned Admin API version
 logger = logging.getLogger(__name__)
 
 
-class ShopifyError(Exception):
+class ShopifyError(ConnectorError):
     """The shop refused the request (a GraphQL error that retrying will not fix)."""
 
 
-class ShopifyTransientError(ShopifyError):
+class ShopifyTransientError(ShopifyError, ConnectorTransientError):
     """Network, 5xx or rate limit still failing after the retries: try again later."""
 
 
-class ShopifyAuthError(ShopifyError):
+class ShopifyAuthError(ShopifyError, ConnectorAuthError):
     """401/403: the access token is wrong, revoked, or lacks a scope."""
 
 

@@ -22,57 +22,33 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db import connection as db
 from django.db import transaction
 from django.utils import timezone
 
-from pricing_saas.catalog.importer import ImportOptions
-from pricing_saas.catalog.models import Product
-from pricing_saas.catalog.services import bulk_upsert
-
-from ..models import Connection, ShopOrderLine, ShopVariant, SyncRun
+from ..ingest import (  # noqa: F401 (daily_sales, store_lines, write_sales: webhooks use them)
+    Report,
+    daily_sales,
+    import_products,
+    iso,
+    money,
+    parse_time,
+    save_state,
+    store_lines,
+    write_sales,
+)
+from ..models import Connection, SyncRun
 from . import queries
 from .client import ShopifyClient
 from .connector import client_for
 
 BATCH = 2000
-REPORT_MAX = 200
 
 
 class SyncRefused(Exception):
     """The shop's data cannot be taken (e.g. another currency)."""
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _money(value) -> Decimal | None:
-    if value in (None, ""):
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
-class Report:
-    def __init__(self, run: SyncRun):
-        self.run = run
-
-    def skip(self, what: str, reason: str) -> None:
-        self.run.skipped += 1
-        if len(self.run.report) < REPORT_MAX:
-            self.run.report.append({"item": what[:200], "reason": reason[:300]})
 
 
 def sync(*, run: SyncRun, connection: Connection, client: ShopifyClient | None = None) -> None:
@@ -99,13 +75,6 @@ def sync(*, run: SyncRun, connection: Connection, client: ShopifyClient | None =
     )
 
 
-def _save_state(connection: Connection, **values) -> None:
-    connection.sync_state = {**connection.sync_state, **values}
-    Connection.objects.filter(pk=connection.pk).update(
-        sync_state=connection.sync_state, updated_at=timezone.now()
-    )
-
-
 # --- products ---------------------------------------------------------------------------------
 
 
@@ -117,7 +86,7 @@ def variant_row(node: dict) -> tuple[dict | None, str]:
         return None, "the variant has no SKU"
     if len(sku) > 64:
         return None, "the SKU is longer than 64 characters"
-    price = _money(node.get("price"))
+    price = money(node.get("price"))
     if price is None or price <= 0:
         return None, f"price {node.get('price')!r} is not above 0"
     title = product.get("title") or sku
@@ -135,10 +104,10 @@ def variant_row(node: dict) -> tuple[dict | None, str]:
     }
     if node.get("inventoryQuantity") is not None:
         row["stock"] = max(0, int(node["inventoryQuantity"]))
-    compare_at = _money(node.get("compareAtPrice"))
+    compare_at = money(node.get("compareAtPrice"))
     if compare_at is not None:
         row["compare_at_price"] = str(compare_at)
-    cost = _money(((node.get("inventoryItem") or {}).get("unitCost") or {}).get("amount"))
+    cost = money(((node.get("inventoryItem") or {}).get("unitCost") or {}).get("amount"))
     if cost is not None and cost >= 0:
         row["cost"] = str(cost)
     return row, ""
@@ -179,52 +148,17 @@ def pull_products(*, run, connection, client, report) -> None:
                 node["product"]["id"],
                 node["id"],
                 Decimal(row["price"]),
-                _parse_time(node.get("updatedAt")),
+                parse_time(node.get("updatedAt")),
             )
         cursor = page["pageInfo"]["endCursor"] if page["pageInfo"]["hasNextPage"] else None
         if len(rows) >= BATCH or cursor is None:
-            _import_products(run, connection, rows, refs, report)
+            import_products(run, connection, rows, refs, report)
             rows, refs = {}, {}
-            _save_state(connection, products_cursor=cursor, products_cursor_since=since)
+            save_state(connection, products_cursor=cursor, products_cursor_since=since)
         if cursor is None:
             break
-    _save_state(connection, products_cursor=None, products_since=_iso(started))
+    save_state(connection, products_cursor=None, products_since=iso(started))
     Connection.objects.filter(pk=connection.pk).update(last_products_sync_at=timezone.now())
-
-
-def _import_products(run, connection, rows: dict, refs: dict, report) -> None:
-    if not rows:
-        return
-    with_cost = [r for r in rows.values() if "cost" in r]
-    without = [r for r in rows.values() if "cost" not in r]
-    with transaction.atomic():
-        for batch in (with_cost, without):
-            if batch:
-                result = bulk_upsert(
-                    kind="products", rows=batch, options=ImportOptions(skip_invalid=True)
-                )
-                for error in result.errors:
-                    sku = batch[error.row]["sku"] if error.row is not None else ""
-                    report.skip(f"SKU {sku}", f"{error.column}: {error.reason}")
-        ShopVariant.objects.bulk_create(
-            [
-                ShopVariant(
-                    tenant=connection.tenant,
-                    connection=connection,
-                    sku=sku,
-                    product_ref=p,
-                    variant_ref=v,
-                    price=price,
-                    shop_updated_at=at,
-                )
-                for sku, (p, v, price, at) in refs.items()
-            ],
-            update_conflicts=True,
-            unique_fields=["tenant", "connection", "sku"],
-            update_fields=["product_ref", "variant_ref", "price", "shop_updated_at"],
-        )
-    run.products += len(rows)
-    run.set_progress(products=run.products)
 
 
 # --- orders -----------------------------------------------------------------------------------
@@ -238,16 +172,16 @@ def order_lines(order: dict, *, tz: ZoneInfo, currency: str) -> tuple[list[dict]
         return [], (
             f"the order is in {order_currency}, your account's currency is {currency}: refused"
         )
-    created = _parse_time(order["createdAt"])
-    updated = _parse_time(order.get("updatedAt")) or created
+    created = parse_time(order["createdAt"])
+    updated = parse_time(order.get("updatedAt")) or created
     refunded: dict[str, int] = defaultdict(int)
     for refund in order.get("refunds") or []:
         for item in (refund.get("refundLineItems") or {}).get("nodes") or []:
             refunded[item["lineItem"]["id"]] += int(item.get("quantity") or 0)
     lines = []
     for line in (order.get("lineItems") or {}).get("nodes") or []:
-        money = (line.get("discountedUnitPriceAfterAllDiscountsSet") or {}).get("shopMoney") or {}
-        price = _money(money.get("amount"))
+        paid = (line.get("discountedUnitPriceAfterAllDiscountsSet") or {}).get("shopMoney") or {}
+        price = money(paid.get("amount"))
         if price is None:
             continue
         lines.append(
@@ -259,121 +193,12 @@ def order_lines(order: dict, *, tz: ZoneInfo, currency: str) -> tuple[list[dict]
                 "quantity": int(line.get("quantity") or 0),
                 "refunded": min(refunded.get(line["id"], 0), int(line.get("quantity") or 0)),
                 "unit_price": price,
-                "currency": (money.get("currencyCode") or currency)[:3],
+                "currency": (paid.get("currencyCode") or currency)[:3],
                 "cancelled": bool(order.get("cancelledAt")),
                 "order_updated_at": updated,
             }
         )
     return lines, ""
-
-
-_UPSERT_LINES = """
-INSERT INTO {table} AS t (tenant_id, connection_id, order_ref, line_ref, sku, date, quantity,
-    refunded, unit_price, currency, cancelled, order_updated_at)
-SELECT %(tenant)s, %(connection)s, v.order_ref, v.line_ref, v.sku, v.date, v.quantity,
-       v.refunded, v.unit_price, v.currency, v.cancelled, v.updated
-FROM unnest(%(order_ref)s::text[], %(line_ref)s::text[], %(sku)s::text[], %(date)s::date[],
-            %(quantity)s::int[], %(refunded)s::int[], %(unit_price)s::numeric[],
-            %(currency)s::text[], %(cancelled)s::boolean[], %(updated)s::timestamptz[])
-     AS v(order_ref, line_ref, sku, date, quantity, refunded, unit_price, currency, cancelled,
-          updated)
-ON CONFLICT (tenant_id, connection_id, line_ref) DO UPDATE SET
-    sku = EXCLUDED.sku, date = EXCLUDED.date, quantity = EXCLUDED.quantity,
-    refunded = EXCLUDED.refunded, unit_price = EXCLUDED.unit_price,
-    currency = EXCLUDED.currency, cancelled = EXCLUDED.cancelled,
-    order_updated_at = EXCLUDED.order_updated_at
-WHERE t.order_updated_at <= EXCLUDED.order_updated_at
-RETURNING t.sku, t.date
-"""
-
-
-def store_lines(connection: Connection, lines: list[dict]) -> set[tuple[str, dt.date]]:
-    """Upsert order lines (an older version of an order never replaces a newer one); returns
-    the (SKU, day) pairs whose sales must be recomputed."""
-    if not lines:
-        return set()
-    columns = [
-        "order_ref",
-        "line_ref",
-        "sku",
-        "date",
-        "quantity",
-        "refunded",
-        "unit_price",
-        "currency",
-        "cancelled",
-    ]
-    params = {c: [line[c] for line in lines] for c in columns}
-    params["updated"] = [line["order_updated_at"] for line in lines]
-    with db.cursor() as cursor:
-        cursor.execute(
-            _UPSERT_LINES.format(table=ShopOrderLine._meta.db_table),
-            {**params, "tenant": connection.tenant_id, "connection": connection.pk},
-        )
-        return {(sku, date) for sku, date in cursor.fetchall() if sku}
-
-
-def daily_sales(connection: Connection, touched: set[tuple[str, dt.date]]) -> list[dict]:
-    """The sales rows of the (SKU, day) pairs touched, from every line kept for them."""
-    skus = sorted({s for s, _ in touched})
-    days = sorted({d for _, d in touched})
-    totals: dict[tuple[str, dt.date], list] = {}
-    lines = ShopOrderLine.objects.filter(connection=connection, sku__in=skus, date__in=days)
-    for sku, date, qty, refunded, price, cancelled in lines.values_list(
-        "sku", "date", "quantity", "refunded", "unit_price", "cancelled"
-    ):
-        if (sku, date) not in touched:
-            continue
-        units = 0 if cancelled else max(0, qty - refunded)
-        total = totals.setdefault((sku, date), [0, Decimal(0), Decimal(0), 0])
-        total[0] += units
-        total[1] += units * price
-        total[2] += price
-        total[3] += 1
-    rows = []
-    for (sku, date), (units, revenue, price_sum, n) in sorted(totals.items()):
-        price = (revenue / units) if units else (price_sum / n)
-        rows.append(
-            {
-                "date": date.isoformat(),
-                "sku": sku,
-                "units": units,
-                "price": str(price.quantize(Decimal("0.0001"))),
-                "revenue": str(revenue.quantize(Decimal("0.0001"))),
-                "channel": connection.channel,
-            }
-        )
-    return rows
-
-
-def write_sales(connection: Connection, touched: set, report) -> int:
-    """Recompute and import the touched days' sales; lines of SKUs the catalog lacks stay
-    kept and are reported. Returns the rows written."""
-    if not touched:
-        return 0
-    rows = daily_sales(connection, touched)
-    known = set(
-        Product.objects.filter(sku__in={r["sku"] for r in rows}).values_list("sku", flat=True)
-    )
-    keep = []
-    for row in rows:
-        if row["sku"] not in known:
-            report.skip(
-                f"SKU {row['sku']} on {row['date']}",
-                "sold in the shop but not in the "
-                "catalog: the order lines are kept; sync products, then orders --full",
-            )
-        elif Decimal(row["price"]) <= 0:
-            report.skip(
-                f"SKU {row['sku']} on {row['date']}",
-                "sold at a price of 0 (fully "
-                "discounted): not a price the demand model can learn from",
-            )
-        else:
-            keep.append(row)
-    for start in range(0, len(keep), 10_000):
-        bulk_upsert(kind="sales", rows=keep[start : start + 10_000], options=ImportOptions())
-    return len(keep)
 
 
 def pull_orders(*, run, connection, client, report) -> None:
@@ -425,8 +250,8 @@ def pull_orders(*, run, connection, client, report) -> None:
             run.orders += pending_orders
             touched, pending_orders = set(), 0
             run.set_progress(orders=run.orders, sales_rows=run.sales_rows)
-            _save_state(connection, orders_cursor=cursor, orders_cursor_since=since)
+            save_state(connection, orders_cursor=cursor, orders_cursor_since=since)
         if cursor is None:
             break
-    _save_state(connection, orders_cursor=None, orders_since=newest)
+    save_state(connection, orders_cursor=None, orders_since=newest)
     Connection.objects.filter(pk=connection.pk).update(last_orders_sync_at=timezone.now())

@@ -33,6 +33,7 @@ from pricing_saas.catalog.importer import ImportOptions
 from pricing_saas.catalog.models import Product
 from pricing_saas.catalog.services import bulk_upsert
 
+from ..ingest import parse_time
 from ..models import Connection, ShopVariant, WebhookEvent
 from . import pull
 
@@ -58,7 +59,7 @@ def receive(
     the event)."""
     if topic not in TOPICS:
         return "ignored", None
-    triggered = pull._parse_time(triggered_at) if triggered_at else None
+    triggered = parse_time(triggered_at) if triggered_at else None
     try:
         with transaction.atomic():
             event = WebhookEvent.objects.create(
@@ -107,7 +108,7 @@ def process(*, event_id: int) -> WebhookEvent | None:
 
 def _product_update(connection: Connection, event: WebhookEvent) -> tuple[str, str]:
     product = event.payload
-    updated = pull._parse_time(product.get("updated_at")) or event.triggered_at
+    updated = parse_time(product.get("updated_at")) or event.triggered_at
     stored = {
         v.variant_ref: v
         for v in ShopVariant.objects.filter(connection=connection).filter(

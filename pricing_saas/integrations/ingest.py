@@ -1,0 +1,208 @@
+"""What every connector does with what it pulled, whatever the platform.
+
+- products: `import_products` upserts catalog rows through the catalog's JSON bulk upsert (the
+  importer's checks, then the `rows_upserted` signal on which the KPI facts refresh) and the
+  shop's ids of each SKU (`ShopVariant`), in one transaction;
+- orders: `store_lines` upserts order lines (an older version of an order never replaces a
+  newer one) and returns the (SKU, day) pairs touched; `write_sales` recomputes those days'
+  sales from every line kept, so a refund or an order seen twice never counts twice;
+- `Report` keeps what was skipped and why (the first 200) on the sync run;
+- `save_state` stores where the next sync resumes, after each committed batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+
+from django.db import connection as db
+from django.db import transaction
+from django.utils import timezone
+
+from pricing_saas.catalog.importer import ImportOptions
+from pricing_saas.catalog.models import Product
+from pricing_saas.catalog.services import bulk_upsert
+
+from .models import Connection, ShopOrderLine, ShopVariant, SyncRun
+
+REPORT_MAX = 200
+
+
+def iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def money(value) -> Decimal | None:
+    if value in (None, ""):
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+class Report:
+    def __init__(self, run: SyncRun):
+        self.run = run
+
+    def skip(self, what: str, reason: str) -> None:
+        self.run.skipped += 1
+        if len(self.run.report) < REPORT_MAX:
+            self.run.report.append({"item": what[:200], "reason": reason[:300]})
+
+
+def save_state(connection: Connection, **values) -> None:
+    connection.sync_state = {**connection.sync_state, **values}
+    Connection.objects.filter(pk=connection.pk).update(
+        sync_state=connection.sync_state, updated_at=timezone.now()
+    )
+
+
+def import_products(run, connection, rows: dict, refs: dict, report) -> None:
+    if not rows:
+        return
+    with_cost = [r for r in rows.values() if "cost" in r]
+    without = [r for r in rows.values() if "cost" not in r]
+    with transaction.atomic():
+        for batch in (with_cost, without):
+            if batch:
+                result = bulk_upsert(
+                    kind="products", rows=batch, options=ImportOptions(skip_invalid=True)
+                )
+                for error in result.errors:
+                    sku = batch[error.row]["sku"] if error.row is not None else ""
+                    report.skip(f"SKU {sku}", f"{error.column}: {error.reason}")
+        ShopVariant.objects.bulk_create(
+            [
+                ShopVariant(
+                    tenant=connection.tenant,
+                    connection=connection,
+                    sku=sku,
+                    product_ref=p,
+                    variant_ref=v,
+                    price=price,
+                    shop_updated_at=at,
+                )
+                for sku, (p, v, price, at) in refs.items()
+            ],
+            update_conflicts=True,
+            unique_fields=["tenant", "connection", "sku"],
+            update_fields=["product_ref", "variant_ref", "price", "shop_updated_at"],
+        )
+    run.products += len(rows)
+    run.set_progress(products=run.products)
+
+
+_UPSERT_LINES = """
+INSERT INTO {table} AS t (tenant_id, connection_id, order_ref, line_ref, sku, date, quantity,
+    refunded, unit_price, currency, cancelled, order_updated_at)
+SELECT %(tenant)s, %(connection)s, v.order_ref, v.line_ref, v.sku, v.date, v.quantity,
+       v.refunded, v.unit_price, v.currency, v.cancelled, v.updated
+FROM unnest(%(order_ref)s::text[], %(line_ref)s::text[], %(sku)s::text[], %(date)s::date[],
+            %(quantity)s::int[], %(refunded)s::int[], %(unit_price)s::numeric[],
+            %(currency)s::text[], %(cancelled)s::boolean[], %(updated)s::timestamptz[])
+     AS v(order_ref, line_ref, sku, date, quantity, refunded, unit_price, currency, cancelled,
+          updated)
+ON CONFLICT (tenant_id, connection_id, line_ref) DO UPDATE SET
+    sku = EXCLUDED.sku, date = EXCLUDED.date, quantity = EXCLUDED.quantity,
+    refunded = EXCLUDED.refunded, unit_price = EXCLUDED.unit_price,
+    currency = EXCLUDED.currency, cancelled = EXCLUDED.cancelled,
+    order_updated_at = EXCLUDED.order_updated_at
+WHERE t.order_updated_at <= EXCLUDED.order_updated_at
+RETURNING t.sku, t.date
+"""
+
+
+def store_lines(connection: Connection, lines: list[dict]) -> set[tuple[str, dt.date]]:
+    """Upsert order lines (an older version of an order never replaces a newer one); returns
+    the (SKU, day) pairs whose sales must be recomputed."""
+    if not lines:
+        return set()
+    columns = [
+        "order_ref",
+        "line_ref",
+        "sku",
+        "date",
+        "quantity",
+        "refunded",
+        "unit_price",
+        "currency",
+        "cancelled",
+    ]
+    params = {c: [line[c] for line in lines] for c in columns}
+    params["updated"] = [line["order_updated_at"] for line in lines]
+    with db.cursor() as cursor:
+        cursor.execute(
+            _UPSERT_LINES.format(table=ShopOrderLine._meta.db_table),
+            {**params, "tenant": connection.tenant_id, "connection": connection.pk},
+        )
+        return {(sku, date) for sku, date in cursor.fetchall() if sku}
+
+
+def daily_sales(connection: Connection, touched: set[tuple[str, dt.date]]) -> list[dict]:
+    """The sales rows of the (SKU, day) pairs touched, from every line kept for them."""
+    skus = sorted({s for s, _ in touched})
+    days = sorted({d for _, d in touched})
+    totals: dict[tuple[str, dt.date], list] = {}
+    lines = ShopOrderLine.objects.filter(connection=connection, sku__in=skus, date__in=days)
+    for sku, date, qty, refunded, price, cancelled in lines.values_list(
+        "sku", "date", "quantity", "refunded", "unit_price", "cancelled"
+    ):
+        if (sku, date) not in touched:
+            continue
+        units = 0 if cancelled else max(0, qty - refunded)
+        total = totals.setdefault((sku, date), [0, Decimal(0), Decimal(0), 0])
+        total[0] += units
+        total[1] += units * price
+        total[2] += price
+        total[3] += 1
+    rows = []
+    for (sku, date), (units, revenue, price_sum, n) in sorted(totals.items()):
+        price = (revenue / units) if units else (price_sum / n)
+        rows.append(
+            {
+                "date": date.isoformat(),
+                "sku": sku,
+                "units": units,
+                "price": str(price.quantize(Decimal("0.0001"))),
+                "revenue": str(revenue.quantize(Decimal("0.0001"))),
+                "channel": connection.channel,
+            }
+        )
+    return rows
+
+
+def write_sales(connection: Connection, touched: set, report) -> int:
+    """Recompute and import the touched days' sales; lines of SKUs the catalog lacks stay
+    kept and are reported. Returns the rows written."""
+    if not touched:
+        return 0
+    rows = daily_sales(connection, touched)
+    known = set(
+        Product.objects.filter(sku__in={r["sku"] for r in rows}).values_list("sku", flat=True)
+    )
+    keep = []
+    for row in rows:
+        if row["sku"] not in known:
+            report.skip(
+                f"SKU {row['sku']} on {row['date']}",
+                "sold in the shop but not in the "
+                "catalog: the order lines are kept; sync products, then orders --full",
+            )
+        elif Decimal(row["price"]) <= 0:
+            report.skip(
+                f"SKU {row['sku']} on {row['date']}",
+                "sold at a price of 0 (fully "
+                "discounted): not a price the demand model can learn from",
+            )
+        else:
+            keep.append(row)
+    for start in range(0, len(keep), 10_000):
+        bulk_upsert(kind="sales", rows=keep[start : start + 10_000], options=ImportOptions())
+    return len(keep)
