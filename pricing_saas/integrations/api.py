@@ -64,13 +64,34 @@ def webhook_url(connection: Connection) -> str:
 class ConnectionIn(serializers.Serializer):
     platform = serializers.ChoiceField(choices=Connection.Platform.choices)
     shop_url = serializers.CharField(max_length=300)
-    access_token = serializers.CharField(max_length=500, write_only=True, trim_whitespace=True)
+    access_token = serializers.CharField(
+        max_length=500,
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        help_text="Shopify: the Admin API access token",
+    )
+    consumer_key = serializers.CharField(
+        max_length=200,
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        help_text="WooCommerce: the REST API consumer key (ck_...)",
+    )
+    consumer_secret = serializers.CharField(
+        max_length=200,
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        help_text="WooCommerce: the REST API consumer secret (cs_...)",
+    )
     app_secret = serializers.CharField(
         max_length=500,
         write_only=True,
         required=False,
         allow_blank=True,
-        help_text="the app's client secret: webhooks are verified with it",
+        help_text="the secret webhooks are signed with (Shopify: the app's client secret; "
+        "WooCommerce: the webhook's secret)",
     )
     api_base_url = serializers.CharField(max_length=300, required=False, allow_blank=True)
     publishes = serializers.BooleanField(default=True)
@@ -115,7 +136,7 @@ class SyncRunOut(serializers.ModelSerializer):
 
 class ConnectionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
     """Shop connections: create (the shop is asked first; refused credentials are a 400 naming
-    `access_token`), change, test, sync now, the sync history, disconnect (deletes the
+    the credential), change, test, sync now, the sync history, disconnect (deletes the
     credentials)."""
 
     model = Connection

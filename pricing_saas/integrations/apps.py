@@ -11,5 +11,7 @@ class IntegrationsConfig(AppConfig):
         # (pricing_saas.pricing never imports them: it looks publishers up by name).
         from .publishers import register
         from .shopify.publisher import ShopifyPublisher
+        from .woocommerce.publisher import WooCommercePublisher
 
         register(ShopifyPublisher())
+        register(WooCommercePublisher())

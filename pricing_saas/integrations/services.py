@@ -17,8 +17,8 @@ from pricing_saas.web.errors import ConflictError, NotFoundError, ServiceError
 from tenants import audit
 from tenants.context import get_current_actor, require_current_tenant
 
+from .errors import ConnectorAuthError, ConnectorError, ConnectorTransientError
 from .models import Connection, SyncRun
-from .shopify.client import ShopifyAuthError, ShopifyError, ShopifyTransientError
 
 logger = logging.getLogger(__name__)
 
@@ -53,22 +53,57 @@ def _check_shopify_token(token: str) -> str:
     return token
 
 
-def check_shopify(*, base_url: str, token: str) -> dict:
-    """Test-connection: read the shop with the token. ServiceError naming the field that is
-    wrong (`access_token` for a refused token, `shop_url` for a shop that cannot be reached)."""
-    from .shopify.connector import client_with, shop_info
+def _check_woo_key(value: str, attr: str, prefix: str) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise ServiceError(
+            f"{attr} is required (WooCommerce > Settings > Advanced > REST API)", attr=attr
+        )
+    if len(value) > 200 or any(c.isspace() for c in value) or not value.startswith(prefix):
+        raise ServiceError(f"{attr} is not a WooCommerce key (it starts with {prefix})", attr=attr)
+    return value
 
-    client = client_with(base_url=base_url, token=token)
+
+def _credentials(platform: str, values: dict) -> dict[str, str]:
+    """The secrets a platform needs, checked for shape (not yet against the shop)."""
+    if platform == Connection.Platform.SHOPIFY:
+        return {"access_token": _check_shopify_token(values.get("access_token", ""))}
+    return {
+        "consumer_key": _check_woo_key(values.get("consumer_key", ""), "consumer_key", "ck_"),
+        "consumer_secret": _check_woo_key(
+            values.get("consumer_secret", ""), "consumer_secret", "cs_"
+        ),
+    }
+
+
+def check_shop(*, platform: str, base_url: str, secrets: dict[str, str]) -> dict:
+    """Test-connection: read the shop with the credentials. {name, currencyCode}, or a
+    ServiceError naming the field that is wrong (the credential for a refusal, `shop_url` for a
+    shop that cannot be reached)."""
+    if platform == Connection.Platform.SHOPIFY:
+        from .shopify.connector import client_with, shop_info
+
+        client = client_with(base_url=base_url, token=secrets.get("access_token", ""))
+        credential = "access_token"
+    else:
+        from .woocommerce.connector import client_with, shop_info
+
+        client = client_with(
+            base_url=base_url,
+            key=secrets.get("consumer_key", ""),
+            secret=secrets.get("consumer_secret", ""),
+        )
+        credential = "consumer_key"
     client.max_retries = 1
     try:
         return shop_info(client)
-    except ShopifyAuthError as exc:
-        raise ServiceError(str(exc), code="connection_refused", attr="access_token") from None
-    except ShopifyTransientError as exc:
+    except ConnectorAuthError as exc:
+        raise ServiceError(str(exc), code="connection_refused", attr=credential) from None
+    except ConnectorTransientError as exc:
         raise ServiceError(
             f"the shop could not be reached: {exc}", code="unreachable", attr="shop_url"
         ) from None
-    except ShopifyError as exc:
+    except ConnectorError as exc:
         raise ServiceError(
             f"the shop answered with an error: {exc}", code="shop_error", attr="shop_url"
         ) from None
@@ -82,26 +117,38 @@ def connect(
     shop_url: str,
     access_token: str = "",
     app_secret: str = "",
+    consumer_key: str = "",
+    consumer_secret: str = "",
     api_base_url: str = "",
     publishes: bool = True,
 ) -> Connection:
     """Connect a shop: the credentials are tested first (nothing is stored if the shop refuses
-    them), then stored encrypted."""
+    them), then stored encrypted. Shopify takes an Admin API access token; WooCommerce a
+    consumer key and secret. `app_secret` is the secret webhooks are signed with (Shopify: the
+    app's client secret; WooCommerce: the webhook's secret)."""
     tenant = require_current_tenant()
-    if platform != Connection.Platform.SHOPIFY:
+    if platform not in Connection.Platform.values:
         raise ServiceError(
-            f"platform {platform!r} is not supported yet; use shopify",
+            f"platform {platform!r} is not supported: use one of "
+            f"{', '.join(Connection.Platform.values)}",
             code="invalid_choice",
             attr="platform",
         )
     shop_url = _check_url(shop_url, "shop_url")
     api_base_url = _check_url(api_base_url, "api_base_url") if api_base_url else ""
-    token = _check_shopify_token(access_token)
+    secrets = _credentials(
+        platform,
+        {
+            "access_token": access_token,
+            "consumer_key": consumer_key,
+            "consumer_secret": consumer_secret,
+        },
+    )
     if Connection.objects.filter(platform=platform, shop_url=shop_url).exists():
         raise ConflictError(
             f"{shop_url} is already connected", code="already_connected", attr="shop_url"
         )
-    info = check_shopify(base_url=api_base_url or shop_url, token=token)
+    info = check_shop(platform=platform, base_url=api_base_url or shop_url, secrets=secrets)
     currency = (info.get("currencyCode") or "").upper()
     if currency and currency != tenant.default_currency:
         raise ServiceError(
@@ -124,7 +171,7 @@ def connect(
             created_by=get_current_actor()[1][:200],
         )
         connection.set_secrets(
-            {"access_token": token, **({"app_secret": app_secret.strip()} if app_secret else {})}
+            {**secrets, **({"app_secret": app_secret.strip()} if app_secret else {})}
         )
         connection.save()
         audit.record(
@@ -170,9 +217,12 @@ def test_connection(*, connection: Connection) -> Connection:
         raise ConflictError(
             "this connection is disconnected; connect the shop again", code="disconnected"
         )
-    token = connection.secrets().get("access_token", "")
     try:
-        info = check_shopify(base_url=connection.base_url, token=token)
+        info = check_shop(
+            platform=connection.platform,
+            base_url=connection.base_url,
+            secrets=connection.secrets(),
+        )
     except ServiceError as exc:
         with transaction.atomic():
             locked = Connection.objects.select_for_update().get(pk=connection.pk)
@@ -298,19 +348,21 @@ def run_sync(*, run_id: int) -> SyncRun | None:
     """Run a queued sync (idempotent: only a queued run is claimed). A refused token stops it,
     marks the connection failing and keeps what was synced; the next sync resumes from the
     stored cursor."""
-    from .shopify import pull
+    from .shopify import pull as shopify_pull
+    from .woocommerce import pull as woocommerce_pull
 
+    pull = shopify_pull if run_platform(run_id) == Connection.Platform.SHOPIFY else woocommerce_pull
     run, claimed = SyncRun.claim(run_id)
     if not claimed:
         return run
     connection = run.connection
     try:
         pull.sync(run=run, connection=connection)
-    except ShopifyAuthError as exc:
+    except ConnectorAuthError as exc:
         mark_failing(connection=connection, reason=str(exc))
         run.refresh_from_db()
         run.fail(f"stopped: {exc}; what was synced before is kept, the next sync resumes")
-    except (ShopifyError, pull.SyncRefused) as exc:
+    except ConnectorError as exc:
         run.refresh_from_db()
         run.fail(f"stopped: {exc}; what was synced before is kept, the next sync resumes")
     except Exception as exc:
@@ -324,3 +376,10 @@ def run_sync(*, run_id: int) -> SyncRun | None:
             if locked.status == Connection.Status.FAILING:
                 _set_status(locked, Connection.Status.CONNECTED, "")
     return run
+
+
+def run_platform(run_id: int) -> str:
+    return (
+        SyncRun.objects.filter(pk=run_id).values_list("connection__platform", flat=True).first()
+        or ""
+    )

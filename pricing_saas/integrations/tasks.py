@@ -14,7 +14,7 @@ def sync(self, tenant, run_id: int) -> str | None:
 
 @tenant_task(name="integrations.webhook", queue="ingest", time_limit=600, soft_time_limit=570)
 def process_webhook(self, tenant, event_id: int) -> str | None:
-    from .shopify import webhooks
+    from .events import process
 
-    event = webhooks.process(event_id=event_id)
+    event = process(event_id=event_id)
     return event.status if event else None

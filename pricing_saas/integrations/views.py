@@ -1,9 +1,10 @@
 """The shop webhook endpoints (no session, no CSRF: a shop's signature is the authentication)
-and, for the portal, nothing yet (connections are managed through the API and commands)."""
+(Shopify, WooCommerce)."""
 
 from __future__ import annotations
 
 import json
+import re
 
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -15,6 +16,7 @@ from tenants.models import Tenant
 from .crypto import DecryptionError
 from .models import Connection
 from .shopify import webhooks
+from .woocommerce import webhooks as woo_webhooks
 
 MAX_BODY = 5 * 1024 * 1024
 
@@ -33,18 +35,7 @@ def shopify_webhook(request, slug: str, pk: int):
         webhooks.verify(raw, header, "")
         return denied
     with tenant_context(tenant), actor_context(None, "shopify webhook"):
-        connection = (
-            Connection.objects.select_related("tenant")
-            .filter(pk=pk, platform=Connection.Platform.SHOPIFY)
-            .exclude(status=Connection.Status.DISCONNECTED)
-            .first()
-        )
-        secret = ""
-        if connection is not None and connection.has_credentials:
-            try:
-                secret = connection.secrets().get("app_secret", "")
-            except DecryptionError:
-                secret = ""  # a key dropped too soon: nothing can be verified
+        connection, secret = _connection_secret(Connection.Platform.SHOPIFY, pk)
         if not webhooks.verify(raw, header, secret):
             return denied
         try:
@@ -63,6 +54,60 @@ def shopify_webhook(request, slug: str, pk: int):
             topic=request.headers.get("X-Shopify-Topic", ""),
             event_id=event_id,
             triggered_at=request.headers.get("X-Shopify-Triggered-At", ""),
+            payload=payload,
+        )
+    return JsonResponse({"status": outcome})
+
+
+_PING = re.compile(rb"webhook_id=\d{1,20}")
+
+
+def _connection_secret(platform: str, pk: int) -> tuple[Connection | None, str]:
+    connection = (
+        Connection.objects.select_related("tenant")
+        .filter(pk=pk, platform=platform)
+        .exclude(status=Connection.Status.DISCONNECTED)
+        .first()
+    )
+    secret = ""
+    if connection is not None and connection.has_credentials:
+        try:
+            secret = connection.secrets().get("app_secret", "")
+        except DecryptionError:
+            secret = ""  # a key dropped too soon: nothing can be verified
+    return connection, secret
+
+
+@csrf_exempt
+@require_POST
+def woocommerce_webhook(request, slug: str, pk: int):
+    """Verify `X-WC-Webhook-Signature` first (constant time, before parsing), store once per
+    resource version, queue, answer 200 at once. The unsigned ping WooCommerce sends when a
+    webhook is saved (`webhook_id=N`) is answered 200 and changes nothing; any other failure to
+    verify answers 401 the same way whether the tenant, the connection or the signature is
+    wrong."""
+    raw = request.body[: MAX_BODY + 1]
+    header = request.headers.get("X-WC-Webhook-Signature", "")
+    if not header and _PING.fullmatch(raw):
+        return JsonResponse({"status": "pong"})
+    tenant = Tenant.objects.filter(slug=slug, status=Tenant.Status.ACTIVE).first()
+    denied = JsonResponse({"detail": "invalid signature"}, status=401)
+    if tenant is None or len(raw) > MAX_BODY:
+        webhooks.verify(raw, header, "")
+        return denied
+    with tenant_context(tenant), actor_context(None, "woocommerce webhook"):
+        connection, secret = _connection_secret(Connection.Platform.WOOCOMMERCE, pk)
+        if not webhooks.verify(raw, header, secret):
+            return denied
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            return JsonResponse({"detail": "the body is not JSON"}, status=400)
+        if not isinstance(payload, dict):
+            return JsonResponse({"detail": "the body is not a JSON object"}, status=400)
+        outcome, _event = woo_webhooks.receive(
+            connection=connection,
+            topic=request.headers.get("X-WC-Webhook-Topic", ""),
             payload=payload,
         )
     return JsonResponse({"status": outcome})

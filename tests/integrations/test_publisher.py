@@ -85,7 +85,7 @@ def test_a_removed_product_fails_only_its_change(world_a, shop_synced, fake_shop
     assert changes["TEA"][0] == "published"
     assert changes["MUG"] == (
         "failed",
-        "the shop no longer has this variant (product removed); not sent",
+        "the shop no longer has this product or variant (removed); not sent",
     )
     with tenant_context(world_a.tenant):
         assert Product.objects.get(sku="MUG").price == Decimal("9.00")
@@ -123,7 +123,7 @@ def test_an_unknown_sku_fails_with_the_reason(world_a, shop_synced):
             tenant=world_a.tenant, sku="LOCAL", title="x", price=5, currency="USD"
         )
     _, changes = run(world_a, publication_of(world_a, {"LOCAL": "6.00"}))
-    assert changes["LOCAL"][0] == "failed" and "not a variant of" in changes["LOCAL"][1]
+    assert changes["LOCAL"][0] == "failed" and "not a product of" in changes["LOCAL"][1]
 
 
 def test_transient_failure_retries_and_nothing_is_sent_twice(world_a, shop_synced, fake_shop):

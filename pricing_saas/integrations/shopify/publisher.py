@@ -28,10 +28,9 @@ from decimal import Decimal
 from django.utils import timezone
 
 from ..publishers import ChangeRow, Publisher, PushOutcome, PushResult, TransientPublishError
+from ..pushing import CENT, chunks, plan
 from . import queries
 from .client import ShopifyAuthError, ShopifyClient, ShopifyError, ShopifyTransientError
-
-CENT = Decimal("0.01")
 
 
 def publishing_connection():
@@ -77,14 +76,9 @@ def _fail_all(rows, reason: str) -> PushOutcome:
     return PushOutcome(results=[PushResult(r.change_id, False, reason) for r in rows])
 
 
-def _chunks(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def live_prices(client: ShopifyClient, refs: list[str]) -> dict[str, tuple[Decimal, str]]:
     live: dict[str, tuple[Decimal, str]] = {}
-    for chunk in _chunks(refs, queries.PRICES_PAGE):
+    for chunk in chunks(refs, queries.PRICES_PAGE):
         variables = {"ids": chunk}
         data = client.execute(
             queries.VARIANT_PRICES,
@@ -107,43 +101,19 @@ def push_changes(client: ShopifyClient, connection, rows: list[ChangeRow]) -> li
             connection=connection, sku__in={r.sku for r in rows}
         ).values_list("sku", "product_ref", "variant_ref")
     }
-    results: dict[int, PushResult] = {}
-    targets = []
-    for row in rows:
-        if row.sku not in variants:
-            results[row.change_id] = PushResult(
-                row.change_id,
-                False,
-                f"SKU {row.sku} is not a variant of {connection.shop_url} (sync its products "
-                "first)",
-            )
-        else:
-            targets.append((row, variants[row.sku][1]))
-    live = live_prices(client, sorted({ref for _, ref in targets}))
+    live = live_prices(client, sorted({variants[r.sku][1] for r in rows if r.sku in variants}))
+    results, sendable = plan(
+        rows,
+        {sku: refs[1] for sku, refs in variants.items()},
+        {ref: price for ref, (price, _product) in live.items()},
+        shop_url=connection.shop_url,
+    )
     to_send: dict[str, list[tuple[ChangeRow, str]]] = defaultdict(list)
-    for row, ref in targets:
-        if ref not in live:
-            results[row.change_id] = PushResult(
-                row.change_id,
-                False,
-                "the shop no longer has this variant (product removed); not sent",
-            )
-            continue
-        price, product_ref = live[ref]
-        if price == row.new_price.quantize(CENT):
-            results[row.change_id] = PushResult(row.change_id, True)  # already there: not resent
-        elif price != row.old_price.quantize(CENT):
-            results[row.change_id] = PushResult(
-                row.change_id,
-                False,
-                f"the shop's price is {price}, not the {row.old_price.quantize(CENT)} this "
-                "change was made against (changed in the shop); not overwritten",
-            )
-        else:
-            to_send[product_ref].append((row, ref))
+    for row, ref in sendable:
+        to_send[live[ref][1]].append((row, ref))
     written: list[tuple[str, Decimal]] = []
     for product_ref, items in to_send.items():
-        for chunk in _chunks(items, queries.PRICES_PAGE):
+        for chunk in chunks(items, queries.PRICES_PAGE):
             _send(client, product_ref, chunk, results, written)
     if written:
         now = timezone.now()

@@ -47,10 +47,6 @@ from .connector import client_for
 BATCH = 2000
 
 
-class SyncRefused(Exception):
-    """The shop's data cannot be taken (e.g. another currency)."""
-
-
 def sync(*, run: SyncRun, connection: Connection, client: ShopifyClient | None = None) -> None:
     client = client or client_for(connection)
     report = Report(run)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import logging
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -37,7 +36,6 @@ from ..ingest import parse_time
 from ..models import Connection, ShopVariant, WebhookEvent
 from . import pull
 
-logger = logging.getLogger(__name__)
 TOPICS = {"products/update", "orders/create", "orders/updated", "app/uninstalled"}
 
 
@@ -80,30 +78,17 @@ def receive(
     return "queued", event
 
 
-def process(*, event_id: int) -> WebhookEvent | None:
-    with transaction.atomic():
-        event = WebhookEvent.objects.select_for_update().filter(pk=event_id).first()
-        if event is None or event.status != WebhookEvent.Status.RECEIVED:
-            return event
-        connection = event.connection
-        try:
-            if connection.status == Connection.Status.DISCONNECTED:
-                status, message = WebhookEvent.Status.IGNORED, "the connection is disconnected"
-            elif event.topic == "products/update":
-                status, message = _product_update(connection, event)
-            elif event.topic in ("orders/create", "orders/updated"):
-                status, message = _order(connection, event)
-            else:
-                from ..services import disconnect
+def handle(event: WebhookEvent) -> tuple[str, str]:
+    """(status, message) of one stored event (called by `integrations.events.process`)."""
+    connection = event.connection
+    if event.topic == "products/update":
+        return _product_update(connection, event)
+    if event.topic in ("orders/create", "orders/updated"):
+        return _order(connection, event)
+    from ..services import disconnect
 
-                disconnect(connection=connection, reason="the app was uninstalled from the shop")
-                status, message = WebhookEvent.Status.PROCESSED, "disconnected"
-        except Exception as exc:
-            logger.exception("webhook event %s failed", event.pk)
-            status, message = WebhookEvent.Status.FAILED, f"internal error: {type(exc).__name__}"
-        event.status, event.message = status, message[:500]
-        event.save(update_fields=["status", "message"])
-    return event
+    disconnect(connection=connection, reason="the app was uninstalled from the shop")
+    return WebhookEvent.Status.PROCESSED, "disconnected"
 
 
 def _product_update(connection: Connection, event: WebhookEvent) -> tuple[str, str]:

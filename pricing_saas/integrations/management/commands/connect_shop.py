@@ -26,9 +26,17 @@ class Command(BaseCommand):
         parser.add_argument("slug")
         parser.add_argument("platform", choices=["shopify", "woocommerce"])
         parser.add_argument("--shop-url", required=True, help="https://example.myshopify.com")
-        parser.add_argument("--token-file", help="a file holding the Admin API access token")
         parser.add_argument(
-            "--webhook-secret-file", help="a file holding the app's client secret (webhooks)"
+            "--token-file", help="shopify: a file holding the Admin API access token"
+        )
+        parser.add_argument("--key", default="", help="woocommerce: the consumer key (ck_...)")
+        parser.add_argument(
+            "--secret-file", help="woocommerce: a file holding the consumer secret (cs_...)"
+        )
+        parser.add_argument(
+            "--webhook-secret-file",
+            help="a file holding the secret webhooks are signed with (Shopify: the app's client "
+            "secret; WooCommerce: the webhook's secret)",
         )
         parser.add_argument("--api-base-url", default="", help="another API address (tests)")
         parser.add_argument("--no-publish", action="store_true", help="never push prices here")
@@ -40,17 +48,24 @@ class Command(BaseCommand):
         platform,
         shop_url,
         token_file,
+        key,
+        secret_file,
         webhook_secret_file,
         api_base_url,
         no_publish,
         **options,
     ):
         tenant = tenant_or_error(slug)
-        if platform != "shopify":
-            raise CommandError("woocommerce is not supported yet; use shopify")
-        if not token_file:
-            raise CommandError("--token-file is required for shopify")
-        token = _read_secret(token_file, "--token-file")
+        credentials = {}
+        if platform == "shopify":
+            if not token_file:
+                raise CommandError("--token-file is required for shopify")
+            credentials["access_token"] = _read_secret(token_file, "--token-file")
+        else:
+            if not key or not secret_file:
+                raise CommandError("--key and --secret-file are required for woocommerce")
+            credentials["consumer_key"] = key
+            credentials["consumer_secret"] = _read_secret(secret_file, "--secret-file")
         secret = (
             _read_secret(webhook_secret_file, "--webhook-secret-file")
             if webhook_secret_file
@@ -61,7 +76,7 @@ class Command(BaseCommand):
                 connection = services.connect(
                     platform=platform,
                     shop_url=shop_url,
-                    access_token=token,
+                    **credentials,
                     app_secret=secret,
                     api_base_url=api_base_url,
                     publishes=not no_publish,

@@ -1,0 +1,1 @@
+"""The WooCommerce connector (REST API v3): client, pull, publisher, webhooks."""
