@@ -107,6 +107,7 @@ PUBLIC = {
     "api:docs",
     # a shop's webhook: no session, the HMAC of the body under the connection's secret
     "integrations:shopify_webhook",
+    "integrations:woocommerce_webhook",
 }
 
 # Portal routes that take an object id, and the model that id names.

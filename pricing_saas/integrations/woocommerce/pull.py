@@ -208,12 +208,13 @@ def pull_products(*, run, connection, client, report) -> None:
                 if row is None:
                     report.skip(f"product {product.get('id')} / {ref}", reason)
                     continue
-                if row["sku"] in rows:
+                if row["sku"] in rows and refs[row["sku"]][1] != ref:
                     report.skip(
                         f"SKU {row['sku']}",
                         "two products of the shop share this SKU; the first is kept",
                     )
                     continue
+                # the same product read again (it changed while the sync paged): the newer wins
                 rows[row["sku"]] = row
                 at = gmt((variation or product).get("date_modified_gmt")) or modified
                 refs[row["sku"]] = (str(product["id"]), ref, Decimal(row["price"]), at)
