@@ -42,6 +42,14 @@ SCRIPTS = {
         args="{tmp} --products 20",
         expect=("products_written: 20", "converted in"),
     ),
+    "connector_sync.py": Smoke(
+        args="--products 10 --variants 2 --orders 30 --lines 2 --changes 15",
+        expect=(
+            "| pull: 20 products, 60 order lines",
+            "| push: 15 price changes (15 published, 0 lost, 0 sent twice)",
+        ),
+        db=True,
+    ),
     "decision_quality.py": Smoke(
         args="--skus 12 --days 60 --seeds 0 --reports orders",
         expect=("| constant+linear+logit | 0 |", "mean captured share (orders)"),
