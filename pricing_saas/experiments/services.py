@@ -146,7 +146,11 @@ def start_experiment(
         sending = sorted(
             PriceChange.objects.filter(
                 product_id__in=ids,
-                status__in=[PriceChange.Status.PENDING, PriceChange.Status.FAILED],
+                status__in=[
+                    PriceChange.Status.PENDING,
+                    PriceChange.Status.SENT,
+                    PriceChange.Status.FAILED,
+                ],
             ).values_list("product__sku", flat=True)
         )
         if sending:

@@ -64,9 +64,56 @@ def save_state(connection: Connection, **values) -> None:
     )
 
 
+def external_changes(connection: Connection, prices: dict[str, Decimal]) -> list[tuple]:
+    """Before the catalog takes `prices` (SKU -> the shop's price): the products whose price a
+    person changed in the shop since we last saw it (not our own push echoed back), as
+    [(product id, the catalog's price, the shop's)]."""
+    seen = {
+        sku: (price, pushed)
+        for sku, price, pushed in ShopVariant.objects.filter(
+            connection=connection, sku__in=list(prices)
+        ).values_list("sku", "price", "pushed_price")
+    }
+    catalog = {
+        sku: (pk, price)
+        for sku, pk, price in Product.objects.filter(sku__in=list(seen)).values_list(
+            "sku", "pk", "price"
+        )
+    }
+    changes = []
+    for sku, (known, pushed) in seen.items():
+        new = prices[sku]
+        if known is None or new in (known, pushed) or sku not in catalog:
+            continue
+        pk, current = catalog[sku]
+        if current != new:
+            changes.append((pk, current, new))
+    return changes
+
+
+def announce(connection: Connection, changes: list[tuple]) -> None:
+    """After the catalog took the shop's prices: the external changes it really took enter
+    the SKUs' price history (through the catalog's signal; pricing records them)."""
+    from pricing_saas.catalog.signals import shop_prices_changed
+
+    if not changes:
+        return
+    now = dict(
+        Product.objects.filter(pk__in=[pk for pk, _, _ in changes]).values_list("pk", "price")
+    )
+    taken = [(pk, old, new) for pk, old, new in changes if now.get(pk) == new]
+    if taken:
+        shop_prices_changed.send(
+            sender=Connection,
+            changes=taken,
+            source=f"{connection.get_platform_display()} {connection.shop_url}",
+        )
+
+
 def import_products(run, connection, rows: dict, refs: dict, report) -> None:
     if not rows:
         return
+    external = external_changes(connection, {sku: ref[2] for sku, ref in refs.items()})
     with_cost = [r for r in rows.values() if "cost" in r]
     without = [r for r in rows.values() if "cost" not in r]
     with transaction.atomic():
@@ -95,6 +142,7 @@ def import_products(run, connection, rows: dict, refs: dict, report) -> None:
             unique_fields=["tenant", "connection", "sku"],
             update_fields=["product_ref", "variant_ref", "price", "shop_updated_at"],
         )
+        announce(connection, external)
     run.products += len(rows)
     run.set_progress(products=run.products)
 

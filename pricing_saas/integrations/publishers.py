@@ -57,6 +57,9 @@ class PushOutcome:
 class Publisher(ABC):
     name: str = ""
     label: str = ""
+    # True for a shop's API (its changes are marked sent before the call, and count as
+    # published only on the shop's confirmation); False for a file made here.
+    remote: bool = False
 
     @abstractmethod
     def push(self, rows: list[ChangeRow], *, reference: str) -> PushOutcome: ...

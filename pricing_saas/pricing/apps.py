@@ -15,6 +15,12 @@ class PricingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from pricing_saas.catalog.signals import shop_prices_changed
         from tenants.models import Tenant
 
+        from . import signals
+
         pre_delete.connect(_drop_schedules, sender=Tenant, dispatch_uid="pricing_drop_schedules")
+        shop_prices_changed.connect(
+            signals.shop_prices_changed, dispatch_uid="pricing_shop_prices_changed"
+        )

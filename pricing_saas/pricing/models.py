@@ -280,15 +280,21 @@ class Publication(Job):
 
 
 class PriceChange(TenantOwned):
-    """A price change of one SKU: from an approved recommendation or a rollback. The published
-    ones are the SKU's price history."""
+    """A price change of one SKU: from an approved recommendation, a rollback, or made in the
+    shop by a person (seen by a sync or a webhook: recorded, already in force). The published
+    ones are the SKU's price history.
+
+    Status: pending -> (sent: handed to a shop, its confirmation not yet back) -> published
+    (for a shop: the shop answered with the new price) or failed (the reason)."""
 
     class Kind(models.TextChoices):
         RECOMMENDATION = "recommendation", "Recommendation"
         ROLLBACK = "rollback", "Rollback"
+        EXTERNAL = "external", "Changed in the shop"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
+        SENT = "sent", "Sent, awaiting the shop"
         PUBLISHED = "published", "Published"
         FAILED = "failed", "Failed"
 
@@ -316,6 +322,7 @@ class PriceChange(TenantOwned):
     created_by = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     published_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)  # handed to a shop's API
     # The forecast when it went out, from the demand model of its job (the one curve): expected
     # units per day at the new price and at the old one (the counterfactual), the new price's
     # 95 % interval from the elasticity's, and the unit cost then (profit = (price - cost)

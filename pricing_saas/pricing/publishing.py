@@ -31,6 +31,9 @@ from .approvals import policy, require_switch_off
 from .models import PriceChange, PriceLock, Publication, Recommendation, RepriceJob
 
 logger = logging.getLogger(__name__)
+# Changes of a publication still waiting for an answer: pending, or sent to a shop whose
+# confirmation has not come back (the answer was lost; the task retries them).
+UNANSWERED = [PriceChange.Status.PENDING, PriceChange.Status.SENT]
 _Target = namedtuple("_Target", "pk product_id new_price status reverted kind")
 _Change = namedtuple(
     "_Change", "pk product_id old_price new_price kind recommendation_id reverts_id"
@@ -54,7 +57,11 @@ def in_flight_recommendations() -> set[int]:
     through a retry, never through a second publication)."""
     return set(
         PriceChange.objects.filter(
-            status__in=[PriceChange.Status.PENDING, PriceChange.Status.FAILED],
+            status__in=[
+                PriceChange.Status.PENDING,
+                PriceChange.Status.SENT,
+                PriceChange.Status.FAILED,
+            ],
             recommendation_id__isnull=False,
         ).values_list("recommendation_id", flat=True)
     )
@@ -256,9 +263,7 @@ def run_publication(*, publication_id: int) -> Publication | None:
         return publication
     changes = [  # plain tuples: a publication may carry 100,000 changes
         _Change(*row)
-        for row in PriceChange.objects.filter(
-            publication=publication, status=PriceChange.Status.PENDING
-        )
+        for row in PriceChange.objects.filter(publication=publication, status__in=UNANSWERED)
         .order_by("pk")
         .values_list(*_Change._fields)
     ]
@@ -304,6 +309,8 @@ def run_publication(*, publication_id: int) -> Publication | None:
     ]
     rows = [r for r in rows if r.change_id not in stale and r.change_id not in forward | set(held)]
     publisher = get_publisher(publication.publisher)
+    if publisher.remote and rows:
+        _mark_sent([r.change_id for r in rows])
     try:
         outcome = publisher.push(rows, reference=f"{publication.tenant.slug}-{publication.pk}")
         confirmed = {r.change_id: r for r in publisher.confirm(rows)}
@@ -330,6 +337,18 @@ def run_publication(*, publication_id: int) -> Publication | None:
         publication.file.save(outcome.file_name, ContentFile(outcome.file_bytes), save=False)
     _finish(publication, changes, results, "")
     return publication
+
+
+def _mark_sent(ids: list[int]) -> None:
+    """Say, committed before the shop is called, which changes are on their way: a person
+    watching sees them sent; a worker lost mid-push leaves them sent (the retry reads the
+    shop's live prices first, so nothing goes out twice)."""
+    now = timezone.now()
+    with transaction.atomic():
+        for chunk in _chunks(ids):
+            PriceChange.objects.filter(pk__in=chunk, status=PriceChange.Status.PENDING).update(
+                status=PriceChange.Status.SENT, sent_at=now
+            )
 
 
 def _held_by_locks(changes) -> dict[int, str]:
@@ -413,7 +432,8 @@ def _finish(publication, changes, results, stopped: str) -> None:
 
 
 def give_up(*, publication_id: int, reason: str) -> Publication | None:
-    """The publisher kept failing: the publication's pending changes fail (retry them later)."""
+    """The publisher kept failing: the publication's pending and sent changes fail (retry them
+    later)."""
     with transaction.atomic():
         publication = Publication.objects.select_for_update().filter(pk=publication_id).first()
         if publication is None or not publication.is_active:
@@ -421,7 +441,7 @@ def give_up(*, publication_id: int, reason: str) -> Publication | None:
         changes = [
             _Change(*row)
             for row in PriceChange.objects.filter(
-                publication=publication, status=PriceChange.Status.PENDING
+                publication=publication, status__in=UNANSWERED
             ).values_list(*_Change._fields)
         ]
         _finish(
@@ -550,7 +570,7 @@ def rollback(
         )
     pending = set(
         PriceChange.objects.filter(
-            status=PriceChange.Status.PENDING, reverts_id__in=[c.pk for c in targets]
+            status__in=UNANSWERED, reverts_id__in=[c.pk for c in targets]
         ).values_list("reverts_id", flat=True)
     )
     if pending:

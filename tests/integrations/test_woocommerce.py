@@ -346,6 +346,8 @@ def test_a_price_changed_in_the_shop_arrives_by_webhook(world_a, woo_synced, fak
         assert Product.objects.get(sku="TEA").price == Decimal("4.8")
         event = WebhookEvent.objects.get()
         assert event.status == "processed" and "changed in the shop" in event.message
+        external = PriceChange.objects.get(kind="external")
+        assert (external.old_price, external.new_price) == (Decimal("4.5"), Decimal("4.8"))
 
 
 @pytest.mark.usefixtures("run_on_commit_at_once")
@@ -463,3 +465,48 @@ def test_test_connection_reports_a_revoked_key(world_a, connect_woo, fake_woo):
     with tenant_context(world_a.tenant):
         connection = services.test_connection(connection=connection)
     assert connection.status == "failing" and "refused" in connection.status_reason
+
+
+# --- sync status and the SKU's history ----------------------------------------------------------
+
+
+def test_a_lost_answer_leaves_the_change_sent_until_the_retry_confirms_it(
+    world_a, woo_synced, fake_woo, monkeypatch
+):
+    from pricing_saas.integrations.woocommerce import connector
+
+    monkeypatch.setitem(connector.CLIENT_OPTIONS, "max_retries", 0)
+    fake_woo.fail_next("apply-then-500")
+    publication = publication_of(world_a, {"TEA": "4.99"})
+    with tenant_context(world_a.tenant), pytest.raises(TransientPublishError):
+        publishing.run_publication(publication_id=publication.pk)
+    with tenant_context(world_a.tenant):
+        change = PriceChange.objects.get(publication=publication)
+        assert change.status == "sent" and change.sent_at is not None
+        assert Product.objects.get(sku="TEA").price == Decimal("4.5")  # not confirmed yet
+    publication, changes = run(world_a, publication)  # the task's retry
+    assert changes["TEA"][0] == "published" and len(fake_woo.writes) == 1
+    with tenant_context(world_a.tenant):
+        assert Product.objects.get(sku="TEA").price == Decimal("4.99")
+
+
+def test_a_price_changed_in_the_shop_enters_the_history_and_is_not_overwritten(
+    world_a, woo_synced, sync, fake_woo
+):
+    # our own push, seen again by the next sync: not an external change
+    run(world_a, publication_of(world_a, {"SHIRT-L": "21.00"}))
+    fake_woo.set_price(fake_woo.by_sku("TEA"), "4.80")  # a person, in the WooCommerce admin
+    with tenant_context(world_a.tenant):
+        pending = publication_of(world_a, {"TEA": "4.99"})  # made against 4.50 ...
+        Product.objects.filter(sku="TEA").update(price=Decimal("4.50"))
+        connection = Connection.objects.get()
+    sync(world_a, connection, kind="products")
+    with tenant_context(world_a.tenant):
+        external = PriceChange.objects.filter(kind="external")
+        assert [(c.product.sku, c.old_price, c.new_price) for c in external] == [
+            ("TEA", Decimal("4.5"), Decimal("4.8"))
+        ]
+        assert external[0].status == "published" and "WooCommerce" in external[0].created_by
+    _, changes = run(world_a, pending)  # ... so it fails instead of overwriting the shop's
+    assert changes["TEA"][0] == "failed"
+    assert fake_woo.by_sku("TEA")["regular_price"] == "4.80"

@@ -46,6 +46,7 @@ def publishing_connection():
 
 class ShopifyPublisher(Publisher):
     name, label = "shopify", "Shopify (the connected shop)"
+    remote = True
 
     def push(self, rows: list[ChangeRow], *, reference: str) -> PushOutcome:
         from ..services import mark_failing

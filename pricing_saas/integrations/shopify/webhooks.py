@@ -32,7 +32,7 @@ from pricing_saas.catalog.importer import ImportOptions
 from pricing_saas.catalog.models import Product
 from pricing_saas.catalog.services import bulk_upsert
 
-from ..ingest import parse_time
+from ..ingest import announce, external_changes, parse_time
 from ..models import Connection, ShopVariant, WebhookEvent
 from . import pull
 
@@ -145,6 +145,7 @@ def _product_update(connection: Connection, event: WebhookEvent) -> tuple[str, s
     # webhooks update what is known.
     rows = [r for r in rows if r["sku"] in known_skus]
     if rows:
+        external = external_changes(connection, {r["sku"]: refs[r["sku"]][2] for r in rows})
         bulk_upsert(kind="products", rows=rows, options=ImportOptions(skip_invalid=True))
         for sku, (product_ref, ref, price, at) in refs.items():
             ShopVariant.objects.update_or_create(
@@ -158,6 +159,7 @@ def _product_update(connection: Connection, event: WebhookEvent) -> tuple[str, s
                     "shop_updated_at": at,
                 },
             )
+        announce(connection, external)
     return WebhookEvent.Status.PROCESSED, "; ".join(notes) or f"{len(rows)} variants updated"
 
 

@@ -30,6 +30,7 @@ from pricing_saas.catalog.importer import ImportOptions
 from pricing_saas.catalog.models import Product
 from pricing_saas.catalog.services import bulk_upsert
 
+from ..ingest import announce, external_changes
 from ..models import Connection, ShopVariant, WebhookEvent
 from . import pull
 
@@ -119,6 +120,7 @@ def _product(connection: Connection, event: WebhookEvent) -> tuple[str, str]:
     # A product the catalog does not have yet arrives with the next sync's full picture.
     rows = [r for r in rows if r["sku"] in known_skus]
     if rows:
+        external = external_changes(connection, {r["sku"]: refs[r["sku"]][2] for r in rows})
         bulk_upsert(kind="products", rows=rows, options=ImportOptions(skip_invalid=True))
         for row in rows:
             product_ref, ref, price, at = refs[row["sku"]]
@@ -133,6 +135,7 @@ def _product(connection: Connection, event: WebhookEvent) -> tuple[str, str]:
                     "shop_updated_at": at,
                 },
             )
+        announce(connection, external)
     return WebhookEvent.Status.PROCESSED, "; ".join(notes) or f"{len(rows)} products updated"
 
 
