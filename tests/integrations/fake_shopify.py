@@ -261,6 +261,8 @@ class FakeShop:
             return 2 + first * 4
         if operation == "Orders":
             return 2 + first * (1 + (2 + 25 * 3) + 2 * (1 + 2 + 25 * 2))
+        if operation == "OrderRest":
+            return 1 + (2 + 100 * 3) + 10 * (1 + 2 + 25 * 2)
         if operation == "VariantPrices":
             return 1 + 2 * len(variables.get("ids") or [])
         if operation == "VariantsBulkUpdate":
@@ -416,17 +418,51 @@ class FakeShop:
                             "currencyCode",
                         )
                     },
-                    "lineItems": {"pageInfo": {"hasNextPage": False}, "nodes": o["lineItems"]},
-                    "refunds": o["refunds"],
+                    "lineItems": _lines(o["lineItems"], 25, None),
+                    "refunds": o["refunds"][:2],
                 }
             )
             actual += (
                 1
                 + 2
-                + 3 * len(o["lineItems"])
-                + sum(3 + 2 * len(r["refundLineItems"]["nodes"]) for r in o["refunds"])
+                + 3 * min(25, len(o["lineItems"]))
+                + sum(3 + 2 * len(r["refundLineItems"]["nodes"]) for r in o["refunds"][:2])
             )
         return {"orders": {"pageInfo": info, "nodes": nodes}}, actual
+
+    def _op_OrderRest(self, variables):
+        order = next((o for o in self.orders if o["id"] == variables.get("id")), None)
+        if order is None:
+            return {"order": None}, 1
+        lines = _lines(order["lineItems"], 100, variables.get("after"))
+        refunds = [
+            {
+                **r,
+                "refundLineItems": {
+                    "pageInfo": {"hasNextPage": len(r["refundLineItems"]["nodes"]) > 25},
+                    "nodes": r["refundLineItems"]["nodes"][:25],
+                },
+            }
+            for r in order["refunds"][:10]
+        ]
+        actual = (
+            1
+            + 2
+            + 3 * len(lines["nodes"])
+            + sum(3 + 2 * len(r["refundLineItems"]["nodes"]) for r in refunds)
+        )
+        return {"order": {"lineItems": lines, "refunds": refunds}}, actual
+
+
+def _lines(items: list, first: int, after: str | None) -> dict:
+    """A lineItems connection: `first` lines after the cursor `line:N`."""
+    start = int(after.removeprefix("line:")) if after else 0
+    page = items[start : start + first]
+    end = start + len(page)
+    return {
+        "pageInfo": {"hasNextPage": end < len(items), "endCursor": f"line:{end}"},
+        "nodes": page,
+    }
 
 
 def _since(query: str | None, inclusive: bool = False) -> str | None:

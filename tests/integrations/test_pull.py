@@ -189,3 +189,22 @@ def test_credentials_no_key_can_read_fail_the_sync_with_the_reason(
     with tenant_context(world_a.tenant):
         connection.refresh_from_db()
     assert connection.status == "failing" and "FIELD_ENCRYPTION_KEYS" in connection.status_reason
+
+
+def test_an_order_larger_than_a_page_is_read_whole(world_a, connect, sync, fake_shop):
+    stock_shop(fake_shop)
+    lines = [("TEA", 1, "4.00")] * 130 + [("SHIRT-S", 2, "18.00")]
+    order = fake_shop.add_order(
+        created="2025-03-01T10:00:00Z",
+        lines=lines,
+        refunds=[[(0, 1)], [(1, 1)], [(130, 1)]],  # three refunds: more than the page holds
+    )
+    run = sync(world_a, connect(world_a))
+    assert run.status == "succeeded"
+    assert not [r for r in run.report if r["item"].startswith("order")], run.report
+    assert fake_shop.calls["OrderRest"] == 2  # lines 26-125, then 126-131
+    with tenant_context(world_a.tenant):
+        tea = SalesRecord.objects.get(product__sku="TEA")
+        shirt = SalesRecord.objects.get(product__sku="SHIRT-S")
+        assert (tea.units, shirt.units) == (128, 1)  # 130 less 2 refunded; 2 less 1
+    assert len(order["lineItems"]) == 131

@@ -197,6 +197,47 @@ def order_lines(order: dict, *, tz: ZoneInfo, currency: str) -> tuple[list[dict]
     return lines, ""
 
 
+def complete(client: ShopifyClient, order: dict, report) -> dict:
+    """The order with every line and refund: an order the page could not hold (more than 25
+    lines, 2 refunds or more) is read on by itself, 100 lines and 10 refunds a call. What even
+    that cannot hold (more than 10 refunds, a refund of more than 25 lines) is reported."""
+    info = order["lineItems"].get("pageInfo") or {}
+    if not info.get("hasNextPage") and len(order.get("refunds") or []) < queries.REFUNDS_PAGE:
+        return order
+    lines = list(order["lineItems"]["nodes"])
+    after = info.get("endCursor") if info.get("hasNextPage") else None
+    refunds = order.get("refunds") or []
+    first = True
+    while first or after:
+        variables = {"id": order["id"], "after": after}
+        data = client.execute(
+            queries.ORDER_REST,
+            variables,
+            operation="OrderRest",
+            estimate=queries.estimate("OrderRest", variables),
+        )
+        rest = data.get("order")
+        if rest is None:  # deleted meanwhile: what the page gave is what there is
+            break
+        if after:
+            lines += rest["lineItems"]["nodes"]
+        if first:
+            refunds = rest.get("refunds") or []
+        page = rest["lineItems"]["pageInfo"]
+        after = page["endCursor"] if after and page["hasNextPage"] else None
+        first = False
+    partial = len(refunds) >= queries.REST_REFUNDS or any(
+        ((r.get("refundLineItems") or {}).get("pageInfo") or {}).get("hasNextPage") for r in refunds
+    )
+    if partial:
+        report.skip(
+            f"order {order.get('name')}",
+            f"{queries.REST_REFUNDS} refunds or more, or a refund of more than "
+            f"{queries.LINES_PAGE} lines: only those were read",
+        )
+    return {**order, "lineItems": {"nodes": lines}, "refunds": refunds}
+
+
 def pull_orders(*, run, connection, client, report) -> None:
     tenant = connection.tenant
     tz = ZoneInfo(tenant.timezone)
@@ -220,20 +261,11 @@ def pull_orders(*, run, connection, client, report) -> None:
         page = data["orders"]
         lines: list[dict] = []
         for order in page["nodes"]:
+            order = complete(client, order, report)
             kept, reason = order_lines(order, tz=tz, currency=tenant.default_currency)
             if reason:
                 report.skip(f"order {order.get('name') or order['id']}", reason)
                 continue
-            if (order["lineItems"].get("pageInfo") or {}).get("hasNextPage"):
-                report.skip(
-                    f"order {order.get('name')}",
-                    f"more than {queries.LINES_PAGE} lines: only the first were read",
-                )
-            if len(order.get("refunds") or []) >= queries.REFUNDS_PAGE:
-                report.skip(
-                    f"order {order.get('name')}",
-                    f"{queries.REFUNDS_PAGE} refunds or more: only the first were read",
-                )
             lines += kept
             pending_orders += 1
             newest = max(newest or "", order["updatedAt"])

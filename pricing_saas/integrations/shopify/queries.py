@@ -43,7 +43,7 @@ ORDERS = """query Orders($first: Int!, $after: String, $query: String) {
     nodes {
       id name createdAt updatedAt cancelledAt currencyCode
       lineItems(first: 25) {
-        pageInfo { hasNextPage }
+        pageInfo { hasNextPage endCursor }
         nodes {
           id sku quantity
           discountedUnitPriceAfterAllDiscountsSet { shopMoney { amount currencyCode } }
@@ -58,6 +58,26 @@ ORDERS = """query Orders($first: Int!, $after: String, $query: String) {
 }"""
 
 
+# The rest of an order the page above could not hold (more than 25 lines, 2 refunds or more):
+# 1 + lineItems (2 + 100 x 3) + refunds 10 x (1 + 2 + 25 x 2) = 833
+REST_LINES_PAGE, REST_REFUNDS = 100, 10
+ORDER_REST = """query OrderRest($id: ID!, $after: String) {
+  order(id: $id) {
+    lineItems(first: 100, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        id sku quantity
+        discountedUnitPriceAfterAllDiscountsSet { shopMoney { amount currencyCode } }
+      }
+    }
+    refunds(first: 10) {
+      createdAt
+      refundLineItems(first: 25) { pageInfo { hasNextPage } nodes { quantity lineItem { id } } }
+    }
+  }
+}"""
+
+
 def estimate(operation: str, variables: dict) -> float:
     """The requested cost before the shop has told us (it is learnt from each answer)."""
     first = int(variables.get("first") or 1)
@@ -65,6 +85,8 @@ def estimate(operation: str, variables: dict) -> float:
         return 2 + first * 4
     if operation == "Orders":
         return 2 + first * (1 + (2 + LINES_PAGE * 3) + REFUNDS_PAGE * (1 + 2 + LINES_PAGE * 2))
+    if operation == "OrderRest":
+        return 1 + (2 + REST_LINES_PAGE * 3) + REST_REFUNDS * (1 + 2 + LINES_PAGE * 2)
     if operation == "VariantPrices":
         return 1 + 2 * len(variables.get("ids") or [])
     if operation == "VariantsBulkUpdate":
