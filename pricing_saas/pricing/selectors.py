@@ -72,6 +72,12 @@ def recommendations(status: str, bulk_filter: approvals.BulkFilter, sort: str = 
     return approvals.filtered(queryset, bulk_filter)
 
 
+def latest_recommended_job() -> int | None:
+    """The newest job that left recommendations (its id), for "any status": the rows of the
+    latest reprice, not every job's mixed."""
+    return Recommendation.objects.order_by("-job_id").values_list("job_id", flat=True).first()
+
+
 def bulk_preview(*, approve: bool, where: approvals.BulkFilter) -> dict:
     """What a bulk decision over the pending recommendations matching `where` would do, read
     in one query: how many, how many prices go up and down, the average change, the expected

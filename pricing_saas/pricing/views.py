@@ -39,6 +39,7 @@ FILTERS = (
     "reason",
 )  # fmt: skip
 SHOWN = ("sort", "page_size")
+ALL_JOBS = "all"  # ?job=all: any status over every job's rows (else the latest job's)
 PAGE_SIZES = (25, 50, 100, 250)
 DEFAULT_PAGE_SIZE = 100
 # The sortable columns, in the order of the table: (sort key, header, numeric)
@@ -49,6 +50,7 @@ COLUMNS = (
     ("new_price", "Recommended", True),
     ("change", "Change", True),
     ("gain", "Profit impact/day", True),
+    ("status", "Status", False),
 )
 
 
@@ -82,6 +84,7 @@ def _bulk_filter(params) -> approvals.BulkFilter:
         return None if value is None else value / 100
 
     job = (params.get("job") or "").strip()
+    job = "" if job == ALL_JOBS else job
     return approvals.BulkFilter(
         category=params.get("category", ""),
         min_change=pct("min_change"),
@@ -92,6 +95,18 @@ def _bulk_filter(params) -> approvals.BulkFilter:
         search=params.get("q", ""),
         reason=params.get("reason", ""),
     )
+
+
+def _listing(params) -> tuple[str, approvals.BulkFilter, int | None]:
+    """The status, the filter and the job it is narrowed to by default: waiting for approval
+    unless asked otherwise; any status means the latest job's rows unless a job (or every
+    job, ?job=all) is named. Raises ServiceError for a filter that does not parse."""
+    status = params.get("status", "pending")
+    where = _bulk_filter(params)
+    latest = None
+    if not status and not params.get("job"):
+        latest = where.job_id = selectors.latest_recommended_job()
+    return status, where, latest
 
 
 def _page_size(params) -> int:
@@ -132,12 +147,11 @@ def recommendations(request):
     if request.method == "POST":
         return _bulk(request)
     params = request.GET
-    status = params.get("status", "pending")
     try:
-        where = _bulk_filter(params)
+        status, where, latest_job_only = _listing(params)
     except ServiceError as exc:
         messages.error(request, f"Filters not applied: {exc.detail}")
-        where = approvals.BulkFilter()
+        status, where, latest_job_only = _listing({})
     sort = selectors.sort_key(params.get("sort", ""))
     queryset = selectors.recommendations(status, where, sort)
     page = Paginator(queryset, _page_size(params)).get_page(params.get("page"))
@@ -157,6 +171,10 @@ def recommendations(request):
             "headers": _headers(params, sort),
             "page_sizes": PAGE_SIZES,
             "page_size": _page_size(params),
+            "latest_job_only": latest_job_only,
+            "all_jobs_query": urlencode(
+                {**_kept(params, (*FILTERS, *SHOWN)), "status": "", "job": ALL_JOBS}
+            ),
             "summary": approvals.pending_summary(),
             "query": urlencode(_kept(params, FILTERS + SHOWN)),
             "can_approve": has_perm(request.membership.role, Perm.APPROVE),
@@ -233,7 +251,7 @@ def _described(params) -> list[str]:
         "flagged": lambda v: "flagged for a person",
         "job": lambda v: f"from job #{v}",
     }
-    return [words[k](params[k]) for k in words if params.get(k)]
+    return [words[k](params[k]) for k in words if params.get(k) not in (None, "", ALL_JOBS)]
 
 
 @tenant_view()
@@ -245,15 +263,13 @@ def recommendations_export(request, fmt: str):
         raise Http404("unknown export format")
     params = request.GET
     try:
-        where = _bulk_filter(params)
+        status, where, _latest = _listing(params)
     except ServiceError as exc:  # never "everything" for a filter that did not parse
         messages.error(request, f"Not exported: {exc.detail}")
         return redirect(
             reverse("pricing:recommendations") + "?" + urlencode(_kept(params, FILTERS + SHOWN))
         )
-    queryset = selectors.recommendations(
-        params.get("status", "pending"), where, params.get("sort", "")
-    )
+    queryset = selectors.recommendations(status, where, params.get("sort", ""))
     rows = selectors.export_rows(queryset)
     name = f"{request.tenant.slug}-recommendations.{fmt}"
     if fmt == "csv":
