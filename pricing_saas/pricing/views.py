@@ -151,7 +151,7 @@ def recommendations(request):
         status, where, latest_job_only = _listing(params)
     except ServiceError as exc:
         messages.error(request, f"Filters not applied: {exc.detail}")
-        status, where, latest_job_only = _listing({})
+        status, where, latest_job_only = _listing({"status": params.get("status", "pending")})
     sort = selectors.sort_key(params.get("sort", ""))
     queryset = selectors.recommendations(status, where, sort)
     page = Paginator(queryset, _page_size(params)).get_page(params.get("page"))
