@@ -47,3 +47,24 @@ def test_the_sql_exports_apply_the_same_rule():
         )
         got = [row[0] for row in cursor.fetchall()]
     assert got == [safe_cell(v) for v in values]
+
+
+def test_csv_and_xlsx_writers_quote_formulas_and_keep_numbers(tmp_path):
+    import csv
+    import io
+    from decimal import Decimal
+
+    from openpyxl import load_workbook
+
+    from pricing_saas.web.spreadsheet import write_csv, write_xlsx
+
+    rows = [["sku", "title", "price", "gain"], ["-0012", "=1+1", Decimal("9.50"), None]]
+    out = io.StringIO()
+    write_csv(rows, out)
+    assert list(csv.reader(io.StringIO(out.getvalue())))[1] == ["-0012", "'=1+1", "9.50", ""]
+    write_xlsx(rows, tmp_path / "x.xlsx", title="recommendations")
+    sheet = load_workbook(tmp_path / "x.xlsx")["recommendations"]
+    sku, title, price, gain = next(sheet.iter_rows(min_row=2))
+    assert (title.value, title.data_type) == ("'=1+1", "s")
+    assert (sku.value, sku.data_type) == ("-0012", "s")
+    assert price.value == 9.5 and price.data_type == "n" and gain.value is None

@@ -12,8 +12,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Abs
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
-from ml.science.optimizer import NO_COST_FALLBACKS
+from ml.science.optimizer import NO_COST_FALLBACKS, RULES
 from pricing_saas.web.errors import ConflictError as Conflict
 from pricing_saas.web.errors import NotFoundError, ServiceError
 from pricing_saas.web.inputs import (
@@ -310,6 +311,10 @@ def decide(*, recommendation: Recommendation, approve: bool, price=None, comment
     return rec
 
 
+MAX_SEARCH = 200
+NO_REASON = "none"
+
+
 @dataclass
 class BulkFilter:
     category: str = ""
@@ -318,6 +323,10 @@ class BulkFilter:
     min_profit_delta: float | None = None
     job_id: int | None = None
     flagged: bool | None = None  # only flagged (True) or only unflagged (False)
+    search: str = ""  # in the SKU or the title, whatever the case
+    # what shaped the price: a rule name of ml.science.optimizer.RULES, or NO_REASON (the
+    # demand curve's best price, no rule binding)
+    reason: str = ""
 
     def __post_init__(self):
         # Whoever builds it (the API, a page): NaN or Infinity would match every row
@@ -327,6 +336,12 @@ class BulkFilter:
                 setattr(self, name, require_number(getattr(self, name), attr=name))
         if self.job_id is not None:
             self.job_id = require_integer(self.job_id, attr="job_id")
+        self.search = (self.search or "").strip()
+        if len(self.search) > MAX_SEARCH:
+            raise ServiceError(f"search at most {MAX_SEARCH} characters", attr="search")
+        # an unknown reason is refused, never dropped: "all matching" would become all of them
+        if self.reason and self.reason != NO_REASON and self.reason not in RULES:
+            raise ServiceError(f"unknown reason {self.reason[:50]!r}", attr="reason")
 
 
 def filtered(queryset, f: BulkFilter):
@@ -344,7 +359,26 @@ def filtered(queryset, f: BulkFilter):
         queryset = queryset.filter(job_id=f.job_id)
     if f.flagged is not None:
         queryset = queryset.exclude(flag="") if f.flagged else queryset.filter(flag="")
+    if f.search:
+        queryset = queryset.filter(
+            Q(product__sku__icontains=f.search) | Q(product__title__icontains=f.search)
+        )
+    if f.reason == NO_REASON:
+        queryset = queryset.filter(binding_rules=[])
+    elif f.reason:
+        queryset = queryset.filter(binding_rules__contains=[f.reason])
     return queryset
+
+
+def bulk_token(*, approve: bool, rows) -> str:
+    """What a person confirmed for a bulk decision over filters: the action and the matching
+    recommendations with their prices, `rows` being (pk, recommended price) in pk order. The
+    decision acts only when the set it finds is the one confirmed (bulk_decide's `expect`)."""
+    text = ";".join(f"{pk}:{price}" for pk, price in rows)
+    tenant = require_current_tenant().pk
+    return salted_hmac(
+        "pricing.bulk_decide", f"{tenant}|{'approve' if approve else 'reject'}|{text}"
+    ).hexdigest()
 
 
 @transaction.atomic
@@ -354,9 +388,12 @@ def bulk_decide(
     ids: list[int] | None = None,
     where: BulkFilter | None = None,
     comment: str = "",
+    expect: str | None = None,
 ) -> int:
     """Approve or reject many: by ids (all must be this tenant's and pending, else nothing
-    changes) or by filters over the pending ones."""
+    changes) or by filters over the pending ones. With `expect` (a `bulk_token` a person
+    confirmed), filters act only if the pending ones matching them are still exactly those
+    confirmed; otherwise a ConflictError (code "changed") and nothing changes."""
     if ids is not None:
         wanted = set(ids)
         found = dict(
@@ -383,10 +420,20 @@ def bulk_decide(
         if where is None:
             raise ServiceError("name the recommendations: ids or filters", attr="ids")
         queryset = filtered(
-            Recommendation.objects.select_for_update().filter(status=Recommendation.Status.PENDING),
+            Recommendation.objects.select_for_update(of=("self",)).filter(
+                status=Recommendation.Status.PENDING
+            ),
             where,
         )
-    chosen = list(queryset.values_list("pk", flat=True))
+        if expect is not None:
+            rows = list(queryset.order_by("pk").values_list("pk", "recommended_price"))
+            if bulk_token(approve=approve, rows=rows) != expect:
+                raise Conflict(
+                    "the recommendations matching the filters changed since the summary "
+                    "(a reprice, or someone else's decision): nothing was decided",
+                    code="changed",
+                )
+    chosen = list(queryset.values_list("pk", flat=True))  # locked: the set checked above
     if not chosen:
         return 0
     _user, actor = get_current_actor()

@@ -4,20 +4,144 @@ managers. Views format what these return; services write."""
 from __future__ import annotations
 
 import numpy as np
-from django.db.models import Min
+from django.db.models import F, Min
+from django.db.models.functions import Coalesce
 
 from pricing_saas.catalog.models import CompetitorOffer, Product, SalesRecord
 
 from . import approvals
 from .models import PriceChange, Publication, Recommendation, RepriceJob, RepriceSchedule, RuleSet
 
+# What shaped a recommended price, in plain words (the rule names of
+# ml.science.optimizer.RULES stored in `binding_rules`; approvals.NO_REASON: none bound it).
+REASONS = {
+    approvals.NO_REASON: "Best price for the expected demand (no rule held it)",
+    "restores_rule": "Today's price breaks a rule",
+    "min_margin": "Minimum markup over cost",
+    "min_price": "Minimum price",
+    "max_price": "Maximum price",
+    "map": "Minimum advertised price (MAP)",
+    "competitor": "Competitor position",
+    "max_step": "Largest change per reprice",
+    "window": "Most change allowed in the window",
+    "wait": "Waiting for sales after a recent change",
+    "evidence": "Kept near the prices it has sold at",
+    "uncertainty": "Smaller move: the demand estimate is uncertain",
+    "ending": "Price ending",
+    "min_gain": "Kept: the gain would be too small",
+    "min_units": "Keep minimum units (volume or clearance)",
+    "min_revenue": "Keep minimum revenue",
+    "reference": "No sales yet: moved toward the market price",
+    "no_estimate": "No estimate of demand",
+    "no_cost": "No cost known: revenue maximised",
+    "no_cost_kept": "No cost known: today's price kept",
+    "conflict": "Contradictory rules",
+}
 
-def recommendations(status: str, bulk_filter: approvals.BulkFilter):
-    """The recommendations list, best gain first, in the status (all when empty) and filter."""
-    queryset = Recommendation.objects.select_related("product").order_by("-profit_delta", "pk")
+# The sortable columns of the recommendations page: ?sort=<key> ascending, ?sort=-<key>
+# descending; anything else is the default order (the largest profit impact first).
+SORTS = {
+    "sku": F("product__sku"),
+    "title": F("product__title"),
+    "price": F("current_price"),
+    "new_price": Coalesce(F("approved_price"), F("recommended_price")),
+    "change": F("change"),
+    "gain": F("profit_delta"),
+    "status": F("status"),
+}
+DEFAULT_SORT = "-gain"
+
+
+def sort_key(value: str) -> str:
+    """The whitelisted sort of a request's `sort` (the default for anything else)."""
+    return value if value.removeprefix("-") in SORTS else DEFAULT_SORT
+
+
+def recommendations(status: str, bulk_filter: approvals.BulkFilter, sort: str = DEFAULT_SORT):
+    """The recommendations list in the status and filter, in a whitelisted order (see SORTS;
+    empty values last either way). Any status (empty) leaves out the superseded ones, rows of
+    older jobs that a newer job replaced; they show only when asked for by name."""
+    sort = sort_key(sort)
+    expr = SORTS[sort.removeprefix("-")]
+    order = expr.desc(nulls_last=True) if sort.startswith("-") else expr.asc(nulls_last=True)
+    queryset = Recommendation.objects.select_related("product").order_by(order, "pk")
     if status:
         queryset = queryset.filter(status=status)
+    else:
+        queryset = queryset.exclude(status=Recommendation.Status.SUPERSEDED)
     return approvals.filtered(queryset, bulk_filter)
+
+
+def latest_recommended_job() -> int | None:
+    """The newest job that left recommendations (its id), for "any status": the rows of the
+    latest reprice, not every job's mixed."""
+    return Recommendation.objects.order_by("-job_id").values_list("job_id", flat=True).first()
+
+
+def bulk_preview(*, approve: bool, where: approvals.BulkFilter) -> dict:
+    """What a bulk decision over the pending recommendations matching `where` would do, read
+    in one query: how many, how many prices go up and down, the average change, the expected
+    profit and revenue change per day summed, and the token that the decision must present
+    (approvals.bulk_token) so that it acts on exactly these rows."""
+    rows = list(
+        approvals.filtered(
+            Recommendation.objects.filter(status=Recommendation.Status.PENDING), where
+        )
+        .order_by("pk")
+        .values_list(
+            "pk", "recommended_price", "current_price", "change", "profit_delta",
+            "expected_revenue", "expected_revenue_now",
+        )
+    )  # fmt: skip
+    up = sum(1 for r in rows if r[1] is not None and r[1] > r[2])
+    down = sum(1 for r in rows if r[1] is not None and r[1] < r[2])
+    profits = [r[4] for r in rows if r[4] is not None]
+    return {
+        "approve": approve,
+        "count": len(rows),
+        "up": up,
+        "down": down,
+        "same": len(rows) - up - down,
+        "average_change": sum(r[3] for r in rows) / len(rows) if rows else 0.0,
+        "profit_per_day": sum(profits),
+        "without_profit": len(rows) - len(profits),  # no cost known: no profit figure
+        "revenue_per_day": sum(r[5] - r[6] for r in rows),
+        "token": approvals.bulk_token(approve=approve, rows=[(r[0], r[1]) for r in rows]),
+    }
+
+
+EXPORT_HEADER = [
+    "sku", "title", "category", "status", "current_price", "new_price", "change_pct",
+    "profit_change_per_day", "revenue_change_per_day", "competitor", "competitor_price",
+    "reasons", "flag", "why", "job",
+]  # fmt: skip
+
+
+def export_rows(queryset):
+    """The rows of a recommendations export (the page's filter and order), header first: one
+    query read in chunks, values only (no model per row). Text cells go through safe_cell
+    where they are written (web.spreadsheet)."""
+    yield EXPORT_HEADER
+    statuses = dict(Recommendation.Status.choices)
+    rows = queryset.values(
+        "product__sku", "product__title", "product__category", "status", "current_price",
+        "approved_price", "recommended_price", "change", "profit_delta", "expected_revenue",
+        "expected_revenue_now", "competitor_name", "competitor_price", "binding_rules", "flag",
+        "explanation", "job_id",
+    )  # fmt: skip
+    for r in rows.iterator(chunk_size=2000):
+        approved, profit = r["approved_price"], r["profit_delta"]
+        rules = r["binding_rules"] or []
+        yield [
+            r["product__sku"], r["product__title"], r["product__category"],
+            statuses.get(r["status"], r["status"]), r["current_price"],
+            approved if approved is not None else r["recommended_price"],
+            round(r["change"] * 100, 2), None if profit is None else round(profit, 2),
+            round(r["expected_revenue"] - r["expected_revenue_now"], 2), r["competitor_name"],
+            r["competitor_price"],
+            "; ".join(REASONS.get(x, x) for x in rules) or REASONS[approvals.NO_REASON],
+            r["flag"], r["explanation"], r["job_id"],
+        ]  # fmt: skip
 
 
 def categories(limit: int = 500):

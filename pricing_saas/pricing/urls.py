@@ -6,6 +6,11 @@ app_name = "pricing"
 
 urlpatterns = [
     path("recommendations/", views.recommendations, name="recommendations"),
+    path(
+        "recommendations/export.<str:fmt>",
+        views.recommendations_export,
+        name="recommendations_export",
+    ),
     path("recommendations/<int:pk>/decide/", views.decide, name="decide"),
     path("sku/<int:pk>/", views.sku, name="sku"),
     path("rules/", views.rule_list, name="rules"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import tempfile
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -15,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from pricing_saas.catalog.models import Product
 from pricing_saas.web.errors import ServiceError
 from pricing_saas.web.inputs import require_integer, require_number
+from pricing_saas.web.spreadsheet import write_csv, write_xlsx
 from pricing_saas.web.views import tenant_view
 from tenants.roles import Perm, has_perm
 
@@ -29,7 +32,26 @@ from .models import (
     RuleSet,
 )
 
-FILTERS = ("status", "category", "min_change", "max_change", "min_profit_delta", "flagged", "job")
+# The recommendations page's query parameters: its filters (each one a bulk decision over "all
+# matching" takes), then how it is shown. Pagination, sort and export links keep them all.
+FILTERS = (
+    "status", "category", "min_change", "max_change", "min_profit_delta", "flagged", "job", "q",
+    "reason",
+)  # fmt: skip
+SHOWN = ("sort", "page_size")
+ALL_JOBS = "all"  # ?job=all: any status over every job's rows (else the latest job's)
+PAGE_SIZES = (25, 50, 100, 250)
+DEFAULT_PAGE_SIZE = 100
+# The sortable columns, in the order of the table: (sort key, header, numeric)
+COLUMNS = (
+    ("sku", "SKU", False),
+    ("title", "Product", False),
+    ("price", "Today", True),
+    ("new_price", "Recommended", True),
+    ("change", "Change", True),
+    ("gain", "Profit impact/day", True),
+    ("status", "Status", False),
+)
 
 
 def _next(request, default: str) -> str:
@@ -62,6 +84,7 @@ def _bulk_filter(params) -> approvals.BulkFilter:
         return None if value is None else value / 100
 
     job = (params.get("job") or "").strip()
+    job = "" if job == ALL_JOBS else job
     return approvals.BulkFilter(
         category=params.get("category", ""),
         min_change=pct("min_change"),
@@ -69,7 +92,53 @@ def _bulk_filter(params) -> approvals.BulkFilter:
         min_profit_delta=number("min_profit_delta"),
         job_id=require_integer(job, attr="job") if job else None,
         flagged=True if params.get("flagged") == "1" else None,
+        search=params.get("q", ""),
+        reason=params.get("reason", ""),
     )
+
+
+def _listing(params) -> tuple[str, approvals.BulkFilter, int | None]:
+    """The status, the filter and the job it is narrowed to by default: waiting for approval
+    unless asked otherwise; any status means the latest job's rows unless a job (or every
+    job, ?job=all) is named. Raises ServiceError for a filter that does not parse."""
+    status = params.get("status", "pending")
+    where = _bulk_filter(params)
+    latest = None
+    if not status and not params.get("job"):
+        latest = where.job_id = selectors.latest_recommended_job()
+    return status, where, latest
+
+
+def _page_size(params) -> int:
+    value = params.get("page_size", "")
+    return int(value) if value.isdigit() and int(value) in PAGE_SIZES else DEFAULT_PAGE_SIZE
+
+
+def _kept(params, names) -> dict:
+    """The parameters among `names` that the request has (status even when empty: any)."""
+    return {k: params[k] for k in names if params.get(k) or (k == "status" and k in params)}
+
+
+def _headers(params, sort: str) -> list[dict]:
+    """The sortable headers: the link toggling each column's order, the current order for
+    aria-sort."""
+    keep = _kept(params, (*FILTERS, "page_size"))
+    out = []
+    for key, label, numeric in COLUMNS:
+        current = "ascending" if sort == key else "descending" if sort == f"-{key}" else "none"
+        toggle = f"-{key}" if current == "ascending" else key
+        if current == "none" and numeric:
+            toggle = f"-{key}"  # figures: the largest first
+        out.append(
+            {
+                "key": key,
+                "label": label,
+                "numeric": numeric,
+                "aria_sort": current,
+                "href": "?" + urlencode({**keep, "sort": toggle}),
+            }
+        )
+    return out
 
 
 @tenant_view(post=Perm.APPROVE)
@@ -78,16 +147,17 @@ def recommendations(request):
     if request.method == "POST":
         return _bulk(request)
     params = request.GET
-    status = params.get("status", "pending")
     try:
-        where = _bulk_filter(params)
+        status, where, latest_job_only = _listing(params)
     except ServiceError as exc:
         messages.error(request, f"Filters not applied: {exc.detail}")
-        where = approvals.BulkFilter()
-    queryset = selectors.recommendations(status, where)
-    page = Paginator(queryset, 100).get_page(params.get("page"))
+        status, where, latest_job_only = _listing({"status": params.get("status", "pending")})
+    sort = selectors.sort_key(params.get("sort", ""))
+    queryset = selectors.recommendations(status, where, sort)
+    page = Paginator(queryset, _page_size(params)).get_page(params.get("page"))
+    for rec in page:  # what shaped each price, in plain words
+        rec.reason_words = [selectors.REASONS.get(r, r) for r in rec.binding_rules or []]
     categories = selectors.categories()
-    keep = {k: params[k] for k in FILTERS if params.get(k)}
     return render(
         request,
         "pricing/recommendations.html",
@@ -97,8 +167,16 @@ def recommendations(request):
             "params": params,
             "categories": categories,
             "statuses": Recommendation.Status.choices,
+            "reasons": selectors.REASONS.items(),
+            "headers": _headers(params, sort),
+            "page_sizes": PAGE_SIZES,
+            "page_size": _page_size(params),
+            "latest_job_only": latest_job_only,
+            "all_jobs_query": urlencode(
+                {**_kept(params, (*FILTERS, *SHOWN)), "status": "", "job": ALL_JOBS}
+            ),
             "summary": approvals.pending_summary(),
-            "query": urlencode(keep),
+            "query": urlencode(_kept(params, FILTERS + SHOWN)),
             "can_approve": has_perm(request.membership.role, Perm.APPROVE),
             "last_job": selectors.latest_job(),
         },
@@ -109,10 +187,14 @@ def _bulk(request):
     post = request.POST
     approve = post.get("action") == "approve"
     comment = post.get("comment", "")
+    back = reverse("pricing:recommendations") + "?" + post.get("query", "")
     try:
         if post.get("scope") == "filtered":
+            where = _bulk_filter(post)
+            if not post.get("confirm"):  # a summary first, then a second POST acts
+                return _confirm(request, approve=approve, where=where)
             count = approvals.bulk_decide(
-                approve=approve, where=_bulk_filter(post), comment=comment
+                approve=approve, where=where, comment=comment, expect=post["confirm"]
             )
         else:
             ids = [int(x) for x in post.getlist("ids") if x.isdigit()]
@@ -120,12 +202,88 @@ def _bulk(request):
                 raise ServiceError("tick at least one recommendation", attr="ids")
             count = approvals.bulk_decide(approve=approve, ids=ids, comment=comment)
     except ServiceError as exc:
+        if exc.code == "changed":
+            messages.warning(request, f"Not done: {exc.detail}. This is what they are now.")
+            return _confirm(request, approve=approve, where=where, status=409)
         messages.error(request, exc.detail)
     else:
         messages.success(
             request, f"{count} recommendations {'approved' if approve else 'rejected'}."
         )
-    return redirect(reverse("pricing:recommendations") + "?" + post.get("query", ""))
+    return redirect(back)
+
+
+def _confirm(request, *, approve: bool, where: approvals.BulkFilter, status: int = 200):
+    """The impact summary of a bulk decision over "all matching", with the form that acts on
+    exactly the rows summarised (their token)."""
+    post = request.POST
+    preview = selectors.bulk_preview(approve=approve, where=where)
+    back = reverse("pricing:recommendations") + "?" + post.get("query", "")
+    if not preview["count"]:
+        messages.error(request, "No recommendation waiting for approval matches the filters.")
+        return redirect(back)
+    return render(
+        request,
+        "pricing/recommendations_confirm.html",
+        {
+            "preview": preview,
+            "action": "approve" if approve else "reject",
+            "filters": {k: post[k] for k in FILTERS if post.get(k) and k != "status"},
+            "comment": post.get("comment", ""),
+            "query": post.get("query", ""),
+            "back": back,
+            "described": _described(post),
+            "average_change": f"{preview['average_change'] * 100:+.1f} %",
+        },
+        status=status,
+    )
+
+
+def _described(params) -> list[str]:
+    """The filters of a bulk decision in plain words, for its confirmation."""
+    words = {
+        "q": lambda v: f"the SKU or title contains “{v}”",
+        "reason": lambda v: f"the reason is “{selectors.REASONS.get(v, v)}”",
+        "category": lambda v: f"the category is {v}",
+        "min_change": lambda v: f"the change is at least {v} %",
+        "max_change": lambda v: f"the change is at most {v} %",
+        "min_profit_delta": lambda v: f"the profit impact is at least {v} a day",
+        "flagged": lambda v: "flagged for a person",
+        "job": lambda v: f"from job #{v}",
+    }
+    return [words[k](params[k]) for k in words if params.get(k) not in (None, "", ALL_JOBS)]
+
+
+@tenant_view()
+@require_GET
+def recommendations_export(request, fmt: str):
+    """Exactly the rows the page shows for the same query (every page of them), as CSV or
+    XLSX: one query, written to a temporary file inside the request's tenant context."""
+    if fmt not in ("csv", "xlsx"):
+        raise Http404("unknown export format")
+    params = request.GET
+    try:
+        status, where, _latest = _listing(params)
+    except ServiceError as exc:  # never "everything" for a filter that did not parse
+        messages.error(request, f"Not exported: {exc.detail}")
+        return redirect(
+            reverse("pricing:recommendations") + "?" + urlencode(_kept(params, FILTERS + SHOWN))
+        )
+    queryset = selectors.recommendations(status, where, params.get("sort", ""))
+    rows = selectors.export_rows(queryset)
+    name = f"{request.tenant.slug}-recommendations.{fmt}"
+    if fmt == "csv":
+        handle = tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+b")  # noqa: SIM115 (FileResponse closes it)
+        text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+        write_csv(rows, text)
+        text.flush()
+        text.detach()
+        handle.seek(0)
+        return FileResponse(handle, as_attachment=True, filename=name, content_type="text/csv")
+    handle = tempfile.NamedTemporaryFile(suffix=".xlsx")  # noqa: SIM115 (FileResponse closes it)
+    write_xlsx(rows, handle.name, title="recommendations")
+    handle.seek(0)
+    return FileResponse(handle, as_attachment=True, filename=name)
 
 
 @tenant_view(Perm.APPROVE)

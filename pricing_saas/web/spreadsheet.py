@@ -30,3 +30,35 @@ def sql_safe(expr: str) -> str:
         f"CASE WHEN {expr} ~ '{FORMULA_START}' AND {expr} !~ '{PLAIN_NUMBER}' "
         f"THEN '''' || {expr} ELSE {expr} END"
     )
+
+
+def write_csv(rows, out) -> None:
+    """Write rows (header first) as CSV to the text file-like `out`, every cell through
+    safe_cell; None is an empty cell."""
+    import csv
+
+    writer = csv.writer(out)
+    for row in rows:
+        writer.writerow(["" if v is None else safe_cell(v) for v in row])
+
+
+def write_xlsx(rows, path, title: str = "export") -> None:
+    """Write rows (header first) as an .xlsx workbook at `path` (openpyxl write-only mode, one
+    row at a time). Text goes through safe_cell and is stored as text, so openpyxl never writes
+    a string starting with "=" as a formula; numbers stay numbers."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(title[:31])
+
+    def cell(value):
+        if isinstance(value, str):
+            text = WriteOnlyCell(sheet, value=safe_cell(value))
+            text.data_type = "s"
+            return text
+        return value
+
+    for row in rows:
+        sheet.append([cell(v) for v in row])
+    workbook.save(path)

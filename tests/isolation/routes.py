@@ -146,6 +146,7 @@ PORTAL_OBJECT_ROUTES = {
 EXPORT_KINDS = ("products", "sales", "competitor_prices")
 PORTAL_PARAM_PAGES = {
     "catalog:export": [{"kind": k, "fmt": f} for k in EXPORT_KINDS for f in ("csv", "xlsx")],
+    "pricing:recommendations_export": [{"fmt": f} for f in ("csv", "xlsx")],
 }
 API_PARAM_PAGES = {"api:export": [{"kind": k} for k in EXPORT_KINDS]}
 

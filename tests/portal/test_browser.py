@@ -196,3 +196,71 @@ def test_a_phone_sized_screen_shows_the_pages_without_widening_them(world_a, pag
         assert nav["height"] < 120, f"{path}: the navigation is {nav['height']}px tall"
     page.goto(page.base + "/team/")
     page.screenshot(path=str(SHOTS / "portal_phone_team.png"), full_page=True)
+
+
+@pytest.mark.parametrize("width", [1400, PHONE["width"]])
+def test_approver_sorts_searches_and_approves_all_matching_after_the_summary(repriced, width, page):
+    """The review of many changes: sort by a column (its header says the order), search,
+    then approve all matching only after the summary of what it does; at a desktop width and
+    at a phone's, where the page never gets wider than the screen."""
+    from pricing_saas.pricing.models import Recommendation
+    from tenants.context import tenant_context
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": width, "height": 900 if width > 500 else PHONE["height"]})
+
+    def fits():
+        wide = page.evaluate("document.documentElement.scrollWidth")
+        assert wide <= width + 1, f"{page.url} is {wide}px wide on a {width}px screen"
+
+    page.goto(page.base + "/accounts/login/")
+    page.fill("input[name=username]", repriced.users[Role.APPROVER].email)
+    page.fill("input[name=password]", "correct horse battery")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#tile-pending")
+    page.click("nav >> text=Recommendations")
+    page.wait_for_selector("#recommendations tbody tr")
+
+    with page.expect_navigation():
+        page.click("#recommendations th a[data-sort=change]")
+    header = page.locator("#recommendations th:has(a[data-sort=change])")
+    assert header.get_attribute("aria-sort") == "descending"  # figures: the largest first
+    changes = [
+        float(t.strip().rstrip("%"))
+        for t in page.locator("#recommendations tbody tr td:nth-child(6)").all_text_contents()
+    ]
+    assert changes == sorted(changes, reverse=True) and len(changes) > 3
+    with page.expect_navigation():
+        page.click("#recommendations th a[data-sort=change]")
+    assert header.get_attribute("aria-sort") == "ascending"
+    fits()
+
+    page.fill("#filters input[name=q]", "p1")
+    with page.expect_navigation():
+        page.click("#filters button[type=submit]")
+    skus = page.locator("#recommendations tbody tr td:nth-child(2)").all_text_contents()
+    assert skus and all(s.strip().startswith("P1") for s in skus)
+    assert "sort=change" in page.url and "q=p1" in page.url  # the sort survives the search
+    page.screenshot(path=str(SHOTS / f"portal_recommendations_sorted_{width}.png"), full_page=True)
+    fits()
+
+    page.check("#scope-filtered")
+    page.fill("#bulk-form input[name=comment]", "all of P1")
+    with page.expect_navigation():
+        page.click("#bulk-approve")
+    page.wait_for_selector("#bulk-summary")
+    assert int(page.text_content("#summary-count")) == len(skus)
+    up, down = int(page.text_content("#summary-up")), int(page.text_content("#summary-down"))
+    assert up + down == len(skus)
+    with tenant_context(repriced.tenant):
+        assert not Recommendation.objects.filter(status="approved").exists()  # not yet
+    page.screenshot(path=str(SHOTS / f"portal_bulk_confirm_{width}.png"), full_page=True)
+    fits()
+
+    with page.expect_navigation():
+        page.click("#confirm-bulk")
+    page.wait_for_selector(f".messages li.success:has-text('{len(skus)} recommendations approved')")
+    with tenant_context(repriced.tenant):
+        approved = list(Recommendation.objects.filter(status="approved").select_related("product"))
+    assert sorted(r.product.sku for r in approved) == sorted(s.strip() for s in skus)
+    assert {r.comment for r in approved} == {"all of P1"}

@@ -234,3 +234,35 @@ def test_auto_approval_replaces_an_older_approval_of_the_same_product(shop, repr
                 .exists()
             )
         assert job.pk != newer.pk
+
+
+def test_bulk_filters_by_search_and_reason_and_acts_only_on_the_confirmed_set(repriced):
+    with tenant_context(repriced.tenant):
+        pending = Recommendation.objects.filter(status="pending").select_related("product")
+        where = approvals.BulkFilter(search=" p1 ", reason="uncertainty")
+        expected = sorted(
+            r.pk
+            for r in pending
+            if "p1" in r.product.sku.lower() and "uncertainty" in r.binding_rules
+        )
+        assert expected
+        rows = list(
+            approvals.filtered(pending, where).order_by("pk").values_list("pk", "recommended_price")
+        )
+        assert [pk for pk, _price in rows] == expected
+        free = approvals.filtered(pending, approvals.BulkFilter(reason=approvals.NO_REASON))
+        assert all(r.binding_rules == [] for r in free) and free.exists()
+        with pytest.raises(ServiceError, match="unknown reason"):
+            approvals.BulkFilter(reason="drop table")
+        with pytest.raises(ServiceError, match="search"):
+            approvals.BulkFilter(search="x" * 201)
+        token = approvals.bulk_token(approve=True, rows=rows)
+        assert token != approvals.bulk_token(approve=False, rows=rows)  # the action counts
+        wider = approvals.BulkFilter(search="p")  # more rows than confirmed: refused
+        with pytest.raises(ConflictError) as err:
+            approvals.bulk_decide(approve=True, where=wider, expect=token)
+        assert err.value.code == "changed"
+        assert not Recommendation.objects.filter(status="approved").exists()
+        assert approvals.bulk_decide(approve=True, where=where, expect=token) == len(expected)
+        approved = Recommendation.objects.filter(status="approved").values_list("pk", flat=True)
+        assert sorted(approved) == expected

@@ -4,10 +4,12 @@ and allowed, the kill-switch banner."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
 from django.test import Client
+from django.utils.html import escape
 
 from pricing_saas.catalog.models import Product
 from pricing_saas.pricing.models import Publication, Recommendation, RepriceSchedule, RuleSet
@@ -210,7 +212,6 @@ def test_a_second_schedule_form_does_not_copy_the_first(repriced):
     client = client_for(repriced, Role.ANALYST)
     client.post("/pricing/schedules/", {"name": "Nightly reprice", "cron": "0 3 * * *",
                                         "timezone": "UTC", "enabled": "on"})  # fmt: skip
-    import re
 
     page = client.get("/pricing/jobs/").content.decode()
     for field in ("id_cron", "id_name"):  # the add form's inputs, not the schedule's own forms
@@ -246,3 +247,389 @@ def test_bulk_reject_of_the_filtered_with_a_bad_number_shows_a_message_and_rejec
         assert Recommendation.objects.filter(status="pending").count() == pending
     listing = client.get("/pricing/recommendations/", {field: value}).content.decode()
     assert "Filters not applied" in listing and field in listing
+
+
+# --- the recommendations page for a thousand changes: sort, search, filter, export, confirm --
+
+ROW_SKU = re.compile(r'<a href="/pricing/sku/\d+/">([^<]+)</a>')
+
+
+def skus_on(response) -> list[str]:
+    """The SKUs of the recommendations table, in the order shown."""
+    assert response.status_code == 200, response.status_code
+    html = response.content.decode()
+    table = html[html.index('id="recommendations"') :]
+    return ROW_SKU.findall(table[: table.index("</table>")])
+
+
+def recs_of(world, **filters) -> list[Recommendation]:
+    with tenant_context(world.tenant):
+        return list(
+            Recommendation.objects.select_related("product").filter(**filters).order_by("pk")
+        )
+
+
+SORT_KEYS = {
+    "sku": lambda r: r.product.sku,
+    "title": lambda r: r.product.title,
+    "price": lambda r: r.current_price,
+    "new_price": lambda r: r.final_price,
+    "change": lambda r: r.change,
+    "gain": lambda r: r.profit_delta,
+    "status": lambda r: r.status,
+}
+
+
+def expected_order(recs, key: str, descending: bool) -> list[str]:
+    """Ties in id order, empty values last either way (as the page sorts)."""
+    value = SORT_KEYS[key]
+    known = sorted(
+        (r for r in recs if value(r) is not None), key=value, reverse=descending
+    )  # a stable sort: ties keep the id order
+    return [r.product.sku for r in known + [r for r in recs if value(r) is None]]
+
+
+def test_the_sortable_columns_are_exactly_the_whitelist():
+    from pricing_saas.pricing import selectors, views
+
+    assert set(SORT_KEYS) == set(selectors.SORTS)
+    assert {key for key, _label, _numeric in views.COLUMNS} <= set(selectors.SORTS)
+
+
+@pytest.mark.parametrize("descending", [False, True])
+@pytest.mark.parametrize("key", sorted(SORT_KEYS))
+def test_recommendations_sort_by_each_column_both_ways(repriced, key, descending):
+    client = client_for(repriced, Role.VIEWER)
+    sort = f"-{key}" if descending else key
+    response = client.get(
+        "/pricing/recommendations/", {"status": "", "sort": sort, "page_size": "250"}
+    )
+    recs = recs_of(repriced)
+    assert len(recs) == 22
+    assert skus_on(response) == expected_order(recs, key, descending)
+    page = response.content.decode()
+    (header,) = re.findall(
+        rf'<th [^>]*aria-sort="(\w+)"[^>]*><a href="([^"]*)" data-sort="{key}"', page
+    )
+    assert header[0] == ("descending" if descending else "ascending")
+    # the header toggles the order and keeps the filters and page size
+    assert f"sort={key if descending else '-' + key}" in header[1]
+    assert "page_size=250" in header[1] and "status=" in header[1]
+    others = re.findall(r'aria-sort="(\w+)"', page)
+    assert others.count("none") == len(SORT_KEYS) - 1
+
+
+@pytest.mark.parametrize(
+    "sort", ["evil", "-", "product__cost", "title; DROP TABLE x", "--gain", "pk", "?"]
+)
+def test_an_unknown_sort_is_ignored(repriced, sort):
+    client = client_for(repriced, Role.VIEWER)
+    default = skus_on(client.get("/pricing/recommendations/", {"status": ""}))
+    assert skus_on(client.get("/pricing/recommendations/", {"status": "", "sort": sort})) == (
+        default
+    )
+    assert default == expected_order(recs_of(repriced), "gain", descending=True)
+    export = client.get("/pricing/recommendations/export.csv", {"status": "", "sort": sort})
+    assert export.status_code == 200
+
+
+def test_search_by_sku_or_title_whatever_the_case(repriced):
+    client = client_for(repriced, Role.VIEWER)
+    by_sku = skus_on(client.get("/pricing/recommendations/", {"status": "", "q": "p1"}))
+    assert sorted(by_sku) == sorted(["P1", *[f"P1{i}" for i in range(10)]])
+    by_title = skus_on(client.get("/pricing/recommendations/", {"status": "", "q": "no HIST"}))
+    assert by_title == ["NEW"]
+    pending = skus_on(client.get("/pricing/recommendations/", {"q": "product 1"}))
+    assert set(pending) == {r.product.sku for r in recs_of(repriced, status="pending")} & {
+        "P1",
+        *[f"P1{i}" for i in range(10)],
+    }
+    assert skus_on(client.get("/pricing/recommendations/", {"q": "nothing like it"})) == []
+
+
+def test_filter_by_the_reason_in_plain_words(repriced):
+    from pricing_saas.pricing.selectors import REASONS
+
+    client = client_for(repriced, Role.VIEWER)
+    page = client.get("/pricing/recommendations/", {"status": ""}).content.decode()
+    for code, label in REASONS.items():
+        assert f'value="{code}"' in page and escape(label) in page
+    assert ">min_gain<" not in page and ">uncertainty<" not in page  # no code as a label
+    recs = recs_of(repriced)
+    for reason in ("uncertainty", "min_gain", "conflict"):
+        shown = skus_on(client.get("/pricing/recommendations/", {"status": "", "reason": reason}))
+        expected = {r.product.sku for r in recs if reason in r.binding_rules}
+        assert expected and set(shown) == expected, reason
+    free = skus_on(client.get("/pricing/recommendations/", {"status": "", "reason": "none"}))
+    assert set(free) == {r.product.sku for r in recs if not r.binding_rules}
+    # the reason of each row is said in plain words in the Why column
+    row = client.get("/pricing/recommendations/", {"q": "P0"}).content.decode()
+    assert REASONS["uncertainty"] in row
+    unknown = client.get("/pricing/recommendations/", {"reason": "made_up"}).content.decode()
+    assert "Filters not applied" in unknown and "unknown reason" in unknown
+
+
+@pytest.fixture
+def many(repriced):
+    """The repriced shop with 60 more pending recommendations (SKU M00..M59) of one job."""
+    from tests.factories import ProductFactory, RecommendationFactory
+
+    with tenant_context(repriced.tenant):
+        job = Recommendation.objects.first().job
+        for i in range(60):
+            product = ProductFactory(tenant=repriced.tenant, sku=f"M{i:02d}", title=f"Mug {i}")
+            RecommendationFactory(
+                tenant=repriced.tenant, product=product, job=job, status="pending",
+                current_price="10.00", recommended_price=f"{10 + (i % 7) - 3:.2f}",
+                change=((i % 7) - 3) / 10, profit_delta=float(i), explanation=f"Mug reason {i}",
+                binding_rules=["max_step"] if i % 2 else [],
+            )  # fmt: skip
+    return repriced
+
+
+def test_page_size_and_pagination_links_keep_filters_and_sort(many):
+    client = client_for(many, Role.VIEWER)
+    for size, rows in [("25", 25), ("50", 50), ("100", 60), ("250", 60), ("7", 60), ("x", 60)]:
+        shown = skus_on(client.get("/pricing/recommendations/", {"q": "m", "page_size": size}))
+        assert len(shown) == rows, size  # an unknown size is the default (100)
+    query = {"q": "m", "page_size": "25", "sort": "sku", "reason": "max_step"}
+    first = client.get("/pricing/recommendations/", query)
+    assert skus_on(first) == [f"M{i:02d}" for i in range(1, 50, 2)][:25]
+    page = first.content.decode()
+    (next_link,) = re.findall(r'<a href="\?([^"]*)">next', page)
+    for part in ("q=m", "page_size=25", "sort=sku", "reason=max_step", "page=2"):
+        assert part in next_link.replace("&amp;", "&"), part
+    second = client.get("/pricing/recommendations/?" + next_link.replace("&amp;", "&"))
+    assert skus_on(second) == [f"M{i:02d}" for i in range(1, 60, 2)][25:]
+    # the filter form keeps the sort
+    assert '<input type="hidden" name="sort" value="sku">' in page
+
+
+def test_the_why_column_is_narrow_with_the_full_text_in_details(many):
+    page = client_for(many, Role.VIEWER).get("/pricing/recommendations/", {"q": "M07"})
+    html = page.content.decode()
+    assert '<details class="why"><summary title="Mug reason 7">Mug reason 7</summary>' in html
+    long = recs_of(many, product__sku="P0")[0].explanation
+    html = client_for(many).get("/pricing/recommendations/", {"q": "P0"}).content.decode()
+    assert len(long) > 70 and f'<summary title="{escape(long)}">' in html
+    assert f"</summary>{escape(long)}</details>" in html
+
+
+def export_rows_of(response) -> list[list]:
+    import csv
+    import io
+
+    assert response.status_code == 200
+    raw = b"".join(response.streaming_content)
+    if raw.startswith(b"PK"):
+        from openpyxl import load_workbook
+
+        sheet = load_workbook(io.BytesIO(raw)).active
+        rows = [[c.value for c in row] for row in sheet.iter_rows()]
+        return rows
+    return list(csv.reader(io.StringIO(raw.decode())))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_export_is_exactly_the_filtered_rows_with_safe_cells(many, fmt):
+    from pricing_saas.pricing.selectors import EXPORT_HEADER
+
+    formula = '=HYPERLINK("http://evil.example/","M03")'
+    with tenant_context(many.tenant):
+        Product.objects.filter(sku="M03").update(title=formula)
+    client = client_for(many, Role.VIEWER)
+    query = {"q": "m", "reason": "max_step", "sort": "-gain", "page_size": "25"}
+    shown = skus_on(client.get("/pricing/recommendations/", {**query, "page_size": "250"}))
+    assert len(shown) == 30
+    rows = export_rows_of(client.get(f"/pricing/recommendations/export.{fmt}", query))
+    assert rows[0] == EXPORT_HEADER
+    assert [r[0] for r in rows[1:]] == shown  # every page of them, in the page's order
+    title = {r[0]: r[1] for r in rows[1:]}["M03"]
+    assert title == "'" + formula  # text, never a formula
+    if fmt == "xlsx":
+        import io
+
+        from openpyxl import load_workbook
+
+        raw = b"".join(client.get(f"/pricing/recommendations/export.{fmt}", query))
+        sheet = load_workbook(io.BytesIO(raw)).active
+        cells = {row[0].value: row[1] for row in sheet.iter_rows(min_row=2)}
+        assert cells["M03"].data_type == "s"
+        assert isinstance(cells["M05"].offset(column=4).value, (int, float))  # numbers stay
+    row = {r[0]: r for r in rows[1:]}["M05"]
+    assert row[3] == "Waiting for approval" and "Largest change per reprice" in row[11]
+    assert row[11] != "max_step"
+    assert client.get("/pricing/recommendations/export.pdf").status_code == 404
+    bad = client.get("/pricing/recommendations/export.csv", {"max_change": "abc"})
+    assert bad.status_code == 302  # a filter that does not parse exports nothing
+
+
+def confirm_page(client, **fields):
+    data = {"scope": "filtered", "action": "approve", **fields}
+    data.setdefault("query", "")
+    return client.post("/pricing/recommendations/", data)
+
+
+def token_of(response) -> str:
+    (token,) = re.findall(r'name="confirm" value="([0-9a-f]+)"', response.content.decode())
+    return token
+
+
+def test_approve_all_matching_shows_the_impact_first_then_approves_exactly_those(repriced):
+    client = client_for(repriced, Role.APPROVER)
+    matching = [r for r in recs_of(repriced, status="pending") if abs(r.change) >= 0.10]
+    assert len(matching) >= 3
+    summary = confirm_page(client, min_change="10", comment="big ones", query="min_change=10")
+    assert summary.status_code == 200
+    page = summary.content.decode()
+    up = sum(1 for r in matching if r.recommended_price > r.current_price)
+    down = sum(1 for r in matching if r.recommended_price < r.current_price)
+    assert up and down and up + down == len(matching)
+    assert f'id="summary-count">{len(matching)}<' in page
+    assert f'id="summary-up">{up}<' in page and f'id="summary-down">{down}<' in page
+    average = sum(r.change for r in matching) / len(matching) * 100
+    assert f'id="summary-average">{average:+.1f} %<' in page
+    profit = sum(r.profit_delta for r in matching)
+    revenue = sum(r.expected_revenue - r.expected_revenue_now for r in matching)
+    assert f'id="summary-profit">{profit:.2f} ' in page
+    assert f'id="summary-revenue">{revenue:.2f} ' in page
+    assert "the change is at least 10 %" in page
+    assert len(recs_of(repriced, status="approved")) == 0  # nothing done yet
+    done = confirm_page(
+        client, min_change="10", comment="big ones", query="min_change=10",
+        confirm=token_of(summary),
+    )  # fmt: skip
+    assert done.status_code == 302 and done["Location"].endswith("?min_change=10")
+    approved = recs_of(repriced, status="approved")
+    assert {r.pk for r in approved} == {r.pk for r in matching}
+    assert {r.comment for r in approved} == {"big ones"}
+    assert all(abs(r.change) < 0.10 for r in recs_of(repriced, status="pending"))
+    # reject all matching goes through its own summary too
+    summary = confirm_page(client, action="reject", q="p1")
+    assert summary.status_code == 200 and "Reject" in summary.content.decode()
+    assert not recs_of(repriced, status="rejected")
+
+
+def test_a_set_changed_between_summary_and_confirmation_is_not_acted_on(repriced):
+    client = client_for(repriced, Role.APPROVER)
+    matching = [r for r in recs_of(repriced, status="pending") if abs(r.change) >= 0.10]
+    summary = confirm_page(client, min_change="10")
+    token = token_of(summary)
+    # someone decides one of them in between
+    client.post(f"/pricing/recommendations/{matching[0].pk}/decide/", {"action": "reject"})
+    stale = confirm_page(client, min_change="10", confirm=token)
+    assert stale.status_code == 409
+    page = stale.content.decode()
+    assert "changed since the summary" in page and "nothing was decided" in page
+    assert f'id="summary-count">{len(matching) - 1}<' in page  # the new summary
+    assert not recs_of(repriced, status="approved")
+    # a summary of a rejection does not approve, nor a forged token
+    rejecting = token_of(confirm_page(client, action="reject", min_change="10"))
+    assert confirm_page(client, min_change="10", confirm=rejecting).status_code == 409
+    assert confirm_page(client, min_change="10", confirm="0" * 64).status_code == 409
+    assert not recs_of(repriced, status="approved")
+    # a new reprice in between replaces the set as well
+    with tenant_context(repriced.tenant):
+        from pricing_saas.pricing import services
+
+        token = token_of(confirm_page(client, min_change="10"))
+        services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
+    assert confirm_page(client, min_change="10", confirm=token).status_code == 409
+    assert not recs_of(repriced, status="approved")
+    # the new summary's token acts
+    fresh = confirm_page(client, min_change="10")
+    now = {r.pk for r in recs_of(repriced, status="pending") if abs(r.change) >= 0.10}
+    assert now and not now & {r.pk for r in matching}  # the new job's rows
+    assert confirm_page(client, min_change="10", confirm=token_of(fresh)).status_code == 302
+    assert {r.pk for r in recs_of(repriced, status="approved")} == now
+
+
+def test_any_status_shows_the_latest_jobs_rows_not_every_jobs(repriced):
+    from pricing_saas.pricing import services
+
+    with tenant_context(repriced.tenant):
+        second = services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
+    client = client_for(repriced, Role.VIEWER)
+    assert len(recs_of(repriced)) == 44
+    latest = skus_on(client.get("/pricing/recommendations/", {"status": "", "page_size": 250}))
+    assert len(latest) == 22
+    page = client.get("/pricing/recommendations/", {"status": ""}).content.decode()
+    assert f"latest reprice job (#{second.pk})" in page
+    every = client.get("/pricing/recommendations/", {"status": "", "job": "all", "page_size": 250})
+    assert len(skus_on(every)) == len([r for r in recs_of(repriced) if r.status != "superseded"])
+    superseded = skus_on(client.get("/pricing/recommendations/", {"status": "superseded"}))
+    assert len(superseded) == len(recs_of(repriced, status="superseded")) > 0
+    assert len(skus_on(client.get("/pricing/recommendations/"))) == len(
+        recs_of(repriced, status="pending")
+    )
+
+
+@pytest.fixture
+def bravo_recs(world_b):
+    """Tenant B with two pending recommendations of its own."""
+    from tests.factories import ProductFactory, RecommendationFactory, RepriceJobFactory
+
+    with tenant_context(world_b.tenant):
+        job = RepriceJobFactory(tenant=world_b.tenant)
+        for i in range(2):
+            RecommendationFactory(
+                tenant=world_b.tenant, job=job, status="pending", change=0.2,
+                product=ProductFactory(
+                    tenant=world_b.tenant, sku=f"BRAVO-{i}", title=f"Bravo secret gadget {i}"
+                ),
+                profit_delta=3.0,
+            )  # fmt: skip
+    return world_b
+
+
+def test_another_tenants_recommendations_never_appear_in_list_export_or_bulk(repriced, bravo_recs):
+    a, b = repriced, bravo_recs
+    pending = {w.tenant.pk: {r.pk for r in recs_of(w, status="pending")} for w in (a, b)}
+    assert len(pending[b.tenant.pk]) == 2
+    clients = {w.tenant.pk: client_for(w, Role.APPROVER) for w in (a, b)}
+    tokens = {}
+    for world, other in [(a, b), (b, a)]:
+        client = clients[world.tenant.pk]
+        mine = pending[world.tenant.pk]
+        hidden = [v for r in recs_of(other) for v in (r.product.sku, r.product.title)]
+        hidden += [r.explanation[:40] for r in recs_of(other)]
+        hidden = [h for h in hidden if len(h) > 3]  # "P1" is in any page's markup
+        responses = [
+            client.get("/pricing/recommendations/", {"status": "", "job": "all"}),
+            client.get("/pricing/recommendations/", {"q": "e"}),
+            client.get("/pricing/recommendations/export.csv", {"status": "", "job": "all"}),
+            client.get("/pricing/recommendations/export.xlsx", {"status": ""}),
+        ]
+        summary = confirm_page(client)
+        assert f'id="summary-count">{len(mine)}<' in summary.content.decode()
+        tokens[world.tenant.pk] = token_of(summary)
+        for response in [*responses, summary]:
+            text = body_text(response)
+            for secret in hidden:
+                assert secret not in text, secret
+    for world, other in [(a, b), (b, a)]:
+        client = clients[world.tenant.pk]
+        # the other tenant's confirmed set acts nowhere here; this tenant's own only on its own
+        assert confirm_page(client, confirm=tokens[other.tenant.pk]).status_code == 409
+        assert confirm_page(client, confirm=tokens[world.tenant.pk]).status_code == 302
+        assert {r.pk for r in recs_of(world, status="approved")} == pending[world.tenant.pk]
+    assert {r.pk for r in recs_of(a, status="approved")} == pending[a.tenant.pk]
+    assert {r.pk for r in recs_of(b, status="approved")} == pending[b.tenant.pk]
+
+
+def body_text(response) -> str:
+    from tests.isolation.test_cross_tenant import body_text as text
+
+    return text(response)
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.ANALYST])
+def test_who_may_not_approve_cannot_bulk_approve_nor_see_the_summary(repriced, role):
+    token = token_of(confirm_page(client_for(repriced, Role.APPROVER)))
+    client = client_for(repriced, role)
+    assert confirm_page(client).status_code == 403
+    assert confirm_page(client, confirm=token).status_code == 403
+    assert confirm_page(client, action="reject", confirm=token).status_code == 403
+    assert not recs_of(repriced, status="approved") and not recs_of(repriced, status="rejected")
+    page = client.get("/pricing/recommendations/").content.decode()
+    assert 'value="filtered"' not in page and "export.csv" in page  # reading and export stay
