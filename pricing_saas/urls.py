@@ -39,6 +39,7 @@ from pricing_saas.pricing.api import (
     RuleSetViewSet,
     ScheduleViewSet,
 )
+from pricing_saas.web import observability
 
 router = SimpleRouter(use_regex_path=False)
 router.register("members", MemberViewSet, basename="member")
@@ -83,6 +84,9 @@ api_patterns = [
 ]
 
 urlpatterns = [
+    path("healthz", observability.liveness, name="healthz"),
+    path("readyz", observability.ReadinessView.as_view(), name="readyz"),
+    path("metrics", observability.metrics, name="metrics"),
     path("api/v1/", include((api_patterns, "api"))),
     path("accounts/signup/", portal_views.signup, name="signup"),
     path("accounts/", include("django.contrib.auth.urls")),

@@ -6,4 +6,9 @@ class WebConfig(AppConfig):
     label = "web"
 
     def ready(self) -> None:
-        from . import schema  # noqa: F401 (registers the OpenAPI auth extensions)
+        from . import (
+            observability,
+            schema,  # noqa: F401 (registers the OpenAPI auth extensions)
+        )
+
+        observability.register_collectors()

@@ -108,6 +108,10 @@ PUBLIC = {
     # a shop's webhook: no session, the HMAC of the body under the connection's secret
     "integrations:shopify_webhook",
     "integrations:woocommerce_webhook",
+    # operations: liveness and readiness for probes; metrics need a token or the host itself
+    "healthz",
+    "readyz",
+    "metrics",
 }
 
 # Portal routes that take an object id, and the model that id names.
