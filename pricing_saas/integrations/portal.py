@@ -188,7 +188,8 @@ def connection_list(request):
 @require_GET
 def connection_detail(request, pk: int):
     """One connection, its actions and its sync history. Polled by htmx (the history alone)
-    while a sync is queued or running, like a reprice job's page."""
+    while a sync is queued or running, like a reprice job's page; when it has ended, the
+    whole page reloads (the connection's sync times moved)."""
     connection = _connection(pk)
     runs = _runs(connection)
     context = {
@@ -197,8 +198,12 @@ def connection_detail(request, pk: int):
         "active": next((r for r in runs if r.is_active), None),
         "sync_kinds": SyncRun.Kind.choices,
     }
-    template = "integrations/_runs.html" if request.htmx else "integrations/detail.html"
-    return render(request, template, context)
+    if not request.htmx:
+        return render(request, "integrations/detail.html", context)
+    response = render(request, "integrations/_runs.html", context)
+    if context["active"] is None:  # the sync it polled for ended: show the new sync times
+        response["HX-Refresh"] = "true"
+    return response
 
 
 def _action(request, pk: int, do, *, to_history: bool = False):

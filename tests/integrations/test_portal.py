@@ -419,7 +419,7 @@ def test_history_partial_shows_a_running_syncs_progress(world_a, connect):
         )  # fmt: skip
     client = portal_as(world_a)
     partial = client.get(f"/connections/{connection.pk}/", HTTP_HX_REQUEST="true")
-    assert partial.status_code == 200
+    assert partial.status_code == 200 and "HX-Refresh" not in partial
     assert [t.name for t in partial.templates] == ["integrations/_runs.html"]
     html = partial.content.decode()
     assert "<html" not in html
@@ -427,7 +427,7 @@ def test_history_partial_shows_a_running_syncs_progress(world_a, connect):
     progress = re.search(r'<div id="sync-progress".*?</div>', html, re.S).group(0)
     assert "<progress" in progress and "orders" in progress
     assert "12 products, 3 orders, 7 sales rows so far" in progress
-    done_row = re.search(rf'<tr id="run-{done.pk}">(.*?)<td>done', html, re.S)
+    done_row = re.search(rf'<tr id="run-{done.pk}">(.*?)<td class="message">done', html, re.S)
     cells = re.findall(r'<td class="num">(\d+)</td>', done_row.group(1))
     assert cells == ["40", "5", "9", "25", "11", "2"]
     assert "What was skipped (first 20 of 25)" in html
@@ -437,8 +437,10 @@ def test_history_partial_shows_a_running_syncs_progress(world_a, connect):
     assert 'id="sync-runs" hx-get=' in client.get(f"/connections/{connection.pk}/").content.decode()
     with tenant_context(world_a.tenant):
         running.finish(message="finished")
-    html = client.get(f"/connections/{connection.pk}/", HTTP_HX_REQUEST="true").content.decode()
+    ended = client.get(f"/connections/{connection.pk}/", HTTP_HX_REQUEST="true")
+    html = ended.content.decode()
     assert "hx-get" not in html and "<progress" not in html
+    assert ended["HX-Refresh"] == "true"  # the whole page again: the connection's new times
 
 
 def test_times_are_shown_in_the_tenants_time_zone(world_a, connect):
