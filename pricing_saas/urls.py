@@ -97,6 +97,7 @@ urlpatterns = [
     path("pricing/", include("pricing_saas.pricing.urls")),
     path("kpi/", include("pricing_saas.kpi.urls")),
     path("experiments/", include("pricing_saas.experiments.urls")),
+    path("connections/", include("pricing_saas.integrations.portal_urls")),
     path("webhooks/", include("pricing_saas.integrations.urls")),
     path("", include("pricing_saas.portal.urls")),
 ]

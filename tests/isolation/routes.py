@@ -14,6 +14,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from ml.models import ModelVersion
 from pricing_saas.catalog.models import ImportJob, Product
 from pricing_saas.experiments.models import Experiment
+from pricing_saas.integrations.models import Connection
 from pricing_saas.pricing.models import (
     PriceChange,
     Publication,
@@ -143,6 +144,12 @@ PORTAL_OBJECT_ROUTES = {
     "experiments:stop": Experiment,
     "experiments:roll_out": Experiment,
     "experiments:roll_back": Experiment,
+    "connections:detail": Connection,
+    "connections:test": Connection,
+    "connections:sync": Connection,
+    "connections:publishes": Connection,
+    "connections:webhook_secret": Connection,
+    "connections:disconnect": Connection,
 }
 
 # Routes whose URL parameters are not object ids: every listed combination is fetched by A and
@@ -175,6 +182,7 @@ PORTAL_PAGES = {
     "kpi:performance",
     "kpi:alerts",
     "experiments:list",
+    "connections:list",
 }
 PORTAL_POSTS_WITHOUT_ID = {
     # name: a form that, sent by tenant A, names tenant B's objects or identifiers
@@ -205,6 +213,12 @@ PORTAL_POSTS_WITHOUT_ID = {
         "kind": "products",
         "tenant": b.tenant.pk,
         "file": SimpleUploadedFile("p.csv", hostile_products_csv(b).encode()),
+    },
+    "connections:list": lambda b: {
+        "platform": "shopify",
+        "shop_url": "http://127.0.0.1:9",  # nothing listens: refused before anything is stored
+        "access_token": "shpat_x",
+        "tenant": b.tenant.pk,
     },
 }
 

@@ -264,3 +264,66 @@ def test_approver_sorts_searches_and_approves_all_matching_after_the_summary(rep
         approved = list(Recommendation.objects.filter(status="approved").select_related("product"))
     assert sorted(r.product.sku for r in approved) == sorted(s.strip() for s in skus)
     assert {r.comment for r in approved} == {"all of P1"}
+
+
+@pytest.fixture
+def connected(world_a):
+    """A connected shop with a finished sync that skipped something (no shop is called)."""
+    from tests.factories import ConnectionFactory, SyncRunFactory
+
+    connection = ConnectionFactory(
+        tenant=world_a.tenant, name="Alpha Tea Shop", shop_url="https://alpha-tea.myshopify.com"
+    )
+    SyncRunFactory(
+        tenant=world_a.tenant,
+        connection=connection,
+        status="succeeded",
+        message="1 product, 0 orders; 1 skipped (see the report)",
+        products=1,
+        skipped=1,
+        calls=3,
+        report=[{"item": "variant gid://shopify/ProductVariant/9", "reason": "no SKU"}],
+    )
+    return connection
+
+
+def test_admin_manages_a_connection_on_a_wide_and_a_phone_screen(world_a, connected, page):
+    """The Connections page at 1400 px and at 390 px: the shop's state, the webhook address,
+    the publishes switch and the disconnect confirmation; no page wider than the screen and
+    no credential in it."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(page.base + "/accounts/login/")
+    page.fill("input[name=username]", world_a.users[Role.ADMIN].email)
+    page.fill("input[name=password]", "correct horse battery")
+    page.click("button[type=submit]")
+    page.click("nav >> text=Connections")
+    card = page.locator(f"#connection-{connected.pk}")
+    card.wait_for()
+    assert "Alpha Tea Shop" in card.text_content()
+    webhook = page.text_content(f"#connection-{connected.pk}-webhook")
+    assert webhook.endswith(f"/webhooks/shopify/{world_a.tenant.slug}/{connected.pk}/")
+    assert page.locator("#connect-form input[type=password]:visible").count() == 2  # Shopify's
+    page.select_option("select[name=platform]", "woocommerce")
+    assert page.is_visible("input[name=consumer_key]")
+    assert not page.is_visible("input[name=access_token]")
+    page.click(f"#connection-{connected.pk} summary:has-text('Disconnect')")
+    assert "imported from it stay" in page.text_content(f"#disconnect-{connected.pk}-warning")
+    wide = page.evaluate("document.documentElement.scrollWidth")
+    assert wide <= 1400 + 1, f"/connections/ is {wide}px wide on a 1400px screen"
+    page.screenshot(path=str(SHOTS / "portal_connections.png"), full_page=True)
+
+    page.click(f"#connection-{connected.pk} button:has-text('Stop publishing prices here')")
+    page.wait_for_selector(".messages li.success:has-text('no longer published')")
+    assert page.text_content(f"#connection-{connected.pk}-publishes").strip() == "no"
+
+    page.set_viewport_size(PHONE)
+    for path in ("/connections/", f"/connections/{connected.pk}/"):
+        page.goto(page.base + path)
+        wide = page.evaluate("document.documentElement.scrollWidth")
+        assert wide <= PHONE["width"] + 1, f"{path} is {wide}px wide on a {PHONE['width']}px screen"
+        html = page.content()
+        assert "shpat_secret_bravo_token" not in html and "bravo-app-secret" not in html
+    page.click("summary:has-text('What was skipped')")
+    assert "no SKU" in page.text_content("#runs")
+    page.screenshot(path=str(SHOTS / "portal_phone_connection.png"), full_page=True)
