@@ -17,6 +17,7 @@ from pricing_saas.web.errors import ConflictError, NotFoundError, ServiceError
 from tenants import audit
 from tenants.context import get_current_actor, require_current_tenant
 
+from .crypto import DecryptionError
 from .errors import ConnectorAuthError, ConnectorError, ConnectorTransientError
 from .models import Connection, SyncRun
 
@@ -144,7 +145,8 @@ def connect(
             "consumer_secret": consumer_secret,
         },
     )
-    if Connection.objects.filter(platform=platform, shop_url=shop_url).exists():
+    earlier = Connection.objects.filter(platform=platform, shop_url=shop_url).first()
+    if earlier is not None and earlier.status != Connection.Status.DISCONNECTED:
         raise ConflictError(
             f"{shop_url} is already connected", code="already_connected", attr="shop_url"
         )
@@ -158,26 +160,40 @@ def connect(
             attr="shop_url",
         )
     with transaction.atomic():
-        connection = Connection(
+        # A shop disconnected before comes back as the same connection: what was synced from it
+        # (its variants, order lines, sync position) carries on.
+        connection = (
+            Connection.objects.select_for_update().filter(pk=earlier.pk).first()
+            if earlier is not None
+            else None
+        )
+        if connection is not None and connection.status != Connection.Status.DISCONNECTED:
+            raise ConflictError(
+                f"{shop_url} is already connected", code="already_connected", attr="shop_url"
+            )
+        before = audit.snapshot(connection, AUDITED) if connection is not None else None
+        connection = connection or Connection(
             tenant=tenant,
             platform=platform,
             shop_url=shop_url,
-            api_base_url=api_base_url,
-            name=(info.get("name") or "")[:200],
-            currency=currency,
-            publishes=publishes,
-            status=Connection.Status.CONNECTED,
-            last_tested_at=timezone.now(),
             created_by=get_current_actor()[1][:200],
         )
+        connection.api_base_url = api_base_url
+        connection.name = (info.get("name") or connection.name or "")[:200]
+        connection.currency = currency
+        connection.publishes = publishes
+        connection.status, connection.status_reason = Connection.Status.CONNECTED, ""
+        connection.last_tested_at = timezone.now()
         connection.set_secrets(
             {**secrets, **({"app_secret": app_secret.strip()} if app_secret else {})}
         )
         connection.save()
         audit.record(
-            "connection.create",
+            "connection.create" if before is None else "connection.reconnect",
             target=connection,
-            summary=f"{connection.get_platform_display()} shop {shop_url} connected",
+            summary=f"{connection.get_platform_display()} shop {shop_url} "
+            + ("connected" if before is None else "connected again"),
+            before=before,
             after={
                 **audit.snapshot(connection, AUDITED),
                 "credentials": "set (encrypted)",
@@ -218,10 +234,14 @@ def test_connection(*, connection: Connection) -> Connection:
             "this connection is disconnected; connect the shop again", code="disconnected"
         )
     try:
+        try:
+            secrets = connection.secrets()
+        except DecryptionError as exc:
+            raise ServiceError(
+                f"{exc} (FIELD_ENCRYPTION_KEYS); connect the shop again", attr="credentials"
+            ) from None
         info = check_shop(
-            platform=connection.platform,
-            base_url=connection.base_url,
-            secrets=connection.secrets(),
+            platform=connection.platform, base_url=connection.base_url, secrets=secrets
         )
     except ServiceError as exc:
         with transaction.atomic():
@@ -335,6 +355,13 @@ def start_sync(
         full=full,
         trigger=trigger,
         created_by=get_current_actor()[1][:200],
+    )
+    audit.record(
+        "connection.sync",
+        target=connection,
+        summary=f"{connection.shop_url}: {run.get_kind_display().lower()} sync started"
+        + (" (full)" if full else ""),
+        after={"sync_run": run.pk, "kind": kind, "full": full, "trigger": trigger},
     )
     if enqueue:
         from .tasks import sync as sync_task

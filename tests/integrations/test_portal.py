@@ -172,71 +172,46 @@ def test_a_shop_already_connected_is_a_message_next_to_the_address(world_a, fake
         assert Connection.objects.count() == 1
 
 
-def test_woocommerce_sends_its_keys_and_shows_the_refusal_next_to_the_field(world_a, monkeypatch):
-    """WooCommerce is being added to `services.connect` (consumer key and secret); until it
-    lands the service refuses the platform. Stand in for it with the announced signature: the
-    view must send the keyword arguments it names, and show the refusal by its `attr`."""
-    calls = []
+def woo_form(fake_woo, **values):
+    return {
+        "platform": "woocommerce",
+        "shop_url": fake_woo.url,  # plain http is allowed in tests (CONNECTOR_ALLOW_HTTP)
+        "access_token": "typed-before-switching",  # another platform's field: never sent
+        "consumer_key": fake_woo.key,
+        "consumer_secret": fake_woo.secret,
+        "app_secret": "woo-hook-secret",
+        "publishes": "on",
+        **values,
+    }
 
-    def connect(
-        *,
-        platform,
-        shop_url,
-        access_token="",
-        app_secret="",
-        consumer_key="",
-        consumer_secret="",
-        api_base_url="",
-        publishes=True,
-    ):
-        calls.append(
-            dict(
-                platform=platform,
-                shop_url=shop_url,
-                access_token=access_token,
-                consumer_key=consumer_key,
-                consumer_secret=consumer_secret,
-                app_secret=app_secret,
-                publishes=publishes,
-            )
-        )
-        raise ServiceError(
-            f"platform {platform!r} is not supported yet; use shopify",
-            code="invalid_choice",
-            attr="platform",
-        )
 
-    monkeypatch.setattr(services, "connect", connect)
+def test_connect_a_woocommerce_shop_from_the_form(world_a, fake_woo):
+    response = portal_as(world_a).post("/connections/", woo_form(fake_woo))
+    assert response.status_code == 302
+    with tenant_context(world_a.tenant):
+        connection = Connection.objects.get()
+    assert connection.platform == "woocommerce" and connection.currency == "USD"
+    assert connection.secrets() == {
+        "consumer_key": fake_woo.key,
+        "consumer_secret": fake_woo.secret,
+        "app_secret": "woo-hook-secret",
+    }
+
+
+def test_a_refused_woocommerce_key_is_shown_next_to_the_field(world_a, fake_woo):
     response = portal_as(world_a).post(
-        "/connections/",
-        {
-            "platform": "woocommerce",
-            "shop_url": "https://wine.example.com",
-            "access_token": "typed-before-switching",
-            "consumer_key": "ck_secret_key",
-            "consumer_secret": "cs_secret_secret",
-            "app_secret": "woo-hook-secret",
-        },
+        "/connections/", woo_form(fake_woo, consumer_secret="cs_wrong")
     )
     assert response.status_code == 400
-    assert calls == [
-        {
-            "platform": "woocommerce",
-            "shop_url": "https://wine.example.com",
-            "access_token": "",  # another platform's credential is never sent
-            "consumer_key": "ck_secret_key",
-            "consumer_secret": "cs_secret_secret",
-            "app_secret": "woo-hook-secret",
-            "publishes": False,
-        }
-    ]
     html = response.content.decode()
-    error = re.search(r'id="id_platform_error"[^>]*>([^<]+)<', html)
-    assert error and "not supported yet" in error.group(1)
+    error = re.search(r'id="id_consumer_key_error"[^>]*>([^<]+)<', html)
+    assert error and "refused" in error.group(1)
     assert re.search(r'<option value="woocommerce" selected>', html)
-    assert 'value="https://wine.example.com"' in html
-    for secret in ("ck_secret_key", "cs_secret_secret", "woo-hook-secret", "typed-before"):
+    assert f'value="{fake_woo.url}"' in html
+    for secret in (fake_woo.key, "cs_wrong", "woo-hook-secret", "typed-before"):
         assert secret not in html
+    with tenant_context(world_a.tenant):
+        assert not Connection.objects.exists()
 
 
 def test_a_service_error_without_a_field_is_shown_above_the_form(world_a, monkeypatch):

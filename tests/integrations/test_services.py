@@ -92,3 +92,35 @@ def test_connections_are_tenant_scoped_both_ways(world_a, world_b, connect):
             services.get_connection(b.pk)
     with tenant_context(world_b.tenant):
         assert list(Connection.objects.values_list("pk", flat=True)) == [b.pk]
+
+
+def test_a_disconnected_shop_can_be_connected_again_as_the_same_connection(
+    world_a, connect, sync, fake_shop
+):
+    from pricing_saas.integrations.models import ShopVariant
+
+    fake_shop.add_product("Tea", [{"sku": "TEA", "price": "4.50"}])
+    first = connect(world_a)
+    sync(world_a, first, kind="products")
+    with tenant_context(world_a.tenant):
+        services.disconnect(connection=first)
+    again = connect(world_a)
+    assert again.pk == first.pk and again.status == "connected" and again.has_credentials
+    with tenant_context(world_a.tenant):
+        assert ShopVariant.objects.filter(connection=again).count() == 1  # kept
+        assert AuditEvent.objects.filter(action="connection.reconnect").count() == 1
+        assert AuditEvent.objects.filter(action="connection.sync").count() == 1
+    with pytest.raises(ConflictError):
+        connect(world_a)  # connected now: a second connect is refused
+
+
+def test_test_connection_with_unreadable_credentials_says_failing(
+    world_a, connect, fake_shop, settings
+):
+    from cryptography.fernet import Fernet
+
+    connection = connect(world_a)
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # the old key dropped
+    with tenant_context(world_a.tenant):
+        connection = services.test_connection(connection=connection)
+    assert connection.status == "failing" and "FIELD_ENCRYPTION_KEYS" in connection.status_reason
