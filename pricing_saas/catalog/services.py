@@ -330,8 +330,8 @@ def bulk_upsert(*, kind: str, rows, options: ImportOptions) -> ImportResult:
             "split the batch or upload a file",
             code="too_many_rows",
         )
-    from .signals import rows_upserted
+    from .signals import announce_upserted
 
     result = import_rows(kind=kind, rows=rows, options=options)
-    rows_upserted.send(sender=bulk_upsert, kind=kind, rows=rows)
+    announce_upserted(sender=bulk_upsert, kind=kind, rows=rows)
     return result

@@ -57,6 +57,36 @@ class Report:
             self.run.report.append({"item": what[:200], "reason": reason[:300]})
 
 
+def run_pull(*, run: SyncRun, connection: Connection, client, pull_products, pull_orders) -> None:
+    """One sync run of a platform: products, then orders (as the run's kind says), the run's
+    progress and counts kept up to date, the client's calls and throttled answers added, the
+    run finished with a summary. Everything it upserts announces itself to the KPI facts once,
+    at the end (`deferred_upserts`), also when the run stops half-way."""
+    from pricing_saas.catalog.signals import deferred_upserts
+
+    report = Report(run)
+    try:
+        with deferred_upserts():
+            if run.kind in (SyncRun.Kind.ALL, SyncRun.Kind.PRODUCTS):
+                run.set_progress(phase="products")
+                pull_products(run=run, connection=connection, client=client, report=report)
+            if run.kind in (SyncRun.Kind.ALL, SyncRun.Kind.ORDERS):
+                run.set_progress(phase="orders")
+                pull_orders(run=run, connection=connection, client=client, report=report)
+    finally:
+        run.calls += client.stats.calls
+        run.throttled += client.stats.throttled
+        run.set_progress(
+            calls=run.calls, throttled=run.throttled, report=run.report, skipped=run.skipped
+        )
+        client.close()
+    run.finish(
+        message=f"{run.products} products, {run.orders} orders ({run.sales_rows} daily sales "
+        f"rows)" + (f"; {run.skipped} skipped (see the report)" if run.skipped else ""),
+        phase="done",
+    )
+
+
 def save_state(connection: Connection, **values) -> None:
     connection.sync_state = {**connection.sync_state, **values}
     Connection.objects.filter(pk=connection.pk).update(

@@ -208,3 +208,28 @@ def test_an_order_larger_than_a_page_is_read_whole(world_a, connect, sync, fake_
         shirt = SalesRecord.objects.get(product__sku="SHIRT-S")
         assert (tea.units, shirt.units) == (128, 1)  # 130 less 2 refunded; 2 less 1
     assert len(order["lineItems"]) == 131
+
+
+def test_a_sync_refreshes_the_kpi_facts_once_not_once_a_batch(
+    world_a, connect, sync, fake_shop, monkeypatch
+):
+    from pricing_saas.catalog.signals import rows_upserted
+
+    monkeypatch.setattr(pull, "BATCH", 1)  # every page is its own batch
+    stock_shop(fake_shop)
+    for day in range(1, 13):
+        fake_shop.add_order(created=f"2025-03-{day:02d}T10:00:00Z", lines=[("TEA", 1, "4.00")])
+    heard = []
+
+    def listener(sender, kind, rows, **kwargs):
+        heard.append((kind, sorted(r.get("date", "") for r in rows)))
+
+    rows_upserted.connect(listener, dispatch_uid="test-listener")
+    try:
+        run = sync(world_a, connect(world_a))
+    finally:
+        rows_upserted.disconnect(dispatch_uid="test-listener")
+    assert run.status == "succeeded" and run.sales_rows == 12
+    sales = [dates for kind, dates in heard if kind == "sales"]
+    assert len(sales) == 1  # one refresh, for the whole range of days the sync wrote
+    assert sales[0][0] == "2025-03-01" and sales[0][-1] == "2025-03-12"

@@ -29,12 +29,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..ingest import (  # noqa: F401 (daily_sales, store_lines, write_sales: webhooks use them)
-    Report,
     daily_sales,
     import_products,
     iso,
     money,
     parse_time,
+    run_pull,
     save_state,
     store_lines,
     write_sales,
@@ -48,26 +48,12 @@ BATCH = 2000
 
 
 def sync(*, run: SyncRun, connection: Connection, client: ShopifyClient | None = None) -> None:
-    client = client or client_for(connection)
-    report = Report(run)
-    try:
-        if run.kind in (SyncRun.Kind.ALL, SyncRun.Kind.PRODUCTS):
-            run.set_progress(phase="products")
-            pull_products(run=run, connection=connection, client=client, report=report)
-        if run.kind in (SyncRun.Kind.ALL, SyncRun.Kind.ORDERS):
-            run.set_progress(phase="orders")
-            pull_orders(run=run, connection=connection, client=client, report=report)
-    finally:
-        run.calls += client.stats.calls
-        run.throttled += client.stats.throttled
-        run.set_progress(
-            calls=run.calls, throttled=run.throttled, report=run.report, skipped=run.skipped
-        )
-        client.close()
-    run.finish(
-        message=f"{run.products} products, {run.orders} orders ({run.sales_rows} daily sales "
-        f"rows)" + (f"; {run.skipped} skipped (see the report)" if run.skipped else ""),
-        phase="done",
+    run_pull(
+        run=run,
+        connection=connection,
+        client=client or client_for(connection),
+        pull_products=pull_products,
+        pull_orders=pull_orders,
     )
 
 

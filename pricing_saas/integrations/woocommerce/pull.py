@@ -33,7 +33,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.html import strip_tags
 
-from ..ingest import Report, import_products, money, save_state, store_lines, write_sales
+from ..ingest import import_products, money, run_pull, save_state, store_lines, write_sales
 from ..models import Connection, SyncRun
 from .client import PER_PAGE, WooClient
 from .connector import client_for
@@ -82,26 +82,12 @@ def _key(value):
 
 
 def sync(*, run: SyncRun, connection: Connection, client: WooClient | None = None) -> None:
-    client = client or client_for(connection)
-    report = Report(run)
-    try:
-        if run.kind in (SyncRun.Kind.ALL, SyncRun.Kind.PRODUCTS):
-            run.set_progress(phase="products")
-            pull_products(run=run, connection=connection, client=client, report=report)
-        if run.kind in (SyncRun.Kind.ALL, SyncRun.Kind.ORDERS):
-            run.set_progress(phase="orders")
-            pull_orders(run=run, connection=connection, client=client, report=report)
-    finally:
-        run.calls += client.stats.calls
-        run.throttled += client.stats.throttled
-        run.set_progress(
-            calls=run.calls, throttled=run.throttled, report=run.report, skipped=run.skipped
-        )
-        client.close()
-    run.finish(
-        message=f"{run.products} products, {run.orders} orders ({run.sales_rows} daily sales "
-        f"rows)" + (f"; {run.skipped} skipped (see the report)" if run.skipped else ""),
-        phase="done",
+    run_pull(
+        run=run,
+        connection=connection,
+        client=client or client_for(connection),
+        pull_products=pull_products,
+        pull_orders=pull_orders,
     )
 
 
