@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -82,9 +82,12 @@ def _share(name: str, value, low: float = 0.0, high: float = 1.0) -> Decimal:
     return number.quantize(Decimal("0.001"))
 
 
-def check_webhook_url(url: str) -> None:
+def check_webhook_url(url: str) -> str | None:
     """A webhook goes to an http(s) address outside this platform's own networks (unless
-    ALERT_WEBHOOK_ALLOW_PRIVATE, for tests and on-premises set-ups); https in production."""
+    ALERT_WEBHOOK_ALLOW_PRIVATE, for tests and on-premises set-ups); https in production.
+    Returns the address checked (None where private addresses are allowed): a delivery
+    connects to that very address (`pinned`), so a name that resolves to a public address when
+    checked and to a private one a moment later (DNS rebinding) cannot reach inside."""
     try:
         parts = urlsplit(url)
         port = parts.port  # raises on a port that is not a number of 0-65535
@@ -116,6 +119,21 @@ def check_webhook_url(url: str) -> None:
                 code="invalid",
                 attr="webhook_url",
             )
+    return str(ipaddress.ip_address(infos[0][4][0])) if infos else None
+
+
+def pinned(url: str, address: str | None) -> tuple[str, dict, dict]:
+    """(the URL to connect to, extra headers, httpx request extensions): the host replaced by
+    the address checked, the name kept in the Host header and, for https, in the TLS server
+    name (SNI), against which the certificate is verified."""
+    if address is None:
+        return url, {}, {}
+    parts = urlsplit(url)
+    host = f"[{address}]" if ":" in address else address
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+    name = parts.hostname + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc)), {"Host": name}, extensions
 
 
 @transaction.atomic

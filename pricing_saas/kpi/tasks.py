@@ -125,10 +125,11 @@ def deliver_alert_webhook(self, tenant, alert_id: int, event: str) -> str:
         )
         return status
 
-    try:
-        alerts.check_webhook_url(policy.webhook_url)  # again: DNS may have changed since saved
+    try:  # again: DNS may have changed since saved; then connect to the address checked
+        address = alerts.check_webhook_url(policy.webhook_url)
     except ServiceError as exc:
         return done("failed", exc.detail)
+    url, host_header, extensions = alerts.pinned(policy.webhook_url, address)
     event_body = alerts.payload(alert, event)
     body = json.dumps(event_body, sort_keys=True).encode()
     headers = {
@@ -137,6 +138,7 @@ def deliver_alert_webhook(self, tenant, alert_id: int, event: str) -> str:
         "X-Pricing-Event": event,
         "X-Pricing-Delivery": event_body["id"],
         alerts.SIGNATURE_HEADER: alerts.sign(policy.webhook_secret, body),
+        **host_header,
     }
     try:
         # the status is all that is read (a slow or huge body cannot hold the worker), no proxy
@@ -144,7 +146,12 @@ def deliver_alert_webhook(self, tenant, alert_id: int, event: str) -> str:
         with (
             httpx.Client(trust_env=False, timeout=WEBHOOK_TIMEOUT_S) as client,
             client.stream(
-                "POST", policy.webhook_url, content=body, headers=headers, follow_redirects=False
+                "POST",
+                url,
+                content=body,
+                headers=headers,
+                follow_redirects=False,
+                extensions=extensions,
             ) as response,
         ):
             status_code = response.status_code

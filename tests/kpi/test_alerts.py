@@ -313,3 +313,45 @@ def test_switching_the_policy_off_closes_its_open_alerts(world_a):
         assert alerts.evaluate() == []
         alert = Alert.objects.get(pk=alert.pk)
     assert alert.status == "resolved" and "switched off" in alert.figures["resolved"]
+
+
+def test_a_webhook_connects_to_the_address_it_checked(world_a, settings, monkeypatch):
+    """DNS rebinding: a name that resolves to a public address when checked and to a private
+    one a moment later. The delivery connects to the checked address itself (the name kept in
+    the Host header and the TLS server name), so a second resolution never happens."""
+    import socket
+    from contextlib import contextmanager
+
+    import httpx
+
+    from pricing_saas.kpi.tasks import deliver_alert_webhook
+
+    settings.ALERT_WEBHOOK_ALLOW_PRIVATE = False
+    answers = iter(["93.184.216.34", "93.184.216.34"])  # then the attacker's 127.0.0.1
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        address = next(answers, "127.0.0.1")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    sent = {}
+
+    @contextmanager
+    def stream(self, method, url, **kwargs):
+        sent.update(url=str(url), **kwargs)
+        yield httpx.Response(204)
+
+    monkeypatch.setattr(httpx.Client, "stream", stream)
+    alert = _open_alert(world_a)
+    with tenant_context(world_a.tenant):
+        alerts.save_policy(webhook_url="https://hooks.example.com:8443/in")  # first answer
+    deliver_alert_webhook.apply(args=[world_a.tenant.pk, alert.pk, "alert.opened"])  # second
+    assert sent["url"] == "https://93.184.216.34:8443/in"
+    assert sent["headers"]["Host"] == "hooks.example.com:8443"
+    assert sent["extensions"] == {"sni_hostname": "hooks.example.com"}
+    assert _reload(world_a, alert).webhook_status == "sent"
+    assert alerts.pinned("http://h.example/x", "2606:4700::1") == (
+        "http://[2606:4700::1]/x",
+        {"Host": "h.example"},
+        {},
+    )
