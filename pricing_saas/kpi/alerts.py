@@ -36,7 +36,7 @@ from ml.models import ModelVersion
 from ml.selectors import promoted_version
 from pricing_saas.pricing.models import PriceChange
 from pricing_saas.pricing.outcomes import MIN_DAYS, accuracy, outcome
-from pricing_saas.web.errors import NotFoundError, ServiceError
+from pricing_saas.web.errors import ConflictError, NotFoundError, ServiceError
 from tenants import audit
 from tenants.context import require_current_tenant
 
@@ -302,13 +302,26 @@ def _pct(share) -> str:
 
 
 @transaction.atomic
-def evaluate() -> list[Alert]:
+def evaluate(*, wait: bool = True) -> list[Alert]:
     """Run the checks of the current tenant's policy: open an alert for each newly breached
     check (notified, and a gated retraining started if the policy says so), update the ones
-    still breached, resolve the ones cleared. Returns the alerts opened."""
+    still breached, resolve the ones cleared. Returns the alerts opened. One check at a time
+    per tenant: `wait=False` (a person's "check now") answers a ConflictError while another
+    runs instead of waiting behind it."""
     tenant = require_current_tenant()
     with connection.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s, %s::int)", [LOCK_CLASS, int(tenant.pk)])
+        if wait:
+            cur.execute("SELECT pg_advisory_xact_lock(%s, %s::int)", [LOCK_CLASS, int(tenant.pk)])
+        else:
+            cur.execute(
+                "SELECT pg_try_advisory_xact_lock(%s, %s::int)", [LOCK_CLASS, int(tenant.pk)]
+            )
+            if not cur.fetchone()[0]:
+                raise ConflictError(
+                    "a check of the alert policy is running already; see its alerts in a "
+                    "moment",
+                    code="check_running",
+                )
     current = policy()
     opened: list[Alert] = []
     open_alerts = {(a.kind, a.subject): a for a in Alert.objects.filter(status=Alert.Status.OPEN)}

@@ -6,6 +6,7 @@ from datetime import date
 
 from django.conf import settings
 from django.core.mail import send_mail
+from django.db import transaction
 from django.utils import timezone
 
 from pricing_saas.catalog.models import ImportJob
@@ -65,10 +66,17 @@ def evaluate_alerts(self, tenant) -> list[int]:
 
 @tenant_task(name="kpi.email_alert", queue="default", max_retries=5, default_retry_delay=120)
 def email_alert(self, tenant, alert_id: int) -> int:
-    """E-mail a newly opened alert to the tenant's owners and admins (once)."""
-    alert = Alert.objects.filter(pk=alert_id).first()
-    if alert is None or alert.emailed_at is not None:
-        return 0
+    """E-mail a newly opened alert to the tenant's owners and admins (once: the alert's row is
+    locked while the mail goes out and marked sent in the same transaction, so a redelivered
+    or concurrent task finds it sent and sends nothing)."""
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().filter(pk=alert_id).first()
+        if alert is None or alert.emailed_at is not None:
+            return 0
+        return _email(self, tenant, alert)
+
+
+def _email(task, tenant, alert: Alert) -> int:
     recipients = sorted(
         Membership.objects.filter(role__in=[Role.OWNER, Role.ADMIN], user__is_active=True)
         .values_list("user__email", flat=True)
@@ -95,7 +103,7 @@ def email_alert(self, tenant, alert_id: int) -> int:
             recipients,
         )
     except OSError as exc:  # the mail server is down: try again later
-        raise self.retry(exc=exc) from exc
+        raise task.retry(exc=exc) from exc
     Alert.objects.filter(pk=alert.pk).update(emailed_at=timezone.now())
     return sent
 

@@ -136,7 +136,7 @@ def alert_list(request):
                 alerts.save_policy(**_policy_values(request.POST))
                 messages.success(request, "Alert policy saved.")
             elif what == "check":
-                opened = alerts.evaluate()
+                opened = alerts.evaluate(wait=False)
                 messages.success(
                     request,
                     f"Checked: {len(opened)} new alert{'s' if len(opened) != 1 else ''}.",

@@ -355,3 +355,49 @@ def test_a_webhook_connects_to_the_address_it_checked(world_a, settings, monkeyp
         {"Host": "h.example"},
         {},
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_check_now_while_a_check_runs_is_a_409_not_a_wait(world_a):
+    import threading
+
+    from django.db import connection as db
+    from django.db import transaction as tx
+
+    from pricing_saas.kpi.alerts import LOCK_CLASS
+
+    held, release = threading.Event(), threading.Event()
+
+    def running_check():  # another check of the same tenant, holding its lock
+        try:
+            with tx.atomic(), db.cursor() as cur:
+                cur.execute(
+                    "SELECT pg_advisory_xact_lock(%s, %s::int)", [LOCK_CLASS, world_a.tenant.pk]
+                )
+                held.set()
+                release.wait(10)
+        finally:
+            db.close()
+
+    thread = threading.Thread(target=running_check)
+    thread.start()
+    try:
+        assert held.wait(10)
+        answer = world_a.api("admin").post("/api/v1/alerts/check/", format="json")
+        assert answer.status_code == 409 and answer.json()["code"] == "check_running"
+    finally:
+        release.set()
+        thread.join(10)
+    assert world_a.api("admin").post("/api/v1/alerts/check/", format="json").status_code == 200
+
+
+def test_an_alert_is_emailed_once_even_if_the_task_runs_twice(world_a):
+    from django.core import mail
+
+    from pricing_saas.kpi.tasks import email_alert
+
+    alert = _open_alert(world_a)
+    email_alert.apply(args=[world_a.tenant.pk, alert.pk])
+    email_alert.apply(args=[world_a.tenant.pk, alert.pk])  # a redelivery
+    assert len(mail.outbox) == 1
+    assert _reload(world_a, alert).emailed_at is not None
