@@ -103,6 +103,13 @@ class ConnectionPatch(serializers.Serializer):
     app_secret = serializers.CharField(max_length=500, required=False, write_only=True)
 
 
+class WebhookSubscriptionsOut(serializers.Serializer):
+    topics = serializers.DictField(
+        child=serializers.CharField(),
+        help_text='per topic: "created", "present" (already subscribed) or the shop\'s refusal',
+    )
+
+
 class SyncIn(serializers.Serializer):
     kind = serializers.ChoiceField(choices=SyncRun.Kind.choices, default=SyncRun.Kind.ALL)
     full = serializers.BooleanField(default=False)
@@ -153,6 +160,7 @@ class ConnectionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
             "sync",
             "runs",
             "disconnect",
+            "register_webhooks",
         )
     }
     http_method_names = ["get", "post", "patch", "head", "options"]
@@ -197,6 +205,14 @@ class ConnectionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
         runs = SyncRun.objects.filter(connection=connection).order_by("-created_at", "-pk")
         page = self.paginate_queryset(runs)  # paginated like every list (the schema says so)
         return self.get_paginated_response(SyncRunOut(page, many=True).data)
+
+    @extend_schema(request=None, responses={200: WebhookSubscriptionsOut})
+    @action(detail=True, methods=["post"], url_path="register-webhooks")
+    def register_webhooks(self, request, pk=None):
+        """Subscribe the shop's webhooks to this connection's `webhook_url` (the missing ones;
+        idempotent). Answers what happened per topic."""
+        outcome = services.register_webhooks(connection=self.get_object())
+        return Response({"topics": outcome})
 
     @extend_schema(request=None, responses={200: ConnectionOut})
     @action(detail=True, methods=["post"])

@@ -233,6 +233,27 @@ def connection_test(request, pk: int):
 
 @tenant_view(Perm.MANAGE_SETTINGS)
 @require_POST
+def connection_webhooks(request, pk: int):
+    def do(connection):
+        outcome = services.register_webhooks(connection=connection)
+        created = [t for t, what in outcome.items() if what == "created"]
+        refused = {t: what for t, what in outcome.items() if what not in ("created", "present")}
+        if refused:
+            messages.error(
+                request,
+                "The shop refused: " + "; ".join(f"{t} ({why})" for t, why in refused.items()),
+            )
+        messages.success(
+            request,
+            f"Webhooks: {len(created)} subscribed, "
+            f"{sum(1 for w in outcome.values() if w == 'present')} were already.",
+        )
+
+    return _action(request, pk, do)
+
+
+@tenant_view(Perm.MANAGE_SETTINGS)
+@require_POST
 def connection_sync(request, pk: int):
     def do(connection):
         run = services.start_sync(

@@ -13,5 +13,6 @@ urlpatterns = [
     path("<int:pk>/sync/", portal.connection_sync, name="sync"),
     path("<int:pk>/publishes/", portal.connection_publishes, name="publishes"),
     path("<int:pk>/webhook-secret/", portal.connection_secret, name="webhook_secret"),
+    path("<int:pk>/webhooks/", portal.connection_webhooks, name="webhooks"),
     path("<int:pk>/disconnect/", portal.connection_disconnect, name="disconnect"),
 ]

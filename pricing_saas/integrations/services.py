@@ -315,6 +315,52 @@ def disconnect(*, connection: Connection, reason: str = "") -> Connection:
     return connection
 
 
+def register_webhooks(*, connection: Connection) -> dict[str, str]:
+    """Subscribe the shop's webhooks to this connection's address (those missing only); returns
+    {topic: "created" | "present" | the shop's refusal}. A WooCommerce connection without a
+    webhook secret gets one (the shop signs with it)."""
+    from .api import webhook_url
+    from .webhook_subscriptions import subscribe
+
+    if connection.status == Connection.Status.DISCONNECTED or not connection.has_credentials:
+        raise ConflictError(
+            "this connection is disconnected; connect the shop again", code="disconnected"
+        )
+    url = webhook_url(connection)
+    allowed = ("https", "http") if settings.CONNECTOR_ALLOW_HTTP else ("https",)
+    if urlsplit(url).scheme not in allowed:
+        raise ServiceError(
+            f"the shop can only call an https address; PUBLIC_BASE_URL gives {url}",
+            code="not_https",
+        )
+    try:
+        outcome, new_secret = subscribe(connection, url)
+    except ConnectorAuthError as exc:
+        mark_failing(connection=connection, reason=str(exc))
+        raise ServiceError(str(exc), code="connection_refused") from None
+    except ConnectorError as exc:
+        raise ServiceError(
+            f"the shop refused the subscriptions: {exc}", code="shop_error"
+        ) from None
+    with transaction.atomic():
+        locked = Connection.objects.select_for_update().get(pk=connection.pk)
+        if new_secret:
+            secrets = locked.secrets()
+            secrets["app_secret"] = new_secret
+            locked.set_secrets(secrets)
+            locked.save(update_fields=["credentials", "updated_at"])
+        audit.record(
+            "connection.webhooks",
+            target=locked,
+            summary=f"{locked.shop_url}: webhooks subscribed to {url}",
+            after={
+                "topics": outcome,
+                **({"webhook_secret": "made and stored"} if new_secret else {}),
+            },
+        )
+    return outcome
+
+
 def get_connection(pk: int) -> Connection:
     connection = Connection.objects.filter(pk=pk).first()
     if connection is None:

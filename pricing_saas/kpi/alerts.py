@@ -318,8 +318,7 @@ def evaluate(*, wait: bool = True) -> list[Alert]:
             )
             if not cur.fetchone()[0]:
                 raise ConflictError(
-                    "a check of the alert policy is running already; see its alerts in a "
-                    "moment",
+                    "a check of the alert policy is running already; see its alerts in a moment",
                     code="check_running",
                 )
     current = policy()

@@ -72,6 +72,7 @@ class FakeShop:
     throttled: int = 0
     http_429: int = 0
     writes: list[tuple[str, str]] = field(default_factory=list)  # (variant gid, price) applied
+    webhooks: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (topic, url)
     _available: float | None = None
     _seen: float = 0.0
     _faults: list[str] = field(default_factory=list)
@@ -268,6 +269,41 @@ class FakeShop:
         if operation == "VariantsBulkUpdate":
             return 10
         return 1
+
+    def _op_Webhooks(self, variables):
+        nodes = [
+            {
+                "id": hook_id,
+                "topic": topic,
+                "endpoint": {"__typename": "WebhookHttpEndpoint", "callbackUrl": url},
+            }
+            for hook_id, (topic, url) in self.webhooks.items()
+        ]
+        return {"webhookSubscriptions": {"nodes": nodes}}, 2 + len(nodes)
+
+    def _op_WebhookCreate(self, variables):
+        topic = variables.get("topic")
+        url = (variables.get("subscription") or {}).get("callbackUrl") or ""
+        errors = []
+        if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            errors.append(
+                {"field": ["webhookSubscription", "callbackUrl"], "message": "Address is invalid"}
+            )
+        elif (topic, url) in self.webhooks.values():
+            errors.append(
+                {
+                    "field": ["webhookSubscription", "callbackUrl"],
+                    "message": "Address for this topic has already been taken",
+                }
+            )
+        hook = None
+        if not errors:
+            hook_id = gid("WebhookSubscription", self._take_id())
+            self.webhooks[hook_id] = (topic, url)
+            hook = {"id": hook_id}
+        return {
+            "webhookSubscriptionCreate": {"webhookSubscription": hook, "userErrors": errors}
+        }, 10
 
     def _op_unknown(self, variables):
         return None, 1

@@ -57,6 +57,7 @@ class FakeWoo:
     calls: Counter = field(default_factory=Counter)
     http_429: int = 0
     writes: list[tuple[int, str]] = field(default_factory=list)  # (id, regular price) applied
+    webhooks: dict[int, dict] = field(default_factory=dict)
     refuse: dict[int, str] = field(default_factory=dict)  # id -> the error a batch answers
     on_list: object = None  # called with (path, page) before a listing is answered
     _seconds: int = 0
@@ -240,6 +241,19 @@ class FakeWoo:
             return _error("internal_server_error", "There has been a critical error.", 500)
         if fault == "timeout":
             time.sleep(0.8)
+        if request.method == "POST" and path == "webhooks":
+            body = request.get_json(silent=True) or {}
+            if not str(body.get("delivery_url", "")).startswith("http"):
+                return _error("rest_invalid_param", "Invalid parameter(s): delivery_url", 400)
+            hook_id = self._take_id()
+            self.webhooks[hook_id] = {
+                "id": hook_id,
+                "topic": body.get("topic"),
+                "delivery_url": body.get("delivery_url"),
+                "secret": body.get("secret", ""),
+                "status": body.get("status", "active"),
+            }
+            return _json({k: v for k, v in self.webhooks[hook_id].items() if k != "secret"}, 201)
         if request.method == "POST" and path.endswith("batch"):
             answer = self._batch(path, request.get_json(silent=True) or {})
             if fault == "apply-then-500":
@@ -257,6 +271,9 @@ class FakeWoo:
             return self._list(request, path, list(self.variations.get(int(m[1]), {}).values()))
         if path == "orders":
             return self._list(request, path, list(self.orders.values()))
+        if path == "webhooks":
+            hooks = [{k: v for k, v in h.items() if k != "secret"} for h in self.webhooks.values()]
+            return self._list(request, path, hooks)
         if m := re.fullmatch(r"orders/(\d+)/refunds", path):
             return self._list(request, path, list(self.refunds.get(int(m[1]), [])))
         return _error("rest_no_route", "No route was found matching the URL.", 404)

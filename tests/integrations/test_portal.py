@@ -22,7 +22,7 @@ from tests.factories import SyncRunFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_once")]
 
-ACTIONS = ("test", "sync", "publishes", "webhook-secret", "disconnect")
+ACTIONS = ("test", "sync", "publishes", "webhook-secret", "webhooks", "disconnect")
 
 
 def portal_as(world, role=Role.OWNER) -> Client:
@@ -448,3 +448,10 @@ def test_only_the_chosen_platforms_credentials_go_to_the_service():
         "app_secret": "",
         "publishes": False,
     }
+
+
+def test_subscribe_webhooks_from_the_page(world_a, connect, fake_shop):
+    connection = connect(world_a)
+    page = portal_as(world_a).post(f"/connections/{connection.pk}/webhooks/", follow=True)
+    assert any("4 subscribed" in m for m in messages_of(page))
+    assert len(fake_shop.webhooks) == 4

@@ -146,6 +146,7 @@ PORTAL_OBJECT_ROUTES = {
     "experiments:roll_back": Experiment,
     "connections:detail": Connection,
     "connections:test": Connection,
+    "connections:webhooks": Connection,
     "connections:sync": Connection,
     "connections:publishes": Connection,
     "connections:webhook_secret": Connection,

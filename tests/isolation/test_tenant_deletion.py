@@ -42,9 +42,7 @@ def rows_of(tenant: Tenant, tables: list[str]) -> dict[str, int]:
     return counts
 
 
-def test_deleting_a_tenant_removes_its_rows_in_every_table_and_keeps_the_others(
-    world_a, world_b
-):
+def test_deleting_a_tenant_removes_its_rows_in_every_table_and_keeps_the_others(world_a, world_b):
     for world in (world_a, world_b):
         for model in tenant_models():
             object_of(world, model)

@@ -92,3 +92,20 @@ def estimate(operation: str, variables: dict) -> float:
     if operation == "VariantsBulkUpdate":
         return MUTATION_COST
     return 1
+
+
+# Webhook subscriptions (API version 2025-07: the HTTP endpoint's `callbackUrl`).
+WEBHOOK_TOPICS = ("PRODUCTS_UPDATE", "ORDERS_CREATE", "ORDERS_UPDATED", "APP_UNINSTALLED")
+WEBHOOKS = """query Webhooks {
+  webhookSubscriptions(first: 100) {
+    nodes { id topic endpoint { __typename ... on WebhookHttpEndpoint { callbackUrl } } }
+  }
+}"""
+WEBHOOK_CREATE = """mutation WebhookCreate(
+  $topic: WebhookSubscriptionTopic!, $subscription: WebhookSubscriptionInput!
+) {
+  webhookSubscriptionCreate(topic: $topic, webhookSubscription: $subscription) {
+    webhookSubscription { id }
+    userErrors { field message }
+  }
+}"""
