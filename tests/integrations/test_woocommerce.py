@@ -405,6 +405,50 @@ def test_the_ping_of_a_new_webhook_is_answered(world_a, woo_synced):
 # --- commands and API -------------------------------------------------------------------------
 
 
+def test_connect_sync_approve_publish_and_confirm_end_to_end(world_a, fake_woo, tmp_path):
+    """A merchant's whole path with a WooCommerce shop: connect, see the catalog and orders
+    arrive, approve, publish, and the change confirmed by the shop."""
+    from tests.factories import RecommendationFactory, RepriceJobFactory
+
+    stock(fake_woo)
+    fake_woo.add_order(created="2026-03-01T10:00:00", lines=[("SHIRT-L", 2, "40.00")])
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(fake_woo.secret)
+    call_command(
+        "connect_shop",
+        world_a.tenant.slug,
+        "woocommerce",
+        "--shop-url",
+        "https://fake-woo.example.com",
+        "--key",
+        fake_woo.key,
+        "--secret-file",
+        str(secret_file),
+        "--api-base-url",
+        fake_woo.url,
+    )
+    call_command("sync_shop", world_a.tenant.slug)
+    with tenant_context(world_a.tenant):
+        assert SalesRecord.objects.get(product__sku="SHIRT-L").units == 2
+        approvals.update_policy(publisher="woocommerce")
+        product = Product.objects.get(sku="SHIRT-L")
+    job = RepriceJobFactory(tenant=world_a.tenant)
+    RecommendationFactory(
+        tenant=world_a.tenant,
+        job=job,
+        product=product,
+        status="approved",
+        current_price="22.00",
+        recommended_price="22.90",
+    )
+    call_command("publish", world_a.tenant.slug, "--job", str(job.pk))
+    assert fake_woo.by_sku("SHIRT-L")["price"] == "22.90"
+    with tenant_context(world_a.tenant):
+        change = PriceChange.objects.get(product=product)
+        assert change.status == "published" and change.sent_at is not None
+        assert Product.objects.get(sku="SHIRT-L").price == Decimal("22.90")
+
+
 def test_connect_and_sync_by_command(world_a, fake_woo, tmp_path):
     stock(fake_woo)
     secret_file = tmp_path / "secret"
