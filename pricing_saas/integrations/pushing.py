@@ -14,10 +14,11 @@ prices just read from the shop, and splits them:
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
 from decimal import Decimal
 
-from .publishers import ChangeRow, PushResult
+from .publishers import ChangeRow, Publisher, PushOutcome, PushResult, TransientPublishError
 
 CENT = Decimal("0.01")
 
@@ -72,3 +73,89 @@ def plan(
 def chunks(items: list, size: int):
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def variants_of(connection, rows: list[ChangeRow]) -> dict[str, tuple[str, str]]:
+    """SKU -> (product ref, variant ref) of the changes' SKUs on the connection's shop."""
+    from .models import ShopVariant
+
+    return {
+        sku: (product_ref, variant_ref)
+        for sku, product_ref, variant_ref in ShopVariant.objects.filter(
+            connection=connection, sku__in={r.sku for r in rows}
+        ).values_list("sku", "product_ref", "variant_ref")
+    }
+
+
+def remember_pushed(connection, written: list[tuple[str, Decimal]]) -> None:
+    """The prices the shop confirmed, kept per variant: the webhook or sync that echoes them
+    back is then recognised as ours, not as a change made in the shop."""
+    from django.utils import timezone
+
+    from .models import ShopVariant
+
+    if not written:
+        return
+    now, by_ref = timezone.now(), dict(written)
+    objs = list(ShopVariant.objects.filter(connection=connection, variant_ref__in=by_ref))
+    for obj in objs:
+        obj.pushed_price = obj.price = by_ref[obj.variant_ref]
+        obj.pushed_at = now
+    ShopVariant.objects.bulk_update(objs, ["pushed_price", "price", "pushed_at"])
+
+
+class ShopPublisher(Publisher):
+    """A shop platform's publisher: the tenant's first publishing connection of the platform,
+    its client, and the same answers to the same failures whatever the platform (no shop
+    connected: every change fails, saying so; a refused credential: the changes fail and the
+    connection shows failing; a failure that may pass: `TransientPublishError`, the task
+    retries). Subclasses name the platform and implement `client_for` and `send`."""
+
+    remote = True
+    platform = ""
+
+    @abstractmethod
+    def client_for(self, connection): ...
+
+    @abstractmethod
+    def send(self, client, connection, rows: list[ChangeRow]) -> list[PushResult]: ...
+
+    def connection(self):
+        from .models import Connection
+
+        return (
+            Connection.objects.filter(platform=self.platform, publishes=True)
+            .exclude(status=Connection.Status.DISCONNECTED)
+            .order_by("pk")
+            .first()
+        )
+
+    def push(self, rows: list[ChangeRow], *, reference: str) -> PushOutcome:
+        from .errors import ConnectorAuthError, ConnectorTransientError
+        from .services import mark_failing
+
+        if not rows:
+            return PushOutcome(results=[])
+        connection = self.connection()
+        platform = self.label.split(" (")[0]
+        if connection is None or not connection.has_credentials:
+            return _fail_all(
+                rows,
+                f"no connected {platform} shop publishes prices: connect one (Connections) "
+                "or choose another publisher",
+            )
+        try:
+            client = self.client_for(connection)
+            try:
+                return PushOutcome(results=self.send(client, connection, rows))
+            finally:
+                client.close()
+        except ConnectorAuthError as exc:
+            mark_failing(connection=connection, reason=str(exc))
+            return _fail_all(rows, str(exc))
+        except ConnectorTransientError as exc:
+            raise TransientPublishError(f"{platform}: {exc}") from exc
+
+
+def _fail_all(rows: list[ChangeRow], reason: str) -> PushOutcome:
+    return PushOutcome(results=[PushResult(r.change_id, False, reason) for r in rows])

@@ -25,56 +25,23 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
-from django.utils import timezone
-
-from ..publishers import ChangeRow, Publisher, PushOutcome, PushResult, TransientPublishError
-from ..pushing import CENT, chunks, plan
+from ..publishers import ChangeRow, PushResult
+from ..pushing import CENT, ShopPublisher, chunks, plan, remember_pushed, variants_of
 from . import queries
-from .client import ShopifyAuthError, ShopifyClient, ShopifyError, ShopifyTransientError
+from .client import ShopifyClient, ShopifyError, ShopifyTransientError
 
 
-def publishing_connection():
-    from ..models import Connection
-
-    return (
-        Connection.objects.filter(platform=Connection.Platform.SHOPIFY, publishes=True)
-        .exclude(status=Connection.Status.DISCONNECTED)
-        .order_by("pk")
-        .first()
-    )
-
-
-class ShopifyPublisher(Publisher):
+class ShopifyPublisher(ShopPublisher):
     name, label = "shopify", "Shopify (the connected shop)"
-    remote = True
+    platform = "shopify"
 
-    def push(self, rows: list[ChangeRow], *, reference: str) -> PushOutcome:
-        from ..services import mark_failing
+    def client_for(self, connection):
         from .connector import client_for
 
-        if not rows:
-            return PushOutcome(results=[])
-        connection = publishing_connection()
-        if connection is None or not connection.has_credentials:
-            return _fail_all(
-                rows,
-                "no connected Shopify shop publishes prices: connect one "
-                "(Connections) or choose another publisher",
-            )
-        client = client_for(connection)
-        try:
-            return PushOutcome(results=push_changes(client, connection, rows))
-        except ShopifyAuthError as exc:
-            mark_failing(connection=connection, reason=str(exc))
-            return _fail_all(rows, str(exc))
-        except ShopifyTransientError as exc:
-            raise TransientPublishError(f"Shopify: {exc}") from exc
-        finally:
-            client.close()
+        return client_for(connection)
 
-
-def _fail_all(rows, reason: str) -> PushOutcome:
-    return PushOutcome(results=[PushResult(r.change_id, False, reason) for r in rows])
+    def send(self, client, connection, rows):
+        return push_changes(client, connection, rows)
 
 
 def live_prices(client: ShopifyClient, refs: list[str]) -> dict[str, tuple[Decimal, str]]:
@@ -94,14 +61,7 @@ def live_prices(client: ShopifyClient, refs: list[str]) -> dict[str, tuple[Decim
 
 
 def push_changes(client: ShopifyClient, connection, rows: list[ChangeRow]) -> list[PushResult]:
-    from ..models import ShopVariant
-
-    variants = {
-        sku: (product_ref, variant_ref)
-        for sku, product_ref, variant_ref in ShopVariant.objects.filter(
-            connection=connection, sku__in={r.sku for r in rows}
-        ).values_list("sku", "product_ref", "variant_ref")
-    }
+    variants = variants_of(connection, rows)
     live = live_prices(client, sorted({variants[r.sku][1] for r in rows if r.sku in variants}))
     results, sendable = plan(
         rows,
@@ -116,14 +76,7 @@ def push_changes(client: ShopifyClient, connection, rows: list[ChangeRow]) -> li
     for product_ref, items in to_send.items():
         for chunk in chunks(items, queries.PRICES_PAGE):
             _send(client, product_ref, chunk, results, written)
-    if written:
-        now = timezone.now()
-        by_ref = {ref: price for ref, price in written}
-        objs = list(ShopVariant.objects.filter(connection=connection, variant_ref__in=by_ref))
-        for obj in objs:
-            obj.pushed_price = obj.price = by_ref[obj.variant_ref]
-            obj.pushed_at = now
-        ShopVariant.objects.bulk_update(objs, ["pushed_price", "price", "pushed_at"])
+    remember_pushed(connection, written)
     return [results[r.change_id] for r in rows]
 
 

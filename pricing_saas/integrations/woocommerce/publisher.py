@@ -26,58 +26,22 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
-from django.utils import timezone
-
-from ..publishers import ChangeRow, Publisher, PushOutcome, PushResult, TransientPublishError
-from ..pushing import CENT, chunks, plan
+from ..publishers import ChangeRow, PushResult
+from ..pushing import CENT, ShopPublisher, chunks, plan, remember_pushed, variants_of
 from .client import BATCH_MAX, PER_PAGE, WooAuthError, WooClient, WooError, WooTransientError
 
 
-def publishing_connection():
-    from ..models import Connection
-
-    return (
-        Connection.objects.filter(platform=Connection.Platform.WOOCOMMERCE, publishes=True)
-        .exclude(status=Connection.Status.DISCONNECTED)
-        .order_by("pk")
-        .first()
-    )
-
-
-class WooCommercePublisher(Publisher):
+class WooCommercePublisher(ShopPublisher):
     name, label = "woocommerce", "WooCommerce (the connected shop)"
-    remote = True
+    platform = "woocommerce"
 
-    def push(self, rows: list[ChangeRow], *, reference: str) -> PushOutcome:
-        from ..services import mark_failing
+    def client_for(self, connection):
         from .connector import client_for
 
-        if not rows:
-            return PushOutcome(results=[])
-        connection = publishing_connection()
-        if connection is None or not connection.has_credentials:
-            return PushOutcome(
-                results=[
-                    PushResult(
-                        r.change_id,
-                        False,
-                        "no connected WooCommerce shop publishes prices: connect one "
-                        "(Connections) or choose another publisher",
-                    )
-                    for r in rows
-                ]
-            )
-        try:
-            client = client_for(connection)
-            try:
-                return PushOutcome(results=push_changes(client, connection, rows))
-            finally:
-                client.close()
-        except WooAuthError as exc:
-            mark_failing(connection=connection, reason=str(exc))
-            return PushOutcome(results=[PushResult(r.change_id, False, str(exc)) for r in rows])
-        except WooTransientError as exc:
-            raise TransientPublishError(f"WooCommerce: {exc}") from exc
+        return client_for(connection)
+
+    def send(self, client, connection, rows):
+        return push_changes(client, connection, rows)
 
 
 def _is_variation(product_ref: str, ref: str) -> bool:
@@ -119,14 +83,7 @@ def _on_sale(item: dict) -> str:
 
 
 def push_changes(client: WooClient, connection, rows: list[ChangeRow]) -> list[PushResult]:
-    from ..models import ShopVariant
-
-    variants = {
-        sku: (product_ref, variant_ref)
-        for sku, product_ref, variant_ref in ShopVariant.objects.filter(
-            connection=connection, sku__in={r.sku for r in rows}
-        ).values_list("sku", "product_ref", "variant_ref")
-    }
+    variants = variants_of(connection, rows)
     parent = {ref: product for product, ref in variants.values()}
     live = live_items(
         client, {variants[r.sku][1]: variants[r.sku][0] for r in rows if r.sku in variants}
@@ -153,14 +110,7 @@ def push_changes(client: WooClient, connection, rows: list[ChangeRow]) -> list[P
     for path, items in groups.items():
         for chunk in chunks(items, BATCH_MAX):
             _send(client, f"{path}/batch", chunk, results, written)
-    if written:
-        now = timezone.now()
-        by_ref = dict(written)
-        objs = list(ShopVariant.objects.filter(connection=connection, variant_ref__in=by_ref))
-        for obj in objs:
-            obj.pushed_price = obj.price = by_ref[obj.variant_ref]
-            obj.pushed_at = now
-        ShopVariant.objects.bulk_update(objs, ["pushed_price", "price", "pushed_at"])
+    remember_pushed(connection, written)
     return [results[r.change_id] for r in rows]
 
 
