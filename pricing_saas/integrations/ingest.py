@@ -284,3 +284,33 @@ def write_sales(connection: Connection, touched: set, report) -> int:
     for start in range(0, len(keep), 10_000):
         bulk_upsert(kind="sales", rows=keep[start : start + 10_000], options=ImportOptions())
     return len(keep)
+
+
+def take_product_event(connection: Connection, rows: list[dict], refs: dict) -> list[dict]:
+    """A product webhook's rows into the catalog (refs: SKU -> (product ref, variant ref,
+    price, shop time)). Only products the catalog has are updated: a new one arrives with the
+    next sync's full picture. A price a person changed in the shop enters the SKUs' history.
+    Returns the rows taken."""
+    known = set(
+        Product.objects.filter(sku__in=[r["sku"] for r in rows]).values_list("sku", flat=True)
+    )
+    rows = [r for r in rows if r["sku"] in known]
+    if not rows:
+        return rows
+    external = external_changes(connection, {r["sku"]: refs[r["sku"]][2] for r in rows})
+    bulk_upsert(kind="products", rows=rows, options=ImportOptions(skip_invalid=True))
+    for row in rows:
+        product_ref, ref, price, at = refs[row["sku"]]
+        ShopVariant.objects.update_or_create(
+            connection=connection,
+            sku=row["sku"],
+            defaults={
+                "tenant": connection.tenant,
+                "product_ref": product_ref,
+                "variant_ref": ref,
+                "price": price,
+                "shop_updated_at": at,
+            },
+        )
+    announce(connection, external)
+    return rows

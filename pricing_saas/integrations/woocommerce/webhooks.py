@@ -26,11 +26,7 @@ from zoneinfo import ZoneInfo
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from pricing_saas.catalog.importer import ImportOptions
-from pricing_saas.catalog.models import Product
-from pricing_saas.catalog.services import bulk_upsert
-
-from ..ingest import announce, external_changes
+from ..ingest import take_product_event
 from ..models import Connection, ShopVariant, WebhookEvent
 from . import pull
 
@@ -114,28 +110,8 @@ def _product(connection: Connection, event: WebhookEvent) -> tuple[str, str]:
             notes.append(f"{row['sku']}: price changed in the shop {known.price} -> {price}")
         rows.append(row)
         refs[row["sku"]] = (str(product["id"]), ref, price, at)
-    known_skus = set(
-        Product.objects.filter(sku__in=[r["sku"] for r in rows]).values_list("sku", flat=True)
-    )
     # A product the catalog does not have yet arrives with the next sync's full picture.
-    rows = [r for r in rows if r["sku"] in known_skus]
-    if rows:
-        external = external_changes(connection, {r["sku"]: refs[r["sku"]][2] for r in rows})
-        bulk_upsert(kind="products", rows=rows, options=ImportOptions(skip_invalid=True))
-        for row in rows:
-            product_ref, ref, price, at = refs[row["sku"]]
-            ShopVariant.objects.update_or_create(
-                connection=connection,
-                sku=row["sku"],
-                defaults={
-                    "tenant": connection.tenant,
-                    "product_ref": product_ref,
-                    "variant_ref": ref,
-                    "price": price,
-                    "shop_updated_at": at,
-                },
-            )
-        announce(connection, external)
+    rows = take_product_event(connection, rows, refs)
     return WebhookEvent.Status.PROCESSED, "; ".join(notes) or f"{len(rows)} products updated"
 
 
