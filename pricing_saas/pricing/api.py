@@ -22,7 +22,7 @@ from pricing_saas.web import inputs
 from pricing_saas.web.base import TenantAPIView, TenantViewSet
 from tenants.roles import Perm
 
-from . import approvals, outcomes, publishing, rules, schedules, services
+from . import approvals, outcomes, publishing, rules, schedules, selectors, services
 from .models import (
     PriceChange,
     PricingPolicy,
@@ -505,6 +505,27 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Te
 
     def get_tenant_queryset(self):
         return Recommendation.objects.select_related("product").order_by("-created_at", "pk")
+
+    def filter_queryset(self, queryset):
+        """The list without `job` or `status` is the newest reprice job's rows, superseded ones
+        left out (what the portal's "any status" shows): every job's rows mixed counted each SKU
+        once per reprice. Either filter named keeps its meaning: `status` over every job,
+        `job` in every status."""
+        queryset = super().filter_queryset(queryset)
+        params = self.request.query_params
+        if self.action == "list" and "job" not in params and "status" not in params:
+            queryset = queryset.filter(job_id=selectors.latest_recommended_job()).exclude(
+                status=Recommendation.Status.SUPERSEDED
+            )
+        return queryset
+
+    @extend_schema(
+        description="Recommendations with their explanations. Without `job` or `status`: the "
+        "newest reprice job's recommendations, superseded ones left out; name `status` for that "
+        "status over every job, or `job` for all of one job's."
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
 
     def _decide(self, request, approve: bool):
         data = DecideIn(data=request.data)

@@ -370,15 +370,29 @@ def filtered(queryset, f: BulkFilter):
     return queryset
 
 
-def bulk_token(*, approve: bool, rows) -> str:
-    """What a person confirmed for a bulk decision over filters: the action and the matching
-    recommendations with their prices, `rows` being (pk, recommended price) in pk order. The
-    decision acts only when the set it finds is the one confirmed (bulk_decide's `expect`)."""
-    text = ";".join(f"{pk}:{price}" for pk, price in rows)
+def confirm_token(*, action: str, rows) -> str:
+    """What a person confirmed after a summary: the action (with what it names, e.g. the
+    publisher or the job) and the rows it acts on with their prices, `rows` being tuples
+    (pk, price, ...) in pk order. The action acts only when the set it finds, locked, is the
+    one confirmed (require_confirmed): the one guard of every two-step action (a bulk decision
+    over filters, publishing, rolling back a job)."""
+    text = ";".join(":".join(map(str, row)) for row in rows)
     tenant = require_current_tenant().pk
-    return salted_hmac(
-        "pricing.bulk_decide", f"{tenant}|{'approve' if approve else 'reject'}|{text}"
-    ).hexdigest()
+    return salted_hmac("pricing.confirm", f"{tenant}|{action}|{text}").hexdigest()
+
+
+def require_confirmed(*, action: str, rows, expect: str | None, detail: str) -> None:
+    """With `expect` (a confirm_token a person confirmed), a ConflictError (code "changed",
+    `detail` saying what changed and that nothing was done) unless `rows` are still exactly
+    the confirmed ones; without it, nothing to check."""
+    if expect is not None and confirm_token(action=action, rows=rows) != expect:
+        raise Conflict(detail, code="changed")
+
+
+def bulk_token(*, approve: bool, rows) -> str:
+    """The confirm_token of a bulk decision over filters, `rows` being (pk, recommended
+    price) in pk order."""
+    return confirm_token(action="approve" if approve else "reject", rows=rows)
 
 
 @transaction.atomic
@@ -426,13 +440,13 @@ def bulk_decide(
             where,
         )
         if expect is not None:
-            rows = list(queryset.order_by("pk").values_list("pk", "recommended_price"))
-            if bulk_token(approve=approve, rows=rows) != expect:
-                raise Conflict(
-                    "the recommendations matching the filters changed since the summary "
-                    "(a reprice, or someone else's decision): nothing was decided",
-                    code="changed",
-                )
+            require_confirmed(
+                action="approve" if approve else "reject",
+                rows=queryset.order_by("pk").values_list("pk", "recommended_price"),
+                expect=expect,
+                detail="the recommendations matching the filters changed since the summary "
+                "(a reprice, or someone else's decision): nothing was decided",
+            )
     chosen = list(queryset.values_list("pk", flat=True))  # locked: the set checked above
     if not chosen:
         return 0

@@ -27,14 +27,14 @@ from pricing_saas.web.errors import ConflictError, NotFoundError, ServiceError
 from tenants import audit
 from tenants.context import get_current_actor, require_current_tenant
 
-from .approvals import policy, require_switch_off
+from .approvals import policy, require_confirmed, require_switch_off
 from .models import PriceChange, PriceLock, Publication, Recommendation, RepriceJob
 
 logger = logging.getLogger(__name__)
 # Changes of a publication still waiting for an answer: pending, or sent to a shop whose
 # confirmation has not come back (the answer was lost; the task retries them).
 UNANSWERED = [PriceChange.Status.PENDING, PriceChange.Status.SENT]
-_Target = namedtuple("_Target", "pk product_id new_price status reverted kind")
+_Target = namedtuple("_Target", "pk product_id old_price new_price status reverted kind")
 _Change = namedtuple(
     "_Change", "pk product_id old_price new_price kind recommendation_id reverts_id"
 )
@@ -91,9 +91,80 @@ def _new_publication(kind: str, select_sql: str, params: dict, enqueue: bool) ->
     return publication
 
 
+# An approved recommendation as publish() reads it: what goes out, and the forecast a summary
+# of it sums (pricing_saas.pricing.selectors.publish_preview).
+Publishable = namedtuple(
+    "Publishable",
+    "pk product_id job_id approved_price recommended_price current_price change profit_delta "
+    "expected_revenue expected_revenue_now",
+)
+PUBLISH_CHANGED = (
+    "the approved prices changed since the summary (an approval, a rejection, a reprice, "
+    "another publication or a new publisher): nothing was published"
+)
+
+
+def publish_action() -> str:
+    """The action a publish summary confirms: publishing through today's publisher."""
+    return f"publish:{policy().publisher}"
+
+
+def publish_token_rows(rows: list[Publishable]) -> list[tuple]:
+    """The (pk, price going out) of each row, in pk order: what a confirmation names."""
+    return [(r.pk, new_price_of(r)) for r in rows]
+
+
+def new_price_of(row: Publishable):
+    return row.approved_price if row.approved_price is not None else row.recommended_price
+
+
+def publishable(queryset) -> tuple[list[Publishable], list[int], dict[int, object]]:
+    """What publishing the approved recommendations of `queryset` sends: one change per
+    product (its newest approval; none already handed to a publication), of products that
+    still exist. Returns those rows in pk order, the older approvals the newest replace, and
+    the products' prices today. Locks the rows when `queryset` does (publish); a summary reads
+    the same without locking, so both name the same set."""
+    # Lock first, then look for changes in flight: a concurrent publish of the same rows waits
+    # here and, once the first commits, sees its pending changes (no price is sent twice).
+    locked = list(queryset.order_by("pk").values_list("pk", "product_id"))
+    in_flight = in_flight_recommendations()
+    newest: dict[int, int] = {}  # one change per product: the newest recommendation wins
+    for pk, product_id in locked:
+        if pk not in in_flight:
+            newest[product_id] = max(pk, newest.get(product_id, 0))
+    ids = sorted(newest.values())
+    # An older approval of a product whose newer one goes out now is replaced, never sent later.
+    older = [
+        pk
+        for pk, product_id in locked
+        if pk not in in_flight and newest.get(product_id) not in (None, pk)
+    ]
+    # Plain arrays, no join: a join over freshly loaded tables can get a nested-loop plan from
+    # stale statistics (seen: 40 s for 20,000 rows); unnest() is linear whatever the stats.
+    rows: list[Publishable] = []
+    for chunk in _chunks(ids):
+        rows += [
+            Publishable(*row)
+            for row in Recommendation.objects.filter(pk__in=chunk).values_list(*Publishable._fields)
+        ]
+    prices = {}
+    for chunk in _chunks([r.product_id for r in rows]):
+        prices.update(Product.objects.filter(pk__in=chunk).values_list("pk", "price"))
+    rows = sorted((r for r in rows if r.product_id in prices), key=lambda r: r.pk)
+    return rows, older, prices
+
+
 @transaction.atomic
-def publish(*, recommendation_ids: list[int] | None = None, enqueue: bool = True) -> Publication:
-    """Publish approved recommendations (all of them, or the ids named)."""
+def publish(
+    *,
+    recommendation_ids: list[int] | None = None,
+    enqueue: bool = True,
+    expect: str | None = None,
+) -> Publication:
+    """Publish approved recommendations (all of them, or the ids named). With `expect` (the
+    token of a summary a person confirmed, selectors.publish_preview), only if what would go
+    out is still exactly what was summarised, through the same publisher; otherwise a
+    ConflictError (code "changed") and nothing is published."""
     require_switch_off("publishing")
     queryset = Recommendation.objects.select_for_update().filter(
         status=Recommendation.Status.APPROVED
@@ -112,38 +183,19 @@ def publish(*, recommendation_ids: list[int] | None = None, enqueue: bool = True
                 code="not_approved",
             )
         queryset = queryset.filter(pk__in=wanted)
-    # Lock first, then look for changes in flight: a concurrent publish of the same rows waits
-    # here and, once the first commits, sees its pending changes (no price is sent twice).
-    locked = list(queryset.order_by("pk").values_list("pk", "product_id"))
-    in_flight = in_flight_recommendations()
-    newest: dict[int, int] = {}  # one change per product: the newest recommendation wins
-    for pk, product_id in locked:
-        if pk not in in_flight:
-            newest[product_id] = max(pk, newest.get(product_id, 0))
-    ids = sorted(newest.values())
-    # An older approval of a product whose newer one goes out now is replaced, never sent later.
-    older = [
-        pk
-        for pk, product_id in locked
-        if pk not in in_flight and newest.get(product_id) not in (None, pk)
-    ]
+    rows, older, _prices = publishable(queryset)
+    require_confirmed(
+        action=publish_action(),
+        rows=publish_token_rows(rows),
+        expect=expect,
+        detail=PUBLISH_CHANGED,
+    )
     if older:
         Recommendation.objects.filter(pk__in=older).update(status=Recommendation.Status.SUPERSEDED)
-    if not ids:
+    if not rows:
         raise ConflictError(
             "nothing approved is waiting to be published", code="nothing_to_publish"
         )
-    # Plain arrays, no join: a join over freshly loaded tables can get a nested-loop plan from
-    # stale statistics (seen: 40 s for 20,000 rows); unnest() is linear whatever the stats.
-    rows = []
-    for chunk in _chunks(ids):
-        rows += Recommendation.objects.filter(pk__in=chunk).values_list(
-            "pk", "product_id", "job_id", "approved_price", "recommended_price", "current_price"
-        )
-    prices = {}
-    for chunk in _chunks([r[1] for r in rows]):
-        prices.update(Product.objects.filter(pk__in=chunk).values_list("pk", "price"))
-    rows = [r for r in rows if r[1] in prices]
     publication = _new_publication(
         "approval",
         """SELECT %(tenant)s, v.product_id, 'recommendation', 'pending', v.old_price, v.new_price,
@@ -153,13 +205,13 @@ def publish(*, recommendation_ids: list[int] | None = None, enqueue: bool = True
                 AS v(rec_id, product_id, job_id, old_price, new_price)
            ORDER BY v.rec_id""",
         {
-            "rec_ids": [r[0] for r in rows],
-            "product_ids": [r[1] for r in rows],
+            "rec_ids": [r.pk for r in rows],
+            "product_ids": [r.product_id for r in rows],
+            "job_ids": [r.job_id for r in rows],
             # the price the recommendation was made against: if the shop's price moved since,
             # the push refuses it ("the price changed since") instead of sending a stale price
-            "job_ids": [r[2] for r in rows],
-            "old": [r[5] for r in rows],
-            "new": [r[3] if r[3] is not None else r[4] for r in rows],
+            "old": [r.current_price for r in rows],
+            "new": [new_price_of(r) for r in rows],
         },
         enqueue,
     )
@@ -169,7 +221,7 @@ def publish(*, recommendation_ids: list[int] | None = None, enqueue: bool = True
         target=publication,
         summary=f"{publication.changes} approved prices sent to the {publication.publisher} "
         "publisher",
-        after={"recommendations": ids[:1000], "count": publication.changes},
+        after={"recommendations": [r.pk for r in rows][:1000], "count": publication.changes},
     )
     return publication
 
@@ -505,30 +557,42 @@ def latest_changes_of(skus: list[str]) -> list[int]:
     return [latest[found[sku]] for sku in dict.fromkeys(skus)]
 
 
-@transaction.atomic
-def rollback(
-    *,
-    job: RepriceJob | None = None,
-    change_ids: list[int] | None = None,
-    comment: str = "",
-    enqueue: bool = True,
-) -> Publication:
-    """Revert published changes (all of a job's, or the ids named) to the previous price.
-    Allowed while the kill switch is on: the switch stops new prices, not the way back."""
+ROLLBACK_CHANGED = (
+    "the published prices of this job changed since the summary (a rollback, a publication or "
+    "a price changed in the shop): nothing was rolled back"
+)
+
+
+def rollback_action(job: RepriceJob) -> str:
+    """The action a summary of rolling back a whole job confirms."""
+    return f"rollback:job:{job.pk}"
+
+
+def rollback_token_rows(targets) -> list[tuple]:
+    """The (pk, price now, price it returns to) of each change, in pk order."""
+    return sorted((c.pk, c.new_price, c.old_price) for c in targets)
+
+
+def rollback_targets(
+    *, job: RepriceJob | None = None, change_ids: list[int] | None = None, lock: bool = False
+) -> list:
+    """The published changes a rollback of `job` (all its live recommendation changes) or of
+    `change_ids` returns to their previous prices, each (pk, product_id, old_price, new_price,
+    status, reverted, kind), after every check a rollback makes: a NotFoundError or
+    ConflictError says why it would be refused. Locked when `lock` (rollback); a summary reads
+    the same without locking."""
     if (job is None) == (change_ids is None):
         raise ServiceError("name a job or the price changes to roll back", attr="change_ids")
-    fields = ("pk", "product_id", "new_price", "status", "reverted", "kind")
+    queryset = PriceChange.objects.select_for_update() if lock else PriceChange.objects.all()
     if job is not None:
         targets = [
             _Target(*row)
-            for row in PriceChange.objects.select_for_update()
-            .filter(
+            for row in queryset.filter(
                 job=job,
                 status=PriceChange.Status.PUBLISHED,
                 reverted=False,
                 kind=PriceChange.Kind.RECOMMENDATION,
-            )
-            .values_list(*fields)
+            ).values_list(*_Target._fields)
         ]
         if not targets:
             raise ConflictError(
@@ -538,10 +602,7 @@ def rollback(
     else:
         wanted = set(change_ids)
         targets = [
-            _Target(*row)
-            for row in PriceChange.objects.select_for_update()
-            .filter(pk__in=wanted)
-            .values_list(*fields)
+            _Target(*row) for row in queryset.filter(pk__in=wanted).values_list(*_Target._fields)
         ]
         missing = sorted(wanted - {c.pk for c in targets})
         if missing:
@@ -568,20 +629,22 @@ def rollback(
             "removed; changes: " + ", ".join(str(c.pk) for c in undoing[:20]),
             code="kill_switch_on",
         )
-    pending = set(
-        PriceChange.objects.filter(
-            status__in=UNANSWERED, reverts_id__in=[c.pk for c in targets]
-        ).values_list("reverts_id", flat=True)
-    )
+    pending = set()
+    for chunk in _chunks([c.pk for c in targets]):
+        pending.update(
+            PriceChange.objects.filter(status__in=UNANSWERED, reverts_id__in=chunk).values_list(
+                "reverts_id", flat=True
+            )
+        )
     if pending:
         raise ConflictError(
             "a rollback of these changes is already on its way: "
             + ", ".join(f"change {pk}" for pk in sorted(pending)[:20]),
             code="rollback_pending",
         )
-    prices = dict(
-        Product.objects.filter(pk__in=[c.product_id for c in targets]).values_list("pk", "price")
-    )
+    prices = {}
+    for chunk in _chunks([c.product_id for c in targets]):
+        prices.update(Product.objects.filter(pk__in=chunk).values_list("pk", "price"))
     moved = [c for c in targets if prices.get(c.product_id) != c.new_price]
     if moved:
         raise ConflictError(
@@ -589,6 +652,35 @@ def rollback(
             + ", ".join(f"change {c.pk}" for c in moved[:20]),
             code="changed_since",
         )
+    return targets
+
+
+@transaction.atomic
+def rollback(
+    *,
+    job: RepriceJob | None = None,
+    change_ids: list[int] | None = None,
+    comment: str = "",
+    enqueue: bool = True,
+    expect: str | None = None,
+) -> Publication:
+    """Revert published changes (all of a job's, or the ids named) to the previous price.
+    Allowed while the kill switch is on: the switch stops new prices, not the way back. With
+    `expect` (the token of a job's rollback summary a person confirmed,
+    selectors.rollback_preview), only if the job's changes are still exactly those summarised;
+    otherwise a ConflictError (code "changed") and nothing is rolled back."""
+    if expect is not None:
+        if job is None:
+            raise ServiceError("a confirmed rollback names a job", attr="job")
+        targets = rollback_targets(job=job, lock=True)  # a refusal names its own reason
+        require_confirmed(
+            action=rollback_action(job),
+            rows=rollback_token_rows(targets),
+            expect=expect,
+            detail=ROLLBACK_CHANGED,
+        )
+    else:
+        targets = rollback_targets(job=job, change_ids=change_ids, lock=True)
     publication = _new_publication(
         "rollback",
         f"""SELECT c.tenant_id, c.product_id, 'rollback', 'pending', c.new_price, c.old_price,

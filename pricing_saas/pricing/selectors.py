@@ -4,12 +4,12 @@ managers. Views format what these return; services write."""
 from __future__ import annotations
 
 import numpy as np
-from django.db.models import F, Min
+from django.db.models import Count, F, Min
 from django.db.models.functions import Coalesce
 
 from pricing_saas.catalog.models import CompetitorOffer, Product, SalesRecord
 
-from . import approvals
+from . import approvals, publishing
 from .models import PriceChange, Publication, Recommendation, RepriceJob, RepriceSchedule, RuleSet
 
 # What shaped a recommended price, in plain words (the rule names of
@@ -110,6 +110,121 @@ def bulk_preview(*, approve: bool, where: approvals.BulkFilter) -> dict:
     }
 
 
+def publisher_words(name: str) -> dict:
+    """The publisher a publication goes through, in words: a file made here, or a shop."""
+    from pricing_saas.integrations.publishers import PUBLISHERS
+
+    found = PUBLISHERS.get(name)
+    return {
+        "name": name,
+        "label": found.label if found else name,
+        "remote": bool(found and found.remote),
+    }
+
+
+def publish_preview() -> dict:
+    """What publishing now would send, read as publish() reads it (publishing.publishable):
+    how many prices, how many go up and down, the average change, the expected profit and
+    revenue change per day summed from the recommendations' forecasts (an edited price has
+    none: its forecast is for the recommended price), how many were made against a price
+    that has moved since (they fail, not sent), the publisher, and the token publish()
+    must be given to act on exactly these (approvals.confirm_token)."""
+    rows, _older, prices = publishing.publishable(
+        Recommendation.objects.filter(status=Recommendation.Status.APPROVED)
+    )
+    new = [publishing.new_price_of(r) for r in rows]
+    forecast = [
+        r for r in rows if r.approved_price is None or r.approved_price == r.recommended_price
+    ]
+    profits = [r.profit_delta for r in forecast if r.profit_delta is not None]
+    changes = [float(p / r.current_price - 1) for r, p in zip(rows, new, strict=True)]
+    up = sum(1 for r, p in zip(rows, new, strict=True) if p > r.current_price)
+    down = sum(1 for r, p in zip(rows, new, strict=True) if p < r.current_price)
+    return {
+        "count": len(rows),
+        "up": up,
+        "down": down,
+        "same": len(rows) - up - down,
+        "average_change": sum(changes) / len(changes) if changes else 0.0,
+        "profit_per_day": sum(profits),
+        "revenue_per_day": sum(r.expected_revenue - r.expected_revenue_now for r in forecast),
+        "without_profit": len(forecast) - len(profits),  # no cost known: no profit figure
+        "edited": len(rows) - len(forecast),
+        "moved": sum(1 for r in rows if prices.get(r.product_id) != r.current_price),
+        "publisher": publisher_words(approvals.policy().publisher),
+        "token": approvals.confirm_token(
+            action=publishing.publish_action(), rows=publishing.publish_token_rows(rows)
+        ),
+    }
+
+
+ROLLBACK_SAMPLE = 50  # the changes a rollback summary lists (the figures count them all)
+
+
+def rollback_preview(job: RepriceJob) -> dict:
+    """What rolling back the whole job would do, read as rollback() reads it
+    (publishing.rollback_targets; its NotFoundError / ConflictError when it would be
+    refused): how many prices return to the previous one, how many go up and down, the
+    average change, the expected profit and revenue change per day from the forecasts made
+    when they were published (back at the old price minus at the new one), the first
+    ROLLBACK_SAMPLE of them (SKU, price now, price it returns to), and the token."""
+    targets = sorted(publishing.rollback_targets(job=job), key=lambda c: c.pk)
+    forecasts = {}
+    ids = [c.pk for c in targets]
+    for start in range(0, len(ids), 20_000):
+        chunk = ids[start : start + 20_000]
+        forecasts.update(
+            (pk, rest)
+            for pk, *rest in PriceChange.objects.filter(pk__in=chunk).values_list(
+                "pk", "forecast_units_new", "forecast_units_old", "forecast_unit_cost"
+            )
+        )
+    profit = revenue = 0.0
+    with_forecast = with_profit = 0
+    for c in targets:
+        units_new, units_old, cost = forecasts.get(c.pk, (None, None, None))
+        if units_new is None or units_old is None:
+            continue
+        with_forecast += 1
+        old, new = float(c.old_price), float(c.new_price)
+        revenue += old * units_old - new * units_new
+        if cost is not None:
+            with_profit += 1
+            profit += (old - float(cost)) * units_old - (new - float(cost)) * units_new
+    sample = targets[:ROLLBACK_SAMPLE]
+    skus = dict(
+        Product.objects.filter(pk__in=[c.product_id for c in sample]).values_list("pk", "sku")
+    )
+    up = sum(1 for c in targets if c.old_price > c.new_price)
+    down = sum(1 for c in targets if c.old_price < c.new_price)
+    changes = [float(c.old_price / c.new_price - 1) for c in targets]
+    return {
+        "count": len(targets),
+        "up": up,
+        "down": down,
+        "same": len(targets) - up - down,
+        "average_change": sum(changes) / len(changes) if changes else 0.0,
+        "profit_per_day": profit,
+        "revenue_per_day": revenue,
+        "without_forecast": len(targets) - with_forecast,
+        "without_profit": with_forecast - with_profit,
+        "sample": [
+            {
+                "product_id": c.product_id,
+                "sku": skus.get(c.product_id, ""),
+                "now": c.new_price,
+                "back_to": c.old_price,
+            }
+            for c in sample
+        ],
+        "publisher": publisher_words(approvals.policy().publisher),
+        "token": approvals.confirm_token(
+            action=publishing.rollback_action(job),
+            rows=publishing.rollback_token_rows(targets),
+        ),
+    }
+
+
 EXPORT_HEADER = [
     "sku", "title", "category", "status", "current_price", "new_price", "change_pct",
     "profit_change_per_day", "revenue_change_per_day", "competitor", "competitor_price",
@@ -180,6 +295,28 @@ def published_from(job: RepriceJob) -> int:
 
 def recent_publications(limit: int = 100):
     return Publication.objects.order_by("-created_at")[:limit]
+
+
+def publication_changes(publication: Publication, status: str = ""):
+    """A publication's changes (of one status, or all) in the order they were made, with
+    their product: a queryset for a paginator, which reads one page of them (a publication
+    may carry 100,000)."""
+    queryset = PriceChange.objects.filter(publication=publication).select_related("product")
+    if status:
+        queryset = queryset.filter(status=status)
+    return queryset.order_by("pk")
+
+
+def publication_counts(publication: Publication) -> dict[str, int]:
+    """How many of a publication's changes are in each status (every status, 0 if none)."""
+    found = dict(
+        PriceChange.objects.filter(publication=publication)
+        .order_by()
+        .values("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
+    return {value: found.get(value, 0) for value in PriceChange.Status.values}
 
 
 def approved_count() -> int:

@@ -25,6 +25,7 @@ urlpatterns = [
     path("schedules/<int:pk>/", views.schedule_save, name="schedule_edit"),
     path("schedules/<int:pk>/delete/", views.schedule_delete, name="schedule_delete"),
     path("publications/", views.publications, name="publications"),
+    path("publications/<int:pk>/", views.publication_detail, name="publication_detail"),
     path(
         "publications/<int:pk>/download/", views.publication_download, name="publication_download"
     ),

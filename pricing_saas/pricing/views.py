@@ -504,13 +504,47 @@ def job_cancel(request, pk: int):
 @tenant_view(Perm.PUBLISH)
 @require_POST
 def job_rollback(request, pk: int):
+    """Rolling back a whole job, in two steps: the summary of what returns (a first POST), then
+    the rollback of exactly those changes (a second POST with the summary's token)."""
     job = get_object_or_404(RepriceJob.objects.all(), pk=pk)
+    comment = request.POST.get("comment", "")
+    token = request.POST.get("confirm", "")
     try:
-        publication = publishing.rollback(job=job, comment=request.POST.get("comment", ""))
-        messages.success(request, f"Rolling back job {job.pk}: publication {publication.pk}.")
+        if not token:
+            return _rollback_confirm(request, job)
+        publication = publishing.rollback(job=job, comment=comment, expect=token)
     except ServiceError as exc:
+        if exc.code == "changed":
+            messages.warning(request, f"Not done: {exc.detail}. This is what it would do now.")
+            try:
+                return _rollback_confirm(request, job, status=409)
+            except ServiceError as now:  # nothing left to roll back, or refused now
+                exc = now
         messages.error(request, exc.detail)
-    return redirect("pricing:job_detail", pk=pk)
+        return redirect("pricing:job_detail", pk=pk)
+    messages.success(
+        request,
+        f"Rolling back job {job.pk}: {publication.changes} prices back to the previous "
+        f"(publication {publication.pk}).",
+    )
+    return redirect("pricing:publication_detail", pk=publication.pk)
+
+
+def _rollback_confirm(request, job: RepriceJob, status: int = 200):
+    """The summary of rolling back `job`, with the form that acts on exactly those changes.
+    A rollback that would be refused raises its ServiceError here, before any summary."""
+    preview = selectors.rollback_preview(job)
+    return render(
+        request,
+        "pricing/rollback_confirm.html",
+        {
+            "job": job,
+            "preview": preview,
+            "comment": request.POST.get("comment", ""),
+            "average_change": f"{preview['average_change'] * 100:+.1f} %",
+        },
+        status=status,
+    )
 
 
 @tenant_view(Perm.EDIT_RULES)
@@ -544,20 +578,81 @@ def schedule_delete(request, pk: int):
 @require_http_methods(["GET", "POST"])
 def publications(request):
     if request.method == "POST":
-        try:
-            publication = publishing.publish()
-            messages.success(
-                request, f"Publication {publication.pk}: {publication.changes} prices."
-            )
-        except ServiceError as exc:
-            messages.error(request, exc.detail)
-        return redirect("pricing:publications")
+        return _publish(request)
     return render(
         request,
         "pricing/publications.html",
         {
             "publications": selectors.recent_publications(),
             "approved": selectors.approved_count(),
+            "can_publish": has_perm(request.membership.role, Perm.PUBLISH),
+        },
+    )
+
+
+def _publish(request):
+    """Publishing in two steps: the summary of what goes out (a first POST), then the
+    publication of exactly those prices (a second POST with the summary's token)."""
+    token = request.POST.get("confirm", "")
+    try:
+        if not token:
+            approvals.require_switch_off("publishing")  # no summary of what cannot go
+            return _publish_confirm(request)
+        publication = publishing.publish(expect=token)
+    except ServiceError as exc:
+        if exc.code == "changed":
+            messages.warning(request, f"Not done: {exc.detail}. This is what it would send now.")
+            return _publish_confirm(request, status=409)
+        messages.error(request, exc.detail)
+        return redirect("pricing:publications")
+    messages.success(request, f"Publication {publication.pk}: {publication.changes} prices.")
+    return redirect("pricing:publication_detail", pk=publication.pk)
+
+
+def _publish_confirm(request, status: int = 200):
+    preview = selectors.publish_preview()
+    if not preview["count"] and status == 200:
+        messages.error(request, "Nothing approved is waiting to be published.")
+        return redirect("pricing:publications")
+    return render(
+        request,
+        "pricing/publish_confirm.html",
+        {"preview": preview, "average_change": f"{preview['average_change'] * 100:+.1f} %"},
+        status=status,
+    )
+
+
+PUBLICATION_PAGE_SIZE = 100
+
+
+@tenant_view()
+@require_GET
+def publication_detail(request, pk: int):
+    """A publication's changes, one page at a time (it may carry 100,000), of one status or
+    all, with their SKU, kind, prices, status in words, failure reason and times."""
+    publication = get_object_or_404(Publication.objects.all(), pk=pk)
+    status = request.GET.get("status", "")
+    if status and status not in PriceChange.Status.values:
+        messages.error(request, f"Unknown status “{status[:50]}”: every change is shown.")
+        status = ""
+    changes = selectors.publication_changes(publication, status)
+    page = Paginator(changes, PUBLICATION_PAGE_SIZE).get_page(request.GET.get("page"))
+    counts = selectors.publication_counts(publication)
+    return render(
+        request,
+        "pricing/publication_detail.html",
+        {
+            "publication": publication,
+            "page": page,
+            "status": status,
+            "query": urlencode({"status": status} if status else {}),
+            "filters": [
+                {"value": value, "label": label, "count": counts[value]}
+                for value, label in PriceChange.Status.choices
+            ],
+            "total": sum(counts.values()),
+            "failed": counts[PriceChange.Status.FAILED],
+            "publisher": selectors.publisher_words(publication.publisher),
             "can_publish": has_perm(request.membership.role, Perm.PUBLISH),
         },
     )
@@ -582,10 +677,11 @@ def publication_retry(request, pk: int):
     publication = get_object_or_404(Publication.objects.all(), pk=pk)
     try:
         retry = publishing.retry_publication(publication=publication)
-        messages.success(request, f"Retrying as publication {retry.pk}.")
     except ServiceError as exc:
         messages.error(request, exc.detail)
-    return redirect("pricing:publications")
+        return redirect(_next(request, reverse("pricing:publications")))
+    messages.success(request, f"Retrying as publication {retry.pk}.")
+    return redirect("pricing:publication_detail", pk=retry.pk)
 
 
 @tenant_view(Perm.PUBLISH)

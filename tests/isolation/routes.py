@@ -136,6 +136,7 @@ PORTAL_OBJECT_ROUTES = {
     "pricing:job_rollback": RepriceJob,
     "pricing:schedule_edit": RepriceSchedule,
     "pricing:schedule_delete": RepriceSchedule,
+    "pricing:publication_detail": Publication,
     "pricing:publication_download": Publication,
     "pricing:publication_retry": Publication,
     "pricing:change_rollback": PriceChange,

@@ -201,9 +201,10 @@ def test_a_phone_sized_screen_shows_the_pages_without_widening_them(world_a, pag
 @pytest.mark.parametrize("width", [1400, PHONE["width"]])
 def test_approver_sorts_searches_and_approves_all_matching_after_the_summary(repriced, width, page):
     """The review of many changes: sort by a column (its header says the order), search,
-    then approve all matching only after the summary of what it does; at a desktop width and
-    at a phone's, where the page never gets wider than the screen."""
-    from pricing_saas.pricing.models import Recommendation
+    then approve all matching only after the summary of what it does, publish them after the
+    preview of what goes out, and open the publication to see its changes; at a desktop width
+    and at a phone's, where the page never gets wider than the screen."""
+    from pricing_saas.pricing.models import Publication, Recommendation
     from tenants.context import tenant_context
 
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -264,6 +265,39 @@ def test_approver_sorts_searches_and_approves_all_matching_after_the_summary(rep
         approved = list(Recommendation.objects.filter(status="approved").select_related("product"))
     assert sorted(r.product.sku for r in approved) == sorted(s.strip() for s in skus)
     assert {r.comment for r in approved} == {"all of P1"}
+
+    # publish with the preview: what goes out, then only on confirmation
+    page.click("nav >> text=Publications")
+    with page.expect_navigation():
+        page.click("#publish")
+    page.wait_for_selector("#publish-summary")
+    assert int(page.text_content("#summary-count")) == len(approved)
+    up, down = int(page.text_content("#summary-up")), int(page.text_content("#summary-down"))
+    assert up + down == len(approved)
+    assert "CSV file" in page.text_content("#summary-publisher")
+    with tenant_context(repriced.tenant):
+        assert not Publication.objects.exists()  # not yet
+    page.screenshot(path=str(SHOTS / f"portal_publish_confirm_{width}.png"), full_page=True)
+    fits()
+    with page.expect_navigation():
+        page.click("#confirm-publish")
+    page.wait_for_selector(".messages li.success:has-text('Publication')")
+    with tenant_context(repriced.tenant):
+        publication = Publication.objects.get()
+    assert publication.status == "succeeded" and publication.changes == len(approved)
+
+    # open the publication from the list: its changes, each with its status in words
+    page.click("nav >> text=Publications")
+    with page.expect_navigation():
+        page.click(f"#publications a[aria-label='Open publication {publication.pk}']")
+    page.wait_for_selector("#changes tbody tr")
+    assert page.locator("#changes tbody tr").count() == len(approved)
+    skus = page.locator("#changes tbody tr td:nth-child(1)").all_text_contents()
+    assert sorted(s.strip() for s in skus) == sorted(r.product.sku for r in approved)
+    statuses = set(page.locator("#changes tbody .status").all_text_contents())
+    assert statuses == {"Published"}
+    page.screenshot(path=str(SHOTS / f"portal_publication_{width}.png"), full_page=True)
+    fits()
 
 
 @pytest.fixture

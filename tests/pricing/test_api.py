@@ -288,3 +288,36 @@ def test_an_outcome_window_that_is_not_a_whole_number_is_a_400_naming_it(reprice
     job = viewer.get("/api/v1/reprice-jobs/").json()["results"][0]["id"]
     response = viewer.get(f"/api/v1/reprice-jobs/{job}/outcome/", {"window": window})
     assert response.status_code == 400 and response.json()["attr"] == "window", response.json()
+
+
+def test_the_recommendations_list_is_the_newest_jobs_unless_a_filter_says_otherwise(repriced):
+    from pricing_saas.pricing import services
+    from pricing_saas.pricing.models import Recommendation
+
+    with tenant_context(repriced.tenant):
+        first = Recommendation.objects.order_by("job_id").first().job_id
+        second = services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
+        rows = list(Recommendation.objects.values_list("pk", "job_id", "status"))
+    assert {job for _pk, job, _s in rows} == {first, second.pk}
+    newest = {pk for pk, job, s in rows if job == second.pk and s != "superseded"}
+    superseded = {pk for pk, _job, s in rows if s == "superseded"}
+    assert newest and superseded  # the newer job replaced the first's pending ones
+    client = repriced.api(Role.VIEWER)
+
+    def ids(**query) -> set[int]:
+        page = client.get("/api/v1/recommendations/", {"page_size": 1000, **query}).json()
+        assert page["count"] == len(page["results"])
+        return {r["id"] for r in page["results"]}
+
+    assert ids() == newest  # one row per SKU, not 44 mixed
+    five = client.get("/api/v1/recommendations/", {"page_size": 5}).json()
+    assert five["count"] == len(newest) and len(five["results"]) == 5
+    assert {r["id"] for r in five["results"]} <= newest
+    # an explicit filter keeps its meaning: a status over every job, or one job in every status
+    assert ids(status="superseded") == superseded
+    assert ids(status="pending") == {pk for pk, _j, s in rows if s == "pending"}
+    assert ids(job=first) == {pk for pk, job, _s in rows if job == first}
+    assert ids(job=second.pk) == {pk for pk, job, _s in rows if job == second.pk}
+    # one of an older job's rows is still found by id
+    old = next(iter(superseded))
+    assert client.get(f"/api/v1/recommendations/{old}/").json()["status"] == "superseded"

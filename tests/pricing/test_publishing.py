@@ -325,3 +325,65 @@ def test_each_change_goes_out_with_its_forecast_at_the_new_and_the_old_price(
     mine = next(c for c in changes if c.new_price == own)
     # a raise sells less than at the old price, by the model's own curve
     assert mine.forecast_units_new < mine.forecast_units_old
+
+
+def test_a_confirmed_publish_acts_only_on_the_set_its_summary_named(shop, reprice):
+    from pricing_saas.pricing import selectors
+
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        job = reprice()
+        first, *rest = Recommendation.objects.filter(job=job, status="pending").order_by("pk")
+        approvals.decide(recommendation=first, approve=True, price=first.current_price)
+        approvals.bulk_decide(approve=True, ids=[r.pk for r in rest[:-1]])
+        summary = selectors.publish_preview()
+        approved = list(Recommendation.objects.filter(status="approved"))
+        assert summary["count"] == len(approved) == len(rest)
+        edited = [r for r in approved if r.approved_price not in (None, r.recommended_price)]
+        assert summary["edited"] == len(edited) == 1  # its forecast is not for its price
+        assert summary["profit_per_day"] == pytest.approx(
+            sum(r.profit_delta for r in approved if r not in edited and r.profit_delta)
+        )
+        assert summary["publisher"] == {
+            "name": "csv", "label": publishers.CsvPublisher.label, "remote": False,
+        }  # fmt: skip
+        # one more approval: the confirmed summary no longer describes what would go
+        approvals.decide(recommendation=rest[-1], approve=True)
+        with pytest.raises(ConflictError) as refused:
+            publishing.publish(expect=summary["token"])
+        assert refused.value.code == "changed"
+        assert not Publication.objects.exists()
+        assert Recommendation.objects.filter(status="approved").count() == len(rest) + 1
+        fresh = selectors.publish_preview()
+        publication = publishing.publish(expect=fresh["token"])
+        assert publication.changes == fresh["count"] == len(rest) + 1
+
+
+def test_a_confirmed_job_rollback_acts_only_on_the_changes_its_summary_named(shop, reprice):
+    from pricing_saas.pricing import selectors
+
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        job = reprice()
+        approvals.bulk_decide(
+            approve=True,
+            ids=list(Recommendation.objects.filter(status="pending").values_list("pk", flat=True)),
+        )
+        publishing.publish()
+        live = list(PriceChange.objects.filter(job=job, status="published").order_by("pk"))
+        summary = selectors.rollback_preview(job)
+        assert summary["count"] == len(live)
+        assert summary["up"] == sum(1 for c in live if c.old_price > c.new_price)
+        assert [s["back_to"] for s in summary["sample"]] == [c.old_price for c in live][:50]
+        publishing.rollback(change_ids=[live[0].pk])  # someone undoes one in between
+        with pytest.raises(ConflictError) as refused:
+            publishing.rollback(job=job, expect=summary["token"])
+        assert refused.value.code == "changed"
+        assert PriceChange.objects.filter(kind="rollback").count() == 1
+        fresh = selectors.rollback_preview(job)
+        assert fresh["count"] == len(live) - 1
+        publication = publishing.rollback(job=job, expect=fresh["token"])
+        assert publication.changes == len(live) - 1
+        with pytest.raises(ConflictError) as nothing:  # nothing left: refused before a summary
+            selectors.rollback_preview(job)
+        assert nothing.value.code == "not_published"

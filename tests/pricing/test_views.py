@@ -63,14 +63,20 @@ def test_review_approve_publish_and_rollback_in_the_portal(repriced):
     assert response.status_code == 302
     with tenant_context(repriced.tenant):
         assert Recommendation.objects.get(pk=ids[2]).status == "pending"  # below the floor
-    assert client.post("/pricing/publications/").status_code == 302
+    summary = client.post("/pricing/publications/")
+    assert summary.status_code == 200 and 'id="summary-count">2<' in summary.content.decode()
+    assert client.post("/pricing/publications/", {"confirm": token_of(summary)}).status_code == 302
     with tenant_context(repriced.tenant):
         publication = Publication.objects.get()
         job = Recommendation.objects.get(pk=ids[0]).job
     assert publication.status == "succeeded" and publication.published == 2
     download = client.get(f"/pricing/publications/{publication.pk}/download/")
     assert download.status_code == 200
-    client.post(f"/pricing/jobs/{job.pk}/rollback/", {"comment": "undo"})
+    summary = client.post(f"/pricing/jobs/{job.pk}/rollback/", {"comment": "undo"})
+    assert summary.status_code == 200
+    client.post(
+        f"/pricing/jobs/{job.pk}/rollback/", {"comment": "undo", "confirm": token_of(summary)}
+    )
     with tenant_context(repriced.tenant):
         assert Publication.objects.filter(kind="rollback", status="succeeded").count() == 1
     audit = client_for(repriced).get("/audit/export/").content.decode()
@@ -633,3 +639,323 @@ def test_who_may_not_approve_cannot_bulk_approve_nor_see_the_summary(repriced, r
     assert not recs_of(repriced, status="approved") and not recs_of(repriced, status="rejected")
     page = client.get("/pricing/recommendations/").content.decode()
     assert 'value="filtered"' not in page and "export.csv" in page  # reading and export stay
+
+
+# --- publishing and rolling back with a summary first; the publication page ------------------
+
+
+def approve_all(world) -> list[Recommendation]:
+    """Every pending recommendation of `world` approved (through the service); returns them."""
+    from pricing_saas.pricing import approvals
+
+    with tenant_context(world.tenant):
+        ids = list(Recommendation.objects.filter(status="pending").values_list("pk", flat=True))
+        approvals.bulk_decide(approve=True, ids=ids)
+    return recs_of(world, status="approved")
+
+
+def published_changes(world, **filters):
+    from pricing_saas.pricing.models import PriceChange
+
+    with tenant_context(world.tenant):
+        return list(PriceChange.objects.filter(**filters).select_related("product").order_by("pk"))
+
+
+def test_publish_shows_the_impact_first_then_publishes_exactly_those(repriced):
+    approved = approve_all(repriced)
+    client = client_for(repriced, Role.APPROVER)
+    summary = client.post("/pricing/publications/")
+    assert summary.status_code == 200
+    page = summary.content.decode()
+    up = sum(1 for r in approved if r.final_price > r.current_price)
+    down = sum(1 for r in approved if r.final_price < r.current_price)
+    assert up and down and up + down == len(approved)
+    assert f'id="summary-count">{len(approved)}<' in page
+    assert f'id="summary-up">{up}<' in page and f'id="summary-down">{down}<' in page
+    average = sum(float(r.final_price / r.current_price - 1) for r in approved) / len(approved)
+    assert f'id="summary-average">{average * 100:+.1f} %<' in page
+    profit = sum(r.profit_delta for r in approved if r.profit_delta is not None)
+    revenue = sum(r.expected_revenue - r.expected_revenue_now for r in approved)
+    assert f'id="summary-profit">{profit:.2f} ' in page
+    assert f'id="summary-revenue">{revenue:.2f} ' in page
+    assert "CSV file for your shop" in page and "a file is made to download" in page
+    with tenant_context(repriced.tenant):
+        assert not Publication.objects.exists()  # nothing published by the summary
+    done = client.post("/pricing/publications/", {"confirm": token_of(summary)})
+    with tenant_context(repriced.tenant):
+        publication = Publication.objects.get()
+    assert done.status_code == 302
+    assert done["Location"] == f"/pricing/publications/{publication.pk}/"
+    changes = published_changes(repriced, publication=publication)
+    assert {c.recommendation_id for c in changes} == {r.pk for r in approved}
+    assert {c.new_price for c in changes} == {r.final_price for r in approved}
+    # nothing left: no summary of nothing
+    again = client.post("/pricing/publications/", follow=True)
+    assert "Nothing approved is waiting to be published" in again.content.decode()
+
+
+def test_a_publish_whose_approved_set_changed_is_not_acted_on(repriced):
+    from pricing_saas.pricing import approvals
+
+    approved = approve_all(repriced)[:-1]
+    with tenant_context(repriced.tenant):  # one back to pending: the set is all but one
+        last = Recommendation.objects.filter(status="approved").order_by("-pk").first()
+        Recommendation.objects.filter(pk=last.pk).update(status="pending")
+    client = client_for(repriced, Role.APPROVER)
+    token = token_of(client.post("/pricing/publications/"))
+    client.post(f"/pricing/recommendations/{last.pk}/decide/", {"action": "approve"})
+    stale = client.post("/pricing/publications/", {"confirm": token})
+    assert stale.status_code == 409
+    page = stale.content.decode()
+    assert "changed since the summary" in page and "nothing was published" in page
+    assert f'id="summary-count">{len(approved) + 1}<' in page  # the new summary
+    # a forged token, or the summary of another publisher, publishes nothing either
+    assert client.post("/pricing/publications/", {"confirm": "0" * 64}).status_code == 409
+    token = token_of(client.post("/pricing/publications/"))
+    with tenant_context(repriced.tenant):
+        approvals.update_policy(publisher="xlsx")
+    assert client.post("/pricing/publications/", {"confirm": token}).status_code == 409
+    with tenant_context(repriced.tenant):
+        assert not Publication.objects.exists()
+    fresh = client.post("/pricing/publications/")
+    assert "Excel workbook" in fresh.content.decode()
+    assert client.post("/pricing/publications/", {"confirm": token_of(fresh)}).status_code == 302
+    with tenant_context(repriced.tenant):
+        assert Publication.objects.get().publisher == "xlsx"
+
+
+@pytest.fixture
+def published(repriced):
+    """`repriced` with every recommendation approved and published (the CSV publisher, run at
+    once); returns the world."""
+    from pricing_saas.pricing import publishing
+
+    approve_all(repriced)
+    with tenant_context(repriced.tenant):
+        publication = publishing.publish(enqueue=False)
+        publishing.run_publication(publication_id=publication.pk)
+    return repriced
+
+
+def test_rolling_back_a_job_shows_what_returns_first_then_rolls_back_exactly_those(published):
+    changes = published_changes(published, status="published")
+    job_id = changes[0].job_id
+    client = client_for(published, Role.APPROVER)
+    summary = client.post(f"/pricing/jobs/{job_id}/rollback/", {"comment": "too bold"})
+    assert summary.status_code == 200
+    page = summary.content.decode()
+    up = sum(1 for c in changes if c.old_price > c.new_price)  # back up to where it was
+    down = sum(1 for c in changes if c.old_price < c.new_price)
+    assert up and down
+    assert f'id="summary-count">{len(changes)}<' in page
+    assert f'id="summary-up">{up}<' in page and f'id="summary-down">{down}<' in page
+    average = sum(float(c.old_price / c.new_price - 1) for c in changes) / len(changes)
+    assert f'id="summary-average">{average * 100:+.1f} %<' in page
+    forecast = [c for c in changes if c.forecast_units_new is not None]
+    assert forecast
+    revenue = sum(
+        float(c.old_price) * c.forecast_units_old - float(c.new_price) * c.forecast_units_new
+        for c in forecast
+    )
+    profit = sum(
+        (float(c.old_price) - float(c.forecast_unit_cost)) * c.forecast_units_old
+        - (float(c.new_price) - float(c.forecast_unit_cost)) * c.forecast_units_new
+        for c in forecast
+        if c.forecast_unit_cost is not None
+    )
+    assert f'id="summary-revenue">{revenue:.2f} ' in page
+    assert f'id="summary-profit">{profit:.2f} ' in page
+    for c in changes:  # what each returns to
+        assert f'>{c.product.sku}</a></td><td class="num">{c.new_price:.2f}</td>' in page
+    assert 'value="too bold"' in page
+    assert not published_changes(published, kind="rollback")  # nothing yet
+    done = client.post(
+        f"/pricing/jobs/{job_id}/rollback/", {"comment": "too bold", "confirm": token_of(summary)}
+    )
+    rollbacks = published_changes(published, kind="rollback")
+    assert done.status_code == 302
+    assert done["Location"] == f"/pricing/publications/{rollbacks[0].publication_id}/"
+    assert {c.reverts_id for c in rollbacks} == {c.pk for c in changes}
+    assert {(c.product_id, c.new_price) for c in rollbacks} == {
+        (c.product_id, c.old_price) for c in changes
+    }
+
+
+def test_a_job_rollback_whose_changes_changed_is_not_acted_on(published):
+    changes = published_changes(published, status="published")
+    job_id = changes[0].job_id
+    client = client_for(published, Role.APPROVER)
+    token = token_of(client.post(f"/pricing/jobs/{job_id}/rollback/"))
+    client.post(f"/pricing/changes/{changes[0].pk}/rollback/")  # someone undoes one meanwhile
+    stale = client.post(f"/pricing/jobs/{job_id}/rollback/", {"confirm": token})
+    assert stale.status_code == 409
+    page = stale.content.decode()
+    assert "changed since the summary" in page and "nothing was rolled back" in page
+    assert f'id="summary-count">{len(changes) - 1}<' in page
+    assert [c.reverts_id for c in published_changes(published, kind="rollback")] == [changes[0].pk]
+    fresh = token_of(stale)
+    assert client.post(f"/pricing/jobs/{job_id}/rollback/", {"confirm": fresh}).status_code == 302
+    assert len(published_changes(published, kind="rollback")) == len(changes)
+    # nothing left to roll back: a message, no summary
+    again = client.post(f"/pricing/jobs/{job_id}/rollback/", follow=True)
+    assert "no published price changes to roll back" in again.content.decode()
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.ANALYST])
+def test_who_may_not_publish_gets_403_on_every_step(published, role):
+    changes = published_changes(published, status="published")
+    job_id = changes[0].job_id
+    approver = client_for(published, Role.APPROVER)
+    rollback_token = token_of(approver.post(f"/pricing/jobs/{job_id}/rollback/"))
+    client = client_for(published, role)
+    for data in ({}, {"confirm": rollback_token}):
+        assert client.post(f"/pricing/jobs/{job_id}/rollback/", data).status_code == 403
+        assert client.post("/pricing/publications/", data).status_code == 403
+    assert not published_changes(published, kind="rollback")
+    publication = changes[0].publication_id
+    assert client.post(f"/pricing/publications/{publication}/retry/").status_code == 403
+    page = client.get(f"/pricing/publications/{publication}/")
+    assert page.status_code == 200 and "retry-form" not in page.content.decode()
+    assert "confirm-rollback" not in client.get(f"/pricing/jobs/{job_id}/").content.decode()
+
+
+@pytest.fixture
+def big_publication(world_a):
+    """World A (in Asia/Kolkata) with a publication of 130 changes: 100 published at
+    12:00 UTC, 20 failed with a reason, 5 sent, 3 pending, and 2 changed in the shop."""
+    import datetime as dt
+
+    from pricing_saas.pricing.models import PriceChange
+    from tests.factories import ProductFactory
+
+    world_a.tenant.timezone = "Asia/Kolkata"
+    world_a.tenant.save()
+    at = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC)
+    with tenant_context(world_a.tenant):
+        publication = Publication.objects.create(
+            publisher="csv", status="partial", changes=130, published=100, failed=20
+        )
+        products = [
+            ProductFactory(tenant=world_a.tenant, sku=f"S{i:03d}", title=f"Thing {i}")
+            for i in range(130)
+        ]
+        plan = (
+            [("published", "recommendation", at, at)] * 100
+            + [("failed", "recommendation", None, None)] * 20
+            + [("sent", "recommendation", at, None)] * 5
+            + [("pending", "rollback", None, None)] * 3
+            + [("published", "external", None, at)] * 2
+        )
+        PriceChange.objects.bulk_create(
+            PriceChange(
+                tenant=world_a.tenant, product=product, publication=publication, status=status,
+                kind=kind, old_price=Decimal("20.00"), new_price=Decimal("21.50"),
+                sent_at=sent, published_at=published_at,
+                error="the price changed since this change was made" if status == "failed" else "",
+            )
+            for product, (status, kind, sent, published_at) in zip(products, plan, strict=True)
+        )  # fmt: skip
+    return world_a, publication
+
+
+def rows_on(response) -> list[str]:
+    return re.findall(r'<tr data-change="(\d+)">', response.content.decode())
+
+
+def test_a_publication_page_lists_its_changes_with_statuses_and_paginates(
+    big_publication, django_assert_max_num_queries
+):
+    world, publication = big_publication
+    client = client_for(world, Role.VIEWER)
+    listing = client.get("/pricing/publications/").content.decode()
+    assert f'href="/pricing/publications/{publication.pk}/"' in listing
+    with django_assert_max_num_queries(20):  # one page read, never the 130 (or 100,000)
+        first = client.get(f"/pricing/publications/{publication.pk}/")
+    assert first.status_code == 200
+    page = first.content.decode()
+    assert len(rows_on(first)) == 100 and "page 1 of 2 (130 changes)" in page
+    with tenant_context(world.tenant):
+        first_product = Product.objects.get(sku="S000")
+    assert f'<a href="/pricing/sku/{first_product.pk}/">S000</a>' in page
+    assert "2026-01-05 17:30" in page  # 12:00 UTC in India
+    assert 'data-status="failed"' in page and "Failed (20)" in page and "Published (102)" in page
+    assert "Sent, awaiting the shop (5)" in page and "Pending (3)" in page
+    second = client.get(f"/pricing/publications/{publication.pk}/", {"page": 2})
+    text = second.content.decode()
+    assert len(rows_on(second)) == 30 and "page 2 of 2" in text
+    assert "Changed in the shop" in text and "Rollback" in text
+    assert "Sent, awaiting the shop" in text and "the price changed since" in text
+    assert not set(rows_on(first)) & set(rows_on(second))
+    failed = client.get(f"/pricing/publications/{publication.pk}/", {"status": "failed"})
+    assert len(rows_on(failed)) == 20
+    assert failed.content.decode().count('<span class="status failed">Failed</span>') == 20
+    sent = client.get(f"/pricing/publications/{publication.pk}/", {"status": "sent"})
+    assert len(rows_on(sent)) == 5
+    unknown = client.get(f"/pricing/publications/{publication.pk}/", {"status": "nope"})
+    assert len(rows_on(unknown)) == 100 and "Unknown status" in unknown.content.decode()
+
+
+def test_retrying_the_failed_changes_from_the_publication_page(published):
+    from pricing_saas.pricing import publishing
+
+    with tenant_context(published.tenant):
+        pending = list(Recommendation.objects.filter(status="published")[:2])
+        for (
+            rec
+        ) in pending:  # a fresh approval of two SKUs, one of whose price moves before the push
+            Recommendation.objects.filter(pk=rec.pk).update(status="approved")
+        Product.objects.filter(pk=pending[0].product_id).update(price=Decimal("1.00"))
+        Recommendation.objects.filter(pk=pending[0].pk).update(current_price=Decimal("2.00"))
+        publication = publishing.publish(enqueue=False)
+        publishing.run_publication(publication_id=publication.pk)
+        publication.refresh_from_db()
+    assert publication.failed >= 1
+    client = client_for(published, Role.APPROVER)
+    page = client.get(f"/pricing/publications/{publication.pk}/").content.decode()
+    assert 'id="retry-failed"' in page and "the price changed since" in page
+    response = client.post(
+        f"/pricing/publications/{publication.pk}/retry/",
+        {"next": f"/pricing/publications/{publication.pk}/"},
+    )
+    with tenant_context(published.tenant):
+        retry = Publication.objects.order_by("-pk").first()
+    assert retry.pk != publication.pk and retry.changes == publication.failed
+    assert response.status_code == 302
+    assert response["Location"] == f"/pricing/publications/{retry.pk}/"
+    assert len(rows_on(client.get(f"/pricing/publications/{retry.pk}/"))) == publication.failed
+    # nothing failed left on the first: a message, back where the form was
+    again = client.post(
+        f"/pricing/publications/{publication.pk}/retry/",
+        {"next": f"/pricing/publications/{publication.pk}/"},
+    )
+    assert again["Location"] == f"/pricing/publications/{publication.pk}/"
+
+
+def test_another_tenants_publication_and_job_rollback_are_404_from_both_sides(published, world_b):
+    from tests.factories import PriceChangeFactory, ProductFactory, PublicationFactory
+
+    with tenant_context(world_b.tenant):
+        bravo_publication = PublicationFactory(tenant=world_b.tenant, failed=1)
+        PriceChangeFactory(
+            tenant=world_b.tenant, publication=bravo_publication, status="failed",
+            product=ProductFactory(tenant=world_b.tenant, sku="BRAVO-SECRET"),
+        )  # fmt: skip
+    alpha = published_changes(published, status="published")[0]
+    ours = {published.tenant.pk: alpha.publication_id, world_b.tenant.pk: bravo_publication.pk}
+    for world, other in [(published, world_b), (world_b, published)]:
+        client = client_for(world, Role.OWNER)
+        theirs = ours[other.tenant.pk]
+        assert client.get(f"/pricing/publications/{ours[world.tenant.pk]}/").status_code == 200
+        assert client.get(f"/pricing/publications/{theirs}/").status_code == 404
+        assert (
+            client.get(f"/pricing/publications/{theirs}/", {"status": "failed"}).status_code == 404
+        )
+        assert client.post(f"/pricing/publications/{theirs}/retry/").status_code == 404
+    b_client = client_for(world_b, Role.OWNER)
+    assert b_client.post(f"/pricing/jobs/{alpha.job_id}/rollback/").status_code == 404
+    assert "BRAVO-SECRET" not in body_text(
+        client_for(published).get(f"/pricing/publications/{alpha.publication_id}/")
+    )
+    with tenant_context(world_b.tenant):
+        assert Publication.objects.count() == 1  # no retry made on B's behalf
+    assert not published_changes(published, kind="rollback")
