@@ -63,6 +63,21 @@ class FilterBackend(drf_filters.DjangoFilterBackend):
         kwargs = self.get_filterset_kwargs(request, queryset, view)
         kwargs["data"] = read_query(filterset_class.base_filters, request.query_params)
         filterset = filterset_class(**kwargs)
+        rescope(filterset)
         if not filterset.is_valid():
             raise translate_validation(filterset.errors)
         return filterset.qs
+
+
+def rescope(filterset) -> None:
+    """The choices of a filter naming a related object (`job`, `publication`, ...) read in this
+    request's tenant. A FilterSet's querysets are built once, when its class is: had that
+    happened under a tenant (the first request of a process loads the URLs inside the portal's
+    tenant middleware), every later request would choose among that tenant's objects, and
+    another tenant's own ids would be refused as invalid choices. Each filter is this
+    instance's own copy, so setting it here touches no other request."""
+    for item in filterset.filters.values():
+        queryset = getattr(item, "queryset", None)
+        if hasattr(queryset, "model"):  # a QuerySet (a callable is asked per request anyway)
+            item.queryset = item.extra["queryset"] = queryset.model._default_manager.all()
+            item.__dict__.pop("_field", None)  # a form field built before holds the old one

@@ -305,7 +305,9 @@ def test_the_recommendations_list_is_the_newest_jobs_unless_a_filter_says_otherw
     client = repriced.api(Role.VIEWER)
 
     def ids(**query) -> set[int]:
-        page = client.get("/api/v1/recommendations/", {"page_size": 1000, **query}).json()
+        answer = client.get("/api/v1/recommendations/", {"page_size": 1000, **query})
+        page = answer.json()
+        assert "count" in page, (answer.status_code, page)
         assert page["count"] == len(page["results"])
         return {r["id"] for r in page["results"]}
 
