@@ -68,3 +68,39 @@ def test_a_raise_past_the_competitor_takes_the_hinges_pessimistic_end_wherever_i
     assert curve.pessimistic_hinge(1.0, True) == pytest.approx([-2.0, -1.1, 0.0])
     # a cut back below the competitor never counts on a hinge that is not in force
     assert curve.pessimistic_hinge(1.0, False) == pytest.approx([0.0, 0.0, 0.0])
+
+
+def test_the_ramp_is_the_expected_distance_above_a_jittered_competitor():
+    from ml.science.curve import ramp, ramp_slope
+
+    gap = np.array([-0.1, -0.02, 0.0, 0.03, 0.2])
+    eps = np.random.default_rng(0).normal(0, 0.05, 400_000)
+    expected = [np.mean(np.maximum(g + eps, 0.0)) for g in gap]
+    assert ramp(gap, 0.05) == pytest.approx(expected, abs=2e-4)
+    assert ramp(gap, 0.0) == pytest.approx(np.maximum(gap, 0.0))  # no jitter: the sharp kink
+    share = [np.mean(g + eps > 0) for g in gap]  # the slope: the share above the competitor
+    assert ramp_slope(gap, 0.05) == pytest.approx(share, abs=3e-3)
+
+
+def test_on_the_smoothed_ramp_the_hinge_is_in_force_by_the_chance_of_being_above():
+    from scipy.stats import norm
+
+    from ml.science.curve import DemandCurve
+
+    curve = DemandCurve.build(
+        [10.0, 10.0, 10.0],
+        [5.0, 5.0, 5.0],
+        [-1.5, -1.5, -1.5],
+        [0.2, 0.2, 0.2],
+        competitor_price=[9.9, 10.0, 12.0],
+        competitor_slope=[-4.0, -4.0, -4.0],
+        competitor_slope_se=[0.5, 0.5, 0.5],
+        ramp_sd=0.04,
+    )
+    slope, _se = curve.local_elasticity()
+    share = norm.cdf(np.log(10.0 / np.array([9.9, 10.0, 12.0])) / 0.04)
+    assert slope == pytest.approx(-1.5 - 4.0 * share)
+    assert slope[1] == pytest.approx(-3.5) and slope[2] == pytest.approx(-1.5, abs=1e-3)
+    # the curve gives the same slope for a small move from today's price
+    up, down = (curve.units(np.full(3, 10.0 * np.exp(d))) for d in (1e-4, -1e-4))
+    assert np.log(up / down) / 2e-4 == pytest.approx(slope, abs=1e-3)
