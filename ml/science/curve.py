@@ -179,7 +179,10 @@ class DemandCurve:
     def local_elasticity(self) -> tuple[np.ndarray, np.ndarray]:
         """The slope of the curve at today's price and its s.e.: the elasticity, plus the hinge
         in the share it is in force at today's position against the competitor (all of it above
-        a sharp kink, none below; on the smoothed ramp, Phi(gap / s)): what a small move does."""
+        a sharp kink, none below; on the smoothed ramp, Phi(gap / s)): what a small move does.
+        Where the jitter leaves it open which side of the competitor today's price is on, the
+        slope is either the elasticity or the elasticity plus the whole hinge: the s.e. holds
+        that spread too (h^2 Phi (1 - Phi), the variance of h times a coin with odds Phi)."""
         n = len(self)
         sd = np.zeros(n) if self.ramp_sd is None else self.ramp_sd
         hinge_se = self.hinge_se if self.hinge_se is not None else np.zeros(n)
@@ -189,8 +192,9 @@ class DemandCurve:
             share = np.nan_to_num(np.where(known, ramp_slope(gap, sd), 0.0))
             slope = self.elasticity + share * self.competitor_slope
             doubt = share * np.nan_to_num(hinge_se, posinf=0.0)
+            side = self.competitor_slope**2 * share * (1 - share)
             spread = np.where(
-                share > 0, np.sqrt(self.elasticity_se**2 + doubt**2), self.elasticity_se
+                share > 0, np.sqrt(self.elasticity_se**2 + doubt**2 + side), self.elasticity_se
             )
         return slope, spread
 

@@ -97,10 +97,14 @@ def test_on_the_smoothed_ramp_the_hinge_is_in_force_by_the_chance_of_being_above
         competitor_slope_se=[0.5, 0.5, 0.5],
         ramp_sd=0.04,
     )
-    slope, _se = curve.local_elasticity()
+    slope, se = curve.local_elasticity()
     share = norm.cdf(np.log(10.0 / np.array([9.9, 10.0, 12.0])) / 0.04)
     assert slope == pytest.approx(-1.5 - 4.0 * share)
     assert slope[1] == pytest.approx(-3.5) and slope[2] == pytest.approx(-1.5, abs=1e-3)
+    # at the competitor's price either side may hold: the interval spans both slopes
+    assert se[1] == pytest.approx(np.sqrt(0.2**2 + (0.5 * 0.5) ** 2 + 16 * 0.25))
+    assert slope[1] - 1.96 * se[1] < -5.5 and slope[1] + 1.96 * se[1] > -1.5
+    assert se[2] == pytest.approx(0.2, abs=1e-3)  # far below it: the elasticity's own
     # the curve gives the same slope for a small move from today's price
     up, down = (curve.units(np.full(3, 10.0 * np.exp(d))) for d in (1e-4, -1e-4))
     assert np.log(up / down) / 2e-4 == pytest.approx(slope, abs=1e-3)
