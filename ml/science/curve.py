@@ -182,7 +182,10 @@ class DemandCurve:
         a sharp kink, none below; on the smoothed ramp, Phi(gap / s)): what a small move does.
         Where the jitter leaves it open which side of the competitor today's price is on, the
         slope is either the elasticity or the elasticity plus the whole hinge: the s.e. holds
-        that spread too (h^2 Phi (1 - Phi), the variance of h times a coin with odds Phi)."""
+        that spread too (h^2 Phi (1 - Phi), the variance of h times a coin with odds Phi). A
+        hinge estimated but not clear is left out of the slope; the s.e. then holds what leaving
+        it out may miss: its second moment under its posterior on the spread of the curve's
+        hinges (tau^2 by moments; nothing where no hinge differs from the others beyond noise)."""
         n = len(self)
         sd = np.zeros(n) if self.ramp_sd is None else self.ramp_sd
         hinge_se = self.hinge_se if self.hinge_se is not None else np.zeros(n)
@@ -193,8 +196,23 @@ class DemandCurve:
             slope = self.elasticity + share * self.competitor_slope
             doubt = share * np.nan_to_num(hinge_se, posinf=0.0)
             side = self.competitor_slope**2 * share * (1 - share)
+            # a hinge estimated but not used (not clear): the slope takes none, off by the
+            # hinge's second moment under its posterior on the spread of the curve's hinges
+            raw = np.nan_to_num(self.hinge_raw) if self.hinge_raw is not None else np.zeros(n)
+            est = np.isfinite(self.competitor_price) & np.isfinite(hinge_se) & (hinge_se > 0)
+            unused = est & ~known
+            if est.sum() >= 3:
+                centre = float(np.mean(raw[est]))
+                tau2 = max(float(np.mean((raw[est] - centre) ** 2 - hinge_se[est] ** 2)), 0.0)
+                w = np.where(est, tau2 / (tau2 + np.where(est, hinge_se, 1.0) ** 2), 0.0)
+                post = w * raw + (1 - w) * centre
+                second = post**2 + w * np.where(est, hinge_se, 0.0) ** 2
+                reach = np.nan_to_num(np.where(unused, ramp_slope(gap, sd), 0.0))
+                side = side + reach**2 * np.where(unused, second, 0.0)
             spread = np.where(
-                share > 0, np.sqrt(self.elasticity_se**2 + doubt**2 + side), self.elasticity_se
+                (share > 0) | (side > 0),
+                np.sqrt(self.elasticity_se**2 + doubt**2 + side),
+                self.elasticity_se,
             )
         return slope, spread
 
