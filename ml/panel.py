@@ -20,6 +20,9 @@ def demand_panel():
     sale count as zero units while the product is active and its price is known: recorded as a
     row with 0 units and the day's price, or unchanged between the sales around them; see the
     comments below. Every product is handled at once with numpy (no loop per product)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
     import numpy as np
 
     from pricing_saas.catalog.models import Product, SalesRecord
@@ -124,6 +127,11 @@ def demand_panel():
     competitor = _competitor_prices(kept, panel.sku, panel.day)
     if np.isfinite(competitor).any():
         panel.competitor_price = competitor
+        # how far a reading carried over the days may be off, over the panel's days
+        first = dt.date.fromordinal(int(panel.day.min()) - COMPETITOR_CARRY_DAYS)
+        panel.competitor_sd = competitor_jitter(
+            dt.datetime.combine(first, dt.time(), ZoneInfo(require_current_tenant().timezone))
+        )
     return (
         panel,
         kept,
@@ -211,3 +219,32 @@ def _competitor_prices(product_ids: list[int], sku, day):
     match = row_key[rows][at] == key
     np.fmin.at(out, rows[at[match]], np.repeat(price, length)[match])
     return out
+
+
+COMPETITOR_JITTER_DAYS = 90  # the competitor readings that say how far one may be off (reprice)
+
+
+def competitor_jitter(since) -> float:
+    """How far a competitor's reading may be off its price, in log price: the robust scale of
+    the change between a competitor's consecutive in-stock readings of a product observed from
+    `since` (1.4826 x median |change| / sqrt 2: two readings' errors in each change; the median
+    keeps a real re-price from counting as jitter). A reading that never changes is exact (0).
+    The reprice judges the competitor's price at its pessimistic end by it, and the demand model
+    smooths the hinge above the competitor over it (ml.science.curve.ramp)."""
+    import numpy as np
+    from django.db import connection
+
+    from pricing_saas.catalog.models import CompetitorOffer
+
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(change)) FROM ("
+            " SELECT ln(price / LAG(price) OVER (PARTITION BY product_id, competitor"
+            " ORDER BY observed_at)) AS change FROM "
+            + CompetitorOffer._meta.db_table
+            + " WHERE tenant_id = %s AND observed_at >= %s AND in_stock AND price > 0) AS d"
+            " WHERE change IS NOT NULL",
+            [require_current_tenant().pk, since],
+        )
+        row = cur.fetchone()
+    return float(row[0]) * 1.4826 / np.sqrt(2) if row and row[0] is not None else 0.0

@@ -86,6 +86,9 @@ def demand_curve(
     hinge, hinge_se = get("competitor_slope", 0.0), get("competitor_slope_se")
     # no s.e. stored: a hinge kept by an older version (a fact then: s.e. 0), else none known
     hinge_se = np.where(np.isnan(hinge_se), np.where(hinge < 0, 0.0, np.inf), hinge_se)
+    # the jitter the hinge's ramp was fitted over (none stored: a sharp kink, as it was fitted)
+    trained = version.metrics.get(version.trainer, {}) if version is not None else {}
+    ramp_sd = float(trained.get("ramp_sd", 0.0) or 0.0) if isinstance(trained, dict) else 0.0
     if not known.all():
         metrics = version.metrics.get(version.trainer, {}) if version is not None else {}
         pooled = float(metrics.get("pooled_elasticity", -1.5))
@@ -116,4 +119,5 @@ def demand_curve(
         borrowed=get("from_prior", 0.0) > 0,
         gap_low=get("gap_low"),
         gap_high=get("gap_high"),
+        ramp_sd=ramp_sd,
     ), known

@@ -390,6 +390,7 @@ def _run_demand(version: ModelVersion) -> ModelVersion:
                              "pooled_se": round(fit.pooled_se, 4),
                              "dispersion": round(fit.dispersion, 3),
                              "competitor_hinges": int(np.sum(fit.competitor_above < 0)),
+                             "ramp_sd": round(fit.ramp_sd, 5),
                              "from_prior": int(fit.from_prior.sum())},
             "n_skus": len(product_ids), "product_days": len(panel.units), **stats,
             "last_day": date.fromordinal(int(np.max(panel.day))).isoformat(),

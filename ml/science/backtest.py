@@ -205,6 +205,7 @@ def curve_of_fit(fit) -> DemandCurve:
         fit.curvature,
         competitor_slope=fit.competitor_above,
         competitor_slope_se=fit.competitor_above_se,
+        ramp_sd=fit.ramp_sd,
     )
 
 

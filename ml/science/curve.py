@@ -6,14 +6,17 @@ forecasts read it. `ml.selectors.demand_curve` builds it from a stored demand-mo
 
 Around each SKU's anchor price p_ref (today's price) the log of expected units is
 
-    log q(p) = log q_ref + e d + c d^2 + h (max(log(p / comp), 0) - max(log(p_ref / comp), 0))
+    log q(p) = log q_ref + e d + c d^2 + h (R(log(p / comp)) - R(log(p_ref / comp)))
 
 with d = log(p / p_ref): e is the elasticity at p_ref with the competitor's price held fixed,
 c the curvature (demand bends down as the price rises), and h <= 0 the extra slope above the
 lowest competitor's price, where one is known (demand may fall faster once the price passes the
-competitor's). The curve is trusted only between `evidence_low` and `evidence_high` (the prices
-the SKU was seen at) and, where a competitor's price is known, at the positions against it the
-SKU was seen at (`gap_low`, `gap_high`): the optimiser does not leave that range.
+competitor's). R is the ramp max(g, 0) as buyers meet it when the competitor's real price is
+the reading give or take its jitter s: E[max(g + eps, 0)], eps ~ N(0, s^2) (`ramp`, `ramp_sd`;
+the demand model fits the hinge on the same ramp, with the same s). The curve is trusted only
+between `evidence_low` and `evidence_high` (the prices the SKU was seen at) and, where a
+competitor's price is known, at the positions against it the SKU was seen at (`gap_low`,
+`gap_high`): the optimiser does not leave that range.
 """
 
 from __future__ import annotations
@@ -21,9 +24,35 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import numpy as np
+from scipy.special import ndtr
 
 HINGE_Z = 2.0  # a hinge is used where it is this many standard errors below zero
 CURVATURE_FLOOR = -15.0  # the most a curve may bend (ml.science.demand.CURVATURE_RANGE)
+
+
+def ramp(gap, sd=0.0) -> np.ndarray:
+    """E[max(gap + eps, 0)] with eps ~ N(0, sd^2): how far above the competitor's price a price
+    at log gap `gap` to its reading is, on average, where the real price is the reading give or
+    take `sd` (the readings' jitter) — sd phi(gap / sd) + gap Phi(gap / sd); max(gap, 0) at
+    sd 0. Smooth, so a hinge fitted on it is not flattened by the readings' noise."""
+    gap = np.asarray(gap, dtype=np.float64)
+    sd = np.asarray(sd, dtype=np.float64)
+    if not np.any(sd > 0):
+        return np.maximum(gap, 0.0)
+    with np.errstate(all="ignore"):
+        t = gap / np.where(sd > 0, sd, 1.0)
+        smooth = sd * np.exp(-0.5 * t * t) / np.sqrt(2 * np.pi) + gap * ndtr(t)
+    return np.where(sd > 0, smooth, np.maximum(gap, 0.0))
+
+
+def ramp_slope(gap, sd=0.0) -> np.ndarray:
+    """d ramp / d gap: Phi(gap / sd), the share of the hinge in force at `gap` (a step at 0
+    where sd is 0)."""
+    gap = np.asarray(gap, dtype=np.float64)
+    sd = np.asarray(sd, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        smooth = ndtr(gap / np.where(sd > 0, sd, 1.0))
+    return np.where(sd > 0, smooth, (gap > 0).astype(np.float64))
 
 
 def _column(value, n: int, fill: float = np.nan) -> np.ndarray:
@@ -57,6 +86,9 @@ class DemandCurve:
     # How far today's competitor price may be off, in log price (the short-run jitter of the
     # competitor's readings; 0: exact): the kink's position is judged at its pessimistic end.
     competitor_sd: np.ndarray | None = None
+    # The jitter the hinge's ramp is smoothed over (`ramp`), as the demand model fitted it
+    # (0: a sharp kink at the reading).
+    ramp_sd: np.ndarray | None = None
 
     @classmethod
     def build(
@@ -76,6 +108,7 @@ class DemandCurve:
         competitor_slope_se=None,
         curvature_se=None,
         competitor_sd=None,
+        ramp_sd=None,
     ) -> DemandCurve:
         """`competitor_slope` with `competitor_slope_se` is an estimate, used where it is
         clearly negative (HINGE_Z s.e.); without an s.e. it is taken as given."""
@@ -103,6 +136,7 @@ class DemandCurve:
             gap_low=_column(gap_low, n),
             gap_high=_column(gap_high, n),
             competitor_sd=np.nan_to_num(_column(competitor_sd, n, 0.0), nan=0.0, posinf=0.0),
+            ramp_sd=np.nan_to_num(_column(ramp_sd, n, 0.0), nan=0.0, posinf=0.0),
         )
 
     @classmethod
@@ -144,18 +178,40 @@ class DemandCurve:
 
     def local_elasticity(self) -> tuple[np.ndarray, np.ndarray]:
         """The slope of the curve at today's price and its s.e.: the elasticity, plus the hinge
-        in force where today's price is above the competitor's (what a small move does)."""
-        with np.errstate(invalid="ignore"):
-            above = (
-                np.isfinite(self.competitor_price)
-                & (self.price_ref > self.competitor_price)
-                & (self.competitor_slope < 0)
-            )
-            se = self.hinge_se if self.hinge_se is not None else np.zeros(len(self))
-            slope = np.where(above, self.elasticity + self.competitor_slope, self.elasticity)
+        in the share it is in force at today's position against the competitor (all of it above
+        a sharp kink, none below; on the smoothed ramp, Phi(gap / s)): what a small move does.
+        Where the jitter leaves it open which side of the competitor today's price is on, the
+        slope is either the elasticity or the elasticity plus the whole hinge: the s.e. holds
+        that spread too (h^2 Phi (1 - Phi), the variance of h times a coin with odds Phi). A
+        hinge estimated but not clear is left out of the slope; the s.e. then holds what leaving
+        it out may miss: its second moment under its posterior on the spread of the curve's
+        hinges (tau^2 by moments; nothing where no hinge differs from the others beyond noise)."""
+        n = len(self)
+        sd = np.zeros(n) if self.ramp_sd is None else self.ramp_sd
+        hinge_se = self.hinge_se if self.hinge_se is not None else np.zeros(n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gap = np.log(self.price_ref / self.competitor_price)
+            known = np.isfinite(self.competitor_price) & (self.competitor_slope < 0)
+            share = np.nan_to_num(np.where(known, ramp_slope(gap, sd), 0.0))
+            slope = self.elasticity + share * self.competitor_slope
+            doubt = share * np.nan_to_num(hinge_se, posinf=0.0)
+            side = self.competitor_slope**2 * share * (1 - share)
+            # a hinge estimated but not used (not clear): the slope takes none, off by the
+            # hinge's second moment under its posterior on the spread of the curve's hinges
+            raw = np.nan_to_num(self.hinge_raw) if self.hinge_raw is not None else np.zeros(n)
+            est = np.isfinite(self.competitor_price) & np.isfinite(hinge_se) & (hinge_se > 0)
+            unused = est & ~known
+            if est.sum() >= 3:
+                centre = float(np.mean(raw[est]))
+                tau2 = max(float(np.mean((raw[est] - centre) ** 2 - hinge_se[est] ** 2)), 0.0)
+                w = np.where(est, tau2 / (tau2 + np.where(est, hinge_se, 1.0) ** 2), 0.0)
+                post = w * raw + (1 - w) * centre
+                second = post**2 + w * np.where(est, hinge_se, 0.0) ** 2
+                reach = np.nan_to_num(np.where(unused, ramp_slope(gap, sd), 0.0))
+                side = side + reach**2 * np.where(unused, second, 0.0)
             spread = np.where(
-                above,
-                np.sqrt(self.elasticity_se**2 + np.nan_to_num(se, posinf=0.0) ** 2),
+                (share > 0) | (side > 0),
+                np.sqrt(self.elasticity_se**2 + doubt**2 + side),
                 self.elasticity_se,
             )
         return slope, spread
@@ -211,9 +267,8 @@ class DemandCurve:
             if not kink.any():
                 return out
             comp = col(self.competitor_price) if competitor is None else per(competitor)
-            above = np.maximum(np.log(price / comp), 0.0) - np.maximum(
-                np.log(col(self.price_ref) / comp), 0.0
-            )
+            sd = 0.0 if self.ramp_sd is None else col(self.ramp_sd)
+            above = ramp(np.log(price / comp), sd) - ramp(np.log(col(self.price_ref) / comp), sd)
         return np.where(kink, out + hinge * above, out)
 
     def units(self, price, elasticity=None, hinge=None, curvature=None, competitor=None):

@@ -18,7 +18,11 @@ Fitting:
 3. Empirical-Bayes shrinkage, SKU -> category -> tenant: each slope is pulled toward its
    category's mean in proportion to its noise (w = tau^2 / (tau^2 + se^2)), the category toward
    the pooled slope likewise. SKUs with no sales history get their category's prior.
-4. The reported elasticity is the effect of the own price with the competitor's price held
+4. Where competitor prices are known, each SKU's extra slope above the lowest competitor (a
+   hinge) is fitted with its slope, on the ramp max(gap, 0) smoothed over the jitter of the
+   competitor's readings (a reading carried over days is not the price buyers compared with
+   on each of them: a sharp kink at the reading is flattened by that noise).
+5. The reported elasticity is the effect of the own price with the competitor's price held
    fixed: the SKU's slope plus the coefficient of the price gap (which moves with the own
    price), weighted by the share of the SKU's days on which the gap is known.
 Every elasticity carries a standard error. Estimates are clipped to a plausible range.
@@ -30,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .curve import HINGE_Z
+from .curve import HINGE_Z, ramp
 
 ELASTICITY_RANGE = (-8.0, 0.5)
 # Demand may only bend downward (more elastic as the price rises, the usual shape); an upward
@@ -61,6 +65,10 @@ class Panel:
     truncated: np.ndarray | None = None
     # Per SKU (length n_skus): today's price, where the slope is wanted (NaN: the latest seen).
     current_price: np.ndarray | None = None
+    # The jitter of the competitor's readings, in log price (one reading's error; 0: exact):
+    # the hinge above the competitor is fitted on the ramp smoothed over what it leaves unknown
+    # of the price buyers meet (ml.science.curve.ramp, RAMP_SCALE), as the curve reads it.
+    competitor_sd: float = 0.0
 
     @property
     def n_skus(self) -> int:
@@ -100,6 +108,9 @@ class DemandFit:
     # lowest and highest (NaN where no competitor price was known on its days).
     gap_low: np.ndarray | None = None
     gap_high: np.ndarray | None = None
+    # The s.d. the hinge's ramp was smoothed over (RAMP_SCALE x Panel.competitor_sd): the
+    # curve reads the hinge on the same ramp.
+    ramp_sd: float = 0.0
 
     def expected_units(self, sku: np.ndarray, price: np.ndarray) -> np.ndarray:
         """Expected daily units at `price`, controls at their average day."""
@@ -149,7 +160,7 @@ def _controls(panel: Panel) -> tuple[np.ndarray, list[str]]:
         cols += [np.where(known, gap, 0.0), (~known).astype(float)]
         names += ["competitor_gap", "competitor_gap_unknown"]
         # the extra slope above the competitor, pooled: in the pooled fit only (see fit_demand)
-        cols.append(np.where(known, np.maximum(gap, 0.0), 0.0))
+        cols.append(np.where(known, ramp(gap, _ramp_sd(panel)), 0.0))
         names.append("competitor_above")
 
     return np.column_stack(cols), names
@@ -302,6 +313,7 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
         competitor_price=keep(panel.competitor_price),
         discount=keep(panel.discount),
         time_effects=panel.time_effects,
+        competitor_sd=panel.competitor_sd,
     )
     day = sub.day
     # Typical price per SKU: the unit-weighted geometric mean (today's scale for each SKU).
@@ -402,10 +414,11 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     hinge, hinge_se = np.zeros(n), np.full(n, np.inf)
     if sub.competitor_price is not None:
         with np.errstate(divide="ignore", invalid="ignore"):
-            g = np.log(price / np.asarray(sub.competitor_price, float))
-        g = np.where(np.isfinite(g), np.maximum(g, 0.0), 0.0)
+            gap = np.log(price / np.asarray(sub.competitor_price, float))
+        # on the ramp as buyers meet it: the reading carried over days is off by its jitter
+        g = np.where(np.isfinite(gap), ramp(gap, _ramp_sd(sub)), 0.0)
         # only SKUs seen both above and below the competitor can show a hinge
-        above = np.bincount(sku, weights=g > 0, minlength=n)
+        above = np.bincount(sku, weights=np.nan_to_num(gap) > 0, minlength=n)
         eligible = (above > 0) & (above < np.bincount(sku, minlength=n))
         r = eligible[sku]
         if r.any():
@@ -516,7 +529,19 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
         competitor_above_se=hinge_se,
         gap_low=_gap_range(price, sub.competitor_price, sku, n, np.minimum, np.inf),
         gap_high=_gap_range(price, sub.competitor_price, sku, n, np.maximum, -np.inf),
+        ramp_sd=_ramp_sd(sub),
     )
+
+
+# The ramp's smoothing in units of the competitor readings' jitter: a reading carried over the
+# days until the next one is off the day's price by two jitters, the reading's and the day's
+# (sqrt 2: what the change between consecutive readings measures).
+RAMP_SCALE = np.sqrt(2.0)
+
+
+def _ramp_sd(panel: Panel) -> float:
+    sd = float(panel.competitor_sd or 0.0)
+    return RAMP_SCALE * sd if np.isfinite(sd) and sd > 0 else 0.0
 
 
 def _gap_range(price, competitor, sku, n, reduce, empty):

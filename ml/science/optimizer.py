@@ -71,6 +71,9 @@ class Rules:
     # readings): the pessimistic curve places the competitor's price gain_z of it toward the
     # unfavourable side of each move (0: the reading taken as exact).
     competitor_sd: float | np.ndarray = 0.0
+    # The jitter the demand model smoothed the hinge above the competitor over (the curve's
+    # ramp_sd, ml.science.curve.ramp; 0: a sharp kink at the competitor's price).
+    ramp_sd: float | np.ndarray = 0.0
     max_above_competitor: float | np.ndarray = np.nan  # e.g. 0.05 = at most 5 % above it
     ending: float | None = None  # e.g. 0.99
     # Optional per-day floors on expected units and revenue (e.g. keep 90 % of today's volume,
@@ -298,6 +301,7 @@ def _optimise(
         0.0 if curvature is None else curvature,
         competitor_price=rules.competitor_price,
         competitor_sd=rules.competitor_sd,
+        ramp_sd=rules.ramp_sd,
         competitor_slope=competitor_slope,
         competitor_slope_se=competitor_slope_se,
         curvature_se=curvature_se,

@@ -232,36 +232,15 @@ class Market:
             [float(table[pk][j]) if pk in table else np.nan for pk in ids.tolist()]
         )
         return cls(
-            competitor_sd=_competitor_jitter(),
+            competitor_sd=ml_panel.competitor_jitter(
+                timezone.now() - timedelta(days=ml_panel.COMPETITOR_JITTER_DAYS)
+            ),
             competitor_price=pick(lowest, 1),
             competitor_name=[lowest[pk][0] if pk in lowest else "" for pk in ids.tolist()],
             reference={pk: r[0] for pk, r in references.items()},
             reference_low=pick(references, 1),
             reference_high=pick(references, 2),
         )
-
-
-COMPETITOR_JITTER_DAYS = 90  # the competitor readings that say how far one may be off
-
-
-def _competitor_jitter() -> float:
-    """How far a competitor's latest reading may be off its price, in log price: the robust
-    scale of the change between a competitor's consecutive in-stock readings of a product
-    (1.4826 x median |change| / sqrt 2: two readings' errors in each change; the median keeps a
-    real re-price from counting as jitter). A reading that never changes is exact (0)."""
-    since = timezone.now() - timedelta(days=COMPETITOR_JITTER_DAYS)
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(change)) FROM ("
-            " SELECT ln(price / LAG(price) OVER (PARTITION BY product_id, competitor"
-            " ORDER BY observed_at)) AS change FROM "
-            + CompetitorOffer._meta.db_table
-            + " WHERE tenant_id = %s AND observed_at >= %s AND in_stock AND price > 0) AS d"
-            " WHERE change IS NOT NULL",
-            [require_current_tenant().pk, since],
-        )
-        row = cur.fetchone()
-    return float(row[0]) * 1.4826 / np.sqrt(2) if row and row[0] is not None else 0.0
 
 
 MIN_EVIDENCE_DAYS = 7  # days of sales after a change before the price moves that way again
@@ -441,6 +420,7 @@ def _optimise_by_rules(
             map_price=map_price[idx],
             competitor_price=market.competitor_price[idx],
             competitor_sd=market.competitor_sd,
+            ramp_sd=part_curve.ramp_sd,
             max_above_competitor=v["max_above_competitor"][idx],
             ending=None if ending == "nan" else float(ending),
             objective=objective,

@@ -21,9 +21,10 @@ def test_the_local_elasticity_includes_the_hinge_only_above_the_competitor():
     slope, se = curve.local_elasticity()
     # above a clear hinge: a small move runs on the steeper slope, with both doubts
     assert slope[0] == pytest.approx(-4.5) and se[0] == pytest.approx(np.hypot(0.2, 0.5))
-    # below the competitor, or a hinge the data do not show: the elasticity as it is
+    # below the competitor, or a hinge the data do not show: the elasticity as it is (the
+    # latter with the doubt of the hinge it leaves out: see the test below)
     assert slope[1] == pytest.approx(-1.5) and se[1] == pytest.approx(0.2)
-    assert slope[2] == pytest.approx(-1.5) and se[2] == pytest.approx(0.2)
+    assert slope[2] == pytest.approx(-1.5) and se[2] > 0.2
     # the number the curve itself gives for a small move up from today's price
     up = np.log(curve.units(np.full(3, 10.0 * np.exp(1e-4))) / curve.units_ref) / 1e-4
     assert up == pytest.approx(slope, abs=1e-3)
@@ -68,3 +69,69 @@ def test_a_raise_past_the_competitor_takes_the_hinges_pessimistic_end_wherever_i
     assert curve.pessimistic_hinge(1.0, True) == pytest.approx([-2.0, -1.1, 0.0])
     # a cut back below the competitor never counts on a hinge that is not in force
     assert curve.pessimistic_hinge(1.0, False) == pytest.approx([0.0, 0.0, 0.0])
+
+
+def test_the_ramp_is_the_expected_distance_above_a_jittered_competitor():
+    from ml.science.curve import ramp, ramp_slope
+
+    gap = np.array([-0.1, -0.02, 0.0, 0.03, 0.2])
+    eps = np.random.default_rng(0).normal(0, 0.05, 400_000)
+    expected = [np.mean(np.maximum(g + eps, 0.0)) for g in gap]
+    assert ramp(gap, 0.05) == pytest.approx(expected, abs=2e-4)
+    assert ramp(gap, 0.0) == pytest.approx(np.maximum(gap, 0.0))  # no jitter: the sharp kink
+    share = [np.mean(g + eps > 0) for g in gap]  # the slope: the share above the competitor
+    assert ramp_slope(gap, 0.05) == pytest.approx(share, abs=3e-3)
+
+
+def test_on_the_smoothed_ramp_the_hinge_is_in_force_by_the_chance_of_being_above():
+    from scipy.stats import norm
+
+    from ml.science.curve import DemandCurve
+
+    curve = DemandCurve.build(
+        [10.0, 10.0, 10.0],
+        [5.0, 5.0, 5.0],
+        [-1.5, -1.5, -1.5],
+        [0.2, 0.2, 0.2],
+        competitor_price=[9.9, 10.0, 12.0],
+        competitor_slope=[-4.0, -4.0, -4.0],
+        competitor_slope_se=[0.5, 0.5, 0.5],
+        ramp_sd=0.04,
+    )
+    slope, se = curve.local_elasticity()
+    share = norm.cdf(np.log(10.0 / np.array([9.9, 10.0, 12.0])) / 0.04)
+    assert slope == pytest.approx(-1.5 - 4.0 * share)
+    assert slope[1] == pytest.approx(-3.5) and slope[2] == pytest.approx(-1.5, abs=1e-3)
+    # at the competitor's price either side may hold: the interval spans both slopes
+    assert se[1] == pytest.approx(np.sqrt(0.2**2 + (0.5 * 0.5) ** 2 + 16 * 0.25))
+    assert slope[1] - 1.96 * se[1] < -5.5 and slope[1] + 1.96 * se[1] > -1.5
+    assert se[2] == pytest.approx(0.2, abs=1e-3)  # far below it: the elasticity's own
+    # the curve gives the same slope for a small move from today's price
+    up, down = (curve.units(np.full(3, 10.0 * np.exp(d))) for d in (1e-4, -1e-4))
+    assert np.log(up / down) / 2e-4 == pytest.approx(slope, abs=1e-3)
+
+
+def test_a_hinge_left_out_widens_the_interval_by_what_the_tenants_hinges_say_it_may_be():
+    from ml.science.curve import DemandCurve
+
+    def curve(raw, raw_se):
+        n = len(raw)
+        return DemandCurve.build(
+            np.full(n, 10.0),
+            np.full(n, 5.0),
+            np.full(n, -1.5),
+            np.full(n, 0.2),
+            competitor_price=np.full(n, 9.5),
+            competitor_slope=raw,
+            competitor_slope_se=raw_se,
+        )
+
+    # half the SKUs collapse above the competitor (clear hinges), half show a hinge too noisy
+    # to use: the slope leaves theirs out, and the interval reaches a hinge like the others'
+    mixed = curve(np.r_[np.full(20, -4.0), np.full(20, -1.0)], np.r_[np.full(20, 0.5), np.ones(20)])
+    slope, se = mixed.local_elasticity()
+    assert slope[20:] == pytest.approx(-1.5) and (slope[:20] == pytest.approx(-5.5))
+    assert (slope[20:] - 1.96 * se[20:] < -1.5 - 3.0).all()
+    # where no SKU's hinge differs from zero beyond its noise, leaving it out costs nothing
+    flat = curve(np.zeros(40), np.ones(40))
+    assert flat.local_elasticity()[1] == pytest.approx(0.2)

@@ -302,3 +302,39 @@ def test_a_borrowed_slope_holds_at_todays_price_on_the_curve():
     borrowed = fit.from_prior
     assert borrowed.sum() >= 3
     assert (curve.elasticity[borrowed] < 0).all()
+
+
+def _anchored(seed, n=60, days=364, jitter=0.04, hinge=-4.0):
+    """SKUs whose demand falls `hinge` faster above the competitor's real price, which jitters
+    day by day around its level; the data hold a weekly reading carried over the week."""
+    rng = np.random.default_rng(seed)
+    true = -rng.uniform(0.8, 2.5, n)
+    sku = np.repeat(np.arange(n), days)
+    day = np.tile(np.arange(738000, 738000 + days), n)
+    level = rng.uniform(5, 50, n)
+    price = level[sku] * np.exp(rng.normal(0, 0.08, n * days))
+    real = level[sku] * np.exp(rng.normal(0, jitter, n * days))
+    reading = real.reshape(n, days)[:, ::7].repeat(7, axis=1)[:, :days].ravel()
+    rate = rng.uniform(3, 15, n)[sku] * (price / level[sku]) ** true[sku]
+    units = rng.poisson(rate * np.exp(hinge * np.maximum(np.log(price / real), 0.0)))
+    return Panel(sku=sku, day=day, units=units, price=price, competitor_price=reading)
+
+
+def test_the_hinge_on_the_ramp_smoothed_over_the_readings_jitter_is_less_flattened():
+    # A sharp kink at a reading that is off the day's price by the jitter reads the hinge far
+    # too flat; on the expected ramp under that jitter it comes closer to the truth.
+    from ml.science.demand import RAMP_SCALE
+
+    sharp_error, smooth_error = [], []
+    for seed in range(2):
+        panel = _anchored(seed)
+        sharp = fit_demand(panel)
+        panel.competitor_sd = 0.04  # the readings' jitter, as ml.panel.competitor_jitter says
+        smooth = fit_demand(panel)
+        assert sharp.ramp_sd == 0 and smooth.ramp_sd == pytest.approx(0.04 * RAMP_SCALE)
+        for fit, errors in ((sharp, sharp_error), (smooth, smooth_error)):
+            known = np.isfinite(fit.competitor_above_se)
+            assert known.mean() > 0.9
+            errors.append(np.sqrt(np.mean((fit.competitor_above[known] + 4.0) ** 2)))
+        assert smooth.competitor_above.mean() < sharp.competitor_above.mean() - 0.2
+    assert np.mean(smooth_error) < 0.85 * np.mean(sharp_error)

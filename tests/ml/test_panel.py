@@ -5,6 +5,7 @@ forward per competitor on the tenant's local days."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from pricing_saas.catalog.importer import import_rows
 from pricing_saas.catalog.models import Product
@@ -156,6 +157,8 @@ def test_demand_panel_carries_competitor_prices_forward_two_weeks(stocked):
     assert comp[20] == 9.5 and comp[30] == 9.5
     assert np.isnan(panel.competitor_price[panel.sku != s0]).all()  # S1: never observed
     assert 0 < stats["competitor_share"] < 0.5
+    # the readings' jitter (A's consecutive in-stock readings), which the hinge is smoothed over
+    assert panel.competitor_sd == pytest.approx(np.log(9.5 / 9.0) * 1.4826 / np.sqrt(2))
 
 
 def test_each_competitor_holds_its_own_price_on_the_tenants_local_days(stocked):
