@@ -87,6 +87,19 @@ def variants_of(connection, rows: list[ChangeRow]) -> dict[str, tuple[str, str]]
     }
 
 
+def remember_sending(connection, chunk: list[tuple[ChangeRow, str]]) -> None:
+    """Before a call: the prices about to be written, kept as ours (`pushed_price`), so that
+    the shop's echo (a webhook, or a sync that reads it while the answer is still on its way or
+    was lost) is recognised as our own write, never as a change made in the shop."""
+    from .models import ShopVariant
+
+    target = {ref: row.new_price.quantize(CENT) for row, ref in chunk}
+    objs = list(ShopVariant.objects.filter(connection=connection, variant_ref__in=target))
+    for obj in objs:
+        obj.pushed_price = target[obj.variant_ref]
+    ShopVariant.objects.bulk_update(objs, ["pushed_price"])
+
+
 def remember_pushed(connection, written: list[tuple[str, Decimal]]) -> None:
     """The prices the shop confirmed, kept per variant: the webhook or sync that echoes them
     back is then recognised as ours, not as a change made in the shop."""

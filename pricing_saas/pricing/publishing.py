@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 UNANSWERED = [PriceChange.Status.PENDING, PriceChange.Status.SENT]
 _Target = namedtuple("_Target", "pk product_id old_price new_price status reverted kind")
 _Change = namedtuple(
-    "_Change", "pk product_id old_price new_price kind recommendation_id reverts_id"
+    "_Change", "pk product_id old_price new_price kind recommendation_id reverts_id status"
 )
 
 
@@ -328,7 +328,15 @@ def run_publication(*, publication_id: int) -> Publication | None:
     }
     # A change made against a price that has moved since (a retry days later, a second
     # rollback) would overwrite the newer price: it fails instead, and says why.
-    stale = {c.pk for c in changes if products.get(c.product_id, (0, 0, 0, None))[3] != c.old_price}
+    # A change already sent whose new price the catalog has taken since (the shop applied it,
+    # its answer was lost, and a sync or the shop's webhook brought the price back) is not
+    # stale: the publisher reads the shop's live price and confirms it without sending again.
+    stale = {
+        c.pk
+        for c in changes
+        if (now := products.get(c.product_id, (0, 0, 0, None))[3]) != c.old_price
+        and not (c.status == PriceChange.Status.SENT and now == c.new_price)
+    }
     # A price test holds its SKUs' prices: only the test's own treatment price goes out.
     held = _held_by_locks(changes)
     # The kill switch stops new prices; a rollback (restoring the prices before) still goes:

@@ -554,3 +554,26 @@ def test_a_price_changed_in_the_shop_enters_the_history_and_is_not_overwritten(
     _, changes = run(world_a, pending)  # ... so it fails instead of overwriting the shop's
     assert changes["TEA"][0] == "failed"
     assert fake_woo.by_sku("TEA")["regular_price"] == "4.80"
+
+
+def test_a_lost_answer_then_a_sync_is_confirmed_not_taken_for_a_change_in_the_shop(
+    world_a, woo_synced, sync, fake_woo, monkeypatch
+):
+    """The shop applied the price, its answer was lost, and a sync read the new price before
+    the retry: the sync recognises our own write, and the retry confirms the change."""
+    from pricing_saas.integrations.woocommerce import connector
+
+    monkeypatch.setitem(connector.CLIENT_OPTIONS, "max_retries", 0)
+    fake_woo.fail_next("apply-then-500")
+    publication = publication_of(world_a, {"TEA": "4.99"})
+    with tenant_context(world_a.tenant), pytest.raises(TransientPublishError):
+        publishing.run_publication(publication_id=publication.pk)
+    with tenant_context(world_a.tenant):
+        connection = Connection.objects.get()
+    sync(world_a, connection, kind="products")  # in the task's backoff
+    _, changes = run(world_a, publication)  # the retry
+    assert changes["TEA"][0] == "published", changes
+    assert len(fake_woo.writes) == 1
+    with tenant_context(world_a.tenant):
+        assert not PriceChange.objects.filter(kind="external").exists()
+        assert Product.objects.get(sku="TEA").price == Decimal("4.99")

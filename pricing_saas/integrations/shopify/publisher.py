@@ -26,7 +26,15 @@ from collections import defaultdict
 from decimal import Decimal
 
 from ..publishers import ChangeRow, PushResult
-from ..pushing import CENT, ShopPublisher, chunks, plan, remember_pushed, variants_of
+from ..pushing import (
+    CENT,
+    ShopPublisher,
+    chunks,
+    plan,
+    remember_pushed,
+    remember_sending,
+    variants_of,
+)
 from . import queries
 from .client import ShopifyClient, ShopifyError, ShopifyTransientError
 
@@ -72,11 +80,12 @@ def push_changes(client: ShopifyClient, connection, rows: list[ChangeRow]) -> li
     to_send: dict[str, list[tuple[ChangeRow, str]]] = defaultdict(list)
     for row, ref in sendable:
         to_send[live[ref][1]].append((row, ref))
-    written: list[tuple[str, Decimal]] = []
     for product_ref, items in to_send.items():
         for chunk in chunks(items, queries.PRICES_PAGE):
+            remember_sending(connection, chunk)
+            written: list[tuple[str, Decimal]] = []
             _send(client, product_ref, chunk, results, written)
-    remember_pushed(connection, written)
+            remember_pushed(connection, written)  # batch by batch: a failure later keeps it
     return [results[r.change_id] for r in rows]
 
 

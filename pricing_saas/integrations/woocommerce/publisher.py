@@ -27,7 +27,15 @@ from collections import defaultdict
 from decimal import Decimal
 
 from ..publishers import ChangeRow, PushResult
-from ..pushing import CENT, ShopPublisher, chunks, plan, remember_pushed, variants_of
+from ..pushing import (
+    CENT,
+    ShopPublisher,
+    chunks,
+    plan,
+    remember_pushed,
+    remember_sending,
+    variants_of,
+)
 from .client import BATCH_MAX, PER_PAGE, WooAuthError, WooClient, WooError, WooTransientError
 
 
@@ -106,11 +114,12 @@ def push_changes(client: WooClient, connection, rows: list[ChangeRow]) -> list[P
         groups[
             "products" if not _is_variation(product, ref) else f"products/{product}/variations"
         ].append((row, ref))
-    written: list[tuple[str, Decimal]] = []
     for path, items in groups.items():
         for chunk in chunks(items, BATCH_MAX):
+            remember_sending(connection, chunk)
+            written: list[tuple[str, Decimal]] = []
             _send(client, f"{path}/batch", chunk, results, written)
-    remember_pushed(connection, written)
+            remember_pushed(connection, written)  # batch by batch: a failure later keeps it
     return [results[r.change_id] for r in rows]
 
 
