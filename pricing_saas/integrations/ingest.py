@@ -140,7 +140,27 @@ def announce(connection: Connection, changes: list[tuple]) -> None:
         )
 
 
+def _read_before_our_write(connection, refs: dict) -> set[str]:
+    """SKUs whose row was read from the shop before what we know of them now: the shop's time
+    of the row is older than a later event already stored, or older than our own push (a
+    sync that paged past a variant, then a publication wrote it). Their prices are stale."""
+    from .models import ShopVariant
+
+    stale = set()
+    for sku, seen, pushed in ShopVariant.objects.filter(
+        connection=connection, sku__in=list(refs)
+    ).values_list("sku", "shop_updated_at", "pushed_at"):
+        at = refs[sku][3]
+        if at is not None and ((seen and at < seen) or (pushed and at < pushed)):
+            stale.add(sku)
+    return stale
+
+
 def import_products(run, connection, rows: dict, refs: dict, report) -> None:
+    stale = _read_before_our_write(connection, refs)
+    if stale:  # the next sync reads them again as they are now
+        rows = {sku: row for sku, row in rows.items() if sku not in stale}
+        refs = {sku: ref for sku, ref in refs.items() if sku not in stale}
     if not rows:
         return
     external = external_changes(connection, {sku: ref[2] for sku, ref in refs.items()})

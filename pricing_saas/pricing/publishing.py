@@ -379,6 +379,16 @@ def run_publication(*, publication_id: int) -> Publication | None:
             publication.status = Publication.Status.QUEUED
             publication.save(update_fields=["status"])
         raise  # the task retries with backoff
+    except Exception as exc:  # a shop's answer nobody foresaw: nothing stays sent for ever
+        logger.exception("publication %s: the publisher failed", publication.pk)
+        _finish(
+            publication,
+            changes,
+            {},
+            f"stopped by an internal error ({type(exc).__name__}); retry the failed changes: "
+            "the shop's live prices are read first, so nothing is sent twice",
+        )
+        return publication
     results = {
         pk: PushResult(pk, False, "the price changed since this change was made; not sent")
         for pk in stale

@@ -233,3 +233,34 @@ def test_a_sync_refreshes_the_kpi_facts_once_not_once_a_batch(
     sales = [dates for kind, dates in heard if kind == "sales"]
     assert len(sales) == 1  # one refresh, for the whole range of days the sync wrote
     assert sales[0][0] == "2025-03-01" and sales[0][-1] == "2025-03-12"
+
+
+def test_a_row_read_before_our_own_push_does_not_move_the_price_back(
+    world_a, connect, sync, fake_shop
+):
+    """A sync paged past a variant at 4.50, then a publication wrote 4.99: the sync's old row
+    must not move the catalog back (nor be taken for a change made in the shop)."""
+    from pricing_saas.catalog.models import Product
+    from pricing_saas.integrations import ingest
+    from pricing_saas.pricing.models import PriceChange
+
+    stock_shop(fake_shop)
+    connection = connect(world_a)
+    sync(world_a, connection, kind="products")
+    with tenant_context(world_a.tenant):
+        tea = ShopVariant.objects.get(sku="TEA")
+        read_at = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+        ShopVariant.objects.filter(pk=tea.pk).update(
+            pushed_price=Decimal("4.99"),
+            price=Decimal("4.99"),
+            pushed_at=read_at + dt.timedelta(minutes=1),
+        )
+        Product.objects.filter(sku="TEA").update(price=Decimal("4.99"))
+        row = {"sku": "TEA", "title": "Tea", "price": "4.50"}
+        refs = {"TEA": (tea.product_ref, tea.variant_ref, Decimal("4.50"), read_at)}
+        from pricing_saas.integrations.models import SyncRun
+
+        run = SyncRun.objects.create(tenant=world_a.tenant, connection=connection)
+        ingest.import_products(run, connection, {"TEA": row}, refs, ingest.Report(run))
+        assert Product.objects.get(sku="TEA").price == Decimal("4.99")
+        assert not PriceChange.objects.filter(kind="external").exists()

@@ -577,3 +577,23 @@ def test_a_lost_answer_then_a_sync_is_confirmed_not_taken_for_a_change_in_the_sh
     with tenant_context(world_a.tenant):
         assert not PriceChange.objects.filter(kind="external").exists()
         assert Product.objects.get(sku="TEA").price == Decimal("4.99")
+
+
+def test_an_unforeseen_answer_fails_the_changes_instead_of_leaving_them_sent(
+    world_a, woo_synced, fake_woo, monkeypatch
+):
+    from pricing_saas.integrations.woocommerce import publisher
+
+    def broken(*args, **kwargs):
+        raise AttributeError("'list' object has no attribute 'get'")  # a malformed answer
+
+    original = publisher.live_items
+    monkeypatch.setattr(publisher, "live_items", broken)
+    publication, changes = run(world_a, publication_of(world_a, {"TEA": "4.99"}))
+    assert publication.status == "failed" and changes["TEA"][0] == "failed"
+    assert "internal error (AttributeError)" in changes["TEA"][1]
+    with tenant_context(world_a.tenant):
+        retry = publishing.retry_publication(publication=publication, enqueue=False)
+    monkeypatch.setattr(publisher, "live_items", original)
+    _, changes = run(world_a, retry)
+    assert changes["TEA"][0] == "published"
