@@ -157,6 +157,20 @@ class ShopPublisher(Publisher):
                 f"no connected {platform} shop publishes prices: connect one (Connections) "
                 "or choose another publisher",
             )
+        currency = (connection.currency or "").upper()
+        foreign = [r for r in rows if currency and (r.currency or "").upper() != currency]
+        if foreign:  # the shop would read the number in its own currency
+            refused = {
+                r.change_id: PushResult(
+                    r.change_id,
+                    False,
+                    f"the price is in {r.currency}, the shop sells in {currency}: not sent",
+                )
+                for r in foreign
+            }
+            rows = [r for r in rows if r.change_id not in refused]
+            outcome = self.push(rows, reference=reference) if rows else PushOutcome(results=[])
+            return PushOutcome(results=[*outcome.results, *refused.values()])
         try:
             client = self.client_for(connection)
             try:

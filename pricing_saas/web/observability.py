@@ -9,7 +9,7 @@
 - `/metrics`: Prometheus (django-prometheus: requests by view, method and status, latencies,
   exceptions; plus the depth of each Celery queue, read from the broker at scrape time). With
   `METRICS_TOKEN` set it needs `Authorization: Bearer <token>`; without, it answers only
-  requests from the host itself (loopback), never the public.
+  requests from the host itself (loopback, and not forwarded by a proxy), never the public.
 - Logs: `LOG_FORMAT=json` writes one JSON object a line (python-json-logger) with the tenant,
   the request id (`X-Request-ID`, taken from the proxy when it is a sane token, else made here,
   and echoed on the answer) and the Celery task id, so one request or task can be followed
@@ -191,7 +191,13 @@ def metrics(request):
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), token.encode()):
             return HttpResponse("a valid metrics token is required", status=401)
-    elif request.META.get("REMOTE_ADDR") not in ("127.0.0.1", "::1"):
+    elif request.META.get("REMOTE_ADDR") not in ("127.0.0.1", "::1") or (
+        # a proxy on this host forwards the public from loopback: what it forwarded is not
+        # the host itself
+        request.headers.get("X-Forwarded-For")
+        or request.headers.get("Forwarded")
+        or request.headers.get("X-Real-IP")
+    ):
         return HttpResponse(
             "metrics are served to this host only; set METRICS_TOKEN to scrape from another",
             status=403,

@@ -597,3 +597,12 @@ def test_an_unforeseen_answer_fails_the_changes_instead_of_leaving_them_sent(
     monkeypatch.setattr(publisher, "live_items", original)
     _, changes = run(world_a, retry)
     assert changes["TEA"][0] == "published"
+
+
+def test_a_price_in_another_currency_than_the_shops_is_not_sent(world_a, woo_synced, fake_woo):
+    with tenant_context(world_a.tenant):
+        Product.objects.filter(sku="TEA").update(currency="EUR")
+    _, changes = run(world_a, publication_of(world_a, {"TEA": "4.99", "SHIRT-L": "21.00"}))
+    assert changes["TEA"][0] == "failed" and "in EUR, the shop sells in USD" in changes["TEA"][1]
+    assert changes["SHIRT-L"][0] == "published"
+    assert fake_woo.by_sku("TEA")["price"] == "4.50"

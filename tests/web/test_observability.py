@@ -57,6 +57,9 @@ def test_metrics_for_the_host_itself_only_without_a_token(settings):
     assert "django_http_requests_total_by_view_transport_method_total" in text
     assert "pricing_celery_queue_depth" in text
     assert Client(REMOTE_ADDR="10.1.2.3").get("/metrics").status_code == 403
+    # the public, forwarded over loopback by a proxy on the same host
+    assert Client().get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 403
+    assert Client().get("/metrics", HTTP_FORWARDED="for=203.0.113.9").status_code == 403
 
 
 def test_metrics_need_the_token_when_one_is_set(settings):
