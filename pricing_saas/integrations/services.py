@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from pricing_saas.web.addresses import refuse_private
 from pricing_saas.web.errors import ConflictError, NotFoundError, ServiceError
 from tenants import audit
 from tenants.context import get_current_actor, require_current_tenant
@@ -40,6 +41,11 @@ def _check_url(value: str, attr: str) -> str:
         raise ServiceError(
             f"{attr} must be a plain address, without query or credentials", attr=attr
         )
+    if not settings.CONNECTOR_ALLOW_PRIVATE:
+        try:
+            refuse_private(parts.hostname, parts.port)
+        except ValueError as exc:
+            raise ServiceError(f"{attr}: {exc}", code="invalid", attr=attr) from None
     return value
 
 

@@ -166,6 +166,9 @@ FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 FIELD_ENCRYPTION_DERIVE_FROM_SECRET = env.bool("FIELD_ENCRYPTION_DERIVE_FROM_SECRET", default=True)
 # Shop connectors: plain-http shop API addresses (local fake shops) and private addresses.
 CONNECTOR_ALLOW_HTTP = env.bool("CONNECTOR_ALLOW_HTTP", default=False)
+# A shop's API address may be private or local (a fake shop in tests, an on-premises shop);
+# off, connecting to an address inside the platform's own networks is refused (SSRF).
+CONNECTOR_ALLOW_PRIVATE = env.bool("CONNECTOR_ALLOW_PRIVATE", default=False)
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 

@@ -14,3 +14,4 @@ ALERT_WEBHOOK_ALLOW_PRIVATE = env.bool("ALERT_WEBHOOK_ALLOW_PRIVATE", default=Tr
 
 # Shop connectors may talk to a local (fake) shop over plain http.
 CONNECTOR_ALLOW_HTTP = env.bool("CONNECTOR_ALLOW_HTTP", default=True)
+CONNECTOR_ALLOW_PRIVATE = env.bool("CONNECTOR_ALLOW_PRIVATE", default=True)

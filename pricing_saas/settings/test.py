@@ -25,3 +25,4 @@ MEDIA_ROOT = str(BASE_DIR / ".test-media")  # noqa: F405
 
 # Shop connectors may talk to a local (fake) shop over plain http.
 CONNECTOR_ALLOW_HTTP = env.bool("CONNECTOR_ALLOW_HTTP", default=True)
+CONNECTOR_ALLOW_PRIVATE = env.bool("CONNECTOR_ALLOW_PRIVATE", default=True)

@@ -124,3 +124,20 @@ def test_test_connection_with_unreadable_credentials_says_failing(
     with tenant_context(world_a.tenant):
         connection = services.test_connection(connection=connection)
     assert connection.status == "failing" and "FIELD_ENCRYPTION_KEYS" in connection.status_reason
+
+
+def test_a_shop_address_inside_the_platforms_network_is_refused(world_a, settings):
+    settings.CONNECTOR_ALLOW_PRIVATE = False
+    for url in ("https://127.0.0.1:8443", "https://10.0.0.5", "https://[::1]", "https://localhost"):
+        with tenant_context(world_a.tenant), pytest.raises(ServiceError) as caught:
+            services.connect(platform="shopify", shop_url=url, access_token="shpat_x")
+        assert caught.value.attr == "shop_url" and "private or local" in caught.value.detail, url
+
+
+def test_a_sync_refuses_a_shop_whose_name_now_resolves_inside(
+    world_a, connect, sync, fake_shop, settings
+):
+    connection = connect(world_a)  # the fake shop is on 127.0.0.1: allowed when connected
+    settings.CONNECTOR_ALLOW_PRIVATE = False
+    run = sync(world_a, connection, kind="products")
+    assert run.status == "failed" and "private or local" in run.message

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .client import WooAuthError, WooClient
+from .client import WooAuthError, WooClient, WooError
 
 # Extra WooClient arguments (tests make waits free).
 CLIENT_OPTIONS: dict[str, Any] = {}
@@ -15,6 +15,8 @@ def client_for(connection) -> WooClient:
     revoked key (the connection then shows failing, with the reason)."""
     from ..crypto import DecryptionError
 
+    _public_or_refused(connection.base_url)
+
     try:
         secrets = connection.secrets()
     except DecryptionError as exc:
@@ -24,6 +26,23 @@ def client_for(connection) -> WooClient:
         key=secrets.get("consumer_key", ""),
         secret=secrets.get("consumer_secret", ""),
     )
+
+
+def _public_or_refused(url: str) -> None:
+    """Again at each use: the name may resolve elsewhere than when the shop was connected."""
+    from urllib.parse import urlsplit
+
+    from django.conf import settings
+
+    from pricing_saas.web.addresses import refuse_private
+
+    if settings.CONNECTOR_ALLOW_PRIVATE:
+        return
+    parts = urlsplit(url)
+    try:
+        refuse_private(parts.hostname or "", parts.port)
+    except ValueError as exc:
+        raise WooError(f"the shop's address is refused: {exc}") from None
 
 
 def client_with(*, base_url: str, key: str, secret: str) -> WooClient:
