@@ -7,6 +7,7 @@ transaction); its credentials never appear in one, nor in a log line or an answe
 from __future__ import annotations
 
 import logging
+from secrets import token_urlsafe
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -339,8 +340,18 @@ def register_webhooks(*, connection: Connection) -> dict[str, str]:
             f"the shop can only call an https address; PUBLIC_BASE_URL gives {url}",
             code="not_https",
         )
+    new_secret = False
+    if connection.platform == Connection.Platform.WOOCOMMERCE:
+        with transaction.atomic():  # stored before any hook is made with it
+            connection = Connection.objects.select_for_update().get(pk=connection.pk)
+            secrets = connection.secrets()
+            if not secrets.get("app_secret"):
+                secrets["app_secret"] = token_urlsafe(32)
+                connection.set_secrets(secrets)
+                connection.save(update_fields=["credentials", "updated_at"])
+                new_secret = True
     try:
-        outcome, new_secret = subscribe(connection, url)
+        outcome = subscribe(connection, url, new_secret=new_secret)
     except ConnectorAuthError as exc:
         mark_failing(connection=connection, reason=str(exc))
         raise ServiceError(str(exc), code="connection_refused") from None
@@ -349,12 +360,7 @@ def register_webhooks(*, connection: Connection) -> dict[str, str]:
             f"the shop refused the subscriptions: {exc}", code="shop_error"
         ) from None
     with transaction.atomic():
-        locked = Connection.objects.select_for_update().get(pk=connection.pk)
-        if new_secret:
-            secrets = locked.secrets()
-            secrets["app_secret"] = new_secret
-            locked.set_secrets(secrets)
-            locked.save(update_fields=["credentials", "updated_at"])
+        locked = Connection.objects.get(pk=connection.pk)
         audit.record(
             "connection.webhooks",
             target=locked,

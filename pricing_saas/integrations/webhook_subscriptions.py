@@ -7,25 +7,25 @@ address is left as it is; only the missing ones are created.
   with the app's client secret, which the connection must hold to verify them.
 - WooCommerce (REST v3): `GET webhooks`, then `POST webhooks` for product.created,
   product.updated, order.created and order.updated, API version v3, with the connection's
-  webhook secret (one is made and stored when the connection has none: WooCommerce signs with
-  whatever secret the subscription was given).
+  webhook secret (one is made and stored first when the connection has none, so a failure
+  half-way loses nothing; hooks already there then get it too: WooCommerce signs with whatever
+  secret a hook was given).
 """
 
 from __future__ import annotations
-
-import secrets as random
 
 from .models import Connection
 
 WOO_TOPICS = ("product.created", "product.updated", "order.created", "order.updated")
 
 
-def subscribe(connection: Connection, url: str) -> tuple[dict[str, str], str | None]:
-    """({topic: "created" | "present" | the shop's refusal}, a new webhook secret to store or
-    None)."""
+def subscribe(connection: Connection, url: str, *, new_secret: bool = False) -> dict[str, str]:
+    """{topic: "created" | "present" | "updated" | the shop's refusal}. `new_secret`: the
+    connection's webhook secret was just made, so WooCommerce hooks already there (made with a
+    secret nobody here knows) get it too."""
     if connection.platform == Connection.Platform.SHOPIFY:
-        return _shopify(connection, url), None
-    return _woocommerce(connection, url)
+        return _shopify(connection, url)
+    return _woocommerce(connection, url, new_secret=new_secret)
 
 
 def _shopify(connection: Connection, url: str) -> dict[str, str]:
@@ -63,20 +63,30 @@ def _shopify(connection: Connection, url: str) -> dict[str, str]:
         client.close()
 
 
-def _woocommerce(connection: Connection, url: str) -> tuple[dict[str, str], str | None]:
+def _woocommerce(connection: Connection, url: str, *, new_secret: bool) -> dict[str, str]:
     from .woocommerce.connector import client_for
 
     secret = connection.secrets().get("app_secret") or ""
-    new_secret = None if secret else random.token_urlsafe(32)
     client = client_for(connection)
     client.max_retries = 1  # a person waits on the answer: fail fast, say why
     try:
-        existing = client.page("webhooks", {"status": "active"}).items
-        present = {hook.get("topic") for hook in existing if hook.get("delivery_url") == url}
+        # `context=edit` answers each hook's secret: one made before with another secret (by
+        # hand, or by a registration that failed half-way) is given ours
+        existing = client.page("webhooks", {"status": "active", "context": "edit"}).items
+        present = {
+            hook.get("topic"): hook
+            for hook in existing
+            if isinstance(hook, dict) and hook.get("delivery_url") == url
+        }
         outcome = {}
         for topic in WOO_TOPICS:
-            if topic in present:
-                outcome[topic] = "present"
+            hook = present.get(topic)
+            if hook is not None:
+                if new_secret or hook.get("secret") != secret:
+                    client.post(f"webhooks/{int(hook['id'])}", {"secret": secret})
+                    outcome[topic] = "updated"
+                else:
+                    outcome[topic] = "present"
                 continue
             client.post(
                 "webhooks",
@@ -84,12 +94,12 @@ def _woocommerce(connection: Connection, url: str) -> tuple[dict[str, str], str 
                     "name": f"Pricing: {topic}",
                     "topic": topic,
                     "delivery_url": url,
-                    "secret": secret or new_secret,
+                    "secret": secret,
                     "status": "active",
                     "api_version": "wp_api_v3",
                 },
             )
             outcome[topic] = "created"
-        return outcome, new_secret
+        return outcome
     finally:
         client.close()

@@ -241,6 +241,12 @@ class FakeWoo:
             return _error("internal_server_error", "There has been a critical error.", 500)
         if fault == "timeout":
             time.sleep(0.8)
+        if request.method in ("POST", "PUT") and (m := re.fullmatch(r"webhooks/(\d+)", path)):
+            hook = self.webhooks.get(int(m[1]))
+            if hook is None:
+                return _error("woocommerce_rest_webhook_invalid_id", "Invalid ID.", 404)
+            hook.update({k: v for k, v in (request.get_json(silent=True) or {}).items()})
+            return _json({k: v for k, v in hook.items() if k != "secret"})
         if request.method == "POST" and path == "webhooks":
             body = request.get_json(silent=True) or {}
             if not str(body.get("delivery_url", "")).startswith("http"):
@@ -271,8 +277,12 @@ class FakeWoo:
             return self._list(request, path, list(self.variations.get(int(m[1]), {}).values()))
         if path == "orders":
             return self._list(request, path, list(self.orders.values()))
-        if path == "webhooks":
-            hooks = [{k: v for k, v in h.items() if k != "secret"} for h in self.webhooks.values()]
+        if path == "webhooks":  # the secret only in the edit context, as WooCommerce answers
+            edit = request.args.get("context") == "edit"
+            hooks = [
+                {k: v for k, v in h.items() if edit or k != "secret"}
+                for h in self.webhooks.values()
+            ]
             return self._list(request, path, hooks)
         if m := re.fullmatch(r"orders/(\d+)/refunds", path):
             return self._list(request, path, list(self.refunds.get(int(m[1]), [])))

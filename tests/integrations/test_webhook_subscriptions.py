@@ -71,3 +71,28 @@ def test_the_api_registers_and_another_tenant_gets_404(world_a, world_b, connect
         .status_code
         == 403
     )
+
+
+def test_a_woocommerce_secret_is_kept_even_when_the_shop_fails_half_way(
+    world_a, connect_woo, fake_woo, settings
+):
+    settings.PUBLIC_BASE_URL = "https://pricing.example.com"
+    connection = connect_woo(world_a, app_secret="")
+    url = f"https://pricing.example.com/webhooks/woocommerce/{world_a.tenant.slug}/{connection.pk}/"
+    fake_woo.webhooks[1] = {  # made by hand before, with a secret nobody here knows
+        "id": 1,
+        "topic": "order.created",
+        "delivery_url": url,
+        "secret": "unknown",
+        "status": "active",
+    }
+    fake_woo._faults += ["", "", "500", "500"]  # the list and one update pass, then 500s
+    with tenant_context(world_a.tenant), pytest.raises(ServiceError):
+        services.register_webhooks(connection=connection)
+    with tenant_context(world_a.tenant):
+        connection.refresh_from_db()
+        secret = connection.secrets()["app_secret"]  # stored before any hook was made
+        outcome = services.register_webhooks(connection=connection)
+    assert outcome["order.created"] == "updated"  # its unknown secret replaced by ours
+    assert {h["secret"] for h in fake_woo.webhooks.values()} == {secret}
+    assert len(fake_woo.webhooks) == 4

@@ -606,3 +606,9 @@ def test_a_price_in_another_currency_than_the_shops_is_not_sent(world_a, woo_syn
     assert changes["TEA"][0] == "failed" and "in EUR, the shop sells in USD" in changes["TEA"][1]
     assert changes["SHIRT-L"][0] == "published"
     assert fake_woo.by_sku("TEA")["price"] == "4.50"
+
+
+def test_a_webhook_with_a_malformed_date_is_stored_not_a_500(world_a, woo_synced, fake_woo):
+    tea = dict(fake_woo.by_sku("TEA"), date_modified_gmt={"not": "a date"})
+    answer = post_hook(world_a, woo_synced, "product.updated", tea)
+    assert answer.status_code == 200

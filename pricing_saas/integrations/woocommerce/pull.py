@@ -44,9 +44,12 @@ PAID = {"processing", "completed", "on-hold"}  # statuses whose lines are sales
 
 def gmt(value: str | None) -> dt.datetime | None:
     """WooCommerce's `*_gmt` fields: ISO 8601 without a zone, in UTC."""
-    if not value:
+    if not value or not isinstance(value, str):
         return None
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:  # a shop or a plugin writing something else: no time, not a crash
+        return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
