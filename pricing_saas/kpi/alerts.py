@@ -126,14 +126,20 @@ def pinned(url: str, address: str | None) -> tuple[str, dict, dict]:
     """(the URL to connect to, extra headers, httpx request extensions): the host replaced by
     the address checked, the name kept in the Host header and, for https, in the TLS server
     name (SNI), against which the certificate is verified."""
-    if address is None:
-        return url, {}, {}
     parts = urlsplit(url)
+    try:
+        ipaddress.ip_address(parts.hostname or "")
+        literal = True  # an address already: nothing to resolve, nothing to pin
+    except ValueError:
+        literal = False
+    if address is None or literal:
+        return url, {}, {}
+    port = f":{parts.port}" if parts.port else ""
+    userinfo = parts.netloc.rpartition("@")[0]
     host = f"[{address}]" if ":" in address else address
-    netloc = host + (f":{parts.port}" if parts.port else "")
+    netloc = (f"{userinfo}@" if userinfo else "") + host + port
     extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
-    name = parts.hostname + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc)), {"Host": name}, extensions
+    return urlunsplit(parts._replace(netloc=netloc)), {"Host": parts.hostname + port}, extensions
 
 
 @transaction.atomic

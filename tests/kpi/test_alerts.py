@@ -355,6 +355,14 @@ def test_a_webhook_connects_to_the_address_it_checked(world_a, settings, monkeyp
         {"Host": "h.example"},
         {},
     )
+    assert alerts.pinned("https://u:p@h.example:99/x", "93.184.216.34")[0] == (
+        "https://u:p@93.184.216.34:99/x"  # the receiver's credentials kept
+    )
+    assert alerts.pinned("https://[2606:4700::1]/x", "2606:4700::1") == (
+        "https://[2606:4700::1]/x",  # an address already: left as it is
+        {},
+        {},
+    )
 
 
 @pytest.mark.django_db(transaction=True)
