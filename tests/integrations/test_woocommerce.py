@@ -612,3 +612,21 @@ def test_a_webhook_with_a_malformed_date_is_stored_not_a_500(world_a, woo_synced
     tea = dict(fake_woo.by_sku("TEA"), date_modified_gmt={"not": "a date"})
     answer = post_hook(world_a, woo_synced, "product.updated", tea)
     assert answer.status_code == 200
+
+
+def test_a_malformed_product_or_order_is_reported_and_the_sync_goes_on(
+    world_a, connect_woo, sync, fake_woo
+):
+    stock(fake_woo)
+    odd = fake_woo.add_product("Odd", sku="ODD", price="3.00")
+    odd["stock_quantity"], odd["manage_stock"] = "many", True  # not a number
+    order = fake_woo.add_order(created="2026-03-01T10:00:00", lines=[("TEA", 1, "4.50")])
+    order["line_items"][0]["quantity"] = "two"  # not a number
+    fake_woo.add_order(created="2026-03-01T11:00:00", lines=[("TEA", 2, "9.00")])
+    run = sync(world_a, connect_woo(world_a))
+    assert run.status == "succeeded", run.message
+    reasons = " ".join(f"{r['item']} {r['reason']}" for r in run.report)
+    assert "ODD" in reasons or "not a product the connector can read" in reasons
+    assert "not an order the connector can read" in reasons
+    with tenant_context(world_a.tenant):
+        assert SalesRecord.objects.get(product__sku="TEA").units == 2

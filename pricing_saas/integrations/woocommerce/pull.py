@@ -193,7 +193,11 @@ def pull_products(*, run, connection, client, report) -> None:
                 else [(None, str(product["id"]))]
             )
             for variation, ref in pairs:
-                row, reason = product_row(product, variation)
+                try:
+                    row, reason = product_row(product, variation)
+                except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                    # one malformed item (a plugin's odd field) must not stop every sync here
+                    row, reason = None, f"not a product the connector can read ({exc!r:.100})"
                 if row is None:
                     report.skip(f"product {product.get('id')} / {ref}", reason)
                     continue
@@ -293,12 +297,18 @@ def pull_orders(*, run, connection, client, report) -> None:
     for items, position in walk(client, "orders", since=since, page=page):
         lines: list[dict] = []
         for order in items:
+            if not isinstance(order, dict) or not order.get("id"):
+                report.skip("an order", "not an order the connector can read")
+                continue
             refunds = (
                 client.page(f"orders/{order['id']}/refunds").items if order.get("refunds") else []
             )
-            kept, reason = order_lines(
-                order, tz=tz, currency=tenant.default_currency, refunds=refunds
-            )
+            try:
+                kept, reason = order_lines(
+                    order, tz=tz, currency=tenant.default_currency, refunds=refunds
+                )
+            except (AttributeError, KeyError, TypeError, ValueError, ArithmeticError) as exc:
+                kept, reason = [], f"not an order the connector can read ({exc!r:.100})"
             if reason:
                 report.skip(f"order {order.get('number') or order.get('id')}", reason)
                 continue
