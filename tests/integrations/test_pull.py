@@ -264,3 +264,21 @@ def test_a_row_read_before_our_own_push_does_not_move_the_price_back(
         ingest.import_products(run, connection, {"TEA": row}, refs, ingest.Report(run))
         assert Product.objects.get(sku="TEA").price == Decimal("4.99")
         assert not PriceChange.objects.filter(kind="external").exists()
+
+
+def test_a_malformed_variant_or_order_is_reported_and_the_sync_goes_on(
+    world_a, connect, sync, fake_shop
+):
+    stock_shop(fake_shop)
+    fake_shop.add_product("Odd", [{"sku": "ODD", "price": "3.00", "inventoryQuantity": "many"}])
+    odd = fake_shop.add_order(created="2025-03-01T10:00:00Z", lines=[("TEA", 1, "4.00")])
+    odd["lineItems"][0]["quantity"] = "two"  # not a number
+    fake_shop.add_order(created="2025-03-01T11:00:00Z", lines=[("TEA", 2, "4.00")])
+    run = sync(world_a, connect(world_a))
+    assert run.status == "succeeded", run.message
+    reasons = " ".join(r["reason"] for r in run.report)
+    assert "not a variant the connector can read" in reasons
+    assert "not an order the connector can read" in reasons
+    with tenant_context(world_a.tenant):
+        assert SalesRecord.objects.get(product__sku="TEA").units == 2
+        assert Product.objects.filter(sku="TEA").exists()

@@ -115,9 +115,14 @@ def pull_products(*, run, connection, client, report) -> None:
         )
         page = data["productVariants"]
         for node in page["nodes"]:
-            row, reason = variant_row(node)
+            try:
+                row, reason = variant_row(node)
+                product_ref = node["product"]["id"] if row is not None else ""
+            except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                # one malformed item must not stop every sync at this page
+                row, reason = None, f"not a variant the connector can read ({exc!r:.100})"
             if row is None:
-                report.skip(f"variant {node.get('id')}", reason)
+                report.skip(f"variant {node.get('id') if isinstance(node, dict) else ''}", reason)
                 continue
             if row["sku"] in rows:
                 report.skip(
@@ -127,7 +132,7 @@ def pull_products(*, run, connection, client, report) -> None:
                 continue
             rows[row["sku"]] = row
             refs[row["sku"]] = (
-                node["product"]["id"],
+                product_ref,
                 node["id"],
                 Decimal(row["price"]),
                 parse_time(node.get("updatedAt")),
@@ -247,14 +252,18 @@ def pull_orders(*, run, connection, client, report) -> None:
         page = data["orders"]
         lines: list[dict] = []
         for order in page["nodes"]:
-            order = complete(client, order, report)
-            kept, reason = order_lines(order, tz=tz, currency=tenant.default_currency)
+            try:
+                order = complete(client, order, report)
+                kept, reason = order_lines(order, tz=tz, currency=tenant.default_currency)
+            except (AttributeError, KeyError, TypeError, ValueError, ArithmeticError) as exc:
+                kept, reason = [], f"not an order the connector can read ({exc!r:.100})"
             if reason:
-                report.skip(f"order {order.get('name') or order['id']}", reason)
+                name = (order.get("name") or order.get("id")) if isinstance(order, dict) else ""
+                report.skip(f"order {name}", reason)
                 continue
             lines += kept
             pending_orders += 1
-            newest = max(newest or "", order["updatedAt"])
+            newest = max(newest or "", order.get("updatedAt") or "") or None
         with transaction.atomic():
             touched |= store_lines(connection, lines)
         cursor = page["pageInfo"]["endCursor"] if page["pageInfo"]["hasNextPage"] else None
