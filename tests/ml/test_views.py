@@ -25,6 +25,11 @@ def test_portal_models_page_progress_and_mispricing(stocked, train):
     mispriced = client.get("/models/mispricing/?direction=above").content.decode()
     assert "S0" in mispriced
     with tenant_context(stocked.tenant):
+        s0 = Product.objects.get(sku="S0").pk
+    assert f'href="/pricing/sku/{s0}/"' in mispriced  # each row opens the SKU's page
+    catalog = client.get("/catalog/").content.decode()
+    assert f'href="/pricing/sku/{s0}/"' in catalog
+    with tenant_context(stocked.tenant):
         running = ModelVersion.objects.create(
             tenant=stocked.tenant,
             version=99,
