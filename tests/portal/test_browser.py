@@ -3,6 +3,7 @@ team, create an API key, switch tenant. Saves screenshots for a person to look a
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -361,3 +362,37 @@ def test_admin_manages_a_connection_on_a_wide_and_a_phone_screen(world_a, connec
     page.click("summary:has-text('What was skipped')")
     assert "no SKU" in page.text_content("#runs")
     page.screenshot(path=str(SHOTS / "portal_phone_connection.png"), full_page=True)
+
+
+@pytest.fixture
+def competed(world_a):
+    """A product at 10.00 whose competitor moved by one cent."""
+    from tests.factories import CompetitorOfferFactory, ProductFactory
+
+    product = ProductFactory(tenant=world_a.tenant, sku="CENT", price="10.00")
+    for day, price in ((1, "10.00"), (2, "10.01"), (3, "10.00")):
+        CompetitorOfferFactory(
+            tenant=world_a.tenant,
+            product=product,
+            price=price,
+            observed_at=dt.datetime(2026, 3, day, tzinfo=dt.UTC),
+        )
+    return product
+
+
+def test_a_one_cent_competitor_move_looks_like_one_cent(world_a, competed, page):
+    """The competitor chart's price axis spans at least a fifth of the price, so a one-cent
+    move is a ripple, not a cliff."""
+    page.goto(page.base + "/accounts/login/")
+    page.fill("input[name=username]", world_a.users[Role.OWNER].email)
+    page.fill("input[name=password]", "correct horse battery")
+    page.click("button[type=submit]")
+    page.wait_for_selector("h1:has-text('Alpha Store')")
+    page.goto(page.base + f"/pricing/sku/{competed.pk}/")
+    page.wait_for_function("typeof Chart === 'function'", timeout=10_000)
+    page.wait_for_function("Chart.getChart('competitor-chart') !== undefined", timeout=10_000)
+    low, high = page.evaluate(
+        "(() => { const y = Chart.getChart('competitor-chart').scales.y; return [y.min, y.max]; })()"
+    )
+    assert high - low >= 2.0, (low, high)  # at least 20 % of 10.00 (was 10.00 to 10.01)
+    assert low <= 10.0 <= high
