@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pricing_saas.integrations.shopify import connector
@@ -13,6 +15,7 @@ def fake_shop(httpserver, monkeypatch):
     the cost bucket take no real time). `fake_shop.url` is its base URL."""
     shop = FakeShop()
     httpserver.expect_request(PATH, method="POST").respond_with_handler(shop.handle)
+    httpserver.expect_request(re.compile(r"^/bulk/.*$")).respond_with_handler(shop.serve_bulk)
     shop.url = httpserver.url_for("/").rstrip("/")
     monkeypatch.setattr(
         connector,

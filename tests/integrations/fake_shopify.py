@@ -73,6 +73,12 @@ class FakeShop:
     http_429: int = 0
     writes: list[tuple[str, str]] = field(default_factory=list)  # (variant gid, price) applied
     webhooks: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (topic, url)
+    bulk: dict | None = None  # the current bulk operation
+    bulk_polls: int = 2
+    bulk_outcome: str = "COMPLETED"
+    bulk_runs: int = 0
+    bulk_files: dict[str, bytes] = field(default_factory=dict)
+    url: str = ""
     _available: float | None = None
     _seen: float = 0.0
     _faults: list[str] = field(default_factory=list)
@@ -304,6 +310,99 @@ class FakeShop:
         return {
             "webhookSubscriptionCreate": {"webhookSubscription": hook, "userErrors": errors}
         }, 10
+
+    def _op_Counts(self, variables):
+        variants = sum(len(p["variants"]) for p in self.products.values())
+        return {
+            "productVariantsCount": {"count": variants, "precision": "EXACT"},
+            "ordersCount": {"count": min(len(self.orders), 10_000), "precision": "EXACT"},
+        }, 3
+
+    def _op_BulkRun(self, variables):
+        """bulkOperationRunQuery: one at a time; the result is ready after `bulk_polls` polls."""
+        if self.bulk and self.bulk["status"] in ("CREATED", "RUNNING"):
+            return {
+                "bulkOperationRunQuery": {
+                    "bulkOperation": None,
+                    "userErrors": [
+                        {
+                            "field": None,
+                            "message": "A bulk query operation for this app and shop is "
+                            "already in progress",
+                        }
+                    ],
+                }
+            }, 10
+        query = variables.get("query") or ""
+        kind = "orders" if "orders" in query else "variants"
+        op_id = gid("BulkOperation", self._take_id())
+        self.bulk = {"id": op_id, "status": "RUNNING", "kind": kind, "polls": self.bulk_polls}
+        self.bulk_runs += 1
+        return {
+            "bulkOperationRunQuery": {
+                "bulkOperation": {"id": op_id, "status": "CREATED"},
+                "userErrors": [],
+            }
+        }, 10
+
+    def _op_BulkStatus(self, variables):
+        op = self.bulk
+        if op is None:
+            return {"currentBulkOperation": None}, 1
+        if op["status"] == "RUNNING":
+            op["polls"] -= 1
+            if op["polls"] <= 0:
+                op["status"] = self.bulk_outcome
+                self.bulk_files[op["id"].rsplit("/", 1)[1]] = self._bulk_jsonl(op["kind"])
+        url = None
+        if op["status"] == "COMPLETED":
+            url = f"{self.url}/bulk/{op['id'].rsplit('/', 1)[1]}.jsonl"
+        return {
+            "currentBulkOperation": {
+                "id": op["id"],
+                "status": op["status"],
+                "errorCode": "INTERNAL_SERVER_ERROR" if op["status"] == "FAILED" else None,
+                "objectCount": "0",
+                "url": url,
+            }
+        }, 1
+
+    def _bulk_jsonl(self, kind: str) -> bytes:
+        """The result file: one line per node, nested connections' nodes as lines of their own
+        naming `__parentId`, in no particular order (children first here, as Shopify allows)."""
+        lines = []
+        if kind == "variants":
+            nodes, _ = self._op_Variants({"first": 10**9})
+            lines = list(nodes["productVariants"]["nodes"])
+        else:
+            for o in self.orders:
+                for line in o["lineItems"]:
+                    lines.append({**line, "__parentId": o["id"]})
+            for o in self.orders:
+                lines.append(
+                    {
+                        **{
+                            k: o[k]
+                            for k in (
+                                "id",
+                                "name",
+                                "createdAt",
+                                "updatedAt",
+                                "cancelledAt",
+                                "currencyCode",
+                            )
+                        },
+                        "refunds": [{"id": gid("Refund", i)} for i, _ in enumerate(o["refunds"])],
+                    }
+                )
+        return "\n".join(json.dumps(line) for line in lines).encode() + b"\n"
+
+    def serve_bulk(self, request: Request) -> Response:
+        name = request.path.rsplit("/", 1)[1].removesuffix(".jsonl")
+        body = self.bulk_files.get(name)
+        if body is None:
+            return Response("not found", 404)
+        return Response(body, 200, content_type="application/jsonl")
 
     def _op_unknown(self, variables):
         return None, 1

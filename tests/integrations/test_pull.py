@@ -149,7 +149,7 @@ def test_revoked_token_mid_sync_keeps_what_was_synced_and_resumes(
         fake_shop.add_product(f"P{i}", [{"sku": f"P{i:04d}", "price": "10.00"}])
     connection = connect(world_a)
     real = fake_shop.token
-    fake_shop.revoke_after = sum(fake_shop.calls.values()) + 2  # two pages, then refused
+    fake_shop.revoke_after = sum(fake_shop.calls.values()) + 3  # the counts, two pages, refused
     run = sync(world_a, connection, kind="products")
     assert run.status == "failed" and "refused the access token" in run.message
     with tenant_context(world_a.tenant):
@@ -282,3 +282,60 @@ def test_a_malformed_variant_or_order_is_reported_and_the_sync_goes_on(
     with tenant_context(world_a.tenant):
         assert SalesRecord.objects.get(product__sku="TEA").units == 2
         assert Product.objects.filter(sku="TEA").exists()
+
+
+# --- bulk operations ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bulk_small(monkeypatch):
+    """Bulk operations from two variants and one order on (the real thresholds are large)."""
+    from pricing_saas.integrations.shopify import bulk
+
+    monkeypatch.setattr(bulk, "VARIANTS_THRESHOLD", 1)
+    monkeypatch.setattr(bulk, "ORDERS_THRESHOLD", 0)
+    return bulk
+
+
+def test_a_first_sync_of_a_large_shop_runs_one_bulk_query_each(
+    world_a, connect, sync, fake_shop, bulk_small
+):
+    stock_shop(fake_shop)
+    fake_shop.add_order(
+        created="2025-03-01T10:00:00Z", lines=[("TEA", 2, "4.00"), ("SHIRT-S", 1, "18.00")]
+    )
+    fake_shop.add_order(
+        created="2025-03-01T15:00:00Z", lines=[("TEA", 3, "4.50")], refunds=[[(0, 1)]]
+    )
+    run = sync(world_a, connect(world_a))
+    assert run.status == "succeeded", run.message
+    assert fake_shop.bulk_runs == 2 and fake_shop.calls["Variants"] == 0
+    assert fake_shop.calls["Orders"] == 0 and fake_shop.calls["OrderRest"] == 1  # the refund
+    with tenant_context(world_a.tenant):
+        assert Product.objects.get(sku="SHIRT-L").title == "Shirt - L"
+        tea = SalesRecord.objects.get(product__sku="TEA", date=dt.date(2025, 3, 1))
+        assert (tea.units, tea.revenue) == (4, Decimal(17))  # as the paged sync counts it
+    with tenant_context(world_a.tenant):
+        connection = Connection.objects.get()
+    again = sync(world_a, connection)  # incremental: pages, no bulk
+    assert again.status == "succeeded" and fake_shop.bulk_runs == 2
+
+
+def test_a_bulk_query_refused_because_another_runs_falls_back_to_pages(
+    world_a, connect, sync, fake_shop, bulk_small
+):
+    stock_shop(fake_shop)
+    fake_shop.bulk = {"id": "gid://shopify/BulkOperation/1", "status": "RUNNING", "kind": "x"}
+    fake_shop.bulk["polls"] = 10**6
+    run = sync(world_a, connect(world_a), kind="products")
+    assert run.status == "succeeded" and run.products == 3
+    assert fake_shop.calls["Variants"] >= 1
+
+
+def test_a_failed_bulk_query_stops_the_sync_with_the_reason(
+    world_a, connect, sync, fake_shop, bulk_small
+):
+    stock_shop(fake_shop)
+    fake_shop.bulk_outcome = "FAILED"
+    run = sync(world_a, connect(world_a), kind="products")
+    assert run.status == "failed" and "bulk operation ended failed" in run.message

@@ -40,7 +40,7 @@ from ..ingest import (  # noqa: F401 (daily_sales, store_lines, write_sales: web
     write_sales,
 )
 from ..models import Connection, SyncRun
-from . import queries
+from . import bulk, queries
 from .client import ShopifyClient
 from .connector import client_for
 
@@ -95,6 +95,39 @@ def variant_row(node: dict) -> tuple[dict | None, str]:
     return row, ""
 
 
+def _pages(client: ShopifyClient, kind: str, *, cursor: str | None, query: str | None):
+    """(nodes, the cursor after them or None at the end) of variants or orders: one bulk
+    operation where that is cheaper (a first or full sync of a large shop), else cursor pages
+    (a sync resumed from a cursor, an incremental one, a small shop, or a bulk query refused)."""
+    if cursor is None and query is None and bulk.worthwhile(client, kind):
+        nodes = bulk.run(client, kind)
+        if nodes is not None:
+            yield from bulk.pages(nodes, BATCH)
+            return
+    name, field, size = (
+        ("Variants", "productVariants", queries.VARIANTS_PAGE)
+        if kind == "variants"
+        else ("Orders", "orders", queries.ORDERS_PAGE)
+    )
+    text = queries.VARIANTS if kind == "variants" else queries.ORDERS
+    while True:
+        variables = {"first": size, "after": cursor, "query": query}
+        data = client.execute(
+            text, variables, operation=name, estimate=queries.estimate(name, variables)
+        )
+        page = data[field]
+        cursor = page["pageInfo"]["endCursor"] if page["pageInfo"]["hasNextPage"] else None
+        yield page["nodes"], cursor
+        if cursor is None:
+            return
+
+
+def _resumable(cursor):
+    """What a sync stopped here resumes from: a page cursor; a bulk result has none (the next
+    sync runs it again: every write is an upsert)."""
+    return None if cursor == bulk.MORE else cursor
+
+
 def pull_products(*, run, connection, client, report) -> None:
     state = connection.sync_state
     cursor = state.get("products_cursor")
@@ -105,16 +138,10 @@ def pull_products(*, run, connection, client, report) -> None:
     query = f"updated_at:>'{since}'" if since else None
     rows: dict[str, dict] = {}
     refs: dict[str, tuple[str, str, Decimal, dt.datetime | None]] = {}
-    while True:
-        variables = {"first": queries.VARIANTS_PAGE, "after": cursor, "query": query}
-        data = client.execute(
-            queries.VARIANTS,
-            variables,
-            operation="Variants",
-            estimate=queries.estimate("Variants", variables),
-        )
-        page = data["productVariants"]
-        for node in page["nodes"]:
+    for nodes, cursor in _pages(
+        client, "variants", cursor=state.get("products_cursor"), query=query
+    ):
+        for node in nodes:
             try:
                 row, reason = variant_row(node)
                 product_ref = node["product"]["id"] if row is not None else ""
@@ -137,13 +164,10 @@ def pull_products(*, run, connection, client, report) -> None:
                 Decimal(row["price"]),
                 parse_time(node.get("updatedAt")),
             )
-        cursor = page["pageInfo"]["endCursor"] if page["pageInfo"]["hasNextPage"] else None
         if len(rows) >= BATCH or cursor is None:
             import_products(run, connection, rows, refs, report)
             rows, refs = {}, {}
-            save_state(connection, products_cursor=cursor, products_cursor_since=since)
-        if cursor is None:
-            break
+            save_state(connection, products_cursor=_resumable(cursor), products_cursor_since=since)
     save_state(connection, products_cursor=None, products_since=iso(started))
     Connection.objects.filter(pk=connection.pk).update(last_products_sync_at=timezone.now())
 
@@ -193,7 +217,12 @@ def complete(client: ShopifyClient, order: dict, report) -> dict:
     lines, 2 refunds or more) is read on by itself, 100 lines and 10 refunds a call. What even
     that cannot hold (more than 10 refunds, a refund of more than 25 lines) is reported."""
     info = order["lineItems"].get("pageInfo") or {}
-    if not info.get("hasNextPage") and len(order.get("refunds") or []) < queries.REFUNDS_PAGE:
+    refunds_read = all("refundLineItems" in r for r in order.get("refunds") or [])
+    if (
+        not info.get("hasNextPage")
+        and len(order.get("refunds") or []) < queries.REFUNDS_PAGE
+        and refunds_read  # a bulk result names refunds by id only
+    ):
         return order
     lines = list(order["lineItems"]["nodes"])
     after = info.get("endCursor") if info.get("hasNextPage") else None
@@ -241,17 +270,9 @@ def pull_orders(*, run, connection, client, report) -> None:
     newest = since
     touched: set = set()
     pending_orders = 0
-    while True:
-        variables = {"first": queries.ORDERS_PAGE, "after": cursor, "query": query}
-        data = client.execute(
-            queries.ORDERS,
-            variables,
-            operation="Orders",
-            estimate=queries.estimate("Orders", variables),
-        )
-        page = data["orders"]
+    for nodes, cursor in _pages(client, "orders", cursor=state.get("orders_cursor"), query=query):
         lines: list[dict] = []
-        for order in page["nodes"]:
+        for order in nodes:
             try:
                 order = complete(client, order, report)
                 kept, reason = order_lines(order, tz=tz, currency=tenant.default_currency)
@@ -266,15 +287,12 @@ def pull_orders(*, run, connection, client, report) -> None:
             newest = max(newest or "", order.get("updatedAt") or "") or None
         with transaction.atomic():
             touched |= store_lines(connection, lines)
-        cursor = page["pageInfo"]["endCursor"] if page["pageInfo"]["hasNextPage"] else None
         if len(touched) >= BATCH or cursor is None:
             with transaction.atomic():
                 run.sales_rows += write_sales(connection, touched, report)
             run.orders += pending_orders
             touched, pending_orders = set(), 0
             run.set_progress(orders=run.orders, sales_rows=run.sales_rows)
-            save_state(connection, orders_cursor=cursor, orders_cursor_since=since)
-        if cursor is None:
-            break
+            save_state(connection, orders_cursor=_resumable(cursor), orders_cursor_since=since)
     save_state(connection, orders_cursor=None, orders_since=newest)
     Connection.objects.filter(pk=connection.pk).update(last_orders_sync_at=timezone.now())

@@ -109,3 +109,31 @@ WEBHOOK_CREATE = """mutation WebhookCreate(
     userErrors { field message }
   }
 }"""
+
+
+# Bulk operations: one query Shopify runs on its side over the whole shop, its result a JSONL
+# file (a nested connection's nodes are lines of their own, naming their parent in
+# `__parentId`). Costs 10 points to start and a point a poll, whatever the shop's size.
+COUNTS = """query Counts { productVariantsCount { count } ordersCount { count } }"""
+BULK_VARIANTS = """{ productVariants { edges { node {
+  id sku title price compareAtPrice inventoryQuantity updatedAt
+  inventoryItem { unitCost { amount currencyCode } }
+  product { id title description vendor productType status updatedAt }
+} } } }"""
+BULK_ORDERS = """{ orders { edges { node {
+  id name createdAt updatedAt cancelledAt currencyCode
+  refunds { id }
+  lineItems { edges { node {
+    id sku quantity
+    discountedUnitPriceAfterAllDiscountsSet { shopMoney { amount currencyCode } }
+  } } }
+} } } }"""
+BULK_RUN = """mutation BulkRun($query: String!) {
+  bulkOperationRunQuery(query: $query) {
+    bulkOperation { id status }
+    userErrors { field message }
+  }
+}"""
+BULK_STATUS = """query BulkStatus {
+  currentBulkOperation(type: QUERY) { id status errorCode objectCount url }
+}"""
