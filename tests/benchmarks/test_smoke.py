@@ -45,7 +45,8 @@ SCRIPTS = {
     "connector_sync.py": Smoke(
         args="--products 10 --variants 2 --orders 30 --lines 2 --changes 15",
         expect=(
-            "| pull: 20 products, 60 order lines",
+            "| pull through cursor pages: 20 products, 60 order lines",
+            "| pull through bulk operations (",
             "| push: 15 price changes (15 published, 0 lost, 0 sent twice)",
         ),
         db=True,
