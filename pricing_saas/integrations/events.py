@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from .errors import ConnectorError
 from .models import Connection, WebhookEvent
@@ -47,3 +48,26 @@ def process(*, event_id: int) -> WebhookEvent | None:
         event.status, event.message = status, message[:500]
         event.save(update_fields=["status", "message"])
     return event
+
+
+def store(*, connection: Connection, event_id: str, topic: str, triggered_at, payload: dict):
+    """Keep a verified event once (unique per connection and event id) and queue it on the
+    `ingest` queue: ("queued", event), or ("duplicate", None) for one seen before."""
+    try:
+        with transaction.atomic():
+            event = WebhookEvent.objects.create(
+                tenant=connection.tenant,
+                connection=connection,
+                event_id=event_id[:100],
+                topic=topic,
+                triggered_at=triggered_at,
+                payload=payload,
+            )
+    except IntegrityError:
+        return "duplicate", None
+    Connection.objects.filter(pk=connection.pk).update(last_webhook_at=timezone.now())
+    from .tasks import process_webhook
+
+    tenant_id, pk = event.tenant_id, event.pk
+    transaction.on_commit(lambda: process_webhook.delay(tenant_id, pk))
+    return "queued", event

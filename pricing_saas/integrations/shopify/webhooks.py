@@ -25,9 +25,6 @@ import hmac
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError, transaction
-from django.utils import timezone
-
 from ..ingest import parse_time, take_product_event
 from ..models import Connection, ShopVariant, WebhookEvent
 from . import pull
@@ -54,24 +51,15 @@ def receive(
     if topic not in TOPICS:
         return "ignored", None
     triggered = parse_time(triggered_at) if triggered_at else None
-    try:
-        with transaction.atomic():
-            event = WebhookEvent.objects.create(
-                tenant=connection.tenant,
-                connection=connection,
-                event_id=event_id[:100],
-                topic=topic,
-                triggered_at=triggered,
-                payload=payload,
-            )
-    except IntegrityError:
-        return "duplicate", None
-    Connection.objects.filter(pk=connection.pk).update(last_webhook_at=timezone.now())
-    from ..tasks import process_webhook
+    from ..events import store
 
-    tenant_id, pk = event.tenant_id, event.pk
-    transaction.on_commit(lambda: process_webhook.delay(tenant_id, pk))
-    return "queued", event
+    return store(
+        connection=connection,
+        event_id=event_id[:100],
+        topic=topic,
+        triggered_at=triggered,
+        payload=payload,
+    )
 
 
 def handle(event: WebhookEvent) -> tuple[str, str]:

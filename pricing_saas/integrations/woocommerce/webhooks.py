@@ -23,9 +23,6 @@ import logging
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError, transaction
-from django.utils import timezone
-
 from ..ingest import take_product_event
 from ..models import Connection, ShopVariant, WebhookEvent
 from . import pull
@@ -42,24 +39,15 @@ def receive(*, connection: Connection, topic: str, payload: dict) -> tuple[str, 
     """Store a verified event once and queue it: ("queued" | "duplicate" | "ignored", event)."""
     if topic not in TOPICS or not payload.get("id"):
         return "ignored", None
-    try:
-        with transaction.atomic():
-            event = WebhookEvent.objects.create(
-                tenant=connection.tenant,
-                connection=connection,
-                event_id=event_key(topic, payload),
-                topic=topic,
-                triggered_at=pull.gmt(payload.get("date_modified_gmt")),
-                payload=payload,
-            )
-    except IntegrityError:
-        return "duplicate", None
-    Connection.objects.filter(pk=connection.pk).update(last_webhook_at=timezone.now())
-    from ..tasks import process_webhook
+    from ..events import store
 
-    tenant_id, pk = event.tenant_id, event.pk
-    transaction.on_commit(lambda: process_webhook.delay(tenant_id, pk))
-    return "queued", event
+    return store(
+        connection=connection,
+        event_id=event_key(topic, payload),
+        topic=topic,
+        triggered_at=pull.gmt(payload.get("date_modified_gmt")),
+        payload=payload,
+    )
 
 
 def process(event: WebhookEvent) -> tuple[str, str]:
