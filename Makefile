@@ -32,10 +32,10 @@ migrate: db
 demo: migrate
 	$(PY) manage.py demo
 
-# Beyond Python, make and npm, the suite needs two system programs: the browser tests drive
-# Chromium (CHROMIUM_PATH, default /usr/bin/chromium) and the worker test a Redis (a
-# redis-server it starts on a free port, or CELERY_TEST_BROKER_URL). Said up front, not after
-# ten minutes of tests.
+# Beyond Python, make and npm, the suite needs three system programs: the browser tests drive
+# Chromium (CHROMIUM_PATH, default /usr/bin/chromium), the worker test a Redis (a
+# redis-server it starts on a free port, or CELERY_TEST_BROKER_URL) and the pooling test
+# PgBouncer. Said up front, not after ten minutes of tests.
 test: test-prerequisites db
 	$(VENV)/bin/pytest
 
@@ -43,6 +43,7 @@ test-prerequisites:
 	@missing=""; \
 	[ -x "$${CHROMIUM_PATH:-/usr/bin/chromium}" ] || missing="$$missing chromium"; \
 	[ -n "$$CELERY_TEST_BROKER_URL" ] || command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing="$$missing pgbouncer"; \
 	if [ -n "$$missing" ]; then \
 	  echo "make test needs:$$missing. Debian: sudo apt-get install$$missing" >&2; \
 	  echo "(or set CHROMIUM_PATH to a Chromium binary, CELERY_TEST_BROKER_URL to a running Redis)" >&2; \
