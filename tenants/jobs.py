@@ -9,7 +9,8 @@ Reprice jobs, training runs (`ModelVersion`), imports and publications inherit `
 - `is_stale()`: an active job past its task's time limit. The worker that had it is gone (a hard
   time limit, a lost machine), so it cannot still be running; `lock_active()` marks such a job
   lost instead of letting it block the tenant, and `claim(pk, reclaim_stale=True)` takes it over
-  where running it again is harmless;
+  where running it again is harmless (a plain `claim` of a stale job marks it lost: its task
+  was redelivered after its worker died);
 - `set_progress(...)`, `finish(...)`, `fail(...)`, `cancel(...)`, `mark_lost()`, and for
   `CancellableJob` `request_cancel()` / `cancel_was_requested()`.
 
@@ -129,14 +130,20 @@ class Job(TenantOwned):
     @classmethod
     def claim(cls, pk: int, *, reclaim_stale: bool = False) -> tuple[Self | None, bool]:
         """Lock the job and move it from queued to running (with `reclaim_stale`, also a running
-        job past its time limit: for jobs that may safely run again). Returns the job (None if
-        the current tenant has no such job) and whether this caller claimed it; a job in any
-        other state is left alone, so a second claim, or a task delivered twice, is refused."""
+        job past its time limit: for jobs that may safely run again; without it such a job is
+        marked lost). Returns the job (None if the current tenant has no such job) and whether
+        this caller claimed it; a job in any other state is left alone, so a second claim, or a
+        task delivered twice, is refused."""
         with transaction.atomic():
             job = cls.objects.select_for_update().filter(pk=pk).first()
             if job is None:
                 return None, False
-            stale = job.status == cls.states.running and reclaim_stale and job.is_stale()
+            stale = job.status == cls.states.running and job.is_stale()
+            if stale and not reclaim_stale:
+                # Redelivered after its worker died (see is_stale): say so, never leave it
+                # running until someone starts another job.
+                job.mark_lost()
+                return job, False
             if job.status != cls.states.queued and not stale:
                 return job, False
             job.status, job.started_at = cls.states.running, timezone.now()

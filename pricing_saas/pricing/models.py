@@ -4,6 +4,8 @@ changes they send (the price history)."""
 
 from __future__ import annotations
 
+from typing import Self
+
 from django.db import models
 
 from tenants.jobs import CancellableJob, Job, JobStates, JobStatus, TimeLimit
@@ -44,6 +46,14 @@ class RepriceJob(CancellableJob):
 
     def __str__(self) -> str:
         return f"reprice {self.pk} ({self.status})"
+
+    def mark_lost(self) -> Self:
+        """The worker died: the demand run this job was training in that worker's process
+        (named in demand_version while it trains) died with it."""
+        version = self.demand_version
+        if version is not None and version.status in type(version).states.active:
+            version.mark_lost()
+        return super().mark_lost()
 
 
 class Recommendation(TenantOwned):

@@ -332,6 +332,14 @@ def _reprice(job: RepriceJob) -> None:
     if demand is None:
         _log(job, "no demand model in force: training one first", 0.05)
         version = ml_services.start_training(kind=ModelVersion.Kind.DEMAND, enqueue=False)
+        if version.status != ModelVersion.Status.QUEUED:
+            raise ServiceError(
+                f"a demand model (v{version.version}) is training elsewhere: reprice again once "
+                "it is ready"
+            )
+        # The job names the run it trains in its own process: should this worker die, the run
+        # is marked lost with the job (RepriceJob.mark_lost), never left blocking the next one.
+        job.set_progress(demand_version=version)
         trained = ml_services.run_training(version_id=version.pk, sync=True)
         if trained is None or trained.status != ModelVersion.Status.PROMOTED:
             reason = trained.message if trained else "no result"

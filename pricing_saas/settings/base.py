@@ -241,6 +241,17 @@ if not CELERY_BROKER_URL:
         "control_folder": str(CELERY_FILESYSTEM_FOLDER / "control"),
         "store_processed": False,
     }
+else:
+    # Redis redelivers a message that a worker took but never acknowledged after this many
+    # seconds. Tasks acknowledge late, once they end (pricing_saas/celery.py), so a worker
+    # killed mid-task has its task redelivered; the timeout is longer than any task's hard time
+    # limit plus the slack of tenants.jobs.TimeLimit, so a redelivered task always finds its job
+    # stale (its worker certainly gone), never still running on a live worker
+    # (tests/test_fault_drills.py). RabbitMQ returns a dead consumer's messages at once; its
+    # consumer_timeout must also exceed the longest task (docs/architecture.md, Celery).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=4 * 3600)
+    }
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=None)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True

@@ -4,6 +4,9 @@ limits the Celery tasks run under."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -20,6 +23,7 @@ from tenants.context import tenant_context
 from tenants.jobs import LOST_MESSAGE, CancellableJob, Job
 
 pytestmark = pytest.mark.django_db
+TEST_SETTINGS = "pricing_saas.settings.test"
 
 REQUIRED = {  # the fields each job table needs besides its tenant
     RepriceJob: {},
@@ -119,9 +123,42 @@ def test_a_running_job_is_stale_after_its_declared_time_limit_and_then_reclaimab
         assert model.claim(job.pk, reclaim_stale=True)[1] is False
         set_row(job, started_at=ago(limit, 1))
         assert job.is_stale()
-        assert model.claim(job.pk)[1] is False  # only when the caller says running again is safe
         again, ok = model.claim(job.pk, reclaim_stale=True)
         assert ok and again.status == model.states.running and not again.is_stale()
+
+
+@JOBS
+def test_a_task_redelivered_after_its_worker_died_marks_the_stale_job_lost(model, world_a):
+    """Without reclaim_stale (running again is not known to be harmless), the redelivered task
+    fails the job with the reason at once instead of leaving it running."""
+    with tenant_context(world_a.tenant):
+        job, _ok = model.claim(make(model).pk)
+        set_row(job, started_at=ago(model.time_limit.stale_after, 1))
+        again, ok = model.claim(job.pk)
+        assert not ok and again.status == model.states.failed and again.message == LOST_MESSAGE
+        assert model.objects.get(pk=job.pk).status == model.states.failed
+        assert model.claim(job.pk, reclaim_stale=True)[1] is False  # finished: never again
+
+
+def test_the_brokers_visibility_timeout_outlasts_every_jobs_time_limit():
+    """Redis redelivers an unacknowledged task after the visibility timeout: only past every
+    job's stale limit is its worker certainly gone (no task runs twice at once). The settings
+    as a worker on Redis reads them (the tests themselves run on the filesystem transport)."""
+    from django.apps import apps
+
+    jobs = [m for m in apps.get_models() if issubclass(m, Job)]
+    assert {RepriceJob, ModelVersion, ImportJob, Publication} <= set(jobs)
+    env = {k: v for k, v in os.environ.items() if k != "CELERY_VISIBILITY_TIMEOUT"}
+    env |= {"CELERY_BROKER_URL": "redis://127.0.0.1:1/0", "DJANGO_SETTINGS_MODULE": TEST_SETTINGS}
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    timeout = int(out.stdout.strip().splitlines()[-1])
+    assert timeout > max(m.time_limit.stale_after.total_seconds() for m in jobs)
 
 
 @JOBS

@@ -1,0 +1,310 @@
+"""Fault drills on real workers and a real Redis: a worker killed with SIGKILL in the middle of
+a reprice and of a publication, and the broker restarted with tasks in its queue.
+
+What makes them come out right (docs/architecture.md, "Celery"): tasks acknowledge late
+(`task_acks_late`, `task_reject_on_worker_lost`), so a task whose worker died is redelivered;
+Redis redelivers it after the visibility timeout, which is longer than any task's hard time
+limit plus slack (`tenants.jobs.TimeLimit`), so the redelivered task always finds its job
+stale and its first worker certainly gone; `Job.claim` then runs it again where that is
+harmless (a publication: changes already sent are confirmed, never sent twice) or marks it
+failed with the reason (a reprice: the next job starts clean). A job's rows are written in one
+transaction, so a killed job leaves none half-written.
+
+A drill cannot wait hours: the first worker runs with the production timeout; once it is
+killed, the test moves the job's start back past its stale limit (the time that the production
+timeout lets pass) and starts a second worker whose visibility timeout is two seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from django.utils import timezone
+
+from pricing_saas.catalog.importer import import_rows
+from pricing_saas.catalog.models import Product
+from pricing_saas.pricing import approvals, services
+from pricing_saas.pricing.models import PriceChange, Publication, Recommendation, RepriceJob
+from tenants.context import tenant_context
+from tenants.jobs import LOST_MESSAGE
+
+from .factories import TenantFactory
+from .test_celery_worker import _free_port, database_url_of_tests, redis_server_or_fail
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
+
+
+class Redis:
+    """A private redis-server that keeps its data on disk (append-only file, as a production
+    broker must) and can be restarted on the same port."""
+
+    def __init__(self, folder: Path):
+        self.server, self.folder, self.port = redis_server_or_fail(), folder, _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder),
+             "--logfile", str(self.folder / "redis.log")],
+        )  # fmt: skip
+        _wait(lambda: self._answers(), 15, "redis-server to start")
+
+    def _answers(self) -> bool:
+        import socket
+
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()  # SIGTERM: Redis writes its append-only file and exits
+            self.proc.wait(15)
+            self.proc = None
+
+
+@pytest.fixture
+def redis(tmp_path):
+    server = Redis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def _wait(condition: Callable[[], object], seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {seconds} s waiting for {what}")
+
+
+class Workers:
+    """Celery workers in subprocesses (solo pool: the process that runs the task, so SIGKILL
+    kills the task where it stands, as a lost machine would)."""
+
+    def __init__(self, broker: str):
+        self.broker, self.procs = broker, []
+
+    def start(self, queues: str, **env) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "pricing_saas", "worker", "--pool=solo",
+             "-Q", queues, "--without-heartbeat", "--without-gossip", "--without-mingle",
+             "-l", "WARNING"],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "DJANGO_SETTINGS_MODULE": "pricing_saas.settings.test",
+                "DATABASE_URL": database_url_of_tests(),
+                "CELERY_BROKER_URL": self.broker,
+                "CELERY_RESULT_BACKEND": self.broker,
+                "CELERY_TASK_ALWAYS_EAGER": "false",
+                **env,
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture
+def workers(redis):
+    pool = Workers(redis.url)
+    yield pool
+    pool.stop()
+
+
+def _client(broker: str) -> Celery:
+    return Celery(broker=broker, backend=broker, set_as_current=False)
+
+
+def _shop(tenant, skus: int = 300, days: int = 120) -> None:
+    """A catalog with a price history whose demand responds to price (a few seconds of work
+    for a reprice)."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    products = [
+        {"sku": f"D{i}", "title": f"Drill product {i}", "price": 20, "cost": 9 + i % 4,
+         "category": f"c{i % 5}"}
+        for i in range(skus)
+    ]  # fmt: skip
+    sales = []
+    for i in range(skus):
+        for day in range(days):
+            price = 20 * float(np.exp(rng.normal(0, 0.1)))
+            units = int(rng.poisson(5 * (price / 20) ** -2.0))
+            if units:
+                date = (dt.date(2025, 1, 1) + dt.timedelta(days=day)).isoformat()
+                sales.append(
+                    {"date": date, "sku": f"D{i}", "units": units, "price": round(price, 2)}
+                )
+    with tenant_context(tenant):
+        import_rows(kind="products", rows=products)
+        import_rows(kind="sales", rows=sales)
+
+
+def _backdate(tenant, model, pk: int) -> None:
+    """Let the time pass that the production visibility timeout waits (past the stale limit)."""
+    started = timezone.now() - model.time_limit.stale_after - dt.timedelta(seconds=5)
+    with tenant_context(tenant):
+        assert model.objects.filter(pk=pk).update(started_at=started) == 1
+
+
+def test_a_reprice_whose_worker_is_killed_is_failed_with_the_reason_and_leaves_no_rows(
+    redis, workers
+):
+    tenant = TenantFactory()
+    _shop(tenant)
+    with tenant_context(tenant):
+        approvals.update_policy(auto_approve=False)
+        job = services.start_reprice(enqueue=False)
+    client = _client(redis.url)
+    client.send_task("pricing.reprice", args=[tenant.pk, job.pk], queue="reprice")
+    first = workers.start("reprice")
+
+    def running():
+        with tenant_context(tenant):
+            return RepriceJob.objects.get(pk=job.pk).status == RepriceJob.Status.RUNNING
+
+    _wait(running, 120, "the first worker to start the reprice")
+    time.sleep(0.5)  # into the job's work
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+
+    with tenant_context(tenant):
+        killed = RepriceJob.objects.get(pk=job.pk)
+        rows = Recommendation.objects.filter(job=killed).count()
+        assert killed.status == RepriceJob.Status.RUNNING  # nobody has said otherwise yet
+        assert rows in (0, Product.objects.count())  # all or nothing, never half
+    _backdate(tenant, RepriceJob, job.pk)
+    workers.start("reprice", CELERY_VISIBILITY_TIMEOUT="2")
+
+    def failed():
+        with tenant_context(tenant):
+            return RepriceJob.objects.get(pk=job.pk).status == RepriceJob.Status.FAILED
+
+    _wait(failed, 90, "the redelivered task to mark the job failed")
+    with tenant_context(tenant):
+        lost = RepriceJob.objects.get(pk=job.pk)
+        assert lost.message == LOST_MESSAGE
+        assert Recommendation.objects.filter(job=lost).count() == rows  # nothing added
+        again = services.start_reprice(enqueue=False)  # the dead job blocks nothing
+        assert again.pk != job.pk
+    client.send_task("pricing.reprice", args=[tenant.pk, again.pk], queue="reprice")
+
+    def finished():
+        with tenant_context(tenant):
+            return RepriceJob.objects.get(pk=again.pk).is_finished
+
+    _wait(finished, 180, "the next reprice to finish")
+    with tenant_context(tenant):
+        done = RepriceJob.objects.get(pk=again.pk)
+        assert done.status == RepriceJob.Status.SUCCEEDED, done.message
+        per_product = Recommendation.objects.filter(job=done).values("product").distinct()
+        assert Recommendation.objects.filter(job=done).count() == per_product.count()
+        assert per_product.count() == Product.objects.count()
+
+
+def test_a_publication_whose_worker_is_killed_is_finished_by_the_next_and_nothing_twice(
+    redis, workers
+):
+    tenant = TenantFactory()
+    count = 4000  # enough to be killed in the middle of
+    rows = [
+        {"sku": f"P{i}", "title": f"Published {i}", "price": "10.00", "cost": "4"}
+        for i in range(count)
+    ]
+    with tenant_context(tenant):
+        import_rows(kind="products", rows=rows)
+        publication = Publication.objects.create(tenant=tenant, publisher="csv", changes=count)
+        PriceChange.objects.bulk_create(
+            PriceChange(
+                tenant=tenant,
+                product=product,
+                old_price=product.price,
+                new_price=Decimal("11.00") + Decimal(product.pk % 7),
+                publication=publication,
+            )
+            for product in Product.objects.all()
+        )
+    client = _client(redis.url)
+    client.send_task("pricing.publish", args=[tenant.pk, publication.pk], queue="publish")
+    first = workers.start("publish")
+
+    def running():
+        with tenant_context(tenant):
+            return Publication.objects.get(pk=publication.pk).status == Publication.Status.RUNNING
+
+    _wait(running, 120, "the first worker to start the publication")
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    with tenant_context(tenant):
+        assert Publication.objects.get(pk=publication.pk).status == Publication.Status.RUNNING
+    _backdate(tenant, Publication, publication.pk)
+    workers.start("publish", CELERY_VISIBILITY_TIMEOUT="2")
+
+    def finished():
+        with tenant_context(tenant):
+            return Publication.objects.get(pk=publication.pk).is_finished
+
+    _wait(finished, 120, "the redelivered publication to finish")
+    with tenant_context(tenant):
+        done = Publication.objects.get(pk=publication.pk)
+        assert done.status == Publication.Status.SUCCEEDED, done.message
+        assert done.attempts == 2  # the killed run and the one that finished it
+        changes = PriceChange.objects.filter(publication=done)
+        assert changes.count() == count  # none lost, none added
+        assert not changes.exclude(status=PriceChange.Status.PUBLISHED).exists()
+        assert PriceChange.objects.count() == count  # no second change for any product
+        for change in changes.select_related("product"):
+            assert change.product.price == change.new_price
+
+
+def test_tasks_queued_before_a_broker_restart_run_once_after_it(redis, workers):
+    tenant = TenantFactory()
+    client = _client(redis.url)
+    sent = [
+        client.send_task(
+            "tenants.ping", args=[tenant.pk], kwargs={"echo": f"m{i}"}, queue="default"
+        )
+        for i in range(5)
+    ]
+    ids = [result.id for result in sent]
+    redis.stop()  # with five tasks waiting and no worker
+    redis.start()
+    workers.start("default")
+    client = _client(redis.url)
+    echoes = sorted(client.AsyncResult(i).get(timeout=90)["echo"] for i in ids)
+    assert echoes == [f"m{i}" for i in range(5)]
+    time.sleep(1)
+    with client.connection_for_read() as conn:
+        left = conn.default_channel.client.llen("default")
+    assert left == 0  # nothing left to run a second time
