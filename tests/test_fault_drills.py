@@ -18,6 +18,7 @@ timeout lets pass) and starts a second worker whose visibility timeout is two se
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import os
 import signal
 import subprocess
@@ -31,6 +32,7 @@ import pytest
 from celery import Celery
 from django.utils import timezone
 
+from ml.models import ModelVersion
 from pricing_saas.catalog.importer import import_rows
 from pricing_saas.catalog.models import Product
 from pricing_saas.pricing import approvals, services
@@ -141,8 +143,29 @@ def workers(redis):
     pool.stop()
 
 
-def _client(broker: str) -> Celery:
-    return Celery(broker=broker, backend=broker, set_as_current=False)
+@pytest.fixture
+def client(redis):
+    """A Celery client of the drill's Redis, closed before the Redis stops (`reconnect()` after
+    a restart)."""
+
+    class Client:
+        app: Celery
+
+        def reconnect(self):
+            self.close()
+            self.app = Celery(broker=redis.url, backend=redis.url, set_as_current=False)
+            return self.app
+
+        def close(self):
+            if getattr(self, "app", None) is not None:
+                self.app.close()
+                self.app = None
+                gc.collect()
+
+    handle = Client()
+    handle.reconnect()
+    yield handle
+    handle.close()
 
 
 def _shop(tenant, skus: int = 300, days: int = 120) -> None:
@@ -179,15 +202,14 @@ def _backdate(tenant, model, pk: int) -> None:
 
 
 def test_a_reprice_whose_worker_is_killed_is_failed_with_the_reason_and_leaves_no_rows(
-    redis, workers
+    redis, workers, client
 ):
     tenant = TenantFactory()
     _shop(tenant)
     with tenant_context(tenant):
         approvals.update_policy(auto_approve=False)
         job = services.start_reprice(enqueue=False)
-    client = _client(redis.url)
-    client.send_task("pricing.reprice", args=[tenant.pk, job.pk], queue="reprice")
+    client.app.send_task("pricing.reprice", args=[tenant.pk, job.pk], queue="reprice")
     first = workers.start("reprice")
 
     def running():
@@ -216,9 +238,11 @@ def test_a_reprice_whose_worker_is_killed_is_failed_with_the_reason_and_leaves_n
         lost = RepriceJob.objects.get(pk=job.pk)
         assert lost.message == LOST_MESSAGE
         assert Recommendation.objects.filter(job=lost).count() == rows  # nothing added
+        # The demand run it was training in the dead worker is not left blocking the next.
+        assert not ModelVersion.objects.filter(status__in=ModelVersion.states.active).exists()
         again = services.start_reprice(enqueue=False)  # the dead job blocks nothing
         assert again.pk != job.pk
-    client.send_task("pricing.reprice", args=[tenant.pk, again.pk], queue="reprice")
+    client.app.send_task("pricing.reprice", args=[tenant.pk, again.pk], queue="reprice")
 
     def finished():
         with tenant_context(tenant):
@@ -234,7 +258,7 @@ def test_a_reprice_whose_worker_is_killed_is_failed_with_the_reason_and_leaves_n
 
 
 def test_a_publication_whose_worker_is_killed_is_finished_by_the_next_and_nothing_twice(
-    redis, workers
+    redis, workers, client
 ):
     tenant = TenantFactory()
     count = 4000  # enough to be killed in the middle of
@@ -255,8 +279,7 @@ def test_a_publication_whose_worker_is_killed_is_finished_by_the_next_and_nothin
             )
             for product in Product.objects.all()
         )
-    client = _client(redis.url)
-    client.send_task("pricing.publish", args=[tenant.pk, publication.pk], queue="publish")
+    client.app.send_task("pricing.publish", args=[tenant.pk, publication.pk], queue="publish")
     first = workers.start("publish")
 
     def running():
@@ -288,23 +311,73 @@ def test_a_publication_whose_worker_is_killed_is_finished_by_the_next_and_nothin
             assert change.product.price == change.new_price
 
 
-def test_tasks_queued_before_a_broker_restart_run_once_after_it(redis, workers):
+def test_an_import_whose_worker_is_killed_wrote_nothing_and_is_run_again_by_the_next(
+    redis, workers, client, monkeypatch
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from pricing_saas.catalog import services as catalog_services
+    from pricing_saas.catalog.models import ImportJob
+
+    monkeypatch.setattr(catalog_services, "_enqueue", lambda job: None)  # sent below, to Redis
     tenant = TenantFactory()
-    client = _client(redis.url)
+    count = 100_000
+    body = "sku,title,price,cost\n" + "".join(
+        f"K{i},Imported product {i},{10 + i % 50}.50,{4 + i % 7}\n" for i in range(count)
+    )
+    upload = SimpleUploadedFile("catalog.csv", body.encode(), content_type="text/csv")
+    with tenant_context(tenant):
+        job = catalog_services.create_import_job(
+            kind="products", upload=upload, options=catalog_services.options_from({})
+        )
+        assert job.status == ImportJob.Status.QUEUED
+    client.app.send_task("catalog.run_import", args=[tenant.pk, job.pk], queue="ingest")
+    first = workers.start("ingest")
+
+    def running():
+        with tenant_context(tenant):
+            return ImportJob.objects.get(pk=job.pk).status == ImportJob.Status.RUNNING
+
+    _wait(running, 120, "the first worker to start the import")
+    time.sleep(1)  # into the import
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    with tenant_context(tenant):
+        assert ImportJob.objects.get(pk=job.pk).status == ImportJob.Status.RUNNING
+        assert Product.objects.count() == 0  # one transaction: nothing half-written
+    _backdate(tenant, ImportJob, job.pk)
+    workers.start("ingest", CELERY_VISIBILITY_TIMEOUT="2")
+
+    def finished():
+        with tenant_context(tenant):
+            return ImportJob.objects.get(pk=job.pk).is_finished
+
+    _wait(finished, 240, "the redelivered import to finish")
+    with tenant_context(tenant):
+        done = ImportJob.objects.get(pk=job.pk)
+        assert done.status == ImportJob.Status.SUCCEEDED, done.message
+        assert Product.objects.count() == count  # each row once
+        assert Product.objects.get(sku="K77").price == Decimal("37.50")
+
+
+def test_tasks_queued_before_a_broker_restart_run_once_after_it(redis, workers, client):
+    tenant = TenantFactory()
     sent = [
-        client.send_task(
+        client.app.send_task(
             "tenants.ping", args=[tenant.pk], kwargs={"echo": f"m{i}"}, queue="default"
         )
         for i in range(5)
     ]
     ids = [result.id for result in sent]
+    del sent
+    client.close()
     redis.stop()  # with five tasks waiting and no worker
     redis.start()
+    client.reconnect()
     workers.start("default")
-    client = _client(redis.url)
-    echoes = sorted(client.AsyncResult(i).get(timeout=90)["echo"] for i in ids)
+    echoes = sorted(client.app.AsyncResult(i).get(timeout=90)["echo"] for i in ids)
     assert echoes == [f"m{i}" for i in range(5)]
     time.sleep(1)
-    with client.connection_for_read() as conn:
+    with client.app.connection_for_read() as conn:
         left = conn.default_channel.client.llen("default")
     assert left == 0  # nothing left to run a second time

@@ -244,8 +244,10 @@ def job_progress(job: ImportJob) -> dict:
 
 
 def run_import_job(*, job_id: int) -> ImportJob | None:
-    """Run a queued import (idempotent: a job that is not queued is left alone)."""
-    job, claimed = ImportJob.claim(job_id)
+    """Run a queued import (idempotent: a job that is not queued is left alone). One left
+    running by a worker that died is run again when its task is redelivered: the import writes
+    in one transaction (the dead run wrote nothing) and its upload is still stored."""
+    job, claimed = ImportJob.claim(job_id, reclaim_stale=True)
     if not claimed:
         return job
     _execute(job)
