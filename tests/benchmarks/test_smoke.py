@@ -84,6 +84,11 @@ SCRIPTS = {
         expect=("| first refresh (refresh_kpis) |", "x plain INSERT ... SELECT"),
         db=True,
     ),
+    "load.py": Smoke(
+        args="--tenants 2 --skus 20 --days 20 --users 2 --seconds 5",
+        expect=("| users | RLS on: req/s |", "failures: 0"),
+        db=True,
+    ),
     "optimizer_speed.py": Smoke(
         args="--skus 2000 --loop-sample 200",
         expect=("per-SKU Python loop", "vectorised grid", "vectorised analytic optimum"),
