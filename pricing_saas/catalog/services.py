@@ -8,6 +8,7 @@ Both end the same way (`_execute`)."""
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from pathlib import Path
 
 from django.core.cache import cache
@@ -17,6 +18,7 @@ from django.db import transaction
 from pricing_saas.web.errors import NotFoundError, ServiceError
 from tenants.context import require_current_tenant
 
+from .files import local_file
 from .formats import FORMATS, get_format
 from .importer import (
     IGNORE,
@@ -148,13 +150,12 @@ def _new_job(*, kind: str, name: str, options: ImportOptions, user, source: str)
     return job
 
 
-def _readable_path(job: ImportJob) -> tuple[Path, Path | None]:
-    """The job's file as a CSV path (XLSX is converted to a sibling CSV once)."""
-    path = Path(job.file.path)
+def _readable_path(path: Path, kind: str) -> tuple[Path, Path | None]:
+    """The stored file at `path` as a CSV path (XLSX is converted to a sibling CSV once)."""
     if path.suffix.lower() == ".xlsx":
         converted = path.with_suffix(".converted.csv")
         if not converted.exists():
-            xlsx_to_csv(path, converted, job.kind)
+            xlsx_to_csv(path, converted, kind)
         return converted, converted
     return path, None
 
@@ -166,18 +167,18 @@ def _inspect(job: ImportJob, options: ImportOptions) -> None:
     """Read the header and a preview; park the job for mapping if the header does not fit.
     Runs in the web request: a workbook is read only as far as the header and the preview
     (the whole sheet is converted by the import task)."""
-    path = Path(job.file.path)
-    head = path.with_suffix(".head.csv") if path.suffix.lower() == ".xlsx" else None
-    try:
-        if head is not None:
-            xlsx_to_csv(path, head, job.kind, max_rows=PREVIEW_ROWS + 1)
-        sniffed = sniff(head or path, job.kind, preview_rows=PREVIEW_ROWS)
-    except ImportFailed as exc:
-        _finish(job, exc.result, failed=True)
-        return
-    finally:
-        if head is not None:
-            head.unlink(missing_ok=True)
+    with local_file(job.file) as path:
+        head = path.with_suffix(".head.csv") if path.suffix.lower() == ".xlsx" else None
+        try:
+            if head is not None:
+                xlsx_to_csv(path, head, job.kind, max_rows=PREVIEW_ROWS + 1)
+            sniffed = sniff(head or path, job.kind, preview_rows=PREVIEW_ROWS)
+        except ImportFailed as exc:
+            _finish(job, exc.result, failed=True)
+            return
+        finally:
+            if head is not None:
+                head.unlink(missing_ok=True)
     job.headers = sniffed.headers
     job.preview = sniffed.preview
     try:
@@ -265,9 +266,10 @@ def _execute(job: ImportJob, *, path: Path | None = None) -> None:
 
     options = ImportOptions(**{**job.options, "column_map": job.column_map})
     converted = None
+    stored = ExitStack()
     try:
         if path is None:
-            path, converted = _readable_path(job)
+            path, converted = _readable_path(stored.enter_context(local_file(job.file)), job.kind)
         result = import_file(kind=job.kind, path=path, options=options, progress=report)
     except ImportFailed as exc:
         _finish(job, exc.result, failed=True)
@@ -288,6 +290,7 @@ def _execute(job: ImportJob, *, path: Path | None = None) -> None:
         cache.delete(progress_key(job.pk))
         if converted is not None:
             converted.unlink(missing_ok=True)
+        stored.close()
 
 
 def _finish(job: ImportJob, result: ImportResult, *, failed: bool) -> None:

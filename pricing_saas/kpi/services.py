@@ -306,13 +306,13 @@ def _file_extent(job: ImportJob) -> tuple[date | None, date | None, tuple[int, .
     """The first and last day and the products named in an import's file (sales or competitor
     prices), read with the importer's own sniffing and header mapping. A day that is not a
     valid ISO date leaves that end open."""
+    from pricing_saas.catalog.files import local_file
     from pricing_saas.catalog.formats import get_format
     from pricing_saas.catalog.importer import map_headers, sniff, xlsx_to_csv
 
     fmt = get_format(job.kind)
     day_column = "date" if job.kind == ImportJob.Kind.SALES else "observed_at"
-    path = Path(job.file.path)
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, local_file(job.file) as path:
         if path.suffix.lower() in (".xlsx", ".xlsm"):
             converted = Path(folder) / "sheet.csv"
             xlsx_to_csv(path, converted, job.kind)
