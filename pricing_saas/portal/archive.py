@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.apps import apps
+from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 from django.db import IntegrityError, connection, models, transaction
 from psycopg2 import sql
@@ -367,7 +368,7 @@ def _member(archive: tarfile.TarFile, name: str, sha256: str | None):
         handle = None
     if handle is None:
         raise ArchiveError(f"the archive lacks {name}, which its manifest lists")
-    copy = tempfile.TemporaryFile()  # noqa: SIM115 (returned open; the caller closes it)
+    copy = tempfile.TemporaryFile()  # noqa: SIM115 (returned open: the caller closes it)
     shutil.copyfileobj(handle, copy, _CHUNK)
     copy.seek(0)
     if sha256 is not None and _sha256_file(copy) != sha256:
@@ -473,9 +474,9 @@ def _import_rows(archive, manifest: dict, layout: dict[str, Table]) -> None:
     with tenant_context(Tenant(pk=tenant_id)), connection.cursor() as cursor:
         cursor.execute("SELECT set_config('app.tenant_id', %s, true)", [str(tenant_id)])
         raw = cursor.cursor
-        tenant_file = _member(archive, "tenant.csv", manifest["tenant"].get("sha256"))
-        columns = _csv_header(tenant_file)
-        _load_temp(raw, "import_tenant", TENANTS, columns, tenant_file)
+        with _member(archive, "tenant.csv", manifest["tenant"].get("sha256")) as tenant_file:
+            columns = _csv_header(tenant_file)
+            _load_temp(raw, "import_tenant", TENANTS, columns, tenant_file)
         cursor.execute("SELECT count(*), min(id), max(id) FROM import_tenant")
         if cursor.fetchone() != (1, tenant_id, tenant_id):
             raise ArchiveError("tenant.csv must hold exactly the tenant the manifest names")
@@ -488,15 +489,15 @@ def _import_rows(archive, manifest: dict, layout: dict[str, Table]) -> None:
         _import_users(cursor, archive, manifest)
         for number, table in enumerate(layout.values()):
             entry = manifest["tables"][table.name]
-            handle = _member(archive, f"tables/{table.name}.csv", entry["sha256"])
-            header = _csv_header(handle)
-            if header != table.columns:
-                raise ArchiveError(
-                    f"{table.name}: the archive's columns {header} are not this database's "
-                    f"{table.columns}"
-                )
             temp = f"import_rows_{number}"
-            _load_temp(raw, temp, table.name, header, handle)
+            with _member(archive, f"tables/{table.name}.csv", entry["sha256"]) as handle:
+                header = _csv_header(handle)
+                if header != table.columns:
+                    raise ArchiveError(
+                        f"{table.name}: the archive's columns {header} are not this "
+                        f"database's {table.columns}"
+                    )
+                _load_temp(raw, temp, table.name, header, handle)
             cursor.execute(
                 sql.SQL("SELECT count(*) FROM {} WHERE tenant_id IS DISTINCT FROM %s")
                 .format(_q(temp))
@@ -553,9 +554,9 @@ def _import_users(cursor, archive, manifest: dict) -> None:
     """Create the users the target lacks (matched by e-mail) and note, in the temp table
     import_users, each archived id's id here (new_id)."""
     raw = cursor.cursor
-    handle = _member(archive, "users.csv", manifest["users"]["sha256"])
-    columns = _csv_header(handle)
-    _load_temp(raw, "import_users", USERS, columns, handle)
+    with _member(archive, "users.csv", manifest["users"]["sha256"]) as handle:
+        columns = _csv_header(handle)
+        _load_temp(raw, "import_users", USERS, columns, handle)
     cursor.execute("ALTER TABLE import_users ADD COLUMN new_id bigint, ADD COLUMN fresh boolean")
     cursor.execute(
         f"UPDATE import_users i SET new_id = u.id, fresh = false FROM {USERS} u "
@@ -593,24 +594,39 @@ def _remake() -> None:
 
 
 def _import_files(archive, manifest: dict, layout: dict[str, Table], stored: list) -> None:
-    storages = {
-        (table, column): fld.storage
-        for table, columns in file_columns(list(layout.values())).items()
-        for column, fld in columns
-    }
+    """Store the files the imported rows name, each under its own name, in its field's
+    storage; any other file in the archive is refused (a tampered archive could otherwise
+    write where it liked)."""
+    tenant_id = int(manifest["tenant"]["id"])
+    wanted: dict[str, object] = {}
+    with connection.cursor() as cursor:
+        for table, columns in file_columns(list(layout.values())).items():
+            for column, fld in columns:
+                cursor.execute(
+                    sql.SQL("SELECT DISTINCT {} FROM {} WHERE tenant_id = %s AND {} <> ''")
+                    .format(_q(column), _q(table), _q(column))
+                    .as_string(cursor.connection),
+                    [tenant_id],
+                )
+                wanted.update((name, fld.storage) for (name,) in cursor.fetchall())
+    if unknown := sorted(set(manifest["files"]) - set(wanted)):
+        raise ArchiveError(f"the archive holds files no row names: {unknown[:5]}")
+    if absent := sorted(set(wanted) - set(manifest["files"])):
+        raise ArchiveError(f"the archive lacks files its rows name: {absent[:5]}")
     for name, entry in manifest["files"].items():
         if entry.get("missing"):
-            continue
-        storage = storages.get((entry["table"], entry["column"]))
-        if storage is None:
-            raise ArchiveError(f"{name}: {entry['table']}.{entry['column']} holds no files here")
-        handle = _member(archive, f"files/{name}", entry["sha256"])
+            continue  # lost before the export: the row keeps naming it, as it did
+        storage = wanted[name]
         if storage.exists(name):
             with storage.open(name, "rb") as existing:
                 if _sha256_file(existing) == entry["sha256"]:
                     continue  # the same file (a shared storage): nothing to write
             raise ArchiveError(f"a different file named {name} exists in the storage")
-        saved = storage.save(name, File(handle, name=name))
+        with _member(archive, f"files/{name}", entry["sha256"]) as handle:
+            try:
+                saved = storage.save(name, File(handle, name=name))
+            except SuspiciousFileOperation as exc:
+                raise ArchiveError(f"refused file name {name!r}: {exc}") from None
         stored.append((storage, saved))
         if saved != name:
             raise ArchiveError(f"the storage stored {name} as {saved}")

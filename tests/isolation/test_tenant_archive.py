@@ -203,7 +203,7 @@ def _rewrite(path: Path, out: Path, change) -> None:
             archive.addfile(info, io.BytesIO(data))
 
 
-def test_a_refused_import_writes_nothing(world_a, world_b, tmp_path, fresh_database):
+def test_a_refused_import_writes_nothing(world_a, world_b, tmp_path, fresh_database, settings):
     import hashlib
 
     fill(world_a, "alpha")
@@ -231,11 +231,27 @@ def test_a_refused_import_writes_nothing(world_a, world_b, tmp_path, fresh_datab
         content[name] = (data + line.getvalue()).encode()
         manifest["tables"][last]["sha256"] = hashlib.sha256(content[name]).hexdigest()
 
+    def a_file_no_row_names(manifest, content):
+        data = b"written where the archive likes"
+        name = "../outside.txt"
+        content[f"files/{name}"] = data
+        digest = hashlib.sha256(data).hexdigest()
+        manifest["files"][name] = {"table": "catalog_importjob", "column": "file", "sha256": digest}
+
+    def a_damaged_last_file(manifest, content):
+        # The files before it are stored by then: they must go with the rolled-back rows.
+        assert len(manifest["files"]) == 3
+        last = f"files/{list(manifest['files'])[-1]}"
+        content[last] = content[last] + b"!"
+
     cases = [
+        (a_damaged_last_file, "files/.* does not match its checksum"),
         (other_migrations, "migrations differ.*9999_from_the_future"),
+        (a_file_no_row_names, r"files no row names: \['../outside.txt'\]"),
         (damaged, "users.csv does not match its checksum"),
         (another_tenants_row, f"{last}: the archive holds rows of another tenant"),
     ]
+    settings.MEDIA_ROOT = str(tmp_path / "media")
     with on_database(fresh_database):
         for change, reason in cases:
             bad = tmp_path / f"{change.__name__}.tar.gz"
@@ -243,6 +259,8 @@ def test_a_refused_import_writes_nothing(world_a, world_b, tmp_path, fresh_datab
             with pytest.raises(CommandError, match=reason):
                 call_command("tenant_import", str(bad))
             assert not Tenant.objects.exists() and not User.objects.exists(), change.__name__
+            assert not (tmp_path / "outside.txt").exists()
+            assert not list((tmp_path / "media").rglob("*.*")), "a refused import left files"
         with pytest.raises(CommandError, match=r"junk.tar.gz: nothing imported"):
             (tmp_path / "junk.tar.gz").write_bytes(b"not gzip")
             call_command("tenant_import", str(tmp_path / "junk.tar.gz"))
