@@ -90,6 +90,12 @@ def _sync(schedule: RepriceSchedule) -> None:
         schedule.save(update_fields=["periodic_task"])
 
 
+def sync_periodic_task(schedule: RepriceSchedule) -> None:
+    """Make (or update) the schedule's django-celery-beat task from the schedule: e.g. after a
+    tenant archive is imported, which carries schedules but not the installation's tasks."""
+    _sync(schedule)
+
+
 def _state(schedule: RepriceSchedule) -> dict:
     return audit.snapshot(schedule, ["name", "cron", "timezone", "enabled"])
 

@@ -33,6 +33,9 @@ MAX_TEXT = 100  # characters of a number
 NOT_FINITE = "must be a finite number, not NaN or Infinity"
 NOT_DECIMAL = "must be a decimal number (hexadecimal, octal or binary are not accepted)"
 NOT_A_NUMBER = "must be a number such as 12.50"
+# `1_000`: Python's float() and Postgres 16 read it as 1000; refused with its own reason.
+NOT_SEPARATED = "must be written without digit separators (1000, not 1_000)"
+_SEPARATED = re.compile(r"\s*[+-]?[0-9.]*[0-9]_[0-9][0-9_.eE+-]*\s*")
 NOT_WHOLE = "must be a whole number"
 FLOAT_LIMIT = 1e15  # the magnitude a plain number field accepts (sizes, shares, money per day)
 INTEGER_LIMIT = 2**63 - 1  # a bigint column
@@ -74,6 +77,8 @@ def parse_number(value, *, limit: float | Decimal | None = None) -> Decimal:
                 raise BadInput(NOT_FINITE, "not_finite")
             if _NON_DECIMAL.match(value):
                 raise BadInput(NOT_DECIMAL, "not_decimal")
+            if _SEPARATED.fullmatch(value):
+                raise BadInput(NOT_SEPARATED, "digit_separator")
             raise BadInput(NOT_A_NUMBER)
         try:
             number = Decimal(value.strip())

@@ -55,7 +55,23 @@ def test_bulk_price_that_is_not_a_storable_decimal_names_row_and_field_and_write
         assert Product.objects.count() == 0
 
 
-def test_bulk_json_number_beyond_a_float_is_a_row_error(world_a, analyst):
+@pytest.mark.parametrize("value", ["1_000", "12_50.00"])
+def test_bulk_price_with_digit_separators_names_row_and_field_and_writes_nothing(
+    world_a, analyst, value
+):
+    """Python's float("1_000") is 1000.0: the separator must be refused, not read."""
+    rows = [
+        {"sku": "OK", "title": "Fine", "price": 1},
+        {"sku": "S", "title": "Separated", "price": value},
+    ]
+    response = analyst(world_a).post("/api/v1/products/bulk/", rows, format="json")
+    assert response.status_code == 400, response.json()
+    body = response.json()
+    assert body["attr"] == "1.price" and body["errors"][0]["row"] == 1
+    assert "digit separators" in body["errors"][0]["reason"]
+    with tenant_context(world_a.tenant):
+        assert Product.objects.count() == 0
+
     response = analyst(world_a).post(
         "/api/v1/products/bulk/",
         data='[{"sku": "B", "title": "Big", "price": 1e400}]',

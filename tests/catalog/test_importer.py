@@ -228,6 +228,47 @@ def test_a_hexadecimal_cell_cut_by_a_read_boundary_is_found(size):
     assert not clean.found
 
 
+@pytest.mark.parametrize("cell", ["1_000", "1_000.50", " -2_5", '"1_000"'])
+def test_a_number_with_digit_separators_is_a_row_error_not_read(
+    shop, tmp_path, cell, fails, base_products
+):
+    """Postgres 16 and Python's float() read `1_000` as 1000: the typed fast path stored it."""
+    base_products(tmp_path)
+    result = fails(tmp_path, "sales", f"date,sku,units,price\n2024-01-01,A1,1,{cell}\n")
+    shown = cell.strip('"')
+    assert [(e.row, e.column, e.value) for e in result.errors] == [(2, "price", shown)]
+    assert "digit separator" in result.errors[0].reason
+    result = fails(tmp_path, "products", f"sku,title,price,stock\nS1,Sep,1,{cell}\n")
+    assert [(e.row, e.column) for e in result.errors] == [(2, "stock")]
+    assert "digit separator" in result.errors[0].reason
+    assert SalesRecord.objects.count() == 0 and not Product.objects.filter(sku="S1").exists()
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 8, 1 << 16])
+def test_a_separated_number_cut_by_a_read_boundary_is_found(size):
+    from pricing_saas.catalog.importer.rows import NonDecimalGuard
+
+    text = b"sku,title,price\nAB_12,Box 1_2,9.5\nC1,Cap,  1_000\n"
+    guard = NonDecimalGuard(io.BytesIO(text))
+    assert b"".join(iter(lambda: guard.read(size), b"")) == text
+    assert guard.found
+    last = NonDecimalGuard(io.BytesIO(text.rstrip(b"\n")))  # the last cell, no line end
+    assert b"".join(iter(lambda: last.read(size), b"")) == text.rstrip(b"\n")
+    assert last.found
+    # Text cells with underscores between digits (a SKU, a title) keep the fast path, however
+    # the file is cut into reads.
+    skus = b"".join(b"SKU_%d_%d,Box %d_2,9.5\n" % (i, i % 7, i) for i in range(3000))
+    clean = NonDecimalGuard(io.BytesIO(text.replace(b"1_000", b"1000") + skus))
+    while clean.read(size):
+        pass
+    assert not clean.found
+
+
+def test_a_text_cell_with_an_underscore_between_digits_is_kept_as_text(shop, tmp_path, run):
+    run(tmp_path, "products", "sku,title,price\n1_000,Pack 1_000,12\n")
+    assert Product.objects.get(sku="1_000").title == "Pack 1_000"
+
+
 def test_a_text_cell_that_looks_hexadecimal_is_kept_as_text(shop, tmp_path, run):
     run(tmp_path, "products", "sku,title,price\n0x10,Box 10x20,12\n")
     assert Product.objects.get(sku="0x10").title == "Box 10x20"

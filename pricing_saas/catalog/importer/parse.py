@@ -27,6 +27,9 @@ _FALSE = "('false','f','0','no','n')"
 TYPED = {"money": "numeric", "int": "integer", "bool": "boolean"}
 
 NOT_A_NUMBER = "not a number (e.g. 1299.00, $1,299.00 or ₹32,999)"
+# `1_000`: Python's float() and Postgres 16 read it as 1000; a merchant's file never means it.
+DIGIT_SEPARATOR = "a number with digit separators (write 1000, not 1_000)"
+_SEPARATED = r"^\s*[+-]?[0-9.]*[0-9]_[0-9][0-9_.eE+-]*\s*$"
 
 
 def q(text: str) -> str:
@@ -118,11 +121,14 @@ def checks_for(col: Column, r: str, v: str, *, native: bool = False) -> list[tup
         return out
     if col.required:
         out.append((empty(r), "is required"))
+    separated = f"{r} ~ {q(_SEPARATED)}"
+    if col.type in ("money", "int"):
+        out.append((separated, DIGIT_SEPARATOR))
     if col.type == "money":
-        out.append((f"{v} = 'NaN'", NOT_A_NUMBER))
+        out.append((f"{v} = 'NaN' AND NOT {separated}", NOT_A_NUMBER))
         out.append((f"{v} <> 'NaN' AND abs({v}) >= 1e10", "is too large"))
     elif col.type == "int":
-        out.append((f"NOT {empty(r)} AND {v} IS NULL", "not a whole number"))
+        out.append((f"NOT {empty(r)} AND {v} IS NULL AND NOT {separated}", "not a whole number"))
     elif col.type == "date":
         out.append((f"NOT {empty(r)} AND {v} IS NULL", "not a valid date (use YYYY-MM-DD)"))
     elif col.type == "timestamp":

@@ -5,6 +5,7 @@ row, column, value and reason."""
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
@@ -65,6 +66,23 @@ class NonDecimalNumbers(Exception):
     """A cell of the file may be a number the typed COPY would read but the importer refuses."""
 
 
+_NUMBER, _EDGE, _OTHER = 0, 1, 2  # what a byte can be in a number cell: part, edge, neither
+
+
+@functools.cache
+def _byte_classes():
+    """Per byte value: its kind in a cell, and whether it is a digit (numpy lookup arrays;
+    numpy is imported only once a file holds an underscore between digits)."""
+    import numpy as np
+
+    kind = np.full(256, _OTHER, np.uint8)
+    kind[list(b"0123456789_.eE+- ")] = _NUMBER
+    kind[list(b',;\t|"\r\n')] = _EDGE
+    digit = np.zeros(256, bool)
+    digit[list(b"0123456789")] = True
+    return kind, digit
+
+
 class NonDecimalGuard(io.RawIOBase):
     """Reads `source` through and notes whether a cell starts like a hexadecimal, octal or
     binary number (`0x10`, `0o17`, `0b11`).
@@ -75,15 +93,20 @@ class NonDecimalGuard(io.RawIOBase):
     costs only speed). Each chunk is searched with `in` first (memchr for the letter: about
     0.1-0.2 s per million rows, against 5.5 s for the import); only a hit is looked at.
 
-    Digit separators (`1_000`, also read by Postgres 16) are not looked for: finding them
-    cell by cell cost up to 2 s per million rows where SKUs hold digits and underscores, and
-    they are read as the number they group. The text path refuses them."""
+    Digit separators (`1_000`, also read by Postgres 16 and Python's float()) send the file
+    to the text path too, which reports such a cell as a row error naming its column. A chunk
+    without an underscore between digits costs a memchr and, at most, one regular-expression
+    search; one with such an underscore is classified byte by byte with numpy (each cell: only
+    number characters or not), so a SKU `AB_12` or a title `Pack 1_000` keeps the fast path.
+    Measured on a shared 2-core machine: 0.03 s per million rows without underscores, 1.8 s
+    with one in every SKU (`SKU_12_3`)."""
 
     _PREFIX = re.compile(rb"0[xXoObB]")
     _LETTERS = (b"x", b"X", b"o", b"O", b"b", b"B")
     _BLANK_OR_SIGN = frozenset(b" \t+-")
     _CELL_START = frozenset(b',;\t|"\r\n')
     _TAIL = 64  # bytes of the previous chunk kept, for a cell cut by a chunk boundary
+    _DIGIT_SEPARATOR = re.compile(rb"[0-9]_[0-9]")
 
     def __init__(self, source):
         self.source, self.found, self.tail = source, False, b""
@@ -97,8 +120,11 @@ class NonDecimalGuard(io.RawIOBase):
             # The tail is context: its candidates were looked at with the previous chunk, but
             # for one cut by the boundary (its first byte is the tail's last).
             window, start = self.tail + chunk, max(len(self.tail) - 1, 0)
-            self.found = self._hexadecimal(window, start)
+            self.found = self._hexadecimal(window, start) or self._separated(window)
             self.tail = window[-self._TAIL :]
+        elif not chunk and self.tail and not self.found:  # the end: a last cell, no line end
+            self.found = self._separated(self.tail + b"\n")
+            self.tail = b""
         return chunk
 
     def readinto(self, buffer) -> int:
@@ -113,6 +139,29 @@ class NonDecimalGuard(io.RawIOBase):
         while at >= 0 and window[at] in self._BLANK_OR_SIGN:
             at -= 1
         return at < 0 or window[at] in self._CELL_START
+
+    def _separated(self, window: bytes) -> bool:
+        """A whole cell of the window (between delimiters, quotes or line ends) is a number
+        with an underscore between two digits. A cell cut by the window's start was looked at
+        with the previous chunk, one cut by its end is looked at with the next."""
+        if b"_" not in window or not self._DIGIT_SEPARATOR.search(window):
+            return False
+        import numpy as np
+
+        kinds, digits = _byte_classes()
+        data = np.frombuffer(window, np.uint8)
+        inner = np.flatnonzero(data[1:-1] == ord("_")) + 1
+        digit = digits[data]
+        inner = inner[digit[inner - 1] & digit[inner + 1]]
+        kind = kinds[data]
+        cell = np.cumsum(kind == _EDGE)  # each byte's cell number; an edge opens the next
+        lettered = np.zeros(int(cell[-1]) + 1, bool)
+        lettered[cell[kind == _OTHER]] = True
+        cells = cell[inner]
+        whole = cells < cell[-1]  # the last cell has no closing edge yet
+        if self.tail:
+            whole &= cells > 0  # the first began before the window
+        return bool((whole & ~lettered[cells]).any())
 
     def _hexadecimal(self, window: bytes, start: int) -> bool:
         if not any(c in window and b"0" + c in window for c in self._LETTERS):
