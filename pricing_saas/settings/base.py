@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_htmx",
     "django_prometheus",
+    "health_check",  # its page template (/readyz answers HTML to a browser)
     "tenants",
     "ml",
     "pricing_saas.catalog",

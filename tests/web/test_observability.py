@@ -31,6 +31,14 @@ def test_readiness_checks_database_migrations_broker_and_storage(settings, broke
         assert name in names
 
 
+def test_readiness_answers_a_browser_with_its_html_page(settings, broker):  # noqa: F811
+    """The page a person opens (no format asked): django-health-check's template, not a 500."""
+    settings.CELERY_BROKER_URL = broker
+    answer = Client().get("/readyz", HTTP_ACCEPT="text/html")
+    assert answer.status_code == 200
+    assert answer["Content-Type"].startswith("text/html") and "Database" in answer.content.decode()
+
+
 def test_a_missing_migration_makes_the_host_not_ready(monkeypatch):
     from django.db.migrations.executor import MigrationExecutor
 
