@@ -278,6 +278,7 @@ API_CREATE_PAYLOADS = {
     "api:reference-price-predictions": lambda b: {"products": hostile_rows(b, "products")},
     "api:kill-switch": lambda b: {"on": True, "tenant": b.tenant.pk},
     "api:alert-check": lambda b: {"tenant": b.tenant.pk},
+    "api:undercut-alert-check": lambda b: {"tenant": b.tenant.pk},
     "api:alert-policy-rotate-secret": lambda b: {"tenant": b.tenant.pk},
     "api:rule-set-list": lambda b: {"name": "x", "tenant": b.tenant.pk},
     "api:schedule-list": lambda b: {"cron": "0 5 * * *", "tenant": b.tenant.pk},

@@ -1,5 +1,6 @@
 """The competitor view (`pricing_saas/kpi/competitors.py`) and undercut alerts
-(`pricing_saas/kpi/undercuts.py`) on a small market worked out by hand.
+(`pricing_saas/kpi/undercuts.py`) on a small market worked out by hand (the `market` fixture in
+conftest.py):
 
 World A (UTC), today's date T:
     GREEN  our price 10.00, revenue 300 in the last 90 days
@@ -31,46 +32,11 @@ from werkzeug import Response
 from pricing_saas.kpi import alerts, competitors, undercuts
 from pricing_saas.kpi.models import UndercutAlert
 from tenants.context import tenant_context
-from tests.factories import (
-    CompetitorOfferFactory,
-    PriceChangeFactory,
-    ProductFactory,
-    RecommendationFactory,
-    RepriceJobFactory,
-    SalesRecordFactory,
-)
+from tests.factories import CompetitorOfferFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_once")]
 
 D = Decimal
-
-
-@pytest.fixture
-def market(world_a):
-    t = world_a.tenant
-    now = timezone.now()
-    today = now.date()
-    green = ProductFactory(tenant=t, sku="GREEN", title="Green tea", price="10.00")
-    black = ProductFactory(tenant=t, sku="BLACK", title="Black tea", price="20.00")
-    SalesRecordFactory(tenant=t, product=green, date=today - dt.timedelta(days=3),
-                       units=30, price="10.00", revenue="300.00")  # fmt: skip
-    SalesRecordFactory(tenant=t, product=black, date=today - dt.timedelta(days=3),
-                       units=5, price="20.00", revenue="100.00")  # fmt: skip
-    day = dt.timedelta(days=1)
-    offer = CompetitorOfferFactory
-    offer(tenant=t, product=green, competitor="Rival X", price="9.00", observed_at=now - 2 * day)
-    move = offer(tenant=t, product=green, competitor="Rival X", price="8.00",
-                 observed_at=now - day, url="https://x.example.com/green")  # fmt: skip
-    offer(tenant=t, product=green, competitor="Rival Z", price="9.80", observed_at=now - day)
-    offer(tenant=t, product=green, competitor="Rival Y", price="5.00", observed_at=now - 20 * day)
-    offer(tenant=t, product=black, competitor="Rival X", price="22.00", observed_at=now - day)
-    job = RepriceJobFactory(tenant=t)
-    rec = RecommendationFactory(tenant=t, job=job, product=green, current_price="10.50",
-                                recommended_price="10.00", competitor_name="Rival X")  # fmt: skip
-    change = PriceChangeFactory(tenant=t, product=green, recommendation=rec, job=job,
-                                old_price="10.50", new_price="10.00",
-                                published_at=move.observed_at + dt.timedelta(hours=2))  # fmt: skip
-    return {"green": green, "black": black, "move": move, "change": change, "job": job}
 
 
 def test_the_offers_in_force_are_each_competitors_latest_of_the_last_14_days(world_a, market):
