@@ -271,20 +271,43 @@ class MoveFilters:
 
 
 def move_counts(days: int) -> dict[str, int]:
-    sql, params = _moves_sql(MoveFilters(days=days), "SELECT m.competitor, count(*)",
-                             "GROUP BY m.competitor")  # fmt: skip
+    sql, params = _moves_sql(MoveFilters(days=days), "count_by_competitor")
     with connection.cursor() as cur:
         cur.execute(sql, params)
         return dict(cur.fetchall())
 
 
-def _moves_sql(filters: MoveFilters, select: str, tail: str) -> tuple[str, dict]:
+FOLLOWING_SQL = f"""
+    SELECT c.id, c.old_price, c.new_price, c.published_at, c.publication_id, c.job_id,
+           coalesce(r.competitor_name = m.competitor, false) AS cites
+    FROM {CHANGES} c
+    LEFT JOIN {RECOMMENDATIONS} r ON r.id = c.recommendation_id AND r.tenant_id = %(t)s
+    WHERE c.tenant_id = %(t)s AND c.product_id = m.product_id
+      AND c.status = 'published' AND c.published_at >= m.observed_at
+      AND c.published_at < m.observed_at + %(follow)s
+"""
+
+MOVE_COLUMNS = (
+    "m.id, m.product_id, m.sku, m.title, m.our_price, m.competitor, m.prev_price, m.price, "
+    "m.in_stock, m.observed_at, m.url, f.id, f.old_price, f.new_price, f.published_at, "
+    "f.publication_id, f.job_id, f.cites"
+)
+
+
+def _moves_sql(
+    filters: MoveFilters, mode: str, limit: int | None = None, offset: int = 0
+) -> tuple[str, dict]:
+    """The moves matching `filters`: `mode` "count", "count_by_competitor" or "page" (newest
+    first, `limit` from `offset`). The change of ours that followed each is looked up only for
+    the page's rows (or, filtering on it, as an EXISTS), not for every move counted."""
     params = _params(
         since=timezone.now() - timedelta(days=filters.days),
         competitor=filters.competitor,
         product=filters.product_id,
         sku=filters.sku,
         follow=timedelta(days=FOLLOW_DAYS),
+        limit=limit,
+        offset=int(offset),
     )
     params["obs_from"] = params["since"] - timedelta(days=IN_FORCE_DAYS)
     where = ["o.tenant_id = %(t)s", "o.observed_at >= %(obs_from)s"]
@@ -292,45 +315,37 @@ def _moves_sql(filters: MoveFilters, select: str, tail: str) -> tuple[str, dict]
         where.append("o.competitor = %(competitor)s")
     if filters.product_id is not None:
         where.append("o.product_id = %(product)s")
-    outer = ["m.observed_at >= %(since)s", "m.prev_price IS NOT NULL", "m.price <> m.prev_price",
-             "m.observed_at - m.prev_at <= make_interval(days => %(carry)s)"]  # fmt: skip
     if filters.sku:
-        outer.append("p.sku = %(sku)s")
-    if filters.followed is True:
-        outer.append("f.id IS NOT NULL")
-    elif filters.followed is False:
-        outer.append("f.id IS NULL")
-    sql = f"""
+        where.append(f"o.product_id IN (SELECT id FROM {PRODUCTS} WHERE tenant_id = %(t)s"
+                     " AND sku = %(sku)s)")  # fmt: skip
+    moved = ["m.observed_at >= %(since)s", "m.prev_price IS NOT NULL", "m.price <> m.prev_price",
+             "m.observed_at - m.prev_at <= make_interval(days => %(carry)s)"]  # fmt: skip
+    if filters.followed is not None:
+        moved.append(("" if filters.followed else "NOT ") + f"EXISTS ({FOLLOWING_SQL})")
+    moves = f"""
         WITH obs AS (
             SELECT o.id, o.product_id, o.competitor, o.price, o.in_stock, o.observed_at, o.url,
                    lag(o.price) OVER w AS prev_price, lag(o.observed_at) OVER w AS prev_at
             FROM {OFFERS} o WHERE {" AND ".join(where)}
             WINDOW w AS (PARTITION BY o.product_id, o.competitor ORDER BY o.observed_at)
         )
-        {select}
-        FROM obs m
-        JOIN {PRODUCTS} p ON p.id = m.product_id AND p.tenant_id = %(t)s
-        LEFT JOIN LATERAL (
-            SELECT c.id, c.old_price, c.new_price, c.published_at, c.publication_id, c.job_id,
-                   coalesce(r.competitor_name = m.competitor, false) AS cites
-            FROM {CHANGES} c
-            LEFT JOIN {RECOMMENDATIONS} r ON r.id = c.recommendation_id AND r.tenant_id = %(t)s
-            WHERE c.tenant_id = %(t)s AND c.product_id = m.product_id
-              AND c.status = 'published' AND c.published_at >= m.observed_at
-              AND c.published_at < m.observed_at + %(follow)s
-            ORDER BY 7 DESC, c.published_at, c.id LIMIT 1
-        ) f ON true
-        WHERE {" AND ".join(outer)}
-        {tail}
+        SELECT m.*, p.sku, p.title, p.price AS our_price
+        FROM obs m JOIN {PRODUCTS} p ON p.id = m.product_id AND p.tenant_id = %(t)s
+        WHERE {" AND ".join(moved)}
+    """
+    if mode == "count":
+        return f"SELECT count(*) FROM ({moves}) m", params
+    if mode == "count_by_competitor":
+        return f"SELECT m.competitor, count(*) FROM ({moves}) m GROUP BY m.competitor", params
+    page = "LIMIT %(limit)s OFFSET %(offset)s" if limit is not None else "OFFSET %(offset)s"
+    sql = f"""
+        SELECT {MOVE_COLUMNS}
+        FROM ({moves} ORDER BY m.observed_at DESC, m.id DESC {page}) m
+        LEFT JOIN LATERAL ({FOLLOWING_SQL} ORDER BY 7 DESC, c.published_at, c.id LIMIT 1) f
+             ON true
+        ORDER BY m.observed_at DESC, m.id DESC
     """
     return sql, params
-
-
-MOVE_COLUMNS = (
-    "m.id, m.product_id, p.sku, p.title, p.price, m.competitor, m.prev_price, m.price, "
-    "m.in_stock, m.observed_at, m.url, f.id, f.old_price, f.new_price, f.published_at, "
-    "f.publication_id, f.job_id, f.cites"
-)
 
 
 class Moves:
@@ -343,7 +358,7 @@ class Moves:
 
     def count(self) -> int:
         if self._count is None:
-            sql, params = _moves_sql(self.filters, "SELECT count(*)", "")
+            sql, params = _moves_sql(self.filters, "count")
             with connection.cursor() as cur:
                 cur.execute(sql, params)
                 self._count = cur.fetchone()[0]
@@ -355,13 +370,9 @@ class Moves:
     def __getitem__(self, key):
         if isinstance(key, int):
             return self[key : key + 1][0]
-        start, stop = key.start or 0, key.stop
-        limit = "" if stop is None else f"LIMIT {int(stop) - int(start)}"
-        sql, params = _moves_sql(
-            self.filters,
-            f"SELECT {MOVE_COLUMNS}",
-            f"ORDER BY m.observed_at DESC, m.id DESC {limit} OFFSET {int(start)}",
-        )
+        start, stop = int(key.start or 0), key.stop
+        limit = None if stop is None else max(int(stop) - start, 0)
+        sql, params = _moves_sql(self.filters, "page", limit=limit, offset=start)
         with connection.cursor() as cur:
             cur.execute(sql, params)
             return [_move(row) for row in cur.fetchall()]
