@@ -19,7 +19,12 @@ from pricing_saas.kpi.api import (
     AlertPolicyView,
     AlertViewSet,
     AlertWebhookSecretView,
+    CompetitorIndexView,
+    CompetitorListView,
+    CompetitorMoveListView,
     DailyKpiView,
+    OfferInForceViewSet,
+    UndercutAlertViewSet,
 )
 from pricing_saas.portal import views as portal_views
 from pricing_saas.portal.api import (
@@ -60,6 +65,8 @@ router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("experiments", ExperimentViewSet, basename="experiment")
 router.register("alerts", AlertViewSet, basename="alert")
 router.register("connections", ConnectionViewSet, basename="connection")
+router.register("competitors/offers", OfferInForceViewSet, basename="offer-in-force")
+router.register("undercut-alerts", UndercutAlertViewSet, basename="undercut-alert")
 
 api_patterns = [
     path("tenant/", CurrentTenantView.as_view(), name="current-tenant"),
@@ -78,6 +85,9 @@ api_patterns = [
         AlertWebhookSecretView.as_view(),
         name="alert-policy-rotate-secret",
     ),
+    path("competitors/", CompetitorListView.as_view(), name="competitor-list"),
+    path("competitors/index/", CompetitorIndexView.as_view(), name="competitor-index"),
+    path("competitors/moves/", CompetitorMoveListView.as_view(), name="competitor-move-list"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("", include(router.urls)),

@@ -318,6 +318,22 @@ class AlertFactory(TenantOwnedFactory):
     message = "secret-bravo-alert"
 
 
+class UndercutAlertFactory(TenantOwnedFactory):
+    class Meta:
+        model = "kpi.UndercutAlert"
+
+    tenant = factory.SubFactory(TenantFactory)
+    product = factory.SubFactory(ProductFactory, tenant=factory.SelfAttribute("..tenant"))
+    competitor = "secret-bravo-rival"
+    our_price = "20.00"
+    their_price = "17.00"
+    gap = "0.1500"
+    threshold = "0.050"
+    observed_at = factory.LazyFunction(lambda: dt.datetime.now(dt.UTC))
+    opened_at = factory.LazyFunction(lambda: dt.datetime.now(dt.UTC))
+    checked_at = factory.LazyFunction(lambda: dt.datetime.now(dt.UTC))
+
+
 class ConnectionFactory(TenantOwnedFactory):
     class Meta:
         model = "integrations.Connection"

@@ -54,6 +54,7 @@ POLICY_FIELDS = [
     "retrain",
     "email_admins",
     "webhook_url",
+    "undercut_threshold",
 ]
 SIGNATURE_HEADER = "X-Pricing-Signature"
 SIGNATURE_TOLERANCE_S = 300  # what receivers are told to accept (README)
@@ -187,7 +188,15 @@ def save_policy(**values) -> AlertPolicy:
         else:
             current.webhook_secret = ""
         current.webhook_url = url
+    threshold_before = current.undercut_threshold
+    if "undercut_threshold" in values:
+        current.undercut_threshold = _threshold(values["undercut_threshold"])
     current.save()
+    if current.undercut_threshold != threshold_before:  # the alerts follow the new threshold
+        from .tasks import evaluate_undercuts
+
+        tenant_id = current.tenant_id
+        transaction.on_commit(lambda: evaluate_undercuts.delay(tenant_id))
     after = audit.snapshot(current, POLICY_FIELDS)
     if before != after:
         audit.record(
@@ -198,6 +207,20 @@ def save_policy(**values) -> AlertPolicy:
             after=after,
         )
     return current
+
+
+def _threshold(value) -> Decimal | None:
+    """The undercut threshold: a share above 0 and at most 0.9; None or blank: no alerts."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    number = _share("undercut_threshold", value, 0.0, 0.9)
+    if number <= 0:
+        raise ServiceError(
+            "undercut_threshold must be above 0 (leave it empty for no undercut alerts)",
+            code="invalid",
+            attr="undercut_threshold",
+        )
+    return number
 
 
 def _whole(name: str, value) -> int:

@@ -94,6 +94,18 @@ class AlertPolicy(TenantOwned):
     )
     email_admins = models.BooleanField(default=True)
     webhook_url = models.URLField(blank=True, default="", max_length=500)
+    # Competitor undercuts (undercuts.evaluate, after each import): an alert per SKU and
+    # competitor whose in-stock offer in force is below our price by more than this share.
+    # Null: no undercut alerts.
+    undercut_threshold = models.DecimalField(
+        max_digits=4,
+        decimal_places=3,
+        null=True,
+        blank=True,
+        default=0.05,
+        help_text="Alert when a competitor's in-stock offer is below our price by more than "
+        "this share (0.05 is 5 %); empty: no undercut alerts.",
+    )
     # HMAC-SHA256 key of the webhook's signature; generated when a URL is first set, shown to
     # admins so that the receiver can verify, replaced on request.
     webhook_secret = models.CharField(max_length=64, blank=True, default="")
@@ -150,3 +162,48 @@ class Alert(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.subject} ({self.status})"
+
+
+class UndercutAlert(TenantOwned):
+    """A competitor whose in-stock offer in force is below our price by more than the policy's
+    `undercut_threshold`: opened once per SKU and competitor (the partial unique constraint),
+    updated while it lasts, resolved when an evaluation finds it cleared (undercuts.evaluate)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Cleared"
+
+    product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="+")
+    competitor = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    our_price = models.DecimalField(max_digits=14, decimal_places=4)
+    their_price = models.DecimalField(max_digits=14, decimal_places=4)
+    # 1 - their / ours when last checked: 0.08 is "8 % below our price"
+    gap = models.DecimalField(max_digits=6, decimal_places=4)
+    threshold = models.DecimalField(max_digits=4, decimal_places=3)  # the policy's, when checked
+    url = models.URLField(max_length=1000, blank=True, default="")
+    observed_at = models.DateTimeField()  # the offer's observation
+    opened_at = models.DateTimeField()
+    checked_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.CharField(max_length=200, blank=True, default="")
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    webhook_status = models.CharField(max_length=16, blank=True, default="")  # "", sent, failed
+    webhook_error = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        ordering = ["-opened_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "product", "competitor"],
+                condition=models.Q(status="open"),
+                name="undercut_one_open_per_offer",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "status", "-opened_at"], name="undercut_status_idx"),
+            models.Index(fields=["tenant", "product"], name="undercut_product_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.competitor} undercuts {self.product_id} by {self.gap} ({self.status})"

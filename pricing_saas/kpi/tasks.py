@@ -14,8 +14,8 @@ from tenants.models import Membership
 from tenants.roles import Role
 from tenants.tasks import tenant_task
 
-from . import alerts, services
-from .models import Alert
+from . import alerts, services, undercuts
+from .models import Alert, UndercutAlert
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,17 @@ def refresh(
     except Exception:
         logger.exception("alert checks of tenant %s failed after a KPI refresh", tenant.pk)
         opened = None
-    return {**result, "alerts_opened": opened}
+    try:  # competitor prices or ours may have changed: the undercuts follow
+        undercut = undercuts.evaluate().as_dict()
+    except Exception:
+        logger.exception("undercut checks of tenant %s failed after a KPI refresh", tenant.pk)
+        undercut = None
+    return {**result, "alerts_opened": opened, "undercuts": undercut}
+
+
+@tenant_task(name="kpi.evaluate_undercuts", queue="default")
+def evaluate_undercuts(self, tenant) -> dict:
+    return undercuts.evaluate().as_dict()
 
 
 @tenant_task(name="kpi.evaluate_alerts", queue="default")
@@ -117,10 +127,6 @@ def _email(task, tenant, alert: Alert) -> int:
 )
 def deliver_alert_webhook(self, tenant, alert_id: int, event: str) -> str:
     """POST the alert's event, signed, to the policy's webhook (see alerts.sign)."""
-    import httpx
-
-    from pricing_saas.web.errors import ServiceError
-
     alert = Alert.objects.filter(pk=alert_id).first()
     policy = alerts.policy()
     if alert is None or not policy.webhook_url or not policy.webhook_secret:
@@ -133,13 +139,23 @@ def deliver_alert_webhook(self, tenant, alert_id: int, event: str) -> str:
         )
         return status
 
+    event_body = alerts.payload(alert, event)
+    return _deliver(self, policy, event, event_body, done, attempt)
+
+
+def _deliver(task, policy, event: str, event_body: dict, done, attempt: int) -> str:
+    """POST one event, signed with the policy's key, to its webhook; `done(status, error)`
+    records the outcome on the rows the event is about."""
+    import httpx
+
+    from pricing_saas.web.errors import ServiceError
+
     try:  # again: DNS may have changed since saved; then connect to the address checked
         address = alerts.check_webhook_url(policy.webhook_url)
     except ServiceError as exc:
         return done("failed", exc.detail)
     url, host_header, extensions = alerts.pinned(policy.webhook_url, address)
-    event_body = alerts.payload(alert, event)
-    body = json.dumps(event_body, sort_keys=True).encode()
+    body = json.dumps(event_body, sort_keys=True, default=str).encode()
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "pricing-saas-webhooks/1",
@@ -166,13 +182,13 @@ def deliver_alert_webhook(self, tenant, alert_id: int, event: str) -> str:
             retry_after = response.headers.get("Retry-After", "")
     except httpx.HTTPError as exc:
         error = f"{exc.__class__.__name__}: {exc}"
-        return _retry_or_fail(self, done, attempt, error)
+        return _retry_or_fail(task, done, attempt, error)
     if 200 <= status_code < 300:
         return done("sent")
     error = f"HTTP {status_code}"
     if status_code == 429 or status_code >= 500:
         wait = retry_after
-        return _retry_or_fail(self, done, attempt, error, int(wait) if wait.isdigit() else None)
+        return _retry_or_fail(task, done, attempt, error, int(wait) if wait.isdigit() else None)
     return done("failed", error + " (the receiver refused it; not retried)")
 
 
@@ -182,3 +198,81 @@ def _retry_or_fail(task, done, attempt: int, error: str, wait: int | None = None
     done("retrying", error)
     countdown = wait if wait is not None else min(30 * 2 ** (attempt - 1), 3600)
     raise task.retry(countdown=min(countdown, 3600))
+
+
+# --- competitor undercuts ----------------------------------------------------------------------
+
+UNDERCUTS_LISTED = 50  # in the e-mail; the portal lists them all
+
+
+@tenant_task(name="kpi.email_undercuts", queue="default", max_retries=5, default_retry_delay=120)
+def email_undercuts(self, tenant, alert_ids: list[int]) -> int:
+    """One e-mail to owners and admins listing the undercut alerts an evaluation opened (those
+    not e-mailed yet and still open: a redelivered task sends nothing twice)."""
+    with transaction.atomic():
+        rows = list(
+            UndercutAlert.objects.select_for_update(of=("self",))
+            .select_related("product")
+            .filter(pk__in=alert_ids, emailed_at__isnull=True, status=UndercutAlert.Status.OPEN)
+            .order_by("-gap", "pk")
+        )
+        if not rows:
+            return 0
+        recipients = sorted(
+            Membership.objects.filter(role__in=[Role.OWNER, Role.ADMIN], user__is_active=True)
+            .values_list("user__email", flat=True)
+            .distinct()
+        )
+        if not recipients:
+            return 0
+        lines = [
+            f"- {a.product.sku} {a.product.title[:60]}: {a.competitor} sells at "
+            f"{a.their_price:.2f}, {100 * a.gap:.1f} % below our {a.our_price:.2f}"
+            for a in rows[:UNDERCUTS_LISTED]
+        ]
+        more = len(rows) - UNDERCUTS_LISTED
+        link = f"{settings.PUBLIC_BASE_URL.rstrip('/')}/kpi/competitors/undercuts/"
+        body = (
+            f"{len(rows)} competitor offer{'s' if len(rows) != 1 else ''} for {tenant.name} "
+            f"{'are' if len(rows) != 1 else 'is'} below our price by more than the alert "
+            f"policy's threshold ({100 * rows[0].threshold:.1f} %), largest gap first:\n\n"
+            + "\n".join(lines)
+            + (f"\n... and {more} more.\n" if more > 0 else "\n")
+            + f"\nSee {link}\n"
+        )
+        try:
+            sent = send_mail(
+                f"[{tenant.name}] {len(rows)} competitor undercut{'s' if len(rows) != 1 else ''}",
+                body,
+                settings.DEFAULT_FROM_EMAIL,
+                recipients,
+            )
+        except OSError as exc:  # the mail server is down: try again later
+            raise self.retry(exc=exc) from exc
+        UndercutAlert.objects.filter(pk__in=[a.pk for a in rows]).update(emailed_at=timezone.now())
+        return sent
+
+
+@tenant_task(
+    name="kpi.deliver_undercut_webhook",
+    queue="default",
+    max_retries=WEBHOOK_RETRIES,
+    time_limit=WEBHOOK_TIMEOUT_S * 6,
+    soft_time_limit=WEBHOOK_TIMEOUT_S * 5,
+)
+def deliver_undercut_webhook(self, tenant, alert_ids: list[int], event: str) -> str:
+    """POST one signed event listing the undercut alerts (see undercuts.payload)."""
+    rows = list(UndercutAlert.objects.select_related("product").filter(pk__in=alert_ids)
+                .order_by("pk"))  # fmt: skip
+    policy = alerts.policy()
+    if not rows or not policy.webhook_url or not policy.webhook_secret:
+        return "skipped"
+    attempt = self.request.retries + 1
+
+    def done(status: str, error: str = "") -> str:
+        UndercutAlert.objects.filter(pk__in=[a.pk for a in rows]).update(
+            webhook_status=status, webhook_error=error[:300]
+        )
+        return status
+
+    return _deliver(self, policy, event, undercuts.payload(rows, event), done, attempt)

@@ -7,17 +7,19 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
+from django.db.models import Q
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from pricing_saas.catalog.models import Product
 from pricing_saas.web.errors import NotFoundError, ServiceError
 from pricing_saas.web.views import tenant_view
 from tenants.roles import Perm, has_perm
 
-from . import alerts, selectors, services
-from .models import Alert
+from . import alerts, competitors, selectors, services, undercuts
+from .models import Alert, UndercutAlert
 
 
 def _num(value):
@@ -173,3 +175,177 @@ def _int(value) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise NotFoundError("no such alert", code="not_found") from None
+
+
+# --- competitors -------------------------------------------------------------------------------
+
+CHART_COMPETITORS = 8  # lines on the price-index chart (the competitors with most SKUs)
+MOVES_PER_PAGE = 50
+UNDERCUTS_PER_PAGE = 50
+FOLLOWED_CHOICES = {"": None, "yes": True, "no": False}
+
+
+def _page(request, rows, per_page: int):
+    from django.core.paginator import Paginator
+
+    return Paginator(rows, per_page).get_page(request.GET.get("page"))
+
+
+def _query_without_page(request) -> str:
+    params = request.GET.copy()
+    params.pop("page", None)
+    return params.urlencode()
+
+
+@tenant_view(post=Perm.MANAGE_SETTINGS)
+def competitor_view(request):
+    """Per competitor: SKUs matched, price index today and over time, recent moves with the
+    price changes of ours that followed them; the undercut threshold for those who manage
+    settings."""
+    if request.method == "POST":
+        try:
+            raw = request.POST.get("undercut_threshold", "").strip().rstrip("% ")
+            share = ""
+            if raw:
+                try:
+                    share = str(Decimal(raw) / 100)
+                except (InvalidOperation, ValueError, ArithmeticError):
+                    raise ServiceError(
+                        f"{raw[:40]!r} is not a percentage", attr="undercut_threshold"
+                    ) from None
+            alerts.save_policy(undercut_threshold=share)
+            messages.success(
+                request,
+                f"Undercut alerts above {raw} % saved; the offers in force are checked again."
+                if raw
+                else "Undercut alerts switched off.",
+            )
+        except ServiceError as exc:
+            messages.error(request, f"{exc.attr}: {exc.detail}" if exc.attr else exc.detail)
+        return redirect(reverse("kpi:competitors"))
+    rows = competitors.summary()
+    names = competitors.competitor_names()
+    chosen = request.GET.get("competitor", "")
+    followed_key = request.GET.get("followed", "")
+    filters = competitors.MoveFilters(
+        days=competitors.DEFAULT_MOVE_DAYS,
+        competitor=chosen or None,
+        followed=FOLLOWED_CHOICES.get(followed_key),
+    )
+    moves = _page(request, competitors.Moves(filters), MOVES_PER_PAGE)
+    charted = [r["competitor"] for r in rows[:CHART_COMPETITORS]]
+    if chosen and chosen not in charted:
+        charted.append(chosen)
+    series = competitors.index_series(competitors.DEFAULT_INDEX_DAYS) if charted else {}
+    days = competitors.day_range(competitors.DEFAULT_INDEX_DAYS)
+    chart = {
+        "labels": [d.isoformat() for d in days],
+        "lines": [
+            {
+                "label": name,
+                "data": [
+                    round(100 * p["index"], 1) if p else None
+                    for p in ({q["date"]: q for q in series.get(name, [])}.get(d) for d in days)
+                ],
+            }
+            for name in charted
+        ],
+    }
+    policy = alerts.policy()
+    threshold = policy.undercut_threshold
+    return render(
+        request,
+        "kpi/competitors.html",
+        {
+            "rows": rows,
+            "names": names,
+            "chosen": chosen,
+            "followed": followed_key,
+            "moves": moves,
+            "query": _query_without_page(request),
+            "chart": chart,
+            "threshold_pct": None if threshold is None else 100 * float(threshold),
+            "can_manage": has_perm(request.membership.role, Perm.MANAGE_SETTINGS),
+            "in_force_days": competitors.IN_FORCE_DAYS,
+            "weight_days": competitors.WEIGHT_DAYS,
+            "follow_days": competitors.FOLLOW_DAYS,
+            "move_days": competitors.DEFAULT_MOVE_DAYS,
+            "index_days": competitors.DEFAULT_INDEX_DAYS,
+        },
+    )
+
+
+@tenant_view(post=Perm.MANAGE_SETTINGS)
+def undercut_list(request):
+    """The undercut alerts, open first, filtered by status, competitor and SKU or title; those
+    who manage settings may check the offers in force now."""
+    if request.method == "POST":
+        result = undercuts.evaluate()
+        messages.success(
+            request,
+            f"Checked: {len(result.opened)} new, {result.still_open} still open, "
+            f"{len(result.cleared)} cleared.",
+        )
+        return redirect(reverse("kpi:undercuts"))
+    status = request.GET.get("status", UndercutAlert.Status.OPEN)
+    competitor = request.GET.get("competitor", "")
+    search = request.GET.get("q", "").strip()
+    rows = UndercutAlert.objects.select_related("product")
+    if status in UndercutAlert.Status.values:
+        rows = rows.filter(status=status)
+    else:
+        status = ""
+    if competitor:
+        rows = rows.filter(competitor=competitor)
+    if search:
+        rows = rows.filter(Q(product__sku__icontains=search) | Q(product__title__icontains=search))
+    page = _page(request, rows.order_by("-opened_at", "-pk"), UNDERCUTS_PER_PAGE)
+    for alert in page:
+        alert.gap_words = competitors.gap_words(alert.our_price, alert.their_price)
+    policy = alerts.policy()
+    return render(
+        request,
+        "kpi/undercuts.html",
+        {
+            "page": page,
+            "status": status,
+            "statuses": UndercutAlert.Status.choices,
+            "competitor": competitor,
+            "names": competitors.competitor_names(),
+            "q": search,
+            "query": _query_without_page(request),
+            "threshold_pct": None
+            if policy.undercut_threshold is None
+            else 100 * float(policy.undercut_threshold),
+            "can_manage": has_perm(request.membership.role, Perm.MANAGE_SETTINGS),
+        },
+    )
+
+
+@tenant_view()
+@require_GET
+def sku_competitors(request, pk: int):
+    """The SKU page's competitor section (loaded into it): the offers in force with the gap to
+    our price in words, and the SKU's undercut alerts."""
+    product = get_object_or_404(Product, pk=pk)
+    offers = list(competitors.offers_in_force().filter(product=product))
+    open_alerts = {
+        a.competitor: a
+        for a in UndercutAlert.objects.filter(product=product, status=UndercutAlert.Status.OPEN)
+    }
+    for offer in offers:
+        offer.gap_words = competitors.gap_words(product.price, offer.price)
+        offer.undercut = open_alerts.get(offer.competitor)
+    recent = UndercutAlert.objects.filter(product=product).order_by("-opened_at", "-pk")[:10]
+    # loaded into the SKU page (htmx), or a page of its own without JavaScript
+    fragment = request.headers.get("HX-Request") == "true"
+    return render(
+        request,
+        "kpi/_sku_competitors.html" if fragment else "kpi/sku_competitors_page.html",
+        {
+            "product": product,
+            "offers": offers,
+            "alerts": recent,
+            "in_force_days": competitors.IN_FORCE_DAYS,
+        },
+    )

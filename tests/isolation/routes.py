@@ -129,6 +129,7 @@ PORTAL_OBJECT_ROUTES = {
     "ml:cancel": ModelVersion,
     "pricing:decide": Recommendation,
     "pricing:sku": Product,
+    "kpi:sku_competitors": Product,
     "pricing:rule_edit": RuleSet,
     "pricing:rule_delete": RuleSet,
     "pricing:job_detail": RepriceJob,
@@ -183,6 +184,8 @@ PORTAL_PAGES = {
     "portal:audit_export",
     "kpi:performance",
     "kpi:alerts",
+    "kpi:competitors",
+    "kpi:undercuts",
     "experiments:list",
     "connections:list",
 }
@@ -211,6 +214,8 @@ PORTAL_POSTS_WITHOUT_ID = {
     "pricing:kill_switch": lambda b: {"on": "1", "tenant": b.tenant.pk},
     "kpi:refresh": lambda b: {"tenant": b.tenant.pk, "since": "2024-01-01"},
     "kpi:alerts": lambda b: {"action": "acknowledge", "alert": _alert_of(b), "tenant": b.tenant.pk},
+    "kpi:competitors": lambda b: {"undercut_threshold": "1", "tenant": b.tenant.pk},
+    "kpi:undercuts": lambda b: {"tenant": b.tenant.pk},
     "catalog:imports": lambda b: {
         "kind": "products",
         "tenant": b.tenant.pk,
@@ -278,6 +283,7 @@ API_CREATE_PAYLOADS = {
     "api:reference-price-predictions": lambda b: {"products": hostile_rows(b, "products")},
     "api:kill-switch": lambda b: {"on": True, "tenant": b.tenant.pk},
     "api:alert-check": lambda b: {"tenant": b.tenant.pk},
+    "api:undercut-alert-check": lambda b: {"tenant": b.tenant.pk},
     "api:alert-policy-rotate-secret": lambda b: {"tenant": b.tenant.pk},
     "api:rule-set-list": lambda b: {"name": "x", "tenant": b.tenant.pk},
     "api:schedule-list": lambda b: {"cron": "0 5 * * *", "tenant": b.tenant.pk},

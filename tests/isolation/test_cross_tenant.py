@@ -44,6 +44,7 @@ from tests.factories import (
     ShopVariantFactory,
     SyncRunFactory,
     TextModelConfigFactory,
+    UndercutAlertFactory,
     WebhookEventFactory,
 )
 
@@ -131,6 +132,7 @@ def object_of(world, model):
         "AuditEvent": AuditEventFactory,
         "DailyKpi": DailyKpiFactory,
         "Alert": AlertFactory,
+        "UndercutAlert": UndercutAlertFactory,
         "AlertPolicy": AlertPolicyFactory,
         "Connection": ConnectionFactory,
         "SyncRun": SyncRunFactory,
@@ -155,6 +157,7 @@ def object_of(world, model):
             "Recommendation",
             "PriceChange",
             "DailyKpi",
+            "UndercutAlert",
         ):
             extra["product"] = object_of(world, Product)
         if model.__name__ == "Recommendation":

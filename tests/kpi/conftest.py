@@ -118,3 +118,43 @@ def other_shop(world_b):
     with tenant_context(world_b.tenant):
         refresh_kpis()
     return world_b
+
+
+@pytest.fixture
+def market(world_a):
+    """A small competitor market, worked out by hand in test_competitors.py."""
+    from django.utils import timezone
+
+    from tests.factories import (
+        CompetitorOfferFactory,
+        PriceChangeFactory,
+        ProductFactory,
+        RecommendationFactory,
+        RepriceJobFactory,
+        SalesRecordFactory,
+    )
+
+    t = world_a.tenant
+    now = timezone.now()
+    today = now.date()
+    green = ProductFactory(tenant=t, sku="GREEN", title="Green tea", price="10.00")
+    black = ProductFactory(tenant=t, sku="BLACK", title="Black tea", price="20.00")
+    SalesRecordFactory(tenant=t, product=green, date=today - dt.timedelta(days=3),
+                       units=30, price="10.00", revenue="300.00")  # fmt: skip
+    SalesRecordFactory(tenant=t, product=black, date=today - dt.timedelta(days=3),
+                       units=5, price="20.00", revenue="100.00")  # fmt: skip
+    day = dt.timedelta(days=1)
+    offer = CompetitorOfferFactory
+    offer(tenant=t, product=green, competitor="Rival X", price="9.00", observed_at=now - 2 * day)
+    move = offer(tenant=t, product=green, competitor="Rival X", price="8.00",
+                 observed_at=now - day, url="https://x.example.com/green")  # fmt: skip
+    offer(tenant=t, product=green, competitor="Rival Z", price="9.80", observed_at=now - day)
+    offer(tenant=t, product=green, competitor="Rival Y", price="5.00", observed_at=now - 20 * day)
+    offer(tenant=t, product=black, competitor="Rival X", price="22.00", observed_at=now - day)
+    job = RepriceJobFactory(tenant=t)
+    rec = RecommendationFactory(tenant=t, job=job, product=green, current_price="10.50",
+                                recommended_price="10.00", competitor_name="Rival X")  # fmt: skip
+    change = PriceChangeFactory(tenant=t, product=green, recommendation=rec, job=job,
+                                old_price="10.50", new_price="10.00",
+                                published_at=move.observed_at + dt.timedelta(hours=2))  # fmt: skip
+    return {"green": green, "black": black, "move": move, "change": change, "job": job}

@@ -19,9 +19,11 @@ from __future__ import annotations
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import requests
 import schemathesis
+from django.utils import timezone
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.engine import Status, events, from_schema
 
@@ -158,6 +160,18 @@ def seed(tenant, owner) -> dict[tuple[str, str], int]:
         ids["audit-events"] = f.AuditEventFactory(tenant=tenant).pk
         f.DailyKpiFactory(tenant=tenant, product=product)
         ids["alerts"] = f.AlertFactory(tenant=tenant).pk
+        # an offer in force (the competitor view reads the last 14 days), its move from the
+        # seeded one, an open undercut alert and a cleared one (its nullable fields set)
+        now = timezone.now()
+        ids["competitors"] = f.CompetitorOfferFactory(
+            tenant=tenant, product=product, price="9.00", observed_at=now
+        ).pk
+        f.CompetitorOfferFactory(tenant=tenant, product=product, price="9.50",
+                                 observed_at=now - timedelta(days=1))  # fmt: skip
+        ids["undercut-alerts"] = f.UndercutAlertFactory(tenant=tenant, product=product).pk
+        f.UndercutAlertFactory(tenant=tenant, product=product, status="resolved",
+                               resolved_at=now, resolution="the gap is within the threshold now",
+                               url="https://rival.example/p/1")  # fmt: skip
         ids["connections"] = f.ConnectionFactory(tenant=tenant).pk
         ids["invitations"] = invite_member(
             tenant=tenant,
