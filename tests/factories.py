@@ -8,6 +8,7 @@ import datetime as dt
 import random
 
 import factory
+from django.utils import timezone
 
 from tenants.context import tenant_context
 from tenants.models import Membership, Tenant, User
@@ -306,6 +307,15 @@ class AlertPolicyFactory(TenantOwnedFactory):
     tenant = factory.SubFactory(TenantFactory)
     webhook_url = "https://hooks.bravo.example.com/secret-bravo-hook"
     webhook_secret = "whsec_secret_bravo_key"
+
+
+class AlertCheckDueFactory(TenantOwnedFactory):
+    class Meta:
+        model = "kpi.AlertCheckDue"
+
+    tenant = factory.SubFactory(TenantFactory)
+    due_at = factory.LazyFunction(timezone.now)
+    scheduled_at = factory.LazyFunction(timezone.now)
 
 
 class AlertFactory(TenantOwnedFactory):

@@ -213,6 +213,18 @@ class AlertPolicyIn(serializers.Serializer):
     max_wape = serializers.DecimalField(6, 3, required=False)
     min_coverage = serializers.DecimalField(6, 3, required=False)
     max_profit_shortfall = serializers.DecimalField(6, 3, required=False)
+    resolve_margin = serializers.DecimalField(
+        6,
+        3,
+        required=False,
+        help_text="Share of the limit an open alert's figure must be back "
+        "past before the alert closes (0-1; 0.1 by default).",
+    )
+    cooldown_hours = serializers.IntegerField(
+        required=False,
+        help_text="Hours after an alert closes before one of its kind opens "
+        "again (0-720; 24 by default).",
+    )
     retrain = serializers.BooleanField(required=False)
     email_admins = serializers.BooleanField(required=False)
     webhook_url = serializers.CharField(max_length=500, required=False, allow_blank=True)

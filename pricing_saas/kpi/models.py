@@ -87,6 +87,19 @@ class AlertPolicy(TenantOwned):
         help_text="Alert when even the upper end of the realised profit lift's 95 % interval "
         "is below the forecast lift by more than this share of it.",
     )
+    resolve_margin = models.DecimalField(
+        max_digits=4,
+        decimal_places=3,
+        default=0.1,
+        help_text="An open alert closes only once its figure is back past the limit by this "
+        "share of the limit (0.1: an alert above a 50 % error limit closes at 45 %), so a figure "
+        "hovering at the limit does not open and close it check after check.",
+    )
+    cooldown_hours = models.PositiveIntegerField(
+        default=24,
+        help_text="After an alert of a kind closes, no alert of that kind opens again for this "
+        "many hours (0-720).",
+    )
     retrain = models.BooleanField(
         default=True,
         help_text="On a new alert, retrain the demand model; the new version is promoted only "
@@ -101,6 +114,19 @@ class AlertPolicy(TenantOwned):
 
     def __str__(self) -> str:
         return f"alert policy of {self.tenant_id}"
+
+
+class AlertCheckDue(TenantOwned):
+    """The tenant's alert check is scheduled (`alerts.request_evaluation`): it runs once no KPI
+    refresh has come for `due_at`'s quiet period, then the row goes. One per tenant, so that a
+    shop sync or an API upload in many batches is checked once, on all of its sales."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="+")
+    due_at = models.DateTimeField()
+    scheduled_at = models.DateTimeField()  # when the task now waiting was sent
+
+    def __str__(self) -> str:
+        return f"alert check of {self.tenant_id} due {self.due_at}"
 
 
 class Alert(TenantOwned):

@@ -51,17 +51,33 @@ def refresh(
     result = services.refresh_kpis(
         since=scope.since, until=scope.until, product_ids=scope.product_ids
     ).as_dict()
-    try:  # the facts are committed: a failing check must not make the refresh look failed
-        opened = [a.pk for a in alerts.evaluate()]
+    try:  # the facts are committed: a failing schedule must not make the refresh look failed
+        scheduled = alerts.request_evaluation()
     except Exception:
-        logger.exception("alert checks of tenant %s failed after a KPI refresh", tenant.pk)
-        opened = None
-    return {**result, "alerts_opened": opened}
+        logger.exception("alert check of tenant %s not scheduled after a KPI refresh", tenant.pk)
+        scheduled = None
+    return {**result, "alert_check_scheduled": scheduled}
 
 
 @tenant_task(name="kpi.evaluate_alerts", queue="default")
 def evaluate_alerts(self, tenant) -> list[int]:
     return [a.pk for a in alerts.evaluate()]
+
+
+@tenant_task(name="kpi.evaluate_when_due", queue="default")
+def evaluate_when_due(self, tenant) -> list[int] | None:
+    """The alert check scheduled by `alerts.request_evaluation`: run once the tenant's KPI
+    refreshes have been quiet for KPI_ALERT_QUIET_S, else wait again for the rest. (Run
+    eagerly, as in tests and the demo, there is no later: it checks at once.)"""
+    if self.request.is_eager:
+        from .models import AlertCheckDue
+
+        AlertCheckDue.objects.all().delete()
+        return [a.pk for a in alerts.evaluate()]
+    result = alerts.evaluate_if_due()
+    if isinstance(result, float):
+        raise self.retry(countdown=max(1, round(result)), max_retries=None)
+    return None if result is None else [a.pk for a in result]
 
 
 @tenant_task(name="kpi.email_alert", queue="default", max_retries=5, default_retry_delay=120)

@@ -105,8 +105,10 @@ def refresh(request):
 # --- alerts ------------------------------------------------------------------------------------
 
 POLICY_FORM_FIELDS = ("window_days", "min_changes", "max_wape", "min_coverage",
-                      "max_profit_shortfall", "webhook_url")  # fmt: skip
-PERCENT_FIELDS = ("max_wape", "min_coverage", "max_profit_shortfall")  # typed as percentages
+                      "max_profit_shortfall", "resolve_margin", "cooldown_hours",
+                      "webhook_url")  # fmt: skip
+# typed as percentages
+PERCENT_FIELDS = ("max_wape", "min_coverage", "max_profit_shortfall", "resolve_margin")
 
 
 def _policy_values(post) -> dict:

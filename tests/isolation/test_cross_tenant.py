@@ -17,6 +17,7 @@ from tenants.context import tenant_context
 from tenants.models import ApiKey, Invitation, Membership, TenantOwned
 from tenants.roles import Role
 from tests.factories import (
+    AlertCheckDueFactory,
     AlertFactory,
     AlertPolicyFactory,
     AuditEventFactory,
@@ -132,6 +133,7 @@ def object_of(world, model):
         "DailyKpi": DailyKpiFactory,
         "Alert": AlertFactory,
         "AlertPolicy": AlertPolicyFactory,
+        "AlertCheckDue": AlertCheckDueFactory,
         "Connection": ConnectionFactory,
         "SyncRun": SyncRunFactory,
         "ShopVariant": ShopVariantFactory,
