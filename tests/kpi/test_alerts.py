@@ -91,7 +91,10 @@ def test_a_market_that_stops_answering_as_forecast_alerts_everyone_and_retrains(
         assert version.hyperparameters["gate"] == "backtest"
         verdict = version.metrics["against_in_force"]
         assert verdict["version"] == in_force.version and verdict["holdout_days"] == 14
-        assert verdict["promoted"] == (verdict["deviance"] < verdict["in_force_deviance"])
+        # promoted only when better beyond noise: the improvement's interval above 0
+        assert verdict["promoted"] == (verdict["improvement_low"] > 0)
+        assert verdict["improvement_low"] <= verdict["improvement_high"]
+        assert "95 % interval" in version.message
         promoted = ModelVersion.objects.get(kind="demand", status="promoted")
         assert promoted.pk == (version.pk if verdict["promoted"] else in_force.pk)
         # a second check: nothing new is opened, nobody is e-mailed twice; the alerts about a
