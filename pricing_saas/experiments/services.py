@@ -63,6 +63,25 @@ def metric_per_day(metric: str, product_ids: list[int], start: dt.date, end: dt.
     return out
 
 
+def median_daily_price(product_ids: list[int], start: dt.date, end: dt.date) -> dict:
+    """Per product: the median over the days of [start, end) with a sales row of the day's
+    listed price (channels of one day averaged); a product without such a day is absent."""
+    if not product_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT product_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY day_price) FROM ("
+            f"  SELECT product_id, date, avg(price) AS day_price FROM {SalesRecord._meta.db_table}"
+            "   WHERE tenant_id = %s AND date >= %s AND date < %s AND product_id = ANY(%s)"
+            "     AND price > 0 GROUP BY 1, 2"
+            ") d GROUP BY 1",
+            [require_current_tenant().pk, start, end, product_ids],
+        )
+        return {
+            pk: Decimal(str(price)).quantize(Decimal("0.0001")) for pk, price in cursor.fetchall()
+        }
+
+
 def _refuse(detail: str, attr: str, code: str = "invalid") -> ServiceError:
     return ServiceError(detail, code=code, attr=attr)
 
@@ -85,7 +104,14 @@ def start_experiment(
 
     `arms` records a test that already ran outside the platform (`start` in the past): its
     own assignment, one {"sku", "arm" (treatment | control), "price_test" (optional: the price
-    the SKU had during the test; default its price)} per SKU, instead of a randomisation here."""
+    the SKU had during the test; default the median of its daily prices over the test's days
+    so far, else its price)} per SKU, instead of a randomisation here; the experiment is then
+    labelled not randomised. Every given SKU must be testable: one that would be left out is
+    refused, its row named.
+
+    A recorded test's `price_before` is the median of the SKU's daily listed prices over the
+    PRE_DAYS before the start (today's price may have moved since); a SKU without a sale in
+    those days is left out (refused, if given)."""
     from ml.science.experiments import assign
 
     if not name or len(name) > 200:
@@ -125,6 +151,13 @@ def start_experiment(
             field = "skus" if given is None else "arms"
             raise _refuse(f"unknown SKUs: {', '.join(unknown[:20])}", field, "not_found")
         products = products.filter(sku__in=wanted)
+        if given is not None:  # a given SKU is never dropped in silence
+            chosen = set(products.values_list("sku", flat=True))
+            for sku in sorted(wanted - chosen, key=lambda s: given[s][2]):
+                why = "the product is inactive"
+                if categories and sku in found:
+                    why += " or outside the categories chosen"
+                raise _refuse(f"arms row {given[sku][2]} ({sku}): {why}", "arms")
     rows = list(products.order_by("pk").values_list("pk", "sku", "category", "price", "cost"))
     if not rows:
         raise _refuse("no SKUs chosen: give categories or a list of SKUs", "skus")
@@ -169,19 +202,33 @@ def start_experiment(
             status__in=[Recommendation.Status.PENDING, Recommendation.Status.APPROVED],
         ).order_by("product_id", "-created_at"):
             recs.setdefault(rec.product_id, rec)
+    before: dict = {}
+    during: dict = {}
+    if recorded:
+        before = median_daily_price(ids, start - dt.timedelta(PRE_DAYS), start)
+        during = median_daily_price(ids, start, min(start + dt.timedelta(days), current))
     keep = []
     for pk, sku, category, price, cost in rows:
+        reason = ""
         if metric == Experiment.Metric.PROFIT and not cost:
-            excluded.append({"sku": sku, "reason": "no cost: profit unknown"})
-            continue
+            reason = "no cost: profit unknown"
+        elif recorded and pk not in before:
+            reason = f"no sale in the {PRE_DAYS} days before the start: its price then is unknown"
         rec = recs.get(pk)
         test = rec and (rec.approved_price or rec.recommended_price)
-        if not recorded and (test is None or abs(test - price) < Decimal("0.005")):
-            excluded.append({"sku": sku, "reason": "no recommended price change to test"})
+        if not reason and not recorded and (test is None or abs(test - price) < Decimal("0.005")):
+            reason = "no recommended price change to test"
+        if reason:
+            if given is not None:
+                raise _refuse(f"arms row {given[sku][2]} ({sku}): {reason}", "arms")
+            excluded.append({"sku": sku, "reason": reason})
             continue
+        if recorded:
+            price = before[pk]
+            test = price
         if given is not None:
-            test = given[sku][1] if given[sku][1] is not None else price
-        keep.append((pk, sku, category, price, test if not recorded or given else price))
+            test = given[sku][1] if given[sku][1] is not None else during.get(pk, price)
+        keep.append((pk, sku, category, price, test))
     kept_ids = [k[0] for k in keep]
     strata_count = len({k[2] for k in keep})
     needed = max(MIN_SKUS, strata_count + 4)  # what the analysis needs: 2 per arm and a slope
@@ -214,6 +261,7 @@ def start_experiment(
         start=start,
         days=days,
         recorded=recorded,
+        randomised=given is None,
         excluded=excluded[:1000],
         created_by=get_current_actor()[1],
     )
@@ -261,13 +309,13 @@ def start_experiment(
     return experiment
 
 
-def _given_arms(arms) -> dict[str, tuple[str, Decimal | None]]:
+def _given_arms(arms) -> dict[str, tuple[str, Decimal | None, int]]:
     """A merchant's own assignment, checked row by row (the row is named: 1 is the first)."""
     if not isinstance(arms, list) or not arms:
         raise _refuse("arms must be a non-empty list of {sku, arm, price_test}", "arms")
     if len(arms) > MAX_SKUS:
         raise _refuse(f"at most {MAX_SKUS} SKUs per experiment", "arms")
-    out: dict[str, tuple[str, Decimal | None]] = {}
+    out: dict[str, tuple[str, Decimal | None, int]] = {}  # sku: (arm, price_test, row)
     for row_number, row in enumerate(arms, start=1):
         where = f"arms row {row_number}"
         if not isinstance(row, dict):
@@ -283,7 +331,7 @@ def _given_arms(arms) -> dict[str, tuple[str, Decimal | None]]:
             raise _refuse(f"{where}: {sku} is listed twice", "arms")
         price = row.get("price_test")
         if price in (None, ""):
-            out[sku] = (arm, None)
+            out[sku] = (arm, None, row_number)
             continue
         try:
             value = Decimal(str(price).strip())
@@ -291,7 +339,7 @@ def _given_arms(arms) -> dict[str, tuple[str, Decimal | None]]:
             value = Decimal("NaN")
         if not value.is_finite() or not Decimal("0") < value < Decimal("1e9"):
             raise _refuse(f"{where} ({sku}): price_test must be a positive number", "arms")
-        out[sku] = (arm, value.quantize(Decimal("0.01")))
+        out[sku] = (arm, value.quantize(Decimal("0.01")), row_number)
     return out
 
 
@@ -334,12 +382,26 @@ def report(*, experiment: Experiment, look: bool = True):
         locked = Experiment.objects.select_for_update().get(pk=experiment.pk)
         if look and observed not in locked.looks:
             locked.looks = sorted([*locked.looks, observed])
-        locked.result = {k: _plain(v) for k, v in vars(result).items()} | prices
+        locked.result = (
+            {k: _plain(v) for k, v in vars(result).items()} | prices | assignment(locked)
+        )
         if observed >= locked.days and locked.status == Experiment.Status.RUNNING:
             locked.status = Experiment.Status.FINISHED
         locked.save(update_fields=["looks", "result", "status"])
     experiment.refresh_from_db()
     return result
+
+
+def assignment(experiment: Experiment) -> dict:
+    """How the arms were formed, for every reader of the result."""
+    if experiment.randomised:
+        return {"randomised": True, "assignment": "randomised"}
+    return {
+        "randomised": False,
+        "assignment": "not randomised: the arms are the merchant's own split of a test run "
+        "outside the platform; the interval holds only if that split was as good as random "
+        "(not chosen by sales, season or price)",
+    }
 
 
 PRICE_TOLERANCE = 0.02  # a SKU sold "at" a price when its average price is within 2 % of it

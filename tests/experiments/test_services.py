@@ -4,12 +4,13 @@ with its stopping rule, recorded tests from imported sales, and refusals that cr
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import numpy as np
 import pytest
 
 from pricing_saas.catalog.importer import import_rows
-from pricing_saas.catalog.models import Product
+from pricing_saas.catalog.models import Product, SalesRecord
 from pricing_saas.experiments import services
 from pricing_saas.experiments.models import Experiment, ExperimentUnit
 from pricing_saas.pricing import approvals, publishing
@@ -207,10 +208,11 @@ def test_a_report_says_when_the_treatment_prices_never_went_live(world_a):
         # the sales show about 20.00 for every SKU: the treatment's 24.00 never went live
         assert prices["treatment_checked"] == N // 2 and prices["treatment_at_price"] == 0
         assert "sold at their test price" in experiment.result["warning"]
-        # sold at the test price: no warning
+        # sold at the test price, the control at its price before: no warning
+        before = dict(experiment.units.values_list("product__sku", "price_before"))
         rows = [
             {"date": (start + dt.timedelta(d)).isoformat(), "sku": f"E{i}", "units": 3,
-             "price": "24.00" if i % 2 else "20.00"}
+             "price": "24.00" if i % 2 else str(before[f"E{i}"])}
             for d in range(21) for i in range(N)
         ]  # fmt: skip
         import_rows(kind="sales", rows=rows)
@@ -218,3 +220,74 @@ def test_a_report_says_when_the_treatment_prices_never_went_live(world_a):
         experiment.refresh_from_db()
         assert experiment.result["prices"]["treatment_at_price"] == N // 2
         assert experiment.result["warning"] == ""
+
+
+# --- recorded tests: the price before from the pre-period, given SKUs never dropped -------------
+
+
+def test_a_recorded_tests_price_before_is_the_pre_period_median_not_todays_price(world_a):
+    """The catalog's price today is 20.00; in the 28 days before the start the SKUs sold at
+    about 18 (channels averaged per day, then the median of the days): that is their price
+    before, and a given treatment SKU without price_test takes its median over the test."""
+    _catalog(world_a, days=90)
+    start = dt.date.today() - dt.timedelta(21)
+    with tenant_context(world_a.tenant):
+        rows = [
+            {"date": (start - dt.timedelta(d)).isoformat(), "sku": f"E{i}", "units": 2,
+             "price": ("17.00" if d % 3 else "19.50")}
+            for d in range(1, 29) for i in range(N)
+        ] + [
+            {"date": (start - dt.timedelta(d)).isoformat(), "sku": f"E{i}", "units": 1,
+             "price": "19.00", "channel": "web"}
+            for d in range(1, 29) for i in range(N)
+        ] + [
+            {"date": (start + dt.timedelta(d)).isoformat(), "sku": f"E{i}", "units": 2,
+             "price": "21.00"}
+            for d in range(21) for i in range(N)
+        ]  # fmt: skip
+        import_rows(kind="sales", rows=rows)
+        arms = [{"sku": f"E{i}", "arm": "treatment" if i % 2 else "control"} for i in range(N)]
+        experiment = services.start_experiment(name="Past", days=21, start=start, arms=arms)
+        units = {u.product.sku: u for u in experiment.units.select_related("product")}
+        # per day: (17 + 19) / 2 = 18 on two days of three, (19.5 + 19) / 2 = 19.25 on the third
+        assert units["E0"].price_before == Decimal("18.0000")
+        assert units["E0"].price_test == units["E0"].price_before  # control
+        assert units["E1"].price_test == Decimal("21.0000")  # its median during the test
+        assert Product.objects.get(sku="E0").price == Decimal("20")  # today's: not used
+        services.report(experiment=experiment)
+        experiment.refresh_from_db()
+    assert not experiment.randomised and experiment.result["randomised"] is False
+    assert experiment.result["assignment"].startswith("not randomised")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("no_cost", "arms row 4 (E3): no cost: profit unknown"),
+        ("no_sales", "arms row 4 (E3): no sale in the 28 days before the start"),
+        ("inactive", "arms row 4 (E3): the product is inactive"),
+    ],
+)
+def test_a_given_sku_that_would_be_left_out_is_refused_naming_its_row(world_a, change, message):
+    _catalog(world_a, days=90)
+    start = dt.date.today() - dt.timedelta(14)
+    with tenant_context(world_a.tenant):
+        product = Product.objects.get(sku="E3")
+        if change == "no_cost":
+            Product.objects.filter(pk=product.pk).update(cost=None)
+        elif change == "inactive":
+            Product.objects.filter(pk=product.pk).update(active=False)
+        else:
+            SalesRecord.objects.filter(product=product, date__lt=start).delete()
+        arms = [{"sku": f"E{i}", "arm": "treatment" if i % 2 else "control"} for i in range(N)]
+        with pytest.raises(ServiceError) as refused:
+            services.start_experiment(name="Past", days=14, start=start, arms=arms)
+        assert refused.value.attr == "arms" and message in refused.value.detail
+        assert not Experiment.objects.exists()
+        # randomised here, such a SKU is left out with the reason instead
+        if change != "inactive":
+            made = services.start_experiment(
+                name="Past", days=14, start=start, categories=["x", "y"]
+            )
+            assert made.randomised and made.units.count() == N - 1
+            assert [e["sku"] for e in made.excluded] == ["E3"]
