@@ -291,3 +291,85 @@ def test_a_given_sku_that_would_be_left_out_is_refused_naming_its_row(world_a, c
             )
             assert made.randomised and made.units.count() == N - 1
             assert [e["sku"] for e in made.excluded] == ["E3"]
+
+
+# --- did the treatment prices go live? ---------------------------------------------------------
+
+
+def test_a_small_price_step_is_checked_within_half_the_step(world_a):
+    """A 1 % step: a treatment SKU that stayed at its price before is 1 % from its test price,
+    inside a flat 2 % tolerance but not inside half the step (0.5 %): it did not comply."""
+    _catalog(world_a, days=60)
+    start = dt.date.today() - dt.timedelta(14)
+    with tenant_context(world_a.tenant):
+        import_rows(kind="sales", rows=[
+            {"date": (start - dt.timedelta(d)).isoformat(), "sku": f"E{i}", "units": 2,
+             "price": "20.00"} for d in range(1, 29) for i in range(N)
+        ])  # fmt: skip
+        arms = [
+            {"sku": f"E{i}", "arm": "treatment" if i % 2 else "control", "price_test": "20.20"}
+            for i in range(N)
+        ]
+        experiment = services.start_experiment(name="Step", days=14, start=start, arms=arms)
+        # odd SKUs below 20 took the 20.20; the others stayed at 20.00
+        import_rows(kind="sales", rows=[
+            {"date": (start + dt.timedelta(d)).isoformat(), "sku": f"E{i}", "units": 2,
+             "price": "20.20" if i % 2 and i < 20 else "20.00"}
+            for d in range(14) for i in range(N)
+        ])  # fmt: skip
+        result = services.compliance(experiment, dt.date.today())
+    took = len([i for i in range(1, 20, 2)])
+    assert result["prices"]["treatment_at_price"] == took
+    assert result["compliance"] == round(took / (N // 2), 4)
+    assert result["prices"]["control_at_price"] == N // 2
+    assert result["analysis"] == "intention-to-treat"
+    first = next(r for r in result["non_compliant"] if r["sku"] == "E21")
+    assert first["arm"] == "treatment" and "sold at 20.00" in first["reason"]
+    assert "sold at their test price" in result["warning"]
+    with tenant_context(world_a.tenant):  # the report keeps it, the result page lists them
+        services.report(experiment=experiment)
+    from django.test import Client
+
+    page = world_a.portal(Client(), "viewer").get(f"/experiments/{experiment.pk}/")
+    assert (
+        'id="non-compliant"' in page.content.decode() and "E21 (treatment)" in page.content.decode()
+    )
+
+
+def test_a_live_test_is_checked_from_each_publication_day(world_a):
+    """Treatment prices published a week into the test: the days before still show the old
+    price and do not count against the SKU; a treatment SKU never published is labelled so."""
+    _catalog(world_a, days=120)
+    today = dt.date.today()
+    with tenant_context(world_a.tenant):
+        approvals.update_policy(auto_approve=False)
+        pricing.run_reprice(job_id=pricing.start_reprice(enqueue=False).pk)
+        experiment = services.start_experiment(name="Live", days=14, categories=["x", "y"])
+        start = today - dt.timedelta(10)
+        Experiment.objects.filter(pk=experiment.pk).update(start=start)
+        experiment.refresh_from_db()
+        units = list(experiment.units.select_related("product"))
+        treated = [u for u in units if u.arm == ExperimentUnit.Arm.TREATMENT]
+        assert len(treated) >= 4
+        published, waiting = treated[:-1], treated[-1]
+        ids = [u.recommendation_id for u in published]
+        approvals.bulk_decide(approve=True, ids=ids)
+        publication = publishing.publish(recommendation_ids=ids, enqueue=False)
+        publishing.run_publication(publication_id=publication.pk)
+        live = start + dt.timedelta(4)
+        PriceChange.objects.filter(publication=publication).update(
+            published_at=dt.datetime.combine(live, dt.time(9), tzinfo=dt.UTC)
+        )
+        rows = [
+            {"date": (start + dt.timedelta(d)).isoformat(), "sku": u.product.sku, "units": 2,
+             "price": str(u.price_test if u in published and start + dt.timedelta(d) >= live
+                          else u.price_before)}
+            for d in range(10) for u in units
+        ]  # fmt: skip
+        import_rows(kind="sales", rows=rows)
+        result = services.compliance(experiment, today)
+    assert result["prices"]["treatment_checked"] == len(treated)
+    assert result["prices"]["treatment_at_price"] == len(published)
+    assert result["non_compliant"] == [
+        {"sku": waiting.product.sku, "arm": "treatment", "reason": "never published"}
+    ]
