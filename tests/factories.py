@@ -300,13 +300,19 @@ def synthetic_catalog(n: int = 240, seed: int = 0) -> tuple[list[str], list[floa
     return texts, prices
 
 
+def _encrypted(secrets: dict) -> str:
+    from pricing_saas.integrations import crypto
+
+    return crypto.encrypt(secrets)
+
+
 class AlertPolicyFactory(TenantOwnedFactory):
     class Meta:
         model = "kpi.AlertPolicy"
 
     tenant = factory.SubFactory(TenantFactory)
     webhook_url = "https://hooks.bravo.example.com/secret-bravo-hook"
-    webhook_secret = "whsec_secret_bravo_key"
+    webhook_secret = factory.LazyFunction(lambda: _encrypted({"key": "whsec_secret_bravo_key"}))
 
 
 class AlertCheckDueFactory(TenantOwnedFactory):

@@ -196,9 +196,11 @@ def save_policy(**values) -> AlertPolicy:
                                attr="webhook_url")  # fmt: skip
         if url:
             check_webhook_url(url)
-            current.webhook_secret = current.webhook_secret or _new_secret()
+            if not current.has_signing_key:  # shown once, in what this call returns
+                current.new_webhook_secret = _new_secret()
+                current.set_signing_key(current.new_webhook_secret)
         else:
-            current.webhook_secret = ""
+            current.set_signing_key("")
         current.webhook_url = url
     current.save()
     after = audit.snapshot(current, POLICY_FIELDS)
@@ -231,10 +233,25 @@ def rotate_webhook_secret() -> AlertPolicy:
     current = AlertPolicy.objects.select_for_update().first()
     if current is None or not current.webhook_url:
         raise ServiceError("no webhook is set", code="invalid_state", attr="webhook_url")
-    current.webhook_secret = _new_secret()
+    current.new_webhook_secret = _new_secret()  # shown once, in what this call returns
+    current.set_signing_key(current.new_webhook_secret)
     current.save(update_fields=["webhook_secret", "updated_at"])
     audit.record("kpi.webhook_secret_rotated", target=current, summary="webhook secret replaced")
     return current
+
+
+def rotate_stored_keys() -> int:
+    """The current tenant's signing key re-encrypted under the first FIELD_ENCRYPTION_KEYS key
+    (`manage.py rotate_credentials`)."""
+    from pricing_saas.integrations import crypto
+
+    done = 0
+    for pk, token in AlertPolicy.objects.exclude(webhook_secret="").values_list(
+        "pk", "webhook_secret"
+    ):
+        AlertPolicy.objects.filter(pk=pk).update(webhook_secret=crypto.rotate(token))
+        done += 1
+    return done
 
 
 # --- the checks --------------------------------------------------------------------------------

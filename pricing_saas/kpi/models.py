@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from pricing_saas.integrations import crypto
 from tenants.models import Tenant, TenantOwned
 
 
@@ -107,13 +108,28 @@ class AlertPolicy(TenantOwned):
     )
     email_admins = models.BooleanField(default=True)
     webhook_url = models.URLField(blank=True, default="", max_length=500)
-    # HMAC-SHA256 key of the webhook's signature; generated when a URL is first set, shown to
-    # admins so that the receiver can verify, replaced on request.
-    webhook_secret = models.CharField(max_length=64, blank=True, default="")
+    # The HMAC-SHA256 key of the webhook's signature, encrypted at rest as the shops'
+    # credentials are (integrations.crypto: a Fernet token under FIELD_ENCRYPTION_KEYS; read
+    # and written through signing_key/set_signing_key). Generated when a URL is first set and
+    # on request, shown once to the admin who made it, never again.
+    webhook_secret = models.TextField(blank=True, default="", editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return f"alert policy of {self.tenant_id}"
+
+    def __repr__(self) -> str:  # never the key
+        return f"<AlertPolicy {self.pk} of {self.tenant_id}>"
+
+    @property
+    def has_signing_key(self) -> bool:
+        return bool(self.webhook_secret)
+
+    def signing_key(self) -> str:
+        return crypto.decrypt(self.webhook_secret).get("key", "") if self.webhook_secret else ""
+
+    def set_signing_key(self, key: str) -> None:
+        self.webhook_secret = crypto.encrypt({"key": key}) if key else ""
 
 
 class AlertCheckDue(TenantOwned):

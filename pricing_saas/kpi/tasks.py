@@ -139,7 +139,7 @@ def deliver_alert_webhook(self, tenant, alert_id: int, event: str) -> str:
 
     alert = Alert.objects.filter(pk=alert_id).first()
     policy = alerts.policy()
-    if alert is None or not policy.webhook_url or not policy.webhook_secret:
+    if alert is None or not policy.webhook_url or not policy.has_signing_key:
         return "skipped"
     attempt = self.request.retries + 1
 
@@ -161,7 +161,7 @@ def deliver_alert_webhook(self, tenant, alert_id: int, event: str) -> str:
         "User-Agent": "pricing-saas-webhooks/1",
         "X-Pricing-Event": event,
         "X-Pricing-Delivery": event_body["id"],
-        alerts.SIGNATURE_HEADER: alerts.sign(policy.webhook_secret, body),
+        alerts.SIGNATURE_HEADER: alerts.sign(policy.signing_key(), body),
         **host_header,
     }
     try:

@@ -78,7 +78,8 @@ def test_a_market_that_stops_answering_as_forecast_alerts_everyone_and_retrains(
     httpserver.expect_request("/hooks/pricing", method="POST").respond_with_handler(handler)
     with tenant_context(world_a.tenant):
         policy = alerts.save_policy(**LENIENT, webhook_url=httpserver.url_for("/hooks/pricing"))
-        assert policy.webhook_secret.startswith("whsec_")
+        key = policy.new_webhook_secret  # shown once; stored encrypted
+        assert key.startswith("whsec_") and key not in policy.webhook_secret
         in_force = ModelVersion.objects.get(kind="demand", status="promoted")
         opened = alerts.evaluate()
         kinds = {a.kind for a in opened}
@@ -113,8 +114,8 @@ def test_a_market_that_stops_answering_as_forecast_alerts_everyone_and_retrains(
     # the webhook: one signed event per alert opened (and per alert closed)
     assert len(received) == len(opened) + closed
     body, headers = received[0]
-    assert alerts.verify(policy.webhook_secret, body, headers["X-Pricing-Signature"])
-    assert not alerts.verify(policy.webhook_secret, body + b" ", headers["X-Pricing-Signature"])
+    assert alerts.verify(key, body, headers["X-Pricing-Signature"])
+    assert not alerts.verify(key, body + b" ", headers["X-Pricing-Signature"])
     event = json.loads(body)
     assert event["type"] == "alert.opened" and event["tenant"] == world_a.tenant.slug
     assert headers["X-Pricing-Delivery"] == event["id"]
@@ -214,11 +215,18 @@ def test_the_policy_api_shows_the_key_only_to_those_who_manage_settings(
         .status_code
         == 403
     )
+    # shown once: a later read, even by an admin, has only whether one is set
+    again = admin.get("/api/v1/alert-policy/").json()
+    assert again["webhook_secret"] is None and again["has_webhook_secret"] is True
+    unchanged = admin.patch("/api/v1/alert-policy/", {"retrain": False}, format="json").json()
+    assert unchanged["webhook_secret"] is None
     rotated = admin.post("/api/v1/alert-policy/rotate-secret/").json()["webhook_secret"]
-    assert rotated != secret
+    assert rotated.startswith("whsec_") and rotated != secret
+    assert admin.get("/api/v1/alert-policy/").json()["webhook_secret"] is None
     # tenant B sees its own defaults, not A's webhook
     other = world_b.api("admin").get("/api/v1/alert-policy/").json()
-    assert other["webhook_url"] == "" and other["webhook_secret"] == ""
+    assert other["webhook_url"] == "" and other["webhook_secret"] is None
+    assert other["has_webhook_secret"] is False
     with tenant_context(world_a.tenant):
         from tenants.models import AuditEvent
 
@@ -530,3 +538,54 @@ def test_no_gated_retraining_while_the_version_in_force_saw_recent_sales(world_a
         # 14 days later there is enough to judge: the next alert retrains
         SalesRecordFactory(tenant=world_a.tenant, date=dt.date(2024, 3, 15))
         assert alerts._too_soon_to_retrain() == ""
+
+
+def test_the_webhook_key_is_stored_encrypted_and_old_plain_keys_are_encrypted_by_the_migration(
+    world_a, world_b, local_webhooks
+):
+    """The key is a Fernet token in the database, as the shops' credentials are; the migration
+    encrypts a key an earlier version stored in plain text, for every tenant; rotate_credentials
+    re-encrypts it under the first key."""
+    import importlib
+    import io
+
+    from django.core.management import call_command
+    from django.db import connection
+
+    from pricing_saas.kpi.models import AlertPolicy
+
+    migration = importlib.import_module("pricing_saas.kpi.migrations.0004_encrypt_webhook_secret")
+    with tenant_context(world_a.tenant):
+        key = alerts.save_policy(webhook_url="http://127.0.0.1:9/h").new_webhook_secret
+        stored = AlertPolicy.objects.get().webhook_secret
+        assert key not in stored and AlertPolicy.objects.get().signing_key() == key
+        assert key not in repr(AlertPolicy.objects.get())
+    for world, plain in ((world_a, "whsec_plain_alpha"), (world_b, "whsec_plain_bravo")):
+        with tenant_context(world.tenant):
+            AlertPolicy.objects.update_or_create(
+                tenant=world.tenant, defaults={"webhook_secret": plain}
+            )  # as an earlier version stored it
+    from django.apps import apps
+
+    migration.encrypt_keys(apps, type("Editor", (), {"connection": connection})())
+    for world, plain in ((world_a, "whsec_plain_alpha"), (world_b, "whsec_plain_bravo")):
+        with tenant_context(world.tenant):
+            policy = AlertPolicy.objects.get()
+            assert policy.webhook_secret != plain and policy.signing_key() == plain
+            before = policy.webhook_secret
+    call_command("rotate_credentials", stdout=io.StringIO())
+    with tenant_context(world_b.tenant):
+        policy = AlertPolicy.objects.get()
+        assert policy.webhook_secret != before and policy.signing_key() == "whsec_plain_bravo"
+
+
+def test_the_portal_shows_a_new_webhook_key_once(world_a, local_webhooks):
+    client = world_a.portal(Client(), "admin")
+    saved = client.post(
+        "/kpi/alerts/", {"action": "save", "webhook_url": "http://127.0.0.1:9/h"}, follow=True
+    ).content.decode()
+    assert "New webhook signing key: whsec_" in saved
+    key = saved.split("New webhook signing key: ", 1)[1].split(" ", 1)[0]
+    assert key not in client.get("/kpi/alerts/").content.decode()  # never again
+    rotated = client.post("/kpi/alerts/", {"action": "rotate"}, follow=True).content.decode()
+    assert "New webhook signing key: whsec_" in rotated and key not in rotated
