@@ -75,8 +75,11 @@ def evaluate_when_due(self, tenant) -> list[int] | None:
         AlertCheckDue.objects.all().delete()
         return [a.pk for a in alerts.evaluate()]
     result = alerts.evaluate_if_due()
-    if isinstance(result, float):
-        raise self.retry(countdown=max(1, round(result)), max_retries=None)
+    if isinstance(result, float):  # a refresh came since: wait the rest (a new task, no retry
+        # count to run out however long an upload goes on)
+        tenant_id, wait = tenant.pk, max(1, round(result))
+        transaction.on_commit(lambda: evaluate_when_due.apply_async((tenant_id,), countdown=wait))
+        return None
     return None if result is None else [a.pk for a in result]
 
 

@@ -87,3 +87,16 @@ def test_the_eager_task_checks_at_once(refreshed):
     assert tasks.evaluate_when_due.apply(args=[refreshed.tenant.pk]).get() == []
     with tenant_context(refreshed.tenant):
         assert not AlertCheckDue.objects.exists()
+
+
+def test_the_worker_task_waits_again_while_refreshes_keep_coming(refreshed, clock, sent):
+    """Run by a worker (not eagerly): a check still not due sends itself again for the rest of
+    the quiet period (a new task: no retry limit to run out), and checks once it is due."""
+    with tenant_context(refreshed.tenant):
+        AlertCheckDue.objects.create(due_at=T0 + dt.timedelta(seconds=120), scheduled_at=T0)
+    assert tasks.evaluate_when_due.run(refreshed.tenant.pk) is None
+    assert sent["sent"] == [(((refreshed.tenant.pk,),), {"countdown": 120})]
+    assert sent["checked"] == 0
+    clock["at"] = T0 + dt.timedelta(seconds=121)
+    assert tasks.evaluate_when_due.run(refreshed.tenant.pk) == []
+    assert sent["checked"] == 1 and len(sent["sent"]) == 1
