@@ -1,5 +1,6 @@
-"""Alerts of the KPI loop: after each KPI refresh the tenant's published changes are checked
-against its alert policy; a breached check raises an alert (once, while it lasts), tells the
+"""Alerts of the KPI loop: once a burst of KPI refreshes is over (`request_evaluation`: a sync
+or a batched upload is checked once, on all its sales) the tenant's published changes are
+checked against its alert policy; a breached check raises an alert (once, while it lasts), tells the
 admins (portal, e-mail, a signed webhook) and, if the policy says so, retrains the demand model
 behind a backtest gate (ml.services.start_training(gate=True)).
 
@@ -13,6 +14,9 @@ The checks, each over the changes measured with the policy's window:
   of the forecast by more than the policy's share. Judged at the upper end, so noise alone
   raises it in about 2.5 % of checks at most.
 A check with fewer than `min_changes` measured changes judges nothing (an open alert stays).
+An open alert closes only once its figure is back past the limit by the policy's
+`resolve_margin` of it (hysteresis), and a kind of alert that closed opens again only after
+`cooldown_hours`, so a figure hovering at a limit does not mail the admins at every check.
 """
 
 from __future__ import annotations

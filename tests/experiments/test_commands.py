@@ -83,6 +83,10 @@ def test_a_test_run_outside_is_recorded_with_its_own_arms_file(world_a, tmp_path
         experiment = Experiment.objects.get(pk=pk)
         assert experiment.recorded and experiment.share == 0.5
     assert level is not None
+    # its result says the arms were the merchant's, not randomised (the text and the JSON)
+    assert "(not randomised" in _run("report", slug, str(pk))
+    report = json.loads(_run("report", slug, str(pk), "--json"))
+    assert report["randomised"] is False and report["assignment"].startswith("not randomised")
 
 
 @pytest.mark.parametrize(
