@@ -445,16 +445,27 @@ def _challenge(panel, product_ids) -> dict:
     latest = np.full(len(product_ids), np.nan)  # the anchor: each SKU's latest price
     order = np.lexsort((panel.day, panel.sku))
     latest[panel.sku[order]] = np.asarray(panel.price, float)[order]  # the last write wins
-    champion, _known = demand_curve(current, product_ids, np.nan_to_num(latest, nan=1.0))
+    from pricing_saas.catalog.models import Product
+
+    category = dict(Product.objects.filter(pk__in=list(product_ids)).values_list("pk", "category"))
+    champion, _known = demand_curve(
+        current,
+        product_ids,
+        np.nan_to_num(latest, nan=1.0),
+        categories=[category.get(int(pk), "") for pk in product_ids],
+    )  # a SKU the version in force has no estimate for: its category's prior slope
     try:
         result = champion_challenger(panel, champion, holdout)
     except ValueError as exc:
         return {**base, "promoted": False, "message": f"Not promoted: {exc}."}
     figures = (
-        f"on the last {holdout} days (neither model saw them; {result.skus} SKUs, "
-        f"{result.rows} SKU-days) the retrained model's deviance is "
+        f"on the last {holdout} days (neither model saw them; {result.skus} SKUs whose price "
+        f"moved, {result.rows} SKU-days) the retrained model's deviance is "
         f"{result.deviance_challenger:.4f} against {result.deviance_champion:.4f} for "
-        f"v{current.version} in force"
+        f"v{current.version} in force (the improvement's 95 % interval "
+        f"{result.difference_low:.4f} to {result.difference_high:.4f}"
+        + ("" if result.wins else ": not clearly above 0")
+        + ")"
     )
     return {
         **base,
@@ -462,8 +473,12 @@ def _challenge(panel, product_ids) -> dict:
         "holdout_days": holdout,
         "skus": result.skus,
         "rows": result.rows,
+        "skus_price_still": result.skus_price_still,
+        "skus_prior": result.skus_prior,
         "deviance": round(result.deviance_challenger, 6),
         "in_force_deviance": round(result.deviance_champion, 6),
+        "improvement_low": round(result.difference_low, 6),
+        "improvement_high": round(result.difference_high, 6),
         "message": (
             f"Promoted: {figures}."
             if result.wins

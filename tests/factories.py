@@ -8,6 +8,7 @@ import datetime as dt
 import random
 
 import factory
+from django.utils import timezone
 
 from tenants.context import tenant_context
 from tenants.models import Membership, Tenant, User
@@ -299,13 +300,28 @@ def synthetic_catalog(n: int = 240, seed: int = 0) -> tuple[list[str], list[floa
     return texts, prices
 
 
+def _encrypted(secrets: dict) -> str:
+    from pricing_saas.integrations import crypto
+
+    return crypto.encrypt(secrets)
+
+
 class AlertPolicyFactory(TenantOwnedFactory):
     class Meta:
         model = "kpi.AlertPolicy"
 
     tenant = factory.SubFactory(TenantFactory)
     webhook_url = "https://hooks.bravo.example.com/secret-bravo-hook"
-    webhook_secret = "whsec_secret_bravo_key"
+    webhook_secret = factory.LazyFunction(lambda: _encrypted({"key": "whsec_secret_bravo_key"}))
+
+
+class AlertCheckDueFactory(TenantOwnedFactory):
+    class Meta:
+        model = "kpi.AlertCheckDue"
+
+    tenant = factory.SubFactory(TenantFactory)
+    due_at = factory.LazyFunction(timezone.now)
+    scheduled_at = factory.LazyFunction(timezone.now)
 
 
 class AlertFactory(TenantOwnedFactory):

@@ -162,26 +162,64 @@ MIN_NEW_DAYS = 14  # days the version in force has not seen, before a fair compa
 MAX_HOLDOUT_DAYS = 28
 
 
+BOOTSTRAP_DRAWS = 1000  # resamples of the SKUs behind the improvement's interval
+MOVED = 0.01  # a SKU whose price spans less than 1 % over both periods tells nothing of price
+
+
 @dataclass
 class Challenge:
     """A retrained model (the challenger: the same method refitted on the history up to the
     holdout) against the version in force (the champion), both forecasting the same held-out
-    days that neither saw."""
+    days that neither saw.
+
+    The challenger wins only when it is better beyond noise: the difference of mean deviance
+    (champion minus challenger, per held-out row) has a 95 % interval from a paired bootstrap
+    over SKUs (each SKU's rows resampled together, both models scored on the same draws), and
+    its lower end must be above 0. A refit that merely ties with the model in force, a little
+    better on these days by chance, keeps the model in force."""
 
     holdout_days: int
-    skus: int  # SKUs scored (both models give a usable curve and the SKU sold before the cut)
+    skus: int  # SKUs scored (both models give a usable curve, the SKU sold and its price moved)
     rows: int
     deviance_challenger: float  # mean Poisson deviance per held-out row (lower is better)
     deviance_champion: float
+    difference_low: float = 0.0  # 95 % interval of deviance_champion - deviance_challenger
+    difference_high: float = 0.0
+    skus_price_still: int = 0  # left out: their price did not move over both periods
+    skus_prior: int = 0  # scored with the champion's prior (the version has no estimate)
+
+    @property
+    def difference(self) -> float:
+        return self.deviance_champion - self.deviance_challenger
 
     @property
     def wins(self) -> bool:
-        return self.deviance_challenger < self.deviance_champion
+        return self.difference_low > 0
 
     @property
     def improvement(self) -> float:
         """Share of the champion's deviance the challenger removes (negative: worse)."""
         return 1 - self.deviance_challenger / max(self.deviance_champion, 1e-12)
+
+
+def paired_bootstrap(
+    per_sku_diff: np.ndarray, per_sku_rows: np.ndarray, draws: int = BOOTSTRAP_DRAWS, seed: int = 0
+) -> tuple[float, float]:
+    """95 % percentile interval of sum(diff) / sum(rows) with the SKUs resampled (a SKU's days
+    stay together: they share its level and its errors). Fixed seed: the same data, the same
+    verdict."""
+    n = len(per_sku_diff)
+    rng = np.random.default_rng(seed)
+    ratios = np.empty(draws)
+    chunk = max(1, min(draws, 5_000_000 // max(n, 1)))
+    for start in range(0, draws, chunk):
+        size = min(chunk, draws - start)
+        pick = rng.integers(0, n, size=(size, n))
+        ratios[start : start + size] = per_sku_diff[pick].sum(1) / np.maximum(
+            per_sku_rows[pick].sum(1), 1
+        )
+    low, high = np.quantile(ratios, [0.025, 0.975])
+    return float(low), float(high)
 
 
 def holdout_for(last_day: int, champion_last_day: int) -> int:
@@ -239,7 +277,12 @@ def champion_challenger(panel: Panel, champion: DemandCurve, holdout_days: int) 
     """Refit the demand model on all but the last `holdout_days` and compare its forecasts of
     those days with the champion's (`champion`: one curve per panel SKU index), on the SKUs
     both can forecast. Poisson deviance of the held-out daily units; the same level method for
-    both (`_price_response_forecast`)."""
+    both (`_price_response_forecast`), so a SKU's level (`units_ref`) is not needed: a SKU the
+    champion knows only by its prior slope (no estimate of its own) is scored with that prior.
+
+    Only SKUs whose price moved over the reference and held-out days (by MOVED or more) count:
+    at one steady price both models forecast the SKU's recent level and differ by nothing but
+    rounding, so such SKUs would only dilute the comparison."""
     day = np.asarray(panel.day)
     cut = day.max() - holdout_days
     train = day <= cut
@@ -248,21 +291,49 @@ def champion_challenger(panel: Panel, champion: DemandCurve, holdout_days: int) 
     challenger = curve_of_fit(fit_demand(_subset(panel, train)))
     price = np.asarray(panel.price, float)
     priced = np.isfinite(price) & (price > 0)
-    usable = challenger.usable & champion.usable
+    n = panel.n_skus
+    sloped = lambda c: (  # noqa: E731
+        np.isfinite(c.elasticity)
+        & (c.elasticity < 0)
+        & np.isfinite(c.price_ref)
+        & (c.price_ref > 0)
+    )
+    usable = challenger.usable & sloped(champion)
+    prior = usable & ~champion.usable  # a slope but no volume of its own: the version's prior
     ref = train & (day > cut - RECENT_DAYS) & priced & usable[panel.sku]
-    sold_before = np.bincount(panel.sku[ref], minlength=panel.n_skus) > 0
+    sold_before = np.bincount(panel.sku[ref], minlength=n) > 0
     test = ~train & priced & usable[panel.sku] & sold_before[panel.sku]
+    both = ref | test
+    low = np.full(n, np.inf)
+    high = np.zeros(n)
+    np.minimum.at(low, panel.sku[both], price[both])
+    np.maximum.at(high, panel.sku[both], price[both])
+    moved = high >= low * (1 + MOVED)
+    still = int(np.sum(np.isin(np.arange(n), panel.sku[test]) & ~moved))
+    test &= moved[panel.sku]
     if not test.any():
-        raise ValueError("no SKU can be forecast by both models over the held-out days")
+        raise ValueError(
+            "no SKU can be forecast by both models over the held-out days at a price that moved"
+        )
     y = np.asarray(panel.units, float)[test]
-    scores = {}
+    sku = panel.sku[test]
+    deviance = {}
     for name, curve in (("challenger", challenger), ("champion", champion)):
-        forecast = _price_response_forecast(curve, panel, ref, test)
-        scores[name] = float(np.mean(_deviance(y, np.nan_to_num(forecast, nan=1e-12))))
+        forecast = _price_response_forecast(curve, panel, ref & moved[panel.sku], test)
+        deviance[name] = _deviance(y, np.nan_to_num(forecast, nan=1e-12))
+    scored = np.unique(sku)
+    index = np.searchsorted(scored, sku)
+    diff = np.bincount(index, weights=deviance["champion"] - deviance["challenger"])
+    rows = np.bincount(index).astype(float)
+    interval = paired_bootstrap(diff, rows)
     return Challenge(
         holdout_days=int(holdout_days),
-        skus=len(np.unique(panel.sku[test])),
+        skus=len(scored),
         rows=int(test.sum()),
-        deviance_challenger=scores["challenger"],
-        deviance_champion=scores["champion"],
+        deviance_challenger=float(np.mean(deviance["challenger"])),
+        deviance_champion=float(np.mean(deviance["champion"])),
+        difference_low=interval[0],
+        difference_high=interval[1],
+        skus_price_still=still,
+        skus_prior=int(np.sum(prior[scored])),
     )

@@ -4,7 +4,9 @@ honest interval (pure: numpy only).
 How it is computed. The counterfactual of a changed SKU is what it would have sold at its old
 price over the same days: its own level before the change (the pre window, at the old price)
 moved by what the market did meanwhile, measured on comparable SKUs that did not change price
-(the controls: the ratio of their units after to before, pooled). That is a
+(the controls: the ratio of their units after to before, pooled; per category where the
+category has enough controls, drawn toward the tenant's as far as the categories move alike:
+`category_drifts`). That is a
 difference-in-differences on units per day:
 
     counterfactual_i = pre_i * drift,   drift = sum(control post) / sum(control pre)
@@ -56,6 +58,29 @@ def drift(pre: np.ndarray, post: np.ndarray) -> Drift:
     residual = post - ratio * pre  # the ratio estimator's linearisation
     var = float(n / (n - 1) * np.sum(residual**2) / pre.sum() ** 2)
     return Drift(ratio, var, n)
+
+
+def category_drifts(own: dict[str, Drift], tenant: Drift) -> dict[str, tuple[Drift, float]]:
+    """Each category's drift, drawn toward the tenant's by how far the categories really move
+    apart (empirical Bayes): the spread of the categories' ratios around the tenant's, less
+    their sampling variance, estimates the variance tau^2 of true category drifts; a category
+    gets the weight w = tau^2 / (tau^2 + its variance) on its own ratio. Categories that move
+    alike keep the tenant's precise drift (w near 0); categories that drift apart (a season of
+    one) each get their own (w near 1). The variance is bounded as if both estimates were
+    perfectly correlated (a category's controls are part of the tenant's):
+    (w sd_c + (1 - w) sd_tenant)^2. Returns {category: (drift, w)}."""
+    if not own:
+        return {}
+    ratios = np.array([d.ratio for d in own.values()])
+    variances = np.array([d.var for d in own.values()])
+    tau2 = max(float(np.mean((ratios - tenant.ratio) ** 2) - np.mean(variances)), 0.0)
+    out = {}
+    for name, d in own.items():
+        w = tau2 / (tau2 + d.var) if tau2 + d.var > 0 else 1.0
+        ratio = w * d.ratio + (1 - w) * tenant.ratio
+        sd = w * np.sqrt(d.var) + (1 - w) * np.sqrt(tenant.var)
+        out[name] = (Drift(float(ratio), float(sd**2), d.controls), float(w))
+    return out
 
 
 @dataclass

@@ -63,7 +63,7 @@ class ExperimentOut(serializers.ModelSerializer):
         model = Experiment
         fields = [
             "id", "name", "status", "metric", "share", "seed", "start", "days", "recorded",
-            "looks", "result", "excluded", "n_treatment", "n_control", "created_by",
+            "randomised", "looks", "result", "excluded", "n_treatment", "n_control", "created_by",
             "created_at",
         ]  # fmt: skip
 

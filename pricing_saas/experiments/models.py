@@ -28,6 +28,9 @@ class Experiment(TenantOwned):
     days = models.PositiveIntegerField()
     # recorded: run outside the platform (a past start); its prices are not published
     recorded = models.BooleanField(default=False)
+    # False: the arms were given (a recorded test's own split), not randomised here; the
+    # comparison then rests on the merchant's split being as good as random (labelled so)
+    randomised = models.BooleanField(default=True)
     # the days_observed of every look whose report was read (the stopping rule needs them)
     looks = models.JSONField(default=list, blank=True)
     result = models.JSONField(default=dict, blank=True)  # the latest report

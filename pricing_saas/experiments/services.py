@@ -63,6 +63,25 @@ def metric_per_day(metric: str, product_ids: list[int], start: dt.date, end: dt.
     return out
 
 
+def median_daily_price(product_ids: list[int], start: dt.date, end: dt.date) -> dict:
+    """Per product: the median over the days of [start, end) with a sales row of the day's
+    listed price (channels of one day averaged); a product without such a day is absent."""
+    if not product_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT product_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY day_price) FROM ("
+            f"  SELECT product_id, date, avg(price) AS day_price FROM {SalesRecord._meta.db_table}"
+            "   WHERE tenant_id = %s AND date >= %s AND date < %s AND product_id = ANY(%s)"
+            "     AND price > 0 GROUP BY 1, 2"
+            ") d GROUP BY 1",
+            [require_current_tenant().pk, start, end, product_ids],
+        )
+        return {
+            pk: Decimal(str(price)).quantize(Decimal("0.0001")) for pk, price in cursor.fetchall()
+        }
+
+
 def _refuse(detail: str, attr: str, code: str = "invalid") -> ServiceError:
     return ServiceError(detail, code=code, attr=attr)
 
@@ -85,7 +104,14 @@ def start_experiment(
 
     `arms` records a test that already ran outside the platform (`start` in the past): its
     own assignment, one {"sku", "arm" (treatment | control), "price_test" (optional: the price
-    the SKU had during the test; default its price)} per SKU, instead of a randomisation here."""
+    the SKU had during the test; default the median of its daily prices over the test's days
+    so far, else its price)} per SKU, instead of a randomisation here; the experiment is then
+    labelled not randomised. Every given SKU must be testable: one that would be left out is
+    refused, its row named.
+
+    A recorded test's `price_before` is the median of the SKU's daily listed prices over the
+    PRE_DAYS before the start (today's price may have moved since); a SKU without a sale in
+    those days is left out (refused, if given)."""
     from ml.science.experiments import assign
 
     if not name or len(name) > 200:
@@ -125,6 +151,13 @@ def start_experiment(
             field = "skus" if given is None else "arms"
             raise _refuse(f"unknown SKUs: {', '.join(unknown[:20])}", field, "not_found")
         products = products.filter(sku__in=wanted)
+        if given is not None:  # a given SKU is never dropped in silence
+            chosen = set(products.values_list("sku", flat=True))
+            for sku in sorted(wanted - chosen, key=lambda s: given[s][2]):
+                why = "the product is inactive"
+                if categories and sku in found:
+                    why += " or outside the categories chosen"
+                raise _refuse(f"arms row {given[sku][2]} ({sku}): {why}", "arms")
     rows = list(products.order_by("pk").values_list("pk", "sku", "category", "price", "cost"))
     if not rows:
         raise _refuse("no SKUs chosen: give categories or a list of SKUs", "skus")
@@ -169,19 +202,33 @@ def start_experiment(
             status__in=[Recommendation.Status.PENDING, Recommendation.Status.APPROVED],
         ).order_by("product_id", "-created_at"):
             recs.setdefault(rec.product_id, rec)
+    before: dict = {}
+    during: dict = {}
+    if recorded:
+        before = median_daily_price(ids, start - dt.timedelta(PRE_DAYS), start)
+        during = median_daily_price(ids, start, min(start + dt.timedelta(days), current))
     keep = []
     for pk, sku, category, price, cost in rows:
+        reason = ""
         if metric == Experiment.Metric.PROFIT and not cost:
-            excluded.append({"sku": sku, "reason": "no cost: profit unknown"})
-            continue
+            reason = "no cost: profit unknown"
+        elif recorded and pk not in before:
+            reason = f"no sale in the {PRE_DAYS} days before the start: its price then is unknown"
         rec = recs.get(pk)
         test = rec and (rec.approved_price or rec.recommended_price)
-        if not recorded and (test is None or abs(test - price) < Decimal("0.005")):
-            excluded.append({"sku": sku, "reason": "no recommended price change to test"})
+        if not reason and not recorded and (test is None or abs(test - price) < Decimal("0.005")):
+            reason = "no recommended price change to test"
+        if reason:
+            if given is not None:
+                raise _refuse(f"arms row {given[sku][2]} ({sku}): {reason}", "arms")
+            excluded.append({"sku": sku, "reason": reason})
             continue
+        if recorded:
+            price = before[pk]
+            test = price
         if given is not None:
-            test = given[sku][1] if given[sku][1] is not None else price
-        keep.append((pk, sku, category, price, test if not recorded or given else price))
+            test = given[sku][1] if given[sku][1] is not None else during.get(pk, price)
+        keep.append((pk, sku, category, price, test))
     kept_ids = [k[0] for k in keep]
     strata_count = len({k[2] for k in keep})
     needed = max(MIN_SKUS, strata_count + 4)  # what the analysis needs: 2 per arm and a slope
@@ -214,6 +261,7 @@ def start_experiment(
         start=start,
         days=days,
         recorded=recorded,
+        randomised=given is None,
         excluded=excluded[:1000],
         created_by=get_current_actor()[1],
     )
@@ -261,13 +309,13 @@ def start_experiment(
     return experiment
 
 
-def _given_arms(arms) -> dict[str, tuple[str, Decimal | None]]:
+def _given_arms(arms) -> dict[str, tuple[str, Decimal | None, int]]:
     """A merchant's own assignment, checked row by row (the row is named: 1 is the first)."""
     if not isinstance(arms, list) or not arms:
         raise _refuse("arms must be a non-empty list of {sku, arm, price_test}", "arms")
     if len(arms) > MAX_SKUS:
         raise _refuse(f"at most {MAX_SKUS} SKUs per experiment", "arms")
-    out: dict[str, tuple[str, Decimal | None]] = {}
+    out: dict[str, tuple[str, Decimal | None, int]] = {}  # sku: (arm, price_test, row)
     for row_number, row in enumerate(arms, start=1):
         where = f"arms row {row_number}"
         if not isinstance(row, dict):
@@ -283,7 +331,7 @@ def _given_arms(arms) -> dict[str, tuple[str, Decimal | None]]:
             raise _refuse(f"{where}: {sku} is listed twice", "arms")
         price = row.get("price_test")
         if price in (None, ""):
-            out[sku] = (arm, None)
+            out[sku] = (arm, None, row_number)
             continue
         try:
             value = Decimal(str(price).strip())
@@ -291,7 +339,7 @@ def _given_arms(arms) -> dict[str, tuple[str, Decimal | None]]:
             value = Decimal("NaN")
         if not value.is_finite() or not Decimal("0") < value < Decimal("1e9"):
             raise _refuse(f"{where} ({sku}): price_test must be a positive number", "arms")
-        out[sku] = (arm, value.quantize(Decimal("0.01")))
+        out[sku] = (arm, value.quantize(Decimal("0.01")), row_number)
     return out
 
 
@@ -334,7 +382,9 @@ def report(*, experiment: Experiment, look: bool = True):
         locked = Experiment.objects.select_for_update().get(pk=experiment.pk)
         if look and observed not in locked.looks:
             locked.looks = sorted([*locked.looks, observed])
-        locked.result = {k: _plain(v) for k, v in vars(result).items()} | prices
+        locked.result = (
+            {k: _plain(v) for k, v in vars(result).items()} | prices | assignment(locked)
+        )
         if observed >= locked.days and locked.status == Experiment.Status.RUNNING:
             locked.status = Experiment.Status.FINISHED
         locked.save(update_fields=["looks", "result", "status"])
@@ -342,44 +392,94 @@ def report(*, experiment: Experiment, look: bool = True):
     return result
 
 
-PRICE_TOLERANCE = 0.02  # a SKU sold "at" a price when its average price is within 2 % of it
+def assignment(experiment: Experiment) -> dict:
+    """How the arms were formed, for every reader of the result."""
+    if experiment.randomised:
+        return {"randomised": True, "assignment": "randomised"}
+    return {
+        "randomised": False,
+        "assignment": "not randomised: the arms are the merchant's own split of a test run "
+        "outside the platform; the interval holds only if that split was as good as random "
+        "(not chosen by sales, season or price)",
+    }
+
+
+PRICE_TOLERANCE = 0.02  # at most this far from its price, a SKU sold "at" it
 COMPLIANCE_WARNING = 0.9  # below this share of an arm at its price, the report says so
 
 
 def compliance(experiment: Experiment, until: dt.date) -> dict:
-    """Whether each arm really sold at its price during the test, read from the sales (the
-    average listed price of the SKU's days in the window): treatment SKUs at their test price,
-    control SKUs at their price before. A treatment price that never went live (an approval
-    still pending, a publication that failed) dilutes the lift toward zero: the result stays
-    the comparison of the arms as assigned, and says how many SKUs did not follow it."""
+    """Whether each arm really sold at its price, read from the sales: the median of the SKU's
+    daily listed prices (channels of a day averaged) from the day its test price went live
+    (the publication's day; a recorded test's start) for a treatment SKU, from the start for a
+    control SKU. A treatment SKU is at its test price when that median is nearer its test price
+    than its price before and within min(2 %, half the step) of it; a control SKU within 2 % of
+    its price before. A treatment SKU whose price was never published is off ("never
+    published").
+
+    The analysis stays intention-to-treat (the arms as assigned): whether a price goes live
+    can depend on the SKU (an approval rule, a shop that refused it), so dropping the SKUs that
+    did not follow would compare unlike groups. Non-compliance dilutes the lift toward zero;
+    the report gives the share that complied and names the SKUs that did not."""
     units = list(
         experiment.units.values_list("product_id", "product__sku", "arm", "price_before",
-                                     "price_test")
+                                     "price_test", "recommendation_id")
     )  # fmt: skip
-    with connection.cursor() as cur:
-        cur.execute(
-            f"SELECT product_id, avg(price) FROM {SalesRecord._meta.db_table} "
-            "WHERE tenant_id = %s AND product_id = ANY(%s) AND date >= %s AND date < %s "
-            "GROUP BY product_id",
-            [require_current_tenant().pk, [u[0] for u in units], experiment.start, until],
-        )
-        paid = {pk: float(price) for pk, price in cur.fetchall()}
+    tz = ZoneInfo(require_current_tenant().timezone)
+    live_from: dict[int, dt.date] = {}
+    if not experiment.recorded:
+        published = PriceChange.objects.filter(
+            recommendation_id__in=[u[5] for u in units if u[5]],
+            status=PriceChange.Status.PUBLISHED,
+        ).values_list("product_id", "published_at")
+        for pk, at in published:
+            day = max(at.astimezone(tz).date(), experiment.start)
+            live_from[pk] = min(live_from.get(pk, day), day)
+    paid: dict[int, Decimal] = median_daily_price([u[0] for u in units], experiment.start, until)
+    # a treatment SKU published later than the start: its median from that day on
+    late: dict[dt.date, list[int]] = {}
+    for pk, day in live_from.items():
+        if day > experiment.start:
+            late.setdefault(day, []).append(pk)
+    for day, pks in late.items():
+        since = median_daily_price(pks, day, until)
+        for pk in pks:  # no sale since it went live: nothing to check yet
+            paid[pk] = since.get(pk)
     out: dict = {}
     off: list[str] = []
+    labelled: list[dict] = []
     for arm, label in ((ExperimentUnit.Arm.TREATMENT, "treatment"), (ExperimentUnit.Arm.CONTROL,
                                                                        "control")):  # fmt: skip
         checked = at_price = 0
-        for pk, sku, unit_arm, before, test in units:
-            if unit_arm != arm or pk not in paid:
+        for pk, sku, unit_arm, before, test, _rec in units:
+            if unit_arm != arm:
                 continue
-            target = float(test if arm == ExperimentUnit.Arm.TREATMENT else before)
+            treated = arm == ExperimentUnit.Arm.TREATMENT
+            reason = ""
+            median = paid.get(pk)
+            if treated and not experiment.recorded and pk not in live_from:
+                reason = "never published"
+            elif median is None:
+                continue  # no sale to read its price from
+            else:
+                target, other = (float(test), float(before)) if treated else (float(before), None)
+                step = abs(target / other - 1) if other else 0.0
+                tolerance = min(PRICE_TOLERANCE, step / 2) if step else PRICE_TOLERANCE
+                if abs(float(median) / target - 1) > tolerance:
+                    reason = f"sold at {float(median):.2f} (median a day), not {target:.2f}"
             checked += 1
-            if abs(paid[pk] / target - 1) <= PRICE_TOLERANCE:
+            if not reason:
                 at_price += 1
-            elif len(off) < 20:
+                continue
+            if len(off) < 20:
                 off.append(sku)
+            if len(labelled) < 200:
+                labelled.append({"sku": sku, "arm": label, "reason": reason})
         out[f"{label}_checked"] = checked
         out[f"{label}_at_price"] = at_price
+    share = (
+        out["treatment_at_price"] / out["treatment_checked"] if out["treatment_checked"] else None
+    )
     shares = [
         out[f"{label}_at_price"] / out[f"{label}_checked"]
         for label in ("treatment", "control")
@@ -390,11 +490,19 @@ def compliance(experiment: Experiment, until: dt.date) -> dict:
         warning = (
             f"Only {out['treatment_at_price']} of {out['treatment_checked']} treatment SKUs sold "
             f"at their test price and {out['control_at_price']} of {out['control_checked']} "
-            "control SKUs at their price before (within 2 %): the arms did not get the prices "
-            "they were assigned, so the lift is diluted toward zero (e.g. "
-            f"{', '.join(off[:5])}). Check that the treatment prices were approved and published."
+            "control SKUs at their price before: the arms did not get the prices they were "
+            "assigned, so the lift (of the arms as assigned: intention-to-treat) is diluted "
+            f"toward zero (e.g. {', '.join(off[:5])}). Check that the treatment prices were "
+            "approved and published."
         )
-    return {"prices": out, "prices_off": off, "warning": warning}
+    return {
+        "prices": out,
+        "prices_off": off,
+        "non_compliant": labelled,
+        "compliance": None if share is None else round(share, 4),
+        "analysis": "intention-to-treat",
+        "warning": warning,
+    }
 
 
 def _plain(value):

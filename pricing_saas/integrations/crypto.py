@@ -22,6 +22,11 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+# Encrypted fields of the apps above this one (which it may not import), re-encrypted by
+# `manage.py rotate_credentials` too: each a callable that rotates the current tenant's rows
+# and returns how many it rotated (registered in the app's ready()).
+ROTATIONS: list = []
+
 
 class DecryptionError(Exception):
     """A stored secret cannot be read with any configured key (a key was dropped too soon)."""

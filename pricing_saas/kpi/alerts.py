@@ -1,5 +1,6 @@
-"""Alerts of the KPI loop: after each KPI refresh the tenant's published changes are checked
-against its alert policy; a breached check raises an alert (once, while it lasts), tells the
+"""Alerts of the KPI loop: once a burst of KPI refreshes is over (`request_evaluation`: a sync
+or a batched upload is checked once, on all its sales) the tenant's published changes are
+checked against its alert policy; a breached check raises an alert (once, while it lasts), tells the
 admins (portal, e-mail, a signed webhook) and, if the policy says so, retrains the demand model
 behind a backtest gate (ml.services.start_training(gate=True)).
 
@@ -13,6 +14,9 @@ The checks, each over the changes measured with the policy's window:
   of the forecast by more than the policy's share. Judged at the upper end, so noise alone
   raises it in about 2.5 % of checks at most.
 A check with fewer than `min_changes` measured changes judges nothing (an open alert stays).
+An open alert closes only once its figure is back past the limit by the policy's
+`resolve_margin` of it (hysteresis), and a kind of alert that closed opens again only after
+`cooldown_hours`, so a figure hovering at a limit does not mail the admins at every check.
 """
 
 from __future__ import annotations
@@ -24,12 +28,12 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from ml.models import ModelVersion
@@ -40,8 +44,10 @@ from pricing_saas.web.errors import ConflictError, NotFoundError, ServiceError
 from tenants import audit
 from tenants.context import require_current_tenant
 
-from .models import Alert, AlertPolicy
+from .models import Alert, AlertCheckDue, AlertPolicy
 
+RETRAIN_MIN_NEW_DAYS = 14  # no gated retraining before the version in force misses this many days
+STALE_CHECK = timedelta(hours=1)  # a scheduled check this late was lost (a worker died): resend
 LOOKBACK_DAYS = 90  # the profit check reads the changes published this many days back
 LOCK_CLASS = 0x414C54  # "ALT": one evaluation per tenant at a time
 POLICY_FIELDS = [
@@ -51,6 +57,8 @@ POLICY_FIELDS = [
     "max_wape",
     "min_coverage",
     "max_profit_shortfall",
+    "resolve_margin",
+    "cooldown_hours",
     "retrain",
     "email_admins",
     "webhook_url",
@@ -177,6 +185,15 @@ def save_policy(**values) -> AlertPolicy:
         shortfall = values["max_profit_shortfall"]
         # above 1: an alert only once the changes lose money outright, by that much
         current.max_profit_shortfall = _share("max_profit_shortfall", shortfall, 0.0, 10.0)
+    if "resolve_margin" in values:
+        current.resolve_margin = _share("resolve_margin", values["resolve_margin"])
+    if "cooldown_hours" in values:
+        hours = _whole("cooldown_hours", values["cooldown_hours"])
+        if not 0 <= hours <= 720:
+            raise ServiceError(
+                "cooldown_hours must be 0-720", code="invalid", attr="cooldown_hours"
+            )
+        current.cooldown_hours = hours
     if "webhook_url" in values:
         url = (values["webhook_url"] or "").strip()
         if len(url) > 500:
@@ -184,9 +201,11 @@ def save_policy(**values) -> AlertPolicy:
                                attr="webhook_url")  # fmt: skip
         if url:
             check_webhook_url(url)
-            current.webhook_secret = current.webhook_secret or _new_secret()
+            if not current.has_signing_key:  # shown once, in what this call returns
+                current.new_webhook_secret = _new_secret()
+                current.set_signing_key(current.new_webhook_secret)
         else:
-            current.webhook_secret = ""
+            current.set_signing_key("")
         current.webhook_url = url
     threshold_before = current.undercut_threshold
     if "undercut_threshold" in values:
@@ -241,10 +260,25 @@ def rotate_webhook_secret() -> AlertPolicy:
     current = AlertPolicy.objects.select_for_update().first()
     if current is None or not current.webhook_url:
         raise ServiceError("no webhook is set", code="invalid_state", attr="webhook_url")
-    current.webhook_secret = _new_secret()
+    current.new_webhook_secret = _new_secret()  # shown once, in what this call returns
+    current.set_signing_key(current.new_webhook_secret)
     current.save(update_fields=["webhook_secret", "updated_at"])
     audit.record("kpi.webhook_secret_rotated", target=current, summary="webhook secret replaced")
     return current
+
+
+def rotate_stored_keys() -> int:
+    """The current tenant's signing key re-encrypted under the first FIELD_ENCRYPTION_KEYS key
+    (`manage.py rotate_credentials`)."""
+    from pricing_saas.integrations import crypto
+
+    done = 0
+    for pk, token in AlertPolicy.objects.exclude(webhook_secret="").values_list(
+        "pk", "webhook_secret"
+    ):
+        AlertPolicy.objects.filter(pk=pk).update(webhook_secret=crypto.rotate(token))
+        done += 1
+    return done
 
 
 # --- the checks --------------------------------------------------------------------------------
@@ -257,10 +291,22 @@ class Check:
     breached: bool | None  # None: too few measured changes to judge
     message: str
     figures: dict = field(default_factory=dict)
+    # Back past the limit by the policy's margin: only then does an open alert close (a figure
+    # between the two keeps it open, and opens none).
+    cleared: bool = True
+
+
+def _past(value, limit: float, margin: float, *, bad_above: bool) -> bool:
+    """`value` on the good side of `limit` by `margin` times |limit| (hysteresis)."""
+    if value is None:
+        return True
+    band = margin * abs(limit)
+    return value <= limit - band if bad_above else value >= limit + band
 
 
 def checks(current: AlertPolicy) -> list[Check]:
     out: list[Check] = []
+    margin = float(current.resolve_margin)
     version = promoted_version(ModelVersion.Kind.DEMAND)
     if version is not None:
         subject = f"demand v{version.version}"
@@ -281,6 +327,7 @@ def checks(current: AlertPolicy) -> list[Check]:
                 f"Forecast error of {subject} is {_pct(wape)} of units per day over {n} "
                 f"measured changes (the policy's limit: {_pct(limit)}).",
                 {**figures, "limit": limit},
+                _past(wape, limit, margin, bad_above=True),
             )
         )
         out.append(
@@ -291,6 +338,7 @@ def checks(current: AlertPolicy) -> list[Check]:
                 f"Only {_pct(coverage)} of {n} measured changes of {subject} landed inside "
                 f"their 95 % forecast interval (the policy's floor: {_pct(floor)}).",
                 {**figures, "floor": floor},
+                coverage is None or coverage >= min(floor * (1 + margin), 1.0),
             )
         )
     since = timezone.now() - timedelta(days=LOOKBACK_DAYS)
@@ -301,9 +349,9 @@ def checks(current: AlertPolicy) -> list[Check]:
     n = len(result.changes)
     shortfall = float(current.max_profit_shortfall)
     forecast = result.forecast_total
-    breached = None
+    breached, floor = None, float(forecast) * (1 - shortfall)
     if n >= current.min_changes and forecast > 0:
-        breached = bool(result.total_high < forecast * (1 - shortfall))
+        breached = bool(result.total_high < floor)
     out.append(
         Check(
             Alert.Kind.PROFIT_SHORTFALL,
@@ -321,6 +369,7 @@ def checks(current: AlertPolicy) -> list[Check]:
                 "forecast": float(forecast),
                 "max_shortfall": shortfall,
             },
+            _past(result.total_high, floor, margin, bad_above=False),
         )
     )
     return out
@@ -328,6 +377,55 @@ def checks(current: AlertPolicy) -> list[Check]:
 
 def _pct(share) -> str:
     return "—" if share is None else f"{100 * float(share):.0f} %"
+
+
+def request_evaluation(*, now=None) -> bool:
+    """Schedule the current tenant's alert check for when its KPI refreshes have been quiet for
+    KPI_ALERT_QUIET_S (called after each refresh). A sync or an API upload in many batches
+    refreshes many times: each call moves the check's due time on, and one task waits for it
+    (`evaluate_when_due`), so the check reads all of the new sales, once, instead of opening an
+    alert on half an import and closing it on the rest. Returns whether a task was sent."""
+    from .tasks import evaluate_when_due
+
+    tenant = require_current_tenant()
+    now = now or timezone.now()
+    quiet = settings.KPI_ALERT_QUIET_S
+    due = now + timedelta(seconds=quiet)
+    with transaction.atomic():
+        row = AlertCheckDue.objects.select_for_update().filter(tenant=tenant).first()
+        waiting = row is not None and row.scheduled_at > now - STALE_CHECK
+        if row is None:
+            row = AlertCheckDue(tenant=tenant, due_at=due, scheduled_at=now)
+        row.due_at = due
+        if not waiting:
+            row.scheduled_at = now
+        try:
+            with transaction.atomic():  # a concurrent first request inserted it: it waits
+                row.save()
+        except IntegrityError:
+            return False
+        if not waiting:
+            tenant_id = tenant.pk
+            transaction.on_commit(
+                lambda: evaluate_when_due.apply_async((tenant_id,), countdown=quiet)
+            )
+    return not waiting
+
+
+def evaluate_if_due(*, now=None) -> float | list[Alert] | None:
+    """The scheduled check: None if none is due (another task ran it), the seconds still to
+    wait if a refresh came since it was scheduled, else the alerts the check opened."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        row = AlertCheckDue.objects.select_for_update().first()
+        if row is None:
+            return None
+        if row.due_at > now:
+            row.scheduled_at = now
+            row.save(update_fields=["scheduled_at"])
+            return (row.due_at - now).total_seconds()
+        row.delete()
+    return evaluate()
 
 
 @transaction.atomic
@@ -358,15 +456,18 @@ def evaluate(*, wait: bool = True) -> list[Alert]:
             _resolve(alert, current, "the alert policy was switched off.")
         return opened
     seen = set()
+    cooling = _cooling_down(current)
     for check in checks(current):
         key = (check.kind, check.subject)
         seen.add(key)
         alert = open_alerts.get(key)
-        if check.breached:
-            if alert is not None:
+        if check.breached or (alert is not None and check.breached is False and not check.cleared):
+            if alert is not None:  # still breached, or not yet past the limit by the margin
                 alert.message, alert.figures = check.message, check.figures
                 alert.save(update_fields=["message", "figures", "checked_at"])
                 continue
+            if check.kind in cooling:
+                continue  # one of its kind closed a moment ago: no second e-mail for a blip
             alert = Alert.objects.create(
                 kind=check.kind, subject=check.subject, message=check.message,
                 figures=check.figures,
@@ -376,12 +477,18 @@ def evaluate(*, wait: bool = True) -> list[Alert]:
         elif check.breached is False and alert is not None:
             _resolve(alert, current, "cleared: " + check.message)
     if opened and current.retrain:  # one retraining, whatever number of alerts opened
-        version = _retrain(opened)
-        if version is not None and version.hyperparameters.get("gate") != "backtest":
-            version = None  # a run someone else started, not gated: not this alert's
-        Alert.objects.filter(pk__in=[a.pk for a in opened]).update(retraining=version)
-        for alert in opened:
-            alert.retraining = version
+        too_soon = _too_soon_to_retrain()
+        if too_soon:
+            for alert in opened:
+                alert.figures = {**alert.figures, "retraining_skipped": too_soon}
+                alert.save(update_fields=["figures"])
+        else:
+            version = _retrain(opened)
+            if version is not None and version.hyperparameters.get("gate") != "backtest":
+                version = None  # a run someone else started, not gated: not this alert's
+            Alert.objects.filter(pk__in=[a.pk for a in opened]).update(retraining=version)
+            for alert in opened:
+                alert.retraining = version
     for alert in opened:
         _notify(alert, "alert.opened", current)
     # an alert about a model version no longer in force is over
@@ -397,6 +504,41 @@ def _resolve(alert: Alert, current: AlertPolicy, why: str) -> None:
     alert.save(update_fields=["status", "resolved_at", "figures", "checked_at"])
     audit.record("kpi.alert_resolved", target=alert, summary=why)
     _notify(alert, "alert.resolved", current, email=False)
+
+
+def _cooling_down(current: AlertPolicy) -> set[str]:
+    """The kinds of alert closed less than the policy's cooldown ago: none of them opens now."""
+    if not current.cooldown_hours:
+        return set()
+    since = timezone.now() - timedelta(hours=current.cooldown_hours)
+    return set(
+        Alert.objects.filter(status=Alert.Status.RESOLVED, resolved_at__gte=since).values_list(
+            "kind", flat=True
+        )
+    )
+
+
+def _too_soon_to_retrain() -> str:
+    """Why a gated retraining would be wasted now ("" if it would not): the demand version in
+    force saw sales less than RETRAIN_MIN_NEW_DAYS before the newest, so the backtest could not
+    judge a challenger (ml.services._challenge would keep the version in force anyway)."""
+    from django.db.models import Max
+
+    from pricing_saas.catalog.models import SalesRecord
+
+    version = promoted_version(ModelVersion.Kind.DEMAND)
+    seen = version and version.metrics.get("last_day")
+    newest = SalesRecord.objects.aggregate(d=Max("date"))["d"]
+    if not seen or newest is None:
+        return ""
+    new_days = (newest - date.fromisoformat(seen)).days
+    if new_days >= RETRAIN_MIN_NEW_DAYS:
+        return ""
+    return (
+        f"v{version.version} in force has seen the sales up to {seen}, {max(new_days, 0)} days "
+        f"before the newest ({newest.isoformat()}); a retraining is judged against it only once "
+        f"{RETRAIN_MIN_NEW_DAYS} newer days exist"
+    )
 
 
 def _retrain(opened: list[Alert]) -> ModelVersion | None:

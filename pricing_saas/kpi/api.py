@@ -200,16 +200,25 @@ class AlertPolicyOut(serializers.ModelSerializer):
         allow_null=True, read_only=True, help_text="Null: the defaults, never saved."
     )
     webhook_secret = serializers.SerializerMethodField(
-        help_text="The key of the webhook's signature (shown to those who manage settings)."
+        help_text="The key of the webhook's signature: only in the answer that made it (the "
+        "PATCH that first set a webhook_url, or rotate-secret), to the admin who made it; null "
+        "otherwise (it is stored encrypted and never shown again: replace it if lost)."
+    )
+    has_webhook_secret = serializers.SerializerMethodField(
+        help_text="A signing key is set (the webhook's requests are signed with it)."
     )
 
     class Meta:
         model = AlertPolicy
-        fields = [*alerts.POLICY_FIELDS, "webhook_secret", "updated_at"]
+        fields = [*alerts.POLICY_FIELDS, "webhook_secret", "has_webhook_secret", "updated_at"]
 
     def get_webhook_secret(self, obj) -> str | None:
         role = self.context.get("role")
-        return obj.webhook_secret if has_perm(role, Perm.MANAGE_SETTINGS) else None
+        made_now = getattr(obj, "new_webhook_secret", None)
+        return made_now if made_now and has_perm(role, Perm.MANAGE_SETTINGS) else None
+
+    def get_has_webhook_secret(self, obj) -> bool:
+        return obj.has_signing_key
 
 
 class AlertPolicyIn(serializers.Serializer):
@@ -219,6 +228,18 @@ class AlertPolicyIn(serializers.Serializer):
     max_wape = serializers.DecimalField(6, 3, required=False)
     min_coverage = serializers.DecimalField(6, 3, required=False)
     max_profit_shortfall = serializers.DecimalField(6, 3, required=False)
+    resolve_margin = serializers.DecimalField(
+        6,
+        3,
+        required=False,
+        help_text="Share of the limit an open alert's figure must be back "
+        "past before the alert closes (0-1; 0.1 by default).",
+    )
+    cooldown_hours = serializers.IntegerField(
+        required=False,
+        help_text="Hours after an alert closes before one of its kind opens "
+        "again (0-720; 24 by default).",
+    )
     retrain = serializers.BooleanField(required=False)
     email_admins = serializers.BooleanField(required=False)
     webhook_url = serializers.CharField(max_length=500, required=False, allow_blank=True)

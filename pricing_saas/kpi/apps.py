@@ -19,3 +19,10 @@ class KpiConfig(AppConfig):
         post_init.connect(signals.remember_status, sender=ImportJob, dispatch_uid="kpi_status")
         post_save.connect(signals.import_saved, sender=ImportJob, dispatch_uid="kpi_import_saved")
         rows_upserted.connect(signals.rows_upserted, dispatch_uid="kpi_rows_upserted")
+
+        from pricing_saas.integrations import crypto
+
+        from .alerts import rotate_stored_keys
+
+        if rotate_stored_keys not in crypto.ROTATIONS:
+            crypto.ROTATIONS.append(rotate_stored_keys)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from pricing_saas.integrations import crypto
 from tenants.models import Tenant, TenantOwned
 
 
@@ -87,6 +88,19 @@ class AlertPolicy(TenantOwned):
         help_text="Alert when even the upper end of the realised profit lift's 95 % interval "
         "is below the forecast lift by more than this share of it.",
     )
+    resolve_margin = models.DecimalField(
+        max_digits=4,
+        decimal_places=3,
+        default=0.1,
+        help_text="An open alert closes only once its figure is back past the limit by this "
+        "share of the limit (0.1: an alert above a 50 % error limit closes at 45 %), so a figure "
+        "hovering at the limit does not open and close it check after check.",
+    )
+    cooldown_hours = models.PositiveIntegerField(
+        default=24,
+        help_text="After an alert of a kind closes, no alert of that kind opens again for this "
+        "many hours (0-720).",
+    )
     retrain = models.BooleanField(
         default=True,
         help_text="On a new alert, retrain the demand model; the new version is promoted only "
@@ -106,13 +120,41 @@ class AlertPolicy(TenantOwned):
         help_text="Alert when a competitor's in-stock offer is below our price by more than "
         "this share (0.05 is 5 %); empty: no undercut alerts.",
     )
-    # HMAC-SHA256 key of the webhook's signature; generated when a URL is first set, shown to
-    # admins so that the receiver can verify, replaced on request.
-    webhook_secret = models.CharField(max_length=64, blank=True, default="")
+    # The HMAC-SHA256 key of the webhook's signature, encrypted at rest as the shops'
+    # credentials are (integrations.crypto: a Fernet token under FIELD_ENCRYPTION_KEYS; read
+    # and written through signing_key/set_signing_key). Generated when a URL is first set and
+    # on request, shown once to the admin who made it, never again.
+    webhook_secret = models.TextField(blank=True, default="", editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return f"alert policy of {self.tenant_id}"
+
+    def __repr__(self) -> str:  # never the key
+        return f"<AlertPolicy {self.pk} of {self.tenant_id}>"
+
+    @property
+    def has_signing_key(self) -> bool:
+        return bool(self.webhook_secret)
+
+    def signing_key(self) -> str:
+        return crypto.decrypt(self.webhook_secret).get("key", "") if self.webhook_secret else ""
+
+    def set_signing_key(self, key: str) -> None:
+        self.webhook_secret = crypto.encrypt({"key": key}) if key else ""
+
+
+class AlertCheckDue(TenantOwned):
+    """The tenant's alert check is scheduled (`alerts.request_evaluation`): it runs once no KPI
+    refresh has come for `due_at`'s quiet period, then the row goes. One per tenant, so that a
+    shop sync or an API upload in many batches is checked once, on all of its sales."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="+")
+    due_at = models.DateTimeField()
+    scheduled_at = models.DateTimeField()  # when the task now waiting was sent
+
+    def __str__(self) -> str:
+        return f"alert check of {self.tenant_id} due {self.due_at}"
 
 
 class Alert(TenantOwned):

@@ -107,8 +107,10 @@ def refresh(request):
 # --- alerts ------------------------------------------------------------------------------------
 
 POLICY_FORM_FIELDS = ("window_days", "min_changes", "max_wape", "min_coverage",
-                      "max_profit_shortfall", "webhook_url")  # fmt: skip
-PERCENT_FIELDS = ("max_wape", "min_coverage", "max_profit_shortfall")  # typed as percentages
+                      "max_profit_shortfall", "resolve_margin", "cooldown_hours",
+                      "webhook_url")  # fmt: skip
+# typed as percentages
+PERCENT_FIELDS = ("max_wape", "min_coverage", "max_profit_shortfall", "resolve_margin")
 
 
 def _policy_values(post) -> dict:
@@ -135,8 +137,9 @@ def alert_list(request):
         what = request.POST.get("action", "")
         try:
             if what == "save":
-                alerts.save_policy(**_policy_values(request.POST))
+                saved = alerts.save_policy(**_policy_values(request.POST))
                 messages.success(request, "Alert policy saved.")
+                _show_key_once(request, saved)
             elif what == "check":
                 opened = alerts.evaluate(wait=False)
                 messages.success(
@@ -147,8 +150,7 @@ def alert_list(request):
                 alerts.acknowledge(alert_id=_int(request.POST.get("alert")), user=request.user)
                 messages.success(request, "Alert marked as seen.")
             elif what == "rotate":
-                alerts.rotate_webhook_secret()
-                messages.success(request, "Webhook key replaced: give the new one to the receiver.")
+                _show_key_once(request, alerts.rotate_webhook_secret())
             else:
                 messages.error(request, "Unknown action.")
         except ServiceError as exc:
@@ -168,6 +170,17 @@ def alert_list(request):
             "lookback": alerts.LOOKBACK_DAYS,
         },
     )
+
+
+def _show_key_once(request, policy) -> None:
+    """A signing key just made: shown in this one message, never again (stored encrypted)."""
+    key = getattr(policy, "new_webhook_secret", None)
+    if key:
+        messages.success(
+            request,
+            f"New webhook signing key: {key} — give it to the receiver now; it is stored "
+            "encrypted and not shown again (replace it if lost).",
+        )
 
 
 def _int(value) -> int:

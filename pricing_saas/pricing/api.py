@@ -332,6 +332,17 @@ class ChangeOutcomeOut(serializers.Serializer):
     profit_high = serializers.FloatField()
     forecast_profit_lift = serializers.FloatField(allow_null=True)
     by_revenue = serializers.BooleanField()
+    market_drift = serializers.FloatField(
+        help_text="the unchanged SKUs' units after / before, behind the counterfactual"
+    )
+    drift_scope = serializers.CharField(
+        help_text="category: the SKU's category's own unchanged SKUs; tenant: all of them "
+        "(the category has too few, see drift_note)"
+    )
+    drift_note = serializers.CharField(
+        help_text="how the drift was formed: the category's own and its weight against the "
+        "tenant's, or why the tenant's was used"
+    )
 
 
 MAX_CHANGES_LISTED = 1000  # per response; the totals and categories count every change

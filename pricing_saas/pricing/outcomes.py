@@ -18,12 +18,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from django.db import connection
 
-from ml.science.outcomes import drift, forecast_accuracy, realised_lift
+from ml.science.outcomes import category_drifts, drift, forecast_accuracy, realised_lift
 from pricing_saas.catalog.models import Product, SalesRecord
 from tenants.context import require_current_tenant
 
 from .models import PriceChange
 
+MIN_CATEGORY_CONTROLS = 10  # unchanged SKUs (with sales before) a category's own drift needs
 WINDOWS = (14, 28)  # the windows a merchant reads (days after publication)
 PRE_DAYS = 28  # the level before a change, at its old price
 MIN_DAYS = 7  # a week of sales after a change before it is measured
@@ -48,6 +49,11 @@ class ChangeOutcome:
     profit_high: float
     forecast_profit_lift: float | None  # per day, as forecast when it went out
     by_revenue: bool  # no cost known: revenue, not profit
+    # The market drift behind the counterfactual: the SKU's category's own unchanged SKUs, or
+    # the tenant's (`drift_note` says why: too few unchanged SKUs in the category).
+    drift_scope: str = "category"
+    drift_note: str = ""
+    market_drift: float = 1.0  # the controls' units after / before (1.1: the market rose 10 %)
 
 
 @dataclass
@@ -95,12 +101,13 @@ def _sums(product_ids: list[int], start: date, end: date, weekly: bool) -> dict:
 
 def _control_sums(exclude: set[int], start: date, split: date, end: date):
     """Per active product that did not change price: units before and after `split` (a
-    discontinued product's fall to zero is no market drift)."""
+    discontinued product's fall to zero is no market drift), and its category."""
     table = SalesRecord._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT s.product_id, COALESCE(SUM(s.units) FILTER (WHERE s.date < %s), 0), "
-            f"COALESCE(SUM(s.units) FILTER (WHERE s.date >= %s), 0) FROM {table} s "
+            f"COALESCE(SUM(s.units) FILTER (WHERE s.date >= %s), 0), MIN(p.category) "
+            f"FROM {table} s "
             f"JOIN {Product._meta.db_table} p ON p.id = s.product_id AND p.active "
             "WHERE s.tenant_id = %s AND s.date >= %s AND s.date < %s GROUP BY s.product_id",
             [split, split, require_current_tenant().pk, start, end],
@@ -109,7 +116,110 @@ def _control_sums(exclude: set[int], start: date, split: date, end: date):
     return (
         np.array([float(r[1]) for r in rows]),
         np.array([float(r[2]) for r in rows]),
+        np.array([r[3] or "" for r in rows], dtype=object),
     )
+
+
+def _drifts(control_pre, control_post, categories, wanted, pre_days, observed):
+    """The market drift for each category in `wanted`: from its own unchanged SKUs where it has
+    MIN_CATEGORY_CONTROLS of them with sales before (a season or a promotion of one category
+    is not credited to the price changes of another), drawn toward the tenant's as far as the
+    categories move alike (ml.science.outcomes.category_drifts); else the tenant's, with the
+    reason. Returns {category: (Drift, scope, note)} and the tenant-wide Drift."""
+    tenant = drift(control_pre / pre_days, control_post / observed)
+    own, out = {}, {}
+    counts = {c: int(((categories == c) & (control_pre > 0)).sum()) for c in set(categories)}
+    for category in counts:  # every category with enough controls informs the spread
+        if counts[category] >= MIN_CATEGORY_CONTROLS:
+            mine = (categories == category) & (control_pre > 0)
+            own[category] = drift(control_pre[mine] / pre_days, control_post[mine] / observed)
+    drawn = category_drifts(own, tenant)
+    for category in wanted:
+        if category in drawn:
+            market, weight = drawn[category]
+            note = (
+                f"category {category or '(none)'}: {own[category].ratio:.3f} from "
+                f"{own[category].controls} unchanged SKUs, weighted {weight:.0%} against the "
+                f"tenant's {tenant.ratio:.3f}"
+            )
+            out[category] = (market, "category", note)
+        else:
+            n = counts.get(category, 0)
+            note = (
+                f"{n} unchanged SKU{'s' if n != 1 else ''} with sales in category "
+                f"{category or '(none)'}, fewer than {MIN_CATEGORY_CONTROLS}: the tenant's "
+                f"drift ({tenant.controls} SKUs) is used"
+            )
+            out[category] = (tenant, "tenant", note)
+    return out, tenant
+
+
+def _measure(result: Outcome, group, products, drifts, day, observed, market):
+    """The changes of one publication day that share one market drift: their lifts appended
+    to `result`; returns the Lift and the sum of their forecast lifts."""
+    start, end = day - timedelta(PRE_DAYS), day + timedelta(observed)
+    ids = [c.product_id for c in group]
+    before = _sums(ids, start, day, weekly=True)
+    after = _sums(ids, day, end, weekly=False)
+    weeks = PRE_DAYS // 7
+    weekly = np.array([[before.get(pk, {}).get(w, 0.0) / 7 for w in range(weeks)] for pk in ids])
+    pre_mean = weekly.mean(axis=1)
+    pre_var = weekly.var(axis=1, ddof=1) * 7
+    post_mean = np.array([after.get(pk, {}).get(0, 0.0) / observed for pk in ids])
+    cost = np.array([
+        float(c.forecast_unit_cost) if c.forecast_unit_cost is not None
+        else float(products[c.product_id][2]) if products[c.product_id][2] else np.nan
+        for c in group
+    ])  # fmt: skip
+    old = np.array([float(c.old_price) for c in group])
+    new = np.array([float(c.new_price) for c in group])
+    lift = realised_lift(
+        pre_mean,
+        pre_var,
+        np.full(len(ids), PRE_DAYS),
+        post_mean,
+        np.full(len(ids), observed),
+        old,
+        new,
+        cost,
+        market,
+    )
+    forecast = 0.0
+    for i, change in enumerate(group):
+        sku, category, _cost = products[change.product_id]
+        _market, scope, note = drifts[category or ""]
+        margin = 0.0 if np.isnan(cost[i]) else cost[i]
+        predicted = None
+        if change.forecast_units_new is not None and change.forecast_units_old is not None:
+            predicted = (new[i] - margin) * change.forecast_units_new - (
+                old[i] - margin
+            ) * change.forecast_units_old
+            forecast += predicted
+        result.changes.append(
+            ChangeOutcome(
+                change_id=change.pk,
+                product_id=change.product_id,
+                sku=sku,
+                category=category,
+                old_price=old[i],
+                new_price=new[i],
+                published_on=day,
+                days_observed=observed,
+                units_actual=float(lift.units_actual[i]),
+                units_counterfactual=float(lift.units_counterfactual[i]),
+                units_forecast=change.forecast_units_new,
+                units_se=float(lift.unit_se[i]),
+                profit_lift=float(lift.profit_lift[i]),
+                profit_low=float(lift.low[i]),
+                profit_high=float(lift.high[i]),
+                forecast_profit_lift=predicted,
+                by_revenue=bool(np.isnan(cost[i])),
+                drift_scope=scope,
+                drift_note=note,
+                market_drift=float(market.ratio),
+            )
+        )
+    return lift, forecast
 
 
 def outcome(changes, window: int = WINDOWS[0]) -> Outcome:
@@ -162,73 +272,33 @@ def outcome(changes, window: int = WINDOWS[0]) -> Outcome:
         groups[(day, observed)].append(change)
     spreads, sums, forecast = [], [], 0.0
     scans: dict[tuple, tuple] = {}
-    for (day, observed), group in sorted(groups.items()):
+    for (day, observed), whole in sorted(groups.items()):
         start, end = day - timedelta(PRE_DAYS), day + timedelta(observed)
-        ids = [c.product_id for c in group]
-        before = _sums(ids, start, day, weekly=True)
-        after = _sums(ids, day, end, weekly=False)
-        weeks = PRE_DAYS // 7
-        weekly = np.array(
-            [[before.get(pk, {}).get(w, 0.0) / 7 for w in range(weeks)] for pk in ids]
-        )
-        pre_mean = weekly.mean(axis=1)
-        pre_var = weekly.var(axis=1, ddof=1) * 7
-        post_mean = np.array([after.get(pk, {}).get(0, 0.0) / observed for pk in ids])
         if (start, day, end) not in scans:  # one scan per window shape, however many changes
             scans[(start, day, end)] = _control_sums(moved, start, day, end)
-        control_pre, control_post = scans[(start, day, end)]
-        market = drift(control_pre / PRE_DAYS, control_post / observed)
-        result.controls = max(result.controls, market.controls)
-        cost = np.array([
-            float(c.forecast_unit_cost) if c.forecast_unit_cost is not None
-            else float(products[c.product_id][2]) if products[c.product_id][2] else np.nan
-            for c in group
-        ])  # fmt: skip
-        old = np.array([float(c.old_price) for c in group])
-        new = np.array([float(c.new_price) for c in group])
-        lift = realised_lift(
-            pre_mean,
-            pre_var,
-            np.full(len(ids), PRE_DAYS),
-            post_mean,
-            np.full(len(ids), observed),
-            old,
-            new,
-            cost,
-            market,
+        control_pre, control_post, control_category = scans[(start, day, end)]
+        drifts, tenant_drift = _drifts(
+            control_pre,
+            control_post,
+            control_category,
+            {products[c.product_id][1] or "" for c in whole},
+            PRE_DAYS,
+            observed,
         )
-        sums.append(lift.total)
-        spreads.append(lift.total_se)
-        for i, change in enumerate(group):
-            sku, category, _cost = products[change.product_id]
-            margin = 0.0 if np.isnan(cost[i]) else cost[i]
-            predicted = None
-            if change.forecast_units_new is not None and change.forecast_units_old is not None:
-                predicted = (new[i] - margin) * change.forecast_units_new - (
-                    old[i] - margin
-                ) * change.forecast_units_old
-                forecast += predicted
-            result.changes.append(
-                ChangeOutcome(
-                    change_id=change.pk,
-                    product_id=change.product_id,
-                    sku=sku,
-                    category=category,
-                    old_price=old[i],
-                    new_price=new[i],
-                    published_on=day,
-                    days_observed=observed,
-                    units_actual=float(lift.units_actual[i]),
-                    units_counterfactual=float(lift.units_counterfactual[i]),
-                    units_forecast=change.forecast_units_new,
-                    units_se=float(lift.unit_se[i]),
-                    profit_lift=float(lift.profit_lift[i]),
-                    profit_low=float(lift.low[i]),
-                    profit_high=float(lift.high[i]),
-                    forecast_profit_lift=predicted,
-                    by_revenue=bool(np.isnan(cost[i])),
-                )
-            )
+        result.controls = max(result.controls, tenant_drift.controls)
+        # one estimate per drift: the changes of a category with its own, and those falling
+        # back on the tenant's together (that shared drift is counted once in their sum)
+        parts: dict[str, list[PriceChange]] = defaultdict(list)
+        for change in whole:
+            category = products[change.product_id][1] or ""
+            parts[category if drifts[category][1] == "category" else "\0tenant"].append(change)
+        for _part, group in sorted(parts.items()):
+            category = products[group[0].product_id][1] or ""
+            market = drifts[category][0]
+            lift, predicted = _measure(result, group, products, drifts, day, observed, market)
+            sums.append(lift.total)
+            spreads.append(lift.total_se)
+            forecast += predicted
     if sums:
         # publication days are measured apart (their drifts are independent estimates)
         result.total = float(np.sum(sums))

@@ -182,6 +182,9 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="pricing@localhost")
 # address (the web and worker hosts' own networks), unless these are set (tests, on-premises).
 ALERT_WEBHOOK_ALLOW_HTTP = env.bool("ALERT_WEBHOOK_ALLOW_HTTP", default=False)
 ALERT_WEBHOOK_ALLOW_PRIVATE = env.bool("ALERT_WEBHOOK_ALLOW_PRIVATE", default=False)
+# The alert check runs once the KPI refreshes of a tenant have been quiet this long (a shop sync
+# or an API upload in many batches is checked once, on all its sales).
+KPI_ALERT_QUIET_S = env.int("KPI_ALERT_QUIET_S", default=300)
 
 # Shop connections: their credentials are encrypted with these Fernet keys (the first encrypts,
 # all decrypt; rotation in README). Without them only development and tests derive a key from

@@ -34,6 +34,10 @@ class Smoke:
 
 
 SCRIPTS = {
+    "champion_challenger.py": Smoke(
+        args="--runs 2 --skus 20 --days 90",
+        expect=("| case | promoted by strict <", "| tie: the model in force"),
+    ),
     "cigar_elasticity.py": Smoke(
         expect=("pooled elasticity", "reference (state and year fixed effects"),
         data="cigar_panel.csv",

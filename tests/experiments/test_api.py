@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.test import Client
 
 from pricing_saas.experiments.models import Experiment
 from tenants.context import tenant_context
@@ -84,6 +85,9 @@ def test_a_recorded_test_takes_its_own_arms_and_names_a_bad_row(world_a, world_b
                        "arms": arms}, format="json")  # fmt: skip
     assert made.status_code == 201, made.content
     assert (made.json()["n_treatment"], made.json()["n_control"]) == (20, 20)
+    assert made.json()["randomised"] is False  # labelled: the merchant's own split
+    page = world_a.portal(Client(), "viewer").get(f"/experiments/{made.json()['id']}/")
+    assert 'id="not-randomised"' in page.content.decode()
     bad = [*arms[:3], {"sku": "E3", "arm": "maybe"}]
     got = client.post("/api/v1/experiments/", {"name": "Bad", "days": 14, "start": start,
                       "arms": bad}, format="json")  # fmt: skip

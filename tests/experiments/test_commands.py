@@ -76,11 +76,17 @@ def test_a_test_run_outside_is_recorded_with_its_own_arms_file(world_a, tmp_path
                   "--start", start.isoformat()).strip())  # fmt: skip
     rows = {r["sku"]: r for r in csv.DictReader(io.StringIO(_run("assignments", slug, str(pk))))}
     assert all(rows[f"E{i}"]["arm"] == ("treatment" if i % 2 == 0 else "control") for i in range(N))
-    assert rows["E0"]["price_test"] == "22.00" and rows["E1"]["price_test"] == "20.00"
+    assert rows["E0"]["price_test"] == "22.00"
+    # the control keeps its price before: the median of its daily prices before the start
+    assert rows["E1"]["price_test"] == rows["E1"]["price_before"] != "20.00"
     with tenant_context(world_a.tenant):
         experiment = Experiment.objects.get(pk=pk)
         assert experiment.recorded and experiment.share == 0.5
     assert level is not None
+    # its result says the arms were the merchant's, not randomised (the text and the JSON)
+    assert "(not randomised" in _run("report", slug, str(pk))
+    report = json.loads(_run("report", slug, str(pk), "--json"))
+    assert report["randomised"] is False and report["assignment"].startswith("not randomised")
 
 
 @pytest.mark.parametrize(

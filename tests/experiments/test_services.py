@@ -4,12 +4,13 @@ with its stopping rule, recorded tests from imported sales, and refusals that cr
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import numpy as np
 import pytest
 
 from pricing_saas.catalog.importer import import_rows
-from pricing_saas.catalog.models import Product
+from pricing_saas.catalog.models import Product, SalesRecord
 from pricing_saas.experiments import services
 from pricing_saas.experiments.models import Experiment, ExperimentUnit
 from pricing_saas.pricing import approvals, publishing
@@ -207,10 +208,11 @@ def test_a_report_says_when_the_treatment_prices_never_went_live(world_a):
         # the sales show about 20.00 for every SKU: the treatment's 24.00 never went live
         assert prices["treatment_checked"] == N // 2 and prices["treatment_at_price"] == 0
         assert "sold at their test price" in experiment.result["warning"]
-        # sold at the test price: no warning
+        # sold at the test price, the control at its price before: no warning
+        before = dict(experiment.units.values_list("product__sku", "price_before"))
         rows = [
             {"date": (start + dt.timedelta(d)).isoformat(), "sku": f"E{i}", "units": 3,
-             "price": "24.00" if i % 2 else "20.00"}
+             "price": "24.00" if i % 2 else str(before[f"E{i}"])}
             for d in range(21) for i in range(N)
         ]  # fmt: skip
         import_rows(kind="sales", rows=rows)
@@ -218,3 +220,156 @@ def test_a_report_says_when_the_treatment_prices_never_went_live(world_a):
         experiment.refresh_from_db()
         assert experiment.result["prices"]["treatment_at_price"] == N // 2
         assert experiment.result["warning"] == ""
+
+
+# --- recorded tests: the price before from the pre-period, given SKUs never dropped -------------
+
+
+def test_a_recorded_tests_price_before_is_the_pre_period_median_not_todays_price(world_a):
+    """The catalog's price today is 20.00; in the 28 days before the start the SKUs sold at
+    about 18 (channels averaged per day, then the median of the days): that is their price
+    before, and a given treatment SKU without price_test takes its median over the test."""
+    _catalog(world_a, days=90)
+    start = dt.date.today() - dt.timedelta(21)
+    with tenant_context(world_a.tenant):
+        rows = [
+            {"date": (start - dt.timedelta(d)).isoformat(), "sku": f"E{i}", "units": 2,
+             "price": ("17.00" if d % 3 else "19.50")}
+            for d in range(1, 29) for i in range(N)
+        ] + [
+            {"date": (start - dt.timedelta(d)).isoformat(), "sku": f"E{i}", "units": 1,
+             "price": "19.00", "channel": "web"}
+            for d in range(1, 29) for i in range(N)
+        ] + [
+            {"date": (start + dt.timedelta(d)).isoformat(), "sku": f"E{i}", "units": 2,
+             "price": "21.00"}
+            for d in range(21) for i in range(N)
+        ]  # fmt: skip
+        import_rows(kind="sales", rows=rows)
+        arms = [{"sku": f"E{i}", "arm": "treatment" if i % 2 else "control"} for i in range(N)]
+        experiment = services.start_experiment(name="Past", days=21, start=start, arms=arms)
+        units = {u.product.sku: u for u in experiment.units.select_related("product")}
+        # per day: (17 + 19) / 2 = 18 on two days of three, (19.5 + 19) / 2 = 19.25 on the third
+        assert units["E0"].price_before == Decimal("18.0000")
+        assert units["E0"].price_test == units["E0"].price_before  # control
+        assert units["E1"].price_test == Decimal("21.0000")  # its median during the test
+        assert Product.objects.get(sku="E0").price == Decimal("20")  # today's: not used
+        services.report(experiment=experiment)
+        experiment.refresh_from_db()
+    assert not experiment.randomised and experiment.result["randomised"] is False
+    assert experiment.result["assignment"].startswith("not randomised")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("no_cost", "arms row 4 (E3): no cost: profit unknown"),
+        ("no_sales", "arms row 4 (E3): no sale in the 28 days before the start"),
+        ("inactive", "arms row 4 (E3): the product is inactive"),
+    ],
+)
+def test_a_given_sku_that_would_be_left_out_is_refused_naming_its_row(world_a, change, message):
+    _catalog(world_a, days=90)
+    start = dt.date.today() - dt.timedelta(14)
+    with tenant_context(world_a.tenant):
+        product = Product.objects.get(sku="E3")
+        if change == "no_cost":
+            Product.objects.filter(pk=product.pk).update(cost=None)
+        elif change == "inactive":
+            Product.objects.filter(pk=product.pk).update(active=False)
+        else:
+            SalesRecord.objects.filter(product=product, date__lt=start).delete()
+        arms = [{"sku": f"E{i}", "arm": "treatment" if i % 2 else "control"} for i in range(N)]
+        with pytest.raises(ServiceError) as refused:
+            services.start_experiment(name="Past", days=14, start=start, arms=arms)
+        assert refused.value.attr == "arms" and message in refused.value.detail
+        assert not Experiment.objects.exists()
+        # randomised here, such a SKU is left out with the reason instead
+        if change != "inactive":
+            made = services.start_experiment(
+                name="Past", days=14, start=start, categories=["x", "y"]
+            )
+            assert made.randomised and made.units.count() == N - 1
+            assert [e["sku"] for e in made.excluded] == ["E3"]
+
+
+# --- did the treatment prices go live? ---------------------------------------------------------
+
+
+def test_a_small_price_step_is_checked_within_half_the_step(world_a):
+    """A 1 % step: a treatment SKU that stayed at its price before is 1 % from its test price,
+    inside a flat 2 % tolerance but not inside half the step (0.5 %): it did not comply."""
+    _catalog(world_a, days=60)
+    start = dt.date.today() - dt.timedelta(14)
+    with tenant_context(world_a.tenant):
+        import_rows(kind="sales", rows=[
+            {"date": (start - dt.timedelta(d)).isoformat(), "sku": f"E{i}", "units": 2,
+             "price": "20.00"} for d in range(1, 29) for i in range(N)
+        ])  # fmt: skip
+        arms = [
+            {"sku": f"E{i}", "arm": "treatment" if i % 2 else "control", "price_test": "20.20"}
+            for i in range(N)
+        ]
+        experiment = services.start_experiment(name="Step", days=14, start=start, arms=arms)
+        # odd SKUs below 20 took the 20.20; the others stayed at 20.00
+        import_rows(kind="sales", rows=[
+            {"date": (start + dt.timedelta(d)).isoformat(), "sku": f"E{i}", "units": 2,
+             "price": "20.20" if i % 2 and i < 20 else "20.00"}
+            for d in range(14) for i in range(N)
+        ])  # fmt: skip
+        result = services.compliance(experiment, dt.date.today())
+    took = len([i for i in range(1, 20, 2)])
+    assert result["prices"]["treatment_at_price"] == took
+    assert result["compliance"] == round(took / (N // 2), 4)
+    assert result["prices"]["control_at_price"] == N // 2
+    assert result["analysis"] == "intention-to-treat"
+    first = next(r for r in result["non_compliant"] if r["sku"] == "E21")
+    assert first["arm"] == "treatment" and "sold at 20.00" in first["reason"]
+    assert "sold at their test price" in result["warning"]
+    with tenant_context(world_a.tenant):  # the report keeps it, the result page lists them
+        services.report(experiment=experiment)
+    from django.test import Client
+
+    page = world_a.portal(Client(), "viewer").get(f"/experiments/{experiment.pk}/")
+    assert (
+        'id="non-compliant"' in page.content.decode() and "E21 (treatment)" in page.content.decode()
+    )
+
+
+def test_a_live_test_is_checked_from_each_publication_day(world_a):
+    """Treatment prices published a week into the test: the days before still show the old
+    price and do not count against the SKU; a treatment SKU never published is labelled so."""
+    _catalog(world_a, days=120)
+    today = dt.date.today()
+    with tenant_context(world_a.tenant):
+        approvals.update_policy(auto_approve=False)
+        pricing.run_reprice(job_id=pricing.start_reprice(enqueue=False).pk)
+        experiment = services.start_experiment(name="Live", days=14, categories=["x", "y"])
+        start = today - dt.timedelta(10)
+        Experiment.objects.filter(pk=experiment.pk).update(start=start)
+        experiment.refresh_from_db()
+        units = list(experiment.units.select_related("product"))
+        treated = [u for u in units if u.arm == ExperimentUnit.Arm.TREATMENT]
+        assert len(treated) >= 4
+        published, waiting = treated[:-1], treated[-1]
+        ids = [u.recommendation_id for u in published]
+        approvals.bulk_decide(approve=True, ids=ids)
+        publication = publishing.publish(recommendation_ids=ids, enqueue=False)
+        publishing.run_publication(publication_id=publication.pk)
+        live = start + dt.timedelta(4)
+        PriceChange.objects.filter(publication=publication).update(
+            published_at=dt.datetime.combine(live, dt.time(9), tzinfo=dt.UTC)
+        )
+        rows = [
+            {"date": (start + dt.timedelta(d)).isoformat(), "sku": u.product.sku, "units": 2,
+             "price": str(u.price_test if u in published and start + dt.timedelta(d) >= live
+                          else u.price_before)}
+            for d in range(10) for u in units
+        ]  # fmt: skip
+        import_rows(kind="sales", rows=rows)
+        result = services.compliance(experiment, today)
+    assert result["prices"]["treatment_checked"] == len(treated)
+    assert result["prices"]["treatment_at_price"] == len(published)
+    assert result["non_compliant"] == [
+        {"sku": waiting.product.sku, "arm": "treatment", "reason": "never published"}
+    ]

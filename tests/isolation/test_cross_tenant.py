@@ -17,6 +17,7 @@ from tenants.context import tenant_context
 from tenants.models import ApiKey, Invitation, Membership, TenantOwned
 from tenants.roles import Role
 from tests.factories import (
+    AlertCheckDueFactory,
     AlertFactory,
     AlertPolicyFactory,
     AuditEventFactory,
@@ -134,6 +135,7 @@ def object_of(world, model):
         "Alert": AlertFactory,
         "UndercutAlert": UndercutAlertFactory,
         "AlertPolicy": AlertPolicyFactory,
+        "AlertCheckDue": AlertCheckDueFactory,
         "Connection": ConnectionFactory,
         "SyncRun": SyncRunFactory,
         "ShopVariant": ShopVariantFactory,

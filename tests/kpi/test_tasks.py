@@ -41,14 +41,14 @@ def test_the_task_of_an_unknown_tenant_does_nothing(db):
     assert refresh.apply(args=[10**9]).get() is None
 
 
-def test_a_failing_alert_check_does_not_fail_the_refresh(small_shop, monkeypatch):
+def test_a_failing_alert_schedule_does_not_fail_the_refresh(small_shop, monkeypatch):
     from pricing_saas.kpi import alerts
 
     def broken():
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(alerts, "evaluate", broken)
+    monkeypatch.setattr(alerts, "request_evaluation", broken)
     result = refresh.apply(args=[small_shop.tenant.pk]).get()
-    assert result["inserted"] > 0 and result["alerts_opened"] is None
+    assert result["inserted"] > 0 and result["alert_check_scheduled"] is None
     with tenant_context(small_shop.tenant):
         assert DailyKpi.objects.exists()

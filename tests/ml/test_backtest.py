@@ -62,9 +62,50 @@ def test_the_holdout_is_only_days_the_champion_never_saw():
     assert holdout_for(last_day=1000, champion_last_day=1000) == 0
 
 
-def test_skus_neither_model_can_forecast_are_left_out():
+def test_skus_the_champion_knows_only_by_its_prior_are_scored_with_it():
+    """A SKU the version in force has no estimate for (no volume of its own, the prior slope) is
+    scored with that prior, not dropped; a SKU with no slope at all is left out."""
     panel = _history(days=150)
     champion = _champion(panel, -2.5)
-    champion.units_ref[:10] = 0.0  # no estimate for ten SKUs in force
+    champion.units_ref[:10] = 0.0  # no estimate in force for ten SKUs: the prior slope
+    champion.elasticity[10:15] = np.nan  # no slope at all for five
     result = champion_challenger(panel, champion, holdout_days=28)
-    assert result.skus == 30 and result.rows == 30 * 28
+    assert result.skus == 35 and result.rows == 35 * 28 and result.skus_prior == 10
+
+
+def test_skus_whose_price_never_moved_are_not_counted():
+    panel = _history(days=150)
+    steady = panel.sku < 8
+    panel.price[steady] = 10.0  # eight SKUs at one price throughout
+    result = champion_challenger(panel, _champion(panel, -2.5), holdout_days=28)
+    assert result.skus == 32 and result.skus_price_still == 8
+
+
+def _noisy_champion(panel: Panel, seed: int) -> DemandCurve:
+    """A champion as good as a refit: the truth's slope plus estimation noise of the size a
+    refit on this history has."""
+    rng = np.random.default_rng(seed)
+    n = panel.n_skus
+    return DemandCurve.build(np.full(n, 10.0), np.full(n, 4.0), -2.5 + rng.normal(0, 0.15, n))
+
+
+def test_a_challenger_no_better_than_the_champion_but_for_noise_is_not_promoted():
+    """Refit and champion both estimate the same truth with noise: a strict comparison of
+    means would hand the title to whichever is luckier on the held-out days; the bootstrap's
+    lower bound never clears 0."""
+    results = [
+        champion_challenger(
+            _history(days=120, seed=seed), _noisy_champion(_history(seed=seed), seed),
+            holdout_days=28,
+        )
+        for seed in range(6)
+    ]  # fmt: skip
+    assert any(r.deviance_challenger < r.deviance_champion for r in results)  # luck alone
+    assert not any(r.wins for r in results)
+    assert all(r.difference_low < 0 < r.difference_high or r.difference_high <= 0 for r in results)
+
+
+def test_a_clearly_better_challenger_is_promoted_with_an_interval_above_zero():
+    panel = _history(days=150, true=-2.5)
+    result = champion_challenger(panel, _champion(panel, -1.0), holdout_days=28)
+    assert result.wins and 0 < result.difference_low <= result.difference <= result.difference_high

@@ -97,3 +97,18 @@ def test_forecast_accuracy_judges_the_price_effect_not_the_season():
     wrong = forecast_accuracy(actual, se, counterfactual, wrong_ratio * 10, np.full(n, 10.0),
                               wrong_ratio * 9.9, wrong_ratio * 10.1)  # fmt: skip
     assert wrong.coverage < right.coverage - 0.1 and wrong.wape > right.wape
+
+
+def test_category_drifts_follow_the_categories_only_as_far_as_they_move_apart():
+    from ml.science.outcomes import Drift, category_drifts
+
+    tenant = Drift(1.10, 0.0004, 100)
+    alike = category_drifts({"a": Drift(1.12, 0.002, 50), "b": Drift(1.08, 0.002, 50)}, tenant)
+    assert all(w == 0 for _d, w in alike.values())  # within their noise: the tenant's drift
+    assert alike["a"][0].ratio == pytest.approx(1.10) and alike["a"][0].var == pytest.approx(0.0004)
+    apart = category_drifts({"a": Drift(1.40, 0.002, 50), "b": Drift(0.75, 0.002, 50)}, tenant)
+    assert all(w > 0.95 for _d, w in apart.values())
+    assert apart["a"][0].ratio == pytest.approx(1.40, abs=0.02)
+    assert apart["b"][0].ratio == pytest.approx(0.75, abs=0.02)
+    # the variance is at least the category's own share of it
+    assert apart["a"][0].var >= 0.95**2 * 0.002

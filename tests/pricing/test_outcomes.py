@@ -35,7 +35,10 @@ def _units(rng, level, price, ref, elasticity, factor=1.0, k=0.3):
     return int(rng.poisson(mu * rng.gamma(1 / k, k)))
 
 
-def _published_with_sales_after(world, seed=7):
+def _published_with_sales_after(world, seed=7, drifts=None):
+    """`drifts`: the market's factor after publication per category (x: odd SKUs, y: even);
+    default DRIFT for both."""
+    drifts = drifts or {"x": DRIFT, "y": DRIFT}
     rng, elasticity, level, ref, cost = _truth_market(seed)
     today = timezone.now().date()
     published_on = today - dt.timedelta(POST)
@@ -71,14 +74,19 @@ def _published_with_sales_after(world, seed=7):
             day = published_on + dt.timedelta(d)
             for i in range(N):
                 price = prices[f"K{i}"]
-                units = _units(rng, level[i], price, ref[i], elasticity[i], DRIFT)
+                factor = drifts["x" if i % 2 else "y"]
+                units = _units(rng, level[i], price, ref[i], elasticity[i], factor)
                 after.append({"date": day.isoformat(), "sku": f"K{i}", "units": units,
                               "price": price})  # fmt: skip
         for sku, old in changed.items():
             i = int(sku[1:])
             new, old = prices[sku], float(old)
             truth += sum(
-                sign * (p - cost[i]) * level[i] * (p / ref[i]) ** elasticity[i] * DRIFT
+                sign
+                * (p - cost[i])
+                * level[i]
+                * (p / ref[i]) ** elasticity[i]
+                * drifts["x" if i % 2 else "y"]
                 for sign, p in ((1, new), (-1, old))
             )
         import_rows(kind="sales", rows=after)
@@ -102,6 +110,33 @@ def test_the_realised_lift_of_a_jobs_changes_covers_the_truth(world_a):
         PriceChange.objects.filter(job=job).update(published_at=timezone.now())
         fresh = outcomes.outcome(PriceChange.objects.filter(job=job), window=POST)
     assert fresh.waiting == changed and not fresh.changes
+
+
+def test_categories_drifting_apart_are_each_measured_against_their_own_market(world_a, monkeypatch):
+    """Category x's market rises 40 % after publication while y's falls 30 %: a tenant-wide
+    drift (about +5 %) would credit x's season to its price changes and blame y's slump on
+    theirs. Each category's own unchanged SKUs give its counterfactual, and the interval covers
+    the truth; forced tenant-wide, the same changes are misread."""
+    drifts = {"x": 1.4, "y": 0.7}
+    job, truth, _changed = _published_with_sales_after(world_a, seed=7, drifts=drifts)
+    with tenant_context(world_a.tenant):
+        result = outcomes.outcome(PriceChange.objects.filter(job=job), window=POST)
+        assert {c.drift_scope for c in result.changes} == {"category"}
+        for category in ("x", "y"):
+            seen = {c.market_drift for c in result.changes if c.category == category}
+            assert len(seen) == 1 and seen.pop() == pytest.approx(drifts[category], rel=0.1)
+        assert result.total_low <= truth <= result.total_high
+        # the same changes against the tenant-wide drift: x's changes look better, y's worse
+        monkeypatch.setattr(outcomes, "MIN_CATEGORY_CONTROLS", 10**6)
+        pooled = outcomes.outcome(PriceChange.objects.filter(job=job), window=POST)
+    assert {c.drift_scope for c in pooled.changes} == {"tenant"}
+    assert "fewer than" in pooled.changes[0].drift_note
+    by_change = {c.change_id: c for c in pooled.changes}
+    x_gain = [by_change[c.change_id].profit_lift - c.profit_lift
+              for c in result.changes if c.category == "x"]  # fmt: skip
+    y_gain = [by_change[c.change_id].profit_lift - c.profit_lift
+              for c in result.changes if c.category == "y"]  # fmt: skip
+    assert np.mean(x_gain) > 0 > np.mean(y_gain)
 
 
 def test_the_api_reports_a_jobs_outcome_and_refuses_a_bad_window(world_a, world_b):

@@ -128,4 +128,5 @@ class Command(BaseCommand):
             f"{result.ci_low:.4f} to {result.ci_high:.4f}; {result.days_observed} of "
             f"{result.planned_days} days, {result.n_treatment} treatment / "
             f"{result.n_control} control SKUs"
+            + ("" if experiment.randomised else " (not randomised: the merchant's own arms)")
         )

@@ -6,8 +6,8 @@ from pricing_saas.integrations.models import Connection
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt every stored shop credential under the first key of FIELD_ENCRYPTION_KEYS "
-        "(after putting a new key first). Then the old keys can be removed."
+        "Re-encrypt every stored shop credential and alert webhook key under the first key of "
+        "FIELD_ENCRYPTION_KEYS (after putting a new key first). Then the old keys can be removed."
     )
 
     def handle(self, *args, **options):
@@ -21,4 +21,6 @@ class Command(BaseCommand):
                     rotated = crypto.rotate(connection.credentials)
                     Connection.objects.filter(pk=connection.pk).update(credentials=rotated)
                     done += 1
+                for rotate in crypto.ROTATIONS:  # the other apps' secrets (alert webhook keys)
+                    done += rotate()
         self.stdout.write(f"{done} credentials re-encrypted under the first key")
