@@ -208,7 +208,7 @@ def test_new_undercuts_are_e_mailed_once_and_sent_to_the_signed_webhook(
     assert "GREEN" in message.body and "Rival X" in message.body and "20.0 %" in message.body
     assert len(received) == 1
     body, headers = received[0]
-    assert alerts.verify(policy.webhook_secret, body, headers["X-Pricing-Signature"])
+    assert alerts.verify(policy.signing_key(), body, headers["X-Pricing-Signature"])
     event = json.loads(body)
     assert event["type"] == "undercut.opened" and event["tenant"] == world_a.tenant.slug
     assert [(u["sku"], u["competitor"], u["gap"]) for u in event["undercuts"]] == [
