@@ -396,3 +396,107 @@ def test_a_one_cent_competitor_move_looks_like_one_cent(world_a, competed, page)
     )
     assert high - low >= 2.0, (low, high)  # at least 20 % of 10.00 (was 10.00 to 10.01)
     assert low <= 10.0 <= high
+
+
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+MISSING_AXE = (
+    "the accessibility checks inject axe-core from node_modules, which this checkout lacks: "
+    "run `npm ci` (or `make setup`)"
+)
+
+
+def axe_problems(page) -> list[str]:
+    """axe-core's serious and critical violations on the page as it stands, one line each
+    (the rule, what it says and the first elements it names)."""
+    if not AXE.exists():
+        pytest.fail(MISSING_AXE, pytrace=False)
+    if not page.evaluate("typeof axe === 'object'"):
+        page.add_script_tag(path=str(AXE))
+    found = page.evaluate(
+        "axe.run(document, {resultTypes: ['violations']}).then(r => r.violations"
+        ".filter(v => v.impact === 'serious' || v.impact === 'critical')"
+        ".map(v => `${v.id} (${v.impact}): ${v.help}: `"
+        " + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')))"
+    )
+    return [f"{page.url}: {line}" for line in found]
+
+
+@pytest.fixture
+def furnished(repriced):
+    """The repriced shop with something on every page: a published and a failed publication,
+    a price test, a trained model, an import, a rule set, an alert, a connection."""
+    from pricing_saas.pricing import approvals, publishing
+    from pricing_saas.pricing.models import Recommendation
+    from tenants.context import tenant_context
+    from tests.factories import (
+        AlertFactory,
+        ConnectionFactory,
+        ExperimentFactory,
+        ImportJobFactory,
+        ModelVersionFactory,
+        PublicationFactory,
+        RuleSetFactory,
+    )
+
+    tenant = repriced.tenant
+    with tenant_context(tenant):
+        ids = list(Recommendation.objects.values_list("pk", flat=True)[:3])
+        approvals.bulk_decide(approve=True, ids=ids, comment="axe")
+        publication = publishing.publish(enqueue=False)
+        publishing.run_publication(publication_id=publication.pk)
+    PublicationFactory(tenant=tenant, message="the shop was down")
+    ExperimentFactory(tenant=tenant, name="Tea at 5 % more")
+    ModelVersionFactory(
+        tenant=tenant, kind="text", metrics={"chosen": "baseline", "baseline": {"rmsle": 0.3}}
+    )
+    ImportJobFactory(tenant=tenant, original_name="shop-export.csv")
+    RuleSetFactory(tenant=tenant)
+    AlertFactory(tenant=tenant)
+    ConnectionFactory(tenant=tenant, name="Alpha Tea Shop")
+    return repriced
+
+
+@pytest.mark.parametrize("width", [1400, PHONE["width"]])
+def test_axe_finds_no_serious_problem_on_any_page(furnished, width, page):
+    """Every page of the sidebar and every kind of detail page (SKU, job, publication, price
+    test, import, rule set, connection), at a desktop's and a phone's width: axe-core finds
+    no serious or critical violation (contrast, labels, landmarks, names of buttons and
+    links). The API docs are Swagger UI's page, not ours, and are left out."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": width, "height": 900 if width > 500 else PHONE["height"]})
+    page.goto(page.base + "/accounts/login/")
+    assert not axe_problems(page)
+    page.fill("input[name=username]", furnished.users[Role.OWNER].email)
+    page.fill("input[name=password]", "correct horse battery")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#tile-pending")
+    hrefs = page.eval_on_selector_all(
+        "nav.sidenav a", "links => links.map(a => a.getAttribute('href'))"
+    )
+    paths = [h for h in hrefs if not h.startswith("/api/")]
+    assert len(paths) >= 15, paths
+    details = {
+        "/pricing/recommendations/": "#recommendations a[href^='/pricing/sku/']",
+        "/pricing/jobs/": "a[href^='/pricing/jobs/'][href$='/']:not([href='/pricing/jobs/'])",
+        "/pricing/publications/": "#publications a[aria-label^='Open publication']",
+        "/experiments/": "a[href^='/experiments/'][href$='/']:not([href='/experiments/'])",
+        "/catalog/imports/": "a[href^='/catalog/imports/'][href$='/']"
+        ":not([href='/catalog/imports/'])",
+        "/pricing/rules/": "a[href^='/pricing/rules/'][href$='/']"
+        ":not([href='/pricing/rules/']):not([href='/pricing/rules/new/'])",
+        "/connections/": "a[href^='/connections/'][href$='/']:not([href='/connections/'])",
+    }
+    problems = []
+    for path in paths:
+        page.goto(page.base + path)
+        problems += axe_problems(page)
+        name = path.strip("/").replace("/", "_") or "dashboard"
+        page.screenshot(path=str(SHOTS / f"portal_axe_{name}_{width}.png"), full_page=True)
+        if path in details:
+            link = page.locator(details[path]).first
+            assert link.count(), f"{path}: no detail page to open ({details[path]})"
+            with page.expect_navigation():
+                link.click()
+            problems += axe_problems(page)
+            page.screenshot(path=str(SHOTS / f"portal_axe_{name}_detail_{width}.png"))
+    assert not problems, "\n".join(problems)
