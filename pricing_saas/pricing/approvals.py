@@ -395,26 +395,32 @@ def bulk_token(*, approve: bool, rows) -> str:
     return confirm_token(action="approve" if approve else "reject", rows=rows)
 
 
-def pending_by_ids(ids: list[int], *, lock: bool = False):
-    """The recommendations named, all of them this tenant's and waiting for approval (else a
-    NotFoundError or a ConflictError naming the first ones, and nothing is decided); locked
-    with `lock` (inside a transaction)."""
+def named_in_status(ids, *, status: str, refusal: str, code: str, lock: bool = False):
+    """The recommendations named, every one this tenant's and in `status`: else a
+    NotFoundError naming the missing, or a ConflictError (`refusal` then the others with
+    their status, `code`), and the caller does nothing. Locked with `lock` (inside a
+    transaction)."""
     wanted = set(ids)
     rows = Recommendation.objects.select_for_update() if lock else Recommendation.objects
     found = dict(rows.filter(pk__in=wanted).values_list("pk", "status"))
     missing = sorted(wanted - set(found))
     if missing:
-        raise NotFoundError(
-            f"no such recommendation: {', '.join(map(str, missing[:20]))}", code="not_found"
-        )
-    stale = sorted(pk for pk, status in found.items() if status != Recommendation.Status.PENDING)
-    if stale:
-        raise Conflict(
-            "only recommendations waiting for approval can be decided; not: "
-            + ", ".join(f"{pk} ({found[pk]})" for pk in stale[:20]),
-            code="not_pending",
-        )
+        raise NotFoundError(f"no such recommendation: {', '.join(map(str, missing[:20]))}")
+    others = sorted(pk for pk, found_status in found.items() if found_status != status)
+    if others:
+        raise Conflict(refusal + ", ".join(f"{pk} ({found[pk]})" for pk in others[:20]), code=code)
     return Recommendation.objects.filter(pk__in=wanted)
+
+
+def pending_by_ids(ids: list[int], *, lock: bool = False):
+    """The recommendations named, all of them waiting for approval (named_in_status)."""
+    return named_in_status(
+        ids,
+        status=Recommendation.Status.PENDING,
+        refusal="only recommendations waiting for approval can be decided; not: ",
+        code="not_pending",
+        lock=lock,
+    )
 
 
 @transaction.atomic

@@ -27,7 +27,7 @@ from pricing_saas.web.errors import ConflictError, NotFoundError, ServiceError
 from tenants import audit
 from tenants.context import get_current_actor, require_current_tenant
 
-from .approvals import policy, require_confirmed, require_switch_off
+from .approvals import named_in_status, policy, require_confirmed, require_switch_off
 from .models import PriceChange, PriceLock, Publication, Recommendation, RepriceJob
 
 logger = logging.getLogger(__name__)
@@ -162,19 +162,13 @@ def approved(recommendation_ids: list[int] | None = None, *, lock: bool = False)
         queryset = queryset.select_for_update()
     if recommendation_ids is None:
         return queryset
-    wanted = set(recommendation_ids)
-    found = dict(Recommendation.objects.filter(pk__in=wanted).values_list("pk", "status"))
-    missing = sorted(wanted - set(found))
-    if missing:
-        raise NotFoundError(f"no such recommendation: {', '.join(map(str, missing[:20]))}")
-    not_approved = sorted(pk for pk, s in found.items() if s != Recommendation.Status.APPROVED)
-    if not_approved:
-        raise ConflictError(
-            "only approved recommendations can be published; not: "
-            + ", ".join(f"{pk} ({found[pk]})" for pk in not_approved[:20]),
-            code="not_approved",
-        )
-    return queryset.filter(pk__in=wanted)
+    named_in_status(
+        recommendation_ids,
+        status=Recommendation.Status.APPROVED,
+        refusal="only approved recommendations can be published; not: ",
+        code="not_approved",
+    )
+    return queryset.filter(pk__in=set(recommendation_ids))
 
 
 @transaction.atomic

@@ -186,6 +186,33 @@ def test_approver_reviews_and_bulk_approves(repriced, page):
 PHONE = {"width": 390, "height": 844}
 
 
+def log_in(page, user) -> None:
+    page.goto(page.base + "/accounts/login/")
+    page.fill("input[name=username]", user.email)
+    page.fill("input[name=password]", "correct horse battery")
+    page.click("button[type=submit]")
+
+
+def at_width(page, width: int):
+    """Set the screen to `width` (a phone's height under 500 px) and return the check that the
+    page is no wider than the screen."""
+    page.set_viewport_size({"width": width, "height": 900 if width > 500 else PHONE["height"]})
+
+    def fits():
+        wide = page.evaluate("document.documentElement.scrollWidth")
+        assert wide <= width + 1, f"{page.url} is {wide}px wide on a {width}px screen"
+
+    return fits
+
+
+def looked_at(page, fits, name: str) -> None:
+    """The page as it stands: no wider than the screen, nothing serious for axe, and a
+    screenshot for a person."""
+    fits()
+    assert not axe_problems(page)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
 def test_a_phone_sized_screen_shows_the_pages_without_widening_them(world_a, page):
     """At 390 px the navigation is a strip above the page and wide tables scroll in their own
     box: no page is wider than the screen."""
@@ -216,16 +243,9 @@ def test_approver_sorts_searches_and_approves_all_matching_after_the_summary(rep
     from tenants.context import tenant_context
 
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.set_viewport_size({"width": width, "height": 900 if width > 500 else PHONE["height"]})
+    fits = at_width(page, width)
 
-    def fits():
-        wide = page.evaluate("document.documentElement.scrollWidth")
-        assert wide <= width + 1, f"{page.url} is {wide}px wide on a {width}px screen"
-
-    page.goto(page.base + "/accounts/login/")
-    page.fill("input[name=username]", repriced.users[Role.APPROVER].email)
-    page.fill("input[name=password]", "correct horse battery")
-    page.click("button[type=submit]")
+    log_in(page, repriced.users[Role.APPROVER])
     page.wait_for_selector("#tile-pending")
     page.click("nav >> text=Recommendations")
     page.wait_for_selector("#recommendations tbody tr")
@@ -552,16 +572,9 @@ def test_journey_filter_tick_publish_roll_back_rules_and_a_promotion_in_the_audi
                 reasons[rule] = reasons.get(rule, 0) + 1
         in_a = Product.objects.filter(category="a", active=True).count()
     reason = max((r for r in reasons if r in REASONS), key=reasons.get)
-    page.set_viewport_size({"width": width, "height": 900 if width > 500 else PHONE["height"]})
+    fits = at_width(page, width)
 
-    def fits():
-        wide = page.evaluate("document.documentElement.scrollWidth")
-        assert wide <= width + 1, f"{page.url} is {wide}px wide on a {width}px screen"
-
-    page.goto(page.base + "/accounts/login/")
-    page.fill("input[name=username]", world.users[Role.OWNER].email)
-    page.fill("input[name=password]", "correct horse battery")
-    page.click("button[type=submit]")
+    log_in(page, world.users[Role.OWNER])
     page.wait_for_selector("#tile-pending")
 
     # filter by the reason, in words; tick two rows; the summary, then the approval
@@ -580,9 +593,7 @@ def test_journey_filter_tick_publish_roll_back_rules_and_a_promotion_in_the_audi
         page.click("#bulk-approve")
     page.wait_for_selector("#bulk-summary")
     assert int(page.text_content("#summary-count")) == 2
-    assert not axe_problems(page)
-    fits()
-    page.screenshot(path=str(SHOTS / f"portal_journey_ticked_summary_{width}.png"), full_page=True)
+    looked_at(page, fits, f"portal_journey_ticked_summary_{width}")
     with page.expect_navigation():
         page.click("#confirm-bulk")
     page.wait_for_selector(".messages li.success:has-text('2 recommendations approved')")
@@ -617,9 +628,7 @@ def test_journey_filter_tick_publish_roll_back_rules_and_a_promotion_in_the_audi
     assert int(page.text_content("#summary-count")) == 2
     with tenant_context(world.tenant):
         assert not PriceChange.objects.filter(kind="rollback").exists()  # not yet
-    assert not axe_problems(page)
-    fits()
-    page.screenshot(path=str(SHOTS / f"portal_journey_rollback_{width}.png"), full_page=True)
+    looked_at(page, fits, f"portal_journey_rollback_{width}")
     with page.expect_navigation():
         page.click("#confirm-rollback")
     page.wait_for_selector(".messages li.success")
@@ -642,9 +651,7 @@ def test_journey_filter_tick_publish_roll_back_rules_and_a_promotion_in_the_audi
     page.uncheck("#category-picker input[value=a]")
     page.wait_for_selector("#scope-count:text-is('0')")
     assert "warning" in page.get_attribute("#scope-count >> xpath=..", "class")
-    assert not axe_problems(page)
-    fits()
-    page.screenshot(path=str(SHOTS / f"portal_journey_rule_{width}.png"), full_page=True)
+    looked_at(page, fits, f"portal_journey_rule_{width}")
     page.fill("textarea[name=scope_values]", "")
     page.check("#category-picker input[value=a]")
     page.wait_for_selector(f"#scope-count:text-is('{in_a}')")
