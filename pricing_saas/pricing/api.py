@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from pricing_saas.integrations.publishers import PUBLISHERS
 from pricing_saas.web import inputs
 from pricing_saas.web.base import TenantAPIView, TenantViewSet
+from pricing_saas.web.errors import ServiceError
 from tenants.roles import Perm
 
 from . import approvals, outcomes, publishing, rules, schedules, selectors, services
@@ -124,11 +125,32 @@ class RuleSetVersionOut(serializers.ModelSerializer):
         fields = ["version", "data", "changed_by", "created_at"]
 
 
+class ScopePreviewQuery(serializers.Serializer):
+    scope = serializers.ChoiceField(choices=RuleSet.Scope.choices, default="all")
+    scope_values = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=200_000,
+        help_text="the categories, brands or SKUs, separated by commas",
+    )
+
+
+class ScopePreviewOut(serializers.Serializer):
+    skus = serializers.IntegerField(help_text="active SKUs the scope takes in")
+    unmatched = serializers.ListField(
+        child=serializers.CharField(), help_text="values that match no active SKU"
+    )
+    suggestions = serializers.ListField(
+        child=serializers.CharField(), help_text="existing values close to the unmatched ones"
+    )
+
+
 class RuleSetViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, TenantViewSet
 ):
     """Rule sets with scopes and precedence (analyst and above edit). Every change is a new
-    version (GET /{id}/versions/) and an audit event."""
+    version (GET /{id}/versions/) and an audit event; GET /preview/ counts the SKUs a scope
+    takes in before it is saved."""
 
     model = RuleSet
     serializer_class = RuleSetOut
@@ -157,6 +179,18 @@ class RuleSetViewSet(
 
     def perform_destroy(self, instance):
         rules.delete_rule_set(rule_set=instance)
+
+    @extend_schema(parameters=[ScopePreviewQuery], responses=ScopePreviewOut)
+    @action(detail=False, methods=["get"])
+    def preview(self, request):
+        """How many active SKUs a scope takes in, before a rule set with it is saved:
+        categories and brands match whatever their case, SKUs exactly; `unmatched` names the
+        values that match none (0 SKUs: the rule set would do nothing)."""
+        query = query_of(ScopePreviewQuery, request)
+        scope, values = query["scope"], rules.scope_values_of(query.get("scope_values", ""))
+        if scope != RuleSet.Scope.ALL and not values:
+            raise ServiceError(f"a {scope} scope needs at least one value", attr="scope_values")
+        return Response(ScopePreviewOut(rules.scope_preview(scope, values)).data)
 
     @extend_schema(responses=RuleSetVersionOut(many=True))
     @action(detail=True, methods=["get"])
@@ -297,6 +331,59 @@ class CommentIn(serializers.Serializer):
     comment = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 
 
+CONFIRM_HELP = (
+    "the `confirm` token of the preview a person (or a program) checked: act only if what "
+    "would be acted on is still exactly what was previewed, else 409 (code `changed`) and "
+    "nothing is done; without it, act on what there is now"
+)
+
+
+class ImpactOut(serializers.Serializer):
+    """What a bulk decision, a publish or a rollback would do, before it is done."""
+
+    count = serializers.IntegerField(help_text="prices it acts on")
+    up = serializers.IntegerField(help_text="prices that go up")
+    down = serializers.IntegerField(help_text="prices that go down")
+    same = serializers.IntegerField(help_text="prices that stay")
+    average_change = serializers.FloatField(help_text="mean relative change: 0.05 = +5 %")
+    profit_per_day = serializers.FloatField(help_text="expected profit change per day, summed")
+    revenue_per_day = serializers.FloatField(help_text="expected revenue change per day, summed")
+    without_profit = serializers.IntegerField(help_text="rows without a cost: no profit figure")
+    confirm = serializers.CharField(
+        source="token", help_text="send it back as `confirm` to act on exactly these"
+    )
+
+
+class BulkPreviewOut(ImpactOut):
+    action = serializers.CharField()
+
+
+class PublishPreviewOut(ImpactOut):
+    edited = serializers.IntegerField(help_text="approved at an edited price: no forecast")
+    moved = serializers.IntegerField(
+        help_text="made against a price that moved since: they fail instead of being sent"
+    )
+    publisher = serializers.CharField(source="publisher.name")
+    publisher_label = serializers.CharField(source="publisher.label")
+
+
+class RollbackSampleOut(serializers.Serializer):
+    product_id = serializers.IntegerField()
+    sku = serializers.CharField()
+    now = serializers.DecimalField(18, 4)
+    back_to = serializers.DecimalField(18, 4)
+
+
+class RollbackPreviewOut(ImpactOut):
+    without_forecast = serializers.IntegerField(help_text="changes published without a forecast")
+    sample = RollbackSampleOut(many=True, help_text="the first 50 changes, by id")
+    publisher = serializers.CharField(source="publisher.name")
+
+
+class JobRollbackIn(CommentIn):
+    confirm = serializers.CharField(max_length=128, required=False, help_text=CONFIRM_HELP)
+
+
 class OutcomeQuery(serializers.Serializer):
     window = inputs.IntegerField(min_value=7, max_value=365, default=14)
 
@@ -392,7 +479,12 @@ class RepriceJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
     model = RepriceJob
     serializer_class = RepriceJobOut
     filterset_fields = ["status", "trigger"]
-    action_perms = {"run": Perm.RUN_JOBS, "cancel": Perm.RUN_JOBS, "rollback": Perm.PUBLISH}
+    action_perms = {
+        "run": Perm.RUN_JOBS,
+        "cancel": Perm.RUN_JOBS,
+        "rollback": Perm.PUBLISH,
+        "rollback_preview": Perm.PUBLISH,
+    }
 
     def get_tenant_queryset(self):
         return RepriceJob.objects.order_by("-created_at")
@@ -408,13 +500,27 @@ class RepriceJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
     def cancel(self, request, pk=None):
         return Response(RepriceJobOut(services.cancel_reprice(job=self.get_object())).data)
 
-    @extend_schema(request=CommentIn, responses={202: OpenApiTypes.OBJECT})
+    @extend_schema(request=JobRollbackIn, responses={202: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["post"])
     def rollback(self, request, pk=None):
-        data = CommentIn(data=request.data)
+        """Revert the job's published prices. Preview first (POST rollback/preview/) and send
+        its `confirm` token to roll back exactly what was previewed."""
+        data = JobRollbackIn(data=request.data)
         data.is_valid(raise_exception=True)
-        publication = publishing.rollback(job=self.get_object(), **data.validated_data)
+        values = dict(data.validated_data)
+        publication = publishing.rollback(
+            job=self.get_object(), comment=values.get("comment", ""), expect=values.get("confirm")
+        )
         return Response(PublicationOut(publication).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses=RollbackPreviewOut)
+    @action(detail=True, methods=["post"], url_path="rollback/preview")
+    def rollback_preview(self, request, pk=None):
+        """What rolling back the job would do, changing nothing: how many prices return to
+        the previous one, up and down, the expected profit and revenue change per day, the
+        first changes, and the `confirm` token for POST rollback/. Refused (404 / 409) as the
+        rollback itself would be."""
+        return Response(RollbackPreviewOut(selectors.rollback_preview(self.get_object())).data)
 
     @extend_schema(parameters=[OutcomeQuery], responses=OutcomeOut)
     @action(detail=True, methods=["get"])
@@ -500,6 +606,10 @@ class BulkIn(CommentIn):
         return attrs
 
 
+class BulkDecideIn(BulkIn):
+    confirm = serializers.CharField(max_length=128, required=False, help_text=CONFIRM_HELP)
+
+
 class BulkResultOut(serializers.Serializer):
     action = serializers.CharField()
     count = serializers.IntegerField()
@@ -556,10 +666,12 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Te
     def reject(self, request, pk=None):
         return self._decide(request, False)
 
-    @extend_schema(request=BulkIn, responses=BulkResultOut)
+    @extend_schema(request=BulkDecideIn, responses=BulkResultOut)
     @action(detail=False, methods=["post"])
     def bulk(self, request):
-        data = BulkIn(data=request.data)
+        """Approve or reject by ids or by filters. Preview first (POST bulk/preview/) and send
+        its `confirm` token to decide exactly the rows previewed."""
+        data = BulkDecideIn(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         where = approvals.BulkFilter(**values["filters"]) if "filters" in values else None
@@ -568,8 +680,25 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Te
             ids=values.get("ids"),
             where=where,
             comment=values.get("comment", ""),
+            expect=values.get("confirm"),
         )
         return Response({"action": values["action"], "count": count})
+
+    @extend_schema(request=BulkIn, responses=BulkPreviewOut)
+    @action(detail=False, methods=["post"], url_path="bulk/preview")
+    def bulk_preview(self, request):
+        """What a bulk decision would do, deciding nothing: how many, up and down, the
+        expected profit and revenue change per day, and the `confirm` token for POST bulk/.
+        Ids that are not this tenant's or not pending are refused as the decision would
+        refuse them."""
+        data = BulkIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        where = approvals.BulkFilter(**values["filters"]) if "filters" in values else None
+        preview = selectors.bulk_preview(
+            approve=values["action"] == "approve", where=where, ids=values.get("ids")
+        )
+        return Response(BulkPreviewOut({**preview, "action": values["action"]}).data)
 
 
 # --- publications and price changes -----------------------------------------------------------
@@ -577,6 +706,12 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Te
 
 class PublicationOut(serializers.ModelSerializer):
     download = serializers.SerializerMethodField()
+    retry_of = serializers.IntegerField(
+        source="retry_of_id",
+        read_only=True,
+        allow_null=True,
+        help_text="the publication whose failed changes this one sent again; null if none",
+    )
 
     class Meta:
         model = Publication
@@ -594,6 +729,7 @@ class PublicationOut(serializers.ModelSerializer):
             "created_at",
             "finished_at",
             "download",
+            "retry_of",
         ]
 
     @extend_schema_field(
@@ -630,6 +766,10 @@ class PublishIn(serializers.Serializer):
     )
 
 
+class PublishConfirmIn(PublishIn):
+    confirm = serializers.CharField(max_length=128, required=False, help_text=CONFIRM_HELP)
+
+
 class PublicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
     """Publications: POST publishes approved prices through the tenant's publisher (refused
     while the kill switch is on); /{id}/retry/ sends failed changes again; /{id}/download/
@@ -643,12 +783,28 @@ class PublicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenan
     def get_tenant_queryset(self):
         return Publication.objects.order_by("-created_at")
 
-    @extend_schema(request=PublishIn, responses={202: PublicationOut})
+    @extend_schema(request=PublishConfirmIn, responses={202: PublicationOut})
     def create(self, request):
+        """Publish approved prices. Preview first (POST preview/) and send its `confirm`
+        token to publish exactly what was previewed."""
+        data = PublishConfirmIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        publication = publishing.publish(
+            recommendation_ids=values.get("recommendation_ids"), expect=values.get("confirm")
+        )
+        return Response(PublicationOut(publication).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=PublishIn, responses=PublishPreviewOut)
+    @action(detail=False, methods=["post"])
+    def preview(self, request):
+        """What publishing would send, publishing nothing: how many prices, up and down, the
+        expected profit and revenue change per day, the publisher, and the `confirm` token
+        for POST publications/."""
         data = PublishIn(data=request.data)
         data.is_valid(raise_exception=True)
-        publication = publishing.publish(**data.validated_data)
-        return Response(PublicationOut(publication).data, status=status.HTTP_202_ACCEPTED)
+        ids = data.validated_data.get("recommendation_ids")
+        return Response(PublishPreviewOut(selectors.publish_preview(ids)).data)
 
     @extend_schema(request=None, responses={202: PublicationOut})
     @action(detail=True, methods=["post"])

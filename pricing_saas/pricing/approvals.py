@@ -390,9 +390,37 @@ def require_confirmed(*, action: str, rows, expect: str | None, detail: str) -> 
 
 
 def bulk_token(*, approve: bool, rows) -> str:
-    """The confirm_token of a bulk decision over filters, `rows` being (pk, recommended
-    price) in pk order."""
+    """The confirm_token of a bulk decision (by ids or filters), `rows` being (pk,
+    recommended price) in pk order."""
     return confirm_token(action="approve" if approve else "reject", rows=rows)
+
+
+def named_in_status(ids, *, status: str, refusal: str, code: str, lock: bool = False):
+    """The recommendations named, every one this tenant's and in `status`: else a
+    NotFoundError naming the missing, or a ConflictError (`refusal` then the others with
+    their status, `code`), and the caller does nothing. Locked with `lock` (inside a
+    transaction)."""
+    wanted = set(ids)
+    rows = Recommendation.objects.select_for_update() if lock else Recommendation.objects
+    found = dict(rows.filter(pk__in=wanted).values_list("pk", "status"))
+    missing = sorted(wanted - set(found))
+    if missing:
+        raise NotFoundError(f"no such recommendation: {', '.join(map(str, missing[:20]))}")
+    others = sorted(pk for pk, found_status in found.items() if found_status != status)
+    if others:
+        raise Conflict(refusal + ", ".join(f"{pk} ({found[pk]})" for pk in others[:20]), code=code)
+    return Recommendation.objects.filter(pk__in=wanted)
+
+
+def pending_by_ids(ids: list[int], *, lock: bool = False):
+    """The recommendations named, all of them waiting for approval (named_in_status)."""
+    return named_in_status(
+        ids,
+        status=Recommendation.Status.PENDING,
+        refusal="only recommendations waiting for approval can be decided; not: ",
+        code="not_pending",
+        lock=lock,
+    )
 
 
 @transaction.atomic
@@ -406,30 +434,15 @@ def bulk_decide(
 ) -> int:
     """Approve or reject many: by ids (all must be this tenant's and pending, else nothing
     changes) or by filters over the pending ones. With `expect` (a `bulk_token` a person
-    confirmed), filters act only if the pending ones matching them are still exactly those
-    confirmed; otherwise a ConflictError (code "changed") and nothing changes."""
+    confirmed after selectors.bulk_preview), only if the rows named or matching are still
+    exactly those confirmed, at the same prices; otherwise a ConflictError (code "changed")
+    and nothing changes."""
     if ids is not None:
-        wanted = set(ids)
-        found = dict(
-            Recommendation.objects.select_for_update()
-            .filter(pk__in=wanted)
-            .values_list("pk", "status")
+        queryset = pending_by_ids(ids, lock=True)
+        changed = (
+            "the ticked recommendations changed since the summary (a reprice, or someone "
+            "else's decision): nothing was decided"
         )
-        missing = sorted(wanted - set(found))
-        if missing:
-            raise NotFoundError(
-                f"no such recommendation: {', '.join(map(str, missing[:20]))}", code="not_found"
-            )
-        stale = sorted(
-            pk for pk, status in found.items() if status != Recommendation.Status.PENDING
-        )
-        if stale:
-            raise Conflict(
-                "only recommendations waiting for approval can be decided; not: "
-                + ", ".join(f"{pk} ({found[pk]})" for pk in stale[:20]),
-                code="not_pending",
-            )
-        queryset = Recommendation.objects.filter(pk__in=wanted)
     else:
         if where is None:
             raise ServiceError("name the recommendations: ids or filters", attr="ids")
@@ -439,14 +452,17 @@ def bulk_decide(
             ),
             where,
         )
-        if expect is not None:
-            require_confirmed(
-                action="approve" if approve else "reject",
-                rows=queryset.order_by("pk").values_list("pk", "recommended_price"),
-                expect=expect,
-                detail="the recommendations matching the filters changed since the summary "
-                "(a reprice, or someone else's decision): nothing was decided",
-            )
+        changed = (
+            "the recommendations matching the filters changed since the summary (a reprice, "
+            "or someone else's decision): nothing was decided"
+        )
+    if expect is not None:
+        require_confirmed(
+            action="approve" if approve else "reject",
+            rows=queryset.order_by("pk").values_list("pk", "recommended_price"),
+            expect=expect,
+            detail=changed,
+        )
     chosen = list(queryset.values_list("pk", flat=True))  # locked: the set checked above
     if not chosen:
         return 0

@@ -5,6 +5,7 @@ from django import forms
 from pricing_saas.integrations.publishers import PUBLISHERS
 from pricing_saas.web.inputs import NumberFormField
 
+from . import rules
 from .models import PricingPolicy, RuleSet
 
 PCT_HELP = "a share: 0.10 = 10 %"
@@ -28,6 +29,13 @@ class RuleSetForm(forms.Form):
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="categories, brands or SKUs, separated by commas or lines",
+    )
+    categories = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Categories",
+        help_text="for the scope “category”: tick your catalog's categories (or type them above; "
+        "either way the case does not matter)",
     )
     priority = forms.IntegerField(initial=0, help_text="higher wins")
     active = forms.BooleanField(required=False, initial=True)
@@ -84,6 +92,29 @@ class RuleSetForm(forms.Form):
     window_days = forms.IntegerField(
         required=False, min_value=1, label="Window (days)", help_text="default 28"
     )
+
+    def __init__(self, *args, categories: list[tuple[str, int]] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["categories"].choices = [
+            (name, f"{name} ({n:,} SKU{'s' if n != 1 else ''})") for name, n in categories
+        ]
+
+    def clean(self):
+        """The scope's values: those typed and the categories ticked, once each whatever
+        their case; categories are ticked only for the scope "category"."""
+        data = super().clean()
+        picked = data.pop("categories", [])
+        typed = rules.scope_values_of(data.get("scope_values", ""))
+        if picked and data.get("scope") != RuleSet.Scope.CATEGORY:
+            self.add_error(
+                "categories",
+                "categories are ticked for the scope “category”: choose that scope or untick them",
+            )
+        values = {}
+        for value in [*typed, *picked]:
+            values.setdefault(value.casefold(), value)
+        data["scope_values"] = list(values.values())
+        return data
 
 
 class ScheduleForm(forms.Form):

@@ -277,6 +277,10 @@ class Publication(Job):
     failed = models.IntegerField(default=0)
     attempts = models.IntegerField(default=0)
     created_by = models.CharField(max_length=200, blank=True, default="")
+    # a retry carries the failed changes of the publication it retried (they move to it)
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    )
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "-created_at"], name="publication_created_idx")]

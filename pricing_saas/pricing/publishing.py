@@ -27,7 +27,7 @@ from pricing_saas.web.errors import ConflictError, NotFoundError, ServiceError
 from tenants import audit
 from tenants.context import get_current_actor, require_current_tenant
 
-from .approvals import policy, require_confirmed, require_switch_off
+from .approvals import named_in_status, policy, require_confirmed, require_switch_off
 from .models import PriceChange, PriceLock, Publication, Recommendation, RepriceJob
 
 logger = logging.getLogger(__name__)
@@ -154,6 +154,23 @@ def publishable(queryset) -> tuple[list[Publishable], list[int], dict[int, objec
     return rows, older, prices
 
 
+def approved(recommendation_ids: list[int] | None = None, *, lock: bool = False):
+    """The approved recommendations, all of them or the ids named (every one this tenant's
+    and approved, else a NotFoundError or ConflictError naming them); locked with `lock`."""
+    queryset = Recommendation.objects.filter(status=Recommendation.Status.APPROVED)
+    if lock:
+        queryset = queryset.select_for_update()
+    if recommendation_ids is None:
+        return queryset
+    named_in_status(
+        recommendation_ids,
+        status=Recommendation.Status.APPROVED,
+        refusal="only approved recommendations can be published; not: ",
+        code="not_approved",
+    )
+    return queryset.filter(pk__in=set(recommendation_ids))
+
+
 @transaction.atomic
 def publish(
     *,
@@ -166,24 +183,7 @@ def publish(
     out is still exactly what was summarised, through the same publisher; otherwise a
     ConflictError (code "changed") and nothing is published."""
     require_switch_off("publishing")
-    queryset = Recommendation.objects.select_for_update().filter(
-        status=Recommendation.Status.APPROVED
-    )
-    if recommendation_ids is not None:
-        wanted = set(recommendation_ids)
-        found = dict(Recommendation.objects.filter(pk__in=wanted).values_list("pk", "status"))
-        missing = sorted(wanted - set(found))
-        if missing:
-            raise NotFoundError(f"no such recommendation: {', '.join(map(str, missing[:20]))}")
-        not_approved = sorted(pk for pk, s in found.items() if s != Recommendation.Status.APPROVED)
-        if not_approved:
-            raise ConflictError(
-                "only approved recommendations can be published; not: "
-                + ", ".join(f"{pk} ({found[pk]})" for pk in not_approved[:20]),
-                code="not_approved",
-            )
-        queryset = queryset.filter(pk__in=wanted)
-    rows, older, _prices = publishable(queryset)
+    rows, older, _prices = publishable(approved(recommendation_ids, lock=True))
     require_confirmed(
         action=publish_action(),
         rows=publish_token_rows(rows),
@@ -541,6 +541,7 @@ def retry_publication(*, publication: Publication, enqueue: bool = True) -> Publ
         kind=publication.kind,
         changes=len(failed),
         created_by=get_current_actor()[1],
+        retry_of=publication,
     )
     PriceChange.objects.filter(pk__in=[c.pk for c in failed]).update(
         publication=retry, status=PriceChange.Status.PENDING, error=""

@@ -85,7 +85,7 @@ def validate(values: dict) -> dict:
         )
     raw = out.get("scope_values") or []
     if isinstance(raw, str):
-        raw = [v for v in (part.strip() for part in raw.replace("\n", ",").split(",")) if v]
+        raw = scope_values_of(raw)
     values_list = sorted({str(v).strip() for v in raw if str(v).strip()})
     if scope != RuleSet.Scope.ALL and not values_list:
         raise ServiceError(f"a {scope} scope needs at least one value", attr="scope_values")
@@ -178,25 +178,58 @@ def _fold(value) -> str:
 def scope_matches(rule_set: RuleSet) -> dict:
     """How many of the tenant's active SKUs a rule set's scope takes in, the values that match
     none (a typo, a category that does not exist) and the existing values they resemble."""
+    return scope_preview(rule_set.scope, rule_set.scope_values)
+
+
+def scope_values_of(text: str) -> list[str]:
+    """The values of a scope typed as text: separated by commas or lines, blanks dropped."""
+    return [v.strip() for v in str(text or "").replace("\n", ",").split(",") if v.strip()]
+
+
+def categories() -> list[tuple[str, int]]:
+    """The tenant's categories of active products with their SKU counts, by name (one entry per
+    spelling that differs only in case: the most common spelling)."""
+    from pricing_saas.catalog.models import Product
+
+    counts: dict[str, int] = {}
+    names: dict[str, tuple[int, str]] = {}
+    rows = (
+        Product.objects.filter(active=True)
+        .exclude(category="")
+        .values_list("category")
+        .annotate(n=Count("pk"))
+        .values_list("category", "n")
+    )
+    for value, n in rows:
+        key = _fold(value)
+        counts[key] = counts.get(key, 0) + n
+        names[key] = max(names.get(key, (0, value)), (n, value))
+    return sorted(((names[k][1], n) for k, n in counts.items()), key=lambda c: _fold(c[0]))
+
+
+def scope_preview(scope: str, values: list[str]) -> dict:
+    """What a scope would take in, before anything is saved: the number of the tenant's active
+    SKUs, the values that match none and the existing values they resemble. Categories and
+    brands match whatever their case, as in `resolve`; SKUs exactly."""
     import difflib
 
     from pricing_saas.catalog.models import Product
 
     products = Product.objects.filter(active=True)
-    if rule_set.scope == RuleSet.Scope.ALL:
+    if scope == RuleSet.Scope.ALL:
         return {"skus": products.count(), "unmatched": [], "suggestions": []}
     column = {RuleSet.Scope.CATEGORY: "category", RuleSet.Scope.BRAND: "brand",
-              RuleSet.Scope.SKUS: "sku"}[rule_set.scope]  # fmt: skip
-    if rule_set.scope == RuleSet.Scope.SKUS:
-        present = set(products.filter(sku__in=rule_set.scope_values).values_list("sku", flat=True))
-        unmatched = [v for v in rule_set.scope_values if v not in present]
+              RuleSet.Scope.SKUS: "sku"}[scope]  # fmt: skip
+    if scope == RuleSet.Scope.SKUS:
+        present = set(products.filter(sku__in=values).values_list("sku", flat=True))
+        unmatched = [v for v in values if v not in present]
         return {"skus": len(present), "unmatched": unmatched, "suggestions": []}
     counts: dict[str, int] = {}
     names: dict[str, str] = {}
     for value, n in products.values_list(column).annotate(n=Count("pk")).values_list(column, "n"):
         counts[_fold(value)] = counts.get(_fold(value), 0) + n
         names.setdefault(_fold(value), value)
-    wanted = {_fold(v): v for v in rule_set.scope_values}
+    wanted = {_fold(v): v for v in values}
     unmatched = [v for key, v in wanted.items() if key not in counts]
     suggestions = []
     for value in unmatched:

@@ -78,16 +78,21 @@ def latest_recommended_job() -> int | None:
     return Recommendation.objects.order_by("-job_id").values_list("job_id", flat=True).first()
 
 
-def bulk_preview(*, approve: bool, where: approvals.BulkFilter) -> dict:
-    """What a bulk decision over the pending recommendations matching `where` would do, read
-    in one query: how many, how many prices go up and down, the average change, the expected
-    profit and revenue change per day summed, and the token that the decision must present
-    (approvals.bulk_token) so that it acts on exactly these rows."""
+def bulk_preview(
+    *, approve: bool, where: approvals.BulkFilter | None = None, ids: list[int] | None = None
+) -> dict:
+    """What a bulk decision over the pending recommendations matching `where`, or the ones
+    named by `ids` (refused as the decision would refuse them: approvals.pending_by_ids),
+    would do, read in one query: how many, how many prices go up and down, the average
+    change, the expected profit and revenue change per day summed, and the token that the
+    decision must present (approvals.bulk_token) so that it acts on exactly these rows."""
+    if ids is not None:
+        queryset = approvals.pending_by_ids(ids)
+    else:
+        pending = Recommendation.objects.filter(status=Recommendation.Status.PENDING)
+        queryset = approvals.filtered(pending, where or approvals.BulkFilter())
     rows = list(
-        approvals.filtered(
-            Recommendation.objects.filter(status=Recommendation.Status.PENDING), where
-        )
-        .order_by("pk")
+        queryset.order_by("pk")
         .values_list(
             "pk", "recommended_price", "current_price", "change", "profit_delta",
             "expected_revenue", "expected_revenue_now",
@@ -122,16 +127,15 @@ def publisher_words(name: str) -> dict:
     }
 
 
-def publish_preview() -> dict:
-    """What publishing now would send, read as publish() reads it (publishing.publishable):
+def publish_preview(recommendation_ids: list[int] | None = None) -> dict:
+    """What publishing now would send (every approved price, or the approved ones named),
+    read as publish() reads it (publishing.approved, publishing.publishable):
     how many prices, how many go up and down, the average change, the expected profit and
     revenue change per day summed from the recommendations' forecasts (an edited price has
     none: its forecast is for the recommended price), how many were made against a price
     that has moved since (they fail, not sent), the publisher, and the token publish()
     must be given to act on exactly these (approvals.confirm_token)."""
-    rows, _older, prices = publishing.publishable(
-        Recommendation.objects.filter(status=Recommendation.Status.APPROVED)
-    )
+    rows, _older, prices = publishing.publishable(publishing.approved(recommendation_ids))
     new = [publishing.new_price_of(r) for r in rows]
     forecast = [
         r for r in rows if r.approved_price is None or r.approved_price == r.recommended_price

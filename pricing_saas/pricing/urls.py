@@ -15,6 +15,7 @@ urlpatterns = [
     path("sku/<int:pk>/", views.sku, name="sku"),
     path("rules/", views.rule_list, name="rules"),
     path("rules/new/", views.rule_edit, name="rule_new"),
+    path("rules/preview/", views.rule_preview, name="rule_preview"),
     path("rules/<int:pk>/", views.rule_edit, name="rule_edit"),
     path("rules/<int:pk>/delete/", views.rule_delete, name="rule_delete"),
     path("jobs/", views.jobs, name="jobs"),

@@ -188,23 +188,23 @@ def _bulk(request):
     approve = post.get("action") == "approve"
     comment = post.get("comment", "")
     back = reverse("pricing:recommendations") + "?" + post.get("query", "")
+    where = ids = None
     try:
         if post.get("scope") == "filtered":
             where = _bulk_filter(post)
-            if not post.get("confirm"):  # a summary first, then a second POST acts
-                return _confirm(request, approve=approve, where=where)
-            count = approvals.bulk_decide(
-                approve=approve, where=where, comment=comment, expect=post["confirm"]
-            )
         else:
             ids = [int(x) for x in post.getlist("ids") if x.isdigit()]
             if not ids:
                 raise ServiceError("tick at least one recommendation", attr="ids")
-            count = approvals.bulk_decide(approve=approve, ids=ids, comment=comment)
+        if not post.get("confirm"):  # a summary first, then a second POST acts
+            return _confirm(request, approve=approve, where=where, ids=ids)
+        count = approvals.bulk_decide(
+            approve=approve, where=where, ids=ids, comment=comment, expect=post["confirm"]
+        )
     except ServiceError as exc:
         if exc.code == "changed":
             messages.warning(request, f"Not done: {exc.detail}. This is what they are now.")
-            return _confirm(request, approve=approve, where=where, status=409)
+            return _confirm(request, approve=approve, where=where, ids=ids, status=409)
         messages.error(request, exc.detail)
     else:
         messages.success(
@@ -213,12 +213,16 @@ def _bulk(request):
     return redirect(back)
 
 
-def _confirm(request, *, approve: bool, where: approvals.BulkFilter, status: int = 200):
-    """The impact summary of a bulk decision over "all matching", with the form that acts on
-    exactly the rows summarised (their token)."""
+def _confirm(request, *, approve: bool, where=None, ids=None, status: int = 200):
+    """The impact summary of a bulk decision over the ticked rows or "all matching", with the
+    form that acts on exactly the rows summarised (their token)."""
     post = request.POST
-    preview = selectors.bulk_preview(approve=approve, where=where)
     back = reverse("pricing:recommendations") + "?" + post.get("query", "")
+    try:
+        preview = selectors.bulk_preview(approve=approve, where=where, ids=ids)
+    except ServiceError as exc:  # a ticked row decided or replaced meanwhile
+        messages.error(request, f"Not done: {exc.detail}.")
+        return redirect(back)
     if not preview["count"]:
         messages.error(request, "No recommendation waiting for approval matches the filters.")
         return redirect(back)
@@ -232,7 +236,8 @@ def _confirm(request, *, approve: bool, where: approvals.BulkFilter, status: int
             "comment": post.get("comment", ""),
             "query": post.get("query", ""),
             "back": back,
-            "described": _described(post),
+            "described": _described(post) if ids is None else [],
+            "ids": ids,
             "average_change": f"{preview['average_change'] * 100:+.1f} %",
         },
         status=status,
@@ -381,13 +386,19 @@ def rule_list(request):
 @require_http_methods(["GET", "POST"])
 def rule_edit(request, pk: int | None = None):
     rule_set = get_object_or_404(RuleSet.objects.all(), pk=pk) if pk else None
+    categories = rules.categories()
     initial = {f: getattr(rule_set, f) for f in rules.EDITABLE} if rule_set else None
     if initial:
-        initial["scope_values"] = ", ".join(initial["scope_values"])
+        typed = initial["scope_values"]
+        if rule_set.scope == RuleSet.Scope.CATEGORY:  # the catalog's categories are ticked
+            known = {name.casefold(): name for name, _n in categories}
+            initial["categories"] = [known[v.casefold()] for v in typed if v.casefold() in known]
+            typed = [v for v in typed if v.casefold() not in known]
+        initial["scope_values"] = ", ".join(typed)
         for name in PERCENT_FIELDS:  # shares shown as percentages
             if initial.get(name) is not None:
                 initial[name] = f"{(initial[name] * 100).normalize():f}"
-    form = RuleSetForm(request.POST or None, initial=initial)
+    form = RuleSetForm(request.POST or None, initial=initial, categories=categories)
     if request.method == "POST" and form.is_valid():
         values = dict(form.cleaned_data)
         for name in PERCENT_FIELDS:
@@ -420,12 +431,39 @@ def rule_edit(request, pk: int | None = None):
                 messages.success(request, text)
             return redirect("pricing:rules")
     versions = rule_set.versions.order_by("-version")[:20] if rule_set else []
+    scope = form.data.get("scope") if form.is_bound else (initial or {}).get("scope", "all")
+    values = rule_set.scope_values if rule_set and not form.is_bound else _typed_scope(form.data)
     return render(
         request,
         "pricing/rule_edit.html",
-        {"form": form, "rule_set": rule_set, "versions": versions},
+        {
+            "form": form,
+            "rule_set": rule_set,
+            "versions": versions,
+            "preview": _scope_preview(scope, values),
+        },
         status=400 if form.errors else 200,
     )
+
+
+def _typed_scope(data) -> list[str]:
+    return [*rules.scope_values_of(data.get("scope_values", "")), *data.getlist("categories")]
+
+
+def _scope_preview(scope, values) -> dict:
+    if scope not in RuleSet.Scope.values:
+        scope = RuleSet.Scope.ALL
+    preview = rules.scope_preview(scope, values)
+    return {**preview, "scope": scope, "empty": scope != RuleSet.Scope.ALL and not values}
+
+
+@tenant_view(Perm.EDIT_RULES)
+@require_GET
+def rule_preview(request):
+    """The rule form's live count: how many SKUs the scope being typed takes in (and a
+    warning naming the values that match none), before anything is saved."""
+    preview = _scope_preview(request.GET.get("scope"), _typed_scope(request.GET))
+    return render(request, "pricing/_scope_preview.html", {"preview": preview})
 
 
 @tenant_view(Perm.EDIT_RULES)
@@ -654,6 +692,7 @@ def publication_detail(request, pk: int):
             "failed": counts[PriceChange.Status.FAILED],
             "publisher": selectors.publisher_words(publication.publisher),
             "can_publish": has_perm(request.membership.role, Perm.PUBLISH),
+            "retries": list(publication.retries.order_by("pk")),
         },
     )
 

@@ -177,6 +177,7 @@ PORTAL_PAGES = {
     "pricing:recommendations",
     "pricing:rules",
     "pricing:rule_new",
+    "pricing:rule_preview",
     "pricing:jobs",
     "pricing:publications",
     "pricing:settings",
@@ -293,7 +294,13 @@ API_CREATE_PAYLOADS = {
         "ids": [_id_of(b, "Recommendation")],
         "tenant": b.tenant.pk,
     },
+    "api:recommendation-bulk-preview": lambda b: {
+        "action": "approve",
+        "ids": [_id_of(b, "Recommendation")],
+        "tenant": b.tenant.pk,
+    },
     "api:publication-list": lambda b: {"recommendation_ids": [_id_of(b, "Recommendation")]},
+    "api:publication-preview": lambda b: {"recommendation_ids": [_id_of(b, "Recommendation")]},
     "api:price-change-rollback": lambda b: {"ids": [_id_of(b, "PriceChange")]},
     "api:connection-list": lambda b: {
         "platform": "shopify",

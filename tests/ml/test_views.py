@@ -46,6 +46,23 @@ def test_portal_models_page_progress_and_mispricing(stocked, train):
         )
     fragment = client.get(f"/models/{running.pk}/progress/").content.decode()
     assert 'hx-trigger="every 2s"' in fragment and 'value="5"' in fragment
+    assert "waiting for a worker" not in fragment
+
+
+def test_a_queued_training_says_it_waits_for_a_worker_with_a_moving_bar(stocked):
+    """Queued, the bar is indeterminate (no value, so the browser animates it) and the page
+    says what it waits for, instead of an empty bar that looks stuck."""
+    with tenant_context(stocked.tenant):
+        queued = ModelVersion.objects.create(
+            tenant=stocked.tenant, version=7, status="queued", requested_trainer="baseline"
+        )
+    client = Client()
+    client.force_login(stocked.users[Role.VIEWER])
+    for url in ("/models/", f"/models/{queued.pk}/progress/"):
+        html = client.get(url).content.decode()
+        assert "Queued: waiting for a worker to start it." in html, url
+        bar = html[html.index("<progress") : html.index("</progress>")]
+        assert "value=" not in bar and 'aria-label="Training progress: queued"' in bar, url
 
 
 def test_portal_analyst_trains_and_cancels(stocked):

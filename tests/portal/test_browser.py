@@ -159,7 +159,14 @@ def test_approver_reviews_and_bulk_approves(repriced, page):
         rows.nth(i).check()
     page.fill("#bulk-form input[name=comment]", "reviewed in the browser")
     page.screenshot(path=str(SHOTS / "portal_recommendations.png"), full_page=True)
-    page.click("#bulk-approve")
+    with page.expect_navigation():
+        page.click("#bulk-approve")
+    page.wait_for_selector("#bulk-summary")  # ticked rows too: the summary first
+    assert int(page.text_content("#summary-count")) == 3
+    assert "you ticked" in page.text_content("#summary-filters")
+    with tenant_context(repriced.tenant):
+        assert not Recommendation.objects.filter(status="approved").exists()
+    page.click("#confirm-bulk")
     page.wait_for_selector(".messages li.success:has-text('3 recommendations approved')")
     assert page.locator("#recommendations tbody input[name=ids]").count() == waiting - 3
 
@@ -177,6 +184,33 @@ def test_approver_reviews_and_bulk_approves(repriced, page):
 
 
 PHONE = {"width": 390, "height": 844}
+
+
+def log_in(page, user) -> None:
+    page.goto(page.base + "/accounts/login/")
+    page.fill("input[name=username]", user.email)
+    page.fill("input[name=password]", "correct horse battery")
+    page.click("button[type=submit]")
+
+
+def at_width(page, width: int):
+    """Set the screen to `width` (a phone's height under 500 px) and return the check that the
+    page is no wider than the screen."""
+    page.set_viewport_size({"width": width, "height": 900 if width > 500 else PHONE["height"]})
+
+    def fits():
+        wide = page.evaluate("document.documentElement.scrollWidth")
+        assert wide <= width + 1, f"{page.url} is {wide}px wide on a {width}px screen"
+
+    return fits
+
+
+def looked_at(page, fits, name: str) -> None:
+    """The page as it stands: no wider than the screen, nothing serious for axe, and a
+    screenshot for a person."""
+    fits()
+    assert not axe_problems(page)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 def test_a_phone_sized_screen_shows_the_pages_without_widening_them(world_a, page):
@@ -209,16 +243,9 @@ def test_approver_sorts_searches_and_approves_all_matching_after_the_summary(rep
     from tenants.context import tenant_context
 
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.set_viewport_size({"width": width, "height": 900 if width > 500 else PHONE["height"]})
+    fits = at_width(page, width)
 
-    def fits():
-        wide = page.evaluate("document.documentElement.scrollWidth")
-        assert wide <= width + 1, f"{page.url} is {wide}px wide on a {width}px screen"
-
-    page.goto(page.base + "/accounts/login/")
-    page.fill("input[name=username]", repriced.users[Role.APPROVER].email)
-    page.fill("input[name=password]", "correct horse battery")
-    page.click("button[type=submit]")
+    log_in(page, repriced.users[Role.APPROVER])
     page.wait_for_selector("#tile-pending")
     page.click("nav >> text=Recommendations")
     page.wait_for_selector("#recommendations tbody tr")
@@ -396,3 +423,252 @@ def test_a_one_cent_competitor_move_looks_like_one_cent(world_a, competed, page)
     )
     assert high - low >= 2.0, (low, high)  # at least 20 % of 10.00 (was 10.00 to 10.01)
     assert low <= 10.0 <= high
+
+
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+MISSING_AXE = (
+    "the accessibility checks inject axe-core from node_modules, which this checkout lacks: "
+    "run `npm ci` (or `make setup`)"
+)
+
+
+def axe_problems(page) -> list[str]:
+    """axe-core's serious and critical violations on the page as it stands, one line each
+    (the rule, what it says and the first elements it names)."""
+    if not AXE.exists():
+        pytest.fail(MISSING_AXE, pytrace=False)
+    if not page.evaluate("typeof axe === 'object'"):
+        page.add_script_tag(path=str(AXE))
+    found = page.evaluate(
+        "axe.run(document, {resultTypes: ['violations']}).then(r => r.violations"
+        ".filter(v => v.impact === 'serious' || v.impact === 'critical')"
+        ".map(v => `${v.id} (${v.impact}): ${v.help}: `"
+        " + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')))"
+    )
+    return [f"{page.url}: {line}" for line in found]
+
+
+@pytest.fixture
+def furnished(repriced):
+    """The repriced shop with something on every page: a published and a failed publication,
+    a price test, a trained model, an import, a rule set, an alert, a connection."""
+    from pricing_saas.pricing import approvals, publishing
+    from pricing_saas.pricing.models import Recommendation
+    from tenants.context import tenant_context
+    from tests.factories import (
+        AlertFactory,
+        ConnectionFactory,
+        ExperimentFactory,
+        ImportJobFactory,
+        ModelVersionFactory,
+        PublicationFactory,
+        RuleSetFactory,
+    )
+
+    tenant = repriced.tenant
+    with tenant_context(tenant):
+        ids = list(Recommendation.objects.values_list("pk", flat=True)[:3])
+        approvals.bulk_decide(approve=True, ids=ids, comment="axe")
+        publication = publishing.publish(enqueue=False)
+        publishing.run_publication(publication_id=publication.pk)
+    PublicationFactory(tenant=tenant, message="the shop was down")
+    ExperimentFactory(tenant=tenant, name="Tea at 5 % more")
+    ModelVersionFactory(
+        tenant=tenant, kind="text", metrics={"chosen": "baseline", "baseline": {"rmsle": 0.3}}
+    )
+    ImportJobFactory(tenant=tenant, original_name="shop-export.csv")
+    RuleSetFactory(tenant=tenant)
+    AlertFactory(tenant=tenant)
+    ConnectionFactory(tenant=tenant, name="Alpha Tea Shop")
+    return repriced
+
+
+@pytest.mark.parametrize("width", [1400, PHONE["width"]])
+def test_axe_finds_no_serious_problem_on_any_page(furnished, width, page):
+    """Every page of the sidebar and every kind of detail page (SKU, job, publication, price
+    test, import, rule set, connection), at a desktop's and a phone's width: axe-core finds
+    no serious or critical violation (contrast, labels, landmarks, names of buttons and
+    links). The API docs are Swagger UI's page, not ours, and are left out."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": width, "height": 900 if width > 500 else PHONE["height"]})
+    page.goto(page.base + "/accounts/login/")
+    assert not axe_problems(page)
+    page.fill("input[name=username]", furnished.users[Role.OWNER].email)
+    page.fill("input[name=password]", "correct horse battery")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#tile-pending")
+    hrefs = page.eval_on_selector_all(
+        "nav.sidenav a", "links => links.map(a => a.getAttribute('href'))"
+    )
+    paths = [h for h in hrefs if not h.startswith("/api/")]
+    assert len(paths) >= 15, paths
+    details = {
+        "/pricing/recommendations/": "#recommendations a[href^='/pricing/sku/']",
+        "/pricing/jobs/": "a[href^='/pricing/jobs/'][href$='/']:not([href='/pricing/jobs/'])",
+        "/pricing/publications/": "#publications a[aria-label^='Open publication']",
+        "/experiments/": "a[href^='/experiments/'][href$='/']:not([href='/experiments/'])",
+        "/catalog/imports/": "a[href^='/catalog/imports/'][href$='/']"
+        ":not([href='/catalog/imports/'])",
+        "/pricing/rules/": "a[href^='/pricing/rules/'][href$='/']"
+        ":not([href='/pricing/rules/']):not([href='/pricing/rules/new/'])",
+        "/connections/": "a[href^='/connections/'][href$='/']:not([href='/connections/'])",
+    }
+    problems = []
+    for path in paths:
+        page.goto(page.base + path)
+        problems += axe_problems(page)
+        name = path.strip("/").replace("/", "_") or "dashboard"
+        page.screenshot(path=str(SHOTS / f"portal_axe_{name}_{width}.png"), full_page=True)
+        if path in details:
+            link = page.locator(details[path]).first
+            assert link.count(), f"{path}: no detail page to open ({details[path]})"
+            with page.expect_navigation():
+                link.click()
+            problems += axe_problems(page)
+            page.screenshot(path=str(SHOTS / f"portal_axe_{name}_detail_{width}.png"))
+    assert not problems, "\n".join(problems)
+
+
+@pytest.fixture
+def retrained(repriced):
+    """The repriced shop with a second demand model in force: the first is ready to be put
+    back in force (a promotion the audit log must show)."""
+    from ml.models import ModelVersion
+    from ml.services import run_training, start_training
+    from tenants.context import tenant_context
+
+    with tenant_context(repriced.tenant):
+        version = start_training(kind="demand", enqueue=False)
+        run_training(version_id=version.pk, sync=True)
+        statuses = dict(ModelVersion.objects.filter(kind="demand").values_list("status", "version"))
+    assert sorted(statuses) == ["promoted", "ready"], statuses
+    repriced.demand_versions = statuses
+    return repriced
+
+
+@pytest.mark.parametrize("width", [1400, PHONE["width"]])
+def test_journey_filter_tick_publish_roll_back_rules_and_a_promotion_in_the_audit(
+    retrained, width, page
+):
+    """The rest of a pricing manager's journey, at a desktop's and a phone's width: filter by
+    why the price moved, tick rows and approve them after the summary, publish after the
+    preview, open the publication, roll its job back after the preview; a rule set from the
+    category picker with the live count of the SKUs it takes in; a model put back in force
+    and seen in the audit log. No page is wider than the screen, and axe finds nothing
+    serious on the pages the journey adds."""
+    from pricing_saas.catalog.models import Product
+    from pricing_saas.pricing.models import PriceChange, Publication, Recommendation, RuleSet
+    from pricing_saas.pricing.selectors import REASONS
+    from tenants.context import tenant_context
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    world = retrained
+    with tenant_context(world.tenant):
+        reasons = {}
+        for rules in Recommendation.objects.filter(status="pending").values_list(
+            "binding_rules", flat=True
+        ):
+            for rule in rules or []:
+                reasons[rule] = reasons.get(rule, 0) + 1
+        in_a = Product.objects.filter(category="a", active=True).count()
+    reason = max((r for r in reasons if r in REASONS), key=reasons.get)
+    fits = at_width(page, width)
+
+    log_in(page, world.users[Role.OWNER])
+    page.wait_for_selector("#tile-pending")
+
+    # filter by the reason, in words; tick two rows; the summary, then the approval
+    page.click("nav >> text=Recommendations")
+    page.select_option("#filters select[name=reason]", reason)
+    with page.expect_navigation():
+        page.click("#filters button[type=submit]")
+    shown = page.locator("#recommendations tbody .reasons").all_text_contents()
+    assert len(shown) == reasons[reason]
+    assert all(REASONS[reason] in words for words in shown)
+    boxes = page.locator("#recommendations tbody input[name=ids]")
+    ticked = sorted(int(boxes.nth(i).get_attribute("value")) for i in range(2))
+    for i in range(2):
+        boxes.nth(i).check()
+    with page.expect_navigation():
+        page.click("#bulk-approve")
+    page.wait_for_selector("#bulk-summary")
+    assert int(page.text_content("#summary-count")) == 2
+    looked_at(page, fits, f"portal_journey_ticked_summary_{width}")
+    with page.expect_navigation():
+        page.click("#confirm-bulk")
+    page.wait_for_selector(".messages li.success:has-text('2 recommendations approved')")
+    assert "reason=" in page.url  # back to the filtered list
+    with tenant_context(world.tenant):
+        approved = sorted(
+            Recommendation.objects.filter(status="approved").values_list("pk", flat=True)
+        )
+    assert approved == ticked
+
+    # publish after the preview; open the publication; roll its job back after the preview
+    page.click("nav >> text=Publications")
+    with page.expect_navigation():
+        page.click("#publish")
+    assert int(page.text_content("#summary-count")) == 2
+    with page.expect_navigation():
+        page.click("#confirm-publish")
+    page.wait_for_selector(".messages li.success:has-text('Publication')")
+    with tenant_context(world.tenant):
+        publication = Publication.objects.get()
+    page.click("nav >> text=Publications")
+    with page.expect_navigation():
+        page.click(f"#publications a[aria-label='Open publication {publication.pk}']")
+    assert page.locator("#changes tbody tr").count() == 2
+    with tenant_context(world.tenant):
+        job_id = PriceChange.objects.filter(publication=publication).first().job_id
+    page.goto(page.base + f"/pricing/jobs/{job_id}/")
+    page.fill("input[name=comment]", "undo the two")
+    with page.expect_navigation():
+        page.click("#rollback-job")
+    page.wait_for_selector("#rollback-summary")
+    assert int(page.text_content("#summary-count")) == 2
+    with tenant_context(world.tenant):
+        assert not PriceChange.objects.filter(kind="rollback").exists()  # not yet
+    looked_at(page, fits, f"portal_journey_rollback_{width}")
+    with page.expect_navigation():
+        page.click("#confirm-rollback")
+    page.wait_for_selector(".messages li.success")
+    with tenant_context(world.tenant):
+        assert PriceChange.objects.filter(kind="rollback", status="published").count() == 2
+
+    # a rule set from the category picker, with the count before saving
+    page.click("nav >> text=Rules")
+    page.goto(page.base + "/pricing/rules/new/")
+    assert page.is_hidden("#category-picker")  # the scope "all" needs no categories
+    page.fill("input[name=name]", "Category a")
+    page.select_option("select[name=scope]", "category")
+    assert page.is_visible("#category-picker")
+    page.wait_for_selector("#scope-preview:has-text('Name the category values')")
+    page.check("#category-picker input[value=a]")
+    page.wait_for_selector(f"#scope-count:text-is('{in_a}')")
+    page.fill("textarea[name=scope_values]", "eggs")
+    page.wait_for_selector("#scope-unmatched:has-text('eggs')")
+    assert page.text_content("#scope-count") == str(in_a)  # "a" still counts
+    page.uncheck("#category-picker input[value=a]")
+    page.wait_for_selector("#scope-count:text-is('0')")
+    assert "warning" in page.get_attribute("#scope-count >> xpath=..", "class")
+    looked_at(page, fits, f"portal_journey_rule_{width}")
+    page.fill("textarea[name=scope_values]", "")
+    page.check("#category-picker input[value=a]")
+    page.wait_for_selector(f"#scope-count:text-is('{in_a}')")
+    with page.expect_navigation():
+        page.click("#rule-form button[type=submit]")
+    page.wait_for_selector(f".messages li.success:has-text('applies to {in_a} SKUs')")
+    with tenant_context(world.tenant):
+        assert RuleSet.objects.get(name="Category a").scope_values == ["a"]
+
+    # the earlier demand model back in force; the audit log says so
+    page.click("nav >> text=Models")
+    with page.expect_navigation():
+        page.click("#demand ~ table button:has-text('Promote')")
+    page.wait_for_selector(".messages li.success")
+    page.click("nav >> text=Audit log")
+    row = page.locator("#audit tbody tr:has(code:text-is('model.promoted'))").first
+    back, was = world.demand_versions["ready"], world.demand_versions["promoted"]
+    assert f"Demand v{back} in force (was v{was})" in row.text_content()
+    fits()
+    page.screenshot(path=str(SHOTS / f"portal_journey_audit_{width}.png"), full_page=True)

@@ -140,7 +140,9 @@ ACTIONS = [  # (method, path, the least role allowed)
     ("post", "/api/v1/schedules/", Role.ANALYST),
     ("post", "/api/v1/reprice-jobs/run/", Role.ANALYST),
     ("post", "/api/v1/recommendations/bulk/", Role.APPROVER),
+    ("post", "/api/v1/recommendations/bulk/preview/", Role.APPROVER),
     ("post", "/api/v1/publications/", Role.APPROVER),
+    ("post", "/api/v1/publications/preview/", Role.APPROVER),
     ("post", "/api/v1/price-changes/rollback/", Role.APPROVER),
     ("post", "/api/v1/kill-switch/", Role.APPROVER),
     ("patch", "/api/v1/pricing-policy/", Role.ADMIN),
@@ -151,6 +153,7 @@ ACTIONS = [  # (method, path, the least role allowed)
     ("post", "/api/v1/recommendations/999999/reject/", Role.APPROVER),
     ("post", "/api/v1/reprice-jobs/999999/cancel/", Role.ANALYST),
     ("post", "/api/v1/reprice-jobs/999999/rollback/", Role.APPROVER),
+    ("post", "/api/v1/reprice-jobs/999999/rollback/preview/", Role.APPROVER),
     ("post", "/api/v1/publications/999999/retry/", Role.APPROVER),
     ("patch", "/api/v1/rule-sets/999999/", Role.ANALYST),
     ("delete", "/api/v1/rule-sets/999999/", Role.ANALYST),
@@ -323,3 +326,132 @@ def test_the_recommendations_list_is_the_newest_jobs_unless_a_filter_says_otherw
     # one of an older job's rows is still found by id
     old = next(iter(superseded))
     assert client.get(f"/api/v1/recommendations/{old}/").json()["status"] == "superseded"
+
+
+def test_the_scope_preview_counts_skus_before_a_rule_set_is_saved(repriced, world_b):
+    """GET /rule-sets/preview/: the SKUs a scope takes in (categories whatever their case),
+    the values that match none with their look-alikes; nothing saved; A's count never
+    includes B's products, and B's scope of A's category takes in nothing."""
+    from pricing_saas.catalog.models import Product
+    from pricing_saas.pricing.models import RuleSet
+    from tests.factories import ProductFactory
+
+    ProductFactory(tenant=world_b.tenant, sku="B1", category="a")
+    api = repriced.api(Role.VIEWER)
+    with tenant_context(repriced.tenant):
+        in_a = Product.objects.filter(category="a", active=True).count()
+        every = Product.objects.filter(active=True).count()
+    got = api.get("/api/v1/rule-sets/preview/", {"scope": "category", "scope_values": " A "})
+    assert got.status_code == 200
+    assert got.json() == {"skus": in_a, "unmatched": [], "suggestions": []}
+    typo = api.get(
+        "/api/v1/rule-sets/preview/", {"scope": "category", "scope_values": "a, bb"}
+    ).json()
+    assert typo == {"skus": in_a, "unmatched": ["bb"], "suggestions": ["b"]}
+    assert api.get("/api/v1/rule-sets/preview/").json()["skus"] == every
+    skus = api.get("/api/v1/rule-sets/preview/", {"scope": "skus", "scope_values": "P1,B1"})
+    assert skus.json() == {"skus": 1, "unmatched": ["B1"], "suggestions": []}
+    empty = api.get("/api/v1/rule-sets/preview/", {"scope": "category"})
+    assert empty.status_code == 400 and empty.json()["attr"] == "scope_values"
+    bad = api.get("/api/v1/rule-sets/preview/", {"scope": "eggs"})
+    assert bad.status_code == 400 and bad.json()["attr"] == "scope"
+    b_count = world_b.api(Role.VIEWER).get(
+        "/api/v1/rule-sets/preview/", {"scope": "category", "scope_values": "a"}
+    )
+    assert b_count.json()["skus"] == 1  # B's own product only
+    with tenant_context(repriced.tenant):
+        assert not RuleSet.objects.exists()  # a preview saves nothing
+
+
+def test_bulk_publish_and_rollback_preview_first_then_act_on_exactly_that(repriced, world_b):
+    """The API's two steps, as the portal's: a preview (the impact and a `confirm` token,
+    nothing done), then the action with the token, refused with 409 `changed` and nothing
+    done when the rows changed in between; B's ids are refused in A's preview and A's
+    previews in B's tenant find nothing of A's."""
+    from pricing_saas.pricing.models import PriceChange, Publication, Recommendation
+
+    api = repriced.api(Role.APPROVER)
+    with tenant_context(repriced.tenant):
+        pending = list(Recommendation.objects.filter(status="pending").order_by("pk"))
+    ids = [r.pk for r in pending[:4]]
+    preview = api.post(
+        "/api/v1/recommendations/bulk/preview/", {"action": "approve", "ids": ids}, format="json"
+    )
+    assert preview.status_code == 200, preview.json()
+    summary = preview.json()
+    up = sum(1 for r in pending[:4] if r.recommended_price > r.current_price)
+    assert (summary["count"], summary["up"], summary["action"]) == (4, up, "approve")
+    assert summary["profit_per_day"] == pytest.approx(sum(r.profit_delta for r in pending[:4]))
+    with tenant_context(repriced.tenant):
+        assert not Recommendation.objects.filter(status="approved").exists()  # nothing yet
+    wrong = api.post(
+        "/api/v1/recommendations/bulk/",
+        {"action": "approve", "ids": ids[:3], "confirm": summary["confirm"]},
+        format="json",
+    )
+    assert wrong.status_code == 409 and wrong.json()["code"] == "changed"
+    done = api.post(
+        "/api/v1/recommendations/bulk/",
+        {"action": "approve", "ids": ids, "confirm": summary["confirm"]},
+        format="json",
+    )
+    assert done.json() == {"action": "approve", "count": 4}
+    by_filter = api.post(
+        "/api/v1/recommendations/bulk/preview/",
+        {"action": "reject", "filters": {"min_change": 0}},
+        format="json",
+    ).json()
+    assert by_filter["count"] == len(pending) - 4
+
+    publish = api.post("/api/v1/publications/preview/", {}, format="json")
+    assert publish.status_code == 200
+    assert (publish.json()["count"], publish.json()["publisher"]) == (4, "csv")
+    with tenant_context(repriced.tenant):
+        assert not Publication.objects.exists()
+        # one more approved meanwhile: the confirmed publish does nothing
+        Recommendation.objects.filter(pk=pending[5].pk).update(status="approved")
+    stale = api.post("/api/v1/publications/", {"confirm": publish.json()["confirm"]}, format="json")
+    assert stale.status_code == 409 and stale.json()["code"] == "changed"
+    with tenant_context(repriced.tenant):
+        assert not Publication.objects.exists()
+    only_four = api.post(
+        "/api/v1/publications/preview/", {"recommendation_ids": ids}, format="json"
+    ).json()
+    assert only_four["count"] == 4
+    sent = api.post(
+        "/api/v1/publications/",
+        {"recommendation_ids": ids, "confirm": only_four["confirm"]},
+        format="json",
+    )
+    assert sent.status_code == 202, sent.json()
+
+    job = pending[0].job_id
+    back = api.post(f"/api/v1/reprice-jobs/{job}/rollback/preview/", {}, format="json")
+    assert back.status_code == 200, back.json()
+    assert back.json()["count"] == 4 and len(back.json()["sample"]) == 4
+    with tenant_context(repriced.tenant):
+        assert not PriceChange.objects.filter(kind="rollback").exists()
+    assert (
+        api.post(
+            f"/api/v1/reprice-jobs/{job}/rollback/", {"confirm": "0" * 64}, format="json"
+        ).status_code
+        == 409
+    )
+    rolled = api.post(
+        f"/api/v1/reprice-jobs/{job}/rollback/",
+        {"confirm": back.json()["confirm"], "comment": "undo"},
+        format="json",
+    )
+    assert rolled.status_code == 202
+    with tenant_context(repriced.tenant):
+        assert PriceChange.objects.filter(kind="rollback").count() == 4
+
+    b_api = world_b.api(Role.APPROVER)  # B cannot preview A's rows or job
+    theirs = b_api.post(
+        "/api/v1/recommendations/bulk/preview/",
+        {"action": "approve", "ids": [pending[6].pk]},
+        format="json",
+    )
+    assert theirs.status_code == 404
+    assert b_api.post(f"/api/v1/reprice-jobs/{job}/rollback/preview/").status_code == 404
+    assert b_api.post("/api/v1/publications/preview/", {}, format="json").json()["count"] == 0

@@ -53,8 +53,13 @@ def test_review_approve_publish_and_rollback_in_the_portal(repriced):
     client = client_for(repriced, Role.ADMIN)
     with tenant_context(repriced.tenant):
         ids = list(Recommendation.objects.filter(status="pending").values_list("pk", flat=True))
-    response = client.post(
+    summary = client.post(
         "/pricing/recommendations/", {"action": "approve", "ids": ids[:2], "comment": "ok"}
+    )
+    assert summary.status_code == 200 and 'id="summary-count">2<' in summary.content.decode()
+    response = client.post(
+        "/pricing/recommendations/",
+        {"action": "approve", "ids": ids[:2], "comment": "ok", "confirm": token_of(summary)},
     )
     assert response.status_code == 302
     response = client.post(
@@ -923,6 +928,22 @@ def test_retrying_the_failed_changes_from_the_publication_page(published):
     assert response.status_code == 302
     assert response["Location"] == f"/pricing/publications/{retry.pk}/"
     assert len(rows_on(client.get(f"/pricing/publications/{retry.pk}/"))) == publication.failed
+    # each links to the other: the retry to what it retried, the first to where its failed
+    # changes went (they moved there)
+    assert retry.retry_of_id == publication.pk
+    retry_page = client.get(f"/pricing/publications/{retry.pk}/").content.decode()
+    assert (
+        f'<a href="/pricing/publications/{publication.pk}/">publication {publication.pk}</a>'
+        in (retry_page[retry_page.index('id="retry-of"') :])
+    )
+    first_page = client.get(f"/pricing/publications/{publication.pk}/").content.decode()
+    retried_in = first_page[first_page.index('id="retried-in"') :]
+    assert f'<a href="/pricing/publications/{retry.pk}/">publication {retry.pk}</a>' in retried_in
+    assert 'id="retry-of"' not in first_page and 'id="retried-in"' not in retry_page
+    listing = client.get("/pricing/publications/").content.decode()
+    assert f"retry of {publication.pk}</a>" in listing
+    api = published.api(Role.VIEWER).get(f"/api/v1/publications/{retry.pk}/").json()
+    assert api["retry_of"] == publication.pk
     # nothing failed left on the first: a message, back where the form was
     again = client.post(
         f"/pricing/publications/{publication.pk}/retry/",
@@ -959,3 +980,115 @@ def test_another_tenants_publication_and_job_rollback_are_404_from_both_sides(pu
     with tenant_context(world_b.tenant):
         assert Publication.objects.count() == 1  # no retry made on B's behalf
     assert not published_changes(published, kind="rollback")
+
+
+def test_the_rule_form_picks_categories_and_counts_the_skus_before_saving(repriced, world_b):
+    """The category picker lists the tenant's categories (never another tenant's) with their
+    SKU counts; the live preview counts the SKUs a scope takes in, whatever the case, warns
+    at 0, and the ticked categories are what is saved."""
+    from tests.factories import ProductFactory
+
+    ProductFactory(tenant=world_b.tenant, sku="B1", category="bravo-secret-category")
+    client = client_for(repriced, Role.ANALYST)
+    with tenant_context(repriced.tenant):
+        in_a = Product.objects.filter(category="a", active=True).count()
+        in_b = Product.objects.filter(category="b", active=True).count()
+        every = Product.objects.filter(active=True).count()
+    assert in_a and in_b and in_a + in_b < every
+    form = client.get("/pricing/rules/new/").content.decode()
+    assert 'name="categories" value="a"' in form and f"a ({in_a} SKUs)" in form
+    assert "bravo-secret-category" not in form
+    assert 'id="scope-count">' + str(every) in form  # the default scope: every product
+
+    def preview(**query):
+        response = client.get("/pricing/rules/preview/", query)
+        assert response.status_code == 200
+        return response.content.decode()
+
+    assert f'id="scope-count">{in_a}<' in preview(scope="category", scope_values=" A ")
+    assert f'id="scope-count">{in_a}<' in preview(scope="category", categories="a")
+    both = preview(scope="category", scope_values="b", categories="a")
+    assert f'id="scope-count">{in_a + in_b}<' in both  # not the product without a category
+    eggs = preview(scope="category", scope_values="eggs")
+    assert 'id="scope-count">0<' in eggs and 'class="warning"' in eggs and "“eggs”" in eggs
+    theirs = preview(scope="category", scope_values="bravo-secret-category")
+    assert 'id="scope-count">0<' in theirs  # B's category takes in nothing of A's
+    assert "Name the category values" in preview(scope="category")
+    assert f'id="scope-count">{every}<' in preview(scope="nonsense")  # read as "all"
+
+    saved = client.post(
+        "/pricing/rules/new/",
+        {"name": "Picked", "scope": "category", "scope_values": "B", "categories": ["a"],
+         "priority": 1, "active": "on"},
+    )  # fmt: skip
+    assert saved.status_code == 302
+    with tenant_context(repriced.tenant):
+        rule = RuleSet.objects.get(name="Picked")
+    assert sorted(rule.scope_values) == ["B", "a"]
+    edit = client.get(f"/pricing/rules/{rule.pk}/").content.decode()
+    assert re.search(r'name="categories" value="a"[^>]*checked', edit)  # ticked back
+    assert re.search(r'name="categories" value="b"[^>]*checked', edit)  # "B" is category b
+    assert f'id="scope-count">{in_a + in_b}<' in edit
+
+    wrong = client.post(
+        "/pricing/rules/new/",
+        {"name": "Wrong", "scope": "brand", "scope_values": "x", "categories": ["a"],
+         "priority": 1, "active": "on"},
+    )  # fmt: skip
+    assert wrong.status_code == 400 and "untick them" in wrong.content.decode()
+    with tenant_context(repriced.tenant):
+        assert not RuleSet.objects.filter(name="Wrong").exists()
+    # B's analyst sees only B's category in B's picker
+    b_form = client_for(world_b, Role.ANALYST).get("/pricing/rules/new/").content.decode()
+    assert 'value="bravo-secret-category"' in b_form and 'value="a"' not in b_form
+    assert client_for(repriced, Role.VIEWER).get("/pricing/rules/preview/").status_code == 403
+
+
+def test_ticked_rows_are_summarised_first_then_exactly_those_are_decided(repriced):
+    """Approving ticked rows goes through the same impact summary as "all matching": nothing
+    changes on the first POST; the confirmation acts on exactly the ticked rows; a row decided
+    by someone else in between stops it (nothing decided) with a message."""
+    client = client_for(repriced, Role.APPROVER)
+    pending = recs_of(repriced, status="pending")
+    ticked = pending[:3]
+    ids = [r.pk for r in ticked]
+    summary = client.post(
+        "/pricing/recommendations/", {"action": "approve", "ids": ids, "comment": "three"}
+    )
+    page = summary.content.decode()
+    assert summary.status_code == 200 and "The 3 recommendations you ticked." in page
+    up = sum(1 for r in ticked if r.recommended_price > r.current_price)
+    assert 'id="summary-count">3<' in page and f'id="summary-up">{up}<' in page
+    profit = sum(r.profit_delta for r in ticked)
+    assert f'id="summary-profit">{profit:.2f} ' in page
+    assert not recs_of(repriced, status="approved")  # nothing yet
+    assert sorted(map(int, re.findall(r'name="ids" value="(\d+)"', page))) == sorted(ids)
+
+    # someone rejects one of them meanwhile: the confirmation decides nothing
+    with tenant_context(repriced.tenant):
+        Recommendation.objects.filter(pk=ids[0]).update(status="rejected")
+    stale = client.post(
+        "/pricing/recommendations/",
+        {"action": "approve", "ids": ids, "confirm": token_of(summary)},
+        follow=True,
+    )
+    assert "only recommendations waiting for approval" in stale.content.decode()
+    assert not recs_of(repriced, status="approved")
+    with tenant_context(repriced.tenant):
+        Recommendation.objects.filter(pk=ids[0]).update(status="pending")
+
+    # a token for other rows (or a forged one) decides nothing either
+    forged = client.post(
+        "/pricing/recommendations/",
+        {"action": "approve", "ids": ids[:2], "confirm": token_of(summary)},
+    )
+    assert forged.status_code == 409 and "changed since the summary" in forged.content.decode()
+    assert not recs_of(repriced, status="approved")
+
+    done = client.post(
+        "/pricing/recommendations/",
+        {"action": "approve", "ids": ids, "comment": "three", "confirm": token_of(summary)},
+    )
+    assert done.status_code == 302
+    approved = recs_of(repriced, status="approved")
+    assert {r.pk for r in approved} == set(ids) and {r.comment for r in approved} == {"three"}
