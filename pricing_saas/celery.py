@@ -50,6 +50,10 @@ app.conf.update(
     result_expires=24 * 3600,
     broker_connection_retry_on_startup=True,
     timezone="UTC",
+    # Installed into django-celery-beat's tables by the DatabaseScheduler when beat starts.
+    beat_schedule={
+        "sweep-orphan-uploads": {"task": "catalog.sweep_orphan_uploads_all", "schedule": 3600.0},
+    },
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from tenants.jobs import Job, JobStates, TimeLimit
 from tenants.models import Tenant, TenantOwned
@@ -99,6 +100,13 @@ class CompetitorOffer(TenantOwned):
         return f"{self.competitor} {self.product_id} {self.price}"
 
 
+def import_upload_to(instance: ImportJob, filename: str) -> str:
+    """imports/<tenant id>/<year>/<month>/<name>: each tenant's uploads under a prefix of its
+    own, so that the sweep of files no row names reads one tenant's files against that
+    tenant's rows (catalog.services.sweep_orphan_uploads)."""
+    return f"imports/{instance.tenant_id}/{timezone.now():%Y/%m}/{filename}"
+
+
 class ImportJob(Job):
     """One import of a file (portal or API upload, or the `import_csv` command), with its
     report."""
@@ -127,7 +135,7 @@ class ImportJob(Job):
     kind = models.CharField(max_length=32, choices=Kind.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     source = models.CharField(max_length=16, default="upload")  # upload | api | command
-    file = models.FileField(upload_to="imports/%Y/%m/", blank=True)
+    file = models.FileField(upload_to=import_upload_to, blank=True)
     original_name = models.CharField(max_length=255, blank=True, default="")
     options = models.JSONField(default=dict, blank=True)
     headers = models.JSONField(default=list, blank=True)

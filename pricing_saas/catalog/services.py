@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import ExitStack
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.cache import cache
@@ -340,3 +341,41 @@ def bulk_upsert(*, kind: str, rows, options: ImportOptions) -> ImportResult:
     result = import_rows(kind=kind, rows=rows, options=options)
     announce_upserted(sender=bulk_upsert, kind=kind, rows=rows)
     return result
+
+
+ORPHAN_AFTER = timedelta(hours=1)
+
+
+def sweep_orphan_uploads(*, older_than: timedelta = ORPHAN_AFTER) -> int:
+    """Delete the current tenant's stored uploads that no import job names, once older than
+    `older_than`. They come from a web process killed between storing an upload and committing
+    its job (the row rolled back, the file did not); a refused upload deletes its own file at
+    once. Returns how many were deleted. Reads only the tenant's own prefix (import_upload_to),
+    so one tenant's sweep never judges another's files."""
+    from django.core.files.storage import default_storage
+    from django.utils import timezone
+
+    storage = default_storage
+    prefix = f"imports/{require_current_tenant().pk}"
+    named = set(ImportJob.objects.exclude(file="").values_list("file", flat=True))
+    cutoff = timezone.now() - older_than
+    deleted = 0
+    for name in _stored_under(storage, prefix):
+        if name in named or storage.get_modified_time(name) > cutoff:
+            continue
+        storage.delete(name)
+        deleted += 1
+    if deleted:
+        logger.warning("deleted %s stored upload(s) no import job names under %s", deleted, prefix)
+    return deleted
+
+
+def _stored_under(storage, folder: str):
+    try:
+        folders, files = storage.listdir(folder)
+    except FileNotFoundError:  # the file system has no such folder yet (S3 answers empty)
+        return
+    for name in files:
+        yield f"{folder}/{name}"
+    for sub in folders:
+        yield from _stored_under(storage, f"{folder}/{sub}")

@@ -1,3 +1,6 @@
+from celery import shared_task
+
+from tenants.models import Tenant
 from tenants.tasks import tenant_task
 
 from . import services
@@ -8,3 +11,17 @@ from .models import ImportJob
 def run_import(self, tenant, job_id: int) -> str | None:
     job = services.run_import_job(job_id=job_id)
     return job.status if job else None
+
+
+@tenant_task(name="catalog.sweep_orphan_uploads", queue="default")
+def sweep_orphan_uploads(self, tenant) -> int:
+    return services.sweep_orphan_uploads()
+
+
+@shared_task(name="catalog.sweep_orphan_uploads_all", queue="default")
+def sweep_orphan_uploads_all() -> int:
+    """Hourly (celery beat): one sweep per active tenant, each in its own tenant's context."""
+    tenants = list(Tenant.objects.filter(status=Tenant.Status.ACTIVE).values_list("pk", flat=True))
+    for tenant_id in tenants:
+        sweep_orphan_uploads.delay(tenant_id)
+    return len(tenants)
