@@ -1,5 +1,6 @@
 """Celery tasks of ml: thin wrappers that load by id and call a service."""
 
+from tenants.jobs import retry_while_running
 from tenants.tasks import tenant_task
 
 from . import services
@@ -14,6 +15,7 @@ from .models import ModelVersion
 )
 def train_model_version(self, tenant, version_id: int) -> str | None:
     version = services.run_training(version_id=version_id)
+    retry_while_running(self, version)
     return version.status if version else None
 
 

@@ -116,6 +116,15 @@ class Job(TenantOwned):
     def is_finished(self) -> bool:
         return not self.is_active and self.status not in self.states.waiting
 
+    def seconds_until_stale(self, now: datetime | None = None) -> float:
+        """How long until is_stale() would say yes (0 when it already does)."""
+        running = self.status == self.states.running and self.started_at is not None
+        since = self.started_at if running else self.created_at
+        if since is None:
+            return 0.0
+        left = since + self.time_limit.stale_after - (now or timezone.now())
+        return max(0.0, left.total_seconds())
+
     def is_stale(self, now: datetime | None = None) -> bool:
         """Active for longer than its task's time limit allows: counted from its start while it
         runs, from its creation while it waits in the queue."""
@@ -229,3 +238,17 @@ class CancellableJob(Job):
     def cancel_was_requested(self) -> bool:
         """Whether a person asked the running job to stop (read from the row, not the instance)."""
         return type(self).objects.filter(pk=self.pk, cancel_requested=True).exists()
+
+
+def retry_while_running(task, job: Job | None) -> None:
+    """In a job's task, after its run_* returned: a job still running was not claimed by this
+    delivery. Either another worker runs it (a duplicate delivery) or, the usual case, the
+    worker child that ran it died and Celery put the task back at once
+    (task_reject_on_worker_lost), long before the job is stale. Ask again once it would be
+    stale: by then it has finished, or its worker is certainly gone and the claim reclaims it
+    or marks it lost. Nothing to wait for when tasks run eagerly (tests, the demo)."""
+    if job is None or job.status != type(job).states.running or task.request.is_eager:
+        return
+    raise task.retry(
+        countdown=int(job.seconds_until_stale()) + 1, max_retries=task.request.retries + 1
+    )

@@ -248,8 +248,16 @@ def job_progress(job: ImportJob) -> dict:
 def run_import_job(*, job_id: int) -> ImportJob | None:
     """Run a queued import (idempotent: a job that is not queued is left alone). One left
     running by a worker that died is run again when its task is redelivered: the import writes
-    in one transaction (the dead run wrote nothing) and its upload is still stored."""
-    job, claimed = ImportJob.claim(job_id, reclaim_stale=True)
+    in one transaction (the dead run wrote nothing) and its upload is still stored; unless a
+    later import of the same kind has succeeded since (running the older file again would put
+    back what the newer one replaced): then it is marked lost, to be uploaded again if wanted."""
+    earlier = ImportJob.objects.filter(pk=job_id).values_list("kind", "created_at").first()
+    superseded = earlier is not None and (
+        ImportJob.objects.filter(
+            kind=earlier[0], status=ImportJob.Status.SUCCEEDED, created_at__gt=earlier[1]
+        ).exists()
+    )
+    job, claimed = ImportJob.claim(job_id, reclaim_stale=not superseded)
     if not claimed:
         return job
     _execute(job)

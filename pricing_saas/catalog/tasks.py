@@ -1,5 +1,6 @@
 from celery import shared_task
 
+from tenants.jobs import retry_while_running
 from tenants.models import Tenant
 from tenants.tasks import tenant_task
 
@@ -10,6 +11,7 @@ from .models import ImportJob
 @tenant_task(name="catalog.run_import", queue="ingest", **ImportJob.time_limit.task_options)
 def run_import(self, tenant, job_id: int) -> str | None:
     job = services.run_import_job(job_id=job_id)
+    retry_while_running(self, job)
     return job.status if job else None
 
 

@@ -1,4 +1,5 @@
 from pricing_saas.integrations.publishers import TransientPublishError
+from tenants.jobs import retry_while_running
 from tenants.tasks import tenant_task
 
 from . import publishing, services
@@ -10,6 +11,7 @@ from .models import Publication, RepriceJob
 )
 def reprice(self, tenant, job_id: int) -> str | None:
     job = services.run_reprice(job_id=job_id)
+    retry_while_running(self, job)
     return job.status if job else None
 
 
@@ -45,4 +47,5 @@ def publish(self, tenant, publication_id: int) -> str | None:
             publication = publishing.give_up(publication_id=publication_id, reason=str(exc))
             return publication.status if publication else None
         raise self.retry(exc=exc, countdown=min(600, 30 * 2**self.request.retries)) from exc
+    retry_while_running(self, publication)
     return publication.status if publication else None

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone
@@ -20,7 +21,7 @@ from pricing_saas.pricing import services as pricing_services
 from pricing_saas.pricing import tasks as pricing_tasks
 from pricing_saas.pricing.models import Publication, RepriceJob
 from tenants.context import tenant_context
-from tenants.jobs import LOST_MESSAGE, CancellableJob, Job
+from tenants.jobs import LOST_MESSAGE, CancellableJob, Job, retry_while_running
 
 pytestmark = pytest.mark.django_db
 TEST_SETTINGS = "pricing_saas.settings.test"
@@ -277,3 +278,35 @@ def test_a_running_reprice_asked_to_stop_ends_cancelled(world_a, monkeypatch):
     assert (row.status, row.message) == (RepriceJob.Status.CANCELLED, "cancelled by a user")
     assert row.finished_at is not None and row.log[-1].endswith("cancelled")
     assert row.progress == 0.6 and row.phase == "optimising"
+
+
+class _RetryAsked(Exception):
+    def __init__(self, countdown, max_retries):
+        self.countdown, self.max_retries = countdown, max_retries
+
+
+class _Task:
+    """What retry_while_running reads of a bound Celery task."""
+
+    def __init__(self, eager=False, retries=0):
+        self.request = SimpleNamespace(is_eager=eager, retries=retries)
+
+    def retry(self, countdown, max_retries):
+        return _RetryAsked(countdown, max_retries)
+
+
+@JOBS
+def test_a_delivery_that_finds_its_job_running_asks_again_once_it_would_be_stale(model, world_a):
+    """A prefork child killed mid-task: Celery puts the task back at once, long before the job
+    is stale. The delivery that finds it running asks again when it would be stale (then it is
+    reclaimed or marked lost), never acknowledges it into oblivion."""
+    with tenant_context(world_a.tenant):
+        job, _ok = model.claim(make(model).pk)
+        set_row(job, started_at=ago(model.time_limit.stale_after, -600))  # 10 min to go
+        with pytest.raises(_RetryAsked) as asked:
+            retry_while_running(_Task(retries=2), job)
+        assert 595 <= asked.value.countdown <= 602 and asked.value.max_retries == 3
+        retry_while_running(_Task(eager=True), job)  # eager (tests, demo): nothing to wait for
+        job.finish(status=model.states.failed, message="done")
+        retry_while_running(_Task(), job)  # finished: nothing to do
+        retry_while_running(_Task(), None)
