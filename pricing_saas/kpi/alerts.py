@@ -33,6 +33,7 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -203,7 +204,15 @@ def save_policy(**values) -> AlertPolicy:
             check_webhook_url(url)
             if not current.has_signing_key:  # shown once, in what this call returns
                 current.new_webhook_secret = _new_secret()
-                current.set_signing_key(current.new_webhook_secret)
+                try:
+                    current.set_signing_key(current.new_webhook_secret)
+                except ImproperlyConfigured as exc:  # production without FIELD_ENCRYPTION_KEYS
+                    raise ServiceError(
+                        "alert webhooks need the operator to set FIELD_ENCRYPTION_KEYS (the key "
+                        "that encrypts the webhook's signing key); e-mail alerts work without",
+                        code="not_configured",
+                        attr="webhook_url",
+                    ) from exc
         else:
             current.set_signing_key("")
         current.webhook_url = url

@@ -19,10 +19,11 @@ from ml.models import ModelVersion
 from pricing_saas.catalog.importer import import_rows
 from pricing_saas.catalog.models import SalesRecord
 from pricing_saas.kpi import alerts
-from pricing_saas.kpi.models import Alert
+from pricing_saas.kpi.models import Alert, AlertPolicy
 from pricing_saas.pricing.models import PriceChange
 from pricing_saas.web.errors import ServiceError
 from tenants.context import tenant_context
+from tenants.roles import Role
 from tests.pricing.test_outcomes import _published_with_sales_after
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_once")]
@@ -589,3 +590,20 @@ def test_the_portal_shows_a_new_webhook_key_once(world_a, local_webhooks):
     assert key not in client.get("/kpi/alerts/").content.decode()  # never again
     rotated = client.post("/kpi/alerts/", {"action": "rotate"}, follow=True).content.decode()
     assert "New webhook signing key: whsec_" in rotated and key not in rotated
+
+
+def test_a_webhook_without_encryption_keys_is_a_clear_400_not_a_500(
+    world_a, settings, local_webhooks
+):
+    """Production without FIELD_ENCRYPTION_KEYS (and no derivation from SECRET_KEY): the
+    signing key cannot be stored encrypted, so the webhook is refused with the reason."""
+    settings.FIELD_ENCRYPTION_KEYS = []
+    settings.FIELD_ENCRYPTION_DERIVE_FROM_SECRET = False
+    answer = world_a.api(Role.ADMIN).patch(
+        "/api/v1/alert-policy/", {"webhook_url": "http://127.0.0.1:9/hook"}, format="json"
+    )
+    assert answer.status_code == 400, answer.content
+    body = answer.json()
+    assert body["attr"] == "webhook_url" and "FIELD_ENCRYPTION_KEYS" in body["detail"]
+    with tenant_context(world_a.tenant):
+        assert not AlertPolicy.objects.filter(webhook_url="http://127.0.0.1:9/hook").exists()
