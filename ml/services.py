@@ -418,7 +418,7 @@ def _challenge(panel, product_ids) -> dict:
     version in force stays."""
     import numpy as np
 
-    from .science.backtest import MIN_NEW_DAYS, champion_challenger, holdout_for
+    from .science.backtest import MIN_NEW_DAYS, MIN_SCORED_SKUS, champion_challenger, holdout_for
     from .selectors import demand_curve
 
     current = promoted_version(ModelVersion.Kind.DEMAND)
@@ -464,7 +464,13 @@ def _challenge(panel, product_ids) -> dict:
         f"{result.deviance_challenger:.4f} against {result.deviance_champion:.4f} for "
         f"v{current.version} in force (the improvement's 95 % interval "
         f"{result.difference_low:.4f} to {result.difference_high:.4f}"
-        + ("" if result.wins else ": not clearly above 0")
+        + (
+            ""
+            if result.wins
+            else f"; fewer than {MIN_SCORED_SKUS} SKUs to judge on"
+            if result.skus < MIN_SCORED_SKUS
+            else ": not clearly above 0"
+        )
         + ")"
     )
     return {

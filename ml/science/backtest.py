@@ -194,12 +194,18 @@ class Challenge:
 
     @property
     def wins(self) -> bool:
-        return self.difference_low > 0
+        """Better beyond noise, on enough SKUs for the SKU bootstrap to mean anything (with a
+        handful, every resample is nearly the same and the interval is far too narrow)."""
+        return self.skus >= MIN_SCORED_SKUS and self.difference_low > 0
 
     @property
     def improvement(self) -> float:
         """Share of the champion's deviance the challenger removes (negative: worse)."""
         return 1 - self.deviance_challenger / max(self.deviance_champion, 1e-12)
+
+
+# A verdict on fewer SKUs is one on luck: the version in force stays.
+MIN_SCORED_SKUS = 20
 
 
 def paired_bootstrap(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.science.backtest import backtest, champion_challenger, holdout_for
+from ml.science.backtest import MIN_SCORED_SKUS, backtest, champion_challenger, holdout_for
 from ml.science.curve import DemandCurve
 from ml.science.demand import Panel
 
@@ -109,3 +109,12 @@ def test_a_clearly_better_challenger_is_promoted_with_an_interval_above_zero():
     panel = _history(days=150, true=-2.5)
     result = champion_challenger(panel, _champion(panel, -1.0), holdout_days=28)
     assert result.wins and 0 < result.difference_low <= result.difference <= result.difference_high
+
+
+def test_a_clearly_better_challenger_on_too_few_skus_is_not_promoted():
+    """A SKU bootstrap over a handful of SKUs is one on luck: below MIN_SCORED_SKUS the version
+    in force stays, however large the difference looks."""
+    panel = _history(days=150, skus=MIN_SCORED_SKUS - 1, true=-2.5)
+    result = champion_challenger(panel, _champion(panel, -0.3), holdout_days=28)
+    assert result.skus == MIN_SCORED_SKUS - 1 and result.difference_low > 0
+    assert not result.wins
