@@ -276,8 +276,12 @@ else:
     # stale (its worker certainly gone), never still running on a live worker
     # (tests/test_fault_drills.py). RabbitMQ returns a dead consumer's messages at once; its
     # consumer_timeout must also exceed the longest task (docs/architecture.md, Celery).
+    # 4 h, or more when training runs may last longer (ML_TRAIN_TIME_LIMIT_S, below).
+    _longest_stale_s = env.int("ML_TRAIN_TIME_LIMIT_S", default=3 * 3600) + 300 + 300
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=4 * 3600)
+        "visibility_timeout": env.int(
+            "CELERY_VISIBILITY_TIMEOUT", default=max(4 * 3600, _longest_stale_s + 1800)
+        )
     }
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=None)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
