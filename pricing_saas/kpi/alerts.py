@@ -388,6 +388,11 @@ def _pct(share) -> str:
     return "—" if share is None else f"{100 * float(share):.0f} %"
 
 
+# A shop whose refreshes come more often than every KPI_ALERT_QUIET_S would put its check off
+# for ever: the check runs at the latest this many quiet periods after the first refresh.
+QUIET_AT_MOST = 6
+
+
 def request_evaluation(*, now=None) -> bool:
     """Schedule the current tenant's alert check for when its KPI refreshes have been quiet for
     KPI_ALERT_QUIET_S (called after each refresh). A sync or an API upload in many batches
@@ -403,6 +408,8 @@ def request_evaluation(*, now=None) -> bool:
     with transaction.atomic():
         row = AlertCheckDue.objects.select_for_update().filter(tenant=tenant).first()
         waiting = row is not None and row.scheduled_at > now - STALE_CHECK
+        if waiting:  # refreshes that never stop still get a check, at most this late
+            due = min(due, row.scheduled_at + timedelta(seconds=QUIET_AT_MOST * quiet))
         if row is None:
             row = AlertCheckDue(tenant=tenant, due_at=due, scheduled_at=now)
         row.due_at = due

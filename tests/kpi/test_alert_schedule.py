@@ -100,3 +100,19 @@ def test_the_worker_task_waits_again_while_refreshes_keep_coming(refreshed, cloc
     clock["at"] = T0 + dt.timedelta(seconds=121)
     assert tasks.evaluate_when_due.run(refreshed.tenant.pk) == []
     assert sent["checked"] == 1 and len(sent["sent"]) == 1
+
+
+def test_refreshes_that_never_stop_still_get_a_check_at_most_six_quiet_periods_late(
+    refreshed, clock, sent, settings
+):
+    settings.KPI_ALERT_QUIET_S = 300
+    with tenant_context(refreshed.tenant):
+        for minute in range(0, 120, 2):  # a refresh every 2 minutes for two hours
+            clock["at"] = T0 + dt.timedelta(minutes=minute)
+            alerts.request_evaluation()
+            due = AlertCheckDue.objects.get().due_at
+            assert due <= T0 + dt.timedelta(seconds=alerts.QUIET_AT_MOST * 300)
+            if clock["at"] >= due:  # the waiting task checks, and the next burst starts anew
+                alerts.evaluate_if_due(now=clock["at"])
+                break
+        assert sent["checked"] == 1
