@@ -44,6 +44,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import hmac
 import io
 import json
 import shutil
@@ -55,6 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.apps import apps
+from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 from django.db import IntegrityError, connection, models, transaction
@@ -66,6 +68,19 @@ from tenants.models import Tenant
 from tenants.rls import tenant_tables
 
 FORMAT = "pricing-saas-tenant-archive/1"
+
+
+def _signing_key() -> bytes:
+    """TENANT_ARCHIVE_KEY, or one derived from SECRET_KEY: an archive imports only where it
+    was exported, or where the same key is set (moving a tenant between installations)."""
+    key = getattr(settings, "TENANT_ARCHIVE_KEY", "") or "tenant-archive:" + settings.SECRET_KEY
+    return hashlib.sha256(key.encode()).digest()
+
+
+def sign(manifest_bytes: bytes) -> str:
+    return hmac.new(_signing_key(), manifest_bytes, hashlib.sha256).hexdigest()
+
+
 USERS = "tenants_user"
 TENANTS = "tenants_tenant"
 # Foreign-key columns to global tables that are remade on import rather than copied (set NULL
@@ -308,13 +323,19 @@ def export_tenant(tenant: Tenant, out: str | Path) -> dict:
                     "checksum": checksum,
                 }
             manifest["files"] = _export_files(cursor, layout, tenant, work)
-        (work / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        body = json.dumps(manifest, indent=2, sort_keys=True).encode()
+        (work / "manifest.json").write_bytes(body)
+        # The manifest holds every member's checksum; its signature makes the whole archive
+        # one this deployment wrote: rows, files and model artifacts (which a worker unpacks)
+        # are never taken from an archive someone else could have edited.
+        (work / "manifest.sig").write_text(sign(body))
         partial = out.with_name(out.name + ".partial")
         with tarfile.open(partial, "w:gz") as archive:
             archive.add(work / "manifest.json", "manifest.json")
+            archive.add(work / "manifest.sig", "manifest.sig")
             for member in sorted(p for p in work.rglob("*") if p.is_file()):
                 name = member.relative_to(work).as_posix()
-                if name != "manifest.json":
+                if name not in ("manifest.json", "manifest.sig"):
                     archive.add(member, name)
         partial.replace(out)  # a failed export leaves no archive that looks whole
     finally:
@@ -352,9 +373,19 @@ def _export_files(cursor, layout, tenant, work: Path) -> dict:
 
 def read_manifest(archive: tarfile.TarFile) -> dict:
     try:
-        manifest = json.load(archive.extractfile("manifest.json"))
-    except (KeyError, ValueError, TypeError) as exc:
+        body = archive.extractfile("manifest.json").read()
+        manifest = json.loads(body)
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise ArchiveError(f"not a tenant archive: no readable manifest.json ({exc})") from None
+    try:
+        signature = archive.extractfile("manifest.sig").read().decode().strip()
+    except (KeyError, AttributeError, UnicodeDecodeError):
+        signature = ""
+    if not hmac.compare_digest(signature, sign(body)):
+        raise ArchiveError(
+            "the archive's signature does not match: it was not exported by this deployment "
+            "(set the exporting deployment's TENANT_ARCHIVE_KEY here) or it was changed since"
+        )
     if manifest.get("format") != FORMAT:
         raise ArchiveError(f"unknown archive format {manifest.get('format')!r}; want {FORMAT}")
     return manifest
@@ -614,9 +645,11 @@ def _import_files(archive, manifest: dict, layout: dict[str, Table], stored: lis
     if absent := sorted(set(wanted) - set(manifest["files"])):
         raise ArchiveError(f"the archive lacks files its rows name: {absent[:5]}")
     for name, entry in manifest["files"].items():
-        if entry.get("missing"):
-            continue  # lost before the export: the row keeps naming it, as it did
         storage = wanted[name]
+        if entry.get("missing"):
+            if storage.exists(name):  # never let a row adopt a file stored by someone else
+                raise ArchiveError(f"{name} is marked missing but a file of that name exists")
+            continue  # lost before the export: the row keeps naming it, as it did
         if storage.exists(name):
             with storage.open(name, "rb") as existing:
                 if _sha256_file(existing) == entry["sha256"]:

@@ -155,6 +155,9 @@ MEDIA_URL = "media/"
 # reads another's disk. One host (the quick start): the file system under MEDIA_ROOT. Several
 # hosts: MEDIA_STORAGE=s3, an S3-compatible bucket (django-storages) that every host shares.
 MEDIA_STORAGE = env("MEDIA_STORAGE", default="filesystem")
+# Signs tenant archives (tenant_export / tenant_import); default: derived from SECRET_KEY. Set
+# the same value on two installations to move a tenant between them.
+TENANT_ARCHIVE_KEY = env("TENANT_ARCHIVE_KEY", default="")
 if MEDIA_STORAGE == "s3":
     STORAGES["default"] = {
         "BACKEND": "storages.backends.s3.S3Storage",

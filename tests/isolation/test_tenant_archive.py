@@ -191,13 +191,20 @@ def test_an_exported_tenant_imports_into_a_fresh_database_exactly(
     assert rows_by_table(a.pk) == source
 
 
-def _rewrite(path: Path, out: Path, change) -> None:
-    """A copy of the archive with `change(members)` applied (manifest as a dict)."""
+def _rewrite(path: Path, out: Path, change, resign: bool = True) -> None:
+    """A copy of the archive with `change(members)` applied (manifest as a dict), signed again
+    with this deployment's key (someone holding the key: the checks behind the signature) or,
+    with `resign=False`, keeping the old signature."""
+    from pricing_saas.portal.archive import sign
+
     content = archive_members(path)
     manifest = json.loads(content.pop("manifest.json"))
     change(manifest, content)
+    body = json.dumps(manifest).encode()
+    if resign:
+        content["manifest.sig"] = sign(body).encode()
     with tarfile.open(out, "w:gz") as archive:
-        for name, data in [("manifest.json", json.dumps(manifest).encode()), *content.items()]:
+        for name, data in [("manifest.json", body), *content.items()]:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
@@ -261,6 +268,15 @@ def test_a_refused_import_writes_nothing(world_a, world_b, tmp_path, fresh_datab
             assert not Tenant.objects.exists() and not User.objects.exists(), change.__name__
             assert not (tmp_path / "outside.txt").exists()
             assert not list((tmp_path / "media").rglob("*.*")), "a refused import left files"
+        unsigned = tmp_path / "unsigned.tar.gz"  # edited without the key: refused first
+        _rewrite(out, unsigned, other_migrations, resign=False)
+        with pytest.raises(CommandError, match="signature does not match"):
+            call_command("tenant_import", str(unsigned))
+        settings.TENANT_ARCHIVE_KEY = "another-installation"  # exported elsewhere
+        with pytest.raises(CommandError, match="signature does not match"):
+            call_command("tenant_import", str(out))
+        settings.TENANT_ARCHIVE_KEY = ""
+        assert not Tenant.objects.exists()
         with pytest.raises(CommandError, match=r"junk.tar.gz: nothing imported"):
             (tmp_path / "junk.tar.gz").write_bytes(b"not gzip")
             call_command("tenant_import", str(tmp_path / "junk.tar.gz"))
