@@ -23,9 +23,11 @@ def loop_optimise(price, cost, units, elasticity, sd, comp, rules: Rules) -> lis
     """The straightforward version of the same rules: one SKU at a time, plain Python. The
     search is robust (a raise judged with the elasticity gain_z s.e. more elastic, a cut with it
     that much less), the move shrinks by how sure the sign is, prices are whole cents, and a
-    change must beat today's price by the minimum gain, also at the pessimistic elasticity."""
+    change must beat today's price by the minimum gain, also with the elasticity test_z s.e.
+    toward the unfavourable side (the one uncertain part of a constant-elasticity curve)."""
     out = []
     k, z = rules.candidates, rules.gain_z
+    zt = z if rules.test_z is None else rules.test_z
     for p0, c, q0, e, s, cp in zip(price, cost, units, elasticity, sd, comp, strict=True):
         floor = c * (1 + rules.min_margin) if c > 0 else None
         lo, hi = p0 * (1 - rules.max_step), p0 * (1 + rules.max_step)
@@ -52,7 +54,7 @@ def loop_optimise(price, cost, units, elasticity, sd, comp, rules: Rules) -> lis
         base = p0 if lo - 1e-9 <= p0 <= hi + 1e-9 else min(max(round(p0, 2), low), high)
         if abs(best - base) >= 0.005:
             need = max(rules.min_gain_abs, rules.min_gain_rel * abs(value(base, e)))
-            worst = e - z * s if best > base else e + z * s
+            worst = e - zt * s if best > base else e + zt * s
             pays = value(best, e) - value(base, e) >= need
             if not (pays and value(best, worst) - value(base, worst) >= 0):
                 best = base

@@ -12,8 +12,9 @@ widened by a margin (no extrapolation); a cumulative change per window; no secon
 same direction before the last one has been observed. None of them ever forces a move.
 
 A change is recommended only when its expected objective beats keeping today's price by the
-minimum gain (absolute per day and relative), and still beats it with the elasticity at the
-unfavourable end of its interval (`gain_z` standard errors); otherwise today's price is kept.
+minimum gain (absolute per day and relative), and still beats it at the `test_z` (1.645: 95 %
+one-sided) lower end of its gain, where the gain's standard error combines the uncertain parts
+of the curve as independent errors (`robust_value`); otherwise today's price is kept.
 Where a rule forces a move, the smallest move that satisfies it is the baseline instead.
 Price endings (e.g. .99) are candidates inside the search: the better of the nearest allowed
 endings below and above, judged on the curve. Where the elasticity is uncertain the move
@@ -108,8 +109,13 @@ class Rules:
     # the smallest move a rule forces), and this share of it, ...
     min_gain_abs: float | np.ndarray = 0.01
     min_gain_rel: float | np.ndarray = 0.01
-    # ... and still gain with the elasticity gain_z standard errors toward the unfavourable side.
+    # The search: the price whose gain is best at its gain_z-s.e. lower end (1: the gain's
+    # 16th percentile), each side of today's price on its own pessimistic curve.
     gain_z: float = 1.0
+    # ... and the test a move must pass: its gain still positive at the test_z-s.e. lower end
+    # (1.645: a gain with 95 % probability, one-sided, to first order; None: gain_z; 0: the
+    # point estimate's gain only). benchmarks/decision_decomposition.py measures each part.
+    test_z: float | None = 1.645
 
 
 @dataclass
@@ -486,25 +492,14 @@ def _optimise(
     base = np.where(inside, p0, base)
     forced = ~conflict & (np.abs(base - p0) >= 0.005)
     # Never a loss by construction: a candidate replaces the baseline only when it gains the
-    # minimum on the curve, and still gains with the elasticity at the unfavourable end.
+    # minimum on the curve, and still gains at the test_z lower end of its gain.
     with np.errstate(invalid="ignore"):
         value_base = curve.value(base, c, by_revenue)
         gain = curve.value(candidate, c, by_revenue) - value_base
     need = np.maximum(_arr(rules.min_gain_abs, n), _arr(rules.min_gain_rel, n) * np.abs(value_base))
-    sd0 = np.where(np.isnan(sd), 0.0, sd)  # no interval given: the point estimate
+    test_z = rules.gain_z if rules.test_z is None else rules.test_z
     with np.errstate(invalid="ignore"):
-        pessimistic = e - np.sign(candidate - base) * rules.gain_z * sd0
-        hinge_low = np.where(
-            candidate > base,
-            curve.pessimistic_hinge(rules.gain_z, True),
-            curve.pessimistic_hinge(rules.gain_z, False),
-        )
-        bent = curve.pessimistic_curvature(rules.gain_z)
-        kink = curve.pessimistic_kink(rules.gain_z, candidate > base)
-    with np.errstate(invalid="ignore"):
-        gain_low = curve.value(candidate, c, by_revenue, pessimistic, hinge_low, bent, kink) - (
-            curve.value(base, c, by_revenue, pessimistic, hinge_low, bent, kink)
-        )
+        gain_low = robust_value(curve, candidate, c, by_revenue, test_z, candidate > base, base)
     differs = np.abs(candidate - base) >= 0.005
     accept = valid & ~conflict & differs & (held | ((gain >= need) & np.nan_to_num(gain_low >= 0)))
     binding[valid & ~conflict & differs & ~accept] |= RULES["min_gain"]
@@ -597,6 +592,44 @@ def _optimise(
         )
 
 
+def robust_value(curve, price, cost, by_revenue, z: float, up, base=None) -> np.ndarray:
+    """The objective at `price` (per SKU, or (n, k) candidates per SKU) less z standard errors
+    of its gain over `base` (over today's price where None, where every curve agrees), the gain
+    returned where `base` is given. Each uncertain part of the curve (the slope, the bend, the
+    hinge above the competitor, and where the competitor's price really is) is moved to its
+    z-s.e. end toward the move's unfavourable side one at a time; the losses are combined as
+    independent errors, the root of their sum of squares: to first order, the gain's own z-s.e.
+    lower end. Putting every part at its end at once (their sum) asks for all errors to go
+    wrong together, which is far less likely than z s.e. of any one of them, and shrinks moves
+    that would pay (benchmarks/RESULTS.md, decision decomposition). Never less pessimistic than
+    the worst single part."""
+    price = np.asarray(price, dtype=np.float64)
+    col = (lambda v: v[:, None]) if price.ndim == 2 else (lambda v: v)
+    up = np.asarray(up, dtype=bool)
+    spread = col(z * np.nan_to_num(curve.elasticity_se, nan=0.0, posinf=0.0))
+    e = col(curve.elasticity)
+    hinge = np.where(
+        up, col(curve.pessimistic_hinge(z, True)), col(curve.pessimistic_hinge(z, False))
+    )
+    with np.errstate(all="ignore"):
+
+        def gain(**end):
+            value = curve.value(price, cost, by_revenue, **end)
+            return value if base is None else value - curve.value(base, cost, by_revenue, **end)
+
+        point = gain()
+        steep = gain(hinge=hinge)
+        losses = (
+            point - gain(elasticity=np.where(up, e - spread, e + spread)),
+            point - steep,
+            point - gain(curvature=curve.pessimistic_curvature(z)),
+            # the competitor's price judged with the hinge at its end (the kink needs one)
+            steep - gain(hinge=hinge, competitor=curve.pessimistic_kink(z, up)),
+        )
+        var = sum(np.maximum(np.nan_to_num(loss), 0.0) ** 2 for loss in losses)
+        return point - np.sqrt(var)
+
+
 def _best_ending(curve, cost, by_revenue, price, fallback, lo, hi, ending, estimated):
     """The better of the nearest prices ending in `ending` below and above `price` that lie
     inside [lo, hi], judged on the curve (the nearer one where there is no estimate); where
@@ -684,9 +717,10 @@ def _grid(
         for _round in range(2):  # the grid, then a grid as fine again around its best
             cand = a[:, None] + (b - a)[:, None] * steps[None, :]
             slope = hinge = bend = kink = None
-            if doubt is not None:  # each side of today's price on its pessimistic curve
+            up = cand > part.price_ref[:, None]
+            if doubt is not None and min_u is not None:
+                # volume floors are met on the pessimistic curve, every part at its end
                 e_ok, z_ok = part.elasticity[:, None], doubt[ok][:, None]
-                up = cand > part.price_ref[:, None]
                 slope = np.where(up, e_ok - z_ok, e_ok + z_ok)
                 hinge = np.where(
                     up,
@@ -698,6 +732,9 @@ def _grid(
             demand = part.units(cand, slope, hinge, bend, kink)
             unit_cost = np.where(by_revenue[ok], 0.0, np.nan_to_num(c[ok], nan=0.0))
             value = (cand - unit_cost[:, None]) * demand
+            if doubt is not None and min_u is None:
+                # each side of today's price at the joint pessimistic end of its gain
+                value = robust_value(part, cand, c[ok], by_revenue[ok], rules.gain_z, up)
             if min_u is not None:
                 need_u = np.nan_to_num(min_u[ok], nan=-np.inf)[:, None]
                 need_r = np.nan_to_num(min_r[ok], nan=-np.inf)[:, None]

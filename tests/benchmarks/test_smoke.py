@@ -55,6 +55,11 @@ SCRIPTS = {
         ),
         db=True,
     ),
+    "decision_decomposition.py": Smoke(
+        args="--skus 12 --days 60 --seeds 0 --reports orders",
+        expect=("| constant+linear+logit | 0 | orders |", "(a) evidence range", "| orders |"),
+        db=True,
+    ),
     "decision_quality.py": Smoke(
         args="--skus 12 --days 60 --seeds 0 --reports orders",
         expect=("| constant+linear+logit | 0 |", "mean captured share (orders)"),

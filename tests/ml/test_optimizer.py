@@ -91,9 +91,13 @@ def test_price_below_margin_floor_is_restored_beyond_the_step():
 
 
 def test_uncertain_elasticity_moves_less():
-    # gain_z=0: the shrinkage alone (the pessimistic gain test is covered below)
-    sure = optimise([10.0], [5.0], [100.0], [-1.2], [0.0], Rules(max_step=0.3, gain_z=0.0))
-    unsure = optimise([10.0], [5.0], [100.0], [-1.2], [2.0], Rules(max_step=0.3, gain_z=0.0))
+    # gain_z=0, test_z=0: the shrinkage alone (the pessimistic gain test is covered below)
+    sure = optimise(
+        [10.0], [5.0], [100.0], [-1.2], [0.0], Rules(max_step=0.3, gain_z=0.0, test_z=0.0)
+    )
+    unsure = optimise(
+        [10.0], [5.0], [100.0], [-1.2], [2.0], Rules(max_step=0.3, gain_z=0.0, test_z=0.0)
+    )
     assert abs(unsure.price[0] - 10) < abs(sure.price[0] - 10)
     assert "uncertainty" in unsure.rules_of(0)
 
@@ -101,7 +105,7 @@ def test_uncertain_elasticity_moves_less():
 def test_the_move_scales_with_how_sure_the_estimate_is_that_demand_falls_with_price():
     # e = -3 wants the lowest price (cost 0, revenue-like): 10 -> 8 with the 20 % step.
     # The move is scaled by 2 Phi(|e| / sd) - 1: all of it when sure, none for a coin flip.
-    e, rules = [-3.0], Rules(max_step=0.2, min_margin=0.0, gain_z=0.0)
+    e, rules = [-3.0], Rules(max_step=0.2, min_margin=0.0, gain_z=0.0, test_z=0.0)
     moves = {
         sd: 10 - optimise([10.0], [0.0], [100.0], e, [sd], rules).price[0]
         for sd in (0.0, 0.3, 1.0, 3.0, 6.0, 300.0)
@@ -415,3 +419,72 @@ def test_an_uncertain_bend_of_the_curve_holds_a_move_back():
     )
     assert 10.0 <= bent.price[0] < straight.price[0]
     assert bent.value_new[0] >= bent.value_now[0]
+
+
+def _uncertain_curve(slope_se, curvature_se, hinge_se=np.inf):
+    from ml.science.curve import DemandCurve
+
+    return DemandCurve.build(
+        [10.0],
+        [100.0],
+        [-1.8],
+        [slope_se],
+        [-1.0],
+        competitor_price=[10.5],
+        competitor_slope=[-3.0],  # clearly there (2 s.e.) at every s.e. below
+        competitor_slope_se=[hinge_se],
+        curvature_se=[curvature_se],
+    )
+
+
+def test_the_gain_is_judged_at_the_joint_end_of_its_parts_not_every_part_at_its_end():
+    from ml.science.optimizer import robust_value
+
+    raise_to = np.array([11.5])
+    point = _uncertain_curve(0.0, 0.0, 0.0).value(raise_to, [4.0], [False])
+    # one uncertain part at a time: the gain loses what that part's end costs
+    alone = {
+        "slope": _uncertain_curve(0.3, 0.0, 0.0),
+        "bend": _uncertain_curve(0.0, 1.5, 0.0),
+        "hinge": _uncertain_curve(0.0, 0.0, 0.8),
+    }
+    losses = {
+        k: point - robust_value(c, raise_to, [4.0], [False], 1.0, [True]) for k, c in alone.items()
+    }
+    assert all(loss[0] > 0 for loss in losses.values())
+    # all three: the root of the sum of their squares (independent errors), which is less than
+    # their sum (every part wrong at once) and more than the worst one alone
+    both = point - robust_value(
+        _uncertain_curve(0.3, 1.5, 0.8), raise_to, [4.0], [False], 1.0, [True]
+    )
+    squares = np.sqrt(sum(loss**2 for loss in losses.values()))
+    assert both == pytest.approx(squares, rel=1e-9)
+    assert max(losses.values())[0] < both[0] < sum(losses.values())[0]
+    # over a base price it is the gain, and nothing is lost where nothing moves
+    same = robust_value(
+        _uncertain_curve(0.3, 1.5, 0.8), raise_to, [4.0], [False], 1.0, [True], raise_to
+    )
+    assert same[0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_an_uncertain_slope_and_bend_together_still_move_a_price_that_pays_on_both():
+    # Elastic (-3.5) with a margin of 40 %: a cut pays. The slope +- 0.6 and the bend -1 +- 1
+    # are each a real doubt; the cut is searched on their joint end, not on both ends at once.
+    kw = {"curvature": [-1.0], "curvature_se": [1.0]}
+    searched = Rules(max_step=0.2, test_z=1.0)  # the search's own level for the test too
+    rec = optimise([10.0], [6.0], [100.0], [-3.5], [0.6], searched, **kw)
+    # 9.40 (every part at its end at once: 9.52; the slope alone uncertain: deeper still)
+    slope_only = optimise(
+        [10.0], [6.0], [100.0], [-3.5], [0.6], searched, curvature=[-1.0], curvature_se=[0.0]
+    )
+    assert 8.0 <= slope_only.price[0] <= rec.price[0] <= 9.45
+    assert rec.value_new[0] > rec.value_now[0]
+    # The default test asks the cut to gain at its 95 % one-sided end (1.645 s.e. of the
+    # gain): this one may not, so today's price is kept; a surer slope (+- 0.3) moves.
+    kept = optimise([10.0], [6.0], [100.0], [-3.5], [0.6], Rules(max_step=0.2), **kw)
+    assert kept.price[0] == 10.0 and "min_gain" in kept.rules_of(0)
+    sure = optimise([10.0], [6.0], [100.0], [-3.5], [0.3], Rules(max_step=0.2), **kw)
+    assert 8.0 <= sure.price[0] < 9.5 and sure.value_new[0] > sure.value_now[0]
+    # a slope so uncertain that the cut may lose at the search's own level: kept
+    unsure = optimise([10.0], [6.0], [100.0], [-3.5], [3.0], searched, **kw)
+    assert unsure.price[0] == 10.0

@@ -515,8 +515,8 @@ def test_approve_all_matching_shows_the_impact_first_then_approves_exactly_those
     assert {r.pk for r in approved} == {r.pk for r in matching}
     assert {r.comment for r in approved} == {"big ones"}
     assert all(abs(r.change) < 0.10 for r in recs_of(repriced, status="pending"))
-    # reject all matching goes through its own summary too
-    summary = confirm_page(client, action="reject", q="p1")
+    # reject all matching goes through its own summary too (P3: a 7 % raise still pending)
+    summary = confirm_page(client, action="reject", q="p3")
     assert summary.status_code == 200 and "Reject" in summary.content.decode()
     assert not recs_of(repriced, status="rejected")
 

@@ -1,0 +1,265 @@
+"""Where the oracle's lift goes: the share of it each part of the decision gives up, measured on
+the same simulated markets and the same trained demand model as benchmarks/decision_quality.py.
+
+    .venv/bin/python benchmarks/decision_decomposition.py [--skus 200] [--days 365] [--seeds 0,1]
+        [--reports orders,daily] [--traps]
+
+Per market (each demand-form mix, seed and report): CSV import -> training -> reprice, then the
+decision is re-run on the same estimates with one part taken away at a time, and every price
+is scored on the true curve (the same oracle as decision_quality.py: the true best inside the
+margin floor and ±20 %). The chain, from the oracle down to the product's price:
+
+- O_free: the oracle.
+- O_evidence: the true best inside the oracle's range and the evidence range (the prices the SKU
+  was seen at, and its positions against the competitor, widened by `evidence_margin`).
+  (a) evidence range = O_free - O_evidence.
+- O_rules: the true best inside the range the product searched (every rule: also the step, the
+  window and the wait). (b) step / window = O_evidence - O_rules.
+- D_point: the decision on the point estimate (gain_z 0, no minimum gain, no shrinkage by the
+  sign's certainty) inside the same range. (e) estimation error = O_rules - D_point (split into
+  SKUs the point estimate moves the wrong way or keeps where the truth moves, and SKUs moved
+  the right way by the wrong size).
+- D_robust: the pessimistic search (each side of today's price on its pessimistic curve), any
+  candidate accepted that gains on the point estimate (test_z 0, no minimum gain), no shrinkage
+  by the sign's certainty. (d1) pessimistic search = D_point - D_robust.
+- D_search: the same with the shrinkage by the sign's certainty (2 Phi(|e| / s.e.) - 1).
+  (d2) sign shrinkage = D_robust - D_search; (d) pessimistic curve shrinking the move =
+  (d1) + (d2).
+- D_product: the product's decision (the minimum gain and the pessimistic gain test on top).
+  (c) minimum-gain and pessimistic test = D_search - D_product.
+- (f) endings: the benchmark's rule sets have no price ending, so 0 here (cents only).
+
+Each share is of the oracle's lift (O_free - today), summed over SKUs; captured + (a..e) = 1.
+The order matters (a part measured after the ones above it); the table says it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import tempfile
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pricing_saas.settings.local")
+
+
+def best_in(market, lo: np.ndarray, hi: np.ndarray, points: int = 2001) -> np.ndarray:
+    """The true best price inside [lo, hi] per SKU (the oracle's grid)."""
+    steps = np.linspace(0, 1, points)
+    best = np.empty(len(market.sku))
+    for i in range(len(market.sku)):
+        grid = lo[i] + (hi[i] - lo[i]) * steps
+        best[i] = grid[np.argmax(market.profit(np.full(points, i), grid))]
+    return best
+
+
+@contextmanager
+def decided_with(overrides: dict, sign_weight: bool = True):
+    """The reprice job's optimiser with these Rules fields replaced (and, if not
+    `sign_weight`, no shrinkage by the sign's certainty)."""
+    from ml.science import optimizer
+    from pricing_saas.pricing import services
+
+    plain, ndtr = services.optimise, optimizer.ndtr
+
+    def patched(*args, **kwargs):
+        args = list(args)
+        if len(args) > 5:
+            args[5] = replace(args[5], **overrides)
+        else:
+            kwargs["rules"] = replace(kwargs["rules"], **overrides)
+        return plain(*args, **kwargs)
+
+    services.optimise = patched
+    if not sign_weight:
+        optimizer.ndtr = lambda z: np.ones_like(np.asarray(z, dtype=np.float64))
+    try:
+        yield
+    finally:
+        services.optimise, optimizer.ndtr = plain, ndtr
+
+
+def decompose(forms, seed: int, skus: int, days: int, daily: bool, traps: bool) -> dict:
+    from ml import selectors as ml_selectors
+    from ml.models import ModelVersion
+    from ml.science.simulator import make_market, write_csv
+    from pricing_saas.catalog.importer import import_file
+    from pricing_saas.pricing import approvals
+    from pricing_saas.pricing import services as pricing
+    from pricing_saas.pricing.models import Recommendation, RuleSet
+    from pricing_saas.pricing.rules import resolve
+    from tenants.context import tenant_context
+    from tenants.services import create_tenant, delete_tenant
+
+    market = make_market(skus, forms, seed, traps=traps)
+    tenant = create_tenant(name="Decomposition", slug=f"dd-{secrets.token_hex(4)}")
+    try:
+        with tempfile.TemporaryDirectory() as tmp, tenant_context(tenant):
+            write_csv(market, Path(tmp), days, seed, zero_days=daily, competitor_moves=True)
+            for kind in ("products", "sales", "competitor_prices"):
+                import_file(kind=kind, path=Path(tmp) / f"{kind}.csv")
+            job = pricing.start_reprice(enqueue=False)
+            pricing.run_reprice(job_id=job.pk)
+            stored = dict(
+                Recommendation.objects.filter(job=job).values_list(
+                    "product__sku", "recommended_price"
+                )
+            )
+            demand = ml_selectors.promoted_version(ModelVersion.Kind.DEMAND)
+            catalog = pricing.Catalog.load()
+            known = pricing.Market.load(catalog.ids)
+            curve, _ = ml_selectors.demand_curve(
+                demand, catalog.ids, catalog.price, catalog.category, known.competitor_price
+            )
+            resolved = resolve(
+                list(RuleSet.objects.filter(active=True)),
+                skus=catalog.sku,
+                categories=catalog.category,
+                brands=catalog.brand,
+            )
+            history = pricing.History.load(
+                catalog, resolved.values["window_change"], resolved.values["window_days"]
+            )
+            no_cost = approvals.policy().no_cost_fallback
+
+            def decide(overrides: dict, sign_weight: bool = True):
+                with decided_with(overrides, sign_weight):
+                    return pricing._optimise_by_rules(
+                        catalog, curve, known, history, resolved, no_cost
+                    )
+
+            product = decide({})
+            free_range = decide(
+                {"max_step": 1.0, "window_low": np.nan, "window_high": np.nan,
+                 "hold_up": 0.0, "hold_down": 0.0}
+            )  # fmt: skip
+            searched = decide({"test_z": 0.0, "min_gain_abs": 0.0, "min_gain_rel": 0.0})
+            robust = decide(
+                {"test_z": 0.0, "min_gain_abs": 0.0, "min_gain_rel": 0.0}, sign_weight=False
+            )
+            point = decide(
+                {"gain_z": 0.0, "test_z": 0.0, "min_gain_abs": 0.0, "min_gain_rel": 0.0},
+                sign_weight=False,
+            )
+    finally:
+        delete_tenant(tenant=tenant)
+    at = {s: i for i, s in enumerate(catalog.sku)}
+    order = np.array([at[s] for s in market.sku])
+    idx = np.arange(len(market.sku))
+    p0, cost = np.round(market.price_today, 2), np.round(market.cost, 2)
+    floor = np.maximum(cost * 1.1, p0 * 0.8)
+    ceiling = np.maximum(p0 * 1.2, floor)
+    exported = np.array([float(stored[s]) for s in market.sku])
+    mismatch = int(np.sum(np.abs(product.price[order] - exported) > 0.005))
+
+    def clip(rec):
+        low, high = rec.low[order], rec.high[order]
+        low = np.fmax(np.where(np.isnan(low), floor, low), floor)
+        high = np.fmin(np.where(np.isnan(high), ceiling, high), ceiling)
+        return low, np.maximum(high, low)
+
+    profit = lambda price: market.profit(idx, price)  # noqa: E731
+    today = profit(market.price_today)
+    prices = {
+        "O_free": best_in(market, floor, ceiling),
+        "O_evidence": best_in(market, *clip(free_range)),
+        "O_rules": best_in(market, *clip(product)),
+        "D_point": point.price[order],
+        "D_robust": robust.price[order],
+        "D_search": searched.price[order],
+        "D_product": product.price[order],
+    }
+    value = {k: profit(v) for k, v in prices.items()}
+    # estimation error: SKUs the point estimate moves the wrong way (or keeps where the truth
+    # moves), and SKUs it moves the right way by the wrong size
+    truth_move = np.sign(np.round(prices["O_rules"] - p0, 2))
+    point_move = np.sign(np.round(prices["D_point"] - p0, 2))
+    wrong = truth_move != point_move
+    estimation = value["O_rules"] - value["D_point"]
+    out = {k: float(np.sum(v - today)) for k, v in value.items()}
+    out["est_wrong_way"] = float(np.sum(estimation[wrong]))
+    out["est_wrong_size"] = float(np.sum(estimation[~wrong]))
+    out["wrong_way_skus"] = int(np.sum(wrong))
+    out["mismatch"] = mismatch
+    out["skus"] = len(idx)
+    return out
+
+
+def shares(total: dict) -> dict:
+    lift = total["O_free"]
+    return {
+        "evidence": (total["O_free"] - total["O_evidence"]) / lift,
+        "step_window": (total["O_evidence"] - total["O_rules"]) / lift,
+        "estimation": (total["O_rules"] - total["D_point"]) / lift,
+        "est_wrong_way": total["est_wrong_way"] / lift,
+        "est_wrong_size": total["est_wrong_size"] / lift,
+        "shrinking": (total["D_point"] - total["D_search"]) / lift,
+        "search": (total["D_point"] - total["D_robust"]) / lift,
+        "sign": (total["D_robust"] - total["D_search"]) / lift,
+        "gain_test": (total["D_search"] - total["D_product"]) / lift,
+        "captured": total["D_product"] / lift,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--skus", type=int, default=200)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--reports", default="orders,daily")
+    parser.add_argument("--traps", action="store_true", help="trap markets (all four traps)")
+    args = parser.parse_args()
+    import django
+
+    django.setup()
+    cases = [("constant",), ("linear",), ("logit",), ("constant", "linear", "logit")]
+    label = "trap markets" if args.traps else "clean markets"
+    print(f"{args.skus} SKUs, {args.days} days of history, {label}\n")
+    cols = ("evidence", "step_window", "estimation", "shrinking", "gain_test", "captured")
+    print("| demand forms | seed | report | " + " | ".join(cols) + " | wrong-way SKUs |")
+    print("| --- | --- | --- |" + " --- |" * (len(cols) + 1))
+    totals: dict[str, dict] = {}
+    for forms in cases:
+        for seed in (int(s) for s in args.seeds.split(",")):
+            for report in args.reports.split(","):
+                got = decompose(forms, seed, args.skus, args.days, report == "daily", args.traps)
+                if got["mismatch"]:
+                    print(f"warning: {got['mismatch']} prices differ from the stored job's")
+                share = shares(got)
+                print(
+                    f"| {'+'.join(forms)} | {seed} | {report} | "
+                    + " | ".join(f"{share[c]:.3f}" for c in cols)
+                    + f" | {got['wrong_way_skus']} |",
+                    flush=True,
+                )
+                total = totals.setdefault(report, {})
+                for key, v in got.items():
+                    total[key] = total.get(key, 0) + v
+    print("\nshares of the oracle's lift, summed over the markets of each report:\n")
+    print(
+        "| report | (a) evidence range | (b) step / window | (e) estimation: wrong way | "
+        "(e) estimation: wrong size | (d1) pessimistic search | (d2) sign shrinkage | "
+        "(c) minimum gain and pessimistic test | (f) endings | captured | wrong-way SKUs |"
+    )
+    print("| --- |" + " --- |" * 10)
+    for report, total in totals.items():
+        s = shares(total)
+        print(
+            f"| {report} | {s['evidence']:.3f} | {s['step_window']:.3f} | "
+            f"{s['est_wrong_way']:.3f} | {s['est_wrong_size']:.3f} | {s['search']:.3f} | "
+            f"{s['sign']:.3f} | "
+            f"{s['gain_test']:.3f} | 0 | {s['captured']:.3f} | "
+            f"{total['wrong_way_skus'] / total['skus']:.1%} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
