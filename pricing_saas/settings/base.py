@@ -154,6 +154,9 @@ MEDIA_URL = "media/"
 # Uploads, publication files and model artifacts go through the storage API only, so no host
 # reads another's disk. One host (the quick start): the file system under MEDIA_ROOT. Several
 # hosts: MEDIA_STORAGE=s3, an S3-compatible bucket (django-storages) that every host shares.
+# Messages are kept in the session (the database), not in a cookie: a message may carry a secret
+# shown once (a new webhook signing key), which a signed but readable cookie would expose.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 MEDIA_STORAGE = env("MEDIA_STORAGE", default="filesystem")
 # Signs tenant archives (tenant_export / tenant_import); default: derived from SECRET_KEY. Set
 # the same value on two installations to move a tenant between them.
