@@ -16,6 +16,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from ml.models import ModelVersion
+from ml.science.backtest import MIN_SCORED_SKUS
 from pricing_saas.catalog.importer import import_rows
 from pricing_saas.catalog.models import SalesRecord
 from pricing_saas.kpi import alerts
@@ -93,8 +94,11 @@ def test_a_market_that_stops_answering_as_forecast_alerts_everyone_and_retrains(
         assert version.hyperparameters["gate"] == "backtest"
         verdict = version.metrics["against_in_force"]
         assert verdict["version"] == in_force.version and verdict["holdout_days"] == 14
-        # promoted only when better beyond noise: the improvement's interval above 0
-        assert verdict["promoted"] == (verdict["improvement_low"] > 0)
+        # promoted only when better beyond noise: the improvement's interval above 0, on at
+        # least MIN_SCORED_SKUS SKUs
+        assert verdict["promoted"] == (
+            verdict["improvement_low"] > 0 and verdict["skus"] >= MIN_SCORED_SKUS
+        )
         assert verdict["improvement_low"] <= verdict["improvement_high"]
         assert "95 % interval" in version.message
         promoted = ModelVersion.objects.get(kind="demand", status="promoted")
