@@ -201,6 +201,31 @@ def _backdate(tenant, model, pk: int) -> None:
         assert model.objects.filter(pk=pk).update(started_at=started) == 1
 
 
+def _job(tenant, model, pk: int):
+    with tenant_context(tenant):
+        return model.objects.get(pk=pk)
+
+
+def _kill_while_running(workers, tenant, model, pk: int, queue: str, into: float = 0) -> None:
+    """A worker on `queue` takes the job; once it runs (and `into` seconds later), SIGKILL."""
+    first = workers.start(queue)
+    running = model.states.running
+    _wait(lambda: _job(tenant, model, pk).status == running, 120, f"a worker to start {model}")
+    time.sleep(into)
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    assert _job(tenant, model, pk).status == running  # nobody has said otherwise yet
+
+
+def _redeliver(workers, tenant, model, pk: int, queue: str, seconds: float) -> object:
+    """Let the production timeout's time pass, start a second worker that takes the
+    unacknowledged task back, and wait until the job has finished; returns the job."""
+    _backdate(tenant, model, pk)
+    workers.start(queue, CELERY_VISIBILITY_TIMEOUT="2")
+    _wait(lambda: _job(tenant, model, pk).is_finished, seconds, f"the redelivered {model}")
+    return _job(tenant, model, pk)
+
+
 def test_a_reprice_whose_worker_is_killed_is_failed_with_the_reason_and_leaves_no_rows(
     redis, workers, client
 ):
@@ -210,45 +235,20 @@ def test_a_reprice_whose_worker_is_killed_is_failed_with_the_reason_and_leaves_n
         approvals.update_policy(auto_approve=False)
         job = services.start_reprice(enqueue=False)
     client.app.send_task("pricing.reprice", args=[tenant.pk, job.pk], queue="reprice")
-    first = workers.start("reprice")
-
-    def running():
-        with tenant_context(tenant):
-            return RepriceJob.objects.get(pk=job.pk).status == RepriceJob.Status.RUNNING
-
-    _wait(running, 120, "the first worker to start the reprice")
-    time.sleep(0.5)  # into the job's work
-    first.send_signal(signal.SIGKILL)
-    first.wait(10)
-
+    _kill_while_running(workers, tenant, RepriceJob, job.pk, "reprice", into=0.5)
     with tenant_context(tenant):
-        killed = RepriceJob.objects.get(pk=job.pk)
-        rows = Recommendation.objects.filter(job=killed).count()
-        assert killed.status == RepriceJob.Status.RUNNING  # nobody has said otherwise yet
+        rows = Recommendation.objects.filter(job=job.pk).count()
         assert rows in (0, Product.objects.count())  # all or nothing, never half
-    _backdate(tenant, RepriceJob, job.pk)
-    workers.start("reprice", CELERY_VISIBILITY_TIMEOUT="2")
-
-    def failed():
-        with tenant_context(tenant):
-            return RepriceJob.objects.get(pk=job.pk).status == RepriceJob.Status.FAILED
-
-    _wait(failed, 90, "the redelivered task to mark the job failed")
+    lost = _redeliver(workers, tenant, RepriceJob, job.pk, "reprice", 90)
     with tenant_context(tenant):
-        lost = RepriceJob.objects.get(pk=job.pk)
-        assert lost.message == LOST_MESSAGE
+        assert lost.status == RepriceJob.Status.FAILED and lost.message == LOST_MESSAGE
         assert Recommendation.objects.filter(job=lost).count() == rows  # nothing added
         # The demand run it was training in the dead worker is not left blocking the next.
         assert not ModelVersion.objects.filter(status__in=ModelVersion.states.active).exists()
         again = services.start_reprice(enqueue=False)  # the dead job blocks nothing
         assert again.pk != job.pk
     client.app.send_task("pricing.reprice", args=[tenant.pk, again.pk], queue="reprice")
-
-    def finished():
-        with tenant_context(tenant):
-            return RepriceJob.objects.get(pk=again.pk).is_finished
-
-    _wait(finished, 180, "the next reprice to finish")
+    _wait(lambda: _job(tenant, RepriceJob, again.pk).is_finished, 180, "the next reprice")
     with tenant_context(tenant):
         done = RepriceJob.objects.get(pk=again.pk)
         assert done.status == RepriceJob.Status.SUCCEEDED, done.message
@@ -280,27 +280,9 @@ def test_a_publication_whose_worker_is_killed_is_finished_by_the_next_and_nothin
             for product in Product.objects.all()
         )
     client.app.send_task("pricing.publish", args=[tenant.pk, publication.pk], queue="publish")
-    first = workers.start("publish")
-
-    def running():
-        with tenant_context(tenant):
-            return Publication.objects.get(pk=publication.pk).status == Publication.Status.RUNNING
-
-    _wait(running, 120, "the first worker to start the publication")
-    first.send_signal(signal.SIGKILL)
-    first.wait(10)
+    _kill_while_running(workers, tenant, Publication, publication.pk, "publish")
+    done = _redeliver(workers, tenant, Publication, publication.pk, "publish", 120)
     with tenant_context(tenant):
-        assert Publication.objects.get(pk=publication.pk).status == Publication.Status.RUNNING
-    _backdate(tenant, Publication, publication.pk)
-    workers.start("publish", CELERY_VISIBILITY_TIMEOUT="2")
-
-    def finished():
-        with tenant_context(tenant):
-            return Publication.objects.get(pk=publication.pk).is_finished
-
-    _wait(finished, 120, "the redelivered publication to finish")
-    with tenant_context(tenant):
-        done = Publication.objects.get(pk=publication.pk)
         assert done.status == Publication.Status.SUCCEEDED, done.message
         assert done.attempts == 2  # the killed run and the one that finished it
         changes = PriceChange.objects.filter(publication=done)
@@ -332,29 +314,11 @@ def test_an_import_whose_worker_is_killed_wrote_nothing_and_is_run_again_by_the_
         )
         assert job.status == ImportJob.Status.QUEUED
     client.app.send_task("catalog.run_import", args=[tenant.pk, job.pk], queue="ingest")
-    first = workers.start("ingest")
-
-    def running():
-        with tenant_context(tenant):
-            return ImportJob.objects.get(pk=job.pk).status == ImportJob.Status.RUNNING
-
-    _wait(running, 120, "the first worker to start the import")
-    time.sleep(1)  # into the import
-    first.send_signal(signal.SIGKILL)
-    first.wait(10)
+    _kill_while_running(workers, tenant, ImportJob, job.pk, "ingest", into=1)
     with tenant_context(tenant):
-        assert ImportJob.objects.get(pk=job.pk).status == ImportJob.Status.RUNNING
         assert Product.objects.count() == 0  # one transaction: nothing half-written
-    _backdate(tenant, ImportJob, job.pk)
-    workers.start("ingest", CELERY_VISIBILITY_TIMEOUT="2")
-
-    def finished():
-        with tenant_context(tenant):
-            return ImportJob.objects.get(pk=job.pk).is_finished
-
-    _wait(finished, 240, "the redelivered import to finish")
+    done = _redeliver(workers, tenant, ImportJob, job.pk, "ingest", 240)
     with tenant_context(tenant):
-        done = ImportJob.objects.get(pk=job.pk)
         assert done.status == ImportJob.Status.SUCCEEDED, done.message
         assert Product.objects.count() == count  # each row once
         assert Product.objects.get(sku="K77").price == Decimal("37.50")

@@ -25,6 +25,14 @@ WEBHOOK_RETRIES = 7
 WEBHOOK_TIMEOUT_S = 10
 
 
+def _send_or_retry(task, subject: str, body: str, recipients: list[str]) -> int:
+    """Send an alert e-mail; the mail server down: the task tries again later."""
+    try:
+        return send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+    except OSError as exc:
+        raise task.retry(exc=exc) from exc
+
+
 @tenant_task(name="kpi.refresh", queue="default", time_limit=3600, soft_time_limit=3500)
 def refresh(
     self,
@@ -124,15 +132,9 @@ def _email(task, tenant, alert: Alert) -> int:
         )
         + f"\nSee {link}\n"
     )
-    try:
-        sent = send_mail(
-            f"[{tenant.name}] Pricing alert: {alert.get_kind_display()}",
-            body,
-            settings.DEFAULT_FROM_EMAIL,
-            recipients,
-        )
-    except OSError as exc:  # the mail server is down: try again later
-        raise task.retry(exc=exc) from exc
+    sent = _send_or_retry(
+        task, f"[{tenant.name}] Pricing alert: {alert.get_kind_display()}", body, recipients
+    )
     Alert.objects.filter(pk=alert.pk).update(emailed_at=timezone.now())
     return sent
 
@@ -259,15 +261,8 @@ def email_undercuts(self, tenant, alert_ids: list[int]) -> int:
             + (f"\n... and {more} more.\n" if more > 0 else "\n")
             + f"\nSee {link}\n"
         )
-        try:
-            sent = send_mail(
-                f"[{tenant.name}] {len(rows)} competitor undercut{'s' if len(rows) != 1 else ''}",
-                body,
-                settings.DEFAULT_FROM_EMAIL,
-                recipients,
-            )
-        except OSError as exc:  # the mail server is down: try again later
-            raise self.retry(exc=exc) from exc
+        subject = f"[{tenant.name}] {len(rows)} competitor undercut{'s' if len(rows) != 1 else ''}"
+        sent = _send_or_retry(self, subject, body, recipients)
         UndercutAlert.objects.filter(pk__in=[a.pk for a in rows]).update(emailed_at=timezone.now())
         return sent
 
