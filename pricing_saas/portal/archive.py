@@ -57,7 +57,7 @@ from pathlib import Path
 
 from django.apps import apps
 from django.conf import settings
-from django.core.exceptions import SuspiciousFileOperation
+from django.core.exceptions import SuspiciousOperation
 from django.core.files import File
 from django.db import IntegrityError, connection, models, transaction
 from psycopg2 import sql
@@ -88,6 +88,9 @@ TENANTS = "tenants_tenant"
 REMADE = {"django_celery_beat_periodictask"}
 _NOT_COPIED_USER_FLAGS = ("is_staff", "is_superuser")
 _CHUNK = 1 << 20
+# The manifest is read before its signature is checked: its size is capped so that an archive
+# nobody signed costs no more than that to refuse (a small .tar.gz can unpack to gigabytes).
+MAX_MANIFEST_BYTES = 64 << 20
 
 
 class ArchiveError(Exception):
@@ -270,8 +273,10 @@ def _snapshot() -> Iterator[None]:
         yield
 
 
-def export_tenant(tenant: Tenant, out: str | Path) -> dict:
-    """Write the tenant's archive to `out` (a .tar.gz); returns its manifest."""
+def export_tenant(tenant: Tenant, out: str | Path, *, password_hashes: bool = True) -> dict:
+    """Write the tenant's archive to `out` (a .tar.gz, readable by its owner only); returns its
+    manifest. With `password_hashes=False` the members' password hashes stay behind: the users
+    the import creates cannot log in until an administrator sets their passwords."""
     out = Path(out)
     connection.ensure_connection()
     work = Path(tempfile.mkdtemp(prefix="tenant-export-"))
@@ -282,6 +287,7 @@ def export_tenant(tenant: Tenant, out: str | Path) -> dict:
                 "format": FORMAT,
                 "exported_at": dt.datetime.now(dt.UTC).isoformat(),
                 "tenant": {"id": tenant.pk, "slug": tenant.slug},
+                "password_hashes": password_hashes,
                 "migrations": applied_migrations(),
                 "tables": {},
                 "files": {},
@@ -304,8 +310,15 @@ def export_tenant(tenant: Tenant, out: str | Path) -> dict:
                 ]
                 or [sql.SQL("SELECT NULL::bigint")]
             )
-            users_query = sql.SQL("SELECT * FROM {} WHERE id IN ({}) ORDER BY id").format(
-                _q(USERS), user_ids
+            user_columns = sql.SQL(", ").join(
+                # Django's mark of an unusable password ("!" and random text)
+                sql.SQL("'!' || md5(random()::text) AS password")
+                if c == "password" and not password_hashes
+                else _q(c)
+                for c in _columns(cursor, USERS)
+            )
+            users_query = sql.SQL("SELECT {} FROM {} WHERE id IN ({}) ORDER BY id").format(
+                user_columns, _q(USERS), user_ids
             )
             manifest["users"] = {"sha256": _copy_out(cursor, users_query, work / "users.csv")}
             for table in layout:
@@ -330,6 +343,9 @@ def export_tenant(tenant: Tenant, out: str | Path) -> dict:
         # are never taken from an archive someone else could have edited.
         (work / "manifest.sig").write_text(sign(body))
         partial = out.with_name(out.name + ".partial")
+        # Rows, members' e-mails (and password hashes, unless left out): for its owner only.
+        partial.touch(mode=0o600)
+        partial.chmod(0o600)
         with tarfile.open(partial, "w:gz") as archive:
             archive.add(work / "manifest.json", "manifest.json")
             archive.add(work / "manifest.sig", "manifest.sig")
@@ -355,7 +371,14 @@ def _export_files(cursor, layout, tenant, work: Path) -> dict:
             )
             for (name,) in cursor.fetchall():
                 entry = {"table": table, "column": column}
-                if not fld.storage.exists(name):
+                try:
+                    found = fld.storage.exists(name)
+                except SuspiciousOperation:
+                    raise ArchiveError(
+                        f"{table}.{column} names the file {name!r}, which is outside the "
+                        "storage: correct that row before exporting"
+                    ) from None
+                if not found:
                     entry["missing"] = True  # the row names a file its storage lost
                 else:
                     target = work / "files" / name
@@ -371,15 +394,35 @@ def _export_files(cursor, layout, tenant, work: Path) -> dict:
 # --- import ------------------------------------------------------------------------------------
 
 
+def _first_members(archive: tarfile.TarFile) -> dict[str, bytes]:
+    """manifest.json and manifest.sig, the first two members an export writes, read without
+    unpacking anything behind them and refused above MAX_MANIFEST_BYTES."""
+    found: dict[str, bytes] = {}
+    for _ in range(2):
+        member = archive.next()
+        if member is None or member.name not in ("manifest.json", "manifest.sig"):
+            break
+        if not member.isfile() or member.size > MAX_MANIFEST_BYTES:
+            raise ArchiveError(
+                f"not a tenant archive: its {member.name} is not a file of at most "
+                f"{MAX_MANIFEST_BYTES} bytes"
+            )
+        found[member.name] = archive.extractfile(member).read(MAX_MANIFEST_BYTES + 1)
+    return found
+
+
 def read_manifest(archive: tarfile.TarFile) -> dict:
+    first = _first_members(archive)
     try:
-        body = archive.extractfile("manifest.json").read()
+        body = first["manifest.json"]
         manifest = json.loads(body)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise ArchiveError(f"not a tenant archive: no readable manifest.json ({exc})") from None
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ArchiveError(
+            f"not a tenant archive: no readable manifest.json first ({exc})"
+        ) from None
     try:
-        signature = archive.extractfile("manifest.sig").read().decode().strip()
-    except (KeyError, AttributeError, UnicodeDecodeError):
+        signature = first.get("manifest.sig", b"").decode().strip()
+    except UnicodeDecodeError:
         signature = ""
     if not hmac.compare_digest(signature, sign(body)):
         raise ArchiveError(
@@ -645,21 +688,24 @@ def _import_files(archive, manifest: dict, layout: dict[str, Table], stored: lis
     if absent := sorted(set(wanted) - set(manifest["files"])):
         raise ArchiveError(f"the archive lacks files its rows name: {absent[:5]}")
     for name, entry in manifest["files"].items():
-        storage = wanted[name]
-        if entry.get("missing"):
-            if storage.exists(name):  # never let a row adopt a file stored by someone else
-                raise ArchiveError(f"{name} is marked missing but a file of that name exists")
-            continue  # lost before the export: the row keeps naming it, as it did
-        if storage.exists(name):
-            with storage.open(name, "rb") as existing:
-                if _sha256_file(existing) == entry["sha256"]:
-                    continue  # the same file (a shared storage): nothing to write
-            raise ArchiveError(f"a different file named {name} exists in the storage")
-        with _member(archive, f"files/{name}", entry["sha256"]) as handle:
-            try:
-                saved = storage.save(name, File(handle, name=name))
-            except SuspiciousFileOperation as exc:
-                raise ArchiveError(f"refused file name {name!r}: {exc}") from None
-        stored.append((storage, saved))
-        if saved != name:
-            raise ArchiveError(f"the storage stored {name} as {saved}")
+        try:
+            _import_file(archive, name, entry, wanted[name], stored)
+        except SuspiciousOperation as exc:
+            raise ArchiveError(f"refused file name {name!r}: {exc}") from None
+
+
+def _import_file(archive, name: str, entry: dict, storage, stored: list) -> None:
+    if entry.get("missing"):
+        if storage.exists(name):  # never let a row adopt a file stored by someone else
+            raise ArchiveError(f"{name} is marked missing but a file of that name exists")
+        return  # lost before the export: the row keeps naming it, as it did
+    if storage.exists(name):
+        with storage.open(name, "rb") as existing:
+            if _sha256_file(existing) == entry["sha256"]:
+                return  # the same file (a shared storage): nothing to write
+        raise ArchiveError(f"a different file named {name} exists in the storage")
+    with _member(archive, f"files/{name}", entry["sha256"]) as handle:
+        saved = storage.save(name, File(handle, name=name))
+    stored.append((storage, saved))
+    if saved != name:
+        raise ArchiveError(f"the storage stored {name} as {saved}")

@@ -305,3 +305,71 @@ def test_a_new_table_with_a_tenant_id_is_exported_without_being_listed(world_a, 
     finally:
         with as_owner(), connection.cursor() as cursor:
             cursor.execute("DROP TABLE archive_test_notes")
+
+
+def test_an_archive_is_its_owners_only_and_can_leave_the_password_hashes_behind(
+    world_a, tmp_path, fresh_database, settings
+):
+    fill(world_a, "alpha")
+    hashes = [u.password for u in User.objects.all() if u.has_usable_password()]
+    assert hashes, "the test's members need passwords"
+    kept, left = tmp_path / "kept.tar.gz", tmp_path / "left.tar.gz"
+    call_command("tenant_export", world_a.tenant.slug, out=str(kept), stdout=io.StringIO())
+    call_command(
+        "tenant_export",
+        world_a.tenant.slug,
+        out=str(left),
+        without_password_hashes=True,
+        stdout=io.StringIO(),
+    )
+    for path in (kept, left):
+        assert path.stat().st_mode & 0o777 == 0o600, path.name
+    assert any(h.encode() in archive_members(kept)["users.csv"] for h in hashes)
+    users_csv = archive_members(left)["users.csv"]
+    assert not any(h.encode() in users_csv for h in hashes)
+    assert json.loads(archive_members(left)["manifest.json"])["password_hashes"] is False
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    with on_database(fresh_database):
+        call_command("tenant_import", str(left), stdout=io.StringIO())
+        imported = list(User.objects.all())
+        assert imported and not any(u.has_usable_password() for u in imported)
+        assert members(world_a.tenant.pk)  # the members are there, waiting for passwords
+
+
+def test_a_row_naming_a_file_outside_the_storage_stops_the_export(world_a, tmp_path):
+    from pricing_saas.catalog.models import ImportJob
+
+    fill(world_a, "alpha")
+    with tenant_context(world_a.tenant):
+        ImportJob.objects.filter(pk=ImportJob.objects.first().pk).update(file="../outside.csv")
+    out = tmp_path / "alpha.tar.gz"
+    with pytest.raises(CommandError, match=r"catalog_importjob.file names the file '../outside"):
+        call_command("tenant_export", world_a.tenant.slug, out=str(out))
+    assert not list(tmp_path.glob("alpha.tar.gz*")), "a refused export left an archive"
+
+
+def test_an_unsigned_archive_is_refused_before_anything_behind_its_manifest_is_unpacked(
+    world_a, tmp_path, monkeypatch
+):
+    from pricing_saas.portal import archive as archive_module
+
+    fill(world_a, "alpha")
+    out = tmp_path / "alpha.tar.gz"
+    call_command("tenant_export", world_a.tenant.slug, out=str(out), stdout=io.StringIO())
+    tenants = Tenant.objects.count()
+
+    reordered = tmp_path / "reordered.tar.gz"
+    content = archive_members(out)
+    with tarfile.open(reordered, "w:gz") as archive:
+        for name in sorted(content, key=lambda n: not n.startswith("tables/")):
+            info = tarfile.TarInfo(name)
+            info.size = len(content[name])
+            archive.addfile(info, io.BytesIO(content[name]))
+    with pytest.raises(CommandError, match="no readable manifest.json first"):
+        call_command("tenant_import", str(reordered))
+
+    monkeypatch.setattr(archive_module, "MAX_MANIFEST_BYTES", 100)  # an oversized manifest
+    with pytest.raises(CommandError, match="manifest.json is not a file of at most 100 bytes"):
+        call_command("tenant_import", str(out))
+    assert Tenant.objects.count() == tenants

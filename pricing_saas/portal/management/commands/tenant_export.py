@@ -16,14 +16,20 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("slug")
         parser.add_argument("--out", required=True, help="the archive to write (.tar.gz)")
+        parser.add_argument(
+            "--without-password-hashes",
+            action="store_true",
+            help="leave the members' password hashes out: the users an import creates cannot "
+            "log in until an administrator sets their passwords (manage.py changepassword)",
+        )
 
-    def handle(self, *args, slug, out, **options):
+    def handle(self, *args, slug, out, without_password_hashes, **options):
         tenant = tenant_or_error(slug)
         path = Path(out)
         if path.exists():
             raise CommandError(f"{out} exists; choose another --out")
         try:
-            manifest = export_tenant(tenant, path)
+            manifest = export_tenant(tenant, path, password_hashes=not without_password_hashes)
         except ArchiveError as exc:
             raise CommandError(str(exc)) from exc
         rows = sum(t["rows"] for t in manifest["tables"].values())
