@@ -60,6 +60,7 @@ HOSTS = {
     "beat": 24,
 }
 WORKER_QUEUES = "default,ingest,reprice,publish"
+WORKER_METRICS_PORT = 9100
 
 
 class TopologyError(RuntimeError):
@@ -334,7 +335,10 @@ def up() -> None:
                  "--schedule", str(STATE / "celerybeat-schedule")],
     }  # fmt: skip
     for host, command in hosts.items():
-        pids[host] = net.spawn(host, command, {**env, **_own(host)}, logs / f"{host}.log").pid
+        own = _own(host)
+        if "worker" in command:
+            own |= worker_metrics_env(host, net.address(host))
+        pids[host] = net.spawn(host, command, {**env, **own}, logs / f"{host}.log").pid
     wait_for_port(net.address("web"), 8000, 120)
     (STATE / "pids.json").write_text(json.dumps(pids))
     print(f"portal: http://{net.address('web')}:8000/  (logs: {logs})")
@@ -342,6 +346,16 @@ def up() -> None:
         "a tenant and its owner: ip netns exec pricing-web <the web host's environment> "
         ".venv/bin/python manage.py create_tenant SLUG --owner you@example.com"
     )
+
+
+def worker_metrics_env(host: str, address: str) -> dict:
+    """A worker host serves its task and job metrics on address:9100 (tenants/metrics.py),
+    its prefork children's counts kept in a folder of its own."""
+    return {
+        "WORKER_METRICS_PORT": str(WORKER_METRICS_PORT),
+        "WORKER_METRICS_ADDR": address,
+        "PROMETHEUS_MULTIPROC_DIR": str(STATE / "metrics" / host),
+    }
 
 
 def _own(host: str) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pricing_saas.settings.local")
@@ -55,6 +55,44 @@ app.conf.update(
         "sweep-orphan-uploads": {"task": "catalog.sweep_orphan_uploads_all", "schedule": 3600.0},
     },
 )
+
+
+@signals.task_prerun.connect
+def _task_started(task_id=None, **kwargs) -> None:
+    from tenants import metrics
+
+    metrics.task_started(task_id)
+
+
+@signals.task_postrun.connect
+def _task_ended(task_id=None, task=None, state=None, **kwargs) -> None:
+    from tenants import metrics
+
+    metrics.task_ended(task_id, getattr(task, "name", "unknown"), state)
+
+
+@signals.worker_init.connect
+def _serve_worker_metrics(**kwargs) -> None:
+    """`WORKER_METRICS_PORT`: this worker host's /metrics (tenants/metrics.py), from the main
+    process; with `PROMETHEUS_MULTIPROC_DIR` (a prefork pool) it sums the children's files."""
+    port = os.environ.get("WORKER_METRICS_PORT", "").strip()
+    if not port:
+        return
+    from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+
+    registry = REGISTRY
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    if folder:
+        from prometheus_client import multiprocess
+
+        os.makedirs(folder, exist_ok=True)
+        for name in os.listdir(folder):  # a previous run's counts are not this run's
+            if name.endswith(".db"):
+                os.remove(os.path.join(folder, name))
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    start_http_server(int(port), addr=os.environ.get("WORKER_METRICS_ADDR", "127.0.0.1"),
+                      registry=registry)  # fmt: skip
 
 
 app.autodiscover_tasks()

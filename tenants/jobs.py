@@ -29,6 +29,7 @@ from typing import ClassVar, Self
 from django.db import models, transaction
 from django.utils import timezone
 
+from . import metrics
 from .models import TenantOwned
 
 LOST_MESSAGE = "the worker running it stopped (time limit or lost); marked failed"
@@ -157,6 +158,7 @@ class Job(TenantOwned):
                 return job, False
             job.status, job.started_at = cls.states.running, timezone.now()
             job.save(update_fields=["status", "started_at", *job.on_claim()])
+            transaction.on_commit(lambda: metrics.job_claimed(job))
         return job, True
 
     def on_claim(self) -> list[str]:
@@ -196,6 +198,7 @@ class Job(TenantOwned):
         for name, value in fields.items():
             setattr(self, name, value)
         self.save()
+        transaction.on_commit(lambda: metrics.job_ended(self))
         return self
 
     def fail(self, message: str, **fields) -> Self:

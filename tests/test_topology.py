@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 from django.db import connection
+from prometheus_client.parser import text_string_to_metric_families
 
 from tenants.roles import Role
 
@@ -164,7 +165,9 @@ def hosts(network, services, tmp_path, monkeypatch):
         **{
             name: network.spawn(
                 name, netns.worker_command(name, netns.WORKER_QUEUES + ",ml_train"),
-                netns.app_env(host=name, **common), logs / f"{name}.log",
+                netns.app_env(host=name, **common)
+                | netns.worker_metrics_env(name, network.address(name)),
+                logs / f"{name}.log",
             )
             for name in ("worker1", "worker2")
         },
@@ -193,7 +196,9 @@ def _until(check, seconds: float, what: str):
     pytest.fail(f"timed out after {seconds} s waiting for {what}")
 
 
-def test_a_reprice_and_a_publication_run_across_a_web_host_and_two_worker_hosts(shop, hosts):
+def test_a_reprice_and_a_publication_run_across_a_web_host_and_two_worker_hosts(
+    shop, hosts, network
+):
     base, procs, logs, host_folders = hosts
     analyst = httpx.Client(
         base_url=base, headers={"Authorization": f"Api-Key {shop.keys[Role.ANALYST]}"}, timeout=60
@@ -250,6 +255,19 @@ def test_a_reprice_and_a_publication_run_across_a_web_host_and_two_worker_hosts(
         for name in ("worker1", "worker2")
     }
     assert any(worked.values()), worked  # the tasks ran on worker hosts ...
+    # ... and each worker host's own /metrics counts what it ran: one reprice job and one
+    # publication over the two hosts, each job's wait for a worker observed
+    ran = {}
+    for name in ("worker1", "worker2"):
+        text = httpx.get(f"http://{network.address(name)}:{netns.WORKER_METRICS_PORT}/metrics")
+        for family in text_string_to_metric_families(text.text):
+            for sample in family.samples:
+                if sample.name in ("pricing_job_seconds_count", "pricing_job_wait_seconds_count"):
+                    key = (sample.name, sample.labels["kind"], sample.labels.get("status"))
+                    ran[key] = ran.get(key, 0) + sample.value
+    assert ran[("pricing_job_seconds_count", "pricing.repricejob", "succeeded")] == 1, ran
+    assert ran[("pricing_job_wait_seconds_count", "pricing.repricejob", None)] == 1, ran
+    assert ran[("pricing_job_seconds_count", "pricing.publication", "succeeded")] == 1, ran
     web_log = (logs / "web.log").read_text(errors="replace")
     assert "Task pricing." not in web_log  # ... never on the web host
     stored = [p for p in host_folders.rglob("*") if p.is_file() and "model-cache" not in p.parts]

@@ -366,10 +366,10 @@ def test_an_unsigned_archive_is_refused_before_anything_behind_its_manifest_is_u
             info = tarfile.TarInfo(name)
             info.size = len(content[name])
             archive.addfile(info, io.BytesIO(content[name]))
-    with pytest.raises(CommandError, match="no readable manifest.json first"):
+    with pytest.raises(CommandError, match=r"no readable manifest\.json first"):
         call_command("tenant_import", str(reordered))
 
     monkeypatch.setattr(archive_module, "MAX_MANIFEST_BYTES", 100)  # an oversized manifest
-    with pytest.raises(CommandError, match="manifest.json is not a file of at most 100 bytes"):
+    with pytest.raises(CommandError, match=r"manifest\.json is not a file of at most 100 bytes"):
         call_command("tenant_import", str(out))
     assert Tenant.objects.count() == tenants
