@@ -38,14 +38,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import quote, unquote, urlparse
 
 import numpy as np
-import psycopg2
 from psycopg2 import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchlib.databases import connect, create_database, drop_database, urls  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pricing_saas.settings.local")
 # The queue is not under test: jobs that requests enqueue vanish with the server's memory.
 os.environ["CELERY_BROKER_URL"] = "memory://"
@@ -53,56 +54,9 @@ os.environ["API_THROTTLE_RATE"] = "10000000/minute"
 PASSWORD = "load-test-password-2026"  # noqa: S105 (throw-away users of a throw-away database)
 
 
-def _urls(database: str) -> tuple[str, str]:
-    """(application URL, owner URL) of `database` on the configured server."""
-    app, owner = os.environ.get("DATABASE_URL"), os.environ.get("DATABASE_OWNER_URL")
-    if app:
-        if not owner:
-            raise SystemExit("DATABASE_URL is set: set DATABASE_OWNER_URL too (the owner role)")
-        return (
-            urlparse(app)._replace(path="/" + database).geturl(),
-            urlparse(owner)._replace(path="/" + database).geturl(),
-        )
-    from pricing_saas.dbsetup import APP_ROLE, OWNER_ROLE, start_embedded_postgres
-
-    host = quote(start_embedded_postgres(), safe="")
-    return f"postgres://{APP_ROLE}@{host}/{database}", f"postgres://{OWNER_ROLE}@{host}/{database}"
-
-
-def _connect(url: str, database: str | None = None):
-    parsed = urlparse(url)
-    where = parsed.netloc.rsplit("@", 1)[-1]
-    socket_folder = where.lower().startswith("%2f")  # postgres://role@%2Fpath%2Fto/db
-    return psycopg2.connect(
-        host=unquote(where) if socket_folder else parsed.hostname,
-        port=None if socket_folder else parsed.port,
-        user=unquote(parsed.username or ""),
-        password=unquote(parsed.password) if parsed.password else None,
-        dbname=database or parsed.path.lstrip("/"),
-    )
-
-
-def create_database(owner_url: str, database: str) -> None:
-    conn = _connect(owner_url, "postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-    conn.close()
-
-
-def drop_database(owner_url: str, database: str) -> None:
-    conn = _connect(owner_url, "postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
-        )
-    conn.close()
-
-
 def set_row_level_security(owner_url: str, on: bool) -> int:
     """Switch the policies of every tenant table on (ENABLE + FORCE, as migrated) or off."""
-    conn = _connect(owner_url)
+    conn = connect(owner_url)
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(
@@ -274,7 +228,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60)
     args = parser.parse_args()
     database = f"pricing_load_{os.getpid()}"
-    app_url, owner_url = _urls(database)
+    app_url, owner_url = urls(database)
     create_database(owner_url, database)
     os.environ["DATABASE_URL"], os.environ["DATABASE_OWNER_URL"] = app_url, owner_url
     server = None

@@ -88,6 +88,11 @@ SCRIPTS = {
         expect=("import_csv products:        20 rows", "import_csv sales"),
         db=True,
     ),
+    "fairness.py": Smoke(
+        args="--small 3 --small-skus 10 --big 1 --big-skus 40 --days 20 --workers 2 --baseline",
+        expect=("| round | tenants |", "| all tenants | 1 big | 40 |", "| small tenants alone | 3"),
+        db=True,
+    ),
     "kpi_refresh.py": Smoke(
         args="--skus 50 --days 14",
         expect=("| first refresh (refresh_kpis) |", "x plain INSERT ... SELECT"),
