@@ -59,6 +59,9 @@ def main() -> int:
     from django.conf import settings
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.dummy.EmailBackend"  # fuzzed invitations
+    # As production serves (DEBUG off): a path no route matches gets the API's JSON 404, not
+    # Django's debug page.
+    settings.DEBUG = False
 
     from django.core.wsgi import get_wsgi_application
 
@@ -115,6 +118,14 @@ def main() -> int:
     print(f"| other check failures | {len(others)} |")
     print(f"| run errors | {len(tally.errors)} |")
     print(f"| time | {seconds:.0f} s |")
+    if tally.failures:
+        from collections import Counter
+
+        print("\n| check | operation | failures |")
+        print("| --- | --- | --- |")
+        grouped = Counter((f.kind, f.operation) for f in tally.failures)
+        for (kind, operation), count in sorted(grouped.items(), key=lambda kv: -kv[1]):
+            print(f"| {kind} | {operation} | {count} |")
     if tally.failures or tally.errors:
         print("\n" + tally.report(tally.failures))
     return 1 if tally.gated() or tally.errors else 0

@@ -125,8 +125,22 @@ class RuleSetVersionOut(serializers.ModelSerializer):
         fields = ["version", "data", "changed_by", "created_at"]
 
 
+# What fits in a request line (gunicorn refuses a line over 4,094 bytes with 414): longer lists
+# go in the body of POST /preview/.
+PREVIEW_QUERY_MAX = 2_000
+
+
 class ScopePreviewQuery(serializers.Serializer):
     scope = serializers.ChoiceField(choices=RuleSet.Scope.choices, default="all")
+    scope_values = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=PREVIEW_QUERY_MAX,
+        help_text="the categories, brands or SKUs, separated by commas (longer lists: POST)",
+    )
+
+
+class ScopePreviewIn(ScopePreviewQuery):
     scope_values = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -149,12 +163,13 @@ class RuleSetViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, TenantViewSet
 ):
     """Rule sets with scopes and precedence (analyst and above edit). Every change is a new
-    version (GET /{id}/versions/) and an audit event; GET /preview/ counts the SKUs a scope
-    takes in before it is saved."""
+    version (GET /{id}/versions/) and an audit event; GET or POST /preview/ counts the SKUs a
+    scope takes in before it is saved."""
 
     model = RuleSet
     serializer_class = RuleSetOut
     write_perm = Perm.EDIT_RULES
+    action_perms = {"preview": Perm.VIEW}  # a POST that only reads
 
     def get_tenant_queryset(self):
         return RuleSet.objects.order_by("-priority", "name")
@@ -180,13 +195,21 @@ class RuleSetViewSet(
     def perform_destroy(self, instance):
         rules.delete_rule_set(rule_set=instance)
 
-    @extend_schema(parameters=[ScopePreviewQuery], responses=ScopePreviewOut)
-    @action(detail=False, methods=["get"])
+    @extend_schema(methods=["GET"], parameters=[ScopePreviewQuery], responses=ScopePreviewOut)
+    @extend_schema(methods=["POST"], request=ScopePreviewIn, responses=ScopePreviewOut)
+    @action(detail=False, methods=["get", "post"])
     def preview(self, request):
         """How many active SKUs a scope takes in, before a rule set with it is saved:
         categories and brands match whatever their case, SKUs exactly; `unmatched` names the
-        values that match none (0 SKUs: the rule set would do nothing)."""
-        query = query_of(ScopePreviewQuery, request)
+        values that match none (0 SKUs: the rule set would do nothing). GET takes up to 2,000
+        characters of values in the query; POST the same fields as JSON, for long lists. It
+        saves nothing either way."""
+        if request.method == "POST":
+            body = ScopePreviewIn(data=request.data)
+            body.is_valid(raise_exception=True)
+            query = body.validated_data
+        else:
+            query = query_of(ScopePreviewQuery, request)
         scope, values = query["scope"], rules.scope_values_of(query.get("scope_values", ""))
         if scope != RuleSet.Scope.ALL and not values:
             raise ServiceError(f"a {scope} scope needs at least one value", attr="scope_values")

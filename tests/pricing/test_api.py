@@ -359,6 +359,20 @@ def test_the_scope_preview_counts_skus_before_a_rule_set_is_saved(repriced, worl
         "/api/v1/rule-sets/preview/", {"scope": "category", "scope_values": "a"}
     )
     assert b_count.json()["skus"] == 1  # B's own product only
+    # A list too long for a request line: the query refuses it by name, POST takes it (a
+    # viewer may: it only reads).
+    many = ",".join(["a", *(f"nothing-{i}" for i in range(400))])
+    long_get = api.get("/api/v1/rule-sets/preview/", {"scope": "category", "scope_values": many})
+    assert long_get.status_code == 400 and long_get.json()["attr"] == "scope_values"
+    posted = api.post(
+        "/api/v1/rule-sets/preview/",
+        {"scope": "category", "scope_values": many},
+        format="json",
+    )
+    assert posted.status_code == 200, posted.json()
+    assert posted.json()["skus"] == in_a and len(posted.json()["unmatched"]) == 400
+    wrong = api.post("/api/v1/rule-sets/preview/", {"scope": "eggs"}, format="json")
+    assert wrong.status_code == 400 and wrong.json()["attr"] == "scope"
     with tenant_context(repriced.tenant):
         assert not RuleSet.objects.exists()  # a preview saves nothing
 
