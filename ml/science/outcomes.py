@@ -20,7 +20,10 @@ count; shrunk toward the negative-binomial curve of all changed SKUs because a f
 a noisy variance; each window's mean has variance var / days) and the drift's sampling error
 (the ratio estimator's linearised variance over the controls, clustered by SKU); by the delta
 method. A sum over SKUs (a job, a category) adds the SKUs' own variances and counts the shared
-drift's once, with the covariance it induces. The 95 % interval is the estimate +- 1.96 s.e.
+drift's once, with the covariance it induces. A sum over parts measured against different
+category drifts (`combined_se`) adds the categories' own drift errors as independent (their
+controls differ) and the tenant drift's, which every part leans on by its weight, once. The
+95 % interval is the estimate +- 1.96 s.e.
 """
 
 from __future__ import annotations
@@ -97,6 +100,8 @@ class Lift:
     total_se: float
     total_low: float
     total_high: float
+    own_var: float = 0.0  # the part of total_se^2 from the SKUs' own sales
+    loading: float = 0.0  # how far the total moves per unit of error in the drift
 
 
 def realised_lift(
@@ -140,7 +145,8 @@ def realised_lift(
     unit_se = np.sqrt(var_post + market.ratio**2 * var_pre + pre_mean**2 * market.var)
     total = float(np.sum(profit_lift))
     # the drift is common to every SKU: its part of the sum's variance is (sum of weights)^2
-    total_se = float(np.sqrt(np.sum(own) + np.sum(m_old * pre_mean) ** 2 * market.var))
+    loading = float(np.sum(m_old * pre_mean))
+    total_se = float(np.sqrt(np.sum(own) + loading**2 * market.var))
     return Lift(
         units_actual=post_mean,
         units_counterfactual=counterfactual,
@@ -154,7 +160,33 @@ def realised_lift(
         total_se=total_se,
         total_low=total - Z95 * total_se,
         total_high=total + Z95 * total_se,
+        own_var=float(np.sum(own)),
+        loading=loading,
     )
+
+
+@dataclass
+class Part:
+    """One part of a sum measured against its own drift: a category's drift
+    w * own + (1 - w) * tenant (`category_drifts`), or the tenant's (w = 0)."""
+
+    lift: Lift
+    weight: float  # w on the category's own ratio
+    own_drift_var: float  # the variance of the category's own ratio (unused where w = 0)
+
+
+def combined_se(parts: list[Part], tenant: Drift) -> float:
+    """The standard error of the sum of the parts' totals. Each part's error is its SKUs' own
+    noise plus loading x its drift's error, w e_category + (1 - w) e_tenant. The SKUs' noise and
+    the categories' own errors are independent between parts (disjoint SKUs, disjoint
+    controls): they add in quadrature; the tenant's error is one error every part leans on: its
+    loadings add before squaring. The two drift components are added as if perfectly correlated
+    (a category's controls are among the tenant's), an upper bound, as `category_drifts` does
+    for one category. One part alone gives its own total_se."""
+    own = sum(p.lift.own_var for p in parts)
+    independent = np.sqrt(sum((p.lift.loading * p.weight) ** 2 * p.own_drift_var for p in parts))
+    shared = abs(sum(p.lift.loading * (1 - p.weight) for p in parts)) * np.sqrt(tenant.var)
+    return float(np.sqrt(own + (independent + shared) ** 2))
 
 
 @dataclass

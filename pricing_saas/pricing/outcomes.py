@@ -18,7 +18,14 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from django.db import connection
 
-from ml.science.outcomes import category_drifts, drift, forecast_accuracy, realised_lift
+from ml.science.outcomes import (
+    Part,
+    category_drifts,
+    combined_se,
+    drift,
+    forecast_accuracy,
+    realised_lift,
+)
 from pricing_saas.catalog.models import Product, SalesRecord
 from tenants.context import require_current_tenant
 
@@ -125,7 +132,8 @@ def _drifts(control_pre, control_post, categories, wanted, pre_days, observed):
     MIN_CATEGORY_CONTROLS of them with sales before (a season or a promotion of one category
     is not credited to the price changes of another), drawn toward the tenant's as far as the
     categories move alike (ml.science.outcomes.category_drifts); else the tenant's, with the
-    reason. Returns {category: (Drift, scope, note)} and the tenant-wide Drift."""
+    reason. Returns {category: (Drift, scope, note, (weight on its own ratio, that ratio's
+    variance))} and the tenant-wide Drift."""
     tenant = drift(control_pre / pre_days, control_post / observed)
     own, out = {}, {}
     counts = {c: int(((categories == c) & (control_pre > 0)).sum()) for c in set(categories)}
@@ -142,7 +150,7 @@ def _drifts(control_pre, control_post, categories, wanted, pre_days, observed):
                 f"{own[category].controls} unchanged SKUs, weighted {weight:.0%} against the "
                 f"tenant's {tenant.ratio:.3f}"
             )
-            out[category] = (market, "category", note)
+            out[category] = (market, "category", note, (weight, own[category].var))
         else:
             n = counts.get(category, 0)
             note = (
@@ -150,7 +158,7 @@ def _drifts(control_pre, control_post, categories, wanted, pre_days, observed):
                 f"{category or '(none)'}, fewer than {MIN_CATEGORY_CONTROLS}: the tenant's "
                 f"drift ({tenant.controls} SKUs) is used"
             )
-            out[category] = (tenant, "tenant", note)
+            out[category] = (tenant, "tenant", note, (0.0, 0.0))
     return out, tenant
 
 
@@ -187,7 +195,7 @@ def _measure(result: Outcome, group, products, drifts, day, observed, market):
     forecast = 0.0
     for i, change in enumerate(group):
         sku, category, _cost = products[change.product_id]
-        _market, scope, note = drifts[category or ""]
+        _market, scope, note, _weight = drifts[category or ""]
         margin = 0.0 if np.isnan(cost[i]) else cost[i]
         predicted = None
         if change.forecast_units_new is not None and change.forecast_units_old is not None:
@@ -292,13 +300,16 @@ def outcome(changes, window: int = WINDOWS[0]) -> Outcome:
         for change in whole:
             category = products[change.product_id][1] or ""
             parts[category if drifts[category][1] == "category" else "\0tenant"].append(change)
+        measured = []
         for _part, group in sorted(parts.items()):
             category = products[group[0].product_id][1] or ""
-            market = drifts[category][0]
+            market, _scope, _note, (weight, own_var) = drifts[category]
             lift, predicted = _measure(result, group, products, drifts, day, observed, market)
+            measured.append(Part(lift, weight, own_var))
             sums.append(lift.total)
-            spreads.append(lift.total_se)
             forecast += predicted
+        # the day's parts share the tenant's drift: combined once (ml.science.outcomes)
+        spreads.append(combined_se(measured, tenant_drift))
     if sums:
         # publication days are measured apart (their drifts are independent estimates)
         result.total = float(np.sum(sums))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.science.outcomes import drift, realised_lift
+from ml.science.outcomes import Part, category_drifts, combined_se, drift, realised_lift
 
 
 def _week_var(daily: np.ndarray) -> np.ndarray:
@@ -112,3 +112,60 @@ def test_category_drifts_follow_the_categories_only_as_far_as_they_move_apart():
     assert apart["b"][0].ratio == pytest.approx(0.75, abs=0.02)
     # the variance is at least the category's own share of it
     assert apart["a"][0].var >= 0.95**2 * 0.002
+
+
+def _categories_apart(rng, categories=3, changed=20, controls=40, spread=0.06):
+    """One publication day over `categories` categories whose markets move around the tenant's
+    (log-normal spread): each measured against its drawn drift (category_drifts)."""
+    tenant_move = rng.uniform(0.8, 1.2)
+    moves = tenant_move * np.exp(rng.normal(0, spread, categories))
+    own, data = {}, {}
+    all_pre, all_post = [], []
+    for c in range(categories):
+        n = changed + controls
+        level = rng.gamma(2.0, 3.0, n)
+        old = rng.uniform(5, 50, changed)
+        new = old * rng.uniform(0.9, 1.1, changed)
+        effect = (new / old) ** -2.0
+        pre = _market(rng, n, 28, level, np.ones(n))
+        post = _market(rng, n, 28, level, np.r_[effect, np.ones(controls)] * moves[c])
+        own[c] = drift(pre[changed:].mean(axis=1), post[changed:].mean(axis=1))
+        all_pre.append(pre[changed:].mean(axis=1))
+        all_post.append(post[changed:].mean(axis=1))
+        truth = (new - old * 0.6) * level[:changed] * moves[c] * effect - (old - old * 0.6) * level[
+            :changed
+        ] * moves[c]
+        data[c] = (pre[:changed], post[:changed], old, new, truth)
+    tenant = drift(np.concatenate(all_pre), np.concatenate(all_post))
+    parts, truth = [], 0.0
+    for c, (market, weight) in category_drifts(own, tenant).items():
+        pre, post, old, new, true = data[c]
+        lift = realised_lift(
+            pre.mean(axis=1), _week_var(pre), np.full(changed, 28), post.mean(axis=1),
+            np.full(changed, 28), old, new, old * 0.6, market,
+        )  # fmt: skip
+        parts.append(Part(lift, weight, own[c].var))
+        truth += true.sum()
+    return parts, tenant, truth
+
+
+def test_a_sum_over_categories_counts_the_tenant_drift_they_share_once():
+    """Three categories measured against drifts drawn toward the tenant's: the sum's interval
+    covers the true total lift; adding the parts' errors as independent (each part carrying
+    the tenant's drift error on its own) would make it narrower than that."""
+    rng = np.random.default_rng(11)
+    inside = inside_quadrature = runs = 0
+    for _ in range(300):
+        parts, tenant, truth = _categories_apart(rng)
+        total = sum(p.lift.total for p in parts)
+        se = combined_se(parts, tenant)
+        quadrature = float(np.sqrt(sum(p.lift.total_se**2 for p in parts)))
+        assert se >= quadrature - 1e-9
+        inside += int(abs(total - truth) <= 1.959964 * se)
+        inside_quadrature += int(abs(total - truth) <= 1.959964 * quadrature)
+        runs += 1
+    assert 0.93 <= inside / runs <= 0.995, inside / runs
+    assert inside_quadrature < inside
+    # one part alone: its own interval
+    one = parts[:1]
+    assert combined_se(one, tenant) == pytest.approx(one[0].lift.total_se, rel=1e-9)
