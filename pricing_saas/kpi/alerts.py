@@ -482,8 +482,8 @@ def evaluate(*, wait: bool = True) -> list[Alert]:
                 alert.message, alert.figures = check.message, check.figures
                 alert.save(update_fields=["message", "figures", "checked_at"])
                 continue
-            if check.kind in cooling:
-                continue  # one of its kind closed a moment ago: no second e-mail for a blip
+            if key in cooling:
+                continue  # the same alert closed a moment ago: no second e-mail for a blip
             alert = Alert.objects.create(
                 kind=check.kind, subject=check.subject, message=check.message,
                 figures=check.figures,
@@ -522,14 +522,16 @@ def _resolve(alert: Alert, current: AlertPolicy, why: str) -> None:
     _notify(alert, "alert.resolved", current, email=False)
 
 
-def _cooling_down(current: AlertPolicy) -> set[str]:
-    """The kinds of alert closed less than the policy's cooldown ago: none of them opens now."""
+def _cooling_down(current: AlertPolicy) -> set[tuple[str, str]]:
+    """(kind, subject) of the alerts closed less than the policy's cooldown ago: none of them
+    opens again now. Another subject of the same kind (a newer model version) is no blip of
+    that alert: it may open."""
     if not current.cooldown_hours:
         return set()
     since = timezone.now() - timedelta(hours=current.cooldown_hours)
     return set(
         Alert.objects.filter(status=Alert.Status.RESOLVED, resolved_at__gte=since).values_list(
-            "kind", flat=True
+            "kind", "subject"
         )
     )
 

@@ -446,7 +446,8 @@ def wape_of(world_a, monkeypatch):
     state = {"wape": 0.0, "version": version}
 
     def accuracy(window_days):
-        row = {"model_version": version.pk, "changes": 50, "wape": state["wape"], "bias": 0.0}
+        row = {"model_version": state["version"].pk, "changes": 50, "wape": state["wape"],
+               "bias": 0.0}  # fmt: skip
         return [{**row, "coverage": 0.95}]
 
     monkeypatch.setattr(alerts, "accuracy", accuracy)
@@ -484,6 +485,31 @@ def test_a_figure_hovering_at_the_limit_does_not_open_and_close_the_alert(
         now["at"] += dt.timedelta(hours=2)  # the cooldown is over
         assert len(alerts.evaluate()) == 1 and Alert.objects.count() == 2
     assert len(mail.outbox) == 2  # one per alert opened, not one per crossing
+
+
+def test_the_cooldown_holds_back_the_same_alert_not_another_subject_of_its_kind(world_a, wape_of):
+    """The forecast error of demand v1 closed a moment ago: v1 crossing again waits out the
+    cooldown, but a newer version in force that misses is another alert and opens."""
+    from tests.factories import ModelVersionFactory
+
+    with tenant_context(world_a.tenant):
+        alerts.save_policy(max_wape="0.5", retrain=False)
+        wape_of["wape"] = 0.6
+        first = alerts.evaluate()
+        wape_of["wape"] = 0.4
+        alerts.evaluate()
+        wape_of["wape"] = 0.6
+        assert alerts.evaluate() == []  # the same subject, within the cooldown
+        old = wape_of["version"]
+        old.status = "ready"
+        old.save(update_fields=["status"])
+        wape_of["version"] = ModelVersionFactory(
+            tenant=world_a.tenant, kind="demand", status="promoted", version=old.version + 1,
+            metrics={"last_day": "2024-03-01"},
+        )  # fmt: skip
+        second = alerts.evaluate()
+        assert [a.subject for a in first] == [f"demand v{old.version}"]
+        assert [a.subject for a in second] == [f"demand v{old.version + 1}"]
 
 
 def test_without_margin_and_cooldown_the_alert_follows_the_limit(world_a, wape_of):
