@@ -72,6 +72,19 @@ class ModelVersion(CancellableJob):
             ),
         ]
 
+    def is_stale(self, now=None) -> bool:
+        """A run fitted in parts (ml.partitioned) is alive while its parts beat: each stage
+        stamps the time it ends, and no part runs longer than the task's time limit."""
+        beat = (self.progress or {}).get("beat") if self.status == self.states.running else None
+        if beat and "partitioned" in self.progress:
+            from datetime import datetime
+
+            from django.utils import timezone
+
+            since = datetime.fromisoformat(beat)
+            return (now or timezone.now()) - since > self.time_limit.stale_after
+        return super().is_stale(now)
+
     def __str__(self) -> str:
         return f"{self.kind} v{self.version} ({self.status})"
 

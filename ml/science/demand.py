@@ -696,10 +696,12 @@ def _variance_of(parts: list[dict], origin: int | None = None):
     return np.maximum(phi * model / info2, meat / info2), phi, tenant
 
 
-def reduce(blocks: list[BlockFit], pooled: Pooled, category=None) -> DemandFit:
+def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -> DemandFit:
     """Stage 3: the blocks' SKUs in order (block 0's SKUs first) as one fit: the standard
     errors with the tenant's dispersion, the hinges, the empirical-Bayes shrinkage SKU ->
-    category -> pooled, the intercepts at the tenant's mean offset and recent level."""
+    category -> pooled, the intercepts at the tenant's mean offset and recent level.
+    `recent(j)`: block j with its recent rows, where `blocks` were read without them (one
+    block's rows in memory at a time)."""
     n = sum(block.n for block in blocks)
     beta, cov, names = pooled.beta, pooled.cov, pooled.names
     pooled_e, pooled_se = float(beta[0]), float(np.sqrt(max(cov[0, 0], 0.0)))
@@ -772,8 +774,9 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None) -> DemandFit:
     intercept = _concat(blocks, "alpha") + mu_day_controls + mean_offset
     if not pooled.time_effects:
         levels, at = [], 0
-        for block in blocks:  # per SKU: each block's recent rows with its SKUs' estimates
+        for j, block in enumerate(blocks):  # per SKU: each block's recent rows, its estimates
             own_sku = slice(at, at + block.n)
+            block = block if recent is None else recent(j)
             levels.append(
                 _recent_level(
                     block.recent_y,
