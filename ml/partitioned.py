@@ -13,7 +13,7 @@ with a product-id range, ml.panel.demand_panel(block)).
    one-process fit's), else that many products' worth of blocks spread over the tenant. Its
    result goes to the storage backend (never a host's own disk).
 2. `ml.train_part` (one per block): each SKU's fit given the pooled one, stored the same way.
-   At most DEMAND_PARTITION_IN_FLIGHT parts of one run are queued or running at a time: each
+   At most PARTITION_IN_FLIGHT parts of one run are queued or running at a time: each
    finished part queues the next, so other tenants' tasks queued meanwhile run in between.
 3. `ml.train_reduce`: once every part is in, the tenant-wide quantities (dispersion, shrinkage
    to category and tenant, mean offset, recent level), the estimates and the artifact; the
@@ -32,10 +32,9 @@ from datetime import date
 
 import numpy as np
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import transaction
-from django.utils import timezone
+
+from tenants import parts as job_parts
 
 from .models import ModelVersion
 from .panel import demand_panel, tenant_facts
@@ -61,18 +60,16 @@ def start(version: ModelVersion, facts: dict | None = None) -> ModelVersion:
     size = int(settings.DEMAND_PARTITION_BLOCK_SKUS)
     bounds = [*products[::size].tolist(), int(products[-1]) + 1]
     parts = len(bounds) - 1
-    plan = {
-        "parts": parts,
-        "bounds": bounds,
-        "block_skus": size,
-        "sample": sample_blocks(parts, size, int(settings.DEMAND_PARTITION_SAMPLE_SKUS)).tolist(),
-        "day_range": list(facts["day_range"]),
-        "tracks": bool(facts["tracks"]),
-        "competitor_sd": float(facts["competitor_sd"]),
-        "folder": f"partitions/{version.tenant_id}/demand-{version.pk}",
-        "queued": 0,
-        "done": [],
-    }
+    plan = job_parts.plan(
+        parts,
+        f"partitions/{version.tenant_id}/demand-{version.pk}",
+        bounds=bounds,
+        block_skus=size,
+        sample=sample_blocks(parts, size, int(settings.DEMAND_PARTITION_SAMPLE_SKUS)).tolist(),
+        day_range=list(facts["day_range"]),
+        tracks=bool(facts["tracks"]),
+        competitor_sd=float(facts["competitor_sd"]),
+    )
     version.set_progress(progress=_state(plan, "pooled stage"))
     from .tasks import train_pooled
 
@@ -88,7 +85,6 @@ def _state(plan: dict, phase: str) -> dict:
         "share": round(done / max(plan["parts"], 1), 4),
         "parts": plan["parts"],
         "parts_done": done,
-        "beat": timezone.now().isoformat(),  # ModelVersion.is_stale: the run is alive
         "partitioned": plan,
     }
 
@@ -102,29 +98,19 @@ def _block(plan: dict, index: int) -> dict:
     }
 
 
-def _name(plan: dict, what: str) -> str:
-    return f"{plan['folder']}/{what}.npz"
-
-
 def _save(plan: dict, what: str, arrays: dict) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    name = _name(plan, what)
-    if default_storage.exists(name):  # a part run again (its worker died after writing)
-        default_storage.delete(name)
-    default_storage.save(name, ContentFile(buffer.getvalue()))
+    job_parts.save(plan, f"{what}.npz", buffer.getvalue())
 
 
 def _load(plan: dict, what: str):
-    with default_storage.open(_name(plan, what), "rb") as handle:
-        return np.load(io.BytesIO(handle.read()))
+    return np.load(io.BytesIO(job_parts.read(plan, f"{what}.npz")))
 
 
 def _clean(plan: dict) -> None:
-    for what in ["pooled", *(f"block-{i}" for i in range(plan["parts"]))]:
-        name = _name(plan, what)
-        if default_storage.exists(name):
-            default_storage.delete(name)
+    names = ["pooled", *(f"block-{i}" for i in range(plan["parts"]))]
+    job_parts.clean(plan, [f"{what}.npz" for what in names])
 
 
 def _live(version_id: int) -> tuple[ModelVersion | None, bool]:
@@ -220,7 +206,7 @@ def _pooled_of(arrays):
 
 def _advance(version_id: int, finished: int | None, phase: str) -> None:
     """Record a finished part (None: the pooled stage) and queue what comes next: parts up to
-    DEMAND_PARTITION_IN_FLIGHT of them in flight, the reduce once every part is in. Counted by
+    PARTITION_IN_FLIGHT of them in flight, the reduce once every part is in. Counted by
     part index under the run's lock: a part delivered twice counts once."""
     from .tasks import train_part, train_reduce
 
@@ -229,18 +215,13 @@ def _advance(version_id: int, finished: int | None, phase: str) -> None:
         if not live:
             return
         plan = version.progress["partitioned"]
-        if finished is not None and finished not in plan["done"]:
-            plan["done"].append(finished)
-        elif finished is not None:
+        step = job_parts.advance(plan, finished)
+        if step is None:
             return  # a duplicate delivery: its successor was queued the first time
-        window = int(settings.DEMAND_PARTITION_IN_FLIGHT)
-        in_flight = plan["queued"] - len(plan["done"])
-        start, stop = plan["queued"], min(plan["parts"], plan["queued"] + window - in_flight)
-        plan["queued"] = max(stop, start)
-        all_in = len(plan["done"]) == plan["parts"]
+        queue, all_in = step
         version.set_progress(progress=_state(plan, "merging" if all_in else phase))
         tenant_id = version.tenant_id
-        for index in range(start, stop):
+        for index in queue:
             transaction.on_commit(lambda i=index: train_part.delay(tenant_id, version_id, i))
         if all_in:
             transaction.on_commit(lambda: train_reduce.delay(tenant_id, version_id))

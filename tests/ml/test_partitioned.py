@@ -1,5 +1,5 @@
 """The partitioned demand fit through its tasks (ml.partitioned): on a tenant small enough for
-both, the estimates it stores are the one-process fit's; at most DEMAND_PARTITION_IN_FLIGHT
+both, the estimates it stores are the one-process fit's; at most PARTITION_IN_FLIGHT
 parts of a run are queued at a time; a cancel or a failing part ends the run without promoting
 anything and deletes what the parts staged; a part runs in its tenant only."""
 
@@ -64,7 +64,7 @@ def parts(settings, monkeypatch):
     settings.DEMAND_PARTITION_MIN_SKUS = 0
     settings.DEMAND_PARTITION_BLOCK_SKUS = 4
     settings.DEMAND_PARTITION_SAMPLE_SKUS = 10_000
-    settings.DEMAND_PARTITION_IN_FLIGHT = 2
+    settings.PARTITION_IN_FLIGHT = 2
 
     class Queue(list):
         most = 0  # the most parts queued at once
@@ -128,7 +128,7 @@ def test_the_partitioned_fit_stores_the_one_process_estimates(market, parts, set
     version = refreshed(market, version)
     assert version.status == "promoted", version.message
     assert version.metrics["partitioned"] == {"parts": 8, "block_skus": 4, "pooled_blocks": 8}
-    assert parts.most == 2  # never more than DEMAND_PARTITION_IN_FLIGHT parts queued
+    assert parts.most == 2  # never more than PARTITION_IN_FLIGHT parts queued
     assert staged(version) == []  # the parts' staged results are gone
     a, b = stored(market, one), stored(market, version)
     assert len(a) == PRODUCTS and a.keys() == b.keys()
@@ -239,5 +239,6 @@ def test_a_stale_check_reads_the_parts_heartbeat(market, parts):
         ModelVersion.objects.filter(pk=version.pk).update(started_at=old)
         version.refresh_from_db()
     assert partitioned.is_partitioned(version) and not version.is_stale()
-    later = dt.datetime.fromisoformat(version.progress["beat"]) + version.time_limit.stale_after
+    beat = dt.datetime.fromisoformat(version.progress["partitioned"]["beat"])
+    later = beat + version.time_limit.stale_after
     assert version.is_stale(later + dt.timedelta(seconds=1))
