@@ -72,6 +72,19 @@ class ModelVersion(CancellableJob):
             ),
         ]
 
+    def is_stale(self, now=None) -> bool:
+        """A run fitted in parts (ml.partitioned) is alive while its parts beat (each part
+        counted stamps the plan), however long the whole run takes."""
+        if self.status == self.states.running:
+            from tenants.parts import is_stale
+
+            stale = is_stale(
+                (self.progress or {}).get("partitioned"), self.time_limit.stale_after, now
+            )
+            if stale is not None:
+                return stale
+        return super().is_stale(now)
+
     def __str__(self) -> str:
         return f"{self.kind} v{self.version} ({self.status})"
 

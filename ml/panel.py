@@ -15,11 +15,17 @@ PRICE_TOLERANCE = 0.005  # prices within 0.5 % count as the same price
 DAILY_REPORT_COVERAGE = 0.8
 
 
-def demand_panel():
+def demand_panel(block: dict | None = None):
     """Daily units per product (channels summed) between its first and last sale. Days without a
     sale count as zero units while the product is active and its price is known: recorded as a
     row with 0 units and the day's price, or unchanged between the sales around them; see the
-    comments below. Every product is handled at once with numpy (no loop per product)."""
+    comments below. Every product is handled at once with numpy (no loop per product).
+
+    `block` (a partitioned fit, ml.partitioned): only the products with ids in
+    [block["low"], block["high"]), with the tenant-wide facts given (block["tracks"]: whether
+    the tenant's files record revenue; block["competitor_sd"]); the competitor prices are
+    attached even where none is known on the block's rows, and the stats carry the category
+    names ("category_names") and counts instead of shares."""
     import datetime as dt
     from zoneinfo import ZoneInfo
 
@@ -31,20 +37,29 @@ def demand_panel():
 
     # Channels summed per product and day, read with one binary COPY straight into numpy (the
     # ORM built 2 million Python tuples for a 100,000-SKU tenant: 30 s of a 100 s training).
+    within = (
+        ""
+        if block is None
+        else (f"AND product_id >= {int(block['low'])} AND product_id < {int(block['high'])} ")
+    )
     data = copy_columns(
         "SELECT product_id, (date - DATE '0001-01-01') + 1, SUM(units), "
         "COALESCE(SUM(revenue), 0), BOOL_OR(promo)::int, "
         # the listed price of the day: units-weighted over channels (MAX for 0-unit rows)
         "COALESCE(SUM(price * units) / NULLIF(SUM(units), 0), MAX(price)) "
         f"FROM {SalesRecord._meta.db_table} WHERE tenant_id = {int(require_current_tenant().pk)} "
-        "GROUP BY product_id, date ORDER BY product_id, date",
+        + within
+        + "GROUP BY product_id, date ORDER BY product_id, date",
         6,
     )
     if len(data) == 0:
         return None, [], {}
-    active = dict(Product.objects.values_list("pk", "active"))
-    categories = dict(Product.objects.values_list("pk", "category"))
-    today = dict(Product.objects.values_list("pk", "price"))
+    products_of = Product.objects.all()
+    if block is not None:
+        products_of = products_of.filter(pk__gte=block["low"], pk__lt=block["high"])
+    active = dict(products_of.values_list("pk", "active"))
+    categories = dict(products_of.values_list("pk", "category"))
+    today = dict(products_of.values_list("pk", "price"))
     products, sku = np.unique(data[:, 0].astype(int), return_inverse=True)
     days, units, revenue, promo = data[:, 1].astype(int), data[:, 2], data[:, 3], data[:, 4]
     # A row with 0 units and a price is a day on sale without a sale (a daily report): the
@@ -61,6 +76,8 @@ def demand_panel():
     # tenant's files do not record revenue (0 on most sales), sales are at the listed price.
     sold_rows = units > 0
     tracks = bool(sold_rows.any()) and float(np.mean(revenue[sold_rows] > 0)) >= 0.5
+    if block is not None:
+        tracks = bool(block["tracks"])  # the tenant's files, not the block's
     free = sold_rows & ~(paid > 0) & tracks
     price = np.where(recorded_zero | ((units > 0) & ~free & (price > 0)), price, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -125,6 +142,20 @@ def demand_panel():
         truncated=np.r_[truncated, np.zeros(len(zero_days), dtype=bool)][order],
     )
     competitor = _competitor_prices(kept, panel.sku, panel.day)
+    if block is not None:
+        panel.competitor_price, panel.competitor_sd = competitor, float(block["competitor_sd"])
+        return (
+            panel,
+            kept,
+            {
+                "category_names": [categories.get(pk, "") for pk in kept],
+                "rows": len(panel.units),
+                "zero": int(np.sum(panel.units == 0)),
+                "truncated": int(np.sum(panel.truncated)),
+                "competitor": int(np.sum(np.isfinite(competitor))),
+                "discounted": int(np.sum(panel.discount < -0.01)),
+            },
+        )
     if np.isfinite(competitor).any():
         panel.competitor_price = competitor
         # how far a reading carried over the days may be off, over the panel's days
@@ -248,3 +279,50 @@ def competitor_jitter(since) -> float:
         )
         row = cur.fetchone()
     return float(row[0]) * 1.4826 / np.sqrt(2) if row and row[0] is not None else 0.0
+
+
+def tenant_facts() -> dict:
+    """What every block of a partitioned demand fit must agree on, read once for the tenant:
+    the products with sales rows (ascending), the first and last day of the priced rows (the
+    trend and the error blocks are measured from them), whether the files record revenue, and
+    the jitter of the competitor readings over those days. One aggregate over the sales; the
+    one-process panel takes the day range from the rows it keeps, which is the same unless the
+    first or last days hold only rows of products never sold at a price."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    import numpy as np
+    from django.db import connection
+
+    from pricing_saas.catalog.models import CompetitorOffer, SalesRecord
+
+    tenant = require_current_tenant()
+    products = copy_columns(
+        f"SELECT DISTINCT product_id FROM {SalesRecord._meta.db_table} "
+        f"WHERE tenant_id = {int(tenant.pk)} ORDER BY 1",
+        1,
+    )[:, 0].astype(np.int64)
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT MIN(d) FILTER (WHERE priced), MAX(d) FILTER (WHERE priced), "
+            "AVG(CASE WHEN r > 0 THEN 1.0 ELSE 0.0 END) FILTER (WHERE u > 0) FROM ("
+            " SELECT (date - DATE '0001-01-01') + 1 AS d, SUM(units) AS u,"
+            " COALESCE(SUM(revenue), 0) AS r,"
+            " (MAX(price) > 0 OR (SUM(units) > 0 AND COALESCE(SUM(revenue), 0) > 0)) AS priced"
+            f" FROM {SalesRecord._meta.db_table} WHERE tenant_id = %s GROUP BY product_id, date"
+            ") AS g",
+            [tenant.pk],
+        )
+        first, last, revenue_share = cur.fetchone()
+    competitor_sd = 0.0
+    if first is not None and CompetitorOffer.objects.exists():
+        since = dt.date.fromordinal(int(first) - COMPETITOR_CARRY_DAYS)
+        competitor_sd = competitor_jitter(
+            dt.datetime.combine(since, dt.time(), ZoneInfo(tenant.timezone))
+        )
+    return {
+        "products": products,
+        "day_range": None if first is None else (int(first), int(last)),
+        "tracks": revenue_share is not None and float(revenue_share) >= 0.5,
+        "competitor_sd": competitor_sd,
+    }

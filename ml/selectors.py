@@ -44,13 +44,23 @@ def predict_texts(texts: list[str]):
 
 
 def demand_curve(
-    version: ModelVersion | None, product_ids, prices, categories=None, competitor_price=None
+    version: ModelVersion | None,
+    product_ids,
+    prices,
+    categories=None,
+    competitor_price=None,
+    within: tuple[int, int] | None = None,
+    category_means: dict[str, float] | None = None,
 ):
     """The one demand curve (ml.science.curve.DemandCurve) of `product_ids` at today's
     `prices`, from the estimates of a stored demand-model version. Products the version has no
     estimate for take the mean elasticity of their category (else the version's pooled one)
     with no volume (units 0: a cold start). Returns the curve and a mask of the products with
-    an estimate."""
+    an estimate.
+
+    A partitioned reprice asks for one block of products at a time: `within` (their id range)
+    keeps the read to the block, and `category_means` (category_prior_means, over the whole
+    catalog) gives the same priors as one call for every product."""
     import numpy as np
 
     from .models import Elasticity
@@ -65,6 +75,8 @@ def demand_curve(
     )
     if n <= 1000:
         rows = rows.filter(product_id__in=ids)
+    elif within is not None:
+        rows = rows.filter(product_id__gte=within[0], product_id__lt=within[1])
     names = ("elasticity", "elasticity_se", "units_per_day", "typical_price", "curvature",
              "price_low", "price_high", "from_prior", "competitor_slope", "competitor_slope_se",
              "curvature_se", "gap_low", "gap_high")  # fmt: skip
@@ -97,9 +109,14 @@ def demand_curve(
         by_category: dict[str, list[float]] = {}
         for i in np.flatnonzero(known):
             by_category.setdefault(cats[i], []).append(e[i])
+        means = (
+            {cat: float(np.mean(values)) for cat, values in by_category.items()}
+            if category_means is None
+            else category_means
+        )
         for i in np.flatnonzero(~known):
-            prior = by_category.get(cats[i])
-            e[i] = float(np.mean(prior)) if prior else pooled
+            prior = means.get(cats[i])
+            e[i] = prior if prior is not None else pooled
             se[i], rate[i], typical[i], curv[i] = 1.0, 0.0, 1.0, 0.0
     price = np.asarray(prices, dtype=float)
     typical = np.where(known, typical, price)
@@ -121,3 +138,23 @@ def demand_curve(
         gap_high=get("gap_high"),
         ramp_sd=ramp_sd,
     ), known
+
+
+def category_prior_means(version: ModelVersion | None, products) -> dict[str, float]:
+    """Per category, the mean elasticity `version` estimated for `products` (a queryset of
+    products: a reprice's catalog): what demand_curve gives a product without an estimate."""
+    import numpy as np
+
+    from .models import Elasticity
+
+    if version is None:
+        return {}
+    sums: dict[str, list[float]] = {}
+    rows = (
+        Elasticity.objects.filter(model_version=version, product_id__in=products.values("pk"))
+        .order_by("product_id")
+        .values_list("product__category", "elasticity")
+    )  # catalog order
+    for category, value in rows.iterator(chunk_size=20_000):
+        sums.setdefault(category, []).append(value)
+    return {category: float(np.mean(values)) for category, values in sums.items()}

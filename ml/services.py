@@ -330,8 +330,11 @@ def _against_version_in_force(held_out: dict) -> dict | None:
 def _run_demand(version: ModelVersion) -> ModelVersion:
     import numpy as np
 
+    from . import partitioned
     from .science.demand import fit_demand
 
+    if partitioned.wanted(_products_with_sales()):
+        return _start_partitioned(version)
     panel, product_ids, stats = demand_panel()
     days = 0 if panel is None else len(np.unique(panel.day))
     if panel is None or len(panel.units) < MIN_SALES_ROWS or days < MIN_SALES_DAYS:
@@ -354,6 +357,64 @@ def _run_demand(version: ModelVersion) -> ModelVersion:
         )
         raise
     observed = np.bincount(panel.sku, minlength=len(product_ids))
+
+    def challenge():
+        return _challenge(panel, product_ids)
+
+    return finish_demand(
+        version,
+        fit,
+        product_ids,
+        observed,
+        len(panel.units),
+        stats,
+        last_day=date.fromordinal(int(np.max(panel.day))),
+        challenge=challenge,
+    )
+
+
+def _products_with_sales() -> int:
+    from django.db import connection
+
+    from pricing_saas.catalog.models import SalesRecord
+
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT COUNT(DISTINCT product_id) FROM {SalesRecord._meta.db_table} "
+            "WHERE tenant_id = %s",
+            [require_current_tenant().pk],
+        )
+        return int(cur.fetchone()[0])
+
+
+def _start_partitioned(version: ModelVersion) -> ModelVersion:
+    """A tenant above DEMAND_PARTITION_MIN_SKUS: the fit runs in parts (ml.partitioned)."""
+    from . import partitioned
+    from .panel import tenant_facts
+
+    facts = tenant_facts()
+    first, last = facts["day_range"] or (0, -1)
+    if last - first + 1 < MIN_SALES_DAYS:
+        return _end(
+            version,
+            ModelVersion.Status.FAILED,
+            f"{NOT_ENOUGH_HISTORY}: sales on {max(last - first + 1, 0)} days; at least "
+            f"{MIN_SALES_DAYS} days are needed",
+        )
+    return partitioned.start(version, facts)
+
+
+ELASTICITY_CHUNK = 50_000  # estimate rows built and copied at a time (bounded memory)
+
+
+def finish_demand(
+    version, fit, product_ids, observed, data_size, stats, *, last_day, challenge
+) -> ModelVersion:
+    """Store a demand fit's estimates and artifact, end the run ready and promote it (unless a
+    gated run loses its backtest: `challenge()` says; None: a gated run cannot be backtested
+    and stays ready). The one-process fit and the partitioned fit's reduce both end here."""
+    import numpy as np
+
     estimates = {
         "product_id": np.asarray(product_ids, dtype=np.int64),
         "elasticity": fit.elasticity,
@@ -376,14 +437,16 @@ def _run_demand(version: ModelVersion) -> ModelVersion:
     # The artifact holds every estimate, so a version whose rows were pruned can be restored.
     np.savez_compressed(buffer, coef=fit.coef, **estimates)
     with transaction.atomic():
-        _store_elasticities(version, estimates)
+        for start in range(0, len(product_ids), ELASTICITY_CHUNK):
+            part = slice(start, start + ELASTICITY_CHUNK)
+            _store_elasticities(version, {k: v[part] for k, v in estimates.items()})
         version.artifact.save(
             f"{version.tenant_id}-demand-v{version.version}.npz",
             ContentFile(buffer.getvalue()),
             save=False,
         )
         version.trainer = DEMAND_TRAINER
-        version.data_size = len(panel.units)
+        version.data_size = data_size
         version.metrics = {
             "chosen": DEMAND_TRAINER,
             DEMAND_TRAINER: {"pooled_elasticity": round(fit.pooled_elasticity, 4),
@@ -392,15 +455,23 @@ def _run_demand(version: ModelVersion) -> ModelVersion:
                              "competitor_hinges": int(np.sum(fit.competitor_above < 0)),
                              "ramp_sd": round(fit.ramp_sd, 5),
                              "from_prior": int(fit.from_prior.sum())},
-            "n_skus": len(product_ids), "product_days": len(panel.units), **stats,
-            "last_day": date.fromordinal(int(np.max(panel.day))).isoformat(),
+            "n_skus": len(product_ids), "product_days": data_size, **stats,
+            "last_day": last_day.isoformat(),
             "coefficients": dict(zip(fit.coef_names, np.round(fit.coef, 4).tolist(), strict=True)),
         }  # fmt: skip
         summary = f"pooled elasticity {fit.pooled_elasticity:.2f} ± {fit.pooled_se:.2f}"
         message = f"{summary} over {len(product_ids)} SKUs."
         verdict = None
         if version.hyperparameters.get("gate") == "backtest":
-            verdict = _challenge(panel, product_ids)
+            verdict = (
+                challenge()
+                if challenge is not None
+                else {
+                    "promoted": False,
+                    "message": "Not promoted: a model fitted in parts is not backtested; it "
+                    "stays ready (promote it by hand to use it anyway).",
+                }
+            )
             version.metrics = {**version.metrics, "against_in_force": verdict}
             message += " " + verdict["message"]
         _end(version, ModelVersion.Status.READY, message)

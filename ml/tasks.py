@@ -3,7 +3,7 @@
 from tenants.jobs import retry_while_running
 from tenants.tasks import tenant_task
 
-from . import services
+from . import partitioned, services
 from .models import ModelVersion
 
 
@@ -15,6 +15,8 @@ from .models import ModelVersion
 )
 def train_model_version(self, tenant, version_id: int) -> str | None:
     version = services.run_training(version_id=version_id)
+    if partitioned.is_partitioned(version):  # its parts run as tasks of their own
+        return version.status
     retry_while_running(self, version)
     return version.status if version else None
 
@@ -22,3 +24,24 @@ def train_model_version(self, tenant, version_id: int) -> str | None:
 @tenant_task(name="ml.refresh_reference_prices", queue="ml_train", time_limit=3600)
 def refresh_reference_prices(self, tenant, version_id: int) -> int:
     return services.refresh_reference_prices(version_id=version_id)
+
+
+# The partitioned demand fit of a very large tenant (ml.partitioned): its stages, each a task
+# any worker host can run; the run's ModelVersion carries the plan and the parts done.
+PART_OPTIONS = {"max_retries": 0, **ModelVersion.time_limit.task_options}
+
+
+@tenant_task(name="ml.train_pooled", queue="ml_train", **PART_OPTIONS)
+def train_pooled(self, tenant, version_id: int) -> None:
+    partitioned.run_pooled(version_id)
+
+
+@tenant_task(name="ml.train_part", queue="ml_train", **PART_OPTIONS)
+def train_part(self, tenant, version_id: int, index: int) -> None:
+    partitioned.run_part(version_id, index)
+
+
+@tenant_task(name="ml.train_reduce", queue="ml_train", **PART_OPTIONS)
+def train_reduce(self, tenant, version_id: int) -> str | None:
+    version = partitioned.run_reduce(version_id)
+    return version.status if version else None

@@ -24,6 +24,7 @@ from django.db import connection
 from tenants.tasks import database_label
 
 from .factories import MembershipFactory, TenantFactory
+from .ml.test_partitioned import market  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 MISSING_REDIS = (
@@ -88,6 +89,10 @@ def broker(tmp_path_factory):
 
 @pytest.fixture
 def worker(broker):
+    yield from _worker(broker, "default")
+
+
+def _worker(broker, queues, **settings):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "pricing_saas.settings.test",
@@ -95,6 +100,7 @@ def worker(broker):
         "CELERY_BROKER_URL": broker,
         "CELERY_RESULT_BACKEND": broker,
         "CELERY_TASK_ALWAYS_EAGER": "false",
+        **settings,
     }
     proc = subprocess.Popen(
         [
@@ -106,7 +112,7 @@ def worker(broker):
             "worker",
             "--pool=solo",
             "-Q",
-            "default",
+            queues,
             "--without-heartbeat",
             "--without-gossip",
             "--without-mingle",
@@ -154,6 +160,49 @@ def test_worker_runs_tenant_task_in_that_tenant_only(broker, worker):
     # A result unsubscribes when collected: now, while the broker this module started is up.
     del result_a, result_b
     gc.collect()
+
+
+@pytest.fixture
+def parts_worker(broker):
+    """A worker that fits every tenant's demand model in parts of 4 products."""
+    yield from _worker(
+        broker,
+        "ml_train",
+        DEMAND_PARTITION_MIN_SKUS="0",
+        DEMAND_PARTITION_BLOCK_SKUS="4",
+        PARTITION_IN_FLIGHT="2",
+    )
+
+
+def test_a_worker_fits_a_demand_model_in_parts(broker, parts_worker, market):  # noqa: F811
+    """The partitioned fit through a real worker and broker: the pooled stage, 8 parts (each
+    queueing the next) and the reduce, ending in one promoted version in the tenant."""
+    from ml import services as ml_services
+    from ml.models import Elasticity, ModelVersion
+    from tenants.context import tenant_context
+
+    from .ml.test_partitioned import PRODUCTS
+
+    with tenant_context(market.tenant):
+        version = ml_services.start_training(kind="demand", enqueue=False)
+    client = Celery(broker=broker, backend=broker, set_as_current=False)
+    client.send_task(
+        "ml.train_model_version", args=[market.tenant.pk, version.pk], queue="ml_train"
+    )
+    deadline = time.monotonic() + 240
+    with tenant_context(market.tenant):
+        while time.monotonic() < deadline:
+            version.refresh_from_db()
+            if version.status not in ("queued", "training"):
+                break
+            time.sleep(0.5)
+        if version.status != "promoted":
+            parts_worker.terminate()
+            print(parts_worker.stdout.read())
+        assert version.status == "promoted", version.message
+        assert version.metrics["partitioned"]["parts"] == 8 and version.progress == {}
+        assert Elasticity.objects.filter(model_version=version).count() == PRODUCTS
+        assert ModelVersion.objects.filter(status="promoted").count() == 1
 
 
 @pytest.mark.django_db(transaction=False)

@@ -30,6 +30,7 @@ Every elasticity carries a standard error. Estimates are clipped to a plausible 
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,15 +126,20 @@ class DemandFit:
         return self.elasticity[sku] + 2 * c * x
 
 
-def _controls(panel: Panel) -> tuple[np.ndarray, list[str]]:
+def _controls(
+    panel: Panel, day_range: tuple[int, int] | None = None, competitor: bool | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """The controls of each row. `day_range` (the tenant's first and last day) and `competitor`
+    (whether the gap columns exist) where the panel is a block of the tenant's SKUs."""
     day = panel.day.astype(float)
+    first, final = (day.min(), day.max()) if day_range is None else map(float, day_range)
     names, cols = [], []
     if panel.time_effects:
         for period in np.unique(panel.day)[1:]:
             cols.append((panel.day == period).astype(float))
             names.append(f"period_{period}")
     else:
-        span = max(day.max() - day.min(), 1.0)
+        span = max(final - first, 1.0)
         if span >= 14:  # two weeks at least to tell weekdays apart
             dow = (panel.day % 7).astype(int)
             for k in range(1, 7):
@@ -144,7 +150,7 @@ def _controls(panel: Panel) -> tuple[np.ndarray, list[str]]:
                 angle = 2 * np.pi * h * day / 365.25
                 cols += [np.sin(angle), np.cos(angle)]
                 names += [f"year_sin_{h}", f"year_cos_{h}"]
-        cols.append((day - day.min()) / span)
+        cols.append((day - first) / span)
         names.append("trend")
     if panel.promo is not None:
         cols.append(np.asarray(panel.promo, float))
@@ -154,7 +160,9 @@ def _controls(panel: Panel) -> tuple[np.ndarray, list[str]]:
         cols.append(depth)
         names.append("discount_depth")
     other = panel.competitor_price
-    if other is not None and np.isfinite(other).any():
+    if competitor is None:
+        competitor = other is not None and bool(np.isfinite(other).any())
+    if competitor:
         gap = np.log(np.asarray(panel.price, float) / np.asarray(other, float))
         known = np.isfinite(gap)
         cols += [np.where(known, gap, 0.0), (~known).astype(float)]
@@ -217,7 +225,7 @@ def _mean_weight(eta, truncated):
     `truncated` (a Truncation): Poisson, mean mu / (1 - e^-mu) and weight m (1 - m e^-mu); or
     negative binomial with the mask's k, mean mu / (1 - P0), P0 = (1 + k mu)^(-1/k). The
     estimating equations sum (y - m) x = 0 hold whatever the variance, so the slopes stay
-    unbiased; their standard errors come from the sandwich (_honest_variance)."""
+    unbiased; their standard errors come from the sandwich (_variance_parts)."""
     mu = np.exp(np.clip(eta, -30, 30))
     if truncated is None:
         return mu, mu
@@ -292,7 +300,57 @@ def _pooled(y, X, sku, n, trunc, beta, alpha, iterations):
 
 
 def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
-    n = panel.n_skus
+    """The whole fit in one process: the pooled stage, every SKU's own fit given it, and the
+    empirical-Bayes reduce. The partitioned fit (ml.partitioned) runs the same three stages with
+    the SKUs split into blocks, each fitted on its own (fit_block), then reduce() over them."""
+    pooled = fit_pooled(panel, iterations)
+    return reduce(
+        [fit_block(panel, pooled, iterations, alpha=pooled.alpha)], pooled, panel.category
+    )
+
+
+@dataclass
+class Pooled:
+    """The tenant-level part of the fit, estimated first and shared by every block of SKUs: the
+    shared coefficients (the pooled price slope and the controls) with their covariance, the
+    dispersion of the truncated counts, and the facts every block's design must agree on (the
+    day range the trend and the error blocks are measured from, which controls exist)."""
+
+    beta: np.ndarray
+    cov: np.ndarray
+    names: list[str]  # the controls (columns of the design after the price)
+    day_range: tuple[int, int]
+    competitor: bool  # the competitor gap columns are in the design
+    truncated: bool  # some rows are zero-truncated
+    nb_k: float
+    ramp_sd: float
+    time_effects: bool
+    # Per SKU of the panel it was fitted on: the profiled intercepts at the pooled fit (the
+    # start of each SKU's own fit; a SKU outside that panel starts from its closed form).
+    alpha: np.ndarray
+
+
+@dataclass
+class _Rows:
+    """A panel's valid rows and what every stage derives from them the same way."""
+
+    n: int
+    sku: np.ndarray
+    y: np.ndarray
+    price: np.ndarray
+    trunc: np.ndarray | None
+    sub: Panel
+    weight: np.ndarray  # rows per SKU
+    typical: np.ndarray
+    lp: np.ndarray
+    controls: np.ndarray
+    names: list[str]
+
+
+def _rows(panel: Panel, n: int | None = None, pooled: Pooled | None = None) -> _Rows:
+    """The valid rows of `panel` (SKUs 0..n-1), their design, and the truncation mask. With
+    `pooled`, the design is the pooled fit's: its day range, its controls in its order."""
+    n = panel.n_skus if n is None else n
     y = np.asarray(panel.units, float)
     price = np.asarray(panel.price, float)
     sku = np.asarray(panel.sku, int)
@@ -300,41 +358,82 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     sku, y, price = sku[valid], y[valid], price[valid]
     keep = lambda values: None if values is None else np.asarray(values)[valid]  # noqa: E731
     trunc = keep(panel.truncated)
-    if trunc is not None:
-        trunc = Truncation(trunc)
-        if not trunc.any():
-            trunc = None
+    if pooled is None:
+        if trunc is not None:
+            trunc = Truncation(trunc)
+            if not trunc.any():
+                trunc = None
+    elif pooled.truncated or (trunc is not None and trunc.any()):
+        # the tenant's truncation (and its k) holds in every block, whether or not the block
+        # has truncated rows of its own
+        mask = np.zeros(len(y), bool) if trunc is None else trunc
+        trunc = Truncation(mask, pooled.nb_k)
+    else:
+        trunc = None
+    competitor = keep(panel.competitor_price)
+    if pooled is not None and pooled.competitor and competitor is None:
+        competitor = np.full(len(y), np.nan)  # the tenant's gap is unknown on these SKUs' days
     sub = Panel(
         sku=sku,
         day=np.asarray(panel.day)[valid],
         units=y,
         price=price,
         promo=keep(panel.promo),
-        competitor_price=keep(panel.competitor_price),
+        competitor_price=competitor,
         discount=keep(panel.discount),
         time_effects=panel.time_effects,
         competitor_sd=panel.competitor_sd,
     )
-    day = sub.day
     # Typical price per SKU: the unit-weighted geometric mean (today's scale for each SKU).
     log_p = np.log(price)
     weight = np.bincount(sku, minlength=n).astype(float)
     typical = np.exp(np.bincount(sku, weights=log_p, minlength=n) / np.maximum(weight, 1))
     lp = log_p - np.log(typical[sku])
-    controls, names = _controls(sub)
-    varies = np.ptp(controls, axis=0) > 0  # e.g. a promo column without any promotion
-    controls, names = controls[:, varies], [n for n, v in zip(names, varies, strict=True) if v]
-    X = np.column_stack([lp, controls])
+    if pooled is None:
+        controls, names = _controls(sub)
+        varies = np.ptp(controls, axis=0) > 0  # e.g. a promo column without any promotion
+        controls, names = controls[:, varies], [n for n, v in zip(names, varies, strict=True) if v]
+    else:
+        if pooled.time_effects:
+            raise ValueError("a panel with a dummy per period cannot be fitted in blocks")
+        controls, every = _controls(sub, pooled.day_range, pooled.competitor)
+        # the pooled fit's controls, in its order (one that did not vary there has no coefficient)
+        controls = controls[:, [every.index(name) for name in pooled.names]]
+        names = list(pooled.names)
+    return _Rows(n, sku, y, price, trunc, sub, weight, typical, lp, controls, names)
+
+
+def fit_pooled(
+    panel: Panel,
+    iterations: int = 25,
+    day_range: tuple[int, int] | None = None,
+    ramp_sd: float | None = None,
+) -> Pooled:
+    """Stage 1: the pooled model on `panel` (the tenant, or a sample of its SKUs), with its
+    cluster-robust covariance and the negative-binomial k behind the truncated rows. `day_range`
+    (first and last day of the tenant's rows) where the panel is a sample of them."""
+    r = _rows(panel)
+    if day_range is not None:
+        if panel.time_effects:
+            raise ValueError("a panel with a dummy per period cannot be fitted in blocks")
+        controls, every = _controls(r.sub, day_range)
+        varies = np.ptp(controls, axis=0) > 0
+        r.controls = controls[:, varies]
+        r.names = [name for name, v in zip(every, varies, strict=True) if v]
+    else:
+        day_range = (int(r.sub.day.min()), int(r.sub.day.max()))
+    n, sku, y, trunc, controls, names = r.n, r.sku, r.y, r.trunc, r.controls, r.names
+    X = np.column_stack([r.lp, controls])
     beta = np.zeros(X.shape[1])
     beta[0] = -1.0
     alpha = _profile_alpha(y, X @ beta, sku, n, trunc)
-    beta, alpha, m, wt, Xc, info = _pooled(y, X, sku, n, trunc, beta, alpha, iterations)
+    beta, alpha, m, _wt, Xc, info = _pooled(y, X, sku, n, trunc, beta, alpha, iterations)
     if trunc is not None:  # sale-day rows: the dispersion matters for the truncation
         k = _dispersion_k(y, np.exp(X @ beta + alpha[sku]), trunc)
         if k > 0:
             trunc = Truncation(trunc, k)
             alpha = _profile_alpha(y, X @ beta, sku, n, trunc, alpha)
-            beta, alpha, m, wt, Xc, info = _pooled(y, X, sku, n, trunc, beta, alpha, iterations)
+            beta, alpha, m, _wt, Xc, info = _pooled(y, X, sku, n, trunc, beta, alpha, iterations)
     # Standard errors that hold under overdispersion and correlation within a SKU: the
     # sandwich clustered by SKU (every SKU's days are one cluster), never below the model's.
     bread = np.linalg.pinv(info)
@@ -347,8 +446,73 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     robust = bread @ meat @ bread
     diagonal = np.maximum(np.diag(robust), np.diag(bread))
     cov = np.where(np.eye(len(beta), dtype=bool), diagonal, robust)
-    pooled, pooled_se = float(beta[0]), float(np.sqrt(max(cov[0, 0], 0.0)))
+    return Pooled(
+        beta=beta,
+        cov=cov,
+        names=names,
+        day_range=(int(day_range[0]), int(day_range[1])),
+        competitor=r.sub.competitor_price is not None
+        and bool(np.isfinite(r.sub.competitor_price).any()),
+        truncated=trunc is not None,
+        nb_k=float(getattr(trunc, "k", 0.0)) if trunc is not None else 0.0,
+        ramp_sd=_ramp_sd(r.sub) if ramp_sd is None else ramp_sd,
+        time_effects=panel.time_effects,
+        alpha=alpha,
+    )
 
+
+@dataclass
+class BlockFit:
+    """Stage 2 for one block of SKUs (0..n-1 of its panel): every per-SKU quantity of the fit
+    given the pooled one, and the per-SKU parts of the tenant-wide quantities the reduce
+    completes (the dispersion behind every standard error, the mean offset of the intercepts,
+    the recent level, which needs the shrunk slopes)."""
+
+    n: int
+    rows: np.ndarray  # rows per SKU
+    typical: np.ndarray
+    alpha: np.ndarray
+    straight: np.ndarray  # the straight (kernel-weighted) slope, NaN where not identified
+    slope_var: dict  # _variance_parts of the slope
+    raw_c: np.ndarray
+    raw_c_se: np.ndarray  # before the dispersion
+    sold: np.ndarray
+    last: np.ndarray
+    centre: np.ndarray
+    share: np.ndarray | None  # share of each SKU's days with a known competitor gap
+    hinge: np.ndarray  # NaN where not fitted
+    hinge_se: np.ndarray  # before the dispersion
+    b_joint: np.ndarray
+    b_joint_se: np.ndarray
+    hinge_var: dict | None  # _variance_parts of the hinge (its eligible rows)
+    offset_sum: float
+    offset_rows: int
+    price_low: np.ndarray
+    price_high: np.ndarray
+    gap_low: np.ndarray
+    gap_high: np.ndarray
+    # the rows of the last LEVEL_WINDOW_DAYS (for the recent level)
+    recent_sku: np.ndarray
+    recent_y: np.ndarray
+    recent_x: np.ndarray
+    recent_trunc: np.ndarray | None
+
+
+def fit_block(
+    panel: Panel,
+    pooled: Pooled,
+    iterations: int = 25,
+    alpha: np.ndarray | None = None,
+    n: int | None = None,
+    every_origin: bool = False,
+) -> BlockFit:
+    """Stage 2: each SKU's own slope, curvature and hinge above the competitor, with everything
+    shared held at `pooled`. `alpha`: start intercepts per SKU (NaN: from the closed form).
+    `every_origin`: the hinge's error blocks for every origin of the 14-day grid (a block
+    cannot know the first day of the other blocks' eligible rows; the reduce picks one)."""
+    r = _rows(panel, n, pooled)
+    n, sku, y, price, trunc, sub, lp = r.n, r.sku, r.y, r.price, r.trunc, r.sub, r.lp
+    day, weight, typical, names, beta = sub.day, r.weight, r.typical, r.names, pooled.beta
     # Per-SKU slopes, everything else at the pooled fit.
     # The pooled extra slope above the competitor keeps the SKUs whose demand collapses there
     # (anchored to the competitor's price) from loading their collapse on the gap's coefficient,
@@ -357,11 +521,14 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     beta_offset = beta.copy()
     if "competitor_above" in names:
         beta_offset[1 + names.index("competitor_above")] = 0.0
-    offset = controls @ beta_offset[1:]
+    offset = r.controls @ beta_offset[1:]
+    if alpha is not None and np.isfinite(alpha).all():
+        a = np.asarray(alpha, float).copy()
+    else:  # intercepts profiled at the pooled fit (where no start value was given)
+        a = _profile_alpha(y, r.controls @ beta[1:] + beta[0] * lp, sku, n, trunc)
+        a = a if alpha is None else np.where(np.isfinite(alpha), alpha, a)
     raw = np.full(n, np.nan)
-    raw_se = np.full(n, np.inf)
-    b = np.full(n, pooled)
-    a = alpha.copy()
+    b = np.full(n, float(beta[0]))
     last = np.zeros(n)
     order = np.lexsort((day, sku))  # by SKU, then day: each SKU's run ends with its latest day
     ends = np.flatnonzero(np.r_[sku[order][1:] != sku[order][:-1], True])
@@ -379,8 +546,8 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
         s0 = np.bincount(sku, weights=wt, minlength=n)
         s1 = np.bincount(sku, weights=wt * lp, minlength=n)
         s2 = np.bincount(sku, weights=wt * lp * lp, minlength=n)
-        r = (y - m) * kw
-        g = np.bincount(sku, weights=r * (lp - (s1 / np.maximum(s0, 1e-12))[sku]), minlength=n)
+        res = (y - m) * kw
+        g = np.bincount(sku, weights=res * (lp - (s1 / np.maximum(s0, 1e-12))[sku]), minlength=n)
         info_b = s2 - s1 * s1 / np.maximum(s0, 1e-12)
         step = np.where(info_b > 1e-9, g / np.maximum(info_b, 1e-9), 0.0)
         b = np.clip(b + np.clip(step, -1, 1), -20, 5)
@@ -396,10 +563,10 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     # it at the centre made bent curves look less elastic at today's price: the simulator's
     # S-shaped curves by 0.2).
     centre = np.where(has, s1 / np.maximum(s0, 1e-12), last)
-    variance, phi, dispersion = _honest_variance(
-        y, m, wt, lp, sku, day, n, s0, s1, np.maximum(info_b, 1e-12), kw, var_b
+    day0 = pooled.day_range[0]
+    slope_var = _variance_parts(
+        y, m, wt, lp, sku, day, n, s0, s1, np.maximum(info_b, 1e-12), kw, var_b, [day0]
     )
-    raw_se[has] = np.sqrt(variance[has])
     sold = np.bincount(sku, weights=y, minlength=n) > 0
 
     # Curvature: log units quadratic in log price, slope and curvature per SKU fitted together
@@ -408,58 +575,161 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     # than the joint fit's slope when the history is short); the curvature bends it.
     raw_c, raw_c_se, _b2, _b2_se = _curvature(y, lp, offset, sku, n, trunc, b, a, iterations)
     raw_c = np.where(sold, raw_c, np.nan)
-    raw_c_se = raw_c_se * np.sqrt(phi)  # overdispersion widens the curvature's interval too
     # The hinge above the competitor, fitted together with the slope: where a SKU's demand
     # clearly falls faster above the competitor's price, its slope is the one below it.
-    hinge, hinge_se = np.zeros(n), np.full(n, np.inf)
+    h, h_se = np.full(n, np.nan), np.full(n, np.inf)
+    b_joint, b_joint_se = np.full(n, np.nan), np.full(n, np.inf)
+    hinge_var = None
     if sub.competitor_price is not None:
         with np.errstate(divide="ignore", invalid="ignore"):
             gap = np.log(price / np.asarray(sub.competitor_price, float))
         # on the ramp as buyers meet it: the reading carried over days is off by its jitter
-        g = np.where(np.isfinite(gap), ramp(gap, _ramp_sd(sub)), 0.0)
+        g = np.where(np.isfinite(gap), ramp(gap, pooled.ramp_sd), 0.0)
         # only SKUs seen both above and below the competitor can show a hinge
         above = np.bincount(sku, weights=np.nan_to_num(gap) > 0, minlength=n)
         eligible = (above > 0) & (above < np.bincount(sku, minlength=n))
-        r = eligible[sku]
-        if r.any():
-            t = None if trunc is None else trunc[r]
+        e = eligible[sku]
+        if e.any():
+            t = None if trunc is None else trunc[e]
             h, h_se, b_joint, b_joint_se = _curvature(
-                y[r],
-                lp[r],
-                offset[r],
-                sku[r],
+                y[e],
+                lp[e],
+                offset[e],
+                sku[e],
                 n,
                 t,
                 b,
                 a,
                 iterations,
-                z=g[r],
+                z=g[e],
                 prior_sd=HINGE_PRIOR_SD,
             )
             # its s.e. as honest as the slope's: dispersion and correlation over days
-            eta = np.where(np.isfinite(b_joint), b_joint, b)[sku[r]] * lp[r] + offset[r]
-            eta = eta + np.nan_to_num(h)[sku[r]] * g[r]
-            a_r = _profile_alpha(y[r], eta, sku[r], n, t, a)
-            m_r, w_r = _mean_weight(a_r[sku[r]] + eta, t)
-            s0 = np.bincount(sku[r], weights=w_r, minlength=n)
-            s1 = np.bincount(sku[r], weights=w_r * g[r], minlength=n)
-            info_h = np.bincount(sku[r], weights=w_r * g[r] ** 2, minlength=n) - s1**2 / np.maximum(
+            eta = np.where(np.isfinite(b_joint), b_joint, b)[sku[e]] * lp[e] + offset[e]
+            eta = eta + np.nan_to_num(h)[sku[e]] * g[e]
+            a_r = _profile_alpha(y[e], eta, sku[e], n, t, a)
+            m_r, w_r = _mean_weight(a_r[sku[e]] + eta, t)
+            s0 = np.bincount(sku[e], weights=w_r, minlength=n)
+            s1 = np.bincount(sku[e], weights=w_r * g[e], minlength=n)
+            info_h = np.bincount(sku[e], weights=w_r * g[e] ** 2, minlength=n) - s1**2 / np.maximum(
                 s0, 1e-12
             )
-            robust, _phi_h, _tenant_h = _honest_variance(
-                y[r], m_r, w_r, g[r], sku[r], day[r], n, s0, s1, np.maximum(info_h, 1e-12)
-            )
-            h_se = np.maximum(h_se * np.sqrt(phi), np.sqrt(robust))
-            b_joint_se = b_joint_se * np.sqrt(phi)
-            clear = has & np.isfinite(h) & (h + HINGE_Z * h_se < 0) & np.isfinite(b_joint)
-            known = has & np.isfinite(h) & np.isfinite(h_se)
-            hinge, hinge_se = np.where(known, h, 0.0), np.where(known, h_se, np.inf)
-            raw = np.where(clear, b_joint, raw)
-            raw_se = np.where(clear, np.maximum(raw_se, b_joint_se), raw_se)
+            first = int(day[e].min())
+            # origins at or before the first day (every residue mod SE_BLOCK_DAYS once)
+            origins = range(first - SE_BLOCK_DAYS + 1, first + 1) if every_origin else [first]
+            hinge_var = _variance_parts(
+                y[e], m_r, w_r, g[e], sku[e], day[e], n, s0, s1, np.maximum(info_h, 1e-12),
+                origins=list(origins),
+            )  # fmt: skip
+            hinge_var["first"] = first
+    recent = day > pooled.day_range[1] - LEVEL_WINDOW_DAYS
+    return BlockFit(
+        n=n,
+        rows=weight,
+        typical=typical,
+        alpha=a,
+        straight=raw,
+        slope_var=slope_var,
+        raw_c=raw_c,
+        raw_c_se=raw_c_se,
+        sold=sold,
+        last=last,
+        centre=centre,
+        share=_gap_share(r) if "competitor_gap" in names else None,
+        hinge=h,
+        hinge_se=h_se,
+        b_joint=b_joint,
+        b_joint_se=b_joint_se,
+        hinge_var=hinge_var,
+        offset_sum=float(np.sum(offset)),
+        offset_rows=len(offset),
+        price_low=np.where(weight > 0, _per_sku(np.minimum, price, sku, n, np.inf), np.nan),
+        price_high=np.where(weight > 0, _per_sku(np.maximum, price, sku, n, -np.inf), np.nan),
+        gap_low=_gap_range(price, sub.competitor_price, sku, n, np.minimum, np.inf),
+        gap_high=_gap_range(price, sub.competitor_price, sku, n, np.maximum, -np.inf),
+        recent_sku=sku[recent],
+        recent_y=y[recent],
+        recent_x=lp[recent],
+        recent_trunc=None if trunc is None else trunc[recent],
+    )
+
+
+def _gap_share(r: _Rows) -> np.ndarray:
+    """Per SKU, the share of its days on which the competitor gap is known."""
+    rows = np.maximum(np.bincount(r.sku, minlength=r.n), 1)
+    flag = "competitor_gap_unknown"  # dropped when the gap is known on every day
+    unknown = r.controls[:, r.names.index(flag)] if flag in r.names else np.zeros(len(r.sku))
+    return 1.0 - np.bincount(r.sku, weights=unknown, minlength=r.n) / rows
+
+
+def _concat(blocks: list[BlockFit], name: str) -> np.ndarray:
+    return np.concatenate([getattr(block, name) for block in blocks])
+
+
+def _no_rows(n: int, origin: int) -> dict:
+    """_variance_parts of SKUs without a row (a block without a hinge to fit)."""
+    zero = np.zeros(n)
+    info2 = np.full(n, 1e-24)  # as np.maximum(info, 1e-12) ** 2 of no rows
+    return {"pearson": zero, "df": zero, "model": zero, "info2": info2, "meat": [zero],
+            "origins": [origin]}  # fmt: skip
+
+
+def _variance_of(parts: list[dict], origin: int | None = None):
+    """The tenant's dispersion and each SKU's variance from the blocks' _variance_parts (in
+    SKU order): the formula of the one-process fit over all of them. `origin`: the first day of the
+    error blocks' grid (a block that computed every origin has one per residue mod 14)."""
+    pearson = np.concatenate([p["pearson"] for p in parts])
+    df = np.concatenate([p["df"] for p in parts])
+    model = np.concatenate([p["model"] for p in parts])
+    info2 = np.concatenate([p["info2"] for p in parts])
+    meat = np.concatenate(
+        [
+            p["meat"][0]
+            if origin is None or len(p["origins"]) == 1
+            else p["meat"][[o % SE_BLOCK_DAYS for o in p["origins"]].index(origin % SE_BLOCK_DAYS)]
+            for p in parts
+        ]
+    )
+    tenant = float(max(pearson.sum() / max(df.sum(), 1.0), 1.0))
+    phi = (pearson + DISPERSION_PRIOR_ROWS * tenant) / (df + DISPERSION_PRIOR_ROWS)
+    phi = np.maximum(phi, 1.0)
+    return np.maximum(phi * model / info2, meat / info2), phi, tenant
+
+
+def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -> DemandFit:
+    """Stage 3: the blocks' SKUs in order (block 0's SKUs first) as one fit: the standard
+    errors with the tenant's dispersion, the hinges, the empirical-Bayes shrinkage SKU ->
+    category -> pooled, the intercepts at the tenant's mean offset and recent level.
+    `recent(j)`: block j with its recent rows, where `blocks` were read without them (one
+    block's rows in memory at a time)."""
+    n = sum(block.n for block in blocks)
+    beta, cov, names = pooled.beta, pooled.cov, pooled.names
+    pooled_e, pooled_se = float(beta[0]), float(np.sqrt(max(cov[0, 0], 0.0)))
+    variance, phi, dispersion = _variance_of([block.slope_var for block in blocks])
+    raw = _concat(blocks, "straight")
+    has = np.isfinite(raw)
+    raw_se = np.full(n, np.inf)
+    raw_se[has] = np.sqrt(variance[has])
+    raw_c = _concat(blocks, "raw_c")
+    raw_c_se = _concat(blocks, "raw_c_se") * np.sqrt(phi)  # overdispersion widens it too
+    hinge, hinge_se = np.zeros(n), np.full(n, np.inf)
+    fitted = [block.hinge_var for block in blocks if block.hinge_var is not None]
+    if fitted:
+        first = min(part["first"] for part in fitted)
+        parts = [block.hinge_var or _no_rows(block.n, first) for block in blocks]
+        robust, _phi_h, _tenant_h = _variance_of(parts, first)
+        h, b_joint = _concat(blocks, "hinge"), _concat(blocks, "b_joint")
+        h_se = np.maximum(_concat(blocks, "hinge_se") * np.sqrt(phi), np.sqrt(robust))
+        b_joint_se = _concat(blocks, "b_joint_se") * np.sqrt(phi)
+        clear = has & np.isfinite(h) & (h + HINGE_Z * h_se < 0) & np.isfinite(b_joint)
+        known = has & np.isfinite(h) & np.isfinite(h_se)
+        hinge, hinge_se = np.where(known, h, 0.0), np.where(known, h_se, np.inf)
+        raw = np.where(clear, b_joint, raw)
+        raw_se = np.where(clear, np.maximum(raw_se, b_joint_se), raw_se)
 
     # Empirical Bayes: SKU -> category -> pooled.
-    category = np.zeros(n, int) if panel.category is None else np.asarray(panel.category, int)
-    shrunk, shrunk_se, by_cat = _shrink(raw, raw_se, category, pooled, pooled_se)
+    category = np.zeros(n, int) if category is None else np.asarray(category, int)
+    shrunk, shrunk_se, by_cat = _shrink(raw, raw_se, category, pooled_e, pooled_se)
     known_c = np.isfinite(raw_c)
     if known_c.any():
         prec = 1 / raw_c_se[known_c] ** 2
@@ -473,14 +743,12 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     # own-price elasticity (the competitor's price held fixed) is the slope plus the gap's
     # coefficient, for the share of each SKU's days on which the gap is known.
     if "competitor_gap" in names:
-        rows = np.maximum(np.bincount(sku, minlength=n), 1)
         j = 1 + names.index("competitor_gap")
-        flag = "competitor_gap_unknown"  # dropped when the gap is known on every day
-        unknown = controls[:, names.index(flag)] if flag in names else np.zeros(len(sku))
-        share = 1.0 - np.bincount(sku, weights=unknown, minlength=n) / rows
+        share = _concat(blocks, "share")
         shrunk = shrunk + beta[j] * share
         shrunk_se = np.sqrt(shrunk_se**2 + (share**2) * max(cov[j, j], 0.0))
     own = np.isfinite(raw)
+    last, centre = _concat(blocks, "last"), _concat(blocks, "centre")
     if LOCAL_BANDWIDTH:
         # A SKU's own slope belongs to the weighted centre of its days near today's price: the
         # curvature carries it to today's price (where the decision is made and its sign is
@@ -500,36 +768,54 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
         # today's price the curve gives the borrowed slope, never a bend back past zero.
         shrunk = np.where(own, shrunk - 2 * curvature * last, shrunk)
     mu_day_controls = 0.0  # the intercept is reported at the average day: controls ~ mean 0
-    intercept = a + mu_day_controls + np.mean(offset)
-    if not panel.time_effects:
-        intercept = intercept + np.log(
-            _recent_level(y, sub.day, lp, sku, n, trunc, intercept, shrunk, curvature)
-        )
+    mean_offset = sum(block.offset_sum for block in blocks) / max(
+        sum(block.offset_rows for block in blocks), 1
+    )
+    intercept = _concat(blocks, "alpha") + mu_day_controls + mean_offset
+    if not pooled.time_effects:
+        levels, at = [], 0
+        for j, block in enumerate(blocks):  # per SKU: each block's recent rows, its estimates
+            own_sku = slice(at, at + block.n)
+            block = block if recent is None else recent(j)
+            levels.append(
+                _recent_level(
+                    block.recent_y,
+                    block.recent_sku,
+                    block.recent_x,
+                    block.n,
+                    block.recent_trunc,
+                    intercept[own_sku],
+                    shrunk[own_sku],
+                    curvature[own_sku],
+                )
+            )
+            at += block.n
+        intercept = intercept + np.log(np.concatenate(levels))
     return DemandFit(
         elasticity=shrunk,
         elasticity_se=shrunk_se,
         raw_elasticity=raw,
         raw_se=raw_se,
-        pooled_elasticity=pooled,
+        pooled_elasticity=pooled_e,
         pooled_se=pooled_se,
         category_elasticity=by_cat,
         curvature=curvature,
         curvature_se=curvature_se,
         raw_curvature=raw_c,
-        typical_price=typical,
+        typical_price=_concat(blocks, "typical"),
         intercept=intercept,
         coef_names=["log_price", *names],
         coef=beta,
-        price_low=np.where(weight > 0, _per_sku(np.minimum, price, sku, n, np.inf), np.nan),
-        price_high=np.where(weight > 0, _per_sku(np.maximum, price, sku, n, -np.inf), np.nan),
+        price_low=_concat(blocks, "price_low"),
+        price_high=_concat(blocks, "price_high"),
         from_prior=from_prior,
         dispersion=dispersion,
-        nb_k=float(getattr(trunc, "k", 0.0)) if trunc is not None else 0.0,
+        nb_k=pooled.nb_k,
         competitor_above=hinge,
         competitor_above_se=hinge_se,
-        gap_low=_gap_range(price, sub.competitor_price, sku, n, np.minimum, np.inf),
-        gap_high=_gap_range(price, sub.competitor_price, sku, n, np.maximum, -np.inf),
-        ramp_sd=_ramp_sd(sub),
+        gap_low=_concat(blocks, "gap_low"),
+        gap_high=_concat(blocks, "gap_high"),
+        ramp_sd=pooled.ramp_sd,
     )
 
 
@@ -571,12 +857,13 @@ def _per_sku(reduce, values, sku, n, empty):
     return out
 
 
-def _honest_variance(y, m, w, x, sku, day, n, s0, s1, info, kw=1.0, var=None):
-    """Per SKU, the variance of its own price slope that holds when counts are overdispersed
-    and errors correlate over nearby days: the larger of (a) the model variance scaled by the
-    SKU's Pearson dispersion (shrunk toward the tenant's) and (b) the sandwich clustered by
-    blocks of SE_BLOCK_DAYS days. Returns the variance, each SKU's dispersion and the tenant's.
-    """
+def _variance_parts(y, m, w, x, sku, day, n, s0, s1, info, kw=1.0, var=None, origins=(0,)):
+    """Per SKU, the parts of the variance of its own price slope that holds when counts are
+    overdispersed and errors correlate over nearby days: the larger of (a) the model variance
+    scaled by the SKU's Pearson dispersion (shrunk toward the tenant's) and (b) the sandwich
+    clustered by blocks of SE_BLOCK_DAYS days from the tenant's first day (one of `origins`).
+    The tenant's dispersion needs every SKU: _variance_of completes the variance over all the
+    blocks' parts (in one process, over the one block)."""
     rows = np.bincount(sku, minlength=n).astype(float)
     # w is the kernel-weighted model weight kw * Var: the Pearson residual uses Var alone (never
     # w / kw: a row far from today's price has kw ~ 0, and one SKU's price jump would then
@@ -584,23 +871,23 @@ def _honest_variance(y, m, w, x, sku, day, n, s0, s1, info, kw=1.0, var=None):
     var = np.maximum(w if var is None else var, 1e-12)
     pearson = np.bincount(sku, weights=(y - m) ** 2 / var, minlength=n)
     df = np.maximum(rows - 2, 0)
-    tenant = float(max(pearson.sum() / max(df.sum(), 1.0), 1.0))
-    phi = (pearson + DISPERSION_PRIOR_ROWS * tenant) / (df + DISPERSION_PRIOR_ROWS)
-    phi = np.maximum(phi, 1.0)
-    block = (day - day.min()) // SE_BLOCK_DAYS
-    width = int(block.max()) + 1
-    key = sku.astype(np.int64) * width + block
-    uniq, inverse = np.unique(key, return_inverse=True)
     centred = x - (s1 / np.maximum(s0, 1e-12))[sku]
     score = kw * (y - m) * centred
-    sums = np.bincount(inverse, weights=score)
-    owner = uniq // width
-    meat = np.bincount(owner, weights=sums**2, minlength=n)
-    groups = np.bincount(owner, minlength=n).astype(float)
-    meat = meat * np.where(groups > 1, groups / np.maximum(groups - 1, 1), 1.0)
+    meats = []
+    for origin in origins:
+        block = (day - origin) // SE_BLOCK_DAYS
+        width = int(block.max()) + 1
+        key = sku.astype(np.int64) * width + block
+        uniq, inverse = np.unique(key, return_inverse=True)
+        sums = np.bincount(inverse, weights=score)
+        owner = uniq // width
+        meat = np.bincount(owner, weights=sums**2, minlength=n)
+        groups = np.bincount(owner, minlength=n).astype(float)
+        meats.append(meat * np.where(groups > 1, groups / np.maximum(groups - 1, 1), 1.0))
     # the model variance of a kernel-weighted score: phi * sum(kw^2 Var x^2) / info^2
-    model = phi * np.bincount(sku, weights=kw * w * centred**2, minlength=n) / info**2
-    return np.maximum(model, meat / info**2), phi, tenant
+    model = np.bincount(sku, weights=kw * w * centred**2, minlength=n)
+    return {"pearson": pearson, "df": df, "model": model, "info2": info**2, "meat": meats,
+            "origins": list(origins)}  # fmt: skip
 
 
 def _sign_fallback(e, se, category):
@@ -625,15 +912,14 @@ def _sign_fallback(e, se, category):
     return out, out_se, wrong
 
 
-def _recent_level(y, day, x, sku, n, trunc, intercept, slope, curvature) -> np.ndarray:
+def _recent_level(y, sku, x, n, trunc, intercept, slope, curvature) -> np.ndarray:
     """Per SKU, sold over forecast in the last LEVEL_WINDOW_DAYS of the history (at the prices
     charged), pulled toward 1 by LEVEL_PRIOR units: the level of the near future, where the
     year's average day lags a trend or a season (backtest: 17 % too few units without it)."""
-    recent = day > day.max() - LEVEL_WINDOW_DAYS
-    s, xr = sku[recent], x[recent]
+    s, xr = sku, x  # the rows of the last LEVEL_WINDOW_DAYS (fit_block keeps them)
     eta = intercept[s] + slope[s] * xr + curvature[s] * xr * xr
-    m, _w = _mean_weight(eta, None if trunc is None else trunc[recent])
-    sold = np.bincount(s, weights=y[recent], minlength=n)
+    m, _w = _mean_weight(eta, trunc)
+    sold = np.bincount(s, weights=y, minlength=n)
     expected = np.bincount(s, weights=m, minlength=n)
     return (sold + LEVEL_PRIOR) / (expected + LEVEL_PRIOR)
 
@@ -717,3 +1003,107 @@ def _shrink(raw, raw_se, category, pooled, pooled_se):
         out[cold] = cat_mean
         out_se[cold] = np.sqrt(cat_se**2 + tau)
     return out, out_se, by_cat
+
+
+def sample_blocks(n_blocks: int, block_skus: int, sample_skus: int) -> np.ndarray:
+    """The blocks the pooled stage of a partitioned fit reads: every block while they hold at
+    most `sample_skus` SKUs (then the pooled estimates are the one-process fit's), else that
+    many SKUs' worth of blocks spread evenly over the tenant (deterministic)."""
+    wanted = max(1, -(-sample_skus // max(block_skus, 1)))
+    if wanted >= n_blocks:
+        return np.arange(n_blocks)
+    return np.unique(np.round(np.linspace(0, n_blocks - 1, wanted)).astype(int))
+
+
+def block_of(panel: Panel, low: int, high: int) -> Panel:
+    """The rows and per-SKU values of SKUs low..high-1 of `panel`, numbered from 0."""
+    rows = (panel.sku >= low) & (panel.sku < high)
+    pick = lambda values: None if values is None else np.asarray(values)[rows]  # noqa: E731
+    per_sku = lambda values: None if values is None else np.asarray(values)[low:high]  # noqa: E731
+    return Panel(
+        sku=np.asarray(panel.sku)[rows] - low,
+        day=np.asarray(panel.day)[rows],
+        units=np.asarray(panel.units)[rows],
+        price=np.asarray(panel.price)[rows],
+        promo=pick(panel.promo),
+        competitor_price=pick(panel.competitor_price),
+        discount=pick(panel.discount),
+        category=per_sku(panel.category),
+        time_effects=panel.time_effects,
+        truncated=pick(panel.truncated),
+        current_price=per_sku(panel.current_price),
+        competitor_sd=panel.competitor_sd,
+    )
+
+
+def concatenate(panels: list[Panel]) -> Panel:
+    """Blocks one after another as one panel (SKUs renumbered in order)."""
+    offsets = np.cumsum([0] + [block_size(p) for p in panels])
+    join = lambda name: (  # noqa: E731
+        None
+        if all(getattr(p, name) is None for p in panels)
+        else np.concatenate(
+            [
+                np.asarray(getattr(p, name))
+                if getattr(p, name) is not None
+                else np.full(len(p.sku), np.nan if name == "competitor_price" else 0.0)
+                for p in panels
+            ]
+        )
+    )
+    return Panel(
+        sku=np.concatenate([np.asarray(p.sku) + o for p, o in zip(panels, offsets, strict=False)]),
+        day=join("day"),
+        units=join("units"),
+        price=join("price"),
+        promo=join("promo"),
+        competitor_price=join("competitor_price"),
+        discount=join("discount"),
+        truncated=None if all(p.truncated is None for p in panels) else join("truncated") > 0,
+        time_effects=panels[0].time_effects,
+        competitor_sd=panels[0].competitor_sd,
+    )
+
+
+def block_size(panel: Panel) -> int:
+    """SKUs of a block's panel (its per-SKU arrays say so where its last SKUs have no row)."""
+    for values in (panel.category, panel.current_price):
+        if values is not None:
+            return len(values)
+    return panel.n_skus
+
+
+def fit_in_blocks(
+    panel: Panel, block_skus: int, sample_skus: int, iterations: int = 25
+) -> DemandFit:
+    """The partitioned fit in one process, as ml.partitioned runs it in tasks: the pooled stage
+    on the sample of blocks (sample_blocks), each block's SKUs fitted alone given it, one
+    reduce. With every block in the sample the estimates are fit_demand's up to the Newton
+    loops' stopping rule (each block stops when its own SKUs have converged, not the
+    tenant's slowest SKU: differences far below 1e-6)."""
+    n = panel.n_skus if panel.category is None else len(panel.category)
+    bounds = [*range(0, n, block_skus), n]
+    blocks = [block_of(panel, lo, hi) for lo, hi in itertools.pairwise(bounds)]
+    sample = sample_blocks(len(blocks), block_skus, sample_skus)
+    valid = np.isfinite(np.asarray(panel.price, float)) & (np.asarray(panel.price, float) > 0)
+    valid &= np.isfinite(np.asarray(panel.units, float)) & (np.asarray(panel.units, float) >= 0)
+    days = np.asarray(panel.day)[valid]
+    pooled = fit_pooled(
+        concatenate([blocks[i] for i in sample]),
+        iterations,
+        day_range=(int(days.min()), int(days.max())),
+        ramp_sd=_ramp_sd(panel),
+    )
+    starts = np.cumsum([0] + [block_size(blocks[i]) for i in sample])
+    fits = []
+    for i, block in enumerate(blocks):
+        alpha = None
+        if i in sample:
+            j = int(np.flatnonzero(sample == i)[0])
+            alpha = pooled.alpha[starts[j] : starts[j + 1]]
+        fits.append(
+            fit_block(
+                block, pooled, iterations, alpha=alpha, n=block_size(block), every_origin=True
+            )
+        )
+    return reduce(fits, pooled, panel.category)

@@ -8,6 +8,7 @@ from typing import Self
 
 from django.db import models
 
+from tenants import parts as job_parts
 from tenants.jobs import CancellableJob, Job, JobStates, JobStatus, TimeLimit
 from tenants.models import TenantOwned
 
@@ -31,6 +32,8 @@ class RepriceJob(CancellableJob):
         "ml.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     log = models.JSONField(default=list, blank=True)
+    # A reprice in parts (pricing.partitioned): its plan, the parts done, its heartbeat.
+    parts = models.JSONField(default=dict, blank=True)
 
     class Meta:
         indexes = [
@@ -46,6 +49,14 @@ class RepriceJob(CancellableJob):
 
     def __str__(self) -> str:
         return f"reprice {self.pk} ({self.status})"
+
+    def is_stale(self, now=None) -> bool:
+        """A reprice in parts is alive while its parts beat, however long the whole job takes."""
+        if self.status == self.states.running:
+            stale = job_parts.is_stale(self.parts, self.time_limit.stale_after, now)
+            if stale is not None:
+                return stale
+        return super().is_stale(now)
 
     def mark_lost(self) -> Self:
         """The worker died: the demand run this job was training in that worker's process

@@ -155,10 +155,13 @@ class Catalog:
     brand: list[str]
 
     @classmethod
-    def load(cls) -> Catalog:
+    def load(cls, within: tuple[int, int] | None = None) -> Catalog:
+        """The active products (with `within`, only those with ids in [low, high))."""
+        products = Product.objects.filter(active=True)
+        if within is not None:
+            products = products.filter(pk__gte=within[0], pk__lt=within[1])
         rows = list(
-            Product.objects.filter(active=True)
-            .exclude(pk__in=locked_products())
+            products.exclude(pk__in=locked_products())
             .order_by("pk")
             .values_list(
                 "pk",
@@ -204,8 +207,16 @@ class Market:
     competitor_sd: float = 0.0  # how far a competitor's reading may be off (log price)
 
     @classmethod
-    def load(cls, ids: np.ndarray) -> Market:
+    def load(
+        cls,
+        ids: np.ndarray,
+        within: tuple[int, int] | None = None,
+        competitor_sd: float | None = None,
+    ) -> Market:
+        """What the market says of `ids` (with `within`, the products with ids in [low, high)
+        only are read; `competitor_sd`: the tenant's, read once by a partitioned reprice)."""
         since = timezone.now() - COMPETITOR_WINDOW
+        among = "" if within is None else " AND product_id >= %s AND product_id < %s"
         # Each competitor's latest observation in the window (its price now, if in stock),
         # then the lowest of those per SKU, and whose it is: an old low price a competitor has
         # since left is not today's market.
@@ -216,31 +227,40 @@ class Market:
                 " in_stock FROM "
                 + CompetitorOffer._meta.db_table
                 + " WHERE tenant_id = %s AND observed_at >= %s"
-                " ORDER BY product_id, competitor, observed_at DESC, price) AS latest"
+                + among
+                + " ORDER BY product_id, competitor, observed_at DESC, price) AS latest"
                 " WHERE in_stock ORDER BY product_id, price",
-                [require_current_tenant().pk, since],
+                [require_current_tenant().pk, since, *(within or ())],
             )
             lowest = {pk: (name, price) for pk, name, price in cur.fetchall()}
+        # a reference far outside its category's prices is not used
+        usable = ReferencePrice.objects.filter(outside_category_range=False)
+        if within is not None:
+            usable = usable.filter(product_id__gte=within[0], product_id__lt=within[1])
         references = {
             pk: (price_, low, high)
-            # a reference far outside its category's prices is not used
-            for pk, price_, low, high in ReferencePrice.objects.filter(
-                outside_category_range=False
-            ).values_list("product_id", "price", "low", "high")
+            for pk, price_, low, high in usable.values_list("product_id", "price", "low", "high")
         }
         pick = lambda table, j: np.array(  # noqa: E731
             [float(table[pk][j]) if pk in table else np.nan for pk in ids.tolist()]
         )
+        if competitor_sd is None:
+            competitor_sd = tenant_competitor_sd()
         return cls(
-            competitor_sd=ml_panel.competitor_jitter(
-                timezone.now() - timedelta(days=ml_panel.COMPETITOR_JITTER_DAYS)
-            ),
+            competitor_sd=competitor_sd,
             competitor_price=pick(lowest, 1),
             competitor_name=[lowest[pk][0] if pk in lowest else "" for pk in ids.tolist()],
             reference={pk: r[0] for pk, r in references.items()},
             reference_low=pick(references, 1),
             reference_high=pick(references, 2),
         )
+
+
+def tenant_competitor_sd() -> float:
+    """How far a competitor's reading may be off (the tenant's, over COMPETITOR_JITTER_DAYS)."""
+    return ml_panel.competitor_jitter(
+        timezone.now() - timedelta(days=ml_panel.COMPETITOR_JITTER_DAYS)
+    )
 
 
 MIN_EVIDENCE_DAYS = 7  # days of sales after a change before the price moves that way again
@@ -271,6 +291,9 @@ class History:
         changes = PriceChange.objects.filter(
             status=PriceChange.Status.PUBLISHED, published_at__gte=since
         ).order_by("product_id", "published_at")
+        if n:  # the catalog's product ids only (a partitioned reprice reads its block's)
+            first_id, last_id = int(catalog.ids.min()), int(catalog.ids.max())
+            changes = changes.filter(product_id__gte=first_id, product_id__lte=last_id)
         low_seen, high_seen = catalog.price.copy(), catalog.price.copy()
         last_at: dict[int, object] = {}
         last_dir = np.zeros(n)
@@ -328,6 +351,17 @@ def _count_days_after(since: dict) -> dict[int, int]:
 
 
 def _reprice(job: RepriceJob) -> None:
+    from . import partitioned
+
+    if partitioned.wanted():
+        partitioned.start(job)  # its parts run as tasks of their own
+        return
+    _reprice_catalog(job, _demand_model(job))
+
+
+def _demand_model(job: RepriceJob):
+    """The demand model in force; none in force: one trained here first (None when there is
+    not enough history to learn a price response)."""
     demand = ml_selectors.promoted_version(ModelVersion.Kind.DEMAND)
     if demand is None:
         _log(job, "no demand model in force: training one first", 0.05)
@@ -341,6 +375,12 @@ def _reprice(job: RepriceJob) -> None:
         # is marked lost with the job (RepriceJob.mark_lost), never left blocking the next one.
         job.set_progress(demand_version=version)
         trained = ml_services.run_training(version_id=version.pk, sync=True)
+        if trained is not None and trained.status == ModelVersion.Status.TRAINING:
+            parts = (trained.progress or {}).get("parts", "several")
+            raise ServiceError(
+                f"the demand model (v{trained.version}) is being trained in {parts} parts: "
+                "reprice again once it is ready"
+            )
         if trained is None or trained.status != ModelVersion.Status.PROMOTED:
             reason = trained.message if trained else "no result"
             if trained is None or not reason.startswith(ml_services.NOT_ENOUGH_HISTORY):
@@ -349,6 +389,10 @@ def _reprice(job: RepriceJob) -> None:
             _log(job, f"not enough sales history to price on ({reason}): prices kept", 0.1)
         else:
             demand = trained
+    return demand
+
+
+def _reprice_catalog(job: RepriceJob, demand) -> None:
     catalog = Catalog.load()
     version_name = f"v{demand.version}" if demand else "none"
     _log(job, f"{len(catalog)} active products; demand model {version_name}", 0.4)
@@ -379,6 +423,46 @@ def _reprice(job: RepriceJob) -> None:
     rec = _optimise_by_rules(catalog, curve, market, history, resolved, no_cost)
     _log(job, f"optimised {len(catalog)} SKUs; {len(rec.conflicts)} with contradictory rules", 0.75)
     _store(job, demand, catalog, curve, market, rec, resolved, no_model=demand is None)
+    _approve_and_publish(job)
+
+
+def reprice_block(job: RepriceJob, demand, within, category_means, competitor_sd) -> Staged:
+    """A partitioned reprice's part: _reprice_catalog for the active products with ids in
+    `within` ([low, high)), with the tenant-wide facts the plan read once (the category priors
+    over the whole catalog, the competitor readings' jitter). Reads only; the reduce writes."""
+    catalog = Catalog.load(within)
+    if not len(catalog):
+        return Staged([], [], [], 0, 0, 0.0, 0.0)
+    market = Market.load(catalog.ids, within, competitor_sd)
+    curve, _known = ml_selectors.demand_curve(
+        demand,
+        catalog.ids,
+        catalog.price,
+        catalog.category,
+        market.competitor_price,
+        within=within,
+        category_means=category_means,
+    )
+    if demand is None:  # no model: no price response to act on, and no cold-start guidance
+        curve.elasticity[:] = np.nan
+        market.reference_low[:] = np.nan
+        market.reference_high[:] = np.nan
+    resolved = resolve(
+        list(RuleSet.objects.filter(active=True)),
+        skus=catalog.sku,
+        categories=catalog.category,
+        brands=catalog.brand,
+    )
+    history = History.load(
+        catalog, resolved.values["window_change"], resolved.values["window_days"]
+    )
+    no_cost = approvals.policy().no_cost_fallback
+    rec = _optimise_by_rules(catalog, curve, market, history, resolved, no_cost)
+    return _rows(job, catalog, curve, market, rec, resolved, no_model=demand is None)
+
+
+def _approve_and_publish(job: RepriceJob) -> None:
+    """After a job's recommendations are stored: what the policy approves (and publishes)."""
     approved = approvals.auto_approve(job)
     _log(job, f"{approved} auto-approved by the policy", 1.0)
     RepriceJob.objects.filter(pk=job.pk).update(auto_approved=approved)
@@ -603,27 +687,45 @@ def explain(
 def _store(
     job, demand, catalog: Catalog, curve, market: Market, rec, resolved, no_model: bool = False
 ) -> None:
+    _write(job, demand, [_rows(job, catalog, curve, market, rec, resolved, no_model)])
+
+
+@dataclass
+class Staged:
+    """A reprice's recommendations for some products, ready to write (_write): the rows, the
+    approvals they make stale, the kept approvals they differ from, and their totals."""
+
+    objects: list[dict]
+    stale: list[int]
+    differ: list[tuple]
+    changed: int
+    conflicts: int
+    profit_now: float
+    profit_new: float
+
+
+def _rows(
+    job, catalog: Catalog, curve, market: Market, rec, resolved, no_model: bool = False
+) -> Staged:
+    """The recommendation rows of `catalog`'s products (read-only: _write writes them)."""
     tenant = require_current_tenant()
     # A newer job supersedes the pending recommendations. An approved price not yet handed to
     # a publication is a decision: it is kept, and flagged (on both sides) where the new job
     # recommends something else; the new one is never auto-approved over it.
     from .publishing import in_flight_recommendations
 
-    # (a locked product was not repriced: its recommendation, a price test's treatment price,
-    # stays as it is)
-    Recommendation.objects.filter(status=Recommendation.Status.PENDING).exclude(
-        product_id__in=locked_products()
-    ).update(status=Recommendation.Status.SUPERSEDED)
     in_flight = in_flight_recommendations()
     sending = set(
         Recommendation.objects.filter(pk__in=in_flight).values_list("product_id", flat=True)
     )
+    approved = Recommendation.objects.filter(status=Recommendation.Status.APPROVED)
+    if len(catalog):  # the catalog's products (a partitioned reprice's block)
+        approved = approved.filter(
+            product_id__gte=int(catalog.ids.min()), product_id__lte=int(catalog.ids.max())
+        )
     waiting = {
         product: (pk, job_id, price, made_at)
-        for pk, product, job_id, price, made_at in Recommendation.objects.filter(
-            status=Recommendation.Status.APPROVED
-        )
-        .exclude(pk__in=in_flight)
+        for pk, product, job_id, price, made_at in approved.exclude(pk__in=in_flight)
         .annotate(final=Coalesce("approved_price", "recommended_price"))
         .order_by("product_id", "pk")
         .values_list("pk", "product_id", "job_id", "final", "current_price")
@@ -645,11 +747,6 @@ def _store(
         ):
             stale.append(pk)
             del waiting[product]
-    if stale:
-        Recommendation.objects.filter(pk__in=stale).update(
-            status=Recommendation.Status.SUPERSEDED,
-            flag=f"superseded by job {job.pk}: the price or the rules changed since the approval",
-        )
     candidates = {
         pk: (float(p0s[i]), float(rec.price[i]), bool(rec.binding[i] & RULES["competitor"]))
         for i, pk in enumerate(ids)
@@ -753,25 +850,57 @@ def _store(
             flag=flag[:200],
         )
         objects.append(row)
-    copy_insert(Recommendation, objects)
-    for old_pk, new_job, new_price in differ:  # the kept approval says what changed since
-        Recommendation.objects.filter(pk=old_pk).update(
-            flag=f"job {new_job} now recommends {new_price:.2f}"[:200]
-        )
     ok = np.isfinite(rec.profit_new) & np.isfinite(rec.profit_now)
+    return Staged(
+        objects=objects,
+        stale=stale,
+        differ=differ,
+        changed=changed,
+        conflicts=len(rec.conflicts),
+        profit_now=float(rec.profit_now[ok].sum()),
+        profit_new=float(rec.profit_new[ok].sum()),
+    )
+
+
+def _write(job, demand, parts) -> None:
+    """Write a job's recommendations (`parts`: Staged, one at a time; a partitioned reprice
+    reads each block's from storage as it comes) and end the job succeeded: in the caller's
+    transaction, so all of them or none become visible."""
+    # (a locked product was not repriced: its recommendation, a price test's treatment price,
+    # stays as it is)
+    Recommendation.objects.filter(status=Recommendation.Status.PENDING).exclude(
+        product_id__in=locked_products()
+    ).exclude(job=job).update(status=Recommendation.Status.SUPERSEDED)
+    skus = changed = conflicts = differs = 0
+    profit_now = profit_new = 0.0
+    for part in parts:
+        if part.stale:
+            Recommendation.objects.filter(pk__in=part.stale).update(
+                status=Recommendation.Status.SUPERSEDED,
+                flag=f"superseded by job {job.pk}: the price or the rules changed since the "
+                "approval",
+            )
+        copy_insert(Recommendation, part.objects)
+        for old_pk, new_job, new_price in part.differ:  # the kept approval says what changed
+            Recommendation.objects.filter(pk=old_pk).update(
+                flag=f"job {new_job} now recommends {new_price:.2f}"[:200]
+            )
+        skus, changed = skus + len(part.objects), changed + part.changed
+        conflicts, differs = conflicts + part.conflicts, differs + len(part.differ)
+        profit_now, profit_new = profit_now + part.profit_now, profit_new + part.profit_new
     _finish(
         job,
         demand,
-        len(objects),
+        skus,
         changed,
-        len(rec.conflicts),
-        Decimal(str(round(float(rec.profit_now[ok].sum()), 2))),
-        Decimal(str(round(float(rec.profit_new[ok].sum()), 2))),
-        f"{changed} price changes recommended for {len(objects)} SKUs"
+        conflicts,
+        Decimal(str(round(profit_now, 2))),
+        Decimal(str(round(profit_new, 2))),
+        f"{changed} price changes recommended for {skus} SKUs"
         + (
-            f"; {len(differ)} approved prices wait to be published and differ from the new "
+            f"; {differs} approved prices wait to be published and differ from the new "
             "recommendation"
-            if differ
+            if differs
             else ""
         ),
     )

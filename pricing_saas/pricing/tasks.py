@@ -2,7 +2,7 @@ from pricing_saas.integrations.publishers import TransientPublishError
 from tenants.jobs import retry_while_running
 from tenants.tasks import tenant_task
 
-from . import publishing, services
+from . import partitioned, publishing, services
 from .models import Publication, RepriceJob
 
 
@@ -11,6 +11,8 @@ from .models import Publication, RepriceJob
 )
 def reprice(self, tenant, job_id: int) -> str | None:
     job = services.run_reprice(job_id=job_id)
+    if job is not None and job.parts:  # in parts: they run as tasks of their own
+        return job.status
     retry_while_running(self, job)
     return job.status if job else None
 
@@ -49,3 +51,25 @@ def publish(self, tenant, publication_id: int) -> str | None:
         raise self.retry(exc=exc, countdown=min(600, 30 * 2**self.request.retries)) from exc
     retry_while_running(self, publication)
     return publication.status if publication else None
+
+
+# A reprice in parts (pricing.partitioned): its stages, each a task any worker host can run.
+@tenant_task(
+    name="pricing.reprice_part",
+    queue="reprice",
+    max_retries=0,
+    **RepriceJob.time_limit.task_options,
+)
+def reprice_part(self, tenant, job_id: int, index: int) -> None:
+    partitioned.run_part(job_id, index)
+
+
+@tenant_task(
+    name="pricing.reprice_reduce",
+    queue="reprice",
+    max_retries=0,
+    **RepriceJob.time_limit.task_options,
+)
+def reprice_reduce(self, tenant, job_id: int) -> str | None:
+    job = partitioned.run_reduce(job_id)
+    return job.status if job else None

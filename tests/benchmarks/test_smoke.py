@@ -107,6 +107,11 @@ SCRIPTS = {
         args="--skus 2000 --loop-sample 200",
         expect=("per-SKU Python loop", "vectorised grid", "vectorised analytic optimum"),
     ),
+    "partitioned_scale.py": Smoke(
+        args="--skus 60 --days 30 --workers 1 --block 25 --reprice-block 40",
+        expect=("1 worker host(s): fit", "| worker hosts | demand fit (s) |", "projection to"),
+        db=True,
+    ),
     "reference_prices_demo.py": Smoke(
         args="--products 60 --seeds 0",
         expect=("| before |", "| after |", "| product | sells at | before | after |"),

@@ -1,0 +1,406 @@
+"""The partitioned demand fit of a very large tenant: the three stages of ml.science.demand
+(pooled, per-SKU blocks, reduce) as Celery tasks that any worker host can run, each on a
+bounded share of the tenant's rows, ending in one model version.
+
+Blocks are contiguous ranges of product ids of DEMAND_PARTITION_BLOCK_SKUS products with sales
+(not categories: one category can hold most of a tenant's SKUs, and a block's memory must not
+depend on how the merchant files its catalog). A block reads only its products' rows (one COPY
+with a product-id range, ml.panel.demand_panel(block)).
+
+1. `ml.train_pooled`: the pooled model (shared coefficients, their covariance, the dispersion of
+   truncated counts) on the blocks of ml.science.demand.sample_blocks: every block while the
+   tenant has at most DEMAND_PARTITION_SAMPLE_SKUS products (then every estimate is the
+   one-process fit's), else that many products' worth of blocks spread over the tenant. Its
+   result goes to the storage backend (never a host's own disk).
+2. `ml.train_part` (one per block): each SKU's fit given the pooled one, stored the same way.
+   At most PARTITION_IN_FLIGHT parts of one run are queued or running at a time: each
+   finished part queues the next, so other tenants' tasks queued meanwhile run in between.
+3. `ml.train_reduce`: once every part is in, the tenant-wide quantities (dispersion, shrinkage
+   to category and tenant, mean offset, recent level), the estimates and the artifact; the
+   version ends ready and is promoted here only.
+
+Progress is the share of parts done. A cancel (ml.services.cancel) stops the run at the next
+part; a part that fails fails the version with the reason. Either way the staged results are
+deleted and nothing is promoted.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from datetime import date
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+
+from tenants import parts as job_parts
+
+from .models import ModelVersion
+from .panel import demand_panel, tenant_facts
+
+logger = logging.getLogger(__name__)
+
+
+def wanted(products: int) -> bool:
+    """Whether a tenant with this many products with sales takes the partitioned path."""
+    return products > settings.DEMAND_PARTITION_MIN_SKUS
+
+
+def is_partitioned(version: ModelVersion | None) -> bool:
+    return version is not None and "partitioned" in (version.progress or {})
+
+
+def start(version: ModelVersion, facts: dict | None = None) -> ModelVersion:
+    """Plan the blocks of a claimed demand run and queue its pooled stage."""
+    from ml.science.demand import sample_blocks
+
+    facts = facts or tenant_facts()
+    products = facts["products"]
+    size = int(settings.DEMAND_PARTITION_BLOCK_SKUS)
+    bounds = [*products[::size].tolist(), int(products[-1]) + 1]
+    parts = len(bounds) - 1
+    plan = job_parts.plan(
+        parts,
+        f"partitions/{version.tenant_id}/demand-{version.pk}",
+        bounds=bounds,
+        block_skus=size,
+        sample=sample_blocks(parts, size, int(settings.DEMAND_PARTITION_SAMPLE_SKUS)).tolist(),
+        day_range=list(facts["day_range"]),
+        tracks=bool(facts["tracks"]),
+        competitor_sd=float(facts["competitor_sd"]),
+    )
+    version.set_progress(progress=_state(plan, "pooled stage"))
+    from .tasks import train_pooled
+
+    tenant_id, version_id = version.tenant_id, version.pk
+    transaction.on_commit(lambda: train_pooled.delay(tenant_id, version_id))
+    return version
+
+
+def _state(plan: dict, phase: str) -> dict:
+    done = len(plan["done"])
+    return {
+        "phase": phase,
+        "share": round(done / max(plan["parts"], 1), 4),
+        "parts": plan["parts"],
+        "parts_done": done,
+        "partitioned": plan,
+    }
+
+
+def _block(plan: dict, index: int) -> dict:
+    return {
+        "low": plan["bounds"][index],
+        "high": plan["bounds"][index + 1],
+        "tracks": plan["tracks"],
+        "competitor_sd": plan["competitor_sd"],
+    }
+
+
+def _save(plan: dict, what: str, arrays: dict) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    job_parts.save(plan, f"{what}.npz", buffer.getvalue())
+
+
+def _load(plan: dict, what: str):
+    return np.load(io.BytesIO(job_parts.read(plan, f"{what}.npz")))
+
+
+def _clean(plan: dict) -> None:
+    names = ["pooled", *(f"block-{i}" for i in range(plan["parts"]))]
+    job_parts.clean(plan, [f"{what}.npz" for what in names])
+
+
+def _live(version_id: int) -> tuple[ModelVersion | None, bool]:
+    """The run (locked) and whether its work goes on: a run that ended (failed, cancelled) is
+    left alone; one whose cancel was asked for ends cancelled here, its staged results gone."""
+    version = ModelVersion.objects.select_for_update().filter(pk=version_id).first()
+    if version is None or version.status != ModelVersion.Status.TRAINING:
+        return version, False
+    if version.cancel_requested:
+        _clean(version.progress["partitioned"])
+        version.finish(status=ModelVersion.Status.CANCELLED, message="cancelled by a user",
+                       progress={})  # fmt: skip
+        return version, False
+    return version, True
+
+
+def _fail(version_id: int, reason: str) -> None:
+    with transaction.atomic():
+        version, live = _live(version_id)
+        if live:
+            _clean(version.progress["partitioned"])
+            version.finish(status=ModelVersion.Status.FAILED, message=reason, progress={})
+
+
+def run_pooled(version_id: int) -> None:
+    """Stage 1 (ml.train_pooled), then the first parts."""
+    from ml.science.demand import concatenate, fit_pooled
+
+    with transaction.atomic():
+        version, live = _live(version_id)
+        if not live:
+            return
+        plan = version.progress["partitioned"]
+    try:
+        blocks, ids = [], []
+        for index in plan["sample"]:
+            panel, kept, _stats = demand_panel(_block(plan, index))
+            if panel is not None:
+                blocks.append(panel)
+                ids.extend(kept)
+        if not blocks:
+            raise ValueError("no sales rows in the sampled blocks")
+        pooled = fit_pooled(
+            concatenate(blocks),
+            day_range=tuple(plan["day_range"]),
+            ramp_sd=_ramp_sd(plan["competitor_sd"]),
+        )
+        del blocks
+        _save(plan, "pooled", {**_pooled_arrays(pooled), "alpha_products": np.asarray(ids)})
+    except Exception as exc:
+        logger.exception("pooled stage of demand run %s failed", version_id)
+        _fail(version_id, f"demand fit failed in the pooled stage: {exc.__class__.__name__}: {exc}")
+        return
+    _advance(version_id, None, "fitting blocks")
+
+
+def _ramp_sd(competitor_sd: float) -> float:
+    from ml.science.demand import RAMP_SCALE
+
+    return RAMP_SCALE * competitor_sd if competitor_sd > 0 else 0.0
+
+
+def _pooled_arrays(pooled) -> dict:
+    return {
+        "beta": pooled.beta,
+        "cov": pooled.cov,
+        "names": np.asarray(pooled.names, dtype=str),
+        "day_range": np.asarray(pooled.day_range),
+        "flags": np.asarray([pooled.competitor, pooled.truncated, pooled.time_effects]),
+        "nb_k": np.asarray(pooled.nb_k),
+        "ramp_sd": np.asarray(pooled.ramp_sd),
+        "alpha": pooled.alpha,
+    }
+
+
+def _pooled_of(arrays):
+    from ml.science.demand import Pooled
+
+    competitor, truncated, time_effects = (bool(v) for v in arrays["flags"])
+    return Pooled(
+        beta=arrays["beta"],
+        cov=arrays["cov"],
+        names=[str(name) for name in arrays["names"]],
+        day_range=(int(arrays["day_range"][0]), int(arrays["day_range"][1])),
+        competitor=competitor,
+        truncated=truncated,
+        nb_k=float(arrays["nb_k"]),
+        ramp_sd=float(arrays["ramp_sd"]),
+        time_effects=time_effects,
+        alpha=arrays["alpha"],
+    )
+
+
+def _advance(version_id: int, finished: int | None, phase: str) -> None:
+    """Record a finished part (None: the pooled stage) and queue what comes next: parts up to
+    PARTITION_IN_FLIGHT of them in flight, the reduce once every part is in. Counted by
+    part index under the run's lock: a part delivered twice counts once."""
+    from .tasks import train_part, train_reduce
+
+    with transaction.atomic():
+        version, live = _live(version_id)
+        if not live:
+            return
+        plan = version.progress["partitioned"]
+        step = job_parts.advance(plan, finished)
+        if step is None:
+            return  # a duplicate delivery: its successor was queued the first time
+        queue, all_in = step
+        version.set_progress(progress=_state(plan, "merging" if all_in else phase))
+        tenant_id = version.tenant_id
+        for index in queue:
+            transaction.on_commit(lambda i=index: train_part.delay(tenant_id, version_id, i))
+        if all_in:
+            transaction.on_commit(lambda: train_reduce.delay(tenant_id, version_id))
+
+
+def run_part(version_id: int, index: int) -> None:
+    """Stage 2 for block `index` (ml.train_part)."""
+    from ml.science.demand import fit_block
+
+    with transaction.atomic():
+        version, live = _live(version_id)
+        if not live:
+            return
+        plan = version.progress["partitioned"]
+    block = _block(plan, index)
+    try:
+        panel, kept, stats = demand_panel(block)
+        if panel is None:
+            _save(plan, f"block-{index}", {"empty": np.asarray(True)})
+        else:
+            arrays = _load(plan, "pooled")
+            pooled = _pooled_of(arrays)
+            known = np.asarray(arrays["alpha_products"])
+            ids = np.asarray(kept, dtype=np.int64)
+            at = np.minimum(np.searchsorted(known, ids), max(len(known) - 1, 0))
+            found = (known[at] == ids) if len(known) else np.zeros(len(ids), bool)
+            alpha = np.where(found, pooled.alpha[at], np.nan) if len(known) else None
+            n = len(kept)
+            fit = fit_block(panel, pooled, alpha=alpha, n=n, every_origin=True)
+            _save(
+                plan,
+                f"block-{index}",
+                {
+                    **_block_arrays(fit),
+                    "product_id": ids,
+                    "category_name": np.asarray(stats.pop("category_names"), dtype=str),
+                    "category_given": np.asarray(True),
+                    "current_price": np.asarray(panel.current_price, float),
+                    "days_observed": np.bincount(panel.sku, minlength=n),
+                    "stats": np.asarray([stats[k] for k in STAT_KEYS], float),
+                },
+            )
+    except Exception as exc:
+        logger.exception("part %s of demand run %s failed", index, version_id)
+        _fail(
+            version_id,
+            f"demand fit failed in part {index + 1} of {plan['parts']} (products "
+            f"{block['low']} to {block['high'] - 1}): {exc.__class__.__name__}: {exc}",
+        )
+        return
+    _advance(version_id, index, "fitting blocks")
+
+
+STAT_KEYS = ("rows", "zero", "truncated", "competitor", "discounted")
+_VAR_KEYS = ("pearson", "df", "model", "info2")
+
+
+def _block_arrays(fit) -> dict:
+    out = {}
+    for name, value in vars(fit).items():
+        if name in ("slope_var", "hinge_var"):
+            if value is None:
+                continue
+            for key in _VAR_KEYS:
+                out[f"{name}.{key}"] = value[key]
+            out[f"{name}.meat"] = np.vstack(value["meat"])
+            out[f"{name}.origins"] = np.asarray(value["origins"])
+            if "first" in value:
+                out[f"{name}.first"] = np.asarray(value["first"])
+        elif value is None:
+            continue
+        else:
+            out[name] = np.asarray(value)
+    return out
+
+
+def _block_of(arrays, nb_k: float, recent: bool = True):
+    """A BlockFit from its stored arrays (without its recent rows unless `recent`)."""
+    from ml.science.demand import BlockFit, Truncation
+
+    values = {}
+    for name in BlockFit.__dataclass_fields__:
+        if name in ("slope_var", "hinge_var"):
+            if f"{name}.meat" not in arrays.files:
+                values[name] = None
+                continue
+            part = {key: arrays[f"{name}.{key}"] for key in _VAR_KEYS}
+            part["meat"] = list(arrays[f"{name}.meat"])
+            part["origins"] = arrays[f"{name}.origins"].tolist()
+            if f"{name}.first" in arrays.files:
+                part["first"] = int(arrays[f"{name}.first"])
+            values[name] = part
+        elif (name.startswith("recent_") and not recent) or name not in arrays.files:
+            values[name] = None
+        else:
+            values[name] = arrays[name]
+    values["n"] = int(values["n"])
+    values["offset_sum"], values["offset_rows"] = (
+        float(values["offset_sum"]),
+        int(values["offset_rows"]),
+    )
+    if values["recent_trunc"] is not None:
+        values["recent_trunc"] = Truncation(values["recent_trunc"], nb_k)
+    return BlockFit(**values)
+
+
+def run_reduce(version_id: int) -> ModelVersion | None:
+    """Stage 3 (ml.train_reduce): merge, store, end ready, promote. Locked from the first
+    read to the promotion: a cancel asked for meanwhile waits for the end (and finds nothing to
+    cancel), never a version half stored."""
+    from ml.science.demand import reduce
+
+    from . import services
+
+    with transaction.atomic():
+        version, live = _live(version_id)
+        if not live:
+            return version
+        plan = version.progress["partitioned"]
+        try:
+            if sorted(plan["done"]) != list(range(plan["parts"])):
+                raise ValueError(f"parts missing: {plan['parts'] - len(plan['done'])}")
+            pooled = _pooled_of(_load(plan, "pooled"))
+            blocks, parts, ids, names, observed = [], [], [], [], []
+            totals = np.zeros(len(STAT_KEYS))
+            for index in range(plan["parts"]):  # one block's file at a time
+                arrays = _load(plan, f"block-{index}")
+                if "empty" in arrays.files:
+                    continue
+                blocks.append(_block_of(arrays, nb_k=pooled.nb_k, recent=False))
+                parts.append(index)
+                ids.append(arrays["product_id"])
+                names.append(arrays["category_name"])
+                observed.append(arrays["days_observed"])
+                totals += arrays["stats"]
+            if not blocks:
+                raise ValueError("no block had sales rows")
+            names = np.concatenate(names)
+            categories = sorted(set(names.tolist()))
+            category = np.searchsorted(np.asarray(categories, dtype=str), names)
+
+            def recent(j):  # the recent rows of one block, read when the reduce reaches it
+                arrays = _load(plan, f"block-{parts[j]}")
+                return _block_of(arrays, nb_k=pooled.nb_k)
+
+            fit = reduce(blocks, pooled, category, recent=recent)
+            product_ids = np.concatenate(ids)
+        except Exception as exc:
+            logger.exception("reduce of demand run %s failed", version_id)
+            _clean(plan)
+            return services._end(
+                version,
+                ModelVersion.Status.FAILED,
+                f"demand fit failed merging its parts: {exc.__class__.__name__}: {exc}",
+            )
+        stats = dict(zip(STAT_KEYS, totals.tolist(), strict=True))
+        rows = max(stats["rows"], 1.0)
+        shares = {
+            "zero_share": stats["zero"] / rows,
+            "truncated_share": stats["truncated"] / rows,
+            "competitor_share": stats["competitor"] / rows,
+            "discounted_share": stats["discounted"] / rows,
+        }
+        version = services.finish_demand(
+            version,
+            fit,
+            product_ids,
+            np.concatenate(observed),
+            int(stats["rows"]),
+            {
+                **shares,
+                "partitioned": {
+                    "parts": plan["parts"],
+                    "block_skus": plan["block_skus"],
+                    "pooled_blocks": len(plan["sample"]),
+                },
+            },
+            last_day=date.fromordinal(int(pooled.day_range[1])),
+            challenge=None,
+        )
+        _clean(plan)
+    return version

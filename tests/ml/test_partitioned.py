@@ -1,0 +1,244 @@
+"""The partitioned demand fit through its tasks (ml.partitioned): on a tenant small enough for
+both, the estimates it stores are the one-process fit's; at most PARTITION_IN_FLIGHT
+parts of a run are queued at a time; a cancel or a failing part ends the run without promoting
+anything and deletes what the parts staged; a part runs in its tenant only."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+from django.core.files.storage import default_storage
+
+from ml import partitioned, services, tasks
+from ml.models import Elasticity, ModelVersion
+from pricing_saas.catalog.importer import import_rows
+from tenants.context import tenant_context
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_once")]
+
+FIELDS = ("product_id", "elasticity", "elasticity_se", "raw_elasticity", "curvature",
+          "curvature_se", "typical_price", "units_per_day", "days_observed", "price_low",
+          "price_high", "from_prior", "competitor_slope", "competitor_slope_se", "gap_low",
+          "gap_high")  # fmt: skip
+PRODUCTS = 30
+
+
+@pytest.fixture
+def market(world_a):
+    """30 products in 3 categories, 200 days: daily reports (days without a sale listed) for a
+    third, order exports (sale days only, prices moving: zero-truncated rows) for the rest, a
+    weekly competitor reading on two thirds, demand that collapses above it on some."""
+    rng = np.random.default_rng(11)
+    start = dt.date(2024, 1, 1)
+    products, sales, offers = [], [], []
+    for i in range(PRODUCTS):
+        level = float(rng.uniform(5, 40))
+        products.append({"sku": f"P{i}", "title": f"Product {i}", "price": round(level, 2),
+                         "cost": round(level * 0.6, 2), "category": f"c{i % 3}"})  # fmt: skip
+        slope = -float(rng.uniform(0.5, 3.0))
+        for day in range(200):
+            date = start + dt.timedelta(days=day)
+            price = level * float(np.exp(rng.normal(0, 0.1)))
+            rival = level * float(np.exp(rng.normal(0, 0.04)))
+            above = max(np.log(price / rival), 0.0) if i % 4 == 0 else 0.0
+            units = int(rng.poisson(4 * (price / level) ** slope * np.exp(-3 * above)))
+            if units or i % 3 == 0:
+                sales.append({"date": date.isoformat(), "sku": f"P{i}", "units": units,
+                              "price": round(price, 2)})  # fmt: skip
+            if i % 3 != 2 and day % 7 == 0:
+                offers.append({"sku": f"P{i}", "competitor": "Rival", "price": round(rival, 2),
+                               "observed_at": f"{date.isoformat()}T10:00:00Z"})  # fmt: skip
+    with tenant_context(world_a.tenant):
+        import_rows(kind="products", rows=products)
+        import_rows(kind="sales", rows=sales)
+        import_rows(kind="competitor_prices", rows=offers)
+    return world_a
+
+
+@pytest.fixture
+def parts(settings, monkeypatch):
+    """The partitioned path forced (blocks of 4 products, 2 in flight), with the parts and the
+    reduce held in a FIFO queue the test runs one at a time (`run(n)`), instead of eagerly."""
+    settings.DEMAND_PARTITION_MIN_SKUS = 0
+    settings.DEMAND_PARTITION_BLOCK_SKUS = 4
+    settings.DEMAND_PARTITION_SAMPLE_SKUS = 10_000
+    settings.PARTITION_IN_FLIGHT = 2
+
+    class Queue(list):
+        most = 0  # the most parts queued at once
+        ran = 0
+
+        def run(self, n=None):
+            done = 0
+            while self and (n is None or done < n):
+                task, args = self.pop(0)
+                task.apply(args=args)
+                done += 1
+                self.ran += 1
+
+    queue = Queue()
+
+    def holder(task):
+        def delay(*args):
+            queue.append((task, args))
+            queue.most = max(queue.most, sum(1 for t, _ in queue if t is tasks.train_part))
+
+        return delay
+
+    monkeypatch.setattr(tasks.train_part, "delay", holder(tasks.train_part))
+    monkeypatch.setattr(tasks.train_reduce, "delay", holder(tasks.train_reduce))
+    return queue
+
+
+def train_demand(world):
+    with tenant_context(world.tenant):
+        version = services.start_training(kind="demand", enqueue=False)
+        return services.run_training(version_id=version.pk)
+
+
+def stored(world, version) -> dict[int, tuple]:
+    with tenant_context(world.tenant):
+        rows = Elasticity.objects.filter(model_version=version).values_list(*FIELDS)
+        return {row[0]: row[1:] for row in rows}
+
+
+def refreshed(world, version):
+    with tenant_context(world.tenant):
+        return ModelVersion.objects.get(pk=version.pk)
+
+
+def staged(version) -> list[str]:
+    folder = f"partitions/{version.tenant_id}/demand-{version.pk}"
+    if not default_storage.exists(folder):
+        return []
+    return default_storage.listdir(folder)[1]
+
+
+def test_the_partitioned_fit_stores_the_one_process_estimates(market, parts, settings):
+    settings.DEMAND_PARTITION_MIN_SKUS = 10**9
+    one = train_demand(market)
+    assert one.status == "promoted" and "partitioned" not in one.metrics
+    settings.DEMAND_PARTITION_MIN_SKUS = 0
+    version = train_demand(market)
+    assert version.status == "training" and parts  # the pooled stage ran and queued parts
+    assert version.progress["parts"] == 8 and version.progress["share"] == 0.0
+    parts.run()
+    version = refreshed(market, version)
+    assert version.status == "promoted", version.message
+    assert version.metrics["partitioned"] == {"parts": 8, "block_skus": 4, "pooled_blocks": 8}
+    assert parts.most == 2  # never more than PARTITION_IN_FLIGHT parts queued
+    assert staged(version) == []  # the parts' staged results are gone
+    a, b = stored(market, one), stored(market, version)
+    assert len(a) == PRODUCTS and a.keys() == b.keys()
+    for pk in a:
+        for name, x, y in zip(FIELDS[1:], a[pk], b[pk], strict=True):
+            if x is None or isinstance(x, bool):
+                assert x == y, (pk, name)
+            else:
+                assert abs(float(x) - float(y)) < 1e-6, (pk, name, x, y)
+    assert any(row[FIELDS.index("competitor_slope") - 1] < 0 for row in a.values())
+    assert any(row[FIELDS.index("raw_elasticity") - 1] is not None for row in a.values())
+    assert (
+        one.metrics["poisson_eb"]["pooled_elasticity"]
+        == (version.metrics["poisson_eb"]["pooled_elasticity"])
+    )
+    assert one.metrics["coefficients"].keys() == version.metrics["coefficients"].keys()
+    for name, value in one.metrics["coefficients"].items():
+        assert abs(value - version.metrics["coefficients"][name]) <= 1e-4  # stored rounded
+    for name in ("zero_share", "truncated_share", "competitor_share", "n_skus", "product_days"):
+        assert one.metrics[name] == pytest.approx(version.metrics[name], abs=1e-12), name
+    with tenant_context(market.tenant):
+        assert ModelVersion.objects.get(pk=one.pk).status == "ready"  # replaced, whole
+
+
+def test_progress_counts_parts_and_each_finished_part_queues_the_next(market, parts):
+    version = train_demand(market)
+    assert [t for t, _ in parts] == [tasks.train_part, tasks.train_part]
+    parts.run(3)
+    version = refreshed(market, version)
+    assert version.status == "training"
+    assert version.progress["parts_done"] == 3 and version.progress["share"] == 3 / 8
+    assert len(parts) == 2 and len(staged(version)) == 1 + 3  # the pooled stage and 3 blocks
+
+
+def test_a_cancel_in_the_middle_promotes_nothing_and_deletes_the_parts(market, parts, settings):
+    settings.DEMAND_PARTITION_MIN_SKUS = 10**9
+    before = train_demand(market)
+    settings.DEMAND_PARTITION_MIN_SKUS = 0
+    version = train_demand(market)
+    parts.run(3)
+    with tenant_context(market.tenant):
+        services.cancel(version=ModelVersion.objects.get(pk=version.pk))
+    waiting = len(parts)
+    parts.run()  # what was queued finds the run cancelled
+    version = refreshed(market, version)
+    assert version.status == "cancelled" and version.message == "cancelled by a user"
+    assert staged(version) == [] and not version.artifact
+    assert stored(market, version) == {}
+    assert refreshed(market, before).status == "promoted"  # the version in force stays
+    assert waiting == 2 and parts.ran == 3 + 2  # and no part was queued after the cancel
+
+
+def test_a_failing_part_fails_the_version_with_its_reason(market, parts, settings, monkeypatch):
+    settings.DEMAND_PARTITION_MIN_SKUS = 10**9
+    before = train_demand(market)
+    settings.DEMAND_PARTITION_MIN_SKUS = 0
+    from ml.science import demand
+
+    calls = {"n": 0}
+    real = demand.fit_block
+
+    def fit_block(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise MemoryError("block too large")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(demand, "fit_block", fit_block)
+    version = train_demand(market)
+    parts.run()
+    version = refreshed(market, version)
+    assert version.status == "failed"
+    assert "part 3 of 8" in version.message and "MemoryError: block too large" in version.message
+    assert staged(version) == [] and stored(market, version) == {}
+    assert refreshed(market, before).status == "promoted"
+    # the part queued beside it found the run failed and fitted nothing; none was queued after
+    assert calls["n"] == 3 and parts == []
+
+
+def test_a_part_runs_in_its_tenant_only(market, parts, world_b):
+    with tenant_context(world_b.tenant):
+        import_rows(kind="products", rows=[{"sku": "P0", "title": "B's", "price": 9}])
+        import_rows(kind="sales", rows=[{"date": "2024-01-02", "sku": "P0", "units": 99,
+                                         "price": 9}])  # fmt: skip
+    version = train_demand(market)
+    # the run's id under another tenant: that tenant has no such run, nothing happens
+    tasks.train_part.apply(args=(world_b.tenant.pk, version.pk, 0))
+    tasks.train_reduce.apply(args=(world_b.tenant.pk, version.pk))
+    assert refreshed(market, version).progress["parts_done"] == 0
+    parts.run()
+    version = refreshed(market, version)
+    assert version.status == "promoted"
+    with tenant_context(market.tenant):
+        from pricing_saas.catalog.models import Product
+
+        mine = set(Product.objects.values_list("pk", flat=True))
+    assert set(stored(market, version)) <= mine and len(stored(market, version)) == PRODUCTS
+    with tenant_context(world_b.tenant):
+        assert not ModelVersion.objects.filter(pk=version.pk).exists()
+        assert not Elasticity.objects.exists()
+
+
+def test_a_stale_check_reads_the_parts_heartbeat(market, parts):
+    version = train_demand(market)
+    version = refreshed(market, version)
+    old = version.started_at - dt.timedelta(days=1)
+    with tenant_context(market.tenant):
+        ModelVersion.objects.filter(pk=version.pk).update(started_at=old)
+        version.refresh_from_db()
+    assert partitioned.is_partitioned(version) and not version.is_stale()
+    beat = dt.datetime.fromisoformat(version.progress["partitioned"]["beat"])
+    later = beat + version.time_limit.stale_after
+    assert version.is_stale(later + dt.timedelta(seconds=1))

@@ -1,0 +1,102 @@
+"""The partitioned demand fit at the science level (ml.science.demand): the pooled stage,
+blocks of SKUs fitted alone given it, one reduce. On a tenant small enough for both it gives
+the one-process fit's estimates: every SKU's, within 1e-6."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ml.science.demand import Panel, fit_demand, fit_in_blocks, sample_blocks
+
+PER_SKU = ("elasticity", "elasticity_se", "raw_elasticity", "raw_se", "curvature",
+           "curvature_se", "raw_curvature", "typical_price", "intercept", "price_low",
+           "price_high", "from_prior", "competitor_above", "competitor_above_se", "gap_low",
+           "gap_high")  # fmt: skip
+TENANT = ("pooled_elasticity", "pooled_se", "dispersion", "nb_k", "ramp_sd")
+
+
+def rich_panel(n=60, days=400, seed=0, truncated=True, competitor=True) -> Panel:
+    """Every feature the fit reads: promotions and discounts, a competitor on most SKUs (a
+    weekly reading; demand collapsing above it on some), order exports (zero-truncated rows) on
+    a third of the SKUs, overdispersed counts, categories, today's prices, a SKU never sold."""
+    rng = np.random.default_rng(seed)
+    true = -rng.uniform(0.5, 3.0, n)
+    sku = np.repeat(np.arange(n), days)
+    day = np.tile(np.arange(738000, 738000 + days), n)
+    level = rng.uniform(5, 50, n)
+    price = level[sku] * np.exp(rng.normal(0, 0.1, n * days))
+    promo = (rng.random(n * days) < 0.05).astype(float)
+    discount = np.where(promo > 0, -rng.uniform(0.05, 0.3, n * days), 0.0)
+    real = level[sku] * np.exp(rng.normal(0, 0.04, n * days))
+    reading = real.reshape(n, days)[:, ::7].repeat(7, axis=1)[:, :days].ravel()
+    reading[sku % 5 == 0] = np.nan
+    rate = rng.uniform(0.3, 8, n)[sku] * (price / level[sku]) ** true[sku] * np.exp(0.5 * promo)
+    rate *= np.exp(-3.0 * np.maximum(np.nan_to_num(np.log(price / real)), 0.0) * (sku % 3 == 0))
+    units = rng.negative_binomial(2, 2 / (2 + rate)).astype(float)
+    keep, trunc = np.ones(n * days, bool), np.zeros(n * days, bool)
+    if truncated:
+        export = sku % 3 == 1
+        keep, trunc = ~export | (units > 0), export & (units > 0)
+    units[sku == n - 1] = 0
+    return Panel(
+        sku=sku[keep],
+        day=day[keep],
+        units=units[keep],
+        price=price[keep],
+        promo=promo[keep],
+        discount=discount[keep],
+        competitor_price=reading[keep] if competitor else None,
+        category=rng.integers(0, 4, n),
+        truncated=trunc[keep] if truncated else None,
+        current_price=level * np.exp(rng.normal(0, 0.05, n)),
+        competitor_sd=0.04,
+    )
+
+
+def assert_same_fit(one, parts, tol=1e-6):
+    for name in PER_SKU:
+        a, b = np.asarray(getattr(one, name), float), np.asarray(getattr(parts, name), float)
+        assert a.shape == b.shape, name
+        assert np.array_equal(np.isfinite(a), np.isfinite(b)), name
+        both = np.isfinite(a)
+        assert np.max(np.abs(a[both] - b[both]), initial=0.0) < tol, name
+    for name in TENANT:
+        assert abs(getattr(one, name) - getattr(parts, name)) < tol, name
+    assert (
+        np.allclose(one.coef, parts.coef, atol=tol, rtol=0) and one.coef_names == parts.coef_names
+    )
+    assert one.category_elasticity.keys() == parts.category_elasticity.keys()
+    for cat, value in one.category_elasticity.items():
+        assert abs(value - parts.category_elasticity[cat]) < tol
+
+
+@pytest.mark.parametrize(
+    "panel, block",
+    [
+        (rich_panel(), 7),
+        (rich_panel(80, 200, 1, truncated=False), 9),
+        (rich_panel(50, 300, 2, competitor=False), 10),
+    ],
+    ids=["truncated-competitor", "competitor", "truncated"],
+)
+def test_blocks_give_the_one_process_estimates(panel, block):
+    one = fit_demand(panel)
+    parts = fit_in_blocks(panel, block_skus=block, sample_skus=10_000)
+    assert_same_fit(one, parts)
+    assert np.isfinite(one.raw_elasticity).sum() > len(one.elasticity) // 2  # a real fit
+    assert (one.competitor_above < 0).any() or panel.competitor_price is None
+
+
+def test_a_pooled_stage_on_a_sample_of_blocks_stays_close_but_is_no_longer_identical():
+    panel = rich_panel(90, 300, 3)
+    one = fit_demand(panel)
+    sampled = fit_in_blocks(panel, block_skus=10, sample_skus=30)  # 3 of 9 blocks
+    assert abs(sampled.pooled_elasticity - one.pooled_elasticity) < 0.25
+    assert sampled.pooled_elasticity != one.pooled_elasticity
+    assert np.corrcoef(sampled.elasticity, one.elasticity)[0, 1] > 0.95
+
+
+def test_the_sample_is_every_block_up_to_its_size_then_spread_evenly():
+    assert sample_blocks(5, 100, 500).tolist() == [0, 1, 2, 3, 4]
+    assert sample_blocks(100, 100, 500).tolist() == [0, 25, 50, 74, 99]

@@ -1,0 +1,142 @@
+"""The partitioned reprice (pricing.partitioned): the recommendations it stores are the
+one-process job's; none is visible before every part is in; a cancel or a failing part ends
+the job with no recommendation stored and the staged parts deleted."""
+
+from __future__ import annotations
+
+import pytest
+
+from pricing_saas.pricing import approvals, services, tasks
+from pricing_saas.pricing.models import Recommendation, RepriceJob
+from tenants.context import tenant_context
+from tenants.parts import staged
+from tests.ml.test_partitioned import PRODUCTS, market, train_demand  # noqa: F401 (a fixture)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_once")]
+
+SKIP = {"id", "job", "created_at", "decided_at"}
+FIELDS = [f.attname for f in Recommendation._meta.concrete_fields if f.name not in SKIP]
+
+
+@pytest.fixture
+def priced(market, settings):  # noqa: F811
+    """The market with a demand model in force and a one-process job, nothing auto-approved."""
+    settings.DEMAND_PARTITION_MIN_SKUS = 10**9
+    settings.REPRICE_PARTITION_MIN_SKUS = 10**9
+    assert train_demand(market).status == "promoted"
+    with tenant_context(market.tenant):
+        approvals.update_policy(auto_approve=False)
+        job = services.start_reprice(enqueue=False)
+        services.run_reprice(job_id=job.pk)
+        assert RepriceJob.objects.get(pk=job.pk).status == "succeeded"
+    market.first_job = job.pk
+    return market
+
+
+@pytest.fixture
+def held(settings, monkeypatch):
+    """The partitioned reprice forced (blocks of 7 products, 2 in flight), its parts and reduce
+    held in a FIFO queue the test runs (`run(n)`)."""
+    settings.REPRICE_PARTITION_MIN_SKUS = 0
+    settings.REPRICE_PARTITION_BLOCK_SKUS = 7
+    settings.PARTITION_IN_FLIGHT = 2
+
+    class Queue(list):
+        most = 0
+
+        def run(self, n=None):
+            done = 0
+            while self and (n is None or done < n):
+                task, args = self.pop(0)
+                task.apply(args=args)
+                done += 1
+
+    queue = Queue()
+
+    def holder(task):
+        def delay(*args):
+            queue.append((task, args))
+            queue.most = max(queue.most, sum(1 for t, _ in queue if t is tasks.reprice_part))
+
+        return delay
+
+    monkeypatch.setattr(tasks.reprice_part, "delay", holder(tasks.reprice_part))
+    monkeypatch.setattr(tasks.reprice_reduce, "delay", holder(tasks.reprice_reduce))
+    return queue
+
+
+def rows_of(world, job_id) -> dict[int, tuple]:
+    with tenant_context(world.tenant):
+        rows = Recommendation.objects.filter(job_id=job_id).values_list(*FIELDS)
+        return {row[FIELDS.index("product_id")]: row for row in rows}
+
+
+def start(world):
+    with tenant_context(world.tenant):
+        job = services.start_reprice(enqueue=False)
+        return services.run_reprice(job_id=job.pk)
+
+
+def job_of(world, job_id) -> RepriceJob:
+    with tenant_context(world.tenant):
+        return RepriceJob.objects.get(pk=job_id)
+
+
+def test_the_partitioned_reprice_stores_the_one_process_recommendations(priced, held):
+    one = rows_of(priced, priced.first_job)
+    assert len(one) == PRODUCTS
+    assert sum(row[FIELDS.index("status")] == "pending" for row in one.values()) > 5
+    job = start(priced)
+    assert job.status == "running" and job.parts["parts"] == 5
+    held.run(4)
+    assert rows_of(priced, job.pk) == {}  # nothing visible while parts are out
+    pending = rows_of(priced, priced.first_job).values()
+    assert sum(row[FIELDS.index("status")] == "pending" for row in pending) > 5
+    held.run()
+    job = job_of(priced, job.pk)
+    assert job.status == "succeeded", job.message
+    assert held.most == 2 and staged(job.parts["folder"]) == []
+    assert job.skus == PRODUCTS and job.progress == 1.0
+    parts = rows_of(priced, job.pk)
+    assert parts.keys() == one.keys()
+    for pk, row in one.items():
+        assert parts[pk] == row, pk
+    first = job_of(priced, priced.first_job)
+    assert (job.changed, job.conflicts, job.expected_profit_new) == (
+        first.changed,
+        first.conflicts,
+        first.expected_profit_new,
+    )
+    statuses = set(rows_of(priced, priced.first_job)[pk][FIELDS.index("status")] for pk in one)
+    assert "pending" not in statuses  # superseded by the new job, as by a one-process one
+
+
+def test_a_cancelled_partitioned_reprice_stores_nothing(priced, held):
+    job = start(priced)
+    held.run(2)
+    with tenant_context(priced.tenant):
+        services.cancel_reprice(job=RepriceJob.objects.get(pk=job.pk))
+    held.run()
+    job = job_of(priced, job.pk)
+    assert job.status == "cancelled" and rows_of(priced, job.pk) == {}
+    assert staged(job.parts["folder"]) == []
+    pending = rows_of(priced, priced.first_job).values()
+    assert any(row[FIELDS.index("status")] == "pending" for row in pending)  # left as they were
+
+
+def test_a_failing_part_fails_the_job_with_its_reason(priced, held, monkeypatch):
+    real, calls = services.reprice_block, []
+
+    def block(job, demand, within, *args):
+        calls.append(within)
+        if len(calls) == 2:
+            raise ValueError("rules unreadable")
+        return real(job, demand, within, *args)
+
+    monkeypatch.setattr(services, "reprice_block", block)
+    job = start(priced)
+    held.run()
+    job = job_of(priced, job.pk)
+    assert job.status == "failed" and "part 2 of 5" in job.message
+    assert "ValueError: rules unreadable" in job.message
+    assert rows_of(priced, job.pk) == {} and staged(job.parts["folder"]) == []
