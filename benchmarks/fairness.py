@@ -3,18 +3,20 @@ before its job starts, by the size of its catalog.
 
     .venv/bin/python benchmarks/fairness.py [--small 199] [--small-skus 40] [--big 1]
         [--big-skus 30000] [--days 60] [--workers 2] [--baseline]
+        [--partition-min-skus N] [--in-flight K]
 
 Run it alone on the machine: it measures waiting times.
 
 1. A throw-away database (`pricing_fair_<pid>`, migrated like production) with `--small`
    tenants of `--small-skus` products and `--big` tenants of `--big-skus`, each with `--days`
    days of sales (Poisson demand on known curves), imported through the product's importer.
-2. `--workers` Celery worker processes ("worker hosts", solo pool, each with its own
-   MEDIA_ROOT) on the `reprice` queue of a private Redis.
+2. `--workers` Celery worker processes ("worker hosts", solo pool, each with its own model
+   cache; one media folder stands in for the bucket that a partitioned job's parts share) on
+   the `reprice` and `ml_train` queues of a private Redis.
 3. At one instant every tenant's scheduled reprice is sent, as celery beat sends the tasks of
    schedules due at the same minute: the big tenants' first (the worst order for the others).
    Each job reprices every SKU on its tenant's demand model in force (trained while seeding,
-   as a nightly job finds it).
+   as a nightly job finds it, through the same workers).
 4. Per tenant: the start delay (the job's claim minus that instant) and its run time; per
    tenant size p50 / p95 / max. With `--baseline` the same without the big tenants, side by
    side: what the big ones cost the small ones.
@@ -79,8 +81,6 @@ def seed(small: int, small_skus: int, big: int, big_skus: int, days: int) -> lis
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from ml import services as ml_services
-    from ml.models import ModelVersion
     from pricing_saas.catalog.importer import import_rows
     from pricing_saas.pricing import approvals
     from tenants.context import tenant_context
@@ -121,17 +121,44 @@ def seed(small: int, small_skus: int, big: int, big_skus: int, days: int) -> lis
             if rows:
                 import_rows(kind="sales", rows=rows)
             approvals.update_policy(auto_approve=False)
-            # A nightly reprice prices on the demand model in force (retraining is its own,
-            # gated job): every tenant has one before the schedules fire.
-            version = ml_services.start_training(kind=ModelVersion.Kind.DEMAND, enqueue=False)
-            ml_services.run_training(version_id=version.pk, sync=True)
         out.append({"id": tenant.pk, "slug": tenant.slug, "kind": kind, "skus": skus})
         if kind == "big" or t % 50 == 0:
             print(f"seeded {tenant.slug} ({kind}, {skus} SKUs)", flush=True)
     return out
 
 
-def start_workers(count: int, broker: str, app_url: str, folder: Path) -> list:
+def train(tenants: list[dict], seconds: float) -> None:
+    """A nightly reprice prices on the demand model in force (retraining is its own, gated
+    job): every tenant gets one before the schedules fire, through the workers (a big tenant's
+    fit runs in parts there)."""
+    from ml import services as ml_services
+    from ml.models import ModelVersion
+    from tenants.context import tenant_context
+    from tenants.models import Tenant
+
+    for tenant in tenants:
+        with tenant_context(Tenant.objects.get(pk=tenant["id"])):
+            ml_services.start_training(kind=ModelVersion.Kind.DEMAND)
+    deadline = time.monotonic() + seconds
+    waiting = list(tenants)
+    while waiting and time.monotonic() < deadline:
+        still = []
+        for tenant in waiting:
+            with tenant_context(Tenant.objects.get(pk=tenant["id"])):
+                version = (
+                    ModelVersion.objects.filter(kind=ModelVersion.Kind.DEMAND).order_by("pk").last()
+                )
+                if version.status == ModelVersion.Status.FAILED:
+                    raise SystemExit(f"{tenant['slug']}: demand training failed: {version.message}")
+                if version.status != ModelVersion.Status.PROMOTED:
+                    still.append(tenant)
+        waiting = still
+        time.sleep(1)
+    if waiting:
+        raise SystemExit(f"{len(waiting)} demand models not trained in {seconds:.0f} s")
+
+
+def start_workers(count: int, broker: str, app_url: str, folder: Path, env: dict) -> list:
     procs = []
     for n in range(count):
         own = folder / f"worker{n}"
@@ -139,12 +166,12 @@ def start_workers(count: int, broker: str, app_url: str, folder: Path) -> list:
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "pricing_saas", "worker", "--pool=solo",
-                 "-n", f"fair{n}@%h", "-Q", "reprice", "--without-heartbeat",
+                 "-n", f"fair{n}@%h", "-Q", "reprice,ml_train", "--without-heartbeat",
                  "--without-gossip", "--without-mingle", "-l", "WARNING"],
                 cwd=ROOT,
                 env={**os.environ, "DATABASE_URL": app_url, "CELERY_BROKER_URL": broker,
-                     "CELERY_RESULT_BACKEND": "", "MEDIA_ROOT": str(own / "media"),
-                     "ML_MODEL_CACHE": str(own / "model-cache")},
+                     "CELERY_RESULT_BACKEND": "", "MEDIA_ROOT": str(folder / "media"),
+                     "ML_MODEL_CACHE": str(own / "model-cache"), **env},
                 stdout=open(own / "worker.log", "ab"),  # noqa: SIM115
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -194,6 +221,7 @@ def wait_for_jobs(tenants: list[dict], since: float, seconds: float) -> list[dic
                     "delay_s": (job.started_at - start).total_seconds(),
                     "run_s": (job.finished_at - job.started_at).total_seconds(),
                     "status": job.status,
+                    "parts": (job.parts or {}).get("parts", 1),
                 }
         time.sleep(1)
     missing = [t["slug"] for t in tenants if t["id"] not in done]
@@ -215,7 +243,8 @@ def summary(jobs: list[dict]) -> list[dict]:
              "p50": float(np.percentile(delay, 50)), "p95": float(np.percentile(delay, 95)),
              "max": float(delay.max()), "run_p50": float(np.median(run)),
              "run_max": float(run.max()),
-             "failed": sum(j["status"] != "succeeded" for j in mine)}
+             "failed": sum(j["status"] != "succeeded" for j in mine),
+             "parts": max(j["parts"] for j in mine)}
         )  # fmt: skip
     return rows
 
@@ -230,6 +259,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--baseline", action="store_true", help="also without the big tenants")
     parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument(
+        "--partition-min-skus",
+        type=int,
+        default=None,
+        help="REPRICE_/DEMAND_PARTITION_MIN_SKUS of the workers (default: the settings')",
+    )
+    parser.add_argument("--in-flight", type=int, default=None, help="PARTITION_IN_FLIGHT")
+    parser.add_argument(
+        "--block-skus",
+        type=int,
+        default=None,
+        help="REPRICE_/DEMAND_PARTITION_BLOCK_SKUS of the workers (default: the settings')",
+    )
     args = parser.parse_args()
 
     database = f"pricing_fair_{os.getpid()}"
@@ -246,8 +288,20 @@ def main() -> None:
         print(f"seeded {len(tenants)} tenants in {time.perf_counter() - started:.0f} s", flush=True)
         from pricing_saas.celery import app
 
-        workers = start_workers(args.workers, broker, app_url, folder)
+        env = {}
+        if args.partition_min_skus is not None:
+            env["REPRICE_PARTITION_MIN_SKUS"] = str(args.partition_min_skus)
+            env["DEMAND_PARTITION_MIN_SKUS"] = str(args.partition_min_skus)
+        if args.block_skus is not None:
+            env["REPRICE_PARTITION_BLOCK_SKUS"] = str(args.block_skus)
+            env["DEMAND_PARTITION_BLOCK_SKUS"] = str(args.block_skus)
+        if args.in_flight is not None:
+            env["PARTITION_IN_FLIGHT"] = str(args.in_flight)
+        workers = start_workers(args.workers, broker, app_url, folder, env)
         wait_for_workers(app, args.workers)
+        started = time.perf_counter()
+        train(tenants, args.timeout)
+        print(f"demand models trained in {time.perf_counter() - started:.0f} s", flush=True)
         rounds = [("all tenants", tenants)]
         if args.baseline and args.big:
             rounds.append(("small tenants alone", [t for t in tenants if t["kind"] == "small"]))
@@ -277,12 +331,13 @@ def main() -> None:
     print(f"{args.workers} worker processes (solo pool), every schedule fired at one instant, "
           "big tenants first")  # fmt: skip
     print()
-    print("| round | tenants | SKUs each | start delay p50 s | p95 s | max s | run p50 s | "
-          "run max s | failed |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| round | tenants | SKUs each | parts of a job | start delay p50 s | p95 s | max s | "
+          "run p50 s | run max s | failed |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for run in runs:
         for row in run["summary"]:
             print(f"| {run['round']} | {row['tenants']} {row['kind']} | {row['skus']} | "
+                  f"{row['parts']} | "
                   f"{row['p50']:.1f} | {row['p95']:.1f} | {row['max']:.1f} | "
                   f"{row['run_p50']:.1f} | {row['run_max']:.1f} | {row['failed']} |")  # fmt: skip
     out = ROOT / "benchmarks" / "out"

@@ -89,8 +89,9 @@ SCRIPTS = {
         db=True,
     ),
     "fairness.py": Smoke(
-        args="--small 3 --small-skus 10 --big 1 --big-skus 40 --days 20 --workers 2 --baseline",
-        expect=("| round | tenants |", "| all tenants | 1 big | 40 |", "| small tenants alone | 3"),
+        args="--small 3 --small-skus 10 --big 1 --big-skus 40 --days 20 --workers 2 --baseline "
+        "--partition-min-skus 20 --block-skus 20 --in-flight 1",
+        expect=("| round | tenants |", "| all tenants | 1 big | 40 | 2 |", "| small tenants alone"),
         db=True,
     ),
     "kpi_refresh.py": Smoke(
