@@ -115,7 +115,9 @@ class ReferencePrice(TenantOwned):
     product = models.ForeignKey(
         "catalog.Product", on_delete=models.CASCADE, db_constraint=False, related_name="+"
     )
-    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, db_constraint=False, related_name="+"
+    )
     price = models.DecimalField(max_digits=14, decimal_places=4)
     low = models.DecimalField(max_digits=14, decimal_places=4)
     high = models.DecimalField(max_digits=14, decimal_places=4)
@@ -159,7 +161,9 @@ class Elasticity(TenantOwned):
     product = models.ForeignKey(
         "catalog.Product", on_delete=models.CASCADE, db_constraint=False, related_name="+"
     )
-    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, db_constraint=False, related_name="+"
+    )
     elasticity = models.FloatField()  # at the typical price
     elasticity_se = models.FloatField()
     raw_elasticity = models.FloatField(null=True, blank=True)  # before shrinkage; None: no data

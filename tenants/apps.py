@@ -7,6 +7,7 @@ class TenantsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from . import checks  # noqa: F401 (registers the system checks)
         from .rls import on_post_migrate
 
         post_migrate.connect(on_post_migrate, sender=self, dispatch_uid="tenants.apply_rls")

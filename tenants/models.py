@@ -173,6 +173,10 @@ class TenantOwned(models.Model):
     - `unscoped` is the explicitly named way to query across tenants (admin, migrations, system
       jobs); row-level security still applies to it in the database.
     - save() fills `tenant` from the context and refuses to write a row for another tenant.
+    - In the database every key of its table holds tenant_id: the primary key is
+      (tenant_id, id) while Django's stays `id`, unique constraints start with `tenant`, and a
+      foreign key to another tenant-owned model has `db_constraint=False` and a composite
+      constraint made by its migration (tenants/keys.py, docs/citus.md).
     """
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
@@ -217,8 +221,11 @@ class Membership(TenantOwned):
 class Invitation(TenantOwned):
     email = models.EmailField(max_length=254)
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
-    token_hash = models.CharField(max_length=64, unique=True)
-    lookup_id = models.CharField(max_length=16, unique=True)
+    # Unique with the tenant only (a distributed table's unique keys hold tenant_id,
+    # docs/citus.md): lookup_id has 64 random bits and find_invitation() takes the one of its
+    # rows whose token_hash matches, so a repeat in another tenant is harmless.
+    token_hash = models.CharField(max_length=64)
+    lookup_id = models.CharField(max_length=16)
     invited_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
@@ -228,7 +235,18 @@ class Invitation(TenantOwned):
     rls_extra_select = ("lookup_id = NULLIF(current_setting('app.invitation', true), '')",)
 
     class Meta:
-        indexes = [models.Index(fields=["tenant", "email"], name="invitation_tenant_email_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "token_hash"], name="invitation_unique_token"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "lookup_id"], name="invitation_unique_lookup"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "email"], name="invitation_tenant_email_idx"),
+            models.Index(fields=["lookup_id"], name="invitation_lookup_idx"),  # before a tenant
+        ]
 
     def __str__(self) -> str:
         return f"{self.email} ({self.role})"
@@ -247,7 +265,9 @@ class ApiKey(TenantOwned):
     secret is stored (the secret is 256 random bits, so a slow hash adds nothing)."""
 
     name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=16, unique=True)
+    # Unique with the tenant (docs/citus.md); create_api_key also draws a prefix no other
+    # tenant holds, and authenticate_api_key() takes the row whose secret matches.
+    prefix = models.CharField(max_length=16)
     secret_hash = models.CharField(max_length=64)
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
     created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -256,6 +276,12 @@ class ApiKey(TenantOwned):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     rls_extra_select = ("prefix = NULLIF(current_setting('app.key_prefix', true), '')",)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "prefix"], name="apikey_unique_prefix")
+        ]
+        indexes = [models.Index(fields=["prefix"], name="apikey_prefix_idx")]  # authentication
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix})"

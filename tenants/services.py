@@ -100,10 +100,12 @@ def authenticate_api_key(raw: str) -> ApiKey | None:
         return None
     prefix, secret = match.groups()
     with rls_lookup(key_prefix=prefix):
-        api_key = ApiKey.unscoped.select_related("tenant").filter(prefix=prefix).first()
-    if api_key is None or not hmac.compare_digest(api_key.secret_hash, secret_digest(secret)):
-        return None
-    if api_key.revoked_at is not None or not api_key.tenant.is_active:
+        candidates = list(ApiKey.unscoped.select_related("tenant").filter(prefix=prefix))
+    # A prefix is unique per tenant only (docs/citus.md): of the rows that carry it (one, in
+    # practice), the key is the one whose secret matches.
+    digest = secret_digest(secret)
+    api_key = next((k for k in candidates if hmac.compare_digest(k.secret_hash, digest)), None)
+    if api_key is None or api_key.revoked_at is not None or not api_key.tenant.is_active:
         return None
     return api_key
 

@@ -232,14 +232,15 @@ def set_column_map(*, job: ImportJob, column_map: dict[str, str]) -> ImportJob:
     return job
 
 
-def progress_key(job_id: int) -> str:
-    return f"import-progress:{job_id}"
+def progress_key(job: ImportJob) -> str:
+    # With the tenant: an id is unique per tenant in the database's keys (docs/citus.md).
+    return f"import-progress:{job.tenant_id}:{job.pk}"
 
 
 def job_progress(job: ImportJob) -> dict:
     """Phase and share done: live from the cache while running, else from the job row."""
     if job.status == ImportJob.Status.RUNNING:
-        live = cache.get(progress_key(job.pk))
+        live = cache.get(progress_key(job))
         if live:
             return live
     return {"phase": job.phase or job.status, "progress": job.progress}
@@ -271,7 +272,7 @@ def _execute(job: ImportJob, *, path: Path | None = None) -> None:
     from .importer import import_file
 
     def report(phase: str, share: float) -> None:
-        cache.set(progress_key(job.pk), {"phase": phase, "progress": round(share, 3)}, 3600)
+        cache.set(progress_key(job), {"phase": phase, "progress": round(share, 3)}, 3600)
 
     options = ImportOptions(**{**job.options, "column_map": job.column_map})
     converted = None
@@ -296,7 +297,7 @@ def _execute(job: ImportJob, *, path: Path | None = None) -> None:
     else:
         _finish(job, result, failed=False)
     finally:
-        cache.delete(progress_key(job.pk))
+        cache.delete(progress_key(job))
         if converted is not None:
             converted.unlink(missing_ok=True)
         stored.close()

@@ -50,7 +50,9 @@ class ExperimentUnit(TenantOwned):
         TREATMENT = "treatment", "Treatment"
         CONTROL = "control", "Control"
 
-    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="units")
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, db_constraint=False, related_name="units"
+    )
     product = models.ForeignKey(
         "catalog.Product", on_delete=models.CASCADE, db_constraint=False, related_name="+"
     )
@@ -64,6 +66,7 @@ class ExperimentUnit(TenantOwned):
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
+        db_constraint=False,
         related_name="+",
     )
 

@@ -95,7 +95,9 @@ class SyncRun(Job):
         PRODUCTS = "products", "Products"
         ORDERS = "orders", "Orders"
 
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="runs")
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, db_constraint=False, related_name="runs"
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.ALL)
     full = models.BooleanField(default=False)
     trigger = models.CharField(max_length=16, default="manual")  # manual | api | command
@@ -119,7 +121,9 @@ class SyncRun(Job):
 
 
 class ShopVariant(TenantOwned):
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="+")
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, db_constraint=False, related_name="+"
+    )
     sku = models.CharField(max_length=64)
     product_ref = models.CharField(max_length=100)  # gid://shopify/Product/1
     variant_ref = models.CharField(max_length=100)  # gid://shopify/ProductVariant/1
@@ -140,7 +144,9 @@ class ShopVariant(TenantOwned):
 
 
 class ShopOrderLine(TenantOwned):
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="+")
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, db_constraint=False, related_name="+"
+    )
     order_ref = models.CharField(max_length=100)
     line_ref = models.CharField(max_length=100)
     sku = models.CharField(max_length=64, blank=True, default="")
@@ -172,7 +178,9 @@ class WebhookEvent(TenantOwned):
         IGNORED = "ignored", "Ignored"
         FAILED = "failed", "Failed"
 
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="+")
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, db_constraint=False, related_name="+"
+    )
     event_id = models.CharField(max_length=100)
     topic = models.CharField(max_length=64)
     triggered_at = models.DateTimeField(null=True, blank=True)

@@ -185,7 +185,12 @@ class Alert(TenantOwned):
     )
     # The retraining this alert started (the policy's `retrain`), if any.
     retraining = models.ForeignKey(
-        "ml.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "ml.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        related_name="+",
     )
     emailed_at = models.DateTimeField(null=True, blank=True)
     webhook_status = models.CharField(max_length=16, blank=True, default="")  # "", sent, failed
@@ -215,7 +220,9 @@ class UndercutAlert(TenantOwned):
         OPEN = "open", "Open"
         RESOLVED = "resolved", "Cleared"
 
-    product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="+")
+    product = models.ForeignKey(
+        "catalog.Product", on_delete=models.CASCADE, db_constraint=False, related_name="+"
+    )
     competitor = models.CharField(max_length=200)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     our_price = models.DecimalField(max_digits=14, decimal_places=4)

@@ -611,7 +611,7 @@ def _import_rows(archive, manifest: dict, layout: dict[str, Table]) -> None:
                     f"{table.name}: {cursor.rowcount} rows loaded, the manifest says "
                     f"{entry['rows']}"
                 )
-            if table.key == ["id"]:
+            if "id" in table.key:  # (tenant_id, id): the id still comes from one sequence
                 _move_sequence(cursor, table.name, "id")
             cursor.execute(sql.SQL("DROP TABLE {}").format(_q(temp)).as_string(raw.connection))
         _move_sequence(cursor, TENANTS, "id")

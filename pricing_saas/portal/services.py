@@ -131,14 +131,12 @@ def find_invitation(token: str) -> Invitation:
         raise NotFoundError("this invitation link is not valid", code="invalid_invitation")
     lookup_id, secret = match.groups()
     with rls_lookup(invitation=lookup_id):
-        invitation = (
-            Invitation.unscoped.select_related("tenant").filter(lookup_id=lookup_id).first()
-        )
-    if (
-        invitation is None
-        or not hmac.compare_digest(invitation.token_hash, secret_digest(secret))
-        or not invitation.is_open
-    ):
+        candidates = list(Invitation.unscoped.select_related("tenant").filter(lookup_id=lookup_id))
+    # lookup_id is unique per tenant only (docs/citus.md): the invitation is the row whose
+    # token matches.
+    digest = secret_digest(secret)
+    invitation = next((i for i in candidates if hmac.compare_digest(i.token_hash, digest)), None)
+    if invitation is None or not invitation.is_open:
         raise NotFoundError(
             "this invitation link is not valid or has expired", code="invalid_invitation"
         )
@@ -221,6 +219,11 @@ def create_api_key(
     for _ in range(5):
         prefix = "pk_" + secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
+        # The database holds a prefix unique per tenant (docs/citus.md); one that another
+        # tenant holds is drawn again too, so that a prefix names one key in logs and audits.
+        with rls_lookup(key_prefix=prefix):
+            if ApiKey.unscoped.filter(prefix=prefix).exists():
+                continue
         try:
             with transaction.atomic():
                 api_key = ApiKey.objects.create(

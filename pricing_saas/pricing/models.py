@@ -29,7 +29,12 @@ class RepriceJob(CancellableJob):
     expected_profit_now = models.DecimalField(max_digits=18, decimal_places=2, default=0)
     expected_profit_new = models.DecimalField(max_digits=18, decimal_places=2, default=0)
     demand_version = models.ForeignKey(
-        "ml.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "ml.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        related_name="+",
     )
     log = models.JSONField(default=list, blank=True)
     # A reprice in parts (pricing.partitioned): its plan, the parts done, its heartbeat.
@@ -77,7 +82,9 @@ class Recommendation(TenantOwned):
         NO_CHANGE = "no_change", "No change"
         CONFLICT = "conflict", "Contradictory rules"
 
-    job = models.ForeignKey(RepriceJob, on_delete=models.CASCADE, related_name="+")
+    job = models.ForeignKey(
+        RepriceJob, on_delete=models.CASCADE, db_constraint=False, related_name="+"
+    )
     product = models.ForeignKey(
         "catalog.Product", on_delete=models.CASCADE, db_constraint=False, related_name="+"
     )
@@ -195,7 +202,9 @@ class RuleSet(TenantOwned):
 class RuleSetVersion(TenantOwned):
     """The state of a rule set after each change (who, when, what)."""
 
-    rule_set = models.ForeignKey(RuleSet, on_delete=models.CASCADE, related_name="versions")
+    rule_set = models.ForeignKey(
+        RuleSet, on_delete=models.CASCADE, db_constraint=False, related_name="versions"
+    )
     version = models.IntegerField()
     data = models.JSONField()
     changed_by = models.CharField(max_length=200, blank=True, default="")
@@ -245,7 +254,9 @@ class RepriceSchedule(TenantOwned):
     cron = models.CharField(max_length=120)  # minute hour day-of-month month day-of-week
     timezone = models.CharField(max_length=64, default="UTC")
     enabled = models.BooleanField(default=True)
-    periodic_task = models.OneToOneField(
+    # One task per schedule: unique with the tenant (a unique key of a tenant-owned table holds
+    # tenant_id, docs/citus.md); the task's name holds the tenant and schedule ids.
+    periodic_task = models.ForeignKey(
         "django_celery_beat.PeriodicTask",
         null=True,
         blank=True,
@@ -254,6 +265,13 @@ class RepriceSchedule(TenantOwned):
     )
     updated_by = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "periodic_task"], name="repriceschedule_unique_task"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.name}: {self.cron} ({self.timezone})"
@@ -290,7 +308,12 @@ class Publication(Job):
     created_by = models.CharField(max_length=200, blank=True, default="")
     # a retry carries the failed changes of the publication it retried (they move to it)
     retry_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        related_name="retries",
     )
 
     class Meta:
@@ -331,16 +354,36 @@ class PriceChange(TenantOwned):
     old_price = models.DecimalField(max_digits=14, decimal_places=4)
     new_price = models.DecimalField(max_digits=14, decimal_places=4)
     recommendation = models.ForeignKey(
-        Recommendation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        Recommendation,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        related_name="+",
     )
     job = models.ForeignKey(
-        RepriceJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        RepriceJob,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        related_name="+",
     )
     publication = models.ForeignKey(
-        Publication, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        Publication,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        related_name="+",
     )
     reverts = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        related_name="+",
     )
     reverted = models.BooleanField(default=False)
     error = models.TextField(blank=True, default="")
@@ -360,7 +403,12 @@ class PriceChange(TenantOwned):
     forecast_unit_cost = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
     forecast_cost_derived = models.BooleanField(default=False, db_default=False)
     forecast_version = models.ForeignKey(
-        "ml.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "ml.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        related_name="+",
     )
 
     class Meta:
@@ -390,6 +438,7 @@ class PriceLock(TenantOwned):
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
+        db_constraint=False,
         related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True)

@@ -114,6 +114,10 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 # Refuse to run as a superuser or BYPASSRLS role (row-level security would not apply).
 REQUIRE_RLS_SAFE_DB_ROLE = env.bool("REQUIRE_RLS_SAFE_DB_ROLE", default=True)
+# Send the row-level-security settings as `SET LOCAL app.tenant_id = '…'` statements instead of
+# `SELECT set_config(…, true)`: the same on Postgres, and what Citus propagates to the workers
+# (with citus.propagate_set_commands = 'local'), where the policies of the shards read them.
+DATABASE_RLS_SET_LOCAL = env.bool("DATABASE_RLS_SET_LOCAL", default=False)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "tenants.User"

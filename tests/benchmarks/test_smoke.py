@@ -99,6 +99,14 @@ SCRIPTS = {
         expect=("| first refresh (refresh_kpis) |", "x plain INSERT ... SELECT"),
         db=True,
     ),
+    "tenant_keys.py": Smoke(
+        args="--rows 2000 --tenants 5",
+        expect=(
+            "| migration: composite foreign key added and checked |",
+            "| then the migration: index found, swap, key left alone |",
+        ),
+        db=True,
+    ),
     "load.py": Smoke(
         args="--tenants 2 --skus 20 --days 20 --users 2 --seconds 5",
         expect=("| users | RLS on: req/s |", "failures: 0"),

@@ -115,3 +115,31 @@ def test_an_owner_demoted_while_the_other_is_removed_leaves_one_owner(monkeypatc
     )
     assert sorted(outcomes) == ["last_owner", "ok"], outcomes
     assert _owners(tenant) == 1
+
+
+def test_an_invitation_is_found_by_its_token_when_another_tenant_has_its_lookup_id(db):
+    """lookup_id is unique per tenant only (docs/citus.md): the token's secret picks the row."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from tenants.models import Invitation
+    from tenants.services import secret_digest
+
+    a, b = TenantFactory(), TenantFactory()
+    with tenant_context(a):
+        issued = services.invite_member(
+            tenant=a, actor=None, actor_role=Role.OWNER, email="new@example.com", role="viewer"
+        )
+    lookup_id = issued.token.split(".")[0]
+    with tenant_context(b):
+        Invitation.objects.create(
+            email="other@example.com",
+            lookup_id=lookup_id,
+            token_hash=secret_digest("B" * 43),
+            expires_at=timezone.now() + dt.timedelta(days=1),
+        )
+    assert services.find_invitation(issued.token).tenant_id == a.pk
+    assert services.find_invitation(f"{lookup_id}.{'B' * 43}").tenant_id == b.pk
+    with pytest.raises(services.NotFoundError):
+        services.find_invitation(f"{lookup_id}.{'C' * 43}")

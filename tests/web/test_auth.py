@@ -41,3 +41,37 @@ def test_session_user_can_pick_tenant_with_header_only_if_member(world_a, world_
     response = client.get("/api/v1/tenant/", HTTP_X_TENANT=world_b.tenant.slug)
     assert response.status_code == 404
     assert client.get("/api/v1/tenant/", HTTP_X_TENANT="no-such-slug").status_code == 404
+
+
+def test_a_prefix_that_another_tenant_also_holds_opens_each_key_with_its_own_secret(
+    world_a, world_b
+):
+    """A prefix is unique per tenant only (a distributed table's unique keys hold tenant_id,
+    docs/citus.md): of two rows with one prefix, the secret decides."""
+    from tenants.services import authenticate_api_key, secret_digest
+
+    raw_a = world_a.keys[Role.ADMIN]
+    prefix, twin_secret = raw_a.split(".")[0], "B" * 43
+    with tenant_context(world_b.tenant):
+        ApiKey.objects.create(
+            name="twin", prefix=prefix, secret_hash=secret_digest(twin_secret), role=Role.VIEWER
+        )
+    assert authenticate_api_key(raw_a).tenant_id == world_a.tenant.pk
+    assert authenticate_api_key(f"{prefix}.{twin_secret}").tenant_id == world_b.tenant.pk
+    assert authenticate_api_key(f"{prefix}.{'C' * 43}") is None
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {prefix}.{twin_secret}")
+    assert client.get("/api/v1/tenant/").json()["slug"] == world_b.tenant.slug
+
+
+def test_a_new_key_never_takes_a_prefix_another_tenant_holds(world_a, world_b, monkeypatch):
+    from pricing_saas.portal import services
+
+    taken = world_a.keys[Role.ADMIN].split(".")[0].removeprefix("pk_")
+    draws = iter([taken, "0123456789ab"])
+    monkeypatch.setattr(services.secrets, "token_hex", lambda n: next(draws))
+    with tenant_context(world_b.tenant):
+        issued = services.create_api_key(
+            tenant=world_b.tenant, actor=None, actor_role=Role.OWNER, name="new", role="viewer"
+        )
+    assert issued.api_key.prefix == "pk_0123456789ab"
