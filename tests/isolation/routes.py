@@ -261,7 +261,7 @@ def hostile_rows(b, kind: str) -> list[dict]:
 
 
 # POST routes that only read (predictions): every role may call them; they must change nothing.
-READ_ONLY_POSTS = {"api:reference-price-predictions"}
+READ_ONLY_POSTS = {"api:reference-price-predictions", "api:rule-set-preview"}
 
 # API collection routes that accept POST: a hostile payload naming tenant B's ids.
 API_CREATE_PAYLOADS = {
@@ -287,6 +287,11 @@ API_CREATE_PAYLOADS = {
     "api:undercut-alert-check": lambda b: {"tenant": b.tenant.pk},
     "api:alert-policy-rotate-secret": lambda b: {"tenant": b.tenant.pk},
     "api:rule-set-list": lambda b: {"name": "x", "tenant": b.tenant.pk},
+    "api:rule-set-preview": lambda b: {
+        "scope": "skus",
+        "scope_values": ",".join(hostile_skus(b)),
+        "tenant": b.tenant.pk,
+    },
     "api:schedule-list": lambda b: {"cron": "0 5 * * *", "tenant": b.tenant.pk},
     "api:reprice-job-run": lambda b: {"tenant": b.tenant.pk},
     "api:recommendation-bulk": lambda b: {
