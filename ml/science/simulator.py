@@ -198,13 +198,19 @@ class Day:
 
 
 def simulate(
-    market: Market, days: int = 180, seed: int = 0, competitor_moves: bool = True
+    market: Market,
+    days: int = 180,
+    seed: int = 0,
+    competitor_moves: bool = True,
+    end: date | None = None,
 ) -> Iterator[Day]:
-    """The market's days, oldest first, as `write_csv` writes them (same seed, same days)."""
+    """The market's days, oldest first, as `write_csv` writes them (same seed, same days): the
+    `days` before `end` (today by default; the seasons follow the calendar, so a history that
+    must be the same on every day of the year names its end)."""
     rng = np.random.default_rng(seed + 1)
     n = len(market.sku)
     idx = np.arange(n)
-    start = date.today() - timedelta(days=days)
+    start = (end or date.today()) - timedelta(days=days)
     moves = np.random.default_rng(seed + 2)  # its own stream: the rest stays comparable
     traps = np.random.default_rng([seed, 3])  # the traps' draws, apart from both
     regime = np.ones(n)
@@ -251,8 +257,10 @@ def write_csv(
     seed: int = 0,
     zero_days: bool = False,
     competitor_moves: bool = True,
+    end: date | None = None,
 ) -> dict:
-    """products.csv, sales.csv and competitor_prices.csv in the canonical formats.
+    """products.csv, sales.csv and competitor_prices.csv in the canonical formats (the `days`
+    before `end`, today by default).
 
     By default sales.csv has rows only for days with a sale (an order export: the price of a
     day without a sale is unknown). With `zero_days`, it is a daily report that lists every
@@ -280,7 +288,7 @@ def write_csv(
         ws, wo = csv.writer(sales), csv.writer(offers)
         ws.writerow(["date", "sku", "units", "price", "promo"])
         wo.writerow(["sku", "competitor", "price", "observed_at"])
-        for today in simulate(market, days, seed, competitor_moves):
+        for today in simulate(market, days, seed, competitor_moves, end):
             day, units, promo, price = today.day, today.units, today.promo, today.price
             for i in idx if zero_days else np.flatnonzero(units):
                 flag = "true" if promo[i] else "false"

@@ -110,7 +110,8 @@ def test_without_traps_the_market_and_its_files_are_as_before(tmp_path):
     traps draw from streams of their own), and counts are Poisson (variance = mean)."""
     market = make_market(12, FORMS, seed=4)
     assert not market.anchored.any() and market.display_lift == market.overdispersion == 0
-    write_csv(market, tmp_path, days=30, seed=4, zero_days=True)
+    # the seasons follow the calendar: a pinned history names its last day
+    write_csv(market, tmp_path, days=30, seed=4, zero_days=True, end=date(2026, 12, 2))
     rows = list(csv.DictReader(open(tmp_path / "sales.csv")))  # noqa: SIM115
     assert sum(int(r["units"]) for r in rows) == 1645
     assert sum(r["promo"] == "true" for r in rows) == 27
