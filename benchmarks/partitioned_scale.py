@@ -232,6 +232,9 @@ def main() -> None:
     from tenants.models import Tenant
     from tenants.services import delete_tenant
 
+    # The workers connect to this database as this process does (never each setting up the
+    # embedded server's roles at once: two at a time collide on the role's catalog row).
+    env["DATABASE_URL"] = database_url()
     slug = f"bench-partitioned-{os.getpid()}"
     subprocess.run([sys.executable, "manage.py", "create_tenant", slug, "--name", "Partitioned"],
                    cwd=ROOT, check=True, capture_output=True)  # fmt: skip
@@ -258,7 +261,9 @@ def main() -> None:
                     stdout=logs.enter_context(open(tmp / f"host-{workers}-{h}.log", "w")),  # noqa: SIM115
                     stderr=subprocess.STDOUT,
                 ))  # fmt: skip
-            time.sleep(8)  # the workers connect
+                time.sleep(8)  # the worker connects
+                if hosts[-1].poll() is not None:
+                    raise SystemExit(f"worker host {h} stopped: see {tmp}/host-{workers}-{h}.log")
             peak = Peak([p.pid for p in hosts])
             peak.start()
             try:
@@ -312,6 +317,22 @@ def main() -> None:
             proc.terminate()
         shutil.rmtree(tmp, ignore_errors=True)
     report(args, rows, results)
+
+
+def database_url() -> str:
+    """DATABASE_URL of the database this process uses (the embedded server's socket too)."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    s = connection.settings_dict
+    auth = quote(s["USER"] or "", safe="")
+    auth += f":{quote(s['PASSWORD'], safe='')}" if s.get("PASSWORD") else ""
+    host = s["HOST"] or "localhost"
+    if host.startswith("/"):
+        return f"postgres://{auth}@{quote(host, safe='')}/{s['NAME']}"
+    port = f":{s['PORT']}" if s.get("PORT") else ""
+    return f"postgres://{auth}@{host}{port}/{s['NAME']}"
 
 
 def _refresh(tenant, model, pk):

@@ -212,11 +212,15 @@ def _competitor_prices(product_ids: list[int], sku, day):
         "MAX(observed_at) FILTER (WHERE in_stock) AS last_in, "
         "MAX(observed_at) FILTER (WHERE NOT in_stock) AS last_out "
         f"FROM {CompetitorOffer._meta.db_table} WHERE tenant_id = %s "
+        # the panel's products' id range: a block of a partitioned fit reads its own offers
+        "AND product_id >= %s AND product_id <= %s "
         "AND observed_at >= %s AND observed_at < %s GROUP BY 1, 2, 3) AS g",
         5,
         [
             tenant.timezone,
             int(tenant.pk),
+            int(min(product_ids)),
+            int(max(product_ids)),
             dt.datetime.combine(first, dt.time(), zone),
             dt.datetime.combine(after, dt.time(), zone),
         ],
