@@ -871,18 +871,27 @@ def _write(job, demand, parts) -> None:
     Recommendation.objects.filter(status=Recommendation.Status.PENDING).exclude(
         product_id__in=locked_products()
     ).exclude(job=job).update(status=Recommendation.Status.SUPERSEDED)
+    from .publishing import in_flight_recommendations
+
     skus = changed = conflicts = differs = 0
     profit_now = profit_new = 0.0
+    # A part decided on the approvals of its moment; a partitioned job's reduce comes later, and
+    # a publication may have taken some of them since: only approvals still waiting (approved,
+    # not being sent) are superseded or flagged now.
+    in_flight = in_flight_recommendations()
+    waiting = Recommendation.objects.filter(status=Recommendation.Status.APPROVED).exclude(
+        pk__in=in_flight
+    )
     for part in parts:
         if part.stale:
-            Recommendation.objects.filter(pk__in=part.stale).update(
+            waiting.filter(pk__in=part.stale).update(
                 status=Recommendation.Status.SUPERSEDED,
                 flag=f"superseded by job {job.pk}: the price or the rules changed since the "
                 "approval",
             )
         copy_insert(Recommendation, part.objects)
         for old_pk, new_job, new_price in part.differ:  # the kept approval says what changed
-            Recommendation.objects.filter(pk=old_pk).update(
+            waiting.filter(pk=old_pk).update(
                 flag=f"job {new_job} now recommends {new_price:.2f}"[:200]
             )
         skus, changed = skus + len(part.objects), changed + part.changed

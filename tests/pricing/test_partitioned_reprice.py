@@ -140,3 +140,24 @@ def test_a_failing_part_fails_the_job_with_its_reason(priced, held, monkeypatch)
     assert job.status == "failed" and "part 2 of 5" in job.message
     assert "ValueError: rules unreadable" in job.message
     assert rows_of(priced, job.pk) == {} and staged(job.parts["folder"]) == []
+
+
+def test_the_reduce_never_supersedes_an_approval_published_after_its_part_ran(priced, held):
+    """A part judged an approval stale (its product's price moved since); a publication sent
+    it before the reduce came: the reduce leaves the published recommendation as it is."""
+    from pricing_saas.catalog.models import Product
+
+    with tenant_context(priced.tenant):
+        rec = Recommendation.objects.filter(job_id=priced.first_job, status="pending").first()
+        Recommendation.objects.filter(pk=rec.pk).update(status="approved")
+        product = Product.objects.get(pk=rec.product_id)
+        Product.objects.filter(pk=product.pk).update(price=product.price * 2)  # moved since
+    job = start(priced)
+    held.run(job.parts["parts"])  # every part, not the reduce
+    assert [t for t, _ in held] == [tasks.reprice_reduce]
+    with tenant_context(priced.tenant):
+        Recommendation.objects.filter(pk=rec.pk).update(status="published")
+    held.run()
+    assert job_of(priced, job.pk).status == "succeeded"
+    with tenant_context(priced.tenant):
+        assert Recommendation.objects.get(pk=rec.pk).status == "published"
