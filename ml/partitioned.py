@@ -8,9 +8,9 @@ depend on how the merchant files its catalog). A block reads only its products' 
 with a product-id range, ml.panel.demand_panel(block)).
 
 1. `ml.train_pooled`: the pooled model (shared coefficients, their covariance, the dispersion of
-   truncated counts) on the blocks of ml.science.demand.sample_blocks: every block while the
-   tenant has at most DEMAND_PARTITION_SAMPLE_SKUS products (then every estimate is the
-   one-process fit's), else that many products' worth of blocks spread over the tenant. Its
+   truncated counts) on the products of ml.science.demand.sample_ranges: every product while
+   the tenant has at most DEMAND_PARTITION_SAMPLE_SKUS (then every estimate is the one-process
+   fit's), else that many in 20 runs of consecutive products spread over the tenant. Its
    result goes to the storage backend (never a host's own disk).
 2. `ml.train_part` (one per block): each SKU's fit given the pooled one, stored the same way.
    At most PARTITION_IN_FLIGHT parts of one run are queued or running at a time: each
@@ -53,19 +53,24 @@ def is_partitioned(version: ModelVersion | None) -> bool:
 
 def start(version: ModelVersion, facts: dict | None = None) -> ModelVersion:
     """Plan the blocks of a claimed demand run and queue its pooled stage."""
-    from ml.science.demand import sample_blocks
+    from ml.science.demand import sample_ranges
 
     facts = facts or tenant_facts()
     products = facts["products"]
     size = int(settings.DEMAND_PARTITION_BLOCK_SKUS)
     bounds = [*products[::size].tolist(), int(products[-1]) + 1]
+    sampled = sample_ranges(len(products), int(settings.DEMAND_PARTITION_SAMPLE_SKUS))
     parts = len(bounds) - 1
     plan = job_parts.plan(
         parts,
         f"partitions/{version.tenant_id}/demand-{version.pk}",
         bounds=bounds,
         block_skus=size,
-        sample=sample_blocks(parts, size, int(settings.DEMAND_PARTITION_SAMPLE_SKUS)).tolist(),
+        sample=[
+            [int(products[a]), int(products[b]) if b < len(products) else int(products[-1]) + 1]
+            for a, b in sampled
+        ],
+        sample_products=sum(b - a for a, b in sampled),
         day_range=list(facts["day_range"]),
         tracks=bool(facts["tracks"]),
         competitor_sd=float(facts["competitor_sd"]),
@@ -146,8 +151,8 @@ def run_pooled(version_id: int) -> None:
         plan = version.progress["partitioned"]
     try:
         blocks, ids = [], []
-        for index in plan["sample"]:
-            panel, kept, _stats = demand_panel(_block(plan, index))
+        for low, high in plan["sample"]:  # product-id ranges spread over the tenant
+            panel, kept, _stats = demand_panel({**_block(plan, 0), "low": low, "high": high})
             if panel is not None:
                 blocks.append(panel)
                 ids.extend(kept)
@@ -396,7 +401,7 @@ def run_reduce(version_id: int) -> ModelVersion | None:
                 "partitioned": {
                     "parts": plan["parts"],
                     "block_skus": plan["block_skus"],
-                    "pooled_blocks": len(plan["sample"]),
+                    "pooled_products": plan.get("sample_products"),
                 },
             },
             last_day=date.fromordinal(int(pooled.day_range[1])),

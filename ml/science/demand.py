@@ -1015,6 +1015,21 @@ def sample_blocks(n_blocks: int, block_skus: int, sample_skus: int) -> np.ndarra
     return np.unique(np.round(np.linspace(0, n_blocks - 1, wanted)).astype(int))
 
 
+def sample_ranges(n_skus: int, sample_skus: int, slices: int = 20) -> list[tuple[int, int]]:
+    """Positions [start, stop) in the tenant's product order that the pooled stage of the
+    partitioned fit (ml.partitioned) reads: every product while the tenant has at most
+    `sample_skus` (then the pooled estimates are the one-process fit's); else `slices` runs of
+    consecutive products, `sample_skus` in all, spread evenly from the first product to the
+    last (deterministic), so that old and new products and every stretch of the catalog count,
+    whatever the size of the blocks the parts fit."""
+    if n_skus <= sample_skus:
+        return [(0, n_skus)]
+    k = max(1, min(slices, sample_skus))
+    size = max(sample_skus // k, 1)
+    starts = np.unique(np.round(np.linspace(0, n_skus - size, k)).astype(int))
+    return [(int(a), int(a + size)) for a in starts]
+
+
 def block_of(panel: Panel, low: int, high: int) -> Panel:
     """The rows and per-SKU values of SKUs low..high-1 of `panel`, numbered from 0."""
     rows = (panel.sku >= low) & (panel.sku < high)

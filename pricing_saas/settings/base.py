@@ -309,10 +309,10 @@ ML_TRAIN_TIME_LIMIT_S = env.int("ML_TRAIN_TIME_LIMIT_S", default=3 * 3600)
 # The partitioned demand fit (ml.partitioned): a tenant with more products with sales than
 # DEMAND_PARTITION_MIN_SKUS is fitted in blocks of DEMAND_PARTITION_BLOCK_SKUS products (each a
 # task on any worker, its memory bounded by the block); the pooled stage reads at most
-# DEMAND_PARTITION_SAMPLE_SKUS products' blocks (every block below that: the one-process
-# estimates). A reprice of more than REPRICE_PARTITION_MIN_SKUS active products runs in blocks of
-# REPRICE_PARTITION_BLOCK_SKUS (pricing.partitioned). At most PARTITION_IN_FLIGHT parts of one
-# job are queued at a time, so other tenants' tasks interleave.
+# DEMAND_PARTITION_SAMPLE_SKUS products, in runs spread over the tenant (all below that: the
+# one-process estimates). A reprice of more than REPRICE_PARTITION_MIN_SKUS active products runs
+# in blocks of REPRICE_PARTITION_BLOCK_SKUS (pricing.partitioned). At most PARTITION_IN_FLIGHT
+# parts of one job are queued at a time, so other tenants' tasks interleave.
 DEMAND_PARTITION_MIN_SKUS = env.int("DEMAND_PARTITION_MIN_SKUS", default=50_000)
 DEMAND_PARTITION_BLOCK_SKUS = env.int("DEMAND_PARTITION_BLOCK_SKUS", default=5_000)
 # (the pooled stage holds ~0.65 KB per row: 5,000 products x 730 days is ~2.6 GiB)

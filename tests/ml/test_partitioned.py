@@ -127,7 +127,7 @@ def test_the_partitioned_fit_stores_the_one_process_estimates(market, parts, set
     parts.run()
     version = refreshed(market, version)
     assert version.status == "promoted", version.message
-    assert version.metrics["partitioned"] == {"parts": 8, "block_skus": 4, "pooled_blocks": 8}
+    assert version.metrics["partitioned"] == {"parts": 8, "block_skus": 4, "pooled_products": 30}
     assert parts.most == 2  # never more than PARTITION_IN_FLIGHT parts queued
     assert staged(version) == []  # the parts' staged results are gone
     a, b = stored(market, one), stored(market, version)

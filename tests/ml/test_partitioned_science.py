@@ -4,10 +4,12 @@ the one-process fit's estimates: every SKU's, within 1e-6."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
-from ml.science.demand import Panel, fit_demand, fit_in_blocks, sample_blocks
+from ml.science.demand import Panel, fit_demand, fit_in_blocks, sample_blocks, sample_ranges
 
 PER_SKU = ("elasticity", "elasticity_se", "raw_elasticity", "raw_se", "curvature",
            "curvature_se", "raw_curvature", "typical_price", "intercept", "price_low",
@@ -100,3 +102,14 @@ def test_a_pooled_stage_on_a_sample_of_blocks_stays_close_but_is_no_longer_ident
 def test_the_sample_is_every_block_up_to_its_size_then_spread_evenly():
     assert sample_blocks(5, 100, 500).tolist() == [0, 1, 2, 3, 4]
     assert sample_blocks(100, 100, 500).tolist() == [0, 25, 50, 74, 99]
+
+
+def test_the_pooled_sample_of_a_large_tenant_spans_it_whatever_the_block_size():
+    """ml.partitioned reads the pooled stage's products in runs spread from the first product to
+    the last: with the defaults (5,000 products sampled of 100,000) not one block's oldest."""
+    ranges = sample_ranges(100_000, 5_000)
+    assert len(ranges) == 20 and sum(b - a for a, b in ranges) == 5_000
+    assert ranges[0][0] == 0 and ranges[-1][1] == 100_000
+    assert all(b <= c for (_, b), (c, _) in itertools.pairwise(ranges))  # apart
+    assert any(a > 50_000 for a, _ in ranges) and any(b < 50_000 for _, b in ranges)
+    assert sample_ranges(4_000, 5_000) == [(0, 4_000)]  # all of a small tenant: exact
