@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 from django.conf import settings
 from django.db import models
 
@@ -71,6 +73,15 @@ class ModelVersion(CancellableJob):
                 name="model_one_promoted_per_kind",
             ),
         ]
+
+    def mark_lost(self) -> Self:
+        """A run fitted in parts loses its staged results with it (nothing reads them again)."""
+        plan = (self.progress or {}).get("partitioned")
+        if plan and plan.get("folder"):
+            from tenants.parts import clean
+
+            clean(plan)
+        return super().mark_lost()
 
     def is_stale(self, now=None) -> bool:
         """A run fitted in parts (ml.partitioned) is alive while its parts beat (each part

@@ -149,6 +149,8 @@ def run_pooled(version_id: int) -> None:
         if not live:
             return
         plan = version.progress["partitioned"]
+    if plan.get("queued"):
+        return  # delivered again after its parts were queued: the parts read its file
     try:
         blocks, ids = [], []
         for low, high in plan["sample"]:  # product-id ranges spread over the tenant
@@ -241,6 +243,8 @@ def run_part(version_id: int, index: int) -> None:
         if not live:
             return
         plan = version.progress["partitioned"]
+    if job_parts.is_done(plan, index):
+        return  # delivered again after it was counted
     block = _block(plan, index)
     try:
         panel, kept, stats = demand_panel(block)

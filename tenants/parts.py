@@ -69,15 +69,24 @@ def read(plan: dict, what: str) -> bytes:
         return handle.read()
 
 
-def clean(plan: dict, names) -> None:
-    for what in names:
+def clean(plan: dict, names=()) -> None:
+    """Delete the job's staged files: those named and every other file in its folder (a part
+    delivered twice may have stored a second copy under a suffixed name)."""
+    for what in {*names, *staged(plan["folder"])}:
         path = name(plan, what)
         if default_storage.exists(path):
             default_storage.delete(path)
 
 
 def staged(folder: str) -> list[str]:
-    """The files staged under `folder` (tests: none is left once a job ends)."""
-    if not default_storage.exists(folder):
+    """The files staged under `folder` (none is left once a job ends)."""
+    try:
+        return default_storage.listdir(folder)[1]
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return default_storage.listdir(folder)[1]
+
+
+def is_done(plan: dict, index: int) -> bool:
+    """Part `index` was counted: a second delivery of it has nothing to do (the reduce may be
+    reading its file)."""
+    return index in plan.get("done", [])

@@ -69,6 +69,8 @@ class RepriceJob(CancellableJob):
         version = self.demand_version
         if version is not None and version.status in type(version).states.active:
             version.mark_lost()
+        if self.parts and self.parts.get("folder"):  # a job in parts: its staged rows go
+            job_parts.clean(self.parts)
         return super().mark_lost()
 
 

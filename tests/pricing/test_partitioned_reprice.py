@@ -161,3 +161,30 @@ def test_the_reduce_never_supersedes_an_approval_published_after_its_part_ran(pr
     assert job_of(priced, job.pk).status == "succeeded"
     with tenant_context(priced.tenant):
         assert Recommendation.objects.get(pk=rec.pk).status == "published"
+
+
+def test_a_part_delivered_twice_works_once_and_a_lost_job_leaves_no_staged_rows(
+    priced, held, monkeypatch
+):
+    """acks_late redelivers a part whose worker died after it was counted: the second delivery
+    does nothing (the reduce may be reading its file). A job marked lost (its worker gone) takes
+    its staged rows with it."""
+    real, calls = services.reprice_block, []
+
+    def block(job, demand, within, *args):
+        calls.append(within)
+        return real(job, demand, within, *args)
+
+    monkeypatch.setattr(services, "reprice_block", block)
+    job = start(priced)
+    first = held[0]
+    held.run(1)
+    first[0].apply(args=first[1])  # the same part again
+    assert len(calls) == 1
+    folder = job_of(priced, job.pk).parts["folder"]
+    assert len(staged(folder)) == 1
+    with tenant_context(priced.tenant):
+        RepriceJob.objects.get(pk=job.pk).mark_lost()
+    assert staged(folder) == []
+    held.run()  # the parts still queued find the job ended
+    assert job_of(priced, job.pk).status == "failed" and rows_of(priced, job.pk) == {}
