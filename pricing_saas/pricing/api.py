@@ -125,9 +125,10 @@ class RuleSetVersionOut(serializers.ModelSerializer):
         fields = ["version", "data", "changed_by", "created_at"]
 
 
-# What fits in a request line (gunicorn refuses a line over 4,094 bytes with 414): longer lists
-# go in the body of POST /preview/.
-PREVIEW_QUERY_MAX = 2_000
+# What fits in a request line whatever the letters (gunicorn refuses a line over 4,094 bytes;
+# a character can take 9 bytes once URL-encoded, a CJK letter): longer lists go in the body of
+# POST /preview/.
+PREVIEW_QUERY_MAX = 400
 
 
 class ScopePreviewQuery(serializers.Serializer):
@@ -201,7 +202,7 @@ class RuleSetViewSet(
     def preview(self, request):
         """How many active SKUs a scope takes in, before a rule set with it is saved:
         categories and brands match whatever their case, SKUs exactly; `unmatched` names the
-        values that match none (0 SKUs: the rule set would do nothing). GET takes up to 2,000
+        values that match none (0 SKUs: the rule set would do nothing). GET takes up to 400
         characters of values in the query; POST the same fields as JSON, for long lists. It
         saves nothing either way."""
         if request.method == "POST":
