@@ -24,8 +24,11 @@ everything back and removes the files it stored). It refuses a database whose ap
 migrations differ from the archive's, a tenant whose slug or id exists, and an archive whose
 files do not match their checksums. Ids are kept: every row keeps its primary key, so the
 references between the tenant's rows hold as they are, and each sequence is then moved past the
-largest id (never back). In a database that already holds other tenants an id may be taken;
-the import then stops with the table and id, and nothing is written.
+largest id (never back). The primary keys are (tenant_id, id) (Citus-ready, docs/citus.md),
+so the database does not refuse an id another tenant's row holds, and the application role
+cannot see that row to check: load an archive into a fresh database, or one holding only
+tenants of the same installation (whose ids never repeat), never into an installation that
+issued ids of its own.
 
 Global rows are handled by reference:
 - users (global: one person may belong to several tenants) are matched by e-mail; a user the
