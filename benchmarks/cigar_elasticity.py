@@ -17,6 +17,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ml.science.curve import ramp_slope  # noqa: E402
 from ml.science.demand import Panel, fit_demand  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "cigar_panel.csv"
@@ -47,12 +48,19 @@ def main() -> None:
             )
         )
         spread = np.percentile(fit.elasticity, [10, 50, 90])
-        gap = dict(zip(fit.coef_names, fit.coef, strict=True)).get("competitor_gap")
-        if gap is not None:  # log(p / pimin) moves with p: the own-price effect is the sum
+        coef = dict(zip(fit.coef_names, fit.coef, strict=True))
+        gap = coef.get("competitor_gap")
+        if gap is not None:
+            # log(p / pimin) moves with p: the own-price effect is the slope, the gap's
+            # coefficient and the pooled extra slope above the neighbour where it is in force
+            # (the ramp's slope, averaged over the state-years)
+            above = coef.get("competitor_above", 0.0)
+            share = float(np.mean(ramp_slope(np.log(price / neighbour), fit.ramp_sd)))
+            total = fit.pooled_elasticity + gap + above * share
             print(
-                f"  own-price elasticity with the neighbour price held fixed: "
-                f"{fit.pooled_elasticity + gap:.3f} (slope {fit.pooled_elasticity:.3f} + "
-                f"gap coefficient {gap:.3f})"
+                f"  own-price elasticity with the neighbour price held fixed: {total:.3f} "
+                f"(slope {fit.pooled_elasticity:.3f} + gap coefficient {gap:.3f} + "
+                f"{above:.3f} above the neighbour x {share:.2f} of the state-years)"
             )
         print(
             f"{label}: pooled elasticity {fit.pooled_elasticity:.3f} "

@@ -206,11 +206,30 @@ def _job(tenant, model, pk: int):
         return model.objects.get(pk=pk)
 
 
-def _kill_while_running(workers, tenant, model, pk: int, queue: str, into: float = 0) -> None:
-    """A worker on `queue` takes the job; once it runs (and `into` seconds later), SIGKILL."""
+def _training_demand(job) -> bool:
+    """The reprice job is training the demand model it needs (its longest step)."""
+    return (
+        job.demand_version_id is not None
+        and ModelVersion.objects.filter(
+            pk=job.demand_version_id, status=ModelVersion.Status.TRAINING
+        ).exists()
+    )
+
+
+def _kill_while_running(
+    workers, tenant, model, pk: int, queue: str, into: float = 0, when=None
+) -> None:
+    """A worker on `queue` takes the job; once it runs (and `when(job)` holds, and `into`
+    seconds later), SIGKILL."""
     first = workers.start(queue)
     running = model.states.running
-    _wait(lambda: _job(tenant, model, pk).status == running, 120, f"a worker to start {model}")
+
+    def ready():
+        with tenant_context(tenant):
+            job = model.objects.get(pk=pk)
+            return job.status == running and (when is None or when(job))
+
+    _wait(ready, 120, f"a worker to start {model}")
     time.sleep(into)
     first.send_signal(signal.SIGKILL)
     first.wait(10)
@@ -235,7 +254,8 @@ def test_a_reprice_whose_worker_is_killed_is_failed_with_the_reason_and_leaves_n
         approvals.update_policy(auto_approve=False)
         job = services.start_reprice(enqueue=False)
     client.app.send_task("pricing.reprice", args=[tenant.pk, job.pk], queue="reprice")
-    _kill_while_running(workers, tenant, RepriceJob, job.pk, "reprice", into=0.5)
+    # killed in the demand fit it runs first (a point every machine reaches, however fast)
+    _kill_while_running(workers, tenant, RepriceJob, job.pk, "reprice", when=_training_demand)
     with tenant_context(tenant):
         rows = Recommendation.objects.filter(job=job.pk).count()
         assert rows in (0, Product.objects.count())  # all or nothing, never half

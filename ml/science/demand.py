@@ -394,11 +394,19 @@ def _rows(panel: Panel, n: int | None = None, pooled: Pooled | None = None) -> _
         varies = np.ptp(controls, axis=0) > 0  # e.g. a promo column without any promotion
         controls, names = controls[:, varies], [n for n, v in zip(names, varies, strict=True) if v]
     else:
-        if pooled.time_effects:
-            raise ValueError("a panel with a dummy per period cannot be fitted in blocks")
         controls, every = _controls(sub, pooled.day_range, pooled.competitor)
-        # the pooled fit's controls, in its order (one that did not vary there has no coefficient)
-        controls = controls[:, [every.index(name) for name in pooled.names]]
+        # the pooled fit's controls, in its order (one that did not vary there has no coefficient);
+        # a period dummy of the pooled fit is built on this block's days whether or not the block
+        # has rows in that period (the base period is the pooled fit's, not the block's first)
+        columns = []
+        for name in pooled.names:
+            if name in every:
+                columns.append(controls[:, every.index(name)])
+            elif name.startswith("period_"):
+                columns.append((sub.day == type(sub.day[0])(name[7:])).astype(float))
+            else:
+                raise ValueError(f"the pooled fit's control {name!r} is not in this block")
+        controls = np.column_stack(columns) if columns else np.empty((len(y), 0))
         names = list(pooled.names)
     return _Rows(n, sku, y, price, trunc, sub, weight, typical, lp, controls, names)
 
@@ -411,11 +419,10 @@ def fit_pooled(
 ) -> Pooled:
     """Stage 1: the pooled model on `panel` (the tenant, or a sample of its SKUs), with its
     cluster-robust covariance and the negative-binomial k behind the truncated rows. `day_range`
-    (first and last day of the tenant's rows) where the panel is a sample of them."""
+    (first and last day of the tenant's rows) where the panel is a sample of them. With a dummy
+    per period, the sample's periods have one (a period no sampled SKU has reads as the base)."""
     r = _rows(panel)
     if day_range is not None:
-        if panel.time_effects:
-            raise ValueError("a panel with a dummy per period cannot be fitted in blocks")
         controls, every = _controls(r.sub, day_range)
         varies = np.ptp(controls, axis=0) > 0
         r.controls = controls[:, varies]

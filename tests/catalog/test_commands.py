@@ -34,8 +34,9 @@ def test_import_csv_command_leaves_an_import_job_like_an_upload(
     with django_capture_on_commit_callbacks() as queued:
         call_command("import_csv", "shop", "products", str(good), stdout=io.StringIO())
     # run in the command, not queued for a worker (only the KPI refresh that follows any
-    # finished import is queued)
-    assert [c.__qualname__.split(".")[0] for c in queued] in ([], ["import_saved"])
+    # finished import is queued; the job's own metrics are recorded after the commit too)
+    tasks = [c.__qualname__.split(".")[0] for c in queued if c.__module__ != "tenants.jobs"]
+    assert tasks in ([], ["import_saved"])
     job = ImportJob.objects.get()
     assert (job.kind, job.source, job.original_name) == ("products", "command", "good.csv")
     assert job.status == ImportJob.Status.SUCCEEDED

@@ -90,6 +90,30 @@ def test_blocks_give_the_one_process_estimates(panel, block):
     assert (one.competitor_above < 0).any() or panel.competitor_price is None
 
 
+def test_a_panel_with_a_dummy_per_period_gives_the_one_process_estimates_in_blocks():
+    """Panels (states by years) have a dummy per period instead of weekday, season and trend;
+    a block whose SKUs lack a period still carries the pooled fit's dummies, whose base period
+    is the tenant's first."""
+    rng = np.random.default_rng(4)
+    n, years = 24, 30
+    sku = np.repeat(np.arange(n), years)
+    year = np.tile(np.arange(63, 63 + years), n)
+    keep = ~((sku < 6) & (year < 66))  # the first block has no rows in the first three years
+    price = rng.uniform(0.8, 1.2, n)[sku] * np.exp(rng.normal(0, 0.15, n * years))
+    shock = rng.normal(0, 0.2, years)[year - 63]
+    rate = 50 * price ** rng.uniform(-2, -0.5, n)[sku] * np.exp(shock)
+    panel = Panel(
+        sku=sku[keep],
+        day=year[keep],
+        units=rng.poisson(rate)[keep].astype(float),
+        price=price[keep],
+        time_effects=True,
+    )
+    one = fit_demand(panel)
+    assert sum(name.startswith("period_") for name in one.coef_names) == years - 1
+    assert_same_fit(one, fit_in_blocks(panel, block_skus=6, sample_skus=10_000))
+
+
 def test_a_pooled_stage_on_a_sample_of_blocks_stays_close_but_is_no_longer_identical():
     panel = rich_panel(90, 300, 3)
     one = fit_demand(panel)
