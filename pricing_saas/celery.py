@@ -68,7 +68,30 @@ def _task_started(task_id=None, **kwargs) -> None:
 def _task_ended(task_id=None, task=None, state=None, **kwargs) -> None:
     from tenants import metrics
 
+    if state is None:  # the body was cut off (the pool killing it): the main process counts it
+        return
     metrics.task_ended(task_id, getattr(task, "name", "unknown"), state)
+
+
+@signals.task_failure.connect
+def _task_killed(sender=None, task_id=None, exception=None, **kwargs) -> None:
+    """A task past its hard time limit is killed with its pool process, which never reaches
+    its postrun: the worker's main process sees the end and counts it (`TIME_LIMIT`)."""
+    from billiard.exceptions import TimeLimitExceeded
+
+    from tenants import metrics
+
+    if isinstance(exception, TimeLimitExceeded):
+        metrics.task_ended(task_id, getattr(sender, "name", "unknown"), "TIME_LIMIT")
+
+
+@signals.task_revoked.connect
+def _task_revoked(sender=None, request=None, **kwargs) -> None:
+    """A task revoked (before it ran, or terminated while running) ends in the main process."""
+    from tenants import metrics
+
+    name = getattr(sender, "name", None) or getattr(request, "task_name", None) or "unknown"
+    metrics.task_ended(getattr(request, "id", None), name, "REVOKED")
 
 
 @signals.worker_init.connect

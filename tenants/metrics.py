@@ -1,7 +1,9 @@
 """Prometheus metrics of the work done off the request path: Celery tasks and jobs.
 
 - `pricing_celery_tasks_total{task, state}`: tasks ended, by name and state (`SUCCESS`,
-  `FAILURE`, `RETRY`, ...: Celery's own state names).
+  `FAILURE`, `RETRY`, ...: Celery's own state names; `TIME_LIMIT` for one killed at its hard
+  time limit, `REVOKED` for one revoked or terminated). A task whose process died otherwise
+  (SIGKILL, out of memory) is redelivered and counted when a worker ends it.
 - `pricing_celery_task_seconds{task}`: how long each task ran (its body, in the worker).
 - `pricing_job_wait_seconds{kind}`: from a job's creation to a worker claiming it, by kind
   (`pricing.repricejob`, `catalog.importjob`, ...): what a merchant waits before anything runs,
@@ -45,8 +47,8 @@ def task_started(task_id: str) -> None:
     _started[task_id] = time.monotonic()
 
 
-def task_ended(task_id: str, name: str, state: str | None) -> None:
-    started = _started.pop(task_id, None)
+def task_ended(task_id: str | None, name: str, state: str | None) -> None:
+    started = _started.pop(task_id, None) if task_id else None
     TASKS.labels(task=name, state=state or "UNKNOWN").inc()
     if started is not None:
         TASK_SECONDS.labels(task=name).observe(time.monotonic() - started)

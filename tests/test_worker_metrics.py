@@ -36,6 +36,46 @@ def _samples(port: int) -> dict[tuple[str, tuple], float]:
     return found
 
 
+def _prefork_worker(url: str, folder: Path, port: int, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "pricing_saas", "worker", "--pool=prefork",
+         "--concurrency=2", "-Q", "default,ingest", "--without-heartbeat", "--without-gossip",
+         "--without-mingle", "-l", "WARNING", *extra],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "pricing_saas.settings.test",
+            "DATABASE_URL": database_url_of_tests(),
+            "CELERY_BROKER_URL": url,
+            "CELERY_RESULT_BACKEND": url,
+            "CELERY_TASK_ALWAYS_EAGER": "false",
+            "WORKER_METRICS_PORT": str(port),
+            "PROMETHEUS_MULTIPROC_DIR": str(folder),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _poll(port: int, want: dict, seconds: float = 30) -> dict:
+    """The worker's samples once `want` is among them (or the deadline passed)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        samples = _samples(port)
+        if {key: samples.get(key) for key in want} == want or time.monotonic() > deadline:
+            return samples
+        time.sleep(0.3)
+
+
 def test_a_prefork_worker_serves_its_task_and_job_metrics(broker, tmp_path, monkeypatch):  # noqa: F811
     from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -43,25 +83,7 @@ def test_a_prefork_worker_serves_its_task_and_job_metrics(broker, tmp_path, monk
     from pricing_saas.catalog.models import ImportJob
 
     port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "pricing_saas", "worker", "--pool=prefork",
-         "--concurrency=2", "-Q", "default,ingest", "--without-heartbeat", "--without-gossip",
-         "--without-mingle", "-l", "WARNING"],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "pricing_saas.settings.test",
-            "DATABASE_URL": database_url_of_tests(),
-            "CELERY_BROKER_URL": broker,
-            "CELERY_RESULT_BACKEND": broker,
-            "CELERY_TASK_ALWAYS_EAGER": "false",
-            "WORKER_METRICS_PORT": str(port),
-            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
+    proc = _prefork_worker(broker, tmp_path / "metrics", port)
     client = Celery(broker=broker, backend=broker, set_as_current=False)
     pings = []
     try:
@@ -96,13 +118,8 @@ def test_a_prefork_worker_serves_its_task_and_job_metrics(broker, tmp_path, monk
                 (("kind", "catalog.importjob"), ("status", "succeeded")),
             ): 1.0,
         }
-        deadline = time.monotonic() + 30
-        while True:
-            samples = _samples(port)
-            got = {key: samples.get(key) for key in want}
-            if got == want or time.monotonic() > deadline:
-                break
-            time.sleep(0.3)
+        samples = _poll(port, want)
+        got = {key: samples.get(key) for key in want}
         assert got == want, {k: v for k, v in samples.items() if k[0].startswith("pricing_")}
         assert samples[("pricing_celery_task_seconds_sum", (("task", "tenants.ping"),))] > 0
         # the job's run time fits inside the time between its creation and now
@@ -116,8 +133,42 @@ def test_a_prefork_worker_serves_its_task_and_job_metrics(broker, tmp_path, monk
         del pings  # a result unsubscribes when collected: now, while the broker is up
         gc.collect()
         client.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
+
+
+def test_a_task_killed_at_its_hard_time_limit_or_terminated_is_counted_once(broker, tmp_path):  # noqa: F811
+    """The pool kills such a task's process before its postrun: the main process counts it."""
+    port = _free_port()
+    proc = _prefork_worker(broker, tmp_path / "metrics", port, "--include", "tests.worker_tasks")
+    client = Celery(broker=broker, backend=broker, set_as_current=False)
+    results, killed, running = [], None, None
+    try:
+        killed = client.send_task(
+            "tests.overrun", args=[60], queue="default", time_limit=2, soft_time_limit=1
+        )
+        results.append(killed)
+        with pytest.raises(Exception, match="TimeLimitExceeded"):
+            killed.get(timeout=60)
+        running = client.send_task("tests.overrun", args=[60], queue="default")
+        results.append(running)
+        deadline, active = time.monotonic() + 60, False
+        while not active and time.monotonic() < deadline:
+            now = client.control.inspect(timeout=1).active() or {}
+            active = any(t["id"] == running.id for tasks in now.values() for t in tasks)
+        assert active, "the second task never started"
+        client.control.revoke(running.id, terminate=True, signal="SIGKILL")
+        ended = lambda state: (  # noqa: E731
+            "pricing_celery_tasks_total",
+            (("state", state), ("task", "tests.overrun")),
+        )
+        want = {ended("TIME_LIMIT"): 1.0, ended("REVOKED"): 1.0}
+        samples = _poll(port, want, 60)
+        overrun = {k: v for k, v in samples.items() if ("task", "tests.overrun") in k[1]}
+        assert {key: samples.get(key) for key in want} == want, overrun
+        # nothing else counted for it: no UNKNOWN state from a postrun that was cut off
+        assert {k for k in overrun if k[0] == "pricing_celery_tasks_total"} == set(want)
+    finally:
+        del results, killed, running  # unsubscribed now, while the broker is up
+        gc.collect()
+        client.close()
+        _stop(proc)
