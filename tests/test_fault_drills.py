@@ -86,42 +86,54 @@ def redis(tmp_path):
     server.stop()
 
 
-def _wait(condition: Callable[[], object], seconds: float, what: str):
+def _wait(condition: Callable[[], object], seconds: float, what: str, logs=None):
+    """Poll `condition` until it holds; on time out fail, with the tails of `logs` (the
+    workers') so that a drill failing in CI says what the workers did."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(0.05)
-    pytest.fail(f"timed out after {seconds} s waiting for {what}")
+    pytest.fail(f"timed out after {seconds} s waiting for {what}" + (logs.tails() if logs else ""))
 
 
 class Workers:
     """Celery workers in subprocesses (solo pool: the process that runs the task, so SIGKILL
     kills the task where it stands, as a lost machine would)."""
 
-    def __init__(self, broker: str):
-        self.broker, self.procs = broker, []
+    def __init__(self, broker: str, folder: Path):
+        self.broker, self.folder, self.procs, self.logs = broker, folder, [], []
+
+    def tails(self, chars: int = 3000) -> str:
+        """The end of each worker's output (a file: a pipe nobody reads would block a worker
+        that writes more than its buffer)."""
+        return "".join(
+            f"\n--- worker {i} ---\n{log.read_text(errors='replace')[-chars:]}"
+            for i, log in enumerate(self.logs)
+        )
 
     def start(self, queues: str, **env) -> subprocess.Popen:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "pricing_saas", "worker", "--pool=solo",
-             "-Q", queues, "--without-heartbeat", "--without-gossip", "--without-mingle",
-             "-l", "WARNING"],
-            cwd=ROOT,
-            env={
-                **os.environ,
-                "DJANGO_SETTINGS_MODULE": "pricing_saas.settings.test",
-                "DATABASE_URL": database_url_of_tests(),
-                "CELERY_BROKER_URL": self.broker,
-                "CELERY_RESULT_BACKEND": self.broker,
-                "CELERY_TASK_ALWAYS_EAGER": "false",
-                **env,
-            },
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )  # fmt: skip
+        log = self.folder / f"worker-{len(self.logs)}.log"
+        self.logs.append(log)
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "pricing_saas", "worker", "--pool=solo",
+                 "-Q", queues, "--without-heartbeat", "--without-gossip", "--without-mingle",
+                 "-l", "WARNING"],
+                cwd=ROOT,
+                env={
+                    **os.environ,
+                    "DJANGO_SETTINGS_MODULE": "pricing_saas.settings.test",
+                    "DATABASE_URL": database_url_of_tests(),
+                    "CELERY_BROKER_URL": self.broker,
+                    "CELERY_RESULT_BACKEND": self.broker,
+                    "CELERY_TASK_ALWAYS_EAGER": "false",
+                    **env,
+                },
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
         self.procs.append(proc)
         return proc
 
@@ -137,8 +149,8 @@ class Workers:
 
 
 @pytest.fixture
-def workers(redis):
-    pool = Workers(redis.url)
+def workers(redis, tmp_path):
+    pool = Workers(redis.url, tmp_path)
     yield pool
     pool.stop()
 
@@ -229,7 +241,7 @@ def _kill_while_running(
             job = model.objects.get(pk=pk)
             return job.status == running and (when is None or when(job))
 
-    _wait(ready, 120, f"a worker to start {model}")
+    _wait(ready, 120, f"a worker to start {model}", workers)
     time.sleep(into)
     first.send_signal(signal.SIGKILL)
     first.wait(10)
@@ -241,7 +253,7 @@ def _redeliver(workers, tenant, model, pk: int, queue: str, seconds: float) -> o
     unacknowledged task back, and wait until the job has finished; returns the job."""
     _backdate(tenant, model, pk)
     workers.start(queue, CELERY_VISIBILITY_TIMEOUT="2")
-    _wait(lambda: _job(tenant, model, pk).is_finished, seconds, f"the redelivered {model}")
+    _wait(lambda: _job(tenant, model, pk).is_finished, seconds, f"the redelivered {model}", workers)
     return _job(tenant, model, pk)
 
 
@@ -268,7 +280,7 @@ def test_a_reprice_whose_worker_is_killed_is_failed_with_the_reason_and_leaves_n
         again = services.start_reprice(enqueue=False)  # the dead job blocks nothing
         assert again.pk != job.pk
     client.app.send_task("pricing.reprice", args=[tenant.pk, again.pk], queue="reprice")
-    _wait(lambda: _job(tenant, RepriceJob, again.pk).is_finished, 180, "the next reprice")
+    _wait(lambda: _job(tenant, RepriceJob, again.pk).is_finished, 180, "the next reprice", workers)
     with tenant_context(tenant):
         done = RepriceJob.objects.get(pk=again.pk)
         assert done.status == RepriceJob.Status.SUCCEEDED, done.message
