@@ -17,7 +17,9 @@ with a product-id range, ml.panel.demand_panel(block)).
    finished part queues the next, so other tenants' tasks queued meanwhile run in between.
 3. `ml.train_reduce`: once every part is in, the tenant-wide quantities (dispersion, shrinkage
    to category and tenant, mean offset, recent level), the estimates and the artifact; the
-   version ends ready and is promoted here only.
+   version ends ready and is promoted here only. A gated run (the nightly retraining) is
+   promoted only if it won the backtest that stage 1 ran on its sample of products, as a
+   one-process run is judged (ml.services._challenge).
 
 Progress is the share of parts done. A cancel (ml.services.cancel) stops the run at the next
 part; a part that fails fails the version with the reason. Either way the staged results are
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import io
 import logging
+from dataclasses import replace
 from datetime import date
 
 import numpy as np
@@ -152,26 +155,64 @@ def run_pooled(version_id: int) -> None:
     if plan.get("queued"):
         return  # delivered again after its parts were queued: the parts read its file
     try:
-        blocks, ids = [], []
+        blocks, ids, names = [], [], []
         for low, high in plan["sample"]:  # product-id ranges spread over the tenant
-            panel, kept, _stats = demand_panel({**_block(plan, 0), "low": low, "high": high})
+            panel, kept, stats = demand_panel({**_block(plan, 0), "low": low, "high": high})
             if panel is not None:
                 blocks.append(panel)
                 ids.extend(kept)
+                names.extend(stats["category_names"])
         if not blocks:
             raise ValueError("no sales rows in the sampled blocks")
-        pooled = fit_pooled(
+        sample = replace(  # one panel, its categories coded across the blocks (the backtest's)
             concatenate(blocks),
-            day_range=tuple(plan["day_range"]),
-            ramp_sd=_ramp_sd(plan["competitor_sd"]),
+            category=np.unique(np.asarray(names, dtype=str), return_inverse=True)[1],
+            current_price=np.concatenate([np.asarray(b.current_price, float) for b in blocks]),
         )
         del blocks
+        pooled = fit_pooled(
+            sample, day_range=tuple(plan["day_range"]), ramp_sd=_ramp_sd(plan["competitor_sd"])
+        )
         _save(plan, "pooled", {**_pooled_arrays(pooled), "alpha_products": np.asarray(ids)})
+        del pooled
+        verdict = _backtest(version, sample, ids) if _gated(version) else None
+        del sample
     except Exception as exc:
         logger.exception("pooled stage of demand run %s failed", version_id)
         _fail(version_id, f"demand fit failed in the pooled stage: {exc.__class__.__name__}: {exc}")
         return
-    _advance(version_id, None, "fitting blocks")
+    _advance(version_id, None, "fitting blocks", verdict=verdict)
+
+
+def _gated(version: ModelVersion) -> bool:
+    return (version.hyperparameters or {}).get("gate") == "backtest"
+
+
+def _backtest(version: ModelVersion, sample, ids: list) -> dict:
+    """Whether a gated run may replace the version in force, judged as a one-process run is
+    (ml.services._challenge: the method refitted on all but the newest days against the version
+    in force, both forecasting those days) on the pooled stage's sample of products, which
+    spans the tenant; the reduce promotes by this verdict. A backtest that cannot be run keeps
+    the version in force, with the reason."""
+    from . import services
+
+    try:
+        verdict = services._challenge(sample, np.asarray(ids, dtype=np.int64))
+    except Exception as exc:  # the run itself goes on: only its promotion is at stake
+        logger.exception("backtest of demand run %s failed", version.pk)
+        return {
+            "promoted": False,
+            "message": f"Not promoted: the backtest failed ({exc.__class__.__name__}: {exc}); "
+            "it stays ready (promote it by hand to use it anyway).",
+        }
+    if "skus" not in verdict:  # nothing was scored (no version in force, no newer days)
+        return verdict
+    return {
+        **verdict,
+        "sample_products": len(ids),
+        "message": f"{verdict['message']} (judged on {len(ids):,} products sampled over the "
+        "tenant)",
+    }
 
 
 def _ramp_sd(competitor_sd: float) -> float:
@@ -211,10 +252,13 @@ def _pooled_of(arrays):
     )
 
 
-def _advance(version_id: int, finished: int | None, phase: str) -> None:
-    """Record a finished part (None: the pooled stage) and queue what comes next: parts up to
-    PARTITION_IN_FLIGHT of them in flight, the reduce once every part is in. Counted by
-    part index under the run's lock: a part delivered twice counts once."""
+def _advance(
+    version_id: int, finished: int | None, phase: str, verdict: dict | None = None
+) -> None:
+    """Record a finished part (None: the pooled stage, with its backtest's `verdict` for a gated
+    run) and queue what comes next: parts up to PARTITION_IN_FLIGHT of them in flight, the
+    reduce once every part is in. Counted by part index under the run's lock: a part delivered
+    twice counts once."""
     from .tasks import train_part, train_reduce
 
     with transaction.atomic():
@@ -225,6 +269,8 @@ def _advance(version_id: int, finished: int | None, phase: str) -> None:
         step = job_parts.advance(plan, finished)
         if step is None:
             return  # a duplicate delivery: its successor was queued the first time
+        if verdict is not None:
+            plan["verdict"] = verdict
         queue, all_in = step
         version.set_progress(progress=_state(plan, "merging" if all_in else phase))
         tenant_id = version.tenant_id
@@ -409,7 +455,7 @@ def run_reduce(version_id: int) -> ModelVersion | None:
                 },
             },
             last_day=date.fromordinal(int(pooled.day_range[1])),
-            challenge=None,
+            challenge=(lambda: plan["verdict"]) if "verdict" in plan else None,
         )
         _clean(plan)
     return version

@@ -153,6 +153,63 @@ def test_the_partitioned_fit_stores_the_one_process_estimates(market, parts, set
         assert ModelVersion.objects.get(pk=one.pk).status == "ready"  # replaced, whole
 
 
+def test_a_gated_retraining_in_parts_is_judged_on_its_sample_as_a_one_process_run_is(
+    market, parts, settings
+):
+    """The nightly retraining of a tenant fitted in parts is promoted only if it wins the
+    backtest against the version in force: run by the pooled stage on its sample of products,
+    which here is every product, so the verdict is the one-process run's to the digit."""
+    from ml.panel import demand_panel
+
+    settings.DEMAND_PARTITION_MIN_SKUS = 10**9
+    in_force = train_demand(market)
+    with tenant_context(market.tenant):
+        # the version in force saw the first 150 of the 200 days: 50 newer days to judge on
+        in_force.metrics = {**in_force.metrics, "last_day": "2024-05-30"}
+        in_force.save(update_fields=["metrics"])
+        panel, product_ids, _stats = demand_panel()
+        expected = services._challenge(panel, product_ids)
+    assert expected["skus"] > 0 and expected["holdout_days"] > 0
+    settings.DEMAND_PARTITION_MIN_SKUS = 0
+    with tenant_context(market.tenant):
+        version = services.start_training(kind="demand", gate=True, reason="drift", enqueue=False)
+        version = services.run_training(version_id=version.pk)
+    assert version.status == "training"
+    parts.run()
+    version = refreshed(market, version)
+    verdict = version.metrics["against_in_force"]
+    for name in ("promoted", "holdout_days", "skus", "rows", "deviance", "in_force_deviance"):
+        assert verdict[name] == expected[name], name
+    assert verdict["sample_products"] == PRODUCTS
+    assert f"judged on {PRODUCTS} products sampled over the tenant" in version.message
+    assert version.status == ("promoted" if expected["promoted"] else "ready")
+    assert refreshed(market, in_force).status == ("ready" if expected["promoted"] else "promoted")
+
+
+def test_a_gated_retraining_in_parts_that_loses_its_backtest_leaves_the_version_in_force(
+    market, parts, settings, monkeypatch
+):
+    settings.DEMAND_PARTITION_MIN_SKUS = 10**9
+    in_force = train_demand(market)
+    settings.DEMAND_PARTITION_MIN_SKUS = 0
+    judged = []
+
+    def losing(panel, product_ids):
+        judged.append(len(product_ids))
+        return {"promoted": False, "skus": 9, "message": "Not promoted: worse on the new days"}
+
+    monkeypatch.setattr(services, "_challenge", losing)
+    with tenant_context(market.tenant):
+        version = services.start_training(kind="demand", gate=True, reason="drift", enqueue=False)
+        services.run_training(version_id=version.pk)
+    parts.run()
+    version = refreshed(market, version)
+    assert judged == [PRODUCTS]  # judged once, in the pooled stage, on the sampled products
+    assert version.status == "ready" and "worse on the new days" in version.message
+    assert refreshed(market, in_force).status == "promoted"
+    assert staged(version) == []
+
+
 def test_progress_counts_parts_and_each_finished_part_queues_the_next(market, parts):
     version = train_demand(market)
     assert [t for t, _ in parts] == [tasks.train_part, tasks.train_part]
