@@ -344,6 +344,56 @@ def test_an_import_whose_worker_is_killed_wrote_nothing_and_is_run_again_by_the_
         assert Product.objects.get(sku="K77").price == Decimal("37.50")
 
 
+def _stored_models() -> set[Path]:
+    """The model artifacts in the media storage (the folder outlives a test: compare sets)."""
+    from django.conf import settings
+
+    return set(Path(settings.MEDIA_ROOT).glob("models/**/*.*"))
+
+
+def test_a_training_killed_on_its_queue_is_failed_and_the_model_in_force_stays(
+    redis, workers, client
+):
+    from ml import services as ml_services
+    from ml.models import Elasticity
+    from ml.tasks import train_model_version
+
+    tenant = TenantFactory()
+    _shop(tenant)
+    demand = ModelVersion.Kind.DEMAND
+    with tenant_context(tenant):
+        in_force = ml_services.start_training(kind=demand, enqueue=False)
+        in_force = ml_services.run_training(version_id=in_force.pk)  # in this process
+        assert in_force.status == ModelVersion.Status.PROMOTED, in_force.message
+        estimates = Elasticity.objects.filter(model_version=in_force).count()
+        assert estimates == Product.objects.count()
+        killed = ml_services.start_training(kind=demand, enqueue=False)
+    stored = _stored_models()
+    client.app.send_task(train_model_version.name, args=[tenant.pk, killed.pk], queue="ml_train")
+    # killed in the fit: `training` is committed when the worker claims the run, and the fit
+    # that follows lasts seconds
+    _kill_while_running(workers, tenant, ModelVersion, killed.pk, "ml_train")
+    lost = _redeliver(workers, tenant, ModelVersion, killed.pk, "ml_train", 60)
+    with tenant_context(tenant):
+        assert lost.status == ModelVersion.Status.FAILED and lost.message == LOST_MESSAGE
+        assert not lost.artifact and _stored_models() == stored
+        assert not Elasticity.objects.filter(model_version=lost).exists()  # nothing half-written
+        current = ModelVersion.objects.get(kind=demand, status=ModelVersion.Status.PROMOTED)
+        assert current.pk == in_force.pk  # the model in force stays in force
+        assert Elasticity.objects.filter(model_version=in_force).count() == estimates
+        after = ml_services.start_training(kind=demand, enqueue=False)  # the dead run blocks none
+        assert after.pk != lost.pk and after.version == lost.version + 1
+    client.app.send_task(train_model_version.name, args=[tenant.pk, after.pk], queue="ml_train")
+    _wait(lambda: _job(tenant, ModelVersion, after.pk).is_finished, 60, "the next training")
+    with tenant_context(tenant):
+        done = ModelVersion.objects.get(pk=after.pk)
+        assert done.status == ModelVersion.Status.PROMOTED, done.message
+        rows = Elasticity.objects.filter(model_version=done)
+        assert rows.count() == rows.values("product").distinct().count() == estimates
+        assert _stored_models() - stored == {Path(done.artifact.path)}
+        assert ModelVersion.objects.get(pk=in_force.pk).status == ModelVersion.Status.READY
+
+
 def test_tasks_queued_before_a_broker_restart_run_once_after_it(redis, workers, client):
     tenant = TenantFactory()
     sent = [
