@@ -38,7 +38,7 @@ from pricing_saas.catalog.models import Product
 from pricing_saas.pricing import approvals, services
 from pricing_saas.pricing.models import PriceChange, Publication, Recommendation, RepriceJob
 from tenants.context import tenant_context
-from tenants.jobs import LOST_MESSAGE
+from tenants.jobs import DATABASE_LOST_MESSAGE, LOST_MESSAGE
 
 from .factories import TenantFactory
 from .test_celery_worker import _free_port, database_url_of_tests, redis_server_or_fail
@@ -392,6 +392,88 @@ def test_a_training_killed_on_its_queue_is_failed_and_the_model_in_force_stays(
         assert rows.count() == rows.values("product").distinct().count() == estimates
         assert _stored_models() - stored == {Path(done.artifact.path)}
         assert ModelVersion.objects.get(pk=in_force.pk).status == ModelVersion.Status.READY
+
+
+def _restart_database(seconds: float) -> int:
+    """What a Postgres restart is to every client of the test database: each of its connections
+    but this test's own is cut (`pg_terminate_backend`) and new ones are refused (`ALLOW
+    CONNECTIONS false`) for `seconds`, then allowed again. Returns how many were cut."""
+    import psycopg2
+    from django.db import connection
+    from psycopg2 import sql
+
+    from .test_dbsetup import admin_dsn
+
+    name = connection.settings_dict["NAME"]
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        own = cur.fetchone()[0]
+    admin = psycopg2.connect(admin_dsn())
+    admin.autocommit = True
+    database = sql.Identifier(name)
+    try:
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(database))
+            try:
+                cur.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> %s",
+                    [name, own],
+                )
+                cut = cur.fetchone()[0]
+                time.sleep(seconds)  # the length of the outage, not a wait for the worker
+            finally:
+                cur.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(database))
+    finally:
+        admin.close()
+    return cut
+
+
+def test_a_reprice_through_a_database_restart_fails_naming_the_database_and_writes_nothing(
+    redis, workers, client
+):
+    """On the suite's own test database, through a superuser connection (ADMIN_DATABASE_URL in
+    CI, the embedded server's `postgres` locally): a private cluster restarted with pg_ctl would
+    need its own roles, schema and data for the worker, where cutting every connection of the
+    test database and refusing new ones is, to the worker, the same restart."""
+    tenant = TenantFactory()
+    _shop(tenant)
+    with tenant_context(tenant):
+        approvals.update_policy(auto_approve=False)
+        job = services.start_reprice(enqueue=False)
+    client.app.send_task("pricing.reprice", args=[tenant.pk, job.pk], queue="reprice")
+    worker = workers.start("reprice")
+
+    def training():
+        with tenant_context(tenant):
+            job = RepriceJob.objects.get(pk=job_pk)
+            return job.status == RepriceJob.Status.RUNNING and _training_demand(job)
+
+    job_pk = job.pk
+    _wait(training, 120, "the reprice to train its demand model")
+    assert _restart_database(seconds=3) >= 1  # the worker's connection among them
+    _wait(lambda: _job(tenant, RepriceJob, job.pk).is_finished, 60, "the reprice to end")
+    with tenant_context(tenant):
+        failed = RepriceJob.objects.get(pk=job.pk)
+        assert failed.status == RepriceJob.Status.FAILED, failed.message
+        assert failed.message.startswith(DATABASE_LOST_MESSAGE), failed.message
+        assert not Recommendation.objects.filter(job=failed).exists()  # none half-written
+        run = ModelVersion.objects.get(pk=failed.demand_version_id)
+        assert run.status == ModelVersion.Status.FAILED
+        assert run.message.startswith(DATABASE_LOST_MESSAGE), run.message
+        assert not run.artifact
+        assert not ModelVersion.objects.filter(status__in=ModelVersion.states.active).exists()
+        again = services.start_reprice(enqueue=False)
+        assert again.pk != job.pk
+    assert worker.poll() is None  # the worker lives on and takes the next reprice
+    client.app.send_task("pricing.reprice", args=[tenant.pk, again.pk], queue="reprice")
+    _wait(lambda: _job(tenant, RepriceJob, again.pk).is_finished, 120, "the next reprice")
+    with tenant_context(tenant):
+        done = RepriceJob.objects.get(pk=again.pk)
+        assert done.status == RepriceJob.Status.SUCCEEDED, done.message
+        rows = Recommendation.objects.filter(job=done)
+        assert rows.count() == rows.values("product").distinct().count()
+        assert rows.count() == Product.objects.count()
 
 
 def test_tasks_queued_before_a_broker_restart_run_once_after_it(redis, workers, client):
