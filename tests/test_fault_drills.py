@@ -1,5 +1,7 @@
-"""Fault drills on real workers and a real Redis: a worker killed with SIGKILL in the middle of
-a reprice and of a publication, and the broker restarted with tasks in its queue.
+"""Fault drills on real workers, a real Redis and a real gunicorn: a worker killed with SIGKILL in
+the middle of a reprice, of a demand training on its own `ml_train` queue, of an import and of
+a publication; the broker restarted with tasks in its queue; the database restarted during a
+reprice; a web process killed while it receives an upload.
 
 What makes them come out right (docs/architecture.md, "Celery"): tasks acknowledge late
 (`task_acks_late`, `task_reject_on_worker_lost`), so a task whose worker died is redelivered;
@@ -7,16 +9,22 @@ Redis redelivers it after the visibility timeout, which is longer than any task'
 limit plus slack (`tenants.jobs.TimeLimit`), so the redelivered task always finds its job
 stale and its first worker certainly gone; `Job.claim` then runs it again where that is
 harmless (a publication: changes already sent are confirmed, never sent twice) or marks it
-failed with the reason (a reprice: the next job starts clean). A job's rows are written in one
-transaction, so a killed job leaves none half-written.
+failed with the reason (a reprice, a training run: the next job starts clean, the model in
+force stays). A job's rows are written in one transaction, so a killed job leaves none
+half-written. A job whose database connection breaks is failed with that reason once the
+database answers (`tenants.jobs.fail_once_the_database_answers`). A web process spools a large
+upload in a folder of its own, swept once the process is gone (`pricing_saas.web.uploads`).
 
 A drill cannot wait hours: the first worker runs with the production timeout; once it is
 killed, the test moves the job's start back past its stale limit (the time that the production
-timeout lets pass) and starts a second worker whose visibility timeout is two seconds.
+timeout lets pass) and starts a second worker whose visibility timeout is two seconds. A kill
+waits for a state the job reaches in the database (or a file the upload reaches on disk), never
+a fixed time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import os
@@ -474,6 +482,137 @@ def test_a_reprice_through_a_database_restart_fails_naming_the_database_and_writ
         rows = Recommendation.objects.filter(job=done)
         assert rows.count() == rows.values("product").distinct().count()
         assert rows.count() == Product.objects.count()
+
+
+class Gunicorn:
+    """The web server as production runs it (one sync worker), on a free port."""
+
+    def __init__(self, folder: Path, broker: str, **env):
+        self.port, self.folder = _free_port(), folder
+        self.log = open(folder / "gunicorn.log", "ab")  # noqa: SIM115 (closed by stop)
+        self.master = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "pricing_saas.wsgi:application",
+             "--bind", f"127.0.0.1:{self.port}", "--workers", "1", "--timeout", "60"],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "DJANGO_SETTINGS_MODULE": "pricing_saas.settings.test",
+                "DATABASE_URL": database_url_of_tests(),
+                "CELERY_BROKER_URL": broker,
+                "CELERY_RESULT_BACKEND": broker,
+                "CELERY_TASK_ALWAYS_EAGER": "false",
+                **env,
+            },
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def worker(self, other_than: int | None = None) -> int:
+        """The pid of the worker process (gunicorn starts a new one once it has reaped one that
+        died)."""
+        import psutil
+
+        def one():
+            children = psutil.Process(self.master.pid).children()
+            alone = len(children) == 1 and children[0].pid != other_than
+            return children[0].pid if alone else None
+
+        return _wait(one, 30, "a gunicorn worker")
+
+    def stop(self) -> None:
+        self.master.terminate()
+        try:
+            self.master.wait(20)
+        except subprocess.TimeoutExpired:
+            self.master.kill()
+        self.log.close()
+
+
+def _stored_uploads() -> set[Path]:
+    """The uploads in the media storage (the folder outlives a test: compare sets)."""
+    from django.conf import settings
+
+    return set(Path(settings.MEDIA_ROOT).glob("imports/**/*.*"))
+
+
+def _multipart(fields: dict[str, str], name: str, content: bytes) -> tuple[str, bytes]:
+    boundary = "drill-boundary-7f3a"
+    head = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'
+        for key, value in fields.items()
+    )
+    head += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        "Content-Type: text/csv\r\n\r\n"
+    )
+    body = head.encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    return f"multipart/form-data; boundary={boundary}", body
+
+
+def test_a_web_process_killed_during_an_upload_leaves_no_job_no_rows_and_no_file(
+    redis, workers, world_a, tmp_path, settings
+):
+    """gunicorn as production runs it receives half of a 4 MB CSV through the API, spooling it
+    to disk, and its worker is killed; gunicorn starts another."""
+    import socket
+
+    import httpx
+
+    from pricing_saas.catalog import tasks as catalog_tasks
+    from pricing_saas.catalog.models import ImportJob
+
+    count = 100_000  # about 4 MB: more than Django keeps in memory, so it goes to a file
+    content = "sku,title,price,cost\n" + "".join(
+        f"W{i},Uploaded product {i},{10 + i % 50}.50,{4 + i % 7}\n" for i in range(count)
+    )
+    content_type, body = _multipart({"kind": "products"}, "catalog.csv", content.encode())
+    settings.UPLOAD_TEMP_DIR = str(tmp_path / "spool")
+    spooled = lambda: [p for p in (tmp_path / "spool").rglob("*") if p.is_file()]  # noqa: E731
+    key = world_a.keys["admin"]
+    stored = _stored_uploads()
+    server = Gunicorn(tmp_path, redis.url, UPLOAD_TEMP_DIR=settings.UPLOAD_TEMP_DIR)
+    try:
+        killed = server.worker()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(
+                f"POST /api/v1/imports/ HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                f"Authorization: Api-Key {key}\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body[: len(body) // 2]
+            )
+            # killed once it writes the file's part of the body to disk
+            _wait(lambda: [p for p in spooled() if p.stat().st_size], 30, "the upload spooled")
+            os.kill(killed, signal.SIGKILL)
+            with contextlib.suppress(ConnectionResetError):  # reset: bytes left unread
+                assert sock.recv(1024) == b""  # closed with no answer
+        assert server.worker(other_than=killed)  # gunicorn's next worker
+        (partial,) = spooled()  # what the dead worker was receiving, in its own folder
+        assert partial.parent.name.endswith(f"-{killed}")
+        with tenant_context(world_a.tenant):
+            assert not ImportJob.objects.exists()  # no job queued or running forever
+            assert not Product.objects.exists()
+        assert _stored_uploads() == stored  # nothing reached the media storage
+        catalog_tasks.sweep_orphan_uploads_all()  # the hourly sweep
+        assert not partial.parent.exists()
+        workers.start("ingest")
+        answer = httpx.post(
+            f"http://127.0.0.1:{server.port}/api/v1/imports/",
+            headers={"Authorization": f"Api-Key {key}", "Content-Type": content_type},
+            content=body,
+            timeout=60,
+        )
+        assert answer.status_code == 202, answer.text
+        assert not spooled()  # deleted when its request ended
+    finally:
+        server.stop()
+    job = answer.json()["id"]
+    _wait(lambda: _job(world_a.tenant, ImportJob, job).is_finished, 60, "the next import")
+    with tenant_context(world_a.tenant):
+        done = ImportJob.objects.get(pk=job)
+        assert done.status == ImportJob.Status.SUCCEEDED, done.message
+        assert ImportJob.objects.count() == 1
+        assert Product.objects.count() == count  # each row once
+        assert Product.objects.get(sku="W77").price == Decimal("37.50")
 
 
 def test_tasks_queued_before_a_broker_restart_run_once_after_it(redis, workers, client):
