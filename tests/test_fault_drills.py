@@ -244,11 +244,35 @@ def _kill_while_running(
     assert _job(tenant, model, pk).status == running  # nobody has said otherwise yet
 
 
+REDELIVER_AFTER_S = 2  # the second worker's visibility timeout
+
+
+def _unacknowledged_for(broker: str) -> float:
+    """How long ago the oldest unacknowledged delivery was made (0: there is none)."""
+    import redis
+
+    client = redis.Redis.from_url(broker)
+    try:
+        scores = [score for _tag, score in client.zrange("unacked_index", 0, -1, withscores=True)]
+    finally:
+        client.close()
+    return time.time() - min(scores) if scores else 0.0
+
+
 def _redeliver(workers, tenant, model, pk: int, queue: str, seconds: float) -> object:
     """Let the production timeout's time pass, start a second worker that takes the
-    unacknowledged task back, and wait until the job has finished; returns the job."""
+    unacknowledged task back, and wait until the job has finished; returns the job.
+
+    Kombu's Redis transport gives unacknowledged deliveries back when a worker starts polling
+    and then only every 100 s: the second worker starts once the killed delivery is older than
+    its visibility timeout, or a worker that boots fast finds it too young and waits 100 s."""
     _backdate(tenant, model, pk)
-    workers.start(queue, CELERY_VISIBILITY_TIMEOUT="2")
+    _wait(
+        lambda: _unacknowledged_for(workers.broker) > REDELIVER_AFTER_S + 0.5,
+        30,
+        "the killed delivery, unacknowledged, to pass the visibility timeout",
+    )
+    workers.start(queue, CELERY_VISIBILITY_TIMEOUT=str(REDELIVER_AFTER_S))
     _wait(lambda: _job(tenant, model, pk).is_finished, seconds, f"the redelivered {model}")
     return _job(tenant, model, pk)
 
