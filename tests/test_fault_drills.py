@@ -534,12 +534,10 @@ class Gunicorn:
     def worker(self, other_than: int | None = None) -> int:
         """The pid of the worker process (gunicorn starts a new one once it has reaped one that
         died)."""
-        import psutil
 
         def one():
-            children = psutil.Process(self.master.pid).children()
-            alone = len(children) == 1 and children[0].pid != other_than
-            return children[0].pid if alone else None
+            children = _children(self.master.pid)
+            return children[0] if len(children) == 1 and children != [other_than] else None
 
         return _wait(one, 30, "a gunicorn worker")
 
@@ -550,6 +548,19 @@ class Gunicorn:
         except subprocess.TimeoutExpired:
             self.master.kill()
         self.log.close()
+
+
+def _children(pid: int) -> list[int]:
+    """The live (not zombie) child processes of `pid`, from /proc."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, parent = stat.read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(parent) == pid and state != "Z":
+            children.append(int(stat.parent.name))
+    return children
 
 
 def _stored_uploads() -> set[Path]:
