@@ -7,7 +7,7 @@ from typing import Self
 from django.conf import settings
 from django.db import models
 
-from tenants.jobs import CancellableJob, JobStates, TimeLimit
+from tenants.jobs import LOST_MESSAGE, CancellableJob, JobStates, TimeLimit
 from tenants.models import TenantOwned
 
 
@@ -74,14 +74,14 @@ class ModelVersion(CancellableJob):
             ),
         ]
 
-    def mark_lost(self) -> Self:
+    def mark_lost(self, message: str = LOST_MESSAGE) -> Self:
         """A run fitted in parts loses its staged results with it (nothing reads them again)."""
         plan = (self.progress or {}).get("partitioned")
         if plan and plan.get("folder"):
             from tenants.parts import clean
 
             clean(plan)
-        return super().mark_lost()
+        return super().mark_lost(message)
 
     def is_stale(self, now=None) -> bool:
         """A run fitted in parts (ml.partitioned) is alive while its parts beat (each part

@@ -24,6 +24,7 @@ from django.utils import timezone
 from pricing_saas.web.errors import NotFoundError, ServiceError
 from tenants import audit
 from tenants.context import require_current_tenant
+from tenants.jobs import connection_lost, fail_once_the_database_answers
 
 from .models import ModelVersion, ReferencePrice, TextModelConfig
 from .panel import demand_panel
@@ -158,7 +159,20 @@ def _training_data() -> tuple[list[int], list[str], list]:
 
 def run_training(*, version_id: int, on_progress=None, sync: bool = False) -> ModelVersion | None:
     """Train a queued version (idempotent: anything not queued is left alone). With `sync`,
-    the promoted model's reference prices are computed here too, not on the queue."""
+    the promoted model's reference prices are computed here too, not on the queue. A run that
+    loses its database connection is marked failed, saying so, once the database answers."""
+    version, claimed = ModelVersion.claim(version_id)
+    if not claimed:
+        return version
+    try:
+        return _train(version, on_progress, sync)
+    except Exception as exc:
+        if connection_lost(exc):
+            fail_once_the_database_answers(version, exc)
+        raise
+
+
+def _train(version: ModelVersion, on_progress, sync: bool) -> ModelVersion:
     from .science.text_price import (
         TooFewProducts,
         TrainConfig,
@@ -167,9 +181,6 @@ def run_training(*, version_id: int, on_progress=None, sync: bool = False) -> Mo
         train_text_model,
     )
 
-    version, claimed = ModelVersion.claim(version_id)
-    if not claimed:
-        return version
     if version.kind == ModelVersion.Kind.DEMAND:
         return _run_demand(version)
     params = version.hyperparameters

@@ -12,7 +12,10 @@ Reprice jobs, training runs (`ModelVersion`), imports and publications inherit `
   where running it again is harmless (a plain `claim` of a stale job marks it lost: its task
   was redelivered after its worker died);
 - `set_progress(...)`, `finish(...)`, `fail(...)`, `cancel(...)`, `mark_lost()`, and for
-  `CancellableJob` `request_cancel()` / `cancel_was_requested()`.
+  `CancellableJob` `request_cancel()` / `cancel_was_requested()`;
+- `connection_lost(exc)` and `fail_once_the_database_answers(job, exc)`: a job whose run lost
+  its database connection (a restart, a failover) is marked failed, saying so, as soon as the
+  database answers again, instead of staying running until it is stale.
 
 Each job model declares its task's `time_limit` once (a `TimeLimit`): the task decorator takes
 `Model.time_limit.task_options` and the stale check reads `Model.time_limit.stale_after`. Its
@@ -22,17 +25,32 @@ runs and `ready` when it succeeds), `states` says which one plays which part.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar, Self
 
-from django.db import models, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    models,
+    transaction,
+)
 from django.utils import timezone
 
 from . import metrics
 from .models import TenantOwned
 
+logger = logging.getLogger(__name__)
+
 LOST_MESSAGE = "the worker running it stopped (time limit or lost); marked failed"
+DATABASE_LOST_MESSAGE = "the database connection broke while it ran (a restart or failover)"
+# How long a job whose database connection broke waits for the database to answer again, to
+# say that it failed; past it, the job is left to the stale check.
+DATABASE_WAIT_S = 300
 
 
 @dataclass(frozen=True)
@@ -209,9 +227,10 @@ class Job(TenantOwned):
             raise ValueError(f"a {type(self).__name__} cannot be cancelled")
         return self.finish(status=self.states.cancelled, message=message, **fields)
 
-    def mark_lost(self) -> Self:
-        """The job's worker is gone (see is_stale): it failed."""
-        return self.fail(LOST_MESSAGE)
+    def mark_lost(self, message: str = LOST_MESSAGE) -> Self:
+        """The job's worker is gone (see is_stale), or its run is (`message` says why): it
+        failed."""
+        return self.fail(message)
 
 
 class CancellableJob(Job):
@@ -255,3 +274,55 @@ def retry_while_running(task, job: Job | None) -> None:
     raise task.retry(
         countdown=int(job.seconds_until_stale()) + 1, max_retries=task.request.retries + 1
     )
+
+
+# SQLSTATEs of a server that ends or refuses the session: admin_shutdown (a fast shutdown or
+# pg_terminate_backend), crash_shutdown, cannot_connect_now (starting up); class 08 is the
+# connection exceptions.
+_SESSION_ENDED = ("57P01", "57P02", "57P03")
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether `exc` is the database connection breaking (the server restarted, failed over or
+    cut the session; the network dropped), not an error of the statement (a constraint, a
+    deadlock, a timeout), whose connection is still good."""
+    if isinstance(exc, InterfaceError):  # "connection already closed"
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    code = getattr(exc.__cause__, "pgcode", None)
+    # No SQLSTATE: the client found the socket closed ("server closed the connection
+    # unexpectedly") or could not connect.
+    return code is None or code.startswith("08") or code in _SESSION_ENDED
+
+
+def fail_once_the_database_answers(
+    job: Job, exc: BaseException, *, wait_s: float = DATABASE_WAIT_S
+) -> bool:
+    """After `exc` broke the database connection of a job this process claimed and was running:
+    reconnect once the database answers again (a restart or a failover takes seconds) and mark
+    the job failed with the reason, with what it ran in this process (`mark_lost`), rather than
+    leave it running until stale (its task's hard time limit). Its rows were written in
+    transactions that the broken connection rolled back. A job another delivery has ended
+    meanwhile is left as it is. Gives up after `wait_s` seconds, and inside a caller's
+    transaction (which must end first). Returns whether the job was marked."""
+    if connection.in_atomic_block:
+        return False
+    first_line = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+    message = f"{DATABASE_LOST_MESSAGE}: {first_line}; marked failed"
+    model = type(job)
+    deadline = time.monotonic() + wait_s
+    while True:
+        connection.close()  # the broken one; the next statement opens a new connection
+        try:
+            with transaction.atomic():
+                current = model.objects.select_for_update().filter(pk=job.pk).first()
+                if current is None or current.status != model.states.running:
+                    return False
+                current.mark_lost(message)
+                return True
+        except DatabaseError as error:
+            if not connection_lost(error) or time.monotonic() >= deadline:
+                logger.warning("%s %s not marked failed: %s", model.__name__, job.pk, error)
+                return False
+            time.sleep(1)

@@ -1,5 +1,7 @@
-"""Fault drills on real workers and a real Redis: a worker killed with SIGKILL in the middle of
-a reprice and of a publication, and the broker restarted with tasks in its queue.
+"""Fault drills on real workers, a real Redis and a real gunicorn: a worker killed with SIGKILL in
+the middle of a reprice, of a demand training on its own `ml_train` queue, of an import and of
+a publication; the broker restarted with tasks in its queue; the database restarted during a
+reprice; a web process killed while it receives an upload.
 
 What makes them come out right (docs/architecture.md, "Celery"): tasks acknowledge late
 (`task_acks_late`, `task_reject_on_worker_lost`), so a task whose worker died is redelivered;
@@ -7,16 +9,22 @@ Redis redelivers it after the visibility timeout, which is longer than any task'
 limit plus slack (`tenants.jobs.TimeLimit`), so the redelivered task always finds its job
 stale and its first worker certainly gone; `Job.claim` then runs it again where that is
 harmless (a publication: changes already sent are confirmed, never sent twice) or marks it
-failed with the reason (a reprice: the next job starts clean). A job's rows are written in one
-transaction, so a killed job leaves none half-written.
+failed with the reason (a reprice, a training run: the next job starts clean, the model in
+force stays). A job's rows are written in one transaction, so a killed job leaves none
+half-written. A job whose database connection breaks is failed with that reason once the
+database answers (`tenants.jobs.fail_once_the_database_answers`). A web process spools a large
+upload in a folder of its own, swept once the process is gone (`pricing_saas.web.uploads`).
 
 A drill cannot wait hours: the first worker runs with the production timeout; once it is
 killed, the test moves the job's start back past its stale limit (the time that the production
-timeout lets pass) and starts a second worker whose visibility timeout is two seconds.
+timeout lets pass) and starts a second worker whose visibility timeout is two seconds. A kill
+waits for a state the job reaches in the database (or a file the upload reaches on disk), never
+a fixed time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import os
@@ -38,7 +46,7 @@ from pricing_saas.catalog.models import Product
 from pricing_saas.pricing import approvals, services
 from pricing_saas.pricing.models import PriceChange, Publication, Recommendation, RepriceJob
 from tenants.context import tenant_context
-from tenants.jobs import LOST_MESSAGE
+from tenants.jobs import DATABASE_LOST_MESSAGE, LOST_MESSAGE
 
 from .factories import TenantFactory
 from .test_celery_worker import _free_port, database_url_of_tests, redis_server_or_fail
@@ -248,11 +256,36 @@ def _kill_while_running(
     assert _job(tenant, model, pk).status == running  # nobody has said otherwise yet
 
 
+REDELIVER_AFTER_S = 2  # the second worker's visibility timeout
+
+
+def _unacknowledged_for(broker: str) -> float:
+    """How long ago the oldest unacknowledged delivery was made (0: there is none)."""
+    import redis
+
+    client = redis.Redis.from_url(broker)
+    try:
+        scores = [score for _tag, score in client.zrange("unacked_index", 0, -1, withscores=True)]
+    finally:
+        client.close()
+    return time.time() - min(scores) if scores else 0.0
+
+
 def _redeliver(workers, tenant, model, pk: int, queue: str, seconds: float) -> object:
     """Let the production timeout's time pass, start a second worker that takes the
-    unacknowledged task back, and wait until the job has finished; returns the job."""
+    unacknowledged task back, and wait until the job has finished; returns the job.
+
+    Kombu's Redis transport gives unacknowledged deliveries back when a worker starts polling
+    and then only every 100 s: the second worker starts once the killed delivery is older than
+    its visibility timeout, or a worker that boots fast finds it too young and waits 100 s."""
     _backdate(tenant, model, pk)
-    workers.start(queue, CELERY_VISIBILITY_TIMEOUT="2")
+    _wait(
+        lambda: _unacknowledged_for(workers.broker) > REDELIVER_AFTER_S + 0.5,
+        30,
+        "the killed delivery, unacknowledged, to pass the visibility timeout",
+        workers,
+    )
+    workers.start(queue, CELERY_VISIBILITY_TIMEOUT=str(REDELIVER_AFTER_S))
     _wait(lambda: _job(tenant, model, pk).is_finished, seconds, f"the redelivered {model}", workers)
     return _job(tenant, model, pk)
 
@@ -354,6 +387,282 @@ def test_an_import_whose_worker_is_killed_wrote_nothing_and_is_run_again_by_the_
         assert done.status == ImportJob.Status.SUCCEEDED, done.message
         assert Product.objects.count() == count  # each row once
         assert Product.objects.get(sku="K77").price == Decimal("37.50")
+
+
+def _stored_models() -> set[Path]:
+    """The model artifacts in the media storage (the folder outlives a test: compare sets)."""
+    from django.conf import settings
+
+    return set(Path(settings.MEDIA_ROOT).glob("models/**/*.*"))
+
+
+def test_a_training_killed_on_its_queue_is_failed_and_the_model_in_force_stays(
+    redis, workers, client
+):
+    from ml import services as ml_services
+    from ml.models import Elasticity
+    from ml.tasks import train_model_version
+
+    tenant = TenantFactory()
+    _shop(tenant)
+    demand = ModelVersion.Kind.DEMAND
+    with tenant_context(tenant):
+        in_force = ml_services.start_training(kind=demand, enqueue=False)
+        in_force = ml_services.run_training(version_id=in_force.pk)  # in this process
+        assert in_force.status == ModelVersion.Status.PROMOTED, in_force.message
+        estimates = Elasticity.objects.filter(model_version=in_force).count()
+        assert estimates == Product.objects.count()
+        killed = ml_services.start_training(kind=demand, enqueue=False)
+    stored = _stored_models()
+    client.app.send_task(train_model_version.name, args=[tenant.pk, killed.pk], queue="ml_train")
+    # killed in the fit: `training` is committed when the worker claims the run, and the fit
+    # that follows lasts seconds
+    _kill_while_running(workers, tenant, ModelVersion, killed.pk, "ml_train")
+    lost = _redeliver(workers, tenant, ModelVersion, killed.pk, "ml_train", 60)
+    with tenant_context(tenant):
+        assert lost.status == ModelVersion.Status.FAILED and lost.message == LOST_MESSAGE
+        assert not lost.artifact and _stored_models() == stored
+        assert not Elasticity.objects.filter(model_version=lost).exists()  # nothing half-written
+        current = ModelVersion.objects.get(kind=demand, status=ModelVersion.Status.PROMOTED)
+        assert current.pk == in_force.pk  # the model in force stays in force
+        assert Elasticity.objects.filter(model_version=in_force).count() == estimates
+        after = ml_services.start_training(kind=demand, enqueue=False)  # the dead run blocks none
+        assert after.pk != lost.pk and after.version == lost.version + 1
+    client.app.send_task(train_model_version.name, args=[tenant.pk, after.pk], queue="ml_train")
+    _wait(
+        lambda: _job(tenant, ModelVersion, after.pk).is_finished, 60, "the next training", workers
+    )
+    with tenant_context(tenant):
+        done = ModelVersion.objects.get(pk=after.pk)
+        assert done.status == ModelVersion.Status.PROMOTED, done.message
+        rows = Elasticity.objects.filter(model_version=done)
+        assert rows.count() == rows.values("product").distinct().count() == estimates
+        assert _stored_models() - stored == {Path(done.artifact.path)}
+        assert ModelVersion.objects.get(pk=in_force.pk).status == ModelVersion.Status.READY
+
+
+def _restart_database(seconds: float) -> int:
+    """What a Postgres restart is to every client of the test database: each of its connections
+    but this test's own is cut (`pg_terminate_backend`) and new ones are refused (`ALLOW
+    CONNECTIONS false`) for `seconds`, then allowed again. Returns how many were cut."""
+    import psycopg2
+    from django.db import connection
+    from psycopg2 import sql
+
+    from .test_dbsetup import admin_dsn
+
+    name = connection.settings_dict["NAME"]
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        own = cur.fetchone()[0]
+    admin = psycopg2.connect(admin_dsn())
+    admin.autocommit = True
+    database = sql.Identifier(name)
+    try:
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(database))
+            try:
+                cur.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> %s",
+                    [name, own],
+                )
+                cut = cur.fetchone()[0]
+                time.sleep(seconds)  # the length of the outage, not a wait for the worker
+            finally:
+                cur.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(database))
+    finally:
+        admin.close()
+    return cut
+
+
+def test_a_reprice_through_a_database_restart_fails_naming_the_database_and_writes_nothing(
+    redis, workers, client
+):
+    """On the suite's own test database, through a superuser connection (ADMIN_DATABASE_URL in
+    CI, the embedded server's `postgres` locally): a private cluster restarted with pg_ctl would
+    need its own roles, schema and data for the worker, where cutting every connection of the
+    test database and refusing new ones is, to the worker, the same restart."""
+    tenant = TenantFactory()
+    _shop(tenant)
+    with tenant_context(tenant):
+        approvals.update_policy(auto_approve=False)
+        job = services.start_reprice(enqueue=False)
+    client.app.send_task("pricing.reprice", args=[tenant.pk, job.pk], queue="reprice")
+    worker = workers.start("reprice")
+
+    def training():
+        with tenant_context(tenant):
+            job = RepriceJob.objects.get(pk=job_pk)
+            return job.status == RepriceJob.Status.RUNNING and _training_demand(job)
+
+    job_pk = job.pk
+    _wait(training, 120, "the reprice to train its demand model", workers)
+    assert _restart_database(seconds=3) >= 1  # the worker's connection among them
+    _wait(lambda: _job(tenant, RepriceJob, job.pk).is_finished, 60, "the reprice to end", workers)
+    with tenant_context(tenant):
+        failed = RepriceJob.objects.get(pk=job.pk)
+        assert failed.status == RepriceJob.Status.FAILED, failed.message
+        assert failed.message.startswith(DATABASE_LOST_MESSAGE), failed.message
+        assert not Recommendation.objects.filter(job=failed).exists()  # none half-written
+        run = ModelVersion.objects.get(pk=failed.demand_version_id)
+        assert run.status == ModelVersion.Status.FAILED
+        assert run.message.startswith(DATABASE_LOST_MESSAGE), run.message
+        assert not run.artifact
+        assert not ModelVersion.objects.filter(status__in=ModelVersion.states.active).exists()
+        again = services.start_reprice(enqueue=False)
+        assert again.pk != job.pk
+    assert worker.poll() is None  # the worker lives on and takes the next reprice
+    client.app.send_task("pricing.reprice", args=[tenant.pk, again.pk], queue="reprice")
+    _wait(lambda: _job(tenant, RepriceJob, again.pk).is_finished, 120, "the next reprice", workers)
+    with tenant_context(tenant):
+        done = RepriceJob.objects.get(pk=again.pk)
+        assert done.status == RepriceJob.Status.SUCCEEDED, done.message
+        rows = Recommendation.objects.filter(job=done)
+        assert rows.count() == rows.values("product").distinct().count()
+        assert rows.count() == Product.objects.count()
+
+
+class Gunicorn:
+    """The web server as production runs it (one sync worker), on a free port."""
+
+    def __init__(self, folder: Path, broker: str, **env):
+        self.port, self.folder = _free_port(), folder
+        self.log = open(folder / "gunicorn.log", "ab")  # noqa: SIM115 (closed by stop)
+        self.master = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "pricing_saas.wsgi:application",
+             "--bind", f"127.0.0.1:{self.port}", "--workers", "1", "--timeout", "60"],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "DJANGO_SETTINGS_MODULE": "pricing_saas.settings.test",
+                "DATABASE_URL": database_url_of_tests(),
+                "CELERY_BROKER_URL": broker,
+                "CELERY_RESULT_BACKEND": broker,
+                "CELERY_TASK_ALWAYS_EAGER": "false",
+                **env,
+            },
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def worker(self, other_than: int | None = None) -> int:
+        """The pid of the worker process (gunicorn starts a new one once it has reaped one that
+        died)."""
+
+        def one():
+            children = _children(self.master.pid)
+            return children[0] if len(children) == 1 and children != [other_than] else None
+
+        return _wait(one, 30, "a gunicorn worker")
+
+    def stop(self) -> None:
+        self.master.terminate()
+        try:
+            self.master.wait(20)
+        except subprocess.TimeoutExpired:
+            self.master.kill()
+        self.log.close()
+
+
+def _children(pid: int) -> list[int]:
+    """The live (not zombie) child processes of `pid`, from /proc."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, parent = stat.read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(parent) == pid and state != "Z":
+            children.append(int(stat.parent.name))
+    return children
+
+
+def _stored_uploads() -> set[Path]:
+    """The uploads in the media storage (the folder outlives a test: compare sets)."""
+    from django.conf import settings
+
+    return set(Path(settings.MEDIA_ROOT).glob("imports/**/*.*"))
+
+
+def _multipart(fields: dict[str, str], name: str, content: bytes) -> tuple[str, bytes]:
+    boundary = "drill-boundary-7f3a"
+    head = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'
+        for key, value in fields.items()
+    )
+    head += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        "Content-Type: text/csv\r\n\r\n"
+    )
+    body = head.encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    return f"multipart/form-data; boundary={boundary}", body
+
+
+def test_a_web_process_killed_during_an_upload_leaves_no_job_no_rows_and_no_file(
+    redis, workers, world_a, tmp_path, settings
+):
+    """gunicorn as production runs it receives half of a 4 MB CSV through the API, spooling it
+    to disk, and its worker is killed; gunicorn starts another."""
+    import socket
+
+    import httpx
+
+    from pricing_saas.catalog import tasks as catalog_tasks
+    from pricing_saas.catalog.models import ImportJob
+
+    count = 100_000  # about 4 MB: more than Django keeps in memory, so it goes to a file
+    content = "sku,title,price,cost\n" + "".join(
+        f"W{i},Uploaded product {i},{10 + i % 50}.50,{4 + i % 7}\n" for i in range(count)
+    )
+    content_type, body = _multipart({"kind": "products"}, "catalog.csv", content.encode())
+    settings.UPLOAD_TEMP_DIR = str(tmp_path / "spool")
+    spooled = lambda: [p for p in (tmp_path / "spool").rglob("*") if p.is_file()]  # noqa: E731
+    key = world_a.keys["admin"]
+    stored = _stored_uploads()
+    server = Gunicorn(tmp_path, redis.url, UPLOAD_TEMP_DIR=settings.UPLOAD_TEMP_DIR)
+    try:
+        killed = server.worker()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(
+                f"POST /api/v1/imports/ HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                f"Authorization: Api-Key {key}\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body[: len(body) // 2]
+            )
+            # killed once it writes the file's part of the body to disk
+            _wait(lambda: [p for p in spooled() if p.stat().st_size], 30, "the upload spooled")
+            os.kill(killed, signal.SIGKILL)
+            with contextlib.suppress(ConnectionResetError):  # reset: bytes left unread
+                assert sock.recv(1024) == b""  # closed with no answer
+        assert server.worker(other_than=killed)  # gunicorn's next worker
+        (partial,) = spooled()  # what the dead worker was receiving, in its own folder
+        assert partial.parent.name.endswith(f"-{killed}")
+        with tenant_context(world_a.tenant):
+            assert not ImportJob.objects.exists()  # no job queued or running forever
+            assert not Product.objects.exists()
+        assert _stored_uploads() == stored  # nothing reached the media storage
+        catalog_tasks.sweep_orphan_uploads_all()  # the hourly sweep
+        assert not partial.parent.exists()
+        workers.start("ingest")
+        answer = httpx.post(
+            f"http://127.0.0.1:{server.port}/api/v1/imports/",
+            headers={"Authorization": f"Api-Key {key}", "Content-Type": content_type},
+            content=body,
+            timeout=60,
+        )
+        assert answer.status_code == 202, answer.text
+        assert not spooled()  # deleted when its request ended
+    finally:
+        server.stop()
+    job = answer.json()["id"]
+    _wait(lambda: _job(world_a.tenant, ImportJob, job).is_finished, 60, "the next import")
+    with tenant_context(world_a.tenant):
+        done = ImportJob.objects.get(pk=job)
+        assert done.status == ImportJob.Status.SUCCEEDED, done.message
+        assert ImportJob.objects.count() == 1
+        assert Product.objects.count() == count  # each row once
+        assert Product.objects.get(sku="W77").price == Decimal("37.50")
 
 
 def test_tasks_queued_before_a_broker_restart_run_once_after_it(redis, workers, client):

@@ -1,5 +1,6 @@
 from celery import shared_task
 
+from pricing_saas.web.uploads import sweep_dead_uploads
 from tenants.jobs import retry_while_running
 from tenants.models import Tenant
 from tenants.tasks import tenant_task
@@ -22,7 +23,9 @@ def sweep_orphan_uploads(self, tenant) -> int:
 
 @shared_task(name="catalog.sweep_orphan_uploads_all", queue="default")
 def sweep_orphan_uploads_all() -> int:
-    """Hourly (celery beat): one sweep per active tenant, each in its own tenant's context."""
+    """Hourly (celery beat): one sweep per active tenant, each in its own tenant's context, and
+    the partial uploads of this host's web processes that died (pricing_saas.web.uploads)."""
+    sweep_dead_uploads()
     tenants = list(Tenant.objects.filter(status=Tenant.Status.ACTIVE).values_list("pk", flat=True))
     for tenant_id in tenants:
         sweep_orphan_uploads.delay(tenant_id)

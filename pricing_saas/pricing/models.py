@@ -9,7 +9,7 @@ from typing import Self
 from django.db import models
 
 from tenants import parts as job_parts
-from tenants.jobs import CancellableJob, Job, JobStates, JobStatus, TimeLimit
+from tenants.jobs import LOST_MESSAGE, CancellableJob, Job, JobStates, JobStatus, TimeLimit
 from tenants.models import TenantOwned
 
 
@@ -63,15 +63,16 @@ class RepriceJob(CancellableJob):
                 return stale
         return super().is_stale(now)
 
-    def mark_lost(self) -> Self:
-        """The worker died: the demand run this job was training in that worker's process
-        (named in demand_version while it trains) died with it."""
+    def mark_lost(self, message: str = LOST_MESSAGE) -> Self:
+        """The worker died (or the run lost its database): the demand run this job was
+        training in that worker's process (named in demand_version while it trains) died with
+        it."""
         version = self.demand_version
         if version is not None and version.status in type(version).states.active:
-            version.mark_lost()
+            version.mark_lost(message)
         if self.parts and self.parts.get("folder"):  # a job in parts: its staged rows go
             job_parts.clean(self.parts)
-        return super().mark_lost()
+        return super().mark_lost(message)
 
 
 class Recommendation(TenantOwned):

@@ -24,6 +24,7 @@ from pricing_saas.web.errors import ConflictError, ServiceError
 from tenants import audit
 from tenants.bulk import copy_insert
 from tenants.context import get_current_actor, require_current_tenant
+from tenants.jobs import connection_lost, fail_once_the_database_answers
 
 from . import approvals
 from .models import PriceChange, PriceLock, Recommendation, RepriceJob, RuleSet
@@ -95,6 +96,9 @@ def run_reprice(*, job_id: int) -> RepriceJob | None:
         return job
     except Exception as exc:
         logger.exception("reprice %s failed", job.pk)
+        if connection_lost(exc):  # a database restart: no row can be written until it is back
+            fail_once_the_database_answers(job, exc)
+            raise
         job.fail(str(exc))
         _log(job, f"failed: {exc.__class__.__name__}: {exc}")
         raise

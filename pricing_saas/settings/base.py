@@ -4,6 +4,7 @@ module and override what differs."""
 
 from __future__ import annotations
 
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote
@@ -215,6 +216,16 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# An upload larger than FILE_UPLOAD_MAX_MEMORY_SIZE is spooled to a folder of the receiving
+# process under UPLOAD_TEMP_DIR (a disk of the web host's own): what a killed web process was
+# receiving is deleted once it is gone (pricing_saas/web/uploads.py).
+UPLOAD_TEMP_DIR = env(
+    "UPLOAD_TEMP_DIR", default=str(Path(tempfile.gettempdir()) / "pricing-uploads")
+)
+FILE_UPLOAD_HANDLERS = [
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "pricing_saas.web.uploads.ProcessFolderUploadHandler",
+]
 
 # --- REST API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {

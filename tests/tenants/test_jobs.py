@@ -11,6 +11,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
+from django.db import IntegrityError, InterfaceError, OperationalError
 from django.utils import timezone
 
 from ml import tasks as ml_tasks
@@ -21,7 +22,15 @@ from pricing_saas.pricing import services as pricing_services
 from pricing_saas.pricing import tasks as pricing_tasks
 from pricing_saas.pricing.models import Publication, RepriceJob
 from tenants.context import tenant_context
-from tenants.jobs import LOST_MESSAGE, CancellableJob, Job, retry_while_running
+from tenants.jobs import (
+    DATABASE_LOST_MESSAGE,
+    LOST_MESSAGE,
+    CancellableJob,
+    Job,
+    connection_lost,
+    fail_once_the_database_answers,
+    retry_while_running,
+)
 
 pytestmark = pytest.mark.django_db
 TEST_SETTINGS = "pricing_saas.settings.test"
@@ -321,3 +330,59 @@ def test_a_delivery_that_finds_its_job_running_asks_again_once_it_would_be_stale
         job.finish(status=model.states.failed, message="done")
         retry_while_running(_Task(), job)  # finished: nothing to do
         retry_while_running(_Task(), None)
+
+
+class _DriverError(Exception):
+    """The driver's exception under Django's: its SQLSTATE (None: no answer from the server)."""
+
+    def __init__(self, pgcode):
+        super().__init__(pgcode)
+        self.pgcode = pgcode
+
+
+def _wrapped(cls, pgcode):
+    exc = cls("from the driver")
+    exc.__cause__ = _DriverError(pgcode)
+    return exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "lost"),
+    [
+        (_wrapped(OperationalError, None), True),  # server closed the connection unexpectedly
+        (_wrapped(OperationalError, "57P01"), True),  # terminated, or a fast shutdown
+        (_wrapped(OperationalError, "57P03"), True),  # the server is starting up
+        (_wrapped(OperationalError, "08006"), True),  # connection failure
+        (InterfaceError("connection already closed"), True),
+        (_wrapped(OperationalError, "57014"), False),  # statement timeout: the connection is good
+        (_wrapped(OperationalError, "40P01"), False),  # deadlock
+        (_wrapped(IntegrityError, "23505"), False),
+        (ValueError("not the database"), False),
+    ],
+    ids=lambda value: str(value),
+)
+def test_connection_lost_tells_a_broken_connection_from_an_error_of_the_statement(exc, lost):
+    assert connection_lost(exc) is lost
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_whose_database_connection_broke_is_failed_with_the_reason_and_its_demand_run(
+    world_a,
+):
+    """Once the database answers (at once here), never left running until stale; a job that
+    has ended meanwhile is left as it is."""
+    broke = InterfaceError("connection already closed")
+    with tenant_context(world_a.tenant):
+        version = make(ModelVersion, kind=ModelVersion.Kind.DEMAND)
+        job, _ok = RepriceJob.claim(make(RepriceJob, demand_version=version).pk)
+        set_row(version, status=ModelVersion.Status.TRAINING)
+        assert fail_once_the_database_answers(job, broke)
+        for row in (RepriceJob.objects.get(pk=job.pk), ModelVersion.objects.get(pk=version.pk)):
+            assert row.status == type(row).states.failed
+            assert (
+                row.message == f"{DATABASE_LOST_MESSAGE}: connection already closed; marked failed"
+            )
+        done, _ok = RepriceJob.claim(make(RepriceJob).pk)
+        done.finish(message="finished by another delivery")
+        assert not fail_once_the_database_answers(done, broke)
+        assert RepriceJob.objects.get(pk=done.pk).status == RepriceJob.Status.SUCCEEDED
