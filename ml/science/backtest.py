@@ -298,6 +298,12 @@ def champion_challenger(panel: Panel, champion: DemandCurve, holdout_days: int) 
     price = np.asarray(panel.price, float)
     priced = np.isfinite(price) & (price > 0)
     n = panel.n_skus
+    fitted = len(challenger.elasticity)
+    if fitted < n:  # the last SKUs sold only on the held-out days: the challenger knows none
+        challenger = challenger.subset(np.minimum(np.arange(n), fitted - 1))
+        challenger = replace(
+            challenger, elasticity=np.where(np.arange(n) < fitted, challenger.elasticity, np.nan)
+        )
     sloped = lambda c: (  # noqa: E731
         np.isfinite(c.elasticity)
         & (c.elasticity < 0)

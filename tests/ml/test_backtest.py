@@ -55,6 +55,18 @@ def test_a_champion_that_knows_the_truth_is_not_replaced_by_a_noisier_refit():
     assert not result.wins
 
 
+def test_a_product_that_sold_only_on_the_held_out_days_is_left_out_of_the_judgement():
+    # The newest product (the highest index) started selling inside the held-out days: the
+    # refit never saw it, so it is scored by neither model, and the others are judged as usual.
+    panel = _history(days=150, skus=41, true=-2.5)
+    late = (panel.sku == 40) & (panel.day < panel.day.max() - 9)
+    panel = Panel(sku=panel.sku[~late], day=panel.day[~late], units=panel.units[~late],
+                  price=panel.price[~late])  # fmt: skip
+    result = champion_challenger(panel, _champion(panel, -0.3), holdout_days=28)
+    assert result.skus == 40 and result.rows == 40 * 28
+    assert result.wins
+
+
 def test_the_holdout_is_only_days_the_champion_never_saw():
     assert holdout_for(last_day=1000, champion_last_day=990) == 0  # 10 new days: no judgement
     assert holdout_for(last_day=1000, champion_last_day=986) == 7  # half of the 14 new days
