@@ -195,23 +195,48 @@ def _backtest(version: ModelVersion, sample, ids: list) -> dict:
     spans the tenant; the reduce promotes by this verdict. A backtest that cannot be run keeps
     the version in force, with the reason."""
     from . import services
+    from .selectors import promoted_version
 
+    current = promoted_version(ModelVersion.Kind.DEMAND)
+    judged = {"in_force_id": current.pk if current is not None else None}
     try:
         verdict = services._challenge(sample, np.asarray(ids, dtype=np.int64))
     except Exception as exc:  # the run itself goes on: only its promotion is at stake
         logger.exception("backtest of demand run %s failed", version.pk)
         return {
+            **judged,
             "promoted": False,
             "message": f"Not promoted: the backtest failed ({exc.__class__.__name__}: {exc}); "
             "it stays ready (promote it by hand to use it anyway).",
         }
     if "skus" not in verdict:  # nothing was scored (no version in force, no newer days)
-        return verdict
+        return {**verdict, **judged}
+    message = verdict["message"]
+    head, dot = (message[:-1], ".") if message.endswith(".") else (message, "")
     return {
         **verdict,
+        **judged,
         "sample_products": len(ids),
-        "message": f"{verdict['message']} (judged on {len(ids):,} products sampled over the "
-        "tenant)",
+        "message": f"{head}; judged on {len(ids):,} products sampled over the tenant{dot}",
+    }
+
+
+def _verdict_now(plan: dict) -> dict:
+    """The pooled stage's verdict, if the version it judged against is still the one in force
+    (the parts take hours on a large tenant: a version promoted or rolled back meanwhile by a
+    person is not overridden by a verdict about another)."""
+    from .selectors import promoted_version
+
+    verdict = plan["verdict"]
+    current = promoted_version(ModelVersion.Kind.DEMAND)
+    if (current.pk if current is not None else None) == verdict.get("in_force_id"):
+        return verdict
+    now = f"v{current.version}" if current is not None else "none"
+    return {
+        **verdict,
+        "promoted": False,
+        "message": f"Not promoted: the version in force changed since this run was backtested "
+        f"(now {now}); it stays ready (promote it by hand to use it anyway).",
     }
 
 
@@ -455,7 +480,7 @@ def run_reduce(version_id: int) -> ModelVersion | None:
                 },
             },
             last_day=date.fromordinal(int(pooled.day_range[1])),
-            challenge=(lambda: plan["verdict"]) if "verdict" in plan else None,
+            challenge=(lambda: _verdict_now(plan)) if "verdict" in plan else None,
         )
         _clean(plan)
     return version

@@ -186,6 +186,27 @@ def test_a_gated_retraining_in_parts_is_judged_on_its_sample_as_a_one_process_ru
     assert refreshed(market, in_force).status == ("ready" if expected["promoted"] else "promoted")
 
 
+def test_a_gated_retraining_in_parts_is_not_promoted_over_a_version_put_in_force_meanwhile(
+    market, parts, settings
+):
+    """The parts of a large tenant take hours: a version a person puts in force after the
+    backtest is not replaced on the strength of a verdict about another."""
+    settings.DEMAND_PARTITION_MIN_SKUS = 10**9
+    earlier = train_demand(market)
+    judged_against = train_demand(market)
+    assert judged_against.status == "promoted"
+    settings.DEMAND_PARTITION_MIN_SKUS = 0
+    with tenant_context(market.tenant):
+        version = services.start_training(kind="demand", gate=True, reason="drift", enqueue=False)
+        services.run_training(version_id=version.pk)  # the pooled stage judges it
+        services.promote(version=refreshed(market, earlier))  # a person rolls back meanwhile
+    parts.run()
+    version = refreshed(market, version)
+    assert version.status == "ready"
+    assert "the version in force changed since this run was backtested" in version.message
+    assert refreshed(market, earlier).status == "promoted"
+
+
 def test_a_gated_retraining_in_parts_that_loses_its_backtest_leaves_the_version_in_force(
     market, parts, settings, monkeypatch
 ):
