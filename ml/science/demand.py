@@ -171,6 +171,8 @@ def _controls(
         cols.append(np.where(known, ramp(gap, _ramp_sd(panel)), 0.0))
         names.append("competitor_above")
 
+    if not cols:  # a dummy per period and a single period: no control varies
+        return np.empty((len(day), 0)), names
     return np.column_stack(cols), names
 
 
@@ -403,7 +405,7 @@ def _rows(panel: Panel, n: int | None = None, pooled: Pooled | None = None) -> _
             if name in every:
                 columns.append(controls[:, every.index(name)])
             elif name.startswith("period_"):
-                columns.append((sub.day == type(sub.day[0])(name[7:])).astype(float))
+                columns.append((sub.day == sub.day.dtype.type(name[7:])).astype(float))
             else:
                 raise ValueError(f"the pooled fit's control {name!r} is not in this block")
         controls = np.column_stack(columns) if columns else np.empty((len(y), 0))
