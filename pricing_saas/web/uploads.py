@@ -7,19 +7,25 @@ part received stays on the host's disk, up to the 2 GB an upload may have. Here 
 spools into a folder of its own, `UPLOAD_TEMP_DIR/<host>-<pid>`, so that a folder whose process
 is gone is known to be garbage: `sweep_dead_uploads()` deletes those of this host. It runs
 when a process spools its first upload (gunicorn's replacement for a killed worker cleans up
-after it) and hourly with the sweep of stored uploads (`catalog.sweep_orphan_uploads_all`).
+after it) and hourly with the sweep of stored uploads (`catalog.sweep_orphan_uploads_all`,
+on a host that also runs a default-queue worker). The folder must be the host's own and not
+shared between pid namespaces (two containers of one host name would read each other's process
+ids), and only its user may write to it (checked on every upload).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import socket
+import stat
 import tempfile
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, TemporaryFileUploadHandler
 
@@ -34,13 +40,31 @@ def _prefix() -> str:
     return f"{socket.gethostname()}-"
 
 
+def _private_dir(path: Path) -> Path:
+    """`path` as a folder of this process's user that no one else may write to (made with mode
+    700 where it is missing): never a link, never a folder another local user made first, who
+    could swap a spooled upload before it is stored (the default root is under the shared
+    temporary folder)."""
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise ImproperlyConfigured(
+            f"UPLOAD_TEMP_DIR: {path} must be a folder (not a link) of the user the web process "
+            "runs as, writable by that user alone"
+        )
+    return path
+
+
 def process_folder() -> Path:
-    """This process's spool folder, made on first use (dead processes' folders swept then)."""
+    """This process's spool folder, checked on every upload (a cleaner of the temporary folder
+    may have removed it since), made on first use (dead processes' folders swept then)."""
     name = f"{_prefix()}{os.getpid()}"
-    folder = _ready.get(name)
-    if folder is None:
-        folder = Path(settings.UPLOAD_TEMP_DIR) / name
-        folder.mkdir(parents=True, exist_ok=True)
+    root = Path(settings.UPLOAD_TEMP_DIR)
+    if not root.parent.exists():
+        root.parent.mkdir(parents=True, exist_ok=True)
+    folder = _private_dir(_private_dir(root) / name)
+    if name not in _ready:
         _ready.clear()
         _ready[name] = folder
         sweep_dead_uploads()
@@ -70,7 +94,9 @@ def sweep_dead_uploads() -> int:
         pid = folder.name.removeprefix(prefix)
         if not folder.name.startswith(prefix) or not pid.isdigit() or _alive(int(pid)):
             continue
-        files = sum(1 for path in folder.rglob("*") if path.is_file())
+        if folder.is_symlink() or not folder.is_dir():  # not a spool folder: left alone
+            continue
+        files = sum(len(names) for _path, _dirs, names in os.walk(folder, followlinks=False))
         shutil.rmtree(folder, ignore_errors=True)
         deleted += files
     if deleted:

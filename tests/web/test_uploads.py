@@ -60,3 +60,49 @@ def test_a_large_upload_is_spooled_in_the_process_folder_and_gone_with_its_reque
     assert not dead.exists()  # the first upload of a process sweeps the dead ones
     upload.close()
     assert not os.path.exists(path)
+
+
+def _spooled_path() -> str:
+    request = RequestFactory().post(
+        "/", {"file": SimpleUploadedFile("big.csv", b"x" * 3_000_000, content_type="text/csv")}
+    )
+    upload = request.FILES["file"]
+    path = upload.temporary_file_path()
+    upload.close()
+    return path
+
+
+def test_a_spool_folder_removed_while_the_process_lives_is_made_again(spool):
+    import shutil
+
+    first = _spooled_path()
+    shutil.rmtree(os.path.dirname(first))  # a cleaner of the temporary folder went by
+    assert os.path.dirname(_spooled_path()) == os.path.dirname(first)
+
+
+@pytest.mark.parametrize("how", ["link", "group-writable"])
+def test_a_spool_root_that_others_could_write_to_is_refused(settings, tmp_path, monkeypatch, how):
+    from django.core.exceptions import ImproperlyConfigured
+
+    monkeypatch.setattr(uploads, "_ready", {})
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    root = tmp_path / "root"
+    if how == "link":
+        root.symlink_to(real)
+    else:
+        root.mkdir()
+        root.chmod(0o770)
+    settings.UPLOAD_TEMP_DIR = str(root)
+    with pytest.raises(ImproperlyConfigured, match="UPLOAD_TEMP_DIR"):
+        uploads.process_folder()
+    assert not any(real.iterdir())  # nothing spooled where another user could reach it
+
+
+def test_the_sweep_leaves_a_link_named_like_a_dead_process_alone(spool, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "keep.txt").write_text("not a spool file")
+    link = spool / f"{socket.gethostname()}-{_dead_pid()}"
+    link.symlink_to(outside)
+    assert uploads.sweep_dead_uploads() == 0
+    assert link.is_symlink() and (outside / "keep.txt").exists()
