@@ -25,6 +25,7 @@ runs and `ready` when it succeeds), `states` says which one plays which part.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -277,9 +278,10 @@ def retry_while_running(task, job: Job | None) -> None:
 
 
 # SQLSTATEs of a server that ends or refuses the session: admin_shutdown (a fast shutdown or
-# pg_terminate_backend), crash_shutdown, cannot_connect_now (starting up); class 08 is the
-# connection exceptions.
-_SESSION_ENDED = ("57P01", "57P02", "57P03")
+# pg_terminate_backend), crash_shutdown, cannot_connect_now (starting up), idle_session_timeout,
+# idle_in_transaction_session_timeout, too_many_connections (every client reconnecting at once
+# after a restart); class 08 is the connection exceptions.
+_SESSION_ENDED = ("57P01", "57P02", "57P03", "57P05", "25P03", "53300")
 
 
 def connection_lost(exc: BaseException) -> bool:
@@ -288,9 +290,14 @@ def connection_lost(exc: BaseException) -> bool:
     deadlock, a timeout), whose connection is still good."""
     if isinstance(exc, InterfaceError):  # "connection already closed"
         return True
-    if not isinstance(exc, OperationalError):
+    if not isinstance(exc, DatabaseError):
         return False
+    raw = connection.connection
+    if raw is not None and getattr(raw, "closed", 0):  # whatever the server said, it is gone
+        return True
     code = getattr(exc.__cause__, "pgcode", None)
+    if not isinstance(exc, OperationalError):  # e.g. 25P03 comes as an InternalError
+        return code in _SESSION_ENDED
     # No SQLSTATE: the client found the socket closed ("server closed the connection
     # unexpectedly") or could not connect.
     return code is None or code.startswith("08") or code in _SESSION_ENDED
@@ -305,13 +312,17 @@ def fail_once_the_database_answers(
     leave it running until stale (its task's hard time limit). Its rows were written in
     transactions that the broken connection rolled back. A job another delivery has ended
     meanwhile is left as it is. Gives up after `wait_s` seconds, and inside a caller's
-    transaction (which must end first). Returns whether the job was marked."""
+    transaction (which must end first). Returns whether the job was marked. The wait is one
+    per outage: a job whose inner run (a reprice training its demand model) already waited on
+    the same exception waits only what is left of it."""
     if connection.in_atomic_block:
         return False
     first_line = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
     message = f"{DATABASE_LOST_MESSAGE}: {first_line}; marked failed"
     model = type(job)
-    deadline = time.monotonic() + wait_s
+    deadline = getattr(exc, "_database_deadline", None) or time.monotonic() + wait_s
+    with contextlib.suppress(AttributeError):  # an exception that takes no attribute
+        exc._database_deadline = deadline
     while True:
         connection.close()  # the broken one; the next statement opens a new connection
         try:

@@ -110,6 +110,11 @@ else:
 DATABASE_APP_MAY_TRUNCATE = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A database host that does not answer (a failover in progress) fails a connection attempt in
+# seconds instead of the kernel's two minutes of retries (libpq's connect_timeout).
+DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+    "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=10)
+)
 # Server-side cursors would run outside the per-statement tenant setting of row-level security
 # (see tenants/db_backend/); .iterator() therefore fetches in chunks on the client.
 DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True

@@ -11,7 +11,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-from django.db import IntegrityError, InterfaceError, OperationalError
+from django.db import IntegrityError, InterfaceError, InternalError, OperationalError
 from django.utils import timezone
 
 from ml import tasks as ml_tasks
@@ -353,6 +353,10 @@ def _wrapped(cls, pgcode):
         (_wrapped(OperationalError, "57P01"), True),  # terminated, or a fast shutdown
         (_wrapped(OperationalError, "57P03"), True),  # the server is starting up
         (_wrapped(OperationalError, "08006"), True),  # connection failure
+        (_wrapped(OperationalError, "57P05"), True),  # idle_session_timeout ended it
+        (_wrapped(InternalError, "25P03"), True),  # idle_in_transaction_session_timeout
+        (_wrapped(OperationalError, "53300"), True),  # too many connections, after a restart
+        (_wrapped(InternalError, "25P02"), False),  # a failed transaction: the session lives
         (InterfaceError("connection already closed"), True),
         (_wrapped(OperationalError, "57014"), False),  # statement timeout: the connection is good
         (_wrapped(OperationalError, "40P01"), False),  # deadlock
@@ -386,3 +390,32 @@ def test_a_run_whose_database_connection_broke_is_failed_with_the_reason_and_its
         done.finish(message="finished by another delivery")
         assert not fail_once_the_database_answers(done, broke)
         assert RepriceJob.objects.get(pk=done.pk).status == RepriceJob.Status.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_wait_for_the_database_is_one_per_outage_not_one_per_nested_run(monkeypatch):
+    """A reprice that trains its demand model in its own process handles one broken connection
+    twice (the training run, then the job): the second waits only what is left of the first's
+    wait, never another full one."""
+    import contextlib
+    import time as clock
+
+    from tenants import jobs
+
+    down = _wrapped(OperationalError, "57P03")  # the server is starting up: refused
+
+    @contextlib.contextmanager
+    def refused():
+        raise down
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(jobs.transaction, "atomic", refused)
+    monkeypatch.setattr(jobs.connection, "close", lambda: None)
+    broke = InterfaceError("connection already closed")
+    inner, outer = RepriceJob(pk=1), RepriceJob(pk=2)
+    started = clock.monotonic()
+    assert not fail_once_the_database_answers(inner, broke, wait_s=1.0)
+    first = clock.monotonic() - started
+    assert not fail_once_the_database_answers(outer, broke, wait_s=1.0)
+    second = clock.monotonic() - started - first
+    assert 1.0 <= first < 3.0 and second < 0.5
