@@ -81,8 +81,11 @@ def _task_killed(sender=None, task_id=None, exception=None, **kwargs) -> None:
 
     from tenants import metrics
 
-    if isinstance(exception, TimeLimitExceeded):
-        metrics.task_ended(task_id, getattr(sender, "name", "unknown"), "TIME_LIMIT")
+    # A task that raised TimeLimitExceeded itself (a sub-task's result re-raised in its body)
+    # ran here and its postrun counts it.
+    if isinstance(exception, TimeLimitExceeded) and not metrics.is_running_here(task_id):
+        limit = exception.args[0] if exception.args else None
+        metrics.task_ended(task_id, getattr(sender, "name", "unknown"), "TIME_LIMIT", limit)
 
 
 @signals.task_revoked.connect

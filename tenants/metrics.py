@@ -47,11 +47,22 @@ def task_started(task_id: str) -> None:
     _started[task_id] = time.monotonic()
 
 
-def task_ended(task_id: str | None, name: str, state: str | None) -> None:
+def is_running_here(task_id: str | None) -> bool:
+    """Whether this process started the task (its body runs here)."""
+    return task_id in _started
+
+
+def task_ended(
+    task_id: str | None, name: str, state: str | None, seconds: float | None = None
+) -> None:
+    """Count a task's end; its run time is measured here where it started, else `seconds`
+    (a task killed at its hard time limit ran for the limit)."""
     started = _started.pop(task_id, None) if task_id else None
     TASKS.labels(task=name, state=state or "UNKNOWN").inc()
     if started is not None:
         TASK_SECONDS.labels(task=name).observe(time.monotonic() - started)
+    elif seconds is not None:
+        TASK_SECONDS.labels(task=name).observe(float(seconds))
 
 
 def job_claimed(job) -> None:
