@@ -1,6 +1,6 @@
 """Fault drills on real workers, a real Redis and a real gunicorn: a worker killed with SIGKILL in
-the middle of a reprice, of a demand training on its own `ml_train` queue, of an import and of
-a publication; the broker restarted with tasks in its queue; the database restarted during a
+the middle of a reprice, of a demand training and of the text model's fine-tune on their own
+`ml_train` queue, of an import and of a publication; the broker restarted with tasks in its queue; the database restarted during a
 reprice; a web process killed while it receives an upload.
 
 What makes them come out right (docs/architecture.md, "Celery"): tasks acknowledge late
@@ -439,6 +439,72 @@ def test_a_training_killed_on_its_queue_is_failed_and_the_model_in_force_stays(
         assert rows.count() == rows.values("product").distinct().count() == estimates
         assert _stored_models() - stored == {Path(done.artifact.path)}
         assert ModelVersion.objects.get(pk=in_force.pk).status == ModelVersion.Status.READY
+
+
+def test_a_text_model_fine_tune_killed_on_its_queue_is_failed_and_the_model_in_force_stays(
+    redis, workers, client
+):
+    """The BERT-family fine-tune (MiniLM) killed between its training steps: the run is failed
+    on redelivery, no artifact and no reference price of it exist, and the text model in force
+    (the TF-IDF baseline here) stays in force with its reference prices."""
+    from ml import services as ml_services
+    from ml.models import ReferencePrice
+    from ml.tasks import train_model_version
+
+    tenant = TenantFactory()
+    kinds = ("wool scarf", "steel kettle", "oak shelf", "silk tie", "glass vase", "leather belt")
+    rows = [
+        {"sku": f"T{i}", "title": f"{kinds[i % 6]} model {i} size {1 + i % 5}",
+         "price": f"{(10 + 7 * (i % 6)) * (1 + 0.1 * (i % 5)):.2f}", "category": kinds[i % 6]}
+        for i in range(240)
+    ]  # fmt: skip
+    text = ModelVersion.Kind.TEXT
+    with tenant_context(tenant):
+        import_rows(kind="products", rows=rows)
+        in_force = ml_services.start_training(kind=text, trainer="baseline", enqueue=False)
+        in_force = ml_services.run_training(version_id=in_force.pk, sync=True)
+        assert in_force.status == ModelVersion.Status.PROMOTED, in_force.message
+        references = set(
+            ReferencePrice.objects.filter(model_version=in_force).values_list("product", "price")
+        )
+        assert len(references) == len(rows)
+        killed = ml_services.start_training(kind=text, trainer="finetune", epochs=3, enqueue=False)
+    stored = _stored_models()
+    client.app.send_task(train_model_version.name, args=[tenant.pk, killed.pk], queue="ml_train")
+    # killed between fine-tuning steps: the run reports every fifth step
+    _kill_while_running(
+        workers, tenant, ModelVersion, killed.pk, "ml_train",
+        when=lambda v: 0 < (v.progress or {}).get("step", 0) < (v.progress or {}).get(
+            "total_steps", 0
+        ),
+    )  # fmt: skip
+    lost = _redeliver(workers, tenant, ModelVersion, killed.pk, "ml_train", 60)
+    with tenant_context(tenant):
+        assert lost.status == ModelVersion.Status.FAILED and lost.message == LOST_MESSAGE
+        assert not lost.artifact and _stored_models() == stored  # nothing half-written
+        assert not ReferencePrice.objects.filter(model_version=lost).exists()
+        current = ModelVersion.objects.get(kind=text, status=ModelVersion.Status.PROMOTED)
+        assert current.pk == in_force.pk  # the model in force stays in force
+        assert (
+            set(
+                ReferencePrice.objects.filter(model_version=in_force).values_list(
+                    "product", "price"
+                )
+            )
+            == references
+        )
+        after = ml_services.start_training(kind=text, trainer="baseline", enqueue=False)
+        assert after.pk != lost.pk  # the dead run blocks nothing
+    client.app.send_task(train_model_version.name, args=[tenant.pk, after.pk], queue="ml_train")
+    _wait(
+        lambda: _job(tenant, ModelVersion, after.pk).is_finished, 60, "the next training", workers
+    )
+    with tenant_context(tenant):
+        done = ModelVersion.objects.get(pk=after.pk)
+        assert done.status in (ModelVersion.Status.READY, ModelVersion.Status.PROMOTED), (
+            done.message
+        )
+        assert done.artifact
 
 
 def _restart_database(seconds: float) -> int:
