@@ -92,8 +92,10 @@ def worker(broker):
     yield from _worker(broker, "default")
 
 
-def _worker(broker, queues, **settings):
-    env = {
+def process_env(broker: str, **settings) -> dict:
+    """The environment of a worker or web process a test starts: the test settings, the test
+    database, `broker` as broker and result backend, tasks sent (never run eagerly)."""
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "pricing_saas.settings.test",
         "DATABASE_URL": database_url_of_tests(),
@@ -102,6 +104,10 @@ def _worker(broker, queues, **settings):
         "CELERY_TASK_ALWAYS_EAGER": "false",
         **settings,
     }
+
+
+def _worker(broker, queues, **settings):
+    env = process_env(broker, **settings)
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -49,7 +49,7 @@ from tenants.context import tenant_context
 from tenants.jobs import DATABASE_LOST_MESSAGE, LOST_MESSAGE
 
 from .factories import TenantFactory
-from .test_celery_worker import _free_port, database_url_of_tests, redis_server_or_fail
+from .test_celery_worker import _free_port, process_env, redis_server_or_fail
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,15 +130,7 @@ class Workers:
                  "-Q", queues, "--without-heartbeat", "--without-gossip", "--without-mingle",
                  "-l", "WARNING"],
                 cwd=ROOT,
-                env={
-                    **os.environ,
-                    "DJANGO_SETTINGS_MODULE": "pricing_saas.settings.test",
-                    "DATABASE_URL": database_url_of_tests(),
-                    "CELERY_BROKER_URL": self.broker,
-                    "CELERY_RESULT_BACKEND": self.broker,
-                    "CELERY_TASK_ALWAYS_EAGER": "false",
-                    **env,
-                },
+                env=process_env(self.broker, **env),
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )  # fmt: skip
@@ -212,6 +204,18 @@ def _shop(tenant, skus: int = 300, days: int = 120) -> None:
     with tenant_context(tenant):
         import_rows(kind="products", rows=products)
         import_rows(kind="sales", rows=sales)
+
+
+def _queued_reprice(client) -> tuple:
+    """A tenant with a shop (approvals by hand) and its reprice job, sent to the `reprice`
+    queue; returns both."""
+    tenant = TenantFactory()
+    _shop(tenant)
+    with tenant_context(tenant):
+        approvals.update_policy(auto_approve=False)
+        job = services.start_reprice(enqueue=False)
+    client.app.send_task("pricing.reprice", args=[tenant.pk, job.pk], queue="reprice")
+    return tenant, job
 
 
 def _backdate(tenant, model, pk: int) -> None:
@@ -293,12 +297,7 @@ def _redeliver(workers, tenant, model, pk: int, queue: str, seconds: float) -> o
 def test_a_reprice_whose_worker_is_killed_is_failed_with_the_reason_and_leaves_no_rows(
     redis, workers, client
 ):
-    tenant = TenantFactory()
-    _shop(tenant)
-    with tenant_context(tenant):
-        approvals.update_policy(auto_approve=False)
-        job = services.start_reprice(enqueue=False)
-    client.app.send_task("pricing.reprice", args=[tenant.pk, job.pk], queue="reprice")
+    tenant, job = _queued_reprice(client)
     # killed in the demand fit it runs first (a point every machine reaches, however fast)
     _kill_while_running(workers, tenant, RepriceJob, job.pk, "reprice", when=_training_demand)
     with tenant_context(tenant):
@@ -549,12 +548,7 @@ def test_a_reprice_through_a_database_restart_fails_naming_the_database_and_writ
     CI, the embedded server's `postgres` locally): a private cluster restarted with pg_ctl would
     need its own roles, schema and data for the worker, where cutting every connection of the
     test database and refusing new ones is, to the worker, the same restart."""
-    tenant = TenantFactory()
-    _shop(tenant)
-    with tenant_context(tenant):
-        approvals.update_policy(auto_approve=False)
-        job = services.start_reprice(enqueue=False)
-    client.app.send_task("pricing.reprice", args=[tenant.pk, job.pk], queue="reprice")
+    tenant, job = _queued_reprice(client)
     worker = workers.start("reprice")
 
     def training():
@@ -599,15 +593,7 @@ class Gunicorn:
             [sys.executable, "-m", "gunicorn", "pricing_saas.wsgi:application",
              "--bind", f"127.0.0.1:{self.port}", "--workers", "1", "--timeout", "60"],
             cwd=ROOT,
-            env={
-                **os.environ,
-                "DJANGO_SETTINGS_MODULE": "pricing_saas.settings.test",
-                "DATABASE_URL": database_url_of_tests(),
-                "CELERY_BROKER_URL": broker,
-                "CELERY_RESULT_BACKEND": broker,
-                "CELERY_TASK_ALWAYS_EAGER": "false",
-                **env,
-            },
+            env=process_env(broker, **env),
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )  # fmt: skip

@@ -5,7 +5,6 @@ processes (Prometheus' multiprocess mode). Labels never name a tenant."""
 from __future__ import annotations
 
 import gc
-import os
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tenants.context import tenant_context
 
 from .factories import TenantFactory
-from .test_celery_worker import _free_port, broker, database_url_of_tests  # noqa: F401
+from .test_celery_worker import _free_port, broker, process_env  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,16 +41,9 @@ def _prefork_worker(url: str, folder: Path, port: int, *extra: str) -> subproces
          "--concurrency=2", "-Q", "default,ingest", "--without-heartbeat", "--without-gossip",
          "--without-mingle", "-l", "WARNING", *extra],
         cwd=ROOT,
-        env={
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "pricing_saas.settings.test",
-            "DATABASE_URL": database_url_of_tests(),
-            "CELERY_BROKER_URL": url,
-            "CELERY_RESULT_BACKEND": url,
-            "CELERY_TASK_ALWAYS_EAGER": "false",
-            "WORKER_METRICS_PORT": str(port),
-            "PROMETHEUS_MULTIPROC_DIR": str(folder),
-        },
+        env=process_env(
+            url, WORKER_METRICS_PORT=str(port), PROMETHEUS_MULTIPROC_DIR=str(folder)
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
