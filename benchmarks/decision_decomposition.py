@@ -70,12 +70,19 @@ def decided_with(overrides: dict, sign_weight: bool = True):
 
     plain, ndtr = services.optimise, optimizer.ndtr
 
+    fields_ = dict(overrides)
+    scale = fields_.pop("competitor_sd_scale", None)  # the kink's doubt, scaled
+
     def patched(*args, **kwargs):
         args = list(args)
+        rules = args[5] if len(args) > 5 else kwargs["rules"]
+        rules = replace(rules, **fields_)
+        if scale is not None:
+            rules = replace(rules, competitor_sd=np.asarray(rules.competitor_sd) * scale)
         if len(args) > 5:
-            args[5] = replace(args[5], **overrides)
+            args[5] = rules
         else:
-            kwargs["rules"] = replace(kwargs["rules"], **overrides)
+            kwargs["rules"] = rules
         return plain(*args, **kwargs)
 
     services.optimise = patched
@@ -87,10 +94,29 @@ def decided_with(overrides: dict, sign_weight: bool = True):
         services.optimise, optimizer.ndtr = plain, ndtr
 
 
-def decompose(forms, seed: int, skus: int, days: int, daily: bool, traps: bool) -> dict:
+def parse_variants(text: str) -> dict[str, dict]:
+    """`name:field=value,field=value;name:...` -> {name: Rules overrides}."""
+    out = {}
+    for spec in filter(None, (part.strip() for part in text.split(";"))):
+        name, _, body = spec.partition(":")
+        fields_ = {}
+        for item in filter(None, body.split(",")):
+            key, _, value = item.partition("=")
+            key, value = key.strip(), value.strip()
+            if key == "shrink_to_pass":
+                fields_[key] = value.lower() in ("1", "true")
+            else:
+                fields_[key] = float(value)
+        out[name.strip()] = fields_
+    return out
+
+
+def decompose(
+    forms, seed: int, skus: int, days: int, daily: bool, traps: bool, variants=None
+) -> dict:
     from ml import selectors as ml_selectors
     from ml.models import ModelVersion
-    from ml.science.simulator import make_market, write_csv
+    from ml.science.simulator import make_market, score, write_csv
     from pricing_saas.catalog.importer import import_file
     from pricing_saas.pricing import approvals
     from pricing_saas.pricing import services as pricing
@@ -149,6 +175,7 @@ def decompose(forms, seed: int, skus: int, days: int, daily: bool, traps: bool) 
                 {"gain_z": 0.0, "test_z": 0.0, "min_gain_abs": 0.0, "min_gain_rel": 0.0},
                 sign_weight=False,
             )
+            tried = {name: decide(over) for name, over in (variants or {}).items()}
     finally:
         delete_tenant(tenant=tenant)
     at = {s: i for i, s in enumerate(catalog.sku)}
@@ -190,6 +217,9 @@ def decompose(forms, seed: int, skus: int, days: int, daily: bool, traps: bool) 
     out["wrong_way_skus"] = int(np.sum(wrong))
     out["mismatch"] = mismatch
     out["skus"] = len(idx)
+    for name, rec in tried.items():
+        got = score(market, rec.price[order], floor, ceiling)
+        out[f"variant:{name}"] = (got["captured"], got["losing_share"])
     return out
 
 
@@ -216,7 +246,15 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--reports", default="orders,daily")
     parser.add_argument("--traps", action="store_true", help="trap markets (all four traps)")
+    parser.add_argument(
+        "--variants",
+        default="",
+        help="decision rules to score on the same estimates, e.g. "
+        "'now:;point-pass:gain_z=0,shrink_to_pass=1' (Rules fields; captured share and SKUs "
+        "losing money for each, scored as decision_quality.py does)",
+    )
     args = parser.parse_args()
+    variants = parse_variants(args.variants)
     import django
 
     django.setup()
@@ -227,10 +265,21 @@ def main() -> None:
     print("| demand forms | seed | report | " + " | ".join(cols) + " | wrong-way SKUs |")
     print("| --- | --- | --- |" + " --- |" * (len(cols) + 1))
     totals: dict[str, dict] = {}
+    tried: dict[tuple, list] = {}
     for forms in cases:
         for seed in (int(s) for s in args.seeds.split(",")):
             for report in args.reports.split(","):
-                got = decompose(forms, seed, args.skus, args.days, report == "daily", args.traps)
+                got = decompose(
+                    forms, seed, args.skus, args.days, report == "daily", args.traps, variants
+                )
+                for name in variants:
+                    captured, losing = got.pop(f"variant:{name}")
+                    tried.setdefault((report, name), []).append((captured, losing))
+                    print(
+                        f"  variant {name} ({report}): captured {captured:.3f}, "
+                        f"losing {losing:.2%}",
+                        flush=True,
+                    )
                 if got["mismatch"]:
                     print(f"warning: {got['mismatch']} prices differ from the stored job's")
                 share = shares(got)
@@ -259,6 +308,12 @@ def main() -> None:
             f"{s['gain_test']:.3f} | 0 | {s['captured']:.3f} | "
             f"{total['wrong_way_skus'] / total['skus']:.1%} |"
         )
+    if tried:
+        print("\n| report | variant | mean captured share | mean share of SKUs losing money |")
+        print("| --- | --- | --- | --- |")
+        for (report, name), runs in tried.items():
+            got = np.array(runs)
+            print(f"| {report} | {name} | {got[:, 0].mean():.3f} | {got[:, 1].mean():.2%} |")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ same direction before the last one has been observed. None of them ever forces a
 A change is recommended only when its expected objective beats keeping today's price by the
 minimum gain (absolute per day and relative), and still beats it at the `test_z` (1.645: 95 %
 one-sided) lower end of its gain, where the gain's standard error combines the uncertain parts
-of the curve as independent errors (`robust_value`); otherwise today's price is kept.
+of the curve as independent errors (`robust_value`). Where the searched price fails, the
+largest part of its move that passes the same test is recommended (`shrink_to_pass`); where no
+part does, today's price is kept.
 Where a rule forces a move, the smallest move that satisfies it is the baseline instead.
 Price endings (e.g. .99) are candidates inside the search: the better of the nearest allowed
 endings below and above, judged on the curve. Where the elasticity is uncertain the move
@@ -116,6 +118,11 @@ class Rules:
     # (1.645: a gain with 95 % probability, one-sided, to first order; None: gain_z; 0: the
     # point estimate's gain only). benchmarks/decision_decomposition.py measures each part.
     test_z: float | None = 1.645
+    # Where the searched price fails the test (or the minimum gain), the largest move toward it
+    # that passes both, on the same test (False: today's price is kept).
+    shrink_to_pass: bool = True
+    # Fractions of the failed move tried, from the whole move down.
+    shrink_steps: int = 20
 
 
 @dataclass
@@ -501,7 +508,16 @@ def _optimise(
     with np.errstate(invalid="ignore"):
         gain_low = robust_value(curve, candidate, c, by_revenue, test_z, candidate > base, base)
     differs = np.abs(candidate - base) >= 0.005
-    accept = valid & ~conflict & differs & (held | ((gain >= need) & np.nan_to_num(gain_low >= 0)))
+    passes = (gain >= need) & np.nan_to_num(gain_low >= 0)
+    retry = valid & ~conflict & differs & ~held & ~passes & ~guided
+    if rules.shrink_to_pass and retry.any():
+        smaller, found = _largest_passing(
+            curve, c, by_revenue, base, candidate, need, test_z, retry, rules
+        )
+        candidate = np.where(found, smaller, candidate)
+        passes = passes | found
+        moved_less = moved_less | found
+    accept = valid & ~conflict & differs & (held | passes)
     binding[valid & ~conflict & differs & ~accept] |= RULES["min_gain"]
     final = np.where(accept | guided, candidate, base)
     moved = ~conflict & (np.abs(final - base) >= 0.005)
@@ -628,6 +644,35 @@ def robust_value(curve, price, cost, by_revenue, z: float, up, base=None) -> np.
         )
         var = sum(np.maximum(np.nan_to_num(loss), 0.0) ** 2 for loss in losses)
         return point - np.sqrt(var)
+
+
+def _largest_passing(curve, cost, by_revenue, base, candidate, need, z, rows, rules):
+    """Per SKU in `rows`: the largest move from `base` toward `candidate` (a fraction of it, in
+    cents, on an allowed ending where one is set, never past `base`) whose gain on the curve
+    is at least `need` and still positive at its z-s.e. lower end. Returns the prices and where
+    one was found. Both bounds are inside the searched range, so every fraction is too."""
+    out, found = candidate.copy(), np.zeros(len(candidate), dtype=bool)
+    at = np.flatnonzero(rows)
+    b, x = base[at][:, None], candidate[at][:, None]
+    steps = np.linspace(1.0, 0.0, max(2, int(rules.shrink_steps)) + 1)[1:-1]
+    up = x > b
+    price = np.round(b + steps[None, :] * (x - b), 2)
+    if rules.ending is not None:
+        down_end = np.floor(price - rules.ending) + rules.ending
+        price = np.round(np.where(up, down_end, np.where(down_end < price, down_end + 1, price)), 2)
+    move = np.where(up, price > b + 0.004, price < b - 0.004)
+    part = curve.subset(at)
+    c, rev = cost[at], by_revenue[at]
+    with np.errstate(all="ignore"):
+        start = np.broadcast_to(b, price.shape)
+        gain = part.value(price, c, rev) - part.value(start, c, rev)
+        low = robust_value(part, price, c, rev, z, np.broadcast_to(up, price.shape), start)
+    ok = move & (gain >= need[at][:, None]) & np.nan_to_num(low >= 0)
+    first = np.argmax(ok, axis=1)  # the largest fraction that passes
+    hit = ok[np.arange(len(at)), first]
+    out[at[hit]] = price[hit, first[hit]]
+    found[at[hit]] = True
+    return out, found
 
 
 def _best_ending(curve, cost, by_revenue, price, fallback, lo, hi, ending, estimated):

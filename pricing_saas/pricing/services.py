@@ -18,6 +18,7 @@ from ml import panel as ml_panel
 from ml import selectors as ml_selectors
 from ml import services as ml_services
 from ml.models import ModelVersion, ReferencePrice
+from ml.science.demand import RAMP_SCALE as READING_CARRIED
 from ml.science.optimizer import RULES, Rules, optimise, rule_names
 from pricing_saas.catalog.models import CompetitorOffer, Product, SalesRecord
 from pricing_saas.web.errors import ConflictError, ServiceError
@@ -515,7 +516,9 @@ def _optimise_by_rules(
             max_price=max_price[idx],
             map_price=map_price[idx],
             competitor_price=market.competitor_price[idx],
-            competitor_sd=market.competitor_sd,
+            # today's competitor price is its latest reading carried to today: off the price
+            # buyers meet by the reading's jitter and the day's, as the fit's ramp has it
+            competitor_sd=READING_CARRIED * market.competitor_sd,
             ramp_sd=part_curve.ramp_sd,
             max_above_competitor=v["max_above_competitor"][idx],
             ending=None if ending == "nan" else float(ending),

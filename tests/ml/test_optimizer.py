@@ -32,6 +32,8 @@ def markets(draw):
         max_above_competitor=draw(st.floats(0, 0.3)),
         ending=draw(st.sampled_from([None, 0.99, 0.0, 0.49])),
         objective=draw(st.sampled_from(["profit", "revenue"])),
+        gain_z=draw(st.sampled_from([0.0, 1.0])),
+        shrink_to_pass=draw(st.booleans()),
     )
     return price, cost, units, elasticity, sd, rules
 
@@ -488,3 +490,39 @@ def test_an_uncertain_slope_and_bend_together_still_move_a_price_that_pays_on_bo
     # a slope so uncertain that the cut may lose at the search's own level: kept
     unsure = optimise([10.0], [6.0], [100.0], [-3.5], [3.0], searched, **kw)
     assert unsure.price[0] == 10.0
+
+
+def test_a_move_that_fails_the_test_shrinks_to_the_largest_move_that_passes():
+    from ml.science.optimizer import robust_value
+
+    # Elastic (-3 +- 0.5) on a 50 % margin: the point estimate's best is a 25 % cut, which does
+    # not gain at the test's 95 % end (the slope may be -2.2); a smaller cut does.
+    args = ([10.0], [5.0], [100.0], [-3.0], [0.5])
+    kept = optimise(*args, Rules(max_step=0.3, gain_z=0.0, shrink_to_pass=False))
+    assert kept.price[0] == 10.0 and "min_gain" in kept.rules_of(0)
+    rules = Rules(max_step=0.3, gain_z=0.0)  # the default: the largest part that passes
+    shrunk = optimise(*args, rules)
+    assert 7.5 < shrunk.price[0] < 10.0 and shrunk.rules_of(0) == ["uncertainty"]
+    curve = _curve_of(*args)
+
+    def low(price):
+        return robust_value(curve, np.array([price]), [5.0], [False], 1.645, [False], [10.0])[0]
+
+    assert low(shrunk.price[0]) >= 0  # it passes the test ...
+    assert low(shrunk.price[0] - 0.15) < 0  # ... and a step further toward the best does not
+    assert low(9.25) > low(shrunk.price[0])  # not the safest cut: the largest that is safe
+    assert shrunk.value_new[0] > shrunk.value_now[0]
+    # on an allowed ending, never past today's price
+    ended = optimise(*args, Rules(max_step=0.3, gain_z=0.0, ending=0.99))
+    assert ended.price[0] == 8.99 and low(8.99) >= 0
+    # a slope that may be flat (-1.5 +- 1.2): no cut of any size passes, today's price kept
+    flat = optimise([10.0], [5.0], [100.0], [-3.0], [1.6], rules)
+    assert flat.price[0] == 10.0 and "min_gain" in flat.rules_of(0)
+
+
+def _curve_of(price, cost, units, elasticity, sd):
+    from ml.science.curve import DemandCurve
+
+    return DemandCurve.build(
+        np.array(price), np.array(units), np.array(elasticity), np.array(sd), 0.0
+    )
