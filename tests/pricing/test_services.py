@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from django.utils import timezone
 
@@ -151,6 +152,32 @@ def test_todays_competitor_price_is_each_competitors_latest_in_stock_observation
         job = services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
         rec = Recommendation.objects.get(job=job, product__sku="P0")
     assert float(rec.competitor_price) == 19.5 and rec.competitor_name == "A"
+
+
+def test_the_competitors_price_is_judged_off_its_latest_reading_by_a_carried_readings_jitter(
+    shop, monkeypatch
+):
+    """Today's competitor price is its latest reading carried to today: the optimiser's doubt
+    of where it is must be the one the demand fit smoothed its ramp over (sqrt 2 x the
+    readings' jitter), not a single reading's."""
+    from pricing_saas.catalog.importer import import_rows
+
+    def at(days):
+        return (timezone.now() - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    offers = [
+        {"sku": "P0", "competitor": "A", "price": price, "observed_at": at(days)}
+        for price, days in (("19.00", 9), ("20.00", 7), ("19.00", 5), ("20.00", 3), ("19.00", 1))
+    ]
+    seen = []
+    plain = services.optimise
+    monkeypatch.setattr(services, "optimise", lambda *a, **kw: seen.append(a[5]) or plain(*a, **kw))
+    with tenant_context(shop.tenant):
+        import_rows(kind="competitor_prices", rows=offers)
+        jitter = services.tenant_competitor_sd()
+        services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
+    assert jitter == pytest.approx(np.log(20 / 19) * 1.4826 / np.sqrt(2))
+    assert seen and all(r.competitor_sd == pytest.approx(np.sqrt(2) * jitter) for r in seen)
 
 
 def test_cancel_a_queued_job(shop):
