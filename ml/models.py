@@ -6,9 +6,17 @@ from typing import Self
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from tenants.jobs import LOST_MESSAGE, CancellableJob, JobStates, TimeLimit
 from tenants.models import TenantOwned
+
+
+def artifact_path(instance, filename: str) -> str:
+    """models/<tenant id>/<year>/<month>/<name>: a tenant's model files under a prefix of its
+    own, so that its sweep (ml.services.sweep_orphan_artifacts) lists only its own files.
+    Artifacts stored before this prefix (models/<year>/<month>/) keep their names."""
+    return f"models/{instance.tenant_id}/{timezone.now():%Y/%m}/{filename}"
 
 
 class TrainingStatus(models.TextChoices):
@@ -56,7 +64,7 @@ class ModelVersion(CancellableJob):
     data_size = models.IntegerField(default=0)
     metrics = models.JSONField(default=dict, blank=True)
     progress = models.JSONField(default=dict, blank=True)  # the trainer's state while it runs
-    artifact = models.FileField(upload_to="models/%Y/%m/", blank=True)
+    artifact = models.FileField(upload_to=artifact_path, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -11,7 +11,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from pricing_saas.catalog.services import stored_under
 from pricing_saas.web.errors import NotFoundError, ServiceError
 from tenants import audit
 from tenants.context import require_current_tenant
@@ -856,3 +857,32 @@ def refresh_reference_prices(*, version_id: int) -> int:
 
 def _money(value: float) -> Decimal:
     return Decimal(str(round(min(float(value), 9_999_999_999.0), 4)))
+
+
+# A model file is stored at the end of its training task and its row committed in the same
+# task: one older than the task's hard time limit (and an hour) that no version names was left
+# by a worker killed in between.
+ARTIFACT_ORPHAN_AFTER = timedelta(seconds=ModelVersion.time_limit.hard_s) + timedelta(hours=1)
+
+
+def sweep_orphan_artifacts(*, older_than: timedelta = ARTIFACT_ORPHAN_AFTER) -> int:
+    """Delete the current tenant's stored model files that none of its versions names and that
+    are older than `older_than` (a worker killed between storing a version's artifact and
+    committing the row: the row rolled back, the file did not). Reads only the tenant's own
+    prefix (ml.models.artifact_path), so one tenant's sweep never judges another's files.
+    Returns how many were deleted."""
+    from django.core.files.storage import default_storage
+
+    storage = default_storage
+    prefix = f"models/{require_current_tenant().pk}"
+    named = set(ModelVersion.objects.exclude(artifact="").values_list("artifact", flat=True))
+    cutoff = timezone.now() - older_than
+    deleted = 0
+    for name in stored_under(storage, prefix):
+        if name in named or storage.get_modified_time(name) > cutoff:
+            continue
+        storage.delete(name)
+        deleted += 1
+    if deleted:
+        logger.warning("deleted %s model file(s) no version names under %s", deleted, prefix)
+    return deleted

@@ -1,6 +1,9 @@
 """Celery tasks of ml: thin wrappers that load by id and call a service."""
 
+from celery import shared_task
+
 from tenants.jobs import retry_while_running
+from tenants.models import Tenant
 from tenants.tasks import tenant_task
 
 from . import partitioned, services
@@ -45,3 +48,18 @@ def train_part(self, tenant, version_id: int, index: int) -> None:
 def train_reduce(self, tenant, version_id: int) -> str | None:
     version = partitioned.run_reduce(version_id)
     return version.status if version else None
+
+
+@tenant_task(name="ml.sweep_orphan_artifacts", queue="default")
+def sweep_orphan_artifacts(self, tenant) -> int:
+    return services.sweep_orphan_artifacts()
+
+
+@shared_task(name="ml.sweep_orphan_artifacts_all", queue="default")
+def sweep_orphan_artifacts_all() -> int:
+    """Daily (celery beat): one sweep of stored model files per active tenant, each in its own
+    tenant's context."""
+    tenants = list(Tenant.objects.filter(status=Tenant.Status.ACTIVE).values_list("pk", flat=True))
+    for tenant_id in tenants:
+        sweep_orphan_artifacts.delay(tenant_id)
+    return len(tenants)

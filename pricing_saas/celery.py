@@ -53,6 +53,10 @@ app.conf.update(
     # Installed into django-celery-beat's tables by the DatabaseScheduler when beat starts.
     beat_schedule={
         "sweep-orphan-uploads": {"task": "catalog.sweep_orphan_uploads_all", "schedule": 3600.0},
+        "sweep-orphan-artifacts": {
+            "task": "ml.sweep_orphan_artifacts_all",
+            "schedule": 24 * 3600.0,
+        },
     },
 )
 

@@ -369,7 +369,7 @@ def sweep_orphan_uploads(*, older_than: timedelta = ORPHAN_AFTER) -> int:
     named = set(ImportJob.objects.exclude(file="").values_list("file", flat=True))
     cutoff = timezone.now() - older_than
     deleted = 0
-    for name in _stored_under(storage, prefix):
+    for name in stored_under(storage, prefix):
         if name in named or storage.get_modified_time(name) > cutoff:
             continue
         storage.delete(name)
@@ -379,7 +379,9 @@ def sweep_orphan_uploads(*, older_than: timedelta = ORPHAN_AFTER) -> int:
     return deleted
 
 
-def _stored_under(storage, folder: str):
+def stored_under(storage, folder: str):
+    """Every file name under `folder` in `storage`, depth first (none if it has no such
+    folder)."""
     try:
         folders, files = storage.listdir(folder)
     except FileNotFoundError:  # the file system has no such folder yet (S3 answers empty)
@@ -387,4 +389,4 @@ def _stored_under(storage, folder: str):
     for name in files:
         yield f"{folder}/{name}"
     for sub in folders:
-        yield from _stored_under(storage, f"{folder}/{sub}")
+        yield from stored_under(storage, f"{folder}/{sub}")
