@@ -95,7 +95,13 @@ def decided_with(overrides: dict, sign_weight: bool = True):
 
 
 def parse_variants(text: str) -> dict[str, dict]:
-    """`name:field=value,field=value;name:...` -> {name: Rules overrides}."""
+    """`name:field=value,field=value;name:...` -> {name: Rules overrides}; an unknown field
+    is refused here, before any market is trained."""
+    from dataclasses import fields
+
+    from ml.science.optimizer import Rules
+
+    known = {f.name for f in fields(Rules)} | {"competitor_sd_scale"}
     out = {}
     for spec in filter(None, (part.strip() for part in text.split(";"))):
         name, _, body = spec.partition(":")
@@ -103,6 +109,8 @@ def parse_variants(text: str) -> dict[str, dict]:
         for item in filter(None, body.split(",")):
             key, _, value = item.partition("=")
             key, value = key.strip(), value.strip()
+            if key not in known:
+                raise SystemExit(f"--variants: {key!r} is not a field of Rules")
             if key == "shrink_to_pass":
                 fields_[key] = value.lower() in ("1", "true")
             else:

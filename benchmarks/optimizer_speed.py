@@ -24,7 +24,8 @@ def loop_optimise(price, cost, units, elasticity, sd, comp, rules: Rules) -> lis
     search is robust (a raise judged with the elasticity gain_z s.e. more elastic, a cut with it
     that much less), the move shrinks by how sure the sign is, prices are whole cents, and a
     change must beat today's price by the minimum gain, also with the elasticity test_z s.e.
-    toward the unfavourable side (the one uncertain part of a constant-elasticity curve)."""
+    toward the unfavourable side (the one uncertain part of a constant-elasticity curve); where
+    it does not, the largest part of the move that does (in shrink_steps)."""
     out = []
     k, z = rules.candidates, rules.gain_z
     zt = z if rules.test_z is None else rules.test_z
@@ -57,7 +58,16 @@ def loop_optimise(price, cost, units, elasticity, sd, comp, rules: Rules) -> lis
             worst = e - zt * s if best > base else e + zt * s
             pays = value(best, e) - value(base, e) >= need
             if not (pays and value(best, worst) - value(base, worst) >= 0):
-                best = base
+                # the largest part of the move that passes both (where the whole move pays)
+                whole, best = best, base
+                for j in range(1, rules.shrink_steps if pays and rules.shrink_to_pass else 0):
+                    part = round(base + (1 - j / rules.shrink_steps) * (whole - base), 2)
+                    if abs(part - base) < 0.005:
+                        continue
+                    gain = value(part, e) - value(base, e)
+                    if gain >= need and value(part, worst) - value(base, worst) >= 0:
+                        best = part
+                        break
         out.append(best)
     return out
 

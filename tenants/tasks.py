@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from celery import shared_task
+from celery import current_app, shared_task
 from django.db import connection
 
 from .context import tenant_context
@@ -40,6 +42,28 @@ def tenant_task(name: str, **options):
         return shared_task(bind=True, name=name, **{**TASK_DEFAULTS, **options})(run)
 
     return decorator
+
+
+@contextmanager
+def tasks_run_here() -> Iterator[None]:
+    """The tasks queued inside run in this process, one after another, their errors raised
+    (a command's --sync: a job split into parts, each part a task, runs whole here instead of
+    waiting for workers)."""
+    conf = current_app.conf
+    keys = [celery_key(name) for name in ("task_always_eager", "task_eager_propagates")]
+    before = {key: conf.get(key) for key in keys}
+    conf.update({key: True for key in keys})
+    try:
+        yield
+    finally:
+        conf.update(before)
+
+
+def celery_key(name: str) -> str:
+    """A Celery setting's key in this app's configuration (CELERY_TASK_ALWAYS_EAGER under the
+    Django settings' CELERY namespace: setting the plain name has no effect there)."""
+    namespace = current_app.namespace
+    return f"{namespace}_{name.upper()}" if namespace else name
 
 
 def database_label() -> str:

@@ -70,9 +70,10 @@ class Rules:
     max_price: float | np.ndarray = np.nan
     map_price: float | np.ndarray = np.nan
     competitor_price: float | np.ndarray = np.nan  # lowest competitor price
-    # How far that price may be off in log price (the short-run jitter of the competitor's
-    # readings): the pessimistic curve places the competitor's price gain_z of it toward the
-    # unfavourable side of each move (0: the reading taken as exact).
+    # How far that price may be off today's in log price (the reprice gives sqrt 2 x the
+    # readings' jitter: a reading carried to today): the pessimistic curve places the
+    # competitor's price gain_z of it toward the unfavourable side of each move (0: the reading
+    # taken as exact).
     competitor_sd: float | np.ndarray = 0.0
     # The jitter the demand model smoothed the hinge above the competitor over (the curve's
     # ramp_sd, ml.science.curve.ramp; 0: a sharp kink at the competitor's price).
@@ -509,14 +510,20 @@ def _optimise(
         gain_low = robust_value(curve, candidate, c, by_revenue, test_z, candidate > base, base)
     differs = np.abs(candidate - base) >= 0.005
     passes = (gain >= need) & np.nan_to_num(gain_low >= 0)
-    retry = valid & ~conflict & differs & ~held & ~passes & ~guided
+    # Retried: a move that gains the minimum on the curve but fails the test (a part of a move
+    # that does not gain the minimum whole gains less still: the search never overshoots the
+    # point estimate's best by more than an ending's snap).
+    retry = valid & ~conflict & differs & ~held & ~passes & (gain >= need)
+    shrunk = np.zeros(n, dtype=bool)
     if rules.shrink_to_pass and retry.any():
         smaller, found = _largest_passing(
-            curve, c, by_revenue, base, candidate, need, test_z, retry, rules
+            curve, c, by_revenue, base, candidate, need, test_z, retry, rules, chunk
         )
         candidate = np.where(found, smaller, candidate)
         passes = passes | found
         moved_less = moved_less | found
+        shrunk = found  # strictly inside the range: no bound shaped it; an ending may have
+        snapped = np.where(found, rules.ending is not None, snapped)
     accept = valid & ~conflict & differs & (held | passes)
     binding[valid & ~conflict & differs & ~accept] |= RULES["min_gain"]
     final = np.where(accept | guided, candidate, base)
@@ -531,8 +538,12 @@ def _optimise(
     # Which bound shaped a moved price (cents away at most, or the ending's snap).
     tol = np.where(snapped, 1.0, 0.006)
     shifted = ~conflict & (np.abs(final - p0) >= 0.005)  # by the optimiser or by a rule
-    at_lo = shifted & (np.abs(final - lo_final) <= tol)
-    at_hi = shifted & (np.abs(final - hi_final) <= tol)
+    # a bound shapes a price only on the side it moved to (or where it forced the move)
+    went_down = (final < p0 - 0.004) | (lo_final > p0 + 1e-9)
+    went_up = (final > p0 + 0.004) | (hi_final < p0 - 1e-9)
+    shaped = shifted & ~(shrunk & accept)  # a shrunk move lies strictly inside the range
+    at_lo = shaped & went_down & (np.abs(final - lo_final) <= tol)
+    at_hi = shaped & went_up & (np.abs(final - hi_final) <= tol)
     near = lambda a, b: np.abs(a - b) <= 1e-6 * np.maximum(1.0, np.abs(a))  # noqa: E731
     binding[at_lo & ~np.isnan(margin_floor) & near(lo_final, margin_floor)] |= RULES["min_margin"]
     binding[at_lo & near(lo_final, _arr(rules.map_price, n))] |= RULES["map"]
@@ -646,40 +657,52 @@ def robust_value(curve, price, cost, by_revenue, z: float, up, base=None) -> np.
         return point - np.sqrt(var)
 
 
-def _largest_passing(curve, cost, by_revenue, base, candidate, need, z, rows, rules):
+def _largest_passing(curve, cost, by_revenue, base, candidate, need, z, rows, rules, chunk):
     """Per SKU in `rows`: the largest move from `base` toward `candidate` (a fraction of it, in
     cents, on an allowed ending where one is set, never past `base`) whose gain on the curve
     is at least `need` and still positive at its z-s.e. lower end. Returns the prices and where
-    one was found. Both bounds are inside the searched range, so every fraction is too."""
+    one was found. Both bounds are inside the searched range, so every fraction is too. In
+    blocks of `chunk` SKUs (bounded memory, as the grid)."""
     out, found = candidate.copy(), np.zeros(len(candidate), dtype=bool)
-    at = np.flatnonzero(rows)
-    b, x = base[at][:, None], candidate[at][:, None]
     steps = np.linspace(1.0, 0.0, max(2, int(rules.shrink_steps)) + 1)[1:-1]
-    up = x > b
-    price = np.round(b + steps[None, :] * (x - b), 2)
-    if rules.ending is not None:
-        down_end = np.floor(price - rules.ending) + rules.ending
-        price = np.round(np.where(up, down_end, np.where(down_end < price, down_end + 1, price)), 2)
-    move = np.where(up, price > b + 0.004, price < b - 0.004)
-    part = curve.subset(at)
-    c, rev = cost[at], by_revenue[at]
-    with np.errstate(all="ignore"):
-        start = np.broadcast_to(b, price.shape)
-        gain = part.value(price, c, rev) - part.value(start, c, rev)
-        low = robust_value(part, price, c, rev, z, np.broadcast_to(up, price.shape), start)
-    ok = move & (gain >= need[at][:, None]) & np.nan_to_num(low >= 0)
-    first = np.argmax(ok, axis=1)  # the largest fraction that passes
-    hit = ok[np.arange(len(at)), first]
-    out[at[hit]] = price[hit, first[hit]]
-    found[at[hit]] = True
+    rows_at = np.flatnonzero(rows)
+    for start in range(0, len(rows_at), max(1, chunk)):
+        at = rows_at[start : start + max(1, chunk)]
+        b, x = base[at][:, None], candidate[at][:, None]
+        up = x > b
+        price = np.round(b + steps[None, :] * (x - b), 2)
+        if rules.ending is not None:
+            down_end = _ending_below(price, rules.ending)
+            price = np.round(
+                np.where(up, down_end, np.where(down_end < price, down_end + 1, price)), 2
+            )
+        move = np.where(up, price > b + 0.004, price < b - 0.004)
+        part = curve.subset(at)
+        c, rev = cost[at], by_revenue[at]
+        with np.errstate(all="ignore"):
+            gain = part.value(price, c, rev) - part.value(b, c, rev)
+            ok = move & (gain >= need[at][:, None])
+            # the lower end only where the point gain already clears the minimum
+            low = robust_value(part, price, c, rev, z, up, b)
+        ok &= np.nan_to_num(low >= 0)
+        first = np.argmax(ok, axis=1)  # the largest fraction that passes
+        hit = ok[np.arange(len(at)), first]
+        out[at[hit]] = price[hit, first[hit]]
+        found[at[hit]] = True
     return out, found
+
+
+def _ending_below(price, ending: float):
+    """The nearest price ending in `ending` at or below `price` (16.99 stays 16.99: the
+    float error of 16.99 - 0.99 is not a whole unit less)."""
+    return np.floor(price - ending + 1e-9) + ending
 
 
 def _best_ending(curve, cost, by_revenue, price, fallback, lo, hi, ending, estimated):
     """The better of the nearest prices ending in `ending` below and above `price` that lie
     inside [lo, hi], judged on the curve (the nearer one where there is no estimate); where
     neither fits, `fallback`. Returns the prices and where an ending was taken."""
-    down = np.floor(price - ending) + ending
+    down = _ending_below(price, ending)
     up = down + 1.0
     fits = lambda x: (np.isnan(lo) | (x >= lo - 1e-9)) & (np.isnan(hi) | (x <= hi + 1e-9)) & (x > 0)  # noqa: E731
     ok_down, ok_up = fits(down), fits(up)

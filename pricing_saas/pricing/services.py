@@ -380,6 +380,8 @@ def _demand_model(job: RepriceJob):
         # is marked lost with the job (RepriceJob.mark_lost), never left blocking the next one.
         job.set_progress(demand_version=version)
         trained = ml_services.run_training(version_id=version.pk, sync=True)
+        if trained is not None:  # a fit in parts may have ended in tasks run here (--sync)
+            trained.refresh_from_db()
         if trained is not None and trained.status == ModelVersion.Status.TRAINING:
             parts = (trained.progress or {}).get("parts", "several")
             raise ServiceError(

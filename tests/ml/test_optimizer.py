@@ -33,16 +33,27 @@ def markets(draw):
         ending=draw(st.sampled_from([None, 0.99, 0.0, 0.49])),
         objective=draw(st.sampled_from(["profit", "revenue"])),
         gain_z=draw(st.sampled_from([0.0, 1.0])),
+        test_z=draw(st.sampled_from([None, 0.0, 1.645])),
         shrink_to_pass=draw(st.booleans()),
+        competitor_sd=draw(st.sampled_from([0.0, 0.05])),
+        ramp_sd=draw(st.sampled_from([0.0, 0.07])),
+        hold_up=arrays(st.sampled_from([0.0, 1.0])),
+        hold_down=arrays(st.sampled_from([0.0, 1.0])),
     )
-    return price, cost, units, elasticity, sd, rules
+    shape = {
+        "curvature": arrays(st.floats(-3, 0)),
+        "curvature_se": arrays(st.floats(0, 2)),
+        "competitor_slope": arrays(st.floats(-6, 0)),
+        "competitor_slope_se": arrays(st.one_of(st.floats(0, 3), st.just(np.inf))),
+    }
+    return price, cost, units, elasticity, sd, rules, shape
 
 
 @settings(max_examples=300, deadline=None)
 @given(markets())
 def test_no_recommendation_ever_breaks_a_hard_rule(market):
-    price, cost, units, elasticity, sd, rules = market
-    rec = optimise(price, cost, units, elasticity, sd, rules)
+    price, cost, units, elasticity, sd, rules, shape = market
+    rec = optimise(price, cost, units, elasticity, sd, rules, **shape)
     floor, ceiling = rec.floor, rec.ceiling
     conflict = (rec.binding & RULES["conflict"]) > 0
     assert np.array_equal(
@@ -71,6 +82,19 @@ def test_no_recommendation_ever_breaks_a_hard_rule(market):
     assert np.all(gain[judged] >= -1e-9 * np.maximum(1, np.abs(rec.value_now[judged]))), (
         "a change that loses money"
     )
+    # A move shrunk to pass the test is one the whole move's test refused: without the shrink
+    # that SKU keeps the baseline; with it, it moves on the same side, less, flagged.
+    if rules.shrink_to_pass:
+        from dataclasses import replace
+
+        whole = optimise(price, cost, units, elasticity, sd, replace(rules, shrink_to_pass=False),
+                         **shape)  # fmt: skip
+        differ = ok & (np.abs(whole.price - rec.price) >= 0.005)
+        assert np.all((rec.binding[differ] & RULES["uncertainty"]) > 0)
+        assert np.all((whole.binding[differ] & RULES["min_gain"]) > 0), "only refused moves shrink"
+        bounds = RULES["min_margin"] | RULES["max_price"] | RULES["max_step"] | RULES["wait"]
+        shrunk_only = differ & ((rec.binding & RULES["restores_rule"]) == 0)
+        assert np.all((rec.binding[shrunk_only] & bounds) == 0), "no bound shaped a shrunk move"
 
 
 def test_profit_optimum_of_a_known_curve():
@@ -526,3 +550,20 @@ def _curve_of(price, cost, units, elasticity, sd):
     return DemandCurve.build(
         np.array(price), np.array(units), np.array(elasticity), np.array(sd), 0.0
     )
+
+
+def test_a_shrunk_move_names_no_bound_it_did_not_meet_and_endings_stay_whole():
+    # A raise shrunk onto a .49 ending is not "held up by the margin floor" (9.90 is below)
+    raised = optimise([10.0], [9.0], [100.0], [-5.0], [1.0], Rules(max_step=0.3, ending=0.49))
+    assert raised.price[0] == 10.49 and raised.rules_of(0) == ["ending", "uncertainty"]
+    # ... nor a cut "waiting for evidence" that holds only raises
+    cut = optimise(
+        [10.0], [5.0], [100.0], [-3.0], [0.5],
+        Rules(max_step=0.3, gain_z=0.0, ending=0.49, hold_up=1.0),
+    )  # fmt: skip
+    assert cut.price[0] == 9.49 and cut.rules_of(0) == ["ending", "uncertainty"]
+    # 16.99 is itself a .99 price (16.99 - 0.99 in floats is just under 16)
+    from ml.science.optimizer import _ending_below
+
+    got = _ending_below(np.array([16.99, 64.49, 17.5, 0.99]), np.array([0.99, 0.49, 0.99, 0.99]))
+    assert np.allclose(got, [16.99, 64.49, 16.99, 0.99])

@@ -188,3 +188,58 @@ def test_a_part_delivered_twice_works_once_and_a_lost_job_leaves_no_staged_rows(
     assert staged(folder) == []
     held.run()  # the parts still queued find the job ended
     assert job_of(priced, job.pk).status == "failed" and rows_of(priced, job.pk) == {}
+
+
+def test_reprice_sync_runs_a_tenant_in_parts_whole_in_this_process(market, settings, monkeypatch):  # noqa: F811
+    """`manage.py reprice --sync` for a tenant above both partition thresholds: the demand fit
+    and the job run in parts here, one after another, with no worker (the command failed with
+    "being trained in parts: reprice again once it is ready")."""
+    import io
+
+    from celery import current_app
+    from django.core.management import call_command
+
+    from ml.models import ModelVersion
+
+    settings.DEMAND_PARTITION_MIN_SKUS = 0
+    settings.DEMAND_PARTITION_BLOCK_SKUS = 8
+    settings.REPRICE_PARTITION_MIN_SKUS = 0
+    settings.REPRICE_PARTITION_BLOCK_SKUS = 7
+    from tenants.tasks import celery_key
+
+    monkeypatch.setitem(current_app.conf, celery_key("task_always_eager"), False)  # production
+    from ml import partitioned as ml_partitioned
+
+    fitted = []
+    part = ml_partitioned.run_part
+    monkeypatch.setattr(ml_partitioned, "run_part", lambda *a: fitted.append(a) or part(*a))
+    out = io.StringIO()
+    call_command("reprice", market.tenant.slug, "--sync", stdout=out)
+    assert current_app.conf.task_always_eager is False  # restored after the command
+    with tenant_context(market.tenant):
+        job = RepriceJob.objects.get()
+        demand = ModelVersion.objects.get(kind="demand")
+        stored = Recommendation.objects.filter(job=job).count()
+    assert job.status == "succeeded", job.message
+    assert job.parts["parts"] > 1 and demand.status == "promoted"
+    assert len(fitted) > 1  # the fit ran in parts too
+    assert stored == PRODUCTS and "succeeded" in out.getvalue()
+
+
+def test_train_sync_fits_a_tenant_in_parts_whole_in_this_process(market, settings, monkeypatch):  # noqa: F811
+    import io
+
+    from celery import current_app
+    from django.core.management import call_command
+
+    from ml.models import ModelVersion
+    from tenants.tasks import celery_key
+
+    settings.DEMAND_PARTITION_MIN_SKUS = 0
+    settings.DEMAND_PARTITION_BLOCK_SKUS = 8
+    monkeypatch.setitem(current_app.conf, celery_key("task_always_eager"), False)
+    out = io.StringIO()
+    call_command("train", market.tenant.slug, "--model", "demand", "--sync", stdout=out)
+    with tenant_context(market.tenant):
+        demand = ModelVersion.objects.get(kind="demand")
+    assert demand.status == "promoted" and "promoted" in out.getvalue()

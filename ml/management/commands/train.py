@@ -7,6 +7,7 @@ from ml.models import ModelVersion
 from pricing_saas.web.errors import ServiceError
 from tenants.context import tenant_context
 from tenants.management.commands import tenant_or_error
+from tenants.tasks import tasks_run_here
 
 
 class Command(BaseCommand):
@@ -50,7 +51,8 @@ class Command(BaseCommand):
                         f"loss {state['loss']} eta {state['eta_s']}s"
                     )
 
-            version = services.run_training(version_id=version.pk, on_progress=echo, sync=True)
+            with tasks_run_here():  # a fit in parts runs whole here
+                version = services.run_training(version_id=version.pk, on_progress=echo, sync=True)
             version.refresh_from_db()
         self.stdout.write(f"{version}: {version.message}")
         self.stdout.write(json.dumps(version.metrics, indent=2, default=str))

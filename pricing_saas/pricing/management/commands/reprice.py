@@ -4,10 +4,14 @@ from pricing_saas.pricing import services
 from pricing_saas.web.errors import ServiceError
 from tenants.context import tenant_context
 from tenants.management.commands import tenant_or_error
+from tenants.tasks import tasks_run_here
 
 
 class Command(BaseCommand):
-    help = "Recommend prices for every active SKU of a tenant (queued on reprice, or --sync)."
+    help = (
+        "Recommend prices for every active SKU of a tenant (queued on reprice, or --sync: here, "
+        "a large tenant's parts one after another)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("slug")
@@ -21,9 +25,11 @@ class Command(BaseCommand):
                 self.stdout.write(f"queued {job}")
                 return
             try:
-                job = services.run_reprice(job_id=job.pk)
+                with tasks_run_here():  # a job in parts (and its model's fit) runs whole here
+                    job = services.run_reprice(job_id=job.pk)
             except ServiceError as exc:
                 raise CommandError(exc.detail) from exc
+            job.refresh_from_db()
         for line in job.log:
             self.stderr.write(line)
         self.stdout.write(f"{job}: {job.message}")
