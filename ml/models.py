@@ -13,10 +13,13 @@ from tenants.models import TenantOwned
 
 
 def artifact_path(instance, filename: str) -> str:
-    """models/<tenant id>/<year>/<month>/<name>: a tenant's model files under a prefix of its
-    own, so that its sweep (ml.services.sweep_orphan_artifacts) lists only its own files.
-    Artifacts stored before this prefix (models/<year>/<month>/) keep their names."""
-    return f"models/{instance.tenant_id}/{timezone.now():%Y/%m}/{filename}"
+    """models/tenants/<tenant id>/<year>/<month>/<name>: a tenant's model files under a prefix
+    of its own, which no year can match (models/<year>/<month>/ is where artifacts were stored
+    before; they keep their names and are never swept), so that its sweep
+    (ml.services.sweep_orphan_artifacts) lists only its own files."""
+    if instance.tenant_id is None:
+        raise ValueError("a model file belongs to a tenant: the version has none")
+    return f"models/tenants/{instance.tenant_id}/{timezone.now():%Y/%m}/{filename}"
 
 
 class TrainingStatus(models.TextChoices):

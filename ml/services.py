@@ -21,7 +21,6 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from pricing_saas.catalog.services import stored_under
 from pricing_saas.web.errors import NotFoundError, ServiceError
 from tenants import audit
 from tenants.context import require_current_tenant
@@ -859,9 +858,10 @@ def _money(value: float) -> Decimal:
     return Decimal(str(round(min(float(value), 9_999_999_999.0), 4)))
 
 
-# A model file is stored at the end of its training task and its row committed in the same
-# task: one older than the task's hard time limit (and an hour) that no version names was left
-# by a worker killed in between.
+# A model file is stored at the end of its training and its row committed in the same task:
+# one older than the task's hard time limit (and an hour) that no version names was left by a
+# worker killed in between. The sweep also waits while any of the tenant's versions is active
+# (a training run from a command has no time limit).
 ARTIFACT_ORPHAN_AFTER = timedelta(seconds=ModelVersion.time_limit.hard_s) + timedelta(hours=1)
 
 
@@ -869,20 +869,23 @@ def sweep_orphan_artifacts(*, older_than: timedelta = ARTIFACT_ORPHAN_AFTER) -> 
     """Delete the current tenant's stored model files that none of its versions names and that
     are older than `older_than` (a worker killed between storing a version's artifact and
     committing the row: the row rolled back, the file did not). Reads only the tenant's own
-    prefix (ml.models.artifact_path), so one tenant's sweep never judges another's files.
-    Returns how many were deleted."""
+    prefix (ml.models.artifact_path) and files named for it (`<tenant id>-...`), so one
+    tenant's sweep never judges another's files. Returns how many were deleted."""
     from django.core.files.storage import default_storage
 
+    from pricing_saas.catalog.services import dated_files, delete_unnamed
+
+    if ModelVersion.objects.filter(status__in=ModelVersion.states.active).exists():
+        return 0  # a run may be storing its file now
     storage = default_storage
-    prefix = f"models/{require_current_tenant().pk}"
+    pk = require_current_tenant().pk
     named = set(ModelVersion.objects.exclude(artifact="").values_list("artifact", flat=True))
-    cutoff = timezone.now() - older_than
-    deleted = 0
-    for name in stored_under(storage, prefix):
-        if name in named or storage.get_modified_time(name) > cutoff:
-            continue
-        storage.delete(name)
-        deleted += 1
+    names = [
+        name
+        for name in dated_files(storage, f"models/tenants/{pk}")
+        if name.rsplit("/", 1)[-1].startswith(f"{pk}-")
+    ]
+    deleted = delete_unnamed(storage, names, named, timezone.now() - older_than)
     if deleted:
-        logger.warning("deleted %s model file(s) no version names under %s", deleted, prefix)
+        logger.warning("deleted %s model file(s) no version names of tenant %s", deleted, pk)
     return deleted

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from celery import current_app, shared_task
+from celery import shared_task
+from celery.utils import uuid
 from django.db import connection
 
 from .context import tenant_context
@@ -45,25 +47,48 @@ def tenant_task(name: str, **options):
 
 
 @contextmanager
-def tasks_run_here() -> Iterator[None]:
-    """The tasks queued inside run in this process, one after another, their errors raised
-    (a command's --sync: a job split into parts, each part a task, runs whole here instead of
-    waiting for workers)."""
-    conf = current_app.conf
-    keys = [celery_key(name) for name in ("task_always_eager", "task_eager_propagates")]
-    before = {key: conf.get(key) for key in keys}
-    conf.update({key: True for key in keys})
+def tasks_run_here(names: frozenset[str]) -> Iterator[None]:
+    """The tasks named in `names` sent inside run in this process, their errors raised (a
+    command's --sync: a job split into parts, each part a task that sends the next, runs whole
+    here instead of waiting for workers); any other task (a publication, a KPI refresh) goes to
+    the broker as usual, with its queue, rate limit and retries. A task sent while one runs
+    waits in a queue that the first send drains in a loop, so a chain of a thousand parts runs
+    one after another, never a thousand calls deep. It replaces Task.apply_async for the
+    process: for a management command's main thread only, never inside a task."""
+    import threading
+
+    from celery import current_task
+    from celery.app.task import Task
+    from celery.result import AsyncResult
+
+    if threading.current_thread() is not threading.main_thread() or current_task:
+        raise RuntimeError("tasks_run_here is for a management command's main thread")
+    waiting: deque = deque()
+    running = [False]
+    plain = Task.apply_async
+
+    def apply_async(self, args=None, kwargs=None, task_id=None, **options):
+        if self.name not in names:
+            return plain(self, args, kwargs, task_id=task_id, **options)
+        task_id = task_id or uuid()
+        waiting.append((self, args or (), kwargs or {}, task_id))
+        if running[0]:
+            return AsyncResult(task_id)
+        running[0] = True
+        try:
+            while waiting:
+                task, a, k, tid = waiting.popleft()
+                task.apply(a, k, task_id=tid, throw=True)
+        finally:
+            running[0] = False
+            waiting.clear()
+        return AsyncResult(task_id)
+
+    Task.apply_async = apply_async
     try:
         yield
     finally:
-        conf.update(before)
-
-
-def celery_key(name: str) -> str:
-    """A Celery setting's key in this app's configuration (CELERY_TASK_ALWAYS_EAGER under the
-    Django settings' CELERY namespace: setting the plain name has no effect there)."""
-    namespace = current_app.namespace
-    return f"{namespace}_{name.upper()}" if namespace else name
+        Task.apply_async = plain
 
 
 def database_label() -> str:

@@ -47,11 +47,29 @@ def create_database(owner_url: str, database: str) -> None:
     conn.close()
 
 
-def drop_database(owner_url: str, database: str) -> None:
+def drop_database(owner_url: str, database: str, wait_s: float = 60.0) -> None:
+    """Drop it, ending its sessions; a session of another role (a server's worker still exiting
+    on a loaded machine) cannot be ended by the owner: wait for it to go, `wait_s` at most."""
+    import time
+
+    from psycopg2 import errors
+
     conn = connect(owner_url, "postgres")
     conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
-        )
-    conn.close()
+    deadline = time.monotonic() + wait_s
+    try:
+        with conn.cursor() as cur:
+            while True:
+                try:
+                    cur.execute(
+                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                            sql.Identifier(database)
+                        )
+                    )
+                    return
+                except errors.InsufficientPrivilege:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+    finally:
+        conn.close()

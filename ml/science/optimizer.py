@@ -513,7 +513,7 @@ def _optimise(
     # Retried: a move that gains the minimum on the curve but fails the test (a part of a move
     # that does not gain the minimum whole gains less still: the search never overshoots the
     # point estimate's best by more than an ending's snap).
-    retry = valid & ~conflict & differs & ~held & ~passes & (gain >= need)
+    retry = valid & ~conflict & differs & ~held & ~passes & ~guided & (gain >= need)
     shrunk = np.zeros(n, dtype=bool)
     if rules.shrink_to_pass and retry.any():
         smaller, found = _largest_passing(
@@ -541,7 +541,8 @@ def _optimise(
     # a bound shapes a price only on the side it moved to (or where it forced the move)
     went_down = (final < p0 - 0.004) | (lo_final > p0 + 1e-9)
     went_up = (final > p0 + 0.004) | (hi_final < p0 - 1e-9)
-    shaped = shifted & ~(shrunk & accept)  # a shrunk move lies strictly inside the range
+    # a shrunk move lies strictly inside the range (from a baseline a rule forced: that rule)
+    shaped = shifted & ~(shrunk & accept & ~forced)
     at_lo = shaped & went_down & (np.abs(final - lo_final) <= tol)
     at_hi = shaped & went_up & (np.abs(final - hi_final) <= tol)
     near = lambda a, b: np.abs(a - b) <= 1e-6 * np.maximum(1.0, np.abs(a))  # noqa: E731
@@ -674,7 +675,7 @@ def _largest_passing(curve, cost, by_revenue, base, candidate, need, z, rows, ru
         if rules.ending is not None:
             down_end = _ending_below(price, rules.ending)
             price = np.round(
-                np.where(up, down_end, np.where(down_end < price, down_end + 1, price)), 2
+                np.where(up, down_end, np.where(down_end < price - 1e-9, down_end + 1, price)), 2
             )
         move = np.where(up, price > b + 0.004, price < b - 0.004)
         part = curve.subset(at)

@@ -101,10 +101,14 @@ class CompetitorOffer(TenantOwned):
 
 
 def import_upload_to(instance: ImportJob, filename: str) -> str:
-    """imports/<tenant id>/<year>/<month>/<name>: each tenant's uploads under a prefix of its
-    own, so that the sweep of files no row names reads one tenant's files against that
-    tenant's rows (catalog.services.sweep_orphan_uploads)."""
-    return f"imports/{instance.tenant_id}/{timezone.now():%Y/%m}/{filename}"
+    """imports/tenants/<tenant id>/<year>/<month>/<name>: each tenant's uploads under a prefix
+    of its own that no year can match (the oldest uploads are under imports/<year>/<month>/,
+    later ones under imports/<tenant id>/<year>/<month>/), so that the sweep of files no row
+    names reads one tenant's files against that tenant's rows
+    (catalog.services.sweep_orphan_uploads)."""
+    if instance.tenant_id is None:
+        raise ValueError("an upload belongs to a tenant: the import job has none")
+    return f"imports/tenants/{instance.tenant_id}/{timezone.now():%Y/%m}/{filename}"
 
 
 class ImportJob(Job):

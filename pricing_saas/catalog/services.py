@@ -359,23 +359,49 @@ def sweep_orphan_uploads(*, older_than: timedelta = ORPHAN_AFTER) -> int:
     """Delete the current tenant's stored uploads that no import job names, once older than
     `older_than`. They come from a web process killed between storing an upload and committing
     its job (the row rolled back, the file did not); a refused upload deletes its own file at
-    once. Returns how many were deleted. Reads only the tenant's own prefix (import_upload_to),
-    so one tenant's sweep never judges another's files."""
+    once. Returns how many were deleted. Reads only the tenant's own prefixes
+    (import_upload_to: imports/tenants/<id>/, and imports/<id>/ before it, only at the depth of
+    <year>/<month>/<name>: the oldest uploads' imports/<year>/ is another tenant's when the id
+    is a year), so one tenant's sweep never judges another's files."""
     from django.core.files.storage import default_storage
     from django.utils import timezone
 
     storage = default_storage
-    prefix = f"imports/{require_current_tenant().pk}"
+    pk = require_current_tenant().pk
     named = set(ImportJob.objects.exclude(file="").values_list("file", flat=True))
-    cutoff = timezone.now() - older_than
-    deleted = 0
-    for name in stored_under(storage, prefix):
-        if name in named or storage.get_modified_time(name) > cutoff:
-            continue
-        storage.delete(name)
-        deleted += 1
+    names = [*dated_files(storage, f"imports/tenants/{pk}"), *dated_files(storage, f"imports/{pk}")]
+    deleted = delete_unnamed(storage, names, named, timezone.now() - older_than)
     if deleted:
-        logger.warning("deleted %s stored upload(s) no import job names under %s", deleted, prefix)
+        logger.warning("deleted %s stored upload(s) no import job names of tenant %s", deleted, pk)
+    return deleted
+
+
+def dated_files(storage, prefix: str):
+    """The files at `prefix`/<year>/<month>/<name> (four digits, two digits): the layout of the
+    stored files a tenant owns; nothing at another depth."""
+    for name in stored_under(storage, prefix):
+        parts = name[len(prefix) + 1 :].split("/")
+        year, month = (parts[0], parts[1]) if len(parts) == 3 else ("", "")
+        if len(year) == 4 and len(month) == 2 and year.isdigit() and month.isdigit():
+            yield name
+
+
+def delete_unnamed(storage, names, named: set, cutoff) -> int:
+    """Delete each of `names` that `named` lacks and that was last written before `cutoff`; a
+    file gone meanwhile (another sweep) or refused by the storage is left and logged. Returns
+    how many were deleted."""
+    deleted = 0
+    for name in names:
+        if name in named:
+            continue
+        try:
+            if storage.get_modified_time(name) > cutoff:
+                continue
+            storage.delete(name)
+        except Exception as exc:  # FileNotFoundError, or the S3 client's 404
+            logger.warning("sweep left %s: %s: %s", name, exc.__class__.__name__, exc)
+            continue
+        deleted += 1
     return deleted
 
 

@@ -13,7 +13,9 @@ products are repriced in blocks of REPRICE_PARTITION_BLOCK_SKUS (contiguous prod
   visible all at once or not at all. A cancelled or failed job's staged parts are deleted.
 
 Progress is the share of parts done. A partitioned reprice needs a demand model in force: with
-none, the training is started (for a big tenant itself in parts) and the job fails saying so.
+none, the training is started (for a big tenant itself in parts) and the job fails saying so;
+`manage.py reprice --sync` runs that fit's parts and then the job's in its own process
+(tenants.tasks.tasks_run_here), so there it does not fail.
 """
 
 from __future__ import annotations

@@ -100,8 +100,10 @@ def run_reprice(*, job_id: int) -> RepriceJob | None:
         if connection_lost(exc):  # a database restart: no row can be written until it is back
             fail_once_the_database_answers(job, exc)
             raise
-        job.fail(str(exc))
-        _log(job, f"failed: {exc.__class__.__name__}: {exc}")
+        job.refresh_from_db()  # its parts may have ended it (run here by a command's --sync)
+        if job.status in job.states.active:
+            job.fail(str(exc))
+            _log(job, f"failed: {exc.__class__.__name__}: {exc}")
         raise
     return job
 

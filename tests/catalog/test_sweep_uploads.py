@@ -40,19 +40,24 @@ def test_the_sweep_deletes_only_old_uploads_no_job_names_of_its_own_tenant(world
             options=services.options_from({}),
         )
         job.refresh_from_db()
-        assert job.file.name.startswith(f"imports/{world_a.tenant.pk}/")
+        assert job.file.name.startswith(f"imports/tenants/{world_a.tenant.pk}/")
         os.utime(default_storage.path(job.file.name), (time.time() - 7200,) * 2)
     a, b = world_a.tenant.pk, world_b.tenant.pk
-    orphan = _stored(f"imports/{a}/2026/12/99990001.csv", hours_old=2)
-    fresh = _stored(f"imports/{a}/2026/12/99990002.csv", hours_old=0.1)  # its commit may follow
-    other = _stored(f"imports/{b}/2026/12/99990003.csv", hours_old=2)
+    orphan = _stored(f"imports/tenants/{a}/2026/12/99990001.csv", hours_old=2)
+    fresh = _stored(f"imports/tenants/{a}/2026/12/99990002.csv", hours_old=0.1)  # commit follows
+    other = _stored(f"imports/tenants/{b}/2026/12/99990003.csv", hours_old=2)
+    earlier = _stored(f"imports/{a}/2026/11/99990004.csv", hours_old=2)  # the layout before
+    # the oldest layout, imports/<year>/<month>/: for a tenant whose id is the year it lies in
+    # the tenant's old folder, one level up; another tenant's rows name it
+    oldest = _stored(f"imports/{a}/11/99990005.csv", hours_old=2)
 
     with tenant_context(world_a.tenant):
-        assert services.sweep_orphan_uploads() == 1
+        assert services.sweep_orphan_uploads() == 2
         assert ImportJob.objects.get(pk=job.pk).file.name == job.file.name
-    assert not default_storage.exists(orphan)
+    assert not default_storage.exists(orphan) and not default_storage.exists(earlier)
     assert default_storage.exists(job.file.name) and default_storage.exists(fresh)
     assert default_storage.exists(other)  # tenant B's files are judged by tenant B's rows
+    assert default_storage.exists(oldest)
 
     assert tasks.sweep_orphan_uploads_all() >= 2  # one sweep per active tenant (eager here)
     assert not default_storage.exists(other)

@@ -44,12 +44,15 @@ def test_the_sweep_deletes_only_old_model_files_no_version_names_of_its_own_tena
     with tenant_context(world_a.tenant):
         version = ModelVersionFactory(tenant=world_a.tenant, kind="demand")
         version.artifact.save(f"{a}-demand-v1.npz", ContentFile(b"estimates"))
-        assert version.artifact.name.startswith(f"models/{a}/")  # the tenant's own prefix
+        assert version.artifact.name.startswith(f"models/tenants/{a}/")  # the tenant's own
         _age(version.artifact.name, OLD)
-    orphan = _stored(f"models/{a}/2026/12/{a}-text-v7.zip", hours_old=OLD)
-    fresh = _stored(f"models/{a}/2026/12/{a}-text-v8.zip", hours_old=1)  # its commit may follow
-    other = _stored(f"models/{b}/2026/12/{b}-text-v7.zip", hours_old=OLD)
-    legacy = _stored(f"models/2026/11/{a}-text-v1.zip", hours_old=OLD)  # before the prefix
+    orphan = _stored(f"models/tenants/{a}/2026/12/{a}-text-v7.zip", hours_old=OLD)
+    fresh = _stored(f"models/tenants/{a}/2026/12/{a}-text-v8.zip", hours_old=1)  # commit follows
+    other = _stored(f"models/tenants/{b}/2026/12/{b}-text-v7.zip", hours_old=OLD)
+    # before the tenant prefix: models/<year>/<month>/ (for a tenant whose id is the year, its
+    # own folder's name): never listed
+    legacy = _stored(f"models/{a}/11/{b}-text-v1.zip", hours_old=OLD)
+    stray = _stored(f"models/tenants/{a}/2026/12/{b}-text-v9.zip", hours_old=OLD)  # not A's name
 
     with tenant_context(world_a.tenant):
         assert services.sweep_orphan_artifacts() == 1
@@ -57,7 +60,7 @@ def test_the_sweep_deletes_only_old_model_files_no_version_names_of_its_own_tena
     assert not default_storage.exists(orphan)
     assert default_storage.exists(version.artifact.name) and default_storage.exists(fresh)
     assert default_storage.exists(other)  # tenant B's files are judged by tenant B's rows
-    assert default_storage.exists(legacy)  # outside every tenant's prefix: never listed
+    assert default_storage.exists(legacy) and default_storage.exists(stray)
 
     assert tasks.sweep_orphan_artifacts_all() >= 2  # one sweep per active tenant (eager here)
     assert not default_storage.exists(other)
@@ -78,3 +81,31 @@ def test_tenant_b_does_not_delete_tenant_as_artifact_from_its_side(world_a, worl
 def test_a_tenant_without_model_files_sweeps_nothing(world_a):
     with tenant_context(world_a.tenant):
         assert services.sweep_orphan_artifacts() == 0
+
+
+def test_no_sweep_while_a_version_of_the_tenant_is_training(world_a):
+    a = world_a.tenant.pk
+    orphan = _stored(f"models/tenants/{a}/2026/12/{a}-text-v7.zip", hours_old=OLD)
+    with tenant_context(world_a.tenant):
+        running = ModelVersionFactory(tenant=world_a.tenant, status="training")
+        assert services.sweep_orphan_artifacts() == 0  # it may be storing its file now
+        ModelVersion.objects.filter(pk=running.pk).update(status="failed")
+        assert services.sweep_orphan_artifacts() == 1
+    assert not default_storage.exists(orphan)
+
+
+def test_a_file_gone_meanwhile_does_not_stop_the_sweep(world_a, monkeypatch):
+    a = world_a.tenant.pk
+    first = _stored(f"models/tenants/{a}/2026/12/{a}-text-v7.zip", hours_old=OLD)
+    second = _stored(f"models/tenants/{a}/2026/12/{a}-text-v8.zip", hours_old=OLD)
+    modified = default_storage.get_modified_time
+
+    def racing(name):
+        if name == first:  # another sweep deleted it between the listing and this look
+            default_storage.delete(name)
+        return modified(name)
+
+    monkeypatch.setattr(default_storage, "get_modified_time", racing)
+    with tenant_context(world_a.tenant):
+        assert services.sweep_orphan_artifacts() == 1
+    assert not default_storage.exists(second)

@@ -15,6 +15,7 @@ from tests.ml.test_partitioned import PRODUCTS, market, train_demand  # noqa: F4
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_once")]
 
 SKIP = {"id", "job", "created_at", "decided_at"}
+EAGER = "CELERY_TASK_ALWAYS_EAGER"  # the key under the Django settings' CELERY namespace
 FIELDS = [f.attname for f in Recommendation._meta.concrete_fields if f.name not in SKIP]
 
 
@@ -202,27 +203,37 @@ def test_reprice_sync_runs_a_tenant_in_parts_whole_in_this_process(market, setti
     from ml.models import ModelVersion
 
     settings.DEMAND_PARTITION_MIN_SKUS = 0
-    settings.DEMAND_PARTITION_BLOCK_SKUS = 8
-    settings.REPRICE_PARTITION_MIN_SKUS = 0
-    settings.REPRICE_PARTITION_BLOCK_SKUS = 7
-    from tenants.tasks import celery_key
+    settings.DEMAND_PARTITION_BLOCK_SKUS = 1  # a part per product: 30 + 30 parts, as deep as
+    settings.REPRICE_PARTITION_MIN_SKUS = 0  # a million-SKU tenant's chain of parts
+    settings.REPRICE_PARTITION_BLOCK_SKUS = 1
+    monkeypatch.setitem(current_app.conf, EAGER, False)  # as in production
+    import inspect
 
-    monkeypatch.setitem(current_app.conf, celery_key("task_always_eager"), False)  # production
     from ml import partitioned as ml_partitioned
 
-    fitted = []
+    fitted, depth = [], []
     part = ml_partitioned.run_part
-    monkeypatch.setattr(ml_partitioned, "run_part", lambda *a: fitted.append(a) or part(*a))
+
+    def run_part(*a):
+        fitted.append(a)
+        depth.append(len(inspect.stack(0)))
+        return part(*a)
+
+    monkeypatch.setattr(ml_partitioned, "run_part", run_part)
+    from celery.app.task import Task
+
+    sending = Task.apply_async
     out = io.StringIO()
     call_command("reprice", market.tenant.slug, "--sync", stdout=out)
-    assert current_app.conf.task_always_eager is False  # restored after the command
+    assert Task.apply_async is sending  # tasks sent after the command go to the broker again
     with tenant_context(market.tenant):
         job = RepriceJob.objects.get()
         demand = ModelVersion.objects.get(kind="demand")
         stored = Recommendation.objects.filter(job=job).count()
     assert job.status == "succeeded", job.message
     assert job.parts["parts"] > 1 and demand.status == "promoted"
-    assert len(fitted) > 1  # the fit ran in parts too
+    assert len(fitted) == PRODUCTS  # the fit ran in parts too, one per product, ...
+    assert max(depth) - min(depth) <= 2  # ... one after another, not each inside the last
     assert stored == PRODUCTS and "succeeded" in out.getvalue()
 
 
@@ -233,13 +244,32 @@ def test_train_sync_fits_a_tenant_in_parts_whole_in_this_process(market, setting
     from django.core.management import call_command
 
     from ml.models import ModelVersion
-    from tenants.tasks import celery_key
 
     settings.DEMAND_PARTITION_MIN_SKUS = 0
     settings.DEMAND_PARTITION_BLOCK_SKUS = 8
-    monkeypatch.setitem(current_app.conf, celery_key("task_always_eager"), False)
+    monkeypatch.setitem(current_app.conf, EAGER, False)
     out = io.StringIO()
     call_command("train", market.tenant.slug, "--model", "demand", "--sync", stdout=out)
     with tenant_context(market.tenant):
         demand = ModelVersion.objects.get(kind="demand")
     assert demand.status == "promoted" and "promoted" in out.getvalue()
+
+
+def test_tasks_run_here_only_in_a_commands_main_thread():
+    import threading
+
+    from tenants.tasks import tasks_run_here
+
+    raised = []
+
+    def elsewhere():
+        try:
+            with tasks_run_here(frozenset()):
+                pass
+        except RuntimeError as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join()
+    assert raised and "main thread" in str(raised[0])

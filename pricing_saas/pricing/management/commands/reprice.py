@@ -6,6 +6,12 @@ from tenants.context import tenant_context
 from tenants.management.commands import tenant_or_error
 from tenants.tasks import tasks_run_here
 
+# The tasks of a job in parts and of a demand fit in parts: --sync runs them here.
+PARTS = frozenset(
+    {"pricing.reprice_part", "pricing.reprice_reduce", "ml.train_pooled", "ml.train_part",
+     "ml.train_reduce"}
+)  # fmt: skip
+
 
 class Command(BaseCommand):
     help = (
@@ -25,7 +31,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"queued {job}")
                 return
             try:
-                with tasks_run_here():  # a job in parts (and its model's fit) runs whole here
+                with tasks_run_here(PARTS):  # a job in parts (and its model's fit) runs here
                     job = services.run_reprice(job_id=job.pk)
             except ServiceError as exc:
                 raise CommandError(exc.detail) from exc
