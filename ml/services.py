@@ -24,6 +24,7 @@ from django.utils import timezone
 from pricing_saas.web.errors import NotFoundError, ServiceError
 from tenants import audit
 from tenants.context import require_current_tenant
+from tenants.files import dated_files, delete_unnamed
 from tenants.jobs import connection_lost, fail_once_the_database_answers
 
 from .models import ModelVersion, ReferencePrice, TextModelConfig
@@ -872,8 +873,6 @@ def sweep_orphan_artifacts(*, older_than: timedelta = ARTIFACT_ORPHAN_AFTER) -> 
     prefix (ml.models.artifact_path) and files named for it (`<tenant id>-...`), so one
     tenant's sweep never judges another's files. Returns how many were deleted."""
     from django.core.files.storage import default_storage
-
-    from pricing_saas.catalog.services import dated_files, delete_unnamed
 
     if ModelVersion.objects.filter(status__in=ModelVersion.states.active).exists():
         return 0  # a run may be storing its file now

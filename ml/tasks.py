@@ -3,8 +3,7 @@
 from celery import shared_task
 
 from tenants.jobs import retry_while_running
-from tenants.models import Tenant
-from tenants.tasks import tenant_task
+from tenants.tasks import each_active_tenant, tenant_task
 
 from . import partitioned, services
 from .models import ModelVersion
@@ -50,6 +49,11 @@ def train_reduce(self, tenant, version_id: int) -> str | None:
     return version.status if version else None
 
 
+# The stages of a fit in parts: `manage.py train --sync` (and `reprice --sync`) run them in
+# the command's process (tenants.tasks.tasks_run_here).
+PART_TASKS = frozenset({train_pooled.name, train_part.name, train_reduce.name})
+
+
 @tenant_task(name="ml.sweep_orphan_artifacts", queue="default")
 def sweep_orphan_artifacts(self, tenant) -> int:
     return services.sweep_orphan_artifacts()
@@ -59,7 +63,4 @@ def sweep_orphan_artifacts(self, tenant) -> int:
 def sweep_orphan_artifacts_all() -> int:
     """Daily (celery beat): one sweep of stored model files per active tenant, each in its own
     tenant's context."""
-    tenants = list(Tenant.objects.filter(status=Tenant.Status.ACTIVE).values_list("pk", flat=True))
-    for tenant_id in tenants:
-        sweep_orphan_artifacts.delay(tenant_id)
-    return len(tenants)
+    return each_active_tenant(sweep_orphan_artifacts)

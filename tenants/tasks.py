@@ -46,6 +46,15 @@ def tenant_task(name: str, **options):
     return decorator
 
 
+def each_active_tenant(task) -> int:
+    """Send `task(tenant_id)` once per active tenant (a nightly or hourly sweep fanned out, each
+    run in its own tenant's context by tenant_task); returns how many were sent."""
+    tenants = list(Tenant.objects.filter(status=Tenant.Status.ACTIVE).values_list("pk", flat=True))
+    for tenant_id in tenants:
+        task.delay(tenant_id)
+    return len(tenants)
+
+
 @contextmanager
 def tasks_run_here(names: frozenset[str]) -> Iterator[None]:
     """The tasks named in `names` sent inside run in this process, their errors raised (a

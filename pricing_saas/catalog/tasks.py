@@ -2,8 +2,7 @@ from celery import shared_task
 
 from pricing_saas.web.uploads import sweep_dead_uploads
 from tenants.jobs import retry_while_running
-from tenants.models import Tenant
-from tenants.tasks import tenant_task
+from tenants.tasks import each_active_tenant, tenant_task
 
 from . import services
 from .models import ImportJob
@@ -26,7 +25,4 @@ def sweep_orphan_uploads_all() -> int:
     """Hourly (celery beat): one sweep per active tenant, each in its own tenant's context, and
     the partial uploads of this host's web processes that died (pricing_saas.web.uploads)."""
     sweep_dead_uploads()
-    tenants = list(Tenant.objects.filter(status=Tenant.Status.ACTIVE).values_list("pk", flat=True))
-    for tenant_id in tenants:
-        sweep_orphan_uploads.delay(tenant_id)
-    return len(tenants)
+    return each_active_tenant(sweep_orphan_uploads)

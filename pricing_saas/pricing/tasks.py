@@ -1,3 +1,4 @@
+from ml import tasks as ml_tasks
 from pricing_saas.integrations.publishers import TransientPublishError
 from tenants.jobs import retry_while_running
 from tenants.tasks import tenant_task
@@ -73,3 +74,8 @@ def reprice_part(self, tenant, job_id: int, index: int) -> None:
 def reprice_reduce(self, tenant, job_id: int) -> str | None:
     job = partitioned.run_reduce(job_id)
     return job.status if job else None
+
+
+# A job in parts and the demand fit it may start: `manage.py reprice --sync` runs them in the
+# command's process (tenants.tasks.tasks_run_here).
+PART_TASKS = frozenset({reprice_part.name, reprice_reduce.name}) | ml_tasks.PART_TASKS

@@ -4,12 +4,11 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ml import services
 from ml.models import ModelVersion
+from ml.tasks import PART_TASKS
 from pricing_saas.web.errors import ServiceError
 from tenants.context import tenant_context
 from tenants.management.commands import tenant_or_error
 from tenants.tasks import tasks_run_here
-
-PARTS = frozenset({"ml.train_pooled", "ml.train_part", "ml.train_reduce"})  # run here by --sync
 
 
 class Command(BaseCommand):
@@ -53,7 +52,7 @@ class Command(BaseCommand):
                         f"loss {state['loss']} eta {state['eta_s']}s"
                     )
 
-            with tasks_run_here(PARTS):  # a fit in parts runs whole here
+            with tasks_run_here(PART_TASKS):  # a fit in parts runs whole here
                 version = services.run_training(version_id=version.pk, on_progress=echo, sync=True)
             version.refresh_from_db()
         self.stdout.write(f"{version}: {version.message}")

@@ -1,16 +1,11 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from pricing_saas.pricing import services
+from pricing_saas.pricing.tasks import PART_TASKS
 from pricing_saas.web.errors import ServiceError
 from tenants.context import tenant_context
 from tenants.management.commands import tenant_or_error
 from tenants.tasks import tasks_run_here
-
-# The tasks of a job in parts and of a demand fit in parts: --sync runs them here.
-PARTS = frozenset(
-    {"pricing.reprice_part", "pricing.reprice_reduce", "ml.train_pooled", "ml.train_part",
-     "ml.train_reduce"}
-)  # fmt: skip
 
 
 class Command(BaseCommand):
@@ -31,7 +26,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"queued {job}")
                 return
             try:
-                with tasks_run_here(PARTS):  # a job in parts (and its model's fit) runs here
+                with tasks_run_here(PART_TASKS):  # a job in parts (and its model's fit) runs here
                     job = services.run_reprice(job_id=job.pk)
             except ServiceError as exc:
                 raise CommandError(exc.detail) from exc
