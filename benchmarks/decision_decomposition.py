@@ -15,19 +15,27 @@ margin floor and ±20 %). The chain, from the oracle down to the product's price
   (a) evidence range = O_free - O_evidence.
 - O_rules: the true best inside the range the product searched (every rule: also the step, the
   window and the wait). (b) step / window = O_evidence - O_rules.
-- D_point: the decision on the point estimate (gain_z 0, no minimum gain, no shrinkage by the
-  sign's certainty) inside the same range. (e) estimation error = O_rules - D_point (split into
-  SKUs the point estimate moves the wrong way or keeps where the truth moves, and SKUs moved
-  the right way by the wrong size).
-- D_robust: the pessimistic search (each side of today's price on its pessimistic curve), any
-  candidate accepted that gains on the point estimate (test_z 0, no minimum gain), no shrinkage
-  by the sign's certainty. (d1) pessimistic search = D_point - D_robust.
+- D_point: the decision on the point estimate (gain_z 0, no risk budget or test, no minimum
+  gain, no shrinkage by the sign's certainty) inside the same range. (e) estimation error =
+  O_rules - D_point (split into SKUs the point estimate moves the wrong way or keeps where the
+  truth moves, and SKUs moved the right way by the wrong size).
+- D_robust: the product's search (at the gain's gain_z-s.e. lower end: 0 by default, the point
+  estimate, so this part is 0 unless a variant searches pessimistically), every candidate
+  accepted (no risk budget or test, no minimum gain), no shrinkage by the sign's certainty.
+  (d1) pessimistic search = D_point - D_robust.
 - D_search: the same with the shrinkage by the sign's certainty (2 Phi(|e| / s.e.) - 1).
   (d2) sign shrinkage = D_robust - D_search; (d) pessimistic curve shrinking the move =
   (d1) + (d2).
-- D_product: the product's decision (the minimum gain and the pessimistic gain test on top).
-  (c) minimum-gain and pessimistic test = D_search - D_product.
+- D_product: the product's decision (the minimum gain and the risk budget on top; the per-SKU
+  test where a variant sets `loss_budget=none`). (c) minimum gain and risk budget =
+  D_search - D_product.
 - (f) endings: the benchmark's rule sets have no price ending, so 0 here (cents only).
+
+The ceiling of the estimates (`--ceiling`): the decision on the point estimate again, with the
+curve's slope at today's price replaced by the true one (D_true_slope), and also its bend
+(D_true_curve: the true second derivative of log units at today's price, inside the model's
+range); the level, the hinge and the curve's family stay as estimated. What those capture bounds
+what any decision rule can reach with slopes and bends as well estimated as these markets allow.
 
 Each share is of the oracle's lift (O_free - today), summed over SKUs; captured + (a..e) = 1.
 The order matters (a part measured after the ones above it); the table says it.
@@ -113,14 +121,51 @@ def parse_variants(text: str) -> dict[str, dict]:
                 raise SystemExit(f"--variants: {key!r} is not a field of Rules")
             if key == "shrink_to_pass":
                 fields_[key] = value.lower() in ("1", "true")
+            elif value.lower() == "none":
+                fields_[key] = None
             else:
                 fields_[key] = float(value)
         out[name.strip()] = fields_
     return out
 
 
+def truth_in(market, skus: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The true slope of log units at today's price (the competitor's price held) and half
+    its second derivative (the curve's `curvature`), per SKU in the order of `skus`."""
+    at = {s: i for i, s in enumerate(market.sku)}
+    i = np.array([at[s] for s in skus])
+    p0 = np.round(market.price_today[i], 2)
+    h = 0.02
+    log_q = lambda m: np.log(market.demand(i, p0 * np.exp(m)))  # noqa: E731
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bend = (log_q(h) - 2 * log_q(0.0) + log_q(-h)) / (2 * h * h)
+    return market.local_elasticity(i, p0), bend
+
+
+def with_truth(curve, slope: np.ndarray, bend: np.ndarray | None = None):
+    """The estimated curve with its slope at today's price (and its bend) set to the truth."""
+    from ml.science.curve import CURVATURE_FLOOR
+
+    estimated, _ = curve.local_elasticity()
+    shift = np.where(np.isfinite(slope), slope - estimated, 0.0)
+    out = replace(curve, elasticity=curve.elasticity + shift)
+    if bend is not None:
+        known = np.isfinite(bend)
+        out = replace(
+            out, curvature=np.where(known, np.clip(bend, CURVATURE_FLOOR, 0.0), out.curvature)
+        )
+    return out
+
+
 def decompose(
-    forms, seed: int, skus: int, days: int, daily: bool, traps: bool, variants=None
+    forms,
+    seed: int,
+    skus: int,
+    days: int,
+    daily: bool,
+    traps: bool,
+    variants=None,
+    ceiling: bool = False,
 ) -> dict:
     from ml import selectors as ml_selectors
     from ml.models import ModelVersion
@@ -164,10 +209,10 @@ def decompose(
             )
             no_cost = approvals.policy().no_cost_fallback
 
-            def decide(overrides: dict, sign_weight: bool = True):
+            def decide(overrides: dict, sign_weight: bool = True, on=None):
                 with decided_with(overrides, sign_weight):
                     return pricing._optimise_by_rules(
-                        catalog, curve, known, history, resolved, no_cost
+                        catalog, curve if on is None else on, known, history, resolved, no_cost
                     )
 
             product = decide({})
@@ -175,15 +220,19 @@ def decompose(
                 {"max_step": 1.0, "window_low": np.nan, "window_high": np.nan,
                  "hold_up": 0.0, "hold_down": 0.0}
             )  # fmt: skip
-            searched = decide({"test_z": 0.0, "min_gain_abs": 0.0, "min_gain_rel": 0.0})
-            robust = decide(
-                {"test_z": 0.0, "min_gain_abs": 0.0, "min_gain_rel": 0.0}, sign_weight=False
-            )
-            point = decide(
-                {"gain_z": 0.0, "test_z": 0.0, "min_gain_abs": 0.0, "min_gain_rel": 0.0},
-                sign_weight=False,
-            )
+            # every move taken as searched: no risk budget, no test, no minimum gain
+            free = {"loss_budget": None, "test_z": 0.0, "min_gain_abs": 0.0, "min_gain_rel": 0.0}
+            searched = decide(free)
+            robust = decide(free, sign_weight=False)
+            point = decide({**free, "gain_z": 0.0}, sign_weight=False)
             tried = {name: decide(over) for name, over in (variants or {}).items()}
+            if ceiling:
+                plain = {**free, "gain_z": 0.0}
+                slope, bend = truth_in(market, list(catalog.sku))
+                tried["ceiling: true slope"] = decide(plain, False, with_truth(curve, slope))
+                tried["ceiling: true slope and bend"] = decide(
+                    plain, False, with_truth(curve, slope, bend)
+                )
     finally:
         delete_tenant(tenant=tenant)
     at = {s: i for i, s in enumerate(catalog.sku)}
@@ -258,8 +307,14 @@ def main() -> None:
         "--variants",
         default="",
         help="decision rules to score on the same estimates, e.g. "
-        "'now:;point-pass:gain_z=0,shrink_to_pass=1' (Rules fields; captured share and SKUs "
+        "'now:;per-sku:loss_budget=none,gain_z=1' (Rules fields; captured share and SKUs "
         "losing money for each, scored as decision_quality.py does)",
+    )
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also the point decision on the true slope (and bend) at today's price: what "
+        "better estimates could reach",
     )
     args = parser.parse_args()
     variants = parse_variants(args.variants)
@@ -278,9 +333,17 @@ def main() -> None:
         for seed in (int(s) for s in args.seeds.split(",")):
             for report in args.reports.split(","):
                 got = decompose(
-                    forms, seed, args.skus, args.days, report == "daily", args.traps, variants
+                    forms,
+                    seed,
+                    args.skus,
+                    args.days,
+                    report == "daily",
+                    args.traps,
+                    variants,
+                    args.ceiling,
                 )
-                for name in variants:
+                named = [k.partition(":")[2] for k in got if k.startswith("variant:")]
+                for name in named:
                     captured, losing = got.pop(f"variant:{name}")
                     tried.setdefault((report, name), []).append((captured, losing))
                     print(
@@ -304,7 +367,7 @@ def main() -> None:
     print(
         "| report | (a) evidence range | (b) step / window | (e) estimation: wrong way | "
         "(e) estimation: wrong size | (d1) pessimistic search | (d2) sign shrinkage | "
-        "(c) minimum gain and pessimistic test | (f) endings | captured | wrong-way SKUs |"
+        "(c) minimum gain and risk budget | (f) endings | captured | wrong-way SKUs |"
     )
     print("| --- |" + " --- |" * 10)
     for report, total in totals.items():

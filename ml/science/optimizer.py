@@ -12,11 +12,15 @@ widened by a margin (no extrapolation); a cumulative change per window; no secon
 same direction before the last one has been observed. None of them ever forces a move.
 
 A change is recommended only when its expected objective beats keeping today's price by the
-minimum gain (absolute per day and relative), and still beats it at the `test_z` (1.645: 95 %
-one-sided) lower end of its gain, where the gain's standard error combines the uncertain parts
-of the curve as independent errors (`robust_value`). Where the searched price fails, the
-largest part of its move that passes the same test is recommended (`shrink_to_pass`); where no
-part does, today's price is kept.
+minimum gain (absolute per day and relative). How far an uncertain move goes is set by the risk
+budget (`loss_budget`): the whole move searched on the point estimate, a part of it (in
+twentieths) or none per SKU, so that the run's expected gain is largest while the expected
+share of its SKUs whose change loses money stays within the budget (1 %) and no change loses
+money with a probability above `max_loss_chance` (1 in 10); the gain's standard error combines
+the uncertain parts of the curve as independent errors (`robust_value`). Without a budget, a
+per-SKU test instead: the move must still gain at its `test_z` (1.645: 95 % one-sided) lower
+end, or the largest part of it that does (`shrink_to_pass`); where no part does, today's price
+is kept.
 Where a rule forces a move, the smallest move that satisfies it is the baseline instead.
 Price endings (e.g. .99) are candidates inside the search: the better of the nearest allowed
 endings below and above, judged on the curve. Where the elasticity is uncertain the move
@@ -112,17 +116,27 @@ class Rules:
     # the smallest move a rule forces), and this share of it, ...
     min_gain_abs: float | np.ndarray = 0.01
     min_gain_rel: float | np.ndarray = 0.01
-    # The search: the price whose gain is best at its gain_z-s.e. lower end (1: the gain's
-    # 16th percentile), each side of today's price on its own pessimistic curve.
-    gain_z: float = 1.0
-    # ... and the test a move must pass: its gain still positive at the test_z-s.e. lower end
-    # (1.645: a gain with 95 % probability, one-sided, to first order; None: gain_z; 0: the
-    # point estimate's gain only). benchmarks/decision_decomposition.py measures each part.
+    # The search: the price whose gain is best at its gain_z-s.e. lower end (0: the point
+    # estimate's best; 1: the gain's 16th percentile, each side of today's price on its own
+    # pessimistic curve).
+    gain_z: float = 0.0
+    # The risk budget (the default): each SKU's move is a part of the searched one (twentieths,
+    # `shrink_steps`, or none), chosen so that the run's expected gain is largest while the
+    # expected share of its SKUs whose change loses money (more than `loss_tolerance` of the
+    # day's objective) stays within `loss_budget`, and no single change loses money with a
+    # probability above `max_loss_chance`. The probabilities are the normal ones of the gain's
+    # standard error (`robust_value`). None: the per-SKU test below instead.
+    loss_budget: float | None = 0.01
+    max_loss_chance: float = 0.10
+    loss_tolerance: float = 0.005
+    # Without a budget: the test each move must pass, its gain still positive at the
+    # test_z-s.e. lower end (1.645: a gain with 95 % probability, one-sided, to first order;
+    # None: gain_z; 0: the point estimate's gain only), and where the searched price fails it,
+    # the largest part of its move that passes (`shrink_to_pass`; False: today's price kept).
+    # benchmarks/decision_decomposition.py measures each part.
     test_z: float | None = 1.645
-    # Where the searched price fails the test (or the minimum gain), the largest move toward it
-    # that passes both, on the same test (False: today's price is kept).
     shrink_to_pass: bool = True
-    # Fractions of the failed move tried, from the whole move down.
+    # Fractions of the searched move tried, from the whole move down.
     shrink_steps: int = 20
 
 
@@ -377,6 +391,12 @@ def _optimise(
     valid = curve.usable
     if rules.no_cost not in NO_COST_FALLBACKS:
         raise ValueError(f"no_cost must be one of {NO_COST_FALLBACKS}, not {rules.no_cost!r}")
+    for name in ("loss_budget", "max_loss_chance", "loss_tolerance"):
+        value = getattr(rules, name)
+        if (value is not None or name != "loss_budget") and not (
+            np.isfinite(value) and 0 <= value <= 1
+        ):
+            raise ValueError(f"{name} must be a share between 0 and 1, not {value!r}")
     estimated = valid.copy()  # a usable estimate (for the expected units, whatever the price)
     kept = np.zeros(n, dtype=bool)
     costless = ~(c > 0)
@@ -515,7 +535,18 @@ def _optimise(
     # point estimate's best by more than an ending's snap).
     retry = valid & ~conflict & differs & ~held & ~passes & ~guided & (gain >= need)
     shrunk = np.zeros(n, dtype=bool)
-    if rules.shrink_to_pass and retry.any():
+    if rules.loss_budget is not None:
+        # The risk budget decides every estimated move (a floor the merchant set still holds).
+        rows = valid & ~conflict & differs & ~held & ~guided
+        chosen, found, whole = _within_budget(
+            curve, c, by_revenue, base, candidate, value_base, need, rows, rules, chunk
+        )
+        candidate = np.where(found, chosen, candidate)
+        passes = np.where(rows, found, passes)
+        shrunk = found & ~whole
+        moved_less = moved_less | shrunk
+        snapped = np.where(shrunk, rules.ending is not None, snapped)
+    elif rules.shrink_to_pass and retry.any():
         smaller, found = _largest_passing(
             curve, c, by_revenue, base, candidate, need, test_z, retry, rules, chunk
         )
@@ -656,6 +687,128 @@ def robust_value(curve, price, cost, by_revenue, z: float, up, base=None) -> np.
         )
         var = sum(np.maximum(np.nan_to_num(loss), 0.0) ** 2 for loss in losses)
         return point - np.sqrt(var)
+
+
+def _fractions(base, candidate, rules) -> tuple[np.ndarray, np.ndarray]:
+    """Per SKU (rows of `base` and `candidate`, as (m, 1) columns): the whole move and its
+    twentieths (`shrink_steps`) down to the smallest, in cents, on an allowed ending where one
+    is set, never past `base`; and whether each is a raise."""
+    steps = np.linspace(1.0, 0.0, max(2, int(rules.shrink_steps)) + 1)[:-1]
+    up = candidate > base
+    price = np.round(base + steps[None, :] * (candidate - base), 2)
+    if rules.ending is not None:
+        down_end = _ending_below(price, rules.ending)
+        price = np.round(
+            np.where(up, down_end, np.where(down_end < price - 1e-9, down_end + 1, price)), 2
+        )
+    price[:, :1] = candidate  # the whole move as searched (already on an allowed ending)
+    return price, np.broadcast_to(up, price.shape)
+
+
+SURE_CHANCE = 1e-6  # a move's chance of losing money below which its parts are not weighed
+
+
+def _gain_and_chance(part, price, cost, by_revenue, base, up, value_base, need, rules):
+    """Per SKU and candidate price: the gain over `base` on the curve (-inf where the price
+    is no move, gains less than `need` or may lose money with a chance above
+    `max_loss_chance`) and the chance of losing money (0 where -inf)."""
+    with np.errstate(all="ignore"):
+        gain = part.value(price, cost, by_revenue) - part.value(base, cost, by_revenue)
+        spread = gain - robust_value(part, price, cost, by_revenue, 1.0, up, base)
+        spread = np.maximum(np.nan_to_num(spread, nan=np.inf), 1e-12)
+        allowed = -rules.loss_tolerance * np.abs(np.nan_to_num(value_base))[:, None]
+        chance = ndtr((allowed - gain) / spread)
+    moves = np.where(up, price > base + 0.004, price < base - 0.004)
+    ok = moves & np.isfinite(gain) & (gain >= need[:, None]) & (chance <= rules.max_loss_chance)
+    return np.where(ok, gain, -np.inf), np.where(ok, chance, 0.0)
+
+
+def _within_budget(curve, cost, by_revenue, base, candidate, value_base, need, rows, rules, chunk):
+    """The risk budget: per SKU in `rows`, the whole move from `base` toward `candidate`, a part
+    of it (`_fractions`) or none, so that the expected gain summed over the SKUs is largest
+    while the expected share of all SKUs here that lose money stays within `loss_budget`.
+
+    Each part's gain on the curve must reach `need`; its chance of losing money is
+    P(gain < -loss_tolerance x |value_base|) with the gain normal around its point estimate and
+    its standard error the one `robust_value` combines (its 1-s.e. lower end); a part whose
+    chance is above `max_loss_chance` is never taken. One price per SKU maximises
+    gain - lam x chance; lam >= 0 is the smallest that keeps the sum of the chosen chances
+    within the budget (bisection; 0 where the best parts already fit): the budget goes to the
+    moves that gain most for the risk they take. Returns the prices, where a move was chosen,
+    and where it is the whole move."""
+    n = len(candidate)
+    out, found, whole = candidate.copy(), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    rows_at = np.flatnonzero(rows)
+    if not len(rows_at):
+        return out, found, whole
+    gains, chances, prices, doubtful = [], [], [], []
+    for start in range(0, len(rows_at), max(1, chunk)):
+        at = rows_at[start : start + max(1, chunk)]
+        b = base[at][:, None]
+        price, up = _fractions(b, candidate[at][:, None], rules)
+        part = curve.subset(at)
+        c, rev, v0, floor = cost[at], by_revenue[at], value_base[at], need[at]
+        gain = np.full(price.shape, -np.inf)
+        chance = np.zeros(price.shape)
+        # the whole move first: where it is all but sure (no chance to speak of), no part of it
+        # can do better, and the parts are not evaluated (most SKUs of a confident catalog)
+        g, p = _gain_and_chance(part, price[:, :1], c, rev, b, up[:, :1], v0, floor, rules)
+        gain[:, :1], chance[:, :1] = g, p
+        risky = np.flatnonzero(~(np.isfinite(g[:, 0]) & (p[:, 0] <= SURE_CHANCE)))
+        if len(risky):
+            g, p = _gain_and_chance(
+                part.subset(risky),
+                price[risky, 1:],
+                c[risky],
+                rev[risky],
+                b[risky],
+                up[risky, 1:],
+                v0[risky],
+                floor[risky],
+                rules,
+            )
+            gain[risky, 1:], chance[risky, 1:] = g, p
+        gains.append(gain)
+        chances.append(chance)
+        prices.append(price)
+        mask = np.zeros(len(at), dtype=bool)
+        mask[risky] = True
+        doubtful.append(mask)
+    gain, chance, price = np.vstack(gains), np.vstack(chances), np.vstack(prices)
+    doubt = np.concatenate(doubtful)
+    # "no move" is a choice too: gain 0, no chance of a loss
+    gain = np.hstack([gain, np.zeros((len(gain), 1))])
+    chance = np.hstack([chance, np.zeros((len(chance), 1))])
+    # the sure moves are taken whole (their chances, all but 0, still count); the budget left
+    # is shared among the doubtful ones
+    pick = np.where(np.isfinite(gain[:, 0]) & ~doubt, 0, gain.shape[1] - 1)
+    budget = float(rules.loss_budget) * n - float(chance[~doubt, 0].sum())
+    g, p = gain[doubt], chance[doubt]
+
+    def choose(lam: float):
+        chosen = np.argmax(g - lam * p, axis=1)
+        return chosen, float(p[np.arange(len(chosen)), chosen].sum())
+
+    chosen, spent = choose(0.0)
+    if spent > budget:
+        # bisection on lam in log steps: from a price of risk no move can pay to one every move
+        # pays, halving the ratio until it is within 0.1 %
+        scale = max(float(np.max(np.where(np.isfinite(g), g, 0.0))), 1e-12)
+        low, high = scale * 1e-9, scale * 1e9
+        while high / low > 1.001:
+            mid = np.sqrt(low * high)
+            if choose(mid)[1] > budget:
+                low = mid
+            else:
+                high = mid
+        chosen, _ = choose(high)
+    pick[doubt] = chosen
+    took = pick < price.shape[1]
+    chosen = price[np.arange(len(pick)), np.minimum(pick, price.shape[1] - 1)]
+    out[rows_at[took]] = chosen[took]
+    found[rows_at[took]] = True
+    whole[rows_at[took & (pick == 0)]] = True
+    return out, found, whole
 
 
 def _largest_passing(curve, cost, by_revenue, base, candidate, need, z, rows, rules, chunk):

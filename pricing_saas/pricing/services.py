@@ -639,8 +639,9 @@ def explain(
         elif "min_gain" in flags:
             sentences.append(
                 "Today's price is kept: no allowed price is expected to earn "
-                "clearly more than it (the minimum gain), also if the estimate of "
-                "how demand reacts to price is off by its uncertainty."
+                "clearly more than it (the minimum gain) without too great a chance "
+                "of losing money, given how uncertain the estimate of how demand "
+                "reacts to price is."
             )
         elif rec.units_now[i] == 0:
             sentences.append("Today's price is kept: the product has no sales history yet.")

@@ -56,8 +56,14 @@ SCRIPTS = {
         db=True,
     ),
     "decision_decomposition.py": Smoke(
-        args="--skus 12 --days 60 --seeds 0 --reports orders",
-        expect=("| constant+linear+logit | 0 | orders |", "(a) evidence range", "| orders |"),
+        args="--skus 12 --days 60 --seeds 0 --reports orders --ceiling "
+        "--variants per-sku:loss_budget=none,gain_z=1",
+        expect=(
+            "| constant+linear+logit | 0 | orders |",
+            "(a) evidence range",
+            "| orders | per-sku |",
+            "| orders | ceiling: true slope and bend |",
+        ),
         db=True,
     ),
     "decision_quality.py": Smoke(
@@ -114,7 +120,7 @@ SCRIPTS = {
     ),
     "optimizer_speed.py": Smoke(
         args="--skus 2000 --loop-sample 200",
-        expect=("per-SKU Python loop", "vectorised grid", "vectorised analytic optimum"),
+        expect=("per-SKU Python loop", "vectorised grid", "with the risk budget (default)"),
     ),
     "partitioned_scale.py": Smoke(
         args="--skus 60 --days 30 --workers 1 --block 25 --reprice-block 40",

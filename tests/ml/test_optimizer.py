@@ -9,6 +9,9 @@ from hypothesis import strategies as st
 
 from ml.science.optimizer import RULES, Rules, optimise
 
+# The per-SKU test instead of the risk budget: each move gains at its 95 % end, searched at
+# the gain's 1-s.e. lower end (the default before the budget).
+PER_SKU = {"loss_budget": None, "gain_z": 1.0}
 finite_or_nan = lambda lo, hi: st.one_of(st.just(np.nan), st.floats(lo, hi))  # noqa: E731
 estimate = st.one_of(st.floats(-6, 0.5), st.just(np.nan), st.just(np.inf), st.just(-np.inf))
 
@@ -33,6 +36,8 @@ def markets(draw):
         ending=draw(st.sampled_from([None, 0.99, 0.0, 0.49])),
         objective=draw(st.sampled_from(["profit", "revenue"])),
         gain_z=draw(st.sampled_from([0.0, 1.0])),
+        loss_budget=draw(st.sampled_from([None, 0.0, 0.01, 1.0])),
+        max_loss_chance=draw(st.sampled_from([0.1, 1.0])),
         test_z=draw(st.sampled_from([None, 0.0, 1.645])),
         shrink_to_pass=draw(st.booleans()),
         competitor_sd=draw(st.sampled_from([0.0, 0.05])),
@@ -84,7 +89,7 @@ def test_no_recommendation_ever_breaks_a_hard_rule(market):
     )
     # A move shrunk to pass the test is one the whole move's test refused: without the shrink
     # that SKU keeps the baseline; with it, it moves on the same side, less, flagged.
-    if rules.shrink_to_pass:
+    if rules.shrink_to_pass and rules.loss_budget is None:
         from dataclasses import replace
 
         whole = optimise(price, cost, units, elasticity, sd, replace(rules, shrink_to_pass=False),
@@ -117,13 +122,10 @@ def test_price_below_margin_floor_is_restored_beyond_the_step():
 
 
 def test_uncertain_elasticity_moves_less():
-    # gain_z=0, test_z=0: the shrinkage alone (the pessimistic gain test is covered below)
-    sure = optimise(
-        [10.0], [5.0], [100.0], [-1.2], [0.0], Rules(max_step=0.3, gain_z=0.0, test_z=0.0)
-    )
-    unsure = optimise(
-        [10.0], [5.0], [100.0], [-1.2], [2.0], Rules(max_step=0.3, gain_z=0.0, test_z=0.0)
-    )
+    # no budget, test_z=0: the shrinkage alone (the risk budget and the test: below)
+    alone = Rules(max_step=0.3, gain_z=0.0, test_z=0.0, loss_budget=None)
+    sure = optimise([10.0], [5.0], [100.0], [-1.2], [0.0], alone)
+    unsure = optimise([10.0], [5.0], [100.0], [-1.2], [2.0], alone)
     assert abs(unsure.price[0] - 10) < abs(sure.price[0] - 10)
     assert "uncertainty" in unsure.rules_of(0)
 
@@ -131,7 +133,7 @@ def test_uncertain_elasticity_moves_less():
 def test_the_move_scales_with_how_sure_the_estimate_is_that_demand_falls_with_price():
     # e = -3 wants the lowest price (cost 0, revenue-like): 10 -> 8 with the 20 % step.
     # The move is scaled by 2 Phi(|e| / sd) - 1: all of it when sure, none for a coin flip.
-    e, rules = [-3.0], Rules(max_step=0.2, min_margin=0.0, gain_z=0.0, test_z=0.0)
+    e, rules = [-3.0], Rules(max_step=0.2, min_margin=0.0, test_z=0.0, loss_budget=None)
     moves = {
         sd: 10 - optimise([10.0], [0.0], [100.0], e, [sd], rules).price[0]
         for sd in (0.0, 0.3, 1.0, 3.0, 6.0, 300.0)
@@ -281,6 +283,7 @@ def test_large_inputs_run_in_blocks_with_the_same_answer(monkeypatch):
         competitor_price=price * rng.uniform(0.8, 1.3, n),
         max_above_competitor=0.05,
         ending=0.99,
+        loss_budget=None,  # the risk budget is spent per block (its own test)
     )
     curvature = np.where(rng.random(n) < 0.3, -2.0, 0.0)
     whole = optimise(*args, rules, curvature=curvature)
@@ -497,7 +500,7 @@ def test_an_uncertain_slope_and_bend_together_still_move_a_price_that_pays_on_bo
     # Elastic (-3.5) with a margin of 40 %: a cut pays. The slope +- 0.6 and the bend -1 +- 1
     # are each a real doubt; the cut is searched on their joint end, not on both ends at once.
     kw = {"curvature": [-1.0], "curvature_se": [1.0]}
-    searched = Rules(max_step=0.2, test_z=1.0)  # the search's own level for the test too
+    searched = Rules(max_step=0.2, test_z=1.0, **PER_SKU)  # the search's level for the test
     rec = optimise([10.0], [6.0], [100.0], [-3.5], [0.6], searched, **kw)
     # 9.40 (every part at its end at once: 9.52; the slope alone uncertain: deeper still)
     slope_only = optimise(
@@ -505,11 +508,12 @@ def test_an_uncertain_slope_and_bend_together_still_move_a_price_that_pays_on_bo
     )
     assert 8.0 <= slope_only.price[0] <= rec.price[0] <= 9.45
     assert rec.value_new[0] > rec.value_now[0]
-    # The default test asks the cut to gain at its 95 % one-sided end (1.645 s.e. of the
+    # The per-SKU test asks the cut to gain at its 95 % one-sided end (1.645 s.e. of the
     # gain): this one may not, so today's price is kept; a surer slope (+- 0.3) moves.
-    kept = optimise([10.0], [6.0], [100.0], [-3.5], [0.6], Rules(max_step=0.2), **kw)
+    tested = Rules(max_step=0.2, **PER_SKU)
+    kept = optimise([10.0], [6.0], [100.0], [-3.5], [0.6], tested, **kw)
     assert kept.price[0] == 10.0 and "min_gain" in kept.rules_of(0)
-    sure = optimise([10.0], [6.0], [100.0], [-3.5], [0.3], Rules(max_step=0.2), **kw)
+    sure = optimise([10.0], [6.0], [100.0], [-3.5], [0.3], tested, **kw)
     assert 8.0 <= sure.price[0] < 9.5 and sure.value_new[0] > sure.value_now[0]
     # a slope so uncertain that the cut may lose at the search's own level: kept
     unsure = optimise([10.0], [6.0], [100.0], [-3.5], [3.0], searched, **kw)
@@ -522,9 +526,10 @@ def test_a_move_that_fails_the_test_shrinks_to_the_largest_move_that_passes():
     # Elastic (-3 +- 0.5) on a 50 % margin: the point estimate's best is a 25 % cut, which does
     # not gain at the test's 95 % end (the slope may be -2.2); a smaller cut does.
     args = ([10.0], [5.0], [100.0], [-3.0], [0.5])
-    kept = optimise(*args, Rules(max_step=0.3, gain_z=0.0, shrink_to_pass=False))
+    tested = {"max_step": 0.3, "gain_z": 0.0, "loss_budget": None}
+    kept = optimise(*args, Rules(**tested, shrink_to_pass=False))
     assert kept.price[0] == 10.0 and "min_gain" in kept.rules_of(0)
-    rules = Rules(max_step=0.3, gain_z=0.0)  # the default: the largest part that passes
+    rules = Rules(**tested)  # the per-SKU test's default: the largest part that passes
     shrunk = optimise(*args, rules)
     assert 7.5 < shrunk.price[0] < 10.0 and shrunk.rules_of(0) == ["uncertainty"]
     curve = _curve_of(*args)
@@ -537,7 +542,7 @@ def test_a_move_that_fails_the_test_shrinks_to_the_largest_move_that_passes():
     assert low(9.25) > low(shrunk.price[0])  # not the safest cut: the largest that is safe
     assert shrunk.value_new[0] > shrunk.value_now[0]
     # on an allowed ending, never past today's price
-    ended = optimise(*args, Rules(max_step=0.3, gain_z=0.0, ending=0.99))
+    ended = optimise(*args, Rules(**tested, ending=0.99))
     assert ended.price[0] == 8.99 and low(8.99) >= 0
     # a slope that may be flat (-1.5 +- 1.2): no cut of any size passes, today's price kept
     flat = optimise([10.0], [5.0], [100.0], [-3.0], [1.6], rules)
@@ -554,12 +559,14 @@ def _curve_of(price, cost, units, elasticity, sd):
 
 def test_a_shrunk_move_names_no_bound_it_did_not_meet_and_endings_stay_whole():
     # A raise shrunk onto a .49 ending is not "held up by the margin floor" (9.90 is below)
-    raised = optimise([10.0], [9.0], [100.0], [-5.0], [1.0], Rules(max_step=0.3, ending=0.49))
+    raised = optimise(
+        [10.0], [9.0], [100.0], [-5.0], [1.0], Rules(max_step=0.3, ending=0.49, **PER_SKU)
+    )
     assert raised.price[0] == 10.49 and raised.rules_of(0) == ["ending", "uncertainty"]
     # ... nor a cut "waiting for evidence" that holds only raises
     cut = optimise(
         [10.0], [5.0], [100.0], [-3.0], [0.5],
-        Rules(max_step=0.3, gain_z=0.0, ending=0.49, hold_up=1.0),
+        Rules(max_step=0.3, gain_z=0.0, ending=0.49, hold_up=1.0, loss_budget=None),
     )  # fmt: skip
     assert cut.price[0] == 9.49 and cut.rules_of(0) == ["ending", "uncertainty"]
     # 16.99 is itself a .99 price (16.99 - 0.99 in floats is just under 16)
@@ -567,3 +574,78 @@ def test_a_shrunk_move_names_no_bound_it_did_not_meet_and_endings_stay_whole():
 
     got = _ending_below(np.array([16.99, 64.49, 17.5, 0.99]), np.array([0.99, 0.49, 0.99, 0.99]))
     assert np.allclose(got, [16.99, 64.49, 16.99, 0.99])
+
+
+def _chances(rec, price, cost, units, elasticity, sd, rules):
+    """Each recommendation's chance of losing money as the risk budget judges it."""
+    from scipy.special import ndtr
+
+    from ml.science.optimizer import robust_value
+
+    curve = _curve_of(price, cost, units, elasticity, sd)
+    new, now = rec.price, np.asarray(price, float)
+    up = new > now
+    gain = curve.value(new, cost, np.zeros(len(now), bool)) - curve.value(
+        now, cost, np.zeros(len(now), bool)
+    )
+    spread = gain - robust_value(curve, new, cost, np.zeros(len(now), bool), 1.0, up, now)
+    allowed = -rules.loss_tolerance * np.abs(rec.value_now)
+    moved = np.abs(new - now) >= 0.005
+    chance = np.where(moved, ndtr((allowed - gain) / np.maximum(spread, 1e-12)), 0.0)
+    return chance, gain
+
+
+def test_the_risk_budget_bounds_the_expected_share_of_skus_that_lose_money():
+    # 60 elastic SKUs on a 50 % margin (a cut pays on the point estimate), from sure to
+    # unsure slopes: the budget is the expected share of them whose change loses money.
+    rng = np.random.default_rng(3)
+    n = 60
+    price, cost, units = np.full(n, 10.0), np.full(n, 5.0), rng.uniform(5, 200, n)
+    elasticity, sd = np.full(n, -3.0), rng.uniform(0.05, 2.0, n)
+    args = (price, cost, units, elasticity, sd)
+    gains = {}
+    for budget in (0.0, 0.01, 0.05, 1.0):
+        rules = Rules(max_step=0.3, loss_budget=budget)
+        rec = optimise(*args, rules)
+        chance, gain = _chances(rec, *args, rules)
+        moved = np.abs(rec.price - price) >= 0.005
+        assert chance.sum() <= budget * n + 1e-6, budget
+        assert np.all(chance <= rules.max_loss_chance + 1e-9)  # no single bet past 1 in 10
+        assert np.all(gain[moved] >= np.maximum(0.01, 0.01 * rec.value_now[moved]) - 1e-9)
+        shrunk = moved & (rec.price > 7.5 + 0.005)  # short of the best (7.50): flagged
+        assert all("uncertainty" in rec.rules_of(i) for i in np.flatnonzero(shrunk))
+        gains[budget] = float(np.sum(rec.value_new - rec.value_now))
+    # a larger budget buys more expected gain; a budget of 0 still moves the sure SKUs
+    assert 0 < gains[0.0] <= gains[0.01] <= gains[0.05] <= gains[1.0]
+    sure = optimise(*args, Rules(max_step=0.3, loss_budget=0.0))
+    assert sure.price[np.argmin(sd)] < 10.0 and sure.price[np.argmax(sd)] == 10.0
+
+
+def test_the_risk_budget_goes_to_the_moves_that_gain_most_for_their_risk():
+    # Two SKUs with the same doubt about their slope; one sells 100 times as much. With room
+    # for one risky move, the big seller gets it.
+    args = ([10.0, 10.0], [5.0, 5.0], [1000.0, 10.0], [-3.0, -3.0], [0.6, 0.6])
+    one = optimise(*args, Rules(max_step=0.3, loss_budget=0.05))
+    assert one.price[0] < 10.0 and one.price[1] == 10.0
+    both = optimise(*args, Rules(max_step=0.3, loss_budget=0.5))
+    assert both.price[0] < 10.0 and both.price[1] < 10.0
+
+
+def test_the_per_sku_test_stays_available_without_a_budget():
+    args = ([10.0], [6.0], [100.0], [-3.5], [0.6])
+    kw = {"curvature": [-1.0], "curvature_se": [1.0]}
+    kept = optimise(*args, Rules(max_step=0.2, **PER_SKU), **kw)
+    assert kept.price[0] == 10.0  # fails the 95 % test
+    budget = optimise(*args, Rules(max_step=0.2), **kw)
+    chance, _ = _chances(budget, *[np.asarray(a, float) for a in args], Rules())
+    assert chance[0] <= 0.10
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("loss_budget", -0.01), ("loss_budget", np.nan), ("max_loss_chance", 2.0),
+     ("loss_tolerance", np.inf)],
+)  # fmt: skip
+def test_a_risk_setting_outside_zero_to_one_is_refused(field, value):
+    with pytest.raises(ValueError, match=field):
+        optimise([10.0], [5.0], [10.0], [-2.0], [0.5], Rules(**{field: value}))
