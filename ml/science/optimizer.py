@@ -15,12 +15,14 @@ A change is recommended only when its expected objective beats keeping today's p
 minimum gain (absolute per day and relative). How far an uncertain move goes is set by the risk
 budget (`loss_budget`): the whole move searched on the point estimate, a part of it (in
 twentieths) or none per SKU, so that the run's expected gain is largest while the expected
-share of its SKUs whose change loses money stays within the budget (1 %) and no change loses
-money with a probability above `max_loss_chance` (1 in 10); the gain's standard error combines
-the uncertain parts of the curve as independent errors (`robust_value`). Without a budget, a
-per-SKU test instead: the move must still gain at its `test_z` (1.645: 95 % one-sided) lower
-end, or the largest part of it that does (`shrink_to_pass`); where no part does, today's price
-is kept.
+share of its SKUs whose change loses money (more than `loss_tolerance`, 0.5 %, of the day's
+objective) stays within the budget (1 %) and no change does so with a probability above
+`max_loss_chance` (1 in 10); the gain's standard error combines
+the uncertain parts of the curve as independent errors (`robust_value`); the budget is spent
+per call (per block of BLOCK SKUs above 2 x BLOCK). Without a budget (and with `gain_z` 1, the
+search at the gain's 1-s.e. lower end), a per-SKU test instead: the move must still gain at
+its `test_z` (1.645: 95 % one-sided) lower end, or the largest part of it that does
+(`shrink_to_pass`); where no part does, today's price is kept.
 Where a rule forces a move, the smallest move that satisfies it is the baseline instead.
 Price endings (e.g. .99) are candidates inside the search: the better of the nearest allowed
 endings below and above, judged on the curve. Where the elasticity is uncertain the move
@@ -76,8 +78,8 @@ class Rules:
     competitor_price: float | np.ndarray = np.nan  # lowest competitor price
     # How far that price may be off today's in log price (the reprice gives sqrt 2 x the
     # readings' jitter: a reading carried to today): the pessimistic curve places the
-    # competitor's price gain_z of it toward the unfavourable side of each move (0: the reading
-    # taken as exact).
+    # competitor's price one such s.d. toward the unfavourable side of each move, as one part
+    # of the gain's standard error (0: the reading taken as exact).
     competitor_sd: float | np.ndarray = 0.0
     # The jitter the demand model smoothed the hinge above the competitor over (the curve's
     # ramp_sd, ml.science.curve.ramp; 0: a sharp kink at the competitor's price).
@@ -129,6 +131,10 @@ class Rules:
     loss_budget: float | None = 0.01
     max_loss_chance: float = 0.10
     loss_tolerance: float = 0.005
+    # Per SKU, the price before a recent change that no sales have verified yet (NaN: none):
+    # the chance that change loses money is already spent from the budget, so nightly runs
+    # without new data do not take a little more risk each night.
+    unverified_from: float | np.ndarray = np.nan
     # Without a budget: the test each move must pass, its gain still positive at the
     # test_z-s.e. lower end (1.645: a gain with 95 % probability, one-sided, to first order;
     # None: gain_z; 0: the point estimate's gain only), and where the searched price fails it,
@@ -226,8 +232,9 @@ def optimise(
     the competitor) or, without one, a given fact. SKUs with either are
     optimised on the candidate grid (the analytic optimum holds for constant elasticity only).
 
-    Large inputs are cut into blocks of BLOCK SKUs optimised on THREADS threads (every SKU is
-    independent of the others): cache-sized blocks on all cores.
+    Large inputs are cut into blocks of BLOCK SKUs optimised on THREADS threads: cache-sized
+    blocks on all cores. Every SKU is independent of the others except through the risk budget
+    (`Rules.loss_budget`), which each block spends on its own SKUs.
     """
     rules = rules or Rules()
     n = len(price)
@@ -526,10 +533,13 @@ def _optimise(
         gain = curve.value(candidate, c, by_revenue) - value_base
     need = np.maximum(_arr(rules.min_gain_abs, n), _arr(rules.min_gain_rel, n) * np.abs(value_base))
     test_z = rules.gain_z if rules.test_z is None else rules.test_z
-    with np.errstate(invalid="ignore"):
-        gain_low = robust_value(curve, candidate, c, by_revenue, test_z, candidate > base, base)
     differs = np.abs(candidate - base) >= 0.005
-    passes = (gain >= need) & np.nan_to_num(gain_low >= 0)
+    if rules.loss_budget is None:  # the per-SKU test (the budget weighs its own parts)
+        with np.errstate(invalid="ignore"):
+            gain_low = robust_value(curve, candidate, c, by_revenue, test_z, candidate > base, base)
+        passes = (gain >= need) & np.nan_to_num(gain_low >= 0)
+    else:
+        passes = gain >= need
     # Retried: a move that gains the minimum on the curve but fails the test (a part of a move
     # that does not gain the minimum whole gains less still: the search never overshoots the
     # point estimate's best by more than an ending's snap).
@@ -539,7 +549,18 @@ def _optimise(
         # The risk budget decides every estimated move (a floor the merchant set still holds).
         rows = valid & ~conflict & differs & ~held & ~guided
         chosen, found, whole = _within_budget(
-            curve, c, by_revenue, base, candidate, value_base, need, rows, rules, chunk
+            curve,
+            c,
+            by_revenue,
+            base,
+            candidate,
+            value_base,
+            need,
+            rows,
+            rules,
+            chunk,
+            counted=int(np.sum(valid & ~conflict)),
+            spent=_unverified_risk(curve, c, by_revenue, p0, valid & ~conflict, rules),
         )
         candidate = np.where(found, chosen, candidate)
         passes = np.where(rows, found, passes)
@@ -708,22 +729,60 @@ def _fractions(base, candidate, rules) -> tuple[np.ndarray, np.ndarray]:
 SURE_CHANCE = 1e-6  # a move's chance of losing money below which its parts are not weighed
 
 
-def _gain_and_chance(part, price, cost, by_revenue, base, up, value_base, need, rules):
-    """Per SKU and candidate price: the gain over `base` on the curve (-inf where the price
-    is no move, gains less than `need` or may lose money with a chance above
-    `max_loss_chance`) and the chance of losing money (0 where -inf)."""
+def _chance(part, price, cost, by_revenue, base, up, value_base, rules):
+    """Per SKU and price: the gain over `base` on the curve and the chance that it loses more
+    than `loss_tolerance` of `value_base` (normal around its point estimate, the standard
+    error `robust_value`'s 1-s.e. lower end)."""
     with np.errstate(all="ignore"):
         gain = part.value(price, cost, by_revenue) - part.value(base, cost, by_revenue)
         spread = gain - robust_value(part, price, cost, by_revenue, 1.0, up, base)
         spread = np.maximum(np.nan_to_num(spread, nan=np.inf), 1e-12)
         allowed = -rules.loss_tolerance * np.abs(np.nan_to_num(value_base))[:, None]
-        chance = ndtr((allowed - gain) / spread)
+        return gain, ndtr((allowed - gain) / spread)
+
+
+def _unverified_risk(curve, cost, by_revenue, price, rows, rules) -> float:
+    """The summed chance that the recent changes no sales have verified yet (from
+    `rules.unverified_from` to today's `price`) lose money, on today's curve, each counted at
+    most at `max_loss_chance` (what a recommended change could carry: a curve re-estimated
+    since, or a change the merchant approved by hand, spends no more than that)."""
+    before = np.broadcast_to(np.asarray(rules.unverified_from, float), (len(price),))
+    at = np.flatnonzero(rows & np.isfinite(before) & (np.abs(before - price) >= 0.005))
+    if not len(at):
+        return 0.0
+    part, b = curve.subset(at), before[at][:, None]
+    c, rev = cost[at], by_revenue[at]
+    with np.errstate(all="ignore"):
+        value_before = part.value(before[at], c, rev)
+    _gain, chance = _chance(part, price[at][:, None], c, rev, b, price[at][:, None] > b,
+                            value_before, rules)  # fmt: skip
+    return float(np.nansum(np.minimum(chance, rules.max_loss_chance)))
+
+
+def _gain_and_chance(part, price, cost, by_revenue, base, up, value_base, need, rules):
+    """Per SKU and candidate price: the gain over `base` on the curve (-inf where the price
+    is no move, gains less than `need` or may lose money with a chance above
+    `max_loss_chance`) and the chance of losing money (0 where -inf)."""
+    gain, chance = _chance(part, price, cost, by_revenue, base, up, value_base, rules)
     moves = np.where(up, price > base + 0.004, price < base - 0.004)
     ok = moves & np.isfinite(gain) & (gain >= need[:, None]) & (chance <= rules.max_loss_chance)
     return np.where(ok, gain, -np.inf), np.where(ok, chance, 0.0)
 
 
-def _within_budget(curve, cost, by_revenue, base, candidate, value_base, need, rows, rules, chunk):
+def _within_budget(
+    curve,
+    cost,
+    by_revenue,
+    base,
+    candidate,
+    value_base,
+    need,
+    rows,
+    rules,
+    chunk,
+    counted=None,
+    spent=0.0,
+):
     """The risk budget: per SKU in `rows`, the whole move from `base` toward `candidate`, a part
     of it (`_fractions`) or none, so that the expected gain summed over the SKUs is largest
     while the expected share of all SKUs here that lose money stays within `loss_budget`.
@@ -734,9 +793,13 @@ def _within_budget(curve, cost, by_revenue, base, candidate, value_base, need, r
     chance is above `max_loss_chance` is never taken. One price per SKU maximises
     gain - lam x chance; lam >= 0 is the smallest that keeps the sum of the chosen chances
     within the budget (bisection; 0 where the best parts already fit): the budget goes to the
-    moves that gain most for the risk they take. Returns the prices, where a move was chosen,
-    and where it is the whole move."""
+    moves that gain most for the risk they take. The budget is `loss_budget` x `counted` (the
+    SKUs here with an estimate to move on; all of them where None): SKUs that cannot move
+    (no estimate, contradictory rules) lend no risk to the others; `spent` (the chances of
+    recent changes not yet verified) is taken from it first. Returns the prices, where a move
+    was chosen, and where it is the whole move."""
     n = len(candidate)
+    counted = n if counted is None else counted
     out, found, whole = candidate.copy(), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
     rows_at = np.flatnonzero(rows)
     if not len(rows_at):
@@ -782,7 +845,8 @@ def _within_budget(curve, cost, by_revenue, base, candidate, value_base, need, r
     # the sure moves are taken whole (their chances, all but 0, still count); the budget left
     # is shared among the doubtful ones
     pick = np.where(np.isfinite(gain[:, 0]) & ~doubt, 0, gain.shape[1] - 1)
-    budget = float(rules.loss_budget) * n - float(chance[~doubt, 0].sum())
+    budget = float(rules.loss_budget) * counted - float(spent) - float(chance[~doubt, 0].sum())
+    budget = max(budget, 0.0)
     g, p = gain[doubt], chance[doubt]
 
     def choose(lam: float):
@@ -790,7 +854,7 @@ def _within_budget(curve, cost, by_revenue, base, candidate, value_base, need, r
         return chosen, float(p[np.arange(len(chosen)), chosen].sum())
 
     chosen, spent = choose(0.0)
-    if spent > budget:
+    if len(g) and spent > budget:
         # bisection on lam in log steps: from a price of risk no move can pay to one every move
         # pays, halving the ratio until it is within 0.1 %
         scale = max(float(np.max(np.where(np.isfinite(g), g, 0.0))), 1e-12)

@@ -7,7 +7,9 @@ products are repriced in blocks of REPRICE_PARTITION_BLOCK_SKUS (contiguous prod
   product without an estimate) and the jitter of the competitor readings.
 - A part computes its products' recommendations exactly as the one-process job does
   (services.reprice_block) and stages them in the storage backend; it writes nothing to the
-  job's tables. At most PARTITION_IN_FLIGHT parts of a job are queued at a time (tenants.parts).
+  job's tables. (The optimiser's risk budget, the expected share of SKUs whose change loses
+  money, `Rules.loss_budget`, is spent per part, over the part's own products.)
+  At most PARTITION_IN_FLIGHT parts of a job are queued at a time (tenants.parts).
 - The reduce writes every part's recommendations in one transaction, ends the job succeeded,
   then auto-approves and publishes as the one-process job does: a job's recommendations are
   visible all at once or not at all. A cancelled or failed job's staged parts are deleted.

@@ -28,7 +28,7 @@ REASONS = {
     "evidence": "Kept near the prices it has sold at",
     "uncertainty": "Smaller move: the demand estimate is uncertain",
     "ending": "Price ending",
-    "min_gain": "Kept: the gain would be too small",
+    "min_gain": "Kept: the gain is too small or too uncertain",
     "min_units": "Keep minimum units (volume or clearance)",
     "min_revenue": "Keep minimum revenue",
     "reference": "No sales yet: moved toward the market price",

@@ -283,6 +283,9 @@ class History:
     window_high: np.ndarray
     hold_up: np.ndarray
     hold_down: np.ndarray
+    # The price before the last change, where it was a recommendation and no sales at the new
+    # price have been seen yet (NaN: none): its risk still counts in the optimiser's budget.
+    unverified_from: np.ndarray | None = None
 
     @classmethod
     def load(cls, catalog: Catalog, window_change, window_days) -> History:
@@ -304,6 +307,7 @@ class History:
         low_seen, high_seen = catalog.price.copy(), catalog.price.copy()
         last_at: dict[int, object] = {}
         last_dir = np.zeros(n)
+        last_old = np.full(n, np.nan)
         undone = np.zeros(n)  # direction of a change a rollback in the window undid
         for pk, old, new, at, kind in changes.values_list(
             "product_id", "old_price", "new_price", "published_at", "kind"
@@ -315,6 +319,9 @@ class History:
             low_seen[i] = min(low_seen[i], old, new)
             high_seen[i] = max(high_seen[i], old, new)
             last_at[i], last_dir[i] = at, np.sign(new - old)
+            # the product's own recommended change carries risk the budget counts (a change
+            # made in the shop or a rollback is the merchant's, not the optimiser's bet)
+            last_old[i] = old if kind == PriceChange.Kind.RECOMMENDATION else np.nan
             undone[i] = -np.sign(new - old) if kind == PriceChange.Kind.ROLLBACK else 0.0
         limit = np.nan_to_num(np.asarray(window_change, float), nan=np.inf)
         with np.errstate(invalid="ignore"):
@@ -330,6 +337,7 @@ class History:
             window_high=np.where(np.isfinite(high), high, np.nan),
             hold_up=up.astype(float),
             hold_down=down.astype(float),
+            unverified_from=np.where(waiting & ~rolled_back, last_old, np.nan),
         )
 
 
@@ -541,6 +549,9 @@ def _optimise_by_rules(
             window_high=history.window_high[idx],
             hold_up=history.hold_up[idx],
             hold_down=history.hold_down[idx],
+            unverified_from=(
+                np.nan if history.unverified_from is None else history.unverified_from[idx]
+            ),
             min_gain_abs=v["min_gain_abs"][idx],
             min_gain_rel=v["min_gain_rel"][idx],
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -649,3 +651,17 @@ def test_the_per_sku_test_stays_available_without_a_budget():
 def test_a_risk_setting_outside_zero_to_one_is_refused(field, value):
     with pytest.raises(ValueError, match=field):
         optimise([10.0], [5.0], [10.0], [-2.0], [0.5], Rules(**{field: value}))
+
+
+def test_risk_spent_on_changes_not_yet_verified_counts_in_the_budget():
+    # Two SKUs: one raised last night (12 -> 10 would be its move back; it waits for sales at
+    # 12), one that would like a risky cut. Without new data the budget the first change spent
+    # is not spent again: the second moves less than with nothing unverified.
+    args = ([12.0, 10.0], [5.0, 5.0], [100.0, 100.0], [-1.6, -3.0], [0.5, 0.6])
+    base = Rules(max_step=0.3, loss_budget=0.05, hold_up=[1.0, 0.0])
+    fresh = optimise(*args, base)
+    pending = optimise(*args, replace(base, unverified_from=[10.0, np.nan]))
+    assert 10.0 - pending.price[1] < 10.0 - fresh.price[1]
+    assert pending.price[0] == fresh.price[0] == 12.0  # held: no second raise
+    # a change already verified (no price before it given) spends nothing
+    assert optimise(*args, replace(base, unverified_from=np.nan)).price[1] == fresh.price[1]

@@ -392,3 +392,47 @@ def test_a_locked_product_is_left_out_of_a_reprice_until_its_lock_ends(shop, rep
         PriceLock.objects.update(until=dt.date.today() - dt.timedelta(days=1))  # ended
         job = reprice()
         assert Recommendation.objects.filter(job=job, product=product).exists()
+
+
+def test_the_risk_of_a_recommended_change_not_yet_verified_is_carried_to_the_next_run(shop):
+    """History.unverified_from: the price before the last change where it was the product's
+    own recommendation and no week of sales at the new price exists yet (NaN otherwise)."""
+    import datetime as dt
+
+    from pricing_saas.catalog.importer import import_rows
+
+    def change(sku, old, new, days_ago, kind="recommendation"):
+        return PriceChange.objects.create(
+            product=Product.objects.get(sku=sku),
+            kind=kind,
+            old_price=Decimal(old),
+            new_price=Decimal(new),
+            status="published",
+            published_at=timezone.now() - timedelta(days=days_ago),
+        )
+
+    with tenant_context(shop.tenant):
+        change("P0", "20", "22", 3)  # waiting for sales at 22: its risk carries
+        change("P1", "20", "21", 3, kind="external")  # changed in the shop: not our bet
+        raised = change("P2", "20", "22", 5)
+        PriceChange.objects.filter(pk=raised.pk).update(kind="recommendation")
+        change("P2", "22", "20", 2, kind="rollback")  # undone
+        change("P3", "20", "19", 12)  # then a week of sales at 19: verified
+        change("P4", "20", "21", 9)  # two recommended changes: the last one counts
+        change("P4", "21", "22", 4)
+        start = dt.date.today() - dt.timedelta(days=10)
+        import_rows(
+            kind="sales",
+            rows=[
+                {"date": (start + dt.timedelta(days=d)).isoformat(), "sku": "P3", "units": 2,
+                 "price": 19}
+                for d in range(9)
+            ],
+        )  # fmt: skip
+        catalog = services.Catalog.load()
+        n = len(catalog)
+        history = services.History.load(catalog, np.full(n, 0.2), np.full(n, 28.0))
+        got = dict(zip(catalog.sku, history.unverified_from, strict=True))
+    assert got["P0"] == 20.0 and got["P4"] == 21.0
+    assert np.isnan(got["P1"]) and np.isnan(got["P2"]) and np.isnan(got["P3"])
+    assert np.isnan(got["P5"])  # never changed
