@@ -882,18 +882,12 @@ def _largest_passing(curve, cost, by_revenue, base, candidate, need, z, rows, ru
     one was found. Both bounds are inside the searched range, so every fraction is too. In
     blocks of `chunk` SKUs (bounded memory, as the grid)."""
     out, found = candidate.copy(), np.zeros(len(candidate), dtype=bool)
-    steps = np.linspace(1.0, 0.0, max(2, int(rules.shrink_steps)) + 1)[1:-1]
     rows_at = np.flatnonzero(rows)
     for start in range(0, len(rows_at), max(1, chunk)):
         at = rows_at[start : start + max(1, chunk)]
-        b, x = base[at][:, None], candidate[at][:, None]
-        up = x > b
-        price = np.round(b + steps[None, :] * (x - b), 2)
-        if rules.ending is not None:
-            down_end = _ending_below(price, rules.ending)
-            price = np.round(
-                np.where(up, down_end, np.where(down_end < price - 1e-9, down_end + 1, price)), 2
-            )
+        b = base[at][:, None]
+        price, up = _fractions(b, candidate[at][:, None], rules)
+        price, up = price[:, 1:], up[:, 1:]  # the parts: the whole move failed
         move = np.where(up, price > b + 0.004, price < b - 0.004)
         part = curve.subset(at)
         c, rev = cost[at], by_revenue[at]
