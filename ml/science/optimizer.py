@@ -17,12 +17,12 @@ budget (`loss_budget`): the whole move searched on the point estimate, a part of
 twentieths) or none per SKU, so that the run's expected gain is largest while the expected
 share of its SKUs whose change loses money (more than `loss_tolerance`, 0.5 %, of the day's
 objective) stays within the budget (1 %) and no change does so with a probability above
-`max_loss_chance` (1 in 10); the gain's standard error combines
-the uncertain parts of the curve as independent errors (`robust_value`); the budget is spent
-per call (per block of BLOCK SKUs above 2 x BLOCK). Without a budget (and with `gain_z` 1, the
-search at the gain's 1-s.e. lower end), a per-SKU test instead: the move must still gain at
-its `test_z` (1.645: 95 % one-sided) lower end, or the largest part of it that does
-(`shrink_to_pass`); where no part does, today's price is kept.
+`max_loss_chance` (1 in 10); the gain's standard error combines the uncertain parts of the
+curve as independent errors (`robust_value`); the budget is spent per call (per block of BLOCK
+SKUs above 2 x BLOCK), less the chances of recent changes no sales have verified yet.
+Without a budget (and with `gain_z` 1, the search at the gain's 1-s.e. lower end), a per-SKU
+test instead: the move must still gain at its `test_z` (1.645: 95 % one-sided) lower end, or
+the largest part of it that does (`shrink_to_pass`); where no part does, today's price is kept.
 Where a rule forces a move, the smallest move that satisfies it is the baseline instead.
 Price endings (e.g. .99) are candidates inside the search: the better of the nearest allowed
 endings below and above, judged on the curve. Where the elasticity is uncertain the move
