@@ -743,16 +743,28 @@ def _chance(part, price, cost, by_revenue, base, up, value_base, rules):
 
 def _unverified_risk(curve, cost, by_revenue, price, rows, rules) -> float:
     """The summed chance that the recent changes no sales have verified yet (from
-    `rules.unverified_from` to today's `price`) lose money, on today's curve, each counted at
-    most at `max_loss_chance` (what a recommended change could carry: a curve re-estimated
-    since, or a change the merchant approved by hand, spends no more than that)."""
+    `rules.unverified_from` to today's `price`) lose money, judged as when they were decided:
+    on today's curve anchored at the price before the change (its slope and level carried
+    there along the curve).
+    Each counts at most `max_loss_chance` (what a recommended change could carry: a curve
+    re-estimated since, or a change the merchant approved by hand, spends no more)."""
     before = np.broadcast_to(np.asarray(rules.unverified_from, float), (len(price),))
-    at = np.flatnonzero(rows & np.isfinite(before) & (np.abs(before - price) >= 0.005))
+    with np.errstate(invalid="ignore"):
+        at = np.flatnonzero(
+            rows & np.isfinite(before) & (before > 0) & (np.abs(before - price) >= 0.005)
+        )
     if not len(at):
         return 0.0
     part, b = curve.subset(at), before[at][:, None]
     c, rev = cost[at], by_revenue[at]
     with np.errstate(all="ignore"):
+        shift = np.log(before[at] / part.price_ref)
+        part = replace(
+            part,
+            price_ref=before[at].astype(np.float64),
+            units_ref=part.units(before[at]),
+            elasticity=part.elasticity + 2 * part.curvature * shift,
+        )
         value_before = part.value(before[at], c, rev)
     _gain, chance = _chance(part, price[at][:, None], c, rev, b, price[at][:, None] > b,
                             value_before, rules)  # fmt: skip

@@ -665,3 +665,30 @@ def test_risk_spent_on_changes_not_yet_verified_counts_in_the_budget():
     assert pending.price[0] == fresh.price[0] == 12.0  # held: no second raise
     # a change already verified (no price before it given) spends nothing
     assert optimise(*args, replace(base, unverified_from=np.nan)).price[1] == fresh.price[1]
+
+
+def test_an_unverified_change_spends_the_chance_it_was_decided_with():
+    # A cut decided on a curve anchored at 10 (its chance then), judged a night later on the
+    # same estimates carried to the new price: the same chance, not a smaller one.
+    from ml.science.curve import DemandCurve
+    from ml.science.optimizer import _chance, _unverified_risk
+
+    rules = Rules(max_loss_chance=1.0)
+    old = DemandCurve.build([10.0], [100.0], [-3.0], [0.8], [-0.5], curvature_se=[0.5])
+    new_price = 8.8
+    cost, rev = np.array([5.0]), np.array([False])
+    _gain, decided = _chance(
+        old, np.array([[new_price]]), cost, rev, np.array([[10.0]]), np.array([[False]]),
+        old.value(np.array([10.0]), cost, rev), rules,
+    )  # fmt: skip
+    d = np.log(new_price / 10.0)
+    carried = DemandCurve.build(
+        [new_price], old.units(np.array([new_price])), [-3.0 + 2 * -0.5 * d], [0.8], [-0.5],
+        curvature_se=[0.5],
+    )  # fmt: skip
+    spent = _unverified_risk(
+        carried, cost, rev, np.array([new_price]), np.array([True]),
+        replace(rules, unverified_from=10.0),
+    )  # fmt: skip
+    assert 0.01 < decided[0, 0] < 0.99
+    assert spent == pytest.approx(decided[0, 0], rel=1e-6)
