@@ -540,11 +540,11 @@ def _optimise(
         passes = (gain >= need) & np.nan_to_num(gain_low >= 0)
     else:
         passes = gain >= need
-    # Retried: a move that gains the minimum on the curve but fails the test (a part of a move
-    # that does not gain the minimum whole gains less still: the search never overshoots the
-    # point estimate's best by more than an ending's snap).
-    retry = valid & ~conflict & differs & ~held & ~passes & ~guided & (gain >= need)
     shrunk = np.zeros(n, dtype=bool)
+    # Retried without a budget: a move that gains the minimum on the curve but fails the test
+    # (a part of a move that does not gain the minimum whole gains less still: the search never
+    # overshoots the point estimate's best by more than an ending's snap).
+    retry = valid & ~conflict & differs & ~held & ~passes & ~guided & (gain >= need)
     if rules.loss_budget is not None:
         # The risk budget decides every estimated move (a floor the merchant set still holds).
         rows = valid & ~conflict & differs & ~held & ~guided

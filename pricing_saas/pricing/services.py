@@ -285,7 +285,7 @@ class History:
     hold_down: np.ndarray
     # The price before the last change, where it was a recommendation and no sales at the new
     # price have been seen yet (NaN: none): its risk still counts in the optimiser's budget.
-    unverified_from: np.ndarray | None = None
+    unverified_from: np.ndarray
 
     @classmethod
     def load(cls, catalog: Catalog, window_change, window_days) -> History:
@@ -549,9 +549,7 @@ def _optimise_by_rules(
             window_high=history.window_high[idx],
             hold_up=history.hold_up[idx],
             hold_down=history.hold_down[idx],
-            unverified_from=(
-                np.nan if history.unverified_from is None else history.unverified_from[idx]
-            ),
+            unverified_from=history.unverified_from[idx],
             min_gain_abs=v["min_gain_abs"][idx],
             min_gain_rel=v["min_gain_rel"][idx],
         )
