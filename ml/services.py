@@ -466,6 +466,8 @@ def finish_demand(
                              "dispersion": round(fit.dispersion, 3),
                              "competitor_hinges": int(np.sum(fit.competitor_above < 0)),
                              "ramp_sd": round(fit.ramp_sd, 5),
+                             "hinge_prior": None if fit.hinge_prior is None
+                             else [round(v, 5) for v in fit.hinge_prior],
                              "from_prior": int(fit.from_prior.sum())},
             "n_skus": len(product_ids), "product_days": data_size, **stats,
             "last_day": last_day.isoformat(),

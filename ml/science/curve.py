@@ -55,6 +55,22 @@ def ramp_slope(gap, sd=0.0) -> np.ndarray:
     return np.where(sd > 0, smooth, (gap > 0).astype(np.float64))
 
 
+def hinge_prior(raw, se) -> tuple[float, float] | None:
+    """The spread of a catalog's hinges above the competitor: their mean and the variance
+    between SKUs beyond their own noise (tau^2 by moments, never below 0), over the hinges
+    estimated with a finite s.e. above 0; None under 3 of them. A hinge's posterior on it
+    (`DemandCurve.hinge_posterior`) is what a raise past the competitor is judged on: where
+    no SKU's hinge differs from the others beyond noise (a market without anchoring), an
+    unclear hinge is the catalog's (about none), not its own noise at its pessimistic end."""
+    raw, se = np.asarray(raw, dtype=np.float64), np.asarray(se, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        est = np.isfinite(raw) & np.isfinite(se) & (se > 0)
+    if est.sum() < 3:
+        return None
+    centre = float(np.mean(raw[est]))
+    return centre, max(float(np.mean((raw[est] - centre) ** 2 - se[est] ** 2)), 0.0)
+
+
 def _column(value, n: int, fill: float = np.nan) -> np.ndarray:
     if value is None:
         return np.full(n, fill)
@@ -89,6 +105,10 @@ class DemandCurve:
     # The jitter the hinge's ramp is smoothed over (`ramp`), as the demand model fitted it
     # (0: a sharp kink at the reading).
     ramp_sd: np.ndarray | None = None
+    # The catalog's spread of hinges (`hinge_prior`: its mean and tau^2, the same on every
+    # SKU; NaN: none known), that an unclear hinge's posterior is taken on.
+    hinge_centre: np.ndarray | None = None
+    hinge_tau2: np.ndarray | None = None
 
     @classmethod
     def build(
@@ -109,9 +129,13 @@ class DemandCurve:
         curvature_se=None,
         competitor_sd=None,
         ramp_sd=None,
+        hinge_spread=None,
     ) -> DemandCurve:
         """`competitor_slope` with `competitor_slope_se` is an estimate, used where it is
-        clearly negative (HINGE_Z s.e.); without an s.e. it is taken as given."""
+        clearly negative (HINGE_Z s.e.); without an s.e. it is taken as given. `hinge_spread`
+        (`hinge_prior`: the catalog's, as the demand model measured it over every SKU) is
+        where an unclear hinge's posterior is taken; without one it is measured on these
+        SKUs' hinges where a competitor's price is known."""
         p = np.asarray(price_ref, dtype=np.float64)
         n = len(p)
         raw = np.nan_to_num(_column(competitor_slope, n, 0.0))
@@ -119,6 +143,10 @@ class DemandCurve:
         with np.errstate(invalid="ignore", over="ignore"):
             clear = raw + HINGE_Z * hinge_se < 0
         used = np.minimum(np.where(clear, raw, 0.0), 0.0)
+        if hinge_spread is None:
+            comp = _column(competitor_price, n)
+            hinge_spread = hinge_prior(np.where(np.isfinite(comp), raw, np.nan), hinge_se)
+        centre, tau2 = (np.nan, np.nan) if hinge_spread is None else hinge_spread
         return cls(
             price_ref=p,
             units_ref=_column(units_ref, n),
@@ -137,6 +165,8 @@ class DemandCurve:
             gap_high=_column(gap_high, n),
             competitor_sd=np.nan_to_num(_column(competitor_sd, n, 0.0), nan=0.0, posinf=0.0),
             ramp_sd=np.nan_to_num(_column(ramp_sd, n, 0.0), nan=0.0, posinf=0.0),
+            hinge_centre=np.full(n, float(centre)),
+            hinge_tau2=np.full(n, float(tau2)),
         )
 
     @classmethod
@@ -184,8 +214,9 @@ class DemandCurve:
         slope is either the elasticity or the elasticity plus the whole hinge: the s.e. holds
         that spread too (h^2 Phi (1 - Phi), the variance of h times a coin with odds Phi). A
         hinge estimated but not clear is left out of the slope; the s.e. then holds what leaving
-        it out may miss: its second moment under its posterior on the spread of the curve's
-        hinges (tau^2 by moments; nothing where no hinge differs from the others beyond noise)."""
+        it out may miss: its second moment under its posterior on the spread of the catalog's
+        hinges (`hinge_posterior`; its mean alone, about nothing, where no hinge differs from
+        the others beyond noise)."""
         n = len(self)
         sd = np.zeros(n) if self.ramp_sd is None else self.ramp_sd
         hinge_se = self.hinge_se if self.hinge_se is not None else np.zeros(n)
@@ -197,24 +228,47 @@ class DemandCurve:
             doubt = share * np.nan_to_num(hinge_se, posinf=0.0)
             side = self.competitor_slope**2 * share * (1 - share)
             # a hinge estimated but not used (not clear): the slope takes none, off by the
-            # hinge's second moment under its posterior on the spread of the curve's hinges
-            raw = np.nan_to_num(self.hinge_raw) if self.hinge_raw is not None else np.zeros(n)
-            est = np.isfinite(self.competitor_price) & np.isfinite(hinge_se) & (hinge_se > 0)
-            unused = est & ~known
-            if est.sum() >= 3:
-                centre = float(np.mean(raw[est]))
-                tau2 = max(float(np.mean((raw[est] - centre) ** 2 - hinge_se[est] ** 2)), 0.0)
-                w = np.where(est, tau2 / (tau2 + np.where(est, hinge_se, 1.0) ** 2), 0.0)
-                post = w * raw + (1 - w) * centre
-                second = post**2 + w * np.where(est, hinge_se, 0.0) ** 2
-                reach = np.nan_to_num(np.where(unused, ramp_slope(gap, sd), 0.0))
-                side = side + reach**2 * np.where(unused, second, 0.0)
+            # hinge's second moment under its posterior on the spread of the catalog's hinges
+            mean, var = self.hinge_posterior()
+            prior = np.isfinite(self.competitor_price) & np.isfinite(self._spread_known())
+            unused = prior & np.isfinite(hinge_se) & (hinge_se > 0) & ~known
+            reach = np.nan_to_num(np.where(unused, ramp_slope(gap, sd), 0.0))
+            side = side + reach**2 * np.where(unused, mean**2 + var, 0.0)
             spread = np.where(
                 (share > 0) | (side > 0),
                 np.sqrt(self.elasticity_se**2 + doubt**2 + side),
                 self.elasticity_se,
             )
         return slope, spread
+
+    @property
+    def hinge_spread(self) -> tuple[float, float] | None:
+        """The catalog's spread of hinges this curve holds (`hinge_prior`), None if none."""
+        if self.hinge_tau2 is None or not len(self) or not np.isfinite(self.hinge_tau2[0]):
+            return None
+        return float(self.hinge_centre[0]), float(self.hinge_tau2[0])
+
+    def _spread_known(self) -> np.ndarray:
+        """tau^2 of the catalog's hinges per SKU (NaN where no spread is known)."""
+        return np.full(len(self), np.nan) if self.hinge_tau2 is None else self.hinge_tau2
+
+    def hinge_posterior(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per SKU: the hinge's posterior mean and variance on the catalog's spread of hinges
+        (normal: the weight tau^2 / (tau^2 + s.e.^2) on its own estimate, the rest on the
+        catalog's mean); its own estimate and s.e.^2 where no spread is known, or where the
+        hinge is a fact (s.e. 0) or unknown (s.e. inf)."""
+        n = len(self)
+        raw = np.zeros(n) if self.hinge_raw is None else np.nan_to_num(self.hinge_raw)
+        se = np.zeros(n) if self.hinge_se is None else self.hinge_se
+        tau2 = self._spread_known()
+        centre = np.full(n, np.nan) if self.hinge_centre is None else self.hinge_centre
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            prior = np.isfinite(tau2) & np.isfinite(centre) & np.isfinite(se) & (se > 0)
+            s2 = np.where(prior, se, 1.0) ** 2
+            w = np.where(prior, np.nan_to_num(tau2) / (np.nan_to_num(tau2) + s2), 1.0)
+            mean = np.where(prior, w * raw + (1 - w) * np.nan_to_num(centre), raw)
+            var = np.where(prior, w * s2, se * se)
+        return mean, var
 
     def _per_sku(self, values: np.ndarray, shape) -> np.ndarray:
         return values if len(shape) == 1 else values[:, None]
@@ -228,9 +282,14 @@ class DemandCurve:
         competitor (even where it is not clearly there), flatter for a cut back below it."""
         with np.errstate(invalid="ignore"):
             if raise_:
-                # wherever the data can estimate one (the SKU was seen on both sides)
+                # wherever the data can estimate one (the SKU was seen on both sides): a clear
+                # hinge at its own end; an unclear one at its posterior's end on the catalog's
+                # spread of hinges (its own end where none is known)
                 known = np.isfinite(self.hinge_se)
-                steep = np.where(known, self.hinge_raw - z * self.hinge_se, self.competitor_slope)
+                mean, var = self.hinge_posterior()
+                own = self.hinge_raw - z * self.hinge_se
+                steep = np.where(self.competitor_slope < 0, own, mean - z * np.sqrt(var))
+                steep = np.where(known, steep, self.competitor_slope)
                 return np.minimum(np.minimum(steep, self.competitor_slope), 0.0)
             flat = np.where(np.isfinite(self.hinge_se), self.hinge_raw + z * self.hinge_se, 0.0)
             return np.where(self.competitor_slope < 0, np.minimum(flat, 0.0), 0.0)

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 from scipy.special import ndtr
 
-from .curve import DemandCurve
+from .curve import DemandCurve, hinge_prior
 
 # Bit flags of the rules that bind a recommendation (an int per SKU).
 RULES = {
@@ -222,6 +222,7 @@ def optimise(
     competitor_slope=None,
     competitor_slope_se=None,
     curvature_se=None,
+    hinge_spread=None,
 ) -> Recommendation:
     """Recommend a price per SKU. `units` are the expected units at today's price.
 
@@ -229,7 +230,9 @@ def optimise(
     log q(p) = log q0 + e d + curvature d^2 with d = log(p / p0); `competitor_slope` (optional):
     the extra slope above the competitor's price (ml.science.curve), an estimate with
     `competitor_slope_se` (used where clearly negative; its pessimistic end judges a raise past
-    the competitor) or, without one, a given fact. SKUs with either are
+    the competitor; an unclear hinge's on its posterior on `hinge_spread`, the catalog's spread
+    of hinges, `ml.science.curve.hinge_prior`, measured on these SKUs where not given) or,
+    without one, a given fact. SKUs with either are
     optimised on the candidate grid (the analytic optimum holds for constant elasticity only).
 
     Large inputs are cut into blocks of BLOCK SKUs optimised on THREADS threads: cache-sized
@@ -251,6 +254,13 @@ def optimise(
             competitor_slope,
             competitor_slope_se,
             curvature_se,
+            hinge_spread=hinge_spread,
+        )
+    if hinge_spread is None and competitor_slope is not None:  # one spread for every block
+        comp = _arr(np.nan if rules.competitor_price is None else rules.competitor_price, n)
+        hinge_spread = hinge_prior(
+            np.where(np.isfinite(comp), _arr(competitor_slope, n), np.nan),
+            _arr(np.inf if competitor_slope_se is None else competitor_slope_se, n),
         )
     blocks = [slice(start, min(n, start + BLOCK)) for start in range(0, n, BLOCK)]
 
@@ -292,6 +302,7 @@ def optimise(
                 cut[7],
                 cut[8],
                 offset=sl.start,
+                hinge_spread=hinge_spread,
             )
 
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
@@ -321,6 +332,7 @@ def _optimise(
     competitor_slope_se=None,
     curvature_se=None,
     offset: int = 0,
+    hinge_spread=None,
 ) -> Recommendation:
     p0 = np.asarray(price, dtype=np.float64)
     n = len(p0)
@@ -344,6 +356,7 @@ def _optimise(
         evidence_high=rules.evidence_high,
         gap_low=rules.gap_low,
         gap_high=rules.gap_high,
+        hinge_spread=hinge_spread,
     )
     binding = np.zeros(n, dtype=np.int64)
 

@@ -564,6 +564,7 @@ def _optimise_by_rules(
             competitor_slope=part_curve.hinge_raw,
             competitor_slope_se=part_curve.hinge_se,
             curvature_se=part_curve.curvature_se,
+            hinge_spread=part_curve.hinge_spread,
         )
         if out is None:
             out = OptimiserResult.empty(n)

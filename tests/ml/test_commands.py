@@ -131,6 +131,20 @@ def test_demand_model_controls_for_the_competitor_gap(stocked):
     assert version.metrics["competitor_share"] > 0.9
     assert abs(version.metrics["coefficients"]["competitor_gap"] - (-1.0)) < 0.25
     assert abs(float(np.median(fitted)) - (-3.0)) < 0.4
+    # the spread of the catalog's hinges is measured over every SKU and stored with the
+    # version: a curve of one product (the SKU chart) judges its hinge on the same spread as
+    # the reprice job's curve of the whole catalog
+    from ml.selectors import demand_curve
+    from pricing_saas.catalog.models import Product
+
+    spread = version.metrics["poisson_eb"]["hinge_prior"]
+    assert len(spread) == 2 and spread[1] >= 0
+    with tenant_context(stocked.tenant):
+        ids = list(Product.objects.order_by("pk").values_list("pk", flat=True))
+        comp = np.full(len(ids), 20.0)
+        whole, _ = demand_curve(version, ids, np.full(len(ids), 20.0), None, comp)
+        one, _ = demand_curve(version, ids[:1], np.full(1, 20.0), None, comp[:1])
+    assert whole.hinge_spread == one.hinge_spread == pytest.approx(tuple(spread))
 
 
 @pytest.mark.django_db

@@ -135,3 +135,52 @@ def test_a_hinge_left_out_widens_the_interval_by_what_the_tenants_hinges_say_it_
     # where no SKU's hinge differs from zero beyond its noise, leaving it out costs nothing
     flat = curve(np.zeros(40), np.ones(40))
     assert flat.local_elasticity()[1] == pytest.approx(0.2)
+
+
+def test_an_unclear_hinge_is_judged_on_the_spread_of_the_catalogs_hinges():
+    """A raise past the competitor: a hinge the SKU's data cannot make clear is taken at the
+    pessimistic end of its posterior on the catalog's hinges. Where no SKU's hinge differs from
+    the others beyond noise, that is the catalog's (about none), not the SKU's own noise; where
+    many SKUs collapse above the competitor, about its own end. A clear hinge keeps its own."""
+    from ml.science.curve import DemandCurve, hinge_prior
+
+    def curve(raw, raw_se, spread=None):
+        n = len(raw)
+        return DemandCurve.build(
+            np.full(n, 10.0),
+            np.full(n, 5.0),
+            np.full(n, -1.5),
+            np.full(n, 0.2),
+            competitor_price=np.full(n, 10.5),
+            competitor_slope=raw,
+            competitor_slope_se=raw_se,
+            hinge_spread=spread,
+        )
+
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 1.5, 60)  # hinges that are all zero, each read with an s.e. of 1.5
+    flat = curve(np.r_[-0.5, noise], np.full(61, 1.5))
+    centre, tau2 = flat.hinge_spread
+    assert tau2 == pytest.approx(0.0) and centre == pytest.approx(np.mean(np.r_[-0.5, noise]))
+    assert flat.pessimistic_hinge(1.0, True)[0] == pytest.approx(min(centre, 0.0))
+    # the same SKU in a catalog where 40 % of SKUs collapse above the competitor (-3 to -6)
+    anchored = np.where(rng.random(60) < 0.4, -rng.uniform(3, 6, 60), 0.0) + noise
+    mixed = curve(np.r_[-0.5, anchored], np.full(61, 1.5))
+    centre, tau2 = mixed.hinge_spread
+    w = tau2 / (tau2 + 1.5**2)
+    assert 0.5 < w < 1
+    steep = mixed.pessimistic_hinge(1.0, True)[0]
+    assert steep == pytest.approx(w * -0.5 + (1 - w) * centre - np.sqrt(w) * 1.5)
+    assert steep < -1.5  # near its own end (-2.0), never the catalog's mean alone
+    # a clear hinge keeps its own end; a cut never counts on an unclear one
+    clear = curve(np.r_[-5.0, noise], np.full(61, 1.5), spread=(0.0, 0.0))
+    assert clear.pessimistic_hinge(1.0, True)[0] == pytest.approx(-6.5)
+    assert flat.pessimistic_hinge(1.0, False)[0] == 0.0
+    # the spread is the catalog's, carried by every part of the curve (one SKU, the chart's)
+    assert flat.subset([0]).pessimistic_hinge(1.0, True) == pytest.approx(
+        flat.pessimistic_hinge(1.0, True)[:1]
+    )
+    # none measured under 3 estimated hinges: the SKU's own end
+    few = curve(np.array([-0.5, 0.2]), np.array([1.5, 1.5]))
+    assert few.hinge_spread is None and hinge_prior([-0.5, 0.2], [1.5, 1.5]) is None
+    assert few.pessimistic_hinge(1.0, True)[0] == pytest.approx(-2.0)

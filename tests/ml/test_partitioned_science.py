@@ -65,6 +65,10 @@ def assert_same_fit(one, parts, tol=1e-6):
         assert np.max(np.abs(a[both] - b[both]), initial=0.0) < tol, name
     for name in TENANT:
         assert abs(getattr(one, name) - getattr(parts, name)) < tol, name
+    # the spread of the catalog's hinges: measured over every SKU either way
+    assert (one.hinge_prior is None) == (parts.hinge_prior is None)
+    if one.hinge_prior is not None:
+        assert np.allclose(one.hinge_prior, parts.hinge_prior, atol=tol, rtol=0)
     assert (
         np.allclose(one.coef, parts.coef, atol=tol, rtol=0) and one.coef_names == parts.coef_names
     )
