@@ -80,6 +80,9 @@ def decided_with(overrides: dict, sign_weight: bool = True):
 
     fields_ = dict(overrides)
     scale = fields_.pop("competitor_sd_scale", None)  # the kink's doubt, scaled
+    # each unclear hinge judged on its own noise (as before the catalog's spread was used): a
+    # spread so wide that every hinge's posterior is its own estimate
+    own_hinges = bool(fields_.pop("own_hinges", 0.0))
 
     def patched(*args, **kwargs):
         args = list(args)
@@ -91,6 +94,8 @@ def decided_with(overrides: dict, sign_weight: bool = True):
             args[5] = rules
         else:
             kwargs["rules"] = rules
+        if own_hinges:
+            kwargs["hinge_spread"] = (0.0, 1e300)
         return plain(*args, **kwargs)
 
     services.optimise = patched
@@ -109,7 +114,7 @@ def parse_variants(text: str) -> dict[str, dict]:
 
     from ml.science.optimizer import Rules
 
-    known = {f.name for f in fields(Rules)} | {"competitor_sd_scale"}
+    known = {f.name for f in fields(Rules)} | {"competitor_sd_scale", "own_hinges"}
     out = {}
     for spec in filter(None, (part.strip() for part in text.split(";"))):
         name, _, body = spec.partition(":")
@@ -307,8 +312,9 @@ def main() -> None:
         "--variants",
         default="",
         help="decision rules to score on the same estimates, e.g. "
-        "'now:;per-sku:loss_budget=none,gain_z=1' (Rules fields; captured share and SKUs "
-        "losing money for each, scored as decision_quality.py does)",
+        "'now:;per-sku:loss_budget=none,gain_z=1' (Rules fields, and competitor_sd_scale=X "
+        "or own_hinges=1: each unclear hinge on its own noise, not the catalog's spread; "
+        "captured share and SKUs losing money for each, scored as decision_quality.py does)",
     )
     parser.add_argument(
         "--ceiling",

@@ -247,11 +247,20 @@ class PolicyIn(serializers.Serializer):
     no_cost_fallback = serializers.ChoiceField(
         choices=PricingPolicy._meta.get_field("no_cost_fallback").choices, required=False
     )
+    loss_budget = inputs.DecimalField(
+        6, 4, min_value=0, max_value=approvals.MAX_LOSS_BUDGET, required=False,
+        help_text="expected share of a run's products whose change loses money (0.01: 1 in 100)",
+    )  # fmt: skip
+    max_loss_chance = inputs.DecimalField(
+        6, 4, min_value=Decimal("0.0001"), max_value=approvals.MAX_LOSS_CHANCE, required=False,
+        help_text="the highest chance any one change may carry of losing money (0.1: 1 in 10)",
+    )  # fmt: skip
 
 
 class PolicyView(TenantAPIView):
     """The approval policy: auto-approve within a change threshold when the estimate is
-    confident; auto-publish; the publisher; the price-war guard. PATCH needs manage_settings."""
+    confident; auto-publish; the publisher; the price-war guard; the risk a run may take of
+    changes that lose money. PATCH needs manage_settings."""
 
     write_perm = Perm.MANAGE_SETTINGS
 

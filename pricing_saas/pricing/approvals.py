@@ -38,8 +38,23 @@ POLICY_FIELDS = [
     "price_war_window_days",
     "price_war_max_cuts",
     "no_cost_fallback",
+    "loss_budget",
+    "max_loss_chance",
 ]
 AUTO_ACTOR = "auto-approval policy"
+# The most risk a merchant may ask a run to take: beyond these a run would be expected to lose
+# money on more than 1 product in 20, or one change could be as likely to lose as not.
+MAX_LOSS_BUDGET = Decimal("0.05")
+MAX_LOSS_CHANCE = Decimal("0.5")
+
+
+def risk(current: PricingPolicy | None = None) -> dict[str, float]:
+    """The policy's risk settings as the optimiser's `Rules` fields."""
+    current = current or policy()
+    return {
+        "loss_budget": float(current.loss_budget),
+        "max_loss_chance": float(current.max_loss_chance),
+    }
 
 
 def policy() -> PricingPolicy:
@@ -76,6 +91,16 @@ def update_policy(**values) -> PricingPolicy:
         raise ServiceError(
             f"no_cost_fallback must be one of {', '.join(NO_COST_FALLBACKS)}",
             attr="no_cost_fallback",
+        )
+    if not Decimal(0) <= Decimal(current.loss_budget) <= MAX_LOSS_BUDGET:
+        raise ServiceError(
+            f"loss_budget must be between 0 and {MAX_LOSS_BUDGET} (a share of the products)",
+            attr="loss_budget",
+        )
+    if not Decimal(0) < Decimal(current.max_loss_chance) <= MAX_LOSS_CHANCE:
+        raise ServiceError(
+            f"max_loss_chance must be above 0 and at most {MAX_LOSS_CHANCE}",
+            attr="max_loss_chance",
         )
     if current.price_war_window_days < 1 or current.price_war_max_cuts < 2:
         raise ServiceError(

@@ -138,3 +138,15 @@ class PolicyForm(forms.Form):
         choices=PricingPolicy._meta.get_field("no_cost_fallback").choices,
         label="Products without a cost (profit objective)",
     )
+    loss_budget = NumberFormField(
+        min_value=0,
+        max_value=0.05,
+        label="Risk per run: expected share of products whose change loses money",
+        help_text="a share: 0.01 = 1 in 100 (the default); 0 = only changes all but sure to pay",
+    )
+    max_loss_chance = NumberFormField(
+        min_value=0.0001,
+        max_value=0.5,
+        label="Highest chance one change may carry of losing money",
+        help_text="a share: 0.10 = 1 in 10 (the default)",
+    )

@@ -244,6 +244,11 @@ class PricingPolicy(TenantOwned):
         choices=[("revenue", "maximise revenue"), ("keep", "keep today's price")],
         default="revenue",
     )
+    # The risk a run may take (ml.science.optimizer.Rules, docs/pricing-decisions.md step 5):
+    # the expected share of the products a run changes that lose money (more than 0.5 % of the
+    # day's profit), and the highest chance any one change may carry of doing so.
+    loss_budget = models.DecimalField(max_digits=6, decimal_places=4, default="0.0100")
+    max_loss_chance = models.DecimalField(max_digits=6, decimal_places=4, default="0.1000")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

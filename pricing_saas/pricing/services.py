@@ -436,8 +436,11 @@ def _reprice_catalog(job: RepriceJob, demand) -> None:
         catalog, resolved.values["window_change"], resolved.values["window_days"]
     )
     _log(job, "rules resolved; optimising", 0.6)
-    no_cost = approvals.policy().no_cost_fallback
-    rec = _optimise_by_rules(catalog, curve, market, history, resolved, no_cost)
+    current = approvals.policy()
+    rec = _optimise_by_rules(
+        catalog, curve, market, history, resolved, current.no_cost_fallback,
+        approvals.risk(current),
+    )  # fmt: skip
     _log(job, f"optimised {len(catalog)} SKUs; {len(rec.conflicts)} with contradictory rules", 0.75)
     _store(job, demand, catalog, curve, market, rec, resolved, no_model=demand is None)
     _approve_and_publish(job)
@@ -473,8 +476,11 @@ def reprice_block(job: RepriceJob, demand, within, category_means, competitor_sd
     history = History.load(
         catalog, resolved.values["window_change"], resolved.values["window_days"]
     )
-    no_cost = approvals.policy().no_cost_fallback
-    rec = _optimise_by_rules(catalog, curve, market, history, resolved, no_cost)
+    current = approvals.policy()
+    rec = _optimise_by_rules(
+        catalog, curve, market, history, resolved, current.no_cost_fallback,
+        approvals.risk(current),
+    )  # fmt: skip
     return _rows(job, catalog, curve, market, rec, resolved, no_model=demand is None)
 
 
@@ -498,11 +504,18 @@ def _approve_and_publish(job: RepriceJob) -> None:
 
 
 def _optimise_by_rules(
-    catalog: Catalog, curve, market: Market, history: History, resolved, no_cost="revenue"
+    catalog: Catalog,
+    curve,
+    market: Market,
+    history: History,
+    resolved,
+    no_cost="revenue",
+    risk: dict | None = None,
 ):
     """The optimiser per group of SKUs that share an objective and a price ending (each group
     vectorised); the product's own min / max / MAP combine with the rule sets' (the stricter
-    wins)."""
+    wins). `risk`: the policy's risk settings (`approvals.risk`; the `Rules` defaults where
+    None)."""
     v = resolved.values
     units, price = curve.units_ref, catalog.price
     # Volume floors: a share of today's expected units or revenue, or the daily units that sell
@@ -552,6 +565,7 @@ def _optimise_by_rules(
             unverified_from=history.unverified_from[idx],
             min_gain_abs=v["min_gain_abs"][idx],
             min_gain_rel=v["min_gain_rel"][idx],
+            **(risk or {}),
         )
         part = optimise(
             price[idx],

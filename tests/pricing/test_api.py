@@ -22,6 +22,15 @@ def test_end_to_end_through_the_api(shop, owner_session):
     assert policy.json()["no_cost_fallback"] == "revenue"
     bad = admin.patch("/api/v1/pricing-policy/", {"no_cost_fallback": "guess"}, format="json")
     assert bad.status_code == 400 and bad.json()["attr"] == "no_cost_fallback"
+    assert policy.json()["loss_budget"] == "0.0100" and policy.json()["max_loss_chance"] == "0.1000"
+    for field, value in [("loss_budget", "0.2"), ("loss_budget", "a lot"),
+                         ("max_loss_chance", "0"), ("max_loss_chance", "NaN")]:  # fmt: skip
+        bad = admin.patch("/api/v1/pricing-policy/", {field: value}, format="json")
+        assert bad.status_code == 400 and bad.json()["attr"] == field, (field, value, bad.json())
+    risk = admin.patch("/api/v1/pricing-policy/", {"loss_budget": "0.02"}, format="json")
+    assert risk.status_code == 200 and risk.json()["loss_budget"] == "0.0200"
+    risk = admin.patch("/api/v1/pricing-policy/", {"loss_budget": "0.01"}, format="json")
+    assert risk.json()["loss_budget"] == "0.0100"
     made = analyst.post(
         "/api/v1/rule-sets/",
         {"name": "Careful", "max_step": "0.08", "ending": "0.99"},

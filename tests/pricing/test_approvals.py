@@ -193,6 +193,38 @@ def test_a_bad_policy_value_names_its_field_and_changes_nothing(world_a):
         assert approvals.policy().auto_publish is False
 
 
+def test_the_policys_risk_settings_decide_how_many_uncertain_changes_a_run_takes(shop, reprice):
+    """The risk a run may take is the merchant's: with no budget only the changes all but sure
+    to pay are made, a larger one makes more (never a change with a chance above the policy's
+    cap); a value out of range names its field and changes nothing; the change is audited."""
+    from pricing_saas.pricing.models import RepriceJob
+
+    def moved(job: RepriceJob) -> int:
+        return sum(
+            r.recommended_price != r.current_price for r in Recommendation.objects.filter(job=job)
+        )
+
+    with tenant_context(shop.tenant), actor_context(None, "owner@shop.test"):
+        approvals.update_policy(auto_approve=False)
+        default = moved(reprice())
+        approvals.update_policy(loss_budget=Decimal("0"))
+        cautious = moved(reprice())
+        approvals.update_policy(loss_budget=Decimal("0.05"), max_loss_chance=Decimal("0.5"))
+        bold = moved(reprice())
+        assert cautious < default <= bold, (cautious, default, bold)
+        for field, value in [("loss_budget", "0.06"), ("loss_budget", "-0.01"),
+                             ("max_loss_chance", "0"), ("max_loss_chance", "0.51")]:  # fmt: skip
+            with pytest.raises(ServiceError) as err:
+                approvals.update_policy(auto_publish=True, **{field: Decimal(value)})
+            assert err.value.attr == field
+        current = approvals.policy()
+        assert (current.loss_budget, current.max_loss_chance) == (Decimal("0.05"), Decimal("0.5"))
+        assert current.auto_publish is False
+        assert approvals.risk(current) == {"loss_budget": 0.05, "max_loss_chance": 0.5}
+        event = AuditEvent.objects.filter(action="policy.update").order_by("-created_at").first()
+        assert event.before["loss_budget"] == "0.0000" and event.after["loss_budget"] == "0.05"
+
+
 def test_products_without_a_cost_follow_the_policys_fallback(shop, reprice):
     with tenant_context(shop.tenant), actor_context(None, "owner@shop.test"):
         Product.objects.filter(sku__in=["P0", "P15"]).update(cost=None)

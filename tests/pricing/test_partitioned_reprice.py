@@ -24,9 +24,11 @@ def per_sku_risk(monkeypatch):
     """A risk budget that never binds (each SKU still within the 1-in-10 limit): the risk
     budget is spent per optimiser call, so a part of a partitioned job spends its own; with
     it out of the way, a part's recommendations are the one-process job's exactly."""
-    from functools import partial
-
-    monkeypatch.setattr(services, "Rules", partial(services.Rules, loss_budget=1.0))
+    monkeypatch.setattr(
+        services.approvals,
+        "risk",
+        lambda current=None: {"loss_budget": 1.0, "max_loss_chance": 0.1},
+    )
 
 
 @pytest.fixture

@@ -1092,3 +1092,21 @@ def test_ticked_rows_are_summarised_first_then_exactly_those_are_decided(reprice
     assert done.status_code == 302
     approved = recs_of(repriced, status="approved")
     assert {r.pk for r in approved} == set(ids) and {r.comment for r in approved} == {"three"}
+
+
+def test_the_settings_page_sets_the_risk_a_run_may_take(world_a):
+    from pricing_saas.pricing import approvals
+
+    client = client_for(world_a)
+    form = {"auto_approve_max_change": "0.05", "auto_approve_max_relative_se": "0.5",
+            "publisher": "csv", "price_war_window_days": "14", "price_war_max_cuts": "3",
+            "no_cost_fallback": "revenue", "loss_budget": "0.5", "max_loss_chance": "0.1"}  # fmt: skip
+    page = client.get("/pricing/settings/").content.decode()
+    assert "expected share of products whose change loses money" in page
+    refused = client.post("/pricing/settings/", form)
+    assert refused.status_code == 400
+    assert "loss_budget" in refused.context["form"].errors
+    saved = client.post("/pricing/settings/", {**form, "loss_budget": "0.02"})
+    assert saved.status_code == 302
+    with tenant_context(world_a.tenant):
+        assert approvals.policy().loss_budget == Decimal("0.02")
