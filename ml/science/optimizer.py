@@ -135,6 +135,9 @@ class Rules:
     # the chance that change loses money is already spent from the budget, so nightly runs
     # without new data do not take a little more risk each night.
     unverified_from: float | np.ndarray = np.nan
+    # ... and the chance charged for that change when it was decided (its recommendation's
+    # `loss_chance`; NaN: unknown, e.g. a price the approver edited: judged on today's curve).
+    unverified_chance: float | np.ndarray = np.nan
     # Without a budget: the test each move must pass, its gain still positive at the
     # test_z-s.e. lower end (1.645: a gain with 95 % probability, one-sided, to first order;
     # None: gain_z; 0: the point estimate's gain only), and where the searched price fails it,
@@ -163,6 +166,10 @@ class Recommendation:
     by_revenue: np.ndarray  # the objective was revenue (by the rules, or for want of a cost)
     value_now: np.ndarray  # the objective per day at today's price (profit, or revenue)
     value_new: np.ndarray
+    # The chance the change loses money (more than `loss_tolerance` of the day's objective,
+    # against the baseline: today's price or the smallest move a rule forces), as the risk
+    # budget judged it; 0 where the optimiser keeps the baseline, NaN without an estimate.
+    loss_chance: np.ndarray | None = None
     conflicts: list[str] = field(default_factory=list)
 
     def rules_of(self, i: int) -> list[str]:
@@ -660,6 +667,13 @@ def _optimise(
             breaks_now[kept], RULES["restores_rule"], 0
         )
     final = np.where(conflict, np.nan, final)
+    loss_chance = np.where(estimated & ~conflict, 0.0, np.nan)
+    bet = np.flatnonzero(valid & ~conflict & (np.abs(final - base) >= 0.005))
+    if len(bet):
+        b = base[bet][:, None]
+        _gain, chance = _chance(curve.subset(bet), final[bet][:, None], c[bet], by_revenue[bet],
+                                b, final[bet][:, None] > b, value_base[bet], rules)  # fmt: skip
+        loss_chance[bet] = chance[:, 0]
     with np.errstate(all="ignore"):
         units_new = np.where(estimated, curve.units(final), q0)
         unit_cost = np.nan_to_num(c, nan=0.0)
@@ -681,6 +695,7 @@ def _optimise(
             by_revenue=by_revenue,
             value_now=value_now,
             value_new=value_new,
+            loss_chance=loss_chance,
             conflicts=conflicts,
         )
 
@@ -759,8 +774,10 @@ def _unverified_risk(curve, cost, by_revenue, price, rows, rules) -> float:
     `rules.unverified_from` to today's `price`) lose money, judged as when they were decided:
     on today's curve anchored at the price before the change (its slope and level carried
     there along the curve).
-    Each counts at most `max_loss_chance` (what a recommended change could carry: a curve
-    re-estimated since, or a change the merchant approved by hand, spends no more)."""
+    Where the chance charged when it was decided is known (`rules.unverified_chance`), that
+    one counts: a curve re-estimated since does not change what was bet. Each counts at most
+    `max_loss_chance` (what a recommended change could carry: a change the merchant approved
+    at a price of their own, judged again, spends no more)."""
     before = np.broadcast_to(np.asarray(rules.unverified_from, float), (len(price),))
     with np.errstate(invalid="ignore"):
         at = np.flatnonzero(
@@ -781,6 +798,8 @@ def _unverified_risk(curve, cost, by_revenue, price, rows, rules) -> float:
         value_before = part.value(before[at], c, rev)
     _gain, chance = _chance(part, price[at][:, None], c, rev, b, price[at][:, None] > b,
                             value_before, rules)  # fmt: skip
+    charged = np.broadcast_to(np.asarray(rules.unverified_chance, float), (len(price),))[at]
+    chance = np.where(np.isfinite(charged), charged, chance[:, 0])
     return float(np.nansum(np.minimum(chance, rules.max_loss_chance)))
 
 

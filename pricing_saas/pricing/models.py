@@ -112,6 +112,11 @@ class Recommendation(TenantOwned):
     # Stored for filtering and sorting: relative change and expected profit impact.
     change = models.FloatField(default=0.0)
     profit_delta = models.FloatField(null=True)
+    # The chance the change loses money (more than 0.5 % of the day's profit, against today's
+    # price or the smallest move a rule forces), as the run's risk budget judged it: 0 where
+    # today's price is kept, null without an estimate. A later run counts it while no sales
+    # have verified the change (ml.science.optimizer.Rules.unverified_chance).
+    loss_chance = models.FloatField(null=True, blank=True)
     confident = models.BooleanField(default=False)
     # The hard bounds of the rules in force: an edited price must stay inside them.
     price_floor = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)

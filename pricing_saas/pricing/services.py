@@ -286,6 +286,9 @@ class History:
     # The price before the last change, where it was a recommendation and no sales at the new
     # price have been seen yet (NaN: none): its risk still counts in the optimiser's budget.
     unverified_from: np.ndarray
+    # ... and the chance its recommendation was charged (NaN: unknown, or an approver's own
+    # price: judged again on today's curve).
+    unverified_chance: np.ndarray
 
     @classmethod
     def load(cls, catalog: Catalog, window_change, window_days) -> History:
@@ -308,10 +311,12 @@ class History:
         last_at: dict[int, object] = {}
         last_dir = np.zeros(n)
         last_old = np.full(n, np.nan)
+        last_chance = np.full(n, np.nan)
         undone = np.zeros(n)  # direction of a change a rollback in the window undid
-        for pk, old, new, at, kind in changes.values_list(
-            "product_id", "old_price", "new_price", "published_at", "kind"
-        ).iterator(chunk_size=5000):
+        for pk, old, new, at, kind, chance, recommended in changes.values_list(
+            "product_id", "old_price", "new_price", "published_at", "kind",
+            "recommendation__loss_chance", "recommendation__recommended_price",
+        ).iterator(chunk_size=5000):  # fmt: skip
             i = index.get(pk)
             if i is None or at < now - timedelta(days=float(days[i])):
                 continue
@@ -322,6 +327,9 @@ class History:
             # the product's own recommended change carries risk the budget counts (a change
             # made in the shop or a rollback is the merchant's, not the optimiser's bet)
             last_old[i] = old if kind == PriceChange.Kind.RECOMMENDATION else np.nan
+            # the chance it was charged, where the price published is the one recommended
+            same = recommended is not None and abs(float(recommended) - new) < 0.005
+            last_chance[i] = chance if chance is not None and same else np.nan
             undone[i] = -np.sign(new - old) if kind == PriceChange.Kind.ROLLBACK else 0.0
         limit = np.nan_to_num(np.asarray(window_change, float), nan=np.inf)
         with np.errstate(invalid="ignore"):
@@ -338,6 +346,9 @@ class History:
             hold_up=up.astype(float),
             hold_down=down.astype(float),
             unverified_from=np.where(waiting & ~rolled_back, last_old, np.nan),
+            unverified_chance=np.where(
+                waiting & ~rolled_back & np.isfinite(last_old), last_chance, np.nan
+            ),
         )
 
 
@@ -563,6 +574,7 @@ def _optimise_by_rules(
             hold_up=history.hold_up[idx],
             hold_down=history.hold_down[idx],
             unverified_from=history.unverified_from[idx],
+            unverified_chance=history.unverified_chance[idx],
             min_gain_abs=v["min_gain_abs"][idx],
             min_gain_rel=v["min_gain_rel"][idx],
             **(risk or {}),
@@ -591,7 +603,7 @@ class OptimiserResult:
 
     ARRAYS = ("price", "binding", "units_now", "units_new", "revenue_now", "revenue_new",
               "profit_now", "profit_new", "floor", "ceiling", "low", "high", "value_now",
-              "value_new", "by_revenue")  # fmt: skip
+              "value_new", "by_revenue", "loss_chance")  # fmt: skip
 
     @classmethod
     def empty(cls, n: int) -> OptimiserResult:
@@ -832,6 +844,7 @@ def _rows(
         "expected_profit_now": nulls(np.where(profit_known, rec.profit_now, np.nan)),
         "expected_profit": nulls(np.where(profit_known, profit_new, np.nan)),
         "profit_delta": nulls(np.where(profit_known, profit_new - rec.profit_now, np.nan)),
+        "loss_chance": nulls(np.where(no_model, np.nan, rec.loss_chance)),
         "competitor_price": money(market.competitor_price),
         "price_floor": money(rec.floor),
         "price_ceiling": money(rec.ceiling),

@@ -692,3 +692,30 @@ def test_an_unverified_change_spends_the_chance_it_was_decided_with():
     )  # fmt: skip
     assert 0.01 < decided[0, 0] < 0.99
     assert spent == pytest.approx(decided[0, 0], rel=1e-6)
+
+
+def test_each_change_says_the_chance_it_loses_money_and_a_later_run_counts_that_chance():
+    # Every moved SKU carries the chance the budget judged it with (within the 1-in-10 cap and,
+    # summed, within the budget); a kept price 0; no estimate NaN.
+    rng = np.random.default_rng(3)
+    n = 40
+    price = rng.uniform(8, 12, n)
+    e = np.r_[-rng.uniform(1.5, 3.0, n - 1), np.nan]
+    rules = Rules(max_step=0.25, loss_budget=0.02)
+    rec = optimise(price, price * 0.5, rng.uniform(5, 50, n), e, rng.uniform(0.3, 1.2, n), rules)
+    moved = np.abs(rec.price - price) >= 0.005
+    assert moved.sum() > 5 and np.isnan(rec.loss_chance[-1])
+    assert (rec.loss_chance[moved] > 0).all() and (rec.loss_chance[moved] <= 0.10 + 1e-12).all()
+    assert (rec.loss_chance[~moved & np.isfinite(e)] == 0).all()
+    assert rec.loss_chance[moved].sum() <= 0.02 * (n - 1) + 1e-9
+    # the stored chance of an unverified change is what a later run spends, whatever today's
+    # curve would say of it (judged again, at most 1 in 10, where none is stored: an
+    # approver's own price). The budget (2 x 5 %) holds the second SKU's cut (a chance of
+    # 0.099) only if the first change spent nothing.
+    args = ([12.0, 10.0], [5.0, 5.0], [100.0, 100.0], [-1.6, -3.0], [0.5, 0.6])
+    base = Rules(max_step=0.3, loss_budget=0.05, hold_up=[1.0, 0.0], unverified_from=[10.0, np.nan])
+    judged = optimise(*args, base)
+    spent_all = optimise(*args, replace(base, unverified_chance=[0.10, np.nan]))
+    spent_none = optimise(*args, replace(base, unverified_chance=[0.0, np.nan]))
+    assert spent_none.price[1] < 10.0 == judged.price[1] == spent_all.price[1]
+    assert spent_none.loss_chance[1] == pytest.approx(0.0988, abs=5e-4)

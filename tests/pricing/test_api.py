@@ -44,6 +44,9 @@ def test_end_to_end_through_the_api(shop, owner_session):
     pending = approver.get("/api/v1/recommendations/?status=pending&limit=500").json()["results"]
     assert pending and all(r["rule_sets"] == ["Careful"] for r in pending)
     assert all(r["explanation"] and r["elasticity_low"] <= r["elasticity"] for r in pending)
+    # each change says the chance it loses money, within the policy's 1 in 10
+    assert all(0 <= r["loss_chance"] <= 0.1 for r in pending)
+    assert any(r["loss_chance"] > 0 for r in pending)
     one, *rest = pending
     single = approver.post(
         f"/api/v1/recommendations/{one['id']}/approve/", {"comment": "ok"}, format="json"

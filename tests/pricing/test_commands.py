@@ -60,6 +60,10 @@ def test_export_recommendations(shop):
     } <= set(rows[0])
     kept = [r for r in rows if r["status"] == "no_change"]
     assert kept and all("kept" in r["explanation"] for r in kept)  # the reason nothing changes
+    # the chance each change loses money: 0 for a kept price, at most 1 in 10 for a change
+    assert all(float(r["loss_chance"]) == 0 for r in kept if r["loss_chance"])
+    moved = [float(r["loss_chance"]) for r in rows if r["status"] == "pending"]
+    assert moved and all(0 <= c <= 0.1 for c in moved) and max(moved) > 0
     for row in rows:  # no internal codes in the sentences
         assert not any(code in row["explanation"] for code in ("no_estimate", "max_step", "_"))
 

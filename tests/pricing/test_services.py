@@ -400,26 +400,39 @@ def test_the_risk_of_a_recommended_change_not_yet_verified_is_carried_to_the_nex
     import datetime as dt
 
     from pricing_saas.catalog.importer import import_rows
+    from pricing_saas.pricing.models import RepriceJob
 
-    def change(sku, old, new, days_ago, kind="recommendation"):
+    def change(sku, old, new, days_ago, kind="recommendation", recommended=None, chance=None):
+        product = Product.objects.get(sku=sku)
+        rec = None
+        if recommended is not None:  # the recommendation it came from, with its chance
+            rec = Recommendation.objects.create(
+                job=RepriceJob.objects.create(status="succeeded"),
+                product=product,
+                current_price=Decimal(old),
+                recommended_price=Decimal(recommended),
+                loss_chance=chance,
+            )
         return PriceChange.objects.create(
-            product=Product.objects.get(sku=sku),
+            product=product,
             kind=kind,
             old_price=Decimal(old),
             new_price=Decimal(new),
             status="published",
             published_at=timezone.now() - timedelta(days=days_ago),
+            recommendation=rec,
         )
 
     with tenant_context(shop.tenant):
-        change("P0", "20", "22", 3)  # waiting for sales at 22: its risk carries
+        # waiting for sales at 22: its risk carries, the chance it was charged with it
+        change("P0", "20", "22", 3, recommended="22", chance=0.04)
         change("P1", "20", "21", 3, kind="external")  # changed in the shop: not our bet
         raised = change("P2", "20", "22", 5)
         PriceChange.objects.filter(pk=raised.pk).update(kind="recommendation")
         change("P2", "22", "20", 2, kind="rollback")  # undone
         change("P3", "20", "19", 12)  # then a week of sales at 19: verified
         change("P4", "20", "21", 9)  # two recommended changes: the last one counts
-        change("P4", "21", "22", 4)
+        change("P4", "21", "22", 4, recommended="23", chance=0.07)  # the approver's price
         start = dt.date.today() - dt.timedelta(days=10)
         import_rows(
             kind="sales",
@@ -433,6 +446,9 @@ def test_the_risk_of_a_recommended_change_not_yet_verified_is_carried_to_the_nex
         n = len(catalog)
         history = services.History.load(catalog, np.full(n, 0.2), np.full(n, 28.0))
         got = dict(zip(catalog.sku, history.unverified_from, strict=True))
+        charged = dict(zip(catalog.sku, history.unverified_chance, strict=True))
     assert got["P0"] == 20.0 and got["P4"] == 21.0
+    # the chance charged, where the price published is the one recommended (else judged again)
+    assert charged["P0"] == 0.04 and np.isnan(charged["P4"]) and np.isnan(charged["P1"])
     assert np.isnan(got["P1"]) and np.isnan(got["P2"]) and np.isnan(got["P3"])
     assert np.isnan(got["P5"])  # never changed
