@@ -101,10 +101,11 @@ def demand_curve(
     # the jitter the hinge's ramp was fitted over (none stored: a sharp kink, as it was fitted)
     trained = version.metrics.get(version.trainer, {}) if version is not None else {}
     ramp_sd = float(trained.get("ramp_sd", 0.0) or 0.0) if isinstance(trained, dict) else 0.0
-    # the spread of the catalog's hinges over every SKU, as the fit measured it (an older
-    # version without it: measured on the products asked for, where 3 or more have a hinge)
+    # the spread of the catalog's hinges over every SKU, as the fit measured it (none where it
+    # found too few hinges, or a version trained before it was measured: each hinge is judged
+    # on its own, alike for one product, a block of a partitioned job and the whole catalog)
     spread = trained.get("hinge_prior") if isinstance(trained, dict) else None
-    spread = (float(spread[0]), float(spread[1])) if spread else None
+    spread = (float(spread[0]), float(spread[1])) if spread else False
     if not known.all():
         metrics = version.metrics.get(version.trainer, {}) if version is not None else {}
         pooled = float(metrics.get("pooled_elasticity", -1.5))

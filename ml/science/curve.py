@@ -27,6 +27,9 @@ import numpy as np
 from scipy.special import ndtr
 
 HINGE_Z = 2.0  # a hinge is used where it is this many standard errors below zero
+# The fewest estimated hinges the catalog's spread of hinges is measured on (tau^2 by moments
+# from a handful is noise); below it each hinge is judged on its own.
+HINGE_SPREAD_MIN = 20
 CURVATURE_FLOOR = -15.0  # the most a curve may bend (ml.science.demand.CURVATURE_RANGE)
 
 
@@ -58,14 +61,15 @@ def ramp_slope(gap, sd=0.0) -> np.ndarray:
 def hinge_prior(raw, se) -> tuple[float, float] | None:
     """The spread of a catalog's hinges above the competitor: their mean and the variance
     between SKUs beyond their own noise (tau^2 by moments, never below 0), over the hinges
-    estimated with a finite s.e. above 0; None under 3 of them. A hinge's posterior on it
-    (`DemandCurve.hinge_posterior`) is what a raise past the competitor is judged on: where
-    no SKU's hinge differs from the others beyond noise (a market without anchoring), an
-    unclear hinge is the catalog's (about none), not its own noise at its pessimistic end."""
+    estimated with a finite s.e. above 0; None under HINGE_SPREAD_MIN of them. A hinge's
+    posterior on it (`DemandCurve.hinge_posterior`) is what a raise past the competitor is
+    judged on where the SKU's own data do not lean toward a hinge: where no SKU's hinge
+    differs from the others beyond noise (a market without anchoring), such a hinge is the
+    catalog's (about none), not its own noise at its pessimistic end."""
     raw, se = np.asarray(raw, dtype=np.float64), np.asarray(se, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         est = np.isfinite(raw) & np.isfinite(se) & (se > 0)
-    if est.sum() < 3:
+    if est.sum() < HINGE_SPREAD_MIN:
         return None
     centre = float(np.mean(raw[est]))
     return centre, max(float(np.mean((raw[est] - centre) ** 2 - se[est] ** 2)), 0.0)
@@ -134,8 +138,8 @@ class DemandCurve:
         """`competitor_slope` with `competitor_slope_se` is an estimate, used where it is
         clearly negative (HINGE_Z s.e.); without an s.e. it is taken as given. `hinge_spread`
         (`hinge_prior`: the catalog's, as the demand model measured it over every SKU) is
-        where an unclear hinge's posterior is taken; without one it is measured on these
-        SKUs' hinges where a competitor's price is known."""
+        where an unclear hinge's posterior is taken; None: measured on these SKUs' hinges
+        where a competitor's price is known; False: none (each hinge on its own)."""
         p = np.asarray(price_ref, dtype=np.float64)
         n = len(p)
         raw = np.nan_to_num(_column(competitor_slope, n, 0.0))
@@ -146,7 +150,7 @@ class DemandCurve:
         if hinge_spread is None:
             comp = _column(competitor_price, n)
             hinge_spread = hinge_prior(np.where(np.isfinite(comp), raw, np.nan), hinge_se)
-        centre, tau2 = (np.nan, np.nan) if hinge_spread is None else hinge_spread
+        centre, tau2 = hinge_spread or (np.nan, np.nan)
         return cls(
             price_ref=p,
             units_ref=_column(units_ref, n),
@@ -242,10 +246,14 @@ class DemandCurve:
         return slope, spread
 
     @property
-    def hinge_spread(self) -> tuple[float, float] | None:
-        """The catalog's spread of hinges this curve holds (`hinge_prior`), None if none."""
-        if self.hinge_tau2 is None or not len(self) or not np.isfinite(self.hinge_tau2[0]):
+    def hinge_spread(self) -> tuple[float, float] | bool | None:
+        """The catalog's spread of hinges this curve holds (`hinge_prior`); False where it holds
+        none (each hinge on its own), None where it was never set (a curve made field by
+        field)."""
+        if self.hinge_tau2 is None or self.hinge_centre is None:
             return None
+        if not len(self) or not np.isfinite(self.hinge_tau2[0]):
+            return False
         return float(self.hinge_centre[0]), float(self.hinge_tau2[0])
 
     def _spread_known(self) -> np.ndarray:
@@ -282,13 +290,16 @@ class DemandCurve:
         competitor (even where it is not clearly there), flatter for a cut back below it."""
         with np.errstate(invalid="ignore"):
             if raise_:
-                # wherever the data can estimate one (the SKU was seen on both sides): a clear
-                # hinge at its own end; an unclear one at its posterior's end on the catalog's
+                # wherever the data can estimate one (the SKU was seen on both sides): a hinge
+                # the SKU's data lean toward (z s.e. below zero; every clear one) at its own
+                # end: a rare SKU that collapses above the competitor is not judged on a
+                # catalog where few do; any other at its posterior's end on the catalog's
                 # spread of hinges (its own end where none is known)
                 known = np.isfinite(self.hinge_se)
                 mean, var = self.hinge_posterior()
                 own = self.hinge_raw - z * self.hinge_se
-                steep = np.where(self.competitor_slope < 0, own, mean - z * np.sqrt(var))
+                lean = (self.competitor_slope < 0) | (self.hinge_raw + z * self.hinge_se < 0)
+                steep = np.where(lean, own, mean - z * np.sqrt(var))
                 steep = np.where(known, steep, self.competitor_slope)
                 return np.minimum(np.minimum(steep, self.competitor_slope), 0.0)
             flat = np.where(np.isfinite(self.hinge_se), self.hinge_raw + z * self.hinge_se, 0.0)

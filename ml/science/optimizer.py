@@ -238,7 +238,8 @@ def optimise(
     the extra slope above the competitor's price (ml.science.curve), an estimate with
     `competitor_slope_se` (used where clearly negative; its pessimistic end judges a raise past
     the competitor; an unclear hinge's on its posterior on `hinge_spread`, the catalog's spread
-    of hinges, `ml.science.curve.hinge_prior`, measured on these SKUs where not given) or,
+    of hinges, `ml.science.curve.hinge_prior`, measured on these SKUs where None, none where
+    False) or,
     without one, a given fact. SKUs with either are
     optimised on the candidate grid (the analytic optimum holds for constant elasticity only).
 
@@ -265,10 +266,13 @@ def optimise(
         )
     if hinge_spread is None and competitor_slope is not None:  # one spread for every block
         comp = _arr(np.nan if rules.competitor_price is None else rules.competitor_price, n)
-        hinge_spread = hinge_prior(
-            np.where(np.isfinite(comp), _arr(competitor_slope, n), np.nan),
-            _arr(np.inf if competitor_slope_se is None else competitor_slope_se, n),
-        )
+        hinge_spread = (
+            hinge_prior(
+                np.where(np.isfinite(comp), _arr(competitor_slope, n), np.nan),
+                _arr(np.inf if competitor_slope_se is None else competitor_slope_se, n),
+            )
+            or False
+        )  # none: no block measures one of its own
     blocks = [slice(start, min(n, start + BLOCK)) for start in range(0, n, BLOCK)]
 
     def per_sku(value):

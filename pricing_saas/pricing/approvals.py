@@ -92,6 +92,9 @@ def update_policy(**values) -> PricingPolicy:
             f"no_cost_fallback must be one of {', '.join(NO_COST_FALLBACKS)}",
             attr="no_cost_fallback",
         )
+    for name in ("loss_budget", "max_loss_chance"):  # as stored: 4 decimal places
+        value = require_number(getattr(current, name), attr=name)
+        setattr(current, name, Decimal(str(value)).quantize(Decimal("0.0001")))
     if not Decimal(0) <= Decimal(current.loss_budget) <= MAX_LOSS_BUDGET:
         raise ServiceError(
             f"loss_budget must be between 0 and {MAX_LOSS_BUDGET} (a share of the products)",

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import forms
 
 from pricing_saas.integrations.publishers import PUBLISHERS
 from pricing_saas.web.inputs import NumberFormField
 
-from . import rules
+from . import approvals, rules
 from .models import PricingPolicy, RuleSet
 
 PCT_HELP = "a share: 0.10 = 10 %"
@@ -139,14 +141,16 @@ class PolicyForm(forms.Form):
         label="Products without a cost (profit objective)",
     )
     loss_budget = NumberFormField(
-        min_value=0,
-        max_value=0.05,
+        min_value=Decimal(0),
+        max_value=approvals.MAX_LOSS_BUDGET,
+        decimal_places=4,
         label="Risk per run: expected share of products whose change loses money",
         help_text="a share: 0.01 = 1 in 100 (the default); 0 = only changes all but sure to pay",
     )
     max_loss_chance = NumberFormField(
-        min_value=0.0001,
-        max_value=0.5,
+        min_value=Decimal("0.0001"),
+        max_value=approvals.MAX_LOSS_CHANCE,
+        decimal_places=4,
         label="Highest chance one change may carry of losing money",
         help_text="a share: 0.10 = 1 in 10 (the default)",
     )

@@ -37,7 +37,7 @@ from tenants import parts as job_parts
 from tenants.bulk import copy_columns
 from tenants.context import require_current_tenant
 
-from . import services
+from . import approvals, services
 from .models import RepriceJob
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,9 @@ def start(job: RepriceJob) -> RepriceJob:
     )[:, 0].astype(np.int64)
     size = int(settings.REPRICE_PARTITION_BLOCK_SKUS)
     bounds = [*ids[::size].tolist(), int(ids[-1]) + 1] if len(ids) else [0, 1]
+    # the policy as the job starts holds in every part (a setting changed mid-job waits for
+    # the next job, as in a one-process job)
+    current = approvals.policy()
     plan = job_parts.plan(
         len(bounds) - 1,
         f"partitions/{job.tenant_id}/reprice-{job.pk}",
@@ -75,6 +78,8 @@ def start(job: RepriceJob) -> RepriceJob:
         demand=demand.pk,
         category_means=ml_selectors.category_prior_means(demand, _active()),
         competitor_sd=services.tenant_competitor_sd(),
+        no_cost=current.no_cost_fallback,
+        risk=approvals.risk(current),
     )
     services._log(job, f"{len(ids)} active products in {plan['parts']} parts; demand model "
                        f"v{demand.version}", 0.05)  # fmt: skip
@@ -145,7 +150,13 @@ def run_part(job_id: int, index: int) -> None:
     try:
         demand = ModelVersion.objects.filter(pk=plan["demand"]).first()
         staged = services.reprice_block(
-            job, demand, within, plan["category_means"], plan["competitor_sd"]
+            job,
+            demand,
+            within,
+            plan["category_means"],
+            plan["competitor_sd"],
+            no_cost=plan.get("no_cost"),
+            risk=plan.get("risk"),
         )
         payload = {name: getattr(staged, name) for name in services.Staged.__dataclass_fields__}
         content = gzip.compress(json.dumps(payload, default=_plain).encode())

@@ -457,10 +457,20 @@ def _reprice_catalog(job: RepriceJob, demand) -> None:
     _approve_and_publish(job)
 
 
-def reprice_block(job: RepriceJob, demand, within, category_means, competitor_sd) -> Staged:
+def reprice_block(
+    job: RepriceJob,
+    demand,
+    within,
+    category_means,
+    competitor_sd,
+    no_cost: str | None = None,
+    risk: dict | None = None,
+) -> Staged:
     """A partitioned reprice's part: _reprice_catalog for the active products with ids in
     `within` ([low, high)), with the tenant-wide facts the plan read once (the category priors
-    over the whole catalog, the competitor readings' jitter). Reads only; the reduce writes."""
+    over the whole catalog, the competitor readings' jitter, the policy's fallback for products
+    without a cost and its risk settings: the policy's now where a plan has none). Reads only;
+    the reduce writes."""
     catalog = Catalog.load(within)
     if not len(catalog):
         return Staged([], [], [], 0, 0, 0.0, 0.0)
@@ -487,11 +497,10 @@ def reprice_block(job: RepriceJob, demand, within, category_means, competitor_sd
     history = History.load(
         catalog, resolved.values["window_change"], resolved.values["window_days"]
     )
-    current = approvals.policy()
-    rec = _optimise_by_rules(
-        catalog, curve, market, history, resolved, current.no_cost_fallback,
-        approvals.risk(current),
-    )  # fmt: skip
+    if no_cost is None or risk is None:
+        current = approvals.policy()
+        no_cost, risk = no_cost or current.no_cost_fallback, risk or approvals.risk(current)
+    rec = _optimise_by_rules(catalog, curve, market, history, resolved, no_cost, risk)
     return _rows(job, catalog, curve, market, rec, resolved, no_model=demand is None)
 
 

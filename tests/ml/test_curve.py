@@ -17,6 +17,7 @@ def test_the_local_elasticity_includes_the_hinge_only_above_the_competitor():
         competitor_price=[9.5, 10.5, 9.5],
         competitor_slope=[-3.0, -3.0, -0.1],
         competitor_slope_se=[0.5, 0.5, 0.5],
+        hinge_spread=(-2.0, 1.5),  # the catalog's (three SKUs are too few to measure it on)
     )
     slope, se = curve.local_elasticity()
     # above a clear hinge: a small move runs on the steeper slope, with both doubts
@@ -141,7 +142,8 @@ def test_an_unclear_hinge_is_judged_on_the_spread_of_the_catalogs_hinges():
     """A raise past the competitor: a hinge the SKU's data cannot make clear is taken at the
     pessimistic end of its posterior on the catalog's hinges. Where no SKU's hinge differs from
     the others beyond noise, that is the catalog's (about none), not the SKU's own noise; where
-    many SKUs collapse above the competitor, about its own end. A clear hinge keeps its own."""
+    many SKUs collapse above the competitor, about its own end. A clear hinge, or one the
+    SKU's own data lean toward (1 s.e. below zero), keeps its own end."""
     from ml.science.curve import DemandCurve, hinge_prior
 
     def curve(raw, raw_se, spread=None):
@@ -163,6 +165,12 @@ def test_an_unclear_hinge_is_judged_on_the_spread_of_the_catalogs_hinges():
     centre, tau2 = flat.hinge_spread
     assert tau2 == pytest.approx(0.0) and centre == pytest.approx(np.mean(np.r_[-0.5, noise]))
     assert flat.pessimistic_hinge(1.0, True)[0] == pytest.approx(min(centre, 0.0))
+    # a SKU whose own data lean toward a hinge (-2.9 +- 1.5: not clear at 2 s.e.) keeps its own
+    # end in that catalog: the one SKU in 61 that collapses above the competitor is not
+    # judged on the others
+    rare = curve(np.r_[-2.9, noise], np.full(61, 1.5))
+    assert rare.hinge_spread[1] == pytest.approx(0.0)
+    assert rare.pessimistic_hinge(1.0, True)[0] == pytest.approx(-4.4)
     # the same SKU in a catalog where 40 % of SKUs collapse above the competitor (-3 to -6)
     anchored = np.where(rng.random(60) < 0.4, -rng.uniform(3, 6, 60), 0.0) + noise
     mixed = curve(np.r_[-0.5, anchored], np.full(61, 1.5))
@@ -180,7 +188,9 @@ def test_an_unclear_hinge_is_judged_on_the_spread_of_the_catalogs_hinges():
     assert flat.subset([0]).pessimistic_hinge(1.0, True) == pytest.approx(
         flat.pessimistic_hinge(1.0, True)[:1]
     )
-    # none measured under 3 estimated hinges: the SKU's own end
-    few = curve(np.array([-0.5, 0.2]), np.array([1.5, 1.5]))
-    assert few.hinge_spread is None and hinge_prior([-0.5, 0.2], [1.5, 1.5]) is None
+    # none measured on fewer than HINGE_SPREAD_MIN estimated hinges: the SKU's own end
+    few = curve(np.r_[-0.5, noise[:18]], np.full(19, 1.5))
+    assert (
+        few.hinge_spread is False and hinge_prior(np.r_[-0.5, noise[:18]], np.full(19, 1.5)) is None
+    )
     assert few.pessimistic_hinge(1.0, True)[0] == pytest.approx(-2.0)

@@ -288,9 +288,17 @@ def test_large_inputs_run_in_blocks_with_the_same_answer(monkeypatch):
         loss_budget=None,  # the risk budget is spent per block (its own test)
     )
     curvature = np.where(rng.random(n) < 0.3, -2.0, 0.0)
-    whole = optimise(*args, rules, curvature=curvature)
+    # hinges above the competitor, some clear, most not: every block judges the unclear ones
+    # on the spread of all of them (a block's own spread would move prices)
+    hinges = {
+        "competitor_slope": np.where(
+            rng.random(n) < 0.3, -rng.uniform(2, 6, n), rng.normal(0, 1, n)
+        ),
+        "competitor_slope_se": rng.uniform(0.5, 2.0, n),
+    }
+    whole = optimise(*args, rules, curvature=curvature, **hinges)
     monkeypatch.setattr(optimizer, "BLOCK", 700)  # 8 blocks on the thread pool
-    blocked = optimise(*args, rules, curvature=curvature)
+    blocked = optimise(*args, rules, curvature=curvature, **hinges)
     assert np.array_equal(whole.price, blocked.price, equal_nan=True)
     assert np.array_equal(whole.binding, blocked.binding)
     assert np.allclose(whole.units_new, blocked.units_new, equal_nan=True)

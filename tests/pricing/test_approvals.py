@@ -222,7 +222,17 @@ def test_the_policys_risk_settings_decide_how_many_uncertain_changes_a_run_takes
         assert current.auto_publish is False
         assert approvals.risk(current) == {"loss_budget": 0.05, "max_loss_chance": 0.5}
         event = AuditEvent.objects.filter(action="policy.update").order_by("-created_at").first()
-        assert event.before["loss_budget"] == "0.0000" and event.after["loss_budget"] == "0.05"
+        assert event.before["loss_budget"] == "0.0000" and event.after["loss_budget"] == "0.0500"
+        # stored as typed to 4 places: the same value again is no change to audit
+        events = AuditEvent.objects.filter(action="policy.update").count()
+        approvals.update_policy(loss_budget=Decimal("0.05"), max_loss_chance=0.5)
+        assert AuditEvent.objects.filter(action="policy.update").count() == events
+        with pytest.raises(ServiceError) as err:  # rounds to 0: refused, not stored as 0
+            approvals.update_policy(max_loss_chance=Decimal("0.00004"))
+        assert err.value.attr == "max_loss_chance"
+        with pytest.raises(ServiceError) as err:
+            approvals.update_policy(loss_budget="NaN")
+        assert err.value.attr == "loss_budget"
 
 
 def test_products_without_a_cost_follow_the_policys_fallback(shop, reprice):

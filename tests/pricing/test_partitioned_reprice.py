@@ -140,11 +140,11 @@ def test_a_cancelled_partitioned_reprice_stores_nothing(priced, held):
 def test_a_failing_part_fails_the_job_with_its_reason(priced, held, monkeypatch):
     real, calls = services.reprice_block, []
 
-    def block(job, demand, within, *args):
+    def block(job, demand, within, *args, **kwargs):
         calls.append(within)
         if len(calls) == 2:
             raise ValueError("rules unreadable")
-        return real(job, demand, within, *args)
+        return real(job, demand, within, *args, **kwargs)
 
     monkeypatch.setattr(services, "reprice_block", block)
     job = start(priced)
@@ -184,9 +184,9 @@ def test_a_part_delivered_twice_works_once_and_a_lost_job_leaves_no_staged_rows(
     its staged rows with it."""
     real, calls = services.reprice_block, []
 
-    def block(job, demand, within, *args):
+    def block(job, demand, within, *args, **kwargs):
         calls.append(within)
-        return real(job, demand, within, *args)
+        return real(job, demand, within, *args, **kwargs)
 
     monkeypatch.setattr(services, "reprice_block", block)
     job = start(priced)
@@ -285,3 +285,24 @@ def test_tasks_run_here_only_in_a_commands_main_thread():
     thread.start()
     thread.join()
     assert raised and "main thread" in str(raised[0])
+
+
+def test_every_part_prices_on_the_policy_the_job_started_with(priced, held, monkeypatch):
+    """A policy changed while a partitioned job runs waits for the next job: the plan holds
+    the risk settings and the fallback for products without a cost as the job started."""
+    real, seen = services.reprice_block, []
+
+    def block(job, demand, within, *args, **kwargs):
+        seen.append((kwargs["risk"], kwargs["no_cost"]))
+        return real(job, demand, within, *args, **kwargs)
+
+    monkeypatch.setattr(services, "reprice_block", block)
+    job = start(priced)
+    with tenant_context(priced.tenant):
+        started = approvals.risk()  # (this module's fixture: a budget that never binds)
+        approvals.update_policy(no_cost_fallback="keep")
+    held.run()
+    job = job_of(priced, job.pk)
+    assert job.status == "succeeded", job.message
+    assert job.parts["risk"] == started and job.parts["no_cost"] == "revenue"
+    assert len(seen) == job.parts["parts"] and all(s == (started, "revenue") for s in seen)

@@ -1110,3 +1110,17 @@ def test_the_settings_page_sets_the_risk_a_run_may_take(world_a):
     assert saved.status_code == 302
     with tenant_context(world_a.tenant):
         assert approvals.policy().loss_budget == Decimal("0.02")
+
+
+def test_the_settings_page_takes_the_smallest_chance_the_api_takes(world_a):
+    from pricing_saas.pricing import approvals
+
+    form = {"auto_approve_max_change": "0.05", "auto_approve_max_relative_se": "0.5",
+            "publisher": "csv", "price_war_window_days": "14", "price_war_max_cuts": "3",
+            "no_cost_fallback": "revenue", "loss_budget": "0.01", "max_loss_chance": "0.0001"}  # fmt: skip
+    client = client_for(world_a)
+    assert client.post("/pricing/settings/", form).status_code == 302
+    refused = client.post("/pricing/settings/", {**form, "max_loss_chance": "0.00015"})
+    assert refused.status_code == 400 and "max_loss_chance" in refused.context["form"].errors
+    with tenant_context(world_a.tenant):
+        assert approvals.policy().max_loss_chance == Decimal("0.0001")
