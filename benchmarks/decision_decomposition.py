@@ -171,6 +171,7 @@ def decompose(
     traps: bool,
     variants=None,
     ceiling: bool = False,
+    anchored_share: float | None = None,
 ) -> dict:
     from ml import selectors as ml_selectors
     from ml.models import ModelVersion
@@ -183,7 +184,8 @@ def decompose(
     from tenants.context import tenant_context
     from tenants.services import create_tenant, delete_tenant
 
-    market = make_market(skus, forms, seed, traps=traps)
+    switches = {} if anchored_share is None else {"anchored_share": anchored_share}
+    market = make_market(skus, forms, seed, traps=traps, **switches)
     tenant = create_tenant(name="Decomposition", slug=f"dd-{secrets.token_hex(4)}")
     try:
         with tempfile.TemporaryDirectory() as tmp, tenant_context(tenant):
@@ -309,6 +311,13 @@ def main() -> None:
     parser.add_argument("--reports", default="orders,daily")
     parser.add_argument("--traps", action="store_true", help="trap markets (all four traps)")
     parser.add_argument(
+        "--anchored-share",
+        type=float,
+        default=None,
+        help="the share of SKUs whose demand collapses above the competitor (the anchoring "
+        "trap's; with --traps 0.4 by default): e.g. 0.02, a catalog where few SKUs do",
+    )
+    parser.add_argument(
         "--variants",
         default="",
         help="decision rules to score on the same estimates, e.g. "
@@ -329,6 +338,8 @@ def main() -> None:
     django.setup()
     cases = [("constant",), ("linear",), ("logit",), ("constant", "linear", "logit")]
     label = "trap markets" if args.traps else "clean markets"
+    if args.anchored_share is not None:
+        label += f", {args.anchored_share:.0%} of SKUs anchored to the competitor"
     print(f"{args.skus} SKUs, {args.days} days of history, {label}\n")
     cols = ("evidence", "step_window", "estimation", "shrinking", "gain_test", "captured")
     print("| demand forms | seed | report | " + " | ".join(cols) + " | wrong-way SKUs |")
@@ -347,6 +358,7 @@ def main() -> None:
                     args.traps,
                     variants,
                     args.ceiling,
+                    args.anchored_share,
                 )
                 named = [k.partition(":")[2] for k in got if k.startswith("variant:")]
                 for name in named:
