@@ -30,6 +30,9 @@ HINGE_Z = 2.0  # a hinge is used where it is this many standard errors below zer
 # The fewest estimated hinges the catalog's spread of hinges is measured on (tau^2 by moments
 # from a handful is noise); below it each hinge is judged on its own.
 HINGE_SPREAD_MIN = 20
+# A hinge the SKU's own data lean toward (this many s.e. below zero, whatever the end asked
+# for) is never judged flatter than its own estimate says.
+HINGE_LEAN_Z = 1.0
 CURVATURE_FLOOR = -15.0  # the most a curve may bend (ml.science.demand.CURVATURE_RANGE)
 
 
@@ -237,7 +240,10 @@ class DemandCurve:
             prior = np.isfinite(self.competitor_price) & np.isfinite(self._spread_known())
             unused = prior & np.isfinite(hinge_se) & (hinge_se > 0) & ~known
             reach = np.nan_to_num(np.where(unused, ramp_slope(gap, sd), 0.0))
-            side = side + reach**2 * np.where(unused, mean**2 + var, 0.0)
+            # one the SKU's own data lean toward: its own second moment, as the search judges it
+            own = np.nan_to_num(self.hinge_raw) ** 2 + np.where(unused, hinge_se, 0.0) ** 2
+            second = np.where(self.leaning_hinge(), np.maximum(own, mean**2 + var), mean**2 + var)
+            side = side + reach**2 * np.where(unused, second, 0.0)
             spread = np.where(
                 (share > 0) | (side > 0),
                 np.sqrt(self.elasticity_se**2 + doubt**2 + side),
@@ -255,6 +261,16 @@ class DemandCurve:
         if not len(self) or not np.isfinite(self.hinge_tau2[0]):
             return False
         return float(self.hinge_centre[0]), float(self.hinge_tau2[0])
+
+    def leaning_hinge(self) -> np.ndarray:
+        """Per SKU: its hinge is clear, or its own data lean toward one (HINGE_LEAN_Z s.e.
+        below zero): judged on its own end where that is steeper than the catalog's."""
+        n = len(self)
+        if self.hinge_raw is None or self.hinge_se is None:
+            return np.zeros(n, dtype=bool)
+        with np.errstate(invalid="ignore"):
+            lean = np.nan_to_num(self.hinge_raw) + HINGE_LEAN_Z * self.hinge_se < 0
+        return (self.competitor_slope < 0) | lean
 
     def _spread_known(self) -> np.ndarray:
         """tau^2 of the catalog's hinges per SKU (NaN where no spread is known)."""
@@ -298,8 +314,8 @@ class DemandCurve:
                 known = np.isfinite(self.hinge_se)
                 mean, var = self.hinge_posterior()
                 own = self.hinge_raw - z * self.hinge_se
-                lean = (self.competitor_slope < 0) | (self.hinge_raw + z * self.hinge_se < 0)
-                steep = np.where(lean, own, mean - z * np.sqrt(var))
+                post = mean - z * np.sqrt(var)
+                steep = np.where(self.leaning_hinge(), np.minimum(own, post), post)
                 steep = np.where(known, steep, self.competitor_slope)
                 return np.minimum(np.minimum(steep, self.competitor_slope), 0.0)
             flat = np.where(np.isfinite(self.hinge_se), self.hinge_raw + z * self.hinge_se, 0.0)

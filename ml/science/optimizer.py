@@ -168,7 +168,8 @@ class Recommendation:
     value_new: np.ndarray
     # The chance the change loses money (more than `loss_tolerance` of the day's objective,
     # against the baseline: today's price or the smallest move a rule forces), as the risk
-    # budget judged it; 0 where the optimiser keeps the baseline, NaN without an estimate.
+    # budget judged it; 0 where the optimiser keeps the baseline or a volume floor set the
+    # price (the merchant's rule, as a restore), NaN without an estimate.
     loss_chance: np.ndarray | None = None
     conflicts: list[str] = field(default_factory=list)
 
@@ -672,7 +673,9 @@ def _optimise(
         )
     final = np.where(conflict, np.nan, final)
     loss_chance = np.where(estimated & ~conflict, 0.0, np.nan)
-    bet = np.flatnonzero(valid & ~conflict & (np.abs(final - base) >= 0.005))
+    # the optimiser's own bets (a move a volume floor forced is the merchant's rule's, as a
+    # restore is: the budget does not weigh it, and a later run spends nothing on it)
+    bet = np.flatnonzero(valid & ~conflict & ~held & (np.abs(final - base) >= 0.005))
     if len(bet):
         b = base[bet][:, None]
         _gain, chance = _chance(curve.subset(bet), final[bet][:, None], c[bet], by_revenue[bet],
@@ -779,9 +782,9 @@ def _unverified_risk(curve, cost, by_revenue, price, rows, rules) -> float:
     on today's curve anchored at the price before the change (its slope and level carried
     there along the curve).
     Where the chance charged when it was decided is known (`rules.unverified_chance`), that
-    one counts: a curve re-estimated since does not change what was bet. Each counts at most
-    `max_loss_chance` (what a recommended change could carry: a change the merchant approved
-    at a price of their own, judged again, spends no more)."""
+    one counts: a curve re-estimated since, or a policy changed since, does not change what was
+    bet. One judged again (a change the merchant approved at a price of their own) counts at
+    most `max_loss_chance`."""
     before = np.broadcast_to(np.asarray(rules.unverified_from, float), (len(price),))
     with np.errstate(invalid="ignore"):
         at = np.flatnonzero(
@@ -803,8 +806,12 @@ def _unverified_risk(curve, cost, by_revenue, price, rows, rules) -> float:
     _gain, chance = _chance(part, price[at][:, None], c, rev, b, price[at][:, None] > b,
                             value_before, rules)  # fmt: skip
     charged = np.broadcast_to(np.asarray(rules.unverified_chance, float), (len(price),))[at]
-    chance = np.where(np.isfinite(charged), charged, chance[:, 0])
-    return float(np.nansum(np.minimum(chance, rules.max_loss_chance)))
+    # what was bet counts whole (under a looser policy then, too); a chance judged again at
+    # most the cap
+    chance = np.where(
+        np.isfinite(charged), charged, np.minimum(chance[:, 0], rules.max_loss_chance)
+    )
+    return float(np.nansum(chance))
 
 
 def _gain_and_chance(part, price, cost, by_revenue, base, up, value_base, need, rules):

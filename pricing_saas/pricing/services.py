@@ -311,12 +311,12 @@ class History:
         last_at: dict[int, object] = {}
         last_dir = np.zeros(n)
         last_old = np.full(n, np.nan)
-        last_chance = np.full(n, np.nan)
+        last_new = np.full(n, np.nan)
+        last_rec: dict[int, int] = {}  # product index -> its last change's recommendation
         undone = np.zeros(n)  # direction of a change a rollback in the window undid
-        for pk, old, new, at, kind, chance, recommended in changes.values_list(
-            "product_id", "old_price", "new_price", "published_at", "kind",
-            "recommendation__loss_chance", "recommendation__recommended_price",
-        ).iterator(chunk_size=5000):  # fmt: skip
+        for pk, old, new, at, kind, rec in changes.values_list(
+            "product_id", "old_price", "new_price", "published_at", "kind", "recommendation_id"
+        ).iterator(chunk_size=5000):
             i = index.get(pk)
             if i is None or at < now - timedelta(days=float(days[i])):
                 continue
@@ -327,9 +327,11 @@ class History:
             # the product's own recommended change carries risk the budget counts (a change
             # made in the shop or a rollback is the merchant's, not the optimiser's bet)
             last_old[i] = old if kind == PriceChange.Kind.RECOMMENDATION else np.nan
-            # the chance it was charged, where the price published is the one recommended
-            same = recommended is not None and abs(float(recommended) - new) < 0.005
-            last_chance[i] = chance if chance is not None and same else np.nan
+            last_new[i] = new
+            if kind == PriceChange.Kind.RECOMMENDATION and rec is not None:
+                last_rec[i] = rec
+            else:
+                last_rec.pop(i, None)
             undone[i] = -np.sign(new - old) if kind == PriceChange.Kind.ROLLBACK else 0.0
         limit = np.nan_to_num(np.asarray(window_change, float), nan=np.inf)
         with np.errstate(invalid="ignore"):
@@ -338,6 +340,20 @@ class History:
         if last_at:
             waiting[list(last_at)] = _sales_days_since(catalog.ids, last_at) < MIN_EVIDENCE_DAYS
         rolled_back = undone != 0
+        unverified = waiting & ~rolled_back & np.isfinite(last_old)
+        # the chance each unverified change was charged, where the price published is the one
+        # recommended (read for those recommendations only: no join over the window's changes)
+        last_chance = np.full(n, np.nan)
+        wanted = {rec: i for i, rec in last_rec.items() if unverified[i]}
+        ids = list(wanted)
+        for start in range(0, len(ids), 5000):
+            for rec, chance, recommended in Recommendation.objects.filter(
+                pk__in=ids[start : start + 5000]
+            ).values_list("pk", "loss_chance", "recommended_price"):
+                i = wanted[rec]
+                same = recommended is not None and abs(float(recommended) - last_new[i]) < 0.005
+                if chance is not None and same:
+                    last_chance[i] = chance
         up = (waiting & ~rolled_back & (last_dir > 0)) | (rolled_back & (undone > 0))
         down = (waiting & ~rolled_back & (last_dir < 0)) | (rolled_back & (undone < 0))
         return cls(
@@ -345,10 +361,8 @@ class History:
             window_high=np.where(np.isfinite(high), high, np.nan),
             hold_up=up.astype(float),
             hold_down=down.astype(float),
-            unverified_from=np.where(waiting & ~rolled_back, last_old, np.nan),
-            unverified_chance=np.where(
-                waiting & ~rolled_back & np.isfinite(last_old), last_chance, np.nan
-            ),
+            unverified_from=np.where(unverified, last_old, np.nan),
+            unverified_chance=last_chance,
         )
 
 

@@ -194,3 +194,28 @@ def test_an_unclear_hinge_is_judged_on_the_spread_of_the_catalogs_hinges():
         few.hinge_spread is False and hinge_prior(np.r_[-0.5, noise[:18]], np.full(19, 1.5)) is None
     )
     assert few.pessimistic_hinge(1.0, True)[0] == pytest.approx(-2.0)
+
+
+def test_more_evidence_of_a_hinge_never_makes_a_raise_past_the_competitor_look_safer():
+    """Found in review: judging a leaning hinge on its own end only where that end is steeper
+    than the catalog's, and deciding what leans at a fixed 1 s.e., keeps the pessimistic hinge
+    monotone in the estimate (a -0.55 read no flatter than a -0.45), at the search's z = 0 too;
+    the exported interval of a leaning hinge left out of the slope holds its own size."""
+    from ml.science.curve import DemandCurve
+
+    def one(raw, spread=(-1.5, 0.01)):
+        return DemandCurve.build(
+            [10.0], [5.0], [-1.5], [0.2], competitor_price=[9.5],
+            competitor_slope=[raw], competitor_slope_se=[0.5], hinge_spread=spread,
+        )  # fmt: skip
+
+    for z in (0.0, 1.0):
+        ends = [one(raw).pessimistic_hinge(z, True)[0] for raw in np.linspace(-1.2, 0.4, 33)]
+        assert np.all(np.diff(ends) >= -1e-12), (z, ends)
+    # a flat catalog, a SKU whose data lean toward a collapse (-1.6 +- 1.5 would not be clear)
+    lean = DemandCurve.build(
+        [10.0], [5.0], [-1.5], [0.2], competitor_price=[9.5], competitor_slope=[-1.6],
+        competitor_slope_se=[1.5], hinge_spread=(0.0, 0.0),
+    )  # fmt: skip
+    assert lean.pessimistic_hinge(1.0, True)[0] == pytest.approx(-3.1)
+    assert lean.local_elasticity()[1][0] > 1.0  # not the elasticity's 0.2 alone

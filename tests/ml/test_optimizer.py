@@ -302,6 +302,7 @@ def test_large_inputs_run_in_blocks_with_the_same_answer(monkeypatch):
     assert np.array_equal(whole.price, blocked.price, equal_nan=True)
     assert np.array_equal(whole.binding, blocked.binding)
     assert np.allclose(whole.units_new, blocked.units_new, equal_nan=True)
+    assert np.allclose(whole.loss_chance, blocked.loss_chance, equal_nan=True)
     assert whole.conflicts == blocked.conflicts and len(whole.conflicts) == 100
 
 
@@ -727,3 +728,12 @@ def test_each_change_says_the_chance_it_loses_money_and_a_later_run_counts_that_
     spent_none = optimise(*args, replace(base, unverified_chance=[0.0, np.nan]))
     assert spent_none.price[1] < 10.0 == judged.price[1] == spent_all.price[1]
     assert spent_none.loss_chance[1] == pytest.approx(0.0988, abs=5e-4)
+    # what was bet counts whole, under a looser cap then too: 0.3 of a 0.2 budget leaves none
+    # (today's cap of 0.1 would have left 0.1, enough for the cut)
+    loose = replace(base, loss_budget=0.1, unverified_chance=[0.3, np.nan])
+    assert optimise(*args, replace(loose, unverified_chance=[0.1, np.nan])).price[1] < 10.0
+    assert optimise(*args, loose).price[1] == 10.0
+    # a move a volume floor forced is the merchant's rule's: the budget charged nothing for it
+    floor = optimise([10.0], [5.0], [100.0], [-2.5], [0.8], Rules(min_units=[115.0]))
+    assert floor.price[0] < 10.0 and "min_units" in floor.rules_of(0)
+    assert floor.loss_chance[0] == 0.0

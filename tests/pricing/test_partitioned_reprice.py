@@ -4,6 +4,8 @@ the job with no recommendation stored and the staged parts deleted."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from pricing_saas.pricing import approvals, services, tasks
@@ -296,11 +298,17 @@ def test_every_part_prices_on_the_policy_the_job_started_with(priced, held, monk
         seen.append((kwargs["risk"], kwargs["no_cost"]))
         return real(job, demand, within, *args, **kwargs)
 
+    def risk(current=None):  # the policy's, as approvals.risk (this module's fixture fixes it)
+        current = current or approvals.policy()
+        return {"loss_budget": float(current.loss_budget), "max_loss_chance": 0.1}
+
     monkeypatch.setattr(services, "reprice_block", block)
+    monkeypatch.setattr(services.approvals, "risk", risk)
     job = start(priced)
     with tenant_context(priced.tenant):
-        started = approvals.risk()  # (this module's fixture: a budget that never binds)
-        approvals.update_policy(no_cost_fallback="keep")
+        started = {"loss_budget": 0.01, "max_loss_chance": 0.1}
+        approvals.update_policy(no_cost_fallback="keep", loss_budget=Decimal("0.03"))
+        assert risk() != started
     held.run()
     job = job_of(priced, job.pk)
     assert job.status == "succeeded", job.message
