@@ -112,20 +112,26 @@ def test_on_the_smoothed_ramp_the_hinge_is_in_force_by_the_chance_of_being_above
     assert np.log(up / down) / 2e-4 == pytest.approx(slope, abs=1e-3)
 
 
-def test_a_hinge_left_out_widens_the_interval_by_what_the_tenants_hinges_say_it_may_be():
+def catalog(raw, raw_se, competitor: float, spread=None):
+    """SKUs at 10.00 with elasticity -1.5 +- 0.2, a competitor at `competitor` and hinges."""
     from ml.science.curve import DemandCurve
 
+    n = len(raw)
+    return DemandCurve.build(
+        np.full(n, 10.0),
+        np.full(n, 5.0),
+        np.full(n, -1.5),
+        np.full(n, 0.2),
+        competitor_price=np.full(n, competitor),
+        competitor_slope=raw,
+        competitor_slope_se=raw_se,
+        hinge_spread=spread,
+    )
+
+
+def test_a_hinge_left_out_widens_the_interval_by_what_the_tenants_hinges_say_it_may_be():
     def curve(raw, raw_se):
-        n = len(raw)
-        return DemandCurve.build(
-            np.full(n, 10.0),
-            np.full(n, 5.0),
-            np.full(n, -1.5),
-            np.full(n, 0.2),
-            competitor_price=np.full(n, 9.5),
-            competitor_slope=raw,
-            competitor_slope_se=raw_se,
-        )
+        return catalog(raw, raw_se, 9.5)
 
     # half the SKUs collapse above the competitor (clear hinges), half show a hinge too noisy
     # to use: the slope leaves theirs out, and the interval reaches a hinge like the others'
@@ -144,20 +150,10 @@ def test_an_unclear_hinge_is_judged_on_the_spread_of_the_catalogs_hinges():
     the others beyond noise, that is the catalog's (about none), not the SKU's own noise; where
     many SKUs collapse above the competitor, about its own end. A clear hinge, or one the
     SKU's own data lean toward (1 s.e. below zero), keeps its own end."""
-    from ml.science.curve import DemandCurve, hinge_prior
+    from ml.science.curve import hinge_prior
 
     def curve(raw, raw_se, spread=None):
-        n = len(raw)
-        return DemandCurve.build(
-            np.full(n, 10.0),
-            np.full(n, 5.0),
-            np.full(n, -1.5),
-            np.full(n, 0.2),
-            competitor_price=np.full(n, 10.5),
-            competitor_slope=raw,
-            competitor_slope_se=raw_se,
-            hinge_spread=spread,
-        )
+        return catalog(raw, raw_se, 10.5, spread)
 
     rng = np.random.default_rng(0)
     noise = rng.normal(0, 1.5, 60)  # hinges that are all zero, each read with an s.e. of 1.5
