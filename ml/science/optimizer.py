@@ -498,15 +498,23 @@ def _optimise(
             min_r,
             doubt=doubt,
         )
-        held = floors & (np.abs(floored - best) > 1e-9)
+        shaped = floors & (np.abs(floored - best) > 1e-9)
+        # The floor forces the move where today's price does not meet it (clearance): the
+        # merchant's rule, taken whole like a restore. Where today's price meets it, the floor
+        # only stops a move the optimiser chose short: that move is weighed as any other.
+        with np.errstate(invalid="ignore"):
+            met = (~np.isfinite(min_u) | (q0 >= min_u * (1 - 1e-6))) & (
+                ~np.isfinite(min_r) | (p0 * q0 >= min_r * (1 - 1e-6))
+            )
+        held = shaped & ~met
         q_new = curve.units(floored)
         revenue = floored * q_new
         for name, floor_, got in (("min_units", min_u, q_new), ("min_revenue", min_r, revenue)):
             known = np.isfinite(floor_)
             unmet = known & (got < floor_ * (1 - 1e-6))  # the floor cannot be reached: say so
             at_floor = known & (got <= floor_ * (1 + 1e-3))
-            binding[floors & (unmet | (held & at_floor))] |= RULES[name]
-        untold = held & ((binding & (RULES["min_units"] | RULES["min_revenue"])) == 0)
+            binding[floors & (unmet | (shaped & at_floor))] |= RULES[name]
+        untold = shaped & ((binding & (RULES["min_units"] | RULES["min_revenue"])) == 0)
         binding[untold] |= np.where(
             np.isfinite(min_u[untold]), RULES["min_units"], RULES["min_revenue"]
         )

@@ -737,3 +737,8 @@ def test_each_change_says_the_chance_it_loses_money_and_a_later_run_counts_that_
     floor = optimise([10.0], [5.0], [100.0], [-2.5], [0.8], Rules(min_units=[115.0]))
     assert floor.price[0] < 10.0 and "min_units" in floor.rules_of(0)
     assert floor.loss_chance[0] == 0.0
+    # a floor today's price meets only stops a move the optimiser chose: that move is weighed
+    # as any other (review: a raise capped by it skipped the minimum gain and the budget)
+    plain = optimise([10.0], [5.0], [100.0], [-1.5], [0.3], Rules())
+    capped = optimise([10.0], [5.0], [100.0], [-1.5], [0.3], Rules(min_units=[97.0]))
+    assert plain.price[0] == capped.price[0] == 10.0
