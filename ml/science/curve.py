@@ -78,6 +78,15 @@ def hinge_prior(raw, se) -> tuple[float, float] | None:
     return centre, max(float(np.mean((raw[est] - centre) ** 2 - se[est] ** 2)), 0.0)
 
 
+def measured_spread(n: int, competitor_price, competitor_slope, competitor_slope_se):
+    """`hinge_prior` of these n SKUs' hinges where a competitor's price is known, the inputs
+    read as `DemandCurve.build` reads them (no s.e.: a fact, not an estimate)."""
+    raw = np.nan_to_num(_column(competitor_slope, n, 0.0))
+    se = np.nan_to_num(_column(competitor_slope_se, n, 0.0), nan=np.inf, posinf=np.inf)
+    known = np.isfinite(_column(competitor_price, n))
+    return hinge_prior(np.where(known, raw, np.nan), se)
+
+
 def _column(value, n: int, fill: float = np.nan) -> np.ndarray:
     if value is None:
         return np.full(n, fill)
@@ -151,8 +160,7 @@ class DemandCurve:
             clear = raw + HINGE_Z * hinge_se < 0
         used = np.minimum(np.where(clear, raw, 0.0), 0.0)
         if hinge_spread is None:
-            comp = _column(competitor_price, n)
-            hinge_spread = hinge_prior(np.where(np.isfinite(comp), raw, np.nan), hinge_se)
+            hinge_spread = measured_spread(n, competitor_price, raw, hinge_se)
         centre, tau2 = hinge_spread or (np.nan, np.nan)
         return cls(
             price_ref=p,

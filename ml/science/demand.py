@@ -113,7 +113,7 @@ class DemandFit:
     # curve reads the hinge on the same ramp.
     ramp_sd: float = 0.0
     # The spread of the catalog's hinges (ml.science.curve.hinge_prior: their mean and tau^2;
-    # None under 3 estimated): an unclear hinge is judged on its posterior on it.
+    # None under HINGE_SPREAD_MIN estimated): an unclear hinge is judged on its posterior on it.
     hinge_prior: tuple[float, float] | None = None
 
     def expected_units(self, sku: np.ndarray, price: np.ndarray) -> np.ndarray:
@@ -747,9 +747,7 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         prec = 1 / raw_c_se[known_c] ** 2
         pooled_c = float(np.sum(prec * raw_c[known_c]) / np.sum(prec))
         pooled_c_se = float(np.sqrt(1 / np.sum(prec)))
-        curvature, curvature_se, _ = _shrink(
-            raw_c, raw_c_se, category, pooled_c, pooled_c_se, CURVATURE_SHRINK_FLOOR
-        )
+        curvature, curvature_se, _ = _shrink(raw_c, raw_c_se, category, pooled_c, pooled_c_se)
     else:
         curvature, curvature_se = np.zeros(n), np.full(n, np.inf)
     curvature = np.clip(curvature, *CURVATURE_RANGE)
@@ -864,7 +862,6 @@ DEFAULT_PRIOR = (-1.5, 1.0)  # where not even the tenant's slope is negative: we
 DISPERSION_PRIOR_ROWS = 30.0  # rows of weight on the tenant's dispersion for each SKU's
 SE_BLOCK_DAYS = 14  # days whose errors may be correlated (a shock, a display, a season)
 SHRINK_FLOOR = 0.5  # a SKU keeps at least this weight on its own data (see _shrink)
-CURVATURE_SHRINK_FLOOR = 0.5  # the same for its curvature
 
 
 def _per_sku(reduce, values, sku, n, empty):
@@ -990,7 +987,7 @@ def _tau2(est: np.ndarray, se: np.ndarray, centre: float) -> float:
     return float(max(np.mean((est - centre) ** 2 - se**2), 0.01))
 
 
-def _shrink(raw, raw_se, category, pooled, pooled_se, floor=None):
+def _shrink(raw, raw_se, category, pooled, pooled_se):
     n = len(raw)
     known = np.isfinite(raw) & np.isfinite(raw_se)
     out = np.full(n, pooled)
@@ -1011,7 +1008,7 @@ def _shrink(raw, raw_se, category, pooled, pooled_se, floor=None):
             cat_mean, cat_se = pooled, max(pooled_se, np.sqrt(tau_all))
         by_cat[int(cat)] = cat_mean
         tau = _tau2(raw[k], raw_se[k], cat_mean) if k.sum() >= 3 else tau_all
-        w = np.maximum(tau / (tau + raw_se[k] ** 2), SHRINK_FLOOR if floor is None else floor)
+        w = np.maximum(tau / (tau + raw_se[k] ** 2), SHRINK_FLOOR)
         out[k] = w * raw[k] + (1 - w) * cat_mean
         # the posterior spread, plus what is unsure about the category's own mean
         out_se[k] = np.sqrt(w * raw_se[k] ** 2 + (1 - w) ** 2 * cat_se**2)

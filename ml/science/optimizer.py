@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 from scipy.special import ndtr
 
-from .curve import DemandCurve, hinge_prior
+from .curve import DemandCurve, measured_spread
 
 # Bit flags of the rules that bind a recommendation (an int per SKU).
 RULES = {
@@ -240,8 +240,7 @@ def optimise(
     `competitor_slope_se` (used where clearly negative; its pessimistic end judges a raise past
     the competitor; an unclear hinge's on its posterior on `hinge_spread`, the catalog's spread
     of hinges, `ml.science.curve.hinge_prior`, measured on these SKUs where None, none where
-    False) or,
-    without one, a given fact. SKUs with either are
+    False) or, without one, a given fact. SKUs with either are
     optimised on the candidate grid (the analytic optimum holds for constant elasticity only).
 
     Large inputs are cut into blocks of BLOCK SKUs optimised on THREADS threads: cache-sized
@@ -265,15 +264,11 @@ def optimise(
             curvature_se,
             hinge_spread=hinge_spread,
         )
-    if hinge_spread is None and competitor_slope is not None:  # one spread for every block
-        comp = _arr(np.nan if rules.competitor_price is None else rules.competitor_price, n)
+    if hinge_spread is None:  # one spread for every block (none: no block measures its own)
         hinge_spread = (
-            hinge_prior(
-                np.where(np.isfinite(comp), _arr(competitor_slope, n), np.nan),
-                _arr(np.inf if competitor_slope_se is None else competitor_slope_se, n),
-            )
+            measured_spread(n, rules.competitor_price, competitor_slope, competitor_slope_se)
             or False
-        )  # none: no block measures one of its own
+        )
     blocks = [slice(start, min(n, start + BLOCK)) for start in range(0, n, BLOCK)]
 
     def per_sku(value):

@@ -115,8 +115,8 @@ class Recommendation(TenantOwned):
     # The chance the change loses money (more than 0.5 % of the day's profit, against today's
     # price or the smallest move a rule forces), as the run's risk budget judged it: 0 where
     # today's price is kept or a rule set the price (a restore, a volume floor), null without
-    # an estimate. A later run counts it while no sales
-    # have verified the change (ml.science.optimizer.Rules.unverified_chance).
+    # an estimate. A later run counts it while no sales have verified the change
+    # (ml.science.optimizer.Rules.unverified_chance).
     loss_chance = models.FloatField(null=True, blank=True)
     confident = models.BooleanField(default=False)
     # The hard bounds of the rules in force: an edited price must stay inside them.

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pricing', '0017_policy_risk'),
+        ("pricing", "0017_policy_risk"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='recommendation',
-            name='loss_chance',
+            model_name="recommendation",
+            name="loss_chance",
             field=models.FloatField(blank=True, null=True),
         ),
     ]
