@@ -569,6 +569,7 @@ def _optimise(
     else:
         passes = gain >= need
     shrunk = np.zeros(n, dtype=bool)
+    charged = np.full(n, np.nan)  # the chance the budget charged each move it chose
     # Retried without a budget: a move that gains the minimum on the curve but fails the test
     # (a part of a move that does not gain the minimum whole gains less still: the search never
     # overshoots the point estimate's best by more than an ending's snap).
@@ -576,7 +577,7 @@ def _optimise(
     if rules.loss_budget is not None:
         # The risk budget decides every estimated move (a floor the merchant set still holds).
         rows = valid & ~conflict & differs & ~held & ~guided
-        chosen, found, whole = _within_budget(
+        chosen, found, whole, charged = _within_budget(
             curve,
             c,
             by_revenue,
@@ -677,8 +678,12 @@ def _optimise(
     final = np.where(conflict, np.nan, final)
     loss_chance = np.where(estimated & ~conflict, 0.0, np.nan)
     # the optimiser's own bets (a move a volume floor forced is the merchant's rule's, as a
-    # restore is: the budget does not weigh it, and a later run spends nothing on it)
-    bet = np.flatnonzero(valid & ~conflict & ~held & (np.abs(final - base) >= 0.005))
+    # restore is: the budget does not weigh it, and a later run spends nothing on it): the
+    # chance the budget charged where it chose the move, else judged here
+    bet = valid & ~conflict & ~held & (np.abs(final - base) >= 0.005)
+    known = bet & ~kept & np.isfinite(charged) & (np.abs(final - candidate) < 1e-9)
+    loss_chance[known] = charged[known]
+    bet = np.flatnonzero(bet & ~known)
     if len(bet):
         b = base[bet][:, None]
         _gain, chance = _chance(curve.subset(bet), final[bet][:, None], c[bet], by_revenue[bet],
@@ -855,13 +860,15 @@ def _within_budget(
     SKUs here with an estimate to move on; all of them where None): SKUs that cannot move
     (no estimate, contradictory rules) lend no risk to the others; `spent` (the chances of
     recent changes not yet verified) is taken from it first. Returns the prices, where a move
-    was chosen, and where it is the whole move."""
+    was chosen, where it is the whole move, and the chance of losing money each chosen move
+    was charged (NaN where none was chosen)."""
     n = len(candidate)
     counted = n if counted is None else counted
     out, found, whole = candidate.copy(), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    charged = np.full(n, np.nan)
     rows_at = np.flatnonzero(rows)
     if not len(rows_at):
-        return out, found, whole
+        return out, found, whole, charged
     gains, chances, prices, doubtful = [], [], [], []
     for start in range(0, len(rows_at), max(1, chunk)):
         at = rows_at[start : start + max(1, chunk)]
@@ -930,7 +937,8 @@ def _within_budget(
     out[rows_at[took]] = chosen[took]
     found[rows_at[took]] = True
     whole[rows_at[took & (pick == 0)]] = True
-    return out, found, whole
+    charged[rows_at[took]] = chance[np.flatnonzero(took), pick[took]]
+    return out, found, whole, charged
 
 
 def _largest_passing(curve, cost, by_revenue, base, candidate, need, z, rows, rules, chunk):

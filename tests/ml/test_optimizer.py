@@ -706,17 +706,28 @@ def test_an_unverified_change_spends_the_chance_it_was_decided_with():
 def test_each_change_says_the_chance_it_loses_money_and_a_later_run_counts_that_chance():
     # Every moved SKU carries the chance the budget judged it with (within the 1-in-10 cap and,
     # summed, within the budget); a kept price 0; no estimate NaN.
+    from ml.science.curve import DemandCurve
+    from ml.science.optimizer import _chance
+
     rng = np.random.default_rng(3)
     n = 40
     price = rng.uniform(8, 12, n)
     e = np.r_[-rng.uniform(1.5, 3.0, n - 1), np.nan]
+    units, se = rng.uniform(5, 50, n), rng.uniform(0.3, 1.2, n)
     rules = Rules(max_step=0.25, loss_budget=0.02)
-    rec = optimise(price, price * 0.5, rng.uniform(5, 50, n), e, rng.uniform(0.3, 1.2, n), rules)
+    rec = optimise(price, price * 0.5, units, e, se, rules)
     moved = np.abs(rec.price - price) >= 0.005
     assert moved.sum() > 5 and np.isnan(rec.loss_chance[-1])
     assert (rec.loss_chance[moved] > 0).all() and (rec.loss_chance[moved] <= 0.10 + 1e-12).all()
     assert (rec.loss_chance[~moved & np.isfinite(e)] == 0).all()
     assert rec.loss_chance[moved].sum() <= 0.02 * (n - 1) + 1e-9
+    # the chance stored is the one the budget charged: that change's chance judged afresh
+    at, curve = np.flatnonzero(moved), DemandCurve.build(price, units, e, se)
+    p0, cost, rev = price[at][:, None], (price * 0.5)[at], np.zeros(len(at), bool)
+    value_now = curve.subset(at).value(price[at], cost, rev)
+    _gain, judged = _chance(curve.subset(at), rec.price[at][:, None], cost, rev, p0,
+                            rec.price[at][:, None] > p0, value_now, rules)  # fmt: skip
+    assert rec.loss_chance[at] == pytest.approx(judged[:, 0], rel=1e-9, abs=1e-15)
     # the stored chance of an unverified change is what a later run spends, whatever today's
     # curve would say of it (judged again, at most 1 in 10, where none is stored: an
     # approver's own price). The budget (2 x 5 %) holds the second SKU's cut (a chance of
