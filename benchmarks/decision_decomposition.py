@@ -36,8 +36,6 @@ curve's slope at today's price replaced by the true one (D_true_slope), and also
 (D_true_curve: the true second derivative of log units at today's price, inside the model's
 range); the level, the hinge and the curve's family stay as estimated. What those capture bounds
 what any decision rule can reach with slopes and bends as well estimated as these markets allow.
-On markets with anchoring, also the hinge above the competitor and the competitor's price today
-as facts (D_true_hinge): what better hinges could add.
 
 Each share is of the oracle's lift (O_free - today), summed over SKUs; captured + (a..e) = 1.
 The order matters (a part measured after the ones above it); the table says it.
@@ -76,7 +74,6 @@ def decided_with(overrides: dict, sign_weight: bool = True):
     """The reprice job's optimiser with these Rules fields replaced (and, if not
     `sign_weight`, no shrinkage by the sign's certainty)."""
     from ml.science import optimizer
-    from ml.science.curve import hinge_prior
     from pricing_saas.pricing import services
 
     plain, ndtr = services.optimise, optimizer.ndtr
@@ -86,9 +83,6 @@ def decided_with(overrides: dict, sign_weight: bool = True):
     # each unclear hinge judged on its own noise (as before the catalog's spread was used): a
     # spread so wide that every hinge's posterior is its own estimate
     own_hinges = bool(fields_.pop("own_hinges", 0.0))
-    # the catalog's hinges pictured as one normal spread (no share without a hinge), measured
-    # on the same estimates
-    normal_hinges = bool(fields_.pop("normal_hinges", 0.0))
 
     def patched(*args, **kwargs):
         args = list(args)
@@ -102,12 +96,6 @@ def decided_with(overrides: dict, sign_weight: bool = True):
             kwargs["rules"] = rules
         if own_hinges:
             kwargs["hinge_spread"] = (0.0, 1e300)
-        elif normal_hinges and kwargs.get("hinge_spread"):
-            slope, se = kwargs["competitor_slope"], kwargs["competitor_slope_se"]
-            known = np.isfinite(np.broadcast_to(rules.competitor_price, np.shape(slope)))
-            kwargs["hinge_spread"] = (
-                hinge_prior(np.where(known, slope, np.nan), se, mixture=False) or False
-            )
         return plain(*args, **kwargs)
 
     services.optimise = patched
@@ -126,7 +114,7 @@ def parse_variants(text: str) -> dict[str, dict]:
 
     from ml.science.optimizer import Rules
 
-    known = {f.name for f in fields(Rules)} | {"competitor_sd_scale", "own_hinges", "normal_hinges"}
+    known = {f.name for f in fields(Rules)} | {"competitor_sd_scale", "own_hinges"}
     out = {}
     for spec in filter(None, (part.strip() for part in text.split(";"))):
         name, _, body = spec.partition(":")
@@ -159,23 +147,10 @@ def truth_in(market, skus: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return market.local_elasticity(i, p0), bend
 
 
-def with_truth(curve, slope: np.ndarray, bend: np.ndarray | None = None, hinge=None):
-    """The estimated curve with its slope at today's price (and its bend; and its hinge above
-    the competitor, where the competitor's price is, as facts) set to the truth."""
+def with_truth(curve, slope: np.ndarray, bend: np.ndarray | None = None):
+    """The estimated curve with its slope at today's price (and its bend) set to the truth."""
     from ml.science.curve import CURVATURE_FLOOR
 
-    if hinge is not None:
-        hinge_at, competitor = hinge
-        known = np.isfinite(curve.competitor_price)
-        fact = np.where(known, hinge_at, 0.0)
-        curve = replace(
-            curve,
-            competitor_price=np.where(known, competitor, curve.competitor_price),
-            competitor_slope=np.minimum(fact, 0.0),
-            hinge_raw=fact,
-            hinge_se=np.where(known, 0.0, np.inf),
-            competitor_sd=np.zeros(len(curve)),
-        )
     estimated, _ = curve.local_elasticity()
     shift = np.where(np.isfinite(slope), slope - estimated, 0.0)
     out = replace(curve, elasticity=curve.elasticity + shift)
@@ -265,13 +240,6 @@ def decompose(
                 tried["ceiling: true slope and bend"] = decide(
                     plain, False, with_truth(curve, slope, bend)
                 )
-                if market.anchor_slope is not None:
-                    at = {s: i for i, s in enumerate(market.sku)}
-                    i = np.array([at[s] for s in catalog.sku])
-                    truth = (-market.anchor_slope[i], market.competitor_today[i])
-                    tried["ceiling: true slope, bend and hinge"] = decide(
-                        plain, False, with_truth(curve, slope, bend, truth)
-                    )
     finally:
         delete_tenant(tenant=tenant)
     at = {s: i for i, s in enumerate(catalog.sku)}
@@ -355,7 +323,6 @@ def main() -> None:
         help="decision rules to score on the same estimates, e.g. "
         "'now:;per-sku:loss_budget=none,gain_z=1' (Rules fields, and competitor_sd_scale=X "
         "or own_hinges=1: each unclear hinge on its own noise, not the catalog's spread; "
-        "normal_hinges=1: the catalog's hinges as one normal spread (no share without one); "
         "captured share and SKUs losing money for each, scored as decision_quality.py does)",
     )
     parser.add_argument(

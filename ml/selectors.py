@@ -105,7 +105,7 @@ def demand_curve(
     # found too few hinges, or a version trained before it was measured: each hinge is judged
     # on its own, alike for one product, a block of a partitioned job and the whole catalog)
     spread = trained.get("hinge_prior") if isinstance(trained, dict) else None
-    spread = tuple(float(v) for v in spread) if spread else False
+    spread = (float(spread[0]), float(spread[1])) if spread else False
     if not known.all():
         metrics = version.metrics.get(version.trainer, {}) if version is not None else {}
         pooled = float(metrics.get("pooled_elasticity", -1.5))
