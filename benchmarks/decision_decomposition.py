@@ -36,6 +36,8 @@ curve's slope at today's price replaced by the true one (D_true_slope), and also
 (D_true_curve: the true second derivative of log units at today's price, inside the model's
 range); the level, the hinge and the curve's family stay as estimated. What those capture bounds
 what any decision rule can reach with slopes and bends as well estimated as these markets allow.
+On markets with anchoring, also the hinge above the competitor and the competitor's price today
+as facts (D_true_hinge): what better hinges could add.
 
 Each share is of the oracle's lift (O_free - today), summed over SKUs; captured + (a..e) = 1.
 The order matters (a part measured after the ones above it); the table says it.
@@ -147,10 +149,23 @@ def truth_in(market, skus: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return market.local_elasticity(i, p0), bend
 
 
-def with_truth(curve, slope: np.ndarray, bend: np.ndarray | None = None):
-    """The estimated curve with its slope at today's price (and its bend) set to the truth."""
+def with_truth(curve, slope: np.ndarray, bend: np.ndarray | None = None, hinge=None):
+    """The estimated curve with its slope at today's price (and its bend; and its hinge above
+    the competitor, where the competitor's price is, as facts) set to the truth."""
     from ml.science.curve import CURVATURE_FLOOR
 
+    if hinge is not None:
+        hinge_at, competitor = hinge
+        known = np.isfinite(curve.competitor_price)
+        fact = np.where(known, hinge_at, 0.0)
+        curve = replace(
+            curve,
+            competitor_price=np.where(known, competitor, curve.competitor_price),
+            competitor_slope=np.minimum(fact, 0.0),
+            hinge_raw=fact,
+            hinge_se=np.where(known, 0.0, np.inf),
+            competitor_sd=np.zeros(len(curve)),
+        )
     estimated, _ = curve.local_elasticity()
     shift = np.where(np.isfinite(slope), slope - estimated, 0.0)
     out = replace(curve, elasticity=curve.elasticity + shift)
@@ -240,6 +255,13 @@ def decompose(
                 tried["ceiling: true slope and bend"] = decide(
                     plain, False, with_truth(curve, slope, bend)
                 )
+                if market.anchor_slope is not None:
+                    at = {s: i for i, s in enumerate(market.sku)}
+                    i = np.array([at[s] for s in catalog.sku])
+                    truth = (-market.anchor_slope[i], market.competitor_today[i])
+                    tried["ceiling: true slope, bend and hinge"] = decide(
+                        plain, False, with_truth(curve, slope, bend, truth)
+                    )
     finally:
         delete_tenant(tenant=tenant)
     at = {s: i for i, s in enumerate(catalog.sku)}

@@ -65,6 +65,7 @@ SCRIPTS = {
             "| orders | per-sku |",
             "| orders | own |",
             "| orders | ceiling: true slope and bend |",
+            "| orders | ceiling: true slope, bend and hinge |",
         ),
         db=True,
     ),
