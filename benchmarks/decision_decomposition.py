@@ -76,6 +76,7 @@ def decided_with(overrides: dict, sign_weight: bool = True):
     """The reprice job's optimiser with these Rules fields replaced (and, if not
     `sign_weight`, no shrinkage by the sign's certainty)."""
     from ml.science import optimizer
+    from ml.science.curve import hinge_prior
     from pricing_saas.pricing import services
 
     plain, ndtr = services.optimise, optimizer.ndtr
@@ -85,6 +86,9 @@ def decided_with(overrides: dict, sign_weight: bool = True):
     # each unclear hinge judged on its own noise (as before the catalog's spread was used): a
     # spread so wide that every hinge's posterior is its own estimate
     own_hinges = bool(fields_.pop("own_hinges", 0.0))
+    # the catalog's hinges pictured as one normal spread (no share without a hinge), measured
+    # on the same estimates
+    normal_hinges = bool(fields_.pop("normal_hinges", 0.0))
 
     def patched(*args, **kwargs):
         args = list(args)
@@ -98,6 +102,12 @@ def decided_with(overrides: dict, sign_weight: bool = True):
             kwargs["rules"] = rules
         if own_hinges:
             kwargs["hinge_spread"] = (0.0, 1e300)
+        elif normal_hinges and kwargs.get("hinge_spread"):
+            slope, se = kwargs["competitor_slope"], kwargs["competitor_slope_se"]
+            known = np.isfinite(np.broadcast_to(rules.competitor_price, np.shape(slope)))
+            kwargs["hinge_spread"] = (
+                hinge_prior(np.where(known, slope, np.nan), se, mixture=False) or False
+            )
         return plain(*args, **kwargs)
 
     services.optimise = patched
@@ -116,7 +126,7 @@ def parse_variants(text: str) -> dict[str, dict]:
 
     from ml.science.optimizer import Rules
 
-    known = {f.name for f in fields(Rules)} | {"competitor_sd_scale", "own_hinges"}
+    known = {f.name for f in fields(Rules)} | {"competitor_sd_scale", "own_hinges", "normal_hinges"}
     out = {}
     for spec in filter(None, (part.strip() for part in text.split(";"))):
         name, _, body = spec.partition(":")
@@ -345,6 +355,7 @@ def main() -> None:
         help="decision rules to score on the same estimates, e.g. "
         "'now:;per-sku:loss_budget=none,gain_z=1' (Rules fields, and competitor_sd_scale=X "
         "or own_hinges=1: each unclear hinge on its own noise, not the catalog's spread; "
+        "normal_hinges=1: the catalog's hinges as one normal spread (no share without one); "
         "captured share and SKUs losing money for each, scored as decision_quality.py does)",
     )
     parser.add_argument(

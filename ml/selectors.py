@@ -104,8 +104,11 @@ def demand_curve(
     # the spread of the catalog's hinges over every SKU, as the fit measured it (none where it
     # found too few hinges, or a version trained before it was measured: each hinge is judged
     # on its own, alike for one product, a block of a partitioned job and the whole catalog)
-    spread = trained.get("hinge_prior") if isinstance(trained, dict) else None
-    spread = (float(spread[0]), float(spread[1])) if spread else False
+    # (the mixture with its share of SKUs without a hinge; one normal spread where a version
+    # stored only that)
+    trained = trained if isinstance(trained, dict) else {}
+    spread = trained.get("hinge_mixture") or trained.get("hinge_prior")
+    spread = tuple(float(v) for v in spread) if spread else False
     if not known.all():
         metrics = version.metrics.get(version.trainer, {}) if version is not None else {}
         pooled = float(metrics.get("pooled_elasticity", -1.5))

@@ -466,7 +466,11 @@ def finish_demand(
                              "dispersion": round(fit.dispersion, 3),
                              "competitor_hinges": int(np.sum(fit.competitor_above < 0)),
                              "ramp_sd": round(fit.ramp_sd, 5),
-                             "hinge_prior": None if fit.hinge_prior is None
+                             # one normal spread (what older readers take), and the
+                             # mixture with its share without a hinge (ml.selectors)
+                             "hinge_prior": None if fit.hinge_normal is None
+                             else [round(v, 5) for v in fit.hinge_normal],
+                             "hinge_mixture": None if fit.hinge_prior is None
                              else [round(v, 5) for v in fit.hinge_prior],
                              "from_prior": int(fit.from_prior.sum())},
             "n_skus": len(product_ids), "product_days": data_size, **stats,

@@ -61,21 +61,87 @@ def ramp_slope(gap, sd=0.0) -> np.ndarray:
     return np.where(sd > 0, smooth, (gap > 0).astype(np.float64))
 
 
-def hinge_prior(raw, se) -> tuple[float, float] | None:
-    """The spread of a catalog's hinges above the competitor: their mean and the variance
-    between SKUs beyond their own noise (tau^2 by moments, never below 0), over the hinges
-    estimated with a finite s.e. above 0; None under HINGE_SPREAD_MIN of them. A hinge's
-    posterior on it (`DemandCurve.hinge_posterior`) is what a raise past the competitor is
-    judged on where the SKU's own data do not lean toward a hinge: where no SKU's hinge
-    differs from the others beyond noise (a market without anchoring), such a hinge is the
-    catalog's (about none), not its own noise at its pessimistic end."""
+def hinge_prior(raw, se, mixture: bool = True) -> tuple[float, float, float] | None:
+    """The spread of a catalog's hinges above the competitor, over the hinges estimated with a
+    finite s.e. above 0 (None under HINGE_SPREAD_MIN of them): (centre, tau^2, spike). A share
+    `spike` of SKUs has no hinge at all (0: their demand does not change its slope at the
+    competitor's price); the others' hinges are normal around `centre` with variance tau^2
+    beyond each one's own noise. Fitted by maximum likelihood (EM, `_spike_and_slab`): most
+    catalogs are a mixture of SKUs buyers do not compare and SKUs whose demand collapses above
+    the competitor, which one normal spread pictures badly (it pulls every SKU without a hinge
+    toward the collapsing ones' mean, and every collapsing one toward none). `mixture=False`:
+    one normal spread (mean and tau^2 by moments, spike 0).
+
+    A hinge's posterior on it (`DemandCurve.hinge_posterior`) is what a raise past the
+    competitor is judged on where the SKU's own data do not lean toward a hinge: where no SKU's
+    hinge differs from none beyond noise, such a hinge is the catalog's (about none), not its
+    own noise at its pessimistic end."""
     raw, se = np.asarray(raw, dtype=np.float64), np.asarray(se, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         est = np.isfinite(raw) & np.isfinite(se) & (se > 0)
     if est.sum() < HINGE_SPREAD_MIN:
         return None
-    centre = float(np.mean(raw[est]))
-    return centre, max(float(np.mean((raw[est] - centre) ** 2 - se[est] ** 2)), 0.0)
+    raw, se = raw[est], se[est]
+    centre = float(np.mean(raw))
+    with np.errstate(over="ignore"):  # an s.e. past 1e154: a reading that says nothing
+        tau2 = max(float(np.mean((raw - centre) ** 2 - se**2)), 0.0)
+    if not mixture:
+        return centre, tau2, 0.0
+    return _spike_and_slab(raw, se, centre, tau2)
+
+
+SPIKE_MAX = 0.99  # the largest share of SKUs the fit may say have no hinge (never certain)
+HUBER = 2.5  # s.d. from the slab beyond which a reading weighs less in the slab's fit
+
+
+def _spike_and_slab(raw, se, centre, tau2, iterations: int = 200) -> tuple[float, float, float]:
+    """EM for raw_i ~ spike N(0, se_i^2) + (1 - spike) N(centre, tau^2 + se_i^2): the share of
+    SKUs without a hinge and the normal spread of the others' (each M step weighs a hinge by
+    its responsibility and its precision; tau^2 by the weighted moments, as `_tau2` in the
+    demand model), each reading further down-weighted where it lies more than HUBER s.d. from
+    the slab (an M-estimate: one extreme hinge does not widen the slab until every moderate
+    reading looks like none). Started from the one-normal fit with half the SKUs in the spike;
+    the likelihood never falls below that fit's (the normal is the mixture at spike 0, kept
+    where it reads better, or where the fit is not finite)."""
+    raw = np.clip(raw, -1e3, 1e3)
+    se = np.clip(se, 1e-6, 1e6)  # beyond: a reading that says nothing, or all
+    s2 = se * se
+
+    def loglik(spike, mu, t2):
+        zero = -0.5 * (raw * raw / s2 + np.log(s2))
+        v = t2 + s2
+        slab = -0.5 * ((raw - mu) ** 2 / v + np.log(v))
+        top = np.maximum(zero, slab)
+        with np.errstate(divide="ignore"):
+            mix = np.log(spike * np.exp(zero - top) + (1 - spike) * np.exp(slab - top)) + top
+        return float(np.sum(mix)), zero, slab
+
+    spike, mu, t2 = 0.5, centre / 0.5, tau2
+    for _ in range(iterations):
+        _, zero, slab = loglik(spike, mu, t2)
+        with np.errstate(over="ignore"):
+            odds = spike / (1 - spike) * np.exp(np.clip(zero - slab, -700, 700))
+        r = 1.0 / (1.0 + odds)  # each SKU's chance of a hinge
+        if r.sum() < 1e-9:
+            spike = SPIKE_MAX
+            break
+        # Huber weights of each reading's distance from the slab (the mean), and its squared
+        # distance capped at HUBER s.d. (the spread): bounded influence for both
+        u = np.minimum(1.0, HUBER / np.maximum(np.abs(raw - mu) / np.sqrt(t2 + s2), 1e-12))
+        w = r * u / (t2 + s2)
+        new_mu = float(np.sum(w * raw) / np.sum(w))
+        w2 = r / (t2 + s2) ** 2
+        d2 = np.minimum((raw - new_mu) ** 2, HUBER**2 * (t2 + s2))
+        new_t2 = max(float(np.sum(w2 * (d2 - s2)) / np.sum(w2)), 0.0)
+        new_spike = min(float(1 - np.mean(r)), SPIKE_MAX)
+        done = abs(new_mu - mu) + abs(new_t2 - t2) + abs(new_spike - spike) < 1e-7
+        spike, mu, t2 = new_spike, new_mu, new_t2
+        if done:
+            break
+    fitted = loglik(spike, mu, t2)[0]
+    if not (np.isfinite([fitted, mu, t2, spike]).all()) or fitted < loglik(0.0, centre, tau2)[0]:
+        return centre, tau2, 0.0
+    return mu, t2, spike
 
 
 def measured_spread(n: int, competitor_price, competitor_slope, competitor_slope_se):
@@ -85,6 +151,15 @@ def measured_spread(n: int, competitor_price, competitor_slope, competitor_slope
     se = np.nan_to_num(_column(competitor_slope_se, n, 0.0), nan=np.inf, posinf=np.inf)
     known = np.isfinite(_column(competitor_price, n))
     return hinge_prior(np.where(known, raw, np.nan), se)
+
+
+def _spread_of(spread) -> tuple[float, float, float]:
+    """(centre, tau^2, spike) of a spread as `hinge_prior` gives it, or as an older version
+    stored it (centre, tau^2: one normal spread, spike 0); NaNs where none (False or None)."""
+    if not spread:
+        return np.nan, np.nan, np.nan
+    values = [float(v) for v in spread]
+    return values[0], values[1], values[2] if len(values) > 2 else 0.0
 
 
 def _column(value, n: int, fill: float = np.nan) -> np.ndarray:
@@ -121,10 +196,12 @@ class DemandCurve:
     # The jitter the hinge's ramp is smoothed over (`ramp`), as the demand model fitted it
     # (0: a sharp kink at the reading).
     ramp_sd: np.ndarray | None = None
-    # The catalog's spread of hinges (`hinge_prior`: its mean and tau^2, the same on every
-    # SKU; NaN: none known), that an unclear hinge's posterior is taken on.
+    # The catalog's spread of hinges (`hinge_prior`: the slab's mean and tau^2 and the share of
+    # SKUs without a hinge, the same on every SKU; NaN: none known), that an unclear hinge's
+    # posterior is taken on.
     hinge_centre: np.ndarray | None = None
     hinge_tau2: np.ndarray | None = None
+    hinge_spike: np.ndarray | None = None
 
     @classmethod
     def build(
@@ -161,7 +238,7 @@ class DemandCurve:
         used = np.minimum(np.where(clear, raw, 0.0), 0.0)
         if hinge_spread is None:
             hinge_spread = measured_spread(n, competitor_price, raw, hinge_se)
-        centre, tau2 = hinge_spread or (np.nan, np.nan)
+        centre, tau2, spike = _spread_of(hinge_spread)
         return cls(
             price_ref=p,
             units_ref=_column(units_ref, n),
@@ -182,6 +259,7 @@ class DemandCurve:
             ramp_sd=np.nan_to_num(_column(ramp_sd, n, 0.0), nan=0.0, posinf=0.0),
             hinge_centre=np.full(n, float(centre)),
             hinge_tau2=np.full(n, float(tau2)),
+            hinge_spike=np.full(n, float(spike)),
         )
 
     @classmethod
@@ -260,15 +338,21 @@ class DemandCurve:
         return slope, spread
 
     @property
-    def hinge_spread(self) -> tuple[float, float] | bool | None:
-        """The catalog's spread of hinges this curve holds (`hinge_prior`); False where it holds
-        none (each hinge on its own), None where it was never set (a curve made field by
-        field)."""
+    def hinge_spread(self) -> tuple[float, float, float] | bool | None:
+        """The catalog's spread of hinges this curve holds (`hinge_prior`: centre, tau^2,
+        spike); False where it holds none (each hinge on its own), None where it was never set
+        (a curve made field by field)."""
         if self.hinge_tau2 is None or self.hinge_centre is None:
             return None
         if not len(self) or not np.isfinite(self.hinge_tau2[0]):
             return False
-        return float(self.hinge_centre[0]), float(self.hinge_tau2[0])
+        return float(self.hinge_centre[0]), float(self.hinge_tau2[0]), float(self._spike()[0])
+
+    def _spike(self) -> np.ndarray:
+        """The catalog's share of SKUs without a hinge, per SKU (0: one normal spread)."""
+        if self.hinge_spike is None:
+            return np.zeros(len(self))
+        return np.nan_to_num(self.hinge_spike, nan=0.0)
 
     def leaning_hinge(self) -> np.ndarray:
         """Per SKU: its hinge is clear, or its own data lean toward one (HINGE_LEAN_Z s.e.
@@ -284,23 +368,49 @@ class DemandCurve:
         """tau^2 of the catalog's hinges per SKU (NaN where no spread is known)."""
         return np.full(len(self), np.nan) if self.hinge_tau2 is None else self.hinge_tau2
 
-    def hinge_posterior(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per SKU: the hinge's posterior mean and variance on the catalog's spread of hinges
-        (normal: the weight tau^2 / (tau^2 + s.e.^2) on its own estimate, the rest on the
-        catalog's mean); its own estimate and s.e.^2 where no spread is known, or where the
-        hinge is a fact (s.e. 0) or unknown (s.e. inf)."""
+    def hinge_parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per SKU, the hinge's posterior on the catalog's spread of hinges as its two parts:
+        the chance r that the SKU is one of those with a hinge (1 where the spread has no share
+        without one), the normal posterior (mean m, variance v) of its hinge if it is (the
+        weight tau^2 / (tau^2 + s.e.^2) on its own estimate, the rest on the catalog's mean),
+        and where the posterior is such a mixture (0 < r < 1 possible: a spread with a share
+        without a hinge, a hinge estimated, neither clear nor leaning: `leaning_hinge`).
+        Without a spread, or where the hinge is a fact (s.e. 0) or unknown (s.e. inf): r = 1,
+        its own estimate and s.e.^2. The chance is read off the reading's two likelihoods,
+        (1 - spike) N(raw; centre, tau^2 + s^2) against spike N(raw; 0, s^2), with a reading
+        above 0 taken as 0 (no more a sign of a collapse than none): r never falls as the
+        reading falls."""
         n = len(self)
         raw = np.zeros(n) if self.hinge_raw is None else np.nan_to_num(self.hinge_raw)
         se = np.zeros(n) if self.hinge_se is None else self.hinge_se
         tau2 = self._spread_known()
         centre = np.full(n, np.nan) if self.hinge_centre is None else self.hinge_centre
+        spike = np.clip(self._spike(), 0.0, 1.0)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             prior = np.isfinite(tau2) & np.isfinite(centre) & np.isfinite(se) & (se > 0)
             s2 = np.where(prior, se, 1.0) ** 2
-            w = np.where(prior, np.nan_to_num(tau2) / (np.nan_to_num(tau2) + s2), 1.0)
-            mean = np.where(prior, w * raw + (1 - w) * np.nan_to_num(centre), raw)
-            var = np.where(prior, w * s2, se * se)
-        return mean, var
+            t2, mu = np.nan_to_num(tau2), np.nan_to_num(centre)
+            w = np.where(prior, t2 / (t2 + s2), 1.0)
+            m = np.where(prior, w * raw + (1 - w) * mu, raw)
+            v = np.where(prior, w * s2, se * se)
+            x = np.minimum(raw, 0.0)
+            log_odds = (
+                -0.5 * ((x - mu) ** 2 / (t2 + s2) + np.log(t2 + s2))
+                + 0.5 * (x * x / s2 + np.log(s2))
+                + np.log1p(-spike)
+                - np.log(spike)
+            )
+            mixed = prior & (spike > 0)
+            r = np.where(mixed, 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700, 700))), 1.0)
+        return r, m, v, mixed & ~self.leaning_hinge()
+
+    def hinge_posterior(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per SKU: the hinge's posterior mean and variance on the catalog's spread of hinges
+        (`hinge_parts`: r m and r (v + m^2) - (r m)^2, the mixture's; with no share without a
+        hinge, the normal posterior); its own estimate and s.e.^2 where no spread is known, or
+        where the hinge is a fact (s.e. 0) or unknown (s.e. inf)."""
+        r, m, v, _ = self.hinge_parts()
+        return r * m, np.maximum(r * (v + m * m) - (r * m) ** 2, 0.0)
 
     def _per_sku(self, values: np.ndarray, shape) -> np.ndarray:
         return values if len(shape) == 1 else values[:, None]
@@ -319,11 +429,13 @@ class DemandCurve:
                 # end: a rare SKU that collapses above the competitor is not judged on a
                 # catalog where few do; any other at its posterior's end on the catalog's
                 # spread of hinges (its own end where none is known)
+                # (with a share of SKUs without a hinge: its end if it has one, times the
+                # chance it has; a leaning one, its end if it has one: `hinge_parts`)
                 known = np.isfinite(self.hinge_se)
-                mean, var = self.hinge_posterior()
+                r, m, v, _ = self.hinge_parts()
                 own = self.hinge_raw - z * self.hinge_se
-                post = mean - z * np.sqrt(var)
-                steep = np.where(self.leaning_hinge(), np.minimum(own, post), post)
+                slab = m - z * np.sqrt(v)
+                steep = np.where(self.leaning_hinge(), np.minimum(own, slab), r * slab)
                 steep = np.where(known, steep, self.competitor_slope)
                 return np.minimum(np.minimum(steep, self.competitor_slope), 0.0)
             flat = np.where(np.isfinite(self.hinge_se), self.hinge_raw + z * self.hinge_se, 0.0)

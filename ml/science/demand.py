@@ -112,9 +112,20 @@ class DemandFit:
     # The s.d. the hinge's ramp was smoothed over (RAMP_SCALE x Panel.competitor_sd): the
     # curve reads the hinge on the same ramp.
     ramp_sd: float = 0.0
-    # The spread of the catalog's hinges (ml.science.curve.hinge_prior: their mean and tau^2;
-    # None under HINGE_SPREAD_MIN estimated): an unclear hinge is judged on its posterior on it.
-    hinge_prior: tuple[float, float] | None = None
+    # The spread of the catalog's hinges (ml.science.curve.hinge_prior: the mean and tau^2 of
+    # those that have one, and the share without; None under HINGE_SPREAD_MIN estimated): an
+    # unclear hinge is judged on its posterior on it.
+    hinge_prior: tuple[float, float, float] | None = None
+
+    @property
+    def hinge_normal(self) -> tuple[float, float] | None:
+        """The same hinges' spread as one normal (their mean and tau^2): what a reader that
+        knows no share without a hinge takes (stored beside the mixture for it)."""
+        se = self.competitor_above_se
+        if se is None or self.competitor_above is None:
+            return None
+        spread = hinge_prior(np.where(np.isfinite(se), self.competitor_above, np.nan), se, False)
+        return None if spread is None else spread[:2]
 
     def expected_units(self, sku: np.ndarray, price: np.ndarray) -> np.ndarray:
         """Expected daily units at `price`, controls at their average day."""

@@ -775,7 +775,44 @@ SURE_CHANCE = 1e-6  # a move's chance of losing money below which its parts are 
 def _chance(part, price, cost, by_revenue, base, up, value_base, rules):
     """Per SKU and price: the gain over `base` on the curve and the chance that it loses more
     than `loss_tolerance` of `value_base` (normal around its point estimate, the standard
-    error `robust_value`'s 1-s.e. lower end)."""
+    error `robust_value`'s 1-s.e. lower end).
+
+    Where the hinge's posterior is a mixture (`DemandCurve.hinge_parts`: a chance r that the
+    SKU is one of the catalog's SKUs whose demand collapses above the competitor, none
+    otherwise), one normal around the mixture's mean undercounts a raise past the competitor:
+    it loses with about the chance r, far more than a normal tail (review). There the gain and
+    the chance are each part's, weighed by its probability: (1 - r) x without a hinge (a fact)
+    + r x with the hinge's normal posterior if it has one."""
+    gain, chance = _normal_chance(part, price, cost, by_revenue, base, up, value_base, rules)
+    r, m, v, mixed = part.hinge_parts()
+    rows = np.flatnonzero(mixed)
+    if not len(rows):
+        return gain, chance
+    sub, k = part.subset(rows), len(rows)
+    alone = {"hinge_centre": np.full(k, np.nan), "hinge_tau2": np.full(k, np.nan)}
+    none = replace(
+        sub, competitor_slope=np.zeros(k), hinge_raw=np.zeros(k), hinge_se=np.zeros(k), **alone
+    )
+    some = replace(
+        sub,
+        competitor_slope=np.minimum(m[rows], 0.0),
+        hinge_raw=m[rows],
+        hinge_se=np.sqrt(v[rows]),
+        **alone,
+    )
+    ups = np.broadcast_to(up, np.shape(price))[rows]
+    args = (price[rows], cost[rows], by_revenue[rows], base[rows], ups, value_base[rows], rules)
+    gain_none, chance_none = _normal_chance(none, *args)
+    gain_some, chance_some = _normal_chance(some, *args)
+    w = r[rows][:, None]
+    gain, chance = gain.copy(), chance.copy()
+    gain[rows] = (1 - w) * gain_none + w * gain_some
+    chance[rows] = (1 - w) * chance_none + w * chance_some
+    return gain, chance
+
+
+def _normal_chance(part, price, cost, by_revenue, base, up, value_base, rules):
+    """`_chance` with the gain normal around its point estimate (prices (n, k))."""
     with np.errstate(all="ignore"):
         gain = part.value(price, cost, by_revenue) - part.value(base, cost, by_revenue)
         spread = gain - robust_value(part, price, cost, by_revenue, 1.0, up, base)

@@ -139,19 +139,25 @@ def test_demand_model_controls_for_the_competitor_gap(stocked):
 
     # (12 SKUs: fewer hinges than the spread is measured on, so none is stored, and neither
     # curve measures one of its own on the products it was asked for)
-    spread = version.metrics["poisson_eb"]["hinge_prior"]
-    assert spread is None
+    trained = version.metrics["poisson_eb"]
+    assert trained["hinge_prior"] is None and trained["hinge_mixture"] is None
     with tenant_context(stocked.tenant):
         ids = list(Product.objects.order_by("pk").values_list("pk", flat=True))
         comp = np.full(len(ids), 20.0)
         whole, _ = demand_curve(version, ids, np.full(len(ids), 20.0), None, comp)
         one, _ = demand_curve(version, ids[:1], np.full(1, 20.0), None, comp[:1])
         assert whole.hinge_spread is False and one.hinge_spread is False
-        # a version that stored one: every curve of it holds the same
+        # a version that stored one: every curve of it holds the same (the mixture where one
+        # is stored beside the normal spread)
         version.metrics["poisson_eb"]["hinge_prior"] = [-0.4, 1.5]
+        version.metrics["poisson_eb"]["hinge_mixture"] = [-3.5, 1.5, 0.6]
         whole, _ = demand_curve(version, ids, np.full(len(ids), 20.0), None, comp)
         one, _ = demand_curve(version, ids[:1], np.full(1, 20.0), None, comp[:1])
-    assert whole.hinge_spread == one.hinge_spread == (-0.4, 1.5)
+        assert whole.hinge_spread == one.hinge_spread == (-3.5, 1.5, 0.6)
+        # one stored before the share without a hinge was measured: one normal spread
+        del version.metrics["poisson_eb"]["hinge_mixture"]
+        older, _ = demand_curve(version, ids[:1], np.full(1, 20.0), None, comp[:1])
+    assert older.hinge_spread == (-0.4, 1.5, 0.0)
 
 
 @pytest.mark.django_db

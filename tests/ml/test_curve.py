@@ -135,10 +135,14 @@ def test_a_hinge_left_out_widens_the_interval_by_what_the_tenants_hinges_say_it_
 
     # half the SKUs collapse above the competitor (clear hinges), half show a hinge too noisy
     # to use: the slope leaves theirs out, and the interval reaches a hinge like the others'
-    mixed = curve(np.r_[np.full(20, -4.0), np.full(20, -1.0)], np.r_[np.full(20, 0.5), np.ones(20)])
+    # as far as their readings leave it possible (-1 +- 1.5: a collapse of -4 is 2 s.e. off;
+    # +1 +- 1.5: 3.3 s.e.)
+    raw = np.r_[np.full(20, -4.0), np.full(10, -1.0), np.full(10, 1.0)]
+    mixed = curve(raw, np.r_[np.full(20, 0.5), np.full(20, 1.5)])
     slope, se = mixed.local_elasticity()
     assert slope[20:] == pytest.approx(-1.5) and (slope[:20] == pytest.approx(-5.5))
-    assert (slope[20:] - 1.96 * se[20:] < -1.5 - 3.0).all()
+    assert (slope[20:30] - 1.96 * se[20:30] < -1.5 - 3.0).all()
+    assert (se[30:] < se[20:30]).all() and (se[30:] > 0.2).all()
     # where no SKU's hinge differs from zero beyond its noise, leaving it out costs nothing
     flat = curve(np.zeros(40), np.ones(40))
     assert flat.local_elasticity()[1] == pytest.approx(0.2)
@@ -158,8 +162,9 @@ def test_an_unclear_hinge_is_judged_on_the_spread_of_the_catalogs_hinges():
     rng = np.random.default_rng(0)
     noise = rng.normal(0, 1.5, 60)  # hinges that are all zero, each read with an s.e. of 1.5
     flat = curve(np.r_[-0.5, noise], np.full(61, 1.5))
-    centre, tau2 = flat.hinge_spread
+    centre, tau2, spike = flat.hinge_spread
     assert tau2 == pytest.approx(0.0) and centre == pytest.approx(np.mean(np.r_[-0.5, noise]))
+    assert spike == 0.0  # a share without a hinge reads no better than one normal spread
     assert flat.pessimistic_hinge(1.0, True)[0] == pytest.approx(min(centre, 0.0))
     # a SKU whose own data lean toward a hinge (-2.9 +- 1.5: not clear at 2 s.e.) keeps its own
     # end in that catalog: the one SKU in 61 that collapses above the competitor is not
@@ -167,15 +172,35 @@ def test_an_unclear_hinge_is_judged_on_the_spread_of_the_catalogs_hinges():
     rare = curve(np.r_[-2.9, noise], np.full(61, 1.5))
     assert rare.hinge_spread[1] == pytest.approx(0.0)
     assert rare.pessimistic_hinge(1.0, True)[0] == pytest.approx(-4.4)
-    # the same SKU in a catalog where 40 % of SKUs collapse above the competitor (-3 to -6)
-    anchored = np.where(rng.random(60) < 0.4, -rng.uniform(3, 6, 60), 0.0) + noise
+    # the same SKU in a catalog where some SKUs collapse above the competitor (-3 to -6): the
+    # spread is a share without a hinge and the others' around their mean
+    collapse = rng.random(60) < 0.4
+    anchored = np.where(collapse, -rng.uniform(3, 6, 60), 0.0) + noise
     mixed = curve(np.r_[-0.5, anchored], np.full(61, 1.5))
-    centre, tau2 = mixed.hinge_spread
-    w = tau2 / (tau2 + 1.5**2)
-    assert 0.5 < w < 1
+    centre, tau2, spike = mixed.hinge_spread
+    assert spike == pytest.approx(1 - collapse.mean(), abs=0.1) and -5.5 < centre < -4.0
+    # judged by the chance it is one of those (its reading is 2.9 s.e. from their mean) times
+    # its end if it is: more than in the flat catalog, less than its own end (-2.0), more as
+    # its reading leans more; once it leans (1 s.e.), its end if it is one of them
+    r, m, v, mix = mixed.hinge_parts()
+    assert mix[0] and 0 < r[0] < 0.05 and m[0] < -3.0
     steep = mixed.pessimistic_hinge(1.0, True)[0]
-    assert steep == pytest.approx(w * -0.5 + (1 - w) * centre - np.sqrt(w) * 1.5)
-    assert steep < -1.5  # near its own end (-2.0), never the catalog's mean alone
+    assert steep == pytest.approx(r[0] * (m[0] - np.sqrt(v[0])))
+    assert -2.0 < steep < flat.pessimistic_hinge(1.0, True)[0]
+    steeper = curve(np.r_[-1.4, anchored], np.full(61, 1.5)).pessimistic_hinge(1.0, True)[0]
+    assert -2.0 < steeper < steep - 0.1
+    leaning = curve(np.r_[-1.6, anchored], np.full(61, 1.5))
+    _, lm, lv, lmix = leaning.hinge_parts()
+    assert not lmix[0] and lm[0] < -4.0
+    assert leaning.pessimistic_hinge(1.0, True)[0] == pytest.approx(
+        min(-3.1, lm[0] - np.sqrt(lv[0]))
+    )
+    # one normal spread of the same hinges pulls it toward the collapsing SKUs' mean
+    centre, tau2, _ = hinge_prior(np.r_[-0.5, anchored], np.full(61, 1.5), mixture=False)
+    normal = curve(np.r_[-0.5, anchored], np.full(61, 1.5), spread=(centre, tau2))
+    w = tau2 / (tau2 + 1.5**2)
+    end = normal.pessimistic_hinge(1.0, True)[0]
+    assert end == pytest.approx(w * -0.5 + (1 - w) * centre - np.sqrt(w) * 1.5) and end < steep
     # a clear hinge keeps its own end; a cut never counts on an unclear one
     clear = curve(np.r_[-5.0, noise], np.full(61, 1.5), spread=(0.0, 0.0))
     assert clear.pessimistic_hinge(1.0, True)[0] == pytest.approx(-6.5)
@@ -208,6 +233,17 @@ def test_more_evidence_of_a_hinge_never_makes_a_raise_past_the_competitor_look_s
     for z in (0.0, 1.0):
         ends = [one(raw).pessimistic_hinge(z, True)[0] for raw in np.linspace(-1.2, 0.4, 33)]
         assert np.all(np.diff(ends) >= -1e-12), (z, ends)
+        # with a share of SKUs without a hinge too (review: the mixture's mean less its s.d.
+        # overshot past the collapsing SKUs' own end), over the whole range of readings
+        for spread, se in (((-4.5, 0.5, 0.6), 0.5), ((-4.5, 0.0, 0.6), 0.5), ((-5, 0, 0.9), 2.0)):
+            ends = [
+                DemandCurve.build(
+                    [10.0], [5.0], [-1.5], [0.2], competitor_price=[9.5],
+                    competitor_slope=[raw], competitor_slope_se=[se], hinge_spread=spread,
+                ).pessimistic_hinge(z, True)[0]
+                for raw in np.linspace(-8.0, 3.0, 221)
+            ]  # fmt: skip
+            assert np.all(np.diff(ends) >= -1e-12), (z, spread, ends)
     # a flat catalog, a SKU whose data lean toward a collapse (-1.6 +- 1.5 would not be clear)
     lean = DemandCurve.build(
         [10.0], [5.0], [-1.5], [0.2], competitor_price=[9.5], competitor_slope=[-1.6],
@@ -215,3 +251,64 @@ def test_more_evidence_of_a_hinge_never_makes_a_raise_past_the_competitor_look_s
     )  # fmt: skip
     assert lean.pessimistic_hinge(1.0, True)[0] == pytest.approx(-3.1)
     assert lean.local_elasticity()[1][0] > 1.0  # not the elasticity's 0.2 alone
+
+
+@pytest.mark.parametrize("share", [0.0, 0.02, 0.1, 0.4, 1.0])
+def test_the_spread_of_hinges_finds_the_share_without_one_and_the_others_mean(share):
+    """A catalog where a share of SKUs collapses above the competitor (hinges -3 to -6) and the
+    rest have none, each hinge read with an s.e. of 0.5 to 2.5: the fit finds the share without
+    a hinge and the collapsing SKUs' mean, and never reads the hinges worse than one normal
+    spread does (its likelihood)."""
+    from scipy.stats import norm
+
+    from ml.science.curve import hinge_prior
+
+    rng = np.random.default_rng(int(share * 100))
+    n = 400
+    collapse = rng.random(n) < share
+    true = np.where(collapse, -rng.uniform(3, 6, n), 0.0)
+    se = rng.uniform(0.5, 2.5, n)
+    raw = true + rng.normal(0, se)
+    centre, tau2, spike = hinge_prior(raw, se)
+    if collapse.any():
+        assert spike == pytest.approx(1 - collapse.mean(), abs=0.05)
+        # within 3 s.e. of their mean (their spread, 0.75, and their readings' noise)
+        tol = 3 * np.sqrt((0.75 + np.mean(se[collapse] ** 2)) / collapse.sum())
+        assert centre == pytest.approx(true[collapse].mean(), abs=tol)
+    else:
+        assert abs(centre) < 0.3 or spike > 0.9  # none, or all but a sliver without one
+
+    def loglik(centre, tau2, spike):
+        slab = norm.pdf(raw, centre, np.sqrt(tau2 + se**2))
+        return np.log(spike * norm.pdf(raw, 0, se) + (1 - spike) * slab).sum()
+
+    normal = hinge_prior(raw, se, mixture=False)
+    assert normal[2] == 0.0 and loglik(centre, tau2, spike) >= loglik(*normal) - 1e-6
+
+
+@pytest.mark.parametrize(
+    "share, extreme", [(0.05, -40.0), (0.1, -15.0), (0.1, -40.0), (0.4, -40.0)]
+)
+def test_one_extreme_hinge_does_not_widen_the_spread_until_no_collapse_is_seen(share, extreme):
+    """Found in review: one extreme hinge (read -40 +- 1) widened the collapsing SKUs' spread
+    until every moderate reading looked like none. The spread's fit gives each reading a
+    bounded weight: it is one normal spread (as before the mixture: an extreme hinge widens it
+    and each unclear hinge falls back toward its own end) or a mixture whose collapsing SKUs'
+    mean is theirs. Readings that say nothing or everything (s.e. 1e200, 1e-200) leave it
+    finite."""
+    from ml.science.curve import hinge_prior
+
+    rng = np.random.default_rng(1)
+    n = 400
+    collapse = rng.random(n) < share
+    true = np.where(collapse, -rng.uniform(3, 6, n), 0.0)
+    se = rng.uniform(0.5, 2.5, n)
+    raw = np.r_[true + rng.normal(0, se), extreme]
+    se = np.r_[se, 1.0]
+    centre, tau2, spike = hinge_prior(raw, se)
+    if spike > 0:
+        assert centre == pytest.approx(true[collapse].mean(), abs=1.5) and tau2 < 16
+    else:
+        assert (centre, tau2) == pytest.approx(hinge_prior(raw, se, mixture=False)[:2])
+    odd = hinge_prior(np.r_[raw, -3.0, 1.0], np.r_[se, 1e200, 1e-200])
+    assert odd is not None and np.isfinite(odd).all()

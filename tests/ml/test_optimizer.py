@@ -753,3 +753,40 @@ def test_each_change_says_the_chance_it_loses_money_and_a_later_run_counts_that_
     plain = optimise([10.0], [5.0], [100.0], [-1.5], [0.3], Rules())
     capped = optimise([10.0], [5.0], [100.0], [-1.5], [0.3], Rules(min_units=[97.0]))
     assert plain.price[0] == capped.price[0] == 10.0
+
+
+@pytest.mark.parametrize(
+    "spread, raw, se",
+    [((-4.5, 0.5, 0.9), -1.4, 2.5), ((-4.5, 0.5, 0.6), 0.0, 1.0), ((-4.5, 0.5, 0.6), -0.6, 2.0)],
+)
+def test_a_raise_past_the_competitor_is_charged_its_chance_of_losing_under_the_mixture(
+    spread, raw, se
+):
+    """Found in review: where a share of the catalog's SKUs has no hinge, a SKU's hinge is a
+    chance r of a collapse, and a raise past the competitor loses with about that chance; one
+    normal around the mixture's mean charged 0.073 for a raise that loses with 0.106 (past the
+    1-in-10 cap). The chance charged is the one drawn from the posterior itself (Monte Carlo:
+    the hinge from its two parts, the slope from its normal), and none past the cap."""
+    from ml.science.curve import DemandCurve
+
+    rules = Rules(competitor_price=10.2, max_step=0.2, loss_budget=0.5)
+    args = ([10.0], [5.0], [20.0], [-1.5], [0.1], rules)
+    hinge = {"competitor_slope": [raw], "competitor_slope_se": [se], "hinge_spread": spread}
+    rec = optimise(*args, **hinge)
+    price, charged = rec.price[0], rec.loss_chance[0]
+    curve = DemandCurve.build([10.0], [20.0], [-1.5], [0.1], competitor_price=[10.2], **hinge)
+    r, m, v, mixed = curve.hinge_parts()
+    assert mixed[0] and 0 < r[0] < 1
+    rng = np.random.default_rng(0)
+    k = 100_000
+    h = np.where(rng.random(k) < r[0], rng.normal(m[0], np.sqrt(v[0]), k), 0.0)
+    drawn = DemandCurve.build(
+        np.full(k, 10.0), np.full(k, 20.0), rng.normal(-1.5, 0.1, k), np.zeros(k),
+        competitor_price=np.full(k, 10.2), competitor_slope=np.minimum(h, 0.0),
+    )  # fmt: skip
+    now = drawn.profit(np.full(k, 10.0), np.full(k, 5.0))
+    loses = drawn.profit(np.full(k, price), np.full(k, 5.0)) - now < -rules.loss_tolerance * now
+    assert charged <= rules.max_loss_chance
+    assert charged == pytest.approx(loses.mean(), abs=0.006)
+    if r[0] > rules.max_loss_chance:  # a collapse likelier than the cap: no raise past it
+        assert price <= 10.2
