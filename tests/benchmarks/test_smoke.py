@@ -57,13 +57,15 @@ SCRIPTS = {
     ),
     "decision_decomposition.py": Smoke(
         args="--skus 12 --days 60 --seeds 0 --reports orders --ceiling --traps "
-        "--anchored-share 0.25 --variants per-sku:loss_budget=none,gain_z=1;own:own_hinges=1",
+        "--anchored-share 0.25 --variants "
+        "per-sku:loss_budget=none,gain_z=1;own:own_hinges=1;normal:normal_hinges=1",
         expect=(
             "25% of SKUs anchored to the competitor",
             "| constant+linear+logit | 0 | orders |",
             "(a) evidence range",
             "| orders | per-sku |",
             "| orders | own |",
+            "| orders | normal |",
             "| orders | ceiling: true slope and bend |",
             "| orders | ceiling: true slope, bend and hinge |",
         ),
