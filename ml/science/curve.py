@@ -92,6 +92,11 @@ def hinge_prior(raw, se, mixture: bool = True) -> tuple[float, float, float] | N
 
 SPIKE_MAX = 0.99  # the largest share of SKUs the fit may say have no hinge (never certain)
 HUBER = 2.5  # s.d. from the slab beyond which a reading weighs less in the slab's fit
+# The widest spread of the collapsing SKUs' hinges (s.d. 2.5): a few extreme readings (-20 to
+# -60) do not widen it until every moderate reading looks like none (review)
+SLAB_TAU2_MAX = 6.25
+HINGE_FIT_RANGE = 10.0  # |hinge| the spread's fit reads a reading at, at most
+MIXTURE_LR = 6.0  # twice the log-likelihood gain over one normal spread a mixture must show
 
 
 def _spike_and_slab(raw, se, centre, tau2, iterations: int = 200) -> tuple[float, float, float]:
@@ -103,7 +108,10 @@ def _spike_and_slab(raw, se, centre, tau2, iterations: int = 200) -> tuple[float
     reading looks like none). Started from the one-normal fit with half the SKUs in the spike;
     the likelihood never falls below that fit's (the normal is the mixture at spike 0, kept
     where it reads better, or where the fit is not finite)."""
-    raw = np.clip(raw, -1e3, 1e3)
+    # a hinge steeper than HINGE_FIT_RANGE is a collapse like any other (no sale above the
+    # competitor either way): read at the range's end, a few extreme ones do not become the
+    # slab or widen it (review)
+    raw = np.clip(raw, -HINGE_FIT_RANGE, HINGE_FIT_RANGE)
     se = np.clip(se, 1e-6, 1e6)  # beyond: a reading that says nothing, or all
     s2 = se * se
 
@@ -132,14 +140,19 @@ def _spike_and_slab(raw, se, centre, tau2, iterations: int = 200) -> tuple[float
         new_mu = float(np.sum(w * raw) / np.sum(w))
         w2 = r / (t2 + s2) ** 2
         d2 = np.minimum((raw - new_mu) ** 2, HUBER**2 * (t2 + s2))
-        new_t2 = max(float(np.sum(w2 * (d2 - s2)) / np.sum(w2)), 0.0)
+        new_t2 = min(max(float(np.sum(w2 * (d2 - s2)) / np.sum(w2)), 0.0), SLAB_TAU2_MAX)
+        new_mu = min(new_mu, 0.0)  # a hinge is a fall of demand, never a rise
         new_spike = min(float(1 - np.mean(r)), SPIKE_MAX)
         done = abs(new_mu - mu) + abs(new_t2 - t2) + abs(new_spike - spike) < 1e-7
         spike, mu, t2 = new_spike, new_mu, new_t2
         if done:
             break
     fitted = loglik(spike, mu, t2)[0]
-    if not (np.isfinite([fitted, mu, t2, spike]).all()) or fitted < loglik(0.0, centre, tau2)[0]:
+    # kept only where it reads the hinges clearly better than one normal spread (a likelihood
+    # ratio test, 2 parameters more at about 5 %): a catalog where no SKU's hinge differs from
+    # none fits a mixture whose two parts are alike, for nothing
+    better = 2 * (fitted - loglik(0.0, centre, tau2)[0]) > MIXTURE_LR
+    if not (np.isfinite([fitted, mu, t2, spike]).all()) or not better:
         return centre, tau2, 0.0
     return mu, t2, spike
 
@@ -374,15 +387,18 @@ class DemandCurve:
         without one), the normal posterior (mean m, variance v) of its hinge if it is (the
         weight tau^2 / (tau^2 + s.e.^2) on its own estimate, the rest on the catalog's mean),
         and where the posterior is such a mixture (0 < r < 1 possible: a spread with a share
-        without a hinge, a hinge estimated, neither clear nor leaning: `leaning_hinge`).
+        without a hinge, a hinge estimated, a competitor's price known; a clear or leaning one
+        too, `leaning_hinge`, whose own end the search keeps).
         Without a spread, or where the hinge is a fact (s.e. 0) or unknown (s.e. inf): r = 1,
         its own estimate and s.e.^2. The chance is read off the reading's two likelihoods,
         (1 - spike) N(raw; centre, tau^2 + s^2) against spike N(raw; 0, s^2), with a reading
-        above 0 taken as 0 (no more a sign of a collapse than none): r never falls as the
-        reading falls."""
+        above the point where the slab's wider tail would read it as likelier again taken at
+        that point (-centre s^2 / tau^2; no more a sign of a collapse than there): r never
+        falls as the reading falls."""
         n = len(self)
         raw = np.zeros(n) if self.hinge_raw is None else np.nan_to_num(self.hinge_raw)
         se = np.zeros(n) if self.hinge_se is None else self.hinge_se
+        se = np.where(np.isfinite(se), np.minimum(se, 1e6), se)  # (beyond: says nothing)
         tau2 = self._spread_known()
         centre = np.full(n, np.nan) if self.hinge_centre is None else self.hinge_centre
         spike = np.clip(self._spike(), 0.0, 1.0)
@@ -393,16 +409,17 @@ class DemandCurve:
             w = np.where(prior, t2 / (t2 + s2), 1.0)
             m = np.where(prior, w * raw + (1 - w) * mu, raw)
             v = np.where(prior, w * s2, se * se)
-            x = np.minimum(raw, 0.0)
+            turn = np.where(t2 > 0, -np.minimum(mu, 0.0) * s2 / np.where(t2 > 0, t2, 1.0), np.inf)
+            x = np.minimum(raw, turn)
             log_odds = (
                 -0.5 * ((x - mu) ** 2 / (t2 + s2) + np.log(t2 + s2))
                 + 0.5 * (x * x / s2 + np.log(s2))
                 + np.log1p(-spike)
                 - np.log(spike)
             )
-            mixed = prior & (spike > 0)
+            mixed = prior & (spike > 0) & np.isfinite(self.competitor_price)
             r = np.where(mixed, 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700, 700))), 1.0)
-        return r, m, v, mixed & ~self.leaning_hinge()
+        return r, m, v, mixed
 
     def hinge_posterior(self) -> tuple[np.ndarray, np.ndarray]:
         """Per SKU: the hinge's posterior mean and variance on the catalog's spread of hinges

@@ -782,32 +782,39 @@ def _chance(part, price, cost, by_revenue, base, up, value_base, rules):
     otherwise), one normal around the mixture's mean undercounts a raise past the competitor:
     it loses with about the chance r, far more than a normal tail (review). There the gain and
     the chance are each part's, weighed by its probability: (1 - r) x without a hinge (a fact)
-    + r x with the hinge's normal posterior if it has one."""
+    + r x with the hinge's normal posterior if it has one. A clear or leaning hinge keeps the
+    gain on its own estimate and is charged the larger of its own chance and that mixture's
+    (its own estimate in place of the posterior): a cut back below the competitor that counts
+    on a hinge the SKU may not have is charged that chance too (review)."""
     gain, chance = _normal_chance(part, price, cost, by_revenue, base, up, value_base, rules)
     r, m, v, mixed = part.hinge_parts()
     rows = np.flatnonzero(mixed)
     if not len(rows):
         return gain, chance
     sub, k = part.subset(rows), len(rows)
+    # a clear or leaning hinge is the SKU's own estimate if it has one (the search counts on
+    # it: a cut back below the competitor, review); any other, its posterior on the slab
+    leaning = sub.leaning_hinge()
+    mean = np.where(leaning, sub.hinge_raw, m[rows])
+    sd = np.where(leaning, sub.hinge_se, np.sqrt(v[rows]))
     alone = {"hinge_centre": np.full(k, np.nan), "hinge_tau2": np.full(k, np.nan)}
     none = replace(
         sub, competitor_slope=np.zeros(k), hinge_raw=np.zeros(k), hinge_se=np.zeros(k), **alone
     )
     some = replace(
-        sub,
-        competitor_slope=np.minimum(m[rows], 0.0),
-        hinge_raw=m[rows],
-        hinge_se=np.sqrt(v[rows]),
-        **alone,
+        sub, competitor_slope=np.minimum(mean, 0.0), hinge_raw=mean, hinge_se=sd, **alone
     )
     ups = np.broadcast_to(up, np.shape(price))[rows]
     args = (price[rows], cost[rows], by_revenue[rows], base[rows], ups, value_base[rows], rules)
     gain_none, chance_none = _normal_chance(none, *args)
     gain_some, chance_some = _normal_chance(some, *args)
     w = r[rows][:, None]
+    mixture = (1 - w) * chance_none + w * chance_some
     gain, chance = gain.copy(), chance.copy()
-    gain[rows] = (1 - w) * gain_none + w * gain_some
-    chance[rows] = (1 - w) * chance_none + w * chance_some
+    lean = leaning[:, None]
+    # a leaning one keeps its gain (its own hinge, as the search) and the larger chance
+    gain[rows] = np.where(lean, gain[rows], (1 - w) * gain_none + w * gain_some)
+    chance[rows] = np.where(lean, np.maximum(chance[rows], mixture), mixture)
     return gain, chance
 
 

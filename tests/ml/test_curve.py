@@ -191,7 +191,7 @@ def test_an_unclear_hinge_is_judged_on_the_spread_of_the_catalogs_hinges():
     assert -2.0 < steeper < steep - 0.1
     leaning = curve(np.r_[-1.6, anchored], np.full(61, 1.5))
     _, lm, lv, lmix = leaning.hinge_parts()
-    assert not lmix[0] and lm[0] < -4.0
+    assert leaning.leaning_hinge()[0] and lmix[0] and lm[0] < -4.0
     assert leaning.pessimistic_hinge(1.0, True)[0] == pytest.approx(
         min(-3.1, lm[0] - np.sqrt(lv[0]))
     )
@@ -287,28 +287,42 @@ def test_the_spread_of_hinges_finds_the_share_without_one_and_the_others_mean(sh
 
 
 @pytest.mark.parametrize(
-    "share, extreme", [(0.05, -40.0), (0.1, -15.0), (0.1, -40.0), (0.4, -40.0)]
-)
-def test_one_extreme_hinge_does_not_widen_the_spread_until_no_collapse_is_seen(share, extreme):
-    """Found in review: one extreme hinge (read -40 +- 1) widened the collapsing SKUs' spread
-    until every moderate reading looked like none. The spread's fit gives each reading a
-    bounded weight: it is one normal spread (as before the mixture: an extreme hinge widens it
-    and each unclear hinge falls back toward its own end) or a mixture whose collapsing SKUs'
-    mean is theirs. Readings that say nothing or everything (s.e. 1e200, 1e-200) leave it
-    finite."""
-    from ml.science.curve import hinge_prior
+    "share, extreme, count",
+    [(0.05, -40.0, 1), (0.1, -15.0, 1), (0.1, -40.0, 1), (0.4, -40.0, 1), (0.1, -40.0, 5),
+     (0.1, -40.0, 20)],
+)  # fmt: skip
+def test_extreme_hinges_do_not_widen_the_spread_until_no_collapse_is_seen(share, extreme, count):
+    """Found in review: one extreme hinge (read -40 +- 1), then five or twenty, widened the
+    collapsing SKUs' spread (or became it) until every moderate reading looked like none. The
+    spread's fit reads a hinge past -10 at -10 and gives each reading a bounded weight: it is
+    one normal spread (as before the mixture: an extreme hinge widens it and each unclear hinge
+    falls back toward its own end) or a mixture whose collapsing SKUs' mean is near theirs, and
+    a moderate reading of a collapse (-2.4 +- 2.5) keeps its chance of being one. Readings that
+    say nothing or everything (s.e. 1e200, 1e-200) leave it finite."""
+    from ml.science.curve import DemandCurve, hinge_prior
 
     rng = np.random.default_rng(1)
     n = 400
     collapse = rng.random(n) < share
     true = np.where(collapse, -rng.uniform(3, 6, n), 0.0)
     se = rng.uniform(0.5, 2.5, n)
-    raw = np.r_[true + rng.normal(0, se), extreme]
-    se = np.r_[se, 1.0]
-    centre, tau2, spike = hinge_prior(raw, se)
+    clean = true + rng.normal(0, se)
+    raw = np.r_[clean, np.full(count, extreme)]
+    se_all = np.r_[se, np.ones(count)]
+    centre, tau2, spike = hinge_prior(raw, se_all)
     if spike > 0:
-        assert centre == pytest.approx(true[collapse].mean(), abs=1.5) and tau2 < 16
+        assert centre == pytest.approx(true[collapse].mean(), abs=2.5) and tau2 < 16
     else:
-        assert (centre, tau2) == pytest.approx(hinge_prior(raw, se, mixture=False)[:2])
+        assert (centre, tau2) == pytest.approx(hinge_prior(raw, se_all, mixture=False)[:2])
+
+    def chance(spread):
+        return DemandCurve.build(
+            [10.0], [5.0], [-1.5], [0.2], competitor_price=[9.5], competitor_slope=[-2.4],
+            competitor_slope_se=[2.5], hinge_spread=spread,
+        ).hinge_parts()[0][0]  # fmt: skip
+
+    if spike > 0:
+        assert chance((centre, tau2, spike)) > 0.5 * chance(hinge_prior(clean, se))
+    se = se_all
     odd = hinge_prior(np.r_[raw, -3.0, 1.0], np.r_[se, 1e200, 1e-200])
     assert odd is not None and np.isfinite(odd).all()

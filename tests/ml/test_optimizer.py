@@ -790,3 +790,32 @@ def test_a_raise_past_the_competitor_is_charged_its_chance_of_losing_under_the_m
     assert charged == pytest.approx(loses.mean(), abs=0.006)
     if r[0] > rules.max_loss_chance:  # a collapse likelier than the cap: no raise past it
         assert price <= 10.2
+
+
+@pytest.mark.parametrize("raw, se", [(-2.0, 0.9), (-2.6, 1.2), (-3.1, 1.5)])
+def test_a_cut_below_the_competitor_counting_on_a_hinge_the_sku_may_not_have_is_charged(raw, se):
+    """Found in review: a SKU above the competitor whose hinge reads clear (-2.0 +- 0.9) was cut
+    to the competitor's price on its own estimate and charged 0.037, though in a catalog where
+    60 % of SKUs have no hinge the chance that it has none makes that cut lose money with 0.54.
+    A clear or leaning hinge is charged at least the chance under its two parts (none, or its
+    own estimate), and no chosen move is past the cap under them (Monte Carlo)."""
+    from ml.science.curve import DemandCurve
+
+    spread = (-4.47, 0.83, 0.6)
+    rules = Rules(competitor_price=10.0, loss_budget=0.5)
+    hinge = {"competitor_slope": [raw], "competitor_slope_se": [se], "hinge_spread": spread}
+    rec = optimise([10.5], [5.0], [20.0], [-1.5], [0.1], rules, **hinge)
+    curve = DemandCurve.build([10.5], [20.0], [-1.5], [0.1], competitor_price=[10.0], **hinge)
+    r, _m, _v, mixed = curve.hinge_parts()
+    assert mixed[0] and curve.leaning_hinge()[0] and r[0] < 0.9
+    rng = np.random.default_rng(0)
+    k = 100_000
+    h = np.where(rng.random(k) < r[0], rng.normal(raw, se, k), 0.0)
+    drawn = DemandCurve.build(
+        np.full(k, 10.5), np.full(k, 20.0), rng.normal(-1.5, 0.1, k), np.zeros(k),
+        competitor_price=np.full(k, 10.0), competitor_slope=np.minimum(h, 0.0),
+    )  # fmt: skip
+    now = drawn.profit(np.full(k, 10.5), np.full(k, 5.0))
+    new = drawn.profit(np.full(k, rec.price[0]), np.full(k, 5.0))
+    loses = (new - now < -rules.loss_tolerance * now).mean()
+    assert rec.loss_chance[0] >= loses - 0.01 and loses <= rules.max_loss_chance + 0.01
