@@ -149,8 +149,8 @@ def _spike_and_slab(raw, se, centre, tau2, iterations: int = 200) -> tuple[float
             break
     fitted = loglik(spike, mu, t2)[0]
     # kept only where it reads the hinges clearly better than one normal spread (a likelihood
-    # ratio test, 2 parameters more at about 5 %): a catalog where no SKU's hinge differs from
-    # none fits a mixture whose two parts are alike, for nothing
+    # ratio test; one parameter more, stricter than 5 %): a catalog where no SKU's hinge
+    # differs from none fits a mixture whose two parts are alike, for nothing
     better = 2 * (fitted - loglik(0.0, centre, tau2)[0]) > MIXTURE_LR
     if not (np.isfinite([fitted, mu, t2, spike]).all()) or not better:
         return centre, tau2, 0.0
@@ -398,7 +398,8 @@ class DemandCurve:
         n = len(self)
         raw = np.zeros(n) if self.hinge_raw is None else np.nan_to_num(self.hinge_raw)
         se = np.zeros(n) if self.hinge_se is None else self.hinge_se
-        se = np.where(np.isfinite(se), np.minimum(se, 1e6), se)  # (beyond: says nothing)
+        # as the spread's fit reads them (0: a fact; inf: unknown)
+        se = np.where(np.isfinite(se) & (se > 0), np.clip(se, 1e-6, 1e6), se)
         tau2 = self._spread_known()
         centre = np.full(n, np.nan) if self.hinge_centre is None else self.hinge_centre
         spike = np.clip(self._spike(), 0.0, 1.0)
@@ -409,7 +410,7 @@ class DemandCurve:
             w = np.where(prior, t2 / (t2 + s2), 1.0)
             m = np.where(prior, w * raw + (1 - w) * mu, raw)
             v = np.where(prior, w * s2, se * se)
-            turn = np.where(t2 > 0, -np.minimum(mu, 0.0) * s2 / np.where(t2 > 0, t2, 1.0), np.inf)
+            turn = np.where(t2 > 0, -mu * s2 / np.where(t2 > 0, t2, 1.0), np.inf)
             x = np.minimum(raw, turn)
             log_odds = (
                 -0.5 * ((x - mu) ** 2 / (t2 + s2) + np.log(t2 + s2))

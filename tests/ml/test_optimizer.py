@@ -819,3 +819,20 @@ def test_a_cut_below_the_competitor_counting_on_a_hinge_the_sku_may_not_have_is_
     new = drawn.profit(np.full(k, rec.price[0]), np.full(k, 5.0))
     loses = (new - now < -rules.loss_tolerance * now).mean()
     assert rec.loss_chance[0] >= loses - 0.01 and loses <= rules.max_loss_chance + 0.01
+
+
+def test_a_hinge_read_with_a_vanishing_standard_error_is_judged_as_a_fact_would_be():
+    """Found in review: an s.e. of 1e-200 (its square 0) made the chance of a hinge NaN, and
+    a clear hinge's cut below the competitor was refused; it is read as the spread's fit reads
+    it (at least 1e-6), like a hinge given as a fact."""
+    rules = Rules(competitor_price=10.0, loss_budget=0.5)
+    args = ([10.5], [5.0], [20.0], [-1.5], [0.1], rules)
+    spread = (-4.0, 1.0, 0.5)
+    tiny, small = (
+        optimise(*args, competitor_slope=[-3.0], competitor_slope_se=[se], hinge_spread=spread)
+        for se in (1e-200, 1e-8)
+    )
+    assert tiny.price[0] == small.price[0] < 10.5
+    assert np.isfinite(tiny.loss_chance[0]) and tiny.loss_chance[0] == pytest.approx(
+        small.loss_chance[0], abs=1e-9
+    )
