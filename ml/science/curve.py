@@ -106,8 +106,8 @@ def _spike_and_slab(raw, se, centre, tau2, iterations: int = 200) -> tuple[float
     demand model), each reading further down-weighted where it lies more than HUBER s.d. from
     the slab (an M-estimate: one extreme hinge does not widen the slab until every moderate
     reading looks like none). Started from the one-normal fit with half the SKUs in the spike;
-    the likelihood never falls below that fit's (the normal is the mixture at spike 0, kept
-    where it reads better, or where the fit is not finite)."""
+    one normal spread (the mixture at spike 0) is kept unless the mixture reads the hinges
+    clearly better (MIXTURE_LR) and is finite."""
     # a hinge steeper than HINGE_FIT_RANGE is a collapse like any other (no sale above the
     # competitor either way): read at the range's end, a few extreme ones do not become the
     # slab or widen it (review)
@@ -137,11 +137,11 @@ def _spike_and_slab(raw, se, centre, tau2, iterations: int = 200) -> tuple[float
         # distance capped at HUBER s.d. (the spread): bounded influence for both
         u = np.minimum(1.0, HUBER / np.maximum(np.abs(raw - mu) / np.sqrt(t2 + s2), 1e-12))
         w = r * u / (t2 + s2)
-        new_mu = float(np.sum(w * raw) / np.sum(w))
+        # (a hinge is a fall of demand, never a rise: the centre at most 0)
+        new_mu = min(float(np.sum(w * raw) / np.sum(w)), 0.0)
         w2 = r / (t2 + s2) ** 2
         d2 = np.minimum((raw - new_mu) ** 2, HUBER**2 * (t2 + s2))
         new_t2 = min(max(float(np.sum(w2 * (d2 - s2)) / np.sum(w2)), 0.0), SLAB_TAU2_MAX)
-        new_mu = min(new_mu, 0.0)  # a hinge is a fall of demand, never a rise
         new_spike = min(float(1 - np.mean(r)), SPIKE_MAX)
         done = abs(new_mu - mu) + abs(new_t2 - t2) + abs(new_spike - spike) < 1e-7
         spike, mu, t2 = new_spike, new_mu, new_t2

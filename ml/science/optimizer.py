@@ -780,9 +780,11 @@ def _chance(part, price, cost, by_revenue, base, up, value_base, rules):
     Where the hinge's posterior is a mixture (`DemandCurve.hinge_parts`: a chance r that the
     SKU is one of the catalog's SKUs whose demand collapses above the competitor, none
     otherwise), one normal around the mixture's mean undercounts a raise past the competitor:
-    it loses with about the chance r, far more than a normal tail (review). There the gain and
-    the chance are each part's, weighed by its probability: (1 - r) x without a hinge (a fact)
-    + r x with the hinge's normal posterior if it has one. A clear or leaning hinge keeps the
+    it loses with about the chance r, far more than a normal tail (review). There the chance is
+    each part's, weighed by its probability: (1 - r) x without a hinge (a fact) + r x with the
+    hinge's normal posterior if it has one; the gain is the same mixture's where that is less
+    than the curve's own (a move is never made on more gain than the recommendation shows). A
+    clear or leaning hinge keeps the
     gain on its own estimate and is charged the larger of its own chance and that mixture's
     (its own estimate in place of the posterior): a cut back below the competitor that counts
     on a hinge the SKU may not have is charged that chance too (review)."""
@@ -812,8 +814,11 @@ def _chance(part, price, cost, by_revenue, base, up, value_base, rules):
     mixture = (1 - w) * chance_none + w * chance_some
     gain, chance = gain.copy(), chance.copy()
     lean = leaning[:, None]
-    # a leaning one keeps its gain (its own hinge, as the search) and the larger chance
-    gain[rows] = np.where(lean, gain[rows], (1 - w) * gain_none + w * gain_some)
+    # a leaning one keeps its gain (its own hinge, as the search) and the larger chance; any
+    # other counts on no more gain than the curve shows (a cut below the competitor that pays
+    # only if the SKU collapses above it is not made on that chance: its shown gain must pay)
+    mixed_gain = (1 - w) * gain_none + w * gain_some
+    gain[rows] = np.where(lean, gain[rows], np.minimum(gain[rows], mixed_gain))
     chance[rows] = np.where(lean, np.maximum(chance[rows], mixture), mixture)
     return gain, chance
 

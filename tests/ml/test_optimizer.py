@@ -836,3 +836,26 @@ def test_a_hinge_read_with_a_vanishing_standard_error_is_judged_as_a_fact_would_
     assert np.isfinite(tiny.loss_chance[0]) and tiny.loss_chance[0] == pytest.approx(
         small.loss_chance[0], abs=1e-9
     )
+
+
+def test_no_move_is_made_on_more_gain_than_the_recommendation_shows_under_the_mixture():
+    """Read-through: under the catalog's mixture of hinges the budget weighs each part's gain;
+    a cut below the competitor that pays only if the SKU is one that collapses above it would
+    be weighed on that chance while the recommendation shows the curve's own (smaller) gain.
+    Every moved SKU shows at least the minimum gain, on catalogs with SKUs on both sides of
+    the competitor and unclear hinges."""
+    rng = np.random.default_rng(11)
+    n = 400
+    price = rng.uniform(8, 12, n)
+    comp = price * rng.uniform(0.9, 1.1, n)
+    raw, se = rng.normal(-1.0, 1.5, n), rng.uniform(1.0, 3.0, n)
+    rules = Rules(competitor_price=comp, max_step=0.2, loss_budget=0.05, min_gain_rel=0.005)
+    rec = optimise(
+        price, price * rng.uniform(0.4, 0.8, n), rng.uniform(5, 40, n), -rng.uniform(0.6, 2.5, n),
+        rng.uniform(0.1, 0.6, n), rules, competitor_slope=raw, competitor_slope_se=se,
+        hinge_spread=(-4.5, 0.8, 0.6),
+    )  # fmt: skip
+    moved = np.abs(rec.price - price) >= 0.005
+    assert moved.sum() > 20
+    shown = (rec.value_new - rec.value_now)[moved]
+    assert (shown >= 0.005 * np.abs(rec.value_now[moved]) - 1e-9).all()
