@@ -19,9 +19,10 @@ Fitting:
    category's mean in proportion to its noise (w = tau^2 / (tau^2 + se^2)), the category toward
    the pooled slope likewise. SKUs with no sales history get their category's prior.
 4. Where competitor prices are known, each SKU's extra slope above the lowest competitor (a
-   hinge) is fitted with its slope, on the ramp max(gap, 0) smoothed over the jitter of the
-   competitor's readings (a reading carried over days is not the price buyers compared with
-   on each of them: a sharp kink at the reading is flattened by that noise).
+   hinge) is fitted with its slope and its curvature (so that a bend is not read as a hinge),
+   on the ramp max(gap, 0) smoothed over the jitter of the competitor's readings (a reading
+   carried over days is not the price buyers compared with on each of them: a sharp kink at
+   the reading is flattened by that noise).
 5. The reported elasticity is the effect of the own price with the competitor's price held
    fixed: the SKU's slope plus the coefficient of the price gap (which moves with the own
    price), weighted by the share of the SKU's days on which the gap is known.
@@ -598,8 +599,9 @@ def fit_block(
     # than the joint fit's slope when the history is short); the curvature bends it.
     raw_c, raw_c_se, _b2, _b2_se = _curvature(y, lp, offset, sku, n, trunc, b, a, iterations)
     raw_c = np.where(sold, raw_c, np.nan)
-    # The hinge above the competitor, fitted together with the slope: where a SKU's demand
-    # clearly falls faster above the competitor's price, its slope is the one below it.
+    # The hinge above the competitor, fitted together with the slope and the curvature: where
+    # a SKU's demand clearly falls faster above the competitor's price, its slope is the one
+    # below it.
     h, h_se = np.full(n, np.nan), np.full(n, np.inf)
     b_joint, b_joint_se = np.full(n, np.nan), np.full(n, np.inf)
     hinge_var = None
@@ -614,35 +616,18 @@ def fit_block(
         e = eligible[sku]
         if e.any():
             t = None if trunc is None else trunc[e]
-            h, h_se, b_joint, b_joint_se = _curvature(
-                y[e],
-                lp[e],
-                offset[e],
-                sku[e],
-                n,
-                t,
-                b,
-                a,
-                iterations,
-                z=g[e],
-                prior_sd=HINGE_PRIOR_SD,
-            )
+            h, h_se, b_joint, b_joint_se, parts = _joint_fit(
+                y[e], lp[e], offset[e], sku[e], n, t, b, a, iterations, g[e], HINGE_PRIOR_SD,
+                centre,
+            )  # fmt: skip
+            m_r, w_r, effective, info_h = parts
             # its s.e. as honest as the slope's: dispersion and correlation over days
-            eta = np.where(np.isfinite(b_joint), b_joint, b)[sku[e]] * lp[e] + offset[e]
-            eta = eta + np.nan_to_num(h)[sku[e]] * g[e]
-            a_r = _profile_alpha(y[e], eta, sku[e], n, t, a)
-            m_r, w_r = _mean_weight(a_r[sku[e]] + eta, t)
-            s0 = np.bincount(sku[e], weights=w_r, minlength=n)
-            s1 = np.bincount(sku[e], weights=w_r * g[e], minlength=n)
-            info_h = np.bincount(sku[e], weights=w_r * g[e] ** 2, minlength=n) - s1**2 / np.maximum(
-                s0, 1e-12
-            )
             first = int(day[e].min())
             # origins at or before the first day (every residue mod SE_BLOCK_DAYS once)
             origins = range(first - SE_BLOCK_DAYS + 1, first + 1) if every_origin else [first]
             hinge_var = _variance_parts(
-                y[e], m_r, w_r, g[e], sku[e], day[e], n, s0, s1, np.maximum(info_h, 1e-12),
-                origins=list(origins),
+                y[e], m_r, w_r, effective, sku[e], day[e], n, np.ones(n), np.zeros(n),
+                np.maximum(info_h, 1e-12), origins=list(origins),
             )  # fmt: skip
             hinge_var["first"] = first
     recent = day > pooled.day_range[1] - LEVEL_WINDOW_DAYS
@@ -948,14 +933,11 @@ def _recent_level(y, sku, x, n, trunc, intercept, slope, curvature) -> np.ndarra
     return (sold + LEVEL_PRIOR) / (expected + LEVEL_PRIOR)
 
 
-def _curvature(
-    y, x, offset, sku, n, trunc, b0, a0, iterations, z=None, prior_sd=CURVATURE_PRIOR_SD
-):
+def _curvature(y, x, offset, sku, n, trunc, b0, a0, iterations, prior_sd=CURVATURE_PRIOR_SD):
     """Per-SKU Newton steps on (slope, curvature) of log units in x = log(price / typical),
-    intercepts profiled; or on (slope, coefficient of `z`) for another regressor (the hinge
-    above the competitor). Returns the second coefficient, its s.e., the slope, its s.e. (NaN
-    where the prices do not identify it)."""
-    x2 = x * x if z is None else z
+    intercepts profiled. Returns the curvature, its s.e., the slope, its s.e. (NaN where the
+    prices do not identify it). (The hinge above the competitor: `_joint_fit`.)"""
+    x2 = x * x
     b, c, a = b0.copy(), np.zeros(n), a0.copy()
     ok = np.zeros(n, bool)
     i11 = i12 = i22 = det = np.zeros(n)
@@ -989,6 +971,77 @@ def _curvature(
     # Informative only where the data, not the prior, set the curvature.
     ok = ok & (c_se < 0.7 * prior_sd) & (np.abs(c) < 39) & (np.abs(b) < 19)
     return np.where(ok, c, np.nan), np.where(ok, c_se, np.inf), np.where(ok, b, np.nan), b_se
+
+
+def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at):
+    """Per-SKU Newton steps on (slope, curvature, coefficient of `z`) of log units in x, the
+    intercepts profiled, with weak normal priors on the last two (CURVATURE_PRIOR_SD,
+    `prior_sd`): the hinge above the competitor read beyond the curve's bend (a curve that
+    bends down as the price rises is otherwise read as a hinge wherever the SKU's days above
+    the competitor are its dearer days). Returns the third coefficient, its s.e., the slope at
+    x = `at` (per SKU: where the straight fit's slope sits) and its s.e. (NaN where the prices
+    do not identify them); and for the sandwich (`_variance_parts` with s1 = 0) each row's
+    mean and weight, its effective regressor of the third coefficient (the row's part of the
+    coefficient's influence) and that regressor's information."""
+    cols = (x, x * x, z)
+    prec = np.array([0.0, 1 / CURVATURE_PRIOR_SD**2, 1 / prior_sd**2])
+    coef = np.zeros((n, 3))
+    coef[:, 0] = b0
+    a = a0.copy()
+    for _ in range(max(iterations, 1)):
+        eta = offset + sum(coef[sku, j] * cols[j] for j in range(3))
+        m, w = _mean_weight(a[sku] + eta, trunc)
+        s0 = np.maximum(np.bincount(sku, weights=w, minlength=n), 1e-12)
+        sums = [np.bincount(sku, weights=w * c, minlength=n) for c in cols]
+        means = np.stack([s / s0 for s in sums], axis=1)
+        info = np.empty((n, 3, 3))
+        for j in range(3):
+            for k in range(j, 3):
+                v = np.bincount(sku, weights=w * cols[j] * cols[k], minlength=n)
+                info[:, j, k] = info[:, k, j] = v - sums[j] * sums[k] / s0
+        info[:, [0, 1, 2], [0, 1, 2]] += prec
+        grad = (
+            np.stack([np.bincount(sku, weights=(y - m) * c, minlength=n) for c in cols], axis=1)
+            - prec * coef
+        )
+        scale_diag = np.sqrt(np.maximum(np.einsum("ijj->ij", info), 1e-300))
+        with np.errstate(all="ignore"):
+            corr = info / scale_diag[:, :, None] / scale_diag[:, None, :]
+            det = np.linalg.det(np.where(np.isfinite(corr), corr, 0.0))
+        ok = (info[:, 0, 0] > 1e-9) & (det > 1e-6)
+        safe = np.where(ok[:, None, None], info, np.eye(3))
+        step = np.where(ok[:, None], np.linalg.solve(safe, grad[:, :, None])[:, :, 0], 0.0)
+        cap = np.maximum(1.0, np.maximum(np.abs(step[:, 0]), np.abs(step[:, 1:]).max(axis=1) / 5))
+        coef = coef + step / cap[:, None]
+        coef[:, 0] = np.clip(coef[:, 0], -20, 5)
+        coef[:, 1:] = np.clip(coef[:, 1:], -40, 10)
+        a = _profile_alpha(y, offset + sum(coef[sku, j] * cols[j] for j in range(3)), sku, n,
+                           trunc, a)  # fmt: skip
+        if np.max(np.abs(step / cap[:, None])) < 1e-7:
+            break
+    inv = np.where(
+        ok[:, None, None], np.linalg.inv(np.where(ok[:, None, None], info, np.eye(3))), 0.0
+    )
+    h = coef[:, 2]
+    b = coef[:, 0] + 2 * coef[:, 1] * at
+    h_se = np.where(ok, np.sqrt(np.maximum(inv[:, 2, 2], 0)), np.inf)
+    b_var = inv[:, 0, 0] + 4 * at * inv[:, 0, 1] + 4 * at * at * inv[:, 1, 1]
+    b_se = np.where(ok, np.sqrt(np.maximum(b_var, 0)), np.inf)
+    # the hinge's influence per row: row 3 of the inverse information times the row's centred
+    # regressors, stated as one regressor whose information is 1 / inv[2, 2]
+    centred = np.stack([c - means[sku, j] for j, c in enumerate(cols)], axis=1)
+    eff_info = np.where(ok, 1 / np.maximum(inv[:, 2, 2], 1e-300), 0.0)
+    effective = np.einsum("rj,rj->r", inv[sku, 2, :], centred) * eff_info[sku]
+    ok = ok & (h_se < 0.7 * prior_sd) & (np.abs(h) < 39) & (np.abs(b) < 19)
+    eta = offset + sum(coef[sku, j] * cols[j] for j in range(3))
+    m, w = _mean_weight(a[sku] + eta, trunc)
+    return (
+        np.where(ok, h, np.nan),
+        np.where(ok, h_se, np.inf),
+        np.where(ok, b, np.nan),
+        b_se,
+        (m, w, effective, eff_info),
+    )
 
 
 def _tau2(est: np.ndarray, se: np.ndarray, centre: float) -> float:
