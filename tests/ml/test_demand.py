@@ -344,22 +344,26 @@ def test_a_curve_that_bends_down_is_not_read_as_a_hinge_above_the_competitor():
     # Linear demand (more elastic the dearer the SKU) and no hinge at all, the competitor at
     # the SKU's usual price: its days above the competitor are its dearest days. The hinge is
     # fitted beside the bend, so the bend is not read as demand collapsing above the
-    # competitor (fitted with the slope alone, most of these SKUs showed a hinge).
-    rng = np.random.default_rng(5)
-    n, days = 80, 364
-    true = -rng.uniform(1.5, 3.0, n)
-    sku = np.repeat(np.arange(n), days)
-    day = np.tile(np.arange(738000, 738000 + days), n)
-    level = rng.uniform(5, 50, n)
-    price = level[sku] * np.exp(rng.normal(0, 0.1, n * days))
-    reading = level[sku] * np.exp(rng.normal(0, 0.02, n * days))
-    rate = rng.uniform(4, 15, n)[sku] * np.maximum(1 + true[sku] * (price / level[sku] - 1), 0)
-    panel = Panel(sku=sku, day=day, units=rng.poisson(rate), price=price,
-                  competitor_price=reading, competitor_sd=0.02)  # fmt: skip
-    fit = fit_demand(panel)
-    known = np.isfinite(fit.competitor_above_se)
-    assert known.mean() > 0.9
-    z = fit.competitor_above[known] / fit.competitor_above_se[known]
-    # (the log of a linear curve is not quadratic: a little of its bend stays; with the slope alone: -2.8, 69 % below -2)
-    assert np.mean(z) > -0.6
-    assert np.mean(z < -2) < 0.1
+    # competitor. Fitted beside the slope alone, seeds 0-7: mean z -2.8 to -3.2 and 69-80 %
+    # of SKUs "clear" (z < -2); beside the bend -0.4 to -0.8 and 4-10 % (the log of a linear
+    # curve is not quadratic, and the pooled stage fits its hinge without a bend).
+    z = []
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        n, days = 80, 364
+        true = -rng.uniform(1.5, 3.0, n)
+        sku = np.repeat(np.arange(n), days)
+        day = np.tile(np.arange(738000, 738000 + days), n)
+        level = rng.uniform(5, 50, n)
+        price = level[sku] * np.exp(rng.normal(0, 0.1, n * days))
+        reading = level[sku] * np.exp(rng.normal(0, 0.02, n * days))
+        rate = rng.uniform(4, 15, n)[sku] * np.maximum(1 + true[sku] * (price / level[sku] - 1), 0)
+        panel = Panel(sku=sku, day=day, units=rng.poisson(rate), price=price,
+                      competitor_price=reading, competitor_sd=0.02)  # fmt: skip
+        fit = fit_demand(panel)
+        known = np.isfinite(fit.competitor_above_se)
+        assert known.mean() > 0.9
+        z.append(fit.competitor_above[known] / fit.competitor_above_se[known])
+    z = np.concatenate(z)
+    assert np.mean(z) > -1.0
+    assert np.mean(z < -2) < 0.15
