@@ -979,10 +979,10 @@ def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at)
     `prior_sd`): the hinge above the competitor read beyond the curve's bend (a curve that
     bends down as the price rises is otherwise read as a hinge wherever the SKU's days above
     the competitor are its dearer days). Returns the third coefficient, its s.e., the slope at
-    x = `at` (per SKU: where the straight fit's slope sits) and its s.e. (NaN where the prices
-    do not identify them); and for the sandwich (`_variance_parts` with s1 = 0) each row's
-    mean and weight, its effective regressor of the third coefficient (the row's part of the
-    coefficient's influence) and that regressor's information."""
+    x = `at` (per SKU: where the straight fit's slope sits) and its s.e. (NaN and inf where
+    the prices do not identify them); and for the sandwich (`_variance_parts` with s1 = 0)
+    each row's mean and weight, its effective regressor of the third coefficient (the row's
+    part of the coefficient's influence) and that regressor's information."""
     cols = (x, x * x, z)
     prec = np.array([0.0, 1 / CURVATURE_PRIOR_SD**2, 1 / prior_sd**2])
     coef = np.zeros((n, 3))
