@@ -988,9 +988,12 @@ def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at)
     coef = np.zeros((n, 3))
     coef[:, 0] = b0
     a = a0.copy()
+
+    def linear():  # each row's offset and its SKU's three terms
+        return offset + sum(coef[sku, j] * cols[j] for j in range(3))
+
     for _ in range(max(iterations, 1)):
-        eta = offset + sum(coef[sku, j] * cols[j] for j in range(3))
-        m, w = _mean_weight(a[sku] + eta, trunc)
+        m, w = _mean_weight(a[sku] + linear(), trunc)
         s0 = np.maximum(np.bincount(sku, weights=w, minlength=n), 1e-12)
         sums = [np.bincount(sku, weights=w * c, minlength=n) for c in cols]
         means = np.stack([s / s0 for s in sums], axis=1)
@@ -1015,8 +1018,7 @@ def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at)
         coef = coef + step / cap[:, None]
         coef[:, 0] = np.clip(coef[:, 0], -20, 5)
         coef[:, 1:] = np.clip(coef[:, 1:], -40, 10)
-        a = _profile_alpha(y, offset + sum(coef[sku, j] * cols[j] for j in range(3)), sku, n,
-                           trunc, a)  # fmt: skip
+        a = _profile_alpha(y, linear(), sku, n, trunc, a)
         if np.max(np.abs(step / cap[:, None])) < 1e-7:
             break
     inv = np.where(
@@ -1036,8 +1038,7 @@ def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at)
         effective += (inv[:, 2, j] * eff_info)[sku] * (col - means[sku, j])
     ok = ok & (h_se < 0.7 * prior_sd) & (np.abs(h) < 39) & (np.abs(b) < 19)
     b_se = np.where(ok, b_se, np.inf)
-    eta = offset + sum(coef[sku, j] * cols[j] for j in range(3))
-    m, w = _mean_weight(a[sku] + eta, trunc)
+    m, w = _mean_weight(a[sku] + linear(), trunc)
     return (
         np.where(ok, h, np.nan),
         np.where(ok, h_se, np.inf),

@@ -344,9 +344,9 @@ def test_a_curve_that_bends_down_is_not_read_as_a_hinge_above_the_competitor():
     # Linear demand (more elastic the dearer the SKU) and no hinge at all, the competitor at
     # the SKU's usual price: its days above the competitor are its dearest days. The hinge is
     # fitted beside the bend, so the bend is not read as demand collapsing above the
-    # competitor. This setup fitted beside the slope alone, seeds 0-7: mean z -2.8 to -3.2 and 69-80 %
-    # of SKUs "clear" (z < -2); beside the bend -0.4 to -0.8 and 4-10 % (the log of a linear
-    # curve is not quadratic, and the pooled stage fits its hinge without a bend).
+    # competitor. This setup fitted beside the slope alone, seeds 0-7: mean z -2.8 to -3.2 and
+    # 69-80 % of SKUs "clear" (z < -2); beside the bend -0.4 to -0.8 and 4-10 % (the log of a
+    # linear curve is not quadratic, and the pooled stage fits its hinge without a bend).
     z = []
     for seed in range(3):
         rng = np.random.default_rng(seed)
