@@ -528,22 +528,28 @@ def _within(y, own, priors, controls, sku, n, trunc, start, g, alpha, iterations
     k, p = controls.shape[1], own.shape[1]
     coef, g, a = np.array(start, float), np.asarray(g, float).copy(), alpha.copy()
     prec = np.asarray(priors, float)
+    # rows by SKU: each per-SKU sum is one reduceat over contiguous runs
+    order = np.argsort(sku, kind="stable")
+    y, own, controls, sku = y[order], own[order], controls[order], sku[order]
+    trunc = None if trunc is None else trunc[order]
+    starts = np.flatnonzero(np.r_[True, sku[1:] != sku[:-1]]) if len(sku) else np.zeros(0, int)
+    present = sku[starts]
 
-    def per_sku(values):
-        return np.bincount(sku, weights=values, minlength=n)
+    def per_sku(values):  # (rows,) or (rows, c) -> (n,) or (n, c)
+        out = np.zeros((n, *values.shape[1:]))
+        if len(starts):
+            out[present] = np.add.reduceat(values, starts, axis=0)
+        return out
 
     def centred(columns, w, s0):
-        means = np.column_stack([per_sku(w * columns[:, j]) for j in range(columns.shape[1])])
-        return columns - means[sku] / s0[sku, None]
+        return columns - (per_sku(w[:, None] * columns) / s0[:, None])[sku]
 
     for _ in range(max(iterations, 1)):
-        fixed = controls @ g
-        m, w = _mean_weight(a[sku] + np.einsum("ij,ij->i", own, coef[sku]) + fixed, trunc)
+        m, w = _mean_weight(a[sku] + np.einsum("ij,ij->i", own, coef[sku]) + controls @ g, trunc)
         s0 = np.maximum(per_sku(w), 1e-12)
         oc, zc = centred(own, w, s0), centred(controls, w, s0)
-        info_own = np.empty((n, p, p))
-        for i, j in itertools.combinations_with_replacement(range(p), 2):
-            info_own[:, i, j] = info_own[:, j, i] = per_sku(w * oc[:, i] * oc[:, j])
+        weighted = w[:, None] * oc
+        info_own = np.stack([per_sku(weighted[:, i : i + 1] * oc) for i in range(p)], axis=1)
         info_own[:, range(p), range(p)] += prec
         scale = np.sqrt(np.maximum(np.einsum("ijj->ij", info_own), 1e-300))
         with np.errstate(all="ignore"):
@@ -555,12 +561,9 @@ def _within(y, own, priors, controls, sku, n, trunc, start, g, alpha, iterations
             np.linalg.inv(np.where(ok[:, None, None], info_own, np.eye(p))),
             0.0,
         )
-        cross = np.empty((n, p, k))
-        for i in range(p):
-            for j in range(k):
-                cross[:, i, j] = per_sku(w * oc[:, i] * zc[:, j])
+        cross = np.stack([per_sku(weighted[:, i : i + 1] * zc) for i in range(p)], axis=1)
         residual = y - m
-        grad_own = np.column_stack([per_sku(residual * oc[:, i]) for i in range(p)]) - prec * coef
+        grad_own = per_sku(residual[:, None] * oc) - prec * coef
         solved = inv @ cross  # each SKU's terms solved against the controls' columns (n, p, k)
         info = (zc * w[:, None]).T @ zc - np.einsum("ipk,ipl->kl", cross, solved)
         grad = zc.T @ residual - np.einsum("ipk,ip->k", solved, grad_own)
@@ -571,14 +574,17 @@ def _within(y, own, priors, controls, sku, n, trunc, start, g, alpha, iterations
             1.0, np.maximum(np.abs(own_step[:, 0]), np.abs(own_step[:, 1:]).max(1) / 5)
         )
         g = g + step
-        coef = coef + own_step / cap[:, None]
-        coef[:, 0] = np.clip(coef[:, 0], -20, 5)
-        coef[:, 1:] = np.clip(coef[:, 1:], -40, 10)
+        moved = coef + own_step / cap[:, None]
+        moved[:, 0] = np.clip(moved[:, 0], -20, 5)
+        moved[:, 1:] = np.clip(moved[:, 1:], -40, 10)
+        settled = float(np.max(np.abs(moved - coef)))  # a term held at its bound has settled
+        coef = moved
         a = _profile_alpha(
             y, np.einsum("ij,ij->i", own, coef[sku]) + controls @ g, sku, n, trunc, a
         )
-        moved = max(np.max(np.abs(step)), np.max(np.abs(own_step / cap[:, None])))
-        if moved < (1e-6 if trunc is not None else 1e-8):
+        # the controls are what is kept: done when their step is negligible and the SKUs'
+        # terms, which reach them only through the complement, have all but settled
+        if np.max(np.abs(step)) < (1e-6 if trunc is not None else 1e-8) and settled < 1e-4:
             break
     # the controls with each SKU's terms partialled out: their scores, clustered by SKU
     effective = zc - np.einsum("ip,ipk->ik", oc, solved[sku])
