@@ -460,34 +460,16 @@ def fit_pooled(
             beta, alpha, m, _wt, Xc, info = _pooled(y, X, sku, n, trunc, beta, alpha, iterations)
     # Standard errors that hold under overdispersion and correlation within a SKU: the
     # sandwich clustered by SKU (every SKU's days are one cluster), never below the model's.
-    cov = _clustered(np.linalg.pinv(info), Xc, y - m, sku, n)
-    if WITHIN_CONTROLS and controls.shape[1]:
-        # The shared controls within SKU: one pooled slope for SKUs whose slopes differ leaves
-        # each SKU's misfit in its residuals, and wherever a control moves with the own price
-        # (the competitor gap does, one for one) the control takes it. Estimated beside each
-        # SKU's own slope and bend, the controls see only what the SKU's own curve leaves.
-        shared = np.arange(controls.shape[1])
-        own, priors = [r.lp, r.lp**2], [0.0, 1 / CURVATURE_PRIOR_SD**2]
-        if "competitor_above" in names:  # each SKU's own hinge in place of the pooled one
-            j = names.index("competitor_above")
-            shared = shared[shared != j]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gap = np.log(r.price / np.asarray(r.sub.competitor_price, float))
-            # (as fit_block: only SKUs seen both above and below the competitor show a hinge)
-            above = np.bincount(sku, weights=np.nan_to_num(gap) > 0, minlength=n)
-            both = ((above > 0) & (above < np.bincount(sku, minlength=n)))[sku]
-            own.append(np.where(both, controls[:, j], 0.0))
-            priors.append(1 / HINGE_PRIOR_SD**2)
-        start = np.zeros((n, len(own)))
-        start[:, 0] = beta[0]
-        g, cov_within = _within(
-            y, np.column_stack(own), np.array(priors), controls[:, shared], sku, n, trunc,
-            start, beta[1 + shared], alpha, iterations,
-        )  # fmt: skip
-        beta[1 + shared] = g
-        cov[1:, :] = cov[:, 1:] = 0.0
-        cov[np.ix_(1 + shared, 1 + shared)] = cov_within
-        alpha = _profile_alpha(y, X @ beta, sku, n, trunc, alpha)
+    bread = np.linalg.pinv(info)
+    residual = y - m
+    scores = np.column_stack(
+        [np.bincount(sku, weights=Xc[:, j] * residual, minlength=n) for j in range(X.shape[1])]
+    )
+    clusters = int(np.count_nonzero(np.bincount(sku, minlength=n)))
+    meat = scores.T @ scores * (clusters / max(clusters - 1, 1))
+    robust = bread @ meat @ bread
+    diagonal = np.maximum(np.diag(robust), np.diag(bread))
+    cov = np.where(np.eye(len(beta), dtype=bool), diagonal, robust)
     return Pooled(
         beta=beta,
         cov=cov,
@@ -501,94 +483,6 @@ def fit_pooled(
         time_effects=panel.time_effects,
         alpha=alpha,
     )
-
-
-def _clustered(bread, Xc, residual, sku, n):
-    """The sandwich of a within-SKU design `Xc` clustered by SKU, its diagonal never below the
-    model's (`bread`, the inverse information)."""
-    scores = np.column_stack(
-        [np.bincount(sku, weights=Xc[:, j] * residual, minlength=n) for j in range(Xc.shape[1])]
-    )
-    clusters = int(np.count_nonzero(np.bincount(sku, minlength=n)))
-    meat = scores.T @ scores * (clusters / max(clusters - 1, 1))
-    robust = bread @ meat @ bread
-    diagonal = np.maximum(np.diag(robust), np.diag(bread))
-    return np.where(np.eye(len(bread), dtype=bool), diagonal, robust)
-
-
-def _within(y, own, priors, controls, sku, n, trunc, start, g, alpha, iterations):
-    """The shared controls' coefficients `g` estimated within SKU: Newton steps on them jointly
-    with each SKU's own terms (`own`: columns such as its slope, bend and hinge, each SKU its
-    own coefficient on each, from `start` (n, p), under normal priors of precision `priors`
-    around 0 (0: none), the intercepts profiled. Each SKU's terms are profiled out of the
-    controls' step by their Schur complement: the step is what the controls explain beyond
-    every SKU's own curve (a SKU whose data do not identify its terms keeps them). Returns the
-    coefficients and their sandwich covariance clustered by SKU, on the controls with each
-    SKU's terms partialled out."""
-    k, p = controls.shape[1], own.shape[1]
-    coef, g, a = np.array(start, float), np.asarray(g, float).copy(), alpha.copy()
-    prec = np.asarray(priors, float)
-    # rows by SKU: each per-SKU sum is one reduceat over contiguous runs
-    order = np.argsort(sku, kind="stable")
-    y, own, controls, sku = y[order], own[order], controls[order], sku[order]
-    trunc = None if trunc is None else trunc[order]
-    starts = np.flatnonzero(np.r_[True, sku[1:] != sku[:-1]]) if len(sku) else np.zeros(0, int)
-    present = sku[starts]
-
-    def per_sku(values):  # (rows,) or (rows, c) -> (n,) or (n, c)
-        out = np.zeros((n, *values.shape[1:]))
-        if len(starts):
-            out[present] = np.add.reduceat(values, starts, axis=0)
-        return out
-
-    def centred(columns, w, s0):
-        return columns - (per_sku(w[:, None] * columns) / s0[:, None])[sku]
-
-    for _ in range(max(iterations, 1)):
-        m, w = _mean_weight(a[sku] + np.einsum("ij,ij->i", own, coef[sku]) + controls @ g, trunc)
-        s0 = np.maximum(per_sku(w), 1e-12)
-        oc, zc = centred(own, w, s0), centred(controls, w, s0)
-        weighted = w[:, None] * oc
-        info_own = np.stack([per_sku(weighted[:, i : i + 1] * oc) for i in range(p)], axis=1)
-        info_own[:, range(p), range(p)] += prec
-        scale = np.sqrt(np.maximum(np.einsum("ijj->ij", info_own), 1e-300))
-        with np.errstate(all="ignore"):
-            corr = info_own / scale[:, :, None] / scale[:, None, :]
-            det = np.linalg.det(np.where(np.isfinite(corr), corr, 0.0))
-        ok = (info_own[:, 0, 0] > 1e-9) & (det > 1e-6)
-        inv = np.where(
-            ok[:, None, None],
-            np.linalg.inv(np.where(ok[:, None, None], info_own, np.eye(p))),
-            0.0,
-        )
-        cross = np.stack([per_sku(weighted[:, i : i + 1] * zc) for i in range(p)], axis=1)
-        residual = y - m
-        grad_own = per_sku(residual[:, None] * oc) - prec * coef
-        solved = inv @ cross  # each SKU's terms solved against the controls' columns (n, p, k)
-        info = (zc * w[:, None]).T @ zc - np.einsum("ipk,ipl->kl", cross, solved)
-        grad = zc.T @ residual - np.einsum("ipk,ip->k", solved, grad_own)
-        step = np.linalg.solve(info + 1e-8 * np.eye(k), grad)
-        step = step / max(1.0, float(np.max(np.abs(step))))
-        own_step = np.einsum("ipq,iq->ip", inv, grad_own - cross @ step)
-        cap = np.maximum(
-            1.0, np.maximum(np.abs(own_step[:, 0]), np.abs(own_step[:, 1:]).max(1) / 5)
-        )
-        g = g + step
-        moved = coef + own_step / cap[:, None]
-        moved[:, 0] = np.clip(moved[:, 0], -20, 5)
-        moved[:, 1:] = np.clip(moved[:, 1:], -40, 10)
-        settled = float(np.max(np.abs(moved - coef)))  # a term held at its bound has settled
-        coef = moved
-        a = _profile_alpha(
-            y, np.einsum("ij,ij->i", own, coef[sku]) + controls @ g, sku, n, trunc, a
-        )
-        # the controls are what is kept: done when their step is negligible and the SKUs'
-        # terms, which reach them only through the complement, have all but settled
-        if np.max(np.abs(step)) < (1e-6 if trunc is not None else 1e-8) and settled < 1e-4:
-            break
-    # the controls with each SKU's terms partialled out: their scores, clustered by SKU
-    effective = zc - np.einsum("ip,ipk->ik", oc, solved[sku])
-    return g, _clustered(np.linalg.pinv(info), effective, residual, sku, n)
 
 
 @dataclass
@@ -626,9 +520,6 @@ class BlockFit:
     recent_y: np.ndarray
     recent_x: np.ndarray
     recent_trunc: np.ndarray | None
-    # per SKU, how far the straight slope may sit off `centre` on a bent curve (None: a part
-    # stored before it was: 0)
-    off_centre: np.ndarray | None = None
 
 
 def fit_block(
@@ -696,20 +587,6 @@ def fit_block(
     # it at the centre made bent curves look less elastic at today's price: the simulator's
     # S-shaped curves by 0.2).
     centre = np.where(has, s1 / np.maximum(s0, 1e-12), last)
-    # Where the days are skewed (a tail of promotion days), the straight slope on a bent curve
-    # sits off their weighted mean: on an exact quadratic at cov(x^2, x) / (2 var x). Which of
-    # the two holds depends on the curve's shape beyond its bend (carried from the quadratic's
-    # point, the slopes read 0.14-0.18 too elastic on the simulator's trap markets; from the
-    # mean, 0.18 too flat on an exact quadratic with deep promotions), so the slope is carried
-    # from the mean and the distance between them is doubt in its s.e. (reduce).
-    s3 = np.bincount(sku, weights=wt * lp**3, minlength=n)
-    spread = s2 * s0 - s1 * s1
-    with np.errstate(divide="ignore", invalid="ignore"):
-        skewed = (s3 * s0 - s2 * s1) / (2 * spread)
-    lowest = _per_sku(np.minimum, lp, sku, n, np.inf)
-    highest = _per_sku(np.maximum, lp, sku, n, -np.inf)
-    sound = has & (spread > 1e-9 * s0 * s0) & np.isfinite(skewed)
-    off_centre = np.where(sound, np.clip(skewed, lowest, highest) - centre, 0.0)
     day0 = pooled.day_range[0]
     slope_var = _variance_parts(
         y, m, wt, lp, sku, day, n, s0, s1, np.maximum(info_b, 1e-12), kw, var_b, [day0]
@@ -782,7 +659,6 @@ def fit_block(
         recent_y=y[recent],
         recent_x=lp[recent],
         recent_trunc=None if trunc is None else trunc[recent],
-        off_centre=off_centre,
     )
 
 
@@ -822,7 +698,7 @@ def _variance_of(parts: list[dict], origin: int | None = None):
             for p in parts
         ]
     )
-    tenant = _tenant_dispersion(pearson, df)
+    tenant = float(max(pearson.sum() / max(df.sum(), 1.0), 1.0))
     phi = (pearson + DISPERSION_PRIOR_ROWS * tenant) / (df + DISPERSION_PRIOR_ROWS)
     phi = np.maximum(phi, 1.0)
     return np.maximum(phi * model / info2, meat / info2), phi, tenant
@@ -887,12 +763,7 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         # judged), taking the curvature's doubt along that distance.
         shrunk = np.where(own, shrunk + 2 * curvature * (last - centre), shrunk)
         reach = 2 * (last - centre) * np.nan_to_num(curvature_se, posinf=0.0)
-        # and where on the curve the straight slope sits (skewed days, fit_block)
-        off = np.concatenate(
-            [np.zeros(b.n) if b.off_centre is None else b.off_centre for b in blocks]
-        )
-        aside = 2 * curvature * off
-        shrunk_se = np.where(own, np.sqrt(shrunk_se**2 + reach**2 + aside**2), shrunk_se)
+        shrunk_se = np.where(own, np.sqrt(shrunk_se**2 + reach**2), shrunk_se)
     shrunk = np.clip(shrunk, *ELASTICITY_RANGE)
     # Demand that rises with the price is confounding (promotions, seasons, display), not a
     # curve to price on: such a SKU takes its category's elasticity (else the tenant's, else a
@@ -979,8 +850,6 @@ def _gap_range(price, competitor, sku, n, reduce, empty):
 
 
 LOCAL_BANDWIDTH = 0.25  # log-price distance over which a SKU's slope is local to today's price
-# The shared controls estimated within SKU, beside each SKU's own slope and bend (`_within`)
-WITHIN_CONTROLS = True
 HINGE_PRIOR_SD = 3.0  # prior on a SKU's extra slope above the competitor: N(0, 3^2)
 
 
@@ -995,28 +864,6 @@ def _per_sku(reduce, values, sku, n, empty):
     out = np.full(n, empty, float)
     reduce.at(out, sku, values)
     return out
-
-
-DISPERSION_FENCE = 4.0  # robust s.d. of the SKUs' log dispersions beyond which one is capped
-
-
-def _tenant_dispersion(pearson, df) -> float:
-    """The tenant's dispersion (the prior of each SKU's): the Pearson statistic over the degrees
-    of freedom, summed over the SKUs, each SKU's ratio capped at DISPERSION_FENCE robust s.d.
-    of the log ratios above their median. One SKU whose rows the curve cannot fit (a price
-    recorded in cents for months) keeps its own dispersion and so its own wide s.e., but does
-    not widen every other SKU's through the prior."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = pearson / df
-    judged = (df >= 10) & np.isfinite(ratio) & (ratio > 0)
-    capped = pearson
-    if judged.sum() >= 5:
-        logs = np.log(ratio[judged])
-        centre = np.median(logs)
-        spread = 1.4826 * np.median(np.abs(logs - centre))
-        fence = np.exp(centre + DISPERSION_FENCE * max(spread, 0.05))
-        capped = np.minimum(pearson, fence * df)
-    return float(max(capped.sum() / max(df.sum(), 1.0), 1.0))
 
 
 def _variance_parts(y, m, w, x, sku, day, n, s0, s1, info, kw=1.0, var=None, origins=(0,)):

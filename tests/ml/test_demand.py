@@ -151,15 +151,10 @@ def test_the_curvature_of_a_bending_curve_is_recovered():
     assert abs(np.median(flat.curvature)) < 1.0
 
 
-def test_the_slope_at_todays_price_on_a_bending_curve_with_promotions():
+def test_the_slope_at_todays_price_is_unbiased_on_a_bending_curve_with_promotions():
     # log units bend down with log price (curvature -3) and promotions add a tail of low
     # prices: the straight fit's slope belongs where the SKU's days weigh, below today's price;
-    # read at today's price instead it looked 0.1-0.2 less elastic than the truth. Carried from
-    # the weighted mean of the days it reads -1.82 here: on an exact quadratic, a skewed sample
-    # puts the straight slope at cov(x^2, x) / (2 var x), below the mean (-1.97 from there).
-    # That centre was measured and not kept: on the simulator's trap markets (deep promotions
-    # of varying depth, curves that are not quadratic) it left the slopes 0.14-0.18 too elastic
-    # (benchmarks/RESULTS.md).
+    # read at today's price instead it looked 0.1-0.2 less elastic than the truth.
     rng = np.random.default_rng(11)
     skus, days, e, c = 120, 365, -2.0, -3.0
     sku = np.repeat(np.arange(skus), days)
@@ -179,11 +174,8 @@ def test_the_slope_at_todays_price_on_a_bending_curve_with_promotions():
         )
     )
     slope = fit.elasticity_at(np.arange(skus), np.full(skus, 10.0))
-    assert abs(np.median(slope) - e) < 0.22
+    assert abs(np.median(slope) - e) < 0.08
     assert np.mean(np.abs(slope - e) <= 1.96 * fit.elasticity_se) >= 0.88
-    # the promotions' lift estimated beside each SKU's own bent curve (one pooled straight
-    # slope read 0.29: the bend at the promotions' lower prices taken for a smaller lift)
-    assert abs(fit.coef[fit.coef_names.index("promo")] - 0.4) < 0.05
 
 
 def test_expected_units_follow_the_recent_level_not_the_years_average():
@@ -330,12 +322,7 @@ def _anchored(seed, n=60, days=364, jitter=0.04, hinge=-4.0):
 
 def test_the_hinge_on_the_ramp_smoothed_over_the_readings_jitter_is_less_flattened():
     # A sharp kink at a reading that is off the day's price by the jitter reads the hinge far
-    # too flat; on the expected ramp under that jitter it comes closer to the truth. (Every SKU
-    # here collapses above a competitor priced at its own level: the slope, the bend and the
-    # hinge are hard to tell apart, and the hinge alone reads about -1.2 of the true -4 on the
-    # ramp, -1.1 on the sharp kink, seeds 0-3. With the shared controls fitted on one pooled
-    # slope it read -2.2 and -1.7, on a competitor gap's coefficient of +0.8 to +1.1 where the
-    # truth is 0, which made up for it.)
+    # too flat; on the expected ramp under that jitter it comes closer to the truth.
     from ml.science.demand import RAMP_SCALE
 
     sharp_error, smooth_error = [], []
@@ -349,8 +336,8 @@ def test_the_hinge_on_the_ramp_smoothed_over_the_readings_jitter_is_less_flatten
             known = np.isfinite(fit.competitor_above_se)
             assert known.mean() > 0.9
             errors.append(np.sqrt(np.mean((fit.competitor_above[known] + 4.0) ** 2)))
-        assert smooth.competitor_above.mean() < sharp.competitor_above.mean() - 0.1
-        assert smooth_error[-1] < sharp_error[-1]
+        assert smooth.competitor_above.mean() < sharp.competitor_above.mean() - 0.2
+    assert np.mean(smooth_error) < 0.85 * np.mean(sharp_error)
 
 
 def test_a_curve_that_bends_down_is_not_read_as_a_hinge_above_the_competitor():
@@ -380,60 +367,3 @@ def test_a_curve_that_bends_down_is_not_read_as_a_hinge_above_the_competitor():
     z = np.concatenate(z)
     assert np.mean(z) > -1.0
     assert np.mean(z < -2) < 0.15
-
-
-def _market_panel(forms, seed=0, skus=200, days=365, traps=False):
-    """A simulated market's year as the demand model reads it: its competitor read once a week
-    and the reading carried over the week (ml.panel), the merchant following half of each of
-    the competitor's moves, so that the own price and the competitor gap move together."""
-    from ml.science.simulator import make_market, simulate
-
-    market = make_market(skus, forms, seed, traps=traps)
-    rows = list(simulate(market, days, seed, True))
-    n = len(market.sku)
-    weekly = np.stack([d.competitor for d in rows])[::7]
-    reading = weekly.repeat(7, axis=0)[:days]
-    panel = Panel(
-        sku=np.tile(np.arange(n), days),
-        day=np.repeat(738000 + np.arange(days), n),
-        units=np.concatenate([d.units for d in rows]).astype(float),
-        price=np.concatenate([d.price for d in rows]),
-        promo=np.concatenate([d.promo for d in rows]).astype(float),
-        competitor_price=reading.ravel(),
-        competitor_sd=0.03,
-        current_price=np.round(market.price_today, 2),
-    )
-    return market, panel
-
-
-@pytest.mark.parametrize("form", ["linear", "logit"])
-def test_the_competitor_gap_is_estimated_within_sku(form):
-    # SKUs of many elasticities (-0.6 to -3) whose own price follows half of the competitor's
-    # moves: one pooled slope leaves each SKU's own slope in the residuals, which move with the
-    # gap, and the gap's coefficient took it (-0.05 linear, -0.10 logit; the truth is -0.3).
-    # The gap's coefficient is in every SKU's elasticity, and the rest of the truth it missed
-    # was read as a hinge above the competitor on every SKU of a catalog that has none (mean
-    # hinge -0.40 and -0.23, its spread centred there). Estimated beside each SKU's own slope,
-    # bend and hinge, seed 0: -0.33 and -0.32, mean hinge 0.05 and 0.12.
-    _market, panel = _market_panel((form,))
-    fit = fit_demand(panel)
-    assert abs(fit.coef[fit.coef_names.index("competitor_gap")] - (-0.3)) < 0.1
-    known = np.isfinite(fit.competitor_above_se)
-    assert known.mean() > 0.9
-    assert abs(np.mean(fit.competitor_above[known])) < 0.2
-    assert np.mean(fit.competitor_above[known] + 2 * fit.competitor_above_se[known] < 0) < 0.05
-
-
-def test_one_unfittable_sku_does_not_set_the_tenants_dispersion():
-    from ml.science.demand import _tenant_dispersion
-
-    rng = np.random.default_rng(0)
-    df = np.full(60, 200.0)
-    pearson = df * np.exp(rng.normal(0, 0.1, 60))
-    plain = pearson.sum() / df.sum()
-    bad = pearson.copy()
-    bad[0] = 60 * df[0]  # a price recorded in cents for months: its rows fit no curve
-    assert _tenant_dispersion(bad, df) == pytest.approx(plain, abs=0.02)
-    # a catalog whose SKUs are overdispersed by their volume (ratios 1 to 20): nothing capped
-    spread = df * np.exp(rng.uniform(0, np.log(20), 60))
-    assert _tenant_dispersion(spread, df) == pytest.approx(spread.sum() / df.sum())
