@@ -285,6 +285,41 @@ def competitor_jitter(since) -> float:
     return float(row[0]) * 1.4826 / np.sqrt(2) if row and row[0] is not None else 0.0
 
 
+def competitor_noise(since):
+    """`competitor_jitter` with the share and size of the real re-prices among the same changes
+    (`ml.science.competitor.noise_of_histogram`, on the histogram of |change| this one pass
+    over the readings counts): what tells, in the reprice, which of a competitor's recent
+    readings still say today's price."""
+    import numpy as np
+    from django.db import connection
+
+    from ml.science.competitor import CHANGE_BINS, CHANGE_EDGES, noise_of_histogram
+    from pricing_saas.catalog.models import CompetitorOffer
+
+    low, high = (float(np.log(edge)) for edge in CHANGE_EDGES)
+    with connection.cursor() as cur:
+        cur.execute(
+            "WITH d AS (SELECT abs(ln(price / LAG(price) OVER (PARTITION BY product_id,"
+            " competitor ORDER BY observed_at))) AS change FROM "
+            + CompetitorOffer._meta.db_table
+            + " WHERE tenant_id = %s AND observed_at >= %s AND in_stock AND price > 0)"
+            " SELECT (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY change) FROM d"
+            "  WHERE change IS NOT NULL),"
+            " CASE WHEN change < %s THEN 0"
+            "  ELSE LEAST(width_bucket(ln(change), %s, %s, %s), %s) END AS bin, count(*)"
+            " FROM d WHERE change IS NOT NULL GROUP BY bin",
+            [require_current_tenant().pk, since, CHANGE_EDGES[0], low, high, CHANGE_BINS,
+             CHANGE_BINS],
+        )  # fmt: skip
+        rows = cur.fetchall()
+    counts = np.zeros(CHANGE_BINS + 1)
+    for _median, at, count in rows:
+        counts[int(at)] += int(count)
+    median = rows[0][0] if rows else None
+    sd = float(median) * 1.4826 / np.sqrt(2) if median is not None else 0.0
+    return noise_of_histogram(sd, counts)
+
+
 def tenant_facts() -> dict:
     """What every block of a partitioned demand fit must agree on, read once for the tenant:
     the products with sales rows (ascending), the first and last day of the priced rows (the

@@ -77,7 +77,7 @@ def start(job: RepriceJob) -> RepriceJob:
         bounds=bounds,
         demand=demand.pk,
         category_means=ml_selectors.category_prior_means(demand, _active()),
-        competitor_sd=services.tenant_competitor_sd(),
+        competitor_noise=services.tenant_competitor_noise().as_list(),
         no_cost=current.no_cost_fallback,
         risk=approvals.risk(current),
     )
@@ -154,7 +154,8 @@ def run_part(job_id: int, index: int) -> None:
             demand,
             within,
             plan["category_means"],
-            plan["competitor_sd"],
+            # (a plan made before the noise was planned holds the jitter alone)
+            plan.get("competitor_noise", plan.get("competitor_sd")),
             no_cost=plan.get("no_cost"),
             risk=plan.get("risk"),
         )

@@ -18,7 +18,7 @@ from ml import panel as ml_panel
 from ml import selectors as ml_selectors
 from ml import services as ml_services
 from ml.models import ModelVersion, ReferencePrice
-from ml.science.demand import RAMP_SCALE as READING_CARRIED
+from ml.science import competitor as competitor_science
 from ml.science.optimizer import RULES, Rules, optimise, rule_names
 from pricing_saas.catalog.models import CompetitorOffer, Product, SalesRecord
 from pricing_saas.web.errors import ConflictError, ServiceError
@@ -206,40 +206,59 @@ class Market:
     """What the reprice knows of the market per product: the lowest competitor and the
     reference-price model's interval."""
 
+    # the lowest competitor's price level today (ml.science.competitor.level: its readings
+    # since it last re-priced; the latest reading where readings are exact)
     competitor_price: np.ndarray
     competitor_name: list[str]
     reference: dict[int, Decimal]
     reference_low: np.ndarray
     reference_high: np.ndarray
-    competitor_sd: float = 0.0  # how far a competitor's reading may be off (log price)
+    competitor_sd: float = 0.0  # how far one competitor reading may be off (log price)
+    # per product, the weight of readings behind competitor_price (1: its latest reading alone)
+    competitor_readings: np.ndarray | None = None
+    noise: competitor_science.Noise | None = None
 
     @classmethod
     def load(
         cls,
         ids: np.ndarray,
         within: tuple[int, int] | None = None,
-        competitor_sd: float | None = None,
+        noise=None,
     ) -> Market:
         """What the market says of `ids` (with `within`, the products with ids in [low, high)
-        only are read; `competitor_sd`: the tenant's, read once by a partitioned reprice)."""
+        only are read; `noise`: the tenant's competitor noise, read once by a partitioned
+        reprice, as ml.science.competitor.Noise.of reads it)."""
+        noise = tenant_competitor_noise() if noise is None else competitor_science.Noise.of(noise)
         since = timezone.now() - COMPETITOR_WINDOW
         among = "" if within is None else " AND product_id >= %s AND product_id < %s"
-        # Each competitor's latest observation in the window (its price now, if in stock),
-        # then the lowest of those per SKU, and whose it is: an old low price a competitor has
-        # since left is not today's market.
-        with connection.cursor() as cur:  # both steps in SQL: a feed may have many sellers
+        # Each competitor's readings in the window, the latest first, up to its first one out
+        # of stock (a competitor out of stock now is not today's market); its price level
+        # today from them; then the lowest level per SKU, and whose it is: an old low price a
+        # competitor has since left is not today's market.
+        with connection.cursor() as cur:  # a feed may have many sellers: one row per seller
             cur.execute(
-                "SELECT DISTINCT ON (product_id) product_id, competitor, price FROM ("
-                " SELECT DISTINCT ON (product_id, competitor) product_id, competitor, price,"
-                " in_stock FROM "
+                "SELECT product_id, competitor,"
+                " (array_agg(CASE WHEN in_stock THEN price END"
+                "  ORDER BY observed_at DESC, price))[1:%s] FROM "
                 + CompetitorOffer._meta.db_table
                 + " WHERE tenant_id = %s AND observed_at >= %s"
                 + among
-                + " ORDER BY product_id, competitor, observed_at DESC, price) AS latest"
-                " WHERE in_stock ORDER BY product_id, price",
-                [require_current_tenant().pk, since, *(within or ())],
+                + " GROUP BY product_id, competitor",
+                [COMPETITOR_READINGS, require_current_tenant().pk, since, *(within or ())],
             )
-            lowest = {pk: (name, price) for pk, name, price in cur.fetchall()}
+            series = cur.fetchall()
+        readings = np.full((len(series), COMPETITOR_READINGS), np.nan)
+        for row, (_pk, _name, prices) in enumerate(series):
+            values = [np.nan if p is None else float(p) for p in prices]
+            readings[row, : len(values)] = values
+        with np.errstate(invalid="ignore"):  # a gap (out of stock) ends the series' run
+            broken = np.cumsum(~np.isfinite(readings), axis=1) > 0
+        level, weight = competitor_science.level(np.where(broken, np.nan, readings), noise)
+        lowest: dict[int, tuple[str, float, float]] = {}
+        for row in np.argsort(level, kind="stable"):  # NaN last: no level, no competitor
+            pk = series[row][0]
+            if np.isfinite(level[row]) and pk not in lowest:
+                lowest[pk] = (series[row][1], float(level[row]), float(weight[row]))
         # a reference far outside its category's prices is not used
         usable = ReferencePrice.objects.filter(outside_category_range=False)
         if within is not None:
@@ -248,24 +267,42 @@ class Market:
             pk: (price_, low, high)
             for pk, price_, low, high in usable.values_list("product_id", "price", "low", "high")
         }
-        pick = lambda table, j: np.array(  # noqa: E731
-            [float(table[pk][j]) if pk in table else np.nan for pk in ids.tolist()]
+        pick = lambda table, j, empty=np.nan: np.array(  # noqa: E731
+            [float(table[pk][j]) if pk in table else empty for pk in ids.tolist()]
         )
-        if competitor_sd is None:
-            competitor_sd = tenant_competitor_sd()
         return cls(
-            competitor_sd=competitor_sd,
+            competitor_sd=noise.sd,
             competitor_price=pick(lowest, 1),
             competitor_name=[lowest[pk][0] if pk in lowest else "" for pk in ids.tolist()],
+            competitor_readings=pick(lowest, 2, 1.0),
+            noise=noise,
             reference={pk: r[0] for pk, r in references.items()},
             reference_low=pick(references, 1),
             reference_high=pick(references, 2),
         )
 
+    def competitor_doubt(self, idx) -> np.ndarray:
+        """How far the price buyers meet at the competitor may be off competitor_price (log
+        price s.d.): the level's error (one reading's jitter over the root of the readings'
+        weight) and the day's jitter around it, as the fit's ramp has it (sqrt 2 x the jitter
+        where the level is one reading)."""
+        readings = (
+            np.ones(len(self.competitor_price))
+            if self.competitor_readings is None
+            else self.competitor_readings
+        )[idx]
+        return self.competitor_sd * np.sqrt(1.0 + 1.0 / np.maximum(readings, 1.0))
 
-def tenant_competitor_sd() -> float:
-    """How far a competitor's reading may be off (the tenant's, over COMPETITOR_JITTER_DAYS)."""
-    return ml_panel.competitor_jitter(
+
+# The most readings of one competitor the level of its price today is read from (within
+# COMPETITOR_WINDOW; a daily feed's last 8 days).
+COMPETITOR_READINGS = 8
+
+
+def tenant_competitor_noise() -> competitor_science.Noise:
+    """How the tenant's competitor readings behave over COMPETITOR_JITTER_DAYS: one reading's
+    jitter, and the share and size of real re-prices (ml.panel.competitor_noise)."""
+    return ml_panel.competitor_noise(
         timezone.now() - timedelta(days=ml_panel.COMPETITOR_JITTER_DAYS)
     )
 
@@ -476,7 +513,7 @@ def reprice_block(
     demand,
     within,
     category_means,
-    competitor_sd,
+    competitor_noise,
     no_cost: str | None = None,
     risk: dict | None = None,
 ) -> Staged:
@@ -488,7 +525,7 @@ def reprice_block(
     catalog = Catalog.load(within)
     if not len(catalog):
         return Staged([], [], [], 0, 0, 0.0, 0.0)
-    market = Market.load(catalog.ids, within, competitor_sd)
+    market = Market.load(catalog.ids, within, competitor_noise)
     curve, _known = ml_selectors.demand_curve(
         demand,
         catalog.ids,
@@ -575,9 +612,9 @@ def _optimise_by_rules(
             max_price=max_price[idx],
             map_price=map_price[idx],
             competitor_price=market.competitor_price[idx],
-            # today's competitor price is its latest reading carried to today: off the price
-            # buyers meet by the reading's jitter and the day's, as the fit's ramp has it
-            competitor_sd=READING_CARRIED * market.competitor_sd,
+            # today's competitor price is the level of its readings: off the price buyers meet
+            # by the level's error and the day's jitter, as the fit's ramp has it
+            competitor_sd=market.competitor_doubt(idx),
             ramp_sd=part_curve.ramp_sd,
             max_above_competitor=v["max_above_competitor"][idx],
             ending=None if ending == "nan" else float(ending),

@@ -174,10 +174,59 @@ def test_the_competitors_price_is_judged_off_its_latest_reading_by_a_carried_rea
     monkeypatch.setattr(services, "optimise", lambda *a, **kw: seen.append(a[5]) or plain(*a, **kw))
     with tenant_context(shop.tenant):
         import_rows(kind="competitor_prices", rows=offers)
-        jitter = services.tenant_competitor_sd()
+        jitter = services.tenant_competitor_noise().sd
         services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
     assert jitter == pytest.approx(np.log(20 / 19) * 1.4826 / np.sqrt(2))
     assert seen and all(r.competitor_sd == pytest.approx(np.sqrt(2) * jitter) for r in seen)
+
+
+def test_a_jittery_feeds_price_today_is_the_level_of_its_readings_since_its_last_re_price(
+    shop, monkeypatch
+):
+    """A competitor read every day whose readings jitter 3 % around its price: today's price is
+    the level of its readings since it last re-priced (not its latest reading, and not blended
+    with the price it left), and the optimiser's doubt of it shrinks with the readings behind
+    it (a level read off several readings is nearer the price than one reading)."""
+    from pricing_saas.catalog.importer import import_rows
+
+    def at(days):
+        return (timezone.now() - timedelta(days=days, hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    rng = np.random.default_rng(5)
+    offers = []
+    for sku, (old, new, moved) in {"P0": (19.0, 19.0, 0), "P1": (22.0, 18.0, 5)}.items():
+        for days in range(40, -1, -1):
+            level = new if days < moved or not moved else old
+            jittered = level * float(np.exp(rng.normal(0, 0.03)))
+            if days == 0:
+                jittered = level * 1.05  # today's reading: high by 5 %
+            price = f"{jittered:.2f}"
+            offers.append({"sku": sku, "competitor": "A", "price": price, "observed_at": at(days)})
+    seen = []
+    plain = services.optimise
+    monkeypatch.setattr(services, "optimise", lambda *a, **kw: seen.append(a[5]) or plain(*a, **kw))
+    with tenant_context(shop.tenant):
+        import_rows(kind="competitor_prices", rows=offers)
+        noise = services.tenant_competitor_noise()
+        job = services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
+        recs = {
+            r.product.sku: r
+            for r in Recommendation.objects.filter(job=job, product__sku__in=["P0", "P1"])
+        }
+    assert noise.sd == pytest.approx(0.03, rel=0.35) and noise.changes == 80
+    # today's reading is 5 % high; the level of the last week's readings is near the price
+    assert float(recs["P0"].competitor_price) == pytest.approx(19.0, rel=0.025)
+    assert float(recs["P0"].competitor_price) < 19.0 * 1.05 - 0.3
+    # P1's competitor re-priced 22 -> 18 five days ago: its older readings are not averaged in
+    assert float(recs["P1"].competitor_price) == pytest.approx(18.0, rel=0.035)
+    sds = np.concatenate([np.atleast_1d(r.competitor_sd) for r in seen])
+    prices = np.concatenate([np.atleast_1d(r.competitor_price) for r in seen])
+    priced = np.isfinite(prices)
+    assert priced.sum() == 2
+    # more than one reading behind each level: a doubt under one reading's sqrt 2 x jitter,
+    # never under the day's jitter itself
+    assert np.all(sds[priced] < np.sqrt(2) * noise.sd * 0.95)
+    assert np.all(sds[priced] >= noise.sd)
 
 
 def test_cancel_a_queued_job(shop):

@@ -1,0 +1,185 @@
+"""A competitor's price today from its readings (pure: numpy only).
+
+A competitor feed reads each rival's price now and then; where the readings jitter (a scraper
+that lands on another seller, shipping folded in, rounding), one reading is off the price
+buyers meet by that jitter, and a product sitting near the competitor's price is priced on a
+kink that is off by as much. Where the competitor has not re-priced since, its earlier readings
+say the same price: their mean is the price with less of the jitter.
+
+Which earlier readings share today's price: between two consecutive readings the price either
+stayed or moved (a re-price of size N(0, jump_sd^2), with the chance `jump_share` the tenant's
+feeds show: `noise_of_histogram`). `level` weighs where the latest re-price may have been by how
+well each place reads the run of readings, and returns the level with its weight of readings:
+the level is off the competitor's price by sd / sqrt(weight). Exact readings (sd 0), or a
+jitter measured on fewer than MIN_CHANGES changes: the latest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# The smallest chance of a re-price between two readings the weights assume, however calm the
+# feed was: a feed that never moved in its window still may.
+MIN_JUMP_SHARE = 0.01
+EXACT = 1e-6  # a jitter (log price) below this is none: the readings are exact
+# The fewest changes between consecutive readings the tenant's jitter must be measured on before
+# earlier readings are averaged in (a jitter read off a handful of changes may be one re-price).
+MIN_CHANGES = 30
+
+
+@dataclass(frozen=True)
+class Noise:
+    """How a tenant's competitor readings behave, in log price: one reading's jitter, the share
+    of consecutive readings between which the price really moved, and how far such a move
+    goes (its r.m.s.)."""
+
+    sd: float = 0.0
+    jump_share: float = MIN_JUMP_SHARE
+    jump_sd: float = 0.0
+    changes: int = 0  # how many changes between consecutive readings these were measured on
+
+    @classmethod
+    def of(cls, value) -> Noise:
+        """From what a plan holds: a Noise, [sd, share, size, changes], or an sd alone (a plan
+        made before the rest was measured: no changes known, so each level is its latest
+        reading)."""
+        if isinstance(value, Noise):
+            return value
+        if value is None:
+            return cls()
+        if np.ndim(value) == 0:
+            return cls(sd=float(value))
+        sd, share, size, changes = value
+        return cls(sd=float(sd), jump_share=float(share), jump_sd=float(size), changes=int(changes))
+
+    def as_list(self) -> list:
+        return [self.sd, self.jump_share, self.jump_sd, self.changes]
+
+
+# The histogram of |log change| between consecutive readings the re-prices are measured on: a
+# bin for no change (under the first edge), then bins even in log |change| up to the last edge.
+CHANGE_EDGES = (1e-4, 2.0)
+CHANGE_BINS = 160
+
+
+def change_bin(changes) -> np.ndarray:
+    """The histogram bin of each |log change| (0: under CHANGE_EDGES[0], i.e. none; the last
+    edge's bin takes everything beyond): what the SQL of ml.panel.competitor_noise computes."""
+    a = np.abs(np.asarray(changes, dtype=np.float64))
+    low, high = np.log(CHANGE_EDGES[0]), np.log(CHANGE_EDGES[1])
+    with np.errstate(divide="ignore"):
+        at = np.floor((np.log(np.maximum(a, 1e-300)) - low) / (high - low) * CHANGE_BINS) + 1
+    return np.where(a < CHANGE_EDGES[0], 0, np.clip(at, 1, CHANGE_BINS)).astype(np.int64)
+
+
+def noise_of_changes(sd: float, changes) -> Noise:
+    """`noise_of_histogram` of these log changes between consecutive readings."""
+    d = np.asarray(changes, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    counts = np.bincount(change_bin(d), minlength=CHANGE_BINS + 1)
+    return noise_of_histogram(sd, counts)
+
+
+def noise_of_histogram(sd: float, counts, iterations: int = 200) -> Noise:
+    """The share and r.m.s. size of real re-prices among consecutive readings, given one
+    reading's jitter `sd` and the histogram of their |log change| (`change_bin`'s bins): a
+    mixture fitted by EM, each change either two readings' jitter, N(0, 2 sd^2), or a re-price,
+    N(0, 2 sd^2 + jump_sd^2) (a re-price smaller than the jitter cannot be told from it)."""
+    sd = float(sd) if sd is not None and np.isfinite(sd) and sd > 0 else 0.0
+    counts = np.asarray(counts, dtype=np.float64)
+    total = int(counts.sum())
+    if sd <= 0 or total == 0:
+        return Noise(sd=sd, changes=total)
+    low, high = np.log(CHANGE_EDGES[0]), np.log(CHANGE_EDGES[1])
+    edges = np.exp(np.linspace(low, high, CHANGE_BINS + 1))
+    x = np.r_[0.0, np.sqrt(edges[:-1] * edges[1:])]  # each bin's (geometric) centre
+    still = 2 * sd * sd
+    share, jump2 = 0.1, max(x[counts > 0].max() ** 2 - still, still)
+    for _ in range(iterations):
+        moved = still + jump2
+        log_odds = (
+            np.log(share)
+            - np.log1p(-share)
+            - 0.5 * x * x / moved
+            + 0.5 * x * x / still
+            - 0.5 * np.log(moved / still)
+        )
+        resp = counts / (1.0 + np.exp(-np.clip(log_odds, -700, 700)))
+        weight = resp.sum()
+        new_share = float(np.clip(weight / total, MIN_JUMP_SHARE, 1 - MIN_JUMP_SHARE))
+        new_jump2 = float(max(np.sum(resp * x * x) / max(weight, 1e-12) - still, still))
+        done = abs(new_share - share) < 1e-7 and abs(new_jump2 - jump2) < 1e-9
+        share, jump2 = new_share, new_jump2
+        if done:
+            break
+    return Noise(sd=sd, jump_share=share, jump_sd=float(np.sqrt(jump2)), changes=total)
+
+
+def level(readings, noise: Noise) -> tuple[np.ndarray, np.ndarray]:
+    """Per series (row), the competitor's price level today and the readings' weight behind it
+    (one reading's jitter^2 over the level's variance: 1 for the latest reading alone).
+    `readings`: (series, k) prices, the latest first; a series' run ends at its first NaN (a
+    row whose first is NaN has no level: NaN, weight 0).
+
+    The run's readings either all say today's price, or the latest L do and a re-price came
+    before them (L = 1 .. run - 1; a chance `jump_share` per step back, its size N(0,
+    jump_sd^2)); at most one re-price in the run (a run is a few readings). Given L the readings
+    are normal around their levels with the jitter's variance: the level today is its
+    generalised-least-squares estimate (the older readings tell it through the re-price's
+    prior), each L weighed by its posterior, the readings' likelihood with the level's flat
+    prior integrated out."""
+    r = np.asarray(readings, dtype=np.float64)
+    if r.ndim != 2:
+        raise ValueError("readings: one row of prices per series, the latest first")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.where(r > 0, np.log(r), np.nan)
+    if not r.shape[1]:
+        return np.full(len(r), np.nan), np.zeros(len(r))
+    first = x[:, 0]
+    run = np.cumprod(np.isfinite(x), axis=1).sum(axis=1)  # readings before the first gap
+    latest = np.where(np.isfinite(first), r[:, 0], np.nan)
+    if not noise.sd > EXACT or noise.changes < MIN_CHANGES or r.shape[1] < 2:
+        return latest, np.where(np.isfinite(first), 1.0, 0.0)
+    k = r.shape[1]
+    inside = np.arange(k)[None, :] < run[:, None]
+    y = np.where(inside, x - np.nan_to_num(first)[:, None], 0.0)  # about the latest reading
+    s2, j2 = noise.sd**2, noise.jump_sd**2
+    share = float(np.clip(noise.jump_share, MIN_JUMP_SHARE, 1 - MIN_JUMP_SHARE))
+    total, total_sq = y.sum(axis=1), (y * y).sum(axis=1)
+    head = np.cumsum(y, axis=1)
+    n = run.astype(np.float64)
+    logs, means, variances = [], [], []
+    for length in range(1, k + 1):
+        ok = length <= run
+        older = np.where(ok, n - length, 0.0)  # readings before the re-price (0: none)
+        s_old = total - head[:, length - 1]
+        a = j2 / (s2 + j2 * older)
+        ones = n - a * older * older  # 1' S^-1 1, times s2
+        cross = total - a * older * s_old  # 1' S^-1 y, times s2
+        quad = total_sq - a * s_old * s_old  # y' S^-1 y, times s2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = (quad - cross * cross / ones) / s2
+            loglik = -0.5 * (np.log1p(j2 * older / s2) + np.log(ones) + q)
+        # prior: a re-price just before the latest `length` readings, none among them
+        prior = np.where(older > 0, length * np.log1p(-share) + np.log(share), 0.0)
+        prior = prior + np.where(older > 0, 0.0, (n - 1) * np.log1p(-share))
+        logs.append(np.where(ok & (n > 0), loglik + prior, -np.inf))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            means.append(cross / ones)
+            variances.append(s2 / ones)
+    logs = np.array(logs)
+    top = np.max(logs, axis=0)
+    with np.errstate(invalid="ignore"):
+        post = np.exp(logs - np.where(np.isfinite(top), top, 0.0))
+        post = post / post.sum(axis=0)
+    post = np.nan_to_num(post)
+    means, variances = np.nan_to_num(np.array(means)), np.nan_to_num(np.array(variances))
+    mean = np.sum(post * means, axis=0)
+    var = np.sum(post * (variances + means * means), axis=0) - mean * mean
+    known = n > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weight = np.where(known, s2 / np.maximum(var, 1e-12 * s2), 0.0)
+    level_ = np.where(known, latest * np.exp(mean), np.nan)
+    return level_, np.where(known, np.maximum(weight, 1.0), 0.0)
