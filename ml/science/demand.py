@@ -597,7 +597,7 @@ def fit_block(
     # (SKUs whose prices do not show a curve get their category's).
     # The slope stays the straight fit's (the average slope over the SKU's prices: steadier
     # than the joint fit's slope when the history is short); the curvature bends it.
-    raw_c, raw_c_se, _b2, _b2_se = _curvature(y, lp, offset, sku, n, trunc, b, a, iterations)
+    raw_c, raw_c_se = _curvature(y, lp, offset, sku, n, trunc, b, a, iterations)
     raw_c = np.where(sold, raw_c, np.nan)
     # The hinge above the competitor, fitted together with the slope and the curvature: where
     # a SKU's demand clearly falls faster above the competitor's price, its slope is the one
@@ -935,42 +935,85 @@ def _recent_level(y, sku, x, n, trunc, intercept, slope, curvature) -> np.ndarra
 
 def _curvature(y, x, offset, sku, n, trunc, b0, a0, iterations, prior_sd=CURVATURE_PRIOR_SD):
     """Per-SKU Newton steps on (slope, curvature) of log units in x = log(price / typical),
-    intercepts profiled. Returns the curvature, its s.e., the slope, its s.e. (NaN where the
-    prices do not identify it). (The hinge above the competitor: `_joint_fit`.)"""
-    x2 = x * x
-    b, c, a = b0.copy(), np.zeros(n), a0.copy()
-    ok = np.zeros(n, bool)
-    i11 = i12 = i22 = det = np.zeros(n)
-    for _ in range(iterations):
-        m, w = _mean_weight(a[sku] + b[sku] * x + c[sku] * x2 + offset, trunc)
-        s0 = np.maximum(np.bincount(sku, weights=w, minlength=n), 1e-12)
-        s1 = np.bincount(sku, weights=w * x, minlength=n)
-        s2 = np.bincount(sku, weights=w * x2, minlength=n)
-        i11 = np.bincount(sku, weights=w * x * x, minlength=n) - s1 * s1 / s0
-        i12 = np.bincount(sku, weights=w * x * x2, minlength=n) - s1 * s2 / s0
-        i22 = np.bincount(sku, weights=w * x2 * x2, minlength=n) - s2 * s2 / s0
-        # A weak prior on the curvature, N(0, prior_sd^2): where the prices hardly
-        # move, the data cannot pin a bend down, and the likelihood alone would let it drift.
-        i22 = i22 + 1 / prior_sd**2
-        g1 = np.bincount(sku, weights=(y - m) * x, minlength=n)
-        g2 = np.bincount(sku, weights=(y - m) * x2, minlength=n) - c / prior_sd**2
-        det = i11 * i22 - i12 * i12
-        ok = (i11 > 1e-9) & (i22 > 1e-12) & (det > 1e-6 * np.maximum(i11 * i22, 1e-300))
-        safe = np.where(ok, det, 1.0)
-        step_b = np.where(ok, (i22 * g1 - i12 * g2) / safe, 0.0)
-        step_c = np.where(ok, (i11 * g2 - i12 * g1) / safe, 0.0)
-        scale = np.maximum(1.0, np.maximum(np.abs(step_b), np.abs(step_c) / 5))
-        b = np.clip(b + step_b / scale, -20, 5)
-        c = np.clip(c + step_c / scale, -40, 10)
-        a = _profile_alpha(y, b[sku] * x + c[sku] * x2 + offset, sku, n, trunc, a)
-        if np.max(np.abs(step_b / scale)) < 1e-7 and np.max(np.abs(step_c / scale)) < 1e-6:
-            break
-    safe = np.where(ok, det, 1.0)
-    c_se = np.where(ok, np.sqrt(np.maximum(i11 / safe, 0)), np.inf)
-    b_se = np.where(ok, np.sqrt(np.maximum(i22 / safe, 0)), np.inf)
+    intercepts profiled, with a weak prior N(0, prior_sd^2) on the curvature (where the prices
+    hardly move, the data cannot pin a bend down, and the likelihood alone would let it drift).
+    Returns the curvature and its s.e. (NaN and inf where the prices do not identify it).
+    (The hinge above the competitor: `_joint_fit`.)"""
+    fit = _newton_per_sku(y, (x, x * x), (0.0, 1 / prior_sd**2), offset, sku, n, trunc, b0, a0,
+                          iterations)  # fmt: skip
+    c, b = fit.coef[:, 1], fit.coef[:, 0]
+    c_se = np.where(fit.ok, np.sqrt(np.maximum(fit.inv[:, 1, 1], 0)), np.inf)
     # Informative only where the data, not the prior, set the curvature.
-    ok = ok & (c_se < 0.7 * prior_sd) & (np.abs(c) < 39) & (np.abs(b) < 19)
-    return np.where(ok, c, np.nan), np.where(ok, c_se, np.inf), np.where(ok, b, np.nan), b_se
+    ok = fit.ok & (c_se < 0.7 * prior_sd) & (np.abs(c) < 39) & (np.abs(b) < 19)
+    return np.where(ok, c, np.nan), np.where(ok, c_se, np.inf)
+
+
+@dataclass
+class _PerSku:
+    """`_newton_per_sku`'s fit: per SKU its coefficients, the (prior-added) information and its
+    inverse (0 where not identified), whether the prices identify them (`ok`), the profiled
+    intercepts, and each column's weighted mean per SKU."""
+
+    coef: np.ndarray  # (n, k)
+    info: np.ndarray  # (n, k, k)
+    inv: np.ndarray  # (n, k, k)
+    ok: np.ndarray
+    alpha: np.ndarray
+    means: np.ndarray  # (n, k)
+
+
+def _newton_per_sku(y, cols, prec, offset, sku, n, trunc, b0, a0, iterations) -> _PerSku:
+    """Per-SKU Newton steps on the coefficients of `cols` (the first the slope, started at
+    `b0`; the others at 0 under normal priors of precision `prec`), the intercepts profiled in
+    closed form after each step. A step is capped so that the slope moves at most 1 and the
+    others at most 5; the slope stays in [-20, 5], the others in [-40, 10]. A SKU's terms are
+    identified where the slope's information is positive and their correlation matrix is not
+    singular (determinant above 1e-6)."""
+    k = len(cols)
+    prec = np.asarray(prec, dtype=np.float64)
+    coef = np.zeros((n, k))
+    coef[:, 0] = b0
+    a = a0.copy()
+    info = np.zeros((n, k, k))
+    ok = np.zeros(n, bool)
+    means = np.zeros((n, k))
+    diag = np.arange(k)
+
+    def linear():  # each row's offset and its SKU's terms
+        return offset + sum(coef[sku, j] * cols[j] for j in range(k))
+
+    for _ in range(max(iterations, 1)):
+        m, w = _mean_weight(a[sku] + linear(), trunc)
+        s0 = np.maximum(np.bincount(sku, weights=w, minlength=n), 1e-12)
+        sums = [np.bincount(sku, weights=w * c, minlength=n) for c in cols]
+        means = np.stack([s / s0 for s in sums], axis=1)
+        for j in range(k):
+            for i in range(j, k):
+                v = np.bincount(sku, weights=w * cols[j] * cols[i], minlength=n)
+                info[:, j, i] = info[:, i, j] = v - sums[j] * sums[i] / s0
+        info[:, diag, diag] += prec
+        grad = (
+            np.stack([np.bincount(sku, weights=(y - m) * c, minlength=n) for c in cols], axis=1)
+            - prec * coef
+        )
+        scale_diag = np.sqrt(np.maximum(np.einsum("ijj->ij", info), 1e-300))
+        with np.errstate(all="ignore"):
+            corr = info / scale_diag[:, :, None] / scale_diag[:, None, :]
+            det = np.linalg.det(np.where(np.isfinite(corr), corr, 0.0))
+        ok = (info[:, 0, 0] > 1e-9) & (det > 1e-6)
+        safe = np.where(ok[:, None, None], info, np.eye(k))
+        step = np.where(ok[:, None], np.linalg.solve(safe, grad[:, :, None])[:, :, 0], 0.0)
+        cap = np.maximum(1.0, np.maximum(np.abs(step[:, 0]), np.abs(step[:, 1:]).max(axis=1) / 5))
+        coef = coef + step / cap[:, None]
+        coef[:, 0] = np.clip(coef[:, 0], -20, 5)
+        coef[:, 1:] = np.clip(coef[:, 1:], -40, 10)
+        a = _profile_alpha(y, linear(), sku, n, trunc, a)
+        if np.max(np.abs(step / cap[:, None]), initial=0.0) < 1e-7:
+            break
+    inv = np.where(
+        ok[:, None, None], np.linalg.inv(np.where(ok[:, None, None], info, np.eye(k))), 0.0
+    )
+    return _PerSku(coef=coef, info=info, inv=inv, ok=ok, alpha=a, means=means)
 
 
 def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at):
@@ -984,61 +1027,25 @@ def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at)
     each row's mean and weight, its effective regressor of the third coefficient (the row's
     part of the coefficient's influence) and that regressor's information."""
     cols = (x, x * x, z)
-    prec = np.array([0.0, 1 / CURVATURE_PRIOR_SD**2, 1 / prior_sd**2])
-    coef = np.zeros((n, 3))
-    coef[:, 0] = b0
-    a = a0.copy()
-
-    def linear():  # each row's offset and its SKU's three terms
-        return offset + sum(coef[sku, j] * cols[j] for j in range(3))
-
-    for _ in range(max(iterations, 1)):
-        m, w = _mean_weight(a[sku] + linear(), trunc)
-        s0 = np.maximum(np.bincount(sku, weights=w, minlength=n), 1e-12)
-        sums = [np.bincount(sku, weights=w * c, minlength=n) for c in cols]
-        means = np.stack([s / s0 for s in sums], axis=1)
-        info = np.empty((n, 3, 3))
-        for j in range(3):
-            for k in range(j, 3):
-                v = np.bincount(sku, weights=w * cols[j] * cols[k], minlength=n)
-                info[:, j, k] = info[:, k, j] = v - sums[j] * sums[k] / s0
-        info[:, [0, 1, 2], [0, 1, 2]] += prec
-        grad = (
-            np.stack([np.bincount(sku, weights=(y - m) * c, minlength=n) for c in cols], axis=1)
-            - prec * coef
-        )
-        scale_diag = np.sqrt(np.maximum(np.einsum("ijj->ij", info), 1e-300))
-        with np.errstate(all="ignore"):
-            corr = info / scale_diag[:, :, None] / scale_diag[:, None, :]
-            det = np.linalg.det(np.where(np.isfinite(corr), corr, 0.0))
-        ok = (info[:, 0, 0] > 1e-9) & (det > 1e-6)
-        safe = np.where(ok[:, None, None], info, np.eye(3))
-        step = np.where(ok[:, None], np.linalg.solve(safe, grad[:, :, None])[:, :, 0], 0.0)
-        cap = np.maximum(1.0, np.maximum(np.abs(step[:, 0]), np.abs(step[:, 1:]).max(axis=1) / 5))
-        coef = coef + step / cap[:, None]
-        coef[:, 0] = np.clip(coef[:, 0], -20, 5)
-        coef[:, 1:] = np.clip(coef[:, 1:], -40, 10)
-        a = _profile_alpha(y, linear(), sku, n, trunc, a)
-        if np.max(np.abs(step / cap[:, None])) < 1e-7:
-            break
-    inv = np.where(
-        ok[:, None, None], np.linalg.inv(np.where(ok[:, None, None], info, np.eye(3))), 0.0
-    )
+    prec = (0.0, 1 / CURVATURE_PRIOR_SD**2, 1 / prior_sd**2)
+    fit = _newton_per_sku(y, cols, prec, offset, sku, n, trunc, b0, a0, iterations)
+    coef, inv, means = fit.coef, fit.inv, fit.means
     h = coef[:, 2]
     b = coef[:, 0] + 2 * coef[:, 1] * at
-    h_se = np.where(ok, np.sqrt(np.maximum(inv[:, 2, 2], 0)), np.inf)
+    h_se = np.where(fit.ok, np.sqrt(np.maximum(inv[:, 2, 2], 0)), np.inf)
     b_var = inv[:, 0, 0] + 4 * at * inv[:, 0, 1] + 4 * at * at * inv[:, 1, 1]
-    b_se = np.where(ok, np.sqrt(np.maximum(b_var, 0)), np.inf)
+    b_se = np.where(fit.ok, np.sqrt(np.maximum(b_var, 0)), np.inf)
     # the hinge's influence per row: row 3 of the inverse information times the row's centred
     # regressors, stated as one regressor whose information is 1 / inv[2, 2]
     # (one column at a time: row-length vectors only, on a tenant of tens of millions of rows)
-    eff_info = np.where(ok, 1 / np.maximum(inv[:, 2, 2], 1e-300), 0.0)
+    eff_info = np.where(fit.ok, 1 / np.maximum(inv[:, 2, 2], 1e-300), 0.0)
     effective = np.zeros(len(y))
     for j, col in enumerate(cols):
         effective += (inv[:, 2, j] * eff_info)[sku] * (col - means[sku, j])
-    ok = ok & (h_se < 0.7 * prior_sd) & (np.abs(h) < 39) & (np.abs(b) < 19)
+    ok = fit.ok & (h_se < 0.7 * prior_sd) & (np.abs(h) < 39) & (np.abs(b) < 19)
     b_se = np.where(ok, b_se, np.inf)
-    m, w = _mean_weight(a[sku] + linear(), trunc)
+    m, w = _mean_weight(fit.alpha[sku] + offset + sum(coef[sku, j] * cols[j] for j in range(3)),
+                        trunc)  # fmt: skip
     return (
         np.where(ok, h, np.nan),
         np.where(ok, h_se, np.inf),
