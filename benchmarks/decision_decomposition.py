@@ -2,7 +2,7 @@
 the same simulated markets and the same trained demand model as benchmarks/decision_quality.py.
 
     .venv/bin/python benchmarks/decision_decomposition.py [--skus 200] [--days 365] [--seeds 0,1]
-        [--reports orders,daily] [--traps]
+        [--reports orders,daily] [--traps] [--competitor-every 7]
 
 Per market (each demand-form mix, seed and report): CSV import -> training -> reprice, then the
 decision is re-run on the same estimates with one part taken away at a time, and every price
@@ -197,6 +197,7 @@ def decompose(
     variants=None,
     ceiling: bool = False,
     anchored_share: float | None = None,
+    reading_every: int = 7,
 ) -> dict:
     from ml import selectors as ml_selectors
     from ml.models import ModelVersion
@@ -214,7 +215,15 @@ def decompose(
     tenant = create_tenant(name="Decomposition", slug=f"dd-{secrets.token_hex(4)}")
     try:
         with tempfile.TemporaryDirectory() as tmp, tenant_context(tenant):
-            write_csv(market, Path(tmp), days, seed, zero_days=daily, competitor_moves=True)
+            write_csv(
+                market,
+                Path(tmp),
+                days,
+                seed,
+                zero_days=daily,
+                competitor_moves=True,
+                reading_every=reading_every,
+            )
             for kind in ("products", "sales", "competitor_prices"):
                 import_file(kind=kind, path=Path(tmp) / f"{kind}.csv")
             job = pricing.start_reprice(enqueue=False)
@@ -350,6 +359,12 @@ def main() -> None:
         "trap's; with --traps 0.4 by default): e.g. 0.02, a catalog where few SKUs do",
     )
     parser.add_argument(
+        "--competitor-every",
+        type=int,
+        default=7,
+        help="days between the competitor's readings (7: weekly, as always; 1: a daily feed)",
+    )
+    parser.add_argument(
         "--variants",
         default="",
         help="decision rules to score on the same estimates, e.g. "
@@ -392,6 +407,7 @@ def main() -> None:
                     variants,
                     args.ceiling,
                     args.anchored_share,
+                    args.competitor_every,
                 )
                 named = [k.partition(":")[2] for k in got if k.startswith("variant:")]
                 for name in named:

@@ -258,9 +258,11 @@ def write_csv(
     zero_days: bool = False,
     competitor_moves: bool = True,
     end: date | None = None,
+    reading_every: int = 7,
 ) -> dict:
     """products.csv, sales.csv and competitor_prices.csv in the canonical formats (the `days`
-    before `end`, today by default).
+    before `end`, today by default; a competitor reading every `reading_every` days: weekly by
+    default, 1 for a daily feed, each the day's jittered price).
 
     By default sales.csv has rows only for days with a sale (an order export: the price of a
     day without a sale is unknown). With `zero_days`, it is a daily report that lists every
@@ -296,7 +298,7 @@ def write_csv(
                 ws.writerow([day.isoformat(), market.sku[i], int(units[i]), paid, flag])
                 rows += 1
                 promo_rows += bool(promo[i])
-            if today.number % 7 == 0:
+            if today.number % reading_every == 0:
                 for i in idx:
                     wo.writerow(
                         [

@@ -42,6 +42,10 @@ SCRIPTS = {
         expect=("pooled elasticity", "reference (state and year fixed effects"),
         data="cigar_panel.csv",
     ),
+    "competitor_level.py": Smoke(
+        args="--series 500",
+        expect=("500 feeds of 8 readings", "| 30% | 0.12 |"),
+    ),
     "completejourney_to_csv.py": Smoke(
         args="{tmp} --products 20",
         expect=("products_written: 20", "converted in"),
@@ -57,7 +61,7 @@ SCRIPTS = {
     ),
     "decision_decomposition.py": Smoke(
         args="--skus 12 --days 60 --seeds 0 --reports orders --ceiling --traps "
-        "--anchored-share 0.25 --variants "
+        "--anchored-share 0.25 --competitor-every 1 --variants "
         "per-sku:loss_budget=none,gain_z=1;own:own_hinges=1;normal:normal_hinges=1",
         expect=(
             "25% of SKUs anchored to the competitor",

@@ -213,3 +213,30 @@ def test_score_counts_recommendations_that_lose_money_and_changes():
     bad = np.where(np.arange(40) % 2 == 0, market.cost, today)  # at cost: no profit at all
     result = score(market, bad, floor, ceiling)
     assert result["losing_share"] == 0.5 and result["changed"] == 20
+
+
+def test_a_daily_competitor_feed_reads_the_days_jittered_price_and_leaves_the_sales_alone(
+    tmp_path,
+):
+    market = make_market(5, FORMS, seed=4)
+    weekly, daily = tmp_path / "weekly", tmp_path / "daily"
+    write_csv(market, weekly, days=28, seed=4, end=date(2026, 3, 1))
+    write_csv(market, daily, days=28, seed=4, end=date(2026, 3, 1), reading_every=1)
+
+    def rows(folder, name):
+        with open(folder / name) as handle:
+            return list(csv.DictReader(handle))
+
+    assert rows(weekly, "sales.csv") == rows(daily, "sales.csv")
+    every_day, every_week = (
+        rows(daily, "competitor_prices.csv"),
+        rows(weekly, "competitor_prices.csv"),
+    )
+    assert len(every_day) == 28 * 5 and len(every_week) == 4 * 5
+    # the weekly readings are the daily feed's readings of those days
+    assert all(row in every_day for row in every_week)
+    # each day's reading jitters around the competitor's price (3 %)
+    last_week = [r for r in every_day if r["observed_at"] >= "2026-02-22"]
+    level = {sku: market.competitor_today[int(sku[3:])] for sku in market.sku}
+    off = [np.log(float(r["price"]) / level[r["sku"]]) for r in last_week]
+    assert 0.015 < np.std(off) < 0.05

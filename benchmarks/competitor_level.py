@@ -1,0 +1,79 @@
+"""How far today's competitor price is off the competitor's real price: the level of its readings
+(ml.science.competitor.level) against its latest reading alone, on simulated feeds.
+
+    .venv/bin/python benchmarks/competitor_level.py [--series 20000] [--readings 8] [--seed 0]
+
+Each feed: a competitor's price today, its last `readings` readings (the latest first) jittered
+3 % around it, and in a share of feeds a re-price somewhere in the run (the older readings at
+the price it left). The tenant's jitter is measured as the reprice measures it (1.4826 x median
+|log change| / sqrt 2) and the re-prices' share and size by `noise_of_changes`. Printed per
+setting: r.m.s. log error of the latest reading and of the level (all feeds and the re-priced
+ones), and the level's stated s.d. (jitter / sqrt(weight)) as an r.m.s., which should match its
+error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ml.science import competitor
+
+SETTINGS = [  # (share of feeds re-priced in the run, the re-price's s.d.)
+    (0.0, 0.0),
+    (0.3, 0.05),
+    (0.3, 0.12),
+    (0.3, 0.3),
+    (1.0, 0.12),
+]
+JITTER = 0.03
+
+
+def feeds(rng, series, readings, share, size):
+    level = np.exp(rng.normal(3.0, 0.4, series))
+    r = level[:, None] * np.exp(rng.normal(0, JITTER, (series, readings)))
+    moved = rng.random(series) < share
+    at = rng.integers(1, readings, series)
+    jump = np.exp(rng.normal(0, size, series))
+    older = np.arange(readings)[None, :] >= at[:, None]
+    r = np.where(moved[:, None] & older, r * jump[:, None], r)
+    return r, level, moved
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--series", type=int, default=20000)
+    parser.add_argument("--readings", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    print(f"{args.series} feeds of {args.readings} readings, jitter {JITTER:.0%}\n")
+    print(
+        "| re-priced feeds | re-price s.d. | latest reading r.m.s. | level r.m.s. | "
+        "level r.m.s., re-priced feeds | level's stated s.d. (r.m.s.) | mean weight |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for share, size in SETTINGS:
+        r, level, moved = feeds(rng, args.series, args.readings, share, size)
+        changes = np.log(r[:, :-1] / r[:, 1:]).ravel()
+        sd = float(np.median(np.abs(changes)) * 1.4826 / np.sqrt(2))
+        noise = competitor.noise_of_changes(sd, changes)
+        got, weight = competitor.level(r, noise)
+        err = np.log(got / level)
+        latest = np.sqrt(np.mean(np.log(r[:, 0] / level) ** 2))
+        rms = lambda e: f"{np.sqrt(np.mean(e**2)):.4f}" if len(e) else "-"  # noqa: E731
+        stated = np.sqrt(np.mean(noise.sd**2 / weight))
+        print(
+            f"| {share:.0%} | {size:.2f} | {latest:.4f} | {rms(err)} | {rms(err[moved])} | "
+            f"{stated:.4f} | {weight.mean():.2f} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
