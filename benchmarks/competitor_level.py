@@ -67,7 +67,7 @@ def main() -> None:
         err = np.log(got / level)
         latest = np.sqrt(np.mean(np.log(r[:, 0] / level) ** 2))
         rms = lambda e: f"{np.sqrt(np.mean(e**2)):.4f}" if len(e) else "-"  # noqa: E731
-        stated = np.sqrt(np.mean(noise.sd**2 / weight))
+        stated = np.sqrt(np.mean(noise.jitter**2 / weight))
         print(
             f"| {share:.0%} | {size:.2f} | {latest:.4f} | {rms(err)} | {rms(err[moved])} | "
             f"{stated:.4f} | {weight.mean():.2f} |",

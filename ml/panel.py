@@ -299,14 +299,14 @@ def competitor_noise(since):
     low, high = (float(np.log(edge)) for edge in CHANGE_EDGES)
     with connection.cursor() as cur:
         cur.execute(
-            "WITH d AS (SELECT abs(ln(price / LAG(price) OVER (PARTITION BY product_id,"
-            " competitor ORDER BY observed_at))) AS change FROM "
+            "WITH d AS (SELECT abs(ln(price::float8 / LAG(price::float8) OVER (PARTITION BY"
+            " product_id, competitor ORDER BY observed_at))) AS change FROM "
             + CompetitorOffer._meta.db_table
             + " WHERE tenant_id = %s AND observed_at >= %s AND in_stock AND price > 0)"
             " SELECT (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY change) FROM d"
             "  WHERE change IS NOT NULL),"
-            " CASE WHEN change < %s THEN 0"
-            "  ELSE LEAST(width_bucket(ln(change), %s, %s, %s), %s) END AS bin, count(*)"
+            " CASE WHEN change < %s::float8 THEN 0 ELSE LEAST(width_bucket(ln(change),"
+            "  %s::float8, %s::float8, %s), %s) END AS bin, count(*)"
             " FROM d WHERE change IS NOT NULL GROUP BY bin",
             [require_current_tenant().pk, since, CHANGE_EDGES[0], low, high, CHANGE_BINS,
              CHANGE_BINS],

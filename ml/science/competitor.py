@@ -31,31 +31,45 @@ MIN_CHANGES = 30
 
 @dataclass(frozen=True)
 class Noise:
-    """How a tenant's competitor readings behave, in log price: one reading's jitter, the share
-    of consecutive readings between which the price really moved, and how far such a move
-    goes (its r.m.s.)."""
+    """How a tenant's competitor readings behave, in log price: one reading's jitter (`sd`, the
+    robust scale the demand fit smooths its ramp over), the share of consecutive readings
+    between which the price really moved, how far such a move goes (its r.m.s.), and the
+    jitter the same mixture fit reads beside them (`still_sd`: the median-based `sd` is
+    inflated where many changes are re-prices; 0: not fitted, `sd` stands)."""
 
     sd: float = 0.0
     jump_share: float = MIN_JUMP_SHARE
     jump_sd: float = 0.0
     changes: int = 0  # how many changes between consecutive readings these were measured on
+    still_sd: float = 0.0
+
+    @property
+    def jitter(self) -> float:
+        """The jitter `level` reads the runs of readings with."""
+        return self.still_sd if self.still_sd > 0 else self.sd
 
     @classmethod
     def of(cls, value) -> Noise:
-        """From what a plan holds: a Noise, [sd, share, size, changes], or an sd alone (a plan
-        made before the rest was measured: no changes known, so each level is its latest
-        reading)."""
+        """From what a plan holds: a Noise, [sd, share, size, changes, still_sd], or an sd alone
+        (a plan made before the rest was measured: no changes known, so each level is its
+        latest reading)."""
         if isinstance(value, Noise):
             return value
         if value is None:
             return cls()
         if np.ndim(value) == 0:
             return cls(sd=float(value))
-        sd, share, size, changes = value
-        return cls(sd=float(sd), jump_share=float(share), jump_sd=float(size), changes=int(changes))
+        sd, share, size, changes, still = value
+        return cls(
+            sd=float(sd),
+            jump_share=float(share),
+            jump_sd=float(size),
+            changes=int(changes),
+            still_sd=float(still),
+        )
 
     def as_list(self) -> list:
-        return [self.sd, self.jump_share, self.jump_sd, self.changes]
+        return [self.sd, self.jump_share, self.jump_sd, self.changes, self.still_sd]
 
 
 # The histogram of |log change| between consecutive readings the re-prices are measured on: a
@@ -82,44 +96,54 @@ def noise_of_changes(sd: float, changes) -> Noise:
     return noise_of_histogram(sd, counts)
 
 
-def noise_of_histogram(sd: float, counts, iterations: int = 200) -> Noise:
-    """The share and r.m.s. size of real re-prices among consecutive readings, given one
-    reading's jitter `sd` and the histogram of their |log change| (`change_bin`'s bins): a
-    mixture fitted by EM, each change either two readings' jitter, N(0, 2 sd^2), or a re-price,
-    N(0, 2 sd^2 + jump_sd^2) (a re-price smaller than the jitter cannot be told from it)."""
+def noise_of_histogram(sd: float, counts, iterations: int = 20000) -> Noise:
+    """The share and r.m.s. size of real re-prices among consecutive readings, and the jitter
+    beside them, from the histogram of their |log change| (`change_bin`'s bins): a mixture
+    fitted by EM, each change either two readings' jitter, N(0, 2 still_sd^2), or a re-price,
+    N(0, 2 still_sd^2 + jump_sd^2) (a re-price smaller than the jitter cannot be told from it),
+    started at the robust `sd` (which it returns as `sd` unchanged) and run until the
+    log-likelihood stops rising."""
     sd = float(sd) if sd is not None and np.isfinite(sd) and sd > 0 else 0.0
     counts = np.asarray(counts, dtype=np.float64)
     total = int(counts.sum())
-    if sd <= 0 or total == 0:
+    if sd <= 0 or total < MIN_CHANGES:  # too few to fit: each level is its latest reading
         return Noise(sd=sd, changes=total)
     low, high = np.log(CHANGE_EDGES[0]), np.log(CHANGE_EDGES[1])
     edges = np.exp(np.linspace(low, high, CHANGE_BINS + 1))
-    x = np.r_[0.0, np.sqrt(edges[:-1] * edges[1:])]  # each bin's (geometric) centre
+    x2 = np.r_[0.0, edges[:-1] * edges[1:]]  # each bin's (geometric) centre, squared
+    floor = (CHANGE_EDGES[0] / 2) ** 2  # the jitter's variance never below the first bin's
     still = 2 * sd * sd
-    share, jump2 = 0.1, max(x[counts > 0].max() ** 2 - still, still)
+    share, jump2 = 0.1, max(float(x2[counts > 0].max()) - still, still)
+    before = -np.inf
     for _ in range(iterations):
         moved = still + jump2
-        log_odds = (
-            np.log(share)
-            - np.log1p(-share)
-            - 0.5 * x * x / moved
-            + 0.5 * x * x / still
-            - 0.5 * np.log(moved / still)
-        )
-        resp = counts / (1.0 + np.exp(-np.clip(log_odds, -700, 700)))
+        a = np.log1p(-share) - 0.5 * np.log(still) - 0.5 * x2 / still
+        b = np.log(share) - 0.5 * np.log(moved) - 0.5 * x2 / moved
+        top = np.maximum(a, b)
+        loglik = float(np.sum(counts * (top + np.log(np.exp(a - top) + np.exp(b - top)))))
+        resp = counts / (1.0 + np.exp(np.clip(a - b, -700, 700)))  # each bin's re-prices
         weight = resp.sum()
-        new_share = float(np.clip(weight / total, MIN_JUMP_SHARE, 1 - MIN_JUMP_SHARE))
-        new_jump2 = float(max(np.sum(resp * x * x) / max(weight, 1e-12) - still, still))
-        done = abs(new_share - share) < 1e-7 and abs(new_jump2 - jump2) < 1e-9
-        share, jump2 = new_share, new_jump2
-        if done:
+        share = float(np.clip(weight / total, MIN_JUMP_SHARE, 1 - MIN_JUMP_SHARE))
+        stay = counts - resp
+        still = float(max(np.sum(stay * x2) / max(stay.sum(), 1e-12), floor))
+        jump2 = float(max(np.sum(resp * x2) / max(weight, 1e-12) - still, still))
+        if loglik - before < 1e-9 * max(abs(loglik), 1.0):
             break
-    return Noise(sd=sd, jump_share=share, jump_sd=float(np.sqrt(jump2)), changes=total)
+        before = loglik
+    return Noise(
+        sd=sd,
+        jump_share=share,
+        jump_sd=float(np.sqrt(jump2)),
+        changes=total,
+        still_sd=float(np.sqrt(still / 2)),
+    )
 
 
 def level(readings, noise: Noise) -> tuple[np.ndarray, np.ndarray]:
-    """Per series (row), the competitor's price level today and the readings' weight behind it
-    (one reading's jitter^2 over the level's variance: 1 for the latest reading alone).
+    """Per series (row), the competitor's price level today and the readings' weight behind it:
+    the jitter's variance (`Noise.jitter`) over the level's, 1 for the latest reading alone,
+    more where earlier readings say the same price, under 1 where the run leaves it open
+    whether the price just moved (the level then lies between the two prices it may be).
     `readings`: (series, k) prices, the latest first; a series' run ends at its first NaN (a
     row whose first is NaN has no level: NaN, weight 0).
 
@@ -140,12 +164,12 @@ def level(readings, noise: Noise) -> tuple[np.ndarray, np.ndarray]:
     first = x[:, 0]
     run = np.cumprod(np.isfinite(x), axis=1).sum(axis=1)  # readings before the first gap
     latest = np.where(np.isfinite(first), r[:, 0], np.nan)
-    if not noise.sd > EXACT or noise.changes < MIN_CHANGES or r.shape[1] < 2:
+    if not noise.jitter > EXACT or noise.changes < MIN_CHANGES or r.shape[1] < 2:
         return latest, np.where(np.isfinite(first), 1.0, 0.0)
     k = r.shape[1]
     inside = np.arange(k)[None, :] < run[:, None]
     y = np.where(inside, x - np.nan_to_num(first)[:, None], 0.0)  # about the latest reading
-    s2, j2 = noise.sd**2, noise.jump_sd**2
+    s2, j2 = noise.jitter**2, noise.jump_sd**2
     share = float(np.clip(noise.jump_share, MIN_JUMP_SHARE, 1 - MIN_JUMP_SHARE))
     total, total_sq = y.sum(axis=1), (y * y).sum(axis=1)
     head = np.cumsum(y, axis=1)
@@ -163,7 +187,7 @@ def level(readings, noise: Noise) -> tuple[np.ndarray, np.ndarray]:
             q = (quad - cross * cross / ones) / s2
             loglik = -0.5 * (np.log1p(j2 * older / s2) + np.log(ones) + q)
         # prior: a re-price just before the latest `length` readings, none among them
-        prior = np.where(older > 0, length * np.log1p(-share) + np.log(share), 0.0)
+        prior = np.where(older > 0, (length - 1) * np.log1p(-share) + np.log(share), 0.0)
         prior = prior + np.where(older > 0, 0.0, (n - 1) * np.log1p(-share))
         logs.append(np.where(ok & (n > 0), loglik + prior, -np.inf))
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -177,9 +201,9 @@ def level(readings, noise: Noise) -> tuple[np.ndarray, np.ndarray]:
     post = np.nan_to_num(post)
     means, variances = np.nan_to_num(np.array(means)), np.nan_to_num(np.array(variances))
     mean = np.sum(post * means, axis=0)
-    var = np.sum(post * (variances + means * means), axis=0) - mean * mean
+    var = np.sum(post * (variances + (means - mean) ** 2), axis=0)
     known = n > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         weight = np.where(known, s2 / np.maximum(var, 1e-12 * s2), 0.0)
     level_ = np.where(known, latest * np.exp(mean), np.nan)
-    return level_, np.where(known, np.maximum(weight, 1.0), 0.0)
+    return level_, np.where(known, weight, 0.0)

@@ -76,15 +76,19 @@ class Rules:
     max_price: float | np.ndarray = np.nan
     map_price: float | np.ndarray = np.nan
     competitor_price: float | np.ndarray = np.nan  # lowest competitor price
-    # How far that price may be off today's in log price (the reprice gives sqrt 2 x the
-    # readings' jitter: a reading carried to today): the pessimistic curve places the
-    # competitor's price one such s.d. toward the unfavourable side of each move, as one part
-    # of the gain's standard error (0: the reading taken as exact).
+    # How far that price may be off the one buyers meet, in log price (the reprice gives the
+    # day's jitter and the level's error; sqrt 2 x the jitter for one reading): the
+    # pessimistic curve places the competitor's price one such s.d. toward the unfavourable
+    # side of each move, as one part of the gain's standard error (0: the reading taken as
+    # exact).
     competitor_sd: float | np.ndarray = 0.0
     # The jitter the demand model smoothed the hinge above the competitor over (the curve's
     # ramp_sd, ml.science.curve.ramp; 0: a sharp kink at the competitor's price).
     ramp_sd: float | np.ndarray = 0.0
     max_above_competitor: float | np.ndarray = np.nan  # e.g. 0.05 = at most 5 % above it
+    # The competitor's price that rule caps against (NaN: competitor_price; the reprice gives
+    # the lower of the level of its readings and its latest reading)
+    competitor_cap: float | np.ndarray = np.nan
     ending: float | None = None  # e.g. 0.99
     # Optional per-day floors on expected units and revenue (e.g. keep 90 % of today's volume,
     # or sell the stock within N days): the objective is maximised among prices that meet them,
@@ -401,7 +405,9 @@ def _optimise(
         }
     lo = _nanmax(*soft_lo.values())
     hi = _nanmin(*soft_hi.values())
-    comp_cap = _arr(rules.competitor_price, n) * (1 + _arr(rules.max_above_competitor, n))
+    cap_at = _arr(rules.competitor_cap, n)
+    cap_at = np.where(np.isfinite(cap_at), cap_at, _arr(rules.competitor_price, n))
+    comp_cap = cap_at * (1 + _arr(rules.max_above_competitor, n))
     hi = np.maximum(_nanmin(hi, comp_cap), lo)  # the competitor cannot force a bigger step
     # Hard rules win: raise to the floor, lower to the ceiling.
     lo_final = _nanmax(lo, floor)

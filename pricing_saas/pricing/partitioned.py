@@ -71,13 +71,15 @@ def start(job: RepriceJob) -> RepriceJob:
     # the policy as the job starts holds in every part (a setting changed mid-job waits for
     # the next job, as in a one-process job)
     current = approvals.policy()
+    noise = services.tenant_competitor_noise()
     plan = job_parts.plan(
         len(bounds) - 1,
         f"partitions/{job.tenant_id}/reprice-{job.pk}",
         bounds=bounds,
         demand=demand.pk,
         category_means=ml_selectors.category_prior_means(demand, _active()),
-        competitor_noise=services.tenant_competitor_noise().as_list(),
+        competitor_noise=noise.as_list(),
+        competitor_sd=noise.sd,  # what a worker of the release before reads
         no_cost=current.no_cost_fallback,
         risk=approvals.risk(current),
     )

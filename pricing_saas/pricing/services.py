@@ -19,6 +19,7 @@ from ml import selectors as ml_selectors
 from ml import services as ml_services
 from ml.models import ModelVersion, ReferencePrice
 from ml.science import competitor as competitor_science
+from ml.science.demand import RAMP_SCALE
 from ml.science.optimizer import RULES, Rules, optimise, rule_names
 from pricing_saas.catalog.models import CompetitorOffer, Product, SalesRecord
 from pricing_saas.web.errors import ConflictError, ServiceError
@@ -216,6 +217,9 @@ class Market:
     competitor_sd: float = 0.0  # how far one competitor reading may be off (log price)
     # per product, the weight of readings behind competitor_price (1: its latest reading alone)
     competitor_readings: np.ndarray | None = None
+    # per product, that competitor's latest reading (what a merchant sees in its feed): the
+    # competitor position rule caps against the lower of it and the level
+    competitor_reading: np.ndarray | None = None
     noise: competitor_science.Noise | None = None
 
     @classmethod
@@ -238,27 +242,29 @@ class Market:
         with connection.cursor() as cur:  # a feed may have many sellers: one row per seller
             cur.execute(
                 "SELECT product_id, competitor,"
-                " (array_agg(CASE WHEN in_stock THEN price END"
+                " (array_agg(CASE WHEN in_stock THEN price::float8 END"
                 "  ORDER BY observed_at DESC, price))[1:%s] FROM "
                 + CompetitorOffer._meta.db_table
                 + " WHERE tenant_id = %s AND observed_at >= %s"
                 + among
-                + " GROUP BY product_id, competitor",
+                + " GROUP BY product_id, competitor ORDER BY product_id, competitor",
                 [COMPETITOR_READINGS, require_current_tenant().pk, since, *(within or ())],
             )
             series = cur.fetchall()
         readings = np.full((len(series), COMPETITOR_READINGS), np.nan)
         for row, (_pk, _name, prices) in enumerate(series):
-            values = [np.nan if p is None else float(p) for p in prices]
+            values = [np.nan if p is None else p for p in prices]
             readings[row, : len(values)] = values
         with np.errstate(invalid="ignore"):  # a gap (out of stock) ends the series' run
             broken = np.cumsum(~np.isfinite(readings), axis=1) > 0
         level, weight = competitor_science.level(np.where(broken, np.nan, readings), noise)
-        lowest: dict[int, tuple[str, float, float]] = {}
+        lowest: dict[int, tuple[str, float, float, float]] = {}
         for row in np.argsort(level, kind="stable"):  # NaN last: no level, no competitor
-            pk = series[row][0]
+            pk = series[row][0]  # (ties: the competitor first by name)
             if np.isfinite(level[row]) and pk not in lowest:
-                lowest[pk] = (series[row][1], float(level[row]), float(weight[row]))
+                lowest[pk] = (
+                    series[row][1], float(level[row]), float(weight[row]), readings[row, 0]
+                )  # fmt: skip
         # a reference far outside its category's prices is not used
         usable = ReferencePrice.objects.filter(outside_category_range=False)
         if within is not None:
@@ -275,23 +281,34 @@ class Market:
             competitor_price=pick(lowest, 1),
             competitor_name=[lowest[pk][0] if pk in lowest else "" for pk in ids.tolist()],
             competitor_readings=pick(lowest, 2, 1.0),
+            competitor_reading=pick(lowest, 3),
             noise=noise,
             reference={pk: r[0] for pk, r in references.items()},
             reference_low=pick(references, 1),
             reference_high=pick(references, 2),
         )
 
+    def competitor_cap(self) -> np.ndarray:
+        """The competitor's price the competitor position rule caps against: the lower of the
+        level and the latest reading (a rule a merchant sets holds against the price its feed
+        shows too, e.g. a competitor's cut read once)."""
+        if self.competitor_reading is None:
+            return self.competitor_price
+        return np.fmin(self.competitor_price, self.competitor_reading)
+
     def competitor_doubt(self, idx) -> np.ndarray:
         """How far the price buyers meet at the competitor may be off competitor_price (log
-        price s.d.): the level's error (one reading's jitter over the root of the readings'
-        weight) and the day's jitter around it, as the fit's ramp has it (sqrt 2 x the jitter
-        where the level is one reading)."""
-        readings = (
-            np.ones(len(self.competitor_price))
-            if self.competitor_readings is None
-            else self.competitor_readings
-        )[idx]
-        return self.competitor_sd * np.sqrt(1.0 + 1.0 / np.maximum(readings, 1.0))
+        price s.d.) for the products at `idx`: the day's jitter around the level, as the
+        fit's ramp has it (RAMP_SCALE: the day's and one reading's), and the level's own
+        error (the jitter over the root of the readings' weight: one reading's where the
+        level is the latest reading, so sqrt 2 x the jitter as the ramp has it)."""
+        n = len(self.competitor_price)
+        weight = np.ones(n) if self.competitor_readings is None else self.competitor_readings
+        jitter = self.competitor_sd if self.noise is None else self.noise.jitter
+        day = (RAMP_SCALE**2 - 1.0) * self.competitor_sd**2
+        with np.errstate(divide="ignore"):
+            level = np.where(weight[idx] > 0, jitter**2 / weight[idx], jitter**2)
+        return np.sqrt(day + level)
 
 
 # The most readings of one competitor the level of its price today is read from (within
@@ -615,6 +632,7 @@ def _optimise_by_rules(
             # today's competitor price is the level of its readings: off the price buyers meet
             # by the level's error and the day's jitter, as the fit's ramp has it
             competitor_sd=market.competitor_doubt(idx),
+            competitor_cap=market.competitor_cap()[idx],
             ramp_sd=part_curve.ramp_sd,
             max_above_competitor=v["max_above_competitor"][idx],
             ending=None if ending == "nan" else float(ending),

@@ -32,11 +32,28 @@ def test_the_share_and_size_of_re_prices_are_recovered(jump_chance, jump_sd):
     r, _level, _jumped = feed(0, jump_chance=jump_chance, jump_sd=jump_sd)
     noise = measured(r)
     assert noise.sd == pytest.approx(0.03, rel=0.1)
+    assert noise.jitter == pytest.approx(0.03, rel=0.1)
     assert noise.changes == r.size - len(r)
     per_step = jump_chance / (r.shape[1] - 1)  # one re-price in a run of 7 steps
     assert noise.jump_share == pytest.approx(max(per_step, c.MIN_JUMP_SHARE), abs=0.012)
     if jump_chance:
         assert noise.jump_sd == pytest.approx(jump_sd, rel=0.2)
+
+
+def test_a_feed_that_re_prices_often_is_read_as_re_prices_not_as_more_jitter():
+    """Where many changes are re-prices the median-based jitter is inflated: the mixture reads
+    the jitter beside the re-prices (1 % here) and their share (1 in 7 steps) and size."""
+    rng = np.random.default_rng(3)
+    n, k = 20000, 8
+    r = np.exp(rng.normal(3, 0.3, n))[:, None] * np.exp(rng.normal(0, 0.01, (n, k)))
+    for j in range(1, k):
+        moved = rng.random(n) < 1 / 7
+        r[moved, j:] *= np.exp(rng.normal(0, 0.12, (moved.sum(), 1)))
+    noise = measured(r)
+    assert noise.sd > 0.011  # the robust scale, taken in by the re-prices
+    assert noise.jitter == pytest.approx(0.01, rel=0.1)
+    assert noise.jump_share == pytest.approx(1 / 7, rel=0.1)
+    assert noise.jump_sd == pytest.approx(0.12, rel=0.1)
 
 
 @pytest.mark.parametrize("jump_chance, jump_sd", [(0.3, 0.12), (0.5, 0.05), (1.0, 0.3)])
@@ -51,17 +68,52 @@ def test_the_level_is_closer_to_the_price_than_the_latest_reading_and_says_how_c
     # a re-price in the run is found: those series are closer than their latest reading too
     assert np.sqrt(np.mean(err[jumped] ** 2)) < 0.85 * latest
     # the stated weight is honest: the error in units of its stated s.d. is about one
-    z = err / (0.03 / np.sqrt(weight))
+    noise = measured(r)
+    z = err / (noise.jitter / np.sqrt(weight))
     assert 0.8 < np.sqrt(np.mean(z**2)) < 1.3
-    assert np.all(weight >= 1.0) and np.all(weight <= r.shape[1] + 1e-9)
+    assert 0.8 < np.sqrt(np.mean(z[jumped] ** 2)) < 1.35  # the re-priced feeds too
+    assert np.all(weight > 0.0) and np.all(weight <= r.shape[1] + 1e-9)
 
 
-def test_a_clear_re_price_ends_the_run_it_is_not_averaged_in():
-    noise = c.Noise(sd=0.02, jump_share=0.05, jump_sd=0.15, changes=1000)
-    r = np.array([[10.0, 10.1, 9.95, 12.0, 12.1, 11.9, 12.05, 12.0]])  # re-priced 12 -> 10
-    got, weight = c.level(r, noise)
-    assert got[0] == pytest.approx(np.exp(np.mean(np.log([10.0, 10.1, 9.95]))), rel=0.002)
-    assert 2.5 < weight[0] < 3.2
+def test_where_the_run_leaves_a_fresh_re_price_open_the_weight_says_so():
+    """One reading 10 % under six alike: a fresh cut or a jitter? The level lies between, and
+    its weight falls under one reading's, so the doubt of it is wider than the latest reading
+    alone would give."""
+    noise = c.Noise(sd=0.03, jump_share=0.05, jump_sd=0.3, changes=1000)
+    got, weight = c.level(np.array([[10.0] + [11.16] * 6]), noise)
+    assert 10.0 < got[0] < 11.16 and weight[0] < 1.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_level_is_the_models_posterior_computed_by_brute_force(seed):
+    """The level and its weight against the model written out with dense matrices: the latest
+    L readings at today's level, the older ones a re-price N(0, j^2) away (chance p per step
+    back, none in the run with (1 - p)^(n - 1)), jitter s; the level's flat prior integrated
+    out."""
+    rng = np.random.default_rng(seed)
+    n, s, j, p = 5, 0.03, 0.1, 0.2
+    x = np.log(10.0) + rng.normal(0, s, n)
+    x[rng.integers(1, n) :] += rng.normal(0, j)
+    logs, means, variances = [], [], []
+    for length in range(1, n + 1):
+        u = (np.arange(n) >= length).astype(float)
+        cov = s * s * np.eye(n) + j * j * np.outer(u, u)
+        inv = np.linalg.inv(cov)
+        one = np.ones(n)
+        a, b = one @ inv @ one, one @ inv @ x
+        q = x @ inv @ x - b * b / a
+        prior = p * (1 - p) ** (length - 1) if length < n else (1 - p) ** (n - 1)
+        logs.append(np.log(prior) - 0.5 * (np.linalg.slogdet(cov)[1] + np.log(a) + q))
+        means.append(b / a)
+        variances.append(1 / a)
+    post = np.exp(np.array(logs) - max(logs))
+    post /= post.sum()
+    mean = post @ np.array(means)
+    var = post @ (np.array(variances) + (np.array(means) - mean) ** 2)
+    noise = c.Noise(sd=s, jump_share=p, jump_sd=j, changes=1000)
+    got, weight = c.level(np.exp(x)[None, :], noise)
+    assert np.log(got[0]) == pytest.approx(mean, abs=1e-9)
+    assert weight[0] == pytest.approx(s * s / var, rel=1e-6)
 
 
 def test_exact_readings_or_a_jitter_measured_on_too_few_changes_keep_the_latest_reading():
@@ -94,7 +146,7 @@ def test_the_sql_histogram_bins_are_the_python_ones():
 
 
 def test_a_noise_travels_through_a_plan_and_back():
-    noise = c.Noise(sd=0.03, jump_share=0.04, jump_sd=0.2, changes=500)
+    noise = c.Noise(sd=0.03, jump_share=0.04, jump_sd=0.2, changes=500, still_sd=0.025)
     assert c.Noise.of(noise.as_list()) == noise
     assert c.Noise.of(None) == c.Noise()
 
@@ -117,6 +169,7 @@ def test_the_level_stays_within_its_runs_readings(rows, sd, share, jump):
         r[i, : len(row)] = [np.nan if v is None else v for v in row]
     noise = c.Noise(sd=sd, jump_share=share, jump_sd=jump, changes=1000)
     got, weight = c.level(r, noise)
+    assert np.all(np.isfinite(weight))
     for i in range(len(r)):
         run = []
         for v in r[i]:
@@ -127,4 +180,4 @@ def test_the_level_stays_within_its_runs_readings(rows, sd, share, jump):
             assert np.isnan(got[i]) and weight[i] == 0
         else:
             assert min(run) * (1 - 1e-9) <= got[i] <= max(run) * (1 + 1e-9)
-            assert 1.0 <= weight[i] <= len(run) + 1e-6
+            assert 0.0 < weight[i] <= len(run) + 1e-6

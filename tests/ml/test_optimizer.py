@@ -859,3 +859,18 @@ def test_no_move_is_made_on_more_gain_than_the_recommendation_shows_under_the_mi
     assert moved.sum() > 20
     shown = (rec.value_new - rec.value_now)[moved]
     assert (shown >= 0.005 * np.abs(rec.value_now[moved]) - 1e-9).all()
+
+
+def test_the_competitor_position_rule_caps_against_its_own_price_where_one_is_given():
+    """The reprice prices on the level of a competitor's readings but holds the competitor
+    position rule against the lower of that and the latest reading: a rule a merchant sets
+    holds against the price the feed shows, and the demand curve is not moved by it."""
+    args = ([10.0, 10.0], [4.0, 4.0], [10.0, 10.0], [-0.5, -0.5], [0.05, 0.05])
+    level = Rules(competitor_price=[10.5, 10.5], max_above_competitor=0.0, loss_budget=None)
+    capped = replace(level, competitor_cap=[9.9, np.nan])
+    plain, held = optimise(*args, level), optimise(*args, capped)
+    assert plain.price[0] == pytest.approx(10.5) and held.price[0] == pytest.approx(9.9)
+    assert "competitor" in held.rules_of(0)
+    assert held.price[1] == plain.price[1]  # NaN: the competitor's price stands
+    # the curve reads the level either way: today's expected units are the same
+    assert held.units_now[0] == pytest.approx(plain.units_now[0])
