@@ -50,7 +50,8 @@ class Noise:
 
     @classmethod
     def of(cls, value) -> Noise:
-        """From what a plan holds: a Noise, [sd, share, size, changes, still_sd], or an sd alone
+        """From what a plan holds: a Noise, [sd, share, size, changes, still_sd] ([sd, share,
+        size, changes]: a plan made before the jitter was fitted beside them), or an sd alone
         (a plan made before the rest was measured: no changes known, so each level is its
         latest reading)."""
         if isinstance(value, Noise):
@@ -59,7 +60,7 @@ class Noise:
             return cls()
         if np.ndim(value) == 0:
             return cls(sd=float(value))
-        sd, share, size, changes, still = value
+        sd, share, size, changes, still = (*value, 0.0)[:5]  # a plan of before still_sd: 4
         return cls(
             sd=float(sd),
             jump_share=float(share),

@@ -149,6 +149,9 @@ def test_a_noise_travels_through_a_plan_and_back():
     noise = c.Noise(sd=0.03, jump_share=0.04, jump_sd=0.2, changes=500, still_sd=0.025)
     assert c.Noise.of(noise.as_list()) == noise
     assert c.Noise.of(None) == c.Noise()
+    # a plan written before the jitter was fitted beside the re-prices: its sd stands
+    older = c.Noise.of([0.03, 0.04, 0.2, 500])
+    assert older.jitter == 0.03 and older.changes == 500 and older.still_sd == 0.0
 
 
 @settings(max_examples=200, deadline=None)

@@ -219,3 +219,55 @@ def test_a_tenant_whose_files_record_no_revenue_prices_sales_at_the_listed_price
         panel, ids, _stats = demand_panel()
         skus = dict(Product.objects.values_list("pk", "sku"))
     assert [skus[pk] for pk in ids] == ["S1"] and np.allclose(panel.price, 9.0)
+
+
+def test_the_tenants_competitor_noise_is_fitted_on_its_own_in_stock_changes(stocked, world_b):
+    """ml.panel.competitor_noise bins in SQL the |log change| between each competitor's
+    consecutive in-stock readings: the same Noise as the changes binned in Python, and another
+    tenant's readings (here all wild re-prices) change nothing."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from ml.panel import competitor_noise
+    from ml.science.competitor import MIN_CHANGES, noise_of_changes
+
+    rng = np.random.default_rng(11)
+    start = timezone.now() - dt.timedelta(days=30)
+    offers, changes = [], []
+    for i in range(12):
+        for name in ("A", "B"):
+            level = float(np.exp(rng.normal(3, 0.5)))
+            prices = []
+            for day in range(8):
+                if day == 4 and rng.random() < 0.5:
+                    level *= float(np.exp(rng.normal(0, 0.15)))  # a re-price
+                price = round(level * float(np.exp(rng.normal(0, 0.03))), 2)
+                sold_out = day == 6 and i % 3 == 0  # a sold-out reading is not a change
+                offers.append(
+                    {"sku": f"S{i}", "competitor": name, "price": f"{price:.2f}",
+                     "observed_at": (start + dt.timedelta(days=day)).isoformat(),
+                     "in_stock": "false" if sold_out else "true"}
+                )  # fmt: skip
+                if not sold_out:
+                    prices.append(price)
+            changes += np.abs(np.diff(np.log(prices))).tolist()
+    wild = [
+        {"sku": "S0", "competitor": "A", "price": f"{p:.2f}",
+         "observed_at": (start + dt.timedelta(days=d)).isoformat()}
+        for d, p in enumerate(np.exp(rng.normal(3, 1.0, 40)))
+    ]  # fmt: skip
+    with tenant_context(world_b.tenant):
+        import_rows(kind="products", rows=[{"sku": "S0", "title": "Other", "price": "20.00"}])
+        import_rows(kind="competitor_prices", rows=wild)
+    with tenant_context(stocked.tenant):
+        import_rows(kind="competitor_prices", rows=offers)
+        got = competitor_noise(start - dt.timedelta(days=1))
+    assert len(changes) >= MIN_CHANGES
+    sd = float(np.median(changes)) * 1.4826 / np.sqrt(2)
+    want = noise_of_changes(sd, changes)
+    assert got.changes == want.changes == len(changes)
+    assert got.sd == pytest.approx(want.sd, rel=1e-9)
+    assert got.jump_share == pytest.approx(want.jump_share, rel=1e-6)
+    assert got.jump_sd == pytest.approx(want.jump_sd, rel=1e-6)
+    assert got.still_sd == pytest.approx(want.still_sd, rel=1e-6)
