@@ -1,9 +1,13 @@
 """The whole reprice job of a 100,000-SKU tenant, from the database to stored recommendations.
 
     .venv/bin/python benchmarks/reprice_job.py [--skus 100000] [--days 30]
+        [--competitors 1] [--readings 1]
 
 Generates a tenant (products with costs; daily sales from known constant-elasticity curves;
-a competitor price per SKU), imports it through the import service, then times
+per SKU `--competitors` sellers, each read on the last `--readings` days, the readings
+jittering 3 % around the seller's price and a third of the sellers re-pricing once among
+them: what today's competitor level is read from), imports it through the import service,
+then times
 `manage.py reprice --sync` twice: the first run trains the demand model first (none is in
 force), the second reuses it.
 """
@@ -39,6 +43,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--skus", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--competitors", type=int, default=1, help="sellers per SKU")
+    parser.add_argument("--readings", type=int, default=1, help="daily readings per seller")
     parser.add_argument("--keep", action="store_true", help="keep the tenant (for profiling)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
@@ -68,23 +74,28 @@ def main() -> None:
                 for i in np.flatnonzero(units):
                     w.writerow([day, f"S{i:06d}", int(units[i]), round(float(p[i]), 2)])
                     rows += 1
+        offer_rows = 0
         with open(offers, "w", newline="") as out:
             w = csv.writer(out)
             w.writerow(["sku", "competitor", "price", "observed_at"])
-            stamp = date.today().isoformat() + "T08:00:00Z"
-            for i in range(n):
-                w.writerow(
-                    [
-                        f"S{i:06d}",
-                        "Rival",
-                        round(float(price0[i] * rng.uniform(0.85, 1.2)), 2),
-                        stamp,
-                    ]
-                )
+            k = max(args.readings, 1)
+            stamps = [
+                (date.today() - timedelta(days=d)).isoformat() + "T08:00:00Z" for d in range(k)
+            ]
+            for c in range(max(args.competitors, 1)):
+                level = price0 * rng.uniform(0.85, 1.2, n)
+                before = level * np.exp(rng.normal(0, 0.1, n))  # the price before a re-price
+                moved = np.where(rng.random(n) < 1 / 3, rng.integers(1, k + 1, n), k)
+                jitter = np.exp(rng.normal(0, 0.03 if k > 1 else 0.0, (k, n)))
+                for d in range(k):  # d days ago
+                    p = np.where(d >= moved, before, level) * jitter[d]
+                    for i in range(n):
+                        w.writerow([f"S{i:06d}", f"Rival {c}", round(float(p[i]), 2), stamps[d]])
+                    offer_rows += n
         for kind, path in (("products", products), ("sales", sales), ("competitor_prices", offers)):
             seconds, out = run([py, "manage.py", "import_csv", slug, kind, str(path)])
             print(f"import {kind}: {seconds:.1f}s ({out})")
-    print(f"{n:,} SKUs, {rows:,} sales rows over {days} days")
+    print(f"{n:,} SKUs, {rows:,} sales rows over {days} days, {offer_rows:,} competitor readings")
     first, out1 = run([py, "manage.py", "reprice", slug, "--sync"])
     print(f"reprice job incl. training the demand model: {first:.1f}s -> {out1}")
     second, out2 = run([py, "manage.py", "reprice", slug, "--sync"])

@@ -99,41 +99,48 @@ def noise_of_changes(sd: float, changes) -> Noise:
 
 def noise_of_histogram(sd: float, counts, iterations: int = 20000) -> Noise:
     """The share and r.m.s. size of real re-prices among consecutive readings, and the jitter
-    beside them, from the histogram of their |log change| (`change_bin`'s bins): a mixture
-    fitted by EM, each change either two readings' jitter, N(0, 2 still_sd^2), or a re-price,
-    N(0, 2 still_sd^2 + jump_sd^2) (a re-price smaller than the jitter cannot be told from it),
-    started at the robust `sd` (which it returns as `sd` unchanged) and run until the
-    log-likelihood stops rising."""
+    beside them, from the histogram of their |log change| (`change_bin`'s bins): the changes
+    that moved the price at all (bins from 1; a repeat, bin 0, is a step without a re-price,
+    from a feed that reads exactly) are a mixture fitted by EM, each either two readings'
+    jitter, N(0, 2 still_sd^2), or a re-price, N(0, 2 still_sd^2 + jump_sd^2) (a re-price
+    smaller than the jitter cannot be told from it), started at the robust `sd` (which it
+    returns as `sd` unchanged) and run until the log-likelihood settles (the best parameters
+    seen kept). Under MIN_CHANGES changes, or that few that moved: not fitted."""
     sd = float(sd) if sd is not None and np.isfinite(sd) and sd > 0 else 0.0
     counts = np.asarray(counts, dtype=np.float64)
     total = int(counts.sum())
-    if sd <= 0 or total < MIN_CHANGES:  # too few to fit: each level is its latest reading
-        return Noise(sd=sd, changes=total)
+    moved_counts = counts[1:]
+    if sd <= 0 or total < MIN_CHANGES or moved_counts.sum() < MIN_CHANGES:
+        return Noise(sd=sd, changes=total)  # too few to fit: each level is its latest reading
     low, high = np.log(CHANGE_EDGES[0]), np.log(CHANGE_EDGES[1])
     edges = np.exp(np.linspace(low, high, CHANGE_BINS + 1))
-    x2 = np.r_[0.0, edges[:-1] * edges[1:]]  # each bin's (geometric) centre, squared
+    x2 = edges[:-1] * edges[1:]  # each bin's (geometric) centre, squared
     floor = (CHANGE_EDGES[0] / 2) ** 2  # the jitter's variance never below the first bin's
+    moving = float(moved_counts.sum())
     still = 2 * sd * sd
-    share, jump2 = 0.1, max(float(x2[counts > 0].max()) - still, still)
-    before = -np.inf
+    part, jump2 = 0.1, max(float(x2[moved_counts > 0].max()) - still, still)
+    before, best = -np.inf, (-np.inf, part, still, jump2)
     for _ in range(iterations):
         moved = still + jump2
-        a = np.log1p(-share) - 0.5 * np.log(still) - 0.5 * x2 / still
-        b = np.log(share) - 0.5 * np.log(moved) - 0.5 * x2 / moved
+        a = np.log1p(-part) - 0.5 * np.log(still) - 0.5 * x2 / still
+        b = np.log(part) - 0.5 * np.log(moved) - 0.5 * x2 / moved
         top = np.maximum(a, b)
-        loglik = float(np.sum(counts * (top + np.log(np.exp(a - top) + np.exp(b - top)))))
-        resp = counts / (1.0 + np.exp(np.clip(a - b, -700, 700)))  # each bin's re-prices
-        weight = resp.sum()
-        share = float(np.clip(weight / total, MIN_JUMP_SHARE, 1 - MIN_JUMP_SHARE))
-        stay = counts - resp
-        still = float(max(np.sum(stay * x2) / max(stay.sum(), 1e-12), floor))
-        jump2 = float(max(np.sum(resp * x2) / max(weight, 1e-12) - still, still))
-        if loglik - before < 1e-9 * max(abs(loglik), 1.0):
+        loglik = float(np.sum(moved_counts * (top + np.log(np.exp(a - top) + np.exp(b - top)))))
+        if loglik > best[0]:
+            best = (loglik, part, still, jump2)
+        if abs(loglik - before) < 1e-9 * max(abs(loglik), 1.0):
             break
         before = loglik
+        resp = moved_counts / (1.0 + np.exp(np.clip(a - b, -700, 700)))  # each bin's re-prices
+        weight = resp.sum()
+        part = float(np.clip(weight / moving, 1e-6, 1 - 1e-6))
+        stay = moved_counts - resp
+        still = float(max(np.sum(stay * x2) / max(stay.sum(), 1e-12), floor))
+        jump2 = float(max(np.sum(resp * x2) / max(weight, 1e-12) - still, still))
+    _loglik, part, still, jump2 = best
     return Noise(
         sd=sd,
-        jump_share=share,
+        jump_share=float(np.clip(part * moving / total, MIN_JUMP_SHARE, 1 - MIN_JUMP_SHARE)),
         jump_sd=float(np.sqrt(jump2)),
         changes=total,
         still_sd=float(np.sqrt(still / 2)),

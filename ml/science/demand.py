@@ -966,10 +966,10 @@ def _newton_per_sku(y, cols, prec, offset, sku, n, trunc, b0, a0, iterations) ->
     """Per-SKU Newton steps on the coefficients of `cols` (the first the slope, started at
     `b0`; the others at 0 under normal priors of precision `prec`), the intercepts profiled in
     closed form after each step (at least one step, `iterations` 0 too: the information the
-    s.e.s are read from is the last step's). A step is capped so that the slope moves at most 1 and the
-    others at most 5; the slope stays in [-20, 5], the others in [-40, 10]. A SKU's terms are
-    identified where the slope's information is positive and their correlation matrix is not
-    singular (determinant above 1e-6)."""
+    s.e.s are read from is the last step's). A step is capped so that the slope moves at most
+    1 and the others at most 5; the slope stays in [-20, 5], the others in [-40, 10]. A SKU's
+    terms are identified where the slope's information is positive and their correlation
+    matrix is not singular (determinant above 1e-6)."""
     k = len(cols)
     prec = np.asarray(prec, dtype=np.float64)
     coef = np.zeros((n, k))

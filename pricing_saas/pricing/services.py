@@ -217,8 +217,8 @@ class Market:
     competitor_sd: float = 0.0  # how far one competitor reading may be off (log price)
     # per product, the weight of readings behind competitor_price (1: its latest reading alone)
     competitor_readings: np.ndarray | None = None
-    # per product, that competitor's latest reading (what a merchant sees in its feed): the
-    # competitor position rule caps against the lower of it and the level
+    # per product, the lowest latest reading of its competitors (what a merchant sees in its
+    # feed): the competitor position rule caps against the lower of it and the level
     competitor_reading: np.ndarray | None = None
     noise: competitor_science.Noise | None = None
 
@@ -258,13 +258,15 @@ class Market:
         with np.errstate(invalid="ignore"):  # a gap (out of stock) ends the series' run
             broken = np.cumsum(~np.isfinite(readings), axis=1) > 0
         level, weight = competitor_science.level(np.where(broken, np.nan, readings), noise)
-        lowest: dict[int, tuple[str, float, float, float]] = {}
+        lowest: dict[int, tuple[str, float, float]] = {}
+        shown: dict[int, tuple[float]] = {}  # the lowest latest reading of any competitor
         for row in np.argsort(level, kind="stable"):  # NaN last: no level, no competitor
             pk = series[row][0]  # (ties: the competitor first by name)
-            if np.isfinite(level[row]) and pk not in lowest:
-                lowest[pk] = (
-                    series[row][1], float(level[row]), float(weight[row]), readings[row, 0]
-                )  # fmt: skip
+            if not np.isfinite(level[row]):
+                continue
+            if pk not in lowest:
+                lowest[pk] = (series[row][1], float(level[row]), float(weight[row]))
+            shown[pk] = (min(shown.get(pk, (np.inf,))[0], float(readings[row, 0])),)
         # a reference far outside its category's prices is not used
         usable = ReferencePrice.objects.filter(outside_category_range=False)
         if within is not None:
@@ -281,7 +283,7 @@ class Market:
             competitor_price=pick(lowest, 1),
             competitor_name=[lowest[pk][0] if pk in lowest else "" for pk in ids.tolist()],
             competitor_readings=pick(lowest, 2, 1.0),
-            competitor_reading=pick(lowest, 3),
+            competitor_reading=pick(shown, 0),
             noise=noise,
             reference={pk: r[0] for pk, r in references.items()},
             reference_low=pick(references, 1),
@@ -290,8 +292,8 @@ class Market:
 
     def competitor_cap(self) -> np.ndarray:
         """The competitor's price the competitor position rule caps against: the lower of the
-        level and the latest reading (a rule a merchant sets holds against the price its feed
-        shows too, e.g. a competitor's cut read once)."""
+        level and the lowest latest reading of any competitor (a rule a merchant sets holds
+        against the prices its feed shows too, e.g. a competitor's cut read once)."""
         if self.competitor_reading is None:
             return self.competitor_price
         return np.fmin(self.competitor_price, self.competitor_reading)
@@ -299,9 +301,11 @@ class Market:
     def competitor_doubt(self, idx) -> np.ndarray:
         """How far the price buyers meet at the competitor may be off competitor_price (log
         price s.d.) for the products at `idx`: the day's jitter around the level, as the
-        fit's ramp has it (RAMP_SCALE: the day's and one reading's), and the level's own
-        error (the jitter over the root of the readings' weight: one reading's where the
-        level is the latest reading, so sqrt 2 x the jitter as the ramp has it)."""
+        fit's ramp has it (RAMP_SCALE x the robust jitter `competitor_sd` is the day's beside
+        one reading's), and the level's own error (the fitted jitter, `Noise.jitter`, over
+        the root of the readings' weight). Where the level is one reading and the fitted
+        jitter is the robust one, that is the ramp's sqrt 2 x the jitter; a jitter fitted
+        below the robust one (re-prices inflate the median) narrows only the level's part."""
         n = len(self.competitor_price)
         weight = np.ones(n) if self.competitor_readings is None else self.competitor_readings
         jitter = self.competitor_sd if self.noise is None else self.noise.jitter

@@ -141,9 +141,10 @@ SCRIPTS = {
         expect=("| before |", "| after |", "| product | sells at | before | after |"),
     ),
     "reprice_job.py": Smoke(
-        args="--skus 60 --days 7",
+        args="--skus 60 --days 7 --competitors 2 --readings 5",
         expect=(
             "import sales",
+            "600 competitor readings",
             "reprice job incl. training the demand model",
             "reprice job with the demand model in force",
         ),

@@ -184,3 +184,43 @@ def test_the_level_stays_within_its_runs_readings(rows, sd, share, jump):
         else:
             assert min(run) * (1 - 1e-9) <= got[i] <= max(run) * (1 + 1e-9)
             assert 0.0 < weight[i] <= len(run) + 1e-6
+
+
+def test_exact_repeats_beside_a_jittery_feed_are_not_read_as_a_jitter_of_none():
+    """A tenant with an exact feed (its readings repeat to the cent) beside a jittery one: the
+    repeats are steps without a re-price, not a jitter near zero that would make every move of
+    the jittery feed a re-price (and its level read off one reading claim seven's weight)."""
+    rng = np.random.default_rng(7)
+    for repeats in (0.2, 0.45):
+        n = 4000
+        changes = np.r_[np.zeros(int(repeats * n)), rng.normal(0, 0.02 * np.sqrt(2), n)]
+        noise = measured_changes(changes)
+        assert noise.jitter == pytest.approx(0.02, rel=0.1)
+        assert noise.jump_share < 0.03
+
+
+def test_few_changes_that_moved_the_price_are_not_fitted():
+    changes = np.r_[np.zeros(200), np.full(c.MIN_CHANGES - 1, 0.05)]
+    noise = measured_changes(changes, sd=0.01)
+    assert noise.changes == 200 + c.MIN_CHANGES - 1 and noise.still_sd == 0.0
+
+
+def measured_changes(changes, sd=None):
+    if sd is None:
+        sd = float(np.median(np.abs(changes)) * 1.4826 / np.sqrt(2))
+    return c.noise_of_changes(sd, changes)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 10_000), min_size=c.CHANGE_BINS + 1, max_size=c.CHANGE_BINS + 1),
+    st.floats(1e-5, 1.0),
+)
+def test_any_histogram_gives_a_finite_noise_within_its_bounds(counts, sd):
+    noise = c.noise_of_histogram(sd, counts)
+    assert noise.changes == sum(counts) and noise.sd == sd
+    values = (noise.jump_share, noise.jump_sd, noise.still_sd)
+    assert all(np.isfinite(v) and v >= 0 for v in values)
+    assert c.MIN_JUMP_SHARE <= noise.jump_share <= 1 - c.MIN_JUMP_SHARE
+    if noise.still_sd > 0:  # fitted
+        assert noise.jump_sd >= noise.still_sd * np.sqrt(2) * (1 - 1e-9)

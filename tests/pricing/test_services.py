@@ -203,6 +203,11 @@ def test_a_jittery_feeds_price_today_is_the_level_of_its_readings_since_its_last
                 jittered = level * 1.05 if sku == "P0" else new
             price = f"{jittered:.2f}"
             offers.append({"sku": sku, "competitor": "A", "price": price, "observed_at": at(days)})
+    # a second seller of P0, read exactly at 19.60 for a week and at 18.60 today: its level is
+    # above A's, but its latest reading is the lowest price P0's feed shows
+    for days in range(7, -1, -1):
+        price = "18.60" if days == 0 else "19.60"
+        offers.append({"sku": "P0", "competitor": "B", "price": price, "observed_at": at(days)})
     seen = []
     plain = services.optimise
     monkeypatch.setattr(services, "optimise", lambda *a, **kw: seen.append(a[5]) or plain(*a, **kw))
@@ -214,10 +219,11 @@ def test_a_jittery_feeds_price_today_is_the_level_of_its_readings_since_its_last
             r.product.sku: r
             for r in Recommendation.objects.filter(job=job, product__sku__in=["P0", "P1", "P2"])
         }
-    assert noise.sd == pytest.approx(0.03, rel=0.35) and noise.changes == 120
+    assert noise.sd == pytest.approx(0.03, rel=0.35) and noise.changes == 127
     # today's reading is 5 % high; the level of the last week's readings is near the price
     assert float(recs["P0"].competitor_price) == pytest.approx(19.0, rel=0.025)
     assert float(recs["P0"].competitor_price) < 19.0 * 1.05 - 0.3
+    assert recs["P0"].competitor_name == "A"
     # P1's competitor re-priced 22 -> 18 five days ago: its older readings are not averaged in
     assert float(recs["P1"].competitor_price) == pytest.approx(18.0, rel=0.035)
     # P2's competitor cut 6 % today, read once: the level may not follow it all the way, but
@@ -227,9 +233,9 @@ def test_a_jittery_feeds_price_today_is_the_level_of_its_readings_since_its_last
     sds = np.concatenate([np.atleast_1d(r.competitor_sd) for r in seen])
     prices = np.concatenate([np.atleast_1d(r.competitor_price) for r in seen])
     caps = np.concatenate([np.atleast_1d(r.competitor_cap) for r in seen])
-    assert np.any(np.isclose(caps, 17.9)) and np.all(
-        caps[np.isfinite(caps)] <= prices[np.isfinite(caps)]
-    )
+    level_p0 = float(recs["P0"].competitor_price)
+    assert np.any(np.isclose(caps, 17.9))  # P2: A's cut read once
+    assert np.any(np.isclose(prices, level_p0) & np.isclose(caps, 18.6))  # P0: B's reading
     priced = np.isfinite(prices)
     assert priced.sum() == 3
     # more than one reading behind P0's and P1's levels: a doubt under one reading's sqrt 2 x
@@ -237,6 +243,7 @@ def test_a_jittery_feeds_price_today_is_the_level_of_its_readings_since_its_last
     steady = priced & (np.abs(prices - level_p2) > 1e-6)
     assert np.all(sds[steady] < np.sqrt(2) * noise.sd * 0.95)
     assert np.all(sds[priced] >= noise.sd * 0.9)
+    assert np.all(sds[priced & ~steady] > sds[steady].max())
 
 
 def test_cancel_a_queued_job(shop):
