@@ -269,20 +269,31 @@ def competitor_jitter(since) -> float:
     import numpy as np
     from django.db import connection
 
-    from pricing_saas.catalog.models import CompetitorOffer
-
     with connection.cursor() as cur:
         cur.execute(
-            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(change)) FROM ("
-            " SELECT ln(price / LAG(price) OVER (PARTITION BY product_id, competitor"
-            " ORDER BY observed_at)) AS change FROM "
-            + CompetitorOffer._meta.db_table
-            + " WHERE tenant_id = %s AND observed_at >= %s AND in_stock AND price > 0) AS d"
-            " WHERE change IS NOT NULL",
+            "WITH d AS (" + _changes_sql() + ") SELECT percentile_cont(0.5) WITHIN GROUP"
+            " (ORDER BY change) FROM d WHERE change IS NOT NULL",
             [require_current_tenant().pk, since],
         )
         row = cur.fetchone()
     return float(row[0]) * 1.4826 / np.sqrt(2) if row and row[0] is not None else 0.0
+
+
+def _changes_sql() -> str:
+    """The |log change| between each competitor's consecutive readings of a product observed
+    from a time (parameters: tenant, since), NULL where either reading is out of stock (a
+    sold-out reading ends a run of prices, as `ml.science.competitor.level` reads them) or the
+    first of its series."""
+    from pricing_saas.catalog.models import CompetitorOffer
+
+    return (
+        "SELECT CASE WHEN in_stock AND before_in AND price > 0 AND before > 0"
+        " THEN abs(ln(price / before)) END AS change FROM (SELECT price::float8 AS price,"
+        " in_stock, LAG(price::float8) OVER w AS before, LAG(in_stock) OVER w AS before_in FROM "
+        + CompetitorOffer._meta.db_table
+        + " WHERE tenant_id = %s AND observed_at >= %s WINDOW w AS (PARTITION BY product_id,"
+        " competitor ORDER BY observed_at, price DESC)) AS r"
+    )
 
 
 def competitor_noise(since):
@@ -294,15 +305,11 @@ def competitor_noise(since):
     from django.db import connection
 
     from ml.science.competitor import CHANGE_BINS, CHANGE_EDGES, noise_of_histogram
-    from pricing_saas.catalog.models import CompetitorOffer
 
     low, high = (float(np.log(edge)) for edge in CHANGE_EDGES)
     with connection.cursor() as cur:
         cur.execute(
-            "WITH d AS (SELECT abs(ln(price::float8 / LAG(price::float8) OVER (PARTITION BY"
-            " product_id, competitor ORDER BY observed_at))) AS change FROM "
-            + CompetitorOffer._meta.db_table
-            + " WHERE tenant_id = %s AND observed_at >= %s AND in_stock AND price > 0)"
+            "WITH d AS (" + _changes_sql() + ")"
             " SELECT (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY change) FROM d"
             "  WHERE change IS NOT NULL),"
             " CASE WHEN change < %s::float8 THEN 0 ELSE LEAST(width_bucket(ln(change),"

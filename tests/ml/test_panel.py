@@ -138,6 +138,7 @@ def test_demand_panel_carries_competitor_prices_forward_two_weeks(stocked):
     offers = [
         {"sku": "S0", "competitor": "A", "price": "9.00", "observed_at": "2024-03-03T09:00:00Z"},
         {"sku": "S0", "competitor": "B", "price": "8.50", "observed_at": "2024-03-03T18:00:00Z"},
+        {"sku": "S0", "competitor": "A", "price": "9.20", "observed_at": "2024-03-05T09:00:00Z"},
         {"sku": "S0", "competitor": "A", "price": "7.00", "observed_at": "2024-03-10T09:00:00Z",
          "in_stock": "false"},  # out of stock: not a price anyone can buy at
         {"sku": "S0", "competitor": "A", "price": "9.50", "observed_at": "2024-03-20T09:00:00Z"},
@@ -157,8 +158,9 @@ def test_demand_panel_carries_competitor_prices_forward_two_weeks(stocked):
     assert comp[20] == 9.5 and comp[30] == 9.5
     assert np.isnan(panel.competitor_price[panel.sku != s0]).all()  # S1: never observed
     assert 0 < stats["competitor_share"] < 0.5
-    # the readings' jitter (A's consecutive in-stock readings), which the hinge is smoothed over
-    assert panel.competitor_sd == pytest.approx(np.log(9.5 / 9.0) * 1.4826 / np.sqrt(2))
+    # the readings' jitter (A's consecutive in-stock readings: 9.00 -> 9.20; its sold-out
+    # reading ends the run, so 9.20 -> 9.50 is no change), which the hinge is smoothed over
+    assert panel.competitor_sd == pytest.approx(np.log(9.2 / 9.0) * 1.4826 / np.sqrt(2))
 
 
 def test_each_competitor_holds_its_own_price_on_the_tenants_local_days(stocked):
@@ -223,8 +225,9 @@ def test_a_tenant_whose_files_record_no_revenue_prices_sales_at_the_listed_price
 
 def test_the_tenants_competitor_noise_is_fitted_on_its_own_in_stock_changes(stocked, world_b):
     """ml.panel.competitor_noise bins in SQL the |log change| between each competitor's
-    consecutive in-stock readings: the same Noise as the changes binned in Python, and another
-    tenant's readings (here all wild re-prices) change nothing."""
+    consecutive in-stock readings (a sold-out reading ends a run: no change across it, as the
+    level reads a run): the same Noise as the changes binned in Python, and another tenant's
+    readings (here all wild re-prices) change nothing."""
     import datetime as dt
 
     from django.utils import timezone
@@ -238,7 +241,7 @@ def test_the_tenants_competitor_noise_is_fitted_on_its_own_in_stock_changes(stoc
     for i in range(12):
         for name in ("A", "B"):
             level = float(np.exp(rng.normal(3, 0.5)))
-            prices = []
+            runs = [[]]
             for day in range(8):
                 if day == 4 and rng.random() < 0.5:
                     level *= float(np.exp(rng.normal(0, 0.15)))  # a re-price
@@ -249,9 +252,12 @@ def test_the_tenants_competitor_noise_is_fitted_on_its_own_in_stock_changes(stoc
                      "observed_at": (start + dt.timedelta(days=day)).isoformat(),
                      "in_stock": "false" if sold_out else "true"}
                 )  # fmt: skip
-                if not sold_out:
-                    prices.append(price)
-            changes += np.abs(np.diff(np.log(prices))).tolist()
+                if sold_out:
+                    runs.append([])
+                else:
+                    runs[-1].append(price)
+            for run in runs:
+                changes += np.abs(np.diff(np.log(run))).tolist()
     wild = [
         {"sku": "S0", "competitor": "A", "price": f"{p:.2f}",
          "observed_at": (start + dt.timedelta(days=d)).isoformat()}
