@@ -141,7 +141,7 @@ def demand_panel(block: dict | None = None):
         current_price=np.array([float(today[pk]) if today.get(pk) else np.nan for pk in kept]),
         truncated=np.r_[truncated, np.zeros(len(zero_days), dtype=bool)][order],
     )
-    competitor = _competitor_prices(kept, panel.sku, panel.day)
+    competitor = _competitor_prices(kept, panel.sku, panel.day, panel.price)
     if block is not None:
         panel.competitor_price, panel.competitor_sd = competitor, float(block["competitor_sd"])
         return (
@@ -178,14 +178,15 @@ def demand_panel(block: dict | None = None):
 COMPETITOR_CARRY_DAYS = 14  # an observed competitor price holds for two weeks, then unknown
 
 
-def _competitor_prices(product_ids: list[int], sku, day):
+def _competitor_prices(product_ids: list[int], sku, day, own=None):
     """The lowest competitor price per panel row (SKU, day): each competitor's price holds from
     its observation for COMPETITOR_CARRY_DAYS, until its next observation, or until it is seen
     out of stock (on the day itself when its last observation that day was out of stock), and
     the row takes the lowest of those in force (NaN where none is). Days are the tenant's local
     days, as sales dates are. All competitors at once, so a marketplace feed with many sellers
     costs what one does. The demand model controls for the gap to it (buyers drift away when a
-    competitor is cheaper)."""
+    competitor is cheaper). With `own` (each row's own price), a competitor price too far from
+    it to be the same item (ml.science.competitor.matches) is not in force on that row."""
     import datetime as dt
     from zoneinfo import ZoneInfo
 
@@ -252,7 +253,12 @@ def _competitor_prices(product_ids: list[int], sku, day):
     rows = np.argsort(row_key)
     at = np.minimum(np.searchsorted(row_key[rows], key), len(rows) - 1)
     match = row_key[rows][at] == key
-    np.fmin.at(out, rows[at[match]], np.repeat(price, length)[match])
+    held = np.repeat(price, length)
+    if own is not None:  # a listing of another item is not the competitor's price
+        from ml.science.competitor import matches
+
+        match &= matches(held, np.asarray(own, np.float64)[rows[at]])
+    np.fmin.at(out, rows[at[match]], held[match])
     return out
 
 

@@ -73,6 +73,23 @@ class Noise:
         return [self.sd, self.jump_share, self.jump_sd, self.changes, self.still_sd]
 
 
+# A competitor listing priced under a third of the product's price or over three times it is
+# taken for another item (a mismatched listing: an accessory, a multipack, a used one) and not
+# used: neither as the competitor's price today nor in the demand fit's competitor gap.
+MATCH_RATIO = 3.0
+
+
+def matches(competitor, own, ratio: float = MATCH_RATIO) -> np.ndarray:
+    """Whether each competitor price may be the same item as the product at `own` (within
+    `ratio` of it either way; True where `own` is unknown or not positive)."""
+    c = np.asarray(competitor, dtype=np.float64)
+    o = np.broadcast_to(np.asarray(own, dtype=np.float64), c.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        known = np.isfinite(o) & (o > 0)
+        ratio_ = np.where(known, c / np.where(known, o, 1.0), 1.0)
+        return ~known | ((ratio_ >= 1.0 / ratio) & (ratio_ <= ratio))
+
+
 # The histogram of |log change| between consecutive readings the re-prices are measured on: a
 # bin for no change (under the first edge), then bins even in log |change| up to the last edge.
 CHANGE_EDGES = (1e-4, 2.0)

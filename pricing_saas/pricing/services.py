@@ -221,6 +221,9 @@ class Market:
     # feed): the competitor position rule caps against the lower of it and the level
     competitor_reading: np.ndarray | None = None
     noise: competitor_science.Noise | None = None
+    # per product, the lowest competitor listing taken for another item and not used
+    # (ml.science.competitor.matches: "" where none), as the explanation names it
+    competitor_ignored: list[str] | None = None
 
     @classmethod
     def load(
@@ -228,6 +231,7 @@ class Market:
         ids: np.ndarray,
         within: tuple[int, int] | None = None,
         noise=None,
+        price: np.ndarray | None = None,
     ) -> Market:
         """What the market says of `ids` (with `within`, the products with ids in [low, high)
         only are read; `noise`: the tenant's competitor noise, read once by a partitioned
@@ -258,15 +262,24 @@ class Market:
         with np.errstate(invalid="ignore"):  # a gap (out of stock) ends the series' run
             broken = np.cumsum(~np.isfinite(readings), axis=1) > 0
         level, weight = competitor_science.level(np.where(broken, np.nan, readings), noise)
+        # a listing far from the product's own price is another item (a mismatched match)
+        own = {} if price is None else dict(zip(ids.tolist(), price.tolist(), strict=True))
+        mine = np.array([own.get(pk, np.nan) for pk, _name, _prices in series], dtype=float)
+        same_item = competitor_science.matches(level, mine)
         lowest: dict[int, tuple[str, float, float]] = {}
         shown: dict[int, tuple[float]] = {}  # the lowest latest reading of any competitor
+        ignored: dict[int, str] = {}
         for row in np.argsort(level, kind="stable"):  # NaN last: no level, no competitor
-            pk = series[row][0]  # (ties: the competitor first by name)
+            pk, name = series[row][0], series[row][1]  # (ties: the competitor first by name)
             if not np.isfinite(level[row]):
                 continue
+            if not same_item[row]:
+                ignored.setdefault(pk, f"{name} at {level[row]:.2f}")
+                continue
             if pk not in lowest:
-                lowest[pk] = (series[row][1], float(level[row]), float(weight[row]))
-            shown[pk] = (min(shown.get(pk, (np.inf,))[0], float(readings[row, 0])),)
+                lowest[pk] = (name, float(level[row]), float(weight[row]))
+            if competitor_science.matches(readings[row, 0], mine[row]):
+                shown[pk] = (min(shown.get(pk, (np.inf,))[0], float(readings[row, 0])),)
         # a reference far outside its category's prices is not used
         usable = ReferencePrice.objects.filter(outside_category_range=False)
         if within is not None:
@@ -285,6 +298,7 @@ class Market:
             competitor_readings=pick(lowest, 2, 1.0),
             competitor_reading=pick(shown, 0),
             noise=noise,
+            competitor_ignored=[ignored.get(pk, "") for pk in ids.tolist()],
             reference={pk: r[0] for pk, r in references.items()},
             reference_low=pick(references, 1),
             reference_high=pick(references, 2),
@@ -499,7 +513,7 @@ def _reprice_catalog(job: RepriceJob, demand) -> None:
     if not len(catalog):
         _finish(job, demand, 0, 0, 0, Decimal(0), Decimal(0), "no active products")
         return
-    market = Market.load(catalog.ids)
+    market = Market.load(catalog.ids, price=catalog.price)
     curve, known = ml_selectors.demand_curve(
         demand, catalog.ids, catalog.price, catalog.category, market.competitor_price
     )
@@ -546,7 +560,7 @@ def reprice_block(
     catalog = Catalog.load(within)
     if not len(catalog):
         return Staged([], [], [], 0, 0, 0.0, 0.0)
-    market = Market.load(catalog.ids, within, competitor_noise)
+    market = Market.load(catalog.ids, within, competitor_noise, price=catalog.price)
     curve, _known = ml_selectors.demand_curve(
         demand,
         catalog.ids,
@@ -721,8 +735,10 @@ def explain(
     competitor_name: str = "",
     no_model: bool = False,
     borrowed: bool = False,
+    ignored: str = "",
 ) -> str:
-    """One plain sentence per reason: what happens to the price, why, and what binds it."""
+    """One plain sentence per reason: what happens to the price, why, and what binds it
+    (`ignored`: a competitor listing left out as another item, "NAME at PRICE")."""
     flags = set(rec.rules_of(i))
     if "conflict" in flags:
         return (
@@ -804,6 +820,13 @@ def explain(
         else:
             where = "above" if gap > 0 else "below"
             sentences.append(f"Today's price is {_share(gap)} {where} {who}.")
+    if ignored:
+        sentences.append(
+            f"A competitor listing ({ignored}) is left out: a price under "
+            f"{1 / competitor_science.MATCH_RATIO:.0%} of this product's or over "
+            f"{competitor_science.MATCH_RATIO:g} times it is most likely another item; check "
+            "the match in the competitor feed."
+        )
     moved = abs(new - price) >= 0.005
     if "max_step" in flags:
         flags.discard("window")  # the same bound said twice
@@ -977,6 +1000,7 @@ def _rows(
                 market.competitor_name[i],
                 no_model=no_model,
                 borrowed=bool(curve.borrowed[i]),
+                ignored=market.competitor_ignored[i] if market.competitor_ignored else "",
             ),
             flag=flag[:200],
         )

@@ -224,3 +224,10 @@ def test_any_histogram_gives_a_finite_noise_within_its_bounds(counts, sd):
     assert c.MIN_JUMP_SHARE <= noise.jump_share <= 1 - c.MIN_JUMP_SHARE
     if noise.still_sd > 0:  # fitted
         assert noise.jump_sd >= noise.still_sd * np.sqrt(2) * (1 - 1e-9)
+
+
+def test_a_listing_within_three_times_the_products_price_either_way_may_be_the_same_item():
+    own = np.array([20.0, 20.0, 20.0, 20.0, 20.0, np.nan, 0.0, 20.0])
+    comp = np.array([19.0, 6.7, 6.6, 60.0, 60.5, 1.0, 1.0, np.nan])
+    assert c.matches(comp, own).tolist() == [True, True, False, True, False, True, True, False]
+    assert c.matches(5.0, 20.0, ratio=5.0) and not c.matches(3.9, 20.0, ratio=5.0)

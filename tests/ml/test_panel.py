@@ -277,3 +277,27 @@ def test_the_tenants_competitor_noise_is_fitted_on_its_own_in_stock_changes(stoc
     assert got.jump_share == pytest.approx(want.jump_share, rel=1e-6)
     assert got.jump_sd == pytest.approx(want.jump_sd, rel=1e-6)
     assert got.still_sd == pytest.approx(want.still_sd, rel=1e-6)
+
+
+def test_a_competitor_listing_far_from_the_days_price_is_not_the_competitors_price(stocked):
+    """A feed's match priced at a fifth of the product's (an accessory) is not in the demand
+    fit's competitor gap; a cheaper real seller beside it is."""
+    from ml.panel import demand_panel
+
+    sales = [
+        {"date": f"2024-03-{d:02d}", "sku": "S0", "units": 1, "price": "10.00"}
+        for d in range(1, 11)
+    ]
+    offers = [
+        {"sku": "S0", "competitor": "Case", "price": "2.00", "observed_at": "2024-03-02T09:00:00Z"},
+        {"sku": "S0", "competitor": "Real", "price": "9.00", "observed_at": "2024-03-05T09:00:00Z"},
+    ]  # fmt: skip
+    with tenant_context(stocked.tenant):
+        import_rows(kind="sales", rows=sales)
+        import_rows(kind="competitor_prices", rows=offers)
+        panel, _ids, _stats = demand_panel()
+    comp = dict(
+        zip((panel.day - panel.day.min() + 1).tolist(), panel.competitor_price, strict=True)
+    )
+    assert np.isnan(comp[2]) and np.isnan(comp[4])  # the case alone: no competitor
+    assert comp[5] == 9.0 and comp[10] == 9.0

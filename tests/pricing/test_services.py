@@ -518,3 +518,38 @@ def test_the_risk_of_a_recommended_change_not_yet_verified_is_carried_to_the_nex
     assert charged["P0"] == 0.04 and np.isnan(charged["P4"]) and np.isnan(charged["P1"])
     assert np.isnan(got["P1"]) and np.isnan(got["P2"]) and np.isnan(got["P3"])
     assert np.isnan(got["P5"])  # never changed
+
+
+def test_a_competitor_listing_far_from_the_products_price_is_another_item_and_left_out(
+    shop, monkeypatch
+):
+    """A feed's match that lists an accessory at 3.50 (or a multipack at 70) against a product
+    at 20 is not the competitor's price: the real seller's is read, the competitor position
+    rule holds against it (not against 3.50, which would cut by the step limit every night),
+    and the explanation names the listing left out so the merchant can fix the match."""
+    from pricing_saas.catalog.importer import import_rows
+
+    stamp = (timezone.now() - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    offers = [
+        {"sku": "P3", "competitor": "Junk", "price": "3.50", "observed_at": stamp},
+        {"sku": "P3", "competitor": "Real", "price": "19.00", "observed_at": stamp},
+        {"sku": "P4", "competitor": "Pack", "price": "70.00", "observed_at": stamp},
+    ]
+    seen = []
+    plain = services.optimise
+    monkeypatch.setattr(services, "optimise", lambda *a, **kw: seen.append(a[5]) or plain(*a, **kw))
+    with tenant_context(shop.tenant):
+        import_rows(kind="competitor_prices", rows=offers)
+        rules.save_rule_set(values={"name": "Near them", "max_above_competitor": "0.05"})
+        job = services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
+        recs = {
+            r.product.sku: r for r in Recommendation.objects.filter(job=job, product__sku__in=["P3", "P4"])
+        }  # fmt: skip
+    p3, p4 = recs["P3"], recs["P4"]
+    assert p3.competitor_name == "Real" and float(p3.competitor_price) == pytest.approx(19.0)
+    assert float(p3.recommended_price) <= 19.0 * 1.05 + 0.005  # the rule, against 19.00
+    caps = np.concatenate([np.atleast_1d(r.competitor_cap) for r in seen])
+    assert np.nanmin(caps) == pytest.approx(19.0)  # never 3.50
+    assert "Junk at 3.50" in p3.explanation and "left out" in p3.explanation
+    assert p4.competitor_price is None and p4.competitor_name == ""
+    assert "Pack at 70.00" in p4.explanation
