@@ -141,7 +141,15 @@ def demand_panel(block: dict | None = None):
         current_price=np.array([float(today[pk]) if today.get(pk) else np.nan for pk in kept]),
         truncated=np.r_[truncated, np.zeros(len(zero_days), dtype=bool)][order],
     )
-    competitor = _competitor_prices(kept, panel.sku, panel.day, panel.price)
+    # each SKU's typical shelf price (its rows' median): what a competitor listing must be
+    # near to be the same item, alike on every day (a day's odd price does not drop it)
+    by_price = panel.price[np.lexsort((panel.price, panel.sku))]
+    count = np.bincount(panel.sku, minlength=len(kept))
+    first_row = np.cumsum(count) - count
+    at = lambda k: by_price[np.minimum(first_row + k, len(by_price) - 1)]  # noqa: E731
+    middle = (at(np.maximum(count - 1, 0) // 2) + at(count // 2)) / 2
+    typical = np.where(count > 0, middle, np.nan)
+    competitor = _competitor_prices(kept, panel.sku, panel.day, typical)
     if block is not None:
         panel.competitor_price, panel.competitor_sd = competitor, float(block["competitor_sd"])
         return (
@@ -185,8 +193,9 @@ def _competitor_prices(product_ids: list[int], sku, day, own=None):
     the row takes the lowest of those in force (NaN where none is). Days are the tenant's local
     days, as sales dates are. All competitors at once, so a marketplace feed with many sellers
     costs what one does. The demand model controls for the gap to it (buyers drift away when a
-    competitor is cheaper). With `own` (each row's own price), a competitor price too far from
-    it to be the same item (ml.science.competitor.matches) is not in force on that row."""
+    competitor is cheaper). With `own` (per product, its typical own price), an observation
+    too far from it to be the same item (ml.science.competitor.matches) is left out: it is no
+    news of the competitor's price, so the one before it holds on."""
     import datetime as dt
     from zoneinfo import ZoneInfo
 
@@ -232,6 +241,13 @@ def _competitor_prices(product_ids: list[int], sku, day, own=None):
     if not len(obs):
         return out
     comp, ident = obs[:, 0].astype(np.int64), np.searchsorted(known, obs[:, 1].astype(np.int64))
+    if own is not None:  # a reading of another item (a wrong match in the feed)
+        from ml.science.competitor import matches
+
+        keep = ~np.isfinite(obs[:, 3]) | matches(obs[:, 3], np.asarray(own, np.float64)[ident])
+        obs, comp, ident = obs[keep], comp[keep], ident[keep]
+        if not len(obs):
+            return out
     on, price, sold_out = obs[:, 2].astype(np.int64), obs[:, 3], obs[:, 4] > 0
     order = np.lexsort((on, ident, comp))
     comp, ident, on, price, sold_out = (a[order] for a in (comp, ident, on, price, sold_out))
@@ -253,12 +269,7 @@ def _competitor_prices(product_ids: list[int], sku, day, own=None):
     rows = np.argsort(row_key)
     at = np.minimum(np.searchsorted(row_key[rows], key), len(rows) - 1)
     match = row_key[rows][at] == key
-    held = np.repeat(price, length)
-    if own is not None:  # a listing of another item is not the competitor's price
-        from ml.science.competitor import matches
-
-        match &= matches(held, np.asarray(own, np.float64)[rows[at]])
-    np.fmin.at(out, rows[at[match]], held[match])
+    np.fmin.at(out, rows[at[match]], np.repeat(price, length)[match])
     return out
 
 
@@ -298,7 +309,7 @@ def _changes_sql() -> str:
         " in_stock, LAG(price::float8) OVER w AS before, LAG(in_stock) OVER w AS before_in FROM "
         + CompetitorOffer._meta.db_table
         + " WHERE tenant_id = %s AND observed_at >= %s WINDOW w AS (PARTITION BY product_id,"
-        " competitor ORDER BY observed_at, price DESC)) AS r"
+        " competitor ORDER BY observed_at)) AS r"
     )
 
 

@@ -259,27 +259,30 @@ class Market:
         for row, (_pk, _name, prices) in enumerate(series):
             values = [np.nan if p is None else p for p in prices]
             readings[row, : len(values)] = values
+        # a reading far from the product's own price is of another item (a wrong match in the
+        # feed: an accessory, a multipack): left out of its competitor's run, which goes on
+        # past it (a gap, out of stock, ends a run; this is no news of the competitor's price)
+        own = {} if price is None else dict(zip(ids.tolist(), price.tolist(), strict=True))
+        mine = np.array([own.get(pk, np.nan) for pk, _name, _prices in series], dtype=float)
+        other = np.isfinite(readings) & ~competitor_science.matches(readings, mine[:, None])
+        ignored: dict[int, str] = {}
+        for row in np.flatnonzero(other[:, 0]):  # named where the latest reading is one
+            pk, name = series[row][0], series[row][1]
+            ignored.setdefault(pk, f"{name} at {readings[row, 0]:.2f}")
+        readings = np.take_along_axis(readings, np.argsort(other, axis=1, kind="stable"), axis=1)
+        readings[np.arange(COMPETITOR_READINGS)[None, :] >= (~other).sum(axis=1)[:, None]] = np.nan
         with np.errstate(invalid="ignore"):  # a gap (out of stock) ends the series' run
             broken = np.cumsum(~np.isfinite(readings), axis=1) > 0
         level, weight = competitor_science.level(np.where(broken, np.nan, readings), noise)
-        # a listing far from the product's own price is another item (a mismatched match)
-        own = {} if price is None else dict(zip(ids.tolist(), price.tolist(), strict=True))
-        mine = np.array([own.get(pk, np.nan) for pk, _name, _prices in series], dtype=float)
-        same_item = competitor_science.matches(level, mine)
         lowest: dict[int, tuple[str, float, float]] = {}
         shown: dict[int, tuple[float]] = {}  # the lowest latest reading of any competitor
-        ignored: dict[int, str] = {}
         for row in np.argsort(level, kind="stable"):  # NaN last: no level, no competitor
             pk, name = series[row][0], series[row][1]  # (ties: the competitor first by name)
             if not np.isfinite(level[row]):
                 continue
-            if not same_item[row]:
-                ignored.setdefault(pk, f"{name} at {level[row]:.2f}")
-                continue
             if pk not in lowest:
                 lowest[pk] = (name, float(level[row]), float(weight[row]))
-            if competitor_science.matches(readings[row, 0], mine[row]):
-                shown[pk] = (min(shown.get(pk, (np.inf,))[0], float(readings[row, 0])),)
+            shown[pk] = (min(shown.get(pk, (np.inf,))[0], float(readings[row, 0])),)
         # a reference far outside its category's prices is not used
         usable = ReferencePrice.objects.filter(outside_category_range=False)
         if within is not None:
@@ -822,10 +825,10 @@ def explain(
             sentences.append(f"Today's price is {_share(gap)} {where} {who}.")
     if ignored:
         sentences.append(
-            f"A competitor listing ({ignored}) is left out: a price under "
+            f"A competitor's latest reading ({ignored}) is left out: a price under "
             f"{1 / competitor_science.MATCH_RATIO:.0%} of this product's or over "
-            f"{competitor_science.MATCH_RATIO:g} times it is most likely another item; check "
-            "the match in the competitor feed."
+            f"{competitor_science.MATCH_RATIO:g} times it is most likely of another item (or "
+            "this product's own price is wrong); check the match in the competitor feed."
         )
     moved = abs(new - price) >= 0.005
     if "max_step" in flags:

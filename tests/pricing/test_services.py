@@ -529,12 +529,26 @@ def test_a_competitor_listing_far_from_the_products_price_is_another_item_and_le
     and the explanation names the listing left out so the merchant can fix the match."""
     from pricing_saas.catalog.importer import import_rows
 
-    stamp = (timezone.now() - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    def at(days):
+        return (timezone.now() - timedelta(days=days, hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    stamp = at(0)
     offers = [
         {"sku": "P3", "competitor": "Junk", "price": "3.50", "observed_at": stamp},
         {"sku": "P3", "competitor": "Real", "price": "19.00", "observed_at": stamp},
         {"sku": "P4", "competitor": "Pack", "price": "70.00", "observed_at": stamp},
     ]
+    # feeds whose readings jitter 3 % (so earlier readings are averaged into a level), and one
+    # whose scraper landed on an accessory yesterday: that reading is not part of its run
+    rng = np.random.default_rng(2)
+    for sku in ("P6", "P7", "P8", "P9", "P5"):
+        for days in range(9, -1, -1):
+            price = 18.5 * float(np.exp(rng.normal(0, 0.03)))
+            if sku == "P5" and days == 1:
+                price = 3.5
+            offers.append(
+                {"sku": sku, "competitor": "Flip", "price": f"{price:.2f}", "observed_at": at(days)}
+            )
     seen = []
     plain = services.optimise
     monkeypatch.setattr(services, "optimise", lambda *a, **kw: seen.append(a[5]) or plain(*a, **kw))
@@ -543,13 +557,20 @@ def test_a_competitor_listing_far_from_the_products_price_is_another_item_and_le
         rules.save_rule_set(values={"name": "Near them", "max_above_competitor": "0.05"})
         job = services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
         recs = {
-            r.product.sku: r for r in Recommendation.objects.filter(job=job, product__sku__in=["P3", "P4"])
-        }  # fmt: skip
+            r.product.sku: r
+            for r in Recommendation.objects.filter(job=job, product__sku__in=["P3", "P4", "P5"])
+        }
+        noise = services.tenant_competitor_noise()
     p3, p4 = recs["P3"], recs["P4"]
     assert p3.competitor_name == "Real" and float(p3.competitor_price) == pytest.approx(19.0)
     assert float(p3.recommended_price) <= 19.0 * 1.05 + 0.005  # the rule, against 19.00
     caps = np.concatenate([np.atleast_1d(r.competitor_cap) for r in seen])
-    assert np.nanmin(caps) == pytest.approx(19.0)  # never 3.50
+    prices = np.concatenate([np.atleast_1d(r.competitor_price) for r in seen])
+    assert caps[np.isclose(prices, 19.0)] == pytest.approx([19.0])  # P3's: not 3.50
+    assert np.nanmin(caps) > 10  # no accessory's price anywhere
     assert "Junk at 3.50" in p3.explanation and "left out" in p3.explanation
     assert p4.competitor_price is None and p4.competitor_name == ""
     assert "Pack at 70.00" in p4.explanation
+    assert noise.changes >= 30 and noise.jitter > 0.01  # the levels read several readings
+    assert float(recs["P5"].competitor_price) == pytest.approx(18.5, rel=0.04)
+    assert "left out" not in recs["P5"].explanation  # its latest reading is the item's
