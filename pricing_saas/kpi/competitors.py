@@ -30,6 +30,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from ml.panel import COMPETITOR_CARRY_DAYS
+from ml.science.competitor import MATCH_RATIO
 from pricing_saas.catalog.models import CompetitorOffer, Product, SalesRecord
 from pricing_saas.pricing.models import PriceChange, Recommendation
 from tenants.context import require_current_tenant
@@ -108,6 +109,7 @@ def _params(**extra) -> dict:
         "in_force": in_force_since(),
         "weight_from": today - timedelta(days=WEIGHT_DAYS),
         "carry": IN_FORCE_DAYS,
+        "match": MATCH_RATIO,
         **extra,
     }
 
@@ -123,6 +125,9 @@ WEIGHTS_SQL = f"""
     WHERE s.tenant_id = %(t)s AND s.date >= %(weight_from)s GROUP BY s.product_id
 """
 
+# Whether their price may be of the same item as ours (ml.science.competitor.matches).
+SAME_ITEM = "{theirs} BETWEEN {ours} / %(match)s AND {ours} * %(match)s"
+
 # The weighted mean of `ratio` over rows with weight `w` (a plain mean when all weigh nothing).
 INDEX_SQL = """CASE WHEN sum(coalesce(w.w, 0)) FILTER (WHERE {ok}) > 0
     THEN sum(coalesce(w.w, 0) * {ratio}) FILTER (WHERE {ok})
@@ -134,7 +139,10 @@ def summary() -> list[dict]:
     """Per competitor with an offer in force: SKUs matched, in stock, cheaper and dearer than
     ours, today's price index, the last observation, the moves of the last DEFAULT_MOVE_DAYS and
     the open undercut alerts; most SKUs first."""
-    index = INDEX_SQL.format(ok="l.in_stock", ratio="l.price / p.price")
+    # a price too far from ours to be the same item (a wrong match in the feed, as the reprice
+    # reads it: ml.science.competitor.MATCH_RATIO) is in no index and no count of cheaper
+    ok = f"l.in_stock AND {SAME_ITEM.format(theirs='l.price', ours='p.price')}"
+    index = INDEX_SQL.format(ok=ok, ratio="l.price / p.price")
     sql = f"""
         WITH latest AS (
             SELECT DISTINCT ON (o.product_id, o.competitor)
@@ -143,8 +151,8 @@ def summary() -> list[dict]:
             ORDER BY o.product_id, o.competitor, o.observed_at DESC, o.price
         ), weights AS ({WEIGHTS_SQL})
         SELECT l.competitor, count(*), count(*) FILTER (WHERE l.in_stock),
-               count(*) FILTER (WHERE l.in_stock AND l.price < p.price),
-               count(*) FILTER (WHERE l.in_stock AND l.price > p.price),
+               count(*) FILTER (WHERE {ok} AND l.price < p.price),
+               count(*) FILTER (WHERE {ok} AND l.price > p.price),
                {index}, max(l.observed_at)
         FROM latest l
         JOIN {PRODUCTS} p ON p.id = l.product_id AND p.tenant_id = %(t)s AND p.active
@@ -207,7 +215,9 @@ def index_series(days: int = DEFAULT_INDEX_DAYS, competitor: str | None = None) 
     params["since"] = params["today"] - timedelta(days=days - 1)
     params["obs_from"] = params["since"] - timedelta(days=IN_FORCE_DAYS)
     only = "AND o.competitor = %(competitor)s" if competitor else ""
-    index = INDEX_SQL.format(ok="true", ratio="h.price / coalesce(c.old_price, p.price)")
+    ours = "coalesce(c.old_price, p.price)"
+    ok = SAME_ITEM.format(theirs="h.price", ours=ours)
+    index = INDEX_SQL.format(ok=ok, ratio=f"h.price / {ours}")
     sql = f"""
         WITH daily AS (
             SELECT DISTINCT ON (o.product_id, o.competitor,
@@ -239,7 +249,7 @@ def index_series(days: int = DEFAULT_INDEX_DAYS, competitor: str | None = None) 
             WHERE c.tenant_id = %(t)s AND c.status = 'published' AND c.published_at IS NOT NULL
               AND c.published_at >= (%(obs_from)s::date)::timestamp AT TIME ZONE %(tz)s
         ), weights AS ({WEIGHTS_SQL})
-        SELECT h.competitor, h.day, {index}, count(*)
+        SELECT h.competitor, h.day, {index}, count(*) FILTER (WHERE {ok})
         FROM held h
         JOIN {PRODUCTS} p ON p.id = h.product_id AND p.tenant_id = %(t)s AND p.active
         LEFT JOIN changes c ON c.product_id = h.product_id
@@ -252,6 +262,8 @@ def index_series(days: int = DEFAULT_INDEX_DAYS, competitor: str | None = None) 
     with connection.cursor() as cur:
         cur.execute(sql, params)
         for name, day, idx, skus in cur.fetchall():
+            if idx is None:  # only listings of other items that day
+                continue
             out.setdefault(name, []).append(
                 {"date": day, "index": round(float(idx), 4), "skus": skus}
             )

@@ -20,6 +20,7 @@ from pathlib import Path
 from django.db import connection, transaction
 
 from ml.panel import COMPETITOR_CARRY_DAYS
+from ml.science.competitor import MATCH_RATIO
 from pricing_saas.catalog.models import CompetitorOffer, ImportJob, Product, SalesRecord
 from tenants.context import require_current_tenant
 
@@ -119,6 +120,7 @@ def refresh_kpis(
         "offers_from": since - timedelta(days=COMPETITOR_CARRY_DAYS) if since else None,
         "offers_to": until + timedelta(days=1) if until else None,
         "carry": COMPETITOR_CARRY_DAYS,
+        "match": MATCH_RATIO,
         "lock": LOCK_CLASS,
     }
     fresh = _fresh_sql(scope)
@@ -182,9 +184,14 @@ def _fresh_sql(scope: Scope) -> str:
     competitor, product and local day the lowest in-stock price; it holds from its day for
     COMPETITOR_CARRY_DAYS, until that competitor's next observation of the product, or only its
     own day when the competitor's last observation that day was out of stock. A fact takes the
-    lowest price in force on its day, or NULL.
+    lowest price in force on its day, or NULL. An in-stock observation too far from the
+    product's price to be the same item (ml.science.competitor.matches; here against today's
+    price, the panel's against the SKU's median shelf price) is left out, as there.
     """
-    offers = ["o.tenant_id = %(t)s"]
+    offers = [
+        "o.tenant_id = %(t)s",
+        "(NOT o.in_stock OR o.price BETWEEN m.price / %(match)s AND m.price * %(match)s)",
+    ]
     if scope.since is not None:
         offers.append("o.observed_at >= (%(offers_from)s::date)::timestamp AT TIME ZONE %(tz)s")
     if scope.until is not None:
@@ -208,7 +215,8 @@ def _fresh_sql(scope: Scope) -> str:
                    min(o.price) FILTER (WHERE o.in_stock) AS low,
                    max(o.observed_at) FILTER (WHERE o.in_stock) AS last_in,
                    max(o.observed_at) FILTER (WHERE NOT o.in_stock) AS last_out
-            FROM {OFFERS} o WHERE {" AND ".join(offers)}
+            FROM {OFFERS} o JOIN {PRODUCTS} m ON m.tenant_id = %(t)s AND m.id = o.product_id
+            WHERE {" AND ".join(offers)}
             GROUP BY 1, 2, 3
         ),
         held AS (

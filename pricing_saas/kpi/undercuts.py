@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from django.utils import timezone
 
+from ml.science.competitor import MATCH_RATIO
 from pricing_saas.catalog.models import CompetitorOffer, Product
 from tenants import audit
 from tenants.context import require_current_tenant
@@ -55,10 +56,18 @@ EVALUATE_SQL = f"""
         JOIN {PRODUCTS} p ON p.id = l.product_id AND p.tenant_id = %(t)s AND p.active
         WHERE %(threshold)s::numeric IS NOT NULL AND l.in_stock
           AND l.price < p.price * (1 - %(threshold)s::numeric)
+          -- a price this far under ours is of another item (a wrong match), as the reprice
+          -- reads it (ml.science.competitor.MATCH_RATIO): no undercut
+          AND l.price >= p.price / %(match)s::numeric
     ), cleared AS (
         UPDATE {ALERTS} a SET status = 'resolved', resolved_at = %(now)s, checked_at = %(now)s,
             resolution = CASE
                 WHEN %(threshold)s::numeric IS NULL THEN 'undercut alerts were switched off'
+                WHEN EXISTS (SELECT 1 FROM latest l JOIN {PRODUCTS} p
+                             ON p.id = l.product_id AND p.tenant_id = %(t)s
+                             WHERE l.product_id = a.product_id AND l.competitor = a.competitor
+                             AND l.in_stock AND l.price < p.price / %(match)s::numeric)
+                THEN 'their price is too far under ours to be the same item: check the match'
                 WHEN EXISTS (SELECT 1 FROM latest l WHERE l.product_id = a.product_id
                              AND l.competitor = a.competitor AND l.in_stock)
                 THEN 'the gap is within the threshold now'
@@ -100,6 +109,7 @@ def evaluate() -> Evaluated:
                 "t": int(tenant.pk),
                 "in_force": in_force_since(),
                 "threshold": current.undercut_threshold,
+                "match": MATCH_RATIO,
                 "now": timezone.now(),
             },
         )

@@ -75,6 +75,21 @@ def test_the_summary_counts_skus_and_weighs_the_index_by_revenue(world_a, market
     assert rows["Rival Z"]["price_index"] == pytest.approx(0.98)
 
 
+def test_a_listing_of_another_item_is_in_no_index_and_no_count_of_cheaper(world_a, market):
+    """Rival X reads GREEN (ours 10.00) at 2.50 today: too far under ours to be the same
+    item, as the reprice reads it; X's index today is BLACK's alone (22 / 20)."""
+    with tenant_context(world_a.tenant):
+        CompetitorOfferFactory(tenant=world_a.tenant, product=market["green"],
+                               competitor="Rival X", price="2.50",
+                               observed_at=timezone.now())  # fmt: skip
+        x = {r["competitor"]: r for r in competitors.summary()}["Rival X"]
+        series = competitors.index_series(days=2, competitor="Rival X")["Rival X"]
+    assert (x["skus"], x["in_stock"], x["cheaper"], x["dearer"]) == (2, 2, 0, 1)
+    assert x["price_index"] == pytest.approx(1.10)
+    today = {p["date"]: p for p in series}[timezone.localdate()]
+    assert today["skus"] == 1 and today["index"] == pytest.approx(1.10, abs=1e-4)
+
+
 def test_the_index_over_time_uses_the_price_we_had_that_day(world_a, market):
     """Two days ago GREEN was still 10.50 (the change came later) and X asked 9.00; yesterday
     X moved to 8.00 and we followed to 10.00 the same day."""
@@ -142,6 +157,25 @@ def test_an_undercut_opens_one_alert_per_sku_and_competitor_until_it_clears(worl
         assert len(undercuts.evaluate().opened) == 1
         assert UndercutAlert.objects.count() == 2
         assert UndercutAlert.objects.filter(status="open").count() == 1
+
+
+def test_a_price_too_far_under_ours_to_be_the_same_item_is_no_undercut(world_a, market):
+    """GREEN sells at 10.00: Rival X read at 3.00 (under a third) is another item, a wrong
+    match, as the reprice reads it; the open alert clears saying so, and nothing reopens."""
+    now = timezone.now()
+    with tenant_context(world_a.tenant):
+        assert len(undercuts.evaluate().opened) == 1  # X at 8.00: an undercut
+        CompetitorOfferFactory(tenant=world_a.tenant, product=market["green"],
+                               competitor="Rival X", price="3.00", observed_at=now)  # fmt: skip
+        result = undercuts.evaluate()
+        assert result.opened == [] and len(result.cleared) == 1
+        alert = UndercutAlert.objects.get()
+        assert alert.status == "resolved" and "same item" in alert.resolution
+        assert undercuts.evaluate().opened == []
+        CompetitorOfferFactory(tenant=world_a.tenant, product=market["green"],
+                               competitor="Rival X", price="3.40",
+                               observed_at=now + dt.timedelta(seconds=1))  # fmt: skip
+        assert len(undercuts.evaluate().opened) == 1  # 3.40: over a third, an undercut
 
 
 def test_a_lower_threshold_catches_more_and_none_switches_them_off(world_a, market):

@@ -56,6 +56,20 @@ def test_facts_equal_the_hand_computation(small_shop):
     assert facts_of(small_shop) == EXPECTED
 
 
+def test_a_competitor_reading_of_another_item_is_no_competitor_price(small_shop):
+    """TEA-A sells at 10: a reading at 2.00 (or X's scraper landing on a sample at 2.50) is too
+    far under it to be the same item, as the reprice reads it; the facts are the hand
+    computation's, X's 9.00 holding on past its stray reading."""
+    rows = [
+        {"sku": "TEA-A", "competitor": "J", "price": "2.00", "observed_at": "2024-03-01T10:00:00Z"},
+        {"sku": "TEA-A", "competitor": "X", "price": "2.50", "observed_at": "2024-03-01T08:00:00Z"},
+    ]  # fmt: skip
+    with tenant_context(small_shop.tenant):
+        import_rows(kind="competitor_prices", rows=rows)
+        refresh_kpis()
+    assert facts_of(small_shop) == EXPECTED
+
+
 def test_a_derived_cost_is_labelled_and_a_missing_one_gives_no_profit(refreshed):
     facts = facts_of(refreshed)
     assert {key[0] for key, f in facts.items() if f[4]} == {"TEA-B"}  # cost_derived
