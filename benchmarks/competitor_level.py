@@ -5,8 +5,9 @@
 
 Each feed: a competitor's price today, its last `readings` readings (the latest first) jittered
 3 % around it, and in a share of feeds a re-price somewhere in the run (the older readings at
-the price it left). The tenant's jitter is measured as the reprice measures it (1.4826 x median
-|log change| / sqrt 2) and the re-prices' share and size by `noise_of_changes`. Printed per
+the price it left). The tenant's jitter and re-prices are measured as the reprice measures them
+(`noise_of_readings`: the jitter from consecutive changes' covariance, the re-prices' share
+and size by EM on the changes' sizes). Printed per
 setting: r.m.s. log error of the latest reading and of the level (all feeds and the re-priced
 ones), and the level's stated s.d. (jitter / sqrt(weight)) as an r.m.s., which should match its
 error.
@@ -60,9 +61,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for share, size in SETTINGS:
         r, level, moved = feeds(rng, args.series, args.readings, share, size)
-        changes = np.log(r[:, :-1] / r[:, 1:]).ravel()
-        sd = float(np.median(np.abs(changes)) * 1.4826 / np.sqrt(2))
-        noise = competitor.noise_of_changes(sd, changes)
+        noise = competitor.noise_of_readings(r)
         got, weight = competitor.level(r, noise)
         err = np.log(got / level)
         latest = np.sqrt(np.mean(np.log(r[:, 0] / level) ** 2))

@@ -297,19 +297,22 @@ def competitor_jitter(since) -> float:
 
 
 def _changes_sql() -> str:
-    """The |log change| between each competitor's consecutive readings of a product observed
-    from a time (parameters: tenant, since), NULL where either reading is out of stock (a
-    sold-out reading ends a run of prices, as `ml.science.competitor.level` reads them) or the
-    first of its series."""
+    """Per competitor reading of a product observed from a time (parameters: tenant, since):
+    the log change from the reading before (`step`; `change` its size), NULL where either is
+    out of stock (a sold-out reading ends a run of prices, as `ml.science.competitor.level`
+    reads them) or the first of its series; and the step before it (`step_before`)."""
     from pricing_saas.catalog.models import CompetitorOffer
 
     return (
-        "SELECT CASE WHEN in_stock AND before_in AND price > 0 AND before > 0"
-        " THEN abs(ln(price / before)) END AS change FROM (SELECT price::float8 AS price,"
-        " in_stock, LAG(price::float8) OVER w AS before, LAG(in_stock) OVER w AS before_in FROM "
+        "SELECT abs(step) AS change, step, LAG(step) OVER w AS step_before FROM (SELECT"
+        " product_id, competitor, observed_at, CASE WHEN in_stock AND before_in AND price > 0"
+        " AND before > 0 THEN ln(price / before) END AS step FROM (SELECT product_id,"
+        " competitor, observed_at, price::float8 AS price, in_stock, LAG(price::float8) OVER w"
+        " AS before, LAG(in_stock) OVER w AS before_in FROM "
         + CompetitorOffer._meta.db_table
         + " WHERE tenant_id = %s AND observed_at >= %s WINDOW w AS (PARTITION BY product_id,"
-        " competitor ORDER BY observed_at)) AS r"
+        " competitor ORDER BY observed_at)) AS r) AS s WINDOW w AS (PARTITION BY product_id,"
+        " competitor ORDER BY observed_at)"
     )
 
 
@@ -329,19 +332,24 @@ def competitor_noise(since):
             "WITH d AS (" + _changes_sql() + ")"
             " SELECT (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY change) FROM d"
             "  WHERE change IS NOT NULL),"
+            " (SELECT sum(step * step_before) FROM d WHERE abs(step) >= %s::float8"
+            "  AND abs(step_before) >= %s::float8),"
+            " (SELECT count(*) FROM d WHERE abs(step) >= %s::float8"
+            "  AND abs(step_before) >= %s::float8),"
             " CASE WHEN change < %s::float8 THEN 0 ELSE LEAST(width_bucket(ln(change),"
             "  %s::float8, %s::float8, %s), %s) END AS bin, count(*)"
             " FROM d WHERE change IS NOT NULL GROUP BY bin",
-            [require_current_tenant().pk, since, CHANGE_EDGES[0], low, high, CHANGE_BINS,
-             CHANGE_BINS],
+            [require_current_tenant().pk, since, *[CHANGE_EDGES[0]] * 5, low, high,
+             CHANGE_BINS, CHANGE_BINS],
         )  # fmt: skip
         rows = cur.fetchall()
     counts = np.zeros(CHANGE_BINS + 1)
-    for _median, at, count in rows:
+    for _median, _products, _pairs, at, count in rows:
         counts[int(at)] += int(count)
     median = rows[0][0] if rows else None
     sd = float(median) * 1.4826 / np.sqrt(2) if median is not None else 0.0
-    return noise_of_histogram(sd, counts)
+    pairs = (float(rows[0][1] or 0.0), int(rows[0][2])) if rows else None
+    return noise_of_histogram(sd, counts, pairs)
 
 
 def tenant_facts() -> dict:

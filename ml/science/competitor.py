@@ -106,15 +106,39 @@ def change_bin(changes) -> np.ndarray:
     return np.where(a < CHANGE_EDGES[0], 0, np.clip(at, 1, CHANGE_BINS)).astype(np.int64)
 
 
-def noise_of_changes(sd: float, changes) -> Noise:
+def noise_of_changes(sd: float, changes, pairs=None) -> Noise:
     """`noise_of_histogram` of these log changes between consecutive readings."""
     d = np.asarray(changes, dtype=np.float64)
     d = d[np.isfinite(d)]
     counts = np.bincount(change_bin(d), minlength=CHANGE_BINS + 1)
-    return noise_of_histogram(sd, counts)
+    return noise_of_histogram(sd, counts, pairs)
 
 
-def noise_of_histogram(sd: float, counts, iterations: int = 20000) -> Noise:
+def noise_of_readings(readings) -> Noise:
+    """The noise of feeds read as ml.panel.competitor_noise reads a tenant's: `readings`
+    (series, k) prices in time order, NaN where out of stock (a run ends there)."""
+    x = np.log(np.asarray(readings, dtype=np.float64))
+    step = x[:, 1:] - x[:, :-1]  # NaN across a gap
+    moved = np.abs(step) >= CHANGE_EDGES[0]
+    both = moved[:, 1:] & moved[:, :-1]
+    pairs = (float(np.sum((step[:, 1:] * step[:, :-1])[both])), int(both.sum()))
+    changes = np.abs(step[np.isfinite(step)])
+    sd = float(np.median(changes)) * 1.4826 / np.sqrt(2) if changes.size else 0.0
+    return noise_of_changes(sd, changes, pairs)
+
+
+def pair_jitter(pairs) -> float | None:
+    """One reading's jitter from consecutive changes that both moved the price, (sum of
+    their products, how many): two consecutive changes share a reading, so their covariance
+    is minus its jitter's variance, and a re-price (independent of the jitter) adds nothing
+    to it; None under MIN_CHANGES pairs. This tells a feed whose readings jitter from one that
+    reads exactly a price that moves often, which the sizes of the changes alone cannot."""
+    if pairs is None or int(pairs[1]) < MIN_CHANGES or not np.isfinite(float(pairs[0])):
+        return None
+    return float(np.sqrt(max(-float(pairs[0]) / int(pairs[1]), 0.0)))
+
+
+def noise_of_histogram(sd: float, counts, pairs=None, iterations: int = 20000) -> Noise:
     """The share and r.m.s. size of real re-prices among consecutive readings, and the jitter
     beside them, from the histogram of their |log change| (`change_bin`'s bins): the changes
     that moved the price at all (bins from 1; a repeat, bin 0, is a step without a re-price,
@@ -122,19 +146,22 @@ def noise_of_histogram(sd: float, counts, iterations: int = 20000) -> Noise:
     jitter, N(0, 2 still_sd^2), or a re-price, N(0, 2 still_sd^2 + jump_sd^2) (a re-price
     smaller than the jitter cannot be told from it), started at the robust `sd` (which it
     returns as `sd` unchanged) and run until the log-likelihood settles (the best parameters
-    seen kept). Under MIN_CHANGES changes, or that few that moved: not fitted."""
+    seen kept). Where `pairs` (`pair_jitter`) measure the jitter, it is held at theirs and
+    the EM fits the re-prices beside it alone (the robust `sd` may then be 0: most changes
+    repeats). Under MIN_CHANGES changes, or that few that moved: not fitted."""
     sd = float(sd) if sd is not None and np.isfinite(sd) and sd > 0 else 0.0
     counts = np.asarray(counts, dtype=np.float64)
     total = int(counts.sum())
     moved_counts = counts[1:]
-    if sd <= 0 or total < MIN_CHANGES or moved_counts.sum() < MIN_CHANGES:
+    held = pair_jitter(pairs)
+    if (sd <= 0 and held is None) or total < MIN_CHANGES or moved_counts.sum() < MIN_CHANGES:
         return Noise(sd=sd, changes=total)  # too few to fit: each level is its latest reading
     low, high = np.log(CHANGE_EDGES[0]), np.log(CHANGE_EDGES[1])
     edges = np.exp(np.linspace(low, high, CHANGE_BINS + 1))
     x2 = edges[:-1] * edges[1:]  # each bin's (geometric) centre, squared
     floor = (CHANGE_EDGES[0] / 2) ** 2  # the jitter's variance never below the first bin's
     moving = float(moved_counts.sum())
-    still = 2 * sd * sd
+    still = max(2 * (sd if held is None else held) ** 2, floor)
     part, jump2 = 0.1, max(float(x2[moved_counts > 0].max()) - still, still)
     before, best = -np.inf, (-np.inf, part, still, jump2)
     for _ in range(iterations):
@@ -152,7 +179,8 @@ def noise_of_histogram(sd: float, counts, iterations: int = 20000) -> Noise:
         weight = resp.sum()
         part = float(np.clip(weight / moving, 1e-6, 1 - 1e-6))
         stay = moved_counts - resp
-        still = float(max(np.sum(stay * x2) / max(stay.sum(), 1e-12), floor))
+        if held is None:
+            still = float(max(np.sum(stay * x2) / max(stay.sum(), 1e-12), floor))
         jump2 = float(max(np.sum(resp * x2) / max(weight, 1e-12) - still, still))
     _loglik, part, still, jump2 = best
     return Noise(

@@ -22,9 +22,8 @@ def feed(seed, series=4000, readings=8, sd=0.03, jump_chance=0.3, jump_sd=0.12):
 
 
 def measured(r):
-    changes = np.log(r[:, :-1] / r[:, 1:]).ravel()
-    sd = float(np.median(np.abs(changes)) * 1.4826 / np.sqrt(2))
-    return c.noise_of_changes(sd, changes)
+    """The noise as the reprice measures a tenant's (ml.panel.competitor_noise)."""
+    return c.noise_of_readings(r)
 
 
 @pytest.mark.parametrize("jump_chance, jump_sd", [(0.3, 0.12), (0.3, 0.3), (0.0, 0.1)])
@@ -231,3 +230,38 @@ def test_a_listing_within_three_times_the_products_price_either_way_may_be_the_s
     comp = np.array([19.0, 6.7, 6.6, 60.0, 60.5, 1.0, 1.0, np.nan])
     assert c.matches(comp, own).tolist() == [True, True, False, True, False, True, True, False]
     assert c.matches(5.0, 20.0, ratio=5.0) and not c.matches(3.9, 20.0, ratio=5.0)
+
+
+def test_an_exact_feed_that_re_prices_often_is_read_as_re_prices_not_as_jitter():
+    """Readings to the cent of sellers that re-price on 60 % of the steps (by 5 %): the sizes
+    of the changes alone cannot tell them from a 3.5 % jitter, but consecutive changes of a
+    jitter share a reading (covariance minus its variance) and re-prices do not: the jitter is
+    read near none and the re-prices as they are, so a real cut is followed, not averaged."""
+    rng = np.random.default_rng(4)
+    n, k = 3000, 8
+    moves = np.where(rng.random((n, k)) < 0.6, rng.normal(0, 0.05, (n, k)), 0.0)
+    r = np.round(np.exp(rng.normal(3, 0.4, (n, 1)) + np.cumsum(moves, axis=1)), 2)
+    noise = c.noise_of_readings(r)
+    assert noise.jitter < 0.01
+    assert noise.jump_share == pytest.approx(0.6, abs=0.03)
+    assert noise.jump_sd == pytest.approx(0.05, rel=0.1)
+    got, _weight = c.level(np.array([[9.5, 10.0, 10.0, 10.0, 10.0]]), noise)
+    assert got[0] == pytest.approx(9.5, rel=0.005)  # the cut, not the run's mean
+
+
+def test_mostly_exact_feeds_beside_a_jittery_one_are_still_fitted():
+    """Over half the changes repeats (the robust scale is 0): the jitter of the feeds that
+    jitter is still read, from the pairs of changes."""
+    rng = np.random.default_rng(6)
+    exact = np.repeat(np.exp(rng.normal(3, 0.4, (1800, 1))), 8, axis=1)
+    jittery = np.exp(rng.normal(3, 0.4, (1200, 1)) + rng.normal(0, 0.02, (1200, 8)))
+    noise = c.noise_of_readings(np.round(np.r_[exact, jittery], 2))
+    assert noise.sd == 0.0
+    assert noise.jitter == pytest.approx(0.02, rel=0.1)
+
+
+def test_the_jitter_of_pairs_needs_enough_of_them():
+    assert c.pair_jitter(None) is None
+    assert c.pair_jitter((-0.01, c.MIN_CHANGES - 1)) is None
+    assert c.pair_jitter((-0.0009 * 100, 100)) == pytest.approx(0.03)
+    assert c.pair_jitter((0.5, 100)) == 0.0  # positively related moves: no jitter

@@ -237,7 +237,7 @@ def test_the_tenants_competitor_noise_is_fitted_on_its_own_in_stock_changes(stoc
 
     rng = np.random.default_rng(11)
     start = timezone.now() - dt.timedelta(days=30)
-    offers, changes = [], []
+    offers, changes, products = [], [], []
     for i in range(12):
         for name in ("A", "B"):
             level = float(np.exp(rng.normal(3, 0.5)))
@@ -257,7 +257,10 @@ def test_the_tenants_competitor_noise_is_fitted_on_its_own_in_stock_changes(stoc
                 else:
                     runs[-1].append(price)
             for run in runs:
-                changes += np.abs(np.diff(np.log(run))).tolist()
+                steps = np.diff(np.log(run))
+                changes += np.abs(steps).tolist()
+                both = (np.abs(steps[1:]) >= 1e-4) & (np.abs(steps[:-1]) >= 1e-4)
+                products += (steps[1:] * steps[:-1])[both].tolist()
     wild = [
         {"sku": "S0", "competitor": "A", "price": f"{p:.2f}",
          "observed_at": (start + dt.timedelta(days=d)).isoformat()}
@@ -271,7 +274,8 @@ def test_the_tenants_competitor_noise_is_fitted_on_its_own_in_stock_changes(stoc
         got = competitor_noise(start - dt.timedelta(days=1))
     assert len(changes) >= MIN_CHANGES
     sd = float(np.median(changes)) * 1.4826 / np.sqrt(2)
-    want = noise_of_changes(sd, changes)
+    want = noise_of_changes(sd, changes, (sum(products), len(products)))
+    assert len(products) >= MIN_CHANGES  # the jitter held at the pairs
     assert got.changes == want.changes == len(changes)
     assert got.sd == pytest.approx(want.sd, rel=1e-9)
     assert got.jump_share == pytest.approx(want.jump_share, rel=1e-6)
