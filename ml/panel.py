@@ -290,30 +290,42 @@ def competitor_jitter(since) -> float:
         cur.execute(
             "WITH d AS (" + _changes_sql() + ") SELECT percentile_cont(0.5) WITHIN GROUP"
             " (ORDER BY change) FROM d WHERE change IS NOT NULL",
-            [require_current_tenant().pk, since],
+            _changes_params(since),
         )
         row = cur.fetchone()
     return float(row[0]) * 1.4826 / np.sqrt(2) if row and row[0] is not None else 0.0
 
 
 def _changes_sql() -> str:
-    """Per competitor reading of a product observed from a time (parameters: tenant, since):
-    the log change from the reading before (`step`; `change` its size), NULL where either is
-    out of stock (a sold-out reading ends a run of prices, as `ml.science.competitor.level`
-    reads them) or the first of its series; and the step before it (`step_before`)."""
-    from pricing_saas.catalog.models import CompetitorOffer
+    """Per competitor reading of a product observed from a time (named parameters: t, the
+    tenant; since; match, ml.science.competitor.MATCH_RATIO): the log change from the reading
+    before (`step`; `change` its size), NULL where either is out of stock (a sold-out reading
+    ends a run of prices, as `ml.science.competitor.level` reads them) or the first of its
+    series; and the step before it (`step_before`). A reading of another item (too far from
+    the product's price: `matches`) is left out, as the reprice leaves it out of a run."""
+    from pricing_saas.catalog.models import CompetitorOffer, Product
 
     return (
         "SELECT abs(step) AS change, step, LAG(step) OVER w AS step_before FROM (SELECT"
         " product_id, competitor, observed_at, CASE WHEN in_stock AND before_in AND price > 0"
-        " AND before > 0 THEN ln(price / before) END AS step FROM (SELECT product_id,"
-        " competitor, observed_at, price::float8 AS price, in_stock, LAG(price::float8) OVER w"
-        " AS before, LAG(in_stock) OVER w AS before_in FROM "
+        " AND before > 0 THEN ln(price / before) END AS step FROM (SELECT o.product_id,"
+        " o.competitor, o.observed_at, o.price::float8 AS price, o.in_stock,"
+        " LAG(o.price::float8) OVER w AS before, LAG(o.in_stock) OVER w AS before_in FROM "
         + CompetitorOffer._meta.db_table
-        + " WHERE tenant_id = %s AND observed_at >= %s WINDOW w AS (PARTITION BY product_id,"
-        " competitor ORDER BY observed_at)) AS r) AS s WINDOW w AS (PARTITION BY product_id,"
-        " competitor ORDER BY observed_at)"
+        + " o JOIN "
+        + Product._meta.db_table
+        + " p ON p.tenant_id = %(t)s AND p.id = o.product_id WHERE o.tenant_id = %(t)s AND"
+        " o.observed_at >= %(since)s AND (NOT o.in_stock OR o.price BETWEEN p.price / %(match)s"
+        " AND p.price * %(match)s) WINDOW w AS (PARTITION BY o.product_id, o.competitor ORDER"
+        " BY o.observed_at)) AS r) AS s WINDOW w AS (PARTITION BY product_id, competitor ORDER"
+        " BY observed_at)"
     )
+
+
+def _changes_params(since) -> dict:
+    from ml.science.competitor import MATCH_RATIO
+
+    return {"t": require_current_tenant().pk, "since": since, "match": MATCH_RATIO}
 
 
 def competitor_noise(since):
@@ -324,31 +336,38 @@ def competitor_noise(since):
     import numpy as np
     from django.db import connection
 
-    from ml.science.competitor import CHANGE_BINS, CHANGE_EDGES, noise_of_histogram
+    from ml.science.competitor import (
+        CHANGE_BINS,
+        CHANGE_EDGES,
+        PAIR_STEP_MAX,
+        noise_of_histogram,
+    )
 
     low, high = (float(np.log(edge)) for edge in CHANGE_EDGES)
     with connection.cursor() as cur:
         cur.execute(
             "WITH d AS (" + _changes_sql() + ")"
             " SELECT (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY change) FROM d"
-            "  WHERE change IS NOT NULL),"
-            " (SELECT sum(step * step_before) FROM d WHERE abs(step) >= %s::float8"
-            "  AND abs(step_before) >= %s::float8),"
-            " (SELECT count(*) FROM d WHERE abs(step) >= %s::float8"
-            "  AND abs(step_before) >= %s::float8),"
-            " CASE WHEN change < %s::float8 THEN 0 ELSE LEAST(width_bucket(ln(change),"
-            "  %s::float8, %s::float8, %s), %s) END AS bin, count(*)"
-            " FROM d WHERE change IS NOT NULL GROUP BY bin",
-            [require_current_tenant().pk, since, *[CHANGE_EDGES[0]] * 5, low, high,
-             CHANGE_BINS, CHANGE_BINS],
+            "  WHERE change IS NOT NULL), p.s, p.q, p.n,"
+            " CASE WHEN change < %(low)s::float8 THEN 0 ELSE LEAST(width_bucket(ln(change),"
+            "  %(log_low)s::float8, %(log_high)s::float8, %(bins)s), %(bins)s) END AS bin,"
+            " count(*)"
+            " FROM d, (SELECT sum(step * step_before) AS s,"
+            "  sum((step * step_before) ^ 2) AS q, count(*) AS n FROM d"
+            "  WHERE abs(step) >= %(low)s::float8 AND abs(step) < %(pair_max)s::float8"
+            "  AND abs(step_before) >= %(low)s::float8"
+            "  AND abs(step_before) < %(pair_max)s::float8) AS p"
+            " WHERE change IS NOT NULL GROUP BY bin, p.s, p.q, p.n",
+            {**_changes_params(since), "low": CHANGE_EDGES[0], "log_low": low,
+             "log_high": high, "bins": CHANGE_BINS, "pair_max": PAIR_STEP_MAX},
         )  # fmt: skip
         rows = cur.fetchall()
     counts = np.zeros(CHANGE_BINS + 1)
-    for _median, _products, _pairs, at, count in rows:
+    for _median, _total, _squares, _pairs, at, count in rows:
         counts[int(at)] += int(count)
     median = rows[0][0] if rows else None
     sd = float(median) * 1.4826 / np.sqrt(2) if median is not None else 0.0
-    pairs = (float(rows[0][1] or 0.0), int(rows[0][2])) if rows else None
+    pairs = (float(rows[0][1] or 0.0), float(rows[0][2] or 0.0), int(rows[0][3])) if rows else None
     return noise_of_histogram(sd, counts, pairs)
 
 

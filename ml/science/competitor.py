@@ -23,7 +23,13 @@ import numpy as np
 # The smallest chance of a re-price between two readings the weights assume, however calm the
 # feed was: a feed that never moved in its window still may.
 MIN_JUMP_SHARE = 0.01
-EXACT = 1e-6  # a jitter (log price) below this is none: the readings are exact
+# A jitter (log price) below this is none: the readings are exact (a change this small is a
+# repeat, CHANGE_EDGES[0]).
+EXACT = 1e-4
+# Sellers that re-price on more than this share of the steps between readings: a run of
+# readings holds several re-prices, which the level's model (at most one) does not read, so
+# each level is the latest reading.
+MAX_LEVEL_JUMP_SHARE = 0.25
 # The fewest changes between consecutive readings the tenant's jitter must be measured on before
 # earlier readings are averaged in (a jitter read off a handful of changes may be one re-price).
 MIN_CHANGES = 30
@@ -119,23 +125,37 @@ def noise_of_readings(readings) -> Noise:
     (series, k) prices in time order, NaN where out of stock (a run ends there)."""
     x = np.log(np.asarray(readings, dtype=np.float64))
     step = x[:, 1:] - x[:, :-1]  # NaN across a gap
-    moved = np.abs(step) >= CHANGE_EDGES[0]
+    with np.errstate(invalid="ignore"):
+        moved = (np.abs(step) >= CHANGE_EDGES[0]) & (np.abs(step) < PAIR_STEP_MAX)
     both = moved[:, 1:] & moved[:, :-1]
-    pairs = (float(np.sum((step[:, 1:] * step[:, :-1])[both])), int(both.sum()))
+    product = (step[:, 1:] * step[:, :-1])[both]
+    pairs = (float(product.sum()), float((product * product).sum()), int(both.sum()))
     changes = np.abs(step[np.isfinite(step)])
     sd = float(np.median(changes)) * 1.4826 / np.sqrt(2) if changes.size else 0.0
     return noise_of_changes(sd, changes, pairs)
 
 
+# Pairs of consecutive changes the jitter is read from: both moved the price, neither by this
+# much or more (a step that large is a re-price or a reading of another item: no news of the
+# jitter, only noise in the products).
+PAIR_STEP_MAX = 0.5
+
+
 def pair_jitter(pairs) -> float | None:
-    """One reading's jitter from consecutive changes that both moved the price, (sum of
-    their products, how many): two consecutive changes share a reading, so their covariance
-    is minus its jitter's variance, and a re-price (independent of the jitter) adds nothing
-    to it; None under MIN_CHANGES pairs. This tells a feed whose readings jitter from one that
-    reads exactly a price that moves often, which the sizes of the changes alone cannot."""
-    if pairs is None or int(pairs[1]) < MIN_CHANGES or not np.isfinite(float(pairs[0])):
+    """One reading's jitter from consecutive changes that both moved the price (under
+    PAIR_STEP_MAX), given as (sum of their products, sum of their squares, how many): two
+    consecutive changes share a reading, so their covariance is minus its jitter's variance,
+    and a re-price independent of the jitter adds nothing to it. 0 where the products are not
+    clearly negative (under two standard errors: no jitter shown, e.g. an exact feed whose
+    sellers re-price often, or prices that trend); None under MIN_CHANGES pairs."""
+    if pairs is None or int(pairs[-1]) < MIN_CHANGES:
         return None
-    return float(np.sqrt(max(-float(pairs[0]) / int(pairs[1]), 0.0)))
+    total, squares, n = float(pairs[0]), float(pairs[1]), int(pairs[2])
+    if not (np.isfinite(total) and np.isfinite(squares)):
+        return None
+    mean = total / n
+    se = np.sqrt(max(squares / n - mean * mean, 0.0) / n)
+    return float(np.sqrt(-mean)) if -mean > 2 * se else 0.0
 
 
 def noise_of_histogram(sd: float, counts, pairs=None, iterations: int = 20000) -> Noise:
@@ -146,9 +166,12 @@ def noise_of_histogram(sd: float, counts, pairs=None, iterations: int = 20000) -
     jitter, N(0, 2 still_sd^2), or a re-price, N(0, 2 still_sd^2 + jump_sd^2) (a re-price
     smaller than the jitter cannot be told from it), started at the robust `sd` (which it
     returns as `sd` unchanged) and run until the log-likelihood settles (the best parameters
-    seen kept). Where `pairs` (`pair_jitter`) measure the jitter, it is held at theirs and
-    the EM fits the re-prices beside it alone (the robust `sd` may then be 0: most changes
-    repeats). Under MIN_CHANGES changes, or that few that moved: not fitted."""
+    seen kept). Where `pairs` (`pair_jitter`) show a lower jitter than the mixture's own, the
+    jitter is held at theirs and the EM fits the re-prices beside it alone (an exact feed whose
+    sellers re-price often: its moves are re-prices, not jitter); the lower of the two is kept
+    because the higher one averages more readings into a level, across re-prices it may miss.
+    The robust `sd` may be 0 (most changes repeats) where the pairs measure the jitter. Under
+    MIN_CHANGES changes, or that few that moved: not fitted."""
     sd = float(sd) if sd is not None and np.isfinite(sd) and sd > 0 else 0.0
     counts = np.asarray(counts, dtype=np.float64)
     total = int(counts.sum())
@@ -156,12 +179,37 @@ def noise_of_histogram(sd: float, counts, pairs=None, iterations: int = 20000) -
     held = pair_jitter(pairs)
     if (sd <= 0 and held is None) or total < MIN_CHANGES or moved_counts.sum() < MIN_CHANGES:
         return Noise(sd=sd, changes=total)  # too few to fit: each level is its latest reading
+    start = sd
+    if start <= 0:  # most changes repeats: start at the changes that moved
+        low, high = np.log(CHANGE_EDGES[0]), np.log(CHANGE_EDGES[1])
+        centres = np.exp(low + (np.arange(CHANGE_BINS) + 0.5) * (high - low) / CHANGE_BINS)
+        half = np.searchsorted(np.cumsum(moved_counts), moved_counts.sum() / 2)
+        start = float(centres[min(half, CHANGE_BINS - 1)]) * 1.4826 / np.sqrt(2)
+    fit = _mixture(moved_counts, start, None, iterations)
+    if held is not None and held < np.sqrt(fit[1] / 2):
+        fit = _mixture(moved_counts, held, held, iterations)
+    part, still, jump2 = fit
+    return Noise(
+        sd=sd,
+        jump_share=float(
+            np.clip(part * moved_counts.sum() / total, MIN_JUMP_SHARE, 1 - MIN_JUMP_SHARE)
+        ),
+        jump_sd=float(np.sqrt(jump2)),
+        changes=total,
+        still_sd=float(np.sqrt(still / 2)),
+    )
+
+
+def _mixture(moved_counts, start_sd: float, held_sd: float | None, iterations: int):
+    """EM of `noise_of_histogram` on the changes that moved (bins from 1): the share of
+    re-prices among them, two readings' jitter variance and the re-prices' variance, the
+    jitter started at `start_sd`, or held at `held_sd`."""
     low, high = np.log(CHANGE_EDGES[0]), np.log(CHANGE_EDGES[1])
     edges = np.exp(np.linspace(low, high, CHANGE_BINS + 1))
     x2 = edges[:-1] * edges[1:]  # each bin's (geometric) centre, squared
     floor = (CHANGE_EDGES[0] / 2) ** 2  # the jitter's variance never below the first bin's
     moving = float(moved_counts.sum())
-    still = max(2 * (sd if held is None else held) ** 2, floor)
+    still = max(2 * start_sd**2, floor)
     part, jump2 = 0.1, max(float(x2[moved_counts > 0].max()) - still, still)
     before, best = -np.inf, (-np.inf, part, still, jump2)
     for _ in range(iterations):
@@ -179,17 +227,10 @@ def noise_of_histogram(sd: float, counts, pairs=None, iterations: int = 20000) -
         weight = resp.sum()
         part = float(np.clip(weight / moving, 1e-6, 1 - 1e-6))
         stay = moved_counts - resp
-        if held is None:
+        if held_sd is None:
             still = float(max(np.sum(stay * x2) / max(stay.sum(), 1e-12), floor))
         jump2 = float(max(np.sum(resp * x2) / max(weight, 1e-12) - still, still))
-    _loglik, part, still, jump2 = best
-    return Noise(
-        sd=sd,
-        jump_share=float(np.clip(part * moving / total, MIN_JUMP_SHARE, 1 - MIN_JUMP_SHARE)),
-        jump_sd=float(np.sqrt(jump2)),
-        changes=total,
-        still_sd=float(np.sqrt(still / 2)),
-    )
+    return best[1:]
 
 
 def level(readings, noise: Noise) -> tuple[np.ndarray, np.ndarray]:
@@ -198,7 +239,8 @@ def level(readings, noise: Noise) -> tuple[np.ndarray, np.ndarray]:
     more where earlier readings say the same price, under 1 where the run leaves it open
     whether the price just moved (the level then lies between the two prices it may be).
     `readings`: (series, k) prices, the latest first; a series' run ends at its first NaN (a
-    row whose first is NaN has no level: NaN, weight 0).
+    row whose first is NaN has no level: NaN, weight 0). A run that repeats a reading exactly
+    is an exact feed's: its latest reading, weighed by the readings that repeat it.
 
     The run's readings either all say today's price, or the latest L do and a re-price came
     before them (L = 1 .. run - 1; a chance `jump_share` per step back, its size N(0,
@@ -217,7 +259,12 @@ def level(readings, noise: Noise) -> tuple[np.ndarray, np.ndarray]:
     first = x[:, 0]
     run = np.cumprod(np.isfinite(x), axis=1).sum(axis=1)  # readings before the first gap
     latest = np.where(np.isfinite(first), r[:, 0], np.nan)
-    if not noise.jitter > EXACT or noise.changes < MIN_CHANGES or r.shape[1] < 2:
+    if (
+        not noise.jitter > EXACT
+        or noise.changes < MIN_CHANGES
+        or noise.jump_share > MAX_LEVEL_JUMP_SHARE
+        or r.shape[1] < 2
+    ):
         return latest, np.where(np.isfinite(first), 1.0, 0.0)
     k = r.shape[1]
     inside = np.arange(k)[None, :] < run[:, None]
@@ -259,4 +306,12 @@ def level(readings, noise: Noise) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(divide="ignore", invalid="ignore"):
         weight = np.where(known, s2 / np.maximum(var, 1e-12 * s2), 0.0)
     level_ = np.where(known, latest * np.exp(mean), np.nan)
+    # A run that repeats a reading to the cent is an exact feed's (a jitter all but never
+    # repeats): its price is its latest reading, as sure as the readings that repeat it say.
+    with np.errstate(invalid="ignore"):
+        repeats = inside[:, 1:] & (np.abs(x[:, 1:] - x[:, :-1]) < EXACT)
+    same = np.cumprod(inside & (np.abs(y) < EXACT), axis=1).sum(axis=1)
+    exact = repeats.any(axis=1) & known
+    level_ = np.where(exact, latest, level_)
+    weight = np.where(exact, np.maximum(same, 1), weight)
     return level_, np.where(known, weight, 0.0)

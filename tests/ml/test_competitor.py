@@ -75,12 +75,14 @@ def test_the_level_is_closer_to_the_price_than_the_latest_reading_and_says_how_c
 
 
 def test_where_the_run_leaves_a_fresh_re_price_open_the_weight_says_so():
-    """One reading 10 % under six alike: a fresh cut or a jitter? The level lies between, and
-    its weight falls under one reading's, so the doubt of it is wider than the latest reading
-    alone would give."""
+    """One reading 10 % under six alike (around 11.16): a fresh cut or a jitter? The level lies
+    between, and its weight falls under one reading's, so the doubt of it is wider than the
+    latest reading alone would give. (Six exactly alike are an exact feed's: its cut.)"""
     noise = c.Noise(sd=0.03, jump_share=0.05, jump_sd=0.3, changes=1000)
-    got, weight = c.level(np.array([[10.0] + [11.16] * 6]), noise)
+    older = [11.2, 11.1, 11.25, 11.15, 11.18, 11.08]
+    got, weight = c.level(np.array([[10.0, *older], [10.0] + [11.16] * 6]), noise)
     assert 10.0 < got[0] < 11.16 and weight[0] < 1.0
+    assert got[1] == 10.0 and weight[1] == 1.0
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -260,8 +262,40 @@ def test_mostly_exact_feeds_beside_a_jittery_one_are_still_fitted():
     assert noise.jitter == pytest.approx(0.02, rel=0.1)
 
 
-def test_the_jitter_of_pairs_needs_enough_of_them():
+def test_the_jitter_of_pairs_needs_enough_of_them_clearly_negative():
     assert c.pair_jitter(None) is None
-    assert c.pair_jitter((-0.01, c.MIN_CHANGES - 1)) is None
-    assert c.pair_jitter((-0.0009 * 100, 100)) == pytest.approx(0.03)
-    assert c.pair_jitter((0.5, 100)) == 0.0  # positively related moves: no jitter
+    assert c.pair_jitter((-0.01, 1e-4, c.MIN_CHANGES - 1)) is None
+    # 100 products of mean -0.0009, s.d. 0.001: clearly negative
+    assert c.pair_jitter((-0.09, 100 * (0.0009**2 + 0.001**2), 100)) == pytest.approx(0.03)
+    # the same mean, s.d. 0.01: within two standard errors of none
+    assert c.pair_jitter((-0.09, 100 * (0.0009**2 + 0.01**2), 100)) == 0.0
+    assert c.pair_jitter((0.05, 0.01, 100)) == 0.0  # positively related moves: no jitter
+
+
+def test_one_reading_promotions_or_trends_do_not_pass_for_a_jitter_that_averages_a_cut_away():
+    """Exact feeds whose sellers run one-reading promotions (-20 %, back the next reading)
+    make consecutive changes negatively related like a jitter; feeds that step down 1 % a
+    reading make them positively related. Neither may read a jitter that averages a real cut
+    away: the lower of the pairs' jitter and the mixture's is kept."""
+    rng = np.random.default_rng(8)
+    n, k = 2000, 8
+    promo = np.where(rng.random((n, k)) < 0.05, 0.8, 1.0)
+    r = np.round(np.exp(rng.normal(3, 0.4, (n, 1))) * promo, 2)
+    noise = c.noise_of_readings(r)
+    got, weight = c.level(np.array([[8.0] + [10.0] * 7, [10.0] * 8]), noise)
+    assert got.tolist() == [8.0, 10.0] and weight.tolist() == [1.0, 8.0]  # exact feeds
+    steps = np.exp(rng.normal(3, 0.4, (n, 1)) - 0.01 * np.arange(k)[None, :])
+    half = np.exp(rng.normal(3, 0.4, (n, 1)) + rng.normal(0, 0.01, (n, k)))
+    noise = c.noise_of_readings(np.round(np.r_[steps, half], 2))
+    got, _weight = c.level(np.array([[9.0, 10.0, 10.0, 10.0, 10.0]]), noise)
+    assert got[0] == pytest.approx(9.0, rel=0.01)
+
+
+def test_a_feed_reading_another_item_now_and_then_does_not_inflate_the_jitter():
+    """A reading of an accessory (a fifth of the price) now and then: its steps are too large
+    to tell of the jitter, so the pairs read the feeds' 3 %."""
+    rng = np.random.default_rng(9)
+    n, k = 1000, 8
+    r = np.exp(rng.normal(3, 0.4, (n, 1)) + rng.normal(0, 0.03, (n, k)))
+    r[rng.integers(0, n, 10), rng.integers(0, k, 10)] /= 5
+    assert c.noise_of_readings(r).jitter == pytest.approx(0.03, rel=0.1)

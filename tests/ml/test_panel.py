@@ -227,25 +227,33 @@ def test_the_tenants_competitor_noise_is_fitted_on_its_own_in_stock_changes(stoc
     """ml.panel.competitor_noise bins in SQL the |log change| between each competitor's
     consecutive in-stock readings (a sold-out reading ends a run: no change across it, as the
     level reads a run): the same Noise as the changes binned in Python, and another tenant's
-    readings (here all wild re-prices) change nothing."""
+    readings (here all wild re-prices) change nothing, nor does a reading of another item
+    (a tenth of the product's price: left out of its run, which goes on past it)."""
     import datetime as dt
 
     from django.utils import timezone
 
     from ml.panel import competitor_noise
-    from ml.science.competitor import MIN_CHANGES, noise_of_changes
+    from ml.science.competitor import MIN_CHANGES, PAIR_STEP_MAX, noise_of_changes
 
     rng = np.random.default_rng(11)
     start = timezone.now() - dt.timedelta(days=30)
     offers, changes, products = [], [], []
+    with tenant_context(stocked.tenant):
+        own = dict(Product.objects.values_list("sku", "price"))
     for i in range(12):
         for name in ("A", "B"):
-            level = float(np.exp(rng.normal(3, 0.5)))
+            level = float(own[f"S{i}"]) * float(np.exp(rng.normal(0, 0.1)))
             runs = [[]]
             for day in range(8):
                 if day == 4 and rng.random() < 0.5:
                     level *= float(np.exp(rng.normal(0, 0.15)))  # a re-price
                 price = round(level * float(np.exp(rng.normal(0, 0.03))), 2)
+                if day == 2 and name == "B":  # B's scraper lands on an accessory once
+                    offers.append(
+                        {"sku": f"S{i}", "competitor": name, "price": f"{level / 10:.2f}",
+                         "observed_at": (start + dt.timedelta(days=day, hours=5)).isoformat()}
+                    )  # fmt: skip
                 sold_out = day == 6 and i % 3 == 0  # a sold-out reading is not a change
                 offers.append(
                     {"sku": f"S{i}", "competitor": name, "price": f"{price:.2f}",
@@ -259,7 +267,8 @@ def test_the_tenants_competitor_noise_is_fitted_on_its_own_in_stock_changes(stoc
             for run in runs:
                 steps = np.diff(np.log(run))
                 changes += np.abs(steps).tolist()
-                both = (np.abs(steps[1:]) >= 1e-4) & (np.abs(steps[:-1]) >= 1e-4)
+                moved = (np.abs(steps) >= 1e-4) & (np.abs(steps) < PAIR_STEP_MAX)
+                both = moved[1:] & moved[:-1]
                 products += (steps[1:] * steps[:-1])[both].tolist()
     wild = [
         {"sku": "S0", "competitor": "A", "price": f"{p:.2f}",
@@ -274,7 +283,8 @@ def test_the_tenants_competitor_noise_is_fitted_on_its_own_in_stock_changes(stoc
         got = competitor_noise(start - dt.timedelta(days=1))
     assert len(changes) >= MIN_CHANGES
     sd = float(np.median(changes)) * 1.4826 / np.sqrt(2)
-    want = noise_of_changes(sd, changes, (sum(products), len(products)))
+    pairs = (sum(products), sum(np.square(products)), len(products))
+    want = noise_of_changes(sd, changes, pairs)
     assert len(products) >= MIN_CHANGES  # the jitter held at the pairs
     assert got.changes == want.changes == len(changes)
     assert got.sd == pytest.approx(want.sd, rel=1e-9)

@@ -203,10 +203,11 @@ def test_a_jittery_feeds_price_today_is_the_level_of_its_readings_since_its_last
                 jittered = level * 1.05 if sku == "P0" else new
             price = f"{jittered:.2f}"
             offers.append({"sku": sku, "competitor": "A", "price": price, "observed_at": at(days)})
-    # a second seller of P0, read exactly at 19.60 for a week and at 18.60 today: its level is
+    # a second seller of P0, read around 19.60 for a week and at 18.60 today: its level is
     # above A's, but its latest reading is the lowest price P0's feed shows
-    for days in range(7, -1, -1):
-        price = "18.60" if days == 0 else "19.60"
+    for days, price in enumerate(
+        ("18.60", "19.62", "19.55", "19.71", "19.48", "19.66", "19.58", "19.53")
+    ):
         offers.append({"sku": "P0", "competitor": "B", "price": price, "observed_at": at(days)})
     seen = []
     plain = services.optimise
