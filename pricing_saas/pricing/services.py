@@ -221,8 +221,9 @@ class Market:
     # feed): the competitor position rule caps against the lower of it and the level
     competitor_reading: np.ndarray | None = None
     noise: competitor_science.Noise | None = None
-    # per product, the lowest competitor listing taken for another item and not used
-    # (ml.science.competitor.matches: "" where none), as the explanation names it
+    # per product, a competitor's latest reading taken for another item and left out
+    # (ml.science.competitor.matches; the first competitor by name: "" where none), as the
+    # explanation names it
     competitor_ignored: list[str] | None = None
 
     @classmethod
