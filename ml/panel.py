@@ -141,14 +141,13 @@ def demand_panel(block: dict | None = None):
         current_price=np.array([float(today[pk]) if today.get(pk) else np.nan for pk in kept]),
         truncated=np.r_[truncated, np.zeros(len(zero_days), dtype=bool)][order],
     )
-    # each SKU's typical shelf price (its rows' median): what a competitor listing must be
-    # near to be the same item, alike on every day (a day's odd price does not drop it)
+    # each SKU's typical shelf price (its rows' median): what a competitor reading must be near
+    # to be the same item (not the day's price, which made a competitor flicker in and out)
     by_price = panel.price[np.lexsort((panel.price, panel.sku))]
     count = np.bincount(panel.sku, minlength=len(kept))
     first_row = np.cumsum(count) - count
     at = lambda k: by_price[np.minimum(first_row + k, len(by_price) - 1)]  # noqa: E731
-    middle = (at(np.maximum(count - 1, 0) // 2) + at(count // 2)) / 2
-    typical = np.where(count > 0, middle, np.nan)
+    typical = np.where(count > 0, (at(np.maximum(count - 1, 0) // 2) + at(count // 2)) / 2, np.nan)
     competitor = _competitor_prices(kept, panel.sku, panel.day, typical)
     if block is not None:
         panel.competitor_price, panel.competitor_sd = competitor, float(block["competitor_sd"])
@@ -186,21 +185,23 @@ def demand_panel(block: dict | None = None):
 COMPETITOR_CARRY_DAYS = 14  # an observed competitor price holds for two weeks, then unknown
 
 
-def _competitor_prices(product_ids: list[int], sku, day, own=None):
+def _competitor_prices(product_ids: list[int], sku, day, typical=None):
     """The lowest competitor price per panel row (SKU, day): each competitor's price holds from
     its observation for COMPETITOR_CARRY_DAYS, until its next observation, or until it is seen
     out of stock (on the day itself when its last observation that day was out of stock), and
     the row takes the lowest of those in force (NaN where none is). Days are the tenant's local
     days, as sales dates are. All competitors at once, so a marketplace feed with many sellers
     costs what one does. The demand model controls for the gap to it (buyers drift away when a
-    competitor is cheaper). With `own` (per product, its typical own price), an observation
-    too far from it to be the same item (ml.science.competitor.matches) is left out: it is no
-    news of the competitor's price, so the one before it holds on."""
+    competitor is cheaper). With `typical` (per product, its typical shelf price), an in-stock
+    reading too far from it to be the same item (ml.science.competitor.matches, in SQL) is
+    left out: it is no news of the competitor's price, so the one before it holds on (as in the
+    reprice and the KPI facts, which compare with the product's price today)."""
     import datetime as dt
     from zoneinfo import ZoneInfo
 
     import numpy as np
 
+    from ml.science.competitor import MATCH_RATIO
     from pricing_saas.catalog.models import CompetitorOffer
 
     out = np.full(len(sku), np.nan)
@@ -217,17 +218,28 @@ def _competitor_prices(product_ids: list[int], sku, day, own=None):
         "SELECT DENSE_RANK() OVER (ORDER BY competitor), product_id, "
         "(d - DATE '0001-01-01') + 1, COALESCE(low, 'NaN'), "
         "(last_out IS NOT NULL AND (last_in IS NULL OR last_out > last_in))::int "
-        "FROM (SELECT competitor, product_id, (observed_at AT TIME ZONE %s)::date AS d, "
-        "MIN(price) FILTER (WHERE in_stock)::float8 AS low, "
-        "MAX(observed_at) FILTER (WHERE in_stock) AS last_in, "
-        "MAX(observed_at) FILTER (WHERE NOT in_stock) AS last_out "
-        f"FROM {CompetitorOffer._meta.db_table} WHERE tenant_id = %s "
+        "FROM (SELECT o.competitor, o.product_id, (o.observed_at AT TIME ZONE %s)::date AS d, "
+        "MIN(o.price) FILTER (WHERE o.in_stock AND same)::float8 AS low, "
+        "MAX(o.observed_at) FILTER (WHERE o.in_stock AND same) AS last_in, "
+        "MAX(o.observed_at) FILTER (WHERE NOT o.in_stock) AS last_out "
+        "FROM (SELECT o.*, coalesce(o.price BETWEEN t.typical / %s AND t.typical * %s, true)"
+        f" AS same FROM {CompetitorOffer._meta.db_table} o JOIN unnest(%s::bigint[],"
+        " %s::float8[]) AS t (pid, typical) ON t.pid = o.product_id WHERE o.tenant_id = %s "
         # the panel's products' id range: a block of a partitioned fit reads its own offers
-        "AND product_id >= %s AND product_id <= %s "
-        "AND observed_at >= %s AND observed_at < %s GROUP BY 1, 2, 3) AS g",
+        "AND o.product_id >= %s AND o.product_id <= %s "
+        "AND o.observed_at >= %s AND o.observed_at < %s) AS o GROUP BY 1, 2, 3 "
+        # a day with only readings of another item is no observation
+        "HAVING bool_or(o.in_stock AND same) OR bool_or(NOT o.in_stock)) AS g",
         5,
         [
             tenant.timezone,
+            MATCH_RATIO,
+            MATCH_RATIO,
+            [int(pk) for pk in product_ids],
+            [  # NULL where unknown: every reading may be the item's
+                float(v) if typical is not None and np.isfinite(v) else None
+                for v in (typical if typical is not None else [None] * len(product_ids))
+            ],
             int(tenant.pk),
             int(min(product_ids)),
             int(max(product_ids)),
@@ -241,13 +253,6 @@ def _competitor_prices(product_ids: list[int], sku, day, own=None):
     if not len(obs):
         return out
     comp, ident = obs[:, 0].astype(np.int64), np.searchsorted(known, obs[:, 1].astype(np.int64))
-    if own is not None:  # a reading of another item (a wrong match in the feed)
-        from ml.science.competitor import matches
-
-        keep = ~np.isfinite(obs[:, 3]) | matches(obs[:, 3], np.asarray(own, np.float64)[ident])
-        obs, comp, ident = obs[keep], comp[keep], ident[keep]
-        if not len(obs):
-            return out
     on, price, sold_out = obs[:, 2].astype(np.int64), obs[:, 3], obs[:, 4] > 0
     order = np.lexsort((on, ident, comp))
     comp, ident, on, price, sold_out = (a[order] for a in (comp, ident, on, price, sold_out))

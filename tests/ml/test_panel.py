@@ -293,10 +293,10 @@ def test_the_tenants_competitor_noise_is_fitted_on_its_own_in_stock_changes(stoc
     assert got.still_sd == pytest.approx(want.still_sd, rel=1e-6)
 
 
-def test_a_competitor_listing_far_from_the_days_price_is_not_the_competitors_price(stocked):
+def test_a_competitor_listing_far_from_the_products_price_is_not_the_competitors_price(stocked):
     """A feed's match priced at a fifth of the product's (an accessory) is not in the demand
     fit's competitor gap; a cheaper real seller beside it is, and its price holds on past a
-    reading of the accessory."""
+    reading of the accessory, alone on its day or beside the real one."""
     from ml.panel import demand_panel
 
     sales = [
@@ -306,8 +306,10 @@ def test_a_competitor_listing_far_from_the_days_price_is_not_the_competitors_pri
     offers = [
         {"sku": "S0", "competitor": "Case", "price": "2.00", "observed_at": "2024-03-02T09:00:00Z"},
         {"sku": "S0", "competitor": "Real", "price": "9.00", "observed_at": "2024-03-05T09:00:00Z"},
-        # the real seller's scraper lands on the accessory once: no news of its price
+        # the real seller's scraper lands on the accessory: no news of its price
         {"sku": "S0", "competitor": "Real", "price": "2.10", "observed_at": "2024-03-07T09:00:00Z"},
+        {"sku": "S0", "competitor": "Real", "price": "8.80", "observed_at": "2024-03-08T08:00:00Z"},
+        {"sku": "S0", "competitor": "Real", "price": "2.20", "observed_at": "2024-03-08T10:00:00Z"},
     ]  # fmt: skip
     with tenant_context(stocked.tenant):
         import_rows(kind="sales", rows=sales)
@@ -317,4 +319,5 @@ def test_a_competitor_listing_far_from_the_days_price_is_not_the_competitors_pri
         zip((panel.day - panel.day.min() + 1).tolist(), panel.competitor_price, strict=True)
     )
     assert np.isnan(comp[2]) and np.isnan(comp[4])  # the case alone: no competitor
-    assert comp[5] == 9.0 and comp[7] == 9.0 and comp[10] == 9.0
+    assert comp[5] == 9.0 and comp[7] == 9.0
+    assert comp[8] == 8.8 and comp[10] == 8.8  # the day's real reading, not the stray's
