@@ -236,8 +236,8 @@ def _competitor_prices(product_ids: list[int], sku, day, typical=None):
             MATCH_RATIO,
             MATCH_RATIO,
             [int(pk) for pk in product_ids],
-            [  # NULL where unknown: every reading may be the item's
-                float(v) if typical is not None and np.isfinite(v) else None
+            [  # NULL where unknown (or not positive): every reading may be the item's
+                float(v) if typical is not None and np.isfinite(v) and v > 0 else None
                 for v in (typical if typical is not None else [None] * len(product_ids))
             ],
             int(tenant.pk),

@@ -185,7 +185,8 @@ def _fresh_sql(scope: Scope) -> str:
     COMPETITOR_CARRY_DAYS, until that competitor's next observation of the product, or only its
     own day when the competitor's last observation that day was out of stock. A fact takes the
     lowest price in force on its day, or NULL. An in-stock observation too far from the
-    product's price to be the same item (ml.science.competitor.matches) is left out, as there.
+    product's price today to be the same item (ml.science.competitor.matches) is left out (the
+    panel compares with the SKU's median shelf price over its history).
     """
     offers = [
         "o.tenant_id = %(t)s",
