@@ -3,6 +3,8 @@ arrays the pure demand model takes (ml.science.demand.Panel), one binary COPY pe
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from tenants.bulk import copy_columns
 from tenants.context import require_current_tenant
 
@@ -278,7 +280,10 @@ def _competitor_prices(product_ids: list[int], sku, day, typical=None):
     return out
 
 
-COMPETITOR_JITTER_DAYS = 90  # the competitor readings that say how far one may be off (reprice)
+COMPETITOR_JITTER_DAYS = 90
+# work_mem of the statements that sort a tenant's competitor readings by series (a sort past
+# it spills to disk: 2.4 million readings took three 30 MB files under the default 4 MB)
+SORT_MEMORY = "64MB"  # the competitor readings that say how far one may be off (reprice)
 
 
 def competitor_jitter(since) -> float:
@@ -289,9 +294,8 @@ def competitor_jitter(since) -> float:
     The reprice judges the competitor's price at its pessimistic end by it, and the demand model
     smooths the hinge above the competitor over it (ml.science.curve.ramp)."""
     import numpy as np
-    from django.db import connection
 
-    with connection.cursor() as cur:
+    with _sorting_readings() as cur:
         cur.execute(
             "WITH d AS (" + _changes_sql() + ") SELECT percentile_cont(0.5) WITHIN GROUP"
             " (ORDER BY change) FROM d WHERE change IS NOT NULL",
@@ -299,6 +303,21 @@ def competitor_jitter(since) -> float:
         )
         row = cur.fetchone()
     return float(row[0]) * 1.4826 / np.sqrt(2) if row and row[0] is not None else 0.0
+
+
+@contextmanager
+def _sorting_readings():
+    """A cursor in a transaction whose work_mem is SORT_MEMORY until it ends (the setting
+    before it is put back): the competitor readings' series are sorted once, in memory where
+    they fit."""
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SHOW work_mem")
+        before = cur.fetchone()[0]
+        cur.execute("SELECT set_config('work_mem', %s, true)", [SORT_MEMORY])
+        yield cur
+        cur.execute("SELECT set_config('work_mem', %s, true)", [before])
 
 
 def _changes_sql() -> str:
@@ -310,20 +329,22 @@ def _changes_sql() -> str:
     the product's price: `matches`) is left out, as the reprice leaves it out of a run."""
     from pricing_saas.catalog.models import CompetitorOffer, Product
 
+    # one window over each series: the reading before and the one before that (the step
+    # before is the previous row's step; a reading out of stock is a NULL price, so either
+    # step it is in is NULL), so the readings are sorted and walked once
     return (
-        "SELECT abs(step) AS change, step, LAG(step) OVER w AS step_before FROM (SELECT"
-        " product_id, competitor, observed_at, CASE WHEN in_stock AND before_in AND price > 0"
-        " AND before > 0 THEN ln(price / before) END AS step FROM (SELECT o.product_id,"
-        " o.competitor, o.observed_at, o.price::float8 AS price, o.in_stock,"
-        " LAG(o.price::float8) OVER w AS before, LAG(o.in_stock) OVER w AS before_in FROM "
+        "SELECT abs(step) AS change, step, step_before FROM (SELECT ln(price / price_1) AS"
+        " step, ln(price_1 / price_2) AS step_before FROM (SELECT price, LAG(price) OVER w AS"
+        " price_1, LAG(price, 2) OVER w AS price_2 FROM (SELECT o.product_id, o.competitor,"
+        " o.observed_at, CASE WHEN o.in_stock AND o.price > 0 THEN o.price::float8 END AS price"
+        " FROM "
         + CompetitorOffer._meta.db_table
         + " o JOIN "
         + Product._meta.db_table
         + " p ON p.tenant_id = %(t)s AND p.id = o.product_id WHERE o.tenant_id = %(t)s AND"
         " o.observed_at >= %(since)s AND (NOT o.in_stock OR o.price BETWEEN p.price / %(match)s"
-        " AND p.price * %(match)s) WINDOW w AS (PARTITION BY o.product_id, o.competitor ORDER"
-        " BY o.observed_at)) AS r) AS s WINDOW w AS (PARTITION BY product_id, competitor ORDER"
-        " BY observed_at)"
+        " AND p.price * %(match)s)) AS o WINDOW w AS (PARTITION BY product_id, competitor ORDER"
+        " BY observed_at)) AS r) AS s"
     )
 
 
@@ -335,11 +356,10 @@ def _changes_params(since) -> dict:
 
 def competitor_noise(since):
     """`competitor_jitter` with the share and size of the real re-prices among the same changes
-    (`ml.science.competitor.noise_of_histogram`, on the histogram of |change| this one pass
-    over the readings counts): what tells, in the reprice, which of a competitor's recent
-    readings still say today's price."""
+    (`ml.science.competitor.noise_of_histogram`, on the histogram of |change| counted over
+    the same changes): what tells, in the reprice, which of a competitor's recent readings
+    still say today's price."""
     import numpy as np
-    from django.db import connection
 
     from ml.science.competitor import (
         CHANGE_BINS,
@@ -349,30 +369,36 @@ def competitor_noise(since):
     )
 
     low, high = (float(np.log(edge)) for edge in CHANGE_EDGES)
-    with connection.cursor() as cur:
+    pair = (
+        "abs(step) >= %(low)s::float8 AND abs(step) < %(pair_max)s::float8 AND abs(step_before)"
+        " >= %(low)s::float8 AND abs(step_before) < %(pair_max)s::float8"
+    )
+    with _sorting_readings() as cur:
+        # the changes are read twice: their median; the histogram with each bin's part of the
+        # pairs' sums
         cur.execute(
-            "WITH d AS (" + _changes_sql() + ")"
-            " SELECT (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY change) FROM d"
-            "  WHERE change IS NOT NULL), p.s, p.q, p.n,"
+            "WITH d AS MATERIALIZED (" + _changes_sql() + " WHERE step IS NOT NULL)"
+            " SELECT (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY change) FROM d),"
+            " sum(step * step_before) FILTER (WHERE " + pair + "),"
+            " sum((step * step_before) ^ 2) FILTER (WHERE " + pair + "),"
+            " count(*) FILTER (WHERE " + pair + "),"
             " CASE WHEN change < %(low)s::float8 THEN 0 ELSE LEAST(width_bucket(ln(change),"
             "  %(log_low)s::float8, %(log_high)s::float8, %(bins)s), %(bins)s) END AS bin,"
-            " count(*)"
-            " FROM d, (SELECT sum(step * step_before) AS s,"
-            "  sum((step * step_before) ^ 2) AS q, count(*) AS n FROM d"
-            "  WHERE abs(step) >= %(low)s::float8 AND abs(step) < %(pair_max)s::float8"
-            "  AND abs(step_before) >= %(low)s::float8"
-            "  AND abs(step_before) < %(pair_max)s::float8) AS p"
-            " WHERE change IS NOT NULL GROUP BY bin, p.s, p.q, p.n",
+            " count(*) FROM d GROUP BY bin",
             {**_changes_params(since), "low": CHANGE_EDGES[0], "log_low": low,
              "log_high": high, "bins": CHANGE_BINS, "pair_max": PAIR_STEP_MAX},
         )  # fmt: skip
         rows = cur.fetchall()
     counts = np.zeros(CHANGE_BINS + 1)
-    for _median, _total, _squares, _pairs, at, count in rows:
+    total = squares = 0.0
+    pairs_n = 0
+    for _median, part, part_squares, part_n, at, count in rows:
         counts[int(at)] += int(count)
+        total, squares = total + float(part or 0.0), squares + float(part_squares or 0.0)
+        pairs_n += int(part_n)
     median = rows[0][0] if rows else None
     sd = float(median) * 1.4826 / np.sqrt(2) if median is not None else 0.0
-    pairs = (float(rows[0][1] or 0.0), float(rows[0][2] or 0.0), int(rows[0][3])) if rows else None
+    pairs = (total, squares, pairs_n) if rows else None
     return noise_of_histogram(sd, counts, pairs)
 
 
