@@ -96,6 +96,39 @@ def matches(competitor, own, ratio: float = MATCH_RATIO) -> np.ndarray:
         return ~known | ((ratio_ >= 1.0 / ratio) & (ratio_ <= ratio))
 
 
+# Where this many sellers or more all price a product beyond MATCH_RATIO of its own price, on
+# the same side, and within AGREE_RATIO of each other, the product's own price is in doubt
+# (1999 typed for 19.99): sellers that agree are rarely all wrong matches of one other item.
+DOUBT_SELLERS = 2
+AGREE_RATIO = 1.5
+
+
+def own_price_doubt(latest, own, group) -> np.ndarray:
+    """Per group (a product: `group` numbers each seller's row, rows of a group together), True
+    where its own price is in doubt: at least DOUBT_SELLERS sellers have a latest reading
+    (`latest`, NaN: none, e.g. out of stock), every one of them beyond MATCH_RATIO of `own`
+    (the group's own price, repeated on its rows) on the same side, and the highest within
+    AGREE_RATIO of the lowest."""
+    latest = np.asarray(latest, dtype=np.float64)
+    own = np.asarray(own, dtype=np.float64)
+    group = np.asarray(group)
+    if not len(group):
+        return np.zeros(0, dtype=bool)
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    seen = np.isfinite(latest)
+    off = seen & ~matches(latest, own)
+    with np.errstate(invalid="ignore"):
+        above = np.add.reduceat((off & (latest > own)).astype(np.int64), starts)
+        below = np.add.reduceat((off & (latest < own)).astype(np.int64), starts)
+    sellers = np.add.reduceat(seen.astype(np.int64), starts)
+    high = np.fmax.reduceat(np.where(seen, latest, np.nan), starts)
+    low = np.fmin.reduceat(np.where(seen, latest, np.nan), starts)
+    with np.errstate(invalid="ignore"):
+        agree = high <= low * AGREE_RATIO
+    one_side = (above == sellers) | (below == sellers)
+    return (sellers >= DOUBT_SELLERS) & one_side & agree
+
+
 # The histogram of |log change| between consecutive readings the re-prices are measured on: a
 # bin for no change (under the first edge), then bins even in log |change| up to the last edge.
 CHANGE_EDGES = (1e-4, 2.0)

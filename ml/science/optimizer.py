@@ -64,6 +64,7 @@ RULES = {
     "evidence": 131072,  # held inside the prices the SKU was seen at (no extrapolation)
     "window": 262144,  # held by the cumulative change allowed per window
     "wait": 524288,  # moved this way recently: waits for sales at that price first
+    "price_doubt": 1048576,  # today's price itself is in doubt: kept, moved only by a hard rule
 }
 NO_COST_FALLBACKS = ("revenue", "keep")
 
@@ -118,6 +119,10 @@ class Rules:
     # Moved up (down) recently and not observed since: no further move that way (0/1 per SKU).
     hold_up: float | np.ndarray = 0.0
     hold_down: float | np.ndarray = 0.0
+    # Per SKU (0/1): today's price itself is in doubt (the reprice: every competitor prices
+    # the item far from it, `ml.science.competitor.own_price_doubt`): kept, moved only to
+    # restore a hard rule, as the "keep" fallback for a missing cost keeps a price.
+    price_in_doubt: float | np.ndarray = 0.0
     # A change must gain at least this much objective per day over keeping today's price (or
     # the smallest move a rule forces), and this share of it, ...
     min_gain_abs: float | np.ndarray = 0.01
@@ -439,6 +444,8 @@ def _optimise(
             valid = valid & ~kept
         else:
             binding[valid & costless] |= RULES["no_cost"]
+    doubted = valid & ~conflict & (_arr(rules.price_in_doubt, n) > 0)
+    kept, valid = kept | doubted, valid & ~doubted
     by_revenue = np.full(n, rules.objective == "revenue") | costless
     ref_low, ref_high = _arr(rules.reference_low, n), _arr(rules.reference_high, n)
     guided = cold & np.isfinite(ref_low) & np.isfinite(ref_high)
@@ -678,9 +685,9 @@ def _optimise(
         hard_lo, hard_hi = np.nan_to_num(floor, nan=0.0), np.nan_to_num(ceiling, nan=np.inf)
         held_today = _to_cents(np.clip(p0, hard_lo, hard_hi), floor, ceiling, floor, ceiling)
         final = np.where(kept, held_today, final)
-        binding[kept] = RULES["no_cost_kept"] | np.where(
-            breaks_now[kept], RULES["restores_rule"], 0
-        )
+        binding[kept] = np.where(
+            doubted[kept], RULES["price_doubt"], RULES["no_cost_kept"]
+        ) | np.where(breaks_now[kept], RULES["restores_rule"], 0)
     final = np.where(conflict, np.nan, final)
     loss_chance = np.where(estimated & ~conflict, 0.0, np.nan)
     # the optimiser's own bets (a move a volume floor forced is the merchant's rule's, as a

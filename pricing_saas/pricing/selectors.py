@@ -35,6 +35,7 @@ REASONS = {
     "no_estimate": "No estimate of demand",
     "no_cost": "No cost known: revenue maximised",
     "no_cost_kept": "No cost known: today's price kept",
+    "price_doubt": "Today's price in doubt: kept, check it",
     "conflict": "Contradictory rules",
 }
 

@@ -225,6 +225,11 @@ class Market:
     # (ml.science.competitor.matches; the first competitor by name: "" where none), as the
     # explanation names it
     competitor_ignored: list[str] | None = None
+    # per product, where its own price is in doubt (ml.science.competitor.own_price_doubt:
+    # every competitor, two or more agreeing, prices it over MATCH_RATIO times it or under
+    # 1 / MATCH_RATIO of it), what the explanation and the flag say of it, naming their
+    # latest readings ("" where not): today's price is kept and the product flagged
+    price_doubt: list[str] | None = None
 
     @classmethod
     def load(
@@ -266,6 +271,24 @@ class Market:
         own = {} if price is None else dict(zip(ids.tolist(), price.tolist(), strict=True))
         mine = np.array([own.get(pk, np.nan) for pk, _name, _prices in series], dtype=float)
         other = np.isfinite(readings) & ~competitor_science.matches(readings, mine[:, None])
+        group = np.array([pk for pk, _name, _prices in series], dtype=np.int64)
+        doubt: dict[int, str] = {}
+        in_doubt = competitor_science.own_price_doubt(readings[:, 0], mine, group)
+        if in_doubt.any():
+            starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+            ends = np.r_[starts[1:], len(group)]
+            ratio = competitor_science.MATCH_RATIO
+            for start, end in zip(starts[in_doubt], ends[in_doubt], strict=True):
+                rows = [row for row in range(start, end) if np.isfinite(readings[row, 0])]
+                named = ", ".join(f"{series[row][1]} at {readings[row, 0]:.2f}" for row in rows)
+                side = (
+                    f"over {ratio:g} times"
+                    if readings[rows[0], 0] > mine[start]
+                    else f"under {1 / ratio:.0%} of"
+                )
+                doubt[int(group[start])] = (
+                    f"every competitor ({named}) prices this product {side} its price"
+                )
         ignored: dict[int, str] = {}
         for row in np.flatnonzero(other[:, 0]):  # named where the latest reading is one
             pk, name = series[row][0], series[row][1]
@@ -303,10 +326,18 @@ class Market:
             competitor_reading=pick(shown, 0),
             noise=noise,
             competitor_ignored=[ignored.get(pk, "") for pk in ids.tolist()],
+            price_doubt=[doubt.get(pk, "") for pk in ids.tolist()],
             reference={pk: r[0] for pk, r in references.items()},
             reference_low=pick(references, 1),
             reference_high=pick(references, 2),
         )
+
+    def doubted(self) -> np.ndarray:
+        """Per product, 1.0 where its own price is in doubt (`price_doubt`), else 0.0."""
+        n = len(self.competitor_price)
+        if self.price_doubt is None:
+            return np.zeros(n)
+        return np.array([1.0 if text else 0.0 for text in self.price_doubt], dtype=float)
 
     def competitor_cap(self) -> np.ndarray:
         """The competitor's price the competitor position rule caps against: the lower of the
@@ -677,6 +708,7 @@ def _optimise_by_rules(
             unverified_chance=history.unverified_chance[idx],
             min_gain_abs=v["min_gain_abs"][idx],
             min_gain_rel=v["min_gain_rel"][idx],
+            price_in_doubt=market.doubted()[idx],
             **(risk or {}),
         )
         part = optimise(
@@ -740,9 +772,11 @@ def explain(
     no_model: bool = False,
     borrowed: bool = False,
     ignored: str = "",
+    doubt: str = "",
 ) -> str:
     """One plain sentence per reason: what happens to the price, why, and what binds it
-    (`ignored`: a competitor listing left out as another item, "NAME at PRICE")."""
+    (`ignored`: a competitor listing left out as another item, "NAME at PRICE"; `doubt`: the
+    competitors' readings that put today's price itself in doubt, "NAME at PRICE, ...")."""
     flags = set(rec.rules_of(i))
     if "conflict" in flags:
         return (
@@ -763,6 +797,12 @@ def explain(
             sentences.append(
                 "Today's price is kept: there is no usable estimate of how demand "
                 "responds to this product's price."
+            )
+        elif "price_doubt" in flags:
+            said = doubt or "every competitor prices this product far from it"
+            sentences.append(
+                f"Today's price is kept: {said}, so its own price is most likely wrong; check it "
+                "(or the competitors' matches)."
             )
         elif "no_cost_kept" in flags:
             sentences.append(
@@ -824,14 +864,19 @@ def explain(
         else:
             where = "above" if gap > 0 else "below"
             sentences.append(f"Today's price is {_share(gap)} {where} {who}.")
-    if ignored:
+    moved = abs(new - price) >= 0.005
+    if doubt and moved:  # a hard rule's restore moved it; the doubt still stands
+        sentences.append(
+            f"{doubt[0].upper()}{doubt[1:]}, so its own price is most likely wrong; check it: "
+            "nothing but the rule moves it."
+        )
+    if ignored and not doubt:
         sentences.append(
             f"A competitor's latest reading ({ignored}) is left out: a price under "
             f"{1 / competitor_science.MATCH_RATIO:.0%} of this product's or over "
             f"{competitor_science.MATCH_RATIO:g} times it is most likely of another item (or "
             "this product's own price is wrong); check the match in the competitor feed."
         )
-    moved = abs(new - price) >= 0.005
     if "max_step" in flags:
         flags.discard("window")  # the same bound said twice
     for name in RULE_ORDER:
@@ -973,6 +1018,8 @@ def _rows(
         pk, price = ids[i], float(p0s[i])
         row = {name: values[i] for name, values in columns.items()}
         flag = flags.get(pk, "") if moved_list[i] else ""
+        if market.price_doubt and market.price_doubt[i]:
+            flag = f"check this product's price: {market.price_doubt[i]}"
         if pk in sending:
             flag = "a price change for this product is being published; decide after it"
         if pk in waiting:
@@ -1005,6 +1052,7 @@ def _rows(
                 no_model=no_model,
                 borrowed=bool(curve.borrowed[i]),
                 ignored=market.competitor_ignored[i] if market.competitor_ignored else "",
+                doubt=market.price_doubt[i] if market.price_doubt else "",
             ),
             flag=flag[:200],
         )

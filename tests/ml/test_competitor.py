@@ -299,3 +299,22 @@ def test_a_feed_reading_another_item_now_and_then_does_not_inflate_the_jitter():
     r = np.exp(rng.normal(3, 0.4, (n, 1)) + rng.normal(0, 0.03, (n, k)))
     r[rng.integers(0, n, 10), rng.integers(0, k, 10)] /= 5
     assert c.noise_of_readings(r).jitter == pytest.approx(0.03, rel=0.1)
+
+
+def test_own_price_doubt_needs_two_agreeing_sellers_on_one_side():
+    """Per product (rows grouped): two or more sellers' latest readings, all beyond
+    MATCH_RATIO of the product's price on one side and within AGREE_RATIO of each other."""
+    rows = [  # (product, latest reading, own price)
+        (1, 65.0, 20.0), (1, 70.0, 20.0),  # in doubt
+        (2, 65.0, 20.0),  # one seller
+        (3, 65.0, 20.0), (3, 3.5, 20.0),  # two sides
+        (4, 65.0, 20.0), (4, 150.0, 20.0),  # do not agree
+        (5, 65.0, 20.0), (5, 19.0, 20.0),  # one matches
+        (6, 5.0, 20.0), (6, 5.5, 20.0), (6, np.nan, 20.0),  # below; a sold-out seller
+        (7, 65.0, np.nan), (7, 70.0, np.nan),  # own price unknown
+        (8, np.nan, 20.0), (8, 70.0, 20.0),  # one seller with a reading
+    ]  # fmt: skip
+    group, latest, own = (np.array(x) for x in zip(*rows, strict=True))
+    got = c.own_price_doubt(latest, own, group)
+    assert got.tolist() == [True, False, False, False, False, True, False, False]
+    assert c.own_price_doubt([], [], []).tolist() == []

@@ -213,6 +213,25 @@ def test_without_a_cost_the_configured_fallback_can_keep_todays_price():
         optimise([10.0], [np.nan], [5.0], [-2.0], rules=Rules(no_cost="guess"))
 
 
+def test_a_price_in_doubt_is_kept_and_moved_only_by_a_hard_rule():
+    """A price the reprice doubts (every competitor far from it) is kept as the costless
+    "keep" keeps one: no step, competitor position or ending moves it; a broken floor is
+    restored and says so; the others in the same call move as ever."""
+    rules = Rules(
+        max_step=0.1,
+        price_in_doubt=[1.0, 1.0, 0.0],
+        min_price=[np.nan, 12.0, np.nan],
+        competitor_price=8.0,
+        max_above_competitor=0.0,
+        ending=0.99,
+    )
+    rec = optimise([10.0] * 3, [4.0] * 3, [50.0] * 3, [-3.0] * 3, None, rules)
+    assert rec.price[0] == 10.0 and rec.rules_of(0) == ["price_doubt"]
+    assert rec.price[1] == 12.0 and set(rec.rules_of(1)) == {"price_doubt", "restores_rule"}
+    assert rec.price[2] < 10.0 and "price_doubt" not in rec.rules_of(2)
+    assert rec.loss_chance[0] == 0.0  # no bet of the optimiser's
+
+
 def test_a_price_of_zero_gets_no_estimate_and_no_crash():
     rec = optimise([0.0, 10.0], [1.0, 4.0], [5.0, 5.0], [-2.0, -2.0])
     assert "no_estimate" in rec.rules_of(0) and np.isfinite(rec.price[1])

@@ -575,3 +575,53 @@ def test_a_competitor_listing_far_from_the_products_price_is_another_item_and_le
     assert noise.changes >= 30 and noise.jitter > 0.01  # the levels read several readings
     assert float(recs["P5"].competitor_price) == pytest.approx(18.5, rel=0.04)
     assert "left out" not in recs["P5"].explanation  # its latest reading is the item's
+
+
+def test_a_price_every_competitor_puts_far_away_is_in_doubt_kept_and_flagged(shop):
+    """Two sellers that agree (65 and 70) both price a product at 20 over three times it: the
+    product's own price is most likely wrong (a typo, a unit price), not both their matches.
+    Its price is kept (no move is built on it), the recommendation is flagged and says why;
+    only a hard rule moves it. One seller that far, two on opposite sides, or two that do not
+    agree with each other leave the product's price trusted (a wrong match each)."""
+    from pricing_saas.catalog.importer import import_rows
+
+    stamp = (timezone.now() - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    quotes = {
+        "P10": [("Alpha", "65.00"), ("Beta", "70.00")],  # agree, both far above: in doubt
+        "P14": [("Alpha", "5.00"), ("Beta", "5.50")],  # both far below, and a floor broken
+        "P11": [("Alpha", "65.00")],  # one seller: its match, most likely
+        "P12": [("Alpha", "65.00"), ("Beta", "3.50")],  # opposite sides
+        "P13": [("Alpha", "65.00"), ("Beta", "150.00")],  # two other items, not one price
+    }
+    offers = [
+        {"sku": sku, "competitor": name, "price": price, "observed_at": stamp}
+        for sku, pairs in quotes.items()
+        for name, price in pairs
+    ]
+    with tenant_context(shop.tenant):
+        import_rows(kind="competitor_prices", rows=offers)
+        Product.objects.filter(sku="P14").update(min_price=Decimal("22"))
+        approvals.update_policy(auto_approve=False)
+        job = services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
+        recs = {
+            r.product.sku: r
+            for r in Recommendation.objects.filter(job=job).select_related("product")
+        }
+    p10, p14 = recs["P10"], recs["P14"]
+    assert p10.status == Recommendation.Status.NO_CHANGE
+    assert float(p10.recommended_price) == pytest.approx(20.0)
+    assert "price_doubt" in p10.binding_rules
+    assert p10.flag.startswith("check this product's price")
+    assert "Alpha at 65.00, Beta at 70.00" in p10.flag and "over 3 times" in p10.flag
+    assert p10.explanation.startswith("Today's price is kept: every competitor (Alpha at 65.00")
+    assert "own price is most likely wrong" in p10.explanation
+    # only the product's floor moves it (a restore), and the doubt is still said
+    assert float(p14.recommended_price) == pytest.approx(22.0)
+    assert {"price_doubt", "restores_rule"} <= set(p14.binding_rules)
+    assert "under 33% of its price" in p14.explanation and "nothing but the rule" in p14.explanation
+    for sku in ("P11", "P12", "P13"):
+        assert "price_doubt" not in recs[sku].binding_rules, sku
+        assert not recs[sku].flag.startswith("check this product's price"), sku
+        assert "left out" in recs[sku].explanation, sku
+    # the same elastic SKUs without any doubt move (P10's cost 8 is the lowest: it would too)
+    assert recs["P15"].status == Recommendation.Status.PENDING
