@@ -479,11 +479,17 @@ class OfferInForceOut(serializers.ModelSerializer):
     )
     gap_words = serializers.SerializerMethodField()
     undercut = serializers.BooleanField(help_text="An undercut alert about it is open.")
+    same_item = serializers.SerializerMethodField(
+        help_text="False where their price is under a third of ours or over three times it: "
+        "most likely another item (a wrong match in the feed), left out of the reprice, the "
+        "demand fit, the price index and the undercut alerts."
+    )
 
     class Meta:
         model = CompetitorOffer
         fields = ["id", "product", "sku", "title", "competitor", "price", "our_price", "gap",
-                  "gap_words", "in_stock", "url", "last_seen", "undercut"]  # fmt: skip
+                  "gap_words", "same_item", "in_stock", "url", "last_seen",
+                  "undercut"]  # fmt: skip
 
     def get_url(self, offer) -> str | None:
         return offer.url or None
@@ -493,6 +499,9 @@ class OfferInForceOut(serializers.ModelSerializer):
 
     def get_gap_words(self, offer) -> str:
         return competitors.gap_words(offer.product.price, offer.price)
+
+    def get_same_item(self, offer) -> bool:
+        return competitors.same_item(offer.product.price, offer.price)
 
 
 class OfferInForceFilter(django_filters.FilterSet):

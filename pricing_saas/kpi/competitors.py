@@ -30,7 +30,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from ml.panel import COMPETITOR_CARRY_DAYS
-from ml.science.competitor import MATCH_RATIO
+from ml.science.competitor import MATCH_RATIO, matches
 from pricing_saas.catalog.models import CompetitorOffer, Product, SalesRecord
 from pricing_saas.pricing.models import PriceChange, Recommendation
 from tenants.context import require_current_tenant
@@ -78,8 +78,19 @@ def gap(ours, theirs) -> float | None:
     return float(1 - Decimal(theirs) / Decimal(ours))
 
 
-def gap_words(ours, theirs) -> str:
-    """The gap in plain words, from the merchant's side."""
+def same_item(ours, theirs) -> bool:
+    """Whether a competitor's price may be of this product (`ml.science.competitor.matches`:
+    within MATCH_RATIO of ours either way; True where either is unknown): one further off is
+    most likely another item, a wrong match in the feed, which the reprice, the demand fit,
+    the price index and the alerts leave out."""
+    if ours is None or theirs is None or Decimal(ours) <= 0:
+        return True
+    return bool(matches(float(theirs), float(ours)))
+
+
+def gap_words(ours, theirs, match: bool = True) -> str:
+    """The gap in plain words, from the merchant's side (with `match`, a price too far from
+    ours to be the same item says so)."""
     share = gap(ours, theirs)
     if share is None:
         return "—"
@@ -87,13 +98,16 @@ def gap_words(ours, theirs) -> str:
     if pct < 0.05:
         return "same price as us"
     text = f"{pct:.1f}".rstrip("0").rstrip(".")
-    return f"{text} % cheaper than us" if share > 0 else f"{text} % dearer than us"
+    words = f"{text} % cheaper than us" if share > 0 else f"{text} % dearer than us"
+    if match and not same_item(ours, theirs):
+        words += ": most likely another item (check the match), left out"
+    return words
 
 
 def index_words(index: float | None) -> str:
     if index is None:
         return "no in-stock offers"
-    return gap_words(1, index).replace("than us", "than us on average")
+    return gap_words(1, index, match=False).replace("than us", "than us on average")
 
 
 # --- per competitor ---------------------------------------------------------------------------

@@ -220,6 +220,7 @@ class Market:
     # per product, the lowest latest reading of its competitors (what a merchant sees in its
     # feed): the competitor position rule caps against the lower of it and the level
     competitor_reading: np.ndarray | None = None
+    competitor_reading_name: list[str] | None = None  # whose reading that is
     noise: competitor_science.Noise | None = None
     # per product, a competitor's latest reading taken for another item and left out
     # (ml.science.competitor.matches; the first competitor by name: "" where none), as the
@@ -299,14 +300,15 @@ class Market:
             broken = np.cumsum(~np.isfinite(readings), axis=1) > 0
         level, weight = competitor_science.level(np.where(broken, np.nan, readings), noise)
         lowest: dict[int, tuple[str, float, float]] = {}
-        shown: dict[int, tuple[float]] = {}  # the lowest latest reading of any competitor
+        shown: dict[int, tuple[float, str]] = {}  # the lowest latest reading of any competitor
         for row in np.argsort(level, kind="stable"):  # NaN last: no level, no competitor
             pk, name = series[row][0], series[row][1]  # (ties: the competitor first by name)
             if not np.isfinite(level[row]):
                 continue
             if pk not in lowest:
                 lowest[pk] = (name, float(level[row]), float(weight[row]))
-            shown[pk] = (min(shown.get(pk, (np.inf,))[0], float(readings[row, 0])),)
+            if float(readings[row, 0]) < shown.get(pk, (np.inf, ""))[0]:
+                shown[pk] = (float(readings[row, 0]), name)
         # a reference far outside its category's prices is not used
         usable = ReferencePrice.objects.filter(outside_category_range=False)
         if within is not None:
@@ -324,6 +326,7 @@ class Market:
             competitor_name=[lowest[pk][0] if pk in lowest else "" for pk in ids.tolist()],
             competitor_readings=pick(lowest, 2, 1.0),
             competitor_reading=pick(shown, 0),
+            competitor_reading_name=[shown[pk][1] if pk in shown else "" for pk in ids.tolist()],
             noise=noise,
             competitor_ignored=[ignored.get(pk, "") for pk in ids.tolist()],
             price_doubt=[doubt.get(pk, "") for pk in ids.tolist()],
@@ -338,6 +341,17 @@ class Market:
         if self.price_doubt is None:
             return np.zeros(n)
         return np.array([1.0 if text else 0.0 for text in self.price_doubt], dtype=float)
+
+    def cap_named(self, i: int) -> tuple[float, str]:
+        """The price the competitor position rule caps product `i` against and whose it is:
+        the level's competitor's, or the seller whose latest reading is lower."""
+        level, name = float(self.competitor_price[i]), self.competitor_name[i]
+        if self.competitor_reading is None or self.competitor_reading_name is None:
+            return level, name
+        reading = float(self.competitor_reading[i])
+        if np.isfinite(reading) and not reading >= level:
+            return reading, self.competitor_reading_name[i]
+        return level, name
 
     def competitor_cap(self) -> np.ndarray:
         """The competitor's price the competitor position rule caps against: the lower of the
@@ -773,10 +787,13 @@ def explain(
     borrowed: bool = False,
     ignored: str = "",
     doubt: str = "",
+    cap: tuple[float, str, float] | None = None,
 ) -> str:
     """One plain sentence per reason: what happens to the price, why, and what binds it
     (`ignored`: a competitor listing left out as another item, "NAME at PRICE"; `doubt`: the
-    competitors' readings that put today's price itself in doubt, "NAME at PRICE, ...")."""
+    competitors' readings that put today's price itself in doubt, "NAME at PRICE, ..."; `cap`:
+    the price the competitor position rule holds against, whose it is and the rule's share
+    above it)."""
     flags = set(rec.rules_of(i))
     if "conflict" in flags:
         return (
@@ -881,8 +898,25 @@ def explain(
         flags.discard("window")  # the same bound said twice
     for name in RULE_ORDER:
         if name in flags and (moved or name in ("restores_rule",)):
-            sentences.append(RULE_WORDS[name])
+            sentences.append(_capped(cap) if name == "competitor" and cap else RULE_WORDS[name])
     return " ".join(sentences)
+
+
+def _capped(cap: tuple[float, str, float]) -> str:
+    """The competitor position rule's sentence naming the reading it held against: (price,
+    seller, the rule's share above it)."""
+    price, who, above = cap
+    if not (np.isfinite(price) and np.isfinite(above)):
+        return RULE_WORDS["competitor"]
+    if abs(above) < 0.0005:
+        rule = "no higher than the lowest competitor"
+    elif above > 0:
+        rule = f"at most {_share(above)} above the lowest competitor"
+    else:
+        rule = f"at least {_share(above)} below the lowest competitor"
+    return (
+        f"The competitor position ({rule}) caps the price: {who or 'a competitor'} at {price:.2f}."
+    )
 
 
 @transaction.atomic
@@ -1053,6 +1087,7 @@ def _rows(
                 borrowed=bool(curve.borrowed[i]),
                 ignored=market.competitor_ignored[i] if market.competitor_ignored else "",
                 doubt=market.price_doubt[i] if market.price_doubt else "",
+                cap=(*market.cap_named(i), float(resolved.values["max_above_competitor"][i])),
             ),
             flag=flag[:200],
         )

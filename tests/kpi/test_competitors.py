@@ -57,10 +57,15 @@ def test_the_offers_in_force_are_each_competitors_latest_of_the_last_14_days(wor
         ("10", "10", "same price as us"),
         ("10", "9.95", "0.5 % cheaper than us"),
         (None, "9", "—"),
+        # too far from ours to be the same item: said, as the reprice and the alerts leave it out
+        ("10", "2.5", "75 % cheaper than us: most likely another item (check the match), left out"),
+        ("10", "31", "210 % dearer than us: most likely another item (check the match), left out"),
+        ("10", "29", "190 % dearer than us"),
     ],
 )
 def test_the_gap_is_said_in_plain_words(ours, theirs, words):
     assert competitors.gap_words(ours, theirs) == words
+    assert competitors.same_item(ours, theirs) == ("another item" not in words)
 
 
 def test_the_summary_counts_skus_and_weighs_the_index_by_revenue(world_a, market):

@@ -36,6 +36,26 @@ def test_the_offers_in_force_say_the_gap_and_filter_by_sku_competitor_and_underc
     assert api.get(f"/api/v1/competitors/offers/{green_x['id']}/").json()["price"] == "8.0000"
     bad = api.get("/api/v1/competitors/offers/", {"undercut": "maybe"})
     assert bad.status_code == 400 and bad.json()["attr"] == "undercut"
+    assert all(r["same_item"] for r in body["results"])
+
+
+def test_an_offer_too_far_from_our_price_says_it_is_most_likely_another_item(world_a, market):
+    """Rival X now reads GREEN (ours 10.00) at 2.50: listed as read, said to be most likely
+    another item, and no undercut alert is opened for it."""
+    from django.utils import timezone
+
+    from tests.factories import CompetitorOfferFactory
+
+    with tenant_context(world_a.tenant):
+        CompetitorOfferFactory(tenant=world_a.tenant, product=market["green"],
+                               competitor="Rival X", price="2.50",
+                               observed_at=timezone.now())  # fmt: skip
+        undercuts.evaluate()
+    api = world_a.api("viewer")
+    body = api.get("/api/v1/competitors/offers/", {"sku": "GREEN"}, format="json").json()
+    x = {r["competitor"]: r for r in body["results"]}["Rival X"]
+    assert x["price"] == "2.5000" and x["same_item"] is False and x["undercut"] is False
+    assert x["gap_words"].endswith("most likely another item (check the match), left out")
 
 
 def test_the_competitor_list_is_paginated_and_filterable(world_a, market):

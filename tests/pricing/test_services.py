@@ -570,6 +570,11 @@ def test_a_competitor_listing_far_from_the_products_price_is_another_item_and_le
     assert caps[np.isclose(prices, 19.0)] == pytest.approx([19.0])  # P3's: not 3.50
     assert np.nanmin(caps) > 10  # no accessory's price anywhere
     assert "Junk at 3.50" in p3.explanation and "left out" in p3.explanation
+    # the rule's sentence names the reading it held against
+    assert "competitor" in p3.binding_rules
+    assert "(at most 5% above the lowest competitor) caps the price: Real at 19.00." in (
+        p3.explanation
+    )
     assert p4.competitor_price is None and p4.competitor_name == ""
     assert "Pack at 70.00" in p4.explanation
     assert noise.changes >= 30 and noise.jitter > 0.01  # the levels read several readings
@@ -625,3 +630,26 @@ def test_a_price_every_competitor_puts_far_away_is_in_doubt_kept_and_flagged(sho
         assert "left out" in recs[sku].explanation, sku
     # the same elastic SKUs without any doubt move (P10's cost 8 is the lowest: it would too)
     assert recs["P15"].status == Recommendation.Status.PENDING
+
+
+def test_the_competitor_position_sentence_names_the_reading_it_held_against():
+    """The cap is the lower of the level and the lowest latest reading of any seller: the
+    sentence names that seller and price, and the rule as the merchant set it."""
+    market = services.Market(
+        competitor_price=np.array([19.0, 19.0, np.nan]),
+        competitor_name=["A", "A", ""],
+        reference={},
+        reference_low=np.full(3, np.nan),
+        reference_high=np.full(3, np.nan),
+        competitor_reading=np.array([18.6, 19.4, np.nan]),
+        competitor_reading_name=["B", "A", ""],
+    )
+    assert market.cap_named(0) == (18.6, "B")  # B's latest reading is under A's level
+    assert market.cap_named(1) == (19.0, "A")
+    said = services._capped((*market.cap_named(0), 0.0))
+    assert said == (
+        "The competitor position (no higher than the lowest competitor) caps the price: B at 18.60."
+    )
+    assert "(at least 2% below the lowest competitor)" in services._capped((18.6, "B", -0.02))
+    assert "(at most 5% above" in services._capped((18.6, "B", 0.05))
+    assert services._capped((np.nan, "", 0.05)) == services.RULE_WORDS["competitor"]
