@@ -61,9 +61,11 @@ def ramp_slope(gap, sd=0.0) -> np.ndarray:
     return np.where(sd > 0, smooth, (gap > 0).astype(np.float64))
 
 
-def hinge_prior(raw, se, mixture: bool = True) -> tuple[float, float, float] | None:
+def hinge_prior(raw, se, mixture: bool = True) -> tuple[float, float, float, float] | None:
     """The spread of a catalog's hinges above the competitor, over the hinges estimated with a
-    finite s.e. above 0 (None under HINGE_SPREAD_MIN of them): (centre, tau^2, spike). A share
+    finite s.e. above 0 (None under HINGE_SPREAD_MIN of them): (centre, tau^2, spike, the
+    centre's own variance: it is an estimate, off by about that much, which a SKU's posterior
+    on it carries where its own estimate weighs little, above all where tau^2 is 0). A share
     `spike` of SKUs has no hinge at all (0: their demand does not change its slope at the
     competitor's price); the others' hinges are normal around `centre` with variance tau^2
     beyond each one's own noise. Fitted by maximum likelihood (EM, `_spike_and_slab`): most
@@ -85,9 +87,11 @@ def hinge_prior(raw, se, mixture: bool = True) -> tuple[float, float, float] | N
     centre = float(np.mean(raw))
     with np.errstate(over="ignore"):  # an s.e. past 1e154: a reading that says nothing
         tau2 = max(float(np.mean((raw - centre) ** 2 - se**2)), 0.0)
+    with np.errstate(over="ignore"):
+        centre_var = float(np.mean(tau2 + se**2) / len(raw))  # the variance of a plain mean
     if not mixture:
-        return centre, tau2, 0.0
-    return _spike_and_slab(raw, se, centre, tau2)
+        return centre, tau2, 0.0, centre_var
+    return _spike_and_slab(raw, se, centre, tau2, centre_var)
 
 
 SPIKE_MAX = 0.99  # the largest share of SKUs the fit may say have no hinge (never certain)
@@ -99,7 +103,9 @@ HINGE_FIT_RANGE = 10.0  # |hinge| the spread's fit reads a reading at, at most
 MIXTURE_LR = 6.0  # twice the log-likelihood gain over one normal spread a mixture must show
 
 
-def _spike_and_slab(raw, se, centre, tau2, iterations: int = 200) -> tuple[float, float, float]:
+def _spike_and_slab(
+    raw, se, centre, tau2, centre_var, iterations: int = 200
+) -> tuple[float, float, float, float]:
     """EM for raw_i ~ spike N(0, se_i^2) + (1 - spike) N(centre, tau^2 + se_i^2): the share of
     SKUs without a hinge and the normal spread of the others' (each M step weighs a hinge by
     its responsibility and its precision; tau^2 by the weighted moments, as `_tau2` in the
@@ -107,7 +113,9 @@ def _spike_and_slab(raw, se, centre, tau2, iterations: int = 200) -> tuple[float
     the slab (an M-estimate: one extreme hinge does not widen the slab until every moderate
     reading looks like none). Started from the one-normal fit with half the SKUs in the spike;
     one normal spread (the mixture at spike 0) is kept unless the mixture reads the hinges
-    clearly better (MIXTURE_LR) and is finite."""
+    clearly better (MIXTURE_LR) and is finite (`centre_var`: the one normal spread's centre's
+    variance, returned with it; the slab's mean's is 1 / the sum of its weights' precision,
+    each SKU's responsibility over its variance about the slab)."""
     # a hinge steeper than HINGE_FIT_RANGE is a collapse like any other (no sale above the
     # competitor either way): read at the range's end, a few extreme ones do not become the
     # slab or widen it (review)
@@ -153,8 +161,12 @@ def _spike_and_slab(raw, se, centre, tau2, iterations: int = 200) -> tuple[float
     # differs from none fits a mixture whose two parts are alike, for nothing
     better = 2 * (fitted - loglik(0.0, centre, tau2)[0]) > MIXTURE_LR
     if not (np.isfinite([fitted, mu, t2, spike]).all()) or not better:
-        return centre, tau2, 0.0
-    return mu, t2, spike
+        return centre, tau2, 0.0, centre_var
+    _, zero, slab = loglik(spike, mu, t2)
+    with np.errstate(over="ignore"):
+        odds = spike / (1 - spike) * np.exp(np.clip(zero - slab, -700, 700))
+    weight = float(np.sum(1.0 / (1.0 + odds) / (t2 + s2)))
+    return mu, t2, spike, 1.0 / weight if weight > 0 else centre_var
 
 
 def measured_spread(n: int, competitor_price, competitor_slope, competitor_slope_se):
@@ -166,13 +178,14 @@ def measured_spread(n: int, competitor_price, competitor_slope, competitor_slope
     return hinge_prior(np.where(known, raw, np.nan), se)
 
 
-def _spread_of(spread) -> tuple[float, float, float]:
-    """(centre, tau^2, spike) of a spread as `hinge_prior` gives it, or as an older version
-    stored it (centre, tau^2: one normal spread, spike 0); NaNs where none (False or None)."""
+def _spread_of(spread) -> tuple[float, float, float, float]:
+    """(centre, tau^2, spike, the centre's variance) of a spread as `hinge_prior` gives it, or
+    as an older version stored it (centre, tau^2[, spike]: spike 0 and the centre's variance 0
+    where not stored); NaNs where none (False or None)."""
     if not spread:
-        return np.nan, np.nan, np.nan
-    values = [float(v) for v in spread]
-    return values[0], values[1], values[2] if len(values) > 2 else 0.0
+        return np.nan, np.nan, np.nan, np.nan
+    values = [float(v) for v in spread] + [0.0] * (4 - len(spread))
+    return values[0], values[1], values[2], values[3]
 
 
 def _column(value, n: int, fill: float = np.nan) -> np.ndarray:
@@ -215,6 +228,7 @@ class DemandCurve:
     hinge_centre: np.ndarray | None = None
     hinge_tau2: np.ndarray | None = None
     hinge_spike: np.ndarray | None = None
+    hinge_centre_var: np.ndarray | None = None  # the centre's own variance (an estimate)
 
     @classmethod
     def build(
@@ -251,7 +265,7 @@ class DemandCurve:
         used = np.minimum(np.where(clear, raw, 0.0), 0.0)
         if hinge_spread is None:
             hinge_spread = measured_spread(n, competitor_price, raw, hinge_se)
-        centre, tau2, spike = _spread_of(hinge_spread)
+        centre, tau2, spike, centre_var = _spread_of(hinge_spread)
         return cls(
             price_ref=p,
             units_ref=_column(units_ref, n),
@@ -273,6 +287,7 @@ class DemandCurve:
             hinge_centre=np.full(n, float(centre)),
             hinge_tau2=np.full(n, float(tau2)),
             hinge_spike=np.full(n, float(spike)),
+            hinge_centre_var=np.full(n, float(centre_var)),
         )
 
     @classmethod
@@ -351,15 +366,21 @@ class DemandCurve:
         return slope, spread
 
     @property
-    def hinge_spread(self) -> tuple[float, float, float] | bool | None:
+    def hinge_spread(self) -> tuple[float, float, float, float] | bool | None:
         """The catalog's spread of hinges this curve holds (`hinge_prior`: centre, tau^2,
-        spike); False where it holds none (each hinge on its own), None where it was never set
-        (a curve made field by field)."""
+        spike, the centre's variance); False where it holds none (each hinge on its own), None
+        where it was never set (a curve made field by field)."""
         if self.hinge_tau2 is None or self.hinge_centre is None:
             return None
         if not len(self) or not np.isfinite(self.hinge_tau2[0]):
             return False
-        return float(self.hinge_centre[0]), float(self.hinge_tau2[0]), float(self._spike()[0])
+        cv = 0.0 if self.hinge_centre_var is None else float(self.hinge_centre_var[0])
+        return (
+            float(self.hinge_centre[0]),
+            float(self.hinge_tau2[0]),
+            float(self._spike()[0]),
+            cv if np.isfinite(cv) else 0.0,
+        )
 
     def _spike(self) -> np.ndarray:
         """The catalog's share of SKUs without a hinge, per SKU (0: one normal spread)."""
@@ -385,7 +406,8 @@ class DemandCurve:
         """Per SKU, the hinge's posterior on the catalog's spread of hinges as its two parts:
         the chance r that the SKU is one of those with a hinge (1 where the spread has no share
         without one), the normal posterior (mean m, variance v) of its hinge if it is (the
-        weight tau^2 / (tau^2 + s.e.^2) on its own estimate, the rest on the catalog's mean),
+        weight w = tau^2 / (tau^2 + s.e.^2) on its own estimate, the rest on the catalog's
+        mean; v = w s.e.^2 + (1 - w)^2 x the mean's own variance),
         and where the posterior is such a mixture (0 < r < 1 possible: a spread with a share
         without a hinge, a hinge estimated, a competitor's price known; a clear or leaning one
         too, `leaning_hinge`, whose own end the search keeps).
@@ -409,7 +431,10 @@ class DemandCurve:
             t2, mu = np.nan_to_num(tau2), np.nan_to_num(centre)
             w = np.where(prior, t2 / (t2 + s2), 1.0)
             m = np.where(prior, w * raw + (1 - w) * mu, raw)
-            v = np.where(prior, w * s2, se * se)
+            # the centre is an estimate too: what the posterior takes of it, it takes with its
+            # variance (with tau^2 0 the posterior is the centre, not a certainty)
+            cv = np.zeros(n) if self.hinge_centre_var is None else self.hinge_centre_var
+            v = np.where(prior, w * s2 + (1 - w) ** 2 * np.nan_to_num(cv), se * se)
             turn = np.where(t2 > 0, -mu * s2 / np.where(t2 > 0, t2, 1.0), np.inf)
             x = np.minimum(raw, turn)
             log_odds = (

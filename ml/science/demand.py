@@ -114,9 +114,9 @@ class DemandFit:
     # curve reads the hinge on the same ramp.
     ramp_sd: float = 0.0
     # The spread of the catalog's hinges (ml.science.curve.hinge_prior: the mean and tau^2 of
-    # those that have one, and the share without; None under HINGE_SPREAD_MIN estimated): an
-    # unclear hinge is judged on its posterior on it.
-    hinge_prior: tuple[float, float, float] | None = None
+    # those that have one, the share without, and the mean's own variance; None under
+    # HINGE_SPREAD_MIN estimated): an unclear hinge is judged on its posterior on it.
+    hinge_prior: tuple[float, float, float, float] | None = None
 
     @property
     def hinge_normal(self) -> tuple[float, float] | None:

@@ -150,14 +150,18 @@ def test_demand_model_controls_for_the_competitor_gap(stocked):
         # a version that stored one: every curve of it holds the same (the mixture where one
         # is stored beside the normal spread)
         version.metrics["poisson_eb"]["hinge_prior"] = [-0.4, 1.5]
-        version.metrics["poisson_eb"]["hinge_mixture"] = [-3.5, 1.5, 0.6]
+        version.metrics["poisson_eb"]["hinge_mixture"] = [-3.5, 1.5, 0.6, 0.02]
         whole, _ = demand_curve(version, ids, np.full(len(ids), 20.0), None, comp)
         one, _ = demand_curve(version, ids[:1], np.full(1, 20.0), None, comp[:1])
-        assert whole.hinge_spread == one.hinge_spread == (-3.5, 1.5, 0.6)
+        assert whole.hinge_spread == one.hinge_spread == (-3.5, 1.5, 0.6, 0.02)
+        # one stored before the mean's own variance was: none of it
+        version.metrics["poisson_eb"]["hinge_mixture"] = [-3.5, 1.5, 0.6]
+        one, _ = demand_curve(version, ids[:1], np.full(1, 20.0), None, comp[:1])
+        assert one.hinge_spread == (-3.5, 1.5, 0.6, 0.0)
         # one stored before the share without a hinge was measured: one normal spread
         del version.metrics["poisson_eb"]["hinge_mixture"]
         older, _ = demand_curve(version, ids[:1], np.full(1, 20.0), None, comp[:1])
-    assert older.hinge_spread == (-0.4, 1.5, 0.0)
+    assert older.hinge_spread == (-0.4, 1.5, 0.0, 0.0)
 
 
 @pytest.mark.django_db

@@ -143,9 +143,10 @@ def test_a_hinge_left_out_widens_the_interval_by_what_the_tenants_hinges_say_it_
     assert slope[20:] == pytest.approx(-1.5) and (slope[:20] == pytest.approx(-5.5))
     assert (slope[20:30] - 1.96 * se[20:30] < -1.5 - 3.0).all()
     assert (se[30:] < se[20:30]).all() and (se[30:] > 0.2).all()
-    # where no SKU's hinge differs from zero beyond its noise, leaving it out costs nothing
+    # where no SKU's hinge differs from zero beyond its noise, leaving it out costs only the
+    # doubt of the catalog's mean (40 hinges of s.e. 1: 1 / 40), no spread of its own
     flat = curve(np.zeros(40), np.ones(40))
-    assert flat.local_elasticity()[1] == pytest.approx(0.2)
+    assert flat.local_elasticity()[1] == pytest.approx(np.sqrt(0.2**2 + 1 / 40))
 
 
 def test_an_unclear_hinge_is_judged_on_the_spread_of_the_catalogs_hinges():
@@ -162,10 +163,14 @@ def test_an_unclear_hinge_is_judged_on_the_spread_of_the_catalogs_hinges():
     rng = np.random.default_rng(0)
     noise = rng.normal(0, 1.5, 60)  # hinges that are all zero, each read with an s.e. of 1.5
     flat = curve(np.r_[-0.5, noise], np.full(61, 1.5))
-    centre, tau2, spike = flat.hinge_spread
+    centre, tau2, spike, centre_var = flat.hinge_spread
     assert tau2 == pytest.approx(0.0) and centre == pytest.approx(np.mean(np.r_[-0.5, noise]))
     assert spike == 0.0  # a share without a hinge reads no better than one normal spread
-    assert flat.pessimistic_hinge(1.0, True)[0] == pytest.approx(min(centre, 0.0))
+    # the catalog's mean is an estimate: off by the mean of 61 readings of s.e. 1.5
+    assert centre_var == pytest.approx(1.5**2 / 61)
+    assert flat.pessimistic_hinge(1.0, True)[0] == pytest.approx(
+        min(centre - np.sqrt(centre_var), 0.0)
+    )
     # a SKU whose own data lean toward a hinge (-2.9 +- 1.5: not clear at 2 s.e.) keeps its own
     # end in that catalog: the one SKU in 61 that collapses above the competitor is not
     # judged on the others
@@ -177,8 +182,11 @@ def test_an_unclear_hinge_is_judged_on_the_spread_of_the_catalogs_hinges():
     collapse = rng.random(60) < 0.4
     anchored = np.where(collapse, -rng.uniform(3, 6, 60), 0.0) + noise
     mixed = curve(np.r_[-0.5, anchored], np.full(61, 1.5))
-    centre, tau2, spike = mixed.hinge_spread
+    centre, tau2, spike, centre_var = mixed.hinge_spread
     assert spike == pytest.approx(1 - collapse.mean(), abs=0.1) and -5.5 < centre < -4.0
+    # the slab's mean is read off the SKUs likely in it: about its share of 61 readings
+    slab_readings = (1 - spike) * 61
+    assert 0.5 < centre_var * slab_readings / (tau2 + 1.5**2) < 2.0
     # judged by the chance it is one of those (its reading is 2.9 s.e. from their mean) times
     # its end if it is: more than in the flat catalog, less than its own end (-2.0), more as
     # its reading leans more; once it leans (1 s.e.), its end if it is one of them
@@ -186,7 +194,9 @@ def test_an_unclear_hinge_is_judged_on_the_spread_of_the_catalogs_hinges():
     assert mix[0] and 0 < r[0] < 0.05 and m[0] < -3.0
     steep = mixed.pessimistic_hinge(1.0, True)[0]
     assert steep == pytest.approx(r[0] * (m[0] - np.sqrt(v[0])))
-    assert -2.0 < steep < flat.pessimistic_hinge(1.0, True)[0]
+    # (the flat catalog's mean taken as sure: its own doubt is about as large as this chance)
+    sure = curve(np.r_[-0.5, noise], np.full(61, 1.5), spread=flat.hinge_spread[:3])
+    assert -2.0 < steep < sure.pessimistic_hinge(1.0, True)[0]
     steeper = curve(np.r_[-1.4, anchored], np.full(61, 1.5)).pessimistic_hinge(1.0, True)[0]
     assert -2.0 < steeper < steep - 0.1
     leaning = curve(np.r_[-1.6, anchored], np.full(61, 1.5))
@@ -196,7 +206,7 @@ def test_an_unclear_hinge_is_judged_on_the_spread_of_the_catalogs_hinges():
         min(-3.1, lm[0] - np.sqrt(lv[0]))
     )
     # one normal spread of the same hinges pulls it toward the collapsing SKUs' mean
-    centre, tau2, _ = hinge_prior(np.r_[-0.5, anchored], np.full(61, 1.5), mixture=False)
+    centre, tau2, *_ = hinge_prior(np.r_[-0.5, anchored], np.full(61, 1.5), mixture=False)
     normal = curve(np.r_[-0.5, anchored], np.full(61, 1.5), spread=(centre, tau2))
     w = tau2 / (tau2 + 1.5**2)
     end = normal.pessimistic_hinge(1.0, True)[0]
@@ -269,7 +279,7 @@ def test_the_spread_of_hinges_finds_the_share_without_one_and_the_others_mean(sh
     true = np.where(collapse, -rng.uniform(3, 6, n), 0.0)
     se = rng.uniform(0.5, 2.5, n)
     raw = true + rng.normal(0, se)
-    centre, tau2, spike = hinge_prior(raw, se)
+    centre, tau2, spike, _ = hinge_prior(raw, se)
     if collapse.any():
         assert spike == pytest.approx(1 - collapse.mean(), abs=0.05)
         # within 3 s.e. of their mean (their spread, 0.75, and their readings' noise)
@@ -283,7 +293,7 @@ def test_the_spread_of_hinges_finds_the_share_without_one_and_the_others_mean(sh
         return np.log(spike * norm.pdf(raw, 0, se) + (1 - spike) * slab).sum()
 
     normal = hinge_prior(raw, se, mixture=False)
-    assert normal[2] == 0.0 and loglik(centre, tau2, spike) >= loglik(*normal) - 1e-6
+    assert normal[2] == 0.0 and loglik(centre, tau2, spike) >= loglik(*normal[:3]) - 1e-6
 
 
 @pytest.mark.parametrize(
@@ -309,7 +319,7 @@ def test_extreme_hinges_do_not_widen_the_spread_until_no_collapse_is_seen(share,
     clean = true + rng.normal(0, se)
     raw = np.r_[clean, np.full(count, extreme)]
     se_all = np.r_[se, np.ones(count)]
-    centre, tau2, spike = hinge_prior(raw, se_all)
+    centre, tau2, spike, _ = hinge_prior(raw, se_all)
     if spike > 0:
         assert centre == pytest.approx(true[collapse].mean(), abs=2.5) and tau2 < 16
     else:
@@ -326,3 +336,26 @@ def test_extreme_hinges_do_not_widen_the_spread_until_no_collapse_is_seen(share,
     se = se_all
     odd = hinge_prior(np.r_[raw, -3.0, 1.0], np.r_[se, 1e200, 1e-200])
     assert odd is not None and np.isfinite(odd).all()
+
+
+def test_a_slab_without_spread_still_carries_the_doubt_of_its_mean():
+    """Found in review: where the catalog's collapsing SKUs' hinges agree within their noise
+    (tau^2 0), an unclear hinge's posterior on them was their mean with variance 0: as sure of
+    the collapse's size as of a fact, however few SKUs it was read off. Its variance is the
+    mean's own now, and a plain normal spread stored before (two numbers) reads as before."""
+    rng = np.random.default_rng(4)
+    n = 60
+    collapse = np.arange(n) < 12  # 12 SKUs collapse at -4, read with s.e. 1
+    raw = np.where(collapse, -4.0, 0.0) + rng.normal(0, 1.0, n)
+    from ml.science.curve import hinge_prior
+
+    centre, _tau2, spike, centre_var = hinge_prior(raw, np.ones(n))
+    assert spike > 0 and centre < -3.0
+    curve = catalog(np.r_[-1.0, raw[1:]], np.r_[3.0, np.ones(n - 1)], 10.5,
+                    spread=(centre, 0.0, spike, centre_var))  # fmt: skip
+    _r, m, v, mixed = curve.hinge_parts()
+    assert mixed[0] and m[0] == pytest.approx(centre)  # tau^2 0: all weight on the mean
+    assert v[0] == pytest.approx(centre_var) and v[0] > 0.05
+    old = catalog(np.r_[-1.0, raw[1:]], np.r_[3.0, np.ones(n - 1)], 10.5,
+                  spread=(centre, 0.0))  # fmt: skip
+    assert old.hinge_parts()[2][0] == 0.0 and old.hinge_spread[3] == 0.0
