@@ -87,8 +87,10 @@ def hinge_prior(raw, se, mixture: bool = True) -> tuple[float, float, float, flo
     centre = float(np.mean(raw))
     with np.errstate(over="ignore"):  # an s.e. past 1e154: a reading that says nothing
         tau2 = max(float(np.mean((raw - centre) ** 2 - se**2)), 0.0)
-    with np.errstate(over="ignore"):
-        centre_var = float(np.mean(tau2 + se**2) / len(raw))  # the variance of a plain mean
+    # the centre's doubt: that of the precision-weighted mean of the readings (what they say
+    # of it; a reading whose s.e. overflows says nothing), finite always (review)
+    s2 = np.clip(se, 1e-6, 1e6) ** 2
+    centre_var = float(1.0 / np.sum(1.0 / (tau2 + s2)))
     if not mixture:
         return centre, tau2, 0.0, centre_var
     return _spike_and_slab(raw, se, centre, tau2, centre_var)
@@ -162,11 +164,18 @@ def _spike_and_slab(
     better = 2 * (fitted - loglik(0.0, centre, tau2)[0]) > MIXTURE_LR
     if not (np.isfinite([fitted, mu, t2, spike]).all()) or not better:
         return centre, tau2, 0.0, centre_var
+    # the slab mean's variance: a weighted mean's, with the last M step's weights (each SKU's
+    # responsibility and Huber weight over its variance about the slab; review)
     _, zero, slab = loglik(spike, mu, t2)
     with np.errstate(over="ignore"):
         odds = spike / (1 - spike) * np.exp(np.clip(zero - slab, -700, 700))
-    weight = float(np.sum(1.0 / (1.0 + odds) / (t2 + s2)))
-    return mu, t2, spike, 1.0 / weight if weight > 0 else centre_var
+    r = 1.0 / (1.0 + odds)
+    u = np.minimum(1.0, HUBER / np.maximum(np.abs(raw - mu) / np.sqrt(t2 + s2), 1e-12))
+    a = r * u / (t2 + s2)
+    total = float(np.sum(a))
+    if not total > 0:
+        return mu, t2, spike, centre_var
+    return mu, t2, spike, float(np.sum(a * a * (t2 + s2)) / total**2)
 
 
 def measured_spread(n: int, competitor_price, competitor_slope, competitor_slope_se):

@@ -438,17 +438,19 @@ def _optimise(
     estimated = valid.copy()  # a usable estimate (for the expected units, whatever the price)
     kept = np.zeros(n, dtype=bool)
     costless = ~(c > 0)
+    # today's price itself in doubt: kept whatever else holds (no reference-price move for a
+    # product without sales either: a typo'd new product is the usual case)
+    doubted = ~conflict & (_arr(rules.price_in_doubt, n) > 0)
     if rules.objective == "profit":
         if rules.no_cost == "keep":
             kept = valid & costless & ~conflict  # today's price, moved only by a hard rule
             valid = valid & ~kept
         else:
-            binding[valid & costless] |= RULES["no_cost"]
-    doubted = valid & ~conflict & (_arr(rules.price_in_doubt, n) > 0)
+            binding[valid & costless & ~doubted] |= RULES["no_cost"]
     kept, valid = kept | doubted, valid & ~doubted
     by_revenue = np.full(n, rules.objective == "revenue") | costless
     ref_low, ref_high = _arr(rules.reference_low, n), _arr(rules.reference_high, n)
-    guided = cold & np.isfinite(ref_low) & np.isfinite(ref_high)
+    guided = cold & np.isfinite(ref_low) & np.isfinite(ref_high) & ~doubted
     binding[~estimated & ~conflict & ~guided] |= RULES["no_estimate"]
     best = np.clip(p0, lo_final, hi_final)  # the fallback: today's price inside the rules
     toward = np.clip(np.clip(p0, ref_low, ref_high), lo_final, hi_final)

@@ -281,14 +281,17 @@ class Market:
             ratio = competitor_science.MATCH_RATIO
             for start, end in zip(starts[in_doubt], ends[in_doubt], strict=True):
                 rows = [row for row in range(start, end) if np.isfinite(readings[row, 0])]
-                named = ", ".join(f"{series[row][1]} at {readings[row, 0]:.2f}" for row in rows)
+                named = ", ".join(
+                    f"{series[row][1][:40]} at {readings[row, 0]:.2f}" for row in rows[:3]
+                ) + (f" and {len(rows) - 3} more" if len(rows) > 3 else "")
                 side = (
                     f"over {ratio:g} times"
                     if readings[rows[0], 0] > mine[start]
                     else f"under {1 / ratio:.0%} of"
                 )
+                # the side first: a flag is cut at 200 characters
                 doubt[int(group[start])] = (
-                    f"every competitor ({named}) prices this product {side} its price"
+                    f"every competitor prices this product {side} its price ({named})"
                 )
         ignored: dict[int, str] = {}
         for row in np.flatnonzero(other[:, 0]):  # named where the latest reading is one
@@ -821,6 +824,7 @@ def explain(
                 f"Today's price is kept: {said}, so its own price is most likely wrong; check it "
                 "(or the competitors' matches)."
             )
+            doubt = ""  # said
         elif "no_cost_kept" in flags:
             sentences.append(
                 "Today's price is kept: the product has no cost, and the policy keeps such prices."
@@ -882,12 +886,12 @@ def explain(
             where = "above" if gap > 0 else "below"
             sentences.append(f"Today's price is {_share(gap)} {where} {who}.")
     moved = abs(new - price) >= 0.005
-    if doubt and moved:  # a hard rule's restore moved it; the doubt still stands
+    if doubt:  # kept for another reason first (no model yet), or a hard rule's restore moved it
         sentences.append(
-            f"{doubt[0].upper()}{doubt[1:]}, so its own price is most likely wrong; check it: "
-            "nothing but the rule moves it."
+            f"{doubt[0].upper()}{doubt[1:]}, so its own price is most likely wrong; check it"
+            + (": nothing but the rule moves it." if moved else ".")
         )
-    if ignored and not doubt:
+    if ignored and "price_doubt" not in flags and not doubt:
         sentences.append(
             f"A competitor's latest reading ({ignored}) is left out: a price under "
             f"{1 / competitor_science.MATCH_RATIO:.0%} of this product's or over "
@@ -1052,8 +1056,6 @@ def _rows(
         pk, price = ids[i], float(p0s[i])
         row = {name: values[i] for name, values in columns.items()}
         flag = flags.get(pk, "") if moved_list[i] else ""
-        if market.price_doubt and market.price_doubt[i]:
-            flag = f"check this product's price: {market.price_doubt[i]}"
         if pk in sending:
             flag = "a price change for this product is being published; decide after it"
         if pk in waiting:
@@ -1065,6 +1067,9 @@ def _rows(
                     f"an approved price {float(old_price):.2f} (job {old_job}) waits to be "
                     "published" + ("; approving this one replaces it" if moved_list[i] else "")
                 )
+        if market.price_doubt and market.price_doubt[i]:  # first: it is what to act on
+            doubt = f"check this product's price: {market.price_doubt[i]}"
+            flag = f"{doubt}; {flag}" if flag else doubt
         row.update(
             tenant_id=tenant.pk,
             job_id=job.pk,

@@ -230,6 +230,15 @@ def test_a_price_in_doubt_is_kept_and_moved_only_by_a_hard_rule():
     assert rec.price[1] == 12.0 and set(rec.rules_of(1)) == {"price_doubt", "restores_rule"}
     assert rec.price[2] < 10.0 and "price_doubt" not in rec.rules_of(2)
     assert rec.loss_chance[0] == 0.0  # no bet of the optimiser's
+    # found in review: a product without sales (a typo'd new one, the usual case) was moved
+    # toward its reference price; and a costless one under "keep" said "no cost", not the doubt
+    cold = optimise([20.0, 20.0], [4.0, 4.0], [0.0, 0.0], [-3.0, -3.0], None,
+                    Rules(max_step=0.1, price_in_doubt=[1.0, 0.0], reference_low=12.0,
+                          reference_high=14.0))  # fmt: skip
+    assert cold.price.tolist() == [20.0, 18.0] and cold.rules_of(0) == ["price_doubt"]
+    costless = optimise([10.0], [np.nan], [50.0], [-3.0], None,
+                        Rules(no_cost="keep", price_in_doubt=1.0))  # fmt: skip
+    assert costless.price[0] == 10.0 and costless.rules_of(0) == ["price_doubt"]
 
 
 def test_a_price_of_zero_gets_no_estimate_and_no_crash():

@@ -321,3 +321,24 @@ def test_a_competitor_listing_far_from_the_products_price_is_not_the_competitors
     assert np.isnan(comp[2]) and np.isnan(comp[4])  # the case alone: no competitor
     assert comp[5] == 9.0 and comp[7] == 9.0
     assert comp[8] == 8.8 and comp[10] == 8.8  # the day's real reading, not the stray's
+
+
+def test_the_readings_statements_put_the_planner_settings_back(world_a):
+    """The noise and jitter statements raise work_mem and turn nested loops off for
+    themselves only: inside a caller's transaction (a reprice), the settings after them are
+    the ones before."""
+    import datetime as dt
+
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from ml.panel import competitor_jitter, competitor_noise
+
+    since = timezone.now() - dt.timedelta(days=30)
+    with tenant_context(world_a.tenant), transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT current_setting('work_mem'), current_setting('enable_nestloop')")
+        before = cur.fetchone()
+        competitor_noise(since)
+        competitor_jitter(since)
+        cur.execute("SELECT current_setting('work_mem'), current_setting('enable_nestloop')")
+        assert cur.fetchone() == before == (before[0], "on")

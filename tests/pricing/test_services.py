@@ -594,6 +594,7 @@ def test_a_price_every_competitor_puts_far_away_is_in_doubt_kept_and_flagged(sho
     quotes = {
         "P10": [("Alpha", "65.00"), ("Beta", "70.00")],  # agree, both far above: in doubt
         "P14": [("Alpha", "5.00"), ("Beta", "5.50")],  # both far below, and a floor broken
+        "NEW": [("Alpha", "95.00"), ("Beta", "99.00")],  # no sales yet: not moved either
         "P11": [("Alpha", "65.00")],  # one seller: its match, most likely
         "P12": [("Alpha", "65.00"), ("Beta", "3.50")],  # opposite sides
         "P13": [("Alpha", "65.00"), ("Beta", "150.00")],  # two other items, not one price
@@ -612,24 +613,55 @@ def test_a_price_every_competitor_puts_far_away_is_in_doubt_kept_and_flagged(sho
             r.product.sku: r
             for r in Recommendation.objects.filter(job=job).select_related("product")
         }
-    p10, p14 = recs["P10"], recs["P14"]
+    p10, p14, new = recs["P10"], recs["P14"], recs["NEW"]
     assert p10.status == Recommendation.Status.NO_CHANGE
     assert float(p10.recommended_price) == pytest.approx(20.0)
     assert "price_doubt" in p10.binding_rules
-    assert p10.flag.startswith("check this product's price")
-    assert "Alpha at 65.00, Beta at 70.00" in p10.flag and "over 3 times" in p10.flag
-    assert p10.explanation.startswith("Today's price is kept: every competitor (Alpha at 65.00")
-    assert "own price is most likely wrong" in p10.explanation
+    assert p10.flag == (
+        "check this product's price: every competitor prices this product over 3 times its "
+        "price (Alpha at 65.00, Beta at 70.00)"
+    )
+    assert p10.explanation.startswith(
+        "Today's price is kept: every competitor prices this product over 3 times its price "
+        "(Alpha at 65.00, Beta at 70.00), so its own price is most likely wrong"
+    )
     # only the product's floor moves it (a restore), and the doubt is still said
     assert float(p14.recommended_price) == pytest.approx(22.0)
     assert {"price_doubt", "restores_rule"} <= set(p14.binding_rules)
     assert "under 33% of its price" in p14.explanation and "nothing but the rule" in p14.explanation
+    # found in review: a product without sales was moved toward its reference price
+    assert new.recommended_price == new.current_price and "price_doubt" in new.binding_rules
+    assert new.flag.startswith("check this product's price") and "95.00" in new.explanation
     for sku in ("P11", "P12", "P13"):
         assert "price_doubt" not in recs[sku].binding_rules, sku
         assert not recs[sku].flag.startswith("check this product's price"), sku
         assert "left out" in recs[sku].explanation, sku
     # the same elastic SKUs without any doubt move (P10's cost 8 is the lowest: it would too)
     assert recs["P15"].status == Recommendation.Status.PENDING
+
+
+def test_the_doubt_of_a_price_comes_first_beside_an_approval_waiting_to_be_published(shop, reprice):
+    """Found in review: a waiting approval's flag replaced the doubt, when the doubt matters
+    most (the approval was made against the doubted price). Both are said, the doubt first."""
+    from pricing_saas.catalog.importer import import_rows
+
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        first = reprice()
+        moved = Recommendation.objects.filter(job=first, status="pending").select_related(
+            "product"
+        )[0]
+        approvals.decide(recommendation=moved, approve=True)
+        stamp = (timezone.now() - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        import_rows(kind="competitor_prices", rows=[
+            {"sku": moved.product.sku, "competitor": name, "price": "70.00", "observed_at": stamp}
+            for name in ("Alpha", "Beta")
+        ])  # fmt: skip
+        second = reprice()
+        rec = Recommendation.objects.get(job=second, product=moved.product)
+    assert rec.flag.startswith("check this product's price: every competitor prices")
+    assert f"an approved price {float(moved.recommended_price):.2f}" in rec.flag
+    assert len(rec.flag) <= 200
 
 
 def test_the_competitor_position_sentence_names_the_reading_it_held_against():
