@@ -10,7 +10,10 @@ the price it left). The tenant's jitter and re-prices are measured as the repric
 and size by EM on the changes' sizes). Printed per
 setting: r.m.s. log error of the latest reading and of the level (all feeds and the re-priced
 ones), and the level's stated s.d. (jitter / sqrt(weight)) as an r.m.s., which should match its
-error.
+error. Then a tenant reading two sellers, one by a calm feed (0.5 % jitter) and one by a wild
+scraper (6 %), half the feeds each, 30 % of them re-priced (s.d. 0.12): the level read with
+the tenant's one noise against each seller's own (`Noise.for_seller`, as the reprice reads
+them).
 """
 
 from __future__ import annotations
@@ -35,9 +38,9 @@ SETTINGS = [  # (share of feeds re-priced in the run, the re-price's s.d.)
 JITTER = 0.03
 
 
-def feeds(rng, series, readings, share, size):
+def feeds(rng, series, readings, share, size, jitter=JITTER):
     level = np.exp(rng.normal(3.0, 0.4, series))
-    r = level[:, None] * np.exp(rng.normal(0, JITTER, (series, readings)))
+    r = level[:, None] * np.exp(rng.normal(0, jitter, (series, readings)))
     moved = rng.random(series) < share
     at = rng.integers(1, readings, series)
     jump = np.exp(rng.normal(0, size, series))
@@ -72,6 +75,21 @@ def main() -> None:
             f"{stated:.4f} | {weight.mean():.2f} |",
             flush=True,
         )
+    print("\n| seller (jitter) | latest reading r.m.s. | level, the tenant's one noise | "
+          "level, the seller's own noise |")  # fmt: skip
+    print("| --- | --- | --- | --- |")
+    half = args.series // 2
+    sellers = (("calm", 0.005), ("wild", 0.06))
+    parts = {name: feeds(rng, half, args.readings, 0.3, 0.12, jitter) for name, jitter in sellers}
+    tenant = competitor.noise_of_readings(np.r_[parts["calm"][0], parts["wild"][0]])
+    for name, jitter in sellers:
+        r, level, _moved = parts[name]
+        own = competitor.noise_of_readings(r)
+        latest, one, each = (
+            np.sqrt(np.mean(np.log(got / level) ** 2))
+            for got in (r[:, 0], competitor.level(r, tenant)[0], competitor.level(r, own)[0])
+        )
+        print(f"| {name} ({jitter:.1%}) | {latest:.4f} | {one:.4f} | {each:.4f} |", flush=True)
 
 
 if __name__ == "__main__":

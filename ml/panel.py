@@ -4,6 +4,7 @@ arrays the pure demand model takes (ml.science.demand.Panel), one binary COPY pe
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import replace
 
 from tenants.bulk import copy_columns
 from tenants.context import require_current_tenant
@@ -343,9 +344,10 @@ def _changes_sql() -> str:
     # before is the previous row's step; a reading out of stock is a NULL price, so either
     # step it is in is NULL), so the readings are sorted and walked once
     return (
-        "SELECT abs(step) AS change, step, step_before FROM (SELECT ln(price / price_1) AS"
-        " step, ln(price_1 / price_2) AS step_before FROM (SELECT price, LAG(price) OVER w AS"
-        " price_1, LAG(price, 2) OVER w AS price_2 FROM (SELECT o.product_id, o.competitor,"
+        "SELECT competitor, abs(step) AS change, step, step_before FROM (SELECT competitor,"
+        " ln(price / price_1) AS step, ln(price_1 / price_2) AS step_before FROM (SELECT"
+        " competitor, price, LAG(price) OVER w AS price_1, LAG(price, 2) OVER w AS price_2"
+        " FROM (SELECT o.product_id, o.competitor,"
         " o.observed_at, CASE WHEN o.in_stock AND o.price > 0 THEN o.price::float8 END AS price"
         " FROM "
         + CompetitorOffer._meta.db_table
@@ -367,14 +369,16 @@ def _changes_params(since) -> dict:
 def competitor_noise(since):
     """`competitor_jitter` with the share and size of the real re-prices among the same changes
     (`ml.science.competitor.noise_of_histogram`, on the histogram of |change| counted over
-    the same changes): what tells, in the reprice, which of a competitor's recent readings
-    still say today's price."""
+    the same changes), the tenant's over every seller's changes and each seller's own where
+    it has SELLER_MIN_CHANGES (`Noise.sellers`): what tells, in the reprice, which of a
+    competitor's recent readings still say today's price."""
     import numpy as np
 
     from ml.science.competitor import (
         CHANGE_BINS,
         CHANGE_EDGES,
         PAIR_STEP_MAX,
+        SELLER_MIN_CHANGES,
         noise_of_histogram,
     )
 
@@ -384,32 +388,46 @@ def competitor_noise(since):
         " >= %(low)s::float8 AND abs(step_before) < %(pair_max)s::float8"
     )
     with _sorting_readings() as cur:
-        # the changes are read twice: their median; the histogram with each bin's part of the
-        # pairs' sums
+        # the changes are read three times: the tenant's median; each seller's; the histogram
+        # of each seller with each bin's part of the pairs' sums
         cur.execute(
-            "WITH d AS MATERIALIZED (" + _changes_sql() + " WHERE step IS NOT NULL)"
+            "WITH d AS MATERIALIZED (" + _changes_sql() + " WHERE step IS NOT NULL),"
+            " m AS (SELECT competitor, percentile_cont(0.5) WITHIN GROUP (ORDER BY change)"
+            " AS median FROM d GROUP BY competitor)"
             " SELECT (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY change) FROM d),"
+            " d.competitor, m.median,"
             " sum(step * step_before) FILTER (WHERE " + pair + "),"
             " sum((step * step_before) ^ 2) FILTER (WHERE " + pair + "),"
             " count(*) FILTER (WHERE " + pair + "),"
             " CASE WHEN change < %(low)s::float8 THEN 0 ELSE LEAST(width_bucket(ln(change),"
             "  %(log_low)s::float8, %(log_high)s::float8, %(bins)s), %(bins)s) END AS bin,"
-            " count(*) FROM d GROUP BY bin",
+            " count(*) FROM d JOIN m USING (competitor) GROUP BY d.competitor, m.median, bin",
             {**_changes_params(since), "low": CHANGE_EDGES[0], "log_low": low,
              "log_high": high, "bins": CHANGE_BINS, "pair_max": PAIR_STEP_MAX},
         )  # fmt: skip
         rows = cur.fetchall()
-    counts = np.zeros(CHANGE_BINS + 1)
-    total = squares = 0.0
-    pairs_n = 0
-    for _median, part, part_squares, part_n, at, count in rows:
-        counts[int(at)] += int(count)
-        total, squares = total + float(part or 0.0), squares + float(part_squares or 0.0)
-        pairs_n += int(part_n)
-    median = rows[0][0] if rows else None
-    sd = float(median) * 1.4826 / np.sqrt(2) if median is not None else 0.0
-    pairs = (total, squares, pairs_n) if rows else None
-    return noise_of_histogram(sd, counts, pairs)
+
+    def scale(median) -> float:
+        return float(median) * 1.4826 / np.sqrt(2) if median is not None else 0.0
+
+    parts: dict[str, list] = {}  # seller: [median, counts, total, squares, pairs]
+    for _median, seller, median, part, part_squares, part_n, at, count in rows:
+        own = parts.setdefault(seller, [median, np.zeros(CHANGE_BINS + 1), 0.0, 0.0, 0])
+        own[1][int(at)] += int(count)
+        own[2] += float(part or 0.0)
+        own[3] += float(part_squares or 0.0)
+        own[4] += int(part_n)
+    if not rows:
+        return noise_of_histogram(0.0, np.zeros(CHANGE_BINS + 1), None)
+    counts = sum(own[1] for own in parts.values())
+    pairs = tuple(sum(own[i] for own in parts.values()) for i in (2, 3, 4))
+    tenant = noise_of_histogram(scale(rows[0][0]), counts, pairs)
+    sellers = tuple(
+        (seller, noise_of_histogram(scale(median), own_counts, (total, squares, n)))
+        for seller, (median, own_counts, total, squares, n) in sorted(parts.items())
+        if own_counts.sum() >= SELLER_MIN_CHANGES
+    )
+    return replace(tenant, sellers=sellers)
 
 
 def tenant_facts() -> dict:

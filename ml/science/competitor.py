@@ -16,7 +16,7 @@ jitter measured on fewer than MIN_CHANGES changes: the latest.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -33,6 +33,9 @@ MAX_LEVEL_JUMP_SHARE = 0.25
 # The fewest changes between consecutive readings the tenant's jitter must be measured on before
 # earlier readings are averaged in (a jitter read off a handful of changes may be one re-price).
 MIN_CHANGES = 30
+# A seller's readings are read with its own noise from this many changes of its own (fewer:
+# the tenant's, fitted over every seller's)
+SELLER_MIN_CHANGES = 100
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,17 @@ class Noise:
     jump_sd: float = 0.0
     changes: int = 0  # how many changes between consecutive readings these were measured on
     still_sd: float = 0.0
+    # each seller's own, where it was measured on SELLER_MIN_CHANGES changes or more: (name,
+    # Noise) pairs (a tenant may read one seller by an exact feed, another by a jittery scraper)
+    sellers: tuple = ()
+
+    def for_seller(self, name: str) -> Noise:
+        """The noise a seller's readings are read with: its own where measured, else the
+        tenant's (without the sellers')."""
+        for seller, noise in self.sellers:
+            if seller == name:
+                return noise
+        return replace(self, sellers=()) if self.sellers else self
 
     @property
     def jitter(self) -> float:
@@ -67,16 +81,22 @@ class Noise:
         if np.ndim(value) == 0:
             return cls(sd=float(value))
         sd, share, size, changes, still = (*value, 0.0)[:5]  # a plan of before still_sd: 4
+        sellers = value[5] if len(value) > 5 and isinstance(value[5], dict) else {}
         return cls(
             sd=float(sd),
             jump_share=float(share),
             jump_sd=float(size),
             changes=int(changes),
             still_sd=float(still),
+            sellers=tuple((str(k), cls.of(v)) for k, v in sorted(sellers.items())),
         )
 
     def as_list(self) -> list:
-        return [self.sd, self.jump_share, self.jump_sd, self.changes, self.still_sd]
+        """What a plan holds (JSON): five numbers, then the sellers' own by name if any."""
+        own = [self.sd, self.jump_share, self.jump_sd, self.changes, self.still_sd]
+        if self.sellers:
+            own.append({name: noise.as_list() for name, noise in self.sellers})
+        return own
 
 
 # A competitor listing priced under a third of the product's price or over three times it is

@@ -226,6 +226,9 @@ class Market:
     # (ml.science.competitor.matches; the first competitor by name: "" where none), as the
     # explanation names it
     competitor_ignored: list[str] | None = None
+    # per product, the jitter of the level's seller (its own noise's, `Noise.for_seller`;
+    # None: the tenant's for all)
+    competitor_jitter: np.ndarray | None = None
     # per product, where its own price is in doubt (ml.science.competitor.own_price_doubt:
     # every competitor, two or more agreeing, prices it over MATCH_RATIO times it or under
     # 1 / MATCH_RATIO of it), what the explanation and the flag say of it, naming their
@@ -301,7 +304,17 @@ class Market:
         readings[np.arange(COMPETITOR_READINGS)[None, :] >= (~other).sum(axis=1)[:, None]] = np.nan
         with np.errstate(invalid="ignore"):  # a gap (out of stock) ends the series' run
             broken = np.cumsum(~np.isfinite(readings), axis=1) > 0
-        level, weight = competitor_science.level(np.where(broken, np.nan, readings), noise)
+        runs = np.where(broken, np.nan, readings)
+        if noise.sellers:  # each seller's readings with its own noise where it has one
+            level, weight = np.full(len(series), np.nan), np.zeros(len(series))
+            names = np.array([name for _pk, name, _prices in series], dtype=object)
+            for name in np.unique(names) if len(names) else ():
+                rows = np.flatnonzero(names == name)
+                level[rows], weight[rows] = competitor_science.level(
+                    runs[rows], noise.for_seller(name)
+                )
+        else:
+            level, weight = competitor_science.level(runs, noise)
         lowest: dict[int, tuple[str, float, float]] = {}
         shown: dict[int, tuple[float, str]] = {}  # the lowest latest reading of any competitor
         for row in np.argsort(level, kind="stable"):  # NaN last: no level, no competitor
@@ -312,6 +325,13 @@ class Market:
                 lowest[pk] = (name, float(level[row]), float(weight[row]))
             if float(readings[row, 0]) < shown.get(pk, (np.inf, ""))[0]:
                 shown[pk] = (float(readings[row, 0]), name)
+        seller_jitter = None  # the level's seller's own jitter, where sellers have their own
+        if noise.sellers:
+            own = {name: noise.for_seller(name).jitter for name, _noise in noise.sellers}
+            seller_jitter = np.array(
+                [own.get(lowest[pk][0], noise.jitter) if pk in lowest else noise.jitter
+                 for pk in ids.tolist()]
+            )  # fmt: skip
         # a reference far outside its category's prices is not used
         usable = ReferencePrice.objects.filter(outside_category_range=False)
         if within is not None:
@@ -328,6 +348,7 @@ class Market:
             competitor_price=pick(lowest, 1),
             competitor_name=[lowest[pk][0] if pk in lowest else "" for pk in ids.tolist()],
             competitor_readings=pick(lowest, 2, 1.0),
+            competitor_jitter=seller_jitter,
             competitor_reading=pick(shown, 0),
             competitor_reading_name=[shown[pk][1] if pk in shown else "" for pk in ids.tolist()],
             noise=noise,
@@ -368,13 +389,16 @@ class Market:
         """How far the price buyers meet at the competitor may be off competitor_price (log
         price s.d.) for the products at `idx`: the day's jitter around the level, as the
         fit's ramp has it (RAMP_SCALE x the robust jitter `competitor_sd` is the day's beside
-        one reading's), and the level's own error (the fitted jitter, `Noise.jitter`, over
-        the root of the readings' weight). Where the level is one reading and the fitted
+        one reading's), and the level's own error (the fitted jitter, `Noise.jitter`, the
+        level's seller's own where it has one, over the root of the readings' weight). Where
+        the level is one reading and the fitted
         jitter is the robust one, that is the ramp's sqrt 2 x the jitter; a jitter fitted
         below the robust one (re-prices inflate the median) narrows only the level's part."""
         n = len(self.competitor_price)
         weight = np.ones(n) if self.competitor_readings is None else self.competitor_readings
         jitter = self.competitor_sd if self.noise is None else self.noise.jitter
+        if self.competitor_jitter is not None:  # the level's seller's own
+            jitter = self.competitor_jitter[idx]
         day = (RAMP_SCALE**2 - 1.0) * self.competitor_sd**2
         with np.errstate(divide="ignore"):
             level = np.where(weight[idx] > 0, jitter**2 / weight[idx], jitter**2)

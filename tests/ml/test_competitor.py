@@ -1,5 +1,7 @@
 """The competitor's price today from its readings (ml.science.competitor)."""
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -153,6 +155,14 @@ def test_a_noise_travels_through_a_plan_and_back():
     # a plan written before the jitter was fitted beside the re-prices: its sd stands
     older = c.Noise.of([0.03, 0.04, 0.2, 500])
     assert older.jitter == 0.03 and older.changes == 500 and older.still_sd == 0.0
+    # with the sellers' own: through a plan (JSON) and back, and a seller without its own
+    # reads the tenant's
+    calm = c.Noise(sd=0.005, jump_share=0.05, jump_sd=0.1, changes=300, still_sd=0.005)
+    mixed = c.Noise(sd=0.03, jump_share=0.04, jump_sd=0.2, changes=500, still_sd=0.025,
+                    sellers=(("Calm", calm),))  # fmt: skip
+    assert c.Noise.of(json.loads(json.dumps(mixed.as_list()))) == mixed
+    assert mixed.for_seller("Calm") == calm
+    assert mixed.for_seller("Other") == noise and noise.for_seller("Calm") == noise
 
 
 @settings(max_examples=200, deadline=None)
@@ -318,3 +328,28 @@ def test_own_price_doubt_needs_two_agreeing_sellers_on_one_side():
     got = c.own_price_doubt(latest, own, group)
     assert got.tolist() == [True, False, False, False, False, True, False, False]
     assert c.own_price_doubt([], [], []).tolist() == []
+
+
+def test_each_seller_is_read_with_its_own_noise():
+    """A tenant reading one seller by a calm feed (0.5 % jitter) and another by a wild scraper
+    (6 %): fitted together, the wild seller's jitter reads as re-prices on half of the steps,
+    and every level is then its latest reading (the level's one-re-price model does not hold:
+    MAX_LEVEL_JUMP_SHARE), the wild seller's off by its whole jitter. Each fitted alone reads
+    its own jitter and few re-prices, as the reprice uses it (`Noise.for_seller`): the wild
+    seller's level averages its readings."""
+    rng = np.random.default_rng(8)
+    k, n = 8, 60
+    calm = 20 * np.exp(rng.normal(0, 0.005, (n, k)))
+    wild = 20 * np.exp(rng.normal(0, 0.06, (n, k)))
+    one = c.noise_of_readings(np.r_[calm, wild])
+    own_calm, own_wild = c.noise_of_readings(calm), c.noise_of_readings(wild)
+    assert own_calm.jitter == pytest.approx(0.005, rel=0.3)
+    assert own_wild.jitter == pytest.approx(0.06, rel=0.3)
+    assert one.jump_share > c.MAX_LEVEL_JUMP_SHARE
+    assert own_calm.jump_share < 0.05 and own_wild.jump_share < 0.05
+    truth = np.full(n, 20.0)
+    alone, _ = c.level(wild[:, ::-1], own_wild)
+    together, _ = c.level(wild[:, ::-1], one)
+    error = lambda got: float(np.sqrt(np.mean(np.log(got / truth) ** 2)))  # noqa: E731
+    assert error(together) == pytest.approx(error(wild[:, -1]))  # the latest reading
+    assert error(alone) < 0.6 * error(together)

@@ -291,6 +291,7 @@ def test_the_tenants_competitor_noise_is_fitted_on_its_own_in_stock_changes(stoc
     assert got.jump_share == pytest.approx(want.jump_share, rel=1e-6)
     assert got.jump_sd == pytest.approx(want.jump_sd, rel=1e-6)
     assert got.still_sd == pytest.approx(want.still_sd, rel=1e-6)
+    assert got.sellers == ()  # each seller's under SELLER_MIN_CHANGES: the tenant's alone
 
 
 def test_a_competitor_listing_far_from_the_products_price_is_not_the_competitors_price(stocked):

@@ -685,3 +685,41 @@ def test_the_competitor_position_sentence_names_the_reading_it_held_against():
     assert "(at least 2% below the lowest competitor)" in services._capped((18.6, "B", -0.02))
     assert "(at most 5% above" in services._capped((18.6, "B", 0.05))
     assert services._capped((np.nan, "", 0.05)) == services.RULE_WORDS["competitor"]
+
+
+def test_each_seller_is_read_with_its_own_jitter(shop):
+    """One seller read by a calm feed (0.5 % jitter), another by a wild scraper (6 %), each on
+    every product for ten days. Fitted together, the wild seller's jitter reads as frequent
+    re-prices and every level is its latest reading; each seller's own noise (from 100
+    changes of its own) reads its own jitter: the wild seller's level averages its readings,
+    and the optimiser's doubt of each product's competitor is its seller's."""
+    from pricing_saas.catalog.importer import import_rows
+
+    rng = np.random.default_rng(9)
+    offers = []
+    for i in range(20):
+        for name, sd, price in (("Calm", 0.005, 19.0 if i < 10 else 21.0),
+                                ("Wild", 0.06, 21.0 if i < 10 else 19.0)):  # fmt: skip
+            for days in range(10):
+                stamp = (timezone.now() - timedelta(days=days, hours=3)).strftime(
+                    "%Y-%m-%dT%H:%M:%SZ"
+                )
+                read = price * float(np.exp(rng.normal(0, sd)))
+                offers.append(
+                    {"sku": f"P{i}", "competitor": name, "price": f"{read:.2f}",
+                     "observed_at": stamp}
+                )  # fmt: skip
+    with tenant_context(shop.tenant):
+        import_rows(kind="competitor_prices", rows=offers)
+        noise = services.tenant_competitor_noise()
+        ids, prices = zip(*Product.objects.filter(sku__in=[f"P{i}" for i in range(20)])
+                          .order_by("sku").values_list("pk", "price"), strict=True)  # fmt: skip
+        market = services.Market.load(np.array(ids), price=np.array(prices, dtype=float))
+    assert [name for name, _noise in noise.sellers] == ["Calm", "Wild"]
+    assert noise.for_seller("Calm").jitter == pytest.approx(0.005, rel=0.4)
+    assert noise.for_seller("Wild").jitter == pytest.approx(0.06, rel=0.4)
+    wild = np.array([name == "Wild" for name in market.competitor_name])
+    assert wild.sum() >= 5 and (~wild).sum() >= 5
+    assert (market.competitor_readings[wild] > 3).all()  # several readings averaged
+    doubt = market.competitor_doubt(np.arange(len(ids)))
+    assert doubt[wild].min() > doubt[~wild].max()
