@@ -10,10 +10,11 @@ the price it left). The tenant's jitter and re-prices are measured as the repric
 and size by EM on the changes' sizes). Printed per
 setting: r.m.s. log error of the latest reading and of the level (all feeds and the re-priced
 ones), and the level's stated s.d. (jitter / sqrt(weight)) as an r.m.s., which should match its
-error. Then a tenant reading two sellers, one by a calm feed (0.5 % jitter) and one by a wild
-scraper (6 %), half the feeds each, 30 % of them re-priced (s.d. 0.12): the level read with
-the tenant's one noise against each seller's own (`Noise.for_seller`, as the reprice reads
-them).
+error. Then tenants reading several sellers, 30 % of each one's feeds re-priced (s.d. 0.12):
+one by a calm feed (0.5 % jitter) and one by a wild scraper (6 %), half the feeds each; ten
+alike (2 %), 150 feeds each. The level read with the tenant's one noise, with each seller's
+own always, and as the reprice reads them (each seller's own only where it differs clearly
+from the tenant's, `ml.science.competitor.own_noise_differs`).
 """
 
 from __future__ import annotations
@@ -75,21 +76,43 @@ def main() -> None:
             f"{stated:.4f} | {weight.mean():.2f} |",
             flush=True,
         )
-    print("\n| seller (jitter) | latest reading r.m.s. | level, the tenant's one noise | "
-          "level, the seller's own noise |")  # fmt: skip
-    print("| --- | --- | --- | --- |")
+    print(
+        "\n| sellers (jitter; changes each) | latest reading r.m.s. | level, the tenant's one "
+        "noise | level, each seller's own always | level, as the reprice reads them (own "
+        "where it differs clearly) | sellers read with their own |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
     half = args.series // 2
-    sellers = (("calm", 0.005), ("wild", 0.06))
-    parts = {name: feeds(rng, half, args.readings, 0.3, 0.12, jitter) for name, jitter in sellers}
-    tenant = competitor.noise_of_readings(np.r_[parts["calm"][0], parts["wild"][0]])
-    for name, jitter in sellers:
-        r, level, _moved = parts[name]
-        own = competitor.noise_of_readings(r)
-        latest, one, each = (
-            np.sqrt(np.mean(np.log(got / level) ** 2))
-            for got in (r[:, 0], competitor.level(r, tenant)[0], competitor.level(r, own)[0])
+    cases = {  # name: [(seller, jitter, feeds)]
+        "calm and wild": [("calm", 0.005, half), ("wild", 0.06, half)],
+        "ten alike": [(f"s{i}", 0.02, 150) for i in range(10)],
+    }
+    for case, sellers in cases.items():
+        parts = {
+            name: feeds(rng, count, args.readings, 0.3, 0.12, jitter)
+            for name, jitter, count in sellers
+        }
+        tenant = competitor.noise_of_readings(np.concatenate([p[0] for p in parts.values()]))
+        errors = {"latest": [], "one": [], "own": [], "chosen": []}
+        chosen = 0
+        for r, level, _moved in parts.values():
+            own = competitor.noise_of_readings(r)
+            # the readings are the latest first: a repeat is a step between any two
+            repeats = float(np.mean(np.abs(np.diff(np.log(r), axis=1)) < competitor.EXACT))
+            use = own if competitor.own_noise_differs(tenant, own, repeats) else tenant
+            chosen += use is own
+            for key, got in (("latest", r[:, 0]), ("one", competitor.level(r, tenant)[0]),
+                             ("own", competitor.level(r, own)[0]),
+                             ("chosen", competitor.level(r, use)[0])):  # fmt: skip
+                errors[key].append(np.log(got / level))
+        rms = {k: np.sqrt(np.mean(np.concatenate(v) ** 2)) for k, v in errors.items()}
+        jitters = sorted({f"{jitter:.1%}" for _name, jitter, _count in sellers})
+        each = (args.readings - 1) * sellers[0][2]
+        print(
+            f"| {case} ({', '.join(jitters)}; {each:,}) | {rms['latest']:.4f} | {rms['one']:.4f} | "
+            f"{rms['own']:.4f} | {rms['chosen']:.4f} | {chosen} of {len(sellers)} |",
+            flush=True,
         )
-        print(f"| {name} ({jitter:.1%}) | {latest:.4f} | {one:.4f} | {each:.4f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -370,8 +370,9 @@ def competitor_noise(since):
     """`competitor_jitter` with the share and size of the real re-prices among the same changes
     (`ml.science.competitor.noise_of_histogram`, on the histogram of |change| counted over
     the same changes), the tenant's over every seller's changes and each seller's own where
-    it has SELLER_MIN_CHANGES (`Noise.sellers`): what tells, in the reprice, which of a
-    competitor's recent readings still say today's price."""
+    it has SELLER_MIN_CHANGES and differs clearly (`own_noise_differs`, `Noise.sellers`):
+    what tells, in the reprice, which of a competitor's recent readings still say today's
+    price."""
     import numpy as np
 
     from ml.science.competitor import (
@@ -380,6 +381,7 @@ def competitor_noise(since):
         PAIR_STEP_MAX,
         SELLER_MIN_CHANGES,
         noise_of_histogram,
+        own_noise_differs,
     )
 
     low, high = (float(np.log(edge)) for edge in CHANGE_EDGES)
@@ -422,12 +424,14 @@ def competitor_noise(since):
     counts = sum(own[1] for own in parts.values())
     pairs = tuple(sum(own[i] for own in parts.values()) for i in (2, 3, 4))
     tenant = noise_of_histogram(scale(rows[0][0]), counts, pairs)
-    sellers = tuple(
-        (seller, noise_of_histogram(scale(median), own_counts, (total, squares, n)))
-        for seller, (median, own_counts, total, squares, n) in sorted(parts.items())
-        if own_counts.sum() >= SELLER_MIN_CHANGES
-    )
-    return replace(tenant, sellers=sellers)
+    sellers = []
+    for seller, (median, own_counts, total, squares, n) in sorted(parts.items()):
+        if own_counts.sum() < SELLER_MIN_CHANGES:
+            continue
+        own = noise_of_histogram(scale(median), own_counts, (total, squares, n))
+        if own_noise_differs(tenant, own, float(own_counts[0] / own_counts.sum())):
+            sellers.append((seller, own))
+    return replace(tenant, sellers=tuple(sellers))
 
 
 def tenant_facts() -> dict:

@@ -33,9 +33,14 @@ MAX_LEVEL_JUMP_SHARE = 0.25
 # The fewest changes between consecutive readings the tenant's jitter must be measured on before
 # earlier readings are averaged in (a jitter read off a handful of changes may be one re-price).
 MIN_CHANGES = 30
-# A seller's readings are read with its own noise from this many changes of its own (fewer:
-# the tenant's, fitted over every seller's)
-SELLER_MIN_CHANGES = 100
+# A seller's readings are read with its own noise only from this many changes of its own, and
+# only where it differs clearly from the tenant's (`own_noise_differs`): fewer, or alike, the
+# tenant's, fitted over every seller's (a fit on a few hundred changes is unstable: on sellers
+# that all behave alike, own fits of 100 changes read levels 30-40 % further off than the
+# tenant's one fit, and some read a jittery feed as exact)
+SELLER_MIN_CHANGES = 1000
+SELLER_DIFFERS = 1.5  # a seller's jitter this many times the tenant's, or under 1 / it
+EXACT_REPEATS = 0.5  # a feed read as exact must repeat the reading on this share of its steps
 
 
 @dataclass(frozen=True)
@@ -51,8 +56,9 @@ class Noise:
     jump_sd: float = 0.0
     changes: int = 0  # how many changes between consecutive readings these were measured on
     still_sd: float = 0.0
-    # each seller's own, where it was measured on SELLER_MIN_CHANGES changes or more: (name,
-    # Noise) pairs (a tenant may read one seller by an exact feed, another by a jittery scraper)
+    # each seller's own, where measured on SELLER_MIN_CHANGES changes or more and clearly
+    # unlike the tenant's (`own_noise_differs`): (name, Noise) pairs (a tenant may read one
+    # seller by an exact feed, another by a jittery scraper)
     sellers: tuple = ()
 
     def for_seller(self, name: str) -> Noise:
@@ -103,6 +109,29 @@ class Noise:
 # taken for another item (a mismatched listing: an accessory, a multipack, a used one) and not
 # used: neither as the competitor's price today nor in the demand fit's competitor gap.
 MATCH_RATIO = 3.0
+
+
+def own_noise_differs(tenant: Noise, own: Noise, repeats: float) -> bool:
+    """Whether a seller's readings are read with its own noise `own` (fitted on its changes
+    alone, `repeats` the share of them that repeat the reading to the cent) rather than the
+    tenant's: from SELLER_MIN_CHANGES changes, where it differs clearly, its jitter
+    SELLER_DIFFERS times the tenant's or under 1 / it, or its re-prices few enough for a
+    level where the tenant's are not (or the other way round: MAX_LEVEL_JUMP_SHARE). A seller
+    fitted as exact (no jitter) must show it: the reading repeated on EXACT_REPEATS of its
+    steps (an exact feed; a jitter its pairs do not show is no proof of none)."""
+    if own.changes < SELLER_MIN_CHANGES:
+        return False
+    if not own.jitter > EXACT:
+        return repeats >= EXACT_REPEATS and tenant.jitter > EXACT
+    if not tenant.jitter > EXACT:
+        return True
+    ratio = own.jitter / tenant.jitter
+    usable = own.jump_share <= MAX_LEVEL_JUMP_SHARE
+    return bool(
+        ratio > SELLER_DIFFERS
+        or ratio < 1 / SELLER_DIFFERS
+        or usable != (tenant.jump_share <= MAX_LEVEL_JUMP_SHARE)
+    )
 
 
 def matches(competitor, own, ratio: float = MATCH_RATIO) -> np.ndarray:

@@ -305,16 +305,15 @@ class Market:
         with np.errstate(invalid="ignore"):  # a gap (out of stock) ends the series' run
             broken = np.cumsum(~np.isfinite(readings), axis=1) > 0
         runs = np.where(broken, np.nan, readings)
-        if noise.sellers:  # each seller's readings with its own noise where it has one
-            level, weight = np.full(len(series), np.nan), np.zeros(len(series))
-            names = np.array([name for _pk, name, _prices in series], dtype=object)
-            for name in np.unique(names) if len(names) else ():
-                rows = np.flatnonzero(names == name)
-                level[rows], weight[rows] = competitor_science.level(
-                    runs[rows], noise.for_seller(name)
-                )
-        else:
-            level, weight = competitor_science.level(runs, noise)
+        level, weight = competitor_science.level(runs, noise)
+        if noise.sellers:  # a seller with its own noise: its readings read again with it
+            own = dict(noise.sellers)
+            rows_of: dict[str, list[int]] = {}
+            for row, (_pk, name, _prices) in enumerate(series):
+                if name in own:
+                    rows_of.setdefault(name, []).append(row)
+            for name, rows in rows_of.items():
+                level[rows], weight[rows] = competitor_science.level(runs[rows], own[name])
         lowest: dict[int, tuple[str, float, float]] = {}
         shown: dict[int, tuple[float, str]] = {}  # the lowest latest reading of any competitor
         for row in np.argsort(level, kind="stable"):  # NaN last: no level, no competitor

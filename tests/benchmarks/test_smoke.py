@@ -44,7 +44,7 @@ SCRIPTS = {
     ),
     "competitor_level.py": Smoke(
         args="--series 500",
-        expect=("500 feeds of 8 readings", "| 30% | 0.12 |", "| wild (6.0%) |"),
+        expect=("500 feeds of 8 readings", "| 30% | 0.12 |", "| calm and wild (", "| ten alike ("),
     ),
     "completejourney_to_csv.py": Smoke(
         args="{tmp} --products 20",

@@ -353,3 +353,48 @@ def test_each_seller_is_read_with_its_own_noise():
     error = lambda got: float(np.sqrt(np.mean(np.log(got / truth) ** 2)))  # noqa: E731
     assert error(together) == pytest.approx(error(wild[:, -1]))  # the latest reading
     assert error(alone) < 0.6 * error(together)
+
+
+def _chosen(sellers):
+    """The sellers whose own noise the reprice would read, as ml.panel.competitor_noise
+    chooses them: fitted alone, against the tenant's fit over all (readings latest last)."""
+    tenant = c.noise_of_readings(np.concatenate(list(sellers.values())))
+    out = []
+    for name, r in sellers.items():
+        steps = np.abs(np.diff(np.log(r), axis=1))
+        repeats = float(np.mean(steps < c.CHANGE_EDGES[0]))
+        if c.own_noise_differs(tenant, c.noise_of_readings(r), repeats):
+            out.append(name)
+    return out
+
+
+def test_a_seller_keeps_the_tenants_noise_unless_its_own_differs_clearly():
+    """Found in review: own fits on 100 changes were unstable (re-price shares from 0.01 to
+    0.99 among sellers that all behave alike) and some read a jittery feed as exact, its
+    levels then trusted as facts. A seller's own noise is read only from 1,000 changes and
+    where it differs clearly from the tenant's; a feed read as exact must repeat its readings."""
+    rng = np.random.default_rng(12)
+
+    def seller(series, jitter, share=0.3, size=0.12, readings=8):
+        r = 20 * np.exp(rng.normal(0, jitter, (series, readings)))
+        moved = rng.random(series) < share
+        at = rng.integers(1, readings, series)
+        jump = np.exp(rng.normal(0, size, series))
+        older = np.arange(readings)[None, :] < at[:, None]  # latest last: the older first
+        return np.where(moved[:, None] & older, r * jump[:, None], r)
+
+    alike = {f"S{i}": seller(150, 0.02) for i in range(10)}  # 1,050 changes each
+    assert _chosen(alike) == []
+    few = {"calm": seller(100, 0.005), "wild": seller(100, 0.06)}  # 700 changes each
+    assert _chosen(few) == []
+    mixed = {"calm": seller(150, 0.005), "wild": seller(150, 0.06)}
+    assert _chosen(mixed) == ["calm", "wild"]
+    # an exact feed (its readings repeat to the cent) beside jittery ones: read as exact
+    exact = np.repeat(20 * np.exp(rng.normal(0, 0.1, (300, 1))), 8, axis=1)
+    exact[:40, :3] *= 0.95  # some of its sellers cut once
+    assert _chosen({"api": exact, "scraped": seller(300, 0.03)}) == ["api"]
+    # a jittery feed the pairs happen not to show as jittery is not read as exact
+    tenant = c.Noise(sd=0.02, jump_share=0.1, jump_sd=0.1, changes=5000, still_sd=0.02)
+    quiet = c.Noise(sd=0.02, jump_share=0.1, jump_sd=0.1, changes=2000, still_sd=1e-5)
+    assert not c.own_noise_differs(tenant, quiet, repeats=0.02)
+    assert c.own_noise_differs(tenant, quiet, repeats=0.8)
