@@ -380,6 +380,7 @@ def competitor_noise(since):
         CHANGE_EDGES,
         PAIR_STEP_MAX,
         SELLER_MIN_CHANGES,
+        histogram_sd,
         noise_of_histogram,
         own_noise_differs,
     )
@@ -390,20 +391,18 @@ def competitor_noise(since):
         " >= %(low)s::float8 AND abs(step_before) < %(pair_max)s::float8"
     )
     with _sorting_readings() as cur:
-        # the changes are read three times: the tenant's median; each seller's; the histogram
-        # of each seller with each bin's part of the pairs' sums
+        # the changes are read twice: the tenant's median; the histogram of each seller with
+        # each bin's part of the pairs' sums (a seller's median is read off its histogram)
         cur.execute(
-            "WITH d AS MATERIALIZED (" + _changes_sql() + " WHERE step IS NOT NULL),"
-            " m AS (SELECT competitor, percentile_cont(0.5) WITHIN GROUP (ORDER BY change)"
-            " AS median FROM d GROUP BY competitor)"
+            "WITH d AS MATERIALIZED (" + _changes_sql() + " WHERE step IS NOT NULL)"
             " SELECT (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY change) FROM d),"
-            " d.competitor, m.median,"
+            " competitor,"
             " sum(step * step_before) FILTER (WHERE " + pair + "),"
             " sum((step * step_before) ^ 2) FILTER (WHERE " + pair + "),"
             " count(*) FILTER (WHERE " + pair + "),"
             " CASE WHEN change < %(low)s::float8 THEN 0 ELSE LEAST(width_bucket(ln(change),"
             "  %(log_low)s::float8, %(log_high)s::float8, %(bins)s), %(bins)s) END AS bin,"
-            " count(*) FROM d JOIN m USING (competitor) GROUP BY d.competitor, m.median, bin",
+            " count(*) FROM d GROUP BY competitor, bin",
             {**_changes_params(since), "low": CHANGE_EDGES[0], "log_low": low,
              "log_high": high, "bins": CHANGE_BINS, "pair_max": PAIR_STEP_MAX},
         )  # fmt: skip
@@ -412,23 +411,23 @@ def competitor_noise(since):
     def scale(median) -> float:
         return float(median) * 1.4826 / np.sqrt(2) if median is not None else 0.0
 
-    parts: dict[str, list] = {}  # seller: [median, counts, total, squares, pairs]
-    for _median, seller, median, part, part_squares, part_n, at, count in rows:
-        own = parts.setdefault(seller, [median, np.zeros(CHANGE_BINS + 1), 0.0, 0.0, 0])
-        own[1][int(at)] += int(count)
-        own[2] += float(part or 0.0)
-        own[3] += float(part_squares or 0.0)
-        own[4] += int(part_n)
+    parts: dict[str, list] = {}  # seller: [counts, total, squares, pairs]
+    for _median, seller, part, part_squares, part_n, at, count in rows:
+        own = parts.setdefault(seller, [np.zeros(CHANGE_BINS + 1), 0.0, 0.0, 0])
+        own[0][int(at)] += int(count)
+        own[1] += float(part or 0.0)
+        own[2] += float(part_squares or 0.0)
+        own[3] += int(part_n)
     if not rows:
         return noise_of_histogram(0.0, np.zeros(CHANGE_BINS + 1), None)
-    counts = sum(own[1] for own in parts.values())
-    pairs = tuple(sum(own[i] for own in parts.values()) for i in (2, 3, 4))
+    counts = sum(own[0] for own in parts.values())
+    pairs = tuple(sum(own[i] for own in parts.values()) for i in (1, 2, 3))
     tenant = noise_of_histogram(scale(rows[0][0]), counts, pairs)
     sellers = []
-    for seller, (median, own_counts, total, squares, n) in sorted(parts.items()):
+    for seller, (own_counts, total, squares, n) in sorted(parts.items()):
         if own_counts.sum() < SELLER_MIN_CHANGES:
             continue
-        own = noise_of_histogram(scale(median), own_counts, (total, squares, n))
+        own = noise_of_histogram(histogram_sd(own_counts), own_counts, (total, squares, n))
         if own_noise_differs(tenant, own, float(own_counts[0] / own_counts.sum())):
             sellers.append((seller, own))
     return replace(tenant, sellers=tuple(sellers))

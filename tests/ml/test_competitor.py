@@ -398,3 +398,17 @@ def test_a_seller_keeps_the_tenants_noise_unless_its_own_differs_clearly():
     quiet = c.Noise(sd=0.02, jump_share=0.1, jump_sd=0.1, changes=2000, still_sd=1e-5)
     assert not c.own_noise_differs(tenant, quiet, repeats=0.02)
     assert c.own_noise_differs(tenant, quiet, repeats=0.8)
+
+
+def test_a_sellers_robust_jitter_is_read_off_its_histogram():
+    """A seller's own fit starts from the median of its changes read off their histogram (no
+    sort per seller in SQL): within 1 % of the exact one; 0 where most changes repeat."""
+    rng = np.random.default_rng(3)
+    for sd in (0.005, 0.03, 0.06):
+        d = np.abs(rng.normal(0, sd * np.sqrt(2), 5000))
+        counts = np.bincount(c.change_bin(d), minlength=c.CHANGE_BINS + 1)
+        exact = float(np.median(d)) * 1.4826 / np.sqrt(2)
+        assert c.histogram_sd(counts) == pytest.approx(exact, rel=0.01)
+    repeats = np.bincount(c.change_bin(np.r_[np.zeros(60), np.full(40, 0.05)]),
+                          minlength=c.CHANGE_BINS + 1)  # fmt: skip
+    assert c.histogram_sd(repeats) == 0.0 and c.histogram_sd(np.zeros(c.CHANGE_BINS + 1)) == 0.0
