@@ -379,10 +379,8 @@ def competitor_noise(since):
         CHANGE_BINS,
         CHANGE_EDGES,
         PAIR_STEP_MAX,
-        SELLER_MIN_CHANGES,
-        histogram_sd,
         noise_of_histogram,
-        own_noise_differs,
+        sellers_noise,
     )
 
     low, high = (float(np.log(edge)) for edge in CHANGE_EDGES)
@@ -423,14 +421,10 @@ def competitor_noise(since):
     counts = sum(own[0] for own in parts.values())
     pairs = tuple(sum(own[i] for own in parts.values()) for i in (1, 2, 3))
     tenant = noise_of_histogram(scale(rows[0][0]), counts, pairs)
-    sellers = []
-    for seller, (own_counts, total, squares, n) in sorted(parts.items()):
-        if own_counts.sum() < SELLER_MIN_CHANGES:
-            continue
-        own = noise_of_histogram(histogram_sd(own_counts), own_counts, (total, squares, n))
-        if own_noise_differs(tenant, own, float(own_counts[0] / own_counts.sum())):
-            sellers.append((seller, own))
-    return replace(tenant, sellers=tuple(sellers))
+    sellers = sellers_noise(
+        tenant, {seller: (own[0], tuple(own[1:])) for seller, own in parts.items()}
+    )
+    return replace(tenant, sellers=sellers)
 
 
 def tenant_facts() -> dict:

@@ -111,27 +111,53 @@ class Noise:
 MATCH_RATIO = 3.0
 
 
-def own_noise_differs(tenant: Noise, own: Noise, repeats: float) -> bool:
+def own_noise_differs(tenant: Noise, own: Noise, repeats: float, pairs=None) -> bool:
     """Whether a seller's readings are read with its own noise `own` (fitted on its changes
-    alone, `repeats` the share of them that repeat the reading to the cent) rather than the
-    tenant's: from SELLER_MIN_CHANGES changes, where it differs clearly, its jitter
-    SELLER_DIFFERS times the tenant's or under 1 / it, or its re-prices few enough for a
-    level where the tenant's are not (or the other way round: MAX_LEVEL_JUMP_SHARE). A seller
-    fitted as exact (no jitter) must show it: the reading repeated on EXACT_REPEATS of its
-    steps (an exact feed; a jitter its pairs do not show is no proof of none)."""
+    alone; `repeats` the share of them that repeat the reading to the cent, `pairs` its pairs'
+    sums as `pair_jitter` takes them) rather than the tenant's: from SELLER_MIN_CHANGES
+    changes, where it differs clearly. Its jitter SELLER_DIFFERS times the tenant's or under
+    1 / it; or its re-prices few enough for a level where the tenant's are not (or the other
+    way round: MAX_LEVEL_JUMP_SHARE), where the fit reading that many re-prices tells them
+    clearly from its jitter (a mixture may split a jitter's tail off as re-prices: review).
+    A seller fitted as exact
+    (no jitter) must show it: the reading repeated on EXACT_REPEATS of its steps, or its pairs
+    ruling out a jitter of the tenant's size (their 2-s.e. bound under the tenant's jitter:
+    an exact API feed whose seller re-prices on most steps; a jitter its pairs merely do not
+    show clearly is no proof of none)."""
     if own.changes < SELLER_MIN_CHANGES:
         return False
     if not own.jitter > EXACT:
-        return repeats >= EXACT_REPEATS and tenant.jitter > EXACT
+        if not tenant.jitter > EXACT:
+            return False
+        return repeats >= EXACT_REPEATS or _jitter_bound(pairs) < tenant.jitter
     if not tenant.jitter > EXACT:
         return True
     ratio = own.jitter / tenant.jitter
+    if ratio > SELLER_DIFFERS or ratio < 1 / SELLER_DIFFERS:
+        return True
+
+    def told(noise: Noise) -> bool:  # re-prices clearly larger than two readings' jitter
+        return noise.jump_sd > 2 * np.sqrt(2) * noise.jitter
+
+    # the fit that reads re-prices on too many steps for a level must tell them from its
+    # jitter: a share split off a jitter's tail is no re-price
     usable = own.jump_share <= MAX_LEVEL_JUMP_SHARE
-    return bool(
-        ratio > SELLER_DIFFERS
-        or ratio < 1 / SELLER_DIFFERS
-        or usable != (tenant.jump_share <= MAX_LEVEL_JUMP_SHARE)
-    )
+    if usable == (tenant.jump_share <= MAX_LEVEL_JUMP_SHARE):
+        return False
+    return bool(told(tenant) if usable else told(own))
+
+
+def _jitter_bound(pairs) -> float:
+    """The largest jitter consecutive changes' pairs leave possible (2 s.e. above their mean's
+    minus; `pair_jitter`'s sums): inf where unknown."""
+    if pairs is None or int(pairs[-1]) < MIN_CHANGES:
+        return np.inf
+    total, squares, n = float(pairs[0]), float(pairs[1]), int(pairs[2])
+    if not (np.isfinite(total) and np.isfinite(squares)):
+        return np.inf
+    mean = total / n
+    se = np.sqrt(max(squares / n - mean * mean, 0.0) / n)
+    return float(np.sqrt(max(-mean + 2 * se, 0.0)))
 
 
 def matches(competitor, own, ratio: float = MATCH_RATIO) -> np.ndarray:
@@ -225,6 +251,13 @@ def noise_of_changes(sd: float, changes, pairs=None) -> Noise:
 def noise_of_readings(readings) -> Noise:
     """The noise of feeds read as ml.panel.competitor_noise reads a tenant's: `readings`
     (series, k) prices in time order, NaN where out of stock (a run ends there)."""
+    counts, pairs, sd = changes_of_readings(readings)
+    return noise_of_histogram(sd, counts, pairs)
+
+
+def changes_of_readings(readings) -> tuple[np.ndarray, tuple[float, float, int], float]:
+    """What ml.panel.competitor_noise counts of feeds' changes: their histogram
+    (`change_bin`), the pairs' sums (`pair_jitter`) and the robust jitter of their median."""
     x = np.log(np.asarray(readings, dtype=np.float64))
     step = x[:, 1:] - x[:, :-1]  # NaN across a gap
     with np.errstate(invalid="ignore"):
@@ -234,7 +267,24 @@ def noise_of_readings(readings) -> Noise:
     pairs = (float(product.sum()), float((product * product).sum()), int(both.sum()))
     changes = np.abs(step[np.isfinite(step)])
     sd = float(np.median(changes)) * 1.4826 / np.sqrt(2) if changes.size else 0.0
-    return noise_of_changes(sd, changes, pairs)
+    return np.bincount(change_bin(changes), minlength=CHANGE_BINS + 1), pairs, sd
+
+
+def sellers_noise(tenant: Noise, parts: dict) -> tuple:
+    """The sellers read with their own noise (`Noise.sellers`): of `parts` (seller: its
+    changes' histogram and pairs' sums), those with SELLER_MIN_CHANGES whose own fit (started
+    from the median read off the histogram, `histogram_sd`) differs clearly from the
+    tenant's (`own_noise_differs`), by name."""
+    out = []
+    for seller, (counts, pairs) in sorted(parts.items()):
+        counts = np.asarray(counts, dtype=np.float64)
+        total = counts.sum()
+        if total < SELLER_MIN_CHANGES:
+            continue
+        own = noise_of_histogram(histogram_sd(counts), counts, pairs)
+        if own_noise_differs(tenant, own, float(counts[0] / total), pairs):
+            out.append((seller, own))
+    return tuple(out)
 
 
 # Pairs of consecutive changes the jitter is read from: both moved the price, neither by this

@@ -356,16 +356,11 @@ def test_each_seller_is_read_with_its_own_noise():
 
 
 def _chosen(sellers):
-    """The sellers whose own noise the reprice would read, as ml.panel.competitor_noise
-    chooses them: fitted alone, against the tenant's fit over all (readings latest last)."""
+    """The sellers whose own noise the reprice would read (`sellers_noise`, as
+    ml.panel.competitor_noise calls it), of feeds per seller (readings latest last)."""
     tenant = c.noise_of_readings(np.concatenate(list(sellers.values())))
-    out = []
-    for name, r in sellers.items():
-        steps = np.abs(np.diff(np.log(r), axis=1))
-        repeats = float(np.mean(steps < c.CHANGE_EDGES[0]))
-        if c.own_noise_differs(tenant, c.noise_of_readings(r), repeats):
-            out.append(name)
-    return out
+    parts = {name: c.changes_of_readings(r)[:2] for name, r in sellers.items()}
+    return [name for name, _noise in c.sellers_noise(tenant, parts)]
 
 
 def test_a_seller_keeps_the_tenants_noise_unless_its_own_differs_clearly():
@@ -393,6 +388,13 @@ def test_a_seller_keeps_the_tenants_noise_unless_its_own_differs_clearly():
     exact = np.repeat(20 * np.exp(rng.normal(0, 0.1, (300, 1))), 8, axis=1)
     exact[:40, :3] *= 0.95  # some of its sellers cut once
     assert _chosen({"api": exact, "scraped": seller(300, 0.03)}) == ["api"]
+    # an exact feed whose sellers re-price on most steps (few repeats): its pairs rule out a
+    # jitter of the tenant's size, so it is read as exact, not averaged across its re-prices
+    busy = 20 * np.exp(np.cumsum(np.where(rng.random((300, 8)) < 0.7,
+                                          rng.normal(0, 0.05, (300, 8)), 0.0), axis=1))  # fmt: skip
+    busy = np.round(busy, 2)
+    assert np.mean(np.abs(np.diff(np.log(busy), axis=1)) < 1e-4) < c.EXACT_REPEATS
+    assert _chosen({"api": busy, "scraped": seller(300, 0.03)}) == ["api"]
     # a jittery feed the pairs happen not to show as jittery is not read as exact
     tenant = c.Noise(sd=0.02, jump_share=0.1, jump_sd=0.1, changes=5000, still_sd=0.02)
     quiet = c.Noise(sd=0.02, jump_share=0.1, jump_sd=0.1, changes=2000, still_sd=1e-5)

@@ -710,6 +710,15 @@ def test_each_seller_is_read_with_its_own_jitter(shop):
                     {"sku": f"P{i}", "competitor": name, "price": f"{read:.2f}",
                      "observed_at": stamp}
                 )  # fmt: skip
+    # a third seller read three times on a few products, the cheapest there: too few changes
+    # of its own, so read with the tenant's noise (review: the one case a first pass with the
+    # tenant's noise is not overwritten)
+    for i in range(5):
+        for days in range(3):
+            stamp = (timezone.now() - timedelta(days=days, hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            read = 17.0 * float(np.exp(rng.normal(0, 0.03)))
+            offers.append({"sku": f"P{i}", "competitor": "Small", "price": f"{read:.2f}",
+                           "observed_at": stamp})  # fmt: skip
     with tenant_context(shop.tenant):
         import_rows(kind="competitor_prices", rows=offers)
         noise = services.tenant_competitor_noise()
@@ -719,10 +728,15 @@ def test_each_seller_is_read_with_its_own_jitter(shop):
     assert [name for name, _noise in noise.sellers] == ["Calm", "Wild"]
     assert noise.for_seller("Calm").jitter == pytest.approx(0.005, rel=0.4)
     assert noise.for_seller("Wild").jitter == pytest.approx(0.06, rel=0.4)
+    small = np.array([name == "Small" for name in market.competitor_name])
+    assert small.sum() == 5 and "Small" not in dict(noise.sellers)
+    assert market.competitor_jitter[small] == pytest.approx(noise.jitter)  # the tenant's
     wild = np.array([name == "Wild" for name in market.competitor_name])
-    assert wild.sum() >= 5 and (~wild).sum() >= 5
+    calm = ~wild & ~small
+    assert wild.sum() >= 5 and calm.sum() >= 5
+    assert market.competitor_jitter[wild] == pytest.approx(noise.for_seller("Wild").jitter)
     # several readings averaged (a run whose readings happen to repeat to the cent is read
     # as an exact feed's: its latest)
     assert np.mean(market.competitor_readings[wild] > 3) >= 0.8
     doubt = market.competitor_doubt(np.arange(len(ids)))
-    assert doubt[wild].min() > doubt[~wild].max()
+    assert doubt[wild].min() > doubt[calm].max()
