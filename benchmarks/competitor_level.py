@@ -2,6 +2,7 @@
 (ml.science.competitor.level) against its latest reading alone, on simulated feeds.
 
     .venv/bin/python benchmarks/competitor_level.py [--series 20000] [--readings 8] [--seed 0]
+        [--tenants 60]
 
 Each feed: a competitor's price today, its last `readings` readings (the latest first) jittered
 3 % around it, and in a share of feeds a re-price somewhere in the run (the older readings at
@@ -14,7 +15,8 @@ error. Then tenants reading several sellers, 30 % of each one's feeds re-priced 
 one by a calm feed (0.5 % jitter) and one by a wild scraper (6 %), half the feeds each; ten
 alike (2 %), 150 feeds each. The level read with the tenant's one noise, with each seller's
 own always, and as the reprice reads them (each seller's own only where it differs clearly
-from the tenant's, `ml.science.competitor.own_noise_differs`).
+from the tenant's, `ml.science.competitor.own_noise_differs`). Last, `--tenants` tenants whose
+sellers all behave alike: none should be read with its own noise.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=20000)
     parser.add_argument("--readings", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tenants", type=int, default=60, help="tenants of sellers alike")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     print(f"{args.series} feeds of {args.readings} readings, jitter {JITTER:.0%}\n")
@@ -113,6 +116,39 @@ def main() -> None:
             f"{rms['own']:.4f} | {rms['chosen']:.4f} | {chosen} of {len(sellers)} |",
             flush=True,
         )
+    alike(rng, args.tenants, args.readings)
+
+
+def alike(rng, tenants: int, readings: int) -> None:
+    """Tenants whose sellers all behave alike (each tenant its own jitter, 1-4 %, and share of
+    re-priced feeds, 10-40 %; 3-11 sellers of 1,000-1,500 changes): how many sellers the
+    reprice reads with their own noise (none should be), and the levels' error."""
+    picked = total = 0
+    errors = {"one": [], "chosen": []}
+    for _ in range(tenants):
+        jitter, share = rng.uniform(0.01, 0.04), rng.uniform(0.1, 0.4)
+        sellers = {}
+        for i in range(int(rng.integers(3, 12))):
+            count = int(rng.integers(1000, 1500) // (readings - 1))
+            sellers[f"s{i}"] = feeds(rng, count, readings, share, 0.12, jitter)
+        tenant = competitor.noise_of_readings(np.concatenate([r for r, _l, _m in sellers.values()]))
+        parts = {
+            name: competitor.changes_of_readings(r[:, ::-1])[:2]  # in time order
+            for name, (r, _l, _m) in sellers.items()
+        }
+        own = dict(competitor.sellers_noise(tenant, parts))
+        total, picked = total + len(sellers), picked + len(own)
+        for name, (r, level, _moved) in sellers.items():
+            errors["one"].append(np.log(competitor.level(r, tenant)[0] / level))
+            used = own.get(name, tenant)
+            errors["chosen"].append(np.log(competitor.level(r, used)[0] / level))
+    rms = {k: np.sqrt(np.mean(np.concatenate(v) ** 2)) for k, v in errors.items()}
+    print(
+        "\n| tenants of sellers alike | sellers | read with their own | level r.m.s., the "
+        "tenant's one noise | level r.m.s., as the reprice reads them |"
+    )
+    print("| --- | --- | --- | --- | --- |")
+    print(f"| {tenants} | {total} | {picked} | {rms['one']:.4f} | {rms['chosen']:.4f} |")
 
 
 if __name__ == "__main__":

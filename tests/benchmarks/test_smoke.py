@@ -43,8 +43,14 @@ SCRIPTS = {
         data="cigar_panel.csv",
     ),
     "competitor_level.py": Smoke(
-        args="--series 500",
-        expect=("500 feeds of 8 readings", "| 30% | 0.12 |", "| calm and wild (", "| ten alike ("),
+        args="--series 500 --tenants 3",
+        expect=(
+            "500 feeds of 8 readings",
+            "| 30% | 0.12 |",
+            "| calm and wild (",
+            "| ten alike (",
+            "| tenants of sellers alike |",
+        ),
     ),
     "completejourney_to_csv.py": Smoke(
         args="{tmp} --products 20",
