@@ -16,7 +16,8 @@ one by a calm feed (0.5 % jitter) and one by a wild scraper (6 %), half the feed
 alike (2 %), 150 feeds each. The level read with the tenant's one noise, with each seller's
 own always, and as the reprice reads them (each seller's own only where it differs clearly
 from the tenant's, `ml.science.competitor.own_noise_differs`). Last, `--tenants` tenants whose
-sellers all behave alike: none should be read with its own noise.
+sellers all behave alike (re-pricing on 0-50 % of steps): none should be read with its own
+noise.
 """
 
 from __future__ import annotations
@@ -97,13 +98,15 @@ def main() -> None:
         }
         tenant = competitor.noise_of_readings(np.concatenate([p[0] for p in parts.values()]))
         errors = {"latest": [], "one": [], "own": [], "chosen": []}
-        chosen = 0
-        for r, level, _moved in parts.values():
+        parts_of = {
+            name: competitor.changes_of_readings(r[:, ::-1])[:2]  # in time order
+            for name, (r, _level, _moved) in parts.items()
+        }
+        picked = dict(competitor.sellers_noise(tenant, parts_of))
+        chosen = len(picked)
+        for name, (r, level, _moved) in parts.items():
             own = competitor.noise_of_readings(r)
-            # the readings are the latest first: a repeat is a step between any two
-            repeats = float(np.mean(np.abs(np.diff(np.log(r), axis=1)) < competitor.EXACT))
-            use = own if competitor.own_noise_differs(tenant, own, repeats) else tenant
-            chosen += use is own
+            use = picked.get(name, tenant)
             for key, got in (("latest", r[:, 0]), ("one", competitor.level(r, tenant)[0]),
                              ("own", competitor.level(r, own)[0]),
                              ("chosen", competitor.level(r, use)[0])):  # fmt: skip
@@ -119,18 +122,30 @@ def main() -> None:
     alike(rng, args.tenants, args.readings)
 
 
+def stepping(rng, series, readings, share, jitter, size=0.04):
+    """Feeds whose seller re-prices on each step with chance `share` (by s.d. `size`), read
+    with `jitter`: the readings the latest first, and the price today."""
+    moves = np.where(
+        rng.random((series, readings)) < share, rng.normal(0, size, (series, readings)), 0
+    )
+    path = np.exp(rng.normal(3.0, 0.4, (series, 1)) + np.cumsum(moves, axis=1))
+    r = path * np.exp(rng.normal(0, jitter, (series, readings)))
+    return r[:, ::-1], path[:, -1], None
+
+
 def alike(rng, tenants: int, readings: int) -> None:
-    """Tenants whose sellers all behave alike (each tenant its own jitter, 1-4 %, and share of
-    re-priced feeds, 10-40 %; 3-11 sellers of 1,000-1,500 changes): how many sellers the
-    reprice reads with their own noise (none should be), and the levels' error."""
+    """Tenants whose sellers all behave alike (each tenant its own jitter, 1-4 %, and its
+    sellers' chance of a re-price per step, 0-50 %; 3-11 sellers of 1,000-1,500 changes): how
+    many sellers the reprice reads with their own noise (none should be), and the levels'
+    error."""
     picked = total = 0
     errors = {"one": [], "chosen": []}
     for _ in range(tenants):
-        jitter, share = rng.uniform(0.01, 0.04), rng.uniform(0.1, 0.4)
+        jitter, share = rng.uniform(0.01, 0.04), rng.uniform(0.0, 0.5)
         sellers = {}
         for i in range(int(rng.integers(3, 12))):
             count = int(rng.integers(1000, 1500) // (readings - 1))
-            sellers[f"s{i}"] = feeds(rng, count, readings, share, 0.12, jitter)
+            sellers[f"s{i}"] = stepping(rng, count, readings, share, jitter)
         tenant = competitor.noise_of_readings(np.concatenate([r for r, _l, _m in sellers.values()]))
         parts = {
             name: competitor.changes_of_readings(r[:, ::-1])[:2]  # in time order

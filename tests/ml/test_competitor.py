@@ -366,8 +366,11 @@ def _chosen(sellers):
 def test_a_seller_keeps_the_tenants_noise_unless_its_own_differs_clearly():
     """Found in review: own fits on 100 changes were unstable (re-price shares from 0.01 to
     0.99 among sellers that all behave alike) and some read a jittery feed as exact, its
-    levels then trusted as facts. A seller's own noise is read only from 1,000 changes and
-    where it differs clearly from the tenant's; a feed read as exact must repeat its readings."""
+    levels then trusted as facts; at 1,000 changes a fit still reads the same changes its own
+    way (a jitter 0.66x the tenant's beside re-prices on 76 % of steps). A seller's own noise
+    is read only from 1,000 changes and where the tenant's reads its changes clearly worse
+    (a likelihood ratio); a feed read as exact must repeat its readings or rule out a
+    jitter by its pairs."""
     rng = np.random.default_rng(12)
 
     def seller(series, jitter, share=0.3, size=0.12, readings=8):
@@ -390,16 +393,27 @@ def test_a_seller_keeps_the_tenants_noise_unless_its_own_differs_clearly():
     assert _chosen({"api": exact, "scraped": seller(300, 0.03)}) == ["api"]
     # an exact feed whose sellers re-price on most steps (few repeats): its pairs rule out a
     # jitter of the tenant's size, so it is read as exact, not averaged across its re-prices
-    busy = 20 * np.exp(np.cumsum(np.where(rng.random((300, 8)) < 0.7,
-                                          rng.normal(0, 0.05, (300, 8)), 0.0), axis=1))  # fmt: skip
+
+    busy = 20 * np.exp(np.cumsum(np.where(rng.random((1000, 8)) < 0.7,
+                                          rng.normal(0, 0.05, (1000, 8)), 0.0), axis=1))  # fmt: skip
     busy = np.round(busy, 2)
     assert np.mean(np.abs(np.diff(np.log(busy), axis=1)) < 1e-4) < c.EXACT_REPEATS
-    assert _chosen({"api": busy, "scraped": seller(300, 0.03)}) == ["api"]
+    assert "api" in _chosen({"api": busy, "scraped": seller(1000, 0.03)})
+    # a seller re-pricing on about half its steps beside sellers that never do, and the other
+    # way round: each differs clearly (review: refused by an earlier rule)
+    often = 20 * np.exp(np.cumsum(np.where(rng.random((300, 8)) < 0.45,
+                                           rng.normal(0, 0.04, (300, 8)), 0.0), axis=1)
+                        + rng.normal(0, 0.02, (300, 8)))  # fmt: skip
+    steady = {f"s{i}": seller(150, 0.02, share=0.0) for i in range(3)}
+    assert "often" in _chosen({**steady, "often": often})
     # a jittery feed the pairs happen not to show as jittery is not read as exact
     tenant = c.Noise(sd=0.02, jump_share=0.1, jump_sd=0.1, changes=5000, still_sd=0.02)
     quiet = c.Noise(sd=0.02, jump_share=0.1, jump_sd=0.1, changes=2000, still_sd=1e-5)
-    assert not c.own_noise_differs(tenant, quiet, repeats=0.02)
-    assert c.own_noise_differs(tenant, quiet, repeats=0.8)
+    counts = np.zeros(c.CHANGE_BINS + 1)
+    counts[0], counts[60] = 40, 1960  # 2 % of its steps repeat
+    assert not c.own_noise_differs(tenant, quiet, counts)
+    counts[0], counts[60] = 1600, 400  # 80 % do: an exact feed
+    assert c.own_noise_differs(tenant, quiet, counts)
 
 
 def test_a_sellers_robust_jitter_is_read_off_its_histogram():
