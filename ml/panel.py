@@ -281,10 +281,10 @@ def _competitor_prices(product_ids: list[int], sku, day, typical=None):
     return out
 
 
-COMPETITOR_JITTER_DAYS = 90
+COMPETITOR_JITTER_DAYS = 90  # the competitor readings that say how far one may be off (reprice)
 # work_mem of the statements that sort a tenant's competitor readings by series (a sort past
 # it spills to disk: 2.4 million readings took three 30 MB files under the default 4 MB)
-SORT_MEMORY = "64MB"  # the competitor readings that say how far one may be off (reprice)
+SORT_MEMORY = "64MB"
 
 
 def competitor_jitter(since) -> float:

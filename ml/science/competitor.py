@@ -146,29 +146,19 @@ def _histogram_loglik(noise: Noise, counts) -> float:
     moving, total = moved_counts.sum(), float(np.sum(counts))
     if not moving > 0:
         return 0.0
-    low, high = np.log(CHANGE_EDGES[0]), np.log(CHANGE_EDGES[1])
-    edges = np.exp(np.linspace(low, high, CHANGE_BINS + 1))
-    x2 = edges[:-1] * edges[1:]
-    still = max(2 * noise.jitter**2, (CHANGE_EDGES[0] / 2) ** 2)
-    moved = still + max(noise.jump_sd**2, 1e-12)
+    still = max(2 * noise.jitter**2, STILL_FLOOR)
     part = float(np.clip(noise.jump_share * total / moving, 1e-6, 1 - 1e-6))
-    a = np.log1p(-part) - 0.5 * np.log(still) - 0.5 * x2 / still
-    b = np.log(part) - 0.5 * np.log(moved) - 0.5 * x2 / moved
-    top = np.maximum(a, b)
-    return float(np.sum(moved_counts * (top + np.log(np.exp(a - top) + np.exp(b - top)))))
+    return _mixture_loglik(moved_counts, part, still, max(noise.jump_sd**2, 1e-12))[0]
 
 
 def _jitter_bound(pairs) -> float:
     """The largest jitter consecutive changes' pairs leave possible (3 s.e. above their mean's
     minus: the products are heavy-tailed, and at 2 s.e. 14 of 3,977 jittery sellers passed
     in review; `pair_jitter`'s sums): inf where unknown."""
-    if pairs is None or int(pairs[-1]) < MIN_CHANGES:
+    moments = _pairs_mean_se(pairs)
+    if moments is None:
         return np.inf
-    total, squares, n = float(pairs[0]), float(pairs[1]), int(pairs[2])
-    if not (np.isfinite(total) and np.isfinite(squares)):
-        return np.inf
-    mean = total / n
-    se = np.sqrt(max(squares / n - mean * mean, 0.0) / n)
+    mean, se = moments
     return float(np.sqrt(max(-mean + 3 * se, 0.0)))
 
 
@@ -312,14 +302,23 @@ def pair_jitter(pairs) -> float | None:
     and a re-price independent of the jitter adds nothing to it. 0 where the products are not
     clearly negative (under two standard errors: no jitter shown, e.g. an exact feed whose
     sellers re-price often, or prices that trend); None under MIN_CHANGES pairs."""
+    moments = _pairs_mean_se(pairs)
+    if moments is None:
+        return None
+    mean, se = moments
+    return float(np.sqrt(-mean)) if -mean > 2 * se else 0.0
+
+
+def _pairs_mean_se(pairs) -> tuple[float, float] | None:
+    """The mean of consecutive changes' products and its standard error, from their sums
+    (`pair_jitter`'s); None under MIN_CHANGES pairs or where the sums are not finite."""
     if pairs is None or int(pairs[-1]) < MIN_CHANGES:
         return None
     total, squares, n = float(pairs[0]), float(pairs[1]), int(pairs[2])
     if not (np.isfinite(total) and np.isfinite(squares)):
         return None
     mean = total / n
-    se = np.sqrt(max(squares / n - mean * mean, 0.0) / n)
-    return float(np.sqrt(-mean)) if -mean > 2 * se else 0.0
+    return mean, float(np.sqrt(max(squares / n - mean * mean, 0.0) / n))
 
 
 def noise_of_histogram(sd: float, counts, pairs=None, iterations: int = 20000) -> Noise:
@@ -364,24 +363,36 @@ def noise_of_histogram(sd: float, counts, pairs=None, iterations: int = 20000) -
     )
 
 
+# each bin's (geometric) centre, squared, of the bins of changes that moved (from bin 1)
+_BIN_X2 = (lambda e: e[:-1] * e[1:])(
+    np.exp(np.linspace(np.log(CHANGE_EDGES[0]), np.log(CHANGE_EDGES[1]), CHANGE_BINS + 1))
+)
+STILL_FLOOR = (CHANGE_EDGES[0] / 2) ** 2  # the jitter's variance never below the first bin's
+
+
+def _mixture_loglik(moved_counts, part: float, still: float, jump2: float):
+    """The log-likelihood of the changes that moved (bins from 1) under the mixture: two
+    readings' jitter (variance `still`), or with chance `part` a re-price beside it (variance
+    `still` + `jump2`); and each bin's two log terms, which the EM's responsibilities read."""
+    moved = still + jump2
+    a = np.log1p(-part) - 0.5 * np.log(still) - 0.5 * _BIN_X2 / still
+    b = np.log(part) - 0.5 * np.log(moved) - 0.5 * _BIN_X2 / moved
+    top = np.maximum(a, b)
+    loglik = float(np.sum(moved_counts * (top + np.log(np.exp(a - top) + np.exp(b - top)))))
+    return loglik, a, b
+
+
 def _mixture(moved_counts, start_sd: float, held_sd: float | None, iterations: int):
     """EM of `noise_of_histogram` on the changes that moved (bins from 1): the share of
     re-prices among them, two readings' jitter variance and the re-prices' variance, the
     jitter started at `start_sd`, or held at `held_sd`."""
-    low, high = np.log(CHANGE_EDGES[0]), np.log(CHANGE_EDGES[1])
-    edges = np.exp(np.linspace(low, high, CHANGE_BINS + 1))
-    x2 = edges[:-1] * edges[1:]  # each bin's (geometric) centre, squared
-    floor = (CHANGE_EDGES[0] / 2) ** 2  # the jitter's variance never below the first bin's
+    x2, floor = _BIN_X2, STILL_FLOOR
     moving = float(moved_counts.sum())
     still = max(2 * start_sd**2, floor)
     part, jump2 = 0.1, max(float(x2[moved_counts > 0].max()) - still, still)
     before, best = -np.inf, (-np.inf, part, still, jump2)
     for _ in range(iterations):
-        moved = still + jump2
-        a = np.log1p(-part) - 0.5 * np.log(still) - 0.5 * x2 / still
-        b = np.log(part) - 0.5 * np.log(moved) - 0.5 * x2 / moved
-        top = np.maximum(a, b)
-        loglik = float(np.sum(moved_counts * (top + np.log(np.exp(a - top) + np.exp(b - top)))))
+        loglik, a, b = _mixture_loglik(moved_counts, part, still, jump2)
         if loglik > best[0]:
             best = (loglik, part, still, jump2)
         if abs(loglik - before) < 1e-9 * max(abs(loglik), 1.0):

@@ -306,14 +306,14 @@ class Market:
             broken = np.cumsum(~np.isfinite(readings), axis=1) > 0
         runs = np.where(broken, np.nan, readings)
         level, weight = competitor_science.level(runs, noise)
-        if noise.sellers:  # a seller with its own noise: its readings read again with it
-            own = dict(noise.sellers)
+        by_seller = dict(noise.sellers)  # a seller with its own noise: read again with it
+        if by_seller:
             rows_of: dict[str, list[int]] = {}
             for row, (_pk, name, _prices) in enumerate(series):
-                if name in own:
+                if name in by_seller:
                     rows_of.setdefault(name, []).append(row)
             for name, rows in rows_of.items():
-                level[rows], weight[rows] = competitor_science.level(runs[rows], own[name])
+                level[rows], weight[rows] = competitor_science.level(runs[rows], by_seller[name])
         lowest: dict[int, tuple[str, float, float]] = {}
         shown: dict[int, tuple[float, str]] = {}  # the lowest latest reading of any competitor
         for row in np.argsort(level, kind="stable"):  # NaN last: no level, no competitor
@@ -325,11 +325,10 @@ class Market:
             if float(readings[row, 0]) < shown.get(pk, (np.inf, ""))[0]:
                 shown[pk] = (float(readings[row, 0]), name)
         seller_jitter = None  # the level's seller's own jitter, where sellers have their own
-        if noise.sellers:
-            own = {name: noise.for_seller(name).jitter for name, _noise in noise.sellers}
+        if by_seller:
             seller_jitter = np.array(
-                [own.get(lowest[pk][0], noise.jitter) if pk in lowest else noise.jitter
-                 for pk in ids.tolist()]
+                [by_seller[lowest[pk][0]].jitter if lowest.get(pk, ("",))[0] in by_seller
+                 else noise.jitter for pk in ids.tolist()]
             )  # fmt: skip
         # a reference far outside its category's prices is not used
         usable = ReferencePrice.objects.filter(outside_category_range=False)
@@ -710,6 +709,7 @@ def _optimise_by_rules(
     map_price = np.fmax(catalog.map_price, v["map_price"])
     n = len(price)
     out = None
+    doubted, cap = market.doubted(), market.competitor_cap()
     keys = np.array([f"{o}|{x}" for o, x in zip(v["objective"], v["ending"], strict=True)])
     for key in np.unique(keys):
         idx = np.flatnonzero(keys == key)
@@ -725,7 +725,7 @@ def _optimise_by_rules(
             # today's competitor price is the level of its readings: off the price buyers meet
             # by the level's error and the day's jitter, as the fit's ramp has it
             competitor_sd=market.competitor_doubt(idx),
-            competitor_cap=market.competitor_cap()[idx],
+            competitor_cap=cap[idx],
             ramp_sd=part_curve.ramp_sd,
             max_above_competitor=v["max_above_competitor"][idx],
             ending=None if ending == "nan" else float(ending),
@@ -748,7 +748,7 @@ def _optimise_by_rules(
             unverified_chance=history.unverified_chance[idx],
             min_gain_abs=v["min_gain_abs"][idx],
             min_gain_rel=v["min_gain_rel"][idx],
-            price_in_doubt=market.doubted()[idx],
+            price_in_doubt=doubted[idx],
             **(risk or {}),
         )
         part = optimise(
