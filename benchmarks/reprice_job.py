@@ -1,15 +1,15 @@
 """The whole reprice job of a 100,000-SKU tenant, from the database to stored recommendations.
 
     .venv/bin/python benchmarks/reprice_job.py [--skus 100000] [--days 30]
-        [--competitors 1] [--readings 1]
+        [--competitors 1] [--readings 1] [--stale-statistics]
 
 Generates a tenant (products with costs; daily sales from known constant-elasticity curves;
 per SKU `--competitors` sellers, each read on the last `--readings` days, the readings
 jittering 3 % around the seller's price and a third of the sellers re-pricing once among
 them: what today's competitor level is read from), imports it through the import service,
-then times
-`manage.py reprice --sync` twice: the first run trains the demand model first (none is in
-force), the second reuses it.
+then times `manage.py reprice --sync` twice: the first run trains the demand model first (none
+is in force), the second reuses it. With `--stale-statistics` the imports leave the planner's
+statistics as they were (what refreshing them after a large import saves).
 """
 
 from __future__ import annotations
@@ -31,9 +31,11 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pricing_saas.settings.local")
 
 
-def run(cmd: list[str]) -> tuple[float, str]:
+def run(cmd: list[str], env: dict | None = None) -> tuple[float, str]:
     started = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
     return time.perf_counter() - started, proc.stdout.strip()
@@ -46,6 +48,12 @@ def main() -> None:
     parser.add_argument("--competitors", type=int, default=1, help="sellers per SKU")
     parser.add_argument("--readings", type=int, default=1, help="daily readings per seller")
     parser.add_argument("--keep", action="store_true", help="keep the tenant (for profiling)")
+    parser.add_argument(
+        "--stale-statistics",
+        action="store_true",
+        help="imports leave the planner's statistics as they were (IMPORT_REFRESH_STATISTICS=0): "
+        "the first training then plans on what the tables held before",
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     n, days = args.skus, args.days
@@ -93,7 +101,10 @@ def main() -> None:
                         w.writerow([f"S{i:06d}", f"Rival {c}", round(float(p[i]), 2), stamps[d]])
                     offer_rows += n
         for kind, path in (("products", products), ("sales", sales), ("competitor_prices", offers)):
-            seconds, out = run([py, "manage.py", "import_csv", slug, kind, str(path)])
+            seconds, out = run(
+                [py, "manage.py", "import_csv", slug, kind, str(path)],
+                {"IMPORT_REFRESH_STATISTICS": "0"} if args.stale_statistics else None,
+            )
             print(f"import {kind}: {seconds:.1f}s ({out})")
     print(f"{n:,} SKUs, {rows:,} sales rows over {days} days, {offer_rows:,} competitor readings")
     first, out1 = run([py, "manage.py", "reprice", slug, "--sync"])

@@ -24,4 +24,9 @@ def app_grants(role: str, *, truncate: bool = False) -> list:
         sql.SQL("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {}").format(
             sql.Identifier(role)
         ),
+        # Functions are executable by every role unless a migration revoked it (the owner's
+        # SECURITY DEFINER ones, e.g. catalog_refresh_statistics): the application role may.
+        sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {}").format(
+            sql.Identifier(role)
+        ),
     ]

@@ -124,6 +124,9 @@ REQUIRE_RLS_SAFE_DB_ROLE = env.bool("REQUIRE_RLS_SAFE_DB_ROLE", default=True)
 # `SELECT set_config(…, true)`: the same on Postgres, and what Citus propagates to the workers
 # (with citus.propagate_set_commands = 'local'), where the policies of the shards read them.
 DATABASE_RLS_SET_LOCAL = env.bool("DATABASE_RLS_SET_LOCAL", default=False)
+# An import that at least doubles the rows the planner believes a tenant has in a table
+# refreshes that table's statistics once it commits (pricing_saas/catalog/importer/planner.py).
+IMPORT_REFRESH_STATISTICS = env.bool("IMPORT_REFRESH_STATISTICS", default=True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "tenants.User"

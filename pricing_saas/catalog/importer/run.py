@@ -21,6 +21,7 @@ from tenants.models import Tenant
 
 from ..formats import Format, get_format
 from .headers import Mapping, map_headers
+from .planner import refresh_after_commit
 from .results import ImportFailed, ImportResult, Invalid, RowError, failure
 from .rows import NonDecimalNumbers, ProgressReader, collect_errors, count_invalid, load
 from .sniff import sniff
@@ -79,6 +80,7 @@ class ImportRun:
             raise ImportFailed(self.result) from None
         finally:
             self.cur = None
+        refresh_after_commit(self.fmt.table, self.tenant.pk, self.result.created)
         return self.result
 
     def _steps(self) -> None:

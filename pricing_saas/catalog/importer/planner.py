@@ -1,0 +1,65 @@
+"""The planner's statistics after a large import.
+
+A first import of a tenant's history puts millions of rows into tables whose statistics say
+the tenant has none: the planner then picks nested loops that read those rows once per row of
+the other side (a first training right after a fresh import once spent minutes so). Autovacuum
+refreshes statistics only once a tenth of the whole table has changed, which a tenant's import
+into a shared table may never reach. So an import that writes at least as many rows as the
+planner believes the tenant has in that table (and at least `MIN_ROWS`) refreshes them, through
+`catalog_refresh_statistics` (catalog migration 0005: ANALYZE runs as the tables' owner).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.conf import settings
+from django.db import connection, transaction
+
+log = logging.getLogger(__name__)
+
+MIN_ROWS = 10_000  # below this, a mis-estimate costs milliseconds: not worth an ANALYZE
+TABLES = ("catalog_product", "catalog_salesrecord", "catalog_competitoroffer")
+
+
+def planned_rows(table: str, tenant_id: int) -> float:
+    """How many of the tenant's rows the planner believes `table` holds (no rows are read)."""
+    if table not in TABLES:
+        raise ValueError(f"not a table an import writes: {table!r}")
+    with connection.cursor() as cur:
+        cur.execute(
+            f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {table} WHERE tenant_id = %s", [tenant_id]
+        )
+        plan = cur.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
+def is_stale(table: str, tenant_id: int, written: int) -> bool:
+    """Whether `written` new rows at least double what the planner believes the tenant has."""
+    return written >= MIN_ROWS and written >= planned_rows(table, tenant_id)
+
+
+def refresh(table: str) -> bool:
+    """ANALYZE `table` as its owner; False when another ANALYZE held it (the same refresh)."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT catalog_refresh_statistics(%s)", [table])
+        return bool(cur.fetchone()[0])
+
+
+def refresh_after_commit(table: str, tenant_id: int, written: int) -> None:
+    """After the import's transaction commits, refresh `table`'s statistics if the import made
+    them stale for this tenant. A failure is logged, never raised: the rows are in."""
+    if written < MIN_ROWS or not getattr(settings, "IMPORT_REFRESH_STATISTICS", True):
+        return
+
+    def run() -> None:
+        try:
+            if is_stale(table, tenant_id, written):
+                done = refresh(table)
+                log.info("planner statistics of %s refreshed: %s", table, done)
+        except Exception:  # the import has landed; stale statistics only cost time
+            log.exception("could not refresh the planner statistics of %s", table)
+
+    transaction.on_commit(run)
