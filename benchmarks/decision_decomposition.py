@@ -2,7 +2,7 @@
 the same simulated markets and the same trained demand model as benchmarks/decision_quality.py.
 
     .venv/bin/python benchmarks/decision_decomposition.py [--skus 200] [--days 365] [--seeds 0,1]
-        [--reports orders,daily] [--traps] [--competitor-every 7]
+        [--reports orders,daily] [--traps] [--competitor-every 7] [--price-every 1]
 
 Per market (each demand-form mix, seed and report): CSV import -> training -> reprice, then the
 decision is re-run on the same estimates with one part taken away at a time, and every price
@@ -198,6 +198,7 @@ def decompose(
     ceiling: bool = False,
     anchored_share: float | None = None,
     reading_every: int = 7,
+    price_every: float = 1.0,
 ) -> dict:
     from ml import selectors as ml_selectors
     from ml.models import ModelVersion
@@ -211,7 +212,7 @@ def decompose(
     from tenants.services import create_tenant, delete_tenant
 
     switches = {} if anchored_share is None else {"anchored_share": anchored_share}
-    market = make_market(skus, forms, seed, traps=traps, **switches)
+    market = make_market(skus, forms, seed, traps=traps, price_every=price_every, **switches)
     tenant = create_tenant(name="Decomposition", slug=f"dd-{secrets.token_hex(4)}")
     try:
         with tempfile.TemporaryDirectory() as tmp, tenant_context(tenant):
@@ -365,6 +366,13 @@ def main() -> None:
         help="days between the competitor's readings (7: weekly, as always; 1: a daily feed)",
     )
     parser.add_argument(
+        "--price-every",
+        type=float,
+        default=1.0,
+        help="days between the merchant's own shelf-price changes on average (1: a new price "
+        "every day, as always; e.g. 30: sticky prices, as most real merchants keep)",
+    )
+    parser.add_argument(
         "--variants",
         default="",
         help="decision rules to score on the same estimates, e.g. "
@@ -388,6 +396,8 @@ def main() -> None:
     label = "trap markets" if args.traps else "clean markets"
     if args.anchored_share is not None:
         label += f", {args.anchored_share:.0%} of SKUs anchored to the competitor"
+    if args.price_every > 1:
+        label += f", own prices changed every {args.price_every:g} days on average"
     print(f"{args.skus} SKUs, {args.days} days of history, {label}\n")
     cols = ("evidence", "step_window", "estimation", "shrinking", "gain_test", "captured")
     print("| demand forms | seed | report | " + " | ".join(cols) + " | wrong-way SKUs |")
@@ -408,6 +418,7 @@ def main() -> None:
                     args.ceiling,
                     args.anchored_share,
                     args.competitor_every,
+                    args.price_every,
                 )
                 named = [k.partition(":")[2] for k in got if k.startswith("variant:")]
                 for name in named:

@@ -362,7 +362,7 @@ _VAR_KEYS = ("pearson", "df", "model", "info2")
 def _block_arrays(fit) -> dict:
     out = {}
     for name, value in vars(fit).items():
-        if name in ("slope_var", "hinge_var"):
+        if name in ("slope_var", "hinge_var", "curvature_var"):
             if value is None:
                 continue
             for key in _VAR_KEYS:
@@ -384,7 +384,7 @@ def _block_of(arrays, nb_k: float, recent: bool = True):
 
     values = {}
     for name in BlockFit.__dataclass_fields__:
-        if name in ("slope_var", "hinge_var"):
+        if name in ("slope_var", "hinge_var", "curvature_var"):
             if f"{name}.meat" not in arrays.files:
                 values[name] = None
                 continue

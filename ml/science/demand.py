@@ -500,6 +500,7 @@ class BlockFit:
     slope_var: dict  # _variance_parts of the slope
     raw_c: np.ndarray
     raw_c_se: np.ndarray  # before the dispersion
+    curvature_var: dict | None  # _variance_parts of the curvature (None: stored before it)
     sold: np.ndarray
     last: np.ndarray
     centre: np.ndarray
@@ -585,8 +586,21 @@ def fit_block(
     # of the SKU's days, and with Poisson weights (more units at lower prices, promotions) that
     # mean lies below the kernel's centre. The curvature carries the slope from there (reading
     # it at the centre made bent curves look less elastic at today's price: the simulator's
-    # S-shaped curves by 0.2).
-    centre = np.where(has, s1 / np.maximum(s0, 1e-12), last)
+    # S-shaped curves by 0.2). On a lopsided spread of prices (a sticky price held for months
+    # at a few levels, deep promotions on a few days) the straight slope is the curve's slope
+    # not at that mean but half the spread's skew (third over second central moment) from it:
+    # of a quadratic, the straight fit's slope is b + c m3 / m2 at the mean (two prices: the
+    # slope midway between them). It stays inside the prices the SKU was seen at.
+    mean = s1 / np.maximum(s0, 1e-12)
+    s3 = np.bincount(sku, weights=wt * lp**3, minlength=n)
+    m2 = s2 / np.maximum(s0, 1e-12) - mean**2
+    m3 = s3 / np.maximum(s0, 1e-12) - 3 * mean * s2 / np.maximum(s0, 1e-12) + 2 * mean**3
+    with np.errstate(divide="ignore", invalid="ignore"):
+        skewed = np.where(m2 > 1e-9, mean + m3 / (2 * m2), mean)
+    seen_low = _per_sku(np.minimum, lp, sku, n, np.inf)
+    seen_high = _per_sku(np.maximum, lp, sku, n, -np.inf)
+    skewed = np.clip(np.nan_to_num(skewed, nan=0.0), seen_low, seen_high)
+    centre = np.where(has, skewed, last)
     day0 = pooled.day_range[0]
     slope_var = _variance_parts(
         y, m, wt, lp, sku, day, n, s0, s1, np.maximum(info_b, 1e-12), kw, var_b, [day0]
@@ -597,8 +611,16 @@ def fit_block(
     # (SKUs whose prices do not show a curve get their category's).
     # The slope stays the straight fit's (the average slope over the SKU's prices: steadier
     # than the joint fit's slope when the history is short); the curvature bends it.
-    raw_c, raw_c_se = _curvature(y, lp, offset, sku, n, trunc, b, a, iterations)
+    raw_c, raw_c_se, (m_c, w_c, effective_c, info_c) = _curvature(
+        y, lp, offset, sku, n, trunc, b, a, iterations
+    )
     raw_c = np.where(sold, raw_c, np.nan)
+    # its s.e. as honest as the slope's: a sticky price's few levels and a run of shocks
+    # correlate its errors over days, as the slope's
+    curvature_var = _variance_parts(
+        y, m_c, w_c, effective_c, sku, day, n, np.ones(n), np.zeros(n),
+        np.maximum(info_c, 1e-12), origins=[day0],
+    )  # fmt: skip
     # The hinge above the competitor, fitted together with the slope and the curvature: where
     # a SKU's demand clearly falls faster above the competitor's price, its slope is the one
     # below it.
@@ -640,6 +662,7 @@ def fit_block(
         slope_var=slope_var,
         raw_c=raw_c,
         raw_c_se=raw_c_se,
+        curvature_var=curvature_var,
         sold=sold,
         last=last,
         centre=centre,
@@ -720,6 +743,11 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
     raw_se[has] = np.sqrt(variance[has])
     raw_c = _concat(blocks, "raw_c")
     raw_c_se = _concat(blocks, "raw_c_se") * np.sqrt(phi)  # overdispersion widens it too
+    if all(block.curvature_var is not None for block in blocks):
+        # and errors correlated over days (the sandwich, as the slope's): never below
+        robust_c, _phi_c, _tenant_c = _variance_of([block.curvature_var for block in blocks])
+        raw_c_se = np.where(np.isfinite(raw_c_se), np.maximum(raw_c_se, np.sqrt(robust_c)),
+                            raw_c_se)  # fmt: skip
     hinge, hinge_se = np.zeros(n), np.full(n, np.inf)
     fitted = [block.hinge_var for block in blocks if block.hinge_var is not None]
     if fitted:
@@ -937,15 +965,21 @@ def _curvature(y, x, offset, sku, n, trunc, b0, a0, iterations, prior_sd=CURVATU
     """Per-SKU Newton steps on (slope, curvature) of log units in x = log(price / typical),
     intercepts profiled, with a weak prior N(0, prior_sd^2) on the curvature (where the prices
     hardly move, the data cannot pin a bend down, and the likelihood alone would let it drift).
-    Returns the curvature and its s.e. (NaN and inf where the prices do not identify it).
-    (The hinge above the competitor: `_joint_fit`.)"""
-    fit = _newton_per_sku(y, (x, x * x), (0.0, 1 / prior_sd**2), offset, sku, n, trunc, b0, a0,
+    Returns the curvature and its s.e. (NaN and inf where the prices do not identify it), and
+    for the sandwich `_sandwich_rows`' parts of the curvature. (The hinge above the competitor:
+    `_joint_fit`.)"""
+    cols = (x, x * x)
+    fit = _newton_per_sku(y, cols, (0.0, 1 / prior_sd**2), offset, sku, n, trunc, b0, a0,
                           iterations)  # fmt: skip
     c, b = fit.coef[:, 1], fit.coef[:, 0]
     c_se = np.where(fit.ok, np.sqrt(np.maximum(fit.inv[:, 1, 1], 0)), np.inf)
     # Informative only where the data, not the prior, set the curvature.
     ok = fit.ok & (c_se < 0.7 * prior_sd) & (np.abs(c) < 39) & (np.abs(b) < 19)
-    return np.where(ok, c, np.nan), np.where(ok, c_se, np.inf)
+    return (
+        np.where(ok, c, np.nan),
+        np.where(ok, c_se, np.inf),
+        _sandwich_rows(fit, cols, 1, y, offset, sku, trunc),
+    )
 
 
 @dataclass
@@ -1030,30 +1064,37 @@ def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at)
     cols = (x, x * x, z)
     prec = (0.0, 1 / CURVATURE_PRIOR_SD**2, 1 / prior_sd**2)
     fit = _newton_per_sku(y, cols, prec, offset, sku, n, trunc, b0, a0, iterations)
-    coef, inv, means = fit.coef, fit.inv, fit.means
+    coef, inv = fit.coef, fit.inv
     h = coef[:, 2]
     b = coef[:, 0] + 2 * coef[:, 1] * at
     h_se = np.where(fit.ok, np.sqrt(np.maximum(inv[:, 2, 2], 0)), np.inf)
     b_var = inv[:, 0, 0] + 4 * at * inv[:, 0, 1] + 4 * at * at * inv[:, 1, 1]
     b_se = np.where(fit.ok, np.sqrt(np.maximum(b_var, 0)), np.inf)
-    # the hinge's influence per row: row 3 of the inverse information times the row's centred
-    # regressors, stated as one regressor whose information is 1 / inv[2, 2]
-    # (one column at a time: row-length vectors only, on a tenant of tens of millions of rows)
-    eff_info = np.where(fit.ok, 1 / np.maximum(inv[:, 2, 2], 1e-300), 0.0)
-    effective = np.zeros(len(y))
-    for j, col in enumerate(cols):
-        effective += (inv[:, 2, j] * eff_info)[sku] * (col - means[sku, j])
     ok = fit.ok & (h_se < 0.7 * prior_sd) & (np.abs(h) < 39) & (np.abs(b) < 19)
     b_se = np.where(ok, b_se, np.inf)
-    m, w = _mean_weight(fit.alpha[sku] + offset + sum(coef[sku, j] * cols[j] for j in range(3)),
-                        trunc)  # fmt: skip
     return (
         np.where(ok, h, np.nan),
         np.where(ok, h_se, np.inf),
         np.where(ok, b, np.nan),
         b_se,
-        (m, w, effective, eff_info),
+        _sandwich_rows(fit, cols, 2, y, offset, sku, trunc),
     )
+
+
+def _sandwich_rows(fit: _PerSku, cols, j: int, y, offset, sku, trunc):
+    """What `_variance_parts` needs for the sandwich of coefficient `j` of a per-SKU fit: each
+    row's mean and weight, and the coefficient's influence per row (row j of the inverse
+    information times the row's centred regressors), stated as one regressor whose information
+    is 1 / inv[j, j]. One column at a time: row-length vectors only, on a tenant of tens of
+    millions of rows."""
+    inv, means = fit.inv, fit.means
+    eff_info = np.where(fit.ok, 1 / np.maximum(inv[:, j, j], 1e-300), 0.0)
+    effective = np.zeros(len(y))
+    for i, col in enumerate(cols):
+        effective += (inv[:, j, i] * eff_info)[sku] * (col - means[sku, i])
+    eta = fit.alpha[sku] + offset + sum(fit.coef[sku, i] * cols[i] for i in range(len(cols)))
+    m, w = _mean_weight(eta, trunc)
+    return m, w, effective, eff_info
 
 
 def _tau2(est: np.ndarray, se: np.ndarray, centre: float) -> float:

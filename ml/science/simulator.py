@@ -6,10 +6,13 @@ Each SKU has a true demand curve of one of several forms around its base price:
 - "logit":    q = a * 2 / (1 + exp(-e * (p / p_ref - 1) * 2))  (a saturating S-curve)
 times weekly and yearly seasonality, a promotion lift, a competitor effect (buyers drift away
 when the competitor is cheaper), and Poisson noise. The merchant's price history varies around
-today's price (tests, promotions). `write_csv` produces the canonical import files; the oracle
-knows the truth and finds the best price under the same rules; `score` says what share of the
-oracle's profit lift over today's prices a set of recommendations captures, how many SKUs a set
-of recommendations makes less profitable than today's prices, and how many it changes.
+today's price (tests, promotions): a new shelf price every day by default, or a sticky one
+(`make_market(..., price_every=30)`: changed on about one day in 30, today's price since its
+last change), as most real merchants keep. `write_csv` produces the canonical import files;
+the oracle knows the truth and finds the best price under the same rules; `score` says what
+share of the oracle's profit lift over today's prices a set of recommendations captures, how
+many SKUs a set of recommendations makes less profitable than today's prices, and how many it
+changes.
 
 The traps of real retail data, each off by default (`make_market(..., traps=True)` switches on
 all of `TRAPS`; a keyword such as `overdispersion=0.8` switches one):
@@ -88,6 +91,9 @@ class Market:
     promo_depth: tuple[float, float] = (0.15, 0.15)
     anchor_slope: np.ndarray | None = None  # per SKU, 0 where not anchored; None: none is
     anchor_bend: float = 0.05
+    # Days between the merchant's own shelf-price changes on average (1: a new price every
+    # day, as always); a sticky price, as most real merchants keep, carries less evidence.
+    price_every: float = 1.0
 
     @property
     def anchored(self) -> np.ndarray:
@@ -138,11 +144,20 @@ class Market:
 
 
 def make_market(
-    n: int = 200, forms=FORMS, seed: int = 0, traps: bool = False, **switches
+    n: int = 200,
+    forms=FORMS,
+    seed: int = 0,
+    traps: bool = False,
+    price_every: float = 1.0,
+    **switches,
 ) -> Market:
     """A market of `n` SKUs. `traps=True` switches on every trap of `TRAPS`; keywords named as
     in `TRAPS` set single traps (on top of either). Without traps the market (and every file
-    `write_csv` makes of it) is the same as it always was for the same seed."""
+    `write_csv` makes of it) is the same as it always was for the same seed. `price_every`
+    (days, on average, between the merchant's own shelf-price changes; 1 by default, a new
+    price every day) makes the merchant's prices sticky, with or without traps."""
+    if not price_every >= 1:
+        raise ValueError(f"price_every must be at least 1 day, not {price_every!r}")
     unknown = set(switches) - set(TRAPS)
     if unknown:
         raise TypeError(f"unknown trap(s) {sorted(unknown)}: use {', '.join(TRAPS)}")
@@ -168,6 +183,7 @@ def make_market(
         shock_sd=float(setting["shock_sd"]),
         display_lift=float(setting["display_lift"]),
         promo_depth=tuple(float(x) for x in setting["promo_depth"]),
+        price_every=float(price_every),
     )
     if setting["anchored_share"] > 0:
         pick = np.random.default_rng([seed, 7])  # its own stream: the rest stays as it was
@@ -217,6 +233,10 @@ def simulate(
     low, high = market.promo_depth
     rho, sd = market.shock_rho, market.shock_sd
     shock = traps.normal(0, sd, n) if sd > 0 else np.zeros(n)  # stationary from day one
+    hold = np.random.default_rng([seed, 11])  # sticky prices' own stream
+    held = None
+    # a sticky price's last change: today's price has been in force since then
+    since = days - hold.geometric(1 / market.price_every, n) if market.price_every > 1 else None
     for d in range(days):
         day = start + timedelta(days=d)
         if competitor_moves and d % 7 == 0:
@@ -228,6 +248,10 @@ def simulate(
         if competitor_moves and d >= days - 14:
             regime = np.ones(n)  # every day of the last two weeks, not from the next week
         shelf = market.price_today * np.exp(rng.normal(0, 0.1, n))  # tests and drift
+        if market.price_every > 1:  # a sticky price: a new one now and then, else kept
+            change = hold.random(n) < 1 / market.price_every
+            held = shelf if held is None else np.where(change, shelf, held)
+            shelf = np.where(d >= since, market.price_today, held)
         shelf = shelf * regime**0.5  # the merchant follows half of a competitor's move
         promo = rng.random(n) < 0.05
         if low == high:

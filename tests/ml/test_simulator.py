@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import date
 
 import numpy as np
+import pytest
 
 from ml.science.simulator import (
     FORMS,
@@ -240,3 +241,24 @@ def test_a_daily_competitor_feed_reads_the_days_jittered_price_and_leaves_the_sa
     level = {sku: market.competitor_today[int(sku[3:])] for sku in market.sku}
     off = [np.log(float(r["price"]) / level[r["sku"]]) for r in last_week]
     assert 0.015 < np.std(off) < 0.05
+
+
+def test_sticky_prices_hold_for_stretches_and_end_at_todays_price():
+    """`price_every`: the merchant's shelf price changes on about one day in `price_every` and
+    is today's price from its last change on; 1 (the default) leaves every day as it was."""
+    market = make_market(300, FORMS, seed=2, price_every=30.0)
+    days = list(simulate(market, 240, seed=2, competitor_moves=False))
+    shelf = np.array([d.shelf for d in days])  # days x SKUs
+    changes = (np.abs(np.diff(np.log(shelf), axis=0)) > 1e-12).sum(axis=0)
+    assert 240 / 30 * 0.7 < changes.mean() < 240 / 30 * 1.3  # about one change in 30 days
+    assert np.allclose(shelf[-1], market.price_today)  # today's price is the last one held
+    # held since its last change: the days at today's price at the end run about 30 on average
+    at_today = np.isclose(shelf, market.price_today)
+    runs = at_today[::-1].cumprod(axis=0).sum(axis=0)
+    assert 20 < runs.mean() < 40
+    daily = make_market(300, FORMS, seed=2)
+    flat = np.array([d.shelf for d in simulate(daily, 240, seed=2, competitor_moves=False)])
+    assert (np.abs(np.diff(np.log(flat), axis=0)) > 1e-12).mean() > 0.99
+    assert daily.price_every == 1.0
+    with pytest.raises(ValueError, match="price_every"):
+        make_market(10, FORMS, seed=0, price_every=0.5)
