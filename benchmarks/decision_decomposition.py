@@ -40,7 +40,9 @@ On markets with anchoring, also the hinge above the competitor and the competito
 as facts (D_true_hinge): what better hinges could add.
 
 Each share is of the oracle's lift (O_free - today), summed over SKUs; captured + (a..e) = 1.
-The order matters (a part measured after the ones above it); the table says it.
+The order matters (a part measured after the ones above it); the table says it. Its last
+column, the interval coverage, is the share of SKUs whose stated 95 % interval of the slope at
+today's price (the curve's local elasticity +- 1.96 s.e.) holds the true slope there.
 """
 
 from __future__ import annotations
@@ -321,6 +323,13 @@ def decompose(
     out["est_wrong_way"] = float(np.sum(estimation[wrong]))
     out["est_wrong_size"] = float(np.sum(estimation[~wrong]))
     out["wrong_way_skus"] = int(np.sum(wrong))
+    # the interval the product states (the slope at today's price +- 1.96 s.e.) against the
+    # true slope there, as decision_quality.py scores the exported one
+    slope_true, _bend = truth_in(market, list(catalog.sku))
+    slope, slope_se = curve.local_elasticity()
+    stated = np.isfinite(slope) & np.isfinite(slope_se) & np.isfinite(slope_true)
+    out["covered"] = int(np.sum(np.abs(slope - slope_true)[stated] <= 1.96 * slope_se[stated]))
+    out["stated"] = int(np.sum(stated))
     out["mismatch"] = mismatch
     out["skus"] = len(idx)
     for name, rec in tried.items():
@@ -445,9 +454,10 @@ def main() -> None:
     print(
         "| report | (a) evidence range | (b) step / window | (e) estimation: wrong way | "
         "(e) estimation: wrong size | (d1) pessimistic search | (d2) sign shrinkage | "
-        "(c) minimum gain and risk budget | (f) endings | captured | wrong-way SKUs |"
+        "(c) minimum gain and risk budget | (f) endings | captured | wrong-way SKUs | "
+        "interval coverage |"
     )
-    print("| --- |" + " --- |" * 10)
+    print("| --- |" + " --- |" * 11)
     for report, total in totals.items():
         s = shares(total)
         print(
@@ -455,7 +465,8 @@ def main() -> None:
             f"{s['est_wrong_way']:.3f} | {s['est_wrong_size']:.3f} | {s['search']:.3f} | "
             f"{s['sign']:.3f} | "
             f"{s['gain_test']:.3f} | 0 | {s['captured']:.3f} | "
-            f"{total['wrong_way_skus'] / total['skus']:.1%} |"
+            f"{total['wrong_way_skus'] / total['skus']:.1%} | "
+            f"{total['covered'] / max(total['stated'], 1):.3f} |"
         )
     if tried:
         print("\n| report | variant | mean captured share | mean share of SKUs losing money |")

@@ -67,10 +67,11 @@ SCRIPTS = {
     ),
     "decision_decomposition.py": Smoke(
         args="--skus 12 --days 60 --seeds 0 --reports orders --ceiling --traps "
-        "--anchored-share 0.25 --competitor-every 1 --variants "
+        "--anchored-share 0.25 --competitor-every 1 --price-every 20 --variants "
         "per-sku:loss_budget=none,gain_z=1;own:own_hinges=1;normal:normal_hinges=1",
         expect=(
-            "25% of SKUs anchored to the competitor",
+            "25% of SKUs anchored to the competitor, own prices changed every 20 days",
+            "interval coverage |",
             "| constant+linear+logit | 0 | orders |",
             "(a) evidence range",
             "| orders | per-sku |",
@@ -147,7 +148,7 @@ SCRIPTS = {
         expect=("| before |", "| after |", "| product | sells at | before | after |"),
     ),
     "reprice_job.py": Smoke(
-        args="--skus 60 --days 7 --competitors 2 --readings 5",
+        args="--skus 60 --days 7 --competitors 2 --readings 5 --stale-statistics",
         expect=(
             "import sales",
             "600 competitor readings",
