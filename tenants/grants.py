@@ -8,6 +8,9 @@ import re
 from psycopg2 import sql
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# The owner's SECURITY DEFINER functions the application role may call (revoked from PUBLIC by
+# the migration that makes each): ANALYZE of an import's table after a large import.
+APP_FUNCTIONS = ("public.catalog_refresh_statistics(text, interval)",)
 
 
 def app_grants(role: str, *, truncate: bool = False) -> list:
@@ -24,9 +27,11 @@ def app_grants(role: str, *, truncate: bool = False) -> list:
         sql.SQL("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {}").format(
             sql.Identifier(role)
         ),
-        # Functions are executable by every role unless a migration revoked it (the owner's
-        # SECURITY DEFINER ones, e.g. catalog_refresh_statistics): the application role may.
-        sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {}").format(
-            sql.Identifier(role)
-        ),
+    ] + [
+        # each where a migration has made it (the bootstrap runs before the migrations)
+        sql.SQL(
+            "DO $$ BEGIN IF to_regprocedure({name}) IS NOT NULL THEN "
+            "GRANT EXECUTE ON FUNCTION {function} TO {role}; END IF; END $$"
+        ).format(name=sql.Literal(function), function=sql.SQL(function), role=sql.Identifier(role))
+        for function in APP_FUNCTIONS
     ]

@@ -621,6 +621,7 @@ def fit_block(
         y, m_c, w_c, effective_c, sku, day, n, np.ones(n), np.zeros(n),
         np.maximum(info_c, 1e-12), origins=[day0],
     )  # fmt: skip
+    del m_c, w_c, effective_c  # row-length: not held through the hinge's fit
     # The hinge above the competitor, fitted together with the slope and the curvature: where
     # a SKU's demand clearly falls faster above the competitor's price, its slope is the one
     # below it.

@@ -7,12 +7,12 @@ Each SKU has a true demand curve of one of several forms around its base price:
 times weekly and yearly seasonality, a promotion lift, a competitor effect (buyers drift away
 when the competitor is cheaper), and Poisson noise. The merchant's price history varies around
 today's price (tests, promotions): a new shelf price every day by default, or a sticky one
-(`make_market(..., price_every=30)`: changed on about one day in 30, today's price since its
-last change), as most real merchants keep. `write_csv` produces the canonical import files;
-the oracle knows the truth and finds the best price under the same rules; `score` says what
-share of the oracle's profit lift over today's prices a set of recommendations captures, how
-many SKUs a set of recommendations makes less profitable than today's prices, and how many it
-changes.
+(`make_market(..., price_every=30)`: changed on about one day in 30, a competitor's move
+followed only then, today's price since its last change), as most real merchants keep.
+`write_csv` produces the canonical import files; the oracle knows the truth and finds the best
+price under the same rules; `score` says what share of the oracle's profit lift over today's
+prices a set of recommendations captures, how many SKUs a set of recommendations makes less
+profitable than today's prices, and how many it changes.
 
 The traps of real retail data, each off by default (`make_market(..., traps=True)` switches on
 all of `TRAPS`; a keyword such as `overdispersion=0.8` switches one):
@@ -92,7 +92,8 @@ class Market:
     anchor_slope: np.ndarray | None = None  # per SKU, 0 where not anchored; None: none is
     anchor_bend: float = 0.05
     # Days between the merchant's own shelf-price changes on average (1: a new price every
-    # day, as always); a sticky price, as most real merchants keep, carries less evidence.
+    # day, as always; a competitor's move is then followed only on such a day); a sticky
+    # price, as most real merchants keep, carries less evidence.
     price_every: float = 1.0
 
     @property
@@ -248,11 +249,12 @@ def simulate(
         if competitor_moves and d >= days - 14:
             regime = np.ones(n)  # every day of the last two weeks, not from the next week
         shelf = market.price_today * np.exp(rng.normal(0, 0.1, n))  # tests and drift
-        if market.price_every > 1:  # a sticky price: a new one now and then, else kept
-            change = hold.random(n) < 1 / market.price_every
-            held = shelf if held is None else np.where(change, shelf, held)
-            shelf = np.where(d >= since, market.price_today, held)
-        shelf = shelf * regime**0.5  # the merchant follows half of a competitor's move
+        follow = regime**0.5  # the merchant follows half of a competitor's move
+        if market.price_every > 1:  # a sticky price: a new one now and then, else kept (the
+            change = hold.random(n) < 1 / market.price_every  # competitor followed only then)
+            held = shelf * follow if held is None else np.where(change, shelf * follow, held)
+            shelf, follow = np.where(d >= since, market.price_today, held), 1.0
+        shelf = shelf * follow
         promo = rng.random(n) < 0.05
         if low == high:
             depth = np.where(promo, low, 0.0)

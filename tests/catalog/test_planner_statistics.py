@@ -16,6 +16,13 @@ from .conftest import PRODUCTS
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def small(monkeypatch):
+    """A tenth of the product's sizes, and no quiet time (the suite analyzes tables often)."""
+    monkeypatch.setattr(planner, "MIN_ROWS", 5_000)
+    monkeypatch.setattr(planner, "QUIET_S", 0)
+
+
 def _products(count: int, start: int = 0) -> str:
     return PRODUCTS + "".join(
         f"P{i:06d},Item {i},,Food,,1.00,2.00,EUR,1\n" for i in range(start, start + count)
@@ -42,7 +49,7 @@ def test_small_imports_and_imports_the_planner_already_expects_do_not_analyze(
     with django_capture_on_commit_callbacks(execute=True):
         run(tmp_path, "products", _products(500))
     assert calls == []  # under MIN_ROWS: never even planned
-    monkeypatch.setattr(planner, "planned_rows", lambda table, tenant_id: 50_000.0)
+    monkeypatch.setattr(planner, "planned_rows", lambda table, tenant_id: 500_000.0)
     with django_capture_on_commit_callbacks(execute=True):
         run(tmp_path, "products", _products(planner.MIN_ROWS, start=1_000))
     assert calls == []  # fewer rows than the planner already believes the tenant has
@@ -79,7 +86,28 @@ def test_the_application_role_analyzes_only_the_imports_tables_and_only_through_
             transaction.atomic(),
             connection.cursor() as cur,
         ):
-            cur.execute("SELECT catalog_refresh_statistics(%s)", [table])
+            cur.execute("SELECT public.catalog_refresh_statistics(%s, interval '0')", [table])
     with pytest.raises(ValueError, match="not a table an import writes"):
         planner.planned_rows("tenants_tenant", shop.pk)
     assert planner.refresh("catalog_salesrecord") is True
+
+
+def test_a_table_analyzed_within_the_quiet_time_is_not_analyzed_again(shop, monkeypatch):
+    assert planner.refresh("catalog_competitoroffer") is True
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_stat_clear_snapshot()")  # one transaction here, one per import
+    monkeypatch.setattr(planner, "QUIET_S", 3600)
+    assert planner.refresh("catalog_competitoroffer") is False
+    monkeypatch.setattr(planner, "QUIET_S", 0)
+    assert planner.refresh("catalog_competitoroffer") is True
+
+
+def test_the_application_role_is_granted_the_function_and_nothing_else_by_name(db):
+    from tenants.grants import APP_FUNCTIONS
+
+    with connection.cursor() as cur:
+        for function in APP_FUNCTIONS:
+            cur.execute("SELECT has_function_privilege(%s, 'EXECUTE')", [function])
+            assert cur.fetchone()[0]
+            cur.execute("SELECT has_function_privilege('public', %s, 'EXECUTE')", [function])
+            assert not cur.fetchone()[0]  # revoked from PUBLIC: only the application role

@@ -247,7 +247,7 @@ def test_sticky_prices_hold_for_stretches_and_end_at_todays_price():
     """`price_every`: the merchant's shelf price changes on about one day in `price_every` and
     is today's price from its last change on; 1 (the default) leaves every day as it was."""
     market = make_market(300, FORMS, seed=2, price_every=30.0)
-    days = list(simulate(market, 240, seed=2, competitor_moves=False))
+    days = list(simulate(market, 240, seed=2))  # the competitor's moves followed only then too
     shelf = np.array([d.shelf for d in days])  # days x SKUs
     changes = (np.abs(np.diff(np.log(shelf), axis=0)) > 1e-12).sum(axis=0)
     assert 240 / 30 * 0.7 < changes.mean() < 240 / 30 * 1.3  # about one change in 30 days

@@ -6,7 +6,12 @@ the other side (a first training right after a fresh import once spent minutes s
 refreshes statistics only once a tenth of the whole table has changed, which a tenant's import
 into a shared table may never reach. So an import that writes at least as many rows as the
 planner believes the tenant has in that table (and at least `MIN_ROWS`) refreshes them, through
-`catalog_refresh_statistics` (catalog migration 0005: ANALYZE runs as the tables' owner).
+`catalog_refresh_statistics` (catalog migration 0005: ANALYZE runs as the tables' owner, never
+waits for a lock, and runs at most once in `QUIET_S` seconds per table). The planner's belief is
+read after the commit, when its estimate already scales with the table's new size: "at least
+doubles" is approximate, which is all it needs to be. `MIN_ROWS` is above the API's bulk batches
+(`catalog.services.MAX_BULK_ROWS`): a first history comes as a file, a shop sync's pages or many
+batches, and a batch never pays for an ANALYZE inside its request.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from django.db import connection, transaction
 
 log = logging.getLogger(__name__)
 
-MIN_ROWS = 10_000  # below this, a mis-estimate costs milliseconds: not worth an ANALYZE
+MIN_ROWS = 50_000  # below this, a mis-estimate costs little: not worth an ANALYZE
+QUIET_S = 60  # a table analyzed this recently (by anyone, autovacuum too) is not analyzed again
 TABLES = ("catalog_product", "catalog_salesrecord", "catalog_competitoroffer")
 
 
@@ -42,9 +48,14 @@ def is_stale(table: str, tenant_id: int, written: int) -> bool:
 
 
 def refresh(table: str) -> bool:
-    """ANALYZE `table` as its owner; False when another ANALYZE held it (the same refresh)."""
+    """ANALYZE `table` as its owner; False when it was analyzed in the last QUIET_S seconds
+    (then nothing is done). A table another VACUUM or ANALYZE holds is skipped, never waited
+    for."""
     with connection.cursor() as cur:
-        cur.execute("SELECT catalog_refresh_statistics(%s)", [table])
+        cur.execute(
+            "SELECT public.catalog_refresh_statistics(%s, make_interval(secs => %s))",
+            [table, QUIET_S],
+        )
         return bool(cur.fetchone()[0])
 
 
