@@ -10,7 +10,7 @@ from psycopg2 import sql
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # The owner's SECURITY DEFINER functions the application role may call (revoked from PUBLIC by
 # the migration that makes each): ANALYZE of an import's table after a large import.
-APP_FUNCTIONS = ("public.catalog_refresh_statistics(text, interval)",)
+APP_FUNCTIONS = ("public.catalog_refresh_statistics(text, timestamptz)",)
 
 
 def app_grants(role: str, *, truncate: bool = False) -> list:

@@ -243,7 +243,8 @@ def simulate(
         if competitor_moves and d % 7 == 0:
             # Each week a competitor re-prices with probability 0.2 (to 0.8-1.2 of today's
             # price), and is back at today's price for the last two weeks; the merchant
-            # follows half of the move (so own and competitor prices move together).
+            # follows half of the move (so own and competitor prices move together; a sticky
+            # merchant on its next change day).
             jump = moves.random(n) < 0.2
             regime = np.where(jump, moves.uniform(0.8, 1.2, n), regime)
         if competitor_moves and d >= days - 14:
@@ -293,8 +294,9 @@ def write_csv(
     By default sales.csv has rows only for days with a sale (an order export: the price of a
     day without a sale is unknown). With `zero_days`, it is a daily report that lists every
     day on sale, a day without a sale as 0 units at that day's price. With `competitor_moves`
-    the competitor re-prices now and then and the merchant follows half of each move, so the
-    own price and the competitor's move together (as when a merchant watches a rival).
+    the competitor re-prices now and then and the merchant follows half of each move (a sticky
+    merchant, `price_every`, only on its own change days), so the own price and the
+    competitor's move together (as when a merchant watches a rival).
     A promotion's row says promo=true with the price paid (the canonical sales format has no
     shelf-price or discount column); its depth is in `simulate`'s days."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -18,9 +18,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def small(monkeypatch):
-    """A tenth of the product's sizes, and no quiet time (the suite analyzes tables often)."""
+    """A tenth of the product's sizes."""
     monkeypatch.setattr(planner, "MIN_ROWS", 5_000)
-    monkeypatch.setattr(planner, "QUIET_S", 0)
 
 
 def _products(count: int, start: int = 0) -> str:
@@ -45,7 +44,7 @@ def test_small_imports_and_imports_the_planner_already_expects_do_not_analyze(
     shop, tmp_path, run, django_capture_on_commit_callbacks, monkeypatch
 ):
     calls = []
-    monkeypatch.setattr(planner, "refresh", lambda table: calls.append(table) or True)
+    monkeypatch.setattr(planner, "refresh", lambda table, since: calls.append(table) or True)
     with django_capture_on_commit_callbacks(execute=True):
         run(tmp_path, "products", _products(500))
     assert calls == []  # under MIN_ROWS: never even planned
@@ -62,7 +61,7 @@ def test_small_imports_and_imports_the_planner_already_expects_do_not_analyze(
 def test_a_failed_refresh_is_logged_and_the_import_stands(
     shop, tmp_path, run, django_capture_on_commit_callbacks, monkeypatch, caplog
 ):
-    def broken(table):
+    def broken(table, since):
         raise DatabaseError("canceling statement due to lock timeout")
 
     monkeypatch.setattr(planner, "refresh", broken)
@@ -86,23 +85,26 @@ def test_the_application_role_analyzes_only_the_imports_tables_and_only_through_
             transaction.atomic(),
             connection.cursor() as cur,
         ):
-            cur.execute("SELECT public.catalog_refresh_statistics(%s, interval '0')", [table])
+            cur.execute("SELECT public.catalog_refresh_statistics(%s, NULL)", [table])
     with pytest.raises(ValueError, match="not a table an import writes"):
         planner.planned_rows("tenants_tenant", shop.pk)
     assert planner.refresh("catalog_salesrecord") is True
 
 
-def test_a_table_analyzed_within_the_quiet_time_is_not_analyzed_again(shop, monkeypatch):
-    assert planner.refresh("catalog_competitoroffer") is True
+def test_a_table_analyzed_since_the_import_committed_is_not_analyzed_again(shop):
     with connection.cursor() as cur:
-        cur.execute("SELECT pg_stat_clear_snapshot()")  # one transaction here, one per import
-    monkeypatch.setattr(planner, "QUIET_S", 3600)
-    assert planner.refresh("catalog_competitoroffer") is False
-    monkeypatch.setattr(planner, "QUIET_S", 0)
-    assert planner.refresh("catalog_competitoroffer") is True
+        cur.execute("SELECT clock_timestamp()")
+        committed = cur.fetchone()[0]
+    assert planner.refresh("catalog_competitoroffer") is True  # always, without a time
+    # that ANALYZE ended after the commit: it saw the rows
+    assert planner.refresh("catalog_competitoroffer", since=committed) is False
+    with connection.cursor() as cur:
+        cur.execute("SELECT clock_timestamp()")
+        later = cur.fetchone()[0]
+    assert planner.refresh("catalog_competitoroffer", since=later) is True
 
 
-def test_the_application_role_is_granted_the_function_and_nothing_else_by_name(db):
+def test_the_application_role_is_granted_the_function_by_name_and_public_is_not(db):
     from tenants.grants import APP_FUNCTIONS
 
     with connection.cursor() as cur:
