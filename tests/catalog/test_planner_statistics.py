@@ -58,6 +58,21 @@ def test_small_imports_and_imports_the_planner_already_expects_do_not_analyze(
     assert calls == ["catalog_product"]
 
 
+def test_products_made_for_unknown_skus_count_for_the_product_table(
+    shop, tmp_path, run, django_capture_on_commit_callbacks, monkeypatch
+):
+    calls = []
+    monkeypatch.setattr(planner, "refresh", lambda table, since: calls.append(table) or True)
+    monkeypatch.setattr(planner, "planned_rows", lambda table, tenant_id: 10.0)
+    sales = "date,sku,units,price\n" + "".join(
+        f"2026-01-01,NEW{i:06d},1,2.00\n" for i in range(planner.MIN_ROWS)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        result = run(tmp_path, "sales", sales, create_missing_products=True)
+    assert result.created == planner.MIN_ROWS
+    assert sorted(calls) == ["catalog_product", "catalog_salesrecord"]
+
+
 def test_a_failed_refresh_is_logged_and_the_import_stands(
     shop, tmp_path, run, django_capture_on_commit_callbacks, monkeypatch, caplog
 ):

@@ -61,6 +61,7 @@ class ImportRun:
     clean: str = field(init=False)  # the parsed values and each row's failed checks
     checks: list[tuple[str, str]] = field(init=False, default_factory=list)  # (column, reason)
     cur: Any = field(init=False, default=None)  # a Django cursor while it executes
+    stubs: int = field(init=False, default=0)  # products it made for unknown SKUs
 
     def __post_init__(self) -> None:
         self.result = ImportResult(kind=self.fmt.kind)
@@ -81,6 +82,8 @@ class ImportRun:
         finally:
             self.cur = None
         refresh_after_commit(self.fmt.table, self.tenant.pk, self.result.created)
+        if self.stubs:  # a sales file that named a catalog of unknown SKUs made it
+            refresh_after_commit("catalog_product", self.tenant.pk, self.stubs)
         return self.result
 
     def _steps(self) -> None:

@@ -33,6 +33,7 @@ def create_stub_products(run: ImportRun) -> None:
         ON CONFLICT (tenant_id, sku) DO NOTHING
         """
     )
+    run.stubs = max(run.cur.rowcount, 0)
     run.cur.execute(
         f"UPDATE {clean} c SET product_id = p.id FROM {PRODUCTS.table} p "
         f"WHERE c.product_id IS NULL AND p.tenant_id = {t} AND p.sku = c.v_sku"
