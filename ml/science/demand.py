@@ -558,11 +558,12 @@ def fit_block(
     order = np.lexsort((day, sku))  # by SKU, then day: each SKU's run ends with its latest day
     ends = np.flatnonzero(np.r_[sku[order][1:] != sku[order][:-1], True])
     last[sku[order][ends]] = lp[order][ends]
+    seen_low = _per_sku(np.minimum, lp, sku, n, np.inf)  # each SKU's prices' range, in logs
+    seen_high = _per_sku(np.maximum, lp, sku, n, -np.inf)
     if panel.current_price is not None:  # the slope where the decision is made: today's price,
         with np.errstate(divide="ignore", invalid="ignore"):  # where the SKU's prices reach it
             today = np.log(np.asarray(panel.current_price, float) / typical)
-        low = _per_sku(np.minimum, lp, sku, n, np.inf) - LOCAL_BANDWIDTH
-        high = _per_sku(np.maximum, lp, sku, n, -np.inf) + LOCAL_BANDWIDTH
+        low, high = seen_low - LOCAL_BANDWIDTH, seen_high + LOCAL_BANDWIDTH
         last = np.where(np.isfinite(today) & (today >= low) & (today <= high), today, last)
     kw = np.exp(-0.5 * ((lp - last[sku]) / LOCAL_BANDWIDTH) ** 2) if LOCAL_BANDWIDTH else 1.0
     for _ in range(iterations):
@@ -597,8 +598,6 @@ def fit_block(
     m3 = s3 / np.maximum(s0, 1e-12) - 3 * mean * s2 / np.maximum(s0, 1e-12) + 2 * mean**3
     with np.errstate(divide="ignore", invalid="ignore"):
         skewed = np.where(m2 > 1e-9, mean + m3 / (2 * m2), mean)
-    seen_low = _per_sku(np.minimum, lp, sku, n, np.inf)
-    seen_high = _per_sku(np.maximum, lp, sku, n, -np.inf)
     skewed = np.clip(np.nan_to_num(skewed, nan=0.0), seen_low, seen_high)
     centre = np.where(has, skewed, last)
     day0 = pooled.day_range[0]

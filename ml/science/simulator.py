@@ -250,12 +250,11 @@ def simulate(
         if competitor_moves and d >= days - 14:
             regime = np.ones(n)  # every day of the last two weeks, not from the next week
         shelf = market.price_today * np.exp(rng.normal(0, 0.1, n))  # tests and drift
-        follow = regime**0.5  # the merchant follows half of a competitor's move
-        if market.price_every > 1:  # a sticky price: a new one now and then, else kept (the
-            change = hold.random(n) < 1 / market.price_every  # competitor followed only then)
-            held = shelf * follow if held is None else np.where(change, shelf * follow, held)
-            shelf, follow = np.where(d >= since, market.price_today, held), 1.0
-        shelf = shelf * follow
+        shelf = shelf * regime**0.5  # the merchant follows half of a competitor's move
+        if market.price_every > 1:  # a sticky price: a new one (and the move) now and then
+            change = hold.random(n) < 1 / market.price_every
+            held = shelf if held is None else np.where(change, shelf, held)
+            shelf = np.where(d >= since, market.price_today, held)
         promo = rng.random(n) < 0.05
         if low == high:
             depth = np.where(promo, low, 0.0)
