@@ -779,9 +779,12 @@ class EncoderRegressor:
         with _autocast(self.device, self.use_bf16):
             hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
             pooled = _mean_pool(hidden, mask)
-            if train:
-                pooled = self.dropout(pooled)
-            return self.head(pooled.float()).squeeze(-1), pooled
+        # The head and the loss run in float32 outside autocast: under CUDA's autocast the head
+        # came out in bfloat16, and the loss against a float32 target failed in backward.
+        pooled = pooled.float()
+        if train:
+            pooled = self.dropout(pooled)
+        return self.head(pooled).squeeze(-1), pooled
 
     def embed(self, texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
         import torch

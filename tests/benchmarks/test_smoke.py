@@ -92,8 +92,9 @@ SCRIPTS = {
         expect=("coverage of 95 % CI", "| 5 % | 6 |", "false-positive rate under 5 looks"),
     ),
     "gpu_train.py": Smoke(  # its CPU path: the script, not a measurement
-        args="--device cpu --max-products 220 --max-train 24 --epochs 1 --batch-size 8",
-        expect=('"rmsle"', '"finetune"', '"chosen"'),
+        args="--device cpu --max-products 220 --max-train 24 --epochs 1 --batch-size 8 "
+        "--patience 1 --out {tmp}/gpu.json",
+        expect=('"rmsle"', '"finetune"', '"chosen"', '"patience": 1'),
         data="amazon_in_products.csv",
     ),
     "ingest.py": Smoke(

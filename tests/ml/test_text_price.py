@@ -131,6 +131,21 @@ def test_fine_tuned_artifact_round_trips(tiny_bert, tmp_path):
     assert np.allclose(a.price, b.price, rtol=1e-4) and loaded.interval_q == predictor.interval_q
 
 
+def test_under_bf16_autocast_the_head_and_loss_stay_float32(tiny_bert):
+    """The encoder runs in bfloat16 where the hardware has it; the regression head's output is
+    float32 (CUDA's backward refused a bfloat16 output against a float32 target)."""
+    import torch
+
+    from ml.science.text_price import EncoderRegressor
+
+    model = EncoderRegressor(tiny_bert, torch.device("cpu"), use_bf16=True)
+    value, pooled = model.forward(model.encode(["a red mug", "two blue plates"]), train=True)
+    assert value.dtype == torch.float32 and pooled.dtype == torch.float32
+    target = torch.zeros(2)
+    torch.nn.functional.mse_loss(value, target).backward()
+    assert model.head.weight.grad is not None and torch.isfinite(model.head.weight.grad).all()
+
+
 def test_training_can_be_cancelled(tiny_bert):
     texts, prices = synthetic_catalog(240)
     config = TrainConfig(trainer="finetune", base_model=str(tiny_bert), epochs=2, batch_size=16)
