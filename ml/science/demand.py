@@ -885,6 +885,9 @@ WRONG_SIGN = -0.05  # an elasticity above this is no usable price response
 DEFAULT_PRIOR = (-1.5, 1.0)  # where not even the tenant's slope is negative: weak, wide
 DISPERSION_PRIOR_ROWS = 30.0  # rows of weight on the tenant's dispersion for each SKU's
 SE_BLOCK_DAYS = 14  # days whose errors may be correlated (a shock, a display, a season)
+# The fewest independent clusters the sandwich's small-sample correction assumes (t with 2
+# degrees of freedom: a SKU whose slope rests on one or two held prices is not read as certain)
+SE_CLUSTERS_MIN = 3.0
 SHRINK_FLOOR = 0.5  # a SKU keeps at least this weight on its own data (see _shrink)
 
 
@@ -898,7 +901,9 @@ def _variance_parts(y, m, w, x, sku, day, n, s0, s1, info, kw=1.0, var=None, ori
     """Per SKU, the parts of the variance of its own price slope that holds when counts are
     overdispersed and errors correlate over nearby days: the larger of (a) the model variance
     scaled by the SKU's Pearson dispersion (shrunk toward the tenant's) and (b) the sandwich
-    clustered by blocks of SE_BLOCK_DAYS days from the tenant's first day (one of `origins`).
+    clustered by blocks of SE_BLOCK_DAYS days from the tenant's first day (one of `origins`),
+    a price held longer than that one cluster (`_held_since`), with the small-sample
+    correction of few clusters (`_few_clusters`).
     The tenant's dispersion needs every SKU: _variance_of completes the variance over all the
     blocks' parts (in one process, over the one block)."""
     rows = np.bincount(sku, minlength=n).astype(float)
@@ -910,9 +915,11 @@ def _variance_parts(y, m, w, x, sku, day, n, s0, s1, info, kw=1.0, var=None, ori
     df = np.maximum(rows - 2, 0)
     centred = x - (s1 / np.maximum(s0, 1e-12))[sku]
     score = kw * (y - m) * centred
+    share = (kw * centred) ** 2 * var  # each row's part of the score's variance (independent)
+    since = _held_since(sku, day, x)
     meats = []
     for origin in origins:
-        block = (day - origin) // SE_BLOCK_DAYS
+        block = (since - origin) // SE_BLOCK_DAYS
         width = int(block.max()) + 1
         key = sku.astype(np.int64) * width + block
         uniq, inverse = np.unique(key, return_inverse=True)
@@ -920,11 +927,53 @@ def _variance_parts(y, m, w, x, sku, day, n, s0, s1, info, kw=1.0, var=None, ori
         owner = uniq // width
         meat = np.bincount(owner, weights=sums**2, minlength=n)
         groups = np.bincount(owner, minlength=n).astype(float)
-        meats.append(meat * np.where(groups > 1, groups / np.maximum(groups - 1, 1), 1.0))
+        meat = meat * np.where(groups > 1, groups / np.maximum(groups - 1, 1), 1.0)
+        meats.append(meat * _few_clusters(np.bincount(inverse, weights=share), owner, n))
     # the model variance of a kernel-weighted score: phi * sum(kw^2 Var x^2) / info^2
     model = np.bincount(sku, weights=kw * w * centred**2, minlength=n)
     return {"pearson": pearson, "df": df, "model": model, "info2": info**2, "meat": meats,
             "origins": list(origins)}  # fmt: skip
+
+
+def _held_since(sku, day, x) -> np.ndarray:
+    """Per row, the first day of the run of the SKU's days at the same value of `x` (its
+    regressor: a price held) that the row belongs to. The sandwich clusters rows by the block of
+    that day: a price held for months is one cluster, not one per block of days, since every
+    error over those months moves the slope's estimate the same way (a slow drift in demand
+    while the price stands still looks like the price's effect); prices that move every few
+    days fall in the blocks of their days, as before."""
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) < 2:
+        return np.asarray(day)
+    key = sku.astype(np.int64) * (int(np.max(day)) - int(np.min(day)) + 1) + (day - np.min(day))
+    order = np.arange(len(x)) if np.all(np.diff(key) >= 0) else np.argsort(key, kind="stable")
+    xs, ss = x[order], sku[order]
+    starts = np.ones(len(x), bool)
+    starts[1:] = (ss[1:] != ss[:-1]) | (np.abs(xs[1:] - xs[:-1]) > 1e-9 * (1 + np.abs(xs[1:])))
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(x)), 0))
+    since = np.empty_like(np.asarray(day))
+    since[order] = np.asarray(day)[order][first]
+    return since
+
+
+def _few_clusters(share, owner, n: int) -> np.ndarray:
+    """Per SKU, the factor on its clustered sandwich for few independent clusters: with G of
+    them the slope over its s.e. is about t with G - 1 degrees of freedom, not normal, so the
+    variance is scaled by (t_{G-1}(0.975) / z(0.975))^2 (the t critical values that Cameron and
+    Miller advise for few clusters, stated as a wider s.e. for the normal the decisions read).
+    G is the effective number from the design (`share`: each cluster's part of the score's
+    variance were its rows independent; G = (sum share)^2 / sum share^2): a slope that rests on
+    one or two held prices near today's (the kernel weighs the others little) has few,
+    whatever the history's length. At least SE_CLUSTERS_MIN; with daily prices over months,
+    G is in the tens and the factor about 1."""
+    from scipy.stats import t as student
+
+    total = np.bincount(owner, weights=share, minlength=n)
+    square = np.bincount(owner, weights=share * share, minlength=n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = np.where(square > 0, total * total / square, SE_CLUSTERS_MIN)
+    g = np.maximum(np.nan_to_num(g, nan=SE_CLUSTERS_MIN), SE_CLUSTERS_MIN)
+    return (student.ppf(0.975, g - 1) / student.ppf(0.975, np.inf)) ** 2
 
 
 def _sign_fallback(e, se, category):

@@ -232,6 +232,68 @@ def test_the_curvatures_interval_holds_when_shocks_run_over_days():
     assert covered / total >= 0.85
 
 
+def held_prices(seed, skus=150, days=360, hold=60, rho=0.97, sd=0.3):
+    """Constant-elasticity SKUs whose price is held `hold` days at a time (one of five levels)
+    while demand drifts slowly (an AR(1) shock over days): few independent price changes."""
+    rng = np.random.default_rng(seed)
+    e = -rng.uniform(1.0, 3.0, skus)
+    sku = np.repeat(np.arange(skus), days)
+    day = np.tile(738000 + np.arange(days), skus)
+    levels = np.array([-0.2, -0.1, 0.0, 0.1, 0.2])
+    x = np.concatenate([np.repeat(rng.choice(levels, days // hold), hold) for _ in range(skus)])
+    shock = np.zeros((skus, days))
+    shock[:, 0] = rng.normal(0, sd, skus)
+    eps = rng.normal(0, sd * np.sqrt(1 - rho**2), (skus, days))
+    for d in range(1, days):
+        shock[:, d] = rho * shock[:, d - 1] + eps[:, d]
+    units = rng.poisson(10 * np.exp(e[sku] * x + shock.ravel() - sd**2 / 2))
+    today = 10 * np.exp(x.reshape(skus, days)[:, -1])
+    panel = Panel(sku=sku, day=day, units=units, price=10 * np.exp(x),
+                  category=np.arange(skus) % 3, current_price=today)  # fmt: skip
+    return panel, e, today
+
+
+def test_slope_intervals_hold_when_prices_are_held_for_months_and_demand_drifts():
+    # Prices held 60 days at a time, demand drifting over weeks: a slope rests on five or six
+    # price changes. The sandwich over 14-day blocks treated each block of a held price as
+    # independent and its intervals held 0.86 of the true slopes (normal quantiles on a
+    # handful of clusters); clustered by held price, with t quantiles for their few number,
+    # 0.95.
+    covered = total = 0
+    for seed in (0, 1):
+        panel, e, today = held_prices(seed)
+        fit = fit_demand(panel)
+        skus = np.arange(len(e))
+        slope = fit.elasticity_at(skus, today)
+        covered += int(np.sum(np.abs(slope - e) <= 1.96 * fit.elasticity_se))
+        total += len(e)
+    assert covered / total >= 0.9
+
+
+def test_held_prices_are_one_cluster_and_daily_prices_keep_their_blocks():
+    from ml.science.demand import SE_BLOCK_DAYS, _few_clusters, _held_since
+
+    day = np.arange(100, 160)
+    sku = np.zeros(60, int)
+    held = np.repeat([1.0, 2.0], 30)  # two prices of 30 days each
+    since = _held_since(sku, day, held)
+    assert set(since[:30]) == {100} and set(since[30:]) == {130}
+    daily = np.arange(60.0)  # a new price every day: every row its own day
+    assert np.array_equal(_held_since(sku, day, daily), day)
+    # rows out of order are read in day order
+    shuffled = np.random.default_rng(0).permutation(60)
+    assert np.array_equal(_held_since(sku, day[shuffled], held[shuffled]), since[shuffled])
+    # two SKUs at the same price are never one run
+    two = _held_since(np.repeat([0, 1], 30), np.tile(np.arange(100, 130), 2), np.ones(60))
+    assert set(two) == {100}  # each SKU's own first day
+    # few clusters widen the variance, many leave it about as it was
+    owner = np.zeros(2, int)
+    assert _few_clusters(np.ones(2), owner, 1)[0] == pytest.approx((4.303 / 1.96) ** 2, rel=1e-3)
+    many = np.zeros(26, int)
+    assert 1.0 < _few_clusters(np.ones(26), many, 1)[0] < 1.12
+    assert SE_BLOCK_DAYS == 14
+
+
 def test_expected_units_follow_the_recent_level_not_the_years_average():
     rng = np.random.default_rng(9)
     skus, days = 30, 300
