@@ -368,6 +368,7 @@ def _block_arrays(fit) -> dict:
             for key in _VAR_KEYS:
                 out[f"{name}.{key}"] = value[key]
             out[f"{name}.meat"] = np.vstack(value["meat"])
+            out[f"{name}.clusters"] = np.vstack(value["clusters"])
             out[f"{name}.origins"] = np.asarray(value["origins"])
             if "first" in value:
                 out[f"{name}.first"] = np.asarray(value["first"])
@@ -390,6 +391,9 @@ def _block_of(arrays, nb_k: float, recent: bool = True):
                 continue
             part = {key: arrays[f"{name}.{key}"] for key in _VAR_KEYS}
             part["meat"] = list(arrays[f"{name}.meat"])
+            # (blocks stored before the few-clusters factor: none, a factor of 1)
+            key = f"{name}.clusters"
+            part["clusters"] = list(arrays[key]) if key in arrays.files else None
             part["origins"] = arrays[f"{name}.origins"].tolist()
             if f"{name}.first" in arrays.files:
                 part["first"] = int(arrays[f"{name}.first"])

@@ -557,6 +557,7 @@ def fit_block(
     last = np.zeros(n)
     order = np.lexsort((day, sku))  # by SKU, then day: each SKU's run ends with its latest day
     ends = np.flatnonzero(np.r_[sku[order][1:] != sku[order][:-1], True])
+    since = _held_since(sku, day, lp, order)  # each row's price: held since that day
     last[sku[order][ends]] = lp[order][ends]
     seen_low = _per_sku(np.minimum, lp, sku, n, np.inf)  # each SKU's prices' range, in logs
     seen_high = _per_sku(np.maximum, lp, sku, n, -np.inf)
@@ -602,7 +603,7 @@ def fit_block(
     centre = np.where(has, skewed, last)
     day0 = pooled.day_range[0]
     slope_var = _variance_parts(
-        y, m, wt, lp, sku, day, n, s0, s1, np.maximum(info_b, 1e-12), kw, var_b, [day0]
+        y, m, wt, lp, sku, day, n, s0, s1, np.maximum(info_b, 1e-12), kw, var_b, [day0], since
     )
     sold = np.bincount(sku, weights=y, minlength=n) > 0
 
@@ -618,7 +619,7 @@ def fit_block(
     # correlate its errors over days, as the slope's
     curvature_var = _variance_parts(
         y, m_c, w_c, effective_c, sku, day, n, np.ones(n), np.zeros(n),
-        np.maximum(info_c, 1e-12), origins=[day0],
+        np.maximum(info_c, 1e-12), origins=[day0], since=since,
     )  # fmt: skip
     del m_c, w_c, effective_c  # row-length: not held through the hinge's fit
     # The hinge above the competitor, fitted together with the slope and the curvature: where
@@ -649,7 +650,7 @@ def fit_block(
             origins = range(first - SE_BLOCK_DAYS + 1, first + 1) if every_origin else [first]
             hinge_var = _variance_parts(
                 y[e], m_r, w_r, effective, sku[e], day[e], n, np.ones(n), np.zeros(n),
-                np.maximum(info_h, 1e-12), origins=list(origins),
+                np.maximum(info_h, 1e-12), origins=list(origins), since=since[e],
             )  # fmt: skip
             hinge_var["first"] = first
     recent = day > pooled.day_range[1] - LEVEL_WINDOW_DAYS
@@ -702,29 +703,42 @@ def _no_rows(n: int, origin: int) -> dict:
     zero = np.zeros(n)
     info2 = np.full(n, 1e-24)  # as np.maximum(info, 1e-12) ** 2 of no rows
     return {"pearson": zero, "df": zero, "model": zero, "info2": info2, "meat": [zero],
-            "origins": [origin]}  # fmt: skip
+            "clusters": [np.full(n, np.inf)], "origins": [origin]}  # fmt: skip
 
 
 def _variance_of(parts: list[dict], origin: int | None = None):
     """The tenant's dispersion and each SKU's variance from the blocks' _variance_parts (in
     SKU order): the formula of the one-process fit over all of them. `origin`: the first day of the
-    error blocks' grid (a block that computed every origin has one per residue mod 14)."""
+    error blocks' grid (a block that computed every origin has one per residue mod 14). Also
+    each SKU's factor on that variance for few clusters (the sandwich's `_few_clusters`; 1 for
+    parts stored without them), for the s.e. a decision reads: not part of the variance (the
+    spread between SKUs and the shrinkage read the variance itself)."""
+
+    def pick(p, key):
+        if origin is None or len(p["origins"]) == 1:
+            return p[key][0]
+        residues = [o % SE_BLOCK_DAYS for o in p["origins"]]
+        return p[key][residues.index(origin % SE_BLOCK_DAYS)]
+
     pearson = np.concatenate([p["pearson"] for p in parts])
     df = np.concatenate([p["df"] for p in parts])
     model = np.concatenate([p["model"] for p in parts])
     info2 = np.concatenate([p["info2"] for p in parts])
-    meat = np.concatenate(
-        [
-            p["meat"][0]
-            if origin is None or len(p["origins"]) == 1
-            else p["meat"][[o % SE_BLOCK_DAYS for o in p["origins"]].index(origin % SE_BLOCK_DAYS)]
-            for p in parts
-        ]
-    )
+    meat = np.concatenate([pick(p, "meat") for p in parts])
+    clusters = np.concatenate(
+        [pick(p, "clusters") if p.get("clusters") is not None else np.full(len(p["df"]), np.inf)
+         for p in parts]
+    )  # fmt: skip
     tenant = float(max(pearson.sum() / max(df.sum(), 1.0), 1.0))
     phi = (pearson + DISPERSION_PRIOR_ROWS * tenant) / (df + DISPERSION_PRIOR_ROWS)
     phi = np.maximum(phi, 1.0)
-    return np.maximum(phi * model / info2, meat / info2), phi, tenant
+    variance = np.maximum(phi * model / info2, meat / info2)
+    # the factor on the sandwich, which few clusters make noisy (the model's variance reads
+    # every row); stated on the variance: 1 where the model's is the larger still
+    widened = np.maximum(phi * model / info2, meat * _few_clusters(clusters) / info2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        widen = np.where(variance > 0, widened / variance, 1.0)
+    return variance, phi, tenant, np.nan_to_num(widen, nan=1.0, posinf=1.0)
 
 
 def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -> DemandFit:
@@ -736,16 +750,18 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
     n = sum(block.n for block in blocks)
     beta, cov, names = pooled.beta, pooled.cov, pooled.names
     pooled_e, pooled_se = float(beta[0]), float(np.sqrt(max(cov[0, 0], 0.0)))
-    variance, phi, dispersion = _variance_of([block.slope_var for block in blocks])
+    variance, phi, dispersion, widen = _variance_of([block.slope_var for block in blocks])
     raw = _concat(blocks, "straight")
     has = np.isfinite(raw)
     raw_se = np.full(n, np.inf)
     raw_se[has] = np.sqrt(variance[has])
     raw_c = _concat(blocks, "raw_c")
     raw_c_se = _concat(blocks, "raw_c_se") * np.sqrt(phi)  # overdispersion widens it too
+    widen_c = np.ones(n)
     if all(block.curvature_var is not None for block in blocks):
         # and errors correlated over days (the sandwich, as the slope's): never below
-        robust_c, _phi_c, _tenant_c = _variance_of([block.curvature_var for block in blocks])
+        parts = [block.curvature_var for block in blocks]
+        robust_c, _phi_c, _tenant_c, widen_c = _variance_of(parts)
         raw_c_se = np.where(np.isfinite(raw_c_se), np.maximum(raw_c_se, np.sqrt(robust_c)),
                             raw_c_se)  # fmt: skip
     hinge, hinge_se = np.zeros(n), np.full(n, np.inf)
@@ -753,7 +769,9 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
     if fitted:
         first = min(part["first"] for part in fitted)
         parts = [block.hinge_var or _no_rows(block.n, first) for block in blocks]
-        robust, _phi_h, _tenant_h = _variance_of(parts, first)
+        # (the hinge's s.e. is read as a variance by the catalog's spread of hinges: no
+        # factor for few clusters)
+        robust, _phi_h, _tenant_h, _widen_h = _variance_of(parts, first)
         h, b_joint = _concat(blocks, "hinge"), _concat(blocks, "b_joint")
         h_se = np.maximum(_concat(blocks, "hinge_se") * np.sqrt(phi), np.sqrt(robust))
         b_joint_se = _concat(blocks, "b_joint_se") * np.sqrt(phi)
@@ -765,13 +783,17 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
 
     # Empirical Bayes: SKU -> category -> pooled.
     category = np.zeros(n, int) if category is None else np.asarray(category, int)
-    shrunk, shrunk_se, by_cat = _shrink(raw, raw_se, category, pooled_e, pooled_se)
+    # The s.e. that decisions read takes the factor for few clusters on the SKU's own part; the
+    # spread between SKUs and the weights read the variance itself.
+    shrunk, shrunk_se, by_cat = _shrink(raw, raw_se, category, pooled_e, pooled_se, widen)
     known_c = np.isfinite(raw_c)
     if known_c.any():
         prec = 1 / raw_c_se[known_c] ** 2
         pooled_c = float(np.sum(prec * raw_c[known_c]) / np.sum(prec))
         pooled_c_se = float(np.sqrt(1 / np.sum(prec)))
-        curvature, curvature_se, _ = _shrink(raw_c, raw_c_se, category, pooled_c, pooled_c_se)
+        curvature, curvature_se, _ = _shrink(
+            raw_c, raw_c_se, category, pooled_c, pooled_c_se, widen_c
+        )
     else:
         curvature, curvature_se = np.zeros(n), np.full(n, np.inf)
     curvature = np.clip(curvature, *CURVATURE_RANGE)
@@ -885,9 +907,10 @@ WRONG_SIGN = -0.05  # an elasticity above this is no usable price response
 DEFAULT_PRIOR = (-1.5, 1.0)  # where not even the tenant's slope is negative: weak, wide
 DISPERSION_PRIOR_ROWS = 30.0  # rows of weight on the tenant's dispersion for each SKU's
 SE_BLOCK_DAYS = 14  # days whose errors may be correlated (a shock, a display, a season)
-# The fewest independent clusters the sandwich's small-sample correction assumes (t with 2
-# degrees of freedom: a SKU whose slope rests on one or two held prices is not read as certain)
+# The fewest independent clusters the small-sample correction assumes (t with 2 degrees of
+# freedom: a SKU whose slope rests on one or two held prices is not read as certain)
 SE_CLUSTERS_MIN = 3.0
+HELD_PRICE_TOLERANCE = 0.005  # prices within 0.5 % of the day before's are the same price held
 SHRINK_FLOOR = 0.5  # a SKU keeps at least this weight on its own data (see _shrink)
 
 
@@ -897,13 +920,16 @@ def _per_sku(reduce, values, sku, n, empty):
     return out
 
 
-def _variance_parts(y, m, w, x, sku, day, n, s0, s1, info, kw=1.0, var=None, origins=(0,)):
+def _variance_parts(
+    y, m, w, x, sku, day, n, s0, s1, info, kw=1.0, var=None, origins=(0,), since=None
+):
     """Per SKU, the parts of the variance of its own price slope that holds when counts are
     overdispersed and errors correlate over nearby days: the larger of (a) the model variance
     scaled by the SKU's Pearson dispersion (shrunk toward the tenant's) and (b) the sandwich
-    clustered by blocks of SE_BLOCK_DAYS days from the tenant's first day (one of `origins`),
-    a price held longer than that one cluster (`_held_since`), with the small-sample
-    correction of few clusters (`_few_clusters`).
+    clustered by blocks of SE_BLOCK_DAYS days from the tenant's first day (one of `origins`):
+    each row in the block of the day its price was set (`since`, `_held_since`: a price held
+    longer than a block is one cluster; None: its own day). Also the effective number of those
+    clusters per SKU (`_clusters`), for the small-sample factor (`_few_clusters`).
     The tenant's dispersion needs every SKU: _variance_of completes the variance over all the
     blocks' parts (in one process, over the one block)."""
     rows = np.bincount(sku, minlength=n).astype(float)
@@ -916,8 +942,8 @@ def _variance_parts(y, m, w, x, sku, day, n, s0, s1, info, kw=1.0, var=None, ori
     centred = x - (s1 / np.maximum(s0, 1e-12))[sku]
     score = kw * (y - m) * centred
     share = (kw * centred) ** 2 * var  # each row's part of the score's variance (independent)
-    since = _held_since(sku, day, x)
-    meats = []
+    since = day if since is None else since
+    meats, clusters = [], []
     for origin in origins:
         block = (since - origin) // SE_BLOCK_DAYS
         width = int(block.max()) + 1
@@ -927,53 +953,65 @@ def _variance_parts(y, m, w, x, sku, day, n, s0, s1, info, kw=1.0, var=None, ori
         owner = uniq // width
         meat = np.bincount(owner, weights=sums**2, minlength=n)
         groups = np.bincount(owner, minlength=n).astype(float)
-        meat = meat * np.where(groups > 1, groups / np.maximum(groups - 1, 1), 1.0)
-        meats.append(meat * _few_clusters(np.bincount(inverse, weights=share), owner, n))
+        meats.append(meat * np.where(groups > 1, groups / np.maximum(groups - 1, 1), 1.0))
+        clusters.append(_clusters(np.bincount(inverse, weights=share), owner, n))
     # the model variance of a kernel-weighted score: phi * sum(kw^2 Var x^2) / info^2
     model = np.bincount(sku, weights=kw * w * centred**2, minlength=n)
     return {"pearson": pearson, "df": df, "model": model, "info2": info**2, "meat": meats,
-            "origins": list(origins)}  # fmt: skip
+            "clusters": clusters, "origins": list(origins)}  # fmt: skip
 
 
-def _held_since(sku, day, x) -> np.ndarray:
-    """Per row, the first day of the run of the SKU's days at the same value of `x` (its
-    regressor: a price held) that the row belongs to. The sandwich clusters rows by the block of
-    that day: a price held for months is one cluster, not one per block of days, since every
+def _held_since(sku, day, price, order=None) -> np.ndarray:
+    """Per row, the first day of the run of the SKU's days at the same price (within
+    HELD_PRICE_TOLERANCE of the day before's: a paid price read off revenue over units jitters)
+    that the row belongs to; a missing price ends a run. The sandwich clusters rows by the block
+    of that day: a price held for months is one cluster, not one per block of days, since every
     error over those months moves the slope's estimate the same way (a slow drift in demand
     while the price stands still looks like the price's effect); prices that move every few
-    days fall in the blocks of their days, as before."""
-    x = np.asarray(x, dtype=np.float64)
-    if len(x) < 2:
-        return np.asarray(day)
-    key = sku.astype(np.int64) * (int(np.max(day)) - int(np.min(day)) + 1) + (day - np.min(day))
-    order = np.arange(len(x)) if np.all(np.diff(key) >= 0) else np.argsort(key, kind="stable")
-    xs, ss = x[order], sku[order]
-    starts = np.ones(len(x), bool)
-    starts[1:] = (ss[1:] != ss[:-1]) | (np.abs(xs[1:] - xs[:-1]) > 1e-9 * (1 + np.abs(xs[1:])))
-    first = np.maximum.accumulate(np.where(starts, np.arange(len(x)), 0))
-    since = np.empty_like(np.asarray(day))
-    since[order] = np.asarray(day)[order][first]
+    days fall in the blocks of their days, as before. `price` in logs; `order`: the rows by
+    SKU, then day (sorted here where not given)."""
+    price, day = np.asarray(price, dtype=np.float64), np.asarray(day)
+    if len(price) < 2:
+        return day.copy()
+    order = np.lexsort((day, sku)) if order is None else order
+    ps, ss = price[order], sku[order]
+    starts = np.empty(len(price), bool)
+    starts[0] = True
+    with np.errstate(invalid="ignore"):
+        starts[1:] = ~(np.abs(ps[1:] - ps[:-1]) <= np.log1p(HELD_PRICE_TOLERANCE))
+    starts[1:] |= ss[1:] != ss[:-1]
+    since = np.empty_like(day)
+    since[order] = day[order][np.maximum.accumulate(np.where(starts, np.arange(len(price)), 0))]
     return since
 
 
-def _few_clusters(share, owner, n: int) -> np.ndarray:
-    """Per SKU, the factor on its clustered sandwich for few independent clusters: with G of
-    them the slope over its s.e. is about t with G - 1 degrees of freedom, not normal, so the
-    variance is scaled by (t_{G-1}(0.975) / z(0.975))^2 (the t critical values that Cameron and
-    Miller advise for few clusters, stated as a wider s.e. for the normal the decisions read).
-    G is the effective number from the design (`share`: each cluster's part of the score's
-    variance were its rows independent; G = (sum share)^2 / sum share^2): a slope that rests on
-    one or two held prices near today's (the kernel weighs the others little) has few,
-    whatever the history's length. At least SE_CLUSTERS_MIN; with daily prices over months,
-    G is in the tens and the factor about 1."""
-    from scipy.stats import t as student
-
+def _clusters(share, owner, n: int) -> np.ndarray:
+    """Per SKU, the effective number of independent clusters of its estimate: (sum a)^2 /
+    sum a^2 over its clusters, a each cluster's part of the score's variance were its rows
+    independent (the design's, not the residuals': steady). The kernel around today's price
+    weighs far prices little, so a slope that rests on one or two held prices near today's has
+    few, whatever the history's length; inf for a SKU without rows."""
     total = np.bincount(owner, weights=share, minlength=n)
     square = np.bincount(owner, weights=share * share, minlength=n)
     with np.errstate(divide="ignore", invalid="ignore"):
-        g = np.where(square > 0, total * total / square, SE_CLUSTERS_MIN)
-    g = np.maximum(np.nan_to_num(g, nan=SE_CLUSTERS_MIN), SE_CLUSTERS_MIN)
-    return (student.ppf(0.975, g - 1) / student.ppf(0.975, np.inf)) ** 2
+        return np.where(square > 0, total * total / square, np.inf)
+
+
+def _few_clusters(clusters) -> np.ndarray:
+    """Per SKU, the factor on the variance of its estimate for the s.e. that decisions read,
+    for few independent clusters: with G of them the estimate over its s.e. is about t with
+    G - 1 degrees of freedom, not normal (heavy tails: moves judged unlikely to lose money lose
+    more often than said), so the variance is scaled by (t_{G-1}(0.975) / z(0.975))^2, the t
+    critical values advised for few clusters (Cameron and Miller) stated as a wider s.e. for
+    the normal the decisions read. G at least SE_CLUSTERS_MIN; with daily prices over months it
+    is in the tens and the factor about 1.1; 1 where unknown (inf)."""
+    from scipy.stats import t as student
+
+    g = np.asarray(clusters, dtype=np.float64)
+    known = np.isfinite(g)
+    g = np.maximum(np.where(known, g, SE_CLUSTERS_MIN), SE_CLUSTERS_MIN)
+    ratio = student.ppf(0.975, g - 1) / student.ppf(0.975, np.inf)
+    return np.where(known, ratio * ratio, 1.0)
 
 
 def _sign_fallback(e, se, category):
@@ -1153,8 +1191,11 @@ def _tau2(est: np.ndarray, se: np.ndarray, centre: float) -> float:
     return float(max(np.mean((est - centre) ** 2 - se**2), 0.01))
 
 
-def _shrink(raw, raw_se, category, pooled, pooled_se):
+def _shrink(raw, raw_se, category, pooled, pooled_se, widen=None):
+    """Empirical Bayes SKU -> category -> pooled. `widen`: per SKU, a factor on its own
+    variance in its posterior's s.e. only (`_few_clusters`), not in the weights or the spread."""
     n = len(raw)
+    widen = np.ones(n) if widen is None else np.asarray(widen, dtype=np.float64)
     known = np.isfinite(raw) & np.isfinite(raw_se)
     out = np.full(n, pooled)
     out_se = np.full(n, max(pooled_se, 0.5))
@@ -1177,7 +1218,7 @@ def _shrink(raw, raw_se, category, pooled, pooled_se):
         w = np.maximum(tau / (tau + raw_se[k] ** 2), SHRINK_FLOOR)
         out[k] = w * raw[k] + (1 - w) * cat_mean
         # the posterior spread, plus what is unsure about the category's own mean
-        out_se[k] = np.sqrt(w * raw_se[k] ** 2 + (1 - w) ** 2 * cat_se**2)
+        out_se[k] = np.sqrt(w * raw_se[k] ** 2 * widen[k] + (1 - w) ** 2 * cat_se**2)
         cold = members & ~known  # no usable history: the category's prior
         out[cold] = cat_mean
         out_se[cold] = np.sqrt(cat_se**2 + tau)

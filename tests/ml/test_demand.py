@@ -271,27 +271,43 @@ def test_slope_intervals_hold_when_prices_are_held_for_months_and_demand_drifts(
 
 
 def test_held_prices_are_one_cluster_and_daily_prices_keep_their_blocks():
-    from ml.science.demand import SE_BLOCK_DAYS, _few_clusters, _held_since
+    from ml.science.demand import _held_since
 
     day = np.arange(100, 160)
     sku = np.zeros(60, int)
-    held = np.repeat([1.0, 2.0], 30)  # two prices of 30 days each
+    # two prices of 30 days each, the first jittering by 0.1 % (a paid price read off revenue)
+    held = np.log(np.r_[10 * (1 + 0.001 * (np.arange(30) % 2)), np.full(30, 12.0)])
     since = _held_since(sku, day, held)
     assert set(since[:30]) == {100} and set(since[30:]) == {130}
-    daily = np.arange(60.0)  # a new price every day: every row its own day
-    assert np.array_equal(_held_since(sku, day, daily), day)
+    # a new price every day: every row its own day
+    assert np.array_equal(_held_since(sku, day, np.log(10 + np.arange(60.0))), day)
+    # back to an earlier price is a new run; a day without a price ends one
+    back = np.log(np.r_[np.full(20, 10.0), np.full(20, 12.0), np.full(20, 10.0)])
+    assert set(_held_since(sku, day, back)[40:]) == {140}
+    gap = held.copy()
+    gap[10] = np.nan
+    assert set(_held_since(sku, day, gap)[11:30]) == {111}
     # rows out of order are read in day order
     shuffled = np.random.default_rng(0).permutation(60)
     assert np.array_equal(_held_since(sku, day[shuffled], held[shuffled]), since[shuffled])
-    # two SKUs at the same price are never one run
-    two = _held_since(np.repeat([0, 1], 30), np.tile(np.arange(100, 130), 2), np.ones(60))
-    assert set(two) == {100}  # each SKU's own first day
-    # few clusters widen the variance, many leave it about as it was
-    owner = np.zeros(2, int)
-    assert _few_clusters(np.ones(2), owner, 1)[0] == pytest.approx((4.303 / 1.96) ** 2, rel=1e-3)
-    many = np.zeros(26, int)
-    assert 1.0 < _few_clusters(np.ones(26), many, 1)[0] < 1.12
-    assert SE_BLOCK_DAYS == 14
+    # two SKUs at the same price are two runs, each from its own first day
+    two = _held_since(np.repeat([0, 1], 30), np.r_[np.arange(100, 130), np.arange(110, 140)],
+                      np.zeros(60))  # fmt: skip
+    assert set(two[:30]) == {100} and set(two[30:]) == {110}
+
+
+def test_few_clusters_widen_the_doubt_and_many_leave_it():
+    from ml.science.demand import _clusters, _few_clusters
+
+    # two clusters alike: two of them (read as 3, t with 2 degrees of freedom); one dominant
+    # cluster and many small: about one; 26 alike (daily prices over a year): 26
+    owner = np.r_[0, 0, np.full(26, 1), 2, 2, 2]
+    share = np.r_[1.0, 1.0, np.ones(26), 100.0, 0.01, 0.01]
+    g = _clusters(share, owner, 4)
+    assert g[:3] == pytest.approx([2.0, 26.0, 1.0], rel=1e-3) and np.isinf(g[3])
+    factor = _few_clusters(g)
+    assert factor[0] == pytest.approx((4.303 / 1.960) ** 2, rel=1e-3) == factor[2]
+    assert 1.0 < factor[1] < 1.12 and factor[3] == 1.0
 
 
 def test_expected_units_follow_the_recent_level_not_the_years_average():
