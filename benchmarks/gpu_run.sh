@@ -10,8 +10,8 @@
 # PYTHON=.venv/bin/python benchmarks/gpu_run.sh measure BUNDLE OUT --device cpu
 # --max-products 250 --epochs 1).
 #
-# BUNDLE: a folder inside the checkout that git ignores (e.g. `.gpu`, listed in
-# .git/info/exclude), made by `bundle` on a machine with the project's virtual environment;
+# BUNDLE: a folder inside the checkout that git ignores (`.gpu`, in .gitignore), made by
+# `bundle` on a machine with the project's virtual environment;
 # `stage` carries whl/ and model_a/ to the GPU machine, `measure` (while it is still warm)
 # model_b/ and data/:
 #   whl/      transformers, tokenizers, huggingface_hub and peft wheels at requirements/ml.txt's

@@ -710,9 +710,9 @@ def _variance_of(parts: list[dict], origin: int | None = None):
     """The tenant's dispersion and each SKU's variance from the blocks' _variance_parts (in
     SKU order): the formula of the one-process fit over all of them. `origin`: the first day of the
     error blocks' grid (a block that computed every origin has one per residue mod 14). Also
-    each SKU's factor on that variance for few clusters (the sandwich's `_few_clusters`; 1 for
-    parts stored without them), for the s.e. a decision reads: not part of the variance (the
-    spread between SKUs and the shrinkage read the variance itself)."""
+    each SKU's variance with the factor for few clusters on the sandwich (`_few_clusters`; none
+    for parts stored without them), for the s.e. a decision reads: not the variance that the
+    spread between SKUs and the shrinkage read (`_widen`)."""
 
     def pick(p, key):
         if origin is None or len(p["origins"]) == 1:
@@ -733,12 +733,10 @@ def _variance_of(parts: list[dict], origin: int | None = None):
     phi = (pearson + DISPERSION_PRIOR_ROWS * tenant) / (df + DISPERSION_PRIOR_ROWS)
     phi = np.maximum(phi, 1.0)
     variance = np.maximum(phi * model / info2, meat / info2)
-    # the factor on the sandwich, which few clusters make noisy (the model's variance reads
-    # every row); stated on the variance: 1 where the model's is the larger still
+    # with the factor on the sandwich, which few clusters make noisy (the model's variance
+    # reads every row): never below the variance
     widened = np.maximum(phi * model / info2, meat * _few_clusters(clusters) / info2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        widen = np.where(variance > 0, widened / variance, 1.0)
-    return variance, phi, tenant, np.nan_to_num(widen, nan=1.0, posinf=1.0)
+    return variance, phi, tenant, widened
 
 
 def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -> DemandFit:
@@ -750,7 +748,7 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
     n = sum(block.n for block in blocks)
     beta, cov, names = pooled.beta, pooled.cov, pooled.names
     pooled_e, pooled_se = float(beta[0]), float(np.sqrt(max(cov[0, 0], 0.0)))
-    variance, phi, dispersion, widen = _variance_of([block.slope_var for block in blocks])
+    variance, phi, dispersion, widened = _variance_of([block.slope_var for block in blocks])
     raw = _concat(blocks, "straight")
     has = np.isfinite(raw)
     raw_se = np.full(n, np.inf)
@@ -761,9 +759,11 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
     if all(block.curvature_var is not None for block in blocks):
         # and errors correlated over days (the sandwich, as the slope's): never below
         parts = [block.curvature_var for block in blocks]
-        robust_c, _phi_c, _tenant_c, widen_c = _variance_of(parts)
+        robust_c, _phi_c, _tenant_c, widened_c = _variance_of(parts)
+        model_c = raw_c_se
         raw_c_se = np.where(np.isfinite(raw_c_se), np.maximum(raw_c_se, np.sqrt(robust_c)),
                             raw_c_se)  # fmt: skip
+        widen_c = _widen(raw_c_se**2, np.maximum(model_c**2, widened_c))
     hinge, hinge_se = np.zeros(n), np.full(n, np.inf)
     fitted = [block.hinge_var for block in blocks if block.hinge_var is not None]
     if fitted:
@@ -771,7 +771,7 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         parts = [block.hinge_var or _no_rows(block.n, first) for block in blocks]
         # (the hinge's s.e. is read as a variance by the catalog's spread of hinges: no
         # factor for few clusters)
-        robust, _phi_h, _tenant_h, _widen_h = _variance_of(parts, first)
+        robust, _phi_h, _tenant_h, _widened_h = _variance_of(parts, first)
         h, b_joint = _concat(blocks, "hinge"), _concat(blocks, "b_joint")
         h_se = np.maximum(_concat(blocks, "hinge_se") * np.sqrt(phi), np.sqrt(robust))
         b_joint_se = _concat(blocks, "b_joint_se") * np.sqrt(phi)
@@ -780,11 +780,13 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         hinge, hinge_se = np.where(known, h, 0.0), np.where(known, h_se, np.inf)
         raw = np.where(clear, b_joint, raw)
         raw_se = np.where(clear, np.maximum(raw_se, b_joint_se), raw_se)
+        widened = np.where(clear, np.maximum(widened, b_joint_se**2), widened)
 
     # Empirical Bayes: SKU -> category -> pooled.
     category = np.zeros(n, int) if category is None else np.asarray(category, int)
     # The s.e. that decisions read takes the factor for few clusters on the SKU's own part; the
     # spread between SKUs and the weights read the variance itself.
+    widen = _widen(raw_se**2, widened)
     shrunk, shrunk_se, by_cat = _shrink(raw, raw_se, category, pooled_e, pooled_se, widen)
     known_c = np.isfinite(raw_c)
     if known_c.any():
@@ -927,9 +929,12 @@ def _variance_parts(
     overdispersed and errors correlate over nearby days: the larger of (a) the model variance
     scaled by the SKU's Pearson dispersion (shrunk toward the tenant's) and (b) the sandwich
     clustered by blocks of SE_BLOCK_DAYS days from the tenant's first day (one of `origins`):
-    each row in the block of the day its price was set (`since`, `_held_since`: a price held
-    longer than a block is one cluster; None: its own day). Also the effective number of those
-    clusters per SKU (`_clusters`), for the small-sample factor (`_few_clusters`).
+    the larger of two, each row in the block of its own day, and each row in the block of the
+    day its price was set (`since`, `_held_since`: a price held longer than a block is one
+    cluster; None: the first alone). The day blocks are the floor: a slope with an intercept
+    on one or two held prices leaves each held price's errors summing to 0, a sandwich of
+    nothing. Also the effective number of held-price clusters per SKU (`_clusters`), for the
+    small-sample factor (`_few_clusters`).
     The tenant's dispersion needs every SKU: _variance_of completes the variance over all the
     blocks' parts (in one process, over the one block)."""
     rows = np.bincount(sku, minlength=n).astype(float)
@@ -942,34 +947,56 @@ def _variance_parts(
     centred = x - (s1 / np.maximum(s0, 1e-12))[sku]
     score = kw * (y - m) * centred
     share = (kw * centred) ** 2 * var  # each row's part of the score's variance (independent)
-    since = day if since is None else since
     meats, clusters = [], []
     for origin in origins:
-        block = (since - origin) // SE_BLOCK_DAYS
-        width = int(block.max()) + 1
-        key = sku.astype(np.int64) * width + block
-        uniq, inverse = np.unique(key, return_inverse=True)
-        sums = np.bincount(inverse, weights=score)
-        owner = uniq // width
-        meat = np.bincount(owner, weights=sums**2, minlength=n)
-        groups = np.bincount(owner, minlength=n).astype(float)
-        meats.append(meat * np.where(groups > 1, groups / np.maximum(groups - 1, 1), 1.0))
-        clusters.append(_clusters(np.bincount(inverse, weights=share), owner, n))
+        meat, g = _clustered(score, share, sku, day, n, origin)
+        if since is not None:
+            held, g = _clustered(score, share, sku, since, n, origin)
+            meat = np.maximum(meat, held)
+        meats.append(meat)
+        clusters.append(g)
     # the model variance of a kernel-weighted score: phi * sum(kw^2 Var x^2) / info^2
     model = np.bincount(sku, weights=kw * w * centred**2, minlength=n)
     return {"pearson": pearson, "df": df, "model": model, "info2": info**2, "meat": meats,
             "clusters": clusters, "origins": list(origins)}  # fmt: skip
 
 
+def _widen(variance, widened) -> np.ndarray:
+    """Per SKU, the factor (at least 1) from its variance to the variance with the factor for
+    few clusters, where both are finite and positive; 1 elsewhere."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = np.where(np.isfinite(variance) & (variance > 0), widened / variance, 1.0)
+    return np.maximum(np.nan_to_num(ratio, nan=1.0, posinf=1.0), 1.0)
+
+
+def _clustered(score, share, sku, day, n: int, origin: int):
+    """Per SKU, the sandwich's meat over blocks of SE_BLOCK_DAYS days from `origin` (each row
+    in the block of `day`), with the small-sample factor G / (G - 1), and the effective number
+    of its clusters (`_clusters`)."""
+    block = (day - origin) // SE_BLOCK_DAYS
+    width = int(block.max()) + 1
+    key = sku.astype(np.int64) * width + block
+    uniq, inverse = np.unique(key, return_inverse=True)
+    sums = np.bincount(inverse, weights=score)
+    owner = uniq // width
+    meat = np.bincount(owner, weights=sums**2, minlength=n)
+    groups = np.bincount(owner, minlength=n).astype(float)
+    meat = meat * np.where(groups > 1, groups / np.maximum(groups - 1, 1), 1.0)
+    return meat, _clusters(np.bincount(inverse, weights=share), owner, n)
+
+
 def _held_since(sku, day, price, order=None) -> np.ndarray:
-    """Per row, the first day of the run of the SKU's days at the same price (within
-    HELD_PRICE_TOLERANCE of the day before's: a paid price read off revenue over units jitters)
-    that the row belongs to; a missing price ends a run. The sandwich clusters rows by the block
-    of that day: a price held for months is one cluster, not one per block of days, since every
-    error over those months moves the slope's estimate the same way (a slow drift in demand
-    while the price stands still looks like the price's effect); prices that move every few
-    days fall in the blocks of their days, as before. `price` in logs; `order`: the rows by
-    SKU, then day (sorted here where not given)."""
+    """Per row, the first day of the run of the SKU's rows at the same price that the row
+    belongs to: within HELD_PRICE_TOLERANCE of the row before's (a paid price read off revenue
+    over units jitters) and of the run's first (a price nudged a little every day is not held:
+    its run ends once it has moved a tolerance's width, in bands of twice that from its first
+    price). Days without a row (an order export's days without a sale) do not end a run; a
+    missing price does. The sandwich clusters rows by the block of that day: a price held for
+    months is one cluster, not one per block of days, since every error over those months
+    moves the slope's estimate the same way (a slow drift in demand while the price stands
+    still looks like the price's effect); prices that move every few days fall in the blocks
+    of their days, as before. `price` in logs; `order`: the rows by SKU, then day (sorted here
+    where not given)."""
     price, day = np.asarray(price, dtype=np.float64), np.asarray(day)
     if len(price) < 2:
         return day.copy()
@@ -977,11 +1004,18 @@ def _held_since(sku, day, price, order=None) -> np.ndarray:
     ps, ss = price[order], sku[order]
     starts = np.empty(len(price), bool)
     starts[0] = True
+    tolerance = np.log1p(HELD_PRICE_TOLERANCE)
     with np.errstate(invalid="ignore"):
-        starts[1:] = ~(np.abs(ps[1:] - ps[:-1]) <= np.log1p(HELD_PRICE_TOLERANCE))
+        starts[1:] = ~(np.abs(ps[1:] - ps[:-1]) <= tolerance)
     starts[1:] |= ss[1:] != ss[:-1]
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(price)), 0))
+    # bands of twice the tolerance around each run's first price: a drift ends its run
+    with np.errstate(invalid="ignore"):
+        band = np.nan_to_num(np.round((ps - ps[first]) / (2 * tolerance)))
+    starts[1:] |= band[1:] != band[:-1]
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(price)), 0))
     since = np.empty_like(day)
-    since[order] = day[order][np.maximum.accumulate(np.where(starts, np.arange(len(price)), 0))]
+    since[order] = day[order][first]
     return since
 
 

@@ -253,15 +253,18 @@ def held_prices(seed, skus=150, days=360, hold=60, rho=0.97, sd=0.3):
     return panel, e, today
 
 
-def test_slope_intervals_hold_when_prices_are_held_for_months_and_demand_drifts():
-    # Prices held 60 days at a time, demand drifting over weeks: a slope rests on five or six
-    # price changes. The sandwich over 14-day blocks treated each block of a held price as
-    # independent and its intervals held 0.86 of the true slopes (normal quantiles on a
-    # handful of clusters); clustered by held price, with t quantiles for their few number,
-    # 0.97 (wide: an interval of held prices is honest about how little they say).
+@pytest.mark.parametrize("hold, before", [(60, 0.86), (180, 0.71)])
+def test_slope_intervals_hold_when_prices_are_held_for_months_and_demand_drifts(hold, before):
+    # Prices held 60 days at a time (a slope rests on five or six price changes), or 180 (one
+    # change in the year), demand drifting over weeks. The sandwich over 14-day blocks treated
+    # each block of a held price as independent: its intervals held `before` of the true slopes
+    # (normal quantiles on a handful of clusters). Clustered by held price (never below the
+    # blocks of days: with an intercept, one change leaves each held price's errors summing to
+    # 0), with t quantiles for their few number, 0.97-1.0 (wide: an interval of held prices is
+    # honest about how little they say).
     covered = total = 0
     for seed in (0, 1):
-        panel, e, today = held_prices(seed)
+        panel, e, today = held_prices(seed, hold=hold)
         fit = fit_demand(panel)
         skus = np.arange(len(e))
         slope = fit.elasticity_at(skus, today)
@@ -290,10 +293,28 @@ def test_held_prices_are_one_cluster_and_daily_prices_keep_their_blocks():
     # rows out of order are read in day order
     shuffled = np.random.default_rng(0).permutation(60)
     assert np.array_equal(_held_since(sku, day[shuffled], held[shuffled]), since[shuffled])
+    # a price nudged up 0.3 % a day (each step inside the tolerance) is not held for long
+    nudged = _held_since(sku, day, np.log(10) + 0.003 * np.arange(60))
+    assert len(np.unique(nudged)) >= 15
     # two SKUs at the same price are two runs, each from its own first day
     two = _held_since(np.repeat([0, 1], 30), np.r_[np.arange(100, 130), np.arange(110, 140)],
                       np.zeros(60))  # fmt: skip
     assert set(two[:30]) == {100} and set(two[30:]) == {110}
+
+
+def test_the_few_clusters_factor_widens_the_doubt_not_the_shrinkage():
+    from ml.science.demand import _shrink
+
+    rng = np.random.default_rng(4)
+    raw = rng.normal(-2.0, 0.6, 40)
+    raw_se = rng.uniform(0.2, 0.8, 40)
+    category = np.arange(40) % 3
+    widen = np.where(np.arange(40) % 2 == 0, 4.0, 1.0)
+    plain = _shrink(raw, raw_se, category, -1.8, 0.1)
+    wide = _shrink(raw, raw_se, category, -1.8, 0.1, widen)
+    assert np.array_equal(plain[0], wide[0]) and plain[2] == wide[2]  # estimates, categories
+    assert np.array_equal(plain[1][1::2], wide[1][1::2])  # factor 1: the same s.e.
+    assert np.all(wide[1][::2] > plain[1][::2] * 1.2)  # factor 4: wider
 
 
 def test_few_clusters_widen_the_doubt_and_many_leave_it():

@@ -18,16 +18,20 @@ PER_SKU = ("elasticity", "elasticity_se", "raw_elasticity", "raw_se", "curvature
 TENANT = ("pooled_elasticity", "pooled_se", "dispersion", "nb_k", "ramp_sd")
 
 
-def rich_panel(n=60, days=400, seed=0, truncated=True, competitor=True) -> Panel:
+def rich_panel(n=60, days=400, seed=0, truncated=True, competitor=True, held=False) -> Panel:
     """Every feature the fit reads: promotions and discounts, a competitor on most SKUs (a
     weekly reading; demand collapsing above it on some), order exports (zero-truncated rows) on
-    a third of the SKUs, overdispersed counts, categories, today's prices, a SKU never sold."""
+    a third of the SKUs, overdispersed counts, categories, today's prices, a SKU never sold.
+    `held`: half the SKUs hold each price for 45 days (the sandwich's held-price clusters)."""
     rng = np.random.default_rng(seed)
     true = -rng.uniform(0.5, 3.0, n)
     sku = np.repeat(np.arange(n), days)
     day = np.tile(np.arange(738000, 738000 + days), n)
     level = rng.uniform(5, 50, n)
     price = level[sku] * np.exp(rng.normal(0, 0.1, n * days))
+    if held:
+        stretch = np.repeat(rng.normal(0, 0.1, (n, -(-days // 45))), 45, axis=1)[:, :days]
+        price = np.where(sku % 2 == 0, level[sku] * np.exp(stretch.ravel()), price)
     promo = (rng.random(n * days) < 0.05).astype(float)
     discount = np.where(promo > 0, -rng.uniform(0.05, 0.3, n * days), 0.0)
     real = level[sku] * np.exp(rng.normal(0, 0.04, n * days))
@@ -83,8 +87,9 @@ def assert_same_fit(one, parts, tol=1e-6):
         (rich_panel(), 7),
         (rich_panel(80, 200, 1, truncated=False), 9),
         (rich_panel(50, 300, 2, competitor=False), 10),
+        (rich_panel(60, 300, 3, held=True), 8),
     ],
-    ids=["truncated-competitor", "competitor", "truncated"],
+    ids=["truncated-competitor", "competitor", "truncated", "held-prices"],
 )
 def test_blocks_give_the_one_process_estimates(panel, block):
     one = fit_demand(panel)
