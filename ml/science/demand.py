@@ -934,7 +934,9 @@ def _variance_parts(
     cluster; None: the first alone). The day blocks are the floor: a slope with an intercept
     on one or two held prices leaves each held price's errors summing to 0, a sandwich of
     nothing. Also the effective number of held-price clusters per SKU (`_clusters`), for the
-    small-sample factor (`_few_clusters`).
+    small-sample factor (`_few_clusters`), which multiplies the larger of the two: where the
+    day blocks are the larger (one or two held prices) their many blocks are still only as
+    independent as the held prices.
     The tenant's dispersion needs every SKU: _variance_of completes the variance over all the
     blocks' parts (in one process, over the one block)."""
     rows = np.bincount(sku, minlength=n).astype(float)
@@ -988,15 +990,16 @@ def _clustered(score, share, sku, day, n: int, origin: int):
 def _held_since(sku, day, price, order=None) -> np.ndarray:
     """Per row, the first day of the run of the SKU's rows at the same price that the row
     belongs to: within HELD_PRICE_TOLERANCE of the row before's (a paid price read off revenue
-    over units jitters) and of the run's first (a price nudged a little every day is not held:
-    its run ends once it has moved a tolerance's width, in bands of twice that from its first
-    price). Days without a row (an order export's days without a sale) do not end a run; a
-    missing price does. The sandwich clusters rows by the block of that day: a price held for
-    months is one cluster, not one per block of days, since every error over those months
-    moves the slope's estimate the same way (a slow drift in demand while the price stands
-    still looks like the price's effect); prices that move every few days fall in the blocks
-    of their days, as before. `price` in logs; `order`: the rows by SKU, then day (sorted here
-    where not given)."""
+    over units jitters) and in the same band, twice that wide, around the run's mean price (a
+    price nudged a little every day is not held: it crosses bands; rows that come back to a
+    band are that held price again). A jitter up to about 0.1 % stays held; a larger one splits
+    a held price toward the blocks of its days. Days without a row (an order export's days
+    without a sale) do not end a run; a missing price does. The sandwich clusters rows by the
+    block of that day: a price held for months is one cluster, not one per block of days, since
+    every error over those months moves the slope's estimate the same way (a slow drift in
+    demand while the price stands still looks like the price's effect); prices that move every
+    few days fall in the blocks of their days, as before. `price` in logs; `order`: the rows by
+    SKU, then day (sorted here where not given)."""
     price, day = np.asarray(price, dtype=np.float64), np.asarray(day)
     if len(price) < 2:
         return day.copy()
@@ -1008,14 +1011,21 @@ def _held_since(sku, day, price, order=None) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         starts[1:] = ~(np.abs(ps[1:] - ps[:-1]) <= tolerance)
     starts[1:] |= ss[1:] != ss[:-1]
-    first = np.maximum.accumulate(np.where(starts, np.arange(len(price)), 0))
-    # bands of twice the tolerance around each run's first price: a drift ends its run
+    run = np.cumsum(starts) - 1
+    # bands of twice the tolerance around each run's mean price: a drift spans several, a
+    # jitter stays in one; a run's rows in one band are one held price, from its first day
+    # (a price that wanders out and back is the same price again)
+    known = np.isfinite(ps)
+    rows = np.bincount(run, weights=known)
+    mean = np.bincount(run, weights=np.where(known, ps, 0.0)) / np.maximum(rows, 1)
     with np.errstate(invalid="ignore"):
-        band = np.nan_to_num(np.round((ps - ps[first]) / (2 * tolerance)))
-    starts[1:] |= band[1:] != band[:-1]
-    first = np.maximum.accumulate(np.where(starts, np.arange(len(price)), 0))
+        band = np.nan_to_num(np.round((ps - mean[run]) / (2 * tolerance))).astype(np.int64)
+    span = int(np.max(np.abs(band)))
+    _, first, group = np.unique(
+        run.astype(np.int64) * (2 * span + 1) + band + span, return_index=True, return_inverse=True
+    )
     since = np.empty_like(day)
-    since[order] = day[order][first]
+    since[order] = day[order][first[group.ravel()]]
     return since
 
 

@@ -293,6 +293,9 @@ def test_held_prices_are_one_cluster_and_daily_prices_keep_their_blocks():
     # rows out of order are read in day order
     shuffled = np.random.default_rng(0).permutation(60)
     assert np.array_equal(_held_since(sku, day[shuffled], held[shuffled]), since[shuffled])
+    # a jitter that crosses a band's edge and back is the same held price
+    edge = np.array([0.004, 0, 0, -0.0015, 0, -0.0012, 0, 0.001, 0])
+    assert set(_held_since(np.zeros(9, int), np.arange(9), edge)) == {0}
     # a price nudged up 0.3 % a day (each step inside the tolerance) is not held for long
     nudged = _held_since(sku, day, np.log(10) + 0.003 * np.arange(60))
     assert len(np.unique(nudged)) >= 15
