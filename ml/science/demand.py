@@ -912,7 +912,9 @@ SE_BLOCK_DAYS = 14  # days whose errors may be correlated (a shock, a display, a
 # The fewest independent clusters the small-sample correction assumes (t with 2 degrees of
 # freedom: a SKU whose slope rests on one or two held prices is not read as certain)
 SE_CLUSTERS_MIN = 3.0
-HELD_PRICE_TOLERANCE = 0.005  # prices within 0.5 % of the day before's are the same price held
+# a price within 0.5 % of the row before's, in a band twice as wide around its run's mean
+# price, is the same price held (`_held_since`)
+HELD_PRICE_TOLERANCE = 0.005
 SHRINK_FLOOR = 0.5  # a SKU keeps at least this weight on its own data (see _shrink)
 
 
