@@ -44,6 +44,18 @@ from .panel import demand_panel, tenant_facts
 
 logger = logging.getLogger(__name__)
 
+# What a staged file means: raised whenever a release changes what the pooled stage or a part
+# stores, or how the reduce reads it (2: each block's variance parts carry their held-price
+# clusters, ml.science.demand._few_clusters). A run whose parts span a deploy would otherwise
+# merge blocks of two releases into one model (an older block read without its clusters takes
+# no few-clusters factor: narrower intervals on some SKUs than on others); such a run fails
+# instead, naming the formats, and the next run retrains.
+STAGED_FORMAT = 2
+
+
+class StagedFormatError(ValueError):
+    pass
+
 
 def wanted(products: int) -> bool:
     """Whether a tenant with this many products with sales takes the partitioned path."""
@@ -108,12 +120,21 @@ def _block(plan: dict, index: int) -> dict:
 
 def _save(plan: dict, what: str, arrays: dict) -> None:
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    np.savez(buffer, **arrays, staged_format=np.asarray(STAGED_FORMAT))
     job_parts.save(plan, f"{what}.npz", buffer.getvalue())
 
 
 def _load(plan: dict, what: str):
-    return np.load(io.BytesIO(job_parts.read(plan, f"{what}.npz")))
+    """A staged file's arrays; StagedFormatError if another release of this code staged it."""
+    arrays = np.load(io.BytesIO(job_parts.read(plan, f"{what}.npz")))
+    found = int(arrays["staged_format"]) if "staged_format" in arrays.files else 1
+    if found != STAGED_FORMAT:
+        name = "the pooled stage" if what == "pooled" else f"part {int(what[6:]) + 1}"
+        raise StagedFormatError(
+            f"{name} was staged by another release of the demand fit (format {found}; this "
+            f"release reads format {STAGED_FORMAT}): the run cannot merge it, retrain"
+        )
+    return arrays
 
 
 def _clean(plan: dict) -> None:
@@ -391,9 +412,7 @@ def _block_of(arrays, nb_k: float, recent: bool = True):
                 continue
             part = {key: arrays[f"{name}.{key}"] for key in _VAR_KEYS}
             part["meat"] = list(arrays[f"{name}.meat"])
-            # (blocks stored before the few-clusters factor: none, a factor of 1)
-            key = f"{name}.clusters"
-            part["clusters"] = list(arrays[key]) if key in arrays.files else None
+            part["clusters"] = list(arrays[f"{name}.clusters"])
             part["origins"] = arrays[f"{name}.origins"].tolist()
             if f"{name}.first" in arrays.files:
                 part["first"] = int(arrays[f"{name}.first"])

@@ -320,3 +320,46 @@ def test_a_stale_check_reads_the_parts_heartbeat(market, parts):
     beat = dt.datetime.fromisoformat(version.progress["partitioned"]["beat"])
     later = beat + version.time_limit.stale_after
     assert version.is_stale(later + dt.timedelta(seconds=1))
+
+
+def test_a_part_staged_by_an_older_release_fails_the_run_instead_of_being_merged(
+    market, parts, settings
+):
+    """A run whose parts span a deploy: a block staged before its variance parts carried their
+    held-price clusters (format 1, no format stamp) is not merged beside newer ones."""
+    settings.DEMAND_PARTITION_MIN_SKUS = 10**9
+    before = train_demand(market)
+    settings.DEMAND_PARTITION_MIN_SKUS = 0
+    version = train_demand(market)
+    parts.run(8)  # every part; the reduce is queued, not run
+    assert [t for t, _ in parts] == [tasks.train_reduce]
+    plan = refreshed(market, version).progress["partitioned"]
+    with np.load(default_storage.open(f"{plan['folder']}/block-2.npz", "rb")) as arrays:
+        older = {k: arrays[k] for k in arrays.files if k != "staged_format"}
+    older = {k: v for k, v in older.items() if not k.endswith(".clusters")}
+    partitioned.job_parts.save(plan, "block-2.npz", _npz(older))
+    parts.run()
+    version = refreshed(market, version)
+    assert version.status == "failed"
+    assert "part 3 was staged by another release of the demand fit (format 1" in version.message
+    assert staged(version) == [] and stored(market, version) == {}
+    assert refreshed(market, before).status == "promoted"
+
+
+def test_a_part_refuses_a_pooled_stage_staged_by_another_release(market, parts, monkeypatch):
+    version = train_demand(market)  # the pooled stage ran; two parts are queued
+    monkeypatch.setattr(partitioned, "STAGED_FORMAT", partitioned.STAGED_FORMAT + 1)
+    parts.run()
+    version = refreshed(market, version)
+    assert version.status == "failed"
+    assert "part 1 of 8" in version.message
+    assert "the pooled stage was staged by another release" in version.message
+    assert staged(version) == [] and stored(market, version) == {}
+
+
+def _npz(arrays: dict) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
