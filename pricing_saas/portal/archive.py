@@ -65,6 +65,7 @@ from django.core.files import File
 from django.db import IntegrityError, connection, models, transaction
 from psycopg2 import sql
 
+from pricing_saas.catalog.importer import planner
 from tenants.bulk import copy_out
 from tenants.context import tenant_context
 from tenants.models import Tenant
@@ -543,6 +544,12 @@ def import_tenant(path: str | Path) -> dict:
             for storage, name in stored:  # the rows are rolled back: so are their files
                 storage.delete(name)
             raise
+        # A whole history loaded at once: the planner's statistics of the import tables would
+        # say the tenant has no rows (and its first training pick nested loops over millions),
+        # as after a large CSV import (pricing_saas.catalog.importer.planner).
+        with tenant_context(Tenant(pk=tenant_id, slug=slug)):
+            for table in planner.TABLES:
+                planner.refresh_after_commit(table, tenant_id, manifest["tables"][table]["rows"])
     return manifest
 
 
