@@ -557,7 +557,7 @@ def fit_block(
     last = np.zeros(n)
     order = np.lexsort((day, sku))  # by SKU, then day: each SKU's run ends with its latest day
     ends = np.flatnonzero(np.r_[sku[order][1:] != sku[order][:-1], True])
-    since = _held_since(sku, day, lp, order)  # each row's price: held since that day
+    since = _held_since(sku, day, lp, order, sub.promo)  # each row's price: held since that day
     last[sku[order][ends]] = lp[order][ends]
     seen_low = _per_sku(np.minimum, lp, sku, n, np.inf)  # each SKU's prices' range, in logs
     seen_high = _per_sku(np.maximum, lp, sku, n, -np.inf)
@@ -989,7 +989,32 @@ def _clustered(score, share, sku, day, n: int, origin: int):
     return meat, _clusters(np.bincount(inverse, weights=share), owner, n)
 
 
-def _held_since(sku, day, price, order=None) -> np.ndarray:
+def _held_since(sku, day, price, order=None, promo=None) -> np.ndarray:
+    """Per row, the first day of its held price's run (`_held_runs`), promotions apart: where a
+    file lists the paid price only, a promotion's day shows its discounted price, and it would
+    end the held shelf price's run (the shelf price after it starting a new one: a price held
+    for months with a promotion each few weeks read as many held prices, and its interval too
+    narrow where demand drifts). A promotion's row (`promo` > 0) belongs to the run of its
+    SKU's latest row without one up to its day, the price the merchant held around it (its own
+    day where none came before)."""
+    day = np.asarray(day)
+    regular = None if promo is None else ~(np.asarray(promo, dtype=np.float64) > 0)
+    if regular is None or regular.all():
+        return _held_runs(sku, day, price, order)
+    since = day.copy()
+    rows = np.flatnonzero(regular)
+    if len(rows):
+        since[rows] = _held_runs(sku[rows], day[rows], np.asarray(price)[rows])
+    # by SKU, then day, a day's regular row before its promotion's
+    by = np.lexsort((~regular, day, sku))
+    latest = np.maximum.accumulate(np.where(regular[by], np.arange(len(by)), -1))
+    at = np.maximum(latest, 0)
+    inherits = (latest >= 0) & (sku[by][at] == sku[by])
+    since[by] = np.where(regular[by], since[by], np.where(inherits, since[by][at], day[by]))
+    return since
+
+
+def _held_runs(sku, day, price, order=None) -> np.ndarray:
     """Per row, the first day of the run of the SKU's rows at the same price that the row
     belongs to: within HELD_PRICE_TOLERANCE of the row before's (a paid price read off revenue
     over units jitters) and in the same band, twice that wide, around the run's mean price (a
