@@ -46,7 +46,8 @@ logger = logging.getLogger(__name__)
 
 # What a staged file means: raised whenever a release changes what the pooled stage or a part
 # stores, or how the reduce reads it (2: each block's variance parts carry their held-price
-# clusters, ml.science.demand._few_clusters). A run whose parts span a deploy would otherwise
+# clusters, ml.science.demand._few_clusters, a promotion's day read inside its held price's
+# run as well as apart). A run whose parts span a deploy would otherwise
 # merge blocks of two releases into one model (an older block read without its clusters takes
 # no few-clusters factor: narrower intervals on some SKUs than on others); such a run fails
 # instead, naming the formats, and the next run retrains.
@@ -339,11 +340,11 @@ def run_part(version_id: int, index: int) -> None:
         return  # delivered again after it was counted
     block = _block(plan, index)
     try:
+        arrays = _load(plan, "pooled")  # first: one staged by another release fails at once
         panel, kept, stats = demand_panel(block)
         if panel is None:
             _save(plan, f"block-{index}", {"empty": np.asarray(True)})
         else:
-            arrays = _load(plan, "pooled")
             pooled = _pooled_of(arrays)
             known = np.asarray(arrays["alpha_products"])
             ids = np.asarray(kept, dtype=np.int64)

@@ -557,7 +557,14 @@ def fit_block(
     last = np.zeros(n)
     order = np.lexsort((day, sku))  # by SKU, then day: each SKU's run ends with its latest day
     ends = np.flatnonzero(np.r_[sku[order][1:] != sku[order][:-1], True])
-    since = _held_since(sku, day, lp, order, sub.promo)  # each row's price: held since that day
+    # each row's price: held since that day, a promotion's day breaking the run or (where the
+    # row lists a paid price) not: both, the sandwich the larger (`_variance_parts`)
+    runs = _held_runs(sku, day, lp, order)
+    paid = sub.promo
+    if paid is not None and sub.discount is not None:  # a listed shelf price is no paid price
+        paid = np.where(np.asarray(sub.discount, float) < -0.01, 0.0, paid)
+    since = _held_since(sku, day, lp, order, paid, runs)
+    held = [runs] if np.array_equal(since, runs) else [runs, since]
     last[sku[order][ends]] = lp[order][ends]
     seen_low = _per_sku(np.minimum, lp, sku, n, np.inf)  # each SKU's prices' range, in logs
     seen_high = _per_sku(np.maximum, lp, sku, n, -np.inf)
@@ -603,7 +610,7 @@ def fit_block(
     centre = np.where(has, skewed, last)
     day0 = pooled.day_range[0]
     slope_var = _variance_parts(
-        y, m, wt, lp, sku, day, n, s0, s1, np.maximum(info_b, 1e-12), kw, var_b, [day0], since
+        y, m, wt, lp, sku, day, n, s0, s1, np.maximum(info_b, 1e-12), kw, var_b, [day0], held
     )
     sold = np.bincount(sku, weights=y, minlength=n) > 0
 
@@ -619,7 +626,7 @@ def fit_block(
     # correlate its errors over days, as the slope's
     curvature_var = _variance_parts(
         y, m_c, w_c, effective_c, sku, day, n, np.ones(n), np.zeros(n),
-        np.maximum(info_c, 1e-12), origins=[day0], since=since,
+        np.maximum(info_c, 1e-12), origins=[day0], since=held,
     )  # fmt: skip
     del m_c, w_c, effective_c  # row-length: not held through the hinge's fit
     # The hinge above the competitor, fitted together with the slope and the curvature: where
@@ -650,7 +657,7 @@ def fit_block(
             origins = range(first - SE_BLOCK_DAYS + 1, first + 1) if every_origin else [first]
             hinge_var = _variance_parts(
                 y[e], m_r, w_r, effective, sku[e], day[e], n, np.ones(n), np.zeros(n),
-                np.maximum(info_h, 1e-12), origins=list(origins), since=since[e],
+                np.maximum(info_h, 1e-12), origins=list(origins), since=[s[e] for s in held],
             )  # fmt: skip
             hinge_var["first"] = first
     recent = day > pooled.day_range[1] - LEVEL_WINDOW_DAYS
@@ -710,8 +717,8 @@ def _variance_of(parts: list[dict], origin: int | None = None):
     """The tenant's dispersion and each SKU's variance from the blocks' _variance_parts (in
     SKU order): the formula of the one-process fit over all of them. `origin`: the first day of the
     error blocks' grid (a block that computed every origin has one per residue mod 14). Also
-    each SKU's variance with the factor for few clusters on the sandwich (`_few_clusters`; none
-    for parts stored without them), for the s.e. a decision reads: not the variance that the
+    each SKU's variance with the factor for few clusters on the sandwich (`_few_clusters`), for
+    the s.e. a decision reads: not the variance that the
     spread between SKUs and the shrinkage read (`_widen`)."""
 
     def pick(p, key):
@@ -725,10 +732,7 @@ def _variance_of(parts: list[dict], origin: int | None = None):
     model = np.concatenate([p["model"] for p in parts])
     info2 = np.concatenate([p["info2"] for p in parts])
     meat = np.concatenate([pick(p, "meat") for p in parts])
-    clusters = np.concatenate(
-        [pick(p, "clusters") if p.get("clusters") is not None else np.full(len(p["df"]), np.inf)
-         for p in parts]
-    )  # fmt: skip
+    clusters = np.concatenate([pick(p, "clusters") for p in parts])
     tenant = float(max(pearson.sum() / max(df.sum(), 1.0), 1.0))
     phi = (pearson + DISPERSION_PRIOR_ROWS * tenant) / (df + DISPERSION_PRIOR_ROWS)
     phi = np.maximum(phi, 1.0)
@@ -931,9 +935,10 @@ def _variance_parts(
     overdispersed and errors correlate over nearby days: the larger of (a) the model variance
     scaled by the SKU's Pearson dispersion (shrunk toward the tenant's) and (b) the sandwich
     clustered by blocks of SE_BLOCK_DAYS days from the tenant's first day (one of `origins`):
-    the larger of two, each row in the block of its own day, and each row in the block of the
-    day its price was set (`since`, `_held_since`: a price held longer than a block is one
-    cluster; None: the first alone). The day blocks are the floor: a slope with an intercept
+    the largest of each row in the block of its own day and each row in the block of the day
+    its price was set (`since`: a list of such days per row, `_held_runs` and `_held_since`,
+    each one sandwich; a price held longer than a block is one cluster; None: the first
+    alone). The day blocks are the floor: a slope with an intercept
     on one or two held prices leaves each held price's errors summing to 0, a sandwich of
     nothing. Also the effective number of held-price clusters per SKU (`_clusters`), for the
     small-sample factor (`_few_clusters`), which multiplies the larger of the two: where the
@@ -954,9 +959,11 @@ def _variance_parts(
     meats, clusters = [], []
     for origin in origins:
         meat, g = _clustered(score, share, sku, day, n, origin)
-        if since is not None:
-            held, g = _clustered(score, share, sku, since, n, origin)
-            meat = np.maximum(meat, held)
+        if since is not None:  # the fewest clusters of the ways of reading held prices
+            g = np.full(n, np.inf)
+            for held_since in since:
+                held, few = _clustered(score, share, sku, held_since, n, origin)
+                meat, g = np.maximum(meat, held), np.minimum(g, few)
         meats.append(meat)
         clusters.append(g)
     # the model variance of a kernel-weighted score: phi * sum(kw^2 Var x^2) / info^2
@@ -989,19 +996,23 @@ def _clustered(score, share, sku, day, n: int, origin: int):
     return meat, _clusters(np.bincount(inverse, weights=share), owner, n)
 
 
-def _held_since(sku, day, price, order=None, promo=None) -> np.ndarray:
+def _held_since(sku, day, price, order=None, promo=None, runs=None) -> np.ndarray:
     """Per row, the first day of its held price's run (`_held_runs`), promotions apart: where a
     file lists the paid price only, a promotion's day shows its discounted price, and it would
     end the held shelf price's run (the shelf price after it starting a new one: a price held
     for months with a promotion each few weeks read as many held prices, and its interval too
-    narrow where demand drifts). A promotion's row (`promo` > 0) belongs to the run of its
-    SKU's latest row without one up to its day, the price the merchant held around it (its own
-    day where none came before)."""
+    narrow where demand drifts). A promotion's row (`promo` > 0: a promotion listed at its
+    paid price) belongs to the run of its SKU's latest row without one up to its day, the price
+    the merchant held around it; where none came before (a SKU on promotion from its first day,
+    or on every day), to its run among all rows (`runs`, `_held_runs` of every row: computed
+    where not given), as without the flag. The sandwich reads held prices both ways and takes
+    the larger (`_variance_parts`): a promotion joining a run never narrows an interval."""
     day = np.asarray(day)
     regular = None if promo is None else ~(np.asarray(promo, dtype=np.float64) > 0)
+    runs = _held_runs(sku, day, price, order) if runs is None else runs
     if regular is None or regular.all():
-        return _held_runs(sku, day, price, order)
-    since = day.copy()
+        return runs
+    since = runs.copy()
     rows = np.flatnonzero(regular)
     if len(rows):
         since[rows] = _held_runs(sku[rows], day[rows], np.asarray(price)[rows])
@@ -1010,7 +1021,7 @@ def _held_since(sku, day, price, order=None, promo=None) -> np.ndarray:
     latest = np.maximum.accumulate(np.where(regular[by], np.arange(len(by)), -1))
     at = np.maximum(latest, 0)
     inherits = (latest >= 0) & (sku[by][at] == sku[by])
-    since[by] = np.where(regular[by], since[by], np.where(inherits, since[by][at], day[by]))
+    since[by] = np.where(regular[by], since[by], np.where(inherits, since[by][at], runs[by]))
     return since
 
 

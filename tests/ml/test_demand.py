@@ -262,23 +262,18 @@ def held_prices(seed, skus=150, days=360, hold=60, rho=0.97, sd=0.3, promotions=
     return panel, e, today
 
 
-@pytest.mark.parametrize(
-    "hold, promotions, before",
-    [(60, 0.0, 0.86), (180, 0.0, 0.71), (60, 0.05, 0.90), (180, 0.05, 0.89)],
-)
-def test_slope_intervals_hold_when_prices_are_held_for_months_and_demand_drifts(
-    hold, promotions, before
-):
+@pytest.mark.parametrize("hold, promotions", [(60, 0.0), (180, 0.0), (60, 0.05), (180, 0.05)])
+def test_slope_intervals_hold_when_prices_are_held_for_months_and_demand_drifts(hold, promotions):
     # Prices held 60 days at a time (a slope rests on five or six price changes), or 180 (one
     # change in the year), demand drifting over weeks. The sandwich over 14-day blocks treated
-    # each block of a held price as independent: its intervals held `before` of the true slopes
+    # each block of a held price as independent: its intervals held 0.86 and 0.71 of the true slopes
     # (normal quantiles on a handful of clusters). Clustered by held price (never below the
     # blocks of days: with an intercept, one change leaves each held price's errors summing to
     # 0), with t quantiles for their few number, 0.97-1.0 (wide: an interval of held prices is
     # honest about how little they say). A promotion on 5 % of the days, listed at its paid
     # price, ended the held shelf price's run and the shelf price after it started another (a
     # price held 60 days read as four or five): 0.90 and 0.89. A promotion's day now belongs
-    # to the run of the price held around it: 0.98 and 0.97.
+    # to the run of the price held around it too (the larger sandwich): 0.98 and 0.97.
     covered = total = 0
     for seed in (0, 1):
         panel, e, today = held_prices(seed, hold=hold, promotions=promotions)
@@ -288,6 +283,23 @@ def test_slope_intervals_hold_when_prices_are_held_for_months_and_demand_drifts(
         covered += int(np.sum(np.abs(slope - e) <= 1.96 * fit.elasticity_se))
         total += len(e)
     assert covered / total >= 0.95
+
+
+@pytest.mark.parametrize("hold", [6, 60])
+def test_a_promotion_joining_its_held_run_never_narrows_a_slopes_own_interval(hold, monkeypatch):
+    # Read both ways (each promotion ending the run, and inside it), the larger sandwich and
+    # the fewer clusters: against the runs cut by each promotion alone, no SKU's own s.e. is
+    # narrower (one long run's sandwich can be smaller than its parts').
+    from ml.science import demand
+
+    panel, e, today = held_prices(0, hold=hold, promotions=0.05)
+    both = fit_demand(panel)
+    monkeypatch.setattr(demand, "_held_since", lambda sku, day, price, order, promo, runs: runs)
+    cut = fit_demand(panel)
+    known = np.isfinite(cut.raw_se)
+    assert known.mean() > 0.9
+    assert np.all(both.raw_se[known] >= cut.raw_se[known] * (1 - 1e-9))
+    assert np.mean(both.raw_se[known] > cut.raw_se[known] * 1.01) > (0.3 if hold == 60 else 0)
 
 
 def test_held_prices_are_one_cluster_and_daily_prices_keep_their_blocks():
@@ -317,13 +329,35 @@ def test_held_prices_are_one_cluster_and_daily_prices_keep_their_blocks():
     nudged = _held_since(sku, day, np.log(10) + 0.003 * np.arange(60))
     assert len(np.unique(nudged)) >= 15
     # a promotion's day (its paid price) belongs to the price held around it, which goes on
-    # after it; one before any other row of its SKU starts from its own day
+    # after it; one before any other row of its SKU is in its run among all rows, as unflagged
     promo = np.zeros(60)
     promo[[0, 12, 13, 40]] = 1
     dipped = np.where(promo > 0, held - 0.2, held)
     since = _held_since(sku, day, dipped, promo=promo)
     assert since[0] == 100 and set(since[1:30]) == {101} and set(since[30:]) == {130}
     assert len(set(_held_since(sku, day, dipped))) > 3  # without the flag: runs cut by each
+    # a SKU on promotion every day (a standing coupon), or from its first days: as unflagged
+    everyday = np.ones(60)
+    assert np.array_equal(_held_since(sku, day, held, promo=everyday), _held_since(sku, day, held))
+    launch = (np.arange(60) < 10).astype(float)
+    launched = np.where(launch > 0, held - 0.2, held)
+    since = _held_since(sku, day, launched, promo=launch)
+    assert set(since[:10]) == {100} and set(since[10:30]) == {110}
+    # three SKUs, shuffled: each promotion in the run of its own SKU's price, a day's row
+    # without a promotion before its promotion's (two channels, one on a coupon)
+    skus = np.repeat([0, 1, 2], 20)
+    days = np.tile(np.arange(200, 220), 3)
+    base = np.log(np.repeat([5.0, 7.0, 9.0], 20))
+    flags = np.zeros(60)
+    flags[[5, 25, 26, 45]] = 1
+    paid = np.where(flags > 0, base - 0.3, base)
+    twice = np.r_[skus, 1], np.r_[days, 210], np.r_[paid, np.log(7.0) - 0.3], np.r_[flags, 1]
+    order = np.random.default_rng(1).permutation(61)
+    mixed = _held_since(*(a[order] for a in twice[:3]), promo=twice[3][order])
+    back = np.empty(61, int)
+    back[order] = mixed
+    assert set(back[:20]) == {200} and set(back[20:40]) == {200} and set(back[40:60]) == {200}
+    assert back[60] == 200  # the second row of SKU 1 on day 210, on a coupon
     # two SKUs at the same price are two runs, each from its own first day
     two = _held_since(np.repeat([0, 1], 30), np.r_[np.arange(100, 130), np.arange(110, 140)],
                       np.zeros(60))  # fmt: skip
