@@ -940,8 +940,9 @@ def _variance_parts(
     each one sandwich; a price held longer than a block is one cluster; None: the first
     alone). The day blocks are the floor: a slope with an intercept
     on one or two held prices leaves each held price's errors summing to 0, a sandwich of
-    nothing. Also the effective number of held-price clusters per SKU (`_clusters`), for the
-    small-sample factor (`_few_clusters`), which multiplies the larger of the two: where the
+    nothing. Also the effective number of held-price clusters per SKU (`_clusters`, of the
+    larger held-price sandwich), for the small-sample factor (`_few_clusters`), which
+    multiplies the larger of the two: where the
     day blocks are the larger (one or two held prices) their many blocks are still only as
     independent as the held prices.
     The tenant's dispersion needs every SKU: _variance_of completes the variance over all the
@@ -959,11 +960,14 @@ def _variance_parts(
     meats, clusters = [], []
     for origin in origins:
         meat, g = _clustered(score, share, sku, day, n, origin)
-        if since is not None:  # the fewest clusters of the ways of reading held prices
+        if since is not None:  # the larger held-price sandwich, with its own clusters
             g = np.full(n, np.inf)
+            best = np.full(n, -np.inf)
             for held_since in since:
                 held, few = _clustered(score, share, sku, held_since, n, origin)
-                meat, g = np.maximum(meat, held), np.minimum(g, few)
+                g = np.where(held > best, few, g)
+                best = np.maximum(best, held)
+            meat = np.maximum(meat, best)
         meats.append(meat)
         clusters.append(g)
     # the model variance of a kernel-weighted score: phi * sum(kw^2 Var x^2) / info^2
@@ -1006,7 +1010,8 @@ def _held_since(sku, day, price, order=None, promo=None, runs=None) -> np.ndarra
     the merchant held around it; where none came before (a SKU on promotion from its first day,
     or on every day), to its run among all rows (`runs`, `_held_runs` of every row: computed
     where not given), as without the flag. The sandwich reads held prices both ways and takes
-    the larger (`_variance_parts`): a promotion joining a run never narrows an interval."""
+    the larger, with that reading's number of clusters (`_variance_parts`): a promotion joining
+    a run never narrows an interval."""
     day = np.asarray(day)
     regular = None if promo is None else ~(np.asarray(promo, dtype=np.float64) > 0)
     runs = _held_runs(sku, day, price, order) if runs is None else runs
