@@ -565,6 +565,7 @@ def fit_block(
         paid = np.where(np.asarray(sub.discount, float) < -0.01, 0.0, paid)
     since = _held_since(sku, day, lp, order, paid, runs)
     held = [runs] if np.array_equal(since, runs) else [runs, since]
+    del paid, since
     last[sku[order][ends]] = lp[order][ends]
     seen_low = _per_sku(np.minimum, lp, sku, n, np.inf)  # each SKU's prices' range, in logs
     seen_high = _per_sku(np.maximum, lp, sku, n, -np.inf)
@@ -938,13 +939,12 @@ def _variance_parts(
     the largest of each row in the block of its own day and each row in the block of the day
     its price was set (`since`: a list of such days per row, `_held_runs` and `_held_since`,
     each one sandwich; a price held longer than a block is one cluster; None: the first
-    alone). The day blocks are the floor: a slope with an intercept
-    on one or two held prices leaves each held price's errors summing to 0, a sandwich of
-    nothing. Also the effective number of held-price clusters per SKU (`_clusters`, of the
-    larger held-price sandwich), for the small-sample factor (`_few_clusters`), which
-    multiplies the larger of the two: where the
-    day blocks are the larger (one or two held prices) their many blocks are still only as
-    independent as the held prices.
+    alone). The day blocks are the floor: a slope with an intercept on one or two held prices
+    leaves each held price's errors summing to 0, a sandwich of nothing. Also the effective
+    number of held-price clusters per SKU (`_clusters`, of the larger held-price sandwich, at
+    most the first reading's), for the small-sample factor (`_few_clusters`), which multiplies
+    the larger of the two: where the day blocks are the larger (one or two held prices) their
+    many blocks are still only as independent as the held prices.
     The tenant's dispersion needs every SKU: _variance_of completes the variance over all the
     blocks' parts (in one process, over the one block)."""
     rows = np.bincount(sku, minlength=n).astype(float)
@@ -960,12 +960,12 @@ def _variance_parts(
     meats, clusters = [], []
     for origin in origins:
         meat, g = _clustered(score, share, sku, day, n, origin)
-        if since is not None:  # the larger held-price sandwich, with its own clusters
-            g = np.full(n, np.inf)
+        if since is not None:  # the larger held-price sandwich, with its own clusters (never
+            g = np.full(n, np.inf)  # more than the first reading's: never a smaller factor)
             best = np.full(n, -np.inf)
             for held_since in since:
                 held, few = _clustered(score, share, sku, held_since, n, origin)
-                g = np.where(held > best, few, g)
+                g = np.where(held > best, np.minimum(few, g), g)
                 best = np.maximum(best, held)
             meat = np.maximum(meat, best)
         meats.append(meat)
@@ -1006,12 +1006,13 @@ def _held_since(sku, day, price, order=None, promo=None, runs=None) -> np.ndarra
     end the held shelf price's run (the shelf price after it starting a new one: a price held
     for months with a promotion each few weeks read as many held prices, and its interval too
     narrow where demand drifts). A promotion's row (`promo` > 0: a promotion listed at its
-    paid price) belongs to the run of its SKU's latest row without one up to its day, the price
-    the merchant held around it; where none came before (a SKU on promotion from its first day,
-    or on every day), to its run among all rows (`runs`, `_held_runs` of every row: computed
-    where not given), as without the flag. The sandwich reads held prices both ways and takes
-    the larger, with that reading's number of clusters (`_variance_parts`): a promotion joining
-    a run never narrows an interval."""
+    paid price) belongs to the run of its SKU's latest row without one up to its day (the price
+    held before it, which goes on after it when the merchant keeps it); where none came before
+    (a SKU on promotion from its first day, or on every day), to its run among all rows
+    (`runs`, `_held_runs` of every row: computed where not given), as without the flag. The
+    sandwich reads held prices both ways and takes the larger, with that reading's number of
+    clusters but never more than the first's (`_variance_parts`): reading a promotion inside
+    its run never narrows a SKU's own variance nor raises its count of clusters."""
     day = np.asarray(day)
     regular = None if promo is None else ~(np.asarray(promo, dtype=np.float64) > 0)
     runs = _held_runs(sku, day, price, order) if runs is None else runs
