@@ -125,13 +125,6 @@ def demand_panel(block: dict | None = None):
     zero_days = (
         np.repeat(d[fill] + 1, run) + np.arange(run.sum()) - np.repeat(np.cumsum(run) - run, run)
     )
-    # A day without a sale between two sales of one promotion at one price was a day of that
-    # promotion (its flag and depth, the shallower of the two sales'): a zero inside a multi-day
-    # promotion is not a regular day at the promotion's price (it would read the promotion's
-    # lift as the price's effect, and cut the held shelf price's run, ml.science.demand).
-    inside = (pr[fill] > 0) & (pr[fill + 1] > 0)
-    fill_promo = np.repeat(np.where(inside, 1.0, 0.0), run)
-    fill_depth = np.repeat(np.where(inside, np.maximum(dp[fill], dp[fill + 1]), 0.0), run)
     # Each product's sales rows, then its zero days (the order the fit has always seen).
     both_owner = np.r_[owner, np.repeat(owner[fill], run)]
     order = np.lexsort((np.r_[np.zeros(len(owner)), np.ones(len(zero_days))], both_owner))
@@ -145,8 +138,8 @@ def demand_panel(block: dict | None = None):
         day=np.r_[d, zero_days][order],
         units=np.r_[u, np.zeros(len(zero_days))][order],
         price=np.r_[p, np.repeat(p[fill], run)][order],
-        promo=np.r_[pr, fill_promo][order],
-        discount=np.r_[dp, fill_depth][order],
+        promo=np.r_[pr, np.zeros(len(zero_days))][order],
+        discount=np.r_[dp, np.zeros(len(zero_days))][order],
         category=category,
         current_price=np.array([float(today[pk]) if today.get(pk) else np.nan for pk in kept]),
         truncated=np.r_[truncated, np.zeros(len(zero_days), dtype=bool)][order],

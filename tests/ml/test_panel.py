@@ -51,24 +51,6 @@ def test_demand_panel_fills_every_day_of_longer_gaps(stocked):
     assert not panel.truncated.any()
 
 
-def test_a_day_without_a_sale_inside_a_promotion_is_a_day_of_that_promotion(stocked):
-    from ml.panel import demand_panel
-
-    rows = [  # a promotion at 8.00 from day 1 to day 4 (no sale on days 2 and 3), then 8.00
-        # again on day 6 without one (day 5 between them: the price known, no promotion)
-        {"date": "2024-03-01", "sku": "S0", "units": 3, "price": "8.00", "promo": True},
-        {"date": "2024-03-04", "sku": "S0", "units": 2, "price": "8.00", "promo": True},
-        {"date": "2024-03-06", "sku": "S0", "units": 1, "price": "8.00", "promo": False},
-    ]
-    with tenant_context(stocked.tenant):
-        import_rows(kind="sales", rows=rows)
-        panel, _ids, _stats = demand_panel()
-    order = np.argsort(panel.day)
-    assert (panel.day[order] - panel.day.min() + 1).tolist() == [1, 2, 3, 4, 5, 6]
-    assert panel.units[order].tolist() == [3, 0, 0, 2, 0, 1]
-    assert panel.promo[order].tolist() == [1, 1, 1, 1, 0, 0]
-
-
 def test_demand_panel_reads_reported_zero_days_at_their_price(stocked):
     """A daily report lists days on sale without a sale as 0 units at the day's price: those
     zeros are observed (at a known price, even where the price moved), nothing is truncated,
