@@ -47,10 +47,10 @@ logger = logging.getLogger(__name__)
 # What a staged file means: raised whenever a release changes what the pooled stage or a part
 # stores, or how the reduce reads it (2: each block's variance parts carry their held-price
 # clusters, ml.science.demand._few_clusters, a promotion's day read inside its held price's
-# run as well as apart). A run whose parts span a deploy would otherwise
-# merge blocks of two releases into one model (an older block read without its clusters takes
-# no few-clusters factor: narrower intervals on some SKUs than on others); such a run fails
-# instead, naming the formats, and the next run retrains.
+# run as well as apart). A run whose parts span a deploy would otherwise merge blocks of two
+# releases into one model (an older block read without its clusters takes no few-clusters
+# factor: narrower intervals on some SKUs than on others); such a run fails instead, naming
+# the formats, and the next run retrains.
 STAGED_FORMAT = 2
 
 

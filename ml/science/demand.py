@@ -719,8 +719,8 @@ def _variance_of(parts: list[dict], origin: int | None = None):
     SKU order): the formula of the one-process fit over all of them. `origin`: the first day of the
     error blocks' grid (a block that computed every origin has one per residue mod 14). Also
     each SKU's variance with the factor for few clusters on the sandwich (`_few_clusters`), for
-    the s.e. a decision reads: not the variance that the
-    spread between SKUs and the shrinkage read (`_widen`)."""
+    the s.e. a decision reads: not the variance that the spread between SKUs and the shrinkage
+    read (`_widen`)."""
 
     def pick(p, key):
         if origin is None or len(p["origins"]) == 1:
