@@ -189,6 +189,27 @@ def with_truth(curve, slope: np.ndarray, bend: np.ndarray | None = None, hinge=N
     return out
 
 
+def parse_traps(items: list[str]) -> dict:
+    """`--trap NAME=VALUE` items as `make_market` keywords: a number, or a range `low:high`."""
+    from ml.science.simulator import TRAPS
+
+    out: dict = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in TRAPS:
+            raise SystemExit(f"--trap {item!r}: use NAME=VALUE, NAME one of {', '.join(TRAPS)}")
+        try:
+            parts = tuple(float(v) for v in value.split(":"))
+        except ValueError:
+            raise SystemExit(f"--trap {item!r}: {value!r} is not a number or low:high") from None
+        ranged = isinstance(TRAPS[name], tuple)
+        if ranged != (len(parts) == 2) or len(parts) > 2:
+            wants = "low:high" if ranged else "one number"
+            raise SystemExit(f"--trap {item!r}: {name} takes {wants}")
+        out[name] = parts if len(parts) == 2 else parts[0]
+    return out
+
+
 def decompose(
     forms,
     seed: int,
@@ -198,7 +219,7 @@ def decompose(
     traps: bool,
     variants=None,
     ceiling: bool = False,
-    anchored_share: float | None = None,
+    switches: dict | None = None,
     reading_every: int = 7,
     price_every: float = 1.0,
 ) -> dict:
@@ -213,8 +234,9 @@ def decompose(
     from tenants.context import tenant_context
     from tenants.services import create_tenant, delete_tenant
 
-    switches = {} if anchored_share is None else {"anchored_share": anchored_share}
-    market = make_market(skus, forms, seed, traps=traps, price_every=price_every, **switches)
+    market = make_market(
+        skus, forms, seed, traps=traps, price_every=price_every, **(switches or {})
+    )
     tenant = create_tenant(name="Decomposition", slug=f"dd-{secrets.token_hex(4)}")
     try:
         with tempfile.TemporaryDirectory() as tmp, tenant_context(tenant):
@@ -369,6 +391,16 @@ def main() -> None:
         "trap's; with --traps 0.4 by default): e.g. 0.02, a catalog where few SKUs do",
     )
     parser.add_argument(
+        "--trap",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="one trap's strength, named as in the simulator's TRAPS (repeatable; on top of "
+        "--traps or of a clean market), e.g. overdispersion=1.5, shock_sd=0.5, "
+        "anchor_slope=1.0:2.0 (a range: low:high): markets of strengths no setting was "
+        "chosen on",
+    )
+    parser.add_argument(
         "--competitor-every",
         type=int,
         default=7,
@@ -398,6 +430,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     variants = parse_variants(args.variants)
+    switches = parse_traps(args.trap)
+    if args.anchored_share is not None:
+        switches["anchored_share"] = args.anchored_share
     import django
 
     django.setup()
@@ -405,6 +440,8 @@ def main() -> None:
     label = "trap markets" if args.traps else "clean markets"
     if args.anchored_share is not None:
         label += f", {args.anchored_share:.0%} of SKUs anchored to the competitor"
+    for name, value in parse_traps(args.trap).items():
+        label += f", {name} {value}"
     if args.price_every > 1:
         label += f", own prices changed every {args.price_every:g} days on average"
     print(f"{args.skus} SKUs, {args.days} days of history, {label}\n")
@@ -425,7 +462,7 @@ def main() -> None:
                     args.traps,
                     variants,
                     args.ceiling,
-                    args.anchored_share,
+                    switches,
                     args.competitor_every,
                     args.price_every,
                 )
