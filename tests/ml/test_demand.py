@@ -329,6 +329,45 @@ def test_a_promotion_joins_a_run_of_its_own_sku_only():
     assert since[4] == 12 and set(since[5:]) == {13}
 
 
+@pytest.mark.parametrize("listed", ["paid", "shelf"])
+def test_a_listed_shelf_price_keeps_a_promotion_in_its_own_run(listed, monkeypatch):
+    # A file that lists the shelf price beside what was paid (a discount depth) shows the
+    # promotion's day at the shelf price in force: it is no paid-price promotion, and its run
+    # is the one its shelf price belongs to. Read as one, a promotion on the day a new shelf
+    # price starts would join the price held before it (a second reading, with clusters that
+    # do not match the prices). Where the file lists the paid price only, both readings stay.
+    from dataclasses import replace
+
+    from ml.science import demand
+
+    panel, _e, _today = held_prices(0, hold=60, promotions=0.05)
+    if listed == "shelf":
+        sku, day, promo = panel.sku, panel.day, panel.promo > 0
+        # the shelf price: the level held in the promotion's 60-day block (its regular days')
+        block = sku * 10 + (day - day.min()) // 60
+        level = np.zeros(block.max() + 1)
+        np.maximum.at(level, block[~promo], panel.price[~promo])
+        shelf = level[block]
+        assert np.allclose(shelf[~promo], panel.price[~promo])
+        depth = np.where(promo, np.log(panel.price / shelf), 0.0)
+        assert (depth[promo] < -0.05).all()
+        first = np.r_[True, sku[1:] != sku[:-1]]
+        changes = np.r_[False, (shelf[1:] != shelf[:-1]) & ~first[1:]]
+        # a promotion on the day a new shelf price starts: the case the listing decides
+        assert np.sum(changes & promo) > 0
+        panel = replace(panel, price=shelf, discount=depth)
+    seen = []
+    parts = demand._variance_parts
+
+    def spy(*args, **kwargs):
+        seen.append(len(kwargs.get("since") or args[-1]))
+        return parts(*args, **kwargs)
+
+    monkeypatch.setattr(demand, "_variance_parts", spy)
+    demand.fit_block(panel, demand.fit_pooled(panel))
+    assert seen and set(seen) == ({1} if listed == "shelf" else {2})
+
+
 def test_held_prices_are_one_cluster_and_daily_prices_keep_their_blocks():
     from ml.science.demand import _held_since
 
