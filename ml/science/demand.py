@@ -294,10 +294,17 @@ def _profile_alpha(y, eta, sku, n, truncated=None, alpha=None):
 def _pooled(y, X, sku, n, trunc, beta, alpha, iterations):
     """Newton steps on the shared coefficients (the price slope and the controls) with the SKU
     intercepts profiled out. Returns beta, alpha and the last step's m, weight, the within-SKU
-    demeaned design and the information matrix."""
+    demeaned design and the information matrix.
+
+    Each step is halved until it does not overshoot: the estimating equations sum (y - m) x = 0
+    are the gradient of a concave objective (m rises with the linear predictor), so along the
+    step its slope must not fall below minus its slope at the start (the objective no lower
+    than where the step began, exactly so where it is quadratic). A full Newton step from the
+    start overshot where promotions lift demand by more than twice: the promotion's coefficient
+    swung between -2 and 11, then every coefficient ran off to 1e14, and the model was stored
+    so (`PooledFitError` now refuses such a fit)."""
+    m, wt = _mean_weight(X @ beta + alpha[sku], trunc)
     for _ in range(iterations):
-        eta = X @ beta + alpha[sku]
-        m, wt = _mean_weight(eta, trunc)
         # Newton step on beta with the intercepts profiled: demean X within SKU (weighted).
         w_sum = np.bincount(sku, weights=wt, minlength=n)
         sums = np.vstack(
@@ -309,11 +316,30 @@ def _pooled(y, X, sku, n, trunc, beta, alpha, iterations):
         step = np.linalg.solve(info, grad)
         if trunc is not None:  # damped on the price slope only (controls may be near-collinear)
             step = step / max(1.0, abs(float(step[0])))
-        beta = beta + step
-        alpha = _profile_alpha(y, X @ beta, sku, n, trunc, alpha)
+        along = X @ step
+        rise = float(np.dot(y - m, along))  # the objective's slope along the step, at its start
+        for _halving in range(40):
+            b = beta + step
+            a = _profile_alpha(y, X @ b, sku, n, trunc, alpha)
+            m_b, wt_b = _mean_weight(X @ b + a[sku], trunc)
+            end = float(np.dot(y - m_b, along))
+            if np.isfinite(end) and end >= -abs(rise):
+                break
+            step = step / 2
+        else:
+            break  # no part of the step keeps the objective: where it stands is the fit
+        beta, alpha, m, wt = b, a, m_b, wt_b
         if np.max(np.abs(step)) < (1e-6 if trunc is not None else 1e-8):
             break
     return beta, alpha, m, wt, Xc, info
+
+
+class PooledFitError(ValueError):
+    """The pooled demand fit did not settle: its coefficients are not finite or its price slope
+    is beyond any market's (a model that would read every SKU as the same absurd number)."""
+
+
+POOLED_SLOPE_LIMIT = 20.0  # |pooled elasticity| beyond this is a fit that did not settle
 
 
 def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
@@ -458,6 +484,12 @@ def fit_pooled(
             trunc = Truncation(trunc, k)
             alpha = _profile_alpha(y, X @ beta, sku, n, trunc, alpha)
             beta, alpha, m, _wt, Xc, info = _pooled(y, X, sku, n, trunc, beta, alpha, iterations)
+    if not np.isfinite(beta).all() or abs(float(beta[0])) > POOLED_SLOPE_LIMIT:
+        raise PooledFitError(
+            f"the pooled demand fit did not settle (price slope {float(beta[0]):.3g}, "
+            f"coefficients {'not ' if not np.isfinite(beta).all() else ''}finite): no model "
+            "is stored from it"
+        )
     # Standard errors that hold under overdispersion and correlation within a SKU: the
     # sandwich clustered by SKU (every SKU's days are one cluster), never below the model's.
     bread = np.linalg.pinv(info)

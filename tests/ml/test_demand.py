@@ -648,3 +648,59 @@ def test_a_curve_that_bends_down_is_not_read_as_a_hinge_above_the_competitor():
     z = np.concatenate(z)
     assert np.mean(z) > -1.0
     assert np.mean(z < -2) < 0.15
+
+
+def _market_panel(market, days, seed, end):
+    """The simulated market's days as the panel a daily report gives (paid prices, flags)."""
+    from ml.science.simulator import simulate
+
+    rows = list(simulate(market, days=days, seed=seed, end=end))
+    n = len(market.sku)
+    return Panel(
+        sku=np.tile(np.arange(n), len(rows)),
+        day=np.repeat([d.day.toordinal() for d in rows], n),
+        units=np.concatenate([d.units for d in rows]),
+        price=np.concatenate([d.price for d in rows]),
+        promo=np.concatenate([d.promo for d in rows]).astype(float),
+        competitor_price=np.concatenate([d.competitor for d in rows]),
+        category=np.arange(n) % 4,
+        current_price=market.price_today,
+    )
+
+
+def test_the_pooled_fit_settles_where_promotions_lift_demand_by_far_more_than_their_cut():
+    # Promotions 30-50 % off that lift demand by display about fivefold beyond the cut: a full
+    # Newton step from the start overshot, the promotion's coefficient swung between -2 and 11
+    # and every coefficient ran off to 1e14; the model was stored so and read every SKU as
+    # -8. Each step is now halved until it does not overshoot.
+    from datetime import date
+
+    from ml.science.demand import fit_pooled
+    from ml.science.simulator import make_market
+
+    market = make_market(200, ("constant",), 20, traps=True, display_lift=1.0,
+                         promo_depth=(0.3, 0.5))  # fmt: skip
+    panel = _market_panel(market, 365, 20, date(2026, 12, 4))
+    pooled = fit_pooled(panel)
+    assert np.isfinite(pooled.beta).all()
+    slope = float(pooled.beta[0])
+    true = float(np.mean(market.elasticity))
+    assert abs(slope - true) < 0.8, (slope, true)
+    promo = float(pooled.beta[1 + pooled.names.index("promo")])
+    assert 0.5 < promo < 3.0  # the flag's lift: exp(1.0 + baseline lift), not a swing
+
+
+def test_a_pooled_fit_that_does_not_settle_is_refused(monkeypatch):
+    from ml.science import demand
+
+    panel, _true = simulate(n=20, days=60)
+
+    def runaway(y, X, sku, n, trunc, beta, alpha, iterations):
+        out = list(_pooled(y, X, sku, n, trunc, beta, alpha, iterations))
+        out[0] = out[0] * 1e13
+        return tuple(out)
+
+    _pooled = demand._pooled
+    monkeypatch.setattr(demand, "_pooled", runaway)
+    with pytest.raises(demand.PooledFitError, match="did not settle"):
+        demand.fit_demand(panel)
