@@ -43,6 +43,17 @@ from .models import RepriceJob
 logger = logging.getLogger(__name__)
 
 
+# The format of a part's staged recommendations (services.Staged's fields and what they mean):
+# raise it with any change to either. A reduce that finds a part staged by another release (no
+# stamp: format 1) fails the job naming both formats instead of storing recommendations of two
+# releases side by side (or failing on a missing field); the next run reprices from scratch.
+STAGED_FORMAT = 2
+
+
+class StagedFormatError(ValueError):
+    pass
+
+
 def _active():
     return Product.objects.filter(active=True).exclude(pk__in=services.locked_products())
 
@@ -162,6 +173,7 @@ def run_part(job_id: int, index: int) -> None:
             risk=plan.get("risk"),
         )
         payload = {name: getattr(staged, name) for name in services.Staged.__dataclass_fields__}
+        payload["staged_format"] = STAGED_FORMAT
         content = gzip.compress(json.dumps(payload, default=_plain).encode())
         job_parts.save(plan, f"block-{index}.json.gz", content)
     except Exception as exc:
@@ -183,6 +195,13 @@ def _plain(value):
 
 def _staged(plan: dict, index: int) -> services.Staged:
     payload = json.loads(gzip.decompress(job_parts.read(plan, f"block-{index}.json.gz")))
+    found = payload.pop("staged_format", 1)
+    if found != STAGED_FORMAT:
+        raise StagedFormatError(
+            f"part {index + 1} was staged by another release of the reprice (format {found}; "
+            f"this release reads format {STAGED_FORMAT}): the job cannot merge it, run the "
+            "reprice again"
+        )
     payload["differ"] = [tuple(item) for item in payload["differ"]]
     return services.Staged(**payload)
 

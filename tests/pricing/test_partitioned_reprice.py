@@ -157,6 +157,27 @@ def test_a_failing_part_fails_the_job_with_its_reason(priced, held, monkeypatch)
     assert rows_of(priced, job.pk) == {} and staged(job.parts["folder"]) == []
 
 
+def test_a_part_staged_by_another_release_fails_the_job_naming_the_formats(
+    priced, held, monkeypatch
+):
+    # A deploy between the parts: the first two staged by the release before (format 1, no
+    # stamp), the rest by this one. The reduce stores none of them.
+    from pricing_saas.pricing import partitioned
+
+    monkeypatch.setattr(partitioned, "STAGED_FORMAT", 1)
+    job = start(priced)
+    held.run(2)
+    monkeypatch.setattr(partitioned, "STAGED_FORMAT", 2)
+    held.run()
+    job = job_of(priced, job.pk)
+    assert job.status == "failed", job.message
+    assert "part 1 was staged by another release of the reprice (format 1; this release " in (
+        job.message
+    )
+    assert "reads format 2)" in job.message
+    assert rows_of(priced, job.pk) == {} and staged(job.parts["folder"]) == []
+
+
 def test_the_reduce_never_supersedes_an_approval_published_after_its_part_ran(priced, held):
     """A part judged an approval stale (its product's price moved since); a publication sent
     it before the reduce came: the reduce leaves the published recommendation as it is."""
