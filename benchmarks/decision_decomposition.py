@@ -222,6 +222,7 @@ def decompose(
     switches: dict | None = None,
     reading_every: int = 7,
     price_every: float = 1.0,
+    volume: float = 1.0,
 ) -> dict:
     from ml import selectors as ml_selectors
     from ml.models import ModelVersion
@@ -235,7 +236,13 @@ def decompose(
     from tenants.services import create_tenant, delete_tenant
 
     market = make_market(
-        skus, forms, seed, traps=traps, price_every=price_every, **(switches or {})
+        skus,
+        forms,
+        seed,
+        traps=traps,
+        price_every=price_every,
+        volume=volume,
+        **(switches or {}),
     )
     tenant = create_tenant(name="Decomposition", slug=f"dd-{secrets.token_hex(4)}")
     try:
@@ -414,6 +421,13 @@ def main() -> None:
         "every day, as always; e.g. 30: sticky prices, as most real merchants keep)",
     )
     parser.add_argument(
+        "--volume",
+        type=float,
+        default=1.0,
+        help="every SKU's units a day scaled by this (1: about 5 at the reference price on "
+        "average, as always; 0.1: a catalog of slow movers)",
+    )
+    parser.add_argument(
         "--variants",
         default="",
         help="decision rules to score on the same estimates, e.g. "
@@ -444,6 +458,8 @@ def main() -> None:
         label += f", {name} {value}"
     if args.price_every > 1:
         label += f", own prices changed every {args.price_every:g} days on average"
+    if args.volume != 1:
+        label += f", units a day x {args.volume:g}"
     print(f"{args.skus} SKUs, {args.days} days of history, {label}\n")
     cols = ("evidence", "step_window", "estimation", "shrinking", "gain_test", "captured")
     print("| demand forms | seed | report | " + " | ".join(cols) + " | wrong-way SKUs |")
@@ -465,6 +481,7 @@ def main() -> None:
                     switches,
                     args.competitor_every,
                     args.price_every,
+                    args.volume,
                 )
                 named = [k.partition(":")[2] for k in got if k.startswith("variant:")]
                 for name in named:

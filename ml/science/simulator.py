@@ -150,15 +150,20 @@ def make_market(
     seed: int = 0,
     traps: bool = False,
     price_every: float = 1.0,
+    volume: float = 1.0,
     **switches,
 ) -> Market:
     """A market of `n` SKUs. `traps=True` switches on every trap of `TRAPS`; keywords named as
     in `TRAPS` set single traps (on top of either). Without traps the market (and every file
     `write_csv` makes of it) is the same as it always was for the same seed. `price_every`
     (days, on average, between the merchant's own shelf-price changes; 1 by default, a new
-    price every day) makes the merchant's prices sticky, with or without traps."""
+    price every day) makes the merchant's prices sticky, with or without traps. `volume` scales
+    every SKU's units a day (1: about 5 at the reference price on average; 0.1: a catalog of
+    slow movers)."""
     if not price_every >= 1:
         raise ValueError(f"price_every must be at least 1 day, not {price_every!r}")
+    if not volume > 0:
+        raise ValueError(f"volume must be positive, not {volume!r}")
     unknown = set(switches) - set(TRAPS)
     if unknown:
         raise TypeError(f"unknown trap(s) {sorted(unknown)}: use {', '.join(TRAPS)}")
@@ -173,7 +178,7 @@ def make_market(
         sku=[f"SIM{i:05d}" for i in range(n)],
         category=[f"cat{i % 6}" for i in range(n)],
         form=form,
-        base_units=rng.gamma(2.0, 2.5, n),
+        base_units=rng.gamma(2.0, 2.5, n) * volume,
         ref_price=ref,
         elasticity=elasticity,
         cost=cost,

@@ -67,10 +67,12 @@ SCRIPTS = {
     ),
     "decision_decomposition.py": Smoke(
         args="--skus 12 --days 60 --seeds 0 --reports orders --ceiling --traps "
-        "--anchored-share 0.25 --competitor-every 1 --price-every 20 --variants "
+        "--anchored-share 0.25 --trap overdispersion=1.2 --trap anchor_slope=1:2 "
+        "--competitor-every 1 --price-every 20 --volume 0.5 --variants "
         "per-sku:loss_budget=none,gain_z=1;own:own_hinges=1;normal:normal_hinges=1",
         expect=(
-            "25% of SKUs anchored to the competitor, own prices changed every 20 days",
+            "25% of SKUs anchored to the competitor, overdispersion 1.2, anchor_slope "
+            "(1.0, 2.0), own prices changed every 20 days on average, units a day x 0.5",
             "interval coverage |",
             "| constant+linear+logit | 0 | orders |",
             "(a) evidence range",
