@@ -189,6 +189,18 @@ def with_truth(curve, slope: np.ndarray, bend: np.ndarray | None = None, hinge=N
     return out
 
 
+# The largest value each trap takes (a share, a correlation, a discount off the price)
+TRAP_LIMITS = {"shock_rho": 0.999, "anchored_share": 1.0, "promo_depth": 0.95}
+
+
+def positive(text: str) -> float:
+    """An argparse type: a finite number above 0."""
+    value = float(text)
+    if not (np.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number above 0")
+    return value
+
+
 def parse_traps(items: list[str]) -> dict:
     """`--trap NAME=VALUE` items as `make_market` keywords: a number, or a range `low:high`."""
     from ml.science.simulator import TRAPS
@@ -206,6 +218,15 @@ def parse_traps(items: list[str]) -> dict:
         if ranged != (len(parts) == 2) or len(parts) > 2:
             wants = "low:high" if ranged else "one number"
             raise SystemExit(f"--trap {item!r}: {name} takes {wants}")
+        top = TRAP_LIMITS.get(name, np.inf)
+        if not all(np.isfinite(v) and 0 <= v <= top for v in parts) or parts[0] > parts[-1]:
+            raise SystemExit(
+                f"--trap {item!r}: {name} takes finite values from 0"
+                + ("" if np.isinf(top) else f" to {top:g}")
+                + (", low no higher than high" if ranged else "")
+            )
+        if name in out:
+            raise SystemExit(f"--trap {item!r}: {name} is set twice")
         out[name] = parts if len(parts) == 2 else parts[0]
     return out
 
@@ -422,7 +443,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--volume",
-        type=float,
+        type=positive,
         default=1.0,
         help="every SKU's units a day scaled by this (1: about 5 at the reference price on "
         "average, as always; 0.1: a catalog of slow movers)",
@@ -446,6 +467,8 @@ def main() -> None:
     variants = parse_variants(args.variants)
     switches = parse_traps(args.trap)
     if args.anchored_share is not None:
+        if "anchored_share" in switches:
+            raise SystemExit("--anchored-share and --trap anchored_share=: give one of them")
         switches["anchored_share"] = args.anchored_share
     import django
 
@@ -454,8 +477,9 @@ def main() -> None:
     label = "trap markets" if args.traps else "clean markets"
     if args.anchored_share is not None:
         label += f", {args.anchored_share:.0%} of SKUs anchored to the competitor"
-    for name, value in parse_traps(args.trap).items():
-        label += f", {name} {value}"
+    for name, value in switches.items():
+        if name != "anchored_share" or args.anchored_share is None:
+            label += f", {name} {value}"
     if args.price_every > 1:
         label += f", own prices changed every {args.price_every:g} days on average"
     if args.volume != 1:

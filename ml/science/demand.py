@@ -294,30 +294,37 @@ def _profile_alpha(y, eta, sku, n, truncated=None, alpha=None):
 def _pooled(y, X, sku, n, trunc, beta, alpha, iterations):
     """Newton steps on the shared coefficients (the price slope and the controls) with the SKU
     intercepts profiled out. Returns beta, alpha and the last step's m, weight, the within-SKU
-    demeaned design and the information matrix.
+    demeaned design and the information matrix (all at the point that step started from).
 
     Each step is halved until it does not overshoot: the estimating equations sum (y - m) x = 0
-    are the gradient of a concave objective (m rises with the linear predictor), so along the
-    step its slope must not fall below minus its slope at the start (the objective no lower
-    than where the step began, exactly so where it is quadratic). A full Newton step from the
-    start overshot where promotions lift demand by more than twice: the promotion's coefficient
-    swung between -2 and 11, then every coefficient ran off to 1e14, and the model was stored
-    so (`PooledFitError` now refuses such a fit)."""
+    are the gradient of a concave objective (m rises with the linear predictor), and a step is
+    taken where the objective's slope along it at its end is not below minus its slope at its
+    start (where the objective is quadratic along the step, exactly where it ends no lower than
+    it began; elsewhere a guard against overshooting, not a proof of ascent). A full Newton
+    step from the start overshot where promotions lift demand by far more than their cut: the
+    promotion's coefficient swung between -2 and 11, then every coefficient ran off to 1e14,
+    and that model was stored. A fit that ends unsettled (no part of a step holds, or the
+    iterations run out while the last full step still moves a coefficient by more than
+    POOLED_SETTLED_STEP and could still gain more than POOLED_SETTLED_RISE) raises
+    PooledFitError, as `_check_pooled` does for coefficients beyond any market's."""
     m, wt = _mean_weight(X @ beta + alpha[sku], trunc)
+    full = rise = np.inf
     for _ in range(iterations):
+        m0, wt0 = m, wt
         # Newton step on beta with the intercepts profiled: demean X within SKU (weighted).
-        w_sum = np.bincount(sku, weights=wt, minlength=n)
+        w_sum = np.bincount(sku, weights=wt0, minlength=n)
         sums = np.vstack(
-            [np.bincount(sku, weights=wt * X[:, j], minlength=n) for j in range(X.shape[1])]
+            [np.bincount(sku, weights=wt0 * X[:, j], minlength=n) for j in range(X.shape[1])]
         )
         Xc = X - (sums.T / np.maximum(w_sum, 1e-12)[:, None])[sku]
-        grad = Xc.T @ (y - m)
-        info = (Xc * wt[:, None]).T @ Xc + 1e-8 * np.eye(X.shape[1])
+        grad = Xc.T @ (y - m0)
+        info = (Xc * wt0[:, None]).T @ Xc + 1e-8 * np.eye(X.shape[1])
         step = np.linalg.solve(info, grad)
         if trunc is not None:  # damped on the price slope only (controls may be near-collinear)
             step = step / max(1.0, abs(float(step[0])))
+        full = float(np.max(np.abs(step)))
         along = X @ step
-        rise = float(np.dot(y - m, along))  # the objective's slope along the step, at its start
+        rise = float(np.dot(y - m0, along))  # the objective's slope along the step, at its start
         for _halving in range(40):
             b = beta + step
             a = _profile_alpha(y, X @ b, sku, n, trunc, alpha)
@@ -327,19 +334,52 @@ def _pooled(y, X, sku, n, trunc, beta, alpha, iterations):
                 break
             step = step / 2
         else:
-            break  # no part of the step keeps the objective: where it stands is the fit
+            break  # no part of the step holds: settled only if it had nothing left to gain
         beta, alpha, m, wt = b, a, m_b, wt_b
-        if np.max(np.abs(step)) < (1e-6 if trunc is not None else 1e-8):
+        if full < (1e-6 if trunc is not None else 1e-8):
             break
-    return beta, alpha, m, wt, Xc, info
+    if not (full <= POOLED_SETTLED_STEP or rise <= POOLED_SETTLED_RISE):
+        raise PooledFitError(
+            "the demand fit did not converge on this history (its last step still moved a "
+            f"coefficient by {full:.3g} and could gain {rise:.3g})"
+        )
+    return beta, alpha, m0, wt0, Xc, info
 
 
 class PooledFitError(ValueError):
-    """The pooled demand fit did not settle: its coefficients are not finite or its price slope
-    is beyond any market's (a model that would read every SKU as the same absurd number)."""
+    """The pooled demand fit did not settle: its Newton steps did not converge, or a
+    coefficient is not finite or beyond any market's (a model that would read every SKU as the
+    same absurd number, or a promotion as lifting demand e^1e11-fold)."""
 
 
+# A pooled fit whose last full Newton step still moves a coefficient by more than this (log
+# units) and whose objective could still gain more than POOLED_SETTLED_RISE (twice the gain of
+# the log-likelihood, about) has not settled. Either alone is no sign: a coefficient the design
+# barely identifies (a column of zeros but for rounding) keeps a step of 1e-4 in a settled fit,
+# and a tenant's millions of rows keep a rise of several units in a fit whose coefficients have
+# stopped moving.
+POOLED_SETTLED_STEP = 0.05
+POOLED_SETTLED_RISE = 1.0
 POOLED_SLOPE_LIMIT = 20.0  # |pooled elasticity| beyond this is a fit that did not settle
+# |coefficient| of a control beyond this (log units: e^25 times the demand) is one that ran away
+POOLED_CONTROL_LIMIT = 25.0
+
+
+def _check_pooled(beta: np.ndarray, names: list[str]) -> None:
+    """PooledFitError where a coefficient is not finite or beyond any market's."""
+    bad = [
+        name
+        for name, value in zip(["log_price", *names], beta, strict=True)
+        if not np.isfinite(value)
+        or abs(value) > (POOLED_SLOPE_LIMIT if name == "log_price" else POOLED_CONTROL_LIMIT)
+    ]
+    if bad:
+        values = ", ".join(
+            f"{name} {float(beta[['log_price', *names].index(name)]):.3g}" for name in bad[:3]
+        )
+        raise PooledFitError(
+            f"the demand fit did not converge on this history (beyond any market: {values})"
+        )
 
 
 def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
@@ -484,12 +524,7 @@ def fit_pooled(
             trunc = Truncation(trunc, k)
             alpha = _profile_alpha(y, X @ beta, sku, n, trunc, alpha)
             beta, alpha, m, _wt, Xc, info = _pooled(y, X, sku, n, trunc, beta, alpha, iterations)
-    if not np.isfinite(beta).all() or abs(float(beta[0])) > POOLED_SLOPE_LIMIT:
-        raise PooledFitError(
-            f"the pooled demand fit did not settle (price slope {float(beta[0]):.3g}, "
-            f"coefficients {'not ' if not np.isfinite(beta).all() else ''}finite): no model "
-            "is stored from it"
-        )
+    _check_pooled(beta, names)
     # Standard errors that hold under overdispersion and correlation within a SKU: the
     # sandwich clustered by SKU (every SKU's days are one cluster), never below the model's.
     bread = np.linalg.pinv(info)

@@ -19,7 +19,7 @@ from ml import selectors as ml_selectors
 from ml import services as ml_services
 from ml.models import ModelVersion, ReferencePrice
 from ml.science import competitor as competitor_science
-from ml.science.demand import RAMP_SCALE
+from ml.science.demand import RAMP_SCALE, PooledFitError
 from ml.science.optimizer import RULES, Rules, optimise, rule_names
 from pricing_saas.catalog.models import CompetitorOffer, Product, SalesRecord
 from pricing_saas.web.errors import ConflictError, ServiceError
@@ -560,7 +560,10 @@ def _demand_model(job: RepriceJob):
         # The job names the run it trains in its own process: should this worker die, the run
         # is marked lost with the job (RepriceJob.mark_lost), never left blocking the next one.
         job.set_progress(demand_version=version)
-        trained = ml_services.run_training(version_id=version.pk, sync=True)
+        try:
+            trained = ml_services.run_training(version_id=version.pk, sync=True)
+        except PooledFitError as exc:  # the run is failed, saying so; nothing was stored
+            raise ServiceError(f"demand training failed: {exc}") from exc
         if trained is not None:  # a fit in parts may have ended in tasks run here (--sync)
             trained.refresh_from_db()
         if trained is not None and trained.status == ModelVersion.Status.TRAINING:

@@ -702,5 +702,41 @@ def test_a_pooled_fit_that_does_not_settle_is_refused(monkeypatch):
 
     _pooled = demand._pooled
     monkeypatch.setattr(demand, "_pooled", runaway)
-    with pytest.raises(demand.PooledFitError, match="did not settle"):
+    with pytest.raises(demand.PooledFitError, match=r"did not converge.*log_price -1"):
         demand.fit_demand(panel)
+
+
+def test_a_pooled_control_that_runs_away_is_refused_though_the_slope_looks_sane(monkeypatch):
+    # Before the halved steps, an order export of deep promotions (display lift e^1.5) ended
+    # with a price slope of -1.21 and a promotion coefficient of 1e11: a slope-only check
+    # stored it.
+    from ml.science import demand
+
+    panel, _true = simulate(n=20, days=60)
+
+    def runaway(y, X, sku, n, trunc, beta, alpha, iterations):
+        out = list(_pooled(y, X, sku, n, trunc, beta, alpha, iterations))
+        out[0] = out[0].copy()
+        out[0][-1] = 1.03e11  # the last control (the promotion flag here)
+        return tuple(out)
+
+    _pooled = demand._pooled
+    monkeypatch.setattr(demand, "_pooled", runaway)
+    with pytest.raises(demand.PooledFitError, match=r"beyond any market: promo 1\.03e"):
+        demand.fit_demand(panel)
+
+
+def test_a_pooled_fit_whose_steps_have_not_settled_is_refused():
+    # One Newton step on the market whose promotions lift demand fivefold beyond their cut:
+    # its last full step still moves the promotion's coefficient by about 4.
+    from datetime import date
+
+    from ml.science.demand import PooledFitError, fit_pooled
+    from ml.science.simulator import make_market
+
+    market = make_market(200, ("constant",), 20, traps=True, display_lift=1.0,
+                         promo_depth=(0.3, 0.5))  # fmt: skip
+    panel = _market_panel(market, 365, 20, date(2026, 12, 4))
+    with pytest.raises(PooledFitError, match="did not converge on this history"):
+        fit_pooled(panel, iterations=1)
+    assert np.isfinite(fit_pooled(panel, iterations=25).beta).all()

@@ -37,6 +37,33 @@ def test_reprice_trains_demand_first_and_respects_the_rules(shop):
     assert job.expected_profit_new >= job.expected_profit_now
 
 
+def test_a_demand_fit_that_does_not_converge_stores_no_model_and_fails_the_job(shop, monkeypatch):
+    # A pooled control's coefficient runs off to 1e11 (as the promotion's did before the
+    # Newton steps were halved, on an order export of deep promotions): no model is stored or
+    # promoted, no recommendation is written, and the job and the command say why.
+    from ml.models import ModelVersion
+    from ml.science import demand
+
+    real = demand._pooled
+
+    def runaway(*args):
+        beta, *rest = real(*args)
+        beta = beta.copy()
+        beta[-1] = 1.03e11
+        return (beta, *rest)
+
+    monkeypatch.setattr(demand, "_pooled", runaway)
+    with pytest.raises(CommandError, match="did not converge on this history"):
+        call_command("reprice", shop.tenant.slug, "--sync", stdout=io.StringIO())
+    with tenant_context(shop.tenant):
+        job = RepriceJob.objects.get()
+        version = ModelVersion.objects.get(kind=ModelVersion.Kind.DEMAND)
+        assert not Recommendation.objects.exists()
+    assert job.status == "failed" and "did not converge on this history" in job.message
+    assert version.status == "failed" and not version.artifact
+    assert "PooledFitError: the demand fit did not converge" in version.message
+
+
 def test_export_recommendations(shop):
     call_command("reprice", shop.tenant.slug, "--sync", stdout=io.StringIO())
     out = io.StringIO()

@@ -157,17 +157,20 @@ def test_a_failing_part_fails_the_job_with_its_reason(priced, held, monkeypatch)
     assert rows_of(priced, job.pk) == {} and staged(job.parts["folder"]) == []
 
 
-def test_a_part_staged_by_another_release_fails_the_job_naming_the_formats(
-    priced, held, monkeypatch
-):
-    # A deploy between the parts: the first two staged by the release before (format 1, no
-    # stamp), the rest by this one. The reduce stores none of them.
-    from pricing_saas.pricing import partitioned
+def test_a_part_staged_by_another_release_fails_the_job_naming_the_formats(priced, held):
+    # A deploy between the parts: the first part staged by the release before the stamp (its
+    # payload without one), the rest by this one. The reduce stores none of them.
+    import gzip
+    import json
 
-    monkeypatch.setattr(partitioned, "STAGED_FORMAT", 1)
+    from tenants import parts as job_parts
+
     job = start(priced)
     held.run(2)
-    monkeypatch.setattr(partitioned, "STAGED_FORMAT", 2)
+    plan = job_of(priced, job.pk).parts
+    payload = json.loads(gzip.decompress(job_parts.read(plan, "block-0.json.gz")))
+    assert payload.pop("staged_format") == 2
+    job_parts.save(plan, "block-0.json.gz", gzip.compress(json.dumps(payload).encode()))
     held.run()
     job = job_of(priced, job.pk)
     assert job.status == "failed", job.message
@@ -176,6 +179,18 @@ def test_a_part_staged_by_another_release_fails_the_job_naming_the_formats(
     )
     assert "reads format 2)" in job.message
     assert rows_of(priced, job.pk) == {} and staged(job.parts["folder"]) == []
+
+
+def test_the_staged_format_names_what_a_part_stores():
+    # A change to what a part stages (services.Staged's fields) must raise
+    # partitioned.STAGED_FORMAT, and this pin with it: a reduce of this release reading a part
+    # of another must fail naming the formats, not merge them.
+    from pricing_saas.pricing import partitioned
+
+    assert partitioned.STAGED_FORMAT == 2
+    assert tuple(services.Staged.__dataclass_fields__) == (
+        "objects", "stale", "differ", "changed", "conflicts", "profit_now", "profit_new",
+    )  # fmt: skip
 
 
 def test_the_reduce_never_supersedes_an_approval_published_after_its_part_ran(priced, held):
