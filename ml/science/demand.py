@@ -291,7 +291,7 @@ def _profile_alpha(y, eta, sku, n, truncated=None, alpha=None):
     return np.where(sum_y > 0, alpha, -30.0)  # a SKU that never sold: rate ~ 0
 
 
-def _pooled(y, X, sku, n, trunc, beta, alpha, iterations):
+def _pooled(y, X, sku, n, trunc, beta, alpha, iterations, unbounded=None):
     """Newton steps on the shared coefficients (the price slope and the controls) with the SKU
     intercepts profiled out. Returns beta, alpha and the last step's m, weight, the within-SKU
     demeaned design and the information matrix (all at the point that step started from).
@@ -306,7 +306,10 @@ def _pooled(y, X, sku, n, trunc, beta, alpha, iterations):
     and that model was stored. A fit that ends unsettled (no part of a step holds, or the
     iterations run out while the last full step still moves a coefficient by more than
     POOLED_SETTLED_STEP and could still gain more than POOLED_SETTLED_RISE) raises
-    PooledFitError, as `_check_pooled` does for coefficients beyond any market's."""
+    PooledFitError, as `_check_pooled` does for coefficients beyond any market's. `unbounded`
+    (per column): coefficients whose best value is minus infinity (`_no_sales`), left out of
+    the step that judges whether the fit settled."""
+    moving = slice(None) if unbounded is None else ~np.asarray(unbounded, bool)
     m, wt = _mean_weight(X @ beta + alpha[sku], trunc)
     full = rise = np.inf
     for _ in range(iterations):
@@ -322,7 +325,7 @@ def _pooled(y, X, sku, n, trunc, beta, alpha, iterations):
         step = np.linalg.solve(info, grad)
         if trunc is not None:  # damped on the price slope only (controls may be near-collinear)
             step = step / max(1.0, abs(float(step[0])))
-        full = float(np.max(np.abs(step)))
+        full = float(np.max(np.abs(step[moving]), initial=0.0))
         along = X @ step
         rise = float(np.dot(y - m0, along))  # the objective's slope along the step, at its start
         for _halving in range(40):
@@ -340,8 +343,8 @@ def _pooled(y, X, sku, n, trunc, beta, alpha, iterations):
             break
     if not (full <= POOLED_SETTLED_STEP or rise <= POOLED_SETTLED_RISE):
         raise PooledFitError(
-            "the demand fit did not converge on this history (its last step still moved a "
-            f"coefficient by {full:.3g} and could gain {rise:.3g})"
+            "the demand fit did not converge on this history (its last Newton step would move "
+            f"a coefficient by {full:.3g} and could gain {rise:.3g})"
         )
     return beta, alpha, m0, wt0, Xc, info
 
@@ -365,13 +368,28 @@ POOLED_SLOPE_LIMIT = 20.0  # |pooled elasticity| beyond this is a fit that did n
 POOLED_CONTROL_LIMIT = 25.0
 
 
-def _check_pooled(beta: np.ndarray, names: list[str]) -> None:
-    """PooledFitError where a coefficient is not finite or beyond any market's."""
+def _no_sales(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per column of the pooled design, whether it is a 0/1 control on whose rows nothing ever
+    sold (a weekday the shop is closed, a period without sales): its coefficient's best value is
+    minus infinity, and every Newton step moves it about one further down, rightly."""
+    binary = np.all((X == 0) | (X == 1), axis=0)
+    out = binary & (X.sum(axis=0) > 0) & (y @ X == 0)
+    out[0] = False  # the price
+    return out
+
+
+def _check_pooled(beta: np.ndarray, names: list[str], unbounded=None) -> None:
+    """PooledFitError where a coefficient is not finite or beyond any market's (a control of
+    `unbounded`, `_no_sales`, may go as far down as its steps took it)."""
+    free = np.zeros(len(beta), bool) if unbounded is None else np.asarray(unbounded, bool)
     bad = [
         name
-        for name, value in zip(["log_price", *names], beta, strict=True)
+        for name, value, loose in zip(["log_price", *names], beta, free, strict=True)
         if not np.isfinite(value)
-        or abs(value) > (POOLED_SLOPE_LIMIT if name == "log_price" else POOLED_CONTROL_LIMIT)
+        or (
+            not loose
+            and abs(value) > (POOLED_SLOPE_LIMIT if name == "log_price" else POOLED_CONTROL_LIMIT)
+        )
     ]
     if bad:
         values = ", ".join(
@@ -517,14 +535,19 @@ def fit_pooled(
     beta = np.zeros(X.shape[1])
     beta[0] = -1.0
     alpha = _profile_alpha(y, X @ beta, sku, n, trunc)
-    beta, alpha, m, _wt, Xc, info = _pooled(y, X, sku, n, trunc, beta, alpha, iterations)
+    closed = _no_sales(X, y)
+    beta, alpha, m, _wt, Xc, info = _pooled(
+        y, X, sku, n, trunc, beta, alpha, iterations, unbounded=closed
+    )
     if trunc is not None:  # sale-day rows: the dispersion matters for the truncation
         k = _dispersion_k(y, np.exp(X @ beta + alpha[sku]), trunc)
         if k > 0:
             trunc = Truncation(trunc, k)
             alpha = _profile_alpha(y, X @ beta, sku, n, trunc, alpha)
-            beta, alpha, m, _wt, Xc, info = _pooled(y, X, sku, n, trunc, beta, alpha, iterations)
-    _check_pooled(beta, names)
+            beta, alpha, m, _wt, Xc, info = _pooled(
+                y, X, sku, n, trunc, beta, alpha, iterations, unbounded=closed
+            )
+    _check_pooled(beta, names, closed)
     # Standard errors that hold under overdispersion and correlation within a SKU: the
     # sandwich clustered by SKU (every SKU's days are one cluster), never below the model's.
     bread = np.linalg.pinv(info)

@@ -46,8 +46,8 @@ def test_a_demand_fit_that_does_not_converge_stores_no_model_and_fails_the_job(s
 
     real = demand._pooled
 
-    def runaway(*args):
-        beta, *rest = real(*args)
+    def runaway(*args, **kwargs):
+        beta, *rest = real(*args, **kwargs)
         beta = beta.copy()
         beta[-1] = 1.03e11
         return (beta, *rest)
