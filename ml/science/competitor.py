@@ -452,6 +452,7 @@ def level(readings, noise: Noise) -> tuple[np.ndarray, np.ndarray]:
     # of sellers re-pricing on 22 % of the steps hold two or more re-prices in half the runs;
     # read whole, the level was further off than the latest reading (r.m.s. 0.038 against 0.030)
     # and 10 % of levels beyond 3 stated s.d.; read over its latest three, 0.024 and 0.9 %.
+    whole = np.arange(k)[None, :] < run[:, None]  # (an exact feed's repeats: the whole run)
     run = np.minimum(run, 1 + int(LEVEL_REPRICES / share))
     inside = np.arange(k)[None, :] < run[:, None]
     y = np.where(inside, x - np.nan_to_num(first)[:, None], 0.0)  # about the latest reading
@@ -494,8 +495,9 @@ def level(readings, noise: Noise) -> tuple[np.ndarray, np.ndarray]:
     # A run that repeats a reading to the cent is an exact feed's (a jitter all but never
     # repeats): its price is its latest reading, as sure as the readings that repeat it say.
     with np.errstate(invalid="ignore"):
-        repeats = inside[:, 1:] & (np.abs(x[:, 1:] - x[:, :-1]) < EXACT)
-    same = np.cumprod(inside & (np.abs(y) < EXACT), axis=1).sum(axis=1)
+        repeats = whole[:, 1:] & (np.abs(x[:, 1:] - x[:, :-1]) < EXACT)
+        at_latest = whole & (np.abs(x - np.nan_to_num(first)[:, None]) < EXACT)
+    same = np.cumprod(at_latest, axis=1).sum(axis=1)
     exact = repeats.any(axis=1) & known
     level_ = np.where(exact, latest, level_)
     weight = np.where(exact, np.maximum(same, 1), weight)

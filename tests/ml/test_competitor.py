@@ -145,6 +145,9 @@ def test_a_run_is_read_back_only_as_far_as_one_re_price_is_likely(share):
     assert np.sqrt(np.mean(err**2)) < 0.85 * latest
     stated = noise.jitter / np.sqrt(weight)
     assert np.mean(np.abs(err) > 3 * stated) < 0.02
+    # an exact feed's run is still read whole: its repeats say it, whatever the jitter's share
+    exact, exact_weight = c.level(np.array([[10.0] * 8, [10.0, 10.3, 9.9] + [10.0] * 5]), noise)
+    assert exact.tolist() == [10.0, 10.0] and exact_weight[0] == 8.0
 
 
 def test_exact_readings_or_a_jitter_measured_on_too_few_changes_keep_the_latest_reading():
