@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 # releases into one model (an older block read without its clusters takes no few-clusters
 # factor: narrower intervals on some SKUs than on others); such a run fails instead, naming
 # the formats, and the next run retrains.
-STAGED_FORMAT = 2
+STAGED_FORMAT = 3  # 3: the pooled stage names its closed controls (Pooled.closed)
 
 
 class StagedFormatError(ValueError):
@@ -278,6 +278,7 @@ def _pooled_arrays(pooled) -> dict:
         "nb_k": np.asarray(pooled.nb_k),
         "ramp_sd": np.asarray(pooled.ramp_sd),
         "alpha": pooled.alpha,
+        "closed": np.asarray(pooled.closed, dtype=str),
     }
 
 
@@ -296,6 +297,7 @@ def _pooled_of(arrays):
         ramp_sd=float(arrays["ramp_sd"]),
         time_effects=time_effects,
         alpha=arrays["alpha"],
+        closed=tuple(str(name) for name in arrays["closed"]),
     )
 
 

@@ -79,12 +79,16 @@ def _known_in_advance(panel: Panel, fit, train_rows, test) -> np.ndarray:
     relative to the training days' average (the fit's intercept is the average day)."""
     controls, names = _controls(_subset(panel, np.ones(len(panel.sku), dtype=bool)))
     shift = np.zeros(int(test.sum()))
+    # the average day is one of the rows of no closed control (a weekday the shop is closed:
+    # its pinned coefficient moves its held-out days to nothing sold)
+    closed = [names.index(name) for name in getattr(fit, "closed", ()) if name in names]
+    average = train_rows & ~(controls[:, closed] > 0).any(axis=1) if closed else train_rows
     for j, name in enumerate(names):
         if not name.startswith(KNOWN_IN_ADVANCE) or name not in fit.coef_names:
             continue
         coef = fit.coef[fit.coef_names.index(name)]
         column = controls[:, j]
-        shift += coef * (column[test] - column[train_rows].mean())
+        shift += coef * (column[test] - column[average].mean())
     return shift
 
 

@@ -117,6 +117,9 @@ class DemandFit:
     # those that have one, the share without, and the mean's own variance; None under
     # HINGE_SPREAD_MIN estimated): an unclear hinge is judged on its posterior on it.
     hinge_prior: tuple[float, float, float, float] | None = None
+    # the pooled fit's controls on whose rows nothing sold (Pooled.closed): the average day the
+    # intercept is read at is an average day of the others' rows
+    closed: tuple[str, ...] = ()
 
     @property
     def hinge_normal(self) -> tuple[float, float] | None:
@@ -366,6 +369,10 @@ POOLED_SETTLED_RISE = 1.0
 POOLED_SLOPE_LIMIT = 20.0  # |pooled elasticity| beyond this is a fit that did not settle
 # |coefficient| of a control beyond this (log units: e^25 times the demand) is one that ran away
 POOLED_CONTROL_LIMIT = 25.0
+# The coefficient of a control on whose rows nothing sold (`_no_sales`): its best value is minus
+# infinity, and wherever its steps stopped it (about -8 where the others settle) is no figure;
+# pinned here, as the intercept of a SKU that never sold (`_profile_alpha`)
+CLOSED_COEF = -30.0
 
 
 def _no_sales(X: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -429,6 +436,9 @@ class Pooled:
     # Per SKU of the panel it was fitted on: the profiled intercepts at the pooled fit (the
     # start of each SKU's own fit; a SKU outside that panel starts from its closed form).
     alpha: np.ndarray
+    # 0/1 controls on whose rows nothing sold (a weekday the shop is closed): their coefficient
+    # is CLOSED_COEF, and their rows are no part of the average day the intercepts are read at
+    closed: tuple[str, ...] = ()
 
 
 @dataclass
@@ -548,6 +558,7 @@ def fit_pooled(
                 y, X, sku, n, trunc, beta, alpha, iterations, unbounded=closed
             )
     _check_pooled(beta, names, closed)
+    beta = np.where(closed, CLOSED_COEF, beta)
     # Standard errors that hold under overdispersion and correlation within a SKU: the
     # sandwich clustered by SKU (every SKU's days are one cluster), never below the model's.
     bread = np.linalg.pinv(info)
@@ -572,6 +583,7 @@ def fit_pooled(
         ramp_sd=_ramp_sd(r.sub) if ramp_sd is None else ramp_sd,
         time_effects=panel.time_effects,
         alpha=alpha,
+        closed=tuple(name for name, dead in zip(names, closed[1:], strict=True) if dead),
     )
 
 
@@ -637,6 +649,9 @@ def fit_block(
     if "competitor_above" in names:
         beta_offset[1 + names.index("competitor_above")] = 0.0
     offset = r.controls @ beta_offset[1:]
+    # the average day the intercepts are read at: of the rows of no closed control
+    shut = [names.index(name) for name in pooled.closed if name in names]
+    open_rows = ~(r.controls[:, shut] > 0).any(axis=1) if shut else np.ones(len(offset), bool)
     if alpha is not None and np.isfinite(alpha).all():
         a = np.asarray(alpha, float).copy()
     else:  # intercepts profiled at the pooled fit (where no start value was given)
@@ -751,7 +766,8 @@ def fit_block(
                 np.maximum(info_h, 1e-12), origins=list(origins), since=[s[e] for s in held],
             )  # fmt: skip
             hinge_var["first"] = first
-    recent = day > pooled.day_range[1] - LEVEL_WINDOW_DAYS
+    # (a closed day's nothing sold is no news of the level of the days the shop is open)
+    recent = (day > pooled.day_range[1] - LEVEL_WINDOW_DAYS) & open_rows
     return BlockFit(
         n=n,
         rows=weight,
@@ -771,8 +787,8 @@ def fit_block(
         b_joint=b_joint,
         b_joint_se=b_joint_se,
         hinge_var=hinge_var,
-        offset_sum=float(np.sum(offset)),
-        offset_rows=len(offset),
+        offset_sum=float(np.sum(offset[open_rows])),
+        offset_rows=int(np.count_nonzero(open_rows)),
         price_low=np.where(weight > 0, _per_sku(np.minimum, price, sku, n, np.inf), np.nan),
         price_high=np.where(weight > 0, _per_sku(np.maximum, price, sku, n, -np.inf), np.nan),
         gap_low=_gap_range(price, sub.competitor_price, sku, n, np.minimum, np.inf),
@@ -972,6 +988,7 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         gap_high=_concat(blocks, "gap_high"),
         ramp_sd=pooled.ramp_sd,
         hinge_prior=hinge_prior(np.where(np.isfinite(hinge_se), hinge, np.nan), hinge_se),
+        closed=tuple(pooled.closed),
     )
 
 
