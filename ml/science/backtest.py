@@ -77,7 +77,9 @@ KNOWN_IN_ADVANCE = ("dow_", "promo", "discount_depth")
 def _known_in_advance(panel: Panel, fit, train_rows, test) -> np.ndarray:
     """Per held-out row, the fitted effect of its weekday, promotion and discount depth,
     relative to the training days' average (the fit's intercept is the average day)."""
-    controls, names = _controls(_subset(panel, np.ones(len(panel.sku), dtype=bool)))
+    controls, names = _controls(
+        _subset(panel, np.ones(len(panel.sku), dtype=bool)), every_level=True
+    )
     shift = np.zeros(int(test.sum()))
     # the average day is one of the rows of no closed control (a weekday the shop is closed:
     # its pinned coefficient moves its held-out days to nothing sold)

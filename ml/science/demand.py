@@ -144,25 +144,50 @@ class DemandFit:
         return self.elasticity[sku] + 2 * c * x
 
 
+def _base(values: np.ndarray, first, units) -> object:
+    """The level a set of dummies leaves out: `first`, unless nothing sold on its rows (a
+    weekday the shop is closed, a period without sales: measured against it, every other
+    dummy would run off to plus infinity), then the level that sold the most."""
+    if units is None:
+        return first
+    units = np.asarray(units, float)
+    at = values == first
+    if not at.any() or units[at].sum() > 0:
+        return first
+    levels, where = np.unique(values, return_inverse=True)
+    return levels[int(np.argmax(np.bincount(where, weights=units)))]
+
+
 def _controls(
-    panel: Panel, day_range: tuple[int, int] | None = None, competitor: bool | None = None
+    panel: Panel,
+    day_range: tuple[int, int] | None = None,
+    competitor: bool | None = None,
+    units=None,
+    every_level: bool = False,
 ) -> tuple[np.ndarray, list[str]]:
     """The controls of each row. `day_range` (the tenant's first and last day) and `competitor`
-    (whether the gap columns exist) where the panel is a block of the tenant's SKUs."""
+    (whether the gap columns exist) where the panel is a block of the tenant's SKUs. `units`:
+    the rows' units, where the fit chooses the weekday and the period its dummies leave out
+    (`_base`); `every_level`: a dummy for every weekday (for a reader that picks them by name)."""
     day = panel.day.astype(float)
     first, final = (day.min(), day.max()) if day_range is None else map(float, day_range)
     names, cols = [], []
     if panel.time_effects:
-        for period in np.unique(panel.day)[1:]:
-            cols.append((panel.day == period).astype(float))
-            names.append(f"period_{period}")
+        periods = np.unique(panel.day)
+        base = _base(panel.day, periods[0], units)
+        for period in periods:
+            if period != base:
+                cols.append((panel.day == period).astype(float))
+                names.append(f"period_{period}")
     else:
         span = max(final - first, 1.0)
         if span >= 14:  # two weeks at least to tell weekdays apart
             dow = (panel.day % 7).astype(int)
-            for k in range(1, 7):
-                cols.append((dow == k).astype(float))
-                names.append(f"dow_{k}")
+            base = -1 if every_level else _base(dow, 0, units)
+            for k in range(7):
+                if k != base and (k > 0 or every_level or base != 0):
+                    cols.append((dow == k).astype(float))
+                    names.append(f"dow_{k}")
         if span >= 365:  # a yearly cycle only from a year of history (else it mimics a trend)
             for h in (1, 2):
                 angle = 2 * np.pi * h * day / 365.25
@@ -501,11 +526,11 @@ def _rows(panel: Panel, n: int | None = None, pooled: Pooled | None = None) -> _
     typical = np.exp(np.bincount(sku, weights=log_p, minlength=n) / np.maximum(weight, 1))
     lp = log_p - np.log(typical[sku])
     if pooled is None:
-        controls, names = _controls(sub)
+        controls, names = _controls(sub, units=y)
         varies = np.ptp(controls, axis=0) > 0  # e.g. a promo column without any promotion
         controls, names = controls[:, varies], [n for n, v in zip(names, varies, strict=True) if v]
     else:
-        controls, every = _controls(sub, pooled.day_range, pooled.competitor)
+        controls, every = _controls(sub, pooled.day_range, pooled.competitor, every_level=True)
         # the pooled fit's controls, in its order (one that did not vary there has no coefficient);
         # a period dummy of the pooled fit is built on this block's days whether or not the block
         # has rows in that period (the base period is the pooled fit's, not the block's first)
@@ -534,7 +559,7 @@ def fit_pooled(
     per period, the sample's periods have one (a period no sampled SKU has reads as the base)."""
     r = _rows(panel)
     if day_range is not None:
-        controls, every = _controls(r.sub, day_range)
+        controls, every = _controls(r.sub, day_range, units=r.y)
         varies = np.ptp(controls, axis=0) > 0
         r.controls = controls[:, varies]
         r.names = [name for name, v in zip(every, varies, strict=True) if v]
@@ -652,6 +677,12 @@ def fit_block(
     # the average day the intercepts are read at: of the rows of no closed control
     shut = [names.index(name) for name in pooled.closed if name in names]
     open_rows = ~(r.controls[:, shut] > 0).any(axis=1) if shut else np.ones(len(offset), bool)
+    sold_shut = [names[j] for j in shut if float(y @ r.controls[:, j]) > 0]
+    if sold_shut:  # the pooled stage's sample saw nothing sold there; these SKUs sold
+        raise PooledFitError(
+            f"the demand fit's pooled sample read {', '.join(sold_shut[:3])} as a time nothing "
+            "sells, but these SKUs sold then: the fit cannot price them on it"
+        )
     if alpha is not None and np.isfinite(alpha).all():
         a = np.asarray(alpha, float).copy()
     else:  # intercepts profiled at the pooled fit (where no start value was given)
