@@ -147,12 +147,14 @@ class DemandFit:
 def _base(values: np.ndarray, first, units) -> object:
     """The level a set of dummies leaves out: `first`, unless nothing sold on its rows (a
     weekday the shop is closed, a period without sales: measured against it, every other
-    dummy would run off to plus infinity), then the level that sold the most."""
+    dummy would run off to plus infinity) or it has no rows at all (an export without the
+    closed weekday's days: the other dummies would sum to one on every row, the intercepts
+    again), then the level that sold the most."""
     if units is None:
         return first
     units = np.asarray(units, float)
     at = values == first
-    if not at.any() or units[at].sum() > 0:
+    if at.any() and units[at].sum() > 0:
         return first
     levels, where = np.unique(values, return_inverse=True)
     return levels[int(np.argmax(np.bincount(where, weights=units)))]
@@ -185,7 +187,7 @@ def _controls(
             dow = (panel.day % 7).astype(int)
             base = -1 if every_level else _base(dow, 0, units)
             for k in range(7):
-                if k != base and (k > 0 or every_level or base != 0):
+                if k != base:
                     cols.append((dow == k).astype(float))
                     names.append(f"dow_{k}")
         if span >= 365:  # a yearly cycle only from a year of history (else it mimics a trend)

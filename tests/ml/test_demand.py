@@ -761,6 +761,25 @@ def test_a_shop_closed_on_some_weekdays_keeps_its_demand_model(closed):
     assert 0.85 < result.units_forecast / result.units_actual < 1.15
 
 
+def test_an_export_without_the_base_weekdays_days_leaves_out_another_weekday():
+    # No rows at all on Sundays (the base weekday, day % 7 == 0): dow_1..dow_6 would sum to one
+    # on every row, the SKUs' intercepts again. The dummies leave out the weekday that sold
+    # most instead, and Sunday's, all zeros, is no column.
+    from ml.science.demand import fit_pooled
+
+    panel, true = simulate(n=60, days=200)
+    keep = panel.day % 7 != 0
+    panel = Panel(
+        sku=panel.sku[keep], day=panel.day[keep], units=panel.units[keep],
+        price=panel.price[keep], promo=panel.promo[keep], category=panel.category,
+    )  # fmt: skip
+    pooled = fit_pooled(panel)
+    weekdays = [name for name in pooled.names if name.startswith("dow_")]
+    assert len(weekdays) == 5 and "dow_0" not in weekdays and not pooled.closed
+    assert abs(float(pooled.beta[0]) - true.mean()) < 0.3
+    assert np.abs(pooled.beta[1:]).max() < 3
+
+
 def test_a_block_that_sells_when_the_pooled_sample_sold_nothing_fails_the_fit():
     # A fit in parts: the pooled stage's sample closed on Saturdays, another block's SKUs sell
     # then. Priced on the sample's closed Saturday (pinned at -30, left out of the average
