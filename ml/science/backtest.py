@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .curve import DemandCurve
-from .demand import Panel, Truncation, _controls, _mean_weight, fit_demand
+from .demand import Panel, Truncation, _controls, _mean_weight, fit_demand, open_days
 
 
 @dataclass
@@ -83,8 +83,7 @@ def _known_in_advance(panel: Panel, fit, train_rows, test) -> np.ndarray:
     shift = np.zeros(int(test.sum()))
     # the average day is one of the rows of no closed control (a weekday the shop is closed:
     # its pinned coefficient moves its held-out days to nothing sold)
-    closed = [names.index(name) for name in getattr(fit, "closed", ()) if name in names]
-    average = train_rows & ~(controls[:, closed] > 0).any(axis=1) if closed else train_rows
+    average = train_rows & open_days(controls, names, fit.closed)[1]
     for j, name in enumerate(names):
         if not name.startswith(KNOWN_IN_ADVANCE) or name not in fit.coef_names:
             continue

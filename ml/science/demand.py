@@ -412,22 +412,24 @@ def _no_sales(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out
 
 
+def open_days(controls: np.ndarray, names: list[str], closed) -> tuple[list[int], np.ndarray]:
+    """The columns of `controls` (named `names`) that are closed controls (`Pooled.closed`),
+    and per row whether it is on none of them: the rows an average day is read from."""
+    shut = [names.index(name) for name in closed if name in names]
+    return shut, ~(controls[:, shut] > 0).any(axis=1)
+
+
 def _check_pooled(beta: np.ndarray, names: list[str], unbounded=None) -> None:
     """PooledFitError where a coefficient is not finite or beyond any market's (a control of
     `unbounded`, `_no_sales`, may go as far down as its steps took it)."""
     free = np.zeros(len(beta), bool) if unbounded is None else np.asarray(unbounded, bool)
-    bad = [
-        name
-        for name, value, loose in zip(["log_price", *names], beta, free, strict=True)
-        if not np.isfinite(value)
-        or (
-            not loose
-            and abs(value) > (POOLED_SLOPE_LIMIT if name == "log_price" else POOLED_CONTROL_LIMIT)
-        )
-    ]
-    if bad:
+    limits = np.r_[POOLED_SLOPE_LIMIT, np.full(len(names), POOLED_CONTROL_LIMIT)]
+    bad = ~np.isfinite(beta) | (~free & (np.abs(beta) > limits))
+    if bad.any():
         values = ", ".join(
-            f"{name} {float(beta[['log_price', *names].index(name)]):.3g}" for name in bad[:3]
+            f"{name} {value:.3g}"
+            for name, value, out in zip(["log_price", *names], beta, bad, strict=True)
+            if out
         )
         raise PooledFitError(
             f"the demand fit did not converge on this history (beyond any market: {values})"
@@ -677,8 +679,7 @@ def fit_block(
         beta_offset[1 + names.index("competitor_above")] = 0.0
     offset = r.controls @ beta_offset[1:]
     # the average day the intercepts are read at: of the rows of no closed control
-    shut = [names.index(name) for name in pooled.closed if name in names]
-    open_rows = ~(r.controls[:, shut] > 0).any(axis=1) if shut else np.ones(len(offset), bool)
+    shut, open_rows = open_days(r.controls, names, pooled.closed)
     sold_shut = [names[j] for j in shut if float(y @ r.controls[:, j]) > 0]
     if sold_shut:  # the pooled stage's sample saw nothing sold there; these SKUs sold
         raise PooledFitError(

@@ -32,6 +32,7 @@ from django.db import transaction
 
 from ml import selectors as ml_selectors
 from ml.models import ModelVersion
+from ml.partitioned import StagedFormatError
 from pricing_saas.catalog.models import Product
 from tenants import parts as job_parts
 from tenants.bulk import copy_columns
@@ -48,10 +49,6 @@ logger = logging.getLogger(__name__)
 # stamp: format 1) fails the job naming both formats instead of storing recommendations of two
 # releases side by side (or failing on a missing field); the next run reprices from scratch.
 STAGED_FORMAT = 2
-
-
-class StagedFormatError(ValueError):
-    pass
 
 
 def _active():
