@@ -193,7 +193,7 @@ class Elasticity(TenantOwned):
     curvature = models.FloatField(default=0.0)
     curvature_se = models.FloatField(null=True, blank=True)  # None: unknown (older versions)
     typical_price = models.DecimalField(max_digits=14, decimal_places=4)
-    units_per_day = models.FloatField()  # expected at the typical price
+    units_per_day = models.FloatField()  # expected a calendar day at the typical price
     days_observed = models.IntegerField(default=0)
     # The prices the product was seen at (its evidence; None: unknown, e.g. older versions).
     price_low = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)

@@ -434,7 +434,8 @@ def finish_demand(
         "raw_elasticity": fit.raw_elasticity,
         "curvature": fit.curvature if fit.curvature is not None else np.zeros(len(product_ids)),
         "typical_price": fit.typical_price,
-        "units_per_day": np.exp(fit.intercept),
+        # per calendar day: the intercept is an open day's level (DemandFit.open_share)
+        "units_per_day": np.exp(fit.intercept) * fit.open_share,
         "days_observed": observed,
         "price_low": fit.price_low,
         "price_high": fit.price_high,

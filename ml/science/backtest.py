@@ -94,6 +94,12 @@ def _known_in_advance(panel: Panel, fit, train_rows, test) -> np.ndarray:
 
 
 def backtest(panel: Panel, holdout_days: int = 28) -> BacktestResult:
+    # the rows the fit reads (`demand._rows`): a row without a count or a price is no day to
+    # forecast nor one to average (a NaN there made every total and average NaN)
+    units, prices = np.asarray(panel.units, float), np.asarray(panel.price, float)
+    valid = np.isfinite(units) & (units >= 0) & np.isfinite(prices) & (prices > 0)
+    if not valid.all():
+        panel = _subset(panel, valid)
     day = np.asarray(panel.day)
     cut = day.max() - holdout_days
     train_rows, test_rows = day <= cut, day > cut

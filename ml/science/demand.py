@@ -120,6 +120,10 @@ class DemandFit:
     # the pooled fit's controls on whose rows nothing sold (Pooled.closed): the average day the
     # intercept is read at is an average day of the others' rows
     closed: tuple[str, ...] = ()
+    # The share of the history's rows on no closed control (1 where none is closed; an order
+    # export marks none): the intercept is an open day's level, and a calendar day's expected
+    # units are an open day's times this (what `units_per_day` stores, ml.services).
+    open_share: float = 1.0
 
     @property
     def hinge_normal(self) -> tuple[float, float] | None:
@@ -402,6 +406,26 @@ POOLED_CONTROL_LIMIT = 25.0
 CLOSED_COEF = -30.0
 
 
+# The units a 0/1 control's rows must have been expected to sell (at the SKUs' own average
+# rates) before nothing sold on them reads as a time nothing sells (`_no_sales`); under it,
+# the control has no coefficient (`_rare_without_sales`).
+CLOSED_MIN_UNITS = 10.0
+
+
+def _rare_without_sales(controls: np.ndarray, y: np.ndarray, sku: np.ndarray, n: int):
+    """Per column of `controls`, whether it is a 0/1 control on whose rows nothing sold
+    though its SKUs' own average rates expected fewer than CLOSED_MIN_UNITS there (a
+    promotion on three days of slow movers): that says nothing of whether anything sells
+    then, and such a column has no coefficient (pinned at CLOSED_COEF it would read as
+    "nothing sells on a promotion", and fail a partitioned fit whose other blocks sell then)."""
+    if controls.shape[1] == 0:
+        return np.zeros(0, bool)
+    binary = np.all((controls == 0) | (controls == 1), axis=0)
+    rate = np.bincount(sku, weights=y, minlength=n) / np.maximum(np.bincount(sku, minlength=n), 1)
+    expected = rate[sku] @ controls
+    return binary & (y @ controls == 0) & (expected < CLOSED_MIN_UNITS)
+
+
 def _no_sales(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Per column of the pooled design, whether it is a 0/1 control on whose rows nothing ever
     sold (a weekday the shop is closed, a period without sales): its coefficient's best value is
@@ -569,6 +593,9 @@ def fit_pooled(
         r.names = [name for name, v in zip(every, varies, strict=True) if v]
     else:
         day_range = (int(r.sub.day.min()), int(r.sub.day.max()))
+    rare = _rare_without_sales(r.controls, r.y, r.sku, r.n)
+    r.controls = r.controls[:, ~rare]
+    r.names = [name for name, drop in zip(r.names, rare, strict=True) if not drop]
     n, sku, y, trunc, controls, names = r.n, r.sku, r.y, r.trunc, r.controls, r.names
     X = np.column_stack([r.lp, controls])
     beta = np.zeros(X.shape[1])
@@ -1023,7 +1050,14 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         ramp_sd=pooled.ramp_sd,
         hinge_prior=hinge_prior(np.where(np.isfinite(hinge_se), hinge, np.nan), hinge_se),
         closed=tuple(pooled.closed),
+        open_share=_open_share(blocks),
     )
+
+
+def _open_share(blocks: list[BlockFit]) -> float:
+    """The share of the blocks' rows on no closed control (1 without rows)."""
+    rows = sum(float(np.sum(block.rows)) for block in blocks)
+    return sum(block.offset_rows for block in blocks) / rows if rows > 0 else 1.0
 
 
 # The ramp's smoothing in units of the competitor readings' jitter: a reading carried over the

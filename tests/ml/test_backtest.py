@@ -28,6 +28,23 @@ def test_the_price_response_beats_the_references_on_held_out_days():
     assert result.units_forecast == pytest.approx(result.units_actual, rel=0.1)
 
 
+def test_rows_without_a_count_or_a_price_are_no_days_of_the_backtest():
+    # A row with no units or no price (NaN, a negative count) is no row of the fit; it is no
+    # held-out day either, nor part of the references' averages: the totals stay numbers.
+    panel = _history()
+    units = panel.units.astype(float)
+    price = panel.price.copy()
+    rng = np.random.default_rng(5)
+    units[rng.choice(len(units), 30, replace=False)] = np.nan
+    price[rng.choice(len(price), 30, replace=False)] = np.nan
+    units[np.flatnonzero(panel.day == panel.day.max())[:3]] = -1
+    result = backtest(Panel(sku=panel.sku, day=panel.day, units=units, price=price))
+    assert np.isfinite(result.units_actual) and np.isfinite(result.deviance_average)
+    assert np.isfinite(result.deviance_recent) and np.isfinite(result.deviance_model)
+    assert result.units_forecast == pytest.approx(result.units_actual, rel=0.1)
+    assert result.test_rows < 40 * 28 and result.units_actual >= 0
+
+
 def test_a_history_shorter_than_the_holdout_is_refused():
     with pytest.raises(ValueError, match="longer than"):
         backtest(_history(days=20), holdout_days=28)
