@@ -427,6 +427,38 @@ def competitor_noise(since):
     return replace(tenant, sellers=sellers)
 
 
+def sold_on(controls) -> list[str]:
+    """Of the named 0/1 controls of a demand fit (`dow_K`: the weekday of day ordinals K mod 7;
+    `period_D`: the day of ordinal D; `promo`), those on whose days some product of the tenant
+    sold: one query each, stopping at the first such sale (a scan of the tenant's sales where
+    none sold). Other names are not looked up."""
+    from django.db import connection
+
+    from pricing_saas.catalog.models import SalesRecord
+
+    tenant = require_current_tenant()
+    ordinal = "((date - DATE '0001-01-01') + 1)"
+    out = []
+    for name in controls:
+        if name.startswith("dow_"):
+            where, params = f"{ordinal} %% 7 = %s", [int(name[4:])]
+        elif name.startswith("period_"):
+            where, params = f"{ordinal} = %s", [int(name[7:])]
+        elif name == "promo":
+            where, params = "promo", []
+        else:
+            continue
+        with connection.cursor() as cur:
+            cur.execute(
+                f"SELECT EXISTS (SELECT 1 FROM {SalesRecord._meta.db_table} "
+                f"WHERE tenant_id = %s AND units > 0 AND {where})",
+                [tenant.pk, *params],
+            )
+            if cur.fetchone()[0]:
+                out.append(name)
+    return out
+
+
 def tenant_facts() -> dict:
     """What every block of a partitioned demand fit must agree on, read once for the tenant:
     the products with sales rows (ascending), the first and last day of the priced rows (the

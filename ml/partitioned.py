@@ -40,7 +40,7 @@ from django.db import transaction
 from tenants import parts as job_parts
 
 from .models import ModelVersion
-from .panel import demand_panel, tenant_facts
+from .panel import demand_panel, sold_on, tenant_facts
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def _fail(version_id: int, reason: str) -> None:
 
 def run_pooled(version_id: int) -> None:
     """Stage 1 (ml.train_pooled), then the first parts."""
-    from ml.science.demand import concatenate, fit_pooled
+    from ml.science.demand import PooledFitError, concatenate, fit_pooled
 
     with transaction.atomic():
         version, live = _live(version_id)
@@ -195,6 +195,15 @@ def run_pooled(version_id: int) -> None:
         pooled = fit_pooled(
             sample, day_range=tuple(plan["day_range"]), ramp_sd=_ramp_sd(plan["competitor_sd"])
         )
+        # A control the sample read as a time nothing sells, on which other products sold:
+        # every part holding them would fail (demand.fit_block), hours in on a large tenant.
+        sold = sold_on(pooled.closed) if pooled.closed else []
+        if sold:
+            raise PooledFitError(
+                f"the demand fit's pooled sample read {', '.join(sold[:3])} as a time nothing "
+                "sells, but the tenant's other products sold then: the fit cannot price them "
+                "on it"
+            )
         _save(plan, "pooled", {**_pooled_arrays(pooled), "alpha_products": np.asarray(ids)})
         del pooled
         verdict = _backtest(version, sample, ids) if _gated(version) else None

@@ -10,6 +10,7 @@ import datetime as dt
 import numpy as np
 import pytest
 from django.core.files.storage import default_storage
+from django.db.models import Sum
 
 from ml import partitioned, services, tasks
 from ml.models import Elasticity, ModelVersion
@@ -363,3 +364,67 @@ def _npz(arrays: dict) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()
+
+
+def _closed_on_saturdays(world, selling: set[int]):
+    """20 products, 120 days of daily reports (0-unit days listed), every product's Saturdays
+    (day ordinal % 7 == 6) without a sale but those of `selling`."""
+    rng = np.random.default_rng(5)
+    start = dt.date(2024, 1, 1)
+    products, sales = [], []
+    for i in range(20):
+        level = float(rng.uniform(5, 40))
+        products.append({"sku": f"S{i}", "title": f"Product {i}", "price": round(level, 2),
+                         "cost": round(level * 0.6, 2), "category": f"c{i % 2}"})  # fmt: skip
+        for day in range(120):
+            date = start + dt.timedelta(days=day)
+            price = level * float(np.exp(rng.normal(0, 0.1)))
+            units = int(rng.poisson(4 * (price / level) ** -1.5))
+            if date.toordinal() % 7 == 6 and i not in selling:
+                units = 0
+            sales.append({"date": date.isoformat(), "sku": f"S{i}", "units": units,
+                          "price": round(price, 2)})  # fmt: skip
+    with tenant_context(world.tenant):
+        import_rows(kind="products", rows=products)
+        import_rows(kind="sales", rows=sales)
+    return world
+
+
+@pytest.mark.parametrize("selling", [set(), {1}])
+def test_a_closed_weekday_the_sample_saw_is_checked_on_the_whole_tenant_at_once(
+    world_a, parts, settings, selling
+):
+    # The pooled stage reads 10 of the 20 products (positions 0, 2, 4, ...: not product 1),
+    # closed on Saturdays. Where product 1 sold on Saturdays, the part holding it would fail,
+    # hours in on a large tenant: the pooled stage fails instead, naming the weekday, and no
+    # part runs. Where every product is closed then, the run goes on and is promoted.
+    settings.DEMAND_PARTITION_SAMPLE_SKUS = 10
+    _closed_on_saturdays(world_a, selling)
+    version = refreshed(world_a, train_demand(world_a))
+    if selling:
+        assert version.status == "failed" and not parts
+        assert "read dow_6 as a time nothing sells" in version.message
+        assert "the tenant's other products sold then" in version.message
+        assert staged(version) == []
+    else:
+        assert version.status == "training" and parts
+        parts.run()
+        version = refreshed(world_a, version)
+        assert version.status == "promoted", version.message
+        # the stored units a day are a calendar day's (an open day's x 6/7), as sold
+        from pricing_saas.catalog.models import SalesRecord
+
+        with tenant_context(world_a.tenant):
+            rate = dict(
+                Elasticity.objects.filter(model_version=version).values_list(
+                    "product__sku", "units_per_day"
+                )
+            )
+            recent = SalesRecord.objects.filter(date__gt=dt.date(2024, 1, 1) + dt.timedelta(62))
+            sold = dict(
+                recent.values("product__sku")
+                .annotate(u=Sum("units"))
+                .values_list("product__sku", "u")
+            )
+        ratio = [rate[sku] / (sold[sku] / 57) for sku in rate]
+        assert 0.93 < float(np.median(ratio)) < 1.07  # 1.15 before
