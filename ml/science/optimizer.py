@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
 from .curve import DemandCurve, measured_spread
 
@@ -730,7 +730,7 @@ def _optimise(
         )
 
 
-def robust_value(curve, price, cost, by_revenue, z: float, up, base=None) -> np.ndarray:
+def robust_value(curve, price, cost, by_revenue, z: float, up, base=None, kink=True) -> np.ndarray:
     """The objective at `price` (per SKU, or (n, k) candidates per SKU) less z standard errors
     of its gain over `base` (over today's price where None, where every curve agrees), the gain
     returned where `base` is given. Each uncertain part of the curve (the slope, the bend, the
@@ -740,7 +740,8 @@ def robust_value(curve, price, cost, by_revenue, z: float, up, base=None) -> np.
     lower end. Putting every part at its end at once (their sum) asks for all errors to go
     wrong together, which is far less likely than z s.e. of any one of them, and shrinks moves
     that would pay (benchmarks/RESULTS.md, decision decomposition). Never less pessimistic than
-    the worst single part."""
+    the worst single part. `kink=False`: without the part of where the competitor's price
+    really is (`_over_the_kink` integrates over it instead)."""
     price = np.asarray(price, dtype=np.float64)
     col = (lambda v: v[:, None]) if price.ndim == 2 else (lambda v: v)
     up = np.asarray(up, dtype=bool)
@@ -762,7 +763,7 @@ def robust_value(curve, price, cost, by_revenue, z: float, up, base=None) -> np.
             point - steep,
             point - gain(curvature=curve.pessimistic_curvature(z)),
             # the competitor's price judged with the hinge at its end (the kink needs one)
-            steep - gain(hinge=hinge, competitor=curve.pessimistic_kink(z, up)),
+            steep - gain(hinge=hinge, competitor=curve.pessimistic_kink(z, up)) if kink else 0.0,
         )
         var = sum(np.maximum(np.nan_to_num(loss), 0.0) ** 2 for loss in losses)
         return point - np.sqrt(var)
@@ -839,13 +840,65 @@ def _chance(part, price, cost, by_revenue, base, up, value_base, rules):
 
 
 def _normal_chance(part, price, cost, by_revenue, base, up, value_base, rules):
-    """`_chance` with the gain normal around its point estimate (prices (n, k))."""
+    """`_chance` with the gain normal around its point estimate (prices (n, k)); where a
+    steep hinge's kink is within reach of the competitor price's doubt, `_over_the_kink`."""
     with np.errstate(all="ignore"):
         gain = part.value(price, cost, by_revenue) - part.value(base, cost, by_revenue)
         spread = gain - robust_value(part, price, cost, by_revenue, 1.0, up, base)
         spread = np.maximum(np.nan_to_num(spread, nan=np.inf), 1e-12)
         allowed = -rules.loss_tolerance * np.abs(np.nan_to_num(value_base))[:, None]
-        return gain, ndtr((allowed - gain) / spread)
+        chance = ndtr((allowed - gain) / spread)
+    return _over_the_kink(part, price, cost, by_revenue, base, up, allowed, gain, chance)
+
+
+# Equally likely positions of the competitor's price (the midpoints of KINK_NODES slices of
+# its normal doubt): the loss near a steep kink is a step in that price, which a few Gauss-
+# Hermite nodes read in jumps of their weights (0.24, 0.05); 40 slices, of 0.025 each
+KINK_NODES = 40
+KINK_REACH = 3.5  # its s.d.s (with the buyers' ramp) within which a kink is reached
+
+
+def _over_the_kink(part, price, cost, by_revenue, base, up, allowed, gain, chance):
+    """The gain and its chance of losing money averaged over where the competitor's price
+    really is (normal in log price with the readings' s.d., `competitor_sd`; KINK_NODES),
+    for the SKUs with a hinge whose kink a candidate or today's price comes within KINK_REACH
+    s.d. of. One normal around the gain at the read price reads that doubt by a 1-s.e. step
+    of the competitor's price: a steep hinge (an extra slope of 8-12) that a 2-3 s.d. error
+    puts a move across loses far more often than that normal tail says (RESULTS: the SKUs
+    cut across the competitor on a price read 1-7 % low). The other parts' doubt stays normal
+    around each node's gain. The chance is the larger of the two, the gain the smaller."""
+    sd = part.competitor_sd
+    if sd is None or not np.any(sd > 0):
+        return gain, chance
+    comp, price = part.competitor_price, np.asarray(price, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        ramp_sd = 0.0 if part.ramp_sd is None else part.ramp_sd
+        reach = KINK_REACH * np.sqrt(sd**2 + ramp_sd**2)
+        near = np.abs(np.log(price / comp[:, None])) <= reach[:, None]
+        near |= np.abs(np.log(np.asarray(base, float) / comp[:, None])) <= reach[:, None]
+    rows = np.flatnonzero(
+        (sd > 0) & np.isfinite(comp) & (part.competitor_slope < 0) & near.any(axis=1)
+    )
+    if not len(rows):
+        return gain, chance
+    sub, p, b = part.subset(rows), price[rows], np.asarray(base, float)[rows]
+    c, rev, ups, low = (np.asarray(cost, float)[rows], np.asarray(by_revenue)[rows],
+                        np.broadcast_to(up, price.shape)[rows], allowed[rows])  # fmt: skip
+    x = ndtri((np.arange(KINK_NODES) + 0.5) / KINK_NODES)
+    w = np.full(KINK_NODES, 1.0 / KINK_NODES)
+    with np.errstate(all="ignore"):
+        other = gain[rows] - robust_value(sub, p, c, rev, 1.0, ups, b, kink=False)
+        other = np.maximum(np.nan_to_num(other, nan=np.inf), 1e-12)
+        mean, risk = np.zeros_like(p), np.zeros_like(p)
+        for node, weight in zip(x, w, strict=True):
+            at = (comp[rows] * np.exp(node * sd[rows]))[:, None]
+            g = sub.value(p, c, rev, competitor=at) - sub.value(b, c, rev, competitor=at)
+            mean += weight * g
+            risk += weight * ndtr((low - g) / other)
+    gain, chance = gain.copy(), chance.copy()
+    gain[rows] = np.minimum(gain[rows], mean)
+    chance[rows] = np.maximum(chance[rows], np.nan_to_num(risk, nan=1.0))
+    return gain, chance
 
 
 def _unverified_risk(curve, cost, by_revenue, price, rows, rules) -> float:
