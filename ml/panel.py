@@ -429,31 +429,49 @@ def competitor_noise(since):
 
 def sold_on(controls) -> list[str]:
     """Of the named 0/1 controls of a demand fit (`dow_K`: the weekday of day ordinals K mod 7;
-    `period_D`: the day of ordinal D; `promo`), those on whose days some product of the tenant
-    sold: one query each, stopping at the first such sale (a scan of the tenant's sales where
-    none sold). Other names are not looked up."""
+    `period_D`: the day of ordinal D; `promo`: a product's day with a promotion on any of its
+    channels), those on whose days some product of the tenant sold at a price (the rows the
+    demand panel keeps). The weekdays in one pass over the tenant's sales; a period or the
+    promotion by a query each that stops at its first such sale. Other names are not looked
+    up."""
+    import datetime as dt
+
     from django.db import connection
 
     from pricing_saas.catalog.models import SalesRecord
 
-    tenant = require_current_tenant()
-    ordinal = "((date - DATE '0001-01-01') + 1)"
+    table = SalesRecord._meta.db_table
+    tenant = require_current_tenant().pk
+    # a sale at a price: the panel prices a row by its listed price or its revenue
+    sold = "{t}.tenant_id = %s AND {t}.units > 0 AND ({t}.price > 0 OR {t}.revenue > 0)"
     out = []
-    for name in controls:
-        if name.startswith("dow_"):
-            where, params = f"{ordinal} %% 7 = %s", [int(name[4:])]
-        elif name.startswith("period_"):
-            where, params = f"{ordinal} = %s", [int(name[7:])]
-        elif name == "promo":
-            where, params = "promo", []
-        else:
-            continue
-        with connection.cursor() as cur:
+    with connection.cursor() as cur:
+        weekdays = [name for name in controls if name.startswith("dow_")]
+        if weekdays:
             cur.execute(
-                f"SELECT EXISTS (SELECT 1 FROM {SalesRecord._meta.db_table} "
-                f"WHERE tenant_id = %s AND units > 0 AND {where})",
-                [tenant.pk, *params],
+                f"SELECT DISTINCT ((s.date - DATE '0001-01-01') + 1) %% 7 FROM {table} AS s "
+                f"WHERE {sold.format(t='s')}",
+                [tenant],
             )
+            selling = {int(row[0]) for row in cur.fetchall()}
+            out += [name for name in weekdays if int(name[4:]) in selling]
+        for name in controls:
+            if name.startswith("period_"):
+                cur.execute(
+                    f"SELECT EXISTS (SELECT 1 FROM {table} AS s WHERE {sold.format(t='s')} "
+                    "AND s.date = %s)",
+                    [tenant, dt.date.fromordinal(int(name[7:]))],
+                )
+            elif name == "promo":  # a promotion on one channel, the sale on another
+                cur.execute(
+                    f"SELECT EXISTS (SELECT 1 FROM {table} AS p WHERE p.tenant_id = %s "
+                    f"AND p.promo AND EXISTS (SELECT 1 FROM {table} AS s "
+                    f"WHERE {sold.format(t='s')} AND s.product_id = p.product_id "
+                    "AND s.date = p.date))",
+                    [tenant, tenant],
+                )
+            else:
+                continue
             if cur.fetchone()[0]:
                 out.append(name)
     return out

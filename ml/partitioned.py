@@ -197,12 +197,15 @@ def run_pooled(version_id: int) -> None:
         )
         # A control the sample read as a time nothing sells, on which other products sold:
         # every part holding them would fail (demand.fit_block), hours in on a large tenant.
-        sold = sold_on(pooled.closed) if pooled.closed else []
+        # One it left out for the few rows it had (a rare promotion of slow movers): the
+        # blocks that sold then would read its effect as their prices'.
+        sold = sold_on(pooled.closed + pooled.rare) if pooled.closed or pooled.rare else []
         if sold:
             raise PooledFitError(
-                f"the demand fit's pooled sample read {', '.join(sold[:3])} as a time nothing "
-                "sells, but the tenant's other products sold then: the fit cannot price them "
-                "on it"
+                f"the demand fit's pooled sample of {plan.get('sample_products', '?')} products "
+                f"saw nothing sold on {', '.join(sold[:3])}, but the tenant's other products sold "
+                "then: the fit cannot price them on it (a larger sample, "
+                "DEMAND_PARTITION_SAMPLE_SKUS, reads it)"
             )
         _save(plan, "pooled", {**_pooled_arrays(pooled), "alpha_products": np.asarray(ids)})
         del pooled

@@ -467,6 +467,9 @@ def finish_demand(
                              "dispersion": round(fit.dispersion, 3),
                              "competitor_hinges": int(np.sum(fit.competitor_above < 0)),
                              "ramp_sd": round(fit.ramp_sd, 5),
+                             # the share of calendar days open: units_per_day is an open
+                             # day's level times it (stored per open day before 2026-12-05)
+                             "open_share": round(fit.open_share, 4),
                              # one normal spread (what older readers take), and the
                              # mixture with its share without a hinge (ml.selectors)
                              "hinge_prior": None if fit.hinge_normal is None

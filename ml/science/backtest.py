@@ -68,6 +68,7 @@ def _subset(panel: Panel, rows: np.ndarray) -> Panel:
         time_effects=panel.time_effects,
         truncated=pick(panel.truncated),
         current_price=panel.current_price,
+        competitor_sd=panel.competitor_sd,
     )
 
 

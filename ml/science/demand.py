@@ -120,9 +120,9 @@ class DemandFit:
     # the pooled fit's controls on whose rows nothing sold (Pooled.closed): the average day the
     # intercept is read at is an average day of the others' rows
     closed: tuple[str, ...] = ()
-    # The share of the history's rows on no closed control (1 where none is closed; an order
-    # export marks none): the intercept is an open day's level, and a calendar day's expected
-    # units are an open day's times this (what `units_per_day` stores, ml.services).
+    # The share of calendar days the shop is open (1 where no weekday is closed, `_open_share`):
+    # the intercept is an open day's level, and a calendar day's expected units are an open
+    # day's times this (what `units_per_day` stores, ml.services).
     open_share: float = 1.0
 
     @property
@@ -492,6 +492,9 @@ class Pooled:
     # 0/1 controls on whose rows nothing sold (a weekday the shop is closed): their coefficient
     # is CLOSED_COEF, and their rows are no part of the average day the intercepts are read at
     closed: tuple[str, ...] = ()
+    # 0/1 controls left out of the design because nothing sold on their few rows
+    # (`_rare_without_sales`): on a sample of the tenant, to be checked on the whole of it
+    rare: tuple[str, ...] = ()
 
 
 @dataclass
@@ -594,8 +597,10 @@ def fit_pooled(
     else:
         day_range = (int(r.sub.day.min()), int(r.sub.day.max()))
     rare = _rare_without_sales(r.controls, r.y, r.sku, r.n)
-    r.controls = r.controls[:, ~rare]
-    r.names = [name for name, drop in zip(r.names, rare, strict=True) if not drop]
+    dropped = tuple(name for name, drop in zip(r.names, rare, strict=True) if drop)
+    if rare.any():
+        r.controls = r.controls[:, ~rare]
+        r.names = [name for name, drop in zip(r.names, rare, strict=True) if not drop]
     n, sku, y, trunc, controls, names = r.n, r.sku, r.y, r.trunc, r.controls, r.names
     X = np.column_stack([r.lp, controls])
     beta = np.zeros(X.shape[1])
@@ -640,6 +645,7 @@ def fit_pooled(
         time_effects=panel.time_effects,
         alpha=alpha,
         closed=tuple(name for name, dead in zip(names, closed[1:], strict=True) if dead),
+        rare=dropped,
     )
 
 
@@ -1050,14 +1056,15 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         ramp_sd=pooled.ramp_sd,
         hinge_prior=hinge_prior(np.where(np.isfinite(hinge_se), hinge, np.nan), hinge_se),
         closed=tuple(pooled.closed),
-        open_share=_open_share(blocks),
+        open_share=_open_share(pooled.closed),
     )
 
 
-def _open_share(blocks: list[BlockFit]) -> float:
-    """The share of the blocks' rows on no closed control (1 without rows)."""
-    rows = sum(float(np.sum(block.rows)) for block in blocks)
-    return sum(block.offset_rows for block in blocks) / rows if rows > 0 else 1.0
+def _open_share(closed) -> float:
+    """The share of calendar days the shop is open: the weekdays nothing sold on are closed
+    (a closed promotion or past period says nothing of the days ahead; a share of rows would
+    count an order export's filled gaps, which a closed weekday has only some of)."""
+    return 1.0 - sum(1 for name in closed if name.startswith("dow_")) / 7.0
 
 
 # The ramp's smoothing in units of the competitor readings' jitter: a reading carried over the

@@ -804,8 +804,13 @@ def _chance(part, price, cost, by_revenue, base, up, value_base, rules):
     gain on its own estimate and is charged the larger of its own chance and that mixture's
     (its own estimate in place of the posterior): a cut back below the competitor that counts
     on a hinge the SKU may not have is charged that chance too (review)."""
-    gain, chance = _normal_chance(part, price, cost, by_revenue, base, up, value_base, rules)
     r, m, v, mixed = part.hinge_parts()
+    # (a mixed row that does not lean takes the mixture's chance alone: the kink's averaging
+    # is done on its parts, not on the whole curve too)
+    skip = mixed & ~part.leaning_hinge()
+    gain, chance = _normal_chance(
+        part, price, cost, by_revenue, base, up, value_base, rules, skip=skip
+    )
     rows = np.flatnonzero(mixed)
     if not len(rows):
         return gain, chance
@@ -839,16 +844,17 @@ def _chance(part, price, cost, by_revenue, base, up, value_base, rules):
     return gain, chance
 
 
-def _normal_chance(part, price, cost, by_revenue, base, up, value_base, rules):
+def _normal_chance(part, price, cost, by_revenue, base, up, value_base, rules, skip=None):
     """`_chance` with the gain normal around its point estimate (prices (n, k)); where a
-    steep hinge's kink is within reach of the competitor price's doubt, `_over_the_kink`."""
+    steep hinge's kink is within reach of the competitor price's doubt, `_over_the_kink`
+    (not on the rows of `skip`)."""
     with np.errstate(all="ignore"):
         gain = part.value(price, cost, by_revenue) - part.value(base, cost, by_revenue)
         spread = gain - robust_value(part, price, cost, by_revenue, 1.0, up, base)
         spread = np.maximum(np.nan_to_num(spread, nan=np.inf), 1e-12)
         allowed = -rules.loss_tolerance * np.abs(np.nan_to_num(value_base))[:, None]
         chance = ndtr((allowed - gain) / spread)
-    return _over_the_kink(part, price, cost, by_revenue, base, up, allowed, gain, chance)
+    return _over_the_kink(part, price, cost, by_revenue, base, up, allowed, gain, chance, skip)
 
 
 # Equally likely positions of the competitor's price (the midpoints of KINK_NODES slices of
@@ -858,7 +864,7 @@ KINK_NODES = 40
 KINK_REACH = 3.5  # its s.d.s (with the buyers' ramp) within which a kink is reached
 
 
-def _over_the_kink(part, price, cost, by_revenue, base, up, allowed, gain, chance):
+def _over_the_kink(part, price, cost, by_revenue, base, up, allowed, gain, chance, skip=None):
     """The gain and its chance of losing money averaged over where the competitor's price
     really is (normal in log price with the readings' s.d., `competitor_sd`; KINK_NODES),
     for the SKUs with a hinge whose kink a candidate or today's price comes within KINK_REACH
@@ -866,7 +872,10 @@ def _over_the_kink(part, price, cost, by_revenue, base, up, allowed, gain, chanc
     of the competitor's price: a steep hinge (an extra slope of 8-12) that a 2-3 s.d. error
     puts a move across loses far more often than that normal tail says (RESULTS: the SKUs
     cut across the competitor on a price read 1-7 % low). The other parts' doubt stays normal
-    around each node's gain. The chance is the larger of the two, the gain the smaller."""
+    around each node's gain. The chance is the larger of the two, the gain the smaller. The
+    hinge is the one the curve uses where it is clear; where the catalog's spread of hinges
+    has no share without one (every SKU's hinge on one normal spread), an unclear one is its
+    posterior's mean (a mixed posterior's parts are averaged where `_chance` weighs them)."""
     sd = part.competitor_sd
     if sd is None or not np.any(sd > 0):
         return gain, chance
@@ -876,15 +885,24 @@ def _over_the_kink(part, price, cost, by_revenue, base, up, allowed, gain, chanc
         reach = KINK_REACH * np.sqrt(sd**2 + ramp_sd**2)
         near = np.abs(np.log(price / comp[:, None])) <= reach[:, None]
         near |= np.abs(np.log(np.asarray(base, float) / comp[:, None])) <= reach[:, None]
-    rows = np.flatnonzero(
-        (sd > 0) & np.isfinite(comp) & (part.competitor_slope < 0) & near.any(axis=1)
+    _r, mean_h, _v, mixed = part.hinge_parts()
+    posterior = np.isfinite(part._spread_known()) & ~mixed & np.isfinite(mean_h)
+    hinge = np.where(
+        part.competitor_slope < 0, part.competitor_slope, np.where(posterior, mean_h, 0.0)
     )
+    eligible = (sd > 0) & np.isfinite(comp) & (hinge < 0) & near.any(axis=1)
+    if skip is not None:
+        eligible &= ~np.asarray(skip, bool)
+    rows = np.flatnonzero(eligible)
     if not len(rows):
         return gain, chance
     sub, p, b = part.subset(rows), price[rows], np.asarray(base, float)[rows]
+    h = hinge[rows]
     c, rev, ups, low = (np.asarray(cost, float)[rows], np.asarray(by_revenue)[rows],
                         np.broadcast_to(up, price.shape)[rows], allowed[rows])  # fmt: skip
-    x = ndtri((np.arange(KINK_NODES) + 0.5) / KINK_NODES)
+    # each slice at its own mean (the outer ones reach into the tails)
+    edges = np.exp(-0.5 * ndtri(np.arange(KINK_NODES + 1) / KINK_NODES) ** 2) / np.sqrt(2 * np.pi)
+    x = KINK_NODES * (edges[:-1] - edges[1:])
     w = np.full(KINK_NODES, 1.0 / KINK_NODES)
     with np.errstate(all="ignore"):
         other = gain[rows] - robust_value(sub, p, c, rev, 1.0, ups, b, kink=False)
@@ -892,12 +910,14 @@ def _over_the_kink(part, price, cost, by_revenue, base, up, allowed, gain, chanc
         mean, risk = np.zeros_like(p), np.zeros_like(p)
         for node, weight in zip(x, w, strict=True):
             at = (comp[rows] * np.exp(node * sd[rows]))[:, None]
-            g = sub.value(p, c, rev, competitor=at) - sub.value(b, c, rev, competitor=at)
+            g = sub.value(p, c, rev, hinge=h, competitor=at) - sub.value(
+                b, c, rev, hinge=h, competitor=at
+            )
             mean += weight * g
             risk += weight * ndtr((low - g) / other)
     gain, chance = gain.copy(), chance.copy()
     gain[rows] = np.minimum(gain[rows], mean)
-    chance[rows] = np.maximum(chance[rows], np.nan_to_num(risk, nan=1.0))
+    chance[rows] = np.maximum(chance[rows], np.clip(np.nan_to_num(risk, nan=1.0), 0.0, 1.0))
     return gain, chance
 
 
