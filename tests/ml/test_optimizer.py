@@ -855,8 +855,8 @@ def test_a_cut_below_the_competitor_counting_on_a_hinge_the_sku_may_not_have_is_
         (9.4, 0.03, -10.0, 0.5, None),
         (9.0, 0.05, -10.0, 0.5, None),
         (9.2, 0.02, -10.0, 0.5, None),
-        # unclear on its own, on a catalog spread where every SKU has a hinge (review)
-        (9.4, 0.03, -10.0, 6.0, (-10.0, 1.0, 0.0)),
+        # clear on its own, on a catalog spread where every SKU has a hinge
+        (9.4, 0.03, -10.0, 0.5, (-10.0, 1.0, 0.0)),
     ],
 )
 def test_a_move_near_a_steep_kink_is_charged_its_chance_over_the_competitors_doubt(
