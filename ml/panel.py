@@ -427,11 +427,12 @@ def competitor_noise(since):
     return replace(tenant, sellers=sellers)
 
 
-def sold_on(controls) -> list[str]:
+def sold_on(controls, tracks: bool = False) -> list[str]:
     """Of the named 0/1 controls of a demand fit (`dow_K`: the weekday of day ordinals K mod 7;
     `period_D`: the day of ordinal D; `promo`: a product's day with a promotion on any of its
     channels), those on whose days some product of the tenant sold at a price (the rows the
-    demand panel keeps). The weekdays in one pass over the tenant's sales; a period or the
+    demand panel keeps: where the files record revenue, `tracks`, a sale without it is free
+    and left out). The weekdays in one pass over the tenant's sales; a period or the
     promotion by a query each that stops at its first such sale. Other names are not looked
     up."""
     import datetime as dt
@@ -442,8 +443,9 @@ def sold_on(controls) -> list[str]:
 
     table = SalesRecord._meta.db_table
     tenant = require_current_tenant().pk
-    # a sale at a price: the panel prices a row by its listed price or its revenue
-    sold = "{t}.tenant_id = %s AND {t}.units > 0 AND ({t}.price > 0 OR {t}.revenue > 0)"
+    # a sale at a price: by its revenue where the files record it, else its listed price
+    paid = "{t}.revenue > 0" if tracks else "{t}.price > 0"
+    sold = "{t}.tenant_id = %s AND {t}.units > 0 AND " + paid
     out = []
     with connection.cursor() as cur:
         weekdays = [name for name in controls if name.startswith("dow_")]

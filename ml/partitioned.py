@@ -197,9 +197,7 @@ def run_pooled(version_id: int) -> None:
         )
         # A control the sample read as a time nothing sells, on which other products sold:
         # every part holding them would fail (demand.fit_block), hours in on a large tenant.
-        # One it left out for the few rows it had (a rare promotion of slow movers): the
-        # blocks that sold then would read its effect as their prices'.
-        sold = sold_on(pooled.closed + pooled.rare) if pooled.closed or pooled.rare else []
+        sold = sold_on(pooled.closed, plan["tracks"]) if pooled.closed else []
         if sold:
             raise PooledFitError(
                 f"the demand fit's pooled sample of {plan.get('sample_products', '?')} products "
@@ -207,6 +205,10 @@ def run_pooled(version_id: int) -> None:
                 "then: the fit cannot price them on it (a larger sample, "
                 "DEMAND_PARTITION_SAMPLE_SKUS, reads it)"
             )
+        # One it left out for its few rows (a rare promotion of slow movers), on which other
+        # products sold: their blocks read its effect as their prices', as where the sample
+        # has no such rows at all. Said with the version (not a failure of every run).
+        unread = sold_on(pooled.rare, plan["tracks"]) if pooled.rare else []
         _save(plan, "pooled", {**_pooled_arrays(pooled), "alpha_products": np.asarray(ids)})
         del pooled
         verdict = _backtest(version, sample, ids) if _gated(version) else None
@@ -215,7 +217,7 @@ def run_pooled(version_id: int) -> None:
         logger.exception("pooled stage of demand run %s failed", version_id)
         _fail(version_id, f"demand fit failed in the pooled stage: {exc.__class__.__name__}: {exc}")
         return
-    _advance(version_id, None, "fitting blocks", verdict=verdict)
+    _advance(version_id, None, "fitting blocks", verdict=verdict, unread=unread)
 
 
 def _gated(version: ModelVersion) -> bool:
@@ -314,12 +316,16 @@ def _pooled_of(arrays):
 
 
 def _advance(
-    version_id: int, finished: int | None, phase: str, verdict: dict | None = None
+    version_id: int,
+    finished: int | None,
+    phase: str,
+    verdict: dict | None = None,
+    unread: list[str] | None = None,
 ) -> None:
     """Record a finished part (None: the pooled stage, with its backtest's `verdict` for a gated
-    run) and queue what comes next: parts up to PARTITION_IN_FLIGHT of them in flight, the
-    reduce once every part is in. Counted by part index under the run's lock: a part delivered
-    twice counts once."""
+    run and the controls it could not read, `unread`) and queue what comes next: parts up to
+    PARTITION_IN_FLIGHT of them in flight, the reduce once every part is in. Counted by part
+    index under the run's lock: a part delivered twice counts once."""
     from .tasks import train_part, train_reduce
 
     with transaction.atomic():
@@ -332,6 +338,8 @@ def _advance(
             return  # a duplicate delivery: its successor was queued the first time
         if verdict is not None:
             plan["verdict"] = verdict
+        if unread:
+            plan["unread"] = list(unread)
         queue, all_in = step
         version.set_progress(progress=_state(plan, "merging" if all_in else phase))
         tenant_id = version.tenant_id
@@ -515,6 +523,9 @@ def run_reduce(version_id: int) -> ModelVersion | None:
                     "parts": plan["parts"],
                     "block_skus": plan["block_skus"],
                     "pooled_products": plan.get("sample_products"),
+                    # controls the sample had too few rows of to read, on which other
+                    # products sold: their effect is in those products' price slopes
+                    "unread_controls": plan.get("unread", []),
                 },
             },
             last_day=date.fromordinal(int(pooled.day_range[1])),

@@ -417,7 +417,8 @@ def _rare_without_sales(controls: np.ndarray, y: np.ndarray, sku: np.ndarray, n:
     though its SKUs' own average rates expected fewer than CLOSED_MIN_UNITS there (a
     promotion on three days of slow movers): that says nothing of whether anything sells
     then, and such a column has no coefficient (pinned at CLOSED_COEF it would read as
-    "nothing sells on a promotion", and fail a partitioned fit whose other blocks sell then)."""
+    "nothing sells on a promotion", and fail a partitioned fit whose other blocks sell then;
+    there, ml.partitioned says so with the version instead, `Pooled.rare`)."""
     if controls.shape[1] == 0:
         return np.zeros(0, bool)
     binary = np.all((controls == 0) | (controls == 1), axis=0)
@@ -596,7 +597,9 @@ def fit_pooled(
         r.names = [name for name, v in zip(every, varies, strict=True) if v]
     else:
         day_range = (int(r.sub.day.min()), int(r.sub.day.max()))
+    # (a period without sales is the period's news, not a rare control's: `_no_sales` reads it)
     rare = _rare_without_sales(r.controls, r.y, r.sku, r.n)
+    rare &= np.array([not name.startswith("period_") for name in r.names], dtype=bool)
     dropped = tuple(name for name, drop in zip(r.names, rare, strict=True) if drop)
     if rare.any():
         r.controls = r.controls[:, ~rare]

@@ -804,13 +804,8 @@ def _chance(part, price, cost, by_revenue, base, up, value_base, rules):
     gain on its own estimate and is charged the larger of its own chance and that mixture's
     (its own estimate in place of the posterior): a cut back below the competitor that counts
     on a hinge the SKU may not have is charged that chance too (review)."""
+    gain, chance = _normal_chance(part, price, cost, by_revenue, base, up, value_base, rules)
     r, m, v, mixed = part.hinge_parts()
-    # (a mixed row that does not lean takes the mixture's chance alone: the kink's averaging
-    # is done on its parts, not on the whole curve too)
-    skip = mixed & ~part.leaning_hinge()
-    gain, chance = _normal_chance(
-        part, price, cost, by_revenue, base, up, value_base, rules, skip=skip
-    )
     rows = np.flatnonzero(mixed)
     if not len(rows):
         return gain, chance
@@ -844,27 +839,26 @@ def _chance(part, price, cost, by_revenue, base, up, value_base, rules):
     return gain, chance
 
 
-def _normal_chance(part, price, cost, by_revenue, base, up, value_base, rules, skip=None):
+def _normal_chance(part, price, cost, by_revenue, base, up, value_base, rules):
     """`_chance` with the gain normal around its point estimate (prices (n, k)); where a
-    steep hinge's kink is within reach of the competitor price's doubt, `_over_the_kink`
-    (not on the rows of `skip`)."""
+    steep hinge's kink is within reach of the competitor price's doubt, `_over_the_kink`."""
     with np.errstate(all="ignore"):
         gain = part.value(price, cost, by_revenue) - part.value(base, cost, by_revenue)
         spread = gain - robust_value(part, price, cost, by_revenue, 1.0, up, base)
         spread = np.maximum(np.nan_to_num(spread, nan=np.inf), 1e-12)
         allowed = -rules.loss_tolerance * np.abs(np.nan_to_num(value_base))[:, None]
         chance = ndtr((allowed - gain) / spread)
-    return _over_the_kink(part, price, cost, by_revenue, base, up, allowed, gain, chance, skip)
+    return _over_the_kink(part, price, cost, by_revenue, base, up, allowed, gain, chance)
 
 
-# Equally likely positions of the competitor's price (the midpoints of KINK_NODES slices of
-# its normal doubt): the loss near a steep kink is a step in that price, which a few Gauss-
+# Equally likely positions of the competitor's price (KINK_NODES slices of its normal doubt,
+# each at its own mean): the loss near a steep kink is a step in that price, which a few Gauss-
 # Hermite nodes read in jumps of their weights (0.24, 0.05); 40 slices, of 0.025 each
 KINK_NODES = 40
 KINK_REACH = 3.5  # its s.d.s (with the buyers' ramp) within which a kink is reached
 
 
-def _over_the_kink(part, price, cost, by_revenue, base, up, allowed, gain, chance, skip=None):
+def _over_the_kink(part, price, cost, by_revenue, base, up, allowed, gain, chance):
     """The gain and its chance of losing money averaged over where the competitor's price
     really is (normal in log price with the readings' s.d., `competitor_sd`; KINK_NODES),
     for the SKUs with a hinge whose kink a candidate or today's price comes within KINK_REACH
@@ -886,15 +880,12 @@ def _over_the_kink(part, price, cost, by_revenue, base, up, allowed, gain, chanc
         reach = KINK_REACH * np.sqrt(sd**2 + ramp_sd**2)
         near = np.abs(np.log(price / comp[:, None])) <= reach[:, None]
         near |= np.abs(np.log(np.asarray(base, float) / comp[:, None])) <= reach[:, None]
-    hinge = part.competitor_slope
-    eligible = (sd > 0) & np.isfinite(comp) & (hinge < 0) & near.any(axis=1)
-    if skip is not None:
-        eligible &= ~np.asarray(skip, bool)
-    rows = np.flatnonzero(eligible)
+    rows = np.flatnonzero(
+        (sd > 0) & np.isfinite(comp) & (part.competitor_slope < 0) & near.any(axis=1)
+    )
     if not len(rows):
         return gain, chance
     sub, p, b = part.subset(rows), price[rows], np.asarray(base, float)[rows]
-    h = hinge[rows]
     c, rev, ups, low = (np.asarray(cost, float)[rows], np.asarray(by_revenue)[rows],
                         np.broadcast_to(up, price.shape)[rows], allowed[rows])  # fmt: skip
     # each slice at its own mean (the outer ones reach into the tails)
@@ -907,9 +898,7 @@ def _over_the_kink(part, price, cost, by_revenue, base, up, allowed, gain, chanc
         mean, risk = np.zeros_like(p), np.zeros_like(p)
         for node, weight in zip(x, w, strict=True):
             at = (comp[rows] * np.exp(node * sd[rows]))[:, None]
-            g = sub.value(p, c, rev, hinge=h, competitor=at) - sub.value(
-                b, c, rev, hinge=h, competitor=at
-            )
+            g = sub.value(p, c, rev, competitor=at) - sub.value(b, c, rev, competitor=at)
             mean += weight * g
             risk += weight * ndtr((low - g) / other)
     gain, chance = gain.copy(), chance.copy()
