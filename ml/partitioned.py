@@ -205,10 +205,11 @@ def run_pooled(version_id: int) -> None:
                 "then: the fit cannot price them on it (a larger sample, "
                 "DEMAND_PARTITION_SAMPLE_SKUS, reads it)"
             )
-        # One it left out for its few rows (a rare promotion of slow movers), on which other
-        # products sold: their blocks read its effect as their prices', as where the sample
-        # has no such rows at all. Said with the version (not a failure of every run).
-        unread = sold_on(pooled.rare, plan["tracks"]) if pooled.rare else []
+        # One it left out for its few rows (a rare promotion of slow movers) or had no rows of
+        # (no promotion among its products), on which other products sold: their blocks read
+        # its effect as their prices'. Said with the version (not a failure of every run).
+        absent = () if "promo" in pooled.names + list(pooled.rare) else ("promo",)
+        unread = sold_on(pooled.rare + absent, plan["tracks"])
         _save(plan, "pooled", {**_pooled_arrays(pooled), "alpha_products": np.asarray(ids)})
         del pooled
         verdict = _backtest(version, sample, ids) if _gated(version) else None

@@ -368,11 +368,11 @@ def _npz(arrays: dict) -> bytes:
     return buffer.getvalue()
 
 
-def _closed_on_saturdays(world, selling: set[int], promos: bool = False):
+def _closed_on_saturdays(world, selling: set[int], promos: str = ""):
     """20 products, 120 days of daily reports (0-unit days listed), every product's Saturdays
-    (day ordinal % 7 == 6) without a sale but those of `selling`. `promos`: products 0 and 2
-    on promotion one day each, selling nothing then (too few rows to say anything), product 1
-    on 20 days, selling."""
+    (day ordinal % 7 == 6) without a sale but those of `selling`. `promos`: product 1 on
+    promotion on 20 days, selling; "rare": products 0 and 2 too, one day each, selling nothing
+    then (too few rows to say anything); "outside": no other product."""
     rng = np.random.default_rng(5)
     start = dt.date(2024, 1, 1)
     products, sales = [], []
@@ -386,7 +386,9 @@ def _closed_on_saturdays(world, selling: set[int], promos: bool = False):
             units = int(rng.poisson(4 * (price / level) ** -1.5))
             if date.toordinal() % 7 == 6 and i not in selling:
                 units = 0
-            promo = promos and ((i in (0, 2) and day == 5) or (i == 1 and day % 6 == 0))
+            promo = bool(promos) and (
+                (promos == "rare" and i in (0, 2) and day == 5) or (i == 1 and day % 6 == 0)
+            )
             if promo and i != 1:
                 units = 0
             sales.append({"date": date.isoformat(), "sku": f"S{i}", "units": units,
@@ -437,15 +439,17 @@ def test_a_closed_weekday_the_sample_saw_is_checked_on_the_whole_tenant_at_once(
         assert 0.93 < float(np.median(ratio)) < 1.07  # 1.15 before
 
 
+@pytest.mark.parametrize("promos", ["rare", "outside"])
 def test_a_rare_control_the_sample_left_out_is_checked_on_the_whole_tenant(
-    world_a, parts, settings
+    world_a, parts, settings, promos
 ):
-    # The sample's two promotion days sold nothing, where its rates expected about 8 units:
-    # too few to read, the promotion has no coefficient. Product 1, outside the sample, sold on
-    # its 20 promotions: its block reads their lift as its price's (as where a sample has no
-    # promotion at all). The run goes on, and the version says which control it could not read.
+    # "rare": the sample's two promotion days sold nothing, where its rates expected about 8
+    # units: too few to read, the promotion has no coefficient; "outside": the sample has no
+    # promotion at all. Product 1, outside the sample, sold on its 20 promotions: its block
+    # reads their lift as its price's. The run goes on, and the version says which control it
+    # could not read.
     settings.DEMAND_PARTITION_SAMPLE_SKUS = 10
-    _closed_on_saturdays(world_a, set(range(20)), promos=True)
+    _closed_on_saturdays(world_a, set(range(20)), promos=promos)
     version = refreshed(world_a, train_demand(world_a))
     assert version.status == "training" and parts
     parts.run()
