@@ -427,65 +427,17 @@ def competitor_noise(since):
     return replace(tenant, sellers=sellers)
 
 
-def sold_on(controls, tracks: bool = False) -> list[str]:
-    """Of the named 0/1 controls of a demand fit (`dow_K`: the weekday of day ordinals K mod 7;
-    `period_D`: the day of ordinal D; `promo`: a product's day with a promotion on any of its
-    channels), those on whose days some product of the tenant sold at a price (the rows the
-    demand panel keeps: where the files record revenue, `tracks`, a sale without it is free
-    and left out). The weekdays in one pass over the tenant's sales; a period or the
-    promotion by a query each that stops at its first such sale. Other names are not looked
-    up."""
-    import datetime as dt
-
-    from django.db import connection
-
-    from pricing_saas.catalog.models import SalesRecord
-
-    table = SalesRecord._meta.db_table
-    tenant = require_current_tenant().pk
-    # a sale at a price: by its revenue where the files record it, else its listed price
-    paid = "{t}.revenue > 0" if tracks else "{t}.price > 0"
-    sold = "{t}.tenant_id = %s AND {t}.units > 0 AND " + paid
-    out = []
-    with connection.cursor() as cur:
-        weekdays = [name for name in controls if name.startswith("dow_")]
-        if weekdays:
-            cur.execute(
-                f"SELECT DISTINCT ((s.date - DATE '0001-01-01') + 1) %% 7 FROM {table} AS s "
-                f"WHERE {sold.format(t='s')}",
-                [tenant],
-            )
-            selling = {int(row[0]) for row in cur.fetchall()}
-            out += [name for name in weekdays if int(name[4:]) in selling]
-        for name in controls:
-            if name.startswith("period_"):
-                cur.execute(
-                    f"SELECT EXISTS (SELECT 1 FROM {table} AS s WHERE {sold.format(t='s')} "
-                    "AND s.date = %s)",
-                    [tenant, dt.date.fromordinal(int(name[7:]))],
-                )
-            elif name == "promo":  # a promotion on one channel, the sale on another
-                cur.execute(
-                    f"SELECT EXISTS (SELECT 1 FROM {table} AS p WHERE p.tenant_id = %s "
-                    f"AND p.promo AND EXISTS (SELECT 1 FROM {table} AS s "
-                    f"WHERE {sold.format(t='s')} AND s.product_id = p.product_id "
-                    "AND s.date = p.date))",
-                    [tenant, tenant],
-                )
-            else:
-                continue
-            if cur.fetchone()[0]:
-                out.append(name)
-    return out
-
-
 def tenant_facts() -> dict:
     """What every block of a partitioned demand fit must agree on, read once for the tenant:
     the products with sales rows (ascending), the first and last day of the priced rows (the
     trend and the error blocks are measured from them), whether the files record revenue, and
-    the jitter of the competitor readings over those days. One aggregate over the sales; the
-    one-process panel takes the day range from the rows it keeps, which is the same unless the
-    first or last days hold only rows of products never sold at a price."""
+    the jitter of the competitor readings over those days, and where some product sold at a
+    price as the demand panel reads a sale (units summed over its channels, priced by the
+    revenue where the files record it, else the listed price): on which weekdays (day
+    ordinals mod 7) and whether on a promotion (the pooled stage checks its sample's controls
+    against them, ml.partitioned). One aggregate over the sales; the one-process panel takes
+    the day range from the rows it keeps, which is the same unless the first or last days hold
+    only rows of products never sold at a price."""
     import datetime as dt
     from zoneinfo import ZoneInfo
 
@@ -503,15 +455,21 @@ def tenant_facts() -> dict:
     with connection.cursor() as cur:
         cur.execute(
             "SELECT MIN(d) FILTER (WHERE priced), MAX(d) FILTER (WHERE priced), "
-            "AVG(CASE WHEN r > 0 THEN 1.0 ELSE 0.0 END) FILTER (WHERE u > 0) FROM ("
+            "AVG(CASE WHEN r > 0 THEN 1.0 ELSE 0.0 END) FILTER (WHERE u > 0), "
+            # where something sold: by revenue, then by listed price (`tracks` picks one)
+            "ARRAY_AGG(DISTINCT d %% 7) FILTER (WHERE u > 0 AND r > 0), "
+            "ARRAY_AGG(DISTINCT d %% 7) FILTER (WHERE u > 0 AND p > 0), "
+            "COALESCE(BOOL_OR(pr AND u > 0 AND r > 0), FALSE), "
+            "COALESCE(BOOL_OR(pr AND u > 0 AND p > 0), FALSE) FROM ("
             " SELECT (date - DATE '0001-01-01') + 1 AS d, SUM(units) AS u,"
-            " COALESCE(SUM(revenue), 0) AS r,"
+            " COALESCE(SUM(revenue), 0) AS r, MAX(price) AS p, BOOL_OR(promo) AS pr,"
             " (MAX(price) > 0 OR (SUM(units) > 0 AND COALESCE(SUM(revenue), 0) > 0)) AS priced"
             f" FROM {SalesRecord._meta.db_table} WHERE tenant_id = %s GROUP BY product_id, date"
             ") AS g",
             [tenant.pk],
         )
-        first, last, revenue_share = cur.fetchone()
+        first, last, revenue_share, by_revenue, by_price, promo_r, promo_p = cur.fetchone()
+    tracks = revenue_share is not None and float(revenue_share) >= 0.5
     competitor_sd = 0.0
     if first is not None and CompetitorOffer.objects.exists():
         since = dt.date.fromordinal(int(first) - COMPETITOR_CARRY_DAYS)
@@ -521,6 +479,8 @@ def tenant_facts() -> dict:
     return {
         "products": products,
         "day_range": None if first is None else (int(first), int(last)),
-        "tracks": revenue_share is not None and float(revenue_share) >= 0.5,
+        "tracks": tracks,
         "competitor_sd": competitor_sd,
+        "sold_weekdays": sorted(int(k) for k in ((by_revenue if tracks else by_price) or [])),
+        "promo_sold": bool(promo_r if tracks else promo_p),
     }

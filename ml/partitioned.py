@@ -40,7 +40,7 @@ from django.db import transaction
 from tenants import parts as job_parts
 
 from .models import ModelVersion
-from .panel import demand_panel, sold_on, tenant_facts
+from .panel import demand_panel, tenant_facts
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ def start(version: ModelVersion, facts: dict | None = None) -> ModelVersion:
         day_range=list(facts["day_range"]),
         tracks=bool(facts["tracks"]),
         competitor_sd=float(facts["competitor_sd"]),
+        sold_weekdays=[int(k) for k in facts.get("sold_weekdays", ())],
+        promo_sold=bool(facts.get("promo_sold", False)),
     )
     version.set_progress(progress=_state(plan, "pooled stage"))
     from .tasks import train_pooled
@@ -197,7 +199,7 @@ def run_pooled(version_id: int) -> None:
         )
         # A control the sample read as a time nothing sells, on which other products sold:
         # every part holding them would fail (demand.fit_block), hours in on a large tenant.
-        sold = sold_on(pooled.closed, plan["tracks"]) if pooled.closed else []
+        sold = _sold_on(plan, pooled.closed)
         if sold:
             raise PooledFitError(
                 f"the demand fit's pooled sample of {plan.get('sample_products', '?')} products "
@@ -209,7 +211,7 @@ def run_pooled(version_id: int) -> None:
         # (no promotion among its products), on which other products sold: their blocks read
         # its effect as their prices'. Said with the version (not a failure of every run).
         absent = () if "promo" in pooled.names + list(pooled.rare) else ("promo",)
-        unread = sold_on(pooled.rare + absent, plan["tracks"])
+        unread = _sold_on(plan, pooled.rare + absent)
         _save(plan, "pooled", {**_pooled_arrays(pooled), "alpha_products": np.asarray(ids)})
         del pooled
         verdict = _backtest(version, sample, ids) if _gated(version) else None
@@ -219,6 +221,19 @@ def run_pooled(version_id: int) -> None:
         _fail(version_id, f"demand fit failed in the pooled stage: {exc.__class__.__name__}: {exc}")
         return
     _advance(version_id, None, "fitting blocks", verdict=verdict, unread=unread)
+
+
+def _sold_on(plan: dict, controls) -> list[str]:
+    """Of the named 0/1 controls, those on whose days some product of the tenant sold, as
+    `tenant_facts` read them once for the run (`dow_K`: the weekday of day ordinals K mod 7;
+    `promo`); others, and a plan made before it read them, are not looked up."""
+    weekdays = set(plan.get("sold_weekdays", ()))
+    return [
+        name
+        for name in controls
+        if (name.startswith("dow_") and int(name[4:]) in weekdays)
+        or (name == "promo" and plan.get("promo_sold", False))
+    ]
 
 
 def _gated(version: ModelVersion) -> bool:

@@ -419,22 +419,17 @@ def _rare_without_sales(controls: np.ndarray, y: np.ndarray, sku: np.ndarray, n:
     then, and such a column has no coefficient (pinned at CLOSED_COEF it would read as
     "nothing sells on a promotion", and fail a partitioned fit whose other blocks sell then;
     there, ml.partitioned says so with the version instead, `Pooled.rare`)."""
-    if controls.shape[1] == 0:
-        return np.zeros(0, bool)
-    binary = np.all((controls == 0) | (controls == 1), axis=0)
     rate = np.bincount(sku, weights=y, minlength=n) / np.maximum(np.bincount(sku, minlength=n), 1)
-    expected = rate[sku] @ controls
-    return binary & (y @ controls == 0) & (expected < CLOSED_MIN_UNITS)
+    return _no_sales(controls, y) & (rate[sku] @ controls < CLOSED_MIN_UNITS)
 
 
-def _no_sales(X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Per column of the pooled design, whether it is a 0/1 control on whose rows nothing ever
-    sold (a weekday the shop is closed, a period without sales): its coefficient's best value is
-    minus infinity, and every Newton step moves it about one further down, rightly."""
-    binary = np.all((X == 0) | (X == 1), axis=0)
-    out = binary & (X.sum(axis=0) > 0) & (y @ X == 0)
-    out[0] = False  # the price
-    return out
+def _no_sales(controls: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per column of `controls`, whether it is a 0/1 control with rows on none of which
+    anything sold (a weekday the shop is closed, a period without sales): its coefficient's
+    best value is minus infinity, and every Newton step moves it about one further down,
+    rightly."""
+    binary = np.all((controls == 0) | (controls == 1), axis=0)
+    return binary & (controls.sum(axis=0) > 0) & (y @ controls == 0)
 
 
 def open_days(controls: np.ndarray, names: list[str], closed) -> tuple[list[int], np.ndarray]:
@@ -609,7 +604,7 @@ def fit_pooled(
     beta = np.zeros(X.shape[1])
     beta[0] = -1.0
     alpha = _profile_alpha(y, X @ beta, sku, n, trunc)
-    closed = _no_sales(X, y)
+    closed = np.r_[False, _no_sales(controls, y)]  # (never the price)
     beta, alpha, m, _wt, Xc, info = _pooled(
         y, X, sku, n, trunc, beta, alpha, iterations, unbounded=closed
     )

@@ -856,6 +856,8 @@ def _normal_chance(part, price, cost, by_revenue, base, up, value_base, rules):
 # Hermite nodes read in jumps of their weights (0.24, 0.05); 40 slices, of 0.025 each
 KINK_NODES = 40
 KINK_REACH = 3.5  # its s.d.s (with the buyers' ramp) within which a kink is reached
+_KINK_EDGES = np.exp(-0.5 * ndtri(np.arange(KINK_NODES + 1) / KINK_NODES) ** 2) / np.sqrt(2 * np.pi)
+_KINK_AT = KINK_NODES * (_KINK_EDGES[:-1] - _KINK_EDGES[1:])  # each slice at its own mean
 
 
 def _over_the_kink(part, price, cost, by_revenue, base, up, allowed, gain, chance):
@@ -888,19 +890,15 @@ def _over_the_kink(part, price, cost, by_revenue, base, up, allowed, gain, chanc
     sub, p, b = part.subset(rows), price[rows], np.asarray(base, float)[rows]
     c, rev, ups, low = (np.asarray(cost, float)[rows], np.asarray(by_revenue)[rows],
                         np.broadcast_to(up, price.shape)[rows], allowed[rows])  # fmt: skip
-    # each slice at its own mean (the outer ones reach into the tails)
-    edges = np.exp(-0.5 * ndtri(np.arange(KINK_NODES + 1) / KINK_NODES) ** 2) / np.sqrt(2 * np.pi)
-    x = KINK_NODES * (edges[:-1] - edges[1:])
-    w = np.full(KINK_NODES, 1.0 / KINK_NODES)
     with np.errstate(all="ignore"):
         other = gain[rows] - robust_value(sub, p, c, rev, 1.0, ups, b, kink=False)
         other = np.maximum(np.nan_to_num(other, nan=np.inf), 1e-12)
         mean, risk = np.zeros_like(p), np.zeros_like(p)
-        for node, weight in zip(x, w, strict=True):
+        for node in _KINK_AT:  # equally likely: each weighs 1 / KINK_NODES
             at = (comp[rows] * np.exp(node * sd[rows]))[:, None]
             g = sub.value(p, c, rev, competitor=at) - sub.value(b, c, rev, competitor=at)
-            mean += weight * g
-            risk += weight * ndtr((low - g) / other)
+            mean += g / KINK_NODES
+            risk += ndtr((low - g) / other) / KINK_NODES
     gain, chance = gain.copy(), chance.copy()
     gain[rows] = np.minimum(gain[rows], mean)
     chance[rows] = np.maximum(chance[rows], np.clip(np.nan_to_num(risk, nan=1.0), 0.0, 1.0))
