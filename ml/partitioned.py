@@ -38,6 +38,7 @@ from django.conf import settings
 from django.db import transaction
 
 from tenants import parts as job_parts
+from tenants.context import require_current_tenant
 
 from .models import ModelVersion
 from .panel import demand_panel, tenant_facts
@@ -169,7 +170,7 @@ def _fail(version_id: int, reason: str) -> None:
 
 def run_pooled(version_id: int) -> None:
     """Stage 1 (ml.train_pooled), then the first parts."""
-    from ml.science.demand import PooledFitError, concatenate, fit_pooled
+    from ml.science.demand import fit_pooled
 
     with transaction.atomic():
         version, live = _live(version_id)
@@ -179,39 +180,44 @@ def run_pooled(version_id: int) -> None:
     if plan.get("queued"):
         return  # delivered again after its parts were queued: the parts read its file
     try:
-        blocks, ids, names = [], [], []
-        for low, high in plan["sample"]:  # product-id ranges spread over the tenant
-            panel, kept, stats = demand_panel({**_block(plan, 0), "low": low, "high": high})
-            if panel is not None:
-                blocks.append(panel)
-                ids.extend(kept)
-                names.extend(stats["category_names"])
+        blocks, ids, names = _read(plan, plan["sample"])  # product-id ranges over the tenant
         if not blocks:
             raise ValueError("no sales rows in the sampled blocks")
-        sample = replace(  # one panel, its categories coded across the blocks (the backtest's)
-            concatenate(blocks),
-            category=np.unique(np.asarray(names, dtype=str), return_inverse=True)[1],
-            current_price=np.concatenate([np.asarray(b.current_price, float) for b in blocks]),
-        )
+        sample = _joined(blocks, names)  # one panel, its categories coded across the blocks
         del blocks
-        pooled = fit_pooled(
-            sample, day_range=tuple(plan["day_range"]), ramp_sd=_ramp_sd(plan["competitor_sd"])
+        fit = lambda sample, leave_out=(): fit_pooled(  # noqa: E731
+            sample,
+            day_range=tuple(plan["day_range"]),
+            ramp_sd=_ramp_sd(plan["competitor_sd"]),
+            leave_out=leave_out,
         )
-        # A control the sample read as a time nothing sells, on which other products sold:
-        # every part holding them would fail (demand.fit_block), hours in on a large tenant.
-        sold = _sold_on(plan, pooled.closed)
-        if sold:
-            raise PooledFitError(
-                f"the demand fit's pooled sample of {plan.get('sample_products', '?')} products "
-                f"saw nothing sold on {', '.join(sold[:3])}, but the tenant's other products sold "
-                "then: the fit cannot price them on it (a larger sample, "
-                "DEMAND_PARTITION_SAMPLE_SKUS, reads it)"
-            )
-        # One it left out for its few rows (a rare promotion of slow movers) or had no rows of
-        # (no promotion among its products), on which other products sold: their blocks read
-        # its effect as their prices'. Said with the version (not a failure of every run).
-        absent = () if "promo" in pooled.names + list(pooled.rare) else ("promo",)
-        unread = _sold_on(plan, pooled.rare + absent)
+        pooled = fit(sample)
+        # A control the sample could not read, on which other products sold: one it saw
+        # nothing sold on (every part holding those products would fail, hours in on a large
+        # tenant), one it left out for its few rows (a rare promotion of slow movers) or had no
+        # rows of (no promotion among its products; their blocks would read its effect as
+        # their prices'). The products that sold the most then join the sample, once.
+        absent = lambda pooled: (  # noqa: E731
+            () if "promo" in pooled.names + list(pooled.rare) else ("promo",)
+        )
+        wanted = _sold_on(plan, [*pooled.closed, *pooled.rare, *absent(pooled)])
+        if wanted:
+            extra, more, more_names = _read(plan, _sellers_on(plan, wanted))
+            if extra:
+                sample = _joined([sample, *extra], names + more_names)
+                ids, names = ids + more, names + more_names
+                del extra
+                pooled = fit(sample)
+        # Still nothing sold there in the sample: the control is left out and named with the
+        # version (a larger DEMAND_PARTITION_CONTROL_SKUS reads it), not a failure of every run.
+        shut = _sold_on(plan, pooled.closed)
+        if shut:
+            pooled = fit(sample, leave_out=tuple(shut))
+        unread = _sold_on(plan, [*pooled.rare, *absent(pooled)])
+        # a weekday without a row in the sample is the tenant's closed one only if nothing
+        # sold then on the whole tenant
+        sold = _sold_on(plan, pooled.unlisted)
+        pooled = replace(pooled, unlisted=tuple(n for n in pooled.unlisted if n not in sold))
         _save(plan, "pooled", {**_pooled_arrays(pooled), "alpha_products": np.asarray(ids)})
         del pooled
         verdict = _backtest(version, sample, ids) if _gated(version) else None
@@ -220,7 +226,65 @@ def run_pooled(version_id: int) -> None:
         logger.exception("pooled stage of demand run %s failed", version_id)
         _fail(version_id, f"demand fit failed in the pooled stage: {exc.__class__.__name__}: {exc}")
         return
-    _advance(version_id, None, "fitting blocks", verdict=verdict, unread=unread)
+    _advance(version_id, None, "fitting blocks", verdict=verdict, unread=unread, sampled=len(ids))
+
+
+def _read(plan: dict, ranges) -> tuple[list, list, list]:
+    """The panels of the products with ids in `ranges` ([low, high) pairs) that have sales
+    rows, their ids, and their categories' names."""
+    blocks, ids, names = [], [], []
+    for low, high in ranges:
+        panel, kept, stats = demand_panel({**_block(plan, 0), "low": low, "high": high})
+        if panel is not None:
+            blocks.append(panel)
+            ids.extend(kept)
+            names.extend(stats["category_names"])
+    return blocks, ids, names
+
+
+def _joined(blocks: list, names: list):
+    """Panels one after another as one (the pooled stage's sample, the backtest's), their
+    categories coded across them by `names`."""
+    from ml.science.demand import concatenate
+
+    return replace(
+        concatenate(blocks),
+        category=np.unique(np.asarray(names, dtype=str), return_inverse=True)[1],
+        current_price=np.concatenate([np.asarray(b.current_price, float) for b in blocks]),
+    )
+
+
+def _sellers_on(plan: dict, controls) -> list[list[int]]:
+    """For each of the controls (`dow_K`, `promo`), up to DEMAND_PARTITION_CONTROL_SKUS of the
+    tenant's products outside the plan's sample that sold the most units on its days (a sale
+    as `tenant_facts` reads one: priced by the revenue where the files record it), as one-id
+    ranges, in ascending order. One query per control."""
+    from django.db import connection
+
+    from pricing_saas.catalog.models import SalesRecord
+
+    limit = int(settings.DEMAND_PARTITION_CONTROL_SKUS)
+    if limit <= 0:
+        return []
+    tenant = require_current_tenant()
+    priced = "revenue > 0" if plan["tracks"] else "price > 0"
+    outside = " AND ".join("NOT (product_id >= %s AND product_id < %s)" for _ in plan["sample"])
+    bounds = [int(v) for pair in plan["sample"] for v in pair]
+    found: set[int] = set()
+    with connection.cursor() as cur:
+        for name in controls:
+            if name.startswith("dow_"):
+                when, args = "((date - DATE '0001-01-01') + 1) %% 7 = %s", [int(name[4:])]
+            else:  # promo
+                when, args = "promo", []
+            cur.execute(
+                f"SELECT product_id FROM {SalesRecord._meta.db_table} WHERE tenant_id = %s "
+                f"AND units > 0 AND {priced} AND {when} AND {outside or 'TRUE'} "
+                "GROUP BY product_id ORDER BY SUM(units) DESC, product_id LIMIT %s",
+                [tenant.pk, *args, *bounds, limit],
+            )
+            found.update(int(row[0]) for row in cur.fetchall())
+    return [[pid, pid + 1] for pid in sorted(found)]
 
 
 def _sold_on(plan: dict, controls) -> list[str]:
@@ -309,6 +373,7 @@ def _pooled_arrays(pooled) -> dict:
         "ramp_sd": np.asarray(pooled.ramp_sd),
         "alpha": pooled.alpha,
         "closed": np.asarray(pooled.closed, dtype=str),
+        "unlisted": np.asarray(pooled.unlisted, dtype=str),
     }
 
 
@@ -328,6 +393,8 @@ def _pooled_of(arrays):
         time_effects=time_effects,
         alpha=arrays["alpha"],
         closed=tuple(str(name) for name in arrays["closed"]),
+        # (a stage of the release before them has none: its open share counts closed ones)
+        unlisted=tuple(str(n) for n in arrays["unlisted"]) if "unlisted" in arrays.files else (),
     )
 
 
@@ -337,9 +404,11 @@ def _advance(
     phase: str,
     verdict: dict | None = None,
     unread: list[str] | None = None,
+    sampled: int | None = None,
 ) -> None:
     """Record a finished part (None: the pooled stage, with its backtest's `verdict` for a gated
-    run and the controls it could not read, `unread`) and queue what comes next: parts up to
+    run, the controls it could not read, `unread`, and the products its sample held, `sampled`,
+    added ones included) and queue what comes next: parts up to
     PARTITION_IN_FLIGHT of them in flight, the reduce once every part is in. Counted by part
     index under the run's lock: a part delivered twice counts once."""
     from .tasks import train_part, train_reduce
@@ -356,6 +425,8 @@ def _advance(
             plan["verdict"] = verdict
         if unread:
             plan["unread"] = list(unread)
+        if sampled is not None:
+            plan["sample_products"] = int(sampled)
         queue, all_in = step
         version.set_progress(progress=_state(plan, "merging" if all_in else phase))
         tenant_id = version.tenant_id

@@ -491,6 +491,9 @@ class Pooled:
     # 0/1 controls left out of the design because nothing sold on their few rows
     # (`_rare_without_sales`): on a sample of the tenant, to be checked on the whole of it
     rare: tuple[str, ...] = ()
+    # weekdays (`dow_K`) without a row at all (`_unlisted`: a daily report that leaves out the
+    # days the shop is closed): closed as those of `closed` are, for the open share
+    unlisted: tuple[str, ...] = ()
 
 
 @dataclass
@@ -579,11 +582,14 @@ def fit_pooled(
     iterations: int = 25,
     day_range: tuple[int, int] | None = None,
     ramp_sd: float | None = None,
+    leave_out: tuple[str, ...] = (),
 ) -> Pooled:
     """Stage 1: the pooled model on `panel` (the tenant, or a sample of its SKUs), with its
     cluster-robust covariance and the negative-binomial k behind the truncated rows. `day_range`
     (first and last day of the tenant's rows) where the panel is a sample of them. With a dummy
-    per period, the sample's periods have one (a period no sampled SKU has reads as the base)."""
+    per period, the sample's periods have one (a period no sampled SKU has reads as the base).
+    `leave_out`: controls given no coefficient, as a rare one (`Pooled.rare`): a weekday a
+    sample saw nothing sold on, though the tenant's other products sold then (ml.partitioned)."""
     r = _rows(panel)
     if day_range is not None:
         controls, every = _controls(r.sub, day_range, units=r.y)
@@ -595,6 +601,7 @@ def fit_pooled(
     # (a period without sales is the period's news, not a rare control's: `_no_sales` reads it)
     rare = _rare_without_sales(r.controls, r.y, r.sku, r.n)
     rare &= np.array([not name.startswith("period_") for name in r.names], dtype=bool)
+    rare |= np.isin(np.asarray(r.names, dtype=str), np.asarray(leave_out, dtype=str))
     dropped = tuple(name for name, drop in zip(r.names, rare, strict=True) if drop)
     if rare.any():
         r.controls = r.controls[:, ~rare]
@@ -644,7 +651,21 @@ def fit_pooled(
         alpha=alpha,
         closed=tuple(name for name, dead in zip(names, closed[1:], strict=True) if dead),
         rare=dropped,
+        unlisted=() if panel.time_effects else _unlisted(r.sub.day, y, day_range),
     )
+
+
+def _unlisted(day: np.ndarray, y: np.ndarray, day_range: tuple[int, int]) -> tuple[str, ...]:
+    """The weekdays (`dow_K`, K the day ordinal mod 7) on which no row falls over four weeks
+    or more: a daily report that lists only the days the shop is open has no row to read a
+    closed weekday's zero from (its dummy never varies, so it is no closed control), where
+    the listed weekdays' units say an open one would have sold at least CLOSED_MIN_UNITS."""
+    if day_range[1] - day_range[0] < 27 or not len(day):
+        return ()
+    listed = np.bincount((np.asarray(day) % 7).astype(int), minlength=7) > 0
+    if listed.all() or float(np.sum(y)) / listed.sum() < CLOSED_MIN_UNITS:
+        return ()
+    return tuple(f"dow_{k}" for k in range(7) if not listed[k])
 
 
 @dataclass
@@ -1054,14 +1075,15 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         ramp_sd=pooled.ramp_sd,
         hinge_prior=hinge_prior(np.where(np.isfinite(hinge_se), hinge, np.nan), hinge_se),
         closed=tuple(pooled.closed),
-        open_share=_open_share(pooled.closed),
+        open_share=_open_share((*pooled.closed, *pooled.unlisted)),
     )
 
 
 def _open_share(closed) -> float:
-    """The share of calendar days the shop is open: the weekdays nothing sold on are closed
-    (a closed promotion or past period says nothing of the days ahead; a share of rows would
-    count an order export's filled gaps, which a closed weekday has only some of)."""
+    """The share of calendar days the shop is open: the weekdays nothing sold on, or without a
+    row at all (`Pooled.unlisted`), are closed (a closed promotion or past period says nothing
+    of the days ahead; a share of rows would count an order export's filled gaps, which a
+    closed weekday has only some of)."""
     return 1.0 - sum(1 for name in closed if name.startswith("dow_")) / 7.0
 
 

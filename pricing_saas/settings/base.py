@@ -336,6 +336,10 @@ DEMAND_PARTITION_MIN_SKUS = env.int("DEMAND_PARTITION_MIN_SKUS", default=50_000)
 DEMAND_PARTITION_BLOCK_SKUS = env.int("DEMAND_PARTITION_BLOCK_SKUS", default=5_000)
 # (the pooled stage holds ~0.65 KB per row: 5,000 products x 730 days is ~2.6 GiB)
 DEMAND_PARTITION_SAMPLE_SKUS = env.int("DEMAND_PARTITION_SAMPLE_SKUS", default=5_000)
+# A control the sample cannot read (a weekday it saw nothing sold on, a promotion it has too few
+# rows of) on which the tenant's other products sold: the pooled stage adds up to this many of
+# them (those that sold the most units then) to its sample, per control, and fits it again.
+DEMAND_PARTITION_CONTROL_SKUS = env.int("DEMAND_PARTITION_CONTROL_SKUS", default=50)
 REPRICE_PARTITION_MIN_SKUS = env.int("REPRICE_PARTITION_MIN_SKUS", default=50_000)
 REPRICE_PARTITION_BLOCK_SKUS = env.int("REPRICE_PARTITION_BLOCK_SKUS", default=20_000)
 PARTITION_IN_FLIGHT = env.int("PARTITION_IN_FLIGHT", default=2)

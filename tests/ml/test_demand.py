@@ -770,6 +770,32 @@ def test_a_shop_closed_on_some_weekdays_keeps_its_demand_model(closed):
     assert 0.85 < result.units_forecast / result.units_actual < 1.15
 
 
+@pytest.mark.parametrize("closed", [(6,), (0, 3)])
+def test_a_daily_report_without_the_closed_weekdays_rows_reads_them_closed(closed):
+    # The report lists only the days the shop is open: no row says nothing sold on the closed
+    # weekdays, whose dummies never vary. An open day's units times the share of days open are
+    # a calendar day's (7/6 of them before, with one weekday left out).
+    from ml.science.backtest import _subset
+    from ml.science.demand import fit_pooled
+
+    panel, _ = simulate(n=60, days=200)
+    panel = _subset(panel, ~np.isin(panel.day % 7, closed))
+    assert fit_pooled(panel).unlisted == tuple(f"dow_{k}" for k in closed)
+    fit = fit_demand(panel)
+    assert fit.open_share == pytest.approx(1 - len(closed) / 7)
+    skus = np.arange(panel.n_skus)
+    last = panel.day.max()
+    recent = panel.day > last - 56
+    per_day = np.bincount(panel.sku[recent], weights=panel.units[recent], minlength=60) / 56
+    by_calendar = fit.expected_units(skus, fit.typical_price) * fit.open_share / per_day
+    assert 0.9 < np.median(by_calendar) < 1.1
+    # a month is too short to tell, and so are a few units a weekday
+    assert fit_pooled(_subset(panel, panel.day > last - 21)).unlisted == ()
+    few = _subset(panel, panel.sku == 0)
+    few.units = np.minimum(few.units, 1) * (few.day % 5 == 0)
+    assert fit_pooled(few).unlisted == ()
+
+
 def test_a_rare_promotion_without_sales_is_no_time_nothing_sells():
     # Slow movers (0.02-0.4 units a day) with a promotion on three rows, on none of which
     # anything sold: a Poisson rate expected about one unit there, so nothing sold is no news

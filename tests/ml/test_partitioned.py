@@ -404,22 +404,23 @@ def test_a_closed_weekday_the_sample_saw_is_checked_on_the_whole_tenant_at_once(
     world_a, parts, settings, selling
 ):
     # The pooled stage reads 10 of the 20 products (positions 0, 2, 4, ...: not product 1),
-    # closed on Saturdays. Where product 1 sold on Saturdays, the part holding it would fail,
-    # hours in on a large tenant: the pooled stage fails instead, naming the weekday, and no
-    # part runs. Where every product is closed then, the run goes on and is promoted.
+    # closed on Saturdays. Where product 1 sold on Saturdays, the part holding it could not be
+    # priced on a weekday the sample read as closed: the pooled stage adds product 1 to its
+    # sample and reads Saturdays from it. Where every product is closed then, the run goes on
+    # as sampled, Saturdays closed.
     settings.DEMAND_PARTITION_SAMPLE_SKUS = 10
     _closed_on_saturdays(world_a, selling)
     version = refreshed(world_a, train_demand(world_a))
-    if selling:
-        assert version.status == "failed" and not parts
-        assert "saw nothing sold on dow_6" in version.message
-        assert "the tenant's other products sold then" in version.message
-        assert staged(version) == []
-    else:
-        assert version.status == "training" and parts
-        parts.run()
-        version = refreshed(world_a, version)
-        assert version.status == "promoted", version.message
+    assert version.status == "training" and parts
+    parts.run()
+    version = refreshed(world_a, version)
+    assert version.status == "promoted", version.message
+    assert version.metrics["partitioned"]["pooled_products"] == 10 + len(selling)
+    assert version.metrics["partitioned"]["unread_controls"] == []
+    assert version.metrics[services.DEMAND_TRAINER]["open_share"] == pytest.approx(
+        1.0 if selling else 6 / 7, abs=1e-3
+    )
+    if not selling:
         # the stored units a day are a calendar day's (an open day's x 6/7), as sold
         from pricing_saas.catalog.models import SalesRecord
 
@@ -439,20 +440,62 @@ def test_a_closed_weekday_the_sample_saw_is_checked_on_the_whole_tenant_at_once(
         assert 0.93 < float(np.median(ratio)) < 1.07  # 1.15 before
 
 
+def test_a_closed_weekday_the_added_products_cannot_read_is_left_out_not_failed(
+    world_a, parts, settings
+):
+    # No product may join the sample (DEMAND_PARTITION_CONTROL_SKUS = 0): the sample still saw
+    # nothing sold on Saturdays, on which product 1 sold. Every part holding product 1 would
+    # fail, and every later run with them, until the sample grew: Saturdays get no coefficient
+    # (as a rare control) and the version names them.
+    settings.DEMAND_PARTITION_SAMPLE_SKUS = 10
+    settings.DEMAND_PARTITION_CONTROL_SKUS = 0
+    _closed_on_saturdays(world_a, {1})
+    version = refreshed(world_a, train_demand(world_a))
+    assert version.status == "training" and parts
+    parts.run()
+    version = refreshed(world_a, version)
+    assert version.status == "promoted", version.message
+    assert version.metrics["partitioned"]["pooled_products"] == 10
+    assert version.metrics["partitioned"]["unread_controls"] == ["dow_6"]
+    assert version.metrics[services.DEMAND_TRAINER]["open_share"] == pytest.approx(1.0)
+
+
+def test_the_products_added_to_the_sample_are_the_tenants_own(world_a, world_b, settings):
+    # Both tenants sell on Saturdays; each one's added products are its own, and the sample's
+    # ranges stay out.
+    _closed_on_saturdays(world_a, {1, 3, 5})
+    _closed_on_saturdays(world_b, {2, 4})
+    settings.DEMAND_PARTITION_CONTROL_SKUS = 10
+    for world, selling in ((world_a, {1, 3, 5}), (world_b, {2, 4})):
+        with tenant_context(world.tenant):
+            from pricing_saas.catalog.models import Product
+
+            ids = dict(Product.objects.values_list("sku", "pk"))
+            first = ids["S1"] if world is world_a else ids["S2"]
+            plan = {"tracks": False, "sample": [[first, first + 1]]}  # the sample holds one
+            found = partitioned._sellers_on(plan, ["dow_6"])
+        want = sorted(ids[f"S{i}"] for i in selling if ids[f"S{i}"] != first)
+        assert found == [[pid, pid + 1] for pid in want]
+
+
+@pytest.mark.parametrize("added", [50, 0])
 @pytest.mark.parametrize("promos", ["rare", "outside"])
 def test_a_rare_control_the_sample_left_out_is_checked_on_the_whole_tenant(
-    world_a, parts, settings, promos
+    world_a, parts, settings, promos, added
 ):
     # "rare": the sample's two promotion days sold nothing, where its rates expected about 8
     # units: too few to read, the promotion has no coefficient; "outside": the sample has no
-    # promotion at all. Product 1, outside the sample, sold on its 20 promotions: its block
-    # reads their lift as its price's. The run goes on, and the version says which control it
-    # could not read.
+    # promotion at all. Product 1, outside the sample, sold on its 20 promotions: it joins the
+    # sample, which reads the promotion from it. Where no product may join, its block reads
+    # their lift as its price's: the run goes on, and the version names the control.
     settings.DEMAND_PARTITION_SAMPLE_SKUS = 10
+    settings.DEMAND_PARTITION_CONTROL_SKUS = added
     _closed_on_saturdays(world_a, set(range(20)), promos=promos)
     version = refreshed(world_a, train_demand(world_a))
     assert version.status == "training" and parts
     parts.run()
     version = refreshed(world_a, version)
     assert version.status == "promoted", version.message
-    assert version.metrics["partitioned"]["unread_controls"] == ["promo"]
+    unread = version.metrics["partitioned"]["unread_controls"]
+    assert unread == ([] if added else ["promo"])
+    assert version.metrics["partitioned"]["pooled_products"] == (11 if added else 10)
