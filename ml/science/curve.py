@@ -529,6 +529,34 @@ class DemandCurve:
             above = ramp(np.log(price / comp), sd) - ramp(np.log(col(self.price_ref) / comp), sd)
         return np.where(kink, out + hinge * above, out)
 
+    def values_as_competitor_moves(self, price, cost, revenue_mask, shifts):
+        """`value(price, cost, revenue_mask, competitor=...)` with the competitor's price at
+        competitor_price x exp(s) for each s of `shifts` (per SKU arrays, log price), one
+        array per shift, in order; `price` (n, k). What does not depend on where the
+        competitor's price is (the slope, the bend, the margin) is computed once, the hinge's
+        ramp once per shift: the chance of a loss near a kink reads 40 positions of it
+        (ml.science.optimizer._over_the_kink)."""
+        price = np.asarray(price, dtype=np.float64)
+        col = lambda v: self._per_sku(v, price.shape)  # noqa: E731
+        unit_cost = np.where(col(revenue_mask), 0.0, col(np.nan_to_num(_column(cost, len(self)))))
+        with np.errstate(all="ignore"):
+            d = np.log(price / col(self.price_ref))
+            out = col(self.elasticity) * d
+            if self.curvature.any():
+                out += col(self.curvature) * d * d
+            scale = (price - unit_cost) * col(self.units_ref)
+            hinge = col(self.competitor_slope)
+            kink = np.isfinite(col(self.competitor_price)) & (hinge < 0)
+            gap = np.log(price / col(self.competitor_price))
+            ref_gap = np.log(col(self.price_ref) / col(self.competitor_price))
+            sd = 0.0 if self.ramp_sd is None else col(self.ramp_sd)
+        for shift in shifts:
+            with np.errstate(all="ignore"):
+                s = col(np.asarray(shift, dtype=np.float64))
+                above = ramp(gap - s, sd) - ramp(ref_gap - s, sd)
+                value = scale * np.exp(np.where(kink, out + hinge * above, out))
+            yield value
+
     def units(self, price, elasticity=None, hinge=None, curvature=None, competitor=None):
         price = np.asarray(price, dtype=np.float64)
         with np.errstate(all="ignore"):

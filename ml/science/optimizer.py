@@ -894,9 +894,11 @@ def _over_the_kink(part, price, cost, by_revenue, base, up, allowed, gain, chanc
         other = gain[rows] - robust_value(sub, p, c, rev, 1.0, ups, b, kink=False)
         other = np.maximum(np.nan_to_num(other, nan=np.inf), 1e-12)
         mean, risk = np.zeros_like(p), np.zeros_like(p)
-        for node in _KINK_AT:  # equally likely: each weighs 1 / KINK_NODES
-            at = (comp[rows] * np.exp(node * sd[rows]))[:, None]
-            g = sub.value(p, c, rev, competitor=at) - sub.value(b, c, rev, competitor=at)
+        shifts = [node * sd[rows] for node in _KINK_AT]  # equally likely: each 1 / KINK_NODES
+        at_price = sub.values_as_competitor_moves(p, c, rev, shifts)
+        at_base = sub.values_as_competitor_moves(b, c, rev, shifts)
+        for v, v_base in zip(at_price, at_base, strict=True):
+            g = v - v_base
             mean += g / KINK_NODES
             risk += ndtr((low - g) / other) / KINK_NODES
     gain, chance = gain.copy(), chance.copy()

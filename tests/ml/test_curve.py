@@ -365,3 +365,37 @@ def test_a_slab_without_spread_still_carries_the_doubt_of_its_mean():
     for huge in (1e200, 50.0):
         spread = hinge_prior(np.r_[flat, 0.3], np.r_[np.ones(60), huge], mixture=False)
         assert spread[3] == pytest.approx(1 / 60, rel=1e-3)
+
+
+@pytest.mark.parametrize("shape", ["candidates", "one"])
+def test_the_values_as_the_competitor_moves_are_the_curves_at_each_position(shape):
+    # The chance of a loss near a kink reads the curve at 40 positions of the competitor's
+    # price; the method that computes the shared parts once gives what `value` gives at each,
+    # with and without the ramp's smoothing, with a bend, a cost or the revenue, a SKU without
+    # a hinge and one without a competitor.
+    from ml.science.curve import DemandCurve
+
+    rng = np.random.default_rng(3)
+    n = 50
+    price_ref = rng.uniform(2, 40, n)
+    curve = DemandCurve.build(
+        price_ref,
+        rng.uniform(0.1, 20, n),
+        -rng.uniform(0.3, 3, n),
+        curvature=-rng.uniform(0, 2, n),
+        competitor_price=np.where(np.arange(n) == 7, np.nan, price_ref * rng.uniform(0.9, 1.1, n)),
+        competitor_slope=np.where(np.arange(n) % 5 == 0, 0.0, -rng.uniform(1, 12, n)),
+        ramp_sd=np.where(np.arange(n) % 2 == 0, 0.0, 0.04),
+    )
+    cost = np.where(np.arange(n) % 3 == 0, np.nan, price_ref * 0.6)
+    revenue = np.arange(n) % 4 == 0
+    k = 21 if shape == "candidates" else 1
+    price = price_ref[:, None] * np.linspace(0.8, 1.2, k)[None, :]
+    shifts = [rng.normal(0, 0.05, n) for _ in range(6)]
+    got = list(curve.values_as_competitor_moves(price, cost, revenue, shifts))
+    assert len(got) == len(shifts)
+    for s, value in zip(shifts, got, strict=True):
+        at = (curve.competitor_price * np.exp(s))[:, None]
+        want = curve.value(price, cost, revenue, competitor=at)
+        np.testing.assert_allclose(value, want, rtol=1e-12, atol=1e-12)
+        assert value.shape == price.shape
