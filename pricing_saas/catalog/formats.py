@@ -22,7 +22,11 @@ from .models import CompetitorOffer, Product, SalesRecord
 @dataclass(frozen=True)
 class Column:
     name: str  # the file's header and the table's column (`sku` of a row naming a product: below)
-    type: str  # text | money | int | date | timestamp | bool | currency | url
+    # text | name | money | int | date | timestamp | bool | currency | url; a name (a seller's)
+    # has its inner runs of white space read as one space, and spellings of it that differ
+    # only in case are one name: the one the tenant's rows already have (importer.upsert.
+    # one_spelling), so "Amazon" and "amazon " are one seller's readings, not two sellers'
+    type: str
     required: bool = False  # the header must be present and every cell non-empty
     max_length: int | None = None
     minimum: str | None = None  # SQL condition on the parsed value `v`, e.g. "v > 0"
@@ -144,7 +148,7 @@ COMPETITOR_PRICES = Format(
     kind="competitor_prices",
     columns=(
         Column("sku", "text", required=True, max_length=64),
-        Column("competitor", "text", required=True, max_length=200),
+        Column("competitor", "name", required=True, max_length=200),
         Column("price", "money", required=True, minimum=POSITIVE[0], minimum_reason=POSITIVE[1]),
         Column("observed_at", "timestamp", required=True),
         Column("in_stock", "bool", default="true"),

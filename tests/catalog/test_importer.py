@@ -77,6 +77,50 @@ def test_sales_and_competitor_prices_import(shop, tmp_path, run, base_products):
     assert naive.in_stock is False
 
 
+def test_a_sellers_spellings_that_differ_in_case_or_spacing_are_one_seller(
+    shop, tmp_path, run, fails, base_products
+):
+    # Feeds spell one seller several ways ("ShopRival", "shoprival ", "Shop  Rival"): read as
+    # two sellers, each has half the readings, its own noise and its own level. Case and runs
+    # of white space do not make a new seller: the file's most frequent spelling is kept,
+    # then the spelling the tenant's rows already have.
+    base_products(tmp_path)
+    head = "sku,competitor,price,observed_at\n"
+    run(
+        tmp_path,
+        "competitor_prices",
+        head + "A1,Shop  Rival,10,2024-03-01T10:00:00Z\nA1,shop rival,10.5,2024-03-02T10:00:00Z\n"
+        "A2,Shop Rival ,9,2024-03-01T10:00:00Z\nA2,Other,9.2,2024-03-01T10:00:00Z\n",
+    )
+    names = sorted(set(CompetitorOffer.objects.values_list("competitor", flat=True)))
+    assert names == ["Other", "Shop Rival"]
+    run(tmp_path, "competitor_prices", head + "A1,SHOP RIVAL,11,2024-03-03T10:00:00Z\n")
+    assert CompetitorOffer.objects.filter(competitor="Shop Rival").count() == 4
+    # two readings of one product at one time by spellings of one seller: a duplicate, named
+    result = fails(
+        tmp_path,
+        "competitor_prices",
+        head + "A2,other,9,2024-03-05T10:00:00Z\nA2,OTHER,9.1,2024-03-05T10:00:00Z\n",
+    )
+    assert result.errors[0].row == 3 and "same as row 2" in result.errors[0].reason
+    assert CompetitorOffer.objects.count() == 5
+
+
+def test_a_sellers_spelling_is_each_tenants_own(shop, tmp_path, run, base_products):
+    # Another tenant's spelling of a seller of the same name is not this tenant's
+    other = TenantFactory(slug="other-shop")
+    head = "sku,competitor,price,observed_at\n"
+    with tenant_context(other):
+        base_products(tmp_path)
+        run(tmp_path, "competitor_prices", head + "A1,RIVAL,10,2024-03-01T10:00:00Z\n")
+    base_products(tmp_path)
+    run(tmp_path, "competitor_prices", head + "A1,Rival,10,2024-03-01T10:00:00Z\n")
+    with tenant_context(other):
+        run(tmp_path, "competitor_prices", head + "A1,rival,11,2024-03-02T10:00:00Z\n")
+        assert set(CompetitorOffer.objects.values_list("competitor", flat=True)) == {"RIVAL"}
+    assert set(CompetitorOffer.objects.values_list("competitor", flat=True)) == {"Rival"}
+
+
 def test_json_rows_are_idempotent(shop, tmp_path):
     rows = [
         {"sku": "J1", "title": "Jug", "price": 7},

@@ -54,6 +54,8 @@ def parse_sql(col: Column, r: str, *, decimal_comma: bool, tz: str) -> str:
     """A SQL expression turning raw text `r` into the column's type; NaN/NULL when invalid."""
     if col.type in ("text", "url"):
         return f"NULLIF(btrim({r}), '')"
+    if col.type == "name":  # inner runs of white space as one space ("Shop  A" is "Shop A")
+        return f"NULLIF(regexp_replace(btrim({r}), '\\s+', ' ', 'g'), '')"
     if col.type == "currency":
         return f"NULLIF(upper(btrim({r})), '')"
     if col.type == "money":

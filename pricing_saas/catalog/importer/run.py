@@ -25,7 +25,7 @@ from .planner import refresh_after_commit
 from .results import ImportFailed, ImportResult, Invalid, RowError, failure
 from .rows import NonDecimalNumbers, ProgressReader, collect_errors, count_invalid, load
 from .sniff import sniff
-from .upsert import create_stub_products, duplicate_errors, upsert
+from .upsert import create_stub_products, duplicate_errors, one_spelling, upsert
 from .xlsx import xlsx_to_csv
 
 
@@ -107,6 +107,7 @@ class ImportRun:
         if result.error_count and not self.options.skip_invalid:
             raise Invalid
         result.skipped = count_invalid(self) if result.error_count else 0
+        one_spelling(self)
         if self.options.create_missing_products and self.fmt.names_product:
             create_stub_products(self)
         self.report("writing", 0.0)

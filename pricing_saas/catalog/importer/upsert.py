@@ -40,6 +40,36 @@ def create_stub_products(run: ImportRun) -> None:
     )
 
 
+def one_spelling(run: ImportRun) -> None:
+    """Spellings of a name (a column of type "name", formats.Column: a seller) that differ only
+    in case are one name: each becomes the spelling the tenant's stored rows have most of, else
+    the file's most frequent (then its first line's). Two rows of the file that then share a
+    key are duplicates, reported as such."""
+    t = int(run.tenant.pk)
+    for col in run.fmt.columns:
+        if col.type != "name" or col.name not in run.mapping.present:
+            continue
+        v, stored = f"v_{col.name}", run.fmt.target(col.name)
+        run.cur.execute(
+            f"""
+            WITH file AS (
+                SELECT lower({v}) AS k, {v} AS name, count(*) AS n, min(line) AS first
+                FROM {run.clean} WHERE errs = '{{}}' AND {v} IS NOT NULL GROUP BY 1, 2),
+            kept AS (
+                SELECT lower({stored}) AS k, {stored} AS name, count(*) AS n
+                FROM {run.fmt.table}
+                WHERE tenant_id = {t} AND lower({stored}) IN (SELECT k FROM file) GROUP BY 1, 2),
+            chosen AS (
+                SELECT DISTINCT ON (k) k, name FROM (
+                    SELECT k, name, 0 AS src, n, 0 AS first FROM kept
+                    UNION ALL SELECT k, name, 1, n, first FROM file) AS c
+                ORDER BY k, src, n DESC, first, name)
+            UPDATE {run.clean} AS c SET {v} = chosen.name FROM chosen
+            WHERE lower(c.{v}) = chosen.k AND c.{v} <> chosen.name AND c.errs = '{{}}'
+            """
+        )
+
+
 def upsert(run: ImportRun) -> tuple[int, int]:
     """Write the valid rows of the clean table; (created, updated)."""
     fmt, cur, present = run.fmt, run.cur, set(run.mapping.present)
