@@ -1,7 +1,8 @@
-"""Ingest benchmark: `import_csv` of N generated sales rows beside a raw `psql \\copy` of the same
-file into a bare table with the same columns, in one run, on the same database.
+"""Ingest benchmark: `import_csv` of N generated sales rows (or competitor readings) beside a raw
+`psql \\copy` of the same file into a bare table with the same columns, in one run, on the same
+database.
 
-    .venv/bin/python benchmarks/ingest.py [--rows 1000000] [--skus 10000]
+    .venv/bin/python benchmarks/ingest.py [--rows 1000000] [--skus 10000] [--kind competitor_prices]
 
 Prints wall time of each, the ratio, and the peak memory (max RSS) of the import process.
 Uses DATABASE_URL when set, else the embedded Postgres (like the app). The bare table is an
@@ -75,6 +76,33 @@ def generate(folder: Path, rows: int, skus: int) -> tuple[Path, Path]:
     return products, sales
 
 
+# Competitor readings: two sellers a product a day, one in a hundred spelt otherwise (case,
+# spacing: one seller to the importer, importer.upsert.one_spelling)
+SELLERS = (("Rival", "rival"), ("Other Shop", "other  shop"))
+
+
+def generate_readings(folder: Path, rows: int, skus: int) -> Path:
+    rng = random.Random(1)
+    readings = folder / "competitor_prices.csv"
+    start = date(2023, 1, 1)
+    with open(readings, "w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["sku", "competitor", "price", "observed_at"])
+        written, d = 0, 0
+        while written < rows:
+            at = f"{(start + timedelta(days=d)).isoformat()}T09:00:00Z"
+            for i in range(skus):
+                for usual, other in SELLERS:
+                    if written == rows:
+                        break
+                    name = other if rng.random() < 0.01 else usual
+                    price = round(1 + (i % 200) + rng.random(), 2)
+                    writer.writerow([f"SKU{i:06d}", name, price, at])
+                    written += 1
+            d += 1
+    return readings
+
+
 def run_child(cmd: list[str], env: dict | None = None) -> tuple[float, str]:
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -109,6 +137,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--skus", type=int, default=10_000)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--kind", choices=("sales", "competitor_prices"), default="sales")
     args = parser.parse_args()
 
     import django
@@ -145,22 +174,22 @@ def measure(args: argparse.Namespace, slug: str, psql_env: dict) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         t = time.perf_counter()
-        products, sales = generate(folder, args.rows, args.skus)
+        products, sales = generate(folder, 0 if args.kind != "sales" else args.rows, args.skus)
+        columns = (
+            "date date, sku text, units int, price numeric(14,4), revenue numeric(16,4), "
+            "promo boolean"
+        )
+        if args.kind == "competitor_prices":
+            sales = generate_readings(folder, args.rows, args.skus)
+            columns = "sku text, competitor text, price numeric(14,4), observed_at timestamptz"
         size_mb = sales.stat().st_size / 1e6
         took = time.perf_counter() - t
-        print(f"generated {args.rows:,} sales rows ({size_mb:.0f} MB) in {took:.1f}s")
+        print(f"generated {args.rows:,} {args.kind} rows ({size_mb:.0f} MB) in {took:.1f}s")
         run_child([py, "manage.py", "import_csv", slug, "products", str(products)])
 
         table = f"bench_raw_{os.getpid()}"
         run_child(
-            [
-                "psql",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-qc",
-                f"CREATE TABLE {table} (date date, sku text, units int, price numeric(14,4), "
-                f"revenue numeric(16,4), promo boolean)",
-            ],
+            ["psql", "-v", "ON_ERROR_STOP=1", "-qc", f"CREATE TABLE {table} ({columns})"],
             psql_env,
         )
         try:
@@ -175,10 +204,10 @@ def measure(args: argparse.Namespace, slug: str, psql_env: dict) -> None:
                 psql_env,
             )
             imp_s, rss_mb, out = max_rss_mb_of(
-                [py, "manage.py", "import_csv", slug, "sales", str(sales)]
+                [py, "manage.py", "import_csv", slug, args.kind, str(sales)]
             )
             again_s, _, again = max_rss_mb_of(
-                [py, "manage.py", "import_csv", slug, "sales", str(sales)]
+                [py, "manage.py", "import_csv", slug, args.kind, str(sales)]
             )
             start_s, _, _ = max_rss_mb_of([py, "manage.py", "check"])
         finally:
