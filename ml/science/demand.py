@@ -32,7 +32,7 @@ Every elasticity carries a standard error. Estimates are clipped to a plausible 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -495,6 +495,26 @@ class Pooled:
     # days the shop is closed): closed as those of `closed` are, for the open share
     unlisted: tuple[str, ...] = ()
 
+    def without(self, controls) -> Pooled:
+        """The same fit with the named closed controls given no coefficient (as a rare one,
+        `rare`): their days read at the base level, every other coefficient as the fit with
+        them pinned read it (refitted without them, the base weekday would take their days'
+        zeros and every other weekday would read the difference: +0.65 on a shop's
+        weekdays, review). For a sample that saw nothing sold on a weekday on which the
+        tenant's other products sold (ml.partitioned)."""
+        drop = [name for name in controls if name in self.names]
+        if not drop:
+            return self
+        keep = np.r_[True, [name not in drop for name in self.names]]  # (the price first)
+        return replace(
+            self,
+            beta=self.beta[keep],
+            cov=self.cov[np.ix_(keep, keep)],
+            names=[name for name in self.names if name not in drop],
+            closed=tuple(name for name in self.closed if name not in drop),
+            rare=(*self.rare, *drop),
+        )
+
 
 @dataclass
 class _Rows:
@@ -582,14 +602,11 @@ def fit_pooled(
     iterations: int = 25,
     day_range: tuple[int, int] | None = None,
     ramp_sd: float | None = None,
-    leave_out: tuple[str, ...] = (),
 ) -> Pooled:
     """Stage 1: the pooled model on `panel` (the tenant, or a sample of its SKUs), with its
     cluster-robust covariance and the negative-binomial k behind the truncated rows. `day_range`
     (first and last day of the tenant's rows) where the panel is a sample of them. With a dummy
-    per period, the sample's periods have one (a period no sampled SKU has reads as the base).
-    `leave_out`: controls given no coefficient, as a rare one (`Pooled.rare`): a weekday a
-    sample saw nothing sold on, though the tenant's other products sold then (ml.partitioned)."""
+    per period, the sample's periods have one (a period no sampled SKU has reads as the base)."""
     r = _rows(panel)
     if day_range is not None:
         controls, every = _controls(r.sub, day_range, units=r.y)
@@ -601,7 +618,6 @@ def fit_pooled(
     # (a period without sales is the period's news, not a rare control's: `_no_sales` reads it)
     rare = _rare_without_sales(r.controls, r.y, r.sku, r.n)
     rare &= np.array([not name.startswith("period_") for name in r.names], dtype=bool)
-    rare |= np.isin(np.asarray(r.names, dtype=str), np.asarray(leave_out, dtype=str))
     dropped = tuple(name for name, drop in zip(r.names, rare, strict=True) if drop)
     if rare.any():
         r.controls = r.controls[:, ~rare]
@@ -651,21 +667,29 @@ def fit_pooled(
         alpha=alpha,
         closed=tuple(name for name, dead in zip(names, closed[1:], strict=True) if dead),
         rare=dropped,
-        unlisted=() if panel.time_effects else _unlisted(r.sub.day, y, day_range),
+        unlisted=() if panel.time_effects else _unlisted(r.sub.day, r.trunc, day_range),
     )
 
 
-def _unlisted(day: np.ndarray, y: np.ndarray, day_range: tuple[int, int]) -> tuple[str, ...]:
+def _unlisted(day: np.ndarray, trunc, day_range: tuple[int, int]) -> tuple[str, ...]:
     """The weekdays (`dow_K`, K the day ordinal mod 7) on which no row falls over four weeks
-    or more: a daily report that lists only the days the shop is open has no row to read a
-    closed weekday's zero from (its dummy never varies, so it is no closed control), where
-    the listed weekdays' units say an open one would have sold at least CLOSED_MIN_UNITS."""
+    or more, where every other weekday has UNLISTED_MIN_ROWS rows or more that are there
+    whatever sold (not zero-truncated): a daily report that lists only the days the shop is
+    open has no row to read a closed weekday's zero from (its dummy never varies, so it is no
+    closed control). An order export's rows are there because something sold, and a weekday
+    without one says nothing of whether the shop was open (review: lumpy orders of a few SKUs
+    read 2 of 7 weekdays closed in most runs)."""
     if day_range[1] - day_range[0] < 27 or not len(day):
         return ()
-    listed = np.bincount((np.asarray(day) % 7).astype(int), minlength=7) > 0
-    if listed.all() or float(np.sum(y)) / listed.sum() < CLOSED_MIN_UNITS:
+    listed_rows = np.asarray(day) if trunc is None else np.asarray(day)[~np.asarray(trunc, bool)]
+    rows = np.bincount((listed_rows % 7).astype(int), minlength=7)
+    listed = rows > 0
+    if listed.all() or not listed.any() or rows[listed].min() < UNLISTED_MIN_ROWS:
         return ()
     return tuple(f"dow_{k}" for k in range(7) if not listed[k])
+
+
+UNLISTED_MIN_ROWS = 4  # a row on every open weekday of four weeks, for one SKU
 
 
 @dataclass
