@@ -81,10 +81,10 @@ def generate(folder: Path, rows: int, skus: int) -> tuple[Path, Path]:
 SELLERS = (("Rival", "rival"), ("Other Shop", "other  shop"))
 
 
-def generate_readings(folder: Path, rows: int, skus: int) -> Path:
+def generate_readings(folder: Path, rows: int, skus: int, start=date(2023, 1, 1)) -> Path:
     rng = random.Random(1)
+    folder.mkdir(exist_ok=True)
     readings = folder / "competitor_prices.csv"
-    start = date(2023, 1, 1)
     with open(readings, "w", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(["sku", "competitor", "price", "observed_at"])
@@ -209,6 +209,10 @@ def measure(args: argparse.Namespace, slug: str, psql_env: dict) -> None:
             again_s, _, again = max_rss_mb_of(
                 [py, "manage.py", "import_csv", slug, args.kind, str(sales)]
             )
+            small = None
+            if args.kind == "competitor_prices":  # a day's feed onto the stored readings
+                day = generate_readings(folder / "day", 1000, 500, start=date(2030, 1, 1))
+                small = max_rss_mb_of([py, "manage.py", "import_csv", slug, args.kind, str(day)])
             start_s, _, _ = max_rss_mb_of([py, "manage.py", "check"])
         finally:
             run_child(["psql", "-qc", f"DROP TABLE IF EXISTS {table}"], psql_env)
@@ -217,6 +221,8 @@ def measure(args: argparse.Namespace, slug: str, psql_env: dict) -> None:
     print(f"  of which Django start-up        : {start_s:7.2f} s (manage.py check)")
     print(f"ratio import_csv / raw copy       : {imp_s / raw_s:7.2f} x")
     print(f"import_csv again (all unchanged)  : {again_s:7.2f} s   -> {again}")
+    if small is not None:
+        print(f"import_csv of 1,000 new onto them : {small[0]:7.2f} s   -> {small[2]}")
     print(f"peak memory of import_csv process : {rss_mb:7.0f} MB")
     print(f"rows/s through import_csv         : {args.rows / imp_s:,.0f}")
 

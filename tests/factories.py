@@ -95,6 +95,15 @@ class CompetitorOfferFactory(TenantOwnedFactory):
     )
 
 
+class CompetitorNameFactory(TenantOwnedFactory):
+    class Meta:
+        model = "catalog.CompetitorName"
+
+    tenant = factory.SubFactory(TenantFactory)
+    key = "shoprival"
+    name = "ShopRival"
+
+
 class ImportJobFactory(TenantOwnedFactory):
     class Meta:
         model = "catalog.ImportJob"

@@ -191,11 +191,17 @@ class OfferOut(serializers.ModelSerializer):
 
 class OfferFilter(django_filters.FilterSet):
     sku = django_filters.CharFilter(field_name="product__sku")
+    # any spelling the import reads as the competitor's (case, runs of white space): the one
+    # stored may be another client's (importer.upsert.one_spelling)
+    competitor = django_filters.CharFilter(method="spelt_as")
     observed_from = inputs.IsoDateTimeFilter(field_name="observed_at", lookup_expr="gte")
 
     class Meta:
         model = CompetitorOffer
         fields = ["competitor", "in_stock"]
+
+    def spelt_as(self, queryset, name, value):
+        return queryset.filter(competitor__iexact=" ".join(value.split()))
 
 
 class CompetitorOfferViewSet(

@@ -100,6 +100,24 @@ class CompetitorOffer(TenantOwned):
         return f"{self.competitor} {self.product_id} {self.price}"
 
 
+class CompetitorName(TenantOwned):
+    """How the tenant's competitor readings spell each competitor: spellings that differ only
+    in case are one competitor (`key`, the name in lower case), stored as `name`, the first
+    spelling the tenant's rows had (importer.upsert.one_spelling). One row per competitor: an
+    import looks its names up here, not in the readings (millions of rows)."""
+
+    key = models.CharField(max_length=200)
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "key"], name="competitor_name_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 def import_upload_to(instance: ImportJob, filename: str) -> str:
     """imports/tenants/<tenant id>/<year>/<month>/<name>: each tenant's uploads under a prefix
     of its own that no year can match (the oldest uploads are under imports/<year>/<month>/,

@@ -90,6 +90,22 @@ def test_observed_from_with_an_offset_of_16_hours_or_more_is_a_400_naming_it(wor
     assert response.json()["attr"] == "observed_from" and "offset" in response.json()["detail"]
 
 
+def test_a_client_finds_the_readings_it_pushed_by_its_own_spelling_of_the_competitor(
+    world_a, analyst
+):
+    # Another client's spelling came first ("Rival"): the readings pushed as "rival  " are
+    # stored as "Rival", and the filter by the pusher's spelling still finds them.
+    client = analyst(world_a)
+    client.post("/api/v1/products/bulk/", [{"sku": "A", "title": "A", "price": 10}], format="json")
+    for name, at in (("Rival", "2024-03-01T10:00:00Z"), ("rival  ", "2024-03-02T10:00:00Z")):
+        row = {"sku": "A", "competitor": name, "price": 9, "observed_at": at}
+        response = client.post("/api/v1/competitor-offers/bulk/", [row], format="json")
+        assert response.status_code in (200, 201), response.json()
+    found = client.get("/api/v1/competitor-offers/", {"competitor": "rival  "}).json()
+    assert sorted(o["competitor"] for o in found["results"]) == ["Rival", "Rival"]
+    assert client.get("/api/v1/competitor-offers/", {"competitor": "Other"}).json()["results"] == []
+
+
 def test_bulk_limits_and_shape(world_a, analyst):
     client = analyst(world_a)
     too_many = [{"sku": str(i), "title": "t", "price": 1} for i in range(10_001)]

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from pricing_saas.catalog.importer import ImportFailed, import_file, import_rows
-from pricing_saas.catalog.models import CompetitorOffer, Product, SalesRecord
+from pricing_saas.catalog.models import CompetitorName, CompetitorOffer, Product, SalesRecord
 from tenants.context import tenant_context
 from tests.factories import TenantFactory
 
@@ -80,22 +80,26 @@ def test_sales_and_competitor_prices_import(shop, tmp_path, run, base_products):
 def test_a_sellers_spellings_that_differ_in_case_or_spacing_are_one_seller(
     shop, tmp_path, run, fails, base_products
 ):
-    # Feeds spell one seller several ways ("ShopRival", "shoprival ", "Shop  Rival"): read as
-    # two sellers, each has half the readings, its own noise and its own level. Case and runs
-    # of white space do not make a new seller: the file's most frequent spelling is kept,
-    # then the spelling the tenant's rows already have.
+    # Feeds spell one seller several ways ("Shop Rival", "shop rival ", "Shop  Rival"): read
+    # as two sellers, each has half the readings, its own noise and its own level. Case and
+    # runs of white space (tabs, no-break spaces) do not make a new seller: the file's most
+    # frequent spelling is kept, then the spelling the tenant's rows already have.
     base_products(tmp_path)
     head = "sku,competitor,price,observed_at\n"
     run(
         tmp_path,
         "competitor_prices",
         head + "A1,Shop  Rival,10,2024-03-01T10:00:00Z\nA1,shop rival,10.5,2024-03-02T10:00:00Z\n"
-        "A2,Shop Rival ,9,2024-03-01T10:00:00Z\nA2,Other,9.2,2024-03-01T10:00:00Z\n",
+        "A2,Shop Rival ,9,2024-03-01T10:00:00Z\nA2,Other,9.2,2024-03-01T10:00:00Z\n"
+        "A2,\tShop\u00a0Rival,9.1,2024-03-04T10:00:00Z\n",
     )
     names = sorted(set(CompetitorOffer.objects.values_list("competitor", flat=True)))
     assert names == ["Other", "Shop Rival"]
+    assert dict(CompetitorName.objects.values_list("key", "name")) == {
+        "other": "Other", "shop rival": "Shop Rival"
+    }  # fmt: skip
     run(tmp_path, "competitor_prices", head + "A1,SHOP RIVAL,11,2024-03-03T10:00:00Z\n")
-    assert CompetitorOffer.objects.filter(competitor="Shop Rival").count() == 4
+    assert CompetitorOffer.objects.filter(competitor="Shop Rival").count() == 5
     # two readings of one product at one time by spellings of one seller: a duplicate, named
     result = fails(
         tmp_path,
@@ -103,7 +107,29 @@ def test_a_sellers_spellings_that_differ_in_case_or_spacing_are_one_seller(
         head + "A2,other,9,2024-03-05T10:00:00Z\nA2,OTHER,9.1,2024-03-05T10:00:00Z\n",
     )
     assert result.errors[0].row == 3 and "same as row 2" in result.errors[0].reason
-    assert CompetitorOffer.objects.count() == 5
+    assert CompetitorOffer.objects.count() == 6
+    # a name of white space alone is no name
+    result = fails(tmp_path, "competitor_prices", head + "A1,\t ,9,2024-03-06T10:00:00Z\n")
+    assert [(e.row, e.column, e.reason) for e in result.errors] == [
+        (2, "competitor", "is required")
+    ]
+
+
+def test_a_competitor_is_spelt_as_the_tenants_stored_readings_spell_it_most(shop, tmp_path, run):
+    # Readings stored before the spellings were one: "rival" on three, "Rival" on one. A new
+    # import's "RIVAL" joins the spelling most of them have, and so does every later one.
+    from pricing_saas.catalog.models import Product
+
+    product = Product.objects.create(sku="A1", title="A1", price=10)
+    for day, name in enumerate(["rival", "rival", "Rival", "rival"], start=1):
+        CompetitorOffer.objects.create(
+            product=product, competitor=name, price=9, observed_at=f"2024-03-0{day}T10:00:00Z"
+        )
+    head = "sku,competitor,price,observed_at\n"
+    run(tmp_path, "competitor_prices", head + "A1,RIVAL,9,2024-03-08T10:00:00Z\n")
+    run(tmp_path, "competitor_prices", head + "A1,Rival,9,2024-03-09T10:00:00Z\n")
+    assert CompetitorOffer.objects.filter(competitor="rival").count() == 5
+    assert list(CompetitorName.objects.values_list("key", "name")) == [("rival", "rival")]
 
 
 def test_a_sellers_spelling_is_each_tenants_own(shop, tmp_path, run, base_products):
@@ -118,7 +144,9 @@ def test_a_sellers_spelling_is_each_tenants_own(shop, tmp_path, run, base_produc
     with tenant_context(other):
         run(tmp_path, "competitor_prices", head + "A1,rival,11,2024-03-02T10:00:00Z\n")
         assert set(CompetitorOffer.objects.values_list("competitor", flat=True)) == {"RIVAL"}
+        assert list(CompetitorName.objects.values_list("name", flat=True)) == ["RIVAL"]
     assert set(CompetitorOffer.objects.values_list("competitor", flat=True)) == {"Rival"}
+    assert list(CompetitorName.objects.values_list("name", flat=True)) == ["Rival"]
 
 
 def test_json_rows_are_idempotent(shop, tmp_path):

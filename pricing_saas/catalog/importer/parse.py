@@ -54,8 +54,8 @@ def parse_sql(col: Column, r: str, *, decimal_comma: bool, tz: str) -> str:
     """A SQL expression turning raw text `r` into the column's type; NaN/NULL when invalid."""
     if col.type in ("text", "url"):
         return f"NULLIF(btrim({r}), '')"
-    if col.type == "name":  # inner runs of white space as one space ("Shop  A" is "Shop A")
-        return f"NULLIF(regexp_replace(btrim({r}), '\\s+', ' ', 'g'), '')"
+    if col.type == "name":  # runs of white space (tabs, no-break spaces) as one space, trimmed
+        return f"NULLIF(btrim(regexp_replace({r}, '[\\s\\u00a0]+', ' ', 'g')), '')"
     if col.type == "currency":
         return f"NULLIF(upper(btrim({r})), '')"
     if col.type == "money":
@@ -121,8 +121,9 @@ def checks_for(col: Column, r: str, v: str, *, native: bool = False) -> list[tup
             guard = f"{v} <> 'NaN' AND " if col.type == "money" else ""
             out.append((f"{guard}NOT ({col.minimum.replace('v', v)})", col.minimum_reason))
         return out
-    if col.required:
-        out.append((empty(r), "is required"))
+    if col.required:  # (a name of white space alone is none)
+        out.append((f"({empty(r)} OR {v} IS NULL)" if col.type == "name" else empty(r),
+                    "is required"))  # fmt: skip
     separated = f"{r} ~ {q(_SEPARATED)}"
     if col.type in ("money", "int"):
         out.append((separated, DIGIT_SEPARATOR))

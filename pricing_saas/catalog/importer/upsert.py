@@ -41,32 +41,51 @@ def create_stub_products(run: ImportRun) -> None:
 
 
 def one_spelling(run: ImportRun) -> None:
-    """Spellings of a name (a column of type "name", formats.Column: a seller) that differ only
-    in case are one name: each becomes the spelling the tenant's stored rows have most of, else
-    the file's most frequent (then its first line's). Two rows of the file that then share a
-    key are duplicates, reported as such."""
-    t = int(run.tenant.pk)
+    """Spellings of a competitor's name (the column of type "name", formats.Column) that differ
+    only in case are one competitor: each becomes the tenant's spelling of it in
+    CompetitorName. A name it has none of yet gets one there first: the spelling the tenant's
+    stored readings have most of, else the file's most frequent (then its first line's). Only
+    such new names read the stored readings (a scan of them, once per new competitor); the
+    others are looked up in the tenant's few CompetitorName rows. Two rows of the file that
+    then share a key are duplicates, reported as such."""
+    from ..models import CompetitorName
+
+    t, cur, names = int(run.tenant.pk), run.cur, CompetitorName._meta.db_table
     for col in run.fmt.columns:
         if col.type != "name" or col.name not in run.mapping.present:
             continue
         v, stored = f"v_{col.name}", run.fmt.target(col.name)
-        run.cur.execute(
-            f"""
-            WITH file AS (
-                SELECT lower({v}) AS k, {v} AS name, count(*) AS n, min(line) AS first
-                FROM {run.clean} WHERE errs = '{{}}' AND {v} IS NOT NULL GROUP BY 1, 2),
-            kept AS (
-                SELECT lower({stored}) AS k, {stored} AS name, count(*) AS n
-                FROM {run.fmt.table}
-                WHERE tenant_id = {t} AND lower({stored}) IN (SELECT k FROM file) GROUP BY 1, 2),
-            chosen AS (
-                SELECT DISTINCT ON (k) k, name FROM (
-                    SELECT k, name, 0 AS src, n, 0 AS first FROM kept
-                    UNION ALL SELECT k, name, 1, n, first FROM file) AS c
-                ORDER BY k, src, n DESC, first, name)
-            UPDATE {run.clean} AS c SET {v} = chosen.name FROM chosen
-            WHERE lower(c.{v}) = chosen.k AND c.{v} <> chosen.name AND c.errs = '{{}}'
-            """
+        file = (
+            f"SELECT lower({v}) AS k, {v} AS name, count(*) AS n, min(line) AS first "
+            f"FROM {run.clean} WHERE errs = '{{}}' AND {v} IS NOT NULL GROUP BY 1, 2"
+        )
+        cur.execute(
+            f"SELECT DISTINCT f.k FROM ({file}) AS f WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {names} AS c WHERE c.tenant_id = {t} AND c.key = f.k)"
+        )
+        new = [row[0] for row in cur.fetchall()]
+        if new:
+            cur.execute(
+                f"""
+                WITH kept AS (
+                    SELECT lower({stored}) AS k, {stored} AS name, count(*) AS n
+                    FROM {run.fmt.table} WHERE tenant_id = {t} AND lower({stored}) = ANY(%s)
+                    GROUP BY 1, 2),
+                chosen AS (
+                    SELECT DISTINCT ON (k) k, name FROM (
+                        SELECT k, name, 0 AS src, n, 0 AS first FROM kept
+                        UNION ALL
+                        SELECT k, name, 1, n, first FROM ({file}) AS f WHERE k = ANY(%s)) AS c
+                    ORDER BY k, src, n DESC, first, name)
+                INSERT INTO {names} (tenant_id, key, name) SELECT {t}, k, name FROM chosen
+                ON CONFLICT (tenant_id, key) DO NOTHING
+                """,
+                [new, new],
+            )
+        cur.execute(
+            f"UPDATE {run.clean} AS r SET {v} = c.name FROM {names} AS c "
+            f"WHERE c.tenant_id = {t} AND c.key = lower(r.{v}) AND r.{v} <> c.name "
+            "AND r.errs = '{}'"
         )
 
 
