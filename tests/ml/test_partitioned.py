@@ -244,6 +244,18 @@ def test_progress_counts_parts_and_each_finished_part_queues_the_next(market, pa
     assert len(parts) == 2 and len(staged(version)) == 1 + 3  # the pooled stage and 3 blocks
 
 
+def test_a_pooled_stage_delivered_twice_at_once_keeps_the_first_ones_results(market, parts):
+    # The second delivery ran beside the first (before the first queued its parts): it neither
+    # queues parts again nor overwrites what the first recorded.
+    version = train_demand(market)
+    before = refreshed(market, version).progress["partitioned"]
+    with tenant_context(market.tenant):
+        partitioned._advance(version.pk, None, "fitting blocks", unread=["promo"], sampled=999)
+    after = refreshed(market, version).progress["partitioned"]
+    assert after == before and "unread" not in after
+    assert len(parts) == 2
+
+
 def test_a_cancel_in_the_middle_promotes_nothing_and_deletes_the_parts(market, parts, settings):
     settings.DEMAND_PARTITION_MIN_SKUS = 10**9
     before = train_demand(market)
@@ -483,8 +495,9 @@ def test_the_products_added_to_the_sample_are_the_tenants_own(world_a, world_b, 
             first = ids["S1"] if world is world_a else ids["S2"]
             plan = {"tracks": False, "sample": [[first, first + 1]]}  # the sample holds one
             found = partitioned._sellers_on(plan, ["dow_6"])
-        want = sorted(ids[f"S{i}"] for i in selling if ids[f"S{i}"] != first)
-        assert found == [[pid, pid + 1] for pid in want]
+        want = [ids[f"S{i}"] for i in sorted(selling) if ids[f"S{i}"] != first]
+        got = [pid for low, high in found for pid in range(low, high)]
+        assert got == sorted(want)
 
 
 def test_the_products_added_for_a_promotion_are_those_with_the_most_days_on_it(world_a, settings):
@@ -510,9 +523,8 @@ def test_the_products_added_for_a_promotion_are_those_with_the_most_days_on_it(w
         ids = dict(Product.objects.values_list("sku", "pk"))
         plan = {"tracks": False, "sample": []}
         assert partitioned._sellers_on(plan, ["promo"]) == [[ids["B"], ids["B"] + 1]]
-        settings.DEMAND_PARTITION_CONTROL_SKUS = 5
-        found = partitioned._sellers_on(plan, ["promo"])
-        assert found == sorted([[ids["A"], ids["A"] + 1], [ids["B"], ids["B"] + 1]])
+        settings.DEMAND_PARTITION_CONTROL_SKUS = 5  # A and B (ids in a row: one range)
+        assert partitioned._sellers_on(plan, ["promo"]) == [[ids["A"], ids["B"] + 1]]
 
 
 @pytest.mark.parametrize("added", [50, 0])
