@@ -46,8 +46,9 @@ def one_spelling(run: ImportRun) -> None:
     CompetitorName. A name it has none of yet gets one there first: the spelling the tenant's
     stored readings have most of, else the file's most frequent (then its first line's). Only
     such new names read the stored readings (a scan of them, once per new competitor); the
-    others are looked up in the tenant's few CompetitorName rows. Two rows of the file that
-    then share a key are duplicates, reported as such."""
+    others are looked up in the tenant's few CompetitorName rows, and only the rows spelt
+    otherwise are rewritten. Two rows of the file that then share a key are duplicates,
+    reported as such."""
     from ..models import CompetitorName
 
     t, cur, names = int(run.tenant.pk), run.cur, CompetitorName._meta.db_table
@@ -55,15 +56,16 @@ def one_spelling(run: ImportRun) -> None:
         if col.type != "name" or col.name not in run.mapping.present:
             continue
         v, stored = f"v_{col.name}", run.fmt.target(col.name)
-        file = (
-            f"SELECT lower({v}) AS k, {v} AS name, count(*) AS n, min(line) AS first "
-            f"FROM {run.clean} WHERE errs = '{{}}' AND {v} IS NOT NULL GROUP BY 1, 2"
+        cur.execute(  # the file's spellings (a feed has a few)
+            f"SELECT lower({v}), {v}, count(*), min(line) FROM {run.clean} "
+            f"WHERE errs = '{{}}' AND {v} IS NOT NULL GROUP BY {v}"
         )
-        cur.execute(
-            f"SELECT DISTINCT f.k FROM ({file}) AS f WHERE NOT EXISTS "
-            f"(SELECT 1 FROM {names} AS c WHERE c.tenant_id = {t} AND c.key = f.k)"
-        )
-        new = [row[0] for row in cur.fetchall()]
+        spellings = cur.fetchall()
+        keys = sorted({key for key, *_ in spellings})
+        lookup = f"SELECT key, name FROM {names} WHERE tenant_id = {t} AND key = ANY(%s)"
+        cur.execute(lookup, [keys])
+        known = dict(cur.fetchall())
+        new = [key for key in keys if key not in known]
         if new:
             cur.execute(
                 f"""
@@ -71,22 +73,29 @@ def one_spelling(run: ImportRun) -> None:
                     SELECT lower({stored}) AS k, {stored} AS name, count(*) AS n
                     FROM {run.fmt.table} WHERE tenant_id = {t} AND lower({stored}) = ANY(%s)
                     GROUP BY 1, 2),
+                file AS (
+                    SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[])
+                    AS f (k, name, n, first) WHERE k = ANY(%s)),
                 chosen AS (
                     SELECT DISTINCT ON (k) k, name FROM (
                         SELECT k, name, 0 AS src, n, 0 AS first FROM kept
-                        UNION ALL
-                        SELECT k, name, 1, n, first FROM ({file}) AS f WHERE k = ANY(%s)) AS c
+                        UNION ALL SELECT k, name, 1, n, first FROM file) AS c
                     ORDER BY k, src, n DESC, first, name)
                 INSERT INTO {names} (tenant_id, key, name) SELECT {t}, k, name FROM chosen
                 ON CONFLICT (tenant_id, key) DO NOTHING
                 """,
-                [new, new],
+                [new, *(list(column) for column in zip(*spellings, strict=True)), new],
             )
-        cur.execute(
-            f"UPDATE {run.clean} AS r SET {v} = c.name FROM {names} AS c "
-            f"WHERE c.tenant_id = {t} AND c.key = lower(r.{v}) AND r.{v} <> c.name "
-            "AND r.errs = '{}'"
-        )
+            cur.execute(lookup, [new])  # (another import's, made meanwhile, stands)
+            known.update(cur.fetchall())
+        renamed = [(name, known.get(key, name)) for key, name, *_ in spellings]
+        renamed = [(spelt, to) for spelt, to in renamed if spelt != to]
+        if renamed:
+            cur.execute(
+                f"UPDATE {run.clean} AS r SET {v} = m.spelling FROM unnest(%s::text[], %s::text[]) "
+                f"AS m (spelt, spelling) WHERE r.{v} = m.spelt AND r.errs = '{{}}'",
+                [[a for a, _ in renamed], [b for _, b in renamed]],
+            )
 
 
 def upsert(run: ImportRun) -> tuple[int, int]:
