@@ -281,11 +281,12 @@ def _sellers_on(plan: dict, controls) -> list[list[int]]:
                 when, args = "((date - DATE '0001-01-01') + 1) %% 7 = %s", [int(name[4:])]
             else:  # promo
                 when, args = "promo", []
-            cur.execute(
-                f"SELECT product_id FROM {SalesRecord._meta.db_table} WHERE tenant_id = %s "
-                f"AND {when} AND {outside or 'TRUE'} GROUP BY product_id "
-                f"HAVING BOOL_OR(units > 0 AND {priced}) "
-                "ORDER BY COUNT(DISTINCT date) DESC, product_id LIMIT %s",
+            cur.execute(  # (per product and day first: both groupings hash, none sorts)
+                "SELECT product_id FROM (SELECT product_id, date, "
+                f"BOOL_OR(units > 0 AND {priced}) AS sold FROM {SalesRecord._meta.db_table} "
+                f"WHERE tenant_id = %s AND {when} AND {outside or 'TRUE'} "
+                "GROUP BY product_id, date) AS d GROUP BY product_id HAVING BOOL_OR(sold) "
+                "ORDER BY COUNT(*) DESC, product_id LIMIT %s",
                 [tenant.pk, *args, *bounds, limit],
             )
             found.update(int(row[0]) for row in cur.fetchall())

@@ -681,10 +681,11 @@ def _unlisted(day: np.ndarray, trunc, day_range: tuple[int, int]) -> tuple[str, 
     read 2 of 7 weekdays closed in most runs)."""
     if day_range[1] - day_range[0] < 27 or not len(day):
         return ()
-    listed_rows = np.asarray(day) if trunc is None else np.asarray(day)[~np.asarray(trunc, bool)]
-    rows = np.bincount((listed_rows % 7).astype(int), minlength=7)
-    listed = rows > 0
-    if listed.all() or not listed.any() or rows[listed].min() < UNLISTED_MIN_ROWS:
+    weekday = (np.asarray(day) % 7).astype(int)
+    listed = np.bincount(weekday, minlength=7) > 0  # any row: a sale there is news of it
+    solid = weekday if trunc is None else weekday[~np.asarray(trunc, bool)]
+    rows = np.bincount(solid, minlength=7)
+    if listed.all() or not rows.any() or rows[rows > 0].min() < UNLISTED_MIN_ROWS:
         return ()
     return tuple(f"dow_{k}" for k in range(7) if not listed[k])
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import tempfile
 
 import django_filters
+from django.db.models import Func, Value
+from django.db.models.functions import Lower, Trim
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -201,7 +203,13 @@ class OfferFilter(django_filters.FilterSet):
         fields = ["competitor", "in_stock"]
 
     def spelt_as(self, queryset, name, value):
-        return queryset.filter(competitor__iexact=" ".join(value.split()))
+        from .importer.parse import NAME_SPACE
+
+        # the import's own reading of a name (importer.parse.name_sql), in the database: the
+        # same white space and the same lower case
+        read = Func(Value(value), Value(NAME_SPACE), Value(" "), Value("g"),
+                    function="regexp_replace")  # fmt: skip
+        return queryset.alias(spelt=Lower("competitor")).filter(spelt=Lower(Trim(read)))
 
 
 class CompetitorOfferViewSet(

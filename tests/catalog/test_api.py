@@ -101,8 +101,9 @@ def test_a_client_finds_the_readings_it_pushed_by_its_own_spelling_of_the_compet
         row = {"sku": "A", "competitor": name, "price": 9, "observed_at": at}
         response = client.post("/api/v1/competitor-offers/bulk/", [row], format="json")
         assert response.status_code in (200, 201), response.json()
-    found = client.get("/api/v1/competitor-offers/", {"competitor": "rival  "}).json()
-    assert sorted(o["competitor"] for o in found["results"]) == ["Rival", "Rival"]
+    for spelt in ("rival  ", "\tRIVAL\u00a0"):
+        found = client.get("/api/v1/competitor-offers/", {"competitor": spelt}).json()
+        assert sorted(o["competitor"] for o in found["results"]) == ["Rival", "Rival"]
     assert client.get("/api/v1/competitor-offers/", {"competitor": "Other"}).json()["results"] == []
 
 

@@ -808,6 +808,11 @@ def test_an_order_exports_weekdays_without_an_order_are_not_closed():
     day = np.concatenate([first + np.flatnonzero((first + np.arange(42)) % 7 != 3)] * 4)
     assert _unlisted(day, None, (first, first + 41)) == ("dow_3",)
     assert _unlisted(day, np.zeros(len(day), bool), (first, first + 41)) == ("dow_3",)
+    # beside them, web orders sold on that weekday (zero-truncated rows): it is open
+    orders = first + np.flatnonzero((first + np.arange(42)) % 7 == 3)
+    both = np.r_[day, orders]
+    truncated = np.r_[np.zeros(len(day), bool), np.ones(len(orders), bool)]
+    assert _unlisted(both, truncated, (first, first + 41)) == ()
 
 
 def test_a_rare_promotion_without_sales_is_no_time_nothing_sells():

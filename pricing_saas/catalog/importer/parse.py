@@ -50,12 +50,21 @@ def _valid_date(s: str) -> str:
     )
 
 
+NAME_SPACE = r"[\s\u00a0]+"  # (a Postgres regular expression: white space, no-break spaces)
+
+
+def name_sql(r: str) -> str:
+    """SQL: the name in text `r` as a name column reads it (runs of white space, tabs and
+    no-break spaces too, as one space; trimmed; NULL where nothing is left)."""
+    return f"NULLIF(btrim(regexp_replace({r}, {q(NAME_SPACE)}, ' ', 'g')), '')"
+
+
 def parse_sql(col: Column, r: str, *, decimal_comma: bool, tz: str) -> str:
     """A SQL expression turning raw text `r` into the column's type; NaN/NULL when invalid."""
     if col.type in ("text", "url"):
         return f"NULLIF(btrim({r}), '')"
-    if col.type == "name":  # runs of white space (tabs, no-break spaces) as one space, trimmed
-        return f"NULLIF(btrim(regexp_replace({r}, '[\\s\\u00a0]+', ' ', 'g')), '')"
+    if col.type == "name":
+        return name_sql(r)
     if col.type == "currency":
         return f"NULLIF(upper(btrim({r})), '')"
     if col.type == "money":

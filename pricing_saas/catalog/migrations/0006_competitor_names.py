@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
             name='CompetitorName',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=200)),
+                ('key', models.TextField()),
                 ('name', models.CharField(max_length=200)),
                 ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
             ],
