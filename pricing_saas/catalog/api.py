@@ -32,6 +32,7 @@ from . import services
 from .exporter import export_csv
 from .formats import FORMATS
 from .importer import ImportFailed, ImportResult
+from .importer.parse import NAME_SPACE
 from .models import CompetitorOffer, ImportJob, Product, SalesRecord
 
 BULK_FLAGS = [
@@ -203,8 +204,6 @@ class OfferFilter(django_filters.FilterSet):
         fields = ["competitor", "in_stock"]
 
     def spelt_as(self, queryset, name, value):
-        from .importer.parse import NAME_SPACE
-
         # the import's own reading of a name (importer.parse.name_sql), in the database: the
         # same white space and the same lower case
         read = Func(Value(value), Value(NAME_SPACE), Value(" "), Value("g"),
