@@ -6,8 +6,6 @@ from __future__ import annotations
 import tempfile
 
 import django_filters
-from django.db.models import Func, Value
-from django.db.models.functions import Lower, Trim
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -32,8 +30,8 @@ from . import services
 from .exporter import export_csv
 from .formats import FORMATS
 from .importer import ImportFailed, ImportResult
-from .importer.parse import NAME_SPACE
 from .models import CompetitorOffer, ImportJob, Product, SalesRecord
+from .spellings import CompetitorFilter
 
 BULK_FLAGS = [
     OpenApiParameter(name, OpenApiTypes.BOOL, description=text)
@@ -194,21 +192,13 @@ class OfferOut(serializers.ModelSerializer):
 
 class OfferFilter(django_filters.FilterSet):
     sku = django_filters.CharFilter(field_name="product__sku")
-    # any spelling the import reads as the competitor's (case, runs of white space): the one
-    # stored may be another client's (importer.upsert.one_spelling)
-    competitor = django_filters.CharFilter(method="spelt_as")
+    # any spelling the import reads as the competitor's (case, runs of white space)
+    competitor = CompetitorFilter()
     observed_from = inputs.IsoDateTimeFilter(field_name="observed_at", lookup_expr="gte")
 
     class Meta:
         model = CompetitorOffer
         fields = ["competitor", "in_stock"]
-
-    def spelt_as(self, queryset, name, value):
-        # the import's own reading of a name (importer.parse.name_sql), in the database: the
-        # same white space and the same lower case
-        read = Func(Value(value), Value(NAME_SPACE), Value(" "), Value("g"),
-                    function="regexp_replace")  # fmt: skip
-        return queryset.alias(spelt=Lower("competitor")).filter(spelt=Lower(Trim(read)))
 
 
 class CompetitorOfferViewSet(

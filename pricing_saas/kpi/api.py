@@ -14,6 +14,7 @@ from rest_framework.mixins import ListModelMixin
 from rest_framework.response import Response
 
 from pricing_saas.catalog.models import CompetitorOffer
+from pricing_saas.catalog.spellings import CompetitorField, CompetitorFilter
 from pricing_saas.web import inputs
 from pricing_saas.web.base import ReadOnlyTenantViewSet, TenantAPIView, TenantScopedMixin
 from pricing_saas.web.errors import ServiceError
@@ -310,9 +311,7 @@ class _ComputedList(TenantScopedMixin, ListModelMixin, GenericAPIView):
 
 
 class CompetitorsQuery(serializers.Serializer):
-    competitor = serializers.CharField(
-        required=False, max_length=200, help_text="Only this competitor (its exact name)."
-    )
+    competitor = CompetitorField(required=False)
 
 
 class CompetitorOut(serializers.Serializer):
@@ -354,9 +353,7 @@ class CompetitorListView(_ComputedList):
 
 
 class IndexQuery(serializers.Serializer):
-    competitor = serializers.CharField(
-        required=False, max_length=200, help_text="Only this competitor (its exact name)."
-    )
+    competitor = CompetitorField(required=False)
     days = serializers.IntegerField(
         required=False,
         min_value=1,
@@ -394,9 +391,7 @@ class CompetitorIndexView(_ComputedList):
 
 
 class MovesQuery(serializers.Serializer):
-    competitor = serializers.CharField(
-        required=False, max_length=200, help_text="Only this competitor (its exact name)."
-    )
+    competitor = CompetitorField(required=False)
     sku = serializers.CharField(required=False, max_length=64, help_text="Only this SKU.")
     days = serializers.IntegerField(
         required=False,
@@ -506,6 +501,7 @@ class OfferInForceOut(serializers.ModelSerializer):
 
 class OfferInForceFilter(django_filters.FilterSet):
     sku = django_filters.CharFilter(field_name="product__sku")
+    competitor = CompetitorFilter()
     undercut = django_filters.BooleanFilter()
 
     class Meta:
@@ -557,6 +553,7 @@ class UndercutOut(serializers.ModelSerializer):
 
 class UndercutFilter(django_filters.FilterSet):
     sku = django_filters.CharFilter(field_name="product__sku")
+    competitor = CompetitorFilter()
     opened_from = inputs.IsoDateTimeFilter(field_name="opened_at", lookup_expr="gte")
 
     class Meta:

@@ -123,11 +123,11 @@ def evaluate() -> Evaluated:
             f"{len(result.cleared)} cleared, {result.still_open} still open",
             after=result.as_dict(),
         )
-        _notify(tenant.pk, result, current)
+        notify(tenant.pk, result, current)
     return result
 
 
-def _notify(tenant_id: int, result: Evaluated, current: AlertPolicy) -> None:
+def notify(tenant_id: int, result: Evaluated, current: AlertPolicy) -> None:
     from .tasks import deliver_undercut_webhook, email_undercuts
 
     opened, cleared = result.opened, result.cleared

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from pricing_saas.catalog.models import Product
+from pricing_saas.catalog.spellings import spelling
 from pricing_saas.web.errors import NotFoundError, ServiceError
 from pricing_saas.web.views import tenant_view
 from tenants.roles import Perm, has_perm
@@ -238,7 +239,8 @@ def competitor_view(request):
         return redirect(reverse("kpi:competitors"))
     rows = competitors.summary()
     names = competitors.competitor_names()
-    chosen = request.GET.get("competitor", "")
+    chosen = request.GET.get("competitor", "").strip()
+    chosen = spelling(chosen) if chosen else ""
     followed_key = request.GET.get("followed", "")
     filters = competitors.MoveFilters(
         days=competitors.DEFAULT_MOVE_DAYS,
@@ -301,7 +303,7 @@ def undercut_list(request):
         )
         return redirect(reverse("kpi:undercuts"))
     status = request.GET.get("status", UndercutAlert.Status.OPEN)
-    competitor = request.GET.get("competitor", "")
+    competitor = request.GET.get("competitor", "").strip()
     search = request.GET.get("q", "").strip()
     rows = UndercutAlert.objects.select_related("product")
     if status in UndercutAlert.Status.values:
@@ -309,6 +311,7 @@ def undercut_list(request):
     else:
         status = ""
     if competitor:
+        competitor = spelling(competitor)
         rows = rows.filter(competitor=competitor)
     if search:
         rows = rows.filter(Q(product__sku__icontains=search) | Q(product__title__icontains=search))
