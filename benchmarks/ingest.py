@@ -29,8 +29,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pricing_saas.settings.local")
 
 
-def generate(folder: Path, rows: int, skus: int) -> tuple[Path, Path]:
-    rng = random.Random(0)
+def generate_products(folder: Path, skus: int, rng: random.Random) -> Path:
     products = folder / "products.csv"
     with open(products, "w", newline="") as out:
         writer = csv.writer(out)
@@ -48,6 +47,10 @@ def generate(folder: Path, rows: int, skus: int) -> tuple[Path, Path]:
                     "USD",
                 ]
             )
+    return products
+
+
+def generate_sales(folder: Path, rows: int, skus: int, rng: random.Random) -> Path:
     sales = folder / "sales.csv"
     days = -(-rows // skus)
     start = date(2023, 1, 1)
@@ -73,7 +76,7 @@ def generate(folder: Path, rows: int, skus: int) -> tuple[Path, Path]:
                     ]
                 )
                 written += 1
-    return products, sales
+    return sales
 
 
 # Competitor readings: two sellers a product a day, one in a hundred spelt otherwise (case,
@@ -174,15 +177,18 @@ def measure(args: argparse.Namespace, slug: str, psql_env: dict) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         t = time.perf_counter()
-        products, sales = generate(folder, 0 if args.kind != "sales" else args.rows, args.skus)
-        columns = (
-            "date date, sku text, units int, price numeric(14,4), revenue numeric(16,4), "
-            "promo boolean"
-        )
+        rng = random.Random(0)  # the products' draws, then the sales'
+        products = generate_products(folder, args.skus, rng)
         if args.kind == "competitor_prices":
-            sales = generate_readings(folder, args.rows, args.skus)
+            rows = generate_readings(folder, args.rows, args.skus)
             columns = "sku text, competitor text, price numeric(14,4), observed_at timestamptz"
-        size_mb = sales.stat().st_size / 1e6
+        else:
+            rows = generate_sales(folder, args.rows, args.skus, rng)
+            columns = (
+                "date date, sku text, units int, price numeric(14,4), revenue numeric(16,4), "
+                "promo boolean"
+            )
+        size_mb = rows.stat().st_size / 1e6
         took = time.perf_counter() - t
         print(f"generated {args.rows:,} {args.kind} rows ({size_mb:.0f} MB) in {took:.1f}s")
         run_child([py, "manage.py", "import_csv", slug, "products", str(products)])
@@ -199,19 +205,21 @@ def measure(args: argparse.Namespace, slug: str, psql_env: dict) -> None:
                     "-v",
                     "ON_ERROR_STOP=1",
                     "-qc",
-                    f"\\copy {table} FROM '{sales}' WITH (FORMAT csv, HEADER true)",
+                    f"\\copy {table} FROM '{rows}' WITH (FORMAT csv, HEADER true)",
                 ],
                 psql_env,
             )
             imp_s, rss_mb, out = max_rss_mb_of(
-                [py, "manage.py", "import_csv", slug, args.kind, str(sales)]
+                [py, "manage.py", "import_csv", slug, args.kind, str(rows)]
             )
             again_s, _, again = max_rss_mb_of(
-                [py, "manage.py", "import_csv", slug, args.kind, str(sales)]
+                [py, "manage.py", "import_csv", slug, args.kind, str(rows)]
             )
             small = None
             if args.kind == "competitor_prices":  # a day's feed onto the stored readings
-                day = generate_readings(folder / "day", 1000, 500, start=date(2030, 1, 1))
+                day = generate_readings(
+                    folder / "day", 1000, min(500, args.skus), start=date(2030, 1, 1)
+                )
                 small = max_rss_mb_of([py, "manage.py", "import_csv", slug, args.kind, str(day)])
             start_s, _, _ = max_rss_mb_of([py, "manage.py", "check"])
         finally:
