@@ -4,7 +4,10 @@ database.
 
     .venv/bin/python benchmarks/ingest.py [--rows 1000000] [--skus 10000] [--kind competitor_prices]
 
-Prints wall time of each, the ratio, and the peak memory (max RSS) of the import process.
+Prints wall time of each, the ratio, and the peak memory (max RSS) of the import process. The
+competitor kind also imports a day's feed of 1,000 readings onto them, then respells one stored
+reading in 100 in lower case (as readings stored before an import read spellings as one may
+be) and times `merge_competitor_spellings` on the tenant.
 Uses DATABASE_URL when set, else the embedded Postgres (like the app). The bare table is an
 ordinary (logged) table in `public`, created, filled and dropped by the role that owns the schema
 (settings.DATABASE_OWNER: the application role may not create tables); a TEMP table would skip
@@ -104,6 +107,22 @@ def generate_readings(folder: Path, rows: int, skus: int, start=date(2023, 1, 1)
                     written += 1
             d += 1
     return readings
+
+
+def merge_respelt(slug: str, psql_env: dict) -> tuple[float, str]:
+    """Spell one stored reading in 100 in lower case (as readings stored before an import read
+    spellings as one may be), then time `merge_competitor_spellings` on the tenant."""
+    from pricing_saas.catalog.models import CompetitorOffer
+    from tenants.models import Tenant
+
+    t, table = Tenant.objects.get(slug=slug).pk, CompetitorOffer._meta.db_table
+    run_child(
+        ["psql", "-v", "ON_ERROR_STOP=1", "-qc",
+         f"SELECT set_config('app.tenant_id', '{t}', false); UPDATE {table} "
+         f"SET competitor = lower(competitor) WHERE tenant_id = {t} AND id % 100 = 0"],
+        psql_env,
+    )  # fmt: skip
+    return run_child([sys.executable, "manage.py", "merge_competitor_spellings", slug])
 
 
 def run_child(cmd: list[str], env: dict | None = None) -> tuple[float, str]:
@@ -215,12 +234,13 @@ def measure(args: argparse.Namespace, slug: str, psql_env: dict) -> None:
             again_s, _, again = max_rss_mb_of(
                 [py, "manage.py", "import_csv", slug, args.kind, str(rows)]
             )
-            small = None
+            small = merge = None
             if args.kind == "competitor_prices":  # a day's feed onto the stored readings
                 day = generate_readings(
                     folder / "day", 1000, min(500, args.skus), start=date(2030, 1, 1)
                 )
                 small = max_rss_mb_of([py, "manage.py", "import_csv", slug, args.kind, str(day)])
+                merge = merge_respelt(slug, psql_env)
             start_s, _, _ = max_rss_mb_of([py, "manage.py", "check"])
         finally:
             run_child(["psql", "-qc", f"DROP TABLE IF EXISTS {table}"], psql_env)
@@ -231,6 +251,8 @@ def measure(args: argparse.Namespace, slug: str, psql_env: dict) -> None:
     print(f"import_csv again (all unchanged)  : {again_s:7.2f} s   -> {again}")
     if small is not None:
         print(f"import_csv of 1,000 new onto them : {small[0]:7.2f} s   -> {small[2]}")
+    if merge is not None:
+        print(f"merge_competitor_spellings        : {merge[0]:7.2f} s   -> {merge[1]}")
     print(f"peak memory of import_csv process : {rss_mb:7.0f} MB")
     print(f"rows/s through import_csv         : {args.rows / imp_s:,.0f}")
 

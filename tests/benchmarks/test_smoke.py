@@ -199,7 +199,11 @@ RUNS = {name: (name, smoke) for name, smoke in SCRIPTS.items()} | {
         "ingest.py",
         Smoke(
             args="--rows 500 --skus 50 --kind competitor_prices",
-            expect=("ratio import_csv / raw copy", "import_csv of 1,000 new onto them"),
+            expect=(
+                "ratio import_csv / raw copy",
+                "import_csv of 1,000 new onto them",
+                "merge_competitor_spellings        :",
+            ),
             db=True,
         ),
     ),
