@@ -157,6 +157,7 @@ COMPETITOR_PRICES = Format(
     model=CompetitorOffer,
     key=("sku", "competitor", "observed_at"),
     names_product=True,
+    plain_insert_outside="observed_at",
 )
 
 FORMATS = {f.kind: f for f in (PRODUCTS, SALES, COMPETITOR_PRICES)}

@@ -398,6 +398,45 @@ def test_duplicate_keys_in_one_file(shop, tmp_path, fails, base_products):
     assert SalesRecord.objects.count() == 0
 
 
+def test_duplicate_readings_in_a_first_import_of_their_period_are_named(
+    shop, tmp_path, fails, base_products
+):
+    base_products(tmp_path)  # nothing stored in the file's range: the plain INSERT's path
+    text = "sku,competitor,price,observed_at\nA1,R,1,2024-01-01T10:00Z\nA1,r ,2,2024-01-01T10:00Z\n"
+    result = fails(tmp_path, "competitor_prices", text)
+    assert result.errors[0].row == 3 and "same as row 2" in result.errors[0].reason
+    assert CompetitorOffer.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "stored", "text"),
+    [
+        ("sales", "2024-01-01,A1,1,1\n",
+         "date,sku,units,price\n2024-01-01,A1,5,1\n2024-01-02,A1,2,1\n"),
+        ("competitor_prices", "A1,R,1,2024-01-01T10:00Z\n",
+         "sku,competitor,price,observed_at\nA1,R,5,2024-01-01T10:00Z\nA1,R,2,2024-01-02T10:00Z\n"),
+    ],
+)  # fmt: skip
+def test_a_first_import_of_a_period_meeting_rows_written_meanwhile_updates_them(
+    shop, tmp_path, run, base_products, monkeypatch, kind, stored, text
+):
+    """Another import stores rows in the file's range after this one found the range empty
+    (its check ran before the other committed): the plain INSERT hits them, and the upsert
+    takes over, updating them, not failing the import as a duplicate of the file's."""
+    from pricing_saas.catalog.importer import upsert
+
+    base_products(tmp_path)
+    header = text.split("\n", 1)[0]
+    run(tmp_path, kind, f"{header}\n{stored}")
+    monkeypatch.setattr(upsert, "_nothing_stored_in_range", lambda run, column: True)
+    result = run(tmp_path, kind, text)
+    assert (result.created, result.updated) == (1, 1)
+    model = SalesRecord if kind == "sales" else CompetitorOffer
+    assert model.objects.count() == 2
+    field = "units" if kind == "sales" else "price"
+    assert sorted(model.objects.values_list(field, flat=True)) == [2, 5]
+
+
 def test_sales_for_unknown_skus_rejected_with_their_list(shop, tmp_path, fails, base_products):
     base_products(tmp_path)
     result = fails(

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import psycopg2.errors
+from django.db import IntegrityError, transaction
+
 from ..formats import PRODUCTS
 from .parse import q
 from .results import MAX_REPORTED_ERRORS, RowError
@@ -142,8 +145,15 @@ def upsert(run: ImportRun) -> tuple[int, int]:
         {f"ORDER BY {order}" if order else ""}
     """
     if fmt.plain_insert_outside and _nothing_stored_in_range(run, fmt.plain_insert_outside):
-        cur.execute(sql)  # nothing to update: a plain INSERT is about twice as fast
-        return cur.rowcount, 0
+        try:  # nothing to update: a plain INSERT is about twice as fast
+            with transaction.atomic():  # (a savepoint)
+                cur.execute(sql)
+            return cur.rowcount, 0
+        except IntegrityError as exc:
+            # Another import wrote into the range since (it commits first), or the file
+            # repeats a key: the upsert below merges the first and reports the second.
+            if not isinstance(exc.__cause__, psycopg2.errors.UniqueViolation):
+                raise
     conflict = ", ".join(["tenant_id", *(fmt.target(k) for k in fmt.key)])
     sql += f"""
         ON CONFLICT ({conflict}) DO UPDATE SET {", ".join(sets)}
