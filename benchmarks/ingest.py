@@ -110,19 +110,27 @@ def generate_readings(folder: Path, rows: int, skus: int, start=date(2023, 1, 1)
 
 
 def merge_respelt(slug: str, psql_env: dict) -> tuple[float, str]:
-    """Spell one stored reading in 100 in lower case (as readings stored before an import read
-    spellings as one may be), then time `merge_competitor_spellings` on the tenant."""
+    """Spell one stored reading in 100 in lower case and store one in 1,000 again in upper case
+    at the same moment (as readings stored before an import read spellings as one may be),
+    then time `merge_competitor_spellings` on the tenant."""
     from pricing_saas.catalog.models import CompetitorOffer
     from tenants.models import Tenant
 
     t, table = Tenant.objects.get(slug=slug).pk, CompetitorOffer._meta.db_table
     run_child(
         ["psql", "-v", "ON_ERROR_STOP=1", "-qc",
-         f"SELECT set_config('app.tenant_id', '{t}', false); UPDATE {table} "
-         f"SET competitor = lower(competitor) WHERE tenant_id = {t} AND id % 100 = 0"],
+         f"SELECT set_config('app.tenant_id', '{t}', false); "
+         f"INSERT INTO {table} (tenant_id, product_id, competitor, price, in_stock, url, "
+         f"observed_at) SELECT tenant_id, product_id, upper(competitor), price, in_stock, url, "
+         f"observed_at FROM {table} WHERE tenant_id = {t} AND id % 1000 = 1; "
+         f"UPDATE {table} SET competitor = lower(competitor) "
+         f"WHERE tenant_id = {t} AND id % 100 = 0"],
         psql_env,
     )  # fmt: skip
-    return run_child([sys.executable, "manage.py", "merge_competitor_spellings", slug])
+    took, out = run_child([sys.executable, "manage.py", "merge_competitor_spellings", slug])
+    if " moved 0 readings" in out or " 0 duplicates" in out:
+        raise SystemExit(f"the merge had nothing to do: {out}")
+    return took, out
 
 
 def run_child(cmd: list[str], env: dict | None = None) -> tuple[float, str]:

@@ -4,11 +4,13 @@ An import reads a name as one competitor whatever its case and runs of white spa
 (`importer.parse.name_sql`, `importer.upsert.one_spelling`): the readings are stored under the
 tenant's one spelling of it (`CompetitorName`). Here:
 
-- `spelling(name)`: a name given by a person or a client (a filter of the API or the portal)
-  read the same way, so "rival " finds the readings stored as "Rival"; an exact match then,
-  which the indexes serve.
-- `CompetitorField`, `CompetitorFilter`: that, as a query parameter of a serializer and of a
-  django-filter filter set.
+- `key_sql`, `key_of`: the competitor a name names (CompetitorName.key: its white space read as
+  an import reads it, in lower case), in SQL and as an ORM expression. A filter by competitor
+  compares keys, so "rival " finds the readings stored as "Rival", and readings stored under
+  another spelling before the spellings were one too.
+- `CompetitorField`, `CompetitorFilter`: such a filter as a query parameter of a serializer
+  and of a django-filter filter set.
+- `spelling(name)`: the tenant's spelling of the competitor a name names, to show.
 - `merge_stored()`: readings stored before the spellings were one (or written around the
   import) moved under the tenant's spelling; where both spellings hold a reading of the same
   product at the same moment, the one under the tenant's spelling is kept. The KPI side
@@ -18,15 +20,18 @@ tenant's one spelling of it (`CompetitorName`). Here:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import django_filters
 from django.core.validators import EMPTY_VALUES
 from django.db import connection
+from django.db.models import F, Func, TextField, Value
+from django.db.models.functions import Lower, Trim
 from rest_framework import serializers
 
 from tenants.context import require_current_tenant
 
-from .importer.parse import name_sql
+from .importer.parse import NAME_SPACE, name_sql
 from .models import CompetitorName, CompetitorOffer
 
 NAMES = CompetitorName._meta.db_table
@@ -36,6 +41,16 @@ OFFERS = CompetitorOffer._meta.db_table
 def key_sql(r: str) -> str:
     """SQL: the competitor `r` names, as CompetitorName.key reads it."""
     return f"lower({name_sql(r)})"
+
+
+def key_of(expression) -> Func:
+    """The competitor an expression of text (a field's name, a Value) names, as
+    CompetitorName.key reads it: `key_sql` as an ORM expression."""
+    if isinstance(expression, str):
+        expression = F(expression)
+    spaced = Func(expression, Value(NAME_SPACE), Value(" "), Value("g"),
+                  function="regexp_replace", output_field=TextField())  # fmt: skip
+    return Lower(Trim(spaced))
 
 
 def spelling(name: str) -> str:
@@ -59,29 +74,32 @@ HELP = "Only this competitor: its name in any case, runs of white space as one s
 
 
 class CompetitorField(serializers.CharField):
-    """A query parameter naming a competitor, read as `spelling` reads it."""
+    """A query parameter naming a competitor (compared by `key_sql`)."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 200)
         kwargs.setdefault("help_text", HELP)
         super().__init__(**kwargs)
 
-    def to_internal_value(self, data):
-        return spelling(super().to_internal_value(data))
-
 
 class CompetitorFilter(django_filters.CharFilter):
-    """A competitor's name in any spelling an import reads as it (`spelling`)."""
+    """A competitor's name in any spelling an import reads as it (compared by `key_of`)."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("field_name", "competitor")
         kwargs.setdefault("help_text", HELP)
+        kwargs.setdefault("max_length", 200)
         super().__init__(**kwargs)
 
     def filter(self, qs, value):
         if value in EMPTY_VALUES:
             return qs
-        return qs.filter(**{self.field_name: spelling(value)})
+        return competitor_is(qs, value, self.field_name)
+
+
+def competitor_is(qs, name: str, field_name: str = "competitor"):
+    """The rows of `qs` whose `field_name` names the competitor `name` names."""
+    return qs.alias(_competitor_key=key_of(field_name)).filter(_competitor_key=key_of(Value(name)))
 
 
 @dataclass
@@ -92,6 +110,7 @@ class Merged:
     readings: int = 0
     duplicates: int = 0
     registered: int = 0
+    earliest: datetime | None = None  # the oldest reading moved or deleted
 
     def as_dict(self) -> dict:
         return {"spellings": len(self.renamed), "readings": self.readings,
@@ -138,6 +157,7 @@ def merge_stored(*, dry_run: bool = False) -> Merged:
                 f"ON CONFLICT (tenant_id, key) DO NOTHING",
                 [t, list(new), list(new.values())],
             )
+            result.registered = cur.rowcount  # (another import's, made meanwhile, stands)
             cur.execute(f"SELECT key, name FROM {NAMES} WHERE tenant_id = %s", [t])
             known.update({k: n for k, n in cur.fetchall() if k in new})
         target = {**new, **known}
@@ -145,6 +165,13 @@ def merge_stored(*, dry_run: bool = False) -> Merged:
         if not result.renamed:
             return result
         spelt, to = list(result.renamed), list(result.renamed.values())
+        tail = (
+            "SELECT count(*) FROM ranked WHERE rank > 1"
+            if dry_run
+            else f", gone AS (DELETE FROM {OFFERS} o USING ranked WHERE o.tenant_id = %(t)s "
+            "AND o.id = ranked.id AND ranked.rank > 1 RETURNING o.observed_at) "
+            "SELECT count(*), min(observed_at) FROM gone"
+        )
         cur.execute(  # the readings under two spellings of one moment: one stays
             f"""
             WITH m AS (SELECT * FROM unnest(%(spelt)s::text[], %(to)s::text[]) AS m (spelt, t)),
@@ -163,18 +190,20 @@ def merge_stored(*, dry_run: bool = False) -> Merged:
                                               ORDER BY stays DESC, id DESC) AS rank
                 FROM (SELECT *, false AS stays FROM moved
                       UNION ALL SELECT *, true FROM kept) AS x)
-            {"SELECT count(*) FROM ranked" if dry_run else f"DELETE FROM {OFFERS} o USING ranked"}
-            WHERE {"" if dry_run else "o.tenant_id = %(t)s AND o.id = ranked.id AND "}rank > 1
+            {tail}
             """,
             {"spelt": spelt, "to": to, "t": t},
         )
-        result.duplicates = cur.fetchone()[0] if dry_run else cur.rowcount
+        result.duplicates, *earliest = cur.fetchone()
         result.readings = sum(n for s, _, n in stored if s in result.renamed) - result.duplicates
         if not dry_run:
             cur.execute(
-                f"UPDATE {OFFERS} o SET competitor = m.t "
+                f"WITH moved AS (UPDATE {OFFERS} o SET competitor = m.t "
                 f"FROM unnest(%s::text[], %s::text[]) AS m (spelt, t) "
-                f"WHERE o.tenant_id = %s AND o.competitor = m.spelt",
+                f"WHERE o.tenant_id = %s AND o.competitor = m.spelt RETURNING o.observed_at) "
+                f"SELECT min(observed_at) FROM moved",
                 [spelt, to, t],
             )
+            times = [x for x in (*earliest, cur.fetchone()[0]) if x is not None]
+            result.earliest = min(times) if times else None
     return result

@@ -346,10 +346,7 @@ class CompetitorListView(_ComputedList):
         return self.list(request, *args, **kwargs)
 
     def rows(self, query):
-        rows = competitors.summary()
-        if query.get("competitor"):
-            rows = [r for r in rows if r["competitor"] == query["competitor"]]
-        return rows
+        return competitors.summary(query.get("competitor"))
 
 
 class IndexQuery(serializers.Serializer):

@@ -32,6 +32,7 @@ from django.utils import timezone
 from ml.panel import COMPETITOR_CARRY_DAYS
 from ml.science.competitor import MATCH_RATIO, matches
 from pricing_saas.catalog.models import CompetitorOffer, Product, SalesRecord
+from pricing_saas.catalog.spellings import key_sql
 from pricing_saas.pricing.models import PriceChange, Recommendation
 from tenants.context import require_current_tenant
 
@@ -49,6 +50,12 @@ PRODUCTS = Product._meta.db_table
 SALES = SalesRecord._meta.db_table
 CHANGES = PriceChange._meta.db_table
 RECOMMENDATIONS = Recommendation._meta.db_table
+
+
+# A reading of the competitor the parameter `competitor` names: any spelling an import reads as
+# it (case, runs of white space), so also readings stored under another spelling of it before
+# the spellings were one (catalog.spellings)
+SAME_COMPETITOR = f"{key_sql('o.competitor')} = {key_sql('%(competitor)s::text')}"
 
 
 def in_force_since() -> datetime:
@@ -149,10 +156,12 @@ INDEX_SQL = """CASE WHEN sum(coalesce(w.w, 0)) FILTER (WHERE {ok}) > 0
     ELSE avg({ratio}) FILTER (WHERE {ok}) END"""
 
 
-def summary() -> list[dict]:
+def summary(competitor: str | None = None) -> list[dict]:
     """Per competitor with an offer in force: SKUs matched, in stock, cheaper and dearer than
     ours, today's price index, the last observation, the moves of the last DEFAULT_MOVE_DAYS and
-    the open undercut alerts; most SKUs first."""
+    the open undercut alerts; most SKUs first. With `competitor`, only the spellings of the
+    competitor it names (SAME_COMPETITOR)."""
+    only = f"AND {SAME_COMPETITOR}" if competitor else ""
     # a price too far from ours to be the same item (a wrong match in the feed, as the reprice
     # reads it: ml.science.competitor.MATCH_RATIO) is in no index and no count of cheaper
     ok = f"l.in_stock AND {SAME_ITEM.format(theirs='l.price', ours='p.price')}"
@@ -161,7 +170,7 @@ def summary() -> list[dict]:
         WITH latest AS (
             SELECT DISTINCT ON (o.product_id, o.competitor)
                    o.product_id, o.competitor, o.price, o.in_stock, o.observed_at
-            FROM {OFFERS} o WHERE o.tenant_id = %(t)s AND o.observed_at >= %(in_force)s
+            FROM {OFFERS} o WHERE o.tenant_id = %(t)s AND o.observed_at >= %(in_force)s {only}
             ORDER BY o.product_id, o.competitor, o.observed_at DESC, o.price
         ), weights AS ({WEIGHTS_SQL})
         SELECT l.competitor, count(*), count(*) FILTER (WHERE l.in_stock),
@@ -174,7 +183,7 @@ def summary() -> list[dict]:
         GROUP BY l.competitor ORDER BY count(*) DESC, l.competitor
     """
     with connection.cursor() as cur:
-        cur.execute(sql, _params())
+        cur.execute(sql, _params(competitor=competitor))
         rows = cur.fetchall()
     moved = move_counts(DEFAULT_MOVE_DAYS)
     open_alerts = dict(
@@ -228,7 +237,7 @@ def index_series(days: int = DEFAULT_INDEX_DAYS, competitor: str | None = None) 
     params = _params(competitor=competitor)
     params["since"] = params["today"] - timedelta(days=days - 1)
     params["obs_from"] = params["since"] - timedelta(days=IN_FORCE_DAYS)
-    only = "AND o.competitor = %(competitor)s" if competitor else ""
+    only = f"AND {SAME_COMPETITOR}" if competitor else ""
     ours = "coalesce(c.old_price, p.price)"
     ok = SAME_ITEM.format(theirs="h.price", ours=ours)
     index = INDEX_SQL.format(ok=ok, ratio=f"h.price / {ours}")
@@ -338,7 +347,7 @@ def _moves_sql(
     params["obs_from"] = params["since"] - timedelta(days=IN_FORCE_DAYS)
     where = ["o.tenant_id = %(t)s", "o.observed_at >= %(obs_from)s"]
     if filters.competitor:
-        where.append("o.competitor = %(competitor)s")
+        where.append(SAME_COMPETITOR)
     if filters.product_id is not None:
         where.append("o.product_id = %(product)s")
     if filters.sku:

@@ -7,6 +7,8 @@ one keep their own until then).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -18,8 +20,12 @@ from tenants.context import require_current_tenant
 from . import undercuts
 from .alerts import policy as alert_policy
 from .models import UndercutAlert
+from .services import request_refresh
 
 ALERTS = UndercutAlert._meta.db_table
+# (the competitor's name is the alert's own column: a long one would not fit beside this)
+MERGED = "another spelling of this competitor: the alert of the tenant's spelling stays open"
+AUDITED_SPELLINGS = 100  # the audit record names at most this many renamed spellings
 RECOMMENDATIONS = Recommendation._meta.db_table
 
 
@@ -38,19 +44,24 @@ def merge_competitor_spellings(*, dry_run: bool = False) -> dict:
     if merged.renamed:
         counts.update(_rename_elsewhere(t, merged, dry_run=dry_run))
     if not dry_run and any(counts.values()):
+        named = dict(list(merged.renamed.items())[:AUDITED_SPELLINGS])
         audit.record(
             "catalog.competitor_spellings_merged",
             target_type="CompetitorOffer",
             summary=f"competitor spellings merged: {counts['spellings']} spellings, "
             f"{counts['readings']} readings moved, {counts['duplicates']} duplicates removed",
-            after={**counts, "renamed": merged.renamed},
+            after={**counts, "renamed": named},
         )
+    if not dry_run and merged.earliest is not None:
+        # the days' competitor prices (the lowest in force, per competitor) from the oldest
+        # reading moved or deleted on; the undercuts are checked after the refresh
+        request_refresh(since=merged.earliest.date() - timedelta(days=1))
     return counts
 
 
 def _rename_elsewhere(t: int, merged: Merged, *, dry_run: bool) -> dict:
     spelt, to = list(merged.renamed), list(merged.renamed.values())
-    params = {"spelt": spelt, "to": to, "t": t, "now": timezone.now()}
+    params = {"spelt": spelt, "to": to, "t": t, "now": timezone.now(), "resolution": MERGED}
     with connection.cursor() as cur:
         if dry_run:
             return _count_elsewhere(cur, params)
@@ -66,7 +77,7 @@ def _rename_elsewhere(t: int, merged: Merged, *, dry_run: bool) -> dict:
                 WHERE a.tenant_id = %(t)s AND a.status = 'open')
             UPDATE {ALERTS} a SET status = 'resolved', resolved_at = %(now)s,
                 checked_at = %(now)s,
-                resolution = 'the same competitor as ' || ranked.t || ', whose alert stays open'
+                resolution = %(resolution)s
             FROM ranked WHERE a.tenant_id = %(t)s AND a.id = ranked.id AND ranked.rank > 1
             RETURNING a.id
             """,

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from pricing_saas.catalog.models import Product
-from pricing_saas.catalog.spellings import spelling
+from pricing_saas.catalog.spellings import competitor_is, spelling
 from pricing_saas.web.errors import NotFoundError, ServiceError
 from pricing_saas.web.views import tenant_view
 from tenants.roles import Perm, has_perm
@@ -239,8 +239,7 @@ def competitor_view(request):
         return redirect(reverse("kpi:competitors"))
     rows = competitors.summary()
     names = competitors.competitor_names()
-    chosen = request.GET.get("competitor", "").strip()
-    chosen = spelling(chosen) if chosen else ""
+    chosen = _name(request.GET.get("competitor", ""))
     followed_key = request.GET.get("followed", "")
     filters = competitors.MoveFilters(
         days=competitors.DEFAULT_MOVE_DAYS,
@@ -290,6 +289,12 @@ def competitor_view(request):
     )
 
 
+def _name(raw: str) -> str:
+    """A competitor named in a page's query, as the tenant spells it ("": none)."""
+    raw = raw.replace("\x00", "").strip()[:200]  # (no name holds a NUL or more)
+    return spelling(raw) if raw else ""
+
+
 @tenant_view(post=Perm.MANAGE_SETTINGS)
 def undercut_list(request):
     """The undercut alerts, open first, filtered by status, competitor and SKU or title; those
@@ -303,7 +308,7 @@ def undercut_list(request):
         )
         return redirect(reverse("kpi:undercuts"))
     status = request.GET.get("status", UndercutAlert.Status.OPEN)
-    competitor = request.GET.get("competitor", "").strip()
+    competitor = _name(request.GET.get("competitor", ""))
     search = request.GET.get("q", "").strip()
     rows = UndercutAlert.objects.select_related("product")
     if status in UndercutAlert.Status.values:
@@ -311,8 +316,7 @@ def undercut_list(request):
     else:
         status = ""
     if competitor:
-        competitor = spelling(competitor)
-        rows = rows.filter(competitor=competitor)
+        rows = competitor_is(rows, competitor)
     if search:
         rows = rows.filter(Q(product__sku__icontains=search) | Q(product__title__icontains=search))
     page = _page(request, rows.order_by("-opened_at", "-pk"), UNDERCUTS_PER_PAGE)

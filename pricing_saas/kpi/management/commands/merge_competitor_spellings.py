@@ -1,4 +1,5 @@
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
 from pricing_saas.kpi.spellings import merge_competitor_spellings
 from tenants.context import tenant_context
@@ -13,8 +14,8 @@ class Command(BaseCommand):
         "competitor): the named tenants, else every tenant, each in one transaction. Where a "
         "reading is stored under two spellings, the one under the tenant's spelling stays. "
         "Idempotent; run it once after upgrading, while no competitor import runs (one that "
-        "writes a clashing reading meanwhile fails the tenant's merge, which changes nothing: "
-        "run it again)."
+        "writes a clashing reading meanwhile fails that tenant's merge, which changes nothing; "
+        "the others go on, and the command names the ones to run again)."
     )
 
     def add_arguments(self, parser):
@@ -29,9 +30,15 @@ class Command(BaseCommand):
             if slugs
             else list(Tenant.objects.order_by("pk"))
         )
+        failed = []
         for tenant in tenants:
-            with tenant_context(tenant):
-                done = merge_competitor_spellings(dry_run=dry_run)
+            try:
+                with tenant_context(tenant):
+                    done = merge_competitor_spellings(dry_run=dry_run)
+            except DatabaseError as exc:  # (its transaction rolled back: nothing changed)
+                failed.append(tenant.slug)
+                self.stderr.write(f"{tenant.slug}: not merged, nothing changed: {exc}".strip())
+                continue
             verb = "would move" if dry_run else "moved"
             self.stdout.write(
                 f"{tenant.slug}: {done['spellings']} spellings; {verb} {done['readings']} "
@@ -39,4 +46,8 @@ class Command(BaseCommand):
                 f"{done['registered']} competitors registered, {done['alerts']} alerts "
                 f"renamed ({done['alerts_resolved']} resolved as duplicates), "
                 f"{done['recommendations']} recommendations"
+            )
+        if failed:
+            raise CommandError(
+                f"{len(failed)} tenant(s) not merged ({', '.join(failed)}): run it again for them"
             )
