@@ -73,11 +73,16 @@ def spelling(name: str) -> str:
 HELP = "Only this competitor: its name in any case, runs of white space as one space."
 
 
+# The longest name a filter reads: a stored name has at most 200 characters, which white
+# space read as an import reads it may lengthen
+MAX_ASKED = 1000
+
+
 class CompetitorField(serializers.CharField):
     """A query parameter naming a competitor (compared by `key_sql`)."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 200)
+        kwargs.setdefault("max_length", MAX_ASKED)
         kwargs.setdefault("help_text", HELP)
         super().__init__(**kwargs)
 
@@ -88,7 +93,7 @@ class CompetitorFilter(django_filters.CharFilter):
     def __init__(self, **kwargs):
         kwargs.setdefault("field_name", "competitor")
         kwargs.setdefault("help_text", HELP)
-        kwargs.setdefault("max_length", 200)
+        kwargs.setdefault("max_length", MAX_ASKED)
         super().__init__(**kwargs)
 
     def filter(self, qs, value):
@@ -104,9 +109,11 @@ def competitor_is(qs, name: str, field_name: str = "competitor"):
 
 @dataclass
 class Merged:
-    """What `merge_stored` did: `renamed` maps each spelling moved to the tenant's spelling."""
+    """What `merge_stored` did: `renamed` maps each spelling moved to the tenant's spelling,
+    `spellings` each competitor the readings name (its key) to the tenant's spelling."""
 
     renamed: dict[str, str] = field(default_factory=dict)
+    spellings: dict[str, str] = field(default_factory=dict)
     readings: int = 0
     duplicates: int = 0
     registered: int = 0
@@ -161,6 +168,7 @@ def merge_stored(*, dry_run: bool = False) -> Merged:
             cur.execute(f"SELECT key, name FROM {NAMES} WHERE tenant_id = %s", [t])
             known.update({k: n for k, n in cur.fetchall() if k in new})
         target = {**new, **known}
+        result.spellings = {k: target[k] for k in chosen}
         result.renamed = {s: target[k] for s, k, _ in stored if s != target[k]}
         if not result.renamed:
             return result

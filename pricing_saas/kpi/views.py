@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from pricing_saas.catalog.models import Product
-from pricing_saas.catalog.spellings import competitor_is, spelling
+from pricing_saas.catalog.spellings import MAX_ASKED, competitor_is, spelling
 from pricing_saas.web.errors import NotFoundError, ServiceError
 from pricing_saas.web.views import tenant_view
 from tenants.roles import Perm, has_perm
@@ -291,7 +291,7 @@ def competitor_view(request):
 
 def _name(raw: str) -> str:
     """A competitor named in a page's query, as the tenant spells it ("": none)."""
-    raw = raw.replace("\x00", "").strip()[:200]  # (no name holds a NUL or more)
+    raw = raw.replace("\x00", "").strip()[:MAX_ASKED]  # (no name holds a NUL)
     return spelling(raw) if raw else ""
 
 
@@ -309,7 +309,7 @@ def undercut_list(request):
         return redirect(reverse("kpi:undercuts"))
     status = request.GET.get("status", UndercutAlert.Status.OPEN)
     competitor = _name(request.GET.get("competitor", ""))
-    search = request.GET.get("q", "").strip()
+    search = request.GET.get("q", "").replace("\x00", "").strip()
     rows = UndercutAlert.objects.select_related("product")
     if status in UndercutAlert.Status.values:
         rows = rows.filter(status=status)

@@ -437,6 +437,24 @@ def test_a_first_import_of_a_period_meeting_rows_written_meanwhile_updates_them(
     assert sorted(model.objects.values_list(field, flat=True)) == [2, 5]
 
 
+def test_a_unique_violation_of_no_key_of_the_file_is_not_reported_as_duplicate_rows(
+    shop, tmp_path, run, base_products, monkeypatch
+):
+    """Only a key the file repeats is a row error; another index's violation (none of the
+    file's keys repeats) is raised as it is, not as an import with no errors that failed."""
+    from django.db import IntegrityError
+
+    from pricing_saas.catalog.importer import run as importer_run
+
+    def clash(run):
+        run.cur.execute("CREATE TEMP TABLE clash (x int UNIQUE); INSERT INTO clash VALUES (1), (1)")
+
+    base_products(tmp_path)
+    monkeypatch.setattr(importer_run, "upsert", clash)
+    with pytest.raises(IntegrityError, match="clash"):
+        run(tmp_path, "sales", "date,sku,units,price\n2024-01-01,A1,1,1\n")
+
+
 def test_sales_for_unknown_skus_rejected_with_their_list(shop, tmp_path, fails, base_products):
     base_products(tmp_path)
     result = fails(

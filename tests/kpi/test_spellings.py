@@ -131,13 +131,18 @@ def test_the_alerts_and_the_cited_names_follow_and_one_alert_stays_open(
                                    resolved_at=T0, resolution="the gap is within the threshold now")  # fmt: skip
         job = RepriceJobFactory(tenant=a)
         cited = RecommendationFactory(tenant=a, job=job, product=p1, competitor_name="RIVAL")
+        # spellings no reading carries any more: merged by the competitor they name
+        ghost = UndercutAlertFactory(tenant=a, product=p1, competitor="rIvAl\t", status="resolved",
+                                     resolved_at=T0)  # fmt: skip
+        lone = RecommendationFactory(tenant=a, job=job, product=p2, competitor_name=" acme")
+        unknown = RecommendationFactory(tenant=a, job=job, product=p2, competitor_name="Gone")
         plain = RecommendationFactory(tenant=a, job=job, product=p2, competitor_name="")
         dry = merge_competitor_spellings(dry_run=True)
         assert CompetitorOffer.objects.filter(competitor="RIVAL").exists()  # nothing changed
         assert not CompetitorName.objects.filter(key="acme").exists()
         done = merge_competitor_spellings()
-        assert done == dry and (done["alerts"], done["alerts_resolved"]) == (3, 1)
-        assert done["recommendations"] == 1
+        assert done == dry and (done["alerts"], done["alerts_resolved"]) == (4, 1)
+        assert done["recommendations"] == 2
         alerts = {x.pk: x for x in UndercutAlert.objects.all()}
         assert [(alerts[x.pk].competitor, alerts[x.pk].status) for x in (kept, twin, other, old)] == [
             ("Rival", "open"), ("Rival", "resolved"), ("Rival", "open"), ("Rival", "resolved"),
@@ -147,6 +152,8 @@ def test_the_alerts_and_the_cited_names_follow_and_one_alert_stays_open(
         assert alerts[old.pk].resolution == "the gap is within the threshold now"
         names = dict(Recommendation.objects.values_list("pk", "competitor_name"))
         assert (names[cited.pk], names[plain.pk]) == ("Rival", "")
+        assert (names[lone.pk], names[unknown.pk]) == ("Acme", "Gone")  # no readings: as it was
+        assert alerts[ghost.pk].competitor == "Rival"
 
 
 def test_the_command_merges_the_named_tenants_or_all_and_refuses_an_unknown_one(
@@ -286,8 +293,20 @@ def test_a_name_with_a_nul_is_a_400_on_the_api_and_no_match_on_the_pages(world_a
         response = api.get(path, {"competitor": "Rival\x00X"})
         assert response.status_code == 400, (path, response.content)
         assert response.json()["attr"] == "competitor", path
-        long = api.get(path, {"competitor": "x" * 201})
+        long = api.get(path, {"competitor": "x" * 1001})
         assert long.status_code == 400 and long.json()["attr"] == "competitor", path
     portal = world_a.portal(Client(), "viewer")
     for page in ("/kpi/competitors/", "/kpi/competitors/undercuts/"):
         assert portal.get(page, {"competitor": "Rival\x00X"}).status_code == 200, page
+    assert portal.get("/kpi/competitors/undercuts/", {"q": "a\x00b"}).status_code == 200
+
+
+def test_a_name_of_200_characters_asked_with_more_white_space_is_found(world_a):
+    a, name = world_a.tenant, "Rival " + "x" * 194
+    with tenant_context(a):
+        p = ProductFactory(tenant=a, sku="P1", price="10.00")
+        CompetitorOfferFactory(tenant=a, product=p, competitor=name,
+                               observed_at=dt.datetime.now(dt.UTC))  # fmt: skip
+    api, asked = world_a.api("viewer"), {"competitor": name.replace(" ", "  \t")}
+    assert api.get("/api/v1/competitor-offers/", asked).json()["count"] == 1
+    assert api.get("/api/v1/competitors/", asked).json()["count"] == 1

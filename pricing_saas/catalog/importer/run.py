@@ -121,6 +121,8 @@ class ImportRun:
             if not isinstance(exc.__cause__, duplicate):
                 raise
             duplicate_errors(self)
+            if not self.result.error_count:  # another index's (no key of the file repeats)
+                raise
             raise Invalid from exc
         result.created, result.updated = created, updated
         result.unchanged = result.rows - result.skipped - created - updated
