@@ -1,9 +1,8 @@
 """One spelling per competitor in everything that names one: the stored readings
 (`catalog.spellings.merge_stored`), then the undercut alerts and the recommendations that
 cited a competitor (any spelling of a competitor the readings name), under the tenant's
-spelling of it. The `merge_competitor_spellings`
-command runs it per tenant (readings stored before an import read a competitor's spellings as
-one keep their own until then).
+spelling of it. The `merge_competitor_spellings` command runs it per tenant (readings stored
+before an import read a competitor's spellings as one keep their own until then).
 """
 
 from __future__ import annotations

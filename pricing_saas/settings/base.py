@@ -338,7 +338,8 @@ DEMAND_PARTITION_BLOCK_SKUS = env.int("DEMAND_PARTITION_BLOCK_SKUS", default=5_0
 DEMAND_PARTITION_SAMPLE_SKUS = env.int("DEMAND_PARTITION_SAMPLE_SKUS", default=5_000)
 # A control the sample cannot read (a weekday it saw nothing sold on, a promotion it has too few
 # rows of) on which the tenant's other products sold: the pooled stage adds up to this many of
-# them (those that sold the most units then) to its sample, per control, and fits it again.
+# them (those with the most days on it among those that sold then) to its sample, per
+# control, and fits it again.
 DEMAND_PARTITION_CONTROL_SKUS = env.int("DEMAND_PARTITION_CONTROL_SKUS", default=50)
 REPRICE_PARTITION_MIN_SKUS = env.int("REPRICE_PARTITION_MIN_SKUS", default=50_000)
 REPRICE_PARTITION_BLOCK_SKUS = env.int("REPRICE_PARTITION_BLOCK_SKUS", default=20_000)
