@@ -132,6 +132,22 @@ def test_a_competitor_is_spelt_as_the_tenants_stored_readings_spell_it_most(shop
     assert list(CompetitorName.objects.values_list("key", "name")) == [("rival", "rival")]
 
 
+def test_stored_readings_spelt_with_other_white_space_name_a_new_competitor(shop, tmp_path, run):
+    # Readings stored before white space was read as one space ("Rival  Shop", a tab): a new
+    # import's "rival shop" is that competitor, spelt as those readings read now, not as the file.
+    product = Product.objects.create(sku="A1", title="A1", price=10)
+    for day, name in enumerate(["Rival  Shop", "Rival\tShop ", "rival shop"], start=1):
+        CompetitorOffer.objects.create(
+            product=product, competitor=name, price=9, observed_at=f"2024-03-0{day}T10:00:00Z"
+        )
+    head = "sku,competitor,price,observed_at\n"
+    run(tmp_path, "competitor_prices", head + "A1,rival shop,9,2024-03-08T10:00:00Z\n")
+    assert list(CompetitorName.objects.values_list("key", "name")) == [("rival shop", "Rival Shop")]
+    assert (
+        CompetitorOffer.objects.get(observed_at="2024-03-08T10:00:00Z").competitor == "Rival Shop"
+    )
+
+
 def test_a_sellers_spelling_is_each_tenants_own(shop, tmp_path, run, base_products):
     # Another tenant's spelling of a seller of the same name is not this tenant's
     other = TenantFactory(slug="other-shop")

@@ -15,7 +15,7 @@ import psycopg2.errors
 from django.db import IntegrityError, transaction
 
 from ..formats import PRODUCTS
-from .parse import q
+from .parse import name_sql, q
 from .results import MAX_REPORTED_ERRORS, RowError
 
 if TYPE_CHECKING:
@@ -47,11 +47,12 @@ def one_spelling(run: ImportRun) -> None:
     """Spellings of a competitor's name (the column of type "name", formats.Column) that differ
     only in case are one competitor: each becomes the tenant's spelling of it in
     CompetitorName. A name it has none of yet gets one there first: the spelling the tenant's
-    stored readings have most of, else the file's most frequent (then its first line's). Only
-    such new names read the stored readings (a scan of them, once per new competitor); the
-    others are looked up in the tenant's few CompetitorName rows, and only the rows spelt
-    otherwise are rewritten. Two rows of the file that then share a key are duplicates,
-    reported as such."""
+    stored readings have most of (each read as an import reads a name, so a reading stored
+    before white space was read so counts, spelt as it is read now), else the file's most
+    frequent (then its first line's). Only such new names read the stored readings (a scan of
+    them, once per new competitor); the others are looked up in the tenant's few
+    CompetitorName rows, and only the rows spelt otherwise are rewritten. Two rows of the file
+    that then share a key are duplicates, reported as such."""
     from ..models import CompetitorName
 
     t, cur, names = int(run.tenant.pk), run.cur, CompetitorName._meta.db_table
@@ -73,8 +74,10 @@ def one_spelling(run: ImportRun) -> None:
             cur.execute(
                 f"""
                 WITH kept AS (
-                    SELECT lower({stored}) AS k, {stored} AS name, count(*) AS n
-                    FROM {run.fmt.table} WHERE tenant_id = {t} AND lower({stored}) = ANY(%s)
+                    SELECT lower({name_sql(stored)}) AS k, {name_sql(stored)} AS name,
+                           count(*) AS n
+                    FROM {run.fmt.table}
+                    WHERE tenant_id = {t} AND lower({name_sql(stored)}) = ANY(%s)
                     GROUP BY 1, 2),
                 file AS (
                     SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[])
