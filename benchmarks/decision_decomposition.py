@@ -149,13 +149,14 @@ def parse_variants(text: str) -> dict[str, dict]:
 
 
 def truth_in(market, skus: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The true slope of log units at today's price (the competitor's price held) and half
-    its second derivative (the curve's `curvature`), per SKU in the order of `skus`."""
+    """The true slope of log units at today's price (the competitor's price held at today's
+    level, its daily jitter averaged over: `Market.expected_demand`) and half its second
+    derivative (the curve's `curvature`), per SKU in the order of `skus`."""
     at = {s: i for i, s in enumerate(market.sku)}
     i = np.array([at[s] for s in skus])
     p0 = np.round(market.price_today[i], 2)
     h = 0.02
-    log_q = lambda m: np.log(market.demand(i, p0 * np.exp(m)))  # noqa: E731
+    log_q = lambda m: np.log(market.expected_demand(i, p0 * np.exp(m)))  # noqa: E731
     with np.errstate(divide="ignore", invalid="ignore"):
         bend = (log_q(h) - 2 * log_q(0.0) + log_q(-h)) / (2 * h * h)
     return market.local_elasticity(i, p0), bend

@@ -25,8 +25,12 @@ all of `TRAPS`; a keyword such as `overdispersion=0.8` switches one):
 - anchored_share, anchor_slope: for that share of SKUs, demand collapses once the own price
   passes the competitor's: an extra slope (drawn from the range) on log(p / competitor) above
   the competitor, bent smoothly over the first `anchor_bend` (in log price) past it.
-Expected demand (`Market.demand`, what the oracle and `score` use) includes the display lift and
-the anchoring; the noise and the shocks have mean one and show only in the simulated sales.
+Expected demand (`Market.demand`) includes the display lift and the anchoring; the noise and the
+shocks have mean one and show only in the simulated sales. The competitor's price of a day is
+its level give or take `competitor_jitter` (log s.d.), so a price's true expected profit on a day
+to come (`Market.expected_demand`, `Market.profit`: what the oracle and `score` use, and the true
+slope `local_elasticity`) is averaged over that jitter around the competitor's price today: near
+an anchored SKU's kink, one day's competitor price is not the price its buyers meet.
 """
 
 from __future__ import annotations
@@ -63,6 +67,11 @@ NO_TRAPS = {
 }
 
 
+# Nodes of the average over the competitor's daily jitter (`Market.expected_demand`); the
+# anchored demand's bend is smooth: they read its average to within 0.05 %
+JITTER_NODES = 21
+
+
 def _bent_ramp(x: np.ndarray, width: float) -> np.ndarray:
     """0 below 0, x - width/2 above `width`, a parabola between (smooth: continuous slope)."""
     if width <= 0:
@@ -91,6 +100,9 @@ class Market:
     promo_depth: tuple[float, float] = (0.15, 0.15)
     anchor_slope: np.ndarray | None = None  # per SKU, 0 where not anchored; None: none is
     anchor_bend: float = 0.05
+    # The competitor's price of a day around its level (log s.d.): the simulated days' and the
+    # readings' jitter, over which a day to come's expected demand is averaged.
+    competitor_jitter: float = 0.03
     # Days between the merchant's own shelf-price changes on average (1: a new price every
     # day, as always; a competitor's move is then followed only on such a day); a sticky
     # price, as most real merchants keep, carries less evidence.
@@ -127,18 +139,35 @@ class Market:
             q = q * np.exp(self.display_lift * np.asarray(promo, float))
         return q * np.exp(self.promo_lift * np.asarray(promo, float))
 
+    def expected_demand(self, i, price, competitor=None) -> np.ndarray:
+        """Expected units of a day to come (the truth) of SKUs `i` at `price`, on the average
+        day without a promotion: `demand` averaged over the day's competitor price, its level
+        (today's by default) give or take `competitor_jitter` (Gauss-Hermite, JITTER_NODES)."""
+        i = np.asarray(i)
+        comp = self.competitor_today[i] if competitor is None else np.asarray(competitor, float)
+        if not self.competitor_jitter > 0:
+            return self.demand(i, price, comp)
+        nodes, weights = np.polynomial.hermite_e.hermegauss(JITTER_NODES)
+        weights = weights / weights.sum()
+        return sum(
+            w * self.demand(i, price, comp * np.exp(self.competitor_jitter * z))
+            for z, w in zip(nodes, weights, strict=True)
+        )
+
     def profit(self, i, price) -> np.ndarray:
-        return (np.asarray(price, float) - self.cost[i]) * self.demand(i, price)
+        """The true expected profit of a day to come at `price` (`expected_demand`)."""
+        return (np.asarray(price, float) - self.cost[i]) * self.expected_demand(i, price)
 
     def local_elasticity(self, i, price, competitor=None, step: float = 1e-4) -> np.ndarray:
         """The true d log(expected units) / d log(own price) at `price`, the competitor's price
-        held fixed (today's by default), on the average day without a promotion: a central
-        difference in log price. NaN where expected demand is zero (a linear curve's end)."""
+        held at its level (today's by default), on the average day without a promotion
+        (`expected_demand`): a central difference in log price. NaN where expected demand is
+        zero (a linear curve's end)."""
         i = np.asarray(i)
         price = np.asarray(price, float)
         comp = self.competitor_today[i] if competitor is None else np.asarray(competitor, float)
-        up = self.demand(i, price * np.exp(step), comp)
-        down = self.demand(i, price * np.exp(-step), comp)
+        up = self.expected_demand(i, price * np.exp(step), comp)
+        down = self.expected_demand(i, price * np.exp(-step), comp)
         with np.errstate(divide="ignore", invalid="ignore"):
             slope = (np.log(up) - np.log(down)) / (2 * step)
         return np.where((up > 0) & (down > 0), slope, np.nan)
@@ -267,7 +296,7 @@ def simulate(
         else:
             depth = np.where(promo, traps.uniform(low, high, n), 0.0)
             price = shelf * (1 - depth)
-        comp = market.competitor_today * regime * np.exp(rng.normal(0, 0.03, n))
+        comp = market.competitor_today * regime * np.exp(rng.normal(0, market.competitor_jitter, n))
         expected = market.demand(idx, price, comp, day.toordinal(), promo)
         mu = expected
         if sd > 0:

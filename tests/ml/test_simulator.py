@@ -191,6 +191,36 @@ def test_anchored_skus_lose_demand_faster_above_the_competitor_than_below():
     assert ok.mean() > 0.8 and np.allclose(steep[ok], -market.anchor_slope[ok], atol=1e-4)
 
 
+def test_a_day_to_comes_profit_is_averaged_over_the_competitors_daily_jitter():
+    # The simulated days meet the competitor's price give or take its jitter; the oracle and
+    # the score judge a price on that average, not on one day's competitor price exactly.
+    market = make_market(200, FORMS, seed=22, traps=True, anchored_share=0.6)
+    idx, comp = np.arange(200), market.competitor_today
+    exact = replace(market, competitor_jitter=0.0)
+    draws = np.random.default_rng(0).normal(0, market.competitor_jitter, (100_000, 1))
+    for ratio in (0.95, 1.0, 1.03, 1.1):
+        price = comp * ratio
+        sampled = market.demand(idx, price, comp * np.exp(draws)).mean(axis=0)
+        assert np.allclose(market.expected_demand(idx, price), sampled, rtol=2e-3)
+    # At the competitor's price an anchored SKU sells less on average than on a day exactly at
+    # it (some days the competitor is cheaper), an SKU that is not anchored the same but for
+    # the competitor effect's constant factor, whatever its own price
+    at = market.profit(idx, comp) / exact.profit(idx, comp)
+    assert np.all(at[market.anchored] < 0.995)
+    free = ~market.anchored
+    assert np.allclose(at[free], at[free][0], rtol=1e-6)
+    below = market.profit(idx, comp * 0.9) / exact.profit(idx, comp * 0.9)
+    assert np.allclose(below[free], at[free], rtol=1e-6)
+    # so the best price of a market without anchoring is the same either way
+    p0 = market.price_today
+    floor, ceiling = np.maximum(market.cost * 1.1, p0 * 0.8), p0 * 1.2
+    clean = make_market(60, FORMS, seed=3)
+    assert np.array_equal(
+        oracle(clean, floor[:60], ceiling[:60]),
+        oracle(replace(clean, competitor_jitter=0.0), floor[:60], ceiling[:60]),
+    )
+
+
 def test_local_elasticity_matches_the_analytic_slope():
     market = make_market(50, ("constant",), seed=5)
     idx = np.arange(50)
