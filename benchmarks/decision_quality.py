@@ -20,9 +20,10 @@ share of SKUs).
 
 Per case: captured share, violations, losing share (SKUs whose true profit at the recommended
 price is more than 0.5 % below today's; a true profit is a day to come's, averaged over the
-competitor's daily jitter around today's price, `Market.profit`) and coverage (share of SKUs with a finite exported
-elasticity interval, `elasticity_low`..`elasticity_high`, that holds the true local elasticity
-at today's price with the competitor's price held fixed; n: how many SKUs were counted).
+competitor's daily jitter around today's price, `Market.profit`) and coverage (share of SKUs
+with a finite exported elasticity interval, `elasticity_low`..`elasticity_high`, that holds the
+true local elasticity at today's price, the competitor's price held at today's level with its
+daily jitter averaged over, `Market.local_elasticity`; n: how many SKUs were counted).
 """
 
 from __future__ import annotations

@@ -67,8 +67,9 @@ NO_TRAPS = {
 }
 
 
-# Nodes of the average over the competitor's daily jitter (`Market.expected_demand`); the
-# anchored demand's bend is smooth: they read its average to within 0.05 %
+# Nodes of the average over the competitor's daily jitter (`Market.expected_demand`): they read
+# it to within 0.05 % where the anchored demand bends smoothly (`anchor_bend` > 0; a sharp
+# kink, `anchor_bend` 0, to within 0.3 %)
 JITTER_NODES = 21
 
 

@@ -102,11 +102,12 @@ class CompetitorOffer(TenantOwned):
 
 class CompetitorName(TenantOwned):
     """How the tenant's competitor readings spell each competitor: spellings that differ only
-    in case are one competitor (`key`, the name in lower case as the database's lower() reads
-    it: text, since lower case may be longer), stored as `name`, the spelling the tenant's
-    readings had most of when an import first met it, else that file's most frequent
-    (importer.upsert.one_spelling). One row per competitor: an import looks its names up
-    here, not in the readings (millions of rows)."""
+    in case and white space are one competitor (`key`, the name with its runs of white space
+    read as one space, trimmed, then in lower case as the database's lower() reads it
+    (`spellings.key_sql`): text, since lower case may be longer), stored as `name`, the
+    spelling the tenant's readings had most of when an import first met it, else that file's
+    most frequent (importer.upsert.one_spelling). One row per competitor: an import looks its
+    names up here, not in the readings (millions of rows)."""
 
     key = models.TextField()
     name = models.CharField(max_length=200)

@@ -211,13 +211,22 @@ def test_a_day_to_comes_profit_is_averaged_over_the_competitors_daily_jitter():
     assert np.allclose(at[free], at[free][0], rtol=1e-6)
     below = market.profit(idx, comp * 0.9) / exact.profit(idx, comp * 0.9)
     assert np.allclose(below[free], at[free], rtol=1e-6)
-    # so the best price of a market without anchoring is the same either way
-    p0 = market.price_today
-    floor, ceiling = np.maximum(market.cost * 1.1, p0 * 0.8), p0 * 1.2
+    # The true slope is that average's: a difference of its log units
+    h, price = 1e-4, comp * 1.01
+    up, down = (
+        market.expected_demand(idx, price * np.exp(h)),
+        market.expected_demand(idx, price * np.exp(-h)),
+    )
+    slope = market.local_elasticity(idx, price)
+    sells = (up > 0) & (down > 0)
+    assert np.allclose(slope[sells], (np.log(up) - np.log(down))[sells] / (2 * h))
+    assert not np.allclose(slope, exact.local_elasticity(idx, price), atol=0.05)
+    # and the best price of a market without anchoring is the same either way
     clean = make_market(60, FORMS, seed=3)
+    p0 = clean.price_today
+    floor, ceiling = np.maximum(clean.cost * 1.1, p0 * 0.8), p0 * 1.2
     assert np.array_equal(
-        oracle(clean, floor[:60], ceiling[:60]),
-        oracle(replace(clean, competitor_jitter=0.0), floor[:60], ceiling[:60]),
+        oracle(clean, floor, ceiling), oracle(replace(clean, competitor_jitter=0.0), floor, ceiling)
     )
 
 

@@ -45,7 +45,8 @@ def create_stub_products(run: ImportRun) -> None:
 
 def one_spelling(run: ImportRun) -> None:
     """Spellings of a competitor's name (the column of type "name", formats.Column) that differ
-    only in case are one competitor: each becomes the tenant's spelling of it in
+    only in case (their white space already read as one space, `parse.name_sql`) are one
+    competitor: each becomes the tenant's spelling of it in
     CompetitorName. A name it has none of yet gets one there first: the spelling the tenant's
     stored readings have most of (each read as an import reads a name, so a reading stored
     before white space was read so counts, spelt as it is read now), else the file's most
@@ -73,7 +74,7 @@ def one_spelling(run: ImportRun) -> None:
         if new:
             cur.execute(
                 f"""
-                WITH kept AS (
+                WITH kept AS (  -- (the stored names read as the file's: 0.5 s a million)
                     SELECT lower({name_sql(stored)}) AS k, {name_sql(stored)} AS name,
                            count(*) AS n
                     FROM {run.fmt.table}
