@@ -55,6 +55,7 @@ def one_spelling(run: ImportRun) -> None:
     CompetitorName rows, and only the rows spelt otherwise are rewritten. Two rows of the file
     that then share a key are duplicates, reported as such."""
     from ..models import CompetitorName
+    from ..spellings import key_sql  # (it imports the importer's parse)
 
     t, cur, names = int(run.tenant.pk), run.cur, CompetitorName._meta.db_table
     for col in run.fmt.columns:
@@ -75,10 +76,9 @@ def one_spelling(run: ImportRun) -> None:
             cur.execute(
                 f"""
                 WITH kept AS (  -- (the stored names read as the file's: 0.5 s a million)
-                    SELECT lower({name_sql(stored)}) AS k, {name_sql(stored)} AS name,
-                           count(*) AS n
+                    SELECT {key_sql(stored)} AS k, {name_sql(stored)} AS name, count(*) AS n
                     FROM {run.fmt.table}
-                    WHERE tenant_id = {t} AND lower({name_sql(stored)}) = ANY(%s)
+                    WHERE tenant_id = {t} AND {key_sql(stored)} = ANY(%s)
                     GROUP BY 1, 2),
                 file AS (
                     SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[])
