@@ -385,7 +385,10 @@ def decompose(
     out["skus"] = len(idx)
     for name, rec in tried.items():
         got = score(market, rec.price[order], floor, ceiling)
-        out[f"variant:{name}"] = (got["captured"], got["losing_share"])
+        # what the product's own risk model expected: the summed chance of losing money it
+        # states for its changes (`loss_chance`; a change it did not bet on states 0)
+        charged = float(np.nansum(rec.loss_chance)) / len(idx)
+        out[f"variant:{name}"] = (got["captured"], got["losing_share"], charged)
     return out
 
 
@@ -510,11 +513,11 @@ def main() -> None:
                 )
                 named = [k.partition(":")[2] for k in got if k.startswith("variant:")]
                 for name in named:
-                    captured, losing = got.pop(f"variant:{name}")
-                    tried.setdefault((report, name), []).append((captured, losing))
+                    captured, losing, charged = got.pop(f"variant:{name}")
+                    tried.setdefault((report, name), []).append((captured, losing, charged))
                     print(
                         f"  variant {name} ({report}): captured {captured:.3f}, "
-                        f"losing {losing:.2%}",
+                        f"losing {losing:.2%} (expected {charged:.2%})",
                         flush=True,
                     )
                 if got["mismatch"]:
@@ -548,11 +551,17 @@ def main() -> None:
             f"{total['covered'] / max(total['stated'], 1):.3f} |"
         )
     if tried:
-        print("\n| report | variant | mean captured share | mean share of SKUs losing money |")
-        print("| --- | --- | --- | --- |")
+        print(
+            "\n| report | variant | mean captured share | mean share of SKUs losing money | "
+            "expected by the product's own loss chances |"
+        )
+        print("| --- | --- | --- | --- | --- |")
         for (report, name), runs in tried.items():
             got = np.array(runs)
-            print(f"| {report} | {name} | {got[:, 0].mean():.3f} | {got[:, 1].mean():.2%} |")
+            print(
+                f"| {report} | {name} | {got[:, 0].mean():.3f} | {got[:, 1].mean():.2%} | "
+                f"{got[:, 2].mean():.2%} |"
+            )
 
 
 if __name__ == "__main__":
