@@ -83,23 +83,20 @@ def _rename_elsewhere(t: int, merged: Merged, *, dry_run: bool) -> dict:
             FROM {ALERTS} a JOIN m ON {key_sql("a.competitor")} = m.k
             WHERE a.tenant_id = %(t)s AND a.status = 'open')
     """
-    renamed = f"""
-        FROM m WHERE a.tenant_id = %(t)s AND {key_sql("a.competitor")} = m.k
-        AND a.competitor <> m.t
-    """
-    cited = f"""
-        FROM m WHERE r.tenant_id = %(t)s AND r.competitor_name <> ''
-        AND {key_sql("r.competitor_name")} = m.k AND r.competitor_name <> m.t
-    """
+    # which rows take the tenant's spelling: one condition that the dry run counts and the
+    # run updates (`m` the merged spellings, `a` an alert, `r` a recommendation)
+    renamed = f"""a.tenant_id = %(t)s AND {key_sql("a.competitor")} = m.k
+        AND a.competitor <> m.t"""
+    cited = f"""r.tenant_id = %(t)s AND r.competitor_name <> ''
+        AND {key_sql("r.competitor_name")} = m.k AND r.competitor_name <> m.t"""
     with connection.cursor() as cur:
         if dry_run:
             cur.execute(
                 f"""
                 {ranked}
-                SELECT (SELECT count(*) FROM {ALERTS} a, m {renamed.replace("FROM m", "")}),
+                SELECT (SELECT count(*) FROM {ALERTS} a, m WHERE {renamed}),
                        (SELECT count(*) FROM ranked WHERE rank > 1),
-                       (SELECT count(*) FROM {RECOMMENDATIONS} r, m
-                        {cited.replace("FROM m", "")})
+                       (SELECT count(*) FROM {RECOMMENDATIONS} r, m WHERE {cited})
                 """,
                 params,
             )
@@ -117,10 +114,14 @@ def _rename_elsewhere(t: int, merged: Merged, *, dry_run: bool) -> dict:
             params,
         )
         resolved = sorted(i for (i,) in cur.fetchall())
-        cur.execute(f"WITH m AS ({m}) UPDATE {ALERTS} a SET competitor = m.t {renamed}", params)
+        cur.execute(
+            f"WITH m AS ({m}) UPDATE {ALERTS} a SET competitor = m.t FROM m WHERE {renamed}",
+            params,
+        )
         alerts = cur.rowcount
         cur.execute(
-            f"WITH m AS ({m}) UPDATE {RECOMMENDATIONS} r SET competitor_name = m.t {cited}",
+            f"WITH m AS ({m}) UPDATE {RECOMMENDATIONS} r SET competitor_name = m.t "
+            f"FROM m WHERE {cited}",
             params,
         )
         recommendations = cur.rowcount
