@@ -81,6 +81,7 @@ SCRIPTS = {
             "| orders | normal |",
             "| orders | ceiling: true slope and bend |",
             "| orders | ceiling: true slope, bend and hinge |",
+            "expected by the product's own loss chances |",
         ),
         db=True,
     ),
