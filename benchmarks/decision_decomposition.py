@@ -54,6 +54,7 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import replace
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -382,6 +383,18 @@ def decompose(
     out["covered"] = int(np.sum(np.abs(slope - slope_true)[stated] <= 1.96 * slope_se[stated]))
     out["stated"] = int(np.sum(stated))
     out["mismatch"] = mismatch
+    # the product's own chances of losing money against the changes that did (by bins of the
+    # chance charged): is a budget of 1 % of SKUs a 1 % that happens?
+    chance = np.nan_to_num(product.loss_chance[order], nan=0.0)
+    mine = profit(prices["D_product"])
+    lost = mine < today - 0.005 * np.abs(today)
+    bet = chance > 0
+    for k, (low, high) in enumerate(pairwise(CHANCE_BINS)):
+        sel = bet & (chance > low) & (chance <= high)
+        out[f"bin{k}:changes"] = int(np.sum(sel))
+        out[f"bin{k}:charged"] = float(np.sum(chance[sel]))
+        out[f"bin{k}:lost"] = int(np.sum(lost & sel))
+    out["lost_unbet"] = int(np.sum(lost & ~bet))
     out["skus"] = len(idx)
     for name, rec in tried.items():
         got = score(market, rec.price[order], floor, ceiling)
@@ -390,6 +403,10 @@ def decompose(
         charged = float(np.nansum(rec.loss_chance)) / len(idx)
         out[f"variant:{name}"] = (got["captured"], got["losing_share"], charged)
     return out
+
+
+# bins of the chance of losing money the product charged a change (its `loss_chance`)
+CHANCE_BINS = (0.0, 0.001, 0.01, 0.03, 0.06, 1.0)
 
 
 def shares(total: dict) -> dict:
@@ -550,6 +567,20 @@ def main() -> None:
             f"{total['wrong_way_skus'] / total['skus']:.1%} | "
             f"{total['covered'] / max(total['stated'], 1):.3f} |"
         )
+    print(
+        "\nthe product's chances of losing money against the changes that lost money (summed "
+        "over the markets of each report; a change a rule forced or no estimate priced is "
+        "charged 0):\n"
+    )
+    print("| report | chance charged | changes | expected to lose | lost |")
+    print("| --- | --- | --- | --- | --- |")
+    for report, total in totals.items():
+        for k, (low, high) in enumerate(pairwise(CHANCE_BINS)):
+            print(
+                f"| {report} | {low:g}-{high:g} | {total[f'bin{k}:changes']} | "
+                f"{total[f'bin{k}:charged']:.1f} | {total[f'bin{k}:lost']} |"
+            )
+        print(f"| {report} | 0 (kept, or not bet on) | | | {total['lost_unbet']} |")
     if tried:
         print(
             "\n| report | variant | mean captured share | mean share of SKUs losing money | "
