@@ -48,6 +48,7 @@ today's price (the curve's local elasticity +- 1.96 s.e.) holds the true slope t
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import secrets
 import sys
@@ -246,10 +247,11 @@ def decompose(
     reading_every: int = 7,
     price_every: float = 1.0,
     volume: float = 1.0,
+    dump: Path | None = None,
 ) -> dict:
     from ml import selectors as ml_selectors
     from ml.models import ModelVersion
-    from ml.science.simulator import make_market, score, write_csv
+    from ml.science.simulator import FORMS, make_market, score, write_csv
     from pricing_saas.catalog.importer import import_file
     from pricing_saas.pricing import approvals
     from pricing_saas.pricing import services as pricing
@@ -395,6 +397,28 @@ def decompose(
         out[f"bin{k}:charged"] = float(np.sum(chance[sel]))
         out[f"bin{k}:lost"] = int(np.sum(lost & sel))
     out["lost_unbet"] = int(np.sum(lost & ~bet))
+    if dump is not None:  # each SKU of the market, to read the changes that lost money
+        rows = {
+            "sku": market.sku,
+            "form": np.asarray(FORMS)[market.form],
+            "anchored": market.anchored.astype(int),
+            "price_today": p0,
+            "recommended": prices["D_product"],
+            "oracle": prices["O_free"],
+            "point": prices["D_point"],
+            "slope_true": np.asarray(slope_true)[order],
+            "slope": slope[order],
+            "slope_se": slope_se[order],
+            "loss_chance": chance,
+            "gain_true": mine - today,
+            "profit_today": today,
+            "lost": lost.astype(int),
+        }
+        dump.parent.mkdir(parents=True, exist_ok=True)
+        with dump.open("w", newline="") as f:
+            out_csv = csv.writer(f)
+            out_csv.writerow(rows)
+            out_csv.writerows(zip(*rows.values(), strict=True))
     out["skus"] = len(idx)
     for name, rec in tried.items():
         got = score(market, rec.price[order], floor, ceiling)
@@ -484,6 +508,13 @@ def main() -> None:
         help="also the point decision on the true slope (and bend) at today's price: what "
         "better estimates could reach",
     )
+    parser.add_argument(
+        "--dump",
+        type=Path,
+        default=None,
+        help="a folder: each market's SKUs written to a CSV there (form, true and estimated "
+        "slope, the product's price and chance of losing money, the true gain, lost or not)",
+    )
     args = parser.parse_args()
     variants = parse_variants(args.variants)
     switches = parse_traps(args.trap)
@@ -527,6 +558,9 @@ def main() -> None:
                     args.competitor_every,
                     args.price_every,
                     args.volume,
+                    None
+                    if args.dump is None
+                    else args.dump / f"{'+'.join(forms)}-{seed}-{report}.csv",
                 )
                 named = [k.partition(":")[2] for k in got if k.startswith("variant:")]
                 for name in named:
