@@ -791,24 +791,20 @@ def fit_block(
         low, high = seen_low - LOCAL_BANDWIDTH, seen_high + LOCAL_BANDWIDTH
         last = np.where(np.isfinite(today) & (today >= low) & (today <= high), today, last)
     kw = np.exp(-0.5 * ((lp - last[sku]) / LOCAL_BANDWIDTH) ** 2) if LOCAL_BANDWIDTH else 1.0
-    fit = _straight(y, lp, offset, sku, n, trunc, b, a, kw, iterations)
-    if LOCAL_BANDWIDTH and NARROW_BANDWIDTH:
-        fit = _narrower_where_the_days_disagree(
-            fit, y, lp, offset, sku, n, trunc, iterations, last, day, pooled.day_range[0], held
-        )
-    b, a, m, var_b, wt, s0, s1, s2, info_b, kw = (
-        fit.b,
-        fit.a,
-        fit.m,
-        fit.var,
-        fit.wt,
-        fit.s0,
-        fit.s1,
-        fit.s2,
-        fit.info,
-        fit.kw,
-    )
-    del fit
+    for _ in range(iterations):
+        m, var_b = _mean_weight(a[sku] + b[sku] * lp + offset, trunc)
+        wt = var_b * kw
+        s0 = np.bincount(sku, weights=wt, minlength=n)
+        s1 = np.bincount(sku, weights=wt * lp, minlength=n)
+        s2 = np.bincount(sku, weights=wt * lp * lp, minlength=n)
+        res = (y - m) * kw
+        g = np.bincount(sku, weights=res * (lp - (s1 / np.maximum(s0, 1e-12))[sku]), minlength=n)
+        info_b = s2 - s1 * s1 / np.maximum(s0, 1e-12)
+        step = np.where(info_b > 1e-9, g / np.maximum(info_b, 1e-9), 0.0)
+        b = np.clip(b + np.clip(step, -1, 1), -20, 5)
+        a = _profile_alpha(y, b[sku] * lp + offset, sku, n, trunc, a)
+        if np.max(np.abs(step)) < 1e-7:
+            break
     has = (info_b > 1e-9) & (np.bincount(sku, weights=y, minlength=n) > 0)
     raw[has] = b[has]
     # Where the straight fit's slope sits on a bent curve: the weighted least-squares slope of
@@ -912,91 +908,6 @@ def fit_block(
         recent_y=y[recent],
         recent_x=lp[recent],
         recent_trunc=None if trunc is None else trunc[recent],
-    )
-
-
-@dataclass
-class _Straight:
-    """A straight fit of each SKU's log units on log price (everything else held), its rows
-    weighted by the kernel `kw` around today's price: the slopes, the intercepts, and the
-    per-row and per-SKU sums the slope's variance reads."""
-
-    b: np.ndarray
-    a: np.ndarray
-    m: np.ndarray  # per row: the fitted mean
-    var: np.ndarray  # per row: its Newton weight (the model's variance)
-    wt: np.ndarray  # per row: kw x var
-    s0: np.ndarray
-    s1: np.ndarray
-    s2: np.ndarray
-    info: np.ndarray  # per SKU: the slope's information
-    kw: np.ndarray | float
-
-
-def _straight(y, lp, offset, sku, n, trunc, b, a, kw, iterations) -> _Straight:
-    """Newton steps on each SKU's slope, its intercept profiled after each (from `b`, `a`)."""
-    b, a = b.copy(), a.copy()
-    for _ in range(iterations):
-        m, var_b = _mean_weight(a[sku] + b[sku] * lp + offset, trunc)
-        wt = var_b * kw
-        s0 = np.bincount(sku, weights=wt, minlength=n)
-        s1 = np.bincount(sku, weights=wt * lp, minlength=n)
-        s2 = np.bincount(sku, weights=wt * lp * lp, minlength=n)
-        res = (y - m) * kw
-        g = np.bincount(sku, weights=res * (lp - (s1 / np.maximum(s0, 1e-12))[sku]), minlength=n)
-        info_b = s2 - s1 * s1 / np.maximum(s0, 1e-12)
-        step = np.where(info_b > 1e-9, g / np.maximum(info_b, 1e-9), 0.0)
-        b = np.clip(b + np.clip(step, -1, 1), -20, 5)
-        a = _profile_alpha(y, b[sku] * lp + offset, sku, n, trunc, a)
-        if np.max(np.abs(step)) < 1e-7:
-            break
-    return _Straight(b, a, m, var_b, wt, s0, s1, s2, info_b, kw)
-
-
-def _influence(fit: _Straight, y, lp, sku) -> np.ndarray:
-    """Per row, its part of the SKU's slope error to first order: kw (y - m) (x - mean) / info."""
-    mean = fit.s1 / np.maximum(fit.s0, 1e-12)
-    return fit.kw * (y - fit.m) * (lp - mean[sku]) / np.maximum(fit.info, 1e-12)[sku]
-
-
-def _narrower_where_the_days_disagree(
-    wide: _Straight, y, lp, offset, sku, n, trunc, iterations, last, day, origin, held
-) -> _Straight:
-    """Per SKU, the straight fit over a narrower kernel (NARROW_BANDWIDTH) where its slope
-    differs from the wide kernel's by more than BANDWIDTH_TEST_Z standard errors of the
-    difference (Lepski's rule, in two steps). The wide kernel reads days far from today's price
-    (deep promotions, old price levels) as if the curve between there and here were the
-    model's: where a SKU's demand bends otherwise (an S-shaped or straight-line curve 30-50 %
-    below today's price), its slope at today's price comes out biased by more than its own
-    s.e. says, and the two slopes part beyond their noise. Where the model's curve holds, both
-    read the same slope and the wide one, with more days, stays. The difference's s.e. is the
-    sandwich of the two fits' influences over the same blocks of days and held prices as the
-    slope's own (`_variance_parts`), so correlated errors do not read as a disagreement."""
-    kw = np.exp(-0.5 * ((lp - last[sku]) / NARROW_BANDWIDTH) ** 2)
-    narrow = _straight(y, lp, offset, sku, n, trunc, wide.b, wide.a, kw, iterations)
-    diff = _influence(narrow, y, lp, sku) - _influence(wide, y, lp, sku)
-    meat = _clustered(diff, diff**2, sku, day, n, origin)[0]
-    for since in held:  # a price held for weeks is one observation, as in the slope's s.e.
-        meat = np.maximum(meat, _clustered(diff, diff**2, sku, since, n, origin)[0])
-    with np.errstate(invalid="ignore"):
-        apart = (narrow.b - wide.b) ** 2 > BANDWIDTH_TEST_Z**2 * meat
-    use = apart & (narrow.info > 1e-9) & (wide.info > 1e-9) & np.isfinite(narrow.b)
-    if not use.any():
-        return wide
-    rows = use[sku]
-    pick_sku = lambda w, v: np.where(use, v, w)  # noqa: E731
-    pick_row = lambda w, v: np.where(rows, v, w)  # noqa: E731
-    return _Straight(
-        b=pick_sku(wide.b, narrow.b),
-        a=pick_sku(wide.a, narrow.a),
-        m=pick_row(wide.m, narrow.m),
-        var=pick_row(wide.var, narrow.var),
-        wt=pick_row(wide.wt, narrow.wt),
-        s0=pick_sku(wide.s0, narrow.s0),
-        s1=pick_sku(wide.s1, narrow.s1),
-        s2=pick_sku(wide.s2, narrow.s2),
-        info=pick_sku(wide.info, narrow.info),
-        kw=pick_row(wide.kw, narrow.kw),
     )
 
 
@@ -1223,10 +1134,6 @@ def _gap_range(price, competitor, sku, n, reduce, empty):
 
 
 LOCAL_BANDWIDTH = 0.25  # log-price distance over which a SKU's slope is local to today's price
-# The kernel a SKU's slope narrows to where the wide one's days disagree with the nearer ones'
-# beyond their noise (`_narrower_where_the_days_disagree`; 0: never)
-NARROW_BANDWIDTH = 0.125
-BANDWIDTH_TEST_Z = 2.0
 HINGE_PRIOR_SD = 3.0  # prior on a SKU's extra slope above the competitor: N(0, 3^2)
 
 

@@ -299,8 +299,6 @@ def test_a_promotion_joining_its_held_run_never_narrows_a_skus_own_doubt(hold, s
 
     panel, _e, _today = held_prices(seed, hold=hold, promotions=0.05)
     pooled = demand.fit_pooled(panel)
-    # the same slopes both ways (which kernel a SKU's slope takes reads these clusters too)
-    monkeypatch.setattr(demand, "NARROW_BANDWIDTH", 0.0)
     both = demand.fit_block(panel, pooled)
     monkeypatch.setattr(demand, "_held_since", lambda sku, day, price, order, promo, runs: runs)
     cut = demand.fit_block(panel, pooled)
