@@ -611,10 +611,12 @@ def main() -> None:
     for report, total in totals.items():
         for k, (low, high) in enumerate(pairwise(CHANCE_BINS)):
             print(
-                f"| {report} | {low:g}-{high:g} | {total[f'bin{k}:changes']} | "
-                f"{total[f'bin{k}:charged']:.1f} | {total[f'bin{k}:lost']} |"
+                f"| {report} | ({low:g}, {high:g}] | {total[f'bin{k}:changes']} | "
+                f"{total[f'bin{k}:charged']:.2f} | {total[f'bin{k}:lost']} |"
             )
         print(f"| {report} | 0 (kept, or not bet on) | | | {total['lost_unbet']} |")
+    if args.dump is not None:
+        print(f"\neach market's SKUs written to {args.dump}")
     if tried:
         print(
             "\n| report | variant | mean captured share | mean share of SKUs losing money | "

@@ -69,7 +69,8 @@ SCRIPTS = {
         args="--skus 12 --days 60 --seeds 0 --reports orders --ceiling --traps "
         "--anchored-share 0.25 --trap overdispersion=1.2 --trap anchor_slope=1:2 "
         "--competitor-every 1 --price-every 20 --volume 0.5 --variants "
-        "per-sku:loss_budget=none,gain_z=1;own:own_hinges=1;normal:normal_hinges=1",
+        "per-sku:loss_budget=none,gain_z=1;own:own_hinges=1;normal:normal_hinges=1 "
+        "--dump {tmp}/skus",
         expect=(
             "25% of SKUs anchored to the competitor, overdispersion 1.2, anchor_slope "
             "(1.0, 2.0), own prices changed every 20 days on average, units a day x 0.5",
@@ -82,6 +83,8 @@ SCRIPTS = {
             "| orders | ceiling: true slope and bend |",
             "| orders | ceiling: true slope, bend and hinge |",
             "expected by the product's own loss chances |",
+            "| orders | (0.06, 1] |",
+            "each market's SKUs written to",
         ),
         db=True,
     ),
