@@ -72,7 +72,9 @@ def hinge_prior(raw, se, mixture: bool = True) -> tuple[float, float, float, flo
     catalogs are a mixture of SKUs buyers do not compare and SKUs whose demand collapses above
     the competitor, which one normal spread pictures badly (it pulls every SKU without a hinge
     toward the collapsing ones' mean, and every collapsing one toward none). `mixture=False`:
-    one normal spread (mean and tau^2 by moments, spike 0).
+    one normal spread (spike 0): tau^2 by DerSimonian and Laird's moments, the centre and its
+    variance the mean weighted by 1 / (tau^2 + s.e.^2), so that a hinge read with a wide s.e.
+    moves the centre as little as it says (`_one_normal`).
 
     A hinge's posterior on it (`DemandCurve.hinge_posterior`) is what a raise past the
     competitor is judged on where the SKU's own data do not lean toward a hinge: where no SKU's
@@ -84,16 +86,25 @@ def hinge_prior(raw, se, mixture: bool = True) -> tuple[float, float, float, flo
     if est.sum() < HINGE_SPREAD_MIN:
         return None
     raw, se = raw[est], se[est]
-    centre = float(np.mean(raw))
-    with np.errstate(over="ignore"):  # an s.e. past 1e154: a reading that says nothing
-        tau2 = max(float(np.mean((raw - centre) ** 2 - se**2)), 0.0)
-    # the centre's doubt: that of the precision-weighted mean of the readings (what they say
-    # of it; a reading whose s.e. overflows says nothing), finite always (review)
-    s2 = np.clip(se, 1e-6, 1e6) ** 2
-    centre_var = float(1.0 / np.sum(1.0 / (tau2 + s2)))
+    centre, tau2, centre_var = _one_normal(raw, se)
     if not mixture:
         return centre, tau2, 0.0, centre_var
     return _spike_and_slab(raw, se, centre, tau2, centre_var)
+
+
+def _one_normal(raw, se) -> tuple[float, float, float]:
+    """One normal spread of readings `raw` with standard errors `se` (a random-effects mean,
+    DerSimonian and Laird): tau^2 from Cochran's Q about the inverse-variance mean, then the
+    mean weighted by 1 / (tau^2 + s.e.^2) and its variance. An s.e. is read within 1e-6 and
+    1e6 (beyond: a reading that says all, or nothing; its weight stays finite)."""
+    s2 = np.clip(se, 1e-6, 1e6) ** 2
+    w = 1.0 / s2
+    fixed = float(np.sum(w * raw) / np.sum(w))
+    q = float(np.sum(w * (raw - fixed) ** 2))
+    scale = float(np.sum(w) - np.sum(w * w) / np.sum(w))
+    tau2 = max((q - (len(raw) - 1)) / scale, 0.0) if scale > 0 else 0.0
+    v = 1.0 / (tau2 + s2)
+    return float(np.sum(v * raw) / np.sum(v)), tau2, float(1.0 / np.sum(v))
 
 
 SPIKE_MAX = 0.99  # the largest share of SKUs the fit may say have no hinge (never certain)

@@ -399,3 +399,25 @@ def test_the_values_as_the_competitor_moves_are_the_curves_at_each_position(shap
         want = curve.value(price, cost, revenue, competitor=at)
         np.testing.assert_allclose(value, want, rtol=1e-12, atol=1e-12)
         assert value.shape == price.shape
+
+
+def test_hinges_read_with_a_wide_error_move_the_catalogs_spread_as_little_as_they_say():
+    # One normal spread of the catalog's hinges: its centre was their plain mean, while its
+    # variance weighed each by its precision. Ten hinges read at -40 give or take 30 (a few
+    # days above the competitor) dragged the centre of forty read at -2 give or take 0.5 to
+    # about -10. Weighted by 1 / (tau^2 + s.e.^2) (DerSimonian and Laird), they weigh what they say.
+    from ml.science.curve import hinge_prior
+
+    rng = np.random.default_rng(11)
+    sure = -2.0 + rng.normal(0, 0.3, 40) + rng.normal(0, 0.5, 40)
+    loose = -40.0 + rng.normal(0, 30.0, 10)
+    raw, se = np.r_[sure, loose], np.r_[np.full(40, 0.5), np.full(10, 30.0)]
+    centre, tau2, spike, centre_var = hinge_prior(raw, se, mixture=False)
+    assert spike == 0.0
+    assert abs(centre - np.mean(sure)) < 0.1, centre
+    assert 0.0 <= tau2 < 0.5
+    assert centre_var == pytest.approx(1 / np.sum(1 / (tau2 + se**2)))
+    # readings alike in their s.e.: the plain mean, and tau^2 their spread beyond that s.e.
+    same = hinge_prior(sure, np.full(40, 0.5), mixture=False)
+    assert same[0] == pytest.approx(np.mean(sure))
+    assert same[1] == pytest.approx(max(np.var(sure, ddof=1) - 0.25, 0.0))
