@@ -86,10 +86,17 @@ def hinge_prior(raw, se, mixture: bool = True) -> tuple[float, float, float, flo
     if est.sum() < HINGE_SPREAD_MIN:
         return None
     raw, se = raw[est], se[est]
-    centre, tau2, centre_var = _one_normal(raw, se)
+    spread = _one_normal(raw, se)
     if not mixture:
-        return centre, tau2, 0.0, centre_var
-    return _spike_and_slab(raw, se, centre, tau2, centre_var)
+        return (*spread[:2], 0.0, spread[2])
+    # the mixture's EM starts from, and its likelihood-ratio test is against, the readings'
+    # plain mean and spread by moments: started from the weighted centre, a catalog whose
+    # SKUs without a hinge are read far more surely than its collapsing ones put the slab on
+    # the spike, and no collapse was found (review)
+    start = float(np.mean(raw))
+    with np.errstate(over="ignore"):  # an s.e. past 1e154: a reading that says nothing
+        start_tau2 = max(float(np.mean((raw - start) ** 2 - se**2)), 0.0)
+    return _spike_and_slab(raw, se, start, start_tau2, spread)
 
 
 def _one_normal(raw, se) -> tuple[float, float, float]:
@@ -99,10 +106,18 @@ def _one_normal(raw, se) -> tuple[float, float, float]:
     1e6 (beyond: a reading that says all, or nothing; its weight stays finite)."""
     s2 = np.clip(se, 1e-6, 1e6) ** 2
     w = 1.0 / s2
-    fixed = float(np.sum(w * raw) / np.sum(w))
-    q = float(np.sum(w * (raw - fixed) ** 2))
-    scale = float(np.sum(w) - np.sum(w * w) / np.sum(w))
+    total = float(np.sum(w))
+    fixed = float(np.sum(w * raw) / total)
+    with np.errstate(over="ignore", invalid="ignore"):
+        q = float(np.sum(w * (raw - fixed) ** 2))
+    # sum(w) - sum(w^2) / sum(w), as each weight times the sum of the others (no cancellation
+    # where one reading's weight dwarfs the rest: review)
+    before = np.r_[0.0, np.cumsum(w)[:-1]]
+    after = np.r_[np.cumsum(w[::-1])[::-1][1:], 0.0]
+    scale = float(np.sum(w * (before + after)) / total)
     tau2 = max((q - (len(raw) - 1)) / scale, 0.0) if scale > 0 else 0.0
+    if not np.isfinite(tau2):  # readings past 1e150: their inverse-variance mean alone
+        return fixed, 0.0, 1.0 / total
     v = 1.0 / (tau2 + s2)
     return float(np.sum(v * raw) / np.sum(v)), tau2, float(1.0 / np.sum(v))
 
@@ -117,18 +132,20 @@ MIXTURE_LR = 6.0  # twice the log-likelihood gain over one normal spread a mixtu
 
 
 def _spike_and_slab(
-    raw, se, centre, tau2, centre_var, iterations: int = 200
+    raw, se, centre, tau2, normal, iterations: int = 200
 ) -> tuple[float, float, float, float]:
     """EM for raw_i ~ spike N(0, se_i^2) + (1 - spike) N(centre, tau^2 + se_i^2): the share of
     SKUs without a hinge and the normal spread of the others' (each M step weighs a hinge by
     its responsibility and its precision; tau^2 by the weighted moments, as `_tau2` in the
     demand model), each reading further down-weighted where it lies more than HUBER s.d. from
     the slab (an M-estimate: one extreme hinge does not widen the slab until every moderate
-    reading looks like none). Started from the one-normal fit with half the SKUs in the spike;
-    one normal spread (the mixture at spike 0) is kept unless the mixture reads the hinges
-    clearly better (MIXTURE_LR) and is finite (`centre_var`: the one normal spread's centre's
-    variance, returned with it; the slab's mean's is 1 / the sum of its weights' precision,
-    each SKU's responsibility over its variance about the slab)."""
+    reading looks like none). Started from `centre` and `tau2` (the readings' plain mean and
+    spread) with half the SKUs in the spike; one normal spread (`normal`: its centre, tau^2
+    and centre's variance, `_one_normal`) is returned unless the mixture reads the hinges
+    clearly better (MIXTURE_LR, against the better of the two normal spreads) and is finite
+    (the slab's mean's variance is 1 / the sum of its weights' precision, each SKU's
+    responsibility over its variance about the slab)."""
+    centre_var = normal[2]
     # a hinge steeper than HINGE_FIT_RANGE is a collapse like any other (no sale above the
     # competitor either way): read at the range's end, a few extreme ones do not become the
     # slab or widen it (review)
@@ -172,9 +189,12 @@ def _spike_and_slab(
     # kept only where it reads the hinges clearly better than one normal spread (a likelihood
     # ratio test; one parameter more, stricter than 5 %): a catalog where no SKU's hinge
     # differs from none fits a mixture whose two parts are alike, for nothing
-    better = 2 * (fitted - loglik(0.0, centre, tau2)[0]) > MIXTURE_LR
+    # against the better of the two normal spreads (the start's and the one returned): a kept
+    # mixture never reads the hinges worse than the normal spread it replaces
+    null = max(loglik(0.0, centre, tau2)[0], loglik(0.0, normal[0], normal[1])[0])
+    better = 2 * (fitted - null) > MIXTURE_LR
     if not (np.isfinite([fitted, mu, t2, spike]).all()) or not better:
-        return centre, tau2, 0.0, centre_var
+        return normal[0], normal[1], 0.0, normal[2]
     # the slab mean's variance: a weighted mean's, with the last M step's weights (each SKU's
     # responsibility and Huber weight over its variance about the slab; review)
     _, zero, slab = loglik(spike, mu, t2)
