@@ -127,8 +127,9 @@ class DemandFit:
 
     @property
     def hinge_normal(self) -> tuple[float, float] | None:
-        """The same hinges' spread as one normal (their mean and tau^2): what a reader that
-        knows no share without a hinge takes (stored beside the mixture for it)."""
+        """The same hinges' spread as one normal (their weighted mean and tau^2,
+        `ml.science.curve.hinge_prior`): what a reader that knows no share without a hinge
+        takes (stored beside the mixture for it)."""
         se = self.competitor_above_se
         if se is None or self.competitor_above is None:
             return None
