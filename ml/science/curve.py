@@ -89,10 +89,9 @@ def hinge_prior(raw, se, mixture: bool = True) -> tuple[float, float, float, flo
     spread = _one_normal(raw, se)
     if not mixture:
         return (*spread[:2], 0.0, spread[2])
-    # the mixture's EM starts from, and its likelihood-ratio test is against, the readings'
-    # plain mean and spread by moments: started from the weighted centre, a catalog whose
-    # SKUs without a hinge are read far more surely than its collapsing ones put the slab on
-    # the spike, and no collapse was found (review)
+    # the mixture's EM starts from the readings' plain mean and spread by moments: started
+    # from the weighted centre, a catalog whose SKUs without a hinge are read far more surely
+    # than its collapsing ones put the slab on the spike, and no collapse was found (review)
     start = float(np.mean(raw))
     with np.errstate(over="ignore"):  # an s.e. past 1e154: a reading that says nothing
         start_tau2 = max(float(np.mean((raw - start) ** 2 - se**2)), 0.0)
@@ -103,19 +102,23 @@ def _one_normal(raw, se) -> tuple[float, float, float]:
     """One normal spread of readings `raw` with standard errors `se` (a random-effects mean,
     DerSimonian and Laird): tau^2 from Cochran's Q about the inverse-variance mean, then the
     mean weighted by 1 / (tau^2 + s.e.^2) and its variance. An s.e. is read within 1e-6 and
-    1e6 (beyond: a reading that says all, or nothing; its weight stays finite)."""
+    1e6 (beyond: a reading that says all, or nothing; its weight stays finite); a reading at
+    1e6 or more is no part of Q or its degrees of freedom (it would add one to those and
+    nothing to Q, reading tau^2 too small: review)."""
     s2 = np.clip(se, 1e-6, 1e6) ** 2
     w = 1.0 / s2
     total = float(np.sum(w))
     fixed = float(np.sum(w * raw) / total)
+    counted = se < 1e6
     with np.errstate(over="ignore", invalid="ignore"):
-        q = float(np.sum(w * (raw - fixed) ** 2))
+        q = float(np.sum((w * (raw - fixed) ** 2)[counted]))
     # sum(w) - sum(w^2) / sum(w), as each weight times the sum of the others (no cancellation
     # where one reading's weight dwarfs the rest: review)
-    before = np.r_[0.0, np.cumsum(w)[:-1]]
-    after = np.r_[np.cumsum(w[::-1])[::-1][1:], 0.0]
-    scale = float(np.sum(w * (before + after)) / total)
-    tau2 = max((q - (len(raw) - 1)) / scale, 0.0) if scale > 0 else 0.0
+    wc = w[counted]
+    before = np.r_[0.0, np.cumsum(wc)[:-1]]
+    after = np.r_[np.cumsum(wc[::-1])[::-1][1:], 0.0]
+    scale = float(np.sum(wc * (before + after)) / np.sum(wc)) if len(wc) else 0.0
+    tau2 = max((q - (len(wc) - 1)) / scale, 0.0) if scale > 0 else 0.0
     if not np.isfinite(tau2):  # readings past 1e150: their inverse-variance mean alone
         return fixed, 0.0, 1.0 / total
     v = 1.0 / (tau2 + s2)
@@ -139,12 +142,12 @@ def _spike_and_slab(
     its responsibility and its precision; tau^2 by the weighted moments, as `_tau2` in the
     demand model), each reading further down-weighted where it lies more than HUBER s.d. from
     the slab (an M-estimate: one extreme hinge does not widen the slab until every moderate
-    reading looks like none). Started from `centre` and `tau2` (the readings' plain mean and
-    spread) with half the SKUs in the spike; one normal spread (`normal`: its centre, tau^2
-    and centre's variance, `_one_normal`) is returned unless the mixture reads the hinges
-    clearly better (MIXTURE_LR, against the better of the two normal spreads) and is finite
-    (the slab's mean's variance is 1 / the sum of its weights' precision, each SKU's
-    responsibility over its variance about the slab)."""
+    reading looks like none). Started with half the SKUs in the spike and the slab at twice
+    `centre` with spread `tau2` (the readings' plain mean and spread). One normal spread
+    (`normal`: its centre, tau^2 and centre's variance, `_one_normal`) is returned unless the
+    mixture reads the hinges clearly better (MIXTURE_LR, against the better of the two normal
+    spreads) and is finite (the slab's mean's variance is 1 / the sum of its weights'
+    precision, each SKU's responsibility over its variance about the slab)."""
     centre_var = normal[2]
     # a hinge steeper than HINGE_FIT_RANGE is a collapse like any other (no sale above the
     # competitor either way): read at the range's end, a few extreme ones do not become the
@@ -188,9 +191,9 @@ def _spike_and_slab(
     fitted = loglik(spike, mu, t2)[0]
     # kept only where it reads the hinges clearly better than one normal spread (a likelihood
     # ratio test; one parameter more, stricter than 5 %): a catalog where no SKU's hinge
-    # differs from none fits a mixture whose two parts are alike, for nothing
-    # against the better of the two normal spreads (the start's and the one returned): a kept
-    # mixture never reads the hinges worse than the normal spread it replaces
+    # differs from none fits a mixture whose two parts are alike, for nothing. Against the
+    # better of two normal spreads (the start's and the one returned, neither the likeliest
+    # normal): a kept mixture never reads the hinges worse than the normal spread it replaces
     null = max(loglik(0.0, centre, tau2)[0], loglik(0.0, normal[0], normal[1])[0])
     better = 2 * (fitted - null) > MIXTURE_LR
     if not (np.isfinite([fitted, mu, t2, spike]).all()) or not better:
@@ -204,8 +207,8 @@ def _spike_and_slab(
     u = np.minimum(1.0, HUBER / np.maximum(np.abs(raw - mu) / np.sqrt(t2 + s2), 1e-12))
     a = r * u / (t2 + s2)
     total = float(np.sum(a))
-    if not total > 0:
-        return mu, t2, spike, centre_var
+    if not total > 0:  # no weight left on the slab: one normal spread
+        return normal[0], normal[1], 0.0, centre_var
     return mu, t2, spike, float(np.sum(a * a * (t2 + s2)) / total**2)
 
 
