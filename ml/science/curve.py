@@ -85,7 +85,10 @@ def hinge_prior(raw, se, mixture: bool = True) -> tuple[float, float, float, flo
         est = np.isfinite(raw) & np.isfinite(se) & (se > 0)
     if est.sum() < HINGE_SPREAD_MIN:
         return None
-    raw, se = raw[est], se[est]
+    # a hinge steeper than HINGE_FIT_RANGE is a collapse like any other, read at the range's
+    # end by every part of the fit (an absurd reading, 1e31 or more, made the mixture's start
+    # and the normal spread absurd: review)
+    raw, se = np.clip(raw[est], -HINGE_FIT_RANGE, HINGE_FIT_RANGE), se[est]
     spread = _one_normal(raw, se)
     if not mixture:
         return (*spread[:2], 0.0, spread[2])

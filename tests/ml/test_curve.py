@@ -449,8 +449,19 @@ def test_a_collapse_read_less_surely_than_the_skus_without_one_is_still_found():
 
 
 def test_readings_past_any_real_size_give_a_finite_spread():
+    # Found in review: a reading of -1e40 among a catalog where a quarter of the SKUs collapse
+    # at -4 made the mixture's start absurd and the fit kept a "mixture" centred at -1e38.
+    # Every part of the fit now reads a hinge steeper than -10 at -10.
     from ml.science.curve import hinge_prior
 
     raw = np.r_[np.zeros(30), np.full(5, -1e160)]
     spread = hinge_prior(raw, np.ones(35), mixture=False)
-    assert np.isfinite(spread).all()
+    assert np.isfinite(spread).all() and -10.0 <= spread[0] <= 0.0
+    rng = np.random.default_rng(7)
+    collapse = rng.random(100) < 0.25
+    base = np.where(collapse, -4.0, 0.0) + rng.normal(0, 1.0, 100)
+    for absurd in (-30.0, -1e40, -1e160):
+        with np.errstate(all="raise"):
+            centre, tau2, spike, centre_var = hinge_prior(np.r_[base, absurd], np.ones(101))
+        assert -6.0 < centre < -3.0 and 0.6 < spike < 0.9, (absurd, centre, spike)
+        assert np.isfinite([tau2, centre_var]).all() and tau2 <= 6.25
