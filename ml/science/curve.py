@@ -74,7 +74,8 @@ def hinge_prior(raw, se, mixture: bool = True) -> tuple[float, float, float, flo
     toward the collapsing ones' mean, and every collapsing one toward none). `mixture=False`:
     one normal spread (spike 0): tau^2 by DerSimonian and Laird's moments, the centre and its
     variance the mean weighted by 1 / (tau^2 + s.e.^2), so that a hinge read with a wide s.e.
-    moves the centre as little as it says (`_one_normal`).
+    moves the centre as little as it says (`_one_normal`). Every part of the fit reads a hinge
+    beyond +-HINGE_FIT_RANGE at the range's end.
 
     A hinge's posterior on it (`DemandCurve.hinge_posterior`) is what a raise past the
     competitor is judged on where the SKU's own data do not lean toward a hinge: where no SKU's
@@ -85,9 +86,9 @@ def hinge_prior(raw, se, mixture: bool = True) -> tuple[float, float, float, flo
         est = np.isfinite(raw) & np.isfinite(se) & (se > 0)
     if est.sum() < HINGE_SPREAD_MIN:
         return None
-    # a hinge steeper than HINGE_FIT_RANGE is a collapse like any other, read at the range's
-    # end by every part of the fit (an absurd reading, 1e31 or more, made the mixture's start
-    # and the normal spread absurd: review)
+    # a hinge steeper than HINGE_FIT_RANGE is a collapse like any other (and a rise past it
+    # as unlikely as any), read at the range's end by every part of the fit (an absurd
+    # reading, 1e31 or more, made the mixture's start and the normal spread absurd: review)
     raw, se = np.clip(raw[est], -HINGE_FIT_RANGE, HINGE_FIT_RANGE), se[est]
     spread = _one_normal(raw, se)
     if not mixture:
@@ -107,14 +108,14 @@ def _one_normal(raw, se) -> tuple[float, float, float]:
     mean weighted by 1 / (tau^2 + s.e.^2) and its variance. An s.e. is read within 1e-6 and
     1e6 (beyond: a reading that says all, or nothing; its weight stays finite); a reading at
     1e6 or more is no part of Q or its degrees of freedom (it would add one to those and
-    nothing to Q, reading tau^2 too small: review)."""
+    nothing to Q, reading tau^2 too small: review). `raw` within +-HINGE_FIT_RANGE
+    (`hinge_prior`), so every sum stays finite."""
     s2 = np.clip(se, 1e-6, 1e6) ** 2
     w = 1.0 / s2
     total = float(np.sum(w))
     fixed = float(np.sum(w * raw) / total)
     counted = se < 1e6
-    with np.errstate(over="ignore", invalid="ignore"):
-        q = float(np.sum((w * (raw - fixed) ** 2)[counted]))
+    q = float(np.sum((w * (raw - fixed) ** 2)[counted]))
     # sum(w) - sum(w^2) / sum(w), as each weight times the sum of the others (no cancellation
     # where one reading's weight dwarfs the rest: review)
     wc = w[counted]
@@ -122,8 +123,6 @@ def _one_normal(raw, se) -> tuple[float, float, float]:
     after = np.r_[np.cumsum(wc[::-1])[::-1][1:], 0.0]
     scale = float(np.sum(wc * (before + after)) / np.sum(wc)) if len(wc) else 0.0
     tau2 = max((q - (len(wc) - 1)) / scale, 0.0) if scale > 0 else 0.0
-    if not np.isfinite(tau2):  # readings past 1e150: their inverse-variance mean alone
-        return fixed, 0.0, 1.0 / total
     v = 1.0 / (tau2 + s2)
     return float(np.sum(v * raw) / np.sum(v)), tau2, float(1.0 / np.sum(v))
 

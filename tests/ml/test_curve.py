@@ -460,8 +460,14 @@ def test_readings_past_any_real_size_give_a_finite_spread():
     rng = np.random.default_rng(7)
     collapse = rng.random(100) < 0.25
     base = np.where(collapse, -4.0, 0.0) + rng.normal(0, 1.0, 100)
+    at_the_end = hinge_prior(np.r_[base, -10.0], np.ones(101))
     for absurd in (-30.0, -1e40, -1e160):
-        with np.errstate(all="raise"):
-            centre, tau2, spike, centre_var = hinge_prior(np.r_[base, absurd], np.ones(101))
-        assert -6.0 < centre < -3.0 and 0.6 < spike < 0.9, (absurd, centre, spike)
-        assert np.isfinite([tau2, centre_var]).all() and tau2 <= 6.25
+        with np.errstate(all="raise", under="ignore"):
+            spread = hinge_prior(np.r_[base, absurd], np.ones(101))
+        assert spread == pytest.approx(at_the_end), absurd
+    centre, tau2, spike, centre_var = at_the_end
+    assert -6.0 < centre < -3.0 and 0.6 < spike < 0.9, (centre, spike)
+    assert np.isfinite([tau2, centre_var]).all() and tau2 <= 6.25
+    # a rise past +10 the same way (a hinge is a fall: the spread's centre is at most 0)
+    rise = hinge_prior(np.r_[base, 1e40], np.ones(101))
+    assert rise == pytest.approx(hinge_prior(np.r_[base, 10.0], np.ones(101)))
