@@ -251,7 +251,7 @@ def decompose(
 ) -> dict:
     from ml import selectors as ml_selectors
     from ml.models import ModelVersion
-    from ml.science.simulator import FORMS, make_market, score, write_csv
+    from ml.science.simulator import FORMS, losing, make_market, score, write_csv
     from pricing_saas.catalog.importer import import_file
     from pricing_saas.pricing import approvals
     from pricing_saas.pricing import services as pricing
@@ -388,8 +388,8 @@ def decompose(
     # the product's own chances of losing money against the changes that did (by bins of the
     # chance charged): is a budget of 1 % of SKUs a 1 % that happens?
     chance = np.nan_to_num(product.loss_chance[order], nan=0.0)
-    mine = profit(prices["D_product"])
-    lost = mine < today - 0.005 * np.abs(today)
+    mine = value["D_product"]
+    lost = losing(today, mine)
     bet = chance > 0
     for k, (low, high) in enumerate(pairwise(CHANCE_BINS)):
         sel = bet & (chance > low) & (chance <= high)

@@ -149,12 +149,10 @@ def _spike_and_slab(
     (`normal`: its centre, tau^2 and centre's variance, `_one_normal`) is returned unless the
     mixture reads the hinges clearly better (MIXTURE_LR, against the better of the two normal
     spreads) and is finite (the slab's mean's variance is 1 / the sum of its weights'
-    precision, each SKU's responsibility over its variance about the slab)."""
-    centre_var = normal[2]
-    # a hinge steeper than HINGE_FIT_RANGE is a collapse like any other (no sale above the
-    # competitor either way): read at the range's end, a few extreme ones do not become the
-    # slab or widen it (review)
-    raw = np.clip(raw, -HINGE_FIT_RANGE, HINGE_FIT_RANGE)
+    precision, each SKU's responsibility over its variance about the slab). `raw` within
+    +-HINGE_FIT_RANGE (`hinge_prior`: a few extreme hinges do not become the slab or widen
+    it)."""
+    as_normal = (normal[0], normal[1], 0.0, normal[2])
     se = np.clip(se, 1e-6, 1e6)  # beyond: a reading that says nothing, or all
     s2 = se * se
 
@@ -199,7 +197,7 @@ def _spike_and_slab(
     null = max(loglik(0.0, centre, tau2)[0], loglik(0.0, normal[0], normal[1])[0])
     better = 2 * (fitted - null) > MIXTURE_LR
     if not (np.isfinite([fitted, mu, t2, spike]).all()) or not better:
-        return normal[0], normal[1], 0.0, normal[2]
+        return as_normal
     # the slab mean's variance: a weighted mean's, with the last M step's weights (each SKU's
     # responsibility and Huber weight over its variance about the slab; review)
     _, zero, slab = loglik(spike, mu, t2)
@@ -210,7 +208,7 @@ def _spike_and_slab(
     a = r * u / (t2 + s2)
     total = float(np.sum(a))
     if not total > 0:  # no weight left on the slab: one normal spread
-        return normal[0], normal[1], 0.0, centre_var
+        return as_normal
     return mu, t2, spike, float(np.sum(a * a * (t2 + s2)) / total**2)
 
 

@@ -385,6 +385,12 @@ def oracle(
     return best
 
 
+def losing(today: np.ndarray, mine: np.ndarray) -> np.ndarray:
+    """Per SKU, whether the true profit `mine` at a recommended price falls short of `today`'s
+    by more than 0.5 % of today's (a recommendation that loses money)."""
+    return mine < today - 0.005 * np.abs(today)
+
+
 def score(market: Market, recommended: np.ndarray, floor: np.ndarray, ceiling: np.ndarray) -> dict:
     """Share of the oracle's attainable profit lift that the recommendations capture; rule
     violations; `losing_share`, the share of SKUs whose true profit at the recommended price
@@ -399,7 +405,7 @@ def score(market: Market, recommended: np.ndarray, floor: np.ndarray, ceiling: n
     now, ours = today.sum(), mine.sum()
     top = market.profit(idx, best).sum()
     violations = int(np.sum((recommended < floor - 1e-6) | (recommended > ceiling + 1e-6)))
-    losing = mine < today - 0.005 * np.abs(today)
+    lost = losing(today, mine)
     changed = np.abs(recommended - np.round(market.price_today, 2)) > 0.005 + 1e-9
     return {
         "profit_today": round(float(now), 2),
@@ -407,6 +413,6 @@ def score(market: Market, recommended: np.ndarray, floor: np.ndarray, ceiling: n
         "profit_oracle": round(float(top), 2),
         "captured": round(float((ours - now) / (top - now)), 4) if top > now else 1.0,
         "violations": violations,
-        "losing_share": round(float(np.mean(losing)), 4),
+        "losing_share": round(float(np.mean(lost)), 4),
         "changed": int(np.sum(changed)),
     }
