@@ -79,7 +79,7 @@ def demand_curve(
         rows = rows.filter(product_id__gte=within[0], product_id__lt=within[1])
     names = ("elasticity", "elasticity_se", "units_per_day", "typical_price", "curvature",
              "price_low", "price_high", "from_prior", "competitor_slope", "competitor_slope_se",
-             "curvature_se", "gap_low", "gap_high")  # fmt: skip
+             "curvature_se", "gap_low", "gap_high", "slope_hinge_corr")  # fmt: skip
     fits = {
         r[0]: dict(zip(names, r[1:], strict=True)) for r in rows.values_list("product_id", *names)
     }
@@ -139,6 +139,7 @@ def demand_curve(
         competitor_slope=hinge,
         competitor_slope_se=hinge_se,
         curvature_se=get("curvature_se", 0.0),
+        slope_hinge_corr=get("slope_hinge_corr", 0.0),
         evidence_low=get("price_low"),
         evidence_high=get("price_high"),
         borrowed=get("from_prior", 0.0) > 0,

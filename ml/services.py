@@ -445,6 +445,11 @@ def finish_demand(
         "curvature_se": fit.curvature_se,
         "gap_low": fit.gap_low,
         "gap_high": fit.gap_high,
+        "slope_hinge_corr": (
+            fit.slope_hinge_corr
+            if fit.slope_hinge_corr is not None
+            else np.zeros(len(product_ids))
+        ),
     }
     buffer = io.BytesIO()
     # The artifact holds every estimate, so a version whose rows were pruned can be restored.
@@ -591,7 +596,8 @@ ESTIMATE_FIELDS = ("product_id", "elasticity", "elasticity_se", "raw_elasticity"
                    "typical_price", "units_per_day", "days_observed")  # fmt: skip
 # Kept since the evidence range: absent from older artifacts (restored as unknown).
 OPTIONAL_FIELDS = ("price_low", "price_high", "from_prior", "competitor_slope",
-                   "competitor_slope_se", "gap_low", "gap_high", "curvature_se")  # fmt: skip
+                   "competitor_slope_se", "gap_low", "gap_high", "curvature_se",
+                   "slope_hinge_corr")  # fmt: skip
 
 
 def _store_elasticities(version: ModelVersion, estimates) -> int:
@@ -616,6 +622,7 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
     hinge = np.asarray(estimates.get("competitor_slope", np.zeros(size)), float)
     hinge_se = np.asarray(estimates.get("competitor_slope_se", np.full(size, np.inf)), float)
     curv_se = np.asarray(estimates.get("curvature_se", np.full(size, np.nan)), float)
+    corr = np.asarray(estimates.get("slope_hinge_corr", np.zeros(size)), float)
     gap_lo, gap_hi = (
         np.asarray(estimates.get(k, np.full(size, np.nan)), float) for k in ("gap_low", "gap_high")
     )
@@ -639,8 +646,9 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
             "gap_low": number(gl),
             "gap_high": number(gh),
             "curvature_se": number(cs),
+            "slope_hinge_corr": float(rho) if np.isfinite(rho) else 0.0,
         }
-        for pk, e, se, raw, c, typical, rate, days, lo, hi, fp, h, hs, gl, gh, cs in zip(
+        for pk, e, se, raw, c, typical, rate, days, lo, hi, fp, h, hs, gl, gh, cs, rho in zip(
             *columns,
             low.tolist(),
             high.tolist(),
@@ -650,6 +658,7 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
             gap_lo.tolist(),
             gap_hi.tolist(),
             curv_se.tolist(),
+            corr.tolist(),
             strict=True,
         )
     ]

@@ -272,6 +272,9 @@ class DemandCurve:
     hinge_tau2: np.ndarray | None = None
     hinge_spike: np.ndarray | None = None
     hinge_centre_var: np.ndarray | None = None  # the centre's own variance (an estimate)
+    # The correlation of the errors of `elasticity` and of the hinge's own estimate (0 or None:
+    # independent): the gain's s.e. combines the two with it (ml.science.optimizer).
+    slope_hinge_corr: np.ndarray | None = None
 
     @classmethod
     def build(
@@ -293,6 +296,7 @@ class DemandCurve:
         competitor_sd=None,
         ramp_sd=None,
         hinge_spread=None,
+        slope_hinge_corr=None,
     ) -> DemandCurve:
         """`competitor_slope` with `competitor_slope_se` is an estimate, used where it is
         clearly negative (HINGE_Z s.e.); without an s.e. it is taken as given. `hinge_spread`
@@ -331,6 +335,9 @@ class DemandCurve:
             hinge_tau2=np.full(n, float(tau2)),
             hinge_spike=np.full(n, float(spike)),
             hinge_centre_var=np.full(n, float(centre_var)),
+            slope_hinge_corr=np.clip(
+                np.nan_to_num(_column(slope_hinge_corr, n, 0.0), nan=0.0), -1.0, 1.0
+            ),
         )
 
     @classmethod

@@ -124,6 +124,12 @@ class DemandFit:
     # the intercept is an open day's level, and a calendar day's expected units are an open
     # day's times this (what `units_per_day` stores, ml.services).
     open_share: float = 1.0
+    # Per SKU, the correlation of the errors of `elasticity` and `competitor_above` (0 where
+    # the slope is no part of the hinge's joint fit): where a SKU clearly collapses above the
+    # competitor its slope is the joint fit's slope below it, and the two are read from the same
+    # days, the one steeper where the other reads flatter (about -0.5 on the simulator's
+    # markets). A move across the competitor's price or above it depends on both together.
+    slope_hinge_corr: np.ndarray | None = None
 
     @property
     def hinge_normal(self) -> tuple[float, float] | None:
@@ -730,6 +736,9 @@ class BlockFit:
     recent_y: np.ndarray
     recent_x: np.ndarray
     recent_trunc: np.ndarray | None
+    # the correlation of b_joint's and the hinge's errors in the joint fit (NaN where not
+    # fitted; None: a block stored before it was read, taken as 0)
+    b_joint_corr: np.ndarray | None = None
 
 
 def fit_block(
@@ -852,6 +861,7 @@ def fit_block(
     # below it.
     h, h_se = np.full(n, np.nan), np.full(n, np.inf)
     b_joint, b_joint_se = np.full(n, np.nan), np.full(n, np.inf)
+    b_joint_corr = np.full(n, np.nan)
     hinge_var = None
     if sub.competitor_price is not None:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -864,7 +874,7 @@ def fit_block(
         e = eligible[sku]
         if e.any():
             t = None if trunc is None else trunc[e]
-            h, h_se, b_joint, b_joint_se, parts = _joint_fit(
+            h, h_se, b_joint, b_joint_se, b_joint_corr, parts = _joint_fit(
                 y[e], lp[e], offset[e], sku[e], n, t, b, a, iterations, g[e], HINGE_PRIOR_SD,
                 centre,
             )  # fmt: skip
@@ -909,6 +919,7 @@ def fit_block(
         recent_y=y[recent],
         recent_x=lp[recent],
         recent_trunc=None if trunc is None else trunc[recent],
+        b_joint_corr=b_joint_corr,
     )
 
 
@@ -988,6 +999,7 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
                             raw_c_se)  # fmt: skip
         widen_c = _widen(raw_c_se**2, np.maximum(model_c**2, widened_c))
     hinge, hinge_se = np.zeros(n), np.full(n, np.inf)
+    clear, joint_corr = np.zeros(n, dtype=bool), np.zeros(n)
     fitted = [block.hinge_var for block in blocks if block.hinge_var is not None]
     if fitted:
         first = min(part["first"] for part in fitted)
@@ -1002,6 +1014,8 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         known = has & np.isfinite(h) & np.isfinite(h_se)
         hinge, hinge_se = np.where(known, h, 0.0), np.where(known, h_se, np.inf)
         raw = np.where(clear, b_joint, raw)
+        corr = [np.full(b.n, np.nan) if b.b_joint_corr is None else b.b_joint_corr for b in blocks]
+        joint_corr = np.where(clear, np.nan_to_num(np.concatenate(corr)), 0.0)
         raw_se = np.where(clear, np.maximum(raw_se, b_joint_se), raw_se)
         widened = np.where(clear, np.maximum(widened, b_joint_se**2), widened)
 
@@ -1010,13 +1024,15 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
     # The s.e. that decisions read takes the factor for few clusters on the SKU's own part; the
     # spread between SKUs and the weights read the variance itself.
     widen = _widen(raw_se**2, widened)
-    shrunk, shrunk_se, by_cat = _shrink(raw, raw_se, category, pooled_e, pooled_se, widen)
+    shrunk, shrunk_se, by_cat, weight = _shrink(
+        raw, raw_se, category, pooled_e, pooled_se, widen
+    )
     known_c = np.isfinite(raw_c)
     if known_c.any():
         prec = 1 / raw_c_se[known_c] ** 2
         pooled_c = float(np.sum(prec * raw_c[known_c]) / np.sum(prec))
         pooled_c_se = float(np.sqrt(1 / np.sum(prec)))
-        curvature, curvature_se, _ = _shrink(
+        curvature, curvature_se, _, _ = _shrink(
             raw_c, raw_c_se, category, pooled_c, pooled_c_se, widen_c
         )
     else:
@@ -1044,6 +1060,18 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
     # curve to price on: such a SKU takes its category's elasticity (else the tenant's, else a
     # weak default) with the category's spread as its uncertainty, instead of no estimate.
     shrunk, shrunk_se, from_prior = _sign_fallback(shrunk, shrunk_se, category)
+    # The slope's error and the hinge's, where the slope is the hinge's joint fit's: the
+    # shrunk slope carries the weight w of its own estimate's error (the category's mean, the
+    # gap's coefficient and the curvature's reach are errors of their own), so its covariance
+    # with the hinge is w rho s.e.(raw) s.e.(hinge), stated as a correlation on the final s.e.
+    # (the joint fit's model correlation, read on the robust s.e.s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope_hinge_corr = np.where(
+            clear & ~from_prior & (shrunk_se > 0),
+            joint_corr * weight * raw_se / shrunk_se,
+            0.0,
+        )
+    slope_hinge_corr = np.clip(np.nan_to_num(slope_hinge_corr), -0.99, 0.99)
     if LOCAL_BANDWIDTH:
         # Stated at the typical price (as the stored estimates and expected_units read it): the
         # curve's slope at today's price is the local one again. A SKU that took its category's
@@ -1102,6 +1130,7 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         hinge_prior=hinge_prior(np.where(np.isfinite(hinge_se), hinge, np.nan), hinge_se),
         closed=tuple(pooled.closed),
         open_share=_open_share((*pooled.closed, *pooled.unlisted)),
+        slope_hinge_corr=slope_hinge_corr,
     )
 
 
@@ -1461,7 +1490,8 @@ def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at)
     bends down as the price rises is otherwise read as a hinge wherever the SKU's days above
     the competitor are its dearer days). Returns the third coefficient, its s.e., the slope at
     x = `at` (per SKU: where the straight fit's slope sits) and its s.e. (NaN and inf where
-    the prices do not identify them); and for the sandwich (`_variance_parts` with s1 = 0)
+    the prices do not identify them), the correlation of the two's errors (the model's: NaN
+    where not identified); and for the sandwich (`_variance_parts` with s1 = 0)
     each row's mean and weight, its effective regressor of the third coefficient (the row's
     part of the coefficient's influence) and that regressor's information."""
     cols = (x, x * x, z)
@@ -1475,11 +1505,14 @@ def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at)
     b_se = np.where(fit.ok, np.sqrt(np.maximum(b_var, 0)), np.inf)
     ok = fit.ok & (h_se < 0.7 * prior_sd) & (np.abs(h) < 39) & (np.abs(b) < 19)
     b_se = np.where(ok, b_se, np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = (inv[:, 0, 2] + 2 * at * inv[:, 1, 2]) / np.sqrt(b_var * inv[:, 2, 2])
     return (
         np.where(ok, h, np.nan),
         np.where(ok, h_se, np.inf),
         np.where(ok, b, np.nan),
         b_se,
+        np.where(ok & np.isfinite(corr), np.clip(corr, -1.0, 1.0), np.nan),
         _sandwich_rows(fit, cols, 2, y, offset, sku, trunc),
     )
 
@@ -1509,12 +1542,15 @@ def _tau2(est: np.ndarray, se: np.ndarray, centre: float) -> float:
 
 def _shrink(raw, raw_se, category, pooled, pooled_se, widen=None):
     """Empirical Bayes SKU -> category -> pooled. `widen`: per SKU, a factor on its own
-    variance in its posterior's s.e. only (`_few_clusters`), not in the weights or the spread."""
+    variance in its posterior's s.e. only (`_few_clusters`), not in the weights or the spread.
+    Returns the shrunk values, their s.e.s, the category means and each SKU's weight on its own
+    estimate (0 where it has none)."""
     n = len(raw)
     widen = np.ones(n) if widen is None else np.asarray(widen, dtype=np.float64)
     known = np.isfinite(raw) & np.isfinite(raw_se)
     out = np.full(n, pooled)
     out_se = np.full(n, max(pooled_se, 0.5))
+    weight = np.zeros(n)
     by_cat: dict[int, float] = {}
     tau_all = _tau2(raw[known], raw_se[known], pooled)
     for cat in np.unique(category):
@@ -1533,12 +1569,13 @@ def _shrink(raw, raw_se, category, pooled, pooled_se, widen=None):
         tau = _tau2(raw[k], raw_se[k], cat_mean) if k.sum() >= 3 else tau_all
         w = np.maximum(tau / (tau + raw_se[k] ** 2), SHRINK_FLOOR)
         out[k] = w * raw[k] + (1 - w) * cat_mean
+        weight[k] = w
         # the posterior spread, plus what is unsure about the category's own mean
         out_se[k] = np.sqrt(w * raw_se[k] ** 2 * widen[k] + (1 - w) ** 2 * cat_se**2)
         cold = members & ~known  # no usable history: the category's prior
         out[cold] = cat_mean
         out_se[cold] = np.sqrt(cat_se**2 + tau)
-    return out, out_se, by_cat
+    return out, out_se, by_cat, weight
 
 
 def sample_blocks(n_blocks: int, block_skus: int, sample_skus: int) -> np.ndarray:

@@ -240,6 +240,7 @@ def optimise(
     competitor_slope_se=None,
     curvature_se=None,
     hinge_spread=None,
+    slope_hinge_corr=None,
 ) -> Recommendation:
     """Recommend a price per SKU. `units` are the expected units at today's price.
 
@@ -249,7 +250,8 @@ def optimise(
     `competitor_slope_se` (used where clearly negative; its pessimistic end judges a raise past
     the competitor; an unclear hinge's on its posterior on `hinge_spread`, the catalog's spread
     of hinges, `ml.science.curve.hinge_prior`, measured on these SKUs where None, none where
-    False) or, without one, a given fact. SKUs with either are
+    False) or, without one, a given fact; `slope_hinge_corr` (optional): the correlation of the
+    errors of `elasticity` and of the hinge (0: independent). SKUs with either are
     optimised on the candidate grid (the analytic optimum holds for constant elasticity only).
 
     Large inputs are cut into blocks of BLOCK SKUs optimised on THREADS threads: cache-sized
@@ -272,6 +274,7 @@ def optimise(
             competitor_slope_se,
             curvature_se,
             hinge_spread=hinge_spread,
+            slope_hinge_corr=slope_hinge_corr,
         )
     if hinge_spread is None:  # one spread for every block (none: no block measures its own)
         hinge_spread = (
@@ -300,6 +303,7 @@ def optimise(
             competitor_slope,
             competitor_slope_se,
             curvature_se,
+            slope_hinge_corr,
         )
     ]
     per_rule = {f.name: per_sku(getattr(rules, f.name)) for f in fields(rules)}
@@ -319,6 +323,7 @@ def optimise(
                 cut[8],
                 offset=sl.start,
                 hinge_spread=hinge_spread,
+                slope_hinge_corr=cut[9],
             )
 
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
@@ -349,6 +354,7 @@ def _optimise(
     curvature_se=None,
     offset: int = 0,
     hinge_spread=None,
+    slope_hinge_corr=None,
 ) -> Recommendation:
     p0 = np.asarray(price, dtype=np.float64)
     n = len(p0)
@@ -373,6 +379,7 @@ def _optimise(
         gap_low=rules.gap_low,
         gap_high=rules.gap_high,
         hinge_spread=hinge_spread,
+        slope_hinge_corr=slope_hinge_corr,
     )
     binding = np.zeros(n, dtype=np.int64)
 
@@ -736,12 +743,17 @@ def robust_value(curve, price, cost, by_revenue, z: float, up, base=None, kink=T
     returned where `base` is given. Each uncertain part of the curve (the slope, the bend, the
     hinge above the competitor, and where the competitor's price really is) is moved to its
     z-s.e. end toward the move's unfavourable side one at a time; the losses are combined as
-    independent errors, the root of their sum of squares: to first order, the gain's own z-s.e.
-    lower end. Putting every part at its end at once (their sum) asks for all errors to go
-    wrong together, which is far less likely than z s.e. of any one of them, and shrinks moves
-    that would pay (benchmarks/RESULTS.md, decision decomposition). Never less pessimistic than
-    the worst single part. `kink=False`: without the part of where the competitor's price
-    really is (`_over_the_kink` integrates over it instead)."""
+    errors, the root of their sum of squares: to first order, the gain's own z-s.e. lower end.
+    Putting every part at its end at once (their sum) asks for all errors to go wrong together,
+    which is far less likely than z s.e. of any one of them, and shrinks moves that would pay
+    (benchmarks/RESULTS.md, decision decomposition). The slope's and the hinge's errors are
+    correlated where the curve says how (`slope_hinge_corr`; both ends lie on the same side,
+    more elastic and steeper for a raise, less and flatter for a cut, so their cross term is
+    2 rho x the two losses): a SKU's slope below the competitor and its hinge are read from the
+    same days, and the slope above it (their sum) is surer than either; elsewhere the parts
+    are independent, and the combination is never less pessimistic than the worst single part.
+    `kink=False`: without the part of where the competitor's price really is
+    (`_over_the_kink` integrates over it instead)."""
     price = np.asarray(price, dtype=np.float64)
     col = (lambda v: v[:, None]) if price.ndim == 2 else (lambda v: v)
     up = np.asarray(up, dtype=bool)
@@ -758,14 +770,18 @@ def robust_value(curve, price, cost, by_revenue, z: float, up, base=None, kink=T
 
         point = gain()
         steep = gain(hinge=hinge)
-        losses = (
+        losses = [
             point - gain(elasticity=np.where(up, e - spread, e + spread)),
             point - steep,
             point - gain(curvature=curve.pessimistic_curvature(z)),
             # the competitor's price judged with the hinge at its end (the kink needs one)
             steep - gain(hinge=hinge, competitor=curve.pessimistic_kink(z, up)) if kink else 0.0,
-        )
-        var = sum(np.maximum(np.nan_to_num(loss), 0.0) ** 2 for loss in losses)
+        ]
+        losses = [np.maximum(np.nan_to_num(loss), 0.0) for loss in losses]
+        var = sum(loss**2 for loss in losses)
+        if curve.slope_hinge_corr is not None:
+            rho = col(np.nan_to_num(curve.slope_hinge_corr))
+            var = np.maximum(var + 2 * rho * losses[0] * losses[1], 0.0)
         return point - np.sqrt(var)
 
 

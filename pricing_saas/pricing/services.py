@@ -766,6 +766,7 @@ def _optimise_by_rules(
             competitor_slope_se=part_curve.hinge_se,
             curvature_se=part_curve.curvature_se,
             hinge_spread=part_curve.hinge_spread,
+            slope_hinge_corr=part_curve.slope_hinge_corr,
         )
         if out is None:
             out = OptimiserResult.empty(n)
