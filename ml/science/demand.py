@@ -1505,8 +1505,12 @@ def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at)
     b_se = np.where(fit.ok, np.sqrt(np.maximum(b_var, 0)), np.inf)
     ok = fit.ok & (h_se < 0.7 * prior_sd) & (np.abs(h) < 39) & (np.abs(b) < 19)
     b_se = np.where(ok, b_se, np.inf)
+    # the correlation of the two's errors as the estimates vary over samples: the priors'
+    # information (which only pulls the last two toward 0) out of the sandwich (I+P)^-1 I (I+P)^-1
+    sampling = inv @ (fit.info - np.diag(prec)[None, :, :]) @ inv
     with np.errstate(divide="ignore", invalid="ignore"):
-        corr = (inv[:, 0, 2] + 2 * at * inv[:, 1, 2]) / np.sqrt(b_var * inv[:, 2, 2])
+        s_b = sampling[:, 0, 0] + 4 * at * sampling[:, 0, 1] + 4 * at * at * sampling[:, 1, 1]
+        corr = (sampling[:, 0, 2] + 2 * at * sampling[:, 1, 2]) / np.sqrt(s_b * sampling[:, 2, 2])
     return (
         np.where(ok, h, np.nan),
         np.where(ok, h_se, np.inf),

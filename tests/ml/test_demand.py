@@ -896,3 +896,60 @@ def test_a_pooled_fit_whose_steps_have_not_settled_is_refused():
     with pytest.raises(PooledFitError, match="did not converge on this history"):
         fit_pooled(panel, iterations=1)
     assert np.isfinite(fit_pooled(panel, iterations=25).beta).all()
+
+
+def test_the_joint_fits_correlation_of_slope_and_hinge_is_the_one_their_errors_show():
+    # Each SKU's slope below the competitor and its extra slope above it are read from the same
+    # days: where the one reads steeper, the other reads flatter. The correlation the joint fit
+    # states is the one its errors show over many SKUs alike.
+    from ml.science.demand import HINGE_PRIOR_SD, _joint_fit
+
+    rng = np.random.default_rng(11)
+    n, days = 600, 365
+    sku = np.repeat(np.arange(n), days)
+    lp = rng.normal(0.0, 0.1, n * days)
+    # both sides of the competitor, whose price moves too
+    gap = lp + np.repeat(rng.uniform(-0.08, 0.08, n), days) - rng.normal(0.0, 0.05, n * days)
+    b_true, h_true = -2.0, -3.0
+    y = rng.poisson(np.exp(np.log(4.0) + b_true * lp + h_true * np.maximum(gap, 0.0)))
+    h, h_se, b, b_se, corr, _parts = _joint_fit(
+        y, lp, np.zeros(len(y)), sku, n, None, np.full(n, -1.0), np.zeros(n), 25,
+        np.maximum(gap, 0.0), HINGE_PRIOR_SD, np.zeros(n),
+    )  # fmt: skip
+    ok = np.isfinite(h) & np.isfinite(b) & np.isfinite(corr)
+    assert ok.mean() > 0.95
+    shown = np.corrcoef(b[ok] - b_true, h[ok] - h_true)[0, 1]
+    stated = float(np.mean(corr[ok]))
+    assert stated < -0.3 and shown < -0.3  # strongly opposed errors
+    assert abs(shown - stated) < 0.08  # (600 SKUs: the shown one's s.e. is about 0.02)
+    # and the s.e.s it states are the errors' spread
+    assert np.std(b[ok] - b_true) == pytest.approx(np.sqrt(np.mean(b_se[ok] ** 2)), rel=0.15)
+    assert np.std(h[ok] - h_true) == pytest.approx(np.sqrt(np.mean(h_se[ok] ** 2)), rel=0.15)
+
+
+def test_a_clear_hinges_slope_carries_its_correlation_with_the_hinge_into_the_fit():
+    # fit_demand states the correlation where the slope is the hinge's joint fit's (a clear
+    # hinge) and 0 elsewhere; shrinkage and the other errors of the slope only dilute it
+    rng = np.random.default_rng(5)
+    n, days = 60, 365
+    sku = np.repeat(np.arange(n), days)
+    anchored = np.arange(n) < 30
+    lp = rng.normal(0.0, 0.1, n * days)
+    comp = np.exp(np.repeat(rng.uniform(-0.06, 0.06, n), days) + rng.normal(0, 0.05, n * days))
+    price = 10.0 * np.exp(lp)
+    gap = np.log(price / (10.0 * comp))
+    hinge = np.where(anchored[sku], -6.0, 0.0)
+    y = rng.poisson(np.exp(np.log(8.0) - 2.0 * lp + hinge * np.maximum(gap, 0.0)))
+    panel = Panel(
+        sku=sku, day=np.tile(np.arange(days), n) + 700_000, units=y, price=price,
+        competitor_price=10.0 * comp, category=np.zeros(n, int),
+    )  # fmt: skip
+    fit = fit_demand(panel)
+    clear = fit.competitor_above + 2 * fit.competitor_above_se < 0
+    assert clear[anchored].mean() > 0.8 and not clear[~anchored].any()
+    corr = fit.slope_hinge_corr
+    own = clear & ~fit.from_prior  # a slope borrowed from the category is no part of it
+    assert own.sum() >= 0.8 * clear.sum()
+    assert np.all(corr[~own] == 0.0)
+    assert np.all((corr[own] < 0) & (corr[own] > -0.99))
+    assert np.median(corr[own]) < -0.2
