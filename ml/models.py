@@ -204,9 +204,9 @@ class Elasticity(TenantOwned):
     # s.e. (None: the product's prices do not show it).
     competitor_slope = models.FloatField(default=0.0)
     competitor_slope_se = models.FloatField(null=True, blank=True)
-    # the correlation of the errors of the elasticity and of competitor_slope (0: none known,
-    # the two judged as independent errors; ml.science.demand.DemandFit.slope_hinge_corr)
-    slope_hinge_corr = models.FloatField(default=0.0)
+    # the correlation of the errors of the elasticity and of competitor_slope (None: none known,
+    # older versions; the two judged as independent errors; DemandFit.slope_hinge_corr)
+    slope_hinge_corr = models.FloatField(null=True, blank=True)
     # Its positions against the lowest competitor seen, log(price / competitor) (None: unknown).
     gap_low = models.FloatField(null=True, blank=True)
     gap_high = models.FloatField(null=True, blank=True)

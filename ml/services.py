@@ -446,9 +446,7 @@ def finish_demand(
         "gap_low": fit.gap_low,
         "gap_high": fit.gap_high,
         "slope_hinge_corr": (
-            fit.slope_hinge_corr
-            if fit.slope_hinge_corr is not None
-            else np.zeros(len(product_ids))
+            fit.slope_hinge_corr if fit.slope_hinge_corr is not None else np.zeros(len(product_ids))
         ),
     }
     buffer = io.BytesIO()
@@ -646,7 +644,7 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
             "gap_low": number(gl),
             "gap_high": number(gh),
             "curvature_se": number(cs),
-            "slope_hinge_corr": float(rho) if np.isfinite(rho) else 0.0,
+            "slope_hinge_corr": number(rho),
         }
         for pk, e, se, raw, c, typical, rate, days, lo, hi, fp, h, hs, gl, gh, cs, rho in zip(
             *columns,

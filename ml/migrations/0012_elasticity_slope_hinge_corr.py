@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='elasticity',
             name='slope_hinge_corr',
-            field=models.FloatField(default=0.0),
+            field=models.FloatField(blank=True, null=True),
         ),
     ]

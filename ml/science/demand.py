@@ -1024,9 +1024,7 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
     # The s.e. that decisions read takes the factor for few clusters on the SKU's own part; the
     # spread between SKUs and the weights read the variance itself.
     widen = _widen(raw_se**2, widened)
-    shrunk, shrunk_se, by_cat, weight = _shrink(
-        raw, raw_se, category, pooled_e, pooled_se, widen
-    )
+    shrunk, shrunk_se, by_cat, weight = _shrink(raw, raw_se, category, pooled_e, pooled_se, widen)
     known_c = np.isfinite(raw_c)
     if known_c.any():
         prec = 1 / raw_c_se[known_c] ** 2

@@ -165,6 +165,73 @@ def test_demand_model_controls_for_the_competitor_gap(stocked):
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("run_on_commit_at_once")
+def test_a_clear_hinges_correlation_with_its_slope_is_stored_read_and_restored(stocked):
+    """Half of the SKUs collapse above a competitor whose price moves week by week: their
+    slope below it and their hinge are read together, and the correlation of the two's errors
+    is stored with the version, read into the curve the optimiser judges a move on, and
+    restored from the artifact with the rest of the estimates."""
+    import datetime as dt
+
+    from ml import services as ml_services
+    from ml.selectors import demand_curve
+    from pricing_saas.catalog.models import Product
+
+    rng = np.random.default_rng(3)
+    sales, offers = [], []
+    for i in range(12):
+        for week in range(40):
+            comp = 20 * float(np.exp(rng.normal(0, 0.08)))
+            day0 = dt.date(2024, 1, 1) + dt.timedelta(days=7 * week)
+            offers.append({"sku": f"S{i}", "competitor": "Rival", "price": round(comp, 2),
+                           "observed_at": f"{day0.isoformat()}T06:00:00Z"})  # fmt: skip
+            for d in range(7):
+                price = 20 * float(np.exp(rng.normal(0, 0.1)))
+                hinge = -6.0 if i < 6 else 0.0
+                mean = 8 * (price / 20) ** -2.0 * np.exp(hinge * max(np.log(price / comp), 0))
+                units = int(rng.poisson(mean))
+                if units:
+                    date = (day0 + dt.timedelta(days=d)).isoformat()
+                    sales.append({"date": date, "sku": f"S{i}", "units": units,
+                                  "price": round(price, 2)})  # fmt: skip
+    with tenant_context(stocked.tenant):
+        import_rows(kind="sales", rows=sales)
+        import_rows(kind="competitor_prices", rows=offers)
+    call_command("train", stocked.tenant.slug, "--model", "demand", "--sync", stdout=io.StringIO())
+    with tenant_context(stocked.tenant):
+        version = ModelVersion.objects.get(kind="demand")
+        rows = {
+            sku: (hinge, se, corr)
+            for sku, hinge, se, corr in Elasticity.objects.filter(
+                model_version=version
+            ).values_list(
+                "product__sku", "competitor_slope", "competitor_slope_se", "slope_hinge_corr"
+            )
+        }
+        clear = {sku for sku, (h, se, _c) in rows.items() if h + 2 * se < 0}
+        assert len(clear & {f"S{i}" for i in range(6)}) >= 4
+        assert not clear & {f"S{i}" for i in range(6, 12)}
+        assert all(rows[sku][2] < 0 for sku in clear)
+        assert all(rows[sku][2] == 0 for sku in rows.keys() - clear)
+        products = list(Product.objects.filter(sku__in=sorted(rows)).order_by("sku"))
+        ids = [p.pk for p in products]
+        curve, _ = demand_curve(
+            version, ids, np.full(len(ids), 20.0), None, np.full(len(ids), 20.0)
+        )
+        stored = np.array([rows[p.sku][2] for p in products])
+        assert np.allclose(curve.slope_hinge_corr, stored)
+        # restored from the artifact with every other estimate (a version whose rows are gone)
+        Elasticity.objects.filter(model_version=version).delete()
+        ml_services._restore_elasticities(version)
+        again = dict(
+            Elasticity.objects.filter(model_version=version).values_list(
+                "product__sku", "slope_hinge_corr"
+            )
+        )
+    assert again == {sku: corr for sku, (_h, _s, corr) in rows.items()}
+
+
+@pytest.mark.django_db
 def test_the_command_reports_and_refuses_an_empty_history(world_a):
     with pytest.raises(CommandError, match="no sales history"):
         call_command("backtest", world_a.tenant.slug, stdout=io.StringIO())

@@ -950,17 +950,17 @@ def test_the_competitor_position_rule_caps_against_its_own_price_where_one_is_gi
     assert held.units_now[0] == pytest.approx(plain.units_now[0])
 
 
-def _correlated_curve(rho, price=10.0, competitor=10.5):
+def _correlated_curve(rho, price=10.0, competitor=10.5, slope_se=0.4, hinge_se=0.8):
     from ml.science.curve import DemandCurve
 
     return DemandCurve.build(
         [price],
         [100.0],
         [-1.8],
-        [0.4],
+        [slope_se],
         competitor_price=[competitor],
         competitor_slope=[-3.0],
-        competitor_slope_se=[0.8],
+        competitor_slope_se=[hinge_se],
         slope_hinge_corr=None if rho is None else [rho],
     )
 
@@ -980,36 +980,24 @@ def test_a_slope_and_hinge_read_together_judge_a_move_past_the_competitor_by_the
     # 2 rho times their product.
     from ml.science.optimizer import robust_value
 
-    target = np.array([to])
+    target, base = np.array([to]), np.array([price])
 
-    def loss(rho, **curve):
-        c = _correlated_curve(rho, price=price, **curve)
-        point = c.value(target, [4.0], [False]) - c.value(np.array([price]), [4.0], [False])
-        return point - robust_value(c, target, [4.0], [False], 1.0, [to > price], [price])
+    def loss(rho, **se):
+        c = _correlated_curve(rho, price=price, **se)
+        point = c.value(target, [4.0], [False]) - c.value(base, [4.0], [False])
+        return (point - robust_value(c, target, [4.0], [False], 1.0, [to > price], base))[0]
 
     independent = loss(None)
-    assert loss(0.0)[0] == pytest.approx(independent[0], rel=1e-12)  # 0: as before
-    # each part alone (the other's s.e. 0), read off the curve
-    parts = []
-    for slope_se, hinge_se in ((0.4, 0.0), (0.0, 0.8)):
-        from ml.science.curve import DemandCurve
-        from ml.science.optimizer import robust_value as rv
-
-        c = DemandCurve.build(
-            [price], [100.0], [-1.8], [slope_se], competitor_price=[10.5],
-            competitor_slope=[-3.0], competitor_slope_se=[hinge_se],
-        )  # fmt: skip
-        point = c.value(target, [4.0], [False]) - c.value(np.array([price]), [4.0], [False])
-        parts.append((point - rv(c, target, [4.0], [False], 1.0, [to > price], [price]))[0])
-    slope, hinge = parts
+    assert loss(0.0) == pytest.approx(independent, rel=1e-12)  # 0: as before
+    slope, hinge = loss(None, hinge_se=0.0), loss(None, slope_se=0.0)  # each part alone
     assert slope > 0 and hinge > 0
-    assert independent[0] == pytest.approx(np.hypot(slope, hinge), rel=1e-9)
+    assert independent == pytest.approx(np.hypot(slope, hinge), rel=1e-9)
     for rho in (-0.5, 0.5):
         expected = np.sqrt(slope**2 + hinge**2 + 2 * rho * slope * hinge)
-        assert loss(rho)[0] == pytest.approx(expected, rel=1e-9)
-    assert loss(-0.5)[0] < independent[0] < loss(0.5)[0]
+        assert loss(rho) == pytest.approx(expected, rel=1e-9)
+    assert loss(-0.5) < independent < loss(0.5)
     # perfectly opposite errors of equal size cancel, and never give a negative variance
-    assert np.isfinite(loss(-1.0)[0]) and loss(-1.0)[0] >= 0
+    assert np.isfinite(loss(-1.0)) and loss(-1.0) >= 0
 
 
 def test_a_move_below_the_competitor_is_judged_on_the_slope_alone_whatever_the_correlation():
@@ -1018,8 +1006,9 @@ def test_a_move_below_the_competitor_is_judged_on_the_slope_alone_whatever_the_c
 
     target = np.array([8.5])
     out = [
-        robust_value(_correlated_curve(rho, competitor=12.0), target, [4.0], [False], 1.0,
-                     [False], [10.0])[0]  # fmt: skip
+        robust_value(
+            _correlated_curve(rho, competitor=12.0), target, [4.0], [False], 1.0, [False], [10.0]
+        )[0]
         for rho in (None, -0.9, 0.9)
     ]
     assert out[0] == pytest.approx(out[1], rel=1e-12) == pytest.approx(out[2], rel=1e-12)
