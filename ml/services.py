@@ -620,7 +620,8 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
     hinge = np.asarray(estimates.get("competitor_slope", np.zeros(size)), float)
     hinge_se = np.asarray(estimates.get("competitor_slope_se", np.full(size, np.inf)), float)
     curv_se = np.asarray(estimates.get("curvature_se", np.full(size, np.nan)), float)
-    corr = np.asarray(estimates.get("slope_hinge_corr", np.zeros(size)), float)
+    # (an artifact stored before it: NULL, none known)
+    corr = np.asarray(estimates.get("slope_hinge_corr", np.full(size, np.nan)), float)
     gap_lo, gap_hi = (
         np.asarray(estimates.get(k, np.full(size, np.nan)), float) for k in ("gap_low", "gap_high")
     )

@@ -336,7 +336,9 @@ class DemandCurve:
             hinge_spike=np.full(n, float(spike)),
             hinge_centre_var=np.full(n, float(centre_var)),
             slope_hinge_corr=np.clip(
-                np.nan_to_num(_column(slope_hinge_corr, n, 0.0), nan=0.0), -1.0, 1.0
+                np.nan_to_num(_column(slope_hinge_corr, n, 0.0), nan=0.0, posinf=0.0, neginf=0.0),
+                -1.0,
+                1.0,
             ),
         )
 
@@ -408,9 +410,12 @@ class DemandCurve:
             own = np.nan_to_num(self.hinge_raw) ** 2 + np.where(unused, hinge_se, 0.0) ** 2
             second = np.where(self.leaning_hinge(), np.maximum(own, mean**2 + var), mean**2 + var)
             side = side + reach**2 * np.where(unused, second, 0.0)
+            # the slope's error and the clear hinge's are correlated (`slope_hinge_corr`)
+            rho = 0.0 if self.slope_hinge_corr is None else self.slope_hinge_corr
+            cross = 2 * np.where(known, rho, 0.0) * np.nan_to_num(self.elasticity_se) * doubt
             spread = np.where(
                 (share > 0) | (side > 0),
-                np.sqrt(self.elasticity_se**2 + doubt**2 + side),
+                np.sqrt(np.maximum(self.elasticity_se**2 + doubt**2 + cross + side, 0.0)),
                 self.elasticity_se,
             )
         return slope, spread

@@ -779,9 +779,17 @@ def robust_value(curve, price, cost, by_revenue, z: float, up, base=None, kink=T
         ]
         losses = [np.maximum(np.nan_to_num(loss), 0.0) for loss in losses]
         var = sum(loss**2 for loss in losses)
-        if curve.slope_hinge_corr is not None:
-            rho = col(np.nan_to_num(curve.slope_hinge_corr))
-            var = np.maximum(var + 2 * rho * losses[0] * losses[1], 0.0)
+        rho = None if curve.slope_hinge_corr is None else np.nan_to_num(curve.slope_hinge_corr)
+        if rho is not None and np.any(rho != 0):
+            # the correlation is the SKU's own hinge estimate's: the cross term takes no more
+            # of the hinge's loss than its own end gives (a raise is judged at the steeper of
+            # its own end and the catalog's, whose shift is no error of the slope's)
+            raw = col(np.nan_to_num(curve.hinge_raw))
+            se = col(np.nan_to_num(curve.hinge_se, posinf=0.0))
+            own = np.minimum(np.where(up, raw - z * se, raw + z * se), 0.0)
+            own_loss = np.maximum(np.nan_to_num(point - gain(hinge=own)), 0.0)
+            cross = 2 * col(rho) * losses[0] * np.minimum(losses[1], own_loss)
+            var = np.maximum(var + cross, 0.0)
         return point - np.sqrt(var)
 
 
@@ -832,12 +840,17 @@ def _chance(part, price, cost, by_revenue, base, up, value_base, rules):
     mean = np.where(leaning, sub.hinge_raw, m[rows])
     sd = np.where(leaning, sub.hinge_se, np.sqrt(v[rows]))
     alone = {"hinge_centre": np.full(k, np.nan), "hinge_tau2": np.full(k, np.nan)}
+    # (the slope's correlation is with the SKU's own hinge estimate: none without a hinge, and
+    # none where the posterior on the catalog's spread stands in for it)
+    corr = None if sub.slope_hinge_corr is None else np.where(leaning, sub.slope_hinge_corr, 0.0)
     none = replace(
-        sub, competitor_slope=np.zeros(k), hinge_raw=np.zeros(k), hinge_se=np.zeros(k), **alone
-    )
+        sub, competitor_slope=np.zeros(k), hinge_raw=np.zeros(k), hinge_se=np.zeros(k),
+        slope_hinge_corr=None, **alone,
+    )  # fmt: skip
     some = replace(
-        sub, competitor_slope=np.minimum(mean, 0.0), hinge_raw=mean, hinge_se=sd, **alone
-    )
+        sub, competitor_slope=np.minimum(mean, 0.0), hinge_raw=mean, hinge_se=sd,
+        slope_hinge_corr=corr, **alone,
+    )  # fmt: skip
     ups = np.broadcast_to(up, np.shape(price))[rows]
     args = (price[rows], cost[rows], by_revenue[rows], base[rows], ups, value_base[rows], rules)
     gain_none, chance_none = _normal_chance(none, *args)

@@ -200,17 +200,17 @@ def test_a_clear_hinges_correlation_with_its_slope_is_stored_read_and_restored(s
     call_command("train", stocked.tenant.slug, "--model", "demand", "--sync", stdout=io.StringIO())
     with tenant_context(stocked.tenant):
         version = ModelVersion.objects.get(kind="demand")
+        fields = ("competitor_slope", "competitor_slope_se", "slope_hinge_corr", "from_prior")
         rows = {
-            sku: (hinge, se, corr)
-            for sku, hinge, se, corr in Elasticity.objects.filter(
-                model_version=version
-            ).values_list(
-                "product__sku", "competitor_slope", "competitor_slope_se", "slope_hinge_corr"
+            sku: values
+            for sku, *values in Elasticity.objects.filter(model_version=version).values_list(
+                "product__sku", *fields
             )
         }
-        clear = {sku for sku, (h, se, _c) in rows.items() if h + 2 * se < 0}
+        # a clear hinge whose slope is the SKU's own (not its category's, borrowed)
+        clear = {sku for sku, (h, se, _c, prior) in rows.items() if h + 2 * se < 0 and not prior}
         assert len(clear & {f"S{i}" for i in range(6)}) >= 4
-        assert not clear & {f"S{i}" for i in range(6, 12)}
+        assert len(clear & {f"S{i}" for i in range(6, 12)}) <= 1  # one by chance at most
         assert all(rows[sku][2] < 0 for sku in clear)
         assert all(rows[sku][2] == 0 for sku in rows.keys() - clear)
         products = list(Product.objects.filter(sku__in=sorted(rows)).order_by("sku"))
@@ -228,7 +228,7 @@ def test_a_clear_hinges_correlation_with_its_slope_is_stored_read_and_restored(s
                 "product__sku", "slope_hinge_corr"
             )
         )
-    assert again == {sku: corr for sku, (_h, _s, corr) in rows.items()}
+    assert again == {sku: values[2] for sku, values in rows.items()}
 
 
 @pytest.mark.django_db

@@ -946,7 +946,8 @@ def test_a_clear_hinges_slope_carries_its_correlation_with_the_hinge_into_the_fi
     )  # fmt: skip
     fit = fit_demand(panel)
     clear = fit.competitor_above + 2 * fit.competitor_above_se < 0
-    assert clear[anchored].mean() > 0.8 and not clear[~anchored].any()
+    # (a SKU without a hinge passes the 2-s.e. test now and then by chance)
+    assert clear[anchored].mean() > 0.8 and clear[~anchored].mean() < 0.1
     corr = fit.slope_hinge_corr
     own = clear & ~fit.from_prior  # a slope borrowed from the category is no part of it
     assert own.sum() >= 0.8 * clear.sum()

@@ -1012,3 +1012,64 @@ def test_a_move_below_the_competitor_is_judged_on_the_slope_alone_whatever_the_c
         for rho in (None, -0.9, 0.9)
     ]
     assert out[0] == pytest.approx(out[1], rel=1e-12) == pytest.approx(out[2], rel=1e-12)
+
+
+@pytest.mark.parametrize("rho", [-0.6, 0.0, 0.6])
+def test_the_gains_standard_error_with_the_correlation_is_the_one_draws_of_both_errors_show(rho):
+    # Monte Carlo: slope and hinge drawn jointly normal with correlation rho around their
+    # estimates; the gain of a raise across the competitor varies by what robust_value's 1-s.e.
+    # loss says (small s.e.s: the gain is near linear in both)
+    from ml.science.curve import DemandCurve
+    from ml.science.optimizer import robust_value
+
+    m = 40_000
+    rng = np.random.default_rng(8)
+    z1, z2 = rng.standard_normal(m), rng.standard_normal(m)
+    e = -1.8 + 0.1 * z1
+    h = -3.0 + 0.2 * (rho * z1 + np.sqrt(1 - rho**2) * z2)
+    many = DemandCurve.build(
+        np.full(m, 10.0), np.full(m, 100.0), np.full(m, -1.8), competitor_price=np.full(m, 10.5),
+        competitor_slope=np.full(m, -3.0), competitor_slope_se=np.zeros(m),
+    )  # fmt: skip
+    cost, rev = np.full(m, 4.0), np.zeros(m, bool)
+    to, base = np.full(m, 11.5), np.full(m, 10.0)
+    drawn = many.value(to, cost, rev, elasticity=e, hinge=h) - many.value(
+        base, cost, rev, elasticity=e, hinge=h
+    )
+    one = _correlated_curve(rho, slope_se=0.1, hinge_se=0.2)
+    point = one.value(to[:1], [4.0], [False]) - one.value(base[:1], [4.0], [False])
+    loss = (point - robust_value(one, to[:1], [4.0], [False], 1.0, [True], base[:1]))[0]
+    assert loss == pytest.approx(np.std(drawn), rel=0.05)
+
+
+def test_the_correlation_takes_no_more_of_the_hinges_loss_than_its_own_end_gives():
+    # A raise past the competitor is judged at the steeper of the SKU's own hinge end and the
+    # catalog's (here the catalog's: its centre -8 is far steeper than the SKU's -3); that
+    # shift toward the catalog is no error of the slope's, so the cross term takes the own end's
+    # loss
+    from ml.science.curve import DemandCurve
+    from ml.science.optimizer import robust_value
+
+    def curve(rho, slope_se=0.4, hinge_se=0.8, hinge=-3.0):
+        return DemandCurve.build(
+            [10.0], [100.0], [-1.8], [slope_se], competitor_price=[10.5],
+            competitor_slope=[hinge], competitor_slope_se=[hinge_se],
+            hinge_spread=(-8.0, 4.0, 0.0, 0.0), slope_hinge_corr=[rho],
+        )  # fmt: skip
+
+    to, base = np.array([11.5]), np.array([10.0])
+
+    def loss(c, **end):
+        point = c.value(to, [4.0], [False]) - c.value(base, [4.0], [False])
+        if end:
+            moved = c.value(to, [4.0], [False], **end) - c.value(base, [4.0], [False], **end)
+            return (point - moved)[0]
+        return (point - robust_value(c, to, [4.0], [False], 1.0, [True], base))[0]
+
+    c = curve(-0.6)
+    slope = loss(curve(0.0, hinge_se=0.0), elasticity=np.array([-2.2]))
+    hinge = loss(c, hinge=c.pessimistic_hinge(1.0, True))  # the catalog's end
+    own = loss(c, hinge=np.array([-3.8]))  # the SKU's own 1-s.e. end
+    assert hinge > own > 0
+    expected = np.sqrt(slope**2 + hinge**2 + 2 * -0.6 * slope * own)
+    assert loss(c) == pytest.approx(expected, rel=1e-9)
