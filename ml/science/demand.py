@@ -127,8 +127,9 @@ class DemandFit:
     # Per SKU, the correlation of the errors of `elasticity` and `competitor_above` (0 where
     # the slope is no part of the hinge's joint fit): where a SKU clearly collapses above the
     # competitor its slope is the joint fit's slope below it, and the two are read from the same
-    # days, the one steeper where the other reads flatter (about -0.5 on the simulator's
-    # markets). A move across the competitor's price or above it depends on both together.
+    # days, the one steeper where the other reads flatter (the joint fit's about -0.75 on the
+    # simulator's markets; on the shrunk slope, with its other errors, -0.1 to -0.6). A move
+    # across the competitor's price or above it depends on both together.
     slope_hinge_corr: np.ndarray | None = None
 
     @property
