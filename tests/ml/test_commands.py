@@ -90,19 +90,15 @@ def test_demand_training_stores_elasticities(stocked):
     assert fitted["S19"] < fitted["S0"]
 
 
-@pytest.mark.django_db
-@pytest.mark.usefixtures("run_on_commit_at_once")
-def test_demand_model_controls_for_the_competitor_gap(stocked):
-    """Units respond to the own price (-2) and to the gap to a competitor whose price moves
-    on its own (-1): the gap's coefficient is recovered through the real path, and the
-    own-price elasticity (competitor held fixed) is their sum."""
+def _weekly_history(rng, weeks: int, comp_sd: float, mean):
+    """12 SKUs' daily sales at prices around 20 and a competitor's weekly readings around 20
+    (log s.d. `comp_sd`), as import rows: units Poisson with `mean(sku, price, competitor)`."""
     import datetime as dt
 
-    rng = np.random.default_rng(11)
     sales, offers = [], []
     for i in range(12):
-        for week in range(20):
-            comp = 20 * float(np.exp(rng.normal(0, 0.25)))
+        for week in range(weeks):
+            comp = 20 * float(np.exp(rng.normal(0, comp_sd)))
             day0 = dt.date(2024, 1, 1) + dt.timedelta(days=7 * week)
             offers.append(
                 {
@@ -114,13 +110,25 @@ def test_demand_model_controls_for_the_competitor_gap(stocked):
             )
             for d in range(7):
                 price = 20 * float(np.exp(rng.normal(0, 0.1)))
-                mean = 8 * (price / 20) ** -2.0 * (price / comp) ** -1.0
-                units = int(rng.poisson(mean))
+                units = int(rng.poisson(mean(i, price, comp)))
                 if units:
                     date = (day0 + dt.timedelta(days=d)).isoformat()
                     sales.append(
                         {"date": date, "sku": f"S{i}", "units": units, "price": round(price, 2)}
                     )
+    return sales, offers
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("run_on_commit_at_once")
+def test_demand_model_controls_for_the_competitor_gap(stocked):
+    """Units respond to the own price (-2) and to the gap to a competitor whose price moves
+    on its own (-1): the gap's coefficient is recovered through the real path, and the
+    own-price elasticity (competitor held fixed) is their sum."""
+
+    sales, offers = _weekly_history(
+        np.random.default_rng(11), 20, 0.25, lambda i, p, c: 8 * (p / 20) ** -2.0 * (p / c) ** -1.0
+    )
     with tenant_context(stocked.tenant):
         import_rows(kind="sales", rows=sales)
         import_rows(kind="competitor_prices", rows=offers)
@@ -171,29 +179,16 @@ def test_a_clear_hinges_correlation_with_its_slope_is_stored_read_and_restored(s
     slope below it and their hinge are read together, and the correlation of the two's errors
     is stored with the version, read into the curve the optimiser judges a move on, and
     restored from the artifact with the rest of the estimates."""
-    import datetime as dt
 
     from ml import services as ml_services
     from ml.selectors import demand_curve
     from pricing_saas.catalog.models import Product
 
-    rng = np.random.default_rng(3)
-    sales, offers = [], []
-    for i in range(12):
-        for week in range(40):
-            comp = 20 * float(np.exp(rng.normal(0, 0.08)))
-            day0 = dt.date(2024, 1, 1) + dt.timedelta(days=7 * week)
-            offers.append({"sku": f"S{i}", "competitor": "Rival", "price": round(comp, 2),
-                           "observed_at": f"{day0.isoformat()}T06:00:00Z"})  # fmt: skip
-            for d in range(7):
-                price = 20 * float(np.exp(rng.normal(0, 0.1)))
-                hinge = -6.0 if i < 6 else 0.0
-                mean = 8 * (price / 20) ** -2.0 * np.exp(hinge * max(np.log(price / comp), 0))
-                units = int(rng.poisson(mean))
-                if units:
-                    date = (day0 + dt.timedelta(days=d)).isoformat()
-                    sales.append({"date": date, "sku": f"S{i}", "units": units,
-                                  "price": round(price, 2)})  # fmt: skip
+    def collapse(i, price, comp):  # half of them collapse above the competitor
+        hinge = -6.0 if i < 6 else 0.0
+        return 8 * (price / 20) ** -2.0 * np.exp(hinge * max(np.log(price / comp), 0))
+
+    sales, offers = _weekly_history(np.random.default_rng(3), 40, 0.08, collapse)
     with tenant_context(stocked.tenant):
         import_rows(kind="sales", rows=sales)
         import_rows(kind="competitor_prices", rows=offers)
