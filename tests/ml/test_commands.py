@@ -90,10 +90,13 @@ def test_demand_training_stores_elasticities(stocked):
     assert fitted["S19"] < fitted["S0"]
 
 
-def _weekly_history(rng, weeks: int, comp_sd: float, mean):
+def _train_on_weekly_history(shop, seed: int, weeks: int, comp_sd: float, mean) -> None:
     """12 SKUs' daily sales at prices around 20 and a competitor's weekly readings around 20
-    (log s.d. `comp_sd`), as import rows: units Poisson with `mean(sku, price, competitor)`."""
+    (log s.d. `comp_sd`), units Poisson with `mean(sku, price, competitor)`, imported into
+    `shop`'s tenant and a demand model trained on them."""
     import datetime as dt
+
+    rng = np.random.default_rng(seed)
 
     sales, offers = [], []
     for i in range(12):
@@ -116,7 +119,10 @@ def _weekly_history(rng, weeks: int, comp_sd: float, mean):
                     sales.append(
                         {"date": date, "sku": f"S{i}", "units": units, "price": round(price, 2)}
                     )
-    return sales, offers
+    with tenant_context(shop.tenant):
+        import_rows(kind="sales", rows=sales)
+        import_rows(kind="competitor_prices", rows=offers)
+    call_command("train", shop.tenant.slug, "--model", "demand", "--sync", stdout=io.StringIO())
 
 
 @pytest.mark.django_db
@@ -126,13 +132,9 @@ def test_demand_model_controls_for_the_competitor_gap(stocked):
     on its own (-1): the gap's coefficient is recovered through the real path, and the
     own-price elasticity (competitor held fixed) is their sum."""
 
-    sales, offers = _weekly_history(
-        np.random.default_rng(11), 20, 0.25, lambda i, p, c: 8 * (p / 20) ** -2.0 * (p / c) ** -1.0
+    _train_on_weekly_history(
+        stocked, 11, 20, 0.25, lambda i, p, c: 8 * (p / 20) ** -2.0 * (p / c) ** -1.0
     )
-    with tenant_context(stocked.tenant):
-        import_rows(kind="sales", rows=sales)
-        import_rows(kind="competitor_prices", rows=offers)
-    call_command("train", stocked.tenant.slug, "--model", "demand", "--sync", stdout=io.StringIO())
     with tenant_context(stocked.tenant):
         version = ModelVersion.objects.get(kind="demand")
         fitted = list(Elasticity.objects.values_list("elasticity", flat=True))
@@ -188,11 +190,7 @@ def test_a_clear_hinges_correlation_with_its_slope_is_stored_read_and_restored(s
         hinge = -6.0 if i < 6 else 0.0
         return 8 * (price / 20) ** -2.0 * np.exp(hinge * max(np.log(price / comp), 0))
 
-    sales, offers = _weekly_history(np.random.default_rng(3), 40, 0.08, collapse)
-    with tenant_context(stocked.tenant):
-        import_rows(kind="sales", rows=sales)
-        import_rows(kind="competitor_prices", rows=offers)
-    call_command("train", stocked.tenant.slug, "--model", "demand", "--sync", stdout=io.StringIO())
+    _train_on_weekly_history(stocked, 3, 40, 0.08, collapse)
     with tenant_context(stocked.tenant):
         version = ModelVersion.objects.get(kind="demand")
         fields = ("competitor_slope", "competitor_slope_se", "slope_hinge_corr", "from_prior")
