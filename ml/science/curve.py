@@ -411,8 +411,9 @@ class DemandCurve:
             second = np.where(self.leaning_hinge(), np.maximum(own, mean**2 + var), mean**2 + var)
             side = side + reach**2 * np.where(unused, second, 0.0)
             # the slope's error and the clear hinge's are correlated (`slope_hinge_corr`)
-            rho = 0.0 if self.slope_hinge_corr is None else self.slope_hinge_corr
-            cross = 2 * np.where(known, rho, 0.0) * np.nan_to_num(self.elasticity_se) * doubt
+            rho = 0.0 if self.slope_hinge_corr is None else np.nan_to_num(self.slope_hinge_corr)
+            cross = 2 * np.where(known, rho, 0.0) * self.elasticity_se * doubt
+            cross = np.where(np.isfinite(cross), cross, 0.0)  # (an unknown slope: its s.e. inf)
             spread = np.where(
                 (share > 0) | (side > 0),
                 np.sqrt(np.maximum(self.elasticity_se**2 + doubt**2 + cross + side, 0.0)),

@@ -781,14 +781,14 @@ def robust_value(curve, price, cost, by_revenue, z: float, up, base=None, kink=T
         var = sum(loss**2 for loss in losses)
         rho = None if curve.slope_hinge_corr is None else np.nan_to_num(curve.slope_hinge_corr)
         if rho is not None and np.any(rho != 0):
-            # the correlation is the SKU's own hinge estimate's: the cross term takes no more
-            # of the hinge's loss than its own end gives (a raise is judged at the steeper of
-            # its own end and the catalog's, whose shift is no error of the slope's)
+            # the correlation is the SKU's own hinge estimate's: the cross term takes its own
+            # end's loss (a raise is judged at the steeper of its own end and the catalog's,
+            # whose shift is no error of the slope's; a cut at its own end)
             raw = col(np.nan_to_num(curve.hinge_raw))
             se = col(np.nan_to_num(curve.hinge_se, posinf=0.0))
             own = np.minimum(np.where(up, raw - z * se, raw + z * se), 0.0)
             own_loss = np.maximum(np.nan_to_num(point - gain(hinge=own)), 0.0)
-            cross = 2 * col(rho) * losses[0] * np.minimum(losses[1], own_loss)
+            cross = 2 * col(rho) * losses[0] * own_loss
             var = np.maximum(var + cross, 0.0)
         return point - np.sqrt(var)
 

@@ -471,3 +471,23 @@ def test_readings_past_any_real_size_give_a_finite_spread():
     # a rise past +10 the same way (a hinge is a fall: the spread's centre is at most 0)
     rise = hinge_prior(np.r_[base, 1e40], np.ones(101))
     assert rise == pytest.approx(hinge_prior(np.r_[base, 10.0], np.ones(101)))
+
+
+def test_the_slope_at_todays_price_above_a_clear_hinge_holds_its_correlation_with_it():
+    # above a sharp kink the slope is the elasticity plus the hinge: its variance holds their
+    # covariance too (2 rho s.e. s.e.), and an unknown slope stays unknown (inf, never NaN)
+    from ml.science.curve import DemandCurve
+
+    def curve(rho, slope_se=0.4):
+        return DemandCurve.build(
+            [11.0], [100.0], [-1.8], [slope_se], competitor_price=[10.0],
+            competitor_slope=[-3.0], competitor_slope_se=[0.8], slope_hinge_corr=rho,
+        )  # fmt: skip
+
+    for rho in (None, 0.0, -0.5, 0.5):
+        slope, se = curve(rho).local_elasticity()
+        r = 0.0 if rho is None else rho
+        assert slope[0] == pytest.approx(-4.8)
+        assert se[0] == pytest.approx(np.sqrt(0.4**2 + 0.8**2 + 2 * r * 0.4 * 0.8), rel=1e-12)
+    _slope, unknown = curve(-0.5, slope_se=np.inf).local_elasticity()
+    assert unknown[0] == np.inf

@@ -1073,3 +1073,30 @@ def test_the_correlation_takes_no_more_of_the_hinges_loss_than_its_own_end_gives
     assert hinge > own > 0
     expected = np.sqrt(slope**2 + hinge**2 + 2 * -0.6 * slope * own)
     assert loss(c) == pytest.approx(expected, rel=1e-9)
+
+
+def test_the_mixtures_part_with_a_hinge_takes_the_correlation_only_where_its_own_hinge_stands():
+    # On a catalog with a share of SKUs without a hinge, a move's chance weighs the SKU with and
+    # without one; the correlation is the SKU's own hinge estimate's, so it counts where the
+    # SKU's data lean toward a hinge (its own estimate stands in the part with one) and not
+    # where the catalog's posterior stands in for it
+    from ml.science.curve import DemandCurve
+    from ml.science.optimizer import Rules, _chance
+
+    def chance(rho, hinge, se):
+        part = DemandCurve.build(
+            [10.0], [100.0], [-1.8], [0.4], competitor_price=[10.5], competitor_slope=[hinge],
+            competitor_slope_se=[se], hinge_spread=(-4.0, 1.0, 0.5, 0.0), slope_hinge_corr=rho,
+        )  # fmt: skip
+        price = np.array([[11.5, 11.0]])
+        return _chance(part, price, np.array([4.0]), np.array([False]), np.array([[10.0]]),
+                       price > 10.0, part.value(np.array([10.0]), [4.0], [False]),
+                       Rules())[1][0]  # fmt: skip
+
+    leaning, unclear = (-3.0, 1.0), (-0.5, 1.5)  # raw + 1 s.e. below 0, and not
+    assert DemandCurve.build(
+        [10.0, 10.0], [1.0, 1.0], [-1.8, -1.8], competitor_price=[10.5, 10.5],
+        competitor_slope=[-3.0, -0.5], competitor_slope_se=[1.0, 1.5],
+    ).leaning_hinge().tolist() == [True, False]  # fmt: skip
+    assert not np.allclose(chance(-0.6, *leaning), chance(0.0, *leaning))
+    assert np.allclose(chance(-0.6, *unclear), chance(0.0, *unclear), rtol=0, atol=1e-15)

@@ -257,3 +257,35 @@ def test_a_version_left_with_part_of_its_estimates_gets_all_of_them_back(shop):
         ml_services.run_training(version_id=second.pk, sync=True)
         ml_services.rollback(kind="demand")
         assert Elasticity.objects.filter(model_version=first).count() == full == 20
+
+
+def test_estimates_stored_without_the_slope_hinge_correlation_read_it_as_none_known(shop):
+    """An artifact archived before the correlation was (its restore writes the rows it has):
+    the rows hold NULL, and the curve judges the slope's and the hinge's errors as independent."""
+    from ml.models import Elasticity
+    from ml.selectors import demand_curve
+
+    with tenant_context(shop.tenant):
+        version = services.start_training(kind="demand", enqueue=False)
+        version = services.run_training(version_id=version.pk, sync=True)
+        rows = Elasticity.objects.filter(model_version=version).order_by("product_id")
+        estimates = {
+            name: np.array(list(rows.values_list(name, flat=True)), dtype=float)
+            for name in services.ESTIMATE_FIELDS
+            if name != "typical_price"
+        }
+        estimates["product_id"] = estimates["product_id"].astype(np.int64)
+        estimates["typical_price"] = np.array(
+            [float(v) for v in rows.values_list("typical_price", flat=True)]
+        )
+        ids = [int(pk) for pk in estimates["product_id"]]
+        rows.delete()
+        services._store_elasticities(version, estimates)
+        stored = set(
+            Elasticity.objects.filter(model_version=version).values_list(
+                "slope_hinge_corr", flat=True
+            )
+        )
+        curve, known = demand_curve(version, ids, np.full(len(ids), 20.0))
+    assert stored == {None}
+    assert known.all() and np.all(curve.slope_hinge_corr == 0.0)
