@@ -749,9 +749,11 @@ def robust_value(curve, price, cost, by_revenue, z: float, up, base=None, kink=T
     (benchmarks/RESULTS.md, decision decomposition). The slope's and the hinge's errors are
     correlated where the curve says how (`slope_hinge_corr`; both ends lie on the same side,
     more elastic and steeper for a raise, less and flatter for a cut, so their cross term is
-    2 rho x the two losses): a SKU's slope below the competitor and its hinge are read from the
-    same days, and the slope above it (their sum) is surer than either; elsewhere the parts
-    are independent, and the combination is never less pessimistic than the worst single part.
+    2 rho x the slope's loss x the loss at the hinge's own end, the catalog's shift of a raise's
+    end being no error of the slope's): a SKU's slope below the competitor and its hinge are
+    read from the same days, and the slope above it (their sum) is surer than either, so that
+    pair may be judged less pessimistically than either part alone; the other parts are
+    independent.
     `kink=False`: without the part of where the competitor's price really is
     (`_over_the_kink` integrates over it instead)."""
     price = np.asarray(price, dtype=np.float64)
