@@ -22,7 +22,9 @@ Fitting:
    hinge) is fitted with its slope and its curvature (so that a bend is not read as a hinge),
    on the ramp max(gap, 0) smoothed over the jitter of the competitor's readings (a reading
    carried over days is not the price buyers compared with on each of them: a sharp kink at
-   the reading is flattened by that noise).
+   the reading is flattened by that noise). Where the hinge is clear, the SKU's slope is the
+   joint fit's below the competitor, and the hinge follows that slope's pull in step 3 by their
+   regression (the two are one reading; their correlation is stored for the decision).
 5. The reported elasticity is the effect of the own price with the competitor's price held
    fixed: the SKU's slope plus the coefficient of the price gap (which moves with the own
    price), weighted by the share of the SKU's days on which the gap is known.
@@ -1026,6 +1028,14 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
     # spread between SKUs and the weights read the variance itself.
     widen = _widen(raw_se**2, widened)
     shrunk, shrunk_se, by_cat, weight = _shrink(raw, raw_se, category, pooled_e, pooled_se, widen)
+    # A clear hinge moves with its slope's pull: read together, the hinge's error regresses on
+    # the slope's (rho s.e.(h) / s.e.(b) per unit), so where the slope is pulled toward its
+    # category the hinge takes that much of the shift, the way the slope above the competitor
+    # (their sum) stays near what the days above it say; never past clear (HINGE_Z s.e.)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        follow = joint_corr * hinge_se / raw_se * (shrunk - raw)
+    follow = np.where(clear & np.isfinite(follow), follow, 0.0)
+    hinge = np.where(clear, np.minimum(hinge + follow, -HINGE_Z * hinge_se - 1e-9), hinge)
     known_c = np.isfinite(raw_c)
     if known_c.any():
         prec = 1 / raw_c_se[known_c] ** 2

@@ -954,3 +954,36 @@ def test_a_clear_hinges_slope_carries_its_correlation_with_the_hinge_into_the_fi
     assert np.all(corr[~own] == 0.0)
     assert np.all((corr[own] < 0) & (corr[own] > -0.99))
     assert np.median(corr[own]) < -0.2
+
+
+def test_a_clear_hinge_follows_its_slopes_pull_and_is_read_closer_to_the_truth():
+    # Every SKU's slope is -2 (the category's spread is nothing), so the empirical-Bayes pull
+    # moves each SKU's noisy slope to -2; its hinge, read with it and against it, moves by
+    # their regression (rho s.e.(h) / s.e.(b) per unit of the slope's shift) and lands closer
+    # to the truth (-5) than the joint fit's own reading
+    from ml.science.demand import fit_block, fit_pooled, reduce
+
+    rng = np.random.default_rng(0)
+    n, days = 300, 365
+    sku = np.repeat(np.arange(n), days)
+    lp = rng.normal(0.0, 0.08, n * days)
+    comp = np.exp(np.repeat(rng.uniform(-0.05, 0.05, n), days) + rng.normal(0, 0.05, n * days))
+    price = 10.0 * np.exp(lp)
+    gap = np.log(price / (10.0 * comp))
+    y = rng.poisson(np.exp(np.log(3.0) - 2.0 * lp - 5.0 * np.maximum(gap, 0.0)))
+    panel = Panel(
+        sku=sku, day=np.tile(np.arange(days), n) + 700_000, units=y, price=price,
+        competitor_price=10.0 * comp, category=np.zeros(n, int),
+    )  # fmt: skip
+    pooled = fit_pooled(panel)
+    block = fit_block(panel, pooled, alpha=pooled.alpha)
+    fit = reduce([block], pooled, panel.category)
+    clear = fit.competitor_above + 2 * fit.competitor_above_se < 0
+    assert clear.mean() > 0.9
+    moved = fit.competitor_above[clear] - block.hinge[clear]
+    assert np.mean(np.abs(moved) > 1e-6) > 0.9  # (each moves: its slope was pulled)
+    read = np.sqrt(np.mean((block.hinge[clear] + 5.0) ** 2))
+    followed = np.sqrt(np.mean((fit.competitor_above[clear] + 5.0) ** 2))
+    assert followed < 0.96 * read
+    # and stays clear: never moved past HINGE_Z s.e.
+    assert np.all(fit.competitor_above[clear] + 2 * fit.competitor_above_se[clear] < 0)
