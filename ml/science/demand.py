@@ -133,6 +133,10 @@ class DemandFit:
     # simulator's markets; on the shrunk slope, with its other errors, -0.1 to -0.6). A move
     # across the competitor's price or above it depends on both together.
     slope_hinge_corr: np.ndarray | None = None
+    # The hinges as the joint fit read them, before a clear one moved with its slope's pull
+    # (None: the same as competitor_above): the catalog's spread of hinges is read from these,
+    # each the truth plus its own noise of its s.e.
+    hinge_read: np.ndarray | None = None
 
     @property
     def hinge_normal(self) -> tuple[float, float] | None:
@@ -140,9 +144,10 @@ class DemandFit:
         `ml.science.curve.hinge_prior`): what a reader that knows no share without a hinge
         takes (stored beside the mixture for it)."""
         se = self.competitor_above_se
-        if se is None or self.competitor_above is None:
+        read = self.competitor_above if self.hinge_read is None else self.hinge_read
+        if se is None or read is None:
             return None
-        spread = hinge_prior(np.where(np.isfinite(se), self.competitor_above, np.nan), se, False)
+        spread = hinge_prior(np.where(np.isfinite(se), read, np.nan), se, False)
         return None if spread is None else spread[:2]
 
     def expected_units(self, sku: np.ndarray, price: np.ndarray) -> np.ndarray:
@@ -1029,13 +1034,15 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
     widen = _widen(raw_se**2, widened)
     shrunk, shrunk_se, by_cat, weight = _shrink(raw, raw_se, category, pooled_e, pooled_se, widen)
     # A clear hinge moves with its slope's pull: read together, the hinge's error regresses on
-    # the slope's (rho s.e.(h) / s.e.(b) per unit), so where the slope is pulled toward its
-    # category the hinge takes that much of the shift, the way the slope above the competitor
-    # (their sum) stays near what the days above it say; never past clear (HINGE_Z s.e.)
+    # the slope's (rho s.e.(h) / s.e.(b) per unit; rho < 0, so against the slope's shift), so
+    # where the slope is pulled toward its category the hinge moves by that much, the way the
+    # slope above the competitor (their sum) stays near what the days above it say; never past
+    # clear (HINGE_Z s.e.); applied below, where the slope stays the SKU's own. Its s.e. is left
+    # as read (its conditional variance is smaller: conservative, and `slope_hinge_corr`'s
+    # covariance holds either way).
     with np.errstate(invalid="ignore", divide="ignore"):
         follow = joint_corr * hinge_se / raw_se * (shrunk - raw)
     follow = np.where(clear & np.isfinite(follow), follow, 0.0)
-    hinge = np.where(clear, np.minimum(hinge + follow, -HINGE_Z * hinge_se - 1e-9), hinge)
     known_c = np.isfinite(raw_c)
     if known_c.any():
         prec = 1 / raw_c_se[known_c] ** 2
@@ -1069,6 +1076,9 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
     # curve to price on: such a SKU takes its category's elasticity (else the tenant's, else a
     # weak default) with the category's spread as its uncertainty, instead of no estimate.
     shrunk, shrunk_se, from_prior = _sign_fallback(shrunk, shrunk_se, category)
+    hinge_read = hinge
+    moves = clear & ~from_prior  # (a slope that took its category's is no longer the joint fit's)
+    hinge = np.where(moves, np.minimum(hinge + follow, -HINGE_Z * hinge_se - 1e-9), hinge)
     # The slope's error and the hinge's, where the slope is the hinge's joint fit's: the
     # shrunk slope carries the weight w of its own estimate's error (the category's mean, the
     # gap's coefficient and the curvature's reach are errors of their own), so its covariance
@@ -1136,10 +1146,12 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         gap_low=_concat(blocks, "gap_low"),
         gap_high=_concat(blocks, "gap_high"),
         ramp_sd=pooled.ramp_sd,
-        hinge_prior=hinge_prior(np.where(np.isfinite(hinge_se), hinge, np.nan), hinge_se),
+        # the catalog's spread read from the hinges as read (each its own noise of its s.e.)
+        hinge_prior=hinge_prior(np.where(np.isfinite(hinge_se), hinge_read, np.nan), hinge_se),
         closed=tuple(pooled.closed),
         open_share=_open_share((*pooled.closed, *pooled.unlisted)),
         slope_hinge_corr=slope_hinge_corr,
+        hinge_read=hinge_read,
     )
 
 

@@ -956,11 +956,12 @@ def test_a_clear_hinges_slope_carries_its_correlation_with_the_hinge_into_the_fi
     assert np.median(corr[own]) < -0.2
 
 
-def test_a_clear_hinge_follows_its_slopes_pull_and_is_read_closer_to_the_truth():
+def test_a_clear_hinge_moves_with_its_slopes_pull_and_is_read_closer_to_the_truth():
     # Every SKU's slope is -2 (the category's spread is nothing), so the empirical-Bayes pull
-    # moves each SKU's noisy slope to -2; its hinge, read with it and against it, moves by
-    # their regression (rho s.e.(h) / s.e.(b) per unit of the slope's shift) and lands closer
-    # to the truth (-5) than the joint fit's own reading
+    # moves each SKU's noisy slope toward the category's; its hinge, read with it and against
+    # it, moves by their regression (rho s.e.(h) / s.e.(b) per unit of the slope's shift:
+    # steeper where the slope was read steeper than the category's and pulled flatter) and
+    # lands closer to the truth (-5) than the joint fit's own reading, never past clear
     from ml.science.demand import fit_block, fit_pooled, reduce
 
     rng = np.random.default_rng(0)
@@ -978,12 +979,17 @@ def test_a_clear_hinge_follows_its_slopes_pull_and_is_read_closer_to_the_truth()
     pooled = fit_pooled(panel)
     block = fit_block(panel, pooled, alpha=pooled.alpha)
     fit = reduce([block], pooled, panel.category)
-    clear = fit.competitor_above + 2 * fit.competitor_above_se < 0
+    se = fit.competitor_above_se
+    clear = (block.hinge + 2 * se < 0) & ~fit.from_prior  # clear as read
     assert clear.mean() > 0.9
+    assert np.array_equal(fit.hinge_read[clear], block.hinge[clear])
     moved = fit.competitor_above[clear] - block.hinge[clear]
     assert np.mean(np.abs(moved) > 1e-6) > 0.9  # (each moves: its slope was pulled)
+    # against the slope's shift: a slope read steeper than the others is pulled flatter, and
+    # its hinge moves steeper
+    assert np.corrcoef(moved, fit.raw_elasticity[clear])[0, 1] > 0.5
     read = np.sqrt(np.mean((block.hinge[clear] + 5.0) ** 2))
     followed = np.sqrt(np.mean((fit.competitor_above[clear] + 5.0) ** 2))
     assert followed < 0.96 * read
-    # and stays clear: never moved past HINGE_Z s.e.
-    assert np.all(fit.competitor_above[clear] + 2 * fit.competitor_above_se[clear] < 0)
+    # never past clear (a SKU or two of a seed is held there)
+    assert np.all(fit.competitor_above[clear] + 2 * se[clear] < 0)
