@@ -23,8 +23,8 @@ Fitting:
    on the ramp max(gap, 0) smoothed over the jitter of the competitor's readings (a reading
    carried over days is not the price buyers compared with on each of them: a sharp kink at
    the reading is flattened by that noise). Where the hinge is clear, the SKU's slope is the
-   joint fit's below the competitor, and the hinge follows that slope's pull in step 3 by their
-   regression (the two are one reading; their correlation is stored for the decision).
+   joint fit's below the competitor, and the hinge moves with that slope's pull in step 3 by
+   their regression (the two are one reading; their correlation is stored for the decision).
 5. The reported elasticity is the effect of the own price with the competitor's price held
    fixed: the SKU's slope plus the coefficient of the price gap (which moves with the own
    price), weighted by the share of the SKU's days on which the gap is known.
@@ -1086,7 +1086,7 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
     # (the joint fit's model correlation, read on the robust s.e.s)
     with np.errstate(divide="ignore", invalid="ignore"):
         slope_hinge_corr = np.where(
-            clear & ~from_prior & (shrunk_se > 0),
+            moves & (shrunk_se > 0),
             joint_corr * weight * raw_se / shrunk_se,
             0.0,
         )

@@ -789,7 +789,12 @@ def robust_value(curve, price, cost, by_revenue, z: float, up, base=None, kink=T
             raw = col(np.nan_to_num(curve.hinge_raw))
             se = col(np.nan_to_num(curve.hinge_se, posinf=0.0))
             own = np.minimum(np.where(up, raw - z * se, raw + z * se), 0.0)
-            own_loss = np.maximum(np.nan_to_num(point - gain(hinge=own)), 0.0)
+            # (evaluated only where a correlated hinge was judged at another end than its own:
+            # a raise at the catalog's steeper one; elsewhere the hinge's loss is its own)
+            other = (col(rho) != 0) & (np.abs(own - hinge) > 1e-12)
+            own_loss = losses[1]
+            if np.any(other):
+                own_loss = np.maximum(np.nan_to_num(point - gain(hinge=own)), 0.0)
             cross = 2 * col(rho) * losses[0] * own_loss
             var = np.maximum(var + cross, 0.0)
         return point - np.sqrt(var)
