@@ -42,7 +42,10 @@ as facts (D_true_hinge): what better hinges could add.
 Each share is of the oracle's lift (O_free - today), summed over SKUs; captured + (a..e) = 1.
 The order matters (a part measured after the ones above it); the table says it. Its last
 column, the interval coverage, is the share of SKUs whose stated 95 % interval of the slope at
-today's price (the curve's local elasticity +- 1.96 s.e.) holds the true slope there.
+today's price (the curve's local elasticity +- 1.96 s.e.) holds the true slope there. A last
+table: the 95 % interval of each change's units that a published change's forecast carries
+(`DemandCurve.units_interval`, from today's price to the recommended one) against the true
+change in expected units, beside the slope's interval alone.
 """
 
 from __future__ import annotations
@@ -342,6 +345,8 @@ def decompose(
         delete_tenant(tenant=tenant)
     at = {s: i for i, s in enumerate(catalog.sku)}
     order = np.array([at[s] for s in market.sku])
+    of_market = {s: i for i, s in enumerate(market.sku)}
+    order_of = np.array([of_market[s] for s in catalog.sku])  # catalog row -> market SKU
     idx = np.arange(len(market.sku))
     p0, cost = np.round(market.price_today, 2), np.round(market.cost, 2)
     floor = np.maximum(cost * 1.1, p0 * 0.8)
@@ -385,6 +390,28 @@ def decompose(
     out["covered"] = int(np.sum(np.abs(slope - slope_true)[stated] <= 1.96 * slope_se[stated]))
     out["stated"] = int(np.sum(stated))
     out["mismatch"] = mismatch
+    # the forecast each published change would carry (pricing_saas.pricing.publishing): the 95 %
+    # interval of the change in units from today's price to the recommended one, against the
+    # true change there; beside the slope's interval alone (the forecast's before 2026-12-05)
+    moved = np.flatnonzero(np.abs(product.price - catalog.price) > 0.005)
+    if len(moved):
+        part, new = curve.subset(moved), product.price[moved]
+        true_ratio = market.expected_demand(order_of[moved], new) / market.expected_demand(
+            order_of[moved], catalog.price[moved]
+        )
+        units, low, high = part.units_interval(new, 1.959963984540054)
+        e, se = part.elasticity, np.nan_to_num(part.elasticity_se, nan=0.0, posinf=0.0)
+        ends = [part.units(new, elasticity=e + z * 1.959963984540054 * se) for z in (-1, 1)]
+        ref = part.units_ref
+        with np.errstate(all="ignore"):
+            inside = (true_ratio >= low / ref) & (true_ratio <= high / ref)
+            alone = (true_ratio >= np.fmin(*ends) / ref) & (true_ratio <= np.fmax(*ends) / ref)
+        fine = np.isfinite(units) & (ref > 0)
+        out["fc_changes"] = int(np.sum(fine))
+        out["fc_covered"] = int(np.sum(inside & fine))
+        out["fc_slope_alone"] = int(np.sum(alone & fine))
+    else:
+        out["fc_changes"] = out["fc_covered"] = out["fc_slope_alone"] = 0
     # the product's own chances of losing money against the changes that did (by bins of the
     # chance charged): is a budget of 1 % of SKUs a 1 % that happens?
     chance = np.nan_to_num(product.loss_chance[order], nan=0.0)
@@ -615,6 +642,18 @@ def main() -> None:
                 f"{total[f'bin{k}:charged']:.2f} | {total[f'bin{k}:lost']} |"
             )
         print(f"| {report} | 0 (kept, or not bet on) | | | {total['lost_unbet']} |")
+    print(
+        "\nthe 95 % forecast interval of each change's units (from today's price to the "
+        "recommended one, as a published change carries it) against the true change:\n"
+    )
+    print("| report | changes | interval holds the truth | the slope's interval alone |")
+    print("| --- | --- | --- | --- |")
+    for report, total in totals.items():
+        n = max(total["fc_changes"], 1)
+        print(
+            f"| {report} | {total['fc_changes']} | {total['fc_covered'] / n:.3f} | "
+            f"{total['fc_slope_alone'] / n:.3f} |"
+        )
     if args.dump is not None:
         print(f"\neach market's SKUs written to {args.dump}")
     if tried:

@@ -611,6 +611,73 @@ class DemandCurve:
                 self.log_ratio(price, elasticity, hinge, curvature, competitor)
             )
 
+    def units_interval(self, price, z: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per SKU, expected units per day at `price` ((n,)) and the ends of its z-s.e.
+        interval: each uncertain part of the curve (the slope, the bend, the hinge above the
+        competitor, where the competitor's price really is) at both of its z-s.e. ends, the
+        shifts of log units below and above the point combined as errors (the root of their
+        sum of squares, the slope's and the hinge's with their correlation), as the optimiser
+        combines a gain's (ml.science.optimizer.robust_value). The interval of the change from
+        today's price: the level at today's price is not part of it. A slope without a finite
+        s.e. counts no doubt of its own (as in the search)."""
+        price = np.asarray(price, dtype=np.float64)
+        n = len(self)
+        point = self.log_ratio(price)
+        e = self.elasticity
+        se = np.nan_to_num(self.elasticity_se, nan=0.0, posinf=0.0)
+        steep, flat = self.pessimistic_hinge(z, True), self.pessimistic_hinge(z, False)
+        c_se = np.zeros(n) if self.curvature_se is None else self.curvature_se
+        straight = np.clip(self.curvature + z * c_se, CURVATURE_FLOOR, 0.0)
+        sd = np.zeros(n) if self.competitor_sd is None else self.competitor_sd
+        comp = self.competitor_price
+        with np.errstate(all="ignore"):
+            at_steep = self.log_ratio(price, hinge=steep)
+            at_kink = [
+                self.log_ratio(price, hinge=steep, competitor=comp * np.exp(s * z * sd))
+                for s in (-1.0, 1.0)
+            ]
+
+            def shifts(*ends):
+                moved = np.stack([np.nan_to_num(end - base) for end, base in ends])
+                return np.maximum(-moved.min(axis=0), 0.0), np.maximum(moved.max(axis=0), 0.0)
+
+            slope = shifts(
+                (self.log_ratio(price, elasticity=e - z * se), point),
+                (self.log_ratio(price, elasticity=e + z * se), point),
+            )
+            parts = [
+                slope,
+                shifts((at_steep, point), (self.log_ratio(price, hinge=flat), point)),
+                shifts(
+                    (self.log_ratio(price, curvature=self.pessimistic_curvature(z)), point),
+                    (self.log_ratio(price, curvature=straight), point),
+                ),
+                # where the competitor's price is, judged with the hinge at its steep end (the
+                # kink needs one), as the search judges it
+                shifts(*((moved, at_steep) for moved in at_kink)),
+            ]
+            down = sum(part[0] ** 2 for part in parts)
+            up = sum(part[1] ** 2 for part in parts)
+            rho = 0.0 if self.slope_hinge_corr is None else np.nan_to_num(self.slope_hinge_corr)
+            if np.any(rho != 0):
+                # the slope's and the hinge's own errors move log units the same way (both
+                # with the price), so each side's cross term takes its own ends: the hinge's
+                # own estimate's (the correlation is its), not the catalog's
+                raw = np.nan_to_num(self.hinge_raw)
+                h_se = np.nan_to_num(self.hinge_se, posinf=0.0)
+                own = shifts(
+                    (self.log_ratio(price, hinge=np.minimum(raw - z * h_se, 0.0)), point),
+                    (self.log_ratio(price, hinge=np.minimum(raw + z * h_se, 0.0)), point),
+                )
+                down = np.maximum(down + 2 * rho * slope[0] * own[0], 0.0)
+                up = np.maximum(up + 2 * rho * slope[1] * own[1], 0.0)
+            units = self.units_ref * np.exp(point)
+            return (
+                units,
+                self.units_ref * np.exp(point - np.sqrt(down)),
+                self.units_ref * np.exp(point + np.sqrt(up)),
+            )
+
     def profit(self, price, cost) -> np.ndarray:
         """Profit per day; a SKU without a cost counts its revenue."""
         return self.value(price, cost, np.zeros(len(self), dtype=bool))

@@ -226,15 +226,15 @@ def publish(
     return publication
 
 
-Z95 = 1.959963984540054  # the 95 % interval of the elasticity
+Z95 = 1.959963984540054  # the forecast's 95 % interval
 
 
 def store_forecasts(*, publication: Publication) -> int:
     """Each change's forecast as it goes out, from its job's demand model (the one curve,
     anchored at the old price): expected units per day at the new price and at the old one
-    (the counterfactual), the new price's 95 % interval from the elasticity's, and the unit
-    cost then. Changes without an estimate (no model, a cold start) keep no forecast. Returns
-    how many were stored."""
+    (the counterfactual), the new price's 95 % interval (every uncertain part of the curve:
+    `DemandCurve.units_interval`), and the unit cost then. Changes without an estimate (no
+    model, a cold start) keep no forecast. Returns how many were stored."""
     import numpy as np
 
     from ml.models import ModelVersion
@@ -276,11 +276,9 @@ def store_forecasts(*, publication: Publication) -> int:
             version, [c[1] for c in part], old, [products[c[1]][1] for c in part],
             np.array([np.nan if v is None else float(v) for v in comp]),
         )  # fmt: skip
-        with np.errstate(all="ignore"):
-            units_new = curve.units(new)
-            e, se = curve.elasticity, np.nan_to_num(curve.elasticity_se, nan=0.0)
-            ends = [curve.units(new, elasticity=e + z * Z95 * se) for z in (-1.0, 1.0)]
-        low, high = np.fmin(*ends), np.fmax(*ends)
+        # the interval holds the whole curve's doubt (the slope, the bend, the hinge above the
+        # competitor, where the competitor is), as the decision judged the change
+        units_new, low, high = curve.units_interval(new, Z95)
         for i, c in enumerate(part):
             if not known[i] or not np.isfinite(units_new[i]) or not curve.units_ref[i] > 0:
                 continue

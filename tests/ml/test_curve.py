@@ -491,3 +491,76 @@ def test_the_slope_at_todays_price_above_a_clear_hinge_holds_its_correlation_wit
         assert se[0] == pytest.approx(np.sqrt(0.4**2 + 0.8**2 + 2 * r * 0.4 * 0.8), rel=1e-12)
     _slope, unknown = curve(-0.5, slope_se=np.inf).local_elasticity()
     assert unknown[0] == np.inf
+
+
+def test_the_units_interval_of_a_move_holds_every_uncertain_part_of_the_curve():
+    # the forecast's interval at a new price: the slope alone gives its own two ends; a raise
+    # past a clear hinge adds the hinge's doubt as an independent error, or with the
+    # correlation the fit states (their errors move log units the same way)
+    from ml.science.curve import DemandCurve
+
+    z = 1.96
+
+    def curve(rho=None, competitor=None, hinge_se=0.5):
+        return DemandCurve.build(
+            [9.5, 9.5], [20.0, 20.0], [-1.5, -1.5], [0.3, 0.3],
+            competitor_price=competitor, competitor_slope=None if competitor is None else
+            [-4.0, -4.0], competitor_slope_se=None if competitor is None else [hinge_se] * 2,
+            slope_hinge_corr=rho,
+        )  # fmt: skip
+
+    new = np.array([11.0, 8.5])  # a raise and a cut
+    d = np.log(new / 9.5)
+    plain = curve()
+    units, low, high = plain.units_interval(new, z)
+    assert units == pytest.approx(plain.units(new))
+    ends = [plain.units(new, elasticity=np.full(2, -1.5 + s * z * 0.3)) for s in (-1, 1)]
+    assert low == pytest.approx(np.fmin(*ends)) and high == pytest.approx(np.fmax(*ends))
+    # past the competitor (10.0; a sharp kink: no jitter), the raise's band holds the hinge's
+    slope_dev, hinge_dev = z * 0.3 * d[0], z * 0.5 * np.log(11.0 / 10.0)
+    for rho in (None, 0.0, 0.5, -0.5):
+        kinked = curve(rho, competitor=[10.0, 10.0])
+        units, low, high = kinked.units_interval(new, z)
+        r = rho or 0.0
+        width = np.sqrt(slope_dev**2 + hinge_dev**2 + 2 * r * slope_dev * hinge_dev)
+        assert np.log(units[0] / low[0]) == pytest.approx(width, rel=1e-9)
+        assert np.log(high[0] / units[0]) == pytest.approx(width, rel=1e-9)
+        # the cut stays below the competitor: no hinge, the slope's band as before
+        assert low[1] == pytest.approx(min(ends[0][1], ends[1][1]))
+    # a fact (no doubt anywhere) is its own interval
+    sure = DemandCurve.build([9.5], [20.0], [-1.5], [0.0])
+    units, low, high = sure.units_interval(np.array([11.0]), z)
+    assert low == pytest.approx(units) and high == pytest.approx(units)
+    # a slope of unknown doubt counts none (as in the search), never a NaN interval
+    units, low, high = DemandCurve.build([9.5], [20.0], [-1.5], [np.inf]).units_interval(
+        np.array([11.0]), z
+    )
+    assert np.isfinite(low).all() and np.isfinite(high).all()
+
+
+def test_the_units_interval_covers_the_units_as_often_as_it_says():
+    # Monte Carlo: a slope and a clear hinge whose errors correlate, a bend and a jittered
+    # competitor; the curve's truth drawn around the estimate as their errors say, the 95 %
+    # interval of units at a raise past the competitor holds the true units about 95 % of draws
+    from ml.science.curve import DemandCurve
+
+    rng = np.random.default_rng(3)
+    n, rho = 4000, -0.4
+    est = DemandCurve.build(
+        np.full(n, 9.8), np.full(n, 20.0), np.full(n, -1.6), np.full(n, 0.3),
+        curvature=np.full(n, -1.0), curvature_se=np.full(n, 0.8),
+        competitor_price=np.full(n, 10.0), competitor_slope=np.full(n, -3.0),
+        competitor_slope_se=np.full(n, 0.7), slope_hinge_corr=np.full(n, rho),
+    )  # fmt: skip
+    new = np.full(n, 10.8)
+    _units, low, high = est.units_interval(new, 1.96)
+    a, b = rng.normal(size=(2, n))
+    slope = -1.6 + 0.3 * a
+    hinge = -3.0 + 0.7 * (rho * a + np.sqrt(1 - rho**2) * b)
+    bend = np.minimum(-1.0 + 0.8 * rng.normal(size=n), 0.0)
+    truth = est.units(new, elasticity=slope, hinge=hinge, curvature=bend)
+    inside = np.mean((truth >= low) & (truth <= high))
+    assert 0.93 <= inside <= 0.975
+    # without the hinge's and the bend's doubt (the slope's alone) it covers far less
+    ends = [est.units(new, elasticity=-1.6 + s * 1.96 * 0.3) for s in (-1, 1)]
+    assert np.mean((truth >= np.fmin(*ends)) & (truth <= np.fmax(*ends))) < 0.85
