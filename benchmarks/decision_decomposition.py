@@ -400,7 +400,7 @@ def decompose(
             order_of[moved], catalog.price[moved]
         )
         units, low, high = part.units_interval(new, 1.959963984540054)
-        e, se = part.elasticity, np.nan_to_num(part.elasticity_se, nan=0.0, posinf=0.0)
+        e, se = part.elasticity, np.nan_to_num(part.elasticity_se, nan=0.0)
         ends = [part.units(new, elasticity=e + z * 1.959963984540054 * se) for z in (-1, 1)]
         ref = part.units_ref
         with np.errstate(all="ignore"):

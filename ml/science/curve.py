@@ -618,13 +618,13 @@ class DemandCurve:
         shifts of log units below and above the point combined as errors (the root of their
         sum of squares, the slope's and the hinge's with their correlation), as the optimiser
         combines a gain's (ml.science.optimizer.robust_value). The interval of the change from
-        today's price: the level at today's price is not part of it. A slope without a finite
-        s.e. counts no doubt of its own (as in the search)."""
+        today's price: the level at today's price is not part of it. Where the slope's s.e. is
+        not finite, the interval is 0 to inf (unknown)."""
         price = np.asarray(price, dtype=np.float64)
         n = len(self)
         point = self.log_ratio(price)
         e = self.elasticity
-        se = np.nan_to_num(self.elasticity_se, nan=0.0, posinf=0.0)
+        se = np.nan_to_num(self.elasticity_se, nan=0.0, posinf=0.0)  # (unknown: below)
         steep, flat = self.pessimistic_hinge(z, True), self.pessimistic_hinge(z, False)
         c_se = np.zeros(n) if self.curvature_se is None else self.curvature_se
         straight = np.clip(self.curvature + z * c_se, CURVATURE_FLOOR, 0.0)
@@ -672,11 +672,11 @@ class DemandCurve:
                 down = np.maximum(down + 2 * rho * slope[0] * own[0], 0.0)
                 up = np.maximum(up + 2 * rho * slope[1] * own[1], 0.0)
             units = self.units_ref * np.exp(point)
-            return (
-                units,
-                self.units_ref * np.exp(point - np.sqrt(down)),
-                self.units_ref * np.exp(point + np.sqrt(up)),
-            )
+            # a slope of unknown doubt: any number of units (as its interval says)
+            unknown = ~np.isfinite(self.elasticity_se)
+            low = np.where(unknown, 0.0, self.units_ref * np.exp(point - np.sqrt(down)))
+            high = np.where(unknown, np.inf, self.units_ref * np.exp(point + np.sqrt(up)))
+            return units, low, high
 
     def profit(self, price, cost) -> np.ndarray:
         """Profit per day; a SKU without a cost counts its revenue."""
