@@ -382,6 +382,7 @@ def _pooled_arrays(pooled) -> dict:
         "day_range": np.asarray(pooled.day_range),
         "flags": np.asarray([pooled.competitor, pooled.truncated, pooled.time_effects]),
         "nb_k": np.asarray(pooled.nb_k),
+        "weight_k": np.asarray(pooled.weight_k),
         "ramp_sd": np.asarray(pooled.ramp_sd),
         "alpha": pooled.alpha,
         "closed": np.asarray(pooled.closed, dtype=str),
@@ -407,6 +408,8 @@ def _pooled_of(arrays):
         closed=tuple(str(name) for name in arrays["closed"]),
         # (a stage of the release before them has none: its open share counts closed ones)
         unlisted=tuple(str(n) for n in arrays["unlisted"]) if "unlisted" in arrays.files else (),
+        # (a stage of the release before it has none: Poisson weights, as then)
+        weight_k=float(arrays["weight_k"]) if "weight_k" in arrays.files else 0.0,
     )
 
 
@@ -512,6 +515,8 @@ def _block_arrays(fit) -> dict:
                 continue
             for key in _VAR_KEYS:
                 out[f"{name}.{key}"] = value[key]
+            if "model_floor" in value:
+                out[f"{name}.model_floor"] = value["model_floor"]
             out[f"{name}.meat"] = np.vstack(value["meat"])
             out[f"{name}.clusters"] = np.vstack(value["clusters"])
             out[f"{name}.origins"] = np.asarray(value["origins"])
@@ -535,6 +540,8 @@ def _block_of(arrays, nb_k: float, recent: bool = True):
                 values[name] = None
                 continue
             part = {key: arrays[f"{name}.{key}"] for key in _VAR_KEYS}
+            if f"{name}.model_floor" in arrays.files:  # (Poisson weights: none, the model's)
+                part["model_floor"] = arrays[f"{name}.model_floor"]
             part["meat"] = list(arrays[f"{name}.meat"])
             part["clusters"] = list(arrays[f"{name}.clusters"])
             part["origins"] = arrays[f"{name}.origins"].tolist()

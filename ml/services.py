@@ -468,6 +468,8 @@ def finish_demand(
             DEMAND_TRAINER: {"pooled_elasticity": round(fit.pooled_elasticity, 4),
                              "pooled_se": round(fit.pooled_se, 4),
                              "dispersion": round(fit.dispersion, 3),
+                             # Var = mu + k mu^2 behind each SKU's own fits' weights
+                             "overdispersion_k": round(fit.weight_k, 3),
                              "competitor_hinges": int(np.sum(fit.competitor_above < 0)),
                              "ramp_sd": round(fit.ramp_sd, 5),
                              # the share of calendar days open: units_per_day is an open

@@ -14,7 +14,10 @@ Fitting:
    with the SKU intercepts profiled out in closed form (for Poisson, alpha_i = log(sum y_i /
    sum mu_i without alpha)). Standard errors from the Fisher information.
 2. Each SKU's own slope by Newton steps with everything else held at the pooled fit, with its
-   standard error; SKUs whose prices barely move get huge standard errors.
+   standard error; SKUs whose prices barely move get huge standard errors. Each day weighs as
+   negative-binomial counts say (1 / (1 + k mu), k the one under which the median SKU's Pearson
+   dispersion is 1: `_weights_k`), so a busy day's overdispersed units count less each; so does
+   its curvature's (the hinge of step 4 keeps Poisson weights).
 3. Empirical-Bayes shrinkage, SKU -> category -> tenant: each slope is pulled toward its
    category's mean in proportion to its noise (w = tau^2 / (tau^2 + se^2)), the category toward
    the pooled slope likewise. SKUs with no sales history get their category's prior.
@@ -103,6 +106,10 @@ class DemandFit:
     from_prior: np.ndarray | None = None
     dispersion: float = 1.0  # the tenant's Pearson dispersion (1 = Poisson)
     nb_k: float = 0.0  # negative-binomial k behind the zero-truncated rows (0: Poisson)
+    # the negative-binomial k of the tenant's counts whose weights each SKU's own fits took
+    # (`Pooled.weight_k`; 0: Poisson weights); `dispersion` is then the Pearson dispersion
+    # beyond that variance
+    weight_k: float = 0.0
     # Per SKU, the extra slope of log units above the lowest competitor's price, as estimated
     # (0 with an infinite s.e. where the SKU's prices do not identify it): the curve uses it
     # where it is clearly negative (HINGE_Z s.e.), and its pessimistic end in the search.
@@ -254,6 +261,7 @@ class Truncation(np.ndarray):
 
 
 NB_GRID = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+WEIGHTS_K_MAX = 3.0  # the largest k the weights take (NB_GRID's largest)
 
 
 def _dispersion_k(y, mu, truncated) -> float:
@@ -318,6 +326,59 @@ def _mean_weight(eta, truncated):
     m = np.where(truncated, m, mu)
     w = np.where(truncated, w, mu)
     return m, np.maximum(w, 1e-12, out=w)
+
+
+def _weights_k(y, mu, sku, n: int, truncated) -> float:
+    """The negative-binomial k whose weights each SKU's own fits take (`_row_weight`): the k
+    under which the median SKU's Pearson dispersion (its rows' (y - E y)^2 / Var y, per row) is
+    1: the median weighted by the rows; 0 where it is at most 1 already, WEIGHTS_K_MAX at most;
+    by bisection to within 0.001. A row there only because something sold (`truncated`) is
+    read on the zero-truncated negative binomial's mean and variance. A median: a few rows far
+    off their mean (a bulk order, a mistyped count) move the likelihood's k (`_dispersion_k`)
+    and would weigh every SKU's days as if all were that noisy; they move a median SKU not at
+    all."""
+    mu = np.clip(mu, 1e-9, np.exp(30.0))
+    cut = np.zeros(len(y), bool) if truncated is None else np.asarray(truncated, bool)
+    rows = np.bincount(sku, minlength=n).astype(float)
+    has = rows > 0
+    if not has.any():
+        return 0.0
+
+    def median(k: float) -> float:
+        var = mu * (1 + k * mu)
+        mean = mu
+        if cut.any():
+            log_p0 = -np.log1p(k * mu) / k if k > 0 else -mu
+            sold = np.maximum(-np.expm1(log_p0), 1e-300)  # P(y > 0)
+            m_t = mu / sold
+            v_t = np.maximum((var + mu * mu) / sold - m_t * m_t, 1e-12)
+            mean, var = np.where(cut, m_t, mu), np.where(cut, v_t, var)
+        ratio = np.bincount(sku, weights=(y - mean) ** 2 / var, minlength=n)
+        ratio = ratio[has] / rows[has]
+        order = np.argsort(ratio, kind="stable")
+        cumulative = np.cumsum(rows[has][order])
+        return float(ratio[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
+
+    if median(0.0) <= 1.0:
+        return 0.0
+    if median(WEIGHTS_K_MAX) > 1.0:
+        return WEIGHTS_K_MAX
+    low, high = 0.0, WEIGHTS_K_MAX
+    while high - low > 1e-3:
+        mid = 0.5 * (low + high)
+        low, high = (mid, high) if median(mid) > 1.0 else (low, mid)
+    return float(high)
+
+
+def _row_weight(m, k: float):
+    """Per row, the factor 1 / (1 + k m) of each SKU's own estimating equations under
+    negative-binomial counts (Var = m + k m^2): the efficient weights where counts are
+    overdispersed (a Poisson weight counts a busy day's units, a promotion's, as if each were
+    as sure as a slow day's); 1 where k is 0. A function of the mean only, so the equations
+    stay unbiased whatever the variance (the sandwich holds the rest)."""
+    if not k > 0:
+        return 1.0
+    return 1.0 / (1.0 + k * m)
 
 
 def _profile_alpha(y, eta, sku, n, truncated=None, alpha=None):
@@ -509,6 +570,10 @@ class Pooled:
     # weekdays (`dow_K`) without a row at all (`_unlisted`: a daily report that leaves out the
     # days the shop is closed): closed as those of `closed` are, for the open share
     unlisted: tuple[str, ...] = ()
+    # The negative-binomial k of the tenant's counts (Var = mu + k mu^2; 0: Poisson), whose
+    # weights each SKU's own fits take (`_row_weight`): overdispersed counts of a busy day
+    # (a promotion's) say less per unit than a slow day's.
+    weight_k: float = 0.0
 
     def without(self, controls) -> Pooled:
         """The same fit with the named closed controls given no coefficient (as a rare one,
@@ -654,6 +719,13 @@ def fit_pooled(
             beta, alpha, m, _wt, Xc, info = _pooled(
                 y, X, sku, n, trunc, beta, alpha, iterations, unbounded=closed
             )
+    # the counts' noise beyond each SKU's own response to price (its own slope, the rest at the
+    # pooled fit), not the one pooled slope's misfit of SKUs whose slopes differ
+    offset = controls @ beta[1:]
+    own = _newton_per_sku(y, (r.lp,), (0.0,), offset, sku, n, trunc, beta[0], alpha, iterations)
+    eta = own.alpha[sku] + own.coef[sku, 0] * r.lp + offset
+    weight_k = _weights_k(y, np.exp(np.clip(eta, -30, 30)), sku, n, trunc)
+    del offset, own, eta
     _check_pooled(beta, names, closed)
     beta = np.where(closed, CLOSED_COEF, beta)
     # Standard errors that hold under overdispersion and correlation within a SKU: the
@@ -683,6 +755,7 @@ def fit_pooled(
         closed=tuple(name for name, dead in zip(names, closed[1:], strict=True) if dead),
         rare=dropped,
         unlisted=() if panel.time_effects else _unlisted(r.sub.day, r.trunc, day_range),
+        weight_k=float(weight_k),
     )
 
 
@@ -809,13 +882,15 @@ def fit_block(
         low, high = seen_low - LOCAL_BANDWIDTH, seen_high + LOCAL_BANDWIDTH
         last = np.where(np.isfinite(today) & (today >= low) & (today <= high), today, last)
     kw = np.exp(-0.5 * ((lp - last[sku]) / LOCAL_BANDWIDTH) ** 2) if LOCAL_BANDWIDTH else 1.0
+    k = pooled.weight_k
     for _ in range(iterations):
         m, var_b = _mean_weight(a[sku] + b[sku] * lp + offset, trunc)
-        wt = var_b * kw
+        q = _row_weight(m, k)
+        wt = var_b * kw * q
         s0 = np.bincount(sku, weights=wt, minlength=n)
         s1 = np.bincount(sku, weights=wt * lp, minlength=n)
         s2 = np.bincount(sku, weights=wt * lp * lp, minlength=n)
-        res = (y - m) * kw
+        res = (y - m) * kw * q
         g = np.bincount(sku, weights=res * (lp - (s1 / np.maximum(s0, 1e-12))[sku]), minlength=n)
         info_b = s2 - s1 * s1 / np.maximum(s0, 1e-12)
         step = np.where(info_b > 1e-9, g / np.maximum(info_b, 1e-9), 0.0)
@@ -844,26 +919,29 @@ def fit_block(
     skewed = np.clip(np.nan_to_num(skewed, nan=0.0), seen_low, seen_high)
     centre = np.where(has, skewed, last)
     day0 = pooled.day_range[0]
+    # the score's row weight kw q; the model's variance of a row var_b / q (negative binomial)
     slope_var = _variance_parts(
-        y, m, wt, lp, sku, day, n, s0, s1, np.maximum(info_b, 1e-12), kw, var_b, [day0], held
-    )
+        y, m, var_b * kw, lp, sku, day, n, s0, s1, np.maximum(info_b, 1e-12), kw * q, var_b / q,
+        [day0], held, floor_var=None if k == 0 else var_b,
+    )  # fmt: skip
     sold = np.bincount(sku, weights=y, minlength=n) > 0
 
     # Curvature: log units quadratic in log price, slope and curvature per SKU fitted together
     # (SKUs whose prices do not show a curve get their category's).
     # The slope stays the straight fit's (the average slope over the SKU's prices: steadier
     # than the joint fit's slope when the history is short); the curvature bends it.
-    raw_c, raw_c_se, (m_c, w_c, effective_c, info_c) = _curvature(
-        y, lp, offset, sku, n, trunc, b, a, iterations
+    raw_c, raw_c_se, (m_c, w_c, effective_c, info_c, q_c) = _curvature(
+        y, lp, offset, sku, n, trunc, b, a, iterations, k=k
     )
     raw_c = np.where(sold, raw_c, np.nan)
     # its s.e. as honest as the slope's: a sticky price's few levels and a run of shocks
     # correlate its errors over days, as the slope's
     curvature_var = _variance_parts(
         y, m_c, w_c, effective_c, sku, day, n, np.ones(n), np.zeros(n),
-        np.maximum(info_c, 1e-12), origins=[day0], since=held,
+        np.maximum(info_c, 1e-12), q_c, w_c / q_c, origins=[day0], since=held,
+        floor_var=None if k == 0 else w_c,
     )  # fmt: skip
-    del m_c, w_c, effective_c  # row-length: not held through the hinge's fit
+    del m_c, w_c, effective_c, q_c  # row-length: not held through the hinge's fit
     # The hinge above the competitor, fitted together with the slope and the curvature: where
     # a SKU's demand clearly falls faster above the competitor's price, its slope is the one
     # below it.
@@ -882,11 +960,14 @@ def fit_block(
         e = eligible[sku]
         if e.any():
             t = None if trunc is None else trunc[e]
+            # (on Poisson weights: its doubt on the negative binomial's reads only the counts'
+            # noise of the few days above the competitor, where the collapse's shape, which the
+            # ramp only approximates, errs more: RESULTS.md)
             h, h_se, b_joint, b_joint_se, b_joint_corr, parts = _joint_fit(
                 y[e], lp[e], offset[e], sku[e], n, t, b, a, iterations, g[e], HINGE_PRIOR_SD,
                 centre,
             )  # fmt: skip
-            m_r, w_r, effective, info_h = parts
+            m_r, w_r, effective, info_h, _q = parts
             # its s.e. as honest as the slope's: dispersion and correlation over days
             first = int(day[e].min())
             # origins at or before the first day (every residue mod SE_BLOCK_DAYS once)
@@ -947,8 +1028,8 @@ def _no_rows(n: int, origin: int) -> dict:
     """_variance_parts of SKUs without a row (a block without a hinge to fit)."""
     zero = np.zeros(n)
     info2 = np.full(n, 1e-24)  # as np.maximum(info, 1e-12) ** 2 of no rows
-    return {"pearson": zero, "df": zero, "model": zero, "info2": info2, "meat": [zero],
-            "clusters": [np.full(n, np.inf)], "origins": [origin]}  # fmt: skip
+    return {"pearson": zero, "df": zero, "model": zero, "model_floor": zero, "info2": info2,
+            "meat": [zero], "clusters": [np.full(n, np.inf)], "origins": [origin]}  # fmt: skip
 
 
 def _variance_of(parts: list[dict], origin: int | None = None):
@@ -971,9 +1052,15 @@ def _variance_of(parts: list[dict], origin: int | None = None):
     info2 = np.concatenate([p["info2"] for p in parts])
     meat = np.concatenate([pick(p, "meat") for p in parts])
     clusters = np.concatenate([pick(p, "clusters") for p in parts])
-    tenant = _tenant_dispersion(pearson, df)
+    # the dispersion's floor: Poisson counts (1 where the score's variance is a Poisson's; below
+    # 1 under the negative binomial's weights, whose variance has room for k mu^2 more)
+    floor_model = np.concatenate([p.get("model_floor", p["model"]) for p in parts])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        floor = np.clip(np.where(model > 0, floor_model / model, 1.0), 0.0, 1.0)
+    floor = np.nan_to_num(floor, nan=1.0)
+    tenant = _tenant_dispersion(pearson, df, floor)
     phi = (pearson + DISPERSION_PRIOR_ROWS * tenant) / (df + DISPERSION_PRIOR_ROWS)
-    phi = np.maximum(phi, 1.0)
+    phi = np.maximum(phi, floor)
     variance = np.maximum(phi * model / info2, meat / info2)
     # with the factor on the sandwich, which few clusters make noisy (the model's variance
     # reads every row): never below the variance
@@ -981,21 +1068,25 @@ def _variance_of(parts: list[dict], origin: int | None = None):
     return variance, phi, tenant, widened
 
 
-def _tenant_dispersion(pearson, df) -> float:
+def _tenant_dispersion(pearson, df, floor=None) -> float:
     """The tenant's Pearson dispersion, each SKU's pull (`_variance_of`): the median of the SKUs'
     own (Pearson over degrees of freedom), each weighted by its degrees of freedom; at least 1.
     Not the ratio of the sums: a few SKUs whose own fit is absurd (a slope at its clip, a mean
     near 0 on a day that sold) carry residuals of thousands of times their variance, and on a
     real grocer's year 1 % of its SKUs made that ratio 6.9 where the SKUs' own read 1.5 (and
-    every SKU with few days of its own took it)."""
+    every SKU with few days of its own took it). At least `floor`'s median likewise (the
+    dispersion of Poisson counts: 1 under Poisson weights)."""
     ok = df > 0
     if not ok.any():
         return 1.0
-    ratio, weight = pearson[ok] / df[ok], df[ok]
-    order = np.argsort(ratio, kind="stable")
-    cumulative = np.cumsum(weight[order])
-    median = ratio[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])]
-    return float(max(median, 1.0))
+
+    def median(values) -> float:
+        order = np.argsort(values, kind="stable")
+        cumulative = np.cumsum(df[ok][order])
+        return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
+
+    lowest = 1.0 if floor is None else median(np.asarray(floor)[ok])
+    return max(median(pearson[ok] / df[ok]), lowest)
 
 
 def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -> DemandFit:
@@ -1031,10 +1122,13 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         parts = [block.hinge_var or _no_rows(block.n, first) for block in blocks]
         # (the hinge's s.e. is read as a variance by the catalog's spread of hinges: no
         # factor for few clusters)
-        robust, _phi_h, _tenant_h, _widened_h = _variance_of(parts, first)
+        robust, phi_h, _tenant_h, _widened_h = _variance_of(parts, first)
+        # the joint fit weighs days as Poisson counts: its model s.e.s scale by the Pearson
+        # dispersion of that variance (the slope's where it is the same, Poisson weights)
+        phi_joint = phi if pooled.weight_k == 0 else phi_h
         h, b_joint = _concat(blocks, "hinge"), _concat(blocks, "b_joint")
-        h_se = np.maximum(_concat(blocks, "hinge_se") * np.sqrt(phi), np.sqrt(robust))
-        b_joint_se = _concat(blocks, "b_joint_se") * np.sqrt(phi)
+        h_se = np.maximum(_concat(blocks, "hinge_se") * np.sqrt(phi_joint), np.sqrt(robust))
+        b_joint_se = _concat(blocks, "b_joint_se") * np.sqrt(phi_joint)
         clear = has & np.isfinite(h) & (h + HINGE_Z * h_se < 0) & np.isfinite(b_joint)
         known = has & np.isfinite(h) & np.isfinite(h_se)
         hinge, hinge_se = np.where(known, h, 0.0), np.where(known, h_se, np.inf)
@@ -1158,6 +1252,7 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         from_prior=from_prior,
         dispersion=dispersion,
         nb_k=pooled.nb_k,
+        weight_k=pooled.weight_k,
         competitor_above=hinge,
         competitor_above_se=hinge_se,
         gap_low=_concat(blocks, "gap_low"),
@@ -1225,8 +1320,9 @@ def _per_sku(reduce, values, sku, n, empty):
 
 
 def _variance_parts(
-    y, m, w, x, sku, day, n, s0, s1, info, kw=1.0, var=None, origins=(0,), since=None
-):
+    y, m, w, x, sku, day, n, s0, s1, info, kw=1.0, var=None, origins=(0,), since=None,
+    floor_var=None,
+):  # fmt: skip
     """Per SKU, the parts of the variance of its own price slope that holds when counts are
     overdispersed and errors correlate over nearby days: the larger of (a) the model variance
     scaled by the SKU's Pearson dispersion (shrunk toward the tenant's) and (b) the sandwich
@@ -1267,8 +1363,11 @@ def _variance_parts(
         clusters.append(g)
     # the model variance of a kernel-weighted score: phi * sum(kw^2 Var x^2) / info^2
     model = np.bincount(sku, weights=kw * w * centred**2, minlength=n)
-    return {"pearson": pearson, "df": df, "model": model, "info2": info**2, "meat": meats,
-            "clusters": clusters, "origins": list(origins)}  # fmt: skip
+    out = {"pearson": pearson, "df": df, "model": model, "info2": info**2, "meat": meats,
+           "clusters": clusters, "origins": list(origins)}  # fmt: skip
+    if floor_var is not None:  # the same score's variance were the counts Poisson (the floor)
+        out["model_floor"] = np.bincount(sku, weights=kw * kw * floor_var * centred**2, minlength=n)
+    return out
 
 
 def _widen(variance, widened) -> np.ndarray:
@@ -1431,7 +1530,7 @@ def _recent_level(y, sku, x, n, trunc, intercept, slope, curvature) -> np.ndarra
     return (sold + LEVEL_PRIOR) / (expected + LEVEL_PRIOR)
 
 
-def _curvature(y, x, offset, sku, n, trunc, b0, a0, iterations, prior_sd=CURVATURE_PRIOR_SD):
+def _curvature(y, x, offset, sku, n, trunc, b0, a0, iterations, prior_sd=CURVATURE_PRIOR_SD, k=0.0):
     """Per-SKU Newton steps on (slope, curvature) of log units in x = log(price / typical),
     intercepts profiled, with a weak prior N(0, prior_sd^2) on the curvature (where the prices
     hardly move, the data cannot pin a bend down, and the likelihood alone would let it drift).
@@ -1440,7 +1539,7 @@ def _curvature(y, x, offset, sku, n, trunc, b0, a0, iterations, prior_sd=CURVATU
     `_joint_fit`.)"""
     cols = (x, x * x)
     fit = _newton_per_sku(y, cols, (0.0, 1 / prior_sd**2), offset, sku, n, trunc, b0, a0,
-                          iterations)  # fmt: skip
+                          iterations, k)  # fmt: skip
     c, b = fit.coef[:, 1], fit.coef[:, 0]
     c_se = np.where(fit.ok, np.sqrt(np.maximum(fit.inv[:, 1, 1], 0)), np.inf)
     # Informative only where the data, not the prior, set the curvature.
@@ -1448,7 +1547,7 @@ def _curvature(y, x, offset, sku, n, trunc, b0, a0, iterations, prior_sd=CURVATU
     return (
         np.where(ok, c, np.nan),
         np.where(ok, c_se, np.inf),
-        _sandwich_rows(fit, cols, 1, y, offset, sku, trunc),
+        _sandwich_rows(fit, cols, 1, y, offset, sku, trunc, k),
     )
 
 
@@ -1466,7 +1565,9 @@ class _PerSku:
     means: np.ndarray  # (n, k)
 
 
-def _newton_per_sku(y, cols, prec, offset, sku, n, trunc, b0, a0, iterations) -> _PerSku:
+def _newton_per_sku(
+    y, cols, prec, offset, sku, n, trunc, b0, a0, iterations, weight_k=0.0
+) -> _PerSku:
     """Per-SKU Newton steps on the coefficients of `cols` (the first the slope, started at
     `b0`; the others at 0 under normal priors of precision `prec`), the intercepts profiled in
     closed form after each step (at least one step, `iterations` 0 too: the information the
@@ -1489,6 +1590,8 @@ def _newton_per_sku(y, cols, prec, offset, sku, n, trunc, b0, a0, iterations) ->
 
     for _ in range(max(iterations, 1)):
         m, w = _mean_weight(a[sku] + linear(), trunc)
+        q = _row_weight(m, weight_k)  # (the negative binomial's: each row's score and weight)
+        w = w * q
         s0 = np.maximum(np.bincount(sku, weights=w, minlength=n), 1e-12)
         sums = [np.bincount(sku, weights=w * c, minlength=n) for c in cols]
         means = np.stack([s / s0 for s in sums], axis=1)
@@ -1498,7 +1601,7 @@ def _newton_per_sku(y, cols, prec, offset, sku, n, trunc, b0, a0, iterations) ->
                 info[:, j, i] = info[:, i, j] = v - sums[j] * sums[i] / s0
         info[:, diag, diag] += prec
         grad = (
-            np.stack([np.bincount(sku, weights=(y - m) * c, minlength=n) for c in cols], axis=1)
+            np.stack([np.bincount(sku, weights=(y - m) * q * c, minlength=n) for c in cols], axis=1)
             - prec * coef
         )
         scale_diag = np.sqrt(np.maximum(np.einsum("ijj->ij", info), 1e-300))
@@ -1508,7 +1611,9 @@ def _newton_per_sku(y, cols, prec, offset, sku, n, trunc, b0, a0, iterations) ->
         ok = (info[:, 0, 0] > 1e-9) & (det > 1e-6)
         safe = np.where(ok[:, None, None], info, np.eye(k))
         step = np.where(ok[:, None], np.linalg.solve(safe, grad[:, :, None])[:, :, 0], 0.0)
-        cap = np.maximum(1.0, np.maximum(np.abs(step[:, 0]), np.abs(step[:, 1:]).max(axis=1) / 5))
+        cap = np.maximum(
+            1.0, np.maximum(np.abs(step[:, 0]), np.abs(step[:, 1:]).max(axis=1, initial=0.0) / 5)
+        )
         coef = coef + step / cap[:, None]
         coef[:, 0] = np.clip(coef[:, 0], -20, 5)
         coef[:, 1:] = np.clip(coef[:, 1:], -40, 10)
@@ -1521,7 +1626,7 @@ def _newton_per_sku(y, cols, prec, offset, sku, n, trunc, b0, a0, iterations) ->
     return _PerSku(coef=coef, info=info, inv=inv, ok=ok, alpha=a, means=means)
 
 
-def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at):
+def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at, k=0.0):
     """Per-SKU Newton steps on (slope, curvature, coefficient of `z`) of log units in x, the
     intercepts profiled, with weak normal priors on the last two (CURVATURE_PRIOR_SD,
     `prior_sd`): the hinge above the competitor read beyond the curve's bend (a curve that
@@ -1534,7 +1639,7 @@ def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at)
     part of the coefficient's influence) and that regressor's information."""
     cols = (x, x * x, z)
     prec = (0.0, 1 / CURVATURE_PRIOR_SD**2, 1 / prior_sd**2)
-    fit = _newton_per_sku(y, cols, prec, offset, sku, n, trunc, b0, a0, iterations)
+    fit = _newton_per_sku(y, cols, prec, offset, sku, n, trunc, b0, a0, iterations, k)
     coef, inv = fit.coef, fit.inv
     h = coef[:, 2]
     b = coef[:, 0] + 2 * coef[:, 1] * at
@@ -1555,11 +1660,11 @@ def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at)
         np.where(ok, b, np.nan),
         b_se,
         np.where(ok & np.isfinite(corr), np.clip(corr, -1.0, 1.0), np.nan),
-        _sandwich_rows(fit, cols, 2, y, offset, sku, trunc),
+        _sandwich_rows(fit, cols, 2, y, offset, sku, trunc, k),
     )
 
 
-def _sandwich_rows(fit: _PerSku, cols, j: int, y, offset, sku, trunc):
+def _sandwich_rows(fit: _PerSku, cols, j: int, y, offset, sku, trunc, k=0.0):
     """What `_variance_parts` needs for the sandwich of coefficient `j` of a per-SKU fit: each
     row's mean and weight, and the coefficient's influence per row (row j of the inverse
     information times the row's centred regressors), stated as one regressor whose information
@@ -1572,7 +1677,8 @@ def _sandwich_rows(fit: _PerSku, cols, j: int, y, offset, sku, trunc):
         effective += (inv[:, j, i] * eff_info)[sku] * (col - means[sku, i])
     eta = fit.alpha[sku] + offset + sum(fit.coef[sku, i] * cols[i] for i in range(len(cols)))
     m, w = _mean_weight(eta, trunc)
-    return m, w, effective, eff_info
+    q = _row_weight(m, k)
+    return m, w, effective, eff_info, np.broadcast_to(np.asarray(q, dtype=np.float64), m.shape)
 
 
 def _tau2(est: np.ndarray, se: np.ndarray, centre: float) -> float:

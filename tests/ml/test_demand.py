@@ -507,9 +507,116 @@ def test_intervals_hold_under_overdispersed_and_correlated_demand():
         covered += int(np.sum(np.abs(slope - true) <= 1.96 * fit.elasticity_se))
         covered_raw += int(np.sum(np.abs(fit.raw_elasticity - true) <= 1.96 * fit.raw_se))
         total += len(true)
-        assert fit.dispersion > 3  # the Pearson dispersion sees the extra variance
+        # the extra variance is seen: the negative binomial's k, whose variance leaves a
+        # Pearson dispersion of about 1 (a Poisson's would read 3 or more)
+        assert 0.5 <= fit.weight_k <= 1.5 and fit.dispersion < 2
     assert covered / total >= 0.90  # 95 % intervals (a Poisson s.e. covered about 43 %)
     assert covered_raw / total >= 0.88
+
+
+def _busy_days(n=150, days=365, seed=0, k=0.8, lift=1.2):
+    """Negative-binomial daily counts, a new price every day and promotions that lift demand
+    far beyond their price cut: the busy days are the noisiest, in units."""
+    rng = np.random.default_rng(seed)
+    true = -rng.uniform(0.5, 3.0, n)
+    rate = rng.uniform(0.5, 15.0, n)
+    sku = np.repeat(np.arange(n), days)
+    day = np.tile(np.arange(738000, 738000 + days), n)
+    p0 = rng.uniform(5, 50, n)
+    price = p0[sku] * np.exp(rng.normal(0, 0.1, n * days))
+    promo = (rng.random(n * days) < 0.05).astype(float)
+    price = np.where(promo > 0, price * 0.75, price)
+    mu = rate[sku] * (price / p0[sku]) ** true[sku] * np.exp(lift * promo)
+    units = rng.poisson(rng.gamma(1 / k, k, n * days) * mu)
+    return Panel(
+        sku=sku, day=day, units=units, price=price, promo=promo, category=np.arange(n) % 4
+    ), true
+
+
+def test_overdispersed_counts_weigh_each_day_as_the_negative_binomial_says(monkeypatch):
+    # Var = mu + k mu^2: a busy day's units say less each than a slow day's. Each SKU's own fit
+    # weighs its days by 1 / (1 + k mu), k read off the tenant's counts: its slopes err less
+    # than with Poisson weights, and their intervals still hold
+    from ml.science import demand
+
+    errors = {"negative binomial": [], "poisson": []}
+    covered, total = 0, 0
+    for seed in (0, 1):
+        panel, true = _busy_days(seed=seed)
+        fit = fit_demand(panel)
+        assert 0.6 <= fit.weight_k <= 1.0  # (the truth 0.8)
+        errors["negative binomial"].append(fit.raw_elasticity - true)
+        covered += int(np.sum(np.abs(fit.elasticity - true) <= 1.96 * fit.elasticity_se))
+        total += len(true)
+        with monkeypatch.context() as poisson:
+            poisson.setattr(demand, "_row_weight", lambda m, k: 1.0)
+            errors["poisson"].append(fit_demand(panel).raw_elasticity - true)
+        # an order export of the same days (rows only where something sold) reads the same k
+        sold = panel.units > 0
+        orders = Panel(
+            sku=panel.sku[sold], day=panel.day[sold], units=panel.units[sold],
+            price=panel.price[sold], promo=panel.promo[sold], category=panel.category,
+            truncated=np.ones(int(sold.sum()), bool),
+        )  # fmt: skip
+        assert demand.fit_pooled(orders).weight_k == pytest.approx(fit.weight_k, abs=0.1)
+    mse = {name: float(np.mean(np.concatenate(e) ** 2)) for name, e in errors.items()}
+    assert mse["negative binomial"] < 0.9 * mse["poisson"]
+    assert covered / total >= 0.93
+    # Poisson counts: k about 0, the weights Poisson's, the slopes as with Poisson weights
+    panel, _ = simulate()
+    fit = fit_demand(panel)
+    assert fit.weight_k < 0.01
+    with monkeypatch.context() as poisson:
+        poisson.setattr(demand, "_row_weight", lambda m, k: 1.0)
+        plain = fit_demand(panel)
+    assert np.nanmax(np.abs(fit.raw_elasticity - plain.raw_elasticity)) < 0.02
+
+
+def test_a_few_absurd_skus_do_not_set_every_skus_dispersion():
+    # two SKUs of 120 each sell 400 units on one day (a bulk order, a data error): their own
+    # residuals are thousands of times their variance. The tenant's dispersion, which every
+    # SKU with few days of its own leans on, is the SKUs' median, not the ratio of the sums
+    panel, _ = simulate()
+    clean = fit_demand(panel)
+    units = panel.units.copy()
+    for sku in (3, 11):
+        units[np.flatnonzero(panel.sku == sku)[50]] = 400
+    odd = fit_demand(
+        Panel(sku=panel.sku, day=panel.day, units=units, price=panel.price, promo=panel.promo,
+              category=panel.category)
+    )  # fmt: skip
+    assert odd.dispersion < 1.5  # (the ratio of the sums: above 10)
+    assert odd.weight_k < 0.01  # nor do they make every SKU's days look overdispersed
+    others = np.setdiff1d(np.arange(len(clean.elasticity)), [3, 11])
+    ratio = odd.elasticity_se[others] / clean.elasticity_se[others]
+    assert np.median(ratio) == pytest.approx(1.0, abs=0.05)
+
+
+def test_a_negative_binomial_weighted_variance_is_never_below_a_poisson_counts():
+    # under the negative binomial's weights the model variance has room for k mu^2 more than a
+    # Poisson's: a SKU less dispersed than the tenant's k (a Pearson dispersion under 1 there)
+    # is read at its own, down to what Poisson counts would give, and never below it
+    from ml.science.demand import _variance_of
+
+    n = 4
+    df = np.full(n, 300.0)
+
+    def parts(pearson, floor=None):
+        out = {"pearson": pearson * df, "df": df, "model": np.full(n, 2.0),
+               "info2": np.full(n, 4.0), "meat": [np.full(n, 0.1)],
+               "clusters": [np.full(n, 50.0)], "origins": [0]}  # fmt: skip
+        if floor is not None:
+            out["model_floor"] = np.full(n, floor)
+        return out
+
+    variance, phi, tenant, _ = _variance_of([parts(np.full(n, 0.8), floor=1.2)])
+    assert tenant == pytest.approx(0.8) and phi == pytest.approx(np.full(n, 0.8))
+    assert variance == pytest.approx(np.full(n, 0.8 * 2.0 / 4.0))
+    variance, phi, _, _ = _variance_of([parts(np.full(n, 0.3), floor=1.2)])
+    assert variance == pytest.approx(np.full(n, 1.2 / 4.0))  # the Poisson floor
+    # Poisson weights (no floor given): never below 1, as ever
+    _, phi, tenant, _ = _variance_of([parts(np.full(n, 0.8))])
+    assert tenant == 1.0 and phi == pytest.approx(np.ones(n))
 
 
 def test_a_wrong_sign_estimate_takes_its_categorys_elasticity_not_no_estimate():
