@@ -406,7 +406,7 @@ def decompose(
         with np.errstate(all="ignore"):
             inside = (true_ratio >= low / ref) & (true_ratio <= high / ref)
             alone = (true_ratio >= np.fmin(*ends) / ref) & (true_ratio <= np.fmax(*ends) / ref)
-        fine = np.isfinite(units) & (ref > 0)
+        fine = np.isfinite(units) & (ref > 0) & np.isfinite(high)  # (an unknown one: none)
         out["fc_changes"] = int(np.sum(fine))
         out["fc_covered"] = int(np.sum(inside & fine))
         out["fc_slope_alone"] = int(np.sum(alone & fine))

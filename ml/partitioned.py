@@ -52,7 +52,10 @@ logger = logging.getLogger(__name__)
 # releases into one model (an older block read without its clusters takes no few-clusters
 # factor: narrower intervals on some SKUs than on others); such a run fails instead, naming
 # the formats, and the next run retrains.
-STAGED_FORMAT = 3  # 3: the pooled stage names its closed controls (Pooled.closed)
+# 3: the pooled stage names its closed controls (Pooled.closed); 4: it states the weights' k
+# (Pooled.weight_k) and the blocks each SKU's Poisson floor of the dispersion (`model_floor`),
+# which change what their dispersions are relative to
+STAGED_FORMAT = 4
 
 
 class StagedFormatError(ValueError):

@@ -619,14 +619,22 @@ class DemandCurve:
         sum of squares, the slope's and the hinge's with their correlation), as the optimiser
         combines a gain's (ml.science.optimizer.robust_value). The interval of the change from
         today's price: the level at today's price is not part of it. Where the slope's s.e. is
-        not finite, the interval is 0 to inf (unknown)."""
+        not finite (inf or NaN), the interval of a move is 0 to inf (unknown). Where the
+        competitor's price is, only as far as the curve says (`competitor_sd`: a curve from
+        `ml.selectors.demand_curve` holds none, so a stored forecast leaves that part out)."""
         price = np.asarray(price, dtype=np.float64)
+        if price.shape != (len(self),):
+            raise ValueError(f"units_interval takes one price per SKU, not shape {price.shape}")
         n = len(self)
         point = self.log_ratio(price)
         e = self.elasticity
         se = np.nan_to_num(self.elasticity_se, nan=0.0, posinf=0.0)  # (unknown: below)
-        steep, flat = self.pessimistic_hinge(z, True), self.pessimistic_hinge(z, False)
+        if self.hinge_se is None:  # (a curve made field by field: its hinge taken as given)
+            steep = flat = self.competitor_slope
+        else:
+            steep, flat = self.pessimistic_hinge(z, True), self.pessimistic_hinge(z, False)
         c_se = np.zeros(n) if self.curvature_se is None else self.curvature_se
+        bent = np.clip(self.curvature - z * c_se, CURVATURE_FLOOR, 0.0)
         straight = np.clip(self.curvature + z * c_se, CURVATURE_FLOOR, 0.0)
         sd = np.zeros(n) if self.competitor_sd is None else self.competitor_sd
         comp = self.competitor_price
@@ -649,7 +657,7 @@ class DemandCurve:
                 slope,
                 shifts((at_steep, point), (self.log_ratio(price, hinge=flat), point)),
                 shifts(
-                    (self.log_ratio(price, curvature=self.pessimistic_curvature(z)), point),
+                    (self.log_ratio(price, curvature=bent), point),
                     (self.log_ratio(price, curvature=straight), point),
                 ),
                 # where the competitor's price is, judged with the hinge at its steep end (the
@@ -659,7 +667,7 @@ class DemandCurve:
             down = sum(part[0] ** 2 for part in parts)
             up = sum(part[1] ** 2 for part in parts)
             rho = 0.0 if self.slope_hinge_corr is None else np.nan_to_num(self.slope_hinge_corr)
-            if np.any(rho != 0):
+            if np.any(rho != 0) and self.hinge_se is not None:
                 # the slope's and the hinge's own errors move log units the same way (both
                 # with the price), so each side's cross term takes its own ends: the hinge's
                 # own estimate's (the correlation is its), not the catalog's
@@ -672,8 +680,8 @@ class DemandCurve:
                 down = np.maximum(down + 2 * rho * slope[0] * own[0], 0.0)
                 up = np.maximum(up + 2 * rho * slope[1] * own[1], 0.0)
             units = self.units_ref * np.exp(point)
-            # a slope of unknown doubt: any number of units (as its interval says)
-            unknown = ~np.isfinite(self.elasticity_se)
+            # a slope of unknown doubt (inf or NaN): any number of units, but at today's price
+            unknown = ~np.isfinite(self.elasticity_se) & (np.abs(price - self.price_ref) > 0)
             low = np.where(unknown, 0.0, self.units_ref * np.exp(point - np.sqrt(down)))
             high = np.where(unknown, np.inf, self.units_ref * np.exp(point + np.sqrt(up)))
             return units, low, high

@@ -262,6 +262,9 @@ class Truncation(np.ndarray):
 
 NB_GRID = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 WEIGHTS_K_MAX = 3.0  # the largest k the weights take (NB_GRID's largest)
+# The smallest: below it the weights are Poisson's (a day of 10 units weighs at most 1/(1 + 10 k)
+# less, within what the pooled stage's misfit reads as k on Poisson counts: 0.002-0.011)
+WEIGHTS_K_MIN = 0.02
 
 
 def _dispersion_k(y, mu, truncated) -> float:
@@ -330,34 +333,33 @@ def _mean_weight(eta, truncated):
 
 def _weights_k(y, mu, sku, n: int, truncated) -> float:
     """The negative-binomial k whose weights each SKU's own fits take (`_row_weight`): the k
-    under which the median SKU's Pearson dispersion (its rows' (y - E y)^2 / Var y, per row) is
-    1: the median weighted by the rows; 0 where it is at most 1 already, WEIGHTS_K_MAX at most;
-    by bisection to within 0.001. A row there only because something sold (`truncated`) is
-    read on the zero-truncated negative binomial's mean and variance. A median: a few rows far
-    off their mean (a bulk order, a mistyped count) move the likelihood's k (`_dispersion_k`)
-    and would weigh every SKU's days as if all were that noisy; they move a median SKU not at
-    all."""
+    under which the tenant's Pearson dispersion is 1, read as `_tenant_dispersion` reads it
+    (`_central`: the SKUs' own, per degree of freedom, each capped at DISPERSION_CAP x the
+    median SKU's, weighted; only SKUs that sold); 0 where it is at most 1 already or k would be
+    below WEIGHTS_K_MIN, WEIGHTS_K_MAX at most; by bisection to within 0.001. A row there only
+    because something sold (`truncated`) is read on the zero-truncated negative binomial's mean
+    and variance. Capped: a few rows far off their mean (a bulk order, a mistyped count) move
+    the likelihood's k (`_dispersion_k`) and would weigh every SKU's days as if all were that
+    noisy."""
     mu = np.clip(mu, 1e-9, np.exp(30.0))
     cut = np.zeros(len(y), bool) if truncated is None else np.asarray(truncated, bool)
-    rows = np.bincount(sku, minlength=n).astype(float)
-    has = rows > 0
+    # per degree of freedom (its rows less its intercept and slope), as the dispersion reads
+    # it; only SKUs that sold (one that never did sits at a mean of about 0: no reading)
+    df = np.maximum(np.bincount(sku, minlength=n) - 2.0, 0.0)
+    has = (df > 0) & (np.bincount(sku, weights=y, minlength=n) > 0)
     if not has.any():
         return 0.0
+    eta = np.log(mu)
 
     def median(k: float) -> float:
-        var = mu * (1 + k * mu)
-        mean = mu
+        var = _nb_variance(eta, k, cut)
         if cut.any():
             log_p0 = -np.log1p(k * mu) / k if k > 0 else -mu
-            sold = np.maximum(-np.expm1(log_p0), 1e-300)  # P(y > 0)
-            m_t = mu / sold
-            v_t = np.maximum((var + mu * mu) / sold - m_t * m_t, 1e-12)
-            mean, var = np.where(cut, m_t, mu), np.where(cut, v_t, var)
+            mean = np.where(cut, mu / np.maximum(-np.expm1(log_p0), 1e-300), mu)
+        else:
+            mean = mu
         ratio = np.bincount(sku, weights=(y - mean) ** 2 / var, minlength=n)
-        ratio = ratio[has] / rows[has]
-        order = np.argsort(ratio, kind="stable")
-        cumulative = np.cumsum(rows[has][order])
-        return float(ratio[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
+        return _central(ratio[has] / df[has], df[has])
 
     if median(0.0) <= 1.0:
         return 0.0
@@ -367,18 +369,37 @@ def _weights_k(y, mu, sku, n: int, truncated) -> float:
     while high - low > 1e-3:
         mid = 0.5 * (low + high)
         low, high = (mid, high) if median(mid) > 1.0 else (low, mid)
-    return float(high)
+    # below WEIGHTS_K_MIN the weights are Poisson's: a misfit of the pooled stage's own
+    # slopes (no bend, no hinge) reads as a k of 0.01 on Poisson counts
+    return float(high) if high >= WEIGHTS_K_MIN else 0.0
 
 
-def _row_weight(m, k: float):
-    """Per row, the factor 1 / (1 + k m) of each SKU's own estimating equations under
-    negative-binomial counts (Var = m + k m^2): the efficient weights where counts are
-    overdispersed (a Poisson weight counts a busy day's units, a promotion's, as if each were
-    as sure as a slow day's); 1 where k is 0. A function of the mean only, so the equations
-    stay unbiased whatever the variance (the sandwich holds the rest)."""
+def _nb_variance(eta, k: float, truncated):
+    """Per row, the negative binomial's variance at k (Var = mu + k mu^2, mu = e^eta), and
+    where a row is there only because something sold (`truncated`) the zero-truncated law's:
+    E[y^2] / P(y > 0) - E[y | y > 0]^2."""
+    mu = np.exp(np.clip(eta, -30, 30))
+    var = mu * (1 + k * mu)
+    if truncated is None or not np.any(truncated):
+        return var
+    log_p0 = -np.log1p(k * mu) / k if k > 0 else -mu
+    sold = np.maximum(-np.expm1(log_p0), 1e-300)  # P(y > 0)
+    mean = mu / sold
+    cut = np.maximum((var + mu * mu) / sold - mean * mean, 1e-12)
+    return np.where(np.asarray(truncated, bool), cut, var)
+
+
+def _row_weight(eta, w, k: float, truncated):
+    """Per row, the factor w / Var of each SKU's own estimating equations (w = dE[y]/d eta, the
+    Newton weight of `_mean_weight`; Var the negative binomial's at k, zero-truncated where the
+    row is: `_nb_variance`): the efficient weights where counts are overdispersed (a Poisson
+    weight counts a busy day's units, a promotion's, as if each were as sure as a slow day's;
+    1 / (1 + k mu) on a row listed whatever sold); 1 where k is 0 (Poisson's, whose variance is
+    w). A function of the mean only, so the equations stay unbiased whatever the variance (the
+    sandwich holds the rest)."""
     if not k > 0:
         return 1.0
-    return 1.0 / (1.0 + k * m)
+    return w / _nb_variance(eta, k, truncated)
 
 
 def _profile_alpha(y, eta, sku, n, truncated=None, alpha=None):
@@ -884,8 +905,10 @@ def fit_block(
     kw = np.exp(-0.5 * ((lp - last[sku]) / LOCAL_BANDWIDTH) ** 2) if LOCAL_BANDWIDTH else 1.0
     k = pooled.weight_k
     for _ in range(iterations):
-        m, var_b = _mean_weight(a[sku] + b[sku] * lp + offset, trunc)
-        q = _row_weight(m, k)
+        eta = a[sku] + b[sku] * lp + offset
+        m, var_b = _mean_weight(eta, trunc)
+        q = _row_weight(eta, var_b, k, trunc)
+        del eta
         wt = var_b * kw * q
         s0 = np.bincount(sku, weights=wt, minlength=n)
         s1 = np.bincount(sku, weights=wt * lp, minlength=n)
@@ -1068,25 +1091,36 @@ def _variance_of(parts: list[dict], origin: int | None = None):
     return variance, phi, tenant, widened
 
 
+# A SKU's dispersion counts toward the tenant's at most this many times the median SKU's
+# (`_central`): a few absurd fits do not set it; a skewed but real spread of SKUs does.
+DISPERSION_CAP = 4.0
+
+
+def _central(ratio, weight) -> float:
+    """The weighted mean of `ratio` with each value capped at DISPERSION_CAP x the weighted
+    median (not the median itself: the dispersions of slow SKUs' counts are skewed, and their
+    median reads low; not the plain mean: a few SKUs whose own fit is absurd read thousands)."""
+    order = np.argsort(ratio, kind="stable")
+    cumulative = np.cumsum(weight[order])
+    median = ratio[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])]
+    capped = np.minimum(ratio, DISPERSION_CAP * median)
+    return float(np.sum(weight * capped) / np.sum(weight))
+
+
 def _tenant_dispersion(pearson, df, floor=None) -> float:
-    """The tenant's Pearson dispersion, each SKU's pull (`_variance_of`): the median of the SKUs'
-    own (Pearson over degrees of freedom), each weighted by its degrees of freedom; at least 1.
-    Not the ratio of the sums: a few SKUs whose own fit is absurd (a slope at its clip, a mean
-    near 0 on a day that sold) carry residuals of thousands of times their variance, and on a
-    real grocer's year 1 % of its SKUs made that ratio 6.9 where the SKUs' own read 1.5 (and
-    every SKU with few days of its own took it). At least `floor`'s median likewise (the
-    dispersion of Poisson counts: 1 under Poisson weights)."""
+    """The tenant's Pearson dispersion, each SKU's pull (`_variance_of`): the SKUs' own (Pearson
+    over degrees of freedom; a SKU that never sold has none), weighted by their degrees of
+    freedom, each capped at DISPERSION_CAP x the median SKU's (`_central`). Not the ratio of
+    the sums: a few SKUs whose own fit is absurd (a slope at its clip, a mean near 0 on a day
+    that sold) carry residuals of thousands of times their variance, and on a real grocer's
+    year 1 % of its SKUs made that ratio 6.9 where the SKUs' own read 1.5 (and every SKU with
+    few days of its own took it). At least the floor's likewise (the dispersion of Poisson
+    counts: 1 under Poisson weights, below 1 under the negative binomial's)."""
     ok = df > 0
     if not ok.any():
         return 1.0
-
-    def median(values) -> float:
-        order = np.argsort(values, kind="stable")
-        cumulative = np.cumsum(df[ok][order])
-        return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
-
-    lowest = 1.0 if floor is None else median(np.asarray(floor)[ok])
-    return max(median(pearson[ok] / df[ok]), lowest)
+    lowest = 1.0 if floor is None else _central(np.asarray(floor)[ok], df[ok])
+    return max(_central(pearson[ok] / df[ok], df[ok]), lowest)
 
 
 def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -> DemandFit:
@@ -1344,7 +1378,9 @@ def _variance_parts(
     # inflate the whole tenant's dispersion)
     var = np.maximum(w if var is None else var, 1e-12)
     pearson = np.bincount(sku, weights=(y - m) ** 2 / var, minlength=n)
-    df = np.maximum(rows - 2, 0)
+    # (a SKU that never sold sits at a mean of about 0: its dispersion is no reading, and no
+    # part of the tenant's)
+    df = np.where(np.bincount(sku, weights=y, minlength=n) > 0, np.maximum(rows - 2, 0), 0)
     centred = x - (s1 / np.maximum(s0, 1e-12))[sku]
     score = kw * (y - m) * centred
     share = (kw * centred) ** 2 * var  # each row's part of the score's variance (independent)
@@ -1589,9 +1625,11 @@ def _newton_per_sku(
         return offset + sum(coef[sku, j] * cols[j] for j in range(k))
 
     for _ in range(max(iterations, 1)):
-        m, w = _mean_weight(a[sku] + linear(), trunc)
-        q = _row_weight(m, weight_k)  # (the negative binomial's: each row's score and weight)
+        eta = a[sku] + linear()
+        m, w = _mean_weight(eta, trunc)
+        q = _row_weight(eta, w, weight_k, trunc)  # (the negative binomial's: score and weight)
         w = w * q
+        del eta
         s0 = np.maximum(np.bincount(sku, weights=w, minlength=n), 1e-12)
         sums = [np.bincount(sku, weights=w * c, minlength=n) for c in cols]
         means = np.stack([s / s0 for s in sums], axis=1)
@@ -1636,7 +1674,8 @@ def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at,
     the prices do not identify them), the correlation of the two's errors (the model's: NaN
     where not identified); and for the sandwich (`_variance_parts` with s1 = 0)
     each row's mean and weight, its effective regressor of the third coefficient (the row's
-    part of the coefficient's influence) and that regressor's information."""
+    part of the coefficient's influence), that regressor's information and each row's weight
+    factor (`_row_weight`)."""
     cols = (x, x * x, z)
     prec = (0.0, 1 / CURVATURE_PRIOR_SD**2, 1 / prior_sd**2)
     fit = _newton_per_sku(y, cols, prec, offset, sku, n, trunc, b0, a0, iterations, k)
@@ -1669,7 +1708,7 @@ def _sandwich_rows(fit: _PerSku, cols, j: int, y, offset, sku, trunc, k=0.0):
     row's mean and weight, and the coefficient's influence per row (row j of the inverse
     information times the row's centred regressors), stated as one regressor whose information
     is 1 / inv[j, j]. One column at a time: row-length vectors only, on a tenant of tens of
-    millions of rows."""
+    millions of rows. Also each row's weight factor (`_row_weight`; 1 on Poisson weights)."""
     inv, means = fit.inv, fit.means
     eff_info = np.where(fit.ok, 1 / np.maximum(inv[:, j, j], 1e-300), 0.0)
     effective = np.zeros(len(y))
@@ -1677,7 +1716,7 @@ def _sandwich_rows(fit: _PerSku, cols, j: int, y, offset, sku, trunc, k=0.0):
         effective += (inv[:, j, i] * eff_info)[sku] * (col - means[sku, i])
     eta = fit.alpha[sku] + offset + sum(fit.coef[sku, i] * cols[i] for i in range(len(cols)))
     m, w = _mean_weight(eta, trunc)
-    q = _row_weight(m, k)
+    q = _row_weight(eta, w, k, trunc)
     return m, w, effective, eff_info, np.broadcast_to(np.asarray(q, dtype=np.float64), m.shape)
 
 

@@ -276,8 +276,8 @@ def store_forecasts(*, publication: Publication) -> int:
             version, [c[1] for c in part], old, [products[c[1]][1] for c in part],
             np.array([np.nan if v is None else float(v) for v in comp]),
         )  # fmt: skip
-        # the interval holds the whole curve's doubt (the slope, the bend, the hinge above the
-        # competitor, where the competitor is), as the decision judged the change
+        # the interval holds the curve's doubt (the slope, the bend, the hinge above the
+        # competitor; the competitor's position as far as the curve holds it: here not)
         units_new, low, high = curve.units_interval(new, Z95)
         for i, c in enumerate(part):
             if not known[i] or not np.isfinite(units_new[i]) or not curve.units_ref[i] > 0:

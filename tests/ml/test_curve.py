@@ -527,6 +527,19 @@ def test_the_units_interval_of_a_move_holds_every_uncertain_part_of_the_curve():
         assert np.log(high[0] / units[0]) == pytest.approx(width, rel=1e-9)
         # the cut stays below the competitor: no hinge, the slope's band as before
         assert low[1] == pytest.approx(min(ends[0][1], ends[1][1]))
+        assert high[1] == pytest.approx(max(ends[0][1], ends[1][1]))
+    # where the competitor's price really is (a curve that holds its doubt): a raise past it
+    # is less sure of its units
+    jittered = DemandCurve.build(
+        [9.5, 9.5], [20.0, 20.0], [-1.5, -1.5], [0.3, 0.3], competitor_price=[10.0, 10.0],
+        competitor_slope=[-4.0, -4.0], competitor_slope_se=[0.5, 0.5], competitor_sd=[0.05, 0.05],
+    )  # fmt: skip
+    _u, low_j, high_j = jittered.units_interval(new, z)
+    _u, low_k, high_k = curve(None, competitor=[10.0, 10.0]).units_interval(new, z)
+    assert low_j[0] < low_k[0] and high_j[0] > high_k[0]
+    # at today's price there is no change to doubt, even with an unknown slope
+    today = DemandCurve.build([9.5], [20.0], [-1.5], [np.nan]).units_interval(np.array([9.5]), z)
+    assert today[1][0] == pytest.approx(20.0) and today[2][0] == pytest.approx(20.0)
     # a fact (no doubt anywhere) is its own interval
     sure = DemandCurve.build([9.5], [20.0], [-1.5], [0.0])
     units, low, high = sure.units_interval(np.array([11.0]), z)

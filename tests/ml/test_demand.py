@@ -549,7 +549,7 @@ def test_overdispersed_counts_weigh_each_day_as_the_negative_binomial_says(monke
         covered += int(np.sum(np.abs(fit.elasticity - true) <= 1.96 * fit.elasticity_se))
         total += len(true)
         with monkeypatch.context() as poisson:
-            poisson.setattr(demand, "_row_weight", lambda m, k: 1.0)
+            poisson.setattr(demand, "_row_weight", lambda *_: 1.0)
             errors["poisson"].append(fit_demand(panel).raw_elasticity - true)
         # an order export of the same days (rows only where something sold) reads the same k
         sold = panel.units > 0
@@ -567,7 +567,7 @@ def test_overdispersed_counts_weigh_each_day_as_the_negative_binomial_says(monke
     fit = fit_demand(panel)
     assert fit.weight_k < 0.01
     with monkeypatch.context() as poisson:
-        poisson.setattr(demand, "_row_weight", lambda m, k: 1.0)
+        poisson.setattr(demand, "_row_weight", lambda *_: 1.0)
         plain = fit_demand(panel)
     assert np.nanmax(np.abs(fit.raw_elasticity - plain.raw_elasticity)) < 0.02
 
@@ -590,6 +590,55 @@ def test_a_few_absurd_skus_do_not_set_every_skus_dispersion():
     others = np.setdiff1d(np.arange(len(clean.elasticity)), [3, 11])
     ratio = odd.elasticity_se[others] / clean.elasticity_se[others]
     assert np.median(ratio) == pytest.approx(1.0, abs=0.05)
+
+
+def test_skus_that_never_sold_read_no_dispersion():
+    # a catalog where more SKUs never sold than sold (listed, 0 units every day): they sit at a
+    # mean of about 0 and their Pearson residuals are 0, no reading of how noisy counts are.
+    # The weights' k and the tenant's dispersion are the selling SKUs' as without them
+    panel, _true = _busy_days(n=150, days=60, seed=3)
+    dead = 160
+    sku = np.r_[panel.sku, np.repeat(np.arange(150, 150 + dead), 30)]
+    day = np.r_[panel.day, np.tile(panel.day[:30], dead)]
+    with_dead = Panel(
+        sku=sku, day=day, units=np.r_[panel.units, np.zeros(30 * dead)],
+        price=np.r_[panel.price, np.full(30 * dead, 10.0)],
+        promo=np.r_[panel.promo, np.zeros(30 * dead)], category=np.arange(150 + dead) % 4,
+    )  # fmt: skip
+    alone, both = fit_demand(panel), fit_demand(with_dead)
+    assert alone.weight_k > 0.4
+    assert both.weight_k == pytest.approx(alone.weight_k, abs=0.02)
+    assert both.dispersion == pytest.approx(alone.dispersion, abs=0.02)
+    ratio = both.raw_se[:150] / alone.raw_se
+    assert np.nanmedian(ratio) == pytest.approx(1.0, abs=0.02)
+
+
+def test_an_order_exports_k_is_read_on_the_zero_truncated_law():
+    # slow movers (0.3-2 units a day): an order export's rows are there because something sold,
+    # most of them single units. Read as if listed whatever sold, their dispersion looks far
+    # below a Poisson's; on the zero-truncated law the export reads overdispersion too (less
+    # than the daily report: its means are the truncation's fit's, whose likelihood k reads
+    # 0.35 here)
+    from ml.science.demand import fit_pooled
+
+    rng = np.random.default_rng(5)
+    n, days, k = 120, 365, 0.8
+    sku = np.repeat(np.arange(n), days)
+    day = np.tile(np.arange(738000, 738000 + days), n)
+    p0 = rng.uniform(5, 50, n)
+    price = p0[sku] * np.exp(rng.normal(0, 0.1, n * days))
+    true = -rng.uniform(0.5, 3.0, n)
+    mu = rng.uniform(0.3, 2.0, n)[sku] * (price / p0[sku]) ** true[sku]
+    units = rng.poisson(rng.gamma(1 / k, k, n * days) * mu).astype(float)
+    daily = Panel(sku=sku, day=day, units=units, price=price, category=np.arange(n) % 4)
+    sold = units > 0
+    orders = Panel(
+        sku=sku[sold], day=day[sold], units=units[sold], price=price[sold],
+        category=np.arange(n) % 4, truncated=np.ones(int(sold.sum()), bool),
+    )  # fmt: skip
+    from_daily, from_orders = fit_pooled(daily).weight_k, fit_pooled(orders).weight_k
+    assert 0.55 <= from_daily <= 1.05
+    assert 0.35 <= from_orders <= from_daily + 0.1
 
 
 def test_a_negative_binomial_weighted_variance_is_never_below_a_poisson_counts():

@@ -15,7 +15,7 @@ PER_SKU = ("elasticity", "elasticity_se", "raw_elasticity", "raw_se", "curvature
            "curvature_se", "raw_curvature", "typical_price", "intercept", "price_low",
            "price_high", "from_prior", "competitor_above", "competitor_above_se", "gap_low",
            "gap_high")  # fmt: skip
-TENANT = ("pooled_elasticity", "pooled_se", "dispersion", "nb_k", "ramp_sd")
+TENANT = ("pooled_elasticity", "pooled_se", "dispersion", "nb_k", "weight_k", "ramp_sd")
 
 
 def rich_panel(n=60, days=400, seed=0, truncated=True, competitor=True, held=False) -> Panel:
