@@ -15,7 +15,7 @@ Fitting:
    sum mu_i without alpha)). Standard errors from the Fisher information.
 2. Each SKU's own slope by Newton steps with everything else held at the pooled fit, with its
    standard error; SKUs whose prices barely move get huge standard errors. Each day weighs as
-   negative-binomial counts say (1 / (1 + k mu), k the one under which the median SKU's Pearson
+   negative-binomial counts say (1 / (1 + k mu), k the one under which the tenant's Pearson
    dispersion is 1: `_weights_k`), so a busy day's overdispersed units count less each; so does
    its curvature's (the hinge of step 4 keeps Poisson weights).
 3. Empirical-Bayes shrinkage, SKU -> category -> tenant: each slope is pulled toward its
