@@ -473,15 +473,21 @@ def test_expected_units_follow_the_recent_level_not_the_years_average():
     assert np.median(now) == pytest.approx(3.7, rel=0.12)
 
 
-def overdispersed(n=150, days=365, seed=0, k=0.8, rho=0.8, shock_sd=0.25):
-    """Negative-binomial daily counts (Var = mu + k mu^2) with an AR(1) demand shock over days,
-    weekly price regimes and promotions: the usual traps of real sales data."""
-    rng = np.random.default_rng(seed)
+def _catalog(rng, n: int, days: int):
+    """Per SKU a true slope, a rate of units a day and a price level (drawn in that order);
+    each row's SKU and day (every SKU on every day)."""
     true = -rng.uniform(0.5, 3.0, n)
     rate = rng.uniform(0.5, 15.0, n)
     sku = np.repeat(np.arange(n), days)
     day = np.tile(np.arange(738000, 738000 + days), n)
-    p0 = rng.uniform(5, 50, n)
+    return true, rate, sku, day, rng.uniform(5, 50, n)
+
+
+def overdispersed(n=150, days=365, seed=0, k=0.8, rho=0.8, shock_sd=0.25):
+    """Negative-binomial daily counts (Var = mu + k mu^2) with an AR(1) demand shock over days,
+    weekly price regimes and promotions: the usual traps of real sales data."""
+    rng = np.random.default_rng(seed)
+    true, rate, sku, day, p0 = _catalog(rng, n, days)
     steps = rng.normal(0, 0.08, (n, days // 7 + 1))
     price = p0[sku] * np.exp(np.repeat(steps, 7, axis=1)[:, :days].ravel())
     promo = (rng.random(n * days) < 0.05).astype(float)
@@ -518,11 +524,7 @@ def _busy_days(n=150, days=365, seed=0, k=0.8, lift=1.2):
     """Negative-binomial daily counts, a new price every day and promotions that lift demand
     far beyond their price cut: the busy days are the noisiest, in units."""
     rng = np.random.default_rng(seed)
-    true = -rng.uniform(0.5, 3.0, n)
-    rate = rng.uniform(0.5, 15.0, n)
-    sku = np.repeat(np.arange(n), days)
-    day = np.tile(np.arange(738000, 738000 + days), n)
-    p0 = rng.uniform(5, 50, n)
+    true, rate, sku, day, p0 = _catalog(rng, n, days)
     price = p0[sku] * np.exp(rng.normal(0, 0.1, n * days))
     promo = (rng.random(n * days) < 0.05).astype(float)
     price = np.where(promo > 0, price * 0.75, price)
