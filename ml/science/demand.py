@@ -15,8 +15,9 @@ Fitting:
    sum mu_i without alpha)). Standard errors from the Fisher information.
 2. Each SKU's own slope by Newton steps with everything else held at the pooled fit, with its
    standard error; SKUs whose prices barely move get huge standard errors. Each day weighs as
-   negative-binomial counts say (1 / (1 + k mu), k the one under which the tenant's Pearson
-   dispersion is 1: `_weights_k`), so a busy day's overdispersed units count less each; so does
+   negative-binomial counts say (w / Var: 1 / (1 + k mu) on a row listed whatever sold, k the
+   one under which the tenant's Pearson dispersion is 1: `_weights_k`), so a busy day's
+   overdispersed units count less each; so does
    its curvature's (the hinge of step 4 keeps Poisson weights).
 3. Empirical-Bayes shrinkage, SKU -> category -> tenant: each slope is pulled toward its
    category's mean in proportion to its noise (w = tau^2 / (tau^2 + se^2)), the category toward
@@ -346,18 +347,18 @@ def _weights_k(y, mu, sku, n: int, truncated) -> float:
     # per degree of freedom (its rows less its intercept and slope), as the dispersion reads
     # it; only SKUs that sold (one that never did sits at a mean of about 0: no reading)
     df = np.maximum(np.bincount(sku, minlength=n) - 2.0, 0.0)
-    has = (df > 0) & (np.bincount(sku, weights=y, minlength=n) > 0)
+    has = (df > 0) & _spread(y, sku, n)
     if not has.any():
         return 0.0
     eta = np.log(mu)
+    mean = mu
+    if cut.any():  # the fit's own mean: at the truncation's k (`Truncation.k`)
+        fit_k = float(getattr(truncated, "k", 0.0))
+        log_p0 = -np.log1p(fit_k * mu) / fit_k if fit_k > 0 else -mu
+        mean = np.where(cut, mu / np.maximum(-np.expm1(log_p0), 1e-300), mu)
 
     def median(k: float) -> float:
         var = _nb_variance(eta, k, cut)
-        if cut.any():
-            log_p0 = -np.log1p(k * mu) / k if k > 0 else -mu
-            mean = np.where(cut, mu / np.maximum(-np.expm1(log_p0), 1e-300), mu)
-        else:
-            mean = mu
         ratio = np.bincount(sku, weights=(y - mean) ** 2 / var, minlength=n)
         return _central(ratio[has] / df[has], df[has])
 
@@ -374,11 +375,22 @@ def _weights_k(y, mu, sku, n: int, truncated) -> float:
     return float(high) if high >= WEIGHTS_K_MIN else 0.0
 
 
+def _spread(y, sku, n: int) -> np.ndarray:
+    """Per SKU, whether its units vary at all: a SKU that never sold, or whose every order was
+    one unit (an order export's rows, read at a mean near 0), says nothing of how noisy counts
+    are; its Pearson dispersion of about 0 is no reading."""
+    low = np.full(n, np.inf)
+    high = np.full(n, -np.inf)
+    np.minimum.at(low, sku, y)
+    np.maximum.at(high, sku, y)
+    return high > low
+
+
 def _nb_variance(eta, k: float, truncated):
     """Per row, the negative binomial's variance at k (Var = mu + k mu^2, mu = e^eta), and
     where a row is there only because something sold (`truncated`) the zero-truncated law's:
     E[y^2] / P(y > 0) - E[y | y > 0]^2."""
-    mu = np.exp(np.clip(eta, -30, 30))
+    mu = np.maximum(np.exp(np.clip(eta, -30, 30)), 1e-9)
     var = mu * (1 + k * mu)
     if truncated is None or not np.any(truncated):
         return var
@@ -399,7 +411,9 @@ def _row_weight(eta, w, k: float, truncated):
     sandwich holds the rest)."""
     if not k > 0:
         return 1.0
-    return w / _nb_variance(eta, k, truncated)
+    # never more than a Poisson's weight (1): a variance below the model's own weight is the
+    # clipping of a mean near 0, or a truncation read at another k, not a surer row
+    return np.minimum(w / _nb_variance(eta, k, truncated), 1.0)
 
 
 def _profile_alpha(y, eta, sku, n, truncated=None, alpha=None):
@@ -908,7 +922,6 @@ def fit_block(
         eta = a[sku] + b[sku] * lp + offset
         m, var_b = _mean_weight(eta, trunc)
         q = _row_weight(eta, var_b, k, trunc)
-        del eta
         wt = var_b * kw * q
         s0 = np.bincount(sku, weights=wt, minlength=n)
         s1 = np.bincount(sku, weights=wt * lp, minlength=n)
@@ -945,7 +958,7 @@ def fit_block(
     # the score's row weight kw q; the model's variance of a row var_b / q (negative binomial)
     slope_var = _variance_parts(
         y, m, var_b * kw, lp, sku, day, n, s0, s1, np.maximum(info_b, 1e-12), kw * q, var_b / q,
-        [day0], held, floor_var=None if k == 0 else var_b,
+        [day0], held, floor_var=None if k == 0 else _nb_variance(eta, 0.0, trunc),
     )  # fmt: skip
     sold = np.bincount(sku, weights=y, minlength=n) > 0
 
@@ -953,7 +966,8 @@ def fit_block(
     # (SKUs whose prices do not show a curve get their category's).
     # The slope stays the straight fit's (the average slope over the SKU's prices: steadier
     # than the joint fit's slope when the history is short); the curvature bends it.
-    raw_c, raw_c_se, (m_c, w_c, effective_c, info_c, q_c) = _curvature(
+    del eta
+    raw_c, raw_c_se, (m_c, w_c, effective_c, info_c, q_c, poisson_c) = _curvature(
         y, lp, offset, sku, n, trunc, b, a, iterations, k=k
     )
     raw_c = np.where(sold, raw_c, np.nan)
@@ -962,9 +976,9 @@ def fit_block(
     curvature_var = _variance_parts(
         y, m_c, w_c, effective_c, sku, day, n, np.ones(n), np.zeros(n),
         np.maximum(info_c, 1e-12), q_c, w_c / q_c, origins=[day0], since=held,
-        floor_var=None if k == 0 else w_c,
+        floor_var=None if k == 0 else poisson_c,
     )  # fmt: skip
-    del m_c, w_c, effective_c, q_c  # row-length: not held through the hinge's fit
+    del m_c, w_c, effective_c, q_c, poisson_c  # row-length: not held through the hinge's fit
     # The hinge above the competitor, fitted together with the slope and the curvature: where
     # a SKU's demand clearly falls faster above the competitor's price, its slope is the one
     # below it.
@@ -990,7 +1004,7 @@ def fit_block(
                 y[e], lp[e], offset[e], sku[e], n, t, b, a, iterations, g[e], HINGE_PRIOR_SD,
                 centre,
             )  # fmt: skip
-            m_r, w_r, effective, info_h, _q = parts
+            m_r, w_r, effective, info_h, _q, _poisson = parts
             # its s.e. as honest as the slope's: dispersion and correlation over days
             first = int(day[e].min())
             # origins at or before the first day (every residue mod SE_BLOCK_DAYS once)
@@ -1103,7 +1117,7 @@ def _central(ratio, weight) -> float:
     order = np.argsort(ratio, kind="stable")
     cumulative = np.cumsum(weight[order])
     median = ratio[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])]
-    capped = np.minimum(ratio, DISPERSION_CAP * median)
+    capped = np.minimum(ratio, DISPERSION_CAP * median) if median > 0 else ratio
     return float(np.sum(weight * capped) / np.sum(weight))
 
 
@@ -1378,9 +1392,9 @@ def _variance_parts(
     # inflate the whole tenant's dispersion)
     var = np.maximum(w if var is None else var, 1e-12)
     pearson = np.bincount(sku, weights=(y - m) ** 2 / var, minlength=n)
-    # (a SKU that never sold sits at a mean of about 0: its dispersion is no reading, and no
-    # part of the tenant's)
-    df = np.where(np.bincount(sku, weights=y, minlength=n) > 0, np.maximum(rows - 2, 0), 0)
+    # (a SKU whose units never vary, one that never sold or sold one unit an order, sits at a
+    # mean of about 0: its dispersion is no reading, and no part of the tenant's)
+    df = np.where(_spread(y, sku, n), np.maximum(rows - 2, 0), 0)
     centred = x - (s1 / np.maximum(s0, 1e-12))[sku]
     score = kw * (y - m) * centred
     share = (kw * centred) ** 2 * var  # each row's part of the score's variance (independent)
@@ -1674,8 +1688,8 @@ def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at,
     the prices do not identify them), the correlation of the two's errors (the model's: NaN
     where not identified); and for the sandwich (`_variance_parts` with s1 = 0)
     each row's mean and weight, its effective regressor of the third coefficient (the row's
-    part of the coefficient's influence), that regressor's information and each row's weight
-    factor (`_row_weight`)."""
+    part of the coefficient's influence), that regressor's information, each row's weight
+    factor (`_row_weight`) and its variance were the counts Poisson (None on Poisson weights)."""
     cols = (x, x * x, z)
     prec = (0.0, 1 / CURVATURE_PRIOR_SD**2, 1 / prior_sd**2)
     fit = _newton_per_sku(y, cols, prec, offset, sku, n, trunc, b0, a0, iterations, k)
@@ -1708,7 +1722,8 @@ def _sandwich_rows(fit: _PerSku, cols, j: int, y, offset, sku, trunc, k=0.0):
     row's mean and weight, and the coefficient's influence per row (row j of the inverse
     information times the row's centred regressors), stated as one regressor whose information
     is 1 / inv[j, j]. One column at a time: row-length vectors only, on a tenant of tens of
-    millions of rows. Also each row's weight factor (`_row_weight`; 1 on Poisson weights)."""
+    millions of rows. Also each row's weight factor (`_row_weight`; 1 on Poisson weights) and
+    its variance were the counts Poisson (the floor; None on Poisson weights)."""
     inv, means = fit.inv, fit.means
     eff_info = np.where(fit.ok, 1 / np.maximum(inv[:, j, j], 1e-300), 0.0)
     effective = np.zeros(len(y))
@@ -1716,8 +1731,9 @@ def _sandwich_rows(fit: _PerSku, cols, j: int, y, offset, sku, trunc, k=0.0):
         effective += (inv[:, j, i] * eff_info)[sku] * (col - means[sku, i])
     eta = fit.alpha[sku] + offset + sum(fit.coef[sku, i] * cols[i] for i in range(len(cols)))
     m, w = _mean_weight(eta, trunc)
-    q = _row_weight(eta, w, k, trunc)
-    return m, w, effective, eff_info, np.broadcast_to(np.asarray(q, dtype=np.float64), m.shape)
+    q = np.broadcast_to(np.asarray(_row_weight(eta, w, k, trunc), dtype=np.float64), m.shape)
+    # (and each row's variance were the counts Poisson: the floor of a weighted fit's)
+    return m, w, effective, eff_info, q, None if not k > 0 else _nb_variance(eta, 0.0, trunc)
 
 
 def _tau2(est: np.ndarray, se: np.ndarray, centre: float) -> float:

@@ -643,6 +643,42 @@ def test_an_order_exports_k_is_read_on_the_zero_truncated_law():
     assert 0.35 <= from_orders <= from_daily + 0.1
 
 
+def test_skus_whose_every_order_is_one_unit_read_no_dispersion():
+    # an order export where many SKUs sold one unit an order, every time: read at a mean near
+    # 0, their Pearson dispersion is about 0, no reading of how noisy counts are. The weights'
+    # k and the tenant's dispersion are the others'
+    from ml.science.demand import _row_weight, fit_pooled
+
+    panel, _true = _busy_days(n=60, days=120, seed=2)
+    sold = panel.units > 0
+    rng = np.random.default_rng(9)
+    single, rows = 100, 40
+    sku = np.r_[panel.sku[sold], np.repeat(np.arange(60, 60 + single), rows)]
+    day = np.r_[panel.day[sold], 738000 + np.sort(rng.choice(120, (single, rows)), axis=1).ravel()]
+    price = np.r_[panel.price[sold], 10 * np.exp(rng.normal(0, 0.1, single * rows))]
+
+    def orders(count):
+        keep = np.r_[np.ones(int(sold.sum()), bool), np.arange(single * rows) < count * rows]
+        return Panel(
+            sku=sku[keep], day=day[keep],
+            units=np.r_[panel.units[sold], np.ones(single * rows)][keep], price=price[keep],
+            category=np.arange(60 + single) % 4, truncated=np.ones(int(keep.sum()), bool),
+        )  # fmt: skip
+
+    alone, with_single = fit_pooled(orders(0)).weight_k, fit_pooled(orders(single)).weight_k
+    assert alone > 0.3
+    assert with_single == pytest.approx(alone, abs=0.1)
+    fit = fit_demand(orders(single))
+    assert fit.weight_k == pytest.approx(with_single)
+    assert np.isfinite(fit.raw_se[:60]).all()
+    # a row's weight is never above a Poisson's, even at a mean the clip holds near 0
+    from ml.science.demand import Truncation
+
+    eta = np.array([-40.0, -28.0, -5.0, 0.0, 3.0])
+    w = np.exp(np.clip(eta, -30, 30))
+    assert (_row_weight(eta, w, 0.8, Truncation(np.ones(5, bool), 0.5)) <= 1.0).all()
+
+
 def test_a_negative_binomial_weighted_variance_is_never_below_a_poisson_counts():
     # under the negative binomial's weights the model variance has room for k mu^2 more than a
     # Poisson's: a SKU less dispersed than the tenant's k (a Pearson dispersion under 1 there)
