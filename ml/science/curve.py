@@ -515,12 +515,17 @@ class DemandCurve:
         return values if len(shape) == 1 else values[:, None]
 
     def pessimistic_curvature(self, z: float) -> np.ndarray:
-        """The curvature z s.e. more bent (fewer units both above and below today's price)."""
-        return np.clip(self.curvature - z * self.curvature_se, CURVATURE_FLOOR, 0.0)
+        """The curvature z s.e. more bent (fewer units both above and below today's price);
+        `-z` for the straighter end. A curve without a curvature s.e. takes it as given."""
+        c_se = 0.0 if self.curvature_se is None else self.curvature_se
+        return np.clip(self.curvature - z * c_se, CURVATURE_FLOOR, 0.0)
 
     def pessimistic_hinge(self, z: float, raise_: bool) -> np.ndarray:
         """The hinge z s.e. toward the unfavourable side: steeper for a raise past the
-        competitor (even where it is not clearly there), flatter for a cut back below it."""
+        competitor (even where it is not clearly there), flatter for a cut back below it. A
+        curve without a hinge s.e. takes its hinge as given."""
+        if self.hinge_se is None or self.hinge_raw is None:
+            return self.competitor_slope
         with np.errstate(invalid="ignore"):
             if raise_:
                 # wherever the data can estimate one (the SKU was seen on both sides): a hinge
@@ -629,13 +634,8 @@ class DemandCurve:
         point = self.log_ratio(price)
         e = self.elasticity
         se = np.nan_to_num(self.elasticity_se, nan=0.0, posinf=0.0)  # (unknown: below)
-        if self.hinge_se is None:  # (a curve made field by field: its hinge taken as given)
-            steep = flat = self.competitor_slope
-        else:
-            steep, flat = self.pessimistic_hinge(z, True), self.pessimistic_hinge(z, False)
-        c_se = np.zeros(n) if self.curvature_se is None else self.curvature_se
-        bent = np.clip(self.curvature - z * c_se, CURVATURE_FLOOR, 0.0)
-        straight = np.clip(self.curvature + z * c_se, CURVATURE_FLOOR, 0.0)
+        steep, flat = self.pessimistic_hinge(z, True), self.pessimistic_hinge(z, False)
+        bent, straight = self.pessimistic_curvature(z), self.pessimistic_curvature(-z)
         sd = np.zeros(n) if self.competitor_sd is None else self.competitor_sd
         comp = self.competitor_price
         with np.errstate(all="ignore"):

@@ -17,8 +17,8 @@ Fitting:
    standard error; SKUs whose prices barely move get huge standard errors. Each day weighs as
    negative-binomial counts say (w / Var: 1 / (1 + k mu) on a row listed whatever sold, k the
    one under which the tenant's Pearson dispersion is 1: `_weights_k`), so a busy day's
-   overdispersed units count less each; so does
-   its curvature's (the hinge of step 4 keeps Poisson weights).
+   overdispersed units count less each; so does its curvature's (the hinge of step 4 keeps
+   Poisson weights).
 3. Empirical-Bayes shrinkage, SKU -> category -> tenant: each slope is pulled toward its
    category's mean in proportion to its noise (w = tau^2 / (tau^2 + se^2)), the category toward
    the pooled slope likewise. SKUs with no sales history get their category's prior.
@@ -266,6 +266,9 @@ WEIGHTS_K_MAX = 3.0  # the largest k the weights take (NB_GRID's largest)
 # The smallest: below it the weights are Poisson's (a day of 10 units weighs at most 1/(1 + 10 k)
 # less, within what the pooled stage's misfit reads as k on Poisson counts: 0.002-0.011)
 WEIGHTS_K_MIN = 0.02
+# Newton steps of the own slopes k is read with (the demo grocer's k within 0.002 of 25 steps'
+# in 5; a third of the pooled stage's time in 25)
+K_STEPS = 5
 
 
 def _dispersion_k(y, mu, truncated) -> float:
@@ -351,11 +354,8 @@ def _weights_k(y, mu, sku, n: int, truncated) -> float:
     if not has.any():
         return 0.0
     eta = np.log(mu)
-    mean = mu
-    if cut.any():  # the fit's own mean: at the truncation's k (`Truncation.k`)
-        fit_k = float(getattr(truncated, "k", 0.0))
-        log_p0 = -np.log1p(fit_k * mu) / fit_k if fit_k > 0 else -mu
-        mean = np.where(cut, mu / np.maximum(-np.expm1(log_p0), 1e-300), mu)
+    # the fit's own mean (a truncated row's at the truncation's k, `Truncation.k`)
+    mean, _w = _mean_weight(eta, truncated if cut.any() else None)
 
     def median(k: float) -> float:
         var = _nb_variance(eta, k, cut)
@@ -379,11 +379,7 @@ def _spread(y, sku, n: int) -> np.ndarray:
     """Per SKU, whether its units vary at all: a SKU that never sold, or whose every order was
     one unit (an order export's rows, read at a mean near 0), says nothing of how noisy counts
     are; its Pearson dispersion of about 0 is no reading."""
-    low = np.full(n, np.inf)
-    high = np.full(n, -np.inf)
-    np.minimum.at(low, sku, y)
-    np.maximum.at(high, sku, y)
-    return high > low
+    return _per_sku(np.maximum, y, sku, n, -np.inf) > _per_sku(np.minimum, y, sku, n, np.inf)
 
 
 def _nb_variance(eta, k: float, truncated):
@@ -757,7 +753,7 @@ def fit_pooled(
     # the counts' noise beyond each SKU's own response to price (its own slope, the rest at the
     # pooled fit), not the one pooled slope's misfit of SKUs whose slopes differ
     offset = controls @ beta[1:]
-    own = _newton_per_sku(y, (r.lp,), (0.0,), offset, sku, n, trunc, beta[0], alpha, iterations)
+    own = _newton_per_sku(y, (r.lp,), (0.0,), offset, sku, n, trunc, beta[0], alpha, K_STEPS)
     eta = own.alpha[sku] + own.coef[sku, 0] * r.lp + offset
     weight_k = _weights_k(y, np.exp(np.clip(eta, -30, 30)), sku, n, trunc)
     del offset, own, eta
@@ -960,13 +956,13 @@ def fit_block(
         y, m, var_b * kw, lp, sku, day, n, s0, s1, np.maximum(info_b, 1e-12), kw * q, var_b / q,
         [day0], held, floor_var=None if k == 0 else _nb_variance(eta, 0.0, trunc),
     )  # fmt: skip
+    del eta
     sold = np.bincount(sku, weights=y, minlength=n) > 0
 
     # Curvature: log units quadratic in log price, slope and curvature per SKU fitted together
     # (SKUs whose prices do not show a curve get their category's).
     # The slope stays the straight fit's (the average slope over the SKU's prices: steadier
     # than the joint fit's slope when the history is short); the curvature bends it.
-    del eta
     raw_c, raw_c_se, (m_c, w_c, effective_c, info_c, q_c, poisson_c) = _curvature(
         y, lp, offset, sku, n, trunc, b, a, iterations, k=k
     )
@@ -1678,7 +1674,7 @@ def _newton_per_sku(
     return _PerSku(coef=coef, info=info, inv=inv, ok=ok, alpha=a, means=means)
 
 
-def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at, k=0.0):
+def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at):
     """Per-SKU Newton steps on (slope, curvature, coefficient of `z`) of log units in x, the
     intercepts profiled, with weak normal priors on the last two (CURVATURE_PRIOR_SD,
     `prior_sd`): the hinge above the competitor read beyond the curve's bend (a curve that
@@ -1688,11 +1684,11 @@ def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at,
     the prices do not identify them), the correlation of the two's errors (the model's: NaN
     where not identified); and for the sandwich (`_variance_parts` with s1 = 0)
     each row's mean and weight, its effective regressor of the third coefficient (the row's
-    part of the coefficient's influence), that regressor's information, each row's weight
-    factor (`_row_weight`) and its variance were the counts Poisson (None on Poisson weights)."""
+    part of the coefficient's influence) and that regressor's information (on Poisson weights:
+    `_sandwich_rows`' weight factor 1 and no floor)."""
     cols = (x, x * x, z)
     prec = (0.0, 1 / CURVATURE_PRIOR_SD**2, 1 / prior_sd**2)
-    fit = _newton_per_sku(y, cols, prec, offset, sku, n, trunc, b0, a0, iterations, k)
+    fit = _newton_per_sku(y, cols, prec, offset, sku, n, trunc, b0, a0, iterations)
     coef, inv = fit.coef, fit.inv
     h = coef[:, 2]
     b = coef[:, 0] + 2 * coef[:, 1] * at
@@ -1713,7 +1709,7 @@ def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at,
         np.where(ok, b, np.nan),
         b_se,
         np.where(ok & np.isfinite(corr), np.clip(corr, -1.0, 1.0), np.nan),
-        _sandwich_rows(fit, cols, 2, y, offset, sku, trunc, k),
+        _sandwich_rows(fit, cols, 2, y, offset, sku, trunc),
     )
 
 
