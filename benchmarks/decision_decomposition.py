@@ -293,6 +293,11 @@ def decompose(
                     "product__sku", "recommended_price"
                 )
             )
+            # the doubt of where the competitor's price is, as the job stored it (a published
+            # change's forecast interval holds it: publishing.store_forecasts)
+            stored_sd = dict(
+                Recommendation.objects.filter(job=job).values_list("product__sku", "competitor_sd")
+            )
             demand = ml_selectors.promoted_version(ModelVersion.Kind.DEMAND)
             catalog = pricing.Catalog.load()
             known = pricing.Market.load(catalog.ids)
@@ -396,6 +401,8 @@ def decompose(
     moved = np.flatnonzero(np.abs(product.price - catalog.price) > 0.005)
     if len(moved):
         part, new = curve.subset(moved), product.price[moved]
+        sd = [stored_sd.get(sku) for sku in np.asarray(catalog.sku)[moved]]
+        part = replace(part, competitor_sd=np.array([0.0 if v is None else v for v in sd]))
         true_ratio = market.expected_demand(order_of[moved], new) / market.expected_demand(
             order_of[moved], catalog.price[moved]
         )

@@ -51,6 +51,7 @@ def demand_curve(
     competitor_price=None,
     within: tuple[int, int] | None = None,
     category_means: dict[str, float] | None = None,
+    competitor_sd=None,
 ):
     """The one demand curve (ml.science.curve.DemandCurve) of `product_ids` at today's
     `prices`, from the estimates of a stored demand-model version. Products the version has no
@@ -60,7 +61,10 @@ def demand_curve(
 
     A partitioned reprice asks for one block of products at a time: `within` (their id range)
     keeps the read to the block, and `category_means` (category_prior_means, over the whole
-    catalog) gives the same priors as one call for every product."""
+    catalog) gives the same priors as one call for every product. `competitor_sd` (per product,
+    log price; None: none): how far the competitor's price may be off `competitor_price`, as a
+    decision judged it (`Recommendation.competitor_sd`), for the doubt of a forecast's interval
+    near the competitor's price (`DemandCurve.units_interval`)."""
     import numpy as np
 
     from .models import Elasticity
@@ -147,6 +151,7 @@ def demand_curve(
         gap_high=get("gap_high"),
         ramp_sd=ramp_sd,
         hinge_spread=spread,
+        competitor_sd=competitor_sd,
     ), known
 
 

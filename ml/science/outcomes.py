@@ -198,7 +198,11 @@ class Accuracy:
     changes: int
     wape: float  # sum |actual - predicted| / sum actual (units per day)
     bias: float  # sum predicted / sum actual - 1
-    coverage: float  # share of changes whose actual lies in the 95 % predictive interval
+    # share of the changes with a known interval whose actual lies in the 95 % predictive one
+    coverage: float
+    # the changes whose forecast states its interval (one of a slope of unknown s.e. is 0 to
+    # infinity: no statement to hold, so no part of the coverage; its forecast is in the error)
+    intervals: int = 0
 
 
 def forecast_accuracy(
@@ -212,21 +216,27 @@ def forecast_accuracy(
 ) -> Accuracy:
     """Per measured change: units per day after it (`actual`, with the s.e. of its lift, which
     holds the noise of the window and of the counterfactual), the counterfactual, and the
-    forecast at the new price (its 95 % interval) and at the old one."""
+    forecast at the new price (its 95 % interval) and at the old one. The error and the bias
+    hold every change; the coverage those whose interval is finite (`Accuracy.intervals`)."""
     actual, counterfactual = np.asarray(actual, float), np.asarray(counterfactual, float)
     old = np.maximum(np.asarray(forecast_old, float), 1e-12)
     ratio = np.asarray(forecast_new, float) / old
     predicted = counterfactual * ratio
     half = (np.asarray(forecast_high, float) - np.asarray(forecast_low, float)) / 2
     spread = counterfactual * half / old / Z95  # the forecast's own s.e., on this level
-    se = np.sqrt(np.asarray(actual_se, float) ** 2 + spread**2)
-    ok = np.isfinite(predicted) & np.isfinite(actual) & np.isfinite(se)
+    actual_se = np.asarray(actual_se, float)
+    se = np.sqrt(actual_se**2 + spread**2)
+    ok = np.isfinite(predicted) & np.isfinite(actual) & np.isfinite(actual_se)
     if not ok.any():
         return Accuracy(0, float("nan"), float("nan"), float("nan"))
     total = max(float(actual[ok].sum()), 1e-12)
+    stated = ok & np.isfinite(se)  # (an interval of 0 to infinity states nothing)
     return Accuracy(
         changes=int(ok.sum()),
         wape=float(np.abs(actual - predicted)[ok].sum() / total),
         bias=float(predicted[ok].sum() / total - 1),
-        coverage=float(np.mean(np.abs(actual - predicted)[ok] <= Z95 * se[ok])),
+        coverage=float(np.mean(np.abs(actual - predicted)[stated] <= Z95 * se[stated]))
+        if stated.any()
+        else float("nan"),
+        intervals=int(stated.sum()),
     )

@@ -326,7 +326,12 @@ def checks(current: AlertPolicy) -> list[Check]:
         enough = n >= current.min_changes
         wape = row["wape"] if row else None
         coverage = row["coverage"] if row else None
-        figures = {"changes": n, "wape": wape, "coverage": coverage, "bias": row and row["bias"]}
+        # the coverage is of the changes whose forecast states an interval
+        stated = row["intervals"] if row else 0
+        figures = {
+            "changes": n, "wape": wape, "coverage": coverage, "bias": row and row["bias"],
+            "intervals": stated,
+        }  # fmt: skip
         limit, floor = float(current.max_wape), float(current.min_coverage)
         out.append(
             Check(
@@ -343,8 +348,10 @@ def checks(current: AlertPolicy) -> list[Check]:
             Check(
                 Alert.Kind.INTERVAL_COVERAGE,
                 subject,
-                bool(coverage is not None and coverage < floor) if enough else None,
-                f"Only {_pct(coverage)} of {n} measured changes of {subject} landed inside "
+                bool(coverage is not None and coverage < floor)
+                if stated >= current.min_changes
+                else None,
+                f"Only {_pct(coverage)} of {stated} measured changes of {subject} landed inside "
                 f"their 95 % forecast interval (the policy's floor: {_pct(floor)}).",
                 {**figures, "floor": floor},
                 coverage is None or coverage >= min(floor * (1 + margin), 1.0),

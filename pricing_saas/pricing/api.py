@@ -498,6 +498,10 @@ class AccuracyOut(serializers.Serializer):
     wape = serializers.FloatField(allow_null=True)
     bias = serializers.FloatField(allow_null=True)
     coverage = serializers.FloatField(allow_null=True)
+    intervals = serializers.IntegerField(
+        help_text="The changes whose forecast states a 95 % interval (the coverage's count): "
+        "a forecast on a slope of unknown error has none"
+    )
 
 
 def _outcome_response(request, changes):

@@ -105,6 +105,10 @@ class Recommendation(TenantOwned):
     expected_profit = models.FloatField(null=True)
     competitor_price = models.DecimalField(max_digits=14, decimal_places=4, null=True)
     competitor_name = models.CharField(max_length=200, blank=True, default="")
+    # How far the price buyers meet at the competitor may be off competitor_price (log-price
+    # s.d.: the level's own error and the day's jitter), as the decision judged it; the change's
+    # forecast interval holds that doubt (publishing.store_forecasts). Null: no competitor.
+    competitor_sd = models.FloatField(null=True, blank=True)
     reference_price = models.DecimalField(max_digits=14, decimal_places=4, null=True)
     binding_rules = models.JSONField(default=list, blank=True)
     rule_sets = models.JSONField(default=list, blank=True)  # names of the rule sets applied

@@ -232,9 +232,10 @@ Z95 = 1.959963984540054  # the forecast's 95 % interval
 def store_forecasts(*, publication: Publication) -> int:
     """Each change's forecast as it goes out, from its job's demand model (the one curve,
     anchored at the old price): expected units per day at the new price and at the old one
-    (the counterfactual), the new price's 95 % interval (every uncertain part of the curve:
-    `DemandCurve.units_interval`), and the unit cost then. Changes without an estimate (no
-    model, a cold start) keep no forecast. Returns how many were stored."""
+    (the counterfactual), the new price's 95 % interval (every uncertain part of the curve, the
+    competitor's position as its recommendation judged it: `DemandCurve.units_interval`; 0 to
+    infinity where the slope's s.e. is unknown), and the unit cost then. Changes without an
+    estimate (no model, a cold start) keep no forecast. Returns how many were stored."""
     import numpy as np
 
     from ml.models import ModelVersion
@@ -260,10 +261,13 @@ def store_forecasts(*, publication: Publication) -> int:
                 "pk", "cost", "category", "attributes__cost_source"
             )
         )
-    competitor = {}
+    competitor = {}  # the competitor's price and its doubt as the decision judged them
     for chunk in _chunks([c[5] for c in changes]):
         competitor.update(
-            Recommendation.objects.filter(pk__in=chunk).values_list("pk", "competitor_price")
+            (pk, rest)
+            for pk, *rest in Recommendation.objects.filter(pk__in=chunk).values_list(
+                "pk", "competitor_price", "competitor_sd"
+            )
         )
     out: list[tuple] = []
     for version_id in {versions.get(c[2]) for c in changes} - {None}:
@@ -271,13 +275,15 @@ def store_forecasts(*, publication: Publication) -> int:
         part = [c for c in changes if versions.get(c[2]) == version_id and c[1] in products]
         old = np.array([float(c[3]) for c in part])
         new = np.array([float(c[4]) for c in part])
-        comp = [competitor.get(c[5]) for c in part]
+        comp = [competitor.get(c[5]) or (None, None) for c in part]
+        level = np.array([np.nan if v[0] is None else float(v[0]) for v in comp])
+        doubt = np.array([0.0 if v[1] is None else float(v[1]) for v in comp])
         curve, known = demand_curve(
-            version, [c[1] for c in part], old, [products[c[1]][1] for c in part],
-            np.array([np.nan if v is None else float(v) for v in comp]),
+            version, [c[1] for c in part], old, [products[c[1]][1] for c in part], level,
+            competitor_sd=doubt,
         )  # fmt: skip
-        # the interval holds the curve's doubt (the slope, the bend, the hinge above the
-        # competitor; the competitor's position as far as the curve holds it: here not)
+        # the interval holds the curve's doubt: the slope, the bend, the hinge above the
+        # competitor and where the competitor's price really is, as the decision judged it
         units_new, low, high = curve.units_interval(new, Z95)
         for i, c in enumerate(part):
             if not known[i] or not np.isfinite(units_new[i]) or not curve.units_ref[i] > 0:

@@ -1065,6 +1065,13 @@ def _rows(
         "profit_delta": nulls(np.where(profit_known, profit_new - rec.profit_now, np.nan)),
         "loss_chance": nulls(np.where(no_model, np.nan, rec.loss_chance)),
         "competitor_price": money(market.competitor_price),
+        # the doubt of where the competitor's price is, as the decision judged it (the stored
+        # forecast's interval holds it: publishing.store_forecasts)
+        "competitor_sd": nulls(
+            np.where(
+                np.isfinite(market.competitor_price), market.competitor_doubt(np.arange(n)), np.nan
+            )
+        ),
         "price_floor": money(rec.floor),
         "price_ceiling": money(rec.ceiling),
         "change": change.tolist(),

@@ -448,7 +448,7 @@ def wape_of(world_a, monkeypatch):
     def accuracy(window_days):
         row = {"model_version": state["version"].pk, "changes": 50, "wape": state["wape"],
                "bias": 0.0}  # fmt: skip
-        return [{**row, "coverage": 0.95}]
+        return [{**row, "coverage": 0.95, "intervals": 50}]
 
     monkeypatch.setattr(alerts, "accuracy", accuracy)
     return state
@@ -637,3 +637,25 @@ def test_a_webhook_without_encryption_keys_is_a_clear_400_not_a_500(
     assert body["attr"] == "webhook_url" and "FIELD_ENCRYPTION_KEYS" in body["detail"]
     with tenant_context(world_a.tenant):
         assert not AlertPolicy.objects.filter(webhook_url="http://127.0.0.1:9/hook").exists()
+
+
+def test_the_coverage_is_judged_on_the_forecasts_that_state_an_interval(
+    world_a, wape_of, monkeypatch
+):
+    """A forecast on a slope of unknown error states no interval (0 to infinity): of 50 measured
+    changes only the 3 that state one count for the coverage alert, too few to judge; with 40
+    the same coverage is judged (and breaches the floor)."""
+    row = {"model_version": wape_of["version"].pk, "changes": 50, "wape": 0.0, "bias": 0.0,
+           "coverage": 0.2}  # fmt: skip
+    stated = {"intervals": 3}
+    monkeypatch.setattr(alerts, "accuracy", lambda window_days: [{**row, **stated}])
+    with tenant_context(world_a.tenant):
+        policy = alerts.save_policy(min_changes=5, min_coverage="0.8")
+
+        def coverage_check():
+            return next(c for c in alerts.checks(policy) if c.kind == Alert.Kind.INTERVAL_COVERAGE)
+
+        few = coverage_check()
+        assert few.breached is None and "of 3 measured changes" in few.message
+        stated["intervals"] = 40
+        assert coverage_check().breached is True

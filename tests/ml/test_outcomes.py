@@ -99,6 +99,24 @@ def test_forecast_accuracy_judges_the_price_effect_not_the_season():
     assert wrong.coverage < right.coverage - 0.1 and wrong.wape > right.wape
 
 
+def test_a_forecast_without_an_interval_counts_in_the_error_not_in_the_coverage():
+    from ml.science.outcomes import forecast_accuracy
+
+    counterfactual = np.full(4, 10.0)
+    actual = np.array([10.0, 10.0, 10.0, 20.0])  # the last change doubled its units
+    se = np.full(4, 0.1)
+    low = np.array([9.9, 9.9, 9.9, 0.0])
+    high = np.array([10.1, 10.1, 10.1, np.inf])  # a slope of unknown s.e.: 0 to infinity
+    got = forecast_accuracy(actual, se, counterfactual, np.full(4, 10.0), np.full(4, 10.0),
+                            low, high)  # fmt: skip
+    assert got.changes == 4 and got.intervals == 3
+    assert got.coverage == 1.0  # the three stated intervals held; the unknown one is no claim
+    assert got.wape == pytest.approx(10 / 50)  # its error counts
+    none = forecast_accuracy(actual[3:], se[3:], counterfactual[3:], np.full(1, 10.0),
+                             np.full(1, 10.0), low[3:], high[3:])  # fmt: skip
+    assert none.changes == 1 and none.intervals == 0 and np.isnan(none.coverage)
+
+
 def test_category_drifts_follow_the_categories_only_as_far_as_they_move_apart():
     from ml.science.outcomes import Drift, category_drifts
 

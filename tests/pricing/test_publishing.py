@@ -327,6 +327,50 @@ def test_each_change_goes_out_with_its_forecast_at_the_new_and_the_old_price(
     assert mine.forecast_units_new < mine.forecast_units_old
 
 
+def test_a_forecast_near_the_competitors_price_holds_the_doubt_of_where_it_is(
+    shop, reprice, approve_some
+):
+    """The reprice keeps how far the competitor's price may be off its reading, as the decision
+    judged it (`Recommendation.competitor_sd`), and a change's stored forecast interval holds
+    that doubt where the SKU's demand collapses above the competitor: a move to within a few
+    s.d. of its price may be on either side of it."""
+    from ml.models import Elasticity
+    from pricing_saas.catalog.importer import import_rows
+
+    with tenant_context(shop.tenant):
+        skus = ["P0", "P1", "P2"]
+        now = timezone.now()
+        import_rows(kind="competitor_prices", rows=[
+            {"sku": sku, "competitor": "Rival", "price": price,
+             "observed_at": (now - timedelta(days=days)).isoformat()}
+            for sku in skus for days, price in ((9, "20.40"), (5, "20.60"), (2, "20.50"))
+        ])  # fmt: skip
+        approvals.update_policy(auto_approve=False)
+        reprice()
+        recs = dict(Recommendation.objects.values_list("product__sku", "competitor_sd"))
+        assert all(recs[sku] is not None and recs[sku] > 0 for sku in skus)
+        assert recs["P5"] is None  # no competitor read: no doubt stored
+        approve_some(20)
+        publication = publishing.publish(enqueue=False)
+        change = PriceChange.objects.filter(publication=publication).order_by("pk").first()
+        rec = change.recommendation
+        # the product's demand collapses above the competitor, whose price sits at the new one
+        Elasticity.objects.filter(
+            product_id=change.product_id, model_version_id=change.forecast_version_id
+        ).update(competitor_slope=-8.0, competitor_slope_se=0.5)
+        widths = []
+        for sd in (0.0, 0.05):
+            Recommendation.objects.filter(pk=rec.pk).update(
+                competitor_price=change.new_price, competitor_sd=sd
+            )
+            assert publishing.store_forecasts(publication=publication) >= 1
+            change.refresh_from_db()
+            low, high = change.forecast_units_new_low, change.forecast_units_new_high
+            assert low <= change.forecast_units_new <= high
+            widths.append(high - low)
+    assert widths[1] > 1.2 * widths[0]
+
+
 def test_a_confirmed_publish_acts_only_on_the_set_its_summary_named(shop, reprice):
     from pricing_saas.pricing import selectors
 
