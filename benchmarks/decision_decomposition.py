@@ -437,6 +437,7 @@ def decompose(
             "form": np.asarray(FORMS)[market.form],
             "anchored": market.anchored.astype(int),
             "price_today": p0,
+            "competitor_today": market.competitor_today,
             "recommended": prices["D_product"],
             "oracle": prices["O_free"],
             "point": prices["D_point"],
