@@ -386,6 +386,8 @@ def _pooled_arrays(pooled) -> dict:
         "flags": np.asarray([pooled.competitor, pooled.truncated, pooled.time_effects]),
         "nb_k": np.asarray(pooled.nb_k),
         "weight_k": np.asarray(pooled.weight_k),
+        "counts_k": np.asarray(pooled.counts_k),
+        "weights_ratio": np.asarray(pooled.weights_ratio),
         "ramp_sd": np.asarray(pooled.ramp_sd),
         "alpha": pooled.alpha,
         "closed": np.asarray(pooled.closed, dtype=str),
@@ -413,6 +415,10 @@ def _pooled_of(arrays):
         unlisted=tuple(str(n) for n in arrays["unlisted"]) if "unlisted" in arrays.files else (),
         # (a stage of the release before it has none: Poisson weights, as then)
         weight_k=float(arrays["weight_k"]) if "weight_k" in arrays.files else 0.0,
+        counts_k=float(arrays["counts_k"]) if "counts_k" in arrays.files else 0.0,
+        weights_ratio=float(arrays["weights_ratio"])
+        if "weights_ratio" in arrays.files
+        else float("nan"),
     )
 
 

@@ -470,6 +470,12 @@ def finish_demand(
                              "dispersion": round(fit.dispersion, 3),
                              # Var = mu + k mu^2 behind each SKU's own fits' weights
                              "overdispersion_k": round(fit.weight_k, 3),
+                             # the k the counts read, and the median SKU's variance of its
+                             # own slope on those weights over Poisson's: the weights are
+                             # the negative binomial's only where that is below 1
+                             "counts_k": round(fit.counts_k, 3),
+                             "weights_ratio": None if not np.isfinite(fit.weights_ratio)
+                             else round(fit.weights_ratio, 3),
                              "competitor_hinges": int(np.sum(fit.competitor_above < 0)),
                              "ramp_sd": round(fit.ramp_sd, 5),
                              # the share of calendar days open: units_per_day is an open

@@ -574,6 +574,65 @@ def test_overdispersed_counts_weigh_each_day_as_the_negative_binomial_says(monke
     assert np.nanmax(np.abs(fit.raw_elasticity - plain.raw_elasticity)) < 0.02
 
 
+def _held_prices(n=150, days=365, seed=0, k=0.8, rho=0.95, shock_sd=0.4):
+    """Shelf prices held about 45 days at a time, deep promotions (30-50 % off on 5 % of days,
+    with a display lift) and a demand shock that lasts weeks: a held price's days share one
+    shock, and the promotions' days are most of what a slope can be read from."""
+    rng = np.random.default_rng(seed)
+    true, rate, sku, day, p0 = _catalog(rng, n, days)
+    change = rng.random((n, days)) < 1 / 45
+    level = np.where(change, rng.normal(0, 0.1, (n, days)), np.nan)
+    level[:, 0] = rng.normal(0, 0.1, n)
+    for t in range(1, days):  # each price held until the next change
+        level[:, t] = np.where(np.isnan(level[:, t]), level[:, t - 1], level[:, t])
+    promo = rng.random(n * days) < 0.05
+    depth = np.where(promo, rng.uniform(0.3, 0.5, n * days), 0.0)
+    price = p0[sku] * np.exp(level.ravel()) * (1 - depth)
+    shock = np.zeros((n, days))
+    eps = rng.normal(0, shock_sd * np.sqrt(1 - rho**2), (n, days))
+    shock[:, 0] = rng.normal(0, shock_sd, n)
+    for t in range(1, days):
+        shock[:, t] = rho * shock[:, t - 1] + eps[:, t]
+    mu = rate[sku] * (price / p0[sku]) ** true[sku] * np.exp(1.0 * promo + shock.ravel())
+    units = rng.poisson(rng.gamma(1 / k, k, n * days) * mu)
+    return Panel(
+        sku=sku, day=day, units=units, price=price, promo=promo.astype(float),
+        category=np.arange(n) % 4, current_price=p0 * np.exp(level[:, -1]),
+    ), true  # fmt: skip
+
+
+def test_the_negative_binomials_weights_only_where_they_are_the_surer(monkeypatch):
+    # Both weights give unbiased slopes; the fit keeps the negative binomial's only where its
+    # slopes state less variance than Poisson's. Where prices are held for weeks and a demand
+    # shock lasts as long, a held price's days share one shock, and the promotions' busy days,
+    # which the negative binomial weighs least, are most of what a slope is read from: there
+    # the counts read overdispersed (k about 1) and yet Poisson's weights are the surer, and
+    # the slopes on them err less
+    from ml.science import demand
+
+    panel, true = _held_prices()
+    fit = fit_demand(panel)
+    assert fit.counts_k > 0.4 and fit.weights_ratio > 1.0
+    assert fit.weight_k == 0.0
+    with monkeypatch.context() as forced:  # the negative binomial's taken whatever they state
+        forced.setattr(demand, "_choose_weights", lambda panel, pooled, iterations: pooled)
+        nb = fit_demand(panel)
+    assert nb.weight_k == pytest.approx(fit.counts_k)
+    own = np.isfinite(fit.raw_se) & np.isfinite(nb.raw_se)
+    at = panel.current_price
+    error = {
+        name: float(np.mean((f.elasticity_at(np.arange(len(true)), at) - true)[own] ** 2))
+        for name, f in (("chosen", fit), ("negative binomial", nb))
+    }
+    assert error["chosen"] < 0.9 * error["negative binomial"]  # (0.50 against 0.63)
+    assert np.median(fit.elasticity_se[own]) < np.median(nb.elasticity_se[own])
+    slope = fit.elasticity_at(np.arange(len(true)), at)
+    assert np.mean((np.abs(slope - true) <= 1.96 * fit.elasticity_se)[own]) >= 0.93
+    # where each day's noise is its own (`_busy_days`), the negative binomial's are the surer
+    busy = fit_demand(_busy_days(seed=0)[0])
+    assert busy.weight_k == busy.counts_k > 0.4 and busy.weights_ratio < 1.0
+
+
 def test_a_few_absurd_skus_do_not_set_every_skus_dispersion():
     # two SKUs of 120 each sell 400 units on one day (a bulk order, a data error): their own
     # residuals are thousands of times their variance. The tenant's dispersion, which every
@@ -608,8 +667,8 @@ def test_skus_that_never_sold_read_no_dispersion():
         promo=np.r_[panel.promo, np.zeros(30 * dead)], category=np.arange(150 + dead) % 4,
     )  # fmt: skip
     alone, both = fit_demand(panel), fit_demand(with_dead)
-    assert alone.weight_k > 0.4
-    assert both.weight_k == pytest.approx(alone.weight_k, abs=0.02)
+    assert alone.counts_k > 0.4
+    assert both.counts_k == pytest.approx(alone.counts_k, abs=0.02)
     assert both.dispersion == pytest.approx(alone.dispersion, abs=0.02)
     ratio = both.raw_se[:150] / alone.raw_se
     assert np.nanmedian(ratio) == pytest.approx(1.0, abs=0.02)
@@ -638,7 +697,7 @@ def test_an_order_exports_k_is_read_on_the_zero_truncated_law():
         sku=sku[sold], day=day[sold], units=units[sold], price=price[sold],
         category=np.arange(n) % 4, truncated=np.ones(int(sold.sum()), bool),
     )  # fmt: skip
-    from_daily, from_orders = fit_pooled(daily).weight_k, fit_pooled(orders).weight_k
+    from_daily, from_orders = fit_pooled(daily).counts_k, fit_pooled(orders).counts_k
     assert 0.55 <= from_daily <= 1.05
     assert 0.35 <= from_orders <= from_daily + 0.1
 
@@ -665,11 +724,11 @@ def test_skus_whose_every_order_is_one_unit_read_no_dispersion():
             category=np.arange(60 + single) % 4, truncated=np.ones(int(keep.sum()), bool),
         )  # fmt: skip
 
-    alone, with_single = fit_pooled(orders(0)).weight_k, fit_pooled(orders(single)).weight_k
+    alone, with_single = fit_pooled(orders(0)).counts_k, fit_pooled(orders(single)).counts_k
     assert alone > 0.3
     assert with_single == pytest.approx(alone, abs=0.1)
     fit = fit_demand(orders(single))
-    assert fit.weight_k == pytest.approx(with_single)
+    assert fit.counts_k == pytest.approx(with_single)
     assert np.isfinite(fit.raw_se[:60]).all()
     # a row's weight is never above a Poisson's, even at a mean the clip holds near 0
     from ml.science.demand import Truncation
