@@ -145,6 +145,14 @@ def main() -> None:
                 f"({len(at_step) / max(len(changes), 1):.1%}) |"
             )
             print(f"| demand model | {version.message} |")
+            trained = version.metrics.get(version.trainer, {})
+            ratio = trained.get("weights_ratio")
+            print(
+                "| the demand fit's weights (the counts' negative-binomial k; the median SKU's "
+                "stated slope variance on its weights over Poisson's) | "
+                + ("negative binomial" if trained.get("overdispersion_k") else "Poisson")
+                + f" (k {trained.get('counts_k')}; ratio {'none' if ratio is None else ratio}) |"
+            )
             panel, _ids, _stats = demand_panel()
             result = backtest(panel, holdout_days=28)
             print(
