@@ -415,7 +415,10 @@ def _pooled_of(arrays):
         unlisted=tuple(str(n) for n in arrays["unlisted"]) if "unlisted" in arrays.files else (),
         # (a stage of the release before it has none: Poisson weights, as then)
         weight_k=float(arrays["weight_k"]) if "weight_k" in arrays.files else 0.0,
-        counts_k=float(arrays["counts_k"]) if "counts_k" in arrays.files else 0.0,
+        # (one of the release before them: the k read was the k used)
+        counts_k=float(arrays["counts_k"] if "counts_k" in arrays.files else arrays["weight_k"])
+        if "weight_k" in arrays.files or "counts_k" in arrays.files
+        else 0.0,
         weights_ratio=float(arrays["weights_ratio"])
         if "weights_ratio" in arrays.files
         else float("nan"),

@@ -626,7 +626,8 @@ class DemandCurve:
         today's price: the level at today's price is not part of it. Where the slope's s.e. is
         not finite (inf or NaN), the interval of a move is 0 to inf (unknown). Where the
         competitor's price is, only as far as the curve says (`competitor_sd`: a curve from
-        `ml.selectors.demand_curve` holds none, so a stored forecast leaves that part out)."""
+        `ml.selectors.demand_curve` holds the doubt its caller gives it; a stored forecast's
+        is the one its recommendation was decided on, `Recommendation.competitor_sd`)."""
         price = np.asarray(price, dtype=np.float64)
         if price.shape != (len(self),):
             raise ValueError(f"units_interval takes one price per SKU, not shape {price.shape}")

@@ -971,6 +971,16 @@ class Staged:
     profit_new: float
 
 
+def _doubt_of(market: Market, n: int) -> np.ndarray:
+    """Per product, how far the competitor's price may be off its level as the decision judged
+    it (`Market.competitor_doubt`); NaN where no competitor is read or the doubt is not a finite
+    number."""
+    with np.errstate(invalid="ignore"):
+        doubt = np.asarray(market.competitor_doubt(np.arange(n)), float)
+        known = np.isfinite(market.competitor_price) & np.isfinite(doubt) & (doubt >= 0)
+    return np.where(known, doubt, np.nan)
+
+
 def _rows(
     job, catalog: Catalog, curve, market: Market, rec, resolved, no_model: bool = False
 ) -> Staged:
@@ -1067,11 +1077,7 @@ def _rows(
         "competitor_price": money(market.competitor_price),
         # the doubt of where the competitor's price is, as the decision judged it (the stored
         # forecast's interval holds it: publishing.store_forecasts)
-        "competitor_sd": nulls(
-            np.where(
-                np.isfinite(market.competitor_price), market.competitor_doubt(np.arange(n)), np.nan
-            )
-        ),
+        "competitor_sd": nulls(_doubt_of(market, n)),
         "price_floor": money(rec.floor),
         "price_ceiling": money(rec.ceiling),
         "change": change.tolist(),

@@ -5,6 +5,7 @@ the one-process fit's estimates: every SKU's, within 1e-6."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -100,6 +101,41 @@ def test_blocks_give_the_one_process_estimates(panel, block):
     assert_same_fit(one, parts)
     assert np.isfinite(one.raw_elasticity).sum() > len(one.elasticity) // 2  # a real fit
     assert (one.competitor_above < 0).any() or panel.competitor_price is None
+
+
+def test_blocks_reach_the_one_process_choice_of_weights_on_a_sample_of_the_skus(monkeypatch):
+    """The choice of weights (`_choose_weights`) reads a sample of the SKUs where there are more
+    than WEIGHTS_SAMPLE_SKUS (here 40 of 150): in blocks it draws the same sample of the same
+    SKUs (with their categories and today's prices), takes the same weights (Poisson's: prices
+    held for weeks, a lasting shock, deep promotions) and gives the same fit."""
+    from ml.science import demand
+    from tests.ml.test_demand import _held_prices
+
+    monkeypatch.setattr(demand, "WEIGHTS_SAMPLE_SKUS", 40)
+    monkeypatch.setattr(demand, "WEIGHTS_MIN_SKUS", 20)
+    panel, _true = _held_prices(n=150, days=240, seed=1)
+    one = fit_demand(panel)
+    assert one.counts_k > 0.4 and one.weights_ratio > 1.0 and one.weight_k == 0.0
+    parts = fit_in_blocks(panel, block_skus=25, sample_skus=10_000)
+    assert_same_fit(one, parts)
+    # fewer SKUs read on their own data than the median needs: the counts' weights
+    monkeypatch.setattr(demand, "WEIGHTS_MIN_SKUS", 41)
+    few = fit_demand(panel)
+    assert few.weight_k == few.counts_k > 0.4 and few.weights_ratio > 1.0
+
+
+def test_a_concatenated_panel_keeps_its_blocks_categories_and_todays_prices():
+    from ml.science.demand import block_of, concatenate
+
+    panel = rich_panel(n=20, days=30)
+    joined = concatenate([block_of(panel, 0, 8), block_of(panel, 12, 20)])
+    assert np.array_equal(joined.category, np.r_[panel.category[:8], panel.category[12:]])
+    assert np.array_equal(
+        joined.current_price, np.r_[panel.current_price[:8], panel.current_price[12:]]
+    )
+    assert joined.sku.max() == 15  # the SKUs renumbered in order
+    bare = concatenate([block_of(panel, 0, 8), replace(block_of(panel, 8, 20), category=None)])
+    assert bare.category is None and bare.current_price is not None
 
 
 def test_a_panel_with_a_dummy_per_period_gives_the_one_process_estimates_in_blocks():
