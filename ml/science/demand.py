@@ -38,7 +38,7 @@ Every elasticity carries a standard error. Estimates are clipped to a plausible 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -572,6 +572,8 @@ def fit_demand(panel: Panel, iterations: int = 25) -> DemandFit:
     empirical-Bayes reduce. The partitioned fit (ml.partitioned) runs the same three stages with
     the SKUs split into blocks, each fitted on its own (fit_block), then reduce() over them."""
     pooled = fit_pooled(panel, iterations)
+    if pooled.whole_fit is not None:  # the choice of weights fitted every SKU on them already
+        return pooled.whole_fit
     return reduce(
         [fit_block(panel, pooled, iterations, alpha=pooled.alpha)], pooled, panel.category
     )
@@ -614,6 +616,9 @@ class Pooled:
     # weights are the negative binomial's (weight_k = counts_k) only where they are the surer
     counts_k: float = 0.0
     weights_ratio: float = float("nan")
+    # Where the choice of weights fitted the whole panel the pooled fit was read on, that fit
+    # on the chosen weights (`fit_demand` returns it rather than fit it again); not stored
+    whole_fit: DemandFit | None = field(default=None, repr=False, compare=False)
 
     def without(self, controls) -> Pooled:
         """The same fit with the named closed controls given no coefficient (as a rare one,
@@ -633,6 +638,7 @@ class Pooled:
             names=[name for name in self.names if name not in drop],
             closed=tuple(name for name in self.closed if name not in drop),
             rare=(*self.rare, *drop),
+            whole_fit=None,  # (fitted with the controls dropped here)
         )
 
 
@@ -840,10 +846,16 @@ def _choose_weights(panel: Panel, pooled: Pooled, iterations: int) -> Pooled:
     units, price = np.asarray(sample.units, float), np.asarray(sample.price, float)
     if not np.any(np.isfinite(units) & (units > 0) & np.isfinite(price) & (price > 0)):
         return pooled  # (nothing sold in the sample: nothing to compare)
-    se, own, size = [], True, block_size(sample)
+    whole = sample is panel  # (its fit on the chosen weights is fit_demand's: kept)
+    se, own, fits = [], True, []
     for k in (pooled.weight_k, 0.0):
         trial = replace(pooled, weight_k=k)
-        fit = reduce([fit_block(sample, trial, iterations, n=size)], trial, sample.category)
+        # (the whole panel as fit_demand fits it, from the pooled fit's intercepts)
+        size = block_size(sample)
+        start = pooled.alpha if whole and len(pooled.alpha) == size else None
+        block = fit_block(sample, trial, iterations, alpha=start, n=size)
+        fit = reduce([block], trial, sample.category)
+        fits.append(fit)
         se.append(np.asarray(fit.elasticity_se, float))
         # only SKUs read on their own data (one that never sold, or took its category's
         # slope, states the same prior either way)
@@ -853,13 +865,15 @@ def _choose_weights(panel: Panel, pooled: Pooled, iterations: int) -> Pooled:
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = (se[0] / se[1]) ** 2
     ratio = ratio[own & np.isfinite(ratio) & (ratio > 0)]
-    if len(ratio) < WEIGHTS_MIN_SKUS:  # too few to judge: the weights the counts call for
-        return replace(
-            pooled, weights_ratio=float(np.median(ratio)) if len(ratio) else float("nan")
-        )
-    median = float(np.median(ratio))
-    return replace(pooled, weight_k=pooled.weight_k if median < 1.0 else 0.0,
-                   weights_ratio=median)  # fmt: skip
+    median = float(np.median(ratio)) if len(ratio) else float("nan")
+    # too few to judge: the weights the counts call for
+    chosen = 1 if len(ratio) >= WEIGHTS_MIN_SKUS and not median < 1.0 else 0
+    return replace(
+        pooled,
+        weight_k=(pooled.weight_k, 0.0)[chosen],
+        weights_ratio=median,
+        whole_fit=replace(fits[chosen], weights_ratio=median) if whole else None,
+    )
 
 
 def _unlisted(day: np.ndarray, trunc, day_range: tuple[int, int]) -> tuple[str, ...]:
