@@ -399,6 +399,7 @@ def _pooled_of(arrays):
     from ml.science.demand import Pooled
 
     competitor, truncated, time_effects = (bool(v) for v in arrays["flags"])
+    weight_k = float(arrays["weight_k"]) if "weight_k" in arrays.files else 0.0
     return Pooled(
         beta=arrays["beta"],
         cov=arrays["cov"],
@@ -414,11 +415,9 @@ def _pooled_of(arrays):
         # (a stage of the release before them has none: its open share counts closed ones)
         unlisted=tuple(str(n) for n in arrays["unlisted"]) if "unlisted" in arrays.files else (),
         # (a stage of the release before it has none: Poisson weights, as then)
-        weight_k=float(arrays["weight_k"]) if "weight_k" in arrays.files else 0.0,
-        # (one of the release before them: the k read was the k used)
-        counts_k=float(arrays["counts_k"] if "counts_k" in arrays.files else arrays["weight_k"])
-        if "weight_k" in arrays.files or "counts_k" in arrays.files
-        else 0.0,
+        weight_k=weight_k,
+        # (one of the release before them: the k read was the k used, never compared)
+        counts_k=float(arrays["counts_k"]) if "counts_k" in arrays.files else weight_k,
         weights_ratio=float(arrays["weights_ratio"])
         if "weights_ratio" in arrays.files
         else float("nan"),

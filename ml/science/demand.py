@@ -847,12 +847,12 @@ def _choose_weights(panel: Panel, pooled: Pooled, iterations: int) -> Pooled:
     if not np.any(np.isfinite(units) & (units > 0) & np.isfinite(price) & (price > 0)):
         return pooled  # (nothing sold in the sample: nothing to compare)
     whole = sample is panel  # (its fit on the chosen weights is fit_demand's: kept)
+    size = block_size(sample)
+    # (the whole panel as fit_demand fits it, from the pooled fit's intercepts)
+    start = pooled.alpha if whole and len(pooled.alpha) == size else None
     se, own, fits = [], True, []
     for k in (pooled.weight_k, 0.0):
         trial = replace(pooled, weight_k=k)
-        # (the whole panel as fit_demand fits it, from the pooled fit's intercepts)
-        size = block_size(sample)
-        start = pooled.alpha if whole and len(pooled.alpha) == size else None
         block = fit_block(sample, trial, iterations, alpha=start, n=size)
         fit = reduce([block], trial, sample.category)
         fits.append(fit)

@@ -411,8 +411,9 @@ class PriceChange(TenantOwned):
     sent_at = models.DateTimeField(null=True, blank=True)  # handed to a shop's API
     # The forecast when it went out, from the demand model of its job (the one curve): expected
     # units per day at the new price and at the old one (the counterfactual), the new price's
-    # 95 % interval (the curve's doubt: slope, bend, hinge), and the unit cost then (profit =
-    # (price - cost) units; null without a cost). What the change did is measured against these
+    # 95 % interval (the curve's doubt: slope, bend, hinge, where the competitor's price is;
+    # 0 to infinity on a slope of unknown error), and the unit cost then (profit = (price -
+    # cost) units; null without a cost). What the change did is measured against these
     # (pricing_saas.pricing.outcomes).
     forecast_units_new = models.FloatField(null=True, blank=True)
     forecast_units_old = models.FloatField(null=True, blank=True)

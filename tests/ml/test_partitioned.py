@@ -548,3 +548,31 @@ def test_a_rare_control_the_sample_left_out_is_checked_on_the_whole_tenant(
     unread = version.metrics["partitioned"]["unread_controls"]
     assert unread == ([] if added else ["promo"])
     assert version.metrics["partitioned"]["pooled_products"] == (11 if added else 10)
+
+
+def test_a_pooled_stage_stored_by_the_release_before_reads_its_k_as_read_and_used():
+    """A pooled-stage file written before the choice of weights holds the k the weights took
+    and no `counts_k` or `weights_ratio`: read back, the k read is that k, and nothing was
+    compared; one from before the weights reads Poisson's."""
+    from ml.science.demand import Panel, fit_pooled
+
+    rng = np.random.default_rng(2)
+    sku = np.repeat(np.arange(40), 60)
+    price = 10 * np.exp(rng.normal(0, 0.1, len(sku)))
+    panel = Panel(sku=sku, day=np.tile(np.arange(738000, 738060), 40),
+                  units=rng.poisson(3 * (price / 10) ** -1.5), price=price)  # fmt: skip
+    arrays = {
+        key: value
+        for key, value in partitioned._pooled_arrays(fit_pooled(panel)).items()
+        if key not in ("counts_k", "weights_ratio")
+    }
+    arrays["weight_k"] = np.asarray(0.7)
+
+    class Stored(dict):
+        files = property(lambda self: list(self))
+
+    before = partitioned._pooled_of(Stored(arrays))
+    assert before.weight_k == before.counts_k == 0.7 and np.isnan(before.weights_ratio)
+    del arrays["weight_k"]
+    older = partitioned._pooled_of(Stored(arrays))
+    assert older.weight_k == older.counts_k == 0.0
