@@ -454,6 +454,27 @@ class DemandCurve:
             lean = np.nan_to_num(self.hinge_raw) + HINGE_LEAN_Z * self.hinge_se < 0
         return (self.competitor_slope < 0) | lean
 
+    def unread_hinge(self) -> np.ndarray:
+        """Per SKU: a competitor's price above today's price, the catalog's spread of hinges
+        known, and the SKU's own hinge unread (s.e. inf: its days above the competitor too few
+        to tell one, or none). Its slope is the one below the competitor; whether demand
+        collapses above it, these days cannot say, and the catalog's spread is all there is to
+        judge a raise past it on (`hinge_parts`). Today's price above the competitor: the
+        slope read there holds any hinge already."""
+        n = len(self)
+        if self.hinge_se is None or self.competitor_price is None:
+            return np.zeros(n, dtype=bool)
+        tau2 = self._spread_known()
+        centre = np.full(n, np.nan) if self.hinge_centre is None else self.hinge_centre
+        with np.errstate(invalid="ignore"):
+            return (
+                ~np.isfinite(self.hinge_se)
+                & np.isfinite(tau2)
+                & np.isfinite(centre)
+                & np.isfinite(self.competitor_price)
+                & (self.price_ref < self.competitor_price)
+            )
+
     def _spread_known(self) -> np.ndarray:
         """tau^2 of the catalog's hinges per SKU (NaN where no spread is known)."""
         return np.full(len(self), np.nan) if self.hinge_tau2 is None else self.hinge_tau2
@@ -468,11 +489,13 @@ class DemandCurve:
         without a hinge, a hinge estimated, a competitor's price known; a clear or leaning one
         too, `leaning_hinge`, whose own end the search keeps).
         Without a spread, or where the hinge is a fact (s.e. 0) or unknown (s.e. inf): r = 1,
-        its own estimate and s.e.^2. The chance is read off the reading's two likelihoods,
-        (1 - spike) N(raw; centre, tau^2 + s^2) against spike N(raw; 0, s^2), with a reading
-        above the point where the slab's wider tail would read it as likelier again taken at
-        that point (-centre s^2 / tau^2; no more a sign of a collapse than there): r never
-        falls as the reading falls."""
+        its own estimate and s.e.^2; but an unknown one below the competitor with a spread
+        known (`unread_hinge`) is the spread itself, a mixture: r = 1 - spike, m the slab's
+        mean, v its tau^2 and the mean's own variance. The chance is read off the reading's two
+        likelihoods, (1 - spike) N(raw; centre, tau^2 + s^2) against spike N(raw; 0, s^2), with a
+        reading above the point where the slab's wider tail would read it as likelier again
+        taken at that point (-centre s^2 / tau^2; no more a sign of a collapse than there): r
+        never falls as the reading falls."""
         n = len(self)
         raw = np.zeros(n) if self.hinge_raw is None else np.nan_to_num(self.hinge_raw)
         se = np.zeros(n) if self.hinge_se is None else self.hinge_se
@@ -501,7 +524,13 @@ class DemandCurve:
             )
             mixed = prior & (spike > 0) & np.isfinite(self.competitor_price)
             r = np.where(mixed, 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700, 700))), 1.0)
-        return r, m, v, mixed
+            # an unread hinge (`unread_hinge`): the catalog's spread itself, its share with a
+            # hinge and its slab (the centre's own variance too)
+            unread = self.unread_hinge()
+            r = np.where(unread, 1.0 - spike, r)
+            m = np.where(unread, mu, m)
+            v = np.where(unread, t2 + np.nan_to_num(cv), v)
+        return r, m, v, mixed | unread
 
     def hinge_posterior(self) -> tuple[np.ndarray, np.ndarray]:
         """Per SKU: the hinge's posterior mean and variance on the catalog's spread of hinges
@@ -532,10 +561,11 @@ class DemandCurve:
                 # the SKU's data lean toward (z s.e. below zero; every clear one) at its own
                 # end: a rare SKU that collapses above the competitor is not judged on a
                 # catalog where few do; any other at its posterior's end on the catalog's
-                # spread of hinges (its own end where none is known)
+                # spread of hinges (the spread itself where the SKU's days read none below
+                # the competitor, `unread_hinge`; its own end, none, where no spread is known)
                 # (with a share of SKUs without a hinge: its end if it has one, times the
                 # chance it has; a leaning one, its end if it has one: `hinge_parts`)
-                known = np.isfinite(self.hinge_se)
+                known = np.isfinite(self.hinge_se) | self.unread_hinge()
                 r, m, v, _ = self.hinge_parts()
                 own = self.hinge_raw - z * self.hinge_se
                 slab = m - z * np.sqrt(v)

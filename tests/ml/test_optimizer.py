@@ -820,6 +820,47 @@ def test_a_raise_past_the_competitor_is_charged_its_chance_of_losing_under_the_m
         assert price <= 10.2
 
 
+@pytest.mark.parametrize(
+    "spread", [(-4.5, 0.5, 0.6, 0.1), (-4.5, 0.5, 0.95, 0.1), (-1.0, 0.2, 0.0, 0.0)]
+)
+def test_a_raise_past_the_competitor_on_a_hinge_its_days_cannot_read_is_charged_the_catalogs(
+    spread,
+):
+    """A SKU below the competitor whose days read no hinge (s.e. inf: a slow mover's few days
+    above it) is charged, for a raise past the competitor, the chance of losing money under the
+    catalog's spread of hinges (Monte Carlo: the hinge drawn from the spread, the slope from
+    its normal), no move past the cap under it, and no more gain than that spread leaves."""
+    from ml.science.curve import DemandCurve
+
+    rules = Rules(competitor_price=10.2, max_step=0.2, loss_budget=0.5)
+    args = ([10.0], [5.0], [20.0], [-1.5], [0.1], rules)
+    hinge = {"competitor_slope": [0.0], "competitor_slope_se": [np.inf], "hinge_spread": spread}
+    rec = optimise(*args, **hinge)
+    price, charged = rec.price[0], rec.loss_chance[0]
+    centre, tau2, spike, centre_var = spread
+    rng = np.random.default_rng(1)
+    k = 100_000
+    h = np.where(rng.random(k) < 1 - spike, rng.normal(centre, np.sqrt(tau2 + centre_var), k), 0)
+    drawn = DemandCurve.build(
+        np.full(k, 10.0), np.full(k, 20.0), rng.normal(-1.5, 0.1, k), np.zeros(k),
+        competitor_price=np.full(k, 10.2), competitor_slope=np.minimum(h, 0.0),
+    )  # fmt: skip
+    now = drawn.profit(np.full(k, 10.0), np.full(k, 5.0))
+    at = drawn.profit(np.full(k, price), np.full(k, 5.0))
+    loses = at - now < -rules.loss_tolerance * now
+    assert charged <= rules.max_loss_chance
+    if price > 10.2:  # past the competitor: charged what the spread says, and it pays on it
+        assert charged == pytest.approx(loses.mean(), abs=0.006)
+        assert at.mean() > now.mean()
+    if 1 - spike > rules.max_loss_chance:  # a collapse likelier than the cap: not past it
+        assert price <= 10.2
+    # the same SKU on a curve that knows no spread of hinges is raised past it, charged nothing
+    blind = optimise(
+        *args, competitor_slope=[0.0], competitor_slope_se=[np.inf], hinge_spread=False
+    )
+    assert blind.price[0] > 10.2
+
+
 @pytest.mark.parametrize("raw, se", [(-2.0, 0.9), (-2.6, 1.2), (-3.1, 1.5)])
 def test_a_cut_below_the_competitor_counting_on_a_hinge_the_sku_may_not_have_is_charged(raw, se):
     """Found in review: a SKU above the competitor whose hinge reads clear (-2.0 +- 0.9) was cut
