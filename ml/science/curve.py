@@ -455,25 +455,26 @@ class DemandCurve:
         return (self.competitor_slope < 0) | lean
 
     def unread_hinge(self) -> np.ndarray:
-        """Per SKU: a competitor's price above today's price, the catalog's spread of hinges
-        known, and the SKU's own hinge unread (s.e. inf: its days above the competitor too few
-        to tell one, or none). Its slope is the one below the competitor; whether demand
-        collapses above it, these days cannot say, and the catalog's spread is all there is to
-        judge a raise past it on (`hinge_parts`). Today's price above the competitor: the
-        slope read there holds any hinge already."""
+        """Per SKU: a competitor's price known, the catalog's spread of hinges known, and the
+        SKU's own hinge unread (s.e. inf: its days on one side of the competitor too few to
+        tell one, or none; a slow mover in an order export lists only the days it sold, and a
+        collapse above the competitor hides its own days there). Whether its demand collapses
+        above the competitor, its days cannot say: the catalog's spread is all there is to
+        judge a raise on (`hinge_parts`; the optimiser weighs that mixture for raises only). A
+        SKU above the competitor today whose slope was read on days above it holds some of its
+        hinge already and is judged the more warily for it: on the simulator, SKUs above the
+        competitor that collapse there read slopes 1.9 s.e. less elastic than they are."""
         n = len(self)
         if self.hinge_se is None or self.competitor_price is None:
             return np.zeros(n, dtype=bool)
         tau2 = self._spread_known()
         centre = np.full(n, np.nan) if self.hinge_centre is None else self.hinge_centre
-        with np.errstate(invalid="ignore"):
-            return (
-                ~np.isfinite(self.hinge_se)
-                & np.isfinite(tau2)
-                & np.isfinite(centre)
-                & np.isfinite(self.competitor_price)
-                & (self.price_ref < self.competitor_price)
-            )
+        return (
+            ~np.isfinite(self.hinge_se)
+            & np.isfinite(tau2)
+            & np.isfinite(centre)
+            & np.isfinite(self.competitor_price)
+        )
 
     def _spread_known(self) -> np.ndarray:
         """tau^2 of the catalog's hinges per SKU (NaN where no spread is known)."""
@@ -489,9 +490,9 @@ class DemandCurve:
         without a hinge, a hinge estimated, a competitor's price known; a clear or leaning one
         too, `leaning_hinge`, whose own end the search keeps).
         Without a spread, or where the hinge is a fact (s.e. 0) or unknown (s.e. inf): r = 1,
-        its own estimate and s.e.^2; but an unknown one below the competitor with a spread
-        known (`unread_hinge`) is the spread itself, a mixture: r = 1 - spike, m the slab's
-        mean, v its tau^2 and the mean's own variance. The chance is read off the reading's two
+        its own estimate and s.e.^2; but an unknown one with a spread known (`unread_hinge`)
+        is the spread itself, a mixture: r = 1 - spike, m the slab's mean, v its tau^2 and the
+        mean's own variance. The chance is read off the reading's two
         likelihoods, (1 - spike) N(raw; centre, tau^2 + s^2) against spike N(raw; 0, s^2), with a
         reading above the point where the slab's wider tail would read it as likelier again
         taken at that point (-centre s^2 / tau^2; no more a sign of a collapse than there): r
@@ -561,8 +562,8 @@ class DemandCurve:
                 # the SKU's data lean toward (z s.e. below zero; every clear one) at its own
                 # end: a rare SKU that collapses above the competitor is not judged on a
                 # catalog where few do; any other at its posterior's end on the catalog's
-                # spread of hinges (the spread itself where the SKU's days read none below
-                # the competitor, `unread_hinge`; its own end, none, where no spread is known)
+                # spread of hinges (the spread itself where the SKU's days read none,
+                # `unread_hinge`; its own end, none, where no spread is known)
                 # (with a share of SKUs without a hinge: its end if it has one, times the
                 # chance it has; a leaning one, its end if it has one: `hinge_parts`)
                 known = np.isfinite(self.hinge_se) | self.unread_hinge()

@@ -834,7 +834,9 @@ def _chance(part, price, cost, by_revenue, base, up, value_base, rules):
     clear or leaning hinge keeps the
     gain on its own estimate and is charged the larger of its own chance and that mixture's
     (its own estimate in place of the posterior): a cut back below the competitor that counts
-    on a hinge the SKU may not have is charged that chance too (review)."""
+    on a hinge the SKU may not have is charged that chance too (review). A hinge its days
+    cannot read (`DemandCurve.unread_hinge`: the catalog's spread itself) is weighed so for a
+    raise only; a cut keeps the curve's own gain and chance."""
     gain, chance = _normal_chance(part, price, cost, by_revenue, base, up, value_base, rules)
     r, m, v, mixed = part.hinge_parts()
     rows = np.flatnonzero(mixed)
@@ -870,8 +872,13 @@ def _chance(part, price, cost, by_revenue, base, up, value_base, rules):
     # other counts on no more gain than the curve shows (a cut below the competitor that pays
     # only if the SKU collapses above it is not made on that chance: its shown gain must pay)
     mixed_gain = (1 - w) * gain_none + w * gain_some
-    gain[rows] = np.where(lean, gain[rows], np.minimum(gain[rows], mixed_gain))
-    chance[rows] = np.where(lean, np.maximum(chance[rows], mixture), mixture)
+    mixed_gain = np.where(lean, gain[rows], np.minimum(gain[rows], mixed_gain))
+    mixture = np.where(lean, np.maximum(chance[rows], mixture), mixture)
+    # a hinge its days cannot read (`unread_hinge`) is the catalog's for a raise only: a cut
+    # that counts on a collapse above the competitor the SKU may not have is not made on it
+    own = sub.unread_hinge()[:, None] & ~ups
+    gain[rows] = np.where(own, gain[rows], mixed_gain)
+    chance[rows] = np.where(own, chance[rows], mixture)
     return gain, chance
 
 

@@ -230,29 +230,31 @@ def test_an_unclear_hinge_is_judged_on_the_spread_of_the_catalogs_hinges():
 def test_a_hinge_its_days_cannot_read_is_judged_on_the_catalogs_spread_of_hinges():
     """A slow mover's few days above the competitor read no hinge (s.e. inf): a raise past the
     competitor was judged as if demand could not collapse there, and on a catalog where 40 %
-    of SKUs collapse above it those raises lost money (RESULTS). Below the competitor today,
-    its hinge's posterior is the catalog's spread itself: the share with a hinge, the slab's
-    mean and tau^2 and the mean's own variance; a raise past the competitor takes that
-    posterior's end. Above the competitor today, the slope read there holds any hinge already,
-    and without a spread nothing is known to judge it on: as before."""
+    of SKUs collapse above it those raises lost money (RESULTS). Its hinge's posterior is the
+    catalog's spread itself: the share with a hinge, the slab's mean and tau^2 and the mean's
+    own variance; a raise takes that posterior's end, wherever today's price is (a slope read
+    above the competitor may hold only part of a collapse). Without a spread nothing is known
+    to judge it on: as before."""
     spread = (-2.0, 0.5, 0.6, 0.04)
+    end = 0.4 * (-2.0 - np.sqrt(0.54))
     below = catalog([0.0, -1.0], [np.inf, 0.8], 10.5, spread)
     r, m, v, mixed = below.hinge_parts()
     assert below.unread_hinge().tolist() == [True, False]
     assert mixed[0] and r[0] == pytest.approx(0.4)
     assert m[0] == pytest.approx(-2.0) and v[0] == pytest.approx(0.5 + 0.04)
-    assert below.pessimistic_hinge(1.0, True)[0] == pytest.approx(0.4 * (-2.0 - np.sqrt(0.54)))
+    assert below.pessimistic_hinge(1.0, True)[0] == pytest.approx(end)
     # a cut never counts on it; the curve's own slope is not changed by it
     assert below.pessimistic_hinge(1.0, False)[0] == 0.0
     assert below.competitor_slope[0] == 0.0
-    above = catalog([0.0], [np.inf], 9.5, spread)
-    assert not above.unread_hinge()[0] and above.pessimistic_hinge(1.0, True)[0] == 0.0
+    for competitor in (10.0, 9.5):  # at the competitor's price today, and above it
+        other = catalog([0.0], [np.inf], competitor, spread)
+        assert other.unread_hinge()[0] and other.pessimistic_hinge(1.0, True)[0] == pytest.approx(
+            end
+        )
     alone = catalog([0.0], [np.inf], 10.5, False)
     assert not alone.unread_hinge()[0] and alone.pessimistic_hinge(1.0, True)[0] == 0.0
     # (one SKU of the catalog, the chart's, carries the same)
-    assert below.subset([0]).pessimistic_hinge(1.0, True)[0] == pytest.approx(
-        below.pessimistic_hinge(1.0, True)[0]
-    )
+    assert below.subset([0]).pessimistic_hinge(1.0, True)[0] == pytest.approx(end)
 
 
 def test_more_evidence_of_a_hinge_never_makes_a_raise_past_the_competitor_look_safer():

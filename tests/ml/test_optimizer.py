@@ -829,10 +829,11 @@ def test_a_raise_past_the_competitor_on_a_hinge_its_days_cannot_read_is_charged_
     """A SKU below the competitor whose days read no hinge (s.e. inf: a slow mover's few days
     above it) is charged, for a raise past the competitor, the chance of losing money under the
     catalog's spread of hinges (Monte Carlo: the hinge drawn from the spread, the slope from
-    its normal), no move past the cap under it, and no more gain than that spread leaves."""
+    its normal), no move past the cap under it; a raise up to the competitor's price is still
+    made. The same SKU on a curve that knows no spread is raised past it, charged nothing."""
     from ml.science.curve import DemandCurve
 
-    rules = Rules(competitor_price=10.2, max_step=0.2, loss_budget=0.5)
+    rules = Rules(competitor_price=10.5, max_step=0.2, loss_budget=0.5)
     args = ([10.0], [5.0], [20.0], [-1.5], [0.1], rules)
     hinge = {"competitor_slope": [0.0], "competitor_slope_se": [np.inf], "hinge_spread": spread}
     rec = optimise(*args, **hinge)
@@ -843,22 +844,35 @@ def test_a_raise_past_the_competitor_on_a_hinge_its_days_cannot_read_is_charged_
     h = np.where(rng.random(k) < 1 - spike, rng.normal(centre, np.sqrt(tau2 + centre_var), k), 0)
     drawn = DemandCurve.build(
         np.full(k, 10.0), np.full(k, 20.0), rng.normal(-1.5, 0.1, k), np.zeros(k),
-        competitor_price=np.full(k, 10.2), competitor_slope=np.minimum(h, 0.0),
+        competitor_price=np.full(k, 10.5), competitor_slope=np.minimum(h, 0.0),
     )  # fmt: skip
     now = drawn.profit(np.full(k, 10.0), np.full(k, 5.0))
     at = drawn.profit(np.full(k, price), np.full(k, 5.0))
     loses = at - now < -rules.loss_tolerance * now
-    assert charged <= rules.max_loss_chance
-    if price > 10.2:  # past the competitor: charged what the spread says, and it pays on it
-        assert charged == pytest.approx(loses.mean(), abs=0.006)
-        assert at.mean() > now.mean()
+    assert price > 10.0 and charged <= rules.max_loss_chance
+    assert charged == pytest.approx(loses.mean(), abs=0.006)
     if 1 - spike > rules.max_loss_chance:  # a collapse likelier than the cap: not past it
-        assert price <= 10.2
-    # the same SKU on a curve that knows no spread of hinges is raised past it, charged nothing
+        assert price <= 10.5
+    else:
+        assert price > 10.5
     blind = optimise(
         *args, competitor_slope=[0.0], competitor_slope_se=[np.inf], hinge_spread=False
     )
-    assert blind.price[0] > 10.2
+    assert blind.price[0] == pytest.approx(12.0) and blind.loss_chance[0] < 0.001
+
+
+def test_a_cut_of_a_sku_whose_days_read_no_hinge_is_not_made_on_the_catalogs_collapse():
+    """Above the competitor, a cut back below it would gain more if the SKU collapsed above it
+    as the catalog's SKUs do; a SKU whose days cannot say so is cut on its own curve: the same
+    price and chance as without the catalog's spread."""
+    rules = Rules(competitor_price=9.4, max_step=0.2, loss_budget=0.5)
+    args = ([10.0], [7.0], [20.0], [-5.0], [0.3], rules)
+    hinge = {"competitor_slope": [0.0], "competitor_slope_se": [np.inf]}
+    spread = optimise(*args, **hinge, hinge_spread=(-4.5, 0.5, 0.6, 0.1))
+    blind = optimise(*args, **hinge, hinge_spread=False)
+    assert blind.price[0] < 9.4  # (a cut past the competitor)
+    assert spread.price[0] == pytest.approx(blind.price[0])
+    assert spread.loss_chance[0] == pytest.approx(blind.loss_chance[0])
 
 
 @pytest.mark.parametrize("raw, se", [(-2.0, 0.9), (-2.6, 1.2), (-3.1, 1.5)])
