@@ -27,6 +27,9 @@ import numpy as np
 from scipy.special import ndtr
 
 HINGE_Z = 2.0  # a hinge is used where it is this many standard errors below zero
+# The demand fit's prior on a SKU's extra slope above the competitor, N(0, 3^2): also the
+# posterior of a hinge its days cannot read where no catalog's spread is measured
+HINGE_PRIOR_SD = 3.0
 # The fewest estimated hinges the catalog's spread of hinges is measured on (tau^2 by moments
 # from a handful is noise); below it each hinge is judged on its own.
 HINGE_SPREAD_MIN = 20
@@ -455,26 +458,20 @@ class DemandCurve:
         return (self.competitor_slope < 0) | lean
 
     def unread_hinge(self) -> np.ndarray:
-        """Per SKU: a competitor's price known, the catalog's spread of hinges known, and the
-        SKU's own hinge unread (s.e. inf: its days on one side of the competitor too few to
-        tell one, or none; a slow mover in an order export lists only the days it sold, and a
-        collapse above the competitor hides its own days there). Whether its demand collapses
-        above the competitor, its days cannot say: the catalog's spread is all there is to
-        judge a raise on (`hinge_parts`; the optimiser weighs that mixture for raises only). A
-        SKU above the competitor today whose slope was read on days above it holds some of its
-        hinge already and is judged the more warily for it: on the simulator, SKUs above the
-        competitor that collapse there read slopes 1.9 s.e. less elastic than they are."""
+        """Per SKU: a competitor's price known and the SKU's own hinge unread (s.e. inf: its
+        days on one side of the competitor too few to tell one, or none; a slow mover in an
+        order export lists only the days it sold, and a collapse above the competitor hides its
+        own days there). Whether its demand collapses above the competitor, its days cannot
+        say: a raise is judged on the catalog's spread of hinges, or where none is measured
+        (fewer than HINGE_SPREAD_MIN hinges read) on the fit's own prior (`hinge_parts`; the
+        optimiser weighs that mixture for raises only). A SKU above the competitor today whose
+        slope was read on days above it holds some of its hinge already and is judged the more
+        warily for it: on the simulator, slow movers above the competitor that collapse there
+        read slopes 1.9 s.e. less elastic than they are."""
         n = len(self)
         if self.hinge_se is None or self.competitor_price is None:
             return np.zeros(n, dtype=bool)
-        tau2 = self._spread_known()
-        centre = np.full(n, np.nan) if self.hinge_centre is None else self.hinge_centre
-        return (
-            ~np.isfinite(self.hinge_se)
-            & np.isfinite(tau2)
-            & np.isfinite(centre)
-            & np.isfinite(self.competitor_price)
-        )
+        return ~np.isfinite(self.hinge_se) & np.isfinite(self.competitor_price)
 
     def _spread_known(self) -> np.ndarray:
         """tau^2 of the catalog's hinges per SKU (NaN where no spread is known)."""
@@ -490,13 +487,13 @@ class DemandCurve:
         without a hinge, a hinge estimated, a competitor's price known; a clear or leaning one
         too, `leaning_hinge`, whose own end the search keeps).
         Without a spread, or where the hinge is a fact (s.e. 0) or unknown (s.e. inf): r = 1,
-        its own estimate and s.e.^2; but an unknown one with a spread known (`unread_hinge`)
-        is the spread itself, a mixture: r = 1 - spike, m the slab's mean, v its tau^2 and the
-        mean's own variance. The chance is read off the reading's two
-        likelihoods, (1 - spike) N(raw; centre, tau^2 + s^2) against spike N(raw; 0, s^2), with a
-        reading above the point where the slab's wider tail would read it as likelier again
-        taken at that point (-centre s^2 / tau^2; no more a sign of a collapse than there): r
-        never falls as the reading falls."""
+        its own estimate and s.e.^2; but an unknown one (`unread_hinge`) is the spread itself,
+        a mixture: r = 1 - spike, m the slab's mean, v its tau^2 and the mean's own variance;
+        where no spread is known, the fit's prior (r = 1, m = 0, v = HINGE_PRIOR_SD^2). The
+        chance is read off the reading's two likelihoods, (1 - spike) N(raw; centre, tau^2 +
+        s^2) against spike N(raw; 0, s^2), with a reading above the point where the slab's
+        wider tail would read it as likelier again taken at that point (-centre s^2 / tau^2; no
+        more a sign of a collapse than there): r never falls as the reading falls."""
         n = len(self)
         raw = np.zeros(n) if self.hinge_raw is None else np.nan_to_num(self.hinge_raw)
         se = np.zeros(n) if self.hinge_se is None else self.hinge_se
@@ -526,11 +523,12 @@ class DemandCurve:
             mixed = prior & (spike > 0) & np.isfinite(self.competitor_price)
             r = np.where(mixed, 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700, 700))), 1.0)
             # an unread hinge (`unread_hinge`): the catalog's spread itself, its share with a
-            # hinge and its slab (the centre's own variance too)
+            # hinge and its slab (the centre's own variance too); without one, the fit's prior
             unread = self.unread_hinge()
-            r = np.where(unread, 1.0 - spike, r)
-            m = np.where(unread, mu, m)
-            v = np.where(unread, t2 + np.nan_to_num(cv), v)
+            spread = np.isfinite(tau2) & np.isfinite(centre)
+            r = np.where(unread, np.where(spread, 1.0 - spike, 1.0), r)
+            m = np.where(unread, np.where(spread, mu, 0.0), m)
+            v = np.where(unread, np.where(spread, t2 + np.nan_to_num(cv), HINGE_PRIOR_SD**2), v)
         return r, m, v, mixed | unread
 
     def hinge_posterior(self) -> tuple[np.ndarray, np.ndarray]:
@@ -562,8 +560,8 @@ class DemandCurve:
                 # the SKU's data lean toward (z s.e. below zero; every clear one) at its own
                 # end: a rare SKU that collapses above the competitor is not judged on a
                 # catalog where few do; any other at its posterior's end on the catalog's
-                # spread of hinges (the spread itself where the SKU's days read none,
-                # `unread_hinge`; its own end, none, where no spread is known)
+                # spread of hinges (the spread itself where the SKU's days read none, or the
+                # fit's prior where no spread is known: `unread_hinge`)
                 # (with a share of SKUs without a hinge: its end if it has one, times the
                 # chance it has; a leaning one, its end if it has one: `hinge_parts`)
                 known = np.isfinite(self.hinge_se) | self.unread_hinge()

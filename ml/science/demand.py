@@ -42,7 +42,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .curve import HINGE_Z, hinge_prior, ramp
+from .curve import HINGE_PRIOR_SD, HINGE_Z, hinge_prior, ramp
 
 ELASTICITY_RANGE = (-8.0, 0.5)
 # Demand may only bend downward (more elastic as the price rises, the usual shape); an upward
@@ -1421,7 +1421,6 @@ def _gap_range(price, competitor, sku, n, reduce, empty):
 
 
 LOCAL_BANDWIDTH = 0.25  # log-price distance over which a SKU's slope is local to today's price
-HINGE_PRIOR_SD = 3.0  # prior on a SKU's extra slope above the competitor: N(0, 3^2)
 
 
 WRONG_SIGN = -0.05  # an elasticity above this is no usable price response

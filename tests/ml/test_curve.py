@@ -63,11 +63,12 @@ def test_a_raise_past_the_competitor_takes_the_hinges_pessimistic_end_wherever_i
         [5.0, 5.0, 5.0],
         [-1.5, -1.5, -1.5],
         competitor_price=[10.5, 10.5, 10.5],
-        # a hinge the data cannot confirm nor lean toward, one that is positive, none known
+        # a hinge the data cannot confirm nor lean toward, one that is positive, none read
+        # (no catalog's spread on three SKUs: the fit's own prior, N(0, 3^2))
         competitor_slope=[-0.5, 0.4, 0.0],
         competitor_slope_se=[1.5, 1.5, np.inf],
     )
-    assert curve.pessimistic_hinge(1.0, True) == pytest.approx([-2.0, -1.1, 0.0])
+    assert curve.pessimistic_hinge(1.0, True) == pytest.approx([-2.0, -1.1, -3.0])
     # a cut back below the competitor never counts on a hinge that is not in force
     assert curve.pessimistic_hinge(1.0, False) == pytest.approx([0.0, 0.0, 0.0])
 
@@ -233,8 +234,10 @@ def test_a_hinge_its_days_cannot_read_is_judged_on_the_catalogs_spread_of_hinges
     of SKUs collapse above it those raises lost money (RESULTS). Its hinge's posterior is the
     catalog's spread itself: the share with a hinge, the slab's mean and tau^2 and the mean's
     own variance; a raise takes that posterior's end, wherever today's price is (a slope read
-    above the competitor may hold only part of a collapse). Without a spread nothing is known
-    to judge it on: as before."""
+    above the competitor may hold only part of a collapse). Without a spread there is nothing
+    to judge it on but the fit's own prior."""
+    from ml.science.curve import HINGE_PRIOR_SD
+
     spread = (-2.0, 0.5, 0.6, 0.04)
     end = 0.4 * (-2.0 - np.sqrt(0.54))
     below = catalog([0.0, -1.0], [np.inf, 0.8], 10.5, spread)
@@ -251,8 +254,12 @@ def test_a_hinge_its_days_cannot_read_is_judged_on_the_catalogs_spread_of_hinges
         assert other.unread_hinge()[0] and other.pessimistic_hinge(1.0, True)[0] == pytest.approx(
             end
         )
+    # no spread measured (too few hinges read): the fit's own prior, N(0, HINGE_PRIOR_SD^2)
     alone = catalog([0.0], [np.inf], 10.5, False)
-    assert not alone.unread_hinge()[0] and alone.pessimistic_hinge(1.0, True)[0] == 0.0
+    assert alone.unread_hinge()[0] and alone.hinge_parts()[3][0]
+    assert alone.pessimistic_hinge(1.0, True)[0] == pytest.approx(-HINGE_PRIOR_SD)
+    # a SKU without a competitor's price has no hinge to judge
+    assert not catalog([0.0], [np.inf], np.nan, spread).unread_hinge()[0]
     # (one SKU of the catalog, the chart's, carries the same)
     assert below.subset([0]).pessimistic_hinge(1.0, True)[0] == pytest.approx(end)
 

@@ -830,7 +830,9 @@ def test_a_raise_past_the_competitor_on_a_hinge_its_days_cannot_read_is_charged_
     above it) is charged, for a raise past the competitor, the chance of losing money under the
     catalog's spread of hinges (Monte Carlo: the hinge drawn from the spread, the slope from
     its normal), no move past the cap under it; a raise up to the competitor's price is still
-    made. The same SKU on a curve that knows no spread is raised past it, charged nothing."""
+    made. The same SKU on a curve that takes it as a fact that it has no hinge is raised past
+    it, charged nothing; where no spread is measured, the fit's own prior (N(0, 3^2)) keeps it
+    below the competitor."""
     from ml.science.curve import DemandCurve
 
     rules = Rules(competitor_price=10.5, max_step=0.2, loss_budget=0.5)
@@ -855,24 +857,29 @@ def test_a_raise_past_the_competitor_on_a_hinge_its_days_cannot_read_is_charged_
         assert price <= 10.5
     else:
         assert price > 10.5
-    blind = optimise(
+    fact = optimise(*args, competitor_slope=[0.0], competitor_slope_se=[0.0], hinge_spread=False)
+    assert fact.price[0] == pytest.approx(12.0) and fact.loss_chance[0] < 0.001
+    prior = optimise(
         *args, competitor_slope=[0.0], competitor_slope_se=[np.inf], hinge_spread=False
     )
-    assert blind.price[0] == pytest.approx(12.0) and blind.loss_chance[0] < 0.001
+    assert 10.0 < prior.price[0] <= 10.5
 
 
 def test_a_cut_of_a_sku_whose_days_read_no_hinge_is_not_made_on_the_catalogs_collapse():
     """Above the competitor, a cut back below it would gain more if the SKU collapsed above it
     as the catalog's SKUs do; a SKU whose days cannot say so is cut on its own curve: the same
-    price and chance as without the catalog's spread."""
+    price and chance as where it is a fact that it has no hinge, with the catalog's spread
+    or, where none is measured, the fit's own prior."""
     rules = Rules(competitor_price=9.4, max_step=0.2, loss_budget=0.5)
     args = ([10.0], [7.0], [20.0], [-5.0], [0.3], rules)
     hinge = {"competitor_slope": [0.0], "competitor_slope_se": [np.inf]}
     spread = optimise(*args, **hinge, hinge_spread=(-4.5, 0.5, 0.6, 0.1))
-    blind = optimise(*args, **hinge, hinge_spread=False)
+    prior = optimise(*args, **hinge, hinge_spread=False)
+    blind = optimise(*args, competitor_slope=[0.0], competitor_slope_se=[0.0], hinge_spread=False)
     assert blind.price[0] < 9.4  # (a cut past the competitor)
-    assert spread.price[0] == pytest.approx(blind.price[0])
-    assert spread.loss_chance[0] == pytest.approx(blind.loss_chance[0])
+    for judged in (spread, prior):
+        assert judged.price[0] == pytest.approx(blind.price[0])
+        assert judged.loss_chance[0] == pytest.approx(blind.loss_chance[0])
 
 
 @pytest.mark.parametrize("raw, se", [(-2.0, 0.9), (-2.6, 1.2), (-3.1, 1.5)])
