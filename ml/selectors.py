@@ -106,8 +106,9 @@ def demand_curve(
     trained = version.metrics.get(version.trainer, {}) if version is not None else {}
     ramp_sd = float(trained.get("ramp_sd", 0.0) or 0.0) if isinstance(trained, dict) else 0.0
     # the spread of the catalog's hinges over every SKU, as the fit measured it (none where it
-    # found too few hinges, or a version trained before it was measured: each hinge is judged
-    # on its own, alike for one product, a block of a partitioned job and the whole catalog)
+    # found too few hinges, or a version trained before it was measured: each hinge read is
+    # judged on its own and one its days cannot read on the fit's prior, `unread_hinge`; alike
+    # for one product, a block of a partitioned job and the whole catalog)
     # (the mixture with its share of SKUs without a hinge; one normal spread where a version
     # stored only that)
     trained = trained if isinstance(trained, dict) else {}
