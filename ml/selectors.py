@@ -106,14 +106,19 @@ def demand_curve(
     trained = version.metrics.get(version.trainer, {}) if version is not None else {}
     ramp_sd = float(trained.get("ramp_sd", 0.0) or 0.0) if isinstance(trained, dict) else 0.0
     # the spread of the catalog's hinges over every SKU, as the fit measured it (none where it
-    # found too few hinges, or a version trained before it was measured: each hinge read is
-    # judged on its own and one its days cannot read on the fit's prior, `unread_hinge`; alike
-    # for one product, a block of a partitioned job and the whole catalog)
+    # found too few hinges: each hinge read is judged on its own and one its days cannot read
+    # on the fit's prior, `unread_hinge`; alike for one product, a block of a partitioned job
+    # and the whole catalog)
     # (the mixture with its share of SKUs without a hinge; one normal spread where a version
     # stored only that)
     trained = trained if isinstance(trained, dict) else {}
     spread = trained.get("hinge_mixture") or trained.get("hinge_prior")
     spread = tuple(float(v) for v in spread) if spread else False
+    # a version trained before the spread was stored (no key at all, not a null one) judged an
+    # unread hinge as none: it keeps doing so until the tenant retrains, rather than every
+    # raise near a competitor's price being judged on the fit's prior at once
+    if "hinge_prior" not in trained:
+        hinge_se = np.where(np.isinf(hinge_se), 0.0, hinge_se)
     if not known.all():
         metrics = version.metrics.get(version.trainer, {}) if version is not None else {}
         pooled = float(metrics.get("pooled_elasticity", -1.5))

@@ -30,6 +30,9 @@ HINGE_Z = 2.0  # a hinge is used where it is this many standard errors below zer
 # The demand fit's prior on a SKU's extra slope above the competitor, N(0, 3^2): also the
 # posterior of a hinge its days cannot read where no catalog's spread is measured
 HINGE_PRIOR_SD = 3.0
+# its negative half (a positive hinge is none: the curve uses min(h, 0)), the mean and variance
+PRIOR_HALF_MEAN = -HINGE_PRIOR_SD * np.sqrt(2 / np.pi)
+PRIOR_HALF_VAR = HINGE_PRIOR_SD**2 * (1 - 2 / np.pi)
 # The fewest estimated hinges the catalog's spread of hinges is measured on (tau^2 by moments
 # from a handful is noise); below it each hinge is judged on its own.
 HINGE_SPREAD_MIN = 20
@@ -489,7 +492,8 @@ class DemandCurve:
         Without a spread, or where the hinge is a fact (s.e. 0) or unknown (s.e. inf): r = 1,
         its own estimate and s.e.^2; but an unknown one (`unread_hinge`) is the spread itself,
         a mixture: r = 1 - spike, m the slab's mean, v its tau^2 and the mean's own variance;
-        where no spread is known, the fit's prior (r = 1, m = 0, v = HINGE_PRIOR_SD^2). The
+        where no spread is known, the fit's prior N(0, HINGE_PRIOR_SD^2) as the curve uses a
+        hinge (min(h, 0): r = 1/2, m and v its negative half's). The
         chance is read off the reading's two likelihoods, (1 - spike) N(raw; centre, tau^2 +
         s^2) against spike N(raw; 0, s^2), with a reading above the point where the slab's
         wider tail would read it as likelier again taken at that point (-centre s^2 / tau^2; no
@@ -524,11 +528,13 @@ class DemandCurve:
             r = np.where(mixed, 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700, 700))), 1.0)
             # an unread hinge (`unread_hinge`): the catalog's spread itself, its share with a
             # hinge and its slab (the centre's own variance too); without one, the fit's prior
+            # N(0, HINGE_PRIOR_SD^2) as the curve uses a hinge, min(h, 0): none with chance
+            # one half, else its negative half (PRIOR_HALF_MEAN, PRIOR_HALF_VAR)
             unread = self.unread_hinge()
             spread = np.isfinite(tau2) & np.isfinite(centre)
-            r = np.where(unread, np.where(spread, 1.0 - spike, 1.0), r)
-            m = np.where(unread, np.where(spread, mu, 0.0), m)
-            v = np.where(unread, np.where(spread, t2 + np.nan_to_num(cv), HINGE_PRIOR_SD**2), v)
+            r = np.where(unread, np.where(spread, 1.0 - spike, 0.5), r)
+            m = np.where(unread, np.where(spread, mu, PRIOR_HALF_MEAN), m)
+            v = np.where(unread, np.where(spread, t2 + np.nan_to_num(cv), PRIOR_HALF_VAR), v)
         return r, m, v, mixed | unread
 
     def hinge_posterior(self) -> tuple[np.ndarray, np.ndarray]:

@@ -171,7 +171,17 @@ def test_demand_model_controls_for_the_competitor_gap(stocked):
         # one stored before the share without a hinge was measured: one normal spread
         del version.metrics["poisson_eb"]["hinge_mixture"]
         older, _ = demand_curve(version, ids[:1], np.full(1, 20.0), None, comp[:1])
+        # a product without an estimate has no hinge read: where the version stored that it
+        # read too few to measure a spread (null), it is judged on the fit's prior; a version
+        # trained before the spread was stored at all judged it as none, and still does
+        ghost, above = [max(ids) + 10_000], np.full(1, 21.0)
+        version.metrics["poisson_eb"]["hinge_prior"] = None
+        unread, _ = demand_curve(version, ghost, np.full(1, 20.0), None, above)
+        del version.metrics["poisson_eb"]["hinge_prior"]
+        legacy, _ = demand_curve(version, ghost, np.full(1, 20.0), None, above)
     assert older.hinge_spread == (-0.4, 1.5, 0.0, 0.0)
+    assert unread.unread_hinge()[0] and unread.pessimistic_hinge(1.0, True)[0] < -1.0
+    assert not legacy.unread_hinge()[0] and legacy.pessimistic_hinge(1.0, True)[0] == 0.0
 
 
 @pytest.mark.django_db

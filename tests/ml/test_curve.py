@@ -64,11 +64,13 @@ def test_a_raise_past_the_competitor_takes_the_hinges_pessimistic_end_wherever_i
         [-1.5, -1.5, -1.5],
         competitor_price=[10.5, 10.5, 10.5],
         # a hinge the data cannot confirm nor lean toward, one that is positive, none read
-        # (no catalog's spread on three SKUs: the fit's own prior, N(0, 3^2))
+        # (no catalog's spread on three SKUs: the fit's own prior, N(0, 3^2), as the curve uses
+        # a hinge: none half the time, else its negative half, mean -2.39 and s.d. 1.81)
         competitor_slope=[-0.5, 0.4, 0.0],
         competitor_slope_se=[1.5, 1.5, np.inf],
     )
-    assert curve.pessimistic_hinge(1.0, True) == pytest.approx([-2.0, -1.1, -3.0])
+    half = 0.5 * (-3 * np.sqrt(2 / np.pi) - 3 * np.sqrt(1 - 2 / np.pi))
+    assert curve.pessimistic_hinge(1.0, True) == pytest.approx([-2.0, -1.1, half])
     # a cut back below the competitor never counts on a hinge that is not in force
     assert curve.pessimistic_hinge(1.0, False) == pytest.approx([0.0, 0.0, 0.0])
 
@@ -254,10 +256,15 @@ def test_a_hinge_its_days_cannot_read_is_judged_on_the_catalogs_spread_of_hinges
         assert other.unread_hinge()[0] and other.pessimistic_hinge(1.0, True)[0] == pytest.approx(
             end
         )
-    # no spread measured (too few hinges read): the fit's own prior, N(0, HINGE_PRIOR_SD^2)
+    # no spread measured (too few hinges read): the fit's own prior, N(0, HINGE_PRIOR_SD^2),
+    # as the curve uses a hinge, min(h, 0): none half the time, else its negative half
     alone = catalog([0.0], [np.inf], 10.5, False)
-    assert alone.unread_hinge()[0] and alone.hinge_parts()[3][0]
-    assert alone.pessimistic_hinge(1.0, True)[0] == pytest.approx(-HINGE_PRIOR_SD)
+    r, m, v, mixed = alone.hinge_parts()
+    draws = np.minimum(np.random.default_rng(0).normal(0, HINGE_PRIOR_SD, 400_000), 0.0)
+    assert alone.unread_hinge()[0] and mixed[0] and r[0] == 0.5
+    assert m[0] == pytest.approx(draws[draws < 0].mean(), abs=0.01)
+    assert v[0] == pytest.approx(draws[draws < 0].var(), abs=0.02)
+    assert alone.pessimistic_hinge(1.0, True)[0] == pytest.approx(0.5 * (m[0] - np.sqrt(v[0])))
     # a SKU without a competitor's price has no hinge to judge
     assert not catalog([0.0], [np.inf], np.nan, spread).unread_hinge()[0]
     # (one SKU of the catalog, the chart's, carries the same)

@@ -865,6 +865,53 @@ def test_a_raise_past_the_competitor_on_a_hinge_its_days_cannot_read_is_charged_
     assert 10.0 < prior.price[0] <= 10.5
 
 
+@pytest.mark.parametrize("today", [10.0, 9.0])
+def test_where_no_spread_is_measured_an_unread_hinge_is_judged_on_the_fits_prior(today):
+    """Review: the fit's prior on a hinge, N(0, 3^2), is, as the curve uses a hinge (min(h, 0)),
+    none half the time and otherwise its negative half; taken as its mean 0, a raise past the
+    competitor counted on a gain no draw of it gives (from 9.00: 10.71 for a stated +7.97 a day
+    that earns +5.98 on average, less than 10.50's +7.30). The chance charged matches a Monte
+    Carlo draw from the prior, and the price chosen earns on average at least what the
+    competitor's price would."""
+    from ml.science.curve import HINGE_PRIOR_SD, DemandCurve
+
+    rules = Rules(competitor_price=10.5, max_step=0.2, loss_budget=0.5)
+    args = ([today], [5.0], [20.0], [-1.5], [0.1], rules)
+    rec = optimise(*args, competitor_slope=[0.0], competitor_slope_se=[np.inf], hinge_spread=False)
+    price, charged = rec.price[0], rec.loss_chance[0]
+    rng = np.random.default_rng(2)
+    k = 100_000
+    drawn = DemandCurve.build(
+        np.full(k, today), np.full(k, 20.0), rng.normal(-1.5, 0.1, k), np.zeros(k),
+        competitor_price=np.full(k, 10.5),
+        competitor_slope=np.minimum(rng.normal(0.0, HINGE_PRIOR_SD, k), 0.0),
+    )  # fmt: skip
+    cost = np.full(k, 5.0)
+    now = drawn.profit(np.full(k, today), cost)
+    at = drawn.profit(np.full(k, price), cost)
+    assert price > today and charged <= rules.max_loss_chance
+    assert charged == pytest.approx(np.mean(at - now < -rules.loss_tolerance * now), abs=0.01)
+    assert at.mean() >= drawn.profit(np.full(k, 10.5), cost).mean() - 1e-6
+
+
+def test_a_raise_that_stays_below_the_competitor_is_judged_on_an_unread_hinge_near_its_price():
+    """Where buyers meet the competitor's price give or take its jitter (the ramp), a collapse
+    above it starts to bite just below it: a raise that ends close below the competitor is
+    charged the catalog's chance of one too; far below it, the raise is the same as on a curve
+    without a hinge."""
+    spread = (-4.5, 0.5, 0.6, 0.1)
+    rules = Rules(competitor_price=10.5, max_step=0.2, loss_budget=0.5, ramp_sd=0.07)
+    hinge = {"competitor_slope": [0.0], "competitor_slope_se": [np.inf]}
+    none = {"competitor_slope": [0.0], "competitor_slope_se": [0.0]}
+    near = ([9.5], [5.0], [20.0], [-1.5], [0.1], rules)
+    judged, blind = optimise(*near, **hinge, hinge_spread=spread), optimise(*near, **none)
+    assert blind.price[0] == pytest.approx(11.4)  # the step, past the competitor
+    assert judged.price[0] < 10.5 and judged.price[0] < blind.price[0]
+    far = ([7.0], [3.0], [20.0], [-1.5], [0.1], rules)
+    judged, blind = optimise(*far, **hinge, hinge_spread=spread), optimise(*far, **none)
+    assert blind.price[0] == pytest.approx(8.4) and judged.price[0] == pytest.approx(8.4)
+
+
 def test_a_cut_of_a_sku_whose_days_read_no_hinge_is_not_made_on_the_catalogs_collapse():
     """Above the competitor, a cut back below it would gain more if the SKU collapsed above it
     as the catalog's SKUs do; a SKU whose days cannot say so is cut on its own curve: the same
