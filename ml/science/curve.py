@@ -541,7 +541,8 @@ class DemandCurve:
         """Per SKU: the hinge's posterior mean and variance on the catalog's spread of hinges
         (`hinge_parts`: r m and r (v + m^2) - (r m)^2, the mixture's; with no share without a
         hinge, the normal posterior); its own estimate and s.e.^2 where no spread is known, or
-        where the hinge is a fact (s.e. 0) or unknown (s.e. inf)."""
+        where the hinge is a fact (s.e. 0); one its days cannot read (`unread_hinge`), the
+        mixture's of the catalog's spread or of the fit's prior."""
         r, m, v, _ = self.hinge_parts()
         return r * m, np.maximum(r * (v + m * m) - (r * m) ** 2, 0.0)
 
@@ -575,6 +576,11 @@ class DemandCurve:
                 own = self.hinge_raw - z * self.hinge_se
                 slab = m - z * np.sqrt(v)
                 steep = np.where(self.leaning_hinge(), np.minimum(own, slab), r * slab)
+                # an unread hinge on the fit's prior alone: at least as steep as that prior's
+                # own z-quantile, -HINGE_PRIOR_SD z (min(h, 0) of N(0, 3^2); r x its half's
+                # end is its mean at z 0 but far milder in the tail: review)
+                prior = self.unread_hinge() & ~np.isfinite(self._spread_known())
+                steep = np.where(prior, np.minimum(steep, -HINGE_PRIOR_SD * z), steep)
                 steep = np.where(known, steep, self.competitor_slope)
                 return np.minimum(np.minimum(steep, self.competitor_slope), 0.0)
             flat = np.where(np.isfinite(self.hinge_se), self.hinge_raw + z * self.hinge_se, 0.0)

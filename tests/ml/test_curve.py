@@ -64,13 +64,12 @@ def test_a_raise_past_the_competitor_takes_the_hinges_pessimistic_end_wherever_i
         [-1.5, -1.5, -1.5],
         competitor_price=[10.5, 10.5, 10.5],
         # a hinge the data cannot confirm nor lean toward, one that is positive, none read
-        # (no catalog's spread on three SKUs: the fit's own prior, N(0, 3^2), as the curve uses
-        # a hinge: none half the time, else its negative half, mean -2.39 and s.d. 1.81)
+        # (no catalog's spread on three SKUs: the fit's own prior, N(0, 3^2), whose 1-s.e.
+        # end is -3)
         competitor_slope=[-0.5, 0.4, 0.0],
         competitor_slope_se=[1.5, 1.5, np.inf],
     )
-    half = 0.5 * (-3 * np.sqrt(2 / np.pi) - 3 * np.sqrt(1 - 2 / np.pi))
-    assert curve.pessimistic_hinge(1.0, True) == pytest.approx([-2.0, -1.1, half])
+    assert curve.pessimistic_hinge(1.0, True) == pytest.approx([-2.0, -1.1, -3.0])
     # a cut back below the competitor never counts on a hinge that is not in force
     assert curve.pessimistic_hinge(1.0, False) == pytest.approx([0.0, 0.0, 0.0])
 
@@ -238,6 +237,8 @@ def test_a_hinge_its_days_cannot_read_is_judged_on_the_catalogs_spread_of_hinges
     own variance; a raise takes that posterior's end, wherever today's price is (a slope read
     above the competitor may hold only part of a collapse). Without a spread there is nothing
     to judge it on but the fit's own prior."""
+    from math import erf
+
     from ml.science.curve import HINGE_PRIOR_SD
 
     spread = (-2.0, 0.5, 0.6, 0.04)
@@ -264,7 +265,13 @@ def test_a_hinge_its_days_cannot_read_is_judged_on_the_catalogs_spread_of_hinges
     assert alone.unread_hinge()[0] and mixed[0] and r[0] == 0.5
     assert m[0] == pytest.approx(draws[draws < 0].mean(), abs=0.01)
     assert v[0] == pytest.approx(draws[draws < 0].var(), abs=0.02)
-    assert alone.pessimistic_hinge(1.0, True)[0] == pytest.approx(0.5 * (m[0] - np.sqrt(v[0])))
+    # its end in a raise's search and in a forecast's interval: the prior's own quantile
+    # (-3 z; P(min(h, 0) < -3 z) = P(h < -3 z)); at z 0 its mean, -1.2
+    for z in (1.0, 1.96):
+        quantile = alone.pessimistic_hinge(z, True)[0]
+        assert quantile == pytest.approx(-HINGE_PRIOR_SD * z)
+        assert np.mean(draws < quantile) == pytest.approx(0.5 * (1 - erf(z / 2**0.5)), abs=0.003)
+    assert alone.pessimistic_hinge(0.0, True)[0] == pytest.approx(draws.mean(), abs=0.01)
     # a SKU without a competitor's price has no hinge to judge
     assert not catalog([0.0], [np.inf], np.nan, spread).unread_hinge()[0]
     # (one SKU of the catalog, the chart's, carries the same)
