@@ -835,8 +835,9 @@ def _chance(part, price, cost, by_revenue, base, up, value_base, rules):
     gain on its own estimate and is charged the larger of its own chance and that mixture's
     (its own estimate in place of the posterior): a cut back below the competitor that counts
     on a hinge the SKU may not have is charged that chance too (review). A hinge its days
-    cannot read (`DemandCurve.unread_hinge`: the catalog's spread itself) is weighed so for a
-    raise only; a cut keeps the curve's own gain and chance."""
+    cannot read (`DemandCurve.unread_hinge`: the catalog's spread itself, or the fit's prior
+    where none is measured) is weighed so for a raise only; a cut keeps the curve's own gain
+    and chance."""
     gain, chance = _normal_chance(part, price, cost, by_revenue, base, up, value_base, rules)
     r, m, v, mixed = part.hinge_parts()
     rows = np.flatnonzero(mixed)
