@@ -571,7 +571,8 @@ class DemandCurve:
                 # fit's prior where no spread is known: `unread_hinge`)
                 # (with a share of SKUs without a hinge: its end if it has one, times the
                 # chance it has; a leaning one, its end if it has one: `hinge_parts`)
-                known = np.isfinite(self.hinge_se) | self.unread_hinge()
+                unread = self.unread_hinge()
+                known = np.isfinite(self.hinge_se) | unread
                 r, m, v, _ = self.hinge_parts()
                 own = self.hinge_raw - z * self.hinge_se
                 slab = m - z * np.sqrt(v)
@@ -579,7 +580,7 @@ class DemandCurve:
                 # an unread hinge on the fit's prior alone: at least as steep as that prior's
                 # own z-quantile, -HINGE_PRIOR_SD z (min(h, 0) of N(0, 3^2); r x its half's
                 # end is its mean at z 0 but far milder in the tail: review)
-                prior = self.unread_hinge() & ~np.isfinite(self._spread_known())
+                prior = unread & ~np.isfinite(self._spread_known())
                 steep = np.where(prior, np.minimum(steep, -HINGE_PRIOR_SD * z), steep)
                 steep = np.where(known, steep, self.competitor_slope)
                 return np.minimum(np.minimum(steep, self.competitor_slope), 0.0)
