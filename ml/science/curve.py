@@ -659,12 +659,13 @@ class DemandCurve:
             )
 
     def units_interval(self, price, z: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per SKU, expected units per day at `price` ((n,)) and the ends of its z-s.e.
-        interval: each uncertain part of the curve (the slope, the bend, the hinge above the
-        competitor, where the competitor's price really is) at both of its z-s.e. ends, the
-        shifts of log units below and above the point combined as errors (the root of their
-        sum of squares, the slope's and the hinge's with their correlation), as the optimiser
-        combines a gain's (ml.science.optimizer.robust_value). The interval of the change from
+        """Per SKU, expected units per day at `price` ((n,); `expected_units`) and the ends of
+        its z-s.e. interval: each uncertain part of the curve (the slope, the bend, the hinge
+        above the competitor, where the competitor's price really is) at both of its z-s.e.
+        ends, the shifts of log units below and above the curve's own point combined as errors
+        (the root of their sum of squares, the slope's and the hinge's with their correlation),
+        as the optimiser combines a gain's (ml.science.optimizer.robust_value). The interval
+        of the change from
         today's price: the level at today's price is not part of it. Where the slope's s.e. is
         not finite (inf or NaN), the interval of a move is 0 to inf (unknown). Where the
         competitor's price is, only as far as the curve says (`competitor_sd`: a curve from
@@ -722,16 +723,57 @@ class DemandCurve:
                 )
                 down = np.maximum(down + 2 * rho * slope[0] * own[0], 0.0)
                 up = np.maximum(up + 2 * rho * slope[1] * own[1], 0.0)
-            units = self.units_ref * np.exp(point)
             # a slope of unknown doubt (inf or NaN): any number of units, but at today's price
             unknown = ~np.isfinite(self.elasticity_se) & (np.abs(price - self.price_ref) > 0)
             low = np.where(unknown, 0.0, self.units_ref * np.exp(point - np.sqrt(down)))
             high = np.where(unknown, np.inf, self.units_ref * np.exp(point + np.sqrt(up)))
+            # the point is what the recommendation shows (a mixed hinge's mixture: inside the
+            # interval, whose low end holds the hinge's steep end)
+            units = np.clip(self.expected_units(price), low, high)
             return units, low, high
 
     def profit(self, price, cost) -> np.ndarray:
         """Profit per day; a SKU without a cost counts its revenue."""
         return self.value(price, cost, np.zeros(len(self), dtype=bool))
+
+    def expected_units(self, price) -> np.ndarray:
+        """Expected units per day at `price` ((n,) or (n, k)) as a recommendation shows them:
+        the curve's own, but where its hinge above the competitor is a mixture that the
+        decision weighs (`hinge_parts`: a chance r that the SKU is one whose demand collapses
+        there, a hinge its days cannot read among them; not a clear or leaning one, which the
+        curve already uses and the search keeps) the mixture's, (1 - r) x the curve without a
+        hinge + r x the curve with its posterior mean, and never more than the curve's own (a
+        cut back below the competitor that would sell more only if the SKU collapses above it
+        is not shown that gain, as it is not made on it): the gain the risk budget counts
+        (ml.science.optimizer._chance), so the card, the export, the chart and the forecast
+        show what the decision weighed. On a raise past the competitor on a hinge its days
+        cannot read, in a catalog where few SKUs collapse, the curve's own could show about
+        twice the gain the mixture expects."""
+        price = np.asarray(price, dtype=np.float64)
+        own = self.units(price)
+        if self.hinge_se is None or self.hinge_raw is None:
+            return own
+        r, m, _v, mixed = self.hinge_parts()
+        rows = mixed & ~self.leaning_hinge()
+        if not rows.any():
+            return own
+        # (a mixed hinge that is not leaning is not used by the curve: its own is without one)
+        with np.errstate(all="ignore"):
+            some = self.units(price, hinge=np.where(rows, np.minimum(m, 0.0), 0.0))
+            w = self._per_sku(np.where(rows, r, 0.0), price.shape)
+            mixture = (1 - w) * own + w * some
+        return np.where(self._per_sku(rows, price.shape), np.fmin(own, mixture), own)
+
+    def expected_value(self, price, cost, revenue_mask) -> np.ndarray:
+        """`value` on `expected_units`: the objective per SKU a recommendation shows."""
+        price = np.asarray(price, dtype=np.float64)
+        col = lambda v: self._per_sku(v, price.shape)  # noqa: E731
+        unit_cost = np.where(col(revenue_mask), 0.0, col(np.nan_to_num(_column(cost, len(self)))))
+        return (price - unit_cost) * self.expected_units(price)
+
+    def expected_profit(self, price, cost) -> np.ndarray:
+        """Profit per day on `expected_units`; a SKU without a cost counts its revenue."""
+        return self.expected_value(price, cost, np.zeros(len(self), dtype=bool))
 
     def value(
         self,

@@ -712,10 +712,12 @@ def _optimise(
                                 b, final[bet][:, None] > b, value_base[bet], rules)  # fmt: skip
         loss_chance[bet] = chance[:, 0]
     with np.errstate(all="ignore"):
-        units_new = np.where(estimated, curve.units(final), q0)
+        # what the recommendation shows: the gain the budget weighed (where the hinge is a
+        # mixture, its expected units: `DemandCurve.expected_units`)
+        units_new = np.where(estimated, curve.expected_units(final), q0)
         unit_cost = np.nan_to_num(c, nan=0.0)
         value_now = curve.value(p0, c, by_revenue)
-        value_new = np.where(estimated, curve.value(final, c, by_revenue), value_now)
+        value_new = np.where(estimated, curve.expected_value(final, c, by_revenue), value_now)
         return Recommendation(
             price=final,
             binding=binding,

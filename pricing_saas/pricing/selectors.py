@@ -373,10 +373,11 @@ def curve_chart(rec: Recommendation | None, product: Product) -> dict | None:
     low, high = min([p0, final, *seen]) * 0.95, max([p0, final, *seen]) * 1.05
     prices = np.linspace(low, high, 61)
     cost = float(product.cost) if product.cost else np.nan
-    profit = curve.profit(prices[None, :], [cost])[0]
+    # the expected profit the card shows (a hinge the decision weighs as a mixture, as one)
+    profit = curve.expected_profit(prices[None, :], [cost])[0]
 
     def at(price):
-        return round(float(curve.profit(np.array([[price]]), [cost])[0, 0]), 2)
+        return round(float(curve.expected_profit(np.array([[price]]), [cost])[0, 0]), 2)
 
     marks = {"today": p0, "recommended": final}
     return {

@@ -278,6 +278,49 @@ def test_a_hinge_its_days_cannot_read_is_judged_on_the_catalogs_spread_of_hinges
     assert below.subset([0]).pessimistic_hinge(1.0, True)[0] == pytest.approx(end)
 
 
+def test_the_units_a_recommendation_shows_are_the_mixtures_where_the_decision_weighs_one():
+    """Review: a raise past the competitor on a hinge the SKU's days cannot read showed the
+    gain of its curve without a hinge, about twice what the mixture the budget weighs expects.
+    Shown units are the mixture's mean (a Monte Carlo draw of the hinge agrees) for a raise;
+    never more than the curve's own (a cut, a price below the competitor); a clear hinge, one
+    without a competitor, or a curve without hinges shows its own."""
+    from ml.science.curve import HINGE_PRIOR_SD, DemandCurve
+
+    spread = (-2.0, 0.5, 0.6, 0.04)
+    cat = catalog([0.0, 0.0, -4.0, 0.0], [np.inf, np.inf, 0.5, 0.0], 10.5, spread)
+    price = np.array([11.5, 9.0, 11.5, 11.5])  # a raise past it, a cut, a clear hinge, a fact
+    own, shown = cat.units(price), cat.expected_units(price)
+    rng = np.random.default_rng(1)
+    k = 200_000
+    h = np.where(rng.random(k) < 0.4, rng.normal(-2.0, np.sqrt(0.54), k), 0.0)
+    drawn = catalog(np.minimum(h, 0.0), np.zeros(k), 10.5, False)
+    mean = drawn.units(np.full(k, 11.5)).mean()
+    assert shown[0] == pytest.approx(mean, rel=0.01) and shown[0] < own[0] * 0.99
+    assert shown[1:].tolist() == pytest.approx(own[1:].tolist())
+    assert cat.expected_units(np.array([10.0] * 4)).tolist() == pytest.approx([5.0] * 4)
+    # candidates per SKU (the chart's grid) read the same
+    grid = np.array([[9.0, 11.5]] * 4)
+    assert cat.expected_units(grid)[:, 1].tolist() == pytest.approx(
+        [shown[0], shown[0], own[2], own[3]]
+    )
+    assert cat.expected_units(grid)[:2, 0].tolist() == pytest.approx([own[1], own[1]])
+    # no spread measured: the fit's own prior as the curve uses a hinge, min(h, 0)
+    alone = catalog([0.0], [np.inf], 10.5, False)
+    h = np.minimum(rng.normal(0.0, HINGE_PRIOR_SD, k), 0.0)
+    drawn = catalog(h, np.zeros(k), 10.5, False)
+    got = alone.expected_units(np.array([11.5]))[0]
+    assert got == pytest.approx(drawn.units(np.full(k, 11.5)).mean(), rel=0.01)
+    # the profit too, and the forecast's point is the same units inside its interval
+    assert alone.expected_profit(np.array([11.5]), [5.0])[0] == pytest.approx(6.5 * got)
+    units, low, high = alone.units_interval(np.array([11.5]), 1.96)
+    assert units[0] == pytest.approx(got) and low[0] < got < high[0]
+    # a curve made field by field (no hinge s.e.), or without a competitor: its own
+    bare = DemandCurve.build([10.0], [5.0], [-1.5], [0.2])
+    assert bare.expected_units(np.array([11.5]))[0] == pytest.approx(bare.units([11.5])[0])
+    none = catalog([0.0], [np.inf], np.nan, spread)
+    assert none.expected_units(np.array([11.5]))[0] == pytest.approx(none.units([11.5])[0])
+
+
 def test_more_evidence_of_a_hinge_never_makes_a_raise_past_the_competitor_look_safer():
     """Found in review: judging a leaning hinge on its own end only where that end is steeper
     than the catalog's, and deciding what leans at a fixed 1 s.e., keeps the pessimistic hinge

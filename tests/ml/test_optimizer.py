@@ -894,6 +894,38 @@ def test_where_no_spread_is_measured_an_unread_hinge_is_judged_on_the_fits_prior
     assert at.mean() >= drawn.profit(np.full(k, 10.5), cost).mean() - 1e-6
 
 
+@pytest.mark.parametrize("spike", [0.9, 0.8])
+def test_a_raise_past_the_competitor_on_an_unread_hinge_shows_the_gain_it_expects(spike):
+    """Review: a raise past the competitor on a hinge the SKU's days cannot read was decided
+    on the catalog's mixture (a chance 1 - spike that it collapses there) but showed the gain
+    of its curve without a hinge, up to about twice what it expects. The gain, units and
+    objective it shows are the mixture's: what a Monte Carlo draw of the hinge gives on
+    average, less than the curve's own."""
+    from ml.science.curve import DemandCurve
+
+    spread = (-2.0, 0.5, spike, 0.04)
+    rules = Rules(competitor_price=10.5, max_step=0.2, loss_budget=0.5)
+    hinge = {"competitor_slope": [0.0], "competitor_slope_se": [np.inf]}
+    rec = optimise([10.0], [5.0], [20.0], [-1.5], [0.1], rules, **hinge, hinge_spread=spread)
+    price = rec.price[0]
+    assert price > 10.55  # past the competitor
+    rng = np.random.default_rng(3)
+    k = 200_000
+    h = np.where(rng.random(k) < 1 - spike, rng.normal(-2.0, np.sqrt(0.54), k), 0.0)
+    drawn = DemandCurve.build(
+        np.full(k, 10.0), np.full(k, 20.0), np.full(k, -1.5), np.zeros(k),
+        competitor_price=np.full(k, 10.5), competitor_slope=np.minimum(h, 0.0),
+    )  # fmt: skip
+    cost = np.full(k, 5.0)
+    gain = drawn.profit(np.full(k, price), cost) - drawn.profit(np.full(k, 10.0), cost)
+    shown = rec.profit_new[0] - rec.profit_now[0]
+    own = (price - 5.0) * 20.0 * (price / 10.0) ** -1.5 - rec.profit_now[0]
+    assert shown == pytest.approx(gain.mean(), rel=0.02) and shown < own * 0.98
+    assert rec.units_new[0] == pytest.approx(drawn.units(np.full(k, price)).mean(), rel=0.01)
+    assert rec.value_new[0] == pytest.approx(rec.profit_new[0])
+    assert rec.revenue_new[0] == pytest.approx(price * rec.units_new[0])
+
+
 def test_a_raise_that_stays_below_the_competitor_is_judged_on_an_unread_hinge_near_its_price():
     """Where buyers meet the competitor's price give or take its jitter (the ramp), a collapse
     above it starts to bite just below it: a raise that ends close below the competitor is
