@@ -65,7 +65,13 @@ RULES = {
     "window": 262144,  # held by the cumulative change allowed per window
     "wait": 524288,  # moved this way recently: waits for sales at that price first
     "price_doubt": 1048576,  # today's price itself is in doubt: kept, moved only by a hard rule
+    # held at or below the competitor's price: demand may fall away faster above it (a hinge
+    # read, or one the data cannot rule out), and without it the move would have gone past
+    "competitor_hinge": 2097152,
 }
+# How far below the competitor's price a raise held back by a possible collapse above it may
+# stop and still be said to stop at it (log price; at least twice the buyers' ramp)
+HINGE_NEAR = 0.03
 NO_COST_FALLBACKS = ("revenue", "keep")
 
 
@@ -657,6 +663,32 @@ def _optimise(
     for name in ("max_step", "evidence", "window", "wait"):
         binding[at_lo & near(lo_final, soft_lo[name])] |= RULES[name]
         binding[at_hi & near(hi_final, soft_hi[name])] |= RULES[name]
+    # A raise that stops at or just below the competitor's price (or a price kept there) where
+    # the same search on the curve without the hinge above it would have gone past: the
+    # possible collapse held it (said with the competitor's price, not as the estimate's doubt
+    # alone). Only where nothing else caps the price short of the competitor.
+    comp = curve.competitor_price
+    ramp_sd = np.zeros(n) if curve.ramp_sd is None else curve.ramp_sd
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gap = np.log(final / comp)
+        near_kink = (gap <= 0.01) & (gap >= -np.maximum(HINGE_NEAR, 2 * ramp_sd))
+        room = hi_final > comp * 1.01
+    check = np.flatnonzero(
+        valid & ~conflict & ~held & ~guided & kinked & near_kink & room
+        & (final > p0 - 0.005) & (p0 <= comp * 1.01)
+    )  # fmt: skip
+    if len(check):
+        k = len(check)
+        plain = replace(
+            curve.subset(check), competitor_slope=np.zeros(k), hinge_raw=np.zeros(k),
+            hinge_se=np.zeros(k), hinge_tau2=np.full(k, np.nan),
+            hinge_centre=np.full(k, np.nan), slope_hinge_corr=None,
+        )  # fmt: skip
+        at = np.ones(k, dtype=bool)
+        free = _grid(plain, c[check], lo_final[check], hi_final[check], at, p0[check].copy(),
+                     rules, chunk, by_revenue[check], doubt=doubt[check])  # fmt: skip
+        free = p0[check] + weight[check] * (free - p0[check])  # as the move's sign doubt
+        binding[check[free > comp[check] * 1.01]] |= RULES["competitor_hinge"]
     # A kept price says which soft limit kept it: the one at today's price on the side where
     # the curve (inside the hard rules alone) would have taken it.
     stay = np.flatnonzero(valid & ~conflict & ~shifted)

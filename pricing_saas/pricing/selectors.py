@@ -27,6 +27,7 @@ REASONS = {
     "wait": "Waiting for sales after a recent change",
     "evidence": "Kept near the prices it has sold at",
     "uncertainty": "Smaller move: the demand estimate is uncertain",
+    "competitor_hinge": "Not raised past the competitor: demand may fall away above it",
     "ending": "Price ending",
     "min_gain": "Kept: the gain is too small or too uncertain",
     "min_units": "Keep minimum units (volume or clearance)",

@@ -52,6 +52,8 @@ RULE_WORDS = {
     "ending": "The price ends in the ending the rules ask for.",
     "uncertainty": "The move is smaller than the estimate alone suggests, because the "
     "estimate is uncertain.",
+    "competitor_hinge": "Demand may fall away faster above the lowest competitor's price than "
+    "below it, so the price is not raised past it.",
     "no_cost": "The product has no cost, so revenue was maximised instead of profit.",
     "min_units": "The price is held down to keep the minimum units (a volume floor or stock "
     "clearance).",
@@ -928,9 +930,26 @@ def explain(
     if "max_step" in flags:
         flags.discard("window")  # the same bound said twice
     for name in RULE_ORDER:
-        if name in flags and (moved or name in ("restores_rule",)):
-            sentences.append(_capped(cap) if name == "competitor" and cap else RULE_WORDS[name])
+        if name in flags and (moved or name in ("restores_rule", "competitor_hinge")):
+            if name == "competitor" and cap:
+                sentences.append(_capped(cap))
+            elif name == "competitor_hinge":
+                sentences.append(_hinge_words(competitor, competitor_name))
+            else:
+                sentences.append(RULE_WORDS[name])
     return " ".join(sentences)
+
+
+def _hinge_words(competitor: float, who: str) -> str:
+    """The sentence of a raise held at the competitor's price by a possible collapse of demand
+    above it (the rule `competitor_hinge`), naming whose price it is and the price."""
+    if not (np.isfinite(competitor) and competitor > 0):
+        return RULE_WORDS["competitor_hinge"]
+    whose = f"{who}'s" if who else "the lowest competitor's"
+    return (
+        f"Demand may fall away faster above {whose} price ({competitor:.2f}) than below it, so "
+        "the price is not raised past it."
+    )
 
 
 def _capped(cap: tuple[float, str, float]) -> str:

@@ -926,6 +926,36 @@ def test_a_raise_past_the_competitor_on_an_unread_hinge_shows_the_gain_it_expect
     assert rec.revenue_new[0] == pytest.approx(price * rec.units_new[0])
 
 
+@pytest.mark.parametrize("spread", [False, (-4.5, 0.5, 0.6, 0.1)])
+def test_a_raise_held_at_the_competitor_by_a_possible_collapse_above_it_says_so(spread):
+    """A raise that a possible collapse above the competitor holds at its price (or a price
+    kept there) said only that the estimate is uncertain, or that no move pays: the reason
+    `competitor_hinge` names it. Not where the move would not have passed the competitor
+    anyway (far below it, or the step limit caps it short of it), nor without a hinge."""
+    rules = Rules(competitor_price=10.5, max_step=0.2, loss_budget=0.5)
+    unread = {"competitor_slope": [0.0], "competitor_slope_se": [np.inf], "hinge_spread": spread}
+    clear = {"competitor_slope": [-4.0], "competitor_slope_se": [0.5], "hinge_spread": spread}
+    none = {"competitor_slope": [0.0], "competitor_slope_se": [0.0], "hinge_spread": False}
+    for today in (10.4, 10.0, 9.0):
+        args = ([today], [5.0], [20.0], [-1.5], [0.1], rules)
+        for hinge in (unread, clear):
+            rec = optimise(*args, **hinge)
+            assert rec.price[0] <= 10.5 and "competitor_hinge" in rec.rules_of(0)
+        blind = optimise(*args, **none)
+        assert blind.price[0] > 10.5 and "competitor_hinge" not in blind.rules_of(0)
+    # kept at today's price next to the competitor: kept for the minimum gain, and this
+    assert optimise([10.4], [5.0], [20.0], [-1.5], [0.1], rules, **unread).rules_of(0) == [
+        "min_gain",
+        "competitor_hinge",
+    ]
+    # far below the competitor, or the step capping the raise short of it: not this reason
+    far = optimise([7.0], [3.0], [20.0], [-1.5], [0.1], rules, **unread)
+    assert far.price[0] == pytest.approx(8.4) and far.rules_of(0) == ["max_step"]
+    short = Rules(competitor_price=10.5, max_step=0.1, loss_budget=0.5)
+    capped = optimise([9.0], [5.0], [20.0], [-1.5], [0.1], short, **unread)
+    assert capped.price[0] == pytest.approx(9.9) and capped.rules_of(0) == ["max_step"]
+
+
 def test_a_raise_that_stays_below_the_competitor_is_judged_on_an_unread_hinge_near_its_price():
     """Where buyers meet the competitor's price give or take its jitter (the ramp), a collapse
     above it starts to bite just below it: a raise that ends close below the competitor is

@@ -687,6 +687,27 @@ def test_the_competitor_position_sentence_names_the_reading_it_held_against():
     assert services._capped((np.nan, "", 0.05)) == services.RULE_WORDS["competitor"]
 
 
+def test_a_raise_held_at_the_competitor_by_a_possible_collapse_names_its_price():
+    """The reason `competitor_hinge` in words, naming whose price and the price, whether the
+    price moved up to it or was kept next to it; one sentence, no internal code."""
+    from ml.science.optimizer import Rules, optimise
+
+    rules_ = Rules(competitor_price=10.5, max_step=0.2, loss_budget=0.5)
+    hinge = {"competitor_slope": [0.0], "competitor_slope_se": [np.inf], "hinge_spread": False}
+    for today, opening in ((9.0, "Raise the price by"), (10.4, "Today's price is kept")):
+        rec = optimise([today], [5.0], [20.0], [-1.5], [0.1], rules_, **hinge)
+        said = services.explain(0, rec, -1.5, 0.1, 10.5, today, competitor_name="Acme")
+        assert said.startswith(opening)
+        assert (
+            "Demand may fall away faster above Acme's price (10.50) than below it, so the price "
+            "is not raised past it." in said
+        )
+        assert "competitor_hinge" not in said and said.count("10.50") == 1 + (today == 9.0)
+        anonymous = services.explain(0, rec, -1.5, 0.1, 10.5, today)
+        assert "above the lowest competitor's price (10.50)" in anonymous
+    assert services._hinge_words(np.nan, "") == services.RULE_WORDS["competitor_hinge"]
+
+
 def test_each_seller_is_read_with_its_own_jitter(shop):
     """One seller read by a calm feed (0.5 % jitter), another by a wild scraper (6 %), each on
     every product daily for 60 days. Fitted together, the wild seller's jitter reads as
