@@ -423,6 +423,31 @@ def decompose(
     # chance charged): is a budget of 1 % of SKUs a 1 % that happens?
     chance = np.nan_to_num(product.loss_chance[order], nan=0.0)
     mine = value["D_product"]
+    # the gain each change shows (its recommendation's expected objective over today's, on the
+    # card and in the export) against what it earns on the true curve; and, for the changes
+    # whose shown units are a hinge mixture's (`DemandCurve.expected_units`), what the curve's
+    # own units would have shown
+    changed = np.abs(product.price[order] - p0) > 0.005
+    shown = (product.value_new - product.value_now)[order]
+    with np.errstate(all="ignore"):
+        own_units = curve.units(product.price)[order]
+        own = (
+            np.where(
+                product.units_new[order] > 0,
+                product.value_new[order] * own_units / product.units_new[order],
+                product.value_new[order],
+            )
+            - product.value_now[order]
+        )
+    mixed = changed & (np.abs(own - shown) > 1e-9 * np.maximum(np.abs(own), 1.0))
+    earned = mine - today
+    out["shown_changes"] = int(np.sum(changed))
+    out["shown_gain"] = float(np.nansum(shown[changed]))
+    out["earned_gain"] = float(np.sum(earned[changed]))
+    out["mixed_changes"] = int(np.sum(mixed))
+    out["mixed_shown"] = float(np.nansum(shown[mixed]))
+    out["mixed_own"] = float(np.nansum(own[mixed]))
+    out["mixed_earned"] = float(np.sum(earned[mixed]))
     lost = losing(today, mine)
     bet = chance > 0
     for k, (low, high) in enumerate(pairwise(CHANCE_BINS)):
@@ -446,6 +471,7 @@ def decompose(
             "slope_se": slope_se[order],
             "loss_chance": chance,
             "gain_true": mine - today,
+            "gain_shown": shown,
             "profit_today": today,
             "lost": lost.astype(int),
         }
@@ -661,6 +687,24 @@ def main() -> None:
         print(
             f"| {report} | {total['fc_changes']} | {total['fc_covered'] / n:.3f} | "
             f"{total['fc_slope_alone'] / n:.3f} |"
+        )
+    print(
+        "\nthe gain the changes show (their expected objective over today's) against what they "
+        "earn on the true curves, per day, summed over the markets of each report; and the "
+        "changes whose shown gain weighs a possible collapse above the competitor (the "
+        "hinge's mixture), with what the curve without it would show:\n"
+    )
+    print(
+        "| report | changes | shown | earned | changes on a mixed hinge | shown | without the "
+        "mixture | earned |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for report, total in totals.items():
+        print(
+            f"| {report} | {total['shown_changes']} | {total['shown_gain']:.1f} | "
+            f"{total['earned_gain']:.1f} | {total['mixed_changes']} | "
+            f"{total['mixed_shown']:.1f} | {total['mixed_own']:.1f} | "
+            f"{total['mixed_earned']:.1f} |"
         )
     if args.dump is not None:
         print(f"\neach market's SKUs written to {args.dump}")

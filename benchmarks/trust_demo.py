@@ -144,6 +144,15 @@ def main() -> None:
                 f"| changes at the step limit | {len(at_step)} "
                 f"({len(at_step) / max(len(changes), 1):.1%}) |"
             )
+            # the changes whose shown figures weigh a possible collapse above the competitor
+            # (`DemandCurve.expected_units`): how many, and their shown gain against the
+            # curve's own (the gain without the hinge's mixture)
+            mixed = mixture_gains(version, job)
+            print(
+                "| changes whose shown gain weighs a possible collapse above the competitor "
+                f"(their gain shown / on the curve without it, per day) | {mixed[0]} "
+                f"({mixed[1]:.2f} / {mixed[2]:.2f}) |"
+            )
             print(f"| demand model | {version.message} |")
             trained = version.metrics.get(version.trainer, {})
             ratio = trained.get("weights_ratio")
@@ -199,6 +208,36 @@ def main() -> None:
             del RULES
     finally:
         delete_tenant(tenant=tenant)
+
+
+def mixture_gains(version, job) -> tuple[int, float, float]:
+    """The job's changes whose expected units are a hinge mixture's: their count, their summed
+    gain as shown, and the same on the curve's own units (the objective the job optimised)."""
+    from ml.selectors import demand_curve
+    from pricing_saas.pricing.models import Recommendation
+
+    rows = list(
+        Recommendation.objects.filter(job=job, status__in=("pending", "approved"))
+        .values_list(
+            "product_id", "current_price", "recommended_price", "competitor_price",
+            "product__category", "product__cost",
+        )
+    )  # fmt: skip
+    if not rows:
+        return 0, 0.0, 0.0
+    ids, now, new, comp, cats, costs = zip(*rows, strict=True)
+    now, new = np.array(now, float), np.array(new, float)
+    comp = np.array([np.nan if c is None else float(c) for c in comp])
+    cost = np.array([np.nan if c is None else float(c) for c in costs])
+    curve, _known = demand_curve(version, ids, now, list(cats), comp)
+    shown, own = curve.expected_profit(new, cost), curve.profit(new, cost)
+    base = curve.profit(now, cost)
+    differs = np.abs(shown - own) > 1e-9 * np.maximum(np.abs(own), 1.0)
+    return (
+        int(differs.sum()),
+        float(np.sum(shown[differs] - base[differs])),
+        float(np.sum(own[differs] - base[differs])),
+    )
 
 
 if __name__ == "__main__":
