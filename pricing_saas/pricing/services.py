@@ -945,10 +945,9 @@ def _hinge_words(competitor: float, who: str) -> str:
     above it (the rule `competitor_hinge`), naming whose price it is and the price."""
     if not (np.isfinite(competitor) and competitor > 0):
         return RULE_WORDS["competitor_hinge"]
-    whose = f"{who}'s" if who else "the lowest competitor's"
     return (
-        f"Demand may fall away faster above {whose} price ({competitor:.2f}) than below it, so "
-        "the price is not raised past it."
+        f"Demand may fall away faster above {who or 'the lowest competitor'} at "
+        f"{competitor:.2f} than below it, so the price is not raised past it."
     )
 
 

@@ -699,12 +699,12 @@ def test_a_raise_held_at_the_competitor_by_a_possible_collapse_names_its_price()
         said = services.explain(0, rec, -1.5, 0.1, 10.5, today, competitor_name="Acme")
         assert said.startswith(opening)
         assert (
-            "Demand may fall away faster above Acme's price (10.50) than below it, so the price "
-            "is not raised past it." in said
+            "Demand may fall away faster above Acme at 10.50 than below it, so the price is not "
+            "raised past it." in said
         )
         assert "competitor_hinge" not in said and said.count("10.50") == 1 + (today == 9.0)
         anonymous = services.explain(0, rec, -1.5, 0.1, 10.5, today)
-        assert "above the lowest competitor's price (10.50)" in anonymous
+        assert "above the lowest competitor at 10.50 than" in anonymous
     assert services._hinge_words(np.nan, "") == services.RULE_WORDS["competitor_hinge"]
 
 
