@@ -472,6 +472,9 @@ def decompose(
             "loss_chance": chance,
             "gain_true": mine - today,
             "gain_shown": shown,
+            "value_now_shown": product.value_now[order],
+            "units_now_shown": product.units_now[order],
+            "units_now_true": market.expected_demand(idx, market.price_today),
             "profit_today": today,
             "lost": lost.astype(int),
         }

@@ -144,6 +144,12 @@ def main() -> None:
                 f"| changes at the step limit | {len(at_step)} "
                 f"({len(at_step) / max(len(changes), 1):.1%}) |"
             )
+            held = [r for r in recs if "competitor_hinge" in r[1]]
+            raised = [r for r in held if r in changes]
+            print(
+                "| prices held at the competitor's by a possible collapse above it (changes / "
+                f"kept prices) | {len(raised)} / {len(held) - len(raised)} |"
+            )
             # the changes whose shown figures weigh a possible collapse above the competitor
             # (`DemandCurve.expected_units`): how many, and their shown gain against the
             # curve's own (the gain without the hinge's mixture)
