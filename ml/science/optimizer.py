@@ -586,7 +586,8 @@ def _optimise(
     # minimum on the curve, and still gains at the test_z lower end of its gain.
     with np.errstate(invalid="ignore"):
         value_base = curve.value(base, c, by_revenue)
-        gain = curve.value(candidate, c, by_revenue) - value_base
+        # (the gain the recommendation shows: a mixed hinge's mixture, `expected_units`)
+        gain = curve.expected_value(candidate, c, by_revenue) - value_base
     need = np.maximum(_arr(rules.min_gain_abs, n), _arr(rules.min_gain_rel, n) * np.abs(value_base))
     test_z = rules.gain_z if rules.test_z is None else rules.test_z
     differs = np.abs(candidate - base) >= 0.005
@@ -663,32 +664,6 @@ def _optimise(
     for name in ("max_step", "evidence", "window", "wait"):
         binding[at_lo & near(lo_final, soft_lo[name])] |= RULES[name]
         binding[at_hi & near(hi_final, soft_hi[name])] |= RULES[name]
-    # A raise that stops at or just below the competitor's price (or a price kept there) where
-    # the same search on the curve without the hinge above it would have gone past: the
-    # possible collapse held it (said with the competitor's price, not as the estimate's doubt
-    # alone). Only where nothing else caps the price short of the competitor.
-    comp = curve.competitor_price
-    ramp_sd = np.zeros(n) if curve.ramp_sd is None else curve.ramp_sd
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gap = np.log(final / comp)
-        near_kink = (gap <= 0.01) & (gap >= -np.maximum(HINGE_NEAR, 2 * ramp_sd))
-        room = hi_final > comp * 1.01
-    check = np.flatnonzero(
-        valid & ~conflict & ~held & ~guided & kinked & near_kink & room
-        & (final > p0 - 0.005) & (p0 <= comp * 1.01)
-    )  # fmt: skip
-    if len(check):
-        k = len(check)
-        plain = replace(
-            curve.subset(check), competitor_slope=np.zeros(k), hinge_raw=np.zeros(k),
-            hinge_se=np.zeros(k), hinge_tau2=np.full(k, np.nan),
-            hinge_centre=np.full(k, np.nan), slope_hinge_corr=None,
-        )  # fmt: skip
-        at = np.ones(k, dtype=bool)
-        free = _grid(plain, c[check], lo_final[check], hi_final[check], at, p0[check].copy(),
-                     rules, chunk, by_revenue[check], doubt=doubt[check])  # fmt: skip
-        free = p0[check] + weight[check] * (free - p0[check])  # as the move's sign doubt
-        binding[check[free > comp[check] * 1.01]] |= RULES["competitor_hinge"]
     # A kept price says which soft limit kept it: the one at today's price on the side where
     # the curve (inside the hard rules alone) would have taken it.
     stay = np.flatnonzero(valid & ~conflict & ~shifted)
@@ -720,6 +695,46 @@ def _optimise(
         # (the point estimate alone would have moved it): the minimum-gain reason.
         point = _analytic(k0, c[stay], e[stay], lo_final[stay], hi_final[stay], rules.objective)
         binding[stay[~told & (np.abs(point - k0) > 0.005 * k0)]] |= RULES["min_gain"]
+    # A raise that stops at or below the competitor's price, or a price kept there (today's at
+    # or below it), where the same search on the curve without the hinge above it would have
+    # gone past it and that move would pay on that curve (the minimum gain, and the cap on a
+    # change's chance of losing money): the possible collapse held it, said with the
+    # competitor's price (for a kept price instead of the minimum gain's reason). Not where
+    # anything else caps the price short of the competitor, nor where a volume floor sets it.
+    comp = curve.competitor_price
+    ramp_sd = np.zeros(n) if curve.ramp_sd is None else curve.ramp_sd
+    with np.errstate(invalid="ignore", divide="ignore"):
+        below = final >= comp * np.exp(-np.maximum(HINGE_NEAR, 2 * ramp_sd))
+        near_kink = (final <= comp + 0.005) & below & (p0 <= comp + 0.005)
+        room = hi_final > comp * 1.01
+    check = np.flatnonzero(
+        valid & ~conflict & ~held & ~guided & ~floors & kinked & near_kink & room
+        & (final > p0 - 0.005)
+    )  # fmt: skip
+    if len(check):
+        k = len(check)
+        plain = replace(
+            curve.subset(check), competitor_slope=np.zeros(k), hinge_raw=np.zeros(k),
+            hinge_se=np.zeros(k), hinge_tau2=np.full(k, np.nan),
+            hinge_centre=np.full(k, np.nan), slope_hinge_corr=None,
+        )  # fmt: skip
+        at = np.ones(k, dtype=bool)
+        free = _grid(plain, c[check], lo_final[check], hi_final[check], at, p0[check].copy(),
+                     rules, chunk, by_revenue[check], doubt=doubt[check])  # fmt: skip
+        free = p0[check] + weight[check] * (free - p0[check])  # as the move's sign doubt
+        b = base[check][:, None]
+        up_free = free[:, None] > b
+        gain_free, chance_free = _normal_chance(
+            plain, free[:, None], c[check], by_revenue[check], b, up_free, value_base[check], rules
+        )
+        pays = (
+            (free > comp[check] * 1.01)
+            & (gain_free[:, 0] >= need[check])
+            & (chance_free[:, 0] <= rules.max_loss_chance)
+        )
+        said = check[pays]
+        binding[said] |= RULES["competitor_hinge"]
+        binding[said[~shifted[said]]] &= ~RULES["min_gain"]
     if kept.any():
         # "keep" (no cost, profit objective): today's price, moved only to restore a hard
         # rule (margin, min, max, MAP); no step, competitor position, ending or volume floor.
@@ -1159,7 +1174,8 @@ def _largest_passing(curve, cost, by_revenue, base, candidate, need, z, rows, ru
         part = curve.subset(at)
         c, rev = cost[at], by_revenue[at]
         with np.errstate(all="ignore"):
-            gain = part.value(price, c, rev) - part.value(b, c, rev)
+            # (the gain the recommendation shows: a mixed hinge's mixture)
+            gain = part.expected_value(price, c, rev) - part.value(b, c, rev)
             ok = move & (gain >= need[at][:, None])
             # the lower end only where the point gain already clears the minimum
             low = robust_value(part, price, c, rev, z, up, b)

@@ -864,6 +864,8 @@ def explain(
                 "waits for a week of sales at that price before moving it again "
                 "the same way."
             )
+        elif "competitor_hinge" in flags:
+            sentences.append(_hinge_words(competitor, competitor_name, kept=True))
         elif "min_gain" in flags:
             sentences.append(
                 "Today's price is kept: no allowed price is expected to earn "
@@ -930,7 +932,7 @@ def explain(
     if "max_step" in flags:
         flags.discard("window")  # the same bound said twice
     for name in RULE_ORDER:
-        if name in flags and (moved or name in ("restores_rule", "competitor_hinge")):
+        if name in flags and (moved or name in ("restores_rule",)):
             if name == "competitor" and cap:
                 sentences.append(_capped(cap))
             elif name == "competitor_hinge":
@@ -940,14 +942,23 @@ def explain(
     return " ".join(sentences)
 
 
-def _hinge_words(competitor: float, who: str) -> str:
+def _hinge_words(competitor: float, who: str, kept: bool = False) -> str:
     """The sentence of a raise held at the competitor's price by a possible collapse of demand
-    above it (the rule `competitor_hinge`), naming whose price it is and the price."""
-    if not (np.isfinite(competitor) and competitor > 0):
+    above it (the rule `competitor_hinge`), naming whose price it is and the price; for a
+    price kept for it, why it is kept."""
+    known = np.isfinite(competitor) and competitor > 0
+    where = f"{who or 'the lowest competitor'} at {competitor:.2f}" if known else ""
+    if kept:
+        where = where or "the lowest competitor's price"
+        return (
+            f"Today's price is kept: demand may fall away faster above {where} than below it, "
+            "and no price up to that is expected to earn clearly more."
+        )
+    if not known:
         return RULE_WORDS["competitor_hinge"]
     return (
-        f"Demand may fall away faster above {who or 'the lowest competitor'} at "
-        f"{competitor:.2f} than below it, so the price is not raised past it."
+        f"Demand may fall away faster above {where} than below it, so the price is not raised "
+        "past it."
     )
 
 

@@ -694,15 +694,20 @@ def test_a_raise_held_at_the_competitor_by_a_possible_collapse_names_its_price()
 
     rules_ = Rules(competitor_price=10.5, max_step=0.2, loss_budget=0.5)
     hinge = {"competitor_slope": [0.0], "competitor_slope_se": [np.inf], "hinge_spread": False}
-    for today, opening in ((9.0, "Raise the price by"), (10.4, "Today's price is kept")):
+    raised = (
+        "Demand may fall away faster above Acme at 10.50 than below it, so the price is not "
+        "raised past it."
+    )
+    kept = (
+        "Today's price is kept: demand may fall away faster above Acme at 10.50 than below it, "
+        "and no price up to that is expected to earn clearly more."
+    )
+    for today, opening, sentence in ((9.0, "Raise the price by", raised), (10.4, kept, kept)):
         rec = optimise([today], [5.0], [20.0], [-1.5], [0.1], rules_, **hinge)
         said = services.explain(0, rec, -1.5, 0.1, 10.5, today, competitor_name="Acme")
-        assert said.startswith(opening)
-        assert (
-            "Demand may fall away faster above Acme at 10.50 than below it, so the price is not "
-            "raised past it." in said
-        )
+        assert said.startswith(opening) and sentence in said
         assert "competitor_hinge" not in said and said.count("10.50") == 1 + (today == 9.0)
+        assert "minimum gain" not in said  # one reason, not two
         anonymous = services.explain(0, rec, -1.5, 0.1, 10.5, today)
         assert "above the lowest competitor at 10.50 than" in anonymous
     assert services._hinge_words(np.nan, "") == services.RULE_WORDS["competitor_hinge"]
