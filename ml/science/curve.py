@@ -744,11 +744,13 @@ class DemandCurve:
         curve already uses and the search keeps) the mixture's, (1 - r) x the curve without a
         hinge + r x the curve with its posterior mean, and never more than the curve's own (a
         cut back below the competitor that would sell more only if the SKU collapses above it
-        is not shown that gain, as it is not made on it): the gain the risk budget counts
-        (ml.science.optimizer._chance), so the card, the export, the chart and the forecast
-        show what the decision weighed. On a raise past the competitor on a hinge its days
-        cannot read, in a catalog where few SKUs collapse, the curve's own could show about
-        twice the gain the mixture expects."""
+        is not shown that gain, as it is not made on it): the mixture the risk budget weighs
+        (ml.science.optimizer._chance), at the competitor's price as read, so the card, the
+        export, the chart and the forecast show what the decision weighed but for where the
+        competitor's price really is (near a steep kink the budget also averages over that,
+        `_over_the_kink`, and may count up to about a fifth less gain than shown). On a raise
+        past the competitor on a hinge its days cannot read, in a catalog where few SKUs
+        collapse, the curve's own could show about twice the gain the mixture expects."""
         price = np.asarray(price, dtype=np.float64)
         own = self.units(price)
         if self.hinge_se is None or self.hinge_raw is None:
