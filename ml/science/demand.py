@@ -937,6 +937,9 @@ class BlockFit:
     # the correlation of b_joint's and the hinge's errors in the joint fit (NaN where not
     # fitted; None: a block stored before it was read, taken as 0)
     b_joint_corr: np.ndarray | None = None
+    # per recent row: a day at the shelf price (no promotion), the days the recent level reads
+    # (None: a block stored before it, every recent row)
+    recent_shelf: np.ndarray | None = None
 
 
 def fit_block(
@@ -1120,6 +1123,7 @@ def fit_block(
         recent_x=lp[recent],
         recent_trunc=None if trunc is None else trunc[recent],
         b_joint_corr=b_joint_corr,
+        recent_shelf=None if sub.promo is None else ~(np.asarray(sub.promo, float) > 0)[recent],
     )
 
 
@@ -1350,6 +1354,7 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
                     intercept[own_sku],
                     shrunk[own_sku],
                     curvature[own_sku],
+                    block.recent_shelf,
                 )
             )
             at += block.n
@@ -1655,10 +1660,16 @@ def _sign_fallback(e, se, category):
     return out, out_se, wrong
 
 
-def _recent_level(y, sku, x, n, trunc, intercept, slope, curvature) -> np.ndarray:
+def _recent_level(y, sku, x, n, trunc, intercept, slope, curvature, shelf=None) -> np.ndarray:
     """Per SKU, sold over forecast in the last LEVEL_WINDOW_DAYS of the history (at the prices
     charged), pulled toward 1 by LEVEL_PRIOR units: the level of the near future, where the
-    year's average day lags a trend or a season (backtest: 17 % too few units without it)."""
+    year's average day lags a trend or a season (backtest: 17 % too few units without it).
+    `shelf` (per row; None: all): the days at the shelf price, the only ones read: the level
+    is a day's at the shelf price, and a promotion's lift (its display too, and where demand
+    collapses above the competitor, the cut that takes the price below it) is none of it."""
+    if shelf is not None:
+        y, sku, x = y[shelf], sku[shelf], x[shelf]
+        trunc = None if trunc is None else trunc[shelf]
     s, xr = sku, x  # the rows of the last LEVEL_WINDOW_DAYS (fit_block keeps them)
     eta = intercept[s] + slope[s] * xr + curvature[s] * xr * xr
     m, _w = _mean_weight(eta, trunc)

@@ -473,6 +473,32 @@ def test_expected_units_follow_the_recent_level_not_the_years_average():
     assert np.median(now) == pytest.approx(3.7, rel=0.12)
 
 
+def test_the_recent_level_is_a_shelf_days_not_lifted_by_recent_promotions():
+    """The recent level read every day of the last eight weeks against a forecast without the
+    day's controls: promotions in that window (their cut, their display, and where demand
+    collapses above the competitor the cut that takes the price below it) lifted the level of
+    every day at the shelf price (RESULTS: SKUs priced over 10 % above the competitor today
+    read a level 27 % above the truth's). It reads the days at the shelf price only."""
+    rng = np.random.default_rng(4)
+    skus, days = 40, 300
+    sku = np.repeat(np.arange(skus), days)
+    t = np.tile(np.arange(days), skus)
+    shelf = 10 * np.exp(rng.normal(0, 0.08, skus * days))
+    # promotions on 5 % of days, on a quarter of the last eight weeks' days: 20 % off, and a
+    # display that sells 2.5 times as much on top of the cut
+    promo = rng.random(skus * days) < np.where(t >= days - 56, 0.25, 0.05)
+    price = np.where(promo, shelf * 0.8, shelf)
+    mean = 2.0 * (price / 10) ** -1.5 * np.where(promo, 2.5, 1.0)
+    units = rng.poisson(mean)
+    panel = Panel(
+        sku=sku, day=738000 + t, units=units, price=price, promo=promo.astype(float),
+        discount=np.where(promo, np.log(0.8), 0.0),
+    )  # fmt: skip
+    fit = fit_demand(panel)
+    shelf_day = fit.expected_units(np.arange(skus), np.full(skus, 10.0))
+    assert np.median(shelf_day) == pytest.approx(2.0, rel=0.1)
+
+
 def _catalog(rng, n: int, days: int):
     """Per SKU a true slope, a rate of units a day and a price level (drawn in that order);
     each row's SKU and day (every SKU on every day)."""
