@@ -13,7 +13,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .curve import DemandCurve
-from .demand import Panel, Truncation, _controls, _mean_weight, fit_demand, open_days
+from .demand import (
+    PROMO_CONTROLS,
+    Panel,
+    Truncation,
+    _controls,
+    _mean_weight,
+    fit_demand,
+    open_days,
+)
 
 
 @dataclass
@@ -76,8 +84,9 @@ KNOWN_IN_ADVANCE = ("dow_", "promo", "discount_depth")
 
 
 def _known_in_advance(panel: Panel, fit, train_rows, test) -> np.ndarray:
-    """Per held-out row, the fitted effect of its weekday, promotion and discount depth,
-    relative to the training days' average (the fit's intercept is the average day)."""
+    """Per held-out row, the fitted effect of its weekday, relative to the training days'
+    average, and of its promotion and discount depth (the fit's intercept is the average day
+    at the shelf price: `ml.science.demand.PROMO_CONTROLS`, none on it)."""
     controls, names = _controls(
         _subset(panel, np.ones(len(panel.sku), dtype=bool)), every_level=True
     )
@@ -90,7 +99,8 @@ def _known_in_advance(panel: Panel, fit, train_rows, test) -> np.ndarray:
             continue
         coef = fit.coef[fit.coef_names.index(name)]
         column = controls[:, j]
-        shift += coef * (column[test] - column[average].mean())
+        centre = 0.0 if name.startswith(PROMO_CONTROLS) else column[average].mean()
+        shift += coef * (column[test] - centre)
     return shift
 
 

@@ -473,12 +473,13 @@ def test_expected_units_follow_the_recent_level_not_the_years_average():
     assert np.median(now) == pytest.approx(3.7, rel=0.12)
 
 
-def test_the_recent_level_is_a_shelf_days_not_lifted_by_recent_promotions():
+def test_the_level_is_a_shelf_days_not_lifted_by_recent_promotions():
     """The recent level read every day of the last eight weeks against a forecast without the
     day's controls: promotions in that window (their cut, their display, and where demand
     collapses above the competitor the cut that takes the price below it) lifted the level of
     every day at the shelf price (RESULTS: SKUs priced over 10 % above the competitor today
-    read a level 27 % above the truth's). It reads the days at the shelf price only."""
+    read a level 27 % above the truth's). The forecast holds each day's promotion, and the
+    level is a day's at the shelf price: the units a day stored and the curve's."""
     rng = np.random.default_rng(4)
     skus, days = 40, 300
     sku = np.repeat(np.arange(skus), days)
@@ -490,10 +491,7 @@ def test_the_recent_level_is_a_shelf_days_not_lifted_by_recent_promotions():
     price = np.where(promo, shelf * 0.8, shelf)
     mean = 2.0 * (price / 10) ** -1.5 * np.where(promo, 2.5, 1.0)
     units = rng.poisson(mean)
-    panel = Panel(
-        sku=sku, day=738000 + t, units=units, price=price, promo=promo.astype(float),
-        discount=np.where(promo, np.log(0.8), 0.0),
-    )  # fmt: skip
+    panel = Panel(sku=sku, day=738000 + t, units=units, price=price, promo=promo.astype(float))
     fit = fit_demand(panel)
     shelf_day = fit.expected_units(np.arange(skus), np.full(skus, 10.0))
     assert np.median(shelf_day) == pytest.approx(2.0, rel=0.1)
