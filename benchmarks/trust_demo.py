@@ -144,6 +144,13 @@ def main() -> None:
                 f"| changes at the step limit | {len(at_step)} "
                 f"({len(at_step) / max(len(changes), 1):.1%}) |"
             )
+            min_gain = [
+                r for r in recs if r[0] not in ("pending", "approved") and "min_gain" in r[1]
+            ]
+            print(
+                "| prices kept because no move pays the minimum gain for its risk (reason "
+                f"`min_gain`) | {len(min_gain)} |"
+            )
             held = [r for r in recs if "competitor_hinge" in r[1]]
             raised = [r for r in held if r in changes]
             print(
