@@ -99,7 +99,7 @@ def _known_in_advance(panel: Panel, fit, train_rows, test) -> np.ndarray:
             continue
         coef = fit.coef[fit.coef_names.index(name)]
         column = controls[:, j]
-        centre = 0.0 if name.startswith(PROMO_CONTROLS) else column[average].mean()
+        centre = 0.0 if name in PROMO_CONTROLS else column[average].mean()
         shift += coef * (column[test] - centre)
     return shift
 
@@ -131,10 +131,12 @@ def backtest(panel: Panel, holdout_days: int = 28) -> BacktestResult:
     # Forecasts on the log scale, each turned into the expected value of the row: the average
     # day, moved by what is known of the held-out day in advance (its weekday, whether a
     # promotion runs and how deep its discount is), as a merchant's forecast would be.
-    model = np.log(np.maximum(fit.expected_units(sku, price), 1e-12)) + _known_in_advance(
-        panel, fit, train_rows, test
-    )
-    no_price = fit.intercept[sku]  # the same SKU level, the price held at its typical value
+    known = _known_in_advance(panel, fit, train_rows, test)
+    model = np.log(np.maximum(fit.expected_units(sku, price), 1e-12)) + known
+    # the same SKU level and the same days, the price held at its typical value (the intercept
+    # is a day's at the shelf price: without the held-out day's promotion the price's part
+    # would count the promotion's too)
+    no_price = fit.intercept[sku] + known
     train_y = np.asarray(panel.units, float)[train_rows]
     average_all = np.log(
         np.maximum(

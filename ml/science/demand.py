@@ -973,7 +973,7 @@ def fit_block(
         beta_offset[1 + names.index("competitor_above")] = 0.0
     offset = r.controls @ beta_offset[1:]
     # the promotion's part of it (flag and discount depth): none on a day at the shelf price
-    promo_cols = [j for j, name in enumerate(names) if name.startswith(PROMO_CONTROLS)]
+    promo_cols = [j for j, name in enumerate(names) if name in PROMO_CONTROLS]
     promo_part = r.controls[:, promo_cols] @ beta_offset[1:][promo_cols]
     # the average day the intercepts are read at: of the rows of no closed control
     shut, open_rows = open_days(r.controls, names, pooled.closed)
@@ -1350,7 +1350,8 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
     )
     # at the shelf price: the average day without its promotions' part (a block stored before
     # the part was kept: the average day's, as it was)
-    if all(block.promo_sum is not None for block in blocks):
+    shelf = all(block.promo_sum is not None for block in blocks)
+    if shelf:  # (blocks of one fit staged by two versions: the average day's for all, review)
         mean_offset -= sum(float(block.promo_sum) for block in blocks) / max(
             sum(block.offset_rows for block in blocks), 1
         )
@@ -1370,7 +1371,7 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
                     intercept[own_sku],
                     shrunk[own_sku],
                     curvature[own_sku],
-                    block.recent_promo,
+                    block.recent_promo if shelf else None,
                 )
             )
             at += block.n

@@ -28,6 +28,24 @@ def test_the_price_response_beats_the_references_on_held_out_days():
     assert result.units_forecast == pytest.approx(result.units_actual, rel=0.1)
 
 
+def test_promotions_are_forecast_once_and_are_no_part_of_the_price_response():
+    """The level is a day's at the shelf price and the backtest adds a held-out day's promotion
+    back, from none (review: centred on the training days' average it was counted twice once
+    the level was a shelf day's); the reference without a price response gets the same days'
+    promotions, so at a price that never moves the price's part of the gain is about none."""
+    rng = np.random.default_rng(5)
+    skus, days = 40, 150
+    sku = np.repeat(np.arange(skus), days)
+    day = np.tile(738000 + np.arange(days), skus)
+    promo = rng.random(skus * days) < 0.3  # a display, no price cut
+    units = rng.poisson(3.0 * np.where(promo, 2.5, 1.0))
+    panel = Panel(sku=sku, day=day, units=units, price=np.full(skus * days, 10.0),
+                  promo=promo.astype(float))  # fmt: skip
+    result = backtest(panel, holdout_days=28)
+    assert result.units_forecast == pytest.approx(result.units_actual, rel=0.05)
+    assert abs(result.gain_from_price) < 0.02
+
+
 def test_rows_without_a_count_or_a_price_are_no_days_of_the_backtest():
     # A row with no units or no price (NaN, a negative count) is no row of the fit; it is no
     # held-out day either, nor part of the references' averages: the totals stay numbers.

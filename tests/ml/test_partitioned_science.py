@@ -186,3 +186,34 @@ def test_the_pooled_sample_of_a_large_tenant_spans_it_whatever_the_block_size():
     assert all(b <= c for (_, b), (c, _) in itertools.pairwise(ranges))  # apart
     assert any(a > 50_000 for a, _ in ranges) and any(b < 50_000 for _, b in ranges)
     assert sample_ranges(4_000, 5_000) == [(0, 4_000)]  # all of a small tenant: exact
+
+
+def test_blocks_staged_by_two_versions_read_one_level(monkeypatch):
+    """Review: a fit in parts whose blocks were staged before and after the level became a
+    shelf day's (a deploy during a long run) took the average day's intercept for all but added
+    the new blocks' promotions to their recent level's forecast: their levels read low. Such a
+    fit reads every block as the older version did; one of new blocks only, the shelf day's."""
+    from ml.science import demand
+
+    panel = rich_panel(n=40, days=300)
+    real = demand.reduce
+
+    def staged_before(new_blocks):
+        def reduce(fits, pooled, category=None, recent=None):
+            fits = [
+                f if i in new_blocks else replace(f, promo_sum=None, recent_promo=None)
+                for i, f in enumerate(fits)
+            ]
+            return real(fits, pooled, category, recent)
+
+        return reduce
+
+    monkeypatch.setattr(demand, "reduce", staged_before({1}))
+    mixed = fit_in_blocks(panel, 20, 40)
+    monkeypatch.setattr(demand, "reduce", staged_before(set()))
+    old = fit_in_blocks(panel, 20, 40)
+    monkeypatch.setattr(demand, "reduce", real)
+    new = fit_in_blocks(panel, 20, 40)
+    assert mixed.intercept == pytest.approx(old.intercept, abs=1e-9)
+    # the shelf day's level is below the average day's where promotions lift demand
+    assert np.median(new.intercept - old.intercept) < -0.005
