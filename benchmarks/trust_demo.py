@@ -152,7 +152,7 @@ def main() -> None:
                 f"`min_gain`) | {len(min_gain)} |"
             )
             held = [r for r in recs if "competitor_hinge" in r[1]]
-            raised = [r for r in held if r in changes]
+            raised = [r for r in held if r[0] in ("pending", "approved")]
             print(
                 "| prices held at the competitor's by a possible collapse above it (changes / "
                 f"kept prices) | {len(raised)} / {len(held) - len(raised)} |"

@@ -632,7 +632,7 @@ class DemandCurve:
         (ml.science.optimizer._over_the_kink)."""
         price = np.asarray(price, dtype=np.float64)
         col = lambda v: self._per_sku(v, price.shape)  # noqa: E731
-        unit_cost = np.where(col(revenue_mask), 0.0, col(np.nan_to_num(_column(cost, len(self)))))
+        unit_cost = self._unit_cost(price, cost, revenue_mask)
         with np.errstate(all="ignore"):
             d = np.log(price / col(self.price_ref))
             out = col(self.elasticity) * d
@@ -766,12 +766,16 @@ class DemandCurve:
             mixture = (1 - w) * own + w * some
         return np.where(self._per_sku(rows, price.shape), np.fmin(own, mixture), own)
 
+    def _unit_cost(self, price: np.ndarray, cost, revenue_mask) -> np.ndarray:
+        """The cost a unit sold at `price` ((n,) or (n, k)) is counted at: 0 where the objective
+        is revenue (`revenue_mask`) or no cost is known."""
+        col = lambda v: self._per_sku(v, price.shape)  # noqa: E731
+        return np.where(col(revenue_mask), 0.0, col(np.nan_to_num(_column(cost, len(self)))))
+
     def expected_value(self, price, cost, revenue_mask) -> np.ndarray:
         """`value` on `expected_units`: the objective per SKU a recommendation shows."""
         price = np.asarray(price, dtype=np.float64)
-        col = lambda v: self._per_sku(v, price.shape)  # noqa: E731
-        unit_cost = np.where(col(revenue_mask), 0.0, col(np.nan_to_num(_column(cost, len(self)))))
-        return (price - unit_cost) * self.expected_units(price)
+        return (price - self._unit_cost(price, cost, revenue_mask)) * self.expected_units(price)
 
     def expected_profit(self, price, cost) -> np.ndarray:
         """Profit per day on `expected_units`; a SKU without a cost counts its revenue."""
@@ -789,6 +793,5 @@ class DemandCurve:
     ) -> np.ndarray:
         """The objective per SKU: revenue where `revenue_mask`, else profit."""
         price = np.asarray(price, dtype=np.float64)
-        col = lambda v: self._per_sku(v, price.shape)  # noqa: E731
-        unit_cost = np.where(col(revenue_mask), 0.0, col(np.nan_to_num(_column(cost, len(self)))))
+        unit_cost = self._unit_cost(price, cost, revenue_mask)
         return (price - unit_cost) * self.units(price, elasticity, hinge, curvature, competitor)
