@@ -210,6 +210,11 @@ class Elasticity(TenantOwned):
     # Its positions against the lowest competitor seen, log(price / competitor) (None: unknown).
     gap_low = models.FloatField(null=True, blank=True)
     gap_high = models.FloatField(null=True, blank=True)
+    # Its recent days' expected units with their promotions over the same days' at the shelf
+    # price (units_per_day is a shelf day's; None: unknown, older versions, read as 1): what
+    # counts units over every day (stock sold through, a published change's realised lift)
+    # reads units_per_day times this.
+    promo_lift = models.FloatField(null=True, blank=True)
 
     class Meta:
         constraints = [

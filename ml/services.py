@@ -448,6 +448,8 @@ def finish_demand(
         "slope_hinge_corr": (
             fit.slope_hinge_corr if fit.slope_hinge_corr is not None else np.zeros(len(product_ids))
         ),
+        # every recent day's units over a shelf day's (units_per_day is a shelf day's)
+        "promo_lift": (fit.promo_lift if fit.promo_lift is not None else np.ones(len(product_ids))),
     }
     buffer = io.BytesIO()
     # The artifact holds every estimate, so a version whose rows were pruned can be restored.
@@ -603,7 +605,7 @@ ESTIMATE_FIELDS = ("product_id", "elasticity", "elasticity_se", "raw_elasticity"
 # Kept since the evidence range: absent from older artifacts (restored as unknown).
 OPTIONAL_FIELDS = ("price_low", "price_high", "from_prior", "competitor_slope",
                    "competitor_slope_se", "gap_low", "gap_high", "curvature_se",
-                   "slope_hinge_corr")  # fmt: skip
+                   "slope_hinge_corr", "promo_lift")  # fmt: skip
 
 
 def _store_elasticities(version: ModelVersion, estimates) -> int:
@@ -630,6 +632,7 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
     curv_se = np.asarray(estimates.get("curvature_se", np.full(size, np.nan)), float)
     # (an artifact stored before it: NULL, none known)
     corr = np.asarray(estimates.get("slope_hinge_corr", np.full(size, np.nan)), float)
+    lift = np.asarray(estimates.get("promo_lift", np.full(size, np.nan)), float)
     gap_lo, gap_hi = (
         np.asarray(estimates.get(k, np.full(size, np.nan)), float) for k in ("gap_low", "gap_high")
     )
@@ -654,8 +657,9 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
             "gap_high": number(gh),
             "curvature_se": number(cs),
             "slope_hinge_corr": number(rho),
+            "promo_lift": number(pl),
         }
-        for pk, e, se, raw, c, typical, rate, days, lo, hi, fp, h, hs, gl, gh, cs, rho in zip(
+        for pk, e, se, raw, c, typical, rate, days, lo, hi, fp, h, hs, gl, gh, cs, rho, pl in zip(
             *columns,
             low.tolist(),
             high.tolist(),
@@ -666,6 +670,7 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
             gap_hi.tolist(),
             curv_se.tolist(),
             corr.tolist(),
+            lift.tolist(),
             strict=True,
         )
     ]

@@ -237,6 +237,12 @@ def _spread_of(spread) -> tuple[float, float, float, float]:
     return values[0], values[1], values[2], values[3]
 
 
+def _all_days(lift: np.ndarray) -> np.ndarray:
+    """A stored promotion lift made safe to multiply by: a finite positive factor (NaN,
+    unknown: 1)."""
+    return np.where(np.isfinite(lift) & (lift > 0), lift, 1.0)
+
+
 def _column(value, n: int, fill: float = np.nan) -> np.ndarray:
     if value is None:
         return np.full(n, fill)
@@ -281,6 +287,11 @@ class DemandCurve:
     # The correlation of the errors of `elasticity` and of the hinge's own estimate (0 or None:
     # independent): the gain's s.e. combines the two with it (ml.science.optimizer).
     slope_hinge_corr: np.ndarray | None = None
+    # Every day's expected units over a shelf day's, as the SKU's recent promotions went (None
+    # or 1: none): `units_ref` and what the curve gives are a shelf day's; the stock a price
+    # sells through and a published change's forecast, counted over every day, are those
+    # times this (`all_days`).
+    promo_lift: np.ndarray | None = None
 
     @classmethod
     def build(
@@ -303,6 +314,7 @@ class DemandCurve:
         ramp_sd=None,
         hinge_spread=None,
         slope_hinge_corr=None,
+        promo_lift=None,
     ) -> DemandCurve:
         """`competitor_slope` with `competitor_slope_se` is an estimate, used where it is
         clearly negative (HINGE_Z s.e.); without an s.e. it is taken as given. `hinge_spread`
@@ -346,7 +358,14 @@ class DemandCurve:
                 -1.0,
                 1.0,
             ),
+            promo_lift=_all_days(_column(promo_lift, n, 1.0)),
         )
+
+    @property
+    def all_days(self) -> np.ndarray:
+        """Per SKU, what a shelf day's units are multiplied by to read every day's (its recent
+        promotions going on as they went; 1 where none or unknown)."""
+        return np.ones(len(self)) if self.promo_lift is None else self.promo_lift
 
     @classmethod
     def from_estimates(

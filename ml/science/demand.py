@@ -152,6 +152,11 @@ class DemandFit:
     # (None: the same as competitor_above): the catalog's spread of hinges is read from these,
     # each the truth plus its own noise of its s.e.
     hinge_read: np.ndarray | None = None
+    # Per SKU, every recent day's expected units over the same days' at the shelf price
+    # (`_promo_lift`; None: not read, as 1): `intercept` is a shelf day's, and what counts
+    # units over every day (the stock sold through, a published change's realised lift) reads
+    # them times this.
+    promo_lift: np.ndarray | None = None
 
     @property
     def hinge_normal(self) -> tuple[float, float] | None:
@@ -1356,25 +1361,25 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
             sum(block.offset_rows for block in blocks), 1
         )
     intercept = _concat(blocks, "alpha") + mu_day_controls + mean_offset
-    if not pooled.time_effects:
-        levels, at = [], 0
-        for j, block in enumerate(blocks):  # per SKU: each block's recent rows, its estimates
-            own_sku = slice(at, at + block.n)
-            block = block if recent is None else recent(j)
-            levels.append(
-                _recent_level(
-                    block.recent_y,
-                    block.recent_sku,
-                    block.recent_x,
-                    block.n,
-                    block.recent_trunc,
-                    intercept[own_sku],
-                    shrunk[own_sku],
-                    curvature[own_sku],
-                    block.recent_promo if shelf else None,
-                )
-            )
-            at += block.n
+    levels, lifts, at = [], [], 0
+    for j, block in enumerate(blocks if shelf or not pooled.time_effects else ()):
+        own_sku = slice(at, at + block.n)  # per SKU: each block's recent rows, its estimates
+        block = block if recent is None else recent(j)
+        args = (block.recent_sku, block.recent_x, block.n, block.recent_trunc)
+        level = np.ones(block.n)
+        if not pooled.time_effects:
+            level = _recent_level(
+                block.recent_y, *args, intercept[own_sku], shrunk[own_sku],
+                curvature[own_sku], block.recent_promo if shelf else None,
+            )  # fmt: skip
+            levels.append(level)
+        if shelf:
+            lifts.append(
+                _promo_lift(*args, intercept[own_sku] + np.log(level), shrunk[own_sku],
+                            curvature[own_sku], block.recent_promo)
+            )  # fmt: skip
+        at += block.n
+    if levels:
         intercept = intercept + np.log(np.concatenate(levels))
     return DemandFit(
         elasticity=shrunk,
@@ -1410,6 +1415,7 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         open_share=_open_share((*pooled.closed, *pooled.unlisted)),
         slope_hinge_corr=slope_hinge_corr,
         hinge_read=hinge_read,
+        promo_lift=np.concatenate(lifts) if shelf and lifts else None,
     )
 
 
@@ -1695,6 +1701,30 @@ def _recent_level(y, sku, x, n, trunc, intercept, slope, curvature, promo=None) 
     sold = np.bincount(s, weights=y, minlength=n)
     expected = np.bincount(s, weights=m, minlength=n)
     return (sold + LEVEL_PRIOR) / (expected + LEVEL_PRIOR)
+
+
+def _promo_lift(sku, x, n, trunc, intercept, slope, curvature, promo) -> np.ndarray:
+    """Per SKU, the units its recent days (the last LEVEL_WINDOW_DAYS, at the prices charged)
+    are expected to sell with their promotions over the same days at the shelf price: what a
+    shelf day's units (`intercept`, the level's) are multiplied by to read every day's, as the
+    stock that sells through or the realised lift of a published change count them, where the
+    promotions go on as they went (1 without promotions or recent days). `promo`: each row's
+    promotion part (log units). A row present only because something sold (a daily report's
+    zero-truncated rows) stands for the days like it that sold nothing and are not listed: it
+    is weighed by one over its chance of a sale (a shelf day's is the smaller, so the days
+    missing are mostly shelf days)."""
+    eta = intercept[sku] + slope[sku] * x + curvature[sku] * x * x
+    mu = np.exp(np.clip(eta, -30, 30))
+    with_promo = mu * np.exp(promo)
+    weight = np.ones_like(mu)
+    if trunc is not None:
+        k = getattr(trunc, "k", 0.0)
+        log_p0 = -np.log1p(k * with_promo) / k if k > 0 else -with_promo
+        weight = np.where(trunc, 1 / np.maximum(-np.expm1(log_p0), 1e-6), 1.0)
+    shelf = np.bincount(sku, weights=weight * mu, minlength=n)
+    every = np.bincount(sku, weights=weight * with_promo, minlength=n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(shelf > 0, every / shelf, 1.0)
 
 
 def _curvature(y, x, offset, sku, n, trunc, b0, a0, iterations, prior_sd=CURVATURE_PRIOR_SD, k=0.0):

@@ -232,10 +232,12 @@ Z95 = 1.959963984540054  # the forecast's 95 % interval
 def store_forecasts(*, publication: Publication) -> int:
     """Each change's forecast as it goes out, from its job's demand model (the one curve,
     anchored at the old price): expected units per day at the new price and at the old one
-    (the counterfactual), the new price's 95 % interval (every uncertain part of the curve, the
-    competitor's position as its recommendation judged it: `DemandCurve.units_interval`; 0 to
-    infinity where the slope's s.e. is unknown), and the unit cost then. Changes without an
-    estimate (no model, a cold start) keep no forecast. Returns how many were stored."""
+    (the counterfactual; every day's, a shelf day's times the SKU's promotion lift, as the
+    realised lift counts them), the new price's 95 % interval (every uncertain part of the
+    curve, the competitor's position as its recommendation judged it:
+    `DemandCurve.units_interval`; 0 to infinity where the slope's s.e. is unknown), and the
+    unit cost then. Changes without an estimate (no model, a cold start) keep no forecast.
+    Returns how many were stored."""
     import numpy as np
 
     from ml.models import ModelVersion
@@ -285,13 +287,18 @@ def store_forecasts(*, publication: Publication) -> int:
         # the interval holds the curve's doubt: the slope, the bend, the hinge above the
         # competitor and where the competitor's price really is, as the decision judged it
         units_new, low, high = curve.units_interval(new, Z95)
+        # a day as the KPIs count it: every day, the SKU's promotions going on as they went
+        # (the curve's are a shelf day's; their ratio, what the forecast's accuracy reads, is
+        # the same either way)
+        days = curve.all_days
         for i, c in enumerate(part):
             if not known[i] or not np.isfinite(units_new[i]) or not curve.units_ref[i] > 0:
                 continue
             cost, _category, source = products[c[1]]
             out.append((
-                c[0], float(units_new[i]), float(curve.units_ref[i]), float(low[i]),
-                float(high[i]), cost, str(source or "").startswith("derived"), version_id,
+                c[0], float(units_new[i] * days[i]), float(curve.units_ref[i] * days[i]),
+                float(low[i] * days[i]), float(high[i] * days[i]), cost,
+                str(source or "").startswith("derived"), version_id,
             ))  # fmt: skip
     if out:
         columns = list(zip(*out, strict=True))

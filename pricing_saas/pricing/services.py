@@ -704,9 +704,10 @@ def _optimise_by_rules(
     v = resolved.values
     units, price = curve.units_ref, catalog.price
     # Volume floors: a share of today's expected units or revenue, or the daily units that sell
-    # today's stock within the clearance days (where the stock is known).
+    # today's stock within the clearance days (where the stock is known): every day's units,
+    # of which a shelf day's (what the curve gives) is the share without the SKU's promotions.
     with np.errstate(all="ignore"):
-        clear = catalog.stock / v["clearance_days"]
+        clear = catalog.stock / v["clearance_days"] / curve.all_days
     min_units = np.fmax(v["min_units_share"] * units, np.where(clear > 0, clear, np.nan))
     min_revenue = v["min_revenue_share"] * units * price
     min_price = np.fmax(catalog.min_price, v["min_price"])

@@ -15,7 +15,7 @@ from ml.science.demand import Panel, fit_demand, fit_in_blocks, sample_blocks, s
 PER_SKU = ("elasticity", "elasticity_se", "raw_elasticity", "raw_se", "curvature",
            "curvature_se", "raw_curvature", "typical_price", "intercept", "price_low",
            "price_high", "from_prior", "competitor_above", "competitor_above_se", "gap_low",
-           "gap_high")  # fmt: skip
+           "gap_high", "promo_lift")  # fmt: skip
 TENANT = ("pooled_elasticity", "pooled_se", "dispersion", "nb_k", "weight_k", "counts_k",
           "weights_ratio", "ramp_sd")  # fmt: skip
 

@@ -327,6 +327,30 @@ def test_each_change_goes_out_with_its_forecast_at_the_new_and_the_old_price(
     assert mine.forecast_units_new < mine.forecast_units_old
 
 
+def test_a_forecast_counts_every_day_with_the_skus_promotions(shop, reprice, approve_some):
+    """The curve's units are a shelf day's; the realised lift a change is measured by counts
+    every day, promotions too: the forecast it goes out with is a shelf day's times the SKU's
+    promotion lift (`Elasticity.promo_lift`), its ratio new / old the curve's."""
+    from ml.models import Elasticity
+
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        reprice()
+        approve_some(2)
+        lifted = Recommendation.objects.filter(status="approved").order_by("pk").first()
+        Elasticity.objects.filter(product_id=lifted.product_id).update(promo_lift=1.5)
+        publishing.publish(enqueue=False)
+        changes = list(PriceChange.objects.select_related("recommendation").order_by("pk"))
+    assert len(changes) == 2
+    for change in changes:
+        rec = change.recommendation
+        lift = 1.5 if rec.pk == lifted.pk else 1.0
+        assert change.forecast_units_old == pytest.approx(lift * rec.expected_units_now, rel=1e-6)
+        assert change.forecast_units_new == pytest.approx(lift * rec.expected_units, rel=1e-6)
+        low, high = change.forecast_units_new_low, change.forecast_units_new_high
+        assert low <= change.forecast_units_new <= high
+
+
 def test_a_forecast_near_the_competitors_price_holds_the_doubt_of_where_it_is(
     shop, reprice, approve_some
 ):

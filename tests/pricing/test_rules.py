@@ -101,6 +101,31 @@ def test_clearance_and_volume_floors_through_the_reprice_job(shop, reprice):
     assert "min_units" in cleared.binding_rules
 
 
+def test_clearance_counts_every_days_units_with_the_skus_promotions(shop, reprice):
+    """The curve's units are a shelf day's; the stock sells on every day, promotions too: a
+    SKU whose recent promotions double its units a day clears in time at a price whose shelf
+    days alone would not (its lift stored with the estimates, `Elasticity.promo_lift`)."""
+    from ml.models import Elasticity
+
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        first = reprice()
+        per_day = Recommendation.objects.get(job=first, product__sku="P1").expected_units_now
+        Product.objects.filter(sku="P1").update(stock=round(per_day * 30 * 1.5))
+        rules.save_rule_set(
+            values={"name": "Clear P1", "scope": "skus", "scope_values": ["P1"],
+                    "clearance_days": 30}
+        )  # fmt: skip
+        shelf_only = Recommendation.objects.get(job=reprice(), product__sku="P1")
+        Elasticity.objects.filter(product__sku="P1").update(promo_lift=2.0)
+        promoted = Recommendation.objects.get(job=reprice(), product__sku="P1")
+    # shelf days alone sell 1.0 of the 1.5 needed: cut; with promotions 2.0: no cut needed
+    assert shelf_only.recommended_price < shelf_only.current_price
+    assert "min_units" in shelf_only.binding_rules
+    assert promoted.recommended_price >= promoted.current_price
+    assert promoted.expected_units * 2.0 * 30 >= 1.5 * per_day * 30 - 1e-6
+
+
 def test_clearance_days_must_be_whole(world_a):
     with tenant_context(world_a.tenant), pytest.raises(ServiceError) as err:
         rules.save_rule_set(values={"name": "x", "clearance_days": "2.5"})
