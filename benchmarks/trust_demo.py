@@ -167,6 +167,21 @@ def main() -> None:
                 f"({mixed[1]:.2f} / {mixed[2]:.2f}) |"
             )
             print(f"| demand model | {version.message} |")
+            # every day's units over a shelf day's (the forecasts a published change carries and
+            # the clearance floor read the curve's shelf day times it)
+            lift = np.array(
+                [v for v in estimates.values_list("promo_lift", flat=True) if v is not None]
+            )
+            print(
+                "| every day's units over a shelf day's, the products' recent promotions "
+                "(median / 90th percentile / share above 1.1) | "
+                + (
+                    f"{np.median(lift):.3f} / {np.quantile(lift, 0.9):.3f} / "
+                    f"{np.mean(lift > 1.1):.1%} |"
+                    if len(lift)
+                    else "none stored |"
+                )
+            )
             trained = version.metrics.get(version.trainer, {})
             ratio = trained.get("weights_ratio")
             print(
