@@ -583,9 +583,9 @@ class RecommendationOut(serializers.ModelSerializer):
             "recommended_price", "approved_price", "change", "elasticity", "elasticity_low",
             "elasticity_high", "expected_units_now", "expected_units", "expected_revenue_now",
             "expected_revenue", "expected_profit_now", "expected_profit", "profit_delta",
-            "loss_chance", "competitor_price", "competitor_name", "reference_price", "price_floor",
-            "price_ceiling", "binding_rules", "rule_sets", "explanation", "confident", "flag",
-            "auto_approved",
+            "promo_lift", "loss_chance", "competitor_price", "competitor_name", "reference_price",
+            "price_floor", "price_ceiling", "binding_rules", "rule_sets", "explanation",
+            "confident", "flag", "auto_approved",
             "decided_by", "decided_at", "comment", "created_at",
         ]  # fmt: skip
 

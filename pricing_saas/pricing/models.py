@@ -109,6 +109,10 @@ class Recommendation(TenantOwned):
     # s.d.: the level's own error and the day's jitter), as the decision judged it; the change's
     # forecast interval holds that doubt (publishing.store_forecasts). Null: no competitor.
     competitor_sd = models.FloatField(null=True, blank=True)
+    # The expected units are a day's at the shelf price; every day's, the product's recent
+    # promotions going on as they went, are those times this (its demand model's
+    # `Elasticity.promo_lift`; 1: no promotions; null: no estimate).
+    promo_lift = models.FloatField(null=True, blank=True)
     reference_price = models.DecimalField(max_digits=14, decimal_places=4, null=True)
     binding_rules = models.JSONField(default=list, blank=True)
     rule_sets = models.JSONField(default=list, blank=True)  # names of the rule sets applied

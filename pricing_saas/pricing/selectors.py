@@ -343,7 +343,9 @@ def sku_history(product: Product) -> dict:
         .values_list("competitor", "observed_at", "price")[:2000]
     )
     return {
-        "rec": Recommendation.objects.filter(product=product).order_by("-created_at").first(),
+        "rec": Recommendation.objects.filter(product=product)
+        .order_by("-created_at", "-pk")  # (two jobs of one transaction: the later)
+        .first(),
         "changes": list(PriceChange.objects.filter(product=product).order_by("-created_at")[:50]),
         "sales": sales,
         "offers": offers,

@@ -1108,6 +1108,8 @@ def _rows(
         # the doubt of where the competitor's price is, as the decision judged it (the stored
         # forecast's interval holds it: publishing.store_forecasts)
         "competitor_sd": nulls(_doubt_of(market, n)),
+        # every day's units over the shelf day's the expected units are
+        "promo_lift": nulls(np.where(no_model, np.nan, curve.all_days)),
         "price_floor": money(rec.floor),
         "price_ceiling": money(rec.ceiling),
         "change": change.tolist(),

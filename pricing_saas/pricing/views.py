@@ -310,6 +310,16 @@ def decide(request, pk: int):
     return redirect(_next(request, reverse("pricing:sku", args=[rec.product_id])))
 
 
+def _every_day(rec) -> tuple[float, float] | None:
+    """Expected units a day today and at the new price counted over every day, the product's
+    recent promotions going on as they went (the card's are a shelf day's); None where that
+    is within 2 % of the shelf day's or unknown."""
+    lift = None if rec is None else rec.promo_lift
+    if lift is None or abs(lift - 1) <= 0.02:
+        return None
+    return rec.expected_units_now * lift, rec.expected_units * lift
+
+
 @tenant_view()
 @require_GET
 def sku(request, pk: int):
@@ -356,6 +366,7 @@ def sku(request, pk: int):
             ),
             "changes": changes,
             "charts": charts,
+            "every_day": _every_day(rec),
             "cost_derived": str(product.attributes.get("cost_source", "")).startswith("derived"),
             "cost_source": product.attributes.get("cost_source", ""),
             "lowest": seen["lowest"],

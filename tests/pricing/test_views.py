@@ -1124,3 +1124,38 @@ def test_the_settings_page_takes_the_smallest_chance_the_api_takes(world_a):
     assert refused.status_code == 400 and "max_loss_chance" in refused.context["form"].errors
     with tenant_context(world_a.tenant):
         assert approvals.policy().max_loss_chance == Decimal("0.0001")
+
+
+def test_the_card_counts_every_day_with_the_products_promotions(shop, reprice, owner_session):
+    """The expected units are a shelf day's; a product whose recent promotions sold more beside
+    them shows every day's too (its demand model's promotion lift, kept on the
+    recommendation for the API and the export), one without promotions only the shelf day's."""
+    import csv
+    import io
+
+    from django.core.management import call_command
+
+    from ml.models import Elasticity
+    from pricing_saas.pricing import approvals
+
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        reprice()
+        Elasticity.objects.filter(product__sku="P3").update(promo_lift=1.5)
+        job = reprice()
+        lifted = Recommendation.objects.get(job=job, product__sku="P3")
+        plain = Recommendation.objects.get(job=job, product__sku="P4")
+    assert lifted.promo_lift == pytest.approx(1.5) and plain.promo_lift == pytest.approx(1.0)
+    client = client_for(shop)
+    page = client.get(f"/pricing/sku/{lifted.product_id}/").content.decode()
+    every = f"about {lifted.expected_units_now * 1.5:.2f} → {lifted.expected_units * 1.5:.2f}"
+    assert 'id="every-day"' in page and every in page
+    assert 'id="every-day"' not in client.get(f"/pricing/sku/{plain.product_id}/").content.decode()
+    api = owner_session(shop)
+    (row,) = api.get("/api/v1/recommendations/?sku=P3").json()["results"]
+    assert row["promo_lift"] == pytest.approx(1.5)
+    out = io.StringIO()
+    call_command("export_recommendations", shop.tenant.slug, stdout=out)
+    exported = {r["sku"]: r for r in csv.DictReader(io.StringIO(out.getvalue()))}
+    assert float(exported["P3"]["promo_lift"]) == pytest.approx(1.5)
+    assert float(exported["P4"]["promo_lift"]) == pytest.approx(1.0)

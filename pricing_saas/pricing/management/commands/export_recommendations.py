@@ -12,7 +12,7 @@ COLUMNS = [
     "sku", "current_price", "recommended_price", "elasticity", "elasticity_low",
     "elasticity_high", "expected_units_now", "expected_units", "expected_revenue_now",
     "expected_revenue", "expected_profit_now", "expected_profit", "binding_rules", "status",
-    "explanation", "loss_chance",
+    "explanation", "loss_chance", "promo_lift",
 ]  # fmt: skip
 
 
@@ -48,6 +48,6 @@ class Command(BaseCommand):
                     _round(r.expected_units, 4), _round(r.expected_revenue_now, 2),
                     _round(r.expected_revenue, 2), _round(r.expected_profit_now, 2),
                     _round(r.expected_profit, 2), " ".join(r.binding_rules), r.status,
-                    r.explanation, _round(r.loss_chance, 4),
+                    r.explanation, _round(r.loss_chance, 4), _round(r.promo_lift, 4),
                 )  # fmt: skip
                 out.writerow([safe_cell("" if v is None else str(v)) for v in values])
