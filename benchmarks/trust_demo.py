@@ -174,10 +174,10 @@ def main() -> None:
             )
             print(
                 "| every day's units over a shelf day's, the products' recent promotions "
-                "(median / 90th percentile / share above 1.1) | "
+                "(lowest / median / 90th percentile / 99th / highest; share above 1.1, below 1) | "
                 + (
-                    f"{np.median(lift):.3f} / {np.quantile(lift, 0.9):.3f} / "
-                    f"{np.mean(lift > 1.1):.1%} |"
+                    " / ".join(f"{v:.3f}" for v in np.quantile(lift, [0, 0.5, 0.9, 0.99, 1]))
+                    + f"; {np.mean(lift > 1.1):.1%}, {np.mean(lift < 1 - 1e-9):.1%} |"
                     if len(lift)
                     else "none stored |"
                 )

@@ -448,8 +448,11 @@ def finish_demand(
         "slope_hinge_corr": (
             fit.slope_hinge_corr if fit.slope_hinge_corr is not None else np.zeros(len(product_ids))
         ),
-        # every recent day's units over a shelf day's (units_per_day is a shelf day's)
-        "promo_lift": (fit.promo_lift if fit.promo_lift is not None else np.ones(len(product_ids))),
+        # every recent day's units over a shelf day's (units_per_day is a shelf day's; NaN,
+        # stored NULL: not read, a fit whose blocks were staged by an older version)
+        "promo_lift": (
+            fit.promo_lift if fit.promo_lift is not None else np.full(len(product_ids), np.nan)
+        ),
     }
     buffer = io.BytesIO()
     # The artifact holds every estimate, so a version whose rows were pruned can be restored.

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .curve import HINGE_PRIOR_SD, HINGE_Z, hinge_prior, ramp
+from .curve import HINGE_PRIOR_SD, HINGE_Z, PROMO_LIFT_RANGE, hinge_prior, ramp
 
 ELASTICITY_RANGE = (-8.0, 0.5)
 # Demand may only bend downward (more elastic as the price rises, the usual shape); an upward
@@ -1708,14 +1708,14 @@ def _promo_lift(sku, x, n, trunc, intercept, slope, curvature, promo) -> np.ndar
     are expected to sell with their promotions over the same days at the shelf price: what a
     shelf day's units (`intercept`, the level's) are multiplied by to read every day's, as the
     stock that sells through or the realised lift of a published change count them, where the
-    promotions go on as they went (1 without promotions or recent days). `promo`: each row's
-    promotion part (log units). A row present only because something sold (a daily report's
-    zero-truncated rows) stands for the days like it that sold nothing and are not listed: it
-    is weighed by one over its chance of a sale (a shelf day's is the smaller, so the days
-    missing are mostly shelf days)."""
+    promotions go on as they went (1 without promotions or recent days; in PROMO_LIFT_RANGE).
+    `promo`: each row's promotion part (log units). A row present only because something sold
+    (an order export's sale days whose price moved: zero-truncated rows) stands for the days
+    like it that sold nothing and are not listed: it is weighed by one over its chance of a
+    sale (a shelf day's is the smaller, so the days missing are mostly shelf days)."""
     eta = intercept[sku] + slope[sku] * x + curvature[sku] * x * x
     mu = np.exp(np.clip(eta, -30, 30))
-    with_promo = mu * np.exp(promo)
+    with_promo = mu * np.exp(np.clip(promo, -30, 30))
     weight = np.ones_like(mu)
     if trunc is not None:
         k = getattr(trunc, "k", 0.0)
@@ -1724,7 +1724,8 @@ def _promo_lift(sku, x, n, trunc, intercept, slope, curvature, promo) -> np.ndar
     shelf = np.bincount(sku, weights=weight * mu, minlength=n)
     every = np.bincount(sku, weights=weight * with_promo, minlength=n)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(shelf > 0, every / shelf, 1.0)
+        lift = np.where(shelf > 0, every / shelf, 1.0)
+    return np.clip(np.nan_to_num(lift, nan=1.0, posinf=PROMO_LIFT_RANGE[1]), *PROMO_LIFT_RANGE)
 
 
 def _curvature(y, x, offset, sku, n, trunc, b0, a0, iterations, prior_sd=CURVATURE_PRIOR_SD, k=0.0):

@@ -111,7 +111,8 @@ class Recommendation(TenantOwned):
     competitor_sd = models.FloatField(null=True, blank=True)
     # The expected units are a day's at the shelf price; every day's, the product's recent
     # promotions going on as they went, are those times this (its demand model's
-    # `Elasticity.promo_lift`; 1: no promotions; null: no estimate).
+    # `Elasticity.promo_lift`; 1: no promotions or none read; null: no estimate of the
+    # product's volume).
     promo_lift = models.FloatField(null=True, blank=True)
     reference_price = models.DecimalField(max_digits=14, decimal_places=4, null=True)
     binding_rules = models.JSONField(default=list, blank=True)

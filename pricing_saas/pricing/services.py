@@ -1109,7 +1109,7 @@ def _rows(
         # forecast's interval holds it: publishing.store_forecasts)
         "competitor_sd": nulls(_doubt_of(market, n)),
         # every day's units over the shelf day's the expected units are
-        "promo_lift": nulls(np.where(no_model, np.nan, curve.all_days)),
+        "promo_lift": nulls(np.where(no_model | ~(curve.units_ref > 0), np.nan, curve.all_days)),
         "price_floor": money(rec.floor),
         "price_ceiling": money(rec.ceiling),
         "change": change.tolist(),

@@ -497,16 +497,22 @@ def test_the_level_is_a_shelf_days_not_lifted_by_recent_promotions():
     assert np.median(shelf_day) == pytest.approx(2.0, rel=0.1)
 
 
-def _promoted_panel(seed: int, level: float, daily_report: bool):
+def _promoted_panel(seed: int, level: float, report: str):
     """Shelf prices listed beside what was paid; promotions (20 % off and a display that sells
     2.5 times as much on top of the cut) on 5 % of days, on a quarter of the last eight
-    weeks'. Returns the panel and each SKU's true units over its last eight weeks' days
-    against the same days at the shelf price."""
+    weeks'. `report`: "daily" (every day listed), "moving" (an order export of a shelf price
+    that moves every day: only the sale days, each zero-truncated) or "held" (an order export
+    of shelf prices held 14 days at a time: the days between two sales at one price filled in
+    as unsold shelf days, the sale days next to a new price zero-truncated). Returns the panel
+    and each SKU's true units over its last eight weeks' days against the same days at the
+    shelf price."""
     rng = np.random.default_rng(seed)
     skus, days = 40, 300
     sku = np.repeat(np.arange(skus), days)
     t = np.tile(np.arange(days), skus)
     shelf = 10 * np.exp(rng.normal(0, 0.08, skus * days))
+    if report == "held":
+        shelf = np.repeat(shelf.reshape(skus, days)[:, ::14], 14, axis=1)[:, :days].ravel()
     promo = rng.random(skus * days) < np.where(t >= days - 56, 0.25, 0.05)
     paid = np.where(promo, shelf * 0.8, shelf)
     base = level * (shelf / 10) ** -1.5
@@ -516,27 +522,58 @@ def _promoted_panel(seed: int, level: float, daily_report: bool):
     truth = np.bincount(sku[recent], weights=mean[recent]) / np.bincount(
         sku[recent], weights=base[recent]
     )
-    keep = units > 0 if daily_report else np.ones(len(units), bool)
+    keep, trunc, flag = np.ones(len(units), bool), None, promo
+    if report != "daily":
+        sold = np.flatnonzero(units > 0)  # by SKU, then day
+        same = (sku[sold][1:] == sku[sold][:-1]) & (shelf[sold][1:] == shelf[sold][:-1])
+        keep = units > 0
+        for a, b in zip(sold[:-1][same], sold[1:][same], strict=True):
+            keep[a + 1 : b] = True  # unsold days between two sales at one price
+        flag = promo & (units > 0)  # a day without a sale says nothing of a promotion
+        truncated = np.zeros(len(units), bool)
+        truncated[sold] = ~(np.r_[True, same] & np.r_[same, True])
+        trunc = truncated[keep]
     panel = Panel(
         sku=sku[keep], day=738000 + t[keep], units=units[keep], price=shelf[keep],
-        promo=promo[keep].astype(float), discount=np.log(paid / shelf)[keep],
-        truncated=np.ones(int(keep.sum()), bool) if daily_report else None,
+        promo=flag[keep].astype(float), discount=np.where(flag, np.log(0.8), 0.0)[keep],
+        truncated=trunc,
     )  # fmt: skip
     return panel, truth
 
 
-@pytest.mark.parametrize("daily_report", [False, True])
-def test_every_days_units_are_a_shelf_days_times_the_recent_promotions_lift(daily_report):
+@pytest.mark.parametrize("report", ["daily", "moving", "held"])
+def test_every_days_units_are_a_shelf_days_times_the_recent_promotions_lift(report):
     """The level is a shelf day's; what counts every day (the stock a price sells through, a
-    published change's realised lift) reads it times the SKU's recent promotions' lift. A
-    daily report lists only the days something sold: a slow mover's shelf days are the ones
-    missing, and a listed shelf day stands for the unlisted ones (read on the listed rows
-    alone, the lift here is 2.06 for a true 1.71)."""
-    panel, truth = _promoted_panel(5, 0.7 if daily_report else 2.0, daily_report)
+    published change's realised lift) reads it times the SKU's recent promotions' lift. An
+    order export lists only the days something sold where the price moved between sales: a
+    slow mover's shelf days are the ones missing, and a listed shelf day stands for the
+    unlisted ones (read on the listed rows alone, the lift of a price that moves every day is
+    2.06 here for a true 1.71). Where prices are held, the unsold days between two sales are
+    filled in as shelf days, a promotion that sold nothing among them (a few per cent less)."""
+    panel, truth = _promoted_panel(5, 2.0 if report == "daily" else 0.7, report)
+    if report != "daily":
+        assert 0 < panel.truncated.sum() < len(panel.truncated) or report == "moving"
     fit = fit_demand(panel)
     assert fit.promo_lift is not None and np.median(truth) > 1.4
     assert np.median(np.abs(fit.promo_lift / truth - 1)) < 0.06
     assert np.median(fit.promo_lift / truth) == pytest.approx(1.0, abs=0.05)
+
+
+def test_a_promotion_lift_is_read_within_its_range():
+    """One 95 %-off day of a slow mover extrapolated along the discount's pooled coefficient
+    would read thousands of shelf days; a promotion that reads as selling less than a shelf day
+    is a confounded reading: the lift is read within PROMO_LIFT_RANGE, stored or not."""
+    from ml.science.curve import PROMO_LIFT_RANGE, DemandCurve
+    from ml.science.demand import _promo_lift
+
+    sku = np.array([0, 0, 1, 1, 2])
+    promo = np.array([9.0, 0.0, -2.0, 0.0, 0.0])
+    lift = _promo_lift(sku, np.zeros(5), 4, None, np.zeros(4), np.zeros(4), np.zeros(4), promo)
+    assert PROMO_LIFT_RANGE == (1.0, 10.0)
+    assert lift.tolist() == [10.0, 1.0, 1.0, 1.0]  # (a SKU without recent days: 1)
+    curve = DemandCurve.build(np.full(4, 10.0), np.ones(4), np.full(4, -2.0),
+                              promo_lift=[0.5, 20.0, np.nan, 2.5])  # fmt: skip
+    assert curve.all_days.tolist() == [1.0, 10.0, 1.0, 2.5]
 
 
 def test_without_promotions_every_day_is_a_shelf_day():

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_o
 FIELDS = ("product_id", "elasticity", "elasticity_se", "raw_elasticity", "curvature",
           "curvature_se", "typical_price", "units_per_day", "days_observed", "price_low",
           "price_high", "from_prior", "competitor_slope", "competitor_slope_se", "gap_low",
-          "gap_high")  # fmt: skip
+          "gap_high", "promo_lift")  # fmt: skip
 PRODUCTS = 30
 
 
@@ -44,10 +44,12 @@ def market(world_a):
             price = level * float(np.exp(rng.normal(0, 0.1)))
             rival = level * float(np.exp(rng.normal(0, 0.04)))
             above = max(np.log(price / rival), 0.0) if i % 4 == 0 else 0.0
-            units = int(rng.poisson(4 * (price / level) ** slope * np.exp(-3 * above)))
+            promo = i % 2 == 0 and day % 9 == 4  # (the promotion lift's blocks too)
+            units = int(rng.poisson(4 * (price / level) ** slope * np.exp(-3 * above)
+                                    * (1.8 if promo else 1.0)))  # fmt: skip
             if units or i % 3 == 0:
                 sales.append({"date": date.isoformat(), "sku": f"P{i}", "units": units,
-                              "price": round(price, 2)})  # fmt: skip
+                              "price": round(price, 2), "promo": promo})  # fmt: skip
             if i % 3 != 2 and day % 7 == 0:
                 offers.append({"sku": f"P{i}", "competitor": "Rival", "price": round(rival, 2),
                                "observed_at": f"{date.isoformat()}T10:00:00Z"})  # fmt: skip

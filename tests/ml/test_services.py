@@ -260,6 +260,7 @@ def test_a_version_left_with_part_of_its_estimates_gets_all_of_them_back(shop):
 
 
 def test_estimates_stored_without_the_slope_hinge_correlation_read_it_as_none_known(shop):
+    # (nor the promotion lift: none stored, read as 1)
     """An artifact archived before the correlation was (its restore writes the rows it has):
     the rows hold NULL, and the curve judges the slope's and the hinge's errors as independent."""
     from ml.models import Elasticity
@@ -289,3 +290,52 @@ def test_estimates_stored_without_the_slope_hinge_correlation_read_it_as_none_kn
         curve, known = demand_curve(version, ids, np.full(len(ids), 20.0))
     assert stored == {None}
     assert known.all() and np.all(curve.slope_hinge_corr == 0.0)
+    assert np.all(curve.all_days == 1.0)  # (no promotion lift stored either: every day 1)
+
+
+def test_a_products_promotion_lift_is_stored_read_and_restored(world_a):
+    """Imported sales flagged as promotions (a third of the last eight weeks' days of half the
+    products, selling twice a shelf day's): the fit's every-day lift is stored with the
+    version's estimates, read into the curve (`all_days`) and restored from the artifact; the
+    products without promotions read 1. An older artifact without it restores NULL, read as 1."""
+    import datetime as dt
+
+    from ml.models import Elasticity
+    from ml.selectors import demand_curve
+
+    rng = np.random.default_rng(8)
+    start = dt.date(2024, 1, 1)
+    products = [{"sku": f"P{i}", "title": f"Product {i}", "price": 20, "cost": 9}
+                for i in range(12)]  # fmt: skip
+    sales = []
+    for i in range(12):
+        for day in range(200):
+            price = 20 * float(np.exp(rng.normal(0, 0.1)))
+            promo = i < 6 and day >= 144 and day % 3 == 0
+            units = int(rng.poisson(5 * (price / 20) ** -1.5 * (2.0 if promo else 1.0)))
+            sales.append({"date": (start + dt.timedelta(days=day)).isoformat(), "sku": f"P{i}",
+                          "units": units, "price": round(price, 2), "promo": promo})  # fmt: skip
+    with tenant_context(world_a.tenant):
+        import_rows(kind="products", rows=products)
+        import_rows(kind="sales", rows=sales)
+        version = services.start_training(kind="demand", enqueue=False)
+        version = services.run_training(version_id=version.pk, sync=True)
+        rows = dict(
+            Elasticity.objects.filter(model_version=version).values_list(
+                "product__sku", "promo_lift"
+            )
+        )
+        ids = [Product.objects.get(sku=f"P{i}").pk for i in range(12)]
+        curve, known = demand_curve(version, ids, np.full(12, 20.0))
+        Elasticity.objects.filter(model_version=version).delete()
+        services._restore_elasticities(version)
+        again = dict(
+            Elasticity.objects.filter(model_version=version).values_list(
+                "product__sku", "promo_lift"
+            )
+        )
+    # a third of the days at twice a shelf day's: 4 / 3 of it
+    assert all(rows[f"P{i}"] == pytest.approx(4 / 3, rel=0.1) for i in range(6))
+    assert all(rows[f"P{i}"] == pytest.approx(1.0, abs=1e-9) for i in range(6, 12))
+    assert known.all() and np.allclose(curve.all_days, [rows[f"P{i}"] for i in range(12)])
+    assert again == rows
