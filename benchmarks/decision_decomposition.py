@@ -444,6 +444,9 @@ def decompose(
     out["shown_changes"] = int(np.sum(changed))
     out["shown_gain"] = float(np.nansum(shown[changed]))
     out["earned_gain"] = float(np.sum(earned[changed]))
+    # over the 28 days after the history's end (the product's level is its last eight weeks':
+    # their season, not the year's average day the true curves are scored on)
+    out["earned_ahead"] = out["earned_gain"] * market.season_ahead(28)
     out["mixed_changes"] = int(np.sum(mixed))
     out["mixed_shown"] = float(np.nansum(shown[mixed]))
     out["mixed_own"] = float(np.nansum(own[mixed]))
@@ -695,17 +698,21 @@ def main() -> None:
         "\nthe gain the changes show (their expected objective over today's) against what they "
         "earn on the true curves, per day, summed over the markets of each report; and the "
         "changes whose shown gain weighs a possible collapse above the competitor (the "
-        "hinge's mixture), with what the curve without it would show:\n"
+        "hinge's mixture), with what the curve without it would show; earned on the year's "
+        "average day, and over the 28 days after the history (their season):\n"
     )
     print(
-        "| report | changes | shown | earned | changes on a mixed hinge | shown | without the "
-        "mixture | earned |"
+        "| report | changes | shown | earned | earned, next 28 days | shown / earned, next 28 "
+        "days | changes on a mixed hinge | shown | without the mixture | earned |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for report, total in totals.items():
+        ahead = total["earned_ahead"]
         print(
             f"| {report} | {total['shown_changes']} | {total['shown_gain']:.1f} | "
-            f"{total['earned_gain']:.1f} | {total['mixed_changes']} | "
+            f"{total['earned_gain']:.1f} | {ahead:.1f} | "
+            f"{total['shown_gain'] / ahead if ahead else float('nan'):.2f} | "
+            f"{total['mixed_changes']} | "
             f"{total['mixed_shown']:.1f} | {total['mixed_own']:.1f} | "
             f"{total['mixed_earned']:.1f} |"
         )

@@ -73,6 +73,11 @@ NO_TRAPS = {
 JITTER_NODES = 21
 
 
+def _yearly(day) -> np.ndarray:
+    """The yearly season's factor of an ordinal day (mean 1 over a year)."""
+    return 1 + 0.1 * np.sin(2 * np.pi * np.asarray(day) / 365.25)
+
+
 def _bent_ramp(x: np.ndarray, width: float) -> np.ndarray:
     """0 below 0, x - width/2 above `width`, a parabola between (smooth: continuous slope)."""
     if width <= 0:
@@ -131,14 +136,18 @@ class Market:
             q = q * np.exp(-self.anchor_slope[i] * _bent_ramp(gap, self.anchor_bend))
         if day is not None:
             d = np.asarray(day)
-            q = (
-                q
-                * (1 + 0.15 * np.sin(2 * np.pi * d / 7))
-                * (1 + 0.1 * np.sin(2 * np.pi * d / 365.25))
-            )
+            q = q * (1 + 0.15 * np.sin(2 * np.pi * d / 7)) * _yearly(d)
         if self.display_lift:
             q = q * np.exp(self.display_lift * np.asarray(promo, float))
         return q * np.exp(self.promo_lift * np.asarray(promo, float))
+
+    @staticmethod
+    def season_ahead(days: int = 28, end: date | None = None) -> float:
+        """The yearly season's mean factor over the `days` days after `end` (today by
+        default), against the year's average day (`expected_demand`'s): what a price set at the
+        end of a history earns over the days to come is the average day's times this."""
+        first = (end or date.today()).toordinal() + 1
+        return float(np.mean(_yearly(np.arange(first, first + days))))
 
     def expected_demand(self, i, price, competitor=None) -> np.ndarray:
         """Expected units of a day to come (the truth) of SKUs `i` at `price`, on the average

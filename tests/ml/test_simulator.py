@@ -301,3 +301,22 @@ def test_sticky_prices_hold_for_stretches_and_end_at_todays_price():
     assert daily.price_every == 1.0
     with pytest.raises(ValueError, match="price_every"):
         make_market(10, FORMS, seed=0, price_every=0.5)
+
+
+def test_the_season_ahead_is_the_days_to_comes_mean_of_the_yearly_factor():
+    """What a price set at a history's end earns over the next days is the year's average
+    day's times their season: the mean over 28 days of the demand each day expects (its
+    weekday factor averaging out over four weeks), and 1 over a whole year."""
+    import datetime as dt
+
+    from ml.science.simulator import Market, make_market
+
+    market = make_market(4, seed=0)
+    end = dt.date(2026, 12, 6)
+    days = np.arange(end.toordinal() + 1, end.toordinal() + 29)
+    idx, price = np.arange(4), market.price_today
+    ratio = np.mean([market.demand(idx, price, day=d) / market.demand(idx, price) for d in days],
+                    axis=0)  # fmt: skip
+    assert np.allclose(ratio, Market.season_ahead(28, end), rtol=1e-3)
+    assert Market.season_ahead(28, end) < 0.97  # (December: below the year's average)
+    assert Market.season_ahead(365, end) == pytest.approx(1.0, abs=2e-3)
