@@ -24,9 +24,18 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
 HINGE_Z = 2.0  # a hinge is used where it is this many standard errors below zero
+# Equally likely positions of the competitor's price (KINK_NODES slices of its normal doubt,
+# each at its own mean): the loss near a steep kink is a step in that price, which a few Gauss-
+# Hermite nodes read in jumps of their weights (0.24, 0.05); 40 slices, of 0.025 each. The
+# risk budget (ml.science.optimizer._over_the_kink) and the units a recommendation shows
+# (`DemandCurve.expected_units`) read the same.
+KINK_NODES = 40
+KINK_REACH = 3.5  # its s.d.s (with the buyers' ramp) within which a kink is reached
+_KINK_EDGES = np.exp(-0.5 * ndtri(np.arange(KINK_NODES + 1) / KINK_NODES) ** 2) / np.sqrt(2 * np.pi)
+KINK_AT = KINK_NODES * (_KINK_EDGES[:-1] - _KINK_EDGES[1:])  # each slice at its own mean
 # The demand fit's prior on a SKU's extra slope above the competitor, N(0, 3^2): also the
 # posterior of a hinge its days cannot read where no catalog's spread is measured
 HINGE_PRIOR_SD = 3.0
@@ -771,14 +780,15 @@ class DemandCurve:
         hinge + r x the curve with its posterior mean, and never more than the curve's own (a
         cut back below the competitor that would sell more only if the SKU collapses above it
         is not shown that gain, as it is not made on it): the mixture the risk budget weighs
-        (ml.science.optimizer._chance), at the competitor's price as read, so the card, the
-        export, the chart and the forecast show what the decision weighed but for where the
-        competitor's price really is (near a steep kink the budget also averages over that,
-        `_over_the_kink`, and may count up to about a fifth less gain than shown). On a raise
-        past the competitor on a hinge its days cannot read, in a catalog where few SKUs
-        collapse, the curve's own could show about twice the gain the mixture expects."""
+        (ml.science.optimizer._chance). On a raise past the competitor on a hinge its days
+        cannot read, in a catalog where few SKUs collapse, the curve's own could show about
+        twice the gain the mixture expects. Near the kink of a hinge the curve uses, where the
+        competitor's price is doubted (`competitor_sd`), the units are averaged over where it
+        really is, as the budget averages the gain (`_over_the_competitors_doubt`), and never
+        more than at the price as read. So the card, the export, the chart and the forecast
+        show what the decision weighed."""
         price = np.asarray(price, dtype=np.float64)
-        own = self.units(price)
+        own = self._over_the_competitors_doubt(price, self.units(price))
         if self.hinge_se is None or self.hinge_raw is None:
             return own
         r, m, _v, mixed = self.hinge_parts()
@@ -791,6 +801,37 @@ class DemandCurve:
             w = self._per_sku(np.where(rows, r, 0.0), price.shape)
             mixture = (1 - w) * own + w * some
         return np.where(self._per_sku(rows, price.shape), np.fmin(own, mixture), own)
+
+    def _over_the_competitors_doubt(self, price: np.ndarray, units: np.ndarray) -> np.ndarray:
+        """`units` at `price` ((n,) or (n, k)), but for the SKUs whose hinge the curve uses and
+        whose kink `price` or today's price comes within KINK_REACH s.d. of (the competitor's
+        price doubted by `competitor_sd`, with the buyers' ramp): the mean over KINK_NODES
+        equally likely positions of the competitor's price, where smaller. Today's units are
+        the level read at wherever the competitor's price was, so they do not move with it."""
+        sd, comp = self.competitor_sd, self.competitor_price
+        if sd is None or not np.any(sd > 0):
+            return units
+        with np.errstate(all="ignore"):
+            ramp_sd = 0.0 if self.ramp_sd is None else self.ramp_sd
+            reach = KINK_REACH * np.sqrt(sd**2 + ramp_sd**2)
+            wide = price if price.ndim == 2 else price[:, None]
+            near = (np.abs(np.log(wide / comp[:, None])) <= reach[:, None]).any(axis=1)
+            near |= np.abs(np.log(self.price_ref / comp)) <= reach
+        rows = np.flatnonzero((sd > 0) & np.isfinite(comp) & (self.competitor_slope < 0) & near)
+        if not len(rows):
+            return units
+        part, at = self.subset(rows), price[rows]
+        with np.errstate(all="ignore"):
+            mean = (
+                sum(
+                    part.units(at, competitor=comp[rows] * np.exp(node * sd[rows]))
+                    for node in KINK_AT
+                )
+                / KINK_NODES
+            )
+        out = np.array(units, dtype=np.float64, copy=True)
+        out[rows] = np.fmin(units[rows], mean)
+        return out
 
     def _unit_cost(self, price: np.ndarray, cost, revenue_mask) -> np.ndarray:
         """The cost a unit sold at `price` ((n,) or (n, k)) is counted at: 0 where the objective

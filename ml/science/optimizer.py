@@ -38,9 +38,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+from scipy.special import ndtr
 
-from .curve import DemandCurve, measured_spread
+from .curve import KINK_AT, KINK_NODES, KINK_REACH, DemandCurve, measured_spread
 
 # Bit flags of the rules that bind a recommendation (an int per SKU).
 RULES = {
@@ -944,15 +944,6 @@ def _normal_chance(part, price, cost, by_revenue, base, up, value_base, rules):
     return _over_the_kink(part, price, cost, by_revenue, base, up, allowed, gain, chance)
 
 
-# Equally likely positions of the competitor's price (KINK_NODES slices of its normal doubt,
-# each at its own mean): the loss near a steep kink is a step in that price, which a few Gauss-
-# Hermite nodes read in jumps of their weights (0.24, 0.05); 40 slices, of 0.025 each
-KINK_NODES = 40
-KINK_REACH = 3.5  # its s.d.s (with the buyers' ramp) within which a kink is reached
-_KINK_EDGES = np.exp(-0.5 * ndtri(np.arange(KINK_NODES + 1) / KINK_NODES) ** 2) / np.sqrt(2 * np.pi)
-_KINK_AT = KINK_NODES * (_KINK_EDGES[:-1] - _KINK_EDGES[1:])  # each slice at its own mean
-
-
 def _over_the_kink(part, price, cost, by_revenue, base, up, allowed, gain, chance):
     """The gain and its chance of losing money averaged over where the competitor's price
     really is (normal in log price with the readings' s.d., `competitor_sd`; KINK_NODES),
@@ -987,7 +978,7 @@ def _over_the_kink(part, price, cost, by_revenue, base, up, allowed, gain, chanc
         other = gain[rows] - robust_value(sub, p, c, rev, 1.0, ups, b, kink=False)
         other = np.maximum(np.nan_to_num(other, nan=np.inf), 1e-12)
         mean, risk = np.zeros_like(p), np.zeros_like(p)
-        shifts = [node * sd[rows] for node in _KINK_AT]  # equally likely: each 1 / KINK_NODES
+        shifts = [node * sd[rows] for node in KINK_AT]  # equally likely: each 1 / KINK_NODES
         at_price = sub.values_as_competitor_moves(p, c, rev, shifts)
         at_base = sub.values_as_competitor_moves(b, c, rev, shifts)
         for v, v_base in zip(at_price, at_base, strict=True):

@@ -321,6 +321,45 @@ def test_the_units_a_recommendation_shows_are_the_mixtures_where_the_decision_we
     assert none.expected_units(np.array([11.5]))[0] == pytest.approx(none.units([11.5])[0])
 
 
+def test_near_a_steep_kink_the_units_shown_are_averaged_over_where_the_competitor_really_is():
+    """The risk budget averages a move's gain over where the competitor's price really is
+    (`_over_the_kink`); the units a recommendation shows read the same (a Monte Carlo draw of
+    the competitor's price agrees), never more than at the price as read: a raise to just
+    below a steep kink showed up to a fifth more gain than the budget weighed. Today's units
+    do not move; far from the kink, without a doubt of the competitor's price or without a
+    hinge the curve uses, the units are the curve's own."""
+    from ml.science.curve import DemandCurve
+
+    def curve(hinge, sd, competitor=10.5):
+        return DemandCurve.build(
+            [10.0] * 3, [5.0] * 3, [-1.5] * 3, [0.2] * 3, competitor_price=[competitor] * 3,
+            competitor_slope=[hinge] * 3, competitor_slope_se=[0.5] * 3, competitor_sd=[sd] * 3,
+            hinge_spread=False,
+        )  # fmt: skip
+
+    steep = curve(-10.0, 0.03)
+    price = np.array([10.4, 10.0, 8.0])  # just below the kink, today's, far below it
+    own, shown = steep.units(price), steep.expected_units(price)
+    rng = np.random.default_rng(3)
+    k = 200_000
+    drawn = DemandCurve.build(
+        np.full(k, 10.0), np.full(k, 5.0), np.full(k, -1.5), np.full(k, 0.2),
+        competitor_price=10.5 * np.exp(rng.normal(0, 0.03, k)), competitor_slope=np.full(k, -10.0),
+        competitor_slope_se=np.full(k, 0.5), hinge_spread=False,
+    )  # fmt: skip
+    mean = drawn.units(np.full(k, 10.4)).mean()
+    assert shown[0] == pytest.approx(mean, rel=0.01) and shown[0] < own[0] * 0.97
+    assert shown[1] == pytest.approx(5.0) and shown[2] == pytest.approx(own[2])
+    # the grid of candidates reads the same; the profit and the forecast's point follow
+    grid = np.array([[10.0, 10.4]] * 3)
+    assert steep.expected_units(grid)[0].tolist() == pytest.approx([5.0, shown[0]])
+    assert steep.expected_profit(price, [6.0] * 3)[0] == pytest.approx(4.4 * shown[0])
+    assert steep.units_interval(price, 1.96)[0][0] == pytest.approx(shown[0])
+    # no doubt of the competitor's price, or no hinge the curve uses: the curve's own
+    for other in (curve(-10.0, 0.0), curve(0.0, 0.03)):
+        assert other.expected_units(price).tolist() == pytest.approx(other.units(price).tolist())
+
+
 def test_more_evidence_of_a_hinge_never_makes_a_raise_past_the_competitor_look_safer():
     """Found in review: judging a leaning hinge on its own end only where that end is steeper
     than the catalog's, and deciding what leans at a fixed 1 s.e., keeps the pessimistic hinge
