@@ -425,8 +425,9 @@ def decompose(
     mine = value["D_product"]
     # the gain each change shows (its recommendation's expected objective over today's, on the
     # card and in the export) against what it earns on the true curve; and, for the changes
-    # whose shown units are a hinge mixture's (`DemandCurve.expected_units`), what the curve's
-    # own units would have shown
+    # whose shown units are not the curve's own (`DemandCurve.expected_units`: a hinge
+    # mixture's, or averaged over where the competitor's price is near a kink), what the
+    # curve's own units would have shown
     changed = np.abs(product.price[order] - p0) > 0.005
     shown = (product.value_new - product.value_now)[order]
     with np.errstate(all="ignore"):
@@ -478,6 +479,14 @@ def decompose(
             "value_now_shown": product.value_now[order],
             "units_now_shown": product.units_now[order],
             "units_now_true": market.expected_demand(idx, market.price_today),
+            # the hinge above the competitor: the curve's (a clear one), as read, its s.e.,
+            # and the truth's extra slope (0: not anchored)
+            "hinge_used": curve.competitor_slope[order],
+            "hinge_read": np.nan if curve.hinge_raw is None else curve.hinge_raw[order],
+            "hinge_se": np.nan if curve.hinge_se is None else curve.hinge_se[order],
+            "hinge_true": (
+                np.zeros(len(idx)) if market.anchor_slope is None else market.anchor_slope[idx]
+            ),
             "profit_today": today,
             "lost": lost.astype(int),
         }
@@ -697,13 +706,14 @@ def main() -> None:
     print(
         "\nthe gain the changes show (their expected objective over today's) against what they "
         "earn on the true curves, per day, summed over the markets of each report; and the "
-        "changes whose shown gain weighs a possible collapse above the competitor (the "
-        "hinge's mixture), with what the curve without it would show; earned on the year's "
-        "average day, and over the 28 days after the history (their season):\n"
+        "changes whose shown gain is not the curve's own (a possible collapse above the "
+        "competitor weighed as the hinge's mixture, or the units near a kink averaged over "
+        "where the competitor's price is), with what the curve's own would show; earned on "
+        "the year's average day, and over the 28 days after the history (their season):\n"
     )
     print(
         "| report | changes | shown | earned | earned, next 28 days | shown / earned, next 28 "
-        "days | changes on a mixed hinge | shown | without the mixture | earned |"
+        "days | changes not on the curve's own | shown | on the curve's own | earned |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for report, total in totals.items():

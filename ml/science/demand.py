@@ -951,6 +951,11 @@ class BlockFit:
     # are a day's at the shelf price (None: a block stored before it, the average day's)
     recent_promo: np.ndarray | None = None
     promo_sum: float | None = None
+    # each recent row's position above the competitor on the buyers' ramp (NaN: no reading),
+    # and per SKU today's (today's price against its latest reading; NaN: none): the recent
+    # level is read at today's position through the SKU's hinge (None: a block stored before)
+    recent_ramp: np.ndarray | None = None
+    ramp_today: np.ndarray | None = None
 
 
 def fit_block(
@@ -1107,6 +1112,22 @@ def fit_block(
             hinge_var["first"] = first
     # (a closed day's nothing sold is no news of the level of the days the shop is open)
     recent = (day > pooled.day_range[1] - LEVEL_WINDOW_DAYS) & open_rows
+    recent_ramp = ramp_today = None
+    if sub.competitor_price is not None:
+        comp = np.asarray(sub.competitor_price, float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            on_ramp = np.where(np.isfinite(gap), ramp(gap, pooled.ramp_sd), np.nan)
+            # today's price (else the latest row's) against the latest reading
+            latest = order[ends]
+            now = np.full(n, np.nan)
+            now[sku[latest]] = price[latest]
+            if panel.current_price is not None:
+                given = np.asarray(panel.current_price, float)
+                now = np.where(np.isfinite(given) & (given > 0), given, now)
+            read = np.full(n, np.nan)
+            read[sku[latest]] = comp[latest]
+            ramp_today = ramp(np.log(now / read), pooled.ramp_sd)
+        recent_ramp = on_ramp[recent]
     return BlockFit(
         n=n,
         rows=weight,
@@ -1139,6 +1160,8 @@ def fit_block(
         b_joint_corr=b_joint_corr,
         recent_promo=promo_part[recent],
         promo_sum=float(np.sum(promo_part[open_rows])),
+        recent_ramp=recent_ramp,
+        ramp_today=ramp_today,
     )
 
 
@@ -1361,22 +1384,27 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
             sum(block.offset_rows for block in blocks), 1
         )
     intercept = _concat(blocks, "alpha") + mu_day_controls + mean_offset
+    # the hinge a curve of the fit uses (a clear one): the recent level is read at today's
+    # position against the competitor through it
+    with np.errstate(invalid="ignore"):
+        used = np.where(hinge + HINGE_Z * hinge_se < 0, np.minimum(hinge, 0.0), 0.0)
     levels, lifts, at = [], [], 0
     for j, block in enumerate(blocks if shelf or not pooled.time_effects else ()):
         own_sku = slice(at, at + block.n)  # per SKU: each block's recent rows, its estimates
         block = block if recent is None else recent(j)
         args = (block.recent_sku, block.recent_x, block.n, block.recent_trunc)
+        position = _position(block, used[own_sku])
         level = np.ones(block.n)
         if not pooled.time_effects:
             level = _recent_level(
                 block.recent_y, *args, intercept[own_sku], shrunk[own_sku],
-                curvature[own_sku], block.recent_promo if shelf else None,
+                curvature[own_sku], block.recent_promo if shelf else None, position,
             )  # fmt: skip
             levels.append(level)
         if shelf:
             lifts.append(
                 _promo_lift(*args, intercept[own_sku] + np.log(level), shrunk[own_sku],
-                            curvature[own_sku], block.recent_promo)
+                            curvature[own_sku], block.recent_promo, position)
             )  # fmt: skip
         at += block.n
     if levels:
@@ -1683,7 +1711,9 @@ def _sign_fallback(e, se, category):
     return out, out_se, wrong
 
 
-def _recent_level(y, sku, x, n, trunc, intercept, slope, curvature, promo=None) -> np.ndarray:
+def _recent_level(
+    y, sku, x, n, trunc, intercept, slope, curvature, promo=None, position=None
+) -> np.ndarray:
     """Per SKU, sold over forecast in the last LEVEL_WINDOW_DAYS of the history (at the prices
     charged), pulled toward 1 by LEVEL_PRIOR units: the level of the near future, where the
     year's average day lags a trend or a season (backtest: 17 % too few units without it).
@@ -1692,18 +1722,39 @@ def _recent_level(y, sku, x, n, trunc, intercept, slope, curvature, promo=None) 
     price, and a promotion in the window lifts what the forecast expects of its day, not the
     level of every day at the shelf price (RESULTS: SKUs priced over 10 % above the competitor
     read a level 27 % above the truth's on the simulator: promotions there take the price below
-    the competitor and sell several times a normal day)."""
+    the competitor and sell several times a normal day). `position` (per row, log units; None:
+    none): the row's position against the competitor to today's through the SKU's hinge
+    (`_position`): the level is today's position's, and a day below the competitor (a
+    promotion that crosses it, a week the competitor was dearer) sells more by the hinge, not
+    by a higher level (SKUs priced over 10 % above a competitor they collapse above read 1.20 x
+    the truth's level without it on the standard trap markets, 1.66 x where the collapse is
+    steep; 1.03 and 1.17 with it)."""
     s, xr = sku, x  # the rows of the last LEVEL_WINDOW_DAYS (fit_block keeps them)
     eta = intercept[s] + slope[s] * xr + curvature[s] * xr * xr
     if promo is not None:
         eta = eta + promo
+    if position is not None:
+        eta = eta + position
     m, _w = _mean_weight(eta, trunc)
     sold = np.bincount(s, weights=y, minlength=n)
     expected = np.bincount(s, weights=m, minlength=n)
     return (sold + LEVEL_PRIOR) / (expected + LEVEL_PRIOR)
 
 
-def _promo_lift(sku, x, n, trunc, intercept, slope, curvature, promo) -> np.ndarray:
+def _position(block: BlockFit, hinge: np.ndarray) -> np.ndarray | None:
+    """Per recent row of `block`, log units from its position against the competitor to
+    today's, through each SKU's `hinge` (<= 0; 0: none used): h (ramp(row) - ramp(today)); 0
+    where either is unknown. None: the block holds no positions (no competitor; staged before
+    they were kept)."""
+    if block.recent_ramp is None or block.ramp_today is None or not np.any(hinge < 0):
+        return None
+    s = block.recent_sku
+    with np.errstate(invalid="ignore"):
+        step = hinge[s] * (block.recent_ramp - block.ramp_today[s])
+    return np.where(np.isfinite(step), step, 0.0)
+
+
+def _promo_lift(sku, x, n, trunc, intercept, slope, curvature, promo, position=None) -> np.ndarray:
     """Per SKU, the units its recent days (the last LEVEL_WINDOW_DAYS, at the prices charged)
     are expected to sell with their promotions over the same days at the shelf price: what a
     shelf day's units (`intercept`, the level's) are multiplied by to read every day's, as the
@@ -1714,6 +1765,8 @@ def _promo_lift(sku, x, n, trunc, intercept, slope, curvature, promo) -> np.ndar
     like it that sold nothing and are not listed: it is weighed by one over its chance of a
     sale (a shelf day's is the smaller, so the days missing are mostly shelf days)."""
     eta = intercept[sku] + slope[sku] * x + curvature[sku] * x * x
+    if position is not None:
+        eta = eta + position
     mu = np.exp(np.clip(eta, -30, 30))
     with_promo = mu * np.exp(np.clip(promo, -30, 30))
     weight = np.ones_like(mu)
