@@ -497,6 +497,33 @@ def test_the_level_is_a_shelf_days_not_lifted_by_recent_promotions():
     assert np.median(shelf_day) == pytest.approx(2.0, rel=0.1)
 
 
+def test_the_level_is_todays_position_against_the_competitor_not_lifted_by_days_below_it():
+    """SKUs priced 10 % above a competitor they collapse above (an extra slope of 8), whose
+    promotions (10 % of days, 20 % off: the price paid, as an order file lists it) cross below
+    it and sell several times a shelf day: the recent level read through the hinge, at today's
+    position, is the truth's (1.20 x it read without the hinge: a day below the competitor
+    lifted the level of every day above it)."""
+    rng = np.random.default_rng(6)
+    skus, days = 40, 300
+    sku = np.repeat(np.arange(skus), days)
+    t = np.tile(np.arange(days), skus)
+    comp = 10 * np.exp(rng.normal(0, 0.03, skus * days))
+    shelf = 11 * np.exp(rng.normal(0, 0.05, skus * days))
+    promo = rng.random(skus * days) < 0.1
+    paid = np.where(promo, shelf * 0.8, shelf)
+    above = np.maximum(np.log(paid / comp), 0.0)
+    mean = 2 * (paid / 10) ** -1.5 * np.exp(-8.0 * above) * np.where(promo, 1.5, 1.0)
+    panel = Panel(
+        sku=sku, day=738000 + t, units=rng.poisson(mean), price=paid,
+        promo=promo.astype(float), competitor_price=comp, current_price=np.full(skus, 11.0),
+    )  # fmt: skip
+    fit = fit_demand(panel)
+    assert np.mean(fit.competitor_above + 2 * fit.competitor_above_se < 0) > 0.8  # read
+    truth = 2 * 1.1**-1.5 * np.exp(-8.0 * np.log(1.1))  # a shelf day at 11 against 10
+    shown = fit.expected_units(np.arange(skus), np.full(skus, 11.0))
+    assert np.median(shown / truth) == pytest.approx(1.0, abs=0.1)
+
+
 def _promoted_panel(seed: int, level: float, report: str):
     """Shelf prices listed beside what was paid; promotions (20 % off and a display that sells
     2.5 times as much on top of the cut) on 5 % of days, on a quarter of the last eight
