@@ -133,6 +133,8 @@ def backtest(panel: Panel, holdout_days: int = 28) -> BacktestResult:
     # promotion runs and how deep its discount is), as a merchant's forecast would be.
     known = _known_in_advance(panel, fit, train_rows, test)
     model = np.log(np.maximum(fit.expected_units(sku, price), 1e-12)) + known
+    if panel.competitor_price is not None:  # the level is today's position's (the hinge's)
+        model = model + fit.position(sku, price, np.asarray(panel.competitor_price, float)[test])
     # the same SKU level and the same days, the price held at its typical value (the intercept
     # is a day's at the shelf price: without the held-out day's promotion the price's part
     # would count the promotion's too)

@@ -254,6 +254,14 @@ def _spread_of(spread) -> tuple[float, float, float, float]:
 PROMO_LIFT_RANGE = (1.0, 10.0)
 
 
+def _smaller(a: np.ndarray, b: np.ndarray, margin=None) -> np.ndarray:
+    """Per element the units of the smaller gain: the fewer where `margin` (the money a unit
+    adds; None: units alone) is not negative, the more where it is (NaN: the other)."""
+    if margin is None:
+        return np.fmin(a, b)
+    return np.where(np.asarray(margin) < 0, np.fmax(a, b), np.fmin(a, b))
+
+
 def _all_days(lift: np.ndarray) -> np.ndarray:
     """A promotion lift made safe to multiply by: in PROMO_LIFT_RANGE (NaN, unknown: 1)."""
     return np.where(np.isfinite(lift), np.clip(lift, *PROMO_LIFT_RANGE), 1.0)
@@ -787,8 +795,13 @@ class DemandCurve:
         really is, as the budget averages the gain (`_over_the_competitors_doubt`), and never
         more than at the price as read. So the card, the export, the chart and the forecast
         show what the decision weighed."""
-        price = np.asarray(price, dtype=np.float64)
-        own = self._over_the_competitors_doubt(price, self.units(price))
+        return self._expected_units(np.asarray(price, dtype=np.float64))
+
+    def _expected_units(self, price: np.ndarray, margin=None) -> np.ndarray:
+        """`expected_units`, the smaller of two readings taken where `margin` (the money a unit
+        adds at `price`, its shape; None: units alone) is not negative and the larger where it
+        is: the smaller gain, as the budget weighs it (below cost, fewer units lose less)."""
+        own = self._over_the_competitors_doubt(price, self.units(price), margin)
         if self.hinge_se is None or self.hinge_raw is None:
             return own
         r, m, _v, mixed = self.hinge_parts()
@@ -800,14 +813,17 @@ class DemandCurve:
             some = self.units(price, hinge=np.where(rows, np.minimum(m, 0.0), 0.0))
             w = self._per_sku(np.where(rows, r, 0.0), price.shape)
             mixture = (1 - w) * own + w * some
-        return np.where(self._per_sku(rows, price.shape), np.fmin(own, mixture), own)
+        return np.where(self._per_sku(rows, price.shape), _smaller(own, mixture, margin), own)
 
-    def _over_the_competitors_doubt(self, price: np.ndarray, units: np.ndarray) -> np.ndarray:
+    def _over_the_competitors_doubt(
+        self, price: np.ndarray, units: np.ndarray, margin=None
+    ) -> np.ndarray:
         """`units` at `price` ((n,) or (n, k)), but for the SKUs whose hinge the curve uses and
         whose kink `price` or today's price comes within KINK_REACH s.d. of (the competitor's
         price doubted by `competitor_sd`, with the buyers' ramp): the mean over KINK_NODES
-        equally likely positions of the competitor's price, where smaller. Today's units are
-        the level read at wherever the competitor's price was, so they do not move with it."""
+        equally likely positions of the competitor's price, where the smaller gain (fewer
+        units; more below cost, `margin`). Today's units are the level read at wherever the
+        competitor's price was, so they do not move with it."""
         sd, comp = self.competitor_sd, self.competitor_price
         if sd is None or not np.any(sd > 0):
             return units
@@ -830,7 +846,7 @@ class DemandCurve:
                 / KINK_NODES
             )
         out = np.array(units, dtype=np.float64, copy=True)
-        out[rows] = np.fmin(units[rows], mean)
+        out[rows] = _smaller(units[rows], mean, None if margin is None else margin[rows])
         return out
 
     def _unit_cost(self, price: np.ndarray, cost, revenue_mask) -> np.ndarray:
@@ -840,9 +856,12 @@ class DemandCurve:
         return np.where(col(revenue_mask), 0.0, col(np.nan_to_num(_column(cost, len(self)))))
 
     def expected_value(self, price, cost, revenue_mask) -> np.ndarray:
-        """`value` on `expected_units`: the objective per SKU a recommendation shows."""
+        """`value` on `expected_units`: the objective per SKU a recommendation shows (where the
+        units are the smaller of two readings, the smaller value: below cost, the more
+        units)."""
         price = np.asarray(price, dtype=np.float64)
-        return (price - self._unit_cost(price, cost, revenue_mask)) * self.expected_units(price)
+        margin = price - self._unit_cost(price, cost, revenue_mask)
+        return margin * self._expected_units(price, margin)
 
     def expected_profit(self, price, cost) -> np.ndarray:
         """Profit per day on `expected_units`; a SKU without a cost counts its revenue."""

@@ -51,6 +51,9 @@ CURVATURE_RANGE = (-15.0, 0.0)
 CURVATURE_PRIOR_SD = 8.0
 LEVEL_WINDOW_DAYS = 56  # the recent level: sales against the forecast over the last 8 weeks
 LEVEL_PRIOR = 10.0  # units of prior weight on "the year's level holds" (factor 1)
+# today's competitor price, that the recent level's position is read against: the median of a
+# SKU's readings over the history's last two weeks
+TODAY_READINGS_DAYS = 14
 # The controls of a promotion (its flag and its discount depth): the intercepts and the units a
 # day are a day's at the shelf price, without them (ml.science.backtest adds them back)
 PROMO_CONTROLS = ("promo", "discount_depth")
@@ -157,6 +160,23 @@ class DemandFit:
     # units over every day (the stock sold through, a published change's realised lift) reads
     # them times this.
     promo_lift: np.ndarray | None = None
+    # Per SKU, today's position above the competitor on the buyers' ramp that the level is read
+    # at (NaN: none known; None: not read): a day's forecast at another position moves by the
+    # hinge the curve uses (`position`)
+    ramp_today: np.ndarray | None = None
+
+    def position(self, sku, price, competitor) -> np.ndarray:
+        """Per row, log units from today's position against the competitor to the row's
+        (`price` against `competitor`), through the SKU's hinge where the curve uses one (a
+        clear one); 0 where either position is unknown."""
+        if self.ramp_today is None or self.competitor_above is None:
+            return np.zeros(len(sku))
+        se = self.competitor_above_se
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h = np.where(self.competitor_above + HINGE_Z * se < 0, self.competitor_above, 0.0)
+            gap = np.log(np.asarray(price, float) / np.asarray(competitor, float))
+            step = np.minimum(h[sku], 0.0) * (ramp(gap, self.ramp_sd) - self.ramp_today[sku])
+        return np.where(np.isfinite(step), step, 0.0)
 
     @property
     def hinge_normal(self) -> tuple[float, float] | None:
@@ -1112,20 +1132,27 @@ def fit_block(
             hinge_var["first"] = first
     # (a closed day's nothing sold is no news of the level of the days the shop is open)
     recent = (day > pooled.day_range[1] - LEVEL_WINDOW_DAYS) & open_rows
-    recent_ramp = ramp_today = None
+    # (NaN, not None: a block that knows no position today, not one staged before positions)
+    recent_ramp, ramp_today = None, np.full(n, np.nan)
     if sub.competitor_price is not None:
         comp = np.asarray(sub.competitor_price, float)
         with np.errstate(divide="ignore", invalid="ignore"):
             on_ramp = np.where(np.isfinite(gap), ramp(gap, pooled.ramp_sd), np.nan)
-            # today's price (else the latest row's) against the latest reading
-            latest = order[ends]
-            now = np.full(n, np.nan)
-            now[sku[latest]] = price[latest]
+            # today's price: the panel's, else the latest day's without a promotion (a paid
+            # price below the shelf's is no position the level is read at)
+            plain = np.ones(len(sku), dtype=bool)
+            if sub.promo is not None:
+                plain &= np.asarray(sub.promo, float) == 0
+            if sub.discount is not None:
+                plain &= ~(np.nan_to_num(np.asarray(sub.discount, float)) < -0.01)
+            now = _latest_per_sku(price, day, sku, n, plain)
             if panel.current_price is not None:
                 given = np.asarray(panel.current_price, float)
                 now = np.where(np.isfinite(given) & (given > 0), given, now)
-            read = np.full(n, np.nan)
-            read[sku[latest]] = comp[latest]
+            # against the median of the SKU's readings over the history's last two weeks: one
+            # reading's jitter times a steep hinge would move the level by a quarter
+            late = (day > pooled.day_range[1] - TODAY_READINGS_DAYS) & np.isfinite(comp)
+            read = _median_per_sku(comp, sku, n, late)
             ramp_today = ramp(np.log(now / read), pooled.ramp_sd)
         recent_ramp = on_ramp[recent]
     return BlockFit(
@@ -1385,9 +1412,13 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         )
     intercept = _concat(blocks, "alpha") + mu_day_controls + mean_offset
     # the hinge a curve of the fit uses (a clear one): the recent level is read at today's
-    # position against the competitor through it
+    # position against the competitor through it (every block's, or none's: blocks staged by
+    # a version before positions were kept read none, as before, review)
     with np.errstate(invalid="ignore"):
         used = np.where(hinge + HINGE_Z * hinge_se < 0, np.minimum(hinge, 0.0), 0.0)
+    positions = all(block.ramp_today is not None for block in blocks)
+    if not positions:
+        used = np.zeros(n)
     levels, lifts, at = [], [], 0
     for j, block in enumerate(blocks if shelf or not pooled.time_effects else ()):
         own_sku = slice(at, at + block.n)  # per SKU: each block's recent rows, its estimates
@@ -1444,6 +1475,7 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         slope_hinge_corr=slope_hinge_corr,
         hinge_read=hinge_read,
         promo_lift=np.concatenate(lifts) if shelf and lifts else None,
+        ramp_today=_concat(blocks, "ramp_today") if positions else None,
     )
 
 
@@ -1739,6 +1771,33 @@ def _recent_level(
     sold = np.bincount(s, weights=y, minlength=n)
     expected = np.bincount(s, weights=m, minlength=n)
     return (sold + LEVEL_PRIOR) / (expected + LEVEL_PRIOR)
+
+
+def _latest_per_sku(values, day, sku, n: int, mask) -> np.ndarray:
+    """Per SKU, `values` on its latest day among the rows of `mask` (NaN: none)."""
+    out = np.full(n, np.nan)
+    rows = np.flatnonzero(mask)
+    if len(rows):
+        order = rows[np.lexsort((day[rows], sku[rows]))]
+        last = np.r_[sku[order][1:] != sku[order][:-1], True]
+        out[sku[order][last]] = values[order][last]
+    return out
+
+
+def _median_per_sku(values, sku, n: int, mask) -> np.ndarray:
+    """Per SKU, the median of `values` over the rows of `mask` (NaN: none)."""
+    out = np.full(n, np.nan)
+    rows = np.flatnonzero(mask)
+    if len(rows):
+        order = rows[np.lexsort((values[rows], sku[rows]))]
+        s, v = sku[order], values[order]
+        counts = np.bincount(s, minlength=n)
+        start = np.cumsum(counts) - counts
+        has = counts > 0
+        low = start[has] + (counts[has] - 1) // 2
+        high = start[has] + counts[has] // 2
+        out[has] = (v[low] + v[high]) / 2
+    return out
 
 
 def _position(block: BlockFit, hinge: np.ndarray) -> np.ndarray | None:

@@ -355,6 +355,13 @@ def test_near_a_steep_kink_the_units_shown_are_averaged_over_where_the_competito
     assert steep.expected_units(grid)[0].tolist() == pytest.approx([5.0, shown[0]])
     assert steep.expected_profit(price, [6.0] * 3)[0] == pytest.approx(4.4 * shown[0])
     assert steep.units_interval(price, 1.96)[0][0] == pytest.approx(shown[0])
+    # below cost the smaller gain is the more units (review: the averaged units showed a
+    # loss smaller than at the price as read, more gain than the budget weighed)
+    value = steep.expected_value(price, [12.0] * 3, np.zeros(3, bool))
+    assert value[0] == pytest.approx(steep.value(price, [12.0] * 3, np.zeros(3, bool))[0])
+    assert steep.expected_value(price, [6.0] * 3, np.zeros(3, bool))[0] == pytest.approx(
+        4.4 * shown[0]
+    )
     # no doubt of the competitor's price, or no hinge the curve uses: the curve's own
     for other in (curve(-10.0, 0.0), curve(0.0, 0.03)):
         assert other.expected_units(price).tolist() == pytest.approx(other.units(price).tolist())

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from ml.science.demand import Panel, fit_demand, fit_in_blocks, sample_blocks, sample_ranges
+from tests.ml.test_demand import above_the_competitor
 
 PER_SKU = ("elasticity", "elasticity_se", "raw_elasticity", "raw_se", "curvature",
            "curvature_se", "raw_curvature", "typical_price", "intercept", "price_low",
            "price_high", "from_prior", "competitor_above", "competitor_above_se", "gap_low",
-           "gap_high", "promo_lift")  # fmt: skip
+           "gap_high", "promo_lift", "ramp_today")  # fmt: skip
 TENANT = ("pooled_elasticity", "pooled_se", "dispersion", "nb_k", "weight_k", "counts_k",
           "weights_ratio", "ramp_sd")  # fmt: skip
 
@@ -92,8 +93,9 @@ def assert_same_fit(one, parts, tol=1e-6):
         (rich_panel(80, 200, 1, truncated=False), 9),
         (rich_panel(50, 300, 2, competitor=False), 10),
         (rich_panel(60, 300, 3, held=True), 8),
+        (above_the_competitor(6), 7),
     ],
-    ids=["truncated-competitor", "competitor", "truncated", "held-prices"],
+    ids=["truncated-competitor", "competitor", "truncated", "held-prices", "clear-hinges"],
 )
 def test_blocks_give_the_one_process_estimates(panel, block):
     one = fit_demand(panel)
@@ -217,3 +219,35 @@ def test_blocks_staged_by_two_versions_read_one_level(monkeypatch):
     assert mixed.intercept == pytest.approx(old.intercept, abs=1e-9)
     # the shelf day's level is below the average day's where promotions lift demand
     assert np.median(new.intercept - old.intercept) < -0.005
+
+
+def test_blocks_staged_before_positions_were_kept_read_none(monkeypatch):
+    """Review: a fit in parts whose blocks were staged before and after the recent level was
+    read at today's position against the competitor read some blocks' levels through their
+    hinges and others' not. Such a fit reads no block's position; one of new blocks only, each
+    block's."""
+    from ml.science import demand
+
+    panel = above_the_competitor(6)
+    real = demand.reduce
+
+    def staged_before(new_blocks):
+        def reduce(fits, pooled, category=None, recent=None):
+            fits = [
+                f if i in new_blocks else replace(f, recent_ramp=None, ramp_today=None)
+                for i, f in enumerate(fits)
+            ]
+            return real(fits, pooled, category, recent)
+
+        return reduce
+
+    monkeypatch.setattr(demand, "reduce", staged_before({1}))
+    mixed = fit_in_blocks(panel, 20, 40)
+    monkeypatch.setattr(demand, "reduce", staged_before(set()))
+    old = fit_in_blocks(panel, 20, 40)
+    monkeypatch.setattr(demand, "reduce", real)
+    new = fit_in_blocks(panel, 20, 40)
+    assert mixed.intercept == pytest.approx(old.intercept, abs=1e-9)
+    assert mixed.ramp_today is None and new.ramp_today is not None
+    # the level read at today's position is below the one days under the competitor lifted
+    assert np.median(new.intercept - old.intercept) < -0.05
