@@ -52,8 +52,10 @@ CURVATURE_PRIOR_SD = 8.0
 LEVEL_WINDOW_DAYS = 56  # the recent level: sales against the forecast over the last 8 weeks
 LEVEL_PRIOR = 10.0  # units of prior weight on "the year's level holds" (factor 1)
 # today's competitor price, that the recent level's position is read against: the median of a
-# SKU's readings over the history's last two weeks
-TODAY_READINGS_DAYS = 14
+# SKU's readings over the history's last week (its days' readings as carried: the latest
+# reading where it has held over half the week, as a weekly feed's; the middle of several
+# from a daily feed; two weeks mixed in a reading from before a competitor's re-price)
+TODAY_READINGS_DAYS = 7
 # The controls of a promotion (its flag and its discount depth): the intercepts and the units a
 # day are a day's at the shelf price, without them (ml.science.backtest adds them back)
 PROMO_CONTROLS = ("promo", "discount_depth")
@@ -1149,7 +1151,7 @@ def fit_block(
             if panel.current_price is not None:
                 given = np.asarray(panel.current_price, float)
                 now = np.where(np.isfinite(given) & (given > 0), given, now)
-            # against the median of the SKU's readings over the history's last two weeks: one
+            # against the median of the SKU's readings over the history's last week: one
             # reading's jitter times a steep hinge would move the level by a quarter
             late = (day > pooled.day_range[1] - TODAY_READINGS_DAYS) & np.isfinite(comp)
             read = _median_per_sku(comp, sku, n, late)

@@ -528,8 +528,8 @@ def test_the_level_is_todays_position_against_the_competitor_not_lifted_by_days_
 ):
     """The recent level read through the hinge, at today's position, is the truth's (1.20 x it
     read without the hinge: a day below the competitor lifted the level of every day above
-    it). Today's competitor price is the median of the last two weeks' readings (the latest
-    alone: each SKU's level off by a steep hinge times one reading's jitter, review); without
+    it). Today's competitor price is the median of the last week's readings (the latest alone:
+    each SKU's level off by a steep hinge times one reading's jitter, review); without
     today's price given, the latest day without a promotion's (a promotion's paid price below
     the competitor is no position to read the level at: 1.38 x the truth, review)."""
     fit = fit_demand(above_the_competitor(6, current))
