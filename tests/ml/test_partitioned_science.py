@@ -190,32 +190,36 @@ def test_the_pooled_sample_of_a_large_tenant_spans_it_whatever_the_block_size():
     assert sample_ranges(4_000, 5_000) == [(0, 4_000)]  # all of a small tenant: exact
 
 
+def _staged_by_two_versions(monkeypatch, panel, **before):
+    """`panel` fitted in blocks of 20 three ways: block 1 staged by the newer version and the
+    others by an older one (their fields `before`, as it stored them), every block by the
+    older one, and every block by this one."""
+    from ml.science import demand
+
+    real = demand.reduce
+
+    def staged_before(new_blocks):
+        def reduce(fits, pooled, category=None, recent=None):
+            fits = [f if i in new_blocks else replace(f, **before) for i, f in enumerate(fits)]
+            return real(fits, pooled, category, recent)
+
+        return reduce
+
+    fits = []
+    for reduce in (staged_before({1}), staged_before(set()), real):
+        monkeypatch.setattr(demand, "reduce", reduce)
+        fits.append(fit_in_blocks(panel, 20, 40))
+    return fits
+
+
 def test_blocks_staged_by_two_versions_read_one_level(monkeypatch):
     """Review: a fit in parts whose blocks were staged before and after the level became a
     shelf day's (a deploy during a long run) took the average day's intercept for all but added
     the new blocks' promotions to their recent level's forecast: their levels read low. Such a
     fit reads every block as the older version did; one of new blocks only, the shelf day's."""
-    from ml.science import demand
-
-    panel = rich_panel(n=40, days=300)
-    real = demand.reduce
-
-    def staged_before(new_blocks):
-        def reduce(fits, pooled, category=None, recent=None):
-            fits = [
-                f if i in new_blocks else replace(f, promo_sum=None, recent_promo=None)
-                for i, f in enumerate(fits)
-            ]
-            return real(fits, pooled, category, recent)
-
-        return reduce
-
-    monkeypatch.setattr(demand, "reduce", staged_before({1}))
-    mixed = fit_in_blocks(panel, 20, 40)
-    monkeypatch.setattr(demand, "reduce", staged_before(set()))
-    old = fit_in_blocks(panel, 20, 40)
-    monkeypatch.setattr(demand, "reduce", real)
-    new = fit_in_blocks(panel, 20, 40)
+    mixed, old, new = _staged_by_two_versions(
+        monkeypatch, rich_panel(n=40, days=300), promo_sum=None, recent_promo=None
+    )
     assert mixed.intercept == pytest.approx(old.intercept, abs=1e-9)
     # the shelf day's level is below the average day's where promotions lift demand
     assert np.median(new.intercept - old.intercept) < -0.005
@@ -226,27 +230,9 @@ def test_blocks_staged_before_positions_were_kept_read_none(monkeypatch):
     read at today's position against the competitor read some blocks' levels through their
     hinges and others' not. Such a fit reads no block's position; one of new blocks only, each
     block's."""
-    from ml.science import demand
-
-    panel = above_the_competitor(6)
-    real = demand.reduce
-
-    def staged_before(new_blocks):
-        def reduce(fits, pooled, category=None, recent=None):
-            fits = [
-                f if i in new_blocks else replace(f, recent_ramp=None, ramp_today=None)
-                for i, f in enumerate(fits)
-            ]
-            return real(fits, pooled, category, recent)
-
-        return reduce
-
-    monkeypatch.setattr(demand, "reduce", staged_before({1}))
-    mixed = fit_in_blocks(panel, 20, 40)
-    monkeypatch.setattr(demand, "reduce", staged_before(set()))
-    old = fit_in_blocks(panel, 20, 40)
-    monkeypatch.setattr(demand, "reduce", real)
-    new = fit_in_blocks(panel, 20, 40)
+    mixed, old, new = _staged_by_two_versions(
+        monkeypatch, above_the_competitor(6), recent_ramp=None, ramp_today=None
+    )
     assert mixed.intercept == pytest.approx(old.intercept, abs=1e-9)
     assert mixed.ramp_today is None and new.ramp_today is not None
     # the level read at today's position is below the one days under the competitor lifted
