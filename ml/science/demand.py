@@ -974,8 +974,9 @@ class BlockFit:
     recent_promo: np.ndarray | None = None
     promo_sum: float | None = None
     # each recent row's position above the competitor on the buyers' ramp (NaN: no reading),
-    # and per SKU today's (today's price against its latest reading; NaN: none): the recent
-    # level is read at today's position through the SKU's hinge (None: a block stored before)
+    # and per SKU today's (today's price against the median of the last week's readings,
+    # TODAY_READINGS_DAYS; NaN: none): the recent level is read at today's position through
+    # the SKU's hinge (None: a block stored before positions were kept)
     recent_ramp: np.ndarray | None = None
     ramp_today: np.ndarray | None = None
 
@@ -1762,7 +1763,7 @@ def _recent_level(
     promotion that crosses it, a week the competitor was dearer) sells more by the hinge, not
     by a higher level (SKUs priced over 10 % above a competitor they collapse above read 1.20 x
     the truth's level without it on the standard trap markets, 1.66 x where the collapse is
-    steep; 1.03 and 1.17 with it)."""
+    steep; 1.00 and 1.17 with it)."""
     s, xr = sku, x  # the rows of the last LEVEL_WINDOW_DAYS (fit_block keeps them)
     eta = intercept[s] + slope[s] * xr + curvature[s] * xr * xr
     if promo is not None:
