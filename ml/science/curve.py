@@ -254,6 +254,15 @@ def _spread_of(spread) -> tuple[float, float, float, float]:
 PROMO_LIFT_RANGE = (1.0, 10.0)
 
 
+def used_hinge(raw, se) -> np.ndarray:
+    """The hinge a curve uses of one read as `raw` with s.e. `se`: itself where it is clearly
+    negative (HINGE_Z s.e.), else 0 (the demand fit's recent level and backtest read the
+    same)."""
+    raw, se = np.asarray(raw, dtype=np.float64), np.asarray(se, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.minimum(np.where(raw + HINGE_Z * se < 0, raw, 0.0), 0.0)
+
+
 def _smaller(a: np.ndarray, b: np.ndarray, margin=None) -> np.ndarray:
     """Per element the units of the smaller gain: the fewer where `margin` (the money a unit
     adds; None: units alone) is not negative, the more where it is (NaN: the other)."""
@@ -349,9 +358,7 @@ class DemandCurve:
         n = len(p)
         raw = np.nan_to_num(_column(competitor_slope, n, 0.0))
         hinge_se = np.nan_to_num(_column(competitor_slope_se, n, 0.0), nan=np.inf, posinf=np.inf)
-        with np.errstate(invalid="ignore", over="ignore"):
-            clear = raw + HINGE_Z * hinge_se < 0
-        used = np.minimum(np.where(clear, raw, 0.0), 0.0)
+        used = used_hinge(raw, hinge_se)
         if hinge_spread is None:
             hinge_spread = measured_spread(n, competitor_price, raw, hinge_se)
         centre, tau2, spike, centre_var = _spread_of(hinge_spread)
@@ -824,18 +831,10 @@ class DemandCurve:
         equally likely positions of the competitor's price, where the smaller gain (fewer
         units; more below cost, `margin`). Today's units are the level read at wherever the
         competitor's price was, so they do not move with it."""
-        sd, comp = self.competitor_sd, self.competitor_price
-        if sd is None or not np.any(sd > 0):
-            return units
-        with np.errstate(all="ignore"):
-            ramp_sd = 0.0 if self.ramp_sd is None else self.ramp_sd
-            reach = KINK_REACH * np.sqrt(sd**2 + ramp_sd**2)
-            wide = price if price.ndim == 2 else price[:, None]
-            near = (np.abs(np.log(wide / comp[:, None])) <= reach[:, None]).any(axis=1)
-            near |= np.abs(np.log(self.price_ref / comp)) <= reach
-        rows = np.flatnonzero((sd > 0) & np.isfinite(comp) & (self.competitor_slope < 0) & near)
+        rows = self.near_kink(price, self.price_ref)
         if not len(rows):
             return units
+        sd, comp = self.competitor_sd, self.competitor_price
         part, at = self.subset(rows), price[rows]
         with np.errstate(all="ignore"):
             mean = (
@@ -848,6 +847,25 @@ class DemandCurve:
         out = np.array(units, dtype=np.float64, copy=True)
         out[rows] = _smaller(units[rows], mean, None if margin is None else margin[rows])
         return out
+
+    def near_kink(self, price, base) -> np.ndarray:
+        """The SKUs (their indices) whose hinge the curve uses and whose kink `price` ((n,) or
+        (n, k)) or `base` (the price a move starts from, (n,) or (n, 1)) comes within
+        KINK_REACH s.d. of, the competitor's price doubted (`competitor_sd`, with the buyers'
+        ramp): where the gain is averaged over where that price really is
+        (ml.science.optimizer._over_the_kink, `expected_units`)."""
+        sd, comp = self.competitor_sd, self.competitor_price
+        if sd is None or not np.any(sd > 0):
+            return np.zeros(0, dtype=np.int64)
+        with np.errstate(all="ignore"):
+            ramp_sd = 0.0 if self.ramp_sd is None else self.ramp_sd
+            reach = (KINK_REACH * np.sqrt(sd**2 + ramp_sd**2))[:, None]
+            near = np.zeros(len(self), dtype=bool)
+            for at in (price, base):
+                at = np.asarray(at, dtype=np.float64)
+                at = at if at.ndim == 2 else at[:, None]
+                near |= (np.abs(np.log(at / comp[:, None])) <= reach).any(axis=1)
+        return np.flatnonzero((sd > 0) & np.isfinite(comp) & (self.competitor_slope < 0) & near)
 
     def _unit_cost(self, price: np.ndarray, cost, revenue_mask) -> np.ndarray:
         """The cost a unit sold at `price` ((n,) or (n, k)) is counted at: 0 where the objective

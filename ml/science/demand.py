@@ -42,7 +42,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .curve import HINGE_PRIOR_SD, HINGE_Z, PROMO_LIFT_RANGE, hinge_prior, ramp
+from .curve import HINGE_PRIOR_SD, HINGE_Z, PROMO_LIFT_RANGE, hinge_prior, ramp, used_hinge
 
 ELASTICITY_RANGE = (-8.0, 0.5)
 # Demand may only bend downward (more elastic as the price rises, the usual shape); an upward
@@ -173,11 +173,10 @@ class DemandFit:
         clear one); 0 where either position is unknown."""
         if self.ramp_today is None or self.competitor_above is None:
             return np.zeros(len(sku))
-        se = self.competitor_above_se
+        h = used_hinge(self.competitor_above, self.competitor_above_se)
         with np.errstate(divide="ignore", invalid="ignore"):
-            h = np.where(self.competitor_above + HINGE_Z * se < 0, self.competitor_above, 0.0)
             gap = np.log(np.asarray(price, float) / np.asarray(competitor, float))
-            step = np.minimum(h[sku], 0.0) * (ramp(gap, self.ramp_sd) - self.ramp_today[sku])
+            step = h[sku] * (ramp(gap, self.ramp_sd) - self.ramp_today[sku])
         return np.where(np.isfinite(step), step, 0.0)
 
     @property
@@ -1417,11 +1416,8 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
     # the hinge a curve of the fit uses (a clear one): the recent level is read at today's
     # position against the competitor through it (every block's, or none's: blocks staged by
     # a version before positions were kept read none, as before, review)
-    with np.errstate(invalid="ignore"):
-        used = np.where(hinge + HINGE_Z * hinge_se < 0, np.minimum(hinge, 0.0), 0.0)
     positions = all(block.ramp_today is not None for block in blocks)
-    if not positions:
-        used = np.zeros(n)
+    used = used_hinge(hinge, hinge_se) if positions else np.zeros(n)
     levels, lifts, at = [], [], 0
     for j, block in enumerate(blocks if shelf or not pooled.time_effects else ()):
         own_sku = slice(at, at + block.n)  # per SKU: each block's recent rows, its estimates

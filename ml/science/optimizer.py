@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 from scipy.special import ndtr
 
-from .curve import KINK_AT, KINK_NODES, KINK_REACH, DemandCurve, measured_spread
+from .curve import KINK_AT, KINK_NODES, DemandCurve, measured_spread
 
 # Bit flags of the rules that bind a recommendation (an int per SKU).
 RULES = {
@@ -957,20 +957,11 @@ def _over_the_kink(part, price, cost, by_revenue, base, up, allowed, gain, chanc
     `_chance` weighs them). An unclear hinge on a spread without a share of SKUs that have
     none is not: taken at its posterior's mean, it cost clean markets 0.007-0.013 of the lift
     for no fewer SKUs losing money (RESULTS)."""
-    sd = part.competitor_sd
-    if sd is None or not np.any(sd > 0):
-        return gain, chance
-    comp, price = part.competitor_price, np.asarray(price, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        ramp_sd = 0.0 if part.ramp_sd is None else part.ramp_sd
-        reach = KINK_REACH * np.sqrt(sd**2 + ramp_sd**2)
-        near = np.abs(np.log(price / comp[:, None])) <= reach[:, None]
-        near |= np.abs(np.log(np.asarray(base, float) / comp[:, None])) <= reach[:, None]
-    rows = np.flatnonzero(
-        (sd > 0) & np.isfinite(comp) & (part.competitor_slope < 0) & near.any(axis=1)
-    )
+    price = np.asarray(price, dtype=np.float64)
+    rows = part.near_kink(price, base)
     if not len(rows):
         return gain, chance
+    sd = part.competitor_sd
     sub, p, b = part.subset(rows), price[rows], np.asarray(base, float)[rows]
     c, rev, ups, low = (np.asarray(cost, float)[rows], np.asarray(by_revenue)[rows],
                         np.broadcast_to(up, price.shape)[rows], allowed[rows])  # fmt: skip
