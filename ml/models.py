@@ -215,6 +215,10 @@ class Elasticity(TenantOwned):
     # counts units over every day (stock sold through, a published change's realised lift)
     # reads units_per_day times this.
     promo_lift = models.FloatField(null=True, blank=True)
+    # Its position when the fit read units_per_day, log(today's price then / the competitor's
+    # then) (None: unknown, no competitor or older versions): a reprice whose price or
+    # competitor's price has moved since carries the level through the hinge to its own.
+    gap_today = models.FloatField(null=True, blank=True)
 
     class Meta:
         constraints = [

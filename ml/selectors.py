@@ -83,7 +83,8 @@ def demand_curve(
         rows = rows.filter(product_id__gte=within[0], product_id__lt=within[1])
     names = ("elasticity", "elasticity_se", "units_per_day", "typical_price", "curvature",
              "price_low", "price_high", "from_prior", "competitor_slope", "competitor_slope_se",
-             "curvature_se", "gap_low", "gap_high", "slope_hinge_corr", "promo_lift")  # fmt: skip
+             "curvature_se", "gap_low", "gap_high", "slope_hinge_corr", "promo_lift",
+             "gap_today")  # fmt: skip
     fits = {
         r[0]: dict(zip(names, r[1:], strict=True)) for r in rows.values_list("product_id", *names)
     }
@@ -159,6 +160,9 @@ def demand_curve(
         hinge_spread=spread,
         competitor_sd=competitor_sd,
         promo_lift=get("promo_lift", 1.0),
+        # the level as the fit read it at its position against the competitor, carried to
+        # today's price against today's competitor price (unknown: as stored)
+        level_gap=get("gap_today"),
     ), known
 
 

@@ -453,6 +453,10 @@ def finish_demand(
         "promo_lift": (
             fit.promo_lift if fit.promo_lift is not None else np.full(len(product_ids), np.nan)
         ),
+        # the position the level was read at (NaN, stored NULL: none known)
+        "gap_today": (
+            fit.gap_today if fit.gap_today is not None else np.full(len(product_ids), np.nan)
+        ),
     }
     buffer = io.BytesIO()
     # The artifact holds every estimate, so a version whose rows were pruned can be restored.
@@ -608,7 +612,7 @@ ESTIMATE_FIELDS = ("product_id", "elasticity", "elasticity_se", "raw_elasticity"
 # Kept since the evidence range: absent from older artifacts (restored as unknown).
 OPTIONAL_FIELDS = ("price_low", "price_high", "from_prior", "competitor_slope",
                    "competitor_slope_se", "gap_low", "gap_high", "curvature_se",
-                   "slope_hinge_corr", "promo_lift")  # fmt: skip
+                   "slope_hinge_corr", "promo_lift", "gap_today")  # fmt: skip
 
 
 def _store_elasticities(version: ModelVersion, estimates) -> int:
@@ -636,6 +640,7 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
     # (an artifact stored before it: NULL, none known)
     corr = np.asarray(estimates.get("slope_hinge_corr", np.full(size, np.nan)), float)
     lift = np.asarray(estimates.get("promo_lift", np.full(size, np.nan)), float)
+    today = np.asarray(estimates.get("gap_today", np.full(size, np.nan)), float)
     gap_lo, gap_hi = (
         np.asarray(estimates.get(k, np.full(size, np.nan)), float) for k in ("gap_low", "gap_high")
     )
@@ -661,8 +666,9 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
             "curvature_se": number(cs),
             "slope_hinge_corr": number(rho),
             "promo_lift": number(pl),
+            "gap_today": number(gt),
         }
-        for pk, e, se, raw, c, typical, rate, days, lo, hi, fp, h, hs, gl, gh, cs, rho, pl in zip(
+        for pk, e, se, raw, c, typical, rate, days, lo, hi, fp, h, hs, gl, gh, cs, rho, pl, gt in zip(  # noqa: E501
             *columns,
             low.tolist(),
             high.tolist(),
@@ -674,6 +680,7 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
             curv_se.tolist(),
             corr.tolist(),
             lift.tolist(),
+            today.tolist(),
             strict=True,
         )
     ]

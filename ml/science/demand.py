@@ -166,6 +166,9 @@ class DemandFit:
     # at (NaN: none known; None: not read): a day's forecast at another position moves by the
     # hinge the curve uses (`position`)
     ramp_today: np.ndarray | None = None
+    # today's position itself, log(today's price / the competitor's) (NaN: none known; None:
+    # not read): stored, a reprice re-anchors the level at its own position
+    gap_today: np.ndarray | None = None
 
     def position(self, sku, price, competitor) -> np.ndarray:
         """Per row, log units from today's position against the competitor to the row's
@@ -978,6 +981,10 @@ class BlockFit:
     # the SKU's hinge (None: a block stored before positions were kept)
     recent_ramp: np.ndarray | None = None
     ramp_today: np.ndarray | None = None
+    # per SKU today's position itself, log(today's price / the readings' median) (NaN: none;
+    # None: a block stored before it): stored with the estimates, so a reprice re-anchors the
+    # level where the price or the competitor's has moved since (ml.selectors.demand_curve)
+    gap_today: np.ndarray | None = None
 
 
 def fit_block(
@@ -1135,7 +1142,7 @@ def fit_block(
     # (a closed day's nothing sold is no news of the level of the days the shop is open)
     recent = (day > pooled.day_range[1] - LEVEL_WINDOW_DAYS) & open_rows
     # (NaN, not None: a block that knows no position today, not one staged before positions)
-    recent_ramp, ramp_today = None, np.full(n, np.nan)
+    recent_ramp, ramp_today, gap_today = None, np.full(n, np.nan), np.full(n, np.nan)
     if sub.competitor_price is not None:
         comp = np.asarray(sub.competitor_price, float)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -1155,7 +1162,8 @@ def fit_block(
             # reading's jitter times a steep hinge would move the level by a quarter
             late = (day > pooled.day_range[1] - TODAY_READINGS_DAYS) & np.isfinite(comp)
             read = _median_per_sku(comp, sku, n, late)
-            ramp_today = ramp(np.log(now / read), pooled.ramp_sd)
+            gap_today = np.log(now / read)
+            ramp_today = ramp(gap_today, pooled.ramp_sd)
         recent_ramp = on_ramp[recent]
     return BlockFit(
         n=n,
@@ -1191,6 +1199,7 @@ def fit_block(
         promo_sum=float(np.sum(promo_part[open_rows])),
         recent_ramp=recent_ramp,
         ramp_today=ramp_today,
+        gap_today=gap_today,
     )
 
 
@@ -1475,6 +1484,11 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         hinge_read=hinge_read,
         promo_lift=np.concatenate(lifts) if shelf and lifts else None,
         ramp_today=_concat(blocks, "ramp_today") if positions else None,
+        gap_today=(
+            _concat(blocks, "gap_today")
+            if positions and all(block.gap_today is not None for block in blocks)
+            else None
+        ),
     )
 
 

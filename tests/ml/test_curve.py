@@ -717,3 +717,24 @@ def test_the_units_interval_covers_the_units_as_often_as_it_says():
     # without the hinge's and the bend's doubt (the slope's alone) it covers far less
     ends = [est.units(new, elasticity=-1.6 + s * 1.96 * 0.3) for s in (-1, 1)]
     assert np.mean((truth >= np.fmin(*ends)) & (truth <= np.fmax(*ends))) < 0.85
+
+
+def test_a_level_read_at_another_position_is_carried_through_the_hinge_to_todays():
+    """The fit read each SKU's level at its position then (`level_gap`); today's price or the
+    competitor's has moved since: the level moves by the hinge used times the ramp's change,
+    and only where a hinge is used and both positions are known."""
+    from ml.science.curve import DemandCurve, ramp
+
+    then = np.log([1.1, 1.1, 1.1, 1.1, np.nan, 0.9])
+    curve = DemandCurve.from_estimates(
+        np.full(6, 11.0), np.full(6, 2.0), np.full(6, -1.5), np.full(6, 11.0),
+        competitor_price=[12.0, 10.0, 12.0, np.nan, 12.0, 10.0],
+        competitor_slope=[-8.0, -8.0, 0.0, -8.0, -8.0, -8.0], competitor_slope_se=np.zeros(6),
+        ramp_sd=0.02, level_gap=then,
+    )  # fmt: skip
+    moved = np.exp(-8.0 * (ramp(np.log(11 / 12), 0.02) - ramp(np.log(1.1), 0.02)))
+    moved_up = np.exp(-8.0 * (ramp(np.log(1.1), 0.02) - ramp(np.log(0.9), 0.02)))
+    assert moved > 2.0 and moved_up < 0.5
+    # the competitor raised to 12 (now 8 % below it); at the same position; no hinge; no
+    # competitor today; no position then; a published raise past the competitor
+    assert curve.units_ref == pytest.approx([2 * moved, 2.0, 2.0, 2.0, 2.0, 2 * moved_up])

@@ -339,3 +339,69 @@ def test_a_products_promotion_lift_is_stored_read_and_restored(world_a):
     assert all(rows[f"P{i}"] == pytest.approx(1.0, abs=1e-9) for i in range(6, 12))
     assert known.all() and np.allclose(curve.all_days, [rows[f"P{i}"] for i in range(12)])
     assert again == rows
+
+
+def test_the_level_is_re_anchored_where_the_competitor_moved_since_the_fit(world_a):
+    """Products priced 11 against a competitor read at 10 (daily, 3 % apart), whose demand
+    collapses above it (an extra slope of 8): the fit reads the level at that position and
+    stores it (`gap_today`, restored from the artifact). A reprice after the competitor
+    raised to 12 reads the level carried through the hinge to the new position, where the
+    truth's units are 2.1 x; without the stored position it kept the old level."""
+    import datetime as dt
+
+    from ml.models import Elasticity
+    from ml.selectors import demand_curve
+
+    rng = np.random.default_rng(3)
+    start, n, days = dt.date(2024, 1, 1), 16, 300
+    products = [{"sku": f"K{i}", "title": f"Kettle {i}", "price": 11, "cost": 4}
+                for i in range(n)]  # fmt: skip
+    sales, readings = [], []
+    for i in range(n):
+        for day in range(days):
+            date = start + dt.timedelta(days=day)
+            comp = 10 * float(np.exp(rng.normal(0, 0.03)))
+            price = round(11 * float(np.exp(rng.normal(0, 0.05))), 2)
+            above = max(np.log(price / comp), 0.0)
+            units = int(rng.poisson(4 * (price / 10) ** -1.5 * np.exp(-8.0 * above)))
+            sales.append({"date": date.isoformat(), "sku": f"K{i}", "units": units,
+                          "price": price})  # fmt: skip
+            readings.append({"sku": f"K{i}", "competitor": "R", "price": round(comp, 2),
+                             "observed_at": f"{date.isoformat()}T09:00:00Z"})  # fmt: skip
+    with tenant_context(world_a.tenant):
+        import_rows(kind="products", rows=products)
+        import_rows(kind="sales", rows=sales)
+        import_rows(kind="competitor_prices", rows=readings)
+        version = services.start_training(kind="demand", enqueue=False)
+        version = services.run_training(version_id=version.pk, sync=True)
+        ids = [Product.objects.get(sku=f"K{i}").pk for i in range(n)]
+        rows = Elasticity.objects.filter(model_version=version)
+        stored = dict(rows.values_list("product_id", "gap_today"))
+        clear = [pk for pk, h, se in rows.values_list("product_id", "competitor_slope",
+                 "competitor_slope_se") if h < 0 and se is not None and h + 2 * se < 0]  # fmt: skip
+        now = np.full(n, 11.0)
+        then, _ = demand_curve(version, ids, now, competitor_price=np.full(n, 10.0))
+        raised, _ = demand_curve(version, ids, now, competitor_price=np.full(n, 12.0))
+        rows.update(gap_today=None)  # as a version stored before the position was kept
+        kept, _ = demand_curve(version, ids, now, competitor_price=np.full(n, 12.0))
+        kept_then, _ = demand_curve(version, ids, now, competitor_price=np.full(n, 10.0))
+        rows.delete()
+        services._restore_elasticities(version)
+        again = dict(
+            Elasticity.objects.filter(model_version=version).values_list("product_id", "gap_today")
+        )
+    assert len(clear) >= n // 2
+    # (today against the median of the last week's readings, each 3 % apart)
+    assert all(v == pytest.approx(np.log(1.1), abs=0.045) for v in stored.values())
+    assert again == pytest.approx(stored)
+    truth_then, truth_raised = 4 * 1.1**-1.5 * np.exp(-8.0 * np.log(1.1)), 4 * 1.1**-1.5
+    mine = np.isin(ids, clear)
+    assert np.exp(np.median(np.log(then.units_ref[mine] / truth_then))) == pytest.approx(
+        1, abs=0.15
+    )
+    assert np.exp(np.median(np.log(raised.units_ref[mine] / truth_raised))) == pytest.approx(
+        1, abs=0.25
+    )
+    # the old level at the new position: the truth's / 2.1
+    assert np.median(kept.units_ref[mine] / truth_raised) < 0.6
+    assert np.allclose(kept.units_ref, kept_then.units_ref)
