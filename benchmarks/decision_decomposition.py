@@ -58,6 +58,7 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import date, timedelta
 from itertools import pairwise
 from pathlib import Path
 
@@ -237,6 +238,44 @@ def parse_traps(items: list[str]) -> dict:
     return out
 
 
+def trained_before(market, folder: Path, days: int, seed: int, ago: int) -> None:
+    """The demand model trained `ago` days before the history's end, on what the tenant knew
+    then (its sales and competitor readings before that day, its shelf prices of that day),
+    and promoted; the files in `folder` are then left to the whole history, which the
+    reprice reads without training again (a nightly reprice between two trainings: the
+    simulated competitor is back at today's price for the last two weeks, and the merchant
+    half way with it)."""
+    from ml import services as ml_services
+    from ml.models import ModelVersion
+    from ml.science.simulator import simulate
+    from pricing_saas.catalog.importer import import_file
+
+    cut = (date.today() - timedelta(days=ago)).isoformat()
+    shelf = None
+    for today in simulate(market, days, seed, True):
+        if today.day.isoformat() < cut:
+            shelf = today.shelf
+    then = folder / "then"
+    then.mkdir()
+    with open(folder / "products.csv") as src, open(then / "products.csv", "w") as out:
+        rows = list(csv.reader(src))
+        at = rows[0].index("price")
+        for i, row in enumerate(rows[1:]):
+            row[at] = f"{float(shelf[i]):.2f}"
+        csv.writer(out).writerows(rows)
+    for kind, column in (("sales", "date"), ("competitor_prices", "observed_at")):
+        with open(folder / f"{kind}.csv") as src, open(then / f"{kind}.csv", "w") as out:
+            rows = list(csv.reader(src))
+            at = rows[0].index(column)
+            csv.writer(out).writerows([rows[0], *(r for r in rows[1:] if r[at][:10] < cut)])
+    for kind in ("products", "sales", "competitor_prices"):
+        import_file(kind=kind, path=then / f"{kind}.csv")
+    version = ml_services.start_training(kind=ModelVersion.Kind.DEMAND, enqueue=False)
+    version = ml_services.run_training(version_id=version.pk, sync=True)
+    if version is None or version.status != ModelVersion.Status.PROMOTED:
+        raise SystemExit(f"the model trained {ago} days before was not promoted")
+
+
 def decompose(
     forms,
     seed: int,
@@ -251,6 +290,7 @@ def decompose(
     price_every: float = 1.0,
     volume: float = 1.0,
     dump: Path | None = None,
+    trained_ago: int = 0,
 ) -> dict:
     from ml import selectors as ml_selectors
     from ml.models import ModelVersion
@@ -284,6 +324,8 @@ def decompose(
                 competitor_moves=True,
                 reading_every=reading_every,
             )
+            if trained_ago:
+                trained_before(market, Path(tmp), days, seed, trained_ago)
             for kind in ("products", "sales", "competitor_prices"):
                 import_file(kind=kind, path=Path(tmp) / f"{kind}.csv")
             job = pricing.start_reprice(enqueue=False)
@@ -591,6 +633,15 @@ def main() -> None:
         help="a folder: each market's SKUs written to a CSV there (form, true and estimated "
         "slope, the product's price and chance of losing money, the true gain, lost or not)",
     )
+    parser.add_argument(
+        "--trained-days-ago",
+        type=int,
+        default=0,
+        help="the demand model trained this many days before the history's end and not "
+        "again (0: at the reprice, as always): the reprice reads a level fitted at the "
+        "competitor's and its own prices then (e.g. 14: the simulated competitor's price moved "
+        "back to today's since, and the merchant's half way)",
+    )
     args = parser.parse_args()
     variants = parse_variants(args.variants)
     switches = parse_traps(args.trap)
@@ -612,6 +663,8 @@ def main() -> None:
         label += f", own prices changed every {args.price_every:g} days on average"
     if args.volume != 1:
         label += f", units a day x {args.volume:g}"
+    if args.trained_days_ago:
+        label += f", the demand model trained {args.trained_days_ago} days before the reprice"
     print(f"{args.skus} SKUs, {args.days} days of history, {label}\n")
     cols = ("evidence", "step_window", "estimation", "shrinking", "gain_test", "captured")
     print("| demand forms | seed | report | " + " | ".join(cols) + " | wrong-way SKUs |")
@@ -637,6 +690,7 @@ def main() -> None:
                     None
                     if args.dump is None
                     else args.dump / f"{'+'.join(forms)}-{seed}-{report}.csv",
+                    args.trained_days_ago,
                 )
                 named = [k.partition(":")[2] for k in got if k.startswith("variant:")]
                 for name in named:
