@@ -152,6 +152,9 @@ def demand_panel(block: dict | None = None):
     at = lambda k: by_price[np.minimum(first_row + k, len(by_price) - 1)]  # noqa: E731
     typical = np.where(count > 0, (at(np.maximum(count - 1, 0) // 2) + at(count // 2)) / 2, np.nan)
     competitor = _competitor_prices(kept, panel.sku, panel.day, typical)
+    # today's competitor price as a reprice reads it again (the tenant's last day of sales)
+    last = int(panel.day.max()) if block is None else int(block.get("last_day", panel.day.max()))
+    panel.competitor_today = competitor_today(kept, typical, last)
     if block is not None:
         panel.competitor_price, panel.competitor_sd = competitor, float(block["competitor_sd"])
         return (
@@ -279,6 +282,32 @@ def _competitor_prices(product_ids: list[int], sku, day, typical=None):
     match = row_key[rows][at] == key
     np.fmin.at(out, rows[at[match]], np.repeat(price, length)[match])
     return out
+
+
+def competitor_today(product_ids, typical, last_day: int):
+    """Per product (`product_ids` ascending; `typical`: each one's typical shelf price, what a
+    reading must be near to be the same item), the competitor's price on the days up to
+    `last_day` (a day ordinal, the tenant's local day) as the demand panel's rows read it: the
+    median over the last TODAY_READINGS_DAYS days of each day's lowest reading in force (NaN:
+    none). The fit reads each product's level at today's price against it; a later curve reads
+    it again to measure how far the position has moved since, in the same terms
+    (ml.selectors.demand_curve)."""
+    import warnings
+
+    import numpy as np
+
+    from .science.demand import TODAY_READINGS_DAYS
+
+    n, width = len(product_ids), TODAY_READINGS_DAYS
+    if not n:
+        return np.full(0, np.nan)
+    days = np.arange(int(last_day) - width + 1, int(last_day) + 1)
+    read = _competitor_prices(
+        list(product_ids), np.repeat(np.arange(n), width), np.tile(days, n), typical
+    ).reshape(n, width)
+    with warnings.catch_warnings():  # (a product without a reading: NaN, as meant)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(read, axis=1)
 
 
 COMPETITOR_JITTER_DAYS = 90  # the competitor readings that say how far one may be off (reprice)

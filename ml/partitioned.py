@@ -122,6 +122,8 @@ def _block(plan: dict, index: int) -> dict:
         "high": plan["bounds"][index + 1],
         "tracks": plan["tracks"],
         "competitor_sd": plan["competitor_sd"],
+        # the tenant's last day of sales: today's competitor price read up to it (ml.panel)
+        "last_day": int(plan["day_range"][1]),
     }
 
 

@@ -139,7 +139,7 @@ def demand_curve(
             se[i], rate[i], typical[i], curv[i] = 1.0, 0.0, 1.0, 0.0
     price = np.asarray(prices, dtype=float)
     typical = np.where(known, typical, price)
-    return DemandCurve.from_estimates(
+    curve = DemandCurve.from_estimates(
         price,
         rate,
         e,
@@ -160,10 +160,34 @@ def demand_curve(
         hinge_spread=spread,
         competitor_sd=competitor_sd,
         promo_lift=get("promo_lift", 1.0),
-        # the level as the fit read it at its position against the competitor, carried to
-        # today's price against today's competitor price (unknown: as stored)
-        level_gap=get("gap_today"),
-    ), known
+    )
+    # The fit read each level at its position then against the competitor; where a hinge is
+    # used and the competitor's price or today's has moved since, the level is carried to
+    # today's position through it (a competitor that raised past the product sells it more at
+    # once). The competitor's price today is read as the fit read it then (the median of the
+    # last week's lowest readings: ml.panel.competitor_today), so a position that has not
+    # moved moves nothing, whatever the competitor level the curve's kink stands at.
+    then = get("gap_today")
+    carry = np.flatnonzero(known & np.isfinite(then) & (curve.competitor_slope < 0))
+    if carry.size and competitor_price is not None:
+        from zoneinfo import ZoneInfo
+
+        from django.utils import timezone
+
+        from tenants.context import require_current_tenant
+
+        from .panel import competitor_today
+
+        zone = ZoneInfo(require_current_tenant().timezone)
+        each, first, back = np.unique(
+            np.asarray(ids, np.int64)[carry], return_index=True, return_inverse=True
+        )
+        read = np.full(n, np.nan)
+        read[carry] = competitor_today(
+            each.tolist(), typical[carry][first], timezone.localdate(timezone=zone).toordinal()
+        )[back]
+        curve.units_ref = curve.units_ref * np.exp(curve.from_position(then, read))
+    return curve, known
 
 
 def category_prior_means(version: ModelVersion | None, products) -> dict[str, float]:

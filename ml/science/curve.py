@@ -400,31 +400,19 @@ class DemandCurve:
 
     @classmethod
     def from_estimates(
-        cls,
-        price,
-        units_per_day,
-        elasticity,
-        typical_price,
-        curvature=None,
-        level_gap=None,
-        **rest,
+        cls, price, units_per_day, elasticity, typical_price, curvature=None, **rest
     ) -> DemandCurve:
         """Anchored at `price` from a fit stated at each SKU's typical price (what the demand
-        model stores): the slope and level carried along the curve to today's price.
-        `level_gap` (per SKU, log(price / competitor's price) where the fit read the level;
-        None or NaN: unknown): the level also carried through the hinge used from that position
-        to today's, `price` against `competitor_price` (the competitor's price or today's may
-        have moved since the fit)."""  # fmt: skip
+        model stores): the slope and level carried along the curve to today's price (and,
+        where the fit read the level at another position against the competitor, through its
+        hinge: `from_position`, ml.selectors.demand_curve)."""
         p = np.asarray(price, dtype=np.float64)
         c = np.nan_to_num(_column(curvature, len(p), 0.0))
         with np.errstate(all="ignore"):
             x = np.log(p / np.asarray(typical_price, dtype=np.float64))
             e = np.asarray(elasticity, dtype=np.float64)
             units = np.asarray(units_per_day, dtype=np.float64) * np.exp(e * x + c * x * x)
-        curve = cls.build(p, units, e + 2 * c * x, curvature=c, **rest)
-        if level_gap is not None:
-            curve.units_ref = curve.units_ref * np.exp(curve.from_position(level_gap))
-        return curve
+        return cls.build(p, units, e + 2 * c * x, curvature=c, **rest)
 
     def __len__(self) -> int:
         return len(self.price_ref)
@@ -687,15 +675,23 @@ class DemandCurve:
             above = ramp(np.log(price / comp), sd) - ramp(np.log(col(self.price_ref) / comp), sd)
         return np.where(kink, out + hinge * above, out)
 
-    def from_position(self, gap) -> np.ndarray:
+    def from_position(self, gap, competitor=None) -> np.ndarray:
         """Per SKU, log units from the position `gap` (log(price / competitor's price)) to
-        today's (price_ref against competitor_price) through the hinge the curve uses; 0 where
-        either is unknown or no hinge is used."""
-        gap = _column(gap, len(self))
+        today's (price_ref against `competitor`, else competitor_price) through the hinge the
+        curve uses; 0 where either is unknown, where no hinge is used, or where the positions
+        the SKU was seen at are unknown. Both positions are taken within those seen (gap_low to
+        gap_high): the hinge is no evidence of where the SKU never stood (a reading far off or
+        a competitor's deep cut moves the level no further than the SKU's own days have)."""
+        n = len(self)
+        gap = _column(gap, n)
+        comp = self.competitor_price if competitor is None else _column(competitor, n)
         sd = 0.0 if self.ramp_sd is None else self.ramp_sd
+        low, high = _column(self.gap_low, n), _column(self.gap_high, n)
+        bounded = np.isfinite(low) & np.isfinite(high)
         with np.errstate(all="ignore"):
-            now = np.log(self.price_ref / self.competitor_price)
-            step = self.competitor_slope * (ramp(now, sd) - ramp(gap, sd))
+            now = np.where(bounded, np.clip(np.log(self.price_ref / comp), low, high), np.nan)
+            then = np.where(bounded, np.clip(gap, low, high), np.nan)
+            step = self.competitor_slope * (ramp(now, sd) - ramp(then, sd))
         return np.where(np.isfinite(step) & (self.competitor_slope < 0), step, 0.0)
 
     def values_as_competitor_moves(self, price, cost, revenue_mask, shifts):

@@ -85,6 +85,12 @@ class Panel:
     # the hinge above the competitor is fitted on the ramp smoothed over what it leaves unknown
     # of the price buyers meet (ml.science.curve.ramp, RAMP_SCALE), as the curve reads it.
     competitor_sd: float = 0.0
+    # Per SKU: the competitor's price today as the panel's rows read it, the median over the
+    # last TODAY_READINGS_DAYS days of each day's lowest reading in force
+    # (ml.panel.competitor_today; None: the median of the SKU's rows of those days): today's
+    # position, where the level is read, is today's price against it, and a reprice that reads
+    # it again measures how far the position has moved since in the same terms.
+    competitor_today: np.ndarray | None = None
 
     @property
     def n_skus(self) -> int:
@@ -1162,6 +1168,10 @@ def fit_block(
             # reading's jitter times a steep hinge would move the level by a quarter
             late = (day > pooled.day_range[1] - TODAY_READINGS_DAYS) & np.isfinite(comp)
             read = _median_per_sku(comp, sku, n, late)
+            if panel.competitor_today is not None:  # every day's of the week, as a reprice's
+                read = np.asarray(panel.competitor_today, float)
+            # (none where no recent day's level is read: no position to carry it from)
+            read = np.where(np.bincount(sku[recent], minlength=n) > 0, read, np.nan)
             gap_today = np.log(now / read)
             ramp_today = ramp(gap_today, pooled.ramp_sd)
         recent_ramp = on_ramp[recent]
@@ -1427,6 +1437,10 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
     # a version before positions were kept read none, as before, review)
     positions = all(block.ramp_today is not None for block in blocks)
     used = used_hinge(hinge, hinge_se) if positions else np.zeros(n)
+    # (a level read as the year's, with a dummy per period, is at no position: none stored)
+    positions_kept = (
+        positions and not pooled.time_effects and all(b.gap_today is not None for b in blocks)
+    )
     levels, lifts, at = [], [], 0
     for j, block in enumerate(blocks if shelf or not pooled.time_effects else ()):
         own_sku = slice(at, at + block.n)  # per SKU: each block's recent rows, its estimates
@@ -1484,11 +1498,7 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         hinge_read=hinge_read,
         promo_lift=np.concatenate(lifts) if shelf and lifts else None,
         ramp_today=_concat(blocks, "ramp_today") if positions else None,
-        gap_today=(
-            _concat(blocks, "gap_today")
-            if positions and all(block.gap_today is not None for block in blocks)
-            else None
-        ),
+        gap_today=_concat(blocks, "gap_today") if positions_kept else None,
     )
 
 
@@ -2097,6 +2107,7 @@ def block_of(panel: Panel, low: int, high: int) -> Panel:
         truncated=pick(panel.truncated),
         current_price=per_sku(panel.current_price),
         competitor_sd=panel.competitor_sd,
+        competitor_today=per_sku(panel.competitor_today),
     )
 
 
@@ -2134,6 +2145,7 @@ def concatenate(panels: list[Panel]) -> Panel:
         competitor_sd=panels[0].competitor_sd,
         category=per_sku("category"),
         current_price=per_sku("current_price"),
+        competitor_today=per_sku("competitor_today"),
     )
 
 

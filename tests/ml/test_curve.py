@@ -720,21 +720,28 @@ def test_the_units_interval_covers_the_units_as_often_as_it_says():
 
 
 def test_a_level_read_at_another_position_is_carried_through_the_hinge_to_todays():
-    """The fit read each SKU's level at its position then (`level_gap`); today's price or the
-    competitor's has moved since: the level moves by the hinge used times the ramp's change,
-    and only where a hinge is used and both positions are known."""
+    """The fit read each SKU's level at its position then; today's price or the competitor's
+    has moved since: the level moves by the hinge used times the ramp's change, only where a
+    clear hinge is used and both positions are known, and no further than the positions the
+    SKU was seen at (gap_low to gap_high)."""
     from ml.science.curve import DemandCurve, ramp
 
-    then = np.log([1.1, 1.1, 1.1, 1.1, np.nan, 0.9])
+    then = np.log([1.1, 1.1, 1.1, 1.1, np.nan, 0.9, 1.1, 1.1, 1.1])
     curve = DemandCurve.from_estimates(
-        np.full(6, 11.0), np.full(6, 2.0), np.full(6, -1.5), np.full(6, 11.0),
-        competitor_price=[12.0, 10.0, 12.0, np.nan, 12.0, 10.0],
-        competitor_slope=[-8.0, -8.0, 0.0, -8.0, -8.0, -8.0], competitor_slope_se=np.zeros(6),
-        ramp_sd=0.02, level_gap=then,
+        np.full(9, 11.0), np.full(9, 2.0), np.full(9, -1.5), np.full(9, 11.0),
+        competitor_price=[12.0, 10.0, 12.0, np.nan, 12.0, 10.0, 12.0, 12.0, 4.0],
+        competitor_slope=[-8.0, -8.0, 0.0, -8.0, -8.0, -8.0, -8.0, -8.0, -8.0],
+        competitor_slope_se=[0, 0, 0, 0, 0, 0, 0, 8.0, 0], ramp_sd=0.02,
+        gap_low=[-0.2] * 6 + [0.0, -0.2, -0.2], gap_high=[0.3] * 6 + [0.3, 0.3, np.nan],
     )  # fmt: skip
-    moved = np.exp(-8.0 * (ramp(np.log(11 / 12), 0.02) - ramp(np.log(1.1), 0.02)))
-    moved_up = np.exp(-8.0 * (ramp(np.log(1.1), 0.02) - ramp(np.log(0.9), 0.02)))
-    assert moved > 2.0 and moved_up < 0.5
+    step = curve.from_position(then)
+    moved = -8.0 * (ramp(np.log(11 / 12), 0.02) - ramp(np.log(1.1), 0.02))
+    moved_up = -8.0 * (ramp(np.log(1.1), 0.02) - ramp(np.log(0.9), 0.02))
+    to_edge = -8.0 * (ramp(0.0, 0.02) - ramp(np.log(1.1), 0.02))
+    assert moved > np.log(2.0) and moved_up < np.log(0.5)
     # the competitor raised to 12 (now 8 % below it); at the same position; no hinge; no
-    # competitor today; no position then; a published raise past the competitor
-    assert curve.units_ref == pytest.approx([2 * moved, 2.0, 2.0, 2.0, 2.0, 2 * moved_up])
+    # competitor today; no position then; a published raise past the competitor; below the
+    # lowest position seen (taken there); an unclear hinge (not used); no positions known
+    assert step == pytest.approx([moved, 0, 0, 0, 0, moved_up, to_edge, 0, 0])
+    # another reading of today's competitor price (as the fit read it then) than the curve's
+    assert curve.from_position(then, np.full(9, 10.0))[0] == pytest.approx(0.0)

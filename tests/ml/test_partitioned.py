@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_o
 FIELDS = ("product_id", "elasticity", "elasticity_se", "raw_elasticity", "curvature",
           "curvature_se", "typical_price", "units_per_day", "days_observed", "price_low",
           "price_high", "from_prior", "competitor_slope", "competitor_slope_se", "gap_low",
-          "gap_high", "promo_lift")  # fmt: skip
+          "gap_high", "promo_lift", "gap_today")  # fmt: skip
 PRODUCTS = 30
 
 
@@ -144,6 +144,8 @@ def test_the_partitioned_fit_stores_the_one_process_estimates(market, parts, set
             else:
                 assert abs(float(x) - float(y)) < 1e-6, (pk, name, x, y)
     assert any(row[FIELDS.index("competitor_slope") - 1] < 0 for row in a.values())
+    # today's position read on the tenant's last day in every part, as in one process
+    assert sum(row[FIELDS.index("gap_today") - 1] is not None for row in a.values()) >= 15
     assert any(row[FIELDS.index("raw_elasticity") - 1] is not None for row in a.values())
     assert (
         one.metrics["poisson_eb"]["pooled_elasticity"]

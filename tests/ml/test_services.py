@@ -342,24 +342,32 @@ def test_a_products_promotion_lift_is_stored_read_and_restored(world_a):
 
 
 def test_the_level_is_re_anchored_where_the_competitor_moved_since_the_fit(world_a):
-    """Products priced 11 against a competitor read at 10 (daily, 3 % apart), whose demand
+    """Products priced 11 against a competitor read daily at 10 (3 % apart), whose demand
     collapses above it (an extra slope of 8): the fit reads the level at that position and
-    stores it (`gap_today`, restored from the artifact). A reprice after the competitor
-    raised to 12 reads the level carried through the hinge to the new position, where the
-    truth's units are 2.1 x; without the stored position it kept the old level."""
+    stores it (`gap_today`, restored from the artifact), against the competitor's price as
+    `ml.panel.competitor_today` reads it. A reprice after the competitor raised to 12 (its
+    readings of the last week) reads the level carried through the hinge to the new position,
+    where the truth's units are 2.1 x; without the stored position it kept the old level. A
+    reprice before the raise carries it by no more than the week's readings moved."""
     import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone
 
     from ml.models import Elasticity
+    from ml.panel import competitor_today
     from ml.selectors import demand_curve
 
     rng = np.random.default_rng(3)
-    start, n, days = dt.date(2024, 1, 1), 16, 300
+    n, days = 16, 300
+    today = timezone.localdate(timezone=ZoneInfo(world_a.tenant.timezone))
+    end = today - dt.timedelta(days=8)  # the last day the fit saw
     products = [{"sku": f"K{i}", "title": f"Kettle {i}", "price": 11, "cost": 4}
                 for i in range(n)]  # fmt: skip
     sales, readings = [], []
     for i in range(n):
         for day in range(days):
-            date = start + dt.timedelta(days=day)
+            date = end - dt.timedelta(days=days - 1 - day)
             comp = 10 * float(np.exp(rng.normal(0, 0.03)))
             price = round(11 * float(np.exp(rng.normal(0, 0.05))), 2)
             above = max(np.log(price / comp), 0.0)
@@ -367,7 +375,10 @@ def test_the_level_is_re_anchored_where_the_competitor_moved_since_the_fit(world
             sales.append({"date": date.isoformat(), "sku": f"K{i}", "units": units,
                           "price": price})  # fmt: skip
             readings.append({"sku": f"K{i}", "competitor": "R", "price": round(comp, 2),
-                             "observed_at": f"{date.isoformat()}T09:00:00Z"})  # fmt: skip
+                             "observed_at": f"{date.isoformat()}T12:00:00Z"})  # fmt: skip
+    raised = [{"sku": f"K{i}", "competitor": "R", "price": 12,
+               "observed_at": f"{(today - dt.timedelta(days=k)).isoformat()}T12:00:00Z"}
+              for i in range(n) for k in range(8)]  # fmt: skip
     with tenant_context(world_a.tenant):
         import_rows(kind="products", rows=products)
         import_rows(kind="sales", rows=sales)
@@ -375,33 +386,32 @@ def test_the_level_is_re_anchored_where_the_competitor_moved_since_the_fit(world
         version = services.start_training(kind="demand", enqueue=False)
         version = services.run_training(version_id=version.pk, sync=True)
         ids = [Product.objects.get(sku=f"K{i}").pk for i in range(n)]
-        rows = Elasticity.objects.filter(model_version=version)
+        rows = Elasticity.objects.filter(model_version=version).order_by("product_id")
         stored = dict(rows.values_list("product_id", "gap_today"))
+        typical = np.array([float(v) for v in rows.values_list("typical_price", flat=True)])
+        # the fit's position, read as a later curve reads it again on the fit's last day
+        as_read = np.log(11 / competitor_today(sorted(ids), typical, end.toordinal()))
         clear = [pk for pk, h, se in rows.values_list("product_id", "competitor_slope",
                  "competitor_slope_se") if h < 0 and se is not None and h + 2 * se < 0]  # fmt: skip
         now = np.full(n, 11.0)
-        then, _ = demand_curve(version, ids, now, competitor_price=np.full(n, 10.0))
-        raised, _ = demand_curve(version, ids, now, competitor_price=np.full(n, 12.0))
+        before, _ = demand_curve(version, ids, now, competitor_price=np.full(n, 10.0))
+        import_rows(kind="competitor_prices", rows=raised)
+        after, _ = demand_curve(version, ids, now, competitor_price=np.full(n, 12.0))
         rows.update(gap_today=None)  # as a version stored before the position was kept
         kept, _ = demand_curve(version, ids, now, competitor_price=np.full(n, 12.0))
-        kept_then, _ = demand_curve(version, ids, now, competitor_price=np.full(n, 10.0))
         rows.delete()
         services._restore_elasticities(version)
         again = dict(
             Elasticity.objects.filter(model_version=version).values_list("product_id", "gap_today")
         )
     assert len(clear) >= n // 2
-    # (today against the median of the last week's readings, each 3 % apart)
-    assert all(v == pytest.approx(np.log(1.1), abs=0.045) for v in stored.values())
+    assert [stored[pk] for pk in sorted(ids)] == pytest.approx(as_read, abs=1e-9)
     assert again == pytest.approx(stored)
     truth_then, truth_raised = 4 * 1.1**-1.5 * np.exp(-8.0 * np.log(1.1)), 4 * 1.1**-1.5
     mine = np.isin(ids, clear)
-    assert np.exp(np.median(np.log(then.units_ref[mine] / truth_then))) == pytest.approx(
-        1, abs=0.15
-    )
-    assert np.exp(np.median(np.log(raised.units_ref[mine] / truth_raised))) == pytest.approx(
-        1, abs=0.25
-    )
-    # the old level at the new position: the truth's / 2.1
-    assert np.median(kept.units_ref[mine] / truth_raised) < 0.6
-    assert np.allclose(kept.units_ref, kept_then.units_ref)
+    ratio = lambda curve, truth: np.exp(np.median(np.log(curve.units_ref[mine] / truth)))  # noqa: E731
+    assert ratio(kept, truth_then) == pytest.approx(1, abs=0.15)  # the level as the fit read it
+    # a week on, one reading of the week before in force: moved by that reading's jitter only
+    assert ratio(before, truth_then) == pytest.approx(1, abs=0.2)
+    assert ratio(after, truth_raised) == pytest.approx(1, abs=0.25)
+    assert ratio(kept, truth_raised) < 0.6  # the old level at the new position
