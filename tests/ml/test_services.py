@@ -415,3 +415,56 @@ def test_the_level_is_re_anchored_where_the_competitor_moved_since_the_fit(world
     assert ratio(before, truth_then) == pytest.approx(1, abs=0.2)
     assert ratio(after, truth_raised) == pytest.approx(1, abs=0.25)
     assert ratio(kept, truth_raised) < 0.6  # the old level at the new position
+
+
+def test_a_reprice_right_after_the_fit_keeps_the_level_where_several_sellers_are_read(world_a):
+    """Review: three sellers read daily (each 3 % apart around 10): the day's lowest reading
+    sits below the lowest seller's level that a reprice's kink stands at. A reprice on the day
+    the fit saw last, at the fit's prices, carries the level nowhere: its position is read as
+    the fit read it (ml.panel.competitor_today), not against that level (against it the level
+    moved by the hinge times the gap between the two: x1.1 and more here)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone
+
+    from ml.models import Elasticity
+    from ml.selectors import demand_curve
+
+    rng = np.random.default_rng(5)
+    n, days = 12, 240
+    today = timezone.localdate(timezone=ZoneInfo(world_a.tenant.timezone))
+    products = [{"sku": f"S{i}", "title": f"Stove {i}", "price": 10.3, "cost": 4}
+                for i in range(n)]  # fmt: skip
+    sales, readings = [], []
+    for i in range(n):
+        for day in range(days):
+            date = today - dt.timedelta(days=days - 1 - day)
+            sellers = 10 * np.exp(rng.normal(0, 0.03, 3))
+            price = round(10.3 * float(np.exp(rng.normal(0, 0.05))), 2)
+            above = max(np.log(price / sellers.min()), 0.0)
+            units = int(rng.poisson(4 * (price / 10) ** -1.5 * np.exp(-8.0 * above)))
+            sales.append({"date": date.isoformat(), "sku": f"S{i}", "units": units,
+                          "price": price})  # fmt: skip
+            readings += [{"sku": f"S{i}", "competitor": f"Seller {k}", "price": round(v, 2),
+                          "observed_at": f"{date.isoformat()}T12:00:00Z"}
+                         for k, v in enumerate(sellers)]  # fmt: skip
+    with tenant_context(world_a.tenant):
+        import_rows(kind="products", rows=products)
+        import_rows(kind="sales", rows=sales)
+        import_rows(kind="competitor_prices", rows=readings)
+        version = services.start_training(kind="demand", enqueue=False)
+        version = services.run_training(version_id=version.pk, sync=True)
+        ids = [Product.objects.get(sku=f"S{i}").pk for i in range(n)]
+        rows = Elasticity.objects.filter(model_version=version)
+        used = rows.filter(competitor_slope__lt=0, gap_today__isnull=False).count()
+        now, level = np.full(n, 10.3), np.full(n, 10.0)  # the lowest seller's level
+        carried, _ = demand_curve(version, ids, now, competitor_price=level)
+        rows.update(gap_today=None)
+        stored, _ = demand_curve(version, ids, now, competitor_price=level)
+    assert used >= n // 2
+    assert carried.units_ref == pytest.approx(stored.units_ref, rel=1e-9)
+    # what a carry against the level would do: from the fit's position (the lowest of three
+    # readings, 0.85 s.d. below their level) to the level's
+    fit_gap = np.full(n, np.log(10.3 / 10.0) + 0.03 * 0.85)
+    assert np.max(np.exp(stored.from_position(fit_gap))) > 1.1
