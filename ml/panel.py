@@ -151,10 +151,18 @@ def demand_panel(block: dict | None = None):
     first_row = np.cumsum(count) - count
     at = lambda k: by_price[np.minimum(first_row + k, len(by_price) - 1)]  # noqa: E731
     typical = np.where(count > 0, (at(np.maximum(count - 1, 0) // 2) + at(count // 2)) / 2, np.nan)
-    competitor = _competitor_prices(kept, panel.sku, panel.day, typical)
-    # today's competitor price as a reprice reads it again (the tenant's last day of sales)
+    # the rows' competitor prices and those of the last week's days (today's competitor price
+    # as a reprice reads it again, on the tenant's last day of sales), one read for both
     last = int(panel.day.max()) if block is None else int(block.get("last_day", panel.day.max()))
-    panel.competitor_today = competitor_today(kept, typical, last)
+    week_sku, week_day = _last_week(len(kept), last)
+    span = 1 << 22  # (as _competitor_prices keys its rows)
+    keys, where = np.unique(
+        np.r_[panel.sku.astype(np.int64) * span + panel.day, week_sku * span + week_day],
+        return_inverse=True,
+    )
+    read = _competitor_prices(kept, keys // span, keys % span, typical)[where]
+    competitor = read[: len(panel.sku)]
+    panel.competitor_today = _week_median(read[len(panel.sku) :], len(kept))
     if block is not None:
         panel.competitor_price, panel.competitor_sd = competitor, float(block["competitor_sd"])
         return (
@@ -292,22 +300,35 @@ def competitor_today(product_ids, typical, last_day: int):
     none). The fit reads each product's level at today's price against it; a later curve reads
     it again to measure how far the position has moved since, in the same terms
     (ml.selectors.demand_curve)."""
-    import warnings
+    import numpy as np
 
+    n = len(product_ids)
+    if not n:
+        return np.full(0, np.nan)
+    sku, day = _last_week(n, last_day)
+    return _week_median(_competitor_prices(list(product_ids), sku, day, typical), n)
+
+
+def _last_week(n: int, last_day: int):
+    """The (product, day) rows of the last TODAY_READINGS_DAYS days up to `last_day`, for `n`
+    products, product by product."""
     import numpy as np
 
     from .science.demand import TODAY_READINGS_DAYS
 
-    n, width = len(product_ids), TODAY_READINGS_DAYS
-    if not n:
-        return np.full(0, np.nan)
-    days = np.arange(int(last_day) - width + 1, int(last_day) + 1)
-    read = _competitor_prices(
-        list(product_ids), np.repeat(np.arange(n), width), np.tile(days, n), typical
-    ).reshape(n, width)
+    days = np.arange(int(last_day) - TODAY_READINGS_DAYS + 1, int(last_day) + 1)
+    return np.repeat(np.arange(n, dtype=np.int64), len(days)), np.tile(days, n)
+
+
+def _week_median(values, n: int):
+    """Per product, the median of its `_last_week` rows' values (NaN: none known)."""
+    import warnings
+
+    import numpy as np
+
     with warnings.catch_warnings():  # (a product without a reading: NaN, as meant)
         warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(read, axis=1)
+        return np.nanmedian(np.asarray(values, float).reshape(n, -1), axis=1)
 
 
 COMPETITOR_JITTER_DAYS = 90  # the competitor readings that say how far one may be off (reprice)
