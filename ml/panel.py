@@ -151,18 +151,17 @@ def demand_panel(block: dict | None = None):
     first_row = np.cumsum(count) - count
     at = lambda k: by_price[np.minimum(first_row + k, len(by_price) - 1)]  # noqa: E731
     typical = np.where(count > 0, (at(np.maximum(count - 1, 0) // 2) + at(count // 2)) / 2, np.nan)
-    # the rows' competitor prices and those of the last week's days (today's competitor price
-    # as a reprice reads it again, on the tenant's last day of sales), one read for both
-    last = int(panel.day.max()) if block is None else int(block.get("last_day", panel.day.max()))
-    week_sku, week_day = _last_week(len(kept), last)
-    span = 1 << 22  # (as _competitor_prices keys its rows)
-    keys, where = np.unique(
-        np.r_[panel.sku.astype(np.int64) * span + panel.day, week_sku * span + week_day],
-        return_inverse=True,
-    )
-    read = _competitor_prices(kept, keys // span, keys % span, typical)[where]
-    competitor = read[: len(panel.sku)]
-    panel.competitor_today = _week_median(read[len(panel.sku) :], len(kept))
+    competitor = _competitor_prices(kept, panel.sku, panel.day, typical)
+    # today's competitor price as a reprice reads it again (ml.selectors.demand_curve): the
+    # last week's up to today (the day after the last day of sales, for a history that ends
+    # long ago), its readings matched against today's price, as a reprice matches them
+    if block is not None and "reading_day" in block:
+        reading_day = int(block["reading_day"])
+    else:
+        reading_day = reading_day_of(int(panel.day.max()))
+    match = np.where(np.isfinite(panel.current_price) & (panel.current_price > 0),
+                     panel.current_price, typical)  # fmt: skip
+    panel.competitor_today = competitor_today(kept, match, reading_day)
     if block is not None:
         panel.competitor_price, panel.competitor_sd = competitor, float(block["competitor_sd"])
         return (
@@ -292,14 +291,26 @@ def _competitor_prices(product_ids: list[int], sku, day, typical=None):
     return out
 
 
+def reading_day_of(last_sales_day: int) -> int:
+    """The day (ordinal) a fit reads today's competitor price up to: today, the tenant's local
+    day, or the day after its last day of sales where those end before (a history imported
+    long after it ends is read where it ends)."""
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone
+
+    today = timezone.localdate(timezone=ZoneInfo(require_current_tenant().timezone))
+    return min(today.toordinal(), int(last_sales_day) + 1)
+
+
 def competitor_today(product_ids, typical, last_day: int):
-    """Per product (`product_ids` ascending; `typical`: each one's typical shelf price, what a
-    reading must be near to be the same item), the competitor's price on the days up to
-    `last_day` (a day ordinal, the tenant's local day) as the demand panel's rows read it: the
-    median over the last TODAY_READINGS_DAYS days of each day's lowest reading in force (NaN:
-    none). The fit reads each product's level at today's price against it; a later curve reads
-    it again to measure how far the position has moved since, in the same terms
-    (ml.selectors.demand_curve)."""
+    """Per product (`product_ids` ascending; `typical`: the price a reading must be near to be
+    the same item, today's price), the competitor's price on the days up to `last_day` (a day
+    ordinal, the tenant's local day) as the demand panel's rows read it: the median over the
+    last TODAY_READINGS_DAYS days of each day's lowest reading in force (NaN: none). The fit
+    reads each product's level at today's price against it (`reading_day_of` its last day of
+    sales); a later curve reads it again on its today to measure how far the position has
+    moved since, in the same terms (ml.selectors.demand_curve)."""
     import numpy as np
 
     n = len(product_ids)

@@ -41,7 +41,7 @@ from tenants import parts as job_parts
 from tenants.context import require_current_tenant
 
 from .models import ModelVersion
-from .panel import demand_panel, tenant_facts
+from .panel import demand_panel, reading_day_of, tenant_facts
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,8 @@ def start(version: ModelVersion, facts: dict | None = None) -> ModelVersion:
         ],
         sample_products=sum(b - a for a, b in sampled),
         day_range=list(facts["day_range"]),
+        # the day every block reads today's competitor price up to (ml.panel.reading_day_of)
+        reading_day=reading_day_of(int(facts["day_range"][1])) if facts["day_range"] else None,
         tracks=bool(facts["tracks"]),
         competitor_sd=float(facts["competitor_sd"]),
         sold_weekdays=[int(k) for k in facts.get("sold_weekdays", ())],
@@ -122,8 +124,8 @@ def _block(plan: dict, index: int) -> dict:
         "high": plan["bounds"][index + 1],
         "tracks": plan["tracks"],
         "competitor_sd": plan["competitor_sd"],
-        # the tenant's last day of sales: today's competitor price read up to it (ml.panel)
-        "last_day": int(plan["day_range"][1]),
+        # today's competitor price read up to this day in every block (ml.panel.demand_panel)
+        **({"reading_day": plan["reading_day"]} if plan.get("reading_day") else {}),
     }
 
 

@@ -168,8 +168,13 @@ def demand_curve(
     # last week's lowest readings: ml.panel.competitor_today), so a position that has not
     # moved moves nothing, whatever the competitor level the curve's kink stands at.
     then = get("gap_today")
-    carry = np.flatnonzero(known & np.isfinite(then) & (curve.competitor_slope < 0))
-    if carry.size and competitor_price is not None:
+    carry = np.flatnonzero(
+        known
+        & np.isfinite(then)
+        & (curve.competitor_slope < 0)
+        & np.isfinite(curve.competitor_price)  # (none today: no kink to carry the level by)
+    )
+    if carry.size:
         from zoneinfo import ZoneInfo
 
         from django.utils import timezone
@@ -183,8 +188,9 @@ def demand_curve(
             np.asarray(ids, np.int64)[carry], return_index=True, return_inverse=True
         )
         read = np.full(n, np.nan)
+        # (its readings matched against today's price, as the fit matched them)
         read[carry] = competitor_today(
-            each.tolist(), typical[carry][first], timezone.localdate(timezone=zone).toordinal()
+            each.tolist(), price[carry][first], timezone.localdate(timezone=zone).toordinal()
         )[back]
         curve.units_ref = curve.units_ref * np.exp(curve.from_position(then, read))
     return curve, known

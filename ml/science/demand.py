@@ -1172,7 +1172,11 @@ def fit_block(
                 read = np.asarray(panel.competitor_today, float)
             # (none where no recent day's level is read: no position to carry it from)
             read = np.where(np.bincount(sku[recent], minlength=n) > 0, read, np.nan)
-            gap_today = np.log(now / read)
+            # within the positions the SKU was seen at: its days are no evidence of others (as
+            # a later curve carries the level, DemandCurve.from_position)
+            low = _gap_range(price, comp, sku, n, np.minimum, np.inf)
+            high = _gap_range(price, comp, sku, n, np.maximum, -np.inf)
+            gap_today = np.clip(np.log(now / read), low, high)
             ramp_today = ramp(gap_today, pooled.ramp_sd)
         recent_ramp = on_ramp[recent]
     return BlockFit(

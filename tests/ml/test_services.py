@@ -341,7 +341,18 @@ def test_a_products_promotion_lift_is_stored_read_and_restored(world_a):
     assert again == rows
 
 
-def test_the_level_is_re_anchored_where_the_competitor_moved_since_the_fit(world_a):
+@pytest.fixture
+def frozen_now(monkeypatch):
+    """The clock held at the test's start: the tests that read the last week's competitor
+    prices on today's date stay on one day across midnight."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: now)
+    return now
+
+
+def test_the_level_is_re_anchored_where_the_competitor_moved_since_the_fit(world_a, frozen_now):
     """Products priced 11 against a competitor read daily at 10 (3 % apart), whose demand
     collapses above it (an extra slope of 8): the fit reads the level at that position and
     stores it (`gap_today`, restored from the artifact), against the competitor's price as
@@ -388,9 +399,9 @@ def test_the_level_is_re_anchored_where_the_competitor_moved_since_the_fit(world
         ids = [Product.objects.get(sku=f"K{i}").pk for i in range(n)]
         rows = Elasticity.objects.filter(model_version=version).order_by("product_id")
         stored = dict(rows.values_list("product_id", "gap_today"))
-        typical = np.array([float(v) for v in rows.values_list("typical_price", flat=True)])
-        # the fit's position, read as a later curve reads it again on the fit's last day
-        as_read = np.log(11 / competitor_today(sorted(ids), typical, end.toordinal()))
+        # the fit's position, read as a later curve reads it again (on the day after the last
+        # day of sales, matched against today's price)
+        as_read = np.log(11 / competitor_today(sorted(ids), np.full(n, 11.0), end.toordinal() + 1))
         clear = [pk for pk, h, se in rows.values_list("product_id", "competitor_slope",
                  "competitor_slope_se") if h < 0 and se is not None and h + 2 * se < 0]  # fmt: skip
         now = np.full(n, 11.0)
@@ -399,6 +410,13 @@ def test_the_level_is_re_anchored_where_the_competitor_moved_since_the_fit(world
         after, _ = demand_curve(version, ids, now, competitor_price=np.full(n, 12.0))
         rows.update(gap_today=None)  # as a version stored before the position was kept
         kept, _ = demand_curve(version, ids, now, competitor_price=np.full(n, 12.0))
+        # review: the readings are matched against today's price, as the fit matched them, not
+        # against the stored typical price (against 40 every reading here is another item's)
+        rows.update(typical_price=40)
+        unmatched, _ = demand_curve(version, ids, now, competitor_price=np.full(n, 12.0))
+        for pk, gap in stored.items():
+            rows.filter(product_id=pk).update(gap_today=gap)
+        matched, _ = demand_curve(version, ids, now, competitor_price=np.full(n, 12.0))
         rows.delete()
         services._restore_elasticities(version)
         again = dict(
@@ -414,10 +432,14 @@ def test_the_level_is_re_anchored_where_the_competitor_moved_since_the_fit(world
     # a week on, one reading of the week before in force: moved by that reading's jitter only
     assert ratio(before, truth_then) == pytest.approx(1, abs=0.2)
     assert ratio(after, truth_raised) == pytest.approx(1, abs=0.25)
+    carried = after.units_ref / kept.units_ref
+    assert matched.units_ref / unmatched.units_ref == pytest.approx(carried, rel=1e-6)
     assert ratio(kept, truth_raised) < 0.6  # the old level at the new position
 
 
-def test_a_reprice_right_after_the_fit_keeps_the_level_where_several_sellers_are_read(world_a):
+def test_a_reprice_right_after_the_fit_keeps_the_level_where_several_sellers_are_read(
+    world_a, frozen_now
+):
     """Review: three sellers read daily (each 3 % apart around 10): the day's lowest reading
     sits below the lowest seller's level that a reprice's kink stands at. A reprice on the day
     the fit saw last, at the fit's prices, carries the level nowhere: its position is read as
