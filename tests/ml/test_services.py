@@ -341,6 +341,18 @@ def test_a_products_promotion_lift_is_stored_read_and_restored(world_a):
     assert again == rows
 
 
+def _trained_on(products, sales, readings):
+    """The products, their sales and competitor readings imported and a demand model trained on
+    them (in the current tenant): the version and the products' ids, in the rows' order."""
+    import_rows(kind="products", rows=products)
+    import_rows(kind="sales", rows=sales)
+    import_rows(kind="competitor_prices", rows=readings)
+    version = services.start_training(kind="demand", enqueue=False)
+    version = services.run_training(version_id=version.pk, sync=True)
+    ids = dict(Product.objects.values_list("sku", "pk"))
+    return version, [ids[p["sku"]] for p in products]
+
+
 @pytest.fixture
 def frozen_now(monkeypatch):
     """The clock held at the test's start: the tests that read the last week's competitor
@@ -391,12 +403,7 @@ def test_the_level_is_re_anchored_where_the_competitor_moved_since_the_fit(world
                "observed_at": f"{(today - dt.timedelta(days=k)).isoformat()}T12:00:00Z"}
               for i in range(n) for k in range(8)]  # fmt: skip
     with tenant_context(world_a.tenant):
-        import_rows(kind="products", rows=products)
-        import_rows(kind="sales", rows=sales)
-        import_rows(kind="competitor_prices", rows=readings)
-        version = services.start_training(kind="demand", enqueue=False)
-        version = services.run_training(version_id=version.pk, sync=True)
-        ids = [Product.objects.get(sku=f"K{i}").pk for i in range(n)]
+        version, ids = _trained_on(products, sales, readings)
         rows = Elasticity.objects.filter(model_version=version).order_by("product_id")
         stored = dict(rows.values_list("product_id", "gap_today"))
         # the fit's position, read as a later curve reads it again (on the day after the last
@@ -472,12 +479,7 @@ def test_a_reprice_right_after_the_fit_keeps_the_level_where_several_sellers_are
                           "observed_at": f"{date.isoformat()}T12:00:00Z"}
                          for k, v in enumerate(sellers)]  # fmt: skip
     with tenant_context(world_a.tenant):
-        import_rows(kind="products", rows=products)
-        import_rows(kind="sales", rows=sales)
-        import_rows(kind="competitor_prices", rows=readings)
-        version = services.start_training(kind="demand", enqueue=False)
-        version = services.run_training(version_id=version.pk, sync=True)
-        ids = [Product.objects.get(sku=f"S{i}").pk for i in range(n)]
+        version, ids = _trained_on(products, sales, readings)
         rows = Elasticity.objects.filter(model_version=version)
         used = rows.filter(competitor_slope__lt=0, gap_today__isnull=False).count()
         now, level = np.full(n, 10.3), np.full(n, 10.0)  # the lowest seller's level
