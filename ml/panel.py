@@ -333,13 +333,13 @@ def _last_week(n: int, last_day: int):
 
 def _week_median(values, n: int):
     """Per product, the median of its `_last_week` rows' values (NaN: none known)."""
-    import warnings
-
     import numpy as np
 
-    with warnings.catch_warnings():  # (a product without a reading: NaN, as meant)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(np.asarray(values, float).reshape(n, -1), axis=1)
+    week = np.asarray(values, float).reshape(n, -1)
+    out = np.full(n, np.nan)
+    read = np.isfinite(week).any(axis=1)  # (a product without a reading: NaN, no warning)
+    out[read] = np.nanmedian(week[read], axis=1)
+    return out
 
 
 COMPETITOR_JITTER_DAYS = 90  # the competitor readings that say how far one may be off (reprice)

@@ -54,8 +54,10 @@ logger = logging.getLogger(__name__)
 # the formats, and the next run retrains.
 # 3: the pooled stage names its closed controls (Pooled.closed); 4: it states the weights' k
 # (Pooled.weight_k) and the blocks each SKU's Poisson floor of the dispersion (`model_floor`),
-# which change what their dispersions are relative to
-STAGED_FORMAT = 4
+# which change what their dispersions are relative to; 5: each block's today's position
+# against the competitor (BlockFit.gap_today, within the positions seen, read on the plan's
+# reading day) that the stored level is carried from
+STAGED_FORMAT = 5
 
 
 class StagedFormatError(ValueError):

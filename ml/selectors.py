@@ -52,6 +52,7 @@ def demand_curve(
     within: tuple[int, int] | None = None,
     category_means: dict[str, float] | None = None,
     competitor_sd=None,
+    as_of=None,
 ):
     """The one demand curve (ml.science.curve.DemandCurve) of `product_ids` at today's
     `prices`, from the estimates of a stored demand-model version. Products the version has no
@@ -64,7 +65,9 @@ def demand_curve(
     catalog) gives the same priors as one call for every product. `competitor_sd` (per product,
     log price; None: none): how far the competitor's price may be off `competitor_price`, as a
     decision judged it (`Recommendation.competitor_sd`), for the doubt of a forecast's interval
-    near the competitor's price (`DemandCurve.units_interval`)."""
+    near the competitor's price (`DemandCurve.units_interval`). `as_of` (a date; None: the
+    tenant's today): the day whose last week's competitor prices a level is carried to
+    (`from_position`): a page that redraws a job's curve reads the job's day."""
     import numpy as np
 
     from .models import Elasticity
@@ -189,9 +192,8 @@ def demand_curve(
         )
         read = np.full(n, np.nan)
         # (its readings matched against today's price, as the fit matched them)
-        read[carry] = competitor_today(
-            each.tolist(), price[carry][first], timezone.localdate(timezone=zone).toordinal()
-        )[back]
+        day = as_of if as_of is not None else timezone.localdate(timezone=zone)
+        read[carry] = competitor_today(each.tolist(), price[carry][first], day.toordinal())[back]
         curve.units_ref = curve.units_ref * np.exp(curve.from_position(then, read))
     return curve, known
 
