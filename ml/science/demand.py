@@ -987,9 +987,11 @@ class BlockFit:
     # the SKU's hinge (None: a block stored before positions were kept)
     recent_ramp: np.ndarray | None = None
     ramp_today: np.ndarray | None = None
-    # per SKU today's position itself, log(today's price / the readings' median) (NaN: none;
-    # None: a block stored before it): stored with the estimates, so a reprice re-anchors the
-    # level where the price or the competitor's has moved since (ml.selectors.demand_curve)
+    # per SKU today's position itself, log(today's price / the competitor's price today,
+    # Panel.competitor_today, else the last week's rows' median), within the positions the SKU
+    # was seen at (NaN: none; None: a block stored before it): stored with the estimates, so a
+    # reprice carries the level where the price or the competitor's has moved since
+    # (ml.selectors.demand_curve)
     gap_today: np.ndarray | None = None
 
 
