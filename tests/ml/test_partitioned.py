@@ -127,6 +127,11 @@ def test_the_partitioned_fit_stores_the_one_process_estimates(market, parts, set
     version = train_demand(market)
     assert version.status == "training" and parts  # the pooled stage ran and queued parts
     assert version.progress["parts"] == 8 and version.progress["share"] == 0.0
+    # every block reads today's competitor price up to the plan's one day (the day after the
+    # last day of sales of a history that ends before today, as one process reads it)
+    plan = version.progress["partitioned"]
+    assert plan["reading_day"] == plan["day_range"][1] + 1
+    assert {partitioned._block(plan, k)["reading_day"] for k in range(8)} == {plan["reading_day"]}
     parts.run()
     version = refreshed(market, version)
     assert version.status == "promoted", version.message
