@@ -643,6 +643,11 @@ def main() -> None:
         "back to today's since, and the merchant's half way)",
     )
     args = parser.parse_args()
+    if not 0 <= args.trained_days_ago < args.days:
+        parser.error(
+            f"--trained-days-ago: {args.trained_days_ago} is not a number of days from 0 to "
+            f"{args.days - 1} (the model is trained on part of the {args.days} days of history)"
+        )
     variants = parse_variants(args.variants)
     switches = parse_traps(args.trap)
     if args.anchored_share is not None:

@@ -1151,6 +1151,9 @@ def fit_block(
     recent = (day > pooled.day_range[1] - LEVEL_WINDOW_DAYS) & open_rows
     # (NaN, not None: a block that knows no position today, not one staged before positions)
     recent_ramp, ramp_today, gap_today = None, np.full(n, np.nan), np.full(n, np.nan)
+    # the positions against the competitor each SKU was seen at (stored: a curve's evidence)
+    gap_low = _gap_range(price, sub.competitor_price, sku, n, np.minimum, np.inf)
+    gap_high = _gap_range(price, sub.competitor_price, sku, n, np.maximum, -np.inf)
     if sub.competitor_price is not None:
         comp = np.asarray(sub.competitor_price, float)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -1166,19 +1169,19 @@ def fit_block(
             if panel.current_price is not None:
                 given = np.asarray(panel.current_price, float)
                 now = np.where(np.isfinite(given) & (given > 0), given, now)
-            # against the median of the SKU's readings over the history's last week: one
-            # reading's jitter times a steep hinge would move the level by a quarter
-            late = (day > pooled.day_range[1] - TODAY_READINGS_DAYS) & np.isfinite(comp)
-            read = _median_per_sku(comp, sku, n, late)
-            if panel.competitor_today is not None:  # every day's of the week, as a reprice's
+            # against the competitor's price today as a reprice reads it again (every day of
+            # the last week's), else the median of the SKU's rows of the history's last week:
+            # one reading's jitter times a steep hinge would move the level by a quarter
+            if panel.competitor_today is not None:
                 read = np.asarray(panel.competitor_today, float)
+            else:
+                late = (day > pooled.day_range[1] - TODAY_READINGS_DAYS) & np.isfinite(comp)
+                read = _median_per_sku(comp, sku, n, late)
             # (none where no recent day's level is read: no position to carry it from)
             read = np.where(np.bincount(sku[recent], minlength=n) > 0, read, np.nan)
             # within the positions the SKU was seen at: its days are no evidence of others (as
             # a later curve carries the level, DemandCurve.from_position)
-            low = _gap_range(price, comp, sku, n, np.minimum, np.inf)
-            high = _gap_range(price, comp, sku, n, np.maximum, -np.inf)
-            gap_today = np.clip(np.log(now / read), low, high)
+            gap_today = np.clip(np.log(now / read), gap_low, gap_high)
             ramp_today = ramp(gap_today, pooled.ramp_sd)
         recent_ramp = on_ramp[recent]
     return BlockFit(
@@ -1204,8 +1207,8 @@ def fit_block(
         offset_rows=int(np.count_nonzero(open_rows)),
         price_low=np.where(weight > 0, _per_sku(np.minimum, price, sku, n, np.inf), np.nan),
         price_high=np.where(weight > 0, _per_sku(np.maximum, price, sku, n, -np.inf), np.nan),
-        gap_low=_gap_range(price, sub.competitor_price, sku, n, np.minimum, np.inf),
-        gap_high=_gap_range(price, sub.competitor_price, sku, n, np.maximum, -np.inf),
+        gap_low=gap_low,
+        gap_high=gap_high,
         recent_sku=sku[recent],
         recent_y=y[recent],
         recent_x=lp[recent],
