@@ -56,8 +56,9 @@ logger = logging.getLogger(__name__)
 # (Pooled.weight_k) and the blocks each SKU's Poisson floor of the dispersion (`model_floor`),
 # which change what their dispersions are relative to; 5: each block's today's position
 # against the competitor (BlockFit.gap_today, within the positions seen, read on the plan's
-# reading day) that the stored level is carried from
-STAGED_FORMAT = 5
+# reading day) that the stored level is carried from; 6: each block's curvature read beside
+# the hinge (BlockFit.joint_c and how the hinge and the slope move with it)
+STAGED_FORMAT = 6
 
 
 class StagedFormatError(ValueError):

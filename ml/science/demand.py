@@ -993,6 +993,13 @@ class BlockFit:
     # reprice carries the level where the price or the competitor's has moved since
     # (ml.selectors.demand_curve)
     gap_today: np.ndarray | None = None
+    # the curvature read beside the hinge (its model s.e. before the dispersion) and how the
+    # hinge and the slope at `centre` move with it (`_JointBend`; NaN, inf, 0 where not read;
+    # None: a block stored before it): a clear hinge's curve bends as its own joint fit reads
+    joint_c: np.ndarray | None = None
+    joint_c_se: np.ndarray | None = None
+    joint_c_hinge: np.ndarray | None = None
+    joint_c_slope: np.ndarray | None = None
 
 
 def fit_block(
@@ -1119,6 +1126,7 @@ def fit_block(
     b_joint, b_joint_se = np.full(n, np.nan), np.full(n, np.inf)
     b_joint_corr = np.full(n, np.nan)
     hinge_var = None
+    bend = _JointBend(np.full(n, np.nan), np.full(n, np.inf), np.zeros(n), np.zeros(n))
     if sub.competitor_price is not None:
         with np.errstate(divide="ignore", invalid="ignore"):
             gap = np.log(price / np.asarray(sub.competitor_price, float))
@@ -1133,7 +1141,7 @@ def fit_block(
             # (on Poisson weights: its doubt on the negative binomial's reads only the counts'
             # noise of the few days above the competitor, where the collapse's shape, which the
             # ramp only approximates, errs more: RESULTS.md)
-            h, h_se, b_joint, b_joint_se, b_joint_corr, parts = _joint_fit(
+            h, h_se, b_joint, b_joint_se, b_joint_corr, parts, bend = _joint_fit(
                 y[e], lp[e], offset[e], sku[e], n, t, b, a, iterations, g[e], HINGE_PRIOR_SD,
                 centre,
             )  # fmt: skip
@@ -1219,6 +1227,10 @@ def fit_block(
         recent_ramp=recent_ramp,
         ramp_today=ramp_today,
         gap_today=gap_today,
+        joint_c=bend.curvature,
+        joint_c_se=bend.se,
+        joint_c_hinge=bend.hinge_per,
+        joint_c_slope=bend.slope_per,
     )
 
 
@@ -1375,6 +1387,26 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
     with np.errstate(invalid="ignore", divide="ignore"):
         follow = joint_corr * hinge_se / raw_se * (shrunk - raw)
     follow = np.where(clear & np.isfinite(follow), follow, 0.0)
+    # A clear hinge's curve bends as its joint fit reads it: the hinge-free fit's curvature
+    # takes the collapse above the competitor for a bend (on 40 SKUs of a straight curve and an
+    # extra slope of 8 above the competitor: -12, carrying the slope at today's price from
+    # -2.8 to -4.7, and then the hinge on top). Its s.e. the joint fit's with the dispersion,
+    # never below the hinge-free one's where that is read; shrunk toward the category with the
+    # others, and the hinge and the slope follow what the shrinkage moves it by (`_JointBend`).
+    joint_c = (
+        _concat(blocks, "joint_c")
+        if fitted and all(block.joint_c is not None for block in blocks)
+        else None
+    )
+    bent = np.zeros(n, dtype=bool)
+    if joint_c is not None:
+        bent = clear & np.isfinite(joint_c)
+        joint_c_se = _concat(blocks, "joint_c_se") * np.sqrt(phi_joint)
+        raw_c = np.where(bent, joint_c, raw_c)
+        # (a hinge-free curvature its prices did not identify: s.e. inf, no floor)
+        floor_c = np.where(np.isfinite(raw_c_se), raw_c_se, 0.0)
+        raw_c_se = np.where(bent, np.maximum(joint_c_se, floor_c), raw_c_se)
+        widen_c = np.where(bent, 1.0, widen_c)
     known_c = np.isfinite(raw_c)
     if known_c.any():
         prec = 1 / raw_c_se[known_c] ** 2
@@ -1386,6 +1418,11 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
     else:
         curvature, curvature_se = np.zeros(n), np.full(n, np.inf)
     curvature = np.clip(curvature, *CURVATURE_RANGE)
+    if bent.any():
+        moved = np.where(bent, curvature - raw_c, 0.0)
+        follow = follow + np.where(bent, _concat(blocks, "joint_c_hinge") * moved, 0.0)
+        # (the shrunk slope holds its own estimate with the weight `weight`)
+        shrunk = shrunk + np.where(bent, weight * _concat(blocks, "joint_c_slope") * moved, 0.0)
     # The competitor gap is log(price / competitor): moving the own price moves it too. The
     # own-price elasticity (the competitor's price held fixed) is the slope plus the gap's
     # coefficient, for the share of each SKU's days on which the gap is known.
@@ -1981,7 +2018,8 @@ def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at)
     where not identified); and for the sandwich (`_variance_parts` with s1 = 0)
     each row's mean and weight, its effective regressor of the third coefficient (the row's
     part of the coefficient's influence) and that regressor's information (on Poisson weights:
-    `_sandwich_rows`' weight factor 1 and no floor)."""
+    `_sandwich_rows`' weight factor 1 and no floor); and the curvature read beside the hinge
+    (`_JointBend`)."""
     cols = (x, x * x, z)
     prec = (0.0, 1 / CURVATURE_PRIOR_SD**2, 1 / prior_sd**2)
     fit = _newton_per_sku(y, cols, prec, offset, sku, n, trunc, b0, a0, iterations)
@@ -2006,7 +2044,38 @@ def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at)
         b_se,
         np.where(ok & np.isfinite(corr), np.clip(corr, -1.0, 1.0), np.nan),
         _sandwich_rows(fit, cols, 2, y, offset, sku, trunc),
+        _JointBend.of(fit, ok, at),
     )
+
+
+@dataclass
+class _JointBend:
+    """The curvature of the joint fit (read beside the hinge, where the hinge-free fit's takes
+    a collapse above the competitor for a bend), its model s.e. (the priors' information in),
+    and how far the hinge and the slope at `at` move per unit the curvature moves as the two
+    are read together (the regressions of their errors on the curvature's, off the same
+    covariance): where the curvature is pulled toward its category, the hinge and the slope
+    follow it. NaN, inf and 0 where the joint fit does not identify them."""
+
+    curvature: np.ndarray
+    se: np.ndarray
+    hinge_per: np.ndarray
+    slope_per: np.ndarray
+
+    @classmethod
+    def of(cls, fit: _PerSku, ok: np.ndarray, at) -> _JointBend:
+        inv = fit.inv
+        var = inv[:, 1, 1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            hinge_per = inv[:, 2, 1] / var
+            slope_per = (inv[:, 0, 1] + 2 * at * var) / var
+        read = ok & (var > 0) & np.isfinite(hinge_per) & np.isfinite(slope_per)
+        return cls(
+            np.where(read, fit.coef[:, 1], np.nan),
+            np.where(read, np.sqrt(np.maximum(var, 0.0)), np.inf),
+            np.where(read, hinge_per, 0.0),
+            np.where(read, slope_per, 0.0),
+        )
 
 
 def _sandwich_rows(fit: _PerSku, cols, j: int, y, offset, sku, trunc, k=0.0):

@@ -1322,7 +1322,7 @@ def test_the_joint_fits_correlation_of_slope_and_hinge_is_the_one_their_errors_s
     gap = lp + np.repeat(rng.uniform(-0.08, 0.08, n), days) - rng.normal(0.0, 0.05, n * days)
     b_true, h_true = -2.0, -3.0
     y = rng.poisson(np.exp(np.log(4.0) + b_true * lp + h_true * np.maximum(gap, 0.0)))
-    h, h_se, b, b_se, corr, _parts = _joint_fit(
+    h, h_se, b, b_se, corr, _parts, _bend = _joint_fit(
         y, lp, np.zeros(len(y)), sku, n, None, np.full(n, -1.0), np.zeros(n), 25,
         np.maximum(gap, 0.0), HINGE_PRIOR_SD, np.zeros(n),
     )  # fmt: skip
@@ -1403,3 +1403,48 @@ def test_a_clear_hinge_moves_with_its_slopes_pull_and_is_read_closer_to_the_trut
     assert followed < 0.96 * read
     # never past clear (a SKU or two of a seed is held there)
     assert np.all(fit.competitor_above[clear] + 2 * se[clear] < 0)
+
+
+def test_a_clear_hinges_curve_bends_as_its_joint_fit_reads_it():
+    """Half of 80 SKUs collapse above the competitor (an extra slope of 8), every curve is
+    straight (slope -1.5, no bend); shelf days sit above the competitor, promotions cross
+    below it. The hinge-free fit reads the collapse as a bend (-10) that carried a clear
+    hinge's slope at today's price to -3.8 before the hinge was added on top; read beside the
+    hinge, the bend is mild, the slope near the truth, and the hinge follows the bend's pull
+    (steeper: the truth is -8). The SKUs without a hinge keep theirs (their category's mean
+    no longer pulled by the collapses)."""
+    from dataclasses import replace
+
+    from ml.science.demand import fit_block, fit_pooled, reduce
+
+    rng = np.random.default_rng(0)
+    n, days = 80, 365
+    sku = np.repeat(np.arange(n), days)
+    anchored = np.arange(n) < 40
+    shelf = 11 * np.exp(rng.normal(0, 0.05, n * days))
+    promo = rng.random(n * days) < 0.1
+    price = np.where(promo, shelf * 0.8, shelf)
+    comp = 10 * np.exp(rng.normal(0, 0.03, n * days))
+    collapse = np.where(anchored[sku], -8.0, 0.0) * np.maximum(np.log(price / comp), 0.0)
+    mean = 2 * (price / 10) ** -1.5 * np.exp(collapse) * np.where(promo, 1.5, 1.0)
+    panel = Panel(
+        sku=sku, day=np.tile(np.arange(days), n) + 700_000, units=rng.poisson(mean),
+        price=price, promo=promo.astype(float), competitor_price=comp,
+        category=np.zeros(n, int), current_price=np.full(n, 11.0),
+    )  # fmt: skip
+    pooled = fit_pooled(panel)
+    block = fit_block(panel, pooled, alpha=pooled.alpha)
+    new = reduce([block], pooled, panel.category)
+    unread = dict(joint_c=None, joint_c_se=None, joint_c_hinge=None, joint_c_slope=None)
+    old = reduce([replace(block, **unread)], pooled, panel.category)
+    clear = new.competitor_above + 2 * new.competitor_above_se < 0
+    assert clear[anchored].mean() > 0.9
+
+    def at(fit, mask):  # the median slope at today's price
+        return np.median(fit.elasticity_at(np.flatnonzero(mask), np.full(mask.sum(), 11.0)))
+
+    assert np.median(old.curvature[clear]) < -8 and np.median(new.curvature[clear]) > -4
+    # (what is left: the fit's prior on the hinge, N(0, 3^2), holds it short of -8)
+    assert at(old, clear) < -3.5 and abs(at(new, clear) + 1.5) < 0.5 * abs(at(old, clear) + 1.5)
+    assert np.median(new.competitor_above[clear] - old.competitor_above[clear]) < -0.1
+    assert abs(at(new, ~anchored) + 1.5) <= abs(at(old, ~anchored) + 1.5) + 0.02

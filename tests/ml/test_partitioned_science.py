@@ -238,3 +238,15 @@ def test_blocks_staged_before_positions_were_kept_read_none(monkeypatch):
     assert mixed.gap_today is None and new.gap_today is not None
     # the level read at today's position is below the one days under the competitor lifted
     assert np.median(new.intercept - old.intercept) < -0.05
+
+
+def test_blocks_staged_before_the_joint_curvature_read_the_hinge_free_one(monkeypatch):
+    """A fit in parts whose blocks were staged before and after a clear hinge's curvature was
+    read beside it bends every block's curve as the older version did (the hinge-free fit's
+    curvature); one of new blocks only, the joint fit's."""
+    before = dict(joint_c=None, joint_c_se=None, joint_c_hinge=None, joint_c_slope=None)
+    mixed, old, new = _staged_by_two_versions(monkeypatch, above_the_competitor(6), **before)
+    assert mixed.curvature == pytest.approx(old.curvature, abs=1e-12)
+    assert mixed.elasticity == pytest.approx(old.elasticity, abs=1e-12)
+    # the hinge-free curvature took the collapse above the competitor for a bend
+    assert np.median(old.curvature) < -9 < -6 < np.median(new.curvature)
