@@ -42,7 +42,15 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .curve import HINGE_PRIOR_SD, HINGE_Z, PROMO_LIFT_RANGE, hinge_prior, ramp, used_hinge
+from .curve import (
+    HINGE_FIT_RANGE,
+    HINGE_PRIOR_SD,
+    HINGE_Z,
+    PROMO_LIFT_RANGE,
+    hinge_prior,
+    ramp,
+    used_hinge,
+)
 
 ELASTICITY_RANGE = (-8.0, 0.5)
 # Demand may only bend downward (more elastic as the price rises, the usual shape); an upward
@@ -1388,25 +1396,30 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         follow = joint_corr * hinge_se / raw_se * (shrunk - raw)
     follow = np.where(clear & np.isfinite(follow), follow, 0.0)
     # A clear hinge's curve bends as its joint fit reads it: the hinge-free fit's curvature
-    # takes the collapse above the competitor for a bend (on 40 SKUs of a straight curve and an
-    # extra slope of 8 above the competitor: -12, carrying the slope at today's price from
-    # -2.8 to -4.7, and then the hinge on top). Its s.e. the joint fit's with the dispersion,
-    # never below the hinge-free one's where that is read; shrunk toward the category with the
-    # others, and the hinge and the slope follow what the shrinkage moves it by (`_JointBend`).
+    # takes the collapse above the competitor for a bend (on 40 of 80 SKUs of straight curves
+    # with an extra slope of 8 above the competitor: -11.5, carrying the slope at today's price
+    # to -4.3 where the truth is -1.5, and then the hinge on top; -2.6 read beside the hinge).
+    # Its s.e. the joint fit's with the dispersion, never below the hinge-free one's where that
+    # is read, and widened as that one is for few clusters; shrunk toward the category with the
+    # others, and the hinge and the slope follow what the shrinkage moves it by (`_JointBend`;
+    # two one-variable regressions added, the slope's and the curvature's: their errors'
+    # covariance is small). Where the joint fit reads no bend (the SKU's own prices hardly
+    # move), the hinge-free one is the collapse's, not a bend: the category's.
+    parts = ("joint_c", "joint_c_se", "joint_c_hinge", "joint_c_slope")
     joint_c = (
         _concat(blocks, "joint_c")
-        if fitted and all(block.joint_c is not None for block in blocks)
+        if fitted and all(getattr(block, f) is not None for block in blocks for f in parts)
         else None
     )
     bent = np.zeros(n, dtype=bool)
     if joint_c is not None:
         bent = clear & np.isfinite(joint_c)
         joint_c_se = _concat(blocks, "joint_c_se") * np.sqrt(phi_joint)
-        raw_c = np.where(bent, joint_c, raw_c)
         # (a hinge-free curvature its prices did not identify: s.e. inf, no floor)
         floor_c = np.where(np.isfinite(raw_c_se), raw_c_se, 0.0)
-        raw_c_se = np.where(bent, np.maximum(joint_c_se, floor_c), raw_c_se)
-        widen_c = np.where(bent, 1.0, widen_c)
+        raw_c = np.where(bent, joint_c, np.where(clear, np.nan, raw_c))
+        raw_c_se = np.where(bent, np.maximum(joint_c_se, floor_c),
+                            np.where(clear, np.inf, raw_c_se))  # fmt: skip
     known_c = np.isfinite(raw_c)
     if known_c.any():
         prec = 1 / raw_c_se[known_c] ** 2
@@ -1448,6 +1461,9 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
     hinge_read = hinge
     moves = clear & ~from_prior  # (a slope that took its category's is no longer the joint fit's)
     hinge = np.where(moves, np.minimum(hinge + follow, -HINGE_Z * hinge_se - 1e-9), hinge)
+    # (and never steeper than the steeper of its reading and -HINGE_FIT_RANGE: a bend pulled
+    # far moves it by no more than a collapse the catalog's spread still reads)
+    hinge = np.where(moves, np.maximum(hinge, np.minimum(hinge_read, -HINGE_FIT_RANGE)), hinge)
     # The slope's error and the hinge's, where the slope is the hinge's joint fit's: the
     # shrunk slope carries the weight w of its own estimate's error (the category's mean, the
     # gap's coefficient and the curvature's reach are errors of their own), so its covariance
@@ -2055,7 +2071,9 @@ class _JointBend:
     and how far the hinge and the slope at `at` move per unit the curvature moves as the two
     are read together (the regressions of their errors on the curvature's, off the same
     covariance): where the curvature is pulled toward its category, the hinge and the slope
-    follow it. NaN, inf and 0 where the joint fit does not identify them."""
+    follow it. NaN, inf and 0 where the joint fit does not identify them: as `_curvature`, a
+    curvature is read only where the data, not the prior, set it (a SKU that holds its price
+    while the competitor's moves across it shows a hinge but no bend)."""
 
     curvature: np.ndarray
     se: np.ndarray
@@ -2069,9 +2087,11 @@ class _JointBend:
         with np.errstate(divide="ignore", invalid="ignore"):
             hinge_per = inv[:, 2, 1] / var
             slope_per = (inv[:, 0, 1] + 2 * at * var) / var
+        c = fit.coef[:, 1]
         read = ok & (var > 0) & np.isfinite(hinge_per) & np.isfinite(slope_per)
+        read &= (np.sqrt(np.maximum(var, 0.0)) < 0.7 * CURVATURE_PRIOR_SD) & (np.abs(c) < 39)
         return cls(
-            np.where(read, fit.coef[:, 1], np.nan),
+            np.where(read, c, np.nan),
             np.where(read, np.sqrt(np.maximum(var, 0.0)), np.inf),
             np.where(read, hinge_per, 0.0),
             np.where(read, slope_per, 0.0),

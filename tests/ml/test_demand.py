@@ -1408,8 +1408,8 @@ def test_a_clear_hinge_moves_with_its_slopes_pull_and_is_read_closer_to_the_trut
 def test_a_clear_hinges_curve_bends_as_its_joint_fit_reads_it():
     """Half of 80 SKUs collapse above the competitor (an extra slope of 8), every curve is
     straight (slope -1.5, no bend); shelf days sit above the competitor, promotions cross
-    below it. The hinge-free fit reads the collapse as a bend (-10) that carried a clear
-    hinge's slope at today's price to -3.8 before the hinge was added on top; read beside the
+    below it. The hinge-free fit reads the collapse as a bend (-11.5) that carried a clear
+    hinge's slope at today's price to -4.3 before the hinge was added on top; read beside the
     hinge, the bend is mild, the slope near the truth, and the hinge follows the bend's pull
     (steeper: the truth is -8). The SKUs without a hinge keep theirs (their category's mean
     no longer pulled by the collapses)."""
@@ -1448,3 +1448,37 @@ def test_a_clear_hinges_curve_bends_as_its_joint_fit_reads_it():
     assert at(old, clear) < -3.5 and abs(at(new, clear) + 1.5) < 0.5 * abs(at(old, clear) + 1.5)
     assert np.median(new.competitor_above[clear] - old.competitor_above[clear]) < -0.1
     assert abs(at(new, ~anchored) + 1.5) <= abs(at(old, ~anchored) + 1.5) + 0.02
+
+
+def test_a_clear_hinge_whose_prices_show_no_bend_takes_its_categorys():
+    """Review: 40 SKUs hold their price (1 % apart) while the competitor's moves across it (5 %
+    apart) and collapse above it; 40 others move their prices on straight curves. The held
+    SKUs' hinges are clear, but their prices read no bend beside them: the joint fit's is its
+    prior's (s.e. 8), which would have widened their curves' doubt and their category's
+    spread. They take the category's bend and its s.e., as a SKU whose prices read none."""
+    from ml.science.demand import fit_block, fit_pooled, reduce
+
+    rng = np.random.default_rng(4)
+    n, days = 80, 365
+    sku = np.repeat(np.arange(n), days)
+    held = np.arange(n) < 40
+    spread = np.where(held[sku], 0.01, 0.1)
+    price = 11 * np.exp(rng.normal(0, 1, n * days) * spread)
+    comp = 11 * np.exp(rng.normal(0, 0.05, n * days))
+    collapse = np.where(held[sku], -8.0, 0.0) * np.maximum(np.log(price / comp), 0.0)
+    units = rng.poisson(3 * (price / 11) ** -1.5 * np.exp(collapse))
+    panel = Panel(
+        sku=sku, day=np.tile(np.arange(days), n) + 700_000, units=units, price=price,
+        competitor_price=comp, category=np.zeros(n, int),
+    )  # fmt: skip
+    pooled = fit_pooled(panel)
+    block = fit_block(panel, pooled, alpha=pooled.alpha)
+    fit = reduce([block], pooled, panel.category)
+    clear = fit.competitor_above + 2 * fit.competitor_above_se < 0
+    assert clear[held].mean() > 0.8
+    unread = clear & held & ~np.isfinite(block.joint_c)
+    assert unread.sum() >= 20
+    assert np.all(np.isfinite(fit.curvature)) and np.all(np.isfinite(fit.elasticity))
+    assert np.isnan(fit.raw_curvature[unread]).all()
+    # the category's bend and its doubt (every SKU without one of its own reads the same)
+    assert np.ptp(fit.curvature[unread]) < 1e-9 and np.max(fit.curvature_se[unread]) < 2.0
