@@ -194,7 +194,11 @@ def demand_curve(
         # (its readings matched against today's price, as the fit matched them)
         day = as_of if as_of is not None else timezone.localdate(timezone=zone)
         read[carry] = competitor_today(each.tolist(), price[carry][first], day.toordinal())[back]
-        curve.units_ref = curve.units_ref * np.exp(curve.from_position(then, read))
+        factor = np.exp(curve.from_position(then, read))
+        curve.units_ref = curve.units_ref * factor
+        with np.errstate(all="ignore"):
+            curve.position_now = np.log(price / read)
+        curve.position_then, curve.level_carried = np.where(np.isfinite(read), then, np.nan), factor
     return curve, known
 
 

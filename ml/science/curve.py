@@ -325,6 +325,13 @@ class DemandCurve:
     # sells through and a published change's forecast, counted over every day, are those
     # times this (`all_days`).
     promo_lift: np.ndarray | None = None
+    # Where a stored model's level was carried from the position it was read at to today's
+    # (ml.selectors.demand_curve): that position and today's, log(price / competitor's price),
+    # and the factor on the level (1: not carried; None: a curve that carries nothing). The
+    # SKU page says why its units now are not the fit's.
+    position_then: np.ndarray | None = None
+    position_now: np.ndarray | None = None
+    level_carried: np.ndarray | None = None
 
     @classmethod
     def build(

@@ -398,4 +398,26 @@ def curve_chart(rec: Recommendation | None, product: Product) -> dict | None:
         ],
         "marks": {name: {"x": round(price, 2), "y": at(price)} for name, price in marks.items()},
         "label": "profit per day" if product.cost else "revenue per day (no cost known)",
+        "carried": _carried(curve),
     }
+
+
+def _carried(curve) -> dict | None:
+    """Where the curve's level was carried from the position against the competitor the
+    model read it at to the job's (ml.selectors.demand_curve) by more than 1 %: both positions
+    (the price's % above or below the competitor's) and the factor, so the card can say why its
+    units now are not what the sales of the fit's days showed."""
+    if curve.level_carried is None or curve.position_then is None or curve.position_now is None:
+        return None
+    factor = float(curve.level_carried[0])
+    then, now = float(curve.position_then[0]), float(curve.position_now[0])
+    if not (np.isfinite(factor) and np.isfinite(then) and np.isfinite(now)):
+        return None
+    if abs(np.log(factor)) < 0.01:
+        return None
+
+    def side(gap: float) -> dict:
+        return {"percent": round(abs(float(np.expm1(gap))) * 100, 1),
+                "side": "above" if gap >= 0 else "below"}  # fmt: skip
+
+    return {"factor": round(factor, 2), "then": side(then), "now": side(now)}

@@ -447,6 +447,10 @@ def test_the_level_is_re_anchored_where_the_competitor_moved_since_the_fit(world
     assert ratio(before, truth_then) == pytest.approx(1, abs=0.2)
     assert ratio(after, truth_raised) == pytest.approx(1, abs=0.25)
     carried = after.units_ref / kept.units_ref
+    # the curve keeps what it carried, from where to where (the SKU page says it)
+    assert after.level_carried == pytest.approx(carried, rel=1e-9)
+    assert after.position_then == pytest.approx([stored[pk] for pk in ids], abs=1e-9)
+    assert np.exp(after.position_now) == pytest.approx(11 / 12, rel=0.01)
     assert matched.units_ref / uncarried.units_ref == pytest.approx(carried, rel=1e-6)
     assert ratio(as_then, truth_then) == pytest.approx(ratio(kept, truth_then), abs=0.05)
     assert ratio(kept, truth_raised) < 0.6  # the old level at the new position

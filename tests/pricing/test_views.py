@@ -1159,3 +1159,53 @@ def test_the_card_counts_every_day_with_the_products_promotions(shop, reprice, o
     exported = {r["sku"]: r for r in csv.DictReader(io.StringIO(out.getvalue()))}
     assert float(exported["P3"]["promo_lift"]) == pytest.approx(1.5)
     assert float(exported["P4"]["promo_lift"]) == pytest.approx(1.0)
+
+
+def test_the_card_says_why_its_units_now_were_carried_to_todays_position(shop, reprice):
+    """A model read a product's level when its price stood 5 % above the competitor's, where
+    its demand collapses (an extra slope of 6); the competitor has since raised to stand 4.8 %
+    above it (its readings of the week before the job): the units now are carried through the
+    collapse (x1.34), and the card says so with both positions. A product the carry did not
+    move says nothing of it."""
+    import datetime as dt
+    import math
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone
+
+    from ml.models import Elasticity
+    from pricing_saas.catalog.importer import import_rows
+    from pricing_saas.pricing import approvals
+
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        first = reprice()
+        today = timezone.localdate(first.created_at, timezone=ZoneInfo(shop.tenant.timezone))
+        import_rows(
+            kind="competitor_prices",
+            rows=[
+                {
+                    "sku": "P3",
+                    "competitor": "R",
+                    "price": 21,
+                    "observed_at": f"{(today - dt.timedelta(days=k)).isoformat()}T12:00:00Z",
+                }
+                for k in range(1, 8)
+            ],
+        )
+        Elasticity.objects.filter(product__sku="P3").update(
+            competitor_slope=-6.0, competitor_slope_se=0.5, gap_today=math.log(1.05),
+            gap_low=-0.2, gap_high=0.2,
+        )  # fmt: skip
+        job = reprice()
+        carried = Recommendation.objects.get(job=job, product__sku="P3")
+        plain = Recommendation.objects.get(job=job, product__sku="P4")
+    client = client_for(shop)
+    page = client.get(f"/pricing/sku/{carried.product_id}/").content.decode()
+    assert 'id="level-carried"' in page
+    assert "stood 5.0 % above the competitor" in page and "4.8 % below it now" in page
+    factor = 1.05**6  # from 5 % over the kink to below it (sharp: no ramp's jitter)
+    assert f"{factor:.2f} \N{MULTIPLICATION SIGN} what those sales showed" in page
+    assert (
+        'id="level-carried"' not in client.get(f"/pricing/sku/{plain.product_id}/").content.decode()
+    )
