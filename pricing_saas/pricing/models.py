@@ -114,6 +114,14 @@ class Recommendation(TenantOwned):
     # `Elasticity.promo_lift`; 1: no promotions or none read; null: no estimate of the
     # product's volume).
     promo_lift = models.FloatField(null=True, blank=True)
+    # Where the demand model read the product's level at another position against the
+    # competitor than the job's day's (ml.selectors.demand_curve): the factor the expected
+    # units were carried by through its collapse above the competitor's price, and both
+    # positions, log(price / competitor's price) (the model's; the job's, against the median of
+    # the week's lowest readings). Null: not carried.
+    level_carried = models.FloatField(null=True, blank=True)
+    position_then = models.FloatField(null=True, blank=True)
+    position_now = models.FloatField(null=True, blank=True)
     reference_price = models.DecimalField(max_digits=14, decimal_places=4, null=True)
     binding_rules = models.JSONField(default=list, blank=True)
     rule_sets = models.JSONField(default=list, blank=True)  # names of the rule sets applied

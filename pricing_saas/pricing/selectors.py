@@ -398,26 +398,34 @@ def curve_chart(rec: Recommendation | None, product: Product) -> dict | None:
         ],
         "marks": {name: {"x": round(price, 2), "y": at(price)} for name, price in marks.items()},
         "label": "profit per day" if product.cost else "revenue per day (no cost known)",
-        "carried": _carried(curve),
+        "carried": _carried(rec, curve),
     }
 
 
-def _carried(curve) -> dict | None:
-    """Where the curve's level was carried from the position against the competitor the
-    model read it at to the job's (ml.selectors.demand_curve) by more than 1 %: both positions
-    (the price's % above or below the competitor's) and the factor, so the card can say why its
-    units now are not what the sales of the fit's days showed."""
-    if curve.level_carried is None or curve.position_then is None or curve.position_now is None:
+def _carried(rec: Recommendation, curve) -> dict | None:
+    """Where the job carried the product's level from the position against the competitor its
+    model read it at to the job's (`Recommendation.level_carried`, as the job stored it): both
+    positions (the price's % above or below the competitor's), the competitor's price the job's
+    position is against, the factor, and whether today's position lies beyond those the
+    product's own days have seen (then the level is carried only as far as they go), so the
+    card can say why its units now are not what the model's days showed."""
+    factor, then, now = rec.level_carried, rec.position_then, rec.position_now
+    if factor is None or then is None or now is None:
         return None
-    factor = float(curve.level_carried[0])
-    then, now = float(curve.position_then[0]), float(curve.position_now[0])
-    if not (np.isfinite(factor) and np.isfinite(then) and np.isfinite(now)):
-        return None
-    if abs(np.log(factor)) < 0.01:
+    if abs(np.log(factor)) < 0.01:  # (within a per cent: nothing to explain)
         return None
 
     def side(gap: float) -> dict:
         return {"percent": round(abs(float(np.expm1(gap))) * 100, 1),
                 "side": "above" if gap >= 0 else "below"}  # fmt: skip
 
-    return {"factor": round(factor, 2), "then": side(then), "now": side(now)}
+    low, high = float(curve.gap_low[0]), float(curve.gap_high[0])
+    seen = np.isfinite(low) and np.isfinite(high)
+    furthest = min(max(now, low), high) if seen else now
+    return {
+        "factor": round(float(factor), 2),
+        "then": side(then),
+        "now": side(now),
+        "competitor": round(float(rec.current_price) / float(np.exp(now)), 2),
+        "furthest": side(furthest) if abs(furthest - now) > 1e-9 else None,
+    }

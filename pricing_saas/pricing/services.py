@@ -1011,6 +1011,23 @@ def _doubt_of(market: Market, n: int) -> np.ndarray:
     return np.where(known, doubt, np.nan)
 
 
+def _carried(curve, n: int, no_model) -> dict:
+    """The columns of where the level was carried (`Recommendation.level_carried`): null where
+    the curve carried nothing (a factor of 1 within rounding, no position known, no model)."""
+    if curve.level_carried is None or curve.position_then is None or curve.position_now is None:
+        return {"level_carried": [None] * n, "position_then": [None] * n,
+                "position_now": [None] * n}  # fmt: skip
+    factor = np.asarray(curve.level_carried, float)
+    then, now = np.asarray(curve.position_then, float), np.asarray(curve.position_now, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shown = ~np.asarray(no_model, bool) & np.isfinite(then) & np.isfinite(now)
+        shown &= np.isfinite(factor) & (np.abs(np.log(factor)) >= 1e-4)
+    out = {}
+    for name, values in (("level_carried", factor), ("position_then", then), ("position_now", now)):
+        out[name] = [None if not keep else float(v) for v, keep in zip(values, shown, strict=True)]
+    return out
+
+
 def _rows(
     job, catalog: Catalog, curve, market: Market, rec, resolved, no_model: bool = False
 ) -> Staged:
@@ -1110,6 +1127,8 @@ def _rows(
         "competitor_sd": nulls(_doubt_of(market, n)),
         # every day's units over the shelf day's the expected units are
         "promo_lift": nulls(np.where(no_model | ~(curve.units_ref > 0), np.nan, curve.all_days)),
+        # the level carried to the job's position against the competitor (the SKU page says so)
+        **_carried(curve, n, no_model),
         "price_floor": money(rec.floor),
         "price_ceiling": money(rec.ceiling),
         "change": change.tolist(),

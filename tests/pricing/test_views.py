@@ -1161,16 +1161,23 @@ def test_the_card_counts_every_day_with_the_products_promotions(shop, reprice, o
     assert float(exported["P4"]["promo_lift"]) == pytest.approx(1.0)
 
 
-def test_the_card_says_why_its_units_now_were_carried_to_todays_position(shop, reprice):
+def test_the_card_says_why_its_units_now_were_carried_to_todays_position(
+    shop, reprice, owner_session
+):
     """A model read a product's level when its price stood 5 % above the competitor's, where
     its demand collapses (an extra slope of 6); the competitor has since raised to stand 4.8 %
-    above it (its readings of the week before the job): the units now are carried through the
-    collapse (x1.34), and the card says so with both positions. A product the carry did not
-    move says nothing of it."""
+    above it (its readings of the week before the job): the job carries the units through the
+    collapse (x1.34) and keeps the factor and both positions (the API, the export), and the
+    card says so. Another went the other way (5 % below, now 5.3 % above: x0.79), past the
+    positions its own days have seen (4 % above at most: carried only that far, and said so).
+    A product the carry did not move says nothing of it."""
+    import csv
     import datetime as dt
+    import io
     import math
     from zoneinfo import ZoneInfo
 
+    from django.core.management import call_command
     from django.utils import timezone
 
     from ml.models import Elasticity
@@ -1184,28 +1191,48 @@ def test_the_card_says_why_its_units_now_were_carried_to_todays_position(shop, r
         import_rows(
             kind="competitor_prices",
             rows=[
-                {
-                    "sku": "P3",
-                    "competitor": "R",
-                    "price": 21,
-                    "observed_at": f"{(today - dt.timedelta(days=k)).isoformat()}T12:00:00Z",
-                }
-                for k in range(1, 8)
+                {"sku": sku, "competitor": "R", "price": price,
+                 "observed_at": f"{(today - dt.timedelta(days=k)).isoformat()}T12:00:00Z"}
+                for sku, price in (("P3", 21), ("P5", 19)) for k in range(1, 8)
             ],
-        )
-        Elasticity.objects.filter(product__sku="P3").update(
-            competitor_slope=-6.0, competitor_slope_se=0.5, gap_today=math.log(1.05),
-            gap_low=-0.2, gap_high=0.2,
         )  # fmt: skip
+        hinge = dict(competitor_slope=-6.0, competitor_slope_se=0.5, gap_low=-0.2)
+        Elasticity.objects.filter(product__sku="P3").update(
+            **hinge, gap_today=math.log(1.05), gap_high=0.2
+        )
+        Elasticity.objects.filter(product__sku="P5").update(
+            **hinge, gap_today=math.log(0.95), gap_high=math.log(1.04)
+        )
         job = reprice()
-        carried = Recommendation.objects.get(job=job, product__sku="P3")
-        plain = Recommendation.objects.get(job=job, product__sku="P4")
+        recs = {r.product.sku: r for r in Recommendation.objects.filter(job=job)}
+    up, down, plain = recs["P3"], recs["P5"], recs["P4"]
+    # (sharp kinks: the model was trained without competitor readings, no ramp's jitter)
+    assert up.level_carried == pytest.approx(1.05**6, rel=1e-6)
+    assert down.level_carried == pytest.approx(1.04**-6, rel=1e-6)
+    assert up.position_then == pytest.approx(math.log(1.05))
+    assert up.position_now == pytest.approx(math.log(20 / 21))
+    assert down.position_now == pytest.approx(math.log(20 / 19))
+    assert plain.level_carried is None and plain.position_then is None
     client = client_for(shop)
-    page = client.get(f"/pricing/sku/{carried.product_id}/").content.decode()
+    page = client.get(f"/pricing/sku/{up.product_id}/").content.decode()
     assert 'id="level-carried"' in page
-    assert "stood 5.0 % above the competitor" in page and "4.8 % below it now" in page
-    factor = 1.05**6  # from 5 % over the kink to below it (sharp: no ramp's jitter)
-    assert f"{factor:.2f} \N{MULTIPLICATION SIGN} what those sales showed" in page
+    assert "the price stood 4.8 % below the competitor's (21.00" in page
+    assert "when it stood 5.0 % above" in page and "seen no further" not in page
+    assert f"{1.05**6:.2f} \N{MULTIPLICATION SIGN} (on top of" in page
+    page = client.get(f"/pricing/sku/{down.product_id}/").content.decode()
+    assert "the price stood 5.3 % above the competitor's (19.00" in page
+    assert "when it stood 5.0 % below" in page
+    assert "seen no further than 4.0 % above" in page
+    assert f"{1.04**-6:.2f} \N{MULTIPLICATION SIGN}" in page
     assert (
         'id="level-carried"' not in client.get(f"/pricing/sku/{plain.product_id}/").content.decode()
     )
+    api = owner_session(shop)
+    (row,) = api.get("/api/v1/recommendations/?sku=P3").json()["results"]
+    assert row["level_carried"] == pytest.approx(1.05**6, rel=1e-6)
+    assert row["position_then"] == pytest.approx(math.log(1.05))
+    out = io.StringIO()
+    call_command("export_recommendations", shop.tenant.slug, stdout=out)
+    exported = {r["sku"]: r for r in csv.DictReader(io.StringIO(out.getvalue()))}
+    assert float(exported["P5"]["level_carried"]) == pytest.approx(1.04**-6, abs=1e-4)
+    assert exported["P4"]["level_carried"] == ""

@@ -12,7 +12,7 @@ COLUMNS = [
     "sku", "current_price", "recommended_price", "elasticity", "elasticity_low",
     "elasticity_high", "expected_units_now", "expected_units", "expected_revenue_now",
     "expected_revenue", "expected_profit_now", "expected_profit", "binding_rules", "status",
-    "explanation", "loss_chance", "promo_lift",
+    "explanation", "loss_chance", "promo_lift", "level_carried", "position_then", "position_now",
 ]  # fmt: skip
 
 
@@ -49,5 +49,7 @@ class Command(BaseCommand):
                     _round(r.expected_revenue, 2), _round(r.expected_profit_now, 2),
                     _round(r.expected_profit, 2), " ".join(r.binding_rules), r.status,
                     r.explanation, _round(r.loss_chance, 4), _round(r.promo_lift, 4),
+                    _round(r.level_carried, 4), _round(r.position_then, 4),
+                    _round(r.position_now, 4),
                 )  # fmt: skip
                 out.writerow([safe_cell("" if v is None else str(v)) for v in values])
