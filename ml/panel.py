@@ -303,21 +303,27 @@ def reading_day_of(last_sales_day: int) -> int:
     return min(today.toordinal(), int(last_sales_day) + 1)
 
 
-def competitor_today(product_ids, typical, last_day: int):
+def competitor_today(product_ids, typical, last_day: int, days: bool = False):
     """Per product (`product_ids` ascending; `typical`: the price a reading must be near to be
     the same item, today's price), the competitor's price on the days up to `last_day` (a day
     ordinal, the tenant's local day) as the demand panel's rows read it: the median over the
     last TODAY_READINGS_DAYS days of each day's lowest reading in force (NaN: none). The fit
     reads each product's level at today's price against it (`reading_day_of` its last day of
     sales); a later curve reads it again on its today to measure how far the position has
-    moved since, in the same terms (ml.selectors.demand_curve)."""
+    moved since, in the same terms (ml.selectors.demand_curve). `days`: also, per product, the
+    number of those days with a reading in force (0: none), which says how much of a reading's
+    jitter the median still holds."""
     import numpy as np
 
     n = len(product_ids)
     if not n:
-        return np.full(0, np.nan)
+        return (np.full(0, np.nan), np.zeros(0, int)) if days else np.full(0, np.nan)
     sku, day = _last_week(n, last_day)
-    return _week_median(_competitor_prices(list(product_ids), sku, day, typical), n)
+    prices = _competitor_prices(list(product_ids), sku, day, typical)
+    median = _week_median(prices, n)
+    if not days:
+        return median
+    return median, np.isfinite(np.asarray(prices, float).reshape(n, -1)).sum(axis=1)
 
 
 def _last_week(n: int, last_day: int):

@@ -190,14 +190,28 @@ def demand_curve(
         each, first, back = np.unique(
             np.asarray(ids, np.int64)[carry], return_index=True, return_inverse=True
         )
-        read = np.full(n, np.nan)
+        read, days = np.full(n, np.nan), np.zeros(n, int)
         # (its readings matched against today's price, as the fit matched them)
         day = as_of if as_of is not None else timezone.localdate(timezone=zone)
-        read[carry] = competitor_today(each.tolist(), price[carry][first], day.toordinal())[back]
-        factor = np.exp(curve.from_position(then, read))
-        curve.units_ref = curve.units_ref * factor
+        median, count = competitor_today(
+            each.tolist(), price[carry][first], day.toordinal(), days=True
+        )
+        read[carry], days[carry] = median[back], count[back]
+        # The two positions are each a week's median of readings that are off by their jitter
+        # (the ramp's, as the fit read it): a move within that is mostly noise, and carried
+        # through a steep hinge it moved the level by a quarter a week after the fit with
+        # nothing changed. Only the part of the move beyond it counts (positive-part
+        # James-Stein: the move times 1 - its noise's variance over its square, never below 0;
+        # the median of k readings holds pi/2 sigma^2 / k of it, the fit's as today's).
         with np.errstate(all="ignore"):
-            curve.position_now = np.log(price / read)
+            now = np.log(price / read)
+            move = now - then
+            noise = 2 * (np.pi / 2) * ramp_sd**2 / np.maximum(days, 1)
+            counted = move * np.clip(1 - noise / (move * move), 0.0, 1.0)
+            counted = np.where(np.isfinite(counted) & (move != 0), counted, 0.0)
+        factor = np.exp(curve.from_position(then, price / np.exp(then + counted)))
+        curve.units_ref = curve.units_ref * factor
+        curve.position_now = now
         curve.position_then, curve.level_carried = np.where(np.isfinite(read), then, np.nan), factor
     return curve, known
 

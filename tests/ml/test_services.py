@@ -374,7 +374,8 @@ def test_the_level_is_re_anchored_where_the_competitor_moved_since_the_fit(world
     `ml.panel.competitor_today` reads it. A reprice after the competitor raised to 12 (its
     readings of the last week) reads the level carried through the hinge to the new position,
     where the truth's units are 2.1 x; without the stored position it kept the old level. A
-    reprice before the raise carries it by no more than the week's readings moved."""
+    reprice before the raise carries it by little: the week's readings moved within their
+    jitter."""
     import datetime as dt
     from zoneinfo import ZoneInfo
 
@@ -443,8 +444,10 @@ def test_the_level_is_re_anchored_where_the_competitor_moved_since_the_fit(world
     mine = np.isin(ids, clear)
     ratio = lambda curve, truth: np.exp(np.median(np.log(curve.units_ref[mine] / truth)))  # noqa: E731
     assert ratio(kept, truth_then) == pytest.approx(1, abs=0.15)  # the level as the fit read it
-    # a week on, one reading of the week before in force: moved by that reading's jitter only
+    # a week on, one reading of the week before in force: moved by that reading's jitter only,
+    # which is mostly not counted (up to x0.81 and x1.20 when every move was)
     assert ratio(before, truth_then) == pytest.approx(1, abs=0.2)
+    assert np.all(np.abs(np.log(before.units_ref[mine] / kept.units_ref[mine])) < 0.1)
     assert ratio(after, truth_raised) == pytest.approx(1, abs=0.25)
     carried = after.units_ref / kept.units_ref
     # the curve keeps what it carried, from where to where (the SKU page says it)
