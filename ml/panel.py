@@ -162,6 +162,7 @@ def demand_panel(block: dict | None = None):
     match = np.where(np.isfinite(panel.current_price) & (panel.current_price > 0),
                      panel.current_price, typical)  # fmt: skip
     panel.competitor_today = competitor_today(kept, match, reading_day)
+    panel.reading_day = reading_day
     if block is not None:
         panel.competitor_price, panel.competitor_sd = competitor, float(block["competitor_sd"])
         return (
@@ -303,27 +304,30 @@ def reading_day_of(last_sales_day: int) -> int:
     return min(today.toordinal(), int(last_sales_day) + 1)
 
 
-def competitor_today(product_ids, typical, last_day: int, days: bool = False):
+def competitor_today(product_ids, typical, last_day: int, readings: bool = False):
     """Per product (`product_ids` ascending; `typical`: the price a reading must be near to be
     the same item, today's price), the competitor's price on the days up to `last_day` (a day
     ordinal, the tenant's local day) as the demand panel's rows read it: the median over the
     last TODAY_READINGS_DAYS days of each day's lowest reading in force (NaN: none). The fit
     reads each product's level at today's price against it (`reading_day_of` its last day of
     sales); a later curve reads it again on its today to measure how far the position has
-    moved since, in the same terms (ml.selectors.demand_curve). `days`: also, per product, the
-    number of those days with a reading in force (0: none), which says how much of a reading's
+    moved since, in the same terms (ml.selectors.demand_curve). `readings`: also, per product,
+    the number of distinct readings the median is of (0: none; a reading in force over several
+    days, or a price read again unchanged, counts once), which says how much of a reading's
     jitter the median still holds."""
     import numpy as np
 
     n = len(product_ids)
     if not n:
-        return (np.full(0, np.nan), np.zeros(0, int)) if days else np.full(0, np.nan)
+        return (np.full(0, np.nan), np.zeros(0, int)) if readings else np.full(0, np.nan)
     sku, day = _last_week(n, last_day)
     prices = _competitor_prices(list(product_ids), sku, day, typical)
     median = _week_median(prices, n)
-    if not days:
+    if not readings:
         return median
-    return median, np.isfinite(np.asarray(prices, float).reshape(n, -1)).sum(axis=1)
+    week = np.sort(np.asarray(prices, float).reshape(n, -1), axis=1)  # (NaN last)
+    new = np.isfinite(week[:, 1:]) & (week[:, 1:] != week[:, :-1])
+    return median, np.isfinite(week[:, 0]).astype(int) + new.sum(axis=1)
 
 
 def _last_week(n: int, last_day: int):

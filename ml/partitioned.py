@@ -655,6 +655,7 @@ def run_reduce(version_id: int) -> ModelVersion | None:
                 },
             },
             last_day=date.fromordinal(int(pooled.day_range[1])),
+            reading_day=plan.get("reading_day"),
             challenge=(lambda: _verdict_now(plan)) if "verdict" in plan else None,
         )
         _clean(plan)

@@ -178,6 +178,7 @@ def demand_curve(
         & np.isfinite(curve.competitor_price)  # (none today: no kink to carry the level by)
     )
     if carry.size:
+        import datetime as dt
         from zoneinfo import ZoneInfo
 
         from django.utils import timezone
@@ -190,30 +191,70 @@ def demand_curve(
         each, first, back = np.unique(
             np.asarray(ids, np.int64)[carry], return_index=True, return_inverse=True
         )
-        read, days = np.full(n, np.nan), np.zeros(n, int)
         # (its readings matched against today's price, as the fit matched them)
         day = as_of if as_of is not None else timezone.localdate(timezone=zone)
-        median, count = competitor_today(
-            each.tolist(), price[carry][first], day.toordinal(), days=True
-        )
-        read[carry], days[carry] = median[back], count[back]
-        # The two positions are each a week's median of readings that are off by their jitter
-        # (the ramp's, as the fit read it): a move within that is mostly noise, and carried
-        # through a steep hinge it moved the level by a quarter a week after the fit with
-        # nothing changed. Only the part of the move beyond it counts (positive-part
-        # James-Stein: the move times 1 - its noise's variance over its square, never below 0;
-        # the median of k readings holds pi/2 sigma^2 / k of it, the fit's as today's).
+        read, k_now = _week_of(competitor_today, each, price[carry][first], day, carry, back, n)
+        # the competitor's week as the fit read it, read again on the fit's reading day: its
+        # move since is the competitor's, the rest of the position's the product's own price's
+        fit_day = trained.get("reading_day")
+        if fit_day:
+            fit_day = dt.date.fromisoformat(fit_day)
+            read_then, k_then = _week_of(
+                competitor_today, each, price[carry][first], fit_day, carry, back, n
+            )
+        else:  # (a version that did not say: the whole move is judged as the competitor's)
+            read_then, k_then = np.full(n, np.nan), k_now
         with np.errstate(all="ignore"):
             now = np.log(price / read)
-            move = now - then
-            noise = 2 * (np.pi / 2) * ramp_sd**2 / np.maximum(days, 1)
-            counted = move * np.clip(1 - noise / (move * move), 0.0, 1.0)
-            counted = np.where(np.isfinite(counted) & (move != 0), counted, 0.0)
+        counted = _counted(now - then, read, read_then, k_now, k_then, ramp_sd)
         factor = np.exp(curve.from_position(then, price / np.exp(then + counted)))
         curve.units_ref = curve.units_ref * factor
         curve.position_now = now
         curve.position_then, curve.level_carried = np.where(np.isfinite(read), then, np.nan), factor
     return curve, known
+
+
+def _week_of(read_week, each, typical, day, carry, back, n: int):
+    """Per SKU of a curve (`carry` those to read, `back` their rows among the unique ids
+    `each`), the competitor's week up to `day` (`ml.panel.competitor_today`) and the number of
+    readings it is the median of (NaN and 0 for the others)."""
+    import numpy as np
+
+    median, count = read_week(each.tolist(), typical, day.toordinal(), readings=True)
+    out, k = np.full(n, np.nan), np.zeros(n, int)
+    out[carry], k[carry] = median[back], count[back]
+    return out, k
+
+
+def _counted(move, read, read_then, k_now, k_then, ramp_sd: float):
+    """The part of each position's move (log(price / competitor's week), today's less the
+    fit's) a carry counts: the product's own price's move whole (exact), the competitor's move
+    (log of its week today over its week then; where the fit's week is not read again, the
+    whole move is taken as the competitor's) only beyond its readings' jitter: times 1 - its
+    noise's variance over its square, never below 0 (the positive part of the shrinkage
+    toward no move). Each week's median of k distinct readings holds sigma^2 / k of a
+    reading's variance (pi/2 sigma^2 / k from 3 readings on), sigma the readings' jitter the
+    hinge's ramp was fitted over (the ramp's s.d. / RAMP_SCALE). A week on with nothing
+    changed, a steep hinge moved the level by x0.81-1.20 counting every move."""
+    import numpy as np
+
+    from .science.demand import RAMP_SCALE
+
+    sigma = float(np.nan_to_num(ramp_sd)) / RAMP_SCALE
+
+    def held(k):  # a median's share of a reading's variance
+        k = np.maximum(k, 1)
+        return np.where(k >= 3, np.pi / 2, 1.0) / k
+
+    with np.errstate(all="ignore"):
+        competitor = np.log(read / read_then)
+        known = np.isfinite(competitor)
+        noisy = np.where(known, -competitor, move)  # (a dearer competitor: a lower position)
+        exact = np.where(known, move + competitor, 0.0)
+        noise = sigma**2 * (held(k_now) + held(k_then))
+        kept = np.where(noisy != 0, np.clip(1 - noise / (noisy * noisy), 0.0, 1.0), 0.0)
+        counted = exact + noisy * kept
+    return np.where(np.isfinite(counted), counted, 0.0)
 
 
 def category_prior_means(version: ModelVersion | None, products) -> dict[str, float]:

@@ -381,6 +381,7 @@ def _run_demand(version: ModelVersion) -> ModelVersion:
         len(panel.units),
         stats,
         last_day=date.fromordinal(int(np.max(panel.day))),
+        reading_day=panel.reading_day,
         challenge=challenge,
     )
 
@@ -420,7 +421,16 @@ ELASTICITY_CHUNK = 50_000  # estimate rows built and copied at a time (bounded m
 
 
 def finish_demand(
-    version, fit, product_ids, observed, data_size, stats, *, last_day, challenge
+    version,
+    fit,
+    product_ids,
+    observed,
+    data_size,
+    stats,
+    *,
+    last_day,
+    challenge,
+    reading_day: int | None = None,
 ) -> ModelVersion:
     """Store a demand fit's estimates and artifact, end the run ready and promote it (unless a
     gated run loses its backtest: `challenge()` says; None: a gated run cannot be backtested
@@ -499,6 +509,10 @@ def finish_demand(
                              "from_prior": int(fit.from_prior.sum())},
             "n_skus": len(product_ids), "product_days": data_size, **stats,
             "last_day": last_day.isoformat(),
+            # the day the fit read today's competitor price up to (ml.panel.competitor_today):
+            # a reprice reads it again there to tell the competitor's move since from its own
+            **({"reading_day": date.fromordinal(int(reading_day)).isoformat()}
+               if reading_day else {}),
             "coefficients": dict(zip(fit.coef_names, np.round(fit.coef, 4).tolist(), strict=True)),
         }  # fmt: skip
         summary = f"pooled elasticity {fit.pooled_elasticity:.2f} ± {fit.pooled_se:.2f}"

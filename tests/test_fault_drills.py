@@ -378,7 +378,9 @@ def test_an_import_whose_worker_is_killed_wrote_nothing_and_is_run_again_by_the_
         )
         assert job.status == ImportJob.Status.QUEUED
     client.app.send_task("catalog.run_import", args=[tenant.pk, job.pk], queue="ingest")
-    _kill_while_running(workers, tenant, ImportJob, job.pk, "ingest", into=1)
+    # killed inside the import's transaction (its statement on the stage table in flight: a
+    # fixed delay after the job shows running let a loaded machine see it commit first)
+    _kill_while_running(workers, tenant, ImportJob, job.pk, "ingest", when=_importing)
     with tenant_context(tenant):
         assert Product.objects.count() == 0  # one transaction: nothing half-written
     done = _redeliver(workers, tenant, ImportJob, job.pk, "ingest", 240)
@@ -386,6 +388,20 @@ def test_an_import_whose_worker_is_killed_wrote_nothing_and_is_run_again_by_the_
         assert done.status == ImportJob.Status.SUCCEEDED, done.message
         assert Product.objects.count() == count  # each row once
         assert Product.objects.get(sku="K77").price == Decimal("37.50")
+
+
+def _importing(job) -> bool:
+    """Whether another session is inside an import's transaction, on its stage or clean
+    table."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND state IN"
+            " ('active', 'idle in transaction') AND (query LIKE %s OR query LIKE %s)",
+            ["%import_stage_%", "%import_clean_%"],
+        )
+        return cur.fetchone()[0] > 0
 
 
 def _stored_models() -> set[Path]:

@@ -99,6 +99,8 @@ class Panel:
     # position, where the level is read, is today's price against it, and a reprice that reads
     # it again measures how far the position has moved since in the same terms.
     competitor_today: np.ndarray | None = None
+    # the day (ordinal) competitor_today was read up to (None: not read)
+    reading_day: int | None = None
 
     @property
     def n_skus(self) -> int:

@@ -48,7 +48,9 @@ logger = logging.getLogger(__name__)
 # raise it with any change to either. A reduce that finds a part staged by another release (no
 # stamp: format 1) fails the job naming both formats instead of storing recommendations of two
 # releases side by side (or failing on a missing field); the next run reprices from scratch.
-STAGED_FORMAT = 2
+# 3: each row says where its level was carried (level_carried, position_then, position_now),
+# the competitor's move counted beyond its readings' jitter
+STAGED_FORMAT = 3
 
 
 def _active():

@@ -419,6 +419,9 @@ def _carried(rec: Recommendation, curve) -> dict | None:
         return {"percent": round(abs(float(np.expm1(gap))) * 100, 1),
                 "side": "above" if gap >= 0 else "below"}  # fmt: skip
 
+    # what the two positions would carry it by, every move counted: the job counted only the
+    # competitor's move beyond its readings' jitter (ml.selectors._counted)
+    whole = float(np.exp(curve.from_position([then], [float(rec.current_price) / np.exp(now)])[0]))
     low, high = float(curve.gap_low[0]), float(curve.gap_high[0])
     seen = np.isfinite(low) and np.isfinite(high)
     furthest = min(max(now, low), high) if seen else now
@@ -428,4 +431,5 @@ def _carried(rec: Recommendation, curve) -> dict | None:
         "now": side(now),
         "competitor": round(float(rec.current_price) / float(np.exp(now)), 2),
         "furthest": side(furthest) if abs(furthest - now) > 1e-9 else None,
+        "discounted": bool(abs(np.log(whole) - np.log(float(factor))) > 0.005),
     }

@@ -745,3 +745,41 @@ def test_a_level_read_at_another_position_is_carried_through_the_hinge_to_todays
     assert step == pytest.approx([moved, 0, 0, 0, 0, moved_up, to_edge, 0, 0])
     # another reading of today's competitor price (as the fit read it then) than the curve's
     assert curve.from_position(then, np.full(9, 10.0))[0] == pytest.approx(0.0)
+
+
+def test_a_carry_counts_the_own_price_move_whole_and_the_competitors_beyond_its_jitter():
+    """ml.selectors._counted: a position's move since the fit (log(price / competitor's week))
+    is the product's own price's move, exact, less the competitor's, which is a week's median of
+    jittered readings then and now: counted only beyond that noise (times 1 - its variance over
+    its square, never below 0). Readings 3 % apart on the ramp's s.d. (x RAMP_SCALE), a week of
+    7 readings then and one now."""
+    from ml.science.demand import RAMP_SCALE
+    from ml.selectors import _counted
+
+    sd = 0.03 * RAMP_SCALE
+    k_now, k_then = np.array([1]), np.array([7])
+
+    def counted(own, competitor, then_read=True, ramp_sd=sd):
+        move = np.array([own - competitor])
+        read = np.array([10 * np.exp(competitor)])
+        read_then = np.array([10.0 if then_read else np.nan])
+        return float(_counted(move, read, read_then, k_now, k_then, ramp_sd)[0])
+
+    # a published 3 % raise, the competitor where it was: counted whole
+    assert counted(0.03, 0.0) == pytest.approx(0.03)
+    # the competitor's week moved within its jitter (about 1 s.d. of the two weeks' noise)
+    noise = 0.03**2 * (1 + np.pi / 2 / 7)
+    assert counted(0.0, 0.03) == pytest.approx(0.0, abs=1e-12)
+    assert counted(0.0, np.sqrt(noise)) == pytest.approx(0.0, abs=1e-12)
+    # a real raise of the competitor (10 to 12) is counted nearly whole, the own move with it
+    big = np.log(1.2)
+    assert counted(0.0, big) == pytest.approx(-big * (1 - noise / big**2))
+    assert counted(0.03, big) == pytest.approx(0.03 - big * (1 - noise / big**2))
+    # the fit's week not read again: the whole move is judged as the competitor's
+    assert counted(0.03, 0.0, then_read=False) == pytest.approx(0.0, abs=1e-12)
+    # readings without jitter (an exact feed): every move counts
+    assert counted(0.0, 0.03, ramp_sd=0.0) == pytest.approx(-0.03)
+    assert (
+        _counted(np.array([np.nan]), *(np.array([v]) for v in (10.0, 10.0)), k_now, k_then, sd)[0]
+        == 0.0
+    )

@@ -138,6 +138,10 @@ def test_the_partitioned_fit_stores_the_one_process_estimates(market, parts, set
     assert version.metrics["partitioned"] == {
         "parts": 8, "block_skus": 4, "pooled_products": 30, "unread_controls": []
     }  # fmt: skip
+    # the version says the day its fit read the competitor's week up to, as one process's does
+    # (a reprice reads it again there: ml.selectors._counted)
+    assert version.metrics["reading_day"] == one.metrics["reading_day"]
+    assert version.metrics["reading_day"] == dt.date.fromordinal(plan["reading_day"]).isoformat()
     assert parts.most == 2  # never more than PARTITION_IN_FLIGHT parts queued
     assert staged(version) == []  # the parts' staged results are gone
     a, b = stored(market, one), stored(market, version)

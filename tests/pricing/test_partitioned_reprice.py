@@ -169,7 +169,7 @@ def test_a_part_staged_by_another_release_fails_the_job_naming_the_formats(price
     held.run(2)
     plan = job_of(priced, job.pk).parts
     payload = json.loads(gzip.decompress(job_parts.read(plan, "block-0.json.gz")))
-    assert payload.pop("staged_format") == 2
+    assert payload.pop("staged_format") == 3
     job_parts.save(plan, "block-0.json.gz", gzip.compress(json.dumps(payload).encode()))
     held.run()
     job = job_of(priced, job.pk)
@@ -177,7 +177,7 @@ def test_a_part_staged_by_another_release_fails_the_job_naming_the_formats(price
     assert "part 1 was staged by another release of the reprice (format 1; this release " in (
         job.message
     )
-    assert "reads format 2)" in job.message
+    assert "reads format 3)" in job.message
     assert rows_of(priced, job.pk) == {} and staged(job.parts["folder"]) == []
 
 
@@ -187,7 +187,7 @@ def test_the_staged_format_names_what_a_part_stores():
     # of another must fail naming the formats, not merge them.
     from pricing_saas.pricing import partitioned
 
-    assert partitioned.STAGED_FORMAT == 2
+    assert partitioned.STAGED_FORMAT == 3
     assert tuple(services.Staged.__dataclass_fields__) == (
         "objects", "stale", "differ", "changed", "conflicts", "profit_now", "profit_new",
     )  # fmt: skip
