@@ -1236,3 +1236,17 @@ def test_the_card_says_why_its_units_now_were_carried_to_todays_position(
     exported = {r["sku"]: r for r in csv.DictReader(io.StringIO(out.getvalue()))}
     assert float(exported["P5"]["level_carried"]) == pytest.approx(1.04**-6, abs=1e-4)
     assert exported["P4"]["level_carried"] == ""
+    assert "its readings' own jitter" not in page  # (an exact feed: nothing discounted)
+    # readings that jitter (3 % apart, as the version's ramp says): the fit's week is not there
+    # to read again (its sales ended long ago), so the whole move is judged as the
+    # competitor's, and the part of it within the jitter is not counted; the card says so
+    with tenant_context(shop.tenant):
+        version = job.demand_version
+        version.metrics[version.trainer]["ramp_sd"] = 0.03 * math.sqrt(2)
+        version.save(update_fields=["metrics"])
+        again = Recommendation.objects.get(job=reprice(), product__sku="P3")
+    assert 1 < again.level_carried < up.level_carried
+    page = client.get(f"/pricing/sku/{again.product_id}/").content.decode()
+    assert (
+        "counting only what of the competitor's move lies beyond its readings' own jitter" in page
+    )
