@@ -199,7 +199,7 @@ def demand_panel(block: dict | None = None):
 COMPETITOR_CARRY_DAYS = 14  # an observed competitor price holds for two weeks, then unknown
 
 
-def _competitor_prices(product_ids: list[int], sku, day, typical=None):
+def _competitor_prices(product_ids: list[int], sku, day, typical=None, observed: bool = False):
     """The lowest competitor price per panel row (SKU, day): each competitor's price holds from
     its observation for COMPETITOR_CARRY_DAYS, until its next observation, or until it is seen
     out of stock (on the day itself when its last observation that day was out of stock), and
@@ -209,7 +209,9 @@ def _competitor_prices(product_ids: list[int], sku, day, typical=None):
     competitor is cheaper). With `typical` (per product, its typical shelf price), an in-stock
     reading too far from it to be the same item (ml.science.competitor.matches, in SQL) is
     left out: it is no news of the competitor's price, so the one before it holds on (as in the
-    reprice and the KPI facts, which compare with the product's price today)."""
+    reprice and the KPI facts, which compare with the product's price today). `observed`: also,
+    per product, the number of days within the rows' days on which a price of the item was read
+    (a reading in force from before, or carried over days, is no new reading)."""
     import datetime as dt
     from zoneinfo import ZoneInfo
 
@@ -219,8 +221,9 @@ def _competitor_prices(product_ids: list[int], sku, day, typical=None):
     from pricing_saas.catalog.models import CompetitorOffer
 
     out = np.full(len(sku), np.nan)
+    none = np.zeros(len(product_ids), int)
     if not len(sku) or not len(product_ids):
-        return out
+        return (out, none) if observed else out
     tenant = require_current_tenant()
     zone = ZoneInfo(tenant.timezone)
     day = np.asarray(day, np.int64)
@@ -265,7 +268,7 @@ def _competitor_prices(product_ids: list[int], sku, day, typical=None):
     pos = np.minimum(np.searchsorted(known, obs[:, 1].astype(np.int64)), len(known) - 1)
     obs = obs[known[pos] == obs[:, 1]]
     if not len(obs):
-        return out
+        return (out, none) if observed else out
     comp, ident = obs[:, 0].astype(np.int64), np.searchsorted(known, obs[:, 1].astype(np.int64))
     on, price, sold_out = obs[:, 2].astype(np.int64), obs[:, 3], obs[:, 4] > 0
     order = np.lexsort((on, ident, comp))
@@ -289,7 +292,11 @@ def _competitor_prices(product_ids: list[int], sku, day, typical=None):
     at = np.minimum(np.searchsorted(row_key[rows], key), len(rows) - 1)
     match = row_key[rows][at] == key
     np.fmin.at(out, rows[at[match]], np.repeat(price, length)[match])
-    return out
+    if not observed:
+        return out
+    fresh = np.isfinite(price) & (on >= day.min()) & (on <= day.max())
+    pairs = np.unique(ident[fresh] * span + on[fresh])  # (any seller's reading: one a day)
+    return out, np.bincount(pairs // span, minlength=len(known))
 
 
 def reading_day_of(last_sales_day: int) -> int:
@@ -312,8 +319,8 @@ def competitor_today(product_ids, typical, last_day: int, readings: bool = False
     reads each product's level at today's price against it (`reading_day_of` its last day of
     sales); a later curve reads it again on its today to measure how far the position has
     moved since, in the same terms (ml.selectors.demand_curve). `readings`: also, per product,
-    the number of distinct readings the median is of (0: none; a reading in force over several
-    days, or a price read again unchanged, counts once), which says how much of a reading's
+    the number of those days a price was read on (0: none; a reading in force over several days
+    counts once, a price read again every day as often), which says how much of a reading's
     jitter the median still holds."""
     import numpy as np
 
@@ -321,13 +328,10 @@ def competitor_today(product_ids, typical, last_day: int, readings: bool = False
     if not n:
         return (np.full(0, np.nan), np.zeros(0, int)) if readings else np.full(0, np.nan)
     sku, day = _last_week(n, last_day)
-    prices = _competitor_prices(list(product_ids), sku, day, typical)
-    median = _week_median(prices, n)
     if not readings:
-        return median
-    week = np.sort(np.asarray(prices, float).reshape(n, -1), axis=1)  # (NaN last)
-    new = np.isfinite(week[:, 1:]) & (week[:, 1:] != week[:, :-1])
-    return median, np.isfinite(week[:, 0]).astype(int) + new.sum(axis=1)
+        return _week_median(_competitor_prices(list(product_ids), sku, day, typical), n)
+    prices, read = _competitor_prices(list(product_ids), sku, day, typical, observed=True)
+    return _week_median(prices, n), read
 
 
 def _last_week(n: int, last_day: int):

@@ -178,7 +178,6 @@ def demand_curve(
         & np.isfinite(curve.competitor_price)  # (none today: no kink to carry the level by)
     )
     if carry.size:
-        import datetime as dt
         from zoneinfo import ZoneInfo
 
         from django.utils import timezone
@@ -196,13 +195,13 @@ def demand_curve(
         read, k_now = _week_of(competitor_today, each, price[carry][first], day, carry, back, n)
         # the competitor's week as the fit read it, read again on the fit's reading day: its
         # move since is the competitor's, the rest of the position's the product's own price's
-        fit_day = trained.get("reading_day")
-        if fit_day:
-            fit_day = dt.date.fromisoformat(fit_day)
+        stored = version.metrics if version is not None else None
+        fit_day = _day_of(stored.get("reading_day") if isinstance(stored, dict) else None)
+        if fit_day is not None:
             read_then, k_then = _week_of(
                 competitor_today, each, price[carry][first], fit_day, carry, back, n
             )
-        else:  # (a version that did not say: the whole move is judged as the competitor's)
+        else:  # (a version that did not say: every move counts, as it did)
             read_then, k_then = np.full(n, np.nan), k_now
         with np.errstate(all="ignore"):
             now = np.log(price / read)
@@ -212,6 +211,16 @@ def demand_curve(
         curve.position_now = now
         curve.position_then, curve.level_carried = np.where(np.isfinite(read), then, np.nan), factor
     return curve, known
+
+
+def _day_of(value):
+    """A stored ISO date as a date (None: none, or not a date)."""
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(str(value)) if value else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _week_of(read_week, each, typical, day, carry, back, n: int):
@@ -229,10 +238,10 @@ def _week_of(read_week, each, typical, day, carry, back, n: int):
 def _counted(move, read, read_then, k_now, k_then, ramp_sd: float):
     """The part of each position's move (log(price / competitor's week), today's less the
     fit's) a carry counts: the product's own price's move whole (exact), the competitor's move
-    (log of its week today over its week then; where the fit's week is not read again, the
-    whole move is taken as the competitor's) only beyond its readings' jitter: times 1 - its
+    (log of its week today over its week then; where the fit's week is not read again, none
+    can be told apart and every move counts) only beyond its readings' jitter: times 1 - its
     noise's variance over its square, never below 0 (the positive part of the shrinkage
-    toward no move). Each week's median of k distinct readings holds sigma^2 / k of a
+    toward no move). Each week's median of k days' readings holds sigma^2 / k of a
     reading's variance (pi/2 sigma^2 / k from 3 readings on), sigma the readings' jitter the
     hinge's ramp was fitted over (the ramp's s.d. / RAMP_SCALE). A week on with nothing
     changed, a steep hinge moved the level by x0.81-1.20 counting every move."""
@@ -249,8 +258,8 @@ def _counted(move, read, read_then, k_now, k_then, ramp_sd: float):
     with np.errstate(all="ignore"):
         competitor = np.log(read / read_then)
         known = np.isfinite(competitor)
-        noisy = np.where(known, -competitor, move)  # (a dearer competitor: a lower position)
-        exact = np.where(known, move + competitor, 0.0)
+        noisy = np.where(known, -competitor, 0.0)  # (a dearer competitor: a lower position)
+        exact = np.where(known, move + competitor, move)
         noise = sigma**2 * (held(k_now) + held(k_then))
         kept = np.where(noisy != 0, np.clip(1 - noise / (noisy * noisy), 0.0, 1.0), 0.0)
         counted = exact + noisy * kept

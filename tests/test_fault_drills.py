@@ -397,8 +397,9 @@ def _importing(job) -> bool:
 
     with connection.cursor() as cur:
         cur.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND state IN"
-            " ('active', 'idle in transaction') AND (query LIKE %s OR query LIKE %s)",
+            "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname ="
+            " current_database() AND state IN ('active', 'idle in transaction') AND (query LIKE"
+            " %s OR query LIKE %s)",
             ["%import_stage_%", "%import_clean_%"],
         )
         return cur.fetchone()[0] > 0

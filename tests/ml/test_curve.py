@@ -775,8 +775,9 @@ def test_a_carry_counts_the_own_price_move_whole_and_the_competitors_beyond_its_
     big = np.log(1.2)
     assert counted(0.0, big) == pytest.approx(-big * (1 - noise / big**2))
     assert counted(0.03, big) == pytest.approx(0.03 - big * (1 - noise / big**2))
-    # the fit's week not read again: the whole move is judged as the competitor's
-    assert counted(0.03, 0.0, then_read=False) == pytest.approx(0.0, abs=1e-12)
+    # the fit's week not read again: nothing tells the two apart, and every move counts
+    assert counted(0.03, 0.0, then_read=False) == pytest.approx(0.03)
+    assert counted(0.0, 0.01, then_read=False) == pytest.approx(-0.01)
     # readings without jitter (an exact feed): every move counts
     assert counted(0.0, 0.03, ramp_sd=0.0) == pytest.approx(-0.03)
     assert (

@@ -417,6 +417,9 @@ def test_the_level_is_re_anchored_where_the_competitor_moved_since_the_fit(world
                  "competitor_slope_se") if h < 0 and se is not None and h + 2 * se < 0]  # fmt: skip
         now = np.full(n, 11.0)
         before, _ = demand_curve(version, ids, now, competitor_price=np.full(n, 10.0))
+        # the product's own price raised 5 % since (the competitor's week as it was, within its
+        # jitter): the own move is exact and counts whole
+        raised_own, _ = demand_curve(version, ids, now * 1.05, competitor_price=np.full(n, 10.0))
         import_rows(kind="competitor_prices", rows=raised)
         after, _ = demand_curve(version, ids, now, competitor_price=np.full(n, 12.0))
         # a page that redraws a job's curve of the fit's day reads that day's readings
@@ -448,6 +451,12 @@ def test_the_level_is_re_anchored_where_the_competitor_moved_since_the_fit(world
     # which is mostly not counted (up to x0.81 and x1.20 when every move was)
     assert ratio(before, truth_then) == pytest.approx(1, abs=0.2)
     assert np.all(np.abs(np.log(before.units_ref[mine] / kept.units_ref[mine])) < 0.1)
+    # (the version says the day its fit read the competitor's week up to: read there again)
+    assert version.metrics["reading_day"] == (end + dt.timedelta(days=1)).isoformat()
+    then = raised_own.position_then  # (the price 11 then: against the competitor's then)
+    whole = np.exp(raised_own.from_position(then, 11 / np.exp(then)))  # the own move alone
+    own = np.log(raised_own.level_carried[mine]) / np.log(whole[mine])
+    assert np.all(whole[mine] < 0.99) and np.median(own) == pytest.approx(1, abs=0.15)
     assert ratio(after, truth_raised) == pytest.approx(1, abs=0.25)
     carried = after.units_ref / kept.units_ref
     # the curve keeps what it carried, from where to where (the SKU page says it)

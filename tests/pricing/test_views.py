@@ -1237,16 +1237,32 @@ def test_the_card_says_why_its_units_now_were_carried_to_todays_position(
     assert float(exported["P5"]["level_carried"]) == pytest.approx(1.04**-6, abs=1e-4)
     assert exported["P4"]["level_carried"] == ""
     assert "its readings' own jitter" not in page  # (an exact feed: nothing discounted)
-    # readings that jitter (3 % apart, as the version's ramp says): the fit's week is not there
-    # to read again (its sales ended long ago), so the whole move is judged as the
-    # competitor's, and the part of it within the jitter is not counted; the card says so
+    # Readings that jitter (3 % apart, as the version's ramp says). P6 stood 2 % above a
+    # competitor read daily at 19.60 in the week its fit read (the version's reading day), and
+    # its competitor's week now reads 19.00: a move of 3.1 % within the two weeks' jitter
+    # counts in part only, and the card says so. P3's fit week has no readings to read again:
+    # nothing tells its competitor's move from its own, and every move counts.
     with tenant_context(shop.tenant):
         version = job.demand_version
         version.metrics[version.trainer]["ramp_sd"] = 0.03 * math.sqrt(2)
         version.save(update_fields=["metrics"])
-        again = Recommendation.objects.get(job=reprice(), product__sku="P3")
-    assert 1 < again.level_carried < up.level_carried
-    page = client.get(f"/pricing/sku/{again.product_id}/").content.decode()
-    assert (
-        "counting only what of the competitor's move lies beyond its readings' own jitter" in page
-    )
+        fit_day = dt.date.fromisoformat(version.metrics["reading_day"])
+        import_rows(
+            kind="competitor_prices",
+            rows=[
+                {"sku": "P6", "competitor": "R", "price": price,
+                 "observed_at": f"{(day - dt.timedelta(days=k)).isoformat()}T12:00:00Z"}
+                for day, price in ((fit_day, 19.6), (today, 19.0)) for k in range(1, 8)
+            ],
+        )  # fmt: skip
+        Elasticity.objects.filter(product__sku="P6").update(
+            **hinge, gap_today=math.log(20 / 19.6), gap_high=0.2
+        )
+        again = {r.product.sku: r for r in Recommendation.objects.filter(job=reprice())}
+    assert again["P6"].position_then == pytest.approx(math.log(20 / 19.6))
+    assert again["P6"].position_now == pytest.approx(math.log(20 / 19))
+    assert again["P6"].level_carried < 1
+    assert again["P3"].level_carried == pytest.approx(up.level_carried, rel=1e-6)
+    jitter = "counting only what of the competitor's move lies beyond its readings' own jitter"
+    assert jitter in client.get(f"/pricing/sku/{again['P6'].product_id}/").content.decode()
+    assert jitter not in client.get(f"/pricing/sku/{again['P3'].product_id}/").content.decode()
