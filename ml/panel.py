@@ -210,8 +210,8 @@ def _competitor_prices(product_ids: list[int], sku, day, typical=None, observed:
     reading too far from it to be the same item (ml.science.competitor.matches, in SQL) is
     left out: it is no news of the competitor's price, so the one before it holds on (as in the
     reprice and the KPI facts, which compare with the product's price today). `observed`: also,
-    per product, the number of days within the rows' days on which a price of the item was read
-    (a reading in force from before, or carried over days, is no new reading)."""
+    per product, the number of its rows whose lowest price was read on the row's day (a reading
+    in force from before, or carried over days, is no new reading)."""
     import datetime as dt
     from zoneinfo import ZoneInfo
 
@@ -294,9 +294,12 @@ def _competitor_prices(product_ids: list[int], sku, day, typical=None, observed:
     np.fmin.at(out, rows[at[match]], np.repeat(price, length)[match])
     if not observed:
         return out
-    fresh = np.isfinite(price) & (on >= day.min()) & (on <= day.max())
-    pairs = np.unique(ident[fresh] * span + on[fresh])  # (any seller's reading: one a day)
-    return out, np.bincount(pairs // span, minlength=len(known))
+    # the rows whose lowest price was read on the row's own day (a dearer seller read daily
+    # beside a cheaper one read once is no new reading of the lowest)
+    read_that_day = (days_in_force == np.repeat(on, length))[match]
+    lowest = np.repeat(price, length)[match] == out[rows[at[match]]]
+    fresh = np.unique(rows[at[match]][read_that_day & lowest])
+    return out, np.bincount(np.asarray(sku, np.int64)[fresh], minlength=len(known))
 
 
 def reading_day_of(last_sales_day: int) -> int:

@@ -343,3 +343,40 @@ def test_the_readings_statements_put_the_planner_settings_back(world_a):
         competitor_jitter(since)
         cur.execute("SELECT current_setting('work_mem'), current_setting('enable_nestloop')")
         assert cur.fetchone() == before == (before[0], "on")
+
+
+def test_the_competitors_week_counts_the_days_its_lowest_price_was_read(stocked):
+    """`competitor_today(..., readings=True)`: per product, the week's median of each day's
+    lowest reading in force and the number of days that lowest price was read on that day (a
+    reading carried over days is one reading, not seven): read daily, 7; read once before the
+    week, 0; a cheaper seller read once before the week beside a dearer one read daily, 0 (the
+    median is the cheaper one's reading); the cheaper seller read daily, 7."""
+    import datetime as dt
+
+    from ml.panel import competitor_today
+
+    def reading(sku, seller, price, day):
+        return {"sku": sku, "competitor": seller, "price": f"{price:.2f}",
+                "observed_at": f"{day.isoformat()}T12:00:00Z"}  # fmt: skip
+
+    last = dt.date(2024, 3, 7)
+    week = [last - dt.timedelta(days=k) for k in range(7)]
+    before = dt.date(2024, 2, 28)
+    offers = [
+        *(reading("S0", "A", 10 + 0.1 * k, d) for k, d in enumerate(week)),
+        reading("S1", "A", 10, before),
+        reading("S2", "A", 9, before),
+        *(reading("S2", "B", 10 + 0.1 * k, d) for k, d in enumerate(week)),
+        *(reading("S3", "A", 9 + 0.1 * k, d) for k, d in enumerate(week)),
+        reading("S3", "B", 10, week[3]),
+    ]
+    with tenant_context(stocked.tenant):
+        import_rows(kind="competitor_prices", rows=offers)
+        ids = [Product.objects.get(sku=f"S{i}").pk for i in range(4)]
+        order = np.argsort(ids)
+        median, read = competitor_today(
+            np.asarray(ids)[order].tolist(), np.full(4, np.nan), last.toordinal(), readings=True
+        )
+    median, read = median[np.argsort(order)], read[np.argsort(order)]
+    assert read.tolist() == [7, 0, 0, 7]
+    assert median == pytest.approx([10.3, 10.0, 9.0, 9.3])
