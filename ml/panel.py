@@ -322,9 +322,9 @@ def competitor_today(product_ids, typical, last_day: int, readings: bool = False
     reads each product's level at today's price against it (`reading_day_of` its last day of
     sales); a later curve reads it again on its today to measure how far the position has
     moved since, in the same terms (ml.selectors.demand_curve). `readings`: also, per product,
-    the number of those days a price was read on (0: none; a reading in force over several days
-    counts once, a price read again every day as often), which says how much of a reading's
-    jitter the median still holds."""
+    the number of those days whose lowest price was read that day (0: none; a reading in force
+    over several days counts once, a lowest price read again every day as often), which says
+    how much of a reading's jitter the median still holds."""
     import numpy as np
 
     n = len(product_ids)

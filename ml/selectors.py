@@ -184,23 +184,19 @@ def demand_curve(
 
         from tenants.context import require_current_tenant
 
-        from .panel import competitor_today
-
         zone = ZoneInfo(require_current_tenant().timezone)
         each, first, back = np.unique(
             np.asarray(ids, np.int64)[carry], return_index=True, return_inverse=True
         )
         # (its readings matched against today's price, as the fit matched them)
         day = as_of if as_of is not None else timezone.localdate(timezone=zone)
-        read, k_now = _week_of(competitor_today, each, price[carry][first], day, carry, back, n)
+        read, k_now = _week_of(each, price[carry][first], day, carry, back, n)
         # the competitor's week as the fit read it, read again on the fit's reading day: its
         # move since is the competitor's, the rest of the position's the product's own price's
         stored = version.metrics if version is not None else None
         fit_day = _day_of(stored.get("reading_day") if isinstance(stored, dict) else None)
         if fit_day is not None:
-            read_then, k_then = _week_of(
-                competitor_today, each, price[carry][first], fit_day, carry, back, n
-            )
+            read_then, k_then = _week_of(each, price[carry][first], fit_day, carry, back, n)
         else:  # (a version that did not say: every move counts, as it did)
             read_then, k_then = np.full(n, np.nan), k_now
         with np.errstate(all="ignore"):
@@ -223,13 +219,15 @@ def _day_of(value):
         return None
 
 
-def _week_of(read_week, each, typical, day, carry, back, n: int):
+def _week_of(each, typical, day, carry, back, n: int):
     """Per SKU of a curve (`carry` those to read, `back` their rows among the unique ids
     `each`), the competitor's week up to `day` (`ml.panel.competitor_today`) and the number of
     readings it is the median of (NaN and 0 for the others)."""
     import numpy as np
 
-    median, count = read_week(each.tolist(), typical, day.toordinal(), readings=True)
+    from .panel import competitor_today
+
+    median, count = competitor_today(each.tolist(), typical, day.toordinal(), readings=True)
     out, k = np.full(n, np.nan), np.zeros(n, int)
     out[carry], k[carry] = median[back], count[back]
     return out, k
