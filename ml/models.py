@@ -219,6 +219,12 @@ class Elasticity(TenantOwned):
     # then) (None: unknown, no competitor or older versions): a reprice whose price or
     # competitor's price has moved since carries the level through the hinge to its own.
     gap_today = models.FloatField(null=True, blank=True)
+    # The competitor's price that position was against (the median of its week's lowest
+    # readings), and the days of that week whose lowest price was read that day (None:
+    # unknown, older versions: a reprice reads that week again on the fit's reading day): a
+    # reprice counts the competitor's move since only beyond its readings' jitter.
+    competitor_then = models.FloatField(null=True, blank=True)
+    competitor_then_readings = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [

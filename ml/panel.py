@@ -161,7 +161,11 @@ def demand_panel(block: dict | None = None):
         reading_day = reading_day_of(int(panel.day.max()))
     match = np.where(np.isfinite(panel.current_price) & (panel.current_price > 0),
                      panel.current_price, typical)  # fmt: skip
-    panel.competitor_today = competitor_today(kept, match, reading_day)
+    # (and the days of its week whose lowest price was read that day: stored with the level's
+    # position, how much of a reading's jitter its median holds)
+    panel.competitor_today, panel.competitor_today_k = competitor_today(
+        kept, match, reading_day, readings=True
+    )
     panel.reading_day = reading_day
     if block is not None:
         panel.competitor_price, panel.competitor_sd = competitor, float(block["competitor_sd"])

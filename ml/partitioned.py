@@ -57,8 +57,10 @@ logger = logging.getLogger(__name__)
 # which change what their dispersions are relative to; 5: each block's today's position
 # against the competitor (BlockFit.gap_today, within the positions seen, read on the plan's
 # reading day) that the stored level is carried from; 6: each block's curvature read beside
-# the hinge (BlockFit.joint_c and how the hinge and the slope move with it)
-STAGED_FORMAT = 6
+# the hinge (BlockFit.joint_c and how the hinge and the slope move with it); 7: the
+# competitor's price each block's position was read against, with its readings' count
+# (BlockFit.competitor_then, competitor_then_k)
+STAGED_FORMAT = 7
 
 
 class StagedFormatError(ValueError):

@@ -87,7 +87,7 @@ def demand_curve(
     names = ("elasticity", "elasticity_se", "units_per_day", "typical_price", "curvature",
              "price_low", "price_high", "from_prior", "competitor_slope", "competitor_slope_se",
              "curvature_se", "gap_low", "gap_high", "slope_hinge_corr", "promo_lift",
-             "gap_today")  # fmt: skip
+             "gap_today", "competitor_then", "competitor_then_readings")  # fmt: skip
     fits = {
         r[0]: dict(zip(names, r[1:], strict=True)) for r in rows.values_list("product_id", *names)
     }
@@ -191,14 +191,19 @@ def demand_curve(
         # (its readings matched against today's price, as the fit matched them)
         day = as_of if as_of is not None else timezone.localdate(timezone=zone)
         read, k_now = _week_of(each, price[carry][first], day, carry, back, n)
-        # the competitor's week as the fit read it, read again on the fit's reading day: its
-        # move since is the competitor's, the rest of the position's the product's own price's
+        # the competitor's week as the fit read it (stored with the estimates): its move since
+        # is the competitor's, the rest of the position's the product's own price's
+        read_then = get("competitor_then")
+        k_then = np.nan_to_num(get("competitor_then_readings", 0.0)).astype(int)
+        lacking = carry[~np.isfinite(read_then[carry])]
         stored = version.metrics if version is not None else None
         fit_day = _day_of(stored.get("reading_day") if isinstance(stored, dict) else None)
-        if fit_day is not None:
-            read_then, k_then = _week_of(each, price[carry][first], fit_day, carry, back, n)
-        else:  # (a version that did not say: every move counts, as it did)
-            read_then, k_then = np.full(n, np.nan), k_now
+        if lacking.size and fit_day is not None:
+            # (a version that stored no week: read again on the fit's reading day)
+            again, k_again = _week_of(each, price[carry][first], fit_day, carry, back, n)
+            read_then[lacking], k_then[lacking] = again[lacking], k_again[lacking]
+        elif lacking.size:  # (a version that did not say: every move counts, as it did)
+            k_then[lacking] = k_now[lacking]
         with np.errstate(all="ignore"):
             now = np.log(price / read)
         counted = _counted(now - then, read, read_then, k_now, k_then, ramp_sd)
@@ -236,10 +241,10 @@ def _week_of(each, typical, day, carry, back, n: int):
 def _counted(move, read, read_then, k_now, k_then, ramp_sd: float):
     """The part of each position's move (log(price / competitor's week), today's less the
     fit's) a carry counts: the product's own price's move whole (exact), the competitor's move
-    (log of its week today over its week then; where the fit's week is not read again, none
-    can be told apart and every move counts) only beyond its readings' jitter: times 1 - its
-    noise's variance over its square, never below 0 (the positive part of the shrinkage
-    toward no move). Each week's median of k days' readings holds sigma^2 / k of a
+    (log of its week today over its week then, as the fit stored it; where the fit's week is
+    unknown, none can be told apart and every move counts) only beyond its readings' jitter:
+    times 1 - its noise's variance over its square, never below 0 (the positive part of the
+    shrinkage toward no move). Each week's median of k days' readings holds sigma^2 / k of a
     reading's variance (pi/2 sigma^2 / k from 3 readings on), sigma the readings' jitter the
     hinge's ramp was fitted over (the ramp's s.d. / RAMP_SCALE). A week on with nothing
     changed, a steep hinge moved the level by x0.81-1.20 counting every move."""

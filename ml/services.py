@@ -467,6 +467,17 @@ def finish_demand(
         "gap_today": (
             fit.gap_today if fit.gap_today is not None else np.full(len(product_ids), np.nan)
         ),
+        # the competitor's price it is against, and its week's days read (NaN: none known)
+        "competitor_then": (
+            fit.competitor_then
+            if fit.competitor_then is not None
+            else np.full(len(product_ids), np.nan)
+        ),
+        "competitor_then_readings": (
+            np.where(np.isfinite(fit.competitor_then), fit.competitor_then_k, np.nan)
+            if fit.competitor_then is not None and fit.competitor_then_k is not None
+            else np.full(len(product_ids), np.nan)
+        ),
     }
     buffer = io.BytesIO()
     # The artifact holds every estimate, so a version whose rows were pruned can be restored.
@@ -626,7 +637,12 @@ ESTIMATE_FIELDS = ("product_id", "elasticity", "elasticity_se", "raw_elasticity"
 # Kept since the evidence range: absent from older artifacts (restored as unknown).
 OPTIONAL_FIELDS = ("price_low", "price_high", "from_prior", "competitor_slope",
                    "competitor_slope_se", "gap_low", "gap_high", "curvature_se",
-                   "slope_hinge_corr", "promo_lift", "gap_today")  # fmt: skip
+                   "slope_hinge_corr", "promo_lift", "gap_today", "competitor_then",
+                   "competitor_then_readings")  # fmt: skip
+# The optional estimates stored as they are, NULL where not finite (an artifact stored before
+# one: NULL, none known).
+NULLABLE_FIELDS = ("curvature_se", "slope_hinge_corr", "promo_lift", "gap_today",
+                   "competitor_then")  # fmt: skip
 
 
 def _store_elasticities(version: ModelVersion, estimates) -> int:
@@ -643,21 +659,17 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
     tenant = require_current_tenant()
     columns = [np.asarray(estimates[name]) for name in ESTIMATE_FIELDS]
     size = len(columns[0])
-    low, high = (
-        np.asarray(estimates.get(k, np.full(size, np.nan)), float)
-        for k in ("price_low", "price_high")
-    )
-    prior = np.asarray(estimates.get("from_prior", np.zeros(size, bool)), bool)
-    hinge = np.asarray(estimates.get("competitor_slope", np.zeros(size)), float)
-    hinge_se = np.asarray(estimates.get("competitor_slope_se", np.full(size, np.inf)), float)
-    curv_se = np.asarray(estimates.get("curvature_se", np.full(size, np.nan)), float)
-    # (an artifact stored before it: NULL, none known)
-    corr = np.asarray(estimates.get("slope_hinge_corr", np.full(size, np.nan)), float)
-    lift = np.asarray(estimates.get("promo_lift", np.full(size, np.nan)), float)
-    today = np.asarray(estimates.get("gap_today", np.full(size, np.nan)), float)
-    gap_lo, gap_hi = (
-        np.asarray(estimates.get(k, np.full(size, np.nan)), float) for k in ("gap_low", "gap_high")
-    )
+
+    def optional(name: str, fill, kind=float) -> list:
+        return np.asarray(estimates.get(name, np.full(size, fill)), kind).tolist()
+
+    low, high = optional("price_low", np.nan), optional("price_high", np.nan)
+    prior = optional("from_prior", False, bool)
+    hinge = optional("competitor_slope", 0.0)
+    hinge_se = optional("competitor_slope_se", np.inf)
+    gap_lo, gap_hi = optional("gap_low", np.nan), optional("gap_high", np.nan)
+    nullable = {name: optional(name, np.nan) for name in NULLABLE_FIELDS}
+    readings = optional("competitor_then_readings", np.nan)
     rows = [
         {
             "tenant_id": tenant.pk,
@@ -670,33 +682,20 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
             "typical_price": _money(typical),
             "units_per_day": float(rate),
             "days_observed": int(days),
-            "price_low": None if not np.isfinite(lo) else _money(lo),
-            "price_high": None if not np.isfinite(hi) else _money(hi),
-            "from_prior": bool(fp),
-            "competitor_slope": float(h) if np.isfinite(h) else 0.0,
-            "competitor_slope_se": number(hs),
-            "gap_low": number(gl),
-            "gap_high": number(gh),
-            "curvature_se": number(cs),
-            "slope_hinge_corr": number(rho),
-            "promo_lift": number(pl),
-            "gap_today": number(gt),
+            "price_low": None if not np.isfinite(low[i]) else _money(low[i]),
+            "price_high": None if not np.isfinite(high[i]) else _money(high[i]),
+            "from_prior": bool(prior[i]),
+            "competitor_slope": float(hinge[i]) if np.isfinite(hinge[i]) else 0.0,
+            "competitor_slope_se": number(hinge_se[i]),
+            "gap_low": number(gap_lo[i]),
+            "gap_high": number(gap_hi[i]),
+            **{name: number(values[i]) for name, values in nullable.items()},
+            # (a count of days of a week: 0-7)
+            "competitor_then_readings": (
+                int(min(max(readings[i], 0), 32767)) if np.isfinite(readings[i]) else None
+            ),
         }
-        for pk, e, se, raw, c, typical, rate, days, lo, hi, fp, h, hs, gl, gh, cs, rho, pl, gt in zip(  # noqa: E501
-            *columns,
-            low.tolist(),
-            high.tolist(),
-            prior.tolist(),
-            hinge.tolist(),
-            hinge_se.tolist(),
-            gap_lo.tolist(),
-            gap_hi.tolist(),
-            curv_se.tolist(),
-            corr.tolist(),
-            lift.tolist(),
-            today.tolist(),
-            strict=True,
-        )
+        for i, (pk, e, se, raw, c, typical, rate, days) in enumerate(zip(*columns, strict=True))
     ]
     return copy_insert(Elasticity, rows)
 

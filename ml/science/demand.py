@@ -99,6 +99,9 @@ class Panel:
     # position, where the level is read, is today's price against it, and a reprice that reads
     # it again measures how far the position has moved since in the same terms.
     competitor_today: np.ndarray | None = None
+    # ... and per SKU the number of those days whose lowest price was read that day (how much
+    # of a reading's jitter the median still holds; None: not counted)
+    competitor_today_k: np.ndarray | None = None
     # the day (ordinal) competitor_today was read up to (None: not read)
     reading_day: int | None = None
 
@@ -185,6 +188,11 @@ class DemandFit:
     # today's position itself, log(today's price / the competitor's) (NaN: none known; None:
     # not read): stored, a reprice re-anchors the level at its own position
     gap_today: np.ndarray | None = None
+    # the competitor's price that position is against and the days of its week whose lowest
+    # price was read that day (NaN and 0: none known; None: not read): stored, a reprice counts
+    # the competitor's move since beyond its readings' jitter (ml.selectors._counted)
+    competitor_then: np.ndarray | None = None
+    competitor_then_k: np.ndarray | None = None
 
     def position(self, sku, price, competitor) -> np.ndarray:
         """Per row, log units from today's position against the competitor to the row's
@@ -1003,6 +1011,12 @@ class BlockFit:
     # reprice carries the level where the price or the competitor's has moved since
     # (ml.selectors.demand_curve)
     gap_today: np.ndarray | None = None
+    # per SKU the competitor's price gap_today is against and the days of its week whose
+    # lowest price was read that day (NaN and 0: none; 0 too where not counted; None: a block
+    # stored before them): stored, a reprice tells the competitor's move since from the
+    # product's own as the fit read the competitor, whatever was imported after
+    competitor_then: np.ndarray | None = None
+    competitor_then_k: np.ndarray | None = None
     # the curvature read beside the hinge (its model s.e. before the dispersion) and how the
     # hinge and the slope at `centre` move with it (`_JointBend`; NaN, inf, 0 where not read;
     # None: a block stored before it): a clear hinge's curve bends as its own joint fit reads
@@ -1169,6 +1183,7 @@ def fit_block(
     recent = (day > pooled.day_range[1] - LEVEL_WINDOW_DAYS) & open_rows
     # (NaN, not None: a block that knows no position today, not one staged before positions)
     recent_ramp, ramp_today, gap_today = None, np.full(n, np.nan), np.full(n, np.nan)
+    competitor_then, competitor_then_k = np.full(n, np.nan), np.zeros(n, np.int64)
     # the positions against the competitor each SKU was seen at (stored: a curve's evidence)
     gap_low = _gap_range(price, sub.competitor_price, sku, n, np.minimum, np.inf)
     gap_high = _gap_range(price, sub.competitor_price, sku, n, np.maximum, -np.inf)
@@ -1192,11 +1207,15 @@ def fit_block(
             # one reading's jitter times a steep hinge would move the level by a quarter
             if panel.competitor_today is not None:
                 read = np.asarray(panel.competitor_today, float)
-            else:
+                if panel.competitor_today_k is not None:
+                    competitor_then_k = np.asarray(panel.competitor_today_k, np.int64)
+            else:  # (the days' readings not counted: 0, read as one reading's jitter)
                 late = (day > pooled.day_range[1] - TODAY_READINGS_DAYS) & np.isfinite(comp)
                 read = _median_per_sku(comp, sku, n, late)
             # (none where no recent day's level is read: no position to carry it from)
             read = np.where(np.bincount(sku[recent], minlength=n) > 0, read, np.nan)
+            competitor_then = read
+            competitor_then_k = np.where(np.isfinite(read), competitor_then_k, 0)
             # within the positions the SKU was seen at: its days are no evidence of others (as
             # a later curve carries the level, DemandCurve.from_position)
             gap_today = np.clip(np.log(now / read), gap_low, gap_high)
@@ -1237,6 +1256,8 @@ def fit_block(
         recent_ramp=recent_ramp,
         ramp_today=ramp_today,
         gap_today=gap_today,
+        competitor_then=competitor_then,
+        competitor_then_k=competitor_then_k,
         joint_c=bend.curvature,
         joint_c_se=bend.se,
         joint_c_hinge=bend.hinge_per,
@@ -1563,6 +1584,16 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         promo_lift=np.concatenate(lifts) if shelf and lifts else None,
         ramp_today=_concat(blocks, "ramp_today") if positions else None,
         gap_today=_concat(blocks, "gap_today") if positions_kept else None,
+        competitor_then=(
+            _concat(blocks, "competitor_then")
+            if positions_kept and all(b.competitor_then is not None for b in blocks)
+            else None
+        ),
+        competitor_then_k=(
+            _concat(blocks, "competitor_then_k")
+            if positions_kept and all(b.competitor_then_k is not None for b in blocks)
+            else None
+        ),
     )
 
 
@@ -2208,6 +2239,7 @@ def block_of(panel: Panel, low: int, high: int) -> Panel:
         current_price=per_sku(panel.current_price),
         competitor_sd=panel.competitor_sd,
         competitor_today=per_sku(panel.competitor_today),
+        competitor_today_k=per_sku(panel.competitor_today_k),
     )
 
 
@@ -2246,6 +2278,7 @@ def concatenate(panels: list[Panel]) -> Panel:
         category=per_sku("category"),
         current_price=per_sku("current_price"),
         competitor_today=per_sku("competitor_today"),
+        competitor_today_k=per_sku("competitor_today_k"),
     )
 
 

@@ -22,7 +22,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("run_on_commit_at_o
 FIELDS = ("product_id", "elasticity", "elasticity_se", "raw_elasticity", "curvature",
           "curvature_se", "typical_price", "units_per_day", "days_observed", "price_low",
           "price_high", "from_prior", "competitor_slope", "competitor_slope_se", "gap_low",
-          "gap_high", "promo_lift", "gap_today")  # fmt: skip
+          "gap_high", "promo_lift", "gap_today", "competitor_then",
+          "competitor_then_readings")  # fmt: skip
 PRODUCTS = 30
 
 
@@ -155,6 +156,11 @@ def test_the_partitioned_fit_stores_the_one_process_estimates(market, parts, set
     assert any(row[FIELDS.index("competitor_slope") - 1] < 0 for row in a.values())
     # today's position read on the tenant's last day in every part, as in one process
     assert sum(row[FIELDS.index("gap_today") - 1] is not None for row in a.values()) >= 15
+    # ... against the competitor's week as each part read it, with its days read
+    at = FIELDS.index("gap_today") - 1
+    then = [row[at + 1 :] for row in a.values() if row[at] is not None]
+    assert all(c is not None and k is not None for c, k in then)
+    assert any(k > 0 for _, k in then)
     assert any(row[FIELDS.index("raw_elasticity") - 1] is not None for row in a.values())
     assert (
         one.metrics["poisson_eb"]["pooled_elasticity"]

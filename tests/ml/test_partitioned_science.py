@@ -16,7 +16,8 @@ from tests.ml.test_demand import above_the_competitor
 PER_SKU = ("elasticity", "elasticity_se", "raw_elasticity", "raw_se", "curvature",
            "curvature_se", "raw_curvature", "typical_price", "intercept", "price_low",
            "price_high", "from_prior", "competitor_above", "competitor_above_se", "gap_low",
-           "gap_high", "promo_lift", "ramp_today", "gap_today")  # fmt: skip
+           "gap_high", "promo_lift", "ramp_today", "gap_today", "competitor_then",
+           "competitor_then_k")  # fmt: skip
 TENANT = ("pooled_elasticity", "pooled_se", "dispersion", "nb_k", "weight_k", "counts_k",
           "weights_ratio", "ramp_sd")  # fmt: skip
 
@@ -236,6 +237,7 @@ def test_blocks_staged_before_positions_were_kept_read_none(monkeypatch):
     assert mixed.intercept == pytest.approx(old.intercept, abs=1e-9)
     assert mixed.ramp_today is None and new.ramp_today is not None
     assert mixed.gap_today is None and new.gap_today is not None
+    assert mixed.competitor_then is None and new.competitor_then is not None
     # the level read at today's position is below the one days under the competitor lifted
     assert np.median(new.intercept - old.intercept) < -0.05
 

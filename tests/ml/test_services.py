@@ -470,6 +470,80 @@ def test_the_level_is_re_anchored_where_the_competitor_moved_since_the_fit(world
     assert ratio(kept, truth_raised) < 0.6  # the old level at the new position
 
 
+def test_a_carry_reads_the_competitor_as_the_fit_read_it(world_a, frozen_now):
+    """The fit stores the competitor's price its level's position is against (its week's
+    median) and how many of that week's days were read (`competitor_then`,
+    `competitor_then_readings`, restored from the artifact). Readings imported after the fit
+    into the fit's week (another seller, cheaper, then out of stock) change the week as read
+    now, not as the fit read it: the carry stays the one before them, the week's jitter mostly
+    not counted. A version that stored no week (older) reads it again on the fit's reading
+    day: the backfill's 9 taken for the competitor then, its 11 % "raise" all but cancels the
+    product's own "move" of as much, and the week's jitter is counted whole."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone
+
+    from ml.models import Elasticity
+    from ml.selectors import demand_curve
+
+    rng = np.random.default_rng(5)
+    n, days = 12, 300
+    today = timezone.localdate(timezone=ZoneInfo(world_a.tenant.timezone))
+    end = today - dt.timedelta(days=8)  # the last day the fit saw
+    products = [{"sku": f"K{i}", "title": f"Kettle {i}", "price": 11, "cost": 4}
+                for i in range(n)]  # fmt: skip
+    sales, readings = [], []
+    for i in range(n):
+        for day in range(days):
+            date = end - dt.timedelta(days=days - 1 - day)
+            comp = 10 * float(np.exp(rng.normal(0, 0.03)))
+            price = round(11 * float(np.exp(rng.normal(0, 0.05))), 2)
+            above = max(np.log(price / comp), 0.0)
+            units = int(rng.poisson(4 * (price / 10) ** -1.5 * np.exp(-8.0 * above)))
+            sales.append({"date": date.isoformat(), "sku": f"K{i}", "units": units,
+                          "price": price})  # fmt: skip
+            readings.append({"sku": f"K{i}", "competitor": "R", "price": round(comp, 2),
+                             "observed_at": f"{date.isoformat()}T12:00:00Z"})  # fmt: skip
+    # another seller, 9.00 on each day of the fit's week, out of stock from the day after
+    late = [{"sku": f"K{i}", "competitor": "S", "price": 9,
+             "observed_at": f"{(end - dt.timedelta(days=k)).isoformat()}T12:00:00Z"}
+            for i in range(n) for k in range(7)]  # fmt: skip
+    late += [{"sku": f"K{i}", "competitor": "S", "price": 9, "in_stock": False,
+              "observed_at": f"{(end + dt.timedelta(days=1)).isoformat()}T08:00:00Z"}
+             for i in range(n)]  # fmt: skip
+    now, competitor = np.full(n, 11.0), np.full(n, 10.0)
+    with tenant_context(world_a.tenant):
+        version, ids = _trained_on(products, sales, readings)
+        rows = Elasticity.objects.filter(model_version=version).order_by("product_id")
+        stored = list(rows.values_list("competitor_then", "competitor_then_readings", "gap_today"))
+        before, _ = demand_curve(version, ids, now, competitor_price=competitor)
+        import_rows(kind="competitor_prices", rows=late)
+        after, _ = demand_curve(version, ids, now, competitor_price=competitor)
+        rows.update(competitor_then=None, competitor_then_readings=None)  # an older version
+        reread, _ = demand_curve(version, ids, now, competitor_price=competitor)
+        rows.delete()
+        services._restore_elasticities(version)
+        again = list(
+            Elasticity.objects.filter(model_version=version)
+            .order_by("product_id")
+            .values_list("competitor_then", "competitor_then_readings", "gap_today")
+        )
+    # the week's median of daily readings near 10, read up to the day after the last day of
+    # sales (whose reading is the day before's, in force): 6 of its 7 days read that day
+    assert all(then == pytest.approx(10, rel=0.05) and k == 6 for then, k, _ in stored)
+    assert again == stored
+    mine = before.competitor_slope < 0
+    assert mine.sum() >= n // 2
+    assert np.all(np.abs(np.log(before.level_carried[mine])) < 0.1)
+    # the backfill moved nothing the fit read
+    assert after.units_ref == pytest.approx(before.units_ref, rel=1e-9)
+    assert after.level_carried == pytest.approx(before.level_carried, rel=1e-9)
+    # read again, the fit's week is the other seller's 9: the jitter counted as a move
+    off = np.abs(np.log(reread.level_carried[mine] / before.level_carried[mine]))
+    assert np.median(off) > 0.03
+
+
 def test_a_reprice_right_after_the_fit_keeps_the_level_where_several_sellers_are_read(
     world_a, frozen_now
 ):
