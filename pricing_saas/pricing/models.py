@@ -55,6 +55,19 @@ class RepriceJob(CancellableJob):
     def __str__(self) -> str:
         return f"reprice {self.pk} ({self.status})"
 
+    def reading_day(self):
+        """The tenant's local day this job reads the competitor's last week up to (the `as_of`
+        of ml.selectors.demand_curve): the day it started, alike for every part of a job in
+        parts and for the SKU page's chart of it, a job that runs past midnight included."""
+        from zoneinfo import ZoneInfo
+
+        from django.utils import timezone
+
+        from tenants.context import require_current_tenant
+
+        zone = ZoneInfo(require_current_tenant().timezone)
+        return timezone.localdate(self.started_at or self.created_at, timezone=zone)
+
     def is_stale(self, now=None) -> bool:
         """A reprice in parts is alive while its parts beat, however long the whole job takes."""
         if self.status == self.states.running:

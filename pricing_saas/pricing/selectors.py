@@ -3,15 +3,11 @@ managers. Views format what these return; services write."""
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
-
 import numpy as np
 from django.db.models import Count, F, Min
 from django.db.models.functions import Coalesce
-from django.utils import timezone
 
 from pricing_saas.catalog.models import CompetitorOffer, Product, SalesRecord
-from tenants.context import require_current_tenant
 
 from . import approvals, publishing
 from .models import PriceChange, Publication, Recommendation, RepriceJob, RepriceSchedule, RuleSet
@@ -372,10 +368,9 @@ def curve_chart(rec: Recommendation | None, product: Product) -> dict | None:
     competitor = float(rec.competitor_price) if rec.competitor_price is not None else np.nan
     # the job's curve as the job read it: the level carried to the competitor's prices of its
     # day (ml.selectors.demand_curve), so the chart's figures are the card's
-    zone = ZoneInfo(require_current_tenant().timezone)
     curve, known = demand_curve(
         job.demand_version, [product.pk], [p0], [product.category], [competitor],
-        as_of=timezone.localdate(job.created_at, timezone=zone),
+        as_of=job.reading_day(),
     )  # fmt: skip
     if not known[0]:
         return None

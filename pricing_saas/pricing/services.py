@@ -594,7 +594,12 @@ def _reprice_catalog(job: RepriceJob, demand) -> None:
         return
     market = Market.load(catalog.ids, price=catalog.price)
     curve, known = ml_selectors.demand_curve(
-        demand, catalog.ids, catalog.price, catalog.category, market.competitor_price
+        demand,
+        catalog.ids,
+        catalog.price,
+        catalog.category,
+        market.competitor_price,
+        as_of=job.reading_day(),
     )
     if demand is not None and not known.all():
         _log(job, f"{int((~known).sum())} SKUs without an estimate from {version_name}: priors")
@@ -648,6 +653,7 @@ def reprice_block(
         market.competitor_price,
         within=within,
         category_means=category_means,
+        as_of=job.reading_day(),
     )
     if demand is None:  # no model: no price response to act on, and no cold-start guidance
         curve.elasticity[:] = np.nan

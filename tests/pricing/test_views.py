@@ -1266,3 +1266,58 @@ def test_the_card_says_why_its_units_now_were_carried_to_todays_position(
     jitter = "counting only what of the competitor's move lies beyond its readings' own jitter"
     assert jitter in client.get(f"/pricing/sku/{again['P6'].product_id}/").content.decode()
     assert jitter not in client.get(f"/pricing/sku/{again['P3'].product_id}/").content.decode()
+
+
+def test_a_job_reads_the_competitors_week_of_the_day_it_started(shop, monkeypatch):
+    """A job started a second before the tenant's midnight and run after it reads the
+    competitor's last week up to the day it started, as every part of a job in parts and the
+    SKU page's chart of it do: a competitor at 20 who cut to 16 four days ago stands at 20 in
+    the week up to yesterday (four of its seven days) and at 16 in the week up to today. (The
+    model read the level against 18, where demand collapses above the competitor: the job
+    carries it to its position against 20, not 16.) The chart's figure at today's price is
+    the card's."""
+    import datetime as dt
+    import math
+    from types import SimpleNamespace
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone
+
+    from ml.models import Elasticity
+    from pricing_saas.catalog.importer import import_rows
+    from pricing_saas.pricing import approvals, services
+    from pricing_saas.pricing.selectors import curve_chart
+    from tenants import jobs
+
+    zone = ZoneInfo(shop.tenant.timezone)
+    with tenant_context(shop.tenant):
+        approvals.update_policy(auto_approve=False)
+        services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
+        today = timezone.localdate(timezone=zone)
+        import_rows(
+            kind="competitor_prices",
+            rows=[
+                {"sku": "P3", "competitor": "R", "price": 20 if k > 3 else 16,
+                 "observed_at": f"{(today - dt.timedelta(days=k)).isoformat()}T12:00:00Z"}
+                for k in range(14)
+            ],
+        )  # fmt: skip
+        # (the model read its level against a competitor at 18)
+        price = float(Product.objects.get(sku="P3").price)
+        Elasticity.objects.filter(product__sku="P3").update(
+            competitor_slope=-6.0, competitor_slope_se=0.5, gap_low=-0.5, gap_high=0.5,
+            gap_today=math.log(price / 18), competitor_then=18.0, competitor_then_readings=7,
+        )  # fmt: skip
+        # claimed a second before midnight, run after it
+        midnight = dt.datetime.combine(today, dt.time(), tzinfo=zone)
+        monkeypatch.setattr(
+            jobs, "timezone", SimpleNamespace(now=lambda: midnight - dt.timedelta(seconds=1))
+        )
+        job = services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
+        assert job.reading_day() == today - dt.timedelta(days=1)
+        rec = Recommendation.objects.get(job=job, product__sku="P3")
+        chart = curve_chart(rec, rec.product)
+    assert float(rec.current_price) == price
+    assert rec.position_now == pytest.approx(math.log(price / 20))
+    assert rec.level_carried == pytest.approx((price / 18) ** 6 / max(price / 20, 1) ** 6)
+    assert chart["marks"]["today"]["y"] == pytest.approx(rec.expected_profit_now, abs=0.011)
