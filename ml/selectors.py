@@ -53,6 +53,7 @@ def demand_curve(
     category_means: dict[str, float] | None = None,
     competitor_sd=None,
     as_of=None,
+    carried=None,
 ):
     """The one demand curve (ml.science.curve.DemandCurve) of `product_ids` at today's
     `prices`, from the estimates of a stored demand-model version. Products the version has no
@@ -67,7 +68,11 @@ def demand_curve(
     decision judged it (`Recommendation.competitor_sd`), for the doubt of a forecast's interval
     near the competitor's price (`DemandCurve.units_interval`). `as_of` (a date; None: the
     tenant's today): the day whose last week's competitor prices a level is carried to
-    (`from_position`): a page that redraws a job's curve reads the job's day."""
+    (`from_position`): a reprice job reads the day it started. `carried` (per product; None:
+    read here): the factor a job carried each level by, as it stored it
+    (`Recommendation.level_carried`; NaN or None: 1), taken instead of reading the competitor's
+    weeks again: a page that redraws a job's curve shows the job's figures whatever was
+    imported since."""
     import numpy as np
 
     from .models import Elasticity
@@ -170,6 +175,11 @@ def demand_curve(
     # once). The competitor's price today is read as the fit read it then (the median of the
     # last week's lowest readings: ml.panel.competitor_today), so a position that has not
     # moved moves nothing, whatever the competitor level the curve's kink stands at.
+    if carried is not None:
+        factor = np.array([np.nan if v is None else float(v) for v in carried], float)
+        factor = np.where(known & np.isfinite(factor) & (factor > 0), factor, 1.0)
+        curve.units_ref, curve.level_carried = curve.units_ref * factor, factor
+        return curve, known
     then = get("gap_today")
     carry = np.flatnonzero(
         known

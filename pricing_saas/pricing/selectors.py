@@ -366,11 +366,12 @@ def curve_chart(rec: Recommendation | None, product: Product) -> dict | None:
         return None
     p0 = float(rec.current_price)
     competitor = float(rec.competitor_price) if rec.competitor_price is not None else np.nan
-    # the job's curve as the job read it: the level carried to the competitor's prices of its
-    # day (ml.selectors.demand_curve), so the chart's figures are the card's
+    # the job's curve as the job read it: the level carried as far as the job carried it to
+    # its position against the competitor (ml.selectors.demand_curve), so the chart's figures
+    # are the card's, whatever readings were imported since
     curve, known = demand_curve(
         job.demand_version, [product.pk], [p0], [product.category], [competitor],
-        as_of=job.reading_day(),
+        carried=[rec.level_carried],
     )  # fmt: skip
     if not known[0]:
         return None

@@ -1317,6 +1317,17 @@ def test_a_job_reads_the_competitors_week_of_the_day_it_started(shop, monkeypatc
         assert job.reading_day() == today - dt.timedelta(days=1)
         rec = Recommendation.objects.get(job=job, product__sku="P3")
         chart = curve_chart(rec, rec.product)
+        # another seller's week imported after the job, cheaper: the chart is still the job's
+        import_rows(
+            kind="competitor_prices",
+            rows=[
+                {"sku": "P3", "competitor": "S", "price": 15,
+                 "observed_at": f"{(today - dt.timedelta(days=k)).isoformat()}T12:00:00Z"}
+                for k in range(1, 8)
+            ],
+        )  # fmt: skip
+        later = curve_chart(rec, rec.product)
+    assert later == chart
     assert float(rec.current_price) == price
     assert rec.position_now == pytest.approx(math.log(price / 20))
     assert rec.level_carried == pytest.approx((price / 18) ** 6 / max(price / 20, 1) ** 6)
