@@ -1958,6 +1958,13 @@ def _promo_lift(sku, x, n, trunc, intercept, slope, curvature, promo, position=N
     return np.clip(np.nan_to_num(lift, nan=1.0, posinf=PROMO_LIFT_RANGE[1]), *PROMO_LIFT_RANGE)
 
 
+def _bend_is_read(c, c_se, prior_sd: float = CURVATURE_PRIOR_SD) -> np.ndarray:
+    """Where a curvature fitted on a weak prior N(0, prior_sd^2) is informative: its s.e. well
+    inside the prior's (the data, not the prior, set it) and the bend not one that runs away
+    (|c| under 39)."""
+    return (np.asarray(c_se) < 0.7 * prior_sd) & (np.abs(c) < 39)
+
+
 def _curvature(y, x, offset, sku, n, trunc, b0, a0, iterations, prior_sd=CURVATURE_PRIOR_SD, k=0.0):
     """Per-SKU Newton steps on (slope, curvature) of log units in x = log(price / typical),
     intercepts profiled, with a weak prior N(0, prior_sd^2) on the curvature (where the prices
@@ -1970,8 +1977,7 @@ def _curvature(y, x, offset, sku, n, trunc, b0, a0, iterations, prior_sd=CURVATU
                           iterations, k)  # fmt: skip
     c, b = fit.coef[:, 1], fit.coef[:, 0]
     c_se = np.where(fit.ok, np.sqrt(np.maximum(fit.inv[:, 1, 1], 0)), np.inf)
-    # Informative only where the data, not the prior, set the curvature.
-    ok = fit.ok & (c_se < 0.7 * prior_sd) & (np.abs(c) < 39) & (np.abs(b) < 19)
+    ok = fit.ok & _bend_is_read(c, c_se, prior_sd) & (np.abs(b) < 19)
     return (
         np.where(ok, c, np.nan),
         np.where(ok, c_se, np.inf),
@@ -2122,7 +2128,7 @@ class _JointBend:
             slope_per = (inv[:, 0, 1] + 2 * at * var) / var
         c = fit.coef[:, 1]
         read = ok & (var > 0) & np.isfinite(hinge_per) & np.isfinite(slope_per)
-        read &= (np.sqrt(np.maximum(var, 0.0)) < 0.7 * CURVATURE_PRIOR_SD) & (np.abs(c) < 39)
+        read &= _bend_is_read(c, np.sqrt(np.maximum(var, 0.0)))
         return cls(
             np.where(read, c, np.nan),
             np.where(read, np.sqrt(np.maximum(var, 0.0)), np.inf),
