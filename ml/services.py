@@ -646,56 +646,55 @@ NULLABLE_FIELDS = ("curvature_se", "slope_hinge_corr", "promo_lift", "gap_today"
 
 
 def _store_elasticities(version: ModelVersion, estimates) -> int:
-    """One Elasticity row per product of `estimates` (arrays by ESTIMATE_FIELDS), for `version`."""
+    """One Elasticity row per product of `estimates` (arrays by ESTIMATE_FIELDS; the optional
+    ones, OPTIONAL_FIELDS, unknown where absent), for `version`."""
+    import math
+
     import numpy as np
 
     from tenants.bulk import copy_insert
 
     from .models import Elasticity
 
-    def number(value):
-        return None if not np.isfinite(value) else float(value)
-
     tenant = require_current_tenant()
-    columns = [np.asarray(estimates[name]) for name in ESTIMATE_FIELDS]
-    size = len(columns[0])
+    size = len(estimates[ESTIMATE_FIELDS[0]])
 
-    def optional(name: str, fill, kind=float) -> list:
-        return np.asarray(estimates.get(name, np.full(size, fill)), kind).tolist()
+    def column(name: str, fill=np.nan, convert=float) -> list:
+        """The optional column as values, None where not finite (unknown)."""
+        values = np.asarray(estimates.get(name, np.full(size, fill)), float).tolist()
+        return [convert(v) if math.isfinite(v) else None for v in values]
 
-    low, high = optional("price_low", np.nan), optional("price_high", np.nan)
-    prior = optional("from_prior", False, bool)
-    hinge = optional("competitor_slope", 0.0)
-    hinge_se = optional("competitor_slope_se", np.inf)
-    gap_lo, gap_hi = optional("gap_low", np.nan), optional("gap_high", np.nan)
-    nullable = {name: optional(name, np.nan) for name in NULLABLE_FIELDS}
-    readings = optional("competitor_then_readings", np.nan)
+    def count(value: float) -> int:  # (a count of days of a week: 0-7)
+        return int(min(max(value, 0), 32767))
+
+    required = {
+        "product_id": [int(v) for v in np.asarray(estimates["product_id"]).tolist()],
+        "elasticity": np.asarray(estimates["elasticity"], float).tolist(),
+        "elasticity_se": np.asarray(estimates["elasticity_se"], float).tolist(),
+        "raw_elasticity": column("raw_elasticity"),
+        "curvature": np.asarray(estimates["curvature"], float).tolist(),
+        "typical_price": [_money(v) for v in np.asarray(estimates["typical_price"]).tolist()],
+        "units_per_day": np.asarray(estimates["units_per_day"], float).tolist(),
+        "days_observed": [int(v) for v in np.asarray(estimates["days_observed"]).tolist()],
+    }
+    optional = {
+        "price_low": column("price_low", convert=_money),
+        "price_high": column("price_high", convert=_money),
+        "from_prior": np.asarray(estimates.get("from_prior", np.zeros(size)), bool).tolist(),
+        # (none read: 0, no hinge)
+        "competitor_slope": [v or 0.0 for v in column("competitor_slope", 0.0)],
+        "competitor_slope_se": column("competitor_slope_se", np.inf),
+        "gap_low": column("gap_low"),
+        "gap_high": column("gap_high"),
+        **{name: column(name) for name in NULLABLE_FIELDS},
+        "competitor_then_readings": column("competitor_then_readings", convert=count),
+    }
+    columns = {**required, **optional}
+    names = list(columns)
+    base = {"tenant_id": tenant.pk, "model_version_id": version.pk}
     rows = [
-        {
-            "tenant_id": tenant.pk,
-            "model_version_id": version.pk,
-            "product_id": int(pk),
-            "elasticity": float(e),
-            "elasticity_se": float(se),
-            "raw_elasticity": number(raw),
-            "curvature": float(c),
-            "typical_price": _money(typical),
-            "units_per_day": float(rate),
-            "days_observed": int(days),
-            "price_low": None if not np.isfinite(low[i]) else _money(low[i]),
-            "price_high": None if not np.isfinite(high[i]) else _money(high[i]),
-            "from_prior": bool(prior[i]),
-            "competitor_slope": float(hinge[i]) if np.isfinite(hinge[i]) else 0.0,
-            "competitor_slope_se": number(hinge_se[i]),
-            "gap_low": number(gap_lo[i]),
-            "gap_high": number(gap_hi[i]),
-            **{name: number(values[i]) for name, values in nullable.items()},
-            # (a count of days of a week: 0-7)
-            "competitor_then_readings": (
-                int(min(max(readings[i], 0), 32767)) if np.isfinite(readings[i]) else None
-            ),
-        }
-        for i, (pk, e, se, raw, c, typical, rate, days) in enumerate(zip(*columns, strict=True))
+        {**base, **dict(zip(names, values, strict=True))}
+        for values in zip(*columns.values(), strict=True)
     ]
     return copy_insert(Elasticity, rows)
 

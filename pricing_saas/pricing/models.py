@@ -55,10 +55,14 @@ class RepriceJob(CancellableJob):
     def __str__(self) -> str:
         return f"reprice {self.pk} ({self.status})"
 
-    def reading_day(self):
+    def reading_day(self, demand=None):
         """The tenant's local day this job reads the competitor's last week up to (the `as_of`
-        of ml.selectors.demand_curve): the day it started, alike for every part of a job in
-        parts and for the SKU page's chart of it, a job that runs past midnight included."""
+        of ml.selectors.demand_curve): the day it started, the same day for every part of a
+        job in parts, a job that runs past midnight included; or the day its demand model
+        (`demand`) read that week up to where that is later (a model the job trained after
+        midnight: never a week older than the model's). Readings observed later on that day
+        count in the parts that run after them."""
+        import datetime as dt
         from zoneinfo import ZoneInfo
 
         from django.utils import timezone
@@ -66,7 +70,13 @@ class RepriceJob(CancellableJob):
         from tenants.context import require_current_tenant
 
         zone = ZoneInfo(require_current_tenant().timezone)
-        return timezone.localdate(self.started_at or self.created_at, timezone=zone)
+        day = timezone.localdate(self.started_at or self.created_at, timezone=zone)
+        read = (demand.metrics or {}).get("reading_day") if demand is not None else None
+        try:
+            read = dt.date.fromisoformat(str(read)) if read else None
+        except ValueError:
+            read = None
+        return max(day, read) if read is not None else day
 
     def is_stale(self, now=None) -> bool:
         """A reprice in parts is alive while its parts beat, however long the whole job takes."""

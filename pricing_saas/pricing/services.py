@@ -599,7 +599,7 @@ def _reprice_catalog(job: RepriceJob, demand) -> None:
         catalog.price,
         catalog.category,
         market.competitor_price,
-        as_of=job.reading_day(),
+        as_of=job.reading_day(demand),
     )
     if demand is not None and not known.all():
         _log(job, f"{int((~known).sum())} SKUs without an estimate from {version_name}: priors")
@@ -653,7 +653,7 @@ def reprice_block(
         market.competitor_price,
         within=within,
         category_means=category_means,
-        as_of=job.reading_day(),
+        as_of=job.reading_day(demand),
     )
     if demand is None:  # no model: no price response to act on, and no cold-start guidance
         curve.elasticity[:] = np.nan

@@ -1270,8 +1270,8 @@ def test_the_card_says_why_its_units_now_were_carried_to_todays_position(
 
 def test_a_job_reads_the_competitors_week_of_the_day_it_started(shop, monkeypatch):
     """A job started a second before the tenant's midnight and run after it reads the
-    competitor's last week up to the day it started, as every part of a job in parts and the
-    SKU page's chart of it do: a competitor at 20 who cut to 16 four days ago stands at 20 in
+    competitor's last week up to the day it started, as every part of a job in parts does: a
+    competitor at 20 who cut to 16 four days ago stands at 20 in
     the week up to yesterday (four of its seven days) and at 16 in the week up to today. (The
     model read the level against 18, where demand collapses above the competitor: the job
     carries it to its position against 20, not 16.) The chart's figure at today's price is
@@ -1315,6 +1315,14 @@ def test_a_job_reads_the_competitors_week_of_the_day_it_started(shop, monkeypatc
         )
         job = services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
         assert job.reading_day() == today - dt.timedelta(days=1)
+        # (its model read the week up to a day long before: the job's day stands; a model the
+        # job trained after midnight read today's week, and the job reads that one)
+        assert job.reading_day(job.demand_version) == today - dt.timedelta(days=1)
+        later = job.demand_version
+        later.metrics = {**later.metrics, "reading_day": today.isoformat()}
+        assert job.reading_day(later) == today
+        later.metrics["reading_day"] = "not a day"
+        assert job.reading_day(later) == today - dt.timedelta(days=1)
         rec = Recommendation.objects.get(job=job, product__sku="P3")
         chart = curve_chart(rec, rec.product)
         # another seller's week imported after the job, cheaper: the chart is still the job's
@@ -1326,8 +1334,16 @@ def test_a_job_reads_the_competitors_week_of_the_day_it_started(shop, monkeypatc
                 for k in range(1, 8)
             ],
         )  # fmt: skip
-        later = curve_chart(rec, rec.product)
-    assert later == chart
+        redrawn = curve_chart(rec, rec.product)
+        plain = (
+            Recommendation.objects.filter(job=job, level_carried__isnull=True)
+            .exclude(expected_units_now=0)
+            .exclude(elasticity__isnull=True)
+            .first()
+        )
+        plain_chart = curve_chart(plain, plain.product)
+    assert redrawn == chart
+    assert plain_chart["marks"]["today"]["y"] == pytest.approx(plain.expected_profit_now, abs=0.011)
     assert float(rec.current_price) == price
     assert rec.position_now == pytest.approx(math.log(price / 20))
     assert rec.level_carried == pytest.approx((price / 18) ** 6 / max(price / 20, 1) ** 6)
