@@ -353,6 +353,29 @@ def _trained_on(products, sales, readings):
     return version, [ids[p["sku"]] for p in products]
 
 
+def _kettles(rng, n: int, days: int, end):
+    """n kettles priced about 11 (5 % jitter) over `days` days up to `end` against a competitor
+    read daily at about 10 (3 % jitter), whose demand collapses above it (an extra slope of 8
+    on log(price / competitor)): the products, sales and readings rows."""
+    import datetime as dt
+
+    products = [{"sku": f"K{i}", "title": f"Kettle {i}", "price": 11, "cost": 4}
+                for i in range(n)]  # fmt: skip
+    sales, readings = [], []
+    for i in range(n):
+        for day in range(days):
+            date = end - dt.timedelta(days=days - 1 - day)
+            comp = 10 * float(np.exp(rng.normal(0, 0.03)))
+            price = round(11 * float(np.exp(rng.normal(0, 0.05))), 2)
+            above = max(np.log(price / comp), 0.0)
+            units = int(rng.poisson(4 * (price / 10) ** -1.5 * np.exp(-8.0 * above)))
+            sales.append({"date": date.isoformat(), "sku": f"K{i}", "units": units,
+                          "price": price})  # fmt: skip
+            readings.append({"sku": f"K{i}", "competitor": "R", "price": round(comp, 2),
+                             "observed_at": f"{date.isoformat()}T12:00:00Z"})  # fmt: skip
+    return products, sales, readings
+
+
 @pytest.fixture
 def frozen_now(monkeypatch):
     """The clock held at one instant: the tests that read the last week's competitor prices on
@@ -389,20 +412,7 @@ def test_the_level_is_re_anchored_where_the_competitor_moved_since_the_fit(world
     n, days = 16, 300
     today = timezone.localdate(timezone=ZoneInfo(world_a.tenant.timezone))
     end = today - dt.timedelta(days=8)  # the last day the fit saw
-    products = [{"sku": f"K{i}", "title": f"Kettle {i}", "price": 11, "cost": 4}
-                for i in range(n)]  # fmt: skip
-    sales, readings = [], []
-    for i in range(n):
-        for day in range(days):
-            date = end - dt.timedelta(days=days - 1 - day)
-            comp = 10 * float(np.exp(rng.normal(0, 0.03)))
-            price = round(11 * float(np.exp(rng.normal(0, 0.05))), 2)
-            above = max(np.log(price / comp), 0.0)
-            units = int(rng.poisson(4 * (price / 10) ** -1.5 * np.exp(-8.0 * above)))
-            sales.append({"date": date.isoformat(), "sku": f"K{i}", "units": units,
-                          "price": price})  # fmt: skip
-            readings.append({"sku": f"K{i}", "competitor": "R", "price": round(comp, 2),
-                             "observed_at": f"{date.isoformat()}T12:00:00Z"})  # fmt: skip
+    products, sales, readings = _kettles(rng, n, days, end)
     raised = [{"sku": f"K{i}", "competitor": "R", "price": 12,
                "observed_at": f"{(today - dt.timedelta(days=k)).isoformat()}T12:00:00Z"}
               for i in range(n) for k in range(8)]  # fmt: skip
@@ -491,20 +501,7 @@ def test_a_carry_reads_the_competitor_as_the_fit_read_it(world_a, frozen_now):
     n, days = 12, 300
     today = timezone.localdate(timezone=ZoneInfo(world_a.tenant.timezone))
     end = today - dt.timedelta(days=8)  # the last day the fit saw
-    products = [{"sku": f"K{i}", "title": f"Kettle {i}", "price": 11, "cost": 4}
-                for i in range(n)]  # fmt: skip
-    sales, readings = [], []
-    for i in range(n):
-        for day in range(days):
-            date = end - dt.timedelta(days=days - 1 - day)
-            comp = 10 * float(np.exp(rng.normal(0, 0.03)))
-            price = round(11 * float(np.exp(rng.normal(0, 0.05))), 2)
-            above = max(np.log(price / comp), 0.0)
-            units = int(rng.poisson(4 * (price / 10) ** -1.5 * np.exp(-8.0 * above)))
-            sales.append({"date": date.isoformat(), "sku": f"K{i}", "units": units,
-                          "price": price})  # fmt: skip
-            readings.append({"sku": f"K{i}", "competitor": "R", "price": round(comp, 2),
-                             "observed_at": f"{date.isoformat()}T12:00:00Z"})  # fmt: skip
+    products, sales, readings = _kettles(rng, n, days, end)
     # another seller, 9.00 on each day of the fit's week, out of stock from the day after
     late = [{"sku": f"K{i}", "competitor": "S", "price": 9,
              "observed_at": f"{(end - dt.timedelta(days=k)).isoformat()}T12:00:00Z"}
