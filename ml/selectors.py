@@ -209,8 +209,11 @@ def demand_curve(
         stored = version.metrics if version is not None else None
         fit_day = _day_of(stored.get("reading_day") if isinstance(stored, dict) else None)
         if lacking.size and fit_day is not None:
-            # (a version that stored no week: read again on the fit's reading day)
-            again, k_again = _week_of(each, price[carry][first], fit_day, carry, back, n)
+            # (a version that stored no week: its SKUs' read again on the fit's reading day)
+            those, at, to = np.unique(
+                np.asarray(ids, np.int64)[lacking], return_index=True, return_inverse=True
+            )
+            again, k_again = _week_of(those, price[lacking][at], fit_day, lacking, to, n)
             read_then[lacking], k_then[lacking] = again[lacking], k_again[lacking]
         elif lacking.size:  # (a version that did not say: every move counts, as it did)
             k_then[lacking] = k_now[lacking]
