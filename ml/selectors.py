@@ -206,8 +206,7 @@ def demand_curve(
         read_then = get("competitor_then")
         k_then = np.nan_to_num(get("competitor_then_readings", 0.0)).astype(int)
         lacking = carry[~np.isfinite(read_then[carry])]
-        stored = version.metrics if version is not None else None
-        fit_day = _day_of(stored.get("reading_day") if isinstance(stored, dict) else None)
+        fit_day = reading_day_of_version(version)
         if lacking.size and fit_day is not None:
             # (a version that stored no week: its SKUs' read again on the fit's reading day)
             those, at, to = np.unique(
@@ -225,6 +224,13 @@ def demand_curve(
         curve.position_now = now
         curve.position_then, curve.level_carried = np.where(np.isfinite(read), then, np.nan), factor
     return curve, known
+
+
+def reading_day_of_version(version: ModelVersion | None):
+    """The day (a date) a demand version's fit read the competitor's week up to
+    (`metrics["reading_day"]`; None: not said, or not a date)."""
+    stored = version.metrics if version is not None else None
+    return _day_of(stored.get("reading_day") if isinstance(stored, dict) else None)
 
 
 def _day_of(value):

@@ -659,9 +659,11 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
     tenant = require_current_tenant()
     size = len(estimates[ESTIMATE_FIELDS[0]])
 
-    def column(name: str, fill=np.nan, convert=float) -> list:
-        """The optional column as values, None where not finite (unknown)."""
-        values = np.asarray(estimates.get(name, np.full(size, fill)), float).tolist()
+    def column(name: str, fill=np.nan, convert=float, required: bool = False) -> list:
+        """The column as values, None where not finite (unknown); an optional one absent: all
+        `fill`."""
+        given = estimates[name] if required else estimates.get(name, np.full(size, fill))
+        values = np.asarray(given, float).tolist()
         return [convert(v) if math.isfinite(v) else None for v in values]
 
     def count(value: float) -> int:  # (a count of days of a week: 0-7)
@@ -671,7 +673,7 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
         "product_id": [int(v) for v in np.asarray(estimates["product_id"]).tolist()],
         "elasticity": np.asarray(estimates["elasticity"], float).tolist(),
         "elasticity_se": np.asarray(estimates["elasticity_se"], float).tolist(),
-        "raw_elasticity": column("raw_elasticity"),
+        "raw_elasticity": column("raw_elasticity", required=True),
         "curvature": np.asarray(estimates["curvature"], float).tolist(),
         "typical_price": [_money(v) for v in np.asarray(estimates["typical_price"]).tolist()],
         "units_per_day": np.asarray(estimates["units_per_day"], float).tolist(),
@@ -682,7 +684,7 @@ def _store_elasticities(version: ModelVersion, estimates) -> int:
         "price_high": column("price_high", convert=_money),
         "from_prior": np.asarray(estimates.get("from_prior", np.zeros(size)), bool).tolist(),
         # (none read: 0, no hinge)
-        "competitor_slope": [v or 0.0 for v in column("competitor_slope", 0.0)],
+        "competitor_slope": [0.0 if v is None else v for v in column("competitor_slope", 0.0)],
         "competitor_slope_se": column("competitor_slope_se", np.inf),
         "gap_low": column("gap_low"),
         "gap_high": column("gap_high"),

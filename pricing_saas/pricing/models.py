@@ -62,20 +62,16 @@ class RepriceJob(CancellableJob):
         (`demand`) read that week up to where that is later (a model the job trained after
         midnight: never a week older than the model's). Readings observed later on that day
         count in the parts that run after them."""
-        import datetime as dt
         from zoneinfo import ZoneInfo
 
         from django.utils import timezone
 
+        from ml.selectors import reading_day_of_version
         from tenants.context import require_current_tenant
 
         zone = ZoneInfo(require_current_tenant().timezone)
         day = timezone.localdate(self.started_at or self.created_at, timezone=zone)
-        read = (demand.metrics or {}).get("reading_day") if demand is not None else None
-        try:
-            read = dt.date.fromisoformat(str(read)) if read else None
-        except ValueError:
-            read = None
+        read = reading_day_of_version(demand)
         return max(day, read) if read is not None else day
 
     def is_stale(self, now=None) -> bool:

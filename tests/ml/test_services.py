@@ -547,6 +547,9 @@ def test_a_carry_reads_the_competitor_as_the_fit_read_it(world_a, frozen_now):
     off = np.abs(np.log(reread.level_carried[mine] / before.level_carried[mine]))
     assert np.median(off) > 0.03
     stored_rows = np.isin(ids, half)
+    # (carried SKUs in both halves, each of which reads differently either way)
+    differ = np.abs(np.log(after.units_ref / reread.units_ref)) > 0.01
+    assert (mine & stored_rows & differ).any() and (mine & ~stored_rows & differ).any()
     assert mixed.units_ref[stored_rows] == pytest.approx(after.units_ref[stored_rows], rel=1e-9)
     assert mixed.units_ref[~stored_rows] == pytest.approx(reread.units_ref[~stored_rows], rel=1e-9)
 

@@ -1342,9 +1342,23 @@ def test_a_job_reads_the_competitors_week_of_the_day_it_started(shop, monkeypatc
             .first()
         )
         plain_chart = curve_chart(plain, plain.product)
+        # a model read up to a later day than the job's (trained by it after midnight) is read
+        # on its own day: a job claimed five days ago (its week the competitor's 20 on four of
+        # seven days) with a model that read today's (the other seller's 15 on six)
+        version = job.demand_version
+        version.metrics = {**version.metrics, "reading_day": today.isoformat()}
+        version.save(update_fields=["metrics"])
+        monkeypatch.setattr(
+            jobs, "timezone", SimpleNamespace(now=lambda: midnight - dt.timedelta(days=5))
+        )
+        second = services.run_reprice(job_id=services.start_reprice(enqueue=False).pk)
+        assert second.reading_day() == today - dt.timedelta(days=5)
+        assert second.demand_version_id == version.pk
+        newer = Recommendation.objects.get(job=second, product__sku="P3")
     assert redrawn == chart
     assert plain_chart["marks"]["today"]["y"] == pytest.approx(plain.expected_profit_now, abs=0.011)
     assert float(rec.current_price) == price
     assert rec.position_now == pytest.approx(math.log(price / 20))
     assert rec.level_carried == pytest.approx((price / 18) ** 6 / max(price / 20, 1) ** 6)
+    assert newer.position_now == pytest.approx(math.log(price / 15))
     assert chart["marks"]["today"]["y"] == pytest.approx(rec.expected_profit_now, abs=0.011)
