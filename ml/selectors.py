@@ -169,17 +169,17 @@ def demand_curve(
         competitor_sd=competitor_sd,
         promo_lift=get("promo_lift", 1.0),
     )
-    # The fit read each level at its position then against the competitor; where a hinge is
-    # used and the competitor's price or today's has moved since, the level is carried to
-    # today's position through it (a competitor that raised past the product sells it more at
-    # once). The competitor's price today is read as the fit read it then (the median of the
-    # last week's lowest readings: ml.panel.competitor_today), so a position that has not
-    # moved moves nothing, whatever the competitor level the curve's kink stands at.
-    if carried is not None:
+    if carried is not None:  # (as a job carried it: no week read again)
         factor = np.array([np.nan if v is None else float(v) for v in carried], float)
         factor = np.where(known & np.isfinite(factor) & (factor > 0), factor, 1.0)
         curve.units_ref, curve.level_carried = curve.units_ref * factor, factor
         return curve, known
+    # The fit read each level at its position then against the competitor; where a hinge is
+    # used and the competitor's price or today's has moved since, the level is carried to
+    # today's position through it (a competitor that raised past the product sells it more at
+    # once). The competitor's price today is read in the terms the fit read (and stored) its
+    # week in (the median of the last week's lowest readings: ml.panel.competitor_today), so a
+    # position that has not moved moves nothing, whatever level the curve's kink stands at.
     then = get("gap_today")
     carry = np.flatnonzero(
         known
