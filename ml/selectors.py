@@ -214,8 +214,7 @@ def demand_curve(
             )
             again, k_again = _week_of(those, price[lacking][at], fit_day, lacking, to, n)
             read_then[lacking], k_then[lacking] = again[lacking], k_again[lacking]
-        elif lacking.size:  # (a version that did not say: every move counts, as it did)
-            k_then[lacking] = k_now[lacking]
+        # (a version that did not say its day either: its week unknown, every move counts)
         with np.errstate(all="ignore"):
             now = np.log(price / read)
         counted = _counted(now - then, read, read_then, k_now, k_then, ramp_sd)

@@ -521,7 +521,8 @@ def finish_demand(
             "n_skus": len(product_ids), "product_days": data_size, **stats,
             "last_day": last_day.isoformat(),
             # the day the fit read today's competitor price up to (ml.panel.competitor_today):
-            # a reprice reads it again there to tell the competitor's move since from its own
+            # a job never reads an older week than its model's (RepriceJob.reading_day); a
+            # version that stored no week per SKU has it read again there
             **({"reading_day": date.fromordinal(int(reading_day)).isoformat()}
                if reading_day else {}),
             "coefficients": dict(zip(fit.coef_names, np.round(fit.coef, 4).tolist(), strict=True)),
