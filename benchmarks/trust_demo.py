@@ -199,6 +199,12 @@ def main() -> None:
             )
             print(f"| backtest gain over the recent average day | {result.gain_over_recent:+.1%} |")
             print(
+                f"| backtest, the {result.moved_rows:,} held-out SKU-days of {result.test_rows:,} "
+                "whose price was over 5 % off its typical: deviance model / without the price "
+                f"response; the price response's gain | {result.deviance_model_moved:.4f} / "
+                f"{result.deviance_no_price_moved:.4f}; {result.gain_from_price_moved:+.1%} |"
+            )
+            print(
                 f"| backtest gain over the year's average day | {result.gain_over_average:+.1%} |"
             )
 

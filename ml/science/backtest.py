@@ -38,6 +38,12 @@ class BacktestResult:
     mae_average: float
     units_actual: float  # total held-out units
     units_forecast: float
+    # the held-out days whose price was off the SKU's typical price by more than MOVED_PRICE
+    # (in log price): where the price response is all that tells the model from the reference
+    # without it (NaN: no such day)
+    moved_rows: int = 0
+    deviance_model_moved: float = float("nan")
+    deviance_no_price_moved: float = float("nan")
 
     @property
     def gain_over_average(self) -> float:
@@ -51,8 +57,15 @@ class BacktestResult:
     def gain_from_price(self) -> float:
         return 1 - self.deviance_model / self.deviance_no_price
 
+    @property
+    def gain_from_price_moved(self) -> float:
+        """The price response's gain on the held-out days whose price moved (NaN: none did): a
+        slope that forecasts a moved price worse than none is no slope to price on."""
+        return 1 - self.deviance_model_moved / self.deviance_no_price_moved
+
 
 RECENT_DAYS = 28  # the naive forecast: each SKU's average day over the last four weeks
+MOVED_PRICE = 0.05  # a held-out day's price this far (log) from the SKU's typical one moved
 
 
 def _deviance(y, m) -> np.ndarray:
@@ -166,19 +179,26 @@ def backtest(panel: Panel, holdout_days: int = 28) -> BacktestResult:
             ("recent", recent),
         )
     }
+    deviance = {name: _deviance(y, mean) for name, mean in means.items()}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        moved = np.abs(np.log(price / np.asarray(fit.typical_price, float)[sku])) > MOVED_PRICE
+    on_moved = lambda name: float(np.mean(deviance[name][moved])) if moved.any() else np.nan  # noqa: E731
     return BacktestResult(
         train_days=int(cut - day.min() + 1),
         test_days=holdout_days,
         skus=len(np.unique(sku)),
         test_rows=len(y),
-        deviance_model=float(np.mean(_deviance(y, means["model"]))),
-        deviance_no_price=float(np.mean(_deviance(y, means["no_price"]))),
-        deviance_average=float(np.mean(_deviance(y, means["average"]))),
-        deviance_recent=float(np.mean(_deviance(y, means["recent"]))),
+        deviance_model=float(np.mean(deviance["model"])),
+        deviance_no_price=float(np.mean(deviance["no_price"])),
+        deviance_average=float(np.mean(deviance["average"])),
+        deviance_recent=float(np.mean(deviance["recent"])),
         mae_model=float(np.mean(np.abs(y - means["model"]))),
         mae_average=float(np.mean(np.abs(y - means["average"]))),
         units_actual=float(y.sum()),
         units_forecast=float(means["model"].sum()),
+        moved_rows=int(moved.sum()),
+        deviance_model_moved=on_moved("model"),
+        deviance_no_price_moved=on_moved("no_price"),
     )
 
 

@@ -26,6 +26,29 @@ def test_the_price_response_beats_the_references_on_held_out_days():
     assert result.deviance_model < result.deviance_average
     assert result.gain_from_price > 0.1
     assert result.units_forecast == pytest.approx(result.units_actual, rel=0.1)
+    # the days whose price moved over 5 % off the typical (log-normal, s.d. 0.15: about 3 in
+    # 4) are where the price response earns most
+    assert 0.6 * result.test_rows < result.moved_rows < 0.9 * result.test_rows
+    assert result.deviance_model_moved < result.deviance_no_price_moved
+    assert result.gain_from_price_moved > result.gain_from_price
+
+
+def test_a_slope_that_forecasts_moved_prices_worse_than_none_shows_on_them(monkeypatch):
+    """A fit whose slope points the wrong way: on the held-out days whose price moved, the
+    price response loses to the reference without it."""
+    from dataclasses import replace
+
+    import ml.science.backtest as bt
+
+    real = bt.fit_demand
+
+    def wrong_way(panel):
+        fit = real(panel)
+        return replace(fit, elasticity=-fit.elasticity)
+
+    monkeypatch.setattr(bt, "fit_demand", wrong_way)
+    result = backtest(_history(), holdout_days=28)
+    assert result.moved_rows > 0 and result.gain_from_price_moved < -0.1
 
 
 def test_promotions_are_forecast_once_and_are_no_part_of_the_price_response():
@@ -44,6 +67,8 @@ def test_promotions_are_forecast_once_and_are_no_part_of_the_price_response():
     result = backtest(panel, holdout_days=28)
     assert result.units_forecast == pytest.approx(result.units_actual, rel=0.05)
     assert abs(result.gain_from_price) < 0.02
+    # (a price that never moved: no day to judge the price response on)
+    assert result.moved_rows == 0 and np.isnan(result.gain_from_price_moved)
 
 
 def test_a_held_out_day_is_forecast_at_its_own_position_against_the_competitor(monkeypatch):

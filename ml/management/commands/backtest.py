@@ -18,7 +18,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, slug: str, holdout_days: int, **options):
         from ml.panel import demand_panel
-        from ml.science.backtest import backtest
+        from ml.science.backtest import MOVED_PRICE, backtest
 
         tenant = tenant_or_error(slug)
         with tenant_context(tenant):
@@ -45,6 +45,14 @@ class Command(BaseCommand):
             f"vs the recent average day: {result.gain_over_recent:+.1%}; "
             f"by the price response: {result.gain_from_price:+.1%}"
         )
+        if result.moved_rows:
+            w(
+                f"on the {result.moved_rows:,} held-out SKU-days whose price was more than "
+                f"{MOVED_PRICE:.0%} off its typical price: model "
+                f"{result.deviance_model_moved:.4f}, without the price response "
+                f"{result.deviance_no_price_moved:.4f} "
+                f"({result.gain_from_price_moved:+.1%} by the price response)"
+            )
         w(
             f"mean absolute error: model {result.mae_model:.3f}, average day "
             f"{result.mae_average:.3f} units; held-out units {result.units_actual:,.0f}, "
