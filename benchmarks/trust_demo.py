@@ -202,7 +202,8 @@ def main() -> None:
                 f"| backtest, the {result.moved_rows:,} held-out SKU-days of {result.test_rows:,} "
                 "whose price was over 5 % off its typical: deviance model / without the price "
                 f"response; the price response's gain | {result.deviance_model_moved:.4f} / "
-                f"{result.deviance_no_price_moved:.4f}; {result.gain_from_price_moved:+.1%} |"
+                f"{result.deviance_no_price_moved:.4f}; {result.gain_from_price_moved:+.1%} "
+                f"(95 % {result.moved_gain_low:+.1%} to {result.moved_gain_high:+.1%}) |"
             )
             print(
                 f"| backtest gain over the year's average day | {result.gain_over_average:+.1%} |"

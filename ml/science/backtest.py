@@ -44,6 +44,10 @@ class BacktestResult:
     moved_rows: int = 0
     deviance_model_moved: float = float("nan")
     deviance_no_price_moved: float = float("nan")
+    # the 95 % interval of the price response's gain on those days (`gain_from_price_moved`),
+    # the products resampled (`paired_bootstrap`); NaN: no such day
+    moved_gain_low: float = float("nan")
+    moved_gain_high: float = float("nan")
 
     @property
     def gain_over_average(self) -> float:
@@ -183,6 +187,12 @@ def backtest(panel: Panel, holdout_days: int = 28) -> BacktestResult:
     with np.errstate(divide="ignore", invalid="ignore"):
         moved = np.abs(np.log(price / np.asarray(fit.typical_price, float)[sku])) > MOVED_PRICE
     on_moved = lambda name: float(np.mean(deviance[name][moved])) if moved.any() else np.nan  # noqa: E731
+    gain_low = gain_high = np.nan
+    if moved.any():  # the gain's interval: each product's moved days together
+        _scored, index = np.unique(sku[moved], return_inverse=True)
+        diff = np.bincount(index, weights=deviance["no_price"][moved] - deviance["model"][moved])
+        low, high = paired_bootstrap(diff, np.bincount(index).astype(float))
+        gain_low, gain_high = low / on_moved("no_price"), high / on_moved("no_price")
     return BacktestResult(
         train_days=int(cut - day.min() + 1),
         test_days=holdout_days,
@@ -199,6 +209,8 @@ def backtest(panel: Panel, holdout_days: int = 28) -> BacktestResult:
         moved_rows=int(moved.sum()),
         deviance_model_moved=on_moved("model"),
         deviance_no_price_moved=on_moved("no_price"),
+        moved_gain_low=float(gain_low),
+        moved_gain_high=float(gain_high),
     )
 
 

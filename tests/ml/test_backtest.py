@@ -31,6 +31,7 @@ def test_the_price_response_beats_the_references_on_held_out_days():
     assert 0.6 * result.test_rows < result.moved_rows < 0.9 * result.test_rows
     assert result.deviance_model_moved < result.deviance_no_price_moved
     assert result.gain_from_price_moved > result.gain_from_price
+    assert 0 < result.moved_gain_low < result.gain_from_price_moved < result.moved_gain_high
 
 
 def test_a_slope_that_forecasts_moved_prices_worse_than_none_shows_on_them(monkeypatch):
@@ -49,6 +50,7 @@ def test_a_slope_that_forecasts_moved_prices_worse_than_none_shows_on_them(monke
     monkeypatch.setattr(bt, "fit_demand", wrong_way)
     result = backtest(_history(), holdout_days=28)
     assert result.moved_rows > 0 and result.gain_from_price_moved < -0.1
+    assert result.moved_gain_high < 0  # beyond the products' noise
 
 
 def test_promotions_are_forecast_once_and_are_no_part_of_the_price_response():
@@ -69,6 +71,7 @@ def test_promotions_are_forecast_once_and_are_no_part_of_the_price_response():
     assert abs(result.gain_from_price) < 0.02
     # (a price that never moved: no day to judge the price response on)
     assert result.moved_rows == 0 and np.isnan(result.gain_from_price_moved)
+    assert np.isnan(result.moved_gain_low) and np.isnan(result.moved_gain_high)
 
 
 def test_a_held_out_day_is_forecast_at_its_own_position_against_the_competitor(monkeypatch):

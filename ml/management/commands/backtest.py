@@ -51,7 +51,9 @@ class Command(BaseCommand):
                 f"{MOVED_PRICE:.0%} off its typical price: model "
                 f"{result.deviance_model_moved:.4f}, without the price response "
                 f"{result.deviance_no_price_moved:.4f} "
-                f"({result.gain_from_price_moved:+.1%} by the price response)"
+                f"({result.gain_from_price_moved:+.1%} by the price response; 95 % "
+                f"{result.moved_gain_low:+.1%} to {result.moved_gain_high:+.1%}, the products "
+                "resampled)"
             )
         w(
             f"mean absolute error: model {result.mae_model:.3f}, average day "
