@@ -43,7 +43,7 @@ def main() -> None:
     django.setup()
     from ml.models import Elasticity
     from ml.panel import demand_panel
-    from ml.science.backtest import backtest
+    from ml.science.backtest import MOVED_PRICE, backtest
     from ml.science.optimizer import RULES
     from pricing_saas.catalog.importer import ImportOptions, import_file
     from pricing_saas.catalog.models import Product
@@ -200,10 +200,10 @@ def main() -> None:
             print(f"| backtest gain over the recent average day | {result.gain_over_recent:+.1%} |")
             print(
                 f"| backtest, the {result.moved_rows:,} held-out SKU-days of {result.test_rows:,} "
-                "whose price was over 5 % off its typical: deviance model / without the price "
-                f"response; the price response's gain | {result.deviance_model_moved:.4f} / "
-                f"{result.deviance_no_price_moved:.4f}; {result.gain_from_price_moved:+.1%} "
-                f"(95 % {result.moved_gain_low:+.1%} to {result.moved_gain_high:+.1%}) |"
+                f"whose price was over {MOVED_PRICE:.0%} off its typical: deviance model / "
+                "without the price response; the share of it the price response explains | "
+                f"{result.deviance_model_moved:.4f} / {result.deviance_no_price_moved:.4f}; "
+                f"{result.gain_from_price_moved:+.1%} ({result.moved_interval()}) |"
             )
             print(
                 f"| backtest gain over the year's average day | {result.gain_over_average:+.1%} |"

@@ -38,34 +38,52 @@ class BacktestResult:
     mae_average: float
     units_actual: float  # total held-out units
     units_forecast: float
-    # the held-out days whose price was off the SKU's typical price by more than MOVED_PRICE
-    # (in log price): where the price response is all that tells the model from the reference
-    # without it (NaN: no such day)
+    # the held-out days whose price was off the SKU's typical price (the training days' mean
+    # log price) by more than MOVED_PRICE (in log price): where the price response moves the
+    # forecast most (NaN: no such day), and the products they are of
     moved_rows: int = 0
+    moved_skus: int = 0
     deviance_model_moved: float = float("nan")
     deviance_no_price_moved: float = float("nan")
     # the 95 % interval of the price response's gain on those days (`gain_from_price_moved`),
-    # the products resampled (`paired_bootstrap`); NaN: no such day
+    # the products resampled with their days (`paired_bootstrap`); NaN: fewer than
+    # MIN_SCORED_SKUS products moved (a handful of products is no sample of a catalog)
     moved_gain_low: float = float("nan")
     moved_gain_high: float = float("nan")
 
     @property
     def gain_over_average(self) -> float:
-        return 1 - self.deviance_model / self.deviance_average
+        return _gain(self.deviance_model, self.deviance_average)
 
     @property
     def gain_over_recent(self) -> float:
-        return 1 - self.deviance_model / self.deviance_recent
+        return _gain(self.deviance_model, self.deviance_recent)
 
     @property
     def gain_from_price(self) -> float:
-        return 1 - self.deviance_model / self.deviance_no_price
+        return _gain(self.deviance_model, self.deviance_no_price)
 
     @property
     def gain_from_price_moved(self) -> float:
-        """The price response's gain on the held-out days whose price moved (NaN: none did): a
-        slope that forecasts a moved price worse than none is no slope to price on."""
-        return 1 - self.deviance_model_moved / self.deviance_no_price_moved
+        """The share of the forecast's deviance the price response removes on the held-out
+        days whose price moved (NaN: none did): a slope that forecasts a moved price worse than
+        none is no slope to price on."""
+        return _gain(self.deviance_model_moved, self.deviance_no_price_moved)
+
+    def moved_interval(self) -> str:
+        """The moved days' gain's interval in words, or why none is stated."""
+        if np.isfinite(self.moved_gain_low) and np.isfinite(self.moved_gain_high):
+            return (
+                f"95% interval {self.moved_gain_low:+.1%} to {self.moved_gain_high:+.1%}, "
+                f"bootstrap over {self.moved_skus:,} products"
+            )
+        return f"no interval: {self.moved_skus:,} products moved, {MIN_SCORED_SKUS} needed"
+
+
+def _gain(deviance: float, reference: float) -> float:
+    """1 - deviance / reference: the share of the reference's deviance the model removes
+    (NaN where the reference is none: nothing to remove)."""
+    return 1 - deviance / reference if reference > 0 else float("nan")
 
 
 RECENT_DAYS = 28  # the naive forecast: each SKU's average day over the last four weeks
@@ -184,15 +202,17 @@ def backtest(panel: Panel, holdout_days: int = 28) -> BacktestResult:
         )
     }
     deviance = {name: _deviance(y, mean) for name, mean in means.items()}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        moved = np.abs(np.log(price / np.asarray(fit.typical_price, float)[sku])) > MOVED_PRICE
+    # (every held-out row's SKU was seen in training: its typical price is positive)
+    moved = np.abs(np.log(price / np.asarray(fit.typical_price, float)[sku])) > MOVED_PRICE
     on_moved = lambda name: float(np.mean(deviance[name][moved])) if moved.any() else np.nan  # noqa: E731
+    scored, index = np.unique(sku[moved], return_inverse=True)
     gain_low = gain_high = np.nan
-    if moved.any():  # the gain's interval: each product's moved days together
-        _scored, index = np.unique(sku[moved], return_inverse=True)
-        diff = np.bincount(index, weights=deviance["no_price"][moved] - deviance["model"][moved])
-        low, high = paired_bootstrap(diff, np.bincount(index).astype(float))
-        gain_low, gain_high = low / on_moved("no_price"), high / on_moved("no_price")
+    if len(scored) >= MIN_SCORED_SKUS:
+        # the gain's interval: the ratio of the sums resampled, each product's moved days
+        # together (its share removed: never above 1)
+        removed = np.bincount(index, weights=deviance["no_price"][moved] - deviance["model"][moved])
+        reference = np.bincount(index, weights=deviance["no_price"][moved])
+        gain_low, gain_high = paired_bootstrap(removed, reference, floor=1e-12)
     return BacktestResult(
         train_days=int(cut - day.min() + 1),
         test_days=holdout_days,
@@ -207,6 +227,7 @@ def backtest(panel: Panel, holdout_days: int = 28) -> BacktestResult:
         units_actual=float(y.sum()),
         units_forecast=float(means["model"].sum()),
         moved_rows=int(moved.sum()),
+        moved_skus=len(scored),
         deviance_model_moved=on_moved("model"),
         deviance_no_price_moved=on_moved("no_price"),
         moved_gain_low=float(gain_low),
@@ -267,11 +288,15 @@ MIN_SCORED_SKUS = 20
 
 
 def paired_bootstrap(
-    per_sku_diff: np.ndarray, per_sku_rows: np.ndarray, draws: int = BOOTSTRAP_DRAWS, seed: int = 0
+    per_sku_diff: np.ndarray,
+    per_sku_rows: np.ndarray,
+    draws: int = BOOTSTRAP_DRAWS,
+    seed: int = 0,
+    floor: float = 1.0,
 ) -> tuple[float, float]:
     """95 % percentile interval of sum(diff) / sum(rows) with the SKUs resampled (a SKU's days
     stay together: they share its level and its errors). Fixed seed: the same data, the same
-    verdict."""
+    verdict. `floor`: the least denominator (1: a count of rows; a sum of deviances, less)."""
     n = len(per_sku_diff)
     rng = np.random.default_rng(seed)
     ratios = np.empty(draws)
@@ -280,7 +305,7 @@ def paired_bootstrap(
         size = min(chunk, draws - start)
         pick = rng.integers(0, n, size=(size, n))
         ratios[start : start + size] = per_sku_diff[pick].sum(1) / np.maximum(
-            per_sku_rows[pick].sum(1), 1
+            per_sku_rows[pick].sum(1), floor
         )
     low, high = np.quantile(ratios, [0.025, 0.975])
     return float(low), float(high)

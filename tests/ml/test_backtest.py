@@ -31,7 +31,25 @@ def test_the_price_response_beats_the_references_on_held_out_days():
     assert 0.6 * result.test_rows < result.moved_rows < 0.9 * result.test_rows
     assert result.deviance_model_moved < result.deviance_no_price_moved
     assert result.gain_from_price_moved > result.gain_from_price
-    assert 0 < result.moved_gain_low < result.gain_from_price_moved < result.moved_gain_high
+    assert 0 < result.moved_gain_low < result.gain_from_price_moved < result.moved_gain_high < 1
+    assert result.moved_skus == 40
+    assert "bootstrap over 40 products" in result.moved_interval()
+
+
+def test_the_moved_days_gain_states_an_interval_only_over_enough_products():
+    """Fewer than MIN_SCORED_SKUS products whose price moved: the gain, but no interval (a
+    handful of products resampled is no sample of a catalog); a share removed never above 1
+    however few; and no reference deviance: no gain."""
+    from ml.science.backtest import MIN_SCORED_SKUS, BacktestResult
+
+    few = backtest(_history(skus=MIN_SCORED_SKUS - 1), holdout_days=28)
+    assert few.moved_skus == MIN_SCORED_SKUS - 1 and few.gain_from_price_moved > 0.1
+    assert np.isnan(few.moved_gain_low) and np.isnan(few.moved_gain_high)
+    assert few.moved_interval() == f"no interval: {MIN_SCORED_SKUS - 1} products moved, 20 needed"
+    enough = backtest(_history(skus=MIN_SCORED_SKUS), holdout_days=28)
+    assert enough.moved_gain_low < enough.gain_from_price_moved < enough.moved_gain_high <= 1
+    nothing = BacktestResult(28, 28, 1, 1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    assert np.isnan(nothing.gain_from_price) and np.isnan(nothing.gain_over_average)
 
 
 def test_a_slope_that_forecasts_moved_prices_worse_than_none_shows_on_them(monkeypatch):
@@ -50,7 +68,7 @@ def test_a_slope_that_forecasts_moved_prices_worse_than_none_shows_on_them(monke
     monkeypatch.setattr(bt, "fit_demand", wrong_way)
     result = backtest(_history(), holdout_days=28)
     assert result.moved_rows > 0 and result.gain_from_price_moved < -0.1
-    assert result.moved_gain_high < 0  # beyond the products' noise
+    assert result.moved_gain_low < result.moved_gain_high < 0  # beyond the products' noise
 
 
 def test_promotions_are_forecast_once_and_are_no_part_of_the_price_response():

@@ -45,16 +45,16 @@ class Command(BaseCommand):
             f"vs the recent average day: {result.gain_over_recent:+.1%}; "
             f"by the price response: {result.gain_from_price:+.1%}"
         )
+        moved = f"more than {MOVED_PRICE:.0%} off its typical price (its training days' mean)"
         if result.moved_rows:
             w(
-                f"on the {result.moved_rows:,} held-out SKU-days whose price was more than "
-                f"{MOVED_PRICE:.0%} off its typical price: model "
-                f"{result.deviance_model_moved:.4f}, without the price response "
-                f"{result.deviance_no_price_moved:.4f} "
-                f"({result.gain_from_price_moved:+.1%} by the price response; 95 % "
-                f"{result.moved_gain_low:+.1%} to {result.moved_gain_high:+.1%}, the products "
-                "resampled)"
+                f"on the {result.moved_rows:,} held-out SKU-days whose price was {moved}: "
+                f"model {result.deviance_model_moved:.4f}, without the price response "
+                f"{result.deviance_no_price_moved:.4f}; deviance explained by the price "
+                f"response {result.gain_from_price_moved:+.1%} ({result.moved_interval()})"
             )
+        else:
+            w(f"no held-out day's price was {moved}: the price response is not judged on them")
         w(
             f"mean absolute error: model {result.mae_model:.3f}, average day "
             f"{result.mae_average:.3f} units; held-out units {result.units_actual:,.0f}, "
