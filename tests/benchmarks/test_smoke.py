@@ -65,6 +65,10 @@ SCRIPTS = {
         ),
         db=True,
     ),
+    "slope_errors.py": Smoke(
+        args="--skus 12 --days 60 --seeds 0 --traps --trap anchor_slope=1:2 --forms linear,logit",
+        expect=("| form | third of true slopes |", "| linear | all |", "| logit | steepest |"),
+    ),
     "decision_decomposition.py": Smoke(
         args="--skus 12 --days 60 --seeds 0 --reports orders --ceiling --traps "
         "--anchored-share 0.25 --trap overdispersion=1.2 --trap anchor_slope=1:2 "
