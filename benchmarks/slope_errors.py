@@ -12,10 +12,11 @@ Each market's days are `ml.science.simulator.simulate`'s, read as a daily report
 every day of every product, its units at the price paid with its promotion flag (the canonical
 sales file has no shelf price), and the competitor's price of that day exactly, its jitter
 (`competitor_sd`) known. The product reads weekly readings carried over the days between, and
-today's competitor price as the median of the last week's readings; here it is the median of
-the last week's days. `fit_demand` reads them with today's price (the slope is stated where the
-decision is made); the stated slope and its s.e. are the curve's at today's price against the
-competitor's price today (`DemandCurve.local_elasticity`: the elasticity there, and the share
+today's competitor price as the median of the last week's readings (the fit here: the median of
+the last week's days). `fit_demand` reads them with today's price (the slope is stated where
+the decision is made); the stated slope and its s.e. are the curve's at today's price against
+the competitor's price level today, as the simulator knows it
+(`DemandCurve.local_elasticity`: the elasticity there, and the share
 of a hinge the fit reads above the competitor that is in force at today's position), against
 `Market.local_elasticity` there. Products whose true demand collapses above the competitor are
 left out (decision_decomposition.py scores them through the whole product). The thirds are cut
