@@ -353,26 +353,30 @@ def _trained_on(products, sales, readings):
     return version, [ids[p["sku"]] for p in products]
 
 
-def _kettles(rng, n: int, days: int, end):
-    """n kettles priced about 11 (5 % jitter) over `days` days up to `end` against a competitor
-    read daily at about 10 (3 % jitter), whose demand collapses above it (an extra slope of 8
-    on log(price / competitor)): the products, sales and readings rows."""
+def _kettles(rng, n: int, days: int, end, price: float = 11.0, sellers: int = 1, item="Kettle"):
+    """n products (`item`, skus its first letter and a number) priced about `price` (5 %
+    jitter) over `days` days up to `end` against `sellers` competitors read daily at about 10
+    (3 % jitter each; one is "R", several "Seller k"), whose demand collapses above the lowest
+    (an extra slope of 8 on log(price / competitor)): the products, sales and readings rows."""
     import datetime as dt
 
-    products = [{"sku": f"K{i}", "title": f"Kettle {i}", "price": 11, "cost": 4}
+    code = item[0]
+    products = [{"sku": f"{code}{i}", "title": f"{item} {i}", "price": price, "cost": 4}
                 for i in range(n)]  # fmt: skip
+    names = ["R"] if sellers == 1 else [f"Seller {k}" for k in range(sellers)]
     sales, readings = [], []
     for i in range(n):
         for day in range(days):
             date = end - dt.timedelta(days=days - 1 - day)
-            comp = 10 * float(np.exp(rng.normal(0, 0.03)))
-            price = round(11 * float(np.exp(rng.normal(0, 0.05))), 2)
-            above = max(np.log(price / comp), 0.0)
-            units = int(rng.poisson(4 * (price / 10) ** -1.5 * np.exp(-8.0 * above)))
-            sales.append({"date": date.isoformat(), "sku": f"K{i}", "units": units,
-                          "price": price})  # fmt: skip
-            readings.append({"sku": f"K{i}", "competitor": "R", "price": round(comp, 2),
-                             "observed_at": f"{date.isoformat()}T12:00:00Z"})  # fmt: skip
+            comps = 10 * np.exp(rng.normal(0, 0.03, sellers))
+            paid = round(price * float(np.exp(rng.normal(0, 0.05))), 2)
+            above = max(np.log(paid / comps.min()), 0.0)
+            units = int(rng.poisson(4 * (paid / 10) ** -1.5 * np.exp(-8.0 * above)))
+            sales.append({"date": date.isoformat(), "sku": f"{code}{i}", "units": units,
+                          "price": paid})  # fmt: skip
+            readings += [{"sku": f"{code}{i}", "competitor": name, "price": round(float(v), 2),
+                          "observed_at": f"{date.isoformat()}T12:00:00Z"}
+                         for name, v in zip(names, comps, strict=True)]  # fmt: skip
     return products, sales, readings
 
 
@@ -562,7 +566,6 @@ def test_a_reprice_right_after_the_fit_keeps_the_level_where_several_sellers_are
     the fit saw last, at the fit's prices, carries the level nowhere: its position is read as
     the fit read it (ml.panel.competitor_today), not against that level (against it the level
     moved by the hinge times the gap between the two: x1.1 and more here)."""
-    import datetime as dt
     from zoneinfo import ZoneInfo
 
     from django.utils import timezone
@@ -573,21 +576,7 @@ def test_a_reprice_right_after_the_fit_keeps_the_level_where_several_sellers_are
     rng = np.random.default_rng(5)
     n, days = 12, 240
     today = timezone.localdate(timezone=ZoneInfo(world_a.tenant.timezone))
-    products = [{"sku": f"S{i}", "title": f"Stove {i}", "price": 10.3, "cost": 4}
-                for i in range(n)]  # fmt: skip
-    sales, readings = [], []
-    for i in range(n):
-        for day in range(days):
-            date = today - dt.timedelta(days=days - 1 - day)
-            sellers = 10 * np.exp(rng.normal(0, 0.03, 3))
-            price = round(10.3 * float(np.exp(rng.normal(0, 0.05))), 2)
-            above = max(np.log(price / sellers.min()), 0.0)
-            units = int(rng.poisson(4 * (price / 10) ** -1.5 * np.exp(-8.0 * above)))
-            sales.append({"date": date.isoformat(), "sku": f"S{i}", "units": units,
-                          "price": price})  # fmt: skip
-            readings += [{"sku": f"S{i}", "competitor": f"Seller {k}", "price": round(v, 2),
-                          "observed_at": f"{date.isoformat()}T12:00:00Z"}
-                         for k, v in enumerate(sellers)]  # fmt: skip
+    products, sales, readings = _kettles(rng, n, days, today, 10.3, sellers=3, item="Stove")
     with tenant_context(world_a.tenant):
         version, ids = _trained_on(products, sales, readings)
         rows = Elasticity.objects.filter(model_version=version)
