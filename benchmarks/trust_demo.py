@@ -1,7 +1,10 @@
 """Trust on real data: the demo merchant's recommendations (Dunnhumby's Complete Journey, the
 2,000 best sellers, the demo's rule sets) through the real path, and a ratchet test.
 
-    .venv/bin/python benchmarks/trust_demo.py [--products 2000] [--nights 10]
+    .venv/bin/python benchmarks/trust_demo.py [--products 2000] [--skip 0] [--nights 10]
+
+`--skip N` takes the products after the N best sellers: the same grocer's slower movers, a
+catalog no setting was chosen on.
 
 Builds a fresh tenant exactly as `manage.py demo` imports it (products, a year of daily sales,
 derived costs and competitor prices), sets the demo's two rule sets, runs a reprice job (which
@@ -36,8 +39,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pricing_saas.settings.local")
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--products", type=int, default=2000)
+    parser.add_argument("--skip", type=int, default=0, help="leave out the N best sellers")
     parser.add_argument("--nights", type=int, default=10)
     args = parser.parse_args()
+    if args.products < 1 or args.skip < 0 or args.nights < 0:
+        parser.error("--products must be 1 or more, --skip and --nights 0 or more")
     import django
 
     django.setup()
@@ -63,7 +69,7 @@ def main() -> None:
         with tenant_context(tenant), actor_context(None, "benchmark"):
             started = time.monotonic()
             with tempfile.TemporaryDirectory() as folder:
-                complete_journey_csvs(Path(folder), products=args.products)
+                complete_journey_csvs(Path(folder), products=args.products, skip=args.skip)
                 for kind, name in [
                     ("products", "products.csv"),
                     ("sales", "sales.csv"),

@@ -65,6 +65,7 @@ def complete_journey_csvs(
     out: Path,
     *,
     products: int | None = 2000,
+    skip: int = 0,
     today: datetime.date | None = None,
     seed: int = 0,
 ) -> dict:
@@ -77,7 +78,8 @@ def complete_journey_csvs(
       day, promo = a retail discount was given that day. Lines with quantity <= 0, days whose
       shelf price rounds to 0, and products the products table lacks are dropped. Fuel is
       dropped too: its quantity is thousandths of a gallon, so its unit price rounds to 0.
-    - `products`: the N products with the most units sold (None: every product with a sale).
+    - `products`: the N products with the most units sold (None: every product with a sale);
+      with `skip`, the N after the `skip` best sellers (slower movers of the same grocer).
     - dates move by whole weeks (weekdays stay) so the last day of data lies in the 7 days
       before `today`.
     - products: price = the median daily shelf price; the data set has no costs, so cost = 70%
@@ -119,7 +121,10 @@ def complete_journey_csvs(
     units = daily.groupby("product_id")["units"].sum()
     products_with_sales = len(units)
     ranked = units.reset_index().sort_values(["units", "product_id"], ascending=[False, True])
-    chosen = ranked["product_id"] if products is None else ranked["product_id"].head(products)
+    if skip < 0:
+        raise ValueError(f"skip must be 0 or more, not {skip}")
+    chosen = ranked["product_id"].iloc[skip:]
+    chosen = chosen if products is None else chosen.head(products)
     daily = daily[daily["product_id"].isin(chosen)]
 
     last = daily["date"].max().date()

@@ -92,6 +92,26 @@ def test_same_seed_same_offers_other_seed_other_offers(tmp_path):
     ).read_bytes()
 
 
+def test_skip_takes_the_next_best_sellers(tmp_path):
+    """`skip`: the products after the best sellers, ranked by units sold, none of the first."""
+    today = dt.date(2025, 6, 18)
+    complete_journey_csvs(tmp_path / "all", products=8, today=today)
+    complete_journey_csvs(tmp_path / "next", products=5, skip=3, today=today)
+
+    def units(folder):
+        sold = Counter()
+        for row in rows(tmp_path / folder / "sales.csv"):
+            sold[row["sku"]] += int(row["units"])
+        return sold
+
+    best, next_ = units("all"), units("next")
+    ranked = [sku for sku, _ in sorted(best.items(), key=lambda item: (-item[1], int(item[0])))]
+    assert set(next_) == set(ranked[3:8])
+    assert min(best[sku] for sku in ranked[:3]) >= max(next_.values())
+    with pytest.raises(ValueError, match="skip"):
+        complete_journey_csvs(tmp_path / "bad", products=5, skip=-1, today=today)
+
+
 @pytest.mark.django_db
 def test_files_import_into_a_tenant(converted):
     out, stats = converted
