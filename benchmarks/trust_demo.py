@@ -49,7 +49,7 @@ def main() -> None:
     django.setup()
     from ml.models import Elasticity
     from ml.panel import demand_panel
-    from ml.science.backtest import MOVED_PRICE, backtest
+    from ml.science.backtest import FAR_PRICE, MOVED_WORDS, backtest
     from ml.science.optimizer import RULES
     from pricing_saas.catalog.importer import ImportOptions, import_file
     from pricing_saas.catalog.models import Product
@@ -206,10 +206,16 @@ def main() -> None:
             print(f"| backtest gain over the recent average day | {result.gain_over_recent:+.1%} |")
             print(
                 f"| backtest, the {result.moved_rows:,} held-out SKU-days of {result.test_rows:,} "
-                f"whose price was over {MOVED_PRICE:.0%} off its typical: deviance model / "
+                f"whose price was {MOVED_WORDS}: deviance model / "
                 "without the price response; the share of it the price response explains | "
                 f"{result.deviance_model_moved:.4f} / {result.deviance_no_price_moved:.4f}; "
                 f"{result.gain_from_price_moved:+.1%} ({result.moved_interval()}) |"
+            )
+            print(
+                f"| backtest, the {result.far_rows:,} held-out SKU-days priced over "
+                f"{FAR_PRICE:g} (log) off its typical (the curve extrapolated): the same | "
+                f"{result.deviance_model_far:.4f} / {result.deviance_no_price_far:.4f}; "
+                f"{result.gain_from_price_far:+.1%} |"
             )
             print(
                 f"| backtest gain over the year's average day | {result.gain_over_average:+.1%} |"

@@ -26,11 +26,15 @@ def test_the_price_response_beats_the_references_on_held_out_days():
     assert result.deviance_model < result.deviance_average
     assert result.gain_from_price > 0.1
     assert result.units_forecast == pytest.approx(result.units_actual, rel=0.1)
-    # the days whose price moved over 5 % off the typical (log-normal, s.d. 0.15: about 3 in
-    # 4) are where the price response earns most
-    assert 0.6 * result.test_rows < result.moved_rows < 0.9 * result.test_rows
+    # the days whose price moved 0.05 to 0.25 off the typical (log-normal, s.d. 0.15: about
+    # 64 %) are where the price response earns most; further off (about 10 %), apart
+    assert 0.55 * result.test_rows < result.moved_rows < 0.75 * result.test_rows
+    assert 0.05 * result.test_rows < result.far_rows < 0.15 * result.test_rows
+    assert result.deviance_model_far < result.deviance_no_price_far
     assert result.deviance_model_moved < result.deviance_no_price_moved
-    assert result.gain_from_price_moved > result.gain_from_price
+    # (on a true curve the further off, the more the slope earns: a day within 5 % of the
+    # typical price earns least, the days beyond the band most)
+    assert 0.2 < result.gain_from_price_moved < result.gain_from_price_far
     assert 0 < result.moved_gain_low < result.gain_from_price_moved < result.moved_gain_high < 1
     assert result.moved_skus == 40
     assert "bootstrap over 40 products" in result.moved_interval()
@@ -71,6 +75,28 @@ def test_a_slope_that_forecasts_moved_prices_worse_than_none_shows_on_them(monke
     assert result.moved_gain_low < result.moved_gain_high < 0  # beyond the products' noise
 
 
+def test_days_priced_far_off_are_scored_apart_from_the_moved_days():
+    """Held-out days priced over FAR_PRICE off the typical price, at which demand did not
+    follow the curve (another unit read as a price, as a grocer's goods sold by weight give):
+    they sink the price response on them, and are not part of the moved days' figure, which
+    judges the slope where a reprice prices."""
+    from ml.science.backtest import FAR_PRICE, MOVED_PRICE
+
+    panel = _history()
+    clean = backtest(panel, holdout_days=28)
+    rng = np.random.default_rng(11)
+    odd = (panel.day > panel.day.max() - 28) & (rng.random(len(panel.day)) < 0.05)
+    price = np.where(odd, panel.price * 0.4, panel.price)  # units as they were
+    messy = backtest(Panel(sku=panel.sku, day=panel.day, units=panel.units, price=price), 28)
+    assert messy.far_rows >= clean.far_rows + odd.sum() * 0.9
+    assert messy.gain_from_price_far < -1  # the curve at 40 % of the price: far too many units
+    # the moved days are the others within the band: the same figure as without the odd days
+    assert messy.moved_rows <= clean.moved_rows
+    assert messy.gain_from_price_moved == pytest.approx(clean.gain_from_price_moved, abs=0.03)
+    assert messy.moved_gain_low > 0
+    assert MOVED_PRICE < FAR_PRICE
+
+
 def test_promotions_are_forecast_once_and_are_no_part_of_the_price_response():
     """The level is a day's at the shelf price and the backtest adds a held-out day's promotion
     back, from none (review: centred on the training days' average it was counted twice once
@@ -90,6 +116,7 @@ def test_promotions_are_forecast_once_and_are_no_part_of_the_price_response():
     # (a price that never moved: no day to judge the price response on)
     assert result.moved_rows == 0 and np.isnan(result.gain_from_price_moved)
     assert np.isnan(result.moved_gain_low) and np.isnan(result.moved_gain_high)
+    assert result.far_rows == 0 and np.isnan(result.gain_from_price_far)
 
 
 def test_a_held_out_day_is_forecast_at_its_own_position_against_the_competitor(monkeypatch):

@@ -247,5 +247,5 @@ def test_the_command_backtests_a_tenants_own_history(shop):
     text = out.getvalue()
     assert "held out the last 21" in text and "by the price response" in text
     # the shop's prices move: the days off the typical price are reported on their own
-    assert "held-out SKU-days whose price was more than 5% off its typical price" in text
+    assert "held-out SKU-days whose price was 0.05 to 0.25 off its typical price" in text
     assert "deviance explained by the price response" in text and "nan" not in text

@@ -18,7 +18,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, slug: str, holdout_days: int, **options):
         from ml.panel import demand_panel
-        from ml.science.backtest import MOVED_PRICE, backtest
+        from ml.science.backtest import FAR_PRICE, MOVED_WORDS, backtest
 
         tenant = tenant_or_error(slug)
         with tenant_context(tenant):
@@ -45,16 +45,26 @@ class Command(BaseCommand):
             f"vs the recent average day: {result.gain_over_recent:+.1%}; "
             f"by the price response: {result.gain_from_price:+.1%}"
         )
-        moved = f"more than {MOVED_PRICE:.0%} off its typical price (its training days' mean)"
         if result.moved_rows:
             w(
-                f"on the {result.moved_rows:,} held-out SKU-days whose price was {moved}: "
+                f"on the {result.moved_rows:,} held-out SKU-days whose price was {MOVED_WORDS}: "
                 f"model {result.deviance_model_moved:.4f}, without the price response "
                 f"{result.deviance_no_price_moved:.4f}; deviance explained by the price "
                 f"response {result.gain_from_price_moved:+.1%} ({result.moved_interval()})"
             )
         else:
-            w(f"no held-out day's price was {moved}: the price response is not judged on them")
+            w(
+                f"no held-out day's price was {MOVED_WORDS}: "
+                "the price response is not judged on them"
+            )
+        if result.far_rows:
+            w(
+                f"on the {result.far_rows:,} held-out SKU-days priced further off (over "
+                f"{FAR_PRICE:g} in log price: beyond what a reprice reaches, where the curve "
+                f"extrapolates; often another unit or pack read as a price): model "
+                f"{result.deviance_model_far:.4f}, without the price response "
+                f"{result.deviance_no_price_far:.4f} ({result.gain_from_price_far:+.1%})"
+            )
         w(
             f"mean absolute error: model {result.mae_model:.3f}, average day "
             f"{result.mae_average:.3f} units; held-out units {result.units_actual:,.0f}, "
