@@ -197,7 +197,13 @@ def with_truth(curve, slope: np.ndarray, bend: np.ndarray | None = None, hinge=N
 
 
 # The largest value each trap takes (a share, a correlation, a discount off the price)
-TRAP_LIMITS = {"shock_rho": 0.999, "anchored_share": 1.0, "promo_depth": 0.95}
+TRAP_LIMITS = {
+    "shock_rho": 0.999,
+    "anchored_share": 1.0,
+    "promo_depth": 0.95,
+    "cost_share": 0.99,
+    "elasticity": 20.0,
+}
 
 
 def positive(text: str) -> float:

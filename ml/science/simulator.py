@@ -24,7 +24,11 @@ all of `TRAPS`; a keyword such as `overdispersion=0.8` switches one):
   (`promo_depth`, a range of discounts off the shelf price);
 - anchored_share, anchor_slope: for that share of SKUs, demand collapses once the own price
   passes the competitor's: an extra slope (drawn from the range) on log(p / competitor) above
-  the competitor, bent smoothly over the first `anchor_bend` (in log price) past it.
+  the competitor, bent smoothly over the first `anchor_bend` (in log price) past it;
+- cost_share, elasticity: the ranges each SKU's cost (a share of its reference price) and the
+  size of its true elasticity at the reference price are drawn from; the same in both settings
+  (0.35-0.75 and 0.6-3.0), a keyword moves them: `cost_share=(0.85, 0.95)` is a grocer's thin
+  margins, where a slope a little off turns a gain into a loss.
 Expected demand (`Market.demand`) includes the display lift and the anchoring; the noise and the
 shocks have mean one and show only in the simulated sales. The competitor's price of a day is
 its level give or take `competitor_jitter` (log s.d.), so a price's true expected profit on a day
@@ -54,6 +58,8 @@ TRAPS = {
     "promo_depth": (0.10, 0.35),  # promotion discounts off the shelf price
     "anchored_share": 0.4,  # share of SKUs whose demand collapses above the competitor's price
     "anchor_slope": (3.0, 6.0),  # their extra slope on log(p / competitor) above it
+    "cost_share": (0.35, 0.75),  # cost over the reference price (as without traps)
+    "elasticity": (0.6, 3.0),  # the true elasticity's size at the reference price (as without)
 }
 # Traps off: the market as it always was (Poisson, a flat 15 % promotion, no anchoring).
 NO_TRAPS = {
@@ -64,6 +70,8 @@ NO_TRAPS = {
     "promo_depth": (0.15, 0.15),
     "anchored_share": 0.0,
     "anchor_slope": (3.0, 6.0),
+    "cost_share": (0.35, 0.75),
+    "elasticity": (0.6, 3.0),
 }
 
 
@@ -211,8 +219,8 @@ def make_market(
     form = rng.integers(0, len(forms), n)
     form = np.array([FORMS.index(forms[f]) for f in form])
     ref = rng.uniform(5, 120, n)
-    elasticity = -rng.uniform(0.6, 3.0, n)
-    cost = ref * rng.uniform(0.35, 0.75, n)
+    elasticity = -rng.uniform(*setting["elasticity"], n)
+    cost = ref * rng.uniform(*setting["cost_share"], n)
     market = Market(
         sku=[f"SIM{i:05d}" for i in range(n)],
         category=[f"cat{i % 6}" for i in range(n)],

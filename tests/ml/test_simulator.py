@@ -123,6 +123,21 @@ def test_without_traps_the_market_and_its_files_are_as_before(tmp_path):
     assert 0.95 < ((y - mu) ** 2).sum() / mu.sum() < 1.05
 
 
+def test_thin_margins_and_other_elasticities_move_only_their_draws():
+    """`cost_share` and `elasticity` move the ranges the costs and slopes are drawn from; the
+    same draws otherwise (the defaults are the ranges a market always had)."""
+    plain = make_market(300, FORMS, seed=6, traps=True)
+    thin = make_market(300, FORMS, seed=6, traps=True, cost_share=(0.85, 0.95), elasticity=(2, 5))
+    share = thin.cost / thin.ref_price
+    assert share.min() >= 0.85 and share.max() <= 0.95 and share.max() - share.min() > 0.09
+    assert np.all((thin.elasticity >= -5) & (thin.elasticity <= -2))
+    # the same uniform draws, rescaled
+    assert np.allclose((plain.cost / plain.ref_price - 0.35) / 0.4, (share - 0.85) / 0.1)
+    assert np.allclose((-plain.elasticity - 0.6) / 2.4, (-thin.elasticity - 2) / 3)
+    assert np.array_equal(plain.ref_price, thin.ref_price)
+    assert np.array_equal(plain.anchor_slope, thin.anchor_slope)
+
+
 def test_overdispersion_is_negative_binomial_as_configured():
     """Var = mu + k mu^2: the moment estimate of k recovers the setting."""
     for k in (0.4, 0.8):
