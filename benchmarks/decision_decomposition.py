@@ -594,8 +594,8 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="one trap's strength, named as in the simulator's TRAPS (repeatable; on top of "
         "--traps or of a clean market), e.g. overdispersion=1.5, shock_sd=0.5, "
-        "anchor_slope=1.0:2.0 (a range: low:high): markets of strengths no setting was "
-        "chosen on",
+        "anchor_slope=1.0:2.0 (a range: low:high), cost_share=0.85:0.95 (thin margins), "
+        "elasticity=2:5 (very elastic goods): markets of strengths no setting was chosen on",
     )
     parser.add_argument(
         "--competitor-every",

@@ -72,12 +72,14 @@ SCRIPTS = {
     "decision_decomposition.py": Smoke(
         args="--skus 12 --days 60 --seeds 0 --reports orders --ceiling --traps "
         "--anchored-share 0.25 --trap overdispersion=1.2 --trap anchor_slope=1:2 "
+        "--trap cost_share=0.8:0.9 "
         "--competitor-every 1 --price-every 20 --volume 0.5 --variants "
         "per-sku:loss_budget=none,gain_z=1;own:own_hinges=1;normal:normal_hinges=1 "
         "--dump {tmp}/skus",
         expect=(
             "25% of SKUs anchored to the competitor, overdispersion 1.2, anchor_slope "
-            "(1.0, 2.0), own prices changed every 20 days on average, units a day x 0.5",
+            "(1.0, 2.0), cost_share (0.8, 0.9), own prices changed every 20 days on average, "
+            "units a day x 0.5",
             "interval coverage |",
             "| constant+linear+logit | 0 | orders |",
             "(a) evidence range",
@@ -189,8 +191,12 @@ SCRIPTS = {
         data="amazon_in_products.csv",
     ),
     "trust_demo.py": Smoke(
-        args="--products 30 --nights 2",
-        expect=("| SKUs repriced | 30 |", "| ratchet: 2 nightly runs, no new data | value |"),
+        args="--products 30 --skip 100 --nights 2",
+        expect=(
+            "| SKUs repriced | 30 |",
+            "| ratchet: 2 nightly runs, no new data | value |",
+            "priced over 0.25 (log) off its typical",
+        ),
         db=True,
     ),
     "workflow.py": Smoke(
