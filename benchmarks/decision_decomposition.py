@@ -197,12 +197,15 @@ def with_truth(curve, slope: np.ndarray, bend: np.ndarray | None = None, hinge=N
 
 
 # The largest value each trap takes (a share, a correlation, a discount off the price)
+# the lowest and highest value of each trap (others: from 0, no top); a cost share or an
+# elasticity of 0 is no market (nothing to lose; demand flat), above 10 a linear curve sells
+# nothing over today's price
 TRAP_LIMITS = {
-    "shock_rho": 0.999,
-    "anchored_share": 1.0,
-    "promo_depth": 0.95,
-    "cost_share": 0.99,
-    "elasticity": 20.0,
+    "shock_rho": (0.0, 0.999),
+    "anchored_share": (0.0, 1.0),
+    "promo_depth": (0.0, 0.95),
+    "cost_share": (0.05, 0.99),
+    "elasticity": (0.1, 10.0),
 }
 
 
@@ -231,10 +234,10 @@ def parse_traps(items: list[str]) -> dict:
         if ranged != (len(parts) == 2) or len(parts) > 2:
             wants = "low:high" if ranged else "one number"
             raise SystemExit(f"--trap {item!r}: {name} takes {wants}")
-        top = TRAP_LIMITS.get(name, np.inf)
-        if not all(np.isfinite(v) and 0 <= v <= top for v in parts) or parts[0] > parts[-1]:
+        floor, top = TRAP_LIMITS.get(name, (0.0, np.inf))
+        if not all(np.isfinite(v) and floor <= v <= top for v in parts) or parts[0] > parts[-1]:
             raise SystemExit(
-                f"--trap {item!r}: {name} takes finite values from 0"
+                f"--trap {item!r}: {name} takes finite values from {floor:g}"
                 + ("" if np.isinf(top) else f" to {top:g}")
                 + (", low no higher than high" if ranged else "")
             )

@@ -49,7 +49,7 @@ def main() -> None:
     django.setup()
     from ml.models import Elasticity
     from ml.panel import demand_panel
-    from ml.science.backtest import FAR_PRICE, MOVED_WORDS, backtest
+    from ml.science.backtest import FAR_WORDS, MOVED_WORDS, backtest
     from ml.science.optimizer import RULES
     from pricing_saas.catalog.importer import ImportOptions, import_file
     from pricing_saas.catalog.models import Product
@@ -211,12 +211,12 @@ def main() -> None:
                 f"{result.deviance_model_moved:.4f} / {result.deviance_no_price_moved:.4f}; "
                 f"{result.gain_from_price_moved:+.1%} ({result.moved_interval()}) |"
             )
-            print(
-                f"| backtest, the {result.far_rows:,} held-out SKU-days priced over "
-                f"{FAR_PRICE:g} (log) off its typical (the curve extrapolated): the same | "
-                f"{result.deviance_model_far:.4f} / {result.deviance_no_price_far:.4f}; "
-                f"{result.gain_from_price_far:+.1%} |"
-            )
+            if result.far_rows:
+                print(
+                    f"| backtest, the {result.far_rows:,} held-out SKU-days whose price was "
+                    f"{FAR_WORDS}: the same | {result.deviance_model_far:.4f} / "
+                    f"{result.deviance_no_price_far:.4f}; {result.gain_from_price_far:+.1%} |"
+                )
             print(
                 f"| backtest gain over the year's average day | {result.gain_over_average:+.1%} |"
             )

@@ -215,6 +215,14 @@ def make_market(
     if unknown:
         raise TypeError(f"unknown trap(s) {sorted(unknown)}: use {', '.join(TRAPS)}")
     setting = {**(TRAPS if traps else NO_TRAPS), **switches}
+    for name, top in (("cost_share", 1.0), ("elasticity", np.inf)):
+        low, high = _range(name, setting[name])
+        if not 0 < low <= high < top:
+            raise ValueError(
+                f"{name} must be a range (low, high) with 0 < low <= high"
+                + (f" < {top:g}" if np.isfinite(top) else "")
+                + f", not {setting[name]!r}"
+            )
     rng = np.random.default_rng(seed)
     form = rng.integers(0, len(forms), n)
     form = np.array([FORMS.index(forms[f]) for f in form])
@@ -244,6 +252,14 @@ def make_market(
         low, high = setting["anchor_slope"]
         market.anchor_slope = np.where(anchored, pick.uniform(low, high, n), 0.0)
     return market
+
+
+def _range(name: str, value) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a range (low, high), not {value!r}") from None
+    return low, high
 
 
 def make_trap_market(n: int = 200, forms=FORMS, seed: int = 0) -> Market:

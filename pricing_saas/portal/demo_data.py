@@ -91,8 +91,9 @@ def complete_journey_csvs(
     import numpy as np
     import pandas as pd
 
+    if skip < 0:
+        raise ValueError(f"skip must be 0 or more, not {skip}")
     today = today or datetime.date.today()
-    out.mkdir(parents=True, exist_ok=True)
     tx = _complete_journey("transactions")
     transaction_lines = len(tx)
     tx = tx[tx["quantity"] > 0]
@@ -121,8 +122,10 @@ def complete_journey_csvs(
     units = daily.groupby("product_id")["units"].sum()
     products_with_sales = len(units)
     ranked = units.reset_index().sort_values(["units", "product_id"], ascending=[False, True])
-    if skip < 0:
-        raise ValueError(f"skip must be 0 or more, not {skip}")
+    if skip >= products_with_sales:
+        raise ValueError(
+            f"skip {skip} leaves no product: the data set has {products_with_sales} with a sale"
+        )
     chosen = ranked["product_id"].iloc[skip:]
     chosen = chosen if products is None else chosen.head(products)
     daily = daily[daily["product_id"].isin(chosen)]
@@ -193,6 +196,7 @@ def complete_journey_csvs(
         }
     )
 
+    out.mkdir(parents=True, exist_ok=True)
     product_rows.to_csv(out / "products.csv", index=False)
     sales.to_csv(out / "sales.csv", index=False)
     offers.to_csv(out / "competitor_offers.csv", index=False)

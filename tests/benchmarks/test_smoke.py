@@ -195,7 +195,7 @@ SCRIPTS = {
         expect=(
             "| SKUs repriced | 30 |",
             "| ratchet: 2 nightly runs, no new data | value |",
-            "priced over 0.25 (log) off its typical",
+            "whose price was over 0.05 and at most 0.25 off its typical price",
         ),
         db=True,
     ),

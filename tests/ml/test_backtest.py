@@ -79,9 +79,7 @@ def test_days_priced_far_off_are_scored_apart_from_the_moved_days():
     """Held-out days priced over FAR_PRICE off the typical price, at which demand did not
     follow the curve (another unit read as a price, as a grocer's goods sold by weight give):
     they sink the price response on them, and are not part of the moved days' figure, which
-    judges the slope where a reprice prices."""
-    from ml.science.backtest import FAR_PRICE, MOVED_PRICE
-
+    judges the slope near the prices the SKU sold at."""
     panel = _history()
     clean = backtest(panel, holdout_days=28)
     rng = np.random.default_rng(11)
@@ -93,8 +91,30 @@ def test_days_priced_far_off_are_scored_apart_from_the_moved_days():
     # the moved days are the others within the band: the same figure as without the odd days
     assert messy.moved_rows <= clean.moved_rows
     assert messy.gain_from_price_moved == pytest.approx(clean.gain_from_price_moved, abs=0.03)
+    # its interval resamples the band's products alone: the same as without the odd days
+    assert messy.moved_skus == clean.moved_skus
+    assert messy.moved_gain_low == pytest.approx(clean.moved_gain_low, abs=0.03)
+    assert messy.moved_gain_high == pytest.approx(clean.moved_gain_high, abs=0.03)
     assert messy.moved_gain_low > 0
-    assert MOVED_PRICE < FAR_PRICE
+
+
+def test_the_band_is_over_moved_price_and_at_most_far_price():
+    """A day just over MOVED_PRICE off is a moved day, one just under FAR_PRICE too, one just
+    over it a far day, one just under MOVED_PRICE neither."""
+    from ml.science.backtest import FAR_PRICE, MOVED_PRICE
+
+    days, skus = 60, 25
+    sku = np.repeat(np.arange(skus), days)
+    day = np.tile(738000 + np.arange(days), skus)
+    # the training days at 10 (typical price 10 exactly); the held-out days at four distances
+    offs = np.array([MOVED_PRICE - 1e-6, MOVED_PRICE + 1e-6, FAR_PRICE - 1e-6, FAR_PRICE + 1e-6])
+    held = day > day.max() - 28
+    which = np.tile(np.arange(days) % 4, skus)
+    price = np.where(held, 10 * np.exp(offs[which]), 10.0)
+    units = np.random.default_rng(2).poisson(5.0, skus * days)
+    result = backtest(Panel(sku=sku, day=day, units=units, price=price), holdout_days=28)
+    per_offset = held.sum() // 4
+    assert result.moved_rows == 2 * per_offset and result.far_rows == per_offset
 
 
 def test_promotions_are_forecast_once_and_are_no_part_of_the_price_response():

@@ -247,5 +247,35 @@ def test_the_command_backtests_a_tenants_own_history(shop):
     text = out.getvalue()
     assert "held out the last 21" in text and "by the price response" in text
     # the shop's prices move: the days off the typical price are reported on their own
-    assert "held-out SKU-days whose price was 0.05 to 0.25 off its typical price" in text
+    assert "held-out SKU-days whose price was over 0.05 and at most 0.25 off" in text
+    assert "about 5% to 22% below or 5% to 28% above it" in text
     assert "deviance explained by the price response" in text and "nan" not in text
+
+
+@pytest.mark.django_db
+def test_the_command_reports_the_days_priced_far_off_apart(shop, monkeypatch):
+    """Held-out days only far off the typical price: the band is said to have none, the far
+    days' figure follows, in words that do not diagnose them."""
+    import ml.science.backtest as bt
+
+    result = bt.BacktestResult(
+        120, 28, 20, 560, 1.0, 1.2, 1.5, 1.6, 1.0, 1.2, 100.0, 98.0,
+        far_rows=7, deviance_model_far=2.0, deviance_no_price_far=1.0,
+    )  # fmt: skip
+    monkeypatch.setattr(bt, "backtest", lambda panel, holdout_days: result)
+    out = io.StringIO()
+    call_command("backtest", shop.tenant.slug, stdout=out)
+    text = out.getvalue()
+    assert "no held-out day's price was over 0.05 and at most 0.25" in text
+    assert "judged only on the days further off" in text
+    assert "on the 7 held-out SKU-days whose price was over 0.25 off its typical price" in text
+    assert "check such days for a unit or pack change" in text and "-100.0%" in text
+    monkeypatch.setattr(
+        bt, "backtest", lambda panel, holdout_days: bt.BacktestResult(
+            120, 28, 20, 560, 1.0, 1.2, 1.5, 1.6, 1.0, 1.2, 100.0, 98.0
+        ),
+    )  # fmt: skip
+    out = io.StringIO()
+    call_command("backtest", shop.tenant.slug, stdout=out)
+    assert "not judged on moved prices" in out.getvalue()
+    assert "further off" not in out.getvalue() and "nan" not in out.getvalue()

@@ -11,6 +11,7 @@ import pytest
 
 from ml.science.simulator import (
     FORMS,
+    NO_TRAPS,
     TRAPS,
     make_market,
     make_trap_market,
@@ -131,9 +132,13 @@ def test_thin_margins_and_other_elasticities_move_only_their_draws():
     share = thin.cost / thin.ref_price
     assert share.min() >= 0.85 and share.max() <= 0.95 and share.max() - share.min() > 0.09
     assert np.all((thin.elasticity >= -5) & (thin.elasticity <= -2))
-    # the same uniform draws, rescaled
-    assert np.allclose((plain.cost / plain.ref_price - 0.35) / 0.4, (share - 0.85) / 0.1)
-    assert np.allclose((-plain.elasticity - 0.6) / 2.4, (-thin.elasticity - 2) / 3)
+    # the same uniform draws, rescaled from the ranges a market always had
+    (c_low, c_high), (e_low, e_high) = NO_TRAPS["cost_share"], NO_TRAPS["elasticity"]
+    assert TRAPS["cost_share"] == NO_TRAPS["cost_share"]
+    assert TRAPS["elasticity"] == NO_TRAPS["elasticity"]
+    unit = (plain.cost / plain.ref_price - c_low) / (c_high - c_low)
+    assert np.allclose(unit, (share - 0.85) / 0.1)
+    assert np.allclose((-plain.elasticity - e_low) / (e_high - e_low), (-thin.elasticity - 2) / 3)
     assert np.array_equal(plain.ref_price, thin.ref_price)
     assert np.array_equal(plain.anchor_slope, thin.anchor_slope)
 

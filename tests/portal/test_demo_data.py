@@ -108,8 +108,11 @@ def test_skip_takes_the_next_best_sellers(tmp_path):
     ranked = [sku for sku, _ in sorted(best.items(), key=lambda item: (-item[1], int(item[0])))]
     assert set(next_) == set(ranked[3:8])
     assert min(best[sku] for sku in ranked[:3]) >= max(next_.values())
-    with pytest.raises(ValueError, match="skip"):
+    with pytest.raises(ValueError, match="skip must be 0 or more"):
         complete_journey_csvs(tmp_path / "bad", products=5, skip=-1, today=today)
+    with pytest.raises(ValueError, match="leaves no product: the data set has"):
+        complete_journey_csvs(tmp_path / "bad", products=5, skip=10**7, today=today)
+    assert not (tmp_path / "bad").exists()  # nothing half-written
 
 
 @pytest.mark.django_db

@@ -18,7 +18,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, slug: str, holdout_days: int, **options):
         from ml.panel import demand_panel
-        from ml.science.backtest import FAR_PRICE, MOVED_WORDS, backtest
+        from ml.science.backtest import FAR_WORDS, MOVED_WORDS, backtest
 
         tenant = tenant_or_error(slug)
         with tenant_context(tenant):
@@ -54,16 +54,19 @@ class Command(BaseCommand):
             )
         else:
             w(
-                f"no held-out day's price was {MOVED_WORDS}: "
-                "the price response is not judged on them"
+                f"no held-out day's price was {MOVED_WORDS}"
+                + (
+                    ": the price response is judged only on the days further off, below"
+                    if result.far_rows
+                    else ": the price response is not judged on moved prices"
+                )
             )
         if result.far_rows:
             w(
-                f"on the {result.far_rows:,} held-out SKU-days priced further off (over "
-                f"{FAR_PRICE:g} in log price: beyond what a reprice reaches, where the curve "
-                f"extrapolates; often another unit or pack read as a price): model "
-                f"{result.deviance_model_far:.4f}, without the price response "
-                f"{result.deviance_no_price_far:.4f} ({result.gain_from_price_far:+.1%})"
+                f"on the {result.far_rows:,} held-out SKU-days whose price was {FAR_WORDS}: "
+                f"model {result.deviance_model_far:.4f}, without the price response "
+                f"{result.deviance_no_price_far:.4f}; deviance explained by the price response "
+                f"{result.gain_from_price_far:+.1%}"
             )
         w(
             f"mean absolute error: model {result.mae_model:.3f}, average day "
