@@ -537,7 +537,9 @@ def test_the_level_is_todays_position_against_the_competitor_not_lifted_by_days_
     ratio = np.log(fit.expected_units(np.arange(40), np.full(40, 11.0)) / ABOVE_TRUTH)
     assert np.exp(np.median(ratio)) == pytest.approx(1.0, abs=0.1)
     # (the latest day's price is a day's draw, 5 % apart, where today's is not given)
-    assert np.std(ratio) < (0.17 if current else 0.4)  # (0.21 on the latest reading alone)
+    # (0.21 on the latest reading alone; 0.168 with the hinge read under its prior's pull, which
+    # kept it short of the truth: 0.173 unpulled)
+    assert np.std(ratio) < (0.18 if current else 0.4)
 
 
 def _promoted_panel(seed: int, level: float, report: str):
@@ -1392,13 +1394,18 @@ def test_a_clear_hinge_moves_with_its_slopes_pull_and_is_read_closer_to_the_trut
     se = fit.competitor_above_se
     clear = (block.hinge + 2 * se < 0) & ~fit.from_prior  # clear as read
     assert clear.mean() > 0.9
-    assert np.array_equal(fit.hinge_read[clear], block.hinge[clear])
-    moved = fit.competitor_above[clear] - block.hinge[clear]
+    # the reading is the data's: the joint fit's prior pull toward none taken out (the block
+    # holds it pulled, about 9 % short of the truth here; unpulled, it is noisier and its
+    # s.e. says so)
+    assert np.mean(fit.hinge_read[clear]) == pytest.approx(-5.0, abs=0.25)
+    assert np.mean(block.hinge[clear]) > -4.7
+    assert np.all(fit.competitor_above_se[clear] > block.hinge_se[clear])
+    moved = fit.competitor_above[clear] - fit.hinge_read[clear]
     assert np.mean(np.abs(moved) > 1e-6) > 0.9  # (each moves: its slope was pulled)
     # against the slope's shift: a slope read steeper than the others is pulled flatter, and
     # its hinge moves steeper
     assert np.corrcoef(moved, fit.raw_elasticity[clear])[0, 1] > 0.5
-    read = np.sqrt(np.mean((block.hinge[clear] + 5.0) ** 2))
+    read = np.sqrt(np.mean((fit.hinge_read[clear] + 5.0) ** 2))
     followed = np.sqrt(np.mean((fit.competitor_above[clear] + 5.0) ** 2))
     assert followed < 0.96 * read
     # never past clear (a SKU or two of a seed is held there)
