@@ -1412,6 +1412,42 @@ def test_a_clear_hinge_moves_with_its_slopes_pull_and_is_read_closer_to_the_trut
     assert np.all(fit.competitor_above[clear] + 2 * se[clear] < 0)
 
 
+def test_slow_movers_collapses_are_read_at_their_size_and_so_is_the_catalogs_spread():
+    """200 SKUs selling half a unit a day, 45 % of them collapsing above the competitor by 3
+    to 6: each hinge's reading is the data's, not pulled toward none by the joint fit's prior
+    (which held it at about half its size), and the catalog's spread read off them is as wide
+    and as deep as the collapses (pulled: a centre of -0.8 and no spread, which charged raises
+    past the competitor too small a chance of losing money)."""
+    from ml.science.demand import fit_block, fit_pooled, reduce
+
+    rng = np.random.default_rng(1)
+    n, days = 200, 365
+    sku = np.repeat(np.arange(n), days)
+    lp = rng.normal(0.0, 0.1, n * days)
+    comp = np.exp(np.repeat(rng.uniform(-0.05, 0.05, n), days) + rng.normal(0, 0.05, n * days))
+    price = 10.0 * np.exp(lp)
+    gap = np.log(price / (10.0 * comp))
+    anchored = rng.random(n) < 0.45
+    truth = np.where(anchored, rng.uniform(3, 6, n), 0.0)
+    y = rng.poisson(np.exp(np.log(0.5) - 2.0 * lp - truth[sku] * np.maximum(gap, 0.0)))
+    panel = Panel(
+        sku=sku, day=np.tile(np.arange(days), n) + 700_000, units=y, price=price,
+        competitor_price=10.0 * comp, category=np.zeros(n, int),
+    )  # fmt: skip
+    pooled = fit_pooled(panel)
+    block = fit_block(panel, pooled, alpha=pooled.alpha)
+    fit = reduce([block], pooled, panel.category)
+    read = np.isfinite(fit.competitor_above_se) & np.isfinite(block.hinge)
+    assert read[anchored].mean() > 0.7
+    collapse = -truth[anchored & read].mean()
+    assert np.mean(fit.hinge_read[anchored & read]) == pytest.approx(collapse, abs=0.6)
+    assert np.mean(block.hinge[anchored & read]) > collapse + 1.5  # (the prior's pull)
+    assert abs(np.mean(fit.hinge_read[~anchored & read])) < 0.3
+    centre, tau2, spike, _var = fit.hinge_prior
+    # the catalog's collapses as deep and as spread as they are: on average -2 over every SKU
+    assert (1 - spike) * centre < -1.2 and tau2 + spike * (1 - spike) * centre**2 > 1.0
+
+
 def test_a_clear_hinges_curve_bends_as_its_joint_fit_reads_it():
     """Half of 80 SKUs collapse above the competitor (an extra slope of 8), every curve is
     straight (slope -1.5, no bend); shelf days sit above the competitor, promotions cross
