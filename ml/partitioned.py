@@ -59,8 +59,9 @@ logger = logging.getLogger(__name__)
 # reading day) that the stored level is carried from; 6: each block's curvature read beside
 # the hinge (BlockFit.joint_c and how the hinge and the slope move with it); 7: the
 # competitor's price each block's position was read against, with its readings' count
-# (BlockFit.competitor_then, competitor_then_k)
-STAGED_FORMAT = 7
+# (BlockFit.competitor_then, competitor_then_k); 8: each block's hinge (and the slope and bend
+# read beside it) without the hinge's prior (`_without_hinge_prior`), where 7 held it pulled
+STAGED_FORMAT = 8
 
 
 class StagedFormatError(ValueError):

@@ -36,8 +36,10 @@ KINK_NODES = 40
 KINK_REACH = 3.5  # its s.d.s (with the buyers' ramp) within which a kink is reached
 _KINK_EDGES = np.exp(-0.5 * ndtri(np.arange(KINK_NODES + 1) / KINK_NODES) ** 2) / np.sqrt(2 * np.pi)
 KINK_AT = KINK_NODES * (_KINK_EDGES[:-1] - _KINK_EDGES[1:])  # each slice at its own mean
-# The demand fit's prior on a SKU's extra slope above the competitor, N(0, 3^2): also the
-# posterior of a hinge its days cannot read where no catalog's spread is measured
+# The demand fit's prior on a SKU's extra slope above the competitor, N(0, 3^2), while the
+# joint fit runs (taken out of the reading after: `ml.science.demand._without_hinge_prior`;
+# another value reads other hinges into a staged block: raise ml.partitioned.STAGED_FORMAT);
+# also the posterior of a hinge its days cannot read where no catalog's spread is measured
 HINGE_PRIOR_SD = 3.0
 # its negative half (a positive hinge is none: the curve uses min(h, 0)), the mean and variance
 PRIOR_HALF_MEAN = -HINGE_PRIOR_SD * np.sqrt(2 / np.pi)

@@ -1391,20 +1391,7 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         # dispersion of that variance (the slope's where it is the same, Poisson weights)
         phi_joint = phi if pooled.weight_k == 0 else phi_h
         h, b_joint = _concat(blocks, "hinge"), _concat(blocks, "b_joint")
-        # The joint fit reads each hinge under its weak prior N(0, HINGE_PRIOR_SD^2) (a hinge
-        # its few days above the competitor barely show stays near 0, not at the likelihood's
-        # edge), so the reading is pulled toward none by the prior's share of its information,
-        # and the s.e. it states is the posterior's. The catalog's spread and each SKU's
-        # posterior on it shrink a reading again: read as it was, the data's alone (the
-        # prior's pull taken out, the sampling s.e. of that), or a slow mover's collapses
-        # read at about half their size made the catalog's look mild (order exports at a
-        # tenth of the units: the centre -0.2 to -0.8 where 45 % of SKUs collapse by 3 to 6).
-        model_se = _concat(blocks, "hinge_se")
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            share = 1 - (model_se / HINGE_PRIOR_SD) ** 2  # the data's share of the information
-            share = np.where(np.isfinite(share) & (share > 0.05), share, 1.0)
-            h = h / share
-            h_se = np.maximum(model_se * np.sqrt(phi_joint / share), np.sqrt(robust) / share)
+        h_se = np.maximum(_concat(blocks, "hinge_se") * np.sqrt(phi_joint), np.sqrt(robust))
         b_joint_se = _concat(blocks, "b_joint_se") * np.sqrt(phi_joint)
         clear = has & np.isfinite(h) & (h + HINGE_Z * h_se < 0) & np.isfinite(b_joint)
         known = has & np.isfinite(h) & np.isfinite(h_se)
@@ -2091,17 +2078,24 @@ def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at)
     cols = (x, x * x, z)
     prec = (0.0, 1 / CURVATURE_PRIOR_SD**2, 1 / prior_sd**2)
     fit = _newton_per_sku(y, cols, prec, offset, sku, n, trunc, b0, a0, iterations)
+    # the prior keeps a hinge the data barely read near none while the fit runs; where the data
+    # hold over half of its information it is read as they say (below), so the prior is no
+    # part of the reading the rest of the fit shrinks again
+    pulled_se = np.where(fit.ok, np.sqrt(np.maximum(fit.inv[:, 2, 2], 0)), np.inf)
+    pulled_ok = fit.ok & (pulled_se < 0.7 * prior_sd)
+    fit = _without_hinge_prior(fit, prec[2], pulled_ok)
     coef, inv = fit.coef, fit.inv
     h = coef[:, 2]
     b = coef[:, 0] + 2 * coef[:, 1] * at
     h_se = np.where(fit.ok, np.sqrt(np.maximum(inv[:, 2, 2], 0)), np.inf)
     b_var = inv[:, 0, 0] + 4 * at * inv[:, 0, 1] + 4 * at * at * inv[:, 1, 1]
     b_se = np.where(fit.ok, np.sqrt(np.maximum(b_var, 0)), np.inf)
-    ok = fit.ok & (h_se < 0.7 * prior_sd) & (np.abs(h) < 39) & (np.abs(b) < 19)
+    ok = pulled_ok & (np.abs(h) < 39) & (np.abs(b) < 19)
     b_se = np.where(ok, b_se, np.inf)
     # the correlation of the two's errors as the estimates vary over samples: the priors'
     # information (which only pulls the last two toward 0) out of the sandwich (I+P)^-1 I (I+P)^-1
-    sampling = inv @ (fit.info - np.diag(prec)[None, :, :]) @ inv
+    # (the hinge's prior already out of `inv` and `info`)
+    sampling = inv @ (fit.info - np.diag((*prec[:2], 0.0))[None, :, :]) @ inv
     with np.errstate(divide="ignore", invalid="ignore"):
         s_b = sampling[:, 0, 0] + 4 * at * sampling[:, 0, 1] + 4 * at * at * sampling[:, 1, 1]
         corr = (sampling[:, 0, 2] + 2 * at * sampling[:, 1, 2]) / np.sqrt(s_b * sampling[:, 2, 2])
@@ -2113,6 +2107,38 @@ def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at)
         np.where(ok & np.isfinite(corr), np.clip(corr, -1.0, 1.0), np.nan),
         _sandwich_rows(fit, cols, 2, y, offset, sku, trunc),
         _JointBend.of(fit, ok, at),
+    )
+
+
+def _without_hinge_prior(fit: _PerSku, p: float, where: np.ndarray) -> _PerSku:
+    """The joint fit read without its last coefficient's (the hinge's) prior of precision
+    `p`, at the SKUs `where`: one Newton step from the prior's optimum on the same quadratic
+    (exact for a quadratic log-likelihood), the inverse information without that prior by
+    Sherman and Morrison (inv + p inv e e' inv / (1 - p e' inv e)), the intercepts moved so
+    that each SKU's weighted mean of its linear predictor stays. The slope and the bend move
+    with the hinge as their errors covary: read beside a hinge pulled toward none, they take
+    the part of the collapse the hinge lost (a slope read steeper below the competitor, a bend
+    read deeper)."""
+    inv = fit.inv
+    share = 1 - p * inv[:, 2, 2]  # the data's share of the hinge's information
+    use = where & (share > 0.05)
+    share = np.where(use, share, 1.0)
+    column = inv[:, :, 2]  # inv e
+    freed = inv + p * column[:, :, None] * column[:, None, :] / share[:, None, None]
+    freed = np.where(use[:, None, None], freed, inv)
+    step = np.where(use[:, None], freed[:, :, 2] * (p * fit.coef[:, 2])[:, None], 0.0)
+    coef = fit.coef + step
+    coef[:, 0] = np.clip(coef[:, 0], -20, 5)
+    coef[:, 1:] = np.clip(coef[:, 1:], -40, 10)
+    moved = coef - fit.coef
+    info = fit.info.copy()
+    info[use, 2, 2] -= p
+    return replace(
+        fit,
+        coef=coef,
+        inv=freed,
+        info=info,
+        alpha=fit.alpha - np.sum(fit.means * moved, axis=1),
     )
 
 
