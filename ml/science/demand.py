@@ -2090,7 +2090,7 @@ def _joint_fit(y, x, offset, sku, n, trunc, b0, a0, iterations, z, prior_sd, at)
     h_se = np.where(fit.ok, np.sqrt(np.maximum(inv[:, 2, 2], 0)), np.inf)
     b_var = inv[:, 0, 0] + 4 * at * inv[:, 0, 1] + 4 * at * at * inv[:, 1, 1]
     b_se = np.where(fit.ok, np.sqrt(np.maximum(b_var, 0)), np.inf)
-    ok = pulled_ok & (np.abs(h) < 39) & (np.abs(b) < 19)
+    ok = pulled_ok & fit.ok & (np.abs(h) < 39) & (np.abs(b) < 19)
     b_se = np.where(ok, b_se, np.inf)
     # the correlation of the two's errors as the estimates vary over samples: the priors'
     # information (which only pulls the last two toward 0) out of the sandwich (I+P)^-1 I (I+P)^-1
@@ -2130,6 +2130,11 @@ def _without_hinge_prior(fit: _PerSku, p: float, where: np.ndarray) -> _PerSku:
     coef = fit.coef + step
     coef[:, 0] = np.clip(coef[:, 0], -20, 5)
     coef[:, 1:] = np.clip(coef[:, 1:], -40, 10)
+    # a step that ends past a coefficient's bound is no joint move: such a SKU reads no hinge
+    hit = use & np.any(np.abs(coef - (fit.coef + step)) > 1e-12, axis=1)
+    coef = np.where(hit[:, None], fit.coef, coef)
+    freed = np.where(hit[:, None, None], inv, freed)
+    use = use & ~hit
     moved = coef - fit.coef
     info = fit.info.copy()
     info[use, 2, 2] -= p
@@ -2139,13 +2144,15 @@ def _without_hinge_prior(fit: _PerSku, p: float, where: np.ndarray) -> _PerSku:
         inv=freed,
         info=info,
         alpha=fit.alpha - np.sum(fit.means * moved, axis=1),
+        ok=fit.ok & ~hit,
     )
 
 
 @dataclass
 class _JointBend:
     """The curvature of the joint fit (read beside the hinge, where the hinge-free fit's takes
-    a collapse above the competitor for a bend), its model s.e. (the priors' information in),
+    a collapse above the competitor for a bend), its model s.e. (the curvature's prior's
+    information in; the hinge's taken out, `_without_hinge_prior`),
     and how far the hinge and the slope at `at` move per unit the curvature moves as the two
     are read together (the regressions of their errors on the curvature's, off the same
     covariance): where the curvature is pulled toward its category, the hinge and the slope
