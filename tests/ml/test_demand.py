@@ -1369,29 +1369,37 @@ def test_a_clear_hinges_slope_carries_its_correlation_with_the_hinge_into_the_fi
     assert np.median(corr[own]) < -0.2
 
 
-def test_a_clear_hinge_moves_with_its_slopes_pull_and_is_read_closer_to_the_truth():
-    # Every SKU's slope is -2 (the category's spread is nothing), so the empirical-Bayes pull
-    # moves each SKU's noisy slope toward the category's; its hinge, read with it and against
-    # it, moves by their regression (rho s.e.(h) / s.e.(b) per unit of the slope's shift:
-    # steeper where the slope was read steeper than the category's and pulled flatter) and
-    # lands closer to the truth (-5) than the joint fit's own reading, never past clear
+def _hinged(seed: int, n: int, level: float, price_sd: float, hinges):
+    """A year of `n` SKUs (slope -2, `level` units a day at the typical price, prices
+    `price_sd` apart in logs, the competitor 5 % about it) whose demand falls by an extra slope
+    `hinges(rng, n)` above the competitor; the truth, the block's fit and the reduce's."""
     from ml.science.demand import fit_block, fit_pooled, reduce
 
-    rng = np.random.default_rng(0)
-    n, days = 300, 365
+    rng = np.random.default_rng(seed)
+    days = 365
     sku = np.repeat(np.arange(n), days)
-    lp = rng.normal(0.0, 0.08, n * days)
+    lp = rng.normal(0.0, price_sd, n * days)
     comp = np.exp(np.repeat(rng.uniform(-0.05, 0.05, n), days) + rng.normal(0, 0.05, n * days))
     price = 10.0 * np.exp(lp)
     gap = np.log(price / (10.0 * comp))
-    y = rng.poisson(np.exp(np.log(3.0) - 2.0 * lp - 5.0 * np.maximum(gap, 0.0)))
+    truth = hinges(rng, n)
+    y = rng.poisson(np.exp(np.log(level) - 2.0 * lp - truth[sku] * np.maximum(gap, 0.0)))
     panel = Panel(
         sku=sku, day=np.tile(np.arange(days), n) + 700_000, units=y, price=price,
         competitor_price=10.0 * comp, category=np.zeros(n, int),
     )  # fmt: skip
     pooled = fit_pooled(panel)
     block = fit_block(panel, pooled, alpha=pooled.alpha)
-    fit = reduce([block], pooled, panel.category)
+    return truth, block, reduce([block], pooled, panel.category)
+
+
+def test_a_clear_hinge_moves_with_its_slopes_pull_and_is_read_closer_to_the_truth():
+    # Every SKU's slope is -2 (the category's spread is nothing), so the empirical-Bayes pull
+    # moves each SKU's noisy slope toward the category's; its hinge, read with it and against
+    # it, moves by their regression (rho s.e.(h) / s.e.(b) per unit of the slope's shift:
+    # steeper where the slope was read steeper than the category's and pulled flatter) and
+    # lands closer to the truth (-5) than the joint fit's own reading, never past clear
+    _truth, block, fit = _hinged(0, 300, 3.0, 0.08, lambda rng, n: np.full(n, 5.0))
     se = fit.competitor_above_se
     clear = (block.hinge + 2 * se < 0) & ~fit.from_prior  # clear as read
     assert clear.mean() > 0.9
@@ -1419,25 +1427,13 @@ def test_slow_movers_collapses_are_read_at_their_size_and_so_is_the_catalogs_spr
     (which held it at about half its size), and the catalog's spread read off them is as wide
     and as deep as the collapses (pulled: a centre of -0.8 and no spread, which charged raises
     past the competitor too small a chance of losing money)."""
-    from ml.science.demand import fit_block, fit_pooled, reduce
 
-    rng = np.random.default_rng(1)
-    n, days = 200, 365
-    sku = np.repeat(np.arange(n), days)
-    lp = rng.normal(0.0, 0.1, n * days)
-    comp = np.exp(np.repeat(rng.uniform(-0.05, 0.05, n), days) + rng.normal(0, 0.05, n * days))
-    price = 10.0 * np.exp(lp)
-    gap = np.log(price / (10.0 * comp))
-    anchored = rng.random(n) < 0.45
-    truth = np.where(anchored, rng.uniform(3, 6, n), 0.0)
-    y = rng.poisson(np.exp(np.log(0.5) - 2.0 * lp - truth[sku] * np.maximum(gap, 0.0)))
-    panel = Panel(
-        sku=sku, day=np.tile(np.arange(days), n) + 700_000, units=y, price=price,
-        competitor_price=10.0 * comp, category=np.zeros(n, int),
-    )  # fmt: skip
-    pooled = fit_pooled(panel)
-    block = fit_block(panel, pooled, alpha=pooled.alpha)
-    fit = reduce([block], pooled, panel.category)
+    def collapses(rng, n):
+        anchored = rng.random(n) < 0.45
+        return np.where(anchored, rng.uniform(3, 6, n), 0.0)
+
+    truth, block, fit = _hinged(1, 200, 0.5, 0.1, collapses)
+    anchored = truth > 0
     read = np.isfinite(fit.competitor_above_se) & np.isfinite(block.hinge)
     assert read[anchored].mean() > 0.7
     collapse = -truth[anchored & read].mean()
