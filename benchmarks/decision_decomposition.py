@@ -196,8 +196,7 @@ def with_truth(curve, slope: np.ndarray, bend: np.ndarray | None = None, hinge=N
     return out
 
 
-# The largest value each trap takes (a share, a correlation, a discount off the price)
-# the lowest and highest value of each trap (others: from 0, no top); a cost share or an
+# The lowest and highest value each trap takes (others: from 0, no top); a cost share or an
 # elasticity of 0 is no market (nothing to lose; demand flat), above 10 a linear curve sells
 # nothing over today's price
 TRAP_LIMITS = {

@@ -204,13 +204,14 @@ def main() -> None:
                 f"{result.deviance_average:.4f} |"
             )
             print(f"| backtest gain over the recent average day | {result.gain_over_recent:+.1%} |")
-            print(
-                f"| backtest, the {result.moved_rows:,} held-out SKU-days of {result.test_rows:,} "
-                f"whose price was {MOVED_WORDS}: deviance model / "
-                "without the price response; the share of it the price response explains | "
-                f"{result.deviance_model_moved:.4f} / {result.deviance_no_price_moved:.4f}; "
-                f"{result.gain_from_price_moved:+.1%} ({result.moved_interval()}) |"
-            )
+            if result.moved_rows:
+                print(
+                    f"| backtest, the {result.moved_rows:,} held-out SKU-days of "
+                    f"{result.test_rows:,} whose price was {MOVED_WORDS}: deviance model / "
+                    "without the price response; the share of it the price response explains | "
+                    f"{result.deviance_model_moved:.4f} / {result.deviance_no_price_moved:.4f}; "
+                    f"{result.gain_from_price_moved:+.1%} ({result.moved_interval()}) |"
+                )
             if result.far_rows:
                 print(
                     f"| backtest, the {result.far_rows:,} held-out SKU-days whose price was "

@@ -40,7 +40,7 @@ class BacktestResult:
     units_forecast: float
     # the held-out days whose price was off the SKU's typical price (the training days' mean
     # log price) by more than MOVED_PRICE and at most FAR_PRICE (in log price): where the
-    # price response moves the forecast most, within what a reprice reaches (NaN: no such
+    # price response moves the forecast most, near the prices the SKU sold at (NaN: no such
     # day), and the products they are of
     moved_rows: int = 0
     moved_skus: int = 0
@@ -78,7 +78,7 @@ class BacktestResult:
     @property
     def gain_from_price_far(self) -> float:
         """The same share on the held-out days priced further than FAR_PRICE from the typical
-        price (NaN: none): the curve's extrapolation, where no reprice prices."""
+        price (NaN: none): prices the curve saw rarely, where it extrapolates."""
         return _gain(self.deviance_model_far, self.deviance_no_price_far)
 
     def moved_interval(self) -> str:
