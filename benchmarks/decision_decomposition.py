@@ -439,7 +439,7 @@ def decompose(
     out["wrong_way_skus"] = int(np.sum(wrong))
     # the interval the product states (the slope at today's price +- 1.96 s.e.) against the
     # true slope there, as decision_quality.py scores the exported one
-    slope_true, _bend = truth_in(market, list(catalog.sku))
+    slope_true, bend_true = truth_in(market, list(catalog.sku))
     slope, slope_se = curve.local_elasticity()
     stated = np.isfinite(slope) & np.isfinite(slope_se) & np.isfinite(slope_true)
     out["covered"] = int(np.sum(np.abs(slope - slope_true)[stated] <= 1.96 * slope_se[stated]))
@@ -523,6 +523,15 @@ def decompose(
             "slope_true": np.asarray(slope_true)[order],
             "slope": slope[order],
             "slope_se": slope_se[order],
+            # the curve's bend at today's price (half the second derivative of log units in
+            # log price): as read, its s.e., and the truth's
+            "bend": curve.curvature[order],
+            "bend_se": (
+                np.full(len(idx), np.nan)
+                if curve.curvature_se is None
+                else curve.curvature_se[order]
+            ),
+            "bend_true": np.asarray(bend_true)[order],
             "loss_chance": chance,
             "gain_true": mine - today,
             "gain_shown": shown,

@@ -21,7 +21,9 @@ Fitting:
    Poisson weights).
 3. Empirical-Bayes shrinkage, SKU -> category -> tenant: each slope is pulled toward its
    category's mean in proportion to its noise (w = tau^2 / (tau^2 + se^2)), the category toward
-   the pooled slope likewise. SKUs with no sales history get their category's prior.
+   the pooled slope likewise. SKUs with no sales history get their category's prior. The
+   curvature likewise, about the catalog's curvature at the SKU's slope (`_curvature_trend`: a
+   curve that runs out at a price bends the more the steeper it is).
 4. Where competitor prices are known, each SKU's extra slope above the lowest competitor (a
    hinge) is fitted with its slope and its curvature (so that a bend is not read as a hinge),
    on the ramp max(gap, 0) smoothed over the jitter of the competitor's readings (a reading
@@ -1445,12 +1447,22 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
                             np.where(clear, np.inf, raw_c_se))  # fmt: skip
     known_c = np.isfinite(raw_c)
     if known_c.any():
-        prec = 1 / raw_c_se[known_c] ** 2
-        pooled_c = float(np.sum(prec * raw_c[known_c]) / np.sum(prec))
+        # Shrunk toward what the catalog's curvatures say at the SKU's slope: a curve whose
+        # demand runs out at a price (a linear one, an S-curve) bends the more the steeper it
+        # is, so a catalog's one mean pulls its steepest curves' bends toward its flat ones'
+        # (the simulator's steepest third of linear curves: -7.5 read -3.5, 95 % coverage
+        # 0.49, their raises past where the curve falls away charged too little risk).
+        trend, trend_var = _curvature_trend(raw_c, raw_c_se, shrunk)
+        resid = raw_c - trend
+        known_r = known_c & np.isfinite(raw_c_se)
+        prec = 1 / raw_c_se[known_r] ** 2
+        pooled_c = float(np.sum(prec * resid[known_r]) / np.sum(prec))
         pooled_c_se = float(np.sqrt(1 / np.sum(prec)))
-        curvature, curvature_se, _, _ = _shrink(
-            raw_c, raw_c_se, category, pooled_c, pooled_c_se, widen_c
+        curvature, curvature_se, _, weight_c = _shrink(
+            resid, raw_c_se, category, pooled_c, pooled_c_se, widen_c
         )
+        curvature = curvature + trend
+        curvature_se = np.sqrt(curvature_se**2 + (1 - weight_c) ** 2 * trend_var)
     else:
         curvature, curvature_se = np.zeros(n), np.full(n, np.inf)
     curvature = np.clip(curvature, *CURVATURE_RANGE)
@@ -1640,6 +1652,10 @@ SE_CLUSTERS_MIN = 3.0
 # price, is the same price held (`_held_since`)
 HELD_PRICE_TOLERANCE = 0.005
 SHRINK_FLOOR = 0.5  # a SKU keeps at least this weight on its own data (see _shrink)
+# The catalog's curvature as a trend in the slope (`_curvature_trend`): read where at least
+# this many SKUs' curvatures are, in this many rounds of its weights
+CURVATURE_TREND_MIN = 30
+CURVATURE_TREND_ROUNDS = 20
 
 
 def _per_sku(reduce, values, sku, n, empty):
@@ -2200,6 +2216,41 @@ def _sandwich_rows(fit: _PerSku, cols, j: int, y, offset, sku, trunc, k=0.0):
     q = np.broadcast_to(np.asarray(_row_weight(eta, w, k, trunc), dtype=np.float64), m.shape)
     # (and each row's variance were the counts Poisson: the floor of a weighted fit's)
     return m, w, effective, eff_info, q, None if not k > 0 else _nb_variance(eta, 0.0, trunc)
+
+
+def _curvature_trend(raw, se, slope) -> tuple[np.ndarray, np.ndarray]:
+    """The catalog's curvature as a quadratic in the slope, c ~ b0 + b1 e + b2 e^2, fitted over
+    the SKUs whose curvature is read (weighted by 1 / (s.e.^2 + tau^2), tau^2 the spread about
+    it by moments, a few rounds), per SKU at its slope, with that fitted mean's variance. A
+    linear curve bends by e(1 - e) / 2, an S-curve by about e / 2 and more, a constant one
+    not at all: the catalog says which it holds, where the SKUs' own curvatures are read
+    (CURVATURE_TREND_MIN of them, slopes that differ); otherwise a flat trend at 0 (the
+    shrinkage toward the category and the catalog as before)."""
+    n = len(raw)
+    flat = np.zeros(n), np.zeros(n)
+    e = np.clip(np.nan_to_num(slope, nan=0.0), *ELASTICITY_RANGE)
+    known = np.isfinite(raw) & np.isfinite(se) & (se > 0) & np.isfinite(slope)
+    if known.sum() < CURVATURE_TREND_MIN or np.std(e[known]) < 1e-6:
+        return flat
+    design = np.column_stack([np.ones(n), e, e * e])
+    x, y, s2 = design[known], raw[known], se[known] ** 2
+    tau2 = _tau2(y, se[known], float(np.mean(y)))
+    for _ in range(CURVATURE_TREND_ROUNDS):
+        w = 1 / (s2 + tau2)
+        info = x.T @ (x * w[:, None])
+        if np.linalg.cond(info) > 1e12:
+            return flat
+        beta = np.linalg.solve(info, x.T @ (w * y))
+        r = y - x @ beta
+        tau2 = max(float(np.mean(r * r - s2)), 0.01)
+    w = 1 / (s2 + tau2)
+    cov = np.linalg.inv(x.T @ (x * w[:, None]))
+    # read inside the slopes it was fitted over (a SKU whose curvature is not read may have a
+    # slope beyond them: a quadratic's extrapolation there, and its variance, run away)
+    e = np.clip(e, e[known].min(), e[known].max())
+    design = np.column_stack([np.ones(n), e, e * e])
+    trend = np.clip(design @ beta, *CURVATURE_RANGE)
+    return trend, np.einsum("ij,jk,ik->i", design, cov, design)
 
 
 def _tau2(est: np.ndarray, se: np.ndarray, centre: float) -> float:

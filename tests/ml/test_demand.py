@@ -232,6 +232,64 @@ def test_the_curvatures_interval_holds_when_shocks_run_over_days():
     assert covered / total >= 0.85
 
 
+def _linear_catalog(seed: int, constant_share: float = 0.0, skus: int = 150, days: int = 365):
+    """Linear demand curves (slopes -1 to -4.5 at today's price, 3 units a day there, prices
+    10 % about it every day), a share of them constant-elasticity curves instead: the fit, the
+    true curvatures at today's price ((e - e^2) / 2 of a linear curve, 0 of a constant one),
+    the true slopes and which SKUs are constant."""
+    rng = np.random.default_rng(seed)
+    e = -rng.uniform(1.0, 4.5, skus)
+    constant = rng.random(skus) < constant_share
+    sku = np.repeat(np.arange(skus), days)
+    day = np.tile(738000 + np.arange(days), skus)
+    ratio = np.exp(rng.normal(0, 0.1, skus * days))
+    linear = np.maximum(1 + e[sku] * (ratio - 1), 0)
+    units = rng.poisson(3 * np.where(constant[sku], ratio ** e[sku], linear))
+    panel = Panel(sku=sku, day=day, units=units, price=10 * ratio,
+                  category=np.arange(skus) % 3, current_price=np.full(skus, 10.0))  # fmt: skip
+    return fit_demand(panel), np.where(constant, 0.0, (e - e * e) / 2), e, constant
+
+
+def test_the_steepest_curves_bend_as_the_catalogs_curvatures_say_at_their_slope():
+    # A curve whose demand runs out at a price bends the more the steeper it is: shrunk toward
+    # the catalog's one mean, the steepest third's bends (-7 to -12) were read flatter than
+    # they are (seeds 0 and 1: +1.41, +0.89 on the mean); toward the catalog's trend in the
+    # slope, +0.15 and -0.55.
+    for seed in (0, 1):
+        fit, true, e, _ = _linear_catalog(seed)
+        steep = e < np.quantile(e, 1 / 3)
+        error = fit.curvature - true
+        assert abs(np.mean(error[steep])) < 0.8
+        assert np.mean(np.abs(error[steep]) <= 1.96 * fit.curvature_se[steep]) >= 0.9
+    # Half the catalog constant curves: the trend is the two kinds' mix, and the constant
+    # curves are bent by the linear ones about as much as by the catalog's mean before (-1.18
+    # against -1.12)
+    fit, true, e, constant = _linear_catalog(0, constant_share=0.5)
+    assert np.mean(fit.curvature[constant]) > -1.5
+    assert np.mean(np.abs(fit.curvature - true) <= 1.96 * fit.curvature_se) >= 0.9
+
+
+def test_the_curvature_trend_needs_enough_curvatures_at_slopes_that_differ():
+    from ml.science.demand import CURVATURE_TREND_MIN, _curvature_trend
+
+    rng = np.random.default_rng(0)
+    n = 400
+    e = -rng.uniform(1.0, 4.5, n)
+    se = rng.uniform(0.5, 3.0, n)
+    raw = (e - e * e) / 2 + rng.normal(0, 1, n) * se
+    trend, variance = _curvature_trend(raw, se, e)
+    at = lambda x: np.interp(x, np.sort(e), trend[np.argsort(e)])  # noqa: E731
+    assert abs(at(-4.0) - (-10.0)) < 1.0 and abs(at(-1.5) - (-1.875)) < 0.5
+    assert np.all(np.isfinite(variance)) and np.all(variance > 0)
+    assert np.all(trend <= 0)  # inside the curvature's range
+    # too few curvatures read, or one slope for all: no trend (the catalog's mean, as before)
+    few = np.full(n, np.nan)
+    few[: CURVATURE_TREND_MIN - 1] = raw[: CURVATURE_TREND_MIN - 1]
+    for args in ((few, se, e), (raw, se, np.full(n, -2.0)), (raw, np.full(n, np.inf), e)):
+        trend, variance = _curvature_trend(*args)
+        assert not trend.any() and not variance.any()
+
+
 def held_prices(seed, skus=150, days=360, hold=60, rho=0.97, sd=0.3, promotions=0.0):
     """Constant-elasticity SKUs whose price is held `hold` days at a time (one of five levels)
     while demand drifts slowly (an AR(1) shock over days): few independent price changes. With
@@ -1500,7 +1558,8 @@ def test_a_clear_hinge_whose_prices_show_no_bend_takes_its_categorys():
     apart) and collapse above it; 40 others move their prices on straight curves. The held
     SKUs' hinges are clear, but their prices read no bend beside them: the joint fit's is its
     prior's (s.e. 8), which would have widened their curves' doubt and their category's
-    spread. They take the category's bend and its s.e., as a SKU whose prices read none."""
+    spread. They take the category's bend at their slope and its s.e., as a SKU whose prices
+    read none."""
     from ml.science.demand import fit_block, fit_pooled, reduce
 
     rng = np.random.default_rng(4)
@@ -1525,5 +1584,8 @@ def test_a_clear_hinge_whose_prices_show_no_bend_takes_its_categorys():
     assert unread.sum() >= 20
     assert np.all(np.isfinite(fit.curvature)) and np.all(np.isfinite(fit.elasticity))
     assert np.isnan(fit.raw_curvature[unread]).all()
-    # the category's bend and its doubt (every SKU without one of its own reads the same)
-    assert np.ptp(fit.curvature[unread]) < 1e-9 and np.max(fit.curvature_se[unread]) < 2.0
+    # the category's bend at their slope and its doubt (`_curvature_trend`: read within the
+    # slopes it was fitted over; extrapolated, a held SKU's doubt ran to an s.e. of 250), no
+    # more than the straight SKUs' own bends say
+    assert fit.curvature[unread].min() >= fit.curvature[~held].min() - 1e-9
+    assert np.max(fit.curvature_se[unread]) < 2.0
