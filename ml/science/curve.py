@@ -291,7 +291,7 @@ class DemandCurve:
     units_ref: np.ndarray  # expected units per day at price_ref (0: no volume to learn from)
     elasticity: np.ndarray  # d log q / d log p at price_ref (competitor's price held fixed)
     elasticity_se: np.ndarray
-    curvature: np.ndarray  # d² log q / d(log p)²
+    curvature: np.ndarray  # c of the module's formula: half of d² log q / d(log p)²
     competitor_price: np.ndarray  # lowest competitor price (NaN: unknown)
     competitor_slope: np.ndarray  # extra slope above the competitor used (<= 0; 0: none)
     evidence_low: np.ndarray  # lowest price seen (NaN: unknown)

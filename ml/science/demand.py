@@ -1445,18 +1445,22 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         raw_c = np.where(bent, joint_c, np.where(clear, np.nan, raw_c))
         raw_c_se = np.where(bent, np.maximum(joint_c_se, floor_c),
                             np.where(clear, np.inf, raw_c_se))  # fmt: skip
-    known_c = np.isfinite(raw_c)
+    known_c = np.isfinite(raw_c) & np.isfinite(raw_c_se)
     if known_c.any():
         # Shrunk toward what the catalog's curvatures say at the SKU's slope: a curve whose
         # demand runs out at a price (a linear one, an S-curve) bends the more the steeper it
-        # is, so a catalog's one mean pulls its steepest curves' bends toward its flat ones'
-        # (the simulator's steepest third of linear curves: -7.5 read -3.5, 95 % coverage
-        # 0.49, their raises past where the curve falls away charged too little risk).
-        trend, trend_var = _curvature_trend(raw_c, raw_c_se, shrunk)
+        # is, so a catalog's one mean pulled its steepest curves' bends toward its flat ones'
+        # (the simulator's order exports of thin-margin markets: the steepest third of linear
+        # curves -3.35 for a true -7.32, 95 % coverage 0.50; raises past where those curves
+        # fall away were charged too little risk). The trend is read against the own-price
+        # slope (the gap's coefficient is added to `shrunk` below).
+        own_price = shrunk
+        if "competitor_gap" in names:
+            own_price = shrunk + beta[1 + names.index("competitor_gap")] * _concat(blocks, "share")
+        trend, trend_var = _curvature_trend(raw_c, raw_c_se, own_price, shrunk_se)
         resid = raw_c - trend
-        known_r = known_c & np.isfinite(raw_c_se)
-        prec = 1 / raw_c_se[known_r] ** 2
-        pooled_c = float(np.sum(prec * resid[known_r]) / np.sum(prec))
+        prec = 1 / raw_c_se[known_c] ** 2
+        pooled_c = float(np.sum(prec * resid[known_c]) / np.sum(prec))
         pooled_c_se = float(np.sqrt(1 / np.sum(prec)))
         curvature, curvature_se, _, weight_c = _shrink(
             resid, raw_c_se, category, pooled_c, pooled_c_se, widen_c
@@ -1653,9 +1657,12 @@ SE_CLUSTERS_MIN = 3.0
 HELD_PRICE_TOLERANCE = 0.005
 SHRINK_FLOOR = 0.5  # a SKU keeps at least this weight on its own data (see _shrink)
 # The catalog's curvature as a trend in the slope (`_curvature_trend`): read where at least
-# this many SKUs' curvatures are, in this many rounds of its weights
+# this many SKUs' curvatures are, in this many rounds of its weights, where its slope terms
+# differ from none at this level, within this middle share of the slopes it was fitted over
 CURVATURE_TREND_MIN = 30
 CURVATURE_TREND_ROUNDS = 20
+CURVATURE_TREND_P = 0.05
+CURVATURE_TREND_SPAN = 0.95
 
 
 def _per_sku(reduce, values, sku, n, empty):
@@ -2218,22 +2225,32 @@ def _sandwich_rows(fit: _PerSku, cols, j: int, y, offset, sku, trunc, k=0.0):
     return m, w, effective, eff_info, q, None if not k > 0 else _nb_variance(eta, 0.0, trunc)
 
 
-def _curvature_trend(raw, se, slope) -> tuple[np.ndarray, np.ndarray]:
-    """The catalog's curvature as a quadratic in the slope, c ~ b0 + b1 e + b2 e^2, fitted over
-    the SKUs whose curvature is read (weighted by 1 / (s.e.^2 + tau^2), tau^2 the spread about
-    it by moments, a few rounds), per SKU at its slope, with that fitted mean's variance. A
-    linear curve bends by e(1 - e) / 2, an S-curve by about e / 2 and more, a constant one
-    not at all: the catalog says which it holds, where the SKUs' own curvatures are read
-    (CURVATURE_TREND_MIN of them, slopes that differ); otherwise a flat trend at 0 (the
-    shrinkage toward the category and the catalog as before)."""
+def _curvature_trend(raw, se, slope, slope_se=None) -> tuple[np.ndarray, np.ndarray]:
+    """The catalog's curvature as a quadratic in the own-price slope, c ~ b0 + b1 e + b2 e^2,
+    fitted over the SKUs whose curvature is read (weighted by 1 / (s.e.^2 + tau^2), tau^2 the
+    spread about it by moments, a few rounds), per SKU at its slope, with the variance of that
+    reading: the fitted mean's, and the slope's own doubt through the trend's derivative
+    (`slope_se`; a slope read too flat reads a flatter bend too). A linear curve bends by
+    e(1 - e) / 2, an S-curve by about e / 2 and more, a constant one not at all: the catalog
+    says which it holds, where the SKUs' own curvatures are read (CURVATURE_TREND_MIN of them)
+    and the trend differs from none beyond its doubt (b1 = b2 = 0 rejected at
+    CURVATURE_TREND_P); otherwise a flat trend at 0 (the shrinkage toward the category and the
+    catalog as before). It is read within the middle CURVATURE_TREND_SPAN of the slopes it was
+    fitted over: a SKU's slope beyond them takes the trend at that end (a quadratic's
+    extrapolation, and its variance, run away; a single SKU far out sets no range)."""
     n = len(raw)
     flat = np.zeros(n), np.zeros(n)
     e = np.clip(np.nan_to_num(slope, nan=0.0), *ELASTICITY_RANGE)
     known = np.isfinite(raw) & np.isfinite(se) & (se > 0) & np.isfinite(slope)
-    if known.sum() < CURVATURE_TREND_MIN or np.std(e[known]) < 1e-6:
+    if known.sum() < CURVATURE_TREND_MIN:
         return flat
-    design = np.column_stack([np.ones(n), e, e * e])
-    x, y, s2 = design[known], raw[known], se[known] ** 2
+    # centred and scaled (the design's conditioning)
+    middle, spread = float(np.mean(e[known])), float(np.std(e[known]))
+    if not spread > 1e-6:
+        return flat
+    design = lambda v: np.column_stack([np.ones(len(v)), (v - middle) / spread,  # noqa: E731
+                                        ((v - middle) / spread) ** 2])  # fmt: skip
+    x, y, s2 = design(e[known]), raw[known], se[known] ** 2
     tau2 = _tau2(y, se[known], float(np.mean(y)))
     for _ in range(CURVATURE_TREND_ROUNDS):
         w = 1 / (s2 + tau2)
@@ -2244,13 +2261,29 @@ def _curvature_trend(raw, se, slope) -> tuple[np.ndarray, np.ndarray]:
         r = y - x @ beta
         tau2 = max(float(np.mean(r * r - s2)), 0.01)
     w = 1 / (s2 + tau2)
-    cov = np.linalg.inv(x.T @ (x * w[:, None]))
-    # read inside the slopes it was fitted over (a SKU whose curvature is not read may have a
-    # slope beyond them: a quadratic's extrapolation there, and its variance, run away)
-    e = np.clip(e, e[known].min(), e[known].max())
-    design = np.column_stack([np.ones(n), e, e * e])
-    trend = np.clip(design @ beta, *CURVATURE_RANGE)
-    return trend, np.einsum("ij,jk,ik->i", design, cov, design)
+    info = x.T @ (x * w[:, None])
+    if np.linalg.cond(info) > 1e12:
+        return flat
+    cov = np.linalg.inv(info)
+    # no trend where the slopes' terms are not told from none (Wald; the chi-square of two
+    # degrees of freedom is beyond -2 log p with chance p)
+    wald = float(beta[1:] @ np.linalg.solve(cov[1:, 1:], beta[1:]))
+    if not wald > -2 * np.log(CURVATURE_TREND_P):
+        return flat
+    low, high = np.quantile(
+        e[known], [(1 - CURVATURE_TREND_SPAN) / 2, (1 + CURVATURE_TREND_SPAN) / 2]
+    )
+    at = np.clip(e, low, high)
+    d = design(at)
+    trend = np.clip(d @ beta, *CURVATURE_RANGE)
+    variance = np.einsum("ij,jk,ik->i", d, cov, d)
+    if slope_se is not None:
+        z = (at - middle) / spread
+        derivative = np.where((e > low) & (e < high), (beta[1] + 2 * beta[2] * z) / spread, 0.0)
+        variance = variance + derivative**2 * np.nan_to_num(
+            np.asarray(slope_se, dtype=np.float64) ** 2, nan=0.0, posinf=0.0
+        )
+    return trend, variance
 
 
 def _tau2(est: np.ndarray, se: np.ndarray, centre: float) -> float:
