@@ -22,8 +22,8 @@ Fitting:
 3. Empirical-Bayes shrinkage, SKU -> category -> tenant: each slope is pulled toward its
    category's mean in proportion to its noise (w = tau^2 / (tau^2 + se^2)), the category toward
    the pooled slope likewise. SKUs with no sales history get their category's prior. The
-   curvature likewise, about the catalog's curvature at the SKU's slope (`_curvature_trend`: a
-   curve that runs out at a price bends the more the steeper it is).
+   curvature likewise, about the catalog's curvature at the SKU's slope where the catalog shows
+   one (`_curvature_trend`: a curve that runs out at a price bends the more the steeper it is).
 4. Where competitor prices are known, each SKU's extra slope above the lowest competitor (a
    hinge) is fitted with its slope and its curvature (so that a bend is not read as a hinge),
    on the ramp max(gap, 0) smoothed over the jitter of the competitor's readings (a reading
@@ -1457,6 +1457,8 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         own_price = shrunk
         if "competitor_gap" in names:
             own_price = shrunk + beta[1 + names.index("competitor_gap")] * _concat(blocks, "share")
+        # (the slope's s.e. without the gap coefficient's doubt, common to every SKU: the
+        # trend's own fit takes it up)
         trend, trend_var = _curvature_trend(raw_c, raw_c_se, own_price, shrunk_se)
         resid = raw_c - trend
         prec = 1 / raw_c_se[known_c] ** 2
@@ -2235,13 +2237,21 @@ def _curvature_trend(raw, se, slope, slope_se=None) -> tuple[np.ndarray, np.ndar
     says which it holds, where the SKUs' own curvatures are read (CURVATURE_TREND_MIN of them)
     and the trend differs from none beyond its doubt (b1 = b2 = 0 rejected at
     CURVATURE_TREND_P); otherwise a flat trend at 0 (the shrinkage toward the category and the
-    catalog as before). It is read within the middle CURVATURE_TREND_SPAN of the slopes it was
-    fitted over: a SKU's slope beyond them takes the trend at that end (a quadratic's
-    extrapolation, and its variance, run away; a single SKU far out sets no range)."""
+    catalog as before). It is fitted over and read within the middle CURVATURE_TREND_SPAN of the
+    read SKUs' slopes: a SKU's slope beyond them takes the trend at that end (a quadratic's
+    extrapolation, and its variance, run away; a single SKU far out sets no range and has no
+    leverage)."""
     n = len(raw)
     flat = np.zeros(n), np.zeros(n)
     e = np.clip(np.nan_to_num(slope, nan=0.0), *ELASTICITY_RANGE)
     known = np.isfinite(raw) & np.isfinite(se) & (se > 0) & np.isfinite(slope)
+    if known.sum() < CURVATURE_TREND_MIN:
+        return flat
+    tail = (1 - CURVATURE_TREND_SPAN) / 2
+    low, high = np.quantile(e[known], [tail, 1 - tail])
+    # fitted over the SKUs within that span too: one SKU read surely far out has no leverage
+    # on the trend the others read
+    known &= (e >= low) & (e <= high)
     if known.sum() < CURVATURE_TREND_MIN:
         return flat
     # centred and scaled (the design's conditioning)
@@ -2252,34 +2262,34 @@ def _curvature_trend(raw, se, slope, slope_se=None) -> tuple[np.ndarray, np.ndar
                                         ((v - middle) / spread) ** 2])  # fmt: skip
     x, y, s2 = design(e[known]), raw[known], se[known] ** 2
     tau2 = _tau2(y, se[known], float(np.mean(y)))
-    for _ in range(CURVATURE_TREND_ROUNDS):
+    for last in range(CURVATURE_TREND_ROUNDS + 1):
         w = 1 / (s2 + tau2)
         info = x.T @ (x * w[:, None])
         if np.linalg.cond(info) > 1e12:
             return flat
         beta = np.linalg.solve(info, x.T @ (w * y))
+        if last == CURVATURE_TREND_ROUNDS:
+            break  # the coefficients and their covariance on the last spread
         r = y - x @ beta
         tau2 = max(float(np.mean(r * r - s2)), 0.01)
-    w = 1 / (s2 + tau2)
-    info = x.T @ (x * w[:, None])
-    if np.linalg.cond(info) > 1e12:
-        return flat
     cov = np.linalg.inv(info)
     # no trend where the slopes' terms are not told from none (Wald; the chi-square of two
     # degrees of freedom is beyond -2 log p with chance p)
     wald = float(beta[1:] @ np.linalg.solve(cov[1:, 1:], beta[1:]))
     if not wald > -2 * np.log(CURVATURE_TREND_P):
         return flat
-    low, high = np.quantile(
-        e[known], [(1 - CURVATURE_TREND_SPAN) / 2, (1 + CURVATURE_TREND_SPAN) / 2]
-    )
     at = np.clip(e, low, high)
     d = design(at)
-    trend = np.clip(d @ beta, *CURVATURE_RANGE)
+    fitted = d @ beta
+    trend = np.clip(fitted, *CURVATURE_RANGE)
     variance = np.einsum("ij,jk,ik->i", d, cov, d)
     if slope_se is not None:
+        # (0 where the slope is beyond the span or the trend at the curvature's range's end)
         z = (at - middle) / spread
-        derivative = np.where((e > low) & (e < high), (beta[1] + 2 * beta[2] * z) / spread, 0.0)
+        moves = (
+            (e > low) & (e < high) & (fitted > CURVATURE_RANGE[0]) & (fitted < CURVATURE_RANGE[1])
+        )
+        derivative = np.where(moves, (beta[1] + 2 * beta[2] * z) / spread, 0.0)
         variance = variance + derivative**2 * np.nan_to_num(
             np.asarray(slope_se, dtype=np.float64) ** 2, nan=0.0, posinf=0.0
         )
