@@ -1659,8 +1659,8 @@ SE_CLUSTERS_MIN = 3.0
 HELD_PRICE_TOLERANCE = 0.005
 SHRINK_FLOOR = 0.5  # a SKU keeps at least this weight on its own data (see _shrink)
 # The catalog's curvature as a trend in the slope (`_curvature_trend`): read where at least
-# this many SKUs' curvatures are, in this many rounds of its weights, where its slope terms
-# differ from none at this level, within this middle share of the slopes it was fitted over
+# this many SKUs' curvatures are (within the span), in this many rounds of its weights, where
+# its slope terms differ from none at this level, within this middle share of the read slopes
 CURVATURE_TREND_MIN = 30
 CURVATURE_TREND_ROUNDS = 20
 CURVATURE_TREND_P = 0.05
@@ -2234,7 +2234,8 @@ def _curvature_trend(raw, se, slope, slope_se=None) -> tuple[np.ndarray, np.ndar
     reading: the fitted mean's, and the slope's own doubt through the trend's derivative
     (`slope_se`; a slope read too flat reads a flatter bend too). A linear curve bends by
     e(1 - e) / 2, an S-curve by about e / 2 and more, a constant one not at all: the catalog
-    says which it holds, where the SKUs' own curvatures are read (CURVATURE_TREND_MIN of them)
+    says which it holds, where the SKUs' own curvatures are read (CURVATURE_TREND_MIN of them
+    within the span below)
     and the trend differs from none beyond its doubt (b1 = b2 = 0 rejected at
     CURVATURE_TREND_P); otherwise a flat trend at 0 (the shrinkage toward the category and the
     catalog as before). It is fitted over and read within the middle CURVATURE_TREND_SPAN of the

@@ -295,6 +295,12 @@ def test_the_curvature_trend_needs_enough_curvatures_at_slopes_that_differ():
     assert np.array_equal(doubted[~inside], alone[~inside])
     # too few curvatures read, one slope for all, or curvatures that do not follow the slope
     # beyond their noise (constant curves): no trend (the catalog's mean, as before)
+    # (the fewest counted within the middle 95 % of the slopes: of 32 read, the steepest and the
+    # flattest fall outside it)
+    sure = (e - e * e) / 2 + rng.normal(0, 0.1, n)  # bends read surely: a clear trend
+    for read, used in ((CURVATURE_TREND_MIN + 2, True), (CURVATURE_TREND_MIN + 1, False)):
+        some = np.where(np.arange(n) < read, sure, np.nan)
+        assert _curvature_trend(some, np.full(n, 0.1), e)[0].any() == used
     few = np.full(n, np.nan)
     few[: CURVATURE_TREND_MIN - 1] = raw[: CURVATURE_TREND_MIN - 1]
     unbent = np.random.default_rng(1).normal(0, 1, n) * se  # (one draw of many: a test at 5 %)
