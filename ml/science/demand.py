@@ -1445,6 +1445,14 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         raw_c = np.where(bent, joint_c, np.where(clear, np.nan, raw_c))
         raw_c_se = np.where(bent, np.maximum(joint_c_se, floor_c),
                             np.where(clear, np.inf, raw_c_se))  # fmt: skip
+    # The competitor gap is log(price / competitor): moving the own price moves it too. The
+    # own-price elasticity (the competitor's price held fixed) is the slope plus the gap's
+    # coefficient, for the share of each SKU's days on which the gap is known (added below).
+    gap_shift, gap_var = np.zeros(n), np.zeros(n)
+    if "competitor_gap" in names:
+        j = 1 + names.index("competitor_gap")
+        share = _concat(blocks, "share")
+        gap_shift, gap_var = beta[j] * share, (share**2) * max(cov[j, j], 0.0)
     known_c = np.isfinite(raw_c) & np.isfinite(raw_c_se)
     if known_c.any():
         # Shrunk toward what the catalog's curvatures say at the SKU's slope: a curve whose
@@ -1454,12 +1462,9 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         # curves -3.35 for a true -7.32, 95 % coverage 0.50; raises past where those curves
         # fall away were charged too little risk). The trend is read against the own-price
         # slope (the gap's coefficient is added to `shrunk` below).
-        own_price = shrunk
-        if "competitor_gap" in names:
-            own_price = shrunk + beta[1 + names.index("competitor_gap")] * _concat(blocks, "share")
         # (the slope's s.e. without the gap coefficient's doubt, common to every SKU: the
         # trend's own fit takes it up)
-        trend, trend_var = _curvature_trend(raw_c, raw_c_se, own_price, shrunk_se)
+        trend, trend_var = _curvature_trend(raw_c, raw_c_se, shrunk + gap_shift, shrunk_se)
         resid = raw_c - trend
         prec = 1 / raw_c_se[known_c] ** 2
         pooled_c = float(np.sum(prec * resid[known_c]) / np.sum(prec))
@@ -1477,14 +1482,9 @@ def reduce(blocks: list[BlockFit], pooled: Pooled, category=None, recent=None) -
         follow = follow + np.where(bent, _concat(blocks, "joint_c_hinge") * moved, 0.0)
         # (the shrunk slope holds its own estimate with the weight `weight`)
         shrunk = shrunk + np.where(bent, weight * _concat(blocks, "joint_c_slope") * moved, 0.0)
-    # The competitor gap is log(price / competitor): moving the own price moves it too. The
-    # own-price elasticity (the competitor's price held fixed) is the slope plus the gap's
-    # coefficient, for the share of each SKU's days on which the gap is known.
-    if "competitor_gap" in names:
-        j = 1 + names.index("competitor_gap")
-        share = _concat(blocks, "share")
-        shrunk = shrunk + beta[j] * share
-        shrunk_se = np.sqrt(shrunk_se**2 + (share**2) * max(cov[j, j], 0.0))
+    # the own-price elasticity: the slope plus the gap's coefficient (above)
+    shrunk = shrunk + gap_shift
+    shrunk_se = np.sqrt(shrunk_se**2 + gap_var)
     own = np.isfinite(raw)
     last, centre = _concat(blocks, "last"), _concat(blocks, "centre")
     if LOCAL_BANDWIDTH:
@@ -2235,13 +2235,12 @@ def _curvature_trend(raw, se, slope, slope_se=None) -> tuple[np.ndarray, np.ndar
     (`slope_se`; a slope read too flat reads a flatter bend too). A linear curve bends by
     e(1 - e) / 2, an S-curve by about e / 2 and more, a constant one not at all: the catalog
     says which it holds, where the SKUs' own curvatures are read (CURVATURE_TREND_MIN of them
-    within the span below)
-    and the trend differs from none beyond its doubt (b1 = b2 = 0 rejected at
-    CURVATURE_TREND_P); otherwise a flat trend at 0 (the shrinkage toward the category and the
-    catalog as before). It is fitted over and read within the middle CURVATURE_TREND_SPAN of the
-    read SKUs' slopes: a SKU's slope beyond them takes the trend at that end (a quadratic's
-    extrapolation, and its variance, run away; a single SKU far out sets no range and has no
-    leverage)."""
+    within the span below) and the trend differs from none beyond its doubt (b1 = b2 = 0
+    rejected at CURVATURE_TREND_P); otherwise a flat trend at 0 (the shrinkage toward the
+    category and the catalog as before). It is fitted over and read within the middle
+    CURVATURE_TREND_SPAN of the read SKUs' slopes: a SKU's slope beyond them takes the trend at
+    that end (a quadratic's extrapolation, and its variance, run away; a single SKU far out sets
+    no range and has no leverage)."""
     n = len(raw)
     flat = np.zeros(n), np.zeros(n)
     e = np.clip(np.nan_to_num(slope, nan=0.0), *ELASTICITY_RANGE)
